@@ -1,0 +1,21 @@
+//! OpenAI-compatible wire types: chat completions (plain and streamed), embeddings, models,
+//! the error body, and SSE framing.
+//!
+//! This crate owns the shape of bytes on the wire and nothing else: serde types and pure
+//! helpers. It does no I/O and knows nothing of providers, routing or policy. Every type keeps
+//! unknown fields in an `extra` map, so a field a client sends that we do not model still
+//! reaches an OpenAI-compatible upstream unchanged.
+
+pub mod chat;
+pub mod embeddings;
+pub mod error;
+pub mod models;
+pub mod sse;
+
+pub use chat::*;
+pub use embeddings::*;
+pub use error::{ErrorBody, ErrorObject};
+pub use models::{Model, ModelList};
+
+/// Fields a type does not model, kept so they round-trip.
+pub type Extra = serde_json::Map<String, serde_json::Value>;

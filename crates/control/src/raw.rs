@@ -1,0 +1,346 @@
+//! The config file as written: serde types with defaults, unknown fields refused. Validation
+//! turns these into the types in `spec`. Fields are only ever added here, with defaults, so
+//! stored configs keep parsing.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+    #[serde(default)]
+    pub resilience: RawResilience,
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub models: BTreeMap<String, RawModel>,
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+    #[serde(default)]
+    pub admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub max_body_bytes: u64,
+    pub shutdown_grace_secs: u64,
+    /// Marks the embedded demo: published keys, so it may only listen on loopback.
+    pub demo: bool,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".to_owned(),
+            max_body_bytes: 4 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+            demo: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStorage {
+    pub data_dir: String,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            data_dir: "switchyard-data".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTelemetry {
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval_ms: u64,
+    pub log_format: String,
+    pub log_level: String,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry {
+            queue_capacity: 65_536,
+            batch_size: 512,
+            flush_interval_ms: 200,
+            log_format: "json".to_owned(),
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+/// Retry, timeout and breaker settings. At the top level every field has a default; under a
+/// model, the fields given override the top level's.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResilience {
+    pub attempt_timeout_ms: Option<u64>,
+    pub stream_idle_timeout_ms: Option<u64>,
+    pub deadline_ms: Option<u64>,
+    pub max_attempts: Option<u32>,
+    pub backoff_base_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    pub retry_budget_percent: Option<f32>,
+    pub retry_budget_min_per_sec: Option<u32>,
+    #[serde(default)]
+    pub breaker: RawBreaker,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub consecutive_failures: Option<u32>,
+    pub failure_rate: Option<f64>,
+    pub min_requests: Option<u32>,
+    pub window_secs: Option<u64>,
+    pub open_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawProvider {
+    Openai(RawOpenAi),
+    Anthropic(RawAnthropic),
+    Sim(RawSim),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpenAi {
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnthropic {
+    #[serde(default = "default_anthropic_url")]
+    pub base_url: String,
+    #[serde(default = "default_anthropic_key_env")]
+    pub api_key_env: Option<String>,
+    #[serde(default = "default_anthropic_version")]
+    pub version: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u32,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_anthropic_url() -> String {
+    "https://api.anthropic.com".to_owned()
+}
+fn default_anthropic_key_env() -> Option<String> {
+    Some("ANTHROPIC_API_KEY".to_owned())
+}
+fn default_anthropic_version() -> String {
+    "2023-06-01".to_owned()
+}
+fn default_max_tokens() -> u32 {
+    4096
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSim {
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub models: BTreeMap<String, RawSimModel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimModel {
+    #[serde(default = "default_ttft")]
+    pub ttft_ms: RawDist,
+    #[serde(default = "default_tps")]
+    pub tokens_per_second: RawDist,
+    #[serde(default = "default_output_tokens")]
+    pub output_tokens: RawDist,
+    #[serde(default)]
+    pub error_rate: f64,
+    #[serde(default = "default_error_status")]
+    pub error_status: u16,
+    #[serde(default)]
+    pub rate_limit_rate: f64,
+    #[serde(default)]
+    pub timeout_rate: f64,
+    #[serde(default)]
+    pub spike_rate: f64,
+    #[serde(default)]
+    pub spike_ms: u64,
+    #[serde(default)]
+    pub echo: bool,
+    #[serde(default)]
+    pub rules: Vec<RawSimRule>,
+    #[serde(default = "default_embedding_dims")]
+    pub embedding_dims: usize,
+}
+
+fn default_ttft() -> RawDist {
+    RawDist::fixed(50.0)
+}
+fn default_tps() -> RawDist {
+    RawDist::fixed(100.0)
+}
+fn default_output_tokens() -> RawDist {
+    RawDist {
+        p50: 40.0,
+        p99: Some(200.0),
+        min: Some(1.0),
+        max: None,
+    }
+}
+fn default_error_status() -> u16 {
+    500
+}
+fn default_embedding_dims() -> usize {
+    256
+}
+
+/// A value drawn per request: fixed (`{ p50 = 80 }`) or log-normal through its median and
+/// 99th percentile (`{ p50 = 80, p99 = 400 }`), optionally clamped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDist {
+    pub p50: f64,
+    #[serde(default)]
+    pub p99: Option<f64>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+impl RawDist {
+    pub fn fixed(v: f64) -> Self {
+        RawDist {
+            p50: v,
+            p99: None,
+            min: None,
+            max: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimRule {
+    /// Regex over the last user message.
+    pub pattern: String,
+    /// The reply when it matches; `{{echo}}` is replaced by the last user message.
+    #[serde(default)]
+    pub reply: Option<String>,
+    /// Or answer with an error of this HTTP status.
+    #[serde(default)]
+    pub error_status: Option<u16>,
+    /// Or call this tool (with arguments built from its JSON schema).
+    #[serde(default)]
+    pub tool_call: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub deployments: Vec<RawDeployment>,
+    #[serde(default)]
+    pub price: RawPrice,
+    #[serde(default = "default_context_tokens")]
+    pub context_tokens: u32,
+    #[serde(default = "default_quality_tier")]
+    pub quality_tier: u8,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    #[serde(default)]
+    pub resilience: Option<RawResilience>,
+}
+
+fn default_context_tokens() -> u32 {
+    128_000
+}
+fn default_quality_tier() -> u8 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployment {
+    pub provider: String,
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// USD per million tokens.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    #[serde(default)]
+    pub input_per_mtok: f64,
+    #[serde(default)]
+    pub output_per_mtok: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub id: String,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub secret_sha256: Option<String>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    #[serde(default = "all_models")]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub rpm: Option<u32>,
+    #[serde(default)]
+    pub tpm: Option<u32>,
+    #[serde(default)]
+    pub budget_usd_daily: Option<f64>,
+    #[serde(default)]
+    pub budget_usd_monthly: Option<f64>,
+}
+
+fn all_models() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    #[serde(default)]
+    pub secret_sha256: Option<String>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}

@@ -1,0 +1,325 @@
+//! The validated configuration. Every value here has been checked; the data plane trusts it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+pub use switchyard_resilience::{Backoff, BreakerPolicy};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSpec,
+    pub storage: StorageSpec,
+    pub telemetry: TelemetrySpec,
+    pub retry_budget: RetryBudgetSpec,
+    pub providers: BTreeMap<String, ProviderSpec>,
+    pub models: BTreeMap<String, ModelSpec>,
+    pub keys: Vec<KeySpec>,
+    pub admin: Option<AdminSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub demo: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageSpec {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetrySpec {
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+/// Retries allowed on top of first attempts, shared by all requests (a Finagle-style budget):
+/// `percent` of recent requests plus `min_per_sec`.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryBudgetSpec {
+    pub percent: f32,
+    pub min_per_sec: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderSpec {
+    OpenAi(OpenAiSpec),
+    Anthropic(AnthropicSpec),
+    Sim(SimSpec),
+}
+
+impl ProviderSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderSpec::OpenAi(_) => "openai",
+            ProviderSpec::Anthropic(_) => "anthropic",
+            ProviderSpec::Sim(_) => "sim",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenAiSpec {
+    /// Without a trailing slash, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnthropicSpec {
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub connect_timeout: Duration,
+    pub default_max_tokens: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimSpec {
+    pub seed: u64,
+    pub models: BTreeMap<String, SimModelSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimModelSpec {
+    pub ttft_ms: Distribution,
+    pub tokens_per_second: Distribution,
+    pub output_tokens: Distribution,
+    pub error_rate: f64,
+    pub error_status: u16,
+    pub rate_limit_rate: f64,
+    pub timeout_rate: f64,
+    pub spike_rate: f64,
+    pub spike: Duration,
+    pub echo: bool,
+    pub rules: Vec<SimRule>,
+    pub embedding_dims: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimRule {
+    pub pattern: Regex,
+    pub action: SimRuleAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimRuleAction {
+    /// `{{echo}}` in the text is replaced by the last user message.
+    Reply(String),
+    Error(u16),
+    ToolCall(String),
+}
+
+/// A positive quantity drawn per request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Distribution {
+    pub shape: Shape,
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shape {
+    Fixed(f64),
+    /// ln(X) ~ Normal(mu, sigma).
+    LogNormal {
+        mu: f64,
+        sigma: f64,
+    },
+}
+
+/// The standard normal's 99th percentile: p99 = exp(mu + Z99 * sigma).
+const Z99: f64 = 2.326_347_874_040_841;
+
+impl Distribution {
+    pub fn fixed(v: f64) -> Self {
+        Distribution {
+            shape: Shape::Fixed(v),
+            min: 0.0,
+            max: f64::INFINITY,
+        }
+    }
+
+    /// Log-normal through a median and a 99th percentile (`p99 >= p50 > 0`).
+    pub fn from_percentiles(p50: f64, p99: f64) -> Self {
+        let mu = p50.ln();
+        let sigma = (p99 / p50).ln() / Z99;
+        Distribution {
+            shape: Shape::LogNormal { mu, sigma },
+            min: 0.0,
+            max: f64::INFINITY,
+        }
+    }
+
+    /// The value for a standard-normal draw `z`, clamped to `[min, max]`.
+    pub fn value(&self, z: f64) -> f64 {
+        let v = match self.shape {
+            Shape::Fixed(v) => v,
+            Shape::LogNormal { mu, sigma } => (mu + sigma * z).exp(),
+        };
+        v.clamp(self.min, self.max)
+    }
+}
+
+/// Price in nano-dollars per million tokens: integers, so sums are exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Price {
+    pub input_nanos_per_mtok: u64,
+    pub output_nanos_per_mtok: u64,
+}
+
+impl Price {
+    /// The cost of a call in nano-dollars, rounded to the nearest nano-dollar.
+    pub fn cost_nanos(&self, prompt_tokens: u64, completion_tokens: u64) -> u64 {
+        let scaled = u128::from(prompt_tokens) * u128::from(self.input_nanos_per_mtok)
+            + u128::from(completion_tokens) * u128::from(self.output_nanos_per_mtok);
+        u64::try_from((scaled + 500_000) / 1_000_000).unwrap_or(u64::MAX)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub name: String,
+    pub deployments: Vec<DeploymentSpec>,
+    pub price: Price,
+    pub context_tokens: u32,
+    pub quality_tier: u8,
+    /// Models tried, in order, when every deployment of this one has failed.
+    pub fallbacks: Vec<String>,
+    pub resilience: ResilienceSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentSpec {
+    pub provider: String,
+    pub upstream_model: String,
+    pub weight: u32,
+}
+
+impl DeploymentSpec {
+    /// `provider/upstream_model`, the name used in headers, records and metrics.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.provider, self.upstream_model)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResilienceSpec {
+    /// Until the response head (non-streaming: the whole response; streaming: the first chunk).
+    pub attempt_timeout: Duration,
+    /// Longest silence between two chunks of a stream already flowing.
+    pub stream_idle_timeout: Duration,
+    /// Everything before the first byte to the client: attempts, backoff and fallbacks.
+    pub deadline: Duration,
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    pub breaker: BreakerPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySecret {
+    Sha256([u8; 32]),
+    /// Read from this environment variable when the gateway starts, then hashed.
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub id: String,
+    pub tenant: String,
+    pub secret: KeySecret,
+    pub models: ModelAccess,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
+    pub budget_daily_nanos: Option<u64>,
+    pub budget_monthly_nanos: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelAccess {
+    All,
+    Only(Vec<String>),
+}
+
+impl ModelAccess {
+    pub fn allows(&self, model: &str) -> bool {
+        match self {
+            ModelAccess::All => true,
+            ModelAccess::Only(list) => list.iter().any(|m| m == model),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSpec {
+    pub secret: KeySecret,
+}
+
+/// The keys the embedded demo publishes in its README. A config that accepts one of them may
+/// only listen on loopback.
+pub const DEMO_KEY: &str = "sk-switchyard-demo";
+pub const DEMO_ADMIN_KEY: &str = "sk-switchyard-admin";
+
+impl Config {
+    /// Whether any key (client or admin) is one of the published demo keys.
+    pub fn accepts_published_keys(&self) -> bool {
+        let published = [crate::hash_key(DEMO_KEY), crate::hash_key(DEMO_ADMIN_KEY)];
+        self.keys
+            .iter()
+            .map(|k| &k.secret)
+            .chain(self.admin.iter().map(|a| &a.secret))
+            .any(|s| matches!(s, KeySecret::Sha256(h) if published.contains(h)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn cost_is_exact_in_nanos() {
+        // $0.15 / Mtok in, $0.60 / Mtok out.
+        let p = Price {
+            input_nanos_per_mtok: 150_000_000,
+            output_nanos_per_mtok: 600_000_000,
+        };
+        assert_eq!(p.cost_nanos(10, 0), 1_500);
+        assert_eq!(p.cost_nanos(1_000_000, 1_000_000), 750_000_000);
+    }
+
+    #[test]
+    fn lognormal_hits_its_percentiles() {
+        let d = Distribution::from_percentiles(100.0, 400.0);
+        assert!((d.value(0.0) - 100.0).abs() < 1e-9);
+        assert!((d.value(Z99) - 400.0).abs() < 1e-6);
+    }
+
+    proptest! {
+        #[test]
+        fn cost_is_additive_within_rounding(a in 0u64..10_000_000, b in 0u64..10_000_000, pin in 0u64..100_000_000_000, pout in 0u64..100_000_000_000) {
+            let p = Price { input_nanos_per_mtok: pin, output_nanos_per_mtok: pout };
+            let whole = p.cost_nanos(a + b, 0);
+            let parts = p.cost_nanos(a, 0) + p.cost_nanos(b, 0);
+            prop_assert!(whole.abs_diff(parts) <= 1);
+        }
+    }
+}

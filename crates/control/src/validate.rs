@@ -1,0 +1,672 @@
+//! Raw config → validated [`Config`], collecting every problem with its field path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+use switchyard_resilience::{Backoff, BreakerPolicy};
+
+use crate::locate::key_segment;
+use crate::raw::*;
+use crate::spec::*;
+
+type Issues = Vec<(String, String)>;
+
+struct Checker {
+    issues: Issues,
+}
+
+impl Checker {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.issues.push((path.into(), message.into()));
+    }
+
+    /// Checks a condition and records `message` at `path` when it fails.
+    fn ensure(&mut self, ok: bool, path: impl Into<String>, message: impl Into<String>) -> bool {
+        if !ok {
+            self.err(path, message);
+        }
+        ok
+    }
+}
+
+pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
+    let mut c = Checker { issues: Vec::new() };
+
+    let listen = match raw.server.listen.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            c.err(
+                "server.listen",
+                format!(
+                    "`{}` is not an address with a port, e.g. \"127.0.0.1:8080\"",
+                    raw.server.listen
+                ),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }
+    };
+    c.ensure(
+        raw.server.max_body_bytes > 0,
+        "server.max_body_bytes",
+        "must be greater than 0",
+    );
+    let server = ServerSpec {
+        listen,
+        max_body_bytes: usize::try_from(raw.server.max_body_bytes).unwrap_or(usize::MAX),
+        shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs),
+        demo: raw.server.demo,
+    };
+
+    c.ensure(
+        !raw.storage.data_dir.trim().is_empty(),
+        "storage.data_dir",
+        "must not be empty",
+    );
+    let storage = StorageSpec {
+        data_dir: PathBuf::from(&raw.storage.data_dir),
+    };
+
+    let t = &raw.telemetry;
+    c.ensure(
+        t.queue_capacity > 0,
+        "telemetry.queue_capacity",
+        "must be greater than 0",
+    );
+    c.ensure(
+        t.batch_size > 0,
+        "telemetry.batch_size",
+        "must be greater than 0",
+    );
+    c.ensure(
+        t.flush_interval_ms > 0,
+        "telemetry.flush_interval_ms",
+        "must be greater than 0",
+    );
+    let log_format = match t.log_format.as_str() {
+        "json" => LogFormat::Json,
+        "text" => LogFormat::Text,
+        other => {
+            c.err(
+                "telemetry.log_format",
+                format!("`{other}` is not one of \"json\", \"text\""),
+            );
+            LogFormat::Json
+        }
+    };
+    let telemetry = TelemetrySpec {
+        queue_capacity: t.queue_capacity,
+        batch_size: t.batch_size,
+        flush_interval: Duration::from_millis(t.flush_interval_ms),
+        log_format,
+        log_level: t.log_level.clone(),
+    };
+
+    let global = resilience(
+        &mut c,
+        "resilience",
+        &RawResilience::default(),
+        &raw.resilience,
+    );
+    let retry_budget = RetryBudgetSpec {
+        percent: raw.resilience.retry_budget_percent.unwrap_or(20.0),
+        min_per_sec: raw.resilience.retry_budget_min_per_sec.unwrap_or(10),
+    };
+    c.ensure(
+        (0.0..=1000.0).contains(&retry_budget.percent),
+        "resilience.retry_budget_percent",
+        "must be between 0 and 1000",
+    );
+
+    let mut providers = BTreeMap::new();
+    for (name, p) in &raw.providers {
+        let path = format!("providers.{}", key_segment(name));
+        c.ensure(valid_name(name), &path, NAME_RULE);
+        if let Some(spec) = provider(&mut c, &path, p) {
+            providers.insert(name.clone(), spec);
+        }
+    }
+
+    let mut models = BTreeMap::new();
+    for (name, m) in &raw.models {
+        let path = format!("models.{}", key_segment(name));
+        c.ensure(valid_name(name), &path, NAME_RULE);
+        models.insert(
+            name.clone(),
+            model(&mut c, &path, name, m, &raw, &providers, &raw.resilience),
+        );
+    }
+    let _ = global;
+
+    let mut keys = Vec::new();
+    let mut seen_ids = BTreeSet::new();
+    let mut seen_secrets = BTreeSet::new();
+    for (i, k) in raw.keys.iter().enumerate() {
+        let path = format!("keys[{i}]");
+        c.ensure(
+            !k.id.trim().is_empty(),
+            format!("{path}.id"),
+            "must not be empty",
+        );
+        c.ensure(
+            seen_ids.insert(k.id.clone()),
+            format!("{path}.id"),
+            format!("`{}` is used by another key", k.id),
+        );
+        let secret = key_secret(
+            &mut c,
+            &path,
+            k.secret_sha256.as_deref(),
+            k.secret_env.as_deref(),
+        );
+        if let Some(KeySecret::Sha256(h)) = &secret {
+            c.ensure(
+                seen_secrets.insert(*h),
+                format!("{path}.secret_sha256"),
+                "the same secret is used by another key",
+            );
+        }
+        let access = if k.models.iter().any(|m| m == "*") {
+            ModelAccess::All
+        } else {
+            for (j, m) in k.models.iter().enumerate() {
+                c.ensure(
+                    raw.models.contains_key(m),
+                    format!("{path}.models[{j}]"),
+                    format!("no model `{m}` is declared under [models]"),
+                );
+            }
+            ModelAccess::Only(k.models.clone())
+        };
+        for (field, v) in [("rpm", k.rpm), ("tpm", k.tpm)] {
+            c.ensure(
+                v != Some(0),
+                format!("{path}.{field}"),
+                "must be greater than 0 (omit it for no limit)",
+            );
+        }
+        let daily = usd_to_nanos(
+            &mut c,
+            &format!("{path}.budget_usd_daily"),
+            k.budget_usd_daily,
+        );
+        let monthly = usd_to_nanos(
+            &mut c,
+            &format!("{path}.budget_usd_monthly"),
+            k.budget_usd_monthly,
+        );
+        if let Some(secret) = secret {
+            keys.push(KeySpec {
+                id: k.id.clone(),
+                tenant: k.tenant.clone().unwrap_or_else(|| k.id.clone()),
+                secret,
+                models: access,
+                rpm: k.rpm,
+                tpm: k.tpm,
+                budget_daily_nanos: daily,
+                budget_monthly_nanos: monthly,
+            });
+        }
+    }
+    c.ensure(
+        !raw.keys.is_empty(),
+        "keys",
+        "no [[keys]] are declared, so every request would be refused; add at least one",
+    );
+
+    let admin = raw.admin.as_ref().and_then(|a| {
+        key_secret(
+            &mut c,
+            "admin",
+            a.secret_sha256.as_deref(),
+            a.secret_env.as_deref(),
+        )
+        .map(|secret| AdminSpec { secret })
+    });
+
+    if c.issues.is_empty() {
+        Ok(Config {
+            server,
+            storage,
+            telemetry,
+            retry_budget,
+            providers,
+            models,
+            keys,
+            admin,
+        })
+    } else {
+        Err(c.issues)
+    }
+}
+
+const NAME_RULE: &str = "names use letters, digits, '-', '_', '.' and ':' only";
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | ':'))
+}
+
+fn resilience(
+    c: &mut Checker,
+    path: &str,
+    base: &RawResilience,
+    over: &RawResilience,
+) -> ResilienceSpec {
+    let pick_ms =
+        |o: Option<u64>, b: Option<u64>, d: u64| Duration::from_millis(o.or(b).unwrap_or(d));
+    let attempt_timeout = pick_ms(over.attempt_timeout_ms, base.attempt_timeout_ms, 60_000);
+    let stream_idle_timeout = pick_ms(
+        over.stream_idle_timeout_ms,
+        base.stream_idle_timeout_ms,
+        60_000,
+    );
+    let deadline = pick_ms(over.deadline_ms, base.deadline_ms, 180_000);
+    let max_attempts = over.max_attempts.or(base.max_attempts).unwrap_or(3);
+    let backoff = Backoff {
+        base: pick_ms(over.backoff_base_ms, base.backoff_base_ms, 100),
+        max: pick_ms(over.backoff_max_ms, base.backoff_max_ms, 5_000),
+    };
+    let d = BreakerPolicy::default();
+    let (ob, bb) = (&over.breaker, &base.breaker);
+    let breaker = BreakerPolicy {
+        consecutive_failures: ob
+            .consecutive_failures
+            .or(bb.consecutive_failures)
+            .unwrap_or(d.consecutive_failures),
+        failure_rate: ob
+            .failure_rate
+            .or(bb.failure_rate)
+            .unwrap_or(d.failure_rate),
+        min_requests: ob
+            .min_requests
+            .or(bb.min_requests)
+            .unwrap_or(d.min_requests),
+        window: ob
+            .window_secs
+            .or(bb.window_secs)
+            .map(Duration::from_secs)
+            .unwrap_or(d.window),
+        open_for: ob
+            .open_secs
+            .or(bb.open_secs)
+            .map(Duration::from_secs)
+            .unwrap_or(d.open_for),
+    };
+    for (field, v) in [
+        ("attempt_timeout_ms", attempt_timeout),
+        ("stream_idle_timeout_ms", stream_idle_timeout),
+        ("deadline_ms", deadline),
+    ] {
+        c.ensure(
+            !v.is_zero(),
+            format!("{path}.{field}"),
+            "must be greater than 0",
+        );
+    }
+    c.ensure(
+        max_attempts >= 1,
+        format!("{path}.max_attempts"),
+        "must be at least 1",
+    );
+    c.ensure(
+        backoff.base <= backoff.max,
+        format!("{path}.backoff_base_ms"),
+        "must not exceed backoff_max_ms",
+    );
+    c.ensure(
+        breaker.consecutive_failures >= 1,
+        format!("{path}.breaker.consecutive_failures"),
+        "must be at least 1",
+    );
+    c.ensure(
+        breaker.failure_rate > 0.0 && breaker.failure_rate <= 1.0,
+        format!("{path}.breaker.failure_rate"),
+        "must be in (0, 1]",
+    );
+    c.ensure(
+        !breaker.window.is_zero(),
+        format!("{path}.breaker.window_secs"),
+        "must be greater than 0",
+    );
+    ResilienceSpec {
+        attempt_timeout,
+        stream_idle_timeout,
+        deadline,
+        max_attempts,
+        backoff,
+        breaker,
+    }
+}
+
+fn http_url(c: &mut Checker, path: &str, url: &str) -> String {
+    c.ensure(
+        url.starts_with("http://") || url.starts_with("https://"),
+        path,
+        format!("`{url}` is not an http:// or https:// URL"),
+    );
+    url.trim_end_matches('/').to_owned()
+}
+
+fn env_name(c: &mut Checker, path: &str, name: &Option<String>) {
+    if let Some(n) = name {
+        c.ensure(
+            !n.is_empty() && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'),
+            path,
+            format!("`{n}` is not an environment variable name"),
+        );
+    }
+}
+
+fn provider(c: &mut Checker, path: &str, p: &RawProvider) -> Option<ProviderSpec> {
+    match p {
+        RawProvider::Openai(o) => {
+            env_name(c, &format!("{path}.api_key_env"), &o.api_key_env);
+            Some(ProviderSpec::OpenAi(OpenAiSpec {
+                base_url: http_url(c, &format!("{path}.base_url"), &o.base_url),
+                api_key_env: o.api_key_env.clone(),
+                headers: o.headers.clone().into_iter().collect(),
+                connect_timeout: Duration::from_millis(o.connect_timeout_ms),
+            }))
+        }
+        RawProvider::Anthropic(a) => {
+            env_name(c, &format!("{path}.api_key_env"), &a.api_key_env);
+            c.ensure(
+                a.default_max_tokens > 0,
+                format!("{path}.default_max_tokens"),
+                "must be greater than 0",
+            );
+            Some(ProviderSpec::Anthropic(AnthropicSpec {
+                base_url: http_url(c, &format!("{path}.base_url"), &a.base_url),
+                api_key_env: a.api_key_env.clone(),
+                version: a.version.clone(),
+                headers: a.headers.clone().into_iter().collect(),
+                connect_timeout: Duration::from_millis(a.connect_timeout_ms),
+                default_max_tokens: a.default_max_tokens,
+            }))
+        }
+        RawProvider::Sim(s) => {
+            let mut models = BTreeMap::new();
+            for (name, m) in &s.models {
+                let mpath = format!("{path}.models.{}", key_segment(name));
+                models.insert(name.clone(), sim_model(c, &mpath, m));
+            }
+            c.ensure(
+                !s.models.is_empty(),
+                format!("{path}.models"),
+                "a sim provider needs at least one model",
+            );
+            Some(ProviderSpec::Sim(SimSpec {
+                seed: s.seed,
+                models,
+            }))
+        }
+    }
+}
+
+fn sim_model(c: &mut Checker, path: &str, m: &RawSimModel) -> SimModelSpec {
+    for (field, rate) in [
+        ("error_rate", m.error_rate),
+        ("rate_limit_rate", m.rate_limit_rate),
+        ("timeout_rate", m.timeout_rate),
+        ("spike_rate", m.spike_rate),
+    ] {
+        c.ensure(
+            (0.0..=1.0).contains(&rate),
+            format!("{path}.{field}"),
+            "must be between 0 and 1",
+        );
+    }
+    c.ensure(
+        m.error_rate + m.rate_limit_rate + m.timeout_rate <= 1.0,
+        format!("{path}.error_rate"),
+        "error_rate + rate_limit_rate + timeout_rate must not exceed 1",
+    );
+    c.ensure(
+        (400..=599).contains(&m.error_status),
+        format!("{path}.error_status"),
+        "must be an HTTP error status (400-599)",
+    );
+    c.ensure(
+        (1..=4096).contains(&m.embedding_dims),
+        format!("{path}.embedding_dims"),
+        "must be between 1 and 4096",
+    );
+    let mut rules = Vec::new();
+    for (i, r) in m.rules.iter().enumerate() {
+        let rpath = format!("{path}.rules[{i}]");
+        let pattern = match Regex::new(&r.pattern) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                c.err(
+                    format!("{rpath}.pattern"),
+                    format!("not a valid regex: {e}"),
+                );
+                None
+            }
+        };
+        let action = match (&r.reply, r.error_status, &r.tool_call) {
+            (Some(text), None, None) => Some(SimRuleAction::Reply(text.clone())),
+            (None, Some(status), None) => {
+                c.ensure(
+                    (400..=599).contains(&status),
+                    format!("{rpath}.error_status"),
+                    "must be an HTTP error status (400-599)",
+                );
+                Some(SimRuleAction::Error(status))
+            }
+            (None, None, Some(tool)) => Some(SimRuleAction::ToolCall(tool.clone())),
+            _ => {
+                c.err(
+                    &rpath,
+                    "give exactly one of `reply`, `error_status`, `tool_call`",
+                );
+                None
+            }
+        };
+        if let (Some(pattern), Some(action)) = (pattern, action) {
+            rules.push(SimRule { pattern, action });
+        }
+    }
+    SimModelSpec {
+        ttft_ms: distribution(c, &format!("{path}.ttft_ms"), &m.ttft_ms, true),
+        tokens_per_second: distribution(
+            c,
+            &format!("{path}.tokens_per_second"),
+            &m.tokens_per_second,
+            false,
+        ),
+        output_tokens: distribution(c, &format!("{path}.output_tokens"), &m.output_tokens, false),
+        error_rate: m.error_rate,
+        error_status: m.error_status,
+        rate_limit_rate: m.rate_limit_rate,
+        timeout_rate: m.timeout_rate,
+        spike_rate: m.spike_rate,
+        spike: Duration::from_millis(m.spike_ms),
+        echo: m.echo,
+        rules,
+        embedding_dims: m.embedding_dims,
+    }
+}
+
+fn distribution(c: &mut Checker, path: &str, d: &RawDist, zero_ok: bool) -> Distribution {
+    let finite = d.p50.is_finite() && d.p99.is_none_or(f64::is_finite);
+    let positive = if zero_ok { d.p50 >= 0.0 } else { d.p50 > 0.0 };
+    if !c.ensure(
+        finite && positive,
+        format!("{path}.p50"),
+        if zero_ok {
+            "must be a number >= 0"
+        } else {
+            "must be a number > 0"
+        },
+    ) {
+        return Distribution::fixed(1.0);
+    }
+    let mut dist = match d.p99 {
+        None => Distribution::fixed(d.p50),
+        Some(p99) if d.p50 > 0.0 && p99 >= d.p50 => Distribution::from_percentiles(d.p50, p99),
+        Some(_) => {
+            c.err(
+                format!("{path}.p99"),
+                "must be at least p50 (and p50 greater than 0)",
+            );
+            Distribution::fixed(d.p50)
+        }
+    };
+    if let Some(min) = d.min {
+        dist.min = min;
+    }
+    if let Some(max) = d.max {
+        dist.max = max;
+    }
+    c.ensure(
+        dist.min <= dist.max,
+        format!("{path}.min"),
+        "must not exceed max",
+    );
+    dist
+}
+
+fn model(
+    c: &mut Checker,
+    path: &str,
+    name: &str,
+    m: &RawModel,
+    raw: &RawConfig,
+    providers: &BTreeMap<String, ProviderSpec>,
+    global: &RawResilience,
+) -> ModelSpec {
+    c.ensure(
+        !m.deployments.is_empty(),
+        format!("{path}.deployments"),
+        "a model needs at least one deployment",
+    );
+    let mut deployments = Vec::new();
+    for (i, d) in m.deployments.iter().enumerate() {
+        let dpath = format!("{path}.deployments[{i}]");
+        let upstream_model = d.upstream_model.clone().unwrap_or_else(|| name.to_owned());
+        match providers.get(&d.provider) {
+            None if !raw.providers.contains_key(&d.provider) => c.err(
+                format!("{dpath}.provider"),
+                format!("no provider `{}` is declared under [providers]", d.provider),
+            ),
+            Some(ProviderSpec::Sim(sim)) => {
+                c.ensure(
+                    sim.models.contains_key(&upstream_model),
+                    format!("{dpath}.upstream_model"),
+                    format!(
+                        "sim provider `{}` has no model `{upstream_model}` (it has: {})",
+                        d.provider,
+                        sim.models.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            _ => {}
+        }
+        deployments.push(DeploymentSpec {
+            provider: d.provider.clone(),
+            upstream_model,
+            weight: d.weight,
+        });
+    }
+    c.ensure(
+        m.deployments.is_empty() || m.deployments.iter().any(|d| d.weight > 0),
+        format!("{path}.deployments"),
+        "at least one deployment needs a weight greater than 0",
+    );
+    for (i, f) in m.fallbacks.iter().enumerate() {
+        let fpath = format!("{path}.fallbacks[{i}]");
+        if f == name {
+            c.err(fpath, "a model cannot fall back to itself");
+        } else {
+            c.ensure(
+                raw.models.contains_key(f),
+                fpath,
+                format!("no model `{f}` is declared under [models]"),
+            );
+        }
+    }
+    let price = Price {
+        input_nanos_per_mtok: usd_to_nanos(
+            c,
+            &format!("{path}.price.input_per_mtok"),
+            Some(m.price.input_per_mtok),
+        )
+        .unwrap_or(0),
+        output_nanos_per_mtok: usd_to_nanos(
+            c,
+            &format!("{path}.price.output_per_mtok"),
+            Some(m.price.output_per_mtok),
+        )
+        .unwrap_or(0),
+    };
+    c.ensure(
+        m.context_tokens > 0,
+        format!("{path}.context_tokens"),
+        "must be greater than 0",
+    );
+    let resilience = resilience(
+        c,
+        &format!("{path}.resilience"),
+        global,
+        m.resilience.as_ref().unwrap_or(&RawResilience::default()),
+    );
+    ModelSpec {
+        name: name.to_owned(),
+        deployments,
+        price,
+        context_tokens: m.context_tokens,
+        quality_tier: m.quality_tier,
+        fallbacks: m.fallbacks.clone(),
+        resilience,
+    }
+}
+
+fn usd_to_nanos(c: &mut Checker, path: &str, usd: Option<f64>) -> Option<u64> {
+    let usd = usd?;
+    if !c.ensure(
+        usd.is_finite() && usd >= 0.0 && usd < 1e9,
+        path,
+        "must be a dollar amount >= 0",
+    ) {
+        return None;
+    }
+    Some((usd * 1e9).round() as u64)
+}
+
+fn key_secret(
+    c: &mut Checker,
+    path: &str,
+    sha: Option<&str>,
+    env: Option<&str>,
+) -> Option<KeySecret> {
+    match (sha, env) {
+        (Some(h), None) => match hex::decode(h) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(&bytes);
+                Some(KeySecret::Sha256(out))
+            }
+            _ => {
+                c.err(
+                    format!("{path}.secret_sha256"),
+                    "must be 64 hex digits (`switchyard keys hash` prints it for a key)",
+                );
+                None
+            }
+        },
+        (None, Some(e)) => {
+            env_name(c, &format!("{path}.secret_env"), &Some(e.to_owned()));
+            Some(KeySecret::Env(e.to_owned()))
+        }
+        _ => {
+            c.err(path, "give exactly one of `secret_sha256`, `secret_env`");
+            None
+        }
+    }
+}

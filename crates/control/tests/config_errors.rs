@@ -1,0 +1,135 @@
+//! Config files in, diagnostics out: each names the file, the line and the field.
+
+use switchyard_control::{parse, ConfigError, ModelAccess, ProviderSpec};
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[providers.sim]
+kind = "sim"
+seed = 7
+[providers.sim.models.sim-small]
+ttft_ms = { p50 = 20, p99 = 80 }
+output_tokens = { p50 = 30, p99 = 120, max = 512 }
+[[providers.sim.models.sim-small.rules]]
+pattern = "(?i)capital of france"
+reply = "Paris."
+
+[providers.upstream]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1/"
+api_key_env = "UPSTREAM_KEY"
+
+[models.small]
+deployments = [{ provider = "sim", upstream_model = "sim-small" }]
+price = { input_per_mtok = 0.15, output_per_mtok = 0.6 }
+fallbacks = ["big"]
+
+[models.big]
+deployments = [{ provider = "upstream", upstream_model = "gpt-x", weight = 2 }]
+resilience = { max_attempts = 5, breaker = { open_secs = 1 } }
+
+[[keys]]
+id = "team-a"
+secret_sha256 = "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b"
+models = ["small"]
+budget_usd_daily = 2.5
+"#;
+
+#[test]
+fn a_good_config_validates() {
+    let cfg = parse(GOOD, "good.toml").unwrap();
+    assert_eq!(cfg.models["small"].price.input_nanos_per_mtok, 150_000_000);
+    assert_eq!(cfg.models["small"].fallbacks, vec!["big"]);
+    assert_eq!(cfg.models["big"].resilience.max_attempts, 5);
+    assert_eq!(cfg.models["small"].resilience.max_attempts, 3);
+    assert_eq!(cfg.models["big"].resilience.breaker.open_for.as_secs(), 1);
+    assert_eq!(cfg.keys[0].tenant, "team-a");
+    assert_eq!(cfg.keys[0].budget_daily_nanos, Some(2_500_000_000));
+    assert_eq!(cfg.keys[0].models, ModelAccess::Only(vec!["small".into()]));
+    match &cfg.providers["upstream"] {
+        ProviderSpec::OpenAi(o) => assert_eq!(o.base_url, "http://127.0.0.1:9/v1"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, "bad.toml") {
+        Err(ConfigError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
+        other => panic!("expected diagnostics, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_line_and_path() {
+    let bad = GOOD
+        .replace(
+            "upstream_model = \"sim-small\"",
+            "upstream_model = \"sim-huge\"",
+        )
+        .replace("fallbacks = [\"big\"]", "fallbacks = [\"nope\"]")
+        .replace("models = [\"small\"]", "models = [\"ghost\"]")
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"localhost\"");
+    let errs = errors(&bad);
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert!(errs.contains(&"bad.toml:3: `server.listen`: `localhost` is not an address with a port, e.g. \"127.0.0.1:8080\"".to_owned()), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("bad.toml:21: `models.small.deployments[0].upstream_model`: sim provider `sim` has no model `sim-huge`")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("bad.toml:23: `models.small.fallbacks[0]`")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("bad.toml:32: `keys[0].models[0]`")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn unknown_field_names_the_line() {
+    let bad = GOOD.replace("seed = 7", "seed = 7\nsede = 8");
+    let errs = errors(&bad);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("bad.toml:8: unknown field `sede`"),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn wrong_type_names_the_line() {
+    let bad = GOOD.replace("budget_usd_daily = 2.5", "budget_usd_daily = \"lots\"");
+    let errs = errors(&bad);
+    assert!(errs[0].starts_with("bad.toml:33:"), "{errs:#?}");
+}
+
+#[test]
+fn bad_secrets_and_rates() {
+    let bad = GOOD
+        .replace("secret_sha256 = \"6b86", "secret_sha256 = \"zz86")
+        .replace("seed = 7", "seed = 7\n")
+        .replace(
+            "[[providers.sim.models.sim-small.rules]]",
+            "error_rate = 1.5\n[[providers.sim.models.sim-small.rules]]",
+        );
+    let errs = errors(&bad);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`keys[0].secret_sha256`: must be 64 hex digits")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .contains("`providers.sim.models.sim-small.error_rate`: must be between 0 and 1")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let errs = errors("[server\nlisten = 1");
+    assert!(errs[0].starts_with("bad.toml:1:"), "{errs:#?}");
+}

@@ -1,0 +1,122 @@
+use std::time::Duration;
+
+/// One failed attempt at a provider, classified so the gateway can decide to retry, fall back
+/// or answer, without looking inside.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("could not connect to the upstream: {0}")]
+    Connect(String),
+    #[error("the upstream did not answer in time")]
+    Timeout,
+    #[error("the upstream answered {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        /// From the upstream's `retry-after` header, if any.
+        retry_after: Option<Duration>,
+    },
+    #[error("the upstream's response could not be read: {0}")]
+    Decode(String),
+    #[error("the upstream's stream broke off: {0}")]
+    Stream(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl ProviderError {
+    /// Whether another attempt (here or at another deployment) may succeed: connection
+    /// failures, timeouts, 408, 409, 429 and 5xx, and streams that broke before any output.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ProviderError::Connect(_) | ProviderError::Timeout | ProviderError::Stream(_) => true,
+            ProviderError::Status { status, .. } => {
+                matches!(status, 408 | 409 | 429) || *status >= 500
+            }
+            ProviderError::Decode(_) | ProviderError::Unsupported(_) => false,
+        }
+    }
+
+    /// Whether the failure says the deployment is unhealthy (counts against its breaker).
+    /// A 4xx other than 408/429 is the request's fault, not the deployment's.
+    pub fn counts_against_deployment(&self) -> bool {
+        self.retryable() || matches!(self, ProviderError::Decode(_))
+    }
+
+    /// A short stable label for metrics and records.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Connect(_) => "connect",
+            ProviderError::Timeout => "timeout",
+            ProviderError::Status { status: 429, .. } => "rate_limited",
+            ProviderError::Status { status, .. } if *status >= 500 => "upstream_5xx",
+            ProviderError::Status { .. } => "upstream_4xx",
+            ProviderError::Decode(_) => "decode",
+            ProviderError::Stream(_) => "stream",
+            ProviderError::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// Builds a `Status` error from an upstream error response, taking the message from an
+    /// OpenAI- or Anthropic-shaped error body when there is one.
+    pub fn from_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
+        let message = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/error/message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(body);
+                text.chars().take(200).collect()
+            });
+        ProviderError::Status {
+            status,
+            message,
+            retry_after,
+        }
+    }
+}
+
+/// Parses a `retry-after` header given in seconds (the HTTP-date form is rare from LLM APIs
+/// and is ignored).
+pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
+    let secs: f64 = value?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let s = |status| ProviderError::Status {
+            status,
+            message: String::new(),
+            retry_after: None,
+        };
+        assert!(s(429).retryable() && s(503).retryable() && s(408).retryable());
+        assert!(!s(400).retryable() && !s(401).retryable() && !s(404).retryable());
+        assert!(!s(400).counts_against_deployment());
+        assert!(ProviderError::Timeout.retryable());
+        assert_eq!(s(502).kind(), "upstream_5xx");
+    }
+
+    #[test]
+    fn message_from_openai_error_body() {
+        let e = ProviderError::from_response(
+            400,
+            br#"{"error":{"message":"bad thing","type":"x"}}"#,
+            None,
+        );
+        assert_eq!(e.to_string(), "the upstream answered 400: bad thing");
+        let e = ProviderError::from_response(502, b"<html>gateway</html>", None);
+        assert_eq!(
+            e.to_string(),
+            "the upstream answered 502: <html>gateway</html>"
+        );
+        assert_eq!(parse_retry_after(Some("2")), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after(Some("Wed, 21 Oct")), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! Model providers behind one trait: OpenAI-compatible servers, Anthropic's Messages API, and
+//! the built-in simulator.
+//!
+//! A provider takes an OpenAI-shaped request whose `model` is already the upstream model name
+//! and answers in OpenAI shapes, whole or as a stream of chunks. Adapters translate wire
+//! formats and classify failures ([`ProviderError::retryable`]); they never retry, balance,
+//! time out a whole request or account: that is the gateway's job, done once for all of them.
+
+pub mod anthropic;
+mod error;
+pub use error::parse_retry_after;
+pub mod openai;
+pub mod sim;
+pub mod tokens;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::Stream;
+use switchyard_api::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, EmbeddingsRequest,
+    EmbeddingsResponse,
+};
+use switchyard_control::{ProviderSpec, Secret};
+
+pub use error::ProviderError;
+
+/// Chunks of a streamed completion. The last chunk carries `usage` when the upstream reports
+/// it: adapters always ask upstreams for it.
+pub type ChunkStream =
+    Pin<Box<dyn Stream<Item = Result<ChatCompletionChunk, ProviderError>> + Send>>;
+
+pub enum ChatReply {
+    Complete(ChatCompletionResponse),
+    Stream(ChunkStream),
+}
+
+impl std::fmt::Debug for ChatReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChatReply::Complete(r) => f.debug_tuple("Complete").field(r).finish(),
+            ChatReply::Stream(_) => f.write_str("Stream(..)"),
+        }
+    }
+}
+
+#[async_trait]
+pub trait ChatProvider: Send + Sync + 'static {
+    /// `openai`, `anthropic` or `sim`.
+    fn kind(&self) -> &'static str;
+
+    /// One attempt. `request.stream` decides the shape of the reply. The future is cancel-safe:
+    /// dropping it (or the stream it returned) abandons the upstream call.
+    async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatReply, ProviderError>;
+
+    async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError>;
+}
+
+/// Resolves a provider's secret: the value of the environment variable its config names.
+pub type SecretSource<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("provider `{provider}`: environment variable {var} (named by api_key_env) is not set")]
+    MissingSecret { provider: String, var: String },
+    #[error("provider `{provider}`: {message}")]
+    Invalid { provider: String, message: String },
+}
+
+/// Builds the provider a config entry describes. One shared HTTP client pool is used by all
+/// HTTP providers.
+pub fn build(
+    name: &str,
+    spec: &ProviderSpec,
+    http: &reqwest::Client,
+    secrets: SecretSource<'_>,
+) -> Result<Arc<dyn ChatProvider>, BuildError> {
+    let secret = |var: &Option<String>| -> Result<Option<Secret>, BuildError> {
+        match var {
+            None => Ok(None),
+            Some(var) => secrets(var).map(|v| Some(Secret::new(v))).ok_or_else(|| {
+                BuildError::MissingSecret {
+                    provider: name.to_owned(),
+                    var: var.clone(),
+                }
+            }),
+        }
+    };
+    Ok(match spec {
+        ProviderSpec::OpenAi(o) => Arc::new(
+            openai::OpenAiProvider::new(o, secret(&o.api_key_env)?, http.clone()).map_err(
+                |message| BuildError::Invalid {
+                    provider: name.to_owned(),
+                    message,
+                },
+            )?,
+        ),
+        ProviderSpec::Anthropic(a) => Arc::new(
+            anthropic::AnthropicProvider::new(a, secret(&a.api_key_env)?, http.clone()).map_err(
+                |message| BuildError::Invalid {
+                    provider: name.to_owned(),
+                    message,
+                },
+            )?,
+        ),
+        ProviderSpec::Sim(s) => Arc::new(sim::SimProvider::new(name, s)),
+    })
+}
+
+/// The HTTP client all HTTP providers share: pooled, TCP_NODELAY, no overall timeout (the
+/// gateway times attempts itself).
+pub fn http_client(
+    connect_timeout: std::time::Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build()
+}
+
+/// Seconds since the Unix epoch, for `created` fields.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
