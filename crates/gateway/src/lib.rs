@@ -1,1 +1,21 @@
-//! placeholder
+//! The gateway: the HTTP server, the request pipeline, and the stages it is made of.
+//!
+//! Follow a request: [`server`] receives it and frames the answer, [`pipeline::Pipeline`]
+//! runs the stages in order (authenticate and admit with [`keys`], resolve the model,
+//! [`dispatch`] to providers with retries, breakers and fallbacks, stream the answer with
+//! [`stream`]), and [`record`] writes one record per request whatever happens. Errors become
+//! responses in exactly one place, [`error`]. This crate owns no algorithm that can live in a
+//! pure crate: breakers, backoff and limits come from `switchyard-resilience`.
+
+pub mod dispatch;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod pipeline;
+pub mod record;
+pub mod server;
+pub mod stream;
+pub mod upstream_server;
+
+pub use error::{ErrorKind, GatewayError, Side};
+pub use server::{Server, StartError};

@@ -1,1 +1,249 @@
-fn main() {}
+//! The `switchyard` binary: a thin CLI over the gateway crates. Commands parse arguments,
+//! load config, and hand over; no gateway logic lives here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use switchyard_control::{Config, LogFormat, ProviderSpec, DEMO_ADMIN_KEY, DEMO_KEY};
+
+/// The embedded demo's config, the same file users start from.
+const DEMO_CONFIG: &str = include_str!("../../../examples/demo.toml");
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM gateway and control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config it runs the embedded demo (simulated models, SQLite
+    /// in ./switchyard-data, published demo keys, loopback only).
+    Serve {
+        /// Config file (TOML); see docs/configuration.md.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding `server.listen`.
+        #[arg(long, short)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the simulator alone as an OpenAI-compatible server (benchmarks and other gateways
+    /// can point at it).
+    Sim {
+        #[arg(long, short, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+        /// Config file whose sim provider to serve; default: the demo's simulated models.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Which sim provider of the config to serve, when it has several.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Inspect config files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Make and hash virtual keys (configs store only the SHA-256 of a key).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file; prints every error with its line and field; exit code 1 on error.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print the SHA-256 of a key, for `secret_sha256`.
+    Hash { key: String },
+    /// Generate a new random key and print it with its hash.
+    New {
+        /// Prefix of the generated key.
+        #[arg(long, default_value = "sk-sy-")]
+        prefix: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config, listen } => serve(config, listen),
+        Command::Sim { listen, config, provider } => sim(listen, config, provider),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => Ok(config_check(&file)),
+        Command::Keys { command } => {
+            match command {
+                KeysCommand::Hash { key } => println!("{}", hex::encode(switchyard_control::hash_key(&key))),
+                KeysCommand::New { prefix } => {
+                    let bytes: [u8; 24] = rand::random();
+                    let key = format!("{prefix}{}", hex::encode(bytes));
+                    println!("key:           {key}");
+                    println!("secret_sha256: {}", hex::encode(switchyard_control::hash_key(&key)));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn config_check(file: &std::path::Path) -> ExitCode {
+    match switchyard_control::load(file) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} providers, {} models, {} keys)",
+                file.display(),
+                c.providers.len(),
+                c.models.len(),
+                c.keys.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => switchyard_control::load(p)?,
+        None => switchyard_control::parse(DEMO_CONFIG, "examples/demo.toml (embedded)")?,
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},tower_http=warn")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let mut config = load_config(config_path.as_deref())?;
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    let published = config.server.demo || config.accepts_published_keys();
+    if published && !config.server.listen.ip().is_loopback() {
+        bail!(
+            "refusing to listen on {}: this config accepts the published demo keys, so it only listens on loopback (127.0.0.1 or ::1). \
+             Give --config a file with your own keys (`switchyard keys new`) to listen elsewhere.",
+            config.server.listen
+        );
+    }
+    init_logging(config.telemetry.log_format, &config.telemetry.log_level);
+    let demo = config_path.is_none();
+    let data_dir = config.storage.data_dir.clone();
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let env = |k: &str| std::env::var(k).ok();
+        let server = switchyard_gateway::Server::bind(config, &env).await?;
+        let addr = server.local_addr()?;
+        if demo {
+            println!("Switchyard embedded demo listening on http://{addr}");
+            println!("  OpenAI base URL: http://{addr}/v1");
+            println!("  demo key:        {DEMO_KEY}");
+            println!("  admin key:       {DEMO_ADMIN_KEY}");
+            println!("  models:          small, medium, frontier, flaky (falls back to medium)");
+            println!("  data:            {}", data_dir.display());
+        } else {
+            println!("Switchyard listening on http://{addr}");
+        }
+        tracing::info!(%addr, "listening");
+        server.run(shutdown_signal()).await?;
+        tracing::info!("stopped; every accepted record was written");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sim(listen: SocketAddr, config_path: Option<PathBuf>, provider: Option<String>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path.as_deref())?;
+    let sims: Vec<(&String, &switchyard_control::SimSpec)> = config
+        .providers
+        .iter()
+        .filter_map(|(name, p)| match p {
+            ProviderSpec::Sim(s) => Some((name, s)),
+            _ => None,
+        })
+        .filter(|(name, _)| provider.as_ref().is_none_or(|p| p == *name))
+        .collect();
+    let (name, spec) = match sims.as_slice() {
+        [one] => *one,
+        [] => bail!("the config has no sim provider{}", provider.map(|p| format!(" named `{p}`")).unwrap_or_default()),
+        _ => bail!("the config has several sim providers; choose one with --provider"),
+    };
+    init_logging(LogFormat::Text, "warn");
+    let sim = Arc::new(switchyard_providers::sim::SimProvider::new(name, spec));
+    let models = sim.model_names();
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!("Switchyard simulator listening on http://{addr}/v1 with models: {}", models.join(", "));
+        let app = switchyard_gateway::upstream_server::router(sim, models);
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,300 @@
+//! Sending one request to a model: pick a deployment, attempt, retry, fall back.
+//!
+//! 1. The chain is the requested model followed by its configured fallbacks.
+//! 2. For each model in the chain, up to `max_attempts` attempts. Each attempt picks a
+//!    deployment by weighted power of two choices among those whose circuit breaker admits a
+//!    call, and is bounded by `attempt_timeout` and by what is left of the overall `deadline`.
+//!    For streams an attempt succeeds only once the first chunk has arrived, so a stream that
+//!    breaks before its first byte is retried like any other failure.
+//! 3. A retryable failure (connect, timeout, 408/409/429/5xx) backs off with full jitter
+//!    (at least as long as the upstream's `retry-after`) and tries again, if the shared retry
+//!    budget allows; a non-retryable one (e.g. a 400 from the upstream) ends dispatch at once.
+//! 4. When a model's attempts are spent, or all its deployments' breakers are open, the next
+//!    model in the chain is tried.
+//! 5. Nothing is retried once the first byte has gone to the client: dispatch ends when the
+//!    first chunk is in hand.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rand::Rng;
+use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse};
+use switchyard_control::ModelSpec;
+use switchyard_providers::{ChatProvider, ChatReply, ChunkStream, ProviderError};
+use switchyard_resilience::{pick_p2c, BreakerState, CircuitBreaker, Load};
+use tower::retry::budget::{Budget, TpsBudget};
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::metrics as m;
+use crate::record::RecordGuard;
+
+pub struct Deployment {
+    /// `provider/upstream_model`.
+    pub label: String,
+    pub upstream_model: String,
+    pub provider: Arc<dyn ChatProvider>,
+    pub weight: u32,
+    outstanding: AtomicU32,
+    breaker: Mutex<CircuitBreaker>,
+}
+
+impl Deployment {
+    pub fn new(label: String, upstream_model: String, provider: Arc<dyn ChatProvider>, weight: u32, breaker: CircuitBreaker) -> Self {
+        Deployment {
+            label,
+            upstream_model,
+            provider,
+            weight,
+            outstanding: AtomicU32::new(0),
+            breaker: Mutex::new(breaker),
+        }
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker
+            .lock()
+            .map(|b| b.state(now()))
+            .unwrap_or(BreakerState::Open)
+    }
+
+    pub fn outstanding(&self) -> u32 {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    fn available(&self, at: Instant) -> bool {
+        self.breaker.lock().map(|b| b.is_available(at)).unwrap_or(false)
+    }
+
+    fn try_acquire(self: &Arc<Self>, at: Instant) -> Option<InFlight> {
+        let admitted = self.breaker.lock().map(|mut b| b.try_acquire(at)).unwrap_or(false);
+        admitted.then(|| {
+            self.outstanding.fetch_add(1, Ordering::Relaxed);
+            InFlight {
+                deployment: self.clone(),
+                outcome_known: false,
+            }
+        })
+    }
+}
+
+/// One call in flight at a deployment. Reports its outcome to the breaker; dropped without an
+/// outcome (the client hung up), it frees a half-open probe slot instead.
+struct InFlight {
+    deployment: Arc<Deployment>,
+    outcome_known: bool,
+}
+
+impl InFlight {
+    fn succeeded(mut self) {
+        self.outcome_known = true;
+        if let Ok(mut b) = self.deployment.breaker.lock() {
+            b.on_success(now());
+        }
+    }
+
+    fn failed(mut self, counts: bool) {
+        self.outcome_known = true;
+        if let Ok(mut b) = self.deployment.breaker.lock() {
+            if counts {
+                b.on_failure(now());
+            } else {
+                // The request's fault, not the deployment's: for the breaker it answered.
+                b.on_success(now());
+            }
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.deployment.outstanding.fetch_sub(1, Ordering::Relaxed);
+        if !self.outcome_known {
+            if let Ok(mut b) = self.deployment.breaker.lock() {
+                b.on_cancel();
+            }
+        }
+    }
+}
+
+pub struct ModelRuntime {
+    pub spec: ModelSpec,
+    pub deployments: Vec<Arc<Deployment>>,
+}
+
+impl ModelRuntime {
+    /// A deployment whose breaker admits a call, chosen by weighted power of two choices.
+    fn pick(&self, at: Instant) -> Option<(Arc<Deployment>, InFlight)> {
+        let mut eligible: Vec<&Arc<Deployment>> = self.deployments.iter().filter(|d| d.available(at)).collect();
+        let mut rng = rand::rng();
+        while !eligible.is_empty() {
+            let loads: Vec<Load> = eligible
+                .iter()
+                .map(|d| Load {
+                    weight: d.weight,
+                    outstanding: d.outstanding(),
+                })
+                .collect();
+            let i = pick_p2c(&loads, rng.random(), rng.random())?;
+            if let Some(flight) = eligible[i].try_acquire(at) {
+                return Some((eligible[i].clone(), flight));
+            }
+            // Lost a race for a half-open probe slot: try the others.
+            eligible.swap_remove(i);
+        }
+        None
+    }
+}
+
+/// Which deployment answered, after how many attempts.
+pub struct Served {
+    pub model: Arc<ModelRuntime>,
+    pub deployment: Arc<Deployment>,
+    pub fallback_from: Option<String>,
+}
+
+pub enum Started {
+    Complete(ChatCompletionResponse),
+    /// The first chunk has arrived; the rest follows.
+    Stream {
+        first: ChatCompletionChunk,
+        rest: ChunkStream,
+    },
+}
+
+pub struct Dispatcher {
+    retry_budget: TpsBudget,
+}
+
+impl Dispatcher {
+    pub fn new(percent: f32, min_per_sec: u32) -> Self {
+        Dispatcher {
+            retry_budget: TpsBudget::new(Duration::from_secs(10), min_per_sec, percent / 100.0),
+        }
+    }
+
+    pub async fn chat(
+        &self,
+        record: &mut RecordGuard,
+        chain: &[Arc<ModelRuntime>],
+        request: &ChatCompletionRequest,
+    ) -> Result<(Started, Served), GatewayError> {
+        self.run(record, chain, |deployment: &Deployment| {
+            let mut attempt = request.clone();
+            attempt.model.clone_from(&deployment.upstream_model);
+            let provider = deployment.provider.clone();
+            async move {
+                match provider.chat(attempt).await? {
+                    ChatReply::Complete(r) => Ok(Started::Complete(r)),
+                    ChatReply::Stream(mut rest) => match rest.next().await {
+                        Some(Ok(first)) => Ok(Started::Stream { first, rest }),
+                        Some(Err(e)) => Err(e),
+                        None => Err(ProviderError::Stream("the stream ended before its first chunk".into())),
+                    },
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `call` against the chain with retries, breakers and fallbacks (see the module
+    /// comment). Attempts are counted in the record as they happen.
+    pub async fn run<T, F, Fut>(
+        &self,
+        record: &mut RecordGuard,
+        chain: &[Arc<ModelRuntime>],
+        call: F,
+    ) -> Result<(T, Served), GatewayError>
+    where
+        F: Fn(&Deployment) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let Some(primary) = chain.first() else {
+            return Err(GatewayError::new(ErrorKind::Internal, "internal_error", "empty model chain"));
+        };
+        let deadline = tokio::time::Instant::now() + primary.spec.resilience.deadline;
+        self.retry_budget.deposit();
+        let mut last: Option<GatewayError> = None;
+        'chain: for model in chain {
+            let policy = &model.spec.resilience;
+            let mut retry_after = None;
+            for attempt in 0..policy.max_attempts {
+                if attempt > 0 {
+                    if !self.retry_budget.withdraw() {
+                        tracing::debug!(model = %model.spec.name, "retry budget exhausted");
+                        break;
+                    }
+                    let jitter = policy.backoff.delay(attempt - 1, rand::rng().random());
+                    let delay = retry_after.map_or(jitter, |ra: Duration| ra.max(jitter));
+                    if tokio::time::Instant::now() + delay >= deadline {
+                        break 'chain;
+                    }
+                    metrics::counter!(m::RETRIES, "model" => model.spec.name.clone()).increment(1);
+                    tokio::time::sleep(delay).await;
+                }
+                let Some((deployment, flight)) = model.pick(now()) else {
+                    last = Some(GatewayError::new(
+                        ErrorKind::UpstreamUnavailable,
+                        "upstream_unavailable",
+                        format!("every deployment of model `{}` is failing (circuit open); retry later", model.spec.name),
+                    ));
+                    continue 'chain;
+                };
+                record.record().attempts += 1;
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let limit = policy.attempt_timeout.min(remaining);
+                let outcome = match tokio::time::timeout(limit, call(&deployment)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ProviderError::Timeout),
+                };
+                match outcome {
+                    Ok(value) => {
+                        flight.succeeded();
+                        let fallback_from = (!Arc::ptr_eq(model, primary)).then(|| primary.spec.name.clone());
+                        if fallback_from.is_some() {
+                            metrics::counter!(m::FALLBACKS, "from" => primary.spec.name.clone(), "to" => model.spec.name.clone()).increment(1);
+                        }
+                        return Ok((
+                            value,
+                            Served {
+                                model: model.clone(),
+                                deployment,
+                                fallback_from,
+                            },
+                        ));
+                    }
+                    Err(e) => {
+                        flight.failed(e.counts_against_deployment());
+                        metrics::counter!(m::UPSTREAM_ERRORS, "deployment" => deployment.label.clone(), "kind" => e.kind()).increment(1);
+                        tracing::warn!(deployment = %deployment.label, error = %e, "upstream attempt failed");
+                        let mapped = GatewayError::from_provider(&e, &deployment.label);
+                        if !e.retryable() {
+                            return Err(mapped);
+                        }
+                        retry_after = match &e {
+                            ProviderError::Status { retry_after, .. } => *retry_after,
+                            _ => None,
+                        };
+                        last = Some(mapped);
+                    }
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            GatewayError::new(
+                ErrorKind::UpstreamTimeout,
+                "deadline_exceeded",
+                format!(
+                    "no model answered within the request deadline of {:.1}s",
+                    primary.spec.resilience.deadline.as_secs_f64()
+                ),
+            )
+        }))
+    }
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}

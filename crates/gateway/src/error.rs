@@ -1,0 +1,235 @@
+//! The one error type that becomes an HTTP response, and the one place that turns it into
+//! OpenAI's error shape.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use switchyard_api::{ErrorBody, ErrorObject};
+use switchyard_providers::ProviderError;
+
+/// Who failed: the caller, an upstream provider, or the gateway itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Downstream,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RateLimited,
+    BudgetExceeded,
+    UpstreamFailed,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RateLimited | ErrorKind::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::UpstreamFailed => StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's `type` field.
+    fn openai_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest
+            | ErrorKind::Unauthorized
+            | ErrorKind::Forbidden
+            | ErrorKind::NotFound
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::PayloadTooLarge => "invalid_request_error",
+            ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::BudgetExceeded => "insufficient_quota",
+            ErrorKind::UpstreamFailed
+            | ErrorKind::UpstreamUnavailable
+            | ErrorKind::UpstreamTimeout
+            | ErrorKind::Internal => "server_error",
+        }
+    }
+
+    fn side(self) -> Side {
+        match self {
+            ErrorKind::UpstreamFailed | ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamTimeout => Side::Upstream,
+            ErrorKind::Internal => Side::Internal,
+            _ => Side::Downstream,
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct GatewayError {
+    pub kind: ErrorKind,
+    pub side: Side,
+    /// Whether the client may usefully send the same request again.
+    pub retryable: bool,
+    pub message: String,
+    pub param: Option<String>,
+    pub code: Option<&'static str>,
+    pub retry_after: Option<Duration>,
+}
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        GatewayError {
+            kind,
+            side: kind.side(),
+            retryable: matches!(
+                kind,
+                ErrorKind::RateLimited | ErrorKind::UpstreamFailed | ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamTimeout
+            ),
+            message: message.into(),
+            param: None,
+            code: Some(code),
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid(param: Option<&str>, message: impl Into<String>) -> Self {
+        let mut e = Self::new(ErrorKind::InvalidRequest, "invalid_request", message);
+        e.param = param.map(str::to_owned);
+        e
+    }
+
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// A short stable label for records and metrics.
+    pub fn label(&self) -> &'static str {
+        self.code.unwrap_or("error")
+    }
+
+    /// The client-facing error for a provider failure that ended dispatch. Upstream secrets
+    /// and raw bodies of auth failures are never passed on.
+    pub fn from_provider(e: &ProviderError, deployment: &str) -> Self {
+        match e {
+            ProviderError::Timeout => Self::new(
+                ErrorKind::UpstreamTimeout,
+                "upstream_timeout",
+                format!("the model provider did not answer in time (deployment {deployment})"),
+            ),
+            ProviderError::Status { status: 429, retry_after, .. } => {
+                let mut err = Self::new(
+                    ErrorKind::UpstreamUnavailable,
+                    "upstream_rate_limited",
+                    format!("the model provider is rate limiting the gateway (deployment {deployment}); retry later"),
+                );
+                err.retry_after = Some(retry_after.unwrap_or(Duration::from_secs(1)));
+                err
+            }
+            ProviderError::Status { status: 400 | 422, message, .. } => {
+                Self::invalid(None, format!("the model provider rejected the request: {message}"))
+            }
+            ProviderError::Status { status: 413, message, .. } => Self::new(
+                ErrorKind::PayloadTooLarge,
+                "request_too_large",
+                format!("the model provider rejected the request as too large: {message}"),
+            ),
+            ProviderError::Status { status: 401 | 403, .. } => Self::new(
+                ErrorKind::UpstreamFailed,
+                "upstream_auth",
+                format!("the model provider refused the gateway's credentials (deployment {deployment}); check its api_key_env"),
+            ),
+            ProviderError::Status { status, message, .. } => Self::new(
+                ErrorKind::UpstreamFailed,
+                "upstream_error",
+                format!("the model provider failed with status {status} (deployment {deployment}): {message}"),
+            ),
+            ProviderError::Unsupported(message) => Self::invalid(None, message.clone()),
+            ProviderError::Connect(_) | ProviderError::Decode(_) | ProviderError::Stream(_) => Self::new(
+                ErrorKind::UpstreamFailed,
+                "upstream_error",
+                format!("the model provider failed (deployment {deployment}): {e}"),
+            ),
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorObject {
+                message: self.message.clone(),
+                kind: self.kind.openai_type().to_owned(),
+                param: self.param.clone(),
+                code: self.code.map(str::to_owned),
+            },
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert("retry-after", v);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(e: GatewayError, status: u16, expected: serde_json::Value) {
+        assert_eq!(e.status().as_u16(), status);
+        assert_eq!(serde_json::to_value(e.body()).unwrap(), expected);
+    }
+
+    #[test]
+    fn openai_shapes() {
+        check(
+            GatewayError::invalid(Some("messages"), "messages must not be empty"),
+            400,
+            serde_json::json!({"error": {"message": "messages must not be empty", "type": "invalid_request_error", "param": "messages", "code": "invalid_request"}}),
+        );
+        check(
+            GatewayError::from_provider(&ProviderError::Timeout, "sim/a"),
+            504,
+            serde_json::json!({"error": {"message": "the model provider did not answer in time (deployment sim/a)", "type": "server_error", "param": null, "code": "upstream_timeout"}}),
+        );
+        let auth = GatewayError::from_provider(
+            &ProviderError::Status { status: 401, message: "bad key sk-live-123".into(), retry_after: None },
+            "openai/gpt",
+        );
+        assert_eq!(auth.status().as_u16(), 502);
+        assert!(!auth.message.contains("sk-live"), "upstream auth bodies are not passed on");
+    }
+
+    #[test]
+    fn rate_limit_carries_retry_after() {
+        let e = GatewayError::new(ErrorKind::RateLimited, "rate_limit_exceeded", "slow down")
+            .with_retry_after(Duration::from_millis(1500));
+        let r = e.into_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "2");
+    }
+}

@@ -1,0 +1,59 @@
+//! Prometheus metrics: names in one place, one process-wide recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const REQUESTS: &str = "switchyard_requests_total";
+pub const REQUEST_DURATION: &str = "switchyard_request_duration_seconds";
+pub const TTFT: &str = "switchyard_time_to_first_token_seconds";
+pub const TOKENS: &str = "switchyard_tokens_total";
+pub const COST: &str = "switchyard_cost_nanousd_total";
+pub const UPSTREAM_ERRORS: &str = "switchyard_upstream_errors_total";
+pub const RETRIES: &str = "switchyard_retries_total";
+pub const FALLBACKS: &str = "switchyard_fallbacks_total";
+pub const BREAKER_STATE: &str = "switchyard_breaker_state";
+pub const INFLIGHT: &str = "switchyard_upstream_inflight";
+pub const QUEUE_DEPTH: &str = "switchyard_telemetry_queue_depth";
+pub const RECORDS_DROPPED: &str = "switchyard_telemetry_dropped_total";
+pub const RECORDS_WRITTEN: &str = "switchyard_telemetry_written_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// The process-wide recorder. Installed on first use; later calls (several gateways in one
+/// test process) share it.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; metrics then go there.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(REQUESTS, "Requests answered, by endpoint, model and HTTP status.");
+    describe_histogram!(REQUEST_DURATION, Unit::Seconds, "Time from request to the last byte of the answer.");
+    describe_histogram!(TTFT, Unit::Seconds, "Time from request to the first streamed token.");
+    describe_counter!(TOKENS, "Tokens by model and direction (prompt, completion).");
+    describe_counter!(COST, "Spend in nano-dollars by model and tenant.");
+    describe_counter!(UPSTREAM_ERRORS, "Failed upstream attempts by deployment and kind.");
+    describe_counter!(RETRIES, "Attempts beyond the first, by model.");
+    describe_counter!(FALLBACKS, "Requests answered by a fallback model.");
+    describe_gauge!(BREAKER_STATE, "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open.");
+    describe_gauge!(INFLIGHT, "Upstream calls in flight per deployment.");
+    describe_gauge!(QUEUE_DEPTH, "Request records waiting to be written.");
+    describe_counter!(RECORDS_DROPPED, "Request records dropped because the queue was full.");
+    describe_counter!(RECORDS_WRITTEN, "Request records written to the store.");
+}

@@ -1,0 +1,332 @@
+//! The data plane for one config version: every stage a request passes through, in order,
+//! in one place. Built once from a validated [`Config`]; the server swaps whole pipelines.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use switchyard_api::{ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse, Model, ModelList};
+use switchyard_control::{Config, ModelSpec};
+use switchyard_providers::{tokens, ChatProvider};
+use switchyard_resilience::CircuitBreaker;
+
+use crate::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Started};
+use crate::error::{ErrorKind, GatewayError};
+use crate::keys::{resolve_secret, KeyState, Keyring, Periods};
+use crate::record::RecordGuard;
+
+/// Output tokens assumed at admission when the caller sets no `max_tokens`.
+const DEFAULT_OUTPUT_ESTIMATE: u32 = 256;
+
+pub struct Pipeline {
+    pub config: Arc<Config>,
+    keyring: Keyring,
+    models: HashMap<String, Arc<ModelRuntime>>,
+    dispatcher: Dispatcher,
+    created: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Provider(#[from] switchyard_providers::BuildError),
+    #[error(transparent)]
+    KeySecret(#[from] crate::keys::MissingKeySecret),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// What a chat request produced, before it is framed for HTTP.
+pub enum ChatOutcome {
+    Complete(switchyard_api::ChatCompletionResponse),
+    Stream {
+        first: switchyard_api::ChatCompletionChunk,
+        rest: switchyard_providers::ChunkStream,
+        request: ChatCompletionRequest,
+        idle_timeout: std::time::Duration,
+    },
+}
+
+impl Pipeline {
+    /// `env` reads environment variables (provider API keys, key secrets); `spent` reads a
+    /// key's spend since a time from the store.
+    pub fn build(
+        config: Arc<Config>,
+        env: &dyn Fn(&str) -> Option<String>,
+        spent: &dyn Fn(&str, i64) -> u64,
+    ) -> Result<Self, BuildError> {
+        let http = switchyard_providers::http_client(std::time::Duration::from_secs(5))?;
+        let mut providers: HashMap<&str, Arc<dyn ChatProvider>> = HashMap::new();
+        for (name, spec) in &config.providers {
+            providers.insert(name, switchyard_providers::build(name, spec, &http, env)?);
+        }
+        let now = tokio::time::Instant::now().into_std();
+        let mut models = HashMap::new();
+        for (name, spec) in &config.models {
+            let deployments = spec
+                .deployments
+                .iter()
+                .filter_map(|d| {
+                    let provider = providers.get(d.provider.as_str())?.clone();
+                    Some(Arc::new(Deployment::new(
+                        d.label(),
+                        d.upstream_model.clone(),
+                        provider,
+                        d.weight,
+                        CircuitBreaker::new(spec.resilience.breaker, now),
+                    )))
+                })
+                .collect();
+            models.insert(
+                name.clone(),
+                Arc::new(ModelRuntime {
+                    spec: spec.clone(),
+                    deployments,
+                }),
+            );
+        }
+        let periods = Periods::now();
+        let mut keys = HashMap::new();
+        for k in &config.keys {
+            let hash = resolve_secret(&k.id, &k.secret, env)?;
+            keys.insert(hash, Arc::new(KeyState::new(k, &periods, spent)));
+        }
+        let admin = match &config.admin {
+            Some(a) => Some(resolve_secret("admin", &a.secret, env)?),
+            None => None,
+        };
+        Ok(Pipeline {
+            dispatcher: Dispatcher::new(config.retry_budget.percent, config.retry_budget.min_per_sec),
+            config,
+            keyring: Keyring::new(keys, admin),
+            models,
+            created: switchyard_providers::unix_now(),
+        })
+    }
+
+    /// `POST /v1/chat/completions`.
+    pub async fn chat(&self, record: &mut RecordGuard, headers: &HeaderMap, body: &Bytes) -> Result<ChatOutcome, GatewayError> {
+        let key = self.keyring.authenticate(headers)?;
+        record.set_key(&key);
+        let request: ChatCompletionRequest = parse_json(body)?;
+        validate_chat(&request)?;
+        record.record().requested_model = Some(request.model.clone());
+        record.record().stream = request.is_stream();
+        let model = self.model_for(&key, &request.model)?;
+
+        let prompt_estimate = tokens::estimate_messages(&request.messages);
+        let output_estimate = request.output_cap().unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
+        let cost_estimate = model.spec.price.cost_nanos(u64::from(prompt_estimate), u64::from(output_estimate));
+        record.set_admission(key.admit(prompt_estimate + output_estimate, cost_estimate)?);
+
+        let chain = self.chain(&model);
+        let (started, served) = self.dispatcher.chat(record, &chain, &request).await?;
+        note_served(record, &served);
+        let idle_timeout = served.model.spec.resilience.stream_idle_timeout;
+        Ok(match started {
+            Started::Complete(mut response) => {
+                response.model.clone_from(&served.model.spec.name);
+                if response.usage.is_none() {
+                    record.record().usage_counted = true;
+                    let counted = switchyard_api::Usage::new(
+                        tokens::count_messages(&request.messages),
+                        tokens::count_text(&response_text(&response)),
+                    );
+                    response.usage = Some(counted);
+                }
+                let usage = response.usage.clone().unwrap_or_default();
+                record.record().prompt_tokens = usage.prompt_tokens;
+                record.record().completion_tokens = usage.completion_tokens;
+                ChatOutcome::Complete(response)
+            }
+            Started::Stream { first, rest } => ChatOutcome::Stream {
+                first,
+                rest,
+                request,
+                idle_timeout,
+            },
+        })
+    }
+
+    /// `POST /v1/embeddings`.
+    pub async fn embed(&self, record: &mut RecordGuard, headers: &HeaderMap, body: &Bytes) -> Result<EmbeddingsResponse, GatewayError> {
+        let key = self.keyring.authenticate(headers)?;
+        record.set_key(&key);
+        let request: EmbeddingsRequest = parse_json(body)?;
+        record.record().requested_model = Some(request.model.clone());
+        let model = self.model_for(&key, &request.model)?;
+        let estimate: u32 = request.input.texts().iter().map(|t| tokens::estimate_text(t)).sum();
+        let cost_estimate = model.spec.price.cost_nanos(u64::from(estimate), 0);
+        record.set_admission(key.admit(estimate, cost_estimate)?);
+        let chain = self.chain(&model);
+        let (mut response, served) = self
+            .dispatcher
+            .run(record, &chain, |deployment: &Deployment| {
+                let mut attempt = request.clone();
+                attempt.model.clone_from(&deployment.upstream_model);
+                let provider = deployment.provider.clone();
+                async move { provider.embed(attempt).await }
+            })
+            .await?;
+        note_served(record, &served);
+        response.model.clone_from(&served.model.spec.name);
+        record.record().prompt_tokens = response.usage.prompt_tokens;
+        Ok(response)
+    }
+
+    /// `GET /v1/models`: the models this key may use.
+    pub fn models(&self, headers: &HeaderMap) -> Result<ModelList, GatewayError> {
+        let key = self.keyring.authenticate(headers)?;
+        let mut data: Vec<Model> = self
+            .models
+            .keys()
+            .filter(|name| key.models.allows(name))
+            .map(|name| Model {
+                id: name.clone(),
+                object: "model".to_owned(),
+                created: self.created,
+                owned_by: "switchyard".to_owned(),
+            })
+            .collect();
+        data.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(ModelList::new(data))
+    }
+
+    /// Every deployment, for `/metrics`.
+    pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
+        self.models.values().flat_map(|m| m.deployments.iter())
+    }
+
+    fn model_for(&self, key: &KeyState, name: &str) -> Result<Arc<ModelRuntime>, GatewayError> {
+        let model = self.models.get(name).ok_or_else(|| {
+            let mut e = GatewayError::new(
+                ErrorKind::NotFound,
+                "model_not_found",
+                format!("the model `{name}` does not exist or you do not have access to it"),
+            );
+            e.param = Some("model".into());
+            e
+        })?;
+        if !key.models.allows(name) {
+            let mut e = GatewayError::new(
+                ErrorKind::Forbidden,
+                "model_not_allowed",
+                format!("key `{}` may not use model `{name}`", key.id),
+            );
+            e.param = Some("model".into());
+            return Err(e);
+        }
+        Ok(model.clone())
+    }
+
+    fn chain(&self, model: &Arc<ModelRuntime>) -> Vec<Arc<ModelRuntime>> {
+        std::iter::once(model.clone())
+            .chain(model.spec.fallbacks.iter().filter_map(|f| self.models.get(f).cloned()))
+            .collect()
+    }
+
+    pub fn model_spec(&self, name: &str) -> Option<&ModelSpec> {
+        self.models.get(name).map(|m| &m.spec)
+    }
+}
+
+fn note_served(record: &mut RecordGuard, served: &Served) {
+    record.set_price(served.model.spec.price);
+    let r = record.record();
+    r.model = Some(served.model.spec.name.clone());
+    r.deployment = Some(served.deployment.label.clone());
+    r.fallback_from.clone_from(&served.fallback_from);
+}
+
+fn response_text(response: &switchyard_api::ChatCompletionResponse) -> String {
+    response
+        .choices
+        .iter()
+        .map(|c| {
+            let calls: String = c
+                .message
+                .tool_calls
+                .iter()
+                .flatten()
+                .map(|t| format!("{}{}", t.function.name, t.function.arguments))
+                .collect();
+            c.message.text() + &calls
+        })
+        .collect()
+}
+
+/// Parses a JSON body; the error names the field that failed (`param`) where serde knows it.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let param = (path != ".").then_some(path);
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("the request body is not valid JSON: {inner}")
+        } else {
+            match &param {
+                Some(p) => format!("invalid value for `{p}`: {inner}"),
+                None => format!("invalid request body: {inner}"),
+            }
+        };
+        GatewayError::invalid(param.as_deref(), message)
+    })
+}
+
+fn validate_chat(r: &ChatCompletionRequest) -> Result<(), GatewayError> {
+    if r.model.trim().is_empty() {
+        return Err(GatewayError::invalid(Some("model"), "`model` must not be empty"));
+    }
+    if r.messages.is_empty() {
+        return Err(GatewayError::invalid(Some("messages"), "`messages` must hold at least one message"));
+    }
+    if let Some(n) = r.n {
+        if n != 1 {
+            return Err(GatewayError::invalid(Some("n"), format!("only n=1 is supported (got n={n}); send separate requests for more choices")));
+        }
+    }
+    if let Some(t) = r.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(GatewayError::invalid(Some("temperature"), format!("`temperature` must be between 0 and 2 (got {t})")));
+        }
+    }
+    if let Some(p) = r.top_p {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(GatewayError::invalid(Some("top_p"), format!("`top_p` must be between 0 and 1 (got {p})")));
+        }
+    }
+    if r.output_cap() == Some(0) {
+        return Err(GatewayError::invalid(Some("max_tokens"), "`max_tokens` must be at least 1"));
+    }
+    if r.stream_options.is_some() && !r.is_stream() {
+        return Err(GatewayError::invalid(Some("stream_options"), "`stream_options` is only allowed when `stream` is true"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = parse_json::<ChatCompletionRequest>(br#"{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+        assert!(e.message.contains("wizard"), "{}", e.message);
+        let e = parse_json::<ChatCompletionRequest>(b"{\"model\": ").unwrap_err();
+        assert!(e.message.starts_with("the request body is not valid JSON"), "{}", e.message);
+        let e = parse_json::<ChatCompletionRequest>(br#"{"messages": []}"#).unwrap_err();
+        assert!(e.message.contains("missing field `model`"), "{}", e.message);
+    }
+
+    #[test]
+    fn refuses_n_above_one_and_out_of_range_sampling() {
+        let req = |extra: &str| parse_json::<ChatCompletionRequest>(format!(r#"{{"model": "m", "messages": [{{"role": "user", "content": "x"}}]{extra}}}"#).as_bytes()).unwrap();
+        assert_eq!(validate_chat(&req(r#", "n": 2"#)).unwrap_err().param.as_deref(), Some("n"));
+        assert_eq!(validate_chat(&req(r#", "temperature": 3"#)).unwrap_err().param.as_deref(), Some("temperature"));
+        assert!(validate_chat(&req(r#", "n": 1"#)).is_ok());
+    }
+}

@@ -1,0 +1,122 @@
+//! The request record and the guard that guarantees it is written exactly once: when the
+//! request ends, when it fails, or when the client hangs up and the request's future or
+//! stream is dropped mid-way. Usage accounting (limits, spend) settles in the same place.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use switchyard_control::Price;
+use switchyard_store::telemetry::TelemetrySender;
+use switchyard_store::RequestRecord;
+
+use crate::keys::{Admission, KeyState};
+use crate::metrics as m;
+
+pub struct RecordGuard {
+    record: RequestRecord,
+    started: Instant,
+    telemetry: TelemetrySender,
+    admission: Option<Admission>,
+    price: Price,
+    done: bool,
+}
+
+/// Status recorded when the client went away before the answer was complete (nginx's code).
+pub const CLIENT_CLOSED: u16 = 499;
+
+impl RecordGuard {
+    pub fn new(telemetry: TelemetrySender, request_id: String, endpoint: &str) -> Self {
+        RecordGuard {
+            record: RequestRecord {
+                request_id,
+                started_at_ms: chrono::Utc::now().timestamp_millis(),
+                endpoint: endpoint.to_owned(),
+                ..RequestRecord::default()
+            },
+            started: now(),
+            telemetry,
+            admission: None,
+            price: Price::default(),
+            done: false,
+        }
+    }
+
+    /// The record being built; each stage fills in its part.
+    pub fn record(&mut self) -> &mut RequestRecord {
+        &mut self.record
+    }
+
+    pub fn set_key(&mut self, key: &Arc<KeyState>) {
+        self.record.key_id = Some(key.id.clone());
+        self.record.tenant = Some(key.tenant.clone());
+    }
+
+    pub fn set_admission(&mut self, admission: Admission) {
+        self.admission = Some(admission);
+    }
+
+    /// The price of the model that answered, for the cost of this request.
+    pub fn set_price(&mut self, price: Price) {
+        self.price = price;
+    }
+
+    pub fn elapsed_ms(&self) -> f64 {
+        now().saturating_duration_since(self.started).as_secs_f64() * 1000.0
+    }
+
+    pub fn mark_first_token(&mut self) {
+        if self.record.ttft_ms.is_none() {
+            self.record.ttft_ms = Some(self.elapsed_ms());
+        }
+    }
+
+    /// Ends the request with an HTTP status; writes the record and settles accounting.
+    pub fn finish(mut self, status: u16, error_kind: Option<&str>) {
+        self.complete(status, error_kind);
+    }
+
+    fn complete(&mut self, status: u16, error_kind: Option<&str>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let latency_ms = self.elapsed_ms();
+        let r = &mut self.record;
+        r.status = status;
+        r.error_kind = error_kind.map(str::to_owned);
+        r.latency_ms = latency_ms;
+        r.cost_nanos = self
+            .price
+            .cost_nanos(u64::from(r.prompt_tokens), u64::from(r.completion_tokens));
+        if let Some(admission) = self.admission.take() {
+            admission.settle(r.prompt_tokens + r.completion_tokens, r.cost_nanos);
+        }
+        emit_metrics(r);
+        self.telemetry.record(std::mem::take(&mut self.record));
+    }
+}
+
+impl Drop for RecordGuard {
+    fn drop(&mut self) {
+        self.complete(CLIENT_CLOSED, Some("client_closed"));
+    }
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+fn emit_metrics(r: &RequestRecord) {
+    let model = r.model.clone().or_else(|| r.requested_model.clone()).unwrap_or_default();
+    metrics::counter!(m::REQUESTS, "endpoint" => r.endpoint.clone(), "model" => model.clone(), "status" => r.status.to_string()).increment(1);
+    metrics::histogram!(m::REQUEST_DURATION, "model" => model.clone()).record(r.latency_ms / 1000.0);
+    if let Some(ttft) = r.ttft_ms {
+        metrics::histogram!(m::TTFT, "model" => model.clone()).record(ttft / 1000.0);
+    }
+    if r.prompt_tokens > 0 || r.completion_tokens > 0 {
+        metrics::counter!(m::TOKENS, "model" => model.clone(), "kind" => "prompt").increment(u64::from(r.prompt_tokens));
+        metrics::counter!(m::TOKENS, "model" => model.clone(), "kind" => "completion").increment(u64::from(r.completion_tokens));
+    }
+    if r.cost_nanos > 0 {
+        metrics::counter!(m::COST, "model" => model, "tenant" => r.tenant.clone().unwrap_or_default()).increment(r.cost_nanos);
+    }
+}

@@ -1,0 +1,307 @@
+//! The HTTP edge: routes, the middleware stack, handlers that frame pipeline outcomes as HTTP,
+//! health and metrics, start-up and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use bytes::Bytes;
+use metrics_exporter_prometheus::PrometheusHandle;
+use switchyard_control::Config;
+use switchyard_store::telemetry::{TelemetrySender, TelemetryWriter, WriterSettings};
+use switchyard_store::{SqliteStore, StoreError};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::metrics as m;
+use crate::pipeline::{BuildError, ChatOutcome, Pipeline};
+use crate::record::RecordGuard;
+use crate::stream::sse_body;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
+const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+const FALLBACK_FROM: HeaderName = HeaderName::from_static("x-switchyard-fallback-from");
+
+pub struct AppState {
+    pub pipeline: ArcSwap<Pipeline>,
+    pub telemetry: TelemetrySender,
+    pub store: Arc<SqliteStore>,
+    prometheus: PrometheusHandle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start the telemetry writer: {0}")]
+    Telemetry(std::io::Error),
+}
+
+/// A gateway bound to its address, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    writer: TelemetryWriter,
+    config: Arc<Config>,
+}
+
+impl Server {
+    /// Opens the store, builds the pipeline and binds the listener. `env` reads environment
+    /// variables (secrets); pass `|k| std::env::var(k).ok()` outside tests.
+    pub async fn bind(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, StartError> {
+        let config = Arc::new(config);
+        let store = Arc::new(SqliteStore::open_in(&config.storage.data_dir)?);
+        let spent = |key: &str, since: i64| store.spend_since(key, since).unwrap_or(0);
+        let pipeline = Pipeline::build(config.clone(), env, &spent)?;
+        let writer = TelemetryWriter::start(
+            SqliteStore::open_in(&config.storage.data_dir)?,
+            WriterSettings {
+                queue_capacity: config.telemetry.queue_capacity,
+                batch_size: config.telemetry.batch_size,
+                flush_interval: config.telemetry.flush_interval,
+            },
+        )
+        .map_err(StartError::Telemetry)?;
+        let addr = config.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        // Load the tokenizer now, not on the first request whose upstream reports no usage.
+        std::thread::spawn(switchyard_providers::tokens::warm_up);
+        Ok(Server {
+            listener,
+            state: Arc::new(AppState {
+                pipeline: ArcSwap::from_pointee(pipeline),
+                telemetry: writer.sender(),
+                store,
+                prometheus: m::handle(),
+            }),
+            writer,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
+    /// (up to `shutdown_grace`), and writes every queued record before returning.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let app = router(self.state.clone(), self.config.server.max_body_bytes);
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let grace = self.config.server.shutdown_grace;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+        let mut stopped = stop_rx.clone();
+        let drained = async move {
+            // The grace period starts when shutdown is asked for, not at start-up.
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = serve => result?,
+            () = drained => tracing::warn!("shutdown grace period over; closing connections still open"),
+        }
+        drop(self.state);
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+        Ok(())
+    }
+}
+
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus_metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, HeaderName::from_static("x-api-key")]))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http())
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
+        .with_state(state)
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(128).collect())
+        .unwrap_or_default()
+}
+
+fn body_error(rejection: BytesRejection) -> GatewayError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        GatewayError::new(ErrorKind::PayloadTooLarge, "request_too_large", "the request body is larger than this gateway accepts (server.max_body_bytes)")
+    } else {
+        GatewayError::invalid(None, format!("cannot read the request body: {rejection}"))
+    }
+}
+
+fn fail(record: RecordGuard, e: GatewayError) -> Response {
+    record.finish(e.status().as_u16(), Some(e.label()));
+    e.into_response()
+}
+
+/// Headers that say who answered.
+fn served_headers(record: &switchyard_store::RequestRecord) -> [(HeaderName, HeaderValue); 3] {
+    let value = |s: String| HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""));
+    [
+        (
+            MODEL,
+            value(format!(
+                "{}; deployment={}",
+                record.model.as_deref().unwrap_or(""),
+                record.deployment.as_deref().unwrap_or("")
+            )),
+        ),
+        (ATTEMPTS, value(record.attempts.to_string())),
+        (FALLBACK_FROM, value(record.fallback_from.clone().unwrap_or_default())),
+    ]
+}
+
+fn with_served_headers(mut response: Response, record: &switchyard_store::RequestRecord) -> Response {
+    for (name, value) in served_headers(record) {
+        if !value.is_empty() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let pipeline = app.pipeline.load_full();
+    let mut record = RecordGuard::new(app.telemetry.clone(), request_id(&headers), "chat");
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return fail(record, body_error(rejection)),
+    };
+    match pipeline.chat(&mut record, &headers, &body).await {
+        Ok(ChatOutcome::Complete(response)) => {
+            let served = record.record().clone();
+            record.finish(200, None);
+            with_served_headers(Json(response).into_response(), &served)
+        }
+        Ok(ChatOutcome::Stream {
+            first,
+            rest,
+            request,
+            idle_timeout,
+        }) => {
+            let served = record.record().clone();
+            let model = served.model.clone().unwrap_or_default();
+            let body = Body::from_stream(sse_body(first, rest, record, request, model, idle_timeout));
+            let response = Response::builder()
+                .header(header::CONTENT_TYPE, "text/event-stream")
+                .header(header::CACHE_CONTROL, "no-cache")
+                .body(body)
+                .unwrap_or_else(|_| GatewayError::new(ErrorKind::Internal, "internal_error", "response build failed").into_response());
+            with_served_headers(response, &served)
+        }
+        Err(e) => fail(record, e),
+    }
+}
+
+async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let pipeline = app.pipeline.load_full();
+    let mut record = RecordGuard::new(app.telemetry.clone(), request_id(&headers), "embeddings");
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return fail(record, body_error(rejection)),
+    };
+    match pipeline.embed(&mut record, &headers, &body).await {
+        Ok(response) => {
+            let served = record.record().clone();
+            record.finish(200, None);
+            with_served_headers(Json(response).into_response(), &served)
+        }
+        Err(e) => fail(record, e),
+    }
+}
+
+async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match app.pipeline.load().models(&headers) {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when a config is loaded (always, once serving) and the store takes writes.
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let store = app.store.clone();
+    let writable = tokio::task::spawn_blocking(move || store.check_writable()).await;
+    match writable {
+        Ok(Ok(())) if app.telemetry.healthy() => "ready".into_response(),
+        Ok(Ok(())) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: the last telemetry write failed").into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the store is not writable: {e}")).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response(),
+    }
+}
+
+async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
+    for d in app.pipeline.load().deployments() {
+        metrics::gauge!(m::BREAKER_STATE, "deployment" => d.label.clone()).set(d.breaker_state().gauge());
+        metrics::gauge!(m::INFLIGHT, "deployment" => d.label.clone()).set(f64::from(d.outstanding()));
+    }
+    metrics::gauge!(m::QUEUE_DEPTH).set(app.telemetry.queue_depth() as f64);
+    metrics::counter!(m::RECORDS_DROPPED).absolute(app.telemetry.dropped());
+    metrics::counter!(m::RECORDS_WRITTEN).absolute(app.telemetry.written());
+    app.prometheus.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.prometheus.render()).into_response()
+}
+
+async fn not_found() -> Response {
+    GatewayError::new(ErrorKind::NotFound, "unknown_url", "no such endpoint; this gateway serves /v1/chat/completions, /v1/embeddings and /v1/models").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    GatewayError::new(ErrorKind::MethodNotAllowed, "method_not_allowed", "this endpoint does not accept that HTTP method").into_response()
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    GatewayError::new(ErrorKind::Internal, "internal_error", "the gateway failed on this request; it has been logged").into_response()
+}

@@ -1,0 +1,83 @@
+//! Starts a real gateway on 127.0.0.1:0 with a config given as TOML text, and stops it.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use switchyard_gateway::Server;
+use switchyard_store::SqliteStore;
+
+pub const KEY: &str = "sk-test-key";
+
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The config text with its storage pointed at a fresh temp folder and a test key added.
+/// `{KEY}` in the text stands for the test key's hash.
+pub async fn start(config: &str) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = hex_sha256(KEY);
+    let text = format!(
+        "{}\n[storage]\ndata_dir = {:?}\n",
+        config.replace("{KEY}", &hash),
+        dir.path().display().to_string()
+    );
+    let mut cfg = switchyard_control::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    let env = |_: &str| None;
+    let server = Server::bind(cfg, &env).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, rx) = tokio::sync::oneshot::channel();
+    #[allow(clippy::disallowed_methods)] // joined in `stop`
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    TestGateway {
+        addr,
+        http: reqwest::Client::new(),
+        dir,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+pub fn hex_sha256(s: &str) -> String {
+    switchyard_control::hash_key(s).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl TestGateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn chat(&self, body: serde_json::Value) -> reqwest::RequestBuilder {
+        self.http.post(self.url("/v1/chat/completions")).bearer_auth(KEY).json(&body)
+    }
+
+    /// Asks for shutdown and waits until the server has drained and flushed its records.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
+    /// Every record written, oldest first (call after `stop`).
+    pub fn records(&self) -> Vec<switchyard_store::RequestRecord> {
+        let mut r = SqliteStore::open_in(self.dir.path()).unwrap().recent(10_000).unwrap();
+        r.reverse();
+        r
+    }
+}
+
+pub fn user(text: &str) -> serde_json::Value {
+    serde_json::json!([{"role": "user", "content": text}])
+}

@@ -1,0 +1,247 @@
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{RequestRecord, StoreError};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` holds how many ran. Only ever
+/// append: stored data must stay readable.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE requests (
+    request_id        TEXT NOT NULL,
+    started_at_ms     INTEGER NOT NULL,
+    endpoint          TEXT NOT NULL,
+    tenant            TEXT,
+    key_id            TEXT,
+    requested_model   TEXT,
+    model             TEXT,
+    deployment        TEXT,
+    attempts          INTEGER NOT NULL,
+    fallback_from     TEXT,
+    stream            INTEGER NOT NULL,
+    status            INTEGER NOT NULL,
+    error_kind        TEXT,
+    latency_ms        REAL NOT NULL,
+    ttft_ms           REAL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    usage_counted     INTEGER NOT NULL,
+    cost_nanos        INTEGER NOT NULL,
+    route             TEXT,
+    cache             TEXT,
+    guards            TEXT,
+    config_version    TEXT
+);
+CREATE INDEX requests_started ON requests (started_at_ms);
+CREATE INDEX requests_key_started ON requests (key_id, started_at_ms);
+"#];
+
+/// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
+/// telemetry writer opens its own.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `switchyard.db` in `data_dir` and applies migrations.
+    pub fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        Self::open(&data_dir.join("switchyard.db"))
+    }
+
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL in WAL mode loses at most the last transactions on power loss, never corrupts.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(f(&mut conn)?)
+    }
+
+    /// Writes records in one transaction.
+    pub fn write_batch(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO requests (request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                )?;
+                for r in records {
+                    stmt.execute(params![
+                        r.request_id,
+                        r.started_at_ms,
+                        r.endpoint,
+                        r.tenant,
+                        r.key_id,
+                        r.requested_model,
+                        r.model,
+                        r.deployment,
+                        r.attempts,
+                        r.fallback_from,
+                        r.stream,
+                        r.status,
+                        r.error_kind,
+                        r.latency_ms,
+                        r.ttft_ms,
+                        r.prompt_tokens,
+                        r.completion_tokens,
+                        r.usage_counted,
+                        i64::try_from(r.cost_nanos).unwrap_or(i64::MAX),
+                        r.route,
+                        r.cache,
+                        r.guards,
+                        r.config_version,
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Nano-dollars a key has spent since a time (for budgets after a restart).
+    pub fn spend_since(&self, key_id: &str, since_ms: i64) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT COALESCE(SUM(cost_nanos), 0) FROM requests WHERE key_id = ?1 AND started_at_ms >= ?2",
+                params![key_id, since_ms],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|v| u64::try_from(v).unwrap_or(0))
+        })
+    }
+
+    /// The most recent records, newest first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version FROM requests ORDER BY started_at_ms DESC, rowid DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |row| {
+                Ok(RequestRecord {
+                    request_id: row.get(0)?,
+                    started_at_ms: row.get(1)?,
+                    endpoint: row.get(2)?,
+                    tenant: row.get(3)?,
+                    key_id: row.get(4)?,
+                    requested_model: row.get(5)?,
+                    model: row.get(6)?,
+                    deployment: row.get(7)?,
+                    attempts: row.get(8)?,
+                    fallback_from: row.get(9)?,
+                    stream: row.get(10)?,
+                    status: row.get(11)?,
+                    error_kind: row.get(12)?,
+                    latency_ms: row.get(13)?,
+                    ttft_ms: row.get(14)?,
+                    prompt_tokens: row.get(15)?,
+                    completion_tokens: row.get(16)?,
+                    usage_counted: row.get(17)?,
+                    cost_nanos: u64::try_from(row.get::<_, i64>(18)?).unwrap_or(0),
+                    route: row.get(19)?,
+                    cache: row.get(20)?,
+                    guards: row.get(21)?,
+                    config_version: row.get(22)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    pub fn count(&self) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get::<_, i64>(0))
+        })
+        .map(|v| u64::try_from(v).unwrap_or(0))
+    }
+
+    /// Whether the database accepts a write lock now (for `/readyz`).
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        self.with(|conn| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"))
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let done: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(done).unwrap_or(0))
+    {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, key: &str, at: i64, cost: u64) -> RequestRecord {
+        RequestRecord {
+            request_id: id.into(),
+            started_at_ms: at,
+            endpoint: "chat".into(),
+            key_id: Some(key.into()),
+            status: 200,
+            cost_nanos: cost,
+            ..RequestRecord::default()
+        }
+    }
+
+    #[test]
+    fn writes_reads_and_sums_spend() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        store
+            .write_batch(&[
+                rec("a", "k1", 100, 5),
+                rec("b", "k1", 200, 7),
+                rec("c", "k2", 300, 11),
+            ])
+            .unwrap();
+        assert_eq!(store.spend_since("k1", 150).unwrap(), 7);
+        assert_eq!(store.spend_since("k1", 0).unwrap(), 12);
+        let recent = store.recent(2).unwrap();
+        assert_eq!(
+            recent
+                .iter()
+                .map(|r| r.request_id.as_str())
+                .collect::<Vec<_>>(),
+            ["c", "b"]
+        );
+        assert_eq!(recent[0], rec("c", "k2", 300, 11));
+        store.check_writable().unwrap();
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_does_not_remigrate() {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open_in(dir.path())
+            .unwrap()
+            .write_batch(&[rec("a", "k", 1, 1)])
+            .unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        assert_eq!(store.count().unwrap(), 1);
+    }
+}

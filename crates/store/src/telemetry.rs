@@ -1,0 +1,238 @@
+//! The path from the request to the disk: a bounded queue and one writer thread.
+//!
+//! 1. Requests hand their finished record to [`TelemetrySender::record`], which never blocks:
+//!    when the queue is full the record is dropped and counted (`dropped()`), because a
+//!    request must not wait for the disk.
+//! 2. The writer thread takes the first waiting record, then collects more for up to
+//!    `flush_interval` or until `batch_size`, and writes them in one transaction.
+//! 3. A failed write (disk full, locked) is kept and retried with backoff while new records
+//!    wait in the queue; nothing accepted is discarded for a write error.
+//! 4. [`TelemetryWriter::close`] asks the thread to write everything still queued and waits for
+//!    it: a clean shutdown loses nothing.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::{RequestRecord, SqliteStore};
+
+enum Msg {
+    Record(Box<RequestRecord>),
+    Close,
+}
+
+#[derive(Default)]
+struct Counters {
+    depth: AtomicUsize,
+    dropped: AtomicU64,
+    written: AtomicU64,
+    healthy: AtomicBool,
+}
+
+/// Cheap to clone; one per request path.
+#[derive(Clone)]
+pub struct TelemetrySender {
+    tx: SyncSender<Msg>,
+    counters: Arc<Counters>,
+}
+
+impl TelemetrySender {
+    /// Queues a record; returns false (and counts it) when the queue is full.
+    pub fn record(&self, record: RequestRecord) -> bool {
+        match self.tx.try_send(Msg::Record(Box::new(record))) {
+            Ok(()) => {
+                self.counters.depth.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.counters.depth.load(Ordering::Relaxed)
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn written(&self) -> u64 {
+        self.counters.written.load(Ordering::Relaxed)
+    }
+
+    /// False while the last write failed.
+    pub fn healthy(&self) -> bool {
+        self.counters.healthy.load(Ordering::Relaxed)
+    }
+}
+
+pub struct TelemetryWriter {
+    sender: TelemetrySender,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+}
+
+impl TelemetryWriter {
+    pub fn start(store: SqliteStore, settings: WriterSettings) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel(settings.queue_capacity);
+        let counters = Arc::new(Counters {
+            healthy: AtomicBool::new(true),
+            ..Counters::default()
+        });
+        let thread_counters = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("telemetry-writer".into())
+            .spawn(move || run(store, rx, settings, &thread_counters))?;
+        Ok(TelemetryWriter {
+            sender: TelemetrySender { tx, counters },
+            thread: Some(thread),
+        })
+    }
+
+    pub fn sender(&self) -> TelemetrySender {
+        self.sender.clone()
+    }
+
+    /// Writes everything queued before this call, then stops the thread. Blocks: call it from
+    /// a blocking context (`spawn_blocking`) in async code.
+    pub fn close(mut self) {
+        // A blocking send: the close marker waits for room behind the queued records.
+        let _ = self.sender.tx.send(Msg::Close);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters: &Counters) {
+    let mut batch: Vec<RequestRecord> = Vec::with_capacity(settings.batch_size);
+    let mut closing = false;
+    let mut retry_delay = Duration::from_millis(100);
+    while !closing || !batch.is_empty() {
+        if batch.is_empty() {
+            match rx.recv() {
+                Ok(Msg::Record(r)) => batch.push(*r),
+                Ok(Msg::Close) | Err(_) => closing = true,
+            }
+        }
+        let deadline = Instant::now() + settings.flush_interval;
+        while !closing && batch.len() < settings.batch_size {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Record(r)) => batch.push(*r),
+                Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => closing = true,
+                Err(RecvTimeoutError::Timeout) => break,
+            }
+        }
+        if closing {
+            // Take whatever is still queued behind the close marker's turn.
+            while let Ok(Msg::Record(r)) = rx.try_recv() {
+                batch.push(*r);
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        match store.write_batch(&batch) {
+            Ok(()) => {
+                counters.depth.fetch_sub(batch.len(), Ordering::Relaxed);
+                counters
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                counters.healthy.store(true, Ordering::Relaxed);
+                batch.clear();
+                retry_delay = Duration::from_millis(100);
+            }
+            Err(e) => {
+                counters.healthy.store(false, Ordering::Relaxed);
+                tracing::error!(error = %e, records = batch.len(), "telemetry write failed; will retry");
+                if closing && retry_delay > Duration::from_secs(5) {
+                    tracing::error!(
+                        records = batch.len(),
+                        "giving up on telemetry records at shutdown"
+                    );
+                    return;
+                }
+                #[allow(clippy::disallowed_methods)]
+                // a dedicated writer thread, not a runtime thread
+                std::thread::sleep(retry_delay);
+                retry_delay = (retry_delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_flushes_everything_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = TelemetryWriter::start(
+            SqliteStore::open_in(dir.path()).unwrap(),
+            WriterSettings {
+                queue_capacity: 10_000,
+                batch_size: 64,
+                flush_interval: Duration::from_secs(3600),
+            },
+        )
+        .unwrap();
+        let sender = writer.sender();
+        for i in 0..1000 {
+            assert!(sender.record(RequestRecord {
+                request_id: format!("r{i}"),
+                endpoint: "chat".into(),
+                ..RequestRecord::default()
+            }));
+        }
+        writer.close();
+        assert_eq!(
+            SqliteStore::open_in(dir.path()).unwrap().count().unwrap(),
+            1000
+        );
+        assert_eq!(sender.written(), 1000);
+        assert_eq!(sender.queue_depth(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        // A lock held by another connection stalls the writer, so the queue fills.
+        let blocker = rusqlite::Connection::open(dir.path().join("switchyard.db")).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+        let writer = TelemetryWriter::start(
+            store,
+            WriterSettings {
+                queue_capacity: 4,
+                batch_size: 1,
+                flush_interval: Duration::from_millis(1),
+            },
+        )
+        .unwrap();
+        let sender = writer.sender();
+        let accepted = (0..100)
+            .filter(|_| sender.record(RequestRecord::default()))
+            .count();
+        assert!(accepted < 100);
+        assert_eq!(sender.dropped() as usize, 100 - accepted);
+        blocker.execute_batch("COMMIT;").unwrap();
+        writer.close();
+        assert_eq!(
+            SqliteStore::open_in(dir.path()).unwrap().count().unwrap() as usize,
+            accepted
+        );
+    }
+}
