@@ -155,7 +155,8 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, HeaderName::from_static("x-api-key")]))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http())
+                // Failures are logged where their cause is known (dispatch), not again here.
+                .layer(TraceLayer::new_for_http().on_failure(()))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
         .with_state(state)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The project's test command. Creates .venv with the OpenAI Python SDK and pytest (for the SDK
+# conformance test) when it is missing, then runs every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! .venv/bin/python -c "import openai, pytest" 2>/dev/null; then
+  echo "==> creating .venv with the test requirements (tests/sdk/requirements.txt)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+fi
+
+cargo test --workspace "$@"
