@@ -1,0 +1,102 @@
+//! The CLI as a user meets it: exit codes, messages, the embedded demo.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn switchyard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+fn repo_file(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+#[test]
+fn config_check_accepts_the_examples() {
+    for example in ["examples/demo.toml", "examples/production.toml"] {
+        let out = switchyard().args(["config", "check"]).arg(repo_file(example)).output().unwrap();
+        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
+    }
+}
+
+#[test]
+fn config_check_reports_every_error_with_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(repo_file("examples/demo.toml"))
+        .unwrap()
+        .replace("upstream_model = \"sim-medium\"", "upstream_model = \"sim-medum\"")
+        .replace("rpm = 600", "rpm = 0");
+    std::fs::write(&file, text).unwrap();
+    let out = switchyard().args(["config", "check"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config has 2 errors"), "{err}");
+    assert!(err.contains("bad.toml:"), "{err}");
+    assert!(err.contains("`models.medium.deployments[0].upstream_model`: sim provider `sim` has no model `sim-medum`"), "{err}");
+    assert!(err.contains("`keys[0].rpm`: must be greater than 0"), "{err}");
+
+    let out = switchyard().args(["config", "check", "/nonexistent.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent.toml"));
+}
+
+#[test]
+fn demo_refuses_to_listen_beyond_loopback() {
+    let out = switchyard().args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen on 0.0.0.0:0"), "{err}");
+    assert!(err.contains("loopback"), "{err}");
+}
+
+#[test]
+fn keys_hash_prints_the_sha256() {
+    let out = switchyard().args(["keys", "hash", "sk-switchyard-demo"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "37cbfc183c342e976476530bb738059047143238dbbee2003f91b27a3d546483"
+    );
+    let out = switchyard().args(["keys", "new"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("secret_sha256: "));
+}
+
+#[tokio::test]
+async fn the_embedded_demo_answers_with_its_published_key() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = switchyard()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner: Vec<String> = (0..4).map(|_| lines.next().unwrap().unwrap()).collect();
+    let base = banner[0]
+        .strip_prefix("Switchyard embedded demo listening on ")
+        .unwrap_or_else(|| panic!("{banner:?}"))
+        .to_owned();
+    assert!(banner.iter().any(|l| l.contains("sk-switchyard-demo")), "{banner:?}");
+    assert!(banner.iter().any(|l| l.contains("sk-switchyard-admin")), "{banner:?}");
+
+    let http = reqwest::Client::new();
+    let reply: serde_json::Value = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("sk-switchyard-demo")
+        .json(&serde_json::json!({"model": "small", "messages": [{"role": "user", "content": "What is the capital of France?"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["choices"][0]["message"]["content"], "The capital of France is Paris.");
+
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+    assert!(cwd.path().join("switchyard-data/switchyard.db").exists());
+}
