@@ -3,7 +3,7 @@
 //! 1. The chain is the requested model followed by its configured fallbacks.
 //! 2. For each model in the chain, up to `max_attempts` attempts. Each attempt picks a
 //!    deployment by weighted power of two choices among those whose circuit breaker admits a
-//!    call, and is bounded by `attempt_timeout` and by what is left of the overall `deadline`.
+//!    call (preferring ones that have not yet failed this request), and is bounded by `attempt_timeout` and by what is left of the overall `deadline`.
 //!    For streams an attempt succeeds only once the first chunk has arrived, so a stream that
 //!    breaks before its first byte is retried like any other failure.
 //! 3. A retryable failure (connect, timeout, 408/409/429/5xx) backs off with full jitter
@@ -126,8 +126,13 @@ pub struct ModelRuntime {
 
 impl ModelRuntime {
     /// A deployment whose breaker admits a call, chosen by weighted power of two choices.
-    fn pick(&self, at: Instant) -> Option<(Arc<Deployment>, InFlight)> {
-        let mut eligible: Vec<&Arc<Deployment>> = self.deployments.iter().filter(|d| d.available(at)).collect();
+    /// Deployments that already failed this request are avoided while others are available.
+    fn pick(&self, at: Instant, failed: &[Arc<Deployment>]) -> Option<(Arc<Deployment>, InFlight)> {
+        let available = self.deployments.iter().filter(|d| d.available(at));
+        let mut eligible: Vec<&Arc<Deployment>> = available.clone().filter(|d| !failed.iter().any(|f| Arc::ptr_eq(f, d))).collect();
+        if eligible.is_empty() {
+            eligible = available.collect();
+        }
         let mut rng = rand::rng();
         while !eligible.is_empty() {
             let loads: Vec<Load> = eligible
@@ -217,6 +222,7 @@ impl Dispatcher {
         let deadline = tokio::time::Instant::now() + primary.spec.resilience.deadline;
         self.retry_budget.deposit();
         let mut last: Option<GatewayError> = None;
+        let mut failed: Vec<Arc<Deployment>> = Vec::new();
         'chain: for model in chain {
             let policy = &model.spec.resilience;
             let mut retry_after = None;
@@ -234,7 +240,7 @@ impl Dispatcher {
                     metrics::counter!(m::RETRIES, "model" => model.spec.name.clone()).increment(1);
                     tokio::time::sleep(delay).await;
                 }
-                let Some((deployment, flight)) = model.pick(now()) else {
+                let Some((deployment, flight)) = model.pick(now(), &failed) else {
                     last = Some(GatewayError::new(
                         ErrorKind::UpstreamUnavailable,
                         "upstream_unavailable",
@@ -275,6 +281,7 @@ impl Dispatcher {
                         metrics::counter!(m::UPSTREAM_ERRORS, "deployment" => deployment.label.clone(), "kind" => e.kind()).increment(1);
                         tracing::warn!(deployment = %deployment.label, error = %e, "upstream attempt failed");
                         let mapped = GatewayError::from_provider(&e, &deployment.label);
+                        failed.push(deployment.clone());
                         if !e.retryable() {
                             return Err(mapped);
                         }

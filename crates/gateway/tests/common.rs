@@ -21,6 +21,11 @@ pub struct TestGateway {
 /// The config text with its storage pointed at a fresh temp folder and a test key added.
 /// `{KEY}` in the text stands for the test key's hash.
 pub async fn start(config: &str) -> TestGateway {
+    start_with_env(config, &[]).await
+}
+
+/// As [`start`], with environment variables (upstream API keys) the gateway reads.
+pub async fn start_with_env(config: &str, vars: &[(&str, &str)]) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let hash = hex_sha256(KEY);
     let text = format!(
@@ -30,7 +35,8 @@ pub async fn start(config: &str) -> TestGateway {
     );
     let mut cfg = switchyard_control::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
     cfg.server.listen = "127.0.0.1:0".parse().unwrap();
-    let env = |_: &str| None;
+    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env = move |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
     let server = Server::bind(cfg, &env).await.unwrap();
     let addr = server.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel();

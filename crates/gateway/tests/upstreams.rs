@@ -1,0 +1,236 @@
+//! The gateway against scripted fake upstreams over real HTTP: retries, retry-after, no retry
+//! on the caller's errors, streams that break before their first byte, disconnects reaching
+//! the upstream, balancing around a failing deployment, secrets and passthrough.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{start, start_with_env, user, TestGateway};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use switchyard_testkit::{Behavior, Ending, FakeUpstream, Flavor, Reply};
+
+fn config(upstreams: &[(&str, &FakeUpstream)], models: &str) -> String {
+    let mut text = String::new();
+    for (name, up) in upstreams {
+        let kind = match up.flavor() {
+            Flavor::OpenAi => "openai",
+            Flavor::Anthropic => "anthropic",
+        };
+        let key = if kind == "anthropic" { "api_key_env = \"ANTHROPIC_TEST_KEY\"\n" } else { "api_key_env = \"UPSTREAM_TEST_KEY\"\nheaders = { \"x-team\" = \"blue\" }\n" };
+        text.push_str(&format!("[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n{key}\n", up.base_url()));
+    }
+    text.push_str(models);
+    text.push_str("\n[[keys]]\nid = \"test\"\nsecret_sha256 = \"{KEY}\"\n");
+    text
+}
+
+const ENV: &[(&str, &str)] = &[("UPSTREAM_TEST_KEY", "sk-upstream-secret"), ("ANTHROPIC_TEST_KEY", "sk-ant-secret")];
+
+async fn gateway(upstreams: &[(&str, &FakeUpstream)], models: &str) -> TestGateway {
+    start_with_env(&config(upstreams, models), ENV).await
+}
+
+const FAST_RETRY: &str = "resilience = { max_attempts = 3, backoff_base_ms = 1, backoff_max_ms = 5, attempt_timeout_ms = 2000 }";
+
+#[tokio::test]
+async fn a_5xx_is_retried_and_the_second_attempt_answers() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Behavior::status(500, "boom"));
+    up.push(Reply::text("second time lucky"));
+    let mut gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\", upstream_model = \"real-model\" }}]\n{FAST_RETRY}\n")).await;
+    let r = gw.chat(json!({"model": "m", "messages": user("hi"), "logit_bias": {"42": -1}})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-attempts"], "2");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "second time lucky");
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].body["model"], "real-model");
+    assert_eq!(seen[1].body["logit_bias"], json!({"42": -1}), "unknown fields pass through");
+    assert_eq!(seen[1].header("authorization"), Some("Bearer sk-upstream-secret"));
+    assert_eq!(seen[1].header("x-team"), Some("blue"));
+    gw.stop().await;
+    let rec = &gw.records()[0];
+    assert_eq!((rec.status, rec.attempts), (200, 2));
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_then_success() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Behavior::rate_limited("0.05"));
+    let gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
+    let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-attempts"], "2");
+}
+
+#[tokio::test]
+async fn persistent_upstream_429_becomes_503_with_retry_after() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    for _ in 0..3 {
+        up.push(Behavior::rate_limited("0.01"));
+    }
+    let gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
+    let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_rate_limited");
+    assert_eq!(up.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn the_callers_error_is_not_retried() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Behavior::status(400, "messages[0].content is too long for this model"));
+    let gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
+    let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("too long for this model"));
+    assert_eq!(up.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn upstream_auth_failure_is_a_502_without_the_upstream_body() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Behavior::status(401, "Incorrect API key provided: sk-upstream-secret"));
+    let gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
+    let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("sk-upstream-secret"), "{text}");
+    assert!(text.contains("upstream_auth"), "{text}");
+}
+
+#[tokio::test]
+async fn a_stream_that_breaks_before_its_first_chunk_is_retried() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Behavior::Hang);
+    up.push(Reply::text("streamed after a retry"));
+    let models = "[models.m]\ndeployments = [{ provider = \"up\" }]\nresilience = { max_attempts = 2, backoff_base_ms = 1, backoff_max_ms = 2, attempt_timeout_ms = 300 }\n";
+    let gw = gateway(&[("up", &up)], models).await;
+    let r = gw.chat(json!({"model": "m", "messages": user("hi"), "stream": true})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-switchyard-attempts"], "2");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("streamed ") && text.ends_with("data: [DONE]\n\n"), "{text}");
+}
+
+#[tokio::test]
+async fn a_stream_broken_after_the_first_byte_ends_with_an_error_event() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Reply::text("one two three four").ending(Ending::Abort));
+    let mut gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
+    let r = gw.chat(json!({"model": "m", "messages": user("hi"), "stream": true})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"error\""), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert_eq!(up.requests().len(), 1, "no retry after the first byte");
+    gw.stop().await;
+    assert_eq!(gw.records()[0].status, 502);
+}
+
+#[tokio::test]
+async fn client_hang_up_cancels_the_upstream_call() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Reply::pieces((0..50).map(|i| format!("w{i} "))).with_delay(Duration::from_millis(50)));
+    let mut gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
+    let r = gw.chat(json!({"model": "m", "messages": user("hi"), "stream": true})).send().await.unwrap();
+    let mut body = r.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    tokio::time::timeout(Duration::from_secs(10), up.wait_for_disconnects(1))
+        .await
+        .expect("the upstream saw the disconnect");
+    gw.stop().await;
+    let rec = &gw.records()[0];
+    assert_eq!(rec.status, 499);
+}
+
+#[tokio::test]
+async fn a_failing_deployment_is_routed_around() {
+    let bad = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let good = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    for _ in 0..100 {
+        bad.push(Behavior::status(503, "overloaded"));
+    }
+    let models = "[models.m]\ndeployments = [{ provider = \"bad\" }, { provider = \"good\" }]\nresilience = { max_attempts = 3, backoff_base_ms = 1, backoff_max_ms = 2, breaker = { consecutive_failures = 3, open_secs = 60 } }\n";
+    let gw = gateway(&[("bad", &bad), ("good", &good)], models).await;
+    for _ in 0..30 {
+        let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert!(bad.requests().len() <= 3, "breaker opened after 3 failures, got {}", bad.requests().len());
+    assert_eq!(good.requests().len(), 30);
+    let metrics = gw.http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("switchyard_breaker_state{deployment=\"bad/m\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn missing_usage_is_counted_by_the_gateway() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Reply::text("counted by the gateway itself").without_usage());
+    up.push(Reply::text("streamed and counted").without_usage());
+    let mut gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
+    let body: Value = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap().json().await.unwrap();
+    assert!(body["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    let text = gw
+        .chat(json!({"model": "m", "messages": user("hi"), "stream": true, "stream_options": {"include_usage": true}}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"completion_tokens\""), "{text}");
+    gw.stop().await;
+    let records = gw.records();
+    assert!(records.iter().all(|r| r.usage_counted && r.completion_tokens > 0), "{records:?}");
+}
+
+#[tokio::test]
+async fn anthropic_upstream_through_the_gateway() {
+    let up = FakeUpstream::start(Flavor::Anthropic).await.unwrap();
+    up.push(Reply::text("Bonjour from Claude").with_usage(11, 4));
+    up.push(Reply::text("streamed Claude").with_usage(9, 2));
+    let gw = gateway(&[("claude", &up)], "[models.c]\ndeployments = [{ provider = \"claude\", upstream_model = \"claude-x\" }]\n").await;
+    let body: Value = gw
+        .chat(json!({"model": "c", "messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "Bonjour from Claude");
+    assert_eq!(body["usage"]["prompt_tokens"], 11);
+    let seen = up.last_request().unwrap();
+    assert_eq!(seen.body["system"], "be nice");
+    assert_eq!(seen.header("x-api-key"), Some("sk-ant-secret"));
+    let text = gw
+        .chat(json!({"model": "c", "messages": user("hi"), "stream": true, "stream_options": {"include_usage": true}}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("streamed ") && text.contains("\"prompt_tokens\":9"), "{text}");
+}
+
+#[tokio::test]
+async fn a_missing_upstream_secret_stops_start_up_with_its_name() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let text = config(&[("up", &up)], "[models.m]\ndeployments = [{ provider = \"up\" }]\n").replace("{KEY}", &common::hex_sha256("k"));
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{text}\n[storage]\ndata_dir = {:?}\n", dir.path().display().to_string());
+    let cfg = switchyard_control::parse(&text, "t.toml").unwrap();
+    let env = |_: &str| None;
+    let err = switchyard_gateway::Server::bind(cfg, &env).await.err().unwrap();
+    assert_eq!(err.to_string(), "provider `up`: environment variable UPSTREAM_TEST_KEY (named by api_key_env) is not set");
+    let _ = start; // the plain starter is used by the other test files
+}
