@@ -630,7 +630,7 @@ fn model(
 fn usd_to_nanos(c: &mut Checker, path: &str, usd: Option<f64>) -> Option<u64> {
     let usd = usd?;
     if !c.ensure(
-        usd.is_finite() && usd >= 0.0 && usd < 1e9,
+        (0.0..1e9).contains(&usd),
         path,
         "must be a dollar amount >= 0",
     ) {

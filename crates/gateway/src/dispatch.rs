@@ -42,7 +42,13 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    pub fn new(label: String, upstream_model: String, provider: Arc<dyn ChatProvider>, weight: u32, breaker: CircuitBreaker) -> Self {
+    pub fn new(
+        label: String,
+        upstream_model: String,
+        provider: Arc<dyn ChatProvider>,
+        weight: u32,
+        breaker: CircuitBreaker,
+    ) -> Self {
         Deployment {
             label,
             upstream_model,
@@ -65,11 +71,18 @@ impl Deployment {
     }
 
     fn available(&self, at: Instant) -> bool {
-        self.breaker.lock().map(|b| b.is_available(at)).unwrap_or(false)
+        self.breaker
+            .lock()
+            .map(|b| b.is_available(at))
+            .unwrap_or(false)
     }
 
     fn try_acquire(self: &Arc<Self>, at: Instant) -> Option<InFlight> {
-        let admitted = self.breaker.lock().map(|mut b| b.try_acquire(at)).unwrap_or(false);
+        let admitted = self
+            .breaker
+            .lock()
+            .map(|mut b| b.try_acquire(at))
+            .unwrap_or(false);
         admitted.then(|| {
             self.outstanding.fetch_add(1, Ordering::Relaxed);
             InFlight {
@@ -129,7 +142,10 @@ impl ModelRuntime {
     /// Deployments that already failed this request are avoided while others are available.
     fn pick(&self, at: Instant, failed: &[Arc<Deployment>]) -> Option<(Arc<Deployment>, InFlight)> {
         let available = self.deployments.iter().filter(|d| d.available(at));
-        let mut eligible: Vec<&Arc<Deployment>> = available.clone().filter(|d| !failed.iter().any(|f| Arc::ptr_eq(f, d))).collect();
+        let mut eligible: Vec<&Arc<Deployment>> = available
+            .clone()
+            .filter(|d| !failed.iter().any(|f| Arc::ptr_eq(f, d)))
+            .collect();
         if eligible.is_empty() {
             eligible = available.collect();
         }
@@ -196,7 +212,9 @@ impl Dispatcher {
                     ChatReply::Stream(mut rest) => match rest.next().await {
                         Some(Ok(first)) => Ok(Started::Stream { first, rest }),
                         Some(Err(e)) => Err(e),
-                        None => Err(ProviderError::Stream("the stream ended before its first chunk".into())),
+                        None => Err(ProviderError::Stream(
+                            "the stream ended before its first chunk".into(),
+                        )),
                     },
                 }
             }
@@ -217,7 +235,11 @@ impl Dispatcher {
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let Some(primary) = chain.first() else {
-            return Err(GatewayError::new(ErrorKind::Internal, "internal_error", "empty model chain"));
+            return Err(GatewayError::new(
+                ErrorKind::Internal,
+                "internal_error",
+                "empty model chain",
+            ));
         };
         let deadline = tokio::time::Instant::now() + primary.spec.resilience.deadline;
         self.retry_budget.deposit();
@@ -244,7 +266,10 @@ impl Dispatcher {
                     last = Some(GatewayError::new(
                         ErrorKind::UpstreamUnavailable,
                         "upstream_unavailable",
-                        format!("every deployment of model `{}` is failing (circuit open); retry later", model.spec.name),
+                        format!(
+                            "every deployment of model `{}` is failing (circuit open); retry later",
+                            model.spec.name
+                        ),
                     ));
                     continue 'chain;
                 };
@@ -263,7 +288,8 @@ impl Dispatcher {
                 match outcome {
                     Ok(value) => {
                         flight.succeeded();
-                        let fallback_from = (!Arc::ptr_eq(model, primary)).then(|| primary.spec.name.clone());
+                        let fallback_from =
+                            (!Arc::ptr_eq(model, primary)).then(|| primary.spec.name.clone());
                         if fallback_from.is_some() {
                             metrics::counter!(m::FALLBACKS, "from" => primary.spec.name.clone(), "to" => model.spec.name.clone()).increment(1);
                         }

@@ -69,7 +69,9 @@ impl ErrorKind {
 
     fn side(self) -> Side {
         match self {
-            ErrorKind::UpstreamFailed | ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamTimeout => Side::Upstream,
+            ErrorKind::UpstreamFailed
+            | ErrorKind::UpstreamUnavailable
+            | ErrorKind::UpstreamTimeout => Side::Upstream,
             ErrorKind::Internal => Side::Internal,
             _ => Side::Downstream,
         }
@@ -96,7 +98,10 @@ impl GatewayError {
             side: kind.side(),
             retryable: matches!(
                 kind,
-                ErrorKind::RateLimited | ErrorKind::UpstreamFailed | ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamTimeout
+                ErrorKind::RateLimited
+                    | ErrorKind::UpstreamFailed
+                    | ErrorKind::UpstreamUnavailable
+                    | ErrorKind::UpstreamTimeout
             ),
             message: message.into(),
             param: None,
@@ -217,11 +222,18 @@ mod tests {
             serde_json::json!({"error": {"message": "the model provider did not answer in time (deployment sim/a)", "type": "server_error", "param": null, "code": "upstream_timeout"}}),
         );
         let auth = GatewayError::from_provider(
-            &ProviderError::Status { status: 401, message: "bad key sk-live-123".into(), retry_after: None },
+            &ProviderError::Status {
+                status: 401,
+                message: "bad key sk-live-123".into(),
+                retry_after: None,
+            },
             "openai/gpt",
         );
         assert_eq!(auth.status().as_u16(), 502);
-        assert!(!auth.message.contains("sk-live"), "upstream auth bodies are not passed on");
+        assert!(
+            !auth.message.contains("sk-live"),
+            "upstream auth bodies are not passed on"
+        );
     }
 
     #[test]

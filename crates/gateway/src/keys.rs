@@ -113,35 +113,47 @@ impl KeyState {
             limits: Mutex::new(Limits {
                 rpm: spec.rpm.map(|l| TokenBucket::per_minute(l, now)),
                 tpm: spec.tpm.map(|l| TokenBucket::per_minute(l, now)),
-                daily: spec
-                    .budget_daily_nanos
-                    .map(|l| SpendBudget::new(l, periods.day, spent(&spec.id, periods.day_start_ms))),
-                monthly: spec
-                    .budget_monthly_nanos
-                    .map(|l| SpendBudget::new(l, periods.month, spent(&spec.id, periods.month_start_ms))),
+                daily: spec.budget_daily_nanos.map(|l| {
+                    SpendBudget::new(l, periods.day, spent(&spec.id, periods.day_start_ms))
+                }),
+                monthly: spec.budget_monthly_nanos.map(|l| {
+                    SpendBudget::new(l, periods.month, spent(&spec.id, periods.month_start_ms))
+                }),
             }),
         }
     }
 
     /// Admits a request estimated at `tokens` and `cost_nanos`, or says which limit stops it
     /// and when to retry. Nothing is taken when any limit refuses.
-    pub fn admit(self: &Arc<Self>, tokens: u32, cost_nanos: u64) -> Result<Admission, GatewayError> {
+    pub fn admit(
+        self: &Arc<Self>,
+        tokens: u32,
+        cost_nanos: u64,
+    ) -> Result<Admission, GatewayError> {
         let now = now();
         let periods = Periods::now();
-        let mut l = self
-            .limits
-            .lock()
-            .map_err(|_| GatewayError::new(ErrorKind::Internal, "internal_error", "key limits unavailable"))?;
+        let mut l = self.limits.lock().map_err(|_| {
+            GatewayError::new(
+                ErrorKind::Internal,
+                "internal_error",
+                "key limits unavailable",
+            )
+        })?;
         let limited = |what: &str, after: Duration| {
             GatewayError::new(
                 ErrorKind::RateLimited,
                 "rate_limit_exceeded",
-                format!("rate limit reached for key `{}`: {what}; retry in {:.1}s", self.id, after.as_secs_f64()),
+                format!(
+                    "rate limit reached for key `{}`: {what}; retry in {:.1}s",
+                    self.id,
+                    after.as_secs_f64()
+                ),
             )
             .with_retry_after(after)
         };
         if let Some(b) = &mut l.rpm {
-            b.try_take(1.0, now).map_err(|after| limited("requests per minute", after))?;
+            b.try_take(1.0, now)
+                .map_err(|after| limited("requests per minute", after))?;
         }
         if let Some(b) = &mut l.tpm {
             if let Err(after) = b.try_take(f64::from(tokens), now) {
@@ -212,10 +224,12 @@ pub fn resolve_secret(
 ) -> Result<[u8; 32], MissingKeySecret> {
     match secret {
         KeySecret::Sha256(h) => Ok(*h),
-        KeySecret::Env(var) => env(var).map(|v| hash_key(&v)).ok_or_else(|| MissingKeySecret {
-            key: owner.to_owned(),
-            var: var.clone(),
-        }),
+        KeySecret::Env(var) => env(var)
+            .map(|v| hash_key(&v))
+            .ok_or_else(|| MissingKeySecret {
+                key: owner.to_owned(),
+                var: var.clone(),
+            }),
     }
 }
 
@@ -242,7 +256,11 @@ impl Keyring {
             ));
         }
         self.keys.get(&hash).cloned().ok_or_else(|| {
-            GatewayError::new(ErrorKind::Unauthorized, "invalid_api_key", "the API key is not valid")
+            GatewayError::new(
+                ErrorKind::Unauthorized,
+                "invalid_api_key",
+                "the API key is not valid",
+            )
         })
     }
 }
@@ -251,9 +269,16 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
         let v = v.to_str().ok()?;
         let (scheme, key) = v.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim()).filter(|k| !k.is_empty());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| key.trim())
+            .filter(|k| !k.is_empty());
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty())
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
 }
 
 #[cfg(test)]
@@ -275,7 +300,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rpm_limit_refuses_with_retry_after() {
-        let k = Arc::new(KeyState::new(&spec(Some(2), None, None), &Periods::now(), &|_, _| 0));
+        let k = Arc::new(KeyState::new(
+            &spec(Some(2), None, None),
+            &Periods::now(),
+            &|_, _| 0,
+        ));
         k.admit(1, 0).unwrap().settle(1, 0);
         k.admit(1, 0).unwrap().settle(1, 0);
         let e = k.admit(1, 0).err().unwrap();
@@ -288,7 +317,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn refusal_by_a_later_limit_takes_nothing() {
-        let k = Arc::new(KeyState::new(&spec(Some(10), Some(100), Some(1_000)), &Periods::now(), &|_, _| 0));
+        let k = Arc::new(KeyState::new(
+            &spec(Some(10), Some(100), Some(1_000)),
+            &Periods::now(),
+            &|_, _| 0,
+        ));
         assert!(k.admit(10, 5_000).is_err(), "over budget");
         // The refused request did not consume rpm or tpm.
         for _ in 0..10 {
@@ -299,7 +332,11 @@ mod tests {
 
     #[test]
     fn budget_counts_spend_already_stored() {
-        let k = Arc::new(KeyState::new(&spec(None, None, Some(1_000)), &Periods::now(), &|_, _| 990));
+        let k = Arc::new(KeyState::new(
+            &spec(None, None, Some(1_000)),
+            &Periods::now(),
+            &|_, _| 990,
+        ));
         let e = k.admit(1, 20).err().unwrap();
         assert_eq!(e.code, Some("budget_exceeded"));
         assert!(k.admit(1, 10).is_ok());

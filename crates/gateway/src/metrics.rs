@@ -43,17 +43,40 @@ pub fn handle() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(REQUESTS, "Requests answered, by endpoint, model and HTTP status.");
-    describe_histogram!(REQUEST_DURATION, Unit::Seconds, "Time from request to the last byte of the answer.");
-    describe_histogram!(TTFT, Unit::Seconds, "Time from request to the first streamed token.");
-    describe_counter!(TOKENS, "Tokens by model and direction (prompt, completion).");
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by endpoint, model and HTTP status."
+    );
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from request to the last byte of the answer."
+    );
+    describe_histogram!(
+        TTFT,
+        Unit::Seconds,
+        "Time from request to the first streamed token."
+    );
+    describe_counter!(
+        TOKENS,
+        "Tokens by model and direction (prompt, completion)."
+    );
     describe_counter!(COST, "Spend in nano-dollars by model and tenant.");
-    describe_counter!(UPSTREAM_ERRORS, "Failed upstream attempts by deployment and kind.");
+    describe_counter!(
+        UPSTREAM_ERRORS,
+        "Failed upstream attempts by deployment and kind."
+    );
     describe_counter!(RETRIES, "Attempts beyond the first, by model.");
     describe_counter!(FALLBACKS, "Requests answered by a fallback model.");
-    describe_gauge!(BREAKER_STATE, "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open.");
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open."
+    );
     describe_gauge!(INFLIGHT, "Upstream calls in flight per deployment.");
     describe_gauge!(QUEUE_DEPTH, "Request records waiting to be written.");
-    describe_counter!(RECORDS_DROPPED, "Request records dropped because the queue was full.");
+    describe_counter!(
+        RECORDS_DROPPED,
+        "Request records dropped because the queue was full."
+    );
     describe_counter!(RECORDS_WRITTEN, "Request records written to the store.");
 }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use switchyard_api::{ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse, Model, ModelList};
-use switchyard_control::{Config, ModelSpec};
+use switchyard_api::{
+    ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse, Model, ModelList,
+};
+use switchyard_control::{Config, ModelSpec, ProviderSpec};
 use switchyard_providers::{tokens, ChatProvider};
 use switchyard_resilience::CircuitBreaker;
 
@@ -44,7 +46,8 @@ pub enum ChatOutcome {
     Stream {
         first: switchyard_api::ChatCompletionChunk,
         rest: switchyard_providers::ChunkStream,
-        request: ChatCompletionRequest,
+        /// Kept for counting prompt tokens if the upstream reports no usage.
+        request: Box<ChatCompletionRequest>,
         idle_timeout: std::time::Duration,
     },
 }
@@ -57,9 +60,23 @@ impl Pipeline {
         env: &dyn Fn(&str) -> Option<String>,
         spent: &dyn Fn(&str, i64) -> u64,
     ) -> Result<Self, BuildError> {
-        let http = switchyard_providers::http_client(std::time::Duration::from_secs(5))?;
+        // One connection pool per connect timeout: reqwest sets that timeout per client.
+        let mut clients: HashMap<std::time::Duration, reqwest::Client> = HashMap::new();
         let mut providers: HashMap<&str, Arc<dyn ChatProvider>> = HashMap::new();
         for (name, spec) in &config.providers {
+            let connect_timeout = match spec {
+                ProviderSpec::OpenAi(o) => o.connect_timeout,
+                ProviderSpec::Anthropic(a) => a.connect_timeout,
+                ProviderSpec::Sim(_) => std::time::Duration::from_secs(5),
+            };
+            let http = match clients.get(&connect_timeout) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = switchyard_providers::http_client(connect_timeout)?;
+                    clients.insert(connect_timeout, c.clone());
+                    c
+                }
+            };
             providers.insert(name, switchyard_providers::build(name, spec, &http, env)?);
         }
         let now = tokio::time::Instant::now().into_std();
@@ -98,7 +115,10 @@ impl Pipeline {
             None => None,
         };
         Ok(Pipeline {
-            dispatcher: Dispatcher::new(config.retry_budget.percent, config.retry_budget.min_per_sec),
+            dispatcher: Dispatcher::new(
+                config.retry_budget.percent,
+                config.retry_budget.min_per_sec,
+            ),
             config,
             keyring: Keyring::new(keys, admin),
             models,
@@ -107,7 +127,12 @@ impl Pipeline {
     }
 
     /// `POST /v1/chat/completions`.
-    pub async fn chat(&self, record: &mut RecordGuard, headers: &HeaderMap, body: &Bytes) -> Result<ChatOutcome, GatewayError> {
+    pub async fn chat(
+        &self,
+        record: &mut RecordGuard,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<ChatOutcome, GatewayError> {
         let key = self.keyring.authenticate(headers)?;
         record.set_key(&key);
         let request: ChatCompletionRequest = parse_json(body)?;
@@ -118,7 +143,10 @@ impl Pipeline {
 
         let prompt_estimate = tokens::estimate_messages(&request.messages);
         let output_estimate = request.output_cap().unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
-        let cost_estimate = model.spec.price.cost_nanos(u64::from(prompt_estimate), u64::from(output_estimate));
+        let cost_estimate = model
+            .spec
+            .price
+            .cost_nanos(u64::from(prompt_estimate), u64::from(output_estimate));
         record.set_admission(key.admit(prompt_estimate + output_estimate, cost_estimate)?);
 
         let chain = self.chain(&model);
@@ -144,20 +172,30 @@ impl Pipeline {
             Started::Stream { first, rest } => ChatOutcome::Stream {
                 first,
                 rest,
-                request,
+                request: Box::new(request),
                 idle_timeout,
             },
         })
     }
 
     /// `POST /v1/embeddings`.
-    pub async fn embed(&self, record: &mut RecordGuard, headers: &HeaderMap, body: &Bytes) -> Result<EmbeddingsResponse, GatewayError> {
+    pub async fn embed(
+        &self,
+        record: &mut RecordGuard,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<EmbeddingsResponse, GatewayError> {
         let key = self.keyring.authenticate(headers)?;
         record.set_key(&key);
         let request: EmbeddingsRequest = parse_json(body)?;
         record.record().requested_model = Some(request.model.clone());
         let model = self.model_for(&key, &request.model)?;
-        let estimate: u32 = request.input.texts().iter().map(|t| tokens::estimate_text(t)).sum();
+        let estimate: u32 = request
+            .input
+            .texts()
+            .iter()
+            .map(|t| tokens::estimate_text(t))
+            .sum();
         let cost_estimate = model.spec.price.cost_nanos(u64::from(estimate), 0);
         record.set_admission(key.admit(estimate, cost_estimate)?);
         let chain = self.chain(&model);
@@ -223,7 +261,13 @@ impl Pipeline {
 
     fn chain(&self, model: &Arc<ModelRuntime>) -> Vec<Arc<ModelRuntime>> {
         std::iter::once(model.clone())
-            .chain(model.spec.fallbacks.iter().filter_map(|f| self.models.get(f).cloned()))
+            .chain(
+                model
+                    .spec
+                    .fallbacks
+                    .iter()
+                    .filter_map(|f| self.models.get(f).cloned()),
+            )
             .collect()
     }
 
@@ -278,31 +322,54 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
 
 fn validate_chat(r: &ChatCompletionRequest) -> Result<(), GatewayError> {
     if r.model.trim().is_empty() {
-        return Err(GatewayError::invalid(Some("model"), "`model` must not be empty"));
+        return Err(GatewayError::invalid(
+            Some("model"),
+            "`model` must not be empty",
+        ));
     }
     if r.messages.is_empty() {
-        return Err(GatewayError::invalid(Some("messages"), "`messages` must hold at least one message"));
+        return Err(GatewayError::invalid(
+            Some("messages"),
+            "`messages` must hold at least one message",
+        ));
     }
     if let Some(n) = r.n {
         if n != 1 {
-            return Err(GatewayError::invalid(Some("n"), format!("only n=1 is supported (got n={n}); send separate requests for more choices")));
+            return Err(GatewayError::invalid(
+                Some("n"),
+                format!(
+                    "only n=1 is supported (got n={n}); send separate requests for more choices"
+                ),
+            ));
         }
     }
     if let Some(t) = r.temperature {
         if !(0.0..=2.0).contains(&t) {
-            return Err(GatewayError::invalid(Some("temperature"), format!("`temperature` must be between 0 and 2 (got {t})")));
+            return Err(GatewayError::invalid(
+                Some("temperature"),
+                format!("`temperature` must be between 0 and 2 (got {t})"),
+            ));
         }
     }
     if let Some(p) = r.top_p {
         if !(0.0..=1.0).contains(&p) {
-            return Err(GatewayError::invalid(Some("top_p"), format!("`top_p` must be between 0 and 1 (got {p})")));
+            return Err(GatewayError::invalid(
+                Some("top_p"),
+                format!("`top_p` must be between 0 and 1 (got {p})"),
+            ));
         }
     }
     if r.output_cap() == Some(0) {
-        return Err(GatewayError::invalid(Some("max_tokens"), "`max_tokens` must be at least 1"));
+        return Err(GatewayError::invalid(
+            Some("max_tokens"),
+            "`max_tokens` must be at least 1",
+        ));
     }
     if r.stream_options.is_some() && !r.is_stream() {
-        return Err(GatewayError::invalid(Some("stream_options"), "`stream_options` is only allowed when `stream` is true"));
+        return Err(GatewayError::invalid(
+            Some("stream_options"),
+            "`stream_options` is only allowed when `stream` is true",
+        ));
     }
     Ok(())
 }
@@ -313,20 +380,47 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_field() {
-        let e = parse_json::<ChatCompletionRequest>(br#"{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}"#).unwrap_err();
+        let e = parse_json::<ChatCompletionRequest>(
+            br#"{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].role"));
         assert!(e.message.contains("wizard"), "{}", e.message);
         let e = parse_json::<ChatCompletionRequest>(b"{\"model\": ").unwrap_err();
-        assert!(e.message.starts_with("the request body is not valid JSON"), "{}", e.message);
+        assert!(
+            e.message.starts_with("the request body is not valid JSON"),
+            "{}",
+            e.message
+        );
         let e = parse_json::<ChatCompletionRequest>(br#"{"messages": []}"#).unwrap_err();
         assert!(e.message.contains("missing field `model`"), "{}", e.message);
     }
 
     #[test]
     fn refuses_n_above_one_and_out_of_range_sampling() {
-        let req = |extra: &str| parse_json::<ChatCompletionRequest>(format!(r#"{{"model": "m", "messages": [{{"role": "user", "content": "x"}}]{extra}}}"#).as_bytes()).unwrap();
-        assert_eq!(validate_chat(&req(r#", "n": 2"#)).unwrap_err().param.as_deref(), Some("n"));
-        assert_eq!(validate_chat(&req(r#", "temperature": 3"#)).unwrap_err().param.as_deref(), Some("temperature"));
+        let req = |extra: &str| {
+            parse_json::<ChatCompletionRequest>(
+                format!(
+                    r#"{{"model": "m", "messages": [{{"role": "user", "content": "x"}}]{extra}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            validate_chat(&req(r#", "n": 2"#))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("n")
+        );
+        assert_eq!(
+            validate_chat(&req(r#", "temperature": 3"#))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("temperature")
+        );
         assert!(validate_chat(&req(r#", "n": 1"#)).is_ok());
     }
 }

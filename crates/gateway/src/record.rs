@@ -106,15 +106,22 @@ fn now() -> Instant {
 }
 
 fn emit_metrics(r: &RequestRecord) {
-    let model = r.model.clone().or_else(|| r.requested_model.clone()).unwrap_or_default();
+    let model = r
+        .model
+        .clone()
+        .or_else(|| r.requested_model.clone())
+        .unwrap_or_default();
     metrics::counter!(m::REQUESTS, "endpoint" => r.endpoint.clone(), "model" => model.clone(), "status" => r.status.to_string()).increment(1);
-    metrics::histogram!(m::REQUEST_DURATION, "model" => model.clone()).record(r.latency_ms / 1000.0);
+    metrics::histogram!(m::REQUEST_DURATION, "model" => model.clone())
+        .record(r.latency_ms / 1000.0);
     if let Some(ttft) = r.ttft_ms {
         metrics::histogram!(m::TTFT, "model" => model.clone()).record(ttft / 1000.0);
     }
     if r.prompt_tokens > 0 || r.completion_tokens > 0 {
-        metrics::counter!(m::TOKENS, "model" => model.clone(), "kind" => "prompt").increment(u64::from(r.prompt_tokens));
-        metrics::counter!(m::TOKENS, "model" => model.clone(), "kind" => "completion").increment(u64::from(r.completion_tokens));
+        metrics::counter!(m::TOKENS, "model" => model.clone(), "kind" => "prompt")
+            .increment(u64::from(r.prompt_tokens));
+        metrics::counter!(m::TOKENS, "model" => model.clone(), "kind" => "completion")
+            .increment(u64::from(r.completion_tokens));
     }
     if r.cost_nanos > 0 {
         metrics::counter!(m::COST, "model" => model, "tenant" => r.tenant.clone().unwrap_or_default()).increment(r.cost_nanos);

@@ -51,7 +51,10 @@ pub enum StartError {
     #[error("{0}")]
     Build(#[from] BuildError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the telemetry writer: {0}")]
     Telemetry(std::io::Error),
 }
@@ -67,7 +70,10 @@ pub struct Server {
 impl Server {
     /// Opens the store, builds the pipeline and binds the listener. `env` reads environment
     /// variables (secrets); pass `|k| std::env::var(k).ok()` outside tests.
-    pub async fn bind(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, StartError> {
+    pub async fn bind(
+        config: Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, StartError> {
         let config = Arc::new(config);
         let store = Arc::new(SqliteStore::open_in(&config.storage.data_dir)?);
         let spent = |key: &str, since: i64| store.spend_since(key, since).unwrap_or(0);
@@ -110,7 +116,10 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
     /// (up to `shutdown_grace`), and writes every queued record before returning.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let app = router(self.state.clone(), self.config.server.max_body_bytes);
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -153,7 +162,10 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, HeaderName::from_static("x-api-key")]))
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    HeaderName::from_static("x-api-key"),
+                ]))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 // Failures are logged where their cause is known (dispatch), not again here.
                 .layer(TraceLayer::new_for_http().on_failure(()))
@@ -172,7 +184,11 @@ fn request_id(headers: &HeaderMap) -> String {
 
 fn body_error(rejection: BytesRejection) -> GatewayError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        GatewayError::new(ErrorKind::PayloadTooLarge, "request_too_large", "the request body is larger than this gateway accepts (server.max_body_bytes)")
+        GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            "request_too_large",
+            "the request body is larger than this gateway accepts (server.max_body_bytes)",
+        )
     } else {
         GatewayError::invalid(None, format!("cannot read the request body: {rejection}"))
     }
@@ -185,7 +201,8 @@ fn fail(record: RecordGuard, e: GatewayError) -> Response {
 
 /// Headers that say who answered.
 fn served_headers(record: &switchyard_store::RequestRecord) -> [(HeaderName, HeaderValue); 3] {
-    let value = |s: String| HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let value =
+        |s: String| HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""));
     [
         (
             MODEL,
@@ -196,11 +213,17 @@ fn served_headers(record: &switchyard_store::RequestRecord) -> [(HeaderName, Hea
             )),
         ),
         (ATTEMPTS, value(record.attempts.to_string())),
-        (FALLBACK_FROM, value(record.fallback_from.clone().unwrap_or_default())),
+        (
+            FALLBACK_FROM,
+            value(record.fallback_from.clone().unwrap_or_default()),
+        ),
     ]
 }
 
-fn with_served_headers(mut response: Response, record: &switchyard_store::RequestRecord) -> Response {
+fn with_served_headers(
+    mut response: Response,
+    record: &switchyard_store::RequestRecord,
+) -> Response {
     for (name, value) in served_headers(record) {
         if !value.is_empty() {
             response.headers_mut().insert(name, value);
@@ -209,7 +232,11 @@ fn with_served_headers(mut response: Response, record: &switchyard_store::Reques
     response
 }
 
-async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn chat_completions(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let pipeline = app.pipeline.load_full();
     let mut record = RecordGuard::new(app.telemetry.clone(), request_id(&headers), "chat");
     let body = match body {
@@ -230,19 +257,31 @@ async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderMap, 
         }) => {
             let served = record.record().clone();
             let model = served.model.clone().unwrap_or_default();
-            let body = Body::from_stream(sse_body(first, rest, record, request, model, idle_timeout));
+            let body =
+                Body::from_stream(sse_body(first, rest, record, request, model, idle_timeout));
             let response = Response::builder()
                 .header(header::CONTENT_TYPE, "text/event-stream")
                 .header(header::CACHE_CONTROL, "no-cache")
                 .body(body)
-                .unwrap_or_else(|_| GatewayError::new(ErrorKind::Internal, "internal_error", "response build failed").into_response());
+                .unwrap_or_else(|_| {
+                    GatewayError::new(
+                        ErrorKind::Internal,
+                        "internal_error",
+                        "response build failed",
+                    )
+                    .into_response()
+                });
             with_served_headers(response, &served)
         }
         Err(e) => fail(record, e),
     }
 }
 
-async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn embeddings(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let pipeline = app.pipeline.load_full();
     let mut record = RecordGuard::new(app.telemetry.clone(), request_id(&headers), "embeddings");
     let body = match body {
@@ -276,33 +315,62 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let writable = tokio::task::spawn_blocking(move || store.check_writable()).await;
     match writable {
         Ok(Ok(())) if app.telemetry.healthy() => "ready".into_response(),
-        Ok(Ok(())) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: the last telemetry write failed").into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the store is not writable: {e}")).into_response(),
+        Ok(Ok(())) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the last telemetry write failed",
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the store is not writable: {e}"),
+        )
+            .into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response(),
     }
 }
 
 async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
     for d in app.pipeline.load().deployments() {
-        metrics::gauge!(m::BREAKER_STATE, "deployment" => d.label.clone()).set(d.breaker_state().gauge());
-        metrics::gauge!(m::INFLIGHT, "deployment" => d.label.clone()).set(f64::from(d.outstanding()));
+        metrics::gauge!(m::BREAKER_STATE, "deployment" => d.label.clone())
+            .set(d.breaker_state().gauge());
+        metrics::gauge!(m::INFLIGHT, "deployment" => d.label.clone())
+            .set(f64::from(d.outstanding()));
     }
     metrics::gauge!(m::QUEUE_DEPTH).set(app.telemetry.queue_depth() as f64);
     metrics::counter!(m::RECORDS_DROPPED).absolute(app.telemetry.dropped());
     metrics::counter!(m::RECORDS_WRITTEN).absolute(app.telemetry.written());
     app.prometheus.run_upkeep();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.prometheus.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.prometheus.render(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {
-    GatewayError::new(ErrorKind::NotFound, "unknown_url", "no such endpoint; this gateway serves /v1/chat/completions, /v1/embeddings and /v1/models").into_response()
+    GatewayError::new(
+        ErrorKind::NotFound,
+        "unknown_url",
+        "no such endpoint; this gateway serves /v1/chat/completions, /v1/embeddings and /v1/models",
+    )
+    .into_response()
 }
 
 async fn method_not_allowed() -> Response {
-    GatewayError::new(ErrorKind::MethodNotAllowed, "method_not_allowed", "this endpoint does not accept that HTTP method").into_response()
+    GatewayError::new(
+        ErrorKind::MethodNotAllowed,
+        "method_not_allowed",
+        "this endpoint does not accept that HTTP method",
+    )
+    .into_response()
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    GatewayError::new(ErrorKind::Internal, "internal_error", "the gateway failed on this request; it has been logged").into_response()
+    GatewayError::new(
+        ErrorKind::Internal,
+        "internal_error",
+        "the gateway failed on this request; it has been logged",
+    )
+    .into_response()
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use switchyard_api::{sse, ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorObject, Usage};
+use switchyard_api::{
+    sse, ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorObject, Usage,
+};
 use switchyard_providers::{tokens, ChunkStream, ProviderError};
 
 use crate::record::RecordGuard;
@@ -18,7 +20,7 @@ struct State {
     first: Option<ChatCompletionChunk>,
     rest: ChunkStream,
     record: Option<RecordGuard>,
-    request: ChatCompletionRequest,
+    request: Box<ChatCompletionRequest>,
     model: String,
     idle_timeout: Duration,
     usage: Option<Usage>,
@@ -31,7 +33,7 @@ pub fn sse_body(
     first: ChatCompletionChunk,
     rest: ChunkStream,
     record: RecordGuard,
-    request: ChatCompletionRequest,
+    request: Box<ChatCompletionRequest>,
     model: String,
     idle_timeout: Duration,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
@@ -85,10 +87,10 @@ impl State {
         if let Some(usage) = chunk.usage.take() {
             self.usage = Some(usage);
         }
-        let has_output = chunk
-            .choices
-            .iter()
-            .any(|c| c.delta.content.as_deref().is_some_and(|t| !t.is_empty()) || c.delta.tool_calls.is_some());
+        let has_output = chunk.choices.iter().any(|c| {
+            c.delta.content.as_deref().is_some_and(|t| !t.is_empty())
+                || c.delta.tool_calls.is_some()
+        });
         if has_output {
             if let Some(r) = self.record() {
                 r.mark_first_token();
@@ -162,7 +164,10 @@ impl State {
     fn settle_usage(&mut self) -> Usage {
         let counted = self.usage.is_none();
         let usage = self.usage.take().unwrap_or_else(|| {
-            Usage::new(tokens::count_messages(&self.request.messages), tokens::count_text(&self.text))
+            Usage::new(
+                tokens::count_messages(&self.request.messages),
+                tokens::count_text(&self.text),
+            )
         });
         if let Some(r) = self.record() {
             let rec = r.record();

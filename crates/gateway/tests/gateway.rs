@@ -1,6 +1,14 @@
 //! The gateway over real HTTP, against the built-in simulator: the API surface, errors,
 //! limits, streaming, records and shutdown.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code"
+)]
+
 mod common;
 
 use common::{start, user, KEY};
@@ -60,7 +68,10 @@ async fn error_of(r: reqwest::Response) -> (u16, Value) {
     let body: Value = r.json().await.unwrap();
     assert!(body["error"]["message"].is_string(), "{body}");
     assert!(body["error"]["type"].is_string(), "{body}");
-    assert!(body["error"].get("param").is_some() && body["error"].get("code").is_some(), "{body}");
+    assert!(
+        body["error"].get("param").is_some() && body["error"].get("code").is_some(),
+        "{body}"
+    );
     (status, body)
 }
 
@@ -75,7 +86,10 @@ async fn plain_chat_answers_with_headers_and_a_record() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-request-id"], "req-123");
-    assert_eq!(r.headers()["x-switchyard-model"], "small; deployment=sim/fast");
+    assert_eq!(
+        r.headers()["x-switchyard-model"],
+        "small; deployment=sim/fast"
+    );
     assert_eq!(r.headers()["x-switchyard-attempts"], "1");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
@@ -88,11 +102,20 @@ async fn plain_chat_answers_with_headers_and_a_record() {
     assert_eq!(records.len(), 1);
     let rec = &records[0];
     assert_eq!(rec.request_id, "req-123");
-    assert_eq!((rec.status, rec.tenant.as_deref(), rec.key_id.as_deref()), (200, Some("acme"), Some("test")));
+    assert_eq!(
+        (rec.status, rec.tenant.as_deref(), rec.key_id.as_deref()),
+        (200, Some("acme"), Some("test"))
+    );
     assert_eq!(rec.deployment.as_deref(), Some("sim/fast"));
-    assert_eq!(u64::from(rec.prompt_tokens), usage["prompt_tokens"].as_u64().unwrap());
+    assert_eq!(
+        u64::from(rec.prompt_tokens),
+        usage["prompt_tokens"].as_u64().unwrap()
+    );
     // 1 USD/Mtok in, 2 USD/Mtok out, in nano-dollars.
-    assert_eq!(rec.cost_nanos, u64::from(rec.prompt_tokens) * 1000 + u64::from(rec.completion_tokens) * 2000);
+    assert_eq!(
+        rec.cost_nanos,
+        u64::from(rec.prompt_tokens) * 1000 + u64::from(rec.completion_tokens) * 2000
+    );
 }
 
 #[tokio::test]
@@ -112,7 +135,10 @@ async fn streaming_sends_chunks_usage_and_done() {
         .iter()
         .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
         .collect();
-    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert!(!content.is_empty());
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
@@ -147,31 +173,108 @@ async fn bad_requests_get_openai_errors() {
     let body = json!({"model": "small", "messages": user("hi")});
 
     let (s, e) = error_of(gw.http.post(&chat).json(&body).send().await.unwrap()).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (401, Some("missing_api_key")));
-    let (s, e) = error_of(gw.http.post(&chat).bearer_auth("sk-wrong").json(&body).send().await.unwrap()).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (401, Some("missing_api_key"))
+    );
+    let (s, e) = error_of(
+        gw.http
+            .post(&chat)
+            .bearer_auth("sk-wrong")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
     assert!(!e.to_string().contains("sk-wrong"), "keys never echo back");
     // The admin key ("1") is refused on /v1.
-    let (s, _) = error_of(gw.http.post(&chat).bearer_auth("1").json(&body).send().await.unwrap()).await;
+    let (s, _) = error_of(
+        gw.http
+            .post(&chat)
+            .bearer_auth("1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 401);
 
-    let (s, e) = error_of(gw.chat(json!({"model": "secret", "messages": user("hi")})).send().await.unwrap()).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("model_not_allowed")));
-    let (s, e) = error_of(gw.chat(json!({"model": "nope", "messages": user("hi")})).send().await.unwrap()).await;
-    assert_eq!((s, e["error"]["code"].as_str(), e["error"]["param"].as_str()), (404, Some("model_not_found"), Some("model")));
+    let (s, e) = error_of(
+        gw.chat(json!({"model": "secret", "messages": user("hi")}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("model_not_allowed"))
+    );
+    let (s, e) = error_of(
+        gw.chat(json!({"model": "nope", "messages": user("hi")}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str(), e["error"]["param"].as_str()),
+        (404, Some("model_not_found"), Some("model"))
+    );
 
-    let malformed = gw.http.post(&chat).bearer_auth(KEY).header("content-type", "application/json").body("{\"model\": \"small\", ").send().await.unwrap();
+    let malformed = gw
+        .http
+        .post(&chat)
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body("{\"model\": \"small\", ")
+        .send()
+        .await
+        .unwrap();
     let (s, e) = error_of(malformed).await;
     assert_eq!(s, 400);
-    assert!(e["error"]["message"].as_str().unwrap().contains("not valid JSON"));
-    let (s, e) = error_of(gw.chat(json!({"model": "small", "messages": [{"role": "robot", "content": "x"}]})).send().await.unwrap()).await;
-    assert_eq!((s, e["error"]["param"].as_str()), (400, Some("messages[0].role")));
-    let (s, e) = error_of(gw.chat(json!({"model": "small", "messages": user("hi"), "n": 3})).send().await.unwrap()).await;
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
+    let (s, e) = error_of(
+        gw.chat(json!({"model": "small", "messages": [{"role": "robot", "content": "x"}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["param"].as_str()),
+        (400, Some("messages[0].role"))
+    );
+    let (s, e) = error_of(
+        gw.chat(json!({"model": "small", "messages": user("hi"), "n": 3}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((s, e["error"]["param"].as_str()), (400, Some("n")));
 
     let huge = "x".repeat(5 * 1024 * 1024);
-    let (s, e) = error_of(gw.chat(json!({"model": "small", "messages": user(&huge)})).send().await.unwrap()).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (413, Some("request_too_large")));
+    let (s, e) = error_of(
+        gw.chat(json!({"model": "small", "messages": user(&huge)}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (413, Some("request_too_large"))
+    );
 
     let (s, _) = error_of(gw.http.get(gw.url("/v1/nothing")).send().await.unwrap()).await;
     assert_eq!(s, 404);
@@ -182,8 +285,22 @@ async fn bad_requests_get_openai_errors() {
 #[tokio::test]
 async fn models_lists_what_the_key_may_use() {
     let gw = start(SIM).await;
-    let list: Value = gw.http.get(gw.url("/v1/models")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let list: Value = gw
+        .http
+        .get(gw.url("/v1/models"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["broken", "broken-alone", "hangs", "slow", "small"]);
     assert_eq!(list["object"], "list");
 }
@@ -210,55 +327,113 @@ async fn embeddings_from_the_simulator() {
 #[tokio::test]
 async fn failing_model_falls_back_and_says_so() {
     let mut gw = start(SIM).await;
-    let r = gw.chat(json!({"model": "broken", "messages": user("capital of france")})).send().await.unwrap();
+    let r = gw
+        .chat(json!({"model": "broken", "messages": user("capital of france")}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-fallback-from"], "broken");
-    assert_eq!(r.headers()["x-switchyard-model"], "small; deployment=sim/fast");
-    assert_eq!(r.headers()["x-switchyard-attempts"], "3", "two on broken, one on small");
+    assert_eq!(
+        r.headers()["x-switchyard-model"],
+        "small; deployment=sim/fast"
+    );
+    assert_eq!(
+        r.headers()["x-switchyard-attempts"],
+        "3",
+        "two on broken, one on small"
+    );
     gw.stop().await;
     let rec = &gw.records()[0];
-    assert_eq!((rec.model.as_deref(), rec.fallback_from.as_deref(), rec.attempts), (Some("small"), Some("broken"), 3));
+    assert_eq!(
+        (
+            rec.model.as_deref(),
+            rec.fallback_from.as_deref(),
+            rec.attempts
+        ),
+        (Some("small"), Some("broken"), 3)
+    );
 }
 
 #[tokio::test]
 async fn breaker_opens_and_fails_fast() {
     let gw = start(SIM).await;
     for _ in 0..2 {
-        let r = gw.chat(json!({"model": "broken-alone", "messages": user("x")})).send().await.unwrap();
+        let r = gw
+            .chat(json!({"model": "broken-alone", "messages": user("x")}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 502);
     }
-    let (s, e) = error_of(gw.chat(json!({"model": "broken-alone", "messages": user("x")})).send().await.unwrap()).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (503, Some("upstream_unavailable")));
-    let metrics = gw.http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("switchyard_breaker_state{deployment=\"sim/broken\"} 2"), "{metrics}");
+    let (s, e) = error_of(
+        gw.chat(json!({"model": "broken-alone", "messages": user("x")}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (503, Some("upstream_unavailable"))
+    );
+    let metrics = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchyard_breaker_state{deployment=\"sim/broken\"} 2"),
+        "{metrics}"
+    );
     assert!(metrics.contains("switchyard_requests_total"));
 }
 
 #[tokio::test]
 async fn hanging_upstream_times_out_with_504() {
     let gw = start(SIM).await;
-    let r = gw.chat(json!({"model": "hangs", "messages": user("x")})).send().await.unwrap();
+    let r = gw
+        .chat(json!({"model": "hangs", "messages": user("x")}))
+        .send()
+        .await
+        .unwrap();
     let (s, e) = error_of(r).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (504, Some("upstream_timeout")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (504, Some("upstream_timeout"))
+    );
 }
 
 #[tokio::test]
 async fn client_disconnect_mid_stream_is_recorded() {
     let mut gw = start(SIM).await;
-    let r = gw.chat(json!({"model": "slow", "messages": user("tell me a story"), "stream": true})).send().await.unwrap();
+    let r = gw
+        .chat(json!({"model": "slow", "messages": user("tell me a story"), "stream": true}))
+        .send()
+        .await
+        .unwrap();
     let mut body = r.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(first.starts_with(b"data: "));
     drop(body);
     gw.stop().await;
     let rec = &gw.records()[0];
-    assert_eq!((rec.status, rec.error_kind.as_deref()), (499, Some("client_closed")));
+    assert_eq!(
+        (rec.status, rec.error_kind.as_deref()),
+        (499, Some("client_closed"))
+    );
 }
 
 #[tokio::test]
 async fn shutdown_drains_requests_in_flight() {
     let mut gw = start(SIM).await;
-    let pending = gw.chat(json!({"model": "slow", "messages": user("x")})).send();
+    let pending = gw
+        .chat(json!({"model": "slow", "messages": user("x")}))
+        .send();
     let pending = tokio::spawn(pending);
     // Give the request time to reach the gateway before asking for shutdown.
     let ready = gw.http.get(gw.url("/healthz")).send().await.unwrap();
@@ -268,34 +443,79 @@ async fn shutdown_drains_requests_in_flight() {
     let r = pending.await.unwrap().unwrap();
     assert_eq!(r.status(), 200);
     let records = gw.records();
-    assert!(records.iter().any(|r| r.status == 200 && r.model.as_deref() == Some("slow")), "{records:?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r.status == 200 && r.model.as_deref() == Some("slow")),
+        "{records:?}"
+    );
 }
 
 #[tokio::test]
 async fn health_and_readiness() {
     let gw = start(SIM).await;
-    assert_eq!(gw.http.get(gw.url("/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(gw.http.get(gw.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        gw.http
+            .get(gw.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.http
+            .get(gw.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn rpm_limit_and_daily_budget() {
-    let cfg = SIM.replace("models = [\"small\", \"slow\", \"broken\", \"broken-alone\", \"hangs\"]", "models = [\"small\"]\nrpm = 2");
+    let cfg = SIM.replace(
+        "models = [\"small\", \"slow\", \"broken\", \"broken-alone\", \"hangs\"]",
+        "models = [\"small\"]\nrpm = 2",
+    );
     let gw = start(&cfg).await;
     for _ in 0..2 {
-        assert_eq!(gw.chat(json!({"model": "small", "messages": user("x")})).send().await.unwrap().status(), 200);
+        assert_eq!(
+            gw.chat(json!({"model": "small", "messages": user("x")}))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
-    let r = gw.chat(json!({"model": "small", "messages": user("x")})).send().await.unwrap();
+    let r = gw
+        .chat(json!({"model": "small", "messages": user("x")}))
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().contains_key("retry-after"));
     let (s, e) = error_of(r).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (429, Some("rate_limit_exceeded")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (429, Some("rate_limit_exceeded"))
+    );
 
     // 1 USD/Mtok in: a budget of 20 micro-dollars allows a few requests, then refuses.
-    let cfg = SIM.replace("models = [\"small\", \"slow\", \"broken\", \"broken-alone\", \"hangs\"]", "models = [\"small\"]\nbudget_usd_daily = 0.00002");
+    let cfg = SIM.replace(
+        "models = [\"small\", \"slow\", \"broken\", \"broken-alone\", \"hangs\"]",
+        "models = [\"small\"]\nbudget_usd_daily = 0.00002",
+    );
     let gw = start(&cfg).await;
     let mut statuses = Vec::new();
     for _ in 0..10 {
-        let r = gw.chat(json!({"model": "small", "messages": user("x"), "max_tokens": 5})).send().await.unwrap();
+        let r = gw
+            .chat(json!({"model": "small", "messages": user("x"), "max_tokens": 5}))
+            .send()
+            .await
+            .unwrap();
         statuses.push(r.status().as_u16());
         if r.status() == 429 {
             let (_, e) = error_of(r).await;
@@ -305,5 +525,8 @@ async fn rpm_limit_and_daily_budget() {
         }
     }
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
-    assert!(statuses.iter().filter(|s| **s == 200).count() >= 1, "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() >= 1,
+        "{statuses:?}"
+    );
 }

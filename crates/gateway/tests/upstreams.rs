@@ -2,6 +2,14 @@
 //! on the caller's errors, streams that break before their first byte, disconnects reaching
 //! the upstream, balancing around a failing deployment, secrets and passthrough.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code"
+)]
+
 mod common;
 
 use std::time::Duration;
@@ -18,15 +26,25 @@ fn config(upstreams: &[(&str, &FakeUpstream)], models: &str) -> String {
             Flavor::OpenAi => "openai",
             Flavor::Anthropic => "anthropic",
         };
-        let key = if kind == "anthropic" { "api_key_env = \"ANTHROPIC_TEST_KEY\"\n" } else { "api_key_env = \"UPSTREAM_TEST_KEY\"\nheaders = { \"x-team\" = \"blue\" }\n" };
-        text.push_str(&format!("[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n{key}\n", up.base_url()));
+        let key = if kind == "anthropic" {
+            "api_key_env = \"ANTHROPIC_TEST_KEY\"\n"
+        } else {
+            "api_key_env = \"UPSTREAM_TEST_KEY\"\nheaders = { \"x-team\" = \"blue\" }\n"
+        };
+        text.push_str(&format!(
+            "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n{key}\n",
+            up.base_url()
+        ));
     }
     text.push_str(models);
     text.push_str("\n[[keys]]\nid = \"test\"\nsecret_sha256 = \"{KEY}\"\n");
     text
 }
 
-const ENV: &[(&str, &str)] = &[("UPSTREAM_TEST_KEY", "sk-upstream-secret"), ("ANTHROPIC_TEST_KEY", "sk-ant-secret")];
+const ENV: &[(&str, &str)] = &[
+    ("UPSTREAM_TEST_KEY", "sk-upstream-secret"),
+    ("ANTHROPIC_TEST_KEY", "sk-ant-secret"),
+];
 
 async fn gateway(upstreams: &[(&str, &FakeUpstream)], models: &str) -> TestGateway {
     start_with_env(&config(upstreams, models), ENV).await
@@ -40,16 +58,30 @@ async fn a_5xx_is_retried_and_the_second_attempt_answers() {
     up.push(Behavior::status(500, "boom"));
     up.push(Reply::text("second time lucky"));
     let mut gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\", upstream_model = \"real-model\" }}]\n{FAST_RETRY}\n")).await;
-    let r = gw.chat(json!({"model": "m", "messages": user("hi"), "logit_bias": {"42": -1}})).send().await.unwrap();
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi"), "logit_bias": {"42": -1}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-attempts"], "2");
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "second time lucky");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "second time lucky"
+    );
     let seen = up.requests();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].body["model"], "real-model");
-    assert_eq!(seen[1].body["logit_bias"], json!({"42": -1}), "unknown fields pass through");
-    assert_eq!(seen[1].header("authorization"), Some("Bearer sk-upstream-secret"));
+    assert_eq!(
+        seen[1].body["logit_bias"],
+        json!({"42": -1}),
+        "unknown fields pass through"
+    );
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some("Bearer sk-upstream-secret")
+    );
     assert_eq!(seen[1].header("x-team"), Some("blue"));
     gw.stop().await;
     let rec = &gw.records()[0];
@@ -60,8 +92,16 @@ async fn a_5xx_is_retried_and_the_second_attempt_answers() {
 async fn retry_after_is_honoured_then_success() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     up.push(Behavior::rate_limited("0.05"));
-    let gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
-    let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+    let gw = gateway(
+        &[("up", &up)],
+        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
+    )
+    .await;
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-attempts"], "2");
 }
@@ -72,8 +112,16 @@ async fn persistent_upstream_429_becomes_503_with_retry_after() {
     for _ in 0..3 {
         up.push(Behavior::rate_limited("0.01"));
     }
-    let gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
-    let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+    let gw = gateway(
+        &[("up", &up)],
+        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
+    )
+    .await;
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     let body: Value = r.json().await.unwrap();
@@ -84,21 +132,46 @@ async fn persistent_upstream_429_becomes_503_with_retry_after() {
 #[tokio::test]
 async fn the_callers_error_is_not_retried() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
-    up.push(Behavior::status(400, "messages[0].content is too long for this model"));
-    let gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
-    let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+    up.push(Behavior::status(
+        400,
+        "messages[0].content is too long for this model",
+    ));
+    let gw = gateway(
+        &[("up", &up)],
+        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
+    )
+    .await;
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("too long for this model"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too long for this model"));
     assert_eq!(up.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn upstream_auth_failure_is_a_502_without_the_upstream_body() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
-    up.push(Behavior::status(401, "Incorrect API key provided: sk-upstream-secret"));
-    let gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
-    let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+    up.push(Behavior::status(
+        401,
+        "Incorrect API key provided: sk-upstream-secret",
+    ));
+    let gw = gateway(
+        &[("up", &up)],
+        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
+    )
+    .await;
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 502);
     let text = r.text().await.unwrap();
     assert!(!text.contains("sk-upstream-secret"), "{text}");
@@ -112,19 +185,34 @@ async fn a_stream_that_breaks_before_its_first_chunk_is_retried() {
     up.push(Reply::text("streamed after a retry"));
     let models = "[models.m]\ndeployments = [{ provider = \"up\" }]\nresilience = { max_attempts = 2, backoff_base_ms = 1, backoff_max_ms = 2, attempt_timeout_ms = 300 }\n";
     let gw = gateway(&[("up", &up)], models).await;
-    let r = gw.chat(json!({"model": "m", "messages": user("hi"), "stream": true})).send().await.unwrap();
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi"), "stream": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-attempts"], "2");
     let text = r.text().await.unwrap();
-    assert!(text.contains("streamed ") && text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(
+        text.contains("streamed ") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_stream_broken_after_the_first_byte_ends_with_an_error_event() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     up.push(Reply::text("one two three four").ending(Ending::Abort));
-    let mut gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
-    let r = gw.chat(json!({"model": "m", "messages": user("hi"), "stream": true})).send().await.unwrap();
+    let mut gw = gateway(
+        &[("up", &up)],
+        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
+    )
+    .await;
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi"), "stream": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert!(text.contains("\"error\""), "{text}");
@@ -138,8 +226,16 @@ async fn a_stream_broken_after_the_first_byte_ends_with_an_error_event() {
 async fn client_hang_up_cancels_the_upstream_call() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     up.push(Reply::pieces((0..50).map(|i| format!("w{i} "))).with_delay(Duration::from_millis(50)));
-    let mut gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
-    let r = gw.chat(json!({"model": "m", "messages": user("hi"), "stream": true})).send().await.unwrap();
+    let mut gw = gateway(
+        &[("up", &up)],
+        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
+    )
+    .await;
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi"), "stream": true}))
+        .send()
+        .await
+        .unwrap();
     let mut body = r.bytes_stream();
     body.next().await.unwrap().unwrap();
     drop(body);
@@ -161,13 +257,32 @@ async fn a_failing_deployment_is_routed_around() {
     let models = "[models.m]\ndeployments = [{ provider = \"bad\" }, { provider = \"good\" }]\nresilience = { max_attempts = 3, backoff_base_ms = 1, backoff_max_ms = 2, breaker = { consecutive_failures = 3, open_secs = 60 } }\n";
     let gw = gateway(&[("bad", &bad), ("good", &good)], models).await;
     for _ in 0..30 {
-        let r = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap();
+        let r = gw
+            .chat(json!({"model": "m", "messages": user("hi")}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
-    assert!(bad.requests().len() <= 3, "breaker opened after 3 failures, got {}", bad.requests().len());
+    assert!(
+        bad.requests().len() <= 3,
+        "breaker opened after 3 failures, got {}",
+        bad.requests().len()
+    );
     assert_eq!(good.requests().len(), 30);
-    let metrics = gw.http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("switchyard_breaker_state{deployment=\"bad/m\"} 2"), "{metrics}");
+    let metrics = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchyard_breaker_state{deployment=\"bad/m\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -175,8 +290,19 @@ async fn missing_usage_is_counted_by_the_gateway() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     up.push(Reply::text("counted by the gateway itself").without_usage());
     up.push(Reply::text("streamed and counted").without_usage());
-    let mut gw = gateway(&[("up", &up)], &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n")).await;
-    let body: Value = gw.chat(json!({"model": "m", "messages": user("hi")})).send().await.unwrap().json().await.unwrap();
+    let mut gw = gateway(
+        &[("up", &up)],
+        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
+    )
+    .await;
+    let body: Value = gw
+        .chat(json!({"model": "m", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(body["usage"]["completion_tokens"].as_u64().unwrap() > 0);
     let text = gw
         .chat(json!({"model": "m", "messages": user("hi"), "stream": true, "stream_options": {"include_usage": true}}))
@@ -189,7 +315,12 @@ async fn missing_usage_is_counted_by_the_gateway() {
     assert!(text.contains("\"completion_tokens\""), "{text}");
     gw.stop().await;
     let records = gw.records();
-    assert!(records.iter().all(|r| r.usage_counted && r.completion_tokens > 0), "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.usage_counted && r.completion_tokens > 0),
+        "{records:?}"
+    );
 }
 
 #[tokio::test]
@@ -197,7 +328,11 @@ async fn anthropic_upstream_through_the_gateway() {
     let up = FakeUpstream::start(Flavor::Anthropic).await.unwrap();
     up.push(Reply::text("Bonjour from Claude").with_usage(11, 4));
     up.push(Reply::text("streamed Claude").with_usage(9, 2));
-    let gw = gateway(&[("claude", &up)], "[models.c]\ndeployments = [{ provider = \"claude\", upstream_model = \"claude-x\" }]\n").await;
+    let gw = gateway(
+        &[("claude", &up)],
+        "[models.c]\ndeployments = [{ provider = \"claude\", upstream_model = \"claude-x\" }]\n",
+    )
+    .await;
     let body: Value = gw
         .chat(json!({"model": "c", "messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}]}))
         .send()
@@ -206,7 +341,10 @@ async fn anthropic_upstream_through_the_gateway() {
         .json()
         .await
         .unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "Bonjour from Claude");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Bonjour from Claude"
+    );
     assert_eq!(body["usage"]["prompt_tokens"], 11);
     let seen = up.last_request().unwrap();
     assert_eq!(seen.body["system"], "be nice");
@@ -219,18 +357,34 @@ async fn anthropic_upstream_through_the_gateway() {
         .text()
         .await
         .unwrap();
-    assert!(text.contains("streamed ") && text.contains("\"prompt_tokens\":9"), "{text}");
+    assert!(
+        text.contains("streamed ") && text.contains("\"prompt_tokens\":9"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_missing_upstream_secret_stops_start_up_with_its_name() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
-    let text = config(&[("up", &up)], "[models.m]\ndeployments = [{ provider = \"up\" }]\n").replace("{KEY}", &common::hex_sha256("k"));
+    let text = config(
+        &[("up", &up)],
+        "[models.m]\ndeployments = [{ provider = \"up\" }]\n",
+    )
+    .replace("{KEY}", &common::hex_sha256("k"));
     let dir = tempfile::tempdir().unwrap();
-    let text = format!("{text}\n[storage]\ndata_dir = {:?}\n", dir.path().display().to_string());
+    let text = format!(
+        "{text}\n[storage]\ndata_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
     let cfg = switchyard_control::parse(&text, "t.toml").unwrap();
     let env = |_: &str| None;
-    let err = switchyard_gateway::Server::bind(cfg, &env).await.err().unwrap();
-    assert_eq!(err.to_string(), "provider `up`: environment variable UPSTREAM_TEST_KEY (named by api_key_env) is not set");
+    let err = switchyard_gateway::Server::bind(cfg, &env)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "provider `up`: environment variable UPSTREAM_TEST_KEY (named by api_key_env) is not set"
+    );
     let _ = start; // the plain starter is used by the other test files
 }

@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 mod error;
+mod http;
 pub use error::parse_retry_after;
 pub mod openai;
 pub mod sim;

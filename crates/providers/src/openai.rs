@@ -1,21 +1,51 @@
 //! OpenAI-compatible upstreams (vLLM, llama.cpp server, Ollama, TGI, OpenAI, hosted APIs).
+//!
+//! The request goes upstream as the client sent it (unknown fields included), except that a
+//! streamed request always asks for usage so the gateway can account. The [`http`] submodule
+//! holds the HTTP mechanics every HTTP adapter shares: sending, failure classification and SSE
+//! framing.
+
+use std::pin::Pin;
 
 use async_trait::async_trait;
-use switchyard_api::{ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse};
+use eventsource_stream::Event;
+use futures::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, AUTHORIZATION};
+use switchyard_api::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, EmbeddingsRequest,
+    EmbeddingsResponse, StreamOptions,
+};
 use switchyard_control::{OpenAiSpec, Secret};
 
-use crate::{ChatProvider, ChatReply, ProviderError};
+use crate::{http, ChatProvider, ChatReply, ChunkStream, ProviderError};
 
-/// Not yet implemented: being written.
-pub struct OpenAiProvider;
+pub struct OpenAiProvider {
+    chat_url: String,
+    embeddings_url: String,
+    /// The configured headers and the bearer key, the key marked sensitive so that no `Debug`
+    /// of a request ever shows it.
+    headers: HeaderMap,
+    http: reqwest::Client,
+}
 
 impl OpenAiProvider {
     pub fn new(
-        _spec: &OpenAiSpec,
-        _key: Option<Secret>,
-        _http: reqwest::Client,
+        spec: &OpenAiSpec,
+        key: Option<Secret>,
+        http: reqwest::Client,
     ) -> Result<Self, String> {
-        Ok(OpenAiProvider)
+        let base = http::base_url(&spec.base_url)?;
+        let mut headers = http::header_map(&spec.headers)?;
+        if let Some(key) = key {
+            let value = http::secret_value(&format!("Bearer {}", key.expose()))?;
+            headers.insert(AUTHORIZATION, value);
+        }
+        Ok(OpenAiProvider {
+            chat_url: format!("{base}/chat/completions"),
+            embeddings_url: format!("{base}/embeddings"),
+            headers,
+            http,
+        })
     }
 }
 
@@ -25,14 +55,267 @@ impl ChatProvider for OpenAiProvider {
         "openai"
     }
 
-    async fn chat(&self, _request: ChatCompletionRequest) -> Result<ChatReply, ProviderError> {
-        Err(ProviderError::Unsupported("not yet implemented".into()))
+    async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatReply, ProviderError> {
+        let streaming = request.is_stream();
+        let body = upstream_request(request);
+        let response = http::post_json(&self.http, &self.chat_url, &self.headers, &body).await?;
+        if streaming {
+            Ok(ChatReply::Stream(chunk_stream(http::sse_events(
+                response.bytes_stream(),
+            ))))
+        } else {
+            let reply: ChatCompletionResponse = http::read_json(response).await?;
+            Ok(ChatReply::Complete(reply))
+        }
     }
 
-    async fn embed(
-        &self,
-        _request: EmbeddingsRequest,
-    ) -> Result<EmbeddingsResponse, ProviderError> {
-        Err(ProviderError::Unsupported("not yet implemented".into()))
+    async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
+        let response =
+            http::post_json(&self.http, &self.embeddings_url, &self.headers, &request).await?;
+        http::read_json(response).await
+    }
+}
+
+/// The body sent upstream. A streamed request always asks for usage, whatever the client
+/// said, because the gateway accounts every call; other `stream_options` fields are kept.
+fn upstream_request(mut request: ChatCompletionRequest) -> ChatCompletionRequest {
+    if request.is_stream() {
+        request
+            .stream_options
+            .get_or_insert_with(StreamOptions::default)
+            .include_usage = Some(true);
+    }
+    request
+}
+
+/// What one SSE event of an OpenAI stream means.
+#[derive(Debug)]
+enum Step {
+    Chunk(Box<ChatCompletionChunk>),
+    Done,
+    Skip,
+    Fail(ProviderError),
+}
+
+fn classify_event(event: &Event) -> Step {
+    let data = event.data.trim();
+    if data.is_empty() {
+        return Step::Skip;
+    }
+    if data == "[DONE]" {
+        return Step::Done;
+    }
+    let value: serde_json::Value = match serde_json::from_str(data) {
+        Ok(v) => v,
+        Err(e) => return Step::Fail(http::decode_error("a stream chunk", e, data.as_bytes())),
+    };
+    // Servers report failures after the 200 head as an event holding an error object (vLLM,
+    // OpenAI), sometimes with `event: error`.
+    if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
+        return Step::Fail(ProviderError::Stream(http::error_message(error)));
+    }
+    if event.event == "error" {
+        return Step::Fail(ProviderError::Stream(http::snippet(data.as_bytes())));
+    }
+    match serde_json::from_value::<ChatCompletionChunk>(value) {
+        Ok(chunk) => Step::Chunk(Box::new(chunk)),
+        Err(e) => Step::Fail(http::decode_error("a stream chunk", e, data.as_bytes())),
+    }
+}
+
+/// Turns SSE events into chunks. 1. `[DONE]` ends the stream; 2. an error event or a chunk
+/// that does not parse is yielded as an error and ends the stream, since nothing after it can
+/// be trusted; 3. EOF without `[DONE]` is a normal end once a chunk has arrived (many servers
+/// omit it), but an error when nothing came at all. The stream owns the HTTP response, so
+/// dropping it closes the upstream connection.
+fn chunk_stream<S>(events: S) -> ChunkStream
+where
+    S: Stream<Item = Result<Event, ProviderError>> + Send + 'static,
+{
+    struct State<S> {
+        events: Pin<Box<S>>,
+        seen_chunk: bool,
+        finished: bool,
+    }
+
+    let state = State {
+        events: Box::pin(events),
+        seen_chunk: false,
+        finished: false,
+    };
+    Box::pin(futures::stream::unfold(state, |mut st| async move {
+        if st.finished {
+            return None;
+        }
+        loop {
+            let event = match st.events.next().await {
+                None if st.seen_chunk => return None,
+                None => {
+                    st.finished = true;
+                    let e = ProviderError::Stream(
+                        "the upstream ended the stream before any chunk".into(),
+                    );
+                    return Some((Err(e), st));
+                }
+                Some(Err(e)) => {
+                    st.finished = true;
+                    return Some((Err(e), st));
+                }
+                Some(Ok(event)) => event,
+            };
+            match classify_event(&event) {
+                Step::Skip => continue,
+                Step::Done => return None,
+                Step::Chunk(chunk) => {
+                    st.seen_chunk = true;
+                    return Some((Ok(*chunk), st));
+                }
+                Step::Fail(e) => {
+                    st.finished = true;
+                    return Some((Err(e), st));
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use serde_json::{json, Value};
+
+    fn events_from(bytes: &'static str) -> ChunkStream {
+        let body = futures::stream::iter(vec![Ok::<_, reqwest::Error>(Bytes::from_static(
+            bytes.as_bytes(),
+        ))]);
+        chunk_stream(http::sse_events(body))
+    }
+
+    /// Runs an SSE body through the chunk stream: each item as its chunk JSON or `{"err": kind}`.
+    async fn check_stream(sse: &'static str, expected: Value) {
+        let items: Vec<Value> = events_from(sse)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(|r| match r {
+                Ok(c) => serde_json::to_value(c).unwrap(),
+                Err(e) => json!({"err": e.kind()}),
+            })
+            .collect();
+        assert_eq!(Value::Array(items), expected, "for {sse:?}");
+    }
+
+    const C1: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#;
+
+    fn c1() -> Value {
+        serde_json::from_str(C1).unwrap()
+    }
+
+    #[tokio::test]
+    async fn stream_parsing() {
+        let cases: Vec<(&'static str, Value)> = vec![
+            (
+                leak(format!("data: {C1}\n\ndata: [DONE]\n\ndata: {C1}\n\n")),
+                json!([c1()]),
+            ),
+            // EOF without [DONE] after a chunk is a normal end.
+            (leak(format!("data: {C1}\n\n")), json!([c1()])),
+            // Comments and empty data are skipped; CRLF framing works.
+            (
+                leak(format!(
+                    ": keep-alive\r\n\r\ndata: {C1}\r\n\r\ndata: [DONE]\r\n\r\n"
+                )),
+                json!([c1()]),
+            ),
+            ("", json!([{"err": "stream"}])),
+            ("data: [DONE]\n\n", json!([])),
+            (
+                leak(format!("data: {C1}\n\ndata: {{not json\n\ndata: {C1}\n\n")),
+                json!([c1(), {"err": "decode"}]),
+            ),
+            (
+                "data: {\"error\":{\"message\":\"overloaded\"}}\n\n",
+                json!([{"err": "stream"}]),
+            ),
+            ("data: {\"id\":1}\n\n", json!([{"err": "decode"}])),
+        ];
+        for (sse, expected) in cases {
+            check_stream(sse, expected).await;
+        }
+    }
+
+    fn leak(s: String) -> &'static str {
+        Box::leak(s.into_boxed_str())
+    }
+
+    #[tokio::test]
+    async fn error_event_keeps_the_upstream_message() {
+        let items = events_from("data: {\"error\":{\"message\":\"overloaded\"}}\n\n")
+            .collect::<Vec<_>>()
+            .await;
+        assert_eq!(
+            items[0].as_ref().unwrap_err().to_string(),
+            "the upstream's stream broke off: overloaded"
+        );
+    }
+
+    fn check_request(input: Value, expected: Value) {
+        let req: ChatCompletionRequest = serde_json::from_value(input).unwrap();
+        assert_eq!(
+            serde_json::to_value(upstream_request(req)).unwrap(),
+            expected
+        );
+    }
+
+    #[test]
+    fn upstream_request_forces_stream_usage_and_keeps_the_rest() {
+        let cases = [
+            (
+                json!({"model": "m", "messages": [], "stream": true, "logit_bias": {"1": 2}}),
+                json!({"model": "m", "messages": [], "stream": true, "logit_bias": {"1": 2},
+                       "stream_options": {"include_usage": true}}),
+            ),
+            (
+                json!({"model": "m", "messages": [], "stream": true,
+                       "stream_options": {"include_usage": false, "continuous_usage_stats": true}}),
+                json!({"model": "m", "messages": [], "stream": true,
+                       "stream_options": {"include_usage": true, "continuous_usage_stats": true}}),
+            ),
+            (
+                json!({"model": "m", "messages": [], "x": [1]}),
+                json!({"model": "m", "messages": [], "x": [1]}),
+            ),
+        ];
+        for (input, expected) in cases {
+            check_request(input, expected);
+        }
+    }
+
+    #[test]
+    fn construction_checks_config_and_hides_the_key() {
+        let spec = |base: &str, headers: Vec<(String, String)>| OpenAiSpec {
+            base_url: base.into(),
+            api_key_env: None,
+            headers,
+            connect_timeout: std::time::Duration::from_secs(1),
+        };
+        let http = reqwest::Client::new();
+        let p = OpenAiProvider::new(&spec("http://h/v1/", vec![]), None, http.clone()).unwrap();
+        assert_eq!(p.chat_url, "http://h/v1/chat/completions");
+        assert!(OpenAiProvider::new(&spec("not a url", vec![]), None, http.clone()).is_err());
+        let bad = vec![("x-k".to_owned(), "sec\nret".to_owned())];
+        let err = OpenAiProvider::new(&spec("http://h", bad), None, http.clone())
+            .err()
+            .unwrap();
+        assert!(!err.contains("sec"), "{err}");
+        let err = OpenAiProvider::new(
+            &spec("http://h", vec![]),
+            Some(Secret::new("k\u{7f}ey")),
+            http,
+        )
+        .err()
+        .unwrap();
+        assert!(!err.contains("k\u{7f}ey"), "{err}");
     }
 }

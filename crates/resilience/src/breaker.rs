@@ -286,7 +286,7 @@ mod tests {
         let t0 = Instant::now();
         let mut b = CircuitBreaker::new(policy(), t0);
         for i in 0..10 {
-            if i % 2 == 0 {
+            if i % 2 == 1 {
                 b.on_failure(t0);
             } else {
                 b.on_success(t0);

@@ -14,7 +14,11 @@ use switchyard_control::{Config, LogFormat, ProviderSpec, DEMO_ADMIN_KEY, DEMO_K
 const DEMO_CONFIG: &str = include_str!("../../../examples/demo.toml");
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM gateway and control plane")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An OpenAI-compatible LLM gateway and control plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,18 +92,27 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
-        Command::Sim { listen, config, provider } => sim(listen, config, provider),
+        Command::Sim {
+            listen,
+            config,
+            provider,
+        } => sim(listen, config, provider),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => Ok(config_check(&file)),
         Command::Keys { command } => {
             match command {
-                KeysCommand::Hash { key } => println!("{}", hex::encode(switchyard_control::hash_key(&key))),
+                KeysCommand::Hash { key } => {
+                    println!("{}", hex::encode(switchyard_control::hash_key(&key)))
+                }
                 KeysCommand::New { prefix } => {
                     let bytes: [u8; 24] = rand::random();
                     let key = format!("{prefix}{}", hex::encode(bytes));
                     println!("key:           {key}");
-                    println!("secret_sha256: {}", hex::encode(switchyard_control::hash_key(&key)));
+                    println!(
+                        "secret_sha256: {}",
+                        hex::encode(switchyard_control::hash_key(&key))
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -143,7 +156,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},tower_http=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -189,7 +204,11 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-fn sim(listen: SocketAddr, config_path: Option<PathBuf>, provider: Option<String>) -> anyhow::Result<ExitCode> {
+fn sim(
+    listen: SocketAddr,
+    config_path: Option<PathBuf>,
+    provider: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path.as_deref())?;
     let sims: Vec<(&String, &switchyard_control::SimSpec)> = config
         .providers
@@ -202,7 +221,12 @@ fn sim(listen: SocketAddr, config_path: Option<PathBuf>, provider: Option<String
         .collect();
     let (name, spec) = match sims.as_slice() {
         [one] => *one,
-        [] => bail!("the config has no sim provider{}", provider.map(|p| format!(" named `{p}`")).unwrap_or_default()),
+        [] => bail!(
+            "the config has no sim provider{}",
+            provider
+                .map(|p| format!(" named `{p}`"))
+                .unwrap_or_default()
+        ),
         _ => bail!("the config has several sim providers; choose one with --provider"),
     };
     init_logging(LogFormat::Text, "warn");
@@ -214,13 +238,18 @@ fn sim(listen: SocketAddr, config_path: Option<PathBuf>, provider: Option<String
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        println!("Switchyard simulator listening on http://{addr}/v1 with models: {}", models.join(", "));
+        println!(
+            "Switchyard simulator listening on http://{addr}/v1 with models: {}",
+            models.join(", ")
+        );
         let app = switchyard_gateway::upstream_server::router(sim, models);
         use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

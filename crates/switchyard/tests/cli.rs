@@ -1,5 +1,13 @@
 //! The CLI as a user meets it: exit codes, messages, the embedded demo.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -9,14 +17,24 @@ fn switchyard() -> Command {
 }
 
 fn repo_file(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 #[test]
 fn config_check_accepts_the_examples() {
     for example in ["examples/demo.toml", "examples/production.toml"] {
-        let out = switchyard().args(["config", "check"]).arg(repo_file(example)).output().unwrap();
-        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = switchyard()
+            .args(["config", "check"])
+            .arg(repo_file(example))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
     }
 }
@@ -27,25 +45,43 @@ fn config_check_reports_every_error_with_line_and_field() {
     let file = dir.path().join("bad.toml");
     let text = std::fs::read_to_string(repo_file("examples/demo.toml"))
         .unwrap()
-        .replace("upstream_model = \"sim-medium\"", "upstream_model = \"sim-medum\"")
+        .replace(
+            "upstream_model = \"sim-medium\"",
+            "upstream_model = \"sim-medum\"",
+        )
         .replace("rpm = 600", "rpm = 0");
     std::fs::write(&file, text).unwrap();
-    let out = switchyard().args(["config", "check"]).arg(&file).output().unwrap();
+    let out = switchyard()
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("config has 2 errors"), "{err}");
     assert!(err.contains("bad.toml:"), "{err}");
     assert!(err.contains("`models.medium.deployments[0].upstream_model`: sim provider `sim` has no model `sim-medum`"), "{err}");
-    assert!(err.contains("`keys[0].rpm`: must be greater than 0"), "{err}");
+    assert!(
+        err.contains("`keys[0].rpm`: must be greater than 0"),
+        "{err}"
+    );
 
-    let out = switchyard().args(["config", "check", "/nonexistent.toml"]).output().unwrap();
+    let out = switchyard()
+        .args(["config", "check", "/nonexistent.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent.toml"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent.toml")
+    );
 }
 
 #[test]
 fn demo_refuses_to_listen_beyond_loopback() {
-    let out = switchyard().args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();
+    let out = switchyard()
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing to listen on 0.0.0.0:0"), "{err}");
@@ -54,7 +90,10 @@ fn demo_refuses_to_listen_beyond_loopback() {
 
 #[test]
 fn keys_hash_prints_the_sha256() {
-    let out = switchyard().args(["keys", "hash", "sk-switchyard-demo"]).output().unwrap();
+    let out = switchyard()
+        .args(["keys", "hash", "sk-switchyard-demo"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -80,8 +119,14 @@ async fn the_embedded_demo_answers_with_its_published_key() {
         .strip_prefix("Switchyard embedded demo listening on ")
         .unwrap_or_else(|| panic!("{banner:?}"))
         .to_owned();
-    assert!(banner.iter().any(|l| l.contains("sk-switchyard-demo")), "{banner:?}");
-    assert!(banner.iter().any(|l| l.contains("sk-switchyard-admin")), "{banner:?}");
+    assert!(
+        banner.iter().any(|l| l.contains("sk-switchyard-demo")),
+        "{banner:?}"
+    );
+    assert!(
+        banner.iter().any(|l| l.contains("sk-switchyard-admin")),
+        "{banner:?}"
+    );
 
     let http = reqwest::Client::new();
     let reply: serde_json::Value = http
@@ -94,9 +139,16 @@ async fn the_embedded_demo_answers_with_its_published_key() {
         .json()
         .await
         .unwrap();
-    assert_eq!(reply["choices"][0]["message"]["content"], "The capital of France is Paris.");
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        "The capital of France is Paris."
+    );
 
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     assert!(child.wait().unwrap().success());
     assert!(cwd.path().join("switchyard-data/switchyard.db").exists());
 }

@@ -2,6 +2,14 @@
 //! OpenAI Python SDK (tests/sdk/), then stopped with SIGTERM: it must exit cleanly with every
 //! request recorded.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,7 +59,10 @@ fn openai_python_sdk_against_the_binary() {
         .unwrap()
         .replace(
             "[server]",
-            &format!("[storage]\ndata_dir = {:?}\n\n[server]", data.path().display().to_string()),
+            &format!(
+                "[storage]\ndata_dir = {:?}\n\n[server]",
+                data.path().display().to_string()
+            ),
         );
     let config_path = data.path().join("gateway.toml");
     std::fs::write(&config_path, config).unwrap();
@@ -79,15 +90,28 @@ fn openai_python_sdk_against_the_binary() {
         .env("SWITCHYARD_BASE_URL", format!("{base}/v1"))
         .status()
         .unwrap();
-    assert!(status.success(), "the OpenAI SDK conformance tests failed (output above)");
+    assert!(
+        status.success(),
+        "the OpenAI SDK conformance tests failed (output above)"
+    );
 
     let pid = gateway.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let exit = gateway.0.wait().unwrap();
     assert!(exit.success(), "gateway exit after SIGTERM: {exit:?}");
     let store = switchyard_store::SqliteStore::open_in(data.path()).unwrap();
     let records = store.recent(1000).unwrap();
-    assert!(records.len() >= 15, "every SDK request is recorded, got {}", records.len());
+    assert!(
+        records.len() >= 15,
+        "every SDK request is recorded, got {}",
+        records.len()
+    );
     assert!(records.iter().any(|r| r.status == 429));
-    assert!(records.iter().any(|r| r.status == 502 && r.model.as_deref() == Some("broken")));
+    assert!(records
+        .iter()
+        .any(|r| r.status == 502 && r.model.as_deref() == Some("broken")));
 }

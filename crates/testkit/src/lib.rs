@@ -1,1 +1,17 @@
-//! placeholder
+//! Test infrastructure for Switchyard: a scriptable fake upstream that speaks the OpenAI or
+//! the Anthropic wire format over real HTTP on `127.0.0.1:0`.
+//!
+//! Tests queue [`Behavior`]s (answer, stream with pacing, error status, malformed chunk,
+//! missing usage, hang, abort mid-stream), then assert on what the server received
+//! ([`FakeUpstream::requests`]) and on whether a client hung up mid-stream
+//! ([`FakeUpstream::wait_for_disconnects`]). The wire bodies are written out as JSON by hand,
+//! not with Switchyard's own types, so a test cannot pass because both sides share a mistake.
+//!
+//! This crate is for tests only: it must never be a dependency of production code.
+
+mod behavior;
+mod server;
+mod wire;
+
+pub use behavior::{Behavior, Ending, FakeUsage, Reply, ToolCallReply, DEFAULT_TEXT};
+pub use server::{FakeUpstream, Flavor, RecordedRequest};

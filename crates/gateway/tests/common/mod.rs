@@ -1,6 +1,13 @@
 //! Starts a real gateway on 127.0.0.1:0 with a config given as TOML text, and stops it.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code"
+)]
 
 use std::net::SocketAddr;
 
@@ -8,7 +15,6 @@ use switchyard_gateway::Server;
 use switchyard_store::SqliteStore;
 
 pub const KEY: &str = "sk-test-key";
-
 
 pub struct TestGateway {
     pub addr: SocketAddr,
@@ -35,8 +41,15 @@ pub async fn start_with_env(config: &str, vars: &[(&str, &str)]) -> TestGateway 
     );
     let mut cfg = switchyard_control::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
     cfg.server.listen = "127.0.0.1:0".parse().unwrap();
-    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let env = move |k: &str| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let env = move |k: &str| {
+        vars.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    };
     let server = Server::bind(cfg, &env).await.unwrap();
     let addr = server.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel();
@@ -54,7 +67,10 @@ pub async fn start_with_env(config: &str, vars: &[(&str, &str)]) -> TestGateway 
 }
 
 pub fn hex_sha256(s: &str) -> String {
-    switchyard_control::hash_key(s).iter().map(|b| format!("{b:02x}")).collect()
+    switchyard_control::hash_key(s)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl TestGateway {
@@ -63,7 +79,10 @@ impl TestGateway {
     }
 
     pub fn chat(&self, body: serde_json::Value) -> reqwest::RequestBuilder {
-        self.http.post(self.url("/v1/chat/completions")).bearer_auth(KEY).json(&body)
+        self.http
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .json(&body)
     }
 
     /// Asks for shutdown and waits until the server has drained and flushed its records.
@@ -78,7 +97,10 @@ impl TestGateway {
 
     /// Every record written, oldest first (call after `stop`).
     pub fn records(&self) -> Vec<switchyard_store::RequestRecord> {
-        let mut r = SqliteStore::open_in(self.dir.path()).unwrap().recent(10_000).unwrap();
+        let mut r = SqliteStore::open_in(self.dir.path())
+            .unwrap()
+            .recent(10_000)
+            .unwrap();
         r.reverse();
         r
     }

@@ -1,0 +1,343 @@
+//! The fake upstream's HTTP server: one axum handler that records each request, takes the
+//! next scripted [`Behavior`] and plays it.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::behavior::{Behavior, Reply};
+use crate::wire::{self, Frame};
+
+/// Which API the fake upstream imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `POST /v1/chat/completions` and `POST /v1/embeddings`; base URL ends in `/v1`.
+    OpenAi,
+    /// `POST /v1/messages`; base URL is the bare origin.
+    Anthropic,
+}
+
+/// One request as the fake upstream received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Names lowercased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body, or the raw text as a JSON string when it was not JSON.
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Shared {
+    flavor: Flavor,
+    script: Mutex<VecDeque<Behavior>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    disconnects: AtomicUsize,
+    disconnected: Notify,
+    next_id: AtomicU64,
+}
+
+/// Test code only ever holds these locks for a push or a copy, so a poisoned lock (a test
+/// thread panicked) still holds consistent data.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running fake upstream. The server stops when this handle is dropped (connections already
+/// open end with the test's runtime).
+pub struct FakeUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl FakeUpstream {
+    /// Starts a server on `127.0.0.1:0`.
+    pub async fn start(flavor: Flavor) -> std::io::Result<FakeUpstream> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            flavor,
+            script: Mutex::new(VecDeque::new()),
+            requests: Mutex::new(Vec::new()),
+            disconnects: AtomicUsize::new(0),
+            disconnected: Notify::new(),
+            next_id: AtomicU64::new(1),
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "test server: aborted when the handle drops, and ends with the test runtime"
+        )]
+        let task = tokio::spawn(async move {
+            // An accept error ends the server; the test then fails on connecting, which says
+            // more than a panic here would.
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeUpstream { addr, shared, task })
+    }
+
+    pub fn flavor(&self) -> Flavor {
+        self.shared.flavor
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL a provider is configured with: `http://127.0.0.1:PORT/v1` for OpenAI,
+    /// `http://127.0.0.1:PORT` for Anthropic (whose adapter appends `/v1/messages`).
+    pub fn base_url(&self) -> String {
+        match self.shared.flavor {
+            Flavor::OpenAi => format!("http://{}/v1", self.addr),
+            Flavor::Anthropic => format!("http://{}", self.addr),
+        }
+    }
+
+    /// Queues how the next request is answered (first in, first out).
+    pub fn push(&self, behavior: impl Into<Behavior>) {
+        lock(&self.shared.script).push_back(behavior.into());
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// The last request received.
+    pub fn last_request(&self) -> Option<RecordedRequest> {
+        lock(&self.shared.requests).last().cloned()
+    }
+
+    /// How many answers the client abandoned: streams dropped before their end, and hung
+    /// requests whose connection closed.
+    pub fn disconnects(&self) -> usize {
+        self.shared.disconnects.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` disconnects have been seen. Never returns if they do not
+    /// happen: wrap it in `tokio::time::timeout`.
+    pub async fn wait_for_disconnects(&self, n: usize) {
+        loop {
+            let notified = self.shared.disconnected.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a disconnect in between still wakes us.
+            notified.as_mut().enable();
+            if self.disconnects() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Counts a disconnect when dropped while armed: the response (or the wait for one) was
+/// abandoned by the client before the server finished it.
+struct DisconnectGuard {
+    shared: Arc<Shared>,
+    armed: bool,
+}
+
+impl DisconnectGuard {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for DisconnectGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.disconnects.fetch_add(1, Ordering::SeqCst);
+            self.shared.disconnected.notify_waiters();
+        }
+    }
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    lock(&shared.requests).push(RecordedRequest {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.clone(),
+    });
+
+    let route = match (shared.flavor, method == Method::POST, uri.path()) {
+        (Flavor::OpenAi, true, "/v1/chat/completions") => Route::Chat,
+        (Flavor::OpenAi, true, "/v1/embeddings") => Route::Embeddings,
+        (Flavor::Anthropic, true, "/v1/messages") => Route::Chat,
+        _ => {
+            return error(
+                shared.flavor,
+                404,
+                None,
+                "no such route on the fake upstream",
+            )
+        }
+    };
+    if !body.is_object() {
+        return error(shared.flavor, 400, None, "the body is not a JSON object");
+    }
+    let behavior = lock(&shared.script)
+        .pop_front()
+        .unwrap_or_else(|| Behavior::Reply(Reply::default()));
+    match behavior {
+        Behavior::Status {
+            status,
+            message,
+            retry_after,
+        } => error(shared.flavor, status, retry_after.as_deref(), &message),
+        Behavior::Hang => {
+            let _guard = DisconnectGuard {
+                shared: shared.clone(),
+                armed: true,
+            };
+            std::future::pending::<Response>().await
+        }
+        Behavior::Reply(reply) => match route {
+            Route::Embeddings => axum::Json(wire::embeddings_body(&body)).into_response(),
+            Route::Chat => chat(&shared, &reply, &body),
+        },
+    }
+}
+
+enum Route {
+    Chat,
+    Embeddings,
+}
+
+fn error(flavor: Flavor, status: u16, retry_after: Option<&str>, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        axum::Json(wire::error_body(flavor, status.as_u16(), message)),
+    )
+        .into_response();
+    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+fn chat(shared: &Arc<Shared>, reply: &Reply, request: &Value) -> Response {
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+    let model = request.get("model").and_then(Value::as_str).unwrap_or("");
+    let streaming = request.get("stream") == Some(&Value::Bool(true));
+    let (frames, content_type) = if streaming {
+        let include_usage =
+            request.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
+        (
+            wire::chat_stream(shared.flavor, reply, model, id, include_usage),
+            "text/event-stream",
+        )
+    } else {
+        (
+            wire::chat_body_frames(shared.flavor, reply, model, id),
+            "application/json",
+        )
+    };
+    let body = paced(frames, reply.delay, shared.clone());
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if streaming {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    response
+}
+
+/// The frames as a body, `delay` apart. The body stream holds an armed [`DisconnectGuard`]:
+/// if hyper drops it before the last frame (the client went away), that is a disconnect. An
+/// `Abort` frame yields an error, which makes hyper cut the connection.
+fn paced(frames: Vec<Frame>, delay: Duration, shared: Arc<Shared>) -> Body {
+    struct State {
+        frames: std::vec::IntoIter<Frame>,
+        first: bool,
+        delay: Duration,
+        guard: DisconnectGuard,
+    }
+    let state = State {
+        frames: frames.into_iter(),
+        first: true,
+        delay,
+        guard: DisconnectGuard {
+            shared,
+            armed: true,
+        },
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        let frame = st.frames.next();
+        // No pause before the end of the body: a client that hangs up right after the last
+        // frame has not abandoned anything.
+        if frame.is_some() && !st.first && !st.delay.is_zero() {
+            tokio::time::sleep(st.delay).await;
+        }
+        st.first = false;
+        if matches!(frame, Some(Frame::Abort)) {
+            // Returning Pending once lets hyper flush what came before, so the client really
+            // receives the content before the connection breaks.
+            tokio::task::yield_now().await;
+        }
+        match frame {
+            Some(Frame::Bytes(b)) => Some((Ok::<Bytes, std::io::Error>(b), st)),
+            Some(Frame::Abort) => {
+                // The server ends this one: not a client disconnect.
+                st.guard.disarm();
+                let e =
+                    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted abort");
+                Some((Err(e), st))
+            }
+            None => {
+                st.guard.disarm();
+                None
+            }
+        }
+    });
+    Body::from_stream(stream)
+}

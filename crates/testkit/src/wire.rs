@@ -1,0 +1,396 @@
+//! The fake upstream's bytes: OpenAI and Anthropic bodies and event streams, written as the
+//! real APIs write them (field order and all), from a [`Reply`].
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::behavior::{Ending, FakeUsage, Reply};
+use crate::server::Flavor;
+
+/// `created` in every OpenAI answer: fixed, so recorded answers compare equal.
+const CREATED: i64 = 1_700_000_000;
+
+/// One piece of a streamed body.
+#[derive(Debug, Clone)]
+pub(crate) enum Frame {
+    Bytes(Bytes),
+    /// Break the connection here.
+    Abort,
+}
+
+fn tool_id(flavor: Flavor, reply: &Reply) -> String {
+    let given = reply.tool_call.as_ref().and_then(|t| t.id.clone());
+    given.unwrap_or_else(|| match flavor {
+        Flavor::OpenAi => "call_fake_1".into(),
+        Flavor::Anthropic => "toolu_fake_1".into(),
+    })
+}
+
+/// The arguments' JSON text in two halves (split on a char boundary), to exercise
+/// reassembly.
+fn halves(text: &str) -> (String, String) {
+    let mut mid = text.len() / 2;
+    while !text.is_char_boundary(mid) {
+        mid += 1;
+    }
+    (text[..mid].to_owned(), text[mid..].to_owned())
+}
+
+fn openai_usage(u: FakeUsage) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    })
+}
+
+fn anthropic_usage(u: FakeUsage) -> Value {
+    json!({"input_tokens": u.prompt_tokens, "output_tokens": u.completion_tokens})
+}
+
+/// A whole (non-streamed) chat answer.
+pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64) -> Value {
+    let text = reply.joined();
+    match flavor {
+        Flavor::OpenAi => {
+            let mut message = json!({"role": "assistant", "content": text, "refusal": null});
+            let mut finish = "stop";
+            if let Some(call) = &reply.tool_call {
+                finish = "tool_calls";
+                if text.is_empty() {
+                    message["content"] = Value::Null;
+                }
+                message["tool_calls"] = json!([{
+                    "id": tool_id(flavor, reply),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments.to_string()},
+                }]);
+            }
+            let mut body = json!({
+                "id": format!("chatcmpl-fake-{id}"),
+                "object": "chat.completion",
+                "created": CREATED,
+                "model": model,
+                "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+                "system_fingerprint": "fp_fake",
+            });
+            if let Some(u) = reply.usage {
+                body["usage"] = openai_usage(u);
+            }
+            body
+        }
+        Flavor::Anthropic => {
+            let mut content = Vec::new();
+            if !text.is_empty() {
+                content.push(json!({"type": "text", "text": text}));
+            }
+            let mut stop = "end_turn";
+            if let Some(call) = &reply.tool_call {
+                stop = "tool_use";
+                content.push(json!({
+                    "type": "tool_use", "id": tool_id(flavor, reply),
+                    "name": call.name, "input": call.arguments,
+                }));
+            }
+            let mut body = json!({
+                "id": format!("msg_fake_{id}"),
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": content,
+                "stop_reason": stop,
+                "stop_sequence": null,
+            });
+            if let Some(u) = reply.usage {
+                body["usage"] = anthropic_usage(u);
+            }
+            body
+        }
+    }
+}
+
+/// A whole answer's bytes, broken as its ending says.
+pub(crate) fn chat_body_frames(flavor: Flavor, reply: &Reply, model: &str, id: u64) -> Vec<Frame> {
+    let text = chat_body(flavor, reply, model, id).to_string();
+    let (head, _) = halves(&text);
+    match reply.ending {
+        Ending::Complete | Ending::NoTerminator => vec![Frame::Bytes(Bytes::from(text))],
+        Ending::Malformed => vec![Frame::Bytes(Bytes::from(head))],
+        Ending::Abort => vec![Frame::Bytes(Bytes::from(head)), Frame::Abort],
+    }
+}
+
+/// Collects a stream's frames and where "after the first content" is.
+struct Frames {
+    frames: Vec<Frame>,
+    first_content: Option<usize>,
+}
+
+impl Frames {
+    fn push(&mut self, bytes: String) {
+        self.frames.push(Frame::Bytes(Bytes::from(bytes)));
+    }
+
+    fn content(&mut self, bytes: String) {
+        self.push(bytes);
+        if self.first_content.is_none() {
+            self.first_content = Some(self.frames.len());
+        }
+    }
+
+    /// Applies the ending: the terminator (if `Complete`), or the break after the first
+    /// content.
+    fn finish(mut self, ending: Ending, terminator: String, malformed: String) -> Vec<Frame> {
+        let cut = self.first_content.unwrap_or(1).min(self.frames.len());
+        match ending {
+            Ending::Complete => self.push(terminator),
+            Ending::NoTerminator => {}
+            Ending::Malformed => {
+                self.frames
+                    .insert(cut, Frame::Bytes(Bytes::from(malformed)));
+                self.push(terminator);
+            }
+            Ending::Abort => {
+                self.frames.truncate(cut);
+                self.frames.push(Frame::Abort);
+            }
+        }
+        self.frames
+    }
+}
+
+fn data(value: &Value) -> String {
+    format!("data: {value}\n\n")
+}
+
+fn event(name: &str, value: &Value) -> String {
+    format!("event: {name}\ndata: {value}\n\n")
+}
+
+/// A streamed chat answer. OpenAI sends the usage chunk only when the request asked for it
+/// (`stream_options.include_usage`), as the real API does.
+pub(crate) fn chat_stream(
+    flavor: Flavor,
+    reply: &Reply,
+    model: &str,
+    id: u64,
+    include_usage: bool,
+) -> Vec<Frame> {
+    let mut f = Frames {
+        frames: Vec::new(),
+        first_content: None,
+    };
+    match flavor {
+        Flavor::OpenAi => {
+            let chunk = |delta: Value, finish: Value| {
+                data(&json!({
+                    "id": format!("chatcmpl-fake-{id}"), "object": "chat.completion.chunk",
+                    "created": CREATED, "model": model, "system_fingerprint": "fp_fake",
+                    "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+                }))
+            };
+            f.push(chunk(
+                json!({"role": "assistant", "content": "", "refusal": null}),
+                Value::Null,
+            ));
+            for piece in &reply.pieces {
+                f.content(chunk(json!({"content": piece}), Value::Null));
+            }
+            let mut finish = "stop";
+            if let Some(call) = &reply.tool_call {
+                finish = "tool_calls";
+                f.content(chunk(
+                    json!({"tool_calls": [{"index": 0, "id": tool_id(flavor, reply), "type": "function",
+                        "function": {"name": call.name, "arguments": ""}}]}),
+                    Value::Null,
+                ));
+                let (a, b) = halves(&call.arguments.to_string());
+                for part in [a, b] {
+                    f.push(chunk(
+                        json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                        Value::Null,
+                    ));
+                }
+            }
+            f.push(chunk(json!({}), json!(finish)));
+            if let (true, Some(u)) = (include_usage, reply.usage) {
+                f.push(data(&json!({
+                    "id": format!("chatcmpl-fake-{id}"), "object": "chat.completion.chunk",
+                    "created": CREATED, "model": model, "system_fingerprint": "fp_fake",
+                    "choices": [], "usage": openai_usage(u),
+                })));
+            }
+            f.finish(
+                reply.ending,
+                "data: [DONE]\n\n".into(),
+                "data: {\"id\": \"chatcmpl-fake\", \"choices\": [oops\n\n".into(),
+            )
+        }
+        Flavor::Anthropic => {
+            let mut message = json!({
+                "id": format!("msg_fake_{id}"), "type": "message", "role": "assistant",
+                "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+            });
+            if let Some(u) = reply.usage {
+                message["usage"] = json!({"input_tokens": u.prompt_tokens, "output_tokens": 1});
+            }
+            f.push(event(
+                "message_start",
+                &json!({"type": "message_start", "message": message}),
+            ));
+            let mut index = 0;
+            if !reply.pieces.is_empty() {
+                f.push(event(
+                    "content_block_start",
+                    &json!({"type": "content_block_start", "index": index,
+                        "content_block": {"type": "text", "text": ""}}),
+                ));
+                f.push(event("ping", &json!({"type": "ping"})));
+                for piece in &reply.pieces {
+                    f.content(event(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta", "index": index,
+                            "delta": {"type": "text_delta", "text": piece}}),
+                    ));
+                }
+                f.push(event(
+                    "content_block_stop",
+                    &json!({"type": "content_block_stop", "index": index}),
+                ));
+                index += 1;
+            }
+            let mut stop = "end_turn";
+            if let Some(call) = &reply.tool_call {
+                stop = "tool_use";
+                f.content(event(
+                    "content_block_start",
+                    &json!({"type": "content_block_start", "index": index,
+                        "content_block": {"type": "tool_use", "id": tool_id(flavor, reply),
+                            "name": call.name, "input": {}}}),
+                ));
+                let (a, b) = halves(&call.arguments.to_string());
+                for part in [String::new(), a, b] {
+                    f.push(event(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta", "index": index,
+                            "delta": {"type": "input_json_delta", "partial_json": part}}),
+                    ));
+                }
+                f.push(event(
+                    "content_block_stop",
+                    &json!({"type": "content_block_stop", "index": index}),
+                ));
+            }
+            let mut delta = json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}});
+            if let Some(u) = reply.usage {
+                delta["usage"] = json!({"output_tokens": u.completion_tokens});
+            }
+            f.push(event("message_delta", &delta));
+            f.finish(
+                reply.ending,
+                event("message_stop", &json!({"type": "message_stop"})),
+                "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", oops\n\n"
+                    .into(),
+            )
+        }
+    }
+}
+
+/// An error body in the flavor's shape, with the error type the real API uses for `status`.
+pub(crate) fn error_body(flavor: Flavor, status: u16, message: &str) -> Value {
+    match flavor {
+        Flavor::OpenAi => {
+            let kind = match status {
+                400 | 404 | 422 => "invalid_request_error",
+                401 | 403 => "authentication_error",
+                429 => "rate_limit_error",
+                _ => "server_error",
+            };
+            json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+        }
+        Flavor::Anthropic => {
+            let kind = match status {
+                400 | 422 => "invalid_request_error",
+                401 => "authentication_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                413 => "request_too_large",
+                429 => "rate_limit_error",
+                529 => "overloaded_error",
+                _ => "api_error",
+            };
+            json!({"type": "error", "error": {"type": kind, "message": message}})
+        }
+    }
+}
+
+/// An OpenAI embeddings answer: a small deterministic vector per input text.
+pub(crate) fn embeddings_body(request: &Value) -> Value {
+    let inputs: Vec<String> = match request.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items.iter().map(Value::to_string).collect(),
+        _ => Vec::new(),
+    };
+    let model = request.get("model").and_then(Value::as_str).unwrap_or("");
+    let tokens: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut v = [0f32; 8];
+            for (j, b) in text.bytes().enumerate() {
+                v[j % 8] += f32::from(b) / 255.0;
+            }
+            json!({"object": "embedding", "index": i, "embedding": v})
+        })
+        .collect();
+    json!({"object": "list", "data": data, "model": model,
+           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(frames: &[Frame]) -> String {
+        frames
+            .iter()
+            .map(|f| match f {
+                Frame::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                Frame::Abort => "<abort>".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn openai_stream_ends_with_usage_then_done_only_when_asked() {
+        let reply = Reply::text("a b");
+        let with = text(&chat_stream(Flavor::OpenAi, &reply, "m", 1, true));
+        assert!(
+            with.ends_with("\"total_tokens\":14}}\n\ndata: [DONE]\n\n"),
+            "{with}"
+        );
+        let without = text(&chat_stream(Flavor::OpenAi, &reply, "m", 1, false));
+        assert!(!without.contains("usage"));
+    }
+
+    #[test]
+    fn breaks_come_after_the_first_content() {
+        let reply = Reply::text("a b").ending(Ending::Abort);
+        let frames = chat_stream(Flavor::OpenAi, &reply, "m", 1, true);
+        assert_eq!(frames.len(), 3);
+        assert!(text(&frames).contains("\"content\":\"a \""));
+        assert!(matches!(frames[2], Frame::Abort));
+        let reply = Reply::text("a b").ending(Ending::Malformed);
+        let s = text(&chat_stream(Flavor::Anthropic, &reply, "m", 1, true));
+        let bad = s.find("oops").unwrap();
+        assert!(s.find("\"a \"").unwrap() < bad && bad < s.find("\"b\"").unwrap());
+        assert!(s.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    }
+
+    #[test]
+    fn tool_arguments_split_on_char_boundaries() {
+        let (a, b) = halves("{\"é\":\"ü\"}");
+        assert_eq!(format!("{a}{b}"), "{\"é\":\"ü\"}");
+    }
+}
