@@ -128,7 +128,7 @@ fn classify_event(event: &Event) -> Step {
 /// be trusted; 3. EOF without `[DONE]` is a normal end once a chunk has arrived (many servers
 /// omit it), but an error when nothing came at all. The stream owns the HTTP response, so
 /// dropping it closes the upstream connection.
-fn chunk_stream<S>(events: S) -> ChunkStream
+pub(crate) fn chunk_stream<S>(events: S) -> ChunkStream
 where
     S: Stream<Item = Result<Event, ProviderError>> + Send + 'static,
 {

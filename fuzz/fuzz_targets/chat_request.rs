@@ -1,0 +1,18 @@
+//! Client request bodies: parsing answers with a 400 and a field path, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use switchyard_api::{ChatCompletionRequest, EmbeddingsRequest};
+use switchyard_gateway::pipeline::parse_json;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(req) = parse_json::<ChatCompletionRequest>(data) {
+        // What parses must serialize back (it is forwarded upstream).
+        let _ = serde_json_roundtrip(&req);
+    }
+    let _ = parse_json::<EmbeddingsRequest>(data);
+});
+
+fn serde_json_roundtrip(req: &ChatCompletionRequest) -> usize {
+    switchyard_api::sse::data_event(req).map(|b| b.len()).unwrap_or(0)
+}
