@@ -91,6 +91,7 @@ impl RecordGuard {
             admission.settle(r.prompt_tokens + r.completion_tokens, r.cost_nanos);
         }
         emit_metrics(r);
+        access_log(r);
         self.telemetry.record(std::mem::take(&mut self.record));
     }
 }
@@ -103,6 +104,28 @@ impl Drop for RecordGuard {
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// One structured line per request under the `switchyard::access` target (filter it with
+/// `RUST_LOG=switchyard::access=off` to silence it).
+fn access_log(r: &RequestRecord) {
+    tracing::info!(
+        target: "switchyard::access",
+        request_id = %r.request_id,
+        endpoint = %r.endpoint,
+        key = r.key_id.as_deref().unwrap_or(""),
+        model = r.model.as_deref().or(r.requested_model.as_deref()).unwrap_or(""),
+        deployment = r.deployment.as_deref().unwrap_or(""),
+        status = r.status,
+        error = r.error_kind.as_deref().unwrap_or(""),
+        attempts = r.attempts,
+        latency_ms = r.latency_ms,
+        ttft_ms = r.ttft_ms,
+        prompt_tokens = r.prompt_tokens,
+        completion_tokens = r.completion_tokens,
+        cost_nanos = r.cost_nanos,
+        "request"
+    );
 }
 
 fn emit_metrics(r: &RequestRecord) {
