@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Reproduces bench/RESULTS.md: starts a zero-latency `switchyard sim` upstream and a Switchyard
+# gateway in front of it, pinned to separate cores, runs switchyard-bench against both, and
+# appends the results. Everything it starts is stopped on exit.
+#
+#   bench/run.sh                 full run, about 5 minutes, appends to bench/RESULTS.md
+#   QUICK=1 bench/run.sh         about 1 minute smoke run, written to target/bench-quick.md
+#
+# Environment:
+#   EXTRA_TARGETS="nginx=http://127.0.0.1:8081/v1 other=http://..."   more gateways, already
+#                                running and pointed at SIM_PORT (set SIM_PORT to fix the port)
+#   BENCH_ARGS="..."             extra switchyard-bench flags (e.g. --target-model nginx=fast)
+#   DURATION, WARMUP             seconds per scenario (default 10 and 2; QUICK: 2 and 1)
+#   CONCURRENCY, RATES           default "1,16,64" and "500,2000"
+#   SIM_PORT, GATEWAY_PORT       default: free ports picked at start
+#   GATEWAY_CPU, LOAD_CPU        default 0 and 1
+#   LOG_LEVEL                    the gateway's log level (default info, its own default)
+#   OUT                          markdown file to append to
+#   SKIP_BUILD=1                 use the binaries already built
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+    DURATION=${DURATION:-2}
+    WARMUP=${WARMUP:-1}
+    # A smoke run's numbers are too short to keep next to the real ones.
+    OUT=${OUT:-$TARGET_DIR/bench-quick.md}
+else
+    DURATION=${DURATION:-10}
+    WARMUP=${WARMUP:-2}
+    OUT=${OUT:-bench/RESULTS.md}
+fi
+CONCURRENCY=${CONCURRENCY:-1,16,64}
+RATES=${RATES:-500,2000}
+GATEWAY_CPU=${GATEWAY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+LOG_LEVEL=${LOG_LEVEL:-info}
+EXTRA_TARGETS=${EXTRA_TARGETS:-}
+BENCH_ARGS=${BENCH_ARGS:-}
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    cargo build --release -p switchyard -p switchyard-bench
+fi
+SWITCHYARD=$TARGET_DIR/release/switchyard
+BENCH=$TARGET_DIR/release/switchyard-bench
+
+work=$(mktemp -d)
+started=()
+cleanup() {
+    local pid
+    for pid in "${started[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${started[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The gateway alone on one core, the upstream and load generator on the other, so the
+# gateway's numbers do not depend on what else the scheduler put beside it.
+pin_gateway=()
+pin_load=()
+if [[ $(nproc --all) -ge 2 ]] && command -v taskset >/dev/null; then
+    pin_gateway=(taskset -c "$GATEWAY_CPU")
+    pin_load=(taskset -c "$LOAD_CPU")
+else
+    echo "warning: fewer than 2 CPUs or no taskset: running unpinned" >&2
+fi
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+SIM_PORT=${SIM_PORT:-$(free_port)}
+GATEWAY_PORT=${GATEWAY_PORT:-$(free_port)}
+
+# A throwaway key: the config stores only its SHA-256, and the bench reads it from the
+# environment so it never appears in the recorded command line.
+KEY="sk-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+KEY_SHA256=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
+
+cat >"$work/sim.toml" <<EOF
+# Zero-latency upstream: no time to first token, unbounded token rate, a short answer.
+[providers.sim]
+kind = "sim"
+
+[providers.sim.models.fast]
+ttft_ms = { p50 = 0 }
+tokens_per_second = { p50 = 1e9 }
+output_tokens = { p50 = 8 }
+
+# Config validation wants a key; the simulator itself checks none.
+[[keys]]
+id = "unused"
+secret_sha256 = "$KEY_SHA256"
+EOF
+
+cat >"$work/gateway.toml" <<EOF
+[server]
+listen = "127.0.0.1:$GATEWAY_PORT"
+
+[storage]
+data_dir = "$work/data"
+
+[telemetry]
+log_format = "text"
+log_level = "$LOG_LEVEL"
+
+[providers.upstream]
+kind = "openai"
+base_url = "http://127.0.0.1:$SIM_PORT/v1"
+
+[models.fast]
+deployments = [{ provider = "upstream" }]
+
+[[keys]]
+id = "bench"
+secret_sha256 = "$KEY_SHA256"
+EOF
+
+# Polls until one of the URLs answers 2xx, the process dies, or about 10 s pass.
+wait_ready() {
+    local name=$1 pid=$2 try url
+    shift 2
+    for try in $(seq 1 100); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "error: $name exited; its log:" >&2
+            cat "$work/$name.log" >&2
+            exit 1
+        fi
+        for url in "$@"; do
+            if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+                return 0
+            fi
+        done
+        sleep 0.1
+    done
+    echo "error: $name not ready after 100 tries; its log:" >&2
+    cat "$work/$name.log" >&2
+    exit 1
+}
+
+"${pin_load[@]}" "$SWITCHYARD" sim --listen "127.0.0.1:$SIM_PORT" --config "$work/sim.toml" \
+    >"$work/sim.log" 2>&1 &
+SIM_PID=$!
+started+=("$SIM_PID")
+wait_ready sim "$SIM_PID" "http://127.0.0.1:$SIM_PORT/healthz" "http://127.0.0.1:$SIM_PORT/v1/models"
+
+"${pin_gateway[@]}" "$SWITCHYARD" serve --config "$work/gateway.toml" \
+    --listen "127.0.0.1:$GATEWAY_PORT" >"$work/gateway.log" 2>&1 &
+GATEWAY_PID=$!
+started+=("$GATEWAY_PID")
+wait_ready gateway "$GATEWAY_PID" "http://127.0.0.1:$GATEWAY_PORT/healthz"
+
+targets=(--target "switchyard=http://127.0.0.1:$GATEWAY_PORT/v1")
+for t in $EXTRA_TARGETS; do
+    targets+=(--target "$t")
+done
+
+# Raise the open-loop client's file limit: each request in flight can hold a connection.
+ulimit -n 65536 2>/dev/null || true
+
+note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')bench/run.sh\` (upstream: \`switchyard sim\` with a zero-latency model on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
+
+# shellcheck disable=SC2086 # BENCH_ARGS is meant to split into flags.
+SWITCHYARD_BENCH_KEY=$KEY "${pin_load[@]}" "$BENCH" \
+    --baseline "http://127.0.0.1:$SIM_PORT/v1" \
+    "${targets[@]}" \
+    --model fast \
+    --gateway-pid "switchyard=$GATEWAY_PID" \
+    --duration "$DURATION" --warmup "$WARMUP" \
+    --concurrency "$CONCURRENCY" --rates "$RATES" \
+    --stream both \
+    --out "$OUT" --json "$TARGET_DIR/bench-results.json" \
+    --note "$note" \
+    $BENCH_ARGS
+
+if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
+    echo "error: the gateway exited during the run; its log:" >&2
+    tail -n 50 "$work/gateway.log" >&2
+    exit 1
+fi
