@@ -93,10 +93,6 @@ ttft_ms = { p50 = 0 }
 tokens_per_second = { p50 = 1e9 }
 output_tokens = { p50 = 8 }
 
-# Config validation wants a key; the simulator itself checks none.
-[[keys]]
-id = "unused"
-secret_sha256 = "$KEY_SHA256"
 EOF
 
 cat >"$work/gateway.toml" <<EOF
@@ -116,10 +112,16 @@ base_url = "http://127.0.0.1:$SIM_PORT/v1"
 
 [models.fast]
 deployments = [{ provider = "upstream" }]
+price = { input_per_mtok = 0.15, output_per_mtok = 0.60 }
 
+# Limits and budgets on, set high enough never to refuse: the benchmark measures their cost.
 [[keys]]
 id = "bench"
 secret_sha256 = "$KEY_SHA256"
+rpm = 100000000
+tpm = 1000000000
+budget_usd_daily = 1000000
+budget_usd_monthly = 10000000
 EOF
 
 # Polls until one of the URLs answers 2xx, the process dies, or about 10 s pass.

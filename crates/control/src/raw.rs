@@ -69,6 +69,8 @@ pub struct RawTelemetry {
     pub flush_interval_ms: u64,
     pub log_format: String,
     pub log_level: String,
+    /// One log line per request, besides the stored record.
+    pub access_log: bool,
 }
 
 impl Default for RawTelemetry {
@@ -79,12 +81,14 @@ impl Default for RawTelemetry {
             flush_interval_ms: 200,
             log_format: "json".to_owned(),
             log_level: "info".to_owned(),
+            access_log: false,
         }
     }
 }
 
 /// Retry, timeout and breaker settings. At the top level every field has a default; under a
-/// model, the fields given override the top level's.
+/// model, the fields given override the top level's. Breakers belong to deployments, so
+/// `breaker` is set at the top level or per provider, not per model.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawResilience {
@@ -121,6 +125,9 @@ pub enum RawProvider {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOpenAi {
+    /// This provider's circuit breakers (one per deployment); fields given override `[resilience.breaker]`.
+    #[serde(default)]
+    pub breaker: RawBreaker,
     pub base_url: String,
     #[serde(default)]
     pub api_key_env: Option<String>,
@@ -133,6 +140,9 @@ pub struct RawOpenAi {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAnthropic {
+    /// This provider's circuit breakers (one per deployment); fields given override `[resilience.breaker]`.
+    #[serde(default)]
+    pub breaker: RawBreaker,
     #[serde(default = "default_anthropic_url")]
     pub base_url: String,
     #[serde(default = "default_anthropic_key_env")]
@@ -166,6 +176,9 @@ fn default_max_tokens() -> u32 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSim {
+    /// This provider's circuit breakers (one per deployment); fields given override `[resilience.breaker]`.
+    #[serde(default)]
+    pub breaker: RawBreaker,
     #[serde(default)]
     pub seed: u64,
     #[serde(default)]

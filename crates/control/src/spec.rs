@@ -15,6 +15,8 @@ pub struct Config {
     pub telemetry: TelemetrySpec,
     pub retry_budget: RetryBudgetSpec,
     pub providers: BTreeMap<String, ProviderSpec>,
+    /// The circuit-breaker policy of each provider's deployments.
+    pub breakers: BTreeMap<String, BreakerPolicy>,
     pub models: BTreeMap<String, ModelSpec>,
     pub keys: Vec<KeySpec>,
     pub admin: Option<AdminSpec>,
@@ -46,6 +48,7 @@ pub struct TelemetrySpec {
     pub flush_interval: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub access_log: bool,
 }
 
 /// Retries allowed on top of first attempts, shared by all requests (a Finagle-style budget):
@@ -231,7 +234,6 @@ pub struct ResilienceSpec {
     pub deadline: Duration,
     pub max_attempts: u32,
     pub backoff: Backoff,
-    pub breaker: BreakerPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,6 +281,15 @@ pub const DEMO_KEY: &str = "sk-switchyard-demo";
 pub const DEMO_ADMIN_KEY: &str = "sk-switchyard-admin";
 
 impl Config {
+    /// Things that are valid but probably not what the author meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.keys.is_empty() {
+            out.push("no [[keys]] are declared: the gateway would refuse every request (a config for `switchyard sim` needs none)".to_owned());
+        }
+        out
+    }
+
     /// Whether any key (client or admin) is one of the published demo keys.
     pub fn accepts_published_keys(&self) -> bool {
         let published = [crate::hash_key(DEMO_KEY), crate::hash_key(DEMO_ADMIN_KEY)];

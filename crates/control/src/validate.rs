@@ -102,9 +102,12 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         flush_interval: Duration::from_millis(t.flush_interval_ms),
         log_format,
         log_level: t.log_level.clone(),
+        access_log: t.access_log,
     };
 
-    let global = resilience(
+    // The top level alone, so that its own mistakes are reported at its own lines; models
+    // merge it with their overrides below.
+    resilience(
         &mut c,
         "resilience",
         &RawResilience::default(),
@@ -120,10 +123,32 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         "must be between 0 and 1000",
     );
 
+    // The top level alone, so that its own mistakes are reported at its own lines.
+    breaker_policy(
+        &mut c,
+        "resilience.breaker",
+        &RawBreaker::default(),
+        &raw.resilience.breaker,
+    );
     let mut providers = BTreeMap::new();
+    let mut breakers = BTreeMap::new();
     for (name, p) in &raw.providers {
         let path = format!("providers.{}", key_segment(name));
         c.ensure(valid_name(name), &path, NAME_RULE);
+        let own = match p {
+            RawProvider::Openai(o) => &o.breaker,
+            RawProvider::Anthropic(a) => &a.breaker,
+            RawProvider::Sim(s) => &s.breaker,
+        };
+        breakers.insert(
+            name.clone(),
+            breaker_policy(
+                &mut c,
+                &format!("{path}.breaker"),
+                &raw.resilience.breaker,
+                own,
+            ),
+        );
         if let Some(spec) = provider(&mut c, &path, p) {
             providers.insert(name.clone(), spec);
         }
@@ -138,7 +163,6 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             model(&mut c, &path, name, m, &raw, &providers, &raw.resilience),
         );
     }
-    let _ = global;
 
     let mut keys = Vec::new();
     let mut seen_ids = BTreeSet::new();
@@ -210,11 +234,6 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             });
         }
     }
-    c.ensure(
-        !raw.keys.is_empty(),
-        "keys",
-        "no [[keys]] are declared, so every request would be refused; add at least one",
-    );
 
     let admin = raw.admin.as_ref().and_then(|a| {
         key_secret(
@@ -233,6 +252,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             telemetry,
             retry_budget,
             providers,
+            breakers,
             models,
             keys,
             admin,
@@ -271,8 +291,39 @@ fn resilience(
         base: pick_ms(over.backoff_base_ms, base.backoff_base_ms, 100),
         max: pick_ms(over.backoff_max_ms, base.backoff_max_ms, 5_000),
     };
+    for (field, v) in [
+        ("attempt_timeout_ms", attempt_timeout),
+        ("stream_idle_timeout_ms", stream_idle_timeout),
+        ("deadline_ms", deadline),
+    ] {
+        c.ensure(
+            !v.is_zero(),
+            format!("{path}.{field}"),
+            "must be greater than 0",
+        );
+    }
+    c.ensure(
+        max_attempts >= 1,
+        format!("{path}.max_attempts"),
+        "must be at least 1",
+    );
+    c.ensure(
+        backoff.base <= backoff.max,
+        format!("{path}.backoff_base_ms"),
+        "must not exceed backoff_max_ms",
+    );
+    ResilienceSpec {
+        attempt_timeout,
+        stream_idle_timeout,
+        deadline,
+        max_attempts,
+        backoff,
+    }
+}
+
+/// A provider's breaker policy: its own `breaker` fields over the top level's.
+fn breaker_policy(c: &mut Checker, path: &str, bb: &RawBreaker, ob: &RawBreaker) -> BreakerPolicy {
     let d = BreakerPolicy::default();
-    let (ob, bb) = (&over.breaker, &base.breaker);
     let breaker = BreakerPolicy {
         consecutive_failures: ob
             .consecutive_failures
@@ -297,27 +348,6 @@ fn resilience(
             .map(Duration::from_secs)
             .unwrap_or(d.open_for),
     };
-    for (field, v) in [
-        ("attempt_timeout_ms", attempt_timeout),
-        ("stream_idle_timeout_ms", stream_idle_timeout),
-        ("deadline_ms", deadline),
-    ] {
-        c.ensure(
-            !v.is_zero(),
-            format!("{path}.{field}"),
-            "must be greater than 0",
-        );
-    }
-    c.ensure(
-        max_attempts >= 1,
-        format!("{path}.max_attempts"),
-        "must be at least 1",
-    );
-    c.ensure(
-        backoff.base <= backoff.max,
-        format!("{path}.backoff_base_ms"),
-        "must not exceed backoff_max_ms",
-    );
     c.ensure(
         breaker.consecutive_failures >= 1,
         format!("{path}.breaker.consecutive_failures"),
@@ -333,14 +363,7 @@ fn resilience(
         format!("{path}.breaker.window_secs"),
         "must be greater than 0",
     );
-    ResilienceSpec {
-        attempt_timeout,
-        stream_idle_timeout,
-        deadline,
-        max_attempts,
-        backoff,
-        breaker,
-    }
+    breaker
 }
 
 fn http_url(c: &mut Checker, path: &str, url: &str) -> String {
@@ -610,6 +633,21 @@ fn model(
         format!("{path}.context_tokens"),
         "must be greater than 0",
     );
+    if let Some(r) = &m.resilience {
+        let b = &r.breaker;
+        let set = [
+            b.consecutive_failures.is_some(),
+            b.failure_rate.is_some(),
+            b.min_requests.is_some(),
+            b.window_secs.is_some(),
+            b.open_secs.is_some(),
+        ];
+        c.ensure(
+            !set.contains(&true),
+            format!("{path}.resilience.breaker"),
+            "breakers belong to deployments: set `breaker` under the provider (or [resilience.breaker] for all)",
+        );
+    }
     let resilience = resilience(
         c,
         &format!("{path}.resilience"),

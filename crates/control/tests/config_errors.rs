@@ -28,6 +28,7 @@ reply = "Paris."
 kind = "openai"
 base_url = "http://127.0.0.1:9/v1/"
 api_key_env = "UPSTREAM_KEY"
+breaker = { open_secs = 1 }
 
 [models.small]
 deployments = [{ provider = "sim", upstream_model = "sim-small" }]
@@ -36,7 +37,7 @@ fallbacks = ["big"]
 
 [models.big]
 deployments = [{ provider = "upstream", upstream_model = "gpt-x", weight = 2 }]
-resilience = { max_attempts = 5, breaker = { open_secs = 1 } }
+resilience = { max_attempts = 5 }
 
 [[keys]]
 id = "team-a"
@@ -52,7 +53,8 @@ fn a_good_config_validates() {
     assert_eq!(cfg.models["small"].fallbacks, vec!["big"]);
     assert_eq!(cfg.models["big"].resilience.max_attempts, 5);
     assert_eq!(cfg.models["small"].resilience.max_attempts, 3);
-    assert_eq!(cfg.models["big"].resilience.breaker.open_for.as_secs(), 1);
+    assert_eq!(cfg.breakers["upstream"].open_for.as_secs(), 1);
+    assert_eq!(cfg.breakers["sim"].open_for.as_secs(), 15, "the default");
     assert_eq!(cfg.keys[0].tenant, "team-a");
     assert_eq!(cfg.keys[0].budget_daily_nanos, Some(2_500_000_000));
     assert_eq!(cfg.keys[0].models, ModelAccess::Only(vec!["small".into()]));
@@ -82,15 +84,15 @@ fn every_semantic_error_is_reported_with_line_and_path() {
     let errs = errors(&bad);
     assert_eq!(errs.len(), 4, "{errs:#?}");
     assert!(errs.contains(&"bad.toml:3: `server.listen`: `localhost` is not an address with a port, e.g. \"127.0.0.1:8080\"".to_owned()), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.starts_with("bad.toml:21: `models.small.deployments[0].upstream_model`: sim provider `sim` has no model `sim-huge`")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("bad.toml:22: `models.small.deployments[0].upstream_model`: sim provider `sim` has no model `sim-huge`")), "{errs:#?}");
     assert!(
         errs.iter()
-            .any(|e| e.starts_with("bad.toml:23: `models.small.fallbacks[0]`")),
+            .any(|e| e.starts_with("bad.toml:24: `models.small.fallbacks[0]`")),
         "{errs:#?}"
     );
     assert!(
         errs.iter()
-            .any(|e| e.starts_with("bad.toml:32: `keys[0].models[0]`")),
+            .any(|e| e.starts_with("bad.toml:33: `keys[0].models[0]`")),
         "{errs:#?}"
     );
 }
@@ -110,7 +112,7 @@ fn unknown_field_names_the_line() {
 fn wrong_type_names_the_line() {
     let bad = GOOD.replace("budget_usd_daily = 2.5", "budget_usd_daily = \"lots\"");
     let errs = errors(&bad);
-    assert!(errs[0].starts_with("bad.toml:33:"), "{errs:#?}");
+    assert!(errs[0].starts_with("bad.toml:34:"), "{errs:#?}");
 }
 
 #[test]
@@ -140,4 +142,18 @@ fn bad_secrets_and_rates() {
 fn syntax_error_has_a_line() {
     let errs = errors("[server\nlisten = 1");
     assert!(errs[0].starts_with("bad.toml:1:"), "{errs:#?}");
+}
+
+#[test]
+fn breakers_are_set_per_provider_not_per_model() {
+    let bad = GOOD.replace(
+        "resilience = { max_attempts = 5 }",
+        "resilience = { max_attempts = 5, breaker = { open_secs = 3 } }",
+    );
+    let errs = errors(&bad);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`models.big.resilience.breaker`: breakers belong to deployments")),
+        "{errs:#?}"
+    );
 }

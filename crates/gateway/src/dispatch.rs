@@ -36,7 +36,6 @@ pub struct Deployment {
     pub label: String,
     pub upstream_model: String,
     pub provider: Arc<dyn ChatProvider>,
-    pub weight: u32,
     outstanding: AtomicU32,
     breaker: Mutex<CircuitBreaker>,
 }
@@ -46,14 +45,12 @@ impl Deployment {
         label: String,
         upstream_model: String,
         provider: Arc<dyn ChatProvider>,
-        weight: u32,
         breaker: CircuitBreaker,
     ) -> Self {
         Deployment {
             label,
             upstream_model,
             provider,
-            weight,
             outstanding: AtomicU32::new(0),
             breaker: Mutex::new(breaker),
         }
@@ -132,19 +129,30 @@ impl Drop for InFlight {
     }
 }
 
+/// A deployment as one model uses it. The same upstream (provider and upstream model) used by
+/// several models is one `Deployment`, so they share its breaker and load: the health of an
+/// upstream does not depend on which alias reached it.
+pub struct Weighted {
+    pub deployment: Arc<Deployment>,
+    pub weight: u32,
+}
+
 pub struct ModelRuntime {
     pub spec: ModelSpec,
-    pub deployments: Vec<Arc<Deployment>>,
+    pub deployments: Vec<Weighted>,
 }
 
 impl ModelRuntime {
     /// A deployment whose breaker admits a call, chosen by weighted power of two choices.
     /// Deployments that already failed this request are avoided while others are available.
     fn pick(&self, at: Instant, failed: &[Arc<Deployment>]) -> Option<(Arc<Deployment>, InFlight)> {
-        let available = self.deployments.iter().filter(|d| d.available(at));
-        let mut eligible: Vec<&Arc<Deployment>> = available
+        let available = self
+            .deployments
+            .iter()
+            .filter(|d| d.deployment.available(at));
+        let mut eligible: Vec<&Weighted> = available
             .clone()
-            .filter(|d| !failed.iter().any(|f| Arc::ptr_eq(f, d)))
+            .filter(|d| !failed.iter().any(|f| Arc::ptr_eq(f, &d.deployment)))
             .collect();
         if eligible.is_empty() {
             eligible = available.collect();
@@ -155,12 +163,12 @@ impl ModelRuntime {
                 .iter()
                 .map(|d| Load {
                     weight: d.weight,
-                    outstanding: d.outstanding(),
+                    outstanding: d.deployment.outstanding(),
                 })
                 .collect();
             let i = pick_p2c(&loads, rng.random(), rng.random())?;
-            if let Some(flight) = eligible[i].try_acquire(at) {
-                return Some((eligible[i].clone(), flight));
+            if let Some(flight) = eligible[i].deployment.try_acquire(at) {
+                return Some((eligible[i].deployment.clone(), flight));
             }
             // Lost a race for a half-open probe slot: try the others.
             eligible.swap_remove(i);

@@ -14,7 +14,7 @@ use switchyard_control::{Config, ModelSpec, ProviderSpec};
 use switchyard_providers::{tokens, ChatProvider};
 use switchyard_resilience::CircuitBreaker;
 
-use crate::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Started};
+use crate::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Started, Weighted};
 use crate::error::{ErrorKind, GatewayError};
 use crate::keys::{resolve_secret, KeyState, Keyring, Periods};
 use crate::record::RecordGuard;
@@ -26,6 +26,8 @@ pub struct Pipeline {
     pub config: Arc<Config>,
     keyring: Keyring,
     models: HashMap<String, Arc<ModelRuntime>>,
+    /// Every distinct deployment once, by label.
+    deployments: Vec<Arc<Deployment>>,
     dispatcher: Dispatcher,
     created: i64,
 }
@@ -81,21 +83,38 @@ impl Pipeline {
         }
         let now = tokio::time::Instant::now().into_std();
         let mut models = HashMap::new();
+        // A deployment (provider and upstream model) used by several models is one object:
+        // one breaker, one count of calls in flight, whichever alias reached it.
+        let mut shared: HashMap<String, Arc<Deployment>> = HashMap::new();
         for (name, spec) in &config.models {
-            let deployments = spec
-                .deployments
-                .iter()
-                .filter_map(|d| {
-                    let provider = providers.get(d.provider.as_str())?.clone();
-                    Some(Arc::new(Deployment::new(
-                        d.label(),
-                        d.upstream_model.clone(),
-                        provider,
-                        d.weight,
-                        CircuitBreaker::new(spec.resilience.breaker, now),
-                    )))
-                })
-                .collect();
+            let mut deployments = Vec::new();
+            for d in &spec.deployments {
+                let Some(provider) = providers.get(d.provider.as_str()) else {
+                    continue;
+                };
+                let deployment = shared
+                    .entry(d.label())
+                    .or_insert_with(|| {
+                        Arc::new(Deployment::new(
+                            d.label(),
+                            d.upstream_model.clone(),
+                            provider.clone(),
+                            CircuitBreaker::new(
+                                config
+                                    .breakers
+                                    .get(&d.provider)
+                                    .copied()
+                                    .unwrap_or_default(),
+                                now,
+                            ),
+                        ))
+                    })
+                    .clone();
+                deployments.push(Weighted {
+                    deployment,
+                    weight: d.weight,
+                });
+            }
             models.insert(
                 name.clone(),
                 Arc::new(ModelRuntime {
@@ -114,7 +133,10 @@ impl Pipeline {
             Some(a) => Some(resolve_secret("admin", &a.secret, env)?),
             None => None,
         };
+        let mut deployments: Vec<Arc<Deployment>> = shared.into_values().collect();
+        deployments.sort_by(|a, b| a.label.cmp(&b.label));
         Ok(Pipeline {
+            deployments,
             dispatcher: Dispatcher::new(
                 config.retry_budget.percent,
                 config.retry_budget.min_per_sec,
@@ -234,7 +256,7 @@ impl Pipeline {
 
     /// Every deployment, for `/metrics`.
     pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
-        self.models.values().flat_map(|m| m.deployments.iter())
+        self.deployments.iter()
     }
 
     fn model_for(&self, key: &KeyState, name: &str) -> Result<Arc<ModelRuntime>, GatewayError> {

@@ -18,6 +18,7 @@ pub struct RecordGuard {
     telemetry: TelemetrySender,
     admission: Option<Admission>,
     price: Price,
+    access_log: bool,
     done: bool,
 }
 
@@ -25,7 +26,12 @@ pub struct RecordGuard {
 pub const CLIENT_CLOSED: u16 = 499;
 
 impl RecordGuard {
-    pub fn new(telemetry: TelemetrySender, request_id: String, endpoint: &str) -> Self {
+    pub fn new(
+        telemetry: TelemetrySender,
+        request_id: String,
+        endpoint: &str,
+        access_log: bool,
+    ) -> Self {
         RecordGuard {
             record: RequestRecord {
                 request_id,
@@ -37,6 +43,7 @@ impl RecordGuard {
             telemetry,
             admission: None,
             price: Price::default(),
+            access_log,
             done: false,
         }
     }
@@ -91,7 +98,9 @@ impl RecordGuard {
             admission.settle(r.prompt_tokens + r.completion_tokens, r.cost_nanos);
         }
         emit_metrics(r);
-        access_log(r);
+        if self.access_log {
+            access_log(r);
+        }
         self.telemetry.record(std::mem::take(&mut self.record));
     }
 }
@@ -106,8 +115,9 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// One structured line per request under the `switchyard::access` target (filter it with
-/// `RUST_LOG=switchyard::access=off` to silence it).
+/// One structured line per request under the `switchyard::access` target, when
+/// `telemetry.access_log` is on. Off by default: every request is already a stored record, and
+/// formatting a line costs more than the rest of the gateway's own work (bench/RESULTS.md).
 fn access_log(r: &RequestRecord) {
     tracing::info!(
         target: "switchyard::access",

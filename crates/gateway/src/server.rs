@@ -130,6 +130,17 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
+        // Histogram samples wait in the recorder until upkeep folds them into buckets; without
+        // it, memory grows with every request between two scrapes.
+        let prometheus = self.state.prometheus.clone();
+        #[allow(clippy::disallowed_methods)] // aborted below; it holds no state worth finishing
+        let upkeep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                prometheus.run_upkeep();
+            }
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
         let mut stopped = stop_rx.clone();
         let drained = async move {
@@ -141,6 +152,7 @@ impl Server {
             result = serve => result?,
             () = drained => tracing::warn!("shutdown grace period over; closing connections still open"),
         }
+        upkeep.abort();
         drop(self.state);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
@@ -238,7 +250,12 @@ async fn chat_completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let pipeline = app.pipeline.load_full();
-    let mut record = RecordGuard::new(app.telemetry.clone(), request_id(&headers), "chat");
+    let mut record = RecordGuard::new(
+        app.telemetry.clone(),
+        request_id(&headers),
+        "chat",
+        pipeline.config.telemetry.access_log,
+    );
     let body = match body {
         Ok(b) => b,
         Err(rejection) => return fail(record, body_error(rejection)),
@@ -283,7 +300,12 @@ async fn embeddings(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let pipeline = app.pipeline.load_full();
-    let mut record = RecordGuard::new(app.telemetry.clone(), request_id(&headers), "embeddings");
+    let mut record = RecordGuard::new(
+        app.telemetry.clone(),
+        request_id(&headers),
+        "embeddings",
+        pipeline.config.telemetry.access_log,
+    );
     let body = match body {
         Ok(b) => b,
         Err(rejection) => return fail(record, body_error(rejection)),

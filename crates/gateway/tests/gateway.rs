@@ -35,6 +35,13 @@ error_rate = 1.0
 [providers.sim.models.hangs]
 timeout_rate = 1.0
 
+# The same simulator again, with a breaker that opens after two failures.
+[providers.strict]
+kind = "sim"
+breaker = { consecutive_failures = 2, open_secs = 60 }
+[providers.strict.models.broken]
+error_rate = 1.0
+
 [models.small]
 deployments = [{ provider = "sim", upstream_model = "fast" }]
 price = { input_per_mtok = 1.0, output_per_mtok = 2.0 }
@@ -47,8 +54,8 @@ deployments = [{ provider = "sim", upstream_model = "broken" }]
 fallbacks = ["small"]
 resilience = { max_attempts = 2, backoff_base_ms = 1, backoff_max_ms = 2 }
 [models.broken-alone]
-deployments = [{ provider = "sim", upstream_model = "broken" }]
-resilience = { max_attempts = 1, breaker = { consecutive_failures = 2, open_secs = 60 } }
+deployments = [{ provider = "strict", upstream_model = "broken" }]
+resilience = { max_attempts = 1 }
 [models.hangs]
 deployments = [{ provider = "sim", upstream_model = "hangs" }]
 resilience = { attempt_timeout_ms = 150, max_attempts = 2, backoff_base_ms = 1, backoff_max_ms = 2 }
@@ -387,7 +394,7 @@ async fn breaker_opens_and_fails_fast() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("switchyard_breaker_state{deployment=\"sim/broken\"} 2"),
+        metrics.contains("switchyard_breaker_state{deployment=\"strict/broken\"} 2"),
         "{metrics}"
     );
     assert!(metrics.contains("switchyard_requests_total"));

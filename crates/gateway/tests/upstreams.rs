@@ -29,7 +29,7 @@ fn config(upstreams: &[(&str, &FakeUpstream)], models: &str) -> String {
         let key = if kind == "anthropic" {
             "api_key_env = \"ANTHROPIC_TEST_KEY\"\n"
         } else {
-            "api_key_env = \"UPSTREAM_TEST_KEY\"\nheaders = { \"x-team\" = \"blue\" }\n"
+            "api_key_env = \"UPSTREAM_TEST_KEY\"\nheaders = { \"x-team\" = \"blue\" }\nbreaker = { consecutive_failures = 3, open_secs = 60 }\n"
         };
         text.push_str(&format!(
             "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n{key}\n",
@@ -254,7 +254,7 @@ async fn a_failing_deployment_is_routed_around() {
     for _ in 0..100 {
         bad.push(Behavior::status(503, "overloaded"));
     }
-    let models = "[models.m]\ndeployments = [{ provider = \"bad\" }, { provider = \"good\" }]\nresilience = { max_attempts = 3, backoff_base_ms = 1, backoff_max_ms = 2, breaker = { consecutive_failures = 3, open_secs = 60 } }\n";
+    let models = "[models.m]\ndeployments = [{ provider = \"bad\" }, { provider = \"good\" }]\nresilience = { max_attempts = 3, backoff_base_ms = 1, backoff_max_ms = 2 }\n";
     let gw = gateway(&[("bad", &bad), ("good", &good)], models).await;
     for _ in 0..30 {
         let r = gw

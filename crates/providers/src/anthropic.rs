@@ -32,7 +32,7 @@ use crate::http;
 use crate::{unix_now, ChatProvider, ChatReply, ChunkStream, ProviderError};
 
 pub struct AnthropicProvider {
-    messages_url: String,
+    messages_url: reqwest::Url,
     /// `anthropic-version`, the configured headers and `x-api-key` (marked sensitive).
     headers: HeaderMap,
     default_max_tokens: u32,
@@ -57,7 +57,7 @@ impl AnthropicProvider {
             );
         }
         Ok(AnthropicProvider {
-            messages_url: format!("{base}/v1/messages"),
+            messages_url: http::endpoint(&base, "/v1/messages")?,
             headers,
             default_max_tokens: spec.default_max_tokens,
             http,
@@ -1300,7 +1300,7 @@ mod tests {
         };
         let p = AnthropicProvider::new(&spec, Some(Secret::new("sk-1")), reqwest::Client::new())
             .unwrap();
-        assert_eq!(p.messages_url, "http://h/v1/messages");
+        assert_eq!(p.messages_url.as_str(), "http://h/v1/messages");
         assert!(!format!("{:?}", p.headers).contains("sk-1"));
         let err = AnthropicProvider::new(&spec, Some(Secret::new("sk\n1")), reqwest::Client::new())
             .err()

@@ -15,6 +15,13 @@ use crate::{parse_retry_after, ProviderError};
 /// misbehaving upstream cannot make us buffer a huge page.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// Parses an endpoint URL once, at construction: parsing it on every request costs more than
+/// the rest of building the request.
+pub(crate) fn endpoint(base: &str, path: &str) -> Result<reqwest::Url, String> {
+    let full = format!("{base}{path}");
+    reqwest::Url::parse(&full).map_err(|e| format!("`{full}` is not a valid URL: {e}"))
+}
+
 /// Checks a configured base URL and drops a trailing slash so paths can be appended.
 pub(crate) fn base_url(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim_end_matches('/');
@@ -52,12 +59,12 @@ pub(crate) fn secret_value(value: &str) -> Result<HeaderValue, String> {
 /// becomes [`ProviderError::Status`] with the upstream's message and `retry-after`.
 pub(crate) async fn post_json<T: Serialize + ?Sized>(
     http: &reqwest::Client,
-    url: &str,
+    url: &reqwest::Url,
     headers: &HeaderMap,
     body: &T,
 ) -> Result<reqwest::Response, ProviderError> {
     let response = http
-        .post(url)
+        .post(url.clone())
         .headers(headers.clone())
         .json(body)
         .send()

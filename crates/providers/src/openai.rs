@@ -20,8 +20,8 @@ use switchyard_control::{OpenAiSpec, Secret};
 use crate::{http, ChatProvider, ChatReply, ChunkStream, ProviderError};
 
 pub struct OpenAiProvider {
-    chat_url: String,
-    embeddings_url: String,
+    chat_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
     /// The configured headers and the bearer key, the key marked sensitive so that no `Debug`
     /// of a request ever shows it.
     headers: HeaderMap,
@@ -41,8 +41,8 @@ impl OpenAiProvider {
             headers.insert(AUTHORIZATION, value);
         }
         Ok(OpenAiProvider {
-            chat_url: format!("{base}/chat/completions"),
-            embeddings_url: format!("{base}/embeddings"),
+            chat_url: http::endpoint(&base, "/chat/completions")?,
+            embeddings_url: http::endpoint(&base, "/embeddings")?,
             headers,
             http,
         })
@@ -302,7 +302,7 @@ mod tests {
         };
         let http = reqwest::Client::new();
         let p = OpenAiProvider::new(&spec("http://h/v1/", vec![]), None, http.clone()).unwrap();
-        assert_eq!(p.chat_url, "http://h/v1/chat/completions");
+        assert_eq!(p.chat_url.as_str(), "http://h/v1/chat/completions");
         assert!(OpenAiProvider::new(&spec("not a url", vec![]), None, http.clone()).is_err());
         let bad = vec![("x-k".to_owned(), "sec\nret".to_owned())];
         let err = OpenAiProvider::new(&spec("http://h", bad), None, http.clone())

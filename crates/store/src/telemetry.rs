@@ -3,18 +3,20 @@
 //! 1. Requests hand their finished record to [`TelemetrySender::record`], which never blocks:
 //!    when the queue is full the record is dropped and counted (`dropped()`), because a
 //!    request must not wait for the disk.
-//! 2. The writer thread takes the first waiting record, then collects more for up to
-//!    `flush_interval` or until `batch_size`, and writes them in one transaction.
+//! 2. The writer thread blocks until a record arrives, then parks for `flush_interval` while
+//!    more gather, then writes everything waiting, `batch_size` records a transaction. It
+//!    does not wait on the queue while it sleeps, so senders never have to wake it: under
+//!    load the thread wakes a few times a second, not once per request.
 //! 3. A failed write (disk full, locked) is kept and retried with backoff while new records
 //!    wait in the queue; nothing accepted is discarded for a write error.
 //! 4. [`TelemetryWriter::close`] asks the thread to write everything still queued and waits for
 //!    it: a clean shutdown loses nothing.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{RequestRecord, SqliteStore};
 
@@ -110,65 +112,71 @@ impl TelemetryWriter {
         // A blocking send: the close marker waits for room behind the queued records.
         let _ = self.sender.tx.send(Msg::Close);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
 }
 
 fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters: &Counters) {
-    let mut batch: Vec<RequestRecord> = Vec::with_capacity(settings.batch_size);
+    let mut pending: Vec<RequestRecord> = Vec::new();
     let mut closing = false;
     let mut retry_delay = Duration::from_millis(100);
-    while !closing || !batch.is_empty() {
-        if batch.is_empty() {
+    loop {
+        if pending.is_empty() && !closing {
             match rx.recv() {
-                Ok(Msg::Record(r)) => batch.push(*r),
+                Ok(Msg::Record(r)) => pending.push(*r),
                 Ok(Msg::Close) | Err(_) => closing = true,
             }
-        }
-        let deadline = Instant::now() + settings.flush_interval;
-        while !closing && batch.len() < settings.batch_size {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(Msg::Record(r)) => batch.push(*r),
-                Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => closing = true,
-                Err(RecvTimeoutError::Timeout) => break,
+            if !closing {
+                // Parked, not waiting on the queue: `close` unparks it early.
+                std::thread::park_timeout(settings.flush_interval);
             }
         }
-        if closing {
-            // Take whatever is still queued behind the close marker's turn.
-            while let Ok(Msg::Record(r)) = rx.try_recv() {
-                batch.push(*r);
+        // Take everything waiting; the close marker, once seen, means nothing follows it.
+        while !closing {
+            match rx.try_recv() {
+                Ok(Msg::Record(r)) => pending.push(*r),
+                Ok(Msg::Close) | Err(TryRecvError::Disconnected) => closing = true,
+                Err(TryRecvError::Empty) => break,
             }
         }
-        if batch.is_empty() {
+        if pending.is_empty() {
+            if closing {
+                return;
+            }
             continue;
         }
-        match store.write_batch(&batch) {
-            Ok(()) => {
-                counters.depth.fetch_sub(batch.len(), Ordering::Relaxed);
-                counters
-                    .written
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                counters.healthy.store(true, Ordering::Relaxed);
-                batch.clear();
-                retry_delay = Duration::from_millis(100);
-            }
-            Err(e) => {
-                counters.healthy.store(false, Ordering::Relaxed);
-                tracing::error!(error = %e, records = batch.len(), "telemetry write failed; will retry");
-                if closing && retry_delay > Duration::from_secs(5) {
-                    tracing::error!(
-                        records = batch.len(),
-                        "giving up on telemetry records at shutdown"
-                    );
-                    return;
+        let mut failed = false;
+        while !pending.is_empty() {
+            let n = pending.len().min(settings.batch_size);
+            match store.write_batch(&pending[..n]) {
+                Ok(()) => {
+                    pending.drain(..n);
+                    counters.depth.fetch_sub(n, Ordering::Relaxed);
+                    counters.written.fetch_add(n as u64, Ordering::Relaxed);
+                    counters.healthy.store(true, Ordering::Relaxed);
+                    retry_delay = Duration::from_millis(100);
                 }
-                #[allow(clippy::disallowed_methods)]
-                // a dedicated writer thread, not a runtime thread
-                std::thread::sleep(retry_delay);
-                retry_delay = (retry_delay * 2).min(Duration::from_secs(10));
+                Err(e) => {
+                    counters.healthy.store(false, Ordering::Relaxed);
+                    tracing::error!(error = %e, records = pending.len(), "telemetry write failed; will retry");
+                    failed = true;
+                    break;
+                }
             }
+        }
+        if failed {
+            if closing && retry_delay > Duration::from_secs(5) {
+                tracing::error!(
+                    records = pending.len(),
+                    "giving up on telemetry records at shutdown"
+                );
+                return;
+            }
+            #[allow(clippy::disallowed_methods)] // a dedicated writer thread, not a runtime thread
+            std::thread::sleep(retry_delay);
+            retry_delay = (retry_delay * 2).min(Duration::from_secs(10));
         }
     }
 }
