@@ -53,6 +53,10 @@ impl RecordGuard {
         &mut self.record
     }
 
+    pub fn record_ref(&self) -> &RequestRecord {
+        &self.record
+    }
+
     pub fn set_key(&mut self, key: &Arc<KeyState>) {
         self.record.key_id = Some(key.id.clone());
         self.record.tenant = Some(key.tenant.clone());

@@ -211,37 +211,55 @@ fn fail(record: RecordGuard, e: GatewayError) -> Response {
     e.into_response()
 }
 
-/// Headers that say who answered.
-fn served_headers(record: &switchyard_store::RequestRecord) -> [(HeaderName, HeaderValue); 3] {
-    let value =
-        |s: String| HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""));
-    [
-        (
-            MODEL,
-            value(format!(
-                "{}; deployment={}",
-                record.model.as_deref().unwrap_or(""),
-                record.deployment.as_deref().unwrap_or("")
-            )),
+/// Headers that say who answered, taken from the record before it is finished.
+fn served_headers(record: &switchyard_store::RequestRecord) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::with_capacity(3);
+    let mut add = |name: HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            if !v.is_empty() {
+                out.push((name, v));
+            }
+        }
+    };
+    add(
+        MODEL,
+        format!(
+            "{}; deployment={}",
+            record.model.as_deref().unwrap_or(""),
+            record.deployment.as_deref().unwrap_or("")
         ),
-        (ATTEMPTS, value(record.attempts.to_string())),
-        (
-            FALLBACK_FROM,
-            value(record.fallback_from.clone().unwrap_or_default()),
-        ),
-    ]
+    );
+    add(ATTEMPTS, record.attempts.to_string());
+    add(
+        FALLBACK_FROM,
+        record.fallback_from.clone().unwrap_or_default(),
+    );
+    out
 }
 
-fn with_served_headers(
-    mut response: Response,
-    record: &switchyard_store::RequestRecord,
-) -> Response {
-    for (name, value) in served_headers(record) {
-        if !value.is_empty() {
-            response.headers_mut().insert(name, value);
-        }
-    }
+fn with_headers(mut response: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+    response.headers_mut().extend(headers);
     response
+}
+
+/// What every model endpoint starts with: the pipeline this request keeps to its end, and
+/// its record.
+fn begin(app: &AppState, headers: &HeaderMap, endpoint: &str) -> (Arc<Pipeline>, RecordGuard) {
+    let pipeline = app.pipeline.load_full();
+    let record = RecordGuard::new(
+        app.telemetry.clone(),
+        request_id(headers),
+        endpoint,
+        pipeline.config.telemetry.access_log,
+    );
+    (pipeline, record)
+}
+
+/// A whole JSON answer: headers from the record, then the record finished as a success.
+fn answer_json<T: serde::Serialize>(record: RecordGuard, value: T) -> Response {
+    let headers = served_headers(record.record_ref());
+    record.finish(200, None);
+    with_headers(Json(value).into_response(), headers)
 }
 
 async fn chat_completions(
@@ -249,46 +267,32 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let pipeline = app.pipeline.load_full();
-    let mut record = RecordGuard::new(
-        app.telemetry.clone(),
-        request_id(&headers),
-        "chat",
-        pipeline.config.telemetry.access_log,
-    );
+    let (pipeline, mut record) = begin(&app, &headers, "chat");
     let body = match body {
         Ok(b) => b,
         Err(rejection) => return fail(record, body_error(rejection)),
     };
     match pipeline.chat(&mut record, &headers, &body).await {
-        Ok(ChatOutcome::Complete(response)) => {
-            let served = record.record().clone();
-            record.finish(200, None);
-            with_served_headers(Json(response).into_response(), &served)
-        }
+        Ok(ChatOutcome::Complete(response)) => answer_json(record, response),
         Ok(ChatOutcome::Stream {
             first,
             rest,
             request,
             idle_timeout,
         }) => {
-            let served = record.record().clone();
-            let model = served.model.clone().unwrap_or_default();
+            let served = served_headers(record.record_ref());
+            let model = record.record_ref().model.clone().unwrap_or_default();
             let body =
                 Body::from_stream(sse_body(first, rest, record, request, model, idle_timeout));
-            let response = Response::builder()
-                .header(header::CONTENT_TYPE, "text/event-stream")
-                .header(header::CACHE_CONTROL, "no-cache")
-                .body(body)
-                .unwrap_or_else(|_| {
-                    GatewayError::new(
-                        ErrorKind::Internal,
-                        "internal_error",
-                        "response build failed",
-                    )
-                    .into_response()
-                });
-            with_served_headers(response, &served)
+            let response = (
+                [
+                    (header::CONTENT_TYPE, "text/event-stream"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                body,
+            )
+                .into_response();
+            with_headers(response, served)
         }
         Err(e) => fail(record, e),
     }
@@ -299,23 +303,13 @@ async fn embeddings(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let pipeline = app.pipeline.load_full();
-    let mut record = RecordGuard::new(
-        app.telemetry.clone(),
-        request_id(&headers),
-        "embeddings",
-        pipeline.config.telemetry.access_log,
-    );
+    let (pipeline, mut record) = begin(&app, &headers, "embeddings");
     let body = match body {
         Ok(b) => b,
         Err(rejection) => return fail(record, body_error(rejection)),
     };
     match pipeline.embed(&mut record, &headers, &body).await {
-        Ok(response) => {
-            let served = record.record().clone();
-            record.finish(200, None);
-            with_served_headers(Json(response).into_response(), &served)
-        }
+        Ok(response) => answer_json(record, response),
         Err(e) => fail(record, e),
     }
 }

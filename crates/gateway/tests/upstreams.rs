@@ -50,6 +50,15 @@ async fn gateway(upstreams: &[(&str, &FakeUpstream)], models: &str) -> TestGatew
     start_with_env(&config(upstreams, models), ENV).await
 }
 
+/// A gateway with one model `m` on the upstream `up`, retrying fast.
+async fn single(up: &FakeUpstream) -> TestGateway {
+    gateway(
+        &[("up", up)],
+        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
+    )
+    .await
+}
+
 const FAST_RETRY: &str = "resilience = { max_attempts = 3, backoff_base_ms = 1, backoff_max_ms = 5, attempt_timeout_ms = 2000 }";
 
 #[tokio::test]
@@ -92,11 +101,7 @@ async fn a_5xx_is_retried_and_the_second_attempt_answers() {
 async fn retry_after_is_honoured_then_success() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     up.push(Behavior::rate_limited("0.05"));
-    let gw = gateway(
-        &[("up", &up)],
-        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
-    )
-    .await;
+    let gw = single(&up).await;
     let r = gw
         .chat(json!({"model": "m", "messages": user("hi")}))
         .send()
@@ -112,11 +117,7 @@ async fn persistent_upstream_429_becomes_503_with_retry_after() {
     for _ in 0..3 {
         up.push(Behavior::rate_limited("0.01"));
     }
-    let gw = gateway(
-        &[("up", &up)],
-        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
-    )
-    .await;
+    let gw = single(&up).await;
     let r = gw
         .chat(json!({"model": "m", "messages": user("hi")}))
         .send()
@@ -136,11 +137,7 @@ async fn the_callers_error_is_not_retried() {
         400,
         "messages[0].content is too long for this model",
     ));
-    let gw = gateway(
-        &[("up", &up)],
-        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
-    )
-    .await;
+    let gw = single(&up).await;
     let r = gw
         .chat(json!({"model": "m", "messages": user("hi")}))
         .send()
@@ -162,11 +159,7 @@ async fn upstream_auth_failure_is_a_502_without_the_upstream_body() {
         401,
         "Incorrect API key provided: sk-upstream-secret",
     ));
-    let gw = gateway(
-        &[("up", &up)],
-        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
-    )
-    .await;
+    let gw = single(&up).await;
     let r = gw
         .chat(json!({"model": "m", "messages": user("hi")}))
         .send()
@@ -203,11 +196,7 @@ async fn a_stream_that_breaks_before_its_first_chunk_is_retried() {
 async fn a_stream_broken_after_the_first_byte_ends_with_an_error_event() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     up.push(Reply::text("one two three four").ending(Ending::Abort));
-    let mut gw = gateway(
-        &[("up", &up)],
-        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
-    )
-    .await;
+    let mut gw = single(&up).await;
     let r = gw
         .chat(json!({"model": "m", "messages": user("hi"), "stream": true}))
         .send()
@@ -226,11 +215,7 @@ async fn a_stream_broken_after_the_first_byte_ends_with_an_error_event() {
 async fn client_hang_up_cancels_the_upstream_call() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     up.push(Reply::pieces((0..50).map(|i| format!("w{i} "))).with_delay(Duration::from_millis(50)));
-    let mut gw = gateway(
-        &[("up", &up)],
-        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
-    )
-    .await;
+    let mut gw = single(&up).await;
     let r = gw
         .chat(json!({"model": "m", "messages": user("hi"), "stream": true}))
         .send()
@@ -290,11 +275,7 @@ async fn missing_usage_is_counted_by_the_gateway() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     up.push(Reply::text("counted by the gateway itself").without_usage());
     up.push(Reply::text("streamed and counted").without_usage());
-    let mut gw = gateway(
-        &[("up", &up)],
-        &format!("[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n"),
-    )
-    .await;
+    let mut gw = single(&up).await;
     let body: Value = gw
         .chat(json!({"model": "m", "messages": user("hi")}))
         .send()

@@ -25,8 +25,9 @@ const DEMO_CONFIG: &str = include_str!("../../../examples/demo.toml");
     about = "An OpenAI-compatible LLM gateway and control plane"
 )]
 struct Cli {
+    /// Without a command: `serve` with its defaults (the embedded demo).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -95,7 +96,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Serve {
+        config: None,
+        listen: None,
+    });
+    match command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Sim {
             listen,
