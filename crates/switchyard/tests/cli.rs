@@ -152,3 +152,58 @@ async fn the_embedded_demo_answers_with_its_published_key() {
     assert!(child.wait().unwrap().success());
     assert!(cwd.path().join("switchyard-data/switchyard.db").exists());
 }
+
+#[tokio::test]
+async fn the_simulator_serves_alone() {
+    let mut child = switchyard()
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines.next().unwrap().unwrap();
+    let base = banner
+        .strip_prefix("Switchyard simulator listening on ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{banner}"))
+        .to_owned();
+    let http = reqwest::Client::new();
+    let models: serde_json::Value = http
+        .get(format!("{base}/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["sim-flaky", "sim-frontier", "sim-medium", "sim-small"]
+    );
+    let reply: serde_json::Value = http
+        .post(format!("{base}/chat/completions"))
+        .json(&serde_json::json!({"model": "sim-small", "messages": [{"role": "user", "content": "capital of France?"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        "The capital of France is Paris."
+    );
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+}
