@@ -9,12 +9,14 @@
 pub mod chat;
 pub mod embeddings;
 pub mod error;
+pub mod feedback;
 pub mod models;
 pub mod sse;
 
 pub use chat::*;
 pub use embeddings::*;
 pub use error::{ErrorBody, ErrorObject};
+pub use feedback::{FeedbackAccepted, FeedbackRequest, Thumbs};
 pub use models::{Model, ModelList};
 
 /// Fields a type does not model, kept so they round-trip.

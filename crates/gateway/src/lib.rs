@@ -9,6 +9,7 @@
 
 pub mod dispatch;
 pub mod error;
+pub mod feedback;
 pub mod keys;
 pub mod metrics;
 pub mod pipeline;

@@ -236,6 +236,11 @@ impl Pipeline {
         Ok(response)
     }
 
+    /// The key a request presents (for endpoints outside the model pipeline).
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<KeyState>, GatewayError> {
+        self.keyring.authenticate(headers)
+    }
+
     /// `GET /v1/models`: the models this key may use.
     pub fn models(&self, headers: &HeaderMap) -> Result<ModelList, GatewayError> {
         let key = self.keyring.authenticate(headers)?;

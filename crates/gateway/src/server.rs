@@ -165,6 +165,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/feedback", post(feedback))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
@@ -311,6 +312,49 @@ async fn embeddings(
     match pipeline.embed(&mut record, &headers, &body).await {
         Ok(response) => answer_json(record, response),
         Err(e) => fail(record, e),
+    }
+}
+
+async fn feedback(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let key = app.pipeline.load().authenticate(&headers)?;
+        let body = body.map_err(body_error)?;
+        let request = crate::pipeline::parse_json(&body)?;
+        let entry =
+            crate::feedback::validate(request, &key, chrono::Utc::now().timestamp_millis())?;
+        let store = app.store.clone();
+        let request_id = entry.request_id.clone();
+        // Feedback is rare and must be durable when we say so: written now, not queued.
+        tokio::task::spawn_blocking(move || store.add_feedback(&entry))
+            .await
+            .map_err(|_| {
+                GatewayError::new(
+                    ErrorKind::Internal,
+                    "internal_error",
+                    "feedback could not be stored",
+                )
+            })?
+            .map_err(|e| {
+                tracing::error!(error = %e, "storing feedback failed");
+                GatewayError::new(
+                    ErrorKind::Internal,
+                    "store_unavailable",
+                    "feedback could not be stored; retry",
+                )
+            })?;
+        Ok::<_, GatewayError>(switchyard_api::FeedbackAccepted {
+            object: "feedback".to_owned(),
+            request_id,
+        })
+    }
+    .await;
+    match result {
+        Ok(accepted) => Json(accepted).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

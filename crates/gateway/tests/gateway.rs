@@ -537,3 +537,59 @@ async fn rpm_limit_and_daily_budget() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn feedback_is_stored_against_the_request() {
+    let mut gw = start(SIM).await;
+    let r = gw
+        .chat(json!({"model": "small", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let ok = gw
+        .http
+        .post(gw.url("/v1/feedback"))
+        .bearer_auth(KEY)
+        .json(&json!({"request_id": id, "thumbs": "up", "outcome": "resolved", "comment": "great"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let (s, e) = error_of(
+        gw.http
+            .post(gw.url("/v1/feedback"))
+            .bearer_auth(KEY)
+            .json(&json!({"request_id": id, "score": 3}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, e["error"]["param"].as_str()), (400, Some("score")));
+    let (s, _) = error_of(
+        gw.http
+            .post(gw.url("/v1/feedback"))
+            .json(&json!({"request_id": id, "score": 1}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 401);
+    gw.stop().await;
+    let store = switchyard_store::SqliteStore::open_in(gw.dir.path()).unwrap();
+    let stored = store.feedback_for(&id).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (
+            stored[0].score,
+            stored[0].outcome.as_deref(),
+            stored[0].tenant.as_str()
+        ),
+        (Some(1.0), Some("resolved"), "acme")
+    );
+}

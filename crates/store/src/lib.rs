@@ -9,7 +9,7 @@ mod record;
 mod sqlite;
 pub mod telemetry;
 
-pub use record::RequestRecord;
+pub use record::{Feedback, RequestRecord};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

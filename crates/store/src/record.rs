@@ -36,3 +36,19 @@ pub struct RequestRecord {
     pub guards: Option<String>,
     pub config_version: Option<String>,
 }
+
+/// A client's verdict on an answer (`POST /v1/feedback`). Kept apart from the request record:
+/// it may arrive before the record is written, and more than one may arrive. Reports join the
+/// two on the request id and the tenant, so one tenant cannot score another's requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub request_id: String,
+    pub key_id: String,
+    pub tenant: String,
+    pub created_at_ms: i64,
+    /// Satisfaction from 0 (bad) to 1 (good); thumbs up is 1, down 0.
+    pub score: Option<f64>,
+    /// What became of the conversation, e.g. `resolved` or `escalated`.
+    pub outcome: Option<String>,
+    pub comment: Option<String>,
+}

@@ -3,11 +3,12 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{RequestRecord, StoreError};
+use crate::{Feedback, RequestRecord, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` holds how many ran. Only ever
 /// append: stored data must stay readable.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE requests (
     request_id        TEXT NOT NULL,
     started_at_ms     INTEGER NOT NULL,
@@ -35,7 +36,21 @@ CREATE TABLE requests (
 );
 CREATE INDEX requests_started ON requests (started_at_ms);
 CREATE INDEX requests_key_started ON requests (key_id, started_at_ms);
-"#];
+"#,
+    r#"
+CREATE TABLE feedback (
+    request_id    TEXT NOT NULL,
+    key_id        TEXT NOT NULL,
+    tenant        TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    score         REAL,
+    outcome       TEXT,
+    comment       TEXT
+);
+CREATE INDEX feedback_request ON feedback (request_id);
+CREATE INDEX requests_request_id ON requests (request_id);
+"#,
+];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
 /// telemetry writer opens its own.
@@ -156,6 +171,38 @@ impl SqliteStore {
                     cache: row.get(20)?,
                     guards: row.get(21)?,
                     config_version: row.get(22)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Stores one piece of feedback; durable when this returns.
+    pub fn add_feedback(&self, f: &Feedback) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO feedback (request_id, key_id, tenant, created_at_ms, score, outcome, comment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![f.request_id, f.key_id, f.tenant, f.created_at_ms, f.score, f.outcome, f.comment])
+            .map(|_| ())
+        })
+    }
+
+    /// Feedback given on a request, oldest first.
+    pub fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT request_id, key_id, tenant, created_at_ms, score, outcome, comment FROM feedback WHERE request_id = ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map(params![request_id], |row| {
+                Ok(Feedback {
+                    request_id: row.get(0)?,
+                    key_id: row.get(1)?,
+                    tenant: row.get(2)?,
+                    created_at_ms: row.get(3)?,
+                    score: row.get(4)?,
+                    outcome: row.get(5)?,
+                    comment: row.get(6)?,
                 })
             })?;
             rows.collect()
