@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Embedding models for the tests that need them (downloads and distills once, then a no-op).
+scripts/fetch-models.sh
+
 if ! .venv/bin/python -c "import openai, pytest" 2>/dev/null; then
   echo "==> creating .venv with the test requirements (tests/sdk/requirements.txt)"
   python3 -m venv .venv

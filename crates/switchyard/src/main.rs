@@ -64,6 +64,25 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Build the in-process embedding models (scripts/fetch-models.sh calls this).
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Distil a static (Model2Vec-style) embedding model from all-MiniLM-L6-v2: embeds every
+    /// vocabulary token, PCA to 256 dimensions, SIF weighting. A few minutes on two cores.
+    Distill {
+        /// Folder with the MiniLM files (model.safetensors, tokenizer.json, config.json).
+        #[arg(long, default_value = switchyard_embed::MINILM_DIR)]
+        from: PathBuf,
+        /// Folder to write the static model to (created).
+        #[arg(long, default_value = switchyard_embed::STATIC_DIR)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,7 +146,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Models {
+            command: ModelsCommand::Distill { from, out },
+        } => models_distill(&from, &out),
     }
+}
+
+fn models_distill(from: &std::path::Path, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let opts = switchyard_embed::DistillOptions::default();
+    let mut last_percent = usize::MAX;
+    let report = switchyard_embed::distill(from, out, &opts, |done, total| {
+        // One line per 10%: readable in CI logs, where a redrawn progress bar is not.
+        let percent = done * 100 / total.max(1) / 10 * 10;
+        if percent != last_percent {
+            last_percent = percent;
+            eprintln!("embedding vocabulary tokens: {done}/{total} ({percent}%)");
+        }
+    })
+    .with_context(|| format!("distilling {} into {}", from.display(), out.display()))?;
+    println!(
+        "wrote {}: {} tokens x {} dims, {:.1}% of variance kept, {:.0} s ({:.0} s embedding)",
+        out.display(),
+        report.vocabulary,
+        report.dims,
+        report.explained_variance * 100.0,
+        report.total_seconds,
+        report.embed_seconds
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn config_check(file: &std::path::Path) -> ExitCode {

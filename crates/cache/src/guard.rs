@@ -1,0 +1,346 @@
+//! The false-hit guard: a second, rule-based look at a semantic candidate that is already above
+//! the similarity threshold.
+//!
+//! Sentence embeddings place "how do I enable X" and "how do I disable X" close together,
+//! because they share nearly every word and topic; the difference that matters to the user is
+//! one token. So before a candidate is served, the query and the cached question are compared
+//! on the tokens embeddings are weakest at:
+//!
+//! 1. negation: the sides hold different numbers of negations (not, never, no, without,
+//!    can't, ...), so one negated clause more or fewer is caught even in a text that already
+//!    has one;
+//! 2. polarity: one side says a word whose opposite the other side says (enable/disable,
+//!    increase/decrease, before/after, ...), and neither says both;
+//! 3. numbers: the sets of numbers differ (digits, with `1,000` read as `1000`, and number
+//!    words up to twenty);
+//! 4. entities: each side names a capitalised word or code-like token (`snake_case`,
+//!    `v1.2`, `camelCase`, `std::io`) that the other side does not contain at all; a
+//!    substitution, not a mere addition, because paraphrases often add or drop a name.
+//!
+//! The guard is symmetric and a text always passes against itself (property-tested).
+
+use std::collections::BTreeSet;
+
+/// Why the guard refused a candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardReason {
+    /// One side is negated and the other is not.
+    Negation,
+    /// Opposite words: the query's and the candidate's.
+    Polarity { query: String, cached: String },
+    /// The numbers differ.
+    Numbers,
+    /// A name or code token on each side that the other does not have.
+    Entities { query: String, cached: String },
+}
+
+impl std::fmt::Display for GuardReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GuardReason::Negation => f.write_str("negation differs"),
+            GuardReason::Polarity { query, cached } => write!(f, "polarity: {query} vs {cached}"),
+            GuardReason::Numbers => f.write_str("numbers differ"),
+            GuardReason::Entities { query, cached } => write!(f, "entities: {query} vs {cached}"),
+        }
+    }
+}
+
+/// Words that negate. Contractions in `n't` are caught by suffix.
+const NEGATIONS: &[&str] = &[
+    "not", "no", "never", "without", "cannot", "cant", "dont", "doesnt", "didnt", "isnt", "arent",
+    "wasnt", "werent", "wont", "shouldnt", "wouldnt", "couldnt", "none", "nobody", "nothing",
+    "neither", "nor", "nowhere", "hasnt", "havent", "hadnt", "mustnt", "neednt",
+];
+
+/// Pairs of opposites, as base forms; common inflections are derived in `forms`.
+const OPPOSITES: &[(&str, &str)] = &[
+    ("enable", "disable"),
+    ("activate", "deactivate"),
+    ("allow", "block"),
+    ("allow", "deny"),
+    ("allow", "forbid"),
+    ("permit", "forbid"),
+    ("on", "off"),
+    ("increase", "decrease"),
+    ("increase", "reduce"),
+    ("raise", "lower"),
+    ("add", "remove"),
+    ("add", "delete"),
+    ("insert", "delete"),
+    ("create", "delete"),
+    ("create", "destroy"),
+    ("install", "uninstall"),
+    ("start", "stop"),
+    ("begin", "end"),
+    ("open", "close"),
+    ("lock", "unlock"),
+    ("encrypt", "decrypt"),
+    ("encode", "decode"),
+    ("compress", "decompress"),
+    ("import", "export"),
+    ("upload", "download"),
+    ("connect", "disconnect"),
+    ("subscribe", "unsubscribe"),
+    ("follow", "unfollow"),
+    ("show", "hide"),
+    ("mount", "unmount"),
+    ("include", "exclude"),
+    ("accept", "reject"),
+    ("buy", "sell"),
+    ("win", "lose"),
+    ("gain", "lose"),
+    ("before", "after"),
+    ("above", "below"),
+    ("more", "less"),
+    ("most", "least"),
+    ("max", "min"),
+    ("maximum", "minimum"),
+    ("best", "worst"),
+    ("better", "worse"),
+    ("true", "false"),
+    ("positive", "negative"),
+    ("input", "output"),
+    ("inside", "outside"),
+    ("internal", "external"),
+    ("first", "last"),
+    ("push", "pull"),
+    ("upper", "lower"),
+    ("uppercase", "lowercase"),
+    ("ascending", "descending"),
+    ("legal", "illegal"),
+    ("valid", "invalid"),
+    ("safe", "unsafe"),
+    ("possible", "impossible"),
+    ("like", "dislike"),
+    ("love", "hate"),
+    ("cheap", "expensive"),
+    ("fast", "slow"),
+    ("easy", "hard"),
+    ("easy", "difficult"),
+    ("rich", "poor"),
+    ("good", "bad"),
+    ("happy", "sad"),
+    ("hot", "cold"),
+    ("long", "short"),
+    ("old", "new"),
+    ("young", "old"),
+    ("men", "women"),
+    ("male", "female"),
+    ("boy", "girl"),
+    ("agree", "disagree"),
+    ("pros", "cons"),
+    ("advantages", "disadvantages"),
+    ("success", "failure"),
+    ("succeed", "fail"),
+    ("north", "south"),
+    ("east", "west"),
+];
+
+/// Number words read as digits, so "two" and "2" agree.
+const NUMBER_WORDS: &[(&str, &str)] = &[
+    ("zero", "0"),
+    ("one", "1"),
+    ("two", "2"),
+    ("three", "3"),
+    ("four", "4"),
+    ("five", "5"),
+    ("six", "6"),
+    ("seven", "7"),
+    ("eight", "8"),
+    ("nine", "9"),
+    ("ten", "10"),
+    ("eleven", "11"),
+    ("twelve", "12"),
+    ("thirteen", "13"),
+    ("fourteen", "14"),
+    ("fifteen", "15"),
+    ("sixteen", "16"),
+    ("seventeen", "17"),
+    ("eighteen", "18"),
+    ("nineteen", "19"),
+    ("twenty", "20"),
+    ("hundred", "100"),
+    ("thousand", "1000"),
+    ("million", "1000000"),
+    ("billion", "1000000000"),
+];
+
+/// Capitalised words that are not names: sentence starters and pronouns.
+const NOT_NAMES: &[&str] = &[
+    "i", "what", "how", "why", "when", "where", "who", "which", "is", "are", "can", "do", "does",
+    "should", "will", "would", "could", "the", "a", "an", "if", "in", "on", "my", "it", "this",
+    "that", "please", "hi", "hello", "hey", "thanks", "ok", "okay", "yes", "am", "was", "were",
+    "has", "have", "did", "and", "or", "but", "so", "to", "for", "of", "with", "as",
+];
+
+/// What the guard looks at in one text; computed once per text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Lower-cased tokens, contractions folded (`can't` → `cant`).
+    words: BTreeSet<String>,
+    /// How many negation words: "not X" against "couldn't, not X" still differs.
+    negations: usize,
+    numbers: BTreeSet<String>,
+    entities: BTreeSet<String>,
+}
+
+impl Features {
+    pub fn of(text: &str) -> Features {
+        let mut f = Features::default();
+        let mut sentence_start = true;
+        for raw in tokens(text) {
+            let trimmed = raw.trim_end_matches(['.', ',', ':', '-', '/', '\'']);
+            if trimmed.is_empty() {
+                continue;
+            }
+            let lower = trimmed.to_lowercase().replace('\'', "");
+            if is_negation(&lower) {
+                f.negations += 1;
+            }
+            if let Some(n) = number(&lower) {
+                f.numbers.insert(n);
+            } else if is_code_like(trimmed)
+                || (!sentence_start
+                    && starts_upper(trimmed)
+                    && !NOT_NAMES.contains(&lower.as_str()))
+            {
+                f.entities.insert(lower.clone());
+            }
+            f.words.insert(lower);
+            sentence_start = raw.ends_with(['.', '?', '!']) || raw.ends_with(':');
+        }
+        f
+    }
+}
+
+/// A negation word; contractions arrive with the apostrophe dropped (`don't` → `dont`).
+fn is_negation(lower: &str) -> bool {
+    NEGATIONS.contains(&lower) || matches!(lower, "aint" | "mightnt" | "shant" | "oughtnt")
+}
+
+fn starts_upper(s: &str) -> bool {
+    s.chars().next().is_some_and(char::is_uppercase)
+}
+
+/// `snake_case`, `v1.2`, `camelCase`, `std::io`, `a/b`: tokens that name a thing in code.
+fn is_code_like(s: &str) -> bool {
+    let has_alpha = s.chars().any(char::is_alphabetic);
+    let has_digit = s.chars().any(|c| c.is_ascii_digit());
+    let inner_mark = s.contains('_') || s.contains("::") || s.contains('.') || s.contains('/');
+    let camel = s
+        .chars()
+        .zip(s.chars().skip(1))
+        .any(|(a, b)| a.is_lowercase() && b.is_uppercase());
+    has_alpha && (has_digit || inner_mark || camel)
+}
+
+/// A number in canonical digits, or `None`.
+fn number(lower: &str) -> Option<String> {
+    if let Some((_, d)) = NUMBER_WORDS.iter().find(|(w, _)| *w == lower) {
+        return Some((*d).to_owned());
+    }
+    let digits: String = lower.chars().filter(|c| *c != ',').collect();
+    let digits = digits.trim_start_matches(['$', '#', '+']);
+    let digits = digits.trim_end_matches(['%', 'k', 'm']);
+    if !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.chars().any(|c| c.is_ascii_digit())
+    {
+        let canon = if digits.contains('.') {
+            digits.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            digits
+        };
+        let canon = canon.trim_start_matches('0');
+        return Some(if canon.is_empty() {
+            "0".to_owned()
+        } else {
+            canon.to_owned()
+        });
+    }
+    None
+}
+
+/// Splits on anything that is not part of a word or a code token.
+fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.replace(['\u{2019}', '\u{2018}'], "'")
+        .split(|c: char| {
+            !(c.is_alphanumeric()
+                || matches!(
+                    c,
+                    '\'' | '_' | '.' | ':' | '/' | '-' | '$' | '%' | ',' | '#' | '+'
+                ))
+                && c != '?'
+                && c != '!'
+        })
+        .flat_map(|t| {
+            // `?` and `!` end a sentence but are not part of the word.
+            let ends = t.ends_with(['?', '!']);
+            let w = t.trim_matches(['?', '!', ',', '-', '\'']);
+            if w.is_empty() {
+                None
+            } else if ends {
+                Some(format!("{w}."))
+            } else {
+                Some(w.to_owned())
+            }
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// Inflections of a base word: `enable` → enables, enabled, enabling.
+fn forms(base: &str) -> [String; 5] {
+    let stem = base.strip_suffix('e').unwrap_or(base);
+    [
+        base.to_owned(),
+        format!("{base}s"),
+        format!("{stem}ed"),
+        format!("{stem}ing"),
+        format!("{base}d"),
+    ]
+}
+
+fn says(words: &BTreeSet<String>, base: &str) -> bool {
+    forms(base).iter().any(|w| words.contains(w))
+}
+
+/// Checks a candidate: `Ok` when it may be served for the query.
+pub fn check(query: &Features, cached: &Features) -> Result<(), GuardReason> {
+    if query.negations != cached.negations {
+        return Err(GuardReason::Negation);
+    }
+    for (a, b) in OPPOSITES {
+        let (qa, qb) = (says(&query.words, a), says(&query.words, b));
+        let (ca, cb) = (says(&cached.words, a), says(&cached.words, b));
+        if qa && !qb && cb && !ca {
+            return Err(GuardReason::Polarity {
+                query: (*a).to_owned(),
+                cached: (*b).to_owned(),
+            });
+        }
+        if qb && !qa && ca && !cb {
+            return Err(GuardReason::Polarity {
+                query: (*b).to_owned(),
+                cached: (*a).to_owned(),
+            });
+        }
+    }
+    if query.numbers != cached.numbers {
+        return Err(GuardReason::Numbers);
+    }
+    let only_q = query.entities.iter().find(|e| !cached.words.contains(*e));
+    let only_c = cached.entities.iter().find(|e| !query.words.contains(*e));
+    if let (Some(q), Some(c)) = (only_q, only_c) {
+        return Err(GuardReason::Entities {
+            query: q.clone(),
+            cached: c.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// `check` on two texts.
+pub fn check_texts(query: &str, cached: &str) -> Result<(), GuardReason> {
+    check(&Features::of(query), &Features::of(cached))
+}

@@ -1,0 +1,41 @@
+//! Switchyard's response cache, as a library: an exact tier (a normalised hash of everything
+//! in a request that changes the answer) and a semantic tier (nearest neighbours over
+//! conversation embeddings, scoped by tenant, route and system prompt, with a rule-based guard
+//! against false hits), under one byte budget with LRU eviction and per-route TTL.
+//!
+//! It owns keys, the index, the guard, the policy helpers and the replay of a cached answer as
+//! a stream. It must not do I/O, read clocks (time is passed in) or embed text itself:
+//! embeddings come through the `Embedder` trait, implemented by the gateway over
+//! `switchyard-embed`.
+//!
+//! The gateway's call sequence:
+//! ```text
+//! let prepared = Prepared::new(tenant, route, &req);
+//! match cache.lookup(&req, &prepared, &policy, control, embedder, now) {
+//!     Lookup::Hit(hit) => /* answer hit.response, or replay_chunks(&hit.response, usage) */,
+//!     Lookup::Miss(why) => /* call upstream, then: */
+//!         cache.insert(&req, &prepared, Some(prepared.embed(embedder)), resp, &policy, control, now),
+//! }
+//! ```
+//! (Keep the embedding from the lookup to avoid computing it twice: `lookup_exact`,
+//! `Prepared::embed`, `lookup_semantic` are the same steps, separately callable.)
+
+pub mod guard;
+pub mod index;
+pub mod key;
+pub mod policy;
+pub mod replay;
+pub mod store;
+
+pub use guard::{check_texts, GuardReason};
+pub use key::ExactKey;
+pub use policy::{request_cacheable, response_cacheable, CacheControl, NotCacheable, RoutePolicy};
+pub use replay::{replay_chunks, word_pieces};
+pub use store::{
+    Cache, CacheConfig, Hit, HitKind, InsertError, Lookup, Miss, Prepared, Scope, Stats,
+};
+
+/// Turns text into a vector. Implementations need not normalise; the cache does.
+pub trait Embedder: Send + Sync {
+    fn embed(&self, text: &str) -> Vec<f32>;
+}

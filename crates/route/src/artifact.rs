@@ -1,0 +1,315 @@
+//! The trained router on disk: one versioned JSON file with the feature config, the
+//! policy bars, a description of the training data, and each head's non-zero weights.
+//!
+//! The only I/O in the crate: [`Artifact::load`] and [`Artifact::save`] read and write the
+//! path the caller gives. Each head's weights are one base64 string of little-endian `f32`s
+//! (the whole `FeatureConfig::dim()` vector, exact to the bit), about a quarter of the size
+//! of the same numbers written as JSON text; weights below a pruning threshold are stored as 0.
+
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::features::FeatureConfig;
+use crate::model::{Classifier, Head, TrainConfig};
+use crate::policy::Bars;
+
+/// The `format` field every artifact carries.
+pub const FORMAT: &str = "switchyard-router";
+/// The artifact layout this build reads and writes. Bump it when a field changes meaning.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Which data trained an artifact, for its readers and its licence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingData {
+    pub description: String,
+    pub rows: usize,
+    pub licence: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredHead {
+    pub model: String,
+    pub bias: f32,
+    /// Base64 (standard alphabet, padded) of `dim` little-endian `f32` weights.
+    pub weights: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    pub format: String,
+    pub format_version: u32,
+    pub trained_on: TrainingData,
+    pub features: FeatureConfig,
+    pub train: TrainConfig,
+    pub bars: Bars,
+    pub heads: Vec<StoredHead>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("reading router artifact {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing router artifact {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("router artifact {path} is not valid JSON for format {FORMAT} v{FORMAT_VERSION}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("router artifact {path}: format {found:?} version {version}, this build reads {FORMAT:?} version {FORMAT_VERSION}")]
+    Version {
+        path: PathBuf,
+        found: String,
+        version: u32,
+    },
+    #[error("router artifact {path}: {problem}")]
+    Invalid { path: PathBuf, problem: String },
+}
+
+impl Artifact {
+    /// Build an artifact from trained heads, dropping weights with `|w| < prune`.
+    pub fn from_heads(
+        trained_on: TrainingData,
+        features: FeatureConfig,
+        train: TrainConfig,
+        bars: Bars,
+        heads: &[Head],
+        prune: f32,
+    ) -> Self {
+        let heads = heads
+            .iter()
+            .map(|h| StoredHead {
+                model: h.model.clone(),
+                bias: h.bias,
+                weights: encode(&h.weights, prune),
+            })
+            .collect();
+        Self {
+            format: FORMAT.to_owned(),
+            format_version: FORMAT_VERSION,
+            trained_on,
+            features,
+            train,
+            bars,
+            heads,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ArtifactError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ArtifactError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        // Check the version before the full schema, so an artifact from a newer build says
+        // "wrong version" rather than "unknown field".
+        #[derive(Deserialize)]
+        struct Header {
+            format: String,
+            format_version: u32,
+        }
+        let json_err = |source| ArtifactError::Json {
+            path: path.to_owned(),
+            source,
+        };
+        let header: Header = serde_json::from_str(&text).map_err(json_err)?;
+        if header.format != FORMAT || header.format_version != FORMAT_VERSION {
+            return Err(ArtifactError::Version {
+                path: path.to_owned(),
+                found: header.format,
+                version: header.format_version,
+            });
+        }
+        let artifact: Artifact = serde_json::from_str(&text).map_err(json_err)?;
+        artifact
+            .validate()
+            .map_err(|problem| ArtifactError::Invalid {
+                path: path.to_owned(),
+                problem,
+            })?;
+        Ok(artifact)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), ArtifactError> {
+        let text = serde_json::to_string(self).map_err(|source| ArtifactError::Json {
+            path: path.to_owned(),
+            source,
+        })?;
+        std::fs::write(path, text).map_err(|source| ArtifactError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(8..=24).contains(&self.features.buckets_log2) {
+            return Err(format!(
+                "buckets_log2 {} outside 8..=24",
+                self.features.buckets_log2
+            ));
+        }
+        if self.features.char_ngram_min > self.features.char_ngram_max {
+            return Err("char_ngram_min exceeds char_ngram_max".to_owned());
+        }
+        let dim = self.features.dim();
+        for h in &self.heads {
+            let w = decode(&h.weights)
+                .ok_or_else(|| format!("head {:?}: weights are not base64 f32s", h.model))?;
+            if w.len() != dim {
+                return Err(format!(
+                    "head {:?}: {} weights, the feature config needs {dim}",
+                    h.model,
+                    w.len()
+                ));
+            }
+            if !h.bias.is_finite() || w.iter().any(|v| !v.is_finite()) {
+                return Err(format!("head {:?}: non-finite weight", h.model));
+            }
+        }
+        Ok(())
+    }
+
+    /// The classifier this artifact describes (dense weight vectors, for fast dot products).
+    pub fn classifier(&self) -> Classifier {
+        let dim = self.features.dim();
+        let heads = self
+            .heads
+            .iter()
+            .map(|h| {
+                // `load` has validated the encoding and length; an artifact built in memory
+                // with a bad vector scores with zeros rather than failing the request.
+                let mut weights = decode(&h.weights).unwrap_or_default();
+                weights.resize(dim, 0.0);
+                Head {
+                    model: h.model.clone(),
+                    weights,
+                    bias: h.bias,
+                }
+            })
+            .collect();
+        Classifier::new(self.features.clone(), heads)
+    }
+}
+
+/// Non-zero counts per head, for reports.
+impl StoredHead {
+    pub fn non_zero(&self) -> usize {
+        decode(&self.weights).map_or(0, |w| w.iter().filter(|v| **v != 0.0).count())
+    }
+}
+
+fn encode(weights: &[f32], prune: f32) -> String {
+    let mut bytes = Vec::with_capacity(weights.len() * 4);
+    for &w in weights {
+        let w = if w.abs() < prune { 0.0f32 } else { w };
+        bytes.extend_from_slice(&w.to_le_bytes());
+    }
+    STANDARD.encode(bytes)
+}
+
+fn decode(text: &str) -> Option<Vec<f32>> {
+    let bytes = STANDARD.decode(text).ok()?;
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Artifact {
+        let features = FeatureConfig {
+            buckets_log2: 8,
+            ..FeatureConfig::default()
+        };
+        let dim = features.dim();
+        let mut weights = vec![0.0; dim];
+        weights[3] = 0.25;
+        weights[dim - 1] = -1.5;
+        weights[7] = 1e-6;
+        let head = Head {
+            model: "weak".to_owned(),
+            weights,
+            bias: 0.1,
+        };
+        Artifact::from_heads(
+            TrainingData {
+                description: "toy".to_owned(),
+                rows: 2,
+                licence: "Apache-2.0".to_owned(),
+            },
+            features,
+            TrainConfig::default(),
+            Bars::default(),
+            &[head],
+            1e-4,
+        )
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("router.json");
+        let a = sample();
+        assert_eq!(a.heads[0].non_zero(), 2, "tiny weight pruned");
+        a.save(&path).unwrap();
+        let b = Artifact::load(&path).unwrap();
+        assert_eq!(a, b);
+        let clf = b.classifier();
+        let h = clf.head("weak").unwrap();
+        assert_eq!(h.weights[3], 0.25);
+        assert_eq!(h.weights[7], 0.0);
+    }
+
+    #[test]
+    fn rejects_other_versions_and_bad_indices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("router.json");
+        let mut a = sample();
+        a.format_version = 99;
+        a.save(&path).unwrap();
+        assert!(matches!(
+            Artifact::load(&path),
+            Err(ArtifactError::Version { version: 99, .. })
+        ));
+
+        let mut a = sample();
+        a.heads[0].weights = encode(&[1.0; 3], 0.0);
+        a.save(&path).unwrap();
+        assert!(matches!(
+            Artifact::load(&path),
+            Err(ArtifactError::Invalid { .. })
+        ));
+
+        std::fs::write(&path, "{").unwrap();
+        assert!(matches!(
+            Artifact::load(&path),
+            Err(ArtifactError::Json { .. })
+        ));
+        assert!(matches!(
+            Artifact::load(&dir.path().join("missing.json")),
+            Err(ArtifactError::Read { .. })
+        ));
+    }
+}

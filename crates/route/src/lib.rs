@@ -1,0 +1,23 @@
+//! Routing for `auto` routes: pick the cheapest candidate model that is predicted to answer a
+//! prompt well enough, and say why.
+//!
+//! Owns prompt features (`features`), the per-candidate classifier and its trainer (`model`),
+//! the policy with rule routes and the explained decision (`policy`), the versioned artifact
+//! (`artifact`), and the offline quality metrics (`metrics`). Pure: no network, no clocks,
+//! no global state; the only I/O is reading or writing an artifact at a path the caller gives.
+//! It must not know about HTTP, config files or providers: the gateway builds a [`Router`] from
+//! its config and calls [`Router::decide`].
+
+pub mod artifact;
+pub mod features;
+pub mod metrics;
+pub mod model;
+pub mod policy;
+
+pub use artifact::{Artifact, ArtifactError, TrainingData, FORMAT_VERSION};
+pub use features::{FeatureConfig, Features, Featurizer};
+pub use model::{train_head, Classifier, Head, TrainConfig};
+pub use policy::{
+    BadPolicy, Bars, Candidate, CandidateScore, Decision, Policy, RouteError, RouteRequest, Router,
+    Rule, RuleMatch,
+};
