@@ -6,6 +6,7 @@
 //! unknown fields in an `extra` map, so a field a client sends that we do not model still
 //! reaches an OpenAI-compatible upstream unchanged.
 
+pub mod assemble;
 pub mod chat;
 pub mod embeddings;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod feedback;
 pub mod models;
 pub mod sse;
 
+pub use assemble::ChunkAssembler;
 pub use chat::*;
 pub use embeddings::*;
 pub use error::{ErrorBody, ErrorObject};

@@ -8,6 +8,7 @@
 //!
 //! This crate does no network I/O and starts nothing; reading the file is its only I/O.
 
+pub mod builtin;
 mod diag;
 mod locate;
 pub mod raw;

@@ -21,9 +21,117 @@ pub struct RawConfig {
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
     #[serde(default)]
+    pub routes: BTreeMap<String, RawRoute>,
+    #[serde(default)]
+    pub cache: Option<RawCache>,
+    #[serde(default)]
     pub keys: Vec<RawKey>,
     #[serde(default)]
     pub admin: Option<RawAdmin>,
+}
+
+/// `[routes.NAME]`: a model alias whose requests the router sends to one of its candidates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Cheapest first; the last is the fallback when no cheaper one is predicted good enough.
+    pub candidates: Vec<RawCandidate>,
+    /// A router artifact: a file path, or `builtin:NAME` for one shipped in the binary.
+    #[serde(default)]
+    pub router: Option<String>,
+    /// `cheap`, `balanced`, `best` or a number in [0, 1]; `balanced` when unset.
+    #[serde(default)]
+    pub default_policy: Option<String>,
+    /// Overrides the artifact's bars for the named policies.
+    #[serde(default)]
+    pub bars: Option<RawBars>,
+    /// Tried in order before the classifier; the first that matches decides.
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    /// Per-route cache settings over `[cache]`.
+    #[serde(default)]
+    pub cache: Option<RawCachePolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCandidate {
+    pub model: String,
+    /// The artifact head that scores this candidate (defaults to the model's name).
+    #[serde(default)]
+    pub head: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBars {
+    pub cheap: f32,
+    pub balanced: f32,
+}
+
+/// A rule route: exactly one of `prompt_regex`, `key`, `metadata` says when it applies.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: String,
+    pub model: String,
+    #[serde(default)]
+    pub prompt_regex: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+    /// One `name = "value"` pair matched against the request's `metadata` object.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// `[cache]`: the exact and semantic response cache shared by every model and route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCache {
+    pub enabled: bool,
+    pub max_mb: u64,
+    /// Folder of the static embedding model the semantic tier searches with.
+    pub embedder: String,
+    /// Candidates above the threshold the false-hit guard may look at.
+    pub top_k: usize,
+    /// Whether the semantic tier runs (the exact tier always does when the cache is on).
+    pub semantic: bool,
+    /// Cosine similarity a semantic candidate needs.
+    pub threshold: f32,
+    pub ttl_secs: u64,
+    /// Also cache requests with temperature above zero (or unset).
+    pub allow_temperature: bool,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        RawCache {
+            enabled: true,
+            max_mb: 64,
+            embedder: "models/minilm-static-256".to_owned(),
+            top_k: 4,
+            semantic: true,
+            threshold: 0.90,
+            ttl_secs: 3600,
+            allow_temperature: false,
+        }
+    }
+}
+
+/// Cache settings a route may override; unset fields inherit from `[cache]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCachePolicy {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub semantic: Option<bool>,
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub allow_temperature: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,6 +451,9 @@ pub struct RawKey {
     pub budget_usd_daily: Option<f64>,
     #[serde(default)]
     pub budget_usd_monthly: Option<f64>,
+    /// The route policy for this key's requests when the caller names none.
+    #[serde(default)]
+    pub route_policy: Option<String>,
 }
 
 fn all_models() -> Vec<String> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use regex::Regex;
 pub use switchyard_resilience::{Backoff, BreakerPolicy};
+pub use switchyard_route::{Artifact, Bars, Candidate, Policy, Rule};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -18,8 +19,52 @@ pub struct Config {
     /// The circuit-breaker policy of each provider's deployments.
     pub breakers: BTreeMap<String, BreakerPolicy>,
     pub models: BTreeMap<String, ModelSpec>,
+    /// Aliases (e.g. `auto`) the router resolves to one of their candidate models.
+    pub routes: BTreeMap<String, RouteSpec>,
+    /// The response cache; `None` when `[cache]` is absent or disabled.
+    pub cache: Option<CacheSpec>,
     pub keys: Vec<KeySpec>,
     pub admin: Option<AdminSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub name: String,
+    /// Cheapest first, each with its model's quality tier.
+    pub candidates: Vec<Candidate>,
+    pub router: Option<RouterSpec>,
+    pub default_policy: Policy,
+    /// The bars behind `cheap` and `balanced`: the config's override, else the artifact's.
+    pub bars: Bars,
+    pub rules: Vec<Rule>,
+    /// The route's cache settings, `[cache]` merged with the route's own.
+    pub cache: CachePolicySpec,
+}
+
+/// A trained router artifact and where it came from (a path or `builtin:NAME`).
+#[derive(Debug, Clone)]
+pub struct RouterSpec {
+    pub source: String,
+    pub artifact: std::sync::Arc<Artifact>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheSpec {
+    pub max_bytes: usize,
+    /// Folder of the static embedding model (loaded when some route uses the semantic tier).
+    pub embedder: PathBuf,
+    pub top_k: usize,
+    /// What models and routes without their own settings use.
+    pub defaults: CachePolicySpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CachePolicySpec {
+    pub enabled: bool,
+    pub semantic: bool,
+    pub threshold: f32,
+    pub ttl: Duration,
+    pub allow_temperature: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +298,8 @@ pub struct KeySpec {
     pub tpm: Option<u32>,
     pub budget_daily_nanos: Option<u64>,
     pub budget_monthly_nanos: Option<u64>,
+    /// The route policy when the caller names none (else the route's default).
+    pub route_policy: Option<Policy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -164,6 +164,17 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         );
     }
 
+    let cache = raw.cache.as_ref().map(|rc| cache_spec(&mut c, rc));
+    let cache_defaults = cache.as_ref().map(|c| c.defaults);
+    let mut routes = BTreeMap::new();
+    for (name, r) in &raw.routes {
+        let path = format!("routes.{}", key_segment(name));
+        if let Some(spec) = route(&mut c, &path, name, r, &raw, &models, cache_defaults) {
+            routes.insert(name.clone(), spec);
+        }
+    }
+    let cache = cache.filter(|c| c.defaults.enabled || routes.values().any(|r| r.cache.enabled));
+
     let mut keys = Vec::new();
     let mut seen_ids = BTreeSet::new();
     let mut seen_secrets = BTreeSet::new();
@@ -197,9 +208,9 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         } else {
             for (j, m) in k.models.iter().enumerate() {
                 c.ensure(
-                    raw.models.contains_key(m),
+                    raw.models.contains_key(m) || raw.routes.contains_key(m),
                     format!("{path}.models[{j}]"),
-                    format!("no model `{m}` is declared under [models]"),
+                    format!("no model `{m}` is declared under [models] or [routes]"),
                 );
             }
             ModelAccess::Only(k.models.clone())
@@ -221,6 +232,11 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             &format!("{path}.budget_usd_monthly"),
             k.budget_usd_monthly,
         );
+        let route_policy = k.route_policy.as_deref().and_then(|p| {
+            p.parse::<Policy>()
+                .map_err(|e| c.err(format!("{path}.route_policy"), e.to_string()))
+                .ok()
+        });
         if let Some(secret) = secret {
             keys.push(KeySpec {
                 id: k.id.clone(),
@@ -231,6 +247,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
                 tpm: k.tpm,
                 budget_daily_nanos: daily,
                 budget_monthly_nanos: monthly,
+                route_policy,
             });
         }
     }
@@ -254,6 +271,8 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             providers,
             breakers,
             models,
+            routes,
+            cache,
             keys,
             admin,
         })
@@ -663,6 +682,238 @@ fn model(
         fallbacks: m.fallbacks.clone(),
         resilience,
     }
+}
+
+fn cache_spec(c: &mut Checker, rc: &RawCache) -> CacheSpec {
+    c.ensure(rc.max_mb > 0, "cache.max_mb", "must be greater than 0");
+    c.ensure(rc.top_k > 0, "cache.top_k", "must be at least 1");
+    c.ensure(
+        !rc.embedder.trim().is_empty(),
+        "cache.embedder",
+        "must name the folder of the static embedding model",
+    );
+    let defaults = CachePolicySpec {
+        enabled: rc.enabled,
+        semantic: rc.semantic,
+        threshold: rc.threshold,
+        ttl: Duration::from_secs(rc.ttl_secs),
+        allow_temperature: rc.allow_temperature,
+    };
+    check_cache_policy(c, "cache", &defaults);
+    CacheSpec {
+        max_bytes: usize::try_from(rc.max_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        embedder: PathBuf::from(&rc.embedder),
+        top_k: rc.top_k,
+        defaults,
+    }
+}
+
+fn check_cache_policy(c: &mut Checker, path: &str, p: &CachePolicySpec) {
+    c.ensure(
+        p.threshold > 0.0 && p.threshold <= 1.0,
+        format!("{path}.threshold"),
+        "must be a cosine similarity in (0, 1]",
+    );
+    c.ensure(
+        !p.ttl.is_zero(),
+        format!("{path}.ttl_secs"),
+        "must be greater than 0",
+    );
+}
+
+fn route(
+    c: &mut Checker,
+    path: &str,
+    name: &str,
+    r: &RawRoute,
+    raw: &RawConfig,
+    models: &BTreeMap<String, ModelSpec>,
+    cache_defaults: Option<CachePolicySpec>,
+) -> Option<RouteSpec> {
+    let named_ok = c.ensure(
+        valid_name(name) && !name.contains(':'),
+        path,
+        "route names use letters, digits, '-', '_' and '.' only (':' separates the policy, as in `auto:cheap`)",
+    );
+    c.ensure(
+        !raw.models.contains_key(name),
+        path,
+        format!("a model named `{name}` exists; a route needs a name of its own"),
+    );
+    if !c.ensure(
+        !r.candidates.is_empty(),
+        format!("{path}.candidates"),
+        "a route needs at least one candidate model",
+    ) {
+        return None;
+    }
+    let mut candidates = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, cand) in r.candidates.iter().enumerate() {
+        let cpath = format!("{path}.candidates[{i}].model");
+        c.ensure(
+            seen.insert(cand.model.clone()),
+            &cpath,
+            format!("`{}` is listed twice", cand.model),
+        );
+        match models.get(&cand.model) {
+            Some(m) => {
+                let mut candidate = Candidate::new(&cand.model, u32::from(m.quality_tier));
+                candidate.head.clone_from(&cand.head);
+                candidates.push(candidate);
+            }
+            None => c.err(
+                cpath,
+                format!("no model `{}` is declared under [models]", cand.model),
+            ),
+        }
+    }
+    let router = r.router.as_deref().and_then(|source| {
+        crate::builtin::load_router(source)
+            .map(|artifact| RouterSpec {
+                source: source.to_owned(),
+                artifact: std::sync::Arc::new(artifact),
+            })
+            .map_err(|e| c.err(format!("{path}.router"), e))
+            .ok()
+    });
+    let default_policy = match r.default_policy.as_deref() {
+        None => Policy::Balanced,
+        Some(p) => p.parse().unwrap_or_else(|e: switchyard_route::BadPolicy| {
+            c.err(format!("{path}.default_policy"), e.to_string());
+            Policy::Balanced
+        }),
+    };
+    let bars = match (&r.bars, &router) {
+        (Some(b), _) => {
+            c.ensure(
+                (0.0..=1.0).contains(&b.cheap) && (0.0..=1.0).contains(&b.balanced),
+                format!("{path}.bars"),
+                "bars are probabilities in [0, 1]",
+            );
+            c.ensure(
+                b.cheap <= b.balanced,
+                format!("{path}.bars.cheap"),
+                "the `cheap` bar must not be above the `balanced` one",
+            );
+            Bars {
+                cheap: b.cheap,
+                balanced: b.balanced,
+            }
+        }
+        (None, Some(router)) => router.artifact.bars,
+        (None, None) => Bars::default(),
+    };
+    let mut rules = Vec::new();
+    for (i, rule) in r.rules.iter().enumerate() {
+        let rpath = format!("{path}.rules[{i}]");
+        c.ensure(
+            models.contains_key(&rule.model),
+            format!("{rpath}.model"),
+            format!("no model `{}` is declared under [models]", rule.model),
+        );
+        let set = usize::from(rule.prompt_regex.is_some())
+            + usize::from(rule.key.is_some())
+            + usize::from(rule.metadata.is_some());
+        if !c.ensure(
+            set == 1,
+            &rpath,
+            "a rule needs exactly one of `prompt_regex`, `key`, `metadata`",
+        ) {
+            continue;
+        }
+        if let Some(pattern) = &rule.prompt_regex {
+            match Rule::regex(&rule.name, pattern, &rule.model) {
+                Ok(built) => rules.push(built),
+                Err(e) => c.err(
+                    format!("{rpath}.prompt_regex"),
+                    format!(
+                        "not a valid regex: {}",
+                        std::error::Error::source(&e)
+                            .map_or_else(|| e.to_string(), ToString::to_string)
+                    ),
+                ),
+            }
+        } else if let Some(key) = &rule.key {
+            c.ensure(
+                raw.keys.iter().any(|k| &k.id == key),
+                format!("{rpath}.key"),
+                format!("no key with id `{key}` is declared under [[keys]]"),
+            );
+            rules.push(Rule::key(&rule.name, key, &rule.model));
+        } else if let Some(meta) = &rule.metadata {
+            match meta.iter().next() {
+                Some((k, v)) if meta.len() == 1 => {
+                    rules.push(Rule::metadata(&rule.name, k, v, &rule.model));
+                }
+                _ => c.err(
+                    format!("{rpath}.metadata"),
+                    "give exactly one `name = \"value\"` pair",
+                ),
+            }
+        }
+    }
+    // Building the router checks that every candidate but the last has a head to score it.
+    if candidates.len() == r.candidates.len() {
+        let classifier = router
+            .as_ref()
+            .map(|r| r.artifact.classifier())
+            .unwrap_or_else(|| switchyard_route::Classifier::new(Default::default(), Vec::new()));
+        if let Err(e) =
+            switchyard_route::Router::new(candidates.clone(), Vec::new(), classifier, bars)
+        {
+            let at = r
+                .candidates
+                .iter()
+                .position(|cand| matches!(&e, switchyard_route::RouteError::MissingHead { model, .. } if model == &cand.model))
+                .map_or_else(|| format!("{path}.candidates"), |i| format!("{path}.candidates[{i}].head"));
+            let heads: Vec<String> = router
+                .as_ref()
+                .map(|r| r.artifact.heads.iter().map(|h| h.model.clone()).collect())
+                .unwrap_or_default();
+            let hint = if router.is_none() {
+                "; set `router` to a trained artifact, or route with rules only by listing one candidate".to_owned()
+            } else {
+                format!("; the artifact's heads: {}", heads.join(", "))
+            };
+            c.err(at, format!("{e}{hint}"));
+        }
+    }
+    let own = r.cache.as_ref();
+    let base = cache_defaults.unwrap_or(CachePolicySpec {
+        enabled: false,
+        semantic: false,
+        threshold: 0.9,
+        ttl: Duration::from_secs(3600),
+        allow_temperature: false,
+    });
+    if own.is_some() && cache_defaults.is_none() {
+        c.err(
+            format!("{path}.cache"),
+            "add a [cache] section to turn the cache on; routes only adjust it",
+        );
+    }
+    let cache = CachePolicySpec {
+        enabled: own.and_then(|o| o.enabled).unwrap_or(base.enabled),
+        semantic: own.and_then(|o| o.semantic).unwrap_or(base.semantic),
+        threshold: own.and_then(|o| o.threshold).unwrap_or(base.threshold),
+        ttl: own
+            .and_then(|o| o.ttl_secs)
+            .map_or(base.ttl, Duration::from_secs),
+        allow_temperature: own
+            .and_then(|o| o.allow_temperature)
+            .unwrap_or(base.allow_temperature),
+    };
+    check_cache_policy(c, &format!("{path}.cache"), &cache);
+    named_ok.then(|| RouteSpec {
+        name: name.to_owned(),
+        candidates,
+        router,
+        default_policy,
+        bars,
+        rules,
+        cache,
+    })
 }
 
 fn usd_to_nanos(c: &mut Checker, path: &str, usd: Option<f64>) -> Option<u64> {

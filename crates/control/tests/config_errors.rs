@@ -157,3 +157,124 @@ fn breakers_are_set_per_provider_not_per_model() {
         "{errs:#?}"
     );
 }
+
+const ROUTED: &str = r#"
+[routes.auto]
+candidates = [
+  { model = "small", head = "mistralai/Mixtral-8x7B-Instruct-v0.1" },
+  { model = "big" },
+]
+router = "builtin:routellm-mixtral-gpt4.v1"
+default_policy = "cheap"
+[[routes.auto.rules]]
+name = "code"
+prompt_regex = "(?i)\\bcode\\b"
+model = "big"
+[routes.auto.cache]
+threshold = 0.95
+
+[cache]
+embedder = "models/minilm-static-256"
+ttl_secs = 60
+"#;
+
+#[test]
+fn routes_and_cache_validate() {
+    let cfg = parse(&format!("{GOOD}{ROUTED}"), "good.toml").unwrap();
+    let route = &cfg.routes["auto"];
+    assert_eq!(route.candidates.len(), 2);
+    assert_eq!(route.default_policy, switchyard_control::Policy::Cheap);
+    assert_eq!(route.rules.len(), 1);
+    let artifact = &route.router.as_ref().unwrap().artifact;
+    assert_eq!(
+        route.bars, artifact.bars,
+        "the artifact's bars unless overridden"
+    );
+    assert!(
+        (route.cache.threshold - 0.95).abs() < 1e-6,
+        "the route's own"
+    );
+    assert_eq!(route.cache.ttl.as_secs(), 60, "inherited from [cache]");
+    let cache = cfg.cache.unwrap();
+    assert!(cache.defaults.semantic && cache.defaults.enabled);
+}
+
+#[test]
+fn route_and_cache_mistakes_are_located() {
+    let bad = format!("{GOOD}{ROUTED}")
+        .replace("{ model = \"big\" },", "{ model = \"giant\" },")
+        .replace(
+            "default_policy = \"cheap\"",
+            "default_policy = \"cheapest\"",
+        )
+        .replace(
+            "prompt_regex = \"(?i)\\\\bcode\\\\b\"",
+            "prompt_regex = \"(unclosed\"",
+        )
+        .replace("threshold = 0.95", "threshold = 1.5")
+        .replace("ttl_secs = 60", "ttl_secs = 0");
+    let errs = errors(&bad);
+    let has = |prefix: &str| errs.iter().any(|e| e.contains(prefix));
+    assert!(
+        has("`routes.auto.candidates[1].model`: no model `giant`"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("`routes.auto.default_policy`: unknown route policy \"cheapest\""),
+        "{errs:#?}"
+    );
+    assert!(
+        has("`routes.auto.rules[0].prompt_regex`: not a valid regex"),
+        "{errs:#?}"
+    );
+    assert!(has("`routes.auto.cache.threshold`"), "{errs:#?}");
+    assert!(has("`cache.ttl_secs`: must be greater than 0"), "{errs:#?}");
+    // Every one has a line.
+    assert!(
+        errs.iter().all(|e| e.starts_with("bad.toml:")
+            && e.split(':')
+                .nth(1)
+                .is_some_and(|l| l.parse::<u32>().is_ok())),
+        "{errs:#?}"
+    );
+
+    // A candidate without a head, other than the last, cannot be scored.
+    let errs = errors(&format!("{GOOD}{ROUTED}").replace(
+        "{ model = \"small\", head = \"mistralai/Mixtral-8x7B-Instruct-v0.1\" },",
+        "{ model = \"small\", head = \"gpt-99\" },",
+    ));
+    assert!(
+        has_in(&errs, "`routes.auto.candidates[0].head`"),
+        "{errs:#?}"
+    );
+    assert!(
+        has_in(
+            &errs,
+            "the artifact's heads: mistralai/Mixtral-8x7B-Instruct-v0.1"
+        ),
+        "{errs:#?}"
+    );
+    let errs = errors(&format!("{GOOD}{ROUTED}").replace("builtin:routellm", "builtin:nope"));
+    assert!(
+        has_in(
+            &errs,
+            "`routes.auto.router`: no built-in router `nope-mixtral-gpt4.v1`"
+        ),
+        "{errs:#?}"
+    );
+    // A route may not shadow a model, and a key's route policy must parse.
+    let errs = errors(
+        &format!("{GOOD}{ROUTED}")
+            .replace("[routes.auto]", "[routes.small]")
+            .replace("routes.auto.", "routes.small."),
+    );
+    assert!(has_in(&errs, "a model named `small` exists"), "{errs:#?}");
+    let errs = errors(
+        &format!("{GOOD}{ROUTED}").replace("budget_usd_daily = 2.5", "route_policy = \"fast\""),
+    );
+    assert!(has_in(&errs, "`keys[0].route_policy`"), "{errs:#?}");
+}
+
+fn has_in(errs: &[String], needle: &str) -> bool {
+    errs.iter().any(|e| e.contains(needle))
+}

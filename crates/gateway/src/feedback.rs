@@ -95,6 +95,7 @@ mod tests {
             tpm: None,
             budget_daily_nanos: None,
             budget_monthly_nanos: None,
+            route_policy: None,
         };
         KeyState::new(&spec, &crate::keys::Periods::now(), &|_, _| 0)
     }

@@ -16,6 +16,7 @@ pub struct KeyState {
     pub id: String,
     pub tenant: String,
     pub models: ModelAccess,
+    pub route_policy: Option<switchyard_control::Policy>,
     limits: Mutex<Limits>,
 }
 
@@ -110,6 +111,7 @@ impl KeyState {
             id: spec.id.clone(),
             tenant: spec.tenant.clone(),
             models: spec.models.clone(),
+            route_policy: spec.route_policy,
             limits: Mutex::new(Limits {
                 rpm: spec.rpm.map(|l| TokenBucket::per_minute(l, now)),
                 tpm: spec.tpm.map(|l| TokenBucket::per_minute(l, now)),
@@ -295,6 +297,7 @@ mod tests {
             tpm,
             budget_daily_nanos: daily,
             budget_monthly_nanos: None,
+            route_policy: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! responses in exactly one place, [`error`]. This crate owns no algorithm that can live in a
 //! pure crate: breakers, backoff and limits come from `switchyard-resilience`.
 
+pub mod cache;
 pub mod dispatch;
 pub mod error;
 pub mod feedback;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod record;
+pub mod routing;
 pub mod server;
 pub mod stream;
 pub mod upstream_server;

@@ -17,6 +17,14 @@ pub const INFLIGHT: &str = "switchyard_upstream_inflight";
 pub const QUEUE_DEPTH: &str = "switchyard_telemetry_queue_depth";
 pub const RECORDS_DROPPED: &str = "switchyard_telemetry_dropped_total";
 pub const RECORDS_WRITTEN: &str = "switchyard_telemetry_written_total";
+pub const CACHE_LOOKUPS: &str = "switchyard_cache_lookups_total";
+pub const CACHE_SAVED: &str = "switchyard_cache_saved_nanousd_total";
+pub const CACHE_STORES: &str = "switchyard_cache_stores_total";
+pub const CACHE_GUARDED: &str = "switchyard_cache_guard_refusals_total";
+pub const CACHE_ENTRIES: &str = "switchyard_cache_entries";
+pub const CACHE_BYTES: &str = "switchyard_cache_bytes";
+pub const ROUTE_DECISIONS: &str = "switchyard_route_decisions_total";
+pub const ROUTING_SAVED: &str = "switchyard_routing_saved_nanousd_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -79,4 +87,30 @@ fn describe() {
         "Request records dropped because the queue was full."
     );
     describe_counter!(RECORDS_WRITTEN, "Request records written to the store.");
+    describe_counter!(
+        CACHE_LOOKUPS,
+        "Cache outcomes by route: hit-exact, hit-semantic, miss, bypass."
+    );
+    describe_counter!(
+        CACHE_SAVED,
+        "What cache hits would have cost upstream, in nano-dollars, by route."
+    );
+    describe_counter!(
+        CACHE_STORES,
+        "Answers offered to the cache: stored or refused."
+    );
+    describe_counter!(
+        CACHE_GUARDED,
+        "Semantic candidates the false-hit guard refused, by reason."
+    );
+    describe_gauge!(CACHE_ENTRIES, "Entries in the response cache.");
+    describe_gauge!(CACHE_BYTES, "Bytes held by the response cache.");
+    describe_counter!(
+        ROUTE_DECISIONS,
+        "Router decisions by route, policy, chosen model and how (rule or classifier)."
+    );
+    describe_counter!(
+        ROUTING_SAVED,
+        "Cost of routed answers on the route's most expensive candidate minus their cost, in nano-dollars."
+    );
 }

@@ -14,10 +14,14 @@ use switchyard_control::{Config, ModelSpec, ProviderSpec};
 use switchyard_providers::{tokens, ChatProvider};
 use switchyard_resilience::CircuitBreaker;
 
+use crate::cache::{cache_control, CacheFill, CacheOutcome, CacheStage};
 use crate::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Started, Weighted};
 use crate::error::{ErrorKind, GatewayError};
 use crate::keys::{resolve_secret, KeyState, Keyring, Periods};
 use crate::record::RecordGuard;
+use crate::routing::{header_policy, RouteRuntime};
+use switchyard_cache::HitKind;
+use switchyard_control::{CachePolicySpec, Policy};
 
 /// Output tokens assumed at admission when the caller sets no `max_tokens`.
 const DEFAULT_OUTPUT_ESTIMATE: u32 = 256;
@@ -26,6 +30,8 @@ pub struct Pipeline {
     pub config: Arc<Config>,
     keyring: Keyring,
     models: HashMap<String, Arc<ModelRuntime>>,
+    routes: HashMap<String, RouteRuntime>,
+    cache: Option<CacheStage>,
     /// Every distinct deployment once, by label.
     deployments: Vec<Arc<Deployment>>,
     dispatcher: Dispatcher,
@@ -40,6 +46,13 @@ pub enum BuildError {
     KeySecret(#[from] crate::keys::MissingKeySecret),
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Embedder(#[from] crate::cache::EmbedderMissing),
+    #[error("routes.{route}: {source}")]
+    Route {
+        route: String,
+        source: switchyard_route::RouteError,
+    },
 }
 
 /// What a chat request produced, before it is framed for HTTP.
@@ -51,6 +64,17 @@ pub enum ChatOutcome {
         /// Kept for counting prompt tokens if the upstream reports no usage.
         request: Box<ChatCompletionRequest>,
         idle_timeout: std::time::Duration,
+        /// Set when the finished stream should be stored in the cache.
+        fill: Option<CacheFill>,
+    },
+}
+
+/// What a chat request's `model` names.
+enum Target<'a> {
+    Model(Arc<ModelRuntime>),
+    Route {
+        route: &'a RouteRuntime,
+        policy: Policy,
     },
 }
 
@@ -135,7 +159,27 @@ impl Pipeline {
         };
         let mut deployments: Vec<Arc<Deployment>> = shared.into_values().collect();
         deployments.sort_by(|a, b| a.label.cmp(&b.label));
+        let mut routes = HashMap::new();
+        for (name, spec) in &config.routes {
+            let runtime =
+                RouteRuntime::build(spec, &config.models).map_err(|source| BuildError::Route {
+                    route: name.clone(),
+                    source,
+                })?;
+            routes.insert(name.clone(), runtime);
+        }
+        let cache = match &config.cache {
+            Some(spec) => {
+                let semantic = |p: &CachePolicySpec| p.enabled && p.semantic;
+                let semantic_used =
+                    semantic(&spec.defaults) || config.routes.values().any(|r| semantic(&r.cache));
+                Some(CacheStage::build(spec, semantic_used)?)
+            }
+            None => None,
+        };
         Ok(Pipeline {
+            routes,
+            cache,
             deployments,
             dispatcher: Dispatcher::new(
                 config.retry_budget.percent,
@@ -148,7 +192,8 @@ impl Pipeline {
         })
     }
 
-    /// `POST /v1/chat/completions`.
+    /// `POST /v1/chat/completions`: authenticate, parse, admit, cache, route, dispatch, and
+    /// store the answer for the next caller.
     pub async fn chat(
         &self,
         record: &mut RecordGuard,
@@ -161,15 +206,84 @@ impl Pipeline {
         validate_chat(&request)?;
         record.record().requested_model = Some(request.model.clone());
         record.record().stream = request.is_stream();
-        let model = self.model_for(&key, &request.model)?;
+        let control = cache_control(headers)?;
+        let target = self.target_for(&key, &request.model, headers)?;
 
+        // Admission is estimated on the most expensive model the request may reach.
+        let (estimate_price, scope) = match &target {
+            Target::Model(m) => (m.spec.price, m.spec.name.clone()),
+            Target::Route { route, policy } => {
+                record.set_baseline_price(route.baseline_price);
+                (
+                    route.baseline_price,
+                    format!("{}:{policy}", route.spec.name),
+                )
+            }
+        };
         let prompt_estimate = tokens::estimate_messages(&request.messages);
         let output_estimate = request.output_cap().unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
-        let cost_estimate = model
-            .spec
-            .price
-            .cost_nanos(u64::from(prompt_estimate), u64::from(output_estimate));
+        let cost_estimate =
+            estimate_price.cost_nanos(u64::from(prompt_estimate), u64::from(output_estimate));
         record.set_admission(key.admit(prompt_estimate + output_estimate, cost_estimate)?);
+
+        let mut fill = None;
+        if let Some(cache) = &self.cache {
+            let policy = match &target {
+                Target::Route { route, .. } => route.spec.cache,
+                Target::Model(_) => self.config.cache.as_ref().map_or(
+                    CachePolicySpec {
+                        enabled: false,
+                        semantic: false,
+                        threshold: 1.0,
+                        ttl: std::time::Duration::from_secs(1),
+                        allow_temperature: false,
+                    },
+                    |c| c.defaults,
+                ),
+            };
+            match cache.lookup(&key.tenant, &scope, &policy, control, &request) {
+                CacheOutcome::Hit { response, kind } => {
+                    return Ok(self.answer_from_cache(record, &request, &response, kind));
+                }
+                CacheOutcome::Miss {
+                    label,
+                    best_similarity,
+                    fill: f,
+                } => {
+                    let r = record.record();
+                    r.cache = Some(label.to_owned());
+                    r.cache_similarity = best_similarity.map(f64::from);
+                    fill = f;
+                }
+            }
+        }
+
+        let model = match target {
+            Target::Model(m) => m,
+            Target::Route { route, policy } => {
+                let decision = route.decide(&request, &key.id, policy);
+                metrics::counter!(
+                    crate::metrics::ROUTE_DECISIONS,
+                    "route" => route.spec.name.clone(),
+                    "policy" => policy.to_string(),
+                    "model" => decision.model.clone(),
+                    "by" => if decision.rule.is_some() { "rule" } else { "classifier" }
+                )
+                .increment(1);
+                record.set_route_header(decision.header_value());
+                record.record().route = serde_json::to_string(&decision).ok();
+                self.models.get(&decision.model).cloned().ok_or_else(|| {
+                    GatewayError::new(
+                        ErrorKind::Internal,
+                        "route_target_missing",
+                        format!(
+                            "route `{}` chose `{}`, which is not a model",
+                            route.spec.name, decision.model
+                        ),
+                    )
+                })?
+            }
+        };
 
         let chain = self.chain(&model);
         let (started, served) = self.dispatcher.chat(record, &chain, &request).await?;
@@ -189,6 +303,9 @@ impl Pipeline {
                 let usage = response.usage.clone().unwrap_or_default();
                 record.record().prompt_tokens = usage.prompt_tokens;
                 record.record().completion_tokens = usage.completion_tokens;
+                if let Some(fill) = fill {
+                    fill.store(&request, response.clone());
+                }
                 ChatOutcome::Complete(response)
             }
             Started::Stream { first, rest } => ChatOutcome::Stream {
@@ -196,8 +313,52 @@ impl Pipeline {
                 rest,
                 request: Box::new(request),
                 idle_timeout,
+                fill,
             },
         })
+    }
+
+    /// A cached answer, as JSON or replayed as a stream, recorded as free with what it saved.
+    fn answer_from_cache(
+        &self,
+        record: &mut RecordGuard,
+        request: &ChatCompletionRequest,
+        cached: &switchyard_api::ChatCompletionResponse,
+        kind: HitKind,
+    ) -> ChatOutcome {
+        let mut response = cached.clone();
+        // A fresh identity: clients that de-duplicate by id must not see two answers as one.
+        response.id = format!("chatcmpl-{}", record.record_ref().request_id);
+        response.created = switchyard_providers::unix_now();
+        if let Some(spec) = self.models.get(&response.model).map(|m| &m.spec) {
+            record.set_price(spec.price);
+        }
+        record.set_from_cache();
+        let usage = response.usage.clone().unwrap_or_default();
+        let r = record.record();
+        r.model = Some(response.model.clone());
+        r.deployment = Some("cache".to_owned());
+        r.prompt_tokens = usage.prompt_tokens;
+        r.completion_tokens = usage.completion_tokens;
+        match kind {
+            HitKind::Exact => r.cache = Some("hit-exact".to_owned()),
+            HitKind::Semantic { similarity } => {
+                r.cache = Some("hit-semantic".to_owned());
+                r.cache_similarity = Some(f64::from(similarity));
+            }
+        }
+        if !request.is_stream() {
+            return ChatOutcome::Complete(response);
+        }
+        let mut chunks = switchyard_cache::replay_chunks(&response, true).into_iter();
+        let first = chunks.next().unwrap_or_else(|| empty_chunk(&response));
+        ChatOutcome::Stream {
+            first,
+            rest: Box::pin(futures::stream::iter(chunks.map(Ok))),
+            request: Box::new(request.clone()),
+            idle_timeout: std::time::Duration::from_secs(60),
+            fill: None,
+        }
     }
 
     /// `POST /v1/embeddings`.
@@ -241,12 +402,13 @@ impl Pipeline {
         self.keyring.authenticate(headers)
     }
 
-    /// `GET /v1/models`: the models this key may use.
+    /// `GET /v1/models`: the models and routes this key may use.
     pub fn models(&self, headers: &HeaderMap) -> Result<ModelList, GatewayError> {
         let key = self.keyring.authenticate(headers)?;
         let mut data: Vec<Model> = self
             .models
             .keys()
+            .chain(self.routes.keys())
             .filter(|name| key.models.allows(name))
             .map(|name| Model {
                 id: name.clone(),
@@ -262,6 +424,55 @@ impl Pipeline {
     /// Every deployment, for `/metrics`.
     pub fn deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
         self.deployments.iter()
+    }
+
+    /// The cache stage, for metrics and upkeep.
+    pub fn cache(&self) -> Option<&CacheStage> {
+        self.cache.as_ref()
+    }
+
+    /// The route named `name`, for `switchyard route explain`.
+    pub fn route(&self, name: &str) -> Option<&RouteRuntime> {
+        self.routes.get(name)
+    }
+
+    /// A model by name, else a route alias with an optional `:policy` suffix.
+    fn target_for(
+        &self,
+        key: &KeyState,
+        name: &str,
+        headers: &HeaderMap,
+    ) -> Result<Target<'_>, GatewayError> {
+        if self.models.contains_key(name) {
+            return self.model_for(key, name).map(Target::Model);
+        }
+        let (alias, suffix) = match Policy::split_model(name) {
+            Ok(split) => split,
+            Err(e) => {
+                let mut err = GatewayError::invalid(Some("model"), e.to_string());
+                err.param = Some("model".into());
+                return Err(err);
+            }
+        };
+        let Some(route) = self.routes.get(alias) else {
+            return self.model_for(key, name).map(Target::Model);
+        };
+        if !key.models.allows(alias) {
+            let mut e = GatewayError::new(
+                ErrorKind::Forbidden,
+                "model_not_allowed",
+                format!("key `{}` may not use model `{alias}`", key.id),
+            );
+            e.param = Some("model".into());
+            return Err(e);
+        }
+        let policy = match suffix {
+            Some(p) => p,
+            None => header_policy(headers)?
+                .or(key.route_policy)
+                .unwrap_or(route.spec.default_policy),
+        };
+        Ok(Target::Route { route, policy })
     }
 
     fn model_for(&self, key: &KeyState, name: &str) -> Result<Arc<ModelRuntime>, GatewayError> {
@@ -309,6 +520,22 @@ fn note_served(record: &mut RecordGuard, served: &Served) {
     r.model = Some(served.model.spec.name.clone());
     r.deployment = Some(served.deployment.label.clone());
     r.fallback_from.clone_from(&served.fallback_from);
+}
+
+/// A stream must start with a chunk; a cached answer with no choices still gets one.
+fn empty_chunk(
+    response: &switchyard_api::ChatCompletionResponse,
+) -> switchyard_api::ChatCompletionChunk {
+    switchyard_api::ChatCompletionChunk {
+        id: response.id.clone(),
+        object: "chat.completion.chunk".to_owned(),
+        created: response.created,
+        model: response.model.clone(),
+        choices: Vec::new(),
+        usage: None,
+        system_fingerprint: None,
+        extra: Default::default(),
+    }
 }
 
 fn response_text(response: &switchyard_api::ChatCompletionResponse) -> String {

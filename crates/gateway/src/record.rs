@@ -18,6 +18,12 @@ pub struct RecordGuard {
     telemetry: TelemetrySender,
     admission: Option<Admission>,
     price: Price,
+    /// The price savings are counted against (the route's most expensive candidate).
+    baseline_price: Option<Price>,
+    /// The answer came from the cache: it costs nothing and uses no provider tokens.
+    from_cache: bool,
+    /// `x-switchyard-route`, when a router decided.
+    route_header: Option<String>,
     access_log: bool,
     done: bool,
 }
@@ -43,6 +49,9 @@ impl RecordGuard {
             telemetry,
             admission: None,
             price: Price::default(),
+            baseline_price: None,
+            from_cache: false,
+            route_header: None,
             access_log,
             done: false,
         }
@@ -71,6 +80,23 @@ impl RecordGuard {
         self.price = price;
     }
 
+    pub fn set_baseline_price(&mut self, price: Price) {
+        self.baseline_price = Some(price);
+    }
+
+    /// Marks the answer as served from the cache.
+    pub fn set_from_cache(&mut self) {
+        self.from_cache = true;
+    }
+
+    pub fn set_route_header(&mut self, value: String) {
+        self.route_header = Some(value);
+    }
+
+    pub fn route_header(&self) -> Option<&str> {
+        self.route_header.as_deref()
+    }
+
     pub fn elapsed_ms(&self) -> f64 {
         now().saturating_duration_since(self.started).as_secs_f64() * 1000.0
     }
@@ -95,11 +121,23 @@ impl RecordGuard {
         r.status = status;
         r.error_kind = error_kind.map(str::to_owned);
         r.latency_ms = latency_ms;
-        r.cost_nanos = self
-            .price
-            .cost_nanos(u64::from(r.prompt_tokens), u64::from(r.completion_tokens));
+        let (prompt, completion) = (u64::from(r.prompt_tokens), u64::from(r.completion_tokens));
+        let fresh_cost = self.price.cost_nanos(prompt, completion);
+        r.cost_nanos = if self.from_cache { 0 } else { fresh_cost };
+        // Only answers count towards savings: a failed request saved nothing.
+        r.baseline_cost_nanos = if (200..300).contains(&status) {
+            self.baseline_price
+                .map_or(fresh_cost, |p| p.cost_nanos(prompt, completion))
+        } else {
+            r.cost_nanos
+        };
         if let Some(admission) = self.admission.take() {
-            admission.settle(r.prompt_tokens + r.completion_tokens, r.cost_nanos);
+            let used = if self.from_cache {
+                0
+            } else {
+                r.prompt_tokens + r.completion_tokens
+            };
+            admission.settle(used, r.cost_nanos);
         }
         emit_metrics(r);
         if self.access_log {
@@ -162,5 +200,18 @@ fn emit_metrics(r: &RequestRecord) {
     }
     if r.cost_nanos > 0 {
         metrics::counter!(m::COST, "model" => model, "tenant" => r.tenant.clone().unwrap_or_default()).increment(r.cost_nanos);
+    }
+    let saved = r.baseline_cost_nanos.saturating_sub(r.cost_nanos);
+    if saved > 0 {
+        let route = r.requested_model.clone().unwrap_or_default();
+        let name = if r.cache.as_deref().is_some_and(|c| c.starts_with("hit")) {
+            m::CACHE_SAVED
+        } else {
+            m::ROUTING_SAVED
+        };
+        metrics::counter!(name, "route" => route).increment(saved);
+    }
+    if let Some(cache) = &r.cache {
+        metrics::counter!(m::CACHE_LOOKUPS, "route" => r.requested_model.clone().unwrap_or_default(), "outcome" => cache.clone()).increment(1);
     }
 }

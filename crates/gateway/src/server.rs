@@ -36,6 +36,8 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request
 const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
 const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 const FALLBACK_FROM: HeaderName = HeaderName::from_static("x-switchyard-fallback-from");
+const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
+const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
 
 pub struct AppState {
     pub pipeline: ArcSwap<Pipeline>,
@@ -212,9 +214,10 @@ fn fail(record: RecordGuard, e: GatewayError) -> Response {
     e.into_response()
 }
 
-/// Headers that say who answered, taken from the record before it is finished.
-fn served_headers(record: &switchyard_store::RequestRecord) -> Vec<(HeaderName, HeaderValue)> {
-    let mut out = Vec::with_capacity(3);
+/// Headers that say who answered and how, taken from the record before it is finished.
+fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
+    let record = guard.record_ref();
+    let mut out = Vec::with_capacity(5);
     let mut add = |name: HeaderName, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
             if !v.is_empty() {
@@ -235,6 +238,8 @@ fn served_headers(record: &switchyard_store::RequestRecord) -> Vec<(HeaderName, 
         FALLBACK_FROM,
         record.fallback_from.clone().unwrap_or_default(),
     );
+    add(ROUTE, guard.route_header().unwrap_or_default().to_owned());
+    add(CACHE, record.cache.clone().unwrap_or_default());
     out
 }
 
@@ -258,7 +263,7 @@ fn begin(app: &AppState, headers: &HeaderMap, endpoint: &str) -> (Arc<Pipeline>,
 
 /// A whole JSON answer: headers from the record, then the record finished as a success.
 fn answer_json<T: serde::Serialize>(record: RecordGuard, value: T) -> Response {
-    let headers = served_headers(record.record_ref());
+    let headers = served_headers(&record);
     record.finish(200, None);
     with_headers(Json(value).into_response(), headers)
 }
@@ -280,11 +285,19 @@ async fn chat_completions(
             rest,
             request,
             idle_timeout,
+            fill,
         }) => {
-            let served = served_headers(record.record_ref());
+            let served = served_headers(&record);
             let model = record.record_ref().model.clone().unwrap_or_default();
-            let body =
-                Body::from_stream(sse_body(first, rest, record, request, model, idle_timeout));
+            let body = Body::from_stream(sse_body(
+                first,
+                rest,
+                record,
+                request,
+                model,
+                idle_timeout,
+                fill,
+            ));
             let response = (
                 [
                     (header::CONTENT_TYPE, "text/event-stream"),
@@ -397,6 +410,11 @@ async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
             .set(f64::from(d.outstanding()));
     }
     metrics::gauge!(m::QUEUE_DEPTH).set(app.telemetry.queue_depth() as f64);
+    if let Some(cache) = app.pipeline.load().cache() {
+        let stats = cache.stats();
+        metrics::gauge!(m::CACHE_ENTRIES).set(stats.entries as f64);
+        metrics::gauge!(m::CACHE_BYTES).set(stats.bytes as f64);
+    }
     metrics::counter!(m::RECORDS_DROPPED).absolute(app.telemetry.dropped());
     metrics::counter!(m::RECORDS_WRITTEN).absolute(app.telemetry.written());
     app.prometheus.run_upkeep();

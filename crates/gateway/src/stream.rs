@@ -10,10 +10,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use switchyard_api::{
-    sse, ChatCompletionChunk, ChatCompletionRequest, ErrorBody, ErrorObject, Usage,
+    sse, ChatCompletionChunk, ChatCompletionRequest, ChunkAssembler, ErrorBody, ErrorObject, Usage,
 };
 use switchyard_providers::{tokens, ChunkStream, ProviderError};
 
+use crate::cache::CacheFill;
 use crate::record::RecordGuard;
 
 struct State {
@@ -26,6 +27,8 @@ struct State {
     usage: Option<Usage>,
     /// Output text, kept only to count tokens if the upstream reports no usage.
     text: String,
+    /// The answer being put together for the cache, when it is to be stored.
+    fill: Option<(CacheFill, ChunkAssembler)>,
     finished: bool,
 }
 
@@ -36,6 +39,7 @@ pub fn sse_body(
     request: Box<ChatCompletionRequest>,
     model: String,
     idle_timeout: Duration,
+    fill: Option<CacheFill>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let state = State {
         first: Some(first),
@@ -46,6 +50,7 @@ pub fn sse_body(
         idle_timeout,
         usage: None,
         text: String::new(),
+        fill: fill.map(|f| (f, ChunkAssembler::new())),
         finished: false,
     };
     futures::stream::unfold(state, |mut s| async move {
@@ -84,6 +89,9 @@ impl State {
     /// The bytes to send for a chunk, or `None` to send nothing (a usage chunk the client did
     /// not ask for).
     fn on_chunk(&mut self, mut chunk: ChatCompletionChunk) -> Option<Bytes> {
+        if let Some((_, assembler)) = &mut self.fill {
+            assembler.push(&chunk);
+        }
         if let Some(usage) = chunk.usage.take() {
             self.usage = Some(usage);
         }
@@ -137,6 +145,12 @@ impl State {
     fn on_end(&mut self) -> Bytes {
         self.finished = true;
         let usage = self.settle_usage();
+        if let Some((fill, assembler)) = self.fill.take() {
+            let mut response = assembler.finish();
+            response.model.clone_from(&self.model);
+            response.usage = Some(usage.clone());
+            fill.store(&self.request, response);
+        }
         let mut out = BytesMut::new();
         if self.request.wants_stream_usage() {
             let chunk = ChatCompletionChunk {

@@ -29,12 +29,19 @@ pub struct RequestRecord {
     /// True when the provider did not report usage and the gateway counted tokens itself.
     pub usage_counted: bool,
     pub cost_nanos: u64,
-    /// Filled by later stages: route decision, cache outcome, guard verdicts (JSON texts), and
-    /// the config version the request ran on.
+    /// Filled by later stages: the route decision (JSON), the cache outcome (`hit-exact`,
+    /// `hit-semantic`, `miss`, `bypass`), guard verdicts (JSON), and the config version the
+    /// request ran on.
     pub route: Option<String>,
     pub cache: Option<String>,
     pub guards: Option<String>,
     pub config_version: Option<String>,
+    /// What the answer would have cost on the route's most expensive candidate (on the model
+    /// itself when no route chose it), served fresh. Savings are this minus `cost_nanos`: from
+    /// the cache when `cache` is a hit, from routing otherwise.
+    pub baseline_cost_nanos: u64,
+    /// The best semantic-cache similarity seen: the served one on a hit, the nearest on a miss.
+    pub cache_similarity: Option<f64>,
 }
 
 /// A client's verdict on an answer (`POST /v1/feedback`). Kept apart from the request record:

@@ -50,6 +50,10 @@ CREATE TABLE feedback (
 CREATE INDEX feedback_request ON feedback (request_id);
 CREATE INDEX requests_request_id ON requests (request_id);
 "#,
+    r#"
+ALTER TABLE requests ADD COLUMN baseline_cost_nanos INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN cache_similarity REAL;
+"#,
 ];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
@@ -94,7 +98,7 @@ impl SqliteStore {
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO requests (request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                    "INSERT INTO requests (request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
                 )?;
                 for r in records {
                     stmt.execute(params![
@@ -121,6 +125,8 @@ impl SqliteStore {
                         r.cache,
                         r.guards,
                         r.config_version,
+                        i64::try_from(r.baseline_cost_nanos).unwrap_or(i64::MAX),
+                        r.cache_similarity,
                     ])?;
                 }
             }
@@ -144,7 +150,7 @@ impl SqliteStore {
     pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version FROM requests ORDER BY started_at_ms DESC, rowid DESC LIMIT ?1",
+                "SELECT request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity FROM requests ORDER BY started_at_ms DESC, rowid DESC LIMIT ?1",
             )?;
             let rows = stmt.query_map(params![limit as i64], |row| {
                 Ok(RequestRecord {
@@ -171,6 +177,8 @@ impl SqliteStore {
                     cache: row.get(20)?,
                     guards: row.get(21)?,
                     config_version: row.get(22)?,
+                    baseline_cost_nanos: u64::try_from(row.get::<_, i64>(23)?).unwrap_or(0),
+                    cache_similarity: row.get(24)?,
                 })
             })?;
             rows.collect()

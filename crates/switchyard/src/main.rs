@@ -69,6 +69,36 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Ask a route what it would do with a prompt.
+    Route {
+        #[command(subcommand)]
+        command: RouteCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RouteCommand {
+    /// Print the routing decision for a prompt: policy, bar, each candidate's predicted
+    /// quality, the rule that matched, the chosen model, and how long deciding took.
+    Explain {
+        /// The prompt (the last user message of a request).
+        prompt: String,
+        /// Config file; default: the embedded demo.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The route alias.
+        #[arg(long, default_value = "auto")]
+        route: String,
+        /// cheap, balanced, best or a number in [0, 1]; default: the route's.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Key id, for key rules.
+        #[arg(long)]
+        key: Option<String>,
+        /// Print the decision as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,7 +179,88 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models {
             command: ModelsCommand::Distill { from, out },
         } => models_distill(&from, &out),
+        Command::Route {
+            command:
+                RouteCommand::Explain {
+                    prompt,
+                    config,
+                    route,
+                    policy,
+                    key,
+                    json,
+                },
+        } => route_explain(
+            config.as_deref(),
+            &route,
+            &prompt,
+            policy.as_deref(),
+            key.as_deref(),
+            json,
+        ),
     }
+}
+
+fn route_explain(
+    config_path: Option<&std::path::Path>,
+    route_name: &str,
+    prompt: &str,
+    policy: Option<&str>,
+    key: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let spec = config.routes.get(route_name).with_context(|| {
+        let names: Vec<&String> = config.routes.keys().collect();
+        format!("no route `{route_name}` in the config (routes: {names:?})")
+    })?;
+    let route = switchyard_gateway::routing::RouteRuntime::build(spec, &config.models)?;
+    let policy = match policy {
+        Some(p) => p.parse::<switchyard_control::Policy>()?,
+        None => spec.default_policy,
+    };
+    let request: switchyard_api::ChatCompletionRequest = serde_json::from_value(
+        serde_json::json!({"model": route_name, "messages": [{"role": "user", "content": prompt}]}),
+    )?;
+    let started = std::time::Instant::now();
+    let decision = route.decide(&request, key.unwrap_or(""), policy);
+    let took = started.elapsed();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&decision)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("route:    {route_name}");
+    println!("policy:   {}", decision.policy);
+    let bar = if decision.bar.is_finite() {
+        format!("{:.3}", decision.bar)
+    } else {
+        "above every score (always the last candidate)".to_owned()
+    };
+    println!("bar:      {bar}");
+    match &decision.rule {
+        Some(rule) => println!("rule:     `{rule}` matched; the classifier did not run"),
+        None => {
+            println!("candidates (cheapest first; P = predicted chance of answering as well as the strongest):");
+            for (c, s) in spec.candidates.iter().zip(&decision.scores) {
+                let score = s.score.map_or_else(
+                    || "-    (no head: the fallback)".to_owned(),
+                    |v| {
+                        format!(
+                            "{v:.3}{}",
+                            if v >= decision.bar {
+                                "  clears the bar"
+                            } else {
+                                ""
+                            }
+                        )
+                    },
+                );
+                println!("  {:<16} tier {}  P = {score}", c.model, c.tier);
+            }
+        }
+    }
+    println!("chosen:   {}", decision.model);
+    println!("decided in {:.0} µs", took.as_secs_f64() * 1e6);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn models_distill(from: &std::path::Path, out: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -247,6 +358,9 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
     }
     let _log_guard = init_logging(config.telemetry.log_format, &config.telemetry.log_level);
     let demo = config_path.is_none();
+    if demo {
+        semantic_off_without_models(&mut config);
+    }
     let data_dir = config.storage.data_dir.clone();
     let rt = runtime()?;
     rt.block_on(async move {
@@ -259,6 +373,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
             println!("  demo key:        {DEMO_KEY}");
             println!("  admin key:       {DEMO_ADMIN_KEY}");
             println!("  models:          small, medium, frontier, flaky (falls back to medium)");
+            println!("  routes:          auto (auto:cheap, auto:balanced, auto:best): the router picks small or frontier");
             println!("  data:            {}", data_dir.display());
         } else {
             println!("Switchyard listening on http://{addr}");
@@ -269,6 +384,27 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo runs from a fresh checkout: without the embedding model it still starts, with the
+/// exact cache only, and says how to get the semantic tier. (A real config that asks for the
+/// semantic tier fails to start instead, with the same instructions.)
+fn semantic_off_without_models(config: &mut Config) {
+    let Some(cache) = &mut config.cache else {
+        return;
+    };
+    if cache.embedder.join("model.safetensors").is_file() {
+        return;
+    }
+    eprintln!(
+        "note: no static embedding model in {}; the semantic cache is off until you run \
+         scripts/fetch-models.sh (exact-match caching and routing work without it)",
+        cache.embedder.display()
+    );
+    cache.defaults.semantic = false;
+    for route in config.routes.values_mut() {
+        route.cache.semantic = false;
+    }
 }
 
 fn sim(

@@ -207,3 +207,39 @@ async fn the_simulator_serves_alone() {
         .success());
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn route_explain_shows_the_demo_routers_decision() {
+    let run = |args: &[&str]| {
+        let out = switchyard().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(&["route", "explain", "Translate 'good morning' into Spanish."]);
+    assert!(text.contains("policy:   balanced"), "{text}");
+    assert!(text.contains("chosen:   small"), "{text}");
+    assert!(text.contains("clears the bar"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&run(&[
+        "route",
+        "explain",
+        "--json",
+        "--policy",
+        "best",
+        "Translate 'good morning' into Spanish.",
+    ]))
+    .unwrap();
+    assert_eq!(json["model"], "frontier");
+    let text = run(&["route", "explain", "Please review this code: fn main() {}"]);
+    assert!(text.contains("rule:     `code-review` matched"), "{text}");
+    assert!(text.contains("chosen:   medium"), "{text}");
+    let out = switchyard()
+        .args(["route", "explain", "--route", "nope", "hi"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no route `nope`"));
+}

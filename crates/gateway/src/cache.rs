@@ -1,0 +1,220 @@
+//! The cache stage: looks a request up before routing and dispatch, and stores the answer
+//! after a success (whole, or assembled from the stream once it has ended).
+//!
+//! 1. The caller's `x-switchyard-cache-control` and the route's policy decide whether to look
+//!    up at all (`bypass`, temperature) and whether to store (`refresh` stores, does not look).
+//! 2. The exact tier first: a hash, no embedding. An exact hit never pays for an embedding.
+//! 3. On an exact miss, when the route's semantic tier is on, the conversation is embedded
+//!    with the static model (microseconds) and searched in the request's scope: tenant, route
+//!    (with its policy) and system prompt, so nothing crosses tenants.
+//! 4. A miss returns a [`CacheFill`] carrying the keys and the embedding already computed, so
+//!    storing the answer later costs no second embedding.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::HeaderMap;
+use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse};
+use switchyard_cache::{
+    Cache, CacheConfig, CacheControl, Embedder, HitKind, Lookup, Miss, Prepared, RoutePolicy,
+};
+use switchyard_control::{CachePolicySpec, CacheSpec};
+use switchyard_embed::StaticEmbedder;
+
+use crate::error::GatewayError;
+
+pub const CACHE_CONTROL: &str = "x-switchyard-cache-control";
+
+/// The process-wide cache with the embedder its semantic tier searches with.
+pub struct CacheStage {
+    cache: Arc<Cache>,
+    embedder: Option<Arc<StaticModel>>,
+}
+
+/// `switchyard_embed::StaticEmbedder` as the cache's `Embedder`.
+pub struct StaticModel(pub StaticEmbedder);
+
+impl Embedder for StaticModel {
+    fn embed(&self, text: &str) -> Vec<f32> {
+        // A tokenizer failure on odd input leaves a zero vector: it matches nothing, which is
+        // the safe outcome for a cache.
+        self.0
+            .embed(text)
+            .unwrap_or_else(|_| vec![0.0; self.0.dim()])
+    }
+}
+
+/// What the lookup found.
+pub enum CacheOutcome {
+    Hit {
+        response: Arc<ChatCompletionResponse>,
+        kind: HitKind,
+    },
+    /// Not served from the cache. `fill` is set when the answer may be stored.
+    Miss {
+        label: &'static str,
+        best_similarity: Option<f32>,
+        fill: Option<CacheFill>,
+    },
+}
+
+/// Everything needed to store the answer to a missed request (boxed: it rides along with
+/// every outcome and stream, and is large).
+pub struct CacheFill(Box<Fill>);
+
+struct Fill {
+    cache: Arc<Cache>,
+    prepared: Prepared,
+    embedding: Option<Vec<f32>>,
+    policy: RoutePolicy,
+    control: CacheControl,
+}
+
+impl CacheFill {
+    /// Stores `response` as the answer to `request`. Refusals (unfinished answers, entries
+    /// larger than the cache) are normal and only counted.
+    pub fn store(self, request: &ChatCompletionRequest, response: ChatCompletionResponse) {
+        let f = *self.0;
+        let stored = f.cache.insert(
+            request,
+            &f.prepared,
+            f.embedding,
+            response,
+            &f.policy,
+            f.control,
+            now(),
+        );
+        let outcome = if stored.is_ok() { "stored" } else { "refused" };
+        metrics::counter!(crate::metrics::CACHE_STORES, "outcome" => outcome).increment(1);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cache.embedder: {0}")]
+pub struct EmbedderMissing(#[from] switchyard_embed::EmbedError);
+
+impl CacheStage {
+    /// Builds the cache; loads the static model only when some policy uses the semantic tier.
+    pub fn build(spec: &CacheSpec, semantic_used: bool) -> Result<Self, EmbedderMissing> {
+        let embedder = if semantic_used {
+            Some(Arc::new(StaticModel(load_static(&spec.embedder)?)))
+        } else {
+            None
+        };
+        Ok(CacheStage {
+            cache: Arc::new(Cache::new(CacheConfig {
+                max_bytes: spec.max_bytes,
+                top_k: spec.top_k,
+            })),
+            embedder,
+        })
+    }
+
+    pub fn stats(&self) -> switchyard_cache::Stats {
+        self.cache.stats()
+    }
+
+    pub fn purge_expired(&self) -> usize {
+        self.cache.purge_expired(now())
+    }
+
+    /// Looks `request` up in `scope_route` for `tenant` under `policy`.
+    pub fn lookup(
+        &self,
+        tenant: &str,
+        scope_route: &str,
+        policy: &CachePolicySpec,
+        control: CacheControl,
+        request: &ChatCompletionRequest,
+    ) -> CacheOutcome {
+        let bypass = CacheOutcome::Miss {
+            label: "bypass",
+            best_similarity: None,
+            fill: None,
+        };
+        if !policy.enabled || control == CacheControl::Bypass {
+            return bypass;
+        }
+        let route_policy = RoutePolicy {
+            threshold: policy.threshold,
+            ttl: policy.ttl,
+            allow_temperature: policy.allow_temperature,
+            semantic: policy.semantic && self.embedder.is_some(),
+            guard: true,
+        };
+        if switchyard_cache::request_cacheable(request, &route_policy).is_err() {
+            return bypass;
+        }
+        let prepared = Prepared::new(tenant, scope_route, request);
+        let now = now();
+        let mut best_similarity = None;
+        let mut embedding = None;
+        if control.may_lookup() {
+            if let Some(hit) = self.cache.lookup_exact(&prepared, now) {
+                return CacheOutcome::Hit {
+                    response: hit.response,
+                    kind: hit.kind,
+                };
+            }
+        }
+        if let (true, Some(embedder)) = (route_policy.semantic, &self.embedder) {
+            let v = prepared.embed(embedder.as_ref());
+            if control.may_lookup() {
+                match self
+                    .cache
+                    .lookup_semantic(&prepared, &v, &route_policy, now)
+                {
+                    Lookup::Hit(hit) => {
+                        return CacheOutcome::Hit {
+                            response: hit.response,
+                            kind: hit.kind,
+                        }
+                    }
+                    Lookup::Miss(Miss::BelowThreshold { best }) => best_similarity = best,
+                    Lookup::Miss(Miss::Guarded { similarity, reason }) => {
+                        metrics::counter!(crate::metrics::CACHE_GUARDED, "reason" => format!("{reason:?}")).increment(1);
+                        best_similarity = Some(similarity);
+                    }
+                    Lookup::Miss(_) => {}
+                }
+            }
+            embedding = Some(v);
+        }
+        CacheOutcome::Miss {
+            label: "miss",
+            best_similarity,
+            fill: Some(CacheFill(Box::new(Fill {
+                cache: self.cache.clone(),
+                prepared,
+                embedding,
+                policy: route_policy,
+                control,
+            }))),
+        }
+    }
+}
+
+/// The caller's cache control; an unknown value is a 400 naming the header.
+pub fn cache_control(headers: &HeaderMap) -> Result<CacheControl, GatewayError> {
+    let Some(v) = headers.get(CACHE_CONTROL) else {
+        return Ok(CacheControl::Normal);
+    };
+    v.to_str()
+        .ok()
+        .and_then(CacheControl::parse)
+        .ok_or_else(|| {
+            GatewayError::invalid(
+                None,
+                format!("`{CACHE_CONTROL}` must be `bypass` or `refresh`"),
+            )
+        })
+}
+
+fn load_static(dir: &Path) -> Result<StaticEmbedder, switchyard_embed::EmbedError> {
+    StaticEmbedder::load(dir)
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}

@@ -1,0 +1,110 @@
+//! The routing stage: turns a route alias (`auto`, `auto:cheap`) into one of its candidate
+//! models before dispatch, and says why.
+//!
+//! The policy comes from, first to last: the model name's suffix (`auto:best`), the
+//! `x-switchyard-route-policy` header, the key's `route_policy`, the route's default. The
+//! decision itself (rules, then classifier and bar) is `switchyard_route::Router`'s.
+
+use axum::http::HeaderMap;
+use switchyard_api::{ChatCompletionRequest, Role};
+use switchyard_control::{ModelSpec, Policy, Price, RouteSpec};
+use switchyard_route::{Classifier, Decision, RouteError, RouteRequest, Router};
+
+use crate::error::GatewayError;
+
+pub const ROUTE_POLICY: &str = "x-switchyard-route-policy";
+
+pub struct RouteRuntime {
+    pub spec: RouteSpec,
+    router: Router,
+    /// The price of the route's most expensive candidate: what the traffic would cost without
+    /// routing, the baseline savings are counted against.
+    pub baseline_price: Price,
+}
+
+impl RouteRuntime {
+    pub fn build(
+        spec: &RouteSpec,
+        models: &std::collections::BTreeMap<String, ModelSpec>,
+    ) -> Result<Self, RouteError> {
+        let classifier = spec.router.as_ref().map_or_else(
+            || Classifier::new(Default::default(), Vec::new()),
+            |r| r.artifact.classifier(),
+        );
+        let router = Router::new(
+            spec.candidates.clone(),
+            spec.rules.clone(),
+            classifier,
+            spec.bars,
+        )?;
+        let baseline_price = spec
+            .candidates
+            .iter()
+            .filter_map(|c| models.get(&c.model))
+            .map(|m| m.price)
+            .max_by_key(|p| (p.output_nanos_per_mtok, p.input_nanos_per_mtok))
+            .unwrap_or_default();
+        Ok(RouteRuntime {
+            spec: spec.clone(),
+            router,
+            baseline_price,
+        })
+    }
+
+    /// The decision for `request` under `policy`.
+    pub fn decide(
+        &self,
+        request: &ChatCompletionRequest,
+        key_id: &str,
+        policy: Policy,
+    ) -> Decision {
+        let prompt = routed_prompt(request);
+        let metadata = request_metadata(request);
+        self.router.decide(
+            &RouteRequest {
+                prompt: &prompt,
+                key: Some(key_id),
+                metadata: &metadata,
+                dense: None,
+            },
+            policy,
+        )
+    }
+}
+
+/// The policy named by the caller's header, if any; a bad value is a 400 naming the header.
+pub fn header_policy(headers: &HeaderMap) -> Result<Option<Policy>, GatewayError> {
+    let Some(v) = headers.get(ROUTE_POLICY) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("");
+    text.parse::<Policy>()
+        .map(Some)
+        .map_err(|e| GatewayError::invalid(None, format!("`{ROUTE_POLICY}`: {e}")))
+}
+
+/// What the classifier reads: the last user message, which carries the task. (The router was
+/// trained on single prompts; earlier turns would only dilute the features.)
+pub fn routed_prompt(request: &ChatCompletionRequest) -> String {
+    request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.text())
+        .unwrap_or_default()
+}
+
+/// The request's `metadata` object (OpenAI's field), as string pairs for metadata rules.
+fn request_metadata(request: &ChatCompletionRequest) -> Vec<(String, String)> {
+    request
+        .extra
+        .get("metadata")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}

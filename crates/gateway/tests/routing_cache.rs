@@ -1,0 +1,360 @@
+//! Routing and caching through the gateway over real HTTP, against the simulator's tiered
+//! fleet: the router's choices and the policy that changes them, exact and semantic hits (plain
+//! and streamed), tenant isolation, the negation guard, cache control, and what the records
+//! and headers say about it all.
+//!
+//! The semantic tier needs the static embedding model (`scripts/fetch-models.sh`, which
+//! `scripts/test.sh` runs first).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code"
+)]
+
+mod common;
+
+use common::{start, user, TestGateway, KEY};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+const OTHER_KEY: &str = "sk-test-other-tenant";
+
+fn config() -> String {
+    let embedder = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/minilm-static-256"
+    );
+    assert!(
+        std::path::Path::new(embedder)
+            .join("model.safetensors")
+            .is_file(),
+        "the static embedding model is missing at {embedder}: run scripts/fetch-models.sh"
+    );
+    format!(
+        r#"
+[providers.sim]
+kind = "sim"
+seed = 7
+[providers.sim.models.s]
+ttft_ms = {{ p50 = 0 }}
+tokens_per_second = {{ p50 = 100000 }}
+output_tokens = {{ p50 = 12 }}
+[providers.sim.models.m]
+ttft_ms = {{ p50 = 0 }}
+tokens_per_second = {{ p50 = 100000 }}
+output_tokens = {{ p50 = 12 }}
+[providers.sim.models.f]
+ttft_ms = {{ p50 = 0 }}
+tokens_per_second = {{ p50 = 100000 }}
+output_tokens = {{ p50 = 30 }}
+
+[models.small]
+deployments = [{{ provider = "sim", upstream_model = "s" }}]
+price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60 }}
+quality_tier = 1
+[models.medium]
+deployments = [{{ provider = "sim", upstream_model = "m" }}]
+price = {{ input_per_mtok = 1.0, output_per_mtok = 4.0 }}
+quality_tier = 2
+[models.frontier]
+deployments = [{{ provider = "sim", upstream_model = "f" }}]
+price = {{ input_per_mtok = 5.0, output_per_mtok = 15.0 }}
+quality_tier = 3
+
+[routes.auto]
+candidates = [
+  {{ model = "small", head = "mistralai/Mixtral-8x7B-Instruct-v0.1" }},
+  {{ model = "frontier" }},
+]
+router = "builtin:routellm-mixtral-gpt4.v1"
+[[routes.auto.rules]]
+name = "code-review"
+prompt_regex = "(?i)review this code"
+model = "medium"
+
+[cache]
+embedder = "{embedder}"
+threshold = 0.85
+
+[[keys]]
+id = "test"
+tenant = "acme"
+secret_sha256 = "{{KEY}}"
+
+[[keys]]
+id = "other"
+tenant = "globex"
+secret_sha256 = "{other}"
+route_policy = "best"
+"#,
+        other = common::hex_sha256(OTHER_KEY)
+    )
+}
+
+// The built-in router (RouteLLM data: Mixtral vs GPT-4) scores the first at ~0.90 and the
+// second at ~0.62 for "the small model answers as well"; the balanced bar is 0.86.
+const SIMPLE: &str = "Translate 'good morning' into Spanish.";
+const HARD: &str =
+    "Let f(x) = x^3 - 3x + 1. Find all real roots exactly and prove there are exactly three.";
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// What one answer said about itself.
+struct Answer {
+    status: u16,
+    body: Value,
+    model: String,
+    route: String,
+    cache: String,
+}
+
+/// The `x-switchyard-cache` outcome of asking `text` of `model` with `key`.
+async fn outcome(gw: &TestGateway, key: &str, model: &str, text: &str) -> String {
+    ask(gw, key, chat(model, text), &[]).await.cache
+}
+
+/// Sends one chat request; returns the response headers of interest and the body.
+async fn ask(gw: &TestGateway, key: &str, body: Value, extra: &[(&str, &str)]) -> Answer {
+    let mut req = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&body);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let model = header(&r, "x-switchyard-model");
+    let route = header(&r, "x-switchyard-route");
+    let cache = header(&r, "x-switchyard-cache");
+    let body: Value = r.json().await.unwrap();
+    Answer {
+        status,
+        body,
+        model,
+        route,
+        cache,
+    }
+}
+
+fn chat(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": user(text), "temperature": 0})
+}
+
+#[tokio::test]
+async fn the_router_sends_simple_prompts_small_and_hard_ones_large() {
+    let mut gw = start(&config()).await;
+    let a = ask(&gw, KEY, chat("auto", SIMPLE), &[]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.model.starts_with("small;"), "{} / {}", a.model, a.route);
+    assert!(
+        a.route.contains("policy=balanced; model=small"),
+        "{}",
+        a.route
+    );
+    assert_eq!(a.body["model"], "small");
+    let a = ask(&gw, KEY, chat("auto", HARD), &[]).await;
+    assert!(
+        a.model.starts_with("frontier;"),
+        "{} / {}",
+        a.model,
+        a.route
+    );
+
+    // The caller's policy changes the choice: `best` always takes the strongest candidate,
+    // whether named in the model or the header; the key's own default applies otherwise.
+    let a = ask(&gw, KEY, chat("auto:best", SIMPLE), &[]).await;
+    assert!(
+        a.model.starts_with("frontier;") && a.route.contains("policy=best"),
+        "{}",
+        a.route
+    );
+    let best = [("x-switchyard-route-policy", "best")];
+    let a = ask(&gw, KEY, chat("auto", SIMPLE), &best).await;
+    assert!(a.model.starts_with("frontier;"), "{}", a.model);
+    let a = ask(&gw, OTHER_KEY, chat("auto", SIMPLE), &[]).await;
+    assert!(
+        a.model.starts_with("frontier;") && a.route.contains("policy=best"),
+        "{}",
+        a.route
+    );
+    // A bar of 0 takes the cheapest candidate even for the hard prompt.
+    let a = ask(&gw, KEY, chat("auto:0", HARD), &[]).await;
+    assert!(a.model.starts_with("small;"), "{}", a.model);
+
+    // Rules run before the classifier.
+    let a = ask(
+        &gw,
+        KEY,
+        chat("auto", "Please review this code: fn main() {}"),
+        &[],
+    )
+    .await;
+    assert!(
+        a.model.starts_with("medium;") && a.route.contains("rule=code-review"),
+        "{}",
+        a.route
+    );
+
+    // Bad policies are the caller's error, named.
+    let bad = [("x-switchyard-route-policy", "fastest")];
+    let a = ask(&gw, KEY, chat("auto", SIMPLE), &bad).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    let message = a.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("x-switchyard-route-policy"), "{message}");
+    let a = ask(&gw, KEY, chat("auto:fastest", SIMPLE), &[]).await;
+    assert_eq!(
+        (a.status, a.body["error"]["param"].as_str()),
+        (400, Some("model")),
+        "{}",
+        a.body
+    );
+
+    gw.stop().await;
+    let records = gw.records();
+    let first = &records[0];
+    let decision: Value = serde_json::from_str(first.route.as_deref().unwrap()).unwrap();
+    assert_eq!(decision["model"], "small");
+    assert_eq!(decision["policy"], "balanced");
+    assert!(
+        decision["scores"][0]["score"].as_f64().unwrap() > 0.5,
+        "{decision}"
+    );
+    // Routed to the small model: the baseline is the frontier price for the same tokens.
+    assert!(first.baseline_cost_nanos > first.cost_nanos, "{first:?}");
+}
+
+#[tokio::test]
+async fn repeated_questions_are_served_from_the_cache_plain_and_streamed() {
+    let mut gw = start(&config()).await;
+    let q = chat("small", "How many moons does Jupiter have?");
+    let first = ask(&gw, KEY, q.clone(), &[]).await;
+    assert_eq!(first.cache, "miss");
+    let second = ask(&gw, KEY, q.clone(), &[]).await;
+    assert_eq!(second.cache, "hit-exact");
+    assert_eq!(second.model, "small; deployment=cache");
+    let content = |a: &Answer| {
+        a.body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(content(&second), content(&first));
+    assert_ne!(second.body["id"], first.body["id"]);
+
+    // The same question streamed: replayed from the cache as chunks, with usage if asked.
+    let mut streamed = q.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let r = gw.chat(streamed).send().await.unwrap();
+    assert_eq!(header(&r, "x-switchyard-cache"), "hit-exact");
+    let text = String::from_utf8(r.bytes().await.unwrap().to_vec()).unwrap();
+    let mut replayed = String::new();
+    let mut saw_usage = false;
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if line == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(line).unwrap();
+        if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
+            replayed.push_str(t);
+        }
+        saw_usage |= chunk["usage"].is_object();
+    }
+    assert_eq!(replayed, content(&first));
+    assert!(saw_usage && text.ends_with("data: [DONE]\n\n"));
+
+    // A streamed miss is stored once the stream ends, and then answers a plain request.
+    let rivers = "Name three rivers in Africa.";
+    let mut s = chat("small", rivers);
+    s["stream"] = json!(true);
+    let r = gw.chat(s).send().await.unwrap();
+    assert_eq!(header(&r, "x-switchyard-cache"), "miss");
+    let mut body = r.bytes_stream();
+    while body.next().await.is_some() {}
+    assert_eq!(outcome(&gw, KEY, "small", rivers).await, "hit-exact");
+
+    // Caller control: bypass neither reads nor writes; refresh writes without reading.
+    let with = |v: &'static str| [("x-switchyard-cache-control", v)];
+    assert_eq!(
+        ask(&gw, KEY, q.clone(), &with("bypass")).await.cache,
+        "bypass"
+    );
+    assert_eq!(
+        ask(&gw, KEY, q.clone(), &with("refresh")).await.cache,
+        "miss"
+    );
+    let a = ask(&gw, KEY, q.clone(), &with("sometimes")).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    // Temperature above zero (or unset) asks for variety: not cached by default.
+    let unset = json!({"model": "small", "messages": user("How many moons does Jupiter have?")});
+    assert_eq!(ask(&gw, KEY, unset, &[]).await.cache, "bypass");
+
+    gw.stop().await;
+    let records = gw.records();
+    let hit = &records[1];
+    assert_eq!(hit.cache.as_deref(), Some("hit-exact"));
+    assert_eq!(hit.cost_nanos, 0);
+    assert_eq!(
+        hit.baseline_cost_nanos, records[0].cost_nanos,
+        "a hit saves what the answer cost"
+    );
+}
+
+#[tokio::test]
+async fn paraphrases_hit_within_a_tenant_but_not_across_or_when_negated() {
+    let mut gw = start(&config()).await;
+    let first = ask(
+        &gw,
+        KEY,
+        chat("auto:cheap", "How do I reset my password?"),
+        &[],
+    )
+    .await;
+    assert_eq!(first.cache, "miss");
+    let again = ask(
+        &gw,
+        KEY,
+        chat("auto:cheap", "How can I reset my password?"),
+        &[],
+    )
+    .await;
+    assert_eq!(again.cache, "hit-semantic");
+    assert_eq!(
+        again.body["choices"][0]["message"]["content"],
+        first.body["choices"][0]["message"]["content"]
+    );
+
+    // Another tenant never sees acme's answers, even for the same words.
+    let paraphrase = "How can I reset my password?";
+    assert_eq!(
+        outcome(&gw, OTHER_KEY, "auto:cheap", paraphrase).await,
+        "miss"
+    );
+    // Another policy of the same route is another scope: `best` must not get a cheap answer.
+    assert_eq!(outcome(&gw, KEY, "auto:best", paraphrase).await, "miss");
+
+    // The opposite question is close in embedding space and must still miss.
+    let enable = "How do I enable two-factor authentication?";
+    let disable = "How do I disable two-factor authentication?";
+    assert_eq!(outcome(&gw, KEY, "auto:cheap", enable).await, "miss");
+    assert_eq!(outcome(&gw, KEY, "auto:cheap", disable).await, "miss");
+
+    gw.stop().await;
+    let records = gw.records();
+    assert_eq!(records[1].cache.as_deref(), Some("hit-semantic"));
+    assert!(records[1].cache_similarity.unwrap() >= 0.85);
+    // It was close enough to be a candidate: the guard, not the threshold, refused it.
+    let negated = records.last().unwrap();
+    assert_eq!(negated.cache.as_deref(), Some("miss"));
+    assert!(negated.cache_similarity.unwrap() >= 0.85, "{negated:?}");
+}
