@@ -51,6 +51,40 @@ pub struct RawRoute {
     /// Per-route cache settings over `[cache]`.
     #[serde(default)]
     pub cache: Option<RawCachePolicy>,
+    /// Moving the bars with user feedback.
+    #[serde(default)]
+    pub recalibrate: RawRecalibrate,
+}
+
+/// `[routes.NAME.recalibrate]`: on by default, within tight bounds of the trained bars.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRecalibrate {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    pub window_hours: u64,
+    pub min_feedback: usize,
+    pub step: f32,
+    pub max_shift: f32,
+    pub target_cheap: f32,
+    pub target_balanced: f32,
+    pub margin: f32,
+}
+
+impl Default for RawRecalibrate {
+    fn default() -> Self {
+        RawRecalibrate {
+            enabled: true,
+            interval_secs: 300,
+            window_hours: 24,
+            min_feedback: 30,
+            step: 0.01,
+            max_shift: 0.1,
+            target_cheap: 0.90,
+            target_balanced: 0.95,
+            margin: 0.03,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

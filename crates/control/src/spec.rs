@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use regex::Regex;
 pub use switchyard_resilience::{Backoff, BreakerPolicy};
-pub use switchyard_route::{Artifact, Bars, Candidate, Policy, Rule};
+pub use switchyard_route::{Artifact, Bars, CalibrationConfig, Candidate, Policy, Rule};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,6 +39,16 @@ pub struct RouteSpec {
     pub rules: Vec<Rule>,
     /// The route's cache settings, `[cache]` merged with the route's own.
     pub cache: CachePolicySpec,
+    /// Feedback-driven bar adjustment; `None` when turned off or there is no classifier.
+    pub recalibrate: Option<RecalibrateSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecalibrateSpec {
+    pub interval: Duration,
+    /// How far back outcomes are read.
+    pub window: Duration,
+    pub calibration: CalibrationConfig,
 }
 
 /// A trained router artifact and where it came from (a path or `builtin:NAME`).

@@ -905,6 +905,48 @@ fn route(
             .unwrap_or(base.allow_temperature),
     };
     check_cache_policy(c, &format!("{path}.cache"), &cache);
+    let rc = &r.recalibrate;
+    let rpath = format!("{path}.recalibrate");
+    c.ensure(
+        rc.interval_secs > 0,
+        format!("{rpath}.interval_secs"),
+        "must be greater than 0",
+    );
+    c.ensure(
+        rc.window_hours > 0,
+        format!("{rpath}.window_hours"),
+        "must be greater than 0",
+    );
+    c.ensure(
+        rc.min_feedback > 0,
+        format!("{rpath}.min_feedback"),
+        "must be at least 1",
+    );
+    for (field, v) in [
+        ("step", rc.step),
+        ("max_shift", rc.max_shift),
+        ("target_cheap", rc.target_cheap),
+        ("target_balanced", rc.target_balanced),
+        ("margin", rc.margin),
+    ] {
+        c.ensure(
+            (0.0..=1.0).contains(&v),
+            format!("{rpath}.{field}"),
+            "must be between 0 and 1",
+        );
+    }
+    let recalibrate = (rc.enabled && router.is_some()).then(|| RecalibrateSpec {
+        interval: Duration::from_secs(rc.interval_secs),
+        window: Duration::from_secs(rc.window_hours.saturating_mul(3600)),
+        calibration: CalibrationConfig {
+            min_feedback: rc.min_feedback,
+            step: rc.step,
+            max_shift: rc.max_shift,
+            target_cheap: rc.target_cheap,
+            target_balanced: rc.target_balanced,
+            margin: rc.margin,
+        },
+    });
     named_ok.then(|| RouteSpec {
         name: name.to_owned(),
         candidates,
@@ -913,6 +955,7 @@ fn route(
         bars,
         rules,
         cache,
+        recalibrate,
     })
 }
 

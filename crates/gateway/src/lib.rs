@@ -8,6 +8,7 @@
 //! pure crate: breakers, backoff and limits come from `switchyard-resilience`.
 
 pub mod cache;
+pub mod calibrate;
 pub mod dispatch;
 pub mod error;
 pub mod feedback;

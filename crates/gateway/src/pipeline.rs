@@ -436,6 +436,10 @@ impl Pipeline {
         self.routes.get(name)
     }
 
+    pub fn routes(&self) -> impl Iterator<Item = (&String, &RouteRuntime)> {
+        self.routes.iter()
+    }
+
     /// A model by name, else a route alias with an optional `:policy` suffix.
     fn target_for(
         &self,

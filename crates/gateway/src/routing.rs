@@ -5,10 +5,11 @@
 //! `x-switchyard-route-policy` header, the key's `route_policy`, the route's default. The
 //! decision itself (rules, then classifier and bar) is `switchyard_route::Router`'s.
 
+use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 use switchyard_api::{ChatCompletionRequest, Role};
 use switchyard_control::{ModelSpec, Policy, Price, RouteSpec};
-use switchyard_route::{Classifier, Decision, RouteError, RouteRequest, Router};
+use switchyard_route::{Bars, Classifier, Decision, RouteError, RouteRequest, Router};
 
 use crate::error::GatewayError;
 
@@ -17,6 +18,8 @@ pub const ROUTE_POLICY: &str = "x-switchyard-route-policy";
 pub struct RouteRuntime {
     pub spec: RouteSpec,
     router: Router,
+    /// The bars in force: the trained ones (`spec.bars`), moved by recalibration.
+    bars: ArcSwap<Bars>,
     /// The price of the route's most expensive candidate: what the traffic would cost without
     /// routing, the baseline savings are counted against.
     pub baseline_price: Price,
@@ -47,6 +50,7 @@ impl RouteRuntime {
         Ok(RouteRuntime {
             spec: spec.clone(),
             router,
+            bars: ArcSwap::from_pointee(spec.bars),
             baseline_price,
         })
     }
@@ -60,7 +64,7 @@ impl RouteRuntime {
     ) -> Decision {
         let prompt = routed_prompt(request);
         let metadata = request_metadata(request);
-        self.router.decide(
+        self.router.decide_with_bars(
             &RouteRequest {
                 prompt: &prompt,
                 key: Some(key_id),
@@ -68,7 +72,17 @@ impl RouteRuntime {
                 dense: None,
             },
             policy,
+            self.bars(),
         )
+    }
+
+    pub fn bars(&self) -> Bars {
+        **self.bars.load()
+    }
+
+    /// Takes effect on the next request.
+    pub fn set_bars(&self, bars: Bars) {
+        self.bars.store(std::sync::Arc::new(bars));
     }
 }
 

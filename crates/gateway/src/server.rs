@@ -80,6 +80,9 @@ impl Server {
         let store = Arc::new(SqliteStore::open_in(&config.storage.data_dir)?);
         let spent = |key: &str, since: i64| store.spend_since(key, since).unwrap_or(0);
         let pipeline = Pipeline::build(config.clone(), env, &spent)?;
+        // What was learnt before the restart, then one step on the feedback that came since.
+        crate::calibrate::restore(&pipeline, &store)?;
+        crate::calibrate::run_once(&pipeline, &store, chrono::Utc::now().timestamp_millis())?;
         let writer = TelemetryWriter::start(
             SqliteStore::open_in(&config.storage.data_dir)?,
             WriterSettings {
@@ -108,6 +111,40 @@ impl Server {
         })
     }
 
+    /// Recalibrates routes from feedback every `recalibrate.interval` (the shortest of the
+    /// routes'), off the async threads; `None` when no route recalibrates.
+    fn recalibration_loop(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let every = self
+            .config
+            .routes
+            .values()
+            .filter_map(|r| r.recalibrate.map(|rc| rc.interval))
+            .min()?;
+        let state = self.state.clone();
+        #[allow(clippy::disallowed_methods)] // aborted at shutdown; each step is one transaction
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await; // the first tick is immediate; start-up already restored bars
+            loop {
+                tick.tick().await;
+                let pipeline = state.pipeline.load_full();
+                let store = state.store.clone();
+                let step = tokio::task::spawn_blocking(move || {
+                    crate::calibrate::run_once(
+                        &pipeline,
+                        &store,
+                        chrono::Utc::now().timestamp_millis(),
+                    )
+                })
+                .await;
+                if let Ok(Err(e)) = step {
+                    tracing::warn!(error = %e, "route recalibration failed; will retry");
+                }
+            }
+        });
+        Some(task)
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
@@ -122,6 +159,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let recalibration = self.recalibration_loop();
         let app = router(self.state.clone(), self.config.server.max_body_bytes);
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -155,6 +193,9 @@ impl Server {
             () = drained => tracing::warn!("shutdown grace period over; closing connections still open"),
         }
         upkeep.abort();
+        if let Some(task) = recalibration {
+            task.abort();
+        }
         drop(self.state);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;

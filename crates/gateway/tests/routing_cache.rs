@@ -358,3 +358,62 @@ async fn paraphrases_hit_within_a_tenant_but_not_across_or_when_negated() {
     assert_eq!(negated.cache.as_deref(), Some("miss"));
     assert!(negated.cache_similarity.unwrap() >= 0.85, "{negated:?}");
 }
+
+#[tokio::test]
+async fn feedback_recalibrates_the_bar_within_bounds_and_survives_a_restart() {
+    let config = config().replace(
+        "[[routes.auto.rules]]",
+        "[routes.auto.recalibrate]\nmin_feedback = 2\nstep = 0.05\n\n[[routes.auto.rules]]",
+    );
+    let gw = start(&config).await;
+    let bypass = [("x-switchyard-cache-control", "bypass")];
+    let mut scored = Vec::new();
+    for (prompt, score) in [(SIMPLE, 0.2), (SIMPLE, 0.3), (HARD, 1.0), (HARD, 0.9)] {
+        let r = gw
+            .chat(chat("auto", prompt))
+            .header(bypass[0].0, bypass[0].1)
+            .send()
+            .await
+            .unwrap();
+        let id = header(&r, "x-switchyard-request-id");
+        scored.push((id, score));
+    }
+    for (id, score) in &scored {
+        let r = gw
+            .http
+            .post(gw.url("/v1/feedback"))
+            .bearer_auth(KEY)
+            .json(&json!({"request_id": id, "score": score}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // The small model's answers kept 0.25 / 0.95 of the quality: the balanced bar goes up one
+    // step at the next recalibration (start-up runs one).
+    let gw = gw.restart(&config).await;
+    let a = ask(&gw, KEY, chat("auto", SIMPLE), &bypass).await;
+    assert!(a.route.contains("bar=0.91"), "{}", a.route);
+    // The stored step is kept by the next restart, and each start takes one more step, never
+    // beyond the trained bar + max_shift (0.86 + 0.10).
+    let mut gw = gw;
+    for _ in 0..4 {
+        gw = gw.restart(&config).await;
+    }
+    let a = ask(&gw, KEY, chat("auto", SIMPLE), &bypass).await;
+    assert!(a.route.contains("bar=0.96"), "{}", a.route);
+    // With the bar above its score (0.90), the simple prompt now goes to the large model.
+    assert!(a.model.starts_with("frontier;"), "{}", a.model);
+    let store = switchyard_store::SqliteStore::open_in(gw.dir.path()).unwrap();
+    let history = store.calibrations("auto", 10).unwrap();
+    assert_eq!(
+        history.len(),
+        2,
+        "two steps, then held at the bound: {history:?}"
+    );
+    assert!(
+        history[0].report.contains("raise the bar"),
+        "{}",
+        history[0].report
+    );
+}

@@ -9,12 +9,14 @@
 //! its config and calls [`Router::decide`].
 
 pub mod artifact;
+pub mod calibrate;
 pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod policy;
 
 pub use artifact::{Artifact, ArtifactError, TrainingData, FORMAT_VERSION};
+pub use calibrate::{recalibrate, Calibration, CalibrationConfig, Outcome, PolicyCalibration};
 pub use features::{FeatureConfig, Features, Featurizer};
 pub use model::{train_head, Classifier, Head, TrainConfig};
 pub use policy::{

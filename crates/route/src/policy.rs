@@ -336,7 +336,12 @@ impl Router {
     /// Decide for one request. Pure and allocation-light: featurise once, one sparse dot
     /// product per head.
     pub fn decide(&self, req: &RouteRequest<'_>, policy: Policy) -> Decision {
-        let bar = self.bars.bar(policy);
+        self.decide_with_bars(req, policy, self.bars)
+    }
+
+    /// [`Router::decide`] with bars other than the trained ones (recalibrated from feedback).
+    pub fn decide_with_bars(&self, req: &RouteRequest<'_>, policy: Policy, bars: Bars) -> Decision {
+        let bar = bars.bar(policy);
         if let Some(rule) = self.rules.iter().find(|r| r.matches(req)) {
             return Decision {
                 policy,

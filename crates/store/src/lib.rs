@@ -6,6 +6,7 @@
 //! for the disk. Readers use their own connection. This crate knows nothing of HTTP.
 
 mod record;
+pub mod routing;
 mod sqlite;
 pub mod telemetry;
 

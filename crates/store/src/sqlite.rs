@@ -54,6 +54,18 @@ CREATE INDEX requests_request_id ON requests (request_id);
 ALTER TABLE requests ADD COLUMN baseline_cost_nanos INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE requests ADD COLUMN cache_similarity REAL;
 "#,
+    r#"
+CREATE TABLE router_calibration (
+    route         TEXT NOT NULL,
+    at_ms         INTEGER NOT NULL,
+    base_cheap    REAL NOT NULL,
+    base_balanced REAL NOT NULL,
+    cheap         REAL NOT NULL,
+    balanced      REAL NOT NULL,
+    report        TEXT NOT NULL
+);
+CREATE INDEX router_calibration_route ON router_calibration (route, at_ms);
+"#,
 ];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
@@ -84,7 +96,7 @@ impl SqliteStore {
         })
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
     ) -> Result<T, StoreError> {

@@ -1,6 +1,8 @@
 //! The `switchyard` binary: a thin CLI over the gateway crates. Commands parse arguments,
 //! load config, and hand over; no gateway logic lives here.
 
+mod router_report;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +75,30 @@ enum Command {
     Route {
         #[command(subcommand)]
         command: RouteCommand,
+    },
+    /// What the router decided and what came of it.
+    Router {
+        #[command(subcommand)]
+        command: RouterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RouterCommand {
+    /// Decisions against outcomes (feedback) per chosen model, cost against the route's most
+    /// expensive candidate (saved by routing and by the cache), and the bars' recalibrations.
+    Report {
+        /// Config file (for the routes and the data folder); default: the embedded demo.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// One route; default: every route.
+        #[arg(long)]
+        route: Option<String>,
+        /// How far back to read.
+        #[arg(long, default_value_t = 24)]
+        since_hours: u64,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -179,6 +205,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models {
             command: ModelsCommand::Distill { from, out },
         } => models_distill(&from, &out),
+        Command::Router {
+            command:
+                RouterCommand::Report {
+                    config,
+                    route,
+                    since_hours,
+                    json,
+                },
+        } => {
+            let config = load_config(config.as_deref())?;
+            router_report::run(&config, route.as_deref(), since_hours, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Route {
             command:
                 RouteCommand::Explain {

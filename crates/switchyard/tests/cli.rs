@@ -243,3 +243,22 @@ fn route_explain_shows_the_demo_routers_decision() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no route `nope`"));
 }
+
+#[test]
+fn router_report_reads_the_demo_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchyard()
+        .current_dir(dir.path())
+        .args(["router", "report", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports[0]["route"], "auto");
+    assert_eq!(reports[0]["requests"], 0);
+    assert!(reports[0]["trained_bars"][1].as_f64().unwrap() > 0.5);
+}

@@ -32,7 +32,11 @@ pub async fn start(config: &str) -> TestGateway {
 
 /// As [`start`], with environment variables (upstream API keys) the gateway reads.
 pub async fn start_with_env(config: &str, vars: &[(&str, &str)]) -> TestGateway {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(config, tempfile::tempdir().unwrap(), vars).await
+}
+
+/// As [`start_with_env`], on an existing data folder (a restart).
+pub async fn start_in(config: &str, dir: tempfile::TempDir, vars: &[(&str, &str)]) -> TestGateway {
     let hash = hex_sha256(KEY);
     let text = format!(
         "{}\n[storage]\ndata_dir = {:?}\n",
@@ -93,6 +97,12 @@ impl TestGateway {
         if let Some(t) = self.task.take() {
             t.await.unwrap().unwrap();
         }
+    }
+
+    /// Stops this gateway and starts `config` on the same data folder.
+    pub async fn restart(mut self, config: &str) -> TestGateway {
+        self.stop().await;
+        start_in(config, self.dir, &[]).await
     }
 
     /// Every record written, oldest first (call after `stop`).
