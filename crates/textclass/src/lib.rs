@@ -1,0 +1,23 @@
+//! Text classification for Switchyard: the generic, pure mechanism that the router and the
+//! guards share, and the detectors built on it.
+//!
+//! Owns hashed word and character n-gram features (`features`), logistic regression and its
+//! deterministic trainer (`linear`), the binary classifier with a threshold (`binary`), the
+//! versioned JSON artifacts and their weight codecs (`artifact`), and the layered
+//! prompt-injection detector (`injection`). Pure: no network, no clocks (callers time what
+//! they run), no global state; the only I/O is reading or writing an artifact at a path the
+//! caller gives. It must not know about HTTP, config files, providers or routing policy.
+
+pub mod artifact;
+pub mod binary;
+pub mod features;
+pub mod injection;
+pub mod linear;
+
+pub use artifact::{
+    decode_dense, encode_dense, load_json, save_json, ArtifactError, BinaryArtifact, SparseWeights,
+    TrainingData,
+};
+pub use binary::BinaryClassifier;
+pub use features::{fnv1a, fnv1a_str, truncate, words, Features, NgramConfig, NgramFeaturizer};
+pub use linear::{logit, sigmoid, train_logistic, LinearModel, TrainConfig};
