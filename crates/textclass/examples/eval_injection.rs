@@ -25,14 +25,16 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::Instant;
 
+mod common;
+
+use common::{auc, best_f1_threshold, f3, four_kb, latency, out_of_fold, ratio, split, Counts};
 use serde::Deserialize;
 use switchyard_textclass::injection::{
     Channel, Detector, PatternTier, COMBINED_THRESHOLD, PATTERN_THRESHOLD,
 };
 use switchyard_textclass::{
-    fnv1a_str, train_logistic, BinaryArtifact, Features, NgramConfig, NgramFeaturizer, TrainConfig,
+    train_logistic, BinaryArtifact, Features, NgramConfig, NgramFeaturizer, TrainConfig,
     TrainingData,
 };
 
@@ -61,8 +63,6 @@ impl Row {
     }
 }
 
-const TRAIN_SHARE: f64 = 0.7;
-const FOLDS: u64 = 5;
 const L2_GRID: [f32; 3] = [1e-5, 1e-4, 1e-3];
 /// The artifact's size budget; pruning grows until the file fits.
 const MAX_ARTIFACT_BYTES: usize = 1_800_000;
@@ -97,7 +97,7 @@ fn main() {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("a JSONL row"))
         .collect();
-    let (train, test) = split(rows);
+    let (train, test) = split(rows, |r| &r.source, |r| &r.id);
     eprintln!("{} train rows, {} held-out rows", train.len(), test.len());
 
     let mut md = String::new();
@@ -113,47 +113,8 @@ fn main() {
     print!("{md}");
 }
 
-/// Per source, rows ordered by the hash of their id; the first 70% train.
-fn split(rows: Vec<Row>) -> (Vec<Row>, Vec<Row>) {
-    let mut by_source: BTreeMap<String, Vec<Row>> = BTreeMap::new();
-    for r in rows {
-        by_source.entry(r.source.clone()).or_default().push(r);
-    }
-    let (mut train, mut test) = (Vec::new(), Vec::new());
-    for (_, mut group) in by_source {
-        group.sort_by_key(|r| (fnv1a_str(&r.id), r.id.clone()));
-        let cut = (group.len() as f64 * TRAIN_SHARE).round() as usize;
-        let rest = group.split_off(cut.min(group.len()));
-        train.extend(group);
-        test.extend(rest);
-    }
-    (train, test)
-}
-
-fn fold_of(id: &str) -> usize {
-    // A different mixing of the hash than the split, so folds are not aligned with it.
-    (fnv1a_str(id).rotate_left(17) % FOLDS) as usize
-}
-
 fn targets(rows: &[&Row]) -> Vec<f32> {
     rows.iter().map(|r| f32::from(r.label)).collect()
-}
-
-fn out_of_fold(rows: &[&Row], xs: &[Features], dim: usize, cfg: &TrainConfig) -> Vec<f32> {
-    let ys = targets(rows);
-    let mut out = vec![0.0; rows.len()];
-    for k in 0..FOLDS as usize {
-        let fit: Vec<usize> = (0..rows.len())
-            .filter(|&i| fold_of(&rows[i].id) != k)
-            .collect();
-        let fx: Vec<Features> = fit.iter().map(|&i| xs[i].clone()).collect();
-        let fy: Vec<f32> = fit.iter().map(|&i| ys[i]).collect();
-        let m = train_logistic(&fx, &fy, dim, cfg);
-        for i in (0..rows.len()).filter(|&i| fold_of(&rows[i].id) == k) {
-            out[i] = m.predict(&xs[i]);
-        }
-    }
-    out
 }
 
 fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
@@ -176,7 +137,8 @@ fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
             l2,
             ..TrainConfig::default()
         };
-        let oof = out_of_fold(&rows, &xs, dim, &tc);
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let oof = out_of_fold(&ids, &xs, &ys, dim, &tc);
         let a = auc(&oof, &labels);
         let (_, f1) = best_f1_threshold(&oof, &labels);
         let _ = writeln!(md, "| {l2:e} | {a:.4} | {f1:.4} |");
@@ -247,113 +209,6 @@ fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
         }
     }
     panic!("no pruning level fits the artifact budget");
-}
-
-/// The threshold (one of the scores) with the best F1, ties to the higher threshold.
-fn best_f1_threshold(scores: &[f32], labels: &[bool]) -> (f32, f64) {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let pos = labels.iter().filter(|l| **l).count() as f64;
-    let (mut tp, mut fp) = (0.0, 0.0);
-    let mut best = (1.0f32, 0.0f64);
-    for (n, &i) in idx.iter().enumerate() {
-        if labels[i] {
-            tp += 1.0;
-        } else {
-            fp += 1.0;
-        }
-        // Only cut between distinct scores.
-        if n + 1 < idx.len() && scores[idx[n + 1]] == scores[i] {
-            continue;
-        }
-        let f1 = 2.0 * tp / (tp + fp + pos);
-        if f1 > best.1 {
-            best = (scores[i], f1);
-        }
-    }
-    best
-}
-
-/// ROC-AUC by ranks (Mann-Whitney U, ties counted half). NaN with one class only.
-fn auc(scores: &[f32], labels: &[bool]) -> f64 {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut ranks = vec![0.0f64; scores.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let r = (i + j) as f64 / 2.0 + 1.0;
-        for k in i..=j {
-            ranks[idx[k]] = r;
-        }
-        i = j + 1;
-    }
-    let pos = labels.iter().filter(|l| **l).count() as f64;
-    let neg = labels.len() as f64 - pos;
-    if pos == 0.0 || neg == 0.0 {
-        return f64::NAN;
-    }
-    let sum: f64 = ranks
-        .iter()
-        .zip(labels)
-        .filter(|(_, l)| **l)
-        .map(|(r, _)| r)
-        .sum();
-    (sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
-}
-
-#[derive(Default, Clone, Copy)]
-struct Counts {
-    tp: usize,
-    fp: usize,
-    fn_: usize,
-    tn: usize,
-}
-
-impl Counts {
-    fn of(pred: &[bool], labels: &[bool]) -> Self {
-        let mut c = Self::default();
-        for (&p, &l) in pred.iter().zip(labels) {
-            match (p, l) {
-                (true, true) => c.tp += 1,
-                (true, false) => c.fp += 1,
-                (false, true) => c.fn_ += 1,
-                (false, false) => c.tn += 1,
-            }
-        }
-        c
-    }
-    fn precision(&self) -> f64 {
-        ratio(self.tp, self.tp + self.fp)
-    }
-    fn recall(&self) -> f64 {
-        ratio(self.tp, self.tp + self.fn_)
-    }
-    fn f1(&self) -> f64 {
-        ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn_)
-    }
-    fn fpr(&self) -> f64 {
-        ratio(self.fp, self.fp + self.tn)
-    }
-}
-
-fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 {
-        f64::NAN
-    } else {
-        a as f64 / b as f64
-    }
-}
-
-fn f3(x: f64) -> String {
-    if x.is_nan() {
-        "–".to_owned()
-    } else {
-        format!("{x:.3}")
-    }
 }
 
 /// Scores of the three scorers for a set of rows.
@@ -614,7 +469,7 @@ fn evaluate(
     leave_one_source_out(a, train, test, md);
 
     // 6. Latency.
-    latency(d, &rows, md);
+    latency_table(d, &rows, md);
 }
 
 fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mut String) {
@@ -667,34 +522,14 @@ fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mu
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let k = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[k.min(sorted.len() - 1)]
-}
-
-fn latency(d: &Detector, rows: &[&Row], md: &mut String) {
+fn latency_table(d: &Detector, rows: &[&Row], md: &mut String) {
     let short: Vec<String> = rows
         .iter()
         .filter(|r| r.text.len() <= 256)
         .map(|r| r.text.clone())
         .collect();
-    // 4 KB inputs: held-out texts concatenated, cut at 4,096 bytes.
-    let mut long = Vec::new();
-    let mut buf = String::new();
-    for r in rows.iter().cycle().take(rows.len() * 4) {
-        buf.push_str(&r.text);
-        buf.push('\n');
-        if buf.len() >= 4096 {
-            long.push(switchyard_textclass::truncate(&buf, 4096).to_owned());
-            buf.clear();
-            if long.len() >= 300 {
-                break;
-            }
-        }
-    }
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let long = four_kb(&texts, 300);
     let _ = writeln!(
         md,
         "\n### Latency per text (release build, one thread, 2-core machine shared with other builds)\n"
@@ -702,8 +537,8 @@ fn latency(d: &Detector, rows: &[&Row], md: &mut String) {
     let _ = writeln!(
         md,
         "Each text is scanned 5 times. \"all runs\" counts every run (scheduler noise included: \
-         the machine ran other builds, load average about 6 on 2 cores); \"best of 5\" takes each \
-         text's fastest run, an estimate of the uncontended cost.\n"
+         the machine ran other builds); \"best of 5\" takes each text's fastest run, an estimate \
+         of the uncontended cost.\n"
     );
     let _ = writeln!(
         md,
@@ -711,39 +546,21 @@ fn latency(d: &Detector, rows: &[&Row], md: &mut String) {
     );
     for (name, texts) in [("short (≤ 256 B)", &short), ("4 KB", &long)] {
         for scorer in ["patterns", "classifier", "combined"] {
-            let mut all = Vec::new();
-            let mut best = Vec::new();
-            for t in texts.iter() {
-                let mut fastest = f64::INFINITY;
-                for _ in 0..5 {
-                    let start = Instant::now();
-                    match scorer {
-                        "patterns" => {
-                            std::hint::black_box(d.scan_patterns(t, Channel::User));
-                        }
-                        "classifier" => {
-                            std::hint::black_box(d.classifier_score(t, Channel::User));
-                        }
-                        _ => {
-                            std::hint::black_box(d.scan(t, Channel::User));
-                        }
-                    }
-                    let us = start.elapsed().as_secs_f64() * 1e6;
-                    all.push(us);
-                    fastest = fastest.min(us);
+            let [a50, a99, b50, b99] = latency(texts, |t| match scorer {
+                "patterns" => {
+                    std::hint::black_box(d.scan_patterns(t, Channel::User));
                 }
-                best.push(fastest);
-            }
-            all.sort_by(f64::total_cmp);
-            best.sort_by(f64::total_cmp);
+                "classifier" => {
+                    std::hint::black_box(d.classifier_score(t, Channel::User));
+                }
+                _ => {
+                    std::hint::black_box(d.scan(t, Channel::User));
+                }
+            });
             let _ = writeln!(
                 md,
-                "| {name} | {} | {scorer} | {:.1} | {:.1} | {:.1} | {:.1} |",
-                texts.len(),
-                percentile(&all, 0.5),
-                percentile(&all, 0.99),
-                percentile(&best, 0.5),
-                percentile(&best, 0.99)
+                "| {name} | {} | {scorer} | {a50:.1} | {a99:.1} | {b50:.1} | {b99:.1} |",
+                texts.len()
             );
         }
     }

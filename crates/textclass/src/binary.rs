@@ -55,9 +55,25 @@ impl BinaryClassifier {
     }
 }
 
+/// Noisy-OR of independent probabilities: `1 - Π(1 - p)`. How the detectors combine a rule
+/// tier with a classifier: any one confident signal is enough, and weak ones add up.
+pub fn noisy_or(scores: impl IntoIterator<Item = f32>) -> f32 {
+    1.0 - scores
+        .into_iter()
+        .map(|p| 1.0 - p.clamp(0.0, 1.0))
+        .product::<f32>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn noisy_or_combines() {
+        assert_eq!(noisy_or([]), 0.0);
+        assert!((noisy_or([0.5, 0.5]) - 0.75).abs() < 1e-6);
+        assert_eq!(noisy_or([1.0, 0.2]), 1.0);
+    }
 
     #[test]
     fn threshold_decides() {

@@ -35,7 +35,7 @@ use base64::Engine as _;
 use regex::Regex;
 
 use crate::artifact::{ArtifactError, BinaryArtifact};
-use crate::binary::BinaryClassifier;
+use crate::binary::{noisy_or, BinaryClassifier};
 use crate::features::truncate;
 
 /// Where a text came from, which changes how much some rules weigh.
@@ -329,7 +329,7 @@ impl PatternTier {
             fired.push((PUNCT_FLOOD.0, pick((PUNCT_FLOOD.1, PUNCT_FLOOD.2))));
         }
 
-        let score = 1.0 - fired.iter().map(|(_, w)| 1.0 - w).product::<f32>();
+        let score = noisy_or(fired.iter().map(|(_, w)| *w));
         PatternMatch {
             score,
             rules: fired.into_iter().map(|(n, _)| n).collect(),
@@ -539,7 +539,7 @@ impl Detector {
     pub fn scan(&self, text: &str, channel: Channel) -> Verdict {
         let pm = self.scan_patterns(text, channel);
         let cs = self.classifier_score(text, channel);
-        let combined = 1.0 - (1.0 - pm.score) * (1.0 - cs.unwrap_or(0.0));
+        let combined = noisy_or([pm.score, cs.unwrap_or(0.0)]);
         let mut tiers = Vec::new();
         if !pm.rules.is_empty() {
             tiers.push(Tier::Patterns);

@@ -3,8 +3,9 @@
 //!
 //! Owns hashed word and character n-gram features (`features`), logistic regression and its
 //! deterministic trainer (`linear`), the binary classifier with a threshold (`binary`), the
-//! versioned JSON artifacts and their weight codecs (`artifact`), and the layered
-//! prompt-injection detector (`injection`). Pure: no network, no clocks (callers time what
+//! versioned JSON artifacts and their weight codecs (`artifact`), and the detectors built on
+//! them: the layered prompt-injection detector (`injection`) and the toxicity detector
+//! (`toxicity`). Pure: no network, no clocks (callers time what
 //! they run), no global state; the only I/O is reading or writing an artifact at a path the
 //! caller gives. It must not know about HTTP, config files, providers or routing policy.
 
@@ -13,11 +14,12 @@ pub mod binary;
 pub mod features;
 pub mod injection;
 pub mod linear;
+pub mod toxicity;
 
 pub use artifact::{
     decode_dense, encode_dense, load_json, save_json, ArtifactError, BinaryArtifact, SparseWeights,
     TrainingData,
 };
-pub use binary::BinaryClassifier;
+pub use binary::{noisy_or, BinaryClassifier};
 pub use features::{fnv1a, fnv1a_str, truncate, words, Features, NgramConfig, NgramFeaturizer};
 pub use linear::{logit, sigmoid, train_logistic, LinearModel, TrainConfig};
