@@ -10,8 +10,8 @@
 //! `eval/artifacts/injection.v1.json`). Prints the Markdown tables of `eval/injection.md`.
 //!
 //! How the numbers are kept honest:
-//! 1. Rows are split 70/30 within each source by the FNV-1a hash of `id` (no seed, stable
-//!    under reordering). The 30% is only ever scored.
+//! 1. Rows are split 70/30 within each source and label by a mixed hash of `id`
+//!    (`switchyard_textclass::id_hash`: no seed, stable under reordering). The 30% is only ever scored.
 //! 2. The L2 strength and all three thresholds (patterns alone, classifier alone, combined)
 //!    are chosen on 5-fold out-of-fold scores inside the 70%, by best F1.
 //! 3. The reported classifier is the artifact as saved (pruned) and loaded back.
@@ -97,7 +97,7 @@ fn main() {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("a JSONL row"))
         .collect();
-    let (train, test) = split(rows, |r| &r.source, |r| &r.id);
+    let (train, test) = split(rows, |r| &r.source, |r| r.label, |r| &r.id);
     eprintln!("{} train rows, {} held-out rows", train.len(), test.len());
 
     let mut md = String::new();
@@ -174,7 +174,7 @@ fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
     let trained_on = TrainingData {
         description: format!(
             "prompt_injection.dev.jsonl (Switchyard's development split), the 70% train part of a \
-             split by FNV-1a hash of id within each source; sources: {}. Label 1 = injection or \
+             split by a mixed hash of id (FNV-1a + murmur3 finaliser) within each source and label; sources: {}. Label 1 = injection or \
              jailbreak. Includes Tensor Trust attacks (no licence, research only) and \
              safe-guard-prompt-injection (licence unstated): an evaluation artifact, not for release.",
             sources.join(", ")
@@ -465,11 +465,51 @@ fn evaluate(
         f3(ratio(hosts_fp, hosts.len()))
     );
 
-    // 5. Source-style leakage: drop one single-label source from training entirely.
+    // 5. Which rules fire where.
+    rule_table(d, train, test, md);
+
+    // 6. Source-style leakage: drop one single-label source from training entirely.
     leave_one_source_out(a, train, test, md);
 
-    // 6. Latency.
+    // 7. Latency.
     latency_table(d, &rows, md);
+}
+
+fn rule_table(d: &Detector, train: &[Row], test: &[Row], md: &mut String) {
+    let _ = writeln!(
+        md,
+        "\n### Pattern rules: how often each fires (each row on its own channel)\n\n\
+         Rows where the rule fired / rows. A rule that fires on benign rows costs false positives \
+         on its own only when its weight reaches the combined threshold.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| rule | train malicious | train benign | held-out malicious | held-out benign |\n|---|---|---|---|---|"
+    );
+    let fired = |rows: &[Row]| -> Vec<(bool, Vec<&'static str>)> {
+        rows.iter()
+            .map(|r| (r.malicious(), d.scan_patterns(&r.text, r.channel()).rules))
+            .collect()
+    };
+    let (tr, te) = (fired(train), fired(test));
+    let count = |set: &[(bool, Vec<&'static str>)], rule: &str, malicious: bool| {
+        let n = set.iter().filter(|(m, _)| *m == malicious).count();
+        let k = set
+            .iter()
+            .filter(|(m, rules)| *m == malicious && rules.contains(&rule))
+            .count();
+        format!("{k} / {n}")
+    };
+    for rule in d.patterns().rule_names() {
+        let _ = writeln!(
+            md,
+            "| `{rule}` | {} | {} | {} | {} |",
+            count(&tr, rule, true),
+            count(&tr, rule, false),
+            count(&te, rule, true),
+            count(&te, rule, false)
+        );
+    }
 }
 
 fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mut String) {

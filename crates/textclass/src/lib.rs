@@ -21,5 +21,7 @@ pub use artifact::{
     TrainingData,
 };
 pub use binary::{noisy_or, BinaryClassifier};
-pub use features::{fnv1a, fnv1a_str, truncate, words, Features, NgramConfig, NgramFeaturizer};
+pub use features::{
+    fnv1a, fnv1a_str, id_hash, truncate, words, Features, NgramConfig, NgramFeaturizer,
+};
 pub use linear::{logit, sigmoid, train_logistic, LinearModel, TrainConfig};

@@ -4,25 +4,30 @@
 
 use std::collections::BTreeMap;
 
-use switchyard_textclass::{fnv1a_str, train_logistic, Features, TrainConfig};
+use switchyard_textclass::{id_hash, train_logistic, Features, TrainConfig};
 
 pub const TRAIN_SHARE: f64 = 0.7;
 pub const FOLDS: u64 = 5;
 
-/// Per source, rows ordered by the FNV-1a hash of their id; the first 70% train. No seed,
-/// and stable when the file is reordered.
+/// Per source and label, rows ordered by the mixed hash of their id ([`id_hash`]); the first
+/// 70% train. No seed, stable when the file is reordered, and each source keeps its label mix
+/// in both parts.
 pub fn split<R>(
     rows: Vec<R>,
     source: impl Fn(&R) -> &str,
+    label: impl Fn(&R) -> u8,
     id: impl Fn(&R) -> &str,
 ) -> (Vec<R>, Vec<R>) {
-    let mut by_source: BTreeMap<String, Vec<R>> = BTreeMap::new();
+    let mut by_source: BTreeMap<(String, u8), Vec<R>> = BTreeMap::new();
     for r in rows {
-        by_source.entry(source(&r).to_owned()).or_default().push(r);
+        by_source
+            .entry((source(&r).to_owned(), label(&r)))
+            .or_default()
+            .push(r);
     }
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for (_, mut group) in by_source {
-        group.sort_by_key(|r| (fnv1a_str(id(r)), id(r).to_owned()));
+        group.sort_by_key(|r| (id_hash(id(r)), id(r).to_owned()));
         let cut = (group.len() as f64 * TRAIN_SHARE).round() as usize;
         let rest = group.split_off(cut.min(group.len()));
         train.extend(group);
@@ -34,7 +39,7 @@ pub fn split<R>(
 /// The fold of a row inside the train part. A different mixing of the hash than the split,
 /// so folds are not aligned with it.
 pub fn fold_of(id: &str) -> usize {
-    (fnv1a_str(id).rotate_left(17) % FOLDS) as usize
+    (id_hash(id).rotate_left(17) % FOLDS) as usize
 }
 
 /// Out-of-fold probabilities: each row scored by a model trained on the other folds.
