@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Options: `--data FILE` (the JSONL), `--artifact FILE` (default
-//! `eval/artifacts/injection.v1.json`). Prints the Markdown tables of `eval/injection.md`.
+//! `eval/artifacts/injection.v1.json`), `--exclude SOURCE` (repeatable: the source trains
+//! nothing but is still scored; the permissive artifact excludes `tensortrust_extraction`,
+//! `tensortrust_hijacking` and `safeguard_test`). Prints the Markdown tables of `eval/injection.md`.
 //!
 //! How the numbers are kept honest:
 //! 1. Rows are split 70/30 within each source and label by a mixed hash of `id`
@@ -82,10 +84,12 @@ fn main() {
         manifest.join("../../../shared/data/prompt_injection/prompt_injection.dev.jsonl");
     let mut artifact = manifest.join("../../eval/artifacts/injection.v1.json");
     let mut train_mode = false;
+    let mut excluded: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--train" => train_mode = true,
+            "--exclude" => excluded.push(args.next().expect("--exclude SOURCE")),
             "--data" => data = args.next().expect("--data FILE").into(),
             "--artifact" => artifact = args.next().expect("--artifact FILE").into(),
             other => panic!("unknown argument {other:?}"),
@@ -98,6 +102,12 @@ fn main() {
         .map(|l| serde_json::from_str(l).expect("a JSONL row"))
         .collect();
     let (train, test) = split(rows, |r| &r.source, |r| r.label, |r| &r.id);
+    // Excluded sources train nothing (their licence forbids shipping weights derived from
+    // them, or the run measures generalisation to them) but are still scored.
+    let train: Vec<Row> = train
+        .into_iter()
+        .filter(|r| !excluded.contains(&r.source))
+        .collect();
     eprintln!("{} train rows, {} held-out rows", train.len(), test.len());
 
     let mut md = String::new();
@@ -111,6 +121,11 @@ fn main() {
     let size = std::fs::metadata(&artifact).map(|m| m.len()).unwrap_or(0);
     evaluate(&detector, &loaded, size, &train, &test, &mut md);
     print!("{md}");
+}
+
+/// Whether weights derived from a source may be redistributed (data README licences).
+fn permissive(source: &str) -> bool {
+    !(source.starts_with("tensortrust") || source == "safeguard_test")
 }
 
 fn targets(rows: &[&Row]) -> Vec<f32> {
@@ -170,17 +185,34 @@ fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
 
     let model = train_logistic(&xs, &ys, dim, &tc);
     let mut sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+    sources.sort_unstable();
     sources.dedup();
+    let restricted: Vec<&str> = sources.iter().copied().filter(|s| !permissive(s)).collect();
+    let (note, licence) = if restricted.is_empty() {
+        (
+            "All sources are Apache-2.0 or MIT.".to_owned(),
+            "Apache-2.0 and MIT sources only".to_owned(),
+        )
+    } else {
+        (
+            format!(
+                "Includes {}, which are not permissively licensed (Tensor Trust: no licence, \
+                 research only; safe-guard-prompt-injection: licence unstated): an evaluation \
+                 artifact, not for release.",
+                restricted.join(" and ")
+            ),
+            "evaluation only: derived in part from research-only or unlicensed sources".to_owned(),
+        )
+    };
     let trained_on = TrainingData {
         description: format!(
             "prompt_injection.dev.jsonl (Switchyard's development split), the 70% train part of a \
-             split by a mixed hash of id (FNV-1a + murmur3 finaliser) within each source and label; sources: {}. Label 1 = injection or \
-             jailbreak. Includes Tensor Trust attacks (no licence, research only) and \
-             safe-guard-prompt-injection (licence unstated): an evaluation artifact, not for release.",
+             split by a mixed hash of id (FNV-1a + murmur3 finaliser) within each source and \
+             label; sources: {}. Label 1 = injection or jailbreak. {note}",
             sources.join(", ")
         ),
         rows: rows.len(),
-        licence: "evaluation only: derived from Apache-2.0, MIT and research-only sources".to_owned(),
+        licence,
     };
     for prune in [0.0f32, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2] {
         let mut a = BinaryArtifact::new(
@@ -254,7 +286,7 @@ fn evaluate(
 
     let _ = writeln!(
         md,
-        "Artifact `injection.v1.json`: {} KB, {} non-zero weights of {}, trained on {} rows; \
+        "Artifact: {} KB, {} non-zero weights of {}, trained on {} rows; \
          thresholds patterns {t_pat:.3}, classifier {t_clf:.3}, combined {t_comb:.3}.\n",
         size / 1024,
         a.classifier().map(|c| c.model().non_zero()).unwrap_or(0),
