@@ -2,15 +2,17 @@
 //! policy bars, a description of the training data, and each head's non-zero weights.
 //!
 //! The only I/O in the crate: [`Artifact::load`] and [`Artifact::save`] read and write the
-//! path the caller gives. Each head's weights are one base64 string of little-endian `f32`s
-//! (the whole `FeatureConfig::dim()` vector, exact to the bit), about a quarter of the size
-//! of the same numbers written as JSON text; weights below a pruning threshold are stored as 0.
+//! path the caller gives, through `switchyard-textclass`'s versioned JSON reader and writer.
+//! Each head's weights are one base64 string of little-endian `f32`s (the whole
+//! `FeatureConfig::dim()` vector, exact to the bit: `switchyard_textclass::encode_dense`),
+//! about a quarter of the size of the same numbers written as JSON text; weights below a
+//! pruning threshold are stored as 0. This layout is format version 1 and stays readable.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use switchyard_textclass::{decode_dense as decode, encode_dense as encode, load_json, save_json};
+pub use switchyard_textclass::{ArtifactError, TrainingData};
 
 use crate::features::FeatureConfig;
 use crate::model::{Classifier, Head, TrainConfig};
@@ -20,15 +22,6 @@ use crate::policy::Bars;
 pub const FORMAT: &str = "switchyard-router";
 /// The artifact layout this build reads and writes. Bump it when a field changes meaning.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// Which data trained an artifact, for its readers and its licence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainingData {
-    pub description: String,
-    pub rows: usize,
-    pub licence: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,36 +42,6 @@ pub struct Artifact {
     pub train: TrainConfig,
     pub bars: Bars,
     pub heads: Vec<StoredHead>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ArtifactError {
-    #[error("reading router artifact {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("writing router artifact {path}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("router artifact {path} is not valid JSON for format {FORMAT} v{FORMAT_VERSION}")]
-    Json {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("router artifact {path}: format {found:?} version {version}, this build reads {FORMAT:?} version {FORMAT_VERSION}")]
-    Version {
-        path: PathBuf,
-        found: String,
-        version: u32,
-    },
-    #[error("router artifact {path}: {problem}")]
-    Invalid { path: PathBuf, problem: String },
 }
 
 impl Artifact {
@@ -111,33 +74,11 @@ impl Artifact {
     }
 
     pub fn load(path: &Path) -> Result<Self, ArtifactError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ArtifactError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        // Check the version before the full schema, so an artifact from a newer build says
-        // "wrong version" rather than "unknown field".
-        #[derive(Deserialize)]
-        struct Header {
-            format: String,
-            format_version: u32,
-        }
-        let json_err = |source| ArtifactError::Json {
-            path: path.to_owned(),
-            source,
-        };
-        let header: Header = serde_json::from_str(&text).map_err(json_err)?;
-        if header.format != FORMAT || header.format_version != FORMAT_VERSION {
-            return Err(ArtifactError::Version {
-                path: path.to_owned(),
-                found: header.format,
-                version: header.format_version,
-            });
-        }
-        let artifact: Artifact = serde_json::from_str(&text).map_err(json_err)?;
+        let artifact: Artifact = load_json(path, FORMAT, FORMAT_VERSION)?;
         artifact
             .validate()
             .map_err(|problem| ArtifactError::Invalid {
+                format: FORMAT,
                 path: path.to_owned(),
                 problem,
             })?;
@@ -145,26 +86,11 @@ impl Artifact {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), ArtifactError> {
-        let text = serde_json::to_string(self).map_err(|source| ArtifactError::Json {
-            path: path.to_owned(),
-            source,
-        })?;
-        std::fs::write(path, text).map_err(|source| ArtifactError::Write {
-            path: path.to_owned(),
-            source,
-        })
+        save_json(self, path, FORMAT, FORMAT_VERSION)
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !(8..=24).contains(&self.features.buckets_log2) {
-            return Err(format!(
-                "buckets_log2 {} outside 8..=24",
-                self.features.buckets_log2
-            ));
-        }
-        if self.features.char_ngram_min > self.features.char_ngram_max {
-            return Err("char_ngram_min exceeds char_ngram_max".to_owned());
-        }
+        self.features.ngrams().validate()?;
         let dim = self.features.dim();
         for h in &self.heads {
             let w = decode(&h.weights)
@@ -210,28 +136,6 @@ impl StoredHead {
     pub fn non_zero(&self) -> usize {
         decode(&self.weights).map_or(0, |w| w.iter().filter(|v| **v != 0.0).count())
     }
-}
-
-fn encode(weights: &[f32], prune: f32) -> String {
-    let mut bytes = Vec::with_capacity(weights.len() * 4);
-    for &w in weights {
-        let w = if w.abs() < prune { 0.0f32 } else { w };
-        bytes.extend_from_slice(&w.to_le_bytes());
-    }
-    STANDARD.encode(bytes)
-}
-
-fn decode(text: &str) -> Option<Vec<f32>> {
-    let bytes = STANDARD.decode(text).ok()?;
-    if bytes.len() % 4 != 0 {
-        return None;
-    }
-    Some(
-        bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

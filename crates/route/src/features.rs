@@ -1,5 +1,6 @@
-//! Prompt features for the router: hashed word unigrams and bigrams, hashed character
-//! n-grams, a few cheap numeric signals, and an optional dense vector supplied by the caller.
+//! Prompt features for the router: the hashed word and character n-grams of
+//! `switchyard-textclass` (the one featurizer the project has), a few cheap numeric signals
+//! that matter for routing, and an optional dense vector supplied by the caller.
 //!
 //! The layout of one feature vector is fixed by [`FeatureConfig`]:
 //! `[0, buckets)` hashed text features, then [`NUMERIC_FEATURES`] numeric features, then
@@ -7,6 +8,7 @@
 //! prompt always lands in the same slots at training and at serving time.
 
 use serde::{Deserialize, Serialize};
+use switchyard_textclass::{NgramConfig, NgramFeaturizer};
 
 /// Names of the numeric features, in slot order (after the hashed buckets).
 pub const NUMERIC_FEATURES: [&str; 8] = [
@@ -60,55 +62,32 @@ impl FeatureConfig {
     pub fn dim(&self) -> usize {
         self.buckets() + NUMERIC_FEATURES.len() + self.dense_dim
     }
-}
 
-/// A featurised prompt: sorted, de-duplicated `(index, value)` pairs over the whole layout.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Features {
-    pub indices: Vec<u32>,
-    pub values: Vec<f32>,
-}
-
-impl Features {
-    /// Dot product with a dense weight vector; indices beyond `weights` count as zero.
-    pub fn dot(&self, weights: &[f32]) -> f32 {
-        self.indices
-            .iter()
-            .zip(&self.values)
-            .map(|(&i, &v)| weights.get(i as usize).copied().unwrap_or(0.0) * v)
-            .sum()
-    }
-}
-
-/// 64-bit FNV-1a. Written out (not taken from a crate) because the bucket of every n-gram is
-/// baked into trained weights: the function must never change, and FNV-1a is fixed by its
-/// published constants.
-fn fnv1a(kind: u8, parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |b: u8| {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    };
-    eat(kind);
-    for (n, part) in parts.iter().enumerate() {
-        if n > 0 {
-            // A separator so that ("ab", "c") and ("a", "bc") differ.
-            eat(0x1f);
+    /// The hashed-text part of the layout.
+    pub fn ngrams(&self) -> NgramConfig {
+        NgramConfig {
+            buckets_log2: self.buckets_log2,
+            char_ngram_min: self.char_ngram_min,
+            char_ngram_max: self.char_ngram_max,
+            max_bytes: self.max_bytes,
         }
-        part.iter().copied().for_each(&mut eat);
     }
-    h
 }
 
-/// Turns prompts into [`Features`].
+pub use switchyard_textclass::Features;
+
+/// Turns prompts into [`Features`]: the hashed n-grams of `switchyard-textclass` in
+/// `[0, buckets)`, then the router's numeric signals, then the caller's dense vector.
 #[derive(Debug, Clone)]
 pub struct Featurizer {
     config: FeatureConfig,
+    ngrams: NgramFeaturizer,
 }
 
 impl Featurizer {
     pub fn new(config: FeatureConfig) -> Self {
-        Self { config }
+        let ngrams = NgramFeaturizer::new(config.ngrams());
+        Self { config, ngrams }
     }
 
     pub fn config(&self) -> &FeatureConfig {
@@ -119,121 +98,15 @@ impl Featurizer {
     /// missing or wrongly sized vector counts as zeros, so a router trained with embeddings
     /// still decides (on text alone) when the embedder is unavailable.
     pub fn featurize(&self, prompt: &str, dense: Option<&[f32]>) -> Features {
-        let text = truncate(prompt, self.config.max_bytes).to_lowercase();
-        let mask = (self.config.buckets() - 1) as u64;
-        // Signed hashing: the top bit picks +1 or -1, so collisions cancel on average
-        // instead of piling up.
-        let slot = |h: u64| -> (u32, f32) {
-            let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
-            ((h & mask) as u32, sign)
-        };
-
-        let words: Vec<&str> = text
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .collect();
-        let mut word_feats: Vec<(u32, f32)> = Vec::with_capacity(words.len() * 2);
-        for w in &words {
-            word_feats.push(slot(fnv1a(1, &[w.as_bytes()])));
-        }
-        for pair in words.windows(2) {
-            word_feats.push(slot(fnv1a(2, &[pair[0].as_bytes(), pair[1].as_bytes()])));
-        }
-
-        let mut char_feats: Vec<(u32, f32)> = Vec::new();
-        if self.config.char_ngram_min > 0 {
-            // Whitespace runs collapse to one space so layout does not change the n-grams.
-            let squeezed: Vec<char> = text
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .chars()
-                .collect();
-            let mut buf = [0u8; 4];
-            for n in self.config.char_ngram_min..=self.config.char_ngram_max {
-                if squeezed.len() < n {
-                    break;
-                }
-                for win in squeezed.windows(n) {
-                    let mut h: u64 = fnv1a(3, &[&[n as u8]]);
-                    for c in win {
-                        for &b in c.encode_utf8(&mut buf).as_bytes() {
-                            h ^= u64::from(b);
-                            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-                        }
-                    }
-                    char_feats.push(slot(h));
-                }
-            }
-        }
-
-        let mut pairs = Vec::with_capacity(word_feats.len() + char_feats.len() + 16);
-        // Each group is scaled to unit length on its own, so long prompts with thousands of
-        // character n-grams do not drown out the word features.
-        push_normalised(&mut pairs, word_feats);
-        push_normalised(&mut pairs, char_feats);
-
-        let base = self.config.buckets() as u32;
-        for (i, v) in numeric(prompt, &text, &words).into_iter().enumerate() {
-            if v != 0.0 {
-                pairs.push((base + i as u32, v));
-            }
-        }
-        if let Some(d) = dense.filter(|d| d.len() == self.config.dense_dim) {
-            let dbase = base + NUMERIC_FEATURES.len() as u32;
-            for (i, &v) in d.iter().enumerate() {
-                if v != 0.0 {
-                    pairs.push((dbase + i as u32, v));
-                }
-            }
-        }
-
-        pairs.sort_unstable_by_key(|p| p.0);
-        let mut out = Features {
-            indices: Vec::with_capacity(pairs.len()),
-            values: Vec::with_capacity(pairs.len()),
-        };
-        for (i, v) in pairs {
-            if out.indices.last() == Some(&i) {
-                if let Some(last) = out.values.last_mut() {
-                    *last += v;
-                }
-            } else {
-                out.indices.push(i);
-                out.values.push(v);
-            }
-        }
-        out
+        let dense = dense.filter(|d| d.len() == self.config.dense_dim);
+        self.ngrams.featurize_with(prompt, |lower, words| {
+            // Numeric signals read the whole prompt (length, digits) as well as the
+            // truncated lower-cased text the n-grams saw.
+            let mut extra = numeric(prompt, lower, words).to_vec();
+            extra.extend_from_slice(dense.unwrap_or(&[]));
+            extra
+        })
     }
-}
-
-fn push_normalised(out: &mut Vec<(u32, f32)>, mut group: Vec<(u32, f32)>) {
-    if group.is_empty() {
-        return;
-    }
-    group.sort_unstable_by_key(|p| p.0);
-    let mut merged: Vec<(u32, f32)> = Vec::with_capacity(group.len());
-    for (i, v) in group {
-        match merged.last_mut() {
-            Some(last) if last.0 == i => last.1 += v,
-            _ => merged.push((i, v)),
-        }
-    }
-    let norm = merged.iter().map(|p| p.1 * p.1).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        out.extend(merged.into_iter().map(|(i, v)| (i, v / norm)));
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 const QUESTION_WORDS: [&str; 10] = [
@@ -308,14 +181,6 @@ mod tests {
     }
 
     #[test]
-    fn hash_is_pinned() {
-        // Trained artifacts depend on these exact values; a change here breaks every model.
-        assert_eq!(fnv1a(1, &[b"hello"]), 0xe657_88c8_60f9_c52c);
-        assert_ne!(fnv1a(2, &[b"ab", b"c"]), fnv1a(2, &[b"a", b"bc"]));
-        assert_ne!(fnv1a(1, &[b"x"]), fnv1a(2, &[b"x"]));
-    }
-
-    #[test]
     fn word_group_is_unit_length() {
         let f = Featurizer::new(FeatureConfig {
             buckets_log2: 16,
@@ -368,11 +233,5 @@ mod tests {
         // A wrongly sized vector is ignored rather than misplaced.
         let y = f.featurize("hi", Some(&[1.0]));
         assert!(y.indices.iter().all(|&i| i < dbase));
-    }
-
-    #[test]
-    fn truncates_at_char_boundary() {
-        assert_eq!(truncate("héllo", 2), "h");
-        assert_eq!(truncate("abc", 10), "abc");
     }
 }

@@ -1,0 +1,639 @@
+//! Train and evaluate the prompt-injection detector on the development split of
+//! `../shared/data/prompt_injection/`.
+//!
+//! ```text
+//! cargo run --release -p switchyard-textclass --example eval_injection            # evaluate the shipped artifact
+//! cargo run --release -p switchyard-textclass --example eval_injection -- --train # retrain, write it, evaluate
+//! ```
+//!
+//! Options: `--data FILE` (the JSONL), `--artifact FILE` (default
+//! `eval/artifacts/injection.v1.json`), `--exclude SOURCE` (repeatable: the source trains
+//! nothing but is still scored; the permissive artifact excludes `tensortrust_extraction`,
+//! `tensortrust_hijacking` and `safeguard_test`). Prints the Markdown tables of `eval/injection.md`.
+//!
+//! How the numbers are kept honest:
+//! 1. Rows are split 70/30 within each source and label by a mixed hash of `id`
+//!    (`switchyard_textclass::id_hash`: no seed, stable under reordering). The 30% is only ever scored.
+//! 2. The L2 strength and all three thresholds (patterns alone, classifier alone, combined)
+//!    are chosen on 5-fold out-of-fold scores inside the 70%, by best F1.
+//! 3. The reported classifier is the artifact as saved (pruned) and loaded back.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "an evaluation tool: a bad file should stop it loudly"
+)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+mod common;
+
+use common::{auc, best_f1_threshold, f3, four_kb, latency, out_of_fold, ratio, split, Counts};
+use serde::Deserialize;
+use switchyard_textclass::injection::{
+    Channel, Detector, PatternTier, COMBINED_THRESHOLD, PATTERN_THRESHOLD,
+};
+use switchyard_textclass::{
+    train_logistic, BinaryArtifact, Features, NgramConfig, NgramFeaturizer, TrainConfig,
+    TrainingData,
+};
+
+#[derive(Debug, Clone, Deserialize)]
+struct Row {
+    id: String,
+    source: String,
+    text: String,
+    label: u8,
+    #[serde(default)]
+    hard_negative: bool,
+}
+
+impl Row {
+    fn malicious(&self) -> bool {
+        self.label == 1
+    }
+
+    /// BIPIA payloads only mean harm inside retrieved content, so they arrive as data.
+    fn channel(&self) -> Channel {
+        if self.source.starts_with("bipia") {
+            Channel::Indirect
+        } else {
+            Channel::User
+        }
+    }
+}
+
+const L2_GRID: [f32; 3] = [1e-5, 1e-4, 1e-3];
+/// The artifact's size budget; pruning grows until the file fits.
+const MAX_ARTIFACT_BYTES: usize = 1_800_000;
+
+fn features() -> NgramConfig {
+    NgramConfig {
+        buckets_log2: 18,
+        char_ngram_min: 3,
+        char_ngram_max: 5,
+        max_bytes: 4096,
+    }
+}
+
+fn main() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut data =
+        manifest.join("../../../shared/data/prompt_injection/prompt_injection.dev.jsonl");
+    let mut artifact = manifest.join("../../eval/artifacts/injection.v1.json");
+    let mut train_mode = false;
+    let mut excluded: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--train" => train_mode = true,
+            "--exclude" => excluded.push(args.next().expect("--exclude SOURCE")),
+            "--data" => data = args.next().expect("--data FILE").into(),
+            "--artifact" => artifact = args.next().expect("--artifact FILE").into(),
+            other => panic!("unknown argument {other:?}"),
+        }
+    }
+    let rows: Vec<Row> = std::fs::read_to_string(&data)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", data.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a JSONL row"))
+        .collect();
+    let (train, test) = split(rows, |r| &r.source, |r| r.label, |r| &r.id);
+    // Excluded sources train nothing (their licence forbids shipping weights derived from
+    // them, or the run measures generalisation to them) but are still scored.
+    let train: Vec<Row> = train
+        .into_iter()
+        .filter(|r| !excluded.contains(&r.source))
+        .collect();
+    eprintln!("{} train rows, {} held-out rows", train.len(), test.len());
+
+    let mut md = String::new();
+    if train_mode {
+        let a = train_artifact(&train, &mut md);
+        a.save(&artifact).expect("writing the artifact");
+        eprintln!("wrote {}", artifact.display());
+    }
+    let detector = Detector::load(&artifact).expect("loading the artifact");
+    let loaded = BinaryArtifact::load(&artifact).expect("loading the artifact");
+    let size = std::fs::metadata(&artifact).map(|m| m.len()).unwrap_or(0);
+    evaluate(&detector, &loaded, size, &train, &test, &mut md);
+    print!("{md}");
+}
+
+/// Whether weights derived from a source may be redistributed (data README licences).
+fn permissive(source: &str) -> bool {
+    !(source.starts_with("tensortrust") || source == "safeguard_test")
+}
+
+fn targets(rows: &[&Row]) -> Vec<f32> {
+    rows.iter().map(|r| f32::from(r.label)).collect()
+}
+
+fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
+    let cfg = features();
+    let f = NgramFeaturizer::new(cfg.clone());
+    let rows: Vec<&Row> = train.iter().collect();
+    let xs: Vec<Features> = rows.iter().map(|r| f.featurize(&r.text)).collect();
+    let ys = targets(&rows);
+    let labels: Vec<bool> = rows.iter().map(|r| r.malicious()).collect();
+    let dim = cfg.buckets();
+
+    let mut best: Option<(f64, TrainConfig, Vec<f32>)> = None;
+    let _ = writeln!(
+        md,
+        "### Training choices (5-fold out-of-fold on the 70% train part)\n"
+    );
+    let _ = writeln!(md, "| L2 | OOF ROC-AUC | OOF best F1 |\n|---|---|---|");
+    for l2 in L2_GRID {
+        let tc = TrainConfig {
+            l2,
+            ..TrainConfig::default()
+        };
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let oof = out_of_fold(&ids, &xs, &ys, dim, &tc);
+        let a = auc(&oof, &labels);
+        let (_, f1) = best_f1_threshold(&oof, &labels);
+        let _ = writeln!(md, "| {l2:e} | {a:.4} | {f1:.4} |");
+        if best.as_ref().is_none_or(|b| a > b.0) {
+            best = Some((a, tc, oof));
+        }
+    }
+    let (_, tc, oof) = best.expect("a grid point");
+
+    let tier = PatternTier::new().expect("built-in rules compile");
+    let pat: Vec<f32> = rows
+        .iter()
+        .map(|r| tier.scan(&r.text, r.channel()).score)
+        .collect();
+    let comb: Vec<f32> = pat
+        .iter()
+        .zip(&oof)
+        .map(|(p, c)| 1.0 - (1.0 - p) * (1.0 - c))
+        .collect();
+    let (t_clf, f_clf) = best_f1_threshold(&oof, &labels);
+    let (t_pat, f_pat) = best_f1_threshold(&pat, &labels);
+    let (t_comb, f_comb) = best_f1_threshold(&comb, &labels);
+    let _ = writeln!(
+        md,
+        "\nChosen: L2 {:e}; thresholds by best out-of-fold F1: patterns {t_pat:.3} (F1 {f_pat:.3}), \
+         classifier {t_clf:.3} (F1 {f_clf:.3}), combined {t_comb:.3} (F1 {f_comb:.3}).\n",
+        tc.l2
+    );
+
+    let model = train_logistic(&xs, &ys, dim, &tc);
+    let mut sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let restricted: Vec<&str> = sources.iter().copied().filter(|s| !permissive(s)).collect();
+    let (note, licence) = if restricted.is_empty() {
+        (
+            "All sources are Apache-2.0 or MIT.".to_owned(),
+            "Apache-2.0 and MIT sources only".to_owned(),
+        )
+    } else {
+        (
+            format!(
+                "Includes {}, which are not permissively licensed (Tensor Trust: no licence, \
+                 research only; safe-guard-prompt-injection: licence unstated): an evaluation \
+                 artifact, not for release.",
+                restricted.join(" and ")
+            ),
+            "evaluation only: derived in part from research-only or unlicensed sources".to_owned(),
+        )
+    };
+    let trained_on = TrainingData {
+        description: format!(
+            "prompt_injection.dev.jsonl (Switchyard's development split), the 70% train part of a \
+             split by a mixed hash of id (FNV-1a + murmur3 finaliser) within each source and \
+             label; sources: {}. Label 1 = injection or jailbreak. {note}",
+            sources.join(", ")
+        ),
+        rows: rows.len(),
+        licence,
+    };
+    for prune in [0.0f32, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2] {
+        let mut a = BinaryArtifact::new(
+            "prompt_injection",
+            trained_on.clone(),
+            cfg.clone(),
+            tc.clone(),
+            &model,
+            t_clf,
+            prune,
+        );
+        a.params.insert(COMBINED_THRESHOLD.to_owned(), t_comb);
+        a.params.insert(PATTERN_THRESHOLD.to_owned(), t_pat);
+        let bytes = serde_json::to_string(&a)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX);
+        if bytes <= MAX_ARTIFACT_BYTES {
+            let _ = writeln!(
+                md,
+                "Artifact: weights with |w| < {prune} pruned to fit {MAX_ARTIFACT_BYTES} bytes; \
+                 {} of {} trained weights non-zero before pruning.\n",
+                model.non_zero(),
+                dim
+            );
+            return a;
+        }
+    }
+    panic!("no pruning level fits the artifact budget");
+}
+
+/// Scores of the three scorers for a set of rows.
+struct Scored {
+    pattern: Vec<f32>,
+    classifier: Vec<f32>,
+    combined: Vec<f32>,
+}
+
+fn score_rows(d: &Detector, rows: &[&Row]) -> Scored {
+    let mut s = Scored {
+        pattern: Vec::new(),
+        classifier: Vec::new(),
+        combined: Vec::new(),
+    };
+    for r in rows {
+        let v = d.scan(&r.text, r.channel());
+        s.pattern.push(v.pattern_score);
+        s.classifier.push(v.classifier_score.unwrap_or(0.0));
+        s.combined.push(v.score);
+    }
+    s
+}
+
+fn evaluate(
+    d: &Detector,
+    a: &BinaryArtifact,
+    size: u64,
+    train: &[Row],
+    test: &[Row],
+    md: &mut String,
+) {
+    let t_comb = d.threshold();
+    let t_clf = a.threshold;
+    let t_pat = a.params.get(PATTERN_THRESHOLD).copied().unwrap_or(0.5);
+    let rows: Vec<&Row> = test.iter().collect();
+    let labels: Vec<bool> = rows.iter().map(|r| r.malicious()).collect();
+    let s = score_rows(d, &rows);
+    let pred = |scores: &[f32], t: f32| -> Vec<bool> { scores.iter().map(|&x| x >= t).collect() };
+    let p_pat = pred(&s.pattern, t_pat);
+    let p_clf = pred(&s.classifier, t_clf);
+    let p_comb = pred(&s.combined, t_comb);
+
+    let _ = writeln!(
+        md,
+        "Artifact: {} KB, {} non-zero weights of {}, trained on {} rows; \
+         thresholds patterns {t_pat:.3}, classifier {t_clf:.3}, combined {t_comb:.3}.\n",
+        size / 1024,
+        a.classifier().map(|c| c.model().non_zero()).unwrap_or(0),
+        a.features.buckets(),
+        a.trained_on.rows
+    );
+
+    // 1. Tiers compared on the whole held-out part.
+    let hard: Vec<bool> = rows.iter().map(|r| r.hard_negative).collect();
+    let _ = writeln!(
+        md,
+        "### Held-out 30% ({} rows, {} malicious): the tiers compared\n",
+        rows.len(),
+        labels.iter().filter(|l| **l).count()
+    );
+    let _ = writeln!(
+        md,
+        "| scorer | precision | recall | F1 | ROC-AUC | FPR on benign (not hard) | FPR on hard negatives |\n|---|---|---|---|---|---|---|"
+    );
+    for (name, scores, p) in [
+        ("patterns alone", &s.pattern, &p_pat),
+        ("classifier alone", &s.classifier, &p_clf),
+        ("combined", &s.combined, &p_comb),
+    ] {
+        let c = Counts::of(p, &labels);
+        let easy: Vec<usize> = (0..rows.len())
+            .filter(|&i| !labels[i] && !hard[i])
+            .collect();
+        let hn: Vec<usize> = (0..rows.len()).filter(|&i| hard[i]).collect();
+        let fpr = |ix: &[usize]| ratio(ix.iter().filter(|&&i| p[i]).count(), ix.len());
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} | {} | {} |",
+            f3(c.precision()),
+            f3(c.recall()),
+            f3(c.f1()),
+            f3(auc(scores, &labels)),
+            f3(fpr(&easy)),
+            f3(fpr(&hn)),
+        );
+    }
+
+    // 2. Per source.
+    let _ = writeln!(
+        md,
+        "\n### Per source (held-out; combined score unless named)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| source | rows | malicious | precision | recall | F1 | ROC-AUC | FPR | recall patterns / classifier | FPR patterns / classifier |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let mut sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    for src in &sources {
+        let ix: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].source == *src)
+            .collect();
+        let l: Vec<bool> = ix.iter().map(|&i| labels[i]).collect();
+        let pick = |p: &[bool]| -> Counts {
+            Counts::of(&ix.iter().map(|&i| p[i]).collect::<Vec<_>>(), &l)
+        };
+        let c = pick(&p_comb);
+        let cp = pick(&p_pat);
+        let cc = pick(&p_clf);
+        let sc: Vec<f32> = ix.iter().map(|&i| s.combined[i]).collect();
+        let _ = writeln!(
+            md,
+            "| {src} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} |",
+            ix.len(),
+            l.iter().filter(|x| **x).count(),
+            f3(c.precision()),
+            f3(c.recall()),
+            f3(c.f1()),
+            f3(auc(&sc, &l)),
+            f3(c.fpr()),
+            f3(cp.recall()),
+            f3(cc.recall()),
+            f3(cp.fpr()),
+            f3(cc.fpr()),
+        );
+    }
+
+    // 3. Hard negatives apart.
+    let _ = writeln!(
+        md,
+        "\n### Hard negatives (benign texts full of trigger words), held-out\n"
+    );
+    let _ = writeln!(
+        md,
+        "| source | rows | FPR combined | FPR patterns | FPR classifier | accuracy (1 - FPR) combined |\n|---|---|---|---|---|---|"
+    );
+    let mut hn_sources: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.hard_negative)
+        .map(|r| r.source.as_str())
+        .collect();
+    hn_sources.sort_unstable();
+    hn_sources.dedup();
+    let mut all_hn = Vec::new();
+    for src in hn_sources.iter().map(|s| Some(*s)).chain([None]) {
+        let ix: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].hard_negative && src.is_none_or(|s| rows[i].source == s))
+            .collect();
+        if src.is_some() {
+            all_hn.extend(ix.iter().copied());
+        }
+        let fpr = |p: &[bool]| ratio(ix.iter().filter(|&&i| p[i]).count(), ix.len());
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            src.unwrap_or("**all hard negatives**"),
+            ix.len(),
+            f3(fpr(&p_comb)),
+            f3(fpr(&p_pat)),
+            f3(fpr(&p_clf)),
+            f3(1.0 - fpr(&p_comb)),
+        );
+    }
+    let ni: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].source.starts_with("notinject"))
+        .collect();
+    let ni_acc = 1.0 - ratio(ni.iter().filter(|&&i| p_comb[i]).count(), ni.len());
+    let _ = writeln!(
+        md,
+        "\nNotInject (all three subsets, {} held-out rows): over-defense accuracy {} (InjecGuard reports 87%; goal at least 87%).",
+        ni.len(),
+        f3(ni_acc)
+    );
+
+    // 4. BIPIA apart: as they arrive (indirect), as if typed by a user, and buried in a document.
+    let _ = writeln!(md, "\n### BIPIA indirect payloads, held-out\n");
+    let _ = writeln!(
+        md,
+        "| set | rows | recall as tool result (indirect) | recall as user message | recall buried mid-document (indirect) | classifier alone (indirect) | patterns alone (indirect) |\n|---|---|---|---|---|---|---|"
+    );
+    // Host documents: the held-out benign texts of at least 1,000 bytes, not hard negatives.
+    let hosts: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| !r.malicious() && !r.hard_negative && r.text.len() >= 1000)
+        .collect();
+    for src in ["bipia_code", "bipia_text"] {
+        let b: Vec<&Row> = rows.iter().copied().filter(|r| r.source == src).collect();
+        if b.is_empty() {
+            continue;
+        }
+        let n = b.len() as f64;
+        let rate =
+            |ch: Channel| b.iter().filter(|r| d.scan(&r.text, ch).injection).count() as f64 / n;
+        let buried = b
+            .iter()
+            .enumerate()
+            .filter(|(k, r)| {
+                let host = &hosts[k % hosts.len().max(1)].text;
+                let mut mid = host.len() / 2;
+                while !host.is_char_boundary(mid) {
+                    mid += 1;
+                }
+                let doc = format!("{}\n{}\n{}", &host[..mid], r.text, &host[mid..]);
+                d.scan(&doc, Channel::Indirect).injection
+            })
+            .count() as f64
+            / n;
+        let clf = b
+            .iter()
+            .filter(|r| {
+                d.classifier_score(&r.text, Channel::Indirect)
+                    .unwrap_or(0.0)
+                    >= t_clf
+            })
+            .count() as f64
+            / n;
+        let pat = b
+            .iter()
+            .filter(|r| d.scan_patterns(&r.text, Channel::Indirect).score >= t_pat)
+            .count() as f64
+            / n;
+        let _ = writeln!(
+            md,
+            "| {src} | {} | {} | {} | {} | {} | {} |",
+            b.len(),
+            f3(rate(Channel::Indirect)),
+            f3(rate(Channel::User)),
+            f3(buried),
+            f3(clf),
+            f3(pat)
+        );
+    }
+    let benign: Vec<&Row> = rows.iter().copied().filter(|r| !r.malicious()).collect();
+    let docs_fp = benign
+        .iter()
+        .filter(|r| d.scan(&r.text, Channel::Indirect).injection)
+        .count();
+    let hosts_fp = hosts
+        .iter()
+        .filter(|r| d.scan(&r.text, Channel::Indirect).injection)
+        .count();
+    let _ = writeln!(
+        md,
+        "\nThe other side of the indirect channel: every held-out benign row scanned as if it were a tool result \
+         flags {} of {} ({}); the {} long benign host documents alone flag {} ({}).",
+        docs_fp,
+        benign.len(),
+        f3(ratio(docs_fp, benign.len())),
+        hosts.len(),
+        hosts_fp,
+        f3(ratio(hosts_fp, hosts.len()))
+    );
+
+    // 5. Which rules fire where.
+    rule_table(d, train, test, md);
+
+    // 6. Source-style leakage: drop one single-label source from training entirely.
+    leave_one_source_out(a, train, test, md);
+
+    // 7. Latency.
+    latency_table(d, &rows, md);
+}
+
+fn rule_table(d: &Detector, train: &[Row], test: &[Row], md: &mut String) {
+    let _ = writeln!(
+        md,
+        "\n### Pattern rules: how often each fires (each row on its own channel)\n\n\
+         Rows where the rule fired / rows. A rule that fires on benign rows costs false positives \
+         on its own only when its weight reaches the combined threshold.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| rule | train malicious | train benign | held-out malicious | held-out benign |\n|---|---|---|---|---|"
+    );
+    let fired = |rows: &[Row]| -> Vec<(bool, Vec<&'static str>)> {
+        rows.iter()
+            .map(|r| (r.malicious(), d.scan_patterns(&r.text, r.channel()).rules))
+            .collect()
+    };
+    let (tr, te) = (fired(train), fired(test));
+    let count = |set: &[(bool, Vec<&'static str>)], rule: &str, malicious: bool| {
+        let n = set.iter().filter(|(m, _)| *m == malicious).count();
+        let k = set
+            .iter()
+            .filter(|(m, rules)| *m == malicious && rules.contains(&rule))
+            .count();
+        format!("{k} / {n}")
+    };
+    for rule in d.patterns().rule_names() {
+        let _ = writeln!(
+            md,
+            "| `{rule}` | {} | {} | {} | {} |",
+            count(&tr, rule, true),
+            count(&tr, rule, false),
+            count(&te, rule, true),
+            count(&te, rule, false)
+        );
+    }
+}
+
+fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mut String) {
+    let _ = writeln!(
+        md,
+        "\n### Source-style leakage: each single-label source left out of training\n\n\
+         The classifier is retrained (same settings) on the train part without the named source, \
+         then scored on that source's held-out rows at the shipped classifier threshold. \
+         A big drop from the in-training figure means the model had learned the source's style.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| source | label | held-out rows | classifier flags, source in training | source left out |\n|---|---|---|---|---|"
+    );
+    let f = NgramFeaturizer::new(a.features.clone());
+    let full = a.classifier().expect("a valid artifact");
+    let mut by_source: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for r in train {
+        let e = by_source.entry(r.source.as_str()).or_default();
+        if r.malicious() {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+    }
+    for (src, (m, b)) in by_source {
+        if m > 0 && b > 0 {
+            continue;
+        }
+        let keep: Vec<&Row> = train.iter().filter(|r| r.source != src).collect();
+        let xs: Vec<Features> = keep.iter().map(|r| f.featurize(&r.text)).collect();
+        let model = train_logistic(&xs, &targets(&keep), a.features.buckets(), &a.train);
+        let held: Vec<&Row> = test.iter().filter(|r| r.source == src).collect();
+        let with = held
+            .iter()
+            .filter(|r| full.is_positive(full.score(&r.text)))
+            .count();
+        let without = held
+            .iter()
+            .filter(|r| model.predict(&f.featurize(&r.text)) >= a.threshold)
+            .count();
+        let _ = writeln!(
+            md,
+            "| {src} | {} | {} | {} | {} |",
+            if m > 0 { "malicious" } else { "benign" },
+            held.len(),
+            f3(ratio(with, held.len())),
+            f3(ratio(without, held.len()))
+        );
+    }
+}
+
+fn latency_table(d: &Detector, rows: &[&Row], md: &mut String) {
+    let short: Vec<String> = rows
+        .iter()
+        .filter(|r| r.text.len() <= 256)
+        .map(|r| r.text.clone())
+        .collect();
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let long = four_kb(&texts, 300);
+    let _ = writeln!(
+        md,
+        "\n### Latency per text (release build, one thread, 2-core machine shared with other builds)\n"
+    );
+    let _ = writeln!(
+        md,
+        "Each text is scanned 5 times. \"all runs\" counts every run (scheduler noise included: \
+         the machine ran other builds); \"best of 5\" takes each text's fastest run, an estimate \
+         of the uncontended cost.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| input | texts | scorer | p50 µs (all runs) | p99 µs (all runs) | p50 µs (best of 5) | p99 µs (best of 5) |\n|---|---|---|---|---|---|---|"
+    );
+    for (name, texts) in [("short (≤ 256 B)", &short), ("4 KB", &long)] {
+        for scorer in ["patterns", "classifier", "combined"] {
+            let [a50, a99, b50, b99] = latency(texts, |t| match scorer {
+                "patterns" => {
+                    std::hint::black_box(d.scan_patterns(t, Channel::User));
+                }
+                "classifier" => {
+                    std::hint::black_box(d.classifier_score(t, Channel::User));
+                }
+                _ => {
+                    std::hint::black_box(d.scan(t, Channel::User));
+                }
+            });
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {scorer} | {a50:.1} | {a99:.1} | {b50:.1} | {b99:.1} |",
+                texts.len()
+            );
+        }
+    }
+}
