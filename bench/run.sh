@@ -17,6 +17,10 @@
 #   LOG_LEVEL                    the gateway's log level (default info, its own default)
 #   OUT                          markdown file to append to
 #   SKIP_BUILD=1                 use the binaries already built
+#   ROUTED=1                     also send the load to the route `auto` of the same gateway
+#                                (router + exact and semantic cache on; needs the models of
+#                                scripts/fetch-models.sh), as target `switchyard-auto`
+#   WORKLOAD                     same (default) | unique | repeat: see switchyard-bench --help
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,6 +43,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 LOG_LEVEL=${LOG_LEVEL:-info}
 EXTRA_TARGETS=${EXTRA_TARGETS:-}
 BENCH_ARGS=${BENCH_ARGS:-}
+ROUTED=${ROUTED:-0}
+WORKLOAD=${WORKLOAD:-same}
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     cargo build --release -p switchyard -p switchyard-bench
@@ -114,6 +120,22 @@ base_url = "http://127.0.0.1:$SIM_PORT/v1"
 deployments = [{ provider = "upstream" }]
 price = { input_per_mtok = 0.15, output_per_mtok = 0.60 }
 
+# The route \`auto\` (ROUTED=1): the router decides between two models on the same upstream,
+# and only this route uses the cache, so \`fast\` stays the plain path.
+[models.fast-large]
+deployments = [{ provider = "upstream", upstream_model = "fast" }]
+price = { input_per_mtok = 5.0, output_per_mtok = 15.0 }
+
+[routes.auto]
+candidates = [{ model = "fast", head = "mistralai/Mixtral-8x7B-Instruct-v0.1" }, { model = "fast-large" }]
+router = "builtin:routellm-mixtral-gpt4.v1"
+cache = { enabled = true }
+
+[cache]
+enabled = false
+embedder = "$PWD/models/minilm-static-256"
+max_mb = 16
+
 # Limits and budgets on, set high enough never to refuse: the benchmark measures their cost.
 [[keys]]
 id = "bench"
@@ -159,6 +181,10 @@ started+=("$GATEWAY_PID")
 wait_ready gateway "$GATEWAY_PID" "http://127.0.0.1:$GATEWAY_PORT/healthz"
 
 targets=(--target "switchyard=http://127.0.0.1:$GATEWAY_PORT/v1")
+pids=(--gateway-pid "switchyard=$GATEWAY_PID")
+if [[ $ROUTED == 1 ]]; then
+    targets+=(--target "switchyard-auto=http://127.0.0.1:$GATEWAY_PORT/v1" --target-model "switchyard-auto=auto")
+fi
 for t in $EXTRA_TARGETS; do
     targets+=(--target "$t")
 done
@@ -166,14 +192,15 @@ done
 # Raise the open-loop client's file limit: each request in flight can hold a connection.
 ulimit -n 65536 2>/dev/null || true
 
-note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')bench/run.sh\` (upstream: \`switchyard sim\` with a zero-latency model on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
+note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $ROUTED == 1 ]] && echo 'ROUTED=1 ')$( [[ $WORKLOAD != same ]] && echo "WORKLOAD=$WORKLOAD ")bench/run.sh\` (upstream: \`switchyard sim\` with a zero-latency model on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
 
 # shellcheck disable=SC2086 # BENCH_ARGS is meant to split into flags.
 SWITCHYARD_BENCH_KEY=$KEY "${pin_load[@]}" "$BENCH" \
     --baseline "http://127.0.0.1:$SIM_PORT/v1" \
     "${targets[@]}" \
     --model fast \
-    --gateway-pid "switchyard=$GATEWAY_PID" \
+    "${pids[@]}" \
+    --workload "$WORKLOAD" \
     --duration "$DURATION" --warmup "$WARMUP" \
     --concurrency "$CONCURRENCY" --rates "$RATES" \
     --stream both \

@@ -100,6 +100,20 @@ pub struct Args {
     /// Allow non-loopback URLs. Off by default so a typo cannot load a paid API.
     #[arg(long)]
     pub allow_remote: bool,
+
+    /// What the requests ask: `same` (one fixed prompt, no temperature: caches bypass it),
+    /// `unique` (a new question every request at temperature 0: every cache lookup misses,
+    /// embeds, searches and stores), `repeat` (one question at temperature 0: cache hits).
+    #[arg(long, value_enum, default_value_t = Workload::Same)]
+    pub workload: Workload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    Same,
+    Unique,
+    Repeat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
-use crate::cli::EndpointSpec;
+use crate::cli::{EndpointSpec, Workload};
 
 /// What one request came to. Times are from the request's origin: the moment it was sent
 /// (closed loop) or scheduled (open loop).
@@ -59,10 +59,19 @@ pub struct Endpoint {
     body_full: Bytes,
     body_stream: Bytes,
     timeout: Duration,
+    workload: Workload,
+    /// Numbers the questions of the `unique` workload.
+    sent: std::sync::atomic::AtomicU64,
+    max_tokens: u32,
 }
 
 impl Endpoint {
-    pub fn new(spec: EndpointSpec, max_tokens: u32, timeout: Duration) -> Result<Self> {
+    pub fn new(
+        spec: EndpointSpec,
+        max_tokens: u32,
+        timeout: Duration,
+        workload: Workload,
+    ) -> Result<Self> {
         let mut http = HttpConnector::new();
         // Without it, Nagle plus delayed ACK can add up to 40 ms to a small request.
         http.set_nodelay(true);
@@ -82,18 +91,37 @@ impl Endpoint {
                 anyhow::Ok(v)
             })
             .transpose()?;
+        let fixed = match workload {
+            Workload::Same => (FIXED_PROMPT, None),
+            Workload::Repeat | Workload::Unique => (REPEATED_QUESTION, Some(0.0)),
+        };
         Ok(Endpoint {
-            body_full: chat_body(&spec.model, max_tokens, false)?,
-            body_stream: chat_body(&spec.model, max_tokens, true)?,
+            body_full: chat_body(&spec.model, max_tokens, false, fixed.0, fixed.1)?,
+            body_stream: chat_body(&spec.model, max_tokens, true, fixed.0, fixed.1)?,
             spec,
             client,
             auth,
             timeout,
+            workload,
+            sent: std::sync::atomic::AtomicU64::new(0),
+            max_tokens,
         })
     }
 
     fn request(&self, stream: bool) -> Result<Request<Full<Bytes>>, http::Error> {
-        let body = if stream {
+        let unique;
+        let body = if self.workload == Workload::Unique {
+            let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            unique = chat_body(
+                &self.spec.model,
+                self.max_tokens,
+                stream,
+                &question(n),
+                Some(0.0),
+            )
+            .unwrap_or_default();
+            &unique
+        } else if stream {
             &self.body_stream
         } else {
             &self.body_full
@@ -189,14 +217,55 @@ impl DataScan {
     }
 }
 
-/// A small fixed chat request, the same for every endpoint but its model.
-fn chat_body(model: &str, max_tokens: u32, stream: bool) -> Result<Bytes> {
-    let body = serde_json::json!({
+const FIXED_PROMPT: &str = "Say hello in five words.";
+const REPEATED_QUESTION: &str = "What is the capital of France?";
+
+/// The `n`th question of the `unique` workload: different words and numbers each time, so
+/// neither an exact nor a semantic cache can answer it, and realistic enough to embed.
+pub fn question(n: u64) -> String {
+    const TOPICS: [&str; 8] = [
+        "a sourdough starter",
+        "the French revolution",
+        "a Rust borrow checker error",
+        "compound interest",
+        "a cold frame greenhouse",
+        "the Krebs cycle",
+        "a marathon training plan",
+        "TCP congestion control",
+    ];
+    const ASKS: [&str; 6] = [
+        "Explain in simple terms",
+        "Give three tips about",
+        "What are common mistakes with",
+        "Summarise the history of",
+        "How would you teach",
+        "List the key facts about",
+    ];
+    let topic = TOPICS[(n % 8) as usize];
+    let ask = ASKS[((n / 8) % 6) as usize];
+    format!(
+        "{ask} {topic}, case {n}, for a reader aged {}.",
+        10 + n % 80
+    )
+}
+
+/// A small chat request, the same for every endpoint but its model.
+fn chat_body(
+    model: &str,
+    max_tokens: u32,
+    stream: bool,
+    prompt: &str,
+    temperature: Option<f64>,
+) -> Result<Bytes> {
+    let mut body = serde_json::json!({
         "model": model,
-        "messages": [{"role": "user", "content": "Say hello in five words."}],
+        "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens,
         "stream": stream,
     });
+    if let Some(t) = temperature {
+        body["temperature"] = serde_json::json!(t);
+    }
     Ok(Bytes::from(serde_json::to_vec(&body)?))
 }
 
@@ -219,10 +288,13 @@ mod tests {
 
     #[test]
     fn body_is_a_chat_request() {
-        let b = chat_body("fast", 16, true).unwrap();
+        let b = chat_body("fast", 16, true, FIXED_PROMPT, None).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["model"], "fast");
         assert_eq!(v["stream"], true);
         assert_eq!(v["max_tokens"], 16);
+        assert!(v.get("temperature").is_none());
+        assert_ne!(question(1), question(2));
+        assert_ne!(question(1), question(9));
     }
 }

@@ -212,7 +212,7 @@ mod tests {
             model: "fast".into(),
             pid: None,
         };
-        Arc::new(Endpoint::new(spec, 8, timeout).unwrap())
+        Arc::new(Endpoint::new(spec, 8, timeout, crate::cli::Workload::Same).unwrap())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

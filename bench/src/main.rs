@@ -73,6 +73,7 @@ async fn run(args: &Args, plan: Plan, threads: usize) -> Result<()> {
         plan.baseline.clone(),
         args.max_tokens,
         plan.timeout,
+        args.workload,
     )?);
     let mut endpoints = vec![Arc::clone(&baseline)];
     for t in &plan.targets {
@@ -80,6 +81,7 @@ async fn run(args: &Args, plan: Plan, threads: usize) -> Result<()> {
             t.clone(),
             args.max_tokens,
             plan.timeout,
+            args.workload,
         )?));
     }
     let modes: Vec<bool> = {
