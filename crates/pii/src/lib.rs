@@ -1,0 +1,42 @@
+//! PII and secret detection and masking for the gateway's guard stage.
+//!
+//! Owns: the detectors (e-mail, phone, payment card with Luhn, IBAN with mod-97, US SSN with
+//! the never-issued ranges, IPv4/IPv6, dates of birth by context, provider API keys, JWTs,
+//! private keys and high-entropy tokens, and a rule-based recogniser for person names, street
+//! addresses and locations), the deterministic choice between overlapping findings, and the
+//! masking actions (`redact`, `pseudonymize`, `hash`, `block`) with consistent placeholders
+//! per session and their restoration in answers, streaming included.
+//!
+//! Must not: do I/O, read clocks or environment, or know about HTTP, config files or the
+//! request pipeline. A [`Scanner`] is built once from a [`ScannerConfig`] (regexes and word
+//! lists compiled then) and shared; a [`MaskSession`] lives for one request.
+//!
+//! The name, address and location recogniser is rules and word lists, not a trained model;
+//! `eval/pii.md` measures how far that goes.
+
+mod config;
+mod kind;
+mod mask;
+mod recogniser;
+mod scanner;
+mod secrets;
+mod structured;
+mod text;
+
+pub use config::{ScannerConfig, SecretOptions};
+pub use kind::{EntityKind, Span};
+pub use mask::{
+    Action, Finding, MaskPolicy, MaskSession, Masked, Masker, Restorations, StreamUnmasker,
+};
+pub use scanner::{resolve_overlaps, Scanner};
+pub use secrets::shannon_entropy;
+pub use structured::{iban_checksum_valid, luhn_valid, ssn_valid};
+
+/// Why a scanner could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PiiError {
+    #[error("invalid PII scanner config: {}", .0.join("; "))]
+    InvalidConfig(Vec<String>),
+    #[error("a built-in pattern failed to compile: {0}")]
+    Pattern(String),
+}

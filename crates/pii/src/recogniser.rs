@@ -1,0 +1,1173 @@
+//! Person names, street addresses and locations by rules: context words ("my name is",
+//! "Mr.", "lives at", "in <City>"), capitalisation, street-type words, and small embedded
+//! word lists. This is a recogniser, not a trained NER model: it finds the common shapes and
+//! misses names it has no cue for (see `eval/pii.md` for how often).
+
+use std::collections::{HashMap, HashSet};
+
+use regex::Regex;
+
+use crate::kind::{EntityKind, Span};
+use crate::PiiError;
+
+const FIRST_NAMES: &str = include_str!("../data/first_names.txt");
+const AMBIGUOUS_NAMES: &str = include_str!("../data/ambiguous_names.txt");
+const SURNAMES: &str = include_str!("../data/surnames.txt");
+const PLACES: &str = include_str!("../data/places.txt");
+const NON_NAMES: &str = include_str!("../data/nonname_words.txt");
+
+const TITLES: &[&str] = &[
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "mx",
+    "dr",
+    "prof",
+    "professor",
+    "sir",
+    "madam",
+    "dame",
+    "mister",
+    "mme",
+    "mlle",
+    "herr",
+    "frau",
+    "señor",
+    "señora",
+    "sr",
+    "sra",
+    "signor",
+    "signora",
+    "lady",
+    "lord",
+];
+/// Phrases after which a name follows ("my name is Ana"). The flag says whether a lower-case
+/// name is accepted after it (people type "my name is ana lee").
+const NAME_CUES: &[(&[&str], bool)] = &[
+    (&["my", "name", "is"], true),
+    (&["name", "is"], true),
+    (&["name", ":"], true),
+    (&["names", "are"], false),
+    (&["i", "am"], false),
+    (&["i", "'m"], false),
+    (&["i", "’m"], false),
+    (&["this", "is"], false),
+    (&["called"], false),
+    (&["named"], false),
+    (&["dear"], false),
+    (&["regards", ","], false),
+    (&["sincerely", ","], false),
+    (&["thanks", ","], false),
+    (&["ask", "for"], false),
+    (&["speak", "to"], false),
+    (&["speak", "with"], false),
+    (&["talk", "to"], false),
+    (&["contact"], false),
+    (&["directed", "by"], false),
+    (&["written", "by"], false),
+    (&["starring"], false),
+    (&["signed"], false),
+    (&["patient"], false),
+    (&["says"], false),
+    (&["said"], false),
+    (&["with"], false),
+    (&["and"], false),
+    (&["by"], false),
+    (&["to"], false),
+    (&["from"], false),
+    (&["hi"], false),
+    (&["hello"], false),
+];
+/// Name particles that may sit inside a name ("Ludwig van Beethoven").
+const PARTICLES: &[&str] = &[
+    "van", "von", "de", "der", "den", "da", "di", "del", "della", "le", "la", "du", "bin", "al",
+    "el", "ter", "ten",
+];
+/// Surname endings that mark a word as a family name in many languages.
+const SURNAME_ENDINGS: &[&str] = &[
+    "ski", "ska", "cki", "cka", "wicz", "vić", "vic", "ović", "ovic", "sson", "ssen", "escu",
+    "opoulos", "akis", "enko", "chuk", "ström", "strom", "berg", "mann", "stein", "ova", "ová",
+    "eva", "ov", "ev", "ini", "elli", "etti", "ez", "ian", "yan", "oglu", "oğlu", "ssi", "nen",
+    "lä", "la",
+];
+const ORG_SUFFIXES: &[&str] = &[
+    "inc",
+    "llc",
+    "ltd",
+    "gmbh",
+    "corp",
+    "corporation",
+    "company",
+    "co",
+    "group",
+    "bank",
+    "university",
+    "college",
+    "school",
+    "hospital",
+    "institute",
+    "foundation",
+    "association",
+    "technologies",
+    "systems",
+    "solutions",
+    "labs",
+    "partners",
+    "holdings",
+    "ag",
+    "sa",
+    "plc",
+    "media",
+    "services",
+    "orchestra",
+    "museum",
+    "club",
+];
+/// Street-type words that follow the street name ("Kent Street", "Main St.").
+const STREET_AFTER: &[&str] = &[
+    "street",
+    "st",
+    "avenue",
+    "ave",
+    "av",
+    "road",
+    "rd",
+    "boulevard",
+    "blvd",
+    "lane",
+    "ln",
+    "drive",
+    "dr",
+    "court",
+    "ct",
+    "place",
+    "pl",
+    "square",
+    "sq",
+    "terrace",
+    "way",
+    "parkway",
+    "pkwy",
+    "highway",
+    "hwy",
+    "circle",
+    "cir",
+    "crescent",
+    "cres",
+    "close",
+    "plaza",
+    "trail",
+    "trl",
+    "alley",
+    "row",
+    "walk",
+    "isle",
+    "heights",
+    "gardens",
+    "mews",
+    "grove",
+    "hill",
+    "park",
+    "path",
+    "pike",
+    "point",
+    "ridge",
+    "route",
+    "run",
+    "view",
+    "village",
+    "ville",
+    "harbor",
+    "harbour",
+    "crossing",
+    "creek",
+    "estates",
+    "expressway",
+    "fork",
+    "forks",
+    "green",
+    "junction",
+    "loop",
+    "manor",
+    "meadow",
+    "meadows",
+    "mill",
+    "mills",
+    "mount",
+    "orchard",
+    "pass",
+    "port",
+    "shore",
+    "shores",
+    "spring",
+    "springs",
+    "station",
+    "summit",
+    "turnpike",
+    "union",
+    "valley",
+    "vista",
+    "wall",
+    "wells",
+    "gate",
+    "gata",
+    "gatan",
+    "vej",
+    "veien",
+    "vegen",
+    "gade",
+    "katu",
+    "tie",
+    "utca",
+    "straat",
+    "laan",
+    "plein",
+    "gracht",
+    "weg",
+    "gasse",
+    "allee",
+    "platz",
+    "strasse",
+    "straße",
+    "str",
+];
+/// Street-type words that come before the name ("rue de la Paix", "Via Roma", "ul. Polna").
+const STREET_BEFORE: &[&str] = &[
+    "rue",
+    "avenue",
+    "av",
+    "avda",
+    "avenida",
+    "calle",
+    "c",
+    "carrer",
+    "via",
+    "viale",
+    "piazza",
+    "corso",
+    "largo",
+    "strada",
+    "rua",
+    "estrada",
+    "travessa",
+    "praça",
+    "ul",
+    "ulica",
+    "aleja",
+    "al",
+    "boulevard",
+    "bd",
+    "chemin",
+    "place",
+    "allée",
+    "impasse",
+    "quai",
+    "route",
+    "paseo",
+    "camino",
+    "plaza",
+    "ronda",
+    "odos",
+    "οδός",
+    "λ",
+];
+/// Street-type endings glued to the name ("Hauptstraße", "Keizersgracht", "Storgatan").
+const STREET_ENDINGS: &[&str] = &[
+    "straße", "strasse", "str", "weg", "gasse", "allee", "platz", "ring", "damm", "ufer", "straat",
+    "laan", "plein", "gracht", "kade", "singel", "vej", "gade", "gata", "gatan", "vägen", "vegen",
+    "veien", "gate", "katu", "tie", "utca", "ulica", "street", "road",
+];
+const UNIT_WORDS: &[&str] = &[
+    "apt",
+    "apartment",
+    "suite",
+    "ste",
+    "unit",
+    "flat",
+    "floor",
+    "fl",
+    "room",
+    "rm",
+    "bldg",
+    "building",
+    "no",
+    "nr",
+    "#",
+];
+const ADDRESS_CUES: &[&[&str]] = &[
+    &["lives", "at"],
+    &["live", "at"],
+    &["living", "at"],
+    &["address", "is"],
+    &["address", ":"],
+    &["located", "at"],
+    &["ship", "to"],
+    &["deliver", "to"],
+    &["send", "it", "to"],
+    &["sent", "to"],
+    &["moved", "to"],
+    &["address", "to"],
+    &["address", "with"],
+    &["taxi", "to"],
+    &["office", "is", "at"],
+    &["offices", "are", "located", "at"],
+    &["is", "at"],
+];
+const LOCATION_CUES: &[&str] = &[
+    "in", "from", "to", "near", "at", "visit", "visiting", "visited", "of", "around", "outside",
+    "across",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shape {
+    Word,
+    Number,
+    Punct,
+    Newline,
+}
+
+#[derive(Debug, Clone)]
+struct Token<'t> {
+    start: usize,
+    end: usize,
+    text: &'t str,
+    lower: String,
+    shape: Shape,
+}
+
+impl Token<'_> {
+    fn capitalised(&self) -> bool {
+        self.shape == Shape::Word && self.text.chars().next().is_some_and(char::is_uppercase)
+    }
+
+    fn is(&self, word: &str) -> bool {
+        self.lower == word
+    }
+}
+
+pub(crate) struct Recogniser {
+    token: Regex,
+    first_names: HashSet<String>,
+    ambiguous_names: HashSet<String>,
+    surnames: HashSet<String>,
+    non_names: HashSet<String>,
+    /// Places by their first word; each entry is the whole place as words, and whether it is
+    /// ambiguous.
+    places: HashMap<String, Vec<(Vec<String>, bool)>>,
+    zip: Regex,
+}
+
+fn words(list: &str) -> HashSet<String> {
+    list.lines()
+        .filter(|line| !line.starts_with('#'))
+        .flat_map(str::split_whitespace)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn in_list(list: &[&str], word: &str) -> bool {
+    list.contains(&word)
+}
+
+impl Recogniser {
+    pub(crate) fn new() -> Result<Recogniser, PiiError> {
+        let compile =
+            |pattern: &str| Regex::new(pattern).map_err(|err| PiiError::Pattern(err.to_string()));
+        let mut places: HashMap<String, Vec<(Vec<String>, bool)>> = HashMap::new();
+        for line in PLACES
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        {
+            let (ambiguous, name) = match line.strip_prefix('~') {
+                Some(rest) => (true, rest),
+                None => (false, line),
+            };
+            let parts: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
+            if let Some(first) = parts.first() {
+                places
+                    .entry(first.clone())
+                    .or_default()
+                    .push((parts, ambiguous));
+            }
+        }
+        for entries in places.values_mut() {
+            // Longest first, so "new york city" wins over "new york".
+            entries.sort_by_key(|(parts, _)| std::cmp::Reverse(parts.len()));
+        }
+        Ok(Recogniser {
+            token: compile(r"[\p{L}\p{M}]+(?:['’\-][\p{L}\p{M}]+)*|[0-9]+[A-Za-z]?|\n|[^\s]")?,
+            first_names: words(FIRST_NAMES),
+            ambiguous_names: words(AMBIGUOUS_NAMES),
+            surnames: words(SURNAMES),
+            non_names: words(NON_NAMES),
+            places,
+            zip: compile(
+                r"^(?:[0-9]{3,6}|[0-9]{5}-[0-9]{3,4}|[0-9]{2}-[0-9]{3}|[A-Z]{1,2}[0-9][0-9A-Z]?)$",
+            )?,
+        })
+    }
+
+    pub(crate) fn detect(
+        &self,
+        text: &str,
+        kinds: &dyn Fn(EntityKind) -> bool,
+        out: &mut Vec<Span>,
+    ) {
+        let tokens: Vec<Token<'_>> = self
+            .token
+            .find_iter(text)
+            .map(|found| {
+                let piece = found.as_str();
+                let shape = if piece == "\n" {
+                    Shape::Newline
+                } else if piece.starts_with(|c: char| c.is_ascii_digit()) {
+                    Shape::Number
+                } else if piece.starts_with(char::is_alphabetic) {
+                    Shape::Word
+                } else {
+                    Shape::Punct
+                };
+                Token {
+                    start: found.start(),
+                    end: found.end(),
+                    text: piece,
+                    lower: piece.to_lowercase(),
+                    shape,
+                }
+            })
+            .collect();
+        if kinds(EntityKind::StreetAddress) {
+            self.addresses(&tokens, out);
+        }
+        if kinds(EntityKind::Location) {
+            self.locations(&tokens, out);
+        }
+        if kinds(EntityKind::Person) {
+            self.persons(&tokens, out);
+        }
+    }
+
+    fn is_non_name(&self, token: &Token<'_>) -> bool {
+        self.non_names.contains(&token.lower) && !self.first_names.contains(&token.lower)
+            || in_list(ORG_SUFFIXES, &token.lower)
+    }
+
+    fn name_like(&self, token: &Token<'_>) -> bool {
+        token.shape == Shape::Word
+            && !self.non_names.contains(&token.lower)
+            && !in_list(TITLES, &token.lower)
+    }
+
+    fn surname_like(&self, lower: &str) -> bool {
+        self.surnames.contains(lower)
+            || lower.chars().count() >= 5
+                && SURNAME_ENDINGS.iter().any(|ending| lower.ends_with(ending))
+    }
+
+    fn sentence_start(tokens: &[Token<'_>], index: usize) -> bool {
+        index == 0
+            || matches!(tokens[index - 1].shape, Shape::Newline)
+            || matches!(
+                tokens[index - 1].text,
+                "." | "!" | "?" | ":" | "\"" | "“" | ">" | "(" | "-" | "*"
+            )
+    }
+
+    /// The run of name words starting at `index`: capitalised words, initials ("K."), and
+    /// particles between capitalised words; lower-case words only when `lower_ok`.
+    fn name_run(
+        &self,
+        tokens: &[Token<'_>],
+        index: usize,
+        lower_ok: bool,
+        max_words: usize,
+    ) -> Option<(usize, usize)> {
+        let mut end_index = index;
+        let mut words_taken = 0;
+        let mut i = index;
+        while i < tokens.len() && words_taken < max_words {
+            let token = &tokens[i];
+            if token.shape != Shape::Word
+                || self.is_non_name(token)
+                    && !(lower_ok && words_taken > 0 && !self.non_names.contains(&token.lower))
+            {
+                break;
+            }
+            let initial = token.text.chars().count() == 1 && token.capitalised();
+            if initial {
+                // "K." inside a name.
+                if tokens.get(i + 1).is_some_and(|t| t.text == ".") && i + 2 < tokens.len() {
+                    i += 2;
+                    continue;
+                }
+                break;
+            }
+            let particle = in_list(PARTICLES, &token.lower)
+                && words_taken > 0
+                && tokens.get(i + 1).is_some_and(Token::capitalised);
+            if !(token.capitalised() || particle || lower_ok && self.name_like(token)) {
+                break;
+            }
+            if !particle {
+                words_taken += 1;
+                end_index = i;
+            }
+            i += 1;
+        }
+        if words_taken == 0 {
+            return None;
+        }
+        // A run followed by "Inc", "LLC", "University"... is an organisation.
+        if tokens
+            .get(end_index + 1)
+            .is_some_and(|t| in_list(ORG_SUFFIXES, &t.lower))
+        {
+            return None;
+        }
+        Some((index, end_index))
+    }
+
+    fn cue_before(tokens: &[Token<'_>], index: usize, cue: &[&str]) -> bool {
+        index >= cue.len()
+            && tokens[index - cue.len()..index]
+                .iter()
+                .zip(cue)
+                .all(|(token, word)| token.is(word))
+    }
+
+    fn persons(&self, tokens: &[Token<'_>], out: &mut Vec<Span>) {
+        let mut i = 0;
+        while i < tokens.len() {
+            let token = &tokens[i];
+            if token.shape != Shape::Word {
+                i += 1;
+                continue;
+            }
+            // 1. A title: "Mr. John Smith", "dr. lee".
+            if in_list(TITLES, &token.lower) {
+                let next = if tokens.get(i + 1).is_some_and(|t| t.text == ".") {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                let lower_ok = !token.capitalised();
+                if let Some((first, last)) = tokens
+                    .get(next)
+                    .and_then(|_| self.name_run(tokens, next, lower_ok, 3))
+                {
+                    out.push(Span::new(
+                        tokens[first].start,
+                        tokens[last].end,
+                        EntityKind::Person,
+                        0.9,
+                        "title+name",
+                    ));
+                    i = last + 1;
+                    continue;
+                }
+            }
+            // 2. A cue phrase: "my name is Ana Lee", "directed by Alice Hasti".
+            if let Some(lower_ok) = NAME_CUES
+                .iter()
+                .find(|(cue, _)| Self::cue_before(tokens, i, cue))
+                .map(|(_, lower_ok)| *lower_ok)
+            {
+                let weak_cue = !lower_ok;
+                if let Some((first, last)) = self.name_run(tokens, i, lower_ok, 3) {
+                    let known = (first..=last).any(|k| {
+                        self.first_names.contains(&tokens[k].lower)
+                            || self.surname_like(&tokens[k].lower)
+                    });
+                    let strong = lower_ok || known;
+                    let place = self.place_at(tokens, first).is_some();
+                    if strong && !place
+                        || weak_cue && last > first && !place && self.cue_is_personal(tokens, i)
+                    {
+                        let confidence = if lower_ok {
+                            0.85
+                        } else if known {
+                            0.8
+                        } else {
+                            0.6
+                        };
+                        out.push(Span::new(
+                            tokens[first].start,
+                            tokens[last].end,
+                            EntityKind::Person,
+                            confidence,
+                            "cue+name",
+                        ));
+                        i = last + 1;
+                        continue;
+                    }
+                }
+            }
+            // 3. Word lists: a known given name or family name in a run of capitalised words.
+            if token.capitalised() && !self.is_non_name(token) {
+                if let Some((first, last)) = self.name_run(tokens, i, false, 3) {
+                    let run = &tokens[first..=last];
+                    let given = self.first_names.contains(&run[0].lower);
+                    let ambiguous = self.ambiguous_names.contains(&run[0].lower);
+                    let family = run.iter().skip(1).any(|t| self.surname_like(&t.lower))
+                        || run.len() == 1 && self.surname_like(&run[0].lower);
+                    let all_caps = run
+                        .iter()
+                        .all(|t| t.text.chars().all(|c| !c.is_lowercase()));
+                    let place = self.place_at(tokens, first).is_some_and(|end| end >= last);
+                    let confidence = match (run.len(), given && !ambiguous, family) {
+                        _ if place || all_caps && run.len() == 1 => None,
+                        (n, true, _) if n >= 2 => Some(0.85),
+                        (n, false, true) if n >= 2 && given => Some(0.75),
+                        (n, false, true) if n >= 2 => Some(0.7),
+                        (1, true, _) => Some(0.7),
+                        (1, false, true)
+                            if !Self::sentence_start(tokens, first)
+                                && self.surnames.contains(&run[0].lower) =>
+                        {
+                            Some(0.6)
+                        }
+                        (1, false, true) if !Self::sentence_start(tokens, first) => Some(0.5),
+                        _ => None,
+                    };
+                    if let Some(confidence) = confidence {
+                        out.push(Span::new(
+                            run[0].start,
+                            run[run.len() - 1].end,
+                            EntityKind::Person,
+                            confidence,
+                            "gazetteer",
+                        ));
+                        i = last + 1;
+                        continue;
+                    }
+                }
+            }
+            // 4. Lower-case text: a known, unambiguous given name followed by another word.
+            if !token.capitalised()
+                && self.first_names.contains(&token.lower)
+                && !self.ambiguous_names.contains(&token.lower)
+                && !self.non_names.contains(&token.lower)
+                && self.places.get(&token.lower).is_none()
+            {
+                let next = tokens
+                    .get(i + 1)
+                    .filter(|t| t.shape == Shape::Word && !t.capitalised() && self.name_like(t));
+                let end = match next {
+                    Some(next)
+                        if self.surname_like(&next.lower)
+                            || !self.first_names.contains(&next.lower)
+                                && next.lower.chars().count() >= 3 =>
+                    {
+                        next.end
+                    }
+                    _ => token.end,
+                };
+                let confidence = if end > token.end { 0.55 } else { 0.5 };
+                out.push(Span::new(
+                    token.start,
+                    end,
+                    EntityKind::Person,
+                    confidence,
+                    "lowercase_name",
+                ));
+                i += if end > token.end { 2 } else { 1 };
+                continue;
+            }
+            i += 1;
+        }
+    }
+
+    /// Weak cues ("with", "and", "to") only count when the name is two capitalised words that
+    /// do not start a sentence; stronger cues stand on their own.
+    fn cue_is_personal(&self, tokens: &[Token<'_>], index: usize) -> bool {
+        !Self::sentence_start(tokens, index)
+            && tokens
+                .get(index + 1)
+                .is_some_and(|t| t.capitalised() && !self.is_non_name(t))
+            && tokens.get(index).is_some_and(|t| !self.is_non_name(t))
+    }
+
+    /// The last token index of a known place starting at `index`, if one does.
+    fn place_at(&self, tokens: &[Token<'_>], index: usize) -> Option<usize> {
+        let entries = self.places.get(&tokens.get(index)?.lower)?;
+        entries.iter().find_map(|(parts, _)| {
+            let mut k = index;
+            for part in parts {
+                while tokens
+                    .get(k)
+                    .is_some_and(|t| t.shape == Shape::Punct && t.text == ".")
+                {
+                    k += 1;
+                }
+                if !tokens.get(k).is_some_and(|t| &t.lower == part) {
+                    return None;
+                }
+                k += 1;
+            }
+            Some(k - 1)
+        })
+    }
+
+    fn place_is_ambiguous(&self, tokens: &[Token<'_>], index: usize, last: usize) -> bool {
+        self.places
+            .get(&tokens[index].lower)
+            .is_some_and(|entries| {
+                entries
+                    .iter()
+                    .any(|(parts, ambiguous)| *ambiguous && parts.len() == last - index + 1)
+            })
+    }
+
+    fn locations(&self, tokens: &[Token<'_>], out: &mut Vec<Span>) {
+        let mut i = 0;
+        while i < tokens.len() {
+            let token = &tokens[i];
+            if token.shape != Shape::Word {
+                i += 1;
+                continue;
+            }
+            let cue = i > 0 && LOCATION_CUES.contains(&tokens[i - 1].lower.as_str());
+            if let Some(last) = self.place_at(tokens, i) {
+                let shaped = token.capitalised() || cue;
+                let ambiguous = self.place_is_ambiguous(tokens, i, last);
+                if shaped && (!ambiguous || cue && token.capitalised()) {
+                    let confidence = if token.capitalised() { 0.8 } else { 0.6 };
+                    out.push(Span::new(
+                        token.start,
+                        tokens[last].end,
+                        EntityKind::Location,
+                        confidence,
+                        "place_list",
+                    ));
+                    i = last + 1;
+                    continue;
+                }
+            }
+            // "in Springfield", "from Tiszabög": an unknown capitalised run after a place cue.
+            if cue
+                && token.capitalised()
+                && !self.is_non_name(token)
+                && !self.first_names.contains(&token.lower)
+                && !Self::sentence_start(tokens, i - 1)
+            {
+                if let Some((first, last)) = self.name_run(tokens, i, false, 3) {
+                    let multi_cap = tokens[first..=last]
+                        .iter()
+                        .all(|t| t.text.chars().all(|c| !c.is_lowercase()));
+                    if !multi_cap || last == first {
+                        out.push(Span::new(
+                            tokens[first].start,
+                            tokens[last].end,
+                            EntityKind::Location,
+                            0.5,
+                            "cue+capitalised",
+                        ));
+                        i = last + 1;
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn is_street_word(token: &Token<'_>) -> bool {
+        token.shape == Shape::Word
+            && (in_list(STREET_AFTER, &token.lower)
+                || token.lower.chars().count() > 4
+                    && STREET_ENDINGS
+                        .iter()
+                        .any(|ending| token.lower.ends_with(ending)))
+    }
+
+    /// Street addresses:
+    /// 1. a house number (one or two numbers) then up to five words containing a street-type
+    ///    word ("12 Kent Street", "6889 ul. Jarzębinowa 5", "12 rue de la Paix");
+    /// 2. or a street word glued to its name then a number ("Hauptstraße 5");
+    /// 3. or a number after an address cue ("lives at 44 ..."), taken to the end of the line;
+    /// 4. then extended over units ("Apt. 4"), city, state, postcode and country segments;
+    /// 5. a unit alone ("Suite 616") counts too, weakly.
+    fn addresses(&self, tokens: &[Token<'_>], out: &mut Vec<Span>) {
+        let mut i = 0;
+        while i < tokens.len() {
+            let core = self.address_core(tokens, i);
+            if let Some((first, last, confidence, rule)) = core {
+                let last = self.extend_address(tokens, last);
+                out.push(Span::new(
+                    tokens[first].start,
+                    tokens[last].end,
+                    EntityKind::StreetAddress,
+                    confidence,
+                    rule,
+                ));
+                i = last + 1;
+                continue;
+            }
+            if in_list(UNIT_WORDS, &tokens[i].lower)
+                && tokens[i].lower != "no"
+                && tokens[i].lower != "#"
+            {
+                let mut k = i + 1;
+                if tokens.get(k).is_some_and(|t| t.text == ".") {
+                    k += 1;
+                }
+                if tokens.get(k).is_some_and(|t| t.shape == Shape::Number)
+                    && tokens[i].capitalised()
+                {
+                    out.push(Span::new(
+                        tokens[i].start,
+                        tokens[k].end,
+                        EntityKind::StreetAddress,
+                        0.55,
+                        "unit",
+                    ));
+                    i = k + 1;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn address_core(
+        &self,
+        tokens: &[Token<'_>],
+        i: usize,
+    ) -> Option<(usize, usize, f32, &'static str)> {
+        let token = tokens.get(i)?;
+        let cued = ADDRESS_CUES
+            .iter()
+            .any(|cue| Self::cue_before(tokens, i, cue));
+        if token.shape == Shape::Number && token.text.len() <= 6 {
+            let mut k = i + 1;
+            if tokens
+                .get(k)
+                .is_some_and(|t| t.shape == Shape::Number && t.text.len() <= 5)
+            {
+                k += 1;
+            }
+            if tokens.get(k).is_some_and(|t| t.text == ",") {
+                k += 1;
+            }
+            // Up to five words (and dots, and one trailing number) until a street word.
+            let mut words = 0;
+            let mut street_at = None;
+            let mut j = k;
+            while let Some(t) = tokens.get(j) {
+                match t.shape {
+                    Shape::Word if words < 5 => {
+                        if words == 0
+                            && (in_list(STREET_BEFORE, &t.lower)
+                                || Self::is_street_word(t) && t.lower.chars().count() > 4)
+                        {
+                            street_at = Some(j);
+                        } else if words > 0 && Self::is_street_word(t) {
+                            street_at = Some(j);
+                        }
+                        if !(t.capitalised()
+                            || in_list(PARTICLES, &t.lower)
+                            || street_at.is_some()
+                            || in_list(STREET_BEFORE, &t.lower))
+                            && street_at.is_none()
+                        {
+                            // "3 cats and a dog": lower-case words before any street word.
+                            if !t.text.chars().all(|c| !c.is_lowercase()) && words > 0 {
+                                break;
+                            }
+                        }
+                        words += 1;
+                    }
+                    Shape::Punct if t.text == "." || t.text == "'" => {}
+                    _ => break,
+                }
+                if street_at.is_some_and(|s| s == j)
+                    && words >= 2
+                    && !in_list(STREET_BEFORE, &t.lower)
+                {
+                    break;
+                }
+                j += 1;
+            }
+            if let Some(street) = street_at {
+                let before_street = street == k;
+                // "rue de la Paix": the street word first, so take the name words after it.
+                let mut last = street;
+                if before_street || Self::is_street_word(&tokens[street]) && street == k {
+                    let mut m = street + 1;
+                    while let Some(t) = tokens.get(m) {
+                        let word = t.shape == Shape::Word
+                            && (t.capitalised()
+                                || in_list(PARTICLES, &t.lower)
+                                || t.lower.len() > 2 && !self.non_names.contains(&t.lower));
+                        if word || t.text == "." && m == street + 1 {
+                            if t.shape == Shape::Word {
+                                last = m;
+                            }
+                            m += 1;
+                        } else {
+                            break;
+                        }
+                        if m - street > 5 {
+                            break;
+                        }
+                    }
+                }
+                if tokens.get(last + 1).is_some_and(|t| t.text == ".") {
+                    last += 1;
+                }
+                // "Jarzębinowa 5": a number right after the street name.
+                if tokens
+                    .get(last + 1)
+                    .is_some_and(|t| t.shape == Shape::Number && t.text.len() <= 4)
+                {
+                    last += 1;
+                }
+                if last > i {
+                    return Some((i, last, if cued { 0.9 } else { 0.8 }, "number+street"));
+                }
+            }
+            if cued {
+                let mut last = i;
+                let mut m = i + 1;
+                while let Some(t) = tokens.get(m) {
+                    if matches!(t.shape, Shape::Newline)
+                        || matches!(t.text, "." | "?" | "!" | ";")
+                        || m - i > 8
+                    {
+                        break;
+                    }
+                    last = m;
+                    m += 1;
+                }
+                if last > i {
+                    return Some((i, last, 0.75, "cue+number"));
+                }
+            }
+        }
+        // "Hauptstraße 5", "Kent Street 12".
+        if token.shape == Shape::Word && token.capitalised() {
+            let mut k = i;
+            while tokens
+                .get(k)
+                .is_some_and(|t| t.shape == Shape::Word && t.capitalised())
+                && k - i < 3
+            {
+                k += 1;
+            }
+            let street = k
+                .checked_sub(1)
+                .filter(|s| *s >= i && Self::is_street_word(&tokens[*s]))?;
+            let glued = STREET_ENDINGS.iter().any(|ending| {
+                tokens[street].lower.ends_with(ending) && tokens[street].lower != *ending
+            });
+            let number = tokens
+                .get(k)
+                .filter(|t| t.shape == Shape::Number && t.text.len() <= 4)?;
+            if (glued || street > i)
+                && !tokens
+                    .get(k + 1)
+                    .is_some_and(|t| t.text == "." || t.text == ":")
+                || glued
+            {
+                let _ = number;
+                return Some((i, k, 0.7, "street+number"));
+            }
+        }
+        None
+    }
+
+    /// Extends a street address over what usually follows it: a unit ("Apt. 4", "Suite
+    /// 200"), then up to four segments split by commas or line breaks that look like a city,
+    /// a state or region code, a postcode or a country. Stops at a sentence end.
+    fn extend_address(&self, tokens: &[Token<'_>], mut last: usize) -> usize {
+        let mut segments = 0;
+        let mut k = last + 1;
+        while segments < 5 {
+            // Skip separators.
+            let mut m = k;
+            while tokens
+                .get(m)
+                .is_some_and(|t| t.shape == Shape::Newline || t.text == "," || t.text == ">")
+            {
+                m += 1;
+            }
+            let Some(t) = tokens.get(m) else { break };
+            // A unit.
+            if in_list(UNIT_WORDS, &t.lower) {
+                let mut n = m + 1;
+                if tokens.get(n).is_some_and(|t| t.text == ".") {
+                    n += 1;
+                }
+                if tokens.get(n).is_some_and(|t| t.shape == Shape::Number) {
+                    last = n;
+                    k = n + 1;
+                    segments += 1;
+                    continue;
+                }
+                break;
+            }
+            // A postcode.
+            if t.shape == Shape::Number && self.zip.is_match(t.text)
+                || t.shape == Shape::Number && tokens.get(m + 1).is_some_and(|n| n.text == "-")
+            {
+                let mut n = m;
+                if tokens.get(n + 1).is_some_and(|x| x.text == "-")
+                    && tokens.get(n + 2).is_some_and(|x| x.shape == Shape::Number)
+                {
+                    n += 2;
+                }
+                last = n;
+                k = n + 1;
+                segments += 1;
+                continue;
+            }
+            // A city, region or country: one to four capitalised (or all-caps) words, possibly
+            // followed by a postcode or "(Greek)".
+            if t.shape == Shape::Word
+                && (t.capitalised() || t.lower == "nan")
+                && !self.is_non_name(t)
+            {
+                let mut n = m;
+                let mut taken = 0;
+                while let Some(w) = tokens.get(n) {
+                    let ok = w.shape == Shape::Word
+                        && (w.capitalised() || in_list(PARTICLES, &w.lower) || w.lower == "nan")
+                        || w.text == "'"
+                        || w.text == "-"
+                        || w.text == "."
+                        || w.text == "("
+                        || w.text == ")";
+                    if !ok || taken >= 6 {
+                        break;
+                    }
+                    if w.shape == Shape::Word {
+                        taken += 1;
+                    }
+                    n += 1;
+                }
+                let mut end = n - 1;
+                while end > m && tokens[end].shape != Shape::Word && tokens[end].text != ")" {
+                    end -= 1;
+                }
+                // Only continue when what follows the words is a separator, a postcode, or the end.
+                let next = tokens.get(end + 1);
+                let separated = next.is_none_or(|x| {
+                    x.shape == Shape::Newline
+                        || x.text == ","
+                        || x.shape == Shape::Number
+                        || x.text == "."
+                        || x.text == "?"
+                        || x.text == "!"
+                });
+                let previous_was_separator = tokens
+                    .get(m.wrapping_sub(1))
+                    .is_some_and(|x| x.shape == Shape::Newline || x.text == ",");
+                if separated && previous_was_separator {
+                    last = end;
+                    k = end + 1;
+                    segments += 1;
+                    continue;
+                }
+            }
+            break;
+        }
+        last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::unwrap_used, reason = "test code")]
+    fn found(text: &str, kind: EntityKind) -> Vec<String> {
+        let recogniser = Recogniser::new().unwrap();
+        let mut out = Vec::new();
+        recogniser.detect(text, &|k| k == kind, &mut out);
+        out.iter()
+            .filter(|s| s.confidence >= 0.5)
+            .map(|s| text[s.start..s.end].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn person_names_by_cue_title_and_list() {
+        assert_eq!(
+            found("Hello, my name is ana lee.", EntityKind::Person),
+            ["ana lee"]
+        );
+        assert_eq!(
+            found(
+                "Please ask Dr. Hannelore Quast about it",
+                EntityKind::Person
+            ),
+            ["Hannelore Quast"]
+        );
+        assert_eq!(
+            found("We met Thomas Müller yesterday", EntityKind::Person),
+            ["Thomas Müller"]
+        );
+        assert_eq!(
+            found("The film was directed by Alice Hasti", EntityKind::Person),
+            ["Alice Hasti"]
+        );
+        assert!(found("The United Nations met in May.", EntityKind::Person).is_empty());
+        assert!(found("Palantir Technologies and Acme Inc", EntityKind::Person).is_empty());
+    }
+
+    #[test]
+    fn street_addresses() {
+        assert_eq!(
+            found(
+                "She lives at 221B Baker Street, London.",
+                EntityKind::StreetAddress
+            ),
+            ["221B Baker Street, London"]
+        );
+        assert_eq!(
+            found(
+                "send it to 61076 32 Kent Street Apt. 681\nDRAMMEN\n 06079 please",
+                EntityKind::StreetAddress
+            ),
+            ["61076 32 Kent Street Apt. 681\nDRAMMEN\n 06079"]
+        );
+        assert_eq!(
+            found(
+                "Wir wohnen in der Hauptstraße 5 in Berlin",
+                EntityKind::StreetAddress
+            ),
+            ["Hauptstraße 5"]
+        );
+        assert_eq!(
+            found("12 rue de la Paix, Paris", EntityKind::StreetAddress),
+            ["12 rue de la Paix, Paris"]
+        );
+        assert!(found(
+            "I have 3 cats and 2 dogs on the street",
+            EntityKind::StreetAddress
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn locations_from_the_list_and_cues() {
+        assert_eq!(
+            found(
+                "I will be travelling to Sweden next week",
+                EntityKind::Location
+            ),
+            ["Sweden"]
+        );
+        assert_eq!(
+            found("She moved from Tiszabög last year", EntityKind::Location),
+            ["Tiszabög"]
+        );
+        assert_eq!(
+            found("flights to New Zealand", EntityKind::Location),
+            ["New Zealand"]
+        );
+        assert!(found("Written in Python in March", EntityKind::Location).is_empty());
+        assert!(found("Turkey is a good dish", EntityKind::Location).is_empty());
+    }
+}
