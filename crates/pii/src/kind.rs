@@ -3,35 +3,35 @@ use serde::{Deserialize, Serialize};
 /// The kinds of personal or secret data the scanner looks for.
 ///
 /// The order of the variants is the tie-break order when two findings are equally confident
-/// and equally long: structured, checksummed kinds first, guessed kinds last.
+/// and equally long: checksummed and prefixed kinds first, guessed kinds last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EntityKind {
     Email,
-    Phone,
     CreditCard,
     Iban,
     UsSsn,
     IpAddress,
-    DateOfBirth,
     Secret,
-    Person,
+    Phone,
+    DateOfBirth,
     StreetAddress,
+    Person,
     Location,
 }
 
 impl EntityKind {
     pub const ALL: [EntityKind; 11] = [
         EntityKind::Email,
-        EntityKind::Phone,
         EntityKind::CreditCard,
         EntityKind::Iban,
         EntityKind::UsSsn,
         EntityKind::IpAddress,
-        EntityKind::DateOfBirth,
         EntityKind::Secret,
-        EntityKind::Person,
+        EntityKind::Phone,
+        EntityKind::DateOfBirth,
         EntityKind::StreetAddress,
+        EntityKind::Person,
         EntityKind::Location,
     ];
 

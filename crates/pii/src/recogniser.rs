@@ -3,7 +3,9 @@
 //! word lists. This is a recogniser, not a trained NER model: it finds the common shapes and
 //! misses names it has no cue for (see `eval/pii.md` for how often).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use regex::Regex;
 
@@ -126,6 +128,9 @@ const ORG_SUFFIXES: &[&str] = &[
 ];
 /// Street-type words that follow the street name ("Kent Street", "Main St.").
 const STREET_AFTER: &[&str] = &[
+    "u",
+    "út",
+    "utca",
     "street",
     "st",
     "avenue",
@@ -276,7 +281,7 @@ const STREET_BEFORE: &[&str] = &[
 const STREET_ENDINGS: &[&str] = &[
     "straße", "strasse", "str", "weg", "gasse", "allee", "platz", "ring", "damm", "ufer", "straat",
     "laan", "plein", "gracht", "kade", "singel", "vej", "gade", "gata", "gatan", "vägen", "vegen",
-    "veien", "gate", "katu", "tie", "utca", "ulica", "street", "road",
+    "veien", "gate", "katu", "tie", "utca", "ulica", "street", "road", "plaats", "veg", "gränd", "stig",
 ];
 const UNIT_WORDS: &[&str] = &[
     "apt",
@@ -332,11 +337,26 @@ struct Token<'t> {
     start: usize,
     end: usize,
     text: &'t str,
-    lower: String,
+    lower: Cow<'t, str>,
     shape: Shape,
 }
 
-impl Token<'_> {
+impl<'t> Token<'t> {
+    fn new(text: &'t str, start: usize, shape: Shape) -> Token<'t> {
+        Token {
+            start,
+            end: start + text.len(),
+            text,
+            // Most tokens are already lower case: borrow those instead of allocating.
+            lower: if text.is_ascii() && !text.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Borrowed(text)
+            } else {
+                Cow::Owned(text.to_lowercase())
+            },
+            shape,
+        }
+    }
+
     fn capitalised(&self) -> bool {
         self.shape == Shape::Word && self.text.chars().next().is_some_and(char::is_uppercase)
     }
@@ -346,19 +366,110 @@ impl Token<'_> {
     }
 }
 
-pub(crate) struct Recogniser {
-    token: Regex,
-    first_names: HashSet<String>,
-    ambiguous_names: HashSet<String>,
-    surnames: HashSet<String>,
-    non_names: HashSet<String>,
-    /// Places by their first word; each entry is the whole place as words, and whether it is
-    /// ambiguous.
-    places: HashMap<String, Vec<(Vec<String>, bool)>>,
-    zip: Regex,
+/// Splits text into words (letters and marks, with inner `'`, `’` or `-`), numbers (ASCII
+/// digits and an optional letter: "221B"), line breaks and single punctuation characters.
+/// Hand-written because it runs over every byte of every prompt and a regex with Unicode
+/// classes was the scanner's slowest part.
+fn tokenize(text: &str) -> Vec<Token<'_>> {
+    let letter = |c: char| c.is_alphabetic() || is_mark(c);
+    let mut tokens = Vec::with_capacity(text.len() / 5);
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        let shape = if letter(c) {
+            let mut end = start + c.len_utf8();
+            loop {
+                match chars.peek().copied() {
+                    Some((at, next)) if letter(next) => {
+                        end = at + next.len_utf8();
+                        chars.next();
+                    }
+                    Some((at, joiner @ ('\'' | '’' | '-'))) => {
+                        let after = at + joiner.len_utf8();
+                        // A possessive "'s" is not part of the name: "Emre's address".
+                        let rest = &text[after..];
+                        let possessive = joiner != '-'
+                            && rest.starts_with('s')
+                            && !rest[1..].chars().next().is_some_and(letter);
+                        if !possessive && rest.chars().next().is_some_and(letter) {
+                            end = after;
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            tokens.push(Token::new(&text[start..end], start, Shape::Word));
+            continue;
+        } else if c.is_ascii_digit() {
+            let mut end = start + 1;
+            while let Some((at, next)) = chars.peek().copied().filter(|(_, n)| n.is_ascii_digit()) {
+                end = at + next.len_utf8();
+                chars.next();
+            }
+            if let Some((at, next)) = chars.peek().copied().filter(|(_, n)| n.is_ascii_alphabetic()) {
+                let glued_word = text[at + 1..].chars().next().is_some_and(char::is_alphabetic);
+                if !glued_word {
+                    end = at + next.len_utf8();
+                    chars.next();
+                }
+            }
+            tokens.push(Token::new(&text[start..end], start, Shape::Number));
+            continue;
+        } else if c == '\n' {
+            Shape::Newline
+        } else if c.is_whitespace() {
+            continue;
+        } else {
+            Shape::Punct
+        };
+        tokens.push(Token::new(&text[start..start + c.len_utf8()], start, shape));
+    }
+    tokens
 }
 
-fn words(list: &str) -> HashSet<String> {
+/// Combining marks (accents typed as separate code points) belong to the word they follow.
+fn is_mark(c: char) -> bool {
+    matches!(u32::from(c), 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
+}
+
+pub(crate) struct Recogniser {
+    first_names: WordSet,
+    ambiguous_names: WordSet,
+    surnames: WordSet,
+    non_names: WordSet,
+    /// Places by their first word; each entry is the whole place as words, and whether it is
+    /// ambiguous.
+    places: HashMap<String, Vec<(Vec<String>, bool)>, BuildHasherDefault<Fnv>>,
+    zip: Regex,
+    /// Post-office boxes and US military addresses, which have no house number or street.
+    postal: Regex,
+}
+
+/// FNV-1a: the word lists are fixed and small, so a DoS-resistant hash buys nothing here and
+/// SipHash was a visible share of scan time.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type WordSet = HashSet<String, BuildHasherDefault<Fnv>>;
+
+fn words(list: &str) -> WordSet {
     list.lines()
         .filter(|line| !line.starts_with('#'))
         .flat_map(str::split_whitespace)
@@ -374,7 +485,7 @@ impl Recogniser {
     pub(crate) fn new() -> Result<Recogniser, PiiError> {
         let compile =
             |pattern: &str| Regex::new(pattern).map_err(|err| PiiError::Pattern(err.to_string()));
-        let mut places: HashMap<String, Vec<(Vec<String>, bool)>> = HashMap::new();
+        let mut places: HashMap<String, Vec<(Vec<String>, bool)>, BuildHasherDefault<Fnv>> = HashMap::default();
         for line in PLACES
             .lines()
             .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
@@ -396,12 +507,20 @@ impl Recogniser {
             entries.sort_by_key(|(parts, _)| std::cmp::Reverse(parts.len()));
         }
         Ok(Recogniser {
-            token: compile(r"[\p{L}\p{M}]+(?:['’\-][\p{L}\p{M}]+)*|[0-9]+[A-Za-z]?|\n|[^\s]")?,
             first_names: words(FIRST_NAMES),
             ambiguous_names: words(AMBIGUOUS_NAMES),
             surnames: words(SURNAMES),
             non_names: words(NON_NAMES),
             places,
+            postal: compile(
+                r"(?x)
+                (?-u:\b)(?:
+                    (?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+[0-9]{1,6}
+                  | (?:PSC|Unit|CMR)\s+[0-9]{1,6},?\s*Box\s+[0-9]{1,6}
+                  | (?:USNS|USNV|USS|USCGC)\s+\p{Lu}\p{L}+(?:\s+\p{Lu}\p{L}+)?
+                )
+                (?:[\s,]+(?:APO|FPO|DPO)\s+A[AEP]\s+[0-9]{5})?",
+            )?,
             zip: compile(
                 r"^(?:[0-9]{3,6}|[0-9]{5}-[0-9]{3,4}|[0-9]{2}-[0-9]{3}|[A-Z]{1,2}[0-9][0-9A-Z]?)$",
             )?,
@@ -414,31 +533,16 @@ impl Recogniser {
         kinds: &dyn Fn(EntityKind) -> bool,
         out: &mut Vec<Span>,
     ) {
-        let tokens: Vec<Token<'_>> = self
-            .token
-            .find_iter(text)
-            .map(|found| {
-                let piece = found.as_str();
-                let shape = if piece == "\n" {
-                    Shape::Newline
-                } else if piece.starts_with(|c: char| c.is_ascii_digit()) {
-                    Shape::Number
-                } else if piece.starts_with(char::is_alphabetic) {
-                    Shape::Word
-                } else {
-                    Shape::Punct
-                };
-                Token {
-                    start: found.start(),
-                    end: found.end(),
-                    text: piece,
-                    lower: piece.to_lowercase(),
-                    shape,
-                }
-            })
-            .collect();
+        let tokens = tokenize(text);
         if kinds(EntityKind::StreetAddress) {
             self.addresses(&tokens, out);
+            for found in self.postal.find_iter(text) {
+                let military = found.as_str().contains("PO ");
+                let po_box = found.as_str().contains("Box");
+                if military || po_box {
+                    out.push(Span::new(found.start(), found.end(), EntityKind::StreetAddress, 0.85, "po_box_or_military"));
+                }
+            }
         }
         if kinds(EntityKind::Location) {
             self.locations(&tokens, out);
@@ -449,13 +553,13 @@ impl Recogniser {
     }
 
     fn is_non_name(&self, token: &Token<'_>) -> bool {
-        self.non_names.contains(&token.lower) && !self.first_names.contains(&token.lower)
+        self.non_names.contains(token.lower.as_ref()) && !self.first_names.contains(token.lower.as_ref())
             || in_list(ORG_SUFFIXES, &token.lower)
     }
 
     fn name_like(&self, token: &Token<'_>) -> bool {
         token.shape == Shape::Word
-            && !self.non_names.contains(&token.lower)
+            && !self.non_names.contains(token.lower.as_ref())
             && !in_list(TITLES, &token.lower)
     }
 
@@ -490,7 +594,7 @@ impl Recogniser {
             let token = &tokens[i];
             if token.shape != Shape::Word
                 || self.is_non_name(token)
-                    && !(lower_ok && words_taken > 0 && !self.non_names.contains(&token.lower))
+                    && !(lower_ok && words_taken > 0 && !self.non_names.contains(token.lower.as_ref()))
             {
                 break;
             }
@@ -537,6 +641,7 @@ impl Recogniser {
     }
 
     fn persons(&self, tokens: &[Token<'_>], out: &mut Vec<Span>) {
+        let first_new = out.len();
         let mut i = 0;
         while i < tokens.len() {
             let token = &tokens[i];
@@ -576,7 +681,7 @@ impl Recogniser {
                 let weak_cue = !lower_ok;
                 if let Some((first, last)) = self.name_run(tokens, i, lower_ok, 3) {
                     let known = (first..=last).any(|k| {
-                        self.first_names.contains(&tokens[k].lower)
+                        self.first_names.contains(tokens[k].lower.as_ref())
                             || self.surname_like(&tokens[k].lower)
                     });
                     let strong = lower_ok || known;
@@ -607,8 +712,8 @@ impl Recogniser {
             if token.capitalised() && !self.is_non_name(token) {
                 if let Some((first, last)) = self.name_run(tokens, i, false, 3) {
                     let run = &tokens[first..=last];
-                    let given = self.first_names.contains(&run[0].lower);
-                    let ambiguous = self.ambiguous_names.contains(&run[0].lower);
+                    let given = self.first_names.contains(run[0].lower.as_ref());
+                    let ambiguous = self.ambiguous_names.contains(run[0].lower.as_ref());
                     let family = run.iter().skip(1).any(|t| self.surname_like(&t.lower))
                         || run.len() == 1 && self.surname_like(&run[0].lower);
                     let all_caps = run
@@ -623,7 +728,7 @@ impl Recogniser {
                         (1, true, _) => Some(0.7),
                         (1, false, true)
                             if !Self::sentence_start(tokens, first)
-                                && self.surnames.contains(&run[0].lower) =>
+                                && self.surnames.contains(run[0].lower.as_ref()) =>
                         {
                             Some(0.6)
                         }
@@ -645,10 +750,10 @@ impl Recogniser {
             }
             // 4. Lower-case text: a known, unambiguous given name followed by another word.
             if !token.capitalised()
-                && self.first_names.contains(&token.lower)
-                && !self.ambiguous_names.contains(&token.lower)
-                && !self.non_names.contains(&token.lower)
-                && self.places.get(&token.lower).is_none()
+                && self.first_names.contains(token.lower.as_ref())
+                && !self.ambiguous_names.contains(token.lower.as_ref())
+                && !self.non_names.contains(token.lower.as_ref())
+                && self.places.get(token.lower.as_ref()).is_none()
             {
                 let next = tokens
                     .get(i + 1)
@@ -656,7 +761,7 @@ impl Recogniser {
                 let end = match next {
                     Some(next)
                         if self.surname_like(&next.lower)
-                            || !self.first_names.contains(&next.lower)
+                            || !self.first_names.contains(next.lower.as_ref())
                                 && next.lower.chars().count() >= 3 =>
                     {
                         next.end
@@ -676,6 +781,72 @@ impl Recogniser {
             }
             i += 1;
         }
+        self.signature_lines(tokens, first_new, out);
+        self.list_neighbours(tokens, first_new, out);
+    }
+
+    /// A line holding only two or three capitalised words ("Maika van de Noort" above an
+    /// address or a job title) is a name, weakly: headings look the same.
+    fn signature_lines(&self, tokens: &[Token<'_>], first_new: usize, out: &mut Vec<Span>) {
+        let mut line_start = 0;
+        while line_start < tokens.len() {
+            let mut k = line_start;
+            while tokens.get(k).is_some_and(|t| t.shape == Shape::Punct && matches!(t.text, ">" | "?" | "*" | "-" | "•" | "|")) {
+                k += 1;
+            }
+            let line_end = (k..tokens.len()).find(|&m| tokens[m].shape == Shape::Newline).unwrap_or(tokens.len());
+            if let Some((first, last)) = self.name_run(tokens, k, false, 3) {
+                let words = &tokens[first..=last];
+                let covered = out[first_new..].iter().any(|s| s.start < words[words.len() - 1].end && words[0].start < s.end);
+                let caps = words.iter().all(|t| t.text.chars().all(|c| !c.is_lowercase()));
+                let place = self.place_at(tokens, first).is_some();
+                if last + 1 == line_end && last > first && !covered && !caps && !place {
+                    let known = words.iter().any(|t| self.first_names.contains(t.lower.as_ref()) || self.surname_like(&t.lower));
+                    let confidence = if known { 0.75 } else { 0.55 };
+                    out.push(Span::new(words[0].start, words[words.len() - 1].end, EntityKind::Person, confidence, "name_line"));
+                }
+            }
+            line_start = line_end + 1;
+        }
+    }
+
+    /// Names come in lists: "Urías and Mclaughlin", "Nadbath, Smith and Stanton". A lone
+    /// capitalised word joined by "and", "or", "&" or a comma to a name already found is a
+    /// name too. Repeats until nothing changes (bounded).
+    fn list_neighbours(&self, tokens: &[Token<'_>], first_new: usize, out: &mut Vec<Span>) {
+        let joiner = |t: &Token<'_>| matches!(t.lower.as_ref(), "and" | "or" | "&" | "," | "und" | "et" | "y" | "e");
+        let candidate = |t: &Token<'_>, out: &[Span]| {
+            t.capitalised()
+                && !self.is_non_name(t)
+                && !t.text.chars().all(|c| !c.is_lowercase())
+                && !out.iter().any(|s| s.start < t.end && t.start < s.end)
+        };
+        for _round in 0..8 {
+            let index_of = |byte: usize| tokens.binary_search_by_key(&byte, |t| t.start).ok();
+            let mut added = Vec::new();
+            for span in out[first_new..].iter().filter(|s| s.kind == EntityKind::Person) {
+                let (Some(first), Some(last)) = (index_of(span.start), tokens.iter().position(|t| t.end == span.end)) else {
+                    continue;
+                };
+                if tokens.get(last + 1).is_some_and(joiner) {
+                    if let Some(next) = tokens.get(last + 2).filter(|t| candidate(t, out) && self.place_at(tokens, last + 2).is_none()) {
+                        added.push(Span::new(next.start, next.end, EntityKind::Person, 0.55, "name_list"));
+                    }
+                }
+                if first >= 2 && joiner(&tokens[first - 1]) {
+                    let previous = &tokens[first - 2];
+                    if candidate(previous, out) && self.place_at(tokens, first - 2).is_none() {
+                        added.push(Span::new(previous.start, previous.end, EntityKind::Person, 0.55, "name_list"));
+                    }
+                }
+            }
+            added.sort_by_key(|s| s.start);
+            added.dedup_by_key(|s| s.start);
+            if added.is_empty() {
+                break;
+            }
+            out.extend(added);
+        }
     }
 
     /// Weak cues ("with", "and", "to") only count when the name is two capitalised words that
@@ -690,7 +861,7 @@ impl Recogniser {
 
     /// The last token index of a known place starting at `index`, if one does.
     fn place_at(&self, tokens: &[Token<'_>], index: usize) -> Option<usize> {
-        let entries = self.places.get(&tokens.get(index)?.lower)?;
+        let entries = self.places.get(tokens.get(index)?.lower.as_ref())?;
         entries.iter().find_map(|(parts, _)| {
             let mut k = index;
             for part in parts {
@@ -711,7 +882,7 @@ impl Recogniser {
 
     fn place_is_ambiguous(&self, tokens: &[Token<'_>], index: usize, last: usize) -> bool {
         self.places
-            .get(&tokens[index].lower)
+            .get(tokens[index].lower.as_ref())
             .is_some_and(|entries| {
                 entries
                     .iter()
@@ -727,7 +898,7 @@ impl Recogniser {
                 i += 1;
                 continue;
             }
-            let cue = i > 0 && LOCATION_CUES.contains(&tokens[i - 1].lower.as_str());
+            let cue = i > 0 && LOCATION_CUES.contains(&tokens[i - 1].lower.as_ref());
             if let Some(last) = self.place_at(tokens, i) {
                 let shaped = token.capitalised() || cue;
                 let ambiguous = self.place_is_ambiguous(tokens, i, last);
@@ -748,7 +919,7 @@ impl Recogniser {
             if cue
                 && token.capitalised()
                 && !self.is_non_name(token)
-                && !self.first_names.contains(&token.lower)
+                && !self.first_names.contains(token.lower.as_ref())
                 && !Self::sentence_start(tokens, i - 1)
             {
                 if let Some((first, last)) = self.name_run(tokens, i, false, 3) {
@@ -899,7 +1070,7 @@ impl Recogniser {
                         let word = t.shape == Shape::Word
                             && (t.capitalised()
                                 || in_list(PARTICLES, &t.lower)
-                                || t.lower.len() > 2 && !self.non_names.contains(&t.lower));
+                                || t.lower.len() > 2 && !self.non_names.contains(t.lower.as_ref()));
                         if word || t.text == "." && m == street + 1 {
                             if t.shape == Shape::Word {
                                 last = m;

@@ -52,7 +52,7 @@ impl Secrets {
             private_key: compile(
                 r"(?s)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z)",
             )?,
-            token: compile(r"[A-Za-z0-9+/=_\-]+")?,
+            token: compile(&format!(r"[A-Za-z0-9+/=_\-]{{{},}}", options.min_length))?,
             uuid: compile(
                 r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
             )?,

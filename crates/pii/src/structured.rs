@@ -34,6 +34,16 @@ const PHONE_CONTEXT: &[&str] = &[
     "teléfono",
     "ph",
     "mob",
+    "answering",
+    "reached",
+    "sms",
+];
+/// Words right after a number that say it is a phone ("555 1234 office").
+const PHONE_AFTER: &[&str] = &["office", "fax", "mobile", "cell", "home", "work", "tel", "phone", "landline"];
+/// Words before a number that say it is some other identifier, even if "number" is there too.
+const NOT_PHONE_CONTEXT: &[&str] = &[
+    "license", "licence", "passport", "account", "order", "invoice", "tracking", "ssn", "social security",
+    "routing", "serial", "policy", "member", "customer", "case", "ticket", "reference", "iban", "card",
 ];
 const CARD_CONTEXT: &[&str] = &[
     "card",
@@ -89,23 +99,23 @@ impl Structured {
             // An optional +CC or 00CC, then 2-6 groups of digits split by one space, dash or
             // dot, any group possibly in parentheses, and an optional extension.
             phone: compile(
-                r"(?:\+|\b00)?\(?[0-9]{1,5}\)?(?:[ .\-]?\(?[0-9]{1,5}\)?){1,6}(?:\s?(?:x|ext\.?|#)\s?[0-9]{1,6})?",
+                r"(?:\+|(?-u:\b)00)?\(?[0-9]{1,5}\)?(?:[ .\-]?\(?[0-9]{1,5}\)?){1,6}(?:\s?(?:x|ext\.?|#)\s?[0-9]{1,6})?",
             )?,
             card: compile(r"[0-9](?:[ \-]?[0-9]){11,18}")?,
-            iban_start: compile(r"\b[a-zA-Z]{2}[0-9]{2}")?,
-            ssn: compile(r"\b[0-9]{3}[- ]?[0-9]{2}[- ]?[0-9]{4}\b")?,
+            iban_start: compile(r"(?-u:\b)[a-zA-Z]{2}[0-9]{2}")?,
+            ssn: compile(r"(?-u:\b)[0-9]{3}[- ]?[0-9]{2}[- ]?[0-9]{4}(?-u:\b)")?,
             ipv4: compile(
                 r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])",
             )?,
             ipv6: compile(r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:(?:\.[0-9]{1,3}){3})?")?,
             date: compile(
-                r"(?ix)
-                \b(?:
+                r"(?ix-u)
+                (?-u:\b)(?:
                     [0-9]{1,2}[/.\-][0-9]{1,2}[/.\-](?:[0-9]{4}|[0-9]{2})
                   | [0-9]{4}-[0-9]{1,2}-[0-9]{1,2}
                   | [0-9]{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?\s+[0-9]{4}
                   | (?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+[0-9]{1,2}(?:st|nd|rd|th)?,?\s+[0-9]{4}
-                )\b",
+                )(?-u:\b)",
             )?,
             context_window,
         })
@@ -204,7 +214,9 @@ impl Structured {
             .chars()
             .filter(|c| matches!(c, ' ' | '-' | '.'))
             .collect();
-        let context = contains_word(&before(text, start, self.context_window), PHONE_CONTEXT);
+        let before_text = before(text, start, self.context_window);
+        let context = (contains_word(&before_text, PHONE_CONTEXT) || contains_word(&after(text, end, 12), PHONE_AFTER))
+            && !contains_word(&before_text, NOT_PHONE_CONTEXT);
         let international = candidate.starts_with('+') || candidate.starts_with("00");
         let bracketed = main.contains('(') && main.contains(')');
         let nanp = groups.len() >= 3
@@ -218,6 +230,10 @@ impl Structured {
         let thousands =
             groups.len() >= 2 && groups[1..].iter().all(|g| g.len() == 3) && groups[0].len() <= 3;
         let mixed_separators = separators_used.len() > 1 && !bracketed;
+        let ssn_shape = groups.len() == 3 && groups.iter().map(|g| g.len()).eq([3, 2, 4]);
+        if ssn_shape && !international {
+            return None;
+        }
         let base: f32 = if international && groups.len() >= 2 || international && digits.len() >= 10
         {
             0.9
@@ -333,7 +349,7 @@ impl Structured {
                 continue;
             }
             let digits: String = candidate.chars().filter(char::is_ascii_digit).collect();
-            if !ssn_valid(&digits) {
+            if !ssn_valid(&digits) || !standalone(text, found.start(), found.end()) {
                 continue;
             }
             let context = contains_word(
