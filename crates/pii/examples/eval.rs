@@ -15,7 +15,11 @@
 //!    rows flagged per kind.
 //! 5. Latency of scan + mask for ~100-char and ~4 KB texts, p50 and p99.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "an offline evaluation tool")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an offline evaluation tool"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,8 +101,15 @@ fn parse_args() -> Args {
     // relative to the repository root (two levels above this crate).
     let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let given = data.unwrap_or_else(|| PathBuf::from("../shared/data"));
-    let candidates = [given.clone(), repo_root.join(&given), repo_root.join("../shared/data")];
-    let Some(data) = candidates.iter().find(|p| p.join("pii/pii.dev.jsonl").is_file()) else {
+    let candidates = [
+        given.clone(),
+        repo_root.join(&given),
+        repo_root.join("../shared/data"),
+    ];
+    let Some(data) = candidates
+        .iter()
+        .find(|p| p.join("pii/pii.dev.jsonl").is_file())
+    else {
         eprintln!("no pii/pii.dev.jsonl under any of {candidates:?}; pass --data DIR");
         std::process::exit(2);
     };
@@ -109,7 +120,8 @@ fn parse_args() -> Args {
 }
 
 fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Vec<T> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     text.lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| serde_json::from_str(line).unwrap())
@@ -118,7 +130,9 @@ fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Vec<T> {
 
 /// Character offsets (as the data gives them) to byte offsets.
 fn char_to_byte(text: &str, char_index: usize) -> usize {
-    text.char_indices().nth(char_index).map_or(text.len(), |(byte, _)| byte)
+    text.char_indices()
+        .nth(char_index)
+        .map_or(text.len(), |(byte, _)| byte)
 }
 
 fn is_tune(id: &str) -> bool {
@@ -169,7 +183,11 @@ fn iou(a: (usize, usize), b: (usize, usize)) -> f64 {
 }
 
 /// One-to-one matching of predicted to gold spans of one kind in one row.
-fn match_spans(gold: &[(usize, usize)], predicted: &[(usize, usize)], exact: bool) -> (Counts, Vec<bool>, Vec<bool>) {
+fn match_spans(
+    gold: &[(usize, usize)],
+    predicted: &[(usize, usize)],
+    exact: bool,
+) -> (Counts, Vec<bool>, Vec<bool>) {
     let mut gold_used = vec![false; gold.len()];
     let mut pred_used = vec![false; predicted.len()];
     for (p, pred) in predicted.iter().enumerate() {
@@ -177,7 +195,16 @@ fn match_spans(gold: &[(usize, usize)], predicted: &[(usize, usize)], exact: boo
             .iter()
             .enumerate()
             .filter(|(g, _)| !gold_used[*g])
-            .map(|(g, gold)| (g, if exact { f64::from(u8::from(gold == pred)) } else { iou(*gold, *pred) }))
+            .map(|(g, gold)| {
+                (
+                    g,
+                    if exact {
+                        f64::from(u8::from(gold == pred))
+                    } else {
+                        iou(*gold, *pred)
+                    },
+                )
+            })
             .filter(|(_, score)| if exact { *score == 1.0 } else { *score >= 0.5 })
             .max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((g, _)) = best {
@@ -202,6 +229,11 @@ struct Evaluated {
     /// DOB predictions against DATE_TIME gold: (split) -> (predicted, overlapping a DATE_TIME)
     dob: BTreeMap<&'static str, (usize, usize)>,
     rows: BTreeMap<&'static str, usize>,
+    /// (split, kind) -> [gold chars, gold chars masked by any finding, predicted chars,
+    /// predicted chars inside any gold span]
+    coverage: BTreeMap<(&'static str, EntityKind), [usize; 4]>,
+    /// (kind, rule) -> (true, false) predictions by overlap, tune half only.
+    by_rule: BTreeMap<(EntityKind, &'static str), (usize, usize)>,
     untargeted: BTreeMap<String, usize>,
 }
 
@@ -211,6 +243,8 @@ fn evaluate(scanner: &Scanner, rows: &[PiiRow], errors: Option<EntityKind>) -> E
         by_source: BTreeMap::new(),
         dob: BTreeMap::new(),
         rows: BTreeMap::new(),
+        by_rule: BTreeMap::new(),
+        coverage: BTreeMap::new(),
         untargeted: BTreeMap::new(),
     };
     for row in rows {
@@ -220,19 +254,60 @@ fn evaluate(scanner: &Scanner, rows: &[PiiRow], errors: Option<EntityKind>) -> E
         let gold: Vec<(String, usize, usize)> = row
             .spans
             .iter()
-            .map(|s| (s.label.clone(), char_to_byte(&row.text, s.start), char_to_byte(&row.text, s.end)))
+            .map(|s| {
+                (
+                    s.label.clone(),
+                    char_to_byte(&row.text, s.start),
+                    char_to_byte(&row.text, s.end),
+                )
+            })
             .collect();
         for (label, _, _) in &gold {
             if map_label(label).is_none() && split == "tune" {
                 *result.untargeted.entry(label.clone()).or_default() += 1;
             }
         }
-        let date_gold: Vec<(usize, usize)> =
-            gold.iter().filter(|(l, _, _)| l == "DATE_TIME").map(|(_, s, e)| (*s, *e)).collect();
-        for span in predicted.iter().filter(|s| s.kind == EntityKind::DateOfBirth) {
+        // Masking coverage, character by character: what a masker would actually hide.
+        let mut predicted_any = vec![false; row.text.len()];
+        for span in &predicted {
+            predicted_any[span.start..span.end]
+                .iter_mut()
+                .for_each(|b| *b = true);
+        }
+        let mut gold_any = vec![false; row.text.len()];
+        for (_, start, end) in &gold {
+            gold_any[*start..*end].iter_mut().for_each(|b| *b = true);
+        }
+        for (label, start, end) in &gold {
+            if let Some(kind) = map_label(label) {
+                let entry = result.coverage.entry((split, kind)).or_default();
+                entry[0] += end - start;
+                entry[1] += predicted_any[*start..*end].iter().filter(|b| **b).count();
+            }
+        }
+        for span in &predicted {
+            let entry = result.coverage.entry((split, span.kind)).or_default();
+            entry[2] += span.len();
+            entry[3] += gold_any[span.start..span.end]
+                .iter()
+                .filter(|b| **b)
+                .count();
+        }
+        let date_gold: Vec<(usize, usize)> = gold
+            .iter()
+            .filter(|(l, _, _)| l == "DATE_TIME")
+            .map(|(_, s, e)| (*s, *e))
+            .collect();
+        for span in predicted
+            .iter()
+            .filter(|s| s.kind == EntityKind::DateOfBirth)
+        {
             let entry = result.dob.entry(split).or_default();
             entry.0 += 1;
-            if date_gold.iter().any(|g| iou(*g, (span.start, span.end)) >= 0.5) {
+            if date_gold
+                .iter()
+                .any(|g| iou(*g, (span.start, span.end)) >= 0.5)
+            {
                 entry.1 += 1;
             }
         }
@@ -245,14 +320,30 @@ fn evaluate(scanner: &Scanner, rows: &[PiiRow], errors: Option<EntityKind>) -> E
                 .filter(|(label, _, _)| map_label(label) == Some(kind))
                 .map(|(_, s, e)| (*s, *e))
                 .collect();
+            let predicted_of_kind: Vec<&Span> =
+                predicted.iter().filter(|s| s.kind == kind).collect();
             let predicted_spans: Vec<(usize, usize)> =
-                predicted.iter().filter(|s| s.kind == kind).map(|s| (s.start, s.end)).collect();
+                predicted_of_kind.iter().map(|s| (s.start, s.end)).collect();
             let (exact, _, _) = match_spans(&gold_spans, &predicted_spans, true);
             let (overlap, gold_used, pred_used) = match_spans(&gold_spans, &predicted_spans, false);
+            if split == "tune" {
+                for (span, used) in predicted_of_kind.iter().zip(&pred_used) {
+                    let entry = result.by_rule.entry((kind, span.rule)).or_default();
+                    if *used {
+                        entry.0 += 1;
+                    } else {
+                        entry.1 += 1;
+                    }
+                }
+            }
             let entry = result.by_kind.entry((split, kind)).or_default();
             entry.0.add(exact);
             entry.1.add(overlap);
-            result.by_source.entry((split, row.source.clone(), kind)).or_default().add(overlap);
+            result
+                .by_source
+                .entry((split, row.source.clone(), kind))
+                .or_default()
+                .add(overlap);
             if errors == Some(kind) && split == "tune" {
                 for (g, used) in gold_spans.iter().zip(&gold_used) {
                     if !used {
@@ -261,8 +352,16 @@ fn evaluate(scanner: &Scanner, rows: &[PiiRow], errors: Option<EntityKind>) -> E
                 }
                 for (p, used) in predicted_spans.iter().zip(&pred_used) {
                     if !used {
-                        let other: Vec<&str> = gold.iter().filter(|(_, s, e)| iou((*s, *e), *p) > 0.0).map(|(l, _, _)| l.as_str()).collect();
-                        println!("FALSE {:?} (gold here: {other:?})  in {:?}", &row.text[p.0..p.1], row.text);
+                        let other: Vec<&str> = gold
+                            .iter()
+                            .filter(|(_, s, e)| iou((*s, *e), *p) > 0.0)
+                            .map(|(l, _, _)| l.as_str())
+                            .collect();
+                        println!(
+                            "FALSE {:?} (gold here: {other:?})  in {:?}",
+                            &row.text[p.0..p.1],
+                            row.text
+                        );
                     }
                 }
             }
@@ -282,7 +381,9 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 fn main() {
     let args = parse_args();
     let scanner = Arc::new(Scanner::new(ScannerConfig::default()).unwrap());
-    let errors = args.errors.as_deref().map(|label| EntityKind::from_label(label).unwrap_or_else(|| panic!("unknown kind {label}")));
+    let errors = args.errors.as_deref().map(|label| {
+        EntityKind::from_label(label).unwrap_or_else(|| panic!("unknown kind {label}"))
+    });
     let rows: Vec<PiiRow> = read_jsonl(&args.data.join("pii/pii.dev.jsonl"));
     let result = evaluate(&scanner, &rows, errors);
     if errors.is_some() {
@@ -299,7 +400,9 @@ fn main() {
         println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut structured = (Counts::default(), Counts::default());
         for kind in EntityKind::ALL {
-            let Some((exact, overlap)) = result.by_kind.get(&(split, kind)) else { continue };
+            let Some((exact, overlap)) = result.by_kind.get(&(split, kind)) else {
+                continue;
+            };
             if kind == EntityKind::DateOfBirth {
                 continue;
             }
@@ -313,6 +416,20 @@ fn main() {
         let (dob_predicted, dob_on_dates) = result.dob.get(split).copied().unwrap_or_default();
         println!(
             "\nDATE_OF_BIRTH: {dob_predicted} predicted, {dob_on_dates} of them on a gold DATE_TIME span (the data has no date-of-birth label)."
+        );
+    }
+    println!("\n### Masking coverage, by characters\n");
+    println!("Gold characters of the kind hidden by any finding (of any kind), and characters of the kind's findings that lie inside any gold span (of any label, targeted or not). This is what a masker achieves regardless of how the data cuts spans (one `ADDRESS` span in one source, street, unit, city and postcode as separate spans in the other).\n");
+    println!("| split | kind | gold chars | masked | char recall | predicted chars | in gold | char precision |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for ((split, kind), [gold, masked, predicted, inside]) in &result.coverage {
+        if *kind == EntityKind::DateOfBirth {
+            continue;
+        }
+        println!(
+            "| {split} | {kind} | {gold} | {masked} | {:.3} | {predicted} | {inside} | {:.3} |",
+            ratio(*masked, *gold),
+            ratio(*inside, *predicted)
         );
     }
     println!("\n### Overlap F1 per source (held-out half)\n");
@@ -329,7 +446,19 @@ fn main() {
             );
         }
     }
-    println!("\nNot targeted (gold spans in the tune half): {:?}", result.untargeted);
+    println!("\n### Precision by rule (tune half, overlap matching)\n");
+    println!("| kind | rule | right | wrong | precision |");
+    println!("|---|---|---:|---:|---:|");
+    for ((kind, rule), (right, wrong)) in &result.by_rule {
+        println!(
+            "| {kind} | {rule} | {right} | {wrong} | {:.3} |",
+            ratio(*right, right + wrong)
+        );
+    }
+    println!(
+        "\nNot targeted (gold spans in the tune half): {:?}",
+        result.untargeted
+    );
 
     benign(&scanner, &args.data);
     latency(&scanner, &rows);
@@ -353,16 +482,23 @@ fn print_row(name: &str, exact: &Counts, overlap: &Counts) {
 fn benign(scanner: &Scanner, data: &Path) {
     let mut sets: Vec<(String, Vec<TextRow>)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir(data.join("topic")) {
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect();
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
         paths.sort();
         for path in paths {
-            sets.push((format!("topic/{}", path.file_name().unwrap().to_string_lossy()), read_jsonl(&path)));
+            sets.push((
+                format!("topic/{}", path.file_name().unwrap().to_string_lossy()),
+                read_jsonl(&path),
+            ));
         }
     }
-    let injection: Vec<TextRow> = read_jsonl::<TextRow>(&data.join("prompt_injection/prompt_injection.dev.jsonl"))
-        .into_iter()
-        .filter(|row| row.label == serde_json::json!(0))
-        .collect();
+    let injection: Vec<TextRow> =
+        read_jsonl::<TextRow>(&data.join("prompt_injection/prompt_injection.dev.jsonl"))
+            .into_iter()
+            .filter(|row| row.label == serde_json::json!(0))
+            .collect();
     sets.push(("prompt_injection (label 0)".to_string(), injection));
 
     println!("\n## False positives on benign text\n");
@@ -384,7 +520,7 @@ fn benign(scanner: &Scanner, data: &Path) {
             by_source.entry(row.source.as_str()).or_default().push(row);
         }
         by_source.insert("(all)", rows.iter().collect());
-        let mut examples: BTreeMap<EntityKind, Vec<String>> = BTreeMap::new();
+        let mut examples: BTreeMap<(String, EntityKind), Vec<String>> = BTreeMap::new();
         for (source, rows) in by_source {
             let mut flagged: BTreeMap<EntityKind, usize> = BTreeMap::new();
             let mut any = 0;
@@ -398,29 +534,49 @@ fn benign(scanner: &Scanner, data: &Path) {
                     if seen.insert(span.kind) {
                         *flagged.entry(span.kind).or_default() += 1;
                     }
-                    if source == "(all)" {
-                        let list = examples.entry(span.kind).or_default();
-                        if list.len() < 6 {
-                            list.push(row.text[span.start..span.end].chars().take(40).collect());
+                    if source != "(all)" {
+                        let list = examples.entry((source.to_string(), span.kind)).or_default();
+                        let value: String = format!(
+                            "{}={}",
+                            span.rule,
+                            row.text[span.start..span.end]
+                                .chars()
+                                .take(40)
+                                .collect::<String>()
+                        );
+                        if list.len() < 12 && !list.contains(&value) {
+                            list.push(value);
                         }
                     }
                 }
             }
-            print!("| {set} | {source} | {} | {:.2}% |", rows.len(), 100.0 * ratio(any, rows.len()));
+            print!(
+                "| {set} | {source} | {} | {:.2}% |",
+                rows.len(),
+                100.0 * ratio(any, rows.len())
+            );
             for kind in &kinds {
-                print!(" {:.2}% |", 100.0 * ratio(flagged.get(kind).copied().unwrap_or(0), rows.len()));
+                print!(
+                    " {:.2}% |",
+                    100.0 * ratio(flagged.get(kind).copied().unwrap_or(0), rows.len())
+                );
             }
             println!();
         }
-        for (kind, list) in examples {
-            eprintln!("benign {set} {kind}: {list:?}");
+        for ((source, kind), list) in examples {
+            eprintln!("benign {set} {source} {kind}: {list:?}");
         }
     }
 }
 
 fn latency(scanner: &Arc<Scanner>, rows: &[PiiRow]) {
     let masker = Masker::new(Arc::clone(scanner), MaskPolicy::default());
-    let short: Vec<&str> = rows.iter().map(|r| r.text.as_str()).filter(|t| (80..=120).contains(&t.len())).take(400).collect();
+    let short: Vec<&str> = rows
+        .iter()
+        .map(|r| r.text.as_str())
+        .filter(|t| (80..=120).contains(&t.len()))
+        .take(400)
+        .collect();
     let mut long: Vec<String> = Vec::new();
     let mut current = String::new();
     for row in rows {
@@ -436,7 +592,13 @@ fn latency(scanner: &Arc<Scanner>, rows: &[PiiRow]) {
     println!("\n## Latency (scan + mask, pseudonymize, one session per text, this machine)\n");
     println!("| text | texts | mean bytes | p50 µs | p99 µs |");
     println!("|---|---:|---:|---:|---:|");
-    for (name, texts) in [("short (80-120 B)", short.iter().map(|s| s.to_string()).collect::<Vec<_>>()), ("long (~4 KB)", long)] {
+    for (name, texts) in [
+        (
+            "short (80-120 B)",
+            short.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        ),
+        ("long (~4 KB)", long),
+    ] {
         let mut times = Vec::new();
         for _round in 0..5 {
             for text in &texts {
@@ -448,6 +610,11 @@ fn latency(scanner: &Arc<Scanner>, rows: &[PiiRow]) {
         }
         times.sort_by(f64::total_cmp);
         let mean_bytes = texts.iter().map(String::len).sum::<usize>() / texts.len().max(1);
-        println!("| {name} | {} | {mean_bytes} | {:.1} | {:.1} |", texts.len(), percentile(&times, 0.5), percentile(&times, 0.99));
+        println!(
+            "| {name} | {} | {mean_bytes} | {:.1} | {:.1} |",
+            texts.len(),
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
     }
 }

@@ -245,7 +245,6 @@ const STREET_BEFORE: &[&str] = &[
     "avda",
     "avenida",
     "calle",
-    "c",
     "carrer",
     "via",
     "viale",
@@ -260,9 +259,7 @@ const STREET_BEFORE: &[&str] = &[
     "ul",
     "ulica",
     "aleja",
-    "al",
     "boulevard",
-    "bd",
     "chemin",
     "place",
     "allée",
@@ -278,10 +275,38 @@ const STREET_BEFORE: &[&str] = &[
     "λ",
 ];
 /// Street-type endings glued to the name ("Hauptstraße", "Keizersgracht", "Storgatan").
+/// Street words that make "Name Street 12" an address on their own (unlike "Station 54").
+const CORE_STREET_AFTER: &[&str] = &[
+    "street",
+    "st",
+    "avenue",
+    "ave",
+    "road",
+    "rd",
+    "lane",
+    "ln",
+    "boulevard",
+    "blvd",
+    "gate",
+    "vej",
+    "veien",
+    "gata",
+    "gatan",
+    "gade",
+    "straat",
+    "laan",
+    "weg",
+    "utca",
+    "u",
+    "út",
+    "katu",
+    "tie",
+];
 const STREET_ENDINGS: &[&str] = &[
-    "straße", "strasse", "str", "weg", "gasse", "allee", "platz", "ring", "damm", "ufer", "straat",
-    "laan", "plein", "gracht", "kade", "singel", "vej", "gade", "gata", "gatan", "vägen", "vegen",
-    "veien", "gate", "katu", "tie", "utca", "ulica", "street", "road", "plaats", "veg", "gränd", "stig",
+    "straße", "strasse", "str", "weg", "gasse", "allee", "platz", "damm", "ufer", "straat", "laan",
+    "plein", "gracht", "kade", "singel", "vej", "gade", "gata", "gatan", "vägen", "vegen", "veien",
+    "gate", "katu", "tie", "utca", "ulica", "street", "road", "plaats", "veg", "gränd", "stig",
+    "stræti", "vegur",
 ];
 const UNIT_WORDS: &[&str] = &[
     "apt",
@@ -408,8 +433,15 @@ fn tokenize(text: &str) -> Vec<Token<'_>> {
                 end = at + next.len_utf8();
                 chars.next();
             }
-            if let Some((at, next)) = chars.peek().copied().filter(|(_, n)| n.is_ascii_alphabetic()) {
-                let glued_word = text[at + 1..].chars().next().is_some_and(char::is_alphabetic);
+            if let Some((at, next)) = chars
+                .peek()
+                .copied()
+                .filter(|(_, n)| n.is_ascii_alphabetic())
+            {
+                let glued_word = text[at + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_alphabetic);
                 if !glued_word {
                     end = at + next.len_utf8();
                     chars.next();
@@ -458,7 +490,11 @@ impl Hasher for Fnv {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for byte in bytes {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -485,7 +521,8 @@ impl Recogniser {
     pub(crate) fn new() -> Result<Recogniser, PiiError> {
         let compile =
             |pattern: &str| Regex::new(pattern).map_err(|err| PiiError::Pattern(err.to_string()));
-        let mut places: HashMap<String, Vec<(Vec<String>, bool)>, BuildHasherDefault<Fnv>> = HashMap::default();
+        let mut places: HashMap<String, Vec<(Vec<String>, bool)>, BuildHasherDefault<Fnv>> =
+            HashMap::default();
         for line in PLACES
             .lines()
             .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
@@ -514,7 +551,7 @@ impl Recogniser {
             places,
             postal: compile(
                 r"(?x)
-                (?-u:\b)(?:
+                (?-u:\b)(?:[0-9]{1,6}\s+)?(?:
                     (?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+[0-9]{1,6}
                   | (?:PSC|Unit|CMR)\s+[0-9]{1,6},?\s*Box\s+[0-9]{1,6}
                   | (?:USNS|USNV|USS|USCGC)\s+\p{Lu}\p{L}+(?:\s+\p{Lu}\p{L}+)?
@@ -540,7 +577,13 @@ impl Recogniser {
                 let military = found.as_str().contains("PO ");
                 let po_box = found.as_str().contains("Box");
                 if military || po_box {
-                    out.push(Span::new(found.start(), found.end(), EntityKind::StreetAddress, 0.85, "po_box_or_military"));
+                    out.push(Span::new(
+                        found.start(),
+                        found.end(),
+                        EntityKind::StreetAddress,
+                        0.85,
+                        "po_box_or_military",
+                    ));
                 }
             }
         }
@@ -553,7 +596,8 @@ impl Recogniser {
     }
 
     fn is_non_name(&self, token: &Token<'_>) -> bool {
-        self.non_names.contains(token.lower.as_ref()) && !self.first_names.contains(token.lower.as_ref())
+        self.non_names.contains(token.lower.as_ref())
+            && !self.first_names.contains(token.lower.as_ref())
             || in_list(ORG_SUFFIXES, &token.lower)
     }
 
@@ -594,7 +638,9 @@ impl Recogniser {
             let token = &tokens[i];
             if token.shape != Shape::Word
                 || self.is_non_name(token)
-                    && !(lower_ok && words_taken > 0 && !self.non_names.contains(token.lower.as_ref()))
+                    && !(lower_ok
+                        && words_taken > 0
+                        && !self.non_names.contains(token.lower.as_ref()))
             {
                 break;
             }
@@ -791,19 +837,35 @@ impl Recogniser {
         let mut line_start = 0;
         while line_start < tokens.len() {
             let mut k = line_start;
-            while tokens.get(k).is_some_and(|t| t.shape == Shape::Punct && matches!(t.text, ">" | "?" | "*" | "-" | "•" | "|")) {
+            while tokens.get(k).is_some_and(|t| {
+                t.shape == Shape::Punct && matches!(t.text, ">" | "?" | "*" | "-" | "•" | "|")
+            }) {
                 k += 1;
             }
-            let line_end = (k..tokens.len()).find(|&m| tokens[m].shape == Shape::Newline).unwrap_or(tokens.len());
+            let line_end = (k..tokens.len())
+                .find(|&m| tokens[m].shape == Shape::Newline)
+                .unwrap_or(tokens.len());
             if let Some((first, last)) = self.name_run(tokens, k, false, 3) {
                 let words = &tokens[first..=last];
-                let covered = out[first_new..].iter().any(|s| s.start < words[words.len() - 1].end && words[0].start < s.end);
-                let caps = words.iter().all(|t| t.text.chars().all(|c| !c.is_lowercase()));
+                let covered = out[first_new..]
+                    .iter()
+                    .any(|s| s.start < words[words.len() - 1].end && words[0].start < s.end);
+                let caps = words
+                    .iter()
+                    .all(|t| t.text.chars().all(|c| !c.is_lowercase()));
                 let place = self.place_at(tokens, first).is_some();
                 if last + 1 == line_end && last > first && !covered && !caps && !place {
-                    let known = words.iter().any(|t| self.first_names.contains(t.lower.as_ref()) || self.surname_like(&t.lower));
+                    let known = words.iter().any(|t| {
+                        self.first_names.contains(t.lower.as_ref()) || self.surname_like(&t.lower)
+                    });
                     let confidence = if known { 0.75 } else { 0.55 };
-                    out.push(Span::new(words[0].start, words[words.len() - 1].end, EntityKind::Person, confidence, "name_line"));
+                    out.push(Span::new(
+                        words[0].start,
+                        words[words.len() - 1].end,
+                        EntityKind::Person,
+                        confidence,
+                        "name_line",
+                    ));
                 }
             }
             line_start = line_end + 1;
@@ -814,7 +876,12 @@ impl Recogniser {
     /// capitalised word joined by "and", "or", "&" or a comma to a name already found is a
     /// name too. Repeats until nothing changes (bounded).
     fn list_neighbours(&self, tokens: &[Token<'_>], first_new: usize, out: &mut Vec<Span>) {
-        let joiner = |t: &Token<'_>| matches!(t.lower.as_ref(), "and" | "or" | "&" | "," | "und" | "et" | "y" | "e");
+        let joiner = |t: &Token<'_>| {
+            matches!(
+                t.lower.as_ref(),
+                "and" | "or" | "&" | "," | "und" | "et" | "y" | "e"
+            )
+        };
         let candidate = |t: &Token<'_>, out: &[Span]| {
             t.capitalised()
                 && !self.is_non_name(t)
@@ -824,19 +891,40 @@ impl Recogniser {
         for _round in 0..8 {
             let index_of = |byte: usize| tokens.binary_search_by_key(&byte, |t| t.start).ok();
             let mut added = Vec::new();
-            for span in out[first_new..].iter().filter(|s| s.kind == EntityKind::Person) {
-                let (Some(first), Some(last)) = (index_of(span.start), tokens.iter().position(|t| t.end == span.end)) else {
+            for span in out[first_new..]
+                .iter()
+                .filter(|s| s.kind == EntityKind::Person)
+            {
+                let (Some(first), Some(last)) = (
+                    index_of(span.start),
+                    tokens.iter().position(|t| t.end == span.end),
+                ) else {
                     continue;
                 };
                 if tokens.get(last + 1).is_some_and(joiner) {
-                    if let Some(next) = tokens.get(last + 2).filter(|t| candidate(t, out) && self.place_at(tokens, last + 2).is_none()) {
-                        added.push(Span::new(next.start, next.end, EntityKind::Person, 0.55, "name_list"));
+                    if let Some(next) = tokens
+                        .get(last + 2)
+                        .filter(|t| candidate(t, out) && self.place_at(tokens, last + 2).is_none())
+                    {
+                        added.push(Span::new(
+                            next.start,
+                            next.end,
+                            EntityKind::Person,
+                            0.55,
+                            "name_list",
+                        ));
                     }
                 }
                 if first >= 2 && joiner(&tokens[first - 1]) {
                     let previous = &tokens[first - 2];
                     if candidate(previous, out) && self.place_at(tokens, first - 2).is_none() {
-                        added.push(Span::new(previous.start, previous.end, EntityKind::Person, 0.55, "name_list"));
+                        added.push(Span::new(
+                            previous.start,
+                            previous.end,
+                            EntityKind::Person,
+                            0.55,
+                            "name_list",
+                        ));
                     }
                 }
             }
@@ -926,7 +1014,7 @@ impl Recogniser {
                     let multi_cap = tokens[first..=last]
                         .iter()
                         .all(|t| t.text.chars().all(|c| !c.is_lowercase()));
-                    if !multi_cap || last == first {
+                    if !multi_cap {
                         out.push(Span::new(
                             tokens[first].start,
                             tokens[last].end,
@@ -943,13 +1031,16 @@ impl Recogniser {
         }
     }
 
-    fn is_street_word(token: &Token<'_>) -> bool {
+    /// "Street", "Ave", or a name with a street ending glued on ("Hauptstraße"); glued
+    /// endings count only on capitalised words, since "during" ends in "ring" too.
+    fn is_street_word(&self, token: &Token<'_>, all_lower: bool) -> bool {
         token.shape == Shape::Word
             && (in_list(STREET_AFTER, &token.lower)
-                || token.lower.chars().count() > 4
+                || (token.capitalised() || all_lower)
+                    && token.lower.chars().count() > 4
                     && STREET_ENDINGS
                         .iter()
-                        .any(|ending| token.lower.ends_with(ending)))
+                        .any(|ending| token.lower.ends_with(ending) && token.lower != *ending))
     }
 
     /// Street addresses:
@@ -960,11 +1051,16 @@ impl Recogniser {
     /// 4. then extended over units ("Apt. 4"), city, state, postcode and country segments;
     /// 5. a unit alone ("Suite 616") counts too, weakly.
     fn addresses(&self, tokens: &[Token<'_>], out: &mut Vec<Span>) {
+        let all_lower = !tokens.iter().any(Token::capitalised);
         let mut i = 0;
         while i < tokens.len() {
-            let core = self.address_core(tokens, i);
-            if let Some((first, last, confidence, rule)) = core {
-                let last = self.extend_address(tokens, last);
+            let core = self.address_core(tokens, i, all_lower);
+            if let Some((first, core_last, confidence, rule)) = core {
+                let last = self.extend_address(tokens, core_last);
+                if rule == "number+name+number" && last == core_last {
+                    i += 1;
+                    continue;
+                }
                 out.push(Span::new(
                     tokens[first].start,
                     tokens[last].end,
@@ -1005,6 +1101,7 @@ impl Recogniser {
         &self,
         tokens: &[Token<'_>],
         i: usize,
+        all_lower: bool,
     ) -> Option<(usize, usize, f32, &'static str)> {
         let token = tokens.get(i)?;
         let cued = ADDRESS_CUES
@@ -1018,70 +1115,62 @@ impl Recogniser {
             {
                 k += 1;
             }
-            if tokens.get(k).is_some_and(|t| t.text == ",") {
-                k += 1;
-            }
-            // Up to five words (and dots, and one trailing number) until a street word.
-            let mut words = 0;
+            // The words after the number must look like a name: capitalised, a street-type
+            // word, or anything in an all-lower-case text. "1945 during", "58 square miles"
+            // and "3 C" are not addresses.
+            let name_word = |t: &Token<'_>| {
+                t.shape == Shape::Word
+                    && (t.capitalised() && t.text.chars().count() > 1
+                        || all_lower
+                        || in_list(PARTICLES, &t.lower)
+                        || in_list(STREET_BEFORE, &t.lower)
+                        || self.is_street_word(t, all_lower))
+            };
+            let opens_name = tokens.get(k).is_some_and(|t| {
+                name_word(t) && !self.non_names.contains(t.lower.as_ref())
+                    || in_list(STREET_BEFORE, &t.lower)
+            });
             let mut street_at = None;
             let mut j = k;
-            while let Some(t) = tokens.get(j) {
+            let mut words = 0;
+            while opens_name && words < 5 {
+                let Some(t) = tokens.get(j) else { break };
                 match t.shape {
-                    Shape::Word if words < 5 => {
-                        if words == 0
-                            && (in_list(STREET_BEFORE, &t.lower)
-                                || Self::is_street_word(t) && t.lower.chars().count() > 4)
-                        {
-                            street_at = Some(j);
-                        } else if words > 0 && Self::is_street_word(t) {
-                            street_at = Some(j);
-                        }
-                        if !(t.capitalised()
-                            || in_list(PARTICLES, &t.lower)
-                            || street_at.is_some()
-                            || in_list(STREET_BEFORE, &t.lower))
-                            && street_at.is_none()
-                        {
-                            // "3 cats and a dog": lower-case words before any street word.
-                            if !t.text.chars().all(|c| !c.is_lowercase()) && words > 0 {
-                                break;
-                            }
-                        }
+                    Shape::Word if name_word(t) => {
                         words += 1;
+                        let glued =
+                            self.is_street_word(t, all_lower) && !in_list(STREET_AFTER, &t.lower);
+                        if j == k && (in_list(STREET_BEFORE, &t.lower) || glued)
+                            || j > k && self.is_street_word(t, all_lower)
+                        {
+                            street_at = Some(j);
+                            break;
+                        }
                     }
                     Shape::Punct if t.text == "." || t.text == "'" => {}
                     _ => break,
                 }
-                if street_at.is_some_and(|s| s == j)
-                    && words >= 2
-                    && !in_list(STREET_BEFORE, &t.lower)
-                {
-                    break;
-                }
                 j += 1;
             }
             if let Some(street) = street_at {
-                let before_street = street == k;
-                // "rue de la Paix": the street word first, so take the name words after it.
                 let mut last = street;
-                if before_street || Self::is_street_word(&tokens[street]) && street == k {
+                // "rue de la Paix": the street word first, so take the name words after it.
+                if street == k && in_list(STREET_BEFORE, &tokens[street].lower) {
                     let mut m = street + 1;
                     while let Some(t) = tokens.get(m) {
-                        let word = t.shape == Shape::Word
-                            && (t.capitalised()
-                                || in_list(PARTICLES, &t.lower)
-                                || t.lower.len() > 2 && !self.non_names.contains(t.lower.as_ref()));
-                        if word || t.text == "." && m == street + 1 {
-                            if t.shape == Shape::Word {
-                                last = m;
-                            }
-                            m += 1;
-                        } else {
-                            break;
-                        }
                         if m - street > 5 {
                             break;
                         }
+                        if t.shape == Shape::Word
+                            && name_word(t)
+                            && !self.non_names.contains(t.lower.as_ref())
+                            || t.shape == Shape::Word && in_list(PARTICLES, &t.lower)
+                        {
+                            last = m;
+                        } else if !(t.text == "." && m == street + 1) {
+                            break;
+                        }
+                        m += 1;
                     }
                 }
                 if tokens.get(last + 1).is_some_and(|t| t.text == ".") {
@@ -1098,7 +1187,28 @@ impl Recogniser {
                     return Some((i, last, if cued { 0.9 } else { 0.8 }, "number+street"));
                 }
             }
-            if cued {
+            // "692 Kuuse 53, Grubbenvorst": a name between two numbers, kept only when the
+            // address goes on with a unit, city or postcode (checked by the caller).
+            if street_at.is_none() && opens_name {
+                let mut m = k;
+                while tokens.get(m).is_some_and(|t| {
+                    t.shape == Shape::Word && t.capitalised() && !self.is_non_name(t)
+                }) && m - k < 3
+                {
+                    m += 1;
+                }
+                if m > k
+                    && tokens
+                        .get(m)
+                        .is_some_and(|t| t.shape == Shape::Number && t.text.len() <= 4)
+                {
+                    return Some((i, m, 0.65, "number+name+number"));
+                }
+            }
+            let next_is_name = tokens.get(i + 1).is_some_and(|t| {
+                t.shape == Shape::Number || t.capitalised() && t.text.chars().count() > 1
+            });
+            if cued && next_is_name {
                 let mut last = i;
                 let mut m = i + 1;
                 while let Some(t) = tokens.get(m) {
@@ -1128,19 +1238,18 @@ impl Recogniser {
             }
             let street = k
                 .checked_sub(1)
-                .filter(|s| *s >= i && Self::is_street_word(&tokens[*s]))?;
+                .filter(|s| *s >= i && self.is_street_word(&tokens[*s], all_lower))?;
             let glued = STREET_ENDINGS.iter().any(|ending| {
                 tokens[street].lower.ends_with(ending) && tokens[street].lower != *ending
             });
             let number = tokens
                 .get(k)
                 .filter(|t| t.shape == Shape::Number && t.text.len() <= 4)?;
-            if (glued || street > i)
-                && !tokens
-                    .get(k + 1)
-                    .is_some_and(|t| t.text == "." || t.text == ":")
-                || glued
-            {
+            let core_word = in_list(CORE_STREET_AFTER, &tokens[street].lower) && street > i;
+            let trailing_punct = tokens
+                .get(k + 1)
+                .is_some_and(|t| t.text == ":" || t.text == "-");
+            if (glued || core_word) && !trailing_punct {
                 let _ = number;
                 return Some((i, k, 0.7, "street+number"));
             }

@@ -39,11 +39,30 @@ const PHONE_CONTEXT: &[&str] = &[
     "sms",
 ];
 /// Words right after a number that say it is a phone ("555 1234 office").
-const PHONE_AFTER: &[&str] = &["office", "fax", "mobile", "cell", "home", "work", "tel", "phone", "landline"];
+const PHONE_AFTER: &[&str] = &[
+    "office", "fax", "mobile", "cell", "home", "work", "tel", "phone", "landline",
+];
 /// Words before a number that say it is some other identifier, even if "number" is there too.
 const NOT_PHONE_CONTEXT: &[&str] = &[
-    "license", "licence", "passport", "account", "order", "invoice", "tracking", "ssn", "social security",
-    "routing", "serial", "policy", "member", "customer", "case", "ticket", "reference", "iban", "card",
+    "license",
+    "licence",
+    "passport",
+    "account",
+    "order",
+    "invoice",
+    "tracking",
+    "ssn",
+    "social security",
+    "routing",
+    "serial",
+    "policy",
+    "member",
+    "customer",
+    "case",
+    "ticket",
+    "reference",
+    "iban",
+    "card",
 ];
 const CARD_CONTEXT: &[&str] = &[
     "card",
@@ -215,7 +234,8 @@ impl Structured {
             .filter(|c| matches!(c, ' ' | '-' | '.'))
             .collect();
         let before_text = before(text, start, self.context_window);
-        let context = (contains_word(&before_text, PHONE_CONTEXT) || contains_word(&after(text, end, 12), PHONE_AFTER))
+        let context = (contains_word(&before_text, PHONE_CONTEXT)
+            || contains_word(&after(text, end, 12), PHONE_AFTER))
             && !contains_word(&before_text, NOT_PHONE_CONTEXT);
         let international = candidate.starts_with('+') || candidate.starts_with("00");
         let bracketed = main.contains('(') && main.contains(')');
