@@ -119,9 +119,14 @@ fn parse_args() -> Args {
     }
 }
 
+fn fail(message: &str) -> ! {
+    eprintln!("{message}");
+    std::process::exit(2);
+}
+
 fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Vec<T> {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|err| fail(&format!("{}: {err}", path.display())));
     text.lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| serde_json::from_str(line).unwrap())
@@ -382,7 +387,7 @@ fn main() {
     let args = parse_args();
     let scanner = Arc::new(Scanner::new(ScannerConfig::default()).unwrap());
     let errors = args.errors.as_deref().map(|label| {
-        EntityKind::from_label(label).unwrap_or_else(|| panic!("unknown kind {label}"))
+        EntityKind::from_label(label).unwrap_or_else(|| fail(&format!("unknown kind {label}")))
     });
     let rows: Vec<PiiRow> = read_jsonl(&args.data.join("pii/pii.dev.jsonl"));
     let result = evaluate(&scanner, &rows, errors);

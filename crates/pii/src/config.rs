@@ -121,8 +121,10 @@ mod tests {
 
     #[test]
     fn validation_reports_every_problem() {
-        let mut config = ScannerConfig::default();
-        config.min_confidence = 1.5;
+        let mut config = ScannerConfig {
+            min_confidence: 1.5,
+            ..ScannerConfig::default()
+        };
         config
             .min_confidence_by_kind
             .insert(EntityKind::Person, -0.1);

@@ -471,9 +471,7 @@ pub(crate) struct Recogniser {
     ambiguous_names: WordSet,
     surnames: WordSet,
     non_names: WordSet,
-    /// Places by their first word; each entry is the whole place as words, and whether it is
-    /// ambiguous.
-    places: HashMap<String, Vec<(Vec<String>, bool)>, BuildHasherDefault<Fnv>>,
+    places: PlaceIndex,
     zip: Regex,
     /// Post-office boxes and US military addresses, which have no house number or street.
     postal: Regex,
@@ -504,6 +502,9 @@ impl Hasher for Fnv {
 }
 
 type WordSet = HashSet<String, BuildHasherDefault<Fnv>>;
+/// Places by their first word: each entry is the whole place as words, and whether it is
+/// ambiguous ("Jordan", "Turkey").
+type PlaceIndex = HashMap<String, Vec<(Vec<String>, bool)>, BuildHasherDefault<Fnv>>;
 
 fn words(list: &str) -> WordSet {
     list.lines()
@@ -521,8 +522,7 @@ impl Recogniser {
     pub(crate) fn new() -> Result<Recogniser, PiiError> {
         let compile =
             |pattern: &str| Regex::new(pattern).map_err(|err| PiiError::Pattern(err.to_string()));
-        let mut places: HashMap<String, Vec<(Vec<String>, bool)>, BuildHasherDefault<Fnv>> =
-            HashMap::default();
+        let mut places = PlaceIndex::default();
         for line in PLACES
             .lines()
             .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
@@ -799,7 +799,7 @@ impl Recogniser {
                 && self.first_names.contains(token.lower.as_ref())
                 && !self.ambiguous_names.contains(token.lower.as_ref())
                 && !self.non_names.contains(token.lower.as_ref())
-                && self.places.get(token.lower.as_ref()).is_none()
+                && !self.places.contains_key(token.lower.as_ref())
             {
                 let next = tokens
                     .get(i + 1)
@@ -959,7 +959,7 @@ impl Recogniser {
                 {
                     k += 1;
                 }
-                if !tokens.get(k).is_some_and(|t| &t.lower == part) {
+                if tokens.get(k).is_none_or(|t| &t.lower != part) {
                     return None;
                 }
                 k += 1;
@@ -1288,8 +1288,8 @@ impl Recogniser {
                 break;
             }
             // A postcode.
-            if t.shape == Shape::Number && self.zip.is_match(t.text)
-                || t.shape == Shape::Number && tokens.get(m + 1).is_some_and(|n| n.text == "-")
+            if t.shape == Shape::Number
+                && (self.zip.is_match(t.text) || tokens.get(m + 1).is_some_and(|n| n.text == "-"))
             {
                 let mut n = m;
                 if tokens.get(n + 1).is_some_and(|x| x.text == "-")

@@ -108,7 +108,7 @@ impl Secrets {
             return false;
         }
         let hex_only = token.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-        if hex_only && !self.options.hex || self.uuid.is_match(token) && !self.options.hex {
+        if !self.options.hex && (hex_only || self.uuid.is_match(token)) {
             return false;
         }
         let upper = token.bytes().filter(u8::is_ascii_uppercase).count();

@@ -254,12 +254,9 @@ impl Structured {
         if ssn_shape && !international {
             return None;
         }
-        let base: f32 = if international && groups.len() >= 2 || international && digits.len() >= 10
-        {
+        let base: f32 = if international && (groups.len() >= 2 || digits.len() >= 10) {
             0.9
-        } else if bracketed {
-            0.8
-        } else if nanp {
+        } else if bracketed || nanp {
             0.8
         } else if trunk && !mixed_separators {
             0.65
@@ -472,7 +469,7 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 /// The issuer network for a card number by its prefix (IIN) and length, if known.
