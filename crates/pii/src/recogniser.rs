@@ -19,30 +19,30 @@ const PLACES: &str = include_str!("../data/places.txt");
 const NON_NAMES: &str = include_str!("../data/nonname_words.txt");
 
 const TITLES: &[&str] = &[
+    "dame",
+    "dr",
+    "frau",
+    "herr",
+    "lady",
+    "lord",
+    "madam",
+    "miss",
+    "mister",
+    "mlle",
+    "mme",
     "mr",
     "mrs",
     "ms",
-    "miss",
     "mx",
-    "dr",
     "prof",
     "professor",
-    "sir",
-    "madam",
-    "dame",
-    "mister",
-    "mme",
-    "mlle",
-    "herr",
-    "frau",
     "señor",
     "señora",
-    "sr",
-    "sra",
     "signor",
     "signora",
-    "lady",
-    "lord",
+    "sir",
+    "sr",
+    "sra",
 ];
 /// Phrases after which a name follows ("my name is Ana"). The flag says whether a lower-case
 /// name is accepted after it (people type "my name is ana lee").
@@ -83,8 +83,8 @@ const NAME_CUES: &[(&[&str], bool)] = &[
 ];
 /// Name particles that may sit inside a name ("Ludwig van Beethoven").
 const PARTICLES: &[&str] = &[
-    "van", "von", "de", "der", "den", "da", "di", "del", "della", "le", "la", "du", "bin", "al",
-    "el", "ter", "ten",
+    "al", "bin", "da", "de", "del", "della", "den", "der", "di", "du", "el", "la", "le", "ten",
+    "ter", "van", "von",
 ];
 /// Surname endings that mark a word as a family name in many languages.
 const SURNAME_ENDINGS: &[&str] = &[
@@ -94,213 +94,212 @@ const SURNAME_ENDINGS: &[&str] = &[
     "lä", "la",
 ];
 const ORG_SUFFIXES: &[&str] = &[
-    "inc",
-    "llc",
-    "ltd",
-    "gmbh",
+    "ag",
+    "association",
+    "bank",
+    "club",
+    "co",
+    "college",
+    "company",
     "corp",
     "corporation",
-    "company",
-    "co",
-    "group",
-    "bank",
-    "university",
-    "college",
-    "school",
-    "hospital",
-    "institute",
     "foundation",
-    "association",
-    "technologies",
-    "systems",
-    "solutions",
-    "labs",
-    "partners",
+    "gmbh",
+    "group",
     "holdings",
-    "ag",
-    "sa",
-    "plc",
+    "hospital",
+    "inc",
+    "institute",
+    "labs",
+    "llc",
+    "ltd",
     "media",
-    "services",
-    "orchestra",
     "museum",
-    "club",
+    "orchestra",
+    "partners",
+    "plc",
+    "sa",
+    "school",
+    "services",
+    "solutions",
+    "systems",
+    "technologies",
+    "university",
 ];
 /// Street-type words that follow the street name ("Kent Street", "Main St.").
 const STREET_AFTER: &[&str] = &[
-    "u",
-    "út",
-    "utca",
-    "street",
-    "st",
-    "avenue",
-    "ave",
-    "av",
-    "road",
-    "rd",
-    "boulevard",
-    "blvd",
-    "lane",
-    "ln",
-    "drive",
-    "dr",
-    "court",
-    "ct",
-    "place",
-    "pl",
-    "square",
-    "sq",
-    "terrace",
-    "way",
-    "parkway",
-    "pkwy",
-    "highway",
-    "hwy",
-    "circle",
-    "cir",
-    "crescent",
-    "cres",
-    "close",
-    "plaza",
-    "trail",
-    "trl",
+    "allee",
     "alley",
-    "row",
-    "walk",
-    "isle",
-    "heights",
-    "gardens",
-    "mews",
-    "grove",
-    "hill",
-    "park",
-    "path",
-    "pike",
-    "point",
-    "ridge",
-    "route",
-    "run",
-    "view",
-    "village",
-    "ville",
-    "harbor",
-    "harbour",
-    "crossing",
+    "av",
+    "ave",
+    "avenue",
+    "blvd",
+    "boulevard",
+    "cir",
+    "circle",
+    "close",
+    "court",
     "creek",
+    "cres",
+    "crescent",
+    "crossing",
+    "ct",
+    "dr",
+    "drive",
     "estates",
     "expressway",
     "fork",
     "forks",
+    "gade",
+    "gardens",
+    "gasse",
+    "gata",
+    "gatan",
+    "gate",
+    "gracht",
     "green",
+    "grove",
+    "harbor",
+    "harbour",
+    "heights",
+    "highway",
+    "hill",
+    "hwy",
+    "isle",
     "junction",
+    "katu",
+    "laan",
+    "lane",
+    "ln",
     "loop",
     "manor",
     "meadow",
     "meadows",
+    "mews",
     "mill",
     "mills",
     "mount",
     "orchard",
+    "park",
+    "parkway",
     "pass",
+    "path",
+    "pike",
+    "pkwy",
+    "pl",
+    "place",
+    "platz",
+    "plaza",
+    "plein",
+    "point",
     "port",
+    "rd",
+    "ridge",
+    "road",
+    "route",
+    "row",
+    "run",
     "shore",
     "shores",
     "spring",
     "springs",
+    "sq",
+    "square",
+    "st",
     "station",
-    "summit",
-    "turnpike",
-    "union",
-    "valley",
-    "vista",
-    "wall",
-    "wells",
-    "gate",
-    "gata",
-    "gatan",
-    "vej",
-    "veien",
-    "vegen",
-    "gade",
-    "katu",
-    "tie",
-    "utca",
+    "str",
     "straat",
-    "laan",
-    "plein",
-    "gracht",
-    "weg",
-    "gasse",
-    "allee",
-    "platz",
     "strasse",
     "straße",
-    "str",
+    "street",
+    "summit",
+    "terrace",
+    "tie",
+    "trail",
+    "trl",
+    "turnpike",
+    "u",
+    "union",
+    "utca",
+    "valley",
+    "vegen",
+    "veien",
+    "vej",
+    "view",
+    "village",
+    "ville",
+    "vista",
+    "walk",
+    "wall",
+    "way",
+    "weg",
+    "wells",
+    "út",
 ];
 /// Street-type words that come before the name ("rue de la Paix", "Via Roma", "ul. Polna").
 const STREET_BEFORE: &[&str] = &[
-    "rue",
-    "avenue",
+    "aleja",
+    "allée",
     "av",
     "avda",
     "avenida",
+    "avenue",
+    "boulevard",
     "calle",
+    "camino",
     "carrer",
-    "via",
-    "viale",
-    "piazza",
+    "chemin",
     "corso",
-    "largo",
-    "strada",
-    "rua",
     "estrada",
-    "travessa",
+    "impasse",
+    "largo",
+    "odos",
+    "paseo",
+    "piazza",
+    "place",
+    "plaza",
     "praça",
+    "quai",
+    "ronda",
+    "route",
+    "rua",
+    "rue",
+    "strada",
+    "travessa",
     "ul",
     "ulica",
-    "aleja",
-    "boulevard",
-    "chemin",
-    "place",
-    "allée",
-    "impasse",
-    "quai",
-    "route",
-    "paseo",
-    "camino",
-    "plaza",
-    "ronda",
-    "odos",
-    "οδός",
+    "via",
+    "viale",
     "λ",
+    "οδός",
 ];
 /// Street-type endings glued to the name ("Hauptstraße", "Keizersgracht", "Storgatan").
 /// Street words that make "Name Street 12" an address on their own (unlike "Station 54").
 const CORE_STREET_AFTER: &[&str] = &[
-    "street",
-    "st",
-    "avenue",
     "ave",
-    "road",
-    "rd",
-    "lane",
-    "ln",
-    "boulevard",
+    "avenue",
     "blvd",
-    "gate",
-    "vej",
-    "veien",
+    "boulevard",
+    "gade",
     "gata",
     "gatan",
-    "gade",
-    "straat",
-    "laan",
-    "weg",
-    "utca",
-    "u",
-    "út",
+    "gate",
     "katu",
+    "laan",
+    "lane",
+    "ln",
+    "rd",
+    "road",
+    "st",
+    "straat",
+    "street",
     "tie",
+    "u",
+    "utca",
+    "veien",
+    "vej",
+    "weg",
+    "út",
 ];
 const STREET_ENDINGS: &[&str] = &[
     "straße", "strasse", "str", "weg", "gasse", "allee", "platz", "damm", "ufer", "straat", "laan",
@@ -309,21 +308,21 @@ const STREET_ENDINGS: &[&str] = &[
     "stræti", "vegur",
 ];
 const UNIT_WORDS: &[&str] = &[
-    "apt",
+    "#",
     "apartment",
-    "suite",
-    "ste",
-    "unit",
-    "flat",
-    "floor",
-    "fl",
-    "room",
-    "rm",
+    "apt",
     "bldg",
     "building",
+    "fl",
+    "flat",
+    "floor",
     "no",
     "nr",
-    "#",
+    "rm",
+    "room",
+    "ste",
+    "suite",
+    "unit",
 ];
 const ADDRESS_CUES: &[&[&str]] = &[
     &["lives", "at"],
@@ -514,8 +513,9 @@ fn words(list: &str) -> WordSet {
         .collect()
 }
 
+/// Membership in one of the sorted word lists above (sortedness is checked by a test).
 fn in_list(list: &[&str], word: &str) -> bool {
-    list.contains(&word)
+    list.binary_search(&word).is_ok()
 }
 
 impl Recogniser {
@@ -828,7 +828,7 @@ impl Recogniser {
             i += 1;
         }
         self.signature_lines(tokens, first_new, out);
-        self.list_neighbours(tokens, first_new, out);
+        self.list_neighbours(tokens, out);
     }
 
     /// A line holding only two or three capitalised words ("Maika van de Noort" above an
@@ -875,65 +875,63 @@ impl Recogniser {
     /// Names come in lists: "Urías and Mclaughlin", "Nadbath, Smith and Stanton". A lone
     /// capitalised word joined by "and", "or", "&" or a comma to a name already found is a
     /// name too. Repeats until nothing changes (bounded).
-    fn list_neighbours(&self, tokens: &[Token<'_>], first_new: usize, out: &mut Vec<Span>) {
+    fn list_neighbours(&self, tokens: &[Token<'_>], out: &mut Vec<Span>) {
         let joiner = |t: &Token<'_>| {
             matches!(
                 t.lower.as_ref(),
                 "and" | "or" | "&" | "," | "und" | "et" | "y" | "e"
             )
         };
-        let candidate = |t: &Token<'_>, out: &[Span]| {
+        // Tokens already inside any finding, so a neighbour is never taken twice.
+        let mut covered = vec![false; tokens.len()];
+        let token_at = |byte: usize| tokens.binary_search_by_key(&byte, |t| t.start).ok();
+        let token_ending = |byte: usize| tokens.binary_search_by_key(&byte, |t| t.end).ok();
+        let mut frontier: Vec<(usize, usize)> = Vec::new();
+        for span in out.iter() {
+            if let (Some(first), Some(last)) = (token_at(span.start), token_ending(span.end)) {
+                covered[first..=last].iter_mut().for_each(|c| *c = true);
+                if span.kind == EntityKind::Person {
+                    frontier.push((first, last));
+                }
+            }
+        }
+        let candidate = |index: usize, covered: &[bool]| {
+            let t = &tokens[index];
             t.capitalised()
+                && !covered[index]
                 && !self.is_non_name(t)
                 && !t.text.chars().all(|c| !c.is_lowercase())
-                && !out.iter().any(|s| s.start < t.end && t.start < s.end)
+                && self.place_at(tokens, index).is_none()
         };
         for _round in 0..8 {
-            let index_of = |byte: usize| tokens.binary_search_by_key(&byte, |t| t.start).ok();
-            let mut added = Vec::new();
-            for span in out[first_new..]
-                .iter()
-                .filter(|s| s.kind == EntityKind::Person)
-            {
-                let (Some(first), Some(last)) = (
-                    index_of(span.start),
-                    tokens.iter().position(|t| t.end == span.end),
-                ) else {
-                    continue;
-                };
-                if tokens.get(last + 1).is_some_and(joiner) {
-                    if let Some(next) = tokens
-                        .get(last + 2)
-                        .filter(|t| candidate(t, out) && self.place_at(tokens, last + 2).is_none())
-                    {
-                        added.push(Span::new(
-                            next.start,
-                            next.end,
-                            EntityKind::Person,
-                            0.55,
-                            "name_list",
-                        ));
-                    }
+            let mut next = Vec::new();
+            for (first, last) in frontier {
+                if tokens.get(last + 1).is_some_and(joiner)
+                    && last + 2 < tokens.len()
+                    && candidate(last + 2, &covered)
+                {
+                    covered[last + 2] = true;
+                    next.push((last + 2, last + 2));
                 }
-                if first >= 2 && joiner(&tokens[first - 1]) {
-                    let previous = &tokens[first - 2];
-                    if candidate(previous, out) && self.place_at(tokens, first - 2).is_none() {
-                        added.push(Span::new(
-                            previous.start,
-                            previous.end,
-                            EntityKind::Person,
-                            0.55,
-                            "name_list",
-                        ));
-                    }
+                if first >= 2 && joiner(&tokens[first - 1]) && candidate(first - 2, &covered) {
+                    covered[first - 2] = true;
+                    next.push((first - 2, first - 2));
                 }
             }
-            added.sort_by_key(|s| s.start);
-            added.dedup_by_key(|s| s.start);
-            if added.is_empty() {
+            for (index, _) in &next {
+                let t = &tokens[*index];
+                out.push(Span::new(
+                    t.start,
+                    t.end,
+                    EntityKind::Person,
+                    0.55,
+                    "name_list",
+                ));
+            }
+            if next.is_empty() {
                 break;
             }
-            out.extend(added);
+            frontier = next;
         }
     }
 
@@ -1369,6 +1367,21 @@ mod tests {
             .filter(|s| s.confidence >= 0.5)
             .map(|s| text[s.start..s.end].to_string())
             .collect()
+    }
+
+    #[test]
+    fn word_lists_are_sorted_for_binary_search() {
+        for list in [
+            TITLES,
+            PARTICLES,
+            ORG_SUFFIXES,
+            STREET_AFTER,
+            CORE_STREET_AFTER,
+            STREET_BEFORE,
+            UNIT_WORDS,
+        ] {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+        }
     }
 
     #[test]
