@@ -123,9 +123,23 @@ impl Secrets {
         if longest_lower_run >= 9 {
             return false;
         }
+        // CamelCase words glued together ("GoogleFinancialJobsCash15"): most capitals open a
+        // run of three or more lower-case letters, which random keys rarely do.
+        let bytes = token.as_bytes();
+        let word_starts = (0..bytes.len())
+            .filter(|&i| {
+                bytes[i].is_ascii_uppercase()
+                    && bytes
+                        .get(i + 1..i + 4)
+                        .is_some_and(|run| run.iter().all(u8::is_ascii_lowercase))
+            })
+            .count();
+        if upper > 0 && word_starts * 2 > upper {
+            return false;
+        }
         let classes = [upper, lower, digits].iter().filter(|n| **n > 0).count();
         let digit_share = digits as f64 / token.len() as f64;
-        if !hex_only && (classes < 3 || digit_share < 0.08) {
+        if !hex_only && (classes < 3 || digit_share < 0.04) {
             return false;
         }
         shannon_entropy(token) >= self.options.min_entropy_bits
@@ -211,6 +225,7 @@ mod tests {
             "id 550e8400-e29b-41d4-a716-446655440000",
             "Antidisestablishmentarianism1",
             "path/to/some/file_name_v2.rs",
+            "//GoogleFinancialJobsCash15BuzzCard/GetPaid",
         ] {
             assert!(rules(benign).is_empty(), "{benign}: {:?}", rules(benign));
         }
