@@ -629,72 +629,49 @@ fn latency(scanner: &Arc<Scanner>, rows: &[PiiRow]) {
 /// (a fixed-seed generator, formats as documented by each provider) and random tokens. This
 /// shows what each rule catches; it says nothing about keys in formats not listed.
 fn synthetic_secrets(scanner: &Scanner) {
-    let mut state: u64 = 0x5eed;
-    let mut next = move |n: usize| -> usize {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 33) as usize) % n
-    };
     const BASE62: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     const HEX: &[u8] = b"0123456789abcdef";
     const UPPER_DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const DIGITS: &[u8] = b"0123456789";
+    let mut state: u64 = 0x5eed;
     let mut random = |alphabet: &[u8], len: usize| -> String {
         (0..len)
-            .map(|_| char::from(alphabet[next(alphabet.len())]))
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                char::from(alphabet[((state >> 33) as usize) % alphabet.len()])
+            })
             .collect()
     };
-    let mut rows: Vec<(&str, Vec<String>)> = Vec::new();
-    let mut make =
-        |name: &'static str,
-         count: usize,
-         mut generate: Box<dyn FnMut(&mut dyn FnMut(&[u8], usize) -> String) -> String>| {
-            let keys: Vec<String> = (0..count).map(|_| generate(&mut random)).collect();
-            rows.push((name, keys));
-        };
-    make(
-        "openai sk-proj-",
-        200,
-        Box::new(|r| format!("sk-proj-{}", r(BASE62, 48))),
-    );
-    make(
-        "anthropic sk-ant-api03-",
-        200,
-        Box::new(|r| format!("sk-ant-api03-{}", r(BASE62, 80))),
-    );
-    make(
-        "aws AKIA",
-        200,
-        Box::new(|r| format!("AKIA{}", r(UPPER_DIGITS, 16))),
-    );
-    make(
-        "github ghp_",
-        200,
-        Box::new(|r| format!("ghp_{}", r(BASE62, 36))),
-    );
-    make(
-        "slack xoxb-",
-        200,
-        Box::new(|r| format!("xoxb-{}-{}", r(b"0123456789", 12), r(BASE62, 24))),
-    );
-    make(
-        "google AIza",
-        200,
-        Box::new(|r| format!("AIza{}", r(BASE62, 35))),
-    );
-    make(
-        "stripe sk_live_",
-        200,
-        Box::new(|r| format!("sk_live_{}", r(BASE62, 24))),
-    );
-    make("random base62, 20 chars", 200, Box::new(|r| r(BASE62, 20)));
-    make("random base62, 32 chars", 200, Box::new(|r| r(BASE62, 32)));
-    make("random base62, 64 chars", 200, Box::new(|r| r(BASE62, 64)));
-    make(
-        "random hex, 40 chars (off by default)",
-        200,
-        Box::new(|r| r(HEX, 40)),
-    );
+    // (format, prefix, alphabet, length), then a Slack-shaped one with two parts.
+    let formats: [(&str, &str, &[u8], usize); 10] = [
+        ("openai sk-proj-", "sk-proj-", BASE62, 48),
+        ("anthropic sk-ant-api03-", "sk-ant-api03-", BASE62, 80),
+        ("aws AKIA", "AKIA", UPPER_DIGITS, 16),
+        ("github ghp_", "ghp_", BASE62, 36),
+        ("google AIza", "AIza", BASE62, 35),
+        ("stripe sk_live_", "sk_live_", BASE62, 24),
+        ("random base62, 20 chars", "", BASE62, 20),
+        ("random base62, 32 chars", "", BASE62, 32),
+        ("random base62, 64 chars", "", BASE62, 64),
+        ("random hex, 40 chars (off by default)", "", HEX, 40),
+    ];
+    let mut rows: Vec<(&str, Vec<String>)> = formats
+        .iter()
+        .map(|(name, prefix, alphabet, len)| {
+            (
+                *name,
+                (0..200)
+                    .map(|_| format!("{prefix}{}", random(alphabet, *len)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let slack = (0..200)
+        .map(|_| format!("xoxb-{}-{}", random(DIGITS, 12), random(BASE62, 24)))
+        .collect();
+    rows.insert(6, ("slack xoxb-", slack));
     println!("\n## Secrets on generated keys\n");
     println!("Each key inside \"Here is my key: KEY, please keep it safe.\"; found = a SECRET finding covering the whole key.\n");
     println!("| format | keys | found |");
