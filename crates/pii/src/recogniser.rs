@@ -834,7 +834,7 @@ impl Recogniser {
                     let run = &tokens[first..=last];
                     let given = run[0].has(flag::FIRST);
                     let ambiguous = run[0].has(flag::AMBIGUOUS);
-                    let family = run.iter().skip(1).any(|t| self.surname_like(&t))
+                    let family = run.iter().skip(1).any(|t| self.surname_like(t))
                         || run.len() == 1 && self.surname_like(&run[0]);
                     let all_caps = run
                         .iter()
@@ -880,7 +880,7 @@ impl Recogniser {
                     .filter(|t| t.shape == Shape::Word && !t.capitalised() && self.name_like(t));
                 let end = match next {
                     Some(next)
-                        if self.surname_like(&next)
+                        if self.surname_like(next)
                             || !next.has(flag::FIRST) && next.lower.chars().count() >= 3 =>
                     {
                         next.end
@@ -930,7 +930,7 @@ impl Recogniser {
                 if last + 1 == line_end && last > first && !covered && !caps && !place {
                     let known = words
                         .iter()
-                        .any(|t| t.has(flag::FIRST) || self.surname_like(&t));
+                        .any(|t| t.has(flag::FIRST) || self.surname_like(t));
                     let confidence = if known { 0.75 } else { 0.55 };
                     out.push(Span::new(
                         words[0].start,
