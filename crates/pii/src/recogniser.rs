@@ -621,7 +621,7 @@ impl Recogniser {
                 (?-u:\b)(?:[0-9]{1,6}\s+)?(?:
                     (?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+[0-9]{1,6}
                   | (?:PSC|Unit|CMR)\s+[0-9]{1,6},?\s*Box\s+[0-9]{1,6}
-                  | (?:USNS|USNV|USS|USCGC)\s+\p{Lu}\p{L}+(?:\s+\p{Lu}\p{L}+)?
+                  | (?:USNS|USNV|USS|USCGC)[\ ]+\p{Lu}\p{L}+(?:[\ ]+\p{Lu}\p{L}+)?[\s,]+(?:APO|FPO|DPO)[\ ]+A[AEP][\ ]+[0-9]{5}
                 )
                 (?:[\s,]+(?:APO|FPO|DPO)\s+A[AEP]\s+[0-9]{5})?",
             )?,
@@ -729,9 +729,13 @@ impl Recogniser {
                 }
                 break;
             }
+            // "van de Noort": particles count when a capitalised word follows them.
             let particle = token.has(flag::PARTICLE)
                 && words_taken > 0
-                && tokens.get(i + 1).is_some_and(Token::capitalised);
+                && tokens[i + 1..]
+                    .iter()
+                    .find(|t| !t.has(flag::PARTICLE))
+                    .is_some_and(Token::capitalised);
             if !(token.capitalised() || particle || lower_ok && self.name_like(token)) {
                 break;
             }
@@ -1460,6 +1464,57 @@ mod tests {
         );
         assert!(found("The United Nations met in May.", EntityKind::Person).is_empty());
         assert!(found("Palantir Technologies and Acme Inc", EntityKind::Person).is_empty());
+    }
+
+    #[test]
+    fn names_in_lists_and_on_their_own_line() {
+        assert_eq!(
+            found(
+                "The founders were Anna Berg, Kadiev and Stanton.",
+                EntityKind::Person
+            ),
+            ["Anna Berg", "Kadiev", "Stanton"]
+        );
+        assert_eq!(
+            found("Maika van de Noort\nEmployment manager", EntityKind::Person),
+            ["Maika van de Noort"]
+        );
+        assert!(found("Table Of Contents\nIntroduction", EntityKind::Person).is_empty());
+        assert_eq!(
+            found("As promised, here's Emre's address", EntityKind::Person),
+            ["Emre"]
+        );
+        assert_eq!(
+            found("Thomas's bike", EntityKind::Person),
+            ["Thomas"],
+            "possessive split off"
+        );
+    }
+
+    #[test]
+    fn post_boxes_military_addresses_and_names_between_numbers() {
+        assert_eq!(
+            found("send it to PO Box 1234 please", EntityKind::StreetAddress),
+            ["PO Box 1234"]
+        );
+        assert_eq!(
+            found("USNS Miller\nFPO AE 12345", EntityKind::StreetAddress),
+            ["USNS Miller\nFPO AE 12345"]
+        );
+        assert_eq!(
+            found(
+                "I live at 692 Kuuse 53 Apt. 641, Grubbenvorst",
+                EntityKind::StreetAddress
+            ),
+            ["692 Kuuse 53 Apt. 641, Grubbenvorst"]
+        );
+        // Without a unit, city or postcode after it, a name between numbers is not enough.
+        assert!(found("Chapter 3 Results 4 were bad", EntityKind::StreetAddress).is_empty());
+        assert!(found(
+            "It rained for 500 days during 1990",
+            EntityKind::StreetAddress
+        )
+        .is_empty());
     }
 
     #[test]
