@@ -1309,18 +1309,16 @@ impl Recogniser {
             let street = k
                 .checked_sub(1)
                 .filter(|s| *s >= i && self.is_street_word(&tokens[*s], all_lower))?;
-            let glued = STREET_ENDINGS.iter().any(|ending| {
-                tokens[street].lower.ends_with(ending) && tokens[street].lower != *ending
-            });
-            let number = tokens
+            let glued = tokens[street].has(flag::STREET_ENDING);
+            let house_number = tokens
                 .get(k)
-                .filter(|t| t.shape == Shape::Number && t.text.len() <= 4)?;
+                .is_some_and(|t| t.shape == Shape::Number && t.text.len() <= 4);
             let core_word = tokens[street].has(flag::CORE_STREET) && street > i;
+            // "Kent Street 12:" or "Road 66-" is a heading or a range, not a house number.
             let trailing_punct = tokens
                 .get(k + 1)
                 .is_some_and(|t| t.text == ":" || t.text == "-");
-            if (glued || core_word) && !trailing_punct {
-                let _ = number;
+            if house_number && (glued || core_word) && !trailing_punct {
                 return Some((i, k, 0.7, "street+number"));
             }
         }

@@ -117,6 +117,14 @@ mod tests {
     }
 
     #[test]
+    fn shareable_across_request_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Scanner>();
+        send_sync::<crate::Masker>();
+        send_sync::<crate::StreamUnmasker>();
+    }
+
+    #[test]
     fn a_card_is_not_also_a_phone() {
         assert_eq!(
             kinds("pay with 4111 1111 1111 1111"),
