@@ -13,6 +13,30 @@
 //!
 //! The name, address and location recogniser is rules and word lists, not a trained model;
 //! `eval/pii.md` measures how far that goes.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use switchyard_pii::{Action, EntityKind, MaskPolicy, Masker, Scanner, ScannerConfig};
+//!
+//! // Once per configuration:
+//! let scanner = Arc::new(Scanner::new(ScannerConfig::default())?);
+//! let policy = MaskPolicy::uniform(Action::Pseudonymize).with(EntityKind::CreditCard, Action::Block);
+//! let masker = Masker::new(scanner, policy);
+//!
+//! // Once per request: every message through the same session.
+//! let mut session = masker.session(b"tenant salt");
+//! let masked = session.mask("I'm Ana, write to ana@example.com");
+//! assert_eq!(masked.text, "I'm <PERSON_1>, write to <EMAIL_1>");
+//! assert!(!masked.blocked);
+//!
+//! // The answer, as it streams back:
+//! let mut unmasker = session.stream_unmasker();
+//! let mut answer = unmasker.push("Sent to <EMA");
+//! answer += &unmasker.push("IL_1>, <PERSON_1>.");
+//! answer += &unmasker.finish();
+//! assert_eq!(answer, "Sent to ana@example.com, Ana.");
+//! # Ok::<(), switchyard_pii::PiiError>(())
+//! ```
 
 mod config;
 mod kind;
