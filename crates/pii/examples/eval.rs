@@ -500,12 +500,19 @@ fn benign(scanner: &Scanner, data: &Path) {
             ));
         }
     }
-    let injection: Vec<TextRow> =
-        read_jsonl::<TextRow>(&data.join("prompt_injection/prompt_injection.dev.jsonl"))
+    let injection_path = data.join("prompt_injection/prompt_injection.dev.jsonl");
+    if injection_path.is_file() {
+        let injection: Vec<TextRow> = read_jsonl::<TextRow>(&injection_path)
             .into_iter()
             .filter(|row| row.label == serde_json::json!(0))
             .collect();
-    sets.push(("prompt_injection (label 0)".to_string(), injection));
+        sets.push(("prompt_injection (label 0)".to_string(), injection));
+    } else {
+        eprintln!(
+            "{} not found: benign prompt-injection rows skipped",
+            injection_path.display()
+        );
+    }
 
     println!("\n## False positives on benign text\n");
     println!("Share of rows with at least one finding of the kind (none of these rows should hold real PII; a few do, see caveats).\n");
