@@ -1,0 +1,170 @@
+use crate::config::ScannerConfig;
+use crate::kind::{EntityKind, Span};
+use crate::recogniser::Recogniser;
+use crate::secrets::Secrets;
+use crate::structured::Structured;
+use crate::PiiError;
+
+/// The detectors for one configuration, regexes and word lists compiled once. Cheap to share
+/// (`&Scanner` or `Arc<Scanner>`); scanning takes `&self` and allocates only its results.
+pub struct Scanner {
+    config: ScannerConfig,
+    structured: Structured,
+    secrets: Secrets,
+    recogniser: Recogniser,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scanner {
+    pub fn new(config: ScannerConfig) -> Result<Scanner, PiiError> {
+        config.validate()?;
+        Ok(Scanner {
+            structured: Structured::new(config.context_window)?,
+            secrets: Secrets::new(config.secrets.clone())?,
+            recogniser: Recogniser::new()?,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &ScannerConfig {
+        &self.config
+    }
+
+    /// Every finding in `text`, sorted by start, none overlapping (see [`resolve_overlaps`]).
+    pub fn scan(&self, text: &str) -> Vec<Span> {
+        let on = |kind: EntityKind| self.config.kinds.contains(&kind);
+        let mut candidates = Vec::new();
+        if on(EntityKind::Email) {
+            self.structured.emails(text, &mut candidates);
+        }
+        if on(EntityKind::Phone) {
+            self.structured.phones(text, &mut candidates);
+        }
+        if on(EntityKind::CreditCard) {
+            self.structured.cards(text, &mut candidates);
+        }
+        if on(EntityKind::Iban) {
+            self.structured.ibans(text, &mut candidates);
+        }
+        if on(EntityKind::UsSsn) {
+            self.structured.ssns(text, &mut candidates);
+        }
+        if on(EntityKind::IpAddress) {
+            self.structured.ips(text, &mut candidates);
+        }
+        if on(EntityKind::DateOfBirth) {
+            self.structured.dates_of_birth(text, &mut candidates);
+        }
+        if on(EntityKind::Secret) {
+            self.secrets.detect(text, &mut candidates);
+        }
+        if on(EntityKind::Person) || on(EntityKind::StreetAddress) || on(EntityKind::Location) {
+            self.recogniser.detect(text, &on, &mut candidates);
+        }
+        candidates
+            .retain(|span| !span.is_empty() && span.confidence >= self.config.threshold(span.kind));
+        resolve_overlaps(candidates)
+    }
+}
+
+/// Picks non-overlapping findings deterministically.
+///
+/// 1. Each candidate gets a priority: its confidence plus up to 0.1 for length (full bonus at
+///    20 chars or more), so a long street address at 0.8 beats the country name inside it at
+///    0.85, while a Luhn-valid card at 0.95 beats a phone-shaped reading of the same digits.
+/// 2. Candidates are taken in priority order (ties: longer, then earlier, then by kind); one
+///    that overlaps an already taken finding is dropped.
+/// 3. The result is sorted by start.
+pub fn resolve_overlaps(mut candidates: Vec<Span>) -> Vec<Span> {
+    let priority = |span: &Span| span.confidence + 0.1 * (span.len() as f32 / 20.0).min(1.0);
+    candidates.sort_by(|a, b| {
+        priority(b)
+            .total_cmp(&priority(a))
+            .then(b.len().cmp(&a.len()))
+            .then(a.start.cmp(&b.start))
+            .then(a.kind.cmp(&b.kind))
+            .then(a.rule.cmp(b.rule))
+    });
+    let mut taken: Vec<Span> = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        if !taken.iter().any(|span| span.overlaps(&candidate)) {
+            taken.push(candidate);
+        }
+    }
+    taken.sort_by_key(|span| (span.start, span.end));
+    taken
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(EntityKind, String)> {
+        let scanner = Scanner::new(ScannerConfig::default()).unwrap();
+        scanner
+            .scan(text)
+            .into_iter()
+            .map(|s| (s.kind, text[s.start..s.end].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shareable_across_request_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Scanner>();
+        send_sync::<crate::Masker>();
+        send_sync::<crate::StreamUnmasker>();
+    }
+
+    #[test]
+    fn a_card_is_not_also_a_phone() {
+        assert_eq!(
+            kinds("pay with 4111 1111 1111 1111"),
+            [(EntityKind::CreditCard, "4111 1111 1111 1111".into())]
+        );
+    }
+
+    #[test]
+    fn the_longer_address_wins_over_the_country_inside() {
+        let found = kinds("Ship to 12 Kent Street, Oslo, Norway 0150.");
+        assert_eq!(
+            found,
+            [(
+                EntityKind::StreetAddress,
+                "12 Kent Street, Oslo, Norway 0150".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn disabled_kinds_are_not_reported() {
+        let scanner = Scanner::new(ScannerConfig::only([EntityKind::Email])).unwrap();
+        let text = "mail a@b.io or call +1 555 123 4567";
+        let found = scanner.scan(text);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, EntityKind::Email);
+    }
+
+    #[test]
+    fn resolution_is_deterministic_and_disjoint() {
+        let spans = vec![
+            Span::new(0, 10, EntityKind::Phone, 0.8, "a"),
+            Span::new(0, 10, EntityKind::CreditCard, 0.95, "b"),
+            Span::new(5, 30, EntityKind::StreetAddress, 0.8, "c"),
+            Span::new(12, 18, EntityKind::Location, 0.85, "d"),
+        ];
+        let resolved = resolve_overlaps(spans.clone());
+        let mut reversed = spans;
+        reversed.reverse();
+        assert_eq!(resolved, resolve_overlaps(reversed));
+        assert!(resolved.windows(2).all(|w| w[0].end <= w[1].start));
+    }
+}
