@@ -383,7 +383,8 @@ impl Cache {
             + 2 * prepared.question.len()
             + prepared.scope.tenant.len()
             + prepared.scope.route.len()
-            + dims * 4
+            + dims
+            + 4
             + 8;
         if bytes > self.config.max_bytes {
             return Err(InsertError::TooLarge {
