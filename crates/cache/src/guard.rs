@@ -340,6 +340,44 @@ pub fn check(query: &Features, cached: &Features) -> Result<(), GuardReason> {
     Ok(())
 }
 
+/// Each rule's verdict separately, for the verifier, which uses them as features (entities)
+/// or as its hard veto (negation, polarity, a changed number), rather than stopping at the
+/// first rule that fires as `check` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Signals {
+    /// Rule 1: the negation counts differ.
+    pub negation: bool,
+    /// Rule 2: an opposite word on each side.
+    pub polarity: bool,
+    /// Both sides name numbers and the sets differ: a changed number, not an added detail.
+    pub numbers_changed: bool,
+    /// Only one side names numbers (a detail added or dropped).
+    pub numbers_one_side: bool,
+    /// Rule 4: an entity on each side that the other lacks (a substitution).
+    pub entities_swapped: bool,
+    /// An entity on one side only that the other lacks (an addition).
+    pub entities_added: bool,
+}
+
+pub(crate) fn signals(query: &Features, cached: &Features) -> Signals {
+    let polarity = OPPOSITES.iter().any(|(a, b)| {
+        let (qa, qb) = (says(&query.words, a), says(&query.words, b));
+        let (ca, cb) = (says(&cached.words, a), says(&cached.words, b));
+        (qa && !qb && cb && !ca) || (qb && !qa && ca && !cb)
+    });
+    let both_numbers = !query.numbers.is_empty() && !cached.numbers.is_empty();
+    let only_q = query.entities.iter().any(|e| !cached.words.contains(e));
+    let only_c = cached.entities.iter().any(|e| !query.words.contains(e));
+    Signals {
+        negation: query.negations != cached.negations,
+        polarity,
+        numbers_changed: both_numbers && query.numbers != cached.numbers,
+        numbers_one_side: query.numbers.is_empty() != cached.numbers.is_empty(),
+        entities_swapped: only_q && only_c,
+        entities_added: only_q != only_c,
+    }
+}
+
 /// `check` on two texts.
 pub fn check_texts(query: &str, cached: &str) -> Result<(), GuardReason> {
     check(&Features::of(query), &Features::of(cached))

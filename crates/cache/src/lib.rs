@@ -26,6 +26,7 @@ pub mod key;
 pub mod policy;
 pub mod replay;
 pub mod store;
+pub mod verify;
 
 pub use guard::{check_texts, GuardReason};
 pub use key::ExactKey;
@@ -34,6 +35,7 @@ pub use replay::{replay_chunks, word_pieces};
 pub use store::{
     Cache, CacheConfig, Hit, HitKind, InsertError, Lookup, Miss, Prepared, Scope, Stats,
 };
+pub use verify::{Reason as VerifyReason, Verdict, Verifier, VerifierError};
 
 /// Turns text into a vector. Implementations need not normalise; the cache does.
 pub trait Embedder: Send + Sync {
