@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice, Role};
 use switchyard_cache::verify::{
-    pair_features, static_only_mask, veto_texts, FitOptions, Logistic, Variant, N_FEATURES,
+    pair_features, signs, veto_texts, FitOptions, Logistic, Variant, FEATURE_NAMES, N_FEATURES,
 };
 use switchyard_cache::{
     check_texts, Cache, CacheConfig, CacheControl, Embedder, HitKind, Lookup, Prepared,
@@ -845,6 +845,30 @@ fn verify_main(mode: &str, models: &std::path::Path, data: &str, args: &[String]
     if let Some(t) = opt_f32(args, "--candidate") {
         tc = t;
     }
+    // What the one-sided negated-pole veto costs: tune duplicates above the candidate
+    // threshold that it refuses (the other veto rules are the old guard's).
+    {
+        let x = v_tally(
+            rows.iter()
+                .filter(|r| !r.held && r.static_cos >= tc && r.guard_ok),
+            |r| r.vetoed,
+        );
+        eprintln!("tune pairs passing the old guard at {tc:.2} that the new veto refuses: {} ({} duplicates of {})", x.served, x.served_dup, x.dups);
+    }
+    // What a stricter veto (a polarity word on one side only) would cost and catch.
+    {
+        let i = FEATURE_NAMES
+            .iter()
+            .position(|n| *n == "polarity_one_side")
+            .unwrap();
+        let x = v_tally(
+            rows.iter()
+                .filter(|r| !r.held && r.static_cos >= tc && !r.vetoed),
+            |r| r.x_static[i] > 0.5,
+        );
+        eprintln!("polarity_one_side among tune candidates at {tc:.2}: {} pairs, {} duplicates ({:.1}% of candidate duplicates)",
+            x.served, x.served_dup, 100.0 * x.served_dup as f64 / x.dups as f64);
+    }
     println!("\nCandidate threshold: **{tc:.2}** (highest with ≥ 90% of tune duplicates reaching the verifier).\n");
 
     // 3. Out-of-fold probabilities on tune (5 folds by hash), so the threshold is chosen on
@@ -857,12 +881,7 @@ fn verify_main(mode: &str, models: &std::path::Path, data: &str, args: &[String]
             .filter(|r| keep(r))
             .map(|r| (if minilm { r.x_minilm } else { r.x_static }, r.dup))
             .unzip();
-        let mask = if minilm {
-            [true; N_FEATURES]
-        } else {
-            static_only_mask()
-        };
-        Logistic::fit(&x, &y, &mask, &fit_opts)
+        Logistic::fit(&x, &y, &signs(minilm), &fit_opts)
     };
     let t_fit = Instant::now();
     for fold in 0..5 {
@@ -900,6 +919,27 @@ fn verify_main(mode: &str, models: &std::path::Path, data: &str, args: &[String]
             b.recall()
         );
     }
+    // What the precision ceiling is made of: the tune pairs labelled "different" that the
+    // MiniLM variant scores highest (out-of-fold), for a reader to judge.
+    let mut fp: Vec<&VRow> = tune()
+        .filter(|r| !r.dup && r.static_cos >= tc && !r.vetoed)
+        .collect();
+    fp.sort_by(|a, b| b.p_minilm.total_cmp(&a.p_minilm));
+    println!("\n### The 25 highest-scoring tune pairs labelled \"different\" (+MiniLM variant, out-of-fold)\n");
+    println!("| p | MiniLM cos | source | cached (text_a) | query (text_b) |");
+    println!("|---|---|---|---|---|");
+    for r in fp.iter().take(25) {
+        let cell = |t: &str| t.replace('|', "/").replace('\n', " ");
+        println!(
+            "| {:.3} | {:.3} | {} | {} | {} |",
+            r.p_minilm,
+            r.minilm_cos,
+            r.pair.source,
+            cell(&r.pair.text_a),
+            cell(&r.pair.text_b)
+        );
+    }
+    println!();
     let (ts, met_s) = choose(
         &grid,
         |t| v_tally(tune(), |r| v_served(r, tc, t, false)),
@@ -986,7 +1026,9 @@ fn verify_main(mode: &str, models: &std::path::Path, data: &str, args: &[String]
         print!(" {s} |");
     }
     println!("\n|---|---|{}", "---|".repeat(sources.len()));
-    for &t in grid.iter().step_by(5) {
+    for t in [
+        0.50f32, 0.60, 0.70, 0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96,
+    ] {
         for minilm in [false, true] {
             print!("| {t:.2} | {} |", if minilm { "+MiniLM" } else { "static" });
             for s in &sources {
@@ -997,8 +1039,22 @@ fn verify_main(mode: &str, models: &std::path::Path, data: &str, args: &[String]
         }
     }
 
+    println!("\n## Held-out baseline for comparison: MiniLM cosine + the old guard (precision / dup share)\n");
+    print!("| MiniLM cosine ≥ |");
+    for s in &sources {
+        print!(" {s} |");
+    }
+    println!("\n|---|{}", "---|".repeat(sources.len()));
+    for t in [0.94f32, 0.95, 0.96, 0.97, 0.98, 0.99] {
+        print!("| {t:.2} |");
+        for s in &sources {
+            let x = v_tally(held(s), |r| base(true, t, r));
+            print!(" {:.3} / {:.3} |", x.precision(), x.recall());
+        }
+        println!();
+    }
+
     // 6. Polarity probes at the operating points: every one must miss.
-    let stat = switchyard_embed::StaticEmbedder::load(models.join("minilm-static-256")).unwrap();
     let verifier = Verifier {
         static_only: Variant {
             model: model_s.clone(),
@@ -1156,7 +1212,6 @@ fn verify_main(mode: &str, models: &std::path::Path, data: &str, args: &[String]
     }
     let n_m = mtimes.len();
     let (m50, m99) = (pct(&mut mtimes, 0.5), pct(&mut mtimes, 0.99));
-    let _ = stat;
     println!("## Added latency of verification (held-out candidates, this machine)\n");
     println!("| step | calls | p50 | p99 |");
     println!("|---|---|---|---|");

@@ -5,8 +5,9 @@
 //!
 //! How a candidate is decided (`Verifier::verify`):
 //! 1. Hard veto, before any score: one side negated and the other not, an opposite word on
-//!    each side (enable/disable, ...), or a number changed (both sides name numbers and the
-//!    sets differ). These flips invert the answer, and a learned score must never outvote
+//!    each side (enable/disable, ...), a number changed (both sides name numbers and the
+//!    sets differ), or a negated pole on one side only (`impossible`, `uninstall`, `disable`
+//!    where the other side says neither word of the pair). These flips invert the answer, and a learned score must never outvote
 //!    them; they are the guard's rules 1-3 (`guard`).
 //! 2. Otherwise a logistic regression over a few dozen dense features of the pair
 //!    (`FEATURE_NAMES`): the static-model cosine, the MiniLM cosine when the caller computed
@@ -63,14 +64,23 @@ pub const FEATURE_NAMES: &[&str] = &[
     "entities_added",
     "static_x_content_jaccard",
     "minilm_x_content_jaccard",
+    "static_above_0_9",
+    "minilm_above_0_9",
+    "minilm_above_0_95",
+    "all_content_shared",
+    "polarity_one_side",
 ];
 
 /// How many features.
-pub const N_FEATURES: usize = 24;
+pub const N_FEATURES: usize = 29;
 
 const I_MINILM: usize = 2;
 const I_MINILM_SQ: usize = 3;
 const I_MINILM_X: usize = 23;
+const I_MINILM_90: usize = 25;
+const I_MINILM_95: usize = 26;
+/// The features that need the MiniLM cosine.
+const MINILM_FEATURES: [usize; 5] = [I_MINILM, I_MINILM_SQ, I_MINILM_X, I_MINILM_90, I_MINILM_95];
 
 /// Words that carry no topic; "content words" are the rest. Question words are kept apart
 /// (`QUESTION_WORDS`) because "how" against "why" changes the intent.
@@ -270,9 +280,9 @@ impl Logistic {
     /// Fits by full-batch gradient descent on the mean log loss plus `l2 · |w|²`, from zero
     /// weights: deterministic, and with two dozen standardised features it converges in a few
     /// thousand steps (a second-order method would be faster and is not needed).
-    /// `active[i] == false` pins weight `i` to zero (a feature the variant does not have).
+    /// Each weight is projected onto its `Sign` after every step (projected gradient descent).
     #[must_use]
-    pub fn fit(x: &[[f32; N_FEATURES]], y: &[bool], active: &[bool], opts: &FitOptions) -> Self {
+    pub fn fit(x: &[[f32; N_FEATURES]], y: &[bool], signs: &[Sign], opts: &FitOptions) -> Self {
         let n = x.len().max(1) as f64;
         let mut mean = vec![0f64; N_FEATURES];
         let mut var = vec![0f64; N_FEATURES];
@@ -296,7 +306,7 @@ impl Logistic {
             .map(|row| {
                 (0..N_FEATURES)
                     .map(|i| {
-                        if active[i] {
+                        if signs[i] != Sign::Zero {
                             (f64::from(row[i]) - mean[i]) / scale[i]
                         } else {
                             0.0
@@ -319,7 +329,13 @@ impl Logistic {
                 }
             }
             for i in 0..N_FEATURES {
-                w[i] -= opts.learning_rate * (gw[i] + 2.0 * opts.l2 * w[i]);
+                let step = w[i] - opts.learning_rate * (gw[i] + 2.0 * opts.l2 * w[i]);
+                w[i] = match signs[i] {
+                    Sign::Zero => 0.0,
+                    Sign::NonNegative => step.max(0.0),
+                    Sign::NonPositive => step.min(0.0),
+                    Sign::Free => step,
+                };
             }
             b -= opts.learning_rate * gb;
         }
@@ -530,14 +546,15 @@ impl Verifier {
     ) -> Verdict {
         let v = self.variant(minilm_cosine.is_some());
         let (q, c) = (Features::of(query), Features::of(cached));
-        if let Some(reason) = veto(&q, &c) {
+        let s = guard::signals(&q, &c);
+        if let Some(reason) = veto(&q, &c, s) {
             return Verdict {
                 probability: 0.0,
                 threshold: v.threshold,
                 reason: Reason::Veto(reason),
             };
         }
-        let x = features_of(query, cached, &q, &c, static_cosine, minilm_cosine);
+        let x = features_of(query, cached, s, static_cosine, minilm_cosine);
         let (score, terms) = v.model.terms(&x);
         let probability = sigmoid(score);
         let pick = |better: fn(f32, f32) -> bool| {
@@ -580,11 +597,11 @@ impl Verifier {
 /// A number present on one side only is left to the score (`numbers_one_side`).
 #[must_use]
 pub fn veto_texts(query: &str, cached: &str) -> Option<GuardReason> {
-    veto(&Features::of(query), &Features::of(cached))
+    let (q, c) = (Features::of(query), Features::of(cached));
+    veto(&q, &c, guard::signals(&q, &c))
 }
 
-fn veto(q: &Features, c: &Features) -> Option<GuardReason> {
-    let s = guard::signals(q, c);
+fn veto(q: &Features, c: &Features, s: guard::Signals) -> Option<GuardReason> {
     if s.negation {
         return Some(GuardReason::Negation);
     }
@@ -596,6 +613,10 @@ fn veto(q: &Features, c: &Features) -> Option<GuardReason> {
     }
     if s.numbers_changed {
         return Some(GuardReason::Numbers);
+    }
+    if s.negated_one_side {
+        // The guard's own reason type has no one-sided variant; `Negation` is what it is.
+        return Some(GuardReason::Negation);
     }
     None
 }
@@ -611,14 +632,19 @@ pub fn pair_features(
     minilm_cosine: Option<f32>,
 ) -> [f32; N_FEATURES] {
     let (q, c) = (Features::of(query), Features::of(cached));
-    features_of(query, cached, &q, &c, static_cosine, minilm_cosine)
+    features_of(
+        query,
+        cached,
+        guard::signals(&q, &c),
+        static_cosine,
+        minilm_cosine,
+    )
 }
 
 fn features_of(
     query: &str,
     cached: &str,
-    qf: &Features,
-    cf: &Features,
+    s: guard::Signals,
     static_cosine: f32,
     minilm_cosine: Option<f32>,
 ) -> [f32; N_FEATURES] {
@@ -646,7 +672,6 @@ fn features_of(
     let only_q = qc.difference(&cc).count() as f32;
     let only_c = cc.difference(&qc).count() as f32;
     let (nq, nc) = (qw.len() as f32, cw.len() as f32);
-    let s = guard::signals(qf, cf);
     let content_jaccard = jaccard(&qc, &cc);
     let m = minilm_cosine.unwrap_or(0.0);
     let flag = |b: bool| f32::from(u8::from(b));
@@ -669,7 +694,7 @@ fn features_of(
     x[11] = (1.0 + only_q.min(only_c)).ln();
     x[12] = (1.0 + only_q.max(only_c)).ln();
     x[13] = flag(qwh != cwh);
-    x[14] = flag(qw.first().is_some() && qw.first() == cw.first());
+    x[14] = flag(!qw.is_empty() && qw.first() == cw.first());
     x[15] = flag(qa == ca);
     x[16] = flag(s.negation);
     x[17] = flag(s.polarity);
@@ -679,17 +704,61 @@ fn features_of(
     x[21] = flag(s.entities_added);
     x[22] = static_cosine * content_jaccard;
     x[I_MINILM_X] = m * content_jaccard;
+    // Hinges: the log-odds of "same intent" rise much faster near the top of the cosine
+    // range than a linear term allows, and the operating point lives up there.
+    x[24] = (static_cosine - 0.9).max(0.0);
+    x[I_MINILM_90] = (m - 0.9).max(0.0);
+    x[I_MINILM_95] = (m - 0.95).max(0.0);
+    x[27] = flag(qc == cc);
+    x[28] = flag(s.polarity_one_side);
     x
 }
 
-/// Which features the static-only variant may use (all but the MiniLM ones).
+/// The sign a feature's weight may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    /// Not used (the MiniLM features in the static-only variant).
+    Zero,
+    /// More of it may only make "same intent" more likely: a similarity.
+    NonNegative,
+    /// More of it may only make "same intent" less likely: a difference.
+    NonPositive,
+    Free,
+}
+
+/// The signs the weights are held to, in `FEATURE_NAMES` order. Unconstrained, the model
+/// learns the data set rather than the task: qqp's negatives were picked to share most of their
+/// words, so word overlap gets a negative weight and a pair of identical questions scores
+/// below the serving threshold (it did, before these signs). Holding every similarity to
+/// `NonNegative` and every difference to `NonPositive` makes the score monotone, so the more
+/// alike two texts are, the likelier they are served, whatever the training set's quirks.
+const SIGNS: [Sign; N_FEATURES] = {
+    use Sign::{NonNegative as Pos, NonPositive as Neg, Zero};
+    [
+        Pos, Pos, Pos, Pos, // static, static², minilm, minilm²
+        Pos, Pos, Pos, Pos, Pos, // jaccards, containment, char3, bigram
+        // ln(words) is not used: gptcache_mock, the one source with long texts, holds only
+        // duplicates, so a weight on length learns the source, not the task.
+        Pos, Zero, // length ratio, ln(words)
+        Neg, Neg, Neg, // only-one-side min/max, question word differs
+        Pos, Pos, // first word same, same words
+        Neg, Neg, Neg, Neg, Neg, Neg, // negation, polarity, numbers ×2, entities ×2
+        Pos, Pos, Pos, Pos, Pos, Pos, // products, hinges, all content shared
+        Neg, // polarity one side
+    ]
+};
+
+/// The sign constraints of a variant: `SIGNS`, with the MiniLM features unused when
+/// `with_minilm` is false.
 #[must_use]
-pub fn static_only_mask() -> [bool; N_FEATURES] {
-    let mut m = [true; N_FEATURES];
-    for i in [I_MINILM, I_MINILM_SQ, I_MINILM_X] {
-        m[i] = false;
+pub fn signs(with_minilm: bool) -> [Sign; N_FEATURES] {
+    let mut s = SIGNS;
+    if !with_minilm {
+        for i in MINILM_FEATURES {
+            s[i] = Sign::Zero;
+        }
     }
-    m
+    s
 }
 
 /// Lower-cased alphanumeric words, apostrophes dropped (`don't` → `dont`).
@@ -710,9 +779,17 @@ fn stem(w: &str) -> String {
     }
 }
 
-fn char_grams(text: &str) -> BTreeSet<String> {
+/// Character trigrams of the word sequence, as FNV-1a hashes (no string per trigram: cached
+/// answers can be paragraphs). A collision only makes two texts look a little closer.
+fn char_grams(text: &str) -> BTreeSet<u64> {
     let t: Vec<char> = format!(" {} ", words(text).join(" ")).chars().collect();
-    t.windows(3).map(|w| w.iter().collect()).collect()
+    t.windows(3)
+        .map(|w| {
+            w.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+                (h ^ u64::from(*c)).wrapping_mul(0x0100_0000_01b3)
+            })
+        })
+        .collect()
 }
 
 fn jaccard<T: Ord>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> f32 {
@@ -745,6 +822,8 @@ mod tests {
         assert_eq!(FEATURE_NAMES[I_MINILM], "minilm_cosine");
         assert_eq!(FEATURE_NAMES[I_MINILM_SQ], "minilm_cosine_sq");
         assert_eq!(FEATURE_NAMES[I_MINILM_X], "minilm_x_content_jaccard");
+        assert_eq!(FEATURE_NAMES[I_MINILM_90], "minilm_above_0_9");
+        assert_eq!(FEATURE_NAMES[I_MINILM_95], "minilm_above_0_95");
     }
 
     #[test]
@@ -786,7 +865,7 @@ mod tests {
         assert_eq!(feature(&x, "question_word_differs"), 1.0);
         assert_eq!(feature(&x, "entities_swapped"), 1.0);
         assert_eq!(feature(&x, "minilm_cosine"), 0.0);
-        assert!(feature(&x, "content_jaccard") < 0.5);
+        assert!(feature(&x, "content_jaccard") <= 0.5);
         // Plurals fold: not a content difference.
         let y = pair_features("best phones 2024", "best phone 2024", 0.9, None);
         assert_eq!(feature(&y, "content_jaccard"), 1.0);
@@ -827,8 +906,19 @@ mod tests {
             assert!(variant.threshold > 0.0 && variant.threshold < 1.0);
         }
         // The static-only variant must not lean on a feature it never gets.
-        for i in [I_MINILM, I_MINILM_SQ, I_MINILM_X] {
+        for i in MINILM_FEATURES {
             assert_eq!(v.static_only.model.weights[i], 0.0);
+        }
+        // Both variants keep the signs they were trained under.
+        for (variant, minilm) in [(&v.static_only, false), (&v.with_minilm, true)] {
+            for (w, s) in variant.model.weights.iter().zip(signs(minilm)) {
+                match s {
+                    Sign::Zero => assert_eq!(*w, 0.0),
+                    Sign::NonNegative => assert!(*w >= 0.0),
+                    Sign::NonPositive => assert!(*w <= 0.0),
+                    Sign::Free => {}
+                }
+            }
         }
     }
 
@@ -867,6 +957,45 @@ mod tests {
         ));
         let d = v.verify("top 5 laptops", "top 6 laptops", 0.99, Some(0.99));
         assert_eq!(d.reason, Reason::Veto(GuardReason::Numbers));
+        let d = v.verify(
+            "It is impossible to merge two datasets",
+            "Yes, you can merge two datasets",
+            0.95,
+            None,
+        );
+        assert_eq!(d.reason, Reason::Veto(GuardReason::Negation));
+    }
+
+    #[test]
+    fn a_changed_number_in_a_list_is_vetoed() {
+        let cached = "There are three methods: \n 1. local files. \n 2. a builder. \n 3. a script.";
+        let query = "2. from local files. \n2. with a builder. \n3. with a script.";
+        assert_eq!(veto_texts(query, cached), Some(GuardReason::Numbers));
+    }
+
+    #[test]
+    fn the_veto_reads_ranges_nouns_and_adverbs() {
+        // A range holds both numbers; changing one end is a changed number.
+        assert_eq!(
+            veto_texts("the meeting on June 25", "the meeting on June 24-25"),
+            Some(GuardReason::Numbers)
+        );
+        assert_eq!(
+            veto_texts("the meeting on June 24 and 25", "the meeting on June 24-25"),
+            None
+        );
+        // "removal" is a form of remove, "easily" of easy.
+        assert!(matches!(
+            veto_texts("tools to add backgrounds", "tools for background removal"),
+            Some(GuardReason::Polarity { .. })
+        ));
+        assert!(matches!(
+            veto_texts(
+                "it is hard to share datasets",
+                "you can easily share datasets"
+            ),
+            Some(GuardReason::Polarity { .. })
+        ));
     }
 
     #[test]
@@ -894,7 +1023,7 @@ mod tests {
 
     #[test]
     fn fitting_separates_a_separable_toy_set() {
-        let mut x = Vec::new();
+        let mut x: Vec<[f32; N_FEATURES]> = Vec::new();
         let mut y = Vec::new();
         for i in 0..40 {
             let mut r = [0f32; N_FEATURES];
@@ -902,15 +1031,26 @@ mod tests {
             x.push(r);
             y.push(i >= 20);
         }
-        let m = Logistic::fit(&x, &y, &[true; N_FEATURES], &FitOptions::default());
+        let m = Logistic::fit(&x, &y, &[Sign::Free; N_FEATURES], &FitOptions::default());
         assert!(m.probability(&x[39]) > 0.9 && m.probability(&x[0]) < 0.1);
         // Deterministic: the same data gives the same weights.
         assert_eq!(
             m,
-            Logistic::fit(&x, &y, &[true; N_FEATURES], &FitOptions::default())
+            Logistic::fit(&x, &y, &[Sign::Free; N_FEATURES], &FitOptions::default())
         );
-        // A masked feature keeps weight 0.
-        let masked = Logistic::fit(&x, &y, &static_only_mask(), &FitOptions::default());
+        // An unused feature keeps weight 0, whatever the data says about it.
+        for row in &mut x {
+            row[I_MINILM] = row[0];
+        }
+        let masked = Logistic::fit(&x, &y, &signs(false), &FitOptions::default());
         assert_eq!(masked.weights[I_MINILM], 0.0);
+        // A sign constraint holds against the data: feature 0 predicts the label positively,
+        // so held non-positive its weight ends at 0.
+        let mut neg = [Sign::Free; N_FEATURES];
+        neg[0] = Sign::NonPositive;
+        assert_eq!(
+            Logistic::fit(&x, &y, &neg, &FitOptions::default()).weights[0],
+            0.0
+        );
     }
 }
