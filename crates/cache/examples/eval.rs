@@ -516,7 +516,11 @@ fn main() {
         }
     }
     let t = chosen.unwrap_or(0.99);
-    println!("\nChosen on the tune split: **threshold {t:.2}** (lowest with guarded precision ≥ 0.97).\n");
+    if chosen.is_some() {
+        println!("\nChosen on the tune split: **threshold {t:.2}** (lowest with guarded precision ≥ 0.97).\n");
+    } else {
+        println!("\nNo threshold below 1.00 reaches guarded precision 0.97 on the tune split; reporting **{t:.2}**.\n");
+    }
 
     let mut sources: Vec<String> = held.iter().map(|s| s.source.clone()).collect();
     sources.sort();
