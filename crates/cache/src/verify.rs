@@ -410,6 +410,13 @@ impl Default for FitOptions {
     }
 }
 
+/// A threshold as the decimal it was chosen as (0.65, not 0.6499999761581421): f32 → f64
+/// widening keeps the binary error, which is noise to a reader of the artifact. Parsing the
+/// decimal back gives the same f32.
+fn decimal(x: f32) -> f64 {
+    (f64::from(x) * 1e6).round() / 1e6
+}
+
 fn sigmoid(s: f32) -> f32 {
     1.0 / (1.0 + (-s).exp())
 }
@@ -503,14 +510,14 @@ impl Verifier {
     pub fn to_json(&self, meta: Value) -> Value {
         let variant = |v: &Variant| {
             let mut m = v.model.to_json();
-            m["threshold"] = serde_json::json!(v.threshold);
+            m["threshold"] = serde_json::json!(decimal(v.threshold));
             m
         };
         let mut out = serde_json::json!({
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "features": FEATURE_NAMES,
-            "candidate_threshold": self.candidate_threshold,
+            "candidate_threshold": decimal(self.candidate_threshold),
             "variants": {
                 "static_only": variant(&self.static_only),
                 "with_minilm": variant(&self.with_minilm),
