@@ -16,6 +16,18 @@
 //!    for its opposite, change a number in text_b); every probe must miss.
 //! 5. Checks the shortcut of step 2 against the real `Cache` at the chosen threshold, then
 //!    measures the cost of a miss beyond the embedding for 1k and 10k entries in one scope.
+//!
+//! ```text
+//! cargo run --release -p switchyard-cache --example eval -- verify [--write] [--candidate T] [--models DIR] [--data FILE]
+//! cargo run --release -p switchyard-cache --example eval -- vectors [--models DIR] [--data FILE]
+//! ```
+//!
+//! `verify` models the serving pipeline with the verifier (`verify_main`): static-model
+//! candidate, hard veto, `Verifier` with and without the MiniLM cosine of the pair; it trains
+//! the verifier on the tune split, chooses its thresholds there (out-of-fold), reports the
+//! held-out split per source, the probes and the added latency, and with `--write` stores the
+//! artifact. Both models' vectors are cached under `/tmp/switchyard-cache-eval` (`vectors`
+//! only fills that cache).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
