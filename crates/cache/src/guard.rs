@@ -199,6 +199,8 @@ impl Features {
             }
             if let Some(n) = number(&lower) {
                 f.numbers.insert(n);
+            } else if let Some(ns) = number_range(&lower) {
+                f.numbers.extend(ns);
             } else if is_code_like(trimmed)
                 || (!sentence_start
                     && starts_upper(trimmed)
@@ -261,6 +263,16 @@ fn number(lower: &str) -> Option<String> {
     None
 }
 
+/// A range such as `24-25` or `2019-2020`: its numbers, so "June 24-25" and "June 24 and 25"
+/// agree and "June 25" differs.
+fn number_range(lower: &str) -> Option<Vec<String>> {
+    let parts: Vec<&str> = lower.split(['-', '\u{2013}']).collect();
+    if parts.len() < 2 {
+        return None;
+    }
+    parts.iter().map(|p| number(p)).collect()
+}
+
 /// Splits on anything that is not part of a word or a code token.
 fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
     text.replace(['\u{2019}', '\u{2018}'], "'")
@@ -289,20 +301,34 @@ fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
         .into_iter()
 }
 
-/// Inflections of a base word: `enable` → enables, enabled, enabling.
-fn forms(base: &str) -> [String; 5] {
-    let stem = base.strip_suffix('e').unwrap_or(base);
-    [
-        base.to_owned(),
-        format!("{base}s"),
-        format!("{stem}ed"),
-        format!("{stem}ing"),
-        format!("{base}d"),
-    ]
-}
-
+/// Whether `words` holds `base` or one of its inflections (`enable` → enables, enabled,
+/// enabling; `remove` → removal; `delete` → deletion). Every form starts with the stem (`base` less a final `e`), so only the
+/// words in that range of the sorted set are looked at; nothing is allocated, because this
+/// runs for each of the ~80 opposite pairs on both sides of every candidate.
 fn says(words: &BTreeSet<String>, base: &str) -> bool {
-    forms(base).iter().any(|w| words.contains(w))
+    let stem = base.strip_suffix('e').unwrap_or(base);
+    // The prefix every form shares: `eas` for easy/easily, the stem otherwise.
+    let prefix = base.strip_suffix('y').unwrap_or(stem);
+    words
+        .range::<str, _>((
+            std::ops::Bound::Included(prefix),
+            std::ops::Bound::Unbounded,
+        ))
+        .take_while(|w| w.starts_with(prefix))
+        .any(|w| {
+            w == base
+                || w.strip_suffix('s') == Some(base)
+                || w.strip_suffix('d') == Some(base)
+                || w.strip_suffix("ed") == Some(stem)
+                || w.strip_suffix("ing") == Some(stem)
+                // easy → easily, easier, easiest.
+                || base.strip_suffix('y').is_some_and(|b| {
+                    ["ily", "ier", "iest"].iter().any(|x| w.strip_suffix(x) == Some(b))
+                })
+                // Nouns of the verb: removal, deletion, insertion.
+                || w.strip_suffix("al") == Some(stem)
+                || w.strip_suffix("ion") == Some(stem)
+        })
 }
 
 /// Checks a candidate: `Ok` when it may be served for the query.
@@ -338,6 +364,76 @@ pub fn check(query: &Features, cached: &Features) -> Result<(), GuardReason> {
         });
     }
     Ok(())
+}
+
+/// Each rule's verdict separately, for the verifier, which uses them as features (entities)
+/// or as its hard veto (negation, polarity, a changed number), rather than stopping at the
+/// first rule that fires as `check` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Signals {
+    /// Rule 1: the negation counts differ.
+    pub negation: bool,
+    /// Rule 2: an opposite word on each side.
+    pub polarity: bool,
+    /// Both sides name numbers and the sets differ: a changed number, not an added detail.
+    pub numbers_changed: bool,
+    /// Only one side names numbers (a detail added or dropped).
+    pub numbers_one_side: bool,
+    /// Rule 4: an entity on each side that the other lacks (a substitution).
+    pub entities_swapped: bool,
+    /// An entity on one side only that the other lacks (an addition).
+    pub entities_added: bool,
+    /// One side says a word of an opposite pair and the other side says neither word of the
+    /// pair ("It is impossible to ..." against "Yes, you can ..."): weaker than `polarity`,
+    /// because a paraphrase may drop the word ("increase my height" / "grow taller").
+    pub polarity_one_side: bool,
+    /// The narrow, vetoed case of `polarity_one_side`: the word on the one side is the
+    /// negated pole of its pair (`impossible`, `uninstall`, `disagree`, `disable`,
+    /// `decrease`), which a paraphrase of the other side would not introduce.
+    pub negated_one_side: bool,
+}
+
+pub(crate) fn signals(query: &Features, cached: &Features) -> Signals {
+    let polarity = OPPOSITES.iter().any(|(a, b)| {
+        let (qa, qb) = (says(&query.words, a), says(&query.words, b));
+        let (ca, cb) = (says(&cached.words, a), says(&cached.words, b));
+        (qa && !qb && cb && !ca) || (qb && !qa && ca && !cb)
+    });
+    let polarity_one_side = OPPOSITES.iter().any(|(a, b)| {
+        let q = says(&query.words, a) || says(&query.words, b);
+        let c = says(&cached.words, a) || says(&cached.words, b);
+        q != c
+    });
+    let negated_one_side = OPPOSITES
+        .iter()
+        .filter(|(a, b)| negated_pole(a, b))
+        .any(|(a, b)| {
+            let q = says(&query.words, a) || says(&query.words, b);
+            let c = says(&cached.words, a) || says(&cached.words, b);
+            (says(&query.words, b) && !c) || (says(&cached.words, b) && !q)
+        });
+    let both_numbers = !query.numbers.is_empty() && !cached.numbers.is_empty();
+    let only_q = query.entities.iter().any(|e| !cached.words.contains(e));
+    let only_c = cached.entities.iter().any(|e| !query.words.contains(e));
+    Signals {
+        negation: query.negations != cached.negations,
+        polarity,
+        numbers_changed: both_numbers && query.numbers != cached.numbers,
+        numbers_one_side: query.numbers.is_empty() != cached.numbers.is_empty(),
+        entities_swapped: only_q && only_c,
+        entities_added: only_q != only_c,
+        polarity_one_side,
+        negated_one_side,
+    }
+}
+
+/// Whether `b` is `a` negated by a prefix (possible/impossible, install/uninstall), or one of
+/// the two pairs whose negation is not spelt that way.
+fn negated_pole(a: &str, b: &str) -> bool {
+    matches!((a, b), ("enable", "disable") | ("increase", "decrease"))
+        || ["un", "in", "im", "il", "ir", "dis", "de"]
+            .iter()
+            .any(|p| b.strip_prefix(p) == Some(a))
 }
 
 /// `check` on two texts.

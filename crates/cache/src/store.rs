@@ -156,6 +156,10 @@ pub enum HitKind {
 pub struct Hit {
     pub kind: HitKind,
     pub response: Arc<ChatCompletionResponse>,
+    /// The cached entry's question (`Prepared::question` when it was stored: the last user
+    /// message, whitespace-normalised), so the caller can check a semantic hit with
+    /// `verify::Verifier` before serving it.
+    pub question: Arc<str>,
 }
 
 /// Why a lookup served nothing.
@@ -207,6 +211,9 @@ pub struct Stats {
 #[derive(Debug)]
 struct Entry {
     response: Arc<ChatCompletionResponse>,
+    /// Shared with every `Hit` served from the entry; counted once in `bytes` (the other
+    /// `question.len()` there is the guard's word set).
+    question: Arc<str>,
     features: Features,
     bytes: usize,
     expires: Instant,
@@ -286,10 +293,11 @@ impl Cache {
             g.stats.expired += 1;
             return None;
         }
-        let response = g.touch(id)?;
+        let (response, question) = g.touch(id)?;
         Some(Hit {
             kind: HitKind::Exact,
             response,
+            question,
         })
     }
 
@@ -347,9 +355,10 @@ impl Cache {
             g.stats.expired += 1;
         }
         match served.and_then(|(id, sim)| g.touch(id).map(|r| (r, sim))) {
-            Some((response, similarity)) => Lookup::Hit(Hit {
+            Some(((response, question), similarity)) => Lookup::Hit(Hit {
                 kind: HitKind::Semantic { similarity },
                 response,
+                question,
             }),
             None => Lookup::Miss(refused.unwrap_or(Miss::BelowThreshold { best })),
         }
@@ -425,6 +434,7 @@ impl Cache {
             id,
             Entry {
                 response: Arc::new(response),
+                question: Arc::from(prepared.question.as_str()),
                 features,
                 bytes,
                 expires: now + policy.ttl,
@@ -474,13 +484,13 @@ impl Cache {
 }
 
 impl Inner {
-    /// Marks `id` used now and returns its response.
-    fn touch(&mut self, id: u64) -> Option<Arc<ChatCompletionResponse>> {
+    /// Marks `id` used now and returns its response and question.
+    fn touch(&mut self, id: u64) -> Option<(Arc<ChatCompletionResponse>, Arc<str>)> {
         self.tick += 1;
         let tick = self.tick;
         let e = self.entries.get_mut(&id)?;
         let old = std::mem::replace(&mut e.tick, tick);
-        let response = Arc::clone(&e.response);
+        let response = (Arc::clone(&e.response), Arc::clone(&e.question));
         self.lru.remove(&old);
         self.lru.insert(tick, id);
         Some(response)

@@ -217,6 +217,37 @@ fn exact_then_semantic_hit() {
 }
 
 #[test]
+fn a_hit_carries_the_cached_question_for_the_verifier() {
+    let cache = Cache::new(CacheConfig::default());
+    let now = Instant::now();
+    put(
+        &cache,
+        "t1",
+        "how  do I reset my password",
+        "Click 'forgot'.",
+        now,
+    );
+    // Exact and semantic hits both name the stored question, whitespace-normalised.
+    for query in [
+        "how do I reset my password",
+        "how do I reset my password please",
+    ] {
+        match get(&cache, "t1", query, now) {
+            Lookup::Hit(h) => assert_eq!(&*h.question, "how do I reset my password"),
+            other => panic!("expected a hit, got {other:?}"),
+        }
+    }
+    // The verifier, given that question, accepts the paraphrase and refuses a negation.
+    let v = switchyard_cache::Verifier::embedded().unwrap();
+    let hit = match get(&cache, "t1", "how do I reset my password please", now) {
+        Lookup::Hit(h) => h,
+        other => panic!("expected a hit, got {other:?}"),
+    };
+    let d = v.verify("how do I not reset my password", &hit.question, 0.95, None);
+    assert!(!d.accept());
+}
+
+#[test]
 fn another_tenant_route_or_system_prompt_never_hits() {
     let cache = Cache::new(CacheConfig::default());
     let now = Instant::now();
