@@ -17,6 +17,12 @@
 //!    `v1.2`, `camelCase`, `std::io`) that the other side does not contain at all; a
 //!    substitution, not a mere addition, because paraphrases often add or drop a name.
 //!
+//! 5. substitution: the two texts are the same sequence of words but one, and that one is a
+//!    content word on both sides ("translate 'good morning'" / "translate 'good night'"):
+//!    a template with a different slot filled is a different question, however close the
+//!    embeddings. Function words ("how do I" / "how can I") and forms of one word
+//!    ("reset" / "resetting") do not count.
+//!
 //! The guard is symmetric and a text always passes against itself (property-tested).
 
 use std::collections::BTreeSet;
@@ -32,6 +38,8 @@ pub enum GuardReason {
     Numbers,
     /// A name or code token on each side that the other does not have.
     Entities { query: String, cached: String },
+    /// The same words but one content word.
+    Substitution { query: String, cached: String },
 }
 
 impl std::fmt::Display for GuardReason {
@@ -41,6 +49,9 @@ impl std::fmt::Display for GuardReason {
             GuardReason::Polarity { query, cached } => write!(f, "polarity: {query} vs {cached}"),
             GuardReason::Numbers => f.write_str("numbers differ"),
             GuardReason::Entities { query, cached } => write!(f, "entities: {query} vs {cached}"),
+            GuardReason::Substitution { query, cached } => {
+                write!(f, "substitution: {query} vs {cached}")
+            }
         }
     }
 }
@@ -182,6 +193,8 @@ pub struct Features {
     negations: usize,
     numbers: BTreeSet<String>,
     entities: BTreeSet<String>,
+    /// The lower-cased words in order, for the substitution rule.
+    sequence: Vec<String>,
 }
 
 impl Features {
@@ -208,6 +221,7 @@ impl Features {
             {
                 f.entities.insert(lower.clone());
             }
+            f.sequence.push(lower.clone());
             f.words.insert(lower);
             sentence_start = raw.ends_with(['.', '?', '!']) || raw.ends_with(':');
         }
@@ -331,6 +345,43 @@ fn says(words: &BTreeSet<String>, base: &str) -> bool {
         })
 }
 
+/// Words that carry grammar, not the question's subject: swapping one for another does not
+/// change what is asked.
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "the", "this", "that", "these", "those", "my", "your", "our", "their", "his",
+    "her", "its", "i", "you", "we", "they", "he", "she", "it", "me", "us", "them", "do", "does",
+    "did", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "is",
+    "are", "was", "were", "be", "been", "am", "to", "of", "in", "on", "at", "for", "with", "by",
+    "from", "into", "about", "what", "which", "how", "why", "when", "where", "who", "whom",
+    "and", "or", "but", "so", "if", "some", "any", "all", "there", "here", "please", "just",
+    "get", "got", "one", "ones", "way", "ways", "best", "good", "really", "very", "much",
+    "many", "more", "most", "also", "too", "as", "than", "then", "have", "has", "had",
+];
+
+/// Rule 5: the one content word that differs between two otherwise identical sequences.
+fn substitution(query: &Features, cached: &Features) -> Option<(String, String)> {
+    if query.sequence.len() != cached.sequence.len() || query.sequence.len() < 2 {
+        return None;
+    }
+    let mut diffs = query
+        .sequence
+        .iter()
+        .zip(&cached.sequence)
+        .filter(|(q, c)| q != c);
+    let (q, c) = diffs.next()?;
+    if diffs.next().is_some() {
+        return None;
+    }
+    let content = |w: &str| {
+        let bare = w.trim_end_matches('.');
+        bare.chars().count() >= 3 && !FUNCTION_WORDS.contains(&bare)
+    };
+    // Forms of one word share a long prefix: reset / resetting, colour / colours.
+    let shared = q.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
+    let same_word = shared >= 4 && shared * 4 >= q.chars().count().min(c.chars().count()) * 3;
+    (content(q) && content(c) && !same_word).then(|| (q.clone(), c.clone()))
+}
+
 /// Checks a candidate: `Ok` when it may be served for the query.
 pub fn check(query: &Features, cached: &Features) -> Result<(), GuardReason> {
     if query.negations != cached.negations {
@@ -362,6 +413,9 @@ pub fn check(query: &Features, cached: &Features) -> Result<(), GuardReason> {
             query: q.clone(),
             cached: c.clone(),
         });
+    }
+    if let Some((query, cached)) = substitution(query, cached) {
+        return Err(GuardReason::Substitution { query, cached });
     }
     Ok(())
 }
