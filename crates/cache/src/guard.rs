@@ -348,14 +348,14 @@ fn says(words: &BTreeSet<String>, base: &str) -> bool {
 /// Words that carry grammar, not the question's subject: swapping one for another does not
 /// change what is asked.
 const FUNCTION_WORDS: &[&str] = &[
-    "a", "an", "the", "this", "that", "these", "those", "my", "your", "our", "their", "his",
-    "her", "its", "i", "you", "we", "they", "he", "she", "it", "me", "us", "them", "do", "does",
-    "did", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "is",
-    "are", "was", "were", "be", "been", "am", "to", "of", "in", "on", "at", "for", "with", "by",
-    "from", "into", "about", "what", "which", "how", "why", "when", "where", "who", "whom",
-    "and", "or", "but", "so", "if", "some", "any", "all", "there", "here", "please", "just",
-    "get", "got", "one", "ones", "way", "ways", "best", "good", "really", "very", "much",
-    "many", "more", "most", "also", "too", "as", "than", "then", "have", "has", "had",
+    "a", "an", "the", "this", "that", "these", "those", "my", "your", "our", "their", "his", "her",
+    "its", "i", "you", "we", "they", "he", "she", "it", "me", "us", "them", "do", "does", "did",
+    "can", "could", "should", "would", "will", "shall", "may", "might", "must", "is", "are", "was",
+    "were", "be", "been", "am", "to", "of", "in", "on", "at", "for", "with", "by", "from", "into",
+    "about", "what", "which", "how", "why", "when", "where", "who", "whom", "and", "or", "but",
+    "so", "if", "some", "any", "all", "there", "here", "please", "just", "get", "got", "one",
+    "ones", "way", "ways", "best", "good", "really", "very", "much", "many", "more", "most",
+    "also", "too", "as", "than", "then", "have", "has", "had",
 ];
 
 /// Rule 5: the one content word that differs between two otherwise identical sequences.

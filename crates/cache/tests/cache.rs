@@ -404,7 +404,10 @@ fn guard_refuses_opposites_numbers_and_entities() {
             "Translate 'good morning' into Spanish.",
             "Translate 'good night' into Spanish.",
         ),
-        ("how long should I boil rice", "how long should I boil pasta"),
+        (
+            "how long should I boil rice",
+            "how long should I boil pasta",
+        ),
     ] {
         let got = check_texts(a, b);
         let same = a.contains("2 days");
@@ -421,9 +424,18 @@ fn guard_refuses_opposites_numbers_and_entities() {
             "Do wolverines have any predators?",
         ),
         ("How do I turn on dark mode", "How can I enable dark mode"),
-        ("How do I reset my password?", "How can I reset my password?"),
-        ("how do I reset my password", "how do I resetting my password"),
-        ("Please translate this into Spanish", "Kindly translate this into Spanish"),
+        (
+            "How do I reset my password?",
+            "How can I reset my password?",
+        ),
+        (
+            "how do I reset my password",
+            "how do I resetting my password",
+        ),
+        (
+            "Please translate this into Spanish",
+            "Kindly translate this into Spanish",
+        ),
     ] {
         assert_eq!(check_texts(a, b), Ok(()), "{a} / {b}");
     }

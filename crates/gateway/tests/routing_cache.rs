@@ -417,3 +417,34 @@ async fn feedback_recalibrates_the_bar_within_bounds_and_survives_a_restart() {
         history[0].report
     );
 }
+
+#[tokio::test]
+async fn without_the_model_files_only_a_config_that_needs_them_fails_and_says_how() {
+    let missing = config().replace(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/minilm-static-256"
+        ),
+        "/nonexistent/minilm-static-256",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[storage]\ndata_dir = {:?}\n",
+        missing.replace("{KEY}", &common::hex_sha256(KEY)),
+        dir.path().display().to_string()
+    );
+    let cfg = switchyard_control::parse(&text, "test.toml").unwrap();
+    let err = match switchyard_gateway::Server::bind(cfg, &|_| None).await {
+        Ok(_) => panic!("started without the embedding model"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("cache.embedder"), "{err}");
+    assert!(err.contains("scripts/fetch-models.sh"), "{err}");
+    assert!(err.contains("/nonexistent/minilm-static-256"), "{err}");
+
+    // The same config with the semantic tier off needs no model files.
+    let gw = start(&missing.replace("threshold = 0.85", "semantic = false")).await;
+    let q = chat("small", "How many moons does Jupiter have?");
+    assert_eq!(ask(&gw, KEY, q.clone(), &[]).await.cache, "miss");
+    assert_eq!(ask(&gw, KEY, q, &[]).await.cache, "hit-exact");
+}
