@@ -6,7 +6,47 @@ use std::path::Path;
 
 use switchyard_route::{Artifact, FORMAT_VERSION};
 
-/// `(name, JSON)` of every built-in artifact.
+/// `(name, JSON)` of every built-in injection detector. Only the one trained on permissively
+/// licensed sources ships (`eval/injection.md` says which).
+pub const INJECTION_DETECTORS: &[(&str, &str)] = &[(
+    "injection-permissive.v1",
+    include_str!("../../../eval/artifacts/injection-permissive.v1.json"),
+)];
+
+/// Loads `builtin:NAME` or a path as a text-classifier artifact.
+pub fn load_detector(source: &str) -> Result<switchyard_textclass::BinaryArtifact, String> {
+    match source.strip_prefix("builtin:") {
+        Some(name) => {
+            let (_, text) = INJECTION_DETECTORS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = INJECTION_DETECTORS.iter().map(|(n, _)| *n).collect();
+                    format!(
+                        "no built-in detector `{name}`; built in: {}",
+                        names.join(", ")
+                    )
+                })?;
+            switchyard_textclass::BinaryArtifact::from_json(text)
+                .map_err(|e| format!("built-in detector `{name}` does not parse: {e}"))
+        }
+        None => switchyard_textclass::BinaryArtifact::load(Path::new(source))
+            .map_err(|e| error_chain(&e)),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    msg
+}
+
+/// `(name, JSON)` of every built-in router artifact.
 pub const ROUTERS: &[(&str, &str)] = &[(
     "routellm-mixtral-gpt4.v1",
     include_str!("../../../eval/artifacts/routellm-mixtral-gpt4.v1.json"),
@@ -34,17 +74,8 @@ pub fn load_router(source: &str) -> Result<Artifact, String> {
             }
             Ok(artifact)
         }
-        None => Artifact::load(Path::new(source)).map_err(|e| {
-            // The chain, so "reading … : No such file" says both what and why.
-            let mut msg = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                msg.push_str(": ");
-                msg.push_str(&c.to_string());
-                cause = c.source();
-            }
-            msg
-        }),
+        // The chain, so "reading … : No such file" says both what and why.
+        None => Artifact::load(Path::new(source)).map_err(|e| error_chain(&e)),
     }
 }
 
@@ -64,5 +95,8 @@ mod tests {
         assert!(load_router("/nonexistent/router.json")
             .unwrap_err()
             .contains("No such file"));
+        for (name, _) in INJECTION_DETECTORS {
+            load_detector(&format!("builtin:{name}")).unwrap();
+        }
     }
 }

@@ -25,9 +25,77 @@ pub struct RawConfig {
     #[serde(default)]
     pub cache: Option<RawCache>,
     #[serde(default)]
+    pub guards: RawGuards,
+    #[serde(default)]
     pub keys: Vec<RawKey>,
     #[serde(default)]
     pub admin: Option<RawAdmin>,
+}
+
+/// `[guards]`: checks on what goes to the model and what comes back.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuards {
+    #[serde(default)]
+    pub pii: Option<RawPiiGuard>,
+    #[serde(default)]
+    pub injection: Option<RawInjectionGuard>,
+}
+
+/// `[guards.pii]`: PII and secrets in the request, masked before anything else sees them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPiiGuard {
+    /// `pseudonymize` (default), `redact`, `hash`, `block` or `flag`.
+    #[serde(default = "default_pii_action")]
+    pub action: String,
+    /// Entity kinds to look for; default: the structured ones and secrets.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
+    /// Per-kind actions over `action`, e.g. `{ SECRET = "block" }`.
+    #[serde(default)]
+    pub actions: BTreeMap<String, String>,
+    /// Environment variable holding the salt of `hash` (stable hashes across restarts).
+    #[serde(default)]
+    pub hash_salt_env: Option<String>,
+}
+
+fn default_pii_action() -> String {
+    "pseudonymize".to_owned()
+}
+
+/// `[guards.injection]`: prompt injection and jailbreaks, classified alongside the model call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInjectionGuard {
+    /// `block` (default) or `flag`.
+    #[serde(default = "default_injection_action")]
+    pub action: String,
+    /// Score at or above which a text is an injection; default: the artifact's.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    /// `builtin:NAME` or a path to a trained detector artifact.
+    #[serde(default = "default_injection_artifact")]
+    pub artifact: String,
+    /// Also scan tool results in the conversation (indirect injection).
+    #[serde(default = "yes")]
+    pub scan_tool_results: bool,
+    /// `closed` (default: a guard that fails blocks the request) or `open`.
+    #[serde(default = "default_on_error")]
+    pub on_error: String,
+}
+
+fn default_injection_action() -> String {
+    "block".to_owned()
+}
+fn default_injection_artifact() -> String {
+    "builtin:injection-permissive.v1".to_owned()
+}
+fn default_on_error() -> String {
+    "closed".to_owned()
+}
+fn yes() -> bool {
+    true
 }
 
 /// `[routes.NAME]`: a model alias whose requests the router sends to one of its candidates.

@@ -23,8 +23,36 @@ pub struct Config {
     pub routes: BTreeMap<String, RouteSpec>,
     /// The response cache; `None` when `[cache]` is absent or disabled.
     pub cache: Option<CacheSpec>,
+    pub guards: GuardsSpec,
     pub keys: Vec<KeySpec>,
     pub admin: Option<AdminSpec>,
+}
+
+/// The guards in force; each `None` when not configured.
+#[derive(Debug, Clone, Default)]
+pub struct GuardsSpec {
+    pub pii: Option<PiiGuardSpec>,
+    pub injection: Option<InjectionGuardSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PiiGuardSpec {
+    pub kinds: std::collections::BTreeSet<switchyard_pii::EntityKind>,
+    pub policy: switchyard_pii::MaskPolicy,
+    pub hash_salt_env: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InjectionGuardSpec {
+    /// Block the request (else only flag it in the record and header).
+    pub block: bool,
+    pub threshold: Option<f32>,
+    /// Where the artifact came from, and the artifact.
+    pub source: String,
+    pub artifact: std::sync::Arc<switchyard_textclass::BinaryArtifact>,
+    pub scan_tool_results: bool,
+    /// A guard that errors lets the request through (else refuses it).
+    pub fail_open: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -164,6 +164,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         );
     }
 
+    let guards = guards(&mut c, &raw.guards);
     let cache = raw.cache.as_ref().map(|rc| cache_spec(&mut c, rc));
     let cache_defaults = cache.as_ref().map(|c| c.defaults);
     let mut routes = BTreeMap::new();
@@ -273,6 +274,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             models,
             routes,
             cache,
+            guards,
             keys,
             admin,
         })
@@ -682,6 +684,122 @@ fn model(
         fallbacks: m.fallbacks.clone(),
         resilience,
     }
+}
+
+fn pii_action(c: &mut Checker, path: &str, name: &str) -> switchyard_pii::Action {
+    use switchyard_pii::Action;
+    match name {
+        "pseudonymize" => Action::Pseudonymize,
+        "redact" => Action::Redact,
+        "hash" => Action::Hash,
+        "block" => Action::Block,
+        "flag" => Action::Allow,
+        other => {
+            c.err(
+                path,
+                format!("`{other}` is not one of \"pseudonymize\", \"redact\", \"hash\", \"block\", \"flag\""),
+            );
+            Action::Pseudonymize
+        }
+    }
+}
+
+fn entity_kind(c: &mut Checker, path: &str, label: &str) -> Option<switchyard_pii::EntityKind> {
+    let kind = switchyard_pii::EntityKind::from_label(label);
+    if kind.is_none() {
+        let all: Vec<&str> = switchyard_pii::EntityKind::ALL
+            .iter()
+            .map(|k| k.label())
+            .collect();
+        c.err(
+            path,
+            format!("unknown entity kind `{label}`; kinds: {}", all.join(", ")),
+        );
+    }
+    kind
+}
+
+/// The kinds on when the config names none: the ones a checksum or a fixed format makes
+/// precise (eval/pii.md: F1 ≥ 0.99), not the name and place recognisers, which flag much
+/// benign text.
+pub(crate) const DEFAULT_PII_KINDS: [switchyard_pii::EntityKind; 7] = [
+    switchyard_pii::EntityKind::Email,
+    switchyard_pii::EntityKind::Phone,
+    switchyard_pii::EntityKind::CreditCard,
+    switchyard_pii::EntityKind::Iban,
+    switchyard_pii::EntityKind::UsSsn,
+    switchyard_pii::EntityKind::IpAddress,
+    switchyard_pii::EntityKind::Secret,
+];
+
+fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
+    let pii = g.pii.as_ref().map(|p| {
+        let action = pii_action(c, "guards.pii.action", &p.action);
+        let kinds: BTreeSet<switchyard_pii::EntityKind> = match &p.kinds {
+            None => DEFAULT_PII_KINDS.into_iter().collect(),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, k)| entity_kind(c, &format!("guards.pii.kinds[{i}]"), k))
+                .collect(),
+        };
+        let mut policy = switchyard_pii::MaskPolicy::uniform(action);
+        for (label, a) in &p.actions {
+            let path = format!("guards.pii.actions.{}", key_segment(label));
+            if let Some(kind) = entity_kind(c, &path, label) {
+                policy = policy.with(kind, pii_action(c, &path, a));
+            }
+        }
+        env_name(c, "guards.pii.hash_salt_env", &p.hash_salt_env);
+        PiiGuardSpec {
+            kinds,
+            policy,
+            hash_salt_env: p.hash_salt_env.clone(),
+        }
+    });
+    let injection = g.injection.as_ref().and_then(|i| {
+        let block = match i.action.as_str() {
+            "block" => true,
+            "flag" => false,
+            other => {
+                c.err(
+                    "guards.injection.action",
+                    format!("`{other}` is not one of \"block\", \"flag\""),
+                );
+                true
+            }
+        };
+        let fail_open = match i.on_error.as_str() {
+            "closed" => false,
+            "open" => true,
+            other => {
+                c.err(
+                    "guards.injection.on_error",
+                    format!("`{other}` is not one of \"closed\", \"open\""),
+                );
+                false
+            }
+        };
+        if let Some(t) = i.threshold {
+            c.ensure(
+                (0.0..=1.0).contains(&t),
+                "guards.injection.threshold",
+                "must be between 0 and 1",
+            );
+        }
+        let artifact = crate::builtin::load_detector(&i.artifact)
+            .map_err(|e| c.err("guards.injection.artifact", e))
+            .ok()?;
+        Some(InjectionGuardSpec {
+            block,
+            threshold: i.threshold,
+            source: i.artifact.clone(),
+            artifact: std::sync::Arc::new(artifact),
+            scan_tool_results: i.scan_tool_results,
+            fail_open,
+        })
+    });
+    GuardsSpec { pii, injection }
 }
 
 fn cache_spec(c: &mut Checker, rc: &RawCache) -> CacheSpec {

@@ -278,3 +278,36 @@ fn route_and_cache_mistakes_are_located() {
 fn has_in(errs: &[String], needle: &str) -> bool {
     errs.iter().any(|e| e.contains(needle))
 }
+
+#[test]
+fn guard_mistakes_are_located() {
+    let guards = "\n[guards.pii]\naction = \"scramble\"\nkinds = [\"EMAIL\", \"SHOE_SIZE\"]\nactions = { SECRET = \"block\" }\n\n[guards.injection]\naction = \"warn\"\nthreshold = 2.0\nartifact = \"builtin:nope\"\n";
+    let errs = errors(&format!("{GOOD}{guards}"));
+    assert!(
+        has_in(&errs, "`guards.pii.action`: `scramble` is not one of"),
+        "{errs:#?}"
+    );
+    assert!(
+        has_in(
+            &errs,
+            "`guards.pii.kinds[1]`: unknown entity kind `SHOE_SIZE`"
+        ),
+        "{errs:#?}"
+    );
+    assert!(has_in(&errs, "`guards.injection.action`"), "{errs:#?}");
+    assert!(has_in(&errs, "`guards.injection.threshold`"), "{errs:#?}");
+    assert!(
+        has_in(
+            &errs,
+            "`guards.injection.artifact`: no built-in detector `nope`"
+        ),
+        "{errs:#?}"
+    );
+    let ok = parse(
+        &format!("{GOOD}\n[guards.pii]\n[guards.injection]\n"),
+        "ok.toml",
+    )
+    .unwrap();
+    assert_eq!(ok.guards.pii.unwrap().kinds.len(), 7);
+    assert!(ok.guards.injection.unwrap().block);
+}

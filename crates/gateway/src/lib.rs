@@ -12,6 +12,7 @@ pub mod calibrate;
 pub mod dispatch;
 pub mod error;
 pub mod feedback;
+pub mod guards;
 pub mod keys;
 pub mod metrics;
 pub mod pipeline;

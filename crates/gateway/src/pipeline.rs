@@ -14,12 +14,14 @@ use switchyard_control::{Config, ModelSpec, ProviderSpec};
 use switchyard_providers::{tokens, ChatProvider};
 use switchyard_resilience::CircuitBreaker;
 
-use crate::cache::{cache_control, CacheFill, CacheOutcome, CacheStage};
+use crate::cache::{cache_control, CacheOutcome, CacheStage};
 use crate::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Started, Weighted};
 use crate::error::{ErrorKind, GatewayError};
+use crate::guards::{unmask_response, GuardStage, GuardVerdict, Masking};
 use crate::keys::{resolve_secret, KeyState, Keyring, Periods};
 use crate::record::RecordGuard;
 use crate::routing::{header_policy, RouteRuntime};
+use crate::stream::StreamAnswer;
 use switchyard_cache::HitKind;
 use switchyard_control::{CachePolicySpec, Policy};
 
@@ -32,6 +34,7 @@ pub struct Pipeline {
     models: HashMap<String, Arc<ModelRuntime>>,
     routes: HashMap<String, RouteRuntime>,
     cache: Option<CacheStage>,
+    guards: GuardStage,
     /// Every distinct deployment once, by label.
     deployments: Vec<Arc<Deployment>>,
     dispatcher: Dispatcher,
@@ -48,6 +51,8 @@ pub enum BuildError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Embedder(#[from] crate::cache::EmbedderMissing),
+    #[error(transparent)]
+    Guards(#[from] crate::guards::GuardBuildError),
     #[error("routes.{route}: {source}")]
     Route {
         route: String,
@@ -58,15 +63,7 @@ pub enum BuildError {
 /// What a chat request produced, before it is framed for HTTP.
 pub enum ChatOutcome {
     Complete(switchyard_api::ChatCompletionResponse),
-    Stream {
-        first: switchyard_api::ChatCompletionChunk,
-        rest: switchyard_providers::ChunkStream,
-        /// Kept for counting prompt tokens if the upstream reports no usage.
-        request: Box<ChatCompletionRequest>,
-        idle_timeout: std::time::Duration,
-        /// Set when the finished stream should be stored in the cache.
-        fill: Option<CacheFill>,
-    },
+    Stream(crate::stream::StreamAnswer),
 }
 
 /// What a chat request's `model` names.
@@ -177,9 +174,11 @@ impl Pipeline {
             }
             None => None,
         };
+        let guards = GuardStage::build(&config.guards, env)?;
         Ok(Pipeline {
             routes,
             cache,
+            guards,
             deployments,
             dispatcher: Dispatcher::new(
                 config.retry_budget.percent,
@@ -202,12 +201,19 @@ impl Pipeline {
     ) -> Result<ChatOutcome, GatewayError> {
         let key = self.keyring.authenticate(headers)?;
         record.set_key(&key);
-        let request: ChatCompletionRequest = parse_json(body)?;
+        let mut request: ChatCompletionRequest = parse_json(body)?;
         validate_chat(&request)?;
         record.record().requested_model = Some(request.model.clone());
         record.record().stream = request.is_stream();
         let control = cache_control(headers)?;
         let target = self.target_for(&key, &request.model, headers)?;
+
+        // Masking transforms the request, so everything after it (cache, router, provider,
+        // classifying guards) sees placeholders, never the values.
+        let mut verdicts: Vec<GuardVerdict> = Vec::new();
+        let masked = self.guards.mask(&mut request, &mut verdicts);
+        record.set_guards(&verdicts);
+        let masking = masked?;
 
         // Admission is estimated on the most expensive model the request may reach.
         let (estimate_price, scope) = match &target {
@@ -225,6 +231,7 @@ impl Pipeline {
         let cost_estimate =
             estimate_price.cost_nanos(u64::from(prompt_estimate), u64::from(output_estimate));
         record.set_admission(key.admit(prompt_estimate + output_estimate, cost_estimate)?);
+        let screen = self.guards.screen(&request);
 
         let mut fill = None;
         if let Some(cache) = &self.cache {
@@ -243,7 +250,16 @@ impl Pipeline {
             };
             match cache.lookup(&key.tenant, &scope, &policy, control, &request) {
                 CacheOutcome::Hit { response, kind } => {
-                    return Ok(self.answer_from_cache(record, &request, &response, kind));
+                    // A hit skips the provider, not the screen.
+                    if let Some(screen) = screen {
+                        let verdict = self.guards.settle(screen).await;
+                        verdicts.push(verdict.clone());
+                        record.set_guards(&verdicts);
+                        if verdict.blocks {
+                            return Err(verdict.refusal());
+                        }
+                    }
+                    return Ok(self.answer_from_cache(record, &request, &response, kind, masking));
                 }
                 CacheOutcome::Miss {
                     label,
@@ -286,7 +302,17 @@ impl Pipeline {
         };
 
         let chain = self.chain(&model);
-        let (started, served) = self.dispatcher.chat(record, &chain, &request).await?;
+        let call = self.dispatcher.chat(record, &chain, &request);
+        let result = match screen {
+            Some(screen) => {
+                let (result, verdict) = self.guards.alongside(call, screen).await;
+                verdicts.push(verdict);
+                result
+            }
+            None => call.await,
+        };
+        record.set_guards(&verdicts);
+        let (started, served) = result?;
         note_served(record, &served);
         let idle_timeout = served.model.spec.resilience.stream_idle_timeout;
         Ok(match started {
@@ -303,18 +329,23 @@ impl Pipeline {
                 let usage = response.usage.clone().unwrap_or_default();
                 record.record().prompt_tokens = usage.prompt_tokens;
                 record.record().completion_tokens = usage.completion_tokens;
+                // Stored masked: the values belong to this request only.
                 if let Some(fill) = fill {
                     fill.store(&request, response.clone());
                 }
+                if let Some(m) = &masking {
+                    unmask_response(&mut response, m);
+                }
                 ChatOutcome::Complete(response)
             }
-            Started::Stream { first, rest } => ChatOutcome::Stream {
+            Started::Stream { first, rest } => ChatOutcome::Stream(StreamAnswer {
                 first,
                 rest,
                 request: Box::new(request),
                 idle_timeout,
                 fill,
-            },
+                masking,
+            }),
         })
     }
 
@@ -325,6 +356,7 @@ impl Pipeline {
         request: &ChatCompletionRequest,
         cached: &switchyard_api::ChatCompletionResponse,
         kind: HitKind,
+        masking: Option<Masking>,
     ) -> ChatOutcome {
         let mut response = cached.clone();
         // A fresh identity: clients that de-duplicate by id must not see two answers as one.
@@ -348,17 +380,21 @@ impl Pipeline {
             }
         }
         if !request.is_stream() {
+            if let Some(m) = &masking {
+                unmask_response(&mut response, m);
+            }
             return ChatOutcome::Complete(response);
         }
         let mut chunks = switchyard_cache::replay_chunks(&response, true).into_iter();
         let first = chunks.next().unwrap_or_else(|| empty_chunk(&response));
-        ChatOutcome::Stream {
+        ChatOutcome::Stream(StreamAnswer {
             first,
             rest: Box::pin(futures::stream::iter(chunks.map(Ok))),
             request: Box::new(request.clone()),
             idle_timeout: std::time::Duration::from_secs(60),
             fill: None,
-        }
+            masking,
+        })
     }
 
     /// `POST /v1/embeddings`.

@@ -24,6 +24,8 @@ pub struct RecordGuard {
     from_cache: bool,
     /// `x-switchyard-route`, when a router decided.
     route_header: Option<String>,
+    /// `x-switchyard-guard`, when any guard ran.
+    guard_header: Option<String>,
     access_log: bool,
     done: bool,
 }
@@ -52,6 +54,7 @@ impl RecordGuard {
             baseline_price: None,
             from_cache: false,
             route_header: None,
+            guard_header: None,
             access_log,
             done: false,
         }
@@ -95,6 +98,19 @@ impl RecordGuard {
 
     pub fn route_header(&self) -> Option<&str> {
         self.route_header.as_deref()
+    }
+
+    /// Every guard verdict so far, into the record (JSON) and the header.
+    pub fn set_guards(&mut self, verdicts: &[crate::guards::GuardVerdict]) {
+        if verdicts.is_empty() {
+            return;
+        }
+        self.record.guards = serde_json::to_string(verdicts).ok();
+        self.guard_header = Some(crate::guards::header_value(verdicts));
+    }
+
+    pub fn guard_header(&self) -> Option<&str> {
+        self.guard_header.as_deref()
     }
 
     pub fn elapsed_ms(&self) -> f64 {

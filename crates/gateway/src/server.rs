@@ -38,6 +38,7 @@ const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
 const FALLBACK_FROM: HeaderName = HeaderName::from_static("x-switchyard-fallback-from");
 const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
 const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
+const GUARD: HeaderName = HeaderName::from_static("x-switchyard-guard");
 
 pub struct AppState {
     pub pipeline: ArcSwap<Pipeline>,
@@ -251,8 +252,16 @@ fn body_error(rejection: BytesRejection) -> GatewayError {
 }
 
 fn fail(record: RecordGuard, e: GatewayError) -> Response {
+    // A refusal says which guard refused, as an answer would.
+    let guard = record
+        .guard_header()
+        .and_then(|g| HeaderValue::from_str(g).ok());
     record.finish(e.status().as_u16(), Some(e.label()));
-    e.into_response()
+    let mut response = e.into_response();
+    if let Some(g) = guard {
+        response.headers_mut().insert(GUARD, g);
+    }
+    response
 }
 
 /// Headers that say who answered and how, taken from the record before it is finished.
@@ -281,6 +290,7 @@ fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
     );
     add(ROUTE, guard.route_header().unwrap_or_default().to_owned());
     add(CACHE, record.cache.clone().unwrap_or_default());
+    add(GUARD, guard.guard_header().unwrap_or_default().to_owned());
     out
 }
 
@@ -321,24 +331,10 @@ async fn chat_completions(
     };
     match pipeline.chat(&mut record, &headers, &body).await {
         Ok(ChatOutcome::Complete(response)) => answer_json(record, response),
-        Ok(ChatOutcome::Stream {
-            first,
-            rest,
-            request,
-            idle_timeout,
-            fill,
-        }) => {
+        Ok(ChatOutcome::Stream(answer)) => {
             let served = served_headers(&record);
             let model = record.record_ref().model.clone().unwrap_or_default();
-            let body = Body::from_stream(sse_body(
-                first,
-                rest,
-                record,
-                request,
-                model,
-                idle_timeout,
-                fill,
-            ));
+            let body = Body::from_stream(sse_body(answer, record, model));
             let response = (
                 [
                     (header::CONTENT_TYPE, "text/event-stream"),

@@ -15,6 +15,7 @@ use switchyard_api::{
 use switchyard_providers::{tokens, ChunkStream, ProviderError};
 
 use crate::cache::CacheFill;
+use crate::guards::Masking;
 use crate::record::RecordGuard;
 
 struct State {
@@ -29,18 +30,37 @@ struct State {
     text: String,
     /// The answer being put together for the cache, when it is to be stored.
     fill: Option<(CacheFill, ChunkAssembler)>,
+    /// Puts pseudonymised values back, chunk by chunk.
+    restore: Option<Restore>,
     finished: bool,
 }
 
+/// A started stream and what its body needs besides the record.
+pub struct StreamAnswer {
+    pub first: ChatCompletionChunk,
+    pub rest: ChunkStream,
+    /// Kept for counting prompt tokens if the upstream reports no usage.
+    pub request: Box<ChatCompletionRequest>,
+    pub idle_timeout: Duration,
+    /// Set when the finished stream should be stored in the cache.
+    pub fill: Option<CacheFill>,
+    /// Set when pseudonymised values are to be put back into the streamed answer.
+    pub masking: Option<Masking>,
+}
+
 pub fn sse_body(
-    first: ChatCompletionChunk,
-    rest: ChunkStream,
+    answer: StreamAnswer,
     record: RecordGuard,
-    request: Box<ChatCompletionRequest>,
     model: String,
-    idle_timeout: Duration,
-    fill: Option<CacheFill>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    let StreamAnswer {
+        first,
+        rest,
+        request,
+        idle_timeout,
+        fill,
+        masking,
+    } = answer;
     let state = State {
         first: Some(first),
         rest,
@@ -51,6 +71,10 @@ pub fn sse_body(
         usage: None,
         text: String::new(),
         fill: fill.map(|f| (f, ChunkAssembler::new())),
+        restore: masking.map(|m| Restore {
+            restorations: m.restorations,
+            live: Default::default(),
+        }),
         finished: false,
     };
     futures::stream::unfold(state, |mut s| async move {
@@ -121,6 +145,11 @@ impl State {
             // A usage-only chunk: sent at the end, once, if the client asked for usage.
             return None;
         }
+        // After the cache and the token count have seen the masked text: the client gets
+        // the values back.
+        if let Some(r) = &mut self.restore {
+            r.apply(&mut chunk);
+        }
         chunk.model.clone_from(&self.model);
         sse::data_event(&chunk).ok()
     }
@@ -167,6 +196,11 @@ impl State {
                 out.extend_from_slice(&b);
             }
         }
+        if let Some(tail) = self.restore.as_mut().and_then(|r| r.leftover(&self.model)) {
+            if let Ok(b) = sse::data_event(&tail) {
+                out.extend_from_slice(&b);
+            }
+        }
         out.extend_from_slice(sse::DONE);
         if let Some(r) = self.record.take() {
             r.finish(200, None);
@@ -190,6 +224,115 @@ impl State {
             rec.usage_counted = counted;
         }
         usage
+    }
+}
+
+/// Restores pseudonymised values in a stream: one unmasker per text being streamed (each
+/// choice's content, each tool call's arguments), each holding back at most a possible
+/// placeholder's prefix until the next chunk shows whether it is one.
+struct Restore {
+    restorations: switchyard_pii::Restorations,
+    live: std::collections::BTreeMap<(u32, Option<u32>), switchyard_pii::StreamUnmasker>,
+}
+
+impl Restore {
+    fn unmasker(&mut self, key: (u32, Option<u32>)) -> &mut switchyard_pii::StreamUnmasker {
+        let Restore { restorations, live } = self;
+        live.entry(key)
+            .or_insert_with(|| switchyard_pii::StreamUnmasker::new(restorations.clone()))
+    }
+
+    fn apply(&mut self, chunk: &mut ChatCompletionChunk) {
+        for c in &mut chunk.choices {
+            if let Some(t) = &mut c.delta.content {
+                *t = self.unmasker((c.index, None)).push(t);
+            }
+            for call in c.delta.tool_calls.iter_mut().flatten() {
+                if let Some(args) = call.function.as_mut().and_then(|f| f.arguments.as_mut()) {
+                    *args = self.unmasker((c.index, Some(call.index))).push(args);
+                }
+            }
+            if c.finish_reason.is_some() {
+                // The choice is over: what was held back is plain text after all.
+                let held = self.finish_choice(c.index);
+                for (tool, text) in held {
+                    match tool {
+                        None => c
+                            .delta
+                            .content
+                            .get_or_insert_with(String::new)
+                            .push_str(&text),
+                        Some(i) => {
+                            let calls = c.delta.tool_calls.get_or_insert_with(Vec::new);
+                            calls.push(switchyard_api::ToolCallDelta {
+                                index: i,
+                                id: None,
+                                kind: None,
+                                function: Some(switchyard_api::FunctionCallDelta {
+                                    name: None,
+                                    arguments: Some(text),
+                                }),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish_choice(&mut self, index: u32) -> Vec<(Option<u32>, String)> {
+        let keys: Vec<(u32, Option<u32>)> = self
+            .live
+            .range((index, None)..=(index, Some(u32::MAX)))
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| {
+                let text = self.live.remove(&k)?.finish();
+                (!text.is_empty()).then_some((k.1, text))
+            })
+            .collect()
+    }
+
+    /// Text still held when a stream ends without a finish reason, as one last chunk.
+    fn leftover(&mut self, model: &str) -> Option<ChatCompletionChunk> {
+        let keys: Vec<u32> = self.live.keys().map(|k| k.0).collect();
+        let mut choices = Vec::new();
+        for index in keys {
+            for (tool, text) in self.finish_choice(index) {
+                let mut delta = switchyard_api::Delta::default();
+                match tool {
+                    None => delta.content = Some(text),
+                    Some(i) => {
+                        delta.tool_calls = Some(vec![switchyard_api::ToolCallDelta {
+                            index: i,
+                            id: None,
+                            kind: None,
+                            function: Some(switchyard_api::FunctionCallDelta {
+                                name: None,
+                                arguments: Some(text),
+                            }),
+                        }]);
+                    }
+                }
+                choices.push(switchyard_api::ChunkChoice {
+                    index,
+                    delta,
+                    finish_reason: None,
+                    logprobs: None,
+                });
+            }
+        }
+        (!choices.is_empty()).then(|| ChatCompletionChunk {
+            id: String::new(),
+            object: "chat.completion.chunk".to_owned(),
+            created: switchyard_providers::unix_now(),
+            model: model.to_owned(),
+            choices,
+            usage: None,
+            system_fingerprint: None,
+            extra: Default::default(),
+        })
     }
 }
 

@@ -1,0 +1,361 @@
+//! The guard stage: what may reach the model, and what comes back.
+//!
+//! 1. Masking transforms the request, so it runs first, before the cache and the router see
+//!    it: PII and secrets in every message become placeholders (`<EMAIL_1>`) or are redacted,
+//!    hashed or refused, per kind. The session's restorations put pseudonymised values back
+//!    into the answer (whole, or chunk by chunk for a stream). The cache stores the masked
+//!    answer, so a value never reaches another request.
+//! 2. Classifying guards only read the request, so they run alongside the provider call
+//!    ([`alongside`]): the injection screen starts on a blocking thread when the call starts;
+//!    if it blocks, the call is dropped (which cancels it upstream) and the refusal returned.
+//!    Nothing from the provider reaches the client before the screen has passed: a call that
+//!    answers first waits for it.
+//! 3. Every verdict (guard, outcome, score, detail, time) goes to the record (`guards`, JSON)
+//!    and the `x-switchyard-guard` header; a refusal is a 400 `content_policy_violation`
+//!    naming the guard.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use switchyard_api::{ChatCompletionRequest, ChatMessage, MessageContent, Role};
+use switchyard_control::GuardsSpec;
+use switchyard_pii::{MaskSession, Masker, Restorations, Scanner, ScannerConfig};
+use switchyard_textclass::injection::{Channel, Detector};
+use tokio::task::JoinHandle;
+
+use crate::error::{ErrorKind, GatewayError};
+
+/// One guard's verdict on one request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardVerdict {
+    pub guard: &'static str,
+    /// `pass`, `masked`, `flagged`, `blocked` or `error`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// What it found: kinds and counts, or the rules that fired. Never the values.
+    pub detail: String,
+    pub ms: f64,
+    /// Refuses the request.
+    #[serde(skip)]
+    pub blocks: bool,
+}
+
+impl GuardVerdict {
+    /// `name=outcome(detail)` for the header.
+    pub fn summary(&self) -> String {
+        match (&self.score, self.detail.is_empty()) {
+            (Some(s), true) => format!("{}={}({s:.2})", self.guard, self.outcome),
+            (Some(s), false) => format!("{}={}({s:.2};{})", self.guard, self.outcome, self.detail),
+            (None, true) => format!("{}={}", self.guard, self.outcome),
+            (None, false) => format!("{}={}({})", self.guard, self.outcome, self.detail),
+        }
+    }
+
+    /// The refusal a blocking verdict becomes.
+    pub fn refusal(&self) -> GatewayError {
+        let what = if self.outcome == "error" {
+            format!(
+                "the {} guard failed and is configured to refuse when it fails",
+                self.guard
+            )
+        } else {
+            format!(
+                "the {} guard refused the request ({})",
+                self.guard, self.detail
+            )
+        };
+        GatewayError::new(ErrorKind::InvalidRequest, "content_policy_violation", what)
+    }
+}
+
+struct PiiGuard {
+    masker: Masker,
+    salt: Vec<u8>,
+}
+
+struct InjectionGuard {
+    detector: Detector,
+    block: bool,
+    scan_tool_results: bool,
+    fail_open: bool,
+}
+
+/// The guards of one pipeline.
+pub struct GuardStage {
+    pii: Option<PiiGuard>,
+    injection: Option<Arc<InjectionGuard>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuardBuildError {
+    #[error("guards.pii: {0}")]
+    Pii(#[from] switchyard_pii::PiiError),
+    #[error("guards.injection.artifact: {0}")]
+    Injection(#[from] switchyard_textclass::injection::DetectorError),
+}
+
+/// What masking left for the answer.
+pub struct Masking {
+    pub restorations: Restorations,
+}
+
+impl GuardStage {
+    pub fn build(
+        spec: &GuardsSpec,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, GuardBuildError> {
+        let pii = match &spec.pii {
+            Some(p) => {
+                let scanner = Scanner::new(ScannerConfig::only(p.kinds.iter().copied()))?;
+                // Hashes are comparable across restarts only with a configured salt; without
+                // one each process draws its own, so they are at least not guessable.
+                let salt = p
+                    .hash_salt_env
+                    .as_deref()
+                    .and_then(env)
+                    .map(String::into_bytes)
+                    .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
+                Some(PiiGuard {
+                    masker: Masker::new(Arc::new(scanner), p.policy.clone()),
+                    salt,
+                })
+            }
+            None => None,
+        };
+        let injection = match &spec.injection {
+            Some(i) => {
+                let mut detector = Detector::from_artifact(&i.artifact)?;
+                if let Some(t) = i.threshold {
+                    detector = detector.with_threshold(t);
+                }
+                Some(Arc::new(InjectionGuard {
+                    detector,
+                    block: i.block,
+                    scan_tool_results: i.scan_tool_results,
+                    fail_open: i.fail_open,
+                }))
+            }
+            None => None,
+        };
+        Ok(GuardStage { pii, injection })
+    }
+
+    /// Masks `request` in place. `Err` when a finding's action is `block`.
+    pub fn mask(
+        &self,
+        request: &mut ChatCompletionRequest,
+        verdicts: &mut Vec<GuardVerdict>,
+    ) -> Result<Option<Masking>, GatewayError> {
+        let Some(pii) = &self.pii else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let mut session = pii.masker.session(&pii.salt);
+        let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
+        let mut blocked = false;
+        let mut flagged_only = true;
+        for message in &mut request.messages {
+            mask_message(&mut session, message, &mut |m| {
+                blocked |= m.blocked;
+                for f in &m.findings {
+                    *counts.entry(f.kind.label()).or_default() += 1;
+                    flagged_only &= f.action == switchyard_pii::Action::Allow;
+                }
+            });
+        }
+        let detail = counts
+            .iter()
+            .map(|(k, n)| format!("{k}:{n}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let outcome = if blocked {
+            "blocked"
+        } else if counts.is_empty() {
+            "pass"
+        } else if flagged_only {
+            "flagged"
+        } else {
+            "masked"
+        };
+        let verdict = GuardVerdict {
+            guard: "pii",
+            outcome,
+            score: None,
+            detail,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+            blocks: blocked,
+        };
+        if blocked {
+            let e = verdict.refusal();
+            verdicts.push(verdict);
+            return Err(e);
+        }
+        verdicts.push(verdict);
+        let restorations = session.restorations();
+        Ok((!restorations.is_empty()).then_some(Masking { restorations }))
+    }
+
+    /// Starts the injection screen on a blocking thread; `None` when the guard is off.
+    pub fn screen(&self, request: &ChatCompletionRequest) -> Option<JoinHandle<GuardVerdict>> {
+        let guard = self.injection.clone()?;
+        let texts: Vec<(Channel, String)> = request
+            .messages
+            .iter()
+            .filter_map(|m| match m.role {
+                Role::User => Some((Channel::User, m.text())),
+                Role::Tool | Role::Function if guard.scan_tool_results => {
+                    Some((Channel::Indirect, m.text()))
+                }
+                _ => None,
+            })
+            .filter(|(_, t)| !t.is_empty())
+            .collect();
+        Some(tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut worst: Option<switchyard_textclass::injection::Verdict> = None;
+            for (channel, text) in &texts {
+                let v = guard.detector.scan(text, *channel);
+                if worst.as_ref().is_none_or(|w| v.score > w.score) {
+                    worst = Some(v);
+                }
+            }
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            match worst {
+                None => GuardVerdict {
+                    guard: "injection",
+                    outcome: "pass",
+                    score: None,
+                    detail: String::new(),
+                    ms,
+                    blocks: false,
+                },
+                Some(v) => {
+                    let outcome = match (v.injection, guard.block) {
+                        (false, _) => "pass",
+                        (true, true) => "blocked",
+                        (true, false) => "flagged",
+                    };
+                    GuardVerdict {
+                        guard: "injection",
+                        outcome,
+                        score: Some(v.score),
+                        detail: v.rules.join(","),
+                        ms,
+                        blocks: v.injection && guard.block,
+                    }
+                }
+            }
+        }))
+    }
+
+    fn fail_open(&self) -> bool {
+        self.injection.as_ref().is_some_and(|g| g.fail_open)
+    }
+
+    /// Waits for a screen already started (a cache hit has no call to overlap with).
+    pub async fn settle(&self, screen: JoinHandle<GuardVerdict>) -> GuardVerdict {
+        let fail_open = self.fail_open();
+        screen.await.unwrap_or_else(|_| failed(fail_open))
+    }
+
+    /// Runs `call` alongside `screen`; see the module documentation.
+    pub async fn alongside<T>(
+        &self,
+        call: impl Future<Output = Result<T, GatewayError>>,
+        screen: JoinHandle<GuardVerdict>,
+    ) -> (Result<T, GatewayError>, GuardVerdict) {
+        let fail_open = self.fail_open();
+        let mut screen = screen;
+        tokio::pin!(call);
+        let (verdict, early) = tokio::select! {
+            biased;
+            v = &mut screen => (v.unwrap_or_else(|_| failed(fail_open)), None),
+            r = &mut call => {
+                let v = (&mut screen).await.unwrap_or_else(|_| failed(fail_open));
+                (v, Some(r))
+            }
+        };
+        if verdict.blocks {
+            // Dropping `call` here cancels the upstream request.
+            return (Err(verdict.refusal()), verdict);
+        }
+        let result = match early {
+            Some(r) => r,
+            None => call.await,
+        };
+        (result, verdict)
+    }
+}
+
+fn failed(fail_open: bool) -> GuardVerdict {
+    GuardVerdict {
+        guard: "injection",
+        outcome: "error",
+        score: None,
+        detail: String::new(),
+        ms: 0.0,
+        blocks: !fail_open,
+    }
+}
+
+/// Masks every text a message carries: content (string or text parts) and tool-call
+/// arguments.
+fn mask_message(
+    session: &mut MaskSession<'_>,
+    message: &mut ChatMessage,
+    seen: &mut dyn FnMut(&switchyard_pii::Masked),
+) {
+    let mut apply = |text: &mut String| {
+        let m = session.mask(text);
+        seen(&m);
+        if !m.findings.is_empty() {
+            *text = m.text;
+        }
+    };
+    match &mut message.content {
+        Some(MessageContent::Text(t)) => apply(t),
+        Some(MessageContent::Parts(parts)) => {
+            for p in parts {
+                if let Some(t) = &mut p.text {
+                    apply(t);
+                }
+            }
+        }
+        None => {}
+    }
+    for call in message.tool_calls.iter_mut().flatten() {
+        apply(&mut call.function.arguments);
+    }
+}
+
+/// Puts pseudonymised values back into a whole answer.
+pub fn unmask_response(r: &mut switchyard_api::ChatCompletionResponse, m: &Masking) {
+    for c in &mut r.choices {
+        match &mut c.message.content {
+            Some(MessageContent::Text(t)) => *t = m.restorations.unmask(t),
+            Some(MessageContent::Parts(parts)) => {
+                for p in parts {
+                    if let Some(t) = &mut p.text {
+                        *t = m.restorations.unmask(t);
+                    }
+                }
+            }
+            None => {}
+        }
+        for call in c.message.tool_calls.iter_mut().flatten() {
+            call.function.arguments = m.restorations.unmask(&call.function.arguments);
+        }
+    }
+}
+
+/// The header value summarising every verdict.
+pub fn header_value(verdicts: &[GuardVerdict]) -> String {
+    verdicts
+        .iter()
+        .map(GuardVerdict::summary)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
