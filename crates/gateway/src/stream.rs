@@ -262,18 +262,11 @@ impl Restore {
                             .content
                             .get_or_insert_with(String::new)
                             .push_str(&text),
-                        Some(i) => {
-                            let calls = c.delta.tool_calls.get_or_insert_with(Vec::new);
-                            calls.push(switchyard_api::ToolCallDelta {
-                                index: i,
-                                id: None,
-                                kind: None,
-                                function: Some(switchyard_api::FunctionCallDelta {
-                                    name: None,
-                                    arguments: Some(text),
-                                }),
-                            });
-                        }
+                        Some(i) => c
+                            .delta
+                            .tool_calls
+                            .get_or_insert_with(Vec::new)
+                            .push(arguments_delta(i, text)),
                     }
                 }
             }
@@ -303,17 +296,7 @@ impl Restore {
                 let mut delta = switchyard_api::Delta::default();
                 match tool {
                     None => delta.content = Some(text),
-                    Some(i) => {
-                        delta.tool_calls = Some(vec![switchyard_api::ToolCallDelta {
-                            index: i,
-                            id: None,
-                            kind: None,
-                            function: Some(switchyard_api::FunctionCallDelta {
-                                name: None,
-                                arguments: Some(text),
-                            }),
-                        }]);
-                    }
+                    Some(i) => delta.tool_calls = Some(vec![arguments_delta(i, text)]),
                 }
                 choices.push(switchyard_api::ChunkChoice {
                     index,
@@ -333,6 +316,19 @@ impl Restore {
             system_fingerprint: None,
             extra: Default::default(),
         })
+    }
+}
+
+/// More arguments for tool call `index`.
+fn arguments_delta(index: u32, text: String) -> switchyard_api::ToolCallDelta {
+    switchyard_api::ToolCallDelta {
+        index,
+        id: None,
+        kind: None,
+        function: Some(switchyard_api::FunctionCallDelta {
+            name: None,
+            arguments: Some(text),
+        }),
     }
 }
 

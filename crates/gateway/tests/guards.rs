@@ -62,17 +62,7 @@ async fn stream_text(gw: &TestGateway, body: Value) -> (String, String) {
     assert_eq!(r.status(), 200);
     let guard = header(&r, "x-switchyard-guard");
     let text = String::from_utf8(r.bytes().await.unwrap().to_vec()).unwrap();
-    let mut content = String::new();
-    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
-        if line == "[DONE]" {
-            continue;
-        }
-        let chunk: Value = serde_json::from_str(line).unwrap();
-        if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
-            content.push_str(t);
-        }
-    }
-    (content, guard)
+    (common::sse_content(&text).0, guard)
 }
 
 #[tokio::test]

@@ -258,18 +258,7 @@ async fn repeated_questions_are_served_from_the_cache_plain_and_streamed() {
     let r = gw.chat(streamed).send().await.unwrap();
     assert_eq!(header(&r, "x-switchyard-cache"), "hit-exact");
     let text = String::from_utf8(r.bytes().await.unwrap().to_vec()).unwrap();
-    let mut replayed = String::new();
-    let mut saw_usage = false;
-    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
-        if line == "[DONE]" {
-            continue;
-        }
-        let chunk: Value = serde_json::from_str(line).unwrap();
-        if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
-            replayed.push_str(t);
-        }
-        saw_usage |= chunk["usage"].is_object();
-    }
+    let (replayed, saw_usage) = common::sse_content(&text);
     assert_eq!(replayed, content(&first));
     assert!(saw_usage && text.ends_with("data: [DONE]\n\n"));
 

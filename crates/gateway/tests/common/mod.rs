@@ -119,3 +119,20 @@ impl TestGateway {
 pub fn user(text: &str) -> serde_json::Value {
     serde_json::json!([{"role": "user", "content": text}])
 }
+
+/// What an SSE body says: the first choice's content joined, and whether a usage chunk came.
+pub fn sse_content(text: &str) -> (String, bool) {
+    let mut content = String::new();
+    let mut saw_usage = false;
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if line == "[DONE]" {
+            continue;
+        }
+        let chunk: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
+            content.push_str(t);
+        }
+        saw_usage |= chunk["usage"].is_object();
+    }
+    (content, saw_usage)
+}
