@@ -1,4 +1,4 @@
-//! Router artifacts shipped inside the binary, so a config (the embedded demo among them) can
+//! Router and guard artifacts shipped inside the binary, so a config (the embedded demo among them) can
 //! say `router = "builtin:NAME"` and work from any directory. Each is the same file that
 //! `eval/` trains and reports on; `docs/configuration.md` lists them with their training data.
 
@@ -13,26 +13,42 @@ pub const INJECTION_DETECTORS: &[(&str, &str)] = &[(
     include_str!("../../../eval/artifacts/injection-permissive.v1.json"),
 )];
 
-/// Loads `builtin:NAME` or a path as a text-classifier artifact.
-pub fn load_detector(source: &str) -> Result<switchyard_textclass::BinaryArtifact, String> {
+/// `(name, JSON)` of every built-in toxicity detector (trained on MIT-licensed data,
+/// `eval/toxicity.md`).
+pub const TOXICITY_DETECTORS: &[(&str, &str)] = &[(
+    "toxicity.v1",
+    include_str!("../../../eval/artifacts/toxicity.v1.json"),
+)];
+
+/// Loads `builtin:NAME` (one of `builtins`) or a path as a text-classifier artifact.
+pub fn load_classifier(
+    source: &str,
+    builtins: &[(&str, &'static str)],
+) -> Result<switchyard_textclass::BinaryArtifact, String> {
     match source.strip_prefix("builtin:") {
         Some(name) => {
-            let (_, text) = INJECTION_DETECTORS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = INJECTION_DETECTORS.iter().map(|(n, _)| *n).collect();
-                    format!(
-                        "no built-in detector `{name}`; built in: {}",
-                        names.join(", ")
-                    )
-                })?;
+            let text = find(builtins, name, "detector")?;
             switchyard_textclass::BinaryArtifact::from_json(text)
                 .map_err(|e| format!("built-in detector `{name}` does not parse: {e}"))
         }
         None => switchyard_textclass::BinaryArtifact::load(Path::new(source))
             .map_err(|e| error_chain(&e)),
     }
+}
+
+/// The JSON of built-in `name`, or a sentence listing what is built in.
+fn find(builtins: &[(&str, &'static str)], name: &str, what: &str) -> Result<&'static str, String> {
+    builtins
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = builtins.iter().map(|(n, _)| *n).collect();
+            format!(
+                "no built-in {what} `{name}`; built in: {}",
+                names.join(", ")
+            )
+        })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -57,13 +73,7 @@ pub const ROUTERS: &[(&str, &str)] = &[(
 pub fn load_router(source: &str) -> Result<Artifact, String> {
     match source.strip_prefix("builtin:") {
         Some(name) => {
-            let (_, text) = ROUTERS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-                let names: Vec<&str> = ROUTERS.iter().map(|(n, _)| *n).collect();
-                format!(
-                    "no built-in router `{name}`; built in: {}",
-                    names.join(", ")
-                )
-            })?;
+            let text = find(ROUTERS, name, "router")?;
             let artifact: Artifact = serde_json::from_str(text)
                 .map_err(|e| format!("built-in router `{name}` does not parse: {e}"))?;
             if artifact.format_version != FORMAT_VERSION {
@@ -96,7 +106,10 @@ mod tests {
             .unwrap_err()
             .contains("No such file"));
         for (name, _) in INJECTION_DETECTORS {
-            load_detector(&format!("builtin:{name}")).unwrap();
+            load_classifier(&format!("builtin:{name}"), INJECTION_DETECTORS).unwrap();
+        }
+        for (name, _) in TOXICITY_DETECTORS {
+            load_classifier(&format!("builtin:{name}"), TOXICITY_DETECTORS).unwrap();
         }
     }
 }

@@ -40,6 +40,82 @@ pub struct RawGuards {
     pub pii: Option<RawPiiGuard>,
     #[serde(default)]
     pub injection: Option<RawInjectionGuard>,
+    #[serde(default)]
+    pub toxicity: Option<RawToxicityGuard>,
+    #[serde(default)]
+    pub compliance: Option<RawComplianceGuard>,
+    /// What output guards do when an answer fails them.
+    #[serde(default)]
+    pub output: RawOutputPolicy,
+}
+
+/// `[guards.toxicity]`: toxic answers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToxicityGuard {
+    /// `retry` (default), `block` (the safe answer at once) or `flag`.
+    #[serde(default = "default_output_action")]
+    pub action: String,
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    #[serde(default = "default_toxicity_artifact")]
+    pub artifact: String,
+}
+
+/// `[guards.compliance]`: rules every answer must keep.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawComplianceGuard {
+    #[serde(default = "default_output_action")]
+    pub action: String,
+    /// Regexes an answer must not match.
+    #[serde(default)]
+    pub forbidden: Vec<String>,
+    /// Texts appended to answers of a category (a regex on the question or the answer) that
+    /// lack them.
+    #[serde(default)]
+    pub disclaimers: Vec<RawDisclaimer>,
+    #[serde(default)]
+    pub max_chars: Option<usize>,
+    /// Answers to `response_format` JSON requests must be JSON (with the schema's required
+    /// top-level fields).
+    #[serde(default = "yes")]
+    pub json: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDisclaimer {
+    pub when: String,
+    pub text: String,
+}
+
+/// `[guards.output]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOutputPolicy {
+    /// Regenerations after a failed answer before the safe answer is sent.
+    pub retries: u32,
+    /// Tell the model, on a retry, which check the last answer failed.
+    pub corrective_note: bool,
+    pub safe_answer: String,
+}
+
+impl Default for RawOutputPolicy {
+    fn default() -> Self {
+        RawOutputPolicy {
+            retries: 1,
+            corrective_note: true,
+            safe_answer: "I'm sorry, I can't provide that answer.".to_owned(),
+        }
+    }
+}
+
+fn default_output_action() -> String {
+    "retry".to_owned()
+}
+fn default_toxicity_artifact() -> String {
+    "builtin:toxicity.v1".to_owned()
 }
 
 /// `[guards.pii]`: PII and secrets in the request, masked before anything else sees them.

@@ -33,6 +33,44 @@ pub struct Config {
 pub struct GuardsSpec {
     pub pii: Option<PiiGuardSpec>,
     pub injection: Option<InjectionGuardSpec>,
+    pub toxicity: Option<ToxicityGuardSpec>,
+    pub compliance: Option<ComplianceGuardSpec>,
+    pub output: OutputPolicySpec,
+}
+
+/// What an output guard does with an answer that fails it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputAction {
+    /// Regenerate (up to `output.retries`), then the safe answer.
+    Retry,
+    /// The safe answer at once.
+    Block,
+    /// Record only.
+    Flag,
+}
+
+#[derive(Debug, Clone)]
+pub struct ToxicityGuardSpec {
+    pub action: OutputAction,
+    pub threshold: Option<f32>,
+    pub source: String,
+    pub artifact: std::sync::Arc<switchyard_textclass::BinaryArtifact>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ComplianceGuardSpec {
+    pub action: OutputAction,
+    pub forbidden: Vec<Regex>,
+    pub disclaimers: Vec<(Regex, String)>,
+    pub max_chars: Option<usize>,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutputPolicySpec {
+    pub retries: u32,
+    pub corrective_note: bool,
+    pub safe_answer: String,
 }
 
 #[derive(Debug, Clone)]

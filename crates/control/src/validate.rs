@@ -787,9 +787,10 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
                 "must be between 0 and 1",
             );
         }
-        let artifact = crate::builtin::load_detector(&i.artifact)
-            .map_err(|e| c.err("guards.injection.artifact", e))
-            .ok()?;
+        let artifact =
+            crate::builtin::load_classifier(&i.artifact, crate::builtin::INJECTION_DETECTORS)
+                .map_err(|e| c.err("guards.injection.artifact", e))
+                .ok()?;
         Some(InjectionGuardSpec {
             block,
             threshold: i.threshold,
@@ -799,7 +800,103 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
             fail_open,
         })
     });
-    GuardsSpec { pii, injection }
+    let output_action = |c: &mut Checker, path: &str, a: &str| match a {
+        "retry" => OutputAction::Retry,
+        "block" => OutputAction::Block,
+        "flag" => OutputAction::Flag,
+        other => {
+            c.err(
+                path,
+                format!("`{other}` is not one of \"retry\", \"block\", \"flag\""),
+            );
+            OutputAction::Retry
+        }
+    };
+    let toxicity = g.toxicity.as_ref().and_then(|t| {
+        let action = output_action(c, "guards.toxicity.action", &t.action);
+        if let Some(v) = t.threshold {
+            c.ensure(
+                (0.0..=1.0).contains(&v),
+                "guards.toxicity.threshold",
+                "must be between 0 and 1",
+            );
+        }
+        let artifact =
+            crate::builtin::load_classifier(&t.artifact, crate::builtin::TOXICITY_DETECTORS)
+                .map_err(|e| c.err("guards.toxicity.artifact", e))
+                .ok()?;
+        Some(ToxicityGuardSpec {
+            action,
+            threshold: t.threshold,
+            source: t.artifact.clone(),
+            artifact: std::sync::Arc::new(artifact),
+        })
+    });
+    let compliance = g.compliance.as_ref().map(|r| {
+        let action = output_action(c, "guards.compliance.action", &r.action);
+        let regex = |c: &mut Checker, path: String, pattern: &str| {
+            Regex::new(pattern)
+                .map_err(|e| c.err(path, format!("not a valid regex: {e}")))
+                .ok()
+        };
+        let forbidden = r
+            .forbidden
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| regex(c, format!("guards.compliance.forbidden[{i}]"), p))
+            .collect();
+        let disclaimers = r
+            .disclaimers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                c.ensure(
+                    !d.text.trim().is_empty(),
+                    format!("guards.compliance.disclaimers[{i}].text"),
+                    "must not be empty",
+                );
+                regex(
+                    c,
+                    format!("guards.compliance.disclaimers[{i}].when"),
+                    &d.when,
+                )
+                .map(|re| (re, d.text.clone()))
+            })
+            .collect();
+        c.ensure(
+            r.max_chars != Some(0),
+            "guards.compliance.max_chars",
+            "must be greater than 0 (omit it for no limit)",
+        );
+        ComplianceGuardSpec {
+            action,
+            forbidden,
+            disclaimers,
+            max_chars: r.max_chars,
+            json: r.json,
+        }
+    });
+    c.ensure(
+        !g.output.safe_answer.trim().is_empty(),
+        "guards.output.safe_answer",
+        "must not be empty",
+    );
+    c.ensure(
+        g.output.retries <= 5,
+        "guards.output.retries",
+        "at most 5: each retry is a paid call",
+    );
+    GuardsSpec {
+        pii,
+        injection,
+        toxicity,
+        compliance,
+        output: OutputPolicySpec {
+            retries: g.output.retries,
+            corrective_note: g.output.corrective_note,
+            safe_answer: g.output.safe_answer.clone(),
+        },
+    }
 }
 
 fn cache_spec(c: &mut Checker, rc: &RawCache) -> CacheSpec {

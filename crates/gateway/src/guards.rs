@@ -10,7 +10,11 @@
 //!    if it blocks, the call is dropped (which cancels it upstream) and the refusal returned.
 //!    Nothing from the provider reaches the client before the screen has passed: a call that
 //!    answers first waits for it.
-//! 3. Every verdict (guard, outcome, score, detail, time) goes to the record (`guards`, JSON)
+//! 3. Output guards read the whole answer (toxicity, compliance rules). A missing disclaimer
+//!    is appended; any other failure, by the guard's action, is flagged, or regenerated (up
+//!    to `output.retries`, with a note telling the model what failed), and then replaced by
+//!    the configured safe answer. Only an answer that passed is cached.
+//! 4. Every verdict (guard, outcome, score, detail, time) goes to the record (`guards`, JSON)
 //!    and the `x-switchyard-guard` header; a refusal is a 400 `content_policy_violation`
 //!    naming the guard.
 
@@ -20,9 +24,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 use switchyard_api::{ChatCompletionRequest, ChatMessage, MessageContent, Role};
-use switchyard_control::GuardsSpec;
+use switchyard_control::{ComplianceGuardSpec, GuardsSpec, OutputAction, OutputPolicySpec};
 use switchyard_pii::{MaskSession, Masker, Restorations, Scanner, ScannerConfig};
 use switchyard_textclass::injection::{Channel, Detector};
+use switchyard_textclass::toxicity::ToxicityDetector;
 use tokio::task::JoinHandle;
 
 use crate::error::{ErrorKind, GatewayError};
@@ -83,10 +88,18 @@ struct InjectionGuard {
     fail_open: bool,
 }
 
+struct ToxicityGuard {
+    detector: ToxicityDetector,
+    action: OutputAction,
+}
+
 /// The guards of one pipeline.
 pub struct GuardStage {
     pii: Option<PiiGuard>,
     injection: Option<Arc<InjectionGuard>>,
+    toxicity: Option<ToxicityGuard>,
+    compliance: Option<ComplianceGuardSpec>,
+    output: OutputPolicySpec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +108,8 @@ pub enum GuardBuildError {
     Pii(#[from] switchyard_pii::PiiError),
     #[error("guards.injection.artifact: {0}")]
     Injection(#[from] switchyard_textclass::injection::DetectorError),
+    #[error("guards.toxicity.artifact: {0}")]
+    Toxicity(#[from] switchyard_textclass::toxicity::ToxicityError),
 }
 
 /// What masking left for the answer.
@@ -140,7 +155,131 @@ impl GuardStage {
             }
             None => None,
         };
-        Ok(GuardStage { pii, injection })
+        let toxicity = match &spec.toxicity {
+            Some(t) => {
+                let mut detector = ToxicityDetector::from_artifact(&t.artifact)?;
+                if let Some(v) = t.threshold {
+                    detector = detector.with_threshold(v);
+                }
+                Some(ToxicityGuard {
+                    detector,
+                    action: t.action,
+                })
+            }
+            None => None,
+        };
+        Ok(GuardStage {
+            pii,
+            injection,
+            toxicity,
+            compliance: spec.compliance.clone(),
+            output: spec.output.clone(),
+        })
+    }
+
+    pub fn output_policy(&self) -> &OutputPolicySpec {
+        &self.output
+    }
+
+    /// Checks a whole answer. Appends missing disclaimers in place; returns the first failure
+    /// that is not only flagged, with its action. Every check's verdict is pushed.
+    pub fn review(
+        &self,
+        request: &ChatCompletionRequest,
+        response: &mut switchyard_api::ChatCompletionResponse,
+        verdicts: &mut Vec<GuardVerdict>,
+    ) -> Option<(GuardVerdict, OutputAction)> {
+        let mut failure = None;
+        if let Some(t) = &self.toxicity {
+            let started = Instant::now();
+            let v = t.detector.scan(&response.text());
+            let failed = v.toxic && t.action != OutputAction::Flag;
+            let verdict = GuardVerdict {
+                guard: "toxicity",
+                outcome: match (v.toxic, failed) {
+                    (false, _) => "pass",
+                    (true, false) => "flagged",
+                    (true, true) => "failed",
+                },
+                score: Some(v.score),
+                detail: v
+                    .categories
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                ms: started.elapsed().as_secs_f64() * 1e3,
+                blocks: false,
+            };
+            if failed {
+                failure = Some((verdict.clone(), t.action));
+            }
+            verdicts.push(verdict);
+        }
+        if let Some(c) = &self.compliance {
+            let started = Instant::now();
+            let (problem, added) = compliance(c, request, response);
+            let failed = problem.is_some() && c.action != OutputAction::Flag;
+            let verdict = GuardVerdict {
+                guard: "compliance",
+                outcome: match (&problem, failed, added) {
+                    (Some(_), true, _) => "failed",
+                    (Some(_), false, _) => "flagged",
+                    (None, _, true) => "fixed",
+                    (None, _, false) => "pass",
+                },
+                score: None,
+                detail: problem.unwrap_or_else(|| {
+                    if added {
+                        "disclaimer added".to_owned()
+                    } else {
+                        String::new()
+                    }
+                }),
+                ms: started.elapsed().as_secs_f64() * 1e3,
+                blocks: false,
+            };
+            if failed && failure.is_none() {
+                failure = Some((verdict.clone(), c.action));
+            }
+            verdicts.push(verdict);
+        }
+        failure
+    }
+
+    /// The request to regenerate with: the original, plus a system note saying what the last
+    /// answer failed (when `corrective_note` is on).
+    pub fn corrected(
+        &self,
+        request: &ChatCompletionRequest,
+        failed: &GuardVerdict,
+    ) -> ChatCompletionRequest {
+        let mut r = request.clone();
+        if self.output.corrective_note {
+            r.messages.push(ChatMessage::new(
+                Role::System,
+                format!(
+                    "Your previous answer was withheld: it failed the {} check ({}). Answer the \
+                     request again without that problem.",
+                    failed.guard,
+                    if failed.detail.is_empty() {
+                        "no detail"
+                    } else {
+                        &failed.detail
+                    }
+                ),
+            ));
+        }
+        r
+    }
+
+    /// The configured safe answer in place of `response`'s content.
+    pub fn safe_answer(&self, response: &mut switchyard_api::ChatCompletionResponse) {
+        for c in &mut response.choices {
+            c.message.content = Some(MessageContent::Text(self.output.safe_answer.clone()));
+            c.message.tool_calls = None;
+            c.finish_reason = Some(switchyard_api::finish_reason::STOP.to_owned());
+        }
     }
 
     /// Masks `request` in place. `Err` when a finding's action is `block`.
@@ -299,6 +438,75 @@ fn failed(fail_open: bool) -> GuardVerdict {
         ms: 0.0,
         blocks: !fail_open,
     }
+}
+
+/// Compliance rules on an answer: the first problem, and whether a disclaimer was appended.
+fn compliance(
+    c: &ComplianceGuardSpec,
+    request: &ChatCompletionRequest,
+    response: &mut switchyard_api::ChatCompletionResponse,
+) -> (Option<String>, bool) {
+    let text = response.text();
+    if let Some(i) = c.forbidden.iter().position(|re| re.is_match(&text)) {
+        return (Some(format!("forbidden[{i}]")), false);
+    }
+    if let Some(max) = c.max_chars {
+        let n = text.chars().count();
+        if n > max {
+            return (Some(format!("{n} characters, at most {max}")), false);
+        }
+    }
+    if c.json {
+        if let Some(problem) = json_problem(request, &text) {
+            return (Some(problem), false);
+        }
+    }
+    let question = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(ChatMessage::text)
+        .unwrap_or_default();
+    let mut added = false;
+    for (when, disclaimer) in &c.disclaimers {
+        let current = response.text();
+        if (when.is_match(&question) || when.is_match(&current))
+            && !current.contains(disclaimer.as_str())
+        {
+            if let Some(choice) = response.choices.first_mut() {
+                choice.message.content =
+                    Some(MessageContent::Text(format!("{current}\n\n{disclaimer}")));
+                added = true;
+            }
+        }
+    }
+    (None, added)
+}
+
+/// When the request asked for JSON: whether the answer is JSON, with the schema's required
+/// top-level fields.
+fn json_problem(request: &ChatCompletionRequest, text: &str) -> Option<String> {
+    let format = serde_json::to_value(request.response_format.as_ref()?).ok()?;
+    let kind = format.get("type")?.as_str()?;
+    if kind != "json_object" && kind != "json_schema" {
+        return None;
+    }
+    let value: serde_json::Value = match serde_json::from_str(text.trim()) {
+        Ok(v) => v,
+        Err(_) => return Some("not JSON, but response_format asks for JSON".to_owned()),
+    };
+    let required = format
+        .pointer("/json_schema/schema/required")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for field in required.iter().filter_map(|f| f.as_str()) {
+        if value.get(field).is_none() {
+            return Some(format!("JSON without the required field `{field}`"));
+        }
+    }
+    None
 }
 
 /// Masks every text a message carries: content (string or text parts) and tool-call

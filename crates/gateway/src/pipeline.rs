@@ -23,7 +23,7 @@ use crate::record::RecordGuard;
 use crate::routing::{header_policy, RouteRuntime};
 use crate::stream::StreamAnswer;
 use switchyard_cache::HitKind;
-use switchyard_control::{CachePolicySpec, Policy};
+use switchyard_control::{CachePolicySpec, OutputAction, Policy};
 
 /// Output tokens assumed at admission when the caller sets no `max_tokens`.
 const DEFAULT_OUTPUT_ESTIMATE: u32 = 256;
@@ -316,21 +316,41 @@ impl Pipeline {
         note_served(record, &served);
         let idle_timeout = served.model.spec.resilience.stream_idle_timeout;
         Ok(match started {
-            Started::Complete(mut response) => {
-                response.model.clone_from(&served.model.spec.name);
-                if response.usage.is_none() {
-                    record.record().usage_counted = true;
-                    let counted = switchyard_api::Usage::new(
-                        tokens::count_messages(&request.messages),
-                        tokens::count_text(&response_text(&response)),
-                    );
-                    response.usage = Some(counted);
+            Started::Complete(response) => {
+                let mut response = complete(record, &request, &served, response, false);
+                // Output guards: regenerate or replace an answer that fails them.
+                let mut retries = self.guards.output_policy().retries;
+                let mut passed = true;
+                while let Some((failed, action)) =
+                    self.guards.review(&request, &mut response, &mut verdicts)
+                {
+                    if action == OutputAction::Retry && retries > 0 {
+                        retries -= 1;
+                        let corrected = self.guards.corrected(&request, &failed);
+                        let (again, served) =
+                            self.dispatcher.chat(record, &chain, &corrected).await?;
+                        note_served(record, &served);
+                        if let Started::Complete(r) = again {
+                            response = complete(record, &corrected, &served, r, true);
+                            continue;
+                        }
+                    }
+                    self.guards.safe_answer(&mut response);
+                    verdicts.push(GuardVerdict {
+                        guard: "output",
+                        outcome: "replaced",
+                        score: None,
+                        detail: format!("safe answer after {} failed", failed.guard),
+                        ms: 0.0,
+                        blocks: false,
+                    });
+                    passed = false;
+                    break;
                 }
-                let usage = response.usage.clone().unwrap_or_default();
-                record.record().prompt_tokens = usage.prompt_tokens;
-                record.record().completion_tokens = usage.completion_tokens;
-                // Stored masked: the values belong to this request only.
-                if let Some(fill) = fill {
+                record.set_guards(&verdicts);
+                // Stored masked (the values belong to this request only), and only answers
+                // that passed every output guard.
+                if let (Some(fill), true) = (fill, passed) {
                     fill.store(&request, response.clone());
                 }
                 if let Some(m) = &masking {
@@ -552,6 +572,35 @@ impl Pipeline {
     pub fn model_spec(&self, name: &str) -> Option<&ModelSpec> {
         self.models.get(name).map(|m| &m.spec)
     }
+}
+
+/// A whole answer as the client gets it: the gateway's model name, usage (counted when the
+/// upstream gave none), and its tokens in the record (added to earlier attempts' on a retry).
+fn complete(
+    record: &mut RecordGuard,
+    request: &ChatCompletionRequest,
+    served: &Served,
+    mut response: switchyard_api::ChatCompletionResponse,
+    add: bool,
+) -> switchyard_api::ChatCompletionResponse {
+    response.model.clone_from(&served.model.spec.name);
+    if response.usage.is_none() {
+        record.record().usage_counted = true;
+        response.usage = Some(switchyard_api::Usage::new(
+            tokens::count_messages(&request.messages),
+            tokens::count_text(&response_text(&response)),
+        ));
+    }
+    let usage = response.usage.clone().unwrap_or_default();
+    let r = record.record();
+    if add {
+        r.prompt_tokens += usage.prompt_tokens;
+        r.completion_tokens += usage.completion_tokens;
+    } else {
+        r.prompt_tokens = usage.prompt_tokens;
+        r.completion_tokens = usage.completion_tokens;
+    }
+    response
 }
 
 fn note_served(record: &mut RecordGuard, served: &Served) {
