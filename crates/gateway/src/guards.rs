@@ -13,7 +13,9 @@
 //! 3. Output guards read the whole answer (toxicity, compliance rules). A missing disclaimer
 //!    is appended; any other failure, by the guard's action, is flagged, or regenerated (up
 //!    to `output.retries`, with a note telling the model what failed), and then replaced by
-//!    the configured safe answer. Only an answer that passed is cached.
+//!    the configured safe answer. Only an answer that passed is cached. A stream cannot be
+//!    regenerated once it has started, so [`OutputWindow`] holds back each sentence until it
+//!    has passed, and a failure ends the stream with `finish_reason: content_filter`.
 //! 4. Every verdict (guard, outcome, score, detail, time) goes to the record (`guards`, JSON)
 //!    and the `x-switchyard-guard` header; a refusal is a 400 `content_policy_violation`
 //!    naming the guard.
@@ -93,12 +95,17 @@ struct ToxicityGuard {
     action: OutputAction,
 }
 
+/// The output guards, shared with the streams they watch.
+pub struct OutputChecks {
+    toxicity: Option<ToxicityGuard>,
+    compliance: Option<ComplianceGuardSpec>,
+}
+
 /// The guards of one pipeline.
 pub struct GuardStage {
     pii: Option<PiiGuard>,
     injection: Option<Arc<InjectionGuard>>,
-    toxicity: Option<ToxicityGuard>,
-    compliance: Option<ComplianceGuardSpec>,
+    checks: Option<Arc<OutputChecks>>,
     output: OutputPolicySpec,
 }
 
@@ -168,12 +175,32 @@ impl GuardStage {
             }
             None => None,
         };
+        let compliance = spec.compliance.clone();
+        let checks = (toxicity.is_some() || compliance.is_some()).then(|| {
+            Arc::new(OutputChecks {
+                toxicity,
+                compliance,
+            })
+        });
         Ok(GuardStage {
             pii,
             injection,
-            toxicity,
-            compliance: spec.compliance.clone(),
+            checks,
             output: spec.output.clone(),
+        })
+    }
+
+    /// A watcher for a streamed answer, when output guards are on.
+    pub fn stream_window(&self, request: &ChatCompletionRequest) -> Option<OutputWindow> {
+        let checks = self.checks.clone()?;
+        Some(OutputWindow {
+            checks,
+            question: last_user_text(request),
+            wants_json: json_requested(request),
+            pending: String::new(),
+            released: String::new(),
+            finished: false,
+            verdicts: Vec::new(),
         })
     }
 
@@ -190,7 +217,10 @@ impl GuardStage {
         verdicts: &mut Vec<GuardVerdict>,
     ) -> Option<(GuardVerdict, OutputAction)> {
         let mut failure = None;
-        if let Some(t) = &self.toxicity {
+        let Some(checks) = &self.checks else {
+            return None;
+        };
+        if let Some(t) = &checks.toxicity {
             let started = Instant::now();
             let v = t.detector.scan(&response.text());
             let failed = v.toxic && t.action != OutputAction::Flag;
@@ -216,7 +246,7 @@ impl GuardStage {
             }
             verdicts.push(verdict);
         }
-        if let Some(c) = &self.compliance {
+        if let Some(c) = &checks.compliance {
             let started = Instant::now();
             let (problem, added) = compliance(c, request, response);
             let failed = problem.is_some() && c.action != OutputAction::Flag;
@@ -461,13 +491,7 @@ fn compliance(
             return (Some(problem), false);
         }
     }
-    let question = request
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(ChatMessage::text)
-        .unwrap_or_default();
+    let question = last_user_text(request);
     let mut added = false;
     for (when, disclaimer) in &c.disclaimers {
         let current = response.text();
@@ -482,6 +506,190 @@ fn compliance(
         }
     }
     (None, added)
+}
+
+fn last_user_text(request: &ChatCompletionRequest) -> String {
+    request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(ChatMessage::text)
+        .unwrap_or_default()
+}
+
+fn json_requested(request: &ChatCompletionRequest) -> bool {
+    request
+        .response_format
+        .as_ref()
+        .and_then(|f| serde_json::to_value(f).ok())
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .is_some_and(|t| t == "json_object" || t == "json_schema")
+}
+
+/// Text is held back at most this long without a sentence end before it is checked anyway.
+const MAX_HOLD_CHARS: usize = 400;
+
+/// Output guards on a stream. What the client has not seen yet is held back until a sentence
+/// ends (or `MAX_HOLD_CHARS` pass), then the new sentences are checked with the one before
+/// them and released. A failure stops the stream with a final event saying which guard
+/// stopped it; nothing that failed is ever sent. At the end, a missing disclaimer is appended
+/// and JSON validity is recorded (too late to withhold: flagged).
+pub struct OutputWindow {
+    checks: Arc<OutputChecks>,
+    question: String,
+    wants_json: bool,
+    pending: String,
+    released: String,
+    finished: bool,
+    pub verdicts: Vec<GuardVerdict>,
+}
+
+impl OutputWindow {
+    /// Takes new content; returns what may be sent now, or the verdict that stops the stream.
+    pub fn push(&mut self, text: &str) -> Result<String, GuardVerdict> {
+        self.pending.push_str(text);
+        let cut = sentence_cut(&self.pending).or_else(|| {
+            (self.pending.chars().count() > MAX_HOLD_CHARS).then(|| {
+                self.pending
+                    .rfind(char::is_whitespace)
+                    .unwrap_or(self.pending.len())
+            })
+        });
+        match cut {
+            Some(at) if at > 0 => {
+                let ready: String = self.pending.drain(..at).collect();
+                self.release(ready)
+            }
+            _ => Ok(String::new()),
+        }
+    }
+
+    /// The stream's text is complete: checks and releases the rest, then the end-of-answer
+    /// checks. Returns what to send (the rest, and an appended disclaimer).
+    pub fn finish(&mut self) -> Result<String, GuardVerdict> {
+        if std::mem::replace(&mut self.finished, true) {
+            return Ok(String::new());
+        }
+        let rest = std::mem::take(&mut self.pending);
+        let mut out = self.release(rest)?;
+        if let Some(c) = &self.checks.compliance {
+            for (when, disclaimer) in &c.disclaimers {
+                if (when.is_match(&self.question) || when.is_match(&self.released))
+                    && !self.released.contains(disclaimer.as_str())
+                {
+                    let add = format!("\n\n{disclaimer}");
+                    self.released.push_str(&add);
+                    out.push_str(&add);
+                    self.verdicts
+                        .push(verdict("compliance", "fixed", None, "disclaimer added"));
+                }
+            }
+            if c.json
+                && self.wants_json
+                && serde_json::from_str::<serde_json::Value>(self.released.trim()).is_err()
+            {
+                self.verdicts.push(verdict(
+                    "compliance",
+                    "flagged",
+                    None,
+                    "not JSON, but response_format asks for JSON (streamed: already sent)",
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn release(&mut self, ready: String) -> Result<String, GuardVerdict> {
+        if ready.is_empty() {
+            return Ok(ready);
+        }
+        // The new text with the sentence before it, so a phrase cut at a boundary is seen.
+        let tail_start = sentence_start_of_tail(&self.released);
+        let window = format!("{}{}", &self.released[tail_start..], ready);
+        if let Some(t) = &self.checks.toxicity {
+            let v = t.detector.scan(&window);
+            if v.toxic && t.action != OutputAction::Flag {
+                let detail = v
+                    .categories
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let stop = verdict("toxicity", "stopped", Some(v.score), &detail);
+                self.verdicts.push(stop.clone());
+                return Err(stop);
+            }
+            if v.toxic && !self.verdicts.iter().any(|x| x.guard == "toxicity") {
+                self.verdicts
+                    .push(verdict("toxicity", "flagged", Some(v.score), ""));
+            }
+        }
+        if let Some(c) = &self.checks.compliance {
+            let total = self.released.chars().count() + ready.chars().count();
+            let problem = c
+                .forbidden
+                .iter()
+                .position(|re| re.is_match(&window))
+                .map(|i| format!("forbidden[{i}]"))
+                .or_else(|| {
+                    c.max_chars
+                        .filter(|max| total > *max)
+                        .map(|max| format!("more than {max} characters"))
+                });
+            if let Some(p) = problem {
+                if c.action != OutputAction::Flag {
+                    let stop = verdict("compliance", "stopped", None, &p);
+                    self.verdicts.push(stop.clone());
+                    return Err(stop);
+                }
+                self.verdicts
+                    .push(verdict("compliance", "flagged", None, &p));
+            }
+        }
+        self.released.push_str(&ready);
+        Ok(ready)
+    }
+}
+
+fn verdict(
+    guard: &'static str,
+    outcome: &'static str,
+    score: Option<f32>,
+    detail: &str,
+) -> GuardVerdict {
+    GuardVerdict {
+        guard,
+        outcome,
+        score,
+        detail: detail.to_owned(),
+        ms: 0.0,
+        blocks: false,
+    }
+}
+
+/// The byte offset just after the last sentence end in `text` (`.`, `!`, `?` or a newline
+/// followed by whitespace, or a newline), if any.
+fn sentence_cut(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut cut = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        let end = match b {
+            b'\n' => true,
+            b'.' | b'!' | b'?' => bytes.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()),
+            _ => false,
+        };
+        if end {
+            cut = Some(i + 1);
+        }
+    }
+    cut
+}
+
+/// Where the last sentence of `text` starts (0 when it has one sentence).
+fn sentence_start_of_tail(text: &str) -> usize {
+    let trimmed = text.trim_end();
+    sentence_cut(trimmed).unwrap_or(0)
 }
 
 /// When the request asked for JSON: whether the answer is JSON, with the schema's required

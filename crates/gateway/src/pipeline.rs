@@ -63,7 +63,7 @@ pub enum BuildError {
 /// What a chat request produced, before it is framed for HTTP.
 pub enum ChatOutcome {
     Complete(switchyard_api::ChatCompletionResponse),
-    Stream(crate::stream::StreamAnswer),
+    Stream(Box<crate::stream::StreamAnswer>),
 }
 
 /// What a chat request's `model` names.
@@ -358,14 +358,16 @@ impl Pipeline {
                 }
                 ChatOutcome::Complete(response)
             }
-            Started::Stream { first, rest } => ChatOutcome::Stream(StreamAnswer {
+            Started::Stream { first, rest } => ChatOutcome::Stream(Box::new(StreamAnswer {
                 first,
                 rest,
+                window: self.guards.stream_window(&request),
                 request: Box::new(request),
                 idle_timeout,
                 fill,
                 masking,
-            }),
+                verdicts,
+            })),
         })
     }
 
@@ -407,14 +409,17 @@ impl Pipeline {
         }
         let mut chunks = switchyard_cache::replay_chunks(&response, true).into_iter();
         let first = chunks.next().unwrap_or_else(|| empty_chunk(&response));
-        ChatOutcome::Stream(StreamAnswer {
+        ChatOutcome::Stream(Box::new(StreamAnswer {
             first,
             rest: Box::pin(futures::stream::iter(chunks.map(Ok))),
             request: Box::new(request.clone()),
             idle_timeout: std::time::Duration::from_secs(60),
             fill: None,
             masking,
-        })
+            // A cached answer passed the output guards when it was stored.
+            window: None,
+            verdicts: Vec::new(),
+        }))
     }
 
     /// `POST /v1/embeddings`.

@@ -334,7 +334,7 @@ async fn chat_completions(
         Ok(ChatOutcome::Stream(answer)) => {
             let served = served_headers(&record);
             let model = record.record_ref().model.clone().unwrap_or_default();
-            let body = Body::from_stream(sse_body(answer, record, model));
+            let body = Body::from_stream(sse_body(*answer, record, model));
             let response = (
                 [
                     (header::CONTENT_TYPE, "text/event-stream"),

@@ -15,7 +15,7 @@ use switchyard_api::{
 use switchyard_providers::{tokens, ChunkStream, ProviderError};
 
 use crate::cache::CacheFill;
-use crate::guards::Masking;
+use crate::guards::{GuardVerdict, Masking, OutputWindow};
 use crate::record::RecordGuard;
 
 struct State {
@@ -32,6 +32,8 @@ struct State {
     fill: Option<(CacheFill, ChunkAssembler)>,
     /// Puts pseudonymised values back, chunk by chunk.
     restore: Option<Restore>,
+    window: Option<OutputWindow>,
+    verdicts: Vec<GuardVerdict>,
     finished: bool,
 }
 
@@ -46,6 +48,10 @@ pub struct StreamAnswer {
     pub fill: Option<CacheFill>,
     /// Set when pseudonymised values are to be put back into the streamed answer.
     pub masking: Option<Masking>,
+    /// Output guards watching the text, when configured.
+    pub window: Option<OutputWindow>,
+    /// The input guards' verdicts, to which the window's are added in the record.
+    pub verdicts: Vec<GuardVerdict>,
 }
 
 pub fn sse_body(
@@ -60,6 +66,8 @@ pub fn sse_body(
         idle_timeout,
         fill,
         masking,
+        window,
+        verdicts,
     } = answer;
     let state = State {
         first: Some(first),
@@ -75,6 +83,8 @@ pub fn sse_body(
             restorations: m.restorations,
             live: Default::default(),
         }),
+        window,
+        verdicts,
         finished: false,
     };
     futures::stream::unfold(state, |mut s| async move {
@@ -145,6 +155,28 @@ impl State {
             // A usage-only chunk: sent at the end, once, if the client asked for usage.
             return None;
         }
+        // Output guards hold back what they have not checked yet.
+        if let Some(window) = &mut self.window {
+            for c in chunk.choices.iter_mut().filter(|c| c.index == 0) {
+                let mut out = match c.delta.content.as_deref() {
+                    Some(t) => window.push(t),
+                    None => Ok(String::new()),
+                };
+                if c.finish_reason.is_some() {
+                    out = out.and_then(|mut o| {
+                        o.push_str(&window.finish()?);
+                        Ok(o)
+                    });
+                }
+                match out {
+                    Ok(o) if c.delta.content.is_some() || !o.is_empty() => {
+                        c.delta.content = Some(o);
+                    }
+                    Ok(_) => {}
+                    Err(stop) => return Some(self.stop(&chunk, &stop)),
+                }
+            }
+        }
         // After the cache and the token count have seen the masked text: the client gets
         // the values back.
         if let Some(r) = &mut self.restore {
@@ -152,6 +184,52 @@ impl State {
         }
         chunk.model.clone_from(&self.model);
         sse::data_event(&chunk).ok()
+    }
+
+    /// An output guard stopped the answer: a final chunk with finish reason `content_filter`
+    /// (what OpenAI's clients expect of filtered output), then the end of the stream. The
+    /// upstream stream is dropped with the state, which cancels it; nothing is cached.
+    fn stop(&mut self, chunk: &ChatCompletionChunk, stop: &GuardVerdict) -> Bytes {
+        self.finished = true;
+        self.fill = None;
+        let last = ChatCompletionChunk {
+            id: chunk.id.clone(),
+            object: "chat.completion.chunk".to_owned(),
+            created: chunk.created,
+            model: self.model.clone(),
+            choices: vec![switchyard_api::ChunkChoice {
+                index: 0,
+                delta: switchyard_api::Delta::default(),
+                finish_reason: Some(switchyard_api::finish_reason::CONTENT_FILTER.to_owned()),
+                logprobs: None,
+            }],
+            usage: None,
+            system_fingerprint: None,
+            extra: Default::default(),
+        };
+        self.settle_usage();
+        self.record_verdicts();
+        if let Some(r) = self.record.take() {
+            let kind = format!("{}_guard_stopped", stop.guard);
+            r.finish(200, Some(&kind));
+        }
+        let mut out = BytesMut::new();
+        if let Ok(b) = sse::data_event(&last) {
+            out.extend_from_slice(&b);
+        }
+        out.extend_from_slice(sse::DONE);
+        out.freeze()
+    }
+
+    /// The input guards' verdicts and the window's, into the record.
+    fn record_verdicts(&mut self) {
+        let mut all = std::mem::take(&mut self.verdicts);
+        if let Some(w) = &mut self.window {
+            all.append(&mut w.verdicts);
+        }
+        if let Some(r) = self.record.as_mut() {
+            r.set_guards(&all);
+        }
     }
 
     fn on_error(&mut self, e: &ProviderError) -> Bytes {
@@ -172,6 +250,47 @@ impl State {
     }
 
     fn on_end(&mut self) -> Bytes {
+        // A stream that ended without a finish reason still owes its held-back text.
+        if let Some(window) = &mut self.window {
+            let tail = window.finish();
+            let tail_chunk = |text: String| ChatCompletionChunk {
+                id: String::new(),
+                object: "chat.completion.chunk".to_owned(),
+                created: switchyard_providers::unix_now(),
+                model: self.model.clone(),
+                choices: vec![switchyard_api::ChunkChoice {
+                    index: 0,
+                    delta: switchyard_api::Delta {
+                        content: Some(text),
+                        ..Default::default()
+                    },
+                    finish_reason: None,
+                    logprobs: None,
+                }],
+                usage: None,
+                system_fingerprint: None,
+                extra: Default::default(),
+            };
+            match tail {
+                Err(stop) => {
+                    let last = tail_chunk(String::new());
+                    return self.stop(&last, &stop);
+                }
+                Ok(text) if !text.is_empty() => {
+                    let mut chunk = tail_chunk(text);
+                    if let Some(r) = &mut self.restore {
+                        r.apply(&mut chunk);
+                    }
+                    let mut out = BytesMut::new();
+                    if let Ok(b) = sse::data_event(&chunk) {
+                        out.extend_from_slice(&b);
+                    }
+                    out.extend_from_slice(&self.on_end());
+                    return out.freeze();
+                }
+                Ok(_) => {}
+            }
+        }
         self.finished = true;
         let usage = self.settle_usage();
         if let Some((fill, assembler)) = self.fill.take() {
@@ -196,6 +315,7 @@ impl State {
                 out.extend_from_slice(&b);
             }
         }
+        self.record_verdicts();
         if let Some(tail) = self.restore.as_mut().and_then(|r| r.leftover(&self.model)) {
             if let Ok(b) = sse::data_event(&tail) {
                 out.extend_from_slice(&b);

@@ -334,3 +334,81 @@ disclaimers = [{ when = "(?i)\\b(invest|stocks?)\\b", text = "This is not financ
         header(&r, "x-switchyard-guard")
     );
 }
+
+/// The streamed content and the last chunk's finish reason.
+async fn stream_with_finish(gw: &TestGateway, body: Value) -> (String, String) {
+    let r = send(gw, body).await;
+    assert_eq!(r.status(), 200);
+    let text = String::from_utf8(r.bytes().await.unwrap().to_vec()).unwrap();
+    let finish = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|c| c["choices"][0]["finish_reason"].as_str().map(str::to_owned))
+        .next_back()
+        .unwrap_or_default();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    (common::sse_content(&text).0, finish)
+}
+
+#[tokio::test]
+async fn a_stream_is_checked_sentence_by_sentence_and_stopped_before_a_toxic_one() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let guards = r#"
+[guards.pii]
+[guards.toxicity]
+[guards.compliance]
+disclaimers = [{ when = "(?i)\\binvest", text = "This is not financial advice." }]
+"#;
+    let mut gw = start(&config(&up, guards)).await;
+
+    up.push(Reply::pieces([
+        "Hello there. I read your note",
+        ", thanks. ",
+        "You are a worthless idiot and a stupid moron",
+        ", shut up. ",
+        "Bye.",
+    ]));
+    let (content, finish) = stream_with_finish(
+        &gw,
+        json!({"model": "m", "stream": true, "messages": user("Any feedback?")}),
+    )
+    .await;
+    assert_eq!(content, "Hello there. I read your note, thanks.");
+    assert_eq!(finish, "content_filter");
+
+    // A clean stream passes whole, with placeholders restored across the held-back text and
+    // the disclaimer its category requires appended at the end.
+    up.push(Reply::pieces([
+        "Index funds suit <EMA",
+        "IL_1>. They spread",
+        " risk.",
+    ]));
+    let (content, finish) = stream_with_finish(
+        &gw,
+        json!({"model": "m", "stream": true, "messages": user("Should dan@example.com invest in index funds?")}),
+    )
+    .await;
+    assert_eq!(
+        content,
+        "Index funds suit dan@example.com. They spread risk.\n\nThis is not financial advice."
+    );
+    assert_eq!(finish, "stop");
+
+    gw.stop().await;
+    let records = gw.records();
+    assert_eq!(
+        records[0].error_kind.as_deref(),
+        Some("toxicity_guard_stopped")
+    );
+    assert!(records[0]
+        .guards
+        .as_deref()
+        .unwrap()
+        .contains("\"stopped\""));
+    assert!(records[1]
+        .guards
+        .as_deref()
+        .unwrap()
+        .contains("disclaimer added"));
+}
