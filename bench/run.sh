@@ -21,6 +21,9 @@
 #                                (router + exact and semantic cache on; needs the models of
 #                                scripts/fetch-models.sh), as target `switchyard-auto`
 #   WORKLOAD                     same (default) | unique | repeat: see switchyard-bench --help
+#   GUARDS=1                     also run a second gateway with the demo's guard policy (PII
+#                                masking, injection screen, toxicity and compliance), on the
+#                                gateway's CPU, as target `switchyard-guarded`
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -44,6 +47,7 @@ LOG_LEVEL=${LOG_LEVEL:-info}
 EXTRA_TARGETS=${EXTRA_TARGETS:-}
 BENCH_ARGS=${BENCH_ARGS:-}
 ROUTED=${ROUTED:-0}
+GUARDS=${GUARDS:-0}
 WORKLOAD=${WORKLOAD:-same}
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
@@ -182,6 +186,33 @@ wait_ready gateway "$GATEWAY_PID" "http://127.0.0.1:$GATEWAY_PORT/healthz"
 
 targets=(--target "switchyard=http://127.0.0.1:$GATEWAY_PORT/v1")
 pids=(--gateway-pid "switchyard=$GATEWAY_PID")
+
+if [[ $GUARDS == 1 ]]; then
+    GUARDED_PORT=$(free_port)
+    sed -e "s|$work/data|$work/data-guarded|" "$work/gateway.toml" >"$work/guarded.toml"
+    cat >>"$work/guarded.toml" <<EOF
+
+# The embedded demo's guard policy.
+[guards.pii]
+action = "pseudonymize"
+actions = { SECRET = "block" }
+
+[guards.injection]
+action = "block"
+
+[guards.toxicity]
+
+[guards.compliance]
+forbidden = ["(?i)guaranteed (returns|profits?)"]
+EOF
+    "${pin_gateway[@]}" "$SWITCHYARD" serve --config "$work/guarded.toml" \
+        --listen "127.0.0.1:$GUARDED_PORT" >"$work/guarded.log" 2>&1 &
+    GUARDED_PID=$!
+    started+=("$GUARDED_PID")
+    wait_ready guarded "$GUARDED_PID" "http://127.0.0.1:$GUARDED_PORT/healthz"
+    targets+=(--target "switchyard-guarded=http://127.0.0.1:$GUARDED_PORT/v1")
+    pids+=(--gateway-pid "switchyard-guarded=$GUARDED_PID")
+fi
 if [[ $ROUTED == 1 ]]; then
     targets+=(--target "switchyard-auto=http://127.0.0.1:$GATEWAY_PORT/v1" --target-model "switchyard-auto=auto")
 fi
@@ -192,7 +223,7 @@ done
 # Raise the open-loop client's file limit: each request in flight can hold a connection.
 ulimit -n 65536 2>/dev/null || true
 
-note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $ROUTED == 1 ]] && echo 'ROUTED=1 ')$( [[ $WORKLOAD != same ]] && echo "WORKLOAD=$WORKLOAD ")bench/run.sh\` (upstream: \`switchyard sim\` with a zero-latency model on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
+note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $ROUTED == 1 ]] && echo 'ROUTED=1 ')$( [[ $GUARDS == 1 ]] && echo 'GUARDS=1 ')$( [[ $WORKLOAD != same ]] && echo "WORKLOAD=$WORKLOAD ")bench/run.sh\` (upstream: \`switchyard sim\` with a zero-latency model on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
 
 # shellcheck disable=SC2086 # BENCH_ARGS is meant to split into flags.
 SWITCHYARD_BENCH_KEY=$KEY "${pin_load[@]}" "$BENCH" \
