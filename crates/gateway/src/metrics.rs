@@ -25,6 +25,8 @@ pub const CACHE_ENTRIES: &str = "switchyard_cache_entries";
 pub const CACHE_BYTES: &str = "switchyard_cache_bytes";
 pub const ROUTE_DECISIONS: &str = "switchyard_route_decisions_total";
 pub const ROUTING_SAVED: &str = "switchyard_routing_saved_nanousd_total";
+pub const GUARD_VERDICTS: &str = "switchyard_guard_verdicts_total";
+pub const GUARD_DURATION: &str = "switchyard_guard_duration_seconds";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -109,6 +111,11 @@ fn describe() {
         ROUTE_DECISIONS,
         "Router decisions by route, policy, chosen model and how (rule or classifier)."
     );
+    describe_counter!(
+        GUARD_VERDICTS,
+        "Guard verdicts by guard and outcome (pass, masked, flagged, blocked, failed, fixed, stopped, replaced, error)."
+    );
+    describe_histogram!(GUARD_DURATION, Unit::Seconds, "Time each guard took on a request.");
     describe_counter!(
         ROUTING_SAVED,
         "Cost of routed answers on the route's most expensive candidate minus their cost, in nano-dollars."

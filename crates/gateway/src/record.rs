@@ -26,6 +26,8 @@ pub struct RecordGuard {
     route_header: Option<String>,
     /// `x-switchyard-guard`, when any guard ran.
     guard_header: Option<String>,
+    /// (guard, outcome, seconds) of every verdict, for metrics at the end.
+    guard_metrics: Vec<(&'static str, &'static str, f64)>,
     access_log: bool,
     done: bool,
 }
@@ -55,6 +57,7 @@ impl RecordGuard {
             from_cache: false,
             route_header: None,
             guard_header: None,
+            guard_metrics: Vec::new(),
             access_log,
             done: false,
         }
@@ -107,6 +110,10 @@ impl RecordGuard {
         }
         self.record.guards = serde_json::to_string(verdicts).ok();
         self.guard_header = Some(crate::guards::header_value(verdicts));
+        self.guard_metrics = verdicts
+            .iter()
+            .map(|v| (v.guard, v.outcome, v.ms / 1e3))
+            .collect();
     }
 
     pub fn guard_header(&self) -> Option<&str> {
@@ -156,6 +163,10 @@ impl RecordGuard {
             admission.settle(used, r.cost_nanos);
         }
         emit_metrics(r);
+        for (guard, outcome, seconds) in self.guard_metrics.drain(..) {
+            metrics::counter!(m::GUARD_VERDICTS, "guard" => guard, "outcome" => outcome).increment(1);
+            metrics::histogram!(m::GUARD_DURATION, "guard" => guard).record(seconds);
+        }
         if self.access_log {
             access_log(r);
         }

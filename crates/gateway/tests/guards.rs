@@ -129,6 +129,20 @@ async fn pii_never_reaches_the_provider_and_comes_back_restored() {
     );
     assert_eq!(up.requests().len(), before);
 
+    let metrics = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"switchyard_guard_verdicts_total{guard="pii",outcome="masked"}"#),
+        "{metrics}"
+    );
+
     gw.stop().await;
     let records = gw.records();
     let guards: Value = serde_json::from_str(records[0].guards.as_deref().unwrap()).unwrap();
