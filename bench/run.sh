@@ -199,6 +199,7 @@ actions = { SECRET = "block" }
 
 [guards.injection]
 action = "block"
+threshold = 0.8
 
 [guards.toxicity]
 

@@ -411,7 +411,12 @@ impl GuardStage {
                         guard: "injection",
                         outcome,
                         score: Some(v.score),
-                        detail: v.rules.join(","),
+                        // The rules that fired, or the classifier when it decided alone.
+                        detail: if v.rules.is_empty() && v.injection {
+                            format!("classifier {:.2} >= {:.2}", v.score, v.threshold)
+                        } else {
+                            v.rules.join(",")
+                        },
                         ms,
                         blocks: v.injection && guard.block,
                     }
