@@ -115,7 +115,11 @@ fn describe() {
         GUARD_VERDICTS,
         "Guard verdicts by guard and outcome (pass, masked, flagged, blocked, failed, fixed, stopped, replaced, error)."
     );
-    describe_histogram!(GUARD_DURATION, Unit::Seconds, "Time each guard took on a request.");
+    describe_histogram!(
+        GUARD_DURATION,
+        Unit::Seconds,
+        "Time each guard took on a request."
+    );
     describe_counter!(
         ROUTING_SAVED,
         "Cost of routed answers on the route's most expensive candidate minus their cost, in nano-dollars."

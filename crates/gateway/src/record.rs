@@ -164,7 +164,8 @@ impl RecordGuard {
         }
         emit_metrics(r);
         for (guard, outcome, seconds) in self.guard_metrics.drain(..) {
-            metrics::counter!(m::GUARD_VERDICTS, "guard" => guard, "outcome" => outcome).increment(1);
+            metrics::counter!(m::GUARD_VERDICTS, "guard" => guard, "outcome" => outcome)
+                .increment(1);
             metrics::histogram!(m::GUARD_DURATION, "guard" => guard).record(seconds);
         }
         if self.access_log {
