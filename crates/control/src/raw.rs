@@ -26,6 +26,9 @@ pub struct RawConfig {
     pub cache: Option<RawCache>,
     #[serde(default)]
     pub guards: RawGuards,
+    /// Named guard policies that routes and keys can choose instead of `[guards]`.
+    #[serde(default)]
+    pub guard_policies: BTreeMap<String, RawGuards>,
     #[serde(default)]
     pub keys: Vec<RawKey>,
     #[serde(default)]
@@ -198,6 +201,9 @@ pub struct RawRoute {
     /// Moving the bars with user feedback.
     #[serde(default)]
     pub recalibrate: RawRecalibrate,
+    /// A `[guard_policies.NAME]` for this route's requests instead of `[guards]`.
+    #[serde(default)]
+    pub guard_policy: Option<String>,
 }
 
 /// `[routes.NAME.recalibrate]`: on by default, within tight bounds of the trained bars.
@@ -632,6 +638,9 @@ pub struct RawKey {
     /// The route policy for this key's requests when the caller names none.
     #[serde(default)]
     pub route_policy: Option<String>,
+    /// A `[guard_policies.NAME]` for this key's requests (over the route's and `[guards]`).
+    #[serde(default)]
+    pub guard_policy: Option<String>,
 }
 
 fn all_models() -> Vec<String> {

@@ -23,7 +23,10 @@ pub struct Config {
     pub routes: BTreeMap<String, RouteSpec>,
     /// The response cache; `None` when `[cache]` is absent or disabled.
     pub cache: Option<CacheSpec>,
+    /// The default guard policy.
     pub guards: GuardsSpec,
+    /// Named policies chosen by a key (first) or a route (else) instead of `guards`.
+    pub guard_policies: BTreeMap<String, GuardsSpec>,
     pub keys: Vec<KeySpec>,
     pub admin: Option<AdminSpec>,
 }
@@ -107,6 +110,7 @@ pub struct RouteSpec {
     pub cache: CachePolicySpec,
     /// Feedback-driven bar adjustment; `None` when turned off or there is no classifier.
     pub recalibrate: Option<RecalibrateSpec>,
+    pub guard_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -376,6 +380,7 @@ pub struct KeySpec {
     pub budget_monthly_nanos: Option<u64>,
     /// The route policy when the caller names none (else the route's default).
     pub route_policy: Option<Policy>,
+    pub guard_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -164,7 +164,13 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         );
     }
 
-    let guards = guards(&mut c, &raw.guards);
+    let guards_spec = guards(&mut c, "guards", &raw.guards);
+    let mut guard_policies = BTreeMap::new();
+    for (name, g) in &raw.guard_policies {
+        let at = format!("guard_policies.{}", key_segment(name));
+        c.ensure(valid_name(name), &at, NAME_RULE);
+        guard_policies.insert(name.clone(), guards(&mut c, &at, g));
+    }
     let cache = raw.cache.as_ref().map(|rc| cache_spec(&mut c, rc));
     let cache_defaults = cache.as_ref().map(|c| c.defaults);
     let mut routes = BTreeMap::new();
@@ -238,6 +244,13 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
                 .map_err(|e| c.err(format!("{path}.route_policy"), e.to_string()))
                 .ok()
         });
+        if let Some(gp) = &k.guard_policy {
+            c.ensure(
+                raw.guard_policies.contains_key(gp),
+                format!("{path}.guard_policy"),
+                format!("no guard policy `{gp}` is declared under [guard_policies]"),
+            );
+        }
         if let Some(secret) = secret {
             keys.push(KeySpec {
                 id: k.id.clone(),
@@ -249,6 +262,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
                 budget_daily_nanos: daily,
                 budget_monthly_nanos: monthly,
                 route_policy,
+                guard_policy: k.guard_policy.clone(),
             });
         }
     }
@@ -274,7 +288,8 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             models,
             routes,
             cache,
-            guards,
+            guards: guards_spec,
+            guard_policies,
             keys,
             admin,
         })
@@ -732,25 +747,25 @@ pub(crate) const DEFAULT_PII_KINDS: [switchyard_pii::EntityKind; 7] = [
     switchyard_pii::EntityKind::Secret,
 ];
 
-fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
+fn guards(c: &mut Checker, at: &str, g: &RawGuards) -> GuardsSpec {
     let pii = g.pii.as_ref().map(|p| {
-        let action = pii_action(c, "guards.pii.action", &p.action);
+        let action = pii_action(c, &format!("{at}.pii.action"), &p.action);
         let kinds: BTreeSet<switchyard_pii::EntityKind> = match &p.kinds {
             None => DEFAULT_PII_KINDS.into_iter().collect(),
             Some(list) => list
                 .iter()
                 .enumerate()
-                .filter_map(|(i, k)| entity_kind(c, &format!("guards.pii.kinds[{i}]"), k))
+                .filter_map(|(i, k)| entity_kind(c, &format!("{at}.pii.kinds[{i}]"), k))
                 .collect(),
         };
         let mut policy = switchyard_pii::MaskPolicy::uniform(action);
         for (label, a) in &p.actions {
-            let path = format!("guards.pii.actions.{}", key_segment(label));
+            let path = format!("{at}.pii.actions.{}", key_segment(label));
             if let Some(kind) = entity_kind(c, &path, label) {
                 policy = policy.with(kind, pii_action(c, &path, a));
             }
         }
-        env_name(c, "guards.pii.hash_salt_env", &p.hash_salt_env);
+        env_name(c, &format!("{at}.pii.hash_salt_env"), &p.hash_salt_env);
         PiiGuardSpec {
             kinds,
             policy,
@@ -763,7 +778,7 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
             "flag" => false,
             other => {
                 c.err(
-                    "guards.injection.action",
+                    format!("{at}.injection.action"),
                     format!("`{other}` is not one of \"block\", \"flag\""),
                 );
                 true
@@ -774,7 +789,7 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
             "open" => true,
             other => {
                 c.err(
-                    "guards.injection.on_error",
+                    format!("{at}.injection.on_error"),
                     format!("`{other}` is not one of \"closed\", \"open\""),
                 );
                 false
@@ -783,13 +798,13 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
         if let Some(t) = i.threshold {
             c.ensure(
                 (0.0..=1.0).contains(&t),
-                "guards.injection.threshold",
+                format!("{at}.injection.threshold"),
                 "must be between 0 and 1",
             );
         }
         let artifact =
             crate::builtin::load_classifier(&i.artifact, crate::builtin::INJECTION_DETECTORS)
-                .map_err(|e| c.err("guards.injection.artifact", e))
+                .map_err(|e| c.err(format!("{at}.injection.artifact"), e))
                 .ok()?;
         Some(InjectionGuardSpec {
             block,
@@ -813,17 +828,17 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
         }
     };
     let toxicity = g.toxicity.as_ref().and_then(|t| {
-        let action = output_action(c, "guards.toxicity.action", &t.action);
+        let action = output_action(c, &format!("{at}.toxicity.action"), &t.action);
         if let Some(v) = t.threshold {
             c.ensure(
                 (0.0..=1.0).contains(&v),
-                "guards.toxicity.threshold",
+                format!("{at}.toxicity.threshold"),
                 "must be between 0 and 1",
             );
         }
         let artifact =
             crate::builtin::load_classifier(&t.artifact, crate::builtin::TOXICITY_DETECTORS)
-                .map_err(|e| c.err("guards.toxicity.artifact", e))
+                .map_err(|e| c.err(format!("{at}.toxicity.artifact"), e))
                 .ok()?;
         Some(ToxicityGuardSpec {
             action,
@@ -833,7 +848,7 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
         })
     });
     let compliance = g.compliance.as_ref().map(|r| {
-        let action = output_action(c, "guards.compliance.action", &r.action);
+        let action = output_action(c, &format!("{at}.compliance.action"), &r.action);
         let regex = |c: &mut Checker, path: String, pattern: &str| {
             Regex::new(pattern)
                 .map_err(|e| c.err(path, format!("not a valid regex: {e}")))
@@ -843,7 +858,7 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
             .forbidden
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| regex(c, format!("guards.compliance.forbidden[{i}]"), p))
+            .filter_map(|(i, p)| regex(c, format!("{at}.compliance.forbidden[{i}]"), p))
             .collect();
         let disclaimers = r
             .disclaimers
@@ -852,20 +867,16 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
             .filter_map(|(i, d)| {
                 c.ensure(
                     !d.text.trim().is_empty(),
-                    format!("guards.compliance.disclaimers[{i}].text"),
+                    format!("{at}.compliance.disclaimers[{i}].text"),
                     "must not be empty",
                 );
-                regex(
-                    c,
-                    format!("guards.compliance.disclaimers[{i}].when"),
-                    &d.when,
-                )
-                .map(|re| (re, d.text.clone()))
+                regex(c, format!("{at}.compliance.disclaimers[{i}].when"), &d.when)
+                    .map(|re| (re, d.text.clone()))
             })
             .collect();
         c.ensure(
             r.max_chars != Some(0),
-            "guards.compliance.max_chars",
+            format!("{at}.compliance.max_chars"),
             "must be greater than 0 (omit it for no limit)",
         );
         ComplianceGuardSpec {
@@ -878,12 +889,12 @@ fn guards(c: &mut Checker, g: &RawGuards) -> GuardsSpec {
     });
     c.ensure(
         !g.output.safe_answer.trim().is_empty(),
-        "guards.output.safe_answer",
+        format!("{at}.output.safe_answer"),
         "must not be empty",
     );
     c.ensure(
         g.output.retries <= 5,
-        "guards.output.retries",
+        format!("{at}.output.retries"),
         "at most 5: each retry is a paid call",
     );
     GuardsSpec {
@@ -1162,6 +1173,13 @@ fn route(
             margin: rc.margin,
         },
     });
+    if let Some(gp) = &r.guard_policy {
+        c.ensure(
+            raw.guard_policies.contains_key(gp),
+            format!("{path}.guard_policy"),
+            format!("no guard policy `{gp}` is declared under [guard_policies]"),
+        );
+    }
     named_ok.then(|| RouteSpec {
         name: name.to_owned(),
         candidates,
@@ -1171,6 +1189,7 @@ fn route(
         rules,
         cache,
         recalibrate,
+        guard_policy: r.guard_policy.clone(),
     })
 }
 

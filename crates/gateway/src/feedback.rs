@@ -96,6 +96,7 @@ mod tests {
             budget_daily_nanos: None,
             budget_monthly_nanos: None,
             route_policy: None,
+            guard_policy: None,
         };
         KeyState::new(&spec, &crate::keys::Periods::now(), &|_, _| 0)
     }

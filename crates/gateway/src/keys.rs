@@ -17,6 +17,7 @@ pub struct KeyState {
     pub tenant: String,
     pub models: ModelAccess,
     pub route_policy: Option<switchyard_control::Policy>,
+    pub guard_policy: Option<String>,
     limits: Mutex<Limits>,
 }
 
@@ -112,6 +113,7 @@ impl KeyState {
             tenant: spec.tenant.clone(),
             models: spec.models.clone(),
             route_policy: spec.route_policy,
+            guard_policy: spec.guard_policy.clone(),
             limits: Mutex::new(Limits {
                 rpm: spec.rpm.map(|l| TokenBucket::per_minute(l, now)),
                 tpm: spec.tpm.map(|l| TokenBucket::per_minute(l, now)),
@@ -298,6 +300,7 @@ mod tests {
             budget_daily_nanos: daily,
             budget_monthly_nanos: None,
             route_policy: None,
+            guard_policy: None,
         }
     }
 

@@ -34,7 +34,9 @@ pub struct Pipeline {
     models: HashMap<String, Arc<ModelRuntime>>,
     routes: HashMap<String, RouteRuntime>,
     cache: Option<CacheStage>,
+    /// `[guards]`, and each `[guard_policies.NAME]`.
     guards: GuardStage,
+    guard_policies: HashMap<String, GuardStage>,
     /// Every distinct deployment once, by label.
     deployments: Vec<Arc<Deployment>>,
     dispatcher: Dispatcher,
@@ -175,10 +177,15 @@ impl Pipeline {
             None => None,
         };
         let guards = GuardStage::build(&config.guards, env)?;
+        let mut guard_policies = HashMap::new();
+        for (name, spec) in &config.guard_policies {
+            guard_policies.insert(name.clone(), GuardStage::build(spec, env)?);
+        }
         Ok(Pipeline {
             routes,
             cache,
             guards,
+            guard_policies,
             deployments,
             dispatcher: Dispatcher::new(
                 config.retry_budget.percent,
@@ -207,11 +214,12 @@ impl Pipeline {
         record.record().stream = request.is_stream();
         let control = cache_control(headers)?;
         let target = self.target_for(&key, &request.model, headers)?;
+        let guards = self.guards_for(&key, &target);
 
         // Masking transforms the request, so everything after it (cache, router, provider,
         // classifying guards) sees placeholders, never the values.
         let mut verdicts: Vec<GuardVerdict> = Vec::new();
-        let masked = self.guards.mask(&mut request, &mut verdicts);
+        let masked = guards.mask(&mut request, &mut verdicts);
         record.set_guards(&verdicts);
         let masking = masked?;
 
@@ -231,7 +239,7 @@ impl Pipeline {
         let cost_estimate =
             estimate_price.cost_nanos(u64::from(prompt_estimate), u64::from(output_estimate));
         record.set_admission(key.admit(prompt_estimate + output_estimate, cost_estimate)?);
-        let screen = self.guards.screen(&request);
+        let screen = guards.screen(&request);
 
         let mut fill = None;
         if let Some(cache) = &self.cache {
@@ -252,7 +260,7 @@ impl Pipeline {
                 CacheOutcome::Hit { response, kind } => {
                     // A hit skips the provider, not the screen.
                     if let Some(screen) = screen {
-                        let verdict = self.guards.settle(screen).await;
+                        let verdict = guards.settle(screen).await;
                         verdicts.push(verdict.clone());
                         record.set_guards(&verdicts);
                         if verdict.blocks {
@@ -305,7 +313,7 @@ impl Pipeline {
         let call = self.dispatcher.chat(record, &chain, &request);
         let result = match screen {
             Some(screen) => {
-                let (result, verdict) = self.guards.alongside(call, screen).await;
+                let (result, verdict) = guards.alongside(call, screen).await;
                 verdicts.push(verdict);
                 result
             }
@@ -319,14 +327,14 @@ impl Pipeline {
             Started::Complete(response) => {
                 let mut response = complete(record, &request, &served, response, false);
                 // Output guards: regenerate or replace an answer that fails them.
-                let mut retries = self.guards.output_policy().retries;
+                let mut retries = guards.output_policy().retries;
                 let mut passed = true;
                 while let Some((failed, action)) =
-                    self.guards.review(&request, &mut response, &mut verdicts)
+                    guards.review(&request, &mut response, &mut verdicts)
                 {
                     if action == OutputAction::Retry && retries > 0 {
                         retries -= 1;
-                        let corrected = self.guards.corrected(&request, &failed);
+                        let corrected = guards.corrected(&request, &failed);
                         let (again, served) =
                             self.dispatcher.chat(record, &chain, &corrected).await?;
                         note_served(record, &served);
@@ -335,7 +343,7 @@ impl Pipeline {
                             continue;
                         }
                     }
-                    self.guards.safe_answer(&mut response);
+                    guards.safe_answer(&mut response);
                     verdicts.push(GuardVerdict {
                         guard: "output",
                         outcome: "replaced",
@@ -361,7 +369,7 @@ impl Pipeline {
             Started::Stream { first, rest } => ChatOutcome::Stream(Box::new(StreamAnswer {
                 first,
                 rest,
-                window: self.guards.stream_window(&request),
+                window: guards.stream_window(&request),
                 request: Box::new(request),
                 idle_timeout,
                 fill,
@@ -499,6 +507,19 @@ impl Pipeline {
 
     pub fn routes(&self) -> impl Iterator<Item = (&String, &RouteRuntime)> {
         self.routes.iter()
+    }
+
+    /// The key's guard policy, else the route's, else `[guards]`.
+    fn guards_for(&self, key: &KeyState, target: &Target<'_>) -> &GuardStage {
+        let route_policy = match target {
+            Target::Route { route, .. } => route.spec.guard_policy.as_deref(),
+            Target::Model(_) => None,
+        };
+        key.guard_policy
+            .as_deref()
+            .or(route_policy)
+            .and_then(|name| self.guard_policies.get(name))
+            .unwrap_or(&self.guards)
     }
 
     /// A model by name, else a route alias with an optional `:policy` suffix.
