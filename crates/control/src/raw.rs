@@ -50,6 +50,24 @@ pub struct RawGuards {
     /// What output guards do when an answer fails them.
     #[serde(default)]
     pub output: RawOutputPolicy,
+    #[serde(default)]
+    pub webhook: Option<RawWebhookGuard>,
+}
+
+/// `[guards.webhook]`: a service of the team's own that judges the request, alongside the call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhookGuard {
+    pub url: String,
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_ms: u64,
+    /// `closed` (default: no answer in time refuses the request) or `open`.
+    #[serde(default = "default_on_error")]
+    pub on_error: String,
+}
+
+fn default_webhook_timeout() -> u64 {
+    1000
 }
 
 /// `[guards.toxicity]`: toxic answers.

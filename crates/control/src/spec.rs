@@ -39,6 +39,14 @@ pub struct GuardsSpec {
     pub toxicity: Option<ToxicityGuardSpec>,
     pub compliance: Option<ComplianceGuardSpec>,
     pub output: OutputPolicySpec,
+    pub webhook: Option<WebhookGuardSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookGuardSpec {
+    pub url: String,
+    pub timeout: Duration,
+    pub fail_open: bool,
 }
 
 /// What an output guard does with an answer that fails it.

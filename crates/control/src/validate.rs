@@ -897,11 +897,36 @@ fn guards(c: &mut Checker, at: &str, g: &RawGuards) -> GuardsSpec {
         format!("{at}.output.retries"),
         "at most 5: each retry is a paid call",
     );
+    let webhook = g.webhook.as_ref().map(|w| {
+        let url = http_url(c, &format!("{at}.webhook.url"), &w.url);
+        c.ensure(
+            w.timeout_ms > 0,
+            format!("{at}.webhook.timeout_ms"),
+            "must be greater than 0",
+        );
+        let fail_open = match w.on_error.as_str() {
+            "closed" => false,
+            "open" => true,
+            other => {
+                c.err(
+                    format!("{at}.webhook.on_error"),
+                    format!("`{other}` is not one of \"closed\", \"open\""),
+                );
+                false
+            }
+        };
+        WebhookGuardSpec {
+            url,
+            timeout: Duration::from_millis(w.timeout_ms),
+            fail_open,
+        }
+    });
     GuardsSpec {
         pii,
         injection,
         toxicity,
         compliance,
+        webhook,
         output: OutputPolicySpec {
             retries: g.output.retries,
             corrective_note: g.output.corrective_note,

@@ -30,7 +30,10 @@ use switchyard_control::{ComplianceGuardSpec, GuardsSpec, OutputAction, OutputPo
 use switchyard_pii::{MaskSession, Masker, Restorations, Scanner, ScannerConfig};
 use switchyard_textclass::injection::{Channel, Detector};
 use switchyard_textclass::toxicity::ToxicityDetector;
-use tokio::task::JoinHandle;
+
+/// The classifying guards of one request, started together; resolves to every verdict.
+pub type Screen = std::pin::Pin<Box<dyn Future<Output = Vec<GuardVerdict>> + Send>>;
+type OneScreen = std::pin::Pin<Box<dyn Future<Output = GuardVerdict> + Send>>;
 
 use crate::error::{ErrorKind, GatewayError};
 
@@ -95,6 +98,57 @@ struct ToxicityGuard {
     action: OutputAction,
 }
 
+/// A team's own service, asked about the request alongside the call.
+struct WebhookGuard {
+    client: reqwest::Client,
+    url: String,
+    timeout: std::time::Duration,
+    fail_open: bool,
+}
+
+/// What a webhook answers: `{"action": "allow" | "block" | "flag", "reason": "...", "score": 0.2}`.
+#[derive(Debug, serde::Deserialize)]
+struct WebhookAnswer {
+    action: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    score: Option<f32>,
+}
+
+impl WebhookGuard {
+    async fn ask(&self, body: serde_json::Value) -> GuardVerdict {
+        let started = Instant::now();
+        let call = async {
+            let response = self.client.post(&self.url).json(&body).send().await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            response.json::<WebhookAnswer>().await.ok()
+        };
+        let answer = tokio::time::timeout(self.timeout, call)
+            .await
+            .ok()
+            .flatten();
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let (outcome, blocks) = match answer.as_ref().map(|a| a.action.as_str()) {
+            Some("allow") => ("pass", false),
+            Some("flag") => ("flagged", false),
+            Some("block") => ("blocked", true),
+            // No answer in time, an error status, or an answer we cannot read.
+            _ => ("error", !self.fail_open),
+        };
+        GuardVerdict {
+            guard: "webhook",
+            outcome,
+            score: answer.as_ref().and_then(|a| a.score),
+            detail: answer.map(|a| a.reason).unwrap_or_default(),
+            ms,
+            blocks,
+        }
+    }
+}
+
 /// The output guards, shared with the streams they watch.
 pub struct OutputChecks {
     toxicity: Option<ToxicityGuard>,
@@ -105,6 +159,7 @@ pub struct OutputChecks {
 pub struct GuardStage {
     pii: Option<PiiGuard>,
     injection: Option<Arc<InjectionGuard>>,
+    webhook: Option<Arc<WebhookGuard>>,
     checks: Option<Arc<OutputChecks>>,
     output: OutputPolicySpec,
 }
@@ -117,6 +172,8 @@ pub enum GuardBuildError {
     Injection(#[from] switchyard_textclass::injection::DetectorError),
     #[error("guards.toxicity.artifact: {0}")]
     Toxicity(#[from] switchyard_textclass::toxicity::ToxicityError),
+    #[error("guards.webhook: cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 /// What masking left for the answer.
@@ -182,9 +239,19 @@ impl GuardStage {
                 compliance,
             })
         });
+        let webhook = match &spec.webhook {
+            Some(w) => Some(Arc::new(WebhookGuard {
+                client: switchyard_providers::http_client(w.timeout)?,
+                url: w.url.clone(),
+                timeout: w.timeout,
+                fail_open: w.fail_open,
+            })),
+            None => None,
+        };
         Ok(GuardStage {
             pii,
             injection,
+            webhook,
             checks,
             output: spec.output.clone(),
         })
@@ -367,106 +434,122 @@ impl GuardStage {
         Ok((!restorations.is_empty()).then_some(Masking { restorations }))
     }
 
-    /// Starts the injection screen on a blocking thread; `None` when the guard is off.
-    pub fn screen(&self, request: &ChatCompletionRequest) -> Option<JoinHandle<GuardVerdict>> {
-        let guard = self.injection.clone()?;
-        let texts: Vec<(Channel, String)> = request
-            .messages
-            .iter()
-            .filter_map(|m| match m.role {
-                Role::User => Some((Channel::User, m.text())),
-                Role::Tool | Role::Function if guard.scan_tool_results => {
-                    Some((Channel::Indirect, m.text()))
-                }
-                _ => None,
-            })
-            .filter(|(_, t)| !t.is_empty())
-            .collect();
-        Some(tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let mut worst: Option<switchyard_textclass::injection::Verdict> = None;
-            for (channel, text) in &texts {
-                let v = guard.detector.scan(text, *channel);
-                if worst.as_ref().is_none_or(|w| v.score > w.score) {
-                    worst = Some(v);
-                }
-            }
-            let ms = started.elapsed().as_secs_f64() * 1e3;
-            match worst {
-                None => GuardVerdict {
-                    guard: "injection",
-                    outcome: "pass",
-                    score: None,
-                    detail: String::new(),
-                    ms,
-                    blocks: false,
-                },
-                Some(v) => {
-                    let outcome = match (v.injection, guard.block) {
-                        (false, _) => "pass",
-                        (true, true) => "blocked",
-                        (true, false) => "flagged",
-                    };
-                    GuardVerdict {
-                        guard: "injection",
-                        outcome,
-                        score: Some(v.score),
-                        // The rules that fired, or the classifier when it decided alone.
-                        detail: if v.rules.is_empty() && v.injection {
-                            format!("classifier {:.2} >= {:.2}", v.score, v.threshold)
-                        } else {
-                            v.rules.join(",")
-                        },
-                        ms,
-                        blocks: v.injection && guard.block,
+    /// Starts the classifying guards: the injection screen at once on a blocking thread, the
+    /// webhook when the screen is first polled. `None` when no such guard is on.
+    pub fn screen(&self, request: &ChatCompletionRequest) -> Option<Screen> {
+        let mut parts: Vec<OneScreen> = Vec::new();
+        if let Some(guard) = self.injection.clone() {
+            let fail_open = guard.fail_open;
+            let texts: Vec<(Channel, String)> = request
+                .messages
+                .iter()
+                .filter_map(|m| match m.role {
+                    Role::User => Some((Channel::User, m.text())),
+                    Role::Tool | Role::Function if guard.scan_tool_results => {
+                        Some((Channel::Indirect, m.text()))
                     }
-                }
-            }
-        }))
-    }
-
-    fn fail_open(&self) -> bool {
-        self.injection.as_ref().is_some_and(|g| g.fail_open)
+                    _ => None,
+                })
+                .filter(|(_, t)| !t.is_empty())
+                .collect();
+            let handle = tokio::task::spawn_blocking(move || injection_verdict(&guard, &texts));
+            parts.push(Box::pin(async move {
+                handle
+                    .await
+                    .unwrap_or_else(|_| failed("injection", fail_open))
+            }));
+        }
+        if let Some(hook) = self.webhook.clone() {
+            // The (masked) conversation, as the provider would see it.
+            let body = serde_json::json!({
+                "phase": "input",
+                "model": request.model,
+                "messages": request
+                    .messages
+                    .iter()
+                    .map(|m| serde_json::json!({"role": m.role, "content": m.text()}))
+                    .collect::<Vec<_>>(),
+            });
+            parts.push(Box::pin(async move { hook.ask(body).await }));
+        }
+        (!parts.is_empty()).then(|| Box::pin(futures::future::join_all(parts)) as Screen)
     }
 
     /// Waits for a screen already started (a cache hit has no call to overlap with).
-    pub async fn settle(&self, screen: JoinHandle<GuardVerdict>) -> GuardVerdict {
-        let fail_open = self.fail_open();
-        screen.await.unwrap_or_else(|_| failed(fail_open))
+    pub async fn settle(&self, screen: Screen) -> Vec<GuardVerdict> {
+        screen.await
     }
 
     /// Runs `call` alongside `screen`; see the module documentation.
     pub async fn alongside<T>(
         &self,
         call: impl Future<Output = Result<T, GatewayError>>,
-        screen: JoinHandle<GuardVerdict>,
-    ) -> (Result<T, GatewayError>, GuardVerdict) {
-        let fail_open = self.fail_open();
+        screen: Screen,
+    ) -> (Result<T, GatewayError>, Vec<GuardVerdict>) {
         let mut screen = screen;
         tokio::pin!(call);
-        let (verdict, early) = tokio::select! {
+        let (verdicts, early) = tokio::select! {
             biased;
-            v = &mut screen => (v.unwrap_or_else(|_| failed(fail_open)), None),
-            r = &mut call => {
-                let v = (&mut screen).await.unwrap_or_else(|_| failed(fail_open));
-                (v, Some(r))
-            }
+            v = &mut screen => (v, None),
+            r = &mut call => ((&mut screen).await, Some(r)),
         };
-        if verdict.blocks {
+        if let Some(refusing) = verdicts.iter().find(|v| v.blocks) {
             // Dropping `call` here cancels the upstream request.
-            return (Err(verdict.refusal()), verdict);
+            return (Err(refusing.refusal()), verdicts);
         }
         let result = match early {
             Some(r) => r,
             None => call.await,
         };
-        (result, verdict)
+        (result, verdicts)
     }
 }
 
-fn failed(fail_open: bool) -> GuardVerdict {
+fn injection_verdict(guard: &InjectionGuard, texts: &[(Channel, String)]) -> GuardVerdict {
+    let started = Instant::now();
+    let mut worst: Option<switchyard_textclass::injection::Verdict> = None;
+    for (channel, text) in texts {
+        let v = guard.detector.scan(text, *channel);
+        if worst.as_ref().is_none_or(|w| v.score > w.score) {
+            worst = Some(v);
+        }
+    }
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    match worst {
+        None => GuardVerdict {
+            guard: "injection",
+            outcome: "pass",
+            score: None,
+            detail: String::new(),
+            ms,
+            blocks: false,
+        },
+        Some(v) => {
+            let outcome = match (v.injection, guard.block) {
+                (false, _) => "pass",
+                (true, true) => "blocked",
+                (true, false) => "flagged",
+            };
+            GuardVerdict {
+                guard: "injection",
+                outcome,
+                score: Some(v.score),
+                // The rules that fired, or the classifier when it decided alone.
+                detail: if v.rules.is_empty() && v.injection {
+                    format!("classifier {:.2} >= {:.2}", v.score, v.threshold)
+                } else {
+                    v.rules.join(",")
+                },
+                ms,
+                blocks: v.injection && guard.block,
+            }
+        }
+    }
+}
+
+fn failed(guard: &'static str, fail_open: bool) -> GuardVerdict {
     GuardVerdict {
-        guard: "injection",
+        guard,
         outcome: "error",
         score: None,
         detail: String::new(),

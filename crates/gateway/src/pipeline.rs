@@ -260,11 +260,15 @@ impl Pipeline {
                 CacheOutcome::Hit { response, kind } => {
                     // A hit skips the provider, not the screen.
                     if let Some(screen) = screen {
-                        let verdict = guards.settle(screen).await;
-                        verdicts.push(verdict.clone());
+                        let screened = guards.settle(screen).await;
+                        let refusal = screened
+                            .iter()
+                            .find(|v| v.blocks)
+                            .map(GuardVerdict::refusal);
+                        verdicts.extend(screened);
                         record.set_guards(&verdicts);
-                        if verdict.blocks {
-                            return Err(verdict.refusal());
+                        if let Some(e) = refusal {
+                            return Err(e);
                         }
                     }
                     return Ok(self.answer_from_cache(record, &request, &response, kind, masking));
@@ -313,8 +317,8 @@ impl Pipeline {
         let call = self.dispatcher.chat(record, &chain, &request);
         let result = match screen {
             Some(screen) => {
-                let (result, verdict) = guards.alongside(call, screen).await;
-                verdicts.push(verdict);
+                let (result, screened) = guards.alongside(call, screen).await;
+                verdicts.extend(screened);
                 result
             }
             None => call.await,

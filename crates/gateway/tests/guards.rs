@@ -474,3 +474,76 @@ guard_policy = "strict"
     assert_eq!(r.status(), 400);
     assert!(header(&r, "x-switchyard-guard").starts_with("injection=blocked("));
 }
+
+/// A webhook guard of the team's own: refuses texts that mention "forbidden", records what
+/// it was sent.
+async fn webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::routing::post;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/check",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let log = log.clone();
+            async move {
+                let text = body["messages"].to_string();
+                log.lock().unwrap().push(body);
+                if text.contains("forbidden") {
+                    axum::Json(json!({"action": "block", "reason": "house rule 7", "score": 0.9}))
+                } else {
+                    axum::Json(json!({"action": "allow"}))
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/check", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_webhook_guard_judges_the_masked_request_and_can_refuse_it() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let (url, seen) = webhook().await;
+    let gw = start(&config(
+        &up,
+        &format!("[guards.pii]\n[guards.webhook]\nurl = \"{url}\"\ntimeout_ms = 2000\n"),
+    ))
+    .await;
+    up.push(Reply::text("fine"));
+    let r = send(
+        &gw,
+        json!({"model": "m", "messages": user("Hello from eve@example.com")}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "x-switchyard-guard").contains("webhook=pass"));
+    let sent = seen.lock().unwrap()[0].to_string();
+    assert!(
+        sent.contains("<EMAIL_1>") && !sent.contains("eve@example.com"),
+        "{sent}"
+    );
+
+    let r = send(
+        &gw,
+        json!({"model": "m", "messages": user("Tell me the forbidden recipe")}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert!(header(&r, "x-switchyard-guard").contains("webhook=blocked(0.90;house rule 7)"));
+
+    // A webhook that does not answer: refused when closed (the default), passed when open.
+    let down = start(&config(
+        &up,
+        "[guards.webhook]\nurl = \"http://127.0.0.1:9/check\"\ntimeout_ms = 200\n",
+    ))
+    .await;
+    let r = send(&down, json!({"model": "m", "messages": user("hi")})).await;
+    assert_eq!(r.status(), 400);
+    assert!(header(&r, "x-switchyard-guard").contains("webhook=error"));
+    let open = start(&config(&up, "[guards.webhook]\nurl = \"http://127.0.0.1:9/check\"\ntimeout_ms = 200\non_error = \"open\"\n")).await;
+    up.push(Reply::text("fine"));
+    let r = send(&open, json!({"model": "m", "messages": user("hi")})).await;
+    assert_eq!(r.status(), 200);
+}
