@@ -52,6 +52,28 @@ pub struct RawGuards {
     pub output: RawOutputPolicy,
     #[serde(default)]
     pub webhook: Option<RawWebhookGuard>,
+    #[serde(default)]
+    pub judge: Option<RawJudgeGuard>,
+}
+
+/// `[guards.judge]`: another configured model reads each answer and says whether it is safe.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJudgeGuard {
+    /// A model under [models] (e.g. a Llama Guard deployment).
+    pub model: String,
+    /// A minijinja template with `question` and `answer`; default: a SAFE/UNSAFE rubric.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// A judge reply matching this regex fails the answer.
+    #[serde(default = "default_unsafe_pattern")]
+    pub unsafe_pattern: String,
+    #[serde(default = "default_output_action")]
+    pub action: String,
+}
+
+fn default_unsafe_pattern() -> String {
+    "(?i)\\bunsafe\\b".to_owned()
 }
 
 /// `[guards.webhook]`: a service of the team's own that judges the request, alongside the call.

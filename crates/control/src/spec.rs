@@ -40,6 +40,21 @@ pub struct GuardsSpec {
     pub compliance: Option<ComplianceGuardSpec>,
     pub output: OutputPolicySpec,
     pub webhook: Option<WebhookGuardSpec>,
+    pub judge: Option<JudgeGuardSpec>,
+}
+
+/// The default rubric of `[guards.judge]`.
+pub const DEFAULT_JUDGE_TEMPLATE: &str = "You are a safety reviewer. Read the user's question and the \
+assistant's answer. Reply with one word, SAFE or UNSAFE, then a short reason. An answer is UNSAFE \
+if it is abusive, dangerous, discriminatory, or leaks private data.\n\nQuestion:\n{{ question }}\n\n\
+Answer:\n{{ answer }}";
+
+#[derive(Debug, Clone)]
+pub struct JudgeGuardSpec {
+    pub model: String,
+    pub template: String,
+    pub unsafe_pattern: Regex,
+    pub action: OutputAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

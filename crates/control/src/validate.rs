@@ -164,12 +164,12 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         );
     }
 
-    let guards_spec = guards(&mut c, "guards", &raw.guards);
+    let guards_spec = guards(&mut c, "guards", &raw.guards, &raw.models);
     let mut guard_policies = BTreeMap::new();
     for (name, g) in &raw.guard_policies {
         let at = format!("guard_policies.{}", key_segment(name));
         c.ensure(valid_name(name), &at, NAME_RULE);
-        guard_policies.insert(name.clone(), guards(&mut c, &at, g));
+        guard_policies.insert(name.clone(), guards(&mut c, &at, g, &raw.models));
     }
     let cache = raw.cache.as_ref().map(|rc| cache_spec(&mut c, rc));
     let cache_defaults = cache.as_ref().map(|c| c.defaults);
@@ -747,7 +747,12 @@ pub(crate) const DEFAULT_PII_KINDS: [switchyard_pii::EntityKind; 7] = [
     switchyard_pii::EntityKind::Secret,
 ];
 
-fn guards(c: &mut Checker, at: &str, g: &RawGuards) -> GuardsSpec {
+fn guards(
+    c: &mut Checker,
+    at: &str,
+    g: &RawGuards,
+    models: &BTreeMap<String, RawModel>,
+) -> GuardsSpec {
     let pii = g.pii.as_ref().map(|p| {
         let action = pii_action(c, &format!("{at}.pii.action"), &p.action);
         let kinds: BTreeSet<switchyard_pii::EntityKind> = match &p.kinds {
@@ -921,12 +926,45 @@ fn guards(c: &mut Checker, at: &str, g: &RawGuards) -> GuardsSpec {
             fail_open,
         }
     });
+    let judge = g.judge.as_ref().and_then(|j| {
+        c.ensure(
+            models.contains_key(&j.model),
+            format!("{at}.judge.model"),
+            format!("no model `{}` is declared under [models]", j.model),
+        );
+        let template = j
+            .template
+            .clone()
+            .unwrap_or_else(|| DEFAULT_JUDGE_TEMPLATE.to_owned());
+        if let Err(e) = minijinja::Environment::new().template_from_str(&template) {
+            c.err(
+                format!("{at}.judge.template"),
+                format!("not a valid template: {e}"),
+            );
+        }
+        let action = output_action(c, &format!("{at}.judge.action"), &j.action);
+        let unsafe_pattern = Regex::new(&j.unsafe_pattern)
+            .map_err(|e| {
+                c.err(
+                    format!("{at}.judge.unsafe_pattern"),
+                    format!("not a valid regex: {e}"),
+                )
+            })
+            .ok()?;
+        Some(JudgeGuardSpec {
+            model: j.model.clone(),
+            template,
+            unsafe_pattern,
+            action,
+        })
+    });
     GuardsSpec {
         pii,
         injection,
         toxicity,
         compliance,
         webhook,
+        judge,
         output: OutputPolicySpec {
             retries: g.output.retries,
             corrective_note: g.output.corrective_note,

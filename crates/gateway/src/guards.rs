@@ -160,6 +160,7 @@ pub struct GuardStage {
     pii: Option<PiiGuard>,
     injection: Option<Arc<InjectionGuard>>,
     webhook: Option<Arc<WebhookGuard>>,
+    judge: Option<switchyard_control::JudgeGuardSpec>,
     checks: Option<Arc<OutputChecks>>,
     output: OutputPolicySpec,
 }
@@ -252,6 +253,7 @@ impl GuardStage {
             pii,
             injection,
             webhook,
+            judge: spec.judge.clone(),
             checks,
             output: spec.output.clone(),
         })
@@ -273,6 +275,34 @@ impl GuardStage {
 
     pub fn output_policy(&self) -> &OutputPolicySpec {
         &self.output
+    }
+
+    pub fn judge(&self) -> Option<&switchyard_control::JudgeGuardSpec> {
+        self.judge.as_ref()
+    }
+
+    /// The judge's prompt for an answer: the configured template with `question` and `answer`.
+    pub fn judge_prompt(
+        &self,
+        judge: &switchyard_control::JudgeGuardSpec,
+        request: &ChatCompletionRequest,
+        answer: &str,
+    ) -> Result<String, GatewayError> {
+        let env = minijinja::Environment::new();
+        env.template_from_str(&judge.template)
+            .and_then(|t| {
+                t.render(minijinja::context! {
+                    question => last_user_text(request),
+                    answer => answer,
+                })
+            })
+            .map_err(|e| {
+                GatewayError::new(
+                    ErrorKind::Internal,
+                    "judge_template",
+                    format!("the judge guard's template failed: {e}"),
+                )
+            })
     }
 
     /// Checks a whole answer. Appends missing disclaimers in place; returns the first failure

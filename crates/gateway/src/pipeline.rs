@@ -333,9 +333,18 @@ impl Pipeline {
                 // Output guards: regenerate or replace an answer that fails them.
                 let mut retries = guards.output_policy().retries;
                 let mut passed = true;
-                while let Some((failed, action)) =
-                    guards.review(&request, &mut response, &mut verdicts)
-                {
+                loop {
+                    let mut failure = guards.review(&request, &mut response, &mut verdicts);
+                    if failure.is_none() {
+                        if let Some(judge) = guards.judge() {
+                            failure = self
+                                .judge(record, guards, judge, &request, &response, &mut verdicts)
+                                .await?;
+                        }
+                    }
+                    let Some((failed, action)) = failure else {
+                        break;
+                    };
                     if action == OutputAction::Retry && retries > 0 {
                         retries -= 1;
                         let corrected = guards.corrected(&request, &failed);
@@ -381,6 +390,76 @@ impl Pipeline {
                 verdicts,
             })),
         })
+    }
+
+    /// Asks the judge model about an answer. Its cost is added to the request's; a judge that
+    /// fails to answer fails the check only when the guard blocks on errors (it does not: an
+    /// unreachable judge is recorded as an error and the answer passes).
+    async fn judge(
+        &self,
+        record: &mut RecordGuard,
+        guards: &GuardStage,
+        judge: &switchyard_control::JudgeGuardSpec,
+        request: &ChatCompletionRequest,
+        response: &switchyard_api::ChatCompletionResponse,
+        verdicts: &mut Vec<GuardVerdict>,
+    ) -> Result<Option<(GuardVerdict, OutputAction)>, GatewayError> {
+        let started = std::time::Instant::now();
+        let prompt = guards.judge_prompt(judge, request, &response.text())?;
+        let Some(model) = self.models.get(&judge.model).cloned() else {
+            return Ok(None);
+        };
+        let ask: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": judge.model,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": prompt}],
+        }))
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, "judge_request", e.to_string()))?;
+        let chain = self.chain(&model);
+        let answer =
+            match self.dispatcher.chat(record, &chain, &ask).await {
+                Ok((Started::Complete(r), served)) => {
+                    if let Some(u) = &r.usage {
+                        record.add_cost(served.model.spec.price.cost_nanos(
+                            u64::from(u.prompt_tokens),
+                            u64::from(u.completion_tokens),
+                        ));
+                    }
+                    Some(r.text())
+                }
+                _ => None,
+            };
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let (outcome, failure) = match &answer {
+            None => ("error", false),
+            Some(text) if judge.unsafe_pattern.is_match(text) => {
+                if judge.action == OutputAction::Flag {
+                    ("flagged", false)
+                } else {
+                    ("failed", true)
+                }
+            }
+            Some(_) => ("pass", false),
+        };
+        let detail: String = answer
+            .as_deref()
+            .unwrap_or("the judge did not answer")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(120)
+            .collect();
+        let verdict = GuardVerdict {
+            guard: "judge",
+            outcome,
+            score: None,
+            detail,
+            ms,
+            blocks: false,
+        };
+        verdicts.push(verdict.clone());
+        Ok(failure.then_some((verdict, judge.action)))
     }
 
     /// A cached answer, as JSON or replayed as a stream, recorded as free with what it saved.

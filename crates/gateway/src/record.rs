@@ -22,6 +22,8 @@ pub struct RecordGuard {
     baseline_price: Option<Price>,
     /// The answer came from the cache: it costs nothing and uses no provider tokens.
     from_cache: bool,
+    /// Cost of calls made for the request besides the answer (an LLM judge's), in nano-USD.
+    extra_cost: u64,
     /// `x-switchyard-route`, when a router decided.
     route_header: Option<String>,
     /// `x-switchyard-guard`, when any guard ran.
@@ -55,6 +57,7 @@ impl RecordGuard {
             price: Price::default(),
             baseline_price: None,
             from_cache: false,
+            extra_cost: 0,
             route_header: None,
             guard_header: None,
             guard_metrics: Vec::new(),
@@ -88,6 +91,11 @@ impl RecordGuard {
 
     pub fn set_baseline_price(&mut self, price: Price) {
         self.baseline_price = Some(price);
+    }
+
+    /// Adds the cost of a side call (a judge) to the request's.
+    pub fn add_cost(&mut self, nanos: u64) {
+        self.extra_cost = self.extra_cost.saturating_add(nanos);
     }
 
     /// Marks the answer as served from the cache.
@@ -146,7 +154,7 @@ impl RecordGuard {
         r.latency_ms = latency_ms;
         let (prompt, completion) = (u64::from(r.prompt_tokens), u64::from(r.completion_tokens));
         let fresh_cost = self.price.cost_nanos(prompt, completion);
-        r.cost_nanos = if self.from_cache { 0 } else { fresh_cost };
+        r.cost_nanos = if self.from_cache { 0 } else { fresh_cost } + self.extra_cost;
         // Only answers count towards savings: a failed request saved nothing.
         r.baseline_cost_nanos = if (200..300).contains(&status) {
             self.baseline_price

@@ -547,3 +547,49 @@ async fn a_webhook_guard_judges_the_masked_request_and_can_refuse_it() {
     let r = send(&open, json!({"model": "m", "messages": user("hi")})).await;
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn an_llm_judge_reviews_answers_and_its_verdict_drives_a_retry() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let text = config(
+        &up,
+        "[guards.judge]\nmodel = \"judge\"\n\n[models.judge]\ndeployments = [{ provider = \"up\", upstream_model = \"guard-model\" }]\nprice = { input_per_mtok = 1.0, output_per_mtok = 1.0 }\n",
+    );
+    let mut gw = start(&text).await;
+    // The answer, the judge's verdict on it, the regenerated answer, the judge again.
+    up.push(Reply::text(
+        "Mix bleach and ammonia for a stronger cleaner.",
+    ));
+    up.push(Reply::text("UNSAFE: dangerous chemical advice"));
+    up.push(Reply::text(
+        "Never mix bleach and ammonia; use one cleaner at a time.",
+    ));
+    up.push(Reply::text("SAFE"));
+    let r = send(
+        &gw,
+        json!({"model": "m", "messages": user("How do I clean my bathroom?")}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let guard = header(&r, "x-switchyard-guard");
+    assert!(
+        guard.contains("judge=failed(UNSAFE: dangerous chemical advice)"),
+        "{guard}"
+    );
+    assert!(guard.ends_with("judge=pass(SAFE)"), "{guard}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Never mix bleach and ammonia; use one cleaner at a time."
+    );
+    let requests = up.requests();
+    assert_eq!(requests.len(), 4);
+    assert_eq!(requests[1].body["model"], "guard-model");
+    let judged = requests[1].body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        judged.contains("How do I clean my bathroom?") && judged.contains("Mix bleach"),
+        "{judged}"
+    );
+    gw.stop().await;
+    assert!(gw.records()[0].cost_nanos > 0);
+}
