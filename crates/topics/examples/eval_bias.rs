@@ -124,7 +124,10 @@ fn full(p: &Pair) -> (String, String) {
 }
 
 fn diff(p: &Pair) -> (String, String) {
-    (diff_words(&p.text_a, &p.text_b), diff_words(&p.text_b, &p.text_a))
+    (
+        diff_words(&p.text_a, &p.text_b),
+        diff_words(&p.text_b, &p.text_a),
+    )
 }
 
 #[derive(Default, Clone, Copy)]
@@ -278,7 +281,9 @@ fn main() {
             t[3].add(ga, gb, 0.5);
         }
     }
-    println!("## Held-out CrowS-Pairs: pairwise accuracy (ties half) | flag rate text_a / text_b\n");
+    println!(
+        "## Held-out CrowS-Pairs: pairwise accuracy (ties half) | flag rate text_a / text_b\n"
+    );
     println!(
         "Pattern bar {PATTERN_THRESHOLD}, classifier bar 0.5, combined bar {bar:.2} (chosen out of fold on the train part).\n"
     );
@@ -313,7 +318,10 @@ fn main() {
             }
         }
     }
-    println!("\n## Patterns firing on held-out sentences (text_a / text_b, of {} each)\n", test.len());
+    println!(
+        "\n## Patterns firing on held-out sentences (text_a / text_b, of {} each)\n",
+        test.len()
+    );
     println!("| pattern | text_a | text_b |\n|---|---|---|");
     for (k, (a, b)) in &fired {
         println!("| {k} | {a} | {b} |");

@@ -408,7 +408,6 @@ fn main() {
         model_dir.display()
     );
 
-    let mut latency_texts: Vec<String> = Vec::new();
     for k in [5usize, 10] {
         // Setup 1: eight intents of a bank's assistant.
         let mut used = Vec::new();
@@ -451,8 +450,9 @@ fn main() {
         let world = examples(&d, k, |r| r.source == "ag_news" && r.label == "World");
         let sports = examples(&d, k, |r| r.source == "ag_news" && r.label == "Sports");
         used.extend(world.iter().chain(&sports).map(|e| e.0.clone()));
-        let denied_topics = |kw: bool| {
-            vec![
+        let denied_topics =
+            |kw: bool| {
+                vec![
                 topic(
                     "world_politics",
                     &world,
@@ -476,7 +476,7 @@ fn main() {
                     TopicKind::Denied,
                 ),
             ]
-        };
+            };
         let denied = Setup {
             name: "C. 2 denied AG News topics (world politics, sports)",
             topics: denied_topics(false),
@@ -497,13 +497,22 @@ fn main() {
             println!("### {}\n", s.name);
             println!("{}", header(s.denied_only));
             let mut chosen = None;
-            for scoring in [Scoring::MaxOrCentroid, Scoring::MaxExample, Scoring::Centroid] {
+            for scoring in [
+                Scoring::MaxOrCentroid,
+                Scoring::MaxExample,
+                Scoring::Centroid,
+            ] {
                 let f = TopicFilter::new(s.topics.clone(), &embed, Thresholds::default()).unwrap();
                 let (bar, f) = choose(&d, s, f, scoring);
                 let m = measure(&d, s, &f, false);
                 println!(
                     "{}",
-                    report_row(&format!("{scoring:?}, bar from tune"), bar, &m, s.denied_only)
+                    report_row(
+                        &format!("{scoring:?}, bar from tune"),
+                        bar,
+                        &m,
+                        s.denied_only
+                    )
                 );
                 if scoring == Scoring::MaxOrCentroid {
                     chosen = Some(bar);
@@ -522,7 +531,7 @@ fn main() {
             println!();
         }
         if k == 5 {
-            latency_texts = d
+            let latency_texts: Vec<String> = d
                 .rows
                 .iter()
                 .zip(&d.tune)
@@ -531,7 +540,8 @@ fn main() {
                 .step_by(10)
                 .collect();
             // Latency on setup B (5 topics × (k + 1) vectors) and a 40-topic filter.
-            let f = TopicFilter::new(domains.topics.clone(), &embed, Thresholds::default()).unwrap();
+            let f =
+                TopicFilter::new(domains.topics.clone(), &embed, Thresholds::default()).unwrap();
             let mut big = Vec::new();
             for (n, intent) in d
                 .rows
@@ -546,7 +556,10 @@ fn main() {
                 big.push(topic(&format!("t{n}"), &ex, None, &[], TopicKind::Allowed));
             }
             let big = TopicFilter::new(big, &embed, Thresholds::default()).unwrap();
-            println!("## Latency per check ({} held-out texts, each 5 times, this machine)\n", latency_texts.len());
+            println!(
+                "## Latency per check ({} held-out texts, each 5 times, this machine)\n",
+                latency_texts.len()
+            );
             println!("| what | p50 µs | p99 µs |\n|---|---|---|");
             for (label, run) in [
                 ("embed only (static 256-d)", 0),

@@ -274,7 +274,9 @@ pub fn scan_patterns(text: &str) -> PatternMatch {
                     .iter()
                     .take(2)
                     .any(|w| PREDICATES.contains(&w.as_str()));
-                if quantified && (predicate || after.first().is_some_and(|w| VERBISH.contains(&w.as_str()))) {
+                if quantified
+                    && (predicate || after.first().is_some_and(|w| VERBISH.contains(&w.as_str())))
+                {
                     fired.push((Pattern::Quantified, g.kind));
                 } else if !determined
                     && after
@@ -283,7 +285,9 @@ pub fn scan_patterns(text: &str) -> PatternMatch {
                 {
                     fired.push((Pattern::GenericPlural, g.kind));
                 }
-                if matches!(prev(1), Some("typical")) || (prev(1) == Some("of") && prev(2) == Some("typical")) {
+                if matches!(prev(1), Some("typical"))
+                    || (prev(1) == Some("of") && prev(2) == Some("typical"))
+                {
                     fired.push((Pattern::Typical, g.kind));
                 }
             } else {
@@ -299,7 +303,7 @@ pub fn scan_patterns(text: &str) -> PatternMatch {
                 if article && before(1) == Some("for") {
                     fired.push((Pattern::ForA, g.kind));
                 }
-                if article && before(1) == Some("typical") {
+                if before(1) == Some("typical") {
                     fired.push((Pattern::Typical, g.kind));
                 }
                 if matches!(before(1), Some("is" | "was" | "are" | "were" | "being"))
@@ -354,8 +358,7 @@ fn mention(ws: &[String], i: usize) -> Option<Mention> {
     if w == "the" {
         if let Some(n) = next {
             if let Some(&(_, kind)) = NOMINAL.iter().find(|(t, _)| *t == n) {
-                let followed_by_noun =
-                    ws.get(i + 2).is_some_and(|x| noun(x).is_some());
+                let followed_by_noun = ws.get(i + 2).is_some_and(|x| noun(x).is_some());
                 if !followed_by_noun {
                     return Some(Mention {
                         kind,
@@ -410,9 +413,12 @@ fn noun(w: &str) -> Option<bool> {
 
 fn counter_speech(ws: &[String]) -> bool {
     ws.iter().any(|w| COUNTER.contains(&w.as_str()))
-        || ws
-            .windows(2)
-            .any(|p| matches!((p[0].as_str(), p[1].as_str()), ("not", "true") | ("no", "evidence") | ("not", "all")))
+        || ws.windows(2).any(|p| {
+            matches!(
+                (p[0].as_str(), p[1].as_str()),
+                ("not", "true") | ("no", "evidence") | ("not", "all")
+            )
+        })
 }
 
 use GroupKind::{
@@ -476,13 +482,32 @@ const ADJECTIVES: &[(&str, GroupKind)] = &[
 ];
 
 const PEOPLE_PLURAL: &[&str] = &[
-    "people", "men", "women", "folks", "kids", "guys", "girls", "boys", "persons", "children",
-    "families", "students", "workers", "americans", "immigrants", "individuals", "teens",
-    "adults", "parents", "mothers", "fathers", "drivers",
+    "people",
+    "men",
+    "women",
+    "folks",
+    "kids",
+    "guys",
+    "girls",
+    "boys",
+    "persons",
+    "children",
+    "families",
+    "students",
+    "workers",
+    "americans",
+    "immigrants",
+    "individuals",
+    "teens",
+    "adults",
+    "parents",
+    "mothers",
+    "fathers",
+    "drivers",
 ];
 const PEOPLE_SINGULAR: &[&str] = &[
-    "man", "woman", "person", "guy", "girl", "boy", "kid", "child", "lady", "student",
-    "worker", "driver", "mother", "father",
+    "man", "woman", "person", "guy", "girl", "boy", "kid", "child", "lady", "student", "worker",
+    "driver", "mother", "father",
 ];
 
 /// Plural group nouns that stand alone.
@@ -567,9 +592,29 @@ const NOMINAL: &[(&str, GroupKind)] = &[
 
 /// What follows a group in a generic claim.
 const PREDICATES: &[&str] = &[
-    "are", "can't", "cannot", "don't", "never", "always", "tend", "will", "won't", "should",
-    "shouldn't", "just", "only", "lack", "love", "hate", "have", "naturally", "all", "aren't",
-    "belong", "make", "get",
+    "are",
+    "can't",
+    "cannot",
+    "don't",
+    "never",
+    "always",
+    "tend",
+    "will",
+    "won't",
+    "should",
+    "shouldn't",
+    "just",
+    "only",
+    "lack",
+    "love",
+    "hate",
+    "have",
+    "naturally",
+    "all",
+    "aren't",
+    "belong",
+    "make",
+    "get",
 ];
 /// What follows `every <group>` in a generic claim.
 const SINGULAR_PREDICATES: &[&str] = &[
@@ -577,7 +622,9 @@ const SINGULAR_PREDICATES: &[&str] = &[
     "needs", "likes",
 ];
 /// A verb right after a quantified group (`most women drive …`).
-const VERBISH: &[&str] = &["do", "want", "like", "need", "know", "think", "act", "steal", "drive"];
+const VERBISH: &[&str] = &[
+    "do", "want", "like", "need", "know", "think", "act", "steal", "drive",
+];
 
 const ESSENTIALIST: &[&str] = &[
     "naturally",
@@ -590,11 +637,42 @@ const ESSENTIALIST: &[&str] = &[
 
 /// Trait words that stereotypes attach to groups (not a full list: enough for co-occurrence).
 const TRAITS: &[&str] = &[
-    "lazy", "stupid", "dumb", "violent", "criminals", "criminal", "thieves", "greedy", "dirty",
-    "weak", "emotional", "hysterical", "cheap", "ignorant", "terrorists", "dangerous",
-    "inferior", "uneducated", "aggressive", "untrustworthy", "irrational", "primitive",
-    "savages", "illegal", "drunks", "lazier", "smarter", "dumber", "worse", "bad", "good",
-    "better", "incapable", "unable", "poor", "crime",
+    "lazy",
+    "stupid",
+    "dumb",
+    "violent",
+    "criminals",
+    "criminal",
+    "thieves",
+    "greedy",
+    "dirty",
+    "weak",
+    "emotional",
+    "hysterical",
+    "cheap",
+    "ignorant",
+    "terrorists",
+    "dangerous",
+    "inferior",
+    "uneducated",
+    "aggressive",
+    "untrustworthy",
+    "irrational",
+    "primitive",
+    "savages",
+    "illegal",
+    "drunks",
+    "lazier",
+    "smarter",
+    "dumber",
+    "worse",
+    "bad",
+    "good",
+    "better",
+    "incapable",
+    "unable",
+    "poor",
+    "crime",
 ];
 
 const COUNTER: &[&str] = &[
@@ -633,7 +711,10 @@ mod tests {
             let v = d.scan(t);
             assert!(v.biased, "{t}: {v:?}");
         }
-        assert_eq!(pats("All women are bad at math."), [Pattern::Quantified, Pattern::GroupTrait]);
+        assert_eq!(
+            pats("All women are bad at math."),
+            [Pattern::Quantified, Pattern::GroupTrait]
+        );
         assert_eq!(scan_patterns("Typical man.").patterns, [Pattern::Typical]);
         assert_eq!(
             scan_patterns("He got the job because he is a man").patterns,

@@ -78,12 +78,13 @@ pub struct Thresholds {
 }
 
 impl Default for Thresholds {
-    /// The bars measured in `eval/topics.md` for the static 256-d embedder with five
-    /// examples a topic.
+    /// Near the bars chosen on the tune part in `eval/topics.md` for the static 256-d
+    /// embedder with five examples a topic (allowed intents 0.69, domains 0.67; denied 0.63).
+    /// Measure your own topics: the right bar moves with the topics and the embedder.
     fn default() -> Self {
         Self {
-            allow: 0.55,
-            deny: 0.65,
+            allow: 0.68,
+            deny: 0.64,
             scoring: Scoring::MaxOrCentroid,
         }
     }
@@ -420,7 +421,12 @@ mod tests {
                     TopicKind::Allowed,
                 ),
                 spec("cards", &["lost my card"], &[], TopicKind::Allowed),
-                spec("sports", &["football scores"], &["world cup"], TopicKind::Denied),
+                spec(
+                    "sports",
+                    &["football scores"],
+                    &["world cup"],
+                    TopicKind::Denied,
+                ),
             ],
             toy as fn(&str) -> Vec<f32>,
             thresholds(),
@@ -453,9 +459,9 @@ mod tests {
     #[test]
     fn denied_similarity_wins_over_allowed() {
         let f = filter();
-        let v = f.classify("football on my bank card");
-        // Cosine to "football scores" is 1/sqrt(3) < 0.6: not denied; the bank matches.
-        assert!(v.allowed);
+        // Both the bank example and the football example are 0.71 away: denied wins.
+        let v = f.classify("football at my bank");
+        assert_eq!(v.reason, Reason::DeniedSimilar("sports".to_owned()));
         let v = f.classify("football tonight");
         assert_eq!(v.reason, Reason::DeniedSimilar("sports".to_owned()));
     }
@@ -479,9 +485,9 @@ mod tests {
             scoring: Scoring::Centroid,
             ..thresholds()
         });
-        // The banking centroid leans on "bank"; "money" alone is 0.41 from it.
+        // The banking centroid leans on "bank"; "money" alone is sin(22.5°) from it.
         let s = f.similarities(&toy("money"))[0];
-        assert!((s - (1.0 / 6.0f32.sqrt())).abs() < 1e-5, "{s}");
+        assert!((s - 0.382_683_4).abs() < 1e-5, "{s}");
         let f = f.with_thresholds(Thresholds {
             scoring: Scoring::MaxExample,
             ..thresholds()
@@ -494,7 +500,10 @@ mod tests {
     fn bad_specs_are_rejected() {
         let e = |topics, t| TopicFilter::new(topics, toy, t).err();
         assert_eq!(
-            e(vec![spec(" ", &["a"], &[], TopicKind::Allowed)], thresholds()),
+            e(
+                vec![spec(" ", &["a"], &[], TopicKind::Allowed)],
+                thresholds()
+            ),
             Some(TopicError::EmptyName)
         );
         assert_eq!(
@@ -508,7 +517,10 @@ mod tests {
             Some(TopicError::Duplicate("a".to_owned()))
         );
         assert_eq!(
-            e(vec![spec("a", &[" "], &[], TopicKind::Allowed)], thresholds()),
+            e(
+                vec![spec("a", &[" "], &[], TopicKind::Allowed)],
+                thresholds()
+            ),
             Some(TopicError::Nothing("a".to_owned()))
         );
         assert!(matches!(

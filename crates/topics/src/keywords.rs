@@ -63,9 +63,7 @@ fn occurs(phrase: &[String], text: &[String]) -> bool {
     }
     (0..=text.len() - phrase.len()).any(|i| {
         head.iter().zip(&text[i..]).all(|(a, b)| a == b)
-            && text
-                .get(i + head.len())
-                .is_some_and(|w| plural_of(w, last))
+            && text.get(i + head.len()).is_some_and(|w| plural_of(w, last))
     })
 }
 
