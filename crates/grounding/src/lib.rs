@@ -39,7 +39,7 @@ use switchyard_textclass::{sigmoid, ArtifactError, TrainingData};
 
 pub use split::{segments, sentences, Kind, Segment};
 pub use support::{
-    cosine, Context, SentenceFeatures, EMBEDDING_FEATURES, FEATURE_NAMES, N_FEATURES,
+    cosine, Context, EmbedFn, SentenceFeatures, EMBEDDING_FEATURES, FEATURE_NAMES, N_FEATURES,
 };
 
 /// The artifact built into the binary: `eval/artifacts/grounding.v1.json`.
@@ -265,7 +265,7 @@ impl Grounding {
         &self,
         cx: &Context,
         answer: &str,
-        embed: Option<&dyn Fn(&str) -> Vec<f32>>,
+        embed: Option<EmbedFn<'_>>,
     ) -> GroundingVerdict {
         let (head_name, head, threshold) = self.head(cx, embed.is_some());
         let mut sentences = Vec::new();

@@ -82,19 +82,19 @@ pub fn segments(text: &str) -> Vec<Segment> {
                 .trim_end()
                 .ends_with(['.', '!', '?', ':', '"', '\u{201d}']);
             // 2. Hard breaks.
-            if line.trim().is_empty()
+            if (line.trim().is_empty()
                 || blank_follows
                 || ends_sentence
                 || starts_block(rest)
-                || starts_fence(rest.trim_start_matches([' ', '\t']))
+                || starts_fence(rest.trim_start_matches([' ', '\t'])))
+                && start < next
+                && !text[start..next].trim().is_empty()
             {
-                if start < next && !text[start..next].trim().is_empty() {
-                    out.push(Segment {
-                        range: start..next,
-                        kind: Kind::Text,
-                    });
-                    start = next;
-                }
+                out.push(Segment {
+                    range: start..next,
+                    kind: Kind::Text,
+                });
+                start = next;
             }
             i = next;
             line_start = next;

@@ -44,6 +44,9 @@ pub const N_FEATURES: usize = 12;
 /// The features that need an embedding; zero when there is none.
 pub const EMBEDDING_FEATURES: [usize; 2] = [10, 11];
 
+/// The caller's embedding function: text to a vector (any length, the same for every call).
+pub type EmbedFn<'a> = &'a dyn Fn(&str) -> Vec<f32>;
+
 /// A context made ready for checking any number of answer sentences against it.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
@@ -68,7 +71,7 @@ pub struct SentenceFeatures {
 
 impl Context {
     /// Prepare `text`; `embed` (when given) is called once per context sentence.
-    pub fn new(text: &str, embed: Option<&dyn Fn(&str) -> Vec<f32>>) -> Self {
+    pub fn new(text: &str, embed: Option<EmbedFn<'_>>) -> Self {
         let mut cx = Self::default();
         for (n, seg) in split::sentences(text).iter().enumerate() {
             let sentence = &text[seg.range.clone()];
