@@ -6,8 +6,8 @@
 //! 1. A fenced code block (a line starting with three backticks, up to the closing fence or
 //!    the end) is one segment of kind [`Kind::Code`]; nothing inside it is split.
 //! 2. A blank line ends a segment. So does a line break before a list item (`-`, `*`, `•`,
-//!    `1.`, `2)`), a heading (`#`) or a table row (`|`), and a line break after a line that
-//!    ends in `.`, `!`, `?` or `:`. Other line breaks are soft wrapping inside a sentence.
+//!    `1.`, `2)`), a heading (`#`) or a table row (`|`), a line break after a heading or a
+//!    table row, and a line break after a line that ends in `.`, `!`, `?` or `:`. Other line breaks are soft wrapping inside a sentence.
 //! 3. Inside a line, `.`, `!` or `?` (with any closing quotes or brackets after it) ends a
 //!    sentence when whitespace follows and the next word does not start in lower case.
 //!    A `.` does not end one after a known abbreviation (`Dr.`, `e.g.`, `U.S.`), a single
@@ -86,6 +86,7 @@ pub fn segments(text: &str) -> Vec<Segment> {
                 || blank_follows
                 || ends_sentence
                 || starts_block(rest)
+                || line.trim_start().starts_with(['#', '|'])
                 || starts_fence(rest.trim_start_matches([' ', '\t'])))
                 && start < next
                 && !text[start..next].trim().is_empty()
