@@ -108,7 +108,10 @@ fn main() {
     // The split: per source, groups by mixed hash, first 70% tune.
     let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.context.is_some()) {
-        groups.entry(&r.source).or_default().push(&r.meta.group);
+        groups
+            .entry(r.source.as_str())
+            .or_default()
+            .push(r.meta.group.as_str());
     }
     let mut tune_groups = std::collections::HashSet::new();
     for g in groups.values_mut() {
@@ -214,10 +217,10 @@ fn main() {
         format: FORMAT.to_owned(),
         format_version: FORMAT_VERSION,
         training: TrainingData {
-            description: format!(
-                "HaluEval QA (halueval_qa) rows of the tune split (70% of question groups by \
-                 id_hash of meta.group) of hallucination.dev.jsonl; FaithBench not used"
-            ),
+            description: "HaluEval QA (halueval_qa) rows of the tune split (70% of question \
+                          groups by id_hash of meta.group) of hallucination.dev.jsonl; \
+                          FaithBench not used"
+                .to_owned(),
             rows: shipped_rows,
             licence: "MIT (HaluEval)".to_owned(),
         },
@@ -423,7 +426,7 @@ fn main() {
         }
         cases.push((cut_words(&ctx, 2000), cut_words(&ans, 300)));
     }
-    let mut lat = |f: &dyn Fn(&str, &str)| {
+    let lat = |f: &dyn Fn(&str, &str)| {
         let mut us = Vec::new();
         for (c, a) in &cases {
             for _ in 0..5 {
