@@ -43,7 +43,6 @@ use switchyard_textclass::{id_hash, train_logistic, Features, TrainConfig, Train
 
 #[derive(Debug, Clone, Deserialize)]
 struct Row {
-    id: String,
     source: String,
     context: Option<String>,
     answer: String,
