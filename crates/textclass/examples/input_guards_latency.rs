@@ -100,9 +100,11 @@ fn main() {
         .map(|l| serde_json::from_str(l).expect("a JSONL row"))
         .collect();
     rows.sort_by_key(|r| (id_hash(&r.id), r.id.clone()));
+    // MiniLm's tokenizer truncates at 256 tokens; counting needs it off.
+    let mut counter = tokenizer.tokenizer().clone();
+    counter.with_truncation(None).expect("truncation off");
     let count = |t: &str| -> Vec<(usize, usize)> {
-        tokenizer
-            .tokenizer()
+        counter
             .encode(t, false)
             .map(|e| e.get_offsets().to_vec())
             .unwrap_or_default()
