@@ -499,7 +499,10 @@ impl Pipeline {
             return ChatOutcome::Complete(response);
         }
         let mut chunks = switchyard_cache::replay_chunks(&response, true).into_iter();
-        let first = chunks.next().unwrap_or_else(|| empty_chunk(&response));
+        // A stream must start with a chunk; a cached answer with no choices still gets one.
+        let first = chunks
+            .next()
+            .unwrap_or_else(|| crate::stream::gateway_chunk(&response.model, Vec::new()));
         ChatOutcome::Stream(Box::new(StreamAnswer {
             first,
             rest: Box::pin(futures::stream::iter(chunks.map(Ok))),
@@ -718,22 +721,6 @@ fn note_served(record: &mut RecordGuard, served: &Served) {
     r.model = Some(served.model.spec.name.clone());
     r.deployment = Some(served.deployment.label.clone());
     r.fallback_from.clone_from(&served.fallback_from);
-}
-
-/// A stream must start with a chunk; a cached answer with no choices still gets one.
-fn empty_chunk(
-    response: &switchyard_api::ChatCompletionResponse,
-) -> switchyard_api::ChatCompletionChunk {
-    switchyard_api::ChatCompletionChunk {
-        id: response.id.clone(),
-        object: "chat.completion.chunk".to_owned(),
-        created: response.created,
-        model: response.model.clone(),
-        choices: Vec::new(),
-        usage: None,
-        system_fingerprint: None,
-        extra: Default::default(),
-    }
 }
 
 fn response_text(response: &switchyard_api::ChatCompletionResponse) -> String {

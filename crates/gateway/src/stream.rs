@@ -192,21 +192,16 @@ impl State {
     fn stop(&mut self, chunk: &ChatCompletionChunk, stop: &GuardVerdict) -> Bytes {
         self.finished = true;
         self.fill = None;
-        let last = ChatCompletionChunk {
-            id: chunk.id.clone(),
-            object: "chat.completion.chunk".to_owned(),
-            created: chunk.created,
-            model: self.model.clone(),
-            choices: vec![switchyard_api::ChunkChoice {
-                index: 0,
-                delta: switchyard_api::Delta::default(),
-                finish_reason: Some(switchyard_api::finish_reason::CONTENT_FILTER.to_owned()),
-                logprobs: None,
-            }],
-            usage: None,
-            system_fingerprint: None,
-            extra: Default::default(),
-        };
+        let mut last = gateway_chunk(
+            &self.model,
+            vec![choice(
+                0,
+                switchyard_api::Delta::default(),
+                Some(switchyard_api::finish_reason::CONTENT_FILTER),
+            )],
+        );
+        last.id.clone_from(&chunk.id);
+        last.created = chunk.created;
         self.settle_usage();
         self.record_verdicts();
         if let Some(r) = self.record.take() {
@@ -253,23 +248,13 @@ impl State {
         // A stream that ended without a finish reason still owes its held-back text.
         if let Some(window) = &mut self.window {
             let tail = window.finish();
-            let tail_chunk = |text: String| ChatCompletionChunk {
-                id: String::new(),
-                object: "chat.completion.chunk".to_owned(),
-                created: switchyard_providers::unix_now(),
-                model: self.model.clone(),
-                choices: vec![switchyard_api::ChunkChoice {
-                    index: 0,
-                    delta: switchyard_api::Delta {
-                        content: Some(text),
-                        ..Default::default()
-                    },
-                    finish_reason: None,
-                    logprobs: None,
-                }],
-                usage: None,
-                system_fingerprint: None,
-                extra: Default::default(),
+            let model = self.model.clone();
+            let tail_chunk = |text: String| {
+                let delta = switchyard_api::Delta {
+                    content: Some(text),
+                    ..Default::default()
+                };
+                gateway_chunk(&model, vec![choice(0, delta, None)])
             };
             match tail {
                 Err(stop) => {
@@ -301,16 +286,8 @@ impl State {
         }
         let mut out = BytesMut::new();
         if self.request.wants_stream_usage() {
-            let chunk = ChatCompletionChunk {
-                id: String::new(),
-                object: "chat.completion.chunk".to_owned(),
-                created: switchyard_providers::unix_now(),
-                model: self.model.clone(),
-                choices: Vec::new(),
-                usage: Some(usage),
-                system_fingerprint: None,
-                extra: Default::default(),
-            };
+            let mut chunk = gateway_chunk(&self.model, Vec::new());
+            chunk.usage = Some(usage);
             if let Ok(b) = sse::data_event(&chunk) {
                 out.extend_from_slice(&b);
             }
@@ -418,24 +395,40 @@ impl Restore {
                     None => delta.content = Some(text),
                     Some(i) => delta.tool_calls = Some(vec![arguments_delta(i, text)]),
                 }
-                choices.push(switchyard_api::ChunkChoice {
-                    index,
-                    delta,
-                    finish_reason: None,
-                    logprobs: None,
-                });
+                choices.push(choice(index, delta, None));
             }
         }
-        (!choices.is_empty()).then(|| ChatCompletionChunk {
-            id: String::new(),
-            object: "chat.completion.chunk".to_owned(),
-            created: switchyard_providers::unix_now(),
-            model: model.to_owned(),
-            choices,
-            usage: None,
-            system_fingerprint: None,
-            extra: Default::default(),
-        })
+        (!choices.is_empty()).then(|| gateway_chunk(model, choices))
+    }
+}
+
+/// A chunk the gateway writes itself (usage, held-back text, a stop), stamped now.
+pub(crate) fn gateway_chunk(
+    model: &str,
+    choices: Vec<switchyard_api::ChunkChoice>,
+) -> ChatCompletionChunk {
+    ChatCompletionChunk {
+        id: String::new(),
+        object: "chat.completion.chunk".to_owned(),
+        created: switchyard_providers::unix_now(),
+        model: model.to_owned(),
+        choices,
+        usage: None,
+        system_fingerprint: None,
+        extra: Default::default(),
+    }
+}
+
+fn choice(
+    index: u32,
+    delta: switchyard_api::Delta,
+    finish_reason: Option<&str>,
+) -> switchyard_api::ChunkChoice {
+    switchyard_api::ChunkChoice {
+        index,
+        delta,
+        finish_reason: finish_reason.map(str::to_owned),
+        logprobs: None,
     }
 }
 
