@@ -39,6 +39,10 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGuards {
+    /// `alongside` (default: classifying guards run while the provider call runs) or `first`
+    /// (they finish before the call starts: a refused request costs no provider call).
+    #[serde(default)]
+    pub screen: Option<String>,
     #[serde(default)]
     pub pii: Option<RawPiiGuard>,
     #[serde(default)]
@@ -54,6 +58,102 @@ pub struct RawGuards {
     pub webhook: Option<RawWebhookGuard>,
     #[serde(default)]
     pub judge: Option<RawJudgeGuard>,
+    #[serde(default)]
+    pub topics: Option<RawTopicsGuard>,
+    #[serde(default)]
+    pub grounding: Option<RawGroundingGuard>,
+    #[serde(default)]
+    pub bias: Option<RawBiasGuard>,
+}
+
+/// `[guards.topics]`: what the service will talk about, judged alongside the model call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopicsGuard {
+    /// Topics a request must be close to (when any is declared).
+    #[serde(default)]
+    pub allowed: Vec<RawTopic>,
+    /// Topics a request must not be close to.
+    #[serde(default)]
+    pub denied: Vec<RawTopic>,
+    /// `refuse` (default: the configured refusal is the answer) or `flag`.
+    #[serde(default = "default_topics_action")]
+    pub action: String,
+    /// The answer an off-topic or denied request gets.
+    #[serde(default = "default_topic_refusal")]
+    pub refusal: String,
+    /// Cosine at or above which an allowed topic accepts a request.
+    #[serde(default)]
+    pub allow_threshold: Option<f32>,
+    /// Cosine at or above which a denied topic refuses a request.
+    #[serde(default)]
+    pub deny_threshold: Option<f32>,
+    /// The static embedding model's folder (see `scripts/fetch-models.sh`).
+    #[serde(default = "default_embedder")]
+    pub embedder: String,
+    /// `closed` (default: a guard that fails blocks the request) or `open`.
+    #[serde(default = "default_on_error")]
+    pub on_error: String,
+}
+
+/// One topic: a few example phrases, a description, keywords.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopic {
+    pub name: String,
+    #[serde(default)]
+    pub examples: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+}
+
+fn default_topics_action() -> String {
+    "refuse".to_owned()
+}
+fn default_topic_refusal() -> String {
+    "I'm sorry, I can only help with questions this service is meant for.".to_owned()
+}
+pub(crate) fn default_embedder() -> String {
+    "models/minilm-static-256".to_owned()
+}
+
+/// `[guards.grounding]`: answers must be supported by the context the request gave.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroundingGuard {
+    /// `flag` (default), `retry` or `block`.
+    #[serde(default = "default_flag_action")]
+    pub action: String,
+    /// An answer whose weakest sentence's support is below this fails.
+    #[serde(default = "default_grounding_threshold")]
+    pub threshold: f32,
+    /// Where the context is: `field` (the request's `context` extension field), `tools`
+    /// (tool results in the conversation), `system` (system messages).
+    #[serde(default = "default_context_sources")]
+    pub context: Vec<String>,
+}
+
+fn default_flag_action() -> String {
+    "flag".to_owned()
+}
+fn default_grounding_threshold() -> f32 {
+    0.5
+}
+fn default_context_sources() -> Vec<String> {
+    vec!["field".to_owned(), "tools".to_owned()]
+}
+
+/// `[guards.bias]`: stereotyping generalisations about groups in answers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBiasGuard {
+    /// `flag` (default), `retry` or `block`.
+    #[serde(default = "default_flag_action")]
+    pub action: String,
+    #[serde(default)]
+    pub threshold: Option<f32>,
 }
 
 /// `[guards.judge]`: another configured model reads each answer and says whether it is safe.
@@ -332,7 +432,7 @@ impl Default for RawCache {
         RawCache {
             enabled: true,
             max_mb: 64,
-            embedder: "models/minilm-static-256".to_owned(),
+            embedder: default_embedder(),
             top_k: 4,
             semantic: true,
             threshold: 0.90,

@@ -34,6 +34,8 @@ pub struct Config {
 /// The guards in force; each `None` when not configured.
 #[derive(Debug, Clone, Default)]
 pub struct GuardsSpec {
+    /// Run the classifying guards before the provider call instead of alongside it.
+    pub screen_first: bool,
     pub pii: Option<PiiGuardSpec>,
     pub injection: Option<InjectionGuardSpec>,
     pub toxicity: Option<ToxicityGuardSpec>,
@@ -41,6 +43,45 @@ pub struct GuardsSpec {
     pub output: OutputPolicySpec,
     pub webhook: Option<WebhookGuardSpec>,
     pub judge: Option<JudgeGuardSpec>,
+    pub topics: Option<TopicsGuardSpec>,
+    pub grounding: Option<GroundingGuardSpec>,
+    pub bias: Option<BiasGuardSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicsGuardSpec {
+    /// Allowed and denied topics, checked for names and content.
+    pub topics: Vec<switchyard_topics::TopicSpec>,
+    pub thresholds: switchyard_topics::Thresholds,
+    /// Answer with `refusal` (else only flag the request).
+    pub refuse: bool,
+    pub refusal: String,
+    pub embedder: PathBuf,
+    pub fail_open: bool,
+}
+
+/// Where a request's grounding context is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContextSources {
+    /// The `context` extension field: a string or an array of strings.
+    pub field: bool,
+    /// Tool (and function) results in the conversation.
+    pub tools: bool,
+    /// System messages.
+    pub system: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroundingGuardSpec {
+    pub action: OutputAction,
+    pub threshold: f32,
+    pub context: ContextSources,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BiasGuardSpec {
+    pub action: OutputAction,
+    pub threshold: Option<f32>,
 }
 
 /// The default rubric of `[guards.judge]`.

@@ -30,6 +30,30 @@ impl Checker {
         }
         ok
     }
+
+    /// The option `value` names, or `fallback` after recording which names are allowed.
+    fn one_of<T: Copy>(
+        &mut self,
+        path: String,
+        value: &str,
+        options: &[(&str, T)],
+        fallback: T,
+    ) -> T {
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == value) {
+            return *v;
+        }
+        let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        self.err(
+            path,
+            format!("`{value}` is not one of {}", names.join(", ")),
+        );
+        fallback
+    }
+
+    /// `on_error`: whether a guard that fails lets the request through.
+    fn fail_open(&mut self, path: String, value: &str) -> bool {
+        self.one_of(path, value, &[("closed", false), ("open", true)], false)
+    }
 }
 
 pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
@@ -778,28 +802,13 @@ fn guards(
         }
     });
     let injection = g.injection.as_ref().and_then(|i| {
-        let block = match i.action.as_str() {
-            "block" => true,
-            "flag" => false,
-            other => {
-                c.err(
-                    format!("{at}.injection.action"),
-                    format!("`{other}` is not one of \"block\", \"flag\""),
-                );
-                true
-            }
-        };
-        let fail_open = match i.on_error.as_str() {
-            "closed" => false,
-            "open" => true,
-            other => {
-                c.err(
-                    format!("{at}.injection.on_error"),
-                    format!("`{other}` is not one of \"closed\", \"open\""),
-                );
-                false
-            }
-        };
+        let block = c.one_of(
+            format!("{at}.injection.action"),
+            &i.action,
+            &[("block", true), ("flag", false)],
+            true,
+        );
+        let fail_open = c.fail_open(format!("{at}.injection.on_error"), &i.on_error);
         if let Some(t) = i.threshold {
             c.ensure(
                 (0.0..=1.0).contains(&t),
@@ -820,17 +829,17 @@ fn guards(
             fail_open,
         })
     });
-    let output_action = |c: &mut Checker, path: &str, a: &str| match a {
-        "retry" => OutputAction::Retry,
-        "block" => OutputAction::Block,
-        "flag" => OutputAction::Flag,
-        other => {
-            c.err(
-                path,
-                format!("`{other}` is not one of \"retry\", \"block\", \"flag\""),
-            );
-            OutputAction::Retry
-        }
+    let output_action = |c: &mut Checker, path: &str, a: &str| {
+        c.one_of(
+            path.to_owned(),
+            a,
+            &[
+                ("retry", OutputAction::Retry),
+                ("block", OutputAction::Block),
+                ("flag", OutputAction::Flag),
+            ],
+            OutputAction::Retry,
+        )
     };
     let toxicity = g.toxicity.as_ref().and_then(|t| {
         let action = output_action(c, &format!("{at}.toxicity.action"), &t.action);
@@ -909,17 +918,7 @@ fn guards(
             format!("{at}.webhook.timeout_ms"),
             "must be greater than 0",
         );
-        let fail_open = match w.on_error.as_str() {
-            "closed" => false,
-            "open" => true,
-            other => {
-                c.err(
-                    format!("{at}.webhook.on_error"),
-                    format!("`{other}` is not one of \"closed\", \"open\""),
-                );
-                false
-            }
-        };
+        let fail_open = c.fail_open(format!("{at}.webhook.on_error"), &w.on_error);
         WebhookGuardSpec {
             url,
             timeout: Duration::from_millis(w.timeout_ms),
@@ -958,18 +957,160 @@ fn guards(
             action,
         })
     });
+    let screen_first = c.one_of(
+        format!("{at}.screen"),
+        g.screen.as_deref().unwrap_or("alongside"),
+        &[("alongside", false), ("first", true)],
+        false,
+    );
+    let topics = g.topics.as_ref().map(|t| topics_guard(c, at, t));
+    let grounding = g.grounding.as_ref().map(|r| {
+        let action = output_action(c, &format!("{at}.grounding.action"), &r.action);
+        c.ensure(
+            (0.0..=1.0).contains(&r.threshold),
+            format!("{at}.grounding.threshold"),
+            "must be between 0 and 1",
+        );
+        let mut context = ContextSources::default();
+        for (i, source) in r.context.iter().enumerate() {
+            match source.as_str() {
+                "field" => context.field = true,
+                "tools" => context.tools = true,
+                "system" => context.system = true,
+                other => c.err(
+                    format!("{at}.grounding.context[{i}]"),
+                    format!("`{other}` is not one of \"field\", \"tools\", \"system\""),
+                ),
+            }
+        }
+        c.ensure(
+            context != ContextSources::default(),
+            format!("{at}.grounding.context"),
+            "name at least one place to read the context from",
+        );
+        GroundingGuardSpec {
+            action,
+            threshold: r.threshold,
+            context,
+        }
+    });
+    let bias = g.bias.as_ref().map(|b| {
+        let action = output_action(c, &format!("{at}.bias.action"), &b.action);
+        if let Some(v) = b.threshold {
+            c.ensure(
+                (0.0..=1.0).contains(&v),
+                format!("{at}.bias.threshold"),
+                "must be between 0 and 1",
+            );
+        }
+        BiasGuardSpec {
+            action,
+            threshold: b.threshold,
+        }
+    });
     GuardsSpec {
+        screen_first,
         pii,
         injection,
         toxicity,
         compliance,
         webhook,
         judge,
+        topics,
+        grounding,
+        bias,
         output: OutputPolicySpec {
             retries: g.output.retries,
             corrective_note: g.output.corrective_note,
             safe_answer: g.output.safe_answer.clone(),
         },
+    }
+}
+
+fn topics_guard(c: &mut Checker, at: &str, t: &RawTopicsGuard) -> TopicsGuardSpec {
+    let refuse = c.one_of(
+        format!("{at}.topics.action"),
+        &t.action,
+        &[("refuse", true), ("flag", false)],
+        true,
+    );
+    let fail_open = c.fail_open(format!("{at}.topics.on_error"), &t.on_error);
+    c.ensure(
+        !t.allowed.is_empty() || !t.denied.is_empty(),
+        format!("{at}.topics"),
+        "declare at least one [[...topics.allowed]] or [[...topics.denied]] topic",
+    );
+    c.ensure(
+        !t.refusal.trim().is_empty(),
+        format!("{at}.topics.refusal"),
+        "must not be empty",
+    );
+    c.ensure(
+        !t.embedder.trim().is_empty(),
+        format!("{at}.topics.embedder"),
+        "must name the static model's folder",
+    );
+    let defaults = switchyard_topics::Thresholds::default();
+    let mut thresholds = defaults;
+    for (field, value, slot) in [
+        ("allow_threshold", t.allow_threshold, &mut thresholds.allow),
+        ("deny_threshold", t.deny_threshold, &mut thresholds.deny),
+    ] {
+        if let Some(v) = value {
+            c.ensure(
+                (-1.0..=1.0).contains(&v),
+                format!("{at}.topics.{field}"),
+                "a cosine: between -1 and 1",
+            );
+            *slot = v;
+        }
+    }
+    let mut topics = Vec::new();
+    let mut names = BTreeSet::new();
+    for (list, kind, raw) in [
+        ("allowed", switchyard_topics::TopicKind::Allowed, &t.allowed),
+        ("denied", switchyard_topics::TopicKind::Denied, &t.denied),
+    ] {
+        for (i, topic) in raw.iter().enumerate() {
+            let path = format!("{at}.topics.{list}[{i}]");
+            let name = topic.name.trim();
+            c.ensure(
+                !name.is_empty(),
+                format!("{path}.name"),
+                "must not be empty",
+            );
+            c.ensure(
+                name.is_empty() || names.insert(name.to_owned()),
+                format!("{path}.name"),
+                format!("topic `{name}` is declared twice"),
+            );
+            let has_phrase = topic.examples.iter().any(|e| !e.trim().is_empty())
+                || topic
+                    .description
+                    .as_deref()
+                    .is_some_and(|d| !d.trim().is_empty())
+                || topic.keywords.iter().any(|k| !k.trim().is_empty());
+            c.ensure(
+                has_phrase,
+                path.clone(),
+                "give the topic examples, a description or keywords",
+            );
+            topics.push(switchyard_topics::TopicSpec {
+                name: name.to_owned(),
+                examples: topic.examples.clone(),
+                description: topic.description.clone(),
+                keywords: topic.keywords.clone(),
+                kind,
+            });
+        }
+    }
+    TopicsGuardSpec {
+        topics,
+        thresholds,
+        refuse,
+        refusal: t.refusal.clone(),
+        embedder: PathBuf::from(&t.embedder),
+        fail_open,
     }
 }
 

@@ -311,3 +311,57 @@ fn guard_mistakes_are_located() {
     assert_eq!(ok.guards.pii.unwrap().kinds.len(), 7);
     assert!(ok.guards.injection.unwrap().block);
 }
+
+#[test]
+fn topic_grounding_and_bias_mistakes_are_located() {
+    let guards = r#"
+[guards.topics]
+action = "ignore"
+allow_threshold = 3.0
+
+[[guards.topics.allowed]]
+name = "banking"
+examples = ["What is my balance?"]
+
+[[guards.topics.denied]]
+name = "banking"
+
+[guards.grounding]
+action = "retry"
+threshold = 1.5
+context = ["field", "web"]
+
+[guards.bias]
+threshold = -1.0
+"#;
+    let errs = errors(&format!("{GOOD}{guards}"));
+    for needle in [
+        "`guards.topics.action`: `ignore` is not one of",
+        "`guards.topics.allow_threshold`",
+        "`guards.topics.denied[0].name`: topic `banking` is declared twice",
+        "`guards.topics.denied[0]`: give the topic examples",
+        "`guards.grounding.threshold`",
+        "`guards.grounding.context[1]`: `web` is not one of",
+        "`guards.bias.threshold`",
+    ] {
+        assert!(has_in(&errs, needle), "{needle}: {errs:#?}");
+    }
+    // Line numbers point into the file.
+    assert!(has_in(&errs, "bad.toml:"), "{errs:#?}");
+
+    let ok = parse(
+        &format!("{GOOD}\n[guards.grounding]\n[guards.bias]\n[guards.topics]\n[[guards.topics.denied]]\nname = \"politics\"\nkeywords = [\"election\"]\n"),
+        "ok.toml",
+    )
+    .unwrap();
+    let g = ok.guards.grounding.unwrap();
+    assert_eq!(g.action, switchyard_control::OutputAction::Flag);
+    assert!(g.context.field && g.context.tools && !g.context.system);
+    assert_eq!(
+        ok.guards.bias.unwrap().action,
+        switchyard_control::OutputAction::Flag
+    );
+    let t = ok.guards.topics.unwrap();
+    assert!(t.refuse);
+    assert_eq!(t.topics.len(), 1);
+}

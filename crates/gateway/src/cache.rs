@@ -32,6 +32,22 @@ pub struct CacheStage {
     embedder: Option<Arc<StaticModel>>,
 }
 
+/// The static models a pipeline loaded, one per folder, shared by the cache and the guards.
+#[derive(Default)]
+pub struct StaticModels(std::collections::HashMap<std::path::PathBuf, Arc<StaticModel>>);
+
+impl StaticModels {
+    /// The model in `dir`, loaded on first use.
+    pub fn get(&mut self, dir: &Path) -> Result<Arc<StaticModel>, switchyard_embed::EmbedError> {
+        if let Some(m) = self.0.get(dir) {
+            return Ok(Arc::clone(m));
+        }
+        let m = Arc::new(StaticModel(StaticEmbedder::load(dir)?));
+        self.0.insert(dir.to_owned(), Arc::clone(&m));
+        Ok(m)
+    }
+}
+
 /// `switchyard_embed::StaticEmbedder` as the cache's `Embedder`.
 pub struct StaticModel(pub StaticEmbedder);
 
@@ -96,9 +112,13 @@ pub struct EmbedderMissing(#[from] switchyard_embed::EmbedError);
 
 impl CacheStage {
     /// Builds the cache; loads the static model only when some policy uses the semantic tier.
-    pub fn build(spec: &CacheSpec, semantic_used: bool) -> Result<Self, EmbedderMissing> {
+    pub fn build(
+        spec: &CacheSpec,
+        semantic_used: bool,
+        load: &mut StaticModels,
+    ) -> Result<Self, EmbedderMissing> {
         let embedder = if semantic_used {
-            Some(Arc::new(StaticModel(load_static(&spec.embedder)?)))
+            Some(load.get(&spec.embedder)?)
         } else {
             None
         };
@@ -209,10 +229,6 @@ pub fn cache_control(headers: &HeaderMap) -> Result<CacheControl, GatewayError> 
                 format!("`{CACHE_CONTROL}` must be `bypass` or `refresh`"),
             )
         })
-}
-
-fn load_static(dir: &Path) -> Result<StaticEmbedder, switchyard_embed::EmbedError> {
-    StaticEmbedder::load(dir)
 }
 
 fn now() -> Instant {

@@ -6,11 +6,13 @@
 //!    into the answer (whole, or chunk by chunk for a stream). The cache stores the masked
 //!    answer, so a value never reaches another request.
 //! 2. Classifying guards only read the request, so they run alongside the provider call
-//!    ([`alongside`]): the injection screen starts on a blocking thread when the call starts;
-//!    if it blocks, the call is dropped (which cancels it upstream) and the refusal returned.
-//!    Nothing from the provider reaches the client before the screen has passed: a call that
-//!    answers first waits for it.
-//! 3. Output guards read the whole answer (toxicity, compliance rules). A missing disclaimer
+//!    ([`alongside`]): the injection screen and the topic filter start on blocking threads
+//!    when the call starts, the webhook when it is first polled; if one refuses, the call is
+//!    dropped (which cancels it upstream) and the refusal returned: an error, or for the topic
+//!    filter its polite answer ([`GuardStage::refusal_answer`]). Nothing from the provider
+//!    reaches the client before the screen has passed: a call that answers first waits for it.
+//! 3. Output guards read the whole answer (toxicity, grounding against the request's context,
+//!    bias, compliance rules). A missing disclaimer
 //!    is appended; any other failure, by the guard's action, is flagged, or regenerated (up
 //!    to `output.retries`, with a note telling the model what failed), and then replaced by
 //!    the configured safe answer. Only an answer that passed is cached. A stream cannot be
@@ -26,10 +28,16 @@ use std::time::Instant;
 
 use serde::Serialize;
 use switchyard_api::{ChatCompletionRequest, ChatMessage, MessageContent, Role};
-use switchyard_control::{ComplianceGuardSpec, GuardsSpec, OutputAction, OutputPolicySpec};
+use switchyard_control::{
+    ComplianceGuardSpec, ContextSources, GuardsSpec, OutputAction, OutputPolicySpec,
+};
+use switchyard_grounding::{Context as GroundingContext, Grounding};
 use switchyard_pii::{MaskSession, Masker, Restorations, Scanner, ScannerConfig};
 use switchyard_textclass::injection::{Channel, Detector};
 use switchyard_textclass::toxicity::ToxicityDetector;
+use switchyard_topics::{BiasDetector, Reason, TopicFilter};
+
+use crate::cache::StaticModels;
 
 /// The classifying guards of one request, started together; resolves to every verdict.
 pub type Screen = std::pin::Pin<Box<dyn Future<Output = Vec<GuardVerdict>> + Send>>;
@@ -98,6 +106,27 @@ struct ToxicityGuard {
     action: OutputAction,
 }
 
+/// A text embedder the topic filter can own.
+type BoxedEmbed = Box<dyn Fn(&str) -> Vec<f32> + Send + Sync>;
+
+struct TopicsGuard {
+    filter: TopicFilter<BoxedEmbed>,
+    refuse: bool,
+    refusal: String,
+    fail_open: bool,
+}
+
+struct GroundingGuard {
+    scorer: Grounding,
+    action: OutputAction,
+    sources: ContextSources,
+}
+
+struct BiasGuard {
+    detector: BiasDetector,
+    action: OutputAction,
+}
+
 /// A team's own service, asked about the request alongside the call.
 struct WebhookGuard {
     client: reqwest::Client,
@@ -153,16 +182,20 @@ impl WebhookGuard {
 pub struct OutputChecks {
     toxicity: Option<ToxicityGuard>,
     compliance: Option<ComplianceGuardSpec>,
+    grounding: Option<GroundingGuard>,
+    bias: Option<BiasGuard>,
 }
 
 /// The guards of one pipeline.
 pub struct GuardStage {
     pii: Option<PiiGuard>,
     injection: Option<Arc<InjectionGuard>>,
+    topics: Option<Arc<TopicsGuard>>,
     webhook: Option<Arc<WebhookGuard>>,
     judge: Option<switchyard_control::JudgeGuardSpec>,
     checks: Option<Arc<OutputChecks>>,
     output: OutputPolicySpec,
+    screen_first: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +208,12 @@ pub enum GuardBuildError {
     Toxicity(#[from] switchyard_textclass::toxicity::ToxicityError),
     #[error("guards.webhook: cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("guards.topics.embedder: {0}")]
+    TopicsEmbedder(switchyard_embed::EmbedError),
+    #[error("guards.topics: {0}")]
+    Topics(#[from] switchyard_topics::TopicError),
+    #[error("guards.grounding: {0}")]
+    Grounding(#[from] switchyard_grounding::GroundingError),
 }
 
 /// What masking left for the answer.
@@ -183,9 +222,12 @@ pub struct Masking {
 }
 
 impl GuardStage {
+    /// `models` loads the static embedding model the topic filter needs (shared with the
+    /// cache).
     pub fn build(
         spec: &GuardsSpec,
         env: &dyn Fn(&str) -> Option<String>,
+        models: &mut StaticModels,
     ) -> Result<Self, GuardBuildError> {
         let pii = match &spec.pii {
             Some(p) => {
@@ -234,12 +276,50 @@ impl GuardStage {
             None => None,
         };
         let compliance = spec.compliance.clone();
-        let checks = (toxicity.is_some() || compliance.is_some()).then(|| {
-            Arc::new(OutputChecks {
-                toxicity,
-                compliance,
-            })
+        let grounding = match &spec.grounding {
+            Some(g) => Some(GroundingGuard {
+                // The lexical head: it needs no model, and the static head measured no better
+                // (eval/hallucination.md).
+                scorer: Grounding::embedded()?.with_threshold(g.threshold),
+                action: g.action,
+                sources: g.context,
+            }),
+            None => None,
+        };
+        let bias = spec.bias.as_ref().map(|b| BiasGuard {
+            detector: match b.threshold {
+                Some(t) => BiasDetector::default().with_threshold(t),
+                None => BiasDetector::default(),
+            },
+            action: b.action,
         });
+        let checks =
+            (toxicity.is_some() || compliance.is_some() || grounding.is_some() || bias.is_some())
+                .then(|| {
+                    Arc::new(OutputChecks {
+                        toxicity,
+                        compliance,
+                        grounding,
+                        bias,
+                    })
+                });
+        let topics = match &spec.topics {
+            Some(t) => {
+                let model = models
+                    .get(&t.embedder)
+                    .map_err(GuardBuildError::TopicsEmbedder)?;
+                let embed: BoxedEmbed = Box::new(move |text: &str| {
+                    switchyard_cache::Embedder::embed(model.as_ref(), text)
+                });
+                Some(Arc::new(TopicsGuard {
+                    filter: TopicFilter::new(t.topics.clone(), embed, t.thresholds)?,
+                    refuse: t.refuse,
+                    refusal: t.refusal.clone(),
+                    fail_open: t.fail_open,
+                }))
+            }
+            None => None,
+        };
         let webhook = match &spec.webhook {
             Some(w) => Some(Arc::new(WebhookGuard {
                 client: switchyard_providers::http_client(w.timeout)?,
@@ -252,18 +332,24 @@ impl GuardStage {
         Ok(GuardStage {
             pii,
             injection,
+            topics,
             webhook,
             judge: spec.judge.clone(),
             checks,
             output: spec.output.clone(),
+            screen_first: spec.screen_first,
         })
     }
 
     /// A watcher for a streamed answer, when output guards are on.
     pub fn stream_window(&self, request: &ChatCompletionRequest) -> Option<OutputWindow> {
         let checks = self.checks.clone()?;
+        let context = checks.grounding.as_ref().and_then(|g| {
+            grounding_context(request, g.sources).map(|text| GroundingContext::new(&text, None))
+        });
         Some(OutputWindow {
             checks,
+            context,
             question: last_user_text(request),
             wants_json: json_requested(request),
             pending: String::new(),
@@ -317,31 +403,59 @@ impl GuardStage {
         let Some(checks) = &self.checks else {
             return None;
         };
-        if let Some(t) = &checks.toxicity {
-            let started = Instant::now();
-            let v = t.detector.scan(&response.text());
-            let failed = v.toxic && t.action != OutputAction::Flag;
+        let text = response.text();
+        // A classifying check's verdict: `pass`, `flagged` (found, but the action only flags)
+        // or `failed`; the first failure is returned.
+        let mut judged = |guard: &'static str,
+                          found: bool,
+                          action: OutputAction,
+                          score: f32,
+                          detail: &dyn Fn() -> String,
+                          started: Instant| {
+            let outcome = match (found, action) {
+                (false, _) => "pass",
+                (true, OutputAction::Flag) => "flagged",
+                (true, _) => "failed",
+            };
             let verdict = GuardVerdict {
-                guard: "toxicity",
-                outcome: match (v.toxic, failed) {
-                    (false, _) => "pass",
-                    (true, false) => "flagged",
-                    (true, true) => "failed",
-                },
-                score: Some(v.score),
-                detail: v
-                    .categories
-                    .iter()
-                    .map(|c| c.name())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                guard,
+                outcome,
+                score: Some(score),
+                detail: if found { detail() } else { String::new() },
                 ms: started.elapsed().as_secs_f64() * 1e3,
                 blocks: false,
             };
-            if failed {
-                failure = Some((verdict.clone(), t.action));
+            if outcome == "failed" && failure.is_none() {
+                failure = Some((verdict.clone(), action));
             }
             verdicts.push(verdict);
+        };
+        if let Some(t) = &checks.toxicity {
+            let started = Instant::now();
+            let v = t.detector.scan(&text);
+            let detail = || toxicity_detail(&v);
+            judged("toxicity", v.toxic, t.action, v.score, &detail, started);
+        }
+        if let Some(g) = &checks.grounding {
+            if let Some(context) = grounding_context(request, g.sources) {
+                let started = Instant::now();
+                let v = g.scorer.check_lexical(&context, &text);
+                let detail = || grounding_detail(&v);
+                judged(
+                    "grounding",
+                    !v.supported,
+                    g.action,
+                    v.score,
+                    &detail,
+                    started,
+                );
+            }
+        }
+        if let Some(b) = &checks.bias {
+            let started = Instant::now();
+            let v = b.detector.scan(&text);
+            let detail = || bias_detail(&v);
+            judged("bias", v.biased, b.action, v.score, &detail, started);
         }
         if let Some(c) = &checks.compliance {
             let started = Instant::now();
@@ -489,6 +603,14 @@ impl GuardStage {
                     .unwrap_or_else(|_| failed("injection", fail_open))
             }));
         }
+        if let Some(guard) = self.topics.clone() {
+            let fail_open = guard.fail_open;
+            let text = last_user_text(request);
+            let handle = tokio::task::spawn_blocking(move || topics_verdict(&guard, &text));
+            parts.push(Box::pin(async move {
+                handle.await.unwrap_or_else(|_| failed("topics", fail_open))
+            }));
+        }
         if let Some(hook) = self.webhook.clone() {
             // The (masked) conversation, as the provider would see it.
             let body = serde_json::json!({
@@ -503,6 +625,21 @@ impl GuardStage {
             parts.push(Box::pin(async move { hook.ask(body).await }));
         }
         (!parts.is_empty()).then(|| Box::pin(futures::future::join_all(parts)) as Screen)
+    }
+
+    /// The answer a refusing screen gives instead of an error: the topic filter's polite
+    /// refusal, when it is the first verdict that refuses.
+    pub fn refusal_answer(&self, verdicts: &[GuardVerdict]) -> Option<&str> {
+        let first = verdicts.iter().find(|v| v.blocks)?;
+        match (&self.topics, first.guard, first.outcome) {
+            (Some(t), "topics", "refused") => Some(&t.refusal),
+            _ => None,
+        }
+    }
+
+    /// Whether the screen must finish before the provider call starts (`screen = "first"`).
+    pub fn screens_first(&self) -> bool {
+        self.screen_first
     }
 
     /// Waits for a screen already started (a cache hit has no call to overlap with).
@@ -533,6 +670,95 @@ impl GuardStage {
         };
         (result, verdicts)
     }
+}
+
+fn topics_verdict(guard: &TopicsGuard, text: &str) -> GuardVerdict {
+    let started = Instant::now();
+    let v = guard.filter.classify(text);
+    let topic = match &v.reason {
+        Reason::DeniedSimilar(t) | Reason::DeniedKeyword(t) => Some(t.as_str()),
+        _ => v.best.as_ref().map(|(t, _)| t.as_str()),
+    };
+    let outcome = match (v.allowed, guard.refuse) {
+        (true, _) => "pass",
+        (false, true) => "refused",
+        (false, false) => "flagged",
+    };
+    GuardVerdict {
+        guard: "topics",
+        outcome,
+        score: v.best.as_ref().map(|(_, s)| *s),
+        detail: match topic {
+            Some(t) => format!("{} {t}", v.reason.label()),
+            None => v.reason.label().to_owned(),
+        },
+        ms: started.elapsed().as_secs_f64() * 1e3,
+        blocks: !v.allowed && guard.refuse,
+    }
+}
+
+/// The context an answer must be grounded in, from the places the guard reads: system
+/// messages named `context` (where the `context` field goes, see [`context_field_message`]),
+/// tool results, system messages. `None` when there is none.
+fn grounding_context(request: &ChatCompletionRequest, sources: ContextSources) -> Option<String> {
+    let parts: Vec<String> = request
+        .messages
+        .iter()
+        .filter(|m| match m.role {
+            Role::System | Role::Developer => {
+                sources.system || (sources.field && m.name.as_deref() == Some(CONTEXT_NAME))
+            }
+            Role::Tool | Role::Function => sources.tools,
+            _ => false,
+        })
+        .map(ChatMessage::text)
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
+}
+
+/// The name of the system message that carries the request's `context` field.
+pub const CONTEXT_NAME: &str = "context";
+
+/// Moves the request's `context` extension field (a string, or an array of strings or of
+/// objects with `text` or `content`) into a system message named `context`, after the
+/// leading system messages, so the model reads it, the cache keys on it, masking covers it,
+/// and no provider is sent a field it does not know. `Err` when the field has another shape.
+pub fn context_field_message(request: &mut ChatCompletionRequest) -> Result<(), GatewayError> {
+    let Some(value) = request.extra.remove("context") else {
+        return Ok(());
+    };
+    let piece = |v: &serde_json::Value| -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => o
+                .get("text")
+                .or_else(|| o.get("content"))
+                .and_then(|t| t.as_str())
+                .map(str::to_owned),
+            _ => None,
+        }
+    };
+    let texts: Option<Vec<String>> = match &value {
+        serde_json::Value::Array(items) => items.iter().map(piece).collect(),
+        serde_json::Value::String(_) => piece(&value).map(|t| vec![t]),
+        _ => None,
+    };
+    let Some(texts) = texts else {
+        return Err(GatewayError::invalid(
+            Some("context"),
+            "`context` must be a string, or an array of strings or of objects with `text`",
+        ));
+    };
+    let mut message = ChatMessage::new(Role::System, texts.join("\n\n"));
+    message.name = Some(CONTEXT_NAME.to_owned());
+    let at = request
+        .messages
+        .iter()
+        .take_while(|m| matches!(m.role, Role::System | Role::Developer))
+        .count();
+    request.messages.insert(at, message);
+    Ok(())
 }
 
 fn injection_verdict(guard: &InjectionGuard, texts: &[(Channel, String)]) -> GuardVerdict {
@@ -575,6 +801,44 @@ fn injection_verdict(guard: &InjectionGuard, texts: &[(Channel, String)]) -> Gua
             }
         }
     }
+}
+
+fn toxicity_detail(v: &switchyard_textclass::toxicity::ToxicityVerdict) -> String {
+    v.categories
+        .iter()
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// How many sentences fell short, and the numbers and names the context never mentions.
+fn grounding_detail(v: &switchyard_grounding::GroundingVerdict) -> String {
+    let weak = v.unsupported();
+    let mut terms: Vec<&str> = weak
+        .iter()
+        .flat_map(|s| s.unsupported_terms.iter().map(String::as_str))
+        .collect();
+    terms.dedup();
+    terms.truncate(5);
+    let mut detail = format!(
+        "{} of {} sentences below {:.2}",
+        weak.len(),
+        v.sentences.len(),
+        v.threshold
+    );
+    if !terms.is_empty() {
+        detail.push_str(&format!(", unsupported: {}", terms.join(" ")));
+    }
+    detail
+}
+
+fn bias_detail(v: &switchyard_topics::BiasVerdict) -> String {
+    v.patterns
+        .iter()
+        .map(|p| p.name())
+        .chain(v.groups.iter().map(|g| g.name()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn failed(guard: &'static str, fail_open: bool) -> GuardVerdict {
@@ -655,6 +919,8 @@ const MAX_HOLD_CHARS: usize = 400;
 /// and JSON validity is recorded (too late to withhold: flagged).
 pub struct OutputWindow {
     checks: Arc<OutputChecks>,
+    /// The grounding context, split once for the whole stream.
+    context: Option<GroundingContext>,
     question: String,
     wants_json: bool,
     pending: String,
@@ -725,25 +991,36 @@ impl OutputWindow {
         // The new text with the sentence before it, so a phrase cut at a boundary is seen.
         let tail_start = sentence_start_of_tail(&self.released);
         let window = format!("{}{}", &self.released[tail_start..], ready);
-        if let Some(t) = &self.checks.toxicity {
+        let checks = Arc::clone(&self.checks);
+        if let Some(t) = &checks.toxicity {
             let v = t.detector.scan(&window);
-            if v.toxic && t.action != OutputAction::Flag {
-                let detail = v
-                    .categories
-                    .iter()
-                    .map(|c| c.name())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let stop = verdict("toxicity", "stopped", Some(v.score), &detail);
-                self.verdicts.push(stop.clone());
-                return Err(stop);
-            }
-            if v.toxic && !self.verdicts.iter().any(|x| x.guard == "toxicity") {
-                self.verdicts
-                    .push(verdict("toxicity", "flagged", Some(v.score), ""));
+            if v.toxic {
+                if let Some(stop) = self.found("toxicity", t.action, v.score, &toxicity_detail(&v))
+                {
+                    return Err(stop);
+                }
             }
         }
-        if let Some(c) = &self.checks.compliance {
+        if let (Some(g), Some(cx)) = (&checks.grounding, self.context.take()) {
+            // Support is per sentence, so only the new sentences are scored.
+            let v = g.scorer.check_prepared(&cx, &ready, None);
+            self.context = Some(cx);
+            if !v.supported {
+                let detail = grounding_detail(&v);
+                if let Some(stop) = self.found("grounding", g.action, v.score, &detail) {
+                    return Err(stop);
+                }
+            }
+        }
+        if let Some(b) = &checks.bias {
+            let v = b.detector.scan(&window);
+            if v.biased {
+                if let Some(stop) = self.found("bias", b.action, v.score, &bias_detail(&v)) {
+                    return Err(stop);
+                }
+            }
+        }
+        if let Some(c) = &checks.compliance {
             let total = self.released.chars().count() + ready.chars().count();
             let problem = c
                 .forbidden
@@ -767,6 +1044,27 @@ impl OutputWindow {
         }
         self.released.push_str(&ready);
         Ok(ready)
+    }
+
+    /// A check found a problem in the window: the verdict that stops the stream, or, when the
+    /// action only flags, `None` after recording the first flag of that guard.
+    fn found(
+        &mut self,
+        guard: &'static str,
+        action: OutputAction,
+        score: f32,
+        detail: &str,
+    ) -> Option<GuardVerdict> {
+        if action != OutputAction::Flag {
+            let stop = verdict(guard, "stopped", Some(score), detail);
+            self.verdicts.push(stop.clone());
+            return Some(stop);
+        }
+        if !self.verdicts.iter().any(|x| x.guard == guard) {
+            self.verdicts
+                .push(verdict(guard, "flagged", Some(score), detail));
+        }
+        None
     }
 }
 

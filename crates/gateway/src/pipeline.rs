@@ -17,7 +17,7 @@ use switchyard_resilience::CircuitBreaker;
 use crate::cache::{cache_control, CacheOutcome, CacheStage};
 use crate::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Started, Weighted};
 use crate::error::{ErrorKind, GatewayError};
-use crate::guards::{unmask_response, GuardStage, GuardVerdict, Masking};
+use crate::guards::{context_field_message, unmask_response, GuardStage, GuardVerdict, Masking};
 use crate::keys::{resolve_secret, KeyState, Keyring, Periods};
 use crate::record::RecordGuard;
 use crate::routing::{header_policy, RouteRuntime};
@@ -167,19 +167,23 @@ impl Pipeline {
                 })?;
             routes.insert(name.clone(), runtime);
         }
+        let mut static_models = crate::cache::StaticModels::default();
         let cache = match &config.cache {
             Some(spec) => {
                 let semantic = |p: &CachePolicySpec| p.enabled && p.semantic;
                 let semantic_used =
                     semantic(&spec.defaults) || config.routes.values().any(|r| semantic(&r.cache));
-                Some(CacheStage::build(spec, semantic_used)?)
+                Some(CacheStage::build(spec, semantic_used, &mut static_models)?)
             }
             None => None,
         };
-        let guards = GuardStage::build(&config.guards, env)?;
+        let guards = GuardStage::build(&config.guards, env, &mut static_models)?;
         let mut guard_policies = HashMap::new();
         for (name, spec) in &config.guard_policies {
-            guard_policies.insert(name.clone(), GuardStage::build(spec, env)?);
+            guard_policies.insert(
+                name.clone(),
+                GuardStage::build(spec, env, &mut static_models)?,
+            );
         }
         Ok(Pipeline {
             routes,
@@ -218,6 +222,7 @@ impl Pipeline {
 
         // Masking transforms the request, so everything after it (cache, router, provider,
         // classifying guards) sees placeholders, never the values.
+        context_field_message(&mut request)?;
         let mut verdicts: Vec<GuardVerdict> = Vec::new();
         let masked = guards.mask(&mut request, &mut verdicts);
         record.set_guards(&verdicts);
@@ -239,7 +244,17 @@ impl Pipeline {
         let cost_estimate =
             estimate_price.cost_nanos(u64::from(prompt_estimate), u64::from(output_estimate));
         record.set_admission(key.admit(prompt_estimate + output_estimate, cost_estimate)?);
-        let screen = guards.screen(&request);
+        let mut screen = guards.screen(&request);
+        if guards.screens_first() {
+            if let Some(s) = screen.take() {
+                if let Some(early) = self
+                    .settle(record, guards, s, &mut verdicts, &request)
+                    .await?
+                {
+                    return Ok(early);
+                }
+            }
+        }
 
         let mut fill = None;
         if let Some(cache) = &self.cache {
@@ -259,16 +274,10 @@ impl Pipeline {
             match cache.lookup(&key.tenant, &scope, &policy, control, &request) {
                 CacheOutcome::Hit { response, kind } => {
                     // A hit skips the provider, not the screen.
-                    if let Some(screen) = screen {
-                        let screened = guards.settle(screen).await;
-                        let refusal = screened
-                            .iter()
-                            .find(|v| v.blocks)
-                            .map(GuardVerdict::refusal);
-                        verdicts.extend(screened);
-                        record.set_guards(&verdicts);
-                        if let Some(e) = refusal {
-                            return Err(e);
+                    if let Some(s) = screen {
+                        let early = self.settle(record, guards, s, &mut verdicts, &request);
+                        if let Some(early) = early.await? {
+                            return Ok(early);
                         }
                     }
                     return Ok(self.answer_from_cache(record, &request, &response, kind, masking));
@@ -324,6 +333,11 @@ impl Pipeline {
             None => call.await,
         };
         record.set_guards(&verdicts);
+        if result.is_err() {
+            if let Some(text) = guards.refusal_answer(&verdicts) {
+                return Ok(self.answer_from_guard(record, &request, text));
+            }
+        }
         let (started, served) = result?;
         note_served(record, &served);
         let idle_timeout = served.model.spec.resilience.stream_idle_timeout;
@@ -390,6 +404,27 @@ impl Pipeline {
                 verdicts,
             })),
         })
+    }
+
+    /// Waits for a screen with no call beside it (a cache hit, or `screen = "first"`): its
+    /// refusal as an answer or an error, else `None` to go on.
+    async fn settle(
+        &self,
+        record: &mut RecordGuard,
+        guards: &GuardStage,
+        screen: crate::guards::Screen,
+        verdicts: &mut Vec<GuardVerdict>,
+        request: &ChatCompletionRequest,
+    ) -> Result<Option<ChatOutcome>, GatewayError> {
+        verdicts.extend(guards.settle(screen).await);
+        record.set_guards(verdicts);
+        if let Some(text) = guards.refusal_answer(verdicts) {
+            return Ok(Some(self.answer_from_guard(record, request, text)));
+        }
+        match verdicts.iter().find(|v| v.blocks) {
+            Some(refusing) => Err(refusing.refusal()),
+            None => Ok(None),
+        }
     }
 
     /// Asks the judge model about an answer. Its cost is added to the request's; a judge that
@@ -492,10 +527,47 @@ impl Pipeline {
                 r.cache_similarity = Some(f64::from(similarity));
             }
         }
+        if let Some(m) = &masking {
+            unmask_response(&mut response, m);
+        }
+        // Unmasked already: the stream restores nothing more.
+        Self::outcome_of(request, response, None)
+    }
+
+    /// A guard's refusal as the answer (the topic filter's polite one): no provider was paid.
+    fn answer_from_guard(
+        &self,
+        record: &mut RecordGuard,
+        request: &ChatCompletionRequest,
+        text: &str,
+    ) -> ChatOutcome {
+        let r = record.record();
+        r.deployment = Some("guard".to_owned());
+        let response = switchyard_api::ChatCompletionResponse {
+            id: format!("chatcmpl-{}", r.request_id),
+            object: "chat.completion".to_owned(),
+            created: switchyard_providers::unix_now(),
+            model: request.model.clone(),
+            choices: vec![switchyard_api::Choice {
+                index: 0,
+                message: switchyard_api::ChatMessage::new(switchyard_api::Role::Assistant, text),
+                finish_reason: Some(switchyard_api::finish_reason::STOP.to_owned()),
+                logprobs: None,
+            }],
+            usage: Some(switchyard_api::Usage::default()),
+            system_fingerprint: None,
+            extra: Default::default(),
+        };
+        Self::outcome_of(request, response, None)
+    }
+
+    /// An answer the gateway has whole, framed as the request asked: one body, or a stream.
+    fn outcome_of(
+        request: &ChatCompletionRequest,
+        response: switchyard_api::ChatCompletionResponse,
+        masking: Option<Masking>,
+    ) -> ChatOutcome {
         if !request.is_stream() {
-            if let Some(m) = &masking {
-                unmask_response(&mut response, m);
-            }
             return ChatOutcome::Complete(response);
         }
         let mut chunks = switchyard_cache::replay_chunks(&response, true).into_iter();
