@@ -24,6 +24,12 @@
 #   GUARDS=1                     also run a second gateway with the demo's guard policy (PII
 #                                masking, injection screen, toxicity and compliance), on the
 #                                gateway's CPU, as target `switchyard-guarded`
+#   SCREEN_FIRST=1               with GUARDS=1, a third gateway with the same policy and
+#                                `screen = "first"` (input guards finish before the provider
+#                                call starts), as target `switchyard-guarded-first`
+#   WEBHOOK_MS=N                 with GUARDS=1, add a webhook guard that answers after N ms
+#                                (a remote classifier; a small Python server on the load CPU)
+#   UPSTREAM_TTFT_MS=N           the simulated model's time to first token (default 0)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -49,6 +55,9 @@ BENCH_ARGS=${BENCH_ARGS:-}
 ROUTED=${ROUTED:-0}
 GUARDS=${GUARDS:-0}
 WORKLOAD=${WORKLOAD:-same}
+SCREEN_FIRST=${SCREEN_FIRST:-0}
+WEBHOOK_MS=${WEBHOOK_MS:-}
+UPSTREAM_TTFT_MS=${UPSTREAM_TTFT_MS:-0}
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     cargo build --release -p switchyard -p switchyard-bench
@@ -94,12 +103,12 @@ KEY="sk-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 KEY_SHA256=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
 
 cat >"$work/sim.toml" <<EOF
-# Zero-latency upstream: no time to first token, unbounded token rate, a short answer.
+# Zero-latency upstream (unless UPSTREAM_TTFT_MS): unbounded token rate, a short answer.
 [providers.sim]
 kind = "sim"
 
 [providers.sim.models.fast]
-ttft_ms = { p50 = 0 }
+ttft_ms = { p50 = $UPSTREAM_TTFT_MS }
 tokens_per_second = { p50 = 1e9 }
 output_tokens = { p50 = 8 }
 
@@ -206,13 +215,32 @@ threshold = 0.8
 [guards.compliance]
 forbidden = ["(?i)guaranteed (returns|profits?)"]
 EOF
-    "${pin_gateway[@]}" "$SWITCHYARD" serve --config "$work/guarded.toml" \
-        --listen "127.0.0.1:$GUARDED_PORT" >"$work/guarded.log" 2>&1 &
-    GUARDED_PID=$!
-    started+=("$GUARDED_PID")
-    wait_ready guarded "$GUARDED_PID" "http://127.0.0.1:$GUARDED_PORT/healthz"
-    targets+=(--target "switchyard-guarded=http://127.0.0.1:$GUARDED_PORT/v1")
-    pids+=(--gateway-pid "switchyard-guarded=$GUARDED_PID")
+    if [[ -n $WEBHOOK_MS ]]; then
+        WEBHOOK_PORT=$(free_port)
+        "${pin_load[@]}" python3 bench/webhook.py "$WEBHOOK_PORT" "$WEBHOOK_MS" >"$work/webhook.log" 2>&1 &
+        started+=("$!")
+        wait_ready webhook "$!" "http://127.0.0.1:$WEBHOOK_PORT/"
+        printf '\n[guards.webhook]\nurl = "http://127.0.0.1:%s/verdict"\ntimeout_ms = %s\n' \
+            "$WEBHOOK_PORT" "$((WEBHOOK_MS * 4 + 100))" >>"$work/guarded.toml"
+    fi
+    start_guarded() {
+        local name=$1 config=$2 port pid
+        port=$(free_port)
+        "${pin_gateway[@]}" "$SWITCHYARD" serve --config "$config" \
+            --listen "127.0.0.1:$port" >"$work/$name.log" 2>&1 &
+        pid=$!
+        started+=("$pid")
+        wait_ready "$name" "$pid" "http://127.0.0.1:$port/healthz"
+        targets+=(--target "$name=http://127.0.0.1:$port/v1")
+        pids+=(--gateway-pid "$name=$pid")
+    }
+    start_guarded switchyard-guarded "$work/guarded.toml"
+    if [[ $SCREEN_FIRST == 1 ]]; then
+        # The same policy with `screen = "first"` before its first table.
+        { printf '[guards]\nscreen = "first"\n\n'
+          sed -e "s|$work/data-guarded|$work/data-first|" "$work/guarded.toml"; } >"$work/first.toml"
+        start_guarded switchyard-guarded-first "$work/first.toml"
+    fi
 fi
 if [[ $ROUTED == 1 ]]; then
     targets+=(--target "switchyard-auto=http://127.0.0.1:$GATEWAY_PORT/v1" --target-model "switchyard-auto=auto")
@@ -224,7 +252,7 @@ done
 # Raise the open-loop client's file limit: each request in flight can hold a connection.
 ulimit -n 65536 2>/dev/null || true
 
-note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $ROUTED == 1 ]] && echo 'ROUTED=1 ')$( [[ $GUARDS == 1 ]] && echo 'GUARDS=1 ')$( [[ $WORKLOAD != same ]] && echo "WORKLOAD=$WORKLOAD ")bench/run.sh\` (upstream: \`switchyard sim\` with a zero-latency model on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
+note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $ROUTED == 1 ]] && echo 'ROUTED=1 ')$( [[ $GUARDS == 1 ]] && echo 'GUARDS=1 ')$( [[ $SCREEN_FIRST == 1 ]] && echo 'SCREEN_FIRST=1 ')$( [[ -n $WEBHOOK_MS ]] && echo "WEBHOOK_MS=$WEBHOOK_MS ")$( [[ $UPSTREAM_TTFT_MS != 0 ]] && echo "UPSTREAM_TTFT_MS=$UPSTREAM_TTFT_MS ")$( [[ $WORKLOAD != same ]] && echo "WORKLOAD=$WORKLOAD ")bench/run.sh\` (upstream: \`switchyard sim\` with a model of time to first token ${UPSTREAM_TTFT_MS} ms on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
 
 # shellcheck disable=SC2086 # BENCH_ARGS is meant to split into flags.
 SWITCHYARD_BENCH_KEY=$KEY "${pin_load[@]}" "$BENCH" \
