@@ -83,7 +83,7 @@ impl BurnRule {
         if !(0 < self.short_secs && self.short_secs < self.long_secs) {
             return Err(RuleError::Windows(self.name.clone()));
         }
-        if !(self.burn_rate > 0.0) {
+        if self.burn_rate.is_nan() || self.burn_rate <= 0.0 {
             return Err(RuleError::BurnRate(self.name.clone()));
         }
         if self.for_secs < 0 || self.resolve_after_secs < 0 {

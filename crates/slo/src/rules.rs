@@ -187,7 +187,7 @@ fn error_ratio(spec: &SloSpec, names: &MetricNames) -> Result<Ratio, String> {
                 &names.ttft_histogram
             };
             let le = threshold_ms as f64 / 1000.0;
-            if !names.histogram_buckets_secs.iter().any(|&b| b == le) {
+            if !names.histogram_buckets_secs.contains(&le) {
                 return Err(format!(
                     "threshold {le} s is not a bucket bound of {hist} ({})",
                     names

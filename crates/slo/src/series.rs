@@ -297,7 +297,7 @@ impl Sli {
         match *objective {
             Objective::Availability => Some(!server_error),
             Objective::Latency { threshold_ms } => {
-                timed.then(|| self.latency_ms <= threshold_ms as f64)
+                timed.then_some(self.latency_ms <= threshold_ms as f64)
             }
             Objective::Ttft { threshold_ms } => match self.ttft_ms {
                 Some(ttft) if timed => Some(ttft <= threshold_ms as f64),
