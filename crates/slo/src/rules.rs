@@ -231,12 +231,7 @@ fn write_slo(out: &mut String, spec: &SloSpec, rules: &[BurnRule], windows: &[i6
     };
 
     // 1. SLI recordings.
-    let _ = writeln!(
-        out,
-        "  - name: {}",
-        quote(&format!("switchyard-slo-{name}-sli"))
-    );
-    let _ = writeln!(out, "    rules:");
+    group(out, name, "sli");
     for &w in windows {
         let w = duration(w);
         record(out, &format!("slo:sli_error:ratio_rate{w}"), &r.expr(&w));
@@ -251,12 +246,7 @@ fn write_slo(out: &mut String, spec: &SloSpec, rules: &[BurnRule], windows: &[i6
     labels(out, &period);
 
     // 2. Meta recordings.
-    let _ = writeln!(
-        out,
-        "  - name: {}",
-        quote(&format!("switchyard-slo-{name}-meta"))
-    );
-    let _ = writeln!(out, "    rules:");
+    group(out, name, "meta");
     let days = num(spec.window_secs as f64 / 86_400.0);
     let period_ratio = format!("slo:sli_error:ratio_rate{period}{slo_sel}");
     let meta: [(&str, String); 6] = [
@@ -283,12 +273,7 @@ fn write_slo(out: &mut String, spec: &SloSpec, rules: &[BurnRule], windows: &[i6
     }
 
     // 3. Alerts.
-    let _ = writeln!(
-        out,
-        "  - name: {}",
-        quote(&format!("switchyard-slo-{name}-alerts"))
-    );
-    let _ = writeln!(out, "    rules:");
+    group(out, name, "alerts");
     for rule in rules {
         let (long, short) = (duration(rule.long_secs), duration(rule.short_secs));
         let threshold = format!("({} * {budget})", num(rule.burn_rate));
@@ -323,6 +308,16 @@ fn write_slo(out: &mut String, spec: &SloSpec, rules: &[BurnRule], windows: &[i6
         );
         let _ = writeln!(out, "          description: {}", quote(&description));
     }
+}
+
+/// Opens the rule group `switchyard-slo-<slo>-<part>`.
+fn group(out: &mut String, slo: &str, part: &str) {
+    let _ = writeln!(
+        out,
+        "  - name: {}",
+        quote(&format!("switchyard-slo-{slo}-{part}"))
+    );
+    let _ = writeln!(out, "    rules:");
 }
 
 fn record(out: &mut String, name: &str, expr: &str) {
