@@ -19,7 +19,7 @@
 //! counters the gateway does not export (yet).
 //!
 //! Without traffic a ratio is 0/0 = NaN in Prometheus, and NaN > x is false: no alert, as in
-//! the engine.
+//! the engine. `keep_firing_for` (the resolve delay) needs Prometheus 2.42 or later.
 
 use std::fmt::Write as _;
 

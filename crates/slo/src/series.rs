@@ -82,9 +82,11 @@ impl SeriesConfig {
     /// Bucket sizes that divide each other and spans of whole steps; anything else is
     /// bent into that shape rather than refused (a series must always accept events).
     fn normalised(self) -> Self {
-        let step = self.step_secs.max(1);
-        let coarse = (self.coarse_step_secs.max(step) / step) * step;
-        let retention = round_up(self.retention_secs.max(step), step);
+        const MAX_STEP: i64 = 86_400;
+        const MAX_RETENTION: i64 = 100 * 365 * 86_400;
+        let step = self.step_secs.clamp(1, MAX_STEP);
+        let coarse = (self.coarse_step_secs.clamp(step, MAX_STEP) / step) * step;
+        let retention = round_up(self.retention_secs.clamp(step, MAX_RETENTION), step);
         SeriesConfig {
             step_secs: step,
             fine_span_secs: round_up(self.fine_span_secs.max(step), step).min(retention),
@@ -101,6 +103,8 @@ struct Bucket(i64, u64, u64);
 /// Good/total counts over time for one SLO (and, in the gateway, one config version).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Series {
+    /// Normalised again when read back, so corrupt state cannot divide by zero.
+    #[serde(deserialize_with = "normalised_config")]
     config: SeriesConfig,
     fine: VecDeque<Bucket>,
     coarse: VecDeque<Bucket>,
@@ -190,7 +194,9 @@ impl Series {
     pub fn window_counts(&self, now: i64, window_secs: i64) -> Counts {
         let step = self.config.step_secs;
         let cur = floor(now, step);
-        let lo = cur - round_up(window_secs.max(0), step) + step;
+        let lo = cur
+            .saturating_sub(round_up(window_secs.max(0), step))
+            .saturating_add(step);
         let mut counts = Counts::default();
         for b in self.fine.iter().rev() {
             if b.0 < lo {
@@ -221,12 +227,18 @@ impl Series {
     }
 
     fn fine_cut(&self, cur: i64) -> i64 {
-        cur - self.config.fine_span_secs + self.config.step_secs
+        cur.saturating_sub(self.config.fine_span_secs)
+            .saturating_add(self.config.step_secs)
     }
 
     fn retention_cut(&self, cur: i64) -> i64 {
-        cur - self.config.retention_secs + self.config.step_secs
+        cur.saturating_sub(self.config.retention_secs)
+            .saturating_add(self.config.step_secs)
     }
+}
+
+fn normalised_config<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SeriesConfig, D::Error> {
+    SeriesConfig::deserialize(d).map(SeriesConfig::normalised)
 }
 
 fn floor(t: i64, step: i64) -> i64 {
@@ -268,8 +280,8 @@ fn add_to(buckets: &mut VecDeque<Bucket>, start: i64, good: u64, total: u64) {
 pub struct Sli {
     /// The HTTP status sent to the client (499 when the client hung up).
     pub status: u16,
-    /// The provider failed the request (even if a fallback later answered, the gateway
-    /// decides whether to set this; a fallback answer is normally not an error).
+    /// The request failed because of a provider, whatever status the client got. A request
+    /// a fallback model answered is not a provider error.
     pub provider_error: bool,
     pub latency_ms: f64,
     /// Time to the first streamed token; `None` for answers that were not streamed.
@@ -333,6 +345,23 @@ mod tests {
         // A window that is not whole minutes is rounded up.
         assert_eq!(s.window_counts(120, 61), Counts { good: 1, total: 1 });
         assert_eq!(s.window_counts(120, 0), Counts::default());
+    }
+
+    #[test]
+    fn odd_configs_are_bent_into_shape_even_when_read_back() {
+        let s = Series::new(SeriesConfig {
+            step_secs: 0,
+            fine_span_secs: -5,
+            coarse_step_secs: 0,
+            retention_secs: i64::MAX,
+        });
+        let c = s.config();
+        assert!(c.step_secs >= 1 && c.coarse_step_secs >= c.step_secs);
+        let json = r#"{"config":{"step_secs":0,"fine_span_secs":0,"coarse_step_secs":0,"retention_secs":0},"fine":[],"coarse":[],"latest":null}"#;
+        let mut back: Series = serde_json::from_str(json).unwrap();
+        back.record(i64::MAX / 2, true);
+        back.record(i64::MIN / 2, true);
+        assert_eq!(back.window_counts(i64::MAX / 2, i64::MAX).total, 1);
     }
 
     #[test]
