@@ -7,7 +7,9 @@
 //! (minutes 0..4320) so that every window, the ticket's 3 days included, is full when
 //! trouble starts at minute `O = 4320`. Target 99.9%, 1,000 requests a minute.
 
-use switchyard_slo::{status, AlertEngine, AlertEvent, AlertState, Objective, Series, SloSpec};
+use switchyard_slo::{
+    status, AlertEngine, AlertEvent, AlertState, Ledger, Objective, Series, Sli, SloSpec,
+};
 
 const O: i64 = 3 * 24 * 60;
 const PER_MINUTE: u64 = 1_000;
@@ -188,4 +190,79 @@ fn a_restart_mid_outage_loses_nothing() {
         second.engine.history().count(),
         straight.engine.history().count()
     );
+}
+
+#[test]
+fn a_burn_that_stops_before_for_elapses_is_a_near_miss() {
+    // 800 bad requests in minute O (1 h burn 13.3: under 14.4), then 70 in minute O+4: the
+    // hour burns at 870/60 = 14.5 and the 5 minutes at 174, so page-1h goes Pending; a
+    // minute later the 5-minute window holds only the 70 (burn 14) and it drops back.
+    let mut sim = Sim::new();
+    sim.run(0, O + 120, |m| match m - O {
+        0 => 800,
+        4 => 70,
+        _ => 0,
+    });
+    use AlertState::*;
+    assert_eq!(
+        sim.timeline(),
+        vec![(O + 4, "page-1h", Pending), (O + 5, "page-1h", Inactive)]
+    );
+}
+
+#[test]
+fn slow_answers_page_a_latency_slo_through_the_ledger() {
+    // 95% of answers under 2 s; 20 requests a minute, 1.2 s normally, 5 s from minute O.
+    // The budget is 5%, so all-slow burns at 20: the hour exceeds 14.4 once 44 of its 60
+    // minutes are slow (minute O+43), and page-1h fires two minutes later. page-6h needs
+    // 6 × 360 / 20 = 108 slow minutes: it goes Pending at O+108 and fires at O+110.
+    let spec = SloSpec::new(
+        "chat-latency",
+        Objective::Latency { threshold_ms: 2000 },
+        0.95,
+    );
+    let mut ledger = Ledger::new(std::slice::from_ref(&spec));
+    let mut engine = AlertEngine::default();
+    let mut events = Vec::new();
+    for m in 0..O + 120 {
+        let latency_ms = if m >= O { 5_000.0 } else { 1_200.0 };
+        for i in 0..20 {
+            let sli = Sli {
+                status: 200,
+                provider_error: false,
+                latency_ms,
+                ttft_ms: None,
+                guard_passed: true,
+                feedback_negative: false,
+            };
+            ledger.observe(m * 60 + i, Some("auto"), "small", "v7", &sli);
+        }
+        for (spec, series) in ledger.iter() {
+            events.extend(engine.evaluate(m * 60 + 59, spec, series));
+        }
+    }
+    let timeline: Vec<(i64, &str, AlertState)> = events
+        .iter()
+        .map(|e| ((e.at_secs - 59) / 60, e.rule.as_str(), e.to))
+        .collect();
+    use AlertState::*;
+    assert_eq!(
+        timeline,
+        vec![
+            (O + 43, "page-1h", Pending),
+            (O + 45, "page-1h", Firing),
+            (O + 108, "page-6h", Pending),
+            (O + 110, "page-6h", Firing),
+        ]
+    );
+    // The last hour's percentiles show the slowness; the version's own series has the day.
+    let now = (O + 120) * 60 - 1;
+    let last_hour = ledger.values("chat-latency").unwrap().window(now, 3_600);
+    let st = status(now, &spec, ledger.series("chat-latency").unwrap(), &engine)
+        .with_percentiles(&last_hour);
+    let p = st.percentiles.unwrap();
+    assert!((p.p50 - 5_000.0).abs() <= 50.0, "{p:?}");
+    assert_eq!(st.worst_state(), Firing);
+    let v7 = ledger.version_series("chat-latency", "v7").unwrap();
+    assert_eq!(v7.window_counts(now, 86_400).total, 24 * 60 * 20);
 }
