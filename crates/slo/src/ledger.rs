@@ -184,14 +184,7 @@ mod tests {
     use crate::spec::Scope;
 
     fn ok(latency_ms: f64) -> Sli {
-        Sli {
-            status: 200,
-            provider_error: false,
-            latency_ms,
-            ttft_ms: None,
-            guard_passed: true,
-            feedback_negative: false,
-        }
+        Sli::answered(latency_ms)
     }
 
     fn specs() -> Vec<SloSpec> {

@@ -293,6 +293,19 @@ pub struct Sli {
 }
 
 impl Sli {
+    /// A request answered with status 200 in `latency_ms`, not streamed, every guard passed,
+    /// no feedback: the common case, to adjust with struct update syntax.
+    pub fn answered(latency_ms: f64) -> Self {
+        Sli {
+            status: 200,
+            provider_error: false,
+            latency_ms,
+            ttft_ms: None,
+            guard_passed: true,
+            feedback_negative: false,
+        }
+    }
+
     /// Whether this request is good for `objective`: `Some(true)` good, `Some(false)` bad,
     /// `None` when the objective does not count it.
     ///
@@ -471,11 +484,8 @@ mod tests {
     fn sli(status: u16) -> Sli {
         Sli {
             status,
-            provider_error: false,
-            latency_ms: 1500.0,
             ttft_ms: Some(300.0),
-            guard_passed: true,
-            feedback_negative: false,
+            ..Sli::answered(1500.0)
         }
     }
 

@@ -43,13 +43,17 @@ impl Sim {
         }
     }
 
-    /// The events as (minute, rule, new state).
     fn timeline(&self) -> Vec<(i64, &str, AlertState)> {
-        self.events
-            .iter()
-            .map(|e| ((e.at_secs - 59) / 60, e.rule.as_str(), e.to))
-            .collect()
+        timeline(&self.events)
     }
+}
+
+/// Events as (minute, rule, new state).
+fn timeline(events: &[AlertEvent]) -> Vec<(i64, &str, AlertState)> {
+    events
+        .iter()
+        .map(|e| ((e.at_secs - 59) / 60, e.rule.as_str(), e.to))
+        .collect()
 }
 
 #[test]
@@ -227,27 +231,16 @@ fn slow_answers_page_a_latency_slo_through_the_ledger() {
     for m in 0..O + 120 {
         let latency_ms = if m >= O { 5_000.0 } else { 1_200.0 };
         for i in 0..20 {
-            let sli = Sli {
-                status: 200,
-                provider_error: false,
-                latency_ms,
-                ttft_ms: None,
-                guard_passed: true,
-                feedback_negative: false,
-            };
+            let sli = Sli::answered(latency_ms);
             ledger.observe(m * 60 + i, Some("auto"), "small", "v7", &sli);
         }
         for (spec, series) in ledger.iter() {
             events.extend(engine.evaluate(m * 60 + 59, spec, series));
         }
     }
-    let timeline: Vec<(i64, &str, AlertState)> = events
-        .iter()
-        .map(|e| ((e.at_secs - 59) / 60, e.rule.as_str(), e.to))
-        .collect();
     use AlertState::*;
     assert_eq!(
-        timeline,
+        timeline(&events),
         vec![
             (O + 43, "page-1h", Pending),
             (O + 45, "page-1h", Firing),
