@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{binomial_upper_tail, difference_lower_bound, quantile};
+use crate::stats::{binomial_upper_tail, difference_lower_bound, exact_bounds, quantile};
 
 /// What one arm (candidate or baseline) did during a step's window. The gateway accumulates
 /// it with [`ArmStats::record`] and [`ArmStats::record_feedback`] and starts a new one when a
@@ -398,16 +398,20 @@ pub fn requests_to_detect(
     let confidence = spec.confidence_of(look);
     let baseline_rate = baseline_rate.clamp(0.0, 1.0);
     let candidate_rate = candidate_rate.clamp(0.0, 1.0);
-    // The lower bound of the difference never exceeds the observed difference.
-    if baseline_requests < spec.min_samples
-        || candidate_rate - baseline_rate <= spec.max_error_rate_increase
-    {
+    if baseline_requests < spec.min_samples {
         return None;
     }
     let baseline = RateArm::counted(
         (baseline_rate * baseline_requests as f64).round() as u64,
         baseline_requests,
     );
+    // However many candidate requests, the bound stays below the candidate's rate minus the
+    // baseline's upper bound: when that is within the margin, no n will do.
+    let (_, baseline_high) =
+        exact_bounds(baseline.count, baseline_requests as f64, 1.0 - confidence);
+    if candidate_rate - baseline_high <= spec.max_error_rate_increase {
+        return None;
+    }
     let breaches = |n: u64| {
         let errors = (candidate_rate * n as f64).floor() as u64;
         let c = RateArm::counted(errors, n);
@@ -599,31 +603,48 @@ pub(crate) mod tests {
 
     #[test]
     fn detection_bound_for_twenty_percent_errors() {
+        // With the defaults, 20% errors against a clean baseline of 1000 is caught at the
+        // first look allowed: min_samples (50) requests already hold overwhelming evidence.
         let spec = AnalysisSpec::default();
+        assert_eq!(
+            requests_to_detect(&spec, Look::Early, 0.0, 1000, 0.20),
+            Some(spec.min_samples)
+        );
+        // Let the statistics alone set the bound: stated, 20 candidate requests.
+        let spec = AnalysisSpec {
+            min_samples: 10,
+            ..AnalysisSpec::default()
+        };
         let n = requests_to_detect(&spec, Look::Early, 0.0, 1000, 0.20).unwrap();
-        // Stated: a 20% error candidate against a clean baseline of 1000 requests is caught
-        // early within 100 candidate requests, and not before min_samples.
-        assert!(n >= spec.min_samples && n <= 100, "{n}");
-        // And the bound is tight: one request fewer does not breach.
-        let errors = (0.2 * (n - 1) as f64).floor() as u64;
-        let c = ArmStats {
-            requests: n - 1,
-            errors,
-            ..ArmStats::default()
+        assert_eq!(n, 20);
+        let look = |requests: u64, errors: u64| {
+            let c = ArmStats {
+                requests,
+                errors,
+                ..ArmStats::default()
+            };
+            let b = ArmStats {
+                requests: 1000,
+                ..ArmStats::default()
+            };
+            spec.judge(Look::Early, &c, &b)
         };
-        let b = ArmStats {
-            requests: 1000,
-            ..ArmStats::default()
+        assert!(matches!(look(20, 4), Verdict::Breach { .. }));
+        // The bound is tight: 3 errors in 19 is not yet clear at 99.9%.
+        assert_eq!(look(19, 3), Verdict::Pass);
+        // A bigger difference is caught sooner, and a final look sooner than an early one.
+        assert!(requests_to_detect(&spec, Look::Early, 0.0, 1000, 0.5).unwrap() < n);
+        assert!(requests_to_detect(&spec, Look::Final, 0.0, 1000, 0.2).unwrap() < n);
+    }
+
+    #[test]
+    fn a_small_baseline_limits_what_can_be_told() {
+        // 0 errors in 19 baseline requests leave its rate possibly above 20%.
+        let spec = AnalysisSpec {
+            min_samples: 1,
+            ..AnalysisSpec::default()
         };
-        if n > spec.min_samples {
-            assert_eq!(spec.judge(Look::Early, &c, &b), Verdict::Pass);
-        }
-        // A bigger difference is caught sooner (or as soon as allowed); a final look sooner
-        // than an early one.
-        let fast = requests_to_detect(&spec, Look::Early, 0.0, 1000, 0.5).unwrap();
-        assert!(fast <= n);
-        let final_look = requests_to_detect(&spec, Look::Final, 0.0, 1000, 0.2).unwrap();
-        assert!(final_look <= n);
+        assert_eq!(requests_to_detect(&spec, Look::Early, 0.0, 19, 0.2), None);
     }
 
     #[test]

@@ -11,10 +11,23 @@ use sha2::{Digest, Sha256};
 /// The `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// One entry of the chain: what happened ([`AuditEvent`]) with its place in the chain.
+/// Serialised flat: `seq`, the event's fields, `prev_hash`, `hash`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// 1 for the first entry, then one more each time.
     pub seq: u64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// Lowercase hex SHA-256 of the previous entry, [`GENESIS_HASH`] for the first.
+    pub prev_hash: String,
+    /// Lowercase hex SHA-256 of this entry's canonical form ([`AuditEntry::canonical`]).
+    pub hash: String,
+}
+
+/// What happened: an entry's content, before and after it is sealed into the chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
     pub at_ms: u64,
     /// Who acted: a user, a key id, or `system` for automatic rollbacks.
     pub actor: String,
@@ -24,21 +37,6 @@ pub struct AuditEntry {
     pub target: String,
     pub reason: String,
     /// A line diff of the change ([`diff_lines`]), or empty.
-    pub diff: String,
-    /// Lowercase hex SHA-256 of the previous entry, [`GENESIS_HASH`] for the first.
-    pub prev_hash: String,
-    /// Lowercase hex SHA-256 of this entry's canonical form ([`AuditEntry::canonical`]).
-    pub hash: String,
-}
-
-/// An entry's content before it is sealed into the chain.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditDraft {
-    pub at_ms: u64,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub reason: String,
     pub diff: String,
 }
 
@@ -74,21 +72,16 @@ pub enum ChainFault {
 }
 
 impl AuditEntry {
-    /// Appends `draft` after `prev` (`None` for the first entry): sets `seq`, `prev_hash` and
+    /// Appends `event` after `prev` (`None` for the first entry): sets `seq`, `prev_hash` and
     /// `hash`.
-    pub fn seal(prev: Option<&AuditEntry>, draft: AuditDraft) -> AuditEntry {
+    pub fn seal(prev: Option<&AuditEntry>, event: AuditEvent) -> AuditEntry {
         let (seq, prev_hash) = match prev {
             Some(p) => (p.seq + 1, p.hash.clone()),
             None => (1, GENESIS_HASH.to_string()),
         };
         let mut entry = AuditEntry {
             seq,
-            at_ms: draft.at_ms,
-            actor: draft.actor,
-            action: draft.action,
-            target: draft.target,
-            reason: draft.reason,
-            diff: draft.diff,
+            event,
             prev_hash,
             hash: String::new(),
         };
@@ -105,12 +98,12 @@ impl AuditEntry {
         format!(
             r#"{{"seq":{},"at_ms":{},"actor":{},"action":{},"target":{},"reason":{},"diff":{},"prev_hash":{}}}"#,
             self.seq,
-            self.at_ms,
-            s(&self.actor),
-            s(&self.action),
-            s(&self.target),
-            s(&self.reason),
-            s(&self.diff),
+            self.event.at_ms,
+            s(&self.event.actor),
+            s(&self.event.action),
+            s(&self.event.target),
+            s(&self.event.reason),
+            s(&self.event.diff),
             s(&self.prev_hash)
         )
     }
@@ -317,7 +310,7 @@ mod tests {
     fn chain(n: u64) -> Vec<AuditEntry> {
         let mut out: Vec<AuditEntry> = Vec::new();
         for i in 0..n {
-            let draft = AuditDraft {
+            let event = AuditEvent {
                 at_ms: 1_000 * i,
                 actor: "ops@example".into(),
                 action: "flag.set".into(),
@@ -325,7 +318,7 @@ mod tests {
                 reason: format!("step {i}"),
                 diff: "-enabled = false\n+enabled = true\n".into(),
             };
-            let e = AuditEntry::seal(out.last(), draft);
+            let e = AuditEntry::seal(out.last(), event);
             out.push(e);
         }
         out
@@ -355,7 +348,7 @@ mod tests {
         // The canonical form and its hash are part of the stored format: never change them.
         let e = AuditEntry::seal(
             None,
-            AuditDraft {
+            AuditEvent {
                 at_ms: 1,
                 actor: "a".into(),
                 action: "b".into(),
@@ -376,9 +369,22 @@ mod tests {
     const PINNED_HASH: &str = "55a21f69bf3c27bc98e82fcd1543d1b0df897b6e1d56a05880066b15b2721bb7";
 
     #[test]
+    fn entries_are_stored_flat_and_read_back() {
+        let c = chain(2);
+        let json = serde_json::to_string(&c[1]).unwrap();
+        assert!(
+            json.starts_with(r#"{"seq":2,"at_ms":1000,"actor":"#),
+            "{json}"
+        );
+        let back: AuditEntry = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c[1]);
+        assert!(verify(&[c[0].clone(), back]).is_ok());
+    }
+
+    #[test]
     fn an_edited_field_is_found() {
         let mut c = chain(4);
-        c[1].reason = "nothing to see".into();
+        c[1].event.reason = "nothing to see".into();
         assert_eq!(fault(verify(&c)), (2, ChainFault::Edited));
         // Rehashing the edited entry breaks the next link instead.
         c[1].hash = c[1].compute_hash();
@@ -388,12 +394,12 @@ mod tests {
             let mut c = chain(3);
             let e = &mut c[1];
             match edit {
-                0 => e.at_ms += 1,
-                1 => e.actor.push('x'),
-                2 => e.action.push('x'),
-                3 => e.target.push('x'),
-                4 => e.reason.push('x'),
-                5 => e.diff.push('x'),
+                0 => e.event.at_ms += 1,
+                1 => e.event.actor.push('x'),
+                2 => e.event.action.push('x'),
+                3 => e.event.target.push('x'),
+                4 => e.event.reason.push('x'),
+                5 => e.event.diff.push('x'),
                 6 => e.prev_hash = GENESIS_HASH.into(),
                 _ => e.hash = GENESIS_HASH.into(),
             }
@@ -455,7 +461,7 @@ mod tests {
         );
         // A rewritten tail of the same length: same seq, another hash.
         let mut other = full[..4].to_vec();
-        other.push(AuditEntry::seal(other.last(), AuditDraft::default()));
+        other.push(AuditEntry::seal(other.last(), AuditEvent::default()));
         assert_eq!(
             fault(verify_with_head(&other, &head)),
             (5, ChainFault::NotTheHead)
@@ -471,22 +477,6 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "audit entry 4: expected entry 3 before it (deleted)"
-        );
-    }
-
-    #[test]
-    fn diff_of_equal_texts_is_empty() {
-        assert_eq!(diff_lines("a\nb\n", "a\nb"), "");
-        assert_eq!(diff_lines("", ""), "");
-    }
-
-    #[test]
-    fn diff_shows_a_change_with_context() {
-        let old = "1\n2\n3\n4\n5\n6\n7\n8\n";
-        let new = "1\n2\n3\nfour\n5\n6\n7\n8\n";
-        assert_eq!(
-            diff_lines(old, new),
-            "@@ -2,5 +2,5 @@\n 2\n 3\n-4\n+four\n 5\n 6\n"
         );
     }
 
@@ -509,14 +499,30 @@ mod tests {
     }
 
     #[test]
-    fn diff_of_whole_files() {
-        assert_eq!(diff_lines("", "a\nb\n"), "@@ -0,0 +1,2 @@\n+a\n+b\n");
-        assert_eq!(diff_lines("a\n", ""), "@@ -1,1 +0,0 @@\n-a\n");
-    }
-
-    #[test]
-    fn diff_finds_common_lines_inside_a_changed_block() {
-        let d = diff_lines("a\nx\nb\ny\nc\n", "a\nb\nc\nz\n");
-        assert_eq!(d, "@@ -1,5 +1,4 @@\n a\n-x\n b\n-y\n c\n+z\n");
+    fn diffs() {
+        // (old, new, diff)
+        let cases = [
+            // Same lines (a missing last newline is not a change).
+            ("a\nb\n", "a\nb", ""),
+            ("", "", ""),
+            // One change, two lines of context each side.
+            (
+                "1\n2\n3\n4\n5\n6\n7\n8\n",
+                "1\n2\n3\nfour\n5\n6\n7\n8\n",
+                "@@ -2,5 +2,5 @@\n 2\n 3\n-4\n+four\n 5\n 6\n",
+            ),
+            // Whole files added or removed.
+            ("", "a\nb\n", "@@ -0,0 +1,2 @@\n+a\n+b\n"),
+            ("a\n", "", "@@ -1,1 +0,0 @@\n-a\n"),
+            // Common lines inside a changed block are found.
+            (
+                "a\nx\nb\ny\nc\n",
+                "a\nb\nc\nz\n",
+                "@@ -1,5 +1,4 @@\n a\n-x\n b\n-y\n c\n+z\n",
+            ),
+        ];
+        for (old, new, expect) in cases {
+            assert_eq!(diff_lines(old, new), expect, "{old:?} -> {new:?}");
+        }
     }
 }

@@ -45,6 +45,39 @@ pub enum FlagValue {
     Variant(String),
 }
 
+impl Flag {
+    /// Every problem with the flag, for the config validator.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.key.trim().is_empty() {
+            out.push("a flag needs a key".to_string());
+        }
+        match &self.kind {
+            FlagKind::Boolean { .. } => {}
+            FlagKind::Percentage { basis_points } => {
+                if *basis_points > BASIS_POINTS {
+                    out.push(format!(
+                        "basis_points is at most {BASIS_POINTS} (100%), got {basis_points}"
+                    ));
+                }
+            }
+            FlagKind::Variant { variants } => {
+                if variants.iter().all(|v| v.weight == 0) {
+                    out.push("a variant flag needs a variant of weight above 0".to_string());
+                }
+                for (i, v) in variants.iter().enumerate() {
+                    if v.name.trim().is_empty() {
+                        out.push(format!("variant {} has no name", i + 1));
+                    } else if variants[..i].iter().any(|w| w.name == v.name) {
+                        out.push(format!("variant `{}` is named twice", v.name));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The flag's value for a user. Deterministic and sticky: the same flag and key give the same
 /// value everywhere.
 ///
@@ -133,6 +166,21 @@ mod tests {
             evaluate(&flag(variants(&[0, 3, 0])), "u"),
             FlagValue::Variant("v1".into())
         );
+    }
+
+    #[test]
+    fn problems_are_listed() {
+        assert!(flag(variants(&[1, 2])).problems().is_empty());
+        let bad = Flag {
+            key: " ".into(),
+            kind: variants_named(&[("a", 0), ("", 0), ("a", 0)]),
+            enabled: true,
+        };
+        assert_eq!(bad.problems().len(), 4, "{:?}", bad.problems());
+        let over = flag(FlagKind::Percentage {
+            basis_points: 10_001,
+        });
+        assert_eq!(over.problems().len(), 1);
     }
 
     #[test]

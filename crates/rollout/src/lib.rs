@@ -19,7 +19,10 @@ pub mod split;
 mod stats;
 
 pub use analysis::{requests_to_detect, AnalysisSpec, ArmStats, Criterion, Look, Outcome, Verdict};
-pub use audit::{diff_lines, AuditDraft, AuditEntry, ChainError, ChainFault, Head, GENESIS_HASH};
+pub use audit::{
+    diff_lines, verify, verify_after, verify_with_head, AuditEntry, AuditEvent, ChainError,
+    ChainFault, Head, GENESIS_HASH,
+};
 pub use flags::{evaluate, Flag, FlagKind, FlagValue, WeightedVariant};
 pub use machine::{
     Arm, Rollout, RolloutError, RolloutKind, RolloutSpec, SpecError, State, TargetKind, TargetRef,

@@ -446,22 +446,26 @@ impl Rollout {
     /// Stops the rollout and sends everyone back to the baseline: one call, in either kind
     /// (in blue-green the baseline is warm, so it serves at once).
     pub fn rollback(&mut self, now_ms: u64, reason: &str) -> Result<Transition, RolloutError> {
-        self.finished_check()?;
         let reason = format!("rolled back by hand from {}: {reason}", self.where_now());
-        let to = State::RolledBack {
-            reason: reason.clone(),
-        };
-        Ok(self.go(now_ms, to, None, reason))
+        self.end(now_ms, reason, |reason| State::RolledBack { reason })
     }
 
     /// Gives the rollout up (the candidate is not judged bad; the rollout is not wanted), and
     /// sends everyone back to the baseline.
     pub fn abort(&mut self, now_ms: u64, reason: &str) -> Result<Transition, RolloutError> {
-        self.finished_check()?;
         let reason = format!("aborted from {}: {reason}", self.where_now());
-        let to = State::Aborted {
-            reason: reason.clone(),
-        };
+        self.end(now_ms, reason, |reason| State::Aborted { reason })
+    }
+
+    /// Ends the rollout by hand in the state `to` makes of the reason.
+    fn end(
+        &mut self,
+        now_ms: u64,
+        reason: String,
+        to: impl FnOnce(String) -> State,
+    ) -> Result<Transition, RolloutError> {
+        self.finished_check()?;
+        let to = to(reason.clone());
         Ok(self.go(now_ms, to, None, reason))
     }
 
@@ -535,6 +539,7 @@ mod tests {
     use super::*;
     use crate::analysis::tests::arm;
     use crate::analysis::{requests_to_detect, Criterion, Outcome};
+    use proptest::prelude::*;
 
     const MIN: u64 = 60_000;
 
@@ -594,23 +599,21 @@ mod tests {
         assert_eq!(r.pause(now), Err(RolloutError::Finished("promoted")));
     }
 
-    #[test]
-    fn a_twenty_percent_error_candidate_is_rolled_back_early_within_the_stated_bound() {
-        let mut r = rollout(RolloutKind::Canary);
+    /// Runs a canary at 5% with a candidate failing every fifth request, ticking after every
+    /// candidate request (19 clean baseline requests beside each); returns the number of
+    /// candidate requests at the rollback.
+    fn roll_back_twenty_percent(analysis: AnalysisSpec) -> u64 {
+        let spec = RolloutSpec {
+            analysis,
+            ..RolloutSpec::default()
+        };
+        let mut r = Rollout::new("r1", target("v1"), target("v2"), spec).unwrap();
         r.start(0).unwrap();
-        let spec = r.spec().analysis.clone();
-        // At 5% the baseline sees 19 requests per candidate request, so by the time the
-        // candidate has min_samples the baseline has at least 19 × min_samples, all clean.
-        let bound =
-            requests_to_detect(&spec, Look::Early, 0.0, 19 * spec.min_samples, 0.2).unwrap();
-        // Stated: at most 80 candidate requests, far below the step's 200 and 10 minutes.
-        assert!(bound <= 80, "{bound}");
         let (mut c, mut b) = (ArmStats::default(), ArmStats::default());
         let ok = Outcome {
             latency_ms: Some(100),
             ..Outcome::default()
         };
-        let mut rolled_back_at = None;
         for i in 0..r.spec().min_step_requests {
             c.record(&Outcome {
                 error: i % 5 == 0,
@@ -619,27 +622,43 @@ mod tests {
             for _ in 0..19 {
                 b.record(&ok);
             }
-            // One tick per candidate request, a second apart: well inside the step.
+            // A second apart: well inside the step's 10 minutes and 200 requests.
             let t = r.tick(i * 1000, &c, &b);
-            if !t.is_empty() {
-                rolled_back_at = Some(c.requests);
-                eprintln!("PROBE rolled back at {}", c.requests);
-                assert!(t[0].reason.contains("early"), "{}", t[0].reason);
+            if let Some(t) = t.first() {
+                assert!(t.reason.contains("(early, "), "{}", t.reason);
                 assert!(matches!(
-                    t[0].verdict,
+                    t.verdict,
                     Some(Verdict::Breach {
                         criterion: Criterion::ErrorRate,
                         ..
                     })
                 ));
-                break;
+                assert!(matches!(r.state(), State::RolledBack { .. }));
+                assert_eq!(r.traffic().candidate_basis_points, 0);
+                assert_eq!(r.assign("anyone"), Arm::Baseline);
+                return c.requests;
             }
         }
-        let n = rolled_back_at.unwrap();
-        assert!(n >= spec.min_samples && n <= bound, "{n} > {bound}");
-        assert!(matches!(r.state(), State::RolledBack { .. }));
-        assert_eq!(r.traffic().candidate_basis_points, 0);
-        assert_eq!(r.assign("anyone"), Arm::Baseline);
+        panic!("not rolled back within the step");
+    }
+
+    #[test]
+    fn a_twenty_percent_error_candidate_is_rolled_back_early_within_the_stated_bound() {
+        // With the defaults: at the first look allowed, min_samples = 50 candidate requests.
+        let spec = AnalysisSpec::default();
+        assert_eq!(roll_back_twenty_percent(spec.clone()), spec.min_samples);
+
+        // With looks from 10 requests the statistics set the bound. At 5% the baseline has 19
+        // requests per candidate request, so at any look it has at least 19 × 10, all clean;
+        // against that, requests_to_detect states the bound: 25 candidate requests.
+        let spec = AnalysisSpec {
+            min_samples: 10,
+            ..AnalysisSpec::default()
+        };
+        let bound = requests_to_detect(&spec, Look::Early, 0.0, 19 * spec.min_samples, 0.2);
+        assert_eq!(bound, Some(25));
+        let n = roll_back_twenty_percent(spec.clone());
+        assert!((spec.min_samples..=25).contains(&n), "{n}");
     }
 
     #[test]
@@ -808,6 +827,81 @@ mod tests {
             ..RolloutSpec::default()
         };
         assert!(spec.validate().is_ok());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Start,
+        Tick { healthy: bool, minutes: u64 },
+        Promote,
+        Pause,
+        Resume,
+        Abort,
+        Rollback,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            Just(Event::Start),
+            (any::<bool>(), 0u64..20)
+                .prop_map(|(healthy, minutes)| Event::Tick { healthy, minutes }),
+            Just(Event::Promote),
+            Just(Event::Pause),
+            Just(Event::Resume),
+            Just(Event::Abort),
+            Just(Event::Rollback),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Whatever happens: the share only grows until the end, which is 0% or 100%; a
+        /// finished rollout stays finished; every change is in the timeline with a reason.
+        #[test]
+        fn any_sequence_of_events_keeps_the_invariants(
+            kind in prop_oneof![Just(RolloutKind::Canary), Just(RolloutKind::BlueGreen)],
+            events in proptest::collection::vec(event(), 0..30),
+        ) {
+            let mut r = rollout(kind);
+            let (good, base) = healthy();
+            let bad = arm(300, 150, 100, 100);
+            let mut now = 0;
+            let mut changes = 0;
+            let mut share = 0;
+            for e in events {
+                let was_finished = r.state().is_finished();
+                let made = match e {
+                    Event::Start => r.start(now).map(|_| 1),
+                    Event::Tick { healthy, minutes } => {
+                        now += minutes * MIN;
+                        Ok(r.tick(now, if healthy { &good } else { &bad }, &base).len())
+                    }
+                    Event::Promote => r.promote(now).map(|_| 1),
+                    Event::Pause => r.pause(now).map(|_| 1),
+                    Event::Resume => r.resume(now).map(|_| 1),
+                    Event::Abort => r.abort(now, "test").map(|_| 1),
+                    Event::Rollback => r.rollback(now, "test").map(|_| 1),
+                };
+                let made = made.unwrap_or(0);
+                if was_finished {
+                    prop_assert_eq!(made, 0);
+                }
+                changes += made;
+                let now_share = r.traffic().candidate_basis_points;
+                if r.state().is_finished() {
+                    prop_assert!(now_share == 0 || now_share == BASIS_POINTS);
+                } else {
+                    prop_assert!(now_share >= share);
+                    share = now_share;
+                }
+            }
+            prop_assert_eq!(r.timeline().len(), changes);
+            for pair in r.timeline().windows(2) {
+                prop_assert_eq!(&pair[0].to, &pair[1].from);
+            }
+            prop_assert!(r.timeline().iter().all(|t| !t.reason.is_empty()));
+        }
     }
 
     #[test]
