@@ -10,6 +10,32 @@
 //! [`TargetRef`]s, not configs, models or prompts), must not know HTTP or the store, and must
 //! not count requests itself: the gateway accumulates [`ArmStats`] per step window and passes
 //! them in.
+//!
+//! ```
+//! use switchyard_rollout::{Arm, ArmStats, Outcome, Rollout, RolloutSpec, TargetKind, TargetRef};
+//!
+//! let config = |id: &str| TargetRef { kind: TargetKind::Config, id: id.into() };
+//! let spec = RolloutSpec::default(); // 5% → 25% → 50% → 100%, 10 minutes and 200 requests a step
+//! let mut rollout = Rollout::new("cfg-12", config("v11"), config("v12"), spec)
+//!     .map_err(|errors| format!("{errors:?}"))?;
+//! rollout.start(0)?;
+//!
+//! // The gateway sends each user where the rollout says and counts what happened.
+//! let (mut candidate, mut baseline) = (ArmStats::default(), ArmStats::default());
+//! for user in 0..6_000 {
+//!     let outcome = Outcome { latency_ms: Some(120), ..Outcome::default() };
+//!     match rollout.assign(&format!("user-{user}")) {
+//!         Arm::Candidate => candidate.record(&outcome),
+//!         Arm::Baseline => baseline.record(&outcome),
+//!     }
+//! }
+//!
+//! // Ten minutes later the step is judged: healthy, so the candidate goes to 25%.
+//! let moves = rollout.tick(10 * 60 * 1000, &candidate, &baseline);
+//! assert!(moves[0].starts_window()); // count afresh from here
+//! assert_eq!(rollout.traffic().candidate_basis_points, 2_500);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod analysis;
 pub mod audit;

@@ -749,6 +749,33 @@ mod tests {
     }
 
     #[test]
+    fn manual_endings_work_from_pending_running_and_paused() {
+        type End = fn(&mut Rollout) -> Result<Transition, RolloutError>;
+        let endings: [(End, &str, u16); 3] = [
+            (|r| r.promote(MIN), "promoted", BASIS_POINTS),
+            (|r| r.rollback(MIN, "why"), "rolled back", 0),
+            (|r| r.abort(MIN, "why"), "aborted", 0),
+        ];
+        for (end, name, share) in endings {
+            for setup in 0..3 {
+                let mut r = rollout(RolloutKind::Canary);
+                if setup >= 1 {
+                    r.start(0).unwrap();
+                }
+                if setup == 2 {
+                    r.pause(1).unwrap();
+                }
+                let from = r.state().clone();
+                let t = end(&mut r).unwrap();
+                assert_eq!(t.from, from);
+                assert_eq!(r.state().name(), name, "from {from:?}");
+                assert_eq!(t.traffic.candidate_basis_points, share);
+                assert_eq!(end(&mut r), Err(RolloutError::Finished(name)));
+            }
+        }
+    }
+
+    #[test]
     fn start_twice_is_refused() {
         let mut r = rollout(RolloutKind::Canary);
         r.start(0).unwrap();
