@@ -4,7 +4,8 @@
 //! is a pure function of the flag and the user's key. Percentages and variants use the same
 //! sticky buckets as rollouts ([`crate::bucket`]), seeded by the flag's key, so a user keeps
 //! their value on every replica and after every restart, and raising a percentage only adds
-//! users.
+//! users. Flags with different keys split users independently (a flag whose key equals a
+//! rollout's id splits them as that rollout does).
 
 use serde::{Deserialize, Serialize};
 
