@@ -464,11 +464,15 @@ fn line_in_string(text: &str, value_line: usize, inner: usize) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Rendering.
 
-/// The environment every prompt renders in: undefined values are errors, nothing is escaped.
+/// The environment every prompt renders in: undefined values are errors, nothing is escaped,
+/// and a line holding only a block tag (`{% if %}`, `{% for %}`) leaves no blank line behind
+/// (`trim_blocks` and `lstrip_blocks`), so templates can be laid out for reading.
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
     env
 }
 
@@ -701,5 +705,401 @@ impl std::str::FromStr for PromptRef {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         PromptRef::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const EXAMPLE: &str = include_str!("../../../examples/prompts/support-answer.toml");
+
+    fn vars(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    fn errors(text: &str) -> Vec<Diagnostic> {
+        match PromptTemplate::parse(text, "p.toml") {
+            Err(ConfigError::Invalid(d)) => d,
+            other => panic!("expected diagnostics, got {other:?}"),
+        }
+    }
+
+    fn prompt(text: &str) -> PromptTemplate {
+        PromptTemplate::parse(text, "p.toml").unwrap()
+    }
+
+    fn request(model: &str) -> ChatCompletionRequest {
+        serde_json::from_value(json!({
+            "model": model,
+            "messages": [{"role": "user", "content": "and one more thing"}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn example_file_parses_and_renders() {
+        let p = PromptTemplate::parse(EXAMPLE, "support-answer.toml").unwrap();
+        assert_eq!(p.name, "support-answer");
+        assert_eq!(p.model.as_deref(), Some("auto"));
+        assert_eq!(p.params.temperature, Some(0.2));
+        assert_eq!(p.params.max_completion_tokens, Some(400));
+        assert!(p.variables["question"].required);
+        assert!(!p.variables["product"].required);
+        assert!(p.unused_variables().is_empty());
+
+        let r = p
+            .render(&vars(json!({
+                "question": "How do I rotate a key?",
+                "articles": ["  Keys rotate with `switchyard keys new`. ", "Old keys stay valid for a day."]
+            })))
+            .unwrap();
+        assert_eq!(r.messages.len(), 2);
+        assert_eq!(
+            r.messages[0].text(),
+            "You are the support assistant for Switchyard. Be brief and answer only from the articles.\n\
+             Articles:\n\
+             1. Keys rotate with `switchyard keys new`.\n\
+             2. Old keys stay valid for a day.\n"
+        );
+        assert_eq!(r.messages[1].role, Role::User);
+        assert_eq!(r.messages[1].text(), "How do I rotate a key?");
+
+        let r = p.render(&vars(json!({"question": "q"}))).unwrap();
+        assert!(r.messages[0].text().contains("No article matched"));
+    }
+
+    #[test]
+    fn every_validation_error_is_reported_with_its_line_and_path() {
+        let text = r#"name = "bad name"
+model = "prompt:other"
+
+[params]
+temperature = 3.5
+
+[variables]
+topic = { required = true, default = "x" }
+"2nd" = { default = 1 }
+
+[[messages]]
+role = "wizard"
+content = "Talk about {{ topic }}."
+
+[[messages]]
+role = "user"
+content = """
+Line one
+{{ qestion }}
+{% for x in %}
+"""
+"#;
+        let d = errors(text);
+        let got: Vec<(Option<usize>, &str)> = d.iter().map(|d| (d.line, d.path.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(1), "name"),
+                (Some(2), "model"),
+                (Some(5), "params.temperature"),
+                (Some(9), "variables.2nd"),
+                (Some(8), "variables.topic.default"),
+                (Some(12), "messages[0].role"),
+                (Some(20), "messages[1].content"),
+            ],
+            "{d:#?}"
+        );
+        assert!(d[6].message.contains("not a valid template"), "{}", d[6]);
+        assert!(d[6].message.contains("syntax error"), "{}", d[6]);
+    }
+
+    #[test]
+    fn undeclared_variables_are_errors_and_globals_are_not() {
+        let text = "name = \"p\"\n\n[variables]\nproduct = {}\n\n[[messages]]\nrole = \"system\"\ncontent = \"{{ produkt }} {% for i in range(3) %}{{ loop.index }}{% endfor %}\"\n";
+        let d = errors(text);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(
+            d[0].to_string(),
+            "p.toml:8: `messages[0].content`: uses `produkt`, which is not declared under [variables]"
+        );
+    }
+
+    #[test]
+    fn serde_errors_point_at_their_line() {
+        let d = errors("name = \"p\"\n[params]\ntemperature = 0.1\ntempreature = 0.2\n");
+        assert_eq!(d[0].line, Some(4), "{d:?}");
+        assert!(d[0].message.contains("unknown field `tempreature`"));
+
+        let d = errors("name = \"p\"\n[params]\ntemperature = \"hot\"\n");
+        assert_eq!(d[0].line, Some(3), "{d:?}");
+
+        let d = errors("name = \"p\"\n[[messages]]\nrole = \"user\"\n");
+        assert!(d[0].message.contains("missing field `content`"), "{d:?}");
+    }
+
+    #[test]
+    fn params_are_checked() {
+        let text = "name = \"p\"\n[params]\ntop_p = 1.5\nmax_tokens = 0\nresponse_format = { type = \"xml\" }\nstop = [\"a\", 1]\n[[messages]]\nrole = \"user\"\ncontent = \"hi\"\n";
+        let paths: Vec<String> = errors(text).into_iter().map(|d| d.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "params.top_p",
+                "params.max_tokens",
+                "params.response_format",
+                "params.stop"
+            ]
+        );
+
+        let p = prompt("name = \"p\"\n[params]\nseed = 7\nstop = \"END\"\nresponse_format = { type = \"json_object\" }\ntemperature = 1\n[[messages]]\nrole = \"user\"\ncontent = \"hi\"\n");
+        assert_eq!(p.params.seed, Some(7));
+        assert_eq!(p.params.stop, Some(Stop::One("END".into())));
+        assert_eq!(p.params.response_format, Some(ResponseFormat::JsonObject));
+        assert_eq!(p.params.temperature, Some(1.0));
+    }
+
+    #[test]
+    fn a_prompt_needs_messages_and_a_known_format() {
+        let d = errors("name = \"p\"\nformat_version = 2\n");
+        let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["format_version", "messages"]);
+    }
+
+    #[test]
+    fn unused_variables_are_a_note_not_an_error() {
+        let p = prompt("name = \"p\"\n[variables]\nspare = { default = 1 }\n[[messages]]\nrole = \"user\"\ncontent = \"hi\"\n");
+        assert_eq!(p.unused_variables(), ["spare"]);
+    }
+
+    const RENDER: &str = r#"name = "r"
+[variables]
+who = { default = "world" }
+items = {}
+note = { required = false }
+[[messages]]
+role = "system"
+content = "{% if note is defined %}Note: {{ note }}{% endif %}"
+[[messages]]
+role = "user"
+content = "Hello {{ who | upper }}: {{ items | join(', ') }} <b>&</b>"
+"#;
+
+    #[test]
+    fn render_applies_defaults_and_filters_without_escaping() {
+        let p = prompt(RENDER);
+        let r = p.render(&vars(json!({"items": ["a", "b"]}))).unwrap();
+        // The system message rendered to nothing and is left out.
+        assert_eq!(r.messages.len(), 1);
+        assert_eq!(r.messages[0].text(), "Hello WORLD: a, b <b>&</b>");
+
+        let r = p
+            .render(&vars(json!({"items": [], "who": "you", "note": "n"})))
+            .unwrap();
+        assert_eq!(r.messages[0].text(), "Note: n");
+        assert_eq!(r.messages[1].text(), "Hello YOU:  <b>&</b>");
+    }
+
+    #[test]
+    fn render_refuses_missing_unknown_and_undefined() {
+        let p = prompt(RENDER);
+        assert_eq!(
+            p.render(&Map::new()),
+            Err(RenderError::MissingVariable("items".into()))
+        );
+        // null counts as missing.
+        assert_eq!(
+            p.render(&vars(json!({"items": null}))),
+            Err(RenderError::MissingVariable("items".into()))
+        );
+        assert_eq!(
+            p.render(&vars(json!({"items": [], "iterms": []}))),
+            Err(RenderError::UnknownVariable("iterms".into()))
+        );
+
+        // Strict undefined: an optional variable printed without a test fails, and so does a
+        // missing attribute of a value the caller passed.
+        let p = prompt("name = \"s\"\n[variables]\nopt = { required = false }\nuser = {}\n[[messages]]\nrole = \"user\"\ncontent = \"{{ user.name }}{% if opt %}x{% endif %}\"\n");
+        let e = p.render(&vars(json!({"user": {"nmae": "x"}}))).unwrap_err();
+        assert!(
+            matches!(&e, RenderError::Template { index: 0, message } if message.contains("undefined")),
+            "{e:?}"
+        );
+        let e = p.render(&vars(json!({"user": {"name": "x"}}))).unwrap_err();
+        assert!(matches!(e, RenderError::Template { index: 0, .. }), "{e:?}");
+        assert!(p
+            .render(&vars(json!({"user": {"name": "x"}, "opt": true})))
+            .is_ok());
+    }
+
+    const APPLY: &str = r#"name = "a"
+model = "small"
+[params]
+temperature = 0.2
+max_completion_tokens = 100
+stop = "END"
+[[messages]]
+role = "system"
+content = "Be brief."
+"#;
+
+    #[test]
+    fn apply_puts_prompt_messages_first_and_fills_unset_params() {
+        let p = prompt(APPLY);
+        let mut req = request("prompt:a@production");
+        req.temperature = Some(0.9);
+        p.apply_to(&mut req, &Map::new()).unwrap();
+        assert_eq!(req.model, "small");
+        let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::System, Role::User]);
+        assert_eq!(req.messages[1].text(), "and one more thing");
+        assert_eq!(req.temperature, Some(0.9), "the caller's value wins");
+        assert_eq!(req.max_completion_tokens, Some(100));
+        assert_eq!(req.stop, Some(Stop::One("END".into())));
+    }
+
+    #[test]
+    fn apply_keeps_a_real_model_and_the_callers_output_cap() {
+        let p = prompt(APPLY);
+        let mut req = request("large");
+        req.max_tokens = Some(10);
+        p.apply_to(&mut req, &Map::new()).unwrap();
+        assert_eq!(req.model, "large");
+        assert_eq!(req.max_tokens, Some(10));
+        assert_eq!(req.max_completion_tokens, None, "the cap is the caller's");
+        assert_eq!(req.output_cap(), Some(10));
+
+        let mut req = request("");
+        p.apply_to(&mut req, &Map::new()).unwrap();
+        assert_eq!(req.model, "small");
+    }
+
+    #[test]
+    fn apply_without_a_model_leaves_the_request_alone() {
+        let p = prompt("name = \"a\"\n[[messages]]\nrole = \"system\"\ncontent = \"x\"\n");
+        let mut req = request("prompt:a");
+        let before = req.clone();
+        assert_eq!(p.apply_to(&mut req, &Map::new()), Err(RenderError::NoModel));
+        assert_eq!(req, before);
+        let e = p.apply_to(&mut req, &vars(json!({"x": 1})));
+        assert_eq!(e, Err(RenderError::UnknownVariable("x".into())));
+        assert_eq!(req, before);
+    }
+
+    #[test]
+    fn json_body_round_trips_in_a_stable_order() {
+        let p = PromptTemplate::parse(EXAMPLE, "support-answer.toml").unwrap();
+        let body = p.to_json().unwrap();
+        assert!(
+            body.starts_with(r#"{"format_version":1,"name":"support-answer","description":"#),
+            "{body}"
+        );
+        assert_eq!(PromptTemplate::from_json(&body).unwrap(), p);
+        assert_eq!(p.to_json().unwrap(), body);
+    }
+
+    #[test]
+    fn old_bodies_stay_readable_and_newer_ones_are_refused() {
+        let old = r#"{"name":"p","messages":[{"role":"user","content":"hi"}]}"#;
+        let p = PromptTemplate::from_json(old).unwrap();
+        assert_eq!(p.format_version, 1);
+        assert_eq!(p.params, PromptParams::default());
+        assert!(p.variables.is_empty());
+        assert_eq!(p.render(&Map::new()).unwrap().messages[0].text(), "hi");
+
+        let newer = r#"{"format_version":2,"name":"p","messages":[]}"#;
+        assert!(matches!(
+            PromptTemplate::from_json(newer),
+            Err(BodyError::NewerFormat(2))
+        ));
+    }
+
+    #[test]
+    fn references_parse_in_every_form() {
+        let r = PromptRef::parse("support-answer").unwrap();
+        assert_eq!(r.selector, Selector::Label(DEFAULT_LABEL.into()));
+        assert_eq!(r.to_string(), "support-answer@production");
+        assert_eq!(
+            PromptRef::parse("support-answer@3").unwrap().selector,
+            Selector::Version(3)
+        );
+        assert_eq!(
+            PromptRef::parse("v1.2_x@canary-2").unwrap(),
+            PromptRef {
+                name: "v1.2_x".into(),
+                selector: Selector::Label("canary-2".into())
+            }
+        );
+        let r = PromptRef::parse("prompt:support-answer@staging").unwrap();
+        assert_eq!(r.name, "support-answer");
+        assert_eq!(r.to_model(), "prompt:support-answer@staging");
+        assert_eq!("a@2".parse::<PromptRef>().unwrap().to_string(), "a@2");
+
+        assert!(PromptRef::from_model("gpt-4.1").is_none());
+        assert_eq!(
+            PromptRef::from_model("prompt:a@7"),
+            Some(Ok(PromptRef {
+                name: "a".into(),
+                selector: Selector::Version(7)
+            }))
+        );
+        assert!(matches!(PromptRef::from_model("prompt:"), Some(Err(_))));
+    }
+
+    #[test]
+    fn bad_references_say_why() {
+        for (input, reason) in [
+            ("", "name"),
+            ("a b", "name"),
+            ("x:y", "name"),
+            ("@prod", "name"),
+            ("a@", "nothing follows"),
+            ("a@0", "positive"),
+            ("a@007", "leading zeros"),
+            ("a@99999999999", "positive"),
+            ("a@Prod", "lowercase"),
+            ("a@b@c", "lowercase"),
+        ] {
+            let e = PromptRef::parse(input).unwrap_err();
+            assert!(e.reason.contains(reason), "{input}: {e}");
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn reference() -> impl Strategy<Value = PromptRef> {
+            let selector = prop_oneof![
+                (1u32..).prop_map(Selector::Version),
+                "[a-z0-9_-]{0,11}[a-z_-]".prop_map(Selector::Label),
+            ];
+            ("[A-Za-z0-9._-]{1,20}", selector)
+                .prop_map(|(name, selector)| PromptRef { name, selector })
+        }
+
+        proptest! {
+            #[test]
+            fn display_then_parse_gives_the_reference_back(r in reference()) {
+                prop_assert_eq!(PromptRef::parse(&r.to_string()), Ok(r.clone()));
+                prop_assert_eq!(PromptRef::from_model(&r.to_model()), Some(Ok(r)));
+            }
+
+            #[test]
+            fn parse_never_panics_and_what_parses_round_trips(s in any::<String>()) {
+                if let Ok(r) = PromptRef::parse(&s) {
+                    prop_assert_eq!(PromptRef::parse(&r.to_string()), Ok(r));
+                }
+            }
+
+            #[test]
+            fn near_misses_never_panic(s in "(prompt:)?[a-z0-9.:@_ -]{0,12}(@[A-Za-z0-9@-]{0,6})?") {
+                if let Ok(r) = PromptRef::parse(&s) {
+                    prop_assert_eq!(PromptRef::parse(&r.to_string()), Ok(r));
+                }
+            }
+        }
     }
 }
