@@ -19,8 +19,8 @@ mod validate;
 
 pub use diag::{ConfigError, Diagnostic};
 pub use prompt::{
-    MessageTemplate, PromptParams, PromptRef, PromptRefError, PromptTemplate, RenderError,
-    Rendered, Selector, VariableSpec,
+    MessageTemplate, PromptCall, PromptCallError, PromptParams, PromptRef, PromptRefError,
+    PromptTemplate, RenderError, Rendered, Selector, VariableSpec,
 };
 pub use secret::{hash_key, Secret};
 pub use spec::*;

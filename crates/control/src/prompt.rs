@@ -7,7 +7,8 @@
 //! to the JSON body the store keeps per version; bodies only ever gain fields with defaults, so
 //! old ones stay readable. [`PromptTemplate::render`] fills the templates in (strict about
 //! undefined values, no HTML escaping) and [`PromptTemplate::apply_to`] merges the result into a
-//! chat request. [`PromptRef`] names a prompt by label or version.
+//! chat request. [`PromptRef`] names a prompt by label or version; [`PromptCall`] reads which
+//! prompt a request names (`model = "prompt:..."` or the `prompt` extension field).
 //!
 //! This module is pure: it never reads files, talks to the store or serves HTTP. Which version
 //! a label points to, and where bodies live, belong to the store and the admin API.
@@ -700,6 +701,121 @@ impl fmt::Display for PromptRef {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// A request that names a prompt.
+
+/// The request extension field that names a prompt and carries its variables:
+/// `"prompt": {"id": "support-answer@staging", "variables": {"question": "..."}}`.
+pub const PROMPT_FIELD: &str = "prompt";
+
+/// What a chat request asks of a prompt: which one, and with what variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptCall {
+    pub reference: PromptRef,
+    pub variables: Map<String, Value>,
+}
+
+/// A request that names a prompt in a way that cannot be followed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromptCallError {
+    #[error(transparent)]
+    Ref(#[from] PromptRefError),
+    #[error("the `prompt` field {0}")]
+    Field(String),
+}
+
+impl PromptCall {
+    /// Reads the prompt a request names and takes the `prompt` extension field out of it, so
+    /// the field never reaches a provider. `Ok(None)`: the request names no prompt.
+    ///
+    /// 1. `model = "prompt:NAME[@SELECTOR]"` names the prompt; `prompt` may then carry only
+    ///    `variables`.
+    /// 2. Otherwise `prompt.id` (`NAME[@SELECTOR]`) names it, and `prompt.version` (a string or
+    ///    a positive integer, as OpenAI's Responses API spells it) may select the version when
+    ///    `id` has no `@`. The caller's `model` stays; see [`Rendered::apply_to`].
+    /// 3. `prompt.variables` is an object, default empty; other keys are refused.
+    ///
+    /// On error the request is left unchanged.
+    pub fn take_from(
+        request: &mut ChatCompletionRequest,
+    ) -> Result<Option<PromptCall>, PromptCallError> {
+        let from_model = PromptRef::from_model(&request.model).transpose()?;
+        let Some(field) = request.extra.get(PROMPT_FIELD) else {
+            return Ok(from_model.map(|reference| PromptCall {
+                reference,
+                variables: Map::new(),
+            }));
+        };
+        let call = read_field(field, from_model)?;
+        request.extra.remove(PROMPT_FIELD);
+        Ok(Some(call))
+    }
+}
+
+fn read_field(field: &Value, from_model: Option<PromptRef>) -> Result<PromptCall, PromptCallError> {
+    let bad = |why: &str| PromptCallError::Field(why.to_owned());
+    let Value::Object(obj) = field else {
+        return Err(bad(
+            "must be an object: {\"id\": \"NAME@LABEL\", \"variables\": {...}}",
+        ));
+    };
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "id" | "version" | "variables"))
+    {
+        return Err(PromptCallError::Field(format!(
+            "has no key `{key}`: it takes `id`, `version` and `variables`"
+        )));
+    }
+    let variables = match obj.get("variables") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(v)) => v.clone(),
+        Some(_) => return Err(bad("`variables` must be an object")),
+    };
+    let id = match obj.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.as_str()),
+        Some(_) => {
+            return Err(bad(
+                "`id` must be a string such as \"support-answer@production\"",
+            ))
+        }
+    };
+    let version = match obj.get("version") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(v)) => Some(v.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return Err(bad("`version` must be a string or a number")),
+    };
+    let reference = match (from_model, id) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "names a prompt while `model` names one too: use one of them",
+            ))
+        }
+        (Some(_), None) if version.is_some() => {
+            return Err(bad(
+                "`version` cannot select a prompt `model` names: write `prompt:NAME@VERSION`",
+            ))
+        }
+        (Some(reference), None) => reference,
+        (None, None) => return Err(bad("needs an `id` when `model` names no prompt")),
+        (None, Some(id)) => match version {
+            None => PromptRef::parse(id)?,
+            Some(_) if id.contains('@') => {
+                return Err(bad(
+                    "gives both `id` with `@` and `version`: use one of them",
+                ))
+            }
+            Some(v) => PromptRef::parse(&format!("{id}@{v}"))?,
+        },
+    };
+    Ok(PromptCall {
+        reference,
+        variables,
+    })
+}
+
 impl std::str::FromStr for PromptRef {
     type Err = PromptRefError;
 
@@ -1065,6 +1181,84 @@ content = "Be brief."
             let e = PromptRef::parse(input).unwrap_err();
             assert!(e.reason.contains(reason), "{input}: {e}");
         }
+    }
+
+    fn with_field(model: &str, field: Value) -> ChatCompletionRequest {
+        let mut req = request(model);
+        req.extra.insert(PROMPT_FIELD.into(), field);
+        req
+    }
+
+    #[test]
+    fn a_request_names_a_prompt_by_model_or_by_field() {
+        let mut req = request("gpt-4.1");
+        assert_eq!(PromptCall::take_from(&mut req), Ok(None));
+
+        let mut req = request("prompt:a@canary");
+        let call = PromptCall::take_from(&mut req).unwrap().unwrap();
+        assert_eq!(call.reference.to_string(), "a@canary");
+        assert!(call.variables.is_empty());
+
+        let mut req = with_field("prompt:a", json!({"variables": {"q": "hi"}}));
+        let call = PromptCall::take_from(&mut req).unwrap().unwrap();
+        assert_eq!(call.reference.to_string(), "a@production");
+        assert_eq!(call.variables["q"], json!("hi"));
+        assert!(req.extra.is_empty(), "the field never reaches a provider");
+
+        let mut req = with_field("small", json!({"id": "a", "version": 3}));
+        let call = PromptCall::take_from(&mut req).unwrap().unwrap();
+        assert_eq!(call.reference.selector, Selector::Version(3));
+        assert_eq!(req.model, "small");
+        let mut req = with_field("small", json!({"id": "a@staging", "variables": null}));
+        let call = PromptCall::take_from(&mut req).unwrap().unwrap();
+        assert_eq!(call.reference.to_string(), "a@staging");
+    }
+
+    #[test]
+    fn a_prompt_field_that_cannot_be_followed_is_refused_and_kept() {
+        for (model, field, why) in [
+            ("small", json!("a@production"), "must be an object"),
+            ("small", json!({"id": "a", "vars": {}}), "has no key `vars`"),
+            ("small", json!({"variables": {}}), "needs an `id`"),
+            ("small", json!({"id": 7}), "`id` must be a string"),
+            (
+                "small",
+                json!({"id": "a", "variables": []}),
+                "`variables` must be an object",
+            ),
+            (
+                "small",
+                json!({"id": "a@2", "version": "3"}),
+                "use one of them",
+            ),
+            ("prompt:a", json!({"id": "b"}), "`model` names one too"),
+            (
+                "prompt:a",
+                json!({"version": 2}),
+                "write `prompt:NAME@VERSION`",
+            ),
+            (
+                "small",
+                json!({"id": "a", "version": true}),
+                "string or a number",
+            ),
+        ] {
+            let mut req = with_field(model, field);
+            let before = req.clone();
+            let e = PromptCall::take_from(&mut req).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+            assert_eq!(req, before);
+        }
+        let mut req = with_field("small", json!({"id": "a", "version": 0}));
+        assert!(matches!(
+            PromptCall::take_from(&mut req),
+            Err(PromptCallError::Ref(_))
+        ));
+        let mut req = request("prompt:A B");
+        assert!(matches!(
+            PromptCall::take_from(&mut req),
+            Err(PromptCallError::Ref(_))
+        ));
     }
 
     mod props {
