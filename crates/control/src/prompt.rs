@@ -890,6 +890,19 @@ mod tests {
     }
 
     #[test]
+    fn a_typo_in_the_example_is_reported_as_the_docs_show() {
+        let text = EXAMPLE.replace("{{ question }}", "{{ qestion }}");
+        let d = match PromptTemplate::parse(&text, "support-answer.toml") {
+            Err(ConfigError::Invalid(d)) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            d[0].to_string(),
+            "support-answer.toml:33: `messages[1].content`: uses `qestion`, which is not declared under [variables]"
+        );
+    }
+
+    #[test]
     fn every_validation_error_is_reported_with_its_line_and_path() {
         let text = r#"name = "bad name"
 model = "prompt:other"
