@@ -294,9 +294,26 @@ fn validate(raw: RawPrompt, c: &mut Issues) -> PromptTemplate {
         }
     }
     let params = validate_params(raw.params, c);
+    let variables = validate_variables(raw.variables, c);
+    let messages = validate_messages(raw.messages, &variables, c);
 
+    PromptTemplate {
+        format_version: FORMAT_VERSION,
+        name: raw.name,
+        description: raw.description,
+        model: raw.model,
+        params,
+        variables,
+        messages,
+    }
+}
+
+fn validate_variables(
+    raw: BTreeMap<String, RawVariable>,
+    c: &mut Issues,
+) -> BTreeMap<String, VariableSpec> {
     let mut variables = BTreeMap::new();
-    for (name, v) in raw.variables {
+    for (name, v) in raw {
         let at = format!("variables.{}", key_segment(&name));
         if !valid_identifier(&name) {
             c.err(
@@ -321,14 +338,22 @@ fn validate(raw: RawPrompt, c: &mut Issues) -> PromptTemplate {
             },
         );
     }
+    variables
+}
 
-    if raw.messages.is_empty() {
+/// Roles, and templates that compile and use only declared variables (or minijinja's globals).
+fn validate_messages(
+    raw: Vec<RawMessage>,
+    variables: &BTreeMap<String, VariableSpec>,
+    c: &mut Issues,
+) -> Vec<MessageTemplate> {
+    if raw.is_empty() {
         c.err("messages", "a prompt needs at least one [[messages]] entry");
     }
     let env = environment();
     let globals: BTreeSet<&str> = env.globals().map(|(name, _)| name).collect();
-    let mut messages = Vec::with_capacity(raw.messages.len());
-    for (i, m) in raw.messages.into_iter().enumerate() {
+    let mut messages = Vec::with_capacity(raw.len());
+    for (i, m) in raw.into_iter().enumerate() {
         let at = format!("messages[{i}]");
         let role = match ROLES.iter().find(|(name, _)| *name == m.role) {
             Some((_, role)) => *role,
@@ -371,16 +396,7 @@ fn validate(raw: RawPrompt, c: &mut Issues) -> PromptTemplate {
             content: m.content,
         });
     }
-
-    PromptTemplate {
-        format_version: FORMAT_VERSION,
-        name: raw.name,
-        description: raw.description,
-        model: raw.model,
-        params,
-        variables,
-        messages,
-    }
+    messages
 }
 
 fn validate_params(p: RawParams, c: &mut Issues) -> PromptParams {
