@@ -19,8 +19,8 @@ mod validate;
 
 pub use diag::{ConfigError, Diagnostic};
 pub use prompt::{
-    MessageTemplate, PromptCall, PromptCallError, PromptParams, PromptRef, PromptRefError,
-    PromptTemplate, RenderError, Rendered, Selector, VariableSpec,
+    BodyError, MessageTemplate, PromptCall, PromptCallError, PromptParams, PromptRef,
+    PromptRefError, PromptTemplate, RenderError, Rendered, Selector, VariableSpec,
 };
 pub use secret::{hash_key, Secret};
 pub use spec::*;
