@@ -1,5 +1,7 @@
 use std::fmt;
 
+use crate::locate;
+
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -47,4 +49,31 @@ fn render(diags: &[Diagnostic]) -> String {
         out.push_str(&d.to_string());
     }
     out
+}
+
+/// A file serde could not read (bad TOML, a wrong type, an unknown field), as one diagnostic.
+pub(crate) fn syntax_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| locate::line_of_offset(text, locate::refine_unknown_field(text, s, e.message())));
+    ConfigError::Invalid(vec![Diagnostic {
+        file: origin.to_owned(),
+        line,
+        path: String::new(),
+        message: e.message().trim().to_owned(),
+    }])
+}
+
+/// Validation issues `(field path, message)` with the line of each path in `text`.
+pub(crate) fn located(text: &str, origin: &str, issues: Vec<(String, String)>) -> Vec<Diagnostic> {
+    let index = locate::Locator::new(text);
+    issues
+        .into_iter()
+        .map(|(path, message)| Diagnostic {
+            file: origin.to_owned(),
+            line: index.line_of_path(&path),
+            path,
+            message,
+        })
+        .collect()
 }

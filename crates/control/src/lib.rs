@@ -11,12 +11,17 @@
 pub mod builtin;
 mod diag;
 mod locate;
+pub mod prompt;
 pub mod raw;
 mod secret;
 mod spec;
 mod validate;
 
 pub use diag::{ConfigError, Diagnostic};
+pub use prompt::{
+    BodyError, MessageTemplate, PromptCall, PromptCallError, PromptParams, PromptRef,
+    PromptRefError, PromptTemplate, RenderError, Rendered, Selector, VariableSpec,
+};
 pub use secret::{hash_key, Secret};
 pub use spec::*;
 
@@ -33,32 +38,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; `origin` names it in diagnostics (a file path).
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    let raw: raw::RawConfig = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let line = e.span().map(|s| {
-                locate::line_of_offset(text, locate::refine_unknown_field(text, s, e.message()))
-            });
-            return Err(ConfigError::Invalid(vec![Diagnostic {
-                file: origin.to_owned(),
-                line,
-                path: String::new(),
-                message: e.message().trim().to_owned(),
-            }]));
-        }
-    };
-    validate::validate(raw).map_err(|issues| {
-        let index = locate::Locator::new(text);
-        ConfigError::Invalid(
-            issues
-                .into_iter()
-                .map(|(path, message)| Diagnostic {
-                    file: origin.to_owned(),
-                    line: index.line_of_path(&path),
-                    path,
-                    message,
-                })
-                .collect(),
-        )
-    })
+    let raw: raw::RawConfig =
+        toml::from_str(text).map_err(|e| diag::syntax_error(text, origin, &e))?;
+    validate::validate(raw)
+        .map_err(|issues| ConfigError::Invalid(diag::located(text, origin, issues)))
 }

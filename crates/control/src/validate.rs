@@ -324,7 +324,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
 
 const NAME_RULE: &str = "names use letters, digits, '-', '_', '.' and ':' only";
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
