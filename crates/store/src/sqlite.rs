@@ -66,6 +66,71 @@ CREATE TABLE router_calibration (
 );
 CREATE INDEX router_calibration_route ON router_calibration (route, at_ms);
 "#,
+    // The control plane (`control.rs`): config versions, the audit chain, prompts, flags,
+    // rollouts, and the counter replicas poll to notice any of them change.
+    r#"
+CREATE TABLE config_versions (
+    id            TEXT PRIMARY KEY NOT NULL,
+    parent        TEXT,
+    author        TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    source        TEXT NOT NULL
+);
+CREATE INDEX config_versions_created ON config_versions (created_at_ms);
+CREATE TABLE config_applied (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    version_id TEXT NOT NULL REFERENCES config_versions (id),
+    at_ms      INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    reason     TEXT NOT NULL
+);
+CREATE TABLE audit (
+    seq       INTEGER PRIMARY KEY,
+    at_ms     INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    diff      TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE TABLE prompt_versions (
+    name          TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    body          TEXT NOT NULL,
+    author        TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE prompt_labels (
+    name          TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, label),
+    FOREIGN KEY (name, version) REFERENCES prompt_versions (name, version)
+);
+CREATE TABLE flags (
+    key           TEXT PRIMARY KEY NOT NULL,
+    body          TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE rollouts (
+    id            TEXT PRIMARY KEY NOT NULL,
+    body          TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    active        INTEGER NOT NULL
+);
+CREATE TABLE control_generation (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL
+);
+INSERT INTO control_generation (id, generation) VALUES (1, 0);
+"#,
 ];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
@@ -100,8 +165,16 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
     ) -> Result<T, StoreError> {
+        self.with_conn(|conn| Ok(f(conn)?))
+    }
+
+    /// [`Self::with`] for work that fails with more than SQLite errors.
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(f(&mut conn)?)
+        f(&mut conn)
     }
 
     /// Writes records in one transaction.
@@ -243,21 +316,56 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+    migrate_to(conn, MIGRATIONS)
+}
+
+/// Applies the `migrations` not yet applied, each in its own write transaction that reads
+/// `user_version` again once it holds the lock, so two processes opening one new file at once
+/// do not both run a migration.
+fn migrate_to(conn: &Connection, migrations: &[&str]) -> Result<(), rusqlite::Error> {
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        match migrate_one(conn, migrations) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                // Best effort: the error that matters is the first one.
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Inside an open transaction: applies the next migration and commits (true), or commits
+/// and says there was none (false).
+fn migrate_one(conn: &Connection, migrations: &[&str]) -> Result<bool, rusqlite::Error> {
     let done: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(done).unwrap_or(0))
-    {
-        conn.execute_batch(&format!(
-            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
-            i + 1
-        ))?;
+    let next = usize::try_from(done).unwrap_or(usize::MAX);
+    match migrations.get(next) {
+        Some(sql) => {
+            conn.execute_batch(&format!(
+                "{sql}; PRAGMA user_version = {}; COMMIT;",
+                next + 1
+            ))?;
+            Ok(true)
+        }
+        None => {
+            conn.execute_batch("COMMIT")?;
+            Ok(false)
+        }
     }
-    Ok(())
+}
+
+/// A database as an older build left it: only the first `n` migrations applied.
+#[cfg(test)]
+pub(crate) fn open_old_schema(path: &Path, n: usize) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    migrate_to(&conn, &MIGRATIONS[..n]).unwrap();
+    conn
 }
 
 #[cfg(test)]
