@@ -233,39 +233,50 @@ fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-impl<'a> ControlRead<'a> {
+impl ControlRead<'_> {
+    /// The first row `sql` gives, if any.
+    fn one<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnOnce(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        Ok(stmt.query_row(params, row).optional()?)
+    }
+
+    /// Every row `sql` gives.
+    fn all<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// A config version by its id, or by a unique prefix of at least [`MIN_PREFIX`] hex
     /// digits (any case). `None` when nothing matches or a shorter prefix is not a whole id.
     pub fn config_version(&self, id_or_prefix: &str) -> Result<Option<ConfigVersion>, StoreError> {
+        let by_id = format!("SELECT {CONFIG_COLUMNS} FROM config_versions WHERE id = ?1");
         let key = id_or_prefix.trim().to_ascii_lowercase();
-        let exact = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {CONFIG_COLUMNS} FROM config_versions WHERE id = ?1"
-            ))?
-            .query_row(params![key], config_row)
-            .optional()?;
-        if exact.is_some() || key.len() < MIN_PREFIX || !key.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        let exact = self.one(&by_id, params![key], config_row)?;
+        let hex = key.bytes().all(|b| b.is_ascii_hexdigit());
+        if exact.is_some() || key.len() < MIN_PREFIX || !hex {
             return Ok(exact);
         }
         // Ids are lowercase hex, so every id starting with `key` sorts in [key, key || 'g').
-        let matches: Vec<String> = self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM config_versions WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 10",
-            )?
-            .query_map(params![key], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        let matches: Vec<String> = self.all(
+            "SELECT id FROM config_versions WHERE id >= ?1 AND id < ?1 || 'g' \
+             ORDER BY id LIMIT 10",
+            params![key],
+            |r| r.get(0),
+        )?;
         match matches.as_slice() {
             [] => Ok(None),
-            [id] => Ok(self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT {CONFIG_COLUMNS} FROM config_versions WHERE id = ?1"
-                ))?
-                .query_row(params![id], config_row)
-                .optional()?),
+            [id] => self.one(&by_id, params![id], config_row),
             _ => Err(StoreError::AmbiguousPrefix {
                 prefix: key,
                 matches,
@@ -275,66 +286,64 @@ impl<'a> ControlRead<'a> {
 
     /// Stored config versions, newest first, without their text.
     pub fn config_versions(&self, limit: usize) -> Result<Vec<ConfigVersionSummary>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.all(
             "SELECT v.id, v.parent, v.author, v.message, v.created_at_ms, \
              (SELECT MAX(a.at_ms) FROM config_applied a WHERE a.version_id = v.id) \
              FROM config_versions v ORDER BY v.created_at_ms DESC, v.rowid DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map(params![limit_param(limit)], |row| {
-            Ok(ConfigVersionSummary {
-                id: row.get(0)?,
-                parent: row.get(1)?,
-                author: row.get(2)?,
-                message: row.get(3)?,
-                created_at_ms: row.get(4)?,
-                last_applied_at_ms: row.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![limit_param(limit)],
+            |row| {
+                Ok(ConfigVersionSummary {
+                    id: row.get(0)?,
+                    parent: row.get(1)?,
+                    author: row.get(2)?,
+                    message: row.get(3)?,
+                    created_at_ms: row.get(4)?,
+                    last_applied_at_ms: row.get(5)?,
+                })
+            },
+        )
     }
 
     /// Applications of config versions, newest first.
     pub fn applied_history(&self, limit: usize) -> Result<Vec<AppliedRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, version_id, at_ms, actor, reason FROM config_applied ORDER BY seq DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map(params![limit_param(limit)], |row| {
-            Ok(AppliedRow {
-                seq: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
-                version_id: row.get(1)?,
-                at_ms: row.get(2)?,
-                actor: row.get(3)?,
-                reason: row.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.all(
+            "SELECT seq, version_id, at_ms, actor, reason FROM config_applied \
+             ORDER BY seq DESC LIMIT ?1",
+            params![limit_param(limit)],
+            |row| {
+                Ok(AppliedRow {
+                    seq: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                    version_id: row.get(1)?,
+                    at_ms: row.get(2)?,
+                    actor: row.get(3)?,
+                    reason: row.get(4)?,
+                })
+            },
+        )
     }
 
     /// The config version applied last.
     pub fn current_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT v.id, v.parent, v.author, v.message, v.created_at_ms, v.source \
-                 FROM config_applied a JOIN config_versions v ON v.id = a.version_id \
-                 ORDER BY a.seq DESC LIMIT 1",
-            )?
-            .query_row([], config_row)
-            .optional()?)
+        self.one(
+            "SELECT v.id, v.parent, v.author, v.message, v.created_at_ms, v.source \
+             FROM config_applied a JOIN config_versions v ON v.id = a.version_id \
+             ORDER BY a.seq DESC LIMIT 1",
+            [],
+            config_row,
+        )
     }
 
     /// The version to roll back to: the last applied one that is not the current one.
     pub fn previous_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT v.id, v.parent, v.author, v.message, v.created_at_ms, v.source \
-                 FROM config_applied a JOIN config_versions v ON v.id = a.version_id \
-                 WHERE a.version_id != (SELECT version_id FROM config_applied ORDER BY seq DESC LIMIT 1) \
-                 ORDER BY a.seq DESC LIMIT 1",
-            )?
-            .query_row([], config_row)
-            .optional()?)
+        self.one(
+            "SELECT v.id, v.parent, v.author, v.message, v.created_at_ms, v.source \
+             FROM config_applied a JOIN config_versions v ON v.id = a.version_id \
+             WHERE a.version_id != \
+               (SELECT version_id FROM config_applied ORDER BY seq DESC LIMIT 1) \
+             ORDER BY a.seq DESC LIMIT 1",
+            [],
+            config_row,
+        )
     }
 
     /// Audit entries with `seq` above `after_seq`, oldest first.
@@ -343,38 +352,31 @@ impl<'a> ControlRead<'a> {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(
-            params![
-                i64::try_from(after_seq).unwrap_or(i64::MAX),
-                limit_param(limit)
-            ],
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        self.all(
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+            params![after, limit_param(limit)],
             audit_row,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        )
     }
 
     /// The last audit entry.
     pub fn audit_last(&self) -> Result<Option<AuditEntry>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"
-            ))?
-            .query_row([], audit_row)
-            .optional()?)
+        self.one(
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"),
+            [],
+            audit_row,
+        )
     }
 
     pub fn prompt(&self, name: &str, version: u32) -> Result<Option<PromptRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
+        self.one(
+            &format!(
                 "SELECT {PROMPT_COLUMNS} FROM prompt_versions WHERE name = ?1 AND version = ?2"
-            ))?
-            .query_row(params![name, version], prompt_row)
-            .optional()?)
+            ),
+            params![name, version],
+            prompt_row,
+        )
     }
 
     /// The version a label points at.
@@ -383,64 +385,63 @@ impl<'a> ControlRead<'a> {
         name: &str,
         label: &str,
     ) -> Result<Option<PromptRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT p.name, p.version, p.body, p.author, p.message, p.created_at_ms \
-                 FROM prompt_labels l JOIN prompt_versions p ON p.name = l.name AND p.version = l.version \
-                 WHERE l.name = ?1 AND l.label = ?2",
-            )?
-            .query_row(params![name, label], prompt_row)
-            .optional()?)
+        self.one(
+            "SELECT p.name, p.version, p.body, p.author, p.message, p.created_at_ms \
+             FROM prompt_labels l JOIN prompt_versions p \
+             ON p.name = l.name AND p.version = l.version \
+             WHERE l.name = ?1 AND l.label = ?2",
+            params![name, label],
+            prompt_row,
+        )
     }
 
     pub fn latest_prompt(&self, name: &str) -> Result<Option<PromptRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {PROMPT_COLUMNS} FROM prompt_versions WHERE name = ?1 ORDER BY version DESC LIMIT 1"
-            ))?
-            .query_row(params![name], prompt_row)
-            .optional()?)
+        Ok(self.prompt_versions_limit(name, 1)?.pop())
     }
 
     /// Every version of a prompt, newest first.
     pub fn prompt_versions(&self, name: &str) -> Result<Vec<PromptRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {PROMPT_COLUMNS} FROM prompt_versions WHERE name = ?1 ORDER BY version DESC"
-        ))?;
-        let rows = stmt.query_map(params![name], prompt_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.prompt_versions_limit(name, usize::MAX)
+    }
+
+    fn prompt_versions_limit(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<PromptRow>, StoreError> {
+        self.all(
+            &format!(
+                "SELECT {PROMPT_COLUMNS} FROM prompt_versions WHERE name = ?1 \
+                 ORDER BY version DESC LIMIT ?2"
+            ),
+            params![name, limit_param(limit)],
+            prompt_row,
+        )
     }
 
     /// Every prompt by name, with its latest version and labels.
     pub fn prompt_names(&self) -> Result<Vec<PromptSummary>, StoreError> {
-        let mut out: BTreeMap<String, PromptSummary> = BTreeMap::new();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name, MAX(version) FROM prompt_versions GROUP BY name")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
-            let (name, latest_version) = row?;
-            out.insert(
-                name.clone(),
-                PromptSummary {
-                    name,
+        let latest: Vec<(String, u32)> = self.all(
+            "SELECT name, MAX(version) FROM prompt_versions GROUP BY name",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut out: BTreeMap<String, PromptSummary> = latest
+            .into_iter()
+            .map(|(name, latest_version)| {
+                let summary = PromptSummary {
+                    name: name.clone(),
                     latest_version,
                     labels: BTreeMap::new(),
-                },
-            );
-        }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name, label, version FROM prompt_labels")?;
-        for row in stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u32>(2)?,
-            ))
-        })? {
-            let (name, label, version) = row?;
+                };
+                (name, summary)
+            })
+            .collect();
+        let labels: Vec<(String, String, u32)> =
+            self.all("SELECT name, label, version FROM prompt_labels", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        for (name, label, version) in labels {
             if let Some(summary) = out.get_mut(&name) {
                 summary.labels.insert(label, version);
             }
@@ -449,59 +450,60 @@ impl<'a> ControlRead<'a> {
     }
 
     pub fn flag(&self, key: &str) -> Result<Option<Flag>, StoreError> {
-        let body: Option<String> = self
-            .conn
-            .prepare_cached("SELECT body FROM flags WHERE key = ?1")?
-            .query_row(params![key], |r| r.get(0))
-            .optional()?;
-        body.map(|b| from_json(&b, || format!("stored flag `{key}`")))
-            .transpose()
+        Ok(self.flags_where("WHERE key = ?1", params![key])?.pop())
     }
 
     /// Every flag, by key.
     pub fn flags(&self) -> Result<Vec<Flag>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT key, body FROM flags ORDER BY key")?;
-        let rows: Vec<(String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+        self.flags_where("", [])
+    }
+
+    fn flags_where(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Flag>, StoreError> {
+        let rows: Vec<(String, String)> = self.all(
+            &format!("SELECT key, body FROM flags {filter} ORDER BY key"),
+            params,
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         rows.iter()
             .map(|(key, body)| from_json(body, || format!("stored flag `{key}`")))
             .collect()
     }
 
     pub fn rollout(&self, id: &str) -> Result<Option<StoredRollout>, StoreError> {
-        self.conn
-            .prepare_cached(&format!(
-                "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = ?1"
-            ))?
-            .query_row(params![id], raw_rollout_row)
-            .optional()?
-            .map(RawRollout::parse)
-            .transpose()
+        Ok(self.rollouts_where("WHERE id = ?1", params![id])?.pop())
     }
 
     /// Rollouts, oldest first; only the active ones if `active_only`.
     pub fn rollouts(&self, active_only: bool) -> Result<Vec<StoredRollout>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE active = 1 OR ?1 = 0 ORDER BY created_at_ms, id"
-        ))?;
-        let rows: Vec<RawRollout> = stmt
-            .query_map(params![active_only], raw_rollout_row)?
-            .collect::<Result<_, _>>()?;
+        self.rollouts_where("WHERE active = 1 OR ?1 = 0", params![active_only])
+    }
+
+    fn rollouts_where(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<StoredRollout>, StoreError> {
+        let rows = self.all(
+            &format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts {filter} ORDER BY created_at_ms, id"),
+            params,
+            raw_rollout_row,
+        )?;
         rows.into_iter().map(RawRollout::parse).collect()
     }
 
     /// A counter that every change to what the gateway serves bumps: applied config, flags,
     /// prompt versions and labels, rollouts. Replicas poll it and reload when it moves.
     pub fn control_generation(&self) -> Result<u64, StoreError> {
-        let g: i64 = self.conn.query_row(
+        let g: Option<i64> = self.one(
             "SELECT generation FROM control_generation WHERE id = 1",
             [],
             |r| r.get(0),
         )?;
-        Ok(u64::try_from(g).unwrap_or(0))
+        Ok(g.and_then(|g| u64::try_from(g).ok()).unwrap_or(0))
     }
 }
 
@@ -1162,7 +1164,10 @@ mod tests {
         assert_eq!(entry.event.target, format!("config:{}", v1.id));
         assert_eq!(entry.event.at_ms, 100);
         assert_eq!(store.current_config().unwrap(), Some(v1.clone()));
-        assert_eq!(store.audit_entries(0, 10).unwrap(), [entry.clone()]);
+        assert_eq!(
+            store.audit_entries(0, 10).unwrap(),
+            std::slice::from_ref(&entry)
+        );
         // A forged version fails as a whole: nothing applied, nothing audited.
         let forged = ConfigVersion {
             source: "a = 3\n".into(),
