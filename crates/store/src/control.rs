@@ -513,12 +513,16 @@ impl ControlTx<'_> {
         ControlRead { conn: &self.tx }
     }
 
+    /// Runs one statement; returns how many rows it changed.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+        Ok(self.tx.prepare_cached(sql)?.execute(params)?)
+    }
+
     fn bump_generation(&self) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "UPDATE control_generation SET generation = generation + 1 WHERE id = 1",
-            )?
-            .execute([])?;
+        self.exec(
+            "UPDATE control_generation SET generation = generation + 1 WHERE id = 1",
+            [],
+        )?;
         Ok(())
     }
 
@@ -527,21 +531,23 @@ impl ControlTx<'_> {
     pub fn append_audit(&self, event: AuditEvent) -> Result<AuditEntry, StoreError> {
         let last = self.read().audit_last()?;
         let e = AuditEntry::seal(last.as_ref(), event);
-        self.tx
-            .prepare_cached(&format!(
+        let ev = &e.event;
+        self.exec(
+            &format!(
                 "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ))?
-            .execute(params![
+            ),
+            params![
                 e.seq as i64,
-                e.event.at_ms as i64,
-                e.event.actor,
-                e.event.action,
-                e.event.target,
-                e.event.reason,
-                e.event.diff,
+                ev.at_ms as i64,
+                ev.actor,
+                ev.action,
+                ev.target,
+                ev.reason,
+                ev.diff,
                 e.prev_hash,
                 e.hash
-            ])?;
+            ],
+        )?;
         Ok(e)
     }
 
@@ -555,19 +561,20 @@ impl ControlTx<'_> {
                 hash,
             });
         }
-        let inserted = self
-            .tx
-            .prepare_cached(&format!(
-                "INSERT OR IGNORE INTO config_versions ({CONFIG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-            ))?
-            .execute(params![
+        let inserted = self.exec(
+            &format!(
+                "INSERT OR IGNORE INTO config_versions ({CONFIG_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ),
+            params![
                 v.id,
                 v.parent,
                 v.author,
                 v.message,
                 v.created_at_ms,
                 v.source
-            ])?;
+            ],
+        )?;
         Ok(inserted == 1)
     }
 
@@ -586,11 +593,11 @@ impl ControlTx<'_> {
         if !known {
             return Err(StoreError::NoSuchConfigVersion(id.to_string()));
         }
-        self.tx
-            .prepare_cached(
-                "INSERT INTO config_applied (version_id, at_ms, actor, reason) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![id, at_ms, actor, reason])?;
+        self.exec(
+            "INSERT INTO config_applied (version_id, at_ms, actor, reason) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![id, at_ms, actor, reason],
+        )?;
         let seq = self.tx.last_insert_rowid();
         self.bump_generation()?;
         Ok(u64::try_from(seq).unwrap_or(0))
@@ -614,11 +621,12 @@ impl ControlTx<'_> {
             }
         }
         let version = latest.map_or(1, |l| l.version + 1);
-        self.tx
-            .prepare_cached(&format!(
+        self.exec(
+            &format!(
                 "INSERT INTO prompt_versions ({PROMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-            ))?
-            .execute(params![name, version, body_json, author, message, at_ms])?;
+            ),
+            params![name, version, body_json, author, message, at_ms],
+        )?;
         self.bump_generation()?;
         Ok(version)
     }
@@ -637,17 +645,17 @@ impl ControlTx<'_> {
                 version,
             });
         }
-        let previous: Option<u32> = self
-            .tx
-            .prepare_cached("SELECT version FROM prompt_labels WHERE name = ?1 AND label = ?2")?
-            .query_row(params![name, label], |r| r.get(0))
-            .optional()?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO prompt_labels (name, label, version, updated_at_ms) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (name, label) DO UPDATE SET version = excluded.version, updated_at_ms = excluded.updated_at_ms",
-            )?
-            .execute(params![name, label, version, at_ms])?;
+        let previous: Option<u32> = self.read().one(
+            "SELECT version FROM prompt_labels WHERE name = ?1 AND label = ?2",
+            params![name, label],
+            |r| r.get(0),
+        )?;
+        self.exec(
+            "INSERT INTO prompt_labels (name, label, version, updated_at_ms) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name, label) \
+             DO UPDATE SET version = excluded.version, updated_at_ms = excluded.updated_at_ms",
+            params![name, label, version, at_ms],
+        )?;
         self.bump_generation()?;
         Ok(previous)
     }
@@ -657,12 +665,11 @@ impl ControlTx<'_> {
     pub fn put_flag(&self, flag: &Flag, at_ms: i64) -> Result<Option<Flag>, StoreError> {
         let previous = self.read().flag(&flag.key)?;
         let body = to_json(flag, || format!("flag `{}`", flag.key))?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO flags (key, body, updated_at_ms) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET body = excluded.body, updated_at_ms = excluded.updated_at_ms",
-            )?
-            .execute(params![flag.key, body, at_ms])?;
+        self.exec(
+            "INSERT INTO flags (key, body, updated_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (key) \
+             DO UPDATE SET body = excluded.body, updated_at_ms = excluded.updated_at_ms",
+            params![flag.key, body, at_ms],
+        )?;
         self.bump_generation()?;
         Ok(previous)
     }
@@ -671,9 +678,7 @@ impl ControlTx<'_> {
     pub fn delete_flag(&self, key: &str) -> Result<Option<Flag>, StoreError> {
         let previous = self.read().flag(key)?;
         if previous.is_some() {
-            self.tx
-                .prepare_cached("DELETE FROM flags WHERE key = ?1")?
-                .execute(params![key])?;
+            self.exec("DELETE FROM flags WHERE key = ?1", params![key])?;
             self.bump_generation()?;
         }
         Ok(previous)
@@ -687,35 +692,45 @@ impl ControlTx<'_> {
         at_ms: i64,
     ) -> Result<(), StoreError> {
         let body = to_json(rollout, || format!("rollout `{}`", rollout.id()))?;
-        self.tx
-            .prepare_cached(&format!(
+        self.exec(
+            &format!(
                 "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?4) \
-                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, active = excluded.active, updated_at_ms = excluded.updated_at_ms"
-            ))?
-            .execute(params![rollout.id(), body, active, at_ms])?;
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, active = excluded.active, \
+                 updated_at_ms = excluded.updated_at_ms"
+            ),
+            params![rollout.id(), body, active, at_ms],
+        )?;
         self.bump_generation()
     }
 }
 
 impl SqliteStore {
     /// Runs `f` in one immediate transaction (it waits for the write lock, up to the busy
-    /// timeout), committing if `f` returns `Ok` and rolling everything back otherwise.
+    /// timeout), committing if `f` returns `Ok` and rolling everything back otherwise. `f`
+    /// works through its [`ControlTx`] only: calling this store's methods from inside it would
+    /// wait forever for the connection it holds.
+    ///
+    /// A flag flip and its audit entry, together:
     ///
     /// ```no_run
-    /// # fn demo(store: &switchyard_store::SqliteStore, flag: &switchyard_rollout::Flag) -> Result<(), switchyard_store::StoreError> {
-    /// use switchyard_rollout::AuditEvent;
-    /// let entry = store.transact(|c| {
-    ///     let before = c.put_flag(flag, 1_000)?;
-    ///     c.append_audit(AuditEvent {
-    ///         at_ms: 1_000,
-    ///         actor: "ops".into(),
-    ///         action: "flag.set".into(),
-    ///         target: format!("flag:{}", flag.key),
-    ///         reason: "launch".into(),
-    ///         diff: format!("{before:?} -> {flag:?}"),
-    ///     })
-    /// })?;
-    /// # Ok(()) }
+    /// # use switchyard_store::{SqliteStore, StoreError};
+    /// use switchyard_rollout::{diff_lines, AuditEvent, Flag};
+    ///
+    /// fn flip(store: &SqliteStore, flag: &Flag, now_ms: i64) -> Result<(), StoreError> {
+    ///     let json = |f: &Flag| serde_json::to_string_pretty(f).unwrap_or_default();
+    ///     store.transact(|c| {
+    ///         let before = c.put_flag(flag, now_ms)?;
+    ///         c.append_audit(AuditEvent {
+    ///             at_ms: now_ms as u64,
+    ///             actor: "ops@example".into(),
+    ///             action: "flag.set".into(),
+    ///             target: format!("flag:{}", flag.key),
+    ///             reason: "launch".into(),
+    ///             diff: diff_lines(&before.as_ref().map(json).unwrap_or_default(), &json(flag)),
+    ///         })
+    ///     })?;
+    ///     Ok(())
+    /// }
     /// ```
     pub fn transact<T>(
         &self,
