@@ -151,10 +151,10 @@ impl SqliteStore {
 
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        set_wal(&conn)?;
         // NORMAL in WAL mode loses at most the last transactions on power loss, never corrupts.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -315,14 +315,37 @@ impl SqliteStore {
     }
 }
 
+/// Switches to WAL mode. On a new file that another process is opening too, the switch can
+/// fail at once with SQLITE_BUSY (SQLite does not wait there); waiting for the lock as a write
+/// transaction does (`BEGIN IMMEDIATE`, which honours the busy timeout) and trying again gets
+/// through without sleeping.
+fn set_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let mut tries = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 20 =>
+            {
+                tries += 1;
+                conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+            }
+            done => return done,
+        }
+    }
+}
+
 fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
     migrate_to(conn, MIGRATIONS)
 }
 
 /// Applies the `migrations` not yet applied, each in its own write transaction that reads
 /// `user_version` again once it holds the lock, so two processes opening one new file at once
-/// do not both run a migration.
+/// do not both run a migration. An up-to-date file is not locked (it may be read-only).
 fn migrate_to(conn: &Connection, migrations: &[&str]) -> Result<(), rusqlite::Error> {
+    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if usize::try_from(done).is_ok_and(|done| done >= migrations.len()) {
+        return Ok(());
+    }
     loop {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         match migrate_one(conn, migrations) {
@@ -407,6 +430,27 @@ mod tests {
         );
         assert_eq!(recent[0], rec("c", "k2", 300, 11));
         store.check_writable().unwrap();
+    }
+
+    #[test]
+    fn processes_opening_a_new_file_at_once_migrate_it_once() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("switchyard.db");
+            std::thread::scope(|s| {
+                let opens: Vec<_> = (0..4)
+                    .map(|_| s.spawn(|| SqliteStore::open(&path)))
+                    .collect();
+                for open in opens {
+                    open.join().unwrap().unwrap();
+                }
+            });
+            let conn = Connection::open(&path).unwrap();
+            let version: usize = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, MIGRATIONS.len());
+        }
     }
 
     #[test]
