@@ -138,6 +138,12 @@ pub struct ControlTx<'c> {
 
 const CONFIG_COLUMNS: &str = "id, parent, author, message, created_at_ms, source";
 const AUDIT_COLUMNS: &str = "seq, at_ms, actor, action, target, reason, diff, prev_hash, hash";
+/// The audit columns as read back. A value whose type was changed behind the store's back
+/// (`at_ms = 'soon'`) is read as its cast, so verification reports the entry as edited
+/// instead of failing to read it.
+const AUDIT_READ: &str = "seq, CAST(at_ms AS INTEGER), CAST(actor AS TEXT), \
+    CAST(action AS TEXT), CAST(target AS TEXT), CAST(reason AS TEXT), CAST(diff AS TEXT), \
+    CAST(prev_hash AS TEXT), CAST(hash AS TEXT)";
 const PROMPT_COLUMNS: &str = "name, version, body, author, message, created_at_ms";
 const ROLLOUT_COLUMNS: &str = "id, body, active, created_at_ms, updated_at_ms";
 
@@ -354,7 +360,7 @@ impl ControlRead<'_> {
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
         self.all(
-            &format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+            &format!("SELECT {AUDIT_READ} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
             params![after, limit_param(limit)],
             audit_row,
         )
@@ -363,7 +369,7 @@ impl ControlRead<'_> {
     /// The last audit entry.
     pub fn audit_last(&self) -> Result<Option<AuditEntry>, StoreError> {
         self.one(
-            &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"),
+            &format!("SELECT {AUDIT_READ} FROM audit ORDER BY seq DESC LIMIT 1"),
             [],
             audit_row,
         )
@@ -1016,9 +1022,13 @@ mod tests {
         SqliteStore::open_in(dir).unwrap()
     }
 
-    /// A second handle on the same file, for tampering as an attacker with the file would.
+    /// A second handle on the same file, for tampering as someone with the file would: first
+    /// dropping the triggers that refuse edits to the audit log.
     fn raw(dir: &Path) -> Connection {
-        Connection::open(dir.join("switchyard.db")).unwrap()
+        let db = Connection::open(dir.join("switchyard.db")).unwrap();
+        db.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+            .unwrap();
+        db
     }
 
     fn version(source: &str, at: i64) -> ConfigVersion {
@@ -1247,6 +1257,28 @@ mod tests {
     }
 
     #[test]
+    fn kept_rows_refuse_edits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.append_audit(event(1, "ana")).unwrap();
+        store.put_config_version(&version("a = 1\n", 1)).unwrap();
+        store.push_prompt("p", "{}", "ana", "x", 1).unwrap();
+        let db = Connection::open(dir.path().join("switchyard.db")).unwrap();
+        for (sql, says) in [
+            ("UPDATE audit SET reason = 'x'", "append-only"),
+            ("DELETE FROM audit", "append-only"),
+            ("UPDATE config_versions SET source = 'x'", "immutable"),
+            ("DELETE FROM config_versions", "immutable"),
+            ("UPDATE prompt_versions SET body = '[]'", "immutable"),
+            ("DELETE FROM prompt_versions", "immutable"),
+        ] {
+            let err = db.execute(sql, []).unwrap_err().to_string();
+            assert!(err.contains(says), "{sql}: {err}");
+        }
+        assert_eq!(store.verify_audit().unwrap(), Ok(1));
+    }
+
+    #[test]
     fn audit_pages_and_tampering() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
@@ -1283,6 +1315,17 @@ mod tests {
             );
         }
         db.execute("UPDATE audit SET reason = ?1 WHERE seq = 2", [&reason])
+            .unwrap();
+        assert_eq!(store.verify_audit().unwrap(), Ok(7));
+
+        // Changing a value's type is an edit too, not a read error.
+        db.execute("UPDATE audit SET at_ms = 'soon' WHERE seq = 5", [])
+            .unwrap();
+        assert_eq!(
+            fault(store.verify_audit().unwrap()),
+            Err((5, ChainFault::Edited))
+        );
+        db.execute("UPDATE audit SET at_ms = 1004 WHERE seq = 5", [])
             .unwrap();
         assert_eq!(store.verify_audit().unwrap(), Ok(7));
 

@@ -130,6 +130,19 @@ CREATE TABLE control_generation (
     generation INTEGER NOT NULL
 );
 INSERT INTO control_generation (id, generation) VALUES (1, 0);
+-- What is kept forever refuses changes; the audit chain still catches whoever drops these.
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER config_versions_no_update BEFORE UPDATE ON config_versions
+BEGIN SELECT RAISE(ABORT, 'config versions are immutable'); END;
+CREATE TRIGGER config_versions_no_delete BEFORE DELETE ON config_versions
+BEGIN SELECT RAISE(ABORT, 'config versions are immutable'); END;
+CREATE TRIGGER prompt_versions_no_update BEFORE UPDATE ON prompt_versions
+BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable'); END;
+CREATE TRIGGER prompt_versions_no_delete BEFORE DELETE ON prompt_versions
+BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable'); END;
 "#,
 ];
 
