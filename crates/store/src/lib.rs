@@ -1,15 +1,21 @@
 //! Durable state: request records (telemetry) and what is read back from them (spend so far,
-//! recent requests).
+//! recent requests), and the control plane's state (config versions, the audit chain,
+//! prompts, flags, rollouts: [`control`]).
 //!
 //! The embedded backend is SQLite in WAL mode. Records reach it through [`telemetry`]: a
 //! bounded queue drained by one writer thread in batches, so the request path never waits
 //! for the disk. Readers use their own connection. This crate knows nothing of HTTP.
 
+pub mod control;
 mod record;
 pub mod routing;
 mod sqlite;
 pub mod telemetry;
 
+pub use control::{
+    AppliedRow, ConfigVersion, ConfigVersionSummary, ControlRead, ControlTx, PromptRow,
+    PromptSummary, StoredRollout,
+};
 pub use record::{Feedback, RequestRecord};
 pub use sqlite::SqliteStore;
 
@@ -24,4 +30,21 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the store lock was poisoned by a panic")]
     Poisoned,
+    #[error("config version prefix `{prefix}` is ambiguous: it starts {}", .matches.join(", "))]
+    AmbiguousPrefix {
+        prefix: String,
+        /// Some of the ids it starts (at most 10).
+        matches: Vec<String>,
+    },
+    #[error("no config version `{0}` is stored")]
+    NoSuchConfigVersion(String),
+    #[error("config version id `{id}` is not the SHA-256 of its text ({hash})")]
+    NotContentAddressed { id: String, hash: String },
+    #[error("prompt `{name}` has no version {version}")]
+    NoSuchPromptVersion { name: String, version: u32 },
+    #[error("{what} is not valid JSON for it: {source}")]
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
 }

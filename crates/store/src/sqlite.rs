@@ -66,6 +66,84 @@ CREATE TABLE router_calibration (
 );
 CREATE INDEX router_calibration_route ON router_calibration (route, at_ms);
 "#,
+    // The control plane (`control.rs`): config versions, the audit chain, prompts, flags,
+    // rollouts, and the counter replicas poll to notice any of them change.
+    r#"
+CREATE TABLE config_versions (
+    id            TEXT PRIMARY KEY NOT NULL,
+    parent        TEXT,
+    author        TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    source        TEXT NOT NULL
+);
+CREATE INDEX config_versions_created ON config_versions (created_at_ms);
+CREATE TABLE config_applied (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    version_id TEXT NOT NULL REFERENCES config_versions (id),
+    at_ms      INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    reason     TEXT NOT NULL
+);
+CREATE TABLE audit (
+    seq       INTEGER PRIMARY KEY,
+    at_ms     INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    diff      TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE TABLE prompt_versions (
+    name          TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    body          TEXT NOT NULL,
+    author        TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE prompt_labels (
+    name          TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, label),
+    FOREIGN KEY (name, version) REFERENCES prompt_versions (name, version)
+);
+CREATE TABLE flags (
+    key           TEXT PRIMARY KEY NOT NULL,
+    body          TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE rollouts (
+    id            TEXT PRIMARY KEY NOT NULL,
+    body          TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    active        INTEGER NOT NULL
+);
+CREATE TABLE control_generation (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL
+);
+INSERT INTO control_generation (id, generation) VALUES (1, 0);
+-- What is kept forever refuses changes; the audit chain still catches whoever drops these.
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER config_versions_no_update BEFORE UPDATE ON config_versions
+BEGIN SELECT RAISE(ABORT, 'config versions are immutable'); END;
+CREATE TRIGGER config_versions_no_delete BEFORE DELETE ON config_versions
+BEGIN SELECT RAISE(ABORT, 'config versions are immutable'); END;
+CREATE TRIGGER prompt_versions_no_update BEFORE UPDATE ON prompt_versions
+BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable'); END;
+CREATE TRIGGER prompt_versions_no_delete BEFORE DELETE ON prompt_versions
+BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable'); END;
+"#,
 ];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
@@ -86,10 +164,10 @@ impl SqliteStore {
 
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        set_wal(&conn)?;
         // NORMAL in WAL mode loses at most the last transactions on power loss, never corrupts.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -100,8 +178,16 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
     ) -> Result<T, StoreError> {
+        self.with_conn(|conn| Ok(f(conn)?))
+    }
+
+    /// [`Self::with`] for work that fails with more than SQLite errors.
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(f(&mut conn)?)
+        f(&mut conn)
     }
 
     /// Writes records in one transaction.
@@ -242,22 +328,80 @@ impl SqliteStore {
     }
 }
 
+/// Switches to WAL mode. On a new file that another process is opening too, the switch can
+/// fail at once with SQLITE_BUSY (SQLite does not wait there); waiting for the lock as a write
+/// transaction does (`BEGIN IMMEDIATE`, which honours the busy timeout) and trying again gets
+/// through without sleeping.
+fn set_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let mut tries = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 20 =>
+            {
+                tries += 1;
+                conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+            }
+            done => return done,
+        }
+    }
+}
+
 fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+    migrate_to(conn, MIGRATIONS)
+}
+
+/// Applies the `migrations` not yet applied, each in its own write transaction that reads
+/// `user_version` again once it holds the lock, so two processes opening one new file at once
+/// do not both run a migration. An up-to-date file is not locked (it may be read-only).
+fn migrate_to(conn: &Connection, migrations: &[&str]) -> Result<(), rusqlite::Error> {
+    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if usize::try_from(done).is_ok_and(|done| done >= migrations.len()) {
+        return Ok(());
+    }
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        match migrate_one(conn, migrations) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                // Best effort: the error that matters is the first one.
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Inside an open transaction: applies the next migration and commits (true), or commits
+/// and says there was none (false).
+fn migrate_one(conn: &Connection, migrations: &[&str]) -> Result<bool, rusqlite::Error> {
     let done: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(done).unwrap_or(0))
-    {
-        conn.execute_batch(&format!(
-            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
-            i + 1
-        ))?;
+    let next = usize::try_from(done).unwrap_or(usize::MAX);
+    match migrations.get(next) {
+        Some(sql) => {
+            conn.execute_batch(&format!(
+                "{sql}; PRAGMA user_version = {}; COMMIT;",
+                next + 1
+            ))?;
+            Ok(true)
+        }
+        None => {
+            conn.execute_batch("COMMIT")?;
+            Ok(false)
+        }
     }
-    Ok(())
+}
+
+/// A database as an older build left it: only the first `n` migrations applied.
+#[cfg(test)]
+pub(crate) fn open_old_schema(path: &Path, n: usize) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    migrate_to(&conn, &MIGRATIONS[..n]).unwrap();
+    conn
 }
 
 #[cfg(test)]
@@ -299,6 +443,27 @@ mod tests {
         );
         assert_eq!(recent[0], rec("c", "k2", 300, 11));
         store.check_writable().unwrap();
+    }
+
+    #[test]
+    fn processes_opening_a_new_file_at_once_migrate_it_once() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("switchyard.db");
+            std::thread::scope(|s| {
+                let opens: Vec<_> = (0..4)
+                    .map(|_| s.spawn(|| SqliteStore::open(&path)))
+                    .collect();
+                for open in opens {
+                    open.join().unwrap().unwrap();
+                }
+            });
+            let conn = Connection::open(&path).unwrap();
+            let version: usize = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, MIGRATIONS.len());
+        }
     }
 
     #[test]
