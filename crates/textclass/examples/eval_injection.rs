@@ -84,11 +84,22 @@ fn main() {
         manifest.join("../../../shared/data/prompt_injection/prompt_injection.dev.jsonl");
     let mut artifact = manifest.join("../../eval/artifacts/injection.v1.json");
     let mut train_mode = false;
+    let mut quick = false;
+    let mut extra = false;
+    let mut dump: Option<PathBuf> = None;
     let mut excluded: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--train" => train_mode = true,
+            "--quick" => quick = true,
+            "--dump" => dump = Some(args.next().expect("--dump FILE").into()),
+            "--permissive" => {
+                artifact = manifest.join("../../eval/artifacts/injection-permissive.v1.json");
+                excluded.extend(RESTRICTED.iter().map(|s| (*s).to_owned()));
+                extra = true;
+            }
+            "--extra-benign" => extra = true,
             "--exclude" => excluded.push(args.next().expect("--exclude SOURCE")),
             "--data" => data = args.next().expect("--data FILE").into(),
             "--artifact" => artifact = args.next().expect("--artifact FILE").into(),
@@ -104,35 +115,182 @@ fn main() {
     let (train, test) = split(rows, |r| &r.source, |r| r.label, |r| &r.id);
     // Excluded sources train nothing (their licence forbids shipping weights derived from
     // them, or the run measures generalisation to them) but are still scored.
-    let train: Vec<Row> = train
+    let (unseen, mut train): (Vec<Row>, Vec<Row>) = train
         .into_iter()
-        .filter(|r| !excluded.contains(&r.source))
-        .collect();
+        .partition(|r| excluded.contains(&r.source));
+    // Extra benign prompts from other permissively licensed sets: their own 70% train part
+    // (capped) trains, their 30% is scored apart.
+    let mut extra_test = Vec::new();
+    if extra {
+        let root = data.parent().and_then(|p| p.parent()).expect("shared/data");
+        let (tr, te) = extra_benign(root);
+        train.extend(tr);
+        extra_test = te;
+    }
     eprintln!("{} train rows, {} held-out rows", train.len(), test.len());
 
     let mut md = String::new();
+    let mut oof = Vec::new();
     if train_mode {
-        let a = train_artifact(&train, &mut md);
+        let (a, o) = train_artifact(&train, &mut md);
+        oof = o;
         a.save(&artifact).expect("writing the artifact");
         eprintln!("wrote {}", artifact.display());
     }
     let detector = Detector::load(&artifact).expect("loading the artifact");
     let loaded = BinaryArtifact::load(&artifact).expect("loading the artifact");
     let size = std::fs::metadata(&artifact).map(|m| m.len()).unwrap_or(0);
-    evaluate(&detector, &loaded, size, &train, &test, &mut md);
+    evaluate(&detector, &loaded, size, &train, &test, quick, &mut md);
+    if !extra_test.is_empty() {
+        extra_table(&detector, &extra_test, &mut md);
+    }
+    if let Some(path) = dump {
+        dump_scores(&detector, &train, &oof, &unseen, &path);
+    }
     print!("{md}");
 }
 
+/// Sources whose licence forbids shipping weights derived from them (data README):
+/// Tensor Trust (no licence, research only) and safe-guard-prompt-injection (licence unstated).
+const RESTRICTED: [&str; 3] = [
+    "tensortrust_extraction",
+    "tensortrust_hijacking",
+    "safeguard_test",
+];
+
 /// Whether weights derived from a source may be redistributed (data README licences).
 fn permissive(source: &str) -> bool {
-    !(source.starts_with("tensortrust") || source == "safeguard_test")
+    !RESTRICTED.contains(&source)
+}
+
+/// Extra benign rows per source at most (the first by id hash), so that no one set of
+/// ordinary prompts outweighs the injection data.
+const EXTRA_CAP: usize = 300;
+
+/// Benign prompts from other permissively licensed sets under `shared/data` (none of them
+/// contains an injection): AlpacaEval instructions (Apache-2.0), RouteLLM's MMLU, GSM8K and
+/// MT-Bench prompts (Apache-2.0), CLINC150 assistant queries (CC-BY-3.0) and XSTest's safe
+/// prompts with scary words (CC-BY-4.0, hard negatives). Split like the main file; returns
+/// (train part capped at [`EXTRA_CAP`] per source, held-out part capped likewise).
+fn extra_benign(root: &std::path::Path) -> (Vec<Row>, Vec<Row>) {
+    let read = |rel: &str| -> Vec<serde_json::Value> {
+        let p = root.join(rel);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a JSONL row"))
+            .collect()
+    };
+    let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let mut rows = Vec::new();
+    for v in read("routing/alpacaeval.dev.jsonl")
+        .into_iter()
+        .chain(read("routing/routellm.dev.jsonl"))
+    {
+        rows.push(Row {
+            id: s(&v, "id"),
+            source: format!("extra_{}", s(&v, "source")),
+            text: s(&v, "prompt"),
+            label: 0,
+            hard_negative: false,
+        });
+    }
+    for v in read("topic/topic.dev.jsonl") {
+        if v["source"] == "clinc150" {
+            rows.push(Row {
+                id: s(&v, "id"),
+                source: "extra_clinc150".to_owned(),
+                text: s(&v, "text"),
+                label: 0,
+                hard_negative: false,
+            });
+        }
+    }
+    for v in read("harmful_requests/harmful_requests.dev.jsonl") {
+        if v["source"] == "xstest" && v["label"] == 0 {
+            rows.push(Row {
+                id: s(&v, "id"),
+                source: "extra_xstest_safe".to_owned(),
+                text: s(&v, "text"),
+                label: 0,
+                hard_negative: true,
+            });
+        }
+    }
+    rows.retain(|r| !r.text.trim().is_empty());
+    let (train, test) = split(rows, |r| &r.source, |r| r.label, |r| &r.id);
+    let cap = |rows: Vec<Row>| -> Vec<Row> {
+        let mut n: BTreeMap<String, usize> = BTreeMap::new();
+        rows.into_iter()
+            .filter(|r| {
+                let k = n.entry(r.source.clone()).or_default();
+                *k += 1;
+                *k <= EXTRA_CAP
+            })
+            .collect()
+    };
+    (cap(train), cap(test))
+}
+
+/// False positives on the held-out part of the extra benign sets.
+fn extra_table(d: &Detector, rows: &[Row], md: &mut String) {
+    let _ = writeln!(
+        md,
+        "\n### Extra benign prompts (held-out 30% of each set, at most {EXTRA_CAP})\n"
+    );
+    let _ = writeln!(
+        md,
+        "| set | rows | FPR combined | FPR patterns | FPR classifier |\n|---|---|---|---|---|"
+    );
+    let mut by: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        by.entry(r.source.as_str()).or_default().push(r);
+    }
+    let t_clf = d.classifier().map(|c| c.threshold()).unwrap_or(0.5);
+    for (src, rs) in by {
+        let n = rs.len();
+        let (mut c, mut p, mut k) = (0, 0, 0);
+        for r in &rs {
+            let v = d.scan(&r.text, Channel::User);
+            c += usize::from(v.injection);
+            p += usize::from(!v.rules.is_empty() && v.pattern_score >= d.threshold());
+            k += usize::from(v.classifier_score.unwrap_or(0.0) >= t_clf);
+        }
+        let _ = writeln!(
+            md,
+            "| {src} | {n} | {} | {} | {} |",
+            f3(ratio(c, n)),
+            f3(ratio(p, n)),
+            f3(ratio(k, n))
+        );
+    }
+}
+
+/// Error analysis on the train part only (with `--train`): each train row's out-of-fold
+/// combined score, and the detector's score of the train rows of excluded sources (never
+/// trained on), one JSON object a line. Held-out rows are never written.
+fn dump_scores(d: &Detector, train: &[Row], oof: &[f32], unseen: &[Row], path: &std::path::Path) {
+    let mut out = String::new();
+    for (i, r) in train.iter().chain(unseen).enumerate() {
+        let v = d.scan(&r.text, r.channel());
+        let score = oof.get(i).copied().unwrap_or(v.score);
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"id": r.id, "source": r.source, "label": r.label,
+                "oof": i < oof.len(), "score": score, "pattern": v.pattern_score,
+                "rules": v.rules, "text": r.text.chars().take(300).collect::<String>()})
+        );
+    }
+    std::fs::write(path, out).expect("writing the dump");
 }
 
 fn targets(rows: &[&Row]) -> Vec<f32> {
     rows.iter().map(|r| f32::from(r.label)).collect()
 }
 
-fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
+fn train_artifact(train: &[Row], md: &mut String) -> (BinaryArtifact, Vec<f32>) {
     let cfg = features();
     let f = NgramFeaturizer::new(cfg.clone());
     let rows: Vec<&Row> = train.iter().collect();
@@ -188,7 +346,15 @@ fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
     sources.sort_unstable();
     sources.dedup();
     let restricted: Vec<&str> = sources.iter().copied().filter(|s| !permissive(s)).collect();
-    let (note, licence) = if restricted.is_empty() {
+    let cc_by = sources.iter().any(|s| s.starts_with("extra_"));
+    let (note, licence) = if restricted.is_empty() && cc_by {
+        (
+            "All sources are Apache-2.0, MIT or CC-BY (extra benign prompts: AlpacaEval and \
+             RouteLLM Apache-2.0, CLINC150 CC-BY-3.0, XSTest CC-BY-4.0)."
+                .to_owned(),
+            "permissive sources only: Apache-2.0, MIT, CC-BY-3.0, CC-BY-4.0".to_owned(),
+        )
+    } else if restricted.is_empty() {
         (
             "All sources are Apache-2.0 or MIT.".to_owned(),
             "Apache-2.0 and MIT sources only".to_owned(),
@@ -237,7 +403,7 @@ fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
                 model.non_zero(),
                 dim
             );
-            return a;
+            return (a, comb);
         }
     }
     panic!("no pruning level fits the artifact budget");
@@ -271,6 +437,7 @@ fn evaluate(
     size: u64,
     train: &[Row],
     test: &[Row],
+    quick: bool,
     md: &mut String,
 ) {
     let t_comb = d.threshold();
@@ -500,6 +667,9 @@ fn evaluate(
     // 5. Which rules fire where.
     rule_table(d, train, test, md);
 
+    if quick {
+        return;
+    }
     // 6. Source-style leakage: drop one single-label source from training entirely.
     leave_one_source_out(a, train, test, md);
 

@@ -102,7 +102,7 @@ macro_rules! back {
 /// What an attacker asks the model to drop.
 macro_rules! what {
     () => {
-        r"(?:instructions?|prompts?|rules|directives?|guidelines|commands?|context|programming|restrictions|constraints|conversation|messages?|inputs?|text|guidance|orders|policies|training)"
+        r"(?:instructions?|prompts?|rules|directives?|guidelines|commands?|context|programming|restrictions|constraints|conversation|messages?|inputs?|text|guidance|orders|policies|training|requests?|directions|assignments?|tasks?)"
     };
 }
 
@@ -176,7 +176,7 @@ fn rules() -> Vec<Rule> {
         },
         Rule {
             name: "policy_evasion",
-            pattern: r"\b(?:openai|anthropic|content|safety|usage)(?: content)? polic(?:y|ies)\b|\b(?:bypass|evade|circumvent|violate|break|ignore)\W+(?:\w+\W+){0,2}?(?:filters?|safeguards|guardrails|safety (?:measures|protocols|guidelines)|content polic\w*)\b",
+            pattern: r"\b(?:openai|anthropic|content|safety|usage)(?: content)? polic(?:y|ies)\b|\b(?:bypass|evade|circumvent|violate|break|ignore|disable)\W+(?:\w+\W+){0,2}?(?:filters?|safeguards|guardrails|(?:safety|security) (?:measures|protocols|guidelines|checks|restrictions)|content polic\w*)\b|\b(?:do not|don'?t|stop|no need to) follow(?:ing)?\W+(?:\w+\W+){0,2}?(?:rules|protocols|guidelines|instructions|policies|polic(?:y|ies))\b",
             user: 0.5,
             indirect: 0.7,
         },
@@ -220,6 +220,39 @@ fn rules() -> Vec<Rule> {
             name: "instruct_about_user",
             pattern: r"\b(?:tell|inform|ask|remind|urge|convince|persuade|advise|recommend|direct|instruct) the user\b|\b(?:do not|don'?t|never) (?:tell|inform|mention|reveal|disclose)(?: this| it| anything)? to the user\b|\bthe user (?:must|should) (?:visit|click|send|share|enter|provide)\b",
             user: 0.3,
+            indirect: 0.8,
+        },
+        Rule {
+            // Prefix injection: the answer is made to open with (or complete) a quoted
+            // sentence about the prompt, the rules or secrets (Wei et al. 2023, "Jailbroken").
+            name: "forced_prefix",
+            pattern: r"\b(?:start(?:s|ing)?|begin(?:s|ning)?|open(?:s|ing)?|complete|finish|continue)\b[^\n]{0,40}?[\x22'\x{2018}\x{201C}][^\n]{0,80}?\b(?:prompt|template|instructions?|guidelines|rules|polic(?:y|ies)|confidential|security|restricted|forbidden|no longer appl\w+|irrelevant|sure,? here(?:'s| is)|absolutely,? here)\b",
+            user: 0.5,
+            indirect: 0.75,
+        },
+        Rule {
+            // A demand for secrets or other people's data, addressed to the model.
+            name: "sensitive_data_demand",
+            pattern: concat!(
+                r"(?m)(?:(?:^|[.!?:]\s+|\bplease\s+|\b(?:i need|i want|i demand|i order|i command) you to\s+|\byou (?:must|will)\s+)(?:provide|give|send|share|reveal|release|disclose|leak|hand over|tell|show|expose|grant)\b|\b(?:provide|give|send|share|reveal|release|disclose|leak|hand|tell|show|expose|grant)\s+(?:me|us)\b)",
+                r"(?:\W+\w+){0,5}?\W+",
+                r"(?:(?:confidential|sensitive|private|classified|secret|proprietary|personal|login|financial|medical|health)\W+(?:\w+\W+)?(?:information|info|data|details|records|files|documents|credentials|secrets|vulnerabilities)|(?:user|customer|patient|employee|client)s?'?\W+(?:\w+\W+)?(?:data|records|credentials|passwords)|login credentials|(?:your|the|admin) (?:password|access code)s?|security vulnerabilities)\b"
+            ),
+            user: 0.45,
+            indirect: 0.75,
+        },
+        Rule {
+            // A threat attached to a demand ("... or I will expose you").
+            name: "coercion_threat",
+            pattern: r"\bor (?:else\W+)?(?:i will|i'll|i am going to|face|you will (?:face|be|suffer))\b|\bfailure to comply\b|\bcomply with my demands\b|\byou have \d+ (?:hours|minutes|days) to comply\b|\bif you (?:don'?t|do not|refuse to) (?:\w+\W+){1,6}?i will (?:expose|leak|hack|report|harm|destroy|release|ruin|publish|delete|sue|shut)\b",
+            user: 0.35,
+            indirect: 0.6,
+        },
+        Rule {
+            // A claim of authority over the model.
+            name: "authority_claim",
+            pattern: r"\bi am (?:now )?(?:the|your) (?:administrator|admin|system administrator|developer|creator|owner|programmer|supervisor)\b|\bi(?: hereby)? (?:grant|give) you (?:full |special )?(?:permission|authori[sz]ation|clearance|access)\b|\b(?:i have|with) (?:admin|root|developer|administrator|elevated) (?:access|privileges|rights|clearance)\b",
+            user: 0.45,
             indirect: 0.8,
         },
         Rule {
