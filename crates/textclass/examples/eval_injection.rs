@@ -65,6 +65,12 @@ impl Row {
     }
 }
 
+/// The artifact's `params` entry recording the class weight (copies of each malicious row).
+const MALICIOUS_COPIES: &str = "malicious_copies";
+
+/// Whether training also searches a class weight (1, 2 or 3 copies of each malicious row).
+static CLASS_WEIGHTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 const L2_GRID: [f32; 3] = [1e-5, 1e-4, 1e-3];
 /// The artifact's size budget; pruning grows until the file fits.
 const MAX_ARTIFACT_BYTES: usize = 1_800_000;
@@ -93,11 +99,13 @@ fn main() {
         match a.as_str() {
             "--train" => train_mode = true,
             "--quick" => quick = true,
+            "--class-weights" => CLASS_WEIGHTS.store(true, std::sync::atomic::Ordering::Relaxed),
             "--dump" => dump = Some(args.next().expect("--dump FILE").into()),
             "--permissive" => {
                 artifact = manifest.join("../../eval/artifacts/injection-permissive.v1.json");
                 excluded.extend(RESTRICTED.iter().map(|s| (*s).to_owned()));
                 extra = true;
+                CLASS_WEIGHTS.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             "--extra-benign" => extra = true,
             "--exclude" => excluded.push(args.next().expect("--exclude SOURCE")),
@@ -294,53 +302,81 @@ fn train_artifact(train: &[Row], md: &mut String) -> (BinaryArtifact, Vec<f32>) 
     let cfg = features();
     let f = NgramFeaturizer::new(cfg.clone());
     let rows: Vec<&Row> = train.iter().collect();
-    let xs: Vec<Features> = rows.iter().map(|r| f.featurize(&r.text)).collect();
-    let ys = targets(&rows);
+    let xs0: Vec<Features> = rows.iter().map(|r| f.featurize(&r.text)).collect();
     let labels: Vec<bool> = rows.iter().map(|r| r.malicious()).collect();
     let dim = cfg.buckets();
-
-    let mut best: Option<(f64, TrainConfig, Vec<f32>)> = None;
-    let _ = writeln!(
-        md,
-        "### Training choices (5-fold out-of-fold on the 70% train part)\n"
-    );
-    let _ = writeln!(md, "| L2 | OOF ROC-AUC | OOF best F1 |\n|---|---|---|");
-    for l2 in L2_GRID {
-        let tc = TrainConfig {
-            l2,
-            ..TrainConfig::default()
-        };
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let oof = out_of_fold(&ids, &xs, &ys, dim, &tc);
-        let a = auc(&oof, &labels);
-        let (_, f1) = best_f1_threshold(&oof, &labels);
-        let _ = writeln!(md, "| {l2:e} | {a:.4} | {f1:.4} |");
-        if best.as_ref().is_none_or(|b| a > b.0) {
-            best = Some((a, tc, oof));
-        }
-    }
-    let (_, tc, oof) = best.expect("a grid point");
-
     let tier = PatternTier::new().expect("built-in rules compile");
     let pat: Vec<f32> = rows
         .iter()
         .map(|r| tier.scan(&r.text, r.channel()).score)
         .collect();
-    let comb: Vec<f32> = pat
-        .iter()
-        .zip(&oof)
-        .map(|(p, c)| 1.0 - (1.0 - p) * (1.0 - c))
-        .collect();
+    let noisy = |oof: &[f32]| -> Vec<f32> {
+        pat.iter()
+            .zip(oof)
+            .map(|(p, c)| 1.0 - (1.0 - p) * (1.0 - c))
+            .collect()
+    };
+
+    // Grid: copies of each malicious row (a class weight) x L2. Each point is judged by the
+    // combined scorer's best out-of-fold F1 over the distinct train rows (copies share a
+    // fold, so they share a score), the scorer that ships.
+    let dups: &[usize] = if CLASS_WEIGHTS.load(std::sync::atomic::Ordering::Relaxed) {
+        &[1, 2, 3]
+    } else {
+        &[1]
+    };
+    let mut best: Option<(f64, usize, TrainConfig, Vec<f32>)> = None;
+    let _ = writeln!(
+        md,
+        "### Training choices (5-fold out-of-fold on the 70% train part)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| malicious copies | L2 | OOF ROC-AUC classifier | OOF best F1 classifier | OOF best F1 combined |\n|---|---|---|---|---|"
+    );
+    for &dup in dups {
+        let idx: Vec<usize> = (0..rows.len())
+            .flat_map(|i| std::iter::repeat_n(i, if labels[i] { dup } else { 1 }))
+            .collect();
+        let xs: Vec<Features> = idx.iter().map(|&i| xs0[i].clone()).collect();
+        let ys: Vec<f32> = idx.iter().map(|&i| f32::from(rows[i].label)).collect();
+        let ids: Vec<&str> = idx.iter().map(|&i| rows[i].id.as_str()).collect();
+        for l2 in L2_GRID {
+            let tc = TrainConfig {
+                l2,
+                ..TrainConfig::default()
+            };
+            let dup_oof = out_of_fold(&ids, &xs, &ys, dim, &tc);
+            let mut oof = vec![0.0f32; rows.len()];
+            for (k, &i) in idx.iter().enumerate().rev() {
+                oof[i] = dup_oof[k];
+            }
+            let a = auc(&oof, &labels);
+            let (_, f1) = best_f1_threshold(&oof, &labels);
+            let (_, fc) = best_f1_threshold(&noisy(&oof), &labels);
+            let _ = writeln!(md, "| {dup} | {l2:e} | {a:.4} | {f1:.4} | {fc:.4} |");
+            if best.as_ref().is_none_or(|b| fc > b.0) {
+                best = Some((fc, dup, tc, oof));
+            }
+        }
+    }
+    let (_, dup, tc, oof) = best.expect("a grid point");
+    let comb = noisy(&oof);
     let (t_clf, f_clf) = best_f1_threshold(&oof, &labels);
     let (t_pat, f_pat) = best_f1_threshold(&pat, &labels);
     let (t_comb, f_comb) = best_f1_threshold(&comb, &labels);
     let _ = writeln!(
         md,
-        "\nChosen: L2 {:e}; thresholds by best out-of-fold F1: patterns {t_pat:.3} (F1 {f_pat:.3}), \
+        "\nChosen: {dup} cop{} of each malicious row, L2 {:e}; thresholds by best out-of-fold F1: patterns {t_pat:.3} (F1 {f_pat:.3}), \
          classifier {t_clf:.3} (F1 {f_clf:.3}), combined {t_comb:.3} (F1 {f_comb:.3}).\n",
+        if dup == 1 { "y" } else { "ies" },
         tc.l2
     );
-
+    let idx: Vec<usize> = (0..rows.len())
+        .flat_map(|i| std::iter::repeat_n(i, if labels[i] { dup } else { 1 }))
+        .collect();
+    let xs: Vec<Features> = idx.iter().map(|&i| xs0[i].clone()).collect();
+    let ys: Vec<f32> = idx.iter().map(|&i| f32::from(rows[i].label)).collect();
     let model = train_logistic(&xs, &ys, dim, &tc);
     let mut sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
     sources.sort_unstable();
@@ -392,6 +428,10 @@ fn train_artifact(train: &[Row], md: &mut String) -> (BinaryArtifact, Vec<f32>) 
         );
         a.params.insert(COMBINED_THRESHOLD.to_owned(), t_comb);
         a.params.insert(PATTERN_THRESHOLD.to_owned(), t_pat);
+        if dup > 1 {
+            // Informational: the class weight used (the detector does not read it).
+            a.params.insert(MALICIOUS_COPIES.to_owned(), dup as f32);
+        }
         let bytes = serde_json::to_string(&a)
             .map(|s| s.len())
             .unwrap_or(usize::MAX);
@@ -493,6 +533,30 @@ fn evaluate(
             f3(auc(scores, &labels)),
             f3(fpr(&easy)),
             f3(fpr(&hn)),
+        );
+    }
+
+    // 1b. The combined score at other thresholds (a gateway may set its own).
+    let _ = writeln!(
+        md,
+        "\n### Operating points (held-out, combined score)\n\n\
+         | threshold | recall | FPR on benign (not hard) | FPR on hard negatives |\n|---|---|---|---|"
+    );
+    for t in [t_comb, 0.5, 0.8, 0.9] {
+        let p = pred(&s.combined, t);
+        let c = Counts::of(&p, &labels);
+        let easy: Vec<usize> = (0..rows.len())
+            .filter(|&i| !labels[i] && !hard[i])
+            .collect();
+        let hn: Vec<usize> = (0..rows.len()).filter(|&i| hard[i]).collect();
+        let fpr = |ix: &[usize]| ratio(ix.iter().filter(|&&i| p[i]).count(), ix.len());
+        let _ = writeln!(
+            md,
+            "| {t:.3}{} | {} | {} | {} |",
+            if t == t_comb { " (artifact)" } else { "" },
+            f3(c.recall()),
+            f3(fpr(&easy)),
+            f3(fpr(&hn))
         );
     }
 
@@ -737,11 +801,21 @@ fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mu
             e.1 += 1;
         }
     }
+    let dup = a
+        .params
+        .get(MALICIOUS_COPIES)
+        .map_or(1, |&c| c as usize)
+        .max(1);
     for (src, (m, b)) in by_source {
-        if m > 0 && b > 0 {
+        // Extra benign sets are scored apart (their held-out part is not in `test`).
+        if (m > 0 && b > 0) || src.starts_with("extra_") {
             continue;
         }
-        let keep: Vec<&Row> = train.iter().filter(|r| r.source != src).collect();
+        let keep: Vec<&Row> = train
+            .iter()
+            .filter(|r| r.source != src)
+            .flat_map(|r| std::iter::repeat_n(r, if r.malicious() { dup } else { 1 }))
+            .collect();
         let xs: Vec<Features> = keep.iter().map(|r| f.featurize(&r.text)).collect();
         let model = train_logistic(&xs, &targets(&keep), a.features.buckets(), &a.train);
         let held: Vec<&Row> = test.iter().filter(|r| r.source == src).collect();
