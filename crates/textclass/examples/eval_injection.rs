@@ -191,39 +191,33 @@ fn extra_benign(root: &std::path::Path) -> (Vec<Row>, Vec<Row>) {
             .collect()
     };
     let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let benign = |v: &serde_json::Value, source: String, field: &str, hard: bool| Row {
+        id: s(v, "id"),
+        source,
+        text: s(v, field),
+        label: 0,
+        hard_negative: hard,
+    };
     let mut rows = Vec::new();
     for v in read("routing/alpacaeval.dev.jsonl")
         .into_iter()
         .chain(read("routing/routellm.dev.jsonl"))
     {
-        rows.push(Row {
-            id: s(&v, "id"),
-            source: format!("extra_{}", s(&v, "source")),
-            text: s(&v, "prompt"),
-            label: 0,
-            hard_negative: false,
-        });
+        rows.push(benign(
+            &v,
+            format!("extra_{}", s(&v, "source")),
+            "prompt",
+            false,
+        ));
     }
     for v in read("topic/topic.dev.jsonl") {
         if v["source"] == "clinc150" {
-            rows.push(Row {
-                id: s(&v, "id"),
-                source: "extra_clinc150".to_owned(),
-                text: s(&v, "text"),
-                label: 0,
-                hard_negative: false,
-            });
+            rows.push(benign(&v, "extra_clinc150".to_owned(), "text", false));
         }
     }
     for v in read("harmful_requests/harmful_requests.dev.jsonl") {
         if v["source"] == "xstest" && v["label"] == 0 {
-            rows.push(Row {
-                id: s(&v, "id"),
-                source: "extra_xstest_safe".to_owned(),
-                text: s(&v, "text"),
-                label: 0,
-                hard_negative: true,
-            });
+            rows.push(benign(&v, "extra_xstest_safe".to_owned(), "text", true));
         }
     }
     rows.retain(|r| !r.text.trim().is_empty());
@@ -503,6 +497,11 @@ fn evaluate(
 
     // 1. Tiers compared on the whole held-out part.
     let hard: Vec<bool> = rows.iter().map(|r| r.hard_negative).collect();
+    // Benign rows that are not hard negatives, and the hard negatives.
+    let easy: Vec<usize> = (0..rows.len())
+        .filter(|&i| !labels[i] && !hard[i])
+        .collect();
+    let hn: Vec<usize> = (0..rows.len()).filter(|&i| hard[i]).collect();
     let _ = writeln!(
         md,
         "### Held-out 30% ({} rows, {} malicious): the tiers compared\n",
@@ -519,10 +518,6 @@ fn evaluate(
         ("combined", &s.combined, &p_comb),
     ] {
         let c = Counts::of(p, &labels);
-        let easy: Vec<usize> = (0..rows.len())
-            .filter(|&i| !labels[i] && !hard[i])
-            .collect();
-        let hn: Vec<usize> = (0..rows.len()).filter(|&i| hard[i]).collect();
         let fpr = |ix: &[usize]| ratio(ix.iter().filter(|&&i| p[i]).count(), ix.len());
         let _ = writeln!(
             md,
@@ -545,10 +540,6 @@ fn evaluate(
     for t in [t_comb, 0.5, 0.8, 0.9] {
         let p = pred(&s.combined, t);
         let c = Counts::of(&p, &labels);
-        let easy: Vec<usize> = (0..rows.len())
-            .filter(|&i| !labels[i] && !hard[i])
-            .collect();
-        let hn: Vec<usize> = (0..rows.len()).filter(|&i| hard[i]).collect();
         let fpr = |ix: &[usize]| ratio(ix.iter().filter(|&&i| p[i]).count(), ix.len());
         let _ = writeln!(
             md,
