@@ -8,8 +8,17 @@
 //!
 //! Options: `--data FILE` (the JSONL), `--artifact FILE` (default
 //! `eval/artifacts/injection.v1.json`), `--exclude SOURCE` (repeatable: the source trains
-//! nothing but is still scored; the permissive artifact excludes `tensortrust_extraction`,
-//! `tensortrust_hijacking` and `safeguard_test`). Prints the Markdown tables of `eval/injection.md`.
+//! nothing but is still scored), `--extra-benign` (add benign prompts from other permissively
+//! licensed sets under `shared/data`, scored apart), `--class-weights` (also search 1-3 copies
+//! of each malicious row), `--permissive` (the shipped artifact: its path, the restricted
+//! sources excluded, `--extra-benign`, `--class-weights`; give `--artifact` after it to write
+//! elsewhere), `--quick` (skip leave-one-source-out and latency), `--dump FILE` (with
+//! `--train`: out-of-fold scores of the train rows, for error analysis). Prints the Markdown
+//! tables of `eval/injection.md`.
+//!
+//! ```text
+//! cargo run --release -p switchyard-textclass --example eval_injection -- --train --permissive
+//! ```
 //!
 //! How the numbers are kept honest:
 //! 1. Rows are split 70/30 within each source and label by a mixed hash of `id`
