@@ -8,8 +8,17 @@
 //!
 //! Options: `--data FILE` (the JSONL), `--artifact FILE` (default
 //! `eval/artifacts/injection.v1.json`), `--exclude SOURCE` (repeatable: the source trains
-//! nothing but is still scored; the permissive artifact excludes `tensortrust_extraction`,
-//! `tensortrust_hijacking` and `safeguard_test`). Prints the Markdown tables of `eval/injection.md`.
+//! nothing but is still scored), `--extra-benign` (add benign prompts from other permissively
+//! licensed sets under `shared/data`, scored apart), `--class-weights` (also search 1-3 copies
+//! of each malicious row), `--permissive` (the shipped artifact: its path, the restricted
+//! sources excluded, `--extra-benign`, `--class-weights`; give `--artifact` after it to write
+//! elsewhere), `--quick` (skip leave-one-source-out and latency), `--dump FILE` (with
+//! `--train`: out-of-fold scores of the train rows, for error analysis). Prints the Markdown
+//! tables of `eval/injection.md`.
+//!
+//! ```text
+//! cargo run --release -p switchyard-textclass --example eval_injection -- --train --permissive
+//! ```
 //!
 //! How the numbers are kept honest:
 //! 1. Rows are split 70/30 within each source and label by a mixed hash of `id`
@@ -65,6 +74,12 @@ impl Row {
     }
 }
 
+/// The artifact's `params` entry recording the class weight (copies of each malicious row).
+const MALICIOUS_COPIES: &str = "malicious_copies";
+
+/// Whether training also searches a class weight (1, 2 or 3 copies of each malicious row).
+static CLASS_WEIGHTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 const L2_GRID: [f32; 3] = [1e-5, 1e-4, 1e-3];
 /// The artifact's size budget; pruning grows until the file fits.
 const MAX_ARTIFACT_BYTES: usize = 1_800_000;
@@ -84,11 +99,24 @@ fn main() {
         manifest.join("../../../shared/data/prompt_injection/prompt_injection.dev.jsonl");
     let mut artifact = manifest.join("../../eval/artifacts/injection.v1.json");
     let mut train_mode = false;
+    let mut quick = false;
+    let mut extra = false;
+    let mut dump: Option<PathBuf> = None;
     let mut excluded: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--train" => train_mode = true,
+            "--quick" => quick = true,
+            "--class-weights" => CLASS_WEIGHTS.store(true, std::sync::atomic::Ordering::Relaxed),
+            "--dump" => dump = Some(args.next().expect("--dump FILE").into()),
+            "--permissive" => {
+                artifact = manifest.join("../../eval/artifacts/injection-permissive.v1.json");
+                excluded.extend(RESTRICTED.iter().map(|s| (*s).to_owned()));
+                extra = true;
+                CLASS_WEIGHTS.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            "--extra-benign" => extra = true,
             "--exclude" => excluded.push(args.next().expect("--exclude SOURCE")),
             "--data" => data = args.next().expect("--data FILE").into(),
             "--artifact" => artifact = args.next().expect("--artifact FILE").into(),
@@ -104,91 +132,268 @@ fn main() {
     let (train, test) = split(rows, |r| &r.source, |r| r.label, |r| &r.id);
     // Excluded sources train nothing (their licence forbids shipping weights derived from
     // them, or the run measures generalisation to them) but are still scored.
-    let train: Vec<Row> = train
+    let (unseen, mut train): (Vec<Row>, Vec<Row>) = train
         .into_iter()
-        .filter(|r| !excluded.contains(&r.source))
-        .collect();
+        .partition(|r| excluded.contains(&r.source));
+    // Extra benign prompts from other permissively licensed sets: their own 70% train part
+    // (capped) trains, their 30% is scored apart.
+    let mut extra_test = Vec::new();
+    if extra {
+        let root = data.parent().and_then(|p| p.parent()).expect("shared/data");
+        let (tr, te) = extra_benign(root);
+        train.extend(tr);
+        extra_test = te;
+    }
     eprintln!("{} train rows, {} held-out rows", train.len(), test.len());
 
     let mut md = String::new();
+    let mut oof = Vec::new();
     if train_mode {
-        let a = train_artifact(&train, &mut md);
+        let (a, o) = train_artifact(&train, &mut md);
+        oof = o;
         a.save(&artifact).expect("writing the artifact");
         eprintln!("wrote {}", artifact.display());
     }
     let detector = Detector::load(&artifact).expect("loading the artifact");
     let loaded = BinaryArtifact::load(&artifact).expect("loading the artifact");
     let size = std::fs::metadata(&artifact).map(|m| m.len()).unwrap_or(0);
-    evaluate(&detector, &loaded, size, &train, &test, &mut md);
+    evaluate(&detector, &loaded, size, &train, &test, quick, &mut md);
+    if !extra_test.is_empty() {
+        extra_table(&detector, &extra_test, &mut md);
+    }
+    if let Some(path) = dump {
+        dump_scores(&detector, &train, &oof, &unseen, &path);
+    }
     print!("{md}");
 }
 
+/// Sources whose licence forbids shipping weights derived from them (data README):
+/// Tensor Trust (no licence, research only) and safe-guard-prompt-injection (licence unstated).
+const RESTRICTED: [&str; 3] = [
+    "tensortrust_extraction",
+    "tensortrust_hijacking",
+    "safeguard_test",
+];
+
 /// Whether weights derived from a source may be redistributed (data README licences).
 fn permissive(source: &str) -> bool {
-    !(source.starts_with("tensortrust") || source == "safeguard_test")
+    !RESTRICTED.contains(&source)
+}
+
+/// Extra benign rows per source at most (the first by id hash), so that no one set of
+/// ordinary prompts outweighs the injection data.
+const EXTRA_CAP: usize = 300;
+
+/// Benign prompts from other permissively licensed sets under `shared/data` (none of them
+/// contains an injection): AlpacaEval instructions (Apache-2.0), RouteLLM's MMLU, GSM8K and
+/// MT-Bench prompts (Apache-2.0), CLINC150 assistant queries (CC-BY-3.0) and XSTest's safe
+/// prompts with scary words (CC-BY-4.0, hard negatives). Split like the main file; returns
+/// (train part capped at [`EXTRA_CAP`] per source, held-out part capped likewise).
+fn extra_benign(root: &std::path::Path) -> (Vec<Row>, Vec<Row>) {
+    let read = |rel: &str| -> Vec<serde_json::Value> {
+        let p = root.join(rel);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a JSONL row"))
+            .collect()
+    };
+    let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let benign = |v: &serde_json::Value, source: String, field: &str, hard: bool| Row {
+        id: s(v, "id"),
+        source,
+        text: s(v, field),
+        label: 0,
+        hard_negative: hard,
+    };
+    let mut rows = Vec::new();
+    for v in read("routing/alpacaeval.dev.jsonl")
+        .into_iter()
+        .chain(read("routing/routellm.dev.jsonl"))
+    {
+        rows.push(benign(
+            &v,
+            format!("extra_{}", s(&v, "source")),
+            "prompt",
+            false,
+        ));
+    }
+    for v in read("topic/topic.dev.jsonl") {
+        if v["source"] == "clinc150" {
+            rows.push(benign(&v, "extra_clinc150".to_owned(), "text", false));
+        }
+    }
+    for v in read("harmful_requests/harmful_requests.dev.jsonl") {
+        if v["source"] == "xstest" && v["label"] == 0 {
+            rows.push(benign(&v, "extra_xstest_safe".to_owned(), "text", true));
+        }
+    }
+    rows.retain(|r| !r.text.trim().is_empty());
+    let (train, test) = split(rows, |r| &r.source, |r| r.label, |r| &r.id);
+    let cap = |rows: Vec<Row>| -> Vec<Row> {
+        let mut n: BTreeMap<String, usize> = BTreeMap::new();
+        rows.into_iter()
+            .filter(|r| {
+                let k = n.entry(r.source.clone()).or_default();
+                *k += 1;
+                *k <= EXTRA_CAP
+            })
+            .collect()
+    };
+    (cap(train), cap(test))
+}
+
+/// False positives on the held-out part of the extra benign sets.
+fn extra_table(d: &Detector, rows: &[Row], md: &mut String) {
+    let _ = writeln!(
+        md,
+        "\n### Extra benign prompts (held-out 30% of each set, at most {EXTRA_CAP})\n"
+    );
+    let _ = writeln!(
+        md,
+        "| set | rows | FPR combined | FPR patterns | FPR classifier |\n|---|---|---|---|---|"
+    );
+    let mut by: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        by.entry(r.source.as_str()).or_default().push(r);
+    }
+    let t_clf = d.classifier().map(|c| c.threshold()).unwrap_or(0.5);
+    for (src, rs) in by {
+        let n = rs.len();
+        let (mut c, mut p, mut k) = (0, 0, 0);
+        for r in &rs {
+            let v = d.scan(&r.text, Channel::User);
+            c += usize::from(v.injection);
+            p += usize::from(!v.rules.is_empty() && v.pattern_score >= d.threshold());
+            k += usize::from(v.classifier_score.unwrap_or(0.0) >= t_clf);
+        }
+        let _ = writeln!(
+            md,
+            "| {src} | {n} | {} | {} | {} |",
+            f3(ratio(c, n)),
+            f3(ratio(p, n)),
+            f3(ratio(k, n))
+        );
+    }
+}
+
+/// Error analysis on the train part only (with `--train`): each train row's out-of-fold
+/// combined score, and the detector's score of the train rows of excluded sources (never
+/// trained on), one JSON object a line. Held-out rows are never written.
+fn dump_scores(d: &Detector, train: &[Row], oof: &[f32], unseen: &[Row], path: &std::path::Path) {
+    let mut out = String::new();
+    for (i, r) in train.iter().chain(unseen).enumerate() {
+        let v = d.scan(&r.text, r.channel());
+        let score = oof.get(i).copied().unwrap_or(v.score);
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"id": r.id, "source": r.source, "label": r.label,
+                "oof": i < oof.len(), "score": score, "pattern": v.pattern_score,
+                "rules": v.rules, "text": r.text.chars().take(300).collect::<String>()})
+        );
+    }
+    std::fs::write(path, out).expect("writing the dump");
 }
 
 fn targets(rows: &[&Row]) -> Vec<f32> {
     rows.iter().map(|r| f32::from(r.label)).collect()
 }
 
-fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
+fn train_artifact(train: &[Row], md: &mut String) -> (BinaryArtifact, Vec<f32>) {
     let cfg = features();
     let f = NgramFeaturizer::new(cfg.clone());
     let rows: Vec<&Row> = train.iter().collect();
-    let xs: Vec<Features> = rows.iter().map(|r| f.featurize(&r.text)).collect();
-    let ys = targets(&rows);
+    let xs0: Vec<Features> = rows.iter().map(|r| f.featurize(&r.text)).collect();
     let labels: Vec<bool> = rows.iter().map(|r| r.malicious()).collect();
     let dim = cfg.buckets();
-
-    let mut best: Option<(f64, TrainConfig, Vec<f32>)> = None;
-    let _ = writeln!(
-        md,
-        "### Training choices (5-fold out-of-fold on the 70% train part)\n"
-    );
-    let _ = writeln!(md, "| L2 | OOF ROC-AUC | OOF best F1 |\n|---|---|---|");
-    for l2 in L2_GRID {
-        let tc = TrainConfig {
-            l2,
-            ..TrainConfig::default()
-        };
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let oof = out_of_fold(&ids, &xs, &ys, dim, &tc);
-        let a = auc(&oof, &labels);
-        let (_, f1) = best_f1_threshold(&oof, &labels);
-        let _ = writeln!(md, "| {l2:e} | {a:.4} | {f1:.4} |");
-        if best.as_ref().is_none_or(|b| a > b.0) {
-            best = Some((a, tc, oof));
-        }
-    }
-    let (_, tc, oof) = best.expect("a grid point");
-
     let tier = PatternTier::new().expect("built-in rules compile");
     let pat: Vec<f32> = rows
         .iter()
         .map(|r| tier.scan(&r.text, r.channel()).score)
         .collect();
-    let comb: Vec<f32> = pat
-        .iter()
-        .zip(&oof)
-        .map(|(p, c)| 1.0 - (1.0 - p) * (1.0 - c))
-        .collect();
+    let noisy = |oof: &[f32]| -> Vec<f32> {
+        pat.iter()
+            .zip(oof)
+            .map(|(p, c)| 1.0 - (1.0 - p) * (1.0 - c))
+            .collect()
+    };
+
+    // Grid: copies of each malicious row (a class weight) x L2. Each point is judged by the
+    // combined scorer's best out-of-fold F1 over the distinct train rows (copies share a
+    // fold, so they share a score), the scorer that ships.
+    let dups: &[usize] = if CLASS_WEIGHTS.load(std::sync::atomic::Ordering::Relaxed) {
+        &[1, 2, 3]
+    } else {
+        &[1]
+    };
+    let mut best: Option<(f64, usize, TrainConfig, Vec<f32>)> = None;
+    let _ = writeln!(
+        md,
+        "### Training choices (5-fold out-of-fold on the 70% train part)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| malicious copies | L2 | OOF ROC-AUC classifier | OOF best F1 classifier | OOF best F1 combined |\n|---|---|---|---|---|"
+    );
+    for &dup in dups {
+        let idx: Vec<usize> = (0..rows.len())
+            .flat_map(|i| std::iter::repeat_n(i, if labels[i] { dup } else { 1 }))
+            .collect();
+        let xs: Vec<Features> = idx.iter().map(|&i| xs0[i].clone()).collect();
+        let ys: Vec<f32> = idx.iter().map(|&i| f32::from(rows[i].label)).collect();
+        let ids: Vec<&str> = idx.iter().map(|&i| rows[i].id.as_str()).collect();
+        for l2 in L2_GRID {
+            let tc = TrainConfig {
+                l2,
+                ..TrainConfig::default()
+            };
+            let dup_oof = out_of_fold(&ids, &xs, &ys, dim, &tc);
+            let mut oof = vec![0.0f32; rows.len()];
+            for (k, &i) in idx.iter().enumerate().rev() {
+                oof[i] = dup_oof[k];
+            }
+            let a = auc(&oof, &labels);
+            let (_, f1) = best_f1_threshold(&oof, &labels);
+            let (_, fc) = best_f1_threshold(&noisy(&oof), &labels);
+            let _ = writeln!(md, "| {dup} | {l2:e} | {a:.4} | {f1:.4} | {fc:.4} |");
+            if best.as_ref().is_none_or(|b| fc > b.0) {
+                best = Some((fc, dup, tc, oof));
+            }
+        }
+    }
+    let (_, dup, tc, oof) = best.expect("a grid point");
+    let comb = noisy(&oof);
     let (t_clf, f_clf) = best_f1_threshold(&oof, &labels);
     let (t_pat, f_pat) = best_f1_threshold(&pat, &labels);
     let (t_comb, f_comb) = best_f1_threshold(&comb, &labels);
     let _ = writeln!(
         md,
-        "\nChosen: L2 {:e}; thresholds by best out-of-fold F1: patterns {t_pat:.3} (F1 {f_pat:.3}), \
+        "\nChosen: {dup} cop{} of each malicious row, L2 {:e}; thresholds by best out-of-fold F1: patterns {t_pat:.3} (F1 {f_pat:.3}), \
          classifier {t_clf:.3} (F1 {f_clf:.3}), combined {t_comb:.3} (F1 {f_comb:.3}).\n",
+        if dup == 1 { "y" } else { "ies" },
         tc.l2
     );
-
+    let idx: Vec<usize> = (0..rows.len())
+        .flat_map(|i| std::iter::repeat_n(i, if labels[i] { dup } else { 1 }))
+        .collect();
+    let xs: Vec<Features> = idx.iter().map(|&i| xs0[i].clone()).collect();
+    let ys: Vec<f32> = idx.iter().map(|&i| f32::from(rows[i].label)).collect();
     let model = train_logistic(&xs, &ys, dim, &tc);
     let mut sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
     let restricted: Vec<&str> = sources.iter().copied().filter(|s| !permissive(s)).collect();
-    let (note, licence) = if restricted.is_empty() {
+    let cc_by = sources.iter().any(|s| s.starts_with("extra_"));
+    let (note, licence) = if restricted.is_empty() && cc_by {
+        (
+            "All sources are Apache-2.0, MIT or CC-BY (extra benign prompts: AlpacaEval and \
+             RouteLLM Apache-2.0, CLINC150 CC-BY-3.0, XSTest CC-BY-4.0)."
+                .to_owned(),
+            "permissive sources only: Apache-2.0, MIT, CC-BY-3.0, CC-BY-4.0".to_owned(),
+        )
+    } else if restricted.is_empty() {
         (
             "All sources are Apache-2.0 or MIT.".to_owned(),
             "Apache-2.0 and MIT sources only".to_owned(),
@@ -226,6 +431,10 @@ fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
         );
         a.params.insert(COMBINED_THRESHOLD.to_owned(), t_comb);
         a.params.insert(PATTERN_THRESHOLD.to_owned(), t_pat);
+        if dup > 1 {
+            // Informational: the class weight used (the detector does not read it).
+            a.params.insert(MALICIOUS_COPIES.to_owned(), dup as f32);
+        }
         let bytes = serde_json::to_string(&a)
             .map(|s| s.len())
             .unwrap_or(usize::MAX);
@@ -237,7 +446,7 @@ fn train_artifact(train: &[Row], md: &mut String) -> BinaryArtifact {
                 model.non_zero(),
                 dim
             );
-            return a;
+            return (a, comb);
         }
     }
     panic!("no pruning level fits the artifact budget");
@@ -271,6 +480,7 @@ fn evaluate(
     size: u64,
     train: &[Row],
     test: &[Row],
+    quick: bool,
     md: &mut String,
 ) {
     let t_comb = d.threshold();
@@ -296,6 +506,11 @@ fn evaluate(
 
     // 1. Tiers compared on the whole held-out part.
     let hard: Vec<bool> = rows.iter().map(|r| r.hard_negative).collect();
+    // Benign rows that are not hard negatives, and the hard negatives.
+    let easy: Vec<usize> = (0..rows.len())
+        .filter(|&i| !labels[i] && !hard[i])
+        .collect();
+    let hn: Vec<usize> = (0..rows.len()).filter(|&i| hard[i]).collect();
     let _ = writeln!(
         md,
         "### Held-out 30% ({} rows, {} malicious): the tiers compared\n",
@@ -312,10 +527,6 @@ fn evaluate(
         ("combined", &s.combined, &p_comb),
     ] {
         let c = Counts::of(p, &labels);
-        let easy: Vec<usize> = (0..rows.len())
-            .filter(|&i| !labels[i] && !hard[i])
-            .collect();
-        let hn: Vec<usize> = (0..rows.len()).filter(|&i| hard[i]).collect();
         let fpr = |ix: &[usize]| ratio(ix.iter().filter(|&&i| p[i]).count(), ix.len());
         let _ = writeln!(
             md,
@@ -326,6 +537,26 @@ fn evaluate(
             f3(auc(scores, &labels)),
             f3(fpr(&easy)),
             f3(fpr(&hn)),
+        );
+    }
+
+    // 1b. The combined score at other thresholds (a gateway may set its own).
+    let _ = writeln!(
+        md,
+        "\n### Operating points (held-out, combined score)\n\n\
+         | threshold | recall | FPR on benign (not hard) | FPR on hard negatives |\n|---|---|---|---|"
+    );
+    for t in [t_comb, 0.5, 0.8, 0.9] {
+        let p = pred(&s.combined, t);
+        let c = Counts::of(&p, &labels);
+        let fpr = |ix: &[usize]| ratio(ix.iter().filter(|&&i| p[i]).count(), ix.len());
+        let _ = writeln!(
+            md,
+            "| {t:.3}{} | {} | {} | {} |",
+            if t == t_comb { " (artifact)" } else { "" },
+            f3(c.recall()),
+            f3(fpr(&easy)),
+            f3(fpr(&hn))
         );
     }
 
@@ -500,6 +731,9 @@ fn evaluate(
     // 5. Which rules fire where.
     rule_table(d, train, test, md);
 
+    if quick {
+        return;
+    }
     // 6. Source-style leakage: drop one single-label source from training entirely.
     leave_one_source_out(a, train, test, md);
 
@@ -567,11 +801,21 @@ fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mu
             e.1 += 1;
         }
     }
+    let dup = a
+        .params
+        .get(MALICIOUS_COPIES)
+        .map_or(1, |&c| c as usize)
+        .max(1);
     for (src, (m, b)) in by_source {
-        if m > 0 && b > 0 {
+        // Extra benign sets are scored apart (their held-out part is not in `test`).
+        if (m > 0 && b > 0) || src.starts_with("extra_") {
             continue;
         }
-        let keep: Vec<&Row> = train.iter().filter(|r| r.source != src).collect();
+        let keep: Vec<&Row> = train
+            .iter()
+            .filter(|r| r.source != src)
+            .flat_map(|r| std::iter::repeat_n(r, if r.malicious() { dup } else { 1 }))
+            .collect();
         let xs: Vec<Features> = keep.iter().map(|r| f.featurize(&r.text)).collect();
         let model = train_logistic(&xs, &targets(&keep), a.features.buckets(), &a.train);
         let held: Vec<&Row> = test.iter().filter(|r| r.source == src).collect();
