@@ -208,7 +208,6 @@ actions = { SECRET = "block" }
 
 [guards.injection]
 action = "block"
-threshold = 0.8
 
 [guards.toxicity]
 

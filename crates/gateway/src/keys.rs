@@ -269,6 +269,35 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// The admin key, for `/admin/v1/`: only the configured admin key is accepted there, never
+    /// a virtual key.
+    pub fn authenticate_admin(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
+        let Some(admin) = self.admin else {
+            return Err(GatewayError::new(
+                ErrorKind::Forbidden,
+                "admin_disabled",
+                "this gateway has no admin key ([admin] in the config), so the admin API is off",
+            ));
+        };
+        let presented = presented_key(headers).ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::Unauthorized,
+                "missing_api_key",
+                "no admin key: send `Authorization: Bearer <admin key>`",
+            )
+        })?;
+        if hash_key(presented) == admin {
+            return Ok(());
+        }
+        Err(GatewayError::new(
+            ErrorKind::Unauthorized,
+            "invalid_api_key",
+            "the admin API accepts only the admin key",
+        ))
+    }
+}
+
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
         let v = v.to_str().ok()?;

@@ -7,20 +7,25 @@
 //! responses in exactly one place, [`error`]. This crate owns no algorithm that can live in a
 //! pure crate: breakers, backoff and limits come from `switchyard-resilience`.
 
+pub mod admin;
 pub mod cache;
 pub mod calibrate;
 pub mod dispatch;
 pub mod error;
 pub mod feedback;
+pub mod flags;
 pub mod guards;
 pub mod keys;
+pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod prompts;
 pub mod record;
 pub mod routing;
 pub mod server;
 pub mod stream;
 pub mod upstream_server;
+pub mod versions;
 
 pub use error::{ErrorKind, GatewayError, Side};
 pub use server::{Server, StartError};

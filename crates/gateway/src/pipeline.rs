@@ -17,12 +17,14 @@ use switchyard_resilience::CircuitBreaker;
 use crate::cache::{cache_control, CacheOutcome, CacheStage};
 use crate::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Started, Weighted};
 use crate::error::{ErrorKind, GatewayError};
+use crate::flags::FlagSet;
 use crate::guards::{context_field_message, unmask_response, GuardStage, GuardVerdict, Masking};
 use crate::keys::{resolve_secret, KeyState, Keyring, Periods};
+use crate::live::Live;
 use crate::record::RecordGuard;
 use crate::routing::{header_policy, RouteRuntime};
 use crate::stream::StreamAnswer;
-use switchyard_cache::HitKind;
+use switchyard_cache::{CacheControl, HitKind};
 use switchyard_control::{CachePolicySpec, OutputAction, Policy};
 
 /// Output tokens assumed at admission when the caller sets no `max_tokens`.
@@ -30,6 +32,8 @@ const DEFAULT_OUTPUT_ESTIMATE: u32 = 256;
 
 pub struct Pipeline {
     pub config: Arc<Config>,
+    /// The config version this pipeline was built from (`versions::version_id`).
+    pub version: String,
     keyring: Keyring,
     models: HashMap<String, Arc<ModelRuntime>>,
     routes: HashMap<String, RouteRuntime>,
@@ -55,6 +59,8 @@ pub enum BuildError {
     Embedder(#[from] crate::cache::EmbedderMissing),
     #[error(transparent)]
     Guards(#[from] crate::guards::GuardBuildError),
+    #[error("storage: {0}")]
+    Store(switchyard_store::StoreError),
     #[error("routes.{route}: {source}")]
     Route {
         route: String,
@@ -84,6 +90,7 @@ impl Pipeline {
         config: Arc<Config>,
         env: &dyn Fn(&str) -> Option<String>,
         spent: &dyn Fn(&str, i64) -> u64,
+        version: &str,
     ) -> Result<Self, BuildError> {
         // One connection pool per connect timeout: reqwest sets that timeout per client.
         let mut clients: HashMap<std::time::Duration, reqwest::Client> = HashMap::new();
@@ -196,6 +203,7 @@ impl Pipeline {
                 config.retry_budget.min_per_sec,
             ),
             config,
+            version: version.to_owned(),
             keyring: Keyring::new(keys, admin),
             models,
             created: switchyard_providers::unix_now(),
@@ -209,16 +217,25 @@ impl Pipeline {
         record: &mut RecordGuard,
         headers: &HeaderMap,
         body: &Bytes,
+        live: &Live,
     ) -> Result<ChatOutcome, GatewayError> {
         let key = self.keyring.authenticate(headers)?;
         record.set_key(&key);
         let mut request: ChatCompletionRequest = parse_json(body)?;
+        // A stored prompt renders into the request before anything else reads it.
+        record.record().prompt = live.prompts.render_into(&mut request)?;
+        let flags = &live.flags;
         validate_chat(&request)?;
         record.record().requested_model = Some(request.model.clone());
         record.record().stream = request.is_stream();
-        let control = cache_control(headers)?;
-        let target = self.target_for(&key, &request.model, headers)?;
-        let guards = self.guards_for(&key, &target);
+        let user = crate::flags::user_key(headers, &request, &key.id);
+        let control = if flags.is_off(crate::flags::CACHE, &user) {
+            CacheControl::Bypass
+        } else {
+            cache_control(headers)?
+        };
+        let target = self.target_for(&key, &request.model, headers, flags, &user)?;
+        let guards = self.guards_for(&key, &target, flags, &user);
 
         // Masking transforms the request, so everything after it (cache, router, provider,
         // classifying guards) sees placeholders, never the values.
@@ -271,6 +288,10 @@ impl Pipeline {
                     |c| c.defaults,
                 ),
             };
+            let mut policy = policy;
+            if flags.is_off(crate::flags::SEMANTIC_CACHE, &user) {
+                policy.semantic = false;
+            }
             match cache.lookup(&key.tenant, &scope, &policy, control, &request) {
                 CacheOutcome::Hit { response, kind } => {
                     // A hit skips the provider, not the screen.
@@ -629,6 +650,11 @@ impl Pipeline {
         self.keyring.authenticate(headers)
     }
 
+    /// The admin key, for `/admin/v1/`.
+    pub fn authenticate_admin(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
+        self.keyring.authenticate_admin(headers)
+    }
+
     /// `GET /v1/models`: the models and routes this key may use.
     pub fn models(&self, headers: &HeaderMap) -> Result<ModelList, GatewayError> {
         let key = self.keyring.authenticate(headers)?;
@@ -668,7 +694,21 @@ impl Pipeline {
     }
 
     /// The key's guard policy, else the route's, else `[guards]`.
-    fn guards_for(&self, key: &KeyState, target: &Target<'_>) -> &GuardStage {
+    fn guards_for(
+        &self,
+        key: &KeyState,
+        target: &Target<'_>,
+        flags: &FlagSet,
+        user: &str,
+    ) -> &GuardStage {
+        if let Some(name) = flags.variant(crate::flags::GUARD_POLICY, user) {
+            if name == "default" {
+                return &self.guards;
+            }
+            if let Some(stage) = self.guard_policies.get(&name) {
+                return stage;
+            }
+        }
         let route_policy = match target {
             Target::Route { route, .. } => route.spec.guard_policy.as_deref(),
             Target::Model(_) => None,
@@ -686,6 +726,8 @@ impl Pipeline {
         key: &KeyState,
         name: &str,
         headers: &HeaderMap,
+        flags: &FlagSet,
+        user: &str,
     ) -> Result<Target<'_>, GatewayError> {
         if self.models.contains_key(name) {
             return self.model_for(key, name).map(Target::Model);
@@ -710,10 +752,16 @@ impl Pipeline {
             e.param = Some("model".into());
             return Err(e);
         }
+        let flagged = || {
+            flags
+                .variant(&crate::flags::route_policy(alias), user)
+                .and_then(|v| v.parse::<Policy>().ok())
+        };
         let policy = match suffix {
             Some(p) => p,
             None => header_policy(headers)?
                 .or(key.route_policy)
+                .or_else(flagged)
                 .unwrap_or(route.spec.default_policy),
         };
         Ok(Target::Route { route, policy })

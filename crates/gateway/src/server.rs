@@ -27,10 +27,12 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::live::Live;
 use crate::metrics as m;
 use crate::pipeline::{BuildError, ChatOutcome, Pipeline};
 use crate::record::RecordGuard;
 use crate::stream::sse_body;
+use crate::versions::{Env, Launch};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
 const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
@@ -45,12 +47,60 @@ pub struct AppState {
     pub telemetry: TelemetrySender,
     pub store: Arc<SqliteStore>,
     prometheus: PrometheusHandle,
+    /// What the process was started with: every version it builds gets the same overrides.
+    pub launch: Launch,
+    env: Env,
+    /// Held while a config version is applied, so changes happen one at a time.
+    pub applying: tokio::sync::Mutex<()>,
+    /// Flags and prompts in force, swapped whole when the store's control generation moves.
+    pub live: ArcSwap<Live>,
+    /// The control generation `live` was read at.
+    control_generation: std::sync::atomic::AtomicU64,
+}
+
+impl AppState {
+    /// Reads flags and prompts again when the store's control generation moved (another
+    /// replica, or an admin change here); returns whether they were reloaded.
+    pub fn refresh_control(&self) -> Result<bool, StoreError> {
+        use std::sync::atomic::Ordering;
+        let generation = self.store.control_generation()?;
+        if generation == self.control_generation.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        self.live.store(Arc::new(Live::load(&self.store)?));
+        self.control_generation.store(generation, Ordering::Release);
+        Ok(true)
+    }
+
+    /// Builds the pipeline of a config version, with what was learnt before (route bars) and
+    /// what was spent (budgets) restored from the store: the one path for start-up and apply.
+    pub fn build_pipeline(
+        &self,
+        config: Arc<Config>,
+        version: &str,
+    ) -> Result<Pipeline, BuildError> {
+        build_pipeline(&self.store, &self.env, config, version)
+    }
+}
+
+fn build_pipeline(
+    store: &SqliteStore,
+    env: &Env,
+    config: Arc<Config>,
+    version: &str,
+) -> Result<Pipeline, BuildError> {
+    let spent = |key: &str, since: i64| store.spend_since(key, since).unwrap_or(0);
+    let pipeline = Pipeline::build(config, env.as_ref(), &spent, version)?;
+    crate::calibrate::restore(&pipeline, store).map_err(BuildError::Store)?;
+    Ok(pipeline)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Config(#[from] switchyard_control::ConfigError),
     #[error("{0}")]
     Build(#[from] BuildError),
     #[error("cannot listen on {addr}: {source}")]
@@ -71,19 +121,29 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store, builds the pipeline and binds the listener. `env` reads environment
-    /// variables (secrets); pass `|k| std::env::var(k).ok()` outside tests.
-    pub async fn bind(
-        config: Config,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, StartError> {
-        let config = Arc::new(config);
-        let store = Arc::new(SqliteStore::open_in(&config.storage.data_dir)?);
-        let spent = |key: &str, since: i64| store.spend_since(key, since).unwrap_or(0);
-        let pipeline = Pipeline::build(config.clone(), env, &spent)?;
-        // What was learnt before the restart, then one step on the feedback that came since.
-        crate::calibrate::restore(&pipeline, &store)?;
-        crate::calibrate::run_once(&pipeline, &store, chrono::Utc::now().timestamp_millis())?;
+    /// Opens the store, chooses the config version to run (`versions::choose_at_start`),
+    /// builds its pipeline and binds the listener. `env` reads environment variables
+    /// (secrets); pass `|k| std::env::var(k).ok()` outside tests.
+    pub async fn bind(launch: Launch, env: Env) -> Result<Self, StartError> {
+        // The data folder comes from the launch text: where the versions are kept.
+        let first = Arc::new(launch.config_of(&launch.text, &launch.origin)?);
+        let store = Arc::new(SqliteStore::open_in(&first.storage.data_dir)?);
+        let (text, origin, record) = crate::versions::choose_at_start(&launch, &store)?;
+        let config = if text == launch.text {
+            first
+        } else {
+            Arc::new(launch.config_of(&text, &origin)?)
+        };
+        let version = crate::versions::version_id(&text);
+        let pipeline = build_pipeline(&store, &env, config.clone(), &version)?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if record {
+            crate::versions::record_start(&store, &text, now_ms)?;
+        }
+        // One recalibration step on the feedback that came since the last run.
+        crate::calibrate::run_once(&pipeline, &store, now_ms)?;
+        let generation = store.control_generation()?;
+        let live = Live::load(&store)?;
         let writer = TelemetryWriter::start(
             SqliteStore::open_in(&config.storage.data_dir)?,
             WriterSettings {
@@ -106,6 +166,11 @@ impl Server {
                 telemetry: writer.sender(),
                 store,
                 prometheus: m::handle(),
+                launch,
+                env,
+                applying: tokio::sync::Mutex::new(()),
+                live: ArcSwap::from_pointee(live),
+                control_generation: std::sync::atomic::AtomicU64::new(generation),
             }),
             writer,
             config,
@@ -146,6 +211,23 @@ impl Server {
         Some(task)
     }
 
+    /// Polls the store's control generation every second, so a flag flipped on another
+    /// replica (or by a CLI writing the same store) takes effect here too.
+    fn control_loop(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.state.clone();
+        #[allow(clippy::disallowed_methods)] // aborted at shutdown; it holds no state of its own
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let s = state.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.refresh_control()).await {
+                    tracing::warn!(error = %e, "reading flags and prompts failed; keeping the ones in force");
+                }
+            }
+        })
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
@@ -161,6 +243,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let recalibration = self.recalibration_loop();
+        let control = self.control_loop();
         let app = router(self.state.clone(), self.config.server.max_body_bytes);
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -197,6 +280,7 @@ impl Server {
         if let Some(task) = recalibration {
             task.abort();
         }
+        control.abort();
         drop(self.state);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
@@ -213,6 +297,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
+        .merge(crate::admin::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -303,12 +388,13 @@ fn with_headers(mut response: Response, headers: Vec<(HeaderName, HeaderValue)>)
 /// its record.
 fn begin(app: &AppState, headers: &HeaderMap, endpoint: &str) -> (Arc<Pipeline>, RecordGuard) {
     let pipeline = app.pipeline.load_full();
-    let record = RecordGuard::new(
+    let mut record = RecordGuard::new(
         app.telemetry.clone(),
         request_id(headers),
         endpoint,
         pipeline.config.telemetry.access_log,
     );
+    record.record().config_version = Some(crate::versions::short(&pipeline.version).to_owned());
     (pipeline, record)
 }
 
@@ -329,7 +415,8 @@ async fn chat_completions(
         Ok(b) => b,
         Err(rejection) => return fail(record, body_error(rejection)),
     };
-    match pipeline.chat(&mut record, &headers, &body).await {
+    let live = app.live.load_full();
+    match pipeline.chat(&mut record, &headers, &body, &live).await {
         Ok(ChatOutcome::Complete(response)) => answer_json(record, response),
         Ok(ChatOutcome::Stream(answer)) => {
             let served = served_headers(&record);

@@ -422,11 +422,12 @@ async fn without_the_model_files_only_a_config_that_needs_them_fails_and_says_ho
         missing.replace("{KEY}", &common::hex_sha256(KEY)),
         dir.path().display().to_string()
     );
-    let cfg = switchyard_control::parse(&text, "test.toml").unwrap();
-    let err = match switchyard_gateway::Server::bind(cfg, &|_| None).await {
-        Ok(_) => panic!("started without the embedding model"),
-        Err(e) => e.to_string(),
-    };
+    let launch = switchyard_gateway::versions::Launch::new(text, "test.toml");
+    let err =
+        match switchyard_gateway::Server::bind(launch, std::sync::Arc::new(|_: &str| None)).await {
+            Ok(_) => panic!("started without the embedding model"),
+            Err(e) => e.to_string(),
+        };
     assert!(err.contains("cache.embedder"), "{err}");
     assert!(err.contains("scripts/fetch-models.sh"), "{err}");
     assert!(err.contains("/nonexistent/minilm-static-256"), "{err}");

@@ -42,6 +42,10 @@ pub struct RequestRecord {
     pub baseline_cost_nanos: u64,
     /// The best semantic-cache similarity seen: the served one on a hit, the nearest on a miss.
     pub cache_similarity: Option<f64>,
+    /// The stored prompt the request rendered, `name@version`.
+    pub prompt: Option<String>,
+    /// The rollout that chose this request's arm, `id:baseline` or `id:candidate`.
+    pub rollout: Option<String>,
 }
 
 /// A client's verdict on an answer (`POST /v1/feedback`). Kept apart from the request record:

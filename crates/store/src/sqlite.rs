@@ -144,6 +144,10 @@ BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable'); END;
 CREATE TRIGGER prompt_versions_no_delete BEFORE DELETE ON prompt_versions
 BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable'); END;
 "#,
+    r#"
+ALTER TABLE requests ADD COLUMN prompt TEXT;
+ALTER TABLE requests ADD COLUMN rollout TEXT;
+"#,
 ];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
@@ -196,7 +200,7 @@ impl SqliteStore {
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO requests (request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                    "INSERT INTO requests (request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity, prompt, rollout) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
                 )?;
                 for r in records {
                     stmt.execute(params![
@@ -225,6 +229,8 @@ impl SqliteStore {
                         r.config_version,
                         i64::try_from(r.baseline_cost_nanos).unwrap_or(i64::MAX),
                         r.cache_similarity,
+                        r.prompt,
+                        r.rollout,
                     ])?;
                 }
             }
@@ -248,7 +254,7 @@ impl SqliteStore {
     pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity FROM requests ORDER BY started_at_ms DESC, rowid DESC LIMIT ?1",
+                "SELECT request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity, prompt, rollout FROM requests ORDER BY started_at_ms DESC, rowid DESC LIMIT ?1",
             )?;
             let rows = stmt.query_map(params![limit as i64], |row| {
                 Ok(RequestRecord {
@@ -277,6 +283,8 @@ impl SqliteStore {
                     config_version: row.get(22)?,
                     baseline_cost_nanos: u64::try_from(row.get::<_, i64>(23)?).unwrap_or(0),
                     cache_similarity: row.get(24)?,
+                    prompt: row.get(25)?,
+                    rollout: row.get(26)?,
                 })
             })?;
             rows.collect()

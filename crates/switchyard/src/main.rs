@@ -19,6 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The embedded demo's config, the same file users start from.
 const DEMO_CONFIG: &str = include_str!("../../../examples/demo.toml");
+const DEMO_ORIGIN: &str = "examples/demo.toml (embedded)";
 
 #[derive(Parser)]
 #[command(
@@ -351,7 +352,7 @@ fn config_check(file: &std::path::Path) -> ExitCode {
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(p) => switchyard_control::load(p)?,
-        None => switchyard_control::parse(DEMO_CONFIG, "examples/demo.toml (embedded)")?,
+        None => switchyard_control::parse(DEMO_CONFIG, DEMO_ORIGIN)?,
     })
 }
 
@@ -380,10 +381,24 @@ fn init_logging(format: LogFormat, level: &str) -> tracing_appender::non_blockin
 }
 
 fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    let mut config = load_config(config_path.as_deref())?;
-    if let Some(addr) = listen {
-        config.server.listen = addr;
-    }
+    let (text, origin) = match &config_path {
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (DEMO_CONFIG.to_owned(), DEMO_ORIGIN.to_owned()),
+    };
+    let demo = config_path.is_none();
+    // The launch's own overrides, applied to every config version this process runs.
+    let launch = switchyard_gateway::versions::Launch::new(text, origin).with_adjust(move |c| {
+        if let Some(addr) = listen {
+            c.server.listen = addr;
+        }
+        if demo {
+            semantic_off_without_models(c);
+        }
+    });
+    let config = launch.config_of(&launch.text, &launch.origin)?;
     if config.keys.is_empty() {
         bail!("the config declares no [[keys]], so every request would be refused; add one (`switchyard keys new` makes a key and its hash)");
     }
@@ -396,15 +411,11 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
         );
     }
     let _log_guard = init_logging(config.telemetry.log_format, &config.telemetry.log_level);
-    let demo = config_path.is_none();
-    if demo {
-        semantic_off_without_models(&mut config);
-    }
     let data_dir = config.storage.data_dir.clone();
     let rt = runtime()?;
     rt.block_on(async move {
-        let env = |k: &str| std::env::var(k).ok();
-        let server = switchyard_gateway::Server::bind(config, &env).await?;
+        let env: switchyard_gateway::versions::Env = Arc::new(|k: &str| std::env::var(k).ok());
+        let server = switchyard_gateway::Server::bind(launch, env).await?;
         let addr = server.local_addr()?;
         if demo {
             println!("Switchyard embedded demo listening on http://{addr}");

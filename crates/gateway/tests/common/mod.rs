@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 
+use switchyard_gateway::versions::{Env, Launch};
 use switchyard_gateway::Server;
 use switchyard_store::SqliteStore;
 
@@ -43,18 +44,21 @@ pub async fn start_in(config: &str, dir: tempfile::TempDir, vars: &[(&str, &str)
         config.replace("{KEY}", &hash),
         dir.path().display().to_string()
     );
-    let mut cfg = switchyard_control::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
-    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    let launch = Launch::new(text, "test.toml").with_adjust(|c| {
+        c.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    });
     let vars: Vec<(String, String)> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let env = move |k: &str| {
+    let env: Env = std::sync::Arc::new(move |k: &str| {
         vars.iter()
             .find(|(name, _)| name == k)
             .map(|(_, v)| v.clone())
-    };
-    let server = Server::bind(cfg, &env).await.unwrap();
+    });
+    let server = Server::bind(launch, env)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let addr = server.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel();
     #[allow(clippy::disallowed_methods)] // joined in `stop`

@@ -1,0 +1,284 @@
+//! Config versions: the gateway runs a stored, content-addressed version of a config text, and
+//! start-up and the admin API apply versions through one function, [`apply`].
+//!
+//! 1. A version's id is the SHA-256 of its text (lower-case hex), so storing is idempotent and
+//!    the same text is always the same version.
+//! 2. At start-up ([`choose_at_start`]) a text never stored before becomes the applied version
+//!    (the operator edited the file). A text stored before does not undo a version applied
+//!    later through the admin API: the last applied version runs, and the log says so.
+//! 3. Applying parses and validates the text, applies the launch's own overrides (`--listen`,
+//!    the demo's cache without model files), refuses changes a running process cannot make
+//!    (the listen address, the data folder), builds a whole new pipeline, then stores the
+//!    version, marks it applied and appends the audit entry in one transaction, and only then
+//!    swaps the pipeline. A text that fails anywhere before the swap changes nothing.
+//! 4. Requests in flight keep the pipeline they loaded (`ArcSwap::load_full`), so a swap fails
+//!    none of them; the next request runs on the new version.
+
+use std::sync::Arc;
+
+use switchyard_control::{Config, ConfigError};
+use switchyard_rollout::{diff_lines, AuditEntry, AuditEvent};
+use switchyard_store::{ConfigVersion, StoreError};
+
+use crate::pipeline::BuildError;
+use crate::server::AppState;
+
+/// Environment lookups (secrets), kept for every version the process builds.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What the gateway was started with: the config text (its first version) and the launch's
+/// own overrides, applied to every version it builds.
+#[derive(Clone)]
+pub struct Launch {
+    pub text: String,
+    /// Names the text in diagnostics (a file path).
+    pub origin: String,
+    pub adjust: Arc<dyn Fn(&mut Config) + Send + Sync>,
+}
+
+impl Launch {
+    /// A launch with no overrides.
+    pub fn new(text: impl Into<String>, origin: impl Into<String>) -> Self {
+        Launch {
+            text: text.into(),
+            origin: origin.into(),
+            adjust: Arc::new(|_| {}),
+        }
+    }
+
+    pub fn with_adjust(mut self, adjust: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        self.adjust = Arc::new(adjust);
+        self
+    }
+
+    /// Parses, validates and adjusts a version's text.
+    pub fn config_of(&self, text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut config = switchyard_control::parse(text, origin)?;
+        (self.adjust)(&mut config);
+        Ok(config)
+    }
+}
+
+/// The id of a config text (its SHA-256).
+pub fn version_id(text: &str) -> String {
+    ConfigVersion::id_of(text)
+}
+
+/// The short form shown in headers, records and listings.
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    #[error("{field} cannot change while the gateway runs (restart it with the new value)")]
+    NeedsRestart { field: &'static str },
+    #[error("no config version {0}")]
+    NoSuchVersion(String),
+    #[error("there is no earlier applied version to roll back to")]
+    NothingToRollBack,
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Who asks for a change, and why.
+pub struct Change<'a> {
+    pub actor: &'a str,
+    pub message: &'a str,
+    /// `config.apply` or `config.rollback`.
+    pub action: &'a str,
+    pub reason: &'a str,
+}
+
+/// What [`apply`] did.
+#[derive(Debug, serde::Serialize)]
+pub struct Applied {
+    pub version: String,
+    pub parent: Option<String>,
+    /// False when the text is the version already running (nothing was swapped).
+    pub changed: bool,
+    pub diff: String,
+    pub audit_seq: Option<u64>,
+}
+
+/// Which version to run at start-up (rule 2), as (text, origin, whether to record it as applied).
+pub fn choose_at_start(
+    launch: &Launch,
+    store: &switchyard_store::SqliteStore,
+) -> Result<(String, String, bool), StoreError> {
+    let id = version_id(&launch.text);
+    let known = store.config_version(&id)?.is_some();
+    let current = store.current_config()?;
+    match current {
+        Some(c) if known && c.id != id => {
+            tracing::warn!(
+                file = %launch.origin,
+                file_version = short(&id),
+                running = short(&c.id),
+                "the config file holds a version applied before; running the version applied \
+                 since through the admin API"
+            );
+            let origin = format!("config version {}", short(&c.id));
+            Ok((c.source, origin, false))
+        }
+        Some(c) if c.id == id => Ok((launch.text.clone(), launch.origin.clone(), false)),
+        _ => Ok((launch.text.clone(), launch.origin.clone(), true)),
+    }
+}
+
+/// Records the start-up version as applied (a new file, or the first start).
+pub fn record_start(
+    store: &switchyard_store::SqliteStore,
+    text: &str,
+    now_ms: i64,
+) -> Result<AuditEntry, StoreError> {
+    let current = store.current_config()?;
+    let version = ConfigVersion::new(
+        text,
+        current.as_ref().map(|c| c.id.clone()),
+        "startup",
+        "the config the gateway was started with",
+        now_ms,
+    );
+    let diff = diff_lines(current.as_ref().map_or("", |c| c.source.as_str()), text);
+    let change = Change {
+        actor: "startup",
+        message: "",
+        action: "config.apply",
+        reason: "start-up",
+    };
+    record_applied(store, &version, &change, &diff, now_ms)
+}
+
+/// Stores the version (if new), marks it applied and appends its audit entry, in one
+/// transaction: an applied version never lacks its audit entry.
+fn record_applied(
+    store: &switchyard_store::SqliteStore,
+    version: &ConfigVersion,
+    change: &Change<'_>,
+    diff: &str,
+    now_ms: i64,
+) -> Result<AuditEntry, StoreError> {
+    store.transact(|c| {
+        c.put_config_version(version)?;
+        c.mark_applied(&version.id, now_ms, change.actor, change.reason)?;
+        c.append_audit(AuditEvent {
+            at_ms: u64::try_from(now_ms).unwrap_or(0),
+            actor: change.actor.to_owned(),
+            action: change.action.to_owned(),
+            target: format!("config:{}", short(&version.id)),
+            reason: change.reason.to_owned(),
+            diff: diff.to_owned(),
+        })
+    })
+}
+
+/// Applies a config text: see the module documentation.
+pub async fn apply(
+    state: &AppState,
+    text: &str,
+    change: &Change<'_>,
+) -> Result<Applied, ApplyError> {
+    // One change at a time: two applies racing would each diff against the same parent.
+    let _one = state.applying.lock().await;
+    let running = state.pipeline.load_full();
+    let id = version_id(text);
+    let parent = running.version.clone();
+    if id == parent {
+        return Ok(Applied {
+            version: id,
+            parent: None,
+            changed: false,
+            diff: String::new(),
+            audit_seq: None,
+        });
+    }
+    let origin = format!("config version {}", short(&id));
+    let config = state.launch.config_of(text, &origin)?;
+    if config.server.listen != running.config.server.listen {
+        return Err(ApplyError::NeedsRestart {
+            field: "server.listen",
+        });
+    }
+    if config.storage.data_dir != running.config.storage.data_dir {
+        return Err(ApplyError::NeedsRestart {
+            field: "storage.data_dir",
+        });
+    }
+    let pipeline = state.build_pipeline(Arc::new(config), &id)?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let old_text = state
+        .store
+        .config_version(&parent)?
+        .map(|v| v.source)
+        .unwrap_or_default();
+    let diff = diff_lines(&old_text, text);
+    let version = ConfigVersion::new(
+        text,
+        Some(parent.clone()),
+        change.actor,
+        change.message,
+        now_ms,
+    );
+    let entry = record_applied(&state.store, &version, change, &diff, now_ms)?;
+    state.pipeline.store(Arc::new(pipeline));
+    tracing::info!(
+        version = short(&id),
+        parent = short(&parent),
+        actor = change.actor,
+        action = change.action,
+        "config version applied"
+    );
+    Ok(Applied {
+        version: id,
+        parent: Some(parent),
+        changed: true,
+        diff,
+        audit_seq: Some(entry.seq),
+    })
+}
+
+/// Applies a stored version again: `to`, or the version applied before the running one.
+pub async fn rollback(
+    state: &AppState,
+    to: Option<&str>,
+    actor: &str,
+    reason: &str,
+) -> Result<Applied, ApplyError> {
+    let running = state.pipeline.load_full().version.clone();
+    let target = match to {
+        Some(id) => state
+            .store
+            .config_version(id)?
+            .ok_or_else(|| ApplyError::NoSuchVersion(id.to_owned()))?,
+        None => {
+            let previous = state
+                .store
+                .applied_history(64)?
+                .into_iter()
+                .map(|row| row.version_id)
+                .find(|v| *v != running)
+                .ok_or(ApplyError::NothingToRollBack)?;
+            state
+                .store
+                .config_version(&previous)?
+                .ok_or(ApplyError::NoSuchVersion(previous))?
+        }
+    };
+    let message = format!("rollback to {}", short(&target.id));
+    apply(
+        state,
+        &target.source,
+        &Change {
+            actor,
+            message: &message,
+            action: "config.rollback",
+            reason,
+        },
+    )
+    .await
+}

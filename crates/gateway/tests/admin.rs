@@ -1,0 +1,422 @@
+//! The admin API over real HTTP: config versions applied, diffed, listed and rolled back, the
+//! audit chain verified and its tampering detected, 20 swaps under steady load with zero
+//! failed requests, and a restart that keeps the version applied through the API.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code"
+)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{start, user, TestGateway, KEY};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "sk-test-admin";
+
+fn config() -> String {
+    format!(
+        r#"
+[admin]
+secret_sha256 = "{}"
+
+[providers.sim]
+kind = "sim"
+
+[providers.sim.models.fast]
+ttft_ms = {{ p50 = 1 }}
+output_tokens = {{ p50 = 4 }}
+
+[models.fast]
+deployments = [{{ provider = "sim" }}]
+
+[[keys]]
+id = "test"
+secret_sha256 = "{{KEY}}"
+"#,
+        common::hex_sha256(ADMIN)
+    )
+}
+
+async fn admin_get(gw: &TestGateway, path: &str) -> (u16, Value) {
+    let r = gw
+        .http
+        .get(gw.url(path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn admin_post(gw: &TestGateway, path: &str, body: Value) -> (u16, Value) {
+    let r = gw
+        .http
+        .post(gw.url(path))
+        .bearer_auth(ADMIN)
+        .header("x-switchyard-actor", "alice")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn model_ids(gw: &TestGateway) -> Vec<String> {
+    let r = gw
+        .http
+        .get(gw.url("/v1/models"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The running text with one more model `extra-N` on the same provider.
+fn with_extra_model(source: &str, n: usize) -> String {
+    format!("{source}\n[models.extra-{n}]\ndeployments = [{{ provider = \"sim\", upstream_model = \"fast\" }}]\n")
+}
+
+#[tokio::test]
+async fn only_the_admin_key_opens_the_admin_api() {
+    let gw = start(&config()).await;
+    let r = gw
+        .http
+        .get(gw.url("/admin/v1/config"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = gw.http.get(gw.url("/admin/v1/audit")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"model": "fast", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (status, body) = admin_get(&gw, "/admin/v1/config").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["author"], "startup");
+    assert!(body["source"].as_str().unwrap().contains("[models.fast]"));
+}
+
+#[tokio::test]
+async fn versions_apply_diff_roll_back_and_are_audited() {
+    let mut gw = start(&config()).await;
+    let (_, first) = admin_get(&gw, "/admin/v1/config").await;
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    let source = first["source"].as_str().unwrap().to_owned();
+
+    // A broken text is refused with its line, and nothing changes.
+    let broken = source.replace("[models.fast]", "[models.fast]\nprice = \"free\"");
+    let (status, err) = admin_post(
+        &gw,
+        "/admin/v1/config",
+        json!({"source": broken, "message": "oops"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["code"], "invalid_config");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains(":"),
+        "{err}"
+    );
+    let (_, diff) = admin_post(&gw, "/admin/v1/config/diff", json!({"source": broken})).await;
+    assert!(!diff["problems"].as_array().unwrap().is_empty(), "{diff}");
+
+    // A valid change: diffed first, then applied, visible on the next request.
+    let next = with_extra_model(&source, 1);
+    let (_, diff) = admin_post(&gw, "/admin/v1/config/diff", json!({"source": next})).await;
+    assert_eq!(diff["problems"], json!([]));
+    assert!(
+        diff["diff"].as_str().unwrap().contains("+[models.extra-1]"),
+        "{diff}"
+    );
+    let (status, applied) = admin_post(
+        &gw,
+        "/admin/v1/config",
+        json!({"source": next, "message": "add extra-1", "reason": "ticket 42"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["changed"], true);
+    assert_eq!(applied["parent"], first_id.as_str());
+    let second_id = applied["version"].as_str().unwrap().to_owned();
+    assert!(model_ids(&gw).await.contains(&"extra-1".to_owned()));
+    let r = gw
+        .chat(json!({"model": "extra-1", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The same text again changes nothing.
+    let (_, again) = admin_post(&gw, "/admin/v1/config", json!({"source": next})).await;
+    assert_eq!(again["changed"], false);
+
+    // Rollback: the version before, one call.
+    let (status, back) = admin_post(
+        &gw,
+        "/admin/v1/config/rollback",
+        json!({"reason": "extra-1 misbehaves"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(back["version"], first_id.as_str());
+    assert!(!model_ids(&gw).await.contains(&"extra-1".to_owned()));
+    // ... and forward again by id prefix.
+    let (status, fwd) = admin_post(
+        &gw,
+        "/admin/v1/config/rollback",
+        json!({"to": &second_id[..10]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{fwd}");
+    assert_eq!(fwd["version"], second_id.as_str());
+
+    let (_, history) = admin_get(&gw, "/admin/v1/config/history").await;
+    assert_eq!(
+        history["versions"].as_array().unwrap().len(),
+        2,
+        "{history}"
+    );
+    assert_eq!(history["applied"].as_array().unwrap().len(), 4, "{history}");
+    assert_eq!(history["running"], second_id.as_str());
+
+    let (_, audit) = admin_get(&gw, "/admin/v1/audit").await;
+    let entries = audit["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "config.apply",
+            "config.apply",
+            "config.rollback",
+            "config.rollback"
+        ]
+    );
+    assert_eq!(entries[1]["actor"], "alice");
+    assert_eq!(entries[1]["reason"], "ticket 42");
+    assert!(entries[1]["diff"]
+        .as_str()
+        .unwrap()
+        .contains("+[models.extra-1]"));
+    let (_, verify) = admin_get(&gw, "/admin/v1/audit/verify").await;
+    assert_eq!(verify, json!({"ok": true, "checked": 4}));
+
+    // Records name the version they ran on.
+    gw.stop().await;
+    let records = gw.records();
+    let short = |id: &str| id[..12].to_owned();
+    assert!(records
+        .iter()
+        .any(|r| r.config_version.as_deref() == Some(short(&second_id).as_str())));
+
+    // Any edit of the log is found.
+    let db = rusqlite::Connection::open(gw.dir.path().join("switchyard.db")).unwrap();
+    // The store refuses edits through SQL triggers; someone editing the file drops them first.
+    db.execute_batch(
+        "DROP TRIGGER audit_no_update; UPDATE audit SET reason = 'nothing to see' WHERE seq = 2;",
+    )
+    .unwrap();
+    drop(db);
+    let gw = gw.restart(&config()).await;
+    let (_, verify) = admin_get(&gw, "/admin/v1/audit/verify").await;
+    assert_eq!(verify["ok"], false, "{verify}");
+    assert_eq!(verify["seq"], 2, "{verify}");
+}
+
+#[tokio::test]
+async fn a_restart_with_the_old_file_keeps_the_version_applied_since() {
+    let gw = start(&config()).await;
+    let (_, first) = admin_get(&gw, "/admin/v1/config").await;
+    let next = with_extra_model(first["source"].as_str().unwrap(), 7);
+    let (status, _) = admin_post(&gw, "/admin/v1/config", json!({"source": next})).await;
+    assert_eq!(status, 200);
+    let gw = gw.restart(&config()).await;
+    assert!(model_ids(&gw).await.contains(&"extra-7".to_owned()));
+    // An edited file is a new version and wins.
+    let edited = format!("{}\n# edited\n", config());
+    let gw = gw.restart(&edited).await;
+    assert!(!model_ids(&gw).await.contains(&"extra-7".to_owned()));
+    let (_, current) = admin_get(&gw, "/admin/v1/config").await;
+    assert!(current["source"].as_str().unwrap().contains("# edited"));
+}
+
+#[tokio::test]
+async fn twenty_swaps_under_steady_load_fail_no_request() {
+    let gw = Arc::new(start(&config()).await);
+    let (_, first) = admin_get(&gw, "/admin/v1/config").await;
+    let source = first["source"].as_str().unwrap().to_owned();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (gw, stop, sent) = (gw.clone(), stop.clone(), sent.clone());
+        workers.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let stream = (w + i) % 2 == 0;
+                let r = gw
+                    .chat(json!({"model": "fast", "stream": stream, "messages": user(&format!("q {w} {i}"))}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let body = r.text().await.unwrap();
+                if status != 200 || (stream && !body.ends_with("data: [DONE]\n\n")) {
+                    failures.push(format!("{status}: {body}"));
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            failures
+        }));
+    }
+    for n in 0..20 {
+        let (status, applied) = admin_post(
+            &gw,
+            "/admin/v1/config",
+            json!({"source": with_extra_model(&source, n), "message": format!("swap {n}")}),
+        )
+        .await;
+        assert_eq!(status, 200, "{applied}");
+        assert_eq!(applied["changed"], true);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for w in workers {
+        failures.extend(w.await.unwrap());
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(
+        sent.load(Ordering::Relaxed) >= 40,
+        "the load was not steady: {} requests",
+        sent.load(Ordering::Relaxed)
+    );
+    let (_, history) = admin_get(&gw, "/admin/v1/config/history?limit=100").await;
+    assert_eq!(history["applied"].as_array().unwrap().len(), 21);
+}
+
+async fn admin_put(gw: &TestGateway, path: &str, body: Value) -> (u16, Value) {
+    let r = gw
+        .http
+        .put(gw.url(path))
+        .bearer_auth(ADMIN)
+        .header("x-switchyard-actor", "bob")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn cache_header(gw: &TestGateway, user: &str) -> String {
+    let r = gw
+        .chat(json!({"model": "fast", "temperature": 0, "user": user, "messages": user_msg()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.headers()["x-switchyard-cache"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn user_msg() -> Value {
+    user("What is the capital of France?")
+}
+
+#[tokio::test]
+async fn a_flag_flip_takes_effect_on_the_next_request_and_is_audited() {
+    let gw = start(&format!("{}\n[cache]\nsemantic = false\n", config())).await;
+    assert_eq!(cache_header(&gw, "u1").await, "miss");
+    assert_eq!(cache_header(&gw, "u1").await, "hit-exact");
+
+    // Off for everyone: the cache is bypassed at once.
+    let (status, set) = admin_put(
+        &gw,
+        "/admin/v1/flags/cache",
+        json!({"kind": {"type": "boolean", "on": false}, "reason": "incident 7"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(cache_header(&gw, "u1").await, "bypass");
+
+    // On for a share of users: sticky per user.
+    let (status, _) = admin_put(
+        &gw,
+        "/admin/v1/flags/cache",
+        json!({"kind": {"type": "percentage", "basis_points": 5000}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut on = 0;
+    for u in 0..40 {
+        let user = format!("user-{u}");
+        let first = cache_header(&gw, &user).await;
+        let again = cache_header(&gw, &user).await;
+        assert_eq!(first == "bypass", again == "bypass", "{user} flipped");
+        on += usize::from(first != "bypass");
+    }
+    assert!((8..=32).contains(&on), "{on} of 40 users had the cache");
+
+    // A flag no stage reads is refused; deleting restores the default.
+    let (status, err) = admin_put(
+        &gw,
+        "/admin/v1/flags/cache.smantic",
+        json!({"kind": {"type": "boolean", "on": false}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    let r = gw
+        .http
+        .delete(gw.url("/admin/v1/flags/cache"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(cache_header(&gw, "u1").await, "hit-exact");
+
+    let (_, flags) = admin_get(&gw, "/admin/v1/flags").await;
+    assert_eq!(flags["flags"], json!([]));
+    let (_, audit) = admin_get(&gw, "/admin/v1/audit").await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["config.apply", "flag.set", "flag.set", "flag.delete"]
+    );
+    assert_eq!(audit["entries"][1]["reason"], "incident 7");
+    assert_eq!(audit["entries"][1]["actor"], "bob");
+}
