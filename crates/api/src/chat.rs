@@ -8,6 +8,9 @@ use crate::Extra;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatCompletionRequest {
     pub model: String,
+    /// May be absent when a stored prompt supplies the messages; the gateway refuses a request
+    /// that has none after rendering.
+    #[serde(default)]
     pub messages: Vec<ChatMessage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,

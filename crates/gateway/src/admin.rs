@@ -1,5 +1,6 @@
 //! The admin API under `/admin/v1/`: config versions (apply, diff, history, rollback), feature
-//! flags, and the audit log. Only the admin key is accepted here, and the admin key nowhere else.
+//! flags, prompt versions and labels, and the audit log. Every change and its audit entry
+//! commit in one transaction. Only the admin key is accepted here, and the admin key nowhere else.
 //!
 //! Every handler authenticates first, then does its work through [`crate::versions`] or the
 //! store on a blocking thread; errors are OpenAI-shaped like the rest of the gateway, so one
@@ -32,6 +33,13 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/audit/verify", get(audit_verify))
         .route("/admin/v1/flags", get(flag_list))
         .route("/admin/v1/flags/{key}", put(flag_set).delete(flag_delete))
+        .route("/admin/v1/prompts", get(prompt_list).post(prompt_push))
+        .route("/admin/v1/prompts/{name}", get(prompt_show))
+        .route(
+            "/admin/v1/prompts/{name}/versions/{version}",
+            get(prompt_version),
+        )
+        .route("/admin/v1/prompts/{name}/labels/{label}", put(prompt_label))
 }
 
 /// Authenticates the admin, then reads the body as JSON.
@@ -71,6 +79,14 @@ fn internal(message: &str) -> GatewayError {
 }
 
 fn store_error(e: switchyard_store::StoreError) -> GatewayError {
+    use switchyard_store::StoreError as E;
+    match &e {
+        E::NoSuchPromptVersion { .. } | E::NoSuchConfigVersion(_) => {
+            return GatewayError::new(ErrorKind::NotFound, "not_found", e.to_string());
+        }
+        E::AmbiguousPrefix { .. } => return GatewayError::invalid(None, e.to_string()),
+        _ => {}
+    }
     tracing::error!(error = %e, "admin storage failed");
     GatewayError::new(
         ErrorKind::Internal,
@@ -366,39 +382,65 @@ struct FlagChange {
     audit_seq: u64,
 }
 
-/// Appends a change's audit entry, then makes this replica read the flags again at once.
-async fn audited(
-    app: &Arc<AppState>,
-    event: switchyard_rollout::AuditEvent,
-) -> Result<u64, GatewayError> {
-    let store = app.store.clone();
-    let entry = blocking(move || store.append_audit(event)).await?;
-    let state = app.clone();
-    blocking(move || state.refresh_control()).await?;
-    Ok(entry.seq)
-}
-
 fn flag_json(flag: Option<&switchyard_rollout::Flag>) -> String {
     flag.and_then(|f| serde_json::to_string_pretty(f).ok())
         .unwrap_or_default()
 }
 
-fn flag_event(
+/// Sets (`Some`) or deletes (`None`) a flag with its audit entry in one transaction, then
+/// makes this replica read the flags again at once; returns the flag it replaced.
+async fn change_flag(
+    app: &Arc<AppState>,
     headers: &HeaderMap,
-    action: &str,
     key: &str,
+    flag: Option<switchyard_rollout::Flag>,
     reason: &str,
-    before: Option<&switchyard_rollout::Flag>,
-    after: Option<&switchyard_rollout::Flag>,
-) -> switchyard_rollout::AuditEvent {
-    switchyard_rollout::AuditEvent {
-        at_ms: u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0),
-        actor: actor(headers),
-        action: action.to_owned(),
-        target: format!("flag:{key}"),
-        reason: reason.to_owned(),
-        diff: switchyard_rollout::diff_lines(&flag_json(before), &flag_json(after)),
+) -> Result<FlagChange, GatewayError> {
+    let action = if flag.is_some() {
+        "flag.set"
+    } else {
+        "flag.delete"
+    };
+    let mut event = audit_event(
+        headers,
+        action,
+        format!("flag:{key}"),
+        reason,
+        String::new(),
+    );
+    let store = app.store.clone();
+    let (k, f, at) = (key.to_owned(), flag.clone(), now_ms());
+    let (previous, audit_seq) = blocking(move || {
+        store.transact(|c| {
+            let previous = match &f {
+                Some(f) => c.put_flag(f, at)?,
+                None => c.delete_flag(&k)?,
+            };
+            if f.is_none() && previous.is_none() {
+                return Ok((None, 0));
+            }
+            event.diff = switchyard_rollout::diff_lines(
+                &flag_json(previous.as_ref()),
+                &flag_json(f.as_ref()),
+            );
+            Ok((previous, c.append_audit(event)?.seq))
+        })
+    })
+    .await?;
+    if flag.is_none() && previous.is_none() {
+        return Err(GatewayError::new(
+            ErrorKind::NotFound,
+            "no_such_flag",
+            format!("no flag `{key}` is set"),
+        ));
     }
+    let state = app.clone();
+    blocking(move || state.refresh_control()).await?;
+    Ok(FlagChange {
+        flag,
+        previous,
+        audit_seq,
+    })
 }
 
 /// `PUT /admin/v1/flags/KEY`: sets a flag; the next request on every replica sees it.
@@ -429,24 +471,9 @@ async fn flag_set(
             format!("flag `{key}`: {}", problems.join("; ")),
         ));
     }
-    let store = app.store.clone();
-    let stored = flag.clone();
-    let now = chrono::Utc::now().timestamp_millis();
-    let previous = blocking(move || store.put_flag(&stored, now)).await?;
-    let event = flag_event(
-        &headers,
-        "flag.set",
-        &key,
-        &body.reason,
-        previous.as_ref(),
-        Some(&flag),
-    );
-    let audit_seq = audited(&app, event).await?;
-    Ok(Json(FlagChange {
-        flag: Some(flag),
-        previous,
-        audit_seq,
-    }))
+    Ok(Json(
+        change_flag(&app, &headers, &key, Some(flag), &body.reason).await?,
+    ))
 }
 
 /// `DELETE /admin/v1/flags/KEY`: the stages behave as if it was never set.
@@ -456,21 +483,298 @@ async fn flag_delete(
     headers: HeaderMap,
 ) -> Reply<FlagChange> {
     app.pipeline.load().authenticate_admin(&headers)?;
+    Ok(Json(change_flag(&app, &headers, &key, None, "").await?))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn audit_event(
+    headers: &HeaderMap,
+    action: &str,
+    target: String,
+    reason: &str,
+    diff: String,
+) -> switchyard_rollout::AuditEvent {
+    switchyard_rollout::AuditEvent {
+        at_ms: u64::try_from(now_ms()).unwrap_or(0),
+        actor: actor(headers),
+        action: action.to_owned(),
+        target,
+        reason: reason.to_owned(),
+        diff,
+    }
+}
+
+#[derive(Serialize)]
+struct PromptsView {
+    prompts: Vec<switchyard_store::PromptSummary>,
+}
+
+/// `GET /admin/v1/prompts`: every prompt, its latest version and its labels.
+async fn prompt_list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Reply<PromptsView> {
+    app.pipeline.load().authenticate_admin(&headers)?;
     let store = app.store.clone();
-    let k = key.clone();
-    let previous = blocking(move || store.delete_flag(&k)).await?;
-    let Some(previous) = previous else {
-        return Err(GatewayError::new(
-            ErrorKind::NotFound,
-            "no_such_flag",
-            format!("no flag `{key}` is set"),
-        ));
-    };
-    let event = flag_event(&headers, "flag.delete", &key, "", Some(&previous), None);
-    let audit_seq = audited(&app, event).await?;
-    Ok(Json(FlagChange {
-        flag: None,
-        previous: Some(previous),
-        audit_seq,
+    let prompts = blocking(move || store.prompt_names()).await?;
+    Ok(Json(PromptsView { prompts }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushBody {
+    /// A prompt file's text (TOML; docs/configuration.md, "Prompt files").
+    source: String,
+    #[serde(default)]
+    message: String,
+    /// Point this label at the pushed version too (e.g. `staging`).
+    #[serde(default)]
+    label: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Pushed {
+    name: String,
+    version: u32,
+    /// False when the text is the latest version already.
+    created: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+}
+
+fn checked_label(name: &str, label: &str) -> Result<(), GatewayError> {
+    match switchyard_control::prompt::PromptRef::parse(&format!("{name}@{label}")) {
+        Ok(r) if matches!(r.selector, switchyard_control::prompt::Selector::Label(_)) => Ok(()),
+        _ => Err(GatewayError::invalid(
+            Some("label"),
+            format!("`{label}` is not a label: lower-case letters, digits, `-` and `_`"),
+        )),
+    }
+}
+
+/// The pretty JSON of a stored body, for diffs.
+fn pretty(body: Option<&str>) -> String {
+    body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_default()
+}
+
+/// `POST /admin/v1/prompts`: a new version of a prompt (none when the text is unchanged).
+async fn prompt_push(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<Pushed> {
+    let body: PushBody = admit(&app, &headers, body)?;
+    let template = switchyard_control::prompt::PromptTemplate::parse(&body.source, "prompt")
+        .map_err(|e| {
+            GatewayError::new(ErrorKind::InvalidRequest, "invalid_prompt", e.to_string())
+        })?;
+    if let Some(label) = &body.label {
+        checked_label(&template.name, label)?;
+    }
+    let json = template
+        .to_json()
+        .map_err(|e| internal(&format!("cannot encode the prompt: {e}")))?;
+    let name = template.name.clone();
+    let (who, at) = (actor(&headers), now_ms());
+    let events = (
+        audit_event(
+            &headers,
+            "prompt.push",
+            format!("prompt:{name}"),
+            &body.message,
+            String::new(),
+        ),
+        body.label.as_ref().map(|l| {
+            audit_event(
+                &headers,
+                "prompt.label",
+                format!("prompt:{name}@{l}"),
+                &body.message,
+                String::new(),
+            )
+        }),
+    );
+    let store = app.store.clone();
+    let (n, label) = (name.clone(), body.label.clone());
+    let (version, created) = blocking(move || {
+        store.transact(|c| {
+            let latest = c.read().latest_prompt(&n)?;
+            let version = c.push_prompt(&n, &json, &who, &body.message, at)?;
+            let created = latest.as_ref().is_none_or(|l| l.version != version);
+            let (mut push, relabel) = events;
+            if created {
+                push.diff = switchyard_rollout::diff_lines(
+                    &pretty(latest.as_ref().map(|l| l.body.as_str())),
+                    &pretty(Some(&json)),
+                );
+                push.target = format!("prompt:{n}@{version}");
+                c.append_audit(push)?;
+            }
+            if let (Some(label), Some(mut event)) = (&label, relabel) {
+                let before = c.set_prompt_label(&n, label, version, at)?;
+                if before != Some(version) {
+                    event.diff = label_diff(label, before, version);
+                    c.append_audit(event)?;
+                }
+            }
+            Ok((version, created))
+        })
+    })
+    .await?;
+    let state = app.clone();
+    blocking(move || state.refresh_control()).await?;
+    Ok(Json(Pushed {
+        name,
+        version,
+        created,
+        label: body.label,
+    }))
+}
+
+fn label_diff(label: &str, before: Option<u32>, after: u32) -> String {
+    match before {
+        Some(b) => format!("-{label}: {b}\n+{label}: {after}\n"),
+        None => format!("+{label}: {after}\n"),
+    }
+}
+
+#[derive(Serialize)]
+struct PromptView {
+    name: String,
+    labels: std::collections::BTreeMap<String, u32>,
+    versions: Vec<PromptVersionView>,
+}
+
+#[derive(Serialize)]
+struct PromptVersionView {
+    version: u32,
+    author: String,
+    message: String,
+    created_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<serde_json::Value>,
+}
+
+fn no_prompt(name: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::NotFound,
+        "prompt_not_found",
+        format!("no prompt `{name}` is stored"),
+    )
+}
+
+/// `GET /admin/v1/prompts/NAME`: its versions (newest first) and labels.
+async fn prompt_show(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Reply<PromptView> {
+    app.pipeline.load().authenticate_admin(&headers)?;
+    let store = app.store.clone();
+    let n = name.clone();
+    let (rows, summary) = blocking(move || {
+        let summary = store.prompt_names()?.into_iter().find(|p| p.name == n);
+        Ok((store.prompt_versions(&n)?, summary))
+    })
+    .await?;
+    let summary = summary.ok_or_else(|| no_prompt(&name))?;
+    Ok(Json(PromptView {
+        name,
+        labels: summary.labels,
+        versions: rows
+            .into_iter()
+            .map(|r| PromptVersionView {
+                version: r.version,
+                author: r.author,
+                message: r.message,
+                created_at_ms: r.created_at_ms,
+                template: None,
+            })
+            .collect(),
+    }))
+}
+
+/// `GET /admin/v1/prompts/NAME/versions/N`: one version with its template.
+async fn prompt_version(
+    State(app): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, u32)>,
+    headers: HeaderMap,
+) -> Reply<PromptVersionView> {
+    app.pipeline.load().authenticate_admin(&headers)?;
+    let store = app.store.clone();
+    let n = name.clone();
+    let row = blocking(move || store.prompt(&n, version))
+        .await?
+        .ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::NotFound,
+                "prompt_not_found",
+                format!("prompt `{name}` has no version {version}"),
+            )
+        })?;
+    Ok(Json(PromptVersionView {
+        version: row.version,
+        author: row.author,
+        message: row.message,
+        created_at_ms: row.created_at_ms,
+        template: serde_json::from_str(&row.body).ok(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelBody {
+    version: u32,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct Labelled {
+    name: String,
+    label: String,
+    version: u32,
+    previous: Option<u32>,
+}
+
+/// `PUT /admin/v1/prompts/NAME/labels/LABEL`: moves a label; requests naming it get that
+/// version from the next one on.
+async fn prompt_label(
+    State(app): State<Arc<AppState>>,
+    Path((name, label)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<Labelled> {
+    let body: LabelBody = admit(&app, &headers, body)?;
+    checked_label(&name, &label)?;
+    let mut event = audit_event(
+        &headers,
+        "prompt.label",
+        format!("prompt:{name}@{label}"),
+        &body.reason,
+        String::new(),
+    );
+    let store = app.store.clone();
+    let (n, l, version, at) = (name.clone(), label.clone(), body.version, now_ms());
+    let previous = blocking(move || {
+        store.transact(|c| {
+            let before = c.set_prompt_label(&n, &l, version, at)?;
+            if before != Some(version) {
+                event.diff = label_diff(&l, before, version);
+                c.append_audit(event)?;
+            }
+            Ok(before)
+        })
+    })
+    .await?;
+    let state = app.clone();
+    blocking(move || state.refresh_control()).await?;
+    Ok(Json(Labelled {
+        name,
+        label,
+        version: body.version,
+        previous,
     }))
 }

@@ -420,3 +420,171 @@ async fn a_flag_flip_takes_effect_on_the_next_request_and_is_audited() {
     assert_eq!(audit["entries"][1]["reason"], "incident 7");
     assert_eq!(audit["entries"][1]["actor"], "bob");
 }
+
+const PROMPT_V1: &str = r#"
+name = "support-answer"
+model = "m"
+[params]
+temperature = 0.2
+[variables]
+product = { default = "Switchyard" }
+question = { required = true }
+[[messages]]
+role = "system"
+content = "You support {{ product }}. Be brief."
+[[messages]]
+role = "user"
+content = "{{ question }}"
+"#;
+
+fn upstream_config(up: &switchyard_testkit::FakeUpstream) -> String {
+    format!(
+        "[admin]\nsecret_sha256 = \"{}\"\n\n[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[models.m]\ndeployments = [{{ provider = \"up\" }}]\n\n[[keys]]\nid = \"test\"\nsecret_sha256 = \"{{KEY}}\"\n",
+        common::hex_sha256(ADMIN),
+        up.base_url()
+    )
+}
+
+#[tokio::test]
+async fn stored_prompts_render_by_label_and_version_and_labels_move() {
+    use switchyard_testkit::{FakeUpstream, Flavor, Reply};
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let mut gw = start(&upstream_config(&up)).await;
+
+    // A broken file is refused with its line.
+    let (status, err) = admin_post(
+        &gw,
+        "/admin/v1/prompts",
+        json!({"source": PROMPT_V1.replace("{{ question }}", "{{ qestion }}")}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("qestion"),
+        "{err}"
+    );
+
+    let (status, pushed) = admin_post(
+        &gw,
+        "/admin/v1/prompts",
+        json!({"source": PROMPT_V1, "message": "first", "label": "production"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{pushed}");
+    assert_eq!(
+        pushed,
+        json!({"name": "support-answer", "version": 1, "created": true, "label": "production"})
+    );
+    // The same text again is the same version.
+    let (_, again) = admin_post(&gw, "/admin/v1/prompts", json!({"source": PROMPT_V1})).await;
+    assert_eq!(again["created"], false);
+
+    up.push(Reply::text("Restart it."));
+    let r = gw
+        .chat(json!({"model": "prompt:support-answer", "prompt": {"variables": {"question": "It hangs."}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let sent = up.last_request().unwrap().body;
+    assert_eq!(sent["model"], "m");
+    assert_eq!(sent["temperature"], 0.2);
+    assert!(sent.get("prompt").is_none(), "{sent}");
+    assert_eq!(
+        sent["messages"][0]["content"],
+        "You support Switchyard. Be brief."
+    );
+    assert_eq!(sent["messages"][1]["content"], "It hangs.");
+
+    // Version 2 goes to staging; production still renders version 1 until the label moves.
+    let v2 = PROMPT_V1.replace("Be brief.", "Be brief and kind.");
+    let (_, pushed) = admin_post(
+        &gw,
+        "/admin/v1/prompts",
+        json!({"source": v2, "label": "staging"}),
+    )
+    .await;
+    assert_eq!(pushed["version"], 2);
+    let ask = |model: &str| json!({"model": model, "prompt": {"variables": {"question": "Hi"}}});
+    for (model, expected) in [
+        ("prompt:support-answer", "You support Switchyard. Be brief."),
+        (
+            "prompt:support-answer@staging",
+            "You support Switchyard. Be brief and kind.",
+        ),
+        (
+            "prompt:support-answer@1",
+            "You support Switchyard. Be brief.",
+        ),
+    ] {
+        up.push(Reply::text("ok"));
+        let r = gw.chat(ask(model)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        assert_eq!(
+            up.last_request().unwrap().body["messages"][0]["content"],
+            expected,
+            "{model}"
+        );
+    }
+    let (status, moved) = admin_put(
+        &gw,
+        "/admin/v1/prompts/support-answer/labels/production",
+        json!({"version": 2, "reason": "reviewed"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["previous"], 1);
+    up.push(Reply::text("ok"));
+    gw.chat(ask("prompt:support-answer")).send().await.unwrap();
+    assert_eq!(
+        up.last_request().unwrap().body["messages"][0]["content"],
+        "You support Switchyard. Be brief and kind."
+    );
+
+    // Mistakes are the caller's errors.
+    let r = gw.chat(ask("prompt:nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = gw
+        .chat(json!({"model": "prompt:support-answer", "prompt": {"variables": {}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (status, _) = admin_put(
+        &gw,
+        "/admin/v1/prompts/support-answer/labels/production",
+        json!({"version": 9}),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let (_, shown) = admin_get(&gw, "/admin/v1/prompts/support-answer").await;
+    assert_eq!(shown["labels"], json!({"production": 2, "staging": 2}));
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
+    let (_, audit) = admin_get(&gw, "/admin/v1/audit").await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "config.apply",
+            "prompt.push",
+            "prompt.label",
+            "prompt.push",
+            "prompt.label",
+            "prompt.label"
+        ]
+    );
+
+    gw.stop().await;
+    let prompts: Vec<Option<String>> = gw.records().into_iter().map(|r| r.prompt).collect();
+    assert_eq!(prompts[0].as_deref(), Some("support-answer@1"));
+    assert_eq!(prompts[2].as_deref(), Some("support-answer@2"));
+}
