@@ -1,5 +1,5 @@
 //! The admin API under `/admin/v1/`: config versions (apply, diff, history, rollback), feature
-//! flags, prompt versions and labels, and the audit log. Every change and its audit entry
+//! flags, prompt versions and labels, rollouts, and the audit log. Every change and its audit entry
 //! commit in one transaction. Only the admin key is accepted here, and the admin key nowhere else.
 //!
 //! Every handler authenticates first, then does its work through [`crate::versions`] or the
@@ -40,6 +40,9 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(prompt_version),
         )
         .route("/admin/v1/prompts/{name}/labels/{label}", put(prompt_label))
+        .route("/admin/v1/rollouts", get(rollout_list).post(rollout_start))
+        .route("/admin/v1/rollouts/{id}", get(rollout_show))
+        .route("/admin/v1/rollouts/{id}/{action}", post(rollout_act))
 }
 
 /// Authenticates the admin, then reads the body as JSON.
@@ -72,6 +75,23 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|_| internal("the storage task failed"))?
         .map_err(store_error)
+}
+
+/// Authenticates the admin, then reads the store off the async threads.
+async fn admin_read<T: Send + 'static>(
+    app: &AppState,
+    headers: &HeaderMap,
+    read: impl FnOnce(&switchyard_store::SqliteStore) -> Result<T, switchyard_store::StoreError>
+        + Send
+        + 'static,
+) -> Result<T, GatewayError> {
+    app.pipeline.load().authenticate_admin(headers)?;
+    let store = app.store.clone();
+    blocking(move || read(&store)).await
+}
+
+fn not_found(code: &'static str, message: String) -> GatewayError {
+    GatewayError::new(ErrorKind::NotFound, code, message)
 }
 
 fn internal(message: &str) -> GatewayError {
@@ -310,10 +330,11 @@ async fn audit_list(
     headers: HeaderMap,
     Query(paging): Query<Paging>,
 ) -> Reply<AuditView> {
-    app.pipeline.load().authenticate_admin(&headers)?;
-    let store = app.store.clone();
     let limit = paging.limit.clamp(1, 10_000);
-    let entries = blocking(move || store.audit_entries(paging.after, limit)).await?;
+    let entries = admin_read(&app, &headers, move |store| {
+        store.audit_entries(paging.after, limit)
+    })
+    .await?;
     Ok(Json(AuditView { entries }))
 }
 
@@ -329,9 +350,7 @@ struct VerifyView {
 
 /// `GET /admin/v1/audit/verify`: walks the whole chain.
 async fn audit_verify(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Reply<VerifyView> {
-    app.pipeline.load().authenticate_admin(&headers)?;
-    let store = app.store.clone();
-    let result = blocking(move || store.verify_audit()).await?;
+    let result = admin_read(&app, &headers, move |store| store.verify_audit()).await?;
     Ok(Json(match result {
         Ok(checked) => VerifyView {
             ok: true,
@@ -355,9 +374,7 @@ struct FlagsView {
 
 /// `GET /admin/v1/flags`.
 async fn flag_list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Reply<FlagsView> {
-    app.pipeline.load().authenticate_admin(&headers)?;
-    let store = app.store.clone();
-    let flags = blocking(move || store.flags()).await?;
+    let flags = admin_read(&app, &headers, move |store| store.flags()).await?;
     Ok(Json(FlagsView { flags }))
 }
 
@@ -514,9 +531,7 @@ struct PromptsView {
 
 /// `GET /admin/v1/prompts`: every prompt, its latest version and its labels.
 async fn prompt_list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Reply<PromptsView> {
-    app.pipeline.load().authenticate_admin(&headers)?;
-    let store = app.store.clone();
-    let prompts = blocking(move || store.prompt_names()).await?;
+    let prompts = admin_read(&app, &headers, move |store| store.prompt_names()).await?;
     Ok(Json(PromptsView { prompts }))
 }
 
@@ -658,11 +673,7 @@ struct PromptVersionView {
 }
 
 fn no_prompt(name: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::NotFound,
-        "prompt_not_found",
-        format!("no prompt `{name}` is stored"),
-    )
+    not_found("prompt_not_found", format!("no prompt `{name}` is stored"))
 }
 
 /// `GET /admin/v1/prompts/NAME`: its versions (newest first) and labels.
@@ -702,14 +713,11 @@ async fn prompt_version(
     Path((name, version)): Path<(String, u32)>,
     headers: HeaderMap,
 ) -> Reply<PromptVersionView> {
-    app.pipeline.load().authenticate_admin(&headers)?;
-    let store = app.store.clone();
     let n = name.clone();
-    let row = blocking(move || store.prompt(&n, version))
+    let row = admin_read(&app, &headers, move |store| store.prompt(&n, version))
         .await?
         .ok_or_else(|| {
-            GatewayError::new(
-                ErrorKind::NotFound,
+            not_found(
                 "prompt_not_found",
                 format!("prompt `{name}` has no version {version}"),
             )
@@ -777,4 +785,267 @@ async fn prompt_label(
         version: body.version,
         previous,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    /// Default: `r-` and 8 random hex digits.
+    #[serde(default)]
+    id: Option<String>,
+    /// `model` or `prompt`.
+    kind: String,
+    /// A model name, or a prompt label `NAME@LABEL`.
+    baseline: String,
+    /// A model name, or a prompt version `NAME@VERSION` (or just the version number).
+    candidate: String,
+    #[serde(default)]
+    spec: switchyard_rollout::RolloutSpec,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct RolloutView {
+    rollout: switchyard_rollout::Rollout,
+    active: bool,
+    traffic: switchyard_rollout::Traffic,
+    /// The current step's windows, as this replica counted them.
+    windows: serde_json::Value,
+}
+
+fn view(app: &AppState, stored: switchyard_store::StoredRollout) -> RolloutView {
+    let windows = app.live.load().stats.windows(stored.rollout.id());
+    RolloutView {
+        traffic: stored.rollout.traffic(),
+        windows: crate::rollouts::window_summary(&windows),
+        rollout: stored.rollout,
+        active: stored.active,
+    }
+}
+
+/// The rollout's targets, checked against the running config and the stored prompts.
+fn targets(
+    app: &AppState,
+    body: &StartBody,
+) -> Result<(switchyard_rollout::TargetRef, switchyard_rollout::TargetRef), GatewayError> {
+    use switchyard_control::prompt::{PromptRef, Selector};
+    use switchyard_rollout::{TargetKind, TargetRef};
+    let bad = |m: String| GatewayError::invalid(Some("candidate"), m);
+    match body.kind.as_str() {
+        "model" => {
+            let pipeline = app.pipeline.load();
+            for (field, name) in [("baseline", &body.baseline), ("candidate", &body.candidate)] {
+                if !pipeline.config.models.contains_key(name.as_str()) {
+                    return Err(GatewayError::invalid(
+                        Some(field),
+                        format!("no model `{name}` in the running config"),
+                    ));
+                }
+            }
+            if body.baseline == body.candidate {
+                return Err(bad("the candidate is the baseline".into()));
+            }
+            let t = |id: &str| TargetRef {
+                kind: TargetKind::Model,
+                id: id.to_owned(),
+            };
+            Ok((t(&body.baseline), t(&body.candidate)))
+        }
+        "prompt" => {
+            let baseline = PromptRef::parse(&body.baseline)
+                .map_err(|e| GatewayError::invalid(Some("baseline"), e.to_string()))?;
+            if !matches!(baseline.selector, Selector::Label(_)) {
+                return Err(GatewayError::invalid(
+                    Some("baseline"),
+                    "the baseline is a label, e.g. `support-answer@production`",
+                ));
+            }
+            let candidate = if body.candidate.bytes().all(|b| b.is_ascii_digit()) {
+                format!("{}@{}", baseline.name, body.candidate)
+            } else {
+                body.candidate.clone()
+            };
+            let candidate = PromptRef::parse(&candidate).map_err(|e| bad(e.to_string()))?;
+            if candidate.name != baseline.name
+                || !matches!(candidate.selector, Selector::Version(_))
+            {
+                return Err(bad(format!(
+                    "the candidate is a version of `{}`, e.g. `{}@3`",
+                    baseline.name, baseline.name
+                )));
+            }
+            let live = app.live.load();
+            live.prompts.resolve(&baseline)?;
+            live.prompts.resolve(&candidate)?;
+            let t = |r: &PromptRef| TargetRef {
+                kind: TargetKind::Prompt,
+                id: r.to_string(),
+            };
+            Ok((t(&baseline), t(&candidate)))
+        }
+        other => Err(GatewayError::invalid(
+            Some("kind"),
+            format!("`{other}` is not one of \"model\", \"prompt\""),
+        )),
+    }
+}
+
+/// `POST /admin/v1/rollouts`: creates a rollout and starts it at its first step.
+async fn rollout_start(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<RolloutView> {
+    let body: StartBody = admit(&app, &headers, body)?;
+    let (baseline, candidate) = targets(&app, &body)?;
+    let id = body
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("r-{}", hex::encode(rand::random::<[u8; 4]>())));
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(GatewayError::invalid(
+            Some("id"),
+            "a rollout id is letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    let mut rollout =
+        switchyard_rollout::Rollout::new(id.clone(), baseline.clone(), candidate, body.spec)
+            .map_err(|errors| {
+                let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                GatewayError::invalid(Some("spec"), all.join("; "))
+            })?;
+    let _one = app.rolling.lock().await;
+    let store = app.store.clone();
+    let existing = blocking(move || store.rollouts(true)).await?;
+    if let Some(other) = existing.iter().find(|s| {
+        s.rollout.id() == id
+            || (s.rollout.baseline() == &baseline && !s.rollout.state().is_finished())
+    }) {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            "rollout_conflict",
+            format!(
+                "rollout `{}` is already in force over `{}`",
+                other.rollout.id(),
+                other.rollout.baseline().id
+            ),
+        ));
+    }
+    let now = now_ms();
+    let mut start = rollout
+        .start(u64::try_from(now).unwrap_or(0))
+        .map_err(|e| GatewayError::invalid(None, e.to_string()))?;
+    if !body.reason.is_empty() {
+        start.reason = format!("{} ({})", start.reason, body.reason);
+    }
+    let (store, who, saved) = (app.store.clone(), actor(&headers), rollout.clone());
+    blocking(move || crate::rollouts::save(&store, &saved, &[start], &who, now)).await?;
+    let state = app.clone();
+    blocking(move || state.refresh_control()).await?;
+    let store = app.store.clone();
+    let stored = blocking(move || store.rollout(&id))
+        .await?
+        .ok_or_else(|| internal("the rollout was not stored"))?;
+    Ok(Json(view(&app, stored)))
+}
+
+#[derive(Serialize)]
+struct RolloutsView {
+    rollouts: Vec<RolloutView>,
+}
+
+/// `GET /admin/v1/rollouts`: every rollout, oldest first.
+async fn rollout_list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Reply<RolloutsView> {
+    let all = admin_read(&app, &headers, move |store| store.rollouts(false)).await?;
+    Ok(Json(RolloutsView {
+        rollouts: all.into_iter().map(|s| view(&app, s)).collect(),
+    }))
+}
+
+fn no_rollout(id: &str) -> GatewayError {
+    not_found("rollout_not_found", format!("no rollout `{id}`"))
+}
+
+/// `GET /admin/v1/rollouts/ID`: its state, traffic, timeline and current windows.
+async fn rollout_show(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply<RolloutView> {
+    let i = id.clone();
+    let stored = admin_read(&app, &headers, move |store| store.rollout(&i))
+        .await?
+        .ok_or_else(|| no_rollout(&id))?;
+    Ok(Json(view(&app, stored)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/v1/rollouts/ID/ACTION`: `promote`, `pause`, `resume`, `rollback` or `abort`,
+/// at once.
+async fn rollout_act(
+    State(app): State<Arc<AppState>>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<RolloutView> {
+    let body: ActBody = match &body {
+        Ok(b) if b.is_empty() => {
+            app.pipeline.load().authenticate_admin(&headers)?;
+            ActBody::default()
+        }
+        _ => admit(&app, &headers, body)?,
+    };
+    let _one = app.rolling.lock().await;
+    let store = app.store.clone();
+    let i = id.clone();
+    let stored = blocking(move || store.rollout(&i))
+        .await?
+        .ok_or_else(|| no_rollout(&id))?;
+    let mut rollout = stored.rollout;
+    let now = now_ms();
+    let at = u64::try_from(now).unwrap_or(0);
+    let reason = if body.reason.is_empty() {
+        format!("by {}", actor(&headers))
+    } else {
+        body.reason.clone()
+    };
+    let transition = match action.as_str() {
+        "promote" => rollout.promote(at),
+        "pause" => rollout.pause(at),
+        "resume" => rollout.resume(at),
+        "rollback" => rollout.rollback(at, &reason),
+        "abort" => rollout.abort(at, &reason),
+        other => {
+            return Err(GatewayError::new(
+                ErrorKind::NotFound,
+                "no_such_action",
+                format!("`{other}` is not one of promote, pause, resume, rollback, abort"),
+            ))
+        }
+    }
+    .map_err(|e| GatewayError::new(ErrorKind::InvalidRequest, "rollout_state", e.to_string()))?;
+    let stats = app.live.load().stats.clone();
+    if transition.starts_window() {
+        stats.reset_window(&id);
+    }
+    let (store, who, saved) = (app.store.clone(), actor(&headers), rollout.clone());
+    blocking(move || crate::rollouts::save(&store, &saved, &[transition], &who, now)).await?;
+    let state = app.clone();
+    blocking(move || state.refresh_control()).await?;
+    let store = app.store.clone();
+    let stored = blocking(move || store.rollout(&id))
+        .await?
+        .ok_or_else(|| internal("the rollout was not stored"))?;
+    Ok(Json(view(&app, stored)))
 }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod prompts;
 pub mod record;
+pub mod rollouts;
 pub mod routing;
 pub mod server;
 pub mod stream;

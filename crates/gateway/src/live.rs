@@ -1,23 +1,28 @@
-//! The control plane's data in force on this replica: feature flags and prompt versions, read
-//! from the store together and swapped whole when its control generation moves, so a request
-//! sees one consistent state.
+//! The control plane's data in force on this replica: feature flags, prompt versions and
+//! rollouts, read from the store together and swapped whole when its control generation
+//! moves, so a request sees one consistent state.
 
 use switchyard_store::{SqliteStore, StoreError};
 
 use crate::flags::FlagSet;
 use crate::prompts::PromptSet;
+use crate::rollouts::{RolloutSet, SharedStats};
 
-#[derive(Debug, Default)]
 pub struct Live {
     pub flags: FlagSet,
     pub prompts: PromptSet,
+    pub rollouts: RolloutSet,
+    /// Where requests that took a rollout's arm report their outcome (kept across reloads).
+    pub stats: SharedStats,
 }
 
 impl Live {
-    pub fn load(store: &SqliteStore) -> Result<Self, StoreError> {
+    pub fn load(store: &SqliteStore, stats: SharedStats) -> Result<Self, StoreError> {
         Ok(Live {
             flags: FlagSet::new(store.flags()?),
             prompts: PromptSet::load(store)?,
+            rollouts: RolloutSet::new(store.rollouts(true)?),
+            stats,
         })
     }
 }

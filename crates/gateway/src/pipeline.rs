@@ -26,6 +26,7 @@ use crate::routing::{header_policy, RouteRuntime};
 use crate::stream::StreamAnswer;
 use switchyard_cache::{CacheControl, HitKind};
 use switchyard_control::{CachePolicySpec, OutputAction, Policy};
+use switchyard_rollout::TargetKind;
 
 /// Output tokens assumed at admission when the caller sets no `max_tokens`.
 const DEFAULT_OUTPUT_ESTIMATE: u32 = 256;
@@ -222,13 +223,21 @@ impl Pipeline {
         let key = self.keyring.authenticate(headers)?;
         record.set_key(&key);
         let mut request: ChatCompletionRequest = parse_json(body)?;
+        let user = crate::flags::user_key(headers, &request, &key.id);
         // A stored prompt renders into the request before anything else reads it.
-        record.record().prompt = live.prompts.render_into(&mut request)?;
+        if let Some((prompt, taken)) =
+            live.prompts
+                .render_into(&mut request, &live.rollouts, &user)?
+        {
+            record.record().prompt = Some(prompt);
+            if let Some(t) = taken {
+                record.take_arm(t, live.stats.clone());
+            }
+        }
         let flags = &live.flags;
         validate_chat(&request)?;
         record.record().requested_model = Some(request.model.clone());
         record.record().stream = request.is_stream();
-        let user = crate::flags::user_key(headers, &request, &key.id);
         let control = if flags.is_off(crate::flags::CACHE, &user) {
             CacheControl::Bypass
         } else {
@@ -343,6 +352,29 @@ impl Pipeline {
             }
         };
 
+        let model = match live
+            .rollouts
+            .take(TargetKind::Model, &model.spec.name, &user)
+        {
+            Some(taken) => {
+                let chosen = match &taken.candidate {
+                    Some(c) => self.models.get(c).cloned().ok_or_else(|| {
+                        GatewayError::new(
+                            ErrorKind::Internal,
+                            "rollout_target_missing",
+                            format!(
+                                "rollout `{}` sends to `{c}`, which is not a model",
+                                taken.rollout
+                            ),
+                        )
+                    })?,
+                    None => model,
+                };
+                record.take_arm(taken, live.stats.clone());
+                chosen
+            }
+            None => model,
+        };
         let chain = self.chain(&model);
         let call = self.dispatcher.chat(record, &chain, &request);
         let result = match screen {

@@ -15,6 +15,8 @@ use switchyard_control::prompt::{PromptCall, PromptRef, PromptTemplate, Selector
 use switchyard_store::{SqliteStore, StoreError};
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::rollouts::{RolloutSet, Taken};
+use switchyard_rollout::TargetKind;
 
 #[derive(Debug, Default)]
 struct Prompt {
@@ -81,12 +83,15 @@ impl PromptSet {
         Ok((version, template))
     }
 
-    /// The request's prompt reference, if it has one, rendered into it. Returns what ran
-    /// (`name@version`) for the record.
+    /// The request's prompt reference, if it has one, rendered into it. A reference by label
+    /// that a prompt rollout covers renders the version of the arm `user` takes. Returns what
+    /// ran (`name@version`) for the record, and the arm.
     pub fn render_into(
         &self,
         request: &mut ChatCompletionRequest,
-    ) -> Result<Option<String>, GatewayError> {
+        rollouts: &RolloutSet,
+        user: &str,
+    ) -> Result<Option<(String, Option<Taken>)>, GatewayError> {
         let call = PromptCall::take_from(request).map_err(|e| {
             let mut err = GatewayError::invalid(Some("prompt"), e.to_string());
             err.param = Some("prompt".into());
@@ -95,13 +100,26 @@ impl PromptSet {
         let Some(call) = call else {
             return Ok(None);
         };
-        let (version, template) = self.resolve(&call.reference)?;
+        let mut reference = call.reference.clone();
+        let mut taken = None;
+        if let Selector::Label(label) = &call.reference.selector {
+            let baseline = format!("{}@{label}", call.reference.name);
+            if let Some(t) = rollouts.take(TargetKind::Prompt, &baseline, user) {
+                if let Some(candidate) = &t.candidate {
+                    reference = PromptRef::parse(candidate).map_err(|e| {
+                        GatewayError::new(ErrorKind::Internal, "rollout_target", e.to_string())
+                    })?;
+                }
+                taken = Some(t);
+            }
+        }
+        let (version, template) = self.resolve(&reference)?;
         template.apply_to(request, &call.variables).map_err(|e| {
             GatewayError::invalid(
                 Some("prompt"),
                 format!("prompt `{}@{version}`: {e}", call.reference.name),
             )
         })?;
-        Ok(Some(format!("{}@{version}", call.reference.name)))
+        Ok(Some((format!("{}@{version}", call.reference.name), taken)))
     }
 }

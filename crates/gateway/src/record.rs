@@ -32,6 +32,8 @@ pub struct RecordGuard {
     guard_metrics: Vec<(&'static str, &'static str, f64)>,
     access_log: bool,
     done: bool,
+    /// The rollout arm the request took, and where its outcome goes.
+    arm: Option<(crate::rollouts::Taken, crate::rollouts::SharedStats)>,
 }
 
 /// Status recorded when the client went away before the answer was complete (nginx's code).
@@ -63,6 +65,7 @@ impl RecordGuard {
             guard_metrics: Vec::new(),
             access_log,
             done: false,
+            arm: None,
         }
     }
 
@@ -124,6 +127,12 @@ impl RecordGuard {
             .collect();
     }
 
+    /// The request took a rollout's arm: named in the record, its outcome counted at the end.
+    pub fn take_arm(&mut self, taken: crate::rollouts::Taken, stats: crate::rollouts::SharedStats) {
+        self.record.rollout = Some(taken.label());
+        self.arm = Some((taken, stats));
+    }
+
     pub fn guard_header(&self) -> Option<&str> {
         self.guard_header.as_deref()
     }
@@ -171,6 +180,12 @@ impl RecordGuard {
             admission.settle(used, r.cost_nanos);
         }
         emit_metrics(r);
+        if let Some((taken, stats)) = self.arm.take() {
+            let outcomes: Vec<&str> = self.guard_metrics.iter().map(|(_, o, _)| *o).collect();
+            let ttft = if r.stream { r.ttft_ms } else { None };
+            let outcome = crate::rollouts::outcome_of(status, &outcomes, latency_ms, ttft);
+            stats.record(&taken.rollout, taken.arm, &r.request_id, &outcome);
+        }
         for (guard, outcome, seconds) in self.guard_metrics.drain(..) {
             metrics::counter!(m::GUARD_VERDICTS, "guard" => guard, "outcome" => outcome)
                 .increment(1);

@@ -52,6 +52,9 @@ pub struct AppState {
     env: Env,
     /// Held while a config version is applied, so changes happen one at a time.
     pub applying: tokio::sync::Mutex<()>,
+    /// Held while a rollout changes (the controller's tick, an admin action), so no change
+    /// overwrites another.
+    pub rolling: tokio::sync::Mutex<()>,
     /// Flags and prompts in force, swapped whole when the store's control generation moves.
     pub live: ArcSwap<Live>,
     /// The control generation `live` was read at.
@@ -67,7 +70,8 @@ impl AppState {
         if generation == self.control_generation.load(Ordering::Acquire) {
             return Ok(false);
         }
-        self.live.store(Arc::new(Live::load(&self.store)?));
+        let stats = self.live.load().stats.clone();
+        self.live.store(Arc::new(Live::load(&self.store, stats)?));
         self.control_generation.store(generation, Ordering::Release);
         Ok(true)
     }
@@ -143,7 +147,7 @@ impl Server {
         // One recalibration step on the feedback that came since the last run.
         crate::calibrate::run_once(&pipeline, &store, now_ms)?;
         let generation = store.control_generation()?;
-        let live = Live::load(&store)?;
+        let live = Live::load(&store, Arc::default())?;
         let writer = TelemetryWriter::start(
             SqliteStore::open_in(&config.storage.data_dir)?,
             WriterSettings {
@@ -169,6 +173,7 @@ impl Server {
                 launch,
                 env,
                 applying: tokio::sync::Mutex::new(()),
+                rolling: tokio::sync::Mutex::new(()),
                 live: ArcSwap::from_pointee(live),
                 control_generation: std::sync::atomic::AtomicU64::new(generation),
             }),
@@ -228,6 +233,40 @@ impl Server {
         })
     }
 
+    /// The rollout controller (`rollouts::step`): on every outcome a rollout's arm reports,
+    /// and every second.
+    fn rollout_loop(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.state.clone();
+        #[allow(clippy::disallowed_methods)] // aborted at shutdown; each step is one transaction
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                let stats = state.live.load().stats.clone();
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = stats.wake.notified() => {}
+                }
+                if state.live.load().rollouts.is_empty() {
+                    continue;
+                }
+                let _one = state.rolling.lock().await;
+                let s = state.clone();
+                let step = tokio::task::spawn_blocking(move || {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let made = crate::rollouts::step(&s.store, &stats, now)?;
+                    if !made.is_empty() {
+                        s.refresh_control()?;
+                    }
+                    Ok::<_, StoreError>(made)
+                })
+                .await;
+                if let Ok(Err(e)) = step {
+                    tracing::warn!(error = %e, "the rollout controller failed; will retry");
+                }
+            }
+        })
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
@@ -244,6 +283,7 @@ impl Server {
     ) -> std::io::Result<()> {
         let recalibration = self.recalibration_loop();
         let control = self.control_loop();
+        let rollouts = self.rollout_loop();
         let app = router(self.state.clone(), self.config.server.max_body_bytes);
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -281,6 +321,7 @@ impl Server {
             task.abort();
         }
         control.abort();
+        rollouts.abort();
         drop(self.state);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
@@ -465,6 +506,7 @@ async fn feedback(
             crate::feedback::validate(request, &key, chrono::Utc::now().timestamp_millis())?;
         let store = app.store.clone();
         let request_id = entry.request_id.clone();
+        let score = entry.score;
         // Feedback is rare and must be durable when we say so: written now, not queued.
         tokio::task::spawn_blocking(move || store.add_feedback(&entry))
             .await
@@ -483,6 +525,10 @@ async fn feedback(
                     "feedback could not be stored; retry",
                 )
             })?;
+        // A rollout's arm that answered the request is judged on its feedback too.
+        if let Some(score) = score {
+            app.live.load().stats.feedback(&request_id, score);
+        }
         Ok::<_, GatewayError>(switchyard_api::FeedbackAccepted {
             object: "feedback".to_owned(),
             request_id,

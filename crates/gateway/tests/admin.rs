@@ -15,17 +15,13 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{start, user, TestGateway, KEY};
+use common::{start, user, TestGateway, ADMIN, KEY};
 use serde_json::{json, Value};
-
-const ADMIN: &str = "sk-test-admin";
 
 fn config() -> String {
     format!(
         r#"
-[admin]
-secret_sha256 = "{}"
-
+{}
 [providers.sim]
 kind = "sim"
 
@@ -40,32 +36,20 @@ deployments = [{{ provider = "sim" }}]
 id = "test"
 secret_sha256 = "{{KEY}}"
 "#,
-        common::hex_sha256(ADMIN)
+        common::admin_section()
     )
 }
 
 async fn admin_get(gw: &TestGateway, path: &str) -> (u16, Value) {
-    let r = gw
-        .http
-        .get(gw.url(path))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    gw.admin(reqwest::Method::GET, path, None).await
 }
 
 async fn admin_post(gw: &TestGateway, path: &str, body: Value) -> (u16, Value) {
-    let r = gw
-        .http
-        .post(gw.url(path))
-        .bearer_auth(ADMIN)
-        .header("x-switchyard-actor", "alice")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    gw.admin(reqwest::Method::POST, path, Some(body)).await
+}
+
+async fn admin_put(gw: &TestGateway, path: &str, body: Value) -> (u16, Value) {
+    gw.admin(reqwest::Method::PUT, path, Some(body)).await
 }
 
 async fn model_ids(gw: &TestGateway) -> Vec<String> {
@@ -322,19 +306,6 @@ async fn twenty_swaps_under_steady_load_fail_no_request() {
     assert_eq!(history["applied"].as_array().unwrap().len(), 21);
 }
 
-async fn admin_put(gw: &TestGateway, path: &str, body: Value) -> (u16, Value) {
-    let r = gw
-        .http
-        .put(gw.url(path))
-        .bearer_auth(ADMIN)
-        .header("x-switchyard-actor", "bob")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 async fn cache_header(gw: &TestGateway, user: &str) -> String {
     let r = gw
         .chat(json!({"model": "fast", "temperature": 0, "user": user, "messages": user_msg()}))
@@ -406,19 +377,14 @@ async fn a_flag_flip_takes_effect_on_the_next_request_and_is_audited() {
 
     let (_, flags) = admin_get(&gw, "/admin/v1/flags").await;
     assert_eq!(flags["flags"], json!([]));
-    let (_, audit) = admin_get(&gw, "/admin/v1/audit").await;
-    let actions: Vec<&str> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = gw.audit_actions().await;
     assert_eq!(
         actions,
         ["config.apply", "flag.set", "flag.set", "flag.delete"]
     );
+    let (_, audit) = admin_get(&gw, "/admin/v1/audit").await;
     assert_eq!(audit["entries"][1]["reason"], "incident 7");
-    assert_eq!(audit["entries"][1]["actor"], "bob");
+    assert_eq!(audit["entries"][1]["actor"], "alice");
 }
 
 const PROMPT_V1: &str = r#"
@@ -439,8 +405,8 @@ content = "{{ question }}"
 
 fn upstream_config(up: &switchyard_testkit::FakeUpstream) -> String {
     format!(
-        "[admin]\nsecret_sha256 = \"{}\"\n\n[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[models.m]\ndeployments = [{{ provider = \"up\" }}]\n\n[[keys]]\nid = \"test\"\nsecret_sha256 = \"{{KEY}}\"\n",
-        common::hex_sha256(ADMIN),
+        "{}\n[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[models.m]\ndeployments = [{{ provider = \"up\" }}]\n\n[[keys]]\nid = \"test\"\nsecret_sha256 = \"{{KEY}}\"\n",
+        common::admin_section(),
         up.base_url()
     )
 }
@@ -564,13 +530,7 @@ async fn stored_prompts_render_by_label_and_version_and_labels_move() {
     let (_, shown) = admin_get(&gw, "/admin/v1/prompts/support-answer").await;
     assert_eq!(shown["labels"], json!({"production": 2, "staging": 2}));
     assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
-    let (_, audit) = admin_get(&gw, "/admin/v1/audit").await;
-    let actions: Vec<&str> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = gw.audit_actions().await;
     assert_eq!(
         actions,
         [

@@ -120,6 +120,50 @@ impl TestGateway {
     }
 }
 
+/// The admin key of configs that declare `[admin]` with [`admin_section`].
+pub const ADMIN: &str = "sk-test-admin";
+
+/// An `[admin]` section accepting [`ADMIN`].
+pub fn admin_section() -> String {
+    format!("[admin]\nsecret_sha256 = \"{}\"\n", hex_sha256(ADMIN))
+}
+
+impl TestGateway {
+    /// An admin API call as `alice` (`x-switchyard-actor`): status and JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN)
+            .header("x-switchyard-actor", "alice");
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+}
+
+impl TestGateway {
+    /// The audit log's actions, in order.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        let (_, audit) = self
+            .admin(reqwest::Method::GET, "/admin/v1/audit", None)
+            .await;
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
 pub fn user(text: &str) -> serde_json::Value {
     serde_json::json!([{"role": "user", "content": text}])
 }

@@ -1,0 +1,280 @@
+//! Rollouts in the gateway: which arm a request takes, what each arm's requests did, and the
+//! controller that judges them (the state machine and the analysis are
+//! `switchyard_rollout`'s).
+//!
+//! 1. A rollout names its baseline and candidate: two models of the running config (`model`:
+//!    requests that resolve to the baseline model go to the candidate), or a prompt label and
+//!    a version (`prompt`: requests that name the prompt by that label render the candidate
+//!    version). Rollouts in force are part of [`crate::live::Live`], so a change reaches every
+//!    request at once.
+//! 2. The arm is sticky per user (`switchyard_rollout::bucket` of the rollout id and the
+//!    user key), and the record names it (`rollout`: `id:baseline|candidate`).
+//! 3. When a request that took an arm finishes, its outcome (a server error, an output guard
+//!    that failed, its latency and time to first token) is added to that arm's window
+//!    ([`RolloutStats`]), and the controller is woken; feedback on the request later adds
+//!    its score to the same arm.
+//! 4. The controller ([`step`]) ticks every rollout in force with both windows, on every
+//!    wake-up and every second (time alone can end a step). Each transition is stored with the
+//!    rollout and audited in one transaction; a new step opens new windows. Promoting a prompt
+//!    rollout moves its label to the candidate version; a promoted model rollout keeps sending
+//!    the baseline's requests to the candidate until the config names the candidate itself
+//!    and the rollout is archived. A rollback sends everyone back at once and is logged as a
+//!    warning.
+//! 5. Windows are this process's memory: with several replicas each judges its own traffic
+//!    (a shared store of windows is future work), and a restart opens new windows.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use switchyard_rollout::{Arm, ArmStats, AuditEvent, Outcome, Rollout, TargetKind, Transition};
+use switchyard_store::{SqliteStore, StoreError, StoredRollout};
+
+/// How many recent requests keep their arm for feedback.
+const FEEDBACK_MEMORY: usize = 100_000;
+
+#[derive(Debug, Default, Clone)]
+pub struct Windows {
+    pub baseline: ArmStats,
+    pub candidate: ArmStats,
+}
+
+/// The arm (rollout id, arm) of recent requests by request id, and their order for eviction.
+type RecentArms = (HashMap<String, (String, Arm)>, VecDeque<String>);
+
+/// Each rollout's stats windows and the arm of recent requests, shared by the request path
+/// and the controller.
+#[derive(Default)]
+pub struct RolloutStats {
+    windows: Mutex<HashMap<String, Windows>>,
+    arms: Mutex<RecentArms>,
+    pub wake: tokio::sync::Notify,
+}
+
+impl RolloutStats {
+    /// A finished request of `rollout` on `arm`.
+    pub fn record(&self, rollout: &str, arm: Arm, request_id: &str, outcome: &Outcome) {
+        if let Ok(mut w) = self.windows.lock() {
+            let windows = w.entry(rollout.to_owned()).or_default();
+            match arm {
+                Arm::Baseline => windows.baseline.record(outcome),
+                Arm::Candidate => windows.candidate.record(outcome),
+            }
+        }
+        if let Ok(mut guard) = self.arms.lock() {
+            let (by_id, order) = &mut *guard;
+            if by_id
+                .insert(request_id.to_owned(), (rollout.to_owned(), arm))
+                .is_none()
+            {
+                order.push_back(request_id.to_owned());
+                if order.len() > FEEDBACK_MEMORY {
+                    if let Some(old) = order.pop_front() {
+                        by_id.remove(&old);
+                    }
+                }
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Feedback on a request: its score counts for the arm that answered it.
+    pub fn feedback(&self, request_id: &str, score: f64) {
+        let arm = self
+            .arms
+            .lock()
+            .ok()
+            .and_then(|g| g.0.get(request_id).cloned());
+        if let (Some((rollout, arm)), Ok(mut w)) = (arm, self.windows.lock()) {
+            let windows = w.entry(rollout).or_default();
+            match arm {
+                Arm::Baseline => windows.baseline.record_feedback(score),
+                Arm::Candidate => windows.candidate.record_feedback(score),
+            }
+            self.wake.notify_one();
+        }
+    }
+
+    /// A copy of a rollout's windows.
+    pub fn windows(&self, rollout: &str) -> Windows {
+        self.windows
+            .lock()
+            .ok()
+            .and_then(|w| w.get(rollout).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Opens a new window (a step started, or a paused step resumed).
+    pub fn reset_window(&self, rollout: &str) {
+        if let Ok(mut w) = self.windows.lock() {
+            w.insert(rollout.to_owned(), Windows::default());
+        }
+    }
+}
+
+/// The rollouts in force, for request-time decisions.
+#[derive(Debug, Default)]
+pub struct RolloutSet {
+    rollouts: Vec<Rollout>,
+}
+
+/// The arm a request took, for its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    pub rollout: String,
+    pub arm: Arm,
+    /// The candidate's target id when the request takes the candidate.
+    pub candidate: Option<String>,
+}
+
+impl Taken {
+    pub fn label(&self) -> String {
+        let arm = match self.arm {
+            Arm::Baseline => "baseline",
+            Arm::Candidate => "candidate",
+        };
+        format!("{}:{arm}", self.rollout)
+    }
+}
+
+impl RolloutSet {
+    pub fn is_empty(&self) -> bool {
+        self.rollouts.is_empty()
+    }
+
+    pub fn new(stored: Vec<StoredRollout>) -> Self {
+        RolloutSet {
+            rollouts: stored
+                .into_iter()
+                .filter(|s| s.active)
+                .map(|s| s.rollout)
+                .collect(),
+        }
+    }
+
+    /// The rollout in force over `baseline` (of `kind`), and the arm `user` takes.
+    pub fn take(&self, kind: TargetKind, baseline: &str, user: &str) -> Option<Taken> {
+        let r = self
+            .rollouts
+            .iter()
+            .find(|r| r.baseline().kind == kind && r.baseline().id == baseline)?;
+        let arm = r.assign(user);
+        Some(Taken {
+            rollout: r.id().to_owned(),
+            arm,
+            candidate: (arm == Arm::Candidate).then(|| r.candidate().id.clone()),
+        })
+    }
+}
+
+/// The outcome the analysis sees of a finished request.
+pub fn outcome_of(
+    status: u16,
+    guard_outcomes: &[&str],
+    latency_ms: f64,
+    ttft_ms: Option<f64>,
+) -> Outcome {
+    let ms = |v: f64| u32::try_from(v.round() as i64).ok();
+    Outcome {
+        error: status >= 500,
+        guard_violation: guard_outcomes
+            .iter()
+            .any(|o| matches!(*o, "failed" | "stopped" | "replaced")),
+        latency_ms: ms(latency_ms),
+        ttft_ms: ttft_ms.and_then(ms),
+    }
+}
+
+/// One controller pass: ticks every rollout in force; see the module documentation.
+/// Returns the transitions made, for the log.
+pub fn step(
+    store: &SqliteStore,
+    stats: &RolloutStats,
+    now_ms: i64,
+) -> Result<Vec<(String, Transition)>, StoreError> {
+    let mut made = Vec::new();
+    for stored in store.rollouts(true)? {
+        let mut rollout = stored.rollout;
+        let windows = stats.windows(rollout.id());
+        let now = u64::try_from(now_ms).unwrap_or(0);
+        let transitions = rollout.tick(now, &windows.candidate, &windows.baseline);
+        if transitions.is_empty() {
+            continue;
+        }
+        save(store, &rollout, &transitions, "system", now_ms)?;
+        for t in &transitions {
+            if t.starts_window() {
+                stats.reset_window(rollout.id());
+            }
+            made.push((rollout.id().to_owned(), t.clone()));
+        }
+    }
+    Ok(made)
+}
+
+/// Whether a rollout stays in force: running or paused, or a promoted model rollout (it
+/// keeps rewriting the baseline to the candidate until archived).
+pub fn stays_active(rollout: &Rollout) -> bool {
+    use switchyard_rollout::State;
+    match rollout.state() {
+        State::Promoted => rollout.candidate().kind == TargetKind::Model,
+        s => !s.is_finished(),
+    }
+}
+
+/// Stores a rollout after `transitions`, with their audit entries and a promoted prompt's
+/// label move, in one transaction.
+pub fn save(
+    store: &SqliteStore,
+    rollout: &Rollout,
+    transitions: &[Transition],
+    actor: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    store.transact(|c| {
+        c.put_rollout(rollout, stays_active(rollout), now_ms)?;
+        for t in transitions {
+            if matches!(t.to, switchyard_rollout::State::Promoted)
+                && rollout.candidate().kind == TargetKind::Prompt
+            {
+                if let (Some((name, label)), Some((_, version))) = (
+                    rollout.baseline().id.split_once('@'),
+                    rollout.candidate().id.split_once('@'),
+                ) {
+                    if let Ok(v) = version.parse::<u32>() {
+                        c.set_prompt_label(name, label, v, now_ms)?;
+                    }
+                }
+            }
+            c.append_audit(AuditEvent {
+                at_ms: t.at_ms,
+                actor: actor.to_owned(),
+                action: format!("rollout.{}", t.to.name()),
+                target: format!("rollout:{}", rollout.id()),
+                reason: t.reason.clone(),
+                diff: String::new(),
+            })?;
+            if matches!(t.to, switchyard_rollout::State::RolledBack { .. }) {
+                tracing::warn!(rollout = rollout.id(), reason = %t.reason, "rollout rolled back");
+            } else {
+                tracing::info!(rollout = rollout.id(), reason = %t.reason, "rollout step");
+            }
+        }
+        Ok(())
+    })
+}
+
+/// How many requests each arm had, for status views.
+pub fn window_summary(w: &Windows) -> serde_json::Value {
+    let arm = |s: &ArmStats| {
+        serde_json::json!({
+            "requests": s.requests,
+            "errors": s.errors,
+            "guard_violations": s.guard_violations,
+            "feedback": s.feedback_count,
+        })
+    };
+    serde_json::json!({"baseline": arm(&w.baseline), "candidate": arm(&w.candidate)})
+}
+
+/// Shared so the request path can record into it.
+pub type SharedStats = Arc<RolloutStats>;
