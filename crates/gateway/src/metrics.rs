@@ -27,6 +27,8 @@ pub const ROUTE_DECISIONS: &str = "switchyard_route_decisions_total";
 pub const ROUTING_SAVED: &str = "switchyard_routing_saved_nanousd_total";
 pub const GUARD_VERDICTS: &str = "switchyard_guard_verdicts_total";
 pub const GUARD_DURATION: &str = "switchyard_guard_duration_seconds";
+pub const ROLLOUT_TRANSITIONS: &str = "switchyard_rollout_transitions_total";
+pub const CONFIG_APPLIED: &str = "switchyard_config_applied_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -53,6 +55,14 @@ pub fn handle() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        ROLLOUT_TRANSITIONS,
+        "Rollout state changes, by rollout and the state entered (rolled_back is the one to alert on)."
+    );
+    describe_counter!(
+        CONFIG_APPLIED,
+        "Config versions applied, by action (config.apply, config.rollback)."
+    );
     describe_counter!(
         REQUESTS,
         "Requests answered, by endpoint, model and HTTP status."

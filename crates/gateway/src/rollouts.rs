@@ -253,14 +253,24 @@ pub fn save(
                 reason: t.reason.clone(),
                 diff: String::new(),
             })?;
-            if matches!(t.to, switchyard_rollout::State::RolledBack { .. }) {
-                tracing::warn!(rollout = rollout.id(), reason = %t.reason, "rollout rolled back");
-            } else {
-                tracing::info!(rollout = rollout.id(), reason = %t.reason, "rollout step");
-            }
         }
         Ok(())
-    })
+    })?;
+    // Told once the transaction committed.
+    for t in transitions {
+        metrics::counter!(
+            crate::metrics::ROLLOUT_TRANSITIONS,
+            "rollout" => rollout.id().to_owned(),
+            "state" => t.to.name()
+        )
+        .increment(1);
+        if matches!(t.to, switchyard_rollout::State::RolledBack { .. }) {
+            tracing::warn!(rollout = rollout.id(), reason = %t.reason, "rollout rolled back");
+        } else {
+            tracing::info!(rollout = rollout.id(), reason = %t.reason, "rollout step");
+        }
+    }
+    Ok(())
 }
 
 /// How many requests each arm had, for status views.

@@ -226,6 +226,8 @@ pub async fn apply(
     );
     let entry = record_applied(&state.store, &version, change, &diff, now_ms)?;
     state.pipeline.store(Arc::new(pipeline));
+    metrics::counter!(crate::metrics::CONFIG_APPLIED, "action" => change.action.to_owned())
+        .increment(1);
     tracing::info!(
         version = short(&id),
         parent = short(&parent),
