@@ -575,18 +575,19 @@ async fn config_apply(remote: &Remote, file: &Path, message: &str, reason: &str)
         )
         .await?;
     if !client.printed_json(&value) {
-        print_applied(&shape(value)?, "applied");
+        print_applied(&shape(value)?, "applied", "parent");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_applied(applied: &Applied, verb: &str) {
+/// `applied ID (parent ID)` and the diff, or `unchanged`.
+fn print_applied(applied: &Applied, verb: &str, parent_is: &str) {
     if !applied.changed {
         println!("unchanged: {} is already running", short(&applied.version));
         return;
     }
     let parent = applied.parent.as_deref().map_or("none", short);
-    println!("{verb} {} (parent {parent})", short(&applied.version));
+    println!("{verb} {} ({parent_is} {parent})", short(&applied.version));
     print_diff(&applied.diff);
 }
 
@@ -696,7 +697,7 @@ async fn config_rollback(remote: &Remote, to: Option<String>, reason: &str) -> O
         )
         .await?;
     if !client.printed_json(&value) {
-        print_applied(&shape(value)?, "rolled back to");
+        print_applied(&shape(value)?, "rolled back to", "was");
     }
     Ok(ExitCode::SUCCESS)
 }

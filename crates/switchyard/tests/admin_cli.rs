@@ -221,6 +221,11 @@ fn config_versions_apply_diff_and_roll_back() {
     let back = gw.ok(&["config", "rollback", "--reason", "extra misbehaves"]);
     let first = short_id(back.lines().next().unwrap(), "rolled back to ");
     assert_ne!(first, second);
+    assert!(back
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(&format!("(was {second})")));
     assert!(back.contains("-[models.extra]"), "{back}");
     let json: serde_json::Value =
         serde_json::from_str(&gw.ok(&["config", "rollback", "--to", &second[..8], "--json"]))
