@@ -442,6 +442,16 @@ impl<'a> Client<'a> {
         ))
     }
 
+    /// The answer in the shape the text output needs, or `None` once `--json` has printed
+    /// it as is.
+    fn text<T: DeserializeOwned>(&self, value: Value) -> Result<Option<T>, Failure> {
+        if self.printed_json(&value) {
+            Ok(None)
+        } else {
+            shape(value).map(Some)
+        }
+    }
+
     /// Prints `value` as pretty JSON when `--json` was given; says whether it did.
     fn printed_json(&self, value: &Value) -> bool {
         if self.remote.json {
@@ -542,6 +552,15 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The table, or `empty` when it has no rows.
+fn print_table(header: &[&str], rows: &[Vec<String>], empty: &str) {
+    if rows.is_empty() {
+        println!("{empty}");
+    } else {
+        println!("{}", table(header, rows));
+    }
+}
+
 /// A diff with a blank line before it, or nothing when it is empty.
 fn print_diff(diff: &str) {
     if !diff.is_empty() {
@@ -554,6 +573,10 @@ fn print_diff(diff: &str) {
 }
 
 // ---- config ----
+//
+// The answers' shapes below mirror the views in `switchyard_gateway::admin`, which only
+// serialises them; the types the store and rollout crates own (flags, audit entries, history
+// rows) are read as they are.
 
 /// `versions::Applied` in the gateway.
 #[derive(Deserialize)]
@@ -574,8 +597,8 @@ async fn config_apply(remote: &Remote, file: &Path, message: &str, reason: &str)
             json!({"source": source, "message": message, "reason": reason}),
         )
         .await?;
-    if !client.printed_json(&value) {
-        print_applied(&shape(value)?, "applied", "parent");
+    if let Some(applied) = client.text::<Applied>(value)? {
+        print_applied(&applied, "applied", "parent");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -644,10 +667,9 @@ async fn config_history(remote: &Remote, limit: usize) -> Outcome {
     let value = client
         .get(&["config", "history"], &[("limit", limit.to_string())])
         .await?;
-    if client.printed_json(&value) {
+    let Some(history) = client.text::<HistoryView>(value)? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let history: HistoryView = shape(value)?;
+    };
     let messages: BTreeMap<&str, &str> = history
         .versions
         .iter()
@@ -696,8 +718,8 @@ async fn config_rollback(remote: &Remote, to: Option<String>, reason: &str) -> O
             json!({"to": to, "reason": reason}),
         )
         .await?;
-    if !client.printed_json(&value) {
-        print_applied(&shape(value)?, "rolled back to", "was");
+    if let Some(applied) = client.text::<Applied>(value)? {
+        print_applied(&applied, "rolled back to", "was");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -802,14 +824,9 @@ fn labels_text(labels: &BTreeMap<String, u32>) -> String {
 async fn prompt_list(remote: &Remote) -> Outcome {
     let client = Client::new(remote)?;
     let value = client.get(&["prompts"], &[]).await?;
-    if client.printed_json(&value) {
+    let Some(view) = client.text::<PromptsView>(value)? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let view: PromptsView = shape(value)?;
-    if view.prompts.is_empty() {
-        println!("no prompts stored (push one with `switchyard prompt push FILE`)");
-        return Ok(ExitCode::SUCCESS);
-    }
+    };
     let rows: Vec<Vec<String>> = view
         .prompts
         .iter()
@@ -821,7 +838,11 @@ async fn prompt_list(remote: &Remote) -> Outcome {
             ]
         })
         .collect();
-    println!("{}", table(&["NAME", "LATEST", "LABELS"], &rows));
+    print_table(
+        &["NAME", "LATEST", "LABELS"],
+        &rows,
+        "no prompts stored (push one with `switchyard prompt push FILE`)",
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -848,8 +869,7 @@ async fn prompt_show(remote: &Remote, name: &str, version: Option<u32>) -> Outco
         let value = client
             .get(&["prompts", name, "versions", &version.to_string()], &[])
             .await?;
-        if !client.printed_json(&value) {
-            let v: PromptVersionView = shape(value)?;
+        if let Some(v) = client.text::<PromptVersionView>(value)? {
             println!(
                 "{name} version {} by {} at {} UTC{}",
                 v.version,
@@ -866,10 +886,9 @@ async fn prompt_show(remote: &Remote, name: &str, version: Option<u32>) -> Outco
         return Ok(ExitCode::SUCCESS);
     }
     let value = client.get(&["prompts", name], &[]).await?;
-    if client.printed_json(&value) {
+    let Some(view) = client.text::<PromptView>(value)? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let view: PromptView = shape(value)?;
+    };
     println!("{}  labels: {}", view.name, labels_text(&view.labels));
     let rows: Vec<Vec<String>> = view
         .versions
@@ -923,8 +942,7 @@ async fn prompt_label(
             json!({"version": version, "reason": reason}),
         )
         .await?;
-    if !client.printed_json(&value) {
-        let l: Labelled = shape(value)?;
+    if let Some(l) = client.text::<Labelled>(value)? {
         match l.previous {
             Some(p) if p == l.version => {
                 println!("{}@{}: unchanged, version {}", l.name, l.label, l.version);
@@ -1020,14 +1038,9 @@ struct FlagsView {
 async fn flag_list(remote: &Remote) -> Outcome {
     let client = Client::new(remote)?;
     let value = client.get(&["flags"], &[]).await?;
-    if client.printed_json(&value) {
+    let Some(view) = client.text::<FlagsView>(value)? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let view: FlagsView = shape(value)?;
-    if view.flags.is_empty() {
-        println!("no flags set");
-        return Ok(ExitCode::SUCCESS);
-    }
+    };
     let rows: Vec<Vec<String>> = view
         .flags
         .iter()
@@ -1041,7 +1054,7 @@ async fn flag_list(remote: &Remote) -> Outcome {
             ]
         })
         .collect();
-    println!("{}", table(&["KEY", "KIND", "VALUE", "ENABLED"], &rows));
+    print_table(&["KEY", "KIND", "VALUE", "ENABLED"], &rows, "no flags set");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1065,8 +1078,7 @@ async fn flag_set(
     let client = Client::new(remote)?;
     let body = json!({"kind": value.kind(), "enabled": !disabled, "reason": reason});
     let answer = client.send(Method::PUT, &["flags", key], body).await?;
-    if !client.printed_json(&answer) {
-        let change: FlagChange = shape(answer)?;
+    if let Some(change) = client.text::<FlagChange>(answer)? {
         let now = change
             .flag
             .as_ref()
@@ -1081,8 +1093,7 @@ async fn flag_delete(remote: &Remote, key: &str) -> Outcome {
     let answer = client
         .call(Method::DELETE, &["flags", key], &[], None)
         .await?;
-    if !client.printed_json(&answer) {
-        let change: FlagChange = shape(answer)?;
+    if let Some(change) = client.text::<FlagChange>(answer)? {
         println!(
             "flag {key} deleted (was: {})",
             was(change.previous.as_ref())
@@ -1106,10 +1117,9 @@ async fn audit_list(remote: &Remote, after: u64, limit: usize, diff: bool) -> Ou
             &[("after", after.to_string()), ("limit", limit.to_string())],
         )
         .await?;
-    if client.printed_json(&value) {
+    let Some(view) = client.text::<AuditView>(value)? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let view: AuditView = shape(value)?;
+    };
     if view.entries.is_empty() {
         println!("no audit entries after {after}");
         return Ok(ExitCode::SUCCESS);

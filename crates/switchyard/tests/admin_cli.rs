@@ -10,26 +10,15 @@
     reason = "test code"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Child;
+
+use common::{repo_file, spawn_with_banner, switchyard};
 
 const ADMIN: &str = "sk-test-admin";
 const KEY: &str = "sk-test-key";
-
-fn switchyard() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-    for var in ["SWITCHYARD_URL", "SWITCHYARD_ADMIN_KEY", "SWITCHYARD_ACTOR"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn repo_file(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
 
 fn hash(key: &str) -> String {
     hex::encode(switchyard_control::hash_key(key))
@@ -76,18 +65,15 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("switchyard.toml");
         std::fs::write(&file, config(&dir.path().join("data"))).unwrap();
-        let mut child = switchyard()
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let banner = lines.next().unwrap().unwrap();
-        let url = banner
+        let (child, banner) = spawn_with_banner(
+            switchyard()
+                .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+                .arg(&file),
+            1,
+        );
+        let url = banner[0]
             .strip_prefix("Switchyard listening on ")
-            .unwrap_or_else(|| panic!("{banner}"))
+            .unwrap_or_else(|| panic!("{banner:?}"))
             .to_owned();
         Gateway { child, url, dir }
     }
@@ -113,6 +99,14 @@ impl Gateway {
         let run = self.cli(args);
         assert_eq!(run.code, Some(0), "{args:?}: {run:?}");
         run.stdout
+    }
+
+    /// As [`Gateway::cli`], expecting exit code `code` and nothing on stdout; its stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let run = self.cli(args);
+        assert_eq!(run.code, Some(code), "{args:?}: {run:?}");
+        assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
+        run.stderr
     }
 
     fn write(&self, name: &str, text: &str) -> String {
@@ -201,21 +195,18 @@ fn config_versions_apply_diff_and_roll_back() {
     let broken = next.replace("id = \"test\"\n", "id = \"test\"\nrpm = 0\n");
     let broken_line = broken.lines().position(|l| l.starts_with("rpm")).unwrap() + 1;
     let broken_file = gw.write("broken.toml", &broken);
-    let run = gw.cli(&["config", "diff", &broken_file]);
-    assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stderr.contains("broken.toml has 1 problem"), "{run:?}");
+    let err = gw.fails(&["config", "diff", &broken_file], 1);
+    assert!(err.contains("broken.toml has 1 problem"), "{err}");
     assert!(
-        run.stderr.contains(&format!(":{broken_line}:")),
-        "line {broken_line}: {run:?}"
+        err.contains(&format!(":{broken_line}:")),
+        "line {broken_line}: {err}"
     );
     assert!(
-        run.stderr.contains("`keys[0].rpm`: must be greater than 0"),
-        "{run:?}"
+        err.contains("`keys[0].rpm`: must be greater than 0"),
+        "{err}"
     );
-    let run = gw.cli(&["config", "apply", &broken_file]);
-    assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stderr.starts_with("error: invalid_config: "), "{run:?}");
-    assert!(run.stdout.is_empty(), "{run:?}");
+    let err = gw.fails(&["config", "apply", &broken_file], 1);
+    assert!(err.starts_with("error: invalid_config: "), "{err}");
 
     // Rollback to the version before, then forward again by prefix, as JSON.
     let back = gw.ok(&["config", "rollback", "--reason", "extra misbehaves"]);
@@ -236,17 +227,12 @@ fn config_versions_apply_diff_and_roll_back() {
     assert_eq!(rows(&history).len(), 4, "{history}");
     assert!(rows(&history)[0].starts_with(&format!("*  {second}")));
 
-    let run = gw.cli(&["config", "rollback", "--to", "0000000000"]);
-    assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stderr.starts_with("error: "), "{run:?}");
+    let err = gw.fails(&["config", "rollback", "--to", "0000000000"], 1);
+    assert!(err.starts_with("error: "), "{err}");
 
     // A file that cannot be read is a usage error, found before any call.
-    let run = gw.cli(&["config", "apply", "/nonexistent.toml"]);
-    assert_eq!(run.code, Some(2), "{run:?}");
-    assert!(
-        run.stderr.contains("cannot read /nonexistent.toml"),
-        "{run:?}"
-    );
+    let err = gw.fails(&["config", "apply", "/nonexistent.toml"], 2);
+    assert!(err.contains("cannot read /nonexistent.toml"), "{err}");
 }
 
 #[test]
@@ -321,11 +307,9 @@ fn prompts_flags_and_the_audit_log() {
     assert!(versions[2].contains("first"), "{shown}");
     let template = gw.ok(&["prompt", "show", "support-answer", "--version", "2"]);
     assert!(template.contains("Be brief and kind"), "{template}");
-    let run = gw.cli(&["prompt", "show", "nope"]);
-    assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stderr.contains("prompt_not_found"), "{run:?}");
-    let run = gw.cli(&["prompt", "label", "support-answer", "production", "9"]);
-    assert_eq!(run.code, Some(1), "{run:?}");
+    let err = gw.fails(&["prompt", "show", "nope"], 1);
+    assert!(err.contains("prompt_not_found"), "{err}");
+    gw.fails(&["prompt", "label", "support-answer", "production", "9"], 1);
 
     // Flags.
     assert_eq!(gw.ok(&["flag", "list"]).trim(), "no flags set");
@@ -360,21 +344,15 @@ fn prompts_flags_and_the_audit_log() {
         json["flags"][0]["kind"],
         serde_json::json!({"type": "boolean", "on": false})
     );
-    let run = gw.cli(&["flag", "set", "cache.smantic", "--on"]);
-    assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(
-        run.stderr.contains("no stage reads `cache.smantic`"),
-        "{run:?}"
-    );
-    let run = gw.cli(&["flag", "set", "cache", "--on", "--percent", "5"]);
-    assert_eq!(run.code, Some(2), "{run:?}");
+    let err = gw.fails(&["flag", "set", "cache.smantic", "--on"], 1);
+    assert!(err.contains("no stage reads `cache.smantic`"), "{err}");
+    gw.fails(&["flag", "set", "cache", "--on", "--percent", "5"], 2);
     assert_eq!(
         gw.ok(&["flag", "delete", "cache"]).trim(),
         "flag cache deleted (was: boolean off, disabled)"
     );
-    let run = gw.cli(&["flag", "delete", "cache"]);
-    assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stderr.contains("no_such_flag"), "{run:?}");
+    let err = gw.fails(&["flag", "delete", "cache"], 1);
+    assert!(err.contains("no_such_flag"), "{err}");
 
     // The audit log: every change above, by this actor, then intact.
     let audit = gw.ok(&["audit", "list"]);
@@ -418,22 +396,17 @@ fn prompts_flags_and_the_audit_log() {
     )
     .unwrap();
     drop(db);
-    let run = gw.cli(&["audit", "verify"]);
-    assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(
-        run.stderr.starts_with("audit log broken at entry 7"),
-        "{run:?}"
-    );
+    let err = gw.fails(&["audit", "verify"], 1);
+    assert!(err.starts_with("audit log broken at entry 7"), "{err}");
 }
 
 #[test]
 fn a_wrong_admin_key_is_refused_with_exit_1() {
     let gw = Gateway::start();
-    let run = gw.cli(&["flag", "list", "--admin-key", "sk-wrong"]);
-    assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stderr.contains("invalid_api_key"), "{run:?}");
-    assert!(run.stderr.contains("SWITCHYARD_ADMIN_KEY"), "{run:?}");
-    assert!(!run.stderr.contains("sk-wrong"), "{run:?}");
+    let err = gw.fails(&["flag", "list", "--admin-key", "sk-wrong"], 1);
+    assert!(err.contains("invalid_api_key"), "{err}");
+    assert!(err.contains("SWITCHYARD_ADMIN_KEY"), "{err}");
+    assert!(!err.contains("sk-wrong"), "{err}");
 }
 
 #[test]
