@@ -403,9 +403,12 @@ impl<'a> Client<'a> {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
         if !status.is_success() {
             return Err(api_error(status, &bytes, &url));
         }
@@ -424,7 +427,14 @@ impl<'a> Client<'a> {
         self.call(method, segments, &[], Some(body)).await
     }
 
-    fn unreachable(&self, e: &reqwest::Error) -> Failure {
+    fn transport_error(&self, e: &reqwest::Error) -> Failure {
+        if e.is_builder() {
+            // Not `e` itself: it could quote the key.
+            return Failure::Usage(
+                "cannot build the request: --admin-key and --actor must be printable ASCII"
+                    .to_owned(),
+            );
+        }
         if e.is_timeout() {
             return Failure::Unavailable(format!(
                 "the gateway at {} did not answer in time",

@@ -430,6 +430,15 @@ fn usage_and_connection_failures_have_their_own_exit_codes() {
     );
     assert!(!err.contains("sk-secret-admin"), "{err}");
 
+    // A value no HTTP header can carry is refused before anything is sent.
+    let out = switchyard()
+        .args(["audit", "verify", "--url", "http://127.0.0.1:1"])
+        .args(["--admin-key", "k", "--actor", "two\nlines"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("printable ASCII"));
+
     let out = switchyard()
         .args(["flag", "list", "--url", "ftp://example", "--admin-key", "k"])
         .output()
