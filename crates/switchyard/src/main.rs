@@ -1,6 +1,7 @@
 //! The `switchyard` binary: a thin CLI over the gateway crates. Commands parse arguments,
 //! load config, and hand over; no gateway logic lives here.
 
+mod admin_cli;
 mod router_report;
 
 use std::net::SocketAddr;
@@ -57,10 +58,29 @@ enum Command {
         #[arg(long)]
         provider: Option<String>,
     },
-    /// Inspect config files.
+    /// Check config files; apply, diff, list and roll back the gateway's config versions.
+    #[command(after_help = admin_cli::EXIT_CODES)]
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Push prompt files, list and show their versions, move labels (the admin API).
+    #[command(after_help = admin_cli::EXIT_CODES)]
+    Prompt {
+        #[command(subcommand)]
+        command: admin_cli::PromptCommand,
+    },
+    /// List, set and delete feature flags (the admin API).
+    #[command(after_help = admin_cli::EXIT_CODES)]
+    Flag {
+        #[command(subcommand)]
+        command: admin_cli::FlagCommand,
+    },
+    /// Read and verify the audit log (the admin API).
+    #[command(after_help = admin_cli::EXIT_CODES)]
+    Audit {
+        #[command(subcommand)]
+        command: admin_cli::AuditCommand,
     },
     /// Make and hash virtual keys (configs store only the SHA-256 of a key).
     Keys {
@@ -146,6 +166,8 @@ enum ModelsCommand {
 enum ConfigCommand {
     /// Validate a config file; prints every error with its line and field; exit code 1 on error.
     Check { file: PathBuf },
+    #[command(flatten)]
+    Remote(admin_cli::ConfigCommand),
 }
 
 #[derive(Subcommand)]
@@ -186,6 +208,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => Ok(config_check(&file)),
+        Command::Config {
+            command: ConfigCommand::Remote(c),
+        } => Ok(admin_cli::run(admin_cli::Group::Config(c))),
+        Command::Prompt { command } => Ok(admin_cli::run(admin_cli::Group::Prompt(command))),
+        Command::Flag { command } => Ok(admin_cli::run(admin_cli::Group::Flag(command))),
+        Command::Audit { command } => Ok(admin_cli::run(admin_cli::Group::Audit(command))),
         Command::Keys { command } => {
             match command {
                 KeysCommand::Hash { key } => {

@@ -8,19 +8,11 @@
     reason = "test code"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod common;
 
-fn switchyard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_switchyard"))
-}
+use std::process::Command;
 
-fn repo_file(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
+use common::{repo_file, spawn_with_banner, switchyard};
 
 #[test]
 fn config_check_accepts_the_examples() {
@@ -106,15 +98,12 @@ fn keys_hash_prints_the_sha256() {
 #[tokio::test]
 async fn the_embedded_demo_answers_with_its_published_key() {
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = switchyard()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(cwd.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner: Vec<String> = (0..4).map(|_| lines.next().unwrap().unwrap()).collect();
+    let (mut child, banner) = spawn_with_banner(
+        switchyard()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(cwd.path()),
+        4,
+    );
     let base = banner[0]
         .strip_prefix("Switchyard embedded demo listening on ")
         .unwrap_or_else(|| panic!("{banner:?}"))
@@ -155,14 +144,9 @@ async fn the_embedded_demo_answers_with_its_published_key() {
 
 #[tokio::test]
 async fn the_simulator_serves_alone() {
-    let mut child = switchyard()
-        .args(["sim", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = lines.next().unwrap().unwrap();
+    let (mut child, banner) =
+        spawn_with_banner(switchyard().args(["sim", "--listen", "127.0.0.1:0"]), 1);
+    let banner = &banner[0];
     let base = banner
         .strip_prefix("Switchyard simulator listening on ")
         .and_then(|rest| rest.split(' ').next())
