@@ -211,6 +211,11 @@ pub fn step(
     Ok(made)
 }
 
+/// A state's name for audit actions and metric labels: `running`, `rolled_back`, ...
+fn state_key(state: &switchyard_rollout::State) -> String {
+    state.name().replace(' ', "_")
+}
+
 /// Whether a rollout stays in force: running or paused, or a promoted model rollout (it
 /// keeps rewriting the baseline to the candidate until archived).
 pub fn stays_active(rollout: &Rollout) -> bool {
@@ -248,7 +253,7 @@ pub fn save(
             c.append_audit(AuditEvent {
                 at_ms: t.at_ms,
                 actor: actor.to_owned(),
-                action: format!("rollout.{}", t.to.name()),
+                action: format!("rollout.{}", state_key(&t.to)),
                 target: format!("rollout:{}", rollout.id()),
                 reason: t.reason.clone(),
                 diff: String::new(),
@@ -261,7 +266,7 @@ pub fn save(
         metrics::counter!(
             crate::metrics::ROLLOUT_TRANSITIONS,
             "rollout" => rollout.id().to_owned(),
-            "state" => t.to.name()
+            "state" => state_key(&t.to)
         )
         .increment(1);
         if matches!(t.to, switchyard_rollout::State::RolledBack { .. }) {

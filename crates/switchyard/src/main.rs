@@ -76,6 +76,13 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::FlagCommand,
     },
+    /// Start canary and blue-green rollouts, watch them, promote, pause or roll them back
+    /// (the admin API).
+    #[command(after_help = admin_cli::EXIT_CODES)]
+    Rollout {
+        #[command(subcommand)]
+        command: admin_cli::RolloutCommand,
+    },
     /// Read and verify the audit log (the admin API).
     #[command(after_help = admin_cli::EXIT_CODES)]
     Audit {
@@ -214,6 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prompt { command } => Ok(admin_cli::run(admin_cli::Group::Prompt(command))),
         Command::Flag { command } => Ok(admin_cli::run(admin_cli::Group::Flag(command))),
         Command::Audit { command } => Ok(admin_cli::run(admin_cli::Group::Audit(command))),
+        Command::Rollout { command } => Ok(admin_cli::run(admin_cli::Group::Rollout(command))),
         Command::Keys { command } => {
             match command {
                 KeysCommand::Hash { key } => {

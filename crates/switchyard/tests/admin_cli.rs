@@ -453,3 +453,74 @@ fn usage_and_connection_failures_have_their_own_exit_codes() {
     assert!(help.contains("Exit codes:"), "{help}");
     assert!(help.contains("SWITCHYARD_URL"), "{help}");
 }
+
+#[test]
+fn rollouts_start_show_pause_and_promote() {
+    let gw = Gateway::start();
+    let text = std::fs::read_to_string(gw.dir.path().join("switchyard.toml")).unwrap();
+    let two = gw.write(
+        "two.toml",
+        &format!("{text}\n[models.fast-v2]\ndeployments = [{{ provider = \"sim\", upstream_model = \"fast\" }}]\n"),
+    );
+    gw.ok(&["config", "apply", &two]);
+
+    let started = gw.ok(&[
+        "rollout",
+        "start",
+        "model",
+        "fast",
+        "fast-v2",
+        "--id",
+        "v2",
+        "--steps",
+        "10,100",
+        "--min-step-secs",
+        "0",
+        "--min-samples",
+        "5",
+        "--reason",
+        "try v2",
+    ]);
+    assert!(
+        started.starts_with(
+            "rollout v2: model fast -> fast-v2: running, candidate serves 10% of users"
+        ),
+        "{started}"
+    );
+    assert!(
+        started.contains("started: 10% of users to the candidate"),
+        "{started}"
+    );
+    let list = gw.ok(&["rollout", "status"]);
+    assert_eq!(rows(&list).len(), 1, "{list}");
+    assert!(rows(&list)[0].contains("fast -> fast-v2"), "{list}");
+
+    let paused = gw.ok(&["rollout", "pause", "v2", "--reason", "lunch"]);
+    assert!(paused.contains(": paused,"), "{paused}");
+    let shown = gw.ok(&["rollout", "status", "v2"]);
+    assert!(shown.contains("paused at step 1"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["rollout", "status", "v2", "--json"])).unwrap();
+    assert_eq!(json["rollout"]["state"]["state"], "paused");
+
+    let promoted = gw.ok(&["rollout", "promote", "v2"]);
+    assert!(
+        promoted.contains("promoted, candidate serves 100% of users"),
+        "{promoted}"
+    );
+    // A finished rollout refuses more actions; a bad kind is the gateway's refusal.
+    let err = gw.fails(&["rollout", "resume", "v2"], 1);
+    assert!(err.contains("already finished"), "{err}");
+    let err = gw.fails(&["rollout", "start", "config", "a", "b"], 1);
+    assert!(err.contains("not one of"), "{err}");
+    gw.fails(
+        &[
+            "rollout", "start", "model", "fast", "fast-v2", "--steps", "5,lots",
+        ],
+        2,
+    );
+    let audit = gw.ok(&["audit", "list"]);
+    for action in ["rollout.running", "rollout.paused", "rollout.promoted"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+}
