@@ -181,6 +181,9 @@ async fn current_config(
 struct ApplyBody {
     /// The whole config text (TOML).
     source: String,
+    /// Store the version without applying it (the candidate of a config rollout).
+    #[serde(default)]
+    stage: bool,
     #[serde(default)]
     message: String,
     #[serde(default)]
@@ -195,17 +198,24 @@ async fn apply_config(
 ) -> Reply<versions::Applied> {
     let body: ApplyBody = admit(&app, &headers, body)?;
     let who = actor(&headers);
-    let applied = versions::apply(
-        &app,
-        &body.source,
-        &Change {
-            actor: &who,
-            message: &body.message,
-            action: "config.apply",
-            reason: &body.reason,
-        },
-    )
-    .await?;
+    let change = Change {
+        actor: &who,
+        message: &body.message,
+        action: "config.apply",
+        reason: &body.reason,
+    };
+    if body.stage {
+        let (version, _) = versions::stage(&app, &body.source, &change).await?;
+        return Ok(Json(versions::Applied {
+            version,
+            parent: Some(app.pipeline.load().version.clone()),
+            changed: false,
+            staged: true,
+            diff: String::new(),
+            audit_seq: None,
+        }));
+    }
+    let applied = versions::apply(&app, &body.source, &change).await?;
     Ok(Json(applied))
 }
 
@@ -884,9 +894,39 @@ fn targets(
             };
             Ok((t(&baseline), t(&candidate)))
         }
+        "config" => {
+            let running = app.pipeline.load().version.clone();
+            if body.baseline != "running" && !running.starts_with(&body.baseline.to_lowercase()) {
+                return Err(GatewayError::invalid(
+                    Some("baseline"),
+                    format!(
+                        "a config rollout's baseline is the running version ({}), or `running`",
+                        versions::short(&running)
+                    ),
+                ));
+            }
+            let candidate = app
+                .store
+                .config_version(&body.candidate)
+                .map_err(store_error)?
+                .ok_or_else(|| {
+                    bad(format!(
+                        "no stored config version `{}` (stage one: `switchyard config apply --stage`)",
+                        body.candidate
+                    ))
+                })?;
+            if candidate.id == running {
+                return Err(bad("the candidate is the running version".into()));
+            }
+            let t = |id: String| TargetRef {
+                kind: TargetKind::Config,
+                id,
+            };
+            Ok((t(running), t(candidate.id)))
+        }
         other => Err(GatewayError::invalid(
             Some("kind"),
-            format!("`{other}` is not one of \"model\", \"prompt\""),
+            format!("`{other}` is not one of \"model\", \"prompt\", \"config\""),
         )),
     }
 }
@@ -935,6 +975,20 @@ async fn rollout_start(
                 other.rollout.baseline().id
             ),
         ));
+    }
+    // A config rollout's candidate pipeline is built before any request can take its arm.
+    let candidate = match rollout.candidate().kind {
+        switchyard_rollout::TargetKind::Config => {
+            Some(Arc::new(crate::rollouts::ConfigCandidate {
+                rollout: id.clone(),
+                baseline: rollout.baseline().id.clone(),
+                pipeline: Arc::new(versions::build_version(&app, &rollout.candidate().id)?),
+            }))
+        }
+        _ => None,
+    };
+    if let Some(c) = candidate {
+        app.candidate.store(Some(c));
     }
     let now = now_ms();
     let mut start = rollout
@@ -1043,6 +1097,7 @@ async fn rollout_act(
     blocking(move || crate::rollouts::save(&store, &saved, &[transition], &who, now)).await?;
     let state = app.clone();
     blocking(move || state.refresh_control()).await?;
+    crate::rollouts::settle_config(&app, &rollout).await;
     let store = app.store.clone();
     let stored = blocking(move || store.rollout(&id))
         .await?

@@ -68,12 +68,17 @@ impl FlagSet {
 /// Who the request is for, for sticky splits: the `x-switchyard-user` header, else the
 /// request's `user`, else the key.
 pub fn user_key(headers: &HeaderMap, request: &ChatCompletionRequest, key_id: &str) -> String {
+    user_key_of(headers, request.user.as_deref(), key_id)
+}
+
+/// [`user_key`] from its parts, for callers that have not parsed the whole request.
+pub fn user_key_of(headers: &HeaderMap, user: Option<&str>, key_id: &str) -> String {
     headers
         .get(USER_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
-        .or_else(|| request.user.clone().filter(|u| !u.is_empty()))
+        .or_else(|| user.filter(|u| !u.is_empty()).map(str::to_owned))
         .unwrap_or_else(|| format!("key:{key_id}"))
 }
 

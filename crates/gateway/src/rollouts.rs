@@ -3,9 +3,11 @@
 //! `switchyard_rollout`'s).
 //!
 //! 1. A rollout names its baseline and candidate: two models of the running config (`model`:
-//!    requests that resolve to the baseline model go to the candidate), or a prompt label and
-//!    a version (`prompt`: requests that name the prompt by that label render the candidate
-//!    version). Rollouts in force are part of [`crate::live::Live`], so a change reaches every
+//!    requests that resolve to the baseline model go to the candidate), a prompt label and a
+//!    version (`prompt`: requests that name the prompt by that label render the candidate
+//!    version), or the running config version and a stored one (`config`: the candidate's
+//!    users' chat requests run on a second pipeline built from the candidate,
+//!    [`ConfigCandidate`]; promotion applies it, a rollback drops it). Rollouts in force are part of [`crate::live::Live`], so a change reaches every
 //!    request at once.
 //! 2. The arm is sticky per user (`switchyard_rollout::bucket` of the rollout id and the
 //!    user key), and the record names it (`rollout`: `id:baseline|candidate`).
@@ -185,12 +187,12 @@ pub fn outcome_of(
 }
 
 /// One controller pass: ticks every rollout in force; see the module documentation.
-/// Returns the transitions made, for the log.
+/// Returns the rollouts that moved, as they are now.
 pub fn step(
     store: &SqliteStore,
     stats: &RolloutStats,
     now_ms: i64,
-) -> Result<Vec<(String, Transition)>, StoreError> {
+) -> Result<Vec<Rollout>, StoreError> {
     let mut made = Vec::new();
     for stored in store.rollouts(true)? {
         let mut rollout = stored.rollout;
@@ -201,12 +203,10 @@ pub fn step(
             continue;
         }
         save(store, &rollout, &transitions, "system", now_ms)?;
-        for t in &transitions {
-            if t.starts_window() {
-                stats.reset_window(rollout.id());
-            }
-            made.push((rollout.id().to_owned(), t.clone()));
+        if transitions.iter().any(Transition::starts_window) {
+            stats.reset_window(rollout.id());
         }
+        made.push(rollout);
     }
     Ok(made)
 }
@@ -293,3 +293,89 @@ pub fn window_summary(w: &Windows) -> serde_json::Value {
 
 /// Shared so the request path can record into it.
 pub type SharedStats = Arc<RolloutStats>;
+
+/// The candidate pipeline of the config rollout in force.
+pub struct ConfigCandidate {
+    pub rollout: String,
+    /// The running version it is judged against; a request on another version ignores it.
+    pub baseline: String,
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
+}
+
+/// At start-up: rebuilds the candidate pipeline of a config rollout in force, or aborts the
+/// rollout when its baseline is no longer the running version or its candidate cannot be
+/// built.
+pub fn restore_config(state: &crate::server::AppState) -> Result<(), StoreError> {
+    let running = state.pipeline.load_full().version.clone();
+    for stored in state.store.rollouts(true)? {
+        let mut rollout = stored.rollout;
+        if rollout.candidate().kind != TargetKind::Config {
+            continue;
+        }
+        let problem = if rollout.baseline().id != running {
+            Some("the gateway restarted on another config version".to_owned())
+        } else {
+            match crate::versions::build_version(state, &rollout.candidate().id) {
+                Ok(p) => {
+                    state.candidate.store(Some(Arc::new(ConfigCandidate {
+                        rollout: rollout.id().to_owned(),
+                        baseline: running.clone(),
+                        pipeline: Arc::new(p),
+                    })));
+                    None
+                }
+                Err(e) => Some(format!("the candidate cannot be built: {e}")),
+            }
+        };
+        if let Some(why) = problem {
+            let now = chrono::Utc::now().timestamp_millis();
+            if let Ok(t) = rollout.abort(u64::try_from(now).unwrap_or(0), &why) {
+                save(&state.store, &rollout, &[t], "system", now)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a config rollout's state asks of the running gateway, after a transition: apply the
+/// candidate (promoted), drop its pipeline (rolled back or aborted), or nothing.
+pub async fn settle_config(state: &crate::server::AppState, rollout: &Rollout) {
+    use switchyard_rollout::State;
+    if rollout.candidate().kind != TargetKind::Config {
+        return;
+    }
+    match rollout.state() {
+        State::Promoted => {
+            let reason = format!("promoted by rollout {}", rollout.id());
+            let source = state
+                .store
+                .config_version(&rollout.candidate().id)
+                .ok()
+                .flatten()
+                .map(|v| v.source);
+            let applied = match source {
+                Some(text) => crate::versions::apply(
+                    state,
+                    &text,
+                    &crate::versions::Change {
+                        actor: "rollout",
+                        message: "",
+                        action: "config.apply",
+                        reason: &reason,
+                    },
+                )
+                .await
+                .map(|_| ()),
+                None => Err(crate::versions::ApplyError::NoSuchVersion(
+                    rollout.candidate().id.clone(),
+                )),
+            };
+            if let Err(e) = applied {
+                tracing::error!(rollout = rollout.id(), error = %e, "applying the promoted config version failed; the baseline keeps running");
+            }
+            state.candidate.store(None);
+        }
+        State::RolledBack { .. } | State::Aborted { .. } => state.candidate.store(None),
+        _ => {}
+    }
+}

@@ -55,6 +55,8 @@ pub struct AppState {
     /// Held while a rollout changes (the controller's tick, an admin action), so no change
     /// overwrites another.
     pub rolling: tokio::sync::Mutex<()>,
+    /// The candidate pipeline of the config rollout in force, if any.
+    pub candidate: arc_swap::ArcSwapOption<crate::rollouts::ConfigCandidate>,
     /// Flags and prompts in force, swapped whole when the store's control generation moves.
     pub live: ArcSwap<Live>,
     /// The control generation `live` was read at.
@@ -163,20 +165,25 @@ impl Server {
             .map_err(|source| StartError::Bind { addr, source })?;
         // Load the tokenizer now, not on the first request whose upstream reports no usage.
         std::thread::spawn(switchyard_providers::tokens::warm_up);
+        let state = Arc::new(AppState {
+            pipeline: ArcSwap::from_pointee(pipeline),
+            telemetry: writer.sender(),
+            store,
+            prometheus: m::handle(),
+            launch,
+            env,
+            applying: tokio::sync::Mutex::new(()),
+            rolling: tokio::sync::Mutex::new(()),
+            candidate: arc_swap::ArcSwapOption::empty(),
+            live: ArcSwap::from_pointee(live),
+            control_generation: std::sync::atomic::AtomicU64::new(generation),
+        });
+        // A config rollout in force gets its candidate pipeline back (or is aborted).
+        crate::rollouts::restore_config(&state)?;
+        state.refresh_control()?;
         Ok(Server {
             listener,
-            state: Arc::new(AppState {
-                pipeline: ArcSwap::from_pointee(pipeline),
-                telemetry: writer.sender(),
-                store,
-                prometheus: m::handle(),
-                launch,
-                env,
-                applying: tokio::sync::Mutex::new(()),
-                rolling: tokio::sync::Mutex::new(()),
-                live: ArcSwap::from_pointee(live),
-                control_generation: std::sync::atomic::AtomicU64::new(generation),
-            }),
+            state,
             writer,
             config,
         })
@@ -260,8 +267,16 @@ impl Server {
                     Ok::<_, StoreError>(made)
                 })
                 .await;
-                if let Ok(Err(e)) = step {
-                    tracing::warn!(error = %e, "the rollout controller failed; will retry");
+                match step {
+                    Ok(Ok(made)) => {
+                        for rollout in made {
+                            crate::rollouts::settle_config(&state, &rollout).await;
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "the rollout controller failed; will retry")
+                    }
+                    Err(_) => tracing::warn!("the rollout controller's task failed; will retry"),
                 }
             }
         })
@@ -439,6 +454,53 @@ fn begin(app: &AppState, headers: &HeaderMap, endpoint: &str) -> (Arc<Pipeline>,
     (pipeline, record)
 }
 
+/// The pipeline a chat request runs on: the candidate's when a config rollout is in force
+/// and the request's user falls in its arm (`rollouts.rs`, 1.).
+fn config_arm(
+    app: &AppState,
+    running: Arc<Pipeline>,
+    live: &Live,
+    headers: &HeaderMap,
+    body: &Bytes,
+    record: &mut RecordGuard,
+) -> Arc<Pipeline> {
+    let Some(candidate) = app.candidate.load_full() else {
+        return running;
+    };
+    if candidate.baseline != running.version {
+        return running;
+    }
+    /// Only the `user` field, read before the request is parsed for real.
+    #[derive(serde::Deserialize)]
+    struct UserOnly {
+        #[serde(default)]
+        user: Option<String>,
+    }
+    let user_field = serde_json::from_slice::<UserOnly>(body)
+        .ok()
+        .and_then(|u| u.user);
+    let key_id = running
+        .authenticate(headers)
+        .map(|k| k.id.clone())
+        .unwrap_or_default();
+    let user = crate::flags::user_key_of(headers, user_field.as_deref(), &key_id);
+    let Some(taken) = live.rollouts.take(
+        switchyard_rollout::TargetKind::Config,
+        &running.version,
+        &user,
+    ) else {
+        return running;
+    };
+    let chosen = if taken.candidate.is_some() {
+        candidate.pipeline.clone()
+    } else {
+        running
+    };
+    record.record().config_version = Some(crate::versions::short(&chosen.version).to_owned());
+    record.take_arm(taken, live.stats.clone());
+    chosen
+}
+
 /// A whole JSON answer: headers from the record, then the record finished as a success.
 fn answer_json<T: serde::Serialize>(record: RecordGuard, value: T) -> Response {
     let headers = served_headers(&record);
@@ -457,6 +519,7 @@ async fn chat_completions(
         Err(rejection) => return fail(record, body_error(rejection)),
     };
     let live = app.live.load_full();
+    let pipeline = config_arm(&app, pipeline, &live, &headers, &body, &mut record);
     match pipeline.chat(&mut record, &headers, &body, &live).await {
         Ok(ChatOutcome::Complete(response)) => answer_json(record, response),
         Ok(ChatOutcome::Stream(answer)) => {

@@ -20,7 +20,7 @@ use switchyard_control::{Config, ConfigError};
 use switchyard_rollout::{diff_lines, AuditEntry, AuditEvent};
 use switchyard_store::{ConfigVersion, StoreError};
 
-use crate::pipeline::BuildError;
+use crate::pipeline::{BuildError, Pipeline};
 use crate::server::AppState;
 
 /// Environment lookups (secrets), kept for every version the process builds.
@@ -101,6 +101,8 @@ pub struct Applied {
     pub parent: Option<String>,
     /// False when the text is the version already running (nothing was swapped).
     pub changed: bool,
+    /// Stored without being applied (a config rollout's candidate).
+    pub staged: bool,
     pub diff: String,
     pub audit_seq: Option<u64>,
 }
@@ -177,6 +179,77 @@ fn record_applied(
     })
 }
 
+/// Validates and builds a config text, then stores it as a version without applying it: the
+/// candidate of a config rollout (`config.stage` in the audit log).
+pub async fn stage(
+    state: &AppState,
+    text: &str,
+    change: &Change<'_>,
+) -> Result<(String, Arc<Pipeline>), ApplyError> {
+    let running = state.pipeline.load_full();
+    let id = version_id(text);
+    let pipeline = Arc::new(build_checked(state, &running, text, &id)?);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let version = ConfigVersion::new(
+        text,
+        Some(running.version.clone()),
+        change.actor,
+        change.message,
+        now_ms,
+    );
+    let old_text = state
+        .store
+        .config_version(&running.version)?
+        .map(|v| v.source)
+        .unwrap_or_default();
+    let diff = diff_lines(&old_text, text);
+    state.store.transact(|c| {
+        c.put_config_version(&version)?;
+        c.append_audit(AuditEvent {
+            at_ms: u64::try_from(now_ms).unwrap_or(0),
+            actor: change.actor.to_owned(),
+            action: "config.stage".to_owned(),
+            target: format!("config:{}", short(&id)),
+            reason: change.reason.to_owned(),
+            diff: diff.clone(),
+        })
+    })?;
+    Ok((id, pipeline))
+}
+
+/// Builds the pipeline of a stored version, for a config rollout's candidate.
+pub fn build_version(state: &AppState, id: &str) -> Result<Pipeline, ApplyError> {
+    let running = state.pipeline.load_full();
+    let version = state
+        .store
+        .config_version(id)?
+        .ok_or_else(|| ApplyError::NoSuchVersion(id.to_owned()))?;
+    build_checked(state, &running, &version.source, &version.id)
+}
+
+/// Parses, validates and builds a text's pipeline, refusing what a running process cannot
+/// change.
+fn build_checked(
+    state: &AppState,
+    running: &Pipeline,
+    text: &str,
+    id: &str,
+) -> Result<Pipeline, ApplyError> {
+    let origin = format!("config version {}", short(id));
+    let config = state.launch.config_of(text, &origin)?;
+    if config.server.listen != running.config.server.listen {
+        return Err(ApplyError::NeedsRestart {
+            field: "server.listen",
+        });
+    }
+    if config.storage.data_dir != running.config.storage.data_dir {
+        return Err(ApplyError::NeedsRestart {
+            field: "storage.data_dir",
+        });
+    }
+    Ok(state.build_pipeline(Arc::new(config), id)?)
+}
+
 /// Applies a config text: see the module documentation.
 pub async fn apply(
     state: &AppState,
@@ -193,23 +266,12 @@ pub async fn apply(
             version: id,
             parent: None,
             changed: false,
+            staged: false,
             diff: String::new(),
             audit_seq: None,
         });
     }
-    let origin = format!("config version {}", short(&id));
-    let config = state.launch.config_of(text, &origin)?;
-    if config.server.listen != running.config.server.listen {
-        return Err(ApplyError::NeedsRestart {
-            field: "server.listen",
-        });
-    }
-    if config.storage.data_dir != running.config.storage.data_dir {
-        return Err(ApplyError::NeedsRestart {
-            field: "storage.data_dir",
-        });
-    }
-    let pipeline = state.build_pipeline(Arc::new(config), &id)?;
+    let pipeline = build_checked(state, &running, text, &id)?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let old_text = state
         .store
@@ -239,6 +301,7 @@ pub async fn apply(
         version: id,
         parent: Some(parent),
         changed: true,
+        staged: false,
         diff,
         audit_seq: Some(entry.seq),
     })

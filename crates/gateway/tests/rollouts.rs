@@ -1,7 +1,8 @@
 //! Rollouts end to end with the simulator: a healthy candidate is promoted through every step,
 //! a candidate with 20% errors is rolled back within a stated number of its requests, one whose
 //! latency doubles is rolled back, and a prompt version whose answers fail an output guard is
-//! rolled back (its label never moves). Each test prints the timeline it saw.
+//! rolled back (its label never moves). Each test prints the timeline it saw and writes it to
+//! `target/tmp/rollout-timelines/ID.txt`.
 
 #![allow(
     clippy::unwrap_used,
@@ -111,10 +112,19 @@ async fn drive(
     let (_, r) = gw
         .admin(Method::GET, &format!("/admin/v1/rollouts/{id}"), None)
         .await;
-    println!("timeline of {id}:");
+    // The timeline this test saw, printed and kept as an artifact of the run.
+    let mut timeline = format!("timeline of {id}:\n");
     for t in r["rollout"]["timeline"].as_array().unwrap() {
-        println!("  {} {}", t["at_ms"], t["reason"].as_str().unwrap());
+        timeline.push_str(&format!(
+            "  {} {}\n",
+            t["at_ms"],
+            t["reason"].as_str().unwrap()
+        ));
     }
+    print!("{timeline}");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rollout-timelines");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{id}.txt")), timeline).unwrap();
     r
 }
 
@@ -360,4 +370,113 @@ async fn manual_pause_promote_and_conflicts() {
     assert_eq!(status, 404);
     let (_, list) = gw.admin(Method::GET, "/admin/v1/rollouts", None).await;
     assert_eq!(list["rollouts"].as_array().unwrap().len(), 1);
+}
+
+/// Stages a candidate config: the running text with `base` served by the simulator's `cand`.
+async fn stage_candidate(gw: &TestGateway) -> String {
+    let (_, running) = gw.admin(Method::GET, "/admin/v1/config", None).await;
+    let source = running["source"].as_str().unwrap().replacen(
+        "upstream_model = \"base\"",
+        "upstream_model = \"cand\"",
+        1,
+    );
+    let (status, staged) = gw
+        .admin(
+            Method::POST,
+            "/admin/v1/config",
+            Some(json!({"source": source, "stage": true, "message": "serve base from cand"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{staged}");
+    assert_eq!(staged["staged"], true);
+    // Staged, not applied.
+    let (_, still) = gw.admin(Method::GET, "/admin/v1/config", None).await;
+    assert_eq!(still["id"], running["id"]);
+    staged["version"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_config_version_is_rolled_out_and_promoted_then_a_bad_one_rolled_back() {
+    let gw = Arc::new(start(&config(HEALTHY)).await);
+    let good = stage_candidate(&gw).await;
+    let id = start_rollout(
+        &gw,
+        json!({"id": "config-ok", "kind": "config", "baseline": "running", "candidate": &good[..12], "spec": spec(20)}),
+    )
+    .await;
+    let body = json!({"model": "base", "messages": user("hi")});
+    let r = drive(&gw, &id, body.clone(), 4, 3000).await;
+    assert_eq!(state(&r), "promoted", "{r}");
+    let (_, running) = gw.admin(Method::GET, "/admin/v1/config", None).await;
+    assert_eq!(
+        running["id"],
+        good.as_str(),
+        "promotion applied the candidate"
+    );
+
+    // The same change again, now to a candidate that fails a fifth of its requests.
+    let text = config(&format!("{HEALTHY}\nerror_rate = 0.2"));
+    let gw = Arc::new(start(&text).await);
+    let bad = stage_candidate(&gw).await;
+    let (_, before) = gw.admin(Method::GET, "/admin/v1/config", None).await;
+    let id = start_rollout(
+        &gw,
+        json!({"id": "config-bad", "kind": "config", "baseline": "running", "candidate": bad, "spec": spec(20)}),
+    )
+    .await;
+    let r = drive(&gw, &id, body, 1, 5000).await;
+    assert_eq!(state(&r), "rolled_back", "{r}");
+    assert!(last_reason(&r).starts_with("error rate breached"), "{r}");
+    let (_, after) = gw.admin(Method::GET, "/admin/v1/config", None).await;
+    assert_eq!(after["id"], before["id"], "the baseline keeps running");
+    let actions = gw.audit_actions().await;
+    assert_eq!(
+        actions,
+        [
+            "config.apply",
+            "config.stage",
+            "rollout.running",
+            "rollout.rolled_back"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_config_rollout_survives_a_restart_and_ends_when_the_version_under_it_changes() {
+    let text = config(HEALTHY);
+    let gw = start(&text).await;
+    let candidate = stage_candidate(&gw).await;
+    start_rollout(
+        &gw,
+        json!({"id": "cfg", "kind": "config", "baseline": "running", "candidate": candidate, "spec": {"steps": [5000, 10000]}}),
+    )
+    .await;
+    let gw = gw.restart(&text).await;
+    let (_, r) = gw.admin(Method::GET, "/admin/v1/rollouts/cfg", None).await;
+    assert_eq!(state(&r), "running", "{r}");
+    // Some users now run on the candidate's pipeline: their records name its version.
+    for u in 0..40 {
+        let r = gw
+            .chat(json!({"model": "base", "user": format!("u{u}"), "messages": user("hi")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let gw = gw.restart(&format!("{text}\n# edited\n")).await;
+    let (_, r) = gw.admin(Method::GET, "/admin/v1/rollouts/cfg", None).await;
+    assert_eq!(state(&r), "aborted", "{r}");
+    assert!(last_reason(&r).contains("another config version"), "{r}");
+    let mut gw = gw;
+    gw.stop().await;
+    let versions: std::collections::BTreeSet<String> = gw
+        .records()
+        .into_iter()
+        .filter(|r| r.rollout.as_deref() == Some("cfg:candidate"))
+        .filter_map(|r| r.config_version)
+        .collect();
+    assert_eq!(
+        versions.into_iter().collect::<Vec<_>>(),
+        [candidate[..12].to_owned()]
+    );
 }

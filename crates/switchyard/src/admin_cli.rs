@@ -57,6 +57,10 @@ pub enum ConfigCommand {
         /// Why, recorded in the audit log (a ticket, an incident).
         #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
+        /// Validate and store the version without applying it: the candidate of a config
+        /// rollout (`switchyard rollout start config running ID`).
+        #[arg(long)]
+        stage: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -219,11 +223,13 @@ pub enum RolloutCommand {
     /// against the baseline after each; a breach rolls it back by itself.
     #[command(after_help = EXIT_CODES)]
     Start {
-        /// `model` (two models of the running config) or `prompt` (a label and a version).
+        /// `model` (two models of the running config), `prompt` (a label and a version) or
+        /// `config` (`running` and a staged config version).
         kind: String,
-        /// A model, or a prompt label such as `support-answer@production`.
+        /// A model, a prompt label such as `support-answer@production`, or `running`.
         baseline: String,
-        /// A model, or a prompt version such as `support-answer@2` (or `2`).
+        /// A model, a prompt version such as `support-answer@2` (or `2`), or a config
+        /// version id (a unique prefix will do).
         candidate: String,
         /// The rollout's id [default: generated].
         #[arg(long)]
@@ -350,8 +356,9 @@ async fn dispatch(command: Group) -> Outcome {
                 file,
                 message,
                 reason,
+                stage,
                 remote,
-            } => config_apply(&remote, &file, &message, &reason).await,
+            } => config_apply(&remote, &file, &message, &reason, stage).await,
             ConfigCommand::Diff { file, remote } => config_diff(&remote, &file).await,
             ConfigCommand::History { limit, remote } => config_history(&remote, limit).await,
             ConfigCommand::Rollback { to, reason, remote } => {
@@ -714,21 +721,37 @@ struct Applied {
     version: String,
     parent: Option<String>,
     changed: bool,
+    #[serde(default)]
+    staged: bool,
     diff: String,
 }
 
-async fn config_apply(remote: &Remote, file: &Path, message: &str, reason: &str) -> Outcome {
+async fn config_apply(
+    remote: &Remote,
+    file: &Path,
+    message: &str,
+    reason: &str,
+    stage: bool,
+) -> Outcome {
     let source = read_file(file)?;
     let client = Client::new(remote)?;
     let value = client
         .send(
             Method::POST,
             &["config"],
-            json!({"source": source, "message": message, "reason": reason}),
+            json!({"source": source, "message": message, "reason": reason, "stage": stage}),
         )
         .await?;
     if let Some(applied) = client.text::<Applied>(value)? {
-        print_applied(&applied, "applied", "parent");
+        if applied.staged {
+            println!(
+                "staged {} (not applied; roll it out with `switchyard rollout start config running {}`)",
+                short(&applied.version),
+                short(&applied.version)
+            );
+        } else {
+            print_applied(&applied, "applied", "parent");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

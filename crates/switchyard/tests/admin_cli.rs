@@ -511,8 +511,28 @@ fn rollouts_start_show_pause_and_promote() {
     // A finished rollout refuses more actions; a bad kind is the gateway's refusal.
     let err = gw.fails(&["rollout", "resume", "v2"], 1);
     assert!(err.contains("already finished"), "{err}");
-    let err = gw.fails(&["rollout", "start", "config", "a", "b"], 1);
+    let err = gw.fails(&["rollout", "start", "deployment", "a", "b"], 1);
     assert!(err.contains("not one of"), "{err}");
+
+    // A config version, staged (not applied), then rolled out to a share of users.
+    let staged = gw.ok(&["config", "apply", &two, "--stage"]);
+    assert!(
+        staged.contains("unchanged") || staged.starts_with("staged"),
+        "{staged}"
+    );
+    let three = gw.write(
+        "three.toml",
+        &format!("{}\n# three\n", std::fs::read_to_string(&two).unwrap()),
+    );
+    let staged = gw.ok(&["config", "apply", &three, "--stage", "-m", "three"]);
+    assert!(staged.starts_with("staged "), "{staged}");
+    let id: String = staged["staged ".len()..].chars().take(12).collect();
+    let started = gw.ok(&["rollout", "start", "config", "running", &id, "--id", "cfg"]);
+    assert!(
+        started.contains(": running, candidate serves 5% of users"),
+        "{started}"
+    );
+    gw.ok(&["rollout", "abort", "cfg", "--reason", "not today"]);
     gw.fails(
         &[
             "rollout", "start", "model", "fast", "fast-v2", "--steps", "5,lots",
