@@ -997,6 +997,14 @@ async fn rollout_start(
     if !body.reason.is_empty() {
         start.reason = format!("{} ({})", start.reason, body.reason);
     }
+    if rollout.spec().kind == switchyard_rollout::RolloutKind::BlueGreen {
+        let version = crate::rollouts::prompt_version_of(&app.live.load().prompts, &rollout);
+        let (store, r) = (app.store.clone(), rollout.clone());
+        let reference =
+            blocking(move || crate::rollouts::reference_window(&store, &r, version.as_deref()))
+                .await?;
+        app.live.load().stats.set_reference(rollout.id(), reference);
+    }
     let (store, who, saved) = (app.store.clone(), actor(&headers), rollout.clone());
     blocking(move || crate::rollouts::save(&store, &saved, &[start], &who, now)).await?;
     let state = app.clone();

@@ -28,7 +28,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use switchyard_rollout::{Arm, ArmStats, AuditEvent, Outcome, Rollout, TargetKind, Transition};
+use switchyard_rollout::{
+    Arm, ArmStats, AuditEvent, Outcome, Rollout, RolloutKind, TargetKind, Transition,
+};
 use switchyard_store::{SqliteStore, StoreError, StoredRollout};
 
 /// How many recent requests keep their arm for feedback.
@@ -48,6 +50,9 @@ type RecentArms = (HashMap<String, (String, Arm)>, VecDeque<String>);
 #[derive(Default)]
 pub struct RolloutStats {
     windows: Mutex<HashMap<String, Windows>>,
+    /// A blue-green rollout's baseline from before the switch, judged against instead of its
+    /// (empty) live baseline window.
+    references: Mutex<HashMap<String, ArmStats>>,
     arms: Mutex<RecentArms>,
     pub wake: tokio::sync::Notify,
 }
@@ -103,6 +108,17 @@ impl RolloutStats {
             .ok()
             .and_then(|w| w.get(rollout).cloned())
             .unwrap_or_default()
+    }
+
+    /// Sets a blue-green rollout's reference window.
+    pub fn set_reference(&self, rollout: &str, reference: ArmStats) {
+        if let Ok(mut r) = self.references.lock() {
+            r.insert(rollout.to_owned(), reference);
+        }
+    }
+
+    fn reference(&self, rollout: &str) -> Option<ArmStats> {
+        self.references.lock().ok()?.get(rollout).cloned()
     }
 
     /// Opens a new window (a step started, or a paused step resumed).
@@ -198,7 +214,11 @@ pub fn step(
         let mut rollout = stored.rollout;
         let windows = stats.windows(rollout.id());
         let now = u64::try_from(now_ms).unwrap_or(0);
-        let transitions = rollout.tick(now, &windows.candidate, &windows.baseline);
+        let baseline = match rollout.spec().kind {
+            RolloutKind::BlueGreen => stats.reference(rollout.id()).unwrap_or_default(),
+            RolloutKind::Canary => windows.baseline,
+        };
+        let transitions = rollout.tick(now, &windows.candidate, &baseline);
         if transitions.is_empty() {
             continue;
         }
@@ -300,6 +320,75 @@ pub struct ConfigCandidate {
     /// The running version it is judged against; a request on another version ignores it.
     pub baseline: String,
     pub pipeline: Arc<crate::pipeline::Pipeline>,
+}
+
+/// How far back a blue-green rollout's reference window reaches before the switch (at least;
+/// longer when the rollout's steps are).
+const REFERENCE_MS: i64 = 60 * 60 * 1000;
+/// At most this many requests in a reference window.
+const REFERENCE_REQUESTS: usize = 5_000;
+
+/// Reads a blue-green rollout's reference window from the store: the requests its baseline
+/// served in the hour (or step duration) before the switch, as the analysis sees them.
+/// `prompt_version` is the version the baseline label named then (`name@N`).
+pub fn reference_window(
+    store: &SqliteStore,
+    rollout: &Rollout,
+    prompt_version: Option<&str>,
+) -> Result<ArmStats, StoreError> {
+    let started = rollout
+        .timeline()
+        .first()
+        .map_or_else(|| chrono::Utc::now().timestamp_millis(), |t| t.at_ms as i64);
+    let reach = REFERENCE_MS.max(rollout.spec().min_step_duration_ms as i64);
+    let id = &rollout.baseline().id;
+    let short = crate::versions::short(id);
+    let served = match rollout.baseline().kind {
+        TargetKind::Model => switchyard_store::Served::Model(id),
+        TargetKind::Prompt => switchyard_store::Served::Prompt(prompt_version.unwrap_or(id)),
+        TargetKind::Config => switchyard_store::Served::ConfigVersion(short),
+    };
+    let mut stats = ArmStats::default();
+    for o in store.served_outcomes(served, started - reach, started, REFERENCE_REQUESTS)? {
+        let outcomes: Vec<String> = o
+            .guards
+            .as_deref()
+            .and_then(|g| serde_json::from_str::<Vec<serde_json::Value>>(g).ok())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v["outcome"].as_str().map(str::to_owned))
+            .collect();
+        let outcomes: Vec<&str> = outcomes.iter().map(String::as_str).collect();
+        let ttft = if o.stream { o.ttft_ms } else { None };
+        stats.record(&outcome_of(o.status, &outcomes, o.latency_ms, ttft));
+    }
+    Ok(stats)
+}
+
+/// At start-up: reads the reference windows of the blue-green rollouts in force again.
+pub fn restore_references(
+    store: &SqliteStore,
+    stats: &RolloutStats,
+    prompts: &crate::prompts::PromptSet,
+) -> Result<(), StoreError> {
+    for stored in store.rollouts(true)? {
+        let r = stored.rollout;
+        if r.spec().kind == RolloutKind::BlueGreen {
+            let version = prompt_version_of(prompts, &r);
+            stats.set_reference(r.id(), reference_window(store, &r, version.as_deref())?);
+        }
+    }
+    Ok(())
+}
+
+/// The `name@N` a prompt rollout's baseline label names now.
+pub fn prompt_version_of(prompts: &crate::prompts::PromptSet, rollout: &Rollout) -> Option<String> {
+    if rollout.baseline().kind != TargetKind::Prompt {
+        return None;
+    }
+    let r = switchyard_control::prompt::PromptRef::parse(&rollout.baseline().id).ok()?;
+    let (version, _) = prompts.resolve(&r).ok()?;
+    Some(format!("{}@{version}", r.name))
 }
 
 /// At start-up: rebuilds the candidate pipeline of a config rollout in force, or aborts the

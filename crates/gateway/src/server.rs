@@ -178,8 +178,13 @@ impl Server {
             live: ArcSwap::from_pointee(live),
             control_generation: std::sync::atomic::AtomicU64::new(generation),
         });
-        // A config rollout in force gets its candidate pipeline back (or is aborted).
+        // A config rollout in force gets its candidate pipeline back (or is aborted); a
+        // blue-green one its reference window.
         crate::rollouts::restore_config(&state)?;
+        {
+            let live = state.live.load();
+            crate::rollouts::restore_references(&state.store, &live.stats, &live.prompts)?;
+        }
         state.refresh_control()?;
         Ok(Server {
             listener,

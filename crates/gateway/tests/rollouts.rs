@@ -480,3 +480,52 @@ async fn a_config_rollout_survives_a_restart_and_ends_when_the_version_under_it_
         [candidate[..12].to_owned()]
     );
 }
+
+/// Waits until the store holds at least `n` records (the telemetry writer batches them).
+async fn until_recorded(gw: &TestGateway, n: u64) {
+    for _ in 0..200 {
+        if gw.records_written() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("fewer than {n} records were written");
+}
+
+#[tokio::test]
+async fn blue_green_judges_the_candidate_against_the_baseline_before_the_switch() {
+    // The slow candidate of the latency test, switched to all at once.
+    let slow = HEALTHY.replace("p50 = 20", "p50 = 100");
+    let text = config(&slow).replace("ttft_ms = { p50 = 20 }", "ttft_ms = { p50 = 50 }");
+    let gw = Arc::new(start(&text).await);
+    // The baseline's traffic before the switch is the reference.
+    for u in 0..30 {
+        let r = gw
+            .chat(json!({"model": "base", "user": format!("before-{u}"), "messages": user("hi")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    until_recorded(&gw, 30).await;
+    let mut spec = spec(20);
+    spec["kind"] = json!("blue_green");
+    let id = start_rollout(
+        &gw,
+        json!({"id": "bg", "kind": "model", "baseline": "base", "candidate": "cand", "spec": spec}),
+    )
+    .await;
+    let (_, r) = gw.admin(Method::GET, "/admin/v1/rollouts/bg", None).await;
+    assert_eq!(r["traffic"]["candidate_basis_points"], 10000, "{r}");
+    assert_eq!(r["traffic"]["warm"], "baseline", "{r}");
+    let r = drive(
+        &gw,
+        &id,
+        json!({"model": "base", "messages": user("hi")}),
+        4,
+        2000,
+    )
+    .await;
+    assert_eq!(state(&r), "rolled_back", "{r}");
+    assert!(last_reason(&r).starts_with("p95 latency breached"), "{r}");
+}

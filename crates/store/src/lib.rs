@@ -17,7 +17,7 @@ pub use control::{
     PromptSummary, StoredRollout,
 };
 pub use record::{Feedback, RequestRecord};
-pub use sqlite::SqliteStore;
+pub use sqlite::{Served, ServedOutcome, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

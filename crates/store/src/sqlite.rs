@@ -150,6 +150,26 @@ ALTER TABLE requests ADD COLUMN rollout TEXT;
 "#,
 ];
 
+/// Which requests [`SqliteStore::served_outcomes`] reads: those a model served, that rendered a
+/// prompt version (`name@N`), or that ran on a config version (its 12-digit short id).
+#[derive(Debug, Clone, Copy)]
+pub enum Served<'a> {
+    Model(&'a str),
+    Prompt(&'a str),
+    ConfigVersion(&'a str),
+}
+
+/// What a rollout's analysis reads of a past request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedOutcome {
+    pub status: u16,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub stream: bool,
+    /// The verdicts' JSON, as recorded.
+    pub guards: Option<String>,
+}
+
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
 /// telemetry writer opens its own.
 pub struct SqliteStore {
@@ -285,6 +305,46 @@ impl SqliteStore {
                     cache_similarity: row.get(24)?,
                     prompt: row.get(25)?,
                     rollout: row.get(26)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Chat requests a provider answered (no cache hits, no guard refusals) between `from_ms`
+    /// and `to_ms`, newest first: the reference window of a blue-green rollout, whose baseline
+    /// serves nothing once it has switched.
+    pub fn served_outcomes(
+        &self,
+        served: Served<'_>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ServedOutcome>, StoreError> {
+        let column = match served {
+            Served::Model(_) => "model",
+            Served::Prompt(_) => "prompt",
+            Served::ConfigVersion(_) => "config_version",
+        };
+        let value = match served {
+            Served::Model(v) | Served::Prompt(v) | Served::ConfigVersion(v) => v,
+        };
+        // `column` is one of three literals above, never input.
+        let sql = format!(
+            "SELECT status, latency_ms, ttft_ms, stream, guards FROM requests \
+             WHERE endpoint = 'chat' AND {column} = ?1 AND started_at_ms >= ?2 \
+             AND started_at_ms < ?3 AND COALESCE(deployment, '') NOT IN ('cache', 'guard') \
+             ORDER BY started_at_ms DESC LIMIT ?4"
+        );
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(params![value, from_ms, to_ms, limit as i64], |row| {
+                Ok(ServedOutcome {
+                    status: row.get(0)?,
+                    latency_ms: row.get(1)?,
+                    ttft_ms: row.get(2)?,
+                    stream: row.get(3)?,
+                    guards: row.get(4)?,
                 })
             })?;
             rows.collect()

@@ -109,6 +109,13 @@ impl TestGateway {
         start_in(config, self.dir, &[]).await
     }
 
+    /// How many records the store holds now (the gateway may still be running).
+    pub fn records_written(&self) -> u64 {
+        SqliteStore::open_in(self.dir.path())
+            .and_then(|s| s.count())
+            .unwrap_or(0)
+    }
+
     /// Every record written, oldest first (call after `stop`).
     pub fn records(&self) -> Vec<switchyard_store::RequestRecord> {
         let mut r = SqliteStore::open_in(self.dir.path())
