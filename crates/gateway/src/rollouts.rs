@@ -13,8 +13,8 @@
 //!    user key), and the record names it (`rollout`: `id:baseline|candidate`).
 //! 3. When a request that took an arm finishes, its outcome (a server error, an output guard
 //!    that failed, its latency and time to first token) is added to that arm's window
-//!    ([`RolloutStats`]), and the controller is woken; feedback on the request later adds
-//!    its score to the same arm.
+//!    ([`RolloutStats`]), and the controller is woken (it looks at most every 10 ms);
+//!    feedback on the request later adds its score to the same arm.
 //! 4. The controller ([`step`]) ticks every rollout in force with both windows, on every
 //!    wake-up and every second (time alone can end a step). Each transition is stored with the
 //!    rollout and audited in one transaction; a new step opens new windows. Promoting a prompt
