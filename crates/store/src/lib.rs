@@ -1,5 +1,5 @@
 //! Durable state: request records (telemetry) and what is read back from them (spend so far,
-//! recent requests), and the control plane's state (config versions, the audit chain,
+//! recent requests, business KPIs: [`kpi`], exported with [`csv`]), and the control plane's state (config versions, the audit chain,
 //! prompts, flags, rollouts: [`control`]).
 //!
 //! The embedded backend is SQLite in WAL mode. Records reach it through [`telemetry`]: a
@@ -7,6 +7,8 @@
 //! for the disk. Readers use their own connection. This crate knows nothing of HTTP.
 
 pub mod control;
+pub mod csv;
+pub mod kpi;
 mod record;
 pub mod routing;
 mod sqlite;
@@ -15,6 +17,10 @@ pub mod telemetry;
 pub use control::{
     AppliedRow, ConfigVersion, ConfigVersionSummary, ControlRead, ControlTx, PromptRow,
     PromptSummary, StoredRollout,
+};
+pub use kpi::{
+    Bucket, FeedbackStats, GroupBy, GuardTrigger, KpiFilter, KpiGroup, KpiPoint, KpiSummary,
+    ModelShare, RequestFilter, StatusClass,
 };
 pub use record::{Feedback, RequestRecord};
 pub use sqlite::{Served, ServedOutcome, SqliteStore};

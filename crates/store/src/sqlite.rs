@@ -148,6 +148,11 @@ BEGIN SELECT RAISE(ABORT, 'prompt versions are immutable'); END;
 ALTER TABLE requests ADD COLUMN prompt TEXT;
 ALTER TABLE requests ADD COLUMN rollout TEXT;
 "#,
+    // KPI reports (`kpi.rs`) over a time range for one tenant or one model.
+    r#"
+CREATE INDEX requests_tenant_started ON requests (tenant, started_at_ms);
+CREATE INDEX requests_model_started ON requests (model, started_at_ms);
+"#,
 ];
 
 /// Which requests [`SqliteStore::served_outcomes`] reads: those a model served, that rendered a
@@ -273,40 +278,10 @@ impl SqliteStore {
     /// The most recent records, newest first.
     pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity, prompt, rollout FROM requests ORDER BY started_at_ms DESC, rowid DESC LIMIT ?1",
-            )?;
-            let rows = stmt.query_map(params![limit as i64], |row| {
-                Ok(RequestRecord {
-                    request_id: row.get(0)?,
-                    started_at_ms: row.get(1)?,
-                    endpoint: row.get(2)?,
-                    tenant: row.get(3)?,
-                    key_id: row.get(4)?,
-                    requested_model: row.get(5)?,
-                    model: row.get(6)?,
-                    deployment: row.get(7)?,
-                    attempts: row.get(8)?,
-                    fallback_from: row.get(9)?,
-                    stream: row.get(10)?,
-                    status: row.get(11)?,
-                    error_kind: row.get(12)?,
-                    latency_ms: row.get(13)?,
-                    ttft_ms: row.get(14)?,
-                    prompt_tokens: row.get(15)?,
-                    completion_tokens: row.get(16)?,
-                    usage_counted: row.get(17)?,
-                    cost_nanos: u64::try_from(row.get::<_, i64>(18)?).unwrap_or(0),
-                    route: row.get(19)?,
-                    cache: row.get(20)?,
-                    guards: row.get(21)?,
-                    config_version: row.get(22)?,
-                    baseline_cost_nanos: u64::try_from(row.get::<_, i64>(23)?).unwrap_or(0),
-                    cache_similarity: row.get(24)?,
-                    prompt: row.get(25)?,
-                    rollout: row.get(26)?,
-                })
-            })?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM requests r ORDER BY r.started_at_ms DESC, r.rowid DESC LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map(params![limit as i64], record_from_row)?;
             rows.collect()
         })
     }
@@ -394,6 +369,42 @@ impl SqliteStore {
     pub fn check_writable(&self) -> Result<(), StoreError> {
         self.with(|conn| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"))
     }
+}
+
+/// Every column of a [`RequestRecord`], in [`record_from_row`]'s order, of `requests r`.
+pub(crate) const RECORD_COLUMNS: &str = "r.request_id, r.started_at_ms, r.endpoint, r.tenant, r.key_id, r.requested_model, r.model, r.deployment, r.attempts, r.fallback_from, r.stream, r.status, r.error_kind, r.latency_ms, r.ttft_ms, r.prompt_tokens, r.completion_tokens, r.usage_counted, r.cost_nanos, r.route, r.cache, r.guards, r.config_version, r.baseline_cost_nanos, r.cache_similarity, r.prompt, r.rollout";
+
+/// A record from a row selected with [`RECORD_COLUMNS`].
+pub(crate) fn record_from_row(row: &rusqlite::Row<'_>) -> Result<RequestRecord, rusqlite::Error> {
+    Ok(RequestRecord {
+        request_id: row.get(0)?,
+        started_at_ms: row.get(1)?,
+        endpoint: row.get(2)?,
+        tenant: row.get(3)?,
+        key_id: row.get(4)?,
+        requested_model: row.get(5)?,
+        model: row.get(6)?,
+        deployment: row.get(7)?,
+        attempts: row.get(8)?,
+        fallback_from: row.get(9)?,
+        stream: row.get(10)?,
+        status: row.get(11)?,
+        error_kind: row.get(12)?,
+        latency_ms: row.get(13)?,
+        ttft_ms: row.get(14)?,
+        prompt_tokens: row.get(15)?,
+        completion_tokens: row.get(16)?,
+        usage_counted: row.get(17)?,
+        cost_nanos: u64::try_from(row.get::<_, i64>(18)?).unwrap_or(0),
+        route: row.get(19)?,
+        cache: row.get(20)?,
+        guards: row.get(21)?,
+        config_version: row.get(22)?,
+        baseline_cost_nanos: u64::try_from(row.get::<_, i64>(23)?).unwrap_or(0),
+        cache_similarity: row.get(24)?,
+        prompt: row.get(25)?,
+        rollout: row.get(26)?,
+    })
 }
 
 /// Switches to WAL mode. On a new file that another process is opening too, the switch can
