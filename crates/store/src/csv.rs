@@ -9,7 +9,8 @@
 
 use std::fmt::Display;
 
-use serde::ser::{self, Impossible, Serialize};
+use serde::ser::{self, Impossible};
+use serde::Serialize;
 
 /// Why rows cannot be written as CSV.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

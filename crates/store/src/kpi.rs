@@ -414,7 +414,7 @@ impl SqliteStore {
                 FROM requests r WHERE {where_sql}), \
              w AS (SELECT b.*, ROW_NUMBER() OVER (PARTITION BY k ORDER BY latency_ms) AS rn, \
                 COUNT(*) OVER (PARTITION BY k) AS n FROM b) \
-             SELECT k, MIN(bucket), COUNT(*), SUM(status BETWEEN 200 AND 299), SUM(ok), \
+             SELECT CAST(k AS TEXT), MIN(bucket), COUNT(*), SUM(status BETWEEN 200 AND 299), SUM(ok), \
                 SUM(status >= 500), SUM(status BETWEEN 400 AND 499), SUM(refused), SUM(triggered), \
                 SUM(escalated AND status BETWEEN 200 AND 299), SUM(cost), SUM(baseline), \
                 SUM(CASE WHEN hit THEN saved ELSE 0 END), SUM(CASE WHEN hit THEN 0 ELSE saved END), \
@@ -721,4 +721,631 @@ fn fill_buckets(found: Vec<KpiPoint>, from_ms: i64, to_ms: i64, bucket: Bucket) 
         at += ms;
     }
     points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Feedback;
+
+    /// Midnight UTC, 2024-10-04.
+    const D: i64 = 20_000 * DAY_MS;
+
+    struct Row {
+        id: &'static str,
+        at: i64,
+        tenant: &'static str,
+        key: &'static str,
+        requested: &'static str,
+        model: Option<&'static str>,
+        routed: bool,
+        cache: Option<&'static str>,
+        status: u16,
+        guards: Option<&'static str>,
+        cost: u64,
+        baseline: u64,
+        latency: f64,
+    }
+
+    const BASE: Row = Row {
+        id: "",
+        at: D,
+        tenant: "t1",
+        key: "k1",
+        requested: "small",
+        model: Some("small"),
+        routed: false,
+        cache: None,
+        status: 200,
+        guards: None,
+        cost: 0,
+        baseline: 0,
+        latency: 0.0,
+    };
+
+    fn record(r: Row) -> RequestRecord {
+        RequestRecord {
+            request_id: r.id.into(),
+            started_at_ms: r.at,
+            endpoint: "chat".into(),
+            tenant: Some(r.tenant.into()),
+            key_id: Some(r.key.into()),
+            requested_model: Some(r.requested.into()),
+            model: r.model.map(Into::into),
+            deployment: match (r.cache, r.guards) {
+                (Some(c), _) if c.starts_with("hit") => Some("cache".into()),
+                (_, Some(g)) if g.contains("\"refused\"") => Some("guard".into()),
+                _ => r.model.map(|m| format!("sim/{m}")),
+            },
+            status: r.status,
+            latency_ms: r.latency,
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cost_nanos: r.cost,
+            baseline_cost_nanos: r.baseline,
+            route: r.routed.then(|| {
+                r#"{"policy":"balanced","bar":0.7,"model":"small","rule":null,"scores":[]}"#.into()
+            }),
+            cache: r.cache.map(Into::into),
+            guards: r.guards.map(Into::into),
+            ..RequestRecord::default()
+        }
+    }
+
+    fn feedback(id: &str, tenant: &str, score: Option<f64>, outcome: Option<&str>) -> Feedback {
+        Feedback {
+            request_id: id.into(),
+            key_id: "k".into(),
+            tenant: tenant.into(),
+            created_at_ms: D + 20 * DAY_MS,
+            score,
+            outcome: outcome.map(Into::into),
+            comment: None,
+        }
+    }
+
+    /// Nine requests in `[D - 1 day, D + 1 day)`, two of them the evening before midnight,
+    /// and one later.
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        let rows = [
+            // Routed to the cheap model: saves 900 by routing.
+            Row {
+                id: "ok1",
+                at: D - 2_000,
+                requested: "auto",
+                routed: true,
+                cache: Some("miss"),
+                guards: Some(r#"[{"guard":"pii","outcome":"pass","detail":"","ms":0.1}]"#),
+                cost: 100,
+                baseline: 1_000,
+                latency: 10.0,
+                ..BASE
+            },
+            // A cache hit on the route (answered before the router): saves 500 by the cache.
+            Row {
+                id: "hit1",
+                at: D - 1_000,
+                requested: "auto:cheap",
+                model: Some("big"),
+                cache: Some("hit-exact"),
+                baseline: 500,
+                latency: 1.0,
+                ..BASE
+            },
+            // Answered, but with the safe answer in place of the model's: no success.
+            Row {
+                id: "replaced",
+                at: D + 1_000,
+                key: "k2",
+                requested: "big",
+                model: Some("big"),
+                cache: Some("miss"),
+                guards: Some(
+                    r#"[{"guard":"pii","outcome":"masked","detail":"EMAIL:1","ms":0.1},{"guard":"toxicity","outcome":"replaced","score":0.9,"detail":"","ms":2}]"#,
+                ),
+                cost: 300,
+                baseline: 300,
+                latency: 20.0,
+                ..BASE
+            },
+            // Thumbs down: no success.
+            Row {
+                id: "thumbsdown",
+                at: D + 2_000,
+                cache: Some("bypass"),
+                cost: 50,
+                baseline: 50,
+                latency: 30.0,
+                ..BASE
+            },
+            // Escalated to a human (though scored well): no success.
+            Row {
+                id: "escalated",
+                at: D + 3_000,
+                tenant: "t2",
+                key: "k3",
+                cost: 70,
+                baseline: 70,
+                latency: 40.0,
+                ..BASE
+            },
+            // A provider error; its guards are not JSON, which reads as no verdict.
+            Row {
+                id: "err",
+                at: D + 4_000,
+                tenant: "t2",
+                key: "k3",
+                requested: "big",
+                model: Some("big"),
+                status: 502,
+                guards: Some("not json"),
+                latency: 50.0,
+                ..BASE
+            },
+            // Blocked by the injection screen.
+            Row {
+                id: "blocked",
+                at: D + 5_000,
+                tenant: "t2",
+                key: "k3",
+                model: None,
+                status: 400,
+                guards: Some(
+                    r#"[{"guard":"injection","outcome":"blocked","score":0.99,"detail":"","ms":1}]"#,
+                ),
+                latency: 2.0,
+                ..BASE
+            },
+            // The topic filter's polite refusal, a 200.
+            Row {
+                id: "polite",
+                at: D + 6_000,
+                model: None,
+                guards: Some(
+                    r#"[{"guard":"topics","outcome":"refused","detail":"denied","ms":1}]"#,
+                ),
+                latency: 5.0,
+                ..BASE
+            },
+            // Flagged only, resolved and scored well: a success.
+            Row {
+                id: "ok2",
+                at: D + 7_000,
+                key: "k2",
+                cache: Some("miss"),
+                guards: Some(
+                    r#"[{"guard":"toxicity","outcome":"flagged","score":0.6,"detail":"","ms":2}]"#,
+                ),
+                cost: 80,
+                baseline: 80,
+                latency: 15.0,
+                ..BASE
+            },
+            // Outside the range.
+            Row {
+                id: "later",
+                at: D + 10 * DAY_MS,
+                cost: 1_000_000,
+                baseline: 1_000_000,
+                latency: 1_000.0,
+                ..BASE
+            },
+        ];
+        store.write_batch(&rows.map(record)).unwrap();
+        for f in [
+            feedback("thumbsdown", "t1", Some(0.0), None),
+            feedback("escalated", "t2", Some(1.0), Some("escalated")),
+            feedback("ok2", "t1", Some(0.9), Some("resolved")),
+            // Another tenant cannot score t1's request.
+            feedback("ok2", "t2", Some(0.0), Some("escalated")),
+        ] {
+            store.add_feedback(&f).unwrap();
+        }
+        (dir, store)
+    }
+
+    const FROM: i64 = D - DAY_MS;
+    const TO: i64 = D + DAY_MS;
+
+    fn all() -> KpiFilter {
+        KpiFilter::default()
+    }
+
+    #[test]
+    fn the_summary_counts_successes_costs_savings_and_rates_exactly() {
+        let (_dir, store) = store();
+        let s = store.kpi_summary(FROM, TO, &all()).unwrap();
+        let feedback = FeedbackStats {
+            count: 3,
+            mean_score: s.feedback.mean_score,
+            positive: 2,
+            negative: 1,
+            with_outcome: 2,
+            resolved: 1,
+            escalated: 1,
+            task_completion_rate: Some(0.5),
+        };
+        assert!((s.feedback.mean_score.unwrap() - 1.9 / 3.0).abs() < 1e-12);
+        assert_eq!(
+            s,
+            KpiSummary {
+                from_ms: FROM,
+                to_ms: TO,
+                requests: 9,
+                answered: 7,
+                // ok1, hit1, ok2; not replaced, thumbsdown, escalated, polite.
+                successful: 3,
+                errors: 1,
+                client_errors: 1,
+                guard_refusals: 2,
+                cost_nanos: 600,
+                // 600 / 9 = 66.7, rounded.
+                cost_per_request_nanos: Some(67),
+                cost_per_success_nanos: Some(200),
+                baseline_cost_nanos: 2_000,
+                saved_total_nanos: 1_400,
+                saved_by_cache_nanos: 500,
+                saved_by_routing_nanos: 900,
+                cache_hits: 1,
+                cache_lookups: 4,
+                cache_hit_rate: Some(0.25),
+                escalated: 1,
+                escalation_rate: Some(1.0 / 7.0),
+                automation_rate: Some(1.0 - 1.0 / 7.0),
+                feedback,
+                // Sorted: 1 2 5 10 15 20 30 40 50; ranks 5 and 9.
+                latency_p50_ms: Some(15.0),
+                latency_p95_ms: Some(50.0),
+                prompt_tokens: 90,
+                completion_tokens: 45,
+            }
+        );
+    }
+
+    #[test]
+    fn filters_narrow_the_summary_and_an_empty_range_has_no_ratios() {
+        let (_dir, store) = store();
+        let on_route = KpiFilter {
+            route: Some("auto".into()),
+            ..all()
+        };
+        let s = store.kpi_summary(FROM, TO, &on_route).unwrap();
+        assert_eq!(
+            (
+                s.requests,
+                s.successful,
+                s.saved_by_cache_nanos,
+                s.saved_by_routing_nanos
+            ),
+            (2, 2, 500, 900)
+        );
+        let t2 = KpiFilter {
+            tenant: Some("t2".into()),
+            ..all()
+        };
+        let s = store.kpi_summary(FROM, TO, &t2).unwrap();
+        assert_eq!(
+            (
+                s.requests,
+                s.answered,
+                s.escalated,
+                s.automation_rate,
+                s.feedback.count
+            ),
+            (3, 1, 1, Some(0.0), 1)
+        );
+        assert_eq!(s.cost_per_success_nanos, None, "no success in t2");
+        let k2_big = KpiFilter {
+            key_id: Some("k2".into()),
+            model: Some("big".into()),
+            ..all()
+        };
+        assert_eq!(store.kpi_summary(FROM, TO, &k2_big).unwrap().requests, 1);
+
+        let empty = store.kpi_summary(0, 1, &all()).unwrap();
+        assert_eq!(
+            empty,
+            KpiSummary {
+                from_ms: 0,
+                to_ms: 1,
+                ..KpiSummary::default()
+            }
+        );
+    }
+
+    #[test]
+    fn groups_by_day_split_at_utc_midnight() {
+        let (_dir, store) = store();
+        let days = store.kpi_groups(FROM, TO, GroupBy::Day, &all()).unwrap();
+        assert_eq!(
+            days[0],
+            KpiGroup {
+                key: Some("2024-10-03".into()),
+                bucket_ms: Some(D - DAY_MS),
+                requests: 2,
+                successful: 2,
+                errors: 0,
+                cost_nanos: 100,
+                baseline_cost_nanos: 1_500,
+                saved_by_cache_nanos: 500,
+                saved_by_routing_nanos: 900,
+                mean_latency_ms: Some(5.5),
+                latency_p95_ms: Some(10.0),
+            }
+        );
+        assert_eq!(
+            (days[1].key.as_deref(), days[1].bucket_ms, days[1].requests),
+            (Some("2024-10-04"), Some(D), 7)
+        );
+        assert_eq!(days.len(), 2);
+
+        let hours = store.kpi_groups(FROM, TO, GroupBy::Hour, &all()).unwrap();
+        assert_eq!(
+            hours
+                .iter()
+                .map(|g| (g.key.as_deref().unwrap_or(""), g.requests))
+                .collect::<Vec<_>>(),
+            [("2024-10-03T23:00Z", 2), ("2024-10-04T00:00Z", 7)]
+        );
+    }
+
+    #[test]
+    fn groups_by_tenant_key_model_and_route() {
+        let (_dir, store) = store();
+        let keys = |by| {
+            store
+                .kpi_groups(FROM, TO, by, &all())
+                .unwrap()
+                .into_iter()
+                .map(|g| (g.key, g.requests, g.cost_nanos))
+                .collect::<Vec<_>>()
+        };
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(keys(GroupBy::Tenant), [(s("t1"), 6, 530), (s("t2"), 3, 70)]);
+        assert_eq!(
+            keys(GroupBy::Key),
+            [(s("k1"), 4, 150), (s("k2"), 2, 380), (s("k3"), 3, 70)]
+        );
+        assert_eq!(
+            keys(GroupBy::Model),
+            [(None, 2, 0), (s("big"), 3, 300), (s("small"), 4, 300)]
+        );
+        // The routed miss and the hit on `auto:cheap` count under `auto`; the rest under none.
+        assert_eq!(keys(GroupBy::Route), [(None, 7, 500), (s("auto"), 2, 100)]);
+    }
+
+    #[test]
+    fn the_trend_has_a_point_per_bucket_with_empty_ones_as_zeros() {
+        let (_dir, store) = store();
+        let points = store
+            .kpi_trend(D - 2 * HOUR_MS, D + HOUR_MS, Bucket::Hour, &all())
+            .unwrap();
+        assert_eq!(
+            points,
+            [
+                KpiPoint {
+                    bucket_ms: D - 2 * HOUR_MS,
+                    ..KpiPoint::default()
+                },
+                KpiPoint {
+                    bucket_ms: D - HOUR_MS,
+                    requests: 2,
+                    errors: 0,
+                    cost_nanos: 100,
+                    saved_nanos: 1_400,
+                    latency_p95_ms: Some(10.0),
+                    cache_hits: 1,
+                    guard_triggers: 0,
+                },
+                KpiPoint {
+                    bucket_ms: D,
+                    requests: 7,
+                    errors: 1,
+                    cost_nanos: 500,
+                    saved_nanos: 0,
+                    // Sorted: 2 5 15 20 30 40 50; rank 7.
+                    latency_p95_ms: Some(50.0),
+                    cache_hits: 0,
+                    // replaced (and masked), blocked, polite, flagged.
+                    guard_triggers: 4,
+                },
+            ]
+        );
+        let days = store.kpi_trend(FROM, TO, Bucket::Day, &all()).unwrap();
+        assert_eq!(days.iter().map(|p| p.requests).collect::<Vec<_>>(), [2, 7]);
+    }
+
+    #[test]
+    fn guard_triggers_count_every_verdict_but_pass() {
+        let (_dir, store) = store();
+        let got = store.guard_triggers(FROM, TO, Bucket::Day, &all()).unwrap();
+        let t = |guard: &str, outcome: &str| GuardTrigger {
+            bucket_ms: D,
+            guard: guard.into(),
+            outcome: outcome.into(),
+            count: 1,
+        };
+        assert_eq!(
+            got,
+            [
+                t("injection", "blocked"),
+                t("pii", "masked"),
+                t("topics", "refused"),
+                t("toxicity", "flagged"),
+                t("toxicity", "replaced"),
+            ]
+        );
+        let t1 = KpiFilter {
+            tenant: Some("t1".into()),
+            ..all()
+        };
+        assert_eq!(
+            store
+                .guard_triggers(FROM, TO, Bucket::Day, &t1)
+                .unwrap()
+                .len(),
+            4
+        );
+    }
+
+    #[test]
+    fn the_model_mix_shares_requests_and_cost() {
+        let (_dir, store) = store();
+        let mix = store.model_mix(FROM, TO, &all()).unwrap();
+        let m = |model: Option<&str>, requests: u64, cost_nanos: u64| ModelShare {
+            model: model.map(Into::into),
+            requests,
+            share: requests as f64 / 9.0,
+            cost_nanos,
+        };
+        assert_eq!(
+            mix,
+            [
+                m(Some("small"), 4, 300),
+                m(Some("big"), 3, 300),
+                m(None, 2, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_request_list_filters_and_pages() {
+        let (_dir, store) = store();
+        let ids = |f: RequestFilter| {
+            store
+                .recent_requests(&f)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.request_id)
+                .collect::<Vec<_>>()
+        };
+        let f = RequestFilter::default;
+        assert_eq!(
+            ids(RequestFilter {
+                limit: Some(2),
+                ..f()
+            }),
+            ["later", "ok2"]
+        );
+        assert_eq!(
+            ids(RequestFilter {
+                before_ms: Some(D),
+                ..f()
+            }),
+            ["hit1", "ok1"]
+        );
+        assert_eq!(
+            ids(RequestFilter {
+                status_class: Some(StatusClass::ServerError),
+                ..f()
+            }),
+            ["err"]
+        );
+        assert_eq!(
+            ids(RequestFilter {
+                cache: Some("hit".into()),
+                ..f()
+            }),
+            ["hit1"]
+        );
+        assert_eq!(
+            ids(RequestFilter {
+                cache: Some("miss".into()),
+                key_id: Some("k2".into()),
+                ..f()
+            }),
+            ["ok2", "replaced"]
+        );
+        assert_eq!(
+            ids(RequestFilter {
+                guard_outcome: Some("blocked".into()),
+                ..f()
+            }),
+            ["blocked"]
+        );
+        assert_eq!(
+            ids(RequestFilter {
+                model: Some("small".into()),
+                status_class: Some(StatusClass::Success),
+                tenant: Some("t1".into()),
+                before_ms: Some(D + 10 * DAY_MS),
+                ..f()
+            }),
+            ["ok2", "thumbsdown", "ok1"]
+        );
+        let first = store.recent_requests(&f()).unwrap();
+        assert_eq!(first.len(), 10);
+        assert_eq!(
+            first[0],
+            record(Row {
+                id: "later",
+                at: D + 10 * DAY_MS,
+                cost: 1_000_000,
+                baseline: 1_000_000,
+                latency: 1_000.0,
+                ..BASE
+            })
+        );
+    }
+
+    #[test]
+    fn percentiles_are_exact_nearest_rank() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        // 1..=100 ms in a shuffled order, and one request alone in the next hour.
+        let mut rows: Vec<RequestRecord> = (0..100)
+            .map(|i| {
+                record(Row {
+                    id: "p",
+                    at: D + i,
+                    latency: ((i * 37) % 100 + 1) as f64,
+                    ..BASE
+                })
+            })
+            .collect();
+        rows.push(record(Row {
+            id: "alone",
+            at: D + HOUR_MS,
+            latency: 7.5,
+            ..BASE
+        }));
+        store.write_batch(&rows).unwrap();
+        let s = store.kpi_summary(D, D + HOUR_MS, &all()).unwrap();
+        assert_eq!(
+            (s.latency_p50_ms, s.latency_p95_ms),
+            (Some(50.0), Some(95.0))
+        );
+        let alone = store.kpi_summary(D + HOUR_MS, TO, &all()).unwrap();
+        assert_eq!(
+            (alone.latency_p50_ms, alone.latency_p95_ms),
+            (Some(7.5), Some(7.5))
+        );
+    }
+
+    #[test]
+    fn every_report_exports_as_csv() {
+        let (_dir, store) = store();
+        let summary = crate::csv::to_csv(&[store.kpi_summary(FROM, TO, &all()).unwrap()]).unwrap();
+        let header = summary.lines().next().unwrap();
+        assert!(
+            header.starts_with("from_ms,to_ms,requests,answered,successful,"),
+            "{header}"
+        );
+        assert!(
+            header.contains(",feedback.count,feedback.mean_score,"),
+            "{header}"
+        );
+        let groups = store.kpi_groups(FROM, TO, GroupBy::Day, &all()).unwrap();
+        assert_eq!(
+            crate::csv::to_csv(&groups).unwrap().lines().nth(1),
+            Some("2024-10-03,1727913600000,2,2,0,100,1500,500,900,5.5,10")
+        );
+        crate::csv::to_csv(&store.kpi_trend(FROM, TO, Bucket::Day, &all()).unwrap()).unwrap();
+        crate::csv::to_csv(&store.guard_triggers(FROM, TO, Bucket::Day, &all()).unwrap()).unwrap();
+        crate::csv::to_csv(&store.model_mix(FROM, TO, &all()).unwrap()).unwrap();
+        let list = store.recent_requests(&RequestFilter::default()).unwrap();
+        assert_eq!(crate::csv::to_csv(&list).unwrap().lines().count(), 11);
+    }
 }
