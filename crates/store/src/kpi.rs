@@ -178,6 +178,8 @@ pub struct KpiSummary {
     pub client_errors: u64,
     /// A guard blocked or refused it.
     pub guard_refusals: u64,
+    /// A guard gave a verdict other than `pass` (refusals included).
+    pub guard_triggers: u64,
     pub cost_nanos: u64,
     /// Rounded to the nearest nano-dollar; null without requests.
     pub cost_per_request_nanos: Option<u64>,
@@ -201,6 +203,7 @@ pub struct KpiSummary {
     /// `1 − escalated / answered`: answers no human had to take over.
     pub automation_rate: Option<f64>,
     pub feedback: FeedbackStats,
+    pub latency_mean_ms: Option<f64>,
     /// Exact nearest-rank percentiles of every covered request's latency.
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,
@@ -347,30 +350,11 @@ impl Where {
     }
 }
 
-/// What every KPI query sums, per group.
-#[derive(Debug, Default)]
-struct Agg {
+/// One group's KPIs, under its key and (for time buckets) its start.
+struct Grouped {
     key: Option<String>,
     bucket_ms: Option<i64>,
-    requests: u64,
-    answered: u64,
-    successful: u64,
-    errors: u64,
-    client_errors: u64,
-    refused: u64,
-    triggered: u64,
-    escalated: u64,
-    cost: u64,
-    baseline: u64,
-    saved_cache: u64,
-    saved_routing: u64,
-    hits: u64,
-    lookups: u64,
-    tokens_in: u64,
-    tokens_out: u64,
-    mean_latency: Option<f64>,
-    p50: Option<f64>,
-    p95: Option<f64>,
+    kpi: KpiSummary,
 }
 
 fn count(v: i64) -> u64 {
@@ -401,7 +385,7 @@ impl SqliteStore {
         filter: &KpiFilter,
         key_sql: &str,
         bucket_sql: Option<&str>,
-    ) -> Result<Vec<Agg>, StoreError> {
+    ) -> Result<Vec<Grouped>, StoreError> {
         let w = Where::range(from_ms, to_ms, filter);
         let bucket_sql = bucket_sql.unwrap_or("NULL");
         let sql = format!(
@@ -428,28 +412,44 @@ impl SqliteStore {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(w.params.iter()), |row| {
                 let c = |i: usize| row.get::<_, i64>(i).map(count);
-                Ok(Agg {
+                let (requests, answered, successful) = (c(2)?, c(3)?, c(4)?);
+                let (cost_nanos, escalated) = (c(10)?, c(9)?);
+                let (saved_by_cache_nanos, saved_by_routing_nanos) = (c(12)?, c(13)?);
+                let (cache_hits, cache_lookups) = (c(14)?, c(15)?);
+                let escalation_rate = ratio(escalated, answered);
+                Ok(Grouped {
                     key: row.get(0)?,
                     bucket_ms: row.get(1)?,
-                    requests: c(2)?,
-                    answered: c(3)?,
-                    successful: c(4)?,
-                    errors: c(5)?,
-                    client_errors: c(6)?,
-                    refused: c(7)?,
-                    triggered: c(8)?,
-                    escalated: c(9)?,
-                    cost: c(10)?,
-                    baseline: c(11)?,
-                    saved_cache: c(12)?,
-                    saved_routing: c(13)?,
-                    hits: c(14)?,
-                    lookups: c(15)?,
-                    tokens_in: c(16)?,
-                    tokens_out: c(17)?,
-                    mean_latency: row.get(18)?,
-                    p50: row.get(19)?,
-                    p95: row.get(20)?,
+                    kpi: KpiSummary {
+                        from_ms,
+                        to_ms,
+                        requests,
+                        answered,
+                        successful,
+                        errors: c(5)?,
+                        client_errors: c(6)?,
+                        guard_refusals: c(7)?,
+                        guard_triggers: c(8)?,
+                        cost_nanos,
+                        cost_per_request_nanos: per(cost_nanos, requests),
+                        cost_per_success_nanos: per(cost_nanos, successful),
+                        baseline_cost_nanos: c(11)?,
+                        saved_total_nanos: saved_by_cache_nanos + saved_by_routing_nanos,
+                        saved_by_cache_nanos,
+                        saved_by_routing_nanos,
+                        cache_hits,
+                        cache_lookups,
+                        cache_hit_rate: ratio(cache_hits, cache_lookups),
+                        escalated,
+                        escalation_rate,
+                        automation_rate: escalation_rate.map(|e| 1.0 - e),
+                        feedback: FeedbackStats::default(),
+                        latency_mean_ms: row.get(18)?,
+                        latency_p50_ms: row.get(19)?,
+                        latency_p95_ms: row.get(20)?,
+                        prompt_tokens: c(16)?,
+                        completion_tokens: c(17)?,
+                    },
                 })
             })?;
             rows.collect()
@@ -463,40 +463,20 @@ impl SqliteStore {
         to_ms: i64,
         filter: &KpiFilter,
     ) -> Result<KpiSummary, StoreError> {
-        let a = self
+        let mut kpi = self
             .aggregate(from_ms, to_ms, filter, "0", None)?
             .into_iter()
             .next()
-            .unwrap_or_default();
-        let escalation_rate = ratio(a.escalated, a.answered);
-        Ok(KpiSummary {
-            from_ms,
-            to_ms,
-            requests: a.requests,
-            answered: a.answered,
-            successful: a.successful,
-            errors: a.errors,
-            client_errors: a.client_errors,
-            guard_refusals: a.refused,
-            cost_nanos: a.cost,
-            cost_per_request_nanos: per(a.cost, a.requests),
-            cost_per_success_nanos: per(a.cost, a.successful),
-            baseline_cost_nanos: a.baseline,
-            saved_total_nanos: a.saved_cache + a.saved_routing,
-            saved_by_cache_nanos: a.saved_cache,
-            saved_by_routing_nanos: a.saved_routing,
-            cache_hits: a.hits,
-            cache_lookups: a.lookups,
-            cache_hit_rate: ratio(a.hits, a.lookups),
-            escalated: a.escalated,
-            escalation_rate,
-            automation_rate: escalation_rate.map(|e| 1.0 - e),
-            feedback: self.feedback_stats(from_ms, to_ms, filter)?,
-            latency_p50_ms: a.p50,
-            latency_p95_ms: a.p95,
-            prompt_tokens: a.tokens_in,
-            completion_tokens: a.tokens_out,
-        })
+            .map_or_else(
+                || KpiSummary {
+                    from_ms,
+                    to_ms,
+                    ..KpiSummary::default()
+                },
+                |g| g.kpi,
+            );
+        kpi.feedback = self.feedback_stats(from_ms, to_ms, filter)?;
+        Ok(kpi)
     }
 
     /// Feedback on the covered requests, from their own tenant, whenever it was given.
@@ -549,19 +529,25 @@ impl SqliteStore {
         let groups = self.aggregate(from_ms, to_ms, filter, &by.key_sql(), bucket.as_deref())?;
         Ok(groups
             .into_iter()
-            .map(|a| KpiGroup {
-                key: a.key,
-                bucket_ms: a.bucket_ms,
-                requests: a.requests,
-                successful: a.successful,
-                errors: a.errors,
-                cost_nanos: a.cost,
-                baseline_cost_nanos: a.baseline,
-                saved_by_cache_nanos: a.saved_cache,
-                saved_by_routing_nanos: a.saved_routing,
-                mean_latency_ms: a.mean_latency,
-                latency_p95_ms: a.p95,
-            })
+            .map(
+                |Grouped {
+                     key,
+                     bucket_ms,
+                     kpi,
+                 }| KpiGroup {
+                    key,
+                    bucket_ms,
+                    requests: kpi.requests,
+                    successful: kpi.successful,
+                    errors: kpi.errors,
+                    cost_nanos: kpi.cost_nanos,
+                    baseline_cost_nanos: kpi.baseline_cost_nanos,
+                    saved_by_cache_nanos: kpi.saved_by_cache_nanos,
+                    saved_by_routing_nanos: kpi.saved_by_routing_nanos,
+                    mean_latency_ms: kpi.latency_mean_ms,
+                    latency_p95_ms: kpi.latency_p95_ms,
+                },
+            )
             .collect())
     }
 
@@ -578,15 +564,15 @@ impl SqliteStore {
         let found: Vec<KpiPoint> = self
             .aggregate(from_ms, to_ms, filter, &start, Some(&start))?
             .into_iter()
-            .map(|a| KpiPoint {
-                bucket_ms: a.bucket_ms.unwrap_or(0),
-                requests: a.requests,
-                errors: a.errors,
-                cost_nanos: a.cost,
-                saved_nanos: a.saved_cache + a.saved_routing,
-                latency_p95_ms: a.p95,
-                cache_hits: a.hits,
-                guard_triggers: a.triggered,
+            .map(|Grouped { bucket_ms, kpi, .. }| KpiPoint {
+                bucket_ms: bucket_ms.unwrap_or(0),
+                requests: kpi.requests,
+                errors: kpi.errors,
+                cost_nanos: kpi.cost_nanos,
+                saved_nanos: kpi.saved_total_nanos,
+                latency_p95_ms: kpi.latency_p95_ms,
+                cache_hits: kpi.cache_hits,
+                guard_triggers: kpi.guard_triggers,
             })
             .collect();
         Ok(fill_buckets(found, from_ms, to_ms, bucket))
@@ -980,6 +966,7 @@ mod tests {
                 errors: 1,
                 client_errors: 1,
                 guard_refusals: 2,
+                guard_triggers: 4,
                 cost_nanos: 600,
                 // 600 / 9 = 66.7, rounded.
                 cost_per_request_nanos: Some(67),
@@ -995,6 +982,7 @@ mod tests {
                 escalation_rate: Some(1.0 / 7.0),
                 automation_rate: Some(1.0 - 1.0 / 7.0),
                 feedback,
+                latency_mean_ms: Some(173.0 / 9.0),
                 // Sorted: 1 2 5 10 15 20 30 40 50; ranks 5 and 9.
                 latency_p50_ms: Some(15.0),
                 latency_p95_ms: Some(50.0),
