@@ -124,7 +124,7 @@ impl<'a> ser::Serializer for Flat<'a> {
     type SerializeTuple = Impossible<(), CsvError>;
     type SerializeTupleStruct = Impossible<(), CsvError>;
     type SerializeTupleVariant = Impossible<(), CsvError>;
-    type SerializeMap = Impossible<(), CsvError>;
+    type SerializeMap = FlatMap<'a>;
     type SerializeStruct = FlatStruct<'a>;
     type SerializeStructVariant = Impossible<(), CsvError>;
 
@@ -214,8 +214,15 @@ impl<'a> ser::Serializer for Flat<'a> {
         Err(self.not_flat("an enum with data"))
     }
 
+    /// What `#[serde(flatten)]` makes of a struct: its fields and the flattened one's.
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, CsvError> {
-        Err(self.not_flat("a map"))
+        Ok(FlatMap {
+            fields: FlatStruct {
+                prefix: self.prefix,
+                cells: self.cells,
+            },
+            key: None,
+        })
     }
 
     fn serialize_struct(
@@ -246,15 +253,8 @@ struct FlatStruct<'a> {
     cells: &'a mut Vec<(String, String)>,
 }
 
-impl ser::SerializeStruct for FlatStruct<'_> {
-    type Ok = ();
-    type Error = CsvError;
-
-    fn serialize_field<T: ?Sized + Serialize>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), CsvError> {
+impl FlatStruct<'_> {
+    fn field<T: ?Sized + Serialize>(&mut self, key: &str, value: &T) -> Result<(), CsvError> {
         let name = if self.prefix.is_empty() {
             key.to_owned()
         } else {
@@ -264,6 +264,52 @@ impl ser::SerializeStruct for FlatStruct<'_> {
             prefix: &name,
             cells: self.cells,
         })
+    }
+}
+
+impl ser::SerializeStruct for FlatStruct<'_> {
+    type Ok = ();
+    type Error = CsvError;
+
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), CsvError> {
+        self.field(key, value)
+    }
+
+    fn end(self) -> Result<(), CsvError> {
+        Ok(())
+    }
+}
+
+/// A map with text keys, each a column like a struct's field.
+struct FlatMap<'a> {
+    fields: FlatStruct<'a>,
+    key: Option<String>,
+}
+
+impl ser::SerializeMap for FlatMap<'_> {
+    type Ok = ();
+    type Error = CsvError;
+
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), CsvError> {
+        match serde_json::to_value(key) {
+            Ok(serde_json::Value::String(k)) => {
+                self.key = Some(k);
+                Ok(())
+            }
+            _ => Err(CsvError::NotFlat(format!(
+                "`{}` is a map without text keys",
+                self.fields.prefix
+            ))),
+        }
+    }
+
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), CsvError> {
+        let key = self.key.take().unwrap_or_default();
+        self.fields.field(&key, value)
     }
 
     fn end(self) -> Result<(), CsvError> {
@@ -333,6 +379,22 @@ mod tests {
         let lines: Vec<&str> = csv.split("\r\n").collect();
         assert_eq!(lines[1], "\"'=HYPERLINK(\"\"x\"\")\",-1,day,1,0.5,");
         assert_eq!(lines[2], "'@SUM(A1),0,day,1,0.5,");
+    }
+
+    #[test]
+    fn flattened_fields_are_columns_of_their_own() {
+        #[derive(Serialize)]
+        struct Outer {
+            key: &'static str,
+            #[serde(flatten)]
+            inner: Inner,
+        }
+        let csv = to_csv(&[Outer {
+            key: "k",
+            inner: Inner { a: 2, b: None },
+        }])
+        .unwrap();
+        assert_eq!(csv, "key,a,b\r\nk,2,\r\n");
     }
 
     #[test]

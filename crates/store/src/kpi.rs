@@ -11,6 +11,8 @@
 //! buckets are UTC. It must not write, read clocks (the caller passes the range) or know
 //! HTTP: the gateway's admin API exposes these results, as JSON or through [`crate::csv`].
 
+use std::collections::HashMap;
+
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
@@ -211,7 +213,7 @@ pub struct KpiSummary {
     pub completion_tokens: u64,
 }
 
-/// One group of [`SqliteStore::kpi_groups`].
+/// One group of [`SqliteStore::kpi_groups`]: its key and its KPIs (flattened in JSON and CSV).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KpiGroup {
     /// The tenant, key, model or route (null: none, e.g. a request refused before a model
@@ -220,15 +222,8 @@ pub struct KpiGroup {
     pub key: Option<String>,
     /// For days and hours: the bucket's start, in ms.
     pub bucket_ms: Option<i64>,
-    pub requests: u64,
-    pub successful: u64,
-    pub errors: u64,
-    pub cost_nanos: u64,
-    pub baseline_cost_nanos: u64,
-    pub saved_by_cache_nanos: u64,
-    pub saved_by_routing_nanos: u64,
-    pub mean_latency_ms: Option<f64>,
-    pub latency_p95_ms: Option<f64>,
+    #[serde(flatten)]
+    pub kpi: KpiSummary,
 }
 
 /// One point of [`SqliteStore::kpi_trend`].
@@ -350,13 +345,6 @@ impl Where {
     }
 }
 
-/// One group's KPIs, under its key and (for time buckets) its start.
-struct Grouped {
-    key: Option<String>,
-    bucket_ms: Option<i64>,
-    kpi: KpiSummary,
-}
-
 fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -385,7 +373,7 @@ impl SqliteStore {
         filter: &KpiFilter,
         key_sql: &str,
         bucket_sql: Option<&str>,
-    ) -> Result<Vec<Grouped>, StoreError> {
+    ) -> Result<Vec<KpiGroup>, StoreError> {
         let w = Where::range(from_ms, to_ms, filter);
         let bucket_sql = bucket_sql.unwrap_or("NULL");
         let sql = format!(
@@ -417,7 +405,7 @@ impl SqliteStore {
                 let (saved_by_cache_nanos, saved_by_routing_nanos) = (c(12)?, c(13)?);
                 let (cache_hits, cache_lookups) = (c(14)?, c(15)?);
                 let escalation_rate = ratio(escalated, answered);
-                Ok(Grouped {
+                Ok(KpiGroup {
                     key: row.get(0)?,
                     bucket_ms: row.get(1)?,
                     kpi: KpiSummary {
@@ -463,57 +451,63 @@ impl SqliteStore {
         to_ms: i64,
         filter: &KpiFilter,
     ) -> Result<KpiSummary, StoreError> {
-        let mut kpi = self
-            .aggregate(from_ms, to_ms, filter, "0", None)?
-            .into_iter()
-            .next()
-            .map_or_else(
-                || KpiSummary {
-                    from_ms,
-                    to_ms,
-                    ..KpiSummary::default()
-                },
-                |g| g.kpi,
-            );
-        kpi.feedback = self.feedback_stats(from_ms, to_ms, filter)?;
-        Ok(kpi)
+        let groups = self.aggregate(from_ms, to_ms, filter, "0", None)?;
+        let groups = self.with_feedback(groups, from_ms, to_ms, filter, "0")?;
+        Ok(groups.into_iter().next().map_or_else(
+            || KpiSummary {
+                from_ms,
+                to_ms,
+                ..KpiSummary::default()
+            },
+            |g| g.kpi,
+        ))
     }
 
-    /// Feedback on the covered requests, from their own tenant, whenever it was given.
-    fn feedback_stats(
+    /// `groups` with the feedback on their requests (grouped by the same `key_sql`), from the
+    /// requests' own tenant, whenever it was given.
+    fn with_feedback(
         &self,
+        mut groups: Vec<KpiGroup>,
         from_ms: i64,
         to_ms: i64,
         filter: &KpiFilter,
-    ) -> Result<FeedbackStats, StoreError> {
+        key_sql: &str,
+    ) -> Result<Vec<KpiGroup>, StoreError> {
         let w = Where::range(from_ms, to_ms, filter);
         let sql = format!(
-            "SELECT COUNT(*), AVG(f.score), COALESCE(SUM(f.score >= 0.5), 0), \
-                COALESCE(SUM(f.score < 0.5), 0), COALESCE(SUM(f.outcome IS NOT NULL), 0), \
-                COALESCE(SUM(f.outcome = 'resolved'), 0), COALESCE(SUM(f.outcome = 'escalated'), 0) \
+            "SELECT CAST({key_sql} AS TEXT) AS k, COUNT(*), AVG(f.score), SUM(f.score >= 0.5), \
+                SUM(f.score < 0.5), SUM(f.outcome IS NOT NULL), SUM(f.outcome = 'resolved'), \
+                SUM(f.outcome = 'escalated') \
              FROM feedback f JOIN requests r ON f.request_id = r.request_id AND f.tenant = r.tenant \
-             WHERE {}",
-            w.sql
+             WHERE {where_sql} GROUP BY k",
+            where_sql = w.sql
         );
-        self.with(|conn| {
-            conn.prepare_cached(&sql)?.query_row(
-                rusqlite::params_from_iter(w.params.iter()),
-                |row| {
-                    let c = |i: usize| row.get::<_, i64>(i).map(count);
-                    let (with_outcome, resolved) = (c(4)?, c(5)?);
-                    Ok(FeedbackStats {
-                        count: c(0)?,
-                        mean_score: row.get(1)?,
-                        positive: c(2)?,
-                        negative: c(3)?,
-                        with_outcome,
-                        resolved,
-                        escalated: c(6)?,
-                        task_completion_rate: ratio(resolved, with_outcome),
-                    })
-                },
-            )
-        })
+        let mut by_key: HashMap<Option<String>, FeedbackStats> = self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(w.params.iter()), |row| {
+                // Sums over no non-null value are null.
+                let c = |i: usize| row.get::<_, Option<i64>>(i).map(|v| count(v.unwrap_or(0)));
+                let (with_outcome, resolved) = (c(5)?, c(6)?);
+                let stats = FeedbackStats {
+                    count: c(1)?,
+                    mean_score: row.get(2)?,
+                    positive: c(3)?,
+                    negative: c(4)?,
+                    with_outcome,
+                    resolved,
+                    escalated: c(7)?,
+                    task_completion_rate: ratio(resolved, with_outcome),
+                };
+                Ok((row.get(0)?, stats))
+            })?;
+            rows.collect()
+        })?;
+        for g in &mut groups {
+            if let Some(stats) = by_key.remove(&g.key) {
+                g.kpi.feedback = stats;
+            }
+        }
+        Ok(groups)
     }
 
     /// The KPIs per tenant, key, model, route (see [`ROUTE_SQL`]), UTC day or UTC hour,
@@ -526,29 +520,9 @@ impl SqliteStore {
         filter: &KpiFilter,
     ) -> Result<Vec<KpiGroup>, StoreError> {
         let bucket = by.bucket().map(Bucket::start_sql);
-        let groups = self.aggregate(from_ms, to_ms, filter, &by.key_sql(), bucket.as_deref())?;
-        Ok(groups
-            .into_iter()
-            .map(
-                |Grouped {
-                     key,
-                     bucket_ms,
-                     kpi,
-                 }| KpiGroup {
-                    key,
-                    bucket_ms,
-                    requests: kpi.requests,
-                    successful: kpi.successful,
-                    errors: kpi.errors,
-                    cost_nanos: kpi.cost_nanos,
-                    baseline_cost_nanos: kpi.baseline_cost_nanos,
-                    saved_by_cache_nanos: kpi.saved_by_cache_nanos,
-                    saved_by_routing_nanos: kpi.saved_by_routing_nanos,
-                    mean_latency_ms: kpi.latency_mean_ms,
-                    latency_p95_ms: kpi.latency_p95_ms,
-                },
-            )
-            .collect())
+        let key_sql = by.key_sql();
+        let groups = self.aggregate(from_ms, to_ms, filter, &key_sql, bucket.as_deref())?;
+        self.with_feedback(groups, from_ms, to_ms, filter, &key_sql)
     }
 
     /// A time series for charts: one point per UTC bucket from the one holding `from_ms` up
@@ -564,7 +538,7 @@ impl SqliteStore {
         let found: Vec<KpiPoint> = self
             .aggregate(from_ms, to_ms, filter, &start, Some(&start))?
             .into_iter()
-            .map(|Grouped { bucket_ms, kpi, .. }| KpiPoint {
+            .map(|KpiGroup { bucket_ms, kpi, .. }| KpiPoint {
                 bucket_ms: bucket_ms.unwrap_or(0),
                 requests: kpi.requests,
                 errors: kpi.errors,
@@ -1047,33 +1021,57 @@ mod tests {
     fn groups_by_day_split_at_utc_midnight() {
         let (_dir, store) = store();
         let days = store.kpi_groups(FROM, TO, GroupBy::Day, &all()).unwrap();
+        assert_eq!(days.len(), 2);
+        let before = &days[0];
         assert_eq!(
-            days[0],
-            KpiGroup {
-                key: Some("2024-10-03".into()),
-                bucket_ms: Some(D - DAY_MS),
-                requests: 2,
-                successful: 2,
-                errors: 0,
-                cost_nanos: 100,
-                baseline_cost_nanos: 1_500,
-                saved_by_cache_nanos: 500,
-                saved_by_routing_nanos: 900,
-                mean_latency_ms: Some(5.5),
-                latency_p95_ms: Some(10.0),
-            }
+            (before.key.as_deref(), before.bucket_ms),
+            (Some("2024-10-03"), Some(D - DAY_MS))
         );
+        let k = &before.kpi;
         assert_eq!(
-            (days[1].key.as_deref(), days[1].bucket_ms, days[1].requests),
+            (
+                k.requests,
+                k.successful,
+                k.errors,
+                k.cost_nanos,
+                k.baseline_cost_nanos,
+                k.saved_by_cache_nanos,
+                k.saved_by_routing_nanos,
+                k.cost_per_success_nanos,
+                k.latency_mean_ms,
+                k.latency_p95_ms,
+                k.feedback.count,
+            ),
+            (
+                2,
+                2,
+                0,
+                100,
+                1_500,
+                500,
+                900,
+                Some(50),
+                Some(5.5),
+                Some(10.0),
+                0
+            )
+        );
+        let after = &days[1];
+        assert_eq!(
+            (after.key.as_deref(), after.bucket_ms, after.kpi.requests),
             (Some("2024-10-04"), Some(D), 7)
         );
-        assert_eq!(days.len(), 2);
+        // Every piece of feedback is on a request of the second day.
+        assert_eq!(
+            (after.kpi.feedback.count, after.kpi.feedback.resolved),
+            (3, 1)
+        );
 
         let hours = store.kpi_groups(FROM, TO, GroupBy::Hour, &all()).unwrap();
         assert_eq!(
             hours
                 .iter()
-                .map(|g| (g.key.as_deref().unwrap_or(""), g.requests))
+                .map(|g| (g.key.as_deref().unwrap_or(""), g.kpi.requests))
                 .collect::<Vec<_>>(),
             [("2024-10-03T23:00Z", 2), ("2024-10-04T00:00Z", 7)]
         );
@@ -1087,7 +1085,7 @@ mod tests {
                 .kpi_groups(FROM, TO, by, &all())
                 .unwrap()
                 .into_iter()
-                .map(|g| (g.key, g.requests, g.cost_nanos))
+                .map(|g| (g.key, g.kpi.requests, g.kpi.cost_nanos))
                 .collect::<Vec<_>>()
         };
         let s = |v: &str| Some(v.to_owned());
@@ -1102,6 +1100,14 @@ mod tests {
         );
         // The routed miss and the hit on `auto:cheap` count under `auto`; the rest under none.
         assert_eq!(keys(GroupBy::Route), [(None, 7, 500), (s("auto"), 2, 100)]);
+        let tenants = store.kpi_groups(FROM, TO, GroupBy::Tenant, &all()).unwrap();
+        let feedback = |i: usize| {
+            let k = &tenants[i].kpi;
+            (k.feedback.count, k.escalated, k.automation_rate)
+        };
+        // t1: thumbs down and resolved (t2's word on ok2 does not count); t2: escalated.
+        assert_eq!(feedback(0), (2, 0, Some(1.0)));
+        assert_eq!(feedback(1), (1, 1, Some(0.0)));
     }
 
     #[test]
@@ -1326,10 +1332,16 @@ mod tests {
             "{header}"
         );
         let groups = store.kpi_groups(FROM, TO, GroupBy::Day, &all()).unwrap();
-        assert_eq!(
-            crate::csv::to_csv(&groups).unwrap().lines().nth(1),
-            Some("2024-10-03,1727913600000,2,2,0,100,1500,500,900,5.5,10")
-        );
+        let csv = crate::csv::to_csv(&groups).unwrap();
+        let mut lines = csv.lines();
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("key,bucket_ms,from_ms,to_ms,requests,answered,successful,"));
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("2024-10-03,1727913600000,1727913600000,1728086400000,2,2,2,"));
         crate::csv::to_csv(&store.kpi_trend(FROM, TO, Bucket::Day, &all()).unwrap()).unwrap();
         crate::csv::to_csv(&store.guard_triggers(FROM, TO, Bucket::Day, &all()).unwrap()).unwrap();
         crate::csv::to_csv(&store.model_mix(FROM, TO, &all()).unwrap()).unwrap();
