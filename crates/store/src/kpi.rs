@@ -292,9 +292,11 @@ pub struct RequestFilter {
     pub before_ms: Option<i64>,
     pub status_class: Option<StatusClass>,
     pub tenant: Option<String>,
+    pub key_id: Option<String>,
     /// The model that answered.
     pub model: Option<String>,
-    pub key_id: Option<String>,
+    /// The route alias, as [`ROUTE_SQL`] finds it.
+    pub route: Option<String>,
     /// The cache outcome (`hit-exact`, `hit-semantic`, `miss`, `bypass`), or `hit` for both hits.
     pub cache: Option<String>,
     /// Some guard gave this outcome (`flagged`, `blocked`, ...).
@@ -333,14 +335,18 @@ impl Where {
         }
     }
 
+    fn scope(&mut self, filter: &KpiFilter) {
+        self.and_eq("r.tenant", &filter.tenant);
+        self.and_eq("r.key_id", &filter.key_id);
+        self.and_eq("r.model", &filter.model);
+        self.and_eq(ROUTE_SQL, &filter.route);
+    }
+
     fn range(from_ms: i64, to_ms: i64, filter: &KpiFilter) -> Self {
         let mut w = Where::new();
         w.and("r.started_at_ms >= ?", from_ms);
         w.and("r.started_at_ms < ?", to_ms);
-        w.and_eq("r.tenant", &filter.tenant);
-        w.and_eq("r.key_id", &filter.key_id);
-        w.and_eq("r.model", &filter.model);
-        w.and_eq(ROUTE_SQL, &filter.route);
+        w.scope(filter);
         w
     }
 }
@@ -630,9 +636,12 @@ impl SqliteStore {
             w.and("r.status >= ?", lo);
             w.and("r.status <= ?", hi);
         }
-        w.and_eq("r.tenant", &filter.tenant);
-        w.and_eq("r.model", &filter.model);
-        w.and_eq("r.key_id", &filter.key_id);
+        w.scope(&KpiFilter {
+            tenant: filter.tenant.clone(),
+            key_id: filter.key_id.clone(),
+            model: filter.model.clone(),
+            route: filter.route.clone(),
+        });
         match filter.cache.as_deref() {
             Some("hit") => w.sql.push_str(&format!(" AND {HIT_SQL}")),
             _ => w.and_eq("r.cache", &filter.cache),
@@ -1261,13 +1270,20 @@ mod tests {
         );
         assert_eq!(
             ids(RequestFilter {
-                model: Some("small".into()),
                 status_class: Some(StatusClass::Success),
                 tenant: Some("t1".into()),
+                model: Some("small".into()),
                 before_ms: Some(D + 10 * DAY_MS),
                 ..f()
             }),
             ["ok2", "thumbsdown", "ok1"]
+        );
+        assert_eq!(
+            ids(RequestFilter {
+                route: Some("auto".into()),
+                ..f()
+            }),
+            ["hit1", "ok1"]
         );
         let first = store.recent_requests(&f()).unwrap();
         assert_eq!(first.len(), 10);
@@ -1282,6 +1298,30 @@ mod tests {
                 ..BASE
             })
         );
+    }
+
+    #[test]
+    fn filters_read_from_json_and_refuse_unknown_fields() {
+        let f: RequestFilter = serde_json::from_value(serde_json::json!({
+            "limit": 5, "status_class": "4xx", "tenant": "t1", "route": "auto", "cache": "hit"
+        }))
+        .unwrap();
+        assert_eq!(
+            f,
+            RequestFilter {
+                limit: Some(5),
+                status_class: Some(StatusClass::ClientError),
+                tenant: Some("t1".into()),
+                route: Some("auto".into()),
+                cache: Some("hit".into()),
+                ..RequestFilter::default()
+            }
+        );
+        assert!(
+            serde_json::from_value::<RequestFilter>(serde_json::json!({"tenat": "t1"})).is_err()
+        );
+        let by: GroupBy = serde_json::from_value(serde_json::json!("route")).unwrap();
+        assert_eq!(by, GroupBy::Route);
     }
 
     #[test]
