@@ -59,7 +59,7 @@ pub const ROUTE_SQL: &str = "(CASE WHEN r.route IS NOT NULL \
 
 /// A guard refused the request: a `blocked` or `refused` verdict (a 400, or the topic
 /// filter's polite answer, recorded with the deployment `guard`).
-const REFUSED_SQL: &str = "(r.deployment = 'guard' OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
+const REFUSED_SQL: &str = "(COALESCE(r.deployment, '') = 'guard' OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
     WHERE json_extract(g.value, '$.outcome') IN ('blocked', 'refused')))";
 
 /// A guard triggered on the request: any verdict other than `pass`.
@@ -1322,6 +1322,37 @@ mod tests {
         );
         let by: GroupBy = serde_json::from_value(serde_json::json!("route")).unwrap();
         assert_eq!(by, GroupBy::Route);
+    }
+
+    #[test]
+    fn a_request_refused_before_anything_was_known_still_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        let bare = RequestRecord {
+            request_id: "bare".into(),
+            started_at_ms: D,
+            endpoint: "chat".into(),
+            status: 401,
+            latency_ms: 0.5,
+            ..RequestRecord::default()
+        };
+        store.write_batch(&[bare]).unwrap();
+        let s = store.kpi_summary(FROM, TO, &all()).unwrap();
+        assert_eq!(
+            (
+                s.requests,
+                s.client_errors,
+                s.guard_refusals,
+                s.cache_lookups
+            ),
+            (1, 1, 0, 0)
+        );
+        assert_eq!((s.cache_hit_rate, s.automation_rate), (None, None));
+        let groups = store.kpi_groups(FROM, TO, GroupBy::Route, &all()).unwrap();
+        assert_eq!(
+            (groups[0].key.as_deref(), groups[0].kpi.requests),
+            (None, 1)
+        );
     }
 
     #[test]

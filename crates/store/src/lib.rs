@@ -1,6 +1,6 @@
 //! Durable state: request records (telemetry) and what is read back from them (spend so far,
-//! recent requests, business KPIs: [`kpi`], exported with [`csv`]), and the control plane's state (config versions, the audit chain,
-//! prompts, flags, rollouts: [`control`]).
+//! recent requests, business KPIs in [`kpi`], exported by [`csv`]), and the control plane's
+//! state (config versions, the audit chain, prompts, flags, rollouts: [`control`]).
 //!
 //! The embedded backend is SQLite in WAL mode. Records reach it through [`telemetry`]: a
 //! bounded queue drained by one writer thread in batches, so the request path never waits
