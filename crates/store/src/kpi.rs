@@ -351,6 +351,25 @@ impl Where {
     }
 }
 
+/// Latencies by group key, and of the requests whose key is null.
+#[derive(Default)]
+struct Latencies {
+    keyed: HashMap<String, Vec<f64>>,
+    unkeyed: Vec<f64>,
+}
+
+/// The exact nearest-rank `pct`-th percentile: with the `n` values sorted, the one at rank
+/// ⌈pct·n/100⌉ (1-based). Reorders `values`.
+fn nearest_rank(values: &mut [f64], pct: usize) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    // 1 ≤ rank ≤ n, as pct ≤ 100.
+    let rank = (values.len() * pct).div_ceil(100).max(1);
+    let (_, v, _) = values.select_nth_unstable_by(rank - 1, f64::total_cmp);
+    Some(*v)
+}
+
 fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -368,10 +387,8 @@ fn per(num: u64, den: u64) -> Option<u64> {
 }
 
 impl SqliteStore {
-    /// Sums per group (`key_sql`, and `bucket_sql` for time buckets), ordered by key.
-    ///
-    /// Percentiles are exact nearest-rank ones: with the group's `n` latencies sorted, the
-    /// p-th is the one at rank ⌈p·n/100⌉ (integer maths in SQL, ranks by a window).
+    /// Sums per group (`key_sql`, and `bucket_sql` for time buckets), ordered by key, with
+    /// their latency percentiles ([`Self::latency_percentiles`]).
     fn aggregate(
         &self,
         from_ms: i64,
@@ -389,20 +406,16 @@ impl SqliteStore {
                 (COALESCE(r.cache, '') IN ('hit-exact', 'hit-semantic', 'miss')) AS lookup, \
                 {SAVED_SQL} AS saved, {SUCCESS_SQL} AS ok, {REFUSED_SQL} AS refused, \
                 {TRIGGERED_SQL} AS triggered, {ESCALATED_SQL} AS escalated \
-                FROM requests r WHERE {where_sql}), \
-             w AS (SELECT b.*, ROW_NUMBER() OVER (PARTITION BY k ORDER BY latency_ms) AS rn, \
-                COUNT(*) OVER (PARTITION BY k) AS n FROM b) \
+                FROM requests r WHERE {where_sql}) \
              SELECT CAST(k AS TEXT), MIN(bucket), COUNT(*), SUM(status BETWEEN 200 AND 299), SUM(ok), \
                 SUM(status >= 500), SUM(status BETWEEN 400 AND 499), SUM(refused), SUM(triggered), \
                 SUM(escalated AND status BETWEEN 200 AND 299), SUM(cost), SUM(baseline), \
                 SUM(CASE WHEN hit THEN saved ELSE 0 END), SUM(CASE WHEN hit THEN 0 ELSE saved END), \
-                SUM(hit), SUM(lookup), SUM(tin), SUM(tout), AVG(latency_ms), \
-                MAX(CASE WHEN rn = (n * 50 + 99) / 100 THEN latency_ms END), \
-                MAX(CASE WHEN rn = (n * 95 + 99) / 100 THEN latency_ms END) \
-             FROM w GROUP BY k ORDER BY k",
+                SUM(hit), SUM(lookup), SUM(tin), SUM(tout), AVG(latency_ms) \
+             FROM b GROUP BY k ORDER BY k",
             where_sql = w.sql
         );
-        self.with(|conn| {
+        let mut groups: Vec<KpiGroup> = self.with(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(w.params.iter()), |row| {
                 let c = |i: usize| row.get::<_, i64>(i).map(count);
@@ -439,14 +452,53 @@ impl SqliteStore {
                         automation_rate: escalation_rate.map(|e| 1.0 - e),
                         feedback: FeedbackStats::default(),
                         latency_mean_ms: row.get(18)?,
-                        latency_p50_ms: row.get(19)?,
-                        latency_p95_ms: row.get(20)?,
+                        latency_p50_ms: None,
+                        latency_p95_ms: None,
                         prompt_tokens: c(16)?,
                         completion_tokens: c(17)?,
                     },
                 })
             })?;
             rows.collect()
+        })?;
+        let mut latencies = self.latencies(&w, key_sql)?;
+        for g in &mut groups {
+            let mut values = match &g.key {
+                Some(k) => latencies.keyed.remove(k.as_str()),
+                None => Some(std::mem::take(&mut latencies.unkeyed)),
+            }
+            .unwrap_or_default();
+            g.kpi.latency_p50_ms = nearest_rank(&mut values, 50);
+            g.kpi.latency_p95_ms = nearest_rank(&mut values, 95);
+        }
+        Ok(groups)
+    }
+
+    /// Every covered request's latency, by group (`key_sql`). Percentiles are computed from
+    /// these in Rust: exact, and selecting is O(n) where SQL would sort.
+    fn latencies(&self, w: &Where, key_sql: &str) -> Result<Latencies, StoreError> {
+        let sql = format!(
+            "SELECT CAST({key_sql} AS TEXT), r.latency_ms FROM requests r WHERE {}",
+            w.sql
+        );
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(w.params.iter()))?;
+            let mut out = Latencies::default();
+            while let Some(row) = rows.next()? {
+                let ms: f64 = row.get(1)?;
+                // Borrowed, so a key is copied once per group, not once per request.
+                match row.get_ref(0)?.as_str_or_null()? {
+                    None => out.unkeyed.push(ms),
+                    Some(k) => match out.keyed.get_mut(k) {
+                        Some(v) => v.push(ms),
+                        None => {
+                            out.keyed.insert(k.to_owned(), vec![ms]);
+                        }
+                    },
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -1353,6 +1405,19 @@ mod tests {
             (groups[0].key.as_deref(), groups[0].kpi.requests),
             (None, 1)
         );
+    }
+
+    #[test]
+    fn nearest_rank_picks_the_value_at_rank_ceil_p_n() {
+        assert_eq!(nearest_rank(&mut [], 50), None);
+        assert_eq!(nearest_rank(&mut [3.0], 95), Some(3.0));
+        assert_eq!(nearest_rank(&mut [9.0, 1.0], 50), Some(1.0));
+        assert_eq!(nearest_rank(&mut [9.0, 1.0], 51), Some(9.0));
+        // 20 values: p95 is the 19th, p50 the 10th.
+        let mut v: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        assert_eq!(nearest_rank(&mut v, 95), Some(19.0));
+        assert_eq!(nearest_rank(&mut v, 50), Some(10.0));
+        assert_eq!(nearest_rank(&mut v, 100), Some(20.0));
     }
 
     #[test]
