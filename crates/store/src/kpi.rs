@@ -104,9 +104,12 @@ impl Bucket {
         }
     }
 
-    /// The bucket's start in ms, over `requests r`.
+    /// The bucket's start in ms, over `requests r` (floored, as `i64::div_euclid` does).
     fn start_sql(self) -> String {
-        format!("((r.started_at_ms / {ms}) * {ms})", ms = self.ms())
+        format!(
+            "(r.started_at_ms - ((r.started_at_ms % {ms}) + {ms}) % {ms})",
+            ms = self.ms()
+        )
     }
 }
 
@@ -724,22 +727,26 @@ impl SqliteStore {
 /// `from_ms` up to `to_ms`, unless that is more than [`MAX_FILLED_BUCKETS`] points.
 fn fill_buckets(found: Vec<KpiPoint>, from_ms: i64, to_ms: i64, bucket: Bucket) -> Vec<KpiPoint> {
     let ms = bucket.ms();
-    let first = from_ms.div_euclid(ms) * ms;
-    if to_ms <= from_ms || (to_ms - first) / ms > MAX_FILLED_BUCKETS {
+    let first = from_ms.checked_sub(from_ms.rem_euclid(ms)).filter(|first| {
+        to_ms
+            .checked_sub(*first)
+            .is_some_and(|span| to_ms > from_ms && span / ms <= MAX_FILLED_BUCKETS)
+    });
+    let Some(first) = first else {
         return found;
-    }
+    };
     let mut found = found.into_iter().peekable();
     let mut points = Vec::new();
-    let mut at = first;
-    while at < to_ms {
-        match found.next_if(|p| p.bucket_ms == at) {
+    let mut at = Some(first);
+    while let Some(start) = at.filter(|start| *start < to_ms) {
+        match found.next_if(|p| p.bucket_ms == start) {
             Some(p) => points.push(p),
             None => points.push(KpiPoint {
-                bucket_ms: at,
+                bucket_ms: start,
                 ..KpiPoint::default()
             }),
         }
-        at += ms;
+        at = start.checked_add(ms);
     }
     points
 }
@@ -1207,6 +1214,14 @@ mod tests {
                     guard_triggers: 4,
                 },
             ]
+        );
+        // The whole of time: too many buckets to fill, so only the ones with requests.
+        let sparse = store
+            .kpi_trend(i64::MIN, i64::MAX, Bucket::Hour, &all())
+            .unwrap();
+        assert_eq!(
+            sparse.iter().map(|p| p.bucket_ms).collect::<Vec<_>>(),
+            [D - HOUR_MS, D, D + 10 * DAY_MS]
         );
         let days = store.kpi_trend(FROM, TO, Bucket::Day, &all()).unwrap();
         assert_eq!(days.iter().map(|p| p.requests).collect::<Vec<_>>(), [2, 7]);
