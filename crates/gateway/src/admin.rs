@@ -78,7 +78,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Authenticates the admin, then reads the store off the async threads.
-async fn admin_read<T: Send + 'static>(
+pub(crate) async fn admin_read<T: Send + 'static>(
     app: &AppState,
     headers: &HeaderMap,
     read: impl FnOnce(&switchyard_store::SqliteStore) -> Result<T, switchyard_store::StoreError>

@@ -16,6 +16,7 @@ pub mod feedback;
 pub mod flags;
 pub mod guards;
 pub mod keys;
+pub mod kpis;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;

@@ -31,6 +31,7 @@ output_tokens = {{ p50 = 4 }}
 
 [models.fast]
 deployments = [{{ provider = "sim" }}]
+price = {{ input_per_mtok = 1.0, output_per_mtok = 2.0 }}
 
 [[keys]]
 id = "test"
@@ -547,4 +548,88 @@ async fn stored_prompts_render_by_label_and_version_and_labels_move() {
     let prompts: Vec<Option<String>> = gw.records().into_iter().map(|r| r.prompt).collect();
     assert_eq!(prompts[0].as_deref(), Some("support-answer@1"));
     assert_eq!(prompts[2].as_deref(), Some("support-answer@2"));
+}
+
+#[tokio::test]
+async fn kpis_summarise_the_traffic_as_json_and_csv() {
+    let gw = start(&config()).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let r = gw
+            .chat(json!({"model": "fast", "user": format!("u{i}"), "messages": user(&format!("question {i}"))}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        ids.push(
+            r.headers()["x-switchyard-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // One answer escalated to a human, one thumbs down.
+    for (id, body) in [
+        (&ids[0], json!({"outcome": "escalated"})),
+        (&ids[1], json!({"thumbs": "down"})),
+    ] {
+        let mut body = body;
+        body["request_id"] = json!(id);
+        let r = gw
+            .http
+            .post(gw.url("/v1/feedback"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    for _ in 0..200 {
+        if gw.records_written() >= 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
+    let (status, s) = admin_get(&gw, "/admin/v1/kpis/summary").await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["requests"], 6);
+    assert_eq!(s["successful"], 4, "{s}");
+    assert_eq!(s["escalated"], 1, "{s}");
+    assert!(s["cost_nanos"].as_u64().unwrap() > 0, "{s}");
+
+    let (_, g) = admin_get(&gw, "/admin/v1/kpis/groups?by=model").await;
+    assert_eq!(g["rows"][0]["key"], "fast", "{g}");
+    assert_eq!(g["rows"][0]["requests"], 6, "{g}");
+    let (status, err) = admin_get(&gw, "/admin/v1/kpis/groups").await;
+    assert_eq!(status, 400, "{err}");
+
+    let r = gw
+        .http
+        .get(gw.url("/admin/v1/kpis/groups?by=day&format=csv"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = r.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("key,bucket_ms,"), "{csv}");
+    assert_eq!(lines.count(), 1, "{csv}");
+
+    let (_, recent) = admin_get(&gw, "/admin/v1/requests?limit=2").await;
+    assert_eq!(recent["requests"].as_array().unwrap().len(), 2);
+    let (_, trend) = admin_get(&gw, "/admin/v1/kpis/trend?bucket=hour&hours=2").await;
+    let total: u64 = trend["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 6, "{trend}");
 }
