@@ -33,6 +33,35 @@ pub struct RawConfig {
     pub keys: Vec<RawKey>,
     #[serde(default)]
     pub admin: Option<RawAdmin>,
+    /// `[[slos]]`: service level objectives.
+    #[serde(default)]
+    pub slos: Vec<RawSlo>,
+}
+
+/// `[[slos]]`: one objective, its target and window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlo {
+    pub name: String,
+    /// `availability`, `latency`, `ttft` or `quality`.
+    pub objective: String,
+    /// The share of good requests promised, e.g. 0.995.
+    pub target: f64,
+    /// For `latency` and `ttft`: a request is good under this many milliseconds.
+    #[serde(default)]
+    pub threshold_ms: Option<u64>,
+    #[serde(default = "default_slo_window_days")]
+    pub window_days: u32,
+    /// Only requests to this route alias (default: all).
+    #[serde(default)]
+    pub route: Option<String>,
+    /// Only requests a model answered (default: all).
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+fn default_slo_window_days() -> u32 {
+    30
 }
 
 /// `[guards]`: checks on what goes to the model and what comes back.

@@ -29,6 +29,8 @@ pub struct Config {
     pub guard_policies: BTreeMap<String, GuardsSpec>,
     pub keys: Vec<KeySpec>,
     pub admin: Option<AdminSpec>,
+    /// `[[slos]]`, validated.
+    pub slos: Vec<switchyard_slo::SloSpec>,
 }
 
 /// The guards in force; each `None` when not configured.

@@ -301,8 +301,10 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         .map(|secret| AdminSpec { secret })
     });
 
+    let slos = slos(&mut c, &raw.slos, &raw.models, &raw.routes);
     if c.issues.is_empty() {
         Ok(Config {
+            slos,
             server,
             storage,
             telemetry,
@@ -1025,6 +1027,87 @@ fn guards(
             safe_answer: g.output.safe_answer.clone(),
         },
     }
+}
+
+/// `[[slos]]` into the SLO crate's specs; every problem with its `slos[i].field` path.
+fn slos(
+    c: &mut Checker,
+    raw: &[RawSlo],
+    models: &BTreeMap<String, RawModel>,
+    routes: &BTreeMap<String, RawRoute>,
+) -> Vec<switchyard_slo::SloSpec> {
+    use switchyard_slo::{Objective, Scope, SloSpec, SpecError};
+    let mut out: Vec<SloSpec> = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let at = format!("slos[{i}]");
+        let threshold = |c: &mut Checker| match s.threshold_ms {
+            Some(t) => t,
+            None => {
+                c.err(
+                    format!("{at}.threshold_ms"),
+                    format!("a `{}` SLO needs threshold_ms", s.objective),
+                );
+                1
+            }
+        };
+        let objective = match s.objective.as_str() {
+            "availability" => Objective::Availability,
+            "quality" => Objective::Quality,
+            "latency" => Objective::Latency {
+                threshold_ms: threshold(c),
+            },
+            "ttft" => Objective::Ttft {
+                threshold_ms: threshold(c),
+            },
+            other => {
+                c.err(
+                    format!("{at}.objective"),
+                    format!(
+                        "`{other}` is not one of \"availability\", \"latency\", \"ttft\", \"quality\""
+                    ),
+                );
+                Objective::Availability
+            }
+        };
+        if let Some(m) = &s.model {
+            c.ensure(
+                models.contains_key(m),
+                format!("{at}.model"),
+                format!("no model `{m}` is declared under [models]"),
+            );
+        }
+        if let Some(r) = &s.route {
+            c.ensure(
+                routes.contains_key(r),
+                format!("{at}.route"),
+                format!("no route `{r}` is declared under [routes]"),
+            );
+        }
+        let spec = SloSpec::new(s.name.clone(), objective, s.target)
+            .with_scope(Scope {
+                route: s.route.clone(),
+                model: s.model.clone(),
+            })
+            .with_window(i64::from(s.window_days) * 86_400);
+        if let Err(errors) = spec.validate() {
+            for e in errors.0 {
+                let field = match &e {
+                    SpecError::EmptyName | SpecError::Duplicate { .. } => "name",
+                    SpecError::Target { .. } => "target",
+                    SpecError::Threshold { .. } => "threshold_ms",
+                    SpecError::Window { .. } => "window_days",
+                };
+                c.err(format!("{at}.{field}"), e.to_string());
+            }
+        }
+        c.ensure(
+            out.iter().all(|o| o.name != spec.name),
+            format!("{at}.name"),
+            format!("SLO `{}` is declared twice", spec.name),
+        );
+        out.push(spec);
+    }
+    out
 }
 
 fn topics_guard(c: &mut Checker, at: &str, t: &RawTopicsGuard) -> TopicsGuardSpec {

@@ -365,3 +365,36 @@ threshold = -1.0
     assert!(t.refuse);
     assert_eq!(t.topics.len(), 1);
 }
+
+#[test]
+fn slo_mistakes_are_located() {
+    let slos = r#"
+[[slos]]
+name = "fast"
+objective = "latency"
+target = 0.95
+
+[[slos]]
+name = "fast"
+objective = "uptime"
+target = 1.5
+model = "nope"
+"#;
+    let errs = errors(&format!("{GOOD}{slos}"));
+    for needle in [
+        "`slos[0].threshold_ms`: a `latency` SLO needs threshold_ms",
+        "`slos[1].objective`: `uptime` is not one of",
+        "`slos[1].target`",
+        "`slos[1].name`: SLO `fast` is declared twice",
+        "`slos[1].model`: no model `nope`",
+    ] {
+        assert!(has_in(&errs, needle), "{needle}: {errs:#?}");
+    }
+    let ok = parse(
+        &format!("{GOOD}\n[[slos]]\nname = \"chat-latency\"\nobjective = \"latency\"\nthreshold_ms = 2000\ntarget = 0.95\n"),
+        "ok.toml",
+    )
+    .unwrap();
+    assert_eq!(ok.slos.len(), 1);
+    assert_eq!(ok.slos[0].window_secs, 30 * 86_400);
+}

@@ -21,6 +21,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/kpis/{report}", get(kpi))
         .route("/admin/v1/requests", get(requests))
+        .route("/admin/v1/slos", get(slos))
 }
 
 /// The query string every KPI endpoint reads.
@@ -173,6 +174,30 @@ async fn kpi(
             format!("no KPI report `{other}`: summary, groups, trend, guards or models"),
         )),
     }
+}
+
+#[derive(Serialize)]
+struct SlosView {
+    at_secs: i64,
+    slos: Vec<switchyard_slo::SloStatus>,
+    /// The most recent alert state changes, newest first.
+    alerts: Vec<switchyard_slo::AlertEvent>,
+}
+
+/// `GET /admin/v1/slos`: every SLO's good share, error budget left, burn rates per alert rule
+/// and alert states, with the recent alert history.
+async fn slos(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<SlosView>, GatewayError> {
+    app.pipeline.load().authenticate_admin(&headers)?;
+    let now = chrono::Utc::now().timestamp();
+    let (slos, alerts) = app.slos.status(now);
+    Ok(Json(SlosView {
+        at_secs: now,
+        slos,
+        alerts,
+    }))
 }
 
 /// `GET /admin/v1/requests`: recent requests, newest first, with the store's filters

@@ -25,6 +25,7 @@ pub mod record;
 pub mod rollouts;
 pub mod routing;
 pub mod server;
+pub mod slos;
 pub mod stream;
 pub mod upstream_server;
 pub mod versions;

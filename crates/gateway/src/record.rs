@@ -34,6 +34,8 @@ pub struct RecordGuard {
     done: bool,
     /// The rollout arm the request took, and where its outcome goes.
     arm: Option<(crate::rollouts::Taken, crate::rollouts::SharedStats)>,
+    /// The SLOs a chat request counts towards.
+    slos: Option<Arc<crate::slos::SloRuntime>>,
 }
 
 /// Status recorded when the client went away before the answer was complete (nginx's code).
@@ -66,6 +68,7 @@ impl RecordGuard {
             access_log,
             done: false,
             arm: None,
+            slos: None,
         }
     }
 
@@ -127,6 +130,11 @@ impl RecordGuard {
             .collect();
     }
 
+    /// Counts the request towards the SLOs when it ends.
+    pub fn count_for(&mut self, slos: Arc<crate::slos::SloRuntime>) {
+        self.slos = Some(slos);
+    }
+
     /// The request took a rollout's arm: named in the record, its outcome counted at the end.
     pub fn take_arm(&mut self, taken: crate::rollouts::Taken, stats: crate::rollouts::SharedStats) {
         self.record.rollout = Some(taken.label());
@@ -180,8 +188,11 @@ impl RecordGuard {
             admission.settle(used, r.cost_nanos);
         }
         emit_metrics(r);
+        let outcomes: Vec<&str> = self.guard_metrics.iter().map(|(_, o, _)| *o).collect();
+        if let Some(slos) = self.slos.take() {
+            slos.observe(r, &outcomes);
+        }
         if let Some((taken, stats)) = self.arm.take() {
-            let outcomes: Vec<&str> = self.guard_metrics.iter().map(|(_, o, _)| *o).collect();
             let ttft = if r.stream { r.ttft_ms } else { None };
             let outcome = crate::rollouts::outcome_of(status, &outcomes, latency_ms, ttft);
             stats.record(&taken.rollout, taken.arm, &r.request_id, &outcome);

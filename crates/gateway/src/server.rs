@@ -55,6 +55,8 @@ pub struct AppState {
     /// Held while a rollout changes (the controller's tick, an admin action), so no change
     /// overwrites another.
     pub rolling: tokio::sync::Mutex<()>,
+    /// The SLOs and their alerts.
+    pub slos: Arc<crate::slos::SloRuntime>,
     /// The candidate pipeline of the config rollout in force, if any.
     pub candidate: arc_swap::ArcSwapOption<crate::rollouts::ConfigCandidate>,
     /// Flags and prompts in force, swapped whole when the store's control generation moves.
@@ -150,6 +152,7 @@ impl Server {
         crate::calibrate::run_once(&pipeline, &store, now_ms)?;
         let generation = store.control_generation()?;
         let live = Live::load(&store, Arc::default())?;
+        let slos = Arc::new(crate::slos::SloRuntime::load(&store, &config.slos)?);
         let writer = TelemetryWriter::start(
             SqliteStore::open_in(&config.storage.data_dir)?,
             WriterSettings {
@@ -175,6 +178,7 @@ impl Server {
             applying: tokio::sync::Mutex::new(()),
             rolling: tokio::sync::Mutex::new(()),
             candidate: arc_swap::ArcSwapOption::empty(),
+            slos,
             live: ArcSwap::from_pointee(live),
             control_generation: std::sync::atomic::AtomicU64::new(generation),
         });
@@ -245,6 +249,36 @@ impl Server {
         })
     }
 
+    /// Evaluates the SLOs' alerts every 30 s, logs each change, saves the state (`slos.rs`, 2.).
+    fn slo_loop(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.state.clone();
+        #[allow(clippy::disallowed_methods)] // aborted at shutdown, which saves the state itself
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let s = state.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    for e in s.slos.evaluate(chrono::Utc::now().timestamp()) {
+                        let what = serde_json::to_string(&e).unwrap_or_default();
+                        match e.severity {
+                            switchyard_slo::Severity::Page => {
+                                tracing::error!(alert = %what, "SLO alert")
+                            }
+                            switchyard_slo::Severity::Ticket => {
+                                tracing::warn!(alert = %what, "SLO alert")
+                            }
+                        }
+                    }
+                    if let Err(e) = s.slos.save(&s.store) {
+                        tracing::warn!(error = %e, "saving the SLO state failed; will retry");
+                    }
+                })
+                .await;
+            }
+        })
+    }
+
     /// The rollout controller (`rollouts::step`): on every outcome a rollout's arm reports,
     /// and every second.
     fn rollout_loop(&self) -> tokio::task::JoinHandle<()> {
@@ -307,6 +341,7 @@ impl Server {
         let recalibration = self.recalibration_loop();
         let control = self.control_loop();
         let rollouts = self.rollout_loop();
+        let slos = self.slo_loop();
         let app = router(self.state.clone(), self.config.server.max_body_bytes);
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -345,6 +380,9 @@ impl Server {
         }
         control.abort();
         rollouts.abort();
+        slos.abort();
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.slos.save(&state.store)).await;
         drop(self.state);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
@@ -529,6 +567,7 @@ async fn chat_completions(
     };
     let live = app.live.load_full();
     let pipeline = config_arm(&app, pipeline, &live, &headers, &body, &mut record);
+    record.count_for(app.slos.clone());
     match pipeline.chat(&mut record, &headers, &body, &live).await {
         Ok(ChatOutcome::Complete(response)) => answer_json(record, response),
         Ok(ChatOutcome::Stream(answer)) => {

@@ -287,6 +287,7 @@ pub async fn apply(
         now_ms,
     );
     let entry = record_applied(&state.store, &version, change, &diff, now_ms)?;
+    state.slos.set_specs(&pipeline.config.slos);
     state.pipeline.store(Arc::new(pipeline));
     metrics::counter!(crate::metrics::CONFIG_APPLIED, "action" => change.action.to_owned())
         .increment(1);

@@ -633,3 +633,43 @@ async fn kpis_summarise_the_traffic_as_json_and_csv() {
         .sum();
     assert_eq!(total, 6, "{trend}");
 }
+
+#[tokio::test]
+async fn slos_count_requests_and_survive_a_restart() {
+    let slos = r#"
+[[slos]]
+name = "availability"
+objective = "availability"
+target = 0.99
+
+[[slos]]
+name = "fast-latency"
+objective = "latency"
+threshold_ms = 10000
+target = 0.95
+model = "fast"
+"#;
+    let text = format!("{}{slos}", config());
+    let gw = start(&text).await;
+    for i in 0..5 {
+        let r = gw
+            .chat(json!({"model": "fast", "messages": user(&format!("q{i}"))}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (status, view) = admin_get(&gw, "/admin/v1/slos").await;
+    assert_eq!(status, 200, "{view}");
+    let slos = view["slos"].as_array().unwrap();
+    assert_eq!(slos.len(), 2, "{view}");
+    for s in slos {
+        assert_eq!(s["sli"], 1.0, "{s}");
+        assert_eq!(s["budget"]["total"], 5, "{s}");
+        assert_eq!(s["rules"].as_array().unwrap().len(), 3, "{s}");
+    }
+    // The counts are saved at shutdown and read back.
+    let gw = gw.restart(&text).await;
+    let (_, view) = admin_get(&gw, "/admin/v1/slos").await;
+    assert_eq!(view["slos"][0]["budget"]["total"], 5, "{view}");
+}

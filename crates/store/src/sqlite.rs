@@ -153,6 +153,13 @@ ALTER TABLE requests ADD COLUMN rollout TEXT;
 CREATE INDEX requests_tenant_started ON requests (tenant, started_at_ms);
 CREATE INDEX requests_model_started ON requests (model, started_at_ms);
 "#,
+    r#"
+CREATE TABLE slo_state (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    body        TEXT NOT NULL,
+    saved_at_ms INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Which requests [`SqliteStore::served_outcomes`] reads: those a model served, that rendered a
@@ -323,6 +330,26 @@ impl SqliteStore {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    /// Saves the SLO runtime's state (one JSON document, replaced each time).
+    pub fn save_slo_state(&self, body: &str, at_ms: i64) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO slo_state (id, body, saved_at_ms) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, saved_at_ms = excluded.saved_at_ms",
+                params![body, at_ms],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The SLO runtime's saved state, if any.
+    pub fn slo_state(&self) -> Result<Option<String>, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT body FROM slo_state WHERE id = 1", [], |r| r.get(0))
+                .optional()
         })
     }
 

@@ -1,0 +1,156 @@
+//! SLOs at run time: every finished chat request is counted against the `[[slos]]` that
+//! match it (`switchyard_slo::Ledger`), the burn-rate alerts are evaluated on a timer
+//! (`switchyard_slo::AlertEngine`), and the whole state is saved to the store, so a restart
+//! loses no history. The SLO maths is `switchyard-slo`'s; this module only feeds and keeps it.
+//!
+//! 1. `RecordGuard` calls [`SloRuntime::observe`] when a chat request ends: its status, whether
+//!    a provider failed it, its latency and time to first token, whether every output guard
+//!    passed; the route alias and the model that answered pick the SLOs; the config version is
+//!    kept per SLO for a day.
+//! 2. `Server::run` calls [`SloRuntime::evaluate`] every 30 s and logs each alert state change
+//!    (a page as an error, a ticket as a warning), then saves the state (`slo_state`).
+//! 3. A config version with other SLOs keeps the history of every SLO whose scope, objective and
+//!    window are unchanged (`Ledger::set_specs`).
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use switchyard_slo::{AlertEngine, AlertEvent, Ledger, SloSpec, SloStatus};
+use switchyard_store::{RequestRecord, SqliteStore, StoreError};
+
+/// What is saved: the ledger and the alert engine, as their own serde.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    ledger: Ledger,
+    engine: AlertEngine,
+}
+
+pub struct SloRuntime {
+    state: Mutex<Saved>,
+}
+
+/// How many recent alert events `/admin/v1/slos` shows.
+const RECENT_ALERTS: usize = 50;
+
+impl SloRuntime {
+    /// The runtime for `specs`, continuing the saved state when there is one.
+    pub fn load(store: &SqliteStore, specs: &[SloSpec]) -> Result<Self, StoreError> {
+        let saved = store
+            .slo_state()?
+            .and_then(|body| match serde_json::from_str::<Saved>(&body) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the saved SLO state cannot be read; starting afresh");
+                    None
+                }
+            });
+        let mut saved = match saved {
+            Some(s) => s,
+            None => Saved {
+                ledger: Ledger::new(specs),
+                engine: AlertEngine::new(switchyard_slo::default_rules())
+                    .unwrap_or_else(|_| unreachable!("the default rules are valid")),
+            },
+        };
+        saved.ledger.set_specs(specs);
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        saved.engine.retain_slos(&names);
+        Ok(SloRuntime {
+            state: Mutex::new(saved),
+        })
+    }
+
+    /// A new config version's SLOs.
+    pub fn set_specs(&self, specs: &[SloSpec]) {
+        if let Ok(mut s) = self.state.lock() {
+            s.ledger.set_specs(specs);
+            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            s.engine.retain_slos(&names);
+        }
+    }
+
+    /// Counts a finished chat request (point 1).
+    pub fn observe(&self, r: &RequestRecord, guard_outcomes: &[&str]) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        if s.ledger.specs().next().is_none() {
+            return;
+        }
+        let route = r
+            .route
+            .as_ref()
+            .and(r.requested_model.as_deref())
+            .map(|m| m.split_once(':').map_or(m, |(alias, _)| alias));
+        let sli = switchyard_slo::Sli {
+            status: r.status,
+            provider_error: r
+                .error_kind
+                .as_deref()
+                .is_some_and(|k| k.starts_with("upstream") || k.contains("provider")),
+            latency_ms: r.latency_ms,
+            ttft_ms: if r.stream { r.ttft_ms } else { None },
+            guard_passed: !guard_outcomes
+                .iter()
+                .any(|o| matches!(*o, "failed" | "stopped" | "replaced")),
+            feedback_negative: false,
+        };
+        let at = r.started_at_ms.div_euclid(1000);
+        let model = r.model.as_deref().unwrap_or("");
+        let version = r.config_version.as_deref().unwrap_or("");
+        s.ledger.observe(at, route, model, version, &sli);
+    }
+
+    /// Evaluates every SLO's alerts at `now` (unix seconds); returns the state changes.
+    pub fn evaluate(&self, now: i64) -> Vec<AlertEvent> {
+        let Ok(mut guard) = self.state.lock() else {
+            return Vec::new();
+        };
+        let s = &mut *guard;
+        s.ledger.advance(now);
+        let mut events = Vec::new();
+        for (spec, series) in s.ledger.iter() {
+            events.extend(s.engine.evaluate(now, spec, series));
+        }
+        events
+    }
+
+    /// Every SLO's status at `now`, and the most recent alert events (newest first).
+    pub fn status(&self, now: i64) -> (Vec<SloStatus>, Vec<AlertEvent>) {
+        let Ok(s) = self.state.lock() else {
+            return (Vec::new(), Vec::new());
+        };
+        let statuses = s
+            .ledger
+            .iter()
+            .map(|(spec, series)| {
+                let status = switchyard_slo::status(now, spec, series, &s.engine);
+                // Percentiles of the last hour, for the latency and TTFT objectives.
+                match s.ledger.values(&spec.name).map(|v| v.window(now, 3600)) {
+                    Some(sketch) if !sketch.is_empty() => status.with_percentiles(&sketch),
+                    _ => status,
+                }
+            })
+            .collect();
+        let alerts = s
+            .engine
+            .history()
+            .rev()
+            .take(RECENT_ALERTS)
+            .cloned()
+            .collect();
+        (statuses, alerts)
+    }
+
+    /// Saves the whole state (point 2).
+    pub fn save(&self, store: &SqliteStore) -> Result<(), StoreError> {
+        let body = match self.state.lock() {
+            Ok(s) => serde_json::to_string(&*s).map_err(|e| StoreError::Json {
+                what: "the SLO state".to_owned(),
+                source: e,
+            })?,
+            Err(_) => return Ok(()),
+        };
+        store.save_slo_state(&body, chrono::Utc::now().timestamp_millis())
+    }
+}
