@@ -30,7 +30,7 @@ fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
         "--concurrency",
         "4",
         "--mix",
-        "simple=1,pii=1,injection=2,repeat=6",
+        "simple=1,pii=1,injection=2,repeat=8",
         "--seed",
         "6",
         "--json",
