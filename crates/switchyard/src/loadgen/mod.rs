@@ -51,10 +51,13 @@ Exit codes:
   2  usage error
   3  the gateway could not be reached (its /healthz probe failed)";
 
+/// A generator sending more than this measures itself more than the gateway.
+const MAX_RATE: f64 = 100_000.0;
+
 #[derive(ClapArgs)]
 pub struct Args {
     /// The gateway's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "SWITCHYARD_URL", default_value = "http://127.0.0.1:8080")]
     target: String,
     /// A virtual key of the gateway [default: the demo's key].
     #[arg(long, env = "SWITCHYARD_KEY", hide_env_values = true)]
@@ -131,10 +134,10 @@ async fn run_async(args: Args) -> Result<(), Failure> {
     let shape = match (args.rate, args.concurrency) {
         (_, Some(0)) => return Err(usage("--concurrency must be at least 1")),
         (_, Some(n)) => Shape::Concurrency(n),
-        (Some(r), None) if !(r > 0.0 && r.is_finite()) => {
-            return Err(usage(
-                "--rate must be a positive number of requests per second",
-            ))
+        (Some(r), None) if !(r > 0.0 && r <= MAX_RATE) => {
+            return Err(usage(format!(
+                "--rate must be a number of requests per second above 0 and at most {MAX_RATE}"
+            )))
         }
         (Some(r), None) => Shape::Rate(r),
         (None, None) => Shape::Rate(5.0),
@@ -206,7 +209,7 @@ async fn open_loop(
 ) -> Vec<Outcome> {
     let start = Instant::now();
     let count = scheduled_count(rate, duration);
-    let mut outcomes = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut outcomes = Vec::with_capacity(usize::try_from(count.min(1 << 16)).unwrap_or(0));
     let mut inflight: JoinSet<Outcome> = JoinSet::new();
     for i in 0..count {
         let due = start + due_offset(i, rate);

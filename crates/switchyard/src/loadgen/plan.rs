@@ -31,7 +31,7 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     if !(seconds > 0.0 && seconds.is_finite()) {
         return Err(format!("the duration `{s}` must be more than zero"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("the duration `{s}` is too long"))
 }
 
 pub(super) fn parse_share(s: &str) -> Result<f64, String> {
@@ -207,7 +207,7 @@ pub(super) fn popular_index(len: usize, u: f64, skewed: bool) -> usize {
 
 /// When request `i` of an open-loop run at `rate` per second is due, from the start.
 pub(super) fn due_offset(i: u64, rate: f64) -> Duration {
-    Duration::from_secs_f64(i as f64 / rate)
+    Duration::try_from_secs_f64(i as f64 / rate).unwrap_or(Duration::MAX)
 }
 
 /// How many requests an open-loop run schedules: those due before `duration` ends.
@@ -326,7 +326,14 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "0s", "s", "5 parsecs", "-1s"] {
+        for bad in [
+            "",
+            "0s",
+            "s",
+            "5 parsecs",
+            "-1s",
+            "99999999999999999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -131,7 +131,14 @@ impl Target {
             .bearer_auth(&self.key)
             .send()
             .await
-            .map_err(|e| unreachable(root_cause(&e)))?;
+            .map_err(|e| {
+                if e.is_builder() {
+                    // Not `e` itself: it could quote the key.
+                    usage("--key must be printable ASCII")
+                } else {
+                    unreachable(root_cause(&e))
+                }
+            })?;
         if matches!(
             models.status(),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
@@ -152,14 +159,9 @@ impl Target {
     pub(super) async fn send(&self, plan: Planned, origin: Instant) -> Outcome {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let mut outcome = Outcome {
-            kind: plan.kind,
             class: Class::Network,
             stream: plan.stream,
-            latency: Duration::ZERO,
-            ttft: None,
-            cache: None,
-            model: None,
-            feedback: None,
+            ..Outcome::dropped(plan.kind)
         };
         let answer = self.exchange(&plan, origin, &mut outcome).await;
         outcome.latency = origin.elapsed();
