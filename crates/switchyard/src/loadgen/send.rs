@@ -208,12 +208,12 @@ impl Target {
         let status = response.status();
         // The whole body, timing the first SSE event of a stream.
         let mut bytes: Vec<u8> = Vec::new();
+        let mut first_token = FirstToken::default();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    let from = bytes.len().saturating_sub(4);
                     bytes.extend_from_slice(&chunk);
-                    if plan.stream && outcome.ttft.is_none() && contains(&bytes[from..], b"data:") {
+                    if plan.stream && outcome.ttft.is_none() && first_token.push(&chunk) {
                         outcome.ttft = Some(origin.elapsed());
                     }
                 }
@@ -241,8 +241,42 @@ impl Target {
     }
 }
 
-pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// Finds the first server-sent event that carries output (content or a tool call), as the
+/// gateway's own time to first token does: a first event with only the role is not a token.
+#[derive(Default)]
+pub(super) struct FirstToken {
+    /// The bytes of the event not yet complete.
+    pending: Vec<u8>,
+}
+
+impl FirstToken {
+    /// Feeds the next bytes of the stream; true when an event carrying output ended in them.
+    pub(super) fn push(&mut self, bytes: &[u8]) -> bool {
+        self.pending.extend_from_slice(bytes);
+        let mut found = false;
+        while let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
+            let event: Vec<u8> = self.pending.drain(..end + 2).collect();
+            found |= carries_output(&String::from_utf8_lossy(&event));
+        }
+        found
+    }
+}
+
+fn carries_output(event: &str) -> bool {
+    event
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .any(|chunk| {
+            chunk["choices"].as_array().is_some_and(|choices| {
+                choices.iter().any(|c| {
+                    c["delta"]["content"]
+                        .as_str()
+                        .is_some_and(|t| !t.is_empty())
+                        || !c["delta"]["tool_calls"].is_null()
+                })
+            })
+        })
 }
 
 pub(super) fn root_cause(e: &reqwest::Error) -> String {
@@ -289,6 +323,23 @@ pub(super) fn verdict(kind: &str, class: Class, model: Option<&str>) -> Option<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_token_is_the_first_event_with_output() {
+        let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+        let token = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+        let mut scan = FirstToken::default();
+        assert!(!scan.push(b": keep-alive\n\n"));
+        assert!(!scan.push(role.as_bytes()));
+        // An event split across reads counts when it ends.
+        let (head, tail) = token.split_at(17);
+        assert!(!scan.push(head.as_bytes()));
+        assert!(scan.push(tail.as_bytes()));
+        let tool =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n";
+        assert!(FirstToken::default().push(tool.as_bytes()));
+        assert!(!FirstToken::default().push(b"data: [DONE]\n\n"));
+    }
 
     #[test]
     fn responses_are_classified_and_judged() {
