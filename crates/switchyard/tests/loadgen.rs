@@ -19,7 +19,7 @@ fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
 
     // `small` answers in well under a second, so three seconds make a few dozen requests;
     // the repeated questions' popular head makes exact cache hits certain at this count.
-    let out = stdout_of(switchyard().env_remove("SWITCHYARD_KEY").args([
+    let out = stdout_of(switchyard().args([
         "loadgen",
         "--target",
         &base,
@@ -67,19 +67,55 @@ fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
     let feedback = overall["feedback_sent"].as_u64().unwrap();
     assert_eq!(overall["feedback_failed"], 0);
 
+    // Open loop: 20 requests a second for a second are 20 due, each sent or dropped.
+    let out = stdout_of(switchyard().args([
+        "loadgen",
+        "--target",
+        &base,
+        "--model",
+        "small",
+        "--rate",
+        "20",
+        "--duration",
+        "1s",
+        "--stream-share",
+        "1",
+        "--feedback-share",
+        "0",
+        "--json",
+    ]));
+    let paced: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let p = &paced["overall"];
+    let paced_requests = p["requests"].as_u64().unwrap();
+    assert_eq!(
+        paced_requests + p["dropped"].as_u64().unwrap(),
+        20,
+        "{paced:#}"
+    );
+    assert_eq!(p["streams"], p["requests"], "{paced:#}");
+    assert!(p["ttft_ms_p50"].as_f64().unwrap() > 0.0, "{paced:#}");
+    assert_eq!(paced["mode"], "rate");
+
     // Stopped gracefully, the gateway has written a record of every request, and every
     // feedback the summary counts.
     stop(child);
     let db = rusqlite::Connection::open(cwd.path().join("switchyard-data/switchyard.db")).unwrap();
     let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64;
-    assert_eq!(count("SELECT COUNT(*) FROM requests"), requests);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM requests"),
+        requests + paced_requests
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM requests WHERE stream = 1"),
+        overall["streams"].as_u64().unwrap() + paced_requests
+    );
     assert_eq!(
         count("SELECT COUNT(*) FROM requests WHERE error_kind = 'content_policy_violation'"),
-        overall["refused"].as_u64().unwrap()
+        overall["refused"].as_u64().unwrap() + p["refused"].as_u64().unwrap()
     );
     assert_eq!(
         count("SELECT COUNT(*) FROM requests WHERE cache LIKE 'hit%'"),
-        overall["cache_hits"].as_u64().unwrap()
+        overall["cache_hits"].as_u64().unwrap() + p["cache_hits"].as_u64().unwrap()
     );
     assert_eq!(count("SELECT COUNT(*) FROM feedback"), feedback);
 }

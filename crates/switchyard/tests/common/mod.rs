@@ -8,10 +8,15 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The binary, without the admin CLI's variables from the environment that runs the tests.
+/// The binary, without the CLI's variables from the environment that runs the tests.
 pub fn switchyard() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-    for var in ["SWITCHYARD_URL", "SWITCHYARD_ADMIN_KEY", "SWITCHYARD_ACTOR"] {
+    for var in [
+        "SWITCHYARD_URL",
+        "SWITCHYARD_ADMIN_KEY",
+        "SWITCHYARD_ACTOR",
+        "SWITCHYARD_KEY",
+    ] {
         cmd.env_remove(var);
     }
     cmd
