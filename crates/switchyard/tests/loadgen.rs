@@ -16,15 +16,20 @@ use common::{spawn_demo, stdout_of, stop, switchyard};
 fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
     let cwd = tempfile::tempdir().unwrap();
     let (child, base) = spawn_demo(cwd.path());
+    // The JSON summary of a run against the demo asking for `small`, which answers in well
+    // under a second.
+    let loadgen = |args: &[&str]| -> serde_json::Value {
+        let out = stdout_of(
+            switchyard()
+                .args(["loadgen", "--json", "--target", &base, "--model", "small"])
+                .args(args),
+        );
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
 
-    // `small` answers in well under a second, so three seconds make a few dozen requests;
-    // the repeated questions' popular head makes exact cache hits certain at this count.
-    let out = stdout_of(switchyard().args([
-        "loadgen",
-        "--target",
-        &base,
-        "--model",
-        "small",
+    // Three seconds make a few dozen requests; the repeated questions' popular head makes
+    // exact cache hits certain at this count.
+    let summary = loadgen(&[
         "--duration",
         "3s",
         "--concurrency",
@@ -33,10 +38,7 @@ fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
         "simple=1,pii=1,injection=2,repeat=8",
         "--seed",
         "6",
-        "--json",
-    ]));
-    let summary: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    ]);
     let kind = |name: &str| {
         summary["kinds"]
             .as_array()
@@ -68,12 +70,7 @@ fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
     assert_eq!(overall["feedback_failed"], 0);
 
     // Open loop: 20 requests a second for a second are 20 due, each sent or dropped.
-    let out = stdout_of(switchyard().args([
-        "loadgen",
-        "--target",
-        &base,
-        "--model",
-        "small",
+    let paced = loadgen(&[
         "--rate",
         "20",
         "--duration",
@@ -82,9 +79,7 @@ fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
         "1",
         "--feedback-share",
         "0",
-        "--json",
-    ]));
-    let paced: serde_json::Value = serde_json::from_str(&out).unwrap();
+    ]);
     let p = &paced["overall"];
     let paced_requests = p["requests"].as_u64().unwrap();
     assert_eq!(
