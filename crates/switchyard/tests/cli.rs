@@ -96,7 +96,7 @@ fn keys_hash_prints_the_sha256() {
 #[tokio::test]
 async fn the_embedded_demo_answers_with_its_published_key() {
     let cwd = tempfile::tempdir().unwrap();
-    let (child, base) = spawn_demo(cwd.path());
+    let (server, base) = spawn_demo(cwd.path());
 
     let http = reqwest::Client::new();
     let reply: serde_json::Value = http
@@ -114,7 +114,7 @@ async fn the_embedded_demo_answers_with_its_published_key() {
         "The capital of France is Paris."
     );
 
-    stop(child);
+    server.stop();
     assert!(cwd.path().join("switchyard-data/switchyard.db").exists());
 }
 

@@ -10,12 +10,12 @@
 
 mod common;
 
-use common::{spawn_demo, stdout_of, stop, switchyard};
+use common::{spawn_demo, stdout_of, switchyard};
 
 #[test]
 fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
     let cwd = tempfile::tempdir().unwrap();
-    let (child, base) = spawn_demo(cwd.path());
+    let (server, base) = spawn_demo(cwd.path());
     // The JSON summary of a run against the demo asking for `small`, which answers in well
     // under a second.
     let loadgen = |args: &[&str]| -> serde_json::Value {
@@ -93,7 +93,7 @@ fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
 
     // Stopped gracefully, the gateway has written a record of every request, and every
     // feedback the summary counts.
-    stop(child);
+    server.stop();
     let db = rusqlite::Connection::open(cwd.path().join("switchyard-data/switchyard.db")).unwrap();
     let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64;
     assert_eq!(

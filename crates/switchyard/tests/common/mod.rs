@@ -43,9 +43,30 @@ pub fn spawn_with_banner(cmd: &mut Command, lines: usize) -> (Child, Vec<String>
     (child, banner)
 }
 
+/// A server process, killed when it is dropped unstopped (a failing test leaks no process).
+pub struct Server(Option<Child>);
+
+impl Server {
+    /// Stops it as an operator would: see [`stop`].
+    pub fn stop(mut self) {
+        if let Some(child) = self.0.take() {
+            stop(child);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts the embedded demo on a free loopback port in `cwd` (its data goes there); returns
 /// the process and the gateway's base URL.
-pub fn spawn_demo(cwd: &Path) -> (Child, String) {
+pub fn spawn_demo(cwd: &Path) -> (Server, String) {
     let (child, banner) = spawn_with_banner(
         switchyard()
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -64,7 +85,7 @@ pub fn spawn_demo(cwd: &Path) -> (Child, String) {
         banner.iter().any(|l| l.contains("sk-switchyard-admin")),
         "{banner:?}"
     );
-    (child, base)
+    (Server(Some(child)), base)
 }
 
 /// SIGTERM, then the graceful exit it must lead to (every record written).
