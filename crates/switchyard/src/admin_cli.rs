@@ -298,21 +298,28 @@ pub enum Group {
 
 /// Runs one remote command; prints the error, if any, on stderr and returns the exit code.
 pub fn run(command: Group) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    block_on(async {
+        match dispatch(command).await {
+            Ok(code) => code,
+            Err(failure) => {
+                eprintln!("error: {}", failure.message());
+                failure.code()
+            }
+        }
+    })
+}
+
+/// Runs a command's work on a single-threaded runtime (a client's work is waiting on the
+/// network) and returns its exit code.
+pub fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => rt.block_on(work),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(dispatch(command)) {
-        Ok(code) => code,
-        Err(failure) => {
-            eprintln!("error: {}", failure.message());
-            failure.code()
+            ExitCode::FAILURE
         }
     }
 }

@@ -2,6 +2,7 @@
 //! load config, and hand over; no gateway logic lives here.
 
 mod admin_cli;
+mod loadgen;
 mod router_report;
 
 use std::net::SocketAddr;
@@ -89,6 +90,10 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::AuditCommand,
     },
+    /// Send a realistic mix of requests (simple, hard, PII, injections, repeated and
+    /// paraphrased questions) to a gateway for a while, then print what came of them.
+    #[command(after_help = loadgen::EXIT_CODES)]
+    Loadgen(loadgen::Args),
     /// Make and hash virtual keys (configs store only the SHA-256 of a key).
     Keys {
         #[command(subcommand)]
@@ -222,6 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flag { command } => Ok(admin_cli::run(admin_cli::Group::Flag(command))),
         Command::Audit { command } => Ok(admin_cli::run(admin_cli::Group::Audit(command))),
         Command::Rollout { command } => Ok(admin_cli::run(admin_cli::Group::Rollout(command))),
+        Command::Loadgen(args) => Ok(loadgen::run(args)),
         Command::Keys { command } => {
             match command {
                 KeysCommand::Hash { key } => {

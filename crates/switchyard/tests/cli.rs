@@ -10,9 +10,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{repo_file, spawn_with_banner, switchyard};
+use common::{repo_file, spawn_demo, spawn_with_banner, stop, switchyard};
 
 #[test]
 fn config_check_accepts_the_examples() {
@@ -98,24 +96,7 @@ fn keys_hash_prints_the_sha256() {
 #[tokio::test]
 async fn the_embedded_demo_answers_with_its_published_key() {
     let cwd = tempfile::tempdir().unwrap();
-    let (mut child, banner) = spawn_with_banner(
-        switchyard()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(cwd.path()),
-        4,
-    );
-    let base = banner[0]
-        .strip_prefix("Switchyard embedded demo listening on ")
-        .unwrap_or_else(|| panic!("{banner:?}"))
-        .to_owned();
-    assert!(
-        banner.iter().any(|l| l.contains("sk-switchyard-demo")),
-        "{banner:?}"
-    );
-    assert!(
-        banner.iter().any(|l| l.contains("sk-switchyard-admin")),
-        "{banner:?}"
-    );
+    let (server, base) = spawn_demo(cwd.path());
 
     let http = reqwest::Client::new();
     let reply: serde_json::Value = http
@@ -133,18 +114,13 @@ async fn the_embedded_demo_answers_with_its_published_key() {
         "The capital of France is Paris."
     );
 
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    assert!(child.wait().unwrap().success());
+    server.stop();
     assert!(cwd.path().join("switchyard-data/switchyard.db").exists());
 }
 
 #[tokio::test]
 async fn the_simulator_serves_alone() {
-    let (mut child, banner) =
+    let (child, banner) =
         spawn_with_banner(switchyard().args(["sim", "--listen", "127.0.0.1:0"]), 1);
     let banner = &banner[0];
     let base = banner
@@ -184,12 +160,7 @@ async fn the_simulator_serves_alone() {
         reply["choices"][0]["message"]["content"],
         "The capital of France is Paris."
     );
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    assert!(child.wait().unwrap().success());
+    stop(child);
 }
 
 #[test]

@@ -1,0 +1,299 @@
+//! The summary: per kind and overall, requests by outcome, cache hits, latency percentiles,
+//! time to first token, achieved rate, models served and feedback; as a table or JSON.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::send::{Class, Outcome};
+use super::{Args, Shape};
+
+/// The value at quantile `q` (0 to 1) of `sorted` by the nearest-rank method: the smallest
+/// value with at least `q` of the samples at or below it.
+pub(super) fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub(super) struct Latency {
+    pub(super) p50: Option<f64>,
+    pub(super) p95: Option<f64>,
+    pub(super) p99: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub(super) struct KindSummary {
+    pub(super) kind: String,
+    /// Sent (dropped ones are not).
+    pub(super) requests: u64,
+    pub(super) ok: u64,
+    /// Guard refusals (400 `content_policy_violation`).
+    pub(super) refused: u64,
+    /// Other 4xx, 429 apart.
+    pub(super) client_errors: u64,
+    pub(super) rate_limited: u64,
+    pub(super) server_errors: u64,
+    /// No answer: connection errors, timeouts, broken streams.
+    pub(super) network_errors: u64,
+    pub(super) dropped: u64,
+    pub(super) cache_hits: u64,
+    pub(super) cache_hits_semantic: u64,
+    pub(super) streams: u64,
+    /// Milliseconds, of answered requests (ok), from the due time in rate mode.
+    pub(super) latency_ms: Latency,
+    pub(super) ttft_ms_p50: Option<f64>,
+    /// Requests sent per second of the run.
+    pub(super) rate: f64,
+    pub(super) models: BTreeMap<String, u64>,
+    pub(super) feedback_sent: u64,
+    pub(super) feedback_failed: u64,
+}
+
+impl KindSummary {
+    /// `window`: how long requests were being sent (the run's duration), for the rate.
+    pub(super) fn of<'a>(
+        kind: &str,
+        outcomes: impl Iterator<Item = &'a Outcome>,
+        window: Duration,
+    ) -> Self {
+        let mut s = KindSummary {
+            kind: kind.to_owned(),
+            ..KindSummary::default()
+        };
+        let mut latencies = Vec::new();
+        let mut ttfts = Vec::new();
+        for o in outcomes {
+            if o.class == Class::Dropped {
+                s.dropped += 1;
+                continue;
+            }
+            s.requests += 1;
+            match o.class {
+                Class::Ok => s.ok += 1,
+                Class::Refused => s.refused += 1,
+                Class::ClientError => s.client_errors += 1,
+                Class::RateLimited => s.rate_limited += 1,
+                Class::ServerError => s.server_errors += 1,
+                Class::Network | Class::Dropped => s.network_errors += 1,
+            }
+            if let Some(cache) = &o.cache {
+                s.cache_hits += 1;
+                s.cache_hits_semantic += u64::from(cache == "hit-semantic");
+            }
+            s.streams += u64::from(o.stream);
+            if o.class == Class::Ok {
+                latencies.push(o.latency.as_secs_f64() * 1000.0);
+                if let Some(t) = o.ttft {
+                    ttfts.push(t.as_secs_f64() * 1000.0);
+                }
+            }
+            if let Some(m) = &o.model {
+                *s.models.entry(m.clone()).or_default() += 1;
+            }
+            match o.feedback {
+                Some(true) => s.feedback_sent += 1,
+                Some(false) => s.feedback_failed += 1,
+                None => {}
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        ttfts.sort_by(f64::total_cmp);
+        let round = |v: Option<f64>| v.map(|v| (v * 10.0).round() / 10.0);
+        s.latency_ms = Latency {
+            p50: round(percentile(&latencies, 0.50)),
+            p95: round(percentile(&latencies, 0.95)),
+            p99: round(percentile(&latencies, 0.99)),
+        };
+        s.ttft_ms_p50 = round(percentile(&ttfts, 0.50));
+        s.rate = (s.requests as f64 / window.as_secs_f64().max(1e-9) * 100.0).round() / 100.0;
+        s
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Summary {
+    pub(super) target: String,
+    pub(super) model: String,
+    pub(super) mode: &'static str,
+    pub(super) rate: Option<f64>,
+    pub(super) concurrency: Option<usize>,
+    pub(super) duration_s: f64,
+    pub(super) elapsed_s: f64,
+    pub(super) seed: u64,
+    pub(super) kinds: Vec<KindSummary>,
+    pub(super) overall: KindSummary,
+}
+
+impl Summary {
+    pub(super) fn build(
+        args: &Args,
+        shape: Shape,
+        seed: u64,
+        elapsed: Duration,
+        kind_names: &[String],
+        outcomes: &[Outcome],
+    ) -> Self {
+        let kinds = kind_names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| outcomes.iter().any(|o| o.kind == *i))
+            .map(|(i, name)| {
+                KindSummary::of(name, outcomes.iter().filter(|o| o.kind == i), args.duration)
+            })
+            .collect();
+        let (mode, rate, concurrency) = match shape {
+            Shape::Rate(r) => ("rate", Some(r), None),
+            Shape::Concurrency(n) => ("concurrency", None, Some(n)),
+        };
+        Summary {
+            target: args.target.clone(),
+            model: args.model.clone(),
+            mode,
+            rate,
+            concurrency,
+            duration_s: args.duration.as_secs_f64(),
+            elapsed_s: (elapsed.as_secs_f64() * 100.0).round() / 100.0,
+            seed,
+            kinds,
+            overall: KindSummary::of("all", outcomes.iter(), args.duration),
+        }
+    }
+
+    pub(super) fn table(&self) -> String {
+        use std::fmt::Write;
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+        let mut out = String::new();
+        let load = match (self.rate, self.concurrency) {
+            (Some(r), _) => format!("{r} requests/s"),
+            (_, Some(n)) => format!("concurrency {n}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{} requests to {} (model {}) over {} s at {load}, the last answered after {:.1} s; seed {}",
+            self.overall.requests, self.target, self.model, self.duration_s, self.elapsed_s, self.seed
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<11} {:>6} {:>6} {:>7} {:>4} {:>4} {:>4} {:>4} {:>6} {:>7} {:>7} {:>7} {:>9} {:>6}",
+            "kind",
+            "sent",
+            "ok",
+            "refused",
+            "4xx",
+            "429",
+            "5xx",
+            "net",
+            "cached",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "ttft p50",
+            "req/s"
+        );
+        for k in self.kinds.iter().chain(std::iter::once(&self.overall)) {
+            let _ = writeln!(
+                out,
+                "{:<11} {:>6} {:>6} {:>7} {:>4} {:>4} {:>4} {:>4} {:>6} {:>7} {:>7} {:>7} {:>9} {:>6.2}",
+                k.kind,
+                k.requests,
+                k.ok,
+                k.refused,
+                k.client_errors,
+                k.rate_limited,
+                k.server_errors,
+                k.network_errors,
+                k.cache_hits,
+                ms(k.latency_ms.p50),
+                ms(k.latency_ms.p95),
+                ms(k.latency_ms.p99),
+                ms(k.ttft_ms_p50),
+                k.rate
+            );
+        }
+        let _ = writeln!(out);
+        let models: Vec<String> = self
+            .overall
+            .models
+            .iter()
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect();
+        let _ = writeln!(out, "models served:  {}", models.join(", "));
+        let _ = writeln!(
+            out,
+            "cache hits:     {} ({} semantic)",
+            self.overall.cache_hits, self.overall.cache_hits_semantic
+        );
+        let _ = writeln!(
+            out,
+            "feedback sent:  {} ({} failed)",
+            self.overall.feedback_sent, self.overall.feedback_failed
+        );
+        if self.overall.dropped > 0 {
+            let _ = writeln!(
+                out,
+                "dropped:        {} (due while --max-inflight were outstanding)",
+                self.overall.dropped
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), Some(50.0));
+        assert_eq!(percentile(&v, 0.95), Some(95.0));
+        assert_eq!(percentile(&v, 0.99), Some(99.0));
+        assert_eq!(percentile(&v, 1.0), Some(100.0));
+        assert_eq!(percentile(&v, 0.0), Some(1.0));
+        assert_eq!(percentile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0], 0.5), Some(2.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn summaries_count_by_class_and_cache() {
+        let ok = |ms: u64, cache: Option<&str>| Outcome {
+            kind: 0,
+            class: Class::Ok,
+            stream: false,
+            latency: Duration::from_millis(ms),
+            ttft: None,
+            cache: cache.map(str::to_owned),
+            model: Some("small".into()),
+            feedback: Some(true),
+        };
+        let mut outcomes = vec![
+            ok(10, None),
+            ok(20, Some("hit-exact")),
+            ok(30, Some("hit-semantic")),
+        ];
+        outcomes.push(Outcome {
+            class: Class::Refused,
+            model: None,
+            feedback: None,
+            ..ok(1, None)
+        });
+        outcomes.push(Outcome::dropped(0));
+        let s = KindSummary::of("simple", outcomes.iter(), Duration::from_secs(2));
+        assert_eq!((s.requests, s.ok, s.refused, s.dropped), (4, 3, 1, 1));
+        assert_eq!((s.cache_hits, s.cache_hits_semantic), (2, 1));
+        assert_eq!(s.latency_ms.p50, Some(20.0));
+        assert_eq!(s.latency_ms.p99, Some(30.0));
+        assert_eq!(s.models["small"], 3);
+        assert_eq!(s.feedback_sent, 3);
+        assert_eq!(s.rate, 2.0);
+    }
+}
