@@ -287,8 +287,20 @@ pub struct RolloutAction {
     remote: Remote,
 }
 
+#[derive(Subcommand)]
+pub enum SloCommand {
+    /// Each SLO's good share, error budget left, burn rates and alert states, and the recent
+    /// alert changes (exit 1 when an alert is firing).
+    #[command(after_help = EXIT_CODES)]
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
 /// One remote command, from any group.
 pub enum Group {
+    Slo(SloCommand),
     Config(ConfigCommand),
     Prompt(PromptCommand),
     Flag(FlagCommand),
@@ -454,6 +466,7 @@ async fn dispatch(command: Group) -> Outcome {
             RolloutCommand::Rollback(a) => rollout_act(&a, "rollback").await,
             RolloutCommand::Abort(a) => rollout_act(&a, "abort").await,
         },
+        Group::Slo(SloCommand::Status { remote }) => slo_status(&remote).await,
         Group::Audit(c) => match c {
             AuditCommand::List {
                 after,
@@ -1392,6 +1405,94 @@ async fn rollout_act(action: &RolloutAction, verb: &str) -> Outcome {
         view.print();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+// ---- SLOs ----
+
+#[derive(Deserialize)]
+struct SlosView {
+    slos: Vec<Value>,
+    alerts: Vec<Value>,
+}
+
+fn percent_of(v: &Value) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".to_owned(), |x| format!("{:.3}%", x * 100.0))
+}
+
+async fn slo_status(remote: &Remote) -> Outcome {
+    let client = Client::new(remote)?;
+    let answer = client.get(&["slos"], &[]).await?;
+    let firing = answer["slos"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|s| s["rules"].as_array().cloned().unwrap_or_default())
+        .any(|r| r["state"] == "firing");
+    if let Some(view) = client.text::<SlosView>(answer)? {
+        let rows: Vec<Vec<String>> = view
+            .slos
+            .iter()
+            .map(|s| {
+                let burns: Vec<String> = s["rules"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {:.1}x/{:.1}x {}",
+                            r["rule"].as_str().unwrap_or_default(),
+                            r["long_burn"].as_f64().unwrap_or(0.0),
+                            r["short_burn"].as_f64().unwrap_or(0.0),
+                            r["state"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                vec![
+                    s["name"].as_str().unwrap_or_default().to_owned(),
+                    s["objective"]["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    percent_of(&s["target"]),
+                    percent_of(&s["sli"]),
+                    s["budget"]["total"].to_string(),
+                    percent_of(&s["budget"]["remaining"]),
+                    burns.join(", "),
+                ]
+            })
+            .collect();
+        print_table(
+            &[
+                "SLO",
+                "OBJECTIVE",
+                "TARGET",
+                "GOOD",
+                "REQUESTS",
+                "BUDGET LEFT",
+                "BURN (LONG/SHORT) AND STATE",
+            ],
+            &rows,
+            "no SLOs are declared ([[slos]] in the config)",
+        );
+        for a in view.alerts.iter().take(10) {
+            println!(
+                "alert {} {} {} -> {} at {}",
+                a["slo"].as_str().unwrap_or_default(),
+                a["rule"].as_str().unwrap_or_default(),
+                a["from"].as_str().unwrap_or_default(),
+                a["to"].as_str().unwrap_or_default(),
+                when(a["at_secs"].as_i64().unwrap_or(0) * 1000)
+            );
+        }
+    }
+    Ok(if firing {
+        ExitCode::from(CHECK_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 // ---- audit ----

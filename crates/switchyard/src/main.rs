@@ -84,6 +84,12 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::RolloutCommand,
     },
+    /// SLOs: status from a running gateway, or Prometheus rules from a config file.
+    #[command(after_help = admin_cli::EXIT_CODES)]
+    Slo {
+        #[command(subcommand)]
+        command: SloCommand,
+    },
     /// Read and verify the audit log (the admin API).
     #[command(after_help = admin_cli::EXIT_CODES)]
     Audit {
@@ -114,6 +120,37 @@ enum Command {
         #[command(subcommand)]
         command: RouterCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum SloCommand {
+    /// Print Prometheus recording and alerting rules equivalent to the config's `[[slos]]`
+    /// (the same multi-window burn rates), for teams that alert from Prometheus.
+    Rules {
+        /// Config file; default: the embedded demo.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    #[command(flatten)]
+    Remote(admin_cli::SloCommand),
+}
+
+/// `switchyard slo rules`: the YAML on stdout, what could not be expressed on stderr.
+fn slo_rules(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let generated = switchyard_slo::generate_rules(
+        &config.slos,
+        &switchyard_slo::default_rules(),
+        &switchyard_slo::MetricNames::default(),
+    );
+    print!("{}", generated.yaml);
+    for s in &generated.skipped {
+        eprintln!(
+            "note: SLO `{}` has no Prometheus rules: {}",
+            s.slo, s.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Subcommand)]
@@ -228,6 +265,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => Ok(admin_cli::run(admin_cli::Group::Audit(command))),
         Command::Rollout { command } => Ok(admin_cli::run(admin_cli::Group::Rollout(command))),
         Command::Loadgen(args) => Ok(loadgen::run(args)),
+        Command::Slo {
+            command: SloCommand::Rules { config },
+        } => slo_rules(config.as_deref()),
+        Command::Slo {
+            command: SloCommand::Remote(c),
+        } => Ok(admin_cli::run(admin_cli::Group::Slo(c))),
         Command::Keys { command } => {
             match command {
                 KeysCommand::Hash { key } => {

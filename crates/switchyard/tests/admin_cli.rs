@@ -544,3 +544,26 @@ fn rollouts_start_show_pause_and_promote() {
         assert!(audit.contains(action), "{action}: {audit}");
     }
 }
+
+#[test]
+fn slo_rules_from_a_config_and_status_from_a_gateway() {
+    let out = switchyard()
+        .args(["slo", "rules", "--config"])
+        .arg(repo_file("examples/demo.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("availability"), "{yaml}");
+    assert!(yaml.contains("14.4"), "{yaml}");
+    // The route-scoped SLO cannot be expressed: the metrics carry no route label.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auto-latency"));
+
+    let gw = Gateway::start();
+    let status = gw.ok(&["slo", "status"]);
+    assert!(status.contains("no SLOs are declared"), "{status}");
+}
