@@ -36,6 +36,30 @@ pub struct RawConfig {
     /// `[[slos]]`: service level objectives.
     #[serde(default)]
     pub slos: Vec<RawSlo>,
+    /// `[alerts]`: where SLO alerts go and what a page does.
+    #[serde(default)]
+    pub alerts: RawAlerts,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerts {
+    /// Each alert state change is POSTed here as JSON.
+    pub webhook: Option<String>,
+    pub timeout_ms: u64,
+    /// What a page that starts firing does to the rollouts in force: `none`, `pause`, `abort`.
+    pub on_page: String,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        RawAlerts {
+            webhook: None,
+            timeout_ms: 2000,
+            on_page: "pause".to_owned(),
+        }
+    }
 }
 
 /// `[[slos]]`: one objective, its target and window.

@@ -31,6 +31,25 @@ pub struct Config {
     pub admin: Option<AdminSpec>,
     /// `[[slos]]`, validated.
     pub slos: Vec<switchyard_slo::SloSpec>,
+    pub alerts: AlertsSpec,
+}
+
+/// `[alerts]`: where SLO alert changes go, and what a firing page does to rollouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertsSpec {
+    pub webhook: Option<String>,
+    pub timeout: Duration,
+    pub on_page: OnPage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnPage {
+    /// Only notify.
+    Nothing,
+    /// Hold every running rollout at its share.
+    Pause,
+    /// Send everyone back to the baseline.
+    Abort,
 }
 
 /// The guards in force; each `None` when not configured.

@@ -302,9 +302,33 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
     });
 
     let slos = slos(&mut c, &raw.slos, &raw.models, &raw.routes);
+    let alerts = AlertsSpec {
+        webhook: raw
+            .alerts
+            .webhook
+            .as_ref()
+            .map(|u| http_url(&mut c, "alerts.webhook", u)),
+        timeout: Duration::from_millis(raw.alerts.timeout_ms),
+        on_page: c.one_of(
+            "alerts.on_page".to_owned(),
+            &raw.alerts.on_page,
+            &[
+                ("none", OnPage::Nothing),
+                ("pause", OnPage::Pause),
+                ("abort", OnPage::Abort),
+            ],
+            OnPage::Pause,
+        ),
+    };
+    c.ensure(
+        raw.alerts.timeout_ms > 0,
+        "alerts.timeout_ms",
+        "must be greater than 0",
+    );
     if c.issues.is_empty() {
         Ok(Config {
             slos,
+            alerts,
             server,
             storage,
             telemetry,

@@ -249,32 +249,27 @@ impl Server {
         })
     }
 
-    /// Evaluates the SLOs' alerts every 30 s, logs each change, saves the state (`slos.rs`, 2.).
+    /// Evaluates the SLOs' alerts every 30 s, acts on each change (`slos::act`: log, webhook,
+    /// rollouts paused or aborted on a page) and saves the state (`slos.rs`, 2.).
     fn slo_loop(&self) -> tokio::task::JoinHandle<()> {
         let state = self.state.clone();
         #[allow(clippy::disallowed_methods)] // aborted at shutdown, which saves the state itself
         tokio::spawn(async move {
+            let client = reqwest::Client::new();
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
             loop {
                 tick.tick().await;
                 let s = state.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    for e in s.slos.evaluate(chrono::Utc::now().timestamp()) {
-                        let what = serde_json::to_string(&e).unwrap_or_default();
-                        match e.severity {
-                            switchyard_slo::Severity::Page => {
-                                tracing::error!(alert = %what, "SLO alert")
-                            }
-                            switchyard_slo::Severity::Ticket => {
-                                tracing::warn!(alert = %what, "SLO alert")
-                            }
-                        }
-                    }
+                let events = tokio::task::spawn_blocking(move || {
+                    let events = s.slos.evaluate(chrono::Utc::now().timestamp());
                     if let Err(e) = s.slos.save(&s.store) {
                         tracing::warn!(error = %e, "saving the SLO state failed; will retry");
                     }
+                    events
                 })
-                .await;
+                .await
+                .unwrap_or_default();
+                crate::slos::act(&state, &events, &client).await;
             }
         })
     }

@@ -154,3 +154,79 @@ impl SloRuntime {
         store.save_slo_state(&body, chrono::Utc::now().timestamp_millis())
     }
 }
+
+/// What the gateway does with alert state changes (point 2): each is POSTed to
+/// `[alerts].webhook` (one attempt, bounded by its timeout; a failure is logged), and a page
+/// that starts firing pauses or aborts every rollout in force (`[alerts].on_page`), audited as
+/// the actor `slo`.
+pub async fn act(state: &crate::server::AppState, events: &[AlertEvent], client: &reqwest::Client) {
+    use switchyard_control::OnPage;
+    let alerts = state.pipeline.load().config.alerts.clone();
+    for e in events {
+        match e.severity {
+            switchyard_slo::Severity::Page => {
+                tracing::error!(slo = %e.slo, rule = %e.rule, from = ?e.from, to = ?e.to, long_burn = e.long_burn, "SLO alert")
+            }
+            switchyard_slo::Severity::Ticket => {
+                tracing::warn!(slo = %e.slo, rule = %e.rule, from = ?e.from, to = ?e.to, long_burn = e.long_burn, "SLO alert")
+            }
+        }
+        if let Some(url) = &alerts.webhook {
+            let sent = client
+                .post(url)
+                .timeout(alerts.timeout)
+                .json(e)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status);
+            if let Err(err) = sent {
+                tracing::warn!(error = %err, slo = %e.slo, "the alert webhook failed");
+            }
+        }
+        let fires = e.to == switchyard_slo::AlertState::Firing
+            && e.severity == switchyard_slo::Severity::Page;
+        if fires && alerts.on_page != OnPage::Nothing {
+            let reason = format!(
+                "SLO `{}` paged: {} burning {:.1}x over {} s",
+                e.slo, e.rule, e.long_burn, e.long_secs
+            );
+            gate_rollouts(state, alerts.on_page, &reason).await;
+        }
+    }
+}
+
+/// Pauses or aborts every rollout that is running (or paused, for an abort).
+async fn gate_rollouts(
+    state: &crate::server::AppState,
+    on_page: switchyard_control::OnPage,
+    reason: &str,
+) {
+    use switchyard_rollout::State;
+    let _one = state.rolling.lock().await;
+    let Ok(active) = state.store.rollouts(true) else {
+        return;
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let at = u64::try_from(now).unwrap_or(0);
+    for stored in active {
+        let mut r = stored.rollout;
+        let t = match (on_page, r.state()) {
+            (switchyard_control::OnPage::Pause, State::Running { .. }) => r.pause(at),
+            (switchyard_control::OnPage::Abort, State::Running { .. } | State::Paused { .. }) => {
+                r.abort(at, reason)
+            }
+            _ => continue,
+        };
+        let Ok(mut t) = t else { continue };
+        if on_page == switchyard_control::OnPage::Pause {
+            t.reason = format!("{} ({reason})", t.reason);
+        }
+        match crate::rollouts::save(&state.store, &r, &[t], "slo", now) {
+            Ok(()) => crate::rollouts::settle_config(state, &r).await,
+            Err(e) => tracing::warn!(error = %e, rollout = r.id(), "gating the rollout failed"),
+        }
+    }
+    if let Err(e) = state.refresh_control() {
+        tracing::warn!(error = %e, "reading the rollouts again failed");
+    }
+}

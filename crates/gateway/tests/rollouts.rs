@@ -529,3 +529,65 @@ async fn blue_green_judges_the_candidate_against_the_baseline_before_the_switch(
     assert_eq!(state(&r), "rolled_back", "{r}");
     assert!(last_reason(&r).starts_with("p95 latency breached"), "{r}");
 }
+
+#[tokio::test]
+async fn a_firing_page_pauses_the_rollouts_in_force_and_reaches_the_webhook() {
+    use axum::routing::post;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let log = seen.clone();
+    let hook = axum::Router::new().route(
+        "/alerts",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+    let text = format!(
+        "{}\n[alerts]\nwebhook = \"{url}\"\non_page = \"pause\"\n",
+        config(HEALTHY)
+    );
+    let gw = start(&text).await;
+    start_rollout(
+        &gw,
+        json!({"id": "gated", "kind": "model", "baseline": "base", "candidate": "cand"}),
+    )
+    .await;
+    // What the SLO loop hands over when the fast-burn page starts firing.
+    let page = switchyard_slo::AlertEvent {
+        at_secs: 1_800_000_000,
+        slo: "availability".into(),
+        rule: "page-1h".into(),
+        severity: switchyard_slo::Severity::Page,
+        from: switchyard_slo::AlertState::Pending,
+        to: switchyard_slo::AlertState::Firing,
+        threshold: 14.4,
+        long_secs: 3600,
+        long_burn: 20.0,
+        short_secs: 300,
+        short_burn: 30.0,
+    };
+    switchyard_gateway::slos::act(&gw.state, &[page], &reqwest::Client::new()).await;
+    let (_, r) = gw
+        .admin(Method::GET, "/admin/v1/rollouts/gated", None)
+        .await;
+    assert_eq!(state(&r), "paused", "{r}");
+    let (_, audit) = gw.admin(Method::GET, "/admin/v1/audit", None).await;
+    let why = audit["entries"][2]["reason"].as_str().unwrap();
+    assert!(why.contains("SLO `availability` paged"), "{why}");
+    assert_eq!(audit["entries"][2]["actor"], "slo");
+    let posted = seen.lock().unwrap().clone();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0]["slo"], "availability");
+    assert_eq!(posted[0]["to"], "firing");
+    assert_eq!(
+        gw.audit_actions().await,
+        ["config.apply", "rollout.running", "rollout.paused"]
+    );
+}

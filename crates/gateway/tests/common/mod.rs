@@ -19,6 +19,8 @@ pub const KEY: &str = "sk-test-key";
 
 pub struct TestGateway {
     pub addr: SocketAddr,
+    /// The running gateway's state, for tests that drive a loop's step by hand.
+    pub state: std::sync::Arc<switchyard_gateway::server::AppState>,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -60,6 +62,7 @@ pub async fn start_in(config: &str, dir: tempfile::TempDir, vars: &[(&str, &str)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = server.local_addr().unwrap();
+    let state = server.state();
     let (stop, rx) = tokio::sync::oneshot::channel();
     #[allow(clippy::disallowed_methods)] // joined in `stop`
     let task = tokio::spawn(server.run(async {
@@ -67,6 +70,7 @@ pub async fn start_in(config: &str, dir: tempfile::TempDir, vars: &[(&str, &str)
     }));
     TestGateway {
         addr,
+        state,
         http: reqwest::Client::new(),
         dir,
         stop: Some(stop),
