@@ -11,6 +11,33 @@ const MAX_REQUEST_ID: usize = 128;
 const MAX_OUTCOME: usize = 32;
 const MAX_COMMENT: usize = 4000;
 
+/// The header a client sets on the request that hands a conversation over to a human.
+pub const ESCALATED: &str = "x-switchyard-escalated";
+
+/// The `escalated` outcome a chat request's `x-switchyard-escalated: true` stands for, as the
+/// feedback `POST /v1/feedback` with `outcome: escalated` would store (the KPIs count both).
+pub fn escalation_from_header(
+    headers: &axum::http::HeaderMap,
+    record: &switchyard_store::RequestRecord,
+) -> Option<Feedback> {
+    let set = headers
+        .get(ESCALATED)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    let (Some(key_id), Some(tenant)) = (&record.key_id, &record.tenant) else {
+        return None;
+    };
+    set.then(|| Feedback {
+        request_id: record.request_id.clone(),
+        key_id: key_id.clone(),
+        tenant: tenant.clone(),
+        created_at_ms: record.started_at_ms,
+        score: None,
+        outcome: Some("escalated".to_owned()),
+        comment: Some(format!("{ESCALATED} header")),
+    })
+}
+
 /// Validates a feedback request from `key`, made at `now_ms`.
 pub fn validate(
     request: FeedbackRequest,

@@ -563,7 +563,17 @@ async fn chat_completions(
     let live = app.live.load_full();
     let pipeline = config_arm(&app, pipeline, &live, &headers, &body, &mut record);
     record.count_for(app.slos.clone());
-    match pipeline.chat(&mut record, &headers, &body, &live).await {
+    let outcome = pipeline.chat(&mut record, &headers, &body, &live).await;
+    if let Some(escalation) = crate::feedback::escalation_from_header(&headers, record.record_ref())
+    {
+        let store = app.store.clone();
+        // Rare, and the client asked for it: stored before the answer, like feedback.
+        let stored = tokio::task::spawn_blocking(move || store.add_feedback(&escalation)).await;
+        if !matches!(stored, Ok(Ok(()))) {
+            tracing::warn!("storing the escalation from the header failed");
+        }
+    }
+    match outcome {
         Ok(ChatOutcome::Complete(response)) => answer_json(record, response),
         Ok(ChatOutcome::Stream(answer)) => {
             let served = served_headers(&record);
