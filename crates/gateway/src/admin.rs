@@ -45,6 +45,47 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/rollouts/{id}/{action}", post(rollout_act))
 }
 
+/// `Query` whose rejection is an OpenAI-shaped 400 naming the query string's problem, not
+/// axum's plain-text one: every admin endpoint answers in one shape.
+pub(crate) struct AdminQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for AdminQuery<T>
+{
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, GatewayError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| AdminQuery(t))
+            .map_err(|e| {
+                GatewayError::invalid(None, format!("invalid query string: {}", e.body_text()))
+            })
+    }
+}
+
+/// `Path` with the same kind of rejection (a version that is not a number, say).
+pub(crate) struct AdminPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for AdminPath<T>
+{
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, GatewayError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| AdminPath(t))
+            .map_err(|e| GatewayError::invalid(None, format!("invalid path: {}", e.body_text())))
+    }
+}
+
 /// Authenticates the admin, then reads the body as JSON.
 fn admit<T: serde::de::DeserializeOwned>(
     app: &AppState,
@@ -290,7 +331,7 @@ struct HistoryView {
 async fn config_history(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(paging): Query<Paging>,
+    AdminQuery(paging): AdminQuery<Paging>,
 ) -> Reply<HistoryView> {
     let running = app.pipeline.load_full();
     running.authenticate_admin(&headers)?;
@@ -338,7 +379,7 @@ struct AuditView {
 async fn audit_list(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(paging): Query<Paging>,
+    AdminQuery(paging): AdminQuery<Paging>,
 ) -> Reply<AuditView> {
     let limit = paging.limit.clamp(1, 10_000);
     let entries = admin_read(&app, &headers, move |store| {
@@ -473,7 +514,7 @@ async fn change_flag(
 /// `PUT /admin/v1/flags/KEY`: sets a flag; the next request on every replica sees it.
 async fn flag_set(
     State(app): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    AdminPath(key): AdminPath<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply<FlagChange> {
@@ -506,7 +547,7 @@ async fn flag_set(
 /// `DELETE /admin/v1/flags/KEY`: the stages behave as if it was never set.
 async fn flag_delete(
     State(app): State<Arc<AppState>>,
-    Path(key): Path<String>,
+    AdminPath(key): AdminPath<String>,
     headers: HeaderMap,
 ) -> Reply<FlagChange> {
     app.pipeline.load().authenticate_admin(&headers)?;
@@ -689,7 +730,7 @@ fn no_prompt(name: &str) -> GatewayError {
 /// `GET /admin/v1/prompts/NAME`: its versions (newest first) and labels.
 async fn prompt_show(
     State(app): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    AdminPath(name): AdminPath<String>,
     headers: HeaderMap,
 ) -> Reply<PromptView> {
     app.pipeline.load().authenticate_admin(&headers)?;
@@ -720,7 +761,7 @@ async fn prompt_show(
 /// `GET /admin/v1/prompts/NAME/versions/N`: one version with its template.
 async fn prompt_version(
     State(app): State<Arc<AppState>>,
-    Path((name, version)): Path<(String, u32)>,
+    AdminPath((name, version)): AdminPath<(String, u32)>,
     headers: HeaderMap,
 ) -> Reply<PromptVersionView> {
     let n = name.clone();
@@ -761,7 +802,7 @@ struct Labelled {
 /// version from the next one on.
 async fn prompt_label(
     State(app): State<Arc<AppState>>,
-    Path((name, label)): Path<(String, String)>,
+    AdminPath((name, label)): AdminPath<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply<Labelled> {
@@ -1036,7 +1077,7 @@ fn no_rollout(id: &str) -> GatewayError {
 /// `GET /admin/v1/rollouts/ID`: its state, traffic, timeline and current windows.
 async fn rollout_show(
     State(app): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<String>,
     headers: HeaderMap,
 ) -> Reply<RolloutView> {
     let i = id.clone();
@@ -1057,7 +1098,7 @@ struct ActBody {
 /// at once.
 async fn rollout_act(
     State(app): State<Arc<AppState>>,
-    Path((id, action)): Path<(String, String)>,
+    AdminPath((id, action)): AdminPath<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply<RolloutView> {

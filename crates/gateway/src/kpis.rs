@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::admin::{AdminPath, AdminQuery};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -118,9 +120,9 @@ async fn report<T: Serialize + Send + 'static>(
 /// - `models`: the model mix.
 async fn kpi(
     State(app): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    AdminPath(name): AdminPath<String>,
     headers: HeaderMap,
-    Query(range): Query<Range>,
+    AdminQuery(range): AdminQuery<Range>,
 ) -> Result<Response, GatewayError> {
     let bucket = range.bucket.unwrap_or(Bucket::Hour);
     match name.as_str() {
@@ -206,7 +208,7 @@ async fn slos(
 async fn requests(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(filter): Query<RequestFilter>,
+    AdminQuery(filter): AdminQuery<RequestFilter>,
 ) -> Result<Response, GatewayError> {
     let r = crate::admin::admin_read(&app, &headers, move |st| st.recent_requests(&filter)).await?;
     Ok(Json(serde_json::json!({"requests": r})).into_response())

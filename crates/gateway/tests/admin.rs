@@ -623,6 +623,24 @@ async fn kpis_summarise_the_traffic_as_json_and_csv() {
     assert!(lines.next().unwrap().starts_with("key,bucket_ms,"), "{csv}");
     assert_eq!(lines.count(), 1, "{csv}");
 
+    // Nonsense in the query string or the path is an OpenAI-shaped 400, as everywhere else.
+    for path in [
+        "/admin/v1/kpis/groups?by=planet",
+        "/admin/v1/kpis/summary?hours=-3",
+        "/admin/v1/kpis/summary?colour=red",
+        "/admin/v1/audit?limit=lots",
+        "/admin/v1/prompts/x/versions/latest",
+    ] {
+        let (status, err) = admin_get(&gw, path).await;
+        assert_eq!(status, 400, "{path}: {err}");
+        assert_eq!(
+            err["error"]["type"], "invalid_request_error",
+            "{path}: {err}"
+        );
+    }
+    let (status, _) = admin_get(&gw, "/admin/v1/kpis/nonsense").await;
+    assert_eq!(status, 404);
+
     let (_, recent) = admin_get(&gw, "/admin/v1/requests?limit=2").await;
     assert_eq!(recent["requests"].as_array().unwrap().len(), 2);
     let (_, trend) = admin_get(&gw, "/admin/v1/kpis/trend?bucket=hour&hours=2").await;
