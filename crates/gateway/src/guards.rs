@@ -1183,6 +1183,14 @@ pub fn unmask_response(r: &mut switchyard_api::ChatCompletionResponse, m: &Maski
     }
 }
 
+/// Whether an output guard failed the answer (it was regenerated, replaced or its stream
+/// stopped), from the record's verdict outcomes: the one definition rollouts and SLOs judge by.
+pub fn answer_failed(outcomes: &[&str]) -> bool {
+    outcomes
+        .iter()
+        .any(|o| matches!(*o, "failed" | "stopped" | "replaced"))
+}
+
 /// The header value summarising every verdict.
 pub fn header_value(verdicts: &[GuardVerdict]) -> String {
     verdicts

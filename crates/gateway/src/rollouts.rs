@@ -194,9 +194,7 @@ pub fn outcome_of(
     let ms = |v: f64| u32::try_from(v.round() as i64).ok();
     Outcome {
         error: status >= 500,
-        guard_violation: guard_outcomes
-            .iter()
-            .any(|o| matches!(*o, "failed" | "stopped" | "replaced")),
+        guard_violation: crate::guards::answer_failed(guard_outcomes),
         latency_ms: ms(latency_ms),
         ttft_ms: ttft_ms.and_then(ms),
     }

@@ -90,9 +90,7 @@ impl SloRuntime {
                 .is_some_and(|k| k.starts_with("upstream") || k.contains("provider")),
             latency_ms: r.latency_ms,
             ttft_ms: if r.stream { r.ttft_ms } else { None },
-            guard_passed: !guard_outcomes
-                .iter()
-                .any(|o| matches!(*o, "failed" | "stopped" | "replaced")),
+            guard_passed: !crate::guards::answer_failed(guard_outcomes),
             feedback_negative: false,
         };
         let at = r.started_at_ms.div_euclid(1000);
