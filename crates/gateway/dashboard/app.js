@@ -533,7 +533,7 @@
       const slos = (data.slos && data.slos.slos) || [];
       root.innerHTML = `
         <div class="page-head"><h1>Overview</h1><span class="sub">${esc(rangeLabel(hours))}, compared with the ${esc(rangeLabel(hours).replace('last ', 'previous '))}</span></div>
-        <section class="grid tiles">${tiles.map((t, i) => `
+        <section class="grid tiles five">${tiles.map((t, i) => `
           <div class="card kpi-tile">
             <div class="kpi-label">${esc(t.label)}</div>
             <div class="kpi-value">${esc(t.value)}</div>
@@ -1094,17 +1094,23 @@
     const tl = ro.timeline || [];
     const last = tl[tl.length - 1];
     const w = r.windows || {};
-    const arm = (name, a) => (a ? `<div class="arm"><b>${esc(name)}</b>
-      ${esc(num(a.requests))} requests · ${esc(num(a.errors))} errors<br>
-      ${esc(num(a.guard_violations))} guard violations · ${esc(num(a.feedback))} feedback</div>` : '');
+    const arm = (name, a) => (a ? `<tr><td>${esc(name)}</td><td class="num">${esc(num(a.requests))}</td>
+      <td class="num">${esc(num(a.errors))}</td><td class="num">${esc(num(a.guard_violations))}</td>
+      <td class="num">${esc(num(a.feedback))}</td></tr>` : '');
+    const blueGreen = ro.spec && ro.spec.kind === 'blue_green';
+    // The last canary step (100%) is the promotion, not a judged step: "step 1 of 3" as the
+    // gateway says it.
+    const judged = blueGreen ? 1 : Math.max(1, steps.length - 1);
     return `<div class="card rollout-card">
       <div class="slo-head"><h2 class="id">${esc(ro.id)}</h2>${pill(st)}</div>
-      <div class="slo-meta">${esc(ro.baseline && ro.baseline.kind)} · <strong>${esc(ro.baseline && ro.baseline.id)}</strong> → <strong>${esc(ro.candidate && ro.candidate.id)}</strong>${ro.spec && ro.spec.kind === 'blue_green' ? ' · blue-green' : ''}</div>
+      <div class="slo-meta">${esc(ro.baseline && ro.baseline.kind)} · <strong>${esc(ro.baseline && ro.baseline.id)}</strong> → <strong>${esc(ro.candidate && ro.candidate.id)}</strong>${blueGreen ? ' · blue-green' : ''}</div>
       <div class="row small"><span>Candidate serves <strong>${esc(pct(share, share < 0.1 && share > 0 ? 1 : 0))}</strong> of users</span><span class="spacer"></span>
-        <span class="muted">${stepIx >= 0 && steps.length ? `step ${stepIx + 1} of ${steps.length}` : ''}</span></div>
-      <div class="progress${st === 'paused' ? ' paused' : ''}" title="${esc(steps.map((s) => `${s / 100}%`).join(' → '))}">
-        ${steps.map((_, i) => `<span class="${i < stepIx ? 'done' : i === stepIx ? 'current' : ''}"></span>`).join('')}</div>
-      <div class="arms">${arm('Baseline, this step', w.baseline)}${arm('Candidate, this step', w.candidate)}</div>
+        <span class="muted">${stepIx >= 0 && steps.length ? (blueGreen ? 'blue-green bake' : `step ${stepIx + 1} of ${judged}`) : ''}</span></div>
+      <div class="progress${st === 'paused' ? ' paused' : ''}">
+        ${steps.map((bp, i) => `<span class="${i < stepIx ? 'done' : i === stepIx ? 'current' : ''}" title="${esc(pct(bp / 10000, 0))}"></span>`).join('')}</div>
+      <div class="progress-labels">${steps.map((bp) => `<span>${esc(pct(bp / 10000, bp < 1000 && bp % 100 ? 1 : 0))}</span>`).join('')}</div>
+      ${w.baseline || w.candidate ? `<table class="mini arms"><thead><tr><th>This step</th><th class="num">Requests</th><th class="num">Errors</th><th class="num">Guard viol.</th><th class="num">Feedback</th></tr></thead>
+        <tbody>${arm('Baseline', w.baseline)}${arm('Candidate', w.candidate)}</tbody></table>` : ''}
       ${last ? `<p class="small muted" style="margin:8px 0 0">${esc(last.reason)} · ${esc(ago(last.at_ms))}</p>` : ''}
       <p class="small" style="margin:6px 0 0"><a href="#" data-show-timeline="${esc(ro.id)}">Timeline →</a></p>
     </div>`;
@@ -1282,10 +1288,14 @@
 
   function routeOf(r) {
     // The record keeps the router's decision, not the alias: the alias is what the client
-    // asked for without its `:policy` suffix, when the router decided or a hit answered.
+    // asked for without its `:policy` suffix, when the router decided, or when a cache hit
+    // answered with another model than the one called (kpi.rs, ROUTE_SQL).
+    const alias = String(r.requested_model || '').split(':')[0];
     const decision = parseMaybe(r.route);
-    if (!decision) return null;
-    return { alias: String(r.requested_model || '').split(':')[0], decision };
+    if (decision) return { alias, how: decision.policy || decision.rule || '', decision };
+    const hit = String(r.cache || '').startsWith('hit');
+    if (hit && r.model && r.model !== r.requested_model) return { alias, how: 'cache', decision: null };
+    return null;
   }
 
   function requestRow(r, i) {
@@ -1300,7 +1310,7 @@
       <td class="id ellipsis" title="${esc(r.request_id)}">${esc(String(r.request_id || '').slice(0, 8))}</td>
       <td class="ellipsis">${esc(r.tenant ?? DASH)} <span class="muted small">${esc(r.key_id ?? '')}</span></td>
       <td class="ellipsis">${esc(r.requested_model ?? DASH)}${served}</td>
-      <td>${route ? `${esc(route.alias)} <span class="muted small">${esc(route.decision.policy || route.decision.rule || '')}</span>` : '<span class="muted">–</span>'}</td>
+      <td>${route ? `${esc(route.alias)} <span class="muted small">${esc(route.how)}</span>` : '<span class="muted">–</span>'}</td>
       <td>${status === null ? DASH : pill(String(status), sclass)}</td>
       <td class="num">${esc(ms(r.latency_ms))}</td>
       <td class="num">${esc(ms(r.ttft_ms))}</td>
