@@ -53,7 +53,7 @@
     if (a >= 1e6) return `$${(d / 1e6).toFixed(2)}M`;
     if (a >= 1e4) return `$${(d / 1e3).toFixed(1)}k`;
     if (a >= 100) return `$${d.toFixed(0)}`;
-    if (a >= 1) return `$${d.toFixed(2)}`;
+    if (a >= 0.1) return `$${d.toFixed(2)}`;
     if (a >= 0.01) return `$${d.toFixed(3)}`;
     return `$${d.toPrecision(2)}`;
   }
@@ -111,6 +111,10 @@
     if (!isNum(msValue)) return DASH;
     const d = new Date(msValue);
     return `${MONTHS[d.getUTCMonth()]} ${d.getUTCDate()}, ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}`;
+  }
+
+  function sameUtcDay(msValue) {
+    return isNum(msValue) && Math.floor(msValue / DAY) === Math.floor(Date.now() / DAY);
   }
 
   function ago(msValue) {
@@ -273,8 +277,9 @@
     $('#view').innerHTML = `<div class="login-wrap"><div class="card login-card">
       <h1>Sign in</h1>
       <p>Enter the gateway's admin key. It is sent once; the session lives in a cookie.</p>
-      <form id="login" autocomplete="off">
-        <input name="key" type="password" placeholder="Admin key" aria-label="Admin key" required autofocus>
+      <form id="login">
+        <input name="username" type="text" value="admin" autocomplete="username" hidden>
+        <input name="key" type="password" placeholder="Admin key" aria-label="Admin key" autocomplete="current-password" required>
         <button type="submit" class="btn primary">Sign in</button>
         <div class="login-error" role="status">${esc(message || '')}</div>
       </form></div></div>`;
@@ -495,12 +500,12 @@
         },
         {
           label: 'Automation rate', value: pct(s.automation_rate),
-          note: `${num(s.answered)} answered, ${num(s.escalated)} handed to a human`,
+          note: `${num(s.answered)} answered without a human taking over`,
           delta: delta(s.automation_rate, p.automation_rate, true),
         },
         {
           label: 'Escalation rate', value: pct(s.escalation_rate),
-          note: `${num(fb.escalated)} escalations in feedback`,
+          note: `${num(s.escalated)} of ${num(s.answered)} answers handed to a human`,
           delta: delta(s.escalation_rate, p.escalation_rate, false),
         },
         {
@@ -545,7 +550,8 @@
         <section class="grid g-wide">
           <div class="card"><h2>Requests and spend <span class="hint">per ${esc(bucketFor(hours))}</span></h2><div data-slot="trend"></div></div>
           <div class="card"><h2>Savings <span class="hint">routing vs cache</span></h2><div data-slot="savings"></div>
-            <p class="small muted">Spent ${esc(money(s.cost_nanos))}; the most expensive model on each route would have cost ${esc(money(s.baseline_cost_nanos))}.</p></div>
+            <h3 style="margin:12px 0 2px">Spend vs the most expensive model on each route</h3>
+            <div data-slot="versus"></div></div>
         </section>
         <section>
           <div class="page-head"><h2>Service level objectives</h2><a href="#/slos?hours=${hours}">Details →</a></div>
@@ -565,6 +571,7 @@
         from: data.trend && data.trend.from_ms,
         to: data.trend && data.trend.to_ms,
         bucketMs: bucketMs(hours),
+        bucketed: true,
         yFormat: num,
         y2Format: money,
         emptyText: 'No requests in this time range yet.',
@@ -580,6 +587,15 @@
         centerLabel: 'saved',
         size: 160,
         emptyText: 'Nothing saved yet in this time range.',
+      });
+      Charts.barList(slot(root, 'versus'), {
+        title: 'Spend vs counterfactual',
+        items: s.requests ? [
+          { label: 'Spent', value: s.cost_nanos || 0, color: '#f59e0b' },
+          { label: 'Without savings', value: s.baseline_cost_nanos || 0, color: '#94a3b8', note: `saved ${pct(savedShare)}` },
+        ] : [],
+        format: money,
+        emptyText: 'No spend in this time range yet.',
       });
       slos.forEach((slo, i) => Charts.bullet(slot(root, `budget-${i}`), { value: slo.budget && slo.budget.remaining }));
     },
@@ -817,7 +833,7 @@
           name: 'Hit rate', color: '#06b6d4', area: true,
           points: filled.map(([t, r]) => [t, r && isNum(r.cache_hit_rate) ? r.cache_hit_rate : null]),
         }],
-        from, to, bucketMs: step,
+        from, to, bucketMs: step, bucketed: true,
         yFormat: (v) => pct(v, 0),
         yMaxAtLeast: 1,
         emptyText: 'No cacheable requests in this time range yet.',
@@ -1306,11 +1322,11 @@
     const served = r.model && r.model !== r.requested_model ? ` → ${esc(r.model)}` : '';
     const cache = r.cache || '';
     return `<tr class="clickable" data-ix="${i}" tabindex="0">
-      <td class="nowrap" title="${esc(when(r.started_at_ms))} UTC">${esc(when(r.started_at_ms).split(', ')[1] || '')} <span class="muted small">${esc(when(r.started_at_ms).split(', ')[0])}</span></td>
+      <td class="nowrap" title="${esc(when(r.started_at_ms))} UTC">${esc(when(r.started_at_ms).split(', ')[1] || '')}${sameUtcDay(r.started_at_ms) ? '' : ` <span class="muted small">${esc(when(r.started_at_ms).split(', ')[0])}</span>`}</td>
       <td class="id ellipsis" title="${esc(r.request_id)}">${esc(String(r.request_id || '').slice(0, 8))}</td>
       <td class="ellipsis">${esc(r.tenant ?? DASH)} <span class="muted small">${esc(r.key_id ?? '')}</span></td>
       <td class="ellipsis">${esc(r.requested_model ?? DASH)}${served}</td>
-      <td>${route ? `${esc(route.alias)} <span class="muted small">${esc(route.how)}</span>` : '<span class="muted">–</span>'}</td>
+      <td class="nowrap">${route ? `${esc(route.alias)} <span class="muted small">${esc(route.how)}</span>` : '<span class="muted">–</span>'}</td>
       <td>${status === null ? DASH : pill(String(status), sclass)}</td>
       <td class="num">${esc(ms(r.latency_ms))}</td>
       <td class="num">${esc(ms(r.ttft_ms))}</td>

@@ -237,6 +237,12 @@
     to = Math.max(to, ...allT);
     if (to <= from) to = from + (opts.bucketMs || HOUR);
     const x = linear(from, to, m.left, m.left + pw);
+    // Few buckets drawn as a line would invent a slope between two hours: draw each bucket's
+    // value flat across its span instead.
+    const bucket = opts.bucketMs || HOUR;
+    const stepped = Boolean(opts.bucketed) && Math.max(...series.map((s) => s.points.length)) <= 12;
+    const spanEnd = (t) => Math.min(t + bucket, to);
+    const anchor = (t) => (stepped ? (t + spanEnd(t)) / 2 : t);
 
     const domain = (axis) => {
       const vals = series.filter((s) => (s.axis || 'left') === axis)
@@ -295,12 +301,14 @@
           if (run.length) runs.push(run);
           run = [];
         } else {
-          run.push([x(t), y(v)]);
+          run.push([x(t), y(v), x(spanEnd(t))]);
         }
       }
       if (run.length) runs.push(run);
       const base = y(Math.max(s.axis === 'right' ? right.lo : left.lo, 0));
-      for (const r of runs) {
+      for (const r0 of runs) {
+        // Stepped: each point becomes its bucket's flat segment.
+        const r = stepped ? r0.flatMap(([px, py, ex]) => [[px, py], [ex, py]]) : r0;
         const d = r.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join('');
         if (s.area && r.length > 1) {
           el('path', {
@@ -328,8 +336,8 @@
       const box = svg.getBoundingClientRect();
       const px = ((ev.clientX - box.left) / box.width) * width;
       let best = stamps[0];
-      for (const t of stamps) if (Math.abs(x(t) - px) < Math.abs(x(best) - px)) best = t;
-      const bx = x(best);
+      for (const t of stamps) if (Math.abs(x(anchor(t)) - px) < Math.abs(x(anchor(best)) - px)) best = t;
+      const bx = x(anchor(best));
       vline.setAttribute('x1', bx);
       vline.setAttribute('x2', bx);
       const rows = [];
