@@ -322,9 +322,19 @@
   function syncChrome(page, hours) {
     for (const a of $$('#nav a')) a.classList.toggle('active', a.dataset.route === page);
     for (const b of $$('#range button')) b.classList.toggle('active', Number(b.dataset.hours) === hours);
-    // The request list is not a time range: the picker does not apply there.
-    $('#range').style.visibility = page === 'requests' ? 'hidden' : '';
+    // Requests and rollouts are lists, not a time range: the picker does not apply there.
+    $('#range').style.visibility = page === 'requests' || page === 'rollouts' ? 'hidden' : '';
+    document.title = `${TITLES[page]} · Switchyard`;
   }
+
+  const TITLES = {
+    overview: 'Overview', slos: 'SLOs', routing: 'Routing & cache', guards: 'Guardrails',
+    rollouts: 'Rollouts', requests: 'Requests',
+  };
+
+  // The empty-state text of a chart or table whose data failed to load says so, rather than
+  // claiming there is nothing.
+  const emptyOr = (loaded, text) => (loaded ? text : 'Not available: the data did not load (see above).');
 
   async function render({ quiet = false } = {}) {
     const { page, params, hours } = parseHash();
@@ -574,7 +584,7 @@
         bucketed: true,
         yFormat: num,
         y2Format: money,
-        emptyText: 'No requests in this time range yet.',
+        emptyText: emptyOr(data.trend, 'No requests in this time range yet.'),
       });
       Charts.donut(slot(root, 'savings'), {
         title: 'Savings split',
@@ -586,7 +596,7 @@
         center: money(s.saved_total_nanos),
         centerLabel: 'saved',
         size: 160,
-        emptyText: 'Nothing saved yet in this time range.',
+        emptyText: emptyOr(data.summary, 'Nothing saved yet in this time range.'),
       });
       Charts.barList(slot(root, 'versus'), {
         title: 'Spend vs counterfactual',
@@ -595,7 +605,7 @@
           { label: 'Without savings', value: s.baseline_cost_nanos || 0, color: '#94a3b8', note: `saved ${pct(savedShare)}` },
         ] : [],
         format: money,
-        emptyText: 'No spend in this time range yet.',
+        emptyText: emptyOr(data.summary, 'No spend in this time range yet.'),
       });
       slos.forEach((slo, i) => Charts.bullet(slot(root, `budget-${i}`), { value: slo.budget && slo.budget.remaining }));
     },
@@ -638,7 +648,7 @@
               <td class="num">${esc(burn(a.long_burn))} <span class="muted small">${esc(duration(a.long_secs))}</span></td>
               <td class="num">${esc(burn(a.short_burn))} <span class="muted small">${esc(duration(a.short_secs))}</span></td>
               <td class="num">${esc(burn(a.threshold))}</td></tr>`),
-            'No alerts yet: every burn rate has stayed under its thresholds.')}
+            emptyOr(data.slos, 'No alerts yet: every burn rate has stayed under its thresholds.'))}
         </section>`;
 
       slos.forEach((slo, i) => {
@@ -778,7 +788,7 @@
                 <td class="num">${esc(pct(m.share))}</td>
                 <td class="num">${esc(money(m.cost_nanos))}</td>
                 <td class="num">${esc(money(safeDiv(m.cost_nanos, m.requests)))}</td></tr>`),
-              'No requests in this time range yet.')}
+              emptyOr(data.models, 'No requests in this time range yet.'))}
           </div>
         </section>
         <section class="card" style="margin-bottom:14px"><h2>Spend by route</h2>
@@ -792,7 +802,7 @@
               <td class="num">${esc(pct(safeDiv(r.saved_total_nanos, r.baseline_cost_nanos)))}</td>
               <td class="num">${esc(pct(r.cache_hit_rate))}</td>
               <td class="num">${esc(ms(r.latency_p95_ms))}</td></tr>`),
-            'No routed requests in this time range yet.')}
+            emptyOr(data.routes, 'No routed requests in this time range yet.'))}
         </section>
         <section class="grid g2">
           <div class="card"><h2>Cache hit rate over time</h2><div data-slot="hit-rate"></div></div>
@@ -805,7 +815,7 @@
         items: models.map((m) => ({ label: m.model ?? '(none)', value: m.requests || 0, note: `spend ${money(m.cost_nanos)}` })),
         format: num,
         centerLabel: 'requests',
-        emptyText: 'No requests in this time range yet.',
+        emptyText: emptyOr(data.models, 'No requests in this time range yet.'),
       });
       Charts.barList(slot(root, 'model-spend'), {
         title: 'Spend per model',
@@ -814,7 +824,7 @@
           note: `${pct(safeDiv(m.cost_nanos, totalModelCost))} of spend`,
         })),
         format: money,
-        emptyText: 'No spend in this time range yet.',
+        emptyText: emptyOr(data.models, 'No spend in this time range yet.'),
       });
       Charts.barList(slot(root, 'route-spend'), {
         title: 'Spend by route',
@@ -824,7 +834,7 @@
           note: `${num(r.requests)} requests, saved ${money(r.saved_total_nanos)}`,
         })),
         format: money,
-        emptyText: 'No spend in this time range yet.',
+        emptyText: emptyOr(data.routes, 'No spend in this time range yet.'),
       });
       Charts.timeSeries(slot(root, 'hit-rate'), {
         title: 'Cache hit rate over time',
@@ -836,7 +846,7 @@
         from, to, bucketMs: step, bucketed: true,
         yFormat: (v) => pct(v, 0),
         yMaxAtLeast: 1,
-        emptyText: 'No cacheable requests in this time range yet.',
+        emptyText: emptyOr(data.buckets, 'No cacheable requests in this time range yet.'),
       });
       const tierBuckets = filled.map(([t]) => t);
       Charts.stackedBars(slot(root, 'hit-tiers'), {
@@ -849,7 +859,7 @@
           { name: 'Semantic', color: Charts.colorFor('hit-semantic'), values: tierBuckets.map((t) => semantic.get(t) || 0) },
         ],
         yFormat: num,
-        emptyText: 'No cache hits in this time range yet.',
+        emptyText: emptyOr(data.hits, 'No cache hits in this time range yet.'),
       });
       Charts.stackedBars(slot(root, 'savings'), {
         title: 'Savings over time',
@@ -861,7 +871,7 @@
           { name: 'Cache', color: '#06b6d4', values: filled.map(([, r]) => (r ? r.saved_by_cache_nanos || 0 : 0)) },
         ],
         yFormat: money,
-        emptyText: 'Nothing saved in this time range yet.',
+        emptyText: emptyOr(data.buckets, 'Nothing saved in this time range yet.'),
       });
     },
   };
@@ -924,7 +934,7 @@
             guards.map((name) => `<tr><td><span class="swatch" style="background:${esc(Charts.colorFor(name))}"></span> ${esc(name)}</td>
               ${outcomes.map((o) => `<td class="num">${matrix.get(name).get(o) ? esc(num(matrix.get(name).get(o))) : '<span class="muted">·</span>'}</td>`).join('')}
               <td class="num"><strong>${esc(num(totals.get(name)))}</strong></td></tr>`),
-            'No guard has triggered in this time range.')}
+            emptyOr(data.guards, 'No guard has triggered in this time range.'))}
         </section>`;
 
       const drawOverTime = () => {
@@ -943,7 +953,7 @@
         Charts.stackedBars(slot(root, 'over-time'), {
           title: 'Guard triggers over time',
           buckets, bucketMs: step, from, to, series, yFormat: num,
-          emptyText: 'No guard has triggered in this time range.',
+          emptyText: emptyOr(data.guards, 'No guard has triggered in this time range.'),
         });
       };
       drawOverTime();
@@ -959,7 +969,7 @@
         items: outcomes.map((o) => ({ label: o, value: byOutcome.get(o) })),
         format: num,
         centerLabel: 'verdicts',
-        emptyText: 'No guard has triggered in this time range.',
+        emptyText: emptyOr(data.guards, 'No guard has triggered in this time range.'),
       });
       Charts.barList(slot(root, 'by-guard'), {
         title: 'Triggers by guard',
@@ -968,7 +978,7 @@
           note: [...matrix.get(name)].map(([o, n]) => `${o} ${num(n)}`).join(', '),
         })),
         format: num,
-        emptyText: 'No guard has triggered in this time range.',
+        emptyText: emptyOr(data.guards, 'No guard has triggered in this time range.'),
       });
     },
   };
@@ -1006,7 +1016,7 @@
       root.innerHTML = `
         <div class="page-head"><h1>Rollouts</h1><span class="sub">canary and blue-green releases of models, prompts and configs</span></div>
         <h2 style="margin-bottom:8px">In progress</h2>
-        ${current.length ? `<div class="grid cards">${current.map(rolloutCard).join('')}</div>`
+        ${current.length ? `<div class="grid cards rollout-cards">${current.map(rolloutCard).join('')}</div>`
           : `<div class="card" style="margin-bottom:14px"><p class="empty-note">${data.rollouts ? 'Nothing is rolling out right now.' : 'Rollouts unavailable.'}</p></div>`}
         <section class="grid g-wide">
           <div class="card"><h2>All rollouts <span class="hint">click one for its timeline</span></h2>
@@ -1023,7 +1033,7 @@
                   <td class="num">${esc(pct(((r.traffic && r.traffic.candidate_basis_points) || 0) / 10000, 0))}</td>
                   <td class="nowrap">${esc(when(started(r)))}</td>
                   <td class="nowrap">${tl.length ? esc(ago(tl[tl.length - 1].at_ms)) : DASH}</td></tr>`;
-              }), 'No rollouts yet. Start one with `switchyard rollout start`.')}
+              }), emptyOr(data.rollouts, 'No rollouts yet. Start one with `switchyard rollout start`.'))}
           </div>
           <div class="card"><h2>Timeline <span class="hint id" data-slot="tl-id"></span></h2><div data-slot="timeline"></div></div>
         </section>
@@ -1057,7 +1067,25 @@
       const showTimeline = (rollout) => {
         const box = slot(root, 'timeline');
         slot(root, 'tl-id').textContent = rollout ? rollout.rollout.id : '';
-        box.innerHTML = rollout ? timelineHtml(rollout) : '<p class="empty-note">No rollout selected.</p>';
+        if (!rollout) {
+          box.innerHTML = `<p class="empty-note">${list.length ? 'No rollout selected.' : 'Nothing to show yet.'}</p>`;
+          return;
+        }
+        box.innerHTML = `<div data-slot="share" class="share-chart"></div>${timelineHtml(rollout)}`;
+        const tl = (rollout.rollout && rollout.rollout.timeline) || [];
+        const pts = tl.filter((e) => e.traffic && isNum(e.traffic.candidate_basis_points))
+          .map((e) => [e.at_ms, e.traffic.candidate_basis_points / 10000]);
+        const active = ACTIVE.has((rollout.rollout.state && rollout.rollout.state.state) || '');
+        Charts.timeSeries(slot(box, 'share'), {
+          title: 'Candidate share of users over time',
+          height: 140,
+          series: [{ name: 'Candidate share', color: '#2563eb', area: true, hold: true, points: pts }],
+          to: active ? Date.now() : (pts.length ? pts[pts.length - 1][0] + 60e3 : undefined),
+          bucketMs: 60e3,
+          yFormat: (v) => pct(v, 0),
+          yMaxAtLeast: 1,
+          emptyText: 'No traffic changes yet.',
+        });
       };
       showTimeline(list.find((r) => r.rollout.id === state.rolloutId));
 
@@ -1125,8 +1153,8 @@
       <div class="progress${st === 'paused' ? ' paused' : ''}">
         ${steps.map((bp, i) => `<span class="${i < stepIx ? 'done' : i === stepIx ? 'current' : ''}" title="${esc(pct(bp / 10000, 0))}"></span>`).join('')}</div>
       <div class="progress-labels">${steps.map((bp) => `<span>${esc(pct(bp / 10000, bp < 1000 && bp % 100 ? 1 : 0))}</span>`).join('')}</div>
-      ${w.baseline || w.candidate ? `<table class="mini arms"><thead><tr><th>This step</th><th class="num">Requests</th><th class="num">Errors</th><th class="num">Guard viol.</th><th class="num">Feedback</th></tr></thead>
-        <tbody>${arm('Baseline', w.baseline)}${arm('Candidate', w.candidate)}</tbody></table>` : ''}
+      ${w.baseline || w.candidate ? `<div class="table-wrap"><table class="mini arms"><thead><tr><th>This step</th><th class="num" title="Requests">Req.</th><th class="num" title="Errors">Err.</th><th class="num" title="Guard violations">Guard</th><th class="num" title="Feedback">Feedb.</th></tr></thead>
+        <tbody>${arm('Baseline', w.baseline)}${arm('Candidate', w.candidate)}</tbody></table></div>` : ''}
       ${last ? `<p class="small muted" style="margin:8px 0 0">${esc(last.reason)} · ${esc(ago(last.at_ms))}</p>` : ''}
       <p class="small" style="margin:6px 0 0"><a href="#" data-show-timeline="${esc(ro.id)}">Timeline →</a></p>
     </div>`;
@@ -1219,7 +1247,7 @@
         </form>
         <section class="card">
           ${table('requests', ['Time', 'Request', 'Tenant / key', 'Model', 'Route', 'Status', ['Latency', 'num'], ['TTFT', 'num'], ['Cost', 'num'], 'Cache', 'Guards'],
-            rows.map(requestRow), filtered ? 'No request matches these filters.' : 'No requests yet.')}
+            rows.map(requestRow), emptyOr(data.requests, filtered ? 'No request matches these filters.' : 'No requests yet.'))}
           <div class="row" style="margin-top:10px">
             <span class="muted small" data-slot="count">${esc(num(rows.length))} shown</span><span class="spacer"></span>
             <button type="button" class="btn" id="req-older"${rows.length < PAGE_SIZE ? ' disabled' : ''}>Older requests</button>
@@ -1423,7 +1451,12 @@
     const { page } = parseHash();
     setMarker(page, 'loading');
     try {
-      await request('/dashboard/session', { headers: { accept: 'application/json' } });
+      const session = await request('/dashboard/session', { headers: { accept: 'application/json' } });
+      // A 200 with ok: false also means "not signed in" (spares the console a 401 line).
+      if (session && session.ok === false) {
+        showLogin();
+        return;
+      }
       state.loggedIn = true;
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {

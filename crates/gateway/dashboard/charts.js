@@ -296,19 +296,23 @@
       // Null values break the line: a missing p95 is not a zero.
       const runs = [];
       let run = [];
-      for (const [t, v] of s.points) {
+      // `hold`: a value that stands until the next point (a rollout's share), else the
+      // bucket's span when stepped.
+      const flat = stepped || s.hold;
+      s.points.forEach(([t, v], k) => {
         if (v === null || !Number.isFinite(v)) {
           if (run.length) runs.push(run);
           run = [];
         } else {
-          run.push([x(t), y(v), x(spanEnd(t))]);
+          const end = s.hold ? (k + 1 < s.points.length ? s.points[k + 1][0] : to) : spanEnd(t);
+          run.push([x(t), y(v), x(end)]);
         }
-      }
+      });
       if (run.length) runs.push(run);
       const base = y(Math.max(s.axis === 'right' ? right.lo : left.lo, 0));
       for (const r0 of runs) {
         // Stepped: each point becomes its bucket's flat segment.
-        const r = stepped ? r0.flatMap(([px, py, ex]) => [[px, py], [ex, py]]) : r0;
+        const r = flat ? r0.flatMap(([px, py, ex]) => [[px, py], [ex, py]]) : r0;
         const d = r.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join('');
         if (s.area && r.length > 1) {
           el('path', {
@@ -319,7 +323,7 @@
         el('path', {
           d, stroke: s.color, class: `line${s.dashed ? ' dashed' : ''}`, fill: 'none',
         }, g);
-        if (r.length === 1) el('circle', { cx: r[0][0], cy: r[0][1], r: 3, fill: s.color }, g);
+        if (r0.length === 1 && !flat) el('circle', { cx: r[0][0], cy: r[0][1], r: 3, fill: s.color }, g);
       }
     }
 
