@@ -350,7 +350,7 @@
     }
     try {
       const def = PAGE_DEFS[page];
-      const { data, errors } = await loadAll(def.urls(hours, params));
+      const { data, errors } = def.load ? await def.load(hours, params) : await loadAll(def.urls(hours, params));
       if (token !== state.token) return;
       state.loggedIn = true;
       const root = document.createElement('div');
@@ -665,6 +665,7 @@
           ],
           thresholds,
           bucketMs: step,
+          yScale: 'symlog',
           yFormat: burn,
           yMaxAtLeast: 1,
           emptyText: slo.history ? 'No burn-rate history in this time range yet.'
@@ -714,7 +715,7 @@
           <div class="table-wrap"><table class="mini">
             <thead><tr><th>Rule</th><th>Severity</th><th class="num">Long window</th><th class="num">Short window</th><th class="num">Threshold</th><th>State</th></tr></thead>
             <tbody>${rules.length ? rules.map((r) => `<tr>
-              <td>${esc(r.rule)}</td><td>${pill(r.severity)}</td>
+              <td class="nowrap">${esc(r.rule)}</td><td>${pill(r.severity)}</td>
               <td class="num"><span class="burn${r.long_burn >= r.threshold ? ' over' : ''}">${esc(burn(r.long_burn))}</span> <span class="muted small">${esc(duration(r.long_secs))}</span></td>
               <td class="num"><span class="burn${r.short_burn >= r.threshold ? ' over' : ''}">${esc(burn(r.short_burn))}</span> <span class="muted small">${esc(duration(r.short_secs))}</span></td>
               <td class="num">${esc(burn(r.threshold))}</td>
@@ -986,14 +987,23 @@
   // Rollouts: what is rolling out now, what happened before, who changed what.
   const ACTIVE = new Set(['pending', 'running', 'paused']);
 
+  const AUDIT_SHOWN = 50;
+
   PAGE_DEFS.rollouts = {
-    urls() {
-      return {
+    // The audit API pages oldest first from `after`; the chain check says how many entries
+    // there are, so the newest 50 are one more call (and the check itself is worth showing).
+    async load() {
+      const first = await loadAll({
         rollouts: '/admin/v1/rollouts',
-        audit: `/admin/v1/audit?${qs({ limit: 1000 })}`,
+        verify: '/admin/v1/audit/verify',
         history: `/admin/v1/config/history?${qs({ limit: 50 })}`,
         flags: '/admin/v1/flags',
-      };
+      });
+      const v = first.data.verify;
+      const after = v && v.ok && isNum(v.checked) ? Math.max(0, v.checked - AUDIT_SHOWN) : 0;
+      const limit = v && v.ok ? AUDIT_SHOWN : 10_000;
+      const second = await loadAll({ audit: `/admin/v1/audit?${qs({ after, limit })}` });
+      return { data: { ...first.data, ...second.data }, errors: [...first.errors, ...second.errors] };
     },
     render(root, data) {
       const list = ((data.rollouts && data.rollouts.rollouts) || []).slice();
@@ -1004,8 +1014,11 @@
       list.sort((a, b) => started(b) - started(a));
       const stateOf = (r) => (r.rollout && r.rollout.state && r.rollout.state.state) || 'unknown';
       const current = list.filter((r) => ACTIVE.has(stateOf(r)));
-      // The audit API pages oldest first from `after`; newest first reads better here.
-      const audit = ((data.audit && data.audit.entries) || []).slice().sort((a, b) => b.seq - a.seq).slice(0, 50);
+      const audit = ((data.audit && data.audit.entries) || []).slice().sort((a, b) => b.seq - a.seq).slice(0, AUDIT_SHOWN);
+      const verify = data.verify;
+      const chain = !verify ? ''
+        : verify.ok ? `<span class="pill ok" title="Every entry's hash matches its content and its predecessor">hash chain verified · ${esc(num(verify.checked))} entries</span>`
+          : `<span class="pill firing" title="${esc(verify.error || '')}">hash chain broken at entry ${esc(verify.seq ?? '?')}</span>`;
       const hist = data.history || {};
       const versions = hist.versions || [];
       const flags = (data.flags && data.flags.flags) || [];
@@ -1037,7 +1050,7 @@
           </div>
           <div class="card"><h2>Timeline <span class="hint id" data-slot="tl-id"></span></h2><div data-slot="timeline"></div></div>
         </section>
-        <section class="card" style="margin-bottom:14px"><h2>Audit trail <span class="hint">newest first</span></h2>
+        <section class="card" style="margin-bottom:14px"><h2>Audit trail <span class="hint">newest first</span><span class="spacer"></span>${chain}</h2>
           ${table('audit', ['Time', 'Actor', 'Action', 'Target', 'Message'],
             audit.map((e) => `<tr>
               <td class="nowrap">${esc(when(e.at_ms))}</td>
@@ -1452,9 +1465,11 @@
     setMarker(page, 'loading');
     try {
       const session = await request('/dashboard/session', { headers: { accept: 'application/json' } });
-      // A 200 with ok: false also means "not signed in" (spares the console a 401 line).
-      if (session && session.ok === false) {
-        showLogin();
+      // The gateway answers 200 either way ({signed_in, admin_enabled, expires_in_secs}), so
+      // the check never shows as a failed request in the console; a 401 (below) works too.
+      if (session && (session.signed_in === false || session.ok === false)) {
+        showLogin(session.admin_enabled === false
+          ? 'This gateway has no admin key configured, so the dashboard cannot be used.' : '');
         return;
       }
       state.loggedIn = true;

@@ -28,7 +28,7 @@
     blocked: '#dc2626', refused: '#991b1b', stopped: '#f97316', masked: '#2563eb',
     flagged: '#f59e0b', fixed: '#10b981', replaced: '#8b5cf6', retried: '#06b6d4',
     error: '#64748b',
-    routing: '#2563eb', 'hit-exact': '#0891b2', 'hit-semantic': '#a855f7',
+    auto: '#6366f1', routing: '#2563eb', 'hit-exact': '#0891b2', 'hit-semantic': '#a855f7',
   };
 
   function colorFor(name) {
@@ -253,8 +253,20 @@
       const hi = Math.max(...vals, lo + (opts.yMaxAtLeast || 0));
       return niceTicks(lo, hi > lo ? hi : lo + 1, Math.max(2, Math.floor(ph / 45)));
     };
-    const left = domain('left');
-    const yL = linear(left.lo, left.hi, m.top + ph, m.top);
+    // `symlog`: burn rates of 0.3 and thresholds of 14.4 on one axis; a linear one would
+    // flatten the burn against the floor. log10(1 + v) keeps 0 at the bottom.
+    const symlog = opts.yScale === 'symlog';
+    let left = domain('left');
+    let yL = linear(left.lo, left.hi, m.top + ph, m.top);
+    if (symlog) {
+      const f = (v) => Math.log10(1 + Math.max(0, v));
+      const top = left.hi;
+      const ticks = [0, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].filter((t) => t <= top * 1.0001);
+      const hi = Math.max(top, ticks[ticks.length - 1]);
+      left = { lo: 0, hi, ticks };
+      const lin = linear(0, f(hi), m.top + ph, m.top);
+      yL = (v) => lin(f(v));
+    }
     const right = hasRight ? domain('right') : null;
     const yR = right ? linear(right.lo, right.hi, m.top + ph, m.top) : null;
     const fmtL = opts.yFormat || ident;
