@@ -30,6 +30,8 @@
     // Requests page: set once the user paged back or opened a row, so auto-refresh does not
     // yank the list from under them.
     requestsTouched: false,
+    // Requests page: model and route choices, with when they were fetched.
+    filterOptions: null,
   };
 
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -54,7 +56,7 @@
     if (a >= 1e4) return `$${(d / 1e3).toFixed(1)}k`;
     if (a >= 100) return `$${d.toFixed(0)}`;
     if (a >= 0.1) return `$${d.toFixed(2)}`;
-    if (a >= 0.01) return `$${d.toFixed(3)}`;
+    if (a >= 0.01) return `$${d.toFixed(3).replace(/(\.\d\d)0$/, '$1')}`;
     return `$${d.toPrecision(2)}`;
   }
 
@@ -1133,6 +1135,7 @@
         a.addEventListener('click', (ev) => {
           ev.preventDefault();
           select(a.dataset.showTimeline);
+          slot(root, 'timeline').scrollIntoView({ behavior: 'smooth', block: 'nearest' });
         });
       }
     },
@@ -1223,15 +1226,29 @@
   const FILTERS = ['status_class', 'model', 'route', 'cache', 'guard_outcome', 'tenant'];
   const PAGE_SIZE = 100;
 
+  const OPTIONS_TTL_MS = 5 * 60e3;
+
   PAGE_DEFS.requests = {
-    urls(hours, params) {
+    // The model and route choices come from a day of KPIs; they change slowly, so they are
+    // fetched again at most every few minutes, not on every 30 s refresh.
+    async load(hours, params) {
       const f = {};
       for (const k of FILTERS) if (params.get(k)) f[k] = params.get(k);
-      return {
-        requests: `/admin/v1/requests?${qs({ limit: PAGE_SIZE, ...f })}`,
-        models: `/admin/v1/kpis/models?${qs({ hours: 720 })}`,
-        routes: `/admin/v1/kpis/groups?${qs({ hours: 720, by: 'route' })}`,
-      };
+      const urls = { requests: `/admin/v1/requests?${qs({ limit: PAGE_SIZE, ...f })}` };
+      const cached = state.filterOptions;
+      const fresh = cached && Date.now() - cached.at < OPTIONS_TTL_MS;
+      if (!fresh) {
+        urls.models = `/admin/v1/kpis/models?${qs({ hours: 24 })}`;
+        urls.routes = `/admin/v1/kpis/groups?${qs({ hours: 24, by: 'route' })}`;
+      }
+      const got = await loadAll(urls);
+      if (fresh) {
+        got.data.models = cached.models;
+        got.data.routes = cached.routes;
+      } else if (got.data.models && got.data.routes) {
+        state.filterOptions = { at: Date.now(), models: got.data.models, routes: got.data.routes };
+      }
+      return got;
     },
     render(root, data, { params }) {
       state.requestsTouched = false;

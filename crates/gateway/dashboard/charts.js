@@ -611,6 +611,5 @@
 
   window.Charts = {
     colorFor, timeSeries, stackedBars, barList, donut, sparkline, bullet, hideTip,
-    HOUR, DAY, fmtStamp,
   };
 })();
