@@ -212,8 +212,9 @@
   // ---- Time series: lines or areas over time, optional right axis and threshold lines ----
   //
   // opts: {series: [{name, color, points: [[ms, value|null]], axis: 'left'|'right', area,
-  //        format}], from, to, bucketMs, yFormat, y2Format, thresholds: [{value, label, color}],
-  //        yMin, height, emptyText, title}
+  //        hold, dashed, format}], from, to, bucketMs, bucketed, yFormat, y2Format,
+  //        yScale: 'linear'|'symlog', yMin, yMaxAtLeast, thresholds: [{value, label, color}],
+  //        height, emptyText, title}
   function timeSeries(container, opts) {
     const series = (opts.series || []).map((s) => ({
       ...s,
@@ -599,7 +600,7 @@
         class: `bullet-fill level-${level}`,
       }, svg);
       if (v < 0) {
-        // Overspent: a hatched marker at the left edge says "below zero".
+        // Overspent: the bar cannot show a negative share, so a red edge says "below zero".
         el('rect', { x: 0, y: 0, width: 4, height: h, class: 'bullet-over' }, svg);
       }
     }
