@@ -1008,7 +1008,7 @@
       return { data: { ...first.data, ...second.data }, errors: [...first.errors, ...second.errors] };
     },
     render(root, data) {
-      const list = ((data.rollouts && data.rollouts.rollouts) || []).slice();
+      const list = ((data.rollouts && data.rollouts.rollouts) || []).filter((r) => r && r.rollout);
       const started = (r) => {
         const tl = (r.rollout && r.rollout.timeline) || [];
         return tl.length ? tl[0].at_ms : 0;
@@ -1081,8 +1081,8 @@
 
       const showTimeline = (rollout) => {
         const box = slot(root, 'timeline');
-        slot(root, 'tl-id').textContent = rollout ? rollout.rollout.id : '';
-        if (!rollout) {
+        slot(root, 'tl-id').textContent = rollout && rollout.rollout ? rollout.rollout.id : '';
+        if (!rollout || !rollout.rollout) {
           box.innerHTML = `<p class="empty-note">${list.length ? 'No rollout selected.' : 'Nothing to show yet.'}</p>`;
           return;
         }
