@@ -172,18 +172,23 @@
       res = await fetch(url, { credentials: 'same-origin', ...init, signal: ctrl.signal });
     } catch (err) {
       const why = err && err.name === 'AbortError' ? 'timed out' : 'could not reach the gateway';
-      throw new ApiError(0, `${url.split('?')[0]}: ${why}`, url);
+      throw new ApiError(0, why, url);
     } finally {
       clearTimeout(timer);
     }
     let body = null;
+    let parsed = true;
     const text = await res.text().catch(() => '');
     if (text) {
       try {
         body = JSON.parse(text);
       } catch {
-        body = null;
+        parsed = false;
       }
+    }
+    // Something between the browser and the gateway (a proxy's sign-in page, say) answered.
+    if (res.ok && !parsed) {
+      throw new ApiError(res.status, 'the answer is not JSON', url);
     }
     if (!res.ok) {
       const msg = body && body.error && body.error.message
