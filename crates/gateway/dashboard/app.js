@@ -1473,6 +1473,22 @@
       render({ quiet: true });
     }, REFRESH_MS);
     $('#signout').addEventListener('click', signOut);
+    // Charts are drawn for the width they had; a much wider or narrower window redraws them
+    // (a small change only scales them, which reads fine).
+    let drawnWidth = window.innerWidth;
+    let resizeTimer = null;
+    window.addEventListener('resize', () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => {
+        const w = window.innerWidth;
+        if (Math.abs(w - drawnWidth) / drawnWidth < 0.15 || !state.loggedIn || state.inFlight) return;
+        const { page } = parseHash();
+        if (page === 'requests') return;
+        drawnWidth = w;
+        render({ quiet: true });
+      }, 300);
+    });
+    window.addEventListener('scroll', () => Charts.hideTip(), { passive: true });
     // A safety net: a bug must show up on the page, not as an uncaught console error.
     window.addEventListener('unhandledrejection', (ev) => {
       ev.preventDefault();
