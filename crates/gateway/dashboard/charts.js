@@ -558,7 +558,7 @@
       class: 'chart spark', 'data-series': String(pts.length), viewBox: `0 0 ${w} ${h}`,
       width: '100%', height: h, preserveAspectRatio: 'none', 'aria-hidden': 'true',
     }, container);
-    if (pts.length < 2) return svg;
+    if (!pts.length) return svg;
     const vals = pts.map((p) => p[1]);
     const lo = Math.min(0, ...vals);
     const hi = Math.max(...vals);
@@ -566,6 +566,10 @@
     const y = linear(lo, hi > lo ? hi : lo + 1, h - 2, 2);
     const d = pts.map(([i, v], k) => `${k ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join('');
     const color = opts.color || '#2563eb';
+    if (pts.length === 1) {
+      el('circle', { cx: x(pts[0][0]), cy: y(pts[0][1]), r: 2.5, fill: color }, svg);
+      return svg;
+    }
     el('path', {
       d: `${d}L${x(pts[pts.length - 1][0]).toFixed(1)},${h}L${x(pts[0][0]).toFixed(1)},${h}Z`,
       fill: color, class: 'area',
