@@ -755,8 +755,6 @@
         models: `/admin/v1/kpis/models?${qs({ hours })}`,
         routes: `/admin/v1/kpis/groups?${qs({ hours, by: 'route' })}`,
         buckets: `/admin/v1/kpis/groups?${qs({ hours, by: bucketFor(hours) })}`,
-        // Hits by tier are only in the records: the newest 1000 hits give the split.
-        hits: `/admin/v1/requests?${qs({ limit: 1000, cache: 'hit' })}`,
       };
     },
     render(root, data, { hours }) {
@@ -768,15 +766,13 @@
       const from = groups.from_ms ?? Date.now() - hours * HOUR;
       const to = groups.to_ms ?? Date.now();
       const filled = fillBuckets(from, to, step, groups.rows || [], (r) => r.bucket_ms);
-      const hitRows = ((data.hits && data.hits.requests) || []).filter((r) => r.started_at_ms >= from);
+      // Per bucket: the semantic tier's hits, the rest exact.
       const exact = new Map();
       const semantic = new Map();
-      for (const r of hitRows) {
-        const t = Math.floor(r.started_at_ms / step) * step;
-        const m = r.cache === 'hit-semantic' ? semantic : exact;
-        m.set(t, (m.get(t) || 0) + 1);
+      for (const r of groups.rows || []) {
+        semantic.set(r.bucket_ms, r.cache_semantic_hits || 0);
+        exact.set(r.bucket_ms, (r.cache_hits || 0) - (r.cache_semantic_hits || 0));
       }
-      const capped = data.hits && (data.hits.requests || []).length >= 1000;
       const totalModelCost = models.reduce((n, m) => n + (m.cost_nanos || 0), 0);
 
       root.innerHTML = `
@@ -814,7 +810,7 @@
         </section>
         <section class="grid g2">
           <div class="card"><h2>Cache hit rate over time</h2><div data-slot="hit-rate"></div></div>
-          <div class="card"><h2>Cache hits: exact vs semantic <span class="hint">${capped ? 'newest 1000 hits' : `per ${esc(bucketFor(hours))}`}</span></h2><div data-slot="hit-tiers"></div></div>
+          <div class="card"><h2>Cache hits: exact vs semantic <span class="hint">per ${esc(bucketFor(hours))}</span></h2><div data-slot="hit-tiers"></div></div>
         </section>
         <section class="card"><h2>Savings over time <span class="hint">routing vs cache, per ${esc(bucketFor(hours))}</span></h2><div data-slot="savings"></div></section>`;
 
@@ -867,7 +863,7 @@
           { name: 'Semantic', color: Charts.colorFor('hit-semantic'), values: tierBuckets.map((t) => semantic.get(t) || 0) },
         ],
         yFormat: num,
-        emptyText: emptyOr(data.hits, 'No cache hits in this time range yet.'),
+        emptyText: emptyOr(data.buckets, 'No cache hits in this time range yet.'),
       });
       Charts.stackedBars(slot(root, 'savings'), {
         title: 'Savings over time',
@@ -997,20 +993,15 @@
   const AUDIT_SHOWN = 50;
 
   PAGE_DEFS.rollouts = {
-    // The audit API pages oldest first from `after`; the chain check says how many entries
-    // there are, so the newest 50 are one more call (and the check itself is worth showing).
+    // The chain check is worth showing beside the trail: a broken chain is an incident.
     async load() {
-      const first = await loadAll({
+      return loadAll({
         rollouts: '/admin/v1/rollouts',
         verify: '/admin/v1/audit/verify',
+        audit: `/admin/v1/audit?${qs({ latest: true, limit: AUDIT_SHOWN })}`,
         history: `/admin/v1/config/history?${qs({ limit: 50 })}`,
         flags: '/admin/v1/flags',
       });
-      const v = first.data.verify;
-      const after = v && v.ok && isNum(v.checked) ? Math.max(0, v.checked - AUDIT_SHOWN) : 0;
-      const limit = v && v.ok ? AUDIT_SHOWN : 10_000;
-      const second = await loadAll({ audit: `/admin/v1/audit?${qs({ after, limit })}` });
-      return { data: { ...first.data, ...second.data }, errors: [...first.errors, ...second.errors] };
     },
     render(root, data) {
       const list = ((data.rollouts && data.rollouts.rollouts) || []).filter((r) => r && r.rollout);
@@ -1021,7 +1012,7 @@
       list.sort((a, b) => started(b) - started(a));
       const stateOf = (r) => (r.rollout && r.rollout.state && r.rollout.state.state) || 'unknown';
       const current = list.filter((r) => ACTIVE.has(stateOf(r)));
-      const audit = ((data.audit && data.audit.entries) || []).slice().sort((a, b) => b.seq - a.seq).slice(0, AUDIT_SHOWN);
+      const audit = (data.audit && data.audit.entries) || [];
       const verify = data.verify;
       const chain = !verify ? ''
         : verify.ok ? `<span class="pill ok" title="Every entry's hash matches its content and its predecessor">hash chain verified · ${esc(num(verify.checked))} entries</span>`

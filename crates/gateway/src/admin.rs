@@ -1,6 +1,7 @@
 //! The admin API under `/admin/v1/`: config versions (apply, diff, history, rollback), feature
 //! flags, prompt versions and labels, rollouts, and the audit log. Every change and its audit entry
-//! commit in one transaction. Only the admin key is accepted here, and the admin key nowhere else.
+//! commit in one transaction. Only the admin key is accepted here, and the admin key nowhere else;
+//! reads (`GET`) also accept a dashboard session (`crate::dashboard`).
 //!
 //! Every handler authenticates first, then does its work through [`crate::versions`] or the
 //! store on a blocking thread; errors are OpenAI-shaped like the rest of the gateway, so one
@@ -118,7 +119,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(store_error)
 }
 
-/// Authenticates the admin, then reads the store off the async threads.
+/// Authenticates an admin read (the key, or a dashboard session), then reads the store off
+/// the async threads.
 pub(crate) async fn admin_read<T: Send + 'static>(
     app: &AppState,
     headers: &HeaderMap,
@@ -126,7 +128,7 @@ pub(crate) async fn admin_read<T: Send + 'static>(
         + Send
         + 'static,
 ) -> Result<T, GatewayError> {
-    app.pipeline.load().authenticate_admin(headers)?;
+    crate::dashboard::authenticate_read(app, headers)?;
     let store = app.store.clone();
     blocking(move || read(&store)).await
 }
@@ -208,7 +210,7 @@ async fn current_config(
     headers: HeaderMap,
 ) -> Reply<VersionView> {
     let running = app.pipeline.load_full();
-    running.authenticate_admin(&headers)?;
+    crate::dashboard::authenticate_read(&app, &headers)?;
     let store = app.store.clone();
     let id = running.version.clone();
     let version = blocking(move || store.config_version(&id)).await?;
@@ -312,8 +314,6 @@ async fn diff_config(
 struct Paging {
     #[serde(default = "default_limit")]
     limit: usize,
-    #[serde(default)]
-    after: u64,
 }
 
 fn default_limit() -> usize {
@@ -334,7 +334,7 @@ async fn config_history(
     AdminQuery(paging): AdminQuery<Paging>,
 ) -> Reply<HistoryView> {
     let running = app.pipeline.load_full();
-    running.authenticate_admin(&headers)?;
+    crate::dashboard::authenticate_read(&app, &headers)?;
     let store = app.store.clone();
     let limit = paging.limit.clamp(1, 1000);
     let (versions, applied) =
@@ -376,14 +376,30 @@ struct AuditView {
 }
 
 /// `GET /admin/v1/audit?after=SEQ&limit=N`: entries in order.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    #[serde(default = "default_limit")]
+    limit: usize,
+    #[serde(default)]
+    after: u64,
+    /// The newest `limit` entries, newest first, instead of `limit` after `after`.
+    #[serde(default)]
+    latest: bool,
+}
+
 async fn audit_list(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    AdminQuery(paging): AdminQuery<Paging>,
+    AdminQuery(query): AdminQuery<AuditQuery>,
 ) -> Reply<AuditView> {
-    let limit = paging.limit.clamp(1, 10_000);
+    let limit = query.limit.clamp(1, 10_000);
     let entries = admin_read(&app, &headers, move |store| {
-        store.audit_entries(paging.after, limit)
+        if query.latest {
+            store.audit_latest(limit)
+        } else {
+            store.audit_entries(query.after, limit)
+        }
     })
     .await?;
     Ok(Json(AuditView { entries }))
@@ -733,7 +749,7 @@ async fn prompt_show(
     AdminPath(name): AdminPath<String>,
     headers: HeaderMap,
 ) -> Reply<PromptView> {
-    app.pipeline.load().authenticate_admin(&headers)?;
+    crate::dashboard::authenticate_read(&app, &headers)?;
     let store = app.store.clone();
     let n = name.clone();
     let (rows, summary) = blocking(move || {

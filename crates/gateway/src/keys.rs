@@ -273,6 +273,12 @@ impl Keyring {
     /// The admin key, for `/admin/v1/`: only the configured admin key is accepted there, never
     /// a virtual key.
     pub fn authenticate_admin(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
+        self.admit_admin_key(presented_key(headers)).map(|_| ())
+    }
+
+    /// Checks a presented admin key (a header's, or the dashboard's sign-in form's); returns
+    /// the admin key's hash, which a dashboard session is bound to.
+    pub fn admit_admin_key(&self, presented: Option<&str>) -> Result<[u8; 32], GatewayError> {
         let Some(admin) = self.admin else {
             return Err(GatewayError::new(
                 ErrorKind::Forbidden,
@@ -280,7 +286,8 @@ impl Keyring {
                 "this gateway has no admin key ([admin] in the config), so the admin API is off",
             ));
         };
-        let presented = presented_key(headers).ok_or_else(|| {
+        let presented = presented.map(str::trim).filter(|k| !k.is_empty());
+        let presented = presented.ok_or_else(|| {
             GatewayError::new(
                 ErrorKind::Unauthorized,
                 "missing_api_key",
@@ -288,13 +295,23 @@ impl Keyring {
             )
         })?;
         if hash_key(presented) == admin {
-            return Ok(());
+            return Ok(admin);
         }
         Err(GatewayError::new(
             ErrorKind::Unauthorized,
             "invalid_api_key",
             "the admin API accepts only the admin key",
         ))
+    }
+
+    /// The admin key's hash; `None` when the admin API is off.
+    pub fn admin_hash(&self) -> Option<[u8; 32]> {
+        self.admin
+    }
+
+    /// Whether the request presents any key (so a dashboard cookie beside it is not consulted).
+    pub fn presents_key(headers: &HeaderMap) -> bool {
+        presented_key(headers).is_some()
     }
 }
 

@@ -186,15 +186,36 @@ struct SlosView {
     alerts: Vec<switchyard_slo::AlertEvent>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlosQuery {
+    /// Adds each SLO's burn rates and budget over this many hours, for charts.
+    history_hours: Option<u32>,
+}
+
+/// A quarter: the longest SLO window anyone declares in practice.
+const MAX_HISTORY_HOURS: u32 = 24 * 92;
+
 /// `GET /admin/v1/slos`: every SLO's good share, error budget left, burn rates per alert rule
-/// and alert states, with the recent alert history.
+/// and alert states, with the recent alert history (`?history_hours=H`: and each SLO's
+/// points over the last H hours).
 async fn slos(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
+    AdminQuery(query): AdminQuery<SlosQuery>,
 ) -> Result<Json<SlosView>, GatewayError> {
-    app.pipeline.load().authenticate_admin(&headers)?;
+    crate::dashboard::authenticate_read(&app, &headers)?;
     let now = chrono::Utc::now().timestamp();
-    let (slos, alerts) = app.slos.status(now);
+    let history = match query.history_hours {
+        Some(h) if h == 0 || h > MAX_HISTORY_HOURS => {
+            return Err(GatewayError::invalid(
+                Some("history_hours"),
+                format!("give between 1 and {MAX_HISTORY_HOURS} hours"),
+            ))
+        }
+        h => h.map(|h| i64::from(h) * 3_600),
+    };
+    let (slos, alerts) = app.slos.status(now, history);
     Ok(Json(SlosView {
         at_secs: now,
         slos,

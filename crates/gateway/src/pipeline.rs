@@ -682,6 +682,11 @@ impl Pipeline {
         self.keyring.authenticate(headers)
     }
 
+    /// The keys, for the dashboard's sign-in.
+    pub fn keyring(&self) -> &crate::keys::Keyring {
+        &self.keyring
+    }
+
     /// The admin key, for `/admin/v1/`.
     pub fn authenticate_admin(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
         self.keyring.authenticate_admin(headers)

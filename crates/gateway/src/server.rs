@@ -49,7 +49,9 @@ pub struct AppState {
     prometheus: PrometheusHandle,
     /// What the process was started with: every version it builds gets the same overrides.
     pub launch: Launch,
-    env: Env,
+    pub(crate) env: Env,
+    /// Signed-in dashboard browsers.
+    pub dashboard: crate::dashboard::Sessions,
     /// Held while a config version is applied, so changes happen one at a time.
     pub applying: tokio::sync::Mutex<()>,
     /// Held while a rollout changes (the controller's tick, an admin action), so no change
@@ -175,6 +177,7 @@ impl Server {
             prometheus: m::handle(),
             launch,
             env,
+            dashboard: crate::dashboard::Sessions::default(),
             applying: tokio::sync::Mutex::new(()),
             rolling: tokio::sync::Mutex::new(()),
             candidate: arc_swap::ArcSwapOption::empty(),
@@ -396,6 +399,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/metrics", get(prometheus_metrics))
         .merge(crate::admin::routes())
         .merge(crate::kpis::routes())
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -32,6 +32,9 @@ pub struct SloRuntime {
 /// How many recent alert events `/admin/v1/slos` shows.
 const RECENT_ALERTS: usize = 50;
 
+/// Points per SLO in a chart's history: five-minute steps over a day.
+const HISTORY_POINTS: usize = 288;
+
 impl SloRuntime {
     /// The runtime for `specs`, continuing the saved state when there is one.
     pub fn load(store: &SqliteStore, specs: &[SloSpec]) -> Result<Self, StoreError> {
@@ -113,8 +116,9 @@ impl SloRuntime {
         events
     }
 
-    /// Every SLO's status at `now`, and the most recent alert events (newest first).
-    pub fn status(&self, now: i64) -> (Vec<SloStatus>, Vec<AlertEvent>) {
+    /// Every SLO's status at `now`, and the most recent alert events (newest first); with
+    /// `history_secs`, each SLO's points over that span before `now` for charts.
+    pub fn status(&self, now: i64, history_secs: Option<i64>) -> (Vec<SloStatus>, Vec<AlertEvent>) {
         let Ok(s) = self.state.lock() else {
             return (Vec::new(), Vec::new());
         };
@@ -122,12 +126,16 @@ impl SloRuntime {
             .ledger
             .iter()
             .map(|(spec, series)| {
-                let status = switchyard_slo::status(now, spec, series, &s.engine);
+                let mut status = switchyard_slo::status(now, spec, series, &s.engine);
                 // Percentiles of the last hour, for the latency and TTFT objectives.
-                match s.ledger.values(&spec.name).map(|v| v.window(now, 3600)) {
-                    Some(sketch) if !sketch.is_empty() => status.with_percentiles(&sketch),
-                    _ => status,
+                if let Some(sketch) = s.ledger.values(&spec.name).map(|v| v.window(now, 3600)) {
+                    if !sketch.is_empty() {
+                        status = status.with_percentiles(&sketch);
+                    }
                 }
+                status.history = history_secs
+                    .map(|span| switchyard_slo::history(spec, series, now, span, HISTORY_POINTS));
+                status
             })
             .collect();
         let alerts = s

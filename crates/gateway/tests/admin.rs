@@ -19,26 +19,7 @@ use common::{start, user, TestGateway, ADMIN, KEY};
 use serde_json::{json, Value};
 
 fn config() -> String {
-    format!(
-        r#"
-{}
-[providers.sim]
-kind = "sim"
-
-[providers.sim.models.fast]
-ttft_ms = {{ p50 = 1 }}
-output_tokens = {{ p50 = 4 }}
-
-[models.fast]
-deployments = [{{ provider = "sim" }}]
-price = {{ input_per_mtok = 1.0, output_per_mtok = 2.0 }}
-
-[[keys]]
-id = "test"
-secret_sha256 = "{{KEY}}"
-"#,
-        common::admin_section()
-    )
+    common::admin_fast_config()
 }
 
 async fn admin_get(gw: &TestGateway, path: &str) -> (u16, Value) {

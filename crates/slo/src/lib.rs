@@ -1,7 +1,7 @@
 //! Service level objectives: what each SLO promises (`spec`), which requests are good and how
 //! many there were in each minute (`series`), mergeable latency percentiles (`sketch`), the
 //! book of every SLO's history per config version (`ledger`), error budgets and burn rates
-//! (`budget`), multi-window multi-burn-rate alerts with their states and history (`alerts`),
+//! (`budget`) and their recent history for charts (`history`), multi-window multi-burn-rate alerts with their states and history (`alerts`),
 //! equivalent Prometheus rules (`rules`) and a per-SLO summary for the CLI and dashboard
 //! (`status`).
 //!
@@ -12,6 +12,7 @@
 
 pub mod alerts;
 pub mod budget;
+pub mod history;
 pub mod ledger;
 pub mod rules;
 pub mod series;
@@ -23,6 +24,7 @@ pub use alerts::{
     default_rules, AlertEngine, AlertEvent, AlertState, BurnRule, RuleError, RuleStatus, Severity,
 };
 pub use budget::{budget_spent, burn_rate, Budget};
+pub use history::{history, History, HistoryPoint};
 pub use ledger::Ledger;
 pub use rules::{generate as generate_rules, Generated, MetricNames, QualityMetrics, Skipped};
 pub use series::{Counts, Series, SeriesConfig, Sli};

@@ -241,11 +241,11 @@ fn normalised_config<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SeriesCon
     SeriesConfig::deserialize(d).map(SeriesConfig::normalised)
 }
 
-fn floor(t: i64, step: i64) -> i64 {
+pub(crate) fn floor(t: i64, step: i64) -> i64 {
     t.div_euclid(step) * step
 }
 
-fn round_up(t: i64, step: i64) -> i64 {
+pub(crate) fn round_up(t: i64, step: i64) -> i64 {
     t.saturating_add(step - 1).div_euclid(step) * step
 }
 

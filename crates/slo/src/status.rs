@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::{AlertEngine, AlertState, Severity};
 use crate::budget::{burn_rate, Budget};
+use crate::history::History;
 use crate::series::Series;
 use crate::sketch::Sketch;
 use crate::spec::{Objective, Scope, SloSpec};
@@ -26,6 +27,9 @@ pub struct SloStatus {
     /// Latency percentiles, when the caller keeps a sketch for this SLO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percentiles: Option<Percentiles>,
+    /// The recent past for charts, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +105,7 @@ pub fn status(now: i64, spec: &SloSpec, series: &Series, engine: &AlertEngine) -
         budget,
         rules,
         percentiles: None,
+        history: None,
     }
 }
 

@@ -366,6 +366,15 @@ impl ControlRead<'_> {
         )
     }
 
+    /// The newest `limit` audit entries, newest first.
+    pub fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.all(
+            &format!("SELECT {AUDIT_READ} FROM audit ORDER BY seq DESC LIMIT ?1"),
+            params![limit_param(limit)],
+            audit_row,
+        )
+    }
+
     /// The last audit entry.
     pub fn audit_last(&self) -> Result<Option<AuditEntry>, StoreError> {
         self.one(
@@ -840,6 +849,11 @@ impl SqliteStore {
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(|r| r.audit_entries(after_seq, limit))
+    }
+
+    /// The newest `limit` audit entries, newest first (the dashboard's trail).
+    pub fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|r| r.audit_latest(limit))
     }
 
     /// The last entry's `seq` and hash: keep it somewhere else to detect a cut-off tail

@@ -197,6 +197,8 @@ pub struct KpiSummary {
     pub saved_by_cache_nanos: u64,
     pub saved_by_routing_nanos: u64,
     pub cache_hits: u64,
+    /// Of `cache_hits`, those the semantic tier answered (a paraphrase of a cached question).
+    pub cache_semantic_hits: u64,
     /// Exact or semantic lookups that could hit (`hit-*` or `miss`; not `bypass`).
     pub cache_lookups: u64,
     /// `cache_hits / cache_lookups`.
@@ -406,6 +408,7 @@ impl SqliteStore {
             "WITH b AS (SELECT {key_sql} AS k, {bucket_sql} AS bucket, r.status AS status, \
                 r.latency_ms AS latency_ms, r.prompt_tokens AS tin, r.completion_tokens AS tout, \
                 r.cost_nanos AS cost, r.baseline_cost_nanos AS baseline, {HIT_SQL} AS hit, \
+                (COALESCE(r.cache, '') = 'hit-semantic') AS semantic, \
                 (COALESCE(r.cache, '') IN ('hit-exact', 'hit-semantic', 'miss')) AS lookup, \
                 {SAVED_SQL} AS saved, {SUCCESS_SQL} AS ok, {REFUSED_SQL} AS refused, \
                 {TRIGGERED_SQL} AS triggered, {ESCALATED_SQL} AS escalated \
@@ -414,7 +417,7 @@ impl SqliteStore {
                 SUM(status >= 500), SUM(status BETWEEN 400 AND 499), SUM(refused), SUM(triggered), \
                 SUM(escalated AND status BETWEEN 200 AND 299), SUM(cost), SUM(baseline), \
                 SUM(CASE WHEN hit THEN saved ELSE 0 END), SUM(CASE WHEN hit THEN 0 ELSE saved END), \
-                SUM(hit), SUM(lookup), SUM(tin), SUM(tout), AVG(latency_ms) \
+                SUM(hit), SUM(lookup), SUM(tin), SUM(tout), AVG(latency_ms), SUM(semantic) \
              FROM b GROUP BY k ORDER BY k",
             where_sql = w.sql
         );
@@ -448,6 +451,7 @@ impl SqliteStore {
                         saved_by_cache_nanos,
                         saved_by_routing_nanos,
                         cache_hits,
+                        cache_semantic_hits: c(19)?,
                         cache_lookups,
                         cache_hit_rate: ratio(cache_hits, cache_lookups),
                         escalated,
@@ -982,6 +986,35 @@ mod tests {
     }
 
     #[test]
+    fn semantic_hits_are_counted_apart_among_the_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        let rows = [
+            Row {
+                id: "exact",
+                cache: Some("hit-exact"),
+                ..BASE
+            },
+            Row {
+                id: "semantic",
+                cache: Some("hit-semantic"),
+                ..BASE
+            },
+            Row {
+                id: "miss",
+                cache: Some("miss"),
+                ..BASE
+            },
+        ];
+        store.write_batch(&rows.map(record)).unwrap();
+        let s = store.kpi_summary(FROM, TO, &all()).unwrap();
+        assert_eq!(
+            (s.cache_hits, s.cache_semantic_hits, s.cache_lookups),
+            (2, 1, 3)
+        );
+    }
+
+    #[test]
     fn the_summary_counts_successes_costs_savings_and_rates_exactly() {
         let (_dir, store) = store();
         let s = store.kpi_summary(FROM, TO, &all()).unwrap();
@@ -1018,6 +1051,7 @@ mod tests {
                 saved_by_cache_nanos: 500,
                 saved_by_routing_nanos: 900,
                 cache_hits: 1,
+                cache_semantic_hits: 0,
                 cache_lookups: 4,
                 cache_hit_rate: Some(0.25),
                 escalated: 1,

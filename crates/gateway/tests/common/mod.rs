@@ -139,6 +139,31 @@ pub fn admin_section() -> String {
     format!("[admin]\nsecret_sha256 = \"{}\"\n", hex_sha256(ADMIN))
 }
 
+/// An admin key, one simulated model `fast` (1 ms to the first token, 4 tokens) and the test
+/// key: what the admin API's tests run on.
+pub fn admin_fast_config() -> String {
+    format!(
+        r#"
+{}
+[providers.sim]
+kind = "sim"
+
+[providers.sim.models.fast]
+ttft_ms = {{ p50 = 1 }}
+output_tokens = {{ p50 = 4 }}
+
+[models.fast]
+deployments = [{{ provider = "sim" }}]
+price = {{ input_per_mtok = 1.0, output_per_mtok = 2.0 }}
+
+[[keys]]
+id = "test"
+secret_sha256 = "{{KEY}}"
+"#,
+        admin_section()
+    )
+}
+
 impl TestGateway {
     /// An admin API call as `alice` (`x-switchyard-actor`): status and JSON body.
     pub async fn admin(
