@@ -370,6 +370,55 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn regrades_never_change_totals_or_overdraw_good(
+            requests in proptest::collection::vec(
+                (0i64..7_200, proptest::bool::ANY, proptest::bool::ANY, 100u16..600),
+                1..60,
+            ),
+            turns in proptest::collection::vec((0usize..60, proptest::bool::ANY), 0..80),
+        ) {
+            let mut specs = specs();
+            specs.push(SloSpec::new("quality", Objective::Quality, 0.9));
+            let mut l = Ledger::new(&specs);
+            let mut sorted = requests.clone();
+            sorted.sort_by_key(|r| r.0);
+            let slis: Vec<Sli> = sorted
+                .iter()
+                .map(|&(_, guard_passed, slow, status)| Sli {
+                    status,
+                    guard_passed,
+                    ..ok(if slow { 5_000.0 } else { 10.0 })
+                })
+                .collect();
+            for (&(at, _, _, _), sli) in sorted.iter().zip(&slis) {
+                l.observe(at, None, "small", "v1", sli);
+            }
+            let now = 7_200;
+            let counts = |l: &Ledger| -> Vec<Counts> {
+                l.iter().map(|(_, s)| s.window_counts(now, 86_400)).collect()
+            };
+            let before = counts(&l);
+            for &(i, negative) in &turns {
+                let Some((&(at, _, _, _), sli)) = sorted.iter().zip(&slis).nth(i) else {
+                    continue;
+                };
+                let disliked = Sli { feedback_negative: true, ..*sli };
+                let (from, to) = if negative { (sli, &disliked) } else { (&disliked, sli) };
+                l.regrade(at, None, "small", "v1", from, to);
+            }
+            let after = counts(&l);
+            for ((b, a), (spec, _)) in before.iter().zip(&after).zip(l.iter()) {
+                proptest::prop_assert_eq!(a.total, b.total, "{}", spec.name);
+                proptest::prop_assert!(a.good <= a.total);
+                if spec.objective != Objective::Quality {
+                    proptest::prop_assert_eq!(a, b, "{}", spec.name);
+                }
+            }
+        }
+    }
+
     #[test]
     fn serde_round_trip() {
         let mut l = Ledger::new(&specs());
