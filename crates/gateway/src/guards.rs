@@ -1191,6 +1191,16 @@ pub fn answer_failed(outcomes: &[&str]) -> bool {
         .any(|o| matches!(*o, "failed" | "stopped" | "replaced"))
 }
 
+/// The verdict outcomes of a stored record's `guards` (JSON), for [`answer_failed`].
+pub fn stored_outcomes(guards: Option<&str>) -> Vec<String> {
+    guards
+        .and_then(|g| serde_json::from_str::<Vec<serde_json::Value>>(g).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v["outcome"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The header value summarising every verdict.
 pub fn header_value(verdicts: &[GuardVerdict]) -> String {
     verdicts

@@ -29,6 +29,8 @@ pub const GUARD_VERDICTS: &str = "switchyard_guard_verdicts_total";
 pub const GUARD_DURATION: &str = "switchyard_guard_duration_seconds";
 pub const ROLLOUT_TRANSITIONS: &str = "switchyard_rollout_transitions_total";
 pub const CONFIG_APPLIED: &str = "switchyard_config_applied_total";
+pub const QUALITY_ANSWERS: &str = "switchyard_quality_answers_total";
+pub const QUALITY_BAD: &str = "switchyard_quality_bad_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -65,17 +67,25 @@ fn describe() {
     );
     describe_counter!(
         REQUESTS,
-        "Requests answered, by endpoint, model and HTTP status."
+        "Requests answered, by endpoint, model, route alias named (empty for a model) and HTTP status."
     );
     describe_histogram!(
         REQUEST_DURATION,
         Unit::Seconds,
-        "Time from request to the last byte of the answer."
+        "Time from request to the last byte of the answer, by model and route."
     );
     describe_histogram!(
         TTFT,
         Unit::Seconds,
-        "Time from request to the first streamed token."
+        "Time from request to the first streamed token, by model and route."
+    );
+    describe_counter!(
+        QUALITY_ANSWERS,
+        "Chat requests answered (the quality SLI's events), by model and route."
+    );
+    describe_counter!(
+        QUALITY_BAD,
+        "Answers that failed an output guard or got negative feedback (counted when the feedback comes), by model and route."
     );
     describe_counter!(
         TOKENS,
@@ -134,4 +144,11 @@ fn describe() {
         ROUTING_SAVED,
         "Cost of routed answers on the route's most expensive candidate minus their cost, in nano-dollars."
     );
+}
+
+/// One answer of `model` (on `route`, the alias named) turned out bad for the quality SLI:
+/// when it ends with a failed output guard, or later when negative feedback comes.
+pub fn quality_bad(model: &str, route: Option<&str>) {
+    metrics::counter!(QUALITY_BAD, "model" => model.to_owned(), "route" => route.unwrap_or_default().to_owned())
+        .increment(1);
 }

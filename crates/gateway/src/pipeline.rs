@@ -244,6 +244,9 @@ impl Pipeline {
             cache_control(headers)?
         };
         let target = self.target_for(&key, &request.model, headers, flags, &user)?;
+        if let Target::Route { route, .. } = &target {
+            record.set_route(route.spec.name.clone());
+        }
         let guards = self.guards_for(&key, &target, flags, &user);
 
         // Masking transforms the request, so everything after it (cache, router, provider,
@@ -755,6 +758,16 @@ impl Pipeline {
             .or(route_policy)
             .and_then(|name| self.guard_policies.get(name))
             .unwrap_or(&self.guards)
+    }
+
+    /// The configured route alias a request's `model` names (as [`Self::target_for`] reads
+    /// it), or `None` for a model.
+    pub fn route_alias<'a>(&self, requested: &'a str) -> Option<&'a str> {
+        if self.models.contains_key(requested) {
+            return None;
+        }
+        let (alias, _) = Policy::split_model(requested).ok()?;
+        self.routes.contains_key(alias).then_some(alias)
     }
 
     /// A model by name, else a route alias with an optional `:policy` suffix.

@@ -36,6 +36,8 @@ pub struct RecordGuard {
     arm: Option<(crate::rollouts::Taken, crate::rollouts::SharedStats)>,
     /// The SLOs a chat request counts towards.
     slos: Option<Arc<crate::slos::SloRuntime>>,
+    /// The configured route alias the request named (the `route` label, the SLOs' scope).
+    route: Option<String>,
 }
 
 /// Status recorded when the client went away before the answer was complete (nginx's code).
@@ -69,6 +71,7 @@ impl RecordGuard {
             done: false,
             arm: None,
             slos: None,
+            route: None,
         }
     }
 
@@ -130,6 +133,11 @@ impl RecordGuard {
             .collect();
     }
 
+    /// The request named the configured route alias `route`.
+    pub fn set_route(&mut self, route: String) {
+        self.route = Some(route);
+    }
+
     /// Counts the request towards the SLOs when it ends.
     pub fn count_for(&mut self, slos: Arc<crate::slos::SloRuntime>) {
         self.slos = Some(slos);
@@ -187,11 +195,13 @@ impl RecordGuard {
             };
             admission.settle(used, r.cost_nanos);
         }
-        emit_metrics(r);
         let outcomes: Vec<&str> = self.guard_metrics.iter().map(|(_, o, _)| *o).collect();
-        if let Some(slos) = self.slos.take() {
-            slos.observe(r, &outcomes);
-        }
+        let route = self.route.as_deref();
+        let quality = self
+            .slos
+            .take()
+            .and_then(|slos| slos.observe(r, route, &outcomes));
+        emit_metrics(r, route, quality);
         if let Some((taken, stats)) = self.arm.take() {
             let ttft = if r.stream { r.ttft_ms } else { None };
             let outcome = crate::rollouts::outcome_of(status, &outcomes, latency_ms, ttft);
@@ -242,17 +252,29 @@ fn access_log(r: &RequestRecord) {
     );
 }
 
-fn emit_metrics(r: &RequestRecord) {
+/// `route` is the configured route alias the request named (the label is empty for a model),
+/// so the label's values are bounded by the config; `quality` is the request's quality verdict
+/// (`None` when it was no answer), as the SLOs judged it.
+fn emit_metrics(r: &RequestRecord, route: Option<&str>, quality: Option<bool>) {
     let model = r
         .model
         .clone()
         .or_else(|| r.requested_model.clone())
         .unwrap_or_default();
-    metrics::counter!(m::REQUESTS, "endpoint" => r.endpoint.clone(), "model" => model.clone(), "status" => r.status.to_string()).increment(1);
-    metrics::histogram!(m::REQUEST_DURATION, "model" => model.clone())
+    let route_label = route.unwrap_or_default().to_owned();
+    metrics::counter!(m::REQUESTS, "endpoint" => r.endpoint.clone(), "model" => model.clone(), "route" => route_label.clone(), "status" => r.status.to_string()).increment(1);
+    metrics::histogram!(m::REQUEST_DURATION, "model" => model.clone(), "route" => route_label.clone())
         .record(r.latency_ms / 1000.0);
     if let Some(ttft) = r.ttft_ms {
-        metrics::histogram!(m::TTFT, "model" => model.clone()).record(ttft / 1000.0);
+        metrics::histogram!(m::TTFT, "model" => model.clone(), "route" => route_label.clone())
+            .record(ttft / 1000.0);
+    }
+    if let Some(good) = quality {
+        metrics::counter!(m::QUALITY_ANSWERS, "model" => model.clone(), "route" => route_label)
+            .increment(1);
+        if !good {
+            m::quality_bad(&model, route);
+        }
     }
     if r.prompt_tokens > 0 || r.completion_tokens > 0 {
         metrics::counter!(m::TOKENS, "model" => model.clone(), "kind" => "prompt")

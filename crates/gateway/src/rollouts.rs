@@ -348,14 +348,7 @@ pub fn reference_window(
     };
     let mut stats = ArmStats::default();
     for o in store.served_outcomes(served, started - reach, started, REFERENCE_REQUESTS)? {
-        let outcomes: Vec<String> = o
-            .guards
-            .as_deref()
-            .and_then(|g| serde_json::from_str::<Vec<serde_json::Value>>(g).ok())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| v["outcome"].as_str().map(str::to_owned))
-            .collect();
+        let outcomes = crate::guards::stored_outcomes(o.guards.as_deref());
         let outcomes: Vec<&str> = outcomes.iter().map(String::as_str).collect();
         let ttft = if o.stream { o.ttft_ms } else { None };
         stats.record(&outcome_of(o.status, &outcomes, o.latency_ms, ttft));

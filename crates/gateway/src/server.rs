@@ -573,7 +573,7 @@ async fn chat_completions(
         let store = app.store.clone();
         // Rare, and the client asked for it: stored before the answer, like feedback.
         let stored = tokio::task::spawn_blocking(move || store.add_feedback(&escalation)).await;
-        if !matches!(stored, Ok(Ok(()))) {
+        if !matches!(stored, Ok(Ok(_))) {
             tracing::warn!("storing the escalation from the header failed");
         }
     }
@@ -626,9 +626,10 @@ async fn feedback(
             crate::feedback::validate(request, &key, chrono::Utc::now().timestamp_millis())?;
         let store = app.store.clone();
         let request_id = entry.request_id.clone();
+        let tenant = entry.tenant.clone();
         let score = entry.score;
         // Feedback is rare and must be durable when we say so: written now, not queued.
-        tokio::task::spawn_blocking(move || store.add_feedback(&entry))
+        let first_negative = tokio::task::spawn_blocking(move || store.add_feedback(&entry))
             .await
             .map_err(|_| {
                 GatewayError::new(
@@ -645,6 +646,10 @@ async fn feedback(
                     "feedback could not be stored; retry",
                 )
             })?;
+        // The request's quality turns bad in the SLOs and metrics, once (`slos.rs`, 4.).
+        if first_negative {
+            crate::slos::dislike(&app, &request_id, &tenant).await;
+        }
         // A rollout's arm that answered the request is judged on its feedback too.
         if let Some(score) = score {
             app.live.load().stats.feedback(&request_id, score);

@@ -5,17 +5,33 @@
 //!
 //! 1. `RecordGuard` calls [`SloRuntime::observe`] when a chat request ends: its status, whether
 //!    a provider failed it, its latency and time to first token, whether every output guard
-//!    passed; the route alias and the model that answered pick the SLOs; the config version is
-//!    kept per SLO for a day.
+//!    passed; the route alias the request named and the model that answered pick the SLOs;
+//!    the config version is kept per SLO for a day.
 //! 2. `Server::run` calls [`SloRuntime::evaluate`] every 30 s and logs each alert state change
 //!    (a page as an error, a ticket as a warning), then saves the state (`slo_state`).
 //! 3. A config version with other SLOs keeps the history of every SLO whose scope, objective and
 //!    window are unchanged (`Ledger::set_specs`).
+//! 4. Negative feedback arrives after the request was counted ([`dislike`], from
+//!    `POST /v1/feedback`): the request's quality event turns from good to bad in the minute
+//!    (or hour) it was counted in, in the SLOs that counted it (`Ledger::regrade`); its other
+//!    objectives do not move. Once per request: the store says whether this is the first
+//!    negative score from the request's tenant (`SqliteStore::add_feedback`), so feedback sent
+//!    again, or changed from positive to negative, counts once. A negative verdict stays: a
+//!    later positive one does not turn the request good again, as the KPIs' successful
+//!    interaction (`kpi::SUCCESS_SQL`) stays failed; the budget an SLO spent is not refunded by
+//!    whoever clicks last. An `escalated` outcome is not negative feedback: a conversation
+//!    handed to a human is not a bad answer by itself (the KPIs count escalations apart).
+//!    The request is found among those counted lately (its record may not be written yet),
+//!    else as its record in the store; one that has not ended yet (a stream) takes the verdict
+//!    when it does. An event older than an SLO's window is gone and stays gone. Each replica
+//!    counts the requests it served: feedback on another's request finds it only in the store,
+//!    and turns an event this replica never counted only if it matches one it did.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use switchyard_slo::{AlertEngine, AlertEvent, Ledger, SloSpec, SloStatus};
+use switchyard_slo::{AlertEngine, AlertEvent, Ledger, Objective, Sli, SloSpec, SloStatus};
 use switchyard_store::{RequestRecord, SqliteStore, StoreError};
 
 /// What is saved: the ledger and the alert engine, as their own serde.
@@ -25,8 +41,102 @@ struct Saved {
     engine: AlertEngine,
 }
 
+/// Saved state, and what late feedback needs of requests in memory (point 4; not saved: the
+/// store has every written record).
+struct State {
+    saved: Saved,
+    /// Requests counted good for quality lately, by request id. Records reach the store every
+    /// `telemetry.flush_interval` (200 ms by default); this many cover that gap at up to about
+    /// 40,000 requests a second.
+    recent: Bounded<Counted>,
+    /// Negative verdicts (the tenants that gave them) on requests not counted yet.
+    pending: Bounded<Vec<String>>,
+}
+
+const RECENT: usize = 8_192;
+const PENDING: usize = 1_024;
+
 pub struct SloRuntime {
-    state: Mutex<Saved>,
+    state: Mutex<State>,
+}
+
+/// A counted request, as late feedback finds it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counted {
+    pub tenant: Option<String>,
+    pub at_secs: i64,
+    pub route: Option<String>,
+    pub model: String,
+    pub version: String,
+    pub sli: Sli,
+}
+
+impl Counted {
+    /// `r` as [`SloRuntime::observe`] counts it, `route` being the alias it named.
+    pub fn of(r: &RequestRecord, route: Option<&str>, guard_outcomes: &[&str]) -> Self {
+        Counted {
+            tenant: r.tenant.clone(),
+            at_secs: r.started_at_ms.div_euclid(1000),
+            route: route.map(str::to_owned),
+            model: r.model.clone().unwrap_or_default(),
+            version: r.config_version.clone().unwrap_or_default(),
+            sli: Sli {
+                status: r.status,
+                provider_error: r
+                    .error_kind
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with("upstream") || k.contains("provider")),
+                latency_ms: r.latency_ms,
+                ttft_ms: if r.stream { r.ttft_ms } else { None },
+                guard_passed: !crate::guards::answer_failed(guard_outcomes),
+                feedback_negative: false,
+            },
+        }
+    }
+
+    /// Good, bad, or not a quality event (not an answer).
+    pub fn quality(&self) -> Option<bool> {
+        self.sli.judge(&Objective::Quality)
+    }
+}
+
+/// A map that forgets its oldest entries beyond a capacity.
+struct Bounded<V> {
+    map: HashMap<String, V>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl<V> Bounded<V> {
+    fn new(capacity: usize) -> Self {
+        Bounded {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    fn insert(&mut self, key: &str, value: V) {
+        if self.map.insert(key.to_owned(), value).is_none() {
+            self.order.push_back(key.to_owned());
+        }
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<V> {
+        self.map.remove(key)
+    }
+
+    /// `None` when `key` is not here; `Some(None)` when it is but `mine` refuses it (it stays);
+    /// `Some(Some(v))` when it was taken.
+    fn take_if(&mut self, key: &str, mine: impl FnOnce(&V) -> bool) -> Option<Option<V>> {
+        let v = self.map.get(key)?;
+        Some(if mine(v) { self.map.remove(key) } else { None })
+    }
 }
 
 /// How many recent alert events `/admin/v1/slos` shows.
@@ -59,47 +169,89 @@ impl SloRuntime {
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         saved.engine.retain_slos(&names);
         Ok(SloRuntime {
-            state: Mutex::new(saved),
+            state: Mutex::new(State {
+                saved,
+                recent: Bounded::new(RECENT),
+                pending: Bounded::new(PENDING),
+            }),
         })
     }
 
     /// A new config version's SLOs.
     pub fn set_specs(&self, specs: &[SloSpec]) {
         if let Ok(mut s) = self.state.lock() {
-            s.ledger.set_specs(specs);
+            s.saved.ledger.set_specs(specs);
             let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-            s.engine.retain_slos(&names);
+            s.saved.engine.retain_slos(&names);
         }
     }
 
-    /// Counts a finished chat request (point 1).
-    pub fn observe(&self, r: &RequestRecord, guard_outcomes: &[&str]) {
+    /// Counts a finished chat request (point 1) that named the route alias `route`; returns
+    /// its quality verdict (`None`: not an answer), negative feedback given while it ran
+    /// included (point 4).
+    pub fn observe(
+        &self,
+        r: &RequestRecord,
+        route: Option<&str>,
+        guard_outcomes: &[&str],
+    ) -> Option<bool> {
+        let mut c = Counted::of(r, route, guard_outcomes);
         let Ok(mut s) = self.state.lock() else {
-            return;
+            return c.quality();
         };
-        if s.ledger.specs().next().is_none() {
-            return;
+        if let Some(tenants) = s.pending.remove(&r.request_id) {
+            c.sli.feedback_negative = tenants.iter().any(|t| c.tenant.as_ref() == Some(t));
         }
-        let route = r
-            .route
-            .as_ref()
-            .and(r.requested_model.as_deref())
-            .map(|m| m.split_once(':').map_or(m, |(alias, _)| alias));
-        let sli = switchyard_slo::Sli {
-            status: r.status,
-            provider_error: r
-                .error_kind
-                .as_deref()
-                .is_some_and(|k| k.starts_with("upstream") || k.contains("provider")),
-            latency_ms: r.latency_ms,
-            ttft_ms: if r.stream { r.ttft_ms } else { None },
-            guard_passed: !crate::guards::answer_failed(guard_outcomes),
-            feedback_negative: false,
+        if s.saved.ledger.specs().next().is_some() {
+            s.saved
+                .ledger
+                .observe(c.at_secs, c.route.as_deref(), &c.model, &c.version, &c.sli);
+        }
+        let quality = c.quality();
+        // Only a good answer can turn bad later.
+        if quality == Some(true) {
+            s.recent.insert(&r.request_id, c);
+        }
+        quality
+    }
+
+    /// The first negative feedback from `tenant` on a request counted lately (point 4), at
+    /// `now` (unix seconds): `Some` with the request when it was there (and whether its
+    /// quality turned bad), `None` when the store must be asked.
+    fn dislike_recent(&self, request_id: &str, tenant: &str, now: i64) -> Option<Turned> {
+        let mut s = self.state.lock().ok()?;
+        let c = s
+            .recent
+            .take_if(request_id, |c| c.tenant.as_deref() == Some(tenant))?;
+        Some(c.and_then(|c| turn(&mut s, c, tenant, now)))
+    }
+
+    /// The same for a request found in the store (`Some`), or not there yet (`None`): then it
+    /// may have been counted since it was looked for, else it takes the verdict when it ends.
+    fn dislike_stored(
+        &self,
+        request_id: &str,
+        tenant: &str,
+        stored: Option<Counted>,
+        now: i64,
+    ) -> Turned {
+        let Ok(mut s) = self.state.lock() else {
+            return None;
         };
-        let at = r.started_at_ms.div_euclid(1000);
-        let model = r.model.as_deref().unwrap_or("");
-        let version = r.config_version.as_deref().unwrap_or("");
-        s.ledger.observe(at, route, model, version, &sli);
+        // Counted while the store was asked: the same request, so one turn.
+        let recent = s
+            .recent
+            .take_if(request_id, |c| c.tenant.as_deref() == Some(tenant));
+        match (recent, stored) {
+            (Some(mine), _) => mine.and_then(|c| turn(&mut s, c, tenant, now)),
+            (None, Some(c)) => turn(&mut s, c, tenant, now),
+            (None, None) => {
+                let mut tenants = s.pending.remove(request_id).unwrap_or_default();
+                tenants.push(tenant.to_owned());
+                s.pending.insert(request_id, tenants);
+                None
+            }
+        }
     }
 
     /// Evaluates every SLO's alerts at `now` (unix seconds); returns the state changes.
@@ -107,7 +259,7 @@ impl SloRuntime {
         let Ok(mut guard) = self.state.lock() else {
             return Vec::new();
         };
-        let s = &mut *guard;
+        let s = &mut guard.saved;
         s.ledger.advance(now);
         let mut events = Vec::new();
         for (spec, series) in s.ledger.iter() {
@@ -119,9 +271,10 @@ impl SloRuntime {
     /// Every SLO's status at `now`, and the most recent alert events (newest first); with
     /// `history_secs`, each SLO's points over that span before `now` for charts.
     pub fn status(&self, now: i64, history_secs: Option<i64>) -> (Vec<SloStatus>, Vec<AlertEvent>) {
-        let Ok(s) = self.state.lock() else {
+        let Ok(guard) = self.state.lock() else {
             return (Vec::new(), Vec::new());
         };
+        let s = &guard.saved;
         let statuses = s
             .ledger
             .iter()
@@ -151,13 +304,76 @@ impl SloRuntime {
     /// Saves the whole state (point 2).
     pub fn save(&self, store: &SqliteStore) -> Result<(), StoreError> {
         let body = match self.state.lock() {
-            Ok(s) => serde_json::to_string(&*s).map_err(|e| StoreError::Json {
+            Ok(s) => serde_json::to_string(&s.saved).map_err(|e| StoreError::Json {
                 what: "the SLO state".to_owned(),
                 source: e,
             })?,
             Err(_) => return Ok(()),
         };
         store.save_slo_state(&body, chrono::Utc::now().timestamp_millis())
+    }
+}
+
+/// A request whose quality turned bad, for the metrics; `None` when it did not (another
+/// tenant's request, not an answer, or already bad).
+type Turned = Option<Counted>;
+
+/// Turns `c`'s quality event bad in every SLO that counted it, when `tenant` may judge it.
+fn turn(s: &mut State, c: Counted, tenant: &str, now: i64) -> Turned {
+    if c.tenant.as_deref() != Some(tenant) || c.quality() != Some(true) {
+        return None;
+    }
+    let disliked = Sli {
+        feedback_negative: true,
+        ..c.sli
+    };
+    let ledger = &mut s.saved.ledger;
+    ledger.advance(now);
+    ledger.regrade(
+        c.at_secs,
+        c.route.as_deref(),
+        &c.model,
+        &c.version,
+        &c.sli,
+        &disliked,
+    );
+    Some(c)
+}
+
+/// The first negative feedback from `tenant` on `request_id` (point 4; the store said it is
+/// the first): turns the request's quality bad in the SLOs and counts it in the quality
+/// metrics.
+pub async fn dislike(state: &crate::server::AppState, request_id: &str, tenant: &str) {
+    let now = chrono::Utc::now().timestamp();
+    let turned = match state.slos.dislike_recent(request_id, tenant, now) {
+        Some(turned) => turned,
+        None => {
+            let store = state.store.clone();
+            let id = request_id.to_owned();
+            let found = tokio::task::spawn_blocking(move || store.request(&id)).await;
+            let record = match found {
+                Ok(Ok(record)) => record,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reading the request for its feedback failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let pipeline = state.pipeline.load();
+            let stored = record.map(|r| {
+                let route = r
+                    .requested_model
+                    .as_deref()
+                    .and_then(|m| pipeline.route_alias(m));
+                let outcomes = crate::guards::stored_outcomes(r.guards.as_deref());
+                let outcomes: Vec<&str> = outcomes.iter().map(String::as_str).collect();
+                Counted::of(&r, route, &outcomes)
+            });
+            state.slos.dislike_stored(request_id, tenant, stored, now)
+        }
+    };
+    if let Some(c) = turned {
+        crate::metrics::quality_bad(&c.model, c.route.as_deref());
     }
 }
 
@@ -234,5 +450,108 @@ async fn gate_rollouts(
     }
     if let Err(e) = state.refresh_control() {
         tracing::warn!(error = %e, "reading the rollouts again failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime(dir: &tempfile::TempDir) -> SloRuntime {
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        let specs = [
+            SloSpec::new("quality", Objective::Quality, 0.9),
+            SloSpec::new("availability", Objective::Availability, 0.9),
+        ];
+        SloRuntime::load(&store, &specs).unwrap()
+    }
+
+    fn answered(id: &str, at_secs: i64) -> RequestRecord {
+        RequestRecord {
+            request_id: id.into(),
+            tenant: Some("t".into()),
+            started_at_ms: at_secs * 1000,
+            status: 200,
+            model: Some("m".into()),
+            ..RequestRecord::default()
+        }
+    }
+
+    /// (good, total) of an SLO over the last hour at `now`.
+    fn counts(slos: &SloRuntime, slo: &str, now: i64) -> (u64, u64) {
+        let (statuses, _) = slos.status(now, None);
+        let s = statuses.iter().find(|s| s.name == slo).unwrap();
+        (s.budget.good, s.budget.total)
+    }
+
+    #[test]
+    fn a_recent_answer_turns_bad_for_its_own_tenant_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let slos = runtime(&dir);
+        assert_eq!(slos.observe(&answered("a", 100), None, &[]), Some(true));
+        assert_eq!(slos.dislike_recent("a", "other", 110), Some(None));
+        let turned = slos.dislike_recent("a", "t", 120).unwrap().unwrap();
+        assert_eq!((turned.model.as_str(), turned.at_secs), ("m", 100));
+        assert_eq!(counts(&slos, "quality", 130), (0, 1));
+        assert_eq!(counts(&slos, "availability", 130), (1, 1));
+        // Gone from memory once turned: a second call would ask the store.
+        assert_eq!(slos.dislike_recent("a", "t", 140), None);
+    }
+
+    #[test]
+    fn a_stored_answer_turns_and_a_failed_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let slos = runtime(&dir);
+        let failed = RequestRecord {
+            status: 502,
+            ..answered("f", 100)
+        };
+        let guarded = answered("g", 100);
+        assert_eq!(slos.observe(&failed, None, &[]), None);
+        assert_eq!(slos.observe(&guarded, None, &["failed"]), Some(false));
+        let stored = |r: &RequestRecord, outcomes: &[&str]| Some(Counted::of(r, None, outcomes));
+        assert_eq!(
+            slos.dislike_stored("f", "t", stored(&failed, &[]), 110),
+            None
+        );
+        assert_eq!(
+            slos.dislike_stored("g", "t", stored(&guarded, &["failed"]), 110),
+            None
+        );
+        assert_eq!(counts(&slos, "quality", 120), (0, 1));
+        // An answer the store knows (counted before a restart, say) turns.
+        slos.observe(&answered("s", 100), None, &[]);
+        let mut state = slos.state.lock().unwrap();
+        state.recent.remove("s");
+        drop(state);
+        let turned = slos.dislike_stored("s", "t", stored(&answered("s", 100), &[]), 110);
+        assert!(turned.is_some());
+        assert_eq!(counts(&slos, "quality", 120), (0, 2));
+    }
+
+    #[test]
+    fn feedback_before_the_end_applies_when_the_request_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let slos = runtime(&dir);
+        assert_eq!(slos.dislike_recent("late", "t", 100), None);
+        assert_eq!(slos.dislike_stored("late", "t", None, 100), None);
+        assert_eq!(slos.dislike_stored("late", "x", None, 100), None);
+        assert_eq!(slos.observe(&answered("late", 100), None, &[]), Some(false));
+        assert_eq!(counts(&slos, "quality", 110), (0, 1));
+        // Only the request's own tenant's verdict waits for it.
+        slos.dislike_stored("other", "x", None, 100);
+        assert_eq!(slos.observe(&answered("other", 100), None, &[]), Some(true));
+    }
+
+    #[test]
+    fn bounded_forgets_the_oldest() {
+        let mut b = Bounded::new(2);
+        for k in ["a", "b", "c"] {
+            b.insert(k, k.len());
+        }
+        assert_eq!(b.map.len(), 2);
+        assert_eq!(b.remove("a"), None);
+        assert_eq!(b.take_if("b", |_| false), Some(None));
+        assert_eq!(b.take_if("b", |_| true), Some(Some(1)));
     }
 }

@@ -543,12 +543,7 @@ async fn kpis_summarise_the_traffic_as_json_and_csv() {
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 200);
-        ids.push(
-            r.headers()["x-switchyard-request-id"]
-                .to_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.push(common::request_id(&r));
     }
     // One answer escalated to a human, one thumbs down.
     for (id, body) in [
@@ -557,15 +552,7 @@ async fn kpis_summarise_the_traffic_as_json_and_csv() {
     ] {
         let mut body = body;
         body["request_id"] = json!(id);
-        let r = gw
-            .http
-            .post(gw.url("/v1/feedback"))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        gw.feedback(body).await;
     }
     for _ in 0..200 {
         if gw.records_written() >= 6 {
@@ -672,4 +659,128 @@ model = "fast"
     let gw = gw.restart(&text).await;
     let (_, view) = admin_get(&gw, "/admin/v1/slos").await;
     assert_eq!(view["slos"][0]["budget"]["total"], 5, "{view}");
+}
+
+/// The config with a model `careful`, a route `auto` onto `fast`, and quality SLOs over all
+/// traffic and the route. (`careful` keeps this test's quality counters apart from the other
+/// tests', which share the process's metrics.)
+fn quality_config() -> String {
+    format!(
+        r#"{}
+[models.careful]
+deployments = [{{ provider = "sim", upstream_model = "fast" }}]
+
+[routes.auto]
+candidates = [{{ model = "fast" }}]
+
+[[slos]]
+name = "quality"
+objective = "quality"
+target = 0.9
+
+[[slos]]
+name = "auto-quality"
+objective = "quality"
+target = 0.9
+route = "auto"
+
+[[slos]]
+name = "availability"
+objective = "availability"
+target = 0.9
+"#,
+        config()
+    )
+}
+
+#[tokio::test]
+async fn late_negative_feedback_turns_quality_bad_once() {
+    const N: usize = 8;
+    let gw = start(&quality_config()).await;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        // Half name the route, half a model.
+        let model = if i % 2 == 0 { "auto" } else { "careful" };
+        let r = gw
+            .chat(json!({"model": model, "messages": user(&format!("q{i}"))}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        ids.push(common::request_id(&r));
+    }
+    let slo = |view: &Value, name: &str| {
+        view["slos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (_, before) = admin_get(&gw, "/admin/v1/slos").await;
+    assert_eq!(slo(&before, "quality")["sli"], 1.0, "{before}");
+    assert_eq!(slo(&before, "quality")["budget"]["remaining"], 1.0);
+
+    // k = 3 thumbs down: ids 0 and 2 named the route, 1 the model. Id 0 is disliked again
+    // and scored low; id 1 is liked first, then disliked, then liked again; id 3 is only
+    // escalated, which is not a quality failure.
+    let k = 3;
+    for body in [
+        json!({"request_id": ids[0], "thumbs": "down"}),
+        json!({"request_id": ids[0], "thumbs": "down"}),
+        json!({"request_id": ids[0], "score": 0.1}),
+        json!({"request_id": ids[1], "thumbs": "up"}),
+        json!({"request_id": ids[1], "thumbs": "down"}),
+        json!({"request_id": ids[1], "thumbs": "up"}),
+        json!({"request_id": ids[2], "score": 0.2, "outcome": "resolved"}),
+        json!({"request_id": ids[3], "outcome": "escalated"}),
+        json!({"request_id": ids[4], "thumbs": "up"}),
+    ] {
+        gw.feedback(body).await;
+    }
+    gw.feedback(json!({"request_id": ids[2], "thumbs": "down"}))
+        .await;
+
+    let (_, after) = admin_get(&gw, "/admin/v1/slos").await;
+    let q = slo(&after, "quality");
+    assert_eq!(q["sli"], (N - k) as f64 / N as f64, "{q}");
+    assert_eq!(q["budget"]["total"], N, "{q}");
+    assert_eq!(q["budget"]["bad"], k, "{q}");
+    assert!(q["budget"]["remaining"].as_f64().unwrap() < 1.0, "{q}");
+    // The route's SLO counts the two of its requests disliked, of its four.
+    let auto = slo(&after, "auto-quality");
+    assert_eq!(auto["budget"]["total"], N / 2, "{auto}");
+    assert_eq!(auto["budget"]["bad"], 2, "{auto}");
+    // Other objectives do not move.
+    assert_eq!(slo(&after, "availability")["sli"], 1.0, "{after}");
+
+    // The quality counters say the same, by model and route.
+    let metrics = gw.metrics().await;
+    for line in [
+        r#"switchyard_quality_bad_total{model="fast",route="auto"} 2"#,
+        r#"switchyard_quality_bad_total{model="careful",route=""} 1"#,
+        r#"switchyard_quality_answers_total{model="careful",route=""} 4"#,
+        r#"switchyard_quality_answers_total{model="fast",route="auto"} 4"#,
+        // The request metrics carry the route alias named too, empty for a model.
+        r#"switchyard_requests_total{endpoint="chat",model="fast",route="auto",status="200"} 4"#,
+        r#"switchyard_request_duration_seconds_count{model="careful",route=""} 4"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+
+    // A restart reads the regraded counts back. Feedback after it finds the request in the
+    // store (nothing is in memory any more), still once.
+    let gw = gw.restart(&quality_config()).await;
+    for body in [
+        json!({"request_id": ids[0], "thumbs": "down"}),
+        json!({"request_id": ids[6], "thumbs": "down"}),
+        json!({"request_id": ids[6], "thumbs": "down"}),
+    ] {
+        gw.feedback(body).await;
+    }
+    let (_, view) = admin_get(&gw, "/admin/v1/slos").await;
+    assert_eq!(slo(&view, "quality")["budget"]["bad"], k + 1, "{view}");
+    assert_eq!(slo(&view, "auto-quality")["budget"]["bad"], 3, "{view}");
+    assert_eq!(slo(&view, "quality")["budget"]["total"], N, "{view}");
 }

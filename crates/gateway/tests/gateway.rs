@@ -384,15 +384,7 @@ async fn breaker_opens_and_fails_fast() {
         (s, e["error"]["code"].as_str()),
         (503, Some("upstream_unavailable"))
     );
-    let metrics = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("switchyard_breaker_state{deployment=\"strict/broken\"} 2"),
         "{metrics}"

@@ -129,15 +129,7 @@ async fn pii_never_reaches_the_provider_and_comes_back_restored() {
     );
     assert_eq!(up.requests().len(), before);
 
-    let metrics = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(r#"switchyard_guard_verdicts_total{guard="pii",outcome="masked"}"#),
         "{metrics}"

@@ -255,15 +255,7 @@ async fn a_failing_deployment_is_routed_around() {
         bad.requests().len()
     );
     assert_eq!(good.requests().len(), 30);
-    let metrics = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("switchyard_breaker_state{deployment=\"bad/m\"} 2"),
         "{metrics}"

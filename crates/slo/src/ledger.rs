@@ -11,6 +11,9 @@
 //!    [`SketchSeries`] for percentiles.
 //! 4. `set_specs` (a config reload) keeps the history of an SLO whose scope, objective and
 //!    window are unchanged (a new target re-reads the same counts) and starts afresh otherwise.
+//! 5. `regrade` changes the verdict on a request already counted when what it was judged on
+//!    turns out otherwise later (negative feedback after the answer): only the objectives that
+//!    judge the two outcomes differently move it, between good and bad, never the total.
 
 use std::collections::BTreeMap;
 
@@ -135,6 +138,48 @@ impl Ledger {
                 values.record(at_secs, v);
             }
         }
+    }
+
+    /// A request counted at `at_secs` was judged on `before` and is now known to be `after`
+    /// (point 5): every SLO that matches it and judges the two differently turns its event
+    /// from good to bad (or back) in its whole series and its version's. Returns how many
+    /// SLOs changed.
+    ///
+    /// Nothing is recorded: the totals stay, and an event that is no longer there (aged out,
+    /// never counted) changes nothing. [`Self::advance`] to the present first, so an event
+    /// older than a series' retention is ignored however long the series went without traffic.
+    pub fn regrade(
+        &mut self,
+        at_secs: i64,
+        route: Option<&str>,
+        model: &str,
+        version: &str,
+        before: &Sli,
+        after: &Sli,
+    ) -> usize {
+        let mut changed = 0;
+        for book in self.books.values_mut() {
+            if !book.spec.scope.matches(route, model) {
+                continue;
+            }
+            let (Some(was), Some(is)) = (
+                before.judge(&book.spec.objective),
+                after.judge(&book.spec.objective),
+            ) else {
+                continue;
+            };
+            if was == is {
+                continue;
+            }
+            let delta = if is { 1 } else { -1 };
+            if book.all.regrade(at_secs, delta) != 0 {
+                changed += 1;
+            }
+            if let Some(v) = book.by_version.get_mut(version) {
+                v.regrade(at_secs, delta);
+            }
+        }
+        changed
     }
 
     /// Moves every series' clock to `now` (drops what aged out, and versions left empty).
@@ -264,6 +309,114 @@ mod tests {
         assert!(l.series("small-latency").is_none());
         assert_eq!(l.specs().count(), 1);
         assert_eq!(l.iter().count(), 1);
+    }
+
+    #[test]
+    fn late_feedback_regrades_only_quality_in_matching_slos_and_versions() {
+        let mut specs = specs();
+        specs.push(SloSpec::new("quality", Objective::Quality, 0.9));
+        specs.push(
+            SloSpec::new("auto-quality", Objective::Quality, 0.9).with_scope(Scope {
+                route: Some("auto".into()),
+                model: None,
+            }),
+        );
+        let mut l = Ledger::new(&specs);
+        let answered = ok(100.0);
+        let disliked = Sli {
+            feedback_negative: true,
+            ..answered
+        };
+        l.observe(0, None, "small", "v1", &answered);
+        l.observe(70, Some("auto"), "small", "v1", &answered);
+        l.advance(600);
+        assert_eq!(
+            l.regrade(70, Some("auto"), "small", "v1", &answered, &disliked),
+            2
+        );
+        let q = |l: &Ledger, slo: &str| l.series(slo).unwrap().window_counts(600, 3600);
+        assert_eq!(q(&l, "quality"), Counts { good: 1, total: 2 });
+        assert_eq!(q(&l, "auto-quality"), Counts { good: 0, total: 1 });
+        assert_eq!(q(&l, "avail"), Counts { good: 2, total: 2 });
+        assert_eq!(q(&l, "small-latency"), Counts { good: 2, total: 2 });
+        let v1 = l.version_series("quality", "v1").unwrap();
+        assert_eq!(v1.window_counts(600, 3600), Counts { good: 1, total: 2 });
+        // A request without a route is not the route's; an unanswered one is no quality event.
+        assert_eq!(l.regrade(0, None, "small", "v1", &answered, &disliked), 1);
+        assert_eq!(q(&l, "auto-quality"), Counts { good: 0, total: 1 });
+        let failed = Sli {
+            status: 502,
+            ..answered
+        };
+        let failed_disliked = Sli {
+            feedback_negative: true,
+            ..failed
+        };
+        assert_eq!(
+            l.regrade(0, None, "small", "v1", &failed, &failed_disliked),
+            0
+        );
+        // Back to good, once; a third turn finds nothing bad left in the bucket.
+        assert_eq!(
+            l.regrade(70, Some("auto"), "small", "v1", &disliked, &answered),
+            2
+        );
+        assert_eq!(q(&l, "quality"), Counts { good: 1, total: 2 });
+        // Beyond the window the event is gone.
+        l.advance(31 * 86_400);
+        assert_eq!(
+            l.regrade(70, Some("auto"), "small", "v1", &answered, &disliked),
+            0
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn regrades_never_change_totals_or_overdraw_good(
+            requests in proptest::collection::vec(
+                (0i64..7_200, proptest::bool::ANY, proptest::bool::ANY, 100u16..600),
+                1..60,
+            ),
+            turns in proptest::collection::vec((0usize..60, proptest::bool::ANY), 0..80),
+        ) {
+            let mut specs = specs();
+            specs.push(SloSpec::new("quality", Objective::Quality, 0.9));
+            let mut l = Ledger::new(&specs);
+            let mut sorted = requests.clone();
+            sorted.sort_by_key(|r| r.0);
+            let slis: Vec<Sli> = sorted
+                .iter()
+                .map(|&(_, guard_passed, slow, status)| Sli {
+                    status,
+                    guard_passed,
+                    ..ok(if slow { 5_000.0 } else { 10.0 })
+                })
+                .collect();
+            for (&(at, _, _, _), sli) in sorted.iter().zip(&slis) {
+                l.observe(at, None, "small", "v1", sli);
+            }
+            let now = 7_200;
+            let counts = |l: &Ledger| -> Vec<Counts> {
+                l.iter().map(|(_, s)| s.window_counts(now, 86_400)).collect()
+            };
+            let before = counts(&l);
+            for &(i, negative) in &turns {
+                let Some((&(at, _, _, _), sli)) = sorted.iter().zip(&slis).nth(i) else {
+                    continue;
+                };
+                let disliked = Sli { feedback_negative: true, ..*sli };
+                let (from, to) = if negative { (sli, &disliked) } else { (&disliked, sli) };
+                l.regrade(at, None, "small", "v1", from, to);
+            }
+            let after = counts(&l);
+            for ((b, a), (spec, _)) in before.iter().zip(&after).zip(l.iter()) {
+                proptest::prop_assert_eq!(a.total, b.total, "{}", spec.name);
+                proptest::prop_assert!(a.good <= a.total);
+                if spec.objective != Objective::Quality {
+                    proptest::prop_assert_eq!(a, b, "{}", spec.name);
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,10 +13,18 @@
 //! 3. Alerts: one alert rule per burn rule, `long > rate × budget and short > rate × budget`,
 //!    with the burn rule's `for` and `keep_firing_for` (the resolve delay).
 //!
+//! The gateway's request counter and histograms carry `model` and `route` labels (`route` is
+//! the configured route alias the request named, empty for a model), so an SLO scoped to a
+//! route or a model selects on them. Quality reads two counters: answered requests, and those
+//! of them that failed an output guard or got negative feedback. Negative feedback increments
+//! the bad counter when it arrives, so over short windows the rules see it later than the
+//! gateway's own engine, which turns the request's event bad in the minute it was served; over
+//! the SLO window the two agree.
+//!
 //! SLOs the metrics cannot express are left out, with the reason in a comment and in
-//! [`Generated::skipped`]: the gateway's histograms carry only a `model` label (no route),
-//! a latency threshold must be one of the histogram's bucket bounds, and quality needs
-//! counters the gateway does not export (yet).
+//! [`Generated::skipped`]: a latency threshold must be one of the histogram's bucket bounds,
+//! and metric names without a route label or quality counters ([`MetricNames`], for another
+//! exporter) leave out route-scoped and quality SLOs.
 //!
 //! Without traffic a ratio is 0/0 = NaN in Prometheus, and NaN > x is false: no alert, as in
 //! the engine. `keep_firing_for` (the resolve delay) needs Prometheus 2.42 or later.
@@ -61,13 +69,16 @@ impl Default for MetricNames {
             requests_total: "switchyard_requests_total".into(),
             status_label: "status".into(),
             model_label: "model".into(),
-            route_label: None,
+            route_label: Some("route".into()),
             duration_histogram: "switchyard_request_duration_seconds".into(),
             ttft_histogram: "switchyard_time_to_first_token_seconds".into(),
             histogram_buckets_secs: vec![
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
             ],
-            quality: None,
+            quality: Some(QualityMetrics {
+                bad_total: "switchyard_quality_bad_total".into(),
+                total: "switchyard_quality_answers_total".into(),
+            }),
         }
     }
 }
@@ -438,6 +449,37 @@ mod tests {
     }
 
     #[test]
+    fn route_scoped_and_quality_slos_read_the_gateway_metrics() {
+        let by_route = SloSpec::new("r", Objective::Availability, 0.99).with_scope(Scope {
+            route: Some("auto".into()),
+            model: None,
+        });
+        let route_latency = SloSpec::new("rl", Objective::Latency { threshold_ms: 2000 }, 0.9)
+            .with_scope(Scope {
+                route: Some("auto".into()),
+                model: Some("small".into()),
+            });
+        let quality = SloSpec::new("q", Objective::Quality, 0.9).with_scope(Scope {
+            route: Some("auto".into()),
+            model: None,
+        });
+        let g = generate(
+            &[by_route, route_latency, quality],
+            &default_rules(),
+            &MetricNames::default(),
+        );
+        assert!(g.skipped.is_empty(), "{:?}", g.skipped);
+        let y = &g.yaml;
+        assert!(
+            y.contains(r#"sum(rate(switchyard_requests_total{route="auto",status=~"5.."}[5m]))"#)
+        );
+        assert!(y.contains(r#"switchyard_request_duration_seconds_bucket{route="auto",model="small",le="2"}[1h]"#), "{y}");
+        assert!(y.contains(
+            "(\n            sum(rate(switchyard_quality_bad_total{route=\"auto\"}[6h]))\n            /\n            sum(rate(switchyard_quality_answers_total{route=\"auto\"}[6h]))\n          )"
+        ), "{y}");
+    }
+
+    #[test]
     fn what_the_metrics_cannot_express_is_skipped_with_a_reason() {
         let by_route = SloSpec::new("r", Objective::Availability, 0.99).with_scope(Scope {
             route: Some("auto".into()),
@@ -445,30 +487,21 @@ mod tests {
         });
         let odd = SloSpec::new("odd", Objective::Latency { threshold_ms: 1500 }, 0.95);
         let quality = SloSpec::new("q", Objective::Quality, 0.9);
-        let g = generate(
-            &[by_route.clone(), odd, quality.clone()],
-            &default_rules(),
-            &MetricNames::default(),
-        );
+        // Another exporter's names, without a route label or quality counters.
+        let bare = MetricNames {
+            route_label: None,
+            quality: None,
+            ..MetricNames::default()
+        };
+        let g = generate(&[by_route, odd, quality], &default_rules(), &bare);
         assert_eq!(g.skipped.len(), 3);
         assert!(g
             .yaml
             .contains("# skipped SLO \"r\": scoped to route \"auto\""));
         assert!(g.yaml.contains("threshold 1.5 s is not a bucket bound"));
-        assert!(g.yaml.ends_with("groups: []\n"));
-        let names = MetricNames {
-            route_label: Some("route".into()),
-            quality: Some(QualityMetrics {
-                bad_total: "q_bad_total".into(),
-                total: "q_total".into(),
-            }),
-            ..MetricNames::default()
-        };
-        let g = generate(&[by_route, quality], &default_rules(), &names);
-        assert!(g.skipped.is_empty());
         assert!(g
             .yaml
-            .contains("switchyard_requests_total{route=\"auto\"}[5m]"));
-        assert!(g.yaml.contains("sum(rate(q_bad_total[6h]))"));
+            .contains("# skipped SLO \"q\": the quality SLI has no exported metrics"));
+        assert!(g.yaml.ends_with("groups: []\n"));
     }
 }

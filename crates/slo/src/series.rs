@@ -166,6 +166,43 @@ impl Series {
         }
     }
 
+    /// Turns up to `good_delta` of the events counted at `at_secs` from bad to good (a
+    /// negative delta: from good to bad); returns how many turned, with the sign.
+    ///
+    /// The event's bucket is found the way [`Self::record_many`] placed it (its minute if
+    /// still in the fine tier, else its hour). A verdict that changes after the fact (late
+    /// feedback) moves the event, not the clock: the total never changes, and the good count
+    /// stays within `0..=total` of its bucket, so a regrade of an event that is not there
+    /// (aged out past the retention, never recorded, or already turned) is a no-op rather
+    /// than a count going negative.
+    pub fn regrade(&mut self, at_secs: i64, good_delta: i64) -> i64 {
+        let cur = self.cursor();
+        let start = floor(at_secs, self.config.step_secs);
+        let bucket = if start >= self.fine_cut(cur) {
+            find(&mut self.fine, start)
+        } else if start >= self.retention_cut(cur) {
+            find(
+                &mut self.coarse,
+                floor(at_secs, self.config.coarse_step_secs),
+            )
+        } else {
+            None
+        };
+        let Some(b) = bucket else {
+            return 0;
+        };
+        let up = good_delta >= 0;
+        let room = if up { b.2.saturating_sub(b.1) } else { b.1 };
+        let n = good_delta.unsigned_abs().min(room);
+        b.1 = if up { b.1 + n } else { b.1 - n };
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        if up {
+            n
+        } else {
+            -n
+        }
+    }
+
     /// Moves the series' clock to `now` (if later): rolls old minutes into hours and drops
     /// what is beyond the retention. Recording does this too.
     pub fn advance(&mut self, now: i64) {
@@ -273,6 +310,12 @@ fn add_to(buckets: &mut VecDeque<Bucket>, start: i64, good: u64, total: u64) {
         }
         Err(i) => buckets.insert(i, Bucket(start, good, total)),
     }
+}
+
+/// The bucket starting at `start`, if it holds events.
+fn find(buckets: &mut VecDeque<Bucket>, start: i64) -> Option<&mut Bucket> {
+    let i = buckets.binary_search_by_key(&start, |b| b.0).ok()?;
+    buckets.get_mut(i)
 }
 
 /// What happened to one request, as far as SLOs care.
@@ -481,6 +524,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn regrade_moves_events_between_good_and_bad_in_their_bucket() {
+        let mut s = Series::default();
+        s.record_many(5 * MIN + 10, 3, 3);
+        s.record_many(4 * DAY, 2, 2); // the first minutes have rolled into hour 0
+        assert_eq!(s.regrade(5 * MIN + 50, -1), -1);
+        assert_eq!(s.window_counts(5 * MIN, MIN), Counts::default());
+        assert_eq!(
+            s.window_counts(HOUR - MIN, HOUR),
+            Counts { good: 2, total: 3 }
+        );
+        assert_eq!(s.regrade(4 * DAY + 1, -5), -2, "at most the good ones turn");
+        assert_eq!(s.window_counts(4 * DAY, MIN), Counts { good: 0, total: 2 });
+        assert_eq!(s.regrade(4 * DAY, 3), 2, "at most the bad ones turn back");
+        assert_eq!(s.regrade(4 * DAY, 1), 0);
+        // Nothing counted then: nothing to turn.
+        assert_eq!(s.regrade(2 * DAY, -1), 0);
+        assert_eq!(s.regrade(5 * DAY, -1), 0);
+        // Beyond the retention the event is gone, and so is its regrade.
+        s.advance(31 * DAY);
+        assert_eq!(s.regrade(4 * DAY, -1), -1);
+        s.advance(35 * DAY);
+        assert_eq!(s.regrade(5 * MIN, -1), 0);
+        assert_eq!(s.window_counts(35 * DAY, 30 * DAY).total, 0);
+    }
+
     fn sli(status: u16) -> Sli {
         Sli {
             status,
@@ -559,6 +628,36 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn regrades_keep_totals_and_stay_within_them(
+            events in prop::collection::vec((0i64..(5 * DAY), 0u64..4, 1u64..4), 1..100),
+            regrades in prop::collection::vec((0i64..(5 * DAY), -3i64..4), 0..100),
+        ) {
+            let mut s = Series::default();
+            let mut sorted = events.clone();
+            sorted.sort();
+            for &(t, g, n) in &sorted {
+                s.record_many(t, g, n);
+            }
+            let now = sorted.last().map_or(0, |e| e.0);
+            let before = s.window_counts(now, 30 * DAY);
+            let (mut applied, mut fine, mut coarse) = (0i64, s.fine.clone(), s.coarse.clone());
+            for &(t, d) in &regrades {
+                let a = s.regrade(t, d);
+                prop_assert!(a.abs() <= d.abs() && (a == 0 || a.signum() == d.signum()));
+                applied += a;
+                // Only the event's own bucket moves, and its good count stays in 0..=total.
+                for (old, new) in fine.iter().chain(&coarse).zip(s.fine.iter().chain(&s.coarse)) {
+                    prop_assert_eq!((old.0, old.2), (new.0, new.2));
+                    prop_assert!(new.1 <= new.2);
+                }
+                (fine, coarse) = (s.fine.clone(), s.coarse.clone());
+            }
+            let after = s.window_counts(now, 30 * DAY);
+            prop_assert_eq!(after.total, before.total);
+            prop_assert_eq!(after.good as i64, before.good as i64 + applied);
+        }
+
         #[test]
         fn windows_inside_the_fine_span_match_a_naive_count(
             events in prop::collection::vec((0i64..(4 * DAY), any::<bool>()), 0..300),

@@ -63,3 +63,14 @@ pub struct Feedback {
     pub outcome: Option<String>,
     pub comment: Option<String>,
 }
+
+impl Feedback {
+    /// A score below this is negative (a thumbs down is 0), as `kpi::SUCCESS_SQL` counts it.
+    pub const NEGATIVE_BELOW: f64 = 0.5;
+
+    /// The verdict is negative. An `escalated` outcome is not: handing a conversation to a
+    /// human says nothing of the answer by itself (the KPIs count it apart).
+    pub fn is_negative(&self) -> bool {
+        self.score.is_some_and(|s| s < Self::NEGATIVE_BELOW)
+    }
+}

@@ -353,14 +353,39 @@ impl SqliteStore {
         })
     }
 
-    /// Stores one piece of feedback; durable when this returns.
-    pub fn add_feedback(&self, f: &Feedback) -> Result<(), StoreError> {
+    /// Stores one piece of feedback; durable when this returns. Returns whether it is the
+    /// first negative score ([`Feedback::is_negative`]) the request got from its tenant: the
+    /// one that spoils the request's quality, so a caller acting on it acts once however often
+    /// the client sends or changes its verdict. The check and the insert are one transaction,
+    /// so two negatives sent at once cannot both be first.
+    pub fn add_feedback(&self, f: &Feedback) -> Result<bool, StoreError> {
         self.with(|conn| {
-            conn.prepare_cached(
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let first_negative = f.is_negative()
+                && !tx
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM feedback WHERE request_id = ?1 AND tenant = ?2 AND score < ?3)",
+                    )?
+                    .query_row(params![f.request_id, f.tenant, Feedback::NEGATIVE_BELOW], |r| {
+                        r.get::<_, bool>(0)
+                    })?;
+            tx.prepare_cached(
                 "INSERT INTO feedback (request_id, key_id, tenant, created_at_ms, score, outcome, comment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![f.request_id, f.key_id, f.tenant, f.created_at_ms, f.score, f.outcome, f.comment])
-            .map(|_| ())
+            .execute(params![f.request_id, f.key_id, f.tenant, f.created_at_ms, f.score, f.outcome, f.comment])?;
+            tx.commit()?;
+            Ok(first_negative)
+        })
+    }
+
+    /// The record of one request, once it is written.
+    pub fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StoreError> {
+        self.with(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM requests r WHERE r.request_id = ?1 LIMIT 1"
+            ))?
+            .query_row(params![request_id], record_from_row)
+            .optional()
         })
     }
 
@@ -524,6 +549,29 @@ mod tests {
             cost_nanos: cost,
             ..RequestRecord::default()
         }
+    }
+
+    #[test]
+    fn only_the_first_negative_from_the_tenant_is_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        let f = |tenant: &str, score: Option<f64>| Feedback {
+            request_id: "r".into(),
+            tenant: tenant.into(),
+            score,
+            ..Feedback::default()
+        };
+        assert!(!store.add_feedback(&f("t", Some(0.9))).unwrap());
+        assert!(!store.add_feedback(&f("t", None)).unwrap());
+        // Another tenant's word is its own (the caller checks whose request it is).
+        assert!(store.add_feedback(&f("other", Some(0.0))).unwrap());
+        assert!(store.add_feedback(&f("t", Some(0.2))).unwrap());
+        assert!(!store.add_feedback(&f("t", Some(0.0))).unwrap());
+        assert!(!store.add_feedback(&f("t", Some(1.0))).unwrap());
+        assert_eq!(store.feedback_for("r").unwrap().len(), 6);
+        assert!(store.request("r").unwrap().is_none());
+        store.write_batch(&[rec("r", "k", 5, 0)]).unwrap();
+        assert_eq!(store.request("r").unwrap(), Some(rec("r", "k", 5, 0)));
     }
 
     #[test]

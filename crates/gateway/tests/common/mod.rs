@@ -97,6 +97,31 @@ impl TestGateway {
             .json(&body)
     }
 
+    /// `POST /v1/feedback` with the test key; it must be accepted.
+    pub async fn feedback(&self, body: serde_json::Value) {
+        let r = self
+            .http
+            .post(self.url("/v1/feedback"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+
+    /// The `/metrics` text now (the process's metrics: every test gateway in it shares them).
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Asks for shutdown and waits until the server has drained and flushed its records.
     pub async fn stop(&mut self) {
         if let Some(s) = self.stop.take() {
@@ -198,6 +223,14 @@ impl TestGateway {
             .map(|e| e["action"].as_str().unwrap().to_owned())
             .collect()
     }
+}
+
+/// The `x-switchyard-request-id` of an answer, for feedback on it.
+pub fn request_id(r: &reqwest::Response) -> String {
+    r.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 pub fn user(text: &str) -> serde_json::Value {
