@@ -10,6 +10,9 @@
 #   EXTRA_TARGETS="nginx=http://127.0.0.1:8081/v1 other=http://..."   more gateways, already
 #                                running and pointed at SIM_PORT (set SIM_PORT to fix the port)
 #   BENCH_ARGS="..."             extra switchyard-bench flags (e.g. --target-model nginx=fast)
+#   BENCH_KEY                    the key every target is sent (default: a random one); give it
+#                                when an EXTRA_TARGETS gateway must accept it (an A/B of two
+#                                Switchyard builds: the other one's config names its SHA-256)
 #   DURATION, WARMUP             seconds per scenario (default 10 and 2; QUICK: 2 and 1)
 #   CONCURRENCY, RATES           default "1,16,64" and "500,2000"
 #   SIM_PORT, GATEWAY_PORT       default: free ports picked at start
@@ -99,7 +102,7 @@ GATEWAY_PORT=${GATEWAY_PORT:-$(free_port)}
 
 # A throwaway key: the config stores only its SHA-256, and the bench reads it from the
 # environment so it never appears in the recorded command line.
-KEY="sk-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+KEY=${BENCH_KEY:-"sk-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"}
 KEY_SHA256=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
 
 cat >"$work/sim.toml" <<EOF
