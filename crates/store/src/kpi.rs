@@ -4,8 +4,9 @@
 //! hit rate, automation and escalation rates, satisfaction and task completion, latency
 //! percentiles, guard triggers, the model mix and the filtered request list.
 //!
-//! It owns the one definition of a successful interaction ([`SUCCESS_SQL`]), of a saving
-//! ([`SAVED_SQL`]) and of the route a request counts under ([`ROUTE_SQL`]). Every query
+//! It owns the one definition of a successful interaction ([`SUCCESS_SQL`]; the guard
+//! verdicts that spoil one are [`GuardFlags`], stored as columns when a request is written),
+//! of a saving ([`SAVED_SQL`]) and of the route a request counts under ([`ROUTE_SQL`]). Every query
 //! covers started times in `[from_ms, to_ms)` and feedback joins its request on the request id
 //! and the tenant (one tenant cannot score another's requests), whenever it was given. Time
 //! buckets are UTC. It must not write, read clocks (the caller passes the range) or know
@@ -19,16 +20,62 @@ use serde::{Deserialize, Serialize};
 use crate::sqlite::{record_from_row, RECORD_COLUMNS};
 use crate::{RequestRecord, SqliteStore, StoreError};
 
+/// The guard flags of a row as computed from its JSON, over `requests r`: what the migration
+/// that added the flag columns backfilled, and the fallback for rows a build older than them
+/// writes later (a replica not yet upgraded leaves the columns NULL). `COALESCE` evaluates
+/// these only for such rows, so the JSON is not parsed for the others. They must agree with
+/// [`GuardFlags::of`] (a test checks): elements of an array (members of an object, or the
+/// value itself), and a non-object has no outcome (reading a string element as JSON, as the
+/// SQL before the columns did, would fail the whole migration on a string not JSON).
+macro_rules! legacy_verdict_sql {
+    ($outcome_is:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
+             WHERE json_extract(CASE WHEN g.type = 'object' THEN g.value END, '$.outcome') ",
+            $outcome_is,
+            ")"
+        )
+    };
+}
+
+macro_rules! legacy_spoiled_sql {
+    () => {
+        $crate::kpi::legacy_verdict_sql!(
+            "IN ('failed', 'stopped', 'replaced', 'blocked', 'refused')"
+        )
+    };
+}
+
+macro_rules! legacy_refused_sql {
+    () => {
+        concat!(
+            "(COALESCE(r.deployment, '') = 'guard' OR ",
+            $crate::kpi::legacy_verdict_sql!("IN ('blocked', 'refused')"),
+            ")"
+        )
+    };
+}
+
+macro_rules! legacy_triggered_sql {
+    () => {
+        $crate::kpi::legacy_verdict_sql!("IS NOT 'pass'")
+    };
+}
+
+pub(crate) use {legacy_refused_sql, legacy_spoiled_sql, legacy_triggered_sql, legacy_verdict_sql};
+
 /// A successful interaction, over `requests r`: answered (2xx); no guard failed, stopped,
 /// replaced, blocked or refused it; and no feedback from its tenant scored it below 0.5
 /// (thumbs down is 0) or marked it `escalated`. A `flagged`, `masked` or `fixed` verdict,
 /// or a guard's own `error`, does not spoil it (when an erroring guard refuses, the request
 /// is a 4xx).
-pub const SUCCESS_SQL: &str = "(r.status BETWEEN 200 AND 299 \
-    AND NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
-        WHERE json_extract(g.value, '$.outcome') IN ('failed', 'stopped', 'replaced', 'blocked', 'refused')) \
-    AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.request_id AND f.tenant = r.tenant \
-        AND (f.score < 0.5 OR f.outcome = 'escalated')))";
+/// Which verdicts spoil it is [`GuardFlags::spoiled`], read from the `guard_spoiled` column.
+pub const SUCCESS_SQL: &str = concat!(
+    "(r.status BETWEEN 200 AND 299 AND NOT COALESCE(r.guard_spoiled, ",
+    legacy_spoiled_sql!(),
+    ") AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.request_id \
+        AND f.tenant = r.tenant AND (f.score < 0.5 OR f.outcome = 'escalated')))"
+);
 
 /// What one request saved, in nano-dollars: its baseline (the answer's cost on the route's
 /// most expensive model; equal to the cost for a request no route chose, and for a failed one)
@@ -57,15 +104,59 @@ pub const ROUTE_SQL: &str = "(CASE WHEN r.route IS NOT NULL \
         THEN substr(r.requested_model, 1, instr(r.requested_model, ':') - 1) \
         ELSE r.requested_model END END)";
 
-/// A guard refused the request: a `blocked` or `refused` verdict (a 400, or the topic
-/// filter's polite answer, recorded with the deployment `guard`).
-const REFUSED_SQL: &str = "(COALESCE(r.deployment, '') = 'guard' OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
-    WHERE json_extract(g.value, '$.outcome') IN ('blocked', 'refused')))";
+/// A guard refused the request: [`GuardFlags::refused`].
+const REFUSED_SQL: &str = concat!("COALESCE(r.guard_refused, ", legacy_refused_sql!(), ")");
 
-/// A guard triggered on the request: any verdict other than `pass`.
-const TRIGGERED_SQL: &str =
-    "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
-    WHERE json_extract(g.value, '$.outcome') IS NOT 'pass')";
+/// A guard triggered on the request: [`GuardFlags::triggered`].
+const TRIGGERED_SQL: &str = concat!("COALESCE(r.guard_triggered, ", legacy_triggered_sql!(), ")");
+
+/// What a request's guard verdicts mean for the KPIs: the one definition, computed by the
+/// telemetry writer as it stores the record (the `guard_*` columns), so a KPI over a month
+/// reads three integers a row instead of parsing every row's JSON three times.
+///
+/// `guards` is the verdicts' JSON as the gateway records it (an array of objects with an
+/// `outcome`); text that is not JSON, or null, holds no verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardFlags {
+    /// A guard refused the request: a `blocked` or `refused` verdict (a 400, or the topic
+    /// filter's polite answer, recorded with the deployment `guard`).
+    pub refused: bool,
+    /// A guard triggered on the request: any verdict other than `pass` (one without an
+    /// outcome included).
+    pub triggered: bool,
+    /// A verdict that keeps the request from being a successful interaction: `failed`,
+    /// `stopped`, `replaced`, `blocked` or `refused`. A `flagged`, `masked` or `fixed` one, or
+    /// a guard's own `error`, does not (when an erroring guard refuses, the request is a 4xx).
+    pub spoiled: bool,
+}
+
+impl GuardFlags {
+    /// The flags of a record with this deployment and guard verdicts' JSON.
+    pub fn of(deployment: Option<&str>, guards: Option<&str>) -> Self {
+        let parsed = guards.and_then(|g| serde_json::from_str::<serde_json::Value>(g).ok());
+        let verdicts: Vec<&serde_json::Value> = match &parsed {
+            None => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items.iter().collect(),
+            Some(serde_json::Value::Object(members)) => members.values().collect(),
+            Some(value) => vec![value],
+        };
+        let mut flags = GuardFlags {
+            refused: deployment == Some("guard"),
+            ..GuardFlags::default()
+        };
+        for verdict in verdicts {
+            // A non-string outcome is no known one, but still not `pass`.
+            let outcome = verdict.get("outcome").and_then(serde_json::Value::as_str);
+            flags.triggered |= outcome != Some("pass");
+            flags.refused |= matches!(outcome, Some("blocked" | "refused"));
+            flags.spoiled |= matches!(
+                outcome,
+                Some("failed" | "stopped" | "replaced" | "blocked" | "refused")
+            );
+        }
+        flags
+    }
+}
 
 /// Feedback from the request's tenant marked it escalated to a human.
 const ESCALATED_SQL: &str = "EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.request_id \
@@ -630,7 +721,7 @@ impl SqliteStore {
             "SELECT {start} AS bucket, json_extract(g.value, '$.guard') AS guard, \
                 json_extract(g.value, '$.outcome') AS outcome, COUNT(*) \
              FROM requests r, json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
-             WHERE {where_sql} AND outcome IS NOT 'pass' \
+             WHERE {where_sql} AND r.guard_triggered IS NOT 0 AND outcome IS NOT 'pass' \
              GROUP BY bucket, guard, outcome ORDER BY bucket, guard, outcome",
             start = bucket.start_sql(),
             where_sql = w.sql
@@ -706,6 +797,10 @@ impl SqliteStore {
             _ => w.and_eq("r.cache", &filter.cache),
         }
         if let Some(outcome) = &filter.guard_outcome {
+            // A row whose verdicts all passed has no other outcome: skip its JSON.
+            if outcome != "pass" {
+                w.sql.push_str(" AND r.guard_triggered IS NOT 0");
+            }
             w.and(
                 "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
                  WHERE json_extract(g.value, '$.outcome') = ?)",
@@ -1532,5 +1627,185 @@ mod tests {
         crate::csv::to_csv(&store.model_mix(FROM, TO, &all()).unwrap()).unwrap();
         let list = store.recent_requests(&RequestFilter::default()).unwrap();
         assert_eq!(crate::csv::to_csv(&list).unwrap().lines().count(), 11);
+    }
+
+    /// The guard expressions as the SQL computed them before the flag columns (commit fffb30a).
+    const OLD_REFUSED_SQL: &str = "(COALESCE(r.deployment, '') = 'guard' OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
+        WHERE json_extract(g.value, '$.outcome') IN ('blocked', 'refused')))";
+    const OLD_TRIGGERED_SQL: &str =
+        "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
+        WHERE json_extract(g.value, '$.outcome') IS NOT 'pass')";
+    const OLD_SPOILED_SQL: &str = "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
+        WHERE json_extract(g.value, '$.outcome') IN ('failed', 'stopped', 'replaced', 'blocked', 'refused'))";
+
+    /// A row's id and its flags (refused, triggered, spoiled): as stored, as the old SQL
+    /// computes them, and as the fallback SQL does.
+    type FlagView = (String, [Option<bool>; 3], [bool; 3], [bool; 3]);
+
+    fn flag_views(store: &SqliteStore) -> Vec<FlagView> {
+        let sql = format!(
+            "SELECT r.request_id, r.guard_refused, r.guard_triggered, r.guard_spoiled, \
+                {OLD_REFUSED_SQL}, {OLD_TRIGGERED_SQL}, {OLD_SPOILED_SQL}, \
+                {}, {}, {} FROM requests r ORDER BY r.rowid",
+            legacy_refused_sql!(),
+            legacy_triggered_sql!(),
+            legacy_spoiled_sql!()
+        );
+        store
+            .with(|conn| {
+                let mut stmt = conn.prepare(&sql)?;
+                let rows = stmt.query_map([], |row| {
+                    Ok((
+                        row.get(0)?,
+                        [row.get(1)?, row.get(2)?, row.get(3)?],
+                        [row.get(4)?, row.get(5)?, row.get(6)?],
+                        [row.get(7)?, row.get(8)?, row.get(9)?],
+                    ))
+                })?;
+                rows.collect()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_flags_written_are_what_the_old_sql_computed() {
+        let v = |guard: &str, outcome: &str| {
+            format!(r#"{{"guard":"{guard}","outcome":"{outcome}","detail":"","ms":0.1}}"#)
+        };
+        let one = |guard: &str, outcome: &str| Some(format!("[{}]", v(guard, outcome)));
+        // (deployment, guards): every outcome the gateway writes, and what it never should.
+        let fixtures: Vec<(Option<&str>, Option<String>)> = vec![
+            (Some("sim/small"), one("pii", "pass")),
+            (Some("sim/small"), one("pii", "masked")),
+            (Some("sim/small"), one("pii", "flagged")),
+            (None, one("injection", "blocked")),
+            (Some("guard"), one("topics", "refused")),
+            (Some("sim/small"), one("schema", "retried")),
+            (Some("sim/small"), one("schema", "fixed")),
+            (Some("sim/small"), one("schema", "failed")),
+            (Some("sim/small"), one("toxicity", "replaced")),
+            (Some("sim/small"), one("toxicity", "stopped")),
+            (Some("sim/small"), one("webhook", "error")),
+            (
+                Some("sim/small"),
+                Some(format!("[{},{}]", v("pii", "pass"), v("toxicity", "pass"))),
+            ),
+            (
+                Some("sim/small"),
+                Some(format!(
+                    "[{},{}]",
+                    v("pii", "masked"),
+                    v("toxicity", "replaced")
+                )),
+            ),
+            (
+                None,
+                Some(format!(
+                    "[{},{}]",
+                    v("pii", "pass"),
+                    v("injection", "blocked")
+                )),
+            ),
+            (Some("sim/small"), Some("not json".into())),
+            (Some("sim/small"), Some(r#"[{"outcome":"blocked""#.into())),
+            (Some("sim/small"), None),
+            (Some("sim/small"), Some("null".into())),
+            (Some("sim/small"), Some("[]".into())),
+            (Some("sim/small"), Some("{}".into())),
+            (Some("guard"), None),
+            (Some("guard"), one("topics", "pass")),
+            (Some("sim/small"), Some(r#"[{"guard":"x"}]"#.into())),
+            (Some("sim/small"), Some(r#"[{"outcome":null}]"#.into())),
+            (Some("sim/small"), Some(r#"[{"outcome":1}]"#.into())),
+            (Some("sim/small"), Some("[5]".into())),
+            (Some("sim/small"), Some("[[]]".into())),
+            (
+                Some("sim/small"),
+                Some(r#"{"a":{"outcome":"blocked"}}"#.into()),
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        let records: Vec<RequestRecord> = fixtures
+            .iter()
+            .enumerate()
+            .map(|(i, (deployment, guards))| RequestRecord {
+                request_id: i.to_string(),
+                deployment: deployment.map(Into::into),
+                guards: guards.clone(),
+                ..RequestRecord::default()
+            })
+            .collect();
+        store.write_batch(&records).unwrap();
+        let views = flag_views(&store);
+        assert_eq!(views.len(), fixtures.len());
+        for ((id, columns, old, legacy), fixture) in views.into_iter().zip(&fixtures) {
+            assert_eq!(columns, old.map(Some), "row {id}: {fixture:?}");
+            assert_eq!(legacy, old, "row {id}: {fixture:?}");
+        }
+        // The old SQL fails on a string element (it reads it as JSON); these read it as none.
+        let odd = GuardFlags::of(None, Some(r#"["x",{"outcome":"pass"}]"#));
+        assert_eq!(
+            odd,
+            GuardFlags {
+                refused: false,
+                triggered: true,
+                spoiled: false
+            }
+        );
+    }
+
+    /// Every report [`store`]'s fixture feeds the dashboard.
+    fn reports(store: &SqliteStore) -> String {
+        let only = |outcome: &str| RequestFilter {
+            guard_outcome: Some(outcome.into()),
+            ..RequestFilter::default()
+        };
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            store.kpi_summary(FROM, TO, &all()).unwrap(),
+            store.kpi_groups(FROM, TO, GroupBy::Route, &all()).unwrap(),
+            store.kpi_trend(FROM, TO, Bucket::Hour, &all()).unwrap(),
+            store.guard_triggers(FROM, TO, Bucket::Day, &all()).unwrap(),
+            store.recent_requests(&only("blocked")).unwrap(),
+            store.recent_requests(&only("pass")).unwrap(),
+        )
+    }
+
+    #[test]
+    fn rows_from_before_the_flag_columns_or_from_an_older_replica_count_the_same() {
+        let (dir, store) = store();
+        let expected = reports(&store);
+        let path = dir.path().join("old.db");
+        let columns = RECORD_COLUMNS.replace("r.", "");
+        {
+            // As the build before the flag columns left it, with the same rows.
+            let old = crate::sqlite::open_old_schema(&path, 8);
+            old.execute_batch(&format!(
+                "ATTACH '{}' AS new; \
+                 INSERT INTO requests ({columns}) SELECT {columns} FROM new.requests; \
+                 INSERT INTO feedback SELECT * FROM new.feedback; DETACH new;",
+                dir.path().join("switchyard.db").display()
+            ))
+            .unwrap();
+        }
+        let upgraded = SqliteStore::open(&path).unwrap();
+        let views = flag_views(&upgraded);
+        assert_eq!(views.len(), 10);
+        for (id, columns, old, _) in views {
+            assert_eq!(columns, old.map(Some), "backfilled row {id}");
+        }
+        assert_eq!(reports(&upgraded), expected);
+        // A replica still on the old build writes no flags: the JSON stands in.
+        upgraded
+            .with(|conn| {
+                conn.execute(
+                    "UPDATE requests SET guard_refused = NULL, guard_triggered = NULL, \
+                     guard_spoiled = NULL WHERE rowid % 2 = 0",
+                    [],
+                )
+            })
+            .unwrap();
+        assert_eq!(reports(&upgraded), expected);
     }
 }

@@ -3,6 +3,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::kpi::GuardFlags;
 use crate::{Feedback, RequestRecord, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` holds how many ran. Only ever
@@ -160,6 +161,23 @@ CREATE TABLE slo_state (
     saved_at_ms INTEGER NOT NULL
 );
 "#,
+    // What the guard verdicts mean ([`crate::kpi::GuardFlags`]), kept as 0/1 so KPIs over a
+    // month do not parse every row's JSON. The backfill parses every stored row once, as
+    // slowly as a 30-day KPI query did (~20 s a million rows, holding the write lock, so the
+    // first start after the upgrade waits): paid once. Rows a build older than this writes
+    // later keep NULL, and the KPI SQL falls back to the JSON for them.
+    concat!(
+        "ALTER TABLE requests ADD COLUMN guard_refused INTEGER;
+ALTER TABLE requests ADD COLUMN guard_triggered INTEGER;
+ALTER TABLE requests ADD COLUMN guard_spoiled INTEGER;
+UPDATE requests AS r SET guard_refused = ",
+        crate::kpi::legacy_refused_sql!(),
+        ", guard_triggered = ",
+        crate::kpi::legacy_triggered_sql!(),
+        ", guard_spoiled = ",
+        crate::kpi::legacy_spoiled_sql!(),
+        ";"
+    ),
 ];
 
 /// Which requests [`SqliteStore::served_outcomes`] reads: those a model served, that rendered a
@@ -226,15 +244,17 @@ impl SqliteStore {
         f(&mut conn)
     }
 
-    /// Writes records in one transaction.
+    /// Writes records in one transaction, with what their guard verdicts mean
+    /// ([`GuardFlags`]): the telemetry writer's thread parses the JSON, not the request path.
     pub fn write_batch(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO requests (request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity, prompt, rollout) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+                    "INSERT INTO requests (request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity, prompt, rollout, guard_refused, guard_triggered, guard_spoiled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
                 )?;
                 for r in records {
+                    let flags = GuardFlags::of(r.deployment.as_deref(), r.guards.as_deref());
                     stmt.execute(params![
                         r.request_id,
                         r.started_at_ms,
@@ -263,6 +283,9 @@ impl SqliteStore {
                         r.cache_similarity,
                         r.prompt,
                         r.rollout,
+                        flags.refused,
+                        flags.triggered,
+                        flags.spoiled,
                     ])?;
                 }
             }
