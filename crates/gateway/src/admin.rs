@@ -393,6 +393,12 @@ async fn audit_list(
     headers: HeaderMap,
     AdminQuery(query): AdminQuery<AuditQuery>,
 ) -> Reply<AuditView> {
+    if query.latest && query.after != 0 {
+        return Err(GatewayError::invalid(
+            Some("after"),
+            "give `after` (entries in order from a seq) or `latest` (the newest), not both",
+        ));
+    }
     let limit = query.limit.clamp(1, 10_000);
     let entries = admin_read(&app, &headers, move |store| {
         if query.latest {

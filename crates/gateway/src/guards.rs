@@ -1184,11 +1184,12 @@ pub fn unmask_response(r: &mut switchyard_api::ChatCompletionResponse, m: &Maski
 }
 
 /// Whether an output guard failed the answer (it was regenerated, replaced or its stream
-/// stopped), from the record's verdict outcomes: the one definition rollouts and SLOs judge by.
+/// stopped), from the record's verdict outcomes: rollouts and SLOs judge by the same outcomes
+/// as the KPIs ([`switchyard_store::kpi::fails_answer`]).
 pub fn answer_failed(outcomes: &[&str]) -> bool {
     outcomes
         .iter()
-        .any(|o| matches!(*o, "failed" | "stopped" | "replaced"))
+        .any(|o| switchyard_store::kpi::fails_answer(o))
 }
 
 /// The verdict outcomes of a stored record's `guards` (JSON), for [`answer_failed`].

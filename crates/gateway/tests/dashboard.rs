@@ -189,6 +189,14 @@ async fn the_session_cookie_opens_admin_reads_and_nothing_else() {
     let (status, body) = get_with_cookie(&gw, "/admin/v1/slos?history_hours=0", &cookie).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["param"], "history_hours");
+    let (status, body) = get_with_cookie(&gw, "/admin/v1/audit?latest=true&after=3", &cookie).await;
+    assert_eq!(
+        (status, body["error"]["param"].clone()),
+        (400, json!("after"))
+    );
+    let (status, body) = get_with_cookie(&gw, "/admin/v1/audit?latest=true&limit=1", &cookie).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["entries"].as_array().unwrap().len(), 1, "{body}");
     for path in ["/admin/v1/audit", "/admin/v1/config", "/admin/v1/rollouts"] {
         let (status, body) = get_with_cookie(&gw, path, &cookie).await;
         assert_eq!(status, 200, "{path}: {body}");

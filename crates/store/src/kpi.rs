@@ -148,14 +148,23 @@ impl GuardFlags {
             // A non-string outcome is no known one, but still not `pass`.
             let outcome = verdict.get("outcome").and_then(serde_json::Value::as_str);
             flags.triggered |= outcome != Some("pass");
-            flags.refused |= matches!(outcome, Some("blocked" | "refused"));
-            flags.spoiled |= matches!(
-                outcome,
-                Some("failed" | "stopped" | "replaced" | "blocked" | "refused")
-            );
+            flags.refused |= outcome.is_some_and(refuses);
+            flags.spoiled |= outcome.is_some_and(|o| fails_answer(o) || refuses(o));
         }
         flags
     }
+}
+
+/// A verdict outcome that failed the answer: an output guard had it regenerated and it still
+/// failed, replaced it, or stopped its stream. The one definition the KPIs, rollouts and SLOs
+/// judge answers by (the gateway's `guards::answer_failed`).
+pub fn fails_answer(outcome: &str) -> bool {
+    matches!(outcome, "failed" | "stopped" | "replaced")
+}
+
+/// A verdict outcome that refused the request (a 400, or the topic filter's polite answer).
+pub fn refuses(outcome: &str) -> bool {
+    matches!(outcome, "blocked" | "refused")
 }
 
 /// Feedback from the request's tenant marked it escalated to a human.
