@@ -36,6 +36,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source bench/common.sh
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
@@ -94,9 +96,6 @@ else
     echo "warning: fewer than 2 CPUs or no taskset: running unpinned" >&2
 fi
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 SIM_PORT=${SIM_PORT:-$(free_port)}
 GATEWAY_PORT=${GATEWAY_PORT:-$(free_port)}
 
@@ -105,84 +104,9 @@ GATEWAY_PORT=${GATEWAY_PORT:-$(free_port)}
 KEY=${BENCH_KEY:-"sk-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"}
 KEY_SHA256=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
 
-cat >"$work/sim.toml" <<EOF
-# Zero-latency upstream (unless UPSTREAM_TTFT_MS): unbounded token rate, a short answer.
-[providers.sim]
-kind = "sim"
+sim_config "$UPSTREAM_TTFT_MS" 8 >"$work/sim.toml"
 
-[providers.sim.models.fast]
-ttft_ms = { p50 = $UPSTREAM_TTFT_MS }
-tokens_per_second = { p50 = 1e9 }
-output_tokens = { p50 = 8 }
-
-EOF
-
-cat >"$work/gateway.toml" <<EOF
-[server]
-listen = "127.0.0.1:$GATEWAY_PORT"
-
-[storage]
-data_dir = "$work/data"
-
-[telemetry]
-log_format = "text"
-log_level = "$LOG_LEVEL"
-
-[providers.upstream]
-kind = "openai"
-base_url = "http://127.0.0.1:$SIM_PORT/v1"
-
-[models.fast]
-deployments = [{ provider = "upstream" }]
-price = { input_per_mtok = 0.15, output_per_mtok = 0.60 }
-
-# The route \`auto\` (ROUTED=1): the router decides between two models on the same upstream,
-# and only this route uses the cache, so \`fast\` stays the plain path.
-[models.fast-large]
-deployments = [{ provider = "upstream", upstream_model = "fast" }]
-price = { input_per_mtok = 5.0, output_per_mtok = 15.0 }
-
-[routes.auto]
-candidates = [{ model = "fast", head = "mistralai/Mixtral-8x7B-Instruct-v0.1" }, { model = "fast-large" }]
-router = "builtin:routellm-mixtral-gpt4.v1"
-cache = { enabled = true }
-
-[cache]
-enabled = false
-embedder = "$PWD/models/minilm-static-256"
-max_mb = 16
-
-# Limits and budgets on, set high enough never to refuse: the benchmark measures their cost.
-[[keys]]
-id = "bench"
-secret_sha256 = "$KEY_SHA256"
-rpm = 100000000
-tpm = 1000000000
-budget_usd_daily = 1000000
-budget_usd_monthly = 10000000
-EOF
-
-# Polls until one of the URLs answers 2xx, the process dies, or about 10 s pass.
-wait_ready() {
-    local name=$1 pid=$2 try url
-    shift 2
-    for try in $(seq 1 100); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "error: $name exited; its log:" >&2
-            cat "$work/$name.log" >&2
-            exit 1
-        fi
-        for url in "$@"; do
-            if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
-                return 0
-            fi
-        done
-        sleep 0.1
-    done
-    echo "error: $name not ready after 100 tries; its log:" >&2
-    cat "$work/$name.log" >&2
-    exit 1
-}
+gateway_config "$GATEWAY_PORT" "$work/data" "$LOG_LEVEL" "$SIM_PORT" 16 "$KEY_SHA256" bench >"$work/gateway.toml"
 
 "${pin_load[@]}" "$SWITCHYARD" sim --listen "127.0.0.1:$SIM_PORT" --config "$work/sim.toml" \
     >"$work/sim.log" 2>&1 &
@@ -202,21 +126,7 @@ pids=(--gateway-pid "switchyard=$GATEWAY_PID")
 if [[ $GUARDS == 1 ]]; then
     GUARDED_PORT=$(free_port)
     sed -e "s|$work/data|$work/data-guarded|" "$work/gateway.toml" >"$work/guarded.toml"
-    cat >>"$work/guarded.toml" <<EOF
-
-# The embedded demo's guard policy.
-[guards.pii]
-action = "pseudonymize"
-actions = { SECRET = "block" }
-
-[guards.injection]
-action = "block"
-
-[guards.toxicity]
-
-[guards.compliance]
-forbidden = ["(?i)guaranteed (returns|profits?)"]
-EOF
+    { echo; guard_policy_config; } >>"$work/guarded.toml"
     if [[ -n $WEBHOOK_MS ]]; then
         WEBHOOK_PORT=$(free_port)
         "${pin_load[@]}" python3 bench/webhook.py "$WEBHOOK_PORT" "$WEBHOOK_MS" >"$work/webhook.log" 2>&1 &

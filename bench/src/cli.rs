@@ -106,6 +106,11 @@ pub struct Args {
     /// embeds, searches and stores), `repeat` (one question at temperature 0: cache hits).
     #[arg(long, value_enum, default_value_t = Workload::Same)]
     pub workload: Workload,
+
+    /// Send the load through the targets only, not straight to the baseline (a soak run,
+    /// `bench/soak.sh`, watches one gateway over a long time and compares nothing).
+    #[arg(long)]
+    pub skip_baseline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]

@@ -75,7 +75,11 @@ async fn run(args: &Args, plan: Plan, threads: usize) -> Result<()> {
         plan.timeout,
         args.workload,
     )?);
-    let mut endpoints = vec![Arc::clone(&baseline)];
+    let mut endpoints = if args.skip_baseline {
+        Vec::new()
+    } else {
+        vec![Arc::clone(&baseline)]
+    };
     for t in &plan.targets {
         endpoints.push(Arc::new(Endpoint::new(
             t.clone(),
@@ -121,7 +125,8 @@ async fn run(args: &Args, plan: Plan, threads: usize) -> Result<()> {
             let mut row = measure(args, &plan, ep, scenario, is_baseline, ticks).await?;
             match &base_row {
                 Some(b) => row.compare_with(b),
-                None => base_row = Some(row.clone()),
+                None if is_baseline => base_row = Some(row.clone()),
+                None => {}
             }
             eprintln!("{}", progress(&row));
             rows.push(row);

@@ -1,0 +1,110 @@
+# Shared by bench/run.sh and bench/soak.sh: ports, readiness, and the configs of the simulated
+# upstream and of the gateway under test. Sourced, not run.
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Polls until one of the URLs answers 2xx, the process dies, or about 10 s pass.
+wait_ready() {
+    local name=$1 pid=$2 try url
+    shift 2
+    for try in $(seq 1 100); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "error: $name exited; its log:" >&2
+            cat "$work/$name.log" >&2
+            exit 1
+        fi
+        for url in "$@"; do
+            if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+                return 0
+            fi
+        done
+        sleep 0.1
+    done
+    echo "error: $name not ready after 100 tries; its log:" >&2
+    cat "$work/$name.log" >&2
+    exit 1
+}
+
+# The upstream: `switchyard sim` with one model, `fast`, of time to first token $1 ms and $2
+# output tokens, at an unbounded token rate.
+sim_config() {
+    cat <<EOF
+# Zero-latency upstream (unless UPSTREAM_TTFT_MS): unbounded token rate, a short answer.
+[providers.sim]
+kind = "sim"
+
+[providers.sim.models.fast]
+ttft_ms = { p50 = $1 }
+tokens_per_second = { p50 = 1e9 }
+output_tokens = { p50 = $2 }
+
+EOF
+}
+
+# The gateway: listen port $1, data folder $2, log level $3, upstream port $4, cache budget $5
+# MB, and one key (id $7) whose SHA-256 is $6.
+gateway_config() {
+    cat <<EOF
+[server]
+listen = "127.0.0.1:$1"
+
+[storage]
+data_dir = "$2"
+
+[telemetry]
+log_format = "text"
+log_level = "$3"
+
+[providers.upstream]
+kind = "openai"
+base_url = "http://127.0.0.1:$4/v1"
+
+[models.fast]
+deployments = [{ provider = "upstream" }]
+price = { input_per_mtok = 0.15, output_per_mtok = 0.60 }
+
+# The route \`auto\` (ROUTED=1): the router decides between two models on the same upstream,
+# and only this route uses the cache, so \`fast\` stays the plain path.
+[models.fast-large]
+deployments = [{ provider = "upstream", upstream_model = "fast" }]
+price = { input_per_mtok = 5.0, output_per_mtok = 15.0 }
+
+[routes.auto]
+candidates = [{ model = "fast", head = "mistralai/Mixtral-8x7B-Instruct-v0.1" }, { model = "fast-large" }]
+router = "builtin:routellm-mixtral-gpt4.v1"
+cache = { enabled = true }
+
+[cache]
+enabled = false
+embedder = "$PWD/models/minilm-static-256"
+max_mb = $5
+
+# Limits and budgets on, set high enough never to refuse: the benchmark measures their cost.
+[[keys]]
+id = "$7"
+secret_sha256 = "$6"
+rpm = 100000000
+tpm = 1000000000
+budget_usd_daily = 1000000
+budget_usd_monthly = 10000000
+EOF
+}
+
+# The embedded demo's guard policy, to append to a gateway config.
+guard_policy_config() {
+    cat <<EOF
+[guards.pii]
+action = "pseudonymize"
+actions = { SECRET = "block" }
+
+[guards.injection]
+action = "block"
+
+[guards.toxicity]
+
+[guards.compliance]
+forbidden = ["(?i)guaranteed (returns|profits?)"]
+EOF
+}
