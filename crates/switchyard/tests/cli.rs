@@ -217,3 +217,96 @@ fn router_report_reads_the_demo_store() {
     assert_eq!(reports[0]["requests"], 0);
     assert!(reports[0]["trained_bars"][1].as_f64().unwrap() > 0.5);
 }
+
+/// A config of its own (not the demo), listening where the file says, data in `dir`.
+fn own_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("own.toml");
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[storage]
+data_dir = "{data}"
+
+[providers.sim]
+kind = "sim"
+[providers.sim.models.sim-small]
+
+[models.small]
+deployments = [{{ provider = "sim", upstream_model = "sim-small" }}]
+
+[[keys]]
+id = "own"
+secret_sha256 = "{hash}"
+"#,
+        data = dir.join("data").display(),
+        hash = hex::encode(switchyard_control::hash_key("sk-own-test-key")),
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// Starts `cmd` (a gateway), checks that its banner begins with `banner` and that it answers
+/// `/healthz`, then stops it.
+async fn serves_health(cmd: &mut std::process::Command, banner: &str) {
+    let (child, lines) = spawn_with_banner(cmd, 1);
+    let base = lines[0]
+        .strip_prefix(banner)
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .to_owned();
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    stop(child);
+}
+
+/// Serving is the default command: `switchyard --listen ADDR` runs the demo there.
+#[tokio::test]
+async fn listen_works_without_serve() {
+    let cwd = tempfile::tempdir().unwrap();
+    serves_health(
+        switchyard()
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(cwd.path()),
+        "Switchyard embedded demo listening on ",
+    )
+    .await;
+}
+
+/// `switchyard --config FILE` serves that file (its own listen address, not the demo).
+#[tokio::test]
+async fn config_works_without_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = own_config(dir.path());
+    for flag in ["--config", "-c"] {
+        serves_health(
+            switchyard().arg(flag).arg(&file),
+            "Switchyard listening on ",
+        )
+        .await;
+    }
+    assert!(dir.path().join("data/switchyard.db").exists());
+}
+
+#[test]
+fn help_lists_the_serve_options_at_the_top_level() {
+    let out = switchyard().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("--config <FILE>"), "{help}");
+    assert!(help.contains("--listen <ADDR>"), "{help}");
+    assert!(help.contains("serve"), "{help}");
+}
+
+/// A serve option before another command is refused, saying why (it would be ignored).
+#[test]
+fn serve_options_do_not_mix_with_other_commands() {
+    let out = switchyard()
+        .args(["--listen", "127.0.0.1:0", "keys", "new"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+    assert!(err.contains("--listen"), "{err}");
+}
