@@ -29,6 +29,17 @@ fn config_check_accepts_the_examples() {
     }
 }
 
+/// `switchyard config check FILE`, expected to fail with exit code 1; its stderr.
+fn config_check_fails(file: &std::path::Path) -> String {
+    let out = switchyard()
+        .args(["config", "check"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8(out.stderr).unwrap()
+}
+
 #[test]
 fn config_check_reports_every_error_with_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,13 +52,7 @@ fn config_check_reports_every_error_with_line_and_field() {
         )
         .replace("rpm = 600", "rpm = 0");
     std::fs::write(&file, text).unwrap();
-    let out = switchyard()
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = config_check_fails(&file);
     assert!(err.contains("config has 2 errors"), "{err}");
     assert!(err.contains("bad.toml:"), "{err}");
     assert!(err.contains("`models.medium.deployments[0].upstream_model`: sim provider `sim` has no model `sim-medum`"), "{err}");
@@ -64,6 +69,73 @@ fn config_check_reports_every_error_with_line_and_field() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent.toml")
     );
+}
+
+/// Seven mistakes of different kinds in different sections of the demo config: `config
+/// check` reports all of them in one run, each with its line and field, ordered by line; and
+/// starting with the file prints the same list and fails.
+#[test]
+fn config_check_reports_every_mistake_of_a_file_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    let demo = std::fs::read_to_string(repo_file("examples/demo.toml")).unwrap();
+    let edits = [
+        (
+            "log_format = \"text\"",
+            "log_format = \"text\"\nlog_colour = \"on\"",
+        ),
+        ("kind = \"sim\"", "kind = \"simulator\""),
+        ("rpm = 600", "rpm = -5"),
+        ("tpm = 2000000", "tpm = \"many\"\nxtpm = 1"),
+        (
+            "budget_usd_daily = 10.0",
+            "budget_usd_daily = -1.0\nbudget_daily = 1",
+        ),
+        ("quality_tier = 1", "quality_tier = 1000"),
+        ("[storage]", "[storage]\nmax_mb = 3"),
+    ];
+    let mut text = demo.clone();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&file, &text).unwrap();
+    // (the start of the line, the field reported there), in the file's order
+    let expected = [
+        ("max_mb = ", "storage.max_mb"),
+        ("log_colour = ", "telemetry.log_colour"),
+        ("kind = \"simulator\"", "providers.sim.kind"),
+        ("quality_tier = 1000", "models.small.quality_tier"),
+        ("rpm = -5", "keys[0].rpm"),
+        ("tpm = \"many\"", "keys[0].tpm"),
+        ("xtpm = ", "keys[0].xtpm"),
+        ("budget_usd_daily = -1.0", "keys[0].budget_usd_daily"),
+        ("budget_daily = ", "keys[0].budget_daily"),
+    ];
+
+    let err = config_check_fails(&file);
+    assert!(err.contains("config has 9 errors"), "{err}");
+    let reported: Vec<&str> = err.lines().filter(|l| l.contains("bad.toml:")).collect();
+    assert_eq!(reported.len(), expected.len(), "{err}");
+    for ((needle, field), r) in expected.iter().zip(&reported) {
+        let line = text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+        assert!(
+            r.contains(&format!("bad.toml:{line}:")) && r.contains(&format!("`{field}`")),
+            "{field} at line {line}:\n{err}"
+        );
+    }
+
+    // Start-up says the same and does not start.
+    let out = switchyard()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let start = String::from_utf8_lossy(&out.stderr);
+    for r in &reported {
+        assert!(start.contains(r.trim()), "{r}:\n{start}");
+    }
 }
 
 #[test]
