@@ -268,11 +268,10 @@ impl<'s, 'i> Node<'s, 'i> {
         self.mistake(format!("must be {what}, not {found}"))
     }
 
-    fn integer(&self) -> Option<Result<i128, String>> {
+    /// The value as an integer, when it is one (and fits an `i128`: TOML's are 64-bit).
+    fn integer(&self) -> Option<i128> {
         match self.value.map(Spanned::get_ref)? {
-            DeValue::Integer(i) => {
-                Some(i128::from_str_radix(i.as_str(), i.radix()).map_err(|_| i.to_string()))
-            }
+            DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix()).ok(),
             _ => None,
         }
     }
@@ -281,7 +280,7 @@ impl<'s, 'i> Node<'s, 'i> {
     fn whole(self, min: i128, max: i128) -> (Self, i128) {
         let what = format!("a whole number from {min} to {max}");
         match (self.value, self.integer()) {
-            (_, Some(Ok(n))) if (min..=max).contains(&n) => (self, n),
+            (_, Some(n)) if (min..=max).contains(&n) => (self, n),
             (None, _) => (self, 0),
             (Some(_), _) => (self.expected(&what), 0),
         }
@@ -355,7 +354,7 @@ impl<'de> de::Deserializer<'de> for Node<'_, '_> {
             None => visitor.visit_unit(),
             Some(DeValue::String(s)) => visitor.visit_str(s),
             Some(DeValue::Integer(_)) => match self.integer() {
-                Some(Ok(n)) => match i64::try_from(n) {
+                Some(n) => match i64::try_from(n) {
                     Ok(n) => visitor.visit_i64(n),
                     Err(_) => visitor.visit_u64(u64::try_from(n).unwrap_or(u64::MAX)),
                 },
