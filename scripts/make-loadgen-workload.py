@@ -3,10 +3,12 @@
 
 Reproduce it exactly (the output is deterministic; never edit the JSONL by hand):
 
-    python3 scripts/make-loadgen-workload.py /work/shared/data > crates/switchyard/loadgen/workload.jsonl
+    python3 scripts/make-loadgen-workload.py > crates/switchyard/loadgen/workload.jsonl
 
-The argument is the development data folder (see its README for sources and licences). Only
-sources whose licences permit redistribution are read:
+It reads the development data folder (see its README for sources and licences): `--data DIR`,
+else $SWITCHYARD_DATA_DIR, else ../shared/data beside the repository root (the same rule as the
+Rust evaluations, `switchyard_testkit::data`). Only sources whose licences permit
+redistribution are read:
 
 - simple:     AlpacaEval 2.0 prompts (Apache-2.0), the shorter ones
 - hard:       RouteLLM eval data (Apache-2.0): GSM8K, MT-Bench, and MMLU questions Mixtral got wrong
@@ -20,7 +22,9 @@ sources whose licences permit redistribution are read:
 - paraphrase: the second sentence of the same pairs (`paraphrase_of` names the first), so the
               semantic cache can answer once the first was asked
 """
+import argparse
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -40,8 +44,23 @@ def pick(items, n, rng):
     return items[:n]
 
 
+def data_dir():
+    """The data folder: --data, else $SWITCHYARD_DATA_DIR, else ../shared/data beside the repository."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="the development data folder")
+    args = parser.parse_args()
+    repo = Path(__file__).resolve().parent.parent
+    data = args.data or Path(os.environ.get("SWITCHYARD_DATA_DIR") or repo / "../shared/data")
+    if not (data / "routing/alpacaeval.dev.jsonl").is_file():
+        sys.exit(
+            f"no evaluation data at {data}: name the data folder with SWITCHYARD_DATA_DIR=DIR "
+            "(or --data DIR); the default is ../shared/data beside the repository root"
+        )
+    return data
+
+
 def main():
-    data = Path(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data")
+    data = data_dir()
     rng = random.Random(SEED)
     out = []
 

@@ -393,8 +393,9 @@ pub fn write_json(path: &Path, info: &RunInfo, rows: &[Row]) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The command line as typed, keys replaced by `***`, quoted for a POSIX shell. `--note` is
-/// left out: the markdown prints it already, and it changes no result.
+/// The command line as typed, keys replaced by `***`, absolute paths written relative to the
+/// repository root (a report names no machine's folders), quoted for a POSIX shell. `--note`
+/// is left out: the markdown prints it already, and it changes no result.
 pub fn command_line(args: impl IntoIterator<Item = String>, key_from_env: bool) -> String {
     const SECRET_FLAGS: [&str; 3] = ["--key", "--baseline-key", "--target-key"];
     let mut out = Vec::new();
@@ -422,11 +423,23 @@ pub fn command_line(args: impl IntoIterator<Item = String>, key_from_env: bool) 
             format!("{flag}={}", redact_value(value))
         } else {
             hide_next = SECRET_FLAGS.contains(&a.as_str());
-            a
+            relative(&a)
         };
         out.push(shell_quote(&shown));
     }
     out.join(" ")
+}
+
+/// An absolute path (alone or as `--flag=PATH`) relative to the repository root.
+fn relative(arg: &str) -> String {
+    let shown = |p: &str| switchyard_testkit::data::shown(std::path::Path::new(p));
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") && value.starts_with('/') => {
+            format!("{flag}={}", shown(value))
+        }
+        _ if arg.starts_with('/') => shown(arg),
+        _ => arg.to_owned(),
+    }
 }
 
 /// The environment variable the target key may come from (see `cli::Args::key`).
@@ -482,6 +495,25 @@ mod tests {
                 false
             ),
             "b --allow-remote --model 'it'\\''s'"
+        );
+    }
+
+    #[test]
+    fn command_line_names_no_machine_folder() {
+        let root = switchyard_testkit::data::repo_root();
+        let at = |rel: &str| root.join(rel).display().to_string();
+        let args = [
+            at("target/release/switchyard-bench"),
+            "--out".to_owned(),
+            at("../tmp/run.md"),
+            format!("--json={}", at("target/bench.json")),
+            "--target".to_owned(),
+            "sy=http://127.0.0.1:1/v1".to_owned(),
+        ];
+        assert_eq!(
+            command_line(args, false),
+            "target/release/switchyard-bench --out ../tmp/run.md --json=target/bench.json \
+             --target sy=http://127.0.0.1:1/v1"
         );
     }
 

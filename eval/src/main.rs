@@ -22,9 +22,11 @@ struct Cli {
 enum Command {
     /// Train the router on 70% of the routing data and report on the other 30%.
     Router {
-        /// Folder holding routellm.dev.jsonl and alpacaeval.dev.jsonl.
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/routing"))]
-        data_dir: PathBuf,
+        /// Folder holding routellm.dev.jsonl and alpacaeval.dev.jsonl; default: `routing/` of
+        /// the shared data folder ($SWITCHYARD_DATA_DIR, else ../shared/data beside the
+        /// repository root).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// Where the Markdown report goes.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/router.md"))]
         out: PathBuf,
@@ -41,7 +43,9 @@ fn main() -> Result<()> {
             out,
             artifacts,
         } => router::run(&router::Args {
-            data_dir,
+            data_dir: switchyard_testkit::data::require_or_exit(
+                data_dir.unwrap_or_else(|| switchyard_testkit::data::path("routing")),
+            ),
             out,
             artifacts,
         }),

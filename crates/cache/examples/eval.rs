@@ -26,8 +26,11 @@
 //! candidate, hard veto, `Verifier` with and without the MiniLM cosine of the pair; it trains
 //! the verifier on the tune split, chooses its thresholds there (out-of-fold), reports the
 //! held-out split per source, the probes and the added latency, and with `--write` stores the
-//! artifact. Both models' vectors are cached under `/tmp/switchyard-cache-eval` (`vectors`
+//! artifact. Both models' vectors are cached under `target/cache-eval-vectors` (`vectors`
 //! only fills that cache).
+//!
+//! The pairs are `semantic_cache/semantic_cache.dev.jsonl` of the shared data folder
+//! (`SWITCHYARD_DATA_DIR`, default `../shared/data`; `switchyard_testkit::data`), or `--data`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -277,7 +280,9 @@ fn probes(text: &str) -> Vec<(&'static str, String)> {
 
 /// Where embeddings are kept between runs: MiniLM over ~19k texts takes minutes, and the
 /// verification modes need both models' vectors for every text.
-const VECTOR_CACHE: &str = "/tmp/switchyard-cache-eval";
+fn vector_cache() -> PathBuf {
+    switchyard_testkit::data::repo_root().join("target/cache-eval-vectors")
+}
 
 /// Loads `kind`'s cached vectors (text → unit vector of the normalised question), embeds the
 /// texts that are missing with `embed_batch`, saves the union, and returns it. The file is
@@ -287,7 +292,7 @@ fn cached_vectors(
     texts: &[String],
     embed_batch: &dyn Fn(&[&str]) -> Vec<Vec<f32>>,
 ) -> HashMap<String, Vec<f32>> {
-    let path = PathBuf::from(VECTOR_CACHE).join(format!("{kind}.bin"));
+    let path = vector_cache().join(format!("{kind}.bin"));
     let mut map: HashMap<String, Vec<f32>> = HashMap::new();
     if let Ok(bytes) = std::fs::read(&path) {
         let mut at = 0usize;
@@ -337,7 +342,7 @@ fn cached_vectors(
             t0.elapsed().as_secs_f64()
         );
     }
-    std::fs::create_dir_all(VECTOR_CACHE).unwrap();
+    std::fs::create_dir_all(vector_cache()).unwrap();
     let mut out = Vec::new();
     for (t, v) in &map {
         out.extend_from_slice(&(t.len() as u32).to_le_bytes());
@@ -422,8 +427,13 @@ fn main() {
     };
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let models = opt("--models").map_or_else(|| repo.join("models"), PathBuf::from);
-    let data = opt("--data")
-        .unwrap_or_else(|| "/work/shared/data/semantic_cache/semantic_cache.dev.jsonl".into());
+    let data = opt("--data").map_or_else(
+        || switchyard_testkit::data::path("semantic_cache/semantic_cache.dev.jsonl"),
+        PathBuf::from,
+    );
+    let data = switchyard_testkit::data::require_or_exit(data)
+        .to_string_lossy()
+        .into_owned();
 
     if mode == "vectors" || mode == "verify" {
         verify_main(&mode, &models, &data, &args);

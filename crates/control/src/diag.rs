@@ -1,13 +1,17 @@
 use std::fmt;
 
 use crate::locate;
+use crate::shape::Problem;
 
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub file: String,
-    /// 1-based; `None` when the field is missing and no enclosing table was found.
+    /// 1-based; always given for a config file (a field the file lacks points at the deepest
+    /// enclosing table it has, or the file's start).
     pub line: Option<usize>,
+    /// 1-based, in characters, where the line is given and the place is known exactly.
+    pub column: Option<usize>,
     /// Dotted field path, e.g. `models.small.deployments[0].provider`; empty for syntax errors.
     pub path: String,
     pub message: String,
@@ -18,6 +22,9 @@ impl fmt::Display for Diagnostic {
         write!(f, "{}", self.file)?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
         }
         if self.path.is_empty() {
             write!(f, ": {}", self.message)
@@ -59,6 +66,7 @@ pub(crate) fn syntax_error(text: &str, origin: &str, e: &toml::de::Error) -> Con
     ConfigError::Invalid(vec![Diagnostic {
         file: origin.to_owned(),
         line,
+        column: None,
         path: String::new(),
         message: e.message().trim().to_owned(),
     }])
@@ -72,8 +80,53 @@ pub(crate) fn located(text: &str, origin: &str, issues: Vec<(String, String)>) -
         .map(|(path, message)| Diagnostic {
             file: origin.to_owned(),
             line: index.line_of_path(&path),
+            column: None,
             path,
             message,
         })
         .collect()
+}
+
+/// Every problem of a config file, ordered by place: the shape's (`shape::read`) and
+/// validation's `(field path, message)` issues. A validation issue at or under a path whose
+/// value the shape reader replaced is a consequence of that stand-in, already reported.
+pub(crate) fn report(
+    text: &str,
+    origin: &str,
+    shape: Vec<Problem>,
+    issues: Vec<(String, String)>,
+) -> Vec<Diagnostic> {
+    let replaced: Vec<&str> = shape.iter().filter_map(|p| p.replaced.as_deref()).collect();
+    let under = |path: &str, root: &str| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    };
+    let index = locate::Locator::new(text);
+    let mut out: Vec<Diagnostic> = issues
+        .into_iter()
+        .filter(|(path, _)| !replaced.iter().any(|root| under(path, root)))
+        .map(|(path, message)| {
+            // The file's start, when nothing of the path is in the file.
+            let (line, column) = index.position_of_path(&path).unwrap_or((1, 1));
+            Diagnostic {
+                file: origin.to_owned(),
+                line: Some(line),
+                column: Some(column),
+                path,
+                message,
+            }
+        })
+        .collect();
+    for p in &shape {
+        let (line, column) = locate::position_of_offset(text, p.span.start);
+        out.push(Diagnostic {
+            file: origin.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            path: p.path.clone(),
+            message: p.message.clone(),
+        });
+    }
+    out.sort_by_key(|d| (d.line, d.column));
+    out
 }

@@ -1,10 +1,13 @@
 //! Configuration: parse one TOML file, validate all of it, and hand out an immutable
 //! [`Config`] the data plane builds its pipeline from.
 //!
-//! Two steps, as the config compilers we admire do it: serde parses the file into `raw` types
-//! (unknown fields refused), then `validate` checks references, ranges and secrets and builds
-//! the typed [`Config`], collecting every problem it finds, each with the file, line and field
-//! path. Startup and `switchyard config check` go through the same `load` path.
+//! Two steps, as the config compilers we admire do it: `shape` reads the file into the `raw`
+//! types (unknown fields, wrong types, out-of-range numbers and unknown names all found in one
+//! run, each mistake replaced by a neutral value so reading goes on), then `validate` checks
+//! references, ranges and secrets and builds the typed [`Config`]. Every problem of both steps
+//! is reported at once, ordered by place, each with the file, line, column and field path.
+//! Start-up, `switchyard config check` and the admin API's config versions all go through
+//! [`parse`].
 //!
 //! This crate does no network I/O and starts nothing; reading the file is its only I/O.
 
@@ -14,6 +17,7 @@ mod locate;
 pub mod prompt;
 pub mod raw;
 mod secret;
+mod shape;
 mod spec;
 mod validate;
 
@@ -38,8 +42,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; `origin` names it in diagnostics (a file path).
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    let raw: raw::RawConfig =
-        toml::from_str(text).map_err(|e| diag::syntax_error(text, origin, &e))?;
-    validate::validate(raw)
-        .map_err(|issues| ConfigError::Invalid(diag::located(text, origin, issues)))
+    let (raw, shape) = shape::read::<raw::RawConfig>(text);
+    // A file with shape mistakes is still validated (with neutral stand-ins), so one run
+    // reports both kinds.
+    let issues = match raw.map(validate::validate) {
+        Some(Ok(config)) if shape.is_empty() => return Ok(config),
+        Some(Ok(_)) | None => Vec::new(),
+        Some(Err(issues)) => issues,
+    };
+    Err(ConfigError::Invalid(diag::report(
+        text, origin, shape, issues,
+    )))
 }

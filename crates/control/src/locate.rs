@@ -4,11 +4,19 @@
 use toml_edit::{Document, Item};
 
 pub(crate) fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    position_of_offset(text, offset).0
+}
+
+/// The 1-based line and column (in characters) of a byte offset.
+pub(crate) fn position_of_offset(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = text.get(..end).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 /// serde reports an unknown field inside a tagged table at the table's span; point at the
@@ -58,6 +66,11 @@ impl<'a> Locator<'a> {
 
     /// The line of the deepest part of `path` that exists in the file.
     pub(crate) fn line_of_path(&self, path: &str) -> Option<usize> {
+        self.position_of_path(path).map(|(line, _)| line)
+    }
+
+    /// The line and column of the deepest part of `path` that exists in the file.
+    pub(crate) fn position_of_path(&self, path: &str) -> Option<(usize, usize)> {
         let doc = self.doc.as_ref()?;
         let mut item: &Item = doc.as_item();
         let mut best = None;
@@ -76,7 +89,7 @@ impl<'a> Locator<'a> {
                 None => break,
             }
         }
-        best.map(|start| line_of_offset(self.text, start))
+        best.map(|start| position_of_offset(self.text, start))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The config file as written: serde types with defaults, unknown fields refused. Validation
 //! turns these into the types in `spec`. Fields are only ever added here, with defaults, so
-//! stored configs keep parsing.
+//! stored configs keep parsing. They are read by `shape` (every mistake of a file in one
+//! run), never by toml's own deserializer; a new field needs nothing beyond its line here.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -599,8 +600,11 @@ pub struct RawBreaker {
     pub open_secs: Option<u64>,
 }
 
+/// Tagged by its `kind` field (`kind = "sim"`), as `shape` reads a table given to an enum.
+/// (Not serde's `tag = "kind"`: serde buffers an internally tagged enum's fields, which loses
+/// their places and stops at the first mistake among them.)
 #[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case")]
 pub enum RawProvider {
     Openai(RawOpenAi),
     Anthropic(RawAnthropic),

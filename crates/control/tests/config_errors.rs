@@ -83,16 +83,16 @@ fn every_semantic_error_is_reported_with_line_and_path() {
         .replace("listen = \"127.0.0.1:0\"", "listen = \"localhost\"");
     let errs = errors(&bad);
     assert_eq!(errs.len(), 4, "{errs:#?}");
-    assert!(errs.contains(&"bad.toml:3: `server.listen`: `localhost` is not an address with a port, e.g. \"127.0.0.1:8080\"".to_owned()), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.starts_with("bad.toml:22: `models.small.deployments[0].upstream_model`: sim provider `sim` has no model `sim-huge`")), "{errs:#?}");
+    assert!(errs.contains(&"bad.toml:3:10: `server.listen`: `localhost` is not an address with a port, e.g. \"127.0.0.1:8080\"".to_owned()), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.starts_with("bad.toml:22:") && e.contains("`models.small.deployments[0].upstream_model`: sim provider `sim` has no model `sim-huge`")), "{errs:#?}");
     assert!(
         errs.iter()
-            .any(|e| e.starts_with("bad.toml:24: `models.small.fallbacks[0]`")),
+            .any(|e| e.starts_with("bad.toml:24:") && e.contains("`models.small.fallbacks[0]`")),
         "{errs:#?}"
     );
     assert!(
         errs.iter()
-            .any(|e| e.starts_with("bad.toml:33: `keys[0].models[0]`")),
+            .any(|e| e.starts_with("bad.toml:33:") && e.contains("`keys[0].models[0]`")),
         "{errs:#?}"
     );
 }
@@ -103,7 +103,9 @@ fn unknown_field_names_the_line() {
     let errs = errors(&bad);
     assert_eq!(errs.len(), 1);
     assert!(
-        errs[0].starts_with("bad.toml:8: unknown field `sede`"),
+        errs[0].starts_with(
+            "bad.toml:8:1: `providers.sim.sede`: unknown field `sede`; did you mean `seed`?"
+        ),
         "{errs:#?}"
     );
 }
@@ -397,4 +399,144 @@ model = "nope"
     .unwrap();
     assert_eq!(ok.slos.len(), 1);
     assert_eq!(ok.slos[0].window_secs, 30 * 86_400);
+}
+
+/// The 1-based line of the first line of `text` holding `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no `{needle}` in the text"))
+        + 1
+}
+
+/// A file with mistakes of every kind in many sections: one run reports all of them, each
+/// with its line, column and field path, ordered by line.
+#[test]
+fn every_mistake_of_a_file_is_reported_in_one_run() {
+    let bad = r#"
+[server]
+listn = "127.0.0.1:0"
+
+[telemetry]
+log_format = "xml"
+batch_size = -1
+
+[providers.sim]
+kind = "sim"
+[providers.sim.models.sim-small]
+error_rate = "high"
+
+[providers.upstream]
+kind = "opneai"
+base_url = "http://127.0.0.1:9/v1/"
+
+[models.small]
+deployments = [{ provider = "sim", upstream_model = "sim-small" }]
+fallbacks = ["nope"]
+
+[models.big]
+deployments = [{ upstream_model = "gpt-x" }]
+quality_tier = 300
+
+[[keys]]
+id = "team-a"
+secret_sha256 = "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b"
+rpm = -5
+budget_usd_daily = "lots"
+
+[cache]
+ttl_secs = 0
+"#;
+    let diags = match parse(bad, "bad.toml") {
+        Err(ConfigError::Invalid(d)) => d,
+        other => panic!("expected diagnostics, got {other:?}"),
+    };
+    let shown: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    let expected = [
+        (
+            "listn =",
+            "server.listn",
+            "unknown field `listn`; did you mean `listen`?",
+        ),
+        ("log_format", "telemetry.log_format", "`xml` is not one of"),
+        (
+            "batch_size",
+            "telemetry.batch_size",
+            "must be a whole number from 0 to",
+        ),
+        (
+            "error_rate",
+            "providers.sim.models.sim-small.error_rate",
+            "must be a number, not a string (\"high\")",
+        ),
+        (
+            "opneai",
+            "providers.upstream.kind",
+            "`opneai` is not one of \"openai\", \"anthropic\", \"sim\"",
+        ),
+        ("fallbacks", "models.small.fallbacks[0]", "no model `nope`"),
+        (
+            "gpt-x",
+            "models.big.deployments[0].provider",
+            "missing field `provider`",
+        ),
+        (
+            "quality_tier",
+            "models.big.quality_tier",
+            "must be a whole number from 0 to 255, not 300",
+        ),
+        (
+            "rpm",
+            "keys[0].rpm",
+            "must be a whole number from 0 to 4294967295, not -5",
+        ),
+        (
+            "budget_usd_daily",
+            "keys[0].budget_usd_daily",
+            "must be a number, not a string (\"lots\")",
+        ),
+        ("ttl_secs", "cache.ttl_secs", "must be greater than 0"),
+    ];
+    assert_eq!(diags.len(), expected.len(), "{shown:#?}");
+    for ((needle, path, message), d) in expected.iter().zip(&diags) {
+        assert_eq!(d.line, Some(line_of(bad, needle)), "{needle}: {shown:#?}");
+        assert_eq!(&d.path, path, "{shown:#?}");
+        assert!(d.message.contains(message), "{message}: {shown:#?}");
+        assert!(d.column.is_some(), "{d}");
+    }
+    // file:line:column: `path`: message
+    let rpm = line_of(bad, "rpm");
+    assert!(
+        shown.contains(&format!(
+            "bad.toml:{rpm}:7: `keys[0].rpm`: must be a whole number from 0 to 4294967295, not -5"
+        )),
+        "{shown:#?}"
+    );
+}
+
+/// A value replaced because of a shape mistake is not reported again by validation.
+#[test]
+fn a_shape_mistake_is_reported_once() {
+    let errs = errors(&GOOD.replace("models = [\"small\"]", "models = \"small\""));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains("`keys[0].models`: must be an array, not a string (\"small\")"),
+        "{errs:#?}"
+    );
+    // A provider of an unknown kind stands in whole: its fields are not judged, and the
+    // models using it do not say it is missing.
+    let errs = errors(&GOOD.replace("kind = \"openai\"", "kind = \"openia\""));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains("`providers.upstream.kind`"), "{errs:#?}");
+}
+
+#[test]
+fn several_syntax_errors_are_reported_with_places() {
+    let errs = errors("[server]\nlisten = \"127.0.0.1:0\n\n[storage]\ndata_dir = = 3\n");
+    assert!(errs.len() >= 2, "{errs:#?}");
+    assert!(errs[0].starts_with("bad.toml:2:"), "{errs:#?}");
+    assert!(
+        errs.iter().any(|e| e.starts_with("bad.toml:5:")),
+        "{errs:#?}"
+    );
 }

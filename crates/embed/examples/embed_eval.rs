@@ -8,8 +8,11 @@
 //! RAYON_NUM_THREADS=1 cargo run --release -p switchyard-embed --example embed_eval -- latency minilm
 //! RAYON_NUM_THREADS=1 cargo run --release -p switchyard-embed --example embed_eval -- latency static
 //! cargo run --release -p switchyard-embed --example embed_eval -- quality minilm
-//! cargo run --release -p switchyard-embed --example embed_eval -- quality static
+//! cargo run --release -p switchyard-embed --example embed_eval -- quality static [FILE]
 //! ```
+//!
+//! The pairs are `semantic_cache/semantic_cache.dev.jsonl` of the shared data folder
+//! (`SWITCHYARD_DATA_DIR`, default `../shared/data`; `switchyard_testkit::data`), or FILE.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -195,7 +198,7 @@ fn at_threshold(scored: &[(f32, bool)], t: f32) -> (f64, f64) {
     (tp / (served.len() as f64).max(1.0), tp / pos.max(1.0))
 }
 
-fn quality(which: &str, data: &str) {
+fn quality(which: &str, data: &std::path::Path) {
     let text = std::fs::read_to_string(data).unwrap();
     let rows: Vec<serde_json::Value> = text
         .lines()
@@ -264,10 +267,11 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("latency") => latency(which),
         Some("quality") => {
-            let data = args.get(2).cloned().unwrap_or_else(|| {
-                "/work/shared/data/semantic_cache/semantic_cache.dev.jsonl".to_owned()
-            });
-            quality(which, &data);
+            let data = args.get(2).map_or_else(
+                || switchyard_testkit::data::path("semantic_cache/semantic_cache.dev.jsonl"),
+                PathBuf::from,
+            );
+            quality(which, &switchyard_testkit::data::require_or_exit(data));
         }
         _ => eprintln!("usage: embed_eval latency|quality minilm|static [data.jsonl]"),
     }

@@ -5,7 +5,9 @@
 //! cargo run --release -p switchyard-grounding --example eval -- --minilm    # also the MiniLM head
 //! ```
 //!
-//! Options: `--data FILE`, `--artifact FILE` (default `eval/artifacts/grounding.v1.json`),
+//! Options: `--data FILE` (default: `hallucination/hallucination.dev.jsonl` of the shared
+//! data folder, `SWITCHYARD_DATA_DIR` or `../shared/data`; `switchyard_testkit::data`),
+//! `--artifact FILE` (default `eval/artifacts/grounding.v1.json`),
 //! `--models DIR` (holding `minilm-static-256` and `all-MiniLM-L6-v2`), `--no-write`.
 //!
 //! Protocol: rows are grouped by `meta.group` (one HaluEval question's right and hallucinated
@@ -72,10 +74,11 @@ fn main() {
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1).cloned())
     };
-    let data = PathBuf::from(
-        opt("--data")
-            .unwrap_or_else(|| "../shared/data/hallucination/hallucination.dev.jsonl".into()),
+    let data = opt("--data").map_or_else(
+        || switchyard_testkit::data::path("hallucination/hallucination.dev.jsonl"),
+        PathBuf::from,
     );
+    let data = switchyard_testkit::data::require_or_exit(data);
     let artifact_path = PathBuf::from(
         opt("--artifact").unwrap_or_else(|| "eval/artifacts/grounding.v1.json".into()),
     );
@@ -255,7 +258,7 @@ fn main() {
          set has no context to ground against, so it is not scored). Split: per source, \
          question/passage groups by `id_hash(meta.group)`, 70% tune / 30% held out. \
          Measuring all answers took {measure_secs:.1} s.\n",
-        data.display(),
+        switchyard_testkit::data::shown(&data),
         rows.len(),
         general,
         general_ctx

@@ -1,7 +1,8 @@
 //! Evaluates the PII scanner on the shared development data and prints a Markdown report.
 //!
 //! ```text
-//! cargo run --release -p switchyard-pii --example eval -- --data ../shared/data
+//! cargo run --release -p switchyard-pii --example eval              # the shared data folder
+//! cargo run --release -p switchyard-pii --example eval -- --data DIR  # another folder
 //! cargo run --release -p switchyard-pii --example eval -- --errors PERSON   # tune half only
 //! ```
 //!
@@ -97,26 +98,11 @@ fn parse_args() -> Args {
             }
         }
     }
-    // `cargo run` runs from the directory it was called in; try the path as given, then
-    // relative to the repository root (two levels above this crate).
-    let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let given = data.unwrap_or_else(|| PathBuf::from("../shared/data"));
-    let candidates = [
-        given.clone(),
-        repo_root.join(&given),
-        repo_root.join("../shared/data"),
-    ];
-    let Some(data) = candidates
-        .iter()
-        .find(|p| p.join("pii/pii.dev.jsonl").is_file())
-    else {
-        eprintln!("no pii/pii.dev.jsonl under any of {candidates:?}; pass --data DIR");
-        std::process::exit(2);
-    };
-    Args {
-        data: data.clone(),
-        errors,
-    }
+    // The folder given, else `SWITCHYARD_DATA_DIR`, else `../shared/data` beside the
+    // repository root.
+    let data = switchyard_testkit::data::dir(data.as_deref());
+    switchyard_testkit::data::require_or_exit(data.join("pii/pii.dev.jsonl"));
+    Args { data, errors }
 }
 
 fn fail(message: &str) -> ! {
@@ -510,7 +496,7 @@ fn benign(scanner: &Scanner, data: &Path) {
     } else {
         eprintln!(
             "{} not found: benign prompt-injection rows skipped",
-            injection_path.display()
+            switchyard_testkit::data::shown(&injection_path)
         );
     }
 

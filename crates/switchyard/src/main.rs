@@ -23,30 +23,40 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const DEMO_CONFIG: &str = include_str!("../../../examples/demo.toml");
 const DEMO_ORIGIN: &str = "examples/demo.toml (embedded)";
 
+/// Serving is the default command, so its options also stand alone (`switchyard --listen
+/// ADDR`); before another command they would be ignored, so clap refuses them there.
 #[derive(Parser)]
 #[command(
     name = "switchyard",
     version,
-    about = "An OpenAI-compatible LLM gateway and control plane"
+    about = "An OpenAI-compatible LLM gateway and control plane",
+    long_about = "An OpenAI-compatible LLM gateway and control plane.\n\n\
+        Without a command it serves (as `switchyard serve`), taking --config and --listen.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
-    /// Without a command: `serve` with its defaults (the embedded demo).
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `switchyard serve`'s options, also accepted without a command.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Config file (TOML); see docs/configuration.md. Without it: the embedded demo.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, overriding `server.listen`.
+    #[arg(long, short, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway. Without --config it runs the embedded demo (simulated models, SQLite
     /// in ./switchyard-data, published demo keys, loopback only).
-    Serve {
-        /// Config file (TOML); see docs/configuration.md.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// Address to listen on, overriding `server.listen`.
-        #[arg(long, short)]
-        listen: Option<SocketAddr>,
-    },
+    Serve(ServeArgs),
     /// Run the simulator alone as an OpenAI-compatible server (benchmarks and other gateways
     /// can point at it).
     Sim {
@@ -243,12 +253,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let command = cli.command.unwrap_or(Command::Serve {
-        config: None,
-        listen: None,
-    });
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     match command {
-        Command::Serve { config, listen } => serve(config, listen),
+        Command::Serve(ServeArgs { config, listen }) => serve(config, listen),
         Command::Sim {
             listen,
             config,

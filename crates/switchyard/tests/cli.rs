@@ -29,6 +29,17 @@ fn config_check_accepts_the_examples() {
     }
 }
 
+/// `switchyard config check FILE`, expected to fail with exit code 1; its stderr.
+fn config_check_fails(file: &std::path::Path) -> String {
+    let out = switchyard()
+        .args(["config", "check"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8(out.stderr).unwrap()
+}
+
 #[test]
 fn config_check_reports_every_error_with_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,13 +52,7 @@ fn config_check_reports_every_error_with_line_and_field() {
         )
         .replace("rpm = 600", "rpm = 0");
     std::fs::write(&file, text).unwrap();
-    let out = switchyard()
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = config_check_fails(&file);
     assert!(err.contains("config has 2 errors"), "{err}");
     assert!(err.contains("bad.toml:"), "{err}");
     assert!(err.contains("`models.medium.deployments[0].upstream_model`: sim provider `sim` has no model `sim-medum`"), "{err}");
@@ -64,6 +69,73 @@ fn config_check_reports_every_error_with_line_and_field() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent.toml")
     );
+}
+
+/// Seven mistakes of different kinds in different sections of the demo config: `config
+/// check` reports all of them in one run, each with its line and field, ordered by line; and
+/// starting with the file prints the same list and fails.
+#[test]
+fn config_check_reports_every_mistake_of_a_file_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    let demo = std::fs::read_to_string(repo_file("examples/demo.toml")).unwrap();
+    let edits = [
+        (
+            "log_format = \"text\"",
+            "log_format = \"text\"\nlog_colour = \"on\"",
+        ),
+        ("kind = \"sim\"", "kind = \"simulator\""),
+        ("rpm = 600", "rpm = -5"),
+        ("tpm = 2000000", "tpm = \"many\"\nxtpm = 1"),
+        (
+            "budget_usd_daily = 10.0",
+            "budget_usd_daily = -1.0\nbudget_daily = 1",
+        ),
+        ("quality_tier = 1", "quality_tier = 1000"),
+        ("[storage]", "[storage]\nmax_mb = 3"),
+    ];
+    let mut text = demo.clone();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&file, &text).unwrap();
+    // (the start of the line, the field reported there), in the file's order
+    let expected = [
+        ("max_mb = ", "storage.max_mb"),
+        ("log_colour = ", "telemetry.log_colour"),
+        ("kind = \"simulator\"", "providers.sim.kind"),
+        ("quality_tier = 1000", "models.small.quality_tier"),
+        ("rpm = -5", "keys[0].rpm"),
+        ("tpm = \"many\"", "keys[0].tpm"),
+        ("xtpm = ", "keys[0].xtpm"),
+        ("budget_usd_daily = -1.0", "keys[0].budget_usd_daily"),
+        ("budget_daily = ", "keys[0].budget_daily"),
+    ];
+
+    let err = config_check_fails(&file);
+    assert!(err.contains("config has 9 errors"), "{err}");
+    let reported: Vec<&str> = err.lines().filter(|l| l.contains("bad.toml:")).collect();
+    assert_eq!(reported.len(), expected.len(), "{err}");
+    for ((needle, field), r) in expected.iter().zip(&reported) {
+        let line = text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+        assert!(
+            r.contains(&format!("bad.toml:{line}:")) && r.contains(&format!("`{field}`")),
+            "{field} at line {line}:\n{err}"
+        );
+    }
+
+    // Start-up says the same and does not start.
+    let out = switchyard()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let start = String::from_utf8_lossy(&out.stderr);
+    for r in &reported {
+        assert!(start.contains(r.trim()), "{r}:\n{start}");
+    }
 }
 
 #[test]
@@ -216,4 +288,97 @@ fn router_report_reads_the_demo_store() {
     assert_eq!(reports[0]["route"], "auto");
     assert_eq!(reports[0]["requests"], 0);
     assert!(reports[0]["trained_bars"][1].as_f64().unwrap() > 0.5);
+}
+
+/// A config of its own (not the demo), listening where the file says, data in `dir`.
+fn own_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("own.toml");
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[storage]
+data_dir = "{data}"
+
+[providers.sim]
+kind = "sim"
+[providers.sim.models.sim-small]
+
+[models.small]
+deployments = [{{ provider = "sim", upstream_model = "sim-small" }}]
+
+[[keys]]
+id = "own"
+secret_sha256 = "{hash}"
+"#,
+        data = dir.join("data").display(),
+        hash = hex::encode(switchyard_control::hash_key("sk-own-test-key")),
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// Starts `cmd` (a gateway), checks that its banner begins with `banner` and that it answers
+/// `/healthz`, then stops it.
+async fn serves_health(cmd: &mut std::process::Command, banner: &str) {
+    let (child, lines) = spawn_with_banner(cmd, 1);
+    let base = lines[0]
+        .strip_prefix(banner)
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .to_owned();
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    stop(child);
+}
+
+/// Serving is the default command: `switchyard --listen ADDR` runs the demo there.
+#[tokio::test]
+async fn listen_works_without_serve() {
+    let cwd = tempfile::tempdir().unwrap();
+    serves_health(
+        switchyard()
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(cwd.path()),
+        "Switchyard embedded demo listening on ",
+    )
+    .await;
+}
+
+/// `switchyard --config FILE` serves that file (its own listen address, not the demo).
+#[tokio::test]
+async fn config_works_without_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = own_config(dir.path());
+    for flag in ["--config", "-c"] {
+        serves_health(
+            switchyard().arg(flag).arg(&file),
+            "Switchyard listening on ",
+        )
+        .await;
+    }
+    assert!(dir.path().join("data/switchyard.db").exists());
+}
+
+#[test]
+fn help_lists_the_serve_options_at_the_top_level() {
+    let out = switchyard().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("--config <FILE>"), "{help}");
+    assert!(help.contains("--listen <ADDR>"), "{help}");
+    assert!(help.contains("serve"), "{help}");
+}
+
+/// A serve option before another command is refused, saying why (it would be ignored).
+#[test]
+fn serve_options_do_not_mix_with_other_commands() {
+    let out = switchyard()
+        .args(["--listen", "127.0.0.1:0", "keys", "new"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+    assert!(err.contains("--listen"), "{err}");
 }

@@ -7,9 +7,12 @@
 //! ([`FakeUpstream::wait_for_disconnects`]). The wire bodies are written out as JSON by hand,
 //! not with Switchyard's own types, so a test cannot pass because both sides share a mistake.
 //!
+//! [`data`] finds the shared evaluation data for the evaluations and tests that read it.
+//!
 //! This crate is for tests only: it must never be a dependency of production code.
 
 mod behavior;
+pub mod data;
 mod server;
 mod wire;
 

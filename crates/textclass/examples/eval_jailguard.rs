@@ -209,7 +209,7 @@ struct Scorer {
 fn main() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = manifest.join("../..");
-    let mut data = root.join("../shared/data/prompt_injection/prompt_injection.dev.jsonl");
+    let mut data = switchyard_testkit::data::path("prompt_injection/prompt_injection.dev.jsonl");
     let mut model_dir = root.join(switchyard_embed::MINILM_DIR);
     let mut weights: Option<PathBuf> = None;
     let mut artifacts: Vec<PathBuf> = Vec::new();
@@ -246,6 +246,7 @@ fn main() {
     let minilm = MiniLm::load(&model_dir)
         .unwrap_or_else(|e| panic!("loading MiniLM from {}: {e}", model_dir.display()));
 
+    let data = switchyard_testkit::data::require_or_exit(data);
     let rows: Vec<Row> = std::fs::read_to_string(&data)
         .unwrap_or_else(|e| panic!("reading {}: {e}", data.display()))
         .lines()

@@ -62,7 +62,7 @@ fn features() -> NgramConfig {
 
 fn main() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut data = manifest.join("../../../shared/data/toxicity/toxicity.dev.jsonl");
+    let mut data = switchyard_testkit::data::path("toxicity/toxicity.dev.jsonl");
     let mut artifact = manifest.join("../../eval/artifacts/toxicity.v1.json");
     let mut train_mode = false;
     let mut args = std::env::args().skip(1);
@@ -74,6 +74,7 @@ fn main() {
             other => panic!("unknown argument {other:?}"),
         }
     }
+    let data = switchyard_testkit::data::require_or_exit(data);
     let rows: Vec<Row> = std::fs::read_to_string(&data)
         .unwrap_or_else(|e| panic!("reading {}: {e}", data.display()))
         .lines()

@@ -72,7 +72,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = manifest.join("../..");
-    let mut data = root.join("../shared/data/topic/topic.dev.jsonl");
+    let mut data = switchyard_testkit::data::path("topic/topic.dev.jsonl");
     let mut artifact = root.join("eval/artifacts/injection-permissive.v1.json");
     let mut model_dir = root.join(switchyard_embed::MINILM_DIR);
     let (mut prompts, mut rounds, mut tokens) = (300usize, 5usize, 1000usize);
@@ -93,6 +93,7 @@ fn main() {
     // 1. Prompts of exactly `tokens` WordPiece tokens.
     let tokenizer = MiniLm::load(&model_dir)
         .unwrap_or_else(|e| panic!("loading the tokenizer from {}: {e}", model_dir.display()));
+    let data = switchyard_testkit::data::require_or_exit(data);
     let mut rows: Vec<Row> = std::fs::read_to_string(&data)
         .unwrap_or_else(|e| panic!("reading {}: {e}", data.display()))
         .lines()

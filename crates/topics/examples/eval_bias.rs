@@ -195,8 +195,8 @@ fn choose_threshold(train_pairs: &[&Pair]) -> f32 {
 
 fn main() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut data = manifest.join("../../../shared/data/bias/bias.dev.jsonl");
-    let mut benign = manifest.join("../../../shared/data/topic/topic.dev.jsonl");
+    let mut data = switchyard_testkit::data::path("bias/bias.dev.jsonl");
+    let mut benign = switchyard_testkit::data::path("topic/topic.dev.jsonl");
     let mut artifact = manifest.join("../../eval/artifacts/bias.v1.json");
     let mut train_mode = false;
     let mut args = std::env::args().skip(1);
@@ -209,6 +209,8 @@ fn main() {
             other => panic!("unknown argument {other:?}"),
         }
     }
+    let data = switchyard_testkit::data::require_or_exit(data);
+    let benign = switchyard_testkit::data::require_or_exit(benign);
     let pairs: Vec<Pair> = std::fs::read_to_string(&data)
         .unwrap_or_else(|e| panic!("reading {}: {e}", data.display()))
         .lines()

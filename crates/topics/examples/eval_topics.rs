@@ -373,7 +373,7 @@ fn header(denied_only: bool) -> &'static str {
 
 fn main() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut data = manifest.join("../../../shared/data/topic/topic.dev.jsonl");
+    let mut data = switchyard_testkit::data::path("topic/topic.dev.jsonl");
     let mut model_dir: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -393,6 +393,7 @@ fn main() {
         .find(|p| p.exists())
         .expect("no static model: pass --model DIR (scripts/fetch-models.sh, then `switchyard models distill`)")
     });
+    let data = switchyard_testkit::data::require_or_exit(data);
     let model = StaticEmbedder::load(&model_dir).unwrap();
     let t0 = Instant::now();
     let d = load(&data, &model);
@@ -405,7 +406,7 @@ fn main() {
         d.tune.iter().filter(|t| **t).count(),
         d.tune.iter().filter(|t| !**t).count(),
         embed_all.as_secs_f64(),
-        model_dir.display()
+        switchyard_testkit::data::shown(&model_dir)
     );
 
     for k in [5usize, 10] {

@@ -6,8 +6,8 @@ out in numpy (float64) from the Hugging Face `modeling_bert` equations: embeddin
 (mean over the attention mask) and normalisation. Tokenization uses the `tokenizers` Python
 package on the same tokenizer.json.
 
-    python3 -m venv /tmp/ref && /tmp/ref/bin/pip install numpy safetensors tokenizers
-    /tmp/ref/bin/python crates/embed/tests/reference/minilm_numpy.py models/all-MiniLM-L6-v2
+    python3 -m venv target/ref-venv && target/ref-venv/bin/pip install numpy safetensors tokenizers
+    target/ref-venv/bin/python crates/embed/tests/reference/minilm_numpy.py models/all-MiniLM-L6-v2
 """
 
 import json
