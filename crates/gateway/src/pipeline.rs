@@ -703,15 +703,37 @@ impl Pipeline {
             .keys()
             .chain(self.routes.keys())
             .filter(|name| key.models.allows(name))
-            .map(|name| Model {
-                id: name.clone(),
-                object: "model".to_owned(),
-                created: self.created,
-                owned_by: "switchyard".to_owned(),
-            })
+            .map(|name| self.model_entry(name))
             .collect();
         data.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(ModelList::new(data))
+    }
+
+    /// `GET /v1/models/{model}`: a model, or a route alias with or without its `:policy`, that
+    /// this key may use, as `model` names it in a request. Anything else is a 404, as OpenAI
+    /// answers for a model that does not exist or that the caller may not use, so the answer
+    /// does not tell which models exist.
+    pub fn model(&self, headers: &HeaderMap, name: &str) -> Result<Model, GatewayError> {
+        let key = self.keyring.authenticate(headers)?;
+        let allowed = if self.models.contains_key(name) {
+            key.models.allows(name)
+        } else {
+            self.route_alias(name)
+                .is_some_and(|alias| key.models.allows(alias))
+        };
+        if !allowed {
+            return Err(model_not_found(name));
+        }
+        Ok(self.model_entry(name))
+    }
+
+    fn model_entry(&self, name: &str) -> Model {
+        Model {
+            id: name.to_owned(),
+            object: "model".to_owned(),
+            created: self.created,
+            owned_by: "switchyard".to_owned(),
+        }
     }
 
     /// Every deployment, for `/metrics`.
@@ -814,15 +836,7 @@ impl Pipeline {
     }
 
     fn model_for(&self, key: &KeyState, name: &str) -> Result<Arc<ModelRuntime>, GatewayError> {
-        let model = self.models.get(name).ok_or_else(|| {
-            let mut e = GatewayError::new(
-                ErrorKind::NotFound,
-                "model_not_found",
-                format!("the model `{name}` does not exist or you do not have access to it"),
-            );
-            e.param = Some("model".into());
-            e
-        })?;
+        let model = self.models.get(name).ok_or_else(|| model_not_found(name))?;
         if !key.models.allows(name) {
             let mut e = GatewayError::new(
                 ErrorKind::Forbidden,
@@ -850,6 +864,15 @@ impl Pipeline {
     pub fn model_spec(&self, name: &str) -> Option<&ModelSpec> {
         self.models.get(name).map(|m| &m.spec)
     }
+}
+
+fn model_not_found(name: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::NotFound,
+        "model_not_found",
+        format!("the model `{name}` does not exist or you do not have access to it"),
+    )
+    .with_param("model")
 }
 
 /// A whole answer as the client gets it: the gateway's model name, usage (counted when the

@@ -522,6 +522,8 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        // A wildcard: a name may hold `/` (sent as is or as %2F) and `:` (`auto:cheap`).
+        .route("/v1/models/{*model}", get(model))
         .route("/v1/feedback", post(feedback))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -870,6 +872,20 @@ async fn feedback(
 async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match app.pipeline.load().models(&headers) {
         Ok(list) => Json(list).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn model(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    name: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let answer = name
+        .map_err(|e| GatewayError::invalid(Some("model"), format!("invalid model name: {e}")))
+        .and_then(|axum::extract::Path(name)| app.pipeline.load().model(&headers, &name));
+    match answer {
+        Ok(model) => Json(model).into_response(),
         Err(e) => e.into_response(),
     }
 }
