@@ -157,6 +157,12 @@ def test_parameters_pass(client):
 def test_models_and_embeddings(client):
     ids = sorted(m.id for m in client.models.list())
     assert ids == ["broken", "small"]
+    # `models.retrieve`: the model as the list shows it; one that does not exist is NotFound.
+    model = client.models.retrieve("small")
+    assert (model.id, model.object, model.owned_by) == ("small", "model", "switchyard")
+    with pytest.raises(openai.NotFoundError) as e:
+        client.models.retrieve("gpt-99")
+    assert e.value.code == "model_not_found"
     # The SDK asks for base64 by default and decodes it.
     result = client.embeddings.create(model="small", input=["a cat sat", "a dog ran"])
     assert len(result.data) == 2

@@ -63,8 +63,45 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
             .await
             .map(|Query(t)| AdminQuery(t))
             .map_err(|e| {
-                GatewayError::invalid(None, format!("invalid query string: {}", e.body_text()))
+                GatewayError::invalid(
+                    query_param(&e).as_deref(),
+                    format!("invalid query string: {}", e.body_text()),
+                )
             })
+    }
+}
+
+/// The query parameter a rejected query string failed on: axum's `Query` reads it with
+/// `serde_path_to_error`, whose error is somewhere in the rejection's sources.
+fn query_param(rejection: &axum::extract::rejection::QueryRejection) -> Option<String> {
+    type PathError = serde_path_to_error::Error<serde::de::value::Error>;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<PathError>() {
+            return crate::pipeline::param_of(e.path(), e.inner());
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// The path parameter a rejected path failed on (`version` of `/prompts/NAME/versions/VERSION`);
+/// `names` are the route's parameters in order, for an error that gives only a position.
+fn path_param(
+    rejection: &axum::extract::rejection::PathRejection,
+    names: &[String],
+) -> Option<String> {
+    use axum::extract::path::ErrorKind as K;
+    let axum::extract::rejection::PathRejection::FailedToDeserializePathParams(e) = rejection
+    else {
+        return None;
+    };
+    match e.kind() {
+        K::ParseErrorAtKey { key, .. }
+        | K::InvalidUtf8InPathParam { key }
+        | K::DeserializeError { key, .. } => Some(key.clone()),
+        K::ParseErrorAtIndex { index, .. } => names.get(*index).cloned(),
+        _ => None,
     }
 }
 
@@ -80,10 +117,19 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromR
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, GatewayError> {
+        let names: Vec<String> = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map(|raw| raw.iter().map(|(name, _)| name.to_owned()).collect())
+            .unwrap_or_default();
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(t)| AdminPath(t))
-            .map_err(|e| GatewayError::invalid(None, format!("invalid path: {}", e.body_text())))
+            .map_err(|e| {
+                GatewayError::invalid(
+                    path_param(&e, &names).as_deref(),
+                    format!("invalid path: {}", e.body_text()),
+                )
+            })
     }
 }
 
@@ -113,7 +159,7 @@ fn actor(headers: &HeaderMap) -> String {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, switchyard_store::StoreError> + Send + 'static,
 ) -> Result<T, GatewayError> {
-    tokio::task::spawn_blocking(work)
+    crate::server::spawn_blocking(work)
         .await
         .map_err(|_| internal("the storage task failed"))?
         .map_err(store_error)
@@ -151,11 +197,26 @@ fn store_error(e: switchyard_store::StoreError) -> GatewayError {
         _ => {}
     }
     tracing::error!(error = %e, "admin storage failed");
-    GatewayError::new(
-        ErrorKind::Internal,
-        "store_unavailable",
-        format!("storage failed: {e}"),
-    )
+    GatewayError::store_unavailable(format!("storage failed: {e}"))
+}
+
+/// An apply or rollback failure, naming the body field it is about (`field`): the config
+/// text that does not validate, or the version that is not there.
+fn apply_error(e: ApplyError, field: &str) -> GatewayError {
+    let about_field = matches!(
+        &e,
+        ApplyError::Invalid(_)
+            | ApplyError::NeedsRestart { .. }
+            | ApplyError::Build(_)
+            | ApplyError::NoSuchVersion(_)
+            | ApplyError::Store(switchyard_store::StoreError::AmbiguousPrefix { .. })
+    );
+    let e = GatewayError::from(e);
+    if about_field {
+        e.with_param(field)
+    } else {
+        e
+    }
 }
 
 impl From<ApplyError> for GatewayError {
@@ -248,7 +309,9 @@ async fn apply_config(
         reason: &body.reason,
     };
     if body.stage {
-        let (version, _) = versions::stage(&app, &body.source, &change).await?;
+        let (version, _) = versions::stage(&app, &body.source, &change)
+            .await
+            .map_err(|e| apply_error(e, "source"))?;
         return Ok(Json(versions::Applied {
             version,
             parent: Some(app.pipeline.load().version.clone()),
@@ -258,7 +321,9 @@ async fn apply_config(
             audit_seq: None,
         }));
     }
-    let applied = versions::apply(&app, &body.source, &change).await?;
+    let applied = versions::apply(&app, &body.source, &change)
+        .await
+        .map_err(|e| apply_error(e, "source"))?;
     Ok(Json(applied))
 }
 
@@ -366,7 +431,9 @@ async fn rollback_config(
     let body: RollbackBody = admit(&app, &headers, body)?;
     let who = actor(&headers);
     Ok(Json(
-        versions::rollback(&app, body.to.as_deref(), &who, &body.reason).await?,
+        versions::rollback(&app, body.to.as_deref(), &who, &body.reason)
+            .await
+            .map_err(|e| apply_error(e, "to"))?,
     ))
 }
 
@@ -657,6 +724,7 @@ async fn prompt_push(
     let template = switchyard_control::prompt::PromptTemplate::parse(&body.source, "prompt")
         .map_err(|e| {
             GatewayError::new(ErrorKind::InvalidRequest, "invalid_prompt", e.to_string())
+                .with_param("source")
         })?;
     if let Some(label) = &body.label {
         checked_label(&template.name, label)?;
@@ -971,7 +1039,7 @@ fn targets(
             let candidate = app
                 .store
                 .config_version(&body.candidate)
-                .map_err(store_error)?
+                .map_err(|e| store_error(e).with_param("candidate"))?
                 .ok_or_else(|| {
                     bad(format!(
                         "no stored config version `{}` (stage one: `switchyard config apply --stage`)",
@@ -1037,7 +1105,8 @@ async fn rollout_start(
                 other.rollout.id(),
                 other.rollout.baseline().id
             ),
-        ));
+        )
+        .with_param("baseline"));
     }
     // A config rollout's candidate pipeline is built before any request can take its arm.
     let candidate = match rollout.candidate().kind {

@@ -225,7 +225,7 @@ pub fn cache_control(headers: &HeaderMap) -> Result<CacheControl, GatewayError> 
         .and_then(CacheControl::parse)
         .ok_or_else(|| {
             GatewayError::invalid(
-                None,
+                Some(CACHE_CONTROL),
                 format!("`{CACHE_CONTROL}` must be `bypass` or `refresh`"),
             )
         })

@@ -67,6 +67,11 @@ impl Deployment {
         self.outstanding.load(Ordering::Relaxed)
     }
 
+    /// How long until its open breaker lets a probe through; `None` when it is not open.
+    fn open_remaining(&self, at: Instant) -> Option<Duration> {
+        self.breaker.lock().ok()?.open_remaining(at)
+    }
+
     fn available(&self, at: Instant) -> bool {
         self.breaker
             .lock()
@@ -143,6 +148,15 @@ pub struct ModelRuntime {
 }
 
 impl ModelRuntime {
+    /// How long until the first of its open deployments lets a probe through: when a client
+    /// refused for open circuits may usefully come back.
+    fn reopens_in(&self, at: Instant) -> Option<Duration> {
+        self.deployments
+            .iter()
+            .filter_map(|d| d.deployment.open_remaining(at))
+            .min()
+    }
+
     /// A deployment whose breaker admits a call, chosen by weighted power of two choices.
     /// Deployments that already failed this request are avoided while others are available.
     fn pick(&self, at: Instant, failed: &[Arc<Deployment>]) -> Option<(Arc<Deployment>, InFlight)> {
@@ -270,15 +284,19 @@ impl Dispatcher {
                     metrics::counter!(m::RETRIES, "model" => model.spec.name.clone()).increment(1);
                     tokio::time::sleep(delay).await;
                 }
-                let Some((deployment, flight)) = model.pick(now(), &failed) else {
-                    last = Some(GatewayError::new(
+                let at = now();
+                let Some((deployment, flight)) = model.pick(at, &failed) else {
+                    let mut refused = GatewayError::new(
                         ErrorKind::UpstreamUnavailable,
                         "upstream_unavailable",
                         format!(
                             "every deployment of model `{}` is failing (circuit open); retry later",
                             model.spec.name
                         ),
-                    ));
+                    );
+                    // Half-open with its probe in flight: no time is known, the default holds.
+                    refused.retry_after = model.reopens_in(at);
+                    last = Some(refused);
                     continue 'chain;
                 };
                 // The record names the last model and deployment tried, so failed requests

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use switchyard_api::{ErrorBody, ErrorObject};
 use switchyard_providers::ProviderError;
@@ -29,6 +29,8 @@ pub enum ErrorKind {
     UpstreamFailed,
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// The gateway cannot serve this now (its store is not writable); worth a retry.
+    Unavailable,
     Internal,
 }
 
@@ -43,7 +45,9 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited | ErrorKind::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::UpstreamFailed => StatusCode::BAD_GATEWAY,
-            ErrorKind::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::UpstreamUnavailable | ErrorKind::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -63,6 +67,7 @@ impl ErrorKind {
             ErrorKind::UpstreamFailed
             | ErrorKind::UpstreamUnavailable
             | ErrorKind::UpstreamTimeout
+            | ErrorKind::Unavailable
             | ErrorKind::Internal => "server_error",
         }
     }
@@ -72,7 +77,7 @@ impl ErrorKind {
             ErrorKind::UpstreamFailed
             | ErrorKind::UpstreamUnavailable
             | ErrorKind::UpstreamTimeout => Side::Upstream,
-            ErrorKind::Internal => Side::Internal,
+            ErrorKind::Internal | ErrorKind::Unavailable => Side::Internal,
             _ => Side::Downstream,
         }
     }
@@ -102,6 +107,7 @@ impl GatewayError {
                     | ErrorKind::UpstreamFailed
                     | ErrorKind::UpstreamUnavailable
                     | ErrorKind::UpstreamTimeout
+                    | ErrorKind::Unavailable
             ),
             message: message.into(),
             param: None,
@@ -114,6 +120,18 @@ impl GatewayError {
         let mut e = Self::new(ErrorKind::InvalidRequest, "invalid_request", message);
         e.param = param.map(str::to_owned);
         e
+    }
+
+    /// The store could not take or give what the request needs (disk full, locked): a 503 the
+    /// client may retry.
+    pub fn store_unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, "store_unavailable", message)
+    }
+
+    /// Names the request field the error is about (OpenAI's `param`).
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
     }
 
     pub fn with_retry_after(mut self, after: Duration) -> Self {
@@ -166,7 +184,9 @@ impl GatewayError {
                 "upstream_error",
                 format!("the model provider failed with status {status} (deployment {deployment}): {message}"),
             ),
-            ProviderError::Unsupported(message) => Self::invalid(None, message.clone()),
+            ProviderError::Unsupported { message, param } => {
+                Self::invalid(param.as_deref(), message.clone())
+            }
             ProviderError::Connect(_) | ProviderError::Decode(_) | ProviderError::Stream(_) => Self::new(
                 ErrorKind::UpstreamFailed,
                 "upstream_error",
@@ -187,17 +207,36 @@ impl GatewayError {
     }
 }
 
+/// When a 429 or 503 knows no better time: the SDKs retry at once on an answer without
+/// `retry-after`, which only adds load to whatever is failing.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 impl IntoResponse for GatewayError {
+    /// Every 429 and 503 carries `retry-after` (the error's own time, else
+    /// [`DEFAULT_RETRY_AFTER`]), so no error can forget it.
     fn into_response(self) -> Response {
-        let mut response = (self.status(), axum::Json(self.body())).into_response();
-        if let Some(after) = self.retry_after {
-            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert("retry-after", v);
-            }
+        let status = self.status();
+        let mut response = (status, axum::Json(self.body())).into_response();
+        let must_say_when = matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        );
+        let after = self
+            .retry_after
+            .or(must_say_when.then_some(DEFAULT_RETRY_AFTER));
+        if let Some(after) = after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_value(after));
         }
         response
     }
+}
+
+/// `retry-after` in whole seconds, rounded up and at least 1 (0 would invite a retry at once).
+pub fn retry_after_value(after: Duration) -> HeaderValue {
+    let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+    HeaderValue::from(secs)
 }
 
 #[cfg(test)]

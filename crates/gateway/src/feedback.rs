@@ -6,8 +6,8 @@ use switchyard_store::Feedback;
 
 use crate::error::GatewayError;
 use crate::keys::KeyState;
+use crate::server::MAX_REQUEST_ID;
 
-const MAX_REQUEST_ID: usize = 128;
 const MAX_OUTCOME: usize = 32;
 const MAX_COMMENT: usize = 4000;
 
@@ -82,7 +82,7 @@ pub fn validate(
     }
     if score.is_none() && request.outcome.is_none() {
         return Err(GatewayError::invalid(
-            None,
+            Some("score"),
             "give at least one of `score`, `thumbs`, `outcome`",
         ));
     }
@@ -170,6 +170,10 @@ mod tests {
             param(serde_json::json!({"request_id": "r", "outcome": "DROP TABLE"})).as_deref(),
             Some("outcome")
         );
-        assert_eq!(param(serde_json::json!({"request_id": "r"})), None);
+        assert_eq!(
+            param(serde_json::json!({"request_id": "r"})).as_deref(),
+            Some("score"),
+            "a verdict is missing: the first field that could give it"
+        );
     }
 }

@@ -85,7 +85,13 @@ impl GuardVerdict {
                 self.guard, self.detail
             )
         };
-        GatewayError::new(ErrorKind::InvalidRequest, "content_policy_violation", what)
+        let e = GatewayError::new(ErrorKind::InvalidRequest, "content_policy_violation", what);
+        // Input guards read the conversation; a guard that failed refused no field of it.
+        if self.outcome == "error" {
+            e
+        } else {
+            e.with_param("messages")
+        }
     }
 }
 
@@ -596,7 +602,7 @@ impl GuardStage {
                 })
                 .filter(|(_, t)| !t.is_empty())
                 .collect();
-            let handle = tokio::task::spawn_blocking(move || injection_verdict(&guard, &texts));
+            let handle = crate::server::spawn_blocking(move || injection_verdict(&guard, &texts));
             parts.push(Box::pin(async move {
                 handle
                     .await
@@ -606,7 +612,7 @@ impl GuardStage {
         if let Some(guard) = self.topics.clone() {
             let fail_open = guard.fail_open;
             let text = last_user_text(request);
-            let handle = tokio::task::spawn_blocking(move || topics_verdict(&guard, &text));
+            let handle = crate::server::spawn_blocking(move || topics_verdict(&guard, &text));
             parts.push(Box::pin(async move {
                 handle.await.unwrap_or_else(|_| failed("topics", fail_open))
             }));

@@ -703,15 +703,37 @@ impl Pipeline {
             .keys()
             .chain(self.routes.keys())
             .filter(|name| key.models.allows(name))
-            .map(|name| Model {
-                id: name.clone(),
-                object: "model".to_owned(),
-                created: self.created,
-                owned_by: "switchyard".to_owned(),
-            })
+            .map(|name| self.model_entry(name))
             .collect();
         data.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(ModelList::new(data))
+    }
+
+    /// `GET /v1/models/{model}`: a model, or a route alias with or without its `:policy`, that
+    /// this key may use, as `model` names it in a request. Anything else is a 404, as OpenAI
+    /// answers for a model that does not exist or that the caller may not use, so the answer
+    /// does not tell which models exist.
+    pub fn model(&self, headers: &HeaderMap, name: &str) -> Result<Model, GatewayError> {
+        let key = self.keyring.authenticate(headers)?;
+        let allowed = if self.models.contains_key(name) {
+            key.models.allows(name)
+        } else {
+            self.route_alias(name)
+                .is_some_and(|alias| key.models.allows(alias))
+        };
+        if !allowed {
+            return Err(model_not_found(name));
+        }
+        Ok(self.model_entry(name))
+    }
+
+    fn model_entry(&self, name: &str) -> Model {
+        Model {
+            id: name.to_owned(),
+            object: "model".to_owned(),
+            created: self.created,
+            owned_by: "switchyard".to_owned(),
+        }
     }
 
     /// Every deployment, for `/metrics`.
@@ -784,11 +806,7 @@ impl Pipeline {
         }
         let (alias, suffix) = match Policy::split_model(name) {
             Ok(split) => split,
-            Err(e) => {
-                let mut err = GatewayError::invalid(Some("model"), e.to_string());
-                err.param = Some("model".into());
-                return Err(err);
-            }
+            Err(e) => return Err(GatewayError::invalid(Some("model"), e.to_string())),
         };
         let Some(route) = self.routes.get(alias) else {
             return self.model_for(key, name).map(Target::Model);
@@ -818,15 +836,7 @@ impl Pipeline {
     }
 
     fn model_for(&self, key: &KeyState, name: &str) -> Result<Arc<ModelRuntime>, GatewayError> {
-        let model = self.models.get(name).ok_or_else(|| {
-            let mut e = GatewayError::new(
-                ErrorKind::NotFound,
-                "model_not_found",
-                format!("the model `{name}` does not exist or you do not have access to it"),
-            );
-            e.param = Some("model".into());
-            e
-        })?;
+        let model = self.models.get(name).ok_or_else(|| model_not_found(name))?;
         if !key.models.allows(name) {
             let mut e = GatewayError::new(
                 ErrorKind::Forbidden,
@@ -854,6 +864,15 @@ impl Pipeline {
     pub fn model_spec(&self, name: &str) -> Option<&ModelSpec> {
         self.models.get(name).map(|m| &m.spec)
     }
+}
+
+fn model_not_found(name: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::NotFound,
+        "model_not_found",
+        format!("the model `{name}` does not exist or you do not have access to it"),
+    )
+    .with_param("model")
 }
 
 /// A whole answer as the client gets it: the gateway's model name, usage (counted when the
@@ -910,13 +929,13 @@ fn response_text(response: &switchyard_api::ChatCompletionResponse) -> String {
         .collect()
 }
 
-/// Parses a JSON body; the error names the field that failed (`param`) where serde knows it.
+/// Parses a JSON body: one JSON value and nothing after it but whitespace. The error names
+/// the field that failed (`param`) where serde knows it, and is `None` where it does not.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let param = param_of(e.path(), e.inner());
         let inner = e.into_inner();
-        let param = (path != ".").then_some(path);
         let message = if inner.is_syntax() || inner.is_eof() {
             format!("the request body is not valid JSON: {inner}")
         } else {
@@ -926,7 +945,49 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
             }
         };
         GatewayError::invalid(param.as_deref(), message)
-    })
+    })?;
+    // Junk after the value (a second object, a stray brace) is refused, not ignored.
+    de.end().map_err(|e| {
+        GatewayError::invalid(None, format!("the request body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
+}
+
+/// The request field a deserialization error is about, in OpenAI's `param` style
+/// (`messages[0].content`): the path to the value that failed, as far as serde could follow
+/// it, and the field a "missing field" or "unknown field" error names. `None` when nothing is
+/// known.
+pub(crate) fn param_of(
+    path: &serde_path_to_error::Path,
+    error: &impl std::fmt::Display,
+) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut param = String::new();
+    let push = |param: &mut String, name: &str| {
+        if !param.is_empty() {
+            param.push('.');
+        }
+        param.push_str(name);
+    };
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => param.push_str(&format!("[{index}]")),
+            Segment::Map { key } => push(&mut param, key),
+            Segment::Enum { variant } => push(&mut param, variant),
+            Segment::Unknown => break,
+        }
+    }
+    let message = error.to_string();
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    if let Some(field) = named {
+        if !param.ends_with(field) {
+            push(&mut param, field);
+        }
+    }
+    (!param.is_empty()).then_some(param)
 }
 
 fn validate_chat(r: &ChatCompletionRequest) -> Result<(), GatewayError> {
@@ -986,6 +1047,57 @@ fn validate_chat(r: &ChatCompletionRequest) -> Result<(), GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_errors_name_the_field_or_none() {
+        let chat = |body: &str| parse_json::<ChatCompletionRequest>(body.as_bytes());
+        let ok = r#"{"model": "m", "messages": [{"role": "user", "content": "x"}]}"#;
+        assert!(chat(ok).is_ok());
+        assert!(
+            chat(&format!("  {ok}\n\t ")).is_ok(),
+            "whitespace around is fine"
+        );
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                r#"{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}"#,
+                Some("messages[0].role"),
+            ),
+            (
+                r#"{"model": "m", "messages": [{"role": "user", "content": 5}]}"#,
+                Some("messages[0].content"),
+            ),
+            (r#"{"model": 5, "messages": []}"#, Some("model")),
+            (r#"{"messages": []}"#, Some("model")),
+            (
+                r#"{"model": "m", "messages": [{"content": "x"}]}"#,
+                Some("messages[0].role"),
+            ),
+            (
+                r#"{"model": "m", "messages": [], "temperature": "hot"}"#,
+                Some("temperature"),
+            ),
+            (
+                r#"{"model": "m", "messages": [], "stream": "yes"}"#,
+                Some("stream"),
+            ),
+            (r#"{"model": "#, Some("model")),
+            (r#"{"model": "m",, "messages": []}"#, None),
+            (r#"{"model" "m"}"#, None),
+            (r#"[1, 2]"#, None),
+            ("", None),
+            ("not json", None),
+            (&format!("{ok} trailing"), None),
+            (&format!("{ok}{{}}"), None),
+            (&format!("{ok}}}"), None),
+        ];
+        for (body, param) in cases {
+            let e = chat(body).map(|_| ()).expect_err(body);
+            assert_eq!(e.param.as_deref(), *param, "{body}: {}", e.message);
+            assert_ne!(e.param.as_deref(), Some("?"), "{body}");
+        }
+        let e = chat(&format!("{ok} trailing")).unwrap_err();
+        assert!(e.message.contains("trailing characters"), "{}", e.message);
+    }
 
     #[test]
     fn json_errors_name_the_field() {

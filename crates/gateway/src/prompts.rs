@@ -92,11 +92,8 @@ impl PromptSet {
         rollouts: &RolloutSet,
         user: &str,
     ) -> Result<Option<(String, Option<Taken>)>, GatewayError> {
-        let call = PromptCall::take_from(request).map_err(|e| {
-            let mut err = GatewayError::invalid(Some("prompt"), e.to_string());
-            err.param = Some("prompt".into());
-            err
-        })?;
+        let call = PromptCall::take_from(request)
+            .map_err(|e| GatewayError::invalid(Some("prompt"), e.to_string()))?;
         let Some(call) = call else {
             return Ok(None);
         };

@@ -38,6 +38,9 @@ pub struct RecordGuard {
     slos: Option<Arc<crate::slos::SloRuntime>>,
     /// The configured route alias the request named (the `route` label, the SLOs' scope).
     route: Option<String>,
+    /// The request's span (`server::request_span`): the record may be finished where it is
+    /// not entered (a stream dropped by a client that hung up), and logs there still name it.
+    span: tracing::Span,
 }
 
 /// Status recorded when the client went away before the answer was complete (nginx's code).
@@ -72,6 +75,7 @@ impl RecordGuard {
             arm: None,
             slos: None,
             route: None,
+            span: tracing::Span::current(),
         }
     }
 
@@ -172,6 +176,8 @@ impl RecordGuard {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        let span = self.span.clone();
+        let _entered = span.enter();
         let latency_ms = self.elapsed_ms();
         let r = &mut self.record;
         r.status = status;

@@ -94,7 +94,7 @@ pub fn header_policy(headers: &HeaderMap) -> Result<Option<Policy>, GatewayError
     let text = v.to_str().unwrap_or("");
     text.parse::<Policy>()
         .map(Some)
-        .map_err(|e| GatewayError::invalid(None, format!("`{ROUTE_POLICY}`: {e}")))
+        .map_err(|e| GatewayError::invalid(Some(ROUTE_POLICY), format!("`{ROUTE_POLICY}`: {e}")))
 }
 
 /// What the classifier reads: the last user message, which carries the task. (The router was

@@ -10,19 +10,18 @@ use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use switchyard_control::Config;
-use switchyard_store::telemetry::{TelemetrySender, TelemetryWriter, WriterSettings};
+use switchyard_store::telemetry::{Closed, TelemetrySender, TelemetryWriter, WriterSettings};
 use switchyard_store::{SqliteStore, StoreError};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
@@ -122,6 +121,9 @@ pub enum StartError {
     Telemetry(std::io::Error),
 }
 
+/// How long a shutdown keeps retrying a store that fails to take the last records.
+const CLOSE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A gateway bound to its address, ready to run.
 pub struct Server {
     listener: TcpListener,
@@ -161,6 +163,7 @@ impl Server {
                 queue_capacity: config.telemetry.queue_capacity,
                 batch_size: config.telemetry.batch_size,
                 flush_interval: config.telemetry.flush_interval,
+                close_retry: CLOSE_RETRY,
             },
         )
         .map_err(StartError::Telemetry)?;
@@ -330,29 +333,32 @@ impl Server {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
-    /// (up to `shutdown_grace`), and writes every queued record before returning.
+    /// Serves until `shutdown` completes, then shuts down gracefully (`serve_connection` says
+    /// how each connection ends): stops accepting, serves the connections already made (those
+    /// waiting in the listen backlog included), lets requests in flight finish (up to
+    /// `shutdown_grace`), and writes every queued record before returning what was written
+    /// and what was lost.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Closed> {
         let recalibration = self.recalibration_loop();
         let control = self.control_loop();
         let rollouts = self.rollout_loop();
         let slos = self.slo_loop();
-        let app = router(self.state.clone(), self.config.server.max_body_bytes);
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let grace = self.config.server.shutdown_grace;
+        let Server {
+            listener,
+            state,
+            writer,
+            config,
+        } = self;
+        let app = router(state.clone(), config.server.max_body_bytes);
+        let grace = config.server.shutdown_grace;
+        let linger = IDLE_LINGER.min(grace);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let signal = async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        };
         // Histogram samples wait in the recorder until upkeep folds them into buckets; without
         // it, memory grows with every request between two scrapes.
-        let prometheus = self.state.prometheus.clone();
+        let prometheus = state.prometheus.clone();
         #[allow(clippy::disallowed_methods)] // aborted below; it holds no state worth finishing
         let upkeep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -361,16 +367,50 @@ impl Server {
                 prometheus.run_upkeep();
             }
         });
-        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
-        let mut stopped = stop_rx.clone();
-        let drained = async move {
-            // The grace period starts when shutdown is asked for, not at start-up.
-            let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
+        // Every connection's task, joined (or aborted after the grace period) before returning.
+        let mut connections = tokio::task::JoinSet::new();
+        let serve = |connections: &mut tokio::task::JoinSet<()>,
+                     tcp: tokio::net::TcpStream,
+                     peer: SocketAddr| {
+            connections.spawn(serve_connection(
+                tcp,
+                peer,
+                app.clone(),
+                stop_rx.clone(),
+                linger,
+            ));
         };
-        tokio::select! {
-            result = serve => result?,
-            () = drained => tracing::warn!("shutdown grace period over; closing connections still open"),
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                (tcp, peer) = accept(&listener) => serve(&mut connections, tcp, peer),
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        // Connections the kernel completed before the signal wait in the backlog with their
+        // requests already sent: they are served too. Then nothing more is accepted.
+        let backlog = listener.into_std()?;
+        while let Ok((tcp, peer)) = backlog.accept() {
+            let tcp = tcp
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(tcp));
+            if let Ok(tcp) = tcp {
+                serve(&mut connections, tcp, peer);
+            }
+        }
+        drop(backlog);
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                connections = connections.len(),
+                "shutdown grace period over; closing connections still open"
+            );
+            connections.shutdown().await;
         }
         upkeep.abort();
         if let Some(task) = recalibration {
@@ -379,20 +419,111 @@ impl Server {
         control.abort();
         rollouts.abort();
         slos.abort();
-        let state = self.state.clone();
-        let _ = tokio::task::spawn_blocking(move || state.slos.save(&state.store)).await;
-        drop(self.state);
-        let writer = self.writer;
-        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
-        Ok(())
+        let saving = state.clone();
+        let _ = tokio::task::spawn_blocking(move || saving.slos.save(&saving.store)).await;
+        let telemetry = state.telemetry.clone();
+        drop(state);
+        let closed = tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap_or_else(|_| Closed {
+                written: telemetry.written(),
+                lost: telemetry.lost(),
+            });
+        count_lost_records(&telemetry);
+        Ok(closed)
     }
 }
 
+/// After the shutdown signal, how long a connection may stay open for a request already on
+/// its way (bounded by `shutdown_grace`): an idle keep-alive connection closed at once races
+/// with the client's next request, which then fails without an answer.
+const IDLE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The next connection. An error of one connection (reset before it was accepted) is skipped;
+/// others (out of file descriptors) are logged and retried after a pause, as axum::serve does.
+async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    use std::io::ErrorKind as K;
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    K::ConnectionRefused | K::ConnectionAborted | K::ConnectionReset
+                ) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "accepting a connection failed; trying again in a second");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Serves one connection, HTTP/1.1 or HTTP/2, until it closes:
+/// 1. Until shutdown is asked for (`stop`), as any server.
+/// 2. From then on, every HTTP/1 answer carries `connection: close`: the connection closes
+///    after the answer in progress, or after the next request's if it is idle.
+/// 3. After `linger`, hyper's graceful shutdown: an idle connection closes now, a busy one
+///    (a stream) after its answer; HTTP/2 gets a GOAWAY.
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    linger: std::time::Duration,
+) {
+    use tower::ServiceExt;
+    let _ = tcp.set_nodelay(true);
+    let closing = stop.clone();
+    let service = hyper::service::service_fn(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            let http1 = request.version() < axum::http::Version::HTTP_2;
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let answer = app.clone().oneshot(request);
+            let closing = closing.clone();
+            async move {
+                let mut response = answer.await?;
+                if http1 && *closing.borrow() {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        },
+    );
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tcp), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.wait_for(|stopping| *stopping) => {}
+    }
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = tokio::time::sleep(linger) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+/// Records that will never be written, in `/metrics` by reason.
+fn count_lost_records(telemetry: &TelemetrySender) {
+    let lost = telemetry.lost();
+    metrics::counter!(m::RECORDS_DROPPED, "reason" => "queue_full").absolute(lost.queue_full);
+    metrics::counter!(m::RECORDS_DROPPED, "reason" => "shutdown").absolute(lost.shutdown);
+}
+
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        // A wildcard: a name may hold `/` (sent as is or as %2F) and `:` (`auto:cheap`).
+        .route("/v1/models/{*model}", get(model))
         .route("/v1/feedback", post(feedback))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -402,27 +533,103 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(
-            ServiceBuilder::new()
-                .layer(CatchPanicLayer::custom(panic_response))
-                .layer(SetSensitiveRequestHeadersLayer::new([
-                    header::AUTHORIZATION,
-                    HeaderName::from_static("x-api-key"),
-                ]))
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                // Failures are logged where their cause is known (dispatch), not again here.
-                .layer(TraceLayer::new_for_http().on_failure(()))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
-        )
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    edge(app).with_state(state)
+}
+
+/// The tower stack every answer passes through, top to bottom.
+fn edge<S: Clone + Send + Sync + 'static>(app: Router<S>) -> Router<S> {
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-api-key"),
+            ]))
+            .layer(axum::middleware::from_fn(request_identity))
+            // Failures are logged where their cause is known (dispatch), not again here.
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_failure(()),
+            )
+            // Inside the id and the span: a panic's answer has the id, its log the span.
+            .layer(CatchPanicLayer::custom(panic_response)),
+    )
+}
+
+/// `tokio::task::spawn_blocking` inside the caller's span: blocking work done for a request
+/// (the store, the classifiers) logs with the request's id like the rest of it.
+pub(crate) fn spawn_blocking<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+}
+
+/// OpenAI's name for the request id (its SDKs read it into `request_id`).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest request id taken from a client (and referred to by feedback).
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// Gives every request its id, and every answer (errors, 404s, streams, panics) that id as
+/// both `x-switchyard-request-id` and `x-request-id`. A client's own id
+/// (`x-switchyard-request-id`, else `x-request-id`) is kept when it is 1 to
+/// [`MAX_REQUEST_ID`] of `A-Z a-z 0-9 - _ . :`, so it goes into logs and records as it is;
+/// anything else is replaced by a fresh UUID. Reuse is the client's choice: records and
+/// feedback are kept per tenant, so a reused id confuses only the caller's own data.
+async fn request_identity(mut request: axum::extract::Request, next: Next) -> Response {
+    let id = [REQUEST_ID, X_REQUEST_ID]
+        .iter()
+        .find_map(|name| request.headers().get(name).filter(|v| acceptable_id(v)))
+        .cloned()
+        .unwrap_or_else(fresh_id);
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(X_REQUEST_ID, id.clone());
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+fn acceptable_id(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    (1..=MAX_REQUEST_ID).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn fresh_id() -> HeaderValue {
+    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unidentified"))
+}
+
+/// The span of a request, named by its id: every line logged while serving it (warnings of
+/// dispatch, the panic handler, a stream's body polled after the handler returned) carries
+/// the id. At ERROR level so it is on whatever `log_level` says: a filter that drops the
+/// span would drop the id from the warnings inside it.
+fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let path = request.uri().path();
+    tracing::error_span!(
+        "request",
+        request_id = id,
+        method = %request.method(),
+        path = path.get(..200).unwrap_or(path),
+    )
 }
 
 fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(128).collect())
+        .map(|s| s.chars().take(MAX_REQUEST_ID).collect())
         .unwrap_or_default()
 }
 
@@ -572,7 +779,7 @@ async fn chat_completions(
     {
         let store = app.store.clone();
         // Rare, and the client asked for it: stored before the answer, like feedback.
-        let stored = tokio::task::spawn_blocking(move || store.add_feedback(&escalation)).await;
+        let stored = spawn_blocking(move || store.add_feedback(&escalation)).await;
         if !matches!(stored, Ok(Ok(_))) {
             tracing::warn!("storing the escalation from the header failed");
         }
@@ -629,7 +836,7 @@ async fn feedback(
         let tenant = entry.tenant.clone();
         let score = entry.score;
         // Feedback is rare and must be durable when we say so: written now, not queued.
-        let first_negative = tokio::task::spawn_blocking(move || store.add_feedback(&entry))
+        let first_negative = spawn_blocking(move || store.add_feedback(&entry))
             .await
             .map_err(|_| {
                 GatewayError::new(
@@ -640,11 +847,7 @@ async fn feedback(
             })?
             .map_err(|e| {
                 tracing::error!(error = %e, "storing feedback failed");
-                GatewayError::new(
-                    ErrorKind::Internal,
-                    "store_unavailable",
-                    "feedback could not be stored; retry",
-                )
+                GatewayError::store_unavailable("feedback could not be stored; retry")
             })?;
         // The request's quality turns bad in the SLOs and metrics, once (`slos.rs`, 4.).
         if first_negative {
@@ -673,6 +876,20 @@ async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respons
     }
 }
 
+async fn model(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    name: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let answer = name
+        .map_err(|e| GatewayError::invalid(Some("model"), format!("invalid model name: {e}")))
+        .and_then(|axum::extract::Path(name)| app.pipeline.load().model(&headers, &name));
+    match answer {
+        Ok(model) => Json(model).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -680,20 +897,24 @@ async fn healthz() -> &'static str {
 /// Ready when a config is loaded (always, once serving) and the store takes writes.
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let store = app.store.clone();
-    let writable = tokio::task::spawn_blocking(move || store.check_writable()).await;
+    let writable = spawn_blocking(move || store.check_writable()).await;
+    // A 503 like any other: it says when to look again.
+    let not_ready = |why: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(
+                header::RETRY_AFTER,
+                crate::error::retry_after_value(crate::error::DEFAULT_RETRY_AFTER),
+            )],
+            why,
+        )
+            .into_response()
+    };
     match writable {
         Ok(Ok(())) if app.telemetry.healthy() => "ready".into_response(),
-        Ok(Ok(())) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the last telemetry write failed",
-        )
-            .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: the store is not writable: {e}"),
-        )
-            .into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response(),
+        Ok(Ok(())) => not_ready("not ready: the last telemetry write failed".to_owned()),
+        Ok(Err(e)) => not_ready(format!("not ready: the store is not writable: {e}")),
+        Err(_) => not_ready("not ready".to_owned()),
     }
 }
 
@@ -710,7 +931,7 @@ async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
         metrics::gauge!(m::CACHE_ENTRIES).set(stats.entries as f64);
         metrics::gauge!(m::CACHE_BYTES).set(stats.bytes as f64);
     }
-    metrics::counter!(m::RECORDS_DROPPED).absolute(app.telemetry.dropped());
+    count_lost_records(&app.telemetry);
     metrics::counter!(m::RECORDS_WRITTEN).absolute(app.telemetry.written());
     app.prometheus.run_upkeep();
     (
@@ -746,4 +967,60 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         "the gateway failed on this request; it has been logged",
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn answer(app: Router, id: Option<(&str, &str)>) -> Response {
+        let mut request = axum::http::Request::get("/boom");
+        if let Some((name, value)) = id {
+            request = request.header(name, HeaderValue::from_bytes(value.as_bytes()).unwrap());
+        }
+        app.oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_answered_with_the_request_id() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = edge(Router::new().route("/boom", get(boom)));
+        let r = answer(app, Some(("x-request-id", "client-1"))).await;
+        assert_eq!(r.status(), 500);
+        assert_eq!(r.headers()["x-request-id"], "client-1");
+        assert_eq!(r.headers()["x-switchyard-request-id"], "client-1");
+    }
+
+    #[tokio::test]
+    async fn client_ids_are_kept_only_when_plausible() {
+        let app = edge(Router::new().route("/boom", get(|| async { "ok" })));
+        let id_of = |r: &Response| {
+            let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+            assert_eq!(r.headers()["x-switchyard-request-id"], id.as_str());
+            id
+        };
+        for kept in ["req_7:a.b-c", &"a".repeat(MAX_REQUEST_ID)] {
+            let r = answer(app.clone(), Some(("x-switchyard-request-id", kept))).await;
+            assert_eq!(id_of(&r), kept);
+        }
+        for refused in [
+            "",
+            "two words",
+            "quote\"",
+            "caf\u{e9}",
+            &"a".repeat(MAX_REQUEST_ID + 1),
+        ] {
+            let r = answer(app.clone(), Some(("x-request-id", refused))).await;
+            let id = id_of(&r);
+            assert_ne!(id, refused);
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        }
+        let r = answer(app, None).await;
+        assert!(uuid::Uuid::parse_str(&id_of(&r)).is_ok());
+    }
 }

@@ -350,7 +350,7 @@ pub async fn dislike(state: &crate::server::AppState, request_id: &str, tenant: 
         None => {
             let store = state.store.clone();
             let id = request_id.to_owned();
-            let found = tokio::task::spawn_blocking(move || store.request(&id)).await;
+            let found = crate::server::spawn_blocking(move || store.request(&id)).await;
             let record = match found {
                 Ok(Ok(record)) => record,
                 Ok(Err(e)) => {

@@ -230,7 +230,7 @@ fn status_of(e: &ProviderError) -> StatusCode {
         ProviderError::Connect(_) | ProviderError::Decode(_) | ProviderError::Stream(_) => {
             StatusCode::BAD_GATEWAY
         }
-        ProviderError::Unsupported(_) => StatusCode::BAD_REQUEST,
+        ProviderError::Unsupported { .. } => StatusCode::BAD_REQUEST,
     }
 }
 

@@ -89,8 +89,9 @@ impl ChatProvider for AnthropicProvider {
         &self,
         _request: EmbeddingsRequest,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        Err(ProviderError::Unsupported(
-            "anthropic has no embeddings API".into(),
+        Err(ProviderError::unsupported(
+            Some("model"),
+            "anthropic has no embeddings API",
         ))
     }
 }
@@ -340,8 +341,10 @@ struct MessageDeltaBody {
 // ---------------------------------------------------------------------------------------------
 // OpenAI request → Anthropic request.
 
-fn unsupported(message: impl Into<String>) -> ProviderError {
-    ProviderError::Unsupported(message.into())
+/// A request Anthropic cannot take, about the request field `param` (relative to the message
+/// being translated; `to_anthropic` adds which message).
+fn unsupported(param: &str, message: impl Into<String>) -> ProviderError {
+    ProviderError::unsupported(Some(param), message)
 }
 
 fn to_anthropic(
@@ -350,6 +353,7 @@ fn to_anthropic(
 ) -> Result<MessagesRequest, ProviderError> {
     if req.n.is_some_and(|n| n > 1) {
         return Err(unsupported(
+            "n",
             "anthropic returns one choice per request (n > 1)",
         ));
     }
@@ -360,7 +364,8 @@ fn to_anthropic(
 
     let mut system = Vec::new();
     let mut turns: Vec<Message> = Vec::new();
-    for message in req.messages {
+    for (i, message) in req.messages.into_iter().enumerate() {
+        let at = |e: ProviderError| e.within(&format!("messages[{i}]"));
         match message.role {
             Role::System | Role::Developer => {
                 let text = message.text();
@@ -368,15 +373,19 @@ fn to_anthropic(
                     system.push(text);
                 }
             }
-            Role::User => push_turn(&mut turns, Speaker::User, user_blocks(message)?),
-            Role::Assistant => {
-                push_turn(&mut turns, Speaker::Assistant, assistant_blocks(message)?)
-            }
+            Role::User => push_turn(&mut turns, Speaker::User, user_blocks(message).map_err(at)?),
+            Role::Assistant => push_turn(
+                &mut turns,
+                Speaker::Assistant,
+                assistant_blocks(message).map_err(at)?,
+            ),
             Role::Tool => {
-                let tool_use_id = message
-                    .tool_call_id
-                    .clone()
-                    .ok_or_else(|| unsupported("a tool message has no tool_call_id"))?;
+                let tool_use_id = message.tool_call_id.clone().ok_or_else(|| {
+                    at(unsupported(
+                        "tool_call_id",
+                        "a tool message has no tool_call_id",
+                    ))
+                })?;
                 let block = Block::ToolResult {
                     tool_use_id,
                     content: message.text(),
@@ -384,9 +393,10 @@ fn to_anthropic(
                 push_turn(&mut turns, Speaker::User, vec![block]);
             }
             Role::Function => {
-                return Err(unsupported(
+                return Err(at(unsupported(
+                    "role",
                     "the legacy `function` role is not supported by anthropic; use tools",
-                ))
+                )))
             }
         }
     }
@@ -478,13 +488,17 @@ fn user_blocks(message: ChatMessage) -> Result<Vec<Block>, ProviderError> {
         Some(MessageContent::Text(text)) => Ok(text_block(text).into_iter().collect()),
         Some(MessageContent::Parts(parts)) => {
             let mut blocks = Vec::new();
-            for part in parts {
+            for (j, part) in parts.into_iter().enumerate() {
+                let at = |e: ProviderError| e.within(&format!("content[{j}]"));
                 match part.kind.as_str() {
                     "text" => blocks.extend(text_block(part.text.unwrap_or_default())),
-                    "image_url" => blocks.push(image_block(&part)?),
+                    "image_url" => blocks.push(image_block(&part).map_err(at)?),
                     other => {
-                        return Err(unsupported(format!(
-                            "content parts of type `{other}` are not supported by anthropic"
+                        return Err(at(unsupported(
+                            "type",
+                            format!(
+                                "content parts of type `{other}` are not supported by anthropic"
+                            ),
                         )))
                     }
                 }
@@ -502,12 +516,12 @@ fn image_block(part: &ContentPart) -> Result<Block, ProviderError> {
         .get("image_url")
         .and_then(|v| v.get("url").or(Some(v)))
         .and_then(Value::as_str)
-        .ok_or_else(|| unsupported("an image_url part has no url"))?;
+        .ok_or_else(|| unsupported("image_url", "an image_url part has no url"))?;
     let source = match url.strip_prefix("data:") {
         Some(rest) => {
-            let (media_type, data) = rest
-                .split_once(";base64,")
-                .ok_or_else(|| unsupported("image data URLs must be base64-encoded"))?;
+            let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
+                unsupported("image_url", "image data URLs must be base64-encoded")
+            })?;
             ImageSource::Base64 {
                 media_type: media_type.to_owned(),
                 data: data.to_owned(),
@@ -526,7 +540,7 @@ fn assistant_blocks(message: ChatMessage) -> Result<Vec<Block>, ProviderError> {
         None => {}
         Some(MessageContent::Text(text)) => blocks.extend(text_block(text)),
         Some(MessageContent::Parts(parts)) => {
-            for part in parts {
+            for (j, part) in parts.into_iter().enumerate() {
                 // A refusal the model gave earlier is part of what it said.
                 let text = match part.kind.as_str() {
                     "text" => part.text,
@@ -536,17 +550,24 @@ fn assistant_blocks(message: ChatMessage) -> Result<Vec<Block>, ProviderError> {
                         .and_then(Value::as_str)
                         .map(str::to_owned),
                     other => {
-                        return Err(unsupported(format!(
-                        "assistant content parts of type `{other}` are not supported by anthropic"
-                    )))
+                        return Err(unsupported(
+                            &format!("content[{j}].type"),
+                            format!("assistant content parts of type `{other}` are not supported by anthropic"),
+                        ))
                     }
                 };
                 blocks.extend(text_block(text.unwrap_or_default()));
             }
         }
     }
-    for call in message.tool_calls.unwrap_or_default() {
-        let input = parse_arguments(&call)?;
+    for (k, call) in message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let input =
+            parse_arguments(&call).map_err(|e| e.within(&format!("tool_calls[{k}].function")))?;
         blocks.push(Block::ToolUse {
             id: call.id,
             name: call.function.name,
@@ -565,10 +586,13 @@ fn parse_arguments(call: &ToolCall) -> Result<Value, ProviderError> {
     }
     match serde_json::from_str::<Value>(text) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(unsupported(format!(
-            "the arguments of tool call `{}` are not a JSON object",
-            call.id
-        ))),
+        _ => Err(unsupported(
+            "arguments",
+            format!(
+                "the arguments of tool call `{}` are not a JSON object",
+                call.id
+            ),
+        )),
     }
 }
 

@@ -19,11 +19,42 @@ pub enum ProviderError {
     Decode(String),
     #[error("the upstream's stream broke off: {0}")]
     Stream(String),
-    #[error("{0}")]
-    Unsupported(String),
+    /// A request the provider cannot express; `param` names the request field when known
+    /// (`messages[2].content[0]`).
+    #[error("{message}")]
+    Unsupported {
+        message: String,
+        param: Option<String>,
+    },
 }
 
 impl ProviderError {
+    pub fn unsupported(param: Option<&str>, message: impl Into<String>) -> Self {
+        ProviderError::Unsupported {
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+    }
+
+    /// Puts the field an `Unsupported` error is about inside `prefix`: `content[0]` within
+    /// `messages[2]` is `messages[2].content[0]`.
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            ProviderError::Unsupported { message, param } => {
+                let param = match param {
+                    None => prefix.to_owned(),
+                    Some(p) if p.starts_with('[') => format!("{prefix}{p}"),
+                    Some(p) => format!("{prefix}.{p}"),
+                };
+                ProviderError::Unsupported {
+                    message,
+                    param: Some(param),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Whether another attempt (here or at another deployment) may succeed: connection
     /// failures, timeouts, 408, 409, 429 and 5xx, and streams that broke before any output.
     pub fn retryable(&self) -> bool {
@@ -32,7 +63,7 @@ impl ProviderError {
             ProviderError::Status { status, .. } => {
                 matches!(status, 408 | 409 | 429) || *status >= 500
             }
-            ProviderError::Decode(_) | ProviderError::Unsupported(_) => false,
+            ProviderError::Decode(_) | ProviderError::Unsupported { .. } => false,
         }
     }
 
@@ -52,7 +83,7 @@ impl ProviderError {
             ProviderError::Status { .. } => "upstream_4xx",
             ProviderError::Decode(_) => "decode",
             ProviderError::Stream(_) => "stream",
-            ProviderError::Unsupported(_) => "unsupported",
+            ProviderError::Unsupported { .. } => "unsupported",
         }
     }
 
@@ -101,6 +132,29 @@ mod tests {
         assert!(!s(400).counts_against_deployment());
         assert!(ProviderError::Timeout.retryable());
         assert_eq!(s(502).kind(), "upstream_5xx");
+    }
+
+    #[test]
+    fn unsupported_names_the_field_within_its_message() {
+        let param = |e: ProviderError| match e {
+            ProviderError::Unsupported { param, .. } => param,
+            other => panic!("{other:?}"),
+        };
+        let e = ProviderError::unsupported(Some("content[1]"), "no audio");
+        assert_eq!(
+            param(e.within("messages[2]")).as_deref(),
+            Some("messages[2].content[1]")
+        );
+        let e = ProviderError::unsupported(Some("role"), "no function role");
+        assert_eq!(
+            param(e.within("messages[0]")).as_deref(),
+            Some("messages[0].role")
+        );
+        let e = ProviderError::unsupported(None, "x");
+        assert_eq!(
+            param(e.within("messages[3]")).as_deref(),
+            Some("messages[3]")
+        );
     }
 
     #[test]

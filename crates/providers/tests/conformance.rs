@@ -630,7 +630,7 @@ mod cases {
             }
         } else {
             let err = result.expect_err("no embeddings");
-            assert!(matches!(err, ProviderError::Unsupported(_)), "{err:?}");
+            assert!(matches!(err, ProviderError::Unsupported { .. }), "{err:?}");
             assert!(h.fake.requests().is_empty(), "nothing was sent upstream");
         }
     }

@@ -182,6 +182,14 @@ impl CircuitBreaker {
         }
     }
 
+    /// How long until an open breaker lets a probe through; `None` when it is not open.
+    pub fn open_remaining(&self, now: Instant) -> Option<Duration> {
+        match &self.inner {
+            Inner::Open { until } if now < *until => Some(*until - now),
+            _ => None,
+        }
+    }
+
     pub fn state(&self, now: Instant) -> BreakerState {
         match &self.inner {
             Inner::Closed { .. } => BreakerState::Closed,
@@ -249,6 +257,11 @@ mod tests {
         assert_eq!(b.state(t0), BreakerState::Closed);
         b.on_failure(t0);
         assert_eq!(b.state(t0), BreakerState::Open);
+        assert_eq!(
+            b.open_remaining(t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(b.open_remaining(t0 + Duration::from_secs(5)), None);
         assert!(!b.try_acquire(t0 + Duration::from_secs(4)));
         let t1 = t0 + Duration::from_secs(5);
         assert!(b.try_acquire(t1), "one probe after open_for");

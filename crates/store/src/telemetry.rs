@@ -1,8 +1,8 @@
 //! The path from the request to the disk: a bounded queue and one writer thread.
 //!
 //! 1. Requests hand their finished record to [`TelemetrySender::record`], which never blocks:
-//!    when the queue is full the record is dropped and counted (`dropped()`), because a
-//!    request must not wait for the disk.
+//!    when the queue is full the record is dropped and counted (`lost().queue_full`), because
+//!    a request must not wait for the disk.
 //! 2. The writer thread blocks until a record arrives, then parks for `flush_interval` while
 //!    more gather, then writes everything waiting, `batch_size` records a transaction. It
 //!    does not wait on the queue while it sleeps, so senders never have to wake it: under
@@ -10,7 +10,10 @@
 //! 3. A failed write (disk full, locked) is kept and retried with backoff while new records
 //!    wait in the queue; nothing accepted is discarded for a write error.
 //! 4. [`TelemetryWriter::close`] asks the thread to write everything still queued and waits for
-//!    it: a clean shutdown loses nothing.
+//!    it: a clean shutdown loses nothing. When the store keeps failing, the thread retries for
+//!    `close_retry`, then gives up; close reports what was written and what was lost
+//!    ([`Closed`]), records given up and records finished after close counted as
+//!    `lost().shutdown`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -27,10 +30,53 @@ enum Msg {
 
 #[derive(Default)]
 struct Counters {
+    /// Accepted and not yet written (counted before the send, so close sees every one).
     depth: AtomicUsize,
-    dropped: AtomicU64,
+    queue_full: AtomicU64,
+    lost_at_shutdown: AtomicU64,
     written: AtomicU64,
     healthy: AtomicBool,
+    /// Set by `close`: the writer stops gathering and writes what is queued.
+    closing: AtomicBool,
+}
+
+/// Records that will never be written, by why.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// Refused because the queue was full.
+    pub queue_full: u64,
+    /// Accepted but not written when the writer stopped (the store kept failing), or finished
+    /// after it stopped.
+    pub shutdown: u64,
+}
+
+impl Lost {
+    pub fn total(&self) -> u64 {
+        self.queue_full + self.shutdown
+    }
+}
+
+/// What a writer did over its life, as [`TelemetryWriter::close`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed {
+    pub written: u64,
+    pub lost: Lost,
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.lost.total() == 0 {
+            return write!(f, "all {} request records were written", self.written);
+        }
+        write!(
+            f,
+            "{} request records were written and {} lost ({} at shutdown, the store failing; {} to a full queue)",
+            self.written,
+            self.lost.total(),
+            self.lost.shutdown,
+            self.lost.queue_full
+        )
+    }
 }
 
 /// Cheap to clone; one per request path.
@@ -41,26 +87,29 @@ pub struct TelemetrySender {
 }
 
 impl TelemetrySender {
-    /// Queues a record; returns false (and counts it) when the queue is full.
+    /// Queues a record; returns false (and counts it as lost) when the queue is full or the
+    /// writer has stopped.
     pub fn record(&self, record: RequestRecord) -> bool {
-        match self.tx.try_send(Msg::Record(Box::new(record))) {
-            Ok(()) => {
-                self.counters.depth.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-        }
+        self.counters.depth.fetch_add(1, Ordering::Relaxed);
+        let refused = match self.tx.try_send(Msg::Record(Box::new(record))) {
+            Ok(()) => return true,
+            Err(TrySendError::Full(_)) => &self.counters.queue_full,
+            Err(TrySendError::Disconnected(_)) => &self.counters.lost_at_shutdown,
+        };
+        self.counters.depth.fetch_sub(1, Ordering::Relaxed);
+        refused.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     pub fn queue_depth(&self) -> usize {
         self.counters.depth.load(Ordering::Relaxed)
     }
 
-    pub fn dropped(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
+    pub fn lost(&self) -> Lost {
+        Lost {
+            queue_full: self.counters.queue_full.load(Ordering::Relaxed),
+            shutdown: self.counters.lost_at_shutdown.load(Ordering::Relaxed),
+        }
     }
 
     pub fn written(&self) -> u64 {
@@ -83,6 +132,8 @@ pub struct WriterSettings {
     pub queue_capacity: usize,
     pub batch_size: usize,
     pub flush_interval: Duration,
+    /// How long a closing writer keeps retrying a store that fails before giving up.
+    pub close_retry: Duration,
 }
 
 impl TelemetryWriter {
@@ -106,31 +157,63 @@ impl TelemetryWriter {
         self.sender.clone()
     }
 
-    /// Writes everything queued before this call, then stops the thread. Blocks: call it from
-    /// a blocking context (`spawn_blocking`) in async code.
-    pub fn close(mut self) {
+    /// Writes everything queued before this call, then stops the thread, and says what was
+    /// written and lost. Blocks: call it from a blocking context (`spawn_blocking`) in async
+    /// code.
+    pub fn close(mut self) -> Closed {
+        self.sender.counters.closing.store(true, Ordering::Release);
         // A blocking send: the close marker waits for room behind the queued records.
         let _ = self.sender.tx.send(Msg::Close);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
             let _ = t.join();
         }
+        // The thread has stopped and its queue is gone: whatever is still counted as queued
+        // (given up on, or sent after the close marker) will never be written.
+        let counters = &self.sender.counters;
+        let stranded = counters.depth.swap(0, Ordering::Relaxed) as u64;
+        counters
+            .lost_at_shutdown
+            .fetch_add(stranded, Ordering::Relaxed);
+        Closed {
+            written: self.sender.written(),
+            lost: self.sender.lost(),
+        }
     }
 }
 
+/// Parks for `flush_interval` while records gather, not waiting on the queue; `close` ends it
+/// early. The flag decides, not the wake-up: the queue's own blocking parks this thread too and
+/// may take `close`'s unpark, which would leave the writer asleep for a whole interval.
+fn gather(flush_interval: Duration, counters: &Counters) {
+    let until = std::time::Instant::now() + flush_interval;
+    while !counters.closing.load(Ordering::Acquire) {
+        let now = std::time::Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::park_timeout(until - now);
+    }
+}
+
+/// Runs until closed; the queue (`rx`) is dropped on return, so later sends fail and count.
 fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters: &Counters) {
     let mut pending: Vec<RequestRecord> = Vec::new();
     let mut closing = false;
+    // Set when the close marker is seen: the last moment a failing write is retried.
+    let mut give_up_at: Option<std::time::Instant> = None;
     let mut retry_delay = Duration::from_millis(100);
     loop {
+        if closing && give_up_at.is_none() {
+            give_up_at = Some(std::time::Instant::now() + settings.close_retry);
+        }
         if pending.is_empty() && !closing {
             match rx.recv() {
                 Ok(Msg::Record(r)) => pending.push(*r),
                 Ok(Msg::Close) | Err(_) => closing = true,
             }
             if !closing {
-                // Parked, not waiting on the queue: `close` unparks it early.
-                std::thread::park_timeout(settings.flush_interval);
+                gather(settings.flush_interval, counters);
             }
         }
         // Take everything waiting; the close marker, once seen, means nothing follows it.
@@ -167,7 +250,10 @@ fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters
             }
         }
         if failed {
-            if closing && retry_delay > Duration::from_secs(5) {
+            let out_of_time =
+                give_up_at.is_some_and(|at| std::time::Instant::now() + retry_delay > at);
+            if closing && out_of_time {
+                // Counted as lost by `close`: they are still in `depth`.
                 tracing::error!(
                     records = pending.len(),
                     "giving up on telemetry records at shutdown"
@@ -194,6 +280,7 @@ mod tests {
                 queue_capacity: 10_000,
                 batch_size: 64,
                 flush_interval: Duration::from_secs(3600),
+                close_retry: Duration::from_secs(10),
             },
         )
         .unwrap();
@@ -205,7 +292,15 @@ mod tests {
                 ..RequestRecord::default()
             }));
         }
-        writer.close();
+        let closed = writer.close();
+        assert_eq!(
+            closed,
+            Closed {
+                written: 1000,
+                lost: Lost::default()
+            }
+        );
+        assert_eq!(closed.to_string(), "all 1000 request records were written");
         assert_eq!(
             SqliteStore::open_in(dir.path()).unwrap().count().unwrap(),
             1000
@@ -227,6 +322,7 @@ mod tests {
                 queue_capacity: 4,
                 batch_size: 1,
                 flush_interval: Duration::from_millis(1),
+                close_retry: Duration::from_secs(10),
             },
         )
         .unwrap();
@@ -235,12 +331,58 @@ mod tests {
             .filter(|_| sender.record(RequestRecord::default()))
             .count();
         assert!(accepted < 100);
-        assert_eq!(sender.dropped() as usize, 100 - accepted);
+        assert_eq!(sender.lost().queue_full as usize, 100 - accepted);
         blocker.execute_batch("COMMIT;").unwrap();
         writer.close();
         assert_eq!(
             SqliteStore::open_in(dir.path()).unwrap().count().unwrap() as usize,
             accepted
         );
+    }
+
+    #[test]
+    fn a_store_failing_at_shutdown_is_reported_as_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        // Every write of a record fails, as on a full disk.
+        rusqlite::Connection::open(dir.path().join("switchyard.db"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON requests BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+            )
+            .unwrap();
+        let writer = TelemetryWriter::start(
+            store,
+            WriterSettings {
+                queue_capacity: 100,
+                batch_size: 10,
+                flush_interval: Duration::from_millis(1),
+                close_retry: Duration::ZERO,
+            },
+        )
+        .unwrap();
+        let sender = writer.sender();
+        for _ in 0..30 {
+            assert!(sender.record(RequestRecord::default()));
+        }
+        let closed = writer.close();
+        assert_eq!(
+            closed,
+            Closed {
+                written: 0,
+                lost: Lost {
+                    queue_full: 0,
+                    shutdown: 30
+                }
+            }
+        );
+        let said = closed.to_string();
+        assert!(
+            said.contains("0 request records were written and 30 lost"),
+            "{said}"
+        );
+        // A record finished after the writer stopped is lost too, and counted.
+        assert!(!sender.record(RequestRecord::default()));
+        assert_eq!(sender.lost().shutdown, 31);
     }
 }

@@ -522,8 +522,18 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
             println!("Switchyard listening on http://{addr}");
         }
         tracing::info!(%addr, "listening");
-        server.run(shutdown_signal()).await?;
-        tracing::info!("stopped; every accepted record was written");
+        let closed = server.run(shutdown_signal()).await?;
+        if closed.lost.total() == 0 {
+            tracing::info!(written = closed.written, "stopped; {closed}");
+        } else {
+            tracing::error!(
+                written = closed.written,
+                lost = closed.lost.total(),
+                lost_at_shutdown = closed.lost.shutdown,
+                lost_queue_full = closed.lost.queue_full,
+                "stopped; {closed}"
+            );
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

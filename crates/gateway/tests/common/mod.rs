@@ -24,7 +24,7 @@ pub struct TestGateway {
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<switchyard_store::telemetry::Closed>>>,
 }
 
 /// The config text with its storage pointed at a fresh temp folder and a test key added.
@@ -122,14 +122,14 @@ impl TestGateway {
             .unwrap()
     }
 
-    /// Asks for shutdown and waits until the server has drained and flushed its records.
-    pub async fn stop(&mut self) {
+    /// Asks for shutdown and waits until the server has drained and flushed its records;
+    /// what it wrote and lost (`None` when it was stopped before).
+    pub async fn stop(&mut self) -> Option<switchyard_store::telemetry::Closed> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
-        }
+        let t = self.task.take()?;
+        Some(t.await.unwrap().unwrap())
     }
 
     /// Stops this gateway and starts `config` on the same data folder.

@@ -47,6 +47,11 @@ pub fn spawn_with_banner(cmd: &mut Command, lines: usize) -> (Child, Vec<String>
 pub struct Server(Option<Child>);
 
 impl Server {
+    /// Takes charge of a server process started by the test itself.
+    pub fn adopt(child: Child) -> Server {
+        Server(Some(child))
+    }
+
     /// Stops it as an operator would: see [`stop`].
     pub fn stop(mut self) {
         if let Some(child) = self.0.take() {
