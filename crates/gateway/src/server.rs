@@ -340,6 +340,7 @@ impl Server {
         let control = self.control_loop();
         let rollouts = self.rollout_loop();
         let slos = self.slo_loop();
+        let purge = crate::content::purge_loop(self.state.clone());
         let app = router(self.state.clone(), self.config.server.max_body_bytes);
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -379,6 +380,7 @@ impl Server {
         control.abort();
         rollouts.abort();
         slos.abort();
+        purge.abort();
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || state.slos.save(&state.store)).await;
         drop(self.state);
@@ -712,6 +714,7 @@ async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
     }
     metrics::counter!(m::RECORDS_DROPPED).absolute(app.telemetry.dropped());
     metrics::counter!(m::RECORDS_WRITTEN).absolute(app.telemetry.written());
+    metrics::counter!(m::CONTENT_SHED).absolute(app.telemetry.content_shed());
     app.prometheus.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -11,6 +11,11 @@
 //!    wait in the queue; nothing accepted is discarded for a write error.
 //! 4. [`TelemetryWriter::close`] asks the thread to write everything still queued and waits for
 //!    it: a clean shutdown loses nothing.
+//! 5. A record may come with a [`ContentJob`] (the request's masked prompt and answer): the
+//!    thread runs it as it takes the record off the queue, so the request path never pays
+//!    for masking. Masking long texts is slow (about 0.13 ms a KB, `eval/pii.md`), so when
+//!    the thread falls behind (more than half the queue waiting) it skips content, and
+//!    counts it (`content_shed()`), rather than let the queue fill and drop records.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -18,11 +23,31 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::content::ContentJob;
 use crate::{RequestRecord, SqliteStore};
 
 enum Msg {
-    Record(Box<RequestRecord>),
+    Record(Box<RequestRecord>, Option<ContentJob>),
     Close,
+}
+
+/// A record as the writer takes it off the queue: with its content made, when it has some,
+/// unless more than half the queue is waiting (5.).
+fn ready(
+    record: Box<RequestRecord>,
+    content: Option<ContentJob>,
+    settings: &WriterSettings,
+    counters: &Counters,
+) -> RequestRecord {
+    let mut record = *record;
+    if let Some(job) = content {
+        if counters.depth.load(Ordering::Relaxed) > settings.queue_capacity / 2 {
+            counters.content_shed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            record.content = Some(Box::new(job()));
+        }
+    }
+    record
 }
 
 #[derive(Default)]
@@ -30,7 +55,12 @@ struct Counters {
     depth: AtomicUsize,
     dropped: AtomicU64,
     written: AtomicU64,
+    content_shed: AtomicU64,
     healthy: AtomicBool,
+    /// Set by `close` before it unparks the thread: a channel's wake-up and `close`'s unpark
+    /// can coalesce into one park token, which `recv` then consumes, so the thread must not
+    /// count on the unpark alone.
+    close_asked: AtomicBool,
 }
 
 /// Cheap to clone; one per request path.
@@ -43,7 +73,16 @@ pub struct TelemetrySender {
 impl TelemetrySender {
     /// Queues a record; returns false (and counts it) when the queue is full.
     pub fn record(&self, record: RequestRecord) -> bool {
-        match self.tx.try_send(Msg::Record(Box::new(record))) {
+        self.send(record, None)
+    }
+
+    /// Queues a record with the job that makes its content, run on the writer's thread.
+    pub fn record_with_content(&self, record: RequestRecord, content: ContentJob) -> bool {
+        self.send(record, Some(content))
+    }
+
+    fn send(&self, record: RequestRecord, content: Option<ContentJob>) -> bool {
+        match self.tx.try_send(Msg::Record(Box::new(record), content)) {
             Ok(()) => {
                 self.counters.depth.fetch_add(1, Ordering::Relaxed);
                 true
@@ -65,6 +104,11 @@ impl TelemetrySender {
 
     pub fn written(&self) -> u64 {
         self.counters.written.load(Ordering::Relaxed)
+    }
+
+    /// Records written without the content they came with, because the writer was behind.
+    pub fn content_shed(&self) -> u64 {
+        self.counters.content_shed.load(Ordering::Relaxed)
     }
 
     /// False while the last write failed.
@@ -109,6 +153,10 @@ impl TelemetryWriter {
     /// Writes everything queued before this call, then stops the thread. Blocks: call it from
     /// a blocking context (`spawn_blocking`) in async code.
     pub fn close(mut self) {
+        self.sender
+            .counters
+            .close_asked
+            .store(true, Ordering::SeqCst);
         // A blocking send: the close marker waits for room behind the queued records.
         let _ = self.sender.tx.send(Msg::Close);
         if let Some(t) = self.thread.take() {
@@ -125,10 +173,12 @@ fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters
     loop {
         if pending.is_empty() && !closing {
             match rx.recv() {
-                Ok(Msg::Record(r)) => pending.push(*r),
+                Ok(Msg::Record(r, content)) => {
+                    pending.push(ready(r, content, &settings, counters));
+                }
                 Ok(Msg::Close) | Err(_) => closing = true,
             }
-            if !closing {
+            if !closing && !counters.close_asked.load(Ordering::SeqCst) {
                 // Parked, not waiting on the queue: `close` unparks it early.
                 std::thread::park_timeout(settings.flush_interval);
             }
@@ -136,7 +186,9 @@ fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters
         // Take everything waiting; the close marker, once seen, means nothing follows it.
         while !closing {
             match rx.try_recv() {
-                Ok(Msg::Record(r)) => pending.push(*r),
+                Ok(Msg::Record(r, content)) => {
+                    pending.push(ready(r, content, &settings, counters));
+                }
                 Ok(Msg::Close) | Err(TryRecvError::Disconnected) => closing = true,
                 Err(TryRecvError::Empty) => break,
             }
@@ -212,6 +264,84 @@ mod tests {
         );
         assert_eq!(sender.written(), 1000);
         assert_eq!(sender.queue_depth(), 0);
+    }
+
+    /// A writer on a new store in `dir`, in batches of 64.
+    fn writer_in(dir: &std::path::Path, queue_capacity: usize, flush_ms: u64) -> TelemetryWriter {
+        let settings = WriterSettings {
+            queue_capacity,
+            batch_size: 64,
+            flush_interval: Duration::from_millis(flush_ms),
+        };
+        TelemetryWriter::start(SqliteStore::open_in(dir).unwrap(), settings).unwrap()
+    }
+
+    #[test]
+    fn content_is_made_on_the_writer_thread_and_written_with_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer_in(dir.path(), 16, 1);
+        let record = RequestRecord {
+            request_id: "r".into(),
+            endpoint: "chat".into(),
+            ..RequestRecord::default()
+        };
+        assert!(writer.sender().record_with_content(
+            record,
+            Box::new(|| crate::RequestContent {
+                messages: vec![crate::ContentMessage {
+                    role: "user".into(),
+                    // Where the job ran.
+                    text: std::thread::current().name().unwrap_or("").to_owned(),
+                    ..crate::ContentMessage::default()
+                }],
+                ..crate::RequestContent::default()
+            }),
+        ));
+        writer.close();
+        let content = SqliteStore::open_in(dir.path())
+            .unwrap()
+            .request_content("r")
+            .unwrap()
+            .unwrap();
+        assert_eq!(content.messages[0].text, "telemetry-writer");
+    }
+
+    #[test]
+    fn a_writer_behind_sheds_content_and_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer_in(dir.path(), 8, 1);
+        let sender = writer.sender();
+        let record = |i: usize| RequestRecord {
+            request_id: format!("r{i}"),
+            ..RequestRecord::default()
+        };
+        // The first record's content holds the writer until the other seven wait behind it.
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        assert!(sender.record_with_content(
+            record(0),
+            Box::new(move || {
+                let _ = started.send(());
+                let _ = wait.recv();
+                crate::RequestContent::default()
+            })
+        ));
+        running.recv().unwrap();
+        for i in 1..8 {
+            assert!(sender.record_with_content(record(i), Box::new(crate::RequestContent::default)));
+        }
+        go.send(()).unwrap();
+        writer.close();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        assert_eq!(store.count().unwrap(), 8);
+        let stored: Vec<bool> = (0..8)
+            .map(|i| store.request_content(&format!("r{i}")).unwrap().is_some())
+            .collect();
+        assert_eq!(
+            stored,
+            [true, false, false, false, false, false, false, false]
+        );
+        assert_eq!(sender.content_shed(), 7);
     }
 
     #[test]
