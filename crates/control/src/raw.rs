@@ -557,6 +557,13 @@ pub struct RawTelemetry {
     pub log_level: String,
     /// One log line per request, besides the stored record.
     pub access_log: bool,
+    /// `none` or `masked`: whether each chat request's prompt and answer are stored, masked,
+    /// with its record.
+    pub content: String,
+    /// Stored content is deleted this many days after its request.
+    pub content_retention_days: u32,
+    /// The most bytes of each stored text (a message, a tool call's arguments, the answer).
+    pub content_max_bytes: u64,
 }
 
 impl Default for RawTelemetry {
@@ -568,6 +575,9 @@ impl Default for RawTelemetry {
             log_format: "json".to_owned(),
             log_level: "info".to_owned(),
             access_log: false,
+            content: "none".to_owned(),
+            content_retention_days: 7,
+            content_max_bytes: 16_384,
         }
     }
 }

@@ -259,6 +259,26 @@ pub struct TelemetrySpec {
     pub log_format: LogFormat,
     pub log_level: String,
     pub access_log: bool,
+    /// `content = "masked"`: chat requests' prompts and answers are stored, masked; `None`
+    /// for `"none"`.
+    pub content: Option<ContentSpec>,
+    /// How long stored content is kept. It applies whatever `content` is now, so content
+    /// stored before a switch to `"none"` goes too.
+    pub content_retention: Duration,
+}
+
+/// How request content is stored (`[telemetry] content = "masked"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentSpec {
+    /// The most bytes of each text kept; longer ones are cut with a marker.
+    pub max_bytes: usize,
+}
+
+impl ContentSpec {
+    /// The bounds of `content_max_bytes`: a line of text, and a long document.
+    pub const MAX_BYTES_RANGE: std::ops::RangeInclusive<u64> = 256..=1_048_576;
+    /// The bounds of `content_retention_days`: a day, and ten years.
+    pub const RETENTION_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=3_650;
 }
 
 /// Retries allowed on top of first attempts, shared by all requests (a Finagle-style budget):

@@ -120,6 +120,26 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             LogFormat::Json
         }
     };
+    let stores_content = c.one_of(
+        "telemetry.content".to_owned(),
+        &t.content,
+        &[("none", false), ("masked", true)],
+        false,
+    );
+    let (bytes, days) = (
+        ContentSpec::MAX_BYTES_RANGE,
+        ContentSpec::RETENTION_DAYS_RANGE,
+    );
+    c.ensure(
+        bytes.contains(&t.content_max_bytes),
+        "telemetry.content_max_bytes",
+        format!("must be between {} and {}", bytes.start(), bytes.end()),
+    );
+    c.ensure(
+        days.contains(&t.content_retention_days),
+        "telemetry.content_retention_days",
+        format!("must be between {} and {}", days.start(), days.end()),
+    );
     let telemetry = TelemetrySpec {
         queue_capacity: t.queue_capacity,
         batch_size: t.batch_size,
@@ -127,6 +147,10 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         log_format,
         log_level: t.log_level.clone(),
         access_log: t.access_log,
+        content: stores_content.then(|| ContentSpec {
+            max_bytes: usize::try_from(t.content_max_bytes).unwrap_or(usize::MAX),
+        }),
+        content_retention: Duration::from_secs(u64::from(t.content_retention_days) * 86_400),
     };
 
     // The top level alone, so that its own mistakes are reported at its own lines; models

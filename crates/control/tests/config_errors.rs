@@ -540,3 +540,35 @@ fn several_syntax_errors_are_reported_with_places() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn request_content_is_off_by_default_and_its_settings_are_checked() {
+    let cfg = parse(GOOD, "good.toml").unwrap();
+    assert_eq!(cfg.telemetry.content, None, "privacy by default");
+    assert_eq!(cfg.telemetry.content_retention.as_secs(), 7 * 86_400);
+    let on = GOOD.replace(
+        "[server]",
+        "[telemetry]\ncontent = \"masked\"\ncontent_retention_days = 30\ncontent_max_bytes = 4096\n\n[server]",
+    );
+    let cfg = parse(&on, "good.toml").unwrap();
+    assert_eq!(
+        cfg.telemetry.content,
+        Some(switchyard_control::ContentSpec { max_bytes: 4096 })
+    );
+    assert_eq!(cfg.telemetry.content_retention.as_secs(), 30 * 86_400);
+
+    let bad = GOOD.replace(
+        "[server]",
+        "[telemetry]\ncontent = \"clear\"\ncontent_retention_days = 0\ncontent_max_bytes = 10\n\n[server]",
+    );
+    let errs = errors(&bad);
+    assert_eq!(
+        errs,
+        [
+            "bad.toml:3: `telemetry.content`: `clear` is not one of \"none\", \"masked\"",
+            "bad.toml:5: `telemetry.content_max_bytes`: must be between 256 and 1048576",
+            "bad.toml:4: `telemetry.content_retention_days`: must be between 1 and 3650",
+        ],
+        "{errs:#?}"
+    );
+}

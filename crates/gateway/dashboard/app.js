@@ -6,6 +6,8 @@
 //   charts: svg.chart[data-series=N]; KPI tiles .kpi-tile; SLO cards .slo-card;
 //   tables: table.data.NAME with one tbody (an empty one holds a single tr.empty);
 //   failures: .error-banner; login: form#login with input[name=key][type=password].
+//   request detail: tr.detail .conversation[data-state] loading | ready | error, holding
+//   .msg (one per message, .msg.answer for the answer) with pre.msg-text and mark.ph.
 //
 // Every string from the API goes through esc() before it reaches innerHTML: request ids,
 // model, tenant and rollout names, alert text and audit reasons are attacker-influenced.
@@ -134,9 +136,20 @@
       || `last ${hours} h`;
   }
 
-  // Hour buckets up to a week (168 points at most), day buckets beyond.
-  const bucketFor = (hours) => (hours <= 168 ? 'hour' : 'day');
-  const bucketMs = (hours) => (bucketFor(hours) === 'hour' ? HOUR : DAY);
+  // The bucket of a range's charts, as the API names it, with its length and its name in a
+  // chart's hint: minutes for an hour, 15 minutes for a day, hours for a week, days beyond,
+  // so a chart has between 30 and 168 points.
+  const BUCKETS = [
+    [1, 'minute', 60e3, 'minute'],
+    [6, '5min', 5 * 60e3, '5 minutes'],
+    [24, '15min', 15 * 60e3, '15 minutes'],
+    [168, 'hour', HOUR, 'hour'],
+    [Infinity, 'day', DAY, 'day'],
+  ];
+  const bucketOf = (hours) => BUCKETS.find(([upTo]) => hours <= upTo);
+  const bucketFor = (hours) => bucketOf(hours)[1];
+  const bucketMs = (hours) => bucketOf(hours)[2];
+  const bucketLabel = (hours) => bucketOf(hours)[3];
 
   function safeDiv(a, b) {
     return isNum(a) && isNum(b) && b !== 0 ? a / b : null;
@@ -565,7 +578,7 @@
           </div>`).join('')}
         </section>
         <section class="grid g-wide">
-          <div class="card"><h2>Requests and spend <span class="hint">per ${esc(bucketFor(hours))}</span></h2><div data-slot="trend"></div></div>
+          <div class="card"><h2>Requests and spend <span class="hint">per ${esc(bucketLabel(hours))}</span></h2><div data-slot="trend"></div></div>
           <div class="card"><h2>Savings <span class="hint">routing vs cache</span></h2><div data-slot="savings"></div>
             <h3 style="margin:12px 0 2px">Spend vs the most expensive model on each route</h3>
             <div data-slot="versus"></div></div>
@@ -810,9 +823,9 @@
         </section>
         <section class="grid g2">
           <div class="card"><h2>Cache hit rate over time</h2><div data-slot="hit-rate"></div></div>
-          <div class="card"><h2>Cache hits: exact vs semantic <span class="hint">per ${esc(bucketFor(hours))}</span></h2><div data-slot="hit-tiers"></div></div>
+          <div class="card"><h2>Cache hits: exact vs semantic <span class="hint">per ${esc(bucketLabel(hours))}</span></h2><div data-slot="hit-tiers"></div></div>
         </section>
-        <section class="card"><h2>Savings over time <span class="hint">routing vs cache, per ${esc(bucketFor(hours))}</span></h2><div data-slot="savings"></div></section>`;
+        <section class="card"><h2>Savings over time <span class="hint">routing vs cache, per ${esc(bucketLabel(hours))}</span></h2><div data-slot="savings"></div></section>`;
 
       Charts.donut(slot(root, 'mix'), {
         title: 'Model mix',
@@ -921,7 +934,7 @@
           <div class="card kpi-tile"><div class="kpi-label">Verdicts other than pass</div><div class="kpi-value">${esc(num(rows.reduce((n, r) => n + r.count, 0)))}</div><div class="kpi-note">${esc(num(guards.length))} guards, ${esc(num(outcomes.length))} kinds of action</div></div>
         </section>
         <section class="card" style="margin-bottom:14px">
-          <h2>Triggers over time <span class="hint">per ${esc(bucketFor(hours))}</span>
+          <h2>Triggers over time <span class="hint">per ${esc(bucketLabel(hours))}</span>
             <span class="spacer"></span>
             <span class="seg" role="group" aria-label="Group by">
               <button type="button" data-by="guard" class="${state.guardsBy === 'guard' ? 'active' : ''}">By guard</button>
@@ -1390,6 +1403,66 @@
     </tr>`;
   }
 
+  // A stored text, escaped, with masking's marks shown as such: the PII guard's placeholders
+  // (`<EMAIL_1>`, what the model saw; `<EMAIL:3f2a9c1b>` hashed), storage's redactions
+  // (`[EMAIL]`) and the note that ends a text cut to the size limit.
+  const PLACEHOLDER = /&lt;[A-Z][A-Z_]*(?:_\d+|:[0-9a-f]{8})&gt;|\[[A-Z][A-Z_]*\]/g;
+  const CUT = / …\[cut: \d+ bytes in all\]$/;
+  function maskedText(text) {
+    return esc(text)
+      .replace(PLACEHOLDER, (m) => `<mark class="ph" title="masked value">${m}</mark>`)
+      .replace(CUT, (m) => `<span class="cut">${m}</span>`);
+  }
+
+  function toolCallsHtml(calls) {
+    return (calls || []).map((c) => `<div class="tool-call"><span class="tool-name">${esc(c.name)}(…)</span>
+      <pre class="msg-text">${maskedText(c.arguments)}</pre></div>`).join('');
+  }
+
+  // The conversation role by role, then the answer; or why there is none.
+  function conversationHtml(content) {
+    if (!content) {
+      return `<p class="muted small content-none">Content not stored. The gateway stores prompts and answers
+        (masked) only with <code>[telemetry] content = "masked"</code>, for chat requests, and deletes
+        them after <code>content_retention_days</code>.</p>`;
+    }
+    const parts = (content.messages || []).map((m, i) => {
+      const forCall = m.tool_call_id ? ` <span class="muted small">for ${esc(m.tool_call_id)}</span>` : '';
+      const msg = `<div class="msg role-${esc(m.role)}"><div class="msg-role">${esc(m.role)}${forCall}</div>
+        ${m.text ? `<pre class="msg-text">${maskedText(m.text)}</pre>` : ''}${toolCallsHtml(m.tool_calls)}</div>`;
+      const omitted = i === 0 && content.omitted_messages
+        ? `<p class="muted small">… ${esc(num(content.omitted_messages))} more messages, not stored …</p>` : '';
+      return msg + omitted;
+    });
+    const a = content.answer;
+    parts.push(a
+      ? `<div class="msg answer"><div class="msg-role">answer${a.finish_reason ? ` <span class="muted small">${esc(a.finish_reason)}</span>` : ''}</div>
+        ${a.text ? `<pre class="msg-text">${maskedText(a.text)}</pre>` : ''}${toolCallsHtml(a.tool_calls)}</div>`
+      : '<p class="muted small no-answer">No answer: the request was refused, or failed before the model answered.</p>');
+    return parts.join('');
+  }
+
+  // Fills a detail row's conversation from `/admin/v1/requests/ID`.
+  async function loadConversation(box, id) {
+    const token = state.token;
+    try {
+      const d = await api(`/admin/v1/requests/${encodeURIComponent(id)}`);
+      if (token !== state.token) return;
+      box.innerHTML = conversationHtml(d && d.content);
+      box.dataset.state = 'ready';
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        showLogin('Your session has ended: sign in again.');
+        return;
+      }
+      if (token !== state.token) return;
+      box.innerHTML = `<p class="muted small">${esc(err instanceof ApiError && err.status === 404
+        ? 'This request is not written yet: open it again in a moment.'
+        : `The prompt and answer could not be loaded: ${err && err.message ? err.message : String(err)}`)}</p>`;
+      box.dataset.state = 'error';
+    }
+  }
+
   function toggleDetail(tr, r) {
     if (!r) return;
     state.requestsTouched = true;
@@ -1427,8 +1500,11 @@
           <h3 style="margin-top:10px">Routing decision</h3>
           ${route ? `<pre class="block">${esc(typeof route === 'string' ? route : JSON.stringify(route, null, 2))}</pre>` : '<p class="muted small">The router did not decide this request.</p>'}
         </div>
-      </div></td>`;
+      </div>
+      <h3 style="margin-top:10px">Prompt and answer <span class="muted small">masked: placeholders stand for what the PII guard or storage took out</span></h3>
+      <div class="conversation" data-state="loading"><p class="muted small">Loading…</p></div></td>`;
     tr.after(detail);
+    loadConversation($('.conversation', detail), r.request_id);
   }
 
   // ---- Start-up and chrome wiring ----

@@ -23,6 +23,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/kpis/{report}", get(kpi))
         .route("/admin/v1/requests", get(requests))
+        .route("/admin/v1/requests/{id}", get(request_detail))
         .route("/admin/v1/slos", get(slos))
 }
 
@@ -43,7 +44,7 @@ struct Range {
     format: Option<String>,
     /// `groups`: tenant, key, model, route, day or hour.
     by: Option<GroupBy>,
-    /// `trend` and `guards`: hour or day.
+    /// `trend` and `guards`: minute, 5min, 15min, hour or day.
     bucket: Option<Bucket>,
 }
 
@@ -114,9 +115,10 @@ async fn report<T: Serialize + Send + 'static>(
 /// `GET /admin/v1/kpis/REPORT`:
 /// - `summary`: cost per request and per successful interaction, savings from routing and the
 ///   cache, automation and escalation, feedback, latency;
-/// - `groups?by=tenant|key|model|route|day|hour`: spend and savings by group;
-/// - `trend?bucket=hour|day`: a time series for charts;
-/// - `guards?bucket=hour|day`: guard triggers by guard and outcome;
+/// - `groups?by=tenant|key|model|route|day|hour|15min|5min|minute`: spend and savings by
+///   group;
+/// - `trend?bucket=minute|5min|15min|hour|day`: a time series for charts;
+/// - `guards?bucket=minute|5min|15min|hour|day`: guard triggers by guard and outcome;
 /// - `models`: the model mix.
 async fn kpi(
     State(app): State<Arc<AppState>>,
@@ -144,7 +146,7 @@ async fn kpi(
             let by = range.by.ok_or_else(|| {
                 GatewayError::invalid(
                     Some("by"),
-                    "give `by`: tenant, key, model, route, day or hour",
+                    "give `by`: tenant, key, model, route, day, hour, 15min, 5min or minute",
                 )
             })?;
             report(&app, &headers, &range, move |st, from, to, f| {
@@ -233,4 +235,36 @@ async fn requests(
 ) -> Result<Response, GatewayError> {
     let r = crate::admin::admin_read(&app, &headers, move |st| st.recent_requests(&filter)).await?;
     Ok(Json(serde_json::json!({"requests": r})).into_response())
+}
+
+/// `GET /admin/v1/requests/ID`: one request's record, its stored content (the masked prompt
+/// and answer; `null` when none is stored: `[telemetry] content = "none"`, past its retention,
+/// or not a chat request) and the feedback on it. 404 until the record is written.
+async fn request_detail(
+    State(app): State<Arc<AppState>>,
+    AdminPath(id): AdminPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, GatewayError> {
+    let lookup = id.clone();
+    let (record, content, feedback) = crate::admin::admin_read(&app, &headers, move |st| {
+        Ok((
+            st.request(&lookup)?,
+            st.request_content(&lookup)?,
+            st.feedback_for(&lookup)?,
+        ))
+    })
+    .await?;
+    let Some(record) = record else {
+        return Err(GatewayError::new(
+            crate::error::ErrorKind::NotFound,
+            "no_such_request",
+            format!("no request `{id}` is recorded (yet)"),
+        ));
+    };
+    Ok(Json(serde_json::json!({
+        "request": record,
+        "content": content,
+        "feedback": feedback,
+    }))
+    .into_response())
 }

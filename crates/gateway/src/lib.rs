@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod cache;
 pub mod calibrate;
+pub mod content;
 pub mod dashboard;
 pub mod dispatch;
 pub mod error;

@@ -17,6 +17,7 @@ pub const INFLIGHT: &str = "switchyard_upstream_inflight";
 pub const QUEUE_DEPTH: &str = "switchyard_telemetry_queue_depth";
 pub const RECORDS_DROPPED: &str = "switchyard_telemetry_dropped_total";
 pub const RECORDS_WRITTEN: &str = "switchyard_telemetry_written_total";
+pub const CONTENT_SHED: &str = "switchyard_telemetry_content_shed_total";
 pub const CACHE_LOOKUPS: &str = "switchyard_cache_lookups_total";
 pub const CACHE_SAVED: &str = "switchyard_cache_saved_nanousd_total";
 pub const CACHE_STORES: &str = "switchyard_cache_stores_total";
@@ -109,6 +110,10 @@ fn describe() {
         "Request records dropped because the queue was full."
     );
     describe_counter!(RECORDS_WRITTEN, "Request records written to the store.");
+    describe_counter!(
+        CONTENT_SHED,
+        "Request records written without their prompt and answer: the writer was behind."
+    );
     describe_counter!(
         CACHE_LOOKUPS,
         "Cache outcomes by route: hit-exact, hit-semantic, miss, bypass."

@@ -44,6 +44,8 @@ pub struct Pipeline {
     guard_policies: HashMap<String, GuardStage>,
     /// Every distinct deployment once, by label.
     deployments: Vec<Arc<Deployment>>,
+    /// Stores requests' prompts and answers, when the config asks for it.
+    content: Option<crate::content::ContentStage>,
     dispatcher: Dispatcher,
     created: i64,
 }
@@ -62,6 +64,8 @@ pub enum BuildError {
     Guards(#[from] crate::guards::GuardBuildError),
     #[error("storage: {0}")]
     Store(switchyard_store::StoreError),
+    #[error("telemetry.content: {0}")]
+    Content(switchyard_pii::PiiError),
     #[error("routes.{route}: {source}")]
     Route {
         route: String,
@@ -193,12 +197,19 @@ impl Pipeline {
                 GuardStage::build(spec, env, &mut static_models)?,
             );
         }
+        let content = match &config.telemetry.content {
+            Some(spec) => {
+                Some(crate::content::ContentStage::build(spec).map_err(BuildError::Content)?)
+            }
+            None => None,
+        };
         Ok(Pipeline {
             routes,
             cache,
             guards,
             guard_policies,
             deployments,
+            content,
             dispatcher: Dispatcher::new(
                 config.retry_budget.percent,
                 config.retry_budget.min_per_sec,
@@ -255,6 +266,10 @@ impl Pipeline {
         let mut verdicts: Vec<GuardVerdict> = Vec::new();
         let masked = guards.mask(&mut request, &mut verdicts);
         record.set_guards(&verdicts);
+        // What the model will be sent is what is stored, refused or not.
+        if let Some(content) = &self.content {
+            record.capture_content(content.capture(&request));
+        }
         let masking = masked?;
 
         // Admission is estimated on the most expensive model the request may reach.
@@ -412,6 +427,8 @@ impl Pipeline {
                                 .await?;
                         }
                     }
+                    // What the model wrote: the last attempt, before any safe answer.
+                    record.capture_answer(&response);
                     let Some((failed, action)) = failure else {
                         break;
                     };
@@ -583,6 +600,8 @@ impl Pipeline {
                 r.cache_similarity = Some(f64::from(similarity));
             }
         }
+        // As cached: with placeholders, not this request's values.
+        record.capture_answer(&response);
         if let Some(m) = &masking {
             unmask_response(&mut response, m);
         }

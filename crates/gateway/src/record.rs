@@ -41,6 +41,8 @@ pub struct RecordGuard {
     /// The request's span (`server::request_span`): the record may be finished where it is
     /// not entered (a stream dropped by a client that hung up), and logs there still name it.
     span: tracing::Span,
+    /// The prompt and answer to store with the record (`[telemetry] content = "masked"`).
+    content: Option<crate::content::Captured>,
 }
 
 /// Status recorded when the client went away before the answer was complete (nginx's code).
@@ -76,6 +78,7 @@ impl RecordGuard {
             slos: None,
             route: None,
             span: tracing::Span::current(),
+            content: None,
         }
     }
 
@@ -135,6 +138,32 @@ impl RecordGuard {
             .iter()
             .map(|v| (v.guard, v.outcome, v.ms / 1e3))
             .collect();
+    }
+
+    /// Stores the request's content with its record (see `content.rs`).
+    pub fn capture_content(&mut self, captured: crate::content::Captured) {
+        self.content = Some(captured);
+    }
+
+    /// The size limit of stored texts, when the request's content is stored.
+    pub fn content_max_bytes(&self) -> Option<usize> {
+        self.content
+            .as_ref()
+            .map(crate::content::Captured::max_bytes)
+    }
+
+    /// The model's answer, for the stored content (nothing when none is stored).
+    pub fn capture_answer(&mut self, response: &switchyard_api::ChatCompletionResponse) {
+        if let Some(c) = &mut self.content {
+            c.set_answer(crate::content::Answer::of(response, c.max_bytes()));
+        }
+    }
+
+    /// A streamed answer, for the stored content.
+    pub fn capture_streamed(&mut self, answer: crate::content::StreamCapture) {
+        if let Some(c) = &mut self.content {
+            c.set_answer(answer.finish());
+        }
     }
 
     /// The request named the configured route alias `route`.
@@ -221,7 +250,14 @@ impl RecordGuard {
         if self.access_log {
             access_log(r);
         }
-        self.telemetry.record(std::mem::take(&mut self.record));
+        let record = std::mem::take(&mut self.record);
+        match self.content.take() {
+            // Masked for storage on the writer's thread, not here.
+            Some(c) => self
+                .telemetry
+                .record_with_content(record, Box::new(move || c.finish())),
+            None => self.telemetry.record(record),
+        };
     }
 }
 

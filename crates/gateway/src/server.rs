@@ -346,6 +346,7 @@ impl Server {
         let control = self.control_loop();
         let rollouts = self.rollout_loop();
         let slos = self.slo_loop();
+        let purge = crate::content::purge_loop(self.state.clone());
         let Server {
             listener,
             state,
@@ -419,6 +420,7 @@ impl Server {
         control.abort();
         rollouts.abort();
         slos.abort();
+        purge.abort();
         let saving = state.clone();
         let _ = tokio::task::spawn_blocking(move || saving.slos.save(&saving.store)).await;
         let telemetry = state.telemetry.clone();
@@ -933,6 +935,7 @@ async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
     }
     count_lost_records(&app.telemetry);
     metrics::counter!(m::RECORDS_WRITTEN).absolute(app.telemetry.written());
+    metrics::counter!(m::CONTENT_SHED).absolute(app.telemetry.content_shed());
     app.prometheus.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -32,6 +32,8 @@ struct State {
     fill: Option<(CacheFill, ChunkAssembler)>,
     /// Puts pseudonymised values back, chunk by chunk.
     restore: Option<Restore>,
+    /// The answer as the model wrote it, when the request's content is stored.
+    content: Option<crate::content::StreamCapture>,
     window: Option<OutputWindow>,
     verdicts: Vec<GuardVerdict>,
     finished: bool,
@@ -69,8 +71,12 @@ pub fn sse_body(
         window,
         verdicts,
     } = answer;
+    let content = record
+        .content_max_bytes()
+        .map(crate::content::StreamCapture::new);
     let state = State {
         first: Some(first),
+        content,
         rest,
         record: Some(record),
         request,
@@ -125,6 +131,9 @@ impl State {
     fn on_chunk(&mut self, mut chunk: ChatCompletionChunk) -> Option<Bytes> {
         if let Some((_, assembler)) = &mut self.fill {
             assembler.push(&chunk);
+        }
+        if let Some(c) = &mut self.content {
+            c.push(&chunk);
         }
         if let Some(usage) = chunk.usage.take() {
             self.usage = Some(usage);
@@ -305,8 +314,12 @@ impl State {
         out.freeze()
     }
 
-    /// Puts the final usage in the record, counting tokens when the upstream gave none.
+    /// Puts the final usage in the record, counting tokens when the upstream gave none, and
+    /// the answer so far in its stored content. Every way a stream ends comes through here.
     fn settle_usage(&mut self) -> Usage {
+        if let (Some(c), Some(r)) = (self.content.take(), self.record.as_mut()) {
+            r.capture_streamed(c);
+        }
         let counted = self.usage.is_none();
         let usage = self.usage.take().unwrap_or_else(|| {
             Usage::new(

@@ -117,6 +117,38 @@ pub struct Masked {
     pub blocked: bool,
 }
 
+impl Masked {
+    /// The masked text of `original`'s first `limit` bytes (`original` is the text this was
+    /// masked from; the cut goes down to a char boundary): cut where the original reached
+    /// `limit`, so a value the cut goes through is masked as a whole, as the scanner saw it,
+    /// and no part of it is left in clear. A value that straddles the cut is kept as its
+    /// whole replacement.
+    pub fn prefix(&self, original: &str, limit: usize) -> &str {
+        let limit = crate::text::floor_boundary(original, limit);
+        // How much longer the masked text is than the original, up to here.
+        let mut grown: isize = 0;
+        let mut end = None;
+        for f in &self.findings {
+            if f.start >= limit {
+                break;
+            }
+            // `allow` leaves the value in place (its `replacement` is empty).
+            let replaced = if f.action == Action::Allow {
+                f.end - f.start
+            } else {
+                f.replacement.len()
+            };
+            if f.end > limit {
+                end = Some(f.start.saturating_add_signed(grown) + replaced);
+                break;
+            }
+            grown += replaced as isize - (f.end - f.start) as isize;
+        }
+        let end = end.unwrap_or_else(|| limit.saturating_add_signed(grown));
+        &self.text[..crate::text::floor_boundary(&self.text, end)]
+    }
+}
+
 /// Masks the texts of one request consistently and restores placeholders in the answer.
 #[derive(Debug)]
 pub struct MaskSession<'m> {
@@ -422,6 +454,33 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_cuts_the_masked_text_where_the_original_reached_the_limit() {
+        let text = "to ann@example.com and bob@example.org, thanks";
+        let masked = masker(MaskPolicy::uniform(Action::Redact))
+            .session(b"s")
+            .mask(text);
+        assert_eq!(masked.text, "to [EMAIL] and [EMAIL], thanks");
+        // Before the first value; inside it (kept whole); after it (shifted).
+        assert_eq!(masked.prefix(text, 2), "to");
+        assert_eq!(masked.prefix(text, 6), "to [EMAIL]");
+        assert_eq!(masked.prefix(text, 22), "to [EMAIL] and");
+        assert_eq!(masked.prefix(text, text.len()), masked.text);
+        assert_eq!(masked.prefix(text, 10_000), masked.text);
+        // On a multi-byte character: down to its start.
+        let text = "é ann@example.com";
+        let masked = masker(MaskPolicy::uniform(Action::Redact))
+            .session(b"s")
+            .mask(text);
+        assert_eq!(masked.prefix(text, 1), "");
+        let allowed = masker(MaskPolicy::uniform(Action::Allow))
+            .session(b"s")
+            .mask(text);
+        // `allow` keeps the value in the text: whole, as any value the cut goes through.
+        assert_eq!(allowed.prefix(text, 10), "é ann@example.com");
+        assert_eq!(allowed.prefix(text, 3), "é ");
+    }
+
+    #[test]
     fn allow_reports_without_carrying_the_value() {
         let masker = masker(MaskPolicy::uniform(Action::Allow));
         let masked = masker.session(b"s").mask("mail ann@example.com");
@@ -535,6 +594,21 @@ mod tests {
             }
             streamed.push_str(&stream.finish());
             prop_assert_eq!(streamed, session.unmask(&whole));
+        }
+
+        #[test]
+        fn a_prefix_never_holds_part_of_a_value(text in pii_text(), limit in 0usize..200) {
+            let masker = masker(MaskPolicy::uniform(Action::Redact));
+            let masked = masker.session(b"s").mask(&text);
+            let prefix = masked.prefix(&text, limit);
+            // As masking the original cut at the limit, or past it to the end of the value
+            // the cut goes through, with the spans the whole text had.
+            let spans = masker.scanner().scan(&text);
+            let at = crate::text::floor_boundary(&text, limit);
+            let end = spans.iter().find(|s| s.start < at && s.end > at).map_or(at, |s| s.end);
+            let head: Vec<Span> = spans.iter().filter(|s| s.end <= end).cloned().collect();
+            let expected = masker.session(b"s").mask_spans(&text[..end], &head).text;
+            prop_assert_eq!(prefix, expected.as_str());
         }
 
         #[test]

@@ -427,7 +427,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     let all = KpiFilter::default();
-    // The dashboard buckets by hour up to a week, by day beyond (`bucketFor` in app.js).
+    // The dashboard's buckets (`BUCKETS` in app.js): minutes for an hour, 15 minutes for a
+    // day, hours up to a week, days beyond.
     let ranges = [("1 h", 1), ("24 h", 24), ("30 d", 30 * 24)];
     type Query<'a> = Box<dyn Fn(i64, i64, Bucket) -> Result<usize, StoreError> + 'a>;
     let queries: Vec<(&str, Query)> = vec![
@@ -436,7 +437,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             Box::new(|f, t, _| store.kpi_summary(f, t, &all).map(|s| s.requests as usize)),
         ),
         (
-            "trend (hour / day)",
+            "trend (bucketed)",
             Box::new(|f, t, b| store.kpi_trend(f, t, b, &all).map(|v| v.len())),
         ),
         (
@@ -448,9 +449,12 @@ fn main() -> Result<(), Box<dyn Error>> {
             }),
         ),
         (
-            "groups by hour / day",
+            "groups by time bucket",
             Box::new(|f, t, b| {
                 let by = match b {
+                    Bucket::Minute => GroupBy::Minute,
+                    Bucket::FiveMinutes => GroupBy::FiveMinutes,
+                    Bucket::FifteenMinutes => GroupBy::FifteenMinutes,
                     Bucket::Hour => GroupBy::Hour,
                     Bucket::Day => GroupBy::Day,
                 };
@@ -458,7 +462,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             }),
         ),
         (
-            "guard triggers (hour / day)",
+            "guard triggers (bucketed)",
             Box::new(|f, t, b| store.guard_triggers(f, t, b, &all).map(|v| v.len())),
         ),
         (
@@ -472,10 +476,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     for (name, query) in &queries {
         let mut cells = Vec::new();
         for (_, hours) in ranges {
-            let bucket = if hours <= 168 {
-                Bucket::Hour
-            } else {
-                Bucket::Day
+            let bucket = match hours {
+                ..=1 => Bucket::Minute,
+                2..=6 => Bucket::FiveMinutes,
+                7..=24 => Bucket::FifteenMinutes,
+                25..=168 => Bucket::Hour,
+                _ => Bucket::Day,
             };
             let (med, max, rows) = time(|| query(end - hours * HOUR_MS, end, bucket))?;
             let rows = if *name == "summary" {

@@ -1,5 +1,5 @@
 //! Business KPIs (issue 6) as read-only SQL over the stored requests and feedback: cost per
-//! request and per successful interaction, spend by tenant, key, model, route, day or hour,
+//! request and per successful interaction, spend by tenant, key, model, route or time bucket,
 //! savings against each route's most expensive model (split into cache and routing), cache
 //! hit rate, automation and escalation rates, satisfaction and task completion, latency
 //! percentiles, guard triggers, the model mix and the filtered request list.
@@ -171,6 +171,7 @@ pub fn refuses(outcome: &str) -> bool {
 const ESCALATED_SQL: &str = "EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.request_id \
     AND f.tenant = r.tenant AND f.outcome = 'escalated')";
 
+const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 /// A trend fills empty buckets with zeros up to this many buckets, and is sparse beyond.
@@ -188,10 +189,16 @@ pub struct KpiFilter {
     pub route: Option<String>,
 }
 
-/// A time bucket, in UTC.
+/// A time bucket, in UTC. Minutes (and 5 or 15 of them) are for ranges up to a day: an hour
+/// in hour buckets is one point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Bucket {
+    Minute,
+    #[serde(rename = "5min")]
+    FiveMinutes,
+    #[serde(rename = "15min")]
+    FifteenMinutes,
     Hour,
     Day,
 }
@@ -199,6 +206,9 @@ pub enum Bucket {
 impl Bucket {
     fn ms(self) -> i64 {
         match self {
+            Bucket::Minute => MINUTE_MS,
+            Bucket::FiveMinutes => 5 * MINUTE_MS,
+            Bucket::FifteenMinutes => 15 * MINUTE_MS,
             Bucket::Hour => HOUR_MS,
             Bucket::Day => DAY_MS,
         }
@@ -223,6 +233,11 @@ pub enum GroupBy {
     Route,
     Day,
     Hour,
+    #[serde(rename = "15min")]
+    FifteenMinutes,
+    #[serde(rename = "5min")]
+    FiveMinutes,
+    Minute,
 }
 
 impl GroupBy {
@@ -237,6 +252,10 @@ impl GroupBy {
             GroupBy::Hour => {
                 "strftime('%Y-%m-%dT%H:00Z', r.started_at_ms / 1000, 'unixepoch')".to_owned()
             }
+            GroupBy::FifteenMinutes | GroupBy::FiveMinutes | GroupBy::Minute => {
+                let start = self.bucket().map(Bucket::start_sql).unwrap_or_default();
+                format!("strftime('%Y-%m-%dT%H:%MZ', {start} / 1000, 'unixepoch')")
+            }
         }
     }
 
@@ -244,6 +263,9 @@ impl GroupBy {
         match self {
             GroupBy::Day => Some(Bucket::Day),
             GroupBy::Hour => Some(Bucket::Hour),
+            GroupBy::FifteenMinutes => Some(Bucket::FifteenMinutes),
+            GroupBy::FiveMinutes => Some(Bucket::FiveMinutes),
+            GroupBy::Minute => Some(Bucket::Minute),
             _ => None,
         }
     }
@@ -322,10 +344,10 @@ pub struct KpiSummary {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KpiGroup {
     /// The tenant, key, model or route (null: none, e.g. a request refused before a model
-    /// was chosen), or for days and hours the UTC bucket as `2026-11-27` or
-    /// `2026-11-27T13:00Z`.
+    /// was chosen), or for time buckets the UTC bucket as `2026-11-27` (day),
+    /// `2026-11-27T13:00Z` (hour) or `2026-11-27T13:45Z` (minutes).
     pub key: Option<String>,
-    /// For days and hours: the bucket's start, in ms.
+    /// For time buckets: the bucket's start, in ms.
     pub bucket_ms: Option<i64>,
     #[serde(flatten)]
     pub kpi: KpiSummary,
@@ -675,7 +697,7 @@ impl SqliteStore {
         Ok(groups)
     }
 
-    /// The KPIs per tenant, key, model, route (see [`ROUTE_SQL`]), UTC day or UTC hour,
+    /// The KPIs per tenant, key, model, route (see [`ROUTE_SQL`]) or UTC time bucket,
     /// ordered by the group's key (null first).
     pub fn kpi_groups(
         &self,
@@ -1363,6 +1385,80 @@ mod tests {
         );
         let days = store.kpi_trend(FROM, TO, Bucket::Day, &all()).unwrap();
         assert_eq!(days.iter().map(|p| p.requests).collect::<Vec<_>>(), [2, 7]);
+    }
+
+    #[test]
+    fn minute_buckets_split_an_hour_into_points() {
+        let (_dir, store) = store();
+        let requests = |bucket: Bucket, from: i64, to: i64| {
+            store
+                .kpi_trend(from, to, bucket, &all())
+                .unwrap()
+                .iter()
+                .map(|p| (p.bucket_ms, p.requests))
+                .collect::<Vec<_>>()
+        };
+        const M: i64 = MINUTE_MS;
+        // The two requests of the evening before are in its last minute, the rest in the
+        // first minute of the day; every other minute is a zero.
+        assert_eq!(
+            requests(Bucket::Minute, D - 3 * M, D + 2 * M),
+            [
+                (D - 3 * M, 0),
+                (D - 2 * M, 0),
+                (D - M, 2),
+                (D, 7),
+                (D + M, 0)
+            ]
+        );
+        // An hour is 60 points, not one.
+        assert_eq!(requests(Bucket::Minute, D - HOUR_MS, D).len(), 60);
+        assert_eq!(
+            requests(Bucket::FiveMinutes, D - 10 * M, D + 10 * M),
+            [(D - 10 * M, 0), (D - 5 * M, 2), (D, 7), (D + 5 * M, 0)]
+        );
+        assert_eq!(requests(Bucket::FifteenMinutes, FROM, TO).len(), 2 * 96);
+        let groups = store
+            .kpi_groups(FROM, TO, GroupBy::Minute, &all())
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.key.unwrap_or_default(), g.bucket_ms, g.kpi.requests))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            groups,
+            [
+                ("2024-10-03T23:59Z".to_owned(), Some(D - M), 2),
+                ("2024-10-04T00:00Z".to_owned(), Some(D), 7)
+            ]
+        );
+        let quarter = store
+            .kpi_groups(FROM, TO, GroupBy::FifteenMinutes, &all())
+            .unwrap();
+        assert_eq!(
+            quarter[0].key.as_deref(),
+            Some("2024-10-03T23:45Z"),
+            "{quarter:?}"
+        );
+        let guards = store
+            .guard_triggers(FROM, TO, Bucket::Minute, &all())
+            .unwrap();
+        assert!(guards.iter().all(|g| g.bucket_ms == D), "{guards:?}");
+        // As the admin API's query string names them.
+        for (name, bucket) in [
+            ("minute", Bucket::Minute),
+            ("5min", Bucket::FiveMinutes),
+            ("15min", Bucket::FifteenMinutes),
+            ("hour", Bucket::Hour),
+        ] {
+            assert_eq!(
+                serde_json::from_value::<Bucket>(serde_json::json!(name)).unwrap(),
+                bucket
+            );
+        }
+        assert_eq!(
+            serde_json::from_value::<GroupBy>(serde_json::json!("5min")).unwrap(),
+            GroupBy::FiveMinutes
+        );
     }
 
     #[test]

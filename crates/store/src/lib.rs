@@ -4,8 +4,11 @@
 //!
 //! The embedded backend is SQLite in WAL mode. Records reach it through [`telemetry`]: a
 //! bounded queue drained by one writer thread in batches, so the request path never waits
-//! for the disk. Readers use their own connection. This crate knows nothing of HTTP.
+//! for the disk. Readers use their own connection. What requests said and were answered is
+//! kept apart from their records ([`content`]), when the config asks for it. This crate knows
+//! nothing of HTTP.
 
+pub mod content;
 pub mod control;
 pub mod csv;
 pub mod kpi;
@@ -14,6 +17,7 @@ pub mod routing;
 mod sqlite;
 pub mod telemetry;
 
+pub use content::{ContentAnswer, ContentMessage, ContentToolCall, RequestContent};
 pub use control::{
     AppliedRow, ConfigVersion, ConfigVersionSummary, ControlRead, ControlTx, PromptRow,
     PromptSummary, StoredRollout,

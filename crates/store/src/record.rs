@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::content::RequestContent;
+
 /// Everything known about one request once it is over. Every stage of the pipeline fills in
 /// its part; the record is written once, at the end, even when the client hung up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,6 +48,13 @@ pub struct RequestRecord {
     pub prompt: Option<String>,
     /// The rollout that chose this request's arm, `id:baseline` or `id:candidate`.
     pub rollout: Option<String>,
+    /// What the request said and was answered, when the config stores it: written to its own
+    /// table with the record ([`crate::content`]), read with [`SqliteStore::request_content`];
+    /// not part of the record's JSON or CSV, and `None` in records read back.
+    ///
+    /// [`SqliteStore::request_content`]: crate::SqliteStore::request_content
+    #[serde(skip)]
+    pub content: Option<Box<RequestContent>>,
 }
 
 /// A client's verdict on an answer (`POST /v1/feedback`). Kept apart from the request record:

@@ -178,6 +178,17 @@ UPDATE requests AS r SET guard_refused = ",
         crate::kpi::legacy_spoiled_sql!(),
         ";"
     ),
+    // What requests said and were answered (`content.rs`), when the config stores it: apart
+    // from the records, so KPI scans do not read it, and purged after its retention.
+    r#"
+CREATE TABLE request_content (
+    request_id    TEXT NOT NULL,
+    started_at_ms INTEGER NOT NULL,
+    body          TEXT NOT NULL
+);
+CREATE INDEX request_content_request ON request_content (request_id);
+CREATE INDEX request_content_started ON request_content (started_at_ms);
+"#,
 ];
 
 /// Which requests [`SqliteStore::served_outcomes`] reads: those a model served, that rendered a
@@ -245,9 +256,10 @@ impl SqliteStore {
     }
 
     /// Writes records in one transaction, with what their guard verdicts mean
-    /// ([`GuardFlags`]): the telemetry writer's thread parses the JSON, not the request path.
+    /// ([`GuardFlags`]): the telemetry writer's thread parses the JSON, not the request path;
+    /// and their content, when they carry some ([`crate::content`]).
     pub fn write_batch(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
-        self.with(|conn| {
+        self.with_conn(|conn| {
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
@@ -289,7 +301,9 @@ impl SqliteStore {
                     ])?;
                 }
             }
-            tx.commit()
+            crate::content::insert(&tx, records)?;
+            tx.commit()?;
+            Ok(())
         })
     }
 
@@ -479,6 +493,7 @@ pub(crate) fn record_from_row(row: &rusqlite::Row<'_>) -> Result<RequestRecord, 
         cache_similarity: row.get(24)?,
         prompt: row.get(25)?,
         rollout: row.get(26)?,
+        content: None,
     })
 }
 

@@ -14,6 +14,11 @@
 //!    `close_retry`, then gives up; close reports what was written and what was lost
 //!    ([`Closed`]), records given up and records finished after close counted as
 //!    `lost().shutdown`.
+//! 5. A record may come with a [`ContentJob`] (the request's masked prompt and answer): the
+//!    thread runs it as it takes the record off the queue, so the request path never pays
+//!    for masking. Masking long texts is slow (about 0.13 ms a KB, `eval/pii.md`), so when
+//!    the thread falls behind (more than half the queue waiting) it skips content, and
+//!    counts it (`content_shed()`), rather than let the queue fill and drop records.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -21,11 +26,31 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::content::ContentJob;
 use crate::{RequestRecord, SqliteStore};
 
 enum Msg {
-    Record(Box<RequestRecord>),
+    Record(Box<RequestRecord>, Option<ContentJob>),
     Close,
+}
+
+/// A record as the writer takes it off the queue: with its content made, when it has some,
+/// unless more than half the queue is waiting (5.).
+fn ready(
+    record: Box<RequestRecord>,
+    content: Option<ContentJob>,
+    settings: &WriterSettings,
+    counters: &Counters,
+) -> RequestRecord {
+    let mut record = *record;
+    if let Some(job) = content {
+        if counters.depth.load(Ordering::Relaxed) > settings.queue_capacity / 2 {
+            counters.content_shed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            record.content = Some(Box::new(job()));
+        }
+    }
+    record
 }
 
 #[derive(Default)]
@@ -35,6 +60,7 @@ struct Counters {
     queue_full: AtomicU64,
     lost_at_shutdown: AtomicU64,
     written: AtomicU64,
+    content_shed: AtomicU64,
     healthy: AtomicBool,
     /// Set by `close`: the writer stops gathering and writes what is queued.
     closing: AtomicBool,
@@ -90,8 +116,17 @@ impl TelemetrySender {
     /// Queues a record; returns false (and counts it as lost) when the queue is full or the
     /// writer has stopped.
     pub fn record(&self, record: RequestRecord) -> bool {
+        self.send(record, None)
+    }
+
+    /// Queues a record with the job that makes its content, run on the writer's thread.
+    pub fn record_with_content(&self, record: RequestRecord, content: ContentJob) -> bool {
+        self.send(record, Some(content))
+    }
+
+    fn send(&self, record: RequestRecord, content: Option<ContentJob>) -> bool {
         self.counters.depth.fetch_add(1, Ordering::Relaxed);
-        let refused = match self.tx.try_send(Msg::Record(Box::new(record))) {
+        let refused = match self.tx.try_send(Msg::Record(Box::new(record), content)) {
             Ok(()) => return true,
             Err(TrySendError::Full(_)) => &self.counters.queue_full,
             Err(TrySendError::Disconnected(_)) => &self.counters.lost_at_shutdown,
@@ -99,6 +134,11 @@ impl TelemetrySender {
         self.counters.depth.fetch_sub(1, Ordering::Relaxed);
         refused.fetch_add(1, Ordering::Relaxed);
         false
+    }
+
+    /// Records written without the content they came with, because the writer was behind.
+    pub fn content_shed(&self) -> u64 {
+        self.counters.content_shed.load(Ordering::Relaxed)
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -209,7 +249,9 @@ fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters
         }
         if pending.is_empty() && !closing {
             match rx.recv() {
-                Ok(Msg::Record(r)) => pending.push(*r),
+                Ok(Msg::Record(r, content)) => {
+                    pending.push(ready(r, content, &settings, counters));
+                }
                 Ok(Msg::Close) | Err(_) => closing = true,
             }
             if !closing {
@@ -219,7 +261,9 @@ fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters
         // Take everything waiting; the close marker, once seen, means nothing follows it.
         while !closing {
             match rx.try_recv() {
-                Ok(Msg::Record(r)) => pending.push(*r),
+                Ok(Msg::Record(r, content)) => {
+                    pending.push(ready(r, content, &settings, counters));
+                }
                 Ok(Msg::Close) | Err(TryRecvError::Disconnected) => closing = true,
                 Err(TryRecvError::Empty) => break,
             }
@@ -384,5 +428,84 @@ mod tests {
         // A record finished after the writer stopped is lost too, and counted.
         assert!(!sender.record(RequestRecord::default()));
         assert_eq!(sender.lost().shutdown, 31);
+    }
+
+    /// A writer on a new store in `dir`, in batches of 64.
+    fn writer_in(dir: &std::path::Path, queue_capacity: usize, flush_ms: u64) -> TelemetryWriter {
+        let settings = WriterSettings {
+            queue_capacity,
+            batch_size: 64,
+            flush_interval: Duration::from_millis(flush_ms),
+            close_retry: Duration::from_secs(10),
+        };
+        TelemetryWriter::start(SqliteStore::open_in(dir).unwrap(), settings).unwrap()
+    }
+
+    #[test]
+    fn content_is_made_on_the_writer_thread_and_written_with_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer_in(dir.path(), 16, 1);
+        let record = RequestRecord {
+            request_id: "r".into(),
+            endpoint: "chat".into(),
+            ..RequestRecord::default()
+        };
+        assert!(writer.sender().record_with_content(
+            record,
+            Box::new(|| crate::RequestContent {
+                messages: vec![crate::ContentMessage {
+                    role: "user".into(),
+                    // Where the job ran.
+                    text: std::thread::current().name().unwrap_or("").to_owned(),
+                    ..crate::ContentMessage::default()
+                }],
+                ..crate::RequestContent::default()
+            }),
+        ));
+        writer.close();
+        let content = SqliteStore::open_in(dir.path())
+            .unwrap()
+            .request_content("r")
+            .unwrap()
+            .unwrap();
+        assert_eq!(content.messages[0].text, "telemetry-writer");
+    }
+
+    #[test]
+    fn a_writer_behind_sheds_content_and_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer_in(dir.path(), 8, 1);
+        let sender = writer.sender();
+        let record = |i: usize| RequestRecord {
+            request_id: format!("r{i}"),
+            ..RequestRecord::default()
+        };
+        // The first record's content holds the writer until the other seven wait behind it.
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        assert!(sender.record_with_content(
+            record(0),
+            Box::new(move || {
+                let _ = started.send(());
+                let _ = wait.recv();
+                crate::RequestContent::default()
+            })
+        ));
+        running.recv().unwrap();
+        for i in 1..8 {
+            assert!(sender.record_with_content(record(i), Box::new(crate::RequestContent::default)));
+        }
+        go.send(()).unwrap();
+        writer.close();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        assert_eq!(store.count().unwrap(), 8);
+        let stored: Vec<bool> = (0..8)
+            .map(|i| store.request_content(&format!("r{i}")).unwrap().is_some())
+            .collect();
+        assert_eq!(
+            stored,
+            [true, false, false, false, false, false, false, false]
+        );
+        assert_eq!(sender.content_shed(), 7);
     }
 }

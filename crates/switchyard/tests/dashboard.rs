@@ -2,7 +2,9 @@
 //! admin CLI (a running canary, an aborted one, prompt versions), then Debian's chromium,
 //! driven over WebDriver by chromedriver, signs in with the admin key and opens every page.
 //! Each page must reach its `ready` state with data on it and log nothing at error level to
-//! the console; a screenshot of each is kept in `target/tmp/dashboard-screenshots/`.
+//! the console; a screenshot of each is kept in `target/tmp/dashboard-screenshots/`. A
+//! request's detail must show its stored conversation and answer, masked, and the last hour's
+//! sparklines a point a minute.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`;
 //! `.ci/run` installs them). Without them the test fails, saying so, unless
@@ -26,6 +28,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 const ADMIN_KEY: &str = "sk-switchyard-admin";
+/// A prompt with an address in it: the demo masks it (`<EMAIL_1>`) and stores it so.
+const PII_PROMPT: &str = "Please email ana.lima@example.com about the invoice.";
 
 /// What each page must show once its data is in: (CSS selector, at least this many).
 const PAGES: &[(&str, &[(&str, usize)])] = &[
@@ -79,6 +83,7 @@ async fn every_dashboard_page_loads_with_data_and_no_console_errors() {
     })
     .await
     .unwrap();
+    let pii_request = masked_request(&base).await;
 
     let driver = browser.start_driver().await;
     let client = driver.session().await;
@@ -128,6 +133,77 @@ async fn every_dashboard_page_loads_with_data_and_no_console_errors() {
                 .map(|e| format!("{page}: {}", e["message"])),
         );
     }
+
+    // The requests page is open: the PII request's detail shows its conversation and answer,
+    // with the PII guard's placeholder marked, never the address.
+    client
+        .find(Locator::Css(&format!("td.id[title='{pii_request}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let state = wait_for_js(
+        &client,
+        "const c = document.querySelector('tr.detail .conversation'); \
+         return c && c.dataset.state !== 'loading' ? c.dataset.state : '';",
+    )
+    .await;
+    assert_eq!(state, "ready");
+    let text = client
+        .execute(
+            "return document.querySelector('tr.detail .conversation').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains("Please email <EMAIL_1> about the invoice."),
+        "{text}"
+    );
+    assert!(
+        text.contains("I'll draft that email to <EMAIL_1> right away."),
+        "{text}"
+    );
+    assert!(!text.contains("ana.lima@example.com"), "{text}");
+    assert_eq!(
+        count(&client, "tr.detail .conversation .msg.answer").await,
+        1
+    );
+    assert!(count(&client, "tr.detail .conversation mark.ph").await >= 2);
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(shots.join("request-detail.png"), png).unwrap();
+
+    // The last hour is drawn in minutes: a tile's sparkline has a point a minute, not two.
+    client
+        .goto(&format!("{base}/dashboard/#/overview?hours=1"))
+        .await
+        .unwrap();
+    wait_for(&client, Some("overview"), "ready").await;
+    let points = client
+        .execute(
+            "return Math.max(0, ...[...document.querySelectorAll('svg.chart.spark')] \
+             .map((s) => Number(s.dataset.series)));",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(
+        points >= 60,
+        "a sparkline of the last hour has {points} points"
+    );
+    console_errors.extend(
+        browser_log(&client)
+            .await
+            .into_iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| format!("request detail, last hour: {}", e["message"])),
+    );
 
     // Signing out ends the session: the admin API refuses the cookie and the page asks again.
     client
@@ -213,6 +289,52 @@ fn fill(base: &str) {
         "--reason",
         "is medium worth it?",
     ]);
+}
+
+/// Sends [`PII_PROMPT`] as the demo's client and waits until its record is written; returns
+/// its request id.
+async fn masked_request(base: &str) -> String {
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(switchyard_control::DEMO_KEY)
+        .json(&json!({"model": "small", "messages": [{"role": "user", "content": PII_PROMPT}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let id = r.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let detail = http
+            .get(format!("{base}/admin/v1/requests/{id}"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        if detail.status() == 200 {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "request {id} was never written");
+        // Written by the telemetry writer within its flush interval.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `script` until it returns a non-empty string (at most 30 s), and returns that.
+async fn wait_for_js(client: &Client, script: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = client.execute(script, vec![]).await.unwrap();
+        if let Some(s) = got.as_str().filter(|s| !s.is_empty()) {
+            return s.to_owned();
+        }
+        assert!(Instant::now() < deadline, "waited 30 s for `{script}`");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 struct Browser {
