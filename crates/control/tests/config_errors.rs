@@ -565,9 +565,9 @@ fn request_content_is_off_by_default_and_its_settings_are_checked() {
     assert_eq!(
         errs,
         [
-            "bad.toml:3: `telemetry.content`: `clear` is not one of \"none\", \"masked\"",
-            "bad.toml:5: `telemetry.content_max_bytes`: must be between 256 and 1048576",
-            "bad.toml:4: `telemetry.content_retention_days`: must be between 1 and 3650",
+            "bad.toml:3:11: `telemetry.content`: `clear` is not one of \"none\", \"masked\"",
+            "bad.toml:4:26: `telemetry.content_retention_days`: must be between 1 and 3650",
+            "bad.toml:5:21: `telemetry.content_max_bytes`: must be between 256 and 1048576",
         ],
         "{errs:#?}"
     );
