@@ -1,7 +1,8 @@
 //! Switchyard's response cache, as a library: an exact tier (a normalised hash of everything
-//! in a request that changes the answer) and a semantic tier (nearest neighbours over
-//! conversation embeddings, scoped by tenant, route and system prompt, with a rule-based guard
-//! against false hits), under one byte budget with LRU eviction and per-route TTL.
+//! in a request that changes the answer) and a semantic tier (nearest neighbours over the
+//! embeddings of the conversation's words, scoped by tenant, route and the request's shape:
+//! system prompt, tools, response format, parameters and the conversation's structure, see
+//! `key`; with a rule-based guard against false hits), under one byte budget with LRU eviction and per-route TTL.
 //!
 //! It owns keys, the index, the guard, the policy helpers and the replay of a cached answer as
 //! a stream. It must not do I/O, read clocks (time is passed in) or embed text itself:
@@ -41,7 +42,7 @@ pub mod store;
 pub mod verify;
 
 pub use guard::{check_texts, GuardReason};
-pub use key::ExactKey;
+pub use key::{ExactKey, Shape, NOT_SHAPING};
 pub use policy::{request_cacheable, response_cacheable, CacheControl, NotCacheable, RoutePolicy};
 pub use replay::{replay_chunks, word_pieces};
 pub use store::{

@@ -19,12 +19,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse, Role};
 
 use crate::guard::{self, Features, GuardReason};
 use crate::index::{normalise, FlatIndex};
-use crate::key::{normalise_ws, ExactKey};
+use crate::key::{normalise_ws, ExactKey, Shape};
 use crate::policy::{
     request_cacheable, response_cacheable, CacheControl, NotCacheable, RoutePolicy,
 };
@@ -37,7 +36,7 @@ const ENTRY_OVERHEAD: usize = 256;
 /// rest. The last message carries the question; earlier turns say what "it" refers to.
 const LAST_TURN_WEIGHT: f32 = 0.75;
 
-/// How many earlier messages (after the system prompt) join the context embedding.
+/// How many earlier user and assistant turns join the context embedding.
 const CONTEXT_TURNS: usize = 4;
 
 /// Store-wide settings.
@@ -63,8 +62,10 @@ impl Default for CacheConfig {
 pub struct Scope {
     pub tenant: String,
     pub route: String,
-    /// SHA-256 of the normalised system and developer messages.
-    pub system: [u8; 32],
+    /// Everything in the request but its words (`key::Shape`): the system prompt, tools,
+    /// response format, parameters, and the conversation's structure and data. Only requests
+    /// of the same shape are compared by embedding.
+    pub shape: Shape,
 }
 
 /// A request made ready for the cache: its keys and the texts to embed and to guard.
@@ -81,28 +82,18 @@ pub struct Prepared {
 impl Prepared {
     /// Prepares `req` for tenant `tenant` on route `route`. Cheap: a hash and some copying.
     pub fn new(tenant: &str, route: &str, req: &ChatCompletionRequest) -> Prepared {
-        let mut sys = Sha256::new();
+        // The words: user and assistant turns. System prompts and tool results are in the
+        // shape, matched exactly.
         let mut turns: Vec<String> = Vec::new();
+        let mut last_user = None;
         for m in &req.messages {
-            match m.role {
-                Role::System | Role::Developer => {
-                    let t = normalise_ws(&m.text());
-                    sys.update((t.len() as u64).to_le_bytes());
-                    sys.update(t.as_bytes());
+            if matches!(m.role, Role::User | Role::Assistant) {
+                if m.role == Role::User {
+                    last_user = Some(turns.len());
                 }
-                _ => turns.push(normalise_ws(&m.text())),
+                turns.push(normalise_ws(&m.text()));
             }
         }
-        let last_user = req
-            .messages
-            .iter()
-            .rposition(|m| m.role == Role::User)
-            .map(|i| {
-                req.messages[..i]
-                    .iter()
-                    .filter(|m| !matches!(m.role, Role::System | Role::Developer))
-                    .count()
-            });
         let (question, context) = match last_user {
             Some(i) => {
                 let q = turns.get(i).cloned().unwrap_or_default();
@@ -111,14 +102,13 @@ impl Prepared {
             }
             None => (String::new(), turns.join("\n")),
         };
-        let mut system = [0u8; 32];
-        system.copy_from_slice(&sys.finalize());
+        let shape = Shape::of(req);
         Prepared {
-            key: ExactKey::of(req),
+            key: ExactKey::with_shape(req, &shape),
             scope: Scope {
                 tenant: tenant.to_owned(),
                 route: route.to_owned(),
-                system,
+                shape,
             },
             question,
             context,

@@ -84,12 +84,15 @@ fn policy() -> RoutePolicy {
 
 /// Stores `answer` for `question` under `tenant`, with its embedding.
 fn put(cache: &Cache, tenant: &str, question: &str, answer: &str, now: Instant) {
-    let r = req(question);
-    let p = Prepared::new(tenant, "auto", &r);
+    put_request(cache, tenant, &req(question), answer, now);
+}
+
+fn put_request(cache: &Cache, tenant: &str, r: &ChatCompletionRequest, answer: &str, now: Instant) {
+    let p = Prepared::new(tenant, "auto", r);
     let v = p.embed(&Bow);
     cache
         .insert(
-            &r,
+            r,
             &p,
             Some(v),
             resp(answer),
@@ -101,9 +104,12 @@ fn put(cache: &Cache, tenant: &str, question: &str, answer: &str, now: Instant) 
 }
 
 fn get(cache: &Cache, tenant: &str, question: &str, now: Instant) -> Lookup {
-    let r = req(question);
-    let p = Prepared::new(tenant, "auto", &r);
-    cache.lookup(&r, &p, &policy(), CacheControl::Normal, &Bow, now)
+    get_request(cache, tenant, &req(question), now)
+}
+
+fn get_request(cache: &Cache, tenant: &str, r: &ChatCompletionRequest, now: Instant) -> Lookup {
+    let p = Prepared::new(tenant, "auto", r);
+    cache.lookup(r, &p, &policy(), CacheControl::Normal, &Bow, now)
 }
 
 fn answer(l: &Lookup) -> Option<String> {
@@ -601,4 +607,303 @@ proptest! {
         let loose: String = words.iter().zip(&gaps).map(|(w, g)| format!("{g}{w}")).collect();
         prop_assert_eq!(ExactKey::of(&req(&tight)), ExactKey::of(&req(&loose)));
     }
+}
+
+// The shape of a request: every field that changes what kind of answer comes back must keep
+// two requests apart in both tiers, whatever their words; only the words are compared by
+// embedding.
+
+/// Top-level fields that shape the answer, each with two different values. Unknown fields
+/// (`x_vendor_knob`, `verbosity`) pass through to the provider, so they shape it too.
+fn shaping_fields() -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
+    let tool = |schema: serde_json::Value| json!([{"type": "function", "function": {"name": "get_weather", "parameters": schema}}]);
+    vec![
+        (
+            "tools",
+            tool(json!({"type": "object", "properties": {"city": {"type": "string"}}})),
+            tool(json!({"type": "object", "properties": {"zip": {"type": "string"}}})),
+        ),
+        (
+            "tool_choice",
+            json!("required"),
+            json!({"type": "function", "function": {"name": "get_weather"}}),
+        ),
+        (
+            "response_format",
+            json!({"type": "json_object"}),
+            json!({"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}),
+        ),
+        (
+            "functions",
+            json!([{"name": "f", "parameters": {}}]),
+            json!([{"name": "g"}]),
+        ),
+        ("function_call", json!("auto"), json!({"name": "f"})),
+        ("stop", json!("\n"), json!(["END"])),
+        ("max_tokens", json!(10), json!(20)),
+        ("max_completion_tokens", json!(10), json!(20)),
+        ("logit_bias", json!({"50256": -100}), json!({"50256": 100})),
+        ("seed", json!(1), json!(2)),
+        ("n", json!(1), json!(2)),
+        ("modalities", json!(["text"]), json!(["text", "audio"])),
+        (
+            "audio",
+            json!({"voice": "alloy", "format": "wav"}),
+            json!({"voice": "echo", "format": "wav"}),
+        ),
+        ("logprobs", json!(true), json!(false)),
+        ("top_logprobs", json!(2), json!(5)),
+        (
+            "prediction",
+            json!({"type": "content", "content": "a"}),
+            json!({"type": "content", "content": "b"}),
+        ),
+        ("reasoning_effort", json!("low"), json!("high")),
+        ("parallel_tool_calls", json!(true), json!(false)),
+        ("presence_penalty", json!(0.5), json!(1.0)),
+        ("frequency_penalty", json!(0.5), json!(1.0)),
+        ("temperature", json!(0.2), json!(0.7)),
+        ("top_p", json!(0.5), json!(0.9)),
+        ("verbosity", json!("low"), json!("high")),
+        ("x_vendor_knob", json!(1), json!(2)),
+    ]
+}
+
+/// Fields that do not change the answer, with a value each.
+fn neutral_fields() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        ("stream", json!(true)),
+        ("stream_options", json!({"include_usage": true})),
+        ("user", json!("end-user-42")),
+        ("metadata", json!({"team": "a"})),
+        ("store", json!(true)),
+        ("service_tier", json!("flex")),
+        ("safety_identifier", json!("u-hash")),
+        ("prompt_cache_key", json!("k1")),
+    ]
+}
+
+fn request_with(user: &str, fields: &[(&str, serde_json::Value)]) -> ChatCompletionRequest {
+    let mut body = json!({
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": user}
+        ]
+    });
+    for (k, v) in fields {
+        body[*k] = v.clone();
+    }
+    serde_json::from_value(body).unwrap()
+}
+
+proptest! {
+    /// Two requests that differ in any one shaping field (set, unset, or another value) never
+    /// share a scope or an exact key, whatever else they carry; fields that do not shape the
+    /// answer change neither.
+    #[test]
+    fn shaping_fields_separate_scopes_and_neutral_ones_do_not(
+        present in proptest::collection::vec(any::<bool>(), 24),
+        changed in 0usize..24,
+        neutral in proptest::collection::vec(any::<bool>(), 8),
+        words in "[a-z]{1,8}( [a-z]{1,8}){0,5}",
+    ) {
+        let fields = shaping_fields();
+        prop_assert_eq!(fields.len(), present.len());
+        let base: Vec<(&str, serde_json::Value)> = fields
+            .iter()
+            .zip(&present)
+            .filter(|(_, on)| **on)
+            .map(|((k, a, _), _)| (*k, a.clone()))
+            .collect();
+        let (name, a, b) = &fields[changed];
+        let mut other: Vec<(&str, serde_json::Value)> =
+            base.iter().filter(|(k, _)| k != name).cloned().collect();
+        if !present[changed] {
+            other.push((name, a.clone()));
+        } else if neutral[0] {
+            other.push((name, b.clone()));
+        }
+        let (x, y) = (request_with(&words, &base), request_with(&words, &other));
+        let (px, py) = (Prepared::new("t", "auto", &x), Prepared::new("t", "auto", &y));
+        prop_assert_ne!(&px.scope, &py.scope, "{} did not change the scope", name);
+        prop_assert_ne!(px.key, py.key, "{} did not change the key", name);
+
+        let mut with_neutral = base.clone();
+        for ((k, v), on) in neutral_fields().into_iter().zip(&neutral) {
+            if *on {
+                with_neutral.push((k, v));
+            }
+        }
+        let z = request_with(&words, &with_neutral);
+        let pz = Prepared::new("t", "auto", &z);
+        prop_assert_eq!(&px.scope, &pz.scope);
+        prop_assert_eq!(px.key, pz.key);
+        // Other words, same shape: the same scope (compared by embedding), another key.
+        let w = request_with(&format!("{words} please"), &base);
+        let pw = Prepared::new("t", "auto", &w);
+        prop_assert_eq!(&px.scope, &pw.scope);
+        prop_assert_ne!(px.key, pw.key);
+    }
+}
+
+/// One change to a request's JSON.
+type JsonEdit = Box<dyn Fn(&mut serde_json::Value)>;
+
+/// A conversation about the weather, with a tool call and its result, as JSON to edit.
+fn tool_conversation() -> serde_json::Value {
+    json!({
+        "model": "m", "temperature": 0,
+        "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+        "messages": [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is the weather in Oslo?"},
+                {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp_c\": 18}"},
+            {"role": "user", "content": "And should I take an umbrella?"}
+        ]
+    })
+}
+
+#[test]
+fn the_conversations_structure_and_data_are_matched_exactly() {
+    let base: ChatCompletionRequest = serde_json::from_value(tool_conversation()).unwrap();
+    let p = Prepared::new("t", "auto", &base);
+    let edits: Vec<(&str, JsonEdit)> = vec![
+        (
+            "tool result",
+            Box::new(|b| b["messages"][3]["content"] = json!("{\"temp_c\": -3}")),
+        ),
+        (
+            "tool call arguments",
+            Box::new(|b| {
+                b["messages"][2]["tool_calls"][0]["function"]["arguments"] =
+                    json!("{\"city\":\"Bergen\"}")
+            }),
+        ),
+        (
+            "tool call name",
+            Box::new(|b| {
+                b["messages"][2]["tool_calls"][0]["function"]["name"] = json!("get_forecast")
+            }),
+        ),
+        (
+            "which call a result answers",
+            Box::new(|b| b["messages"][3]["tool_call_id"] = json!("call_2")),
+        ),
+        (
+            "image",
+            Box::new(|b| {
+                b["messages"][1]["content"][1]["image_url"]["url"] = json!("https://x.test/b.png")
+            }),
+        ),
+        (
+            "image removed",
+            Box::new(|b| {
+                b["messages"][1]["content"].as_array_mut().unwrap().pop();
+            }),
+        ),
+        (
+            "a name",
+            Box::new(|b| b["messages"][4]["name"] = json!("alice")),
+        ),
+        (
+            "a message-level extra",
+            Box::new(|b| b["messages"][4]["x_tag"] = json!("v")),
+        ),
+        (
+            "a part-level extra",
+            Box::new(|b| {
+                b["messages"][1]["content"][0]["cache_control"] = json!({"type": "ephemeral"})
+            }),
+        ),
+        (
+            "the role sequence",
+            Box::new(|b| {
+                b["messages"]
+                    .as_array_mut()
+                    .unwrap()
+                    .insert(4, json!({"role": "assistant", "content": "It is 18C."}))
+            }),
+        ),
+        (
+            "the system prompt",
+            Box::new(|b| b["messages"][0]["content"] = json!("You are terse.")),
+        ),
+    ];
+    for (what, edit) in &edits {
+        let mut body = tool_conversation();
+        edit(&mut body);
+        let r: ChatCompletionRequest = serde_json::from_value(body).unwrap();
+        let q = Prepared::new("t", "auto", &r);
+        assert_ne!(q.scope, p.scope, "{what} kept the scope");
+        assert_ne!(q.key, p.key, "{what} kept the key");
+    }
+    // Tool call ids are handles the provider made up: the same structure with other ids is
+    // the same request.
+    let mut body = tool_conversation();
+    body["messages"][2]["tool_calls"][0]["id"] = json!("call_zz9");
+    body["messages"][3]["tool_call_id"] = json!("call_zz9");
+    let r: ChatCompletionRequest = serde_json::from_value(body).unwrap();
+    let q = Prepared::new("t", "auto", &r);
+    assert_eq!((q.scope, q.key), (p.scope.clone(), p.key));
+    // Only the words of user and assistant turns are compared by embedding.
+    assert_eq!(q.question, "And should I take an umbrella?");
+    assert!(!q.context.contains("temp_c"), "{}", q.context);
+}
+
+#[test]
+fn a_semantic_hit_never_changes_the_kind_of_answer() {
+    let cache = Cache::new(CacheConfig::default());
+    let now = Instant::now();
+    let forced = vec![
+        (
+            "tools",
+            json!([{"type": "function", "function": {"name": "reset_password"}}]),
+        ),
+        ("tool_choice", json!("required")),
+    ];
+    let schema = vec![(
+        "response_format",
+        json!({"type": "json_schema", "json_schema": {"name": "steps", "schema": {"type": "object"}}}),
+    )];
+    let with = |fields: &[(&str, serde_json::Value)], question: &str| {
+        let mut r = request_with(question, fields);
+        r.temperature = Some(0.0);
+        r
+    };
+    let store = |fields: &[(&str, serde_json::Value)], question: &str, answer: &str| {
+        put_request(&cache, "t", &with(fields, question), answer, now);
+    };
+    let find = |fields: &[(&str, serde_json::Value)], question: &str| {
+        answer(&get_request(&cache, "t", &with(fields, question), now))
+    };
+    store(&[], "how do I reset my password", "Click 'forgot'.");
+    let paraphrase = "how do I reset my password please";
+    assert_eq!(find(&[], paraphrase).as_deref(), Some("Click 'forgot'."));
+    assert_eq!(
+        find(&forced, paraphrase),
+        None,
+        "plain text for a forced tool call"
+    );
+    assert_eq!(
+        find(&schema, paraphrase),
+        None,
+        "plain text for a JSON schema"
+    );
+    // And the other way: a tool-calling answer is not served to a request without tools.
+    store(
+        &forced,
+        "how can I change my email address",
+        "(a tool call)",
+    );
+    assert_eq!(find(&[], "how can I change my email address please"), None);
+    assert_eq!(
+        find(&forced, "how can I change my email address please").as_deref(),
+        Some("(a tool call)")
+    );
 }

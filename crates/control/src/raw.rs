@@ -40,6 +40,27 @@ pub struct RawConfig {
     /// `[alerts]`: where SLO alerts go and what a page does.
     #[serde(default)]
     pub alerts: RawAlerts,
+    /// `[limits]`: how keys' limits are enforced.
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// `[limits]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    /// The output cap of a request that sets no `max_tokens`, to a model without
+    /// `max_output_tokens`, from a key with a spend budget or a `tpm` limit: what admission
+    /// reserves, and what the provider is asked to stay within.
+    pub default_max_output_tokens: u32,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            default_max_output_tokens: 4096,
+        }
+    }
 }
 
 /// `[alerts]`.
@@ -789,6 +810,9 @@ pub struct RawModel {
     pub fallbacks: Vec<String>,
     #[serde(default)]
     pub resilience: Option<RawResilience>,
+    /// The most output tokens the model produces in one answer (its provider's limit).
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
 }
 
 fn default_context_tokens() -> u32 {

@@ -32,6 +32,16 @@ pub struct Config {
     /// `[[slos]]`, validated.
     pub slos: Vec<switchyard_slo::SloSpec>,
     pub alerts: AlertsSpec,
+    pub limits: LimitsSpec,
+}
+
+/// `[limits]`: how keys' limits are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsSpec {
+    /// The output cap of a request that sets none, to a model without `max_output_tokens`,
+    /// from a key whose limits count tokens or money (admission reserves it, the provider is
+    /// asked to stay within it).
+    pub default_max_output_tokens: u32,
 }
 
 /// `[alerts]`: where SLO alert changes go, and what a firing page does to rollouts.
@@ -438,6 +448,8 @@ pub struct ModelSpec {
     /// Models tried, in order, when every deployment of this one has failed.
     pub fallbacks: Vec<String>,
     pub resilience: ResilienceSpec,
+    /// The most output tokens one answer of the model can hold, when configured.
+    pub max_output_tokens: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

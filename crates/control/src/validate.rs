@@ -349,10 +349,19 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         "alerts.timeout_ms",
         "must be greater than 0",
     );
+    c.ensure(
+        raw.limits.default_max_output_tokens > 0,
+        "limits.default_max_output_tokens",
+        "must be greater than 0",
+    );
+    let limits = LimitsSpec {
+        default_max_output_tokens: raw.limits.default_max_output_tokens,
+    };
     if c.issues.is_empty() {
         Ok(Config {
             slos,
             alerts,
+            limits,
             server,
             storage,
             telemetry,
@@ -743,6 +752,11 @@ fn model(
         format!("{path}.context_tokens"),
         "must be greater than 0",
     );
+    c.ensure(
+        m.max_output_tokens != Some(0),
+        format!("{path}.max_output_tokens"),
+        "must be greater than 0 (omit it when unknown)",
+    );
     if let Some(r) = &m.resilience {
         let b = &r.breaker;
         let set = [
@@ -772,6 +786,7 @@ fn model(
         quality_tier: m.quality_tier,
         fallbacks: m.fallbacks.clone(),
         resilience,
+        max_output_tokens: m.max_output_tokens,
     }
 }
 

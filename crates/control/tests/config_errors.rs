@@ -141,6 +141,35 @@ fn bad_secrets_and_rates() {
 }
 
 #[test]
+fn output_limits_parse_and_zero_is_refused() {
+    let cfg = parse(GOOD, "good.toml").unwrap();
+    assert_eq!(cfg.limits.default_max_output_tokens, 4096, "the default");
+    assert_eq!(cfg.models["small"].max_output_tokens, None);
+    let set = GOOD.replace(
+        "fallbacks = [\"big\"]",
+        "fallbacks = [\"big\"]\nmax_output_tokens = 16384",
+    ) + "\n[limits]\ndefault_max_output_tokens = 2048\n";
+    let cfg = parse(&set, "good.toml").unwrap();
+    assert_eq!(cfg.models["small"].max_output_tokens, Some(16_384));
+    assert_eq!(cfg.limits.default_max_output_tokens, 2_048);
+    let errs = errors(&set.replace("16384", "0").replace("= 2048", "= 0"));
+    assert!(
+        has_in(
+            &errs,
+            "`models.small.max_output_tokens`: must be greater than 0"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        has_in(
+            &errs,
+            "`limits.default_max_output_tokens`: must be greater than 0"
+        ),
+        "{errs:#?}"
+    );
+}
+
+#[test]
 fn syntax_error_has_a_line() {
     let errs = errors("[server\nlisten = 1");
     assert!(errs[0].starts_with("bad.toml:1:"), "{errs:#?}");

@@ -6,7 +6,10 @@
 //! 2. The exact tier first: a hash, no embedding. An exact hit never pays for an embedding.
 //! 3. On an exact miss, when the route's semantic tier is on, the conversation is embedded
 //!    with the static model (microseconds) and searched in the request's scope: tenant, route
-//!    (with its policy) and system prompt, so nothing crosses tenants.
+//!    (with its policy) and the request's shape (system prompt, tools, response format, every
+//!    other parameter, the conversation's structure and tool results: `switchyard_cache::key`),
+//!    so nothing crosses tenants and only the conversation's words are compared by embedding.
+//!    A hit is always an answer to a request of the same kind.
 //! 4. A miss returns a [`CacheFill`] carrying the keys and the embedding already computed, so
 //!    storing the answer later costs no second embedding.
 

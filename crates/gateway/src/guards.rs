@@ -369,6 +369,16 @@ impl GuardStage {
         &self.output
     }
 
+    /// How many times a whole answer may be generated again after failing an output guard
+    /// (0 when no output guard is on): admission reserves for each.
+    pub fn regenerations(&self) -> u32 {
+        if self.checks.is_some() || self.judge.is_some() {
+            self.output.retries
+        } else {
+            0
+        }
+    }
+
     pub fn judge(&self) -> Option<&switchyard_control::JudgeGuardSpec> {
         self.judge.as_ref()
     }

@@ -19,17 +19,15 @@ use crate::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Started, Wei
 use crate::error::{ErrorKind, GatewayError};
 use crate::flags::FlagSet;
 use crate::guards::{context_field_message, unmask_response, GuardStage, GuardVerdict, Masking};
-use crate::keys::{resolve_secret, KeyState, Keyring, Periods};
+use crate::keys::{resolve_secret, worst_case, KeyState, Keyring, Periods, Reservation};
 use crate::live::Live;
 use crate::record::RecordGuard;
+use crate::rollouts::RolloutSet;
 use crate::routing::{header_policy, RouteRuntime};
 use crate::stream::StreamAnswer;
 use switchyard_cache::{CacheControl, HitKind};
 use switchyard_control::{CachePolicySpec, OutputAction, Policy};
 use switchyard_rollout::TargetKind;
-
-/// Output tokens assumed at admission when the caller sets no `max_tokens`.
-const DEFAULT_OUTPUT_ESTIMATE: u32 = 256;
 
 pub struct Pipeline {
     pub config: Arc<Config>,
@@ -272,22 +270,42 @@ impl Pipeline {
         }
         let masking = masked?;
 
-        // Admission is estimated on the most expensive model the request may reach.
-        let (estimate_price, scope) = match &target {
-            Target::Model(m) => (m.spec.price, m.spec.name.clone()),
+        let scope = match &target {
+            Target::Model(m) => m.spec.name.clone(),
             Target::Route { route, policy } => {
                 record.set_baseline_price(route.baseline_price);
-                (
-                    route.baseline_price,
-                    format!("{}:{policy}", route.spec.name),
-                )
+                format!("{}:{policy}", route.spec.name)
             }
         };
-        let prompt_estimate = tokens::estimate_messages(&request.messages);
-        let output_estimate = request.output_cap().unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
-        let cost_estimate =
-            estimate_price.cost_nanos(u64::from(prompt_estimate), u64::from(output_estimate));
-        record.set_admission(key.admit(prompt_estimate + output_estimate, cost_estimate)?);
+        // Admission reserves the request's worst case on every model it may reach (a retry,
+        // a fallback or a rollout may land on any). For a key whose limits count tokens or
+        // money, a request without an output cap gets the one reserved for, so the provider
+        // cannot produce more; it is set before the cache, whose key then covers it.
+        let reachable = self.reachable(&target, &live.rollouts);
+        let default_cap = self.config.limits.default_max_output_tokens;
+        if key.limits_output() && request.output_cap().is_none() {
+            let cap = reachable
+                .iter()
+                .map(|m| m.spec.max_output_tokens.unwrap_or(default_cap))
+                .min()
+                .unwrap_or(default_cap);
+            request.max_completion_tokens = Some(cap);
+        }
+        let answers = if request.is_stream() {
+            1
+        } else {
+            1 + guards.regenerations()
+        };
+        let reservation = worst_case(
+            tokens::prompt_bound(&request),
+            request.output_cap(),
+            reachable
+                .iter()
+                .map(|m| (m.spec.price, m.spec.max_output_tokens)),
+            default_cap,
+            answers,
+        );
+        admit(record, &key, reservation)?;
         let mut screen = guards.screen(&request);
         if guards.screens_first() {
             if let Some(s) = screen.take() {
@@ -675,14 +693,13 @@ impl Pipeline {
         let request: EmbeddingsRequest = parse_json(body)?;
         record.record().requested_model = Some(request.model.clone());
         let model = self.model_for(&key, &request.model)?;
-        let estimate: u32 = request
-            .input
-            .texts()
-            .iter()
-            .map(|t| tokens::estimate_text(t))
-            .sum();
-        let cost_estimate = model.spec.price.cost_nanos(u64::from(estimate), 0);
-        record.set_admission(key.admit(estimate, cost_estimate)?);
+        // No token is shorter than a byte: the inputs' bytes bound their tokens.
+        let bound: u64 = request.input.texts().iter().map(|t| t.len() as u64).sum();
+        let reservation = Reservation {
+            tokens: u32::try_from(bound).unwrap_or(u32::MAX),
+            cost_nanos: model.spec.price.cost_nanos(bound, 0),
+        };
+        admit(record, &key, reservation)?;
         let chain = self.chain(&model);
         let (mut response, served) = self
             .dispatcher
@@ -868,6 +885,37 @@ impl Pipeline {
         Ok(model.clone())
     }
 
+    /// Every model a request for `target` may be answered by: the model, or the route's
+    /// candidates and rule targets; a model rollout's candidate of any of them; and each
+    /// one's fallbacks.
+    fn reachable(&self, target: &Target<'_>, rollouts: &RolloutSet) -> Vec<Arc<ModelRuntime>> {
+        let roots: Vec<&str> = match target {
+            Target::Model(m) => vec![m.spec.name.as_str()],
+            Target::Route { route, .. } => route
+                .spec
+                .candidates
+                .iter()
+                .map(|c| c.model.as_str())
+                .chain(route.spec.rules.iter().map(|r| r.model.as_str()))
+                .collect(),
+        };
+        let mut out: Vec<Arc<ModelRuntime>> = Vec::new();
+        for root in roots {
+            let rolled = rollouts.candidate_of(TargetKind::Model, root);
+            for name in std::iter::once(root).chain(rolled) {
+                let Some(model) = self.models.get(name) else {
+                    continue;
+                };
+                for reached in self.chain(model) {
+                    if !out.iter().any(|o| Arc::ptr_eq(o, &reached)) {
+                        out.push(reached);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     fn chain(&self, model: &Arc<ModelRuntime>) -> Vec<Arc<ModelRuntime>> {
         std::iter::once(model.clone())
             .chain(
@@ -921,6 +969,25 @@ fn complete(
         r.completion_tokens = usage.completion_tokens;
     }
     response
+}
+
+/// Reserves `reservation` against the key's limits; the limits' state goes to the record for
+/// the answer's `x-ratelimit-*` headers, admitted or not.
+fn admit(
+    record: &mut RecordGuard,
+    key: &Arc<KeyState>,
+    reservation: Reservation,
+) -> Result<(), GatewayError> {
+    match key.admit(reservation) {
+        Ok(admission) => {
+            record.set_admission(admission);
+            Ok(())
+        }
+        Err(refused) => {
+            record.set_rate_limits(refused.limits);
+            Err(refused.error)
+        }
+    }
 }
 
 fn note_served(record: &mut RecordGuard, served: &Served) {
@@ -1134,6 +1201,53 @@ mod tests {
         );
         let e = parse_json::<ChatCompletionRequest>(br#"{"messages": []}"#).unwrap_err();
         assert!(e.message.contains("missing field `model`"), "{}", e.message);
+    }
+
+    /// Admission reserves on every model a request may reach: a model's fallbacks, a route's
+    /// candidates and rule targets with theirs; nothing else.
+    #[tokio::test]
+    async fn the_reachable_models_include_fallbacks_and_rule_targets() {
+        let config = switchyard_control::parse(
+            r#"
+[providers.sim]
+kind = "sim"
+[providers.sim.models.x]
+[models.small]
+deployments = [{ provider = "sim", upstream_model = "x" }]
+fallbacks = ["dear"]
+[models.dear]
+deployments = [{ provider = "sim", upstream_model = "x" }]
+[models.ruled]
+deployments = [{ provider = "sim", upstream_model = "x" }]
+[models.unrelated]
+deployments = [{ provider = "sim", upstream_model = "x" }]
+[routes.auto]
+candidates = [{ model = "small" }]
+[[routes.auto.rules]]
+name = "r"
+prompt_regex = "x"
+model = "ruled"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let p = Pipeline::build(Arc::new(config), &|_| None, &|_, _| 0, "v").unwrap();
+        let names = |target: &Target<'_>| {
+            let mut n: Vec<String> = p
+                .reachable(target, &RolloutSet::default())
+                .iter()
+                .map(|m| m.spec.name.clone())
+                .collect();
+            n.sort();
+            n
+        };
+        let small = Target::Model(p.models["small"].clone());
+        assert_eq!(names(&small), ["dear", "small"]);
+        let route = Target::Route {
+            route: &p.routes["auto"],
+            policy: Policy::Balanced,
+        };
+        assert_eq!(names(&route), ["dear", "ruled", "small"]);
     }
 
     #[test]

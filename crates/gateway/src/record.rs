@@ -9,7 +9,7 @@ use switchyard_control::Price;
 use switchyard_store::telemetry::TelemetrySender;
 use switchyard_store::RequestRecord;
 
-use crate::keys::{Admission, KeyState};
+use crate::keys::{Admission, KeyState, RateLimits};
 use crate::metrics as m;
 
 pub struct RecordGuard {
@@ -17,6 +17,8 @@ pub struct RecordGuard {
     started: Instant,
     telemetry: TelemetrySender,
     admission: Option<Admission>,
+    /// The key's rate limits as admission left them, for `x-ratelimit-*`.
+    rate_limits: RateLimits,
     price: Price,
     /// The price savings are counted against (the route's most expensive candidate).
     baseline_price: Option<Price>,
@@ -65,6 +67,7 @@ impl RecordGuard {
             started: now(),
             telemetry,
             admission: None,
+            rate_limits: RateLimits::default(),
             price: Price::default(),
             baseline_price: None,
             from_cache: false,
@@ -97,7 +100,19 @@ impl RecordGuard {
     }
 
     pub fn set_admission(&mut self, admission: Admission) {
+        self.rate_limits = admission.limits;
         self.admission = Some(admission);
+    }
+
+    /// The key's rate limits when admission refused the request.
+    pub fn set_rate_limits(&mut self, limits: RateLimits) {
+        self.rate_limits = limits;
+    }
+
+    /// OpenAI's `x-ratelimit-*` headers for the key's `rpm` and `tpm`, as they stood right
+    /// after this request was admitted (or refused); none for a key without them.
+    pub fn rate_limit_headers(&self) -> Vec<(axum::http::HeaderName, axum::http::HeaderValue)> {
+        self.rate_limits.headers()
     }
 
     /// The price of the model that answered, for the cost of this request.

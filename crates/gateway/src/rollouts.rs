@@ -169,6 +169,15 @@ impl RolloutSet {
         }
     }
 
+    /// The candidate of the rollout in force over `baseline` (of `kind`): where some of
+    /// `baseline`'s requests go.
+    pub fn candidate_of(&self, kind: TargetKind, baseline: &str) -> Option<&str> {
+        self.rollouts
+            .iter()
+            .find(|r| r.baseline().kind == kind && r.baseline().id == baseline)
+            .map(|r| r.candidate().id.as_str())
+    }
+
     /// The rollout in force over `baseline` (of `kind`), and the arm `user` takes.
     pub fn take(&self, kind: TargetKind, baseline: &str, user: &str) -> Option<Taken> {
         let r = self

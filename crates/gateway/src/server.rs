@@ -652,12 +652,13 @@ fn fail(record: RecordGuard, e: GatewayError) -> Response {
     let guard = record
         .guard_header()
         .and_then(|g| HeaderValue::from_str(g).ok());
+    let rate_limits = record.rate_limit_headers();
     record.finish(e.status().as_u16(), Some(e.label()));
     let mut response = e.into_response();
     if let Some(g) = guard {
         response.headers_mut().insert(GUARD, g);
     }
-    response
+    with_headers(response, rate_limits)
 }
 
 /// Headers that say who answered and how, taken from the record before it is finished.
@@ -687,6 +688,7 @@ fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
     add(ROUTE, guard.route_header().unwrap_or_default().to_owned());
     add(CACHE, record.cache.clone().unwrap_or_default());
     add(GUARD, guard.guard_header().unwrap_or_default().to_owned());
+    out.extend(guard.rate_limit_headers());
     out
 }
 

@@ -22,7 +22,8 @@ use serde_json::{json, Value};
 
 const OTHER_KEY: &str = "sk-test-other-tenant";
 
-fn config() -> String {
+/// The static embedding model's folder, which the semantic tier needs.
+fn embedder() -> &'static str {
     let embedder = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../models/minilm-static-256"
@@ -33,6 +34,18 @@ fn config() -> String {
             .is_file(),
         "the static embedding model is missing at {embedder}: run scripts/fetch-models.sh"
     );
+    embedder
+}
+
+/// `[cache]` with the semantic tier at 0.85, and the test key, of tenant `acme`.
+fn cache_and_key() -> String {
+    format!(
+        "[cache]\nembedder = \"{}\"\nthreshold = 0.85\n\n[[keys]]\nid = \"test\"\ntenant = \"acme\"\nsecret_sha256 = \"{{KEY}}\"\n",
+        embedder()
+    )
+}
+
+fn config() -> String {
     format!(
         r#"
 [providers.sim]
@@ -75,22 +88,15 @@ name = "code-review"
 prompt_regex = "(?i)review this code"
 model = "medium"
 
-[cache]
-embedder = "{embedder}"
-threshold = 0.85
-
-[[keys]]
-id = "test"
-tenant = "acme"
-secret_sha256 = "{{KEY}}"
-
+{cache_and_key}
 [[keys]]
 id = "other"
 tenant = "globex"
 secret_sha256 = "{other}"
 route_policy = "best"
 "#,
-        other = common::hex_sha256(OTHER_KEY)
+        other = common::hex_sha256(OTHER_KEY),
+        cache_and_key = cache_and_key(),
     )
 }
 
@@ -437,4 +443,120 @@ async fn without_the_model_files_only_a_config_that_needs_them_fails_and_says_ho
     let q = chat("small", "How many moons does Jupiter have?");
     assert_eq!(ask(&gw, KEY, q.clone(), &[]).await.cache, "miss");
     assert_eq!(ask(&gw, KEY, q, &[]).await.cache, "hit-exact");
+}
+
+/// A gateway with one model `m` on a fake OpenAI upstream and the semantic cache on.
+async fn cached_upstream(up: &switchyard_testkit::FakeUpstream) -> TestGateway {
+    start(&format!(
+        "{}\n{}",
+        common::openai_model(up),
+        cache_and_key()
+    ))
+    .await
+}
+
+/// A semantic hit never answers with another kind of answer than a miss would: plain text
+/// is not served where a tool call is forced, other tools are offered or a JSON schema is
+/// asked for, and a tool call is not served to a request without tools; a true paraphrase of
+/// the same shape still hits.
+#[tokio::test]
+async fn a_semantic_hit_keeps_the_shape_of_the_answer() {
+    use switchyard_testkit::{FakeUpstream, Flavor, Reply};
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let gw = cached_upstream(&up).await;
+    let body_of = |text: &str, shape: Value| {
+        let mut body = json!({"model": "m", "messages": user(text), "temperature": 0});
+        for (k, v) in shape.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let tool = |name: &str| json!([{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}]);
+    let forced = json!({"tools": tool("reset_password"), "tool_choice": "required"});
+    let other_tools = json!({"tools": tool("lookup_account")});
+    let schema = json!({"response_format": {"type": "json_schema", "json_schema": {
+        "name": "steps", "schema": {"type": "object"}}}});
+
+    up.push(Reply::text("Click 'Forgot password' on the sign-in page."));
+    let first = ask(
+        &gw,
+        KEY,
+        body_of("How do I reset my password?", json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(first.cache, "miss");
+    let paraphrase = "How can I reset my password?";
+
+    up.push(Reply::tool_call("reset_password", json!({})));
+    let a = ask(&gw, KEY, body_of(paraphrase, forced.clone()), &[]).await;
+    assert_eq!(
+        a.cache, "miss",
+        "plain text served for a forced tool call: {}",
+        a.body
+    );
+    assert_eq!(a.body["choices"][0]["finish_reason"], "tool_calls");
+
+    up.push(Reply::text("I can look your account up."));
+    let a = ask(&gw, KEY, body_of(paraphrase, other_tools), &[]).await;
+    assert_eq!(a.cache, "miss", "an answer for other tools: {}", a.body);
+
+    up.push(Reply::text("{\"steps\": [\"Click 'Forgot password'\"]}"));
+    let a = ask(&gw, KEY, body_of(paraphrase, schema), &[]).await;
+    assert_eq!(
+        a.cache, "miss",
+        "plain text served for a JSON schema: {}",
+        a.body
+    );
+
+    // The same shape: the paraphrase hits, both ways.
+    let a = ask(&gw, KEY, body_of(paraphrase, json!({})), &[]).await;
+    assert_eq!(a.cache, "hit-semantic", "{}", a.body);
+    assert_eq!(
+        a.body["choices"][0]["message"]["content"],
+        first.body["choices"][0]["message"]["content"]
+    );
+    let a = ask(
+        &gw,
+        KEY,
+        body_of("How could I reset my password?", forced),
+        &[],
+    )
+    .await;
+    assert_eq!(a.cache, "hit-semantic", "{}", a.body);
+    assert_eq!(
+        a.body["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "reset_password"
+    );
+
+    // And the other way: a stored tool call is not served to a request without tools.
+    up.push(Reply::tool_call("get_weather", json!({"city": "Paris"})));
+    let forecast = json!({"tools": tool("get_weather"), "tool_choice": "required"});
+    let a = ask(
+        &gw,
+        KEY,
+        body_of("What's the weather in Paris today?", forecast),
+        &[],
+    )
+    .await;
+    assert_eq!(a.cache, "miss");
+    up.push(Reply::text("Sunny, 21C."));
+    let a = ask(
+        &gw,
+        KEY,
+        body_of("What is the weather in Paris today?", json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        a.cache, "miss",
+        "a tool call served to a request with no tools: {}",
+        a.body
+    );
+    assert_eq!(a.body["choices"][0]["message"]["content"], "Sunny, 21C.");
+    assert_eq!(
+        up.requests().len(),
+        6,
+        "every miss went upstream, every hit did not"
+    );
 }

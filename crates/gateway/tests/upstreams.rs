@@ -211,6 +211,79 @@ async fn a_stream_broken_after_the_first_byte_ends_with_an_error_event() {
     assert_eq!(gw.records()[0].status, 502);
 }
 
+/// The upstream's stream ends (at an event's end or halfway through one) with some text sent
+/// but no finish reason and no terminator: the client gets an error event, not `[DONE]`; the
+/// record an upstream error; and the cut answer is not cached.
+#[tokio::test]
+async fn a_truncated_stream_is_an_error_and_is_not_cached() {
+    for flavor in [Flavor::OpenAi, Flavor::Anthropic] {
+        for ending in [Ending::Truncated, Ending::CutMidEvent] {
+            let up = FakeUpstream::start(flavor).await.unwrap();
+            up.push(Reply::text("one two three four").ending(ending));
+            up.push(Reply::text("one two three four"));
+            let models = format!(
+                "[models.m]\ndeployments = [{{ provider = \"up\" }}]\n{FAST_RETRY}\n\n[cache]\nsemantic = false\n"
+            );
+            let mut gw = gateway(&[("up", &up)], &models).await;
+            let ask = json!({"model": "m", "messages": user("count to four"), "temperature": 0, "stream": true});
+            let r = gw.chat(ask.clone()).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let text = r.text().await.unwrap();
+            let case = format!("{flavor:?} {ending:?}");
+            assert!(text.contains("\"one \""), "{case}: {text}");
+            assert!(text.contains("upstream_stream_error"), "{case}: {text}");
+            assert!(!text.contains("data: [DONE]"), "{case}: {text}");
+            assert_eq!(
+                up.requests().len(),
+                1,
+                "{case}: no retry after the first byte"
+            );
+
+            // Not cached: the same request goes upstream again, and now ends cleanly.
+            let r = gw.chat(ask).send().await.unwrap();
+            assert_eq!(r.headers()["x-switchyard-cache"], "miss", "{case}");
+            let text = r.text().await.unwrap();
+            assert!(text.ends_with("data: [DONE]\n\n"), "{case}: {text}");
+            assert_eq!(up.requests().len(), 2, "{case}");
+            gw.stop().await;
+            let records = gw.records();
+            assert_eq!(records[0].status, 502, "{case}");
+            assert_eq!(
+                records[0].error_kind.as_deref(),
+                Some("upstream_stream_error"),
+                "{case}"
+            );
+            assert_eq!(records[1].status, 200, "{case}");
+        }
+    }
+}
+
+/// A stream cut before its first chunk (halfway through the first event) is a failure like
+/// any other before the first byte: retried, and the client sees only the clean answer.
+#[tokio::test]
+async fn a_stream_cut_before_its_first_chunk_is_retried() {
+    for flavor in [Flavor::OpenAi, Flavor::Anthropic] {
+        let up = FakeUpstream::start(flavor).await.unwrap();
+        up.push(Reply::text("lost words").ending(Ending::CutAtStart));
+        up.push(Reply::text("the whole answer"));
+        let mut gw = single(&up).await;
+        let r = gw
+            .chat(json!({"model": "m", "messages": user("hi"), "stream": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-switchyard-attempts"], "2", "{flavor:?}");
+        let text = r.text().await.unwrap();
+        let (content, _) = common::sse_content(&text);
+        assert_eq!(content, "the whole answer", "{flavor:?}: {text}");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{flavor:?}: {text}");
+        gw.stop().await;
+        let rec = &gw.records()[0];
+        assert_eq!((rec.status, rec.attempts), (200, 2), "{flavor:?}");
+    }
+}
+
 #[tokio::test]
 async fn client_hang_up_cancels_the_upstream_call() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();

@@ -5,6 +5,7 @@
 //! holds the HTTP mechanics every HTTP adapter shares: sending, failure classification and SSE
 //! framing.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -123,11 +124,18 @@ fn classify_event(event: &Event) -> Step {
     }
 }
 
-/// Turns SSE events into chunks. 1. `[DONE]` ends the stream; 2. an error event or a chunk
-/// that does not parse is yielded as an error and ends the stream, since nothing after it can
-/// be trusted; 3. EOF without `[DONE]` is a normal end once a chunk has arrived (many servers
-/// omit it), but an error when nothing came at all. The stream owns the HTTP response, so
-/// dropping it closes the upstream connection.
+/// Turns SSE events into chunks.
+/// 1. `[DONE]` ends the stream.
+/// 2. An error event, or a chunk that does not parse, is yielded as an error and ends the
+///    stream, since nothing after it can be trusted.
+/// 3. The end of the body (cleanly, or halfway through an event, which SSE discards) is a
+///    normal end only when the answer is complete: every choice that appeared has had its
+///    `finish_reason` (many servers send that, then usage, then close without `[DONE]`).
+///    Otherwise the answer was cut short, and the end is an error: before any chunk, so the
+///    gateway retries it, or after some, so the client gets an error event instead of a
+///    truncated answer that looks whole.
+///
+/// The stream owns the HTTP response, so dropping it closes the upstream connection.
 pub(crate) fn chunk_stream<S>(events: S) -> ChunkStream
 where
     S: Stream<Item = Result<Event, ProviderError>> + Send + 'static,
@@ -135,12 +143,16 @@ where
     struct State<S> {
         events: Pin<Box<S>>,
         seen_chunk: bool,
+        /// Each choice index seen so far, and whether it has finished. Bounded by the
+        /// stream's own length.
+        choices: BTreeMap<u32, bool>,
         finished: bool,
     }
 
     let state = State {
         events: Box::pin(events),
         seen_chunk: false,
+        choices: BTreeMap::new(),
         finished: false,
     };
     Box::pin(futures::stream::unfold(state, |mut st| async move {
@@ -149,12 +161,17 @@ where
         }
         loop {
             let event = match st.events.next().await {
-                None if st.seen_chunk => return None,
                 None => {
+                    let complete = !st.choices.is_empty() && st.choices.values().all(|done| *done);
+                    if complete {
+                        return None;
+                    }
                     st.finished = true;
-                    let e = ProviderError::Stream(
-                        "the upstream ended the stream before any chunk".into(),
-                    );
+                    let e = ProviderError::Stream(if st.seen_chunk {
+                        "the upstream ended the stream before the answer was complete (no finish_reason and no [DONE])".into()
+                    } else {
+                        "the upstream ended the stream before any chunk".into()
+                    });
                     return Some((Err(e), st));
                 }
                 Some(Err(e)) => {
@@ -168,6 +185,9 @@ where
                 Step::Done => return None,
                 Step::Chunk(chunk) => {
                     st.seen_chunk = true;
+                    for c in &chunk.choices {
+                        *st.choices.entry(c.index).or_default() |= c.finish_reason.is_some();
+                    }
                     return Some((Ok(*chunk), st));
                 }
                 Step::Fail(e) => {
@@ -212,6 +232,17 @@ mod tests {
         serde_json::from_str(C1).unwrap()
     }
 
+    const F1: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+    const U1: &str = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+
+    fn f1() -> Value {
+        serde_json::from_str(F1).unwrap()
+    }
+
+    fn u1() -> Value {
+        serde_json::from_str(U1).unwrap()
+    }
+
     #[tokio::test]
     async fn stream_parsing() {
         let cases: Vec<(&'static str, Value)> = vec![
@@ -219,8 +250,27 @@ mod tests {
                 leak(format!("data: {C1}\n\ndata: [DONE]\n\ndata: {C1}\n\n")),
                 json!([c1()]),
             ),
-            // EOF without [DONE] after a chunk is a normal end.
-            (leak(format!("data: {C1}\n\n")), json!([c1()])),
+            // EOF without [DONE] once every choice has finished is a normal end, usage
+            // chunk or not.
+            (
+                leak(format!("data: {C1}\n\ndata: {F1}\n\ndata: {U1}\n\n")),
+                json!([c1(), f1(), u1()]),
+            ),
+            // EOF before a finish reason is a truncated answer, whether at an event's end or
+            // halfway through one (SSE drops the partial event).
+            (
+                leak(format!("data: {C1}\n\n")),
+                json!([c1(), {"err": "stream"}]),
+            ),
+            (
+                leak(format!("data: {C1}\n\ndata: {{\"id\":\"c\",\"cho")),
+                json!([c1(), {"err": "stream"}]),
+            ),
+            (
+                leak(format!("data: {C1}\n\ndata: {U1}\n\n")),
+                json!([c1(), u1(), {"err": "stream"}]),
+            ),
+            ("data: {\"id\":\"c\",\"cho", json!([{"err": "stream"}])),
             // Comments and empty data are skipped; CRLF framing works.
             (
                 leak(format!(

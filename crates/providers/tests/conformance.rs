@@ -526,6 +526,40 @@ mod cases {
         assert_eq!(finish_reasons(&chunks), ["stop"]);
     }
 
+    /// A body that ends cleanly before the answer is complete (OpenAI: no choice's
+    /// `finish_reason` and no `[DONE]`; Anthropic: no `stop_reason` and no `message_stop`),
+    /// whether at an event's end or halfway through one, ends in a retryable stream error
+    /// after the chunks that did arrive, never in a clean end.
+    pub async fn truncated_stream(h: Harness) {
+        if h.is_sim() {
+            return; // no wire to break
+        }
+        for ending in [Ending::Truncated, Ending::CutMidEvent] {
+            h.push(Reply::text("one two three four").ending(ending));
+            let items = drain(h.stream().await).await;
+            let (last, good) = items.split_last().expect("items");
+            let err = last
+                .as_ref()
+                .expect_err("a truncated stream ends in an error");
+            assert!(
+                matches!(err, ProviderError::Stream(_)),
+                "{ending:?}: {err:?}"
+            );
+            assert!(err.retryable());
+            let chunks = ok_chunks(good.to_vec());
+            assert_eq!(text_of(&chunks), "one ", "{ending:?}");
+            assert!(finish_reasons(&chunks).is_empty(), "{ending:?}");
+        }
+        // Cut inside the first event: nothing came, and the error is the only item.
+        h.push(Reply::text("one two").ending(Ending::CutAtStart));
+        let items = drain(h.stream().await).await;
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert!(
+            matches!(&items[0], Err(ProviderError::Stream(_))),
+            "{items:?}"
+        );
+    }
+
     pub async fn connection_cut_mid_stream(h: Harness) {
         if h.is_sim() {
             return; // no wire to break
@@ -654,6 +688,7 @@ macro_rules! suite {
                 malformed_body,
                 usage_missing,
                 stream_without_terminator,
+                truncated_stream,
                 connection_cut_mid_stream,
                 client_disconnect,
                 dropped_call_cancels_upstream,

@@ -89,6 +89,23 @@ proptest! {
         }
     }
 
+    /// A body cut short anywhere ends in an error item unless the cut comes after the event
+    /// that finishes the answer (OpenAI: the `finish_reason` chunk; Anthropic: the
+    /// `message_delta` with its `stop_reason`): a truncated answer never looks complete.
+    #[test]
+    fn a_body_cut_before_the_finish_ends_in_an_error(cut in 0usize..4096) {
+        for (body, finish, parse) in [
+            (OPENAI_BODY, "\"finish_reason\":\"stop\"}]}\n\n", openai_stream as fn(Vec<Vec<u8>>) -> switchyard_providers::ChunkStream),
+            (ANTHROPIC_BODY, "\"usage\":{\"output_tokens\":4}}\n\n", anthropic_stream),
+        ] {
+            let finished_at = body.find(finish).unwrap() + finish.len();
+            let at = cut % (body.len() + 1);
+            let items = drain(parse(vec![body.as_bytes()[..at].to_vec()]));
+            let failed = items.last().is_some_and(|i| i.starts_with("error"));
+            prop_assert_eq!(failed, at < finished_at, "cut at {} of {}: {:?}", at, body.len(), items);
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8)) {
         drain(openai_stream(pieces.clone()));

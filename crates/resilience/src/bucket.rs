@@ -55,6 +55,21 @@ impl TokenBucket {
         self.level
     }
 
+    /// The most the bucket holds: the per-minute limit.
+    pub fn capacity(&self) -> f64 {
+        self.capacity
+    }
+
+    /// How long until the bucket is full again, if nothing more is taken.
+    pub fn until_full(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        if self.refill_per_sec > 0.0 {
+            Duration::from_secs_f64(((self.capacity - self.level) / self.refill_per_sec).max(0.0))
+        } else {
+            Duration::ZERO
+        }
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.level = (self.level + elapsed * self.refill_per_sec).min(self.capacity);
@@ -89,6 +104,20 @@ mod tests {
         b.settle(0.0, 1500.0, t0);
         assert_eq!(b.level(t0), -600.0);
         assert!(b.try_take(1.0, t0).is_err());
+    }
+
+    #[test]
+    fn until_full_counts_the_refill_of_what_is_missing() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::per_minute(60, t0);
+        assert_eq!(b.until_full(t0), Duration::ZERO);
+        b.try_take(6.0, t0).unwrap();
+        assert_eq!(b.until_full(t0), Duration::from_secs(6));
+        assert_eq!(
+            b.until_full(t0 + Duration::from_secs(2)),
+            Duration::from_secs(4)
+        );
+        assert_eq!(b.capacity(), 60.0);
     }
 
     #[test]

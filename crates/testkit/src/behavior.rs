@@ -155,8 +155,8 @@ pub struct FakeUsage {
     pub completion_tokens: u32,
 }
 
-/// How a stream ends (a whole answer is only affected by `Malformed` and `Abort`, which
-/// break its body the same way). "After the first content" means after the first text piece,
+/// How a stream ends (a whole answer is only affected by the breaks: `Abort` cuts its body
+/// off, the others end it halfway). "After the first content" means after the first text piece,
 /// or after the opening frame when there is no text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -168,4 +168,11 @@ pub enum Ending {
     Malformed,
     /// After the first content, the server aborts the connection (no clean end of body).
     Abort,
+    /// After the first content, the body ends cleanly with no finish reason and no
+    /// terminator: a truncated answer that looks like a normal end of body.
+    Truncated,
+    /// As `Truncated`, but the body ends halfway through the next event's `data:` line.
+    CutMidEvent,
+    /// The body ends cleanly halfway through the very first event: nothing usable came.
+    CutAtStart,
 }

@@ -115,7 +115,9 @@ pub(crate) fn chat_body_frames(flavor: Flavor, reply: &Reply, model: &str, id: u
     let (head, _) = halves(&text);
     match reply.ending {
         Ending::Complete | Ending::NoTerminator => vec![Frame::Bytes(Bytes::from(text))],
-        Ending::Malformed => vec![Frame::Bytes(Bytes::from(head))],
+        Ending::Malformed | Ending::Truncated | Ending::CutMidEvent | Ending::CutAtStart => {
+            vec![Frame::Bytes(Bytes::from(head))]
+        }
         Ending::Abort => vec![Frame::Bytes(Bytes::from(head)), Frame::Abort],
     }
 }
@@ -154,8 +156,29 @@ impl Frames {
                 self.frames.truncate(cut);
                 self.frames.push(Frame::Abort);
             }
+            Ending::Truncated => self.frames.truncate(cut),
+            Ending::CutMidEvent => {
+                let next = self.frames.get(cut).and_then(half_frame);
+                self.frames.truncate(cut);
+                self.frames.extend(next);
+            }
+            Ending::CutAtStart => {
+                let first = self.frames.first().and_then(half_frame);
+                self.frames = first.into_iter().collect();
+            }
         }
         self.frames
+    }
+}
+
+/// The first half of a frame's bytes (split on a char boundary): an event cut off mid-line.
+fn half_frame(frame: &Frame) -> Option<Frame> {
+    match frame {
+        Frame::Bytes(b) => {
+            let (head, _) = halves(&String::from_utf8_lossy(b));
+            Some(Frame::Bytes(Bytes::from(head)))
+        }
+        Frame::Abort => None,
     }
 }
 
@@ -386,6 +409,29 @@ mod tests {
         let bad = s.find("oops").unwrap();
         assert!(s.find("\"a \"").unwrap() < bad && bad < s.find("\"b\"").unwrap());
         assert!(s.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    }
+
+    #[test]
+    fn truncations_end_the_body_without_a_finish() {
+        let reply = Reply::text("a b c").ending(Ending::Truncated);
+        let s = text(&chat_stream(Flavor::OpenAi, &reply, "m", 1, true));
+        assert!(s.contains("\"a \"") && !s.contains("\"b \""), "{s}");
+        assert!(
+            !s.contains("finish_reason\":\"stop") && !s.contains("[DONE]"),
+            "{s}"
+        );
+        let reply = Reply::text("a b c").ending(Ending::CutMidEvent);
+        let s = text(&chat_stream(Flavor::OpenAi, &reply, "m", 1, true));
+        assert!(
+            s.ends_with(|c: char| c != '\n') && s.matches("data: ").count() == 3,
+            "{s}"
+        );
+        let reply = Reply::text("a b c").ending(Ending::CutAtStart);
+        let s = text(&chat_stream(Flavor::Anthropic, &reply, "m", 1, true));
+        assert!(
+            s.starts_with("event: message_start") && !s.contains("\n\n"),
+            "{s}"
+        );
     }
 
     #[test]

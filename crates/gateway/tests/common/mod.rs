@@ -233,6 +233,15 @@ pub fn request_id(r: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// A provider `up` on the fake OpenAI upstream `up`, and a model `m` on it (the model's
+/// table is last: more of its fields may follow).
+pub fn openai_model(up: &switchyard_testkit::FakeUpstream) -> String {
+    format!(
+        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[models.m]\ndeployments = [{{ provider = \"up\" }}]\n",
+        up.base_url()
+    )
+}
+
 pub fn user(text: &str) -> serde_json::Value {
     serde_json::json!([{"role": "user", "content": text}])
 }
