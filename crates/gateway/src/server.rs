@@ -488,13 +488,18 @@ fn with_headers(mut response: Response, headers: Vec<(HeaderName, HeaderValue)>)
 
 /// What every model endpoint starts with: the pipeline this request keeps to its end, and
 /// its record.
-fn begin(app: &AppState, headers: &HeaderMap, endpoint: &str) -> (Arc<Pipeline>, RecordGuard) {
+fn begin(
+    app: &AppState,
+    headers: &HeaderMap,
+    endpoint: &'static str,
+) -> (Arc<Pipeline>, RecordGuard) {
     let pipeline = app.pipeline.load_full();
     let mut record = RecordGuard::new(
         app.telemetry.clone(),
         request_id(headers),
         endpoint,
         pipeline.config.telemetry.access_log,
+        pipeline.labels().clone(),
     );
     record.record().config_version = Some(crate::versions::short(&pipeline.version).to_owned());
     (pipeline, record)
@@ -543,6 +548,7 @@ fn config_arm(
         running
     };
     record.record().config_version = Some(crate::versions::short(&chosen.version).to_owned());
+    record.set_labels(chosen.labels().clone());
     record.take_arm(taken, live.stats.clone());
     chosen
 }
@@ -698,20 +704,20 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
-    for d in app.pipeline.load().deployments() {
-        metrics::gauge!(m::BREAKER_STATE, "deployment" => d.label.clone())
-            .set(d.breaker_state().gauge());
-        metrics::gauge!(m::INFLIGHT, "deployment" => d.label.clone())
-            .set(f64::from(d.outstanding()));
+    let pipeline = app.pipeline.load();
+    for d in pipeline.deployments() {
+        let deployment = [("deployment", pipeline.labels().deployment(&d.label))];
+        m::gauge(m::BREAKER_STATE, &deployment).set(d.breaker_state().gauge());
+        m::gauge(m::INFLIGHT, &deployment).set(f64::from(d.outstanding()));
     }
-    metrics::gauge!(m::QUEUE_DEPTH).set(app.telemetry.queue_depth() as f64);
-    if let Some(cache) = app.pipeline.load().cache() {
+    m::gauge(m::QUEUE_DEPTH, &[]).set(app.telemetry.queue_depth() as f64);
+    if let Some(cache) = pipeline.cache() {
         let stats = cache.stats();
-        metrics::gauge!(m::CACHE_ENTRIES).set(stats.entries as f64);
-        metrics::gauge!(m::CACHE_BYTES).set(stats.bytes as f64);
+        m::gauge(m::CACHE_ENTRIES, &[]).set(stats.entries as f64);
+        m::gauge(m::CACHE_BYTES, &[]).set(stats.bytes as f64);
     }
-    metrics::counter!(m::RECORDS_DROPPED).absolute(app.telemetry.dropped());
-    metrics::counter!(m::RECORDS_WRITTEN).absolute(app.telemetry.written());
+    m::counter(m::RECORDS_DROPPED, &[]).absolute(app.telemetry.dropped());
+    m::counter(m::RECORDS_WRITTEN, &[]).absolute(app.telemetry.written());
     app.prometheus.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

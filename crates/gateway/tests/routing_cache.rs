@@ -23,16 +23,7 @@ use serde_json::{json, Value};
 const OTHER_KEY: &str = "sk-test-other-tenant";
 
 fn config() -> String {
-    let embedder = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/minilm-static-256"
-    );
-    assert!(
-        std::path::Path::new(embedder)
-            .join("model.safetensors")
-            .is_file(),
-        "the static embedding model is missing at {embedder}: run scripts/fetch-models.sh"
-    );
+    let embedder = common::static_embedder();
     format!(
         r#"
 [providers.sim]
