@@ -20,7 +20,7 @@ mod validate;
 pub use diag::{ConfigError, Diagnostic};
 pub use prompt::{
     BodyError, MessageTemplate, PromptCall, PromptCallError, PromptParams, PromptRef,
-    PromptRefError, PromptTemplate, RenderError, Rendered, Selector, VariableSpec,
+    PromptRefError, PromptTemplate, RenderError, RenderLimits, Rendered, Selector, VariableSpec,
 };
 pub use secret::{hash_key, Secret};
 pub use spec::*;

@@ -39,6 +39,27 @@ pub struct RawConfig {
     /// `[alerts]`: where SLO alerts go and what a page does.
     #[serde(default)]
     pub alerts: RawAlerts,
+    /// `[prompts]`: how far rendering a stored prompt may go.
+    #[serde(default)]
+    pub prompts: RawPrompts,
+}
+
+/// `[prompts]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPrompts {
+    pub max_rendered_bytes: u64,
+    pub fuel: u64,
+}
+
+impl Default for RawPrompts {
+    fn default() -> Self {
+        let limits = crate::prompt::RenderLimits::default();
+        RawPrompts {
+            max_rendered_bytes: limits.max_bytes as u64,
+            fuel: limits.fuel,
+        }
+    }
 }
 
 /// `[alerts]`.

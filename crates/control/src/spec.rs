@@ -32,6 +32,8 @@ pub struct Config {
     /// `[[slos]]`, validated.
     pub slos: Vec<switchyard_slo::SloSpec>,
     pub alerts: AlertsSpec,
+    /// `[prompts]`: the limits of one render of a stored prompt.
+    pub prompts: crate::prompt::RenderLimits,
 }
 
 /// `[alerts]`: where SLO alert changes go, and what a firing page does to rollouts.

@@ -320,6 +320,20 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             OnPage::Pause,
         ),
     };
+    for (field, value) in [
+        ("max_rendered_bytes", raw.prompts.max_rendered_bytes),
+        ("fuel", raw.prompts.fuel),
+    ] {
+        c.ensure(
+            value > 0,
+            format!("prompts.{field}"),
+            "must be greater than 0",
+        );
+    }
+    let prompts = crate::prompt::RenderLimits {
+        max_bytes: usize::try_from(raw.prompts.max_rendered_bytes).unwrap_or(usize::MAX),
+        fuel: raw.prompts.fuel,
+    };
     c.ensure(
         raw.alerts.timeout_ms > 0,
         "alerts.timeout_ms",
@@ -329,6 +343,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         Ok(Config {
             slos,
             alerts,
+            prompts,
             server,
             storage,
             telemetry,

@@ -228,9 +228,10 @@ impl Pipeline {
         let mut request: ChatCompletionRequest = parse_json(body)?;
         let user = crate::flags::user_key(headers, &request, &key.id);
         // A stored prompt renders into the request before anything else reads it.
-        if let Some((prompt, taken)) =
-            live.prompts
-                .render_into(&mut request, &live.rollouts, &user)?
+        if let Some((prompt, taken)) = live
+            .prompts
+            .render_into(&mut request, &live.rollouts, &user, &self.config.prompts)
+            .await?
         {
             record.record().prompt = Some(prompt);
             if let Some(t) = taken {
