@@ -40,6 +40,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig =
         toml::from_str(text).map_err(|e| diag::syntax_error(text, origin, &e))?;
-    validate::validate(raw)
-        .map_err(|issues| ConfigError::Invalid(diag::located(text, origin, issues)))
+    let (mut config, warnings) = validate::validate(raw)
+        .map_err(|issues| ConfigError::Invalid(diag::located(text, origin, issues)))?;
+    config.located_warnings = diag::located(text, origin, warnings);
+    Ok(config)
 }

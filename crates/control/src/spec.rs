@@ -34,6 +34,9 @@ pub struct Config {
     pub alerts: AlertsSpec,
     /// `[prompts]`: the limits of one render of a stored prompt.
     pub prompts: crate::prompt::RenderLimits,
+    /// Warnings about one field each, with its file and line (an upstream URL on a
+    /// link-local address); [`Config::warnings`] gives them with the rest.
+    pub located_warnings: Vec<crate::Diagnostic>,
 }
 
 /// `[alerts]`: where SLO alert changes go, and what a firing page does to rollouts.
@@ -498,7 +501,11 @@ pub const DEMO_ADMIN_KEY: &str = "sk-switchyard-admin";
 impl Config {
     /// Things that are valid but probably not what the author meant.
     pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out: Vec<String> = self
+            .located_warnings
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
         if self.keys.is_empty() {
             out.push("no [[keys]] are declared: the gateway would refuse every request (a config for `switchyard sim` needs none)".to_owned());
         }

@@ -52,6 +52,8 @@ pub struct AppState {
     pub(crate) env: Env,
     /// Signed-in dashboard browsers.
     pub dashboard: crate::dashboard::Sessions,
+    /// Wrong admin keys per client address.
+    pub sign_in: crate::dashboard::SignInThrottle,
     /// Held while a config version is applied, so changes happen one at a time.
     pub applying: tokio::sync::Mutex<()>,
     /// Held while a rollout changes (the controller's tick, an admin action), so no change
@@ -144,6 +146,10 @@ impl Server {
         } else {
             Arc::new(launch.config_of(&text, &origin)?)
         };
+        // What `switchyard config check` prints as warnings, in the log at start-up.
+        for warning in config.warnings() {
+            tracing::warn!("config: {warning}");
+        }
         let version = crate::versions::version_id(&text);
         let pipeline = build_pipeline(&store, &env, config.clone(), &version)?;
         let now_ms = chrono::Utc::now().timestamp_millis();
@@ -178,6 +184,7 @@ impl Server {
             launch,
             env,
             dashboard: crate::dashboard::Sessions::default(),
+            sign_in: crate::dashboard::SignInThrottle::default(),
             applying: tokio::sync::Mutex::new(()),
             rolling: tokio::sync::Mutex::new(()),
             candidate: arc_swap::ArcSwapOption::empty(),
@@ -258,7 +265,15 @@ impl Server {
         let state = self.state.clone();
         #[allow(clippy::disallowed_methods)] // aborted at shutdown, which saves the state itself
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            // The providers' client: redirects are not followed.
+            let client = match switchyard_providers::http_client(std::time::Duration::from_secs(5))
+            {
+                Ok(client) => client,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the HTTP client for SLO alerts; SLOs are not evaluated");
+                    return;
+                }
+            };
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
             loop {
                 tick.tick().await;
@@ -361,7 +376,13 @@ impl Server {
                 prometheus.run_upkeep();
             }
         });
-        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+        // The peer's address goes into each request (`ConnectInfo`): the sign-in throttle
+        // counts wrong keys by it.
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
         let mut stopped = stop_rx.clone();
         let drained = async move {
             // The grace period starts when shutdown is asked for, not at start-up.
@@ -389,6 +410,9 @@ impl Server {
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    // Every route that checks the admin key counts wrong ones per client address.
+    let key_checks =
+        axum::middleware::from_fn_with_state(state.clone(), crate::dashboard::throttle_key_checks);
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
@@ -397,9 +421,12 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
-        .merge(crate::admin::routes())
-        .merge(crate::kpis::routes())
-        .merge(crate::dashboard::routes())
+        .merge(
+            crate::admin::routes()
+                .merge(crate::kpis::routes())
+                .merge(crate::dashboard::routes())
+                .route_layer(key_checks),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
