@@ -42,6 +42,19 @@ pub enum GuardReason {
     Substitution { query: String, cached: String },
 }
 
+impl GuardReason {
+    /// The reason's kind, without the words it quotes (those are the caller's).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GuardReason::Negation => "negation",
+            GuardReason::Polarity { .. } => "polarity",
+            GuardReason::Numbers => "numbers",
+            GuardReason::Entities { .. } => "entities",
+            GuardReason::Substitution { .. } => "substitution",
+        }
+    }
+}
+
 impl std::fmt::Display for GuardReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -24,7 +24,7 @@ mod validate;
 pub use diag::{ConfigError, Diagnostic};
 pub use prompt::{
     BodyError, MessageTemplate, PromptCall, PromptCallError, PromptParams, PromptRef,
-    PromptRefError, PromptTemplate, RenderError, Rendered, Selector, VariableSpec,
+    PromptRefError, PromptTemplate, RenderError, RenderLimits, Rendered, Selector, VariableSpec,
 };
 pub use secret::{hash_key, Secret};
 pub use spec::*;
@@ -46,7 +46,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     // A file with shape mistakes is still validated (with neutral stand-ins), so one run
     // reports both kinds.
     let issues = match raw.map(validate::validate) {
-        Some(Ok(config)) if shape.is_empty() => return Ok(config),
+        Some(Ok((mut config, warnings))) if shape.is_empty() => {
+            config.located_warnings = diag::located(text, origin, warnings);
+            return Ok(config);
+        }
         Some(Ok(_)) | None => Vec::new(),
         Some(Err(issues)) => issues,
     };

@@ -501,6 +501,53 @@ fn template_error(e: &minijinja::Error) -> String {
     }
 }
 
+/// How far one render of a prompt may go (`[prompts]` in the config). A template is code: a
+/// loop over a range, nested loops or a string repeated can make it render for minutes and
+/// hundreds of megabytes. Both limits cover the whole prompt, every message together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderLimits {
+    /// Most bytes the rendered messages may hold together.
+    pub max_bytes: usize,
+    /// Most template instructions one render may run (minijinja's fuel: about one per
+    /// expression, filter or loop step).
+    pub fuel: u64,
+}
+
+impl Default for RenderLimits {
+    /// 4 MiB, the most a client may send in a body (`server.max_body_bytes`' default), and a
+    /// million instructions: tens of milliseconds, hundreds of times what a prompt that loops
+    /// over a few dozen items needs.
+    fn default() -> Self {
+        RenderLimits {
+            max_bytes: 4 * 1024 * 1024,
+            fuel: 1_000_000,
+        }
+    }
+}
+
+/// Collects rendered text and refuses a write that would take it past `limit` bytes, so a
+/// template's output never grows past the limit in memory.
+struct BoundedText {
+    text: Vec<u8>,
+    limit: usize,
+    exceeded: bool,
+}
+
+impl std::io::Write for BoundedText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len().saturating_add(buf.len()) > self.limit {
+            self.exceeded = true;
+            return Err(std::io::Error::other("the rendering limit is reached"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A prompt filled in with variables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -520,6 +567,10 @@ pub enum RenderError {
     UnknownVariable(String),
     #[error("prompt message {index} could not be rendered: {message}")]
     Template { index: usize, message: String },
+    #[error("prompt message {index} was stopped: the prompt renders more than {max_bytes} bytes (the limit is `prompts.max_rendered_bytes`)")]
+    TooLarge { index: usize, max_bytes: usize },
+    #[error("prompt message {index} was stopped: the prompt runs more than {fuel} template steps (the limit is `prompts.fuel`)")]
+    OutOfFuel { index: usize, fuel: u64 },
     #[error("the request names only the prompt and the prompt has no default model")]
     NoModel,
 }
@@ -532,6 +583,18 @@ impl PromptTemplate {
     /// iterating or testing an undefined value fails, so an optional variable without a default
     /// is tested with `is defined`.
     pub fn render(&self, vars: &Map<String, Value>) -> Result<Rendered, RenderError> {
+        self.render_within(vars, &RenderLimits::default())
+    }
+
+    /// [`Self::render`] within `limits`: a render that would write more bytes or run more
+    /// steps is stopped there ([`RenderError::TooLarge`], [`RenderError::OutOfFuel`]). It
+    /// still takes up to the fuel's worth of CPU, so callers on an async runtime run it on a
+    /// blocking thread.
+    pub fn render_within(
+        &self,
+        vars: &Map<String, Value>,
+        limits: &RenderLimits,
+    ) -> Result<Rendered, RenderError> {
         if let Some(unknown) = vars.keys().find(|k| !self.variables.contains_key(*k)) {
             return Err(RenderError::UnknownVariable(unknown.clone()));
         }
@@ -546,15 +609,46 @@ impl PromptTemplate {
                 None => {}
             }
         }
-        let env = environment();
+        let mut env = environment();
         let mut messages = Vec::with_capacity(self.messages.len());
+        let (mut fuel, mut room) = (limits.fuel, limits.max_bytes);
         for (index, m) in self.messages.iter().enumerate() {
-            let text = env
-                .render_str(&m.content, &context)
-                .map_err(|e| RenderError::Template {
+            let template_error = |e: minijinja::Error| RenderError::Template {
+                index,
+                message: template_error(&e),
+            };
+            env.set_fuel(Some(fuel));
+            let template = env.template_from_str(&m.content).map_err(template_error)?;
+            let mut out = BoundedText {
+                text: Vec::new(),
+                limit: room,
+                exceeded: false,
+            };
+            let rendered = template.render_captured_to(&context, &mut out);
+            if out.exceeded {
+                return Err(RenderError::TooLarge {
                     index,
-                    message: template_error(&e),
-                })?;
+                    max_bytes: limits.max_bytes,
+                });
+            }
+            let captured = match rendered {
+                Ok(captured) => captured,
+                Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => {
+                    return Err(RenderError::OutOfFuel {
+                        index,
+                        fuel: limits.fuel,
+                    })
+                }
+                Err(e) => return Err(template_error(e)),
+            };
+            let used = captured.state().fuel_levels().map_or(0, |(used, _)| used);
+            fuel = fuel.saturating_sub(used);
+            room -= out.text.len();
+            // minijinja writes whole `str`s, and the writer takes a write whole or not at all.
+            let text = String::from_utf8(out.text).map_err(|e| RenderError::Template {
+                index,
+                message: e.to_string(),
+            })?;
             if !text.trim().is_empty() {
                 messages.push(ChatMessage::new(m.role, text));
             }
@@ -566,14 +660,38 @@ impl PromptTemplate {
         })
     }
 
-    /// Renders the prompt and merges it into `request`; on error `request` is left unchanged.
-    /// The merge rules are those of [`Rendered::apply_to`].
+    /// Renders the prompt within `limits` and merges it into `request`; on error `request` is
+    /// left unchanged. The merge rules are those of [`Rendered::apply_to`].
     pub fn apply_to(
         &self,
         request: &mut ChatCompletionRequest,
         vars: &Map<String, Value>,
+        limits: &RenderLimits,
     ) -> Result<(), RenderError> {
-        self.render(vars)?.apply_to(request)
+        self.render_within(vars, limits)?.apply_to(request)
+    }
+
+    /// Renders the prompt once with sample values (each variable's default, else a short
+    /// string) and says whether that already breaks `limits`: a template that loops or
+    /// repeats past them whatever it is given is refused when it is stored, not on its first
+    /// request. Other render errors are not the template's (a sample value of the wrong shape)
+    /// and pass. Takes up to the fuel's worth of CPU.
+    pub fn check_limits(&self, limits: &RenderLimits) -> Result<(), RenderError> {
+        let samples: Map<String, Value> = self
+            .variables
+            .iter()
+            .map(|(name, spec)| {
+                let sample = spec
+                    .default
+                    .clone()
+                    .unwrap_or_else(|| Value::from("sample"));
+                (name.clone(), sample)
+            })
+            .collect();
+        match self.render_within(&samples, limits) {
+            Err(e @ (RenderError::TooLarge { .. } | RenderError::OutOfFuel { .. })) => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -1079,6 +1197,95 @@ content = "Hello {{ who | upper }}: {{ items | join(', ') }} <b>&</b>"
             .is_ok());
     }
 
+    /// A prompt of one user message whose template is `content`, with an optional variable
+    /// `text` (default "ab").
+    fn one_message(content: &str) -> PromptTemplate {
+        prompt(&format!(
+            "name = \"heavy\"\n[variables]\ntext = {{ default = \"ab\" }}\n[[messages]]\nrole = \"user\"\ncontent = '''{content}'''\n"
+        ))
+    }
+
+    /// Small limits, so a test that breaks them is quick.
+    const LIMITS: RenderLimits = RenderLimits {
+        max_bytes: 64 * 1024,
+        fuel: 200_000,
+    };
+
+    /// A loop as long as minijinja's `range` allows, nested: 10^10 steps, each printing `body`.
+    fn nested_loop(body: &str) -> PromptTemplate {
+        one_message(&format!(
+            "{{% for i in range(100000) %}}{{% for j in range(100000) %}}{body}{{% endfor %}}{{% endfor %}}"
+        ))
+    }
+
+    #[test]
+    fn renders_past_the_limits_are_stopped_with_their_limit_named() {
+        let limits = LIMITS;
+        let nested = nested_loop("{{ j }}");
+        let e = nested.render_within(&Map::new(), &limits).unwrap_err();
+        assert!(
+            matches!(e, RenderError::TooLarge { index: 0, max_bytes } if max_bytes == limits.max_bytes),
+            "{e:?}"
+        );
+        let wide = RenderLimits {
+            max_bytes: usize::MAX,
+            ..limits
+        };
+        let e = nested.render_within(&Map::new(), &wide).unwrap_err();
+        assert_eq!(
+            e,
+            RenderError::OutOfFuel {
+                index: 0,
+                fuel: 200_000
+            }
+        );
+        assert!(e.to_string().contains("prompts.fuel"), "{e}");
+        // A loop that writes nothing runs out of fuel all the same.
+        let silent = one_message("{% for i in range(100000) %}{% set x = i %}{% endfor %}done");
+        assert!(matches!(
+            silent.render_within(&Map::new(), &limits),
+            Err(RenderError::OutOfFuel { .. })
+        ));
+        // A string multiplied: one step, 100 MB.
+        let repeated = one_message("{{ 'x' * 100000000 }}");
+        let e = repeated.render_within(&Map::new(), &limits).unwrap_err();
+        assert!(matches!(e, RenderError::TooLarge { .. }), "{e:?}");
+        assert!(e.to_string().contains("prompts.max_rendered_bytes"), "{e}");
+        // The caller's own variable, repeated.
+        let echoed = one_message("{% for i in range(1000) %}{{ text }}{% endfor %}");
+        let big = vars(json!({"text": "y".repeat(1_000)}));
+        assert!(matches!(
+            echoed.render_within(&big, &limits),
+            Err(RenderError::TooLarge { .. })
+        ));
+        // The limits hold over every message together, not each alone.
+        let two = prompt(
+            "name = \"two\"\n[[messages]]\nrole = \"system\"\ncontent = \"{{ 'a' * 40000 }}\"\n[[messages]]\nrole = \"user\"\ncontent = \"{{ 'b' * 40000 }}\"\n",
+        );
+        assert!(matches!(
+            two.render_within(&Map::new(), &limits),
+            Err(RenderError::TooLarge { index: 1, .. })
+        ));
+        // What fits is rendered as before.
+        let fine = echoed
+            .render_within(&vars(json!({"text": "z"})), &limits)
+            .unwrap();
+        assert_eq!(fine.messages[0].text(), "z".repeat(1000));
+    }
+
+    #[test]
+    fn storing_checks_the_limits_with_sample_values() {
+        let limits = LIMITS;
+        assert!(nested_loop("{{ text }}").check_limits(&limits).is_err());
+        // A template that needs a real value (a list) where the sample is a string is not the
+        // template's fault.
+        let shaped = prompt(
+            "name = \"s\"\n[variables]\nitems = {}\n[[messages]]\nrole = \"user\"\ncontent = \"{{ items[0].name }}\"\n",
+        );
+        assert!(shaped.check_limits(&limits).is_ok());
+        assert!(prompt(RENDER).check_limits(&limits).is_ok());
+    }
+
     const APPLY: &str = r#"name = "a"
 model = "small"
 [params]
@@ -1095,7 +1302,8 @@ content = "Be brief."
         let p = prompt(APPLY);
         let mut req = request("prompt:a@production");
         req.temperature = Some(0.9);
-        p.apply_to(&mut req, &Map::new()).unwrap();
+        p.apply_to(&mut req, &Map::new(), &RenderLimits::default())
+            .unwrap();
         assert_eq!(req.model, "small");
         let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
         assert_eq!(roles, [Role::System, Role::User]);
@@ -1110,14 +1318,16 @@ content = "Be brief."
         let p = prompt(APPLY);
         let mut req = request("large");
         req.max_tokens = Some(10);
-        p.apply_to(&mut req, &Map::new()).unwrap();
+        p.apply_to(&mut req, &Map::new(), &RenderLimits::default())
+            .unwrap();
         assert_eq!(req.model, "large");
         assert_eq!(req.max_tokens, Some(10));
         assert_eq!(req.max_completion_tokens, None, "the cap is the caller's");
         assert_eq!(req.output_cap(), Some(10));
 
         let mut req = request("");
-        p.apply_to(&mut req, &Map::new()).unwrap();
+        p.apply_to(&mut req, &Map::new(), &RenderLimits::default())
+            .unwrap();
         assert_eq!(req.model, "small");
     }
 
@@ -1126,9 +1336,12 @@ content = "Be brief."
         let p = prompt("name = \"a\"\n[[messages]]\nrole = \"system\"\ncontent = \"x\"\n");
         let mut req = request("prompt:a");
         let before = req.clone();
-        assert_eq!(p.apply_to(&mut req, &Map::new()), Err(RenderError::NoModel));
+        assert_eq!(
+            p.apply_to(&mut req, &Map::new(), &RenderLimits::default()),
+            Err(RenderError::NoModel)
+        );
         assert_eq!(req, before);
-        let e = p.apply_to(&mut req, &vars(json!({"x": 1})));
+        let e = p.apply_to(&mut req, &vars(json!({"x": 1})), &RenderLimits::default());
         assert_eq!(e, Err(RenderError::UnknownVariable("x".into())));
         assert_eq!(req, before);
     }

@@ -43,6 +43,9 @@ pub struct RawConfig {
     /// `[limits]`: how keys' limits are enforced.
     #[serde(default)]
     pub limits: RawLimits,
+    /// `[prompts]`: how far rendering a stored prompt may go.
+    #[serde(default)]
+    pub prompts: RawPrompts,
 }
 
 /// `[limits]`.
@@ -59,6 +62,24 @@ impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
             default_max_output_tokens: 4096,
+        }
+    }
+}
+
+/// `[prompts]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPrompts {
+    pub max_rendered_bytes: u64,
+    pub fuel: u64,
+}
+
+impl Default for RawPrompts {
+    fn default() -> Self {
+        let limits = crate::prompt::RenderLimits::default();
+        RawPrompts {
+            max_rendered_bytes: limits.max_bytes as u64,
+            fuel: limits.fuel,
         }
     }
 }

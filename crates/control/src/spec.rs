@@ -33,6 +33,11 @@ pub struct Config {
     pub slos: Vec<switchyard_slo::SloSpec>,
     pub alerts: AlertsSpec,
     pub limits: LimitsSpec,
+    /// `[prompts]`: the limits of one render of a stored prompt.
+    pub prompts: crate::prompt::RenderLimits,
+    /// Warnings about one field each, with its file and line (an upstream URL on a
+    /// link-local address); [`Config::warnings`] gives them with the rest.
+    pub located_warnings: Vec<crate::Diagnostic>,
 }
 
 /// `[limits]`: how keys' limits are enforced.
@@ -528,7 +533,11 @@ pub const DEMO_ADMIN_KEY: &str = "sk-switchyard-admin";
 impl Config {
     /// Things that are valid but probably not what the author meant.
     pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out: Vec<String> = self
+            .located_warnings
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
         if self.keys.is_empty() {
             out.push("no [[keys]] are declared: the gateway would refuse every request (a config for `switchyard sim` needs none)".to_owned());
         }

@@ -16,11 +16,17 @@ type Issues = Vec<(String, String)>;
 
 struct Checker {
     issues: Issues,
+    /// Valid, but probably not what the author meant.
+    warnings: Issues,
 }
 
 impl Checker {
     fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.issues.push((path.into(), message.into()));
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push((path.into(), message.into()));
     }
 
     /// Checks a condition and records `message` at `path` when it fails.
@@ -56,8 +62,12 @@ impl Checker {
     }
 }
 
-pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
-    let mut c = Checker { issues: Vec::new() };
+/// The config, with the warnings found on the way; or every error.
+pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
+    let mut c = Checker {
+        issues: Vec::new(),
+        warnings: Vec::new(),
+    };
 
     let listen = match raw.server.listen.parse::<SocketAddr>() {
         Ok(a) => a,
@@ -344,6 +354,20 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             OnPage::Pause,
         ),
     };
+    for (field, value) in [
+        ("max_rendered_bytes", raw.prompts.max_rendered_bytes),
+        ("fuel", raw.prompts.fuel),
+    ] {
+        c.ensure(
+            value > 0,
+            format!("prompts.{field}"),
+            "must be greater than 0",
+        );
+    }
+    let prompts = crate::prompt::RenderLimits {
+        max_bytes: usize::try_from(raw.prompts.max_rendered_bytes).unwrap_or(usize::MAX),
+        fuel: raw.prompts.fuel,
+    };
     c.ensure(
         raw.alerts.timeout_ms > 0,
         "alerts.timeout_ms",
@@ -358,10 +382,12 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
         default_max_output_tokens: raw.limits.default_max_output_tokens,
     };
     if c.issues.is_empty() {
-        Ok(Config {
+        let config = Config {
+            located_warnings: Vec::new(),
             slos,
             alerts,
             limits,
+            prompts,
             server,
             storage,
             telemetry,
@@ -375,7 +401,8 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Issues> {
             guard_policies,
             keys,
             admin,
-        })
+        };
+        Ok((config, c.warnings))
     } else {
         Err(c.issues)
     }
@@ -486,12 +513,61 @@ fn breaker_policy(c: &mut Checker, path: &str, bb: &RawBreaker, ob: &RawBreaker)
 }
 
 fn http_url(c: &mut Checker, path: &str, url: &str) -> String {
-    c.ensure(
+    let web = c.ensure(
         url.starts_with("http://") || url.starts_with("https://"),
         path,
         format!("`{url}` is not an http:// or https:// URL"),
     );
+    if web {
+        if let Some(why) = url::Url::parse(url).ok().and_then(|u| internal_host(&u)) {
+            c.warn(
+                path,
+                format!(
+                    "`{url}` points at {why}: requests (with their API key and prompts) would go \
+                     to this machine's cloud metadata service or its own network link, not a model \
+                     provider; check the address"
+                ),
+            );
+        }
+    }
     url.trim_end_matches('/').to_owned()
+}
+
+/// Cloud metadata services by name and by address (AWS, GCP, Azure and OpenStack use
+/// 169.254.169.254, which the link-local rule covers; AWS's IPv6 one is not link-local).
+const METADATA_HOSTS: &[&str] = &["metadata.google.internal", "metadata.goog"];
+const METADATA_ADDRS: &[std::net::IpAddr] = &[
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254)),
+    std::net::IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+    // Alibaba Cloud's.
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(100, 100, 100, 200)),
+];
+
+/// What is wrong with a URL's host for an upstream: a cloud metadata service, or a
+/// link-local address (169.254.0.0/16, fe80::/10; an IPv4-mapped IPv6 address counts as its
+/// IPv4 address). `None` for any other host.
+fn internal_host(url: &url::Url) -> Option<&'static str> {
+    let ip = match url.host()? {
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            return METADATA_HOSTS
+                .contains(&name.as_str())
+                .then_some("a cloud metadata service");
+        }
+        url::Host::Ipv4(v4) => std::net::IpAddr::V4(v4),
+        url::Host::Ipv6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => std::net::IpAddr::V6(v6),
+        },
+    };
+    if METADATA_ADDRS.contains(&ip) {
+        return Some("a cloud metadata service");
+    }
+    let link_local = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    link_local.then_some("a link-local address")
 }
 
 fn env_name(c: &mut Checker, path: &str, name: &Option<String>) {

@@ -729,6 +729,22 @@ async fn prompt_push(
     if let Some(label) = &body.label {
         checked_label(&template.name, label)?;
     }
+    // A template that breaks the render limits with sample values would fail every request
+    // that names it: refused now. The render is bounded by those limits, and off the async
+    // threads like every render.
+    let limits = app.pipeline.load().config.prompts;
+    let template = Arc::new(template);
+    let checked = template.clone();
+    let within = tokio::task::spawn_blocking(move || checked.check_limits(&limits))
+        .await
+        .map_err(|_| internal("the prompt check failed"))?;
+    if let Err(e) = within {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            "invalid_prompt",
+            format!("prompt `{}` with sample values: {e}", template.name),
+        ));
+    }
     let json = template
         .to_json()
         .map_err(|e| internal(&format!("cannot encode the prompt: {e}")))?;

@@ -105,7 +105,8 @@ impl CacheFill {
             now(),
         );
         let outcome = if stored.is_ok() { "stored" } else { "refused" };
-        metrics::counter!(crate::metrics::CACHE_STORES, "outcome" => outcome).increment(1);
+        use crate::metrics::{self as m, LabelValue};
+        m::counter(m::CACHE_STORES, &[("outcome", LabelValue::fixed(outcome))]).increment(1);
     }
 }
 
@@ -196,7 +197,13 @@ impl CacheStage {
                     }
                     Lookup::Miss(Miss::BelowThreshold { best }) => best_similarity = best,
                     Lookup::Miss(Miss::Guarded { similarity, reason }) => {
-                        metrics::counter!(crate::metrics::CACHE_GUARDED, "reason" => format!("{reason:?}")).increment(1);
+                        // The kind only: the reason's words are the caller's.
+                        use crate::metrics::{self as m, LabelValue};
+                        m::counter(
+                            m::CACHE_GUARDED,
+                            &[("reason", LabelValue::fixed(reason.kind()))],
+                        )
+                        .increment(1);
                         best_similarity = Some(similarity);
                     }
                     Lookup::Miss(_) => {}

@@ -9,14 +9,19 @@
 //!
 //! `SWITCHYARD_DASHBOARD_DIR` serves the assets from that folder instead, read on every
 //! request, for working on the pages without rebuilding.
+//!
+//! Wrong admin keys are throttled per client address ([`SignInThrottle`], applied by
+//! [`throttle_key_checks`] to the sign-in and to `/admin/v1/` requests that carry a key).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,6 +39,11 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3_600);
 /// Beyond this many live sessions the oldest is ended: sign-ins cannot grow memory unbounded.
 const MAX_SESSIONS: usize = 1_024;
 pub const ASSETS_DIR_ENV: &str = "SWITCHYARD_DASHBOARD_DIR";
+const LOGIN_PATH: &str = "/dashboard/login";
+/// Wrong keys an address may try at once, and again each minute after.
+const FAILURES_PER_MINUTE: u32 = 10;
+/// Addresses whose failures are remembered; beyond it the least throttled is forgotten.
+const MAX_CLIENTS: usize = 4_096;
 
 /// Scripts only from the gateway itself: whatever an attacker gets into a model name or a
 /// request record is text, never code.
@@ -86,7 +96,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/dashboard/", get(index))
         .route("/dashboard/assets/{name}", get(asset))
         .route("/dashboard/session", get(session))
-        .route("/dashboard/login", post(login))
+        .route(LOGIN_PATH, post(login))
         .route("/dashboard/logout", post(logout))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -150,6 +160,120 @@ impl Sessions {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.remove(&digest(token));
     }
+}
+
+/// Failed key checks per client address, so a wrong key cannot be tried hundreds of times a
+/// second.
+///
+/// 1. Each address has a bucket of [`FAILURES_PER_MINUTE`] wrong keys, refilled at that rate.
+///    A right key never touches it, and only an address that failed is remembered.
+/// 2. A key check from an address whose bucket holds less than one failure is refused (429
+///    with `retry-after`) before the key is looked at, right or wrong.
+/// 3. Each failure costs one, even past zero: a burst of concurrent guesses pays for every
+///    guess in the time it waits.
+/// 4. At most [`MAX_CLIENTS`] addresses are kept: one whose bucket refilled is forgotten
+///    first, else the one with the fullest bucket, so many addresses cannot grow memory and
+///    the most throttled are remembered longest. IPv6 addresses count by their /64, the
+///    block one machine gets.
+///
+/// The address is the TCP peer's. `x-forwarded-for` is not read: the gateway has no list of
+/// trusted proxies, and a header any client can set would give it a fresh address per guess.
+/// Behind a proxy, every client shares the proxy's bucket.
+#[derive(Default)]
+pub struct SignInThrottle {
+    failures: Mutex<HashMap<IpAddr, switchyard_resilience::TokenBucket>>,
+}
+
+impl SignInThrottle {
+    /// Whether `client` may have a key checked now, else how long until it may.
+    fn admit(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(bucket) = failures.get_mut(&client) else {
+            return Ok(());
+        };
+        let level = bucket.level(now);
+        if level >= 1.0 {
+            return Ok(());
+        }
+        let per_sec = f64::from(FAILURES_PER_MINUTE) / 60.0;
+        Err(Duration::from_secs_f64((1.0 - level) / per_sec))
+    }
+
+    /// `client` presented a wrong key. True when this failure is the one that throttles it.
+    fn failed(&self, client: IpAddr, now: Instant) -> bool {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if !failures.contains_key(&client) && failures.len() >= MAX_CLIENTS {
+            let full = f64::from(FAILURES_PER_MINUTE);
+            failures.retain(|_, b| b.level(now) < full);
+            if failures.len() >= MAX_CLIENTS {
+                let least = failures
+                    .iter_mut()
+                    .map(|(addr, b)| (*addr, b.level(now)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(addr, _)| addr);
+                if let Some(addr) = least {
+                    failures.remove(&addr);
+                }
+            }
+        }
+        let bucket = failures.entry(client).or_insert_with(|| {
+            switchyard_resilience::TokenBucket::per_minute(FAILURES_PER_MINUTE, now)
+        });
+        let before = bucket.level(now);
+        bucket.settle(0.0, 1.0, now);
+        before >= 1.0 && bucket.level(now) < 1.0
+    }
+
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.failures.lock().map_or(0, |f| f.len())
+    }
+}
+
+/// The address a request came from, as the throttle counts it: the TCP peer's (the serve loop
+/// puts it in the request as `ConnectInfo<SocketAddr>`), an IPv6 one cut to its /64. Without
+/// one, every request counts as one unknown address, so the throttle still holds.
+fn client_address(request: &Request) -> IpAddr {
+    let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() else {
+        return IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    };
+    match peer.ip() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// Middleware on every route that checks the admin key: the sign-in, and admin API requests
+/// that present a key (a dashboard cookie is not a guess). Refuses an address with too many
+/// wrong keys (429), and counts a 401 as a wrong key.
+pub async fn throttle_key_checks(
+    State(app): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let checks_key = Keyring::presents_key(request.headers()) || request.uri().path() == LOGIN_PATH;
+    if !checks_key {
+        return next.run(request).await;
+    }
+    let client = client_address(&request);
+    if let Err(wait) = app.sign_in.admit(client, Instant::now()) {
+        return GatewayError::new(
+            ErrorKind::RateLimited,
+            "too_many_failed_sign_ins",
+            "too many wrong admin keys from this address; wait before trying again",
+        )
+        .with_retry_after(wait)
+        .into_response();
+    }
+    let response = next.run(request).await;
+    // One log line when an address becomes throttled, not one per refused guess.
+    if response.status() == StatusCode::UNAUTHORIZED && app.sign_in.failed(client, Instant::now()) {
+        tracing::warn!(%client, "too many wrong admin keys from this address: its key checks are refused for a while");
+    }
+    response
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -360,6 +484,58 @@ mod tests {
         assert!(sessions.check(&first, Some([1; 32]), t0).is_none());
         assert!(sessions.check(&newest, Some([1; 32]), t0).is_some());
         assert_eq!(sessions.open.lock().unwrap().len(), MAX_SESSIONS);
+    }
+
+    #[test]
+    fn wrong_keys_are_throttled_per_address_in_a_bounded_table() {
+        let throttle = SignInThrottle::default();
+        let t0 = Instant::now();
+        let (guesser, other) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        for i in 1..=FAILURES_PER_MINUTE {
+            assert!(throttle.admit(guesser, t0).is_ok());
+            // The failure that throttles the address says so, once.
+            assert_eq!(throttle.failed(guesser, t0), i == FAILURES_PER_MINUTE);
+        }
+        assert!(!throttle.failed(guesser, t0), "already throttled");
+        let wait = throttle.admit(guesser, t0).unwrap_err();
+        // Eleven failures: one past empty, so two refills of 6 s each.
+        assert_eq!(wait, Duration::from_secs(12));
+        assert!(throttle.admit(other, t0).is_ok());
+
+        // Many addresses: the table keeps its size, and forgets the least throttled first.
+        for i in 0..(2 * MAX_CLIENTS as u32) {
+            throttle.failed(IpAddr::from((0xc0a8_0000 + i).to_be_bytes()), t0);
+        }
+        assert_eq!(throttle.remembered(), MAX_CLIENTS);
+        assert!(
+            throttle.admit(guesser, t0).is_err(),
+            "the guesser was forgotten"
+        );
+        // One more wrong key may be tried once the bucket refilled by one.
+        assert!(throttle.admit(guesser, t0 + wait).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_block() {
+        let request = |peer: &str| {
+            let mut r = Request::new(axum::body::Body::empty());
+            r.extensions_mut()
+                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            client_address(&r)
+        };
+        assert_eq!(
+            request("[2001:db8:1:2:aaaa::1]:5000"),
+            request("[2001:db8:1:2:bbbb::2]:6000")
+        );
+        assert_ne!(
+            request("[2001:db8:1:2::1]:5000"),
+            request("[2001:db8:1:3::1]:5000")
+        );
+        assert_eq!(request("[::ffff:10.1.2.3]:80"), IpAddr::from([10, 1, 2, 3]));
+        assert_eq!(
+            client_address(&Request::new(axum::body::Body::empty())),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        );
     }
 
     #[test]

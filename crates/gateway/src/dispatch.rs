@@ -264,6 +264,7 @@ impl Dispatcher {
             ));
         };
         let deadline = tokio::time::Instant::now() + primary.spec.resilience.deadline;
+        let labels = record.labels().clone();
         self.retry_budget.deposit();
         let mut last: Option<GatewayError> = None;
         let mut failed: Vec<Arc<Deployment>> = Vec::new();
@@ -281,7 +282,8 @@ impl Dispatcher {
                     if tokio::time::Instant::now() + delay >= deadline {
                         break 'chain;
                     }
-                    metrics::counter!(m::RETRIES, "model" => model.spec.name.clone()).increment(1);
+                    m::counter(m::RETRIES, &[("model", labels.model(&model.spec.name))])
+                        .increment(1);
                     tokio::time::sleep(delay).await;
                 }
                 let at = now();
@@ -317,7 +319,14 @@ impl Dispatcher {
                         let fallback_from =
                             (!Arc::ptr_eq(model, primary)).then(|| primary.spec.name.clone());
                         if fallback_from.is_some() {
-                            metrics::counter!(m::FALLBACKS, "from" => primary.spec.name.clone(), "to" => model.spec.name.clone()).increment(1);
+                            m::counter(
+                                m::FALLBACKS,
+                                &[
+                                    ("from", labels.model(&primary.spec.name)),
+                                    ("to", labels.model(&model.spec.name)),
+                                ],
+                            )
+                            .increment(1);
                         }
                         return Ok((
                             value,
@@ -330,7 +339,14 @@ impl Dispatcher {
                     }
                     Err(e) => {
                         flight.failed(e.counts_against_deployment());
-                        metrics::counter!(m::UPSTREAM_ERRORS, "deployment" => deployment.label.clone(), "kind" => e.kind()).increment(1);
+                        m::counter(
+                            m::UPSTREAM_ERRORS,
+                            &[
+                                ("deployment", labels.deployment(&deployment.label)),
+                                ("kind", m::LabelValue::fixed(e.kind())),
+                            ],
+                        )
+                        .increment(1);
                         tracing::warn!(deployment = %deployment.label, error = %e, "upstream attempt failed");
                         let mapped = GatewayError::from_provider(&e, &deployment.label);
                         failed.push(deployment.clone());

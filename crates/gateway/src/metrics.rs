@@ -1,8 +1,16 @@
-//! Prometheus metrics: names in one place, one process-wide recorder.
+//! Prometheus metrics: names in one place, one process-wide recorder, and the only way to
+//! emit them ([`counter`], [`gauge`], [`histogram`]), whose label values are [`LabelValue`]s:
+//! a name the config declares, a word fixed in the code, or `unknown`. Every label value of a
+//! series lives as long as the process, so nothing a caller sends (a made-up model name, a
+//! route policy's number, words of a prompt) may become one. `clippy.toml` disallows the
+//! `metrics` macros everywhere else.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use switchyard_control::{Config, Policy};
 
 pub const REQUESTS: &str = "switchyard_requests_total";
 pub const REQUEST_DURATION: &str = "switchyard_request_duration_seconds";
@@ -153,7 +161,150 @@ fn describe() {
 
 /// One answer of `model` (on `route`, the alias named) turned out bad for the quality SLI:
 /// when it ends with a failed output guard, or later when negative feedback comes.
-pub fn quality_bad(model: &str, route: Option<&str>) {
-    metrics::counter!(QUALITY_BAD, "model" => model.to_owned(), "route" => route.unwrap_or_default().to_owned())
-        .increment(1);
+pub fn quality_bad(labels: &Labels, model: &str, route: Option<&str>) {
+    counter(
+        QUALITY_BAD,
+        &[
+            ("model", labels.target(model)),
+            ("route", labels.route(route.unwrap_or_default())),
+        ],
+    )
+    .increment(1);
+}
+
+/// A metric label's value, of a set the process cannot be made to grow: made by [`Labels`]
+/// from the config's names, or fixed in the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelValue(Cow<'static, str>);
+
+impl LabelValue {
+    /// What a name the config does not declare is counted under.
+    pub const UNKNOWN: LabelValue = LabelValue(Cow::Borrowed("unknown"));
+    /// No value: the request named no model, the model no route.
+    pub const NONE: LabelValue = LabelValue(Cow::Borrowed(""));
+
+    /// A word written in the code (an outcome, a direction, an error kind).
+    pub const fn fixed(word: &'static str) -> Self {
+        LabelValue(Cow::Borrowed(word))
+    }
+
+    /// An HTTP status: a number of 100-599, else `unknown`.
+    pub fn status(status: u16) -> Self {
+        if (100..600).contains(&status) {
+            LabelValue(Cow::Owned(status.to_string()))
+        } else {
+            Self::UNKNOWN
+        }
+    }
+
+    /// A route policy: its name, or `bar` for any number (`auto:0.37`), so a caller cannot
+    /// mint a value per number.
+    pub fn policy(policy: Policy) -> Self {
+        Self::fixed(match policy {
+            Policy::Cheap => "cheap",
+            Policy::Balanced => "balanced",
+            Policy::Best => "best",
+            Policy::Bar(_) => "bar",
+        })
+    }
+
+    /// A rollout's id: only the admin key creates rollouts, each one stored and audited, so
+    /// these are as many as the operator made.
+    pub fn rollout(rollout: &switchyard_rollout::Rollout) -> Self {
+        LabelValue(Cow::Owned(rollout.id().to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The names one config declares, the only ones that pass into label values: models, route
+/// aliases, deployments (`provider/upstream_model`) and tenants. Built with the pipeline.
+#[derive(Debug, Default)]
+pub struct Labels {
+    models: HashSet<String>,
+    routes: HashSet<String>,
+    deployments: HashSet<String>,
+    tenants: HashSet<String>,
+}
+
+impl Labels {
+    pub fn new(config: &Config) -> Self {
+        Labels {
+            models: config.models.keys().cloned().collect(),
+            routes: config.routes.keys().cloned().collect(),
+            deployments: config
+                .models
+                .values()
+                .flat_map(|m| m.deployments.iter().map(|d| d.label()))
+                .collect(),
+            tenants: config.keys.iter().map(|k| k.tenant.clone()).collect(),
+        }
+    }
+
+    /// A configured model's name.
+    pub fn model(&self, name: &str) -> LabelValue {
+        Self::known(&self.models, name)
+    }
+
+    /// A configured route alias.
+    pub fn route(&self, name: &str) -> LabelValue {
+        Self::known(&self.routes, name)
+    }
+
+    pub fn deployment(&self, label: &str) -> LabelValue {
+        Self::known(&self.deployments, label)
+    }
+
+    pub fn tenant(&self, tenant: &str) -> LabelValue {
+        Self::known(&self.tenants, tenant)
+    }
+
+    /// What a request's `model` names: a configured model, a configured route alias, or an
+    /// alias with a policy suffix (`auto:cheap`; any number is `auto:bar`).
+    pub fn target(&self, name: &str) -> LabelValue {
+        if self.routes.contains(name) {
+            return Self::known(&self.routes, name);
+        }
+        match Policy::split_model(name) {
+            Ok((alias, Some(policy))) if self.routes.contains(alias) => LabelValue(Cow::Owned(
+                format!("{alias}:{}", LabelValue::policy(policy).as_str()),
+            )),
+            _ => Self::known(&self.models, name),
+        }
+    }
+
+    fn known(names: &HashSet<String>, name: &str) -> LabelValue {
+        if name.is_empty() {
+            LabelValue::NONE
+        } else if names.contains(name) {
+            LabelValue(Cow::Owned(name.to_owned()))
+        } else {
+            LabelValue::UNKNOWN
+        }
+    }
+}
+
+fn key(labels: &[(&'static str, LabelValue)]) -> Vec<metrics::Label> {
+    labels
+        .iter()
+        .map(|(name, value)| metrics::Label::new(*name, value.0.clone()))
+        .collect()
+}
+
+/// The counter `name` with these labels.
+#[allow(clippy::disallowed_macros)] // the one place label values are checked
+pub fn counter(name: &'static str, labels: &[(&'static str, LabelValue)]) -> metrics::Counter {
+    metrics::counter!(name, key(labels))
+}
+
+#[allow(clippy::disallowed_macros)] // the one place label values are checked
+pub fn gauge(name: &'static str, labels: &[(&'static str, LabelValue)]) -> metrics::Gauge {
+    metrics::gauge!(name, key(labels))
+}
+
+#[allow(clippy::disallowed_macros)] // the one place label values are checked
+pub fn histogram(name: &'static str, labels: &[(&'static str, LabelValue)]) -> metrics::Histogram {
+    metrics::histogram!(name, key(labels))
 }

@@ -46,6 +46,8 @@ pub struct Pipeline {
     content: Option<crate::content::ContentStage>,
     dispatcher: Dispatcher,
     created: i64,
+    /// The config's names, the only values metric labels take.
+    labels: Arc<crate::metrics::Labels>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +214,7 @@ impl Pipeline {
                 config.retry_budget.percent,
                 config.retry_budget.min_per_sec,
             ),
+            labels: Arc::new(crate::metrics::Labels::new(&config)),
             config,
             version: version.to_owned(),
             keyring: Keyring::new(keys, admin),
@@ -234,9 +237,10 @@ impl Pipeline {
         let mut request: ChatCompletionRequest = parse_json(body)?;
         let user = crate::flags::user_key(headers, &request, &key.id);
         // A stored prompt renders into the request before anything else reads it.
-        if let Some((prompt, taken)) =
-            live.prompts
-                .render_into(&mut request, &live.rollouts, &user)?
+        if let Some((prompt, taken)) = live
+            .prompts
+            .render_into(&mut request, &live.rollouts, &user, &self.config.prompts)
+            .await?
         {
             record.record().prompt = Some(prompt);
             if let Some(t) = taken {
@@ -365,14 +369,24 @@ impl Pipeline {
             Target::Model(m) => m,
             Target::Route { route, policy } => {
                 let decision = route.decide(&request, &key.id, policy);
-                metrics::counter!(
-                    crate::metrics::ROUTE_DECISIONS,
-                    "route" => route.spec.name.clone(),
-                    "policy" => policy.to_string(),
-                    "model" => decision.model.clone(),
-                    "by" => if decision.rule.is_some() { "rule" } else { "classifier" }
-                )
-                .increment(1);
+                {
+                    use crate::metrics::{self as m, LabelValue};
+                    let by = if decision.rule.is_some() {
+                        "rule"
+                    } else {
+                        "classifier"
+                    };
+                    m::counter(
+                        m::ROUTE_DECISIONS,
+                        &[
+                            ("route", self.labels.route(&route.spec.name)),
+                            ("policy", LabelValue::policy(policy)),
+                            ("model", self.labels.model(&decision.model)),
+                            ("by", LabelValue::fixed(by)),
+                        ],
+                    )
+                    .increment(1);
+                }
                 record.set_route_header(decision.header_value());
                 record.record().route = serde_json::to_string(&decision).ok();
                 self.models.get(&decision.model).cloned().ok_or_else(|| {
@@ -770,6 +784,11 @@ impl Pipeline {
             created: self.created,
             owned_by: "switchyard".to_owned(),
         }
+    }
+
+    /// The config's names as metric label values.
+    pub fn labels(&self) -> &Arc<crate::metrics::Labels> {
+        &self.labels
     }
 
     /// Every deployment, for `/metrics`.

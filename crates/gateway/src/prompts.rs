@@ -5,13 +5,17 @@
 //! Every stored version and label is held in memory ([`PromptSet`], read with the flags when
 //! the store's control generation moves), so resolving a prompt costs a map lookup, and moving
 //! a label takes effect on every replica's next request. Rendering and merging are
-//! `switchyard_control::prompt`'s; this module only finds the version.
+//! `switchyard_control::prompt`'s; this module finds the version and renders it on a blocking
+//! thread within the config's `[prompts]` limits, so a heavy template never holds an async
+//! worker (and with it `/healthz` and every other request on that worker).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use switchyard_api::ChatCompletionRequest;
-use switchyard_control::prompt::{PromptCall, PromptRef, PromptTemplate, Selector};
+use switchyard_control::prompt::{
+    PromptCall, PromptRef, PromptTemplate, RenderError, RenderLimits, Selector,
+};
 use switchyard_store::{SqliteStore, StoreError};
 
 use crate::error::{ErrorKind, GatewayError};
@@ -83,14 +87,15 @@ impl PromptSet {
         Ok((version, template))
     }
 
-    /// The request's prompt reference, if it has one, rendered into it. A reference by label
-    /// that a prompt rollout covers renders the version of the arm `user` takes. Returns what
-    /// ran (`name@version`) for the record, and the arm.
-    pub fn render_into(
+    /// The request's prompt reference, if it has one, rendered into it within `limits`. A
+    /// reference by label that a prompt rollout covers renders the version of the arm `user`
+    /// takes. Returns what ran (`name@version`) for the record, and the arm.
+    pub async fn render_into(
         &self,
         request: &mut ChatCompletionRequest,
         rollouts: &RolloutSet,
         user: &str,
+        limits: &RenderLimits,
     ) -> Result<Option<(String, Option<Taken>)>, GatewayError> {
         let call = PromptCall::take_from(request)
             .map_err(|e| GatewayError::invalid(Some("prompt"), e.to_string()))?;
@@ -111,12 +116,89 @@ impl PromptSet {
             }
         }
         let (version, template) = self.resolve(&reference)?;
-        template.apply_to(request, &call.variables).map_err(|e| {
-            GatewayError::invalid(
-                Some("prompt"),
-                format!("prompt `{}@{version}`: {e}", call.reference.name),
-            )
-        })?;
-        Ok(Some((format!("{}@{version}", call.reference.name), taken)))
+        let ran = format!("{}@{version}", call.reference.name);
+        let limits = *limits;
+        // Up to the fuel's worth of CPU: not on an async worker. A caller that hangs up does
+        // not stop it; the limits do.
+        let rendered =
+            tokio::task::spawn_blocking(move || template.render_within(&call.variables, &limits))
+                .await
+                .map_err(|_| {
+                    GatewayError::new(
+                        ErrorKind::Internal,
+                        "internal_error",
+                        format!("rendering prompt `{ran}` failed"),
+                    )
+                })?;
+        rendered
+            .and_then(|r| r.apply_to(request))
+            .map_err(|e| render_error(&ran, &e))?;
+        Ok(Some((ran, taken)))
+    }
+}
+
+/// A prompt that could not be rendered, named (`name@version`), in OpenAI's shape: a limit
+/// has its own code, so a client can tell "too big" from a mistake in its variables.
+pub fn render_error(prompt: &str, e: &RenderError) -> GatewayError {
+    let message = format!("prompt `{prompt}`: {e}");
+    let mut err = match e {
+        RenderError::TooLarge { .. } | RenderError::OutOfFuel { .. } => {
+            GatewayError::new(ErrorKind::InvalidRequest, "prompt_render_limit", message)
+        }
+        _ => GatewayError::invalid(None, message),
+    };
+    err.param = Some("prompt".into());
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A set holding `template` as `heavy@1`, labelled `production`.
+    fn set_of(template: &str) -> PromptSet {
+        let text = format!(
+            "name = \"heavy\"\nmodel = \"m\"\n[[messages]]\nrole = \"user\"\ncontent = '''{template}'''\n"
+        );
+        let parsed = PromptTemplate::parse(&text, "heavy.toml").unwrap();
+        let prompt = Prompt {
+            labels: BTreeMap::from([("production".to_owned(), 1)]),
+            versions: BTreeMap::from([(1, Arc::new(parsed))]),
+        };
+        PromptSet {
+            by_name: HashMap::from([("heavy".to_owned(), prompt)]),
+        }
+    }
+
+    fn request() -> ChatCompletionRequest {
+        serde_json::from_value(serde_json::json!({"model": "prompt:heavy", "messages": []}))
+            .unwrap()
+    }
+
+    /// On a runtime with one thread, a render that ran on that thread would finish inside
+    /// the first poll of `render_into`; on a blocking thread, the first poll is pending and
+    /// the other branch (always ready) wins.
+    #[tokio::test(flavor = "current_thread")]
+    async fn rendering_runs_off_the_async_thread() {
+        let set = set_of(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% set k = j %}{% endfor %}{% endfor %}",
+        );
+        let limits = RenderLimits {
+            max_bytes: 1024,
+            fuel: 2_000_000,
+        };
+        let (mut req, rollouts) = (request(), RolloutSet::default());
+        let render = set.render_into(&mut req, &rollouts, "u", &limits);
+        tokio::pin!(render);
+        let render_finished_first = tokio::select! {
+            biased;
+            _ = &mut render => true,
+            () = std::future::ready(()) => false,
+        };
+        assert!(!render_finished_first, "the render held the async thread");
+        let e = render.await.unwrap_err();
+        assert_eq!(e.code, Some("prompt_render_limit"));
+        assert_eq!(e.param.as_deref(), Some("prompt"));
+        assert!(e.message.starts_with("prompt `heavy@1`: "), "{}", e.message);
     }
 }

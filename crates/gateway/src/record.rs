@@ -10,7 +10,7 @@ use switchyard_store::telemetry::TelemetrySender;
 use switchyard_store::RequestRecord;
 
 use crate::keys::{Admission, KeyState, RateLimits};
-use crate::metrics as m;
+use crate::metrics::{self as m, LabelValue, Labels};
 
 pub struct RecordGuard {
     record: RequestRecord,
@@ -45,6 +45,10 @@ pub struct RecordGuard {
     span: tracing::Span,
     /// The prompt and answer to store with the record (`[telemetry] content = "masked"`).
     content: Option<crate::content::Captured>,
+    /// The `endpoint` label.
+    endpoint: &'static str,
+    /// The names of the config the request runs on: what its metric labels may say.
+    labels: Arc<Labels>,
 }
 
 /// Status recorded when the client went away before the answer was complete (nginx's code).
@@ -54,8 +58,9 @@ impl RecordGuard {
     pub fn new(
         telemetry: TelemetrySender,
         request_id: String,
-        endpoint: &str,
+        endpoint: &'static str,
         access_log: bool,
+        labels: Arc<Labels>,
     ) -> Self {
         RecordGuard {
             record: RequestRecord {
@@ -82,7 +87,18 @@ impl RecordGuard {
             route: None,
             span: tracing::Span::current(),
             content: None,
+            endpoint,
+            labels,
         }
+    }
+
+    /// The request moved to another config's pipeline (a config rollout's candidate).
+    pub fn set_labels(&mut self, labels: Arc<Labels>) {
+        self.labels = labels;
+    }
+
+    pub fn labels(&self) -> &Arc<Labels> {
+        &self.labels
     }
 
     /// The record being built; each stage fills in its part.
@@ -251,16 +267,23 @@ impl RecordGuard {
             .slos
             .take()
             .and_then(|slos| slos.observe(r, route, &outcomes));
-        emit_metrics(r, route, quality);
+        emit_metrics(&self.labels, self.endpoint, r, route, quality);
         if let Some((taken, stats)) = self.arm.take() {
             let ttft = if r.stream { r.ttft_ms } else { None };
             let outcome = crate::rollouts::outcome_of(status, &outcomes, latency_ms, ttft);
             stats.record(&taken.rollout, taken.arm, &r.request_id, &outcome);
         }
         for (guard, outcome, seconds) in self.guard_metrics.drain(..) {
-            metrics::counter!(m::GUARD_VERDICTS, "guard" => guard, "outcome" => outcome)
-                .increment(1);
-            metrics::histogram!(m::GUARD_DURATION, "guard" => guard).record(seconds);
+            let guard = LabelValue::fixed(guard);
+            m::counter(
+                m::GUARD_VERDICTS,
+                &[
+                    ("guard", guard.clone()),
+                    ("outcome", LabelValue::fixed(outcome)),
+                ],
+            )
+            .increment(1);
+            m::histogram(m::GUARD_DURATION, &[("guard", guard)]).record(seconds);
         }
         if self.access_log {
             access_log(r);
@@ -309,50 +332,88 @@ fn access_log(r: &RequestRecord) {
     );
 }
 
-/// `route` is the configured route alias the request named (the label is empty for a model),
-/// so the label's values are bounded by the config; `quality` is the request's quality verdict
-/// (`None` when it was no answer), as the SLOs judged it.
-fn emit_metrics(r: &RequestRecord, route: Option<&str>, quality: Option<bool>) {
-    let model = r
-        .model
-        .clone()
-        .or_else(|| r.requested_model.clone())
-        .unwrap_or_default();
-    let route_label = route.unwrap_or_default().to_owned();
-    metrics::counter!(m::REQUESTS, "endpoint" => r.endpoint.clone(), "model" => model.clone(), "route" => route_label.clone(), "status" => r.status.to_string()).increment(1);
-    metrics::histogram!(m::REQUEST_DURATION, "model" => model.clone(), "route" => route_label.clone())
-        .record(r.latency_ms / 1000.0);
+/// `route` is the configured route alias the request named (the label is empty for a model);
+/// `quality` is the request's quality verdict (`None` when it was no answer), as the SLOs
+/// judged it. Names pass through `labels`: a model the config does not know (a client's
+/// typo or a made-up name) is `unknown`.
+fn emit_metrics(
+    labels: &Labels,
+    endpoint: &'static str,
+    r: &RequestRecord,
+    route: Option<&str>,
+    quality: Option<bool>,
+) {
+    let model = labels.target(
+        r.model
+            .as_deref()
+            .or(r.requested_model.as_deref())
+            .unwrap_or_default(),
+    );
+    let route_label = labels.route(route.unwrap_or_default());
+    let model_route = [("model", model.clone()), ("route", route_label.clone())];
+    m::counter(
+        m::REQUESTS,
+        &[
+            ("endpoint", LabelValue::fixed(endpoint)),
+            ("model", model.clone()),
+            ("route", route_label),
+            ("status", LabelValue::status(r.status)),
+        ],
+    )
+    .increment(1);
+    m::histogram(m::REQUEST_DURATION, &model_route).record(r.latency_ms / 1000.0);
     if let Some(ttft) = r.ttft_ms {
-        metrics::histogram!(m::TTFT, "model" => model.clone(), "route" => route_label.clone())
-            .record(ttft / 1000.0);
+        m::histogram(m::TTFT, &model_route).record(ttft / 1000.0);
     }
     if let Some(good) = quality {
-        metrics::counter!(m::QUALITY_ANSWERS, "model" => model.clone(), "route" => route_label)
-            .increment(1);
+        m::counter(m::QUALITY_ANSWERS, &model_route).increment(1);
         if !good {
-            m::quality_bad(&model, route);
+            m::quality_bad(labels, model.as_str(), route);
         }
     }
     if r.prompt_tokens > 0 || r.completion_tokens > 0 {
-        metrics::counter!(m::TOKENS, "model" => model.clone(), "kind" => "prompt")
-            .increment(u64::from(r.prompt_tokens));
-        metrics::counter!(m::TOKENS, "model" => model.clone(), "kind" => "completion")
-            .increment(u64::from(r.completion_tokens));
+        for (kind, tokens) in [
+            ("prompt", r.prompt_tokens),
+            ("completion", r.completion_tokens),
+        ] {
+            m::counter(
+                m::TOKENS,
+                &[("model", model.clone()), ("kind", LabelValue::fixed(kind))],
+            )
+            .increment(u64::from(tokens));
+        }
     }
     if r.cost_nanos > 0 {
-        metrics::counter!(m::COST, "model" => model, "tenant" => r.tenant.clone().unwrap_or_default()).increment(r.cost_nanos);
+        let tenant = labels.tenant(r.tenant.as_deref().unwrap_or_default());
+        m::counter(m::COST, &[("model", model), ("tenant", tenant)]).increment(r.cost_nanos);
     }
+    // The alias or model the request named (`auto:cheap`, `small`).
+    let requested = labels.target(r.requested_model.as_deref().unwrap_or_default());
     let saved = r.baseline_cost_nanos.saturating_sub(r.cost_nanos);
     if saved > 0 {
-        let route = r.requested_model.clone().unwrap_or_default();
         let name = if r.cache.as_deref().is_some_and(|c| c.starts_with("hit")) {
             m::CACHE_SAVED
         } else {
             m::ROUTING_SAVED
         };
-        metrics::counter!(name, "route" => route).increment(saved);
+        m::counter(name, &[("route", requested.clone())]).increment(saved);
     }
-    if let Some(cache) = &r.cache {
-        metrics::counter!(m::CACHE_LOOKUPS, "route" => r.requested_model.clone().unwrap_or_default(), "outcome" => cache.clone()).increment(1);
+    if let Some(cache) = r.cache.as_deref() {
+        m::counter(
+            m::CACHE_LOOKUPS,
+            &[("route", requested), ("outcome", cache_outcome(cache))],
+        )
+        .increment(1);
     }
+}
+
+/// The record's cache outcome as a fixed word.
+fn cache_outcome(cache: &str) -> LabelValue {
+    LabelValue::fixed(match cache {
+        "hit-exact" => "hit-exact",
+        "hit-semantic" => "hit-semantic",
+        "miss" => "miss",
+        "bypass" => "bypass",
+        _ => "unknown",
+    })
 }

@@ -239,8 +239,11 @@ pub fn step(
 }
 
 /// A state's name for audit actions and metric labels: `running`, `rolled_back`, ...
-fn state_key(state: &switchyard_rollout::State) -> String {
-    state.name().replace(' ', "_")
+fn state_key(state: &switchyard_rollout::State) -> &'static str {
+    match state.name() {
+        "rolled back" => "rolled_back",
+        name => name,
+    }
 }
 
 /// Whether a rollout stays in force: running or paused, or a promoted model rollout (it
@@ -290,10 +293,13 @@ pub fn save(
     })?;
     // Told once the transaction committed.
     for t in transitions {
-        metrics::counter!(
-            crate::metrics::ROLLOUT_TRANSITIONS,
-            "rollout" => rollout.id().to_owned(),
-            "state" => state_key(&t.to)
+        use crate::metrics::{self as m, LabelValue};
+        m::counter(
+            m::ROLLOUT_TRANSITIONS,
+            &[
+                ("rollout", LabelValue::rollout(rollout)),
+                ("state", LabelValue::fixed(state_key(&t.to))),
+            ],
         )
         .increment(1);
         if matches!(t.to, switchyard_rollout::State::RolledBack { .. }) {

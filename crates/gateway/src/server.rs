@@ -51,6 +51,8 @@ pub struct AppState {
     pub(crate) env: Env,
     /// Signed-in dashboard browsers.
     pub dashboard: crate::dashboard::Sessions,
+    /// Wrong admin keys per client address.
+    pub sign_in: crate::dashboard::SignInThrottle,
     /// Held while a config version is applied, so changes happen one at a time.
     pub applying: tokio::sync::Mutex<()>,
     /// Held while a rollout changes (the controller's tick, an admin action), so no change
@@ -146,6 +148,10 @@ impl Server {
         } else {
             Arc::new(launch.config_of(&text, &origin)?)
         };
+        // What `switchyard config check` prints as warnings, in the log at start-up.
+        for warning in config.warnings() {
+            tracing::warn!("config: {warning}");
+        }
         let version = crate::versions::version_id(&text);
         let pipeline = build_pipeline(&store, &env, config.clone(), &version)?;
         let now_ms = chrono::Utc::now().timestamp_millis();
@@ -181,6 +187,7 @@ impl Server {
             launch,
             env,
             dashboard: crate::dashboard::Sessions::default(),
+            sign_in: crate::dashboard::SignInThrottle::default(),
             applying: tokio::sync::Mutex::new(()),
             rolling: tokio::sync::Mutex::new(()),
             candidate: arc_swap::ArcSwapOption::empty(),
@@ -261,7 +268,15 @@ impl Server {
         let state = self.state.clone();
         #[allow(clippy::disallowed_methods)] // aborted at shutdown, which saves the state itself
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            // The providers' client: redirects are not followed.
+            let client = match switchyard_providers::http_client(std::time::Duration::from_secs(5))
+            {
+                Ok(client) => client,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the HTTP client for SLO alerts; SLOs are not evaluated");
+                    return;
+                }
+            };
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
             loop {
                 tick.tick().await;
@@ -515,11 +530,15 @@ async fn serve_connection(
 /// Records that will never be written, in `/metrics` by reason.
 fn count_lost_records(telemetry: &TelemetrySender) {
     let lost = telemetry.lost();
-    metrics::counter!(m::RECORDS_DROPPED, "reason" => "queue_full").absolute(lost.queue_full);
-    metrics::counter!(m::RECORDS_DROPPED, "reason" => "shutdown").absolute(lost.shutdown);
+    let reason = |why| [("reason", m::LabelValue::fixed(why))];
+    m::counter(m::RECORDS_DROPPED, &reason("queue_full")).absolute(lost.queue_full);
+    m::counter(m::RECORDS_DROPPED, &reason("shutdown")).absolute(lost.shutdown);
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    // Every route that checks the admin key counts wrong ones per client address.
+    let key_checks =
+        axum::middleware::from_fn_with_state(state.clone(), crate::dashboard::throttle_key_checks);
     let app = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
@@ -530,9 +549,12 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
-        .merge(crate::admin::routes())
-        .merge(crate::kpis::routes())
-        .merge(crate::dashboard::routes())
+        .merge(
+            crate::admin::routes()
+                .merge(crate::kpis::routes())
+                .merge(crate::dashboard::routes())
+                .route_layer(key_checks),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes));
@@ -699,13 +721,18 @@ fn with_headers(mut response: Response, headers: Vec<(HeaderName, HeaderValue)>)
 
 /// What every model endpoint starts with: the pipeline this request keeps to its end, and
 /// its record.
-fn begin(app: &AppState, headers: &HeaderMap, endpoint: &str) -> (Arc<Pipeline>, RecordGuard) {
+fn begin(
+    app: &AppState,
+    headers: &HeaderMap,
+    endpoint: &'static str,
+) -> (Arc<Pipeline>, RecordGuard) {
     let pipeline = app.pipeline.load_full();
     let mut record = RecordGuard::new(
         app.telemetry.clone(),
         request_id(headers),
         endpoint,
         pipeline.config.telemetry.access_log,
+        pipeline.labels().clone(),
     );
     record.record().config_version = Some(crate::versions::short(&pipeline.version).to_owned());
     (pipeline, record)
@@ -754,6 +781,7 @@ fn config_arm(
         running
     };
     record.record().config_version = Some(crate::versions::short(&chosen.version).to_owned());
+    record.set_labels(chosen.labels().clone());
     record.take_arm(taken, live.stats.clone());
     chosen
 }
@@ -923,21 +951,21 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
-    for d in app.pipeline.load().deployments() {
-        metrics::gauge!(m::BREAKER_STATE, "deployment" => d.label.clone())
-            .set(d.breaker_state().gauge());
-        metrics::gauge!(m::INFLIGHT, "deployment" => d.label.clone())
-            .set(f64::from(d.outstanding()));
+    let pipeline = app.pipeline.load();
+    for d in pipeline.deployments() {
+        let deployment = [("deployment", pipeline.labels().deployment(&d.label))];
+        m::gauge(m::BREAKER_STATE, &deployment).set(d.breaker_state().gauge());
+        m::gauge(m::INFLIGHT, &deployment).set(f64::from(d.outstanding()));
     }
-    metrics::gauge!(m::QUEUE_DEPTH).set(app.telemetry.queue_depth() as f64);
-    if let Some(cache) = app.pipeline.load().cache() {
+    m::gauge(m::QUEUE_DEPTH, &[]).set(app.telemetry.queue_depth() as f64);
+    if let Some(cache) = pipeline.cache() {
         let stats = cache.stats();
-        metrics::gauge!(m::CACHE_ENTRIES).set(stats.entries as f64);
-        metrics::gauge!(m::CACHE_BYTES).set(stats.bytes as f64);
+        m::gauge(m::CACHE_ENTRIES, &[]).set(stats.entries as f64);
+        m::gauge(m::CACHE_BYTES, &[]).set(stats.bytes as f64);
     }
     count_lost_records(&app.telemetry);
-    metrics::counter!(m::RECORDS_WRITTEN).absolute(app.telemetry.written());
-    metrics::counter!(m::CONTENT_SHED).absolute(app.telemetry.content_shed());
+    m::counter(m::RECORDS_WRITTEN, &[]).absolute(app.telemetry.written());
+    m::counter(m::CONTENT_SHED, &[]).absolute(app.telemetry.content_shed());
     app.prometheus.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

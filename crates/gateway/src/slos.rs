@@ -373,7 +373,8 @@ pub async fn dislike(state: &crate::server::AppState, request_id: &str, tenant: 
         }
     };
     if let Some(c) = turned {
-        crate::metrics::quality_bad(&c.model, c.route.as_deref());
+        let labels = state.pipeline.load().labels().clone();
+        crate::metrics::quality_bad(&labels, &c.model, c.route.as_deref());
     }
 }
 

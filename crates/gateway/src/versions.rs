@@ -90,7 +90,7 @@ pub struct Change<'a> {
     pub actor: &'a str,
     pub message: &'a str,
     /// `config.apply` or `config.rollback`.
-    pub action: &'a str,
+    pub action: &'static str,
     pub reason: &'a str,
 }
 
@@ -289,8 +289,12 @@ pub async fn apply(
     let entry = record_applied(&state.store, &version, change, &diff, now_ms)?;
     state.slos.set_specs(&pipeline.config.slos);
     state.pipeline.store(Arc::new(pipeline));
-    metrics::counter!(crate::metrics::CONFIG_APPLIED, "action" => change.action.to_owned())
-        .increment(1);
+    use crate::metrics::{self as m, LabelValue};
+    m::counter(
+        m::CONFIG_APPLIED,
+        &[("action", LabelValue::fixed(change.action))],
+    )
+    .increment(1);
     tracing::info!(
         version = short(&id),
         parent = short(&parent),

@@ -258,3 +258,107 @@ async fn the_session_cookie_opens_admin_reads_and_nothing_else() {
         .unwrap()
         .contains("; Secure"));
 }
+
+/// A client that connects from `127.0.0.N` (every loopback address reaches the gateway).
+fn from_address(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn wrong_keys_from_one_address_are_throttled_and_other_addresses_still_sign_in() {
+    let gw = start(&config()).await;
+    let guesser = from_address(7);
+    let guess = |key: String| {
+        guesser
+            .post(gw.url("/dashboard/login"))
+            .json(&json!({ "key": key }))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..14 {
+        statuses.push(
+            guess(format!("sk-guess-{i}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 4], "{statuses:?}");
+    let r = guess(ADMIN.to_owned()).await.unwrap();
+    assert_eq!(
+        r.status(),
+        429,
+        "a throttled address is refused before its key is looked at"
+    );
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1, "{wait}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_failed_sign_ins", "{body}");
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    // The same guesses through the admin API's header are the same throttle.
+    let r = guesser
+        .get(gw.url("/admin/v1/audit"))
+        .bearer_auth("sk-guess-header")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+
+    // Another address signs in with the right key, and its own wrong key is a plain 401.
+    let admin = from_address(8);
+    let r = admin
+        .post(gw.url("/dashboard/login"))
+        .json(&json!({ "key": ADMIN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = admin
+        .post(gw.url("/dashboard/login"))
+        .json(&json!({ "key": "sk-typo" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn admin_api_guesses_are_throttled_and_requests_without_a_key_are_not_guesses() {
+    let gw = start(&config()).await;
+    let client = from_address(9);
+    // A browser whose session ended asks without a key: refused, never throttled.
+    for _ in 0..20 {
+        let r = client.get(gw.url("/admin/v1/audit")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let r = client
+            .get(gw.url("/admin/v1/kpis/summary"))
+            .header("x-api-key", format!("sk-guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 2], "{statuses:?}");
+    // The right key from an address that never guessed.
+    let r = from_address(10)
+        .get(gw.url("/admin/v1/audit"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

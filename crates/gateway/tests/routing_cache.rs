@@ -22,26 +22,11 @@ use serde_json::{json, Value};
 
 const OTHER_KEY: &str = "sk-test-other-tenant";
 
-/// The static embedding model's folder, which the semantic tier needs.
-fn embedder() -> &'static str {
-    let embedder = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/minilm-static-256"
-    );
-    assert!(
-        std::path::Path::new(embedder)
-            .join("model.safetensors")
-            .is_file(),
-        "the static embedding model is missing at {embedder}: run scripts/fetch-models.sh"
-    );
-    embedder
-}
-
 /// `[cache]` with the semantic tier at 0.85, and the test key, of tenant `acme`.
 fn cache_and_key() -> String {
     format!(
         "[cache]\nembedder = \"{}\"\nthreshold = 0.85\n\n[[keys]]\nid = \"test\"\ntenant = \"acme\"\nsecret_sha256 = \"{{KEY}}\"\n",
-        embedder()
+        common::static_embedder()
     )
 }
 

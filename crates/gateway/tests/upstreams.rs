@@ -433,3 +433,36 @@ async fn a_missing_upstream_secret_stops_start_up_with_its_name() {
     );
     let _ = start; // the plain starter is used by the other test files
 }
+
+#[tokio::test]
+async fn an_upstream_redirect_is_an_upstream_error_and_never_followed() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let elsewhere = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    for _ in 0..3 {
+        up.push(Behavior::Redirect {
+            status: 307,
+            location: format!("{}/chat/completions", elsewhere.base_url()),
+        });
+    }
+    let mut gw = single(&up).await;
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_error", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("307") && message.contains("redirect"),
+        "{message}"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the request (with its API key) went where the redirect pointed"
+    );
+    assert!(!up.requests().is_empty());
+    gw.stop().await;
+    assert_eq!(gw.records()[0].status, 502);
+}

@@ -56,12 +56,14 @@ impl ProviderError {
     }
 
     /// Whether another attempt (here or at another deployment) may succeed: connection
-    /// failures, timeouts, 408, 409, 429 and 5xx, and streams that broke before any output.
+    /// failures, timeouts, 408, 409, 429, 5xx and 3xx (a redirect, never followed, says the
+    /// deployment is misconfigured; another may answer), and streams that broke before any
+    /// output.
     pub fn retryable(&self) -> bool {
         match self {
             ProviderError::Connect(_) | ProviderError::Timeout | ProviderError::Stream(_) => true,
             ProviderError::Status { status, .. } => {
-                matches!(status, 408 | 409 | 429) || *status >= 500
+                matches!(status, 408 | 409 | 429) || *status >= 500 || (300..400).contains(status)
             }
             ProviderError::Decode(_) | ProviderError::Unsupported { .. } => false,
         }
@@ -80,6 +82,7 @@ impl ProviderError {
             ProviderError::Timeout => "timeout",
             ProviderError::Status { status: 429, .. } => "rate_limited",
             ProviderError::Status { status, .. } if *status >= 500 => "upstream_5xx",
+            ProviderError::Status { status, .. } if *status < 400 => "upstream_redirect",
             ProviderError::Status { .. } => "upstream_4xx",
             ProviderError::Decode(_) => "decode",
             ProviderError::Stream(_) => "stream",
@@ -132,6 +135,9 @@ mod tests {
         assert!(!s(400).counts_against_deployment());
         assert!(ProviderError::Timeout.retryable());
         assert_eq!(s(502).kind(), "upstream_5xx");
+        // A redirect is not followed: the deployment is misconfigured, another may answer.
+        assert!(s(307).retryable() && s(307).counts_against_deployment());
+        assert_eq!(s(307).kind(), "upstream_redirect");
     }
 
     #[test]

@@ -74,6 +74,15 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
     if status.is_success() {
         return Ok(response);
     }
+    if status.is_redirection() {
+        return Err(ProviderError::Status {
+            status: status.as_u16(),
+            message: "a redirect, which the gateway does not follow: set the provider's \
+                      base_url to the address that answers"
+                .to_owned(),
+            retry_after: None,
+        });
+    }
     let retry_after = parse_retry_after(
         response
             .headers()

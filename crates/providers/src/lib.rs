@@ -109,12 +109,15 @@ pub fn build(
     })
 }
 
-/// The HTTP client all HTTP providers share: pooled, TCP_NODELAY, no overall timeout (the
-/// gateway times attempts itself).
+/// The HTTP client all HTTP providers (and the gateway's other outbound calls: webhooks)
+/// share: pooled, TCP_NODELAY, no overall timeout (the gateway times attempts itself), and
+/// redirects not followed: a 3xx is the answer, so an upstream can never send the request,
+/// with its API key and prompt, to an address the config does not name.
 pub fn http_client(
     connect_timeout: std::time::Duration,
 ) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(std::time::Duration::from_secs(90))

@@ -177,6 +177,11 @@ impl ScriptedSim {
                 m.error_rate = 1.0;
                 m.error_status = status;
             }
+            // The simulator has no wire to redirect on: the error a redirect becomes.
+            Behavior::Redirect { status, .. } => {
+                m.error_rate = 1.0;
+                m.error_status = status;
+            }
             Behavior::Hang => m.timeout_rate = 1.0,
         }
         let models = [("sim-fake", m.clone()), ("embed-fake", m)]
@@ -477,6 +482,33 @@ mod cases {
         }
     }
 
+    pub async fn redirects_are_errors_and_never_followed(h: Harness) {
+        if h.is_sim() {
+            return; // no wire to redirect on
+        }
+        let elsewhere = FakeUpstream::start(h.adapter.flavor())
+            .await
+            .expect("fake upstream starts");
+        for (status, stream) in [(307, false), (308, true), (302, false)] {
+            h.push(Behavior::Redirect {
+                status,
+                location: format!("{}/chat/completions", elsewhere.base_url()),
+            });
+            let err = h.chat(stream).await.expect_err("a redirect is an error");
+            assert_eq!(status_of(&err).0, status);
+            assert!(status_of(&err).1.contains("base_url"), "{err}");
+            // Another deployment may answer; this one is misconfigured.
+            assert!(
+                err.retryable() && err.counts_against_deployment(),
+                "{status}"
+            );
+        }
+        assert!(
+            elsewhere.requests().is_empty(),
+            "the request and its key went where the redirect pointed"
+        );
+    }
+
     pub async fn malformed_chunk(h: Harness) {
         if h.is_sim() {
             return; // no wire to break
@@ -684,6 +716,7 @@ macro_rules! suite {
                 rate_limited,
                 server_errors_are_retryable,
                 client_errors_are_not_retryable,
+                redirects_are_errors_and_never_followed,
                 malformed_chunk,
                 malformed_body,
                 usage_missing,

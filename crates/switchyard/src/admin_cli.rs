@@ -501,6 +501,8 @@ impl<'a> Client<'a> {
                 ))
             })?;
         let http = reqwest::Client::builder()
+            // The admin key goes to --url and nowhere else.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(std::time::Duration::from_secs(10))
             // Applying a config builds its pipeline (models, classifiers) before answering.
             .timeout(std::time::Duration::from_secs(120))
@@ -552,6 +554,17 @@ impl<'a> Client<'a> {
         }
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
+        if status.is_redirection() {
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nowhere");
+            return Err(Failure::Refused(format!(
+                "{url} answered {status}, a redirect to `{to}`, which is not followed (the admin \
+                 key goes to --url only): give --url the address that answers"
+            )));
+        }
         let bytes = response
             .bytes()
             .await
@@ -1649,5 +1662,52 @@ mod tests {
                 .as_str(),
             "http://gw.internal/switchyard/admin/v1/flags/a%20b%2Fc?limit=5"
         );
+    }
+
+    /// Serves `app` on a free loopback port until the test's runtime ends; its base URL.
+    async fn serve(app: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        #[allow(clippy::disallowed_methods)] // test server: ends with the test's runtime
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_refused_and_the_admin_key_goes_nowhere_else() {
+        let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = reached.clone();
+        let elsewhere = serve(axum::Router::new().fallback(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { "{}" }
+        }))
+        .await;
+        let to = format!("{elsewhere}/admin/v1/flags");
+        let gateway = serve(axum::Router::new().fallback(move || {
+            let to = to.clone();
+            async move {
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(reqwest::header::LOCATION, to)],
+                )
+            }
+        }))
+        .await;
+        let remote = Remote {
+            url: gateway,
+            admin_key: "sk-admin".to_owned(),
+            actor: None,
+            json: false,
+        };
+        let err = Client::new(&remote)
+            .unwrap()
+            .get(&["flags"], &[])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Failure::Refused(m) if m.contains("307") && m.contains("not followed")),
+            "{err:?}"
+        );
+        assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }

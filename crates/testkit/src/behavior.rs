@@ -20,6 +20,8 @@ pub enum Behavior {
     },
     /// Accepts the request and never answers. Dropping the connection counts as a disconnect.
     Hang,
+    /// A redirect (`status` 301, 302, 307 or 308) to `location`, with an empty body.
+    Redirect { status: u16, location: String },
 }
 
 impl Behavior {

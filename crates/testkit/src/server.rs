@@ -230,6 +230,14 @@ async fn handle(
             message,
             retry_after,
         } => error(shared.flavor, status, retry_after.as_deref(), &message),
+        Behavior::Redirect { status, location } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+            let mut response = status.into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
         Behavior::Hang => {
             let _guard = DisconnectGuard {
                 shared: shared.clone(),

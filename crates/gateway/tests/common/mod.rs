@@ -78,6 +78,22 @@ pub async fn start_in(config: &str, dir: tempfile::TempDir, vars: &[(&str, &str)
     }
 }
 
+/// The static embedding model's folder, for configs whose cache has a semantic tier
+/// (`scripts/fetch-models.sh` fetches it; `scripts/test.sh` runs that first).
+pub fn static_embedder() -> &'static str {
+    let embedder = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/minilm-static-256"
+    );
+    assert!(
+        std::path::Path::new(embedder)
+            .join("model.safetensors")
+            .is_file(),
+        "the static embedding model is missing at {embedder}: run scripts/fetch-models.sh"
+    );
+    embedder
+}
+
 pub fn hex_sha256(s: &str) -> String {
     switchyard_control::hash_key(s)
         .iter()
