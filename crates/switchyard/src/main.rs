@@ -509,6 +509,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
         let env: switchyard_gateway::versions::Env = Arc::new(|k: &str| std::env::var(k).ok());
         let server = switchyard_gateway::Server::bind(launch, env).await?;
         let addr = server.local_addr()?;
+        let stop = shutdown_signal()?;
         if demo {
             println!("Switchyard embedded demo listening on http://{addr}");
             println!("  OpenAI base URL: http://{addr}/v1");
@@ -522,7 +523,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
             println!("Switchyard listening on http://{addr}");
         }
         tracing::info!(%addr, "listening");
-        let closed = server.run(shutdown_signal()).await?;
+        let closed = server.run(stop).await?;
         if closed.lost.total() == 0 {
             tracing::info!(written = closed.written, "stopped; {closed}");
         } else {
@@ -594,6 +595,7 @@ fn sim(
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        let stop = shutdown_signal()?;
         println!(
             "Switchyard simulator listening on http://{addr}/v1 with models: {}",
             models.join(", ")
@@ -604,31 +606,31 @@ fn sim(
             let _ = tcp.set_nodelay(true);
         });
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(stop)
             .await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM. The handlers are installed by this call, not when the future is first
+/// polled: the caller calls it before it says it is listening, so a signal sent right after
+/// that line (as a supervisor or a test may) stops the server cleanly instead of killing it.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = interrupt.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        })
     }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

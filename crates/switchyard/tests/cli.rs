@@ -382,3 +382,19 @@ fn serve_options_do_not_mix_with_other_commands() {
     assert!(err.contains("cannot be used with"), "{err}");
     assert!(err.contains("--listen"), "{err}");
 }
+
+/// A SIGTERM sent the moment the banner is printed (as a supervisor restarting a fresh
+/// replica may) is a clean shutdown, never a kill by the signal: the handlers are in place
+/// before the banner. The gateway and the simulator, several times each.
+#[test]
+fn a_signal_right_after_the_banner_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = own_config(dir.path());
+    for _ in 0..5 {
+        let (gateway, _) = spawn_with_banner(switchyard().arg("--config").arg(&file), 1);
+        stop(gateway);
+        let (simulator, _) =
+            spawn_with_banner(switchyard().args(["sim", "--listen", "127.0.0.1:0"]), 1);
+        stop(simulator);
+    }
+}
