@@ -2,10 +2,12 @@
 //! embedding rows), under one byte budget.
 //!
 //! How an entry lives and dies:
-//! 1. `insert` stores the response once (`Arc`) and indexes it by its exact slot
-//!    (tenant, route, `ExactKey`) and, when an embedding is given, as a row in its scope's
-//!    `FlatIndex`. Its size in bytes (serialised response + question text + vector + a fixed
-//!    overhead) is added to the total. A second insert into the same exact slot replaces the
+//! 1. `insert` stores the response once, as its JSON (a third of the heap of the parsed
+//!    response, and exactly as big as it says), and indexes it by its exact slot (tenant,
+//!    route, `ExactKey`) and, when an embedding is given, as a row in its scope's `FlatIndex`.
+//!    Its size in bytes (JSON + question text + names + vector row + [`ENTRY_OVERHEAD`]) is
+//!    added to the total; `tests/memory.rs` holds that figure to the heap an entry really
+//!    takes, counted by the allocator. A second insert into the same exact slot replaces the
 //!    first (that is how `refresh` works).
 //! 2. Each hit moves the entry to the most-recently-used end of the LRU order.
 //! 3. While the total exceeds `max_bytes`, the least-recently-used entry is removed from every
@@ -29,8 +31,10 @@ use crate::policy::{
 };
 use crate::Embedder;
 
-/// Fixed cost counted per entry for map slots, the LRU node and the `Entry` itself.
-const ENTRY_OVERHEAD: usize = 256;
+/// Fixed cost counted per entry: the `Entry` and its slot in three maps (hash tables keep up
+/// to twice the slots they use), the LRU node, and the allocations' own headers. Measured
+/// with the allocator in `tests/memory.rs`.
+const ENTRY_OVERHEAD: usize = 900;
 
 /// Weight of the last user message in the conversation embedding; the earlier turns share the
 /// rest. The last message carries the question; earlier turns say what "it" refers to.
@@ -182,6 +186,8 @@ pub enum Lookup {
 pub enum InsertError {
     #[error("not cacheable: {0}")]
     NotCacheable(#[from] NotCacheable),
+    #[error("the response cannot be stored: {0}")]
+    Serialise(String),
     #[error("entry of {bytes} bytes is larger than the whole cache ({max} bytes)")]
     TooLarge { bytes: usize, max: usize },
     #[error("embedding has {got} dimensions, the scope holds {want}")]
@@ -200,11 +206,12 @@ pub struct Stats {
 
 #[derive(Debug)]
 struct Entry {
-    response: Arc<ChatCompletionResponse>,
-    /// Shared with every `Hit` served from the entry; counted once in `bytes` (the other
-    /// `question.len()` there is the guard's word set).
+    /// The response's JSON, parsed again for each hit (microseconds, against the model call
+    /// a hit saves).
+    response: Arc<[u8]>,
+    /// Shared with every `Hit` served from the entry. The guard's features are made from it
+    /// when the entry is a candidate, not kept: they would take more heap than the answer.
     question: Arc<str>,
-    features: Features,
     bytes: usize,
     expires: Instant,
     tick: u64,
@@ -284,6 +291,8 @@ impl Cache {
             return None;
         }
         let (response, question) = g.touch(id)?;
+        drop(g);
+        let response = self.parsed(id, &response)?;
         Some(Hit {
             kind: HitKind::Exact,
             response,
@@ -329,7 +338,7 @@ impl Cache {
                 continue;
             }
             if let Some(q) = &q {
-                if let Err(reason) = guard::check(q, &e.features) {
+                if let Err(reason) = guard::check(q, &Features::of(&e.question)) {
                     refused.get_or_insert(Miss::Guarded {
                         similarity: sim,
                         reason,
@@ -344,8 +353,13 @@ impl Cache {
             g.remove(id);
             g.stats.expired += 1;
         }
-        match served.and_then(|(id, sim)| g.touch(id).map(|r| (r, sim))) {
-            Some(((response, question), similarity)) => Lookup::Hit(Hit {
+        let touched = served.and_then(|(id, sim)| g.touch(id).map(|r| (id, r, sim)));
+        drop(g);
+        let parsed = touched.and_then(|(id, (json, question), similarity)| {
+            Some((self.parsed(id, &json)?, question, similarity))
+        });
+        match parsed {
+            Some((response, question, similarity)) => Lookup::Hit(Hit {
                 kind: HitKind::Semantic { similarity },
                 response,
                 question,
@@ -375,23 +389,25 @@ impl Cache {
         }
         request_cacheable(req, policy)?;
         response_cacheable(&response)?;
-        let resp_bytes = serde_json::to_vec(&response).map(|v| v.len()).unwrap_or(0);
+        let json: Arc<[u8]> = serde_json::to_vec(&response)
+            .map_err(|e| InsertError::Serialise(e.to_string()))?
+            .into();
         let dims = embedding.as_ref().map_or(0, Vec::len);
+        // The names are held twice (the entry's slot and the exact map's key); an index row
+        // is the quantised vector, its scale and its id, counted twice: the index's vectors
+        // grow by doubling and keep their room when entries leave.
+        let row_bytes = if dims > 0 { 2 * (dims + 4 + 8) } else { 0 };
         let bytes = ENTRY_OVERHEAD
-            + resp_bytes
-            + 2 * prepared.question.len()
-            + prepared.scope.tenant.len()
-            + prepared.scope.route.len()
-            + dims
-            + 4
-            + 8;
+            + json.len()
+            + prepared.question.len()
+            + 2 * (prepared.scope.tenant.len() + prepared.scope.route.len())
+            + row_bytes;
         if bytes > self.config.max_bytes {
             return Err(InsertError::TooLarge {
                 bytes,
                 max: self.config.max_bytes,
             });
         }
-        let features = Features::of(&prepared.question);
         let mut g = self.lock();
         if let Some(ix) = g.scopes.get(&prepared.scope) {
             if dims > 0 && ix.dim() != dims {
@@ -423,9 +439,8 @@ impl Cache {
         g.entries.insert(
             id,
             Entry {
-                response: Arc::new(response),
+                response: json,
                 question: Arc::from(prepared.question.as_str()),
-                features,
                 bytes,
                 expires: now + policy.ttl,
                 tick,
@@ -444,6 +459,18 @@ impl Cache {
             g.stats.evicted += 1;
         }
         Ok(())
+    }
+
+    /// An entry's response, parsed from its JSON outside the lock. JSON this cache wrote
+    /// always parses; if it ever did not, the entry is dropped and the lookup is a miss.
+    fn parsed(&self, id: u64, json: &[u8]) -> Option<Arc<ChatCompletionResponse>> {
+        match serde_json::from_slice(json) {
+            Ok(response) => Some(Arc::new(response)),
+            Err(_) => {
+                self.lock().remove(id);
+                None
+            }
+        }
     }
 
     /// Removes every expired entry; call it now and then (e.g. once a minute).
@@ -475,7 +502,7 @@ impl Cache {
 
 impl Inner {
     /// Marks `id` used now and returns its response and question.
-    fn touch(&mut self, id: u64) -> Option<(Arc<ChatCompletionResponse>, Arc<str>)> {
+    fn touch(&mut self, id: u64) -> Option<(Arc<[u8]>, Arc<str>)> {
         self.tick += 1;
         let tick = self.tick;
         let e = self.entries.get_mut(&id)?;
