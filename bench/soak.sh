@@ -66,13 +66,15 @@ GATEWAY_PID=$!
 started+=("$GATEWAY_PID")
 wait_ready gateway "$GATEWAY_PID" "http://127.0.0.1:$GATEWAY_PORT/healthz"
 
-# Memory every SAMPLE_SECS: resident set, and the cache's own count of its bytes and entries.
+# Memory every SAMPLE_SECS: resident set, split into anonymous memory (the heap, stacks) and
+# mapped files (model weights read in as they are used), and the cache's own count of its
+# bytes and entries.
 sample() {
     local t0=$SECONDS rss metrics
     while kill -0 "$GATEWAY_PID" 2>/dev/null; do
-        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$GATEWAY_PID/status" 2>/dev/null || echo 0)
+        rss=$(awk '/^(VmRSS|RssAnon|RssFile):/ {printf "%s ", $2}' "/proc/$GATEWAY_PID/status" 2>/dev/null || echo "0 0 0 ")
         metrics=$(curl -fsS --max-time 2 "http://127.0.0.1:$GATEWAY_PORT/metrics" 2>/dev/null || true)
-        printf '%s %s %s %s\n' "$((SECONDS - t0))" "$rss" \
+        printf '%s %s%s %s\n' "$((SECONDS - t0))" "$rss" \
             "$(awk '/^switchyard_cache_bytes / {printf "%d", $2}' <<<"$metrics")" \
             "$(awk '/^switchyard_cache_entries / {printf "%d", $2}' <<<"$metrics")"
         sleep "$SAMPLE_SECS"
@@ -101,9 +103,9 @@ report() {
     echo
     echo "Reproduce: \`$( [[ $DURATION != 600 ]] && echo "DURATION=$DURATION ")bench/soak.sh\` (commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes')): the gateway on CPU $GATEWAY_CPU with the route \`auto\` (router, exact and semantic cache of $CACHE_MB MB), PII, injection, toxicity and compliance guards, limits and budgets, every request recorded; \`switchyard-bench --workload unique --stream on\` at $CONCURRENCY connections on CPU $LOAD_CPU, a new question every request; $requests requests in all."
     echo
-    echo "| seconds | RSS MiB | cache MiB | cache entries |"
-    echo "|---|---|---|---|"
-    awk -v step="$step" '$1 % step < '"$SAMPLE_SECS"' { printf "| %d | %.1f | %.1f | %d |\n", $1, $2/1024, $3/1048576, $4 }' "$work/samples.txt"
+    echo "| seconds | RSS MiB | of it anonymous | of it mapped files | cache MiB | cache entries |"
+    echo "|---|---|---|---|---|---|"
+    awk -v step="$step" '$1 % step < '"$SAMPLE_SECS"' { printf "| %d | %.1f | %.1f | %.1f | %.1f | %d |\n", $1, $2/1024, $3/1024, $4/1024, $5/1048576, $6 }' "$work/samples.txt"
     awk -v warm="$warm" '
         $1 >= warm && !seen { first = $2; seen = 1 }
         { last = $2; if ($2 > peak) peak = $2 }
