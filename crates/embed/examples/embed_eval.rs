@@ -24,7 +24,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use switchyard_embed::{cosine, MiniLm, StaticEmbedder, MINILM_DIR, STATIC_DIR};
+use switchyard_embed::{MiniLm, StaticEmbedder, MINILM_DIR, STATIC_DIR};
+use switchyard_textclass::cosine;
 
 /// Plain English prose to cut 20- and 200-token inputs from.
 const PROSE: &str = "Our support team receives many questions about billing, accounts and \

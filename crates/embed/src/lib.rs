@@ -29,23 +29,6 @@ pub const MINILM_DIR: &str = "models/all-MiniLM-L6-v2";
 /// Where `switchyard models distill` writes the static model, relative to the repository root.
 pub const STATIC_DIR: &str = "models/minilm-static-256";
 
-/// Cosine similarity of two vectors; 0 when either is all zeros. For the unit vectors this
-/// crate returns it equals the dot product, but callers need not rely on that.
-#[must_use]
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
-}
-
 /// Scales `v` to unit length in place; leaves an all-zero vector as it is (an input with no
 /// known tokens has no direction, and a NaN would poison every comparison).
 pub(crate) fn l2_normalize(v: &mut [f32]) {

@@ -11,7 +11,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use switchyard_embed::{cosine, EmbedError, MiniLm, StaticEmbedder, MINILM_DIR, STATIC_DIR};
+use switchyard_embed::{EmbedError, MiniLm, StaticEmbedder, MINILM_DIR, STATIC_DIR};
+use switchyard_textclass::cosine;
 
 fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

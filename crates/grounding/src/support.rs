@@ -200,23 +200,7 @@ fn bigram(a: &str, b: &str) -> u64 {
     switchyard_textclass::fnv1a(b'g', &[a.as_bytes(), b.as_bytes()])
 }
 
-/// Cosine similarity; 0 when either vector is all zeros or the lengths differ.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
-}
+pub use switchyard_textclass::cosine;
 
 #[cfg(test)]
 mod tests {

@@ -275,7 +275,7 @@ fn main() {
     let short = "What is the capital of France?";
     let a = embed(&minilm, short, max_tokens);
     let b = minilm.embed_one(short).expect("embed");
-    let cos = switchyard_embed::cosine(&a, &b);
+    let cos = switchyard_textclass::cosine(&a, &b);
     let _ = writeln!(
         md,
         "### Sanity checks\n\nCosine between this example's embedding and `MiniLm::embed` on a short text: {cos:.6}.\n"

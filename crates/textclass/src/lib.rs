@@ -37,4 +37,4 @@ pub use binary::{noisy_or, BinaryClassifier};
 pub use features::{
     fnv1a, fnv1a_str, id_hash, truncate, words, Features, NgramConfig, NgramFeaturizer,
 };
-pub use linear::{logit, sigmoid, train_logistic, LinearModel, TrainConfig};
+pub use linear::{cosine, logit, sigmoid, train_logistic, LinearModel, TrainConfig};

@@ -60,6 +60,27 @@ pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
 }
 
+/// Cosine similarity of two vectors; 0 when either is all zeros or their lengths differ
+/// (vectors of two models are not comparable). The one cosine of the workspace: embeddings'
+/// users (grounding, the embedding evaluations) take it from here.
+#[must_use]
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
+
 /// Log-odds of a probability (the inverse of [`sigmoid`]); `p` must be inside `(0, 1)`.
 pub fn logit(p: f32) -> f32 {
     (p / (1.0 - p)).ln()
@@ -131,6 +152,15 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cosine_is_scale_free_and_zero_for_what_cannot_be_compared() {
+        assert!((cosine(&[1.0, 2.0], &[2.0, 4.0]) - 1.0).abs() < 1e-6);
+        assert!((cosine(&[1.0, 0.0], &[-1.0, 0.0]) + 1.0).abs() < 1e-6);
+        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 1.0]), 0.0);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
+        assert_eq!(cosine(&[1.0, 1.0], &[1.0, 1.0, 1.0]), 0.0);
+    }
     use crate::features::{NgramConfig, NgramFeaturizer};
 
     fn featurizer() -> NgramFeaturizer {
