@@ -108,3 +108,13 @@ action = "block"
 forbidden = ["(?i)guaranteed (returns|profits?)"]
 EOF
 }
+
+# Builds the release binaries unless SKIP_BUILD=1, and names them SWITCHYARD and BENCH
+# (under TARGET_DIR).
+release_binaries() {
+    if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+        cargo build --release -p switchyard -p switchyard-bench
+    fi
+    SWITCHYARD=$TARGET_DIR/release/switchyard
+    BENCH=$TARGET_DIR/release/switchyard-bench
+}

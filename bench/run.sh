@@ -64,11 +64,7 @@ SCREEN_FIRST=${SCREEN_FIRST:-0}
 WEBHOOK_MS=${WEBHOOK_MS:-}
 UPSTREAM_TTFT_MS=${UPSTREAM_TTFT_MS:-0}
 
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    cargo build --release -p switchyard -p switchyard-bench
-fi
-SWITCHYARD=$TARGET_DIR/release/switchyard
-BENCH=$TARGET_DIR/release/switchyard-bench
+release_binaries
 
 work=$(mktemp -d)
 started=()

@@ -25,11 +25,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 
 [[ -f models/minilm-static-256/model.safetensors ]] \
     || { echo "error: the semantic cache needs scripts/fetch-models.sh first" >&2; exit 1; }
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    cargo build --release -p switchyard -p switchyard-bench
-fi
-SWITCHYARD=$TARGET_DIR/release/switchyard
-BENCH=$TARGET_DIR/release/switchyard-bench
+release_binaries
 
 work=$(mktemp -d)
 started=()
