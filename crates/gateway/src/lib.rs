@@ -1,36 +1,28 @@
-//! The gateway: the HTTP server, the request pipeline, and the stages it is made of.
+//! The gateway, in three parts with one direction of dependency (a test in
+//! `crates/switchyard/tests/architecture.rs` keeps it so):
 //!
-//! Follow a request: [`server`] receives it and frames the answer, [`pipeline::Pipeline`]
-//! runs the stages in order (authenticate and admit with [`keys`], resolve the model,
-//! [`dispatch`] to providers with retries, breakers and fallbacks, stream the answer with
-//! [`stream`]), and [`record`] writes one record per request whatever happens. Errors become
-//! responses in exactly one place, [`error`]. This crate owns no algorithm that can live in a
-//! pure crate: breakers, backoff and limits come from `switchyard-resilience`.
+//! - [`data_plane`]: what serves a request. The pipeline and its stages (keys and limits,
+//!   guards, cache, routing, dispatch, streaming) and the record every request leaves. It
+//!   imports neither of the others.
+//! - [`control_plane`]: what changes what runs. Config versions, rollouts, SLOs, calibration,
+//!   feedback, retention. It reaches the data plane only through what it publishes
+//!   ([`data_plane::Running`]: the pipeline, flags, prompts and rollouts in force) and through
+//!   the outcomes requests report to it ([`data_plane::OutcomeSink`]).
+//! - [`edge`]: HTTP. The OpenAI API, the admin API, the dashboard, health and metrics; it
+//!   frames what the other two answer and owns no decision of its own.
+//!
+//! Beneath all three: [`error`] (every failure in the client's API shape, made a response in
+//! exactly one place) and [`metrics`] (the names and the bounded label values). This crate
+//! owns no algorithm that can live in a pure crate: breakers, backoff and limits come from
+//! `switchyard-resilience`, guard models from their own crates.
 
-pub mod admin;
-pub mod cache;
-pub mod calibrate;
-pub mod content;
-pub mod dashboard;
-pub mod dispatch;
+pub mod control_plane;
+pub mod data_plane;
+pub mod edge;
 pub mod error;
-pub mod feedback;
-pub mod flags;
-pub mod guards;
-pub mod keys;
-pub mod kpis;
-pub mod live;
 pub mod metrics;
-pub mod pipeline;
-pub mod prompts;
-pub mod record;
-pub mod rollouts;
-pub mod routing;
-pub mod server;
-pub mod slos;
-pub mod stream;
+pub mod tasks;
 pub mod upstream_server;
-pub mod versions;
 
+pub use edge::server::{Server, StartError};
 pub use error::{ErrorKind, GatewayError, Side};
-pub use server::{Server, StartError};

@@ -229,10 +229,14 @@ async fn content_none_stores_nothing_and_old_content_is_purged() {
     let d = detail(&gw, &id).await;
     assert_eq!(d["content"]["answer"]["text"], "Hello again.");
     let started = d["request"]["started_at_ms"].as_i64().unwrap();
-    let state = gw.state.clone();
+    let state = gw.state.control.clone();
     let purged = tokio::task::spawn_blocking(move || {
-        let kept = switchyard_gateway::content::purge_once(&state, started + 86_400_000).unwrap();
-        let gone = switchyard_gateway::content::purge_once(&state, started + 86_400_001).unwrap();
+        let kept =
+            switchyard_gateway::control_plane::retention::purge_once(&state, started + 86_400_000)
+                .unwrap();
+        let gone =
+            switchyard_gateway::control_plane::retention::purge_once(&state, started + 86_400_001)
+                .unwrap();
         (kept, gone)
     })
     .await

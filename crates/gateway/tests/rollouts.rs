@@ -573,7 +573,12 @@ async fn a_firing_page_pauses_the_rollouts_in_force_and_reaches_the_webhook() {
         short_secs: 300,
         short_burn: 30.0,
     };
-    switchyard_gateway::slos::act(&gw.state, &[page], &reqwest::Client::new()).await;
+    switchyard_gateway::control_plane::slos::act(
+        &gw.state.control,
+        &[page],
+        &reqwest::Client::new(),
+    )
+    .await;
     let (_, r) = gw
         .admin(Method::GET, "/admin/v1/rollouts/gated", None)
         .await;

@@ -413,7 +413,7 @@ async fn without_the_model_files_only_a_config_that_needs_them_fails_and_says_ho
         missing.replace("{KEY}", &common::hex_sha256(KEY)),
         dir.path().display().to_string()
     );
-    let launch = switchyard_gateway::versions::Launch::new(text, "test.toml");
+    let launch = switchyard_gateway::control_plane::versions::Launch::new(text, "test.toml");
     let err =
         match switchyard_gateway::Server::bind(launch, std::sync::Arc::new(|_: &str| None)).await {
             Ok(_) => panic!("started without the embedding model"),

@@ -422,7 +422,7 @@ async fn a_missing_upstream_secret_stops_start_up_with_its_name() {
         "{text}\n[storage]\ndata_dir = {:?}\n",
         dir.path().display().to_string()
     );
-    let launch = switchyard_gateway::versions::Launch::new(text, "t.toml");
+    let launch = switchyard_gateway::control_plane::versions::Launch::new(text, "t.toml");
     let err = switchyard_gateway::Server::bind(launch, std::sync::Arc::new(|_: &str| None))
         .await
         .err()

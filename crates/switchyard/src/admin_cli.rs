@@ -744,7 +744,7 @@ fn print_diff(diff: &str) {
 
 // ---- config ----
 //
-// The answers' shapes below mirror the views in `switchyard_gateway::admin`, which only
+// The answers' shapes below mirror the views in `switchyard_gateway::edge::admin`, which only
 // serialises them; the types the store and rollout crates own (flags, audit entries, history
 // rows) are read as they are.
 

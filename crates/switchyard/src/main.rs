@@ -345,7 +345,7 @@ fn route_explain(
         let names: Vec<&String> = config.routes.keys().collect();
         format!("no route `{route_name}` in the config (routes: {names:?})")
     })?;
-    let route = switchyard_gateway::routing::RouteRuntime::build(spec, &config.models)?;
+    let route = switchyard_gateway::data_plane::routing::RouteRuntime::build(spec, &config.models)?;
     let policy = match policy {
         Some(p) => p.parse::<switchyard_control::Policy>()?,
         None => spec.default_policy,
@@ -482,14 +482,15 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
     };
     let demo = config_path.is_none();
     // The launch's own overrides, applied to every config version this process runs.
-    let launch = switchyard_gateway::versions::Launch::new(text, origin).with_adjust(move |c| {
-        if let Some(addr) = listen {
-            c.server.listen = addr;
-        }
-        if demo {
-            semantic_off_without_models(c);
-        }
-    });
+    let launch = switchyard_gateway::control_plane::versions::Launch::new(text, origin)
+        .with_adjust(move |c| {
+            if let Some(addr) = listen {
+                c.server.listen = addr;
+            }
+            if demo {
+                semantic_off_without_models(c);
+            }
+        });
     let config = launch.config_of(&launch.text, &launch.origin)?;
     if config.keys.is_empty() {
         bail!("the config declares no [[keys]], so every request would be refused; add one (`switchyard keys new` makes a key and its hash)");
@@ -506,7 +507,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
     let data_dir = config.storage.data_dir.clone();
     let rt = runtime()?;
     rt.block_on(async move {
-        let env: switchyard_gateway::versions::Env = Arc::new(|k: &str| std::env::var(k).ok());
+        let env: switchyard_gateway::control_plane::versions::Env = Arc::new(|k: &str| std::env::var(k).ok());
         let server = switchyard_gateway::Server::bind(launch, env).await?;
         let addr = server.local_addr()?;
         let stop = shutdown_signal()?;

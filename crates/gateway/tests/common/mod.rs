@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 
-use switchyard_gateway::versions::{Env, Launch};
+use switchyard_gateway::control_plane::versions::{Env, Launch};
 use switchyard_gateway::Server;
 use switchyard_store::SqliteStore;
 
@@ -20,7 +20,7 @@ pub const KEY: &str = "sk-test-key";
 pub struct TestGateway {
     pub addr: SocketAddr,
     /// The running gateway's state, for tests that drive a loop's step by hand.
-    pub state: std::sync::Arc<switchyard_gateway::server::AppState>,
+    pub state: std::sync::Arc<switchyard_gateway::edge::state::AppState>,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,

@@ -18,8 +18,8 @@ use switchyard_control::prompt::{
 };
 use switchyard_store::{SqliteStore, StoreError};
 
+use crate::data_plane::arms::{RolloutSet, Taken};
 use crate::error::{ErrorKind, GatewayError};
-use crate::rollouts::{RolloutSet, Taken};
 use switchyard_rollout::TargetKind;
 
 #[derive(Debug, Default)]

@@ -10,8 +10,8 @@ use switchyard_route::{recalibrate, Bars, Calibration, Outcome, Policy};
 use switchyard_store::routing::CalibrationRow;
 use switchyard_store::{SqliteStore, StoreError};
 
-use crate::pipeline::Pipeline;
-use crate::routing::RouteRuntime;
+use crate::data_plane::pipeline::Pipeline;
+use crate::data_plane::routing::RouteRuntime;
 
 /// Applies each route's latest stored calibration if it was anchored at the bars the route
 /// has now (a retrained artifact or new config bars start afresh).

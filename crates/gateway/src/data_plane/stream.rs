@@ -14,9 +14,9 @@ use switchyard_api::{
 };
 use switchyard_providers::{tokens, ChunkStream, ProviderError};
 
-use crate::cache::CacheFill;
-use crate::guards::{GuardVerdict, Masking, OutputWindow};
-use crate::record::RecordGuard;
+use crate::data_plane::cache::CacheFill;
+use crate::data_plane::guards::{GuardVerdict, Masking, OutputWindow};
+use crate::data_plane::record::RecordGuard;
 
 struct State {
     first: Option<ChatCompletionChunk>,
@@ -33,7 +33,7 @@ struct State {
     /// Puts pseudonymised values back, chunk by chunk.
     restore: Option<Restore>,
     /// The answer as the model wrote it, when the request's content is stored.
-    content: Option<crate::content::StreamCapture>,
+    content: Option<crate::data_plane::content::StreamCapture>,
     window: Option<OutputWindow>,
     verdicts: Vec<GuardVerdict>,
     finished: bool,
@@ -73,7 +73,7 @@ pub fn sse_body(
     } = answer;
     let content = record
         .content_max_bytes()
-        .map(crate::content::StreamCapture::new);
+        .map(crate::data_plane::content::StreamCapture::new);
     let state = State {
         first: Some(first),
         content,

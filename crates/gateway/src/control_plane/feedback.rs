@@ -4,9 +4,9 @@
 use switchyard_api::{FeedbackRequest, Thumbs};
 use switchyard_store::Feedback;
 
+use crate::data_plane::keys::KeyState;
+use crate::data_plane::record::MAX_REQUEST_ID;
 use crate::error::GatewayError;
-use crate::keys::KeyState;
-use crate::server::MAX_REQUEST_ID;
 
 const MAX_OUTCOME: usize = 32;
 const MAX_COMMENT: usize = 4000;
@@ -125,7 +125,7 @@ mod tests {
             route_policy: None,
             guard_policy: None,
         };
-        KeyState::new(&spec, &crate::keys::Periods::now(), &|_, _| 0)
+        KeyState::new(&spec, &crate::data_plane::keys::Periods::now(), &|_, _| 0)
     }
 
     fn req(json: serde_json::Value) -> FeedbackRequest {

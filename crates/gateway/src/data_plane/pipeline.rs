@@ -14,17 +14,23 @@ use switchyard_control::{Config, ModelSpec, ProviderSpec};
 use switchyard_providers::{tokens, ChatProvider};
 use switchyard_resilience::CircuitBreaker;
 
-use crate::cache::{cache_control, CacheOutcome, CacheStage};
-use crate::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Started, Weighted};
+use crate::data_plane::arms::RolloutSet;
+use crate::data_plane::cache::{cache_control, CacheOutcome, CacheStage};
+use crate::data_plane::dispatch::{
+    Deployment, Dispatcher, ModelRuntime, Served, Started, Weighted,
+};
+use crate::data_plane::flags::FlagSet;
+use crate::data_plane::guards::{
+    context_field_message, unmask_response, GuardStage, GuardVerdict, Masking,
+};
+use crate::data_plane::keys::{
+    resolve_secret, worst_case, KeyState, Keyring, Periods, Reservation,
+};
+use crate::data_plane::live::Live;
+use crate::data_plane::record::RecordGuard;
+use crate::data_plane::routing::{header_policy, RouteRuntime};
+use crate::data_plane::stream::StreamAnswer;
 use crate::error::{ErrorKind, GatewayError};
-use crate::flags::FlagSet;
-use crate::guards::{context_field_message, unmask_response, GuardStage, GuardVerdict, Masking};
-use crate::keys::{resolve_secret, worst_case, KeyState, Keyring, Periods, Reservation};
-use crate::live::Live;
-use crate::record::RecordGuard;
-use crate::rollouts::RolloutSet;
-use crate::routing::{header_policy, RouteRuntime};
-use crate::stream::StreamAnswer;
 use switchyard_cache::{CacheControl, HitKind};
 use switchyard_control::{CachePolicySpec, OutputAction, Policy};
 use switchyard_rollout::TargetKind;
@@ -43,7 +49,7 @@ pub struct Pipeline {
     /// Every distinct deployment once, by label.
     deployments: Vec<Arc<Deployment>>,
     /// Stores requests' prompts and answers, when the config asks for it.
-    content: Option<crate::content::ContentStage>,
+    content: Option<crate::data_plane::content::ContentStage>,
     dispatcher: Dispatcher,
     created: i64,
     /// The config's names, the only values metric labels take.
@@ -55,13 +61,13 @@ pub enum BuildError {
     #[error(transparent)]
     Provider(#[from] switchyard_providers::BuildError),
     #[error(transparent)]
-    KeySecret(#[from] crate::keys::MissingKeySecret),
+    KeySecret(#[from] crate::data_plane::keys::MissingKeySecret),
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
     #[error(transparent)]
-    Embedder(#[from] crate::cache::EmbedderMissing),
+    Embedder(#[from] crate::data_plane::cache::EmbedderMissing),
     #[error(transparent)]
-    Guards(#[from] crate::guards::GuardBuildError),
+    Guards(#[from] crate::data_plane::guards::GuardBuildError),
     #[error("storage: {0}")]
     Store(switchyard_store::StoreError),
     #[error("telemetry.content: {0}")]
@@ -76,7 +82,7 @@ pub enum BuildError {
 /// What a chat request produced, before it is framed for HTTP.
 pub enum ChatOutcome {
     Complete(switchyard_api::ChatCompletionResponse),
-    Stream(Box<crate::stream::StreamAnswer>),
+    Stream(Box<crate::data_plane::stream::StreamAnswer>),
 }
 
 /// What a chat request's `model` names.
@@ -179,7 +185,7 @@ impl Pipeline {
                 })?;
             routes.insert(name.clone(), runtime);
         }
-        let mut static_models = crate::cache::StaticModels::default();
+        let mut static_models = crate::data_plane::cache::StaticModels::default();
         let cache = match &config.cache {
             Some(spec) => {
                 let semantic = |p: &CachePolicySpec| p.enabled && p.semantic;
@@ -198,9 +204,10 @@ impl Pipeline {
             );
         }
         let content = match &config.telemetry.content {
-            Some(spec) => {
-                Some(crate::content::ContentStage::build(spec).map_err(BuildError::Content)?)
-            }
+            Some(spec) => Some(
+                crate::data_plane::content::ContentStage::build(spec)
+                    .map_err(BuildError::Content)?,
+            ),
             None => None,
         };
         Ok(Pipeline {
@@ -235,7 +242,7 @@ impl Pipeline {
         let key = self.keyring.authenticate(headers)?;
         record.set_key(&key);
         let mut request: ChatCompletionRequest = parse_json(body)?;
-        let user = crate::flags::user_key(headers, &request, &key.id);
+        let user = crate::data_plane::flags::user_key(headers, &request, &key.id);
         // A stored prompt renders into the request before anything else reads it.
         if let Some((prompt, taken)) = live
             .prompts
@@ -251,7 +258,7 @@ impl Pipeline {
         validate_chat(&request)?;
         record.record().requested_model = Some(request.model.clone());
         record.record().stream = request.is_stream();
-        let control = if flags.is_off(crate::flags::CACHE, &user) {
+        let control = if flags.is_off(crate::data_plane::flags::CACHE, &user) {
             CacheControl::Bypass
         } else {
             cache_control(headers)?
@@ -338,7 +345,7 @@ impl Pipeline {
                 ),
             };
             let mut policy = policy;
-            if flags.is_off(crate::flags::SEMANTIC_CACHE, &user) {
+            if flags.is_off(crate::data_plane::flags::SEMANTIC_CACHE, &user) {
                 policy.semantic = false;
             }
             match cache.lookup(&key.tenant, &scope, &policy, control, &request) {
@@ -517,7 +524,7 @@ impl Pipeline {
         &self,
         record: &mut RecordGuard,
         guards: &GuardStage,
-        screen: crate::guards::Screen,
+        screen: crate::data_plane::guards::Screen,
         verdicts: &mut Vec<GuardVerdict>,
         request: &ChatCompletionRequest,
     ) -> Result<Option<ChatOutcome>, GatewayError> {
@@ -679,9 +686,9 @@ impl Pipeline {
         }
         let mut chunks = switchyard_cache::replay_chunks(&response, true).into_iter();
         // A stream must start with a chunk; a cached answer with no choices still gets one.
-        let first = chunks
-            .next()
-            .unwrap_or_else(|| crate::stream::gateway_chunk(&response.model, Vec::new()));
+        let first = chunks.next().unwrap_or_else(|| {
+            crate::data_plane::stream::gateway_chunk(&response.model, Vec::new())
+        });
         ChatOutcome::Stream(Box::new(StreamAnswer {
             first,
             rest: Box::pin(futures::stream::iter(chunks.map(Ok))),
@@ -736,7 +743,7 @@ impl Pipeline {
     }
 
     /// The keys, for the dashboard's sign-in.
-    pub fn keyring(&self) -> &crate::keys::Keyring {
+    pub fn keyring(&self) -> &crate::data_plane::keys::Keyring {
         &self.keyring
     }
 
@@ -818,7 +825,7 @@ impl Pipeline {
         flags: &FlagSet,
         user: &str,
     ) -> &GuardStage {
-        if let Some(name) = flags.variant(crate::flags::GUARD_POLICY, user) {
+        if let Some(name) = flags.variant(crate::data_plane::flags::GUARD_POLICY, user) {
             if name == "default" {
                 return &self.guards;
             }
@@ -877,7 +884,7 @@ impl Pipeline {
         }
         let flagged = || {
             flags
-                .variant(&crate::flags::route_policy(alias), user)
+                .variant(&crate::data_plane::flags::route_policy(alias), user)
                 .and_then(|v| v.parse::<Policy>().ok())
         };
         let policy = match suffix {

@@ -37,7 +37,7 @@ use switchyard_textclass::injection::{Channel, Detector};
 use switchyard_textclass::toxicity::ToxicityDetector;
 use switchyard_topics::{BiasDetector, Reason, TopicFilter};
 
-use crate::cache::StaticModels;
+use crate::data_plane::cache::StaticModels;
 
 /// The classifying guards of one request, started together; resolves to every verdict.
 pub type Screen = std::pin::Pin<Box<dyn Future<Output = Vec<GuardVerdict>> + Send>>;
@@ -612,7 +612,7 @@ impl GuardStage {
                 })
                 .filter(|(_, t)| !t.is_empty())
                 .collect();
-            let handle = crate::server::spawn_blocking(move || injection_verdict(&guard, &texts));
+            let handle = crate::tasks::spawn_blocking(move || injection_verdict(&guard, &texts));
             parts.push(Box::pin(async move {
                 handle
                     .await
@@ -622,7 +622,7 @@ impl GuardStage {
         if let Some(guard) = self.topics.clone() {
             let fail_open = guard.fail_open;
             let text = last_user_text(request);
-            let handle = crate::server::spawn_blocking(move || topics_verdict(&guard, &text));
+            let handle = crate::tasks::spawn_blocking(move || topics_verdict(&guard, &text));
             parts.push(Box::pin(async move {
                 handle.await.unwrap_or_else(|_| failed("topics", fail_open))
             }));

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -15,23 +14,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use metrics_exporter_prometheus::PrometheusHandle;
 use switchyard_control::Config;
-use switchyard_store::telemetry::{Closed, TelemetrySender, TelemetryWriter, WriterSettings};
-use switchyard_store::{SqliteStore, StoreError};
+use switchyard_store::telemetry::{Closed, TelemetrySender, TelemetryWriter};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::control_plane::background::Background;
+use crate::control_plane::versions::{Env, Launch};
+use crate::control_plane::{ControlPlane, OpenError};
+use crate::data_plane::live::Live;
+use crate::data_plane::pipeline::{ChatOutcome, Pipeline};
+use crate::data_plane::record::{RecordGuard, MAX_REQUEST_ID};
+use crate::data_plane::stream::sse_body;
+use crate::edge::state::AppState;
 use crate::error::{ErrorKind, GatewayError};
-use crate::live::Live;
 use crate::metrics as m;
-use crate::pipeline::{BuildError, ChatOutcome, Pipeline};
-use crate::record::RecordGuard;
-use crate::stream::sse_body;
-use crate::versions::{Env, Launch};
+use crate::tasks::spawn_blocking;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
 const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
@@ -41,90 +42,16 @@ const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
 const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
 const GUARD: HeaderName = HeaderName::from_static("x-switchyard-guard");
 
-pub struct AppState {
-    pub pipeline: ArcSwap<Pipeline>,
-    pub telemetry: TelemetrySender,
-    pub store: Arc<SqliteStore>,
-    prometheus: PrometheusHandle,
-    /// What the process was started with: every version it builds gets the same overrides.
-    pub launch: Launch,
-    pub(crate) env: Env,
-    /// Signed-in dashboard browsers.
-    pub dashboard: crate::dashboard::Sessions,
-    /// Wrong admin keys per client address.
-    pub sign_in: crate::dashboard::SignInThrottle,
-    /// Held while a config version is applied, so changes happen one at a time.
-    pub applying: tokio::sync::Mutex<()>,
-    /// Held while a rollout changes (the controller's tick, an admin action), so no change
-    /// overwrites another.
-    pub rolling: tokio::sync::Mutex<()>,
-    /// The SLOs and their alerts.
-    pub slos: Arc<crate::slos::SloRuntime>,
-    /// The candidate pipeline of the config rollout in force, if any.
-    pub candidate: arc_swap::ArcSwapOption<crate::rollouts::ConfigCandidate>,
-    /// Flags and prompts in force, swapped whole when the store's control generation moves.
-    pub live: ArcSwap<Live>,
-    /// The control generation `live` was read at.
-    control_generation: std::sync::atomic::AtomicU64,
-}
-
-impl AppState {
-    /// Reads flags and prompts again when the store's control generation moved (another
-    /// replica, or an admin change here); returns whether they were reloaded.
-    pub fn refresh_control(&self) -> Result<bool, StoreError> {
-        use std::sync::atomic::Ordering;
-        let generation = self.store.control_generation()?;
-        if generation == self.control_generation.load(Ordering::Acquire) {
-            return Ok(false);
-        }
-        let stats = self.live.load().stats.clone();
-        self.live.store(Arc::new(Live::load(&self.store, stats)?));
-        self.control_generation.store(generation, Ordering::Release);
-        Ok(true)
-    }
-
-    /// Builds the pipeline of a config version, with what was learnt before (route bars) and
-    /// what was spent (budgets) restored from the store: the one path for start-up and apply.
-    pub fn build_pipeline(
-        &self,
-        config: Arc<Config>,
-        version: &str,
-    ) -> Result<Pipeline, BuildError> {
-        build_pipeline(&self.store, &self.env, config, version)
-    }
-}
-
-fn build_pipeline(
-    store: &SqliteStore,
-    env: &Env,
-    config: Arc<Config>,
-    version: &str,
-) -> Result<Pipeline, BuildError> {
-    let spent = |key: &str, since: i64| store.spend_since(key, since).unwrap_or(0);
-    let pipeline = Pipeline::build(config, env.as_ref(), &spent, version)?;
-    crate::calibrate::restore(&pipeline, store).map_err(BuildError::Store)?;
-    Ok(pipeline)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("storage: {0}")]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Config(#[from] switchyard_control::ConfigError),
-    #[error("{0}")]
-    Build(#[from] BuildError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot start the telemetry writer: {0}")]
-    Telemetry(std::io::Error),
 }
-
-/// How long a shutdown keeps retrying a store that fails to take the last records.
-const CLOSE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A gateway bound to its address, ready to run.
 pub struct Server {
@@ -135,44 +62,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store, chooses the config version to run (`versions::choose_at_start`),
-    /// builds its pipeline and binds the listener. `env` reads environment variables
-    /// (secrets); pass `|k| std::env::var(k).ok()` outside tests.
+    /// Opens the control plane (`ControlPlane::open`: the store, the config version to run,
+    /// its pipeline) and binds the listener. `env` reads environment variables (secrets);
+    /// pass `|k| std::env::var(k).ok()` outside tests.
     pub async fn bind(launch: Launch, env: Env) -> Result<Self, StartError> {
-        // The data folder comes from the launch text: where the versions are kept.
-        let first = Arc::new(launch.config_of(&launch.text, &launch.origin)?);
-        let store = Arc::new(SqliteStore::open_in(&first.storage.data_dir)?);
-        let (text, origin, record) = crate::versions::choose_at_start(&launch, &store)?;
-        let config = if text == launch.text {
-            first
-        } else {
-            Arc::new(launch.config_of(&text, &origin)?)
-        };
-        // What `switchyard config check` prints as warnings, in the log at start-up.
-        for warning in config.warnings() {
-            tracing::warn!("config: {warning}");
-        }
-        let version = crate::versions::version_id(&text);
-        let pipeline = build_pipeline(&store, &env, config.clone(), &version)?;
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        if record {
-            crate::versions::record_start(&store, &text, now_ms)?;
-        }
-        // One recalibration step on the feedback that came since the last run.
-        crate::calibrate::run_once(&pipeline, &store, now_ms)?;
-        let generation = store.control_generation()?;
-        let live = Live::load(&store, Arc::default())?;
-        let slos = Arc::new(crate::slos::SloRuntime::load(&store, &config.slos)?);
-        let writer = TelemetryWriter::start(
-            SqliteStore::open_in(&config.storage.data_dir)?,
-            WriterSettings {
-                queue_capacity: config.telemetry.queue_capacity,
-                batch_size: config.telemetry.batch_size,
-                flush_interval: config.telemetry.flush_interval,
-                close_retry: CLOSE_RETRY,
-            },
-        )
-        .map_err(StartError::Telemetry)?;
+        let (control, writer, config) = ControlPlane::open(launch, env)?;
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -180,163 +74,16 @@ impl Server {
         // Load the tokenizer now, not on the first request whose upstream reports no usage.
         std::thread::spawn(switchyard_providers::tokens::warm_up);
         let state = Arc::new(AppState {
-            pipeline: ArcSwap::from_pointee(pipeline),
-            telemetry: writer.sender(),
-            store,
+            control: Arc::new(control),
             prometheus: m::handle(),
-            launch,
-            env,
-            dashboard: crate::dashboard::Sessions::default(),
-            sign_in: crate::dashboard::SignInThrottle::default(),
-            applying: tokio::sync::Mutex::new(()),
-            rolling: tokio::sync::Mutex::new(()),
-            candidate: arc_swap::ArcSwapOption::empty(),
-            slos,
-            live: ArcSwap::from_pointee(live),
-            control_generation: std::sync::atomic::AtomicU64::new(generation),
+            dashboard: crate::edge::sessions::Sessions::default(),
+            sign_in: crate::edge::sessions::SignInThrottle::default(),
         });
-        // A config rollout in force gets its candidate pipeline back (or is aborted); a
-        // blue-green one its reference window.
-        crate::rollouts::restore_config(&state)?;
-        {
-            let live = state.live.load();
-            crate::rollouts::restore_references(&state.store, &live.stats, &live.prompts)?;
-        }
-        state.refresh_control()?;
         Ok(Server {
             listener,
             state,
             writer,
             config,
-        })
-    }
-
-    /// Recalibrates routes from feedback every `recalibrate.interval` (the shortest of the
-    /// routes'), off the async threads; `None` when no route recalibrates.
-    fn recalibration_loop(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let every = self
-            .config
-            .routes
-            .values()
-            .filter_map(|r| r.recalibrate.map(|rc| rc.interval))
-            .min()?;
-        let state = self.state.clone();
-        #[allow(clippy::disallowed_methods)] // aborted at shutdown; each step is one transaction
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await; // the first tick is immediate; start-up already restored bars
-            loop {
-                tick.tick().await;
-                let pipeline = state.pipeline.load_full();
-                let store = state.store.clone();
-                let step = tokio::task::spawn_blocking(move || {
-                    crate::calibrate::run_once(
-                        &pipeline,
-                        &store,
-                        chrono::Utc::now().timestamp_millis(),
-                    )
-                })
-                .await;
-                if let Ok(Err(e)) = step {
-                    tracing::warn!(error = %e, "route recalibration failed; will retry");
-                }
-            }
-        });
-        Some(task)
-    }
-
-    /// Polls the store's control generation every second, so a flag flipped on another
-    /// replica (or by a CLI writing the same store) takes effect here too.
-    fn control_loop(&self) -> tokio::task::JoinHandle<()> {
-        let state = self.state.clone();
-        #[allow(clippy::disallowed_methods)] // aborted at shutdown; it holds no state of its own
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let s = state.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.refresh_control()).await {
-                    tracing::warn!(error = %e, "reading flags and prompts failed; keeping the ones in force");
-                }
-            }
-        })
-    }
-
-    /// Evaluates the SLOs' alerts every 30 s, acts on each change (`slos::act`: log, webhook,
-    /// rollouts paused or aborted on a page) and saves the state (`slos.rs`, 2.).
-    fn slo_loop(&self) -> tokio::task::JoinHandle<()> {
-        let state = self.state.clone();
-        #[allow(clippy::disallowed_methods)] // aborted at shutdown, which saves the state itself
-        tokio::spawn(async move {
-            // The providers' client: redirects are not followed.
-            let client = match switchyard_providers::http_client(std::time::Duration::from_secs(5))
-            {
-                Ok(client) => client,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot build the HTTP client for SLO alerts; SLOs are not evaluated");
-                    return;
-                }
-            };
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
-            loop {
-                tick.tick().await;
-                let s = state.clone();
-                let events = tokio::task::spawn_blocking(move || {
-                    let events = s.slos.evaluate(chrono::Utc::now().timestamp());
-                    if let Err(e) = s.slos.save(&s.store) {
-                        tracing::warn!(error = %e, "saving the SLO state failed; will retry");
-                    }
-                    events
-                })
-                .await
-                .unwrap_or_default();
-                crate::slos::act(&state, &events, &client).await;
-            }
-        })
-    }
-
-    /// The rollout controller (`rollouts::step`): on every outcome a rollout's arm reports,
-    /// and every second.
-    fn rollout_loop(&self) -> tokio::task::JoinHandle<()> {
-        let state = self.state.clone();
-        #[allow(clippy::disallowed_methods)] // aborted at shutdown; each step is one transaction
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                let stats = state.live.load().stats.clone();
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    () = stats.wake.notified() => {}
-                }
-                if state.live.load().rollouts.is_empty() {
-                    continue;
-                }
-                let _one = state.rolling.lock().await;
-                let s = state.clone();
-                let step = tokio::task::spawn_blocking(move || {
-                    let now = chrono::Utc::now().timestamp_millis();
-                    let made = crate::rollouts::step(&s.store, &stats, now)?;
-                    if !made.is_empty() {
-                        s.refresh_control()?;
-                    }
-                    Ok::<_, StoreError>(made)
-                })
-                .await;
-                match step {
-                    Ok(Ok(made)) => {
-                        for rollout in made {
-                            crate::rollouts::settle_config(&state, &rollout).await;
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "the rollout controller failed; will retry")
-                    }
-                    Err(_) => tracing::warn!("the rollout controller's task failed; will retry"),
-                }
-                // Under load every answer wakes the controller: looking at most every 10 ms
-                // keeps it to one store read per batch of outcomes.
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
         })
     }
 
@@ -357,11 +104,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<Closed> {
-        let recalibration = self.recalibration_loop();
-        let control = self.control_loop();
-        let rollouts = self.rollout_loop();
-        let slos = self.slo_loop();
-        let purge = crate::content::purge_loop(self.state.clone());
+        let background = Background::start(&self.state.control, &self.config);
         let Server {
             listener,
             state,
@@ -429,16 +172,8 @@ impl Server {
             connections.shutdown().await;
         }
         upkeep.abort();
-        if let Some(task) = recalibration {
-            task.abort();
-        }
-        control.abort();
-        rollouts.abort();
-        slos.abort();
-        purge.abort();
-        let saving = state.clone();
-        let _ = tokio::task::spawn_blocking(move || saving.slos.save(&saving.store)).await;
-        let telemetry = state.telemetry.clone();
+        background.stop().await;
+        let telemetry = state.control.telemetry.clone();
         drop(state);
         let closed = tokio::task::spawn_blocking(move || writer.close())
             .await
@@ -537,8 +272,10 @@ fn count_lost_records(telemetry: &TelemetrySender) {
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     // Every route that checks the admin key counts wrong ones per client address.
-    let key_checks =
-        axum::middleware::from_fn_with_state(state.clone(), crate::dashboard::throttle_key_checks);
+    let key_checks = axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::edge::access::throttle_key_checks,
+    );
     let app = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
@@ -550,9 +287,9 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
         .merge(
-            crate::admin::routes()
-                .merge(crate::kpis::routes())
-                .merge(crate::dashboard::routes())
+            crate::edge::admin::routes()
+                .merge(crate::edge::kpis::routes())
+                .merge(crate::edge::dashboard::routes())
                 .route_layer(key_checks),
         )
         .fallback(not_found)
@@ -581,22 +318,8 @@ fn edge<S: Clone + Send + Sync + 'static>(app: Router<S>) -> Router<S> {
     )
 }
 
-/// `tokio::task::spawn_blocking` inside the caller's span: blocking work done for a request
-/// (the store, the classifiers) logs with the request's id like the rest of it.
-pub(crate) fn spawn_blocking<F, R>(work: F) -> tokio::task::JoinHandle<R>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(work))
-}
-
 /// OpenAI's name for the request id (its SDKs read it into `request_id`).
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The longest request id taken from a client (and referred to by feedback).
-pub const MAX_REQUEST_ID: usize = 128;
 
 /// Gives every request its id, and every answer (errors, 404s, streams, panics) that id as
 /// both `x-switchyard-request-id` and `x-request-id`. A client's own id
@@ -726,15 +449,16 @@ fn begin(
     headers: &HeaderMap,
     endpoint: &'static str,
 ) -> (Arc<Pipeline>, RecordGuard) {
-    let pipeline = app.pipeline.load_full();
+    let pipeline = app.control.running.pipeline.load_full();
     let mut record = RecordGuard::new(
-        app.telemetry.clone(),
+        app.control.telemetry.clone(),
         request_id(headers),
         endpoint,
         pipeline.config.telemetry.access_log,
         pipeline.labels().clone(),
     );
-    record.record().config_version = Some(crate::versions::short(&pipeline.version).to_owned());
+    record.record().config_version =
+        Some(crate::control_plane::versions::short(&pipeline.version).to_owned());
     (pipeline, record)
 }
 
@@ -748,7 +472,7 @@ fn config_arm(
     body: &Bytes,
     record: &mut RecordGuard,
 ) -> Arc<Pipeline> {
-    let Some(candidate) = app.candidate.load_full() else {
+    let Some(candidate) = app.control.running.candidate.load_full() else {
         return running;
     };
     if candidate.baseline != running.version {
@@ -767,7 +491,7 @@ fn config_arm(
         .authenticate(headers)
         .map(|k| k.id.clone())
         .unwrap_or_default();
-    let user = crate::flags::user_key_of(headers, user_field.as_deref(), &key_id);
+    let user = crate::data_plane::flags::user_key_of(headers, user_field.as_deref(), &key_id);
     let Some(taken) = live.rollouts.take(
         switchyard_rollout::TargetKind::Config,
         &running.version,
@@ -780,7 +504,8 @@ fn config_arm(
     } else {
         running
     };
-    record.record().config_version = Some(crate::versions::short(&chosen.version).to_owned());
+    record.record().config_version =
+        Some(crate::control_plane::versions::short(&chosen.version).to_owned());
     record.set_labels(chosen.labels().clone());
     record.take_arm(taken, live.stats.clone());
     chosen
@@ -803,13 +528,14 @@ async fn chat_completions(
         Ok(b) => b,
         Err(rejection) => return fail(record, body_error(rejection)),
     };
-    let live = app.live.load_full();
+    let live = app.control.running.live.load_full();
     let pipeline = config_arm(&app, pipeline, &live, &headers, &body, &mut record);
-    record.count_for(app.slos.clone());
+    record.count_for(app.control.slos.clone());
     let outcome = pipeline.chat(&mut record, &headers, &body, &live).await;
-    if let Some(escalation) = crate::feedback::escalation_from_header(&headers, record.record_ref())
+    if let Some(escalation) =
+        crate::control_plane::feedback::escalation_from_header(&headers, record.record_ref())
     {
-        let store = app.store.clone();
+        let store = app.control.store.clone();
         // Rare, and the client asked for it: stored before the answer, like feedback.
         let stored = spawn_blocking(move || store.add_feedback(&escalation)).await;
         if !matches!(stored, Ok(Ok(_))) {
@@ -858,12 +584,15 @@ async fn feedback(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let key = app.pipeline.load().authenticate(&headers)?;
+        let key = app.control.running.pipeline.load().authenticate(&headers)?;
         let body = body.map_err(body_error)?;
-        let request = crate::pipeline::parse_json(&body)?;
-        let entry =
-            crate::feedback::validate(request, &key, chrono::Utc::now().timestamp_millis())?;
-        let store = app.store.clone();
+        let request = crate::data_plane::pipeline::parse_json(&body)?;
+        let entry = crate::control_plane::feedback::validate(
+            request,
+            &key,
+            chrono::Utc::now().timestamp_millis(),
+        )?;
+        let store = app.control.store.clone();
         let request_id = entry.request_id.clone();
         let tenant = entry.tenant.clone();
         let score = entry.score;
@@ -883,11 +612,16 @@ async fn feedback(
             })?;
         // The request's quality turns bad in the SLOs and metrics, once (`slos.rs`, 4.).
         if first_negative {
-            crate::slos::dislike(&app, &request_id, &tenant).await;
+            crate::control_plane::slos::dislike(&app.control, &request_id, &tenant).await;
         }
         // A rollout's arm that answered the request is judged on its feedback too.
         if let Some(score) = score {
-            app.live.load().stats.feedback(&request_id, score);
+            app.control
+                .running
+                .live
+                .load()
+                .stats
+                .feedback(&request_id, score);
         }
         Ok::<_, GatewayError>(switchyard_api::FeedbackAccepted {
             object: "feedback".to_owned(),
@@ -902,7 +636,7 @@ async fn feedback(
 }
 
 async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    match app.pipeline.load().models(&headers) {
+    match app.control.running.pipeline.load().models(&headers) {
         Ok(list) => Json(list).into_response(),
         Err(e) => e.into_response(),
     }
@@ -915,7 +649,9 @@ async fn model(
 ) -> Response {
     let answer = name
         .map_err(|e| GatewayError::invalid(Some("model"), format!("invalid model name: {e}")))
-        .and_then(|axum::extract::Path(name)| app.pipeline.load().model(&headers, &name));
+        .and_then(|axum::extract::Path(name)| {
+            app.control.running.pipeline.load().model(&headers, &name)
+        });
     match answer {
         Ok(model) => Json(model).into_response(),
         Err(e) => e.into_response(),
@@ -928,7 +664,7 @@ async fn healthz() -> &'static str {
 
 /// Ready when a config is loaded (always, once serving) and the store takes writes.
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    let store = app.store.clone();
+    let store = app.control.store.clone();
     let writable = spawn_blocking(move || store.check_writable()).await;
     // A 503 like any other: it says when to look again.
     let not_ready = |why: String| {
@@ -943,7 +679,7 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
             .into_response()
     };
     match writable {
-        Ok(Ok(())) if app.telemetry.healthy() => "ready".into_response(),
+        Ok(Ok(())) if app.control.telemetry.healthy() => "ready".into_response(),
         Ok(Ok(())) => not_ready("not ready: the last telemetry write failed".to_owned()),
         Ok(Err(e)) => not_ready(format!("not ready: the store is not writable: {e}")),
         Err(_) => not_ready("not ready".to_owned()),
@@ -951,21 +687,21 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
-    let pipeline = app.pipeline.load();
+    let pipeline = app.control.running.pipeline.load();
     for d in pipeline.deployments() {
         let deployment = [("deployment", pipeline.labels().deployment(&d.label))];
         m::gauge(m::BREAKER_STATE, &deployment).set(d.breaker_state().gauge());
         m::gauge(m::INFLIGHT, &deployment).set(f64::from(d.outstanding()));
     }
-    m::gauge(m::QUEUE_DEPTH, &[]).set(app.telemetry.queue_depth() as f64);
+    m::gauge(m::QUEUE_DEPTH, &[]).set(app.control.telemetry.queue_depth() as f64);
     if let Some(cache) = pipeline.cache() {
         let stats = cache.stats();
         m::gauge(m::CACHE_ENTRIES, &[]).set(stats.entries as f64);
         m::gauge(m::CACHE_BYTES, &[]).set(stats.bytes as f64);
     }
-    count_lost_records(&app.telemetry);
-    m::counter(m::RECORDS_WRITTEN, &[]).absolute(app.telemetry.written());
-    m::counter(m::CONTENT_SHED, &[]).absolute(app.telemetry.content_shed());
+    count_lost_records(&app.control.telemetry);
+    m::counter(m::RECORDS_WRITTEN, &[]).absolute(app.control.telemetry.written());
+    m::counter(m::CONTENT_SHED, &[]).absolute(app.control.telemetry.content_shed());
     app.prometheus.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

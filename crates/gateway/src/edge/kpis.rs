@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 
-use crate::admin::{AdminPath, AdminQuery};
+use crate::edge::access::{AdminPath, AdminQuery};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,8 +16,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use switchyard_store::{Bucket, GroupBy, KpiFilter, RequestFilter};
 
+use crate::edge::state::AppState;
 use crate::error::GatewayError;
-use crate::server::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -108,7 +108,8 @@ async fn report<T: Serialize + Send + 'static>(
 ) -> Result<Response, GatewayError> {
     let ((from, to), filter) = (range.span(), range.filter());
     let found =
-        crate::admin::admin_read(app, headers, move |st| report(st, from, to, &filter)).await?;
+        crate::edge::access::admin_read(app, headers, move |st| report(st, from, to, &filter))
+            .await?;
     rows(range, found)
 }
 
@@ -130,7 +131,7 @@ async fn kpi(
     match name.as_str() {
         "summary" if !range.csv()? => {
             let ((from, to), filter) = (range.span(), range.filter());
-            let s = crate::admin::admin_read(&app, &headers, move |st| {
+            let s = crate::edge::access::admin_read(&app, &headers, move |st| {
                 st.kpi_summary(from, to, &filter)
             })
             .await?;
@@ -206,7 +207,7 @@ async fn slos(
     headers: HeaderMap,
     AdminQuery(query): AdminQuery<SlosQuery>,
 ) -> Result<Json<SlosView>, GatewayError> {
-    crate::dashboard::authenticate_read(&app, &headers)?;
+    crate::edge::access::authenticate_read(&app, &headers)?;
     let now = chrono::Utc::now().timestamp();
     let history = match query.history_hours {
         Some(h) if h == 0 || h > MAX_HISTORY_HOURS => {
@@ -217,7 +218,7 @@ async fn slos(
         }
         h => h.map(|h| i64::from(h) * 3_600),
     };
-    let (slos, alerts) = app.slos.status(now, history);
+    let (slos, alerts) = app.control.slos.status(now, history);
     Ok(Json(SlosView {
         at_secs: now,
         slos,
@@ -233,7 +234,8 @@ async fn requests(
     headers: HeaderMap,
     AdminQuery(filter): AdminQuery<RequestFilter>,
 ) -> Result<Response, GatewayError> {
-    let r = crate::admin::admin_read(&app, &headers, move |st| st.recent_requests(&filter)).await?;
+    let r = crate::edge::access::admin_read(&app, &headers, move |st| st.recent_requests(&filter))
+        .await?;
     Ok(Json(serde_json::json!({"requests": r})).into_response())
 }
 
@@ -246,7 +248,7 @@ async fn request_detail(
     headers: HeaderMap,
 ) -> Result<Response, GatewayError> {
     let lookup = id.clone();
-    let (record, content, feedback) = crate::admin::admin_read(&app, &headers, move |st| {
+    let (record, content, feedback) = crate::edge::access::admin_read(&app, &headers, move |st| {
         Ok((
             st.request(&lookup)?,
             st.request_content(&lookup)?,

@@ -9,7 +9,7 @@ use switchyard_control::Price;
 use switchyard_store::telemetry::TelemetrySender;
 use switchyard_store::RequestRecord;
 
-use crate::keys::{Admission, KeyState, RateLimits};
+use crate::data_plane::keys::{Admission, KeyState, RateLimits};
 use crate::metrics::{self as m, LabelValue, Labels};
 
 pub struct RecordGuard {
@@ -35,21 +35,40 @@ pub struct RecordGuard {
     access_log: bool,
     done: bool,
     /// The rollout arm the request took, and where its outcome goes.
-    arm: Option<(crate::rollouts::Taken, crate::rollouts::SharedStats)>,
+    arm: Option<(
+        crate::data_plane::arms::Taken,
+        crate::data_plane::arms::SharedStats,
+    )>,
     /// The SLOs a chat request counts towards.
-    slos: Option<Arc<crate::slos::SloRuntime>>,
+    slos: Option<Arc<dyn OutcomeSink>>,
     /// The configured route alias the request named (the `route` label, the SLOs' scope).
     route: Option<String>,
     /// The request's span (`server::request_span`): the record may be finished where it is
     /// not entered (a stream dropped by a client that hung up), and logs there still name it.
     span: tracing::Span,
     /// The prompt and answer to store with the record (`[telemetry] content = "masked"`).
-    content: Option<crate::content::Captured>,
+    content: Option<crate::data_plane::content::Captured>,
     /// The `endpoint` label.
     endpoint: &'static str,
     /// The names of the config the request runs on: what its metric labels may say.
     labels: Arc<Labels>,
 }
+
+/// Where a finished request's outcome goes besides its record: the control plane's SLOs
+/// (`control_plane::slos::SloRuntime`). The data plane knows only this seam.
+pub trait OutcomeSink: Send + Sync {
+    /// Counts a finished request that named the route alias `route`; returns its quality
+    /// verdict (`None`: it was no answer).
+    fn observe(
+        &self,
+        record: &RequestRecord,
+        route: Option<&str>,
+        guard_outcomes: &[&str],
+    ) -> Option<bool>;
+}
+
+/// The longest request id taken from a client (and referred to by feedback).
+pub const MAX_REQUEST_ID: usize = 128;
 
 /// Status recorded when the client went away before the answer was complete (nginx's code).
 pub const CLIENT_CLOSED: u16 = 499;
@@ -159,12 +178,12 @@ impl RecordGuard {
     }
 
     /// Every guard verdict so far, into the record (JSON) and the header.
-    pub fn set_guards(&mut self, verdicts: &[crate::guards::GuardVerdict]) {
+    pub fn set_guards(&mut self, verdicts: &[crate::data_plane::guards::GuardVerdict]) {
         if verdicts.is_empty() {
             return;
         }
         self.record.guards = serde_json::to_string(verdicts).ok();
-        self.guard_header = Some(crate::guards::header_value(verdicts));
+        self.guard_header = Some(crate::data_plane::guards::header_value(verdicts));
         self.guard_metrics = verdicts
             .iter()
             .map(|v| (v.guard, v.outcome, v.ms / 1e3))
@@ -172,7 +191,7 @@ impl RecordGuard {
     }
 
     /// Stores the request's content with its record (see `content.rs`).
-    pub fn capture_content(&mut self, captured: crate::content::Captured) {
+    pub fn capture_content(&mut self, captured: crate::data_plane::content::Captured) {
         self.content = Some(captured);
     }
 
@@ -180,18 +199,21 @@ impl RecordGuard {
     pub fn content_max_bytes(&self) -> Option<usize> {
         self.content
             .as_ref()
-            .map(crate::content::Captured::max_bytes)
+            .map(crate::data_plane::content::Captured::max_bytes)
     }
 
     /// The model's answer, for the stored content (nothing when none is stored).
     pub fn capture_answer(&mut self, response: &switchyard_api::ChatCompletionResponse) {
         if let Some(c) = &mut self.content {
-            c.set_answer(crate::content::Answer::of(response, c.max_bytes()));
+            c.set_answer(crate::data_plane::content::Answer::of(
+                response,
+                c.max_bytes(),
+            ));
         }
     }
 
     /// A streamed answer, for the stored content.
-    pub fn capture_streamed(&mut self, answer: crate::content::StreamCapture) {
+    pub fn capture_streamed(&mut self, answer: crate::data_plane::content::StreamCapture) {
         if let Some(c) = &mut self.content {
             c.set_answer(answer.finish());
         }
@@ -203,12 +225,16 @@ impl RecordGuard {
     }
 
     /// Counts the request towards the SLOs when it ends.
-    pub fn count_for(&mut self, slos: Arc<crate::slos::SloRuntime>) {
+    pub fn count_for(&mut self, slos: Arc<dyn OutcomeSink>) {
         self.slos = Some(slos);
     }
 
     /// The request took a rollout's arm: named in the record, its outcome counted at the end.
-    pub fn take_arm(&mut self, taken: crate::rollouts::Taken, stats: crate::rollouts::SharedStats) {
+    pub fn take_arm(
+        &mut self,
+        taken: crate::data_plane::arms::Taken,
+        stats: crate::data_plane::arms::SharedStats,
+    ) {
         self.record.rollout = Some(taken.label());
         self.arm = Some((taken, stats));
     }
@@ -270,7 +296,7 @@ impl RecordGuard {
         emit_metrics(&self.labels, self.endpoint, r, route, quality);
         if let Some((taken, stats)) = self.arm.take() {
             let ttft = if r.stream { r.ttft_ms } else { None };
-            let outcome = crate::rollouts::outcome_of(status, &outcomes, latency_ms, ttft);
+            let outcome = crate::data_plane::arms::outcome_of(status, &outcomes, latency_ms, ttft);
             stats.record(&taken.rollout, taken.arm, &r.request_id, &outcome);
         }
         for (guard, outcome, seconds) in self.guard_metrics.drain(..) {

@@ -27,9 +27,9 @@ use switchyard_providers::{ChatProvider, ChatReply, ChunkStream, ProviderError};
 use switchyard_resilience::{pick_p2c, BreakerState, CircuitBreaker, Load};
 use tower::retry::budget::{Budget, TpsBudget};
 
+use crate::data_plane::record::RecordGuard;
 use crate::error::{ErrorKind, GatewayError};
 use crate::metrics as m;
-use crate::record::RecordGuard;
 
 pub struct Deployment {
     /// `provider/upstream_model`.

@@ -1,5 +1,5 @@
-//! Rollouts in the gateway: which arm a request takes, what each arm's requests did, and the
-//! controller that judges them (the state machine and the analysis are
+//! The rollout controller: it judges what each arm's requests did (`data_plane::arms` takes
+//! the arms and counts the outcomes) (the state machine and the analysis are
 //! `switchyard_rollout`'s).
 //!
 //! 1. A rollout names its baseline and candidate: two models of the running config (`model`:
@@ -7,7 +7,7 @@
 //!    version (`prompt`: requests that name the prompt by that label render the candidate
 //!    version), or the running config version and a stored one (`config`: the candidate's
 //!    users' chat requests run on a second pipeline built from the candidate,
-//!    [`ConfigCandidate`]; promotion applies it, a rollback drops it). Rollouts in force are part of [`crate::live::Live`], so a change reaches every
+//!    [`ConfigCandidate`]; promotion applies it, a rollback drops it). Rollouts in force are part of [`crate::data_plane::live::Live`], so a change reaches every
 //!    request at once.
 //! 2. The arm is sticky per user (`switchyard_rollout::bucket` of the rollout id and the
 //!    user key), and the record names it (`rollout`: `id:baseline|candidate`).
@@ -25,189 +25,13 @@
 //! 5. Windows are this process's memory: with several replicas each judges its own traffic
 //!    (a shared store of windows is future work), and a restart opens new windows.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use switchyard_rollout::{
-    Arm, ArmStats, AuditEvent, Outcome, Rollout, RolloutKind, TargetKind, Transition,
-};
-use switchyard_store::{SqliteStore, StoreError, StoredRollout};
+use switchyard_rollout::{ArmStats, AuditEvent, Rollout, RolloutKind, TargetKind, Transition};
+use switchyard_store::{SqliteStore, StoreError};
 
-/// How many recent requests keep their arm for feedback.
-const FEEDBACK_MEMORY: usize = 100_000;
-
-#[derive(Debug, Default, Clone)]
-pub struct Windows {
-    pub baseline: ArmStats,
-    pub candidate: ArmStats,
-}
-
-/// The arm (rollout id, arm) of recent requests by request id, and their order for eviction.
-type RecentArms = (HashMap<String, (String, Arm)>, VecDeque<String>);
-
-/// Each rollout's stats windows and the arm of recent requests, shared by the request path
-/// and the controller.
-#[derive(Default)]
-pub struct RolloutStats {
-    windows: Mutex<HashMap<String, Windows>>,
-    /// A blue-green rollout's baseline from before the switch, judged against instead of its
-    /// (empty) live baseline window.
-    references: Mutex<HashMap<String, ArmStats>>,
-    arms: Mutex<RecentArms>,
-    pub wake: tokio::sync::Notify,
-}
-
-impl RolloutStats {
-    /// A finished request of `rollout` on `arm`.
-    pub fn record(&self, rollout: &str, arm: Arm, request_id: &str, outcome: &Outcome) {
-        if let Ok(mut w) = self.windows.lock() {
-            let windows = w.entry(rollout.to_owned()).or_default();
-            match arm {
-                Arm::Baseline => windows.baseline.record(outcome),
-                Arm::Candidate => windows.candidate.record(outcome),
-            }
-        }
-        if let Ok(mut guard) = self.arms.lock() {
-            let (by_id, order) = &mut *guard;
-            if by_id
-                .insert(request_id.to_owned(), (rollout.to_owned(), arm))
-                .is_none()
-            {
-                order.push_back(request_id.to_owned());
-                if order.len() > FEEDBACK_MEMORY {
-                    if let Some(old) = order.pop_front() {
-                        by_id.remove(&old);
-                    }
-                }
-            }
-        }
-        self.wake.notify_one();
-    }
-
-    /// Feedback on a request: its score counts for the arm that answered it.
-    pub fn feedback(&self, request_id: &str, score: f64) {
-        let arm = self
-            .arms
-            .lock()
-            .ok()
-            .and_then(|g| g.0.get(request_id).cloned());
-        if let (Some((rollout, arm)), Ok(mut w)) = (arm, self.windows.lock()) {
-            let windows = w.entry(rollout).or_default();
-            match arm {
-                Arm::Baseline => windows.baseline.record_feedback(score),
-                Arm::Candidate => windows.candidate.record_feedback(score),
-            }
-            self.wake.notify_one();
-        }
-    }
-
-    /// A copy of a rollout's windows.
-    pub fn windows(&self, rollout: &str) -> Windows {
-        self.windows
-            .lock()
-            .ok()
-            .and_then(|w| w.get(rollout).cloned())
-            .unwrap_or_default()
-    }
-
-    /// Sets a blue-green rollout's reference window.
-    pub fn set_reference(&self, rollout: &str, reference: ArmStats) {
-        if let Ok(mut r) = self.references.lock() {
-            r.insert(rollout.to_owned(), reference);
-        }
-    }
-
-    fn reference(&self, rollout: &str) -> Option<ArmStats> {
-        self.references.lock().ok()?.get(rollout).cloned()
-    }
-
-    /// Opens a new window (a step started, or a paused step resumed).
-    pub fn reset_window(&self, rollout: &str) {
-        if let Ok(mut w) = self.windows.lock() {
-            w.insert(rollout.to_owned(), Windows::default());
-        }
-    }
-}
-
-/// The rollouts in force, for request-time decisions.
-#[derive(Debug, Default)]
-pub struct RolloutSet {
-    rollouts: Vec<Rollout>,
-}
-
-/// The arm a request took, for its record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Taken {
-    pub rollout: String,
-    pub arm: Arm,
-    /// The candidate's target id when the request takes the candidate.
-    pub candidate: Option<String>,
-}
-
-impl Taken {
-    pub fn label(&self) -> String {
-        let arm = match self.arm {
-            Arm::Baseline => "baseline",
-            Arm::Candidate => "candidate",
-        };
-        format!("{}:{arm}", self.rollout)
-    }
-}
-
-impl RolloutSet {
-    pub fn is_empty(&self) -> bool {
-        self.rollouts.is_empty()
-    }
-
-    pub fn new(stored: Vec<StoredRollout>) -> Self {
-        RolloutSet {
-            rollouts: stored
-                .into_iter()
-                .filter(|s| s.active)
-                .map(|s| s.rollout)
-                .collect(),
-        }
-    }
-
-    /// The candidate of the rollout in force over `baseline` (of `kind`): where some of
-    /// `baseline`'s requests go.
-    pub fn candidate_of(&self, kind: TargetKind, baseline: &str) -> Option<&str> {
-        self.rollouts
-            .iter()
-            .find(|r| r.baseline().kind == kind && r.baseline().id == baseline)
-            .map(|r| r.candidate().id.as_str())
-    }
-
-    /// The rollout in force over `baseline` (of `kind`), and the arm `user` takes.
-    pub fn take(&self, kind: TargetKind, baseline: &str, user: &str) -> Option<Taken> {
-        let r = self
-            .rollouts
-            .iter()
-            .find(|r| r.baseline().kind == kind && r.baseline().id == baseline)?;
-        let arm = r.assign(user);
-        Some(Taken {
-            rollout: r.id().to_owned(),
-            arm,
-            candidate: (arm == Arm::Candidate).then(|| r.candidate().id.clone()),
-        })
-    }
-}
-
-/// The outcome the analysis sees of a finished request.
-pub fn outcome_of(
-    status: u16,
-    guard_outcomes: &[&str],
-    latency_ms: f64,
-    ttft_ms: Option<f64>,
-) -> Outcome {
-    let ms = |v: f64| u32::try_from(v.round() as i64).ok();
-    Outcome {
-        error: status >= 500,
-        guard_violation: crate::guards::answer_failed(guard_outcomes),
-        latency_ms: ms(latency_ms),
-        ttft_ms: ttft_ms.and_then(ms),
-    }
-}
+use crate::data_plane::arms::{outcome_of, RolloutStats, Windows};
+use crate::data_plane::running::ConfigCandidate;
 
 /// One controller pass: ticks every rollout in force; see the module documentation.
 /// Returns the rollouts that moved, as they are now.
@@ -324,17 +148,6 @@ pub fn window_summary(w: &Windows) -> serde_json::Value {
     serde_json::json!({"baseline": arm(&w.baseline), "candidate": arm(&w.candidate)})
 }
 
-/// Shared so the request path can record into it.
-pub type SharedStats = Arc<RolloutStats>;
-
-/// The candidate pipeline of the config rollout in force.
-pub struct ConfigCandidate {
-    pub rollout: String,
-    /// The running version it is judged against; a request on another version ignores it.
-    pub baseline: String,
-    pub pipeline: Arc<crate::pipeline::Pipeline>,
-}
-
 /// How far back a blue-green rollout's reference window reaches before the switch (at least;
 /// longer when the rollout's steps are).
 const REFERENCE_MS: i64 = 60 * 60 * 1000;
@@ -355,7 +168,7 @@ pub fn reference_window(
         .map_or_else(|| chrono::Utc::now().timestamp_millis(), |t| t.at_ms as i64);
     let reach = REFERENCE_MS.max(rollout.spec().min_step_duration_ms as i64);
     let id = &rollout.baseline().id;
-    let short = crate::versions::short(id);
+    let short = crate::control_plane::versions::short(id);
     let served = match rollout.baseline().kind {
         TargetKind::Model => switchyard_store::Served::Model(id),
         TargetKind::Prompt => switchyard_store::Served::Prompt(prompt_version.unwrap_or(id)),
@@ -363,7 +176,7 @@ pub fn reference_window(
     };
     let mut stats = ArmStats::default();
     for o in store.served_outcomes(served, started - reach, started, REFERENCE_REQUESTS)? {
-        let outcomes = crate::guards::stored_outcomes(o.guards.as_deref());
+        let outcomes = crate::data_plane::guards::stored_outcomes(o.guards.as_deref());
         let outcomes: Vec<&str> = outcomes.iter().map(String::as_str).collect();
         let ttft = if o.stream { o.ttft_ms } else { None };
         stats.record(&outcome_of(o.status, &outcomes, o.latency_ms, ttft));
@@ -375,7 +188,7 @@ pub fn reference_window(
 pub fn restore_references(
     store: &SqliteStore,
     stats: &RolloutStats,
-    prompts: &crate::prompts::PromptSet,
+    prompts: &crate::data_plane::prompts::PromptSet,
 ) -> Result<(), StoreError> {
     for stored in store.rollouts(true)? {
         let r = stored.rollout;
@@ -388,7 +201,10 @@ pub fn restore_references(
 }
 
 /// The `name@N` a prompt rollout's baseline label names now.
-pub fn prompt_version_of(prompts: &crate::prompts::PromptSet, rollout: &Rollout) -> Option<String> {
+pub fn prompt_version_of(
+    prompts: &crate::data_plane::prompts::PromptSet,
+    rollout: &Rollout,
+) -> Option<String> {
     if rollout.baseline().kind != TargetKind::Prompt {
         return None;
     }
@@ -400,8 +216,8 @@ pub fn prompt_version_of(prompts: &crate::prompts::PromptSet, rollout: &Rollout)
 /// At start-up: rebuilds the candidate pipeline of a config rollout in force, or aborts the
 /// rollout when its baseline is no longer the running version or its candidate cannot be
 /// built.
-pub fn restore_config(state: &crate::server::AppState) -> Result<(), StoreError> {
-    let running = state.pipeline.load_full().version.clone();
+pub fn restore_config(state: &crate::control_plane::ControlPlane) -> Result<(), StoreError> {
+    let running = state.running.pipeline.load_full().version.clone();
     for stored in state.store.rollouts(true)? {
         let mut rollout = stored.rollout;
         if rollout.candidate().kind != TargetKind::Config {
@@ -410,13 +226,16 @@ pub fn restore_config(state: &crate::server::AppState) -> Result<(), StoreError>
         let problem = if rollout.baseline().id != running {
             Some("the gateway restarted on another config version".to_owned())
         } else {
-            match crate::versions::build_version(state, &rollout.candidate().id) {
+            match crate::control_plane::versions::build_version(state, &rollout.candidate().id) {
                 Ok(p) => {
-                    state.candidate.store(Some(Arc::new(ConfigCandidate {
-                        rollout: rollout.id().to_owned(),
-                        baseline: running.clone(),
-                        pipeline: Arc::new(p),
-                    })));
+                    state
+                        .running
+                        .candidate
+                        .store(Some(Arc::new(ConfigCandidate {
+                            rollout: rollout.id().to_owned(),
+                            baseline: running.clone(),
+                            pipeline: Arc::new(p),
+                        })));
                     None
                 }
                 Err(e) => Some(format!("the candidate cannot be built: {e}")),
@@ -434,7 +253,7 @@ pub fn restore_config(state: &crate::server::AppState) -> Result<(), StoreError>
 
 /// What a config rollout's state asks of the running gateway, after a transition: apply the
 /// candidate (promoted), drop its pipeline (rolled back or aborted), or nothing.
-pub async fn settle_config(state: &crate::server::AppState, rollout: &Rollout) {
+pub async fn settle_config(state: &crate::control_plane::ControlPlane, rollout: &Rollout) {
     use switchyard_rollout::State;
     if rollout.candidate().kind != TargetKind::Config {
         return;
@@ -449,10 +268,10 @@ pub async fn settle_config(state: &crate::server::AppState, rollout: &Rollout) {
                 .flatten()
                 .map(|v| v.source);
             let applied = match source {
-                Some(text) => crate::versions::apply(
+                Some(text) => crate::control_plane::versions::apply(
                     state,
                     &text,
-                    &crate::versions::Change {
+                    &crate::control_plane::versions::Change {
                         actor: "rollout",
                         message: "",
                         action: "config.apply",
@@ -461,16 +280,16 @@ pub async fn settle_config(state: &crate::server::AppState, rollout: &Rollout) {
                 )
                 .await
                 .map(|_| ()),
-                None => Err(crate::versions::ApplyError::NoSuchVersion(
+                None => Err(crate::control_plane::versions::ApplyError::NoSuchVersion(
                     rollout.candidate().id.clone(),
                 )),
             };
             if let Err(e) = applied {
                 tracing::error!(rollout = rollout.id(), error = %e, "applying the promoted config version failed; the baseline keeps running");
             }
-            state.candidate.store(None);
+            state.running.candidate.store(None);
         }
-        State::RolledBack { .. } | State::Aborted { .. } => state.candidate.store(None),
+        State::RolledBack { .. } | State::Aborted { .. } => state.running.candidate.store(None),
         _ => {}
     }
 }

@@ -4,9 +4,9 @@
 
 use switchyard_store::{SqliteStore, StoreError};
 
-use crate::flags::FlagSet;
-use crate::prompts::PromptSet;
-use crate::rollouts::{RolloutSet, SharedStats};
+use crate::data_plane::arms::{RolloutSet, SharedStats};
+use crate::data_plane::flags::FlagSet;
+use crate::data_plane::prompts::PromptSet;
 
 pub struct Live {
     pub flags: FlagSet,

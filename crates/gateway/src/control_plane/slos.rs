@@ -34,6 +34,8 @@ use serde::{Deserialize, Serialize};
 use switchyard_slo::{AlertEngine, AlertEvent, Ledger, Objective, Sli, SloSpec, SloStatus};
 use switchyard_store::{RequestRecord, SqliteStore, StoreError};
 
+use crate::data_plane::record::OutcomeSink;
+
 /// What is saved: the ledger and the alert engine, as their own serde.
 #[derive(Serialize, Deserialize)]
 struct Saved {
@@ -88,7 +90,7 @@ impl Counted {
                     .is_some_and(|k| k.starts_with("upstream") || k.contains("provider")),
                 latency_ms: r.latency_ms,
                 ttft_ms: if r.stream { r.ttft_ms } else { None },
-                guard_passed: !crate::guards::answer_failed(guard_outcomes),
+                guard_passed: !crate::data_plane::guards::answer_failed(guard_outcomes),
                 feedback_negative: false,
             },
         }
@@ -184,35 +186,6 @@ impl SloRuntime {
             let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
             s.saved.engine.retain_slos(&names);
         }
-    }
-
-    /// Counts a finished chat request (point 1) that named the route alias `route`; returns
-    /// its quality verdict (`None`: not an answer), negative feedback given while it ran
-    /// included (point 4).
-    pub fn observe(
-        &self,
-        r: &RequestRecord,
-        route: Option<&str>,
-        guard_outcomes: &[&str],
-    ) -> Option<bool> {
-        let mut c = Counted::of(r, route, guard_outcomes);
-        let Ok(mut s) = self.state.lock() else {
-            return c.quality();
-        };
-        if let Some(tenants) = s.pending.remove(&r.request_id) {
-            c.sli.feedback_negative = tenants.iter().any(|t| c.tenant.as_ref() == Some(t));
-        }
-        if s.saved.ledger.specs().next().is_some() {
-            s.saved
-                .ledger
-                .observe(c.at_secs, c.route.as_deref(), &c.model, &c.version, &c.sli);
-        }
-        let quality = c.quality();
-        // Only a good answer can turn bad later.
-        if quality == Some(true) {
-            s.recent.insert(&r.request_id, c);
-        }
-        quality
     }
 
     /// The first negative feedback from `tenant` on a request counted lately (point 4), at
@@ -318,6 +291,37 @@ impl SloRuntime {
 /// tenant's request, not an answer, or already bad).
 type Turned = Option<Counted>;
 
+impl OutcomeSink for SloRuntime {
+    /// Counts a finished chat request (point 1) that named the route alias `route`; returns
+    /// its quality verdict (`None`: not an answer), negative feedback given while it ran
+    /// included (point 4).
+    fn observe(
+        &self,
+        r: &RequestRecord,
+        route: Option<&str>,
+        guard_outcomes: &[&str],
+    ) -> Option<bool> {
+        let mut c = Counted::of(r, route, guard_outcomes);
+        let Ok(mut s) = self.state.lock() else {
+            return c.quality();
+        };
+        if let Some(tenants) = s.pending.remove(&r.request_id) {
+            c.sli.feedback_negative = tenants.iter().any(|t| c.tenant.as_ref() == Some(t));
+        }
+        if s.saved.ledger.specs().next().is_some() {
+            s.saved
+                .ledger
+                .observe(c.at_secs, c.route.as_deref(), &c.model, &c.version, &c.sli);
+        }
+        let quality = c.quality();
+        // Only a good answer can turn bad later.
+        if quality == Some(true) {
+            s.recent.insert(&r.request_id, c);
+        }
+        quality
+    }
+}
+
 /// Turns `c`'s quality event bad in every SLO that counted it, when `tenant` may judge it.
 fn turn(s: &mut State, c: Counted, tenant: &str, now: i64) -> Turned {
     if c.tenant.as_deref() != Some(tenant) || c.quality() != Some(true) {
@@ -343,14 +347,14 @@ fn turn(s: &mut State, c: Counted, tenant: &str, now: i64) -> Turned {
 /// The first negative feedback from `tenant` on `request_id` (point 4; the store said it is
 /// the first): turns the request's quality bad in the SLOs and counts it in the quality
 /// metrics.
-pub async fn dislike(state: &crate::server::AppState, request_id: &str, tenant: &str) {
+pub async fn dislike(state: &crate::control_plane::ControlPlane, request_id: &str, tenant: &str) {
     let now = chrono::Utc::now().timestamp();
     let turned = match state.slos.dislike_recent(request_id, tenant, now) {
         Some(turned) => turned,
         None => {
             let store = state.store.clone();
             let id = request_id.to_owned();
-            let found = crate::server::spawn_blocking(move || store.request(&id)).await;
+            let found = crate::tasks::spawn_blocking(move || store.request(&id)).await;
             let record = match found {
                 Ok(Ok(record)) => record,
                 Ok(Err(e)) => {
@@ -359,13 +363,13 @@ pub async fn dislike(state: &crate::server::AppState, request_id: &str, tenant: 
                 }
                 Err(_) => return,
             };
-            let pipeline = state.pipeline.load();
+            let pipeline = state.running.pipeline.load();
             let stored = record.map(|r| {
                 let route = r
                     .requested_model
                     .as_deref()
                     .and_then(|m| pipeline.route_alias(m));
-                let outcomes = crate::guards::stored_outcomes(r.guards.as_deref());
+                let outcomes = crate::data_plane::guards::stored_outcomes(r.guards.as_deref());
                 let outcomes: Vec<&str> = outcomes.iter().map(String::as_str).collect();
                 Counted::of(&r, route, &outcomes)
             });
@@ -373,7 +377,7 @@ pub async fn dislike(state: &crate::server::AppState, request_id: &str, tenant: 
         }
     };
     if let Some(c) = turned {
-        let labels = state.pipeline.load().labels().clone();
+        let labels = state.running.pipeline.load().labels().clone();
         crate::metrics::quality_bad(&labels, &c.model, c.route.as_deref());
     }
 }
@@ -382,9 +386,13 @@ pub async fn dislike(state: &crate::server::AppState, request_id: &str, tenant: 
 /// `[alerts].webhook` (one attempt, bounded by its timeout; a failure is logged), and a page
 /// that starts firing pauses or aborts every rollout in force (`[alerts].on_page`), audited as
 /// the actor `slo`.
-pub async fn act(state: &crate::server::AppState, events: &[AlertEvent], client: &reqwest::Client) {
+pub async fn act(
+    state: &crate::control_plane::ControlPlane,
+    events: &[AlertEvent],
+    client: &reqwest::Client,
+) {
     use switchyard_control::OnPage;
-    let alerts = state.pipeline.load().config.alerts.clone();
+    let alerts = state.running.pipeline.load().config.alerts.clone();
     for e in events {
         match e.severity {
             switchyard_slo::Severity::Page => {
@@ -420,7 +428,7 @@ pub async fn act(state: &crate::server::AppState, events: &[AlertEvent], client:
 
 /// Pauses or aborts every rollout that is running (or paused, for an abort).
 async fn gate_rollouts(
-    state: &crate::server::AppState,
+    state: &crate::control_plane::ControlPlane,
     on_page: switchyard_control::OnPage,
     reason: &str,
 ) {
@@ -444,8 +452,8 @@ async fn gate_rollouts(
         if on_page == switchyard_control::OnPage::Pause {
             t.reason = format!("{} ({reason})", t.reason);
         }
-        match crate::rollouts::save(&state.store, &r, &[t], "slo", now) {
-            Ok(()) => crate::rollouts::settle_config(state, &r).await,
+        match crate::control_plane::rollouts::save(&state.store, &r, &[t], "slo", now) {
+            Ok(()) => crate::control_plane::rollouts::settle_config(state, &r).await,
             Err(e) => tracing::warn!(error = %e, rollout = r.id(), "gating the rollout failed"),
         }
     }

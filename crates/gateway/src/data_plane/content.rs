@@ -17,8 +17,8 @@
 //!    (`[EMAIL]`), so no PII or secret is stored in clear. Then each text is cut where the
 //!    original reached `content_max_bytes`, with [`cut_marker`]'s note; a value the cut goes
 //!    through is redacted whole (`switchyard_pii::Masked::prefix`).
-//! 4. [`purge_loop`] deletes content older than `content_retention_days` every
-//!    [`PURGE_EVERY`], off the async threads; the records and every KPI over them stay.
+//! 4. The control plane's `retention` deletes content older than `content_retention_days`
+//!    every ten minutes, off the async threads; the records and every KPI over them stay.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,11 +26,7 @@ use std::sync::Arc;
 use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, ChatMessage, MessageContent};
 use switchyard_control::ContentSpec;
 use switchyard_pii::{Action, MaskPolicy, MaskSession, Masker, Scanner, ScannerConfig};
-use switchyard_store::{
-    ContentAnswer, ContentMessage, ContentToolCall, RequestContent, StoreError,
-};
-
-use crate::server::AppState;
+use switchyard_store::{ContentAnswer, ContentMessage, ContentToolCall, RequestContent};
 
 /// Messages stored of one conversation: the first (usually the system prompt) and the last
 /// ones.
@@ -41,8 +37,6 @@ pub const MAX_TOOL_CALLS: usize = 32;
 /// goes through whole (longer values than this are private keys, which it finds by their
 /// first line).
 const MARGIN: usize = 4096;
-/// How often stored content past its retention is deleted.
-pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The content stage of a pipeline: `Some` when its config stores content.
 pub struct ContentStage {
@@ -318,40 +312,6 @@ impl StreamCapture {
             finish_reason: self.finish_reason,
         }
     }
-}
-
-/// Deletes stored content older than the running config's retention; returns how many
-/// requests lost theirs. Blocks on the store: call it off the async threads.
-pub fn purge_once(state: &AppState, now_ms: i64) -> Result<u64, StoreError> {
-    let retention = state.pipeline.load().config.telemetry.content_retention;
-    let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-    state.store.purge_content(now_ms.saturating_sub(keep_ms))
-}
-
-/// Runs [`purge_once`] at start and every [`PURGE_EVERY`].
-pub fn purge_loop(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
-    #[allow(clippy::disallowed_methods)] // aborted at shutdown; each chunk is one transaction
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PURGE_EVERY);
-        loop {
-            tick.tick().await;
-            let s = state.clone();
-            let purged = tokio::task::spawn_blocking(move || {
-                purge_once(&s, chrono::Utc::now().timestamp_millis())
-            })
-            .await;
-            match purged {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => {
-                    tracing::info!(requests = n, "deleted request content past its retention")
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "deleting old request content failed; will retry")
-                }
-                Err(_) => tracing::warn!("the request content purge's task failed; will retry"),
-            }
-        }
-    })
 }
 
 #[cfg(test)]

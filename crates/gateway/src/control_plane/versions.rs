@@ -20,8 +20,8 @@ use switchyard_control::{Config, ConfigError};
 use switchyard_rollout::{diff_lines, AuditEntry, AuditEvent};
 use switchyard_store::{ConfigVersion, StoreError};
 
-use crate::pipeline::{BuildError, Pipeline};
-use crate::server::AppState;
+use crate::control_plane::ControlPlane;
+use crate::data_plane::pipeline::{BuildError, Pipeline};
 
 /// Environment lookups (secrets), kept for every version the process builds.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -182,11 +182,11 @@ fn record_applied(
 /// Validates and builds a config text, then stores it as a version without applying it: the
 /// candidate of a config rollout (`config.stage` in the audit log).
 pub async fn stage(
-    state: &AppState,
+    state: &ControlPlane,
     text: &str,
     change: &Change<'_>,
 ) -> Result<(String, Arc<Pipeline>), ApplyError> {
-    let running = state.pipeline.load_full();
+    let running = state.running.pipeline.load_full();
     let id = version_id(text);
     let pipeline = Arc::new(build_checked(state, &running, text, &id)?);
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -218,8 +218,8 @@ pub async fn stage(
 }
 
 /// Builds the pipeline of a stored version, for a config rollout's candidate.
-pub fn build_version(state: &AppState, id: &str) -> Result<Pipeline, ApplyError> {
-    let running = state.pipeline.load_full();
+pub fn build_version(state: &ControlPlane, id: &str) -> Result<Pipeline, ApplyError> {
+    let running = state.running.pipeline.load_full();
     let version = state
         .store
         .config_version(id)?
@@ -230,7 +230,7 @@ pub fn build_version(state: &AppState, id: &str) -> Result<Pipeline, ApplyError>
 /// Parses, validates and builds a text's pipeline, refusing what a running process cannot
 /// change.
 fn build_checked(
-    state: &AppState,
+    state: &ControlPlane,
     running: &Pipeline,
     text: &str,
     id: &str,
@@ -252,13 +252,13 @@ fn build_checked(
 
 /// Applies a config text: see the module documentation.
 pub async fn apply(
-    state: &AppState,
+    state: &ControlPlane,
     text: &str,
     change: &Change<'_>,
 ) -> Result<Applied, ApplyError> {
     // One change at a time: two applies racing would each diff against the same parent.
     let _one = state.applying.lock().await;
-    let running = state.pipeline.load_full();
+    let running = state.running.pipeline.load_full();
     let id = version_id(text);
     let parent = running.version.clone();
     if id == parent {
@@ -288,7 +288,7 @@ pub async fn apply(
     );
     let entry = record_applied(&state.store, &version, change, &diff, now_ms)?;
     state.slos.set_specs(&pipeline.config.slos);
-    state.pipeline.store(Arc::new(pipeline));
+    state.running.pipeline.store(Arc::new(pipeline));
     use crate::metrics::{self as m, LabelValue};
     m::counter(
         m::CONFIG_APPLIED,
@@ -314,12 +314,12 @@ pub async fn apply(
 
 /// Applies a stored version again: `to`, or the version applied before the running one.
 pub async fn rollback(
-    state: &AppState,
+    state: &ControlPlane,
     to: Option<&str>,
     actor: &str,
     reason: &str,
 ) -> Result<Applied, ApplyError> {
-    let running = state.pipeline.load_full().version.clone();
+    let running = state.running.pipeline.load_full().version.clone();
     let target = match to {
         Some(id) => state
             .store

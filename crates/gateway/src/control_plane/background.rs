@@ -1,0 +1,180 @@
+//! The control plane's loops: route recalibration, control generation polling, SLO
+//! evaluation, the rollout controller and content retention. Started with the server,
+//! aborted at shutdown ([`Background::stop`], which saves the SLO state last).
+
+use std::sync::Arc;
+
+use switchyard_control::Config;
+use switchyard_store::StoreError;
+
+use super::ControlPlane;
+
+/// The loops of a running control plane.
+pub struct Background {
+    control: Arc<ControlPlane>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts every loop the config needs.
+    pub fn start(control: &Arc<ControlPlane>, config: &Config) -> Self {
+        let mut tasks = vec![
+            control_loop(control),
+            rollout_loop(control),
+            slo_loop(control),
+            super::retention::purge_loop(control.clone()),
+        ];
+        tasks.extend(recalibration_loop(control, config));
+        Background {
+            control: control.clone(),
+            tasks,
+        }
+    }
+
+    /// Aborts the loops, then saves the SLO state (the SLO loop saves it only every 30 s).
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let control = self.control;
+        let _ = tokio::task::spawn_blocking(move || control.slos.save(&control.store)).await;
+    }
+}
+
+/// Recalibrates routes from feedback every `recalibrate.interval` (the shortest of the
+/// routes'), off the async threads; `None` when no route recalibrates.
+fn recalibration_loop(
+    control: &Arc<ControlPlane>,
+    config: &Config,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let every = config
+        .routes
+        .values()
+        .filter_map(|r| r.recalibrate.map(|rc| rc.interval))
+        .min()?;
+    let state = control.clone();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "aborted at shutdown; each step is one transaction"
+    )]
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await; // the first tick is immediate; start-up already restored bars
+        loop {
+            tick.tick().await;
+            let pipeline = state.running.pipeline.load_full();
+            let store = state.store.clone();
+            let step = tokio::task::spawn_blocking(move || {
+                super::calibrate::run_once(&pipeline, &store, chrono::Utc::now().timestamp_millis())
+            })
+            .await;
+            if let Ok(Err(e)) = step {
+                tracing::warn!(error = %e, "route recalibration failed; will retry");
+            }
+        }
+    });
+    Some(task)
+}
+
+/// Polls the store's control generation every second, so a flag flipped on another
+/// replica (or by a CLI writing the same store) takes effect here too.
+fn control_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
+    let state = control.clone();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "aborted at shutdown; it holds no state of its own"
+    )]
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.refresh_control()).await {
+                tracing::warn!(error = %e, "reading flags and prompts failed; keeping the ones in force");
+            }
+        }
+    })
+}
+
+/// Evaluates the SLOs' alerts every 30 s, acts on each change (`slos::act`: log, webhook,
+/// rollouts paused or aborted on a page) and saves the state (`slos.rs`, 2.).
+fn slo_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
+    let state = control.clone();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "aborted at shutdown, which saves the state itself"
+    )]
+    tokio::spawn(async move {
+        // The providers' client: redirects are not followed.
+        let client = match switchyard_providers::http_client(std::time::Duration::from_secs(5)) {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the HTTP client for SLO alerts; SLOs are not evaluated");
+                return;
+            }
+        };
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            let events = tokio::task::spawn_blocking(move || {
+                let events = s.slos.evaluate(chrono::Utc::now().timestamp());
+                if let Err(e) = s.slos.save(&s.store) {
+                    tracing::warn!(error = %e, "saving the SLO state failed; will retry");
+                }
+                events
+            })
+            .await
+            .unwrap_or_default();
+            super::slos::act(&state, &events, &client).await;
+        }
+    })
+}
+
+/// The rollout controller (`rollouts::step`): on every outcome a rollout's arm reports,
+/// and every second.
+fn rollout_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
+    let state = control.clone();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "aborted at shutdown; each step is one transaction"
+    )]
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            let stats = state.running.live.load().stats.clone();
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stats.wake.notified() => {}
+            }
+            if state.running.live.load().rollouts.is_empty() {
+                continue;
+            }
+            let _one = state.rolling.lock().await;
+            let s = state.clone();
+            let step = tokio::task::spawn_blocking(move || {
+                let now = chrono::Utc::now().timestamp_millis();
+                let made = super::rollouts::step(&s.store, &stats, now)?;
+                if !made.is_empty() {
+                    s.refresh_control()?;
+                }
+                Ok::<_, StoreError>(made)
+            })
+            .await;
+            match step {
+                Ok(Ok(made)) => {
+                    for rollout in made {
+                        super::rollouts::settle_config(&state, &rollout).await;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the rollout controller failed; will retry")
+                }
+                Err(_) => tracing::warn!("the rollout controller's task failed; will retry"),
+            }
+            // Under load every answer wakes the controller: looking at most every 10 ms
+            // keeps it to one store read per batch of outcomes.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+}

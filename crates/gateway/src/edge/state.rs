@@ -1,0 +1,18 @@
+//! The edge's state, shared by its handlers.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::control_plane::ControlPlane;
+
+/// The edge's state: the control plane (and through it what runs now), and what only HTTP
+/// needs.
+pub struct AppState {
+    pub control: Arc<ControlPlane>,
+    pub(crate) prometheus: PrometheusHandle,
+    /// Signed-in dashboard browsers.
+    pub dashboard: crate::edge::sessions::Sessions,
+    /// Wrong admin keys per client address.
+    pub sign_in: crate::edge::sessions::SignInThrottle,
+}
