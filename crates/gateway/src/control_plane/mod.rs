@@ -106,7 +106,7 @@ impl ControlPlane {
         )
         .map_err(OpenError::Telemetry)?;
         let control = ControlPlane {
-            running: Running::new(pipeline, live),
+            running: Running::new(pipeline, live, slos.clone()),
             telemetry: writer.sender(),
             store,
             launch,

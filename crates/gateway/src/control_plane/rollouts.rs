@@ -168,7 +168,7 @@ pub fn reference_window(
         .map_or_else(|| chrono::Utc::now().timestamp_millis(), |t| t.at_ms as i64);
     let reach = REFERENCE_MS.max(rollout.spec().min_step_duration_ms as i64);
     let id = &rollout.baseline().id;
-    let short = crate::control_plane::versions::short(id);
+    let short = crate::data_plane::running::short_version(id);
     let served = match rollout.baseline().kind {
         TargetKind::Model => switchyard_store::Served::Model(id),
         TargetKind::Prompt => switchyard_store::Served::Prompt(prompt_version.unwrap_or(id)),

@@ -22,6 +22,7 @@ use switchyard_store::{ConfigVersion, StoreError};
 
 use crate::control_plane::ControlPlane;
 use crate::data_plane::pipeline::{BuildError, Pipeline};
+use crate::data_plane::running::short_version;
 
 /// Environment lookups (secrets), kept for every version the process builds.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -62,11 +63,6 @@ impl Launch {
 /// The id of a config text (its SHA-256).
 pub fn version_id(text: &str) -> String {
     ConfigVersion::id_of(text)
-}
-
-/// The short form shown in headers, records and listings.
-pub fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,12 +115,12 @@ pub fn choose_at_start(
         Some(c) if known && c.id != id => {
             tracing::warn!(
                 file = %launch.origin,
-                file_version = short(&id),
-                running = short(&c.id),
+                file_version = short_version(&id),
+                running = short_version(&c.id),
                 "the config file holds a version applied before; running the version applied \
                  since through the admin API"
             );
-            let origin = format!("config version {}", short(&c.id));
+            let origin = format!("config version {}", short_version(&c.id));
             Ok((c.source, origin, false))
         }
         Some(c) if c.id == id => Ok((launch.text.clone(), launch.origin.clone(), false)),
@@ -172,7 +168,7 @@ fn record_applied(
             at_ms: u64::try_from(now_ms).unwrap_or(0),
             actor: change.actor.to_owned(),
             action: change.action.to_owned(),
-            target: format!("config:{}", short(&version.id)),
+            target: format!("config:{}", short_version(&version.id)),
             reason: change.reason.to_owned(),
             diff: diff.to_owned(),
         })
@@ -209,7 +205,7 @@ pub async fn stage(
             at_ms: u64::try_from(now_ms).unwrap_or(0),
             actor: change.actor.to_owned(),
             action: "config.stage".to_owned(),
-            target: format!("config:{}", short(&id)),
+            target: format!("config:{}", short_version(&id)),
             reason: change.reason.to_owned(),
             diff: diff.clone(),
         })
@@ -235,7 +231,7 @@ fn build_checked(
     text: &str,
     id: &str,
 ) -> Result<Pipeline, ApplyError> {
-    let origin = format!("config version {}", short(id));
+    let origin = format!("config version {}", short_version(id));
     let config = state.launch.config_of(text, &origin)?;
     if config.server.listen != running.config.server.listen {
         return Err(ApplyError::NeedsRestart {
@@ -296,8 +292,8 @@ pub async fn apply(
     )
     .increment(1);
     tracing::info!(
-        version = short(&id),
-        parent = short(&parent),
+        version = short_version(&id),
+        parent = short_version(&parent),
         actor = change.actor,
         action = change.action,
         "config version applied"
@@ -339,7 +335,7 @@ pub async fn rollback(
                 .ok_or(ApplyError::NoSuchVersion(previous))?
         }
     };
-    let message = format!("rollback to {}", short(&target.id));
+    let message = format!("rollback to {}", short_version(&target.id));
     apply(
         state,
         &target.source,

@@ -303,10 +303,7 @@ impl Dispatcher {
                 };
                 // The record names the last model and deployment tried, so failed requests
                 // count against the model that failed them.
-                let r = record.record();
-                r.attempts += 1;
-                r.model = Some(model.spec.name.clone());
-                r.deployment = Some(deployment.label.clone());
+                record.attempt(&model.spec.name, &deployment.label);
                 let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let limit = policy.attempt_timeout.min(remaining);
                 let outcome = match tokio::time::timeout(limit, call(&deployment)).await {

@@ -111,22 +111,92 @@ impl RecordGuard {
         }
     }
 
-    /// The request moved to another config's pipeline (a config rollout's candidate).
-    pub fn set_labels(&mut self, labels: Arc<Labels>) {
-        self.labels = labels;
-    }
-
     pub fn labels(&self) -> &Arc<Labels> {
         &self.labels
     }
 
-    /// The record being built; each stage fills in its part.
-    pub fn record(&mut self) -> &mut RequestRecord {
-        &mut self.record
-    }
-
     pub fn record_ref(&self) -> &RequestRecord {
         &self.record
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.record.request_id
+    }
+
+    /// The config version the request runs on (its short form), and that config's names
+    /// for the metric labels.
+    pub fn runs_on(&mut self, version: &str, labels: Arc<Labels>) {
+        self.record.config_version = Some(version.to_owned());
+        self.labels = labels;
+    }
+
+    /// The stored prompt (`name@version`) rendered into the request.
+    pub fn set_prompt(&mut self, prompt: String) {
+        self.record.prompt = Some(prompt);
+    }
+
+    /// What the client asked for: the model (or route alias) it named, and whether streamed.
+    pub fn set_request(&mut self, model: &str, stream: bool) {
+        self.record.requested_model = Some(model.to_owned());
+        self.record.stream = stream;
+    }
+
+    /// The cache missed (or was bypassed): `label` is the record's cache outcome.
+    pub fn set_cache_miss(&mut self, label: &str, best_similarity: Option<f32>) {
+        self.record.cache = Some(label.to_owned());
+        self.record.cache_similarity = best_similarity.map(f64::from);
+    }
+
+    /// The answer came from the cache: it costs nothing and uses no provider tokens.
+    pub fn set_cache_hit(&mut self, kind: switchyard_cache::HitKind) {
+        self.from_cache = true;
+        match kind {
+            switchyard_cache::HitKind::Exact => self.record.cache = Some("hit-exact".to_owned()),
+            switchyard_cache::HitKind::Semantic { similarity } => {
+                self.record.cache = Some("hit-semantic".to_owned());
+                self.record.cache_similarity = Some(f64::from(similarity));
+            }
+        }
+    }
+
+    /// The router's decision: `x-switchyard-route`, and the decision as JSON for the record.
+    pub fn set_route_decision(&mut self, header: String, decision: Option<String>) {
+        self.route_header = Some(header);
+        self.record.route = decision;
+    }
+
+    /// One attempt at a deployment of `model` begins.
+    pub fn attempt(&mut self, model: &str, deployment: &str) {
+        self.record.attempts += 1;
+        self.record.model = Some(model.to_owned());
+        self.record.deployment = Some(deployment.to_owned());
+    }
+
+    /// Who answered: the model, the deployment (`cache` and `guard` for the gateway's own
+    /// answers), and the model a fallback stood in for.
+    pub fn set_served(&mut self, model: &str, deployment: &str, fallback_from: Option<&str>) {
+        self.record.model = Some(model.to_owned());
+        self.record.deployment = Some(deployment.to_owned());
+        self.record.fallback_from = fallback_from.map(str::to_owned);
+    }
+
+    /// A guard's refusal written as the answer: no provider was paid.
+    pub fn set_served_by_guard(&mut self) {
+        self.record.deployment = Some("guard".to_owned());
+    }
+
+    /// The answer's tokens; `counted` when the gateway counted them (the upstream gave none).
+    pub fn set_usage(&mut self, prompt: u32, completion: u32, counted: bool) {
+        self.record.prompt_tokens = prompt;
+        self.record.completion_tokens = completion;
+        self.record.usage_counted |= counted;
+    }
+
+    /// A regenerated answer's tokens, added to the earlier attempts'.
+    pub fn add_usage(&mut self, prompt: u32, completion: u32, counted: bool) {
+        self.record.prompt_tokens += prompt;
+        self.record.completion_tokens += completion;
+        self.record.usage_counted |= counted;
     }
 
     pub fn set_key(&mut self, key: &Arc<KeyState>) {
@@ -162,15 +232,6 @@ impl RecordGuard {
     /// Adds the cost of a side call (a judge) to the request's.
     pub fn add_cost(&mut self, nanos: u64) {
         self.extra_cost = self.extra_cost.saturating_add(nanos);
-    }
-
-    /// Marks the answer as served from the cache.
-    pub fn set_from_cache(&mut self) {
-        self.from_cache = true;
-    }
-
-    pub fn set_route_header(&mut self, value: String) {
-        self.route_header = Some(value);
     }
 
     pub fn route_header(&self) -> Option<&str> {

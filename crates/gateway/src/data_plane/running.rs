@@ -5,9 +5,17 @@
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use switchyard_api::ChatCompletionRequest;
+use switchyard_rollout::TargetKind;
+use switchyard_store::telemetry::TelemetrySender;
 
+use super::flags::user_key_of;
 use super::live::Live;
-use super::pipeline::Pipeline;
+use super::pipeline::{parse_json, Caller, ChatOutcome, Pipeline};
+use super::record::{OutcomeSink, RecordGuard};
+use crate::error::GatewayError;
 
 pub struct Running {
     pub pipeline: ArcSwap<Pipeline>,
@@ -16,14 +24,17 @@ pub struct Running {
     /// Flags, prompts and rollouts in force, swapped whole when the store's control
     /// generation moves.
     pub live: ArcSwap<Live>,
+    /// Where chat requests report their outcome when they end (the SLOs).
+    outcomes: Arc<dyn OutcomeSink>,
 }
 
 impl Running {
-    pub fn new(pipeline: Pipeline, live: Live) -> Self {
+    pub fn new(pipeline: Pipeline, live: Live, outcomes: Arc<dyn OutcomeSink>) -> Self {
         Running {
             pipeline: ArcSwap::from_pointee(pipeline),
             candidate: ArcSwapOption::empty(),
             live: ArcSwap::from_pointee(live),
+            outcomes,
         }
     }
 }
@@ -34,4 +45,91 @@ pub struct ConfigCandidate {
     /// The running version it is judged against; a request on another version ignores it.
     pub baseline: String,
     pub pipeline: Arc<Pipeline>,
+}
+
+impl Running {
+    /// The pipeline a request starts on, and its record (which names that config version).
+    pub fn begin(
+        &self,
+        telemetry: TelemetrySender,
+        request_id: String,
+        endpoint: &'static str,
+    ) -> (Arc<Pipeline>, RecordGuard) {
+        let pipeline = self.pipeline.load_full();
+        let mut record = RecordGuard::new(
+            telemetry,
+            request_id,
+            endpoint,
+            pipeline.config.telemetry.access_log,
+            pipeline.labels().clone(),
+        );
+        record.runs_on(short_version(&pipeline.version), pipeline.labels().clone());
+        (pipeline, record)
+    }
+
+    /// A chat request on `running` (from [`Self::begin`]): who is calling and which arm of a
+    /// config rollout they take, worked out once, then the stages of the pipeline chosen.
+    /// The record reports to the SLOs when it ends.
+    pub async fn chat(
+        &self,
+        running: Arc<Pipeline>,
+        record: &mut RecordGuard,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<ChatOutcome, GatewayError> {
+        let live = self.live.load_full();
+        record.count_for(self.outcomes.clone());
+        // Authentication answers before parsing does: a bad key is a 401 whatever the body.
+        let key = running.authenticate(headers);
+        let request: Result<ChatCompletionRequest, GatewayError> = parse_json(body);
+        let key_id = key.as_ref().map_or("", |k| k.id.as_str());
+        let user_field = request.as_ref().ok().and_then(|r| r.user.as_deref());
+        let user = user_key_of(headers, user_field, key_id);
+        let pipeline = self.config_arm(running.clone(), &live, &user, record);
+        // The candidate's config has keys of its own (and their limits).
+        let key = if Arc::ptr_eq(&pipeline, &running) {
+            key?
+        } else {
+            pipeline.authenticate(headers)?
+        };
+        record.set_key(&key);
+        let caller = Caller { key, user, headers };
+        pipeline.chat(record, caller, request?, &live).await
+    }
+
+    /// The pipeline a chat request runs on: the candidate's when a config rollout is in
+    /// force over `running` and `user` falls in its arm.
+    fn config_arm(
+        &self,
+        running: Arc<Pipeline>,
+        live: &Live,
+        user: &str,
+        record: &mut RecordGuard,
+    ) -> Arc<Pipeline> {
+        let Some(candidate) = self.candidate.load_full() else {
+            return running;
+        };
+        if candidate.baseline != running.version {
+            return running;
+        }
+        let Some(taken) = live
+            .rollouts
+            .take(TargetKind::Config, &running.version, user)
+        else {
+            return running;
+        };
+        let chosen = if taken.candidate.is_some() {
+            candidate.pipeline.clone()
+        } else {
+            running
+        };
+        record.runs_on(short_version(&chosen.version), chosen.labels().clone());
+        record.take_arm(taken, live.stats.clone());
+        chosen
+    }
+}
+
+/// The short form of a config version's id, shown in headers, records and listings.
+pub fn short_version(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }

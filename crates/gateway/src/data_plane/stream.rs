@@ -328,10 +328,7 @@ impl State {
             )
         });
         if let Some(r) = self.record() {
-            let rec = r.record();
-            rec.prompt_tokens = usage.prompt_tokens;
-            rec.completion_tokens = usage.completion_tokens;
-            rec.usage_counted = counted;
+            r.set_usage(usage.prompt_tokens, usage.completion_tokens, counted);
         }
         usage
     }

@@ -25,7 +25,6 @@ use tower_http::trace::TraceLayer;
 use crate::control_plane::background::Background;
 use crate::control_plane::versions::{Env, Launch};
 use crate::control_plane::{ControlPlane, OpenError};
-use crate::data_plane::live::Live;
 use crate::data_plane::pipeline::{ChatOutcome, Pipeline};
 use crate::data_plane::record::{RecordGuard, MAX_REQUEST_ID};
 use crate::data_plane::stream::sse_body;
@@ -449,66 +448,10 @@ fn begin(
     headers: &HeaderMap,
     endpoint: &'static str,
 ) -> (Arc<Pipeline>, RecordGuard) {
-    let pipeline = app.control.running.pipeline.load_full();
-    let mut record = RecordGuard::new(
-        app.control.telemetry.clone(),
-        request_id(headers),
-        endpoint,
-        pipeline.config.telemetry.access_log,
-        pipeline.labels().clone(),
-    );
-    record.record().config_version =
-        Some(crate::control_plane::versions::short(&pipeline.version).to_owned());
-    (pipeline, record)
-}
-
-/// The pipeline a chat request runs on: the candidate's when a config rollout is in force
-/// and the request's user falls in its arm (`rollouts.rs`, 1.).
-fn config_arm(
-    app: &AppState,
-    running: Arc<Pipeline>,
-    live: &Live,
-    headers: &HeaderMap,
-    body: &Bytes,
-    record: &mut RecordGuard,
-) -> Arc<Pipeline> {
-    let Some(candidate) = app.control.running.candidate.load_full() else {
-        return running;
-    };
-    if candidate.baseline != running.version {
-        return running;
-    }
-    /// Only the `user` field, read before the request is parsed for real.
-    #[derive(serde::Deserialize)]
-    struct UserOnly {
-        #[serde(default)]
-        user: Option<String>,
-    }
-    let user_field = serde_json::from_slice::<UserOnly>(body)
-        .ok()
-        .and_then(|u| u.user);
-    let key_id = running
-        .authenticate(headers)
-        .map(|k| k.id.clone())
-        .unwrap_or_default();
-    let user = crate::data_plane::flags::user_key_of(headers, user_field.as_deref(), &key_id);
-    let Some(taken) = live.rollouts.take(
-        switchyard_rollout::TargetKind::Config,
-        &running.version,
-        &user,
-    ) else {
-        return running;
-    };
-    let chosen = if taken.candidate.is_some() {
-        candidate.pipeline.clone()
-    } else {
-        running
-    };
-    record.record().config_version =
-        Some(crate::control_plane::versions::short(&chosen.version).to_owned());
-    record.set_labels(chosen.labels().clone());
-    record.take_arm(taken, live.stats.clone());
-    chosen
+    let control = &app.control;
+    control
+        .running
+        .begin(control.telemetry.clone(), request_id(headers), endpoint)
 }
 
 /// A whole JSON answer: headers from the record, then the record finished as a success.
@@ -528,10 +471,8 @@ async fn chat_completions(
         Ok(b) => b,
         Err(rejection) => return fail(record, body_error(rejection)),
     };
-    let live = app.control.running.live.load_full();
-    let pipeline = config_arm(&app, pipeline, &live, &headers, &body, &mut record);
-    record.count_for(app.control.slos.clone());
-    let outcome = pipeline.chat(&mut record, &headers, &body, &live).await;
+    let running = &app.control.running;
+    let outcome = running.chat(pipeline, &mut record, &headers, &body).await;
     if let Some(escalation) =
         crate::control_plane::feedback::escalation_from_header(&headers, record.record_ref())
     {

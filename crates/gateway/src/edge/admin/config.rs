@@ -167,7 +167,10 @@ pub(super) async fn diff_config(
     let version = versions::version_id(&body.source);
     let problems = match app.control.launch.config_of(
         &body.source,
-        &format!("config version {}", versions::short(&version)),
+        &format!(
+            "config version {}",
+            crate::data_plane::running::short_version(&version)
+        ),
     ) {
         Ok(_) => Vec::new(),
         Err(switchyard_control::ConfigError::Invalid(d)) => {

@@ -124,7 +124,7 @@ fn targets(
                     Some("baseline"),
                     format!(
                         "a config rollout's baseline is the running version ({}), or `running`",
-                        versions::short(&running)
+                        crate::data_plane::running::short_version(&running)
                     ),
                 ));
             }

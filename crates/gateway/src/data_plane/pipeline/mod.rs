@@ -11,28 +11,22 @@ use switchyard_api::{
     ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse, Model, ModelList,
 };
 use switchyard_control::{Config, ModelSpec, ProviderSpec};
-use switchyard_providers::{tokens, ChatProvider};
+use switchyard_providers::ChatProvider;
 use switchyard_resilience::CircuitBreaker;
 
+mod chat;
+
+pub use chat::Caller;
+
 use crate::data_plane::arms::RolloutSet;
-use crate::data_plane::cache::{cache_control, CacheOutcome, CacheStage};
-use crate::data_plane::dispatch::{
-    Deployment, Dispatcher, ModelRuntime, Served, Started, Weighted,
-};
-use crate::data_plane::flags::FlagSet;
-use crate::data_plane::guards::{
-    context_field_message, unmask_response, GuardStage, GuardVerdict, Masking,
-};
-use crate::data_plane::keys::{
-    resolve_secret, worst_case, KeyState, Keyring, Periods, Reservation,
-};
-use crate::data_plane::live::Live;
+use crate::data_plane::cache::CacheStage;
+use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Weighted};
+use crate::data_plane::guards::GuardStage;
+use crate::data_plane::keys::{resolve_secret, KeyState, Keyring, Periods, Reservation};
 use crate::data_plane::record::RecordGuard;
-use crate::data_plane::routing::{header_policy, RouteRuntime};
-use crate::data_plane::stream::StreamAnswer;
+use crate::data_plane::routing::RouteRuntime;
 use crate::error::{ErrorKind, GatewayError};
-use switchyard_cache::{CacheControl, HitKind};
-use switchyard_control::{CachePolicySpec, OutputAction, Policy};
+use switchyard_control::{CachePolicySpec, Policy};
 use switchyard_rollout::TargetKind;
 
 pub struct Pipeline {
@@ -230,478 +224,6 @@ impl Pipeline {
         })
     }
 
-    /// `POST /v1/chat/completions`: authenticate, parse, admit, cache, route, dispatch, and
-    /// store the answer for the next caller.
-    pub async fn chat(
-        &self,
-        record: &mut RecordGuard,
-        headers: &HeaderMap,
-        body: &Bytes,
-        live: &Live,
-    ) -> Result<ChatOutcome, GatewayError> {
-        let key = self.keyring.authenticate(headers)?;
-        record.set_key(&key);
-        let mut request: ChatCompletionRequest = parse_json(body)?;
-        let user = crate::data_plane::flags::user_key(headers, &request, &key.id);
-        // A stored prompt renders into the request before anything else reads it.
-        if let Some((prompt, taken)) = live
-            .prompts
-            .render_into(&mut request, &live.rollouts, &user, &self.config.prompts)
-            .await?
-        {
-            record.record().prompt = Some(prompt);
-            if let Some(t) = taken {
-                record.take_arm(t, live.stats.clone());
-            }
-        }
-        let flags = &live.flags;
-        validate_chat(&request)?;
-        record.record().requested_model = Some(request.model.clone());
-        record.record().stream = request.is_stream();
-        let control = if flags.is_off(crate::data_plane::flags::CACHE, &user) {
-            CacheControl::Bypass
-        } else {
-            cache_control(headers)?
-        };
-        let target = self.target_for(&key, &request.model, headers, flags, &user)?;
-        if let Target::Route { route, .. } = &target {
-            record.set_route(route.spec.name.clone());
-        }
-        let guards = self.guards_for(&key, &target, flags, &user);
-
-        // Masking transforms the request, so everything after it (cache, router, provider,
-        // classifying guards) sees placeholders, never the values.
-        context_field_message(&mut request)?;
-        let mut verdicts: Vec<GuardVerdict> = Vec::new();
-        let masked = guards.mask(&mut request, &mut verdicts);
-        record.set_guards(&verdicts);
-        // What the model will be sent is what is stored, refused or not.
-        if let Some(content) = &self.content {
-            record.capture_content(content.capture(&request));
-        }
-        let masking = masked?;
-
-        let scope = match &target {
-            Target::Model(m) => m.spec.name.clone(),
-            Target::Route { route, policy } => {
-                record.set_baseline_price(route.baseline_price);
-                format!("{}:{policy}", route.spec.name)
-            }
-        };
-        // Admission reserves the request's worst case on every model it may reach (a retry,
-        // a fallback or a rollout may land on any). For a key whose limits count tokens or
-        // money, a request without an output cap gets the one reserved for, so the provider
-        // cannot produce more; it is set before the cache, whose key then covers it.
-        let reachable = self.reachable(&target, &live.rollouts);
-        let default_cap = self.config.limits.default_max_output_tokens;
-        if key.limits_output() && request.output_cap().is_none() {
-            let cap = reachable
-                .iter()
-                .map(|m| m.spec.max_output_tokens.unwrap_or(default_cap))
-                .min()
-                .unwrap_or(default_cap);
-            request.max_completion_tokens = Some(cap);
-        }
-        let answers = if request.is_stream() {
-            1
-        } else {
-            1 + guards.regenerations()
-        };
-        let reservation = worst_case(
-            tokens::prompt_bound(&request),
-            request.output_cap(),
-            reachable
-                .iter()
-                .map(|m| (m.spec.price, m.spec.max_output_tokens)),
-            default_cap,
-            answers,
-        );
-        admit(record, &key, reservation)?;
-        let mut screen = guards.screen(&request);
-        if guards.screens_first() {
-            if let Some(s) = screen.take() {
-                if let Some(early) = self
-                    .settle(record, guards, s, &mut verdicts, &request)
-                    .await?
-                {
-                    return Ok(early);
-                }
-            }
-        }
-
-        let mut fill = None;
-        if let Some(cache) = &self.cache {
-            let policy = match &target {
-                Target::Route { route, .. } => route.spec.cache,
-                Target::Model(_) => self.config.cache.as_ref().map_or(
-                    CachePolicySpec {
-                        enabled: false,
-                        semantic: false,
-                        threshold: 1.0,
-                        ttl: std::time::Duration::from_secs(1),
-                        allow_temperature: false,
-                    },
-                    |c| c.defaults,
-                ),
-            };
-            let mut policy = policy;
-            if flags.is_off(crate::data_plane::flags::SEMANTIC_CACHE, &user) {
-                policy.semantic = false;
-            }
-            match cache.lookup(&key.tenant, &scope, &policy, control, &request) {
-                CacheOutcome::Hit { response, kind } => {
-                    // A hit skips the provider, not the screen.
-                    if let Some(s) = screen {
-                        let early = self.settle(record, guards, s, &mut verdicts, &request);
-                        if let Some(early) = early.await? {
-                            return Ok(early);
-                        }
-                    }
-                    return Ok(self.answer_from_cache(record, &request, &response, kind, masking));
-                }
-                CacheOutcome::Miss {
-                    label,
-                    best_similarity,
-                    fill: f,
-                } => {
-                    let r = record.record();
-                    r.cache = Some(label.to_owned());
-                    r.cache_similarity = best_similarity.map(f64::from);
-                    fill = f;
-                }
-            }
-        }
-
-        let model = match target {
-            Target::Model(m) => m,
-            Target::Route { route, policy } => {
-                let decision = route.decide(&request, &key.id, policy);
-                {
-                    use crate::metrics::{self as m, LabelValue};
-                    let by = if decision.rule.is_some() {
-                        "rule"
-                    } else {
-                        "classifier"
-                    };
-                    m::counter(
-                        m::ROUTE_DECISIONS,
-                        &[
-                            ("route", self.labels.route(&route.spec.name)),
-                            ("policy", LabelValue::policy(policy)),
-                            ("model", self.labels.model(&decision.model)),
-                            ("by", LabelValue::fixed(by)),
-                        ],
-                    )
-                    .increment(1);
-                }
-                record.set_route_header(decision.header_value());
-                record.record().route = serde_json::to_string(&decision).ok();
-                self.models.get(&decision.model).cloned().ok_or_else(|| {
-                    GatewayError::new(
-                        ErrorKind::Internal,
-                        "route_target_missing",
-                        format!(
-                            "route `{}` chose `{}`, which is not a model",
-                            route.spec.name, decision.model
-                        ),
-                    )
-                })?
-            }
-        };
-
-        let model = match live
-            .rollouts
-            .take(TargetKind::Model, &model.spec.name, &user)
-        {
-            Some(taken) => {
-                let chosen = match &taken.candidate {
-                    Some(c) => self.models.get(c).cloned().ok_or_else(|| {
-                        GatewayError::new(
-                            ErrorKind::Internal,
-                            "rollout_target_missing",
-                            format!(
-                                "rollout `{}` sends to `{c}`, which is not a model",
-                                taken.rollout
-                            ),
-                        )
-                    })?,
-                    None => model,
-                };
-                record.take_arm(taken, live.stats.clone());
-                chosen
-            }
-            None => model,
-        };
-        let chain = self.chain(&model);
-        let call = self.dispatcher.chat(record, &chain, &request);
-        let result = match screen {
-            Some(screen) => {
-                let (result, screened) = guards.alongside(call, screen).await;
-                verdicts.extend(screened);
-                result
-            }
-            None => call.await,
-        };
-        record.set_guards(&verdicts);
-        if result.is_err() {
-            if let Some(text) = guards.refusal_answer(&verdicts) {
-                return Ok(self.answer_from_guard(record, &request, text));
-            }
-        }
-        let (started, served) = result?;
-        note_served(record, &served);
-        let idle_timeout = served.model.spec.resilience.stream_idle_timeout;
-        Ok(match started {
-            Started::Complete(response) => {
-                let mut response = complete(record, &request, &served, response, false);
-                // Output guards: regenerate or replace an answer that fails them.
-                let mut retries = guards.output_policy().retries;
-                let mut passed = true;
-                loop {
-                    let mut failure = guards.review(&request, &mut response, &mut verdicts);
-                    if failure.is_none() {
-                        if let Some(judge) = guards.judge() {
-                            failure = self
-                                .judge(record, guards, judge, &request, &response, &mut verdicts)
-                                .await?;
-                        }
-                    }
-                    // What the model wrote: the last attempt, before any safe answer.
-                    record.capture_answer(&response);
-                    let Some((failed, action)) = failure else {
-                        break;
-                    };
-                    if action == OutputAction::Retry && retries > 0 {
-                        retries -= 1;
-                        let corrected = guards.corrected(&request, &failed);
-                        let (again, served) =
-                            self.dispatcher.chat(record, &chain, &corrected).await?;
-                        note_served(record, &served);
-                        if let Started::Complete(r) = again {
-                            response = complete(record, &corrected, &served, r, true);
-                            continue;
-                        }
-                    }
-                    guards.safe_answer(&mut response);
-                    verdicts.push(GuardVerdict {
-                        guard: "output",
-                        outcome: "replaced",
-                        score: None,
-                        detail: format!("safe answer after {} failed", failed.guard),
-                        ms: 0.0,
-                        blocks: false,
-                    });
-                    passed = false;
-                    break;
-                }
-                record.set_guards(&verdicts);
-                // Stored masked (the values belong to this request only), and only answers
-                // that passed every output guard.
-                if let (Some(fill), true) = (fill, passed) {
-                    fill.store(&request, response.clone());
-                }
-                if let Some(m) = &masking {
-                    unmask_response(&mut response, m);
-                }
-                ChatOutcome::Complete(response)
-            }
-            Started::Stream { first, rest } => ChatOutcome::Stream(Box::new(StreamAnswer {
-                first,
-                rest,
-                window: guards.stream_window(&request),
-                request: Box::new(request),
-                idle_timeout,
-                fill,
-                masking,
-                verdicts,
-            })),
-        })
-    }
-
-    /// Waits for a screen with no call beside it (a cache hit, or `screen = "first"`): its
-    /// refusal as an answer or an error, else `None` to go on.
-    async fn settle(
-        &self,
-        record: &mut RecordGuard,
-        guards: &GuardStage,
-        screen: crate::data_plane::guards::Screen,
-        verdicts: &mut Vec<GuardVerdict>,
-        request: &ChatCompletionRequest,
-    ) -> Result<Option<ChatOutcome>, GatewayError> {
-        verdicts.extend(guards.settle(screen).await);
-        record.set_guards(verdicts);
-        if let Some(text) = guards.refusal_answer(verdicts) {
-            return Ok(Some(self.answer_from_guard(record, request, text)));
-        }
-        match verdicts.iter().find(|v| v.blocks) {
-            Some(refusing) => Err(refusing.refusal()),
-            None => Ok(None),
-        }
-    }
-
-    /// Asks the judge model about an answer. Its cost is added to the request's; a judge that
-    /// fails to answer fails the check only when the guard blocks on errors (it does not: an
-    /// unreachable judge is recorded as an error and the answer passes).
-    async fn judge(
-        &self,
-        record: &mut RecordGuard,
-        guards: &GuardStage,
-        judge: &switchyard_control::JudgeGuardSpec,
-        request: &ChatCompletionRequest,
-        response: &switchyard_api::ChatCompletionResponse,
-        verdicts: &mut Vec<GuardVerdict>,
-    ) -> Result<Option<(GuardVerdict, OutputAction)>, GatewayError> {
-        let started = std::time::Instant::now();
-        let prompt = guards.judge_prompt(judge, request, &response.text())?;
-        let Some(model) = self.models.get(&judge.model).cloned() else {
-            return Ok(None);
-        };
-        let ask: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
-            "model": judge.model,
-            "temperature": 0,
-            "messages": [{"role": "user", "content": prompt}],
-        }))
-        .map_err(|e| GatewayError::new(ErrorKind::Internal, "judge_request", e.to_string()))?;
-        let chain = self.chain(&model);
-        let answer =
-            match self.dispatcher.chat(record, &chain, &ask).await {
-                Ok((Started::Complete(r), served)) => {
-                    if let Some(u) = &r.usage {
-                        record.add_cost(served.model.spec.price.cost_nanos(
-                            u64::from(u.prompt_tokens),
-                            u64::from(u.completion_tokens),
-                        ));
-                    }
-                    Some(r.text())
-                }
-                _ => None,
-            };
-        let ms = started.elapsed().as_secs_f64() * 1e3;
-        let (outcome, failure) = match &answer {
-            None => ("error", false),
-            Some(text) if judge.unsafe_pattern.is_match(text) => {
-                if judge.action == OutputAction::Flag {
-                    ("flagged", false)
-                } else {
-                    ("failed", true)
-                }
-            }
-            Some(_) => ("pass", false),
-        };
-        let detail: String = answer
-            .as_deref()
-            .unwrap_or("the judge did not answer")
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(120)
-            .collect();
-        let verdict = GuardVerdict {
-            guard: "judge",
-            outcome,
-            score: None,
-            detail,
-            ms,
-            blocks: false,
-        };
-        verdicts.push(verdict.clone());
-        Ok(failure.then_some((verdict, judge.action)))
-    }
-
-    /// A cached answer, as JSON or replayed as a stream, recorded as free with what it saved.
-    fn answer_from_cache(
-        &self,
-        record: &mut RecordGuard,
-        request: &ChatCompletionRequest,
-        cached: &switchyard_api::ChatCompletionResponse,
-        kind: HitKind,
-        masking: Option<Masking>,
-    ) -> ChatOutcome {
-        let mut response = cached.clone();
-        // A fresh identity: clients that de-duplicate by id must not see two answers as one.
-        response.id = format!("chatcmpl-{}", record.record_ref().request_id);
-        response.created = switchyard_providers::unix_now();
-        if let Some(spec) = self.models.get(&response.model).map(|m| &m.spec) {
-            record.set_price(spec.price);
-        }
-        record.set_from_cache();
-        let usage = response.usage.clone().unwrap_or_default();
-        let r = record.record();
-        r.model = Some(response.model.clone());
-        r.deployment = Some("cache".to_owned());
-        r.prompt_tokens = usage.prompt_tokens;
-        r.completion_tokens = usage.completion_tokens;
-        match kind {
-            HitKind::Exact => r.cache = Some("hit-exact".to_owned()),
-            HitKind::Semantic { similarity } => {
-                r.cache = Some("hit-semantic".to_owned());
-                r.cache_similarity = Some(f64::from(similarity));
-            }
-        }
-        // As cached: with placeholders, not this request's values.
-        record.capture_answer(&response);
-        if let Some(m) = &masking {
-            unmask_response(&mut response, m);
-        }
-        // Unmasked already: the stream restores nothing more.
-        Self::outcome_of(request, response, None)
-    }
-
-    /// A guard's refusal as the answer (the topic filter's polite one): no provider was paid.
-    fn answer_from_guard(
-        &self,
-        record: &mut RecordGuard,
-        request: &ChatCompletionRequest,
-        text: &str,
-    ) -> ChatOutcome {
-        let r = record.record();
-        r.deployment = Some("guard".to_owned());
-        let response = switchyard_api::ChatCompletionResponse {
-            id: format!("chatcmpl-{}", r.request_id),
-            object: "chat.completion".to_owned(),
-            created: switchyard_providers::unix_now(),
-            model: request.model.clone(),
-            choices: vec![switchyard_api::Choice {
-                index: 0,
-                message: switchyard_api::ChatMessage::new(switchyard_api::Role::Assistant, text),
-                finish_reason: Some(switchyard_api::finish_reason::STOP.to_owned()),
-                logprobs: None,
-            }],
-            usage: Some(switchyard_api::Usage::default()),
-            system_fingerprint: None,
-            extra: Default::default(),
-        };
-        Self::outcome_of(request, response, None)
-    }
-
-    /// An answer the gateway has whole, framed as the request asked: one body, or a stream.
-    fn outcome_of(
-        request: &ChatCompletionRequest,
-        response: switchyard_api::ChatCompletionResponse,
-        masking: Option<Masking>,
-    ) -> ChatOutcome {
-        if !request.is_stream() {
-            return ChatOutcome::Complete(response);
-        }
-        let mut chunks = switchyard_cache::replay_chunks(&response, true).into_iter();
-        // A stream must start with a chunk; a cached answer with no choices still gets one.
-        let first = chunks.next().unwrap_or_else(|| {
-            crate::data_plane::stream::gateway_chunk(&response.model, Vec::new())
-        });
-        ChatOutcome::Stream(Box::new(StreamAnswer {
-            first,
-            rest: Box::pin(futures::stream::iter(chunks.map(Ok))),
-            request: Box::new(request.clone()),
-            idle_timeout: std::time::Duration::from_secs(60),
-            fill: None,
-            masking,
-            // A cached answer passed the output guards when it was stored.
-            window: None,
-            verdicts: Vec::new(),
-        }))
-    }
-
     /// `POST /v1/embeddings`.
     pub async fn embed(
         &self,
@@ -712,7 +234,7 @@ impl Pipeline {
         let key = self.keyring.authenticate(headers)?;
         record.set_key(&key);
         let request: EmbeddingsRequest = parse_json(body)?;
-        record.record().requested_model = Some(request.model.clone());
+        record.set_request(&request.model, false);
         let model = self.model_for(&key, &request.model)?;
         // No token is shorter than a byte: the inputs' bytes bound their tokens.
         let bound: u64 = request.input.texts().iter().map(|t| t.len() as u64).sum();
@@ -733,7 +255,7 @@ impl Pipeline {
             .await?;
         note_served(record, &served);
         response.model.clone_from(&served.model.spec.name);
-        record.record().prompt_tokens = response.usage.prompt_tokens;
+        record.set_usage(response.usage.prompt_tokens, 0, false);
         Ok(response)
     }
 
@@ -817,33 +339,6 @@ impl Pipeline {
         self.routes.iter()
     }
 
-    /// The key's guard policy, else the route's, else `[guards]`.
-    fn guards_for(
-        &self,
-        key: &KeyState,
-        target: &Target<'_>,
-        flags: &FlagSet,
-        user: &str,
-    ) -> &GuardStage {
-        if let Some(name) = flags.variant(crate::data_plane::flags::GUARD_POLICY, user) {
-            if name == "default" {
-                return &self.guards;
-            }
-            if let Some(stage) = self.guard_policies.get(&name) {
-                return stage;
-            }
-        }
-        let route_policy = match target {
-            Target::Route { route, .. } => route.spec.guard_policy.as_deref(),
-            Target::Model(_) => None,
-        };
-        key.guard_policy
-            .as_deref()
-            .or(route_policy)
-            .and_then(|name| self.guard_policies.get(name))
-            .unwrap_or(&self.guards)
-    }
-
     /// The configured route alias a request's `model` names (as [`Self::target_for`] reads
     /// it), or `None` for a model.
     pub fn route_alias<'a>(&self, requested: &'a str) -> Option<&'a str> {
@@ -854,49 +349,7 @@ impl Pipeline {
         self.routes.contains_key(alias).then_some(alias)
     }
 
-    /// A model by name, else a route alias with an optional `:policy` suffix.
-    fn target_for(
-        &self,
-        key: &KeyState,
-        name: &str,
-        headers: &HeaderMap,
-        flags: &FlagSet,
-        user: &str,
-    ) -> Result<Target<'_>, GatewayError> {
-        if self.models.contains_key(name) {
-            return self.model_for(key, name).map(Target::Model);
-        }
-        let (alias, suffix) = match Policy::split_model(name) {
-            Ok(split) => split,
-            Err(e) => return Err(GatewayError::invalid(Some("model"), e.to_string())),
-        };
-        let Some(route) = self.routes.get(alias) else {
-            return self.model_for(key, name).map(Target::Model);
-        };
-        if !key.models.allows(alias) {
-            let mut e = GatewayError::new(
-                ErrorKind::Forbidden,
-                "model_not_allowed",
-                format!("key `{}` may not use model `{alias}`", key.id),
-            );
-            e.param = Some("model".into());
-            return Err(e);
-        }
-        let flagged = || {
-            flags
-                .variant(&crate::data_plane::flags::route_policy(alias), user)
-                .and_then(|v| v.parse::<Policy>().ok())
-        };
-        let policy = match suffix {
-            Some(p) => p,
-            None => header_policy(headers)?
-                .or(key.route_policy)
-                .or_else(flagged)
-                .unwrap_or(route.spec.default_policy),
-        };
-        Ok(Target::Route { route, policy })
-    }
-
+    /// A model by name, if the key may use it.
     fn model_for(&self, key: &KeyState, name: &str) -> Result<Arc<ModelRuntime>, GatewayError> {
         let model = self.models.get(name).ok_or_else(|| model_not_found(name))?;
         if !key.models.allows(name) {
@@ -968,35 +421,6 @@ fn model_not_found(name: &str) -> GatewayError {
     .with_param("model")
 }
 
-/// A whole answer as the client gets it: the gateway's model name, usage (counted when the
-/// upstream gave none), and its tokens in the record (added to earlier attempts' on a retry).
-fn complete(
-    record: &mut RecordGuard,
-    request: &ChatCompletionRequest,
-    served: &Served,
-    mut response: switchyard_api::ChatCompletionResponse,
-    add: bool,
-) -> switchyard_api::ChatCompletionResponse {
-    response.model.clone_from(&served.model.spec.name);
-    if response.usage.is_none() {
-        record.record().usage_counted = true;
-        response.usage = Some(switchyard_api::Usage::new(
-            tokens::count_messages(&request.messages),
-            tokens::count_text(&response_text(&response)),
-        ));
-    }
-    let usage = response.usage.clone().unwrap_or_default();
-    let r = record.record();
-    if add {
-        r.prompt_tokens += usage.prompt_tokens;
-        r.completion_tokens += usage.completion_tokens;
-    } else {
-        r.prompt_tokens = usage.prompt_tokens;
-        r.completion_tokens = usage.completion_tokens;
-    }
-    response
-}
-
 /// Reserves `reservation` against the key's limits; the limits' state goes to the record for
 /// the answer's `x-ratelimit-*` headers, admitted or not.
 fn admit(
@@ -1016,29 +440,14 @@ fn admit(
     }
 }
 
+/// Who answered, and at what price.
 fn note_served(record: &mut RecordGuard, served: &Served) {
     record.set_price(served.model.spec.price);
-    let r = record.record();
-    r.model = Some(served.model.spec.name.clone());
-    r.deployment = Some(served.deployment.label.clone());
-    r.fallback_from.clone_from(&served.fallback_from);
-}
-
-fn response_text(response: &switchyard_api::ChatCompletionResponse) -> String {
-    response
-        .choices
-        .iter()
-        .map(|c| {
-            let calls: String = c
-                .message
-                .tool_calls
-                .iter()
-                .flatten()
-                .map(|t| format!("{}{}", t.function.name, t.function.arguments))
-                .collect();
-            c.message.text() + &calls
-        })
-        .collect()
+    record.set_served(
+        &served.model.spec.name,
+        &served.deployment.label,
+        served.fallback_from.as_deref(),
+    );
 }
 
 /// Parses a JSON body: one JSON value and nothing after it but whitespace. The error names
