@@ -177,7 +177,6 @@ pub fn reference_window(
     let mut stats = ArmStats::default();
     for o in store.served_outcomes(served, started - reach, started, REFERENCE_REQUESTS)? {
         let outcomes = crate::data_plane::guards::stored_outcomes(o.guards.as_deref());
-        let outcomes: Vec<&str> = outcomes.iter().map(String::as_str).collect();
         let ttft = if o.stream { o.ttft_ms } else { None };
         stats.record(&outcome_of(o.status, &outcomes, o.latency_ms, ttft));
     }

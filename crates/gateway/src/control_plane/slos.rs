@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_slo::{AlertEngine, AlertEvent, Ledger, Objective, Sli, SloSpec, SloStatus};
 use switchyard_store::{RequestRecord, SqliteStore, StoreError};
 
+use crate::data_plane::guards::Outcome;
 use crate::data_plane::record::OutcomeSink;
 
 /// What is saved: the ledger and the alert engine, as their own serde.
@@ -75,7 +76,7 @@ pub struct Counted {
 
 impl Counted {
     /// `r` as [`SloRuntime::observe`] counts it, `route` being the alias it named.
-    pub fn of(r: &RequestRecord, route: Option<&str>, guard_outcomes: &[&str]) -> Self {
+    pub fn of(r: &RequestRecord, route: Option<&str>, guard_outcomes: &[Outcome]) -> Self {
         Counted {
             tenant: r.tenant.clone(),
             at_secs: r.started_at_ms.div_euclid(1000),
@@ -299,7 +300,7 @@ impl OutcomeSink for SloRuntime {
         &self,
         r: &RequestRecord,
         route: Option<&str>,
-        guard_outcomes: &[&str],
+        guard_outcomes: &[Outcome],
     ) -> Option<bool> {
         let mut c = Counted::of(r, route, guard_outcomes);
         let Ok(mut s) = self.state.lock() else {
@@ -370,7 +371,6 @@ pub async fn dislike(state: &crate::control_plane::ControlPlane, request_id: &st
                     .as_deref()
                     .and_then(|m| pipeline.route_alias(m));
                 let outcomes = crate::data_plane::guards::stored_outcomes(r.guards.as_deref());
-                let outcomes: Vec<&str> = outcomes.iter().map(String::as_str).collect();
                 Counted::of(&r, route, &outcomes)
             });
             state.slos.dislike_stored(request_id, tenant, stored, now)
@@ -517,14 +517,17 @@ mod tests {
         };
         let guarded = answered("g", 100);
         assert_eq!(slos.observe(&failed, None, &[]), None);
-        assert_eq!(slos.observe(&guarded, None, &["failed"]), Some(false));
-        let stored = |r: &RequestRecord, outcomes: &[&str]| Some(Counted::of(r, None, outcomes));
+        assert_eq!(
+            slos.observe(&guarded, None, &[Outcome::Failed]),
+            Some(false)
+        );
+        let stored = |r: &RequestRecord, outcomes: &[Outcome]| Some(Counted::of(r, None, outcomes));
         assert_eq!(
             slos.dislike_stored("f", "t", stored(&failed, &[]), 110),
             None
         );
         assert_eq!(
-            slos.dislike_stored("g", "t", stored(&guarded, &["failed"]), 110),
+            slos.dislike_stored("g", "t", stored(&guarded, &[Outcome::Failed]), 110),
             None
         );
         assert_eq!(counts(&slos, "quality", 120), (0, 1));

@@ -172,7 +172,7 @@ impl RolloutSet {
 /// The outcome the analysis sees of a finished request.
 pub fn outcome_of(
     status: u16,
-    guard_outcomes: &[&str],
+    guard_outcomes: &[super::guards::Outcome],
     latency_ms: f64,
     ttft_ms: Option<f64>,
 ) -> Outcome {

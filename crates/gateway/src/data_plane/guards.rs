@@ -26,12 +26,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
 use switchyard_api::{ChatCompletionRequest, ChatMessage, MessageContent, Role};
-use switchyard_control::{
-    ComplianceGuardSpec, ContextSources, GuardsSpec, OutputAction, OutputPolicySpec,
-};
-use switchyard_grounding::{Context as GroundingContext, Grounding};
+use switchyard_control::{GuardsSpec, OutputAction, OutputPolicySpec};
+use switchyard_grounding::Grounding;
 use switchyard_pii::{MaskSession, Masker, Restorations, Scanner, ScannerConfig};
 use switchyard_textclass::injection::{Channel, Detector};
 use switchyard_textclass::toxicity::ToxicityDetector;
@@ -39,59 +36,34 @@ use switchyard_topics::{BiasDetector, Reason, TopicFilter};
 
 use crate::data_plane::cache::StaticModels;
 
+use switchyard_guards::output::last_user_text;
+pub use switchyard_guards::output::CONTEXT_NAME;
+pub use switchyard_guards::verdict::{header_value, stored_outcomes};
+use switchyard_guards::{BiasCheck, GroundingCheck, OutputChecks, ToxicityCheck};
+pub use switchyard_guards::{GuardVerdict, Outcome, OutputWindow};
+
 /// The classifying guards of one request, started together; resolves to every verdict.
 pub type Screen = std::pin::Pin<Box<dyn Future<Output = Vec<GuardVerdict>> + Send>>;
 type OneScreen = std::pin::Pin<Box<dyn Future<Output = GuardVerdict> + Send>>;
 
 use crate::error::{ErrorKind, GatewayError};
 
-/// One guard's verdict on one request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GuardVerdict {
-    pub guard: &'static str,
-    /// `pass`, `masked`, `flagged`, `blocked` or `error`.
-    pub outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub score: Option<f32>,
-    /// What it found: kinds and counts, or the rules that fired. Never the values.
-    pub detail: String,
-    pub ms: f64,
-    /// Refuses the request.
-    #[serde(skip)]
-    pub blocks: bool,
-}
-
-impl GuardVerdict {
-    /// `name=outcome(detail)` for the header.
-    pub fn summary(&self) -> String {
-        match (&self.score, self.detail.is_empty()) {
-            (Some(s), true) => format!("{}={}({s:.2})", self.guard, self.outcome),
-            (Some(s), false) => format!("{}={}({s:.2};{})", self.guard, self.outcome, self.detail),
-            (None, true) => format!("{}={}", self.guard, self.outcome),
-            (None, false) => format!("{}={}({})", self.guard, self.outcome, self.detail),
-        }
-    }
-
-    /// The refusal a blocking verdict becomes.
-    pub fn refusal(&self) -> GatewayError {
-        let what = if self.outcome == "error" {
-            format!(
-                "the {} guard failed and is configured to refuse when it fails",
-                self.guard
-            )
-        } else {
-            format!(
-                "the {} guard refused the request ({})",
-                self.guard, self.detail
-            )
-        };
-        let e = GatewayError::new(ErrorKind::InvalidRequest, "content_policy_violation", what);
-        // Input guards read the conversation; a guard that failed refused no field of it.
-        if self.outcome == "error" {
-            e
-        } else {
-            e.with_param("messages")
-        }
+/// The client error a blocking verdict becomes.
+pub fn refusal(v: &GuardVerdict) -> GatewayError {
+    let what = if v.outcome == Outcome::Error {
+        format!(
+            "the {} guard failed and is configured to refuse when it fails",
+            v.guard
+        )
+    } else {
+        format!("the {} guard refused the request ({})", v.guard, v.detail)
+    };
+    let e = GatewayError::new(ErrorKind::InvalidRequest, "content_policy_violation", what);
+    // Input guards read the conversation; a guard that failed refused no field of it.
+    if v.outcome == Outcome::Error {
+        e
+    } else {
+        e.with_param("messages")
     }
 }
 
@@ -107,11 +79,6 @@ struct InjectionGuard {
     fail_open: bool,
 }
 
-struct ToxicityGuard {
-    detector: ToxicityDetector,
-    action: OutputAction,
-}
-
 /// A text embedder the topic filter can own.
 type BoxedEmbed = Box<dyn Fn(&str) -> Vec<f32> + Send + Sync>;
 
@@ -120,17 +87,6 @@ struct TopicsGuard {
     refuse: bool,
     refusal: String,
     fail_open: bool,
-}
-
-struct GroundingGuard {
-    scorer: Grounding,
-    action: OutputAction,
-    sources: ContextSources,
-}
-
-struct BiasGuard {
-    detector: BiasDetector,
-    action: OutputAction,
 }
 
 /// A team's own service, asked about the request alongside the call.
@@ -167,11 +123,11 @@ impl WebhookGuard {
             .flatten();
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let (outcome, blocks) = match answer.as_ref().map(|a| a.action.as_str()) {
-            Some("allow") => ("pass", false),
-            Some("flag") => ("flagged", false),
-            Some("block") => ("blocked", true),
+            Some("allow") => (Outcome::Pass, false),
+            Some("flag") => (Outcome::Flagged, false),
+            Some("block") => (Outcome::Blocked, true),
             // No answer in time, an error status, or an answer we cannot read.
-            _ => ("error", !self.fail_open),
+            _ => (Outcome::Error, !self.fail_open),
         };
         GuardVerdict {
             guard: "webhook",
@@ -182,14 +138,6 @@ impl WebhookGuard {
             blocks,
         }
     }
-}
-
-/// The output guards, shared with the streams they watch.
-pub struct OutputChecks {
-    toxicity: Option<ToxicityGuard>,
-    compliance: Option<ComplianceGuardSpec>,
-    grounding: Option<GroundingGuard>,
-    bias: Option<BiasGuard>,
 }
 
 /// The guards of one pipeline.
@@ -274,7 +222,7 @@ impl GuardStage {
                 if let Some(v) = t.threshold {
                     detector = detector.with_threshold(v);
                 }
-                Some(ToxicityGuard {
+                Some(ToxicityCheck {
                     detector,
                     action: t.action,
                 })
@@ -283,7 +231,7 @@ impl GuardStage {
         };
         let compliance = spec.compliance.clone();
         let grounding = match &spec.grounding {
-            Some(g) => Some(GroundingGuard {
+            Some(g) => Some(GroundingCheck {
                 // The lexical head: it needs no model, and the static head measured no better
                 // (eval/hallucination.md).
                 scorer: Grounding::embedded()?.with_threshold(g.threshold),
@@ -292,7 +240,7 @@ impl GuardStage {
             }),
             None => None,
         };
-        let bias = spec.bias.as_ref().map(|b| BiasGuard {
+        let bias = spec.bias.as_ref().map(|b| BiasCheck {
             detector: match b.threshold {
                 Some(t) => BiasDetector::default().with_threshold(t),
                 None => BiasDetector::default(),
@@ -349,20 +297,7 @@ impl GuardStage {
 
     /// A watcher for a streamed answer, when output guards are on.
     pub fn stream_window(&self, request: &ChatCompletionRequest) -> Option<OutputWindow> {
-        let checks = self.checks.clone()?;
-        let context = checks.grounding.as_ref().and_then(|g| {
-            grounding_context(request, g.sources).map(|text| GroundingContext::new(&text, None))
-        });
-        Some(OutputWindow {
-            checks,
-            context,
-            question: last_user_text(request),
-            wants_json: json_requested(request),
-            pending: String::new(),
-            released: String::new(),
-            finished: false,
-            verdicts: Vec::new(),
-        })
+        self.checks.as_ref().map(|c| c.window(request))
     }
 
     pub fn output_policy(&self) -> &OutputPolicySpec {
@@ -407,101 +342,14 @@ impl GuardStage {
             })
     }
 
-    /// Checks a whole answer. Appends missing disclaimers in place; returns the first failure
-    /// that is not only flagged, with its action. Every check's verdict is pushed.
+    /// Checks a whole answer (`OutputChecks::review`); `None` when no output guard is on.
     pub fn review(
         &self,
         request: &ChatCompletionRequest,
         response: &mut switchyard_api::ChatCompletionResponse,
         verdicts: &mut Vec<GuardVerdict>,
     ) -> Option<(GuardVerdict, OutputAction)> {
-        let mut failure = None;
-        let Some(checks) = &self.checks else {
-            return None;
-        };
-        let text = response.text();
-        // A classifying check's verdict: `pass`, `flagged` (found, but the action only flags)
-        // or `failed`; the first failure is returned.
-        let mut judged = |guard: &'static str,
-                          found: bool,
-                          action: OutputAction,
-                          score: f32,
-                          detail: &dyn Fn() -> String,
-                          started: Instant| {
-            let outcome = match (found, action) {
-                (false, _) => "pass",
-                (true, OutputAction::Flag) => "flagged",
-                (true, _) => "failed",
-            };
-            let verdict = GuardVerdict {
-                guard,
-                outcome,
-                score: Some(score),
-                detail: if found { detail() } else { String::new() },
-                ms: started.elapsed().as_secs_f64() * 1e3,
-                blocks: false,
-            };
-            if outcome == "failed" && failure.is_none() {
-                failure = Some((verdict.clone(), action));
-            }
-            verdicts.push(verdict);
-        };
-        if let Some(t) = &checks.toxicity {
-            let started = Instant::now();
-            let v = t.detector.scan(&text);
-            let detail = || toxicity_detail(&v);
-            judged("toxicity", v.toxic, t.action, v.score, &detail, started);
-        }
-        if let Some(g) = &checks.grounding {
-            if let Some(context) = grounding_context(request, g.sources) {
-                let started = Instant::now();
-                let v = g.scorer.check_lexical(&context, &text);
-                let detail = || grounding_detail(&v);
-                judged(
-                    "grounding",
-                    !v.supported,
-                    g.action,
-                    v.score,
-                    &detail,
-                    started,
-                );
-            }
-        }
-        if let Some(b) = &checks.bias {
-            let started = Instant::now();
-            let v = b.detector.scan(&text);
-            let detail = || bias_detail(&v);
-            judged("bias", v.biased, b.action, v.score, &detail, started);
-        }
-        if let Some(c) = &checks.compliance {
-            let started = Instant::now();
-            let (problem, added) = compliance(c, request, response);
-            let failed = problem.is_some() && c.action != OutputAction::Flag;
-            let verdict = GuardVerdict {
-                guard: "compliance",
-                outcome: match (&problem, failed, added) {
-                    (Some(_), true, _) => "failed",
-                    (Some(_), false, _) => "flagged",
-                    (None, _, true) => "fixed",
-                    (None, _, false) => "pass",
-                },
-                score: None,
-                detail: problem.unwrap_or_else(|| {
-                    if added {
-                        "disclaimer added".to_owned()
-                    } else {
-                        String::new()
-                    }
-                }),
-                ms: started.elapsed().as_secs_f64() * 1e3,
-                blocks: false,
-            };
-            if failed && failure.is_none() {
-                failure = Some((verdict.clone(), c.action));
-            }
-            verdicts.push(verdict);
-        }
-        failure
+        self.checks.as_ref()?.review(request, response, verdicts)
     }
 
     /// The request to regenerate with: the original, plus a system note saying what the last
@@ -568,13 +416,13 @@ impl GuardStage {
             .collect::<Vec<_>>()
             .join(",");
         let outcome = if blocked {
-            "blocked"
+            Outcome::Blocked
         } else if counts.is_empty() {
-            "pass"
+            Outcome::Pass
         } else if flagged_only {
-            "flagged"
+            Outcome::Flagged
         } else {
-            "masked"
+            Outcome::Masked
         };
         let verdict = GuardVerdict {
             guard: "pii",
@@ -585,7 +433,7 @@ impl GuardStage {
             blocks: blocked,
         };
         if blocked {
-            let e = verdict.refusal();
+            let e = refusal(&verdict);
             verdicts.push(verdict);
             return Err(e);
         }
@@ -648,7 +496,7 @@ impl GuardStage {
     pub fn refusal_answer(&self, verdicts: &[GuardVerdict]) -> Option<&str> {
         let first = verdicts.iter().find(|v| v.blocks)?;
         match (&self.topics, first.guard, first.outcome) {
-            (Some(t), "topics", "refused") => Some(&t.refusal),
+            (Some(t), "topics", Outcome::Refused) => Some(&t.refusal),
             _ => None,
         }
     }
@@ -678,7 +526,7 @@ impl GuardStage {
         };
         if let Some(refusing) = verdicts.iter().find(|v| v.blocks) {
             // Dropping `call` here cancels the upstream request.
-            return (Err(refusing.refusal()), verdicts);
+            return (Err(refusal(refusing)), verdicts);
         }
         let result = match early {
             Some(r) => r,
@@ -696,9 +544,9 @@ fn topics_verdict(guard: &TopicsGuard, text: &str) -> GuardVerdict {
         _ => v.best.as_ref().map(|(t, _)| t.as_str()),
     };
     let outcome = match (v.allowed, guard.refuse) {
-        (true, _) => "pass",
-        (false, true) => "refused",
-        (false, false) => "flagged",
+        (true, _) => Outcome::Pass,
+        (false, true) => Outcome::Refused,
+        (false, false) => Outcome::Flagged,
     };
     GuardVerdict {
         guard: "topics",
@@ -712,29 +560,6 @@ fn topics_verdict(guard: &TopicsGuard, text: &str) -> GuardVerdict {
         blocks: !v.allowed && guard.refuse,
     }
 }
-
-/// The context an answer must be grounded in, from the places the guard reads: system
-/// messages named `context` (where the `context` field goes, see [`context_field_message`]),
-/// tool results, system messages. `None` when there is none.
-fn grounding_context(request: &ChatCompletionRequest, sources: ContextSources) -> Option<String> {
-    let parts: Vec<String> = request
-        .messages
-        .iter()
-        .filter(|m| match m.role {
-            Role::System | Role::Developer => {
-                sources.system || (sources.field && m.name.as_deref() == Some(CONTEXT_NAME))
-            }
-            Role::Tool | Role::Function => sources.tools,
-            _ => false,
-        })
-        .map(ChatMessage::text)
-        .filter(|t| !t.trim().is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join("\n\n"))
-}
-
-/// The name of the system message that carries the request's `context` field.
-pub const CONTEXT_NAME: &str = "context";
 
 /// Moves the request's `context` extension field (a string, or an array of strings or of
 /// objects with `text` or `content`) into a system message named `context`, after the
@@ -790,7 +615,7 @@ fn injection_verdict(guard: &InjectionGuard, texts: &[(Channel, String)]) -> Gua
     match worst {
         None => GuardVerdict {
             guard: "injection",
-            outcome: "pass",
+            outcome: Outcome::Pass,
             score: None,
             detail: String::new(),
             ms,
@@ -798,9 +623,9 @@ fn injection_verdict(guard: &InjectionGuard, texts: &[(Channel, String)]) -> Gua
         },
         Some(v) => {
             let outcome = match (v.injection, guard.block) {
-                (false, _) => "pass",
-                (true, true) => "blocked",
-                (true, false) => "flagged",
+                (false, _) => Outcome::Pass,
+                (true, true) => Outcome::Blocked,
+                (true, false) => Outcome::Flagged,
             };
             GuardVerdict {
                 guard: "injection",
@@ -819,334 +644,15 @@ fn injection_verdict(guard: &InjectionGuard, texts: &[(Channel, String)]) -> Gua
     }
 }
 
-fn toxicity_detail(v: &switchyard_textclass::toxicity::ToxicityVerdict) -> String {
-    v.categories
-        .iter()
-        .map(|c| c.name())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// How many sentences fell short, and the numbers and names the context never mentions.
-fn grounding_detail(v: &switchyard_grounding::GroundingVerdict) -> String {
-    let weak = v.unsupported();
-    let mut terms: Vec<&str> = weak
-        .iter()
-        .flat_map(|s| s.unsupported_terms.iter().map(String::as_str))
-        .collect();
-    terms.dedup();
-    terms.truncate(5);
-    let mut detail = format!(
-        "{} of {} sentences below {:.2}",
-        weak.len(),
-        v.sentences.len(),
-        v.threshold
-    );
-    if !terms.is_empty() {
-        detail.push_str(&format!(", unsupported: {}", terms.join(" ")));
-    }
-    detail
-}
-
-fn bias_detail(v: &switchyard_topics::BiasVerdict) -> String {
-    v.patterns
-        .iter()
-        .map(|p| p.name())
-        .chain(v.groups.iter().map(|g| g.name()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn failed(guard: &'static str, fail_open: bool) -> GuardVerdict {
     GuardVerdict {
         guard,
-        outcome: "error",
+        outcome: Outcome::Error,
         score: None,
         detail: String::new(),
         ms: 0.0,
         blocks: !fail_open,
     }
-}
-
-/// Compliance rules on an answer: the first problem, and whether a disclaimer was appended.
-fn compliance(
-    c: &ComplianceGuardSpec,
-    request: &ChatCompletionRequest,
-    response: &mut switchyard_api::ChatCompletionResponse,
-) -> (Option<String>, bool) {
-    let text = response.text();
-    if let Some(i) = c.forbidden.iter().position(|re| re.is_match(&text)) {
-        return (Some(format!("forbidden[{i}]")), false);
-    }
-    if let Some(max) = c.max_chars {
-        let n = text.chars().count();
-        if n > max {
-            return (Some(format!("{n} characters, at most {max}")), false);
-        }
-    }
-    if c.json {
-        if let Some(problem) = json_problem(request, &text) {
-            return (Some(problem), false);
-        }
-    }
-    let question = last_user_text(request);
-    let mut added = false;
-    for (when, disclaimer) in &c.disclaimers {
-        let current = response.text();
-        if (when.is_match(&question) || when.is_match(&current))
-            && !current.contains(disclaimer.as_str())
-        {
-            if let Some(choice) = response.choices.first_mut() {
-                choice.message.content =
-                    Some(MessageContent::Text(format!("{current}\n\n{disclaimer}")));
-                added = true;
-            }
-        }
-    }
-    (None, added)
-}
-
-fn last_user_text(request: &ChatCompletionRequest) -> String {
-    request
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(ChatMessage::text)
-        .unwrap_or_default()
-}
-
-fn json_requested(request: &ChatCompletionRequest) -> bool {
-    request
-        .response_format
-        .as_ref()
-        .and_then(|f| serde_json::to_value(f).ok())
-        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-        .is_some_and(|t| t == "json_object" || t == "json_schema")
-}
-
-/// Text is held back at most this long without a sentence end before it is checked anyway.
-const MAX_HOLD_CHARS: usize = 400;
-
-/// Output guards on a stream. What the client has not seen yet is held back until a sentence
-/// ends (or `MAX_HOLD_CHARS` pass), then the new sentences are checked with the one before
-/// them and released. A failure stops the stream with a final event saying which guard
-/// stopped it; nothing that failed is ever sent. At the end, a missing disclaimer is appended
-/// and JSON validity is recorded (too late to withhold: flagged).
-pub struct OutputWindow {
-    checks: Arc<OutputChecks>,
-    /// The grounding context, split once for the whole stream.
-    context: Option<GroundingContext>,
-    question: String,
-    wants_json: bool,
-    pending: String,
-    released: String,
-    finished: bool,
-    pub verdicts: Vec<GuardVerdict>,
-}
-
-impl OutputWindow {
-    /// Takes new content; returns what may be sent now, or the verdict that stops the stream.
-    pub fn push(&mut self, text: &str) -> Result<String, GuardVerdict> {
-        self.pending.push_str(text);
-        let cut = sentence_cut(&self.pending).or_else(|| {
-            (self.pending.chars().count() > MAX_HOLD_CHARS).then(|| {
-                self.pending
-                    .rfind(char::is_whitespace)
-                    .unwrap_or(self.pending.len())
-            })
-        });
-        match cut {
-            Some(at) if at > 0 => {
-                let ready: String = self.pending.drain(..at).collect();
-                self.release(ready)
-            }
-            _ => Ok(String::new()),
-        }
-    }
-
-    /// The stream's text is complete: checks and releases the rest, then the end-of-answer
-    /// checks. Returns what to send (the rest, and an appended disclaimer).
-    pub fn finish(&mut self) -> Result<String, GuardVerdict> {
-        if std::mem::replace(&mut self.finished, true) {
-            return Ok(String::new());
-        }
-        let rest = std::mem::take(&mut self.pending);
-        let mut out = self.release(rest)?;
-        if let Some(c) = &self.checks.compliance {
-            for (when, disclaimer) in &c.disclaimers {
-                if (when.is_match(&self.question) || when.is_match(&self.released))
-                    && !self.released.contains(disclaimer.as_str())
-                {
-                    let add = format!("\n\n{disclaimer}");
-                    self.released.push_str(&add);
-                    out.push_str(&add);
-                    self.verdicts
-                        .push(verdict("compliance", "fixed", None, "disclaimer added"));
-                }
-            }
-            if c.json
-                && self.wants_json
-                && serde_json::from_str::<serde_json::Value>(self.released.trim()).is_err()
-            {
-                self.verdicts.push(verdict(
-                    "compliance",
-                    "flagged",
-                    None,
-                    "not JSON, but response_format asks for JSON (streamed: already sent)",
-                ));
-            }
-        }
-        Ok(out)
-    }
-
-    fn release(&mut self, ready: String) -> Result<String, GuardVerdict> {
-        if ready.is_empty() {
-            return Ok(ready);
-        }
-        // The new text with the sentence before it, so a phrase cut at a boundary is seen.
-        let tail_start = sentence_start_of_tail(&self.released);
-        let window = format!("{}{}", &self.released[tail_start..], ready);
-        let checks = Arc::clone(&self.checks);
-        if let Some(t) = &checks.toxicity {
-            let v = t.detector.scan(&window);
-            if v.toxic {
-                if let Some(stop) = self.found("toxicity", t.action, v.score, &toxicity_detail(&v))
-                {
-                    return Err(stop);
-                }
-            }
-        }
-        if let (Some(g), Some(cx)) = (&checks.grounding, self.context.take()) {
-            // Support is per sentence, so only the new sentences are scored.
-            let v = g.scorer.check_prepared(&cx, &ready, None);
-            self.context = Some(cx);
-            if !v.supported {
-                let detail = grounding_detail(&v);
-                if let Some(stop) = self.found("grounding", g.action, v.score, &detail) {
-                    return Err(stop);
-                }
-            }
-        }
-        if let Some(b) = &checks.bias {
-            let v = b.detector.scan(&window);
-            if v.biased {
-                if let Some(stop) = self.found("bias", b.action, v.score, &bias_detail(&v)) {
-                    return Err(stop);
-                }
-            }
-        }
-        if let Some(c) = &checks.compliance {
-            let total = self.released.chars().count() + ready.chars().count();
-            let problem = c
-                .forbidden
-                .iter()
-                .position(|re| re.is_match(&window))
-                .map(|i| format!("forbidden[{i}]"))
-                .or_else(|| {
-                    c.max_chars
-                        .filter(|max| total > *max)
-                        .map(|max| format!("more than {max} characters"))
-                });
-            if let Some(p) = problem {
-                if c.action != OutputAction::Flag {
-                    let stop = verdict("compliance", "stopped", None, &p);
-                    self.verdicts.push(stop.clone());
-                    return Err(stop);
-                }
-                self.verdicts
-                    .push(verdict("compliance", "flagged", None, &p));
-            }
-        }
-        self.released.push_str(&ready);
-        Ok(ready)
-    }
-
-    /// A check found a problem in the window: the verdict that stops the stream, or, when the
-    /// action only flags, `None` after recording the first flag of that guard.
-    fn found(
-        &mut self,
-        guard: &'static str,
-        action: OutputAction,
-        score: f32,
-        detail: &str,
-    ) -> Option<GuardVerdict> {
-        if action != OutputAction::Flag {
-            let stop = verdict(guard, "stopped", Some(score), detail);
-            self.verdicts.push(stop.clone());
-            return Some(stop);
-        }
-        if !self.verdicts.iter().any(|x| x.guard == guard) {
-            self.verdicts
-                .push(verdict(guard, "flagged", Some(score), detail));
-        }
-        None
-    }
-}
-
-fn verdict(
-    guard: &'static str,
-    outcome: &'static str,
-    score: Option<f32>,
-    detail: &str,
-) -> GuardVerdict {
-    GuardVerdict {
-        guard,
-        outcome,
-        score,
-        detail: detail.to_owned(),
-        ms: 0.0,
-        blocks: false,
-    }
-}
-
-/// The byte offset just after the last sentence end in `text` (`.`, `!`, `?` or a newline
-/// followed by whitespace, or a newline), if any.
-fn sentence_cut(text: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut cut = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        let end = match b {
-            b'\n' => true,
-            b'.' | b'!' | b'?' => bytes.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()),
-            _ => false,
-        };
-        if end {
-            cut = Some(i + 1);
-        }
-    }
-    cut
-}
-
-/// Where the last sentence of `text` starts (0 when it has one sentence).
-fn sentence_start_of_tail(text: &str) -> usize {
-    let trimmed = text.trim_end();
-    sentence_cut(trimmed).unwrap_or(0)
-}
-
-/// When the request asked for JSON: whether the answer is JSON, with the schema's required
-/// top-level fields.
-fn json_problem(request: &ChatCompletionRequest, text: &str) -> Option<String> {
-    let format = serde_json::to_value(request.response_format.as_ref()?).ok()?;
-    let kind = format.get("type")?.as_str()?;
-    if kind != "json_object" && kind != "json_schema" {
-        return None;
-    }
-    let value: serde_json::Value = match serde_json::from_str(text.trim()) {
-        Ok(v) => v,
-        Err(_) => return Some("not JSON, but response_format asks for JSON".to_owned()),
-    };
-    let required = format
-        .pointer("/json_schema/schema/required")
-        .and_then(|r| r.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for field in required.iter().filter_map(|f| f.as_str()) {
-        if value.get(field).is_none() {
-            return Some(format!("JSON without the required field `{field}`"));
-        }
-    }
-    None
 }
 
 /// Masks every text a message carries: content (string or text parts) and tool-call
@@ -1200,29 +706,7 @@ pub fn unmask_response(r: &mut switchyard_api::ChatCompletionResponse, m: &Maski
 }
 
 /// Whether an output guard failed the answer (it was regenerated, replaced or its stream
-/// stopped), from the record's verdict outcomes: rollouts and SLOs judge by the same outcomes
-/// as the KPIs ([`switchyard_store::kpi::fails_answer`]).
-pub fn answer_failed(outcomes: &[&str]) -> bool {
-    outcomes
-        .iter()
-        .any(|o| switchyard_store::kpi::fails_answer(o))
-}
-
-/// The verdict outcomes of a stored record's `guards` (JSON), for [`answer_failed`].
-pub fn stored_outcomes(guards: Option<&str>) -> Vec<String> {
-    guards
-        .and_then(|g| serde_json::from_str::<Vec<serde_json::Value>>(g).ok())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|v| v["outcome"].as_str().map(str::to_owned))
-        .collect()
-}
-
-/// The header value summarising every verdict.
-pub fn header_value(verdicts: &[GuardVerdict]) -> String {
-    verdicts
-        .iter()
-        .map(GuardVerdict::summary)
-        .collect::<Vec<_>>()
-        .join("; ")
+/// stopped): rollouts and SLOs judge by the same outcomes as the KPIs.
+pub fn answer_failed(outcomes: &[Outcome]) -> bool {
+    outcomes.iter().any(|o| o.fails_answer())
 }

@@ -9,6 +9,7 @@ use switchyard_control::Price;
 use switchyard_store::telemetry::TelemetrySender;
 use switchyard_store::RequestRecord;
 
+use crate::data_plane::guards::Outcome;
 use crate::data_plane::keys::{Admission, KeyState, RateLimits};
 use crate::metrics::{self as m, LabelValue, Labels};
 
@@ -31,7 +32,7 @@ pub struct RecordGuard {
     /// `x-switchyard-guard`, when any guard ran.
     guard_header: Option<String>,
     /// (guard, outcome, seconds) of every verdict, for metrics at the end.
-    guard_metrics: Vec<(&'static str, &'static str, f64)>,
+    guard_metrics: Vec<(&'static str, Outcome, f64)>,
     access_log: bool,
     done: bool,
     /// The rollout arm the request took, and where its outcome goes.
@@ -63,7 +64,7 @@ pub trait OutcomeSink: Send + Sync {
         &self,
         record: &RequestRecord,
         route: Option<&str>,
-        guard_outcomes: &[&str],
+        guard_outcomes: &[Outcome],
     ) -> Option<bool>;
 }
 
@@ -348,7 +349,7 @@ impl RecordGuard {
             };
             admission.settle(used, r.cost_nanos);
         }
-        let outcomes: Vec<&str> = self.guard_metrics.iter().map(|(_, o, _)| *o).collect();
+        let outcomes: Vec<Outcome> = self.guard_metrics.iter().map(|(_, o, _)| *o).collect();
         let route = self.route.as_deref();
         let quality = self
             .slos
@@ -366,7 +367,7 @@ impl RecordGuard {
                 m::GUARD_VERDICTS,
                 &[
                     ("guard", guard.clone()),
-                    ("outcome", LabelValue::fixed(outcome)),
+                    ("outcome", LabelValue::fixed(outcome.as_str())),
                 ],
             )
             .increment(1);

@@ -17,7 +17,8 @@ use crate::data_plane::cache::{cache_control, CacheFill, CacheOutcome};
 use crate::data_plane::dispatch::{ModelRuntime, Served, Started};
 use crate::data_plane::flags::{self, FlagSet};
 use crate::data_plane::guards::{
-    context_field_message, unmask_response, GuardStage, GuardVerdict, Masking, Screen,
+    context_field_message, refusal, unmask_response, GuardStage, GuardVerdict, Masking, Outcome,
+    Screen,
 };
 use crate::data_plane::keys::{worst_case, KeyState};
 use crate::data_plane::live::Live;
@@ -225,7 +226,7 @@ impl Pipeline {
             return Ok(Break(self.answer_from_guard(record, &cx.request, text)));
         }
         match cx.verdicts.iter().find(|v| v.blocks) {
-            Some(refusing) => Err(refusing.refusal()),
+            Some(refusing) => Err(refusal(refusing)),
             None => Ok(Continue(())),
         }
     }
@@ -459,7 +460,7 @@ impl Pipeline {
             guards.safe_answer(&mut response);
             cx.verdicts.push(GuardVerdict {
                 guard: "output",
-                outcome: "replaced",
+                outcome: Outcome::Replaced,
                 score: None,
                 detail: format!("safe answer after {} failed", failed.guard),
                 ms: 0.0,
@@ -509,15 +510,15 @@ impl Pipeline {
             };
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let (outcome, failure) = match &answer {
-            None => ("error", false),
+            None => (Outcome::Error, false),
             Some(text) if judge.unsafe_pattern.is_match(text) => {
                 if judge.action == OutputAction::Flag {
-                    ("flagged", false)
+                    (Outcome::Flagged, false)
                 } else {
-                    ("failed", true)
+                    (Outcome::Failed, true)
                 }
             }
-            Some(_) => ("pass", false),
+            Some(_) => (Outcome::Pass, false),
         };
         let detail: String = answer
             .as_deref()
