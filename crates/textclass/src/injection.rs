@@ -27,7 +27,6 @@
 //! from a path the caller gives. It must not decide what happens to a flagged request
 //! (block, flag, strip): that is the guard policy's job.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -480,7 +479,7 @@ fn longest_punctuation_run(text: &str) -> usize {
 }
 
 /// Names of the tuning values kept in the artifact's `params`.
-pub const COMBINED_THRESHOLD: &str = "combined_threshold";
+pub use crate::artifact::COMBINED_THRESHOLD;
 pub const PATTERN_THRESHOLD: &str = "pattern_threshold";
 
 /// The layered detector: tier 1 always, tier 2 when a classifier is given.
@@ -530,8 +529,7 @@ impl Detector {
     }
 
     pub fn from_artifact(a: &BinaryArtifact) -> Result<Self, DetectorError> {
-        let classifier = a.classifier().map_err(DetectorError::Invalid)?;
-        let threshold = param(&a.params, COMBINED_THRESHOLD).unwrap_or(a.threshold);
+        let (classifier, threshold) = a.detector_parts().map_err(DetectorError::Invalid)?;
         Ok(Self::new(PatternTier::new()?, Some(classifier), threshold))
     }
 
@@ -622,10 +620,6 @@ impl Detector {
         self.patterns
             .scan(truncate(text, self.max_scan_bytes), channel)
     }
-}
-
-fn param(params: &BTreeMap<String, f32>, name: &str) -> Option<f32> {
-    params.get(name).copied().filter(|v| v.is_finite())
 }
 
 #[cfg(test)]

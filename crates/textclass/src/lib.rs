@@ -31,7 +31,7 @@ pub mod toxicity;
 
 pub use artifact::{
     decode_dense, encode_dense, load_json, save_json, ArtifactError, BinaryArtifact, SparseWeights,
-    TrainingData,
+    TrainingData, COMBINED_THRESHOLD,
 };
 pub use binary::{noisy_or, BinaryClassifier};
 pub use features::{

@@ -108,7 +108,7 @@ impl Pattern {
 /// pattern (a quantified or essentialist claim), or a generic plural with a trait word.
 pub const PATTERN_THRESHOLD: f32 = 0.55;
 /// The artifact parameter holding the combined score's threshold.
-pub const COMBINED_THRESHOLD: &str = "combined_threshold";
+pub use switchyard_textclass::COMBINED_THRESHOLD;
 
 /// What the scan found.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,15 +158,10 @@ impl BiasDetector {
         Self::from_artifact(&BinaryArtifact::load(path)?)
     }
 
-    /// The classifier and the combined threshold (`params.combined_threshold`, else the
-    /// classifier's own) of an artifact.
+    /// The classifier and the combined threshold of an artifact
+    /// ([`BinaryArtifact::detector_parts`]).
     pub fn from_artifact(a: &BinaryArtifact) -> Result<Self, BiasError> {
-        let classifier = a.classifier().map_err(BiasError::Invalid)?;
-        let threshold = a
-            .params
-            .get(COMBINED_THRESHOLD)
-            .copied()
-            .unwrap_or(a.threshold);
+        let (classifier, threshold) = a.detector_parts().map_err(BiasError::Invalid)?;
         Ok(Self::new(Some(classifier), threshold))
     }
 
