@@ -151,8 +151,8 @@ pub struct Hit {
     pub kind: HitKind,
     pub response: Arc<ChatCompletionResponse>,
     /// The cached entry's question (`Prepared::question` when it was stored: the last user
-    /// message, whitespace-normalised), so the caller can check a semantic hit with
-    /// `verify::Verifier` before serving it.
+    /// message, whitespace-normalised), so the caller can check a semantic hit against it
+    /// before serving it (the evaluation's verifier, `examples/eval/verify.rs`).
     pub question: Arc<str>,
 }
 

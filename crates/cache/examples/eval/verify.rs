@@ -27,10 +27,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::guard::{self, Features, GuardReason};
+use switchyard_cache::guard::{self, Features, GuardReason};
 
 /// The artifact built into the binary: `eval/artifacts/cache-verifier.v1.json`.
-pub const EMBEDDED_ARTIFACT: &str = include_str!("../../../eval/artifacts/cache-verifier.v1.json");
+pub const EMBEDDED_ARTIFACT: &str =
+    include_str!("../../../../eval/artifacts/cache-verifier.v1.json");
 
 /// The artifact's `format`; loading anything else fails.
 pub const FORMAT: &str = "switchyard-cache-verifier";
@@ -441,6 +442,13 @@ pub struct Verifier {
     pub candidate_threshold: f32,
 }
 
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the artifact reader: the evaluation only writes the artifact; the tests read the shipped one back"
+    )
+)]
 impl Verifier {
     /// Reads an artifact file (`eval/artifacts/cache-verifier.v1.json`).
     pub fn load(path: impl AsRef<Path>) -> Result<Verifier, VerifierError> {
@@ -730,6 +738,14 @@ pub enum Sign {
     NonNegative,
     /// More of it may only make "same intent" less likely: a difference.
     NonPositive,
+    /// Either sign: the fit supports it, no feature of `FEATURE_NAMES` uses it today.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "no current feature is unconstrained; the fit keeps the case"
+        )
+    )]
     Free,
 }
 
@@ -821,6 +837,20 @@ mod tests {
 
     fn feature(x: &[f32; N_FEATURES], name: &str) -> f32 {
         x[FEATURE_NAMES.iter().position(|n| *n == name).unwrap()]
+    }
+
+    /// Moved from `tests/cache.rs` (`a_hit_carries_the_cached_question_for_the_verifier`),
+    /// which checks that a hit carries the stored question "how do I reset my password".
+    #[test]
+    fn refuses_a_negation_of_the_cached_question() {
+        let v = Verifier::embedded().unwrap();
+        let d = v.verify(
+            "how do I not reset my password",
+            "how do I reset my password",
+            0.95,
+            None,
+        );
+        assert!(!d.accept());
     }
 
     #[test]

@@ -45,13 +45,15 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice, Role};
-use switchyard_cache::verify::{
-    pair_features, signs, veto_texts, FitOptions, Logistic, Variant, FEATURE_NAMES, N_FEATURES,
-};
 use switchyard_cache::{
-    check_texts, Cache, CacheConfig, CacheControl, Embedder, HitKind, Lookup, Prepared,
-    RoutePolicy, Verifier,
+    check_texts, Cache, CacheConfig, CacheControl, Embedder, HitKind, Lookup, Prepared, RoutePolicy,
 };
+use verify::{
+    pair_features, signs, veto_texts, FitOptions, Logistic, Variant, Verifier, FEATURE_NAMES,
+    N_FEATURES,
+};
+
+mod verify;
 
 #[derive(Deserialize)]
 struct Pair {
