@@ -28,6 +28,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use switchyard_cache::guard::{self, Features, GuardReason};
+use switchyard_textclass::stopwords::{is_function_word, QUESTION_WORDS};
 
 /// The artifact built into the binary: `eval/artifacts/cache-verifier.v1.json`.
 pub const EMBEDDED_ARTIFACT: &str =
@@ -83,96 +84,20 @@ const I_MINILM_95: usize = 26;
 /// The features that need the MiniLM cosine.
 const MINILM_FEATURES: [usize; 5] = [I_MINILM, I_MINILM_SQ, I_MINILM_X, I_MINILM_90, I_MINILM_95];
 
-/// Words that carry no topic; "content words" are the rest. Question words are kept apart
+/// Words that carry no topic beyond the shared function words
+/// (`switchyard_textclass::stopwords`): the filler of a request ("please", "the best way",
+/// "I want to know"). "Content words" are the rest. Question words are kept apart
 /// (`QUESTION_WORDS`) because "how" against "why" changes the intent.
-const STOPWORDS: &[&str] = &[
-    "a",
-    "an",
-    "the",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "been",
-    "being",
-    "am",
-    "do",
-    "does",
-    "did",
+const NO_TOPIC: &[&str] = &[
     "doing",
-    "have",
-    "has",
-    "had",
-    "having",
-    "i",
-    "me",
-    "my",
     "mine",
-    "you",
-    "your",
     "yours",
-    "we",
-    "our",
-    "us",
-    "they",
-    "them",
-    "their",
-    "he",
-    "him",
-    "his",
-    "she",
-    "her",
-    "it",
-    "its",
-    "this",
-    "that",
-    "these",
-    "those",
-    "of",
-    "to",
-    "in",
-    "on",
-    "at",
-    "for",
-    "with",
-    "by",
-    "from",
-    "as",
-    "about",
-    "into",
-    "onto",
-    "or",
-    "and",
-    "but",
-    "if",
-    "so",
-    "than",
-    "then",
-    "there",
-    "here",
-    "can",
-    "could",
-    "should",
-    "would",
-    "will",
-    "shall",
-    "may",
-    "might",
-    "must",
-    "some",
-    "any",
-    "all",
     "get",
     "got",
-    "one",
     "someone",
     "something",
     "anyone",
     "anything",
-    "just",
-    "also",
-    "very",
     "really",
     "much",
     "many",
@@ -190,12 +115,6 @@ const STOPWORDS: &[&str] = &[
     "need",
     "thing",
     "things",
-    "s",
-    "t",
-];
-
-const QUESTION_WORDS: &[&str] = &[
-    "what", "how", "why", "when", "where", "who", "whom", "whose", "which",
 ];
 
 /// Why the verifier decided as it did.
@@ -666,7 +585,11 @@ fn features_of(
     let (qw, cw) = (words(query), words(cached));
     let content = |w: &[String]| -> BTreeSet<String> {
         w.iter()
-            .filter(|x| !STOPWORDS.contains(&x.as_str()) && !QUESTION_WORDS.contains(&x.as_str()))
+            .filter(|x| {
+                !is_function_word(x)
+                    && !NO_TOPIC.contains(&x.as_str())
+                    && !QUESTION_WORDS.contains(&x.as_str())
+            })
             .map(|x| stem(x))
             .collect()
     };
