@@ -112,6 +112,19 @@ macro_rules! what {
 /// Weights are set by hand from what each rule means, not fitted: a weight near 1 means
 /// "almost never benign", near 0.3 means "suspicious only with other evidence".
 fn rules() -> Vec<Rule> {
+    [
+        override_rules(),
+        jailbreak_rules(),
+        exfiltration_rules(),
+        indirect_rules(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Rules that tell the model to drop what it was told, or to take new orders.
+fn override_rules() -> Vec<Rule> {
     vec![
         Rule {
             name: "ignore_previous_instructions",
@@ -149,6 +162,12 @@ fn rules() -> Vec<Rule> {
             user: 0.45,
             indirect: 0.7,
         },
+    ]
+}
+
+/// Jailbreaks: personas and modes without rules, and evading the policies.
+fn jailbreak_rules() -> Vec<Rule> {
+    vec![
         Rule {
             name: "dan_do_anything_now",
             pattern: r"\bdo anything now\b|\bdan mode\b|\b(?:you are|act as|become|as) (?:a )?dan\b|\bdan\W+(?:\w+\W+){0,4}?(?:jailbr\w*|unrestricted|no restrictions|stay in character)|\banti-?dan\b|\bstan\b.{0,40}\bstrive to avoid norms\b|\bdude\b.{0,60}\banything and everything\b",
@@ -179,6 +198,12 @@ fn rules() -> Vec<Rule> {
             user: 0.5,
             indirect: 0.7,
         },
+    ]
+}
+
+/// Asking for the prompt or secrets, and faking the conversation's structure.
+fn exfiltration_rules() -> Vec<Rule> {
+    vec![
         Rule {
             name: "prompt_exfiltration",
             pattern: r"\b(?:repeat|print|reveal|show|display|output|tell me|write (?:out|down)|list|recite|spell.?check|translate|summari[sz]e|format|convert|give me|paste|dump|leak|share)\W+(?:\w+\W+){0,4}?(?:system prompt|initial prompt|pre-?prompt|(?:your|the|above|previous|prior|all|original|hidden|secret|initial|full) (?:instructions|prompt|rules|directives|configuration|guidelines)|everything (?:above|before|so far)|(?:instructions|text|words|everything) (?:so far|above|before this|received)|(?:the|your) (?:password|access code|secret (?:key|code|word)))\b|\bwhat (?:is|are|was|were) (?:your|the (?:system|hidden|secret|initial|original|full|exact))\W+(?:\w+\W+){0,2}?(?:instructions|prompt|rules|directives|configuration|guidelines|password|access code)\b|\bwhat (?:is|was) the (?:password|access code)\W*(?:\?|$)",
@@ -209,6 +234,12 @@ fn rules() -> Vec<Rule> {
             user: 0.65,
             indirect: 0.85,
         },
+    ]
+}
+
+/// Text addressed to the model rather than the user (what a document should not say), demands, threats, claimed authority and encodings.
+fn indirect_rules() -> Vec<Rule> {
+    vec![
         Rule {
             name: "addressed_to_assistant",
             pattern: r"\b(?:in|into|to|within|throughout) your (?:answer|response|reply|output|summary|message|elucidation|explanation|codebase)\b|\byour (?:answer|response|reply|output|message)(?:'s)? (?:in|using|with|as|backward|in reverse|character)\b|\b(?:reply|respond|answer|write your (?:reply|answer|response)) (?:in reverse|backwards?|only (?:with|in|using))\b|\bif you are an? (?:ai|assistant|language model|llm|chatbot)\b|\b(?:ai|assistant|chatbot|language model)s? (?:reading|processing|summari[sz]ing) this\b",
