@@ -370,7 +370,7 @@ impl Cache {
 
     /// Stores a response for `prepared`. `embedding` (from `Prepared::embed`) adds it to the
     /// semantic tier; `None` stores it for exact hits only. Refuses what policy forbids.
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "each argument is a separate decision of the caller"
     )]

@@ -1,11 +1,6 @@
 //! Behaviour of the cache through its public API: keys, scopes, TTL, the byte budget, the
 //! guard and stream replay, with a deterministic bag-of-words embedder.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 use std::time::{Duration, Instant};
 

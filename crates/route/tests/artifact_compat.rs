@@ -2,7 +2,7 @@
 //! crate's internals move. The expected bits were recorded with the router as it was before
 //! its featurizer and trainer moved to `switchyard-textclass`; any change to the hashing,
 //! tokenisation, numeric signals or training order shows up here.
-#![allow(clippy::unwrap_used, reason = "test code")]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 use std::path::PathBuf;
 

@@ -334,7 +334,6 @@ impl BinaryArtifact {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
 
     fn sample() -> BinaryArtifact {

@@ -655,7 +655,6 @@ impl Detector {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
     use crate::features::NgramConfig;
     use crate::linear::LinearModel;

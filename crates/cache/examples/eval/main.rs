@@ -31,7 +31,7 @@
 //!
 //! The pairs are `semantic_cache/semantic_cache.dev.jsonl` of the shared data folder
 //! (`SWITCHYARD_DATA_DIR`, default `../shared/data`; `switchyard_testkit::data`), or `--data`.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
