@@ -164,7 +164,7 @@ fn out_of_fold(set: &Set<'_>, y: &[f32], dim: usize, cfg: &TrainConfig) -> Vec<f
         let head = train_head("oof", &xs, &ys, dim, cfg);
         for (i, x) in set.x.iter().enumerate() {
             if folds[i] == k {
-                pred[i] = head.predict(x);
+                pred[i] = head.linear.predict(x);
             }
         }
     }
@@ -326,7 +326,11 @@ fn routellm(args: &Args, md: &mut String) -> Result<()> {
     let weak_head = clf.head(WEAK).context("artifact lacks the Mixtral head")?;
     let preds: Vec<f32> = eval_rows
         .iter()
-        .map(|r| weak_head.predict(&clf.featurizer().featurize(&r.prompt, None)))
+        .map(|r| {
+            weak_head
+                .linear
+                .predict(&clf.featurizer().featurize(&r.prompt, None))
+        })
         .collect();
     let mut curves = Vec::new();
     for src in sources_of(&eval_rows) {
@@ -592,7 +596,7 @@ fn alpaca(args: &Args, md: &mut String) -> Result<()> {
     let eval_pred: Vec<Vec<f32>> = eval
         .x
         .iter()
-        .map(|x| heads.iter().map(|h| h.predict(x)).collect())
+        .map(|x| heads.iter().map(|h| h.linear.predict(x)).collect())
         .collect();
 
     let grid: Vec<f32> = (0..=120).map(|i| i as f32 * 0.005).collect();

@@ -2,7 +2,7 @@
 //! --example scan -- [ENTRIES...]` (default 1000 10000 35000; 35k is what a 64 MB cache holds
 //! in one scope). Random unit vectors of 256 dimensions; prints p50 and p99 of `top_k`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "example")]
+#![expect(clippy::expect_used, reason = "example")]
 
 use std::time::Instant;
 

@@ -433,11 +433,12 @@ pub fn check(query: &Features, cached: &Features) -> Result<(), GuardReason> {
     Ok(())
 }
 
-/// Each rule's verdict separately, for the verifier, which uses them as features (entities)
+/// Each rule's verdict separately, for the pair verifier of the cache evaluation
+/// (`examples/eval/verify.rs`), which uses them as features (entities)
 /// or as its hard veto (negation, polarity, a changed number), rather than stopping at the
 /// first rule that fires as `check` does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Signals {
+pub struct Signals {
     /// Rule 1: the negation counts differ.
     pub negation: bool,
     /// Rule 2: an opposite word on each side.
@@ -460,7 +461,7 @@ pub(crate) struct Signals {
     pub negated_one_side: bool,
 }
 
-pub(crate) fn signals(query: &Features, cached: &Features) -> Signals {
+pub fn signals(query: &Features, cached: &Features) -> Signals {
     let polarity = OPPOSITES.iter().any(|(a, b)| {
         let (qa, qb) = (says(&query.words, a), says(&query.words, b));
         let (ca, cb) = (says(&cached.words, a), says(&cached.words, b));

@@ -21,17 +21,10 @@
 //! (Keep the embedding from the lookup to avoid computing it twice: `lookup_exact`,
 //! `Prepared::embed`, `lookup_semantic` are the same steps, separately callable.)
 //!
-//! With the verifier (`verify`), which the precision goal needs (`eval/cache.md`): set the
-//! route's `threshold` to `verifier.candidate_threshold` and `guard: false` (the verifier
-//! applies the polarity veto itself), then check a semantic hit before serving it:
-//! ```text
-//! Lookup::Hit(hit) if matches!(hit.kind, HitKind::Semantic { .. }) => {
-//!     let HitKind::Semantic { similarity } = hit.kind else { unreachable!() };
-//!     let minilm = None; // or Some(cosine of MiniLM over [prepared.question, hit.question])
-//!     let verdict = verifier.verify(&prepared.question, &hit.question, similarity, minilm);
-//!     if verdict.accept() { /* serve */ } else { /* miss: record verdict.reason, go upstream */ }
-//! }
-//! ```
+//! The pair verifier for semantic hits, which the precision goal needs (`eval/cache.md`), is
+//! evaluation code and lives with the evaluation (`examples/eval/verify.rs`): the gateway
+//! does not use it, so this crate does not compile it. `Hit::question` and
+//! `guard::signals` are what it needs from here.
 
 pub mod guard;
 pub mod index;
@@ -39,7 +32,6 @@ pub mod key;
 pub mod policy;
 pub mod replay;
 pub mod store;
-pub mod verify;
 
 pub use guard::{check_texts, GuardReason};
 pub use key::{ExactKey, Shape, NOT_SHAPING};
@@ -48,7 +40,6 @@ pub use replay::{replay_chunks, word_pieces};
 pub use store::{
     Cache, CacheConfig, Hit, HitKind, InsertError, Lookup, Miss, Prepared, Scope, Stats,
 };
-pub use verify::{Reason as VerifyReason, Verdict, Verifier, VerifierError};
 
 /// Turns text into a vector. Implementations need not normalise; the cache does.
 pub trait Embedder: Send + Sync {

@@ -151,8 +151,8 @@ pub struct Hit {
     pub kind: HitKind,
     pub response: Arc<ChatCompletionResponse>,
     /// The cached entry's question (`Prepared::question` when it was stored: the last user
-    /// message, whitespace-normalised), so the caller can check a semantic hit with
-    /// `verify::Verifier` before serving it.
+    /// message, whitespace-normalised), so the caller can check a semantic hit against it
+    /// before serving it (the evaluation's verifier, `examples/eval/verify.rs`).
     pub question: Arc<str>,
 }
 
@@ -370,7 +370,7 @@ impl Cache {
 
     /// Stores a response for `prepared`. `embedding` (from `Prepared::embed`) adds it to the
     /// semantic tier; `None` stores it for exact hits only. Refuses what policy forbids.
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "each argument is a separate decision of the caller"
     )]

@@ -3,12 +3,7 @@
 //! bounds the process's memory as the operator expects. Entries as the gateway makes them:
 //! a distinct question of a few dozen words, an answer of some hundred, an embedding of the
 //! static model's 256 dimensions.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 use std::time::Instant;
 

@@ -19,13 +19,14 @@
 //! and the held-out split scored through the loaded artifact. The shipped artifact is
 //! trained on HaluEval QA only (MIT); FaithBench (CC-BY-NC-SA) trains comparison heads that
 //! are reported, never shipped. Prints the Markdown of `eval/hallucination.md`.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     reason = "an evaluation tool: a bad file should stop it loudly"
 )]
 
+#[expect(dead_code, reason = "this example uses a subset of the shared helpers")]
 #[path = "../../textclass/examples/common/mod.rs"]
 mod common;
 

@@ -75,19 +75,8 @@ pub fn segments(text: &str) -> Vec<Segment> {
         let b = bytes[i];
         if b == b'\n' {
             let next = i + 1;
-            let line = &text[line_start..i];
-            let rest = &text[next..];
-            let blank_follows = rest.split('\n').next().is_some_and(|l| l.trim().is_empty());
-            let ends_sentence = line
-                .trim_end()
-                .ends_with(['.', '!', '?', ':', '"', '\u{201d}']);
             // 2. Hard breaks.
-            if (line.trim().is_empty()
-                || blank_follows
-                || ends_sentence
-                || starts_block(rest)
-                || line.trim_start().starts_with(['#', '|'])
-                || starts_fence(rest.trim_start_matches([' ', '\t'])))
+            if hard_break(text, line_start, i)
                 && start < next
                 && !text[start..next].trim().is_empty()
             {
@@ -103,42 +92,15 @@ pub fn segments(text: &str) -> Vec<Segment> {
         }
         // 3. Terminal punctuation inside a line.
         if matches!(b, b'.' | b'!' | b'?') {
-            let mut j = i + 1;
-            // Runs of terminal marks ("?!", "...") and closing quotes or brackets.
-            while j < bytes.len() {
-                let rest = &text[j..];
-                let Some(c) = rest.chars().next() else { break };
-                if matches!(
-                    c,
-                    '.' | '!' | '?' | '"' | '\'' | ')' | ']' | '\u{201d}' | '\u{2019}'
-                ) {
-                    j += c.len_utf8();
-                } else {
-                    break;
-                }
+            let (next, ends) = after_terminal(text, line_start, i);
+            if ends {
+                out.push(Segment {
+                    range: start..next,
+                    kind: Kind::Text,
+                });
+                start = next;
             }
-            let after = &text[j..];
-            let ws = after.chars().next().is_some_and(|c| c == ' ' || c == '\t');
-            if ws && b == b'.' && !ends_sentence_at(text, line_start, i) {
-                i = j;
-                continue;
-            }
-            if ws {
-                let next_word = after.trim_start_matches([' ', '\t']);
-                let lower_next = next_word.chars().next().is_some_and(char::is_lowercase);
-                if !lower_next && !next_word.is_empty() && !next_word.starts_with('\n') {
-                    let ws_len = after.len() - next_word.len();
-                    let cut = j + ws_len;
-                    out.push(Segment {
-                        range: start..cut,
-                        kind: Kind::Text,
-                    });
-                    start = cut;
-                    i = cut;
-                    continue;
-                }
-            }
-            i = j;
+            i = next;
             continue;
         }
         i += text[i..].chars().next().map_or(1, char::len_utf8);
@@ -154,6 +116,56 @@ pub fn segments(text: &str) -> Vec<Segment> {
         }
     }
     out
+}
+
+/// Rule 2: whether the line break at byte `i` (its line starting at `line_start`) ends a
+/// segment.
+fn hard_break(text: &str, line_start: usize, i: usize) -> bool {
+    let line = &text[line_start..i];
+    let rest = &text[i + 1..];
+    let blank_follows = rest.split('\n').next().is_some_and(|l| l.trim().is_empty());
+    let ends_sentence = line
+        .trim_end()
+        .ends_with(['.', '!', '?', ':', '"', '\u{201d}']);
+    line.trim().is_empty()
+        || blank_follows
+        || ends_sentence
+        || starts_block(rest)
+        || line.trim_start().starts_with(['#', '|'])
+        || starts_fence(rest.trim_start_matches([' ', '\t']))
+}
+
+/// Rule 3, at the `.`, `!` or `?` at byte `i`: where the scan goes on, and whether a
+/// sentence ends there (then the position is the next sentence's start, after the
+/// whitespace).
+fn after_terminal(text: &str, line_start: usize, i: usize) -> (usize, bool) {
+    let bytes = text.as_bytes();
+    let mut j = i + 1;
+    // Runs of terminal marks ("?!", "...") and closing quotes or brackets.
+    while j < bytes.len() {
+        let rest = &text[j..];
+        let Some(c) = rest.chars().next() else { break };
+        if matches!(
+            c,
+            '.' | '!' | '?' | '"' | '\'' | ')' | ']' | '\u{201d}' | '\u{2019}'
+        ) {
+            j += c.len_utf8();
+        } else {
+            break;
+        }
+    }
+    let after = &text[j..];
+    let ws = after.chars().next().is_some_and(|c| c == ' ' || c == '\t');
+    if !ws || (bytes[i] == b'.' && !ends_sentence_at(text, line_start, i)) {
+        return (j, false);
+    }
+    let next_word = after.trim_start_matches([' ', '\t']);
+    let lower_next = next_word.chars().next().is_some_and(char::is_lowercase);
+    if !lower_next && !next_word.is_empty() && !next_word.starts_with('\n') {
+        (j + after.len() - next_word.len(), true)
+    } else {
+        (j, false)
+    }
 }
 
 /// Trimmed, non-empty sentences of `text` as byte ranges, with their kind.

@@ -3,31 +3,13 @@
 //! without thousands separators or currency signs (`$ 181,674,817` and `$181,674,817` meet),
 //! and candidate names (capitalised words not opening the sentence, acronyms).
 
-/// Words that carry no claim of their own; the rest are content words.
-const STOPWORDS: &[&str] = &[
-    "a",
-    "an",
-    "the",
-    "and",
-    "or",
-    "but",
-    "if",
-    "then",
-    "than",
-    "so",
-    "as",
-    "of",
-    "to",
-    "in",
-    "on",
-    "at",
-    "by",
-    "for",
-    "with",
-    "from",
-    "into",
-    "onto",
-    "about",
+use switchyard_textclass::stopwords::{is_function_word, QUESTION_WORDS};
+
+/// Words that carry no claim of their own beyond the shared function and question words
+/// (`switchyard_textclass::stopwords`): prepositions of place and time, quantifiers, the
+/// pieces of contractions, connectives and negations (negation is tracked apart, with
+/// `NEGATIONS`). The rest are content words.
+const NO_CLAIM: &[&str] = &[
     "over",
     "under",
     "after",
@@ -39,81 +21,16 @@ const STOPWORDS: &[&str] = &[
     "down",
     "out",
     "off",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "been",
-    "being",
-    "am",
-    "do",
-    "does",
-    "did",
-    "have",
-    "has",
-    "had",
-    "having",
-    "it",
-    "its",
-    "this",
-    "that",
-    "these",
-    "those",
-    "there",
-    "here",
-    "he",
-    "she",
-    "they",
-    "them",
-    "his",
-    "her",
-    "their",
     "theirs",
-    "him",
-    "we",
-    "us",
-    "our",
-    "you",
-    "your",
-    "i",
-    "me",
-    "my",
-    "who",
-    "whom",
-    "whose",
-    "which",
-    "what",
-    "when",
-    "where",
-    "why",
-    "how",
-    "also",
     "both",
     "each",
     "other",
     "such",
-    "some",
-    "any",
-    "all",
-    "can",
-    "could",
-    "would",
-    "should",
-    "will",
-    "shall",
-    "may",
-    "might",
-    "must",
     "while",
-    "very",
-    "just",
     "only",
     "own",
     "same",
     "too",
-    "s",
-    "t",
     "d",
     "ll",
     "re",
@@ -122,7 +39,6 @@ const STOPWORDS: &[&str] = &[
     "o",
     "there's",
     "it's",
-    "one",
     "more",
     "most",
     "well",
@@ -130,7 +46,6 @@ const STOPWORDS: &[&str] = &[
     "again",
     "further",
     "once",
-    "further",
     "per",
     "via",
     "upon",
@@ -143,7 +58,6 @@ const STOPWORDS: &[&str] = &[
     "since",
     "until",
     "whether",
-    "both",
     "either",
     "neither",
     "nor",
@@ -152,6 +66,11 @@ const STOPWORDS: &[&str] = &[
     "never",
     "n't",
 ];
+
+/// `lower` carries no claim of its own: not a content word.
+fn is_stopword(lower: &str) -> bool {
+    is_function_word(lower) || QUESTION_WORDS.contains(&lower) || NO_CLAIM.contains(&lower)
+}
 
 /// Negation words: a sentence that says one of these while its best context match does not
 /// (or the reverse) may flip the claim.
@@ -297,7 +216,7 @@ pub fn terms(sentence: &str) -> Terms {
             t.numbers.push(num);
             continue;
         }
-        if STOPWORDS.contains(&lower.as_str()) {
+        if is_stopword(&lower) {
             continue;
         }
         let s = stem(tok);

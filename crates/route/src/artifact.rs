@@ -15,7 +15,7 @@ use switchyard_textclass::{decode_dense as decode, encode_dense as encode, load_
 pub use switchyard_textclass::{ArtifactError, TrainingData};
 
 use crate::features::FeatureConfig;
-use crate::model::{Classifier, Head, TrainConfig};
+use crate::model::{Classifier, Head, LinearModel, TrainConfig};
 use crate::policy::Bars;
 
 /// The `format` field every artifact carries.
@@ -58,8 +58,8 @@ impl Artifact {
             .iter()
             .map(|h| StoredHead {
                 model: h.model.clone(),
-                bias: h.bias,
-                weights: encode(&h.weights, prune),
+                bias: h.linear.bias,
+                weights: encode(&h.linear.weights, prune),
             })
             .collect();
         Self {
@@ -122,8 +122,10 @@ impl Artifact {
                 weights.resize(dim, 0.0);
                 Head {
                     model: h.model.clone(),
-                    weights,
-                    bias: h.bias,
+                    linear: LinearModel {
+                        weights,
+                        bias: h.bias,
+                    },
                 }
             })
             .collect();
@@ -154,8 +156,7 @@ mod tests {
         weights[7] = 1e-6;
         let head = Head {
             model: "weak".to_owned(),
-            weights,
-            bias: 0.1,
+            linear: LinearModel { weights, bias: 0.1 },
         };
         Artifact::from_heads(
             TrainingData {
@@ -182,8 +183,8 @@ mod tests {
         assert_eq!(a, b);
         let clf = b.classifier();
         let h = clf.head("weak").unwrap();
-        assert_eq!(h.weights[3], 0.25);
-        assert_eq!(h.weights[7], 0.0);
+        assert_eq!(h.linear.weights[3], 0.25);
+        assert_eq!(h.linear.weights[7], 0.0);
     }
 
     #[test]

@@ -1,32 +1,22 @@
 //! The classifier: one logistic-regression head per candidate model, each predicting the
 //! probability that this model answers the prompt well enough, over [`Features`].
 //!
-//! The regression and its trainer are `switchyard-textclass`'s ([`train_logistic`]: AdaGrad
-//! SGD with L2, seeded shuffle, deterministic); this module only names a head after its
-//! candidate model. Targets may be soft (any value in `[0, 1]`), which suits graded
+//! The regression, its model type and its trainer are `switchyard-textclass`'s
+//! ([`LinearModel`], [`train_logistic`]: AdaGrad SGD with L2, seeded shuffle, deterministic);
+//! this module only names a head after its candidate model. Targets may be soft (any value in `[0, 1]`), which suits graded
 //! judgements such as MT-Bench scores or AlpacaEval win probabilities.
 
 use switchyard_textclass::train_logistic;
-pub use switchyard_textclass::{sigmoid, TrainConfig};
+pub use switchyard_textclass::{sigmoid, LinearModel, TrainConfig};
 
 use crate::features::{FeatureConfig, Features, Featurizer};
 
-/// One candidate's head: `P(good enough) = sigmoid(w · x + bias)`.
+/// One candidate's head: the candidate's model name and its logistic model,
+/// `P(good enough) = linear.predict(x)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Head {
     pub model: String,
-    pub weights: Vec<f32>,
-    pub bias: f32,
-}
-
-impl Head {
-    pub fn logit(&self, x: &Features) -> f32 {
-        x.dot(&self.weights) + self.bias
-    }
-
-    pub fn predict(&self, x: &Features) -> f32 {
-        sigmoid(self.logit(x))
-    }
+    pub linear: LinearModel,
 }
 
 /// A featurizer and the heads trained over its features.
@@ -62,7 +52,7 @@ impl Classifier {
         let x = self.featurizer.featurize(prompt, dense);
         self.heads
             .iter()
-            .map(|h| (h.model.clone(), h.predict(&x)))
+            .map(|h| (h.model.clone(), h.linear.predict(&x)))
             .collect()
     }
 }
@@ -76,11 +66,9 @@ pub fn train_head(
     dim: usize,
     cfg: &TrainConfig,
 ) -> Head {
-    let m = train_logistic(examples, targets, dim, cfg);
     Head {
         model: model.to_owned(),
-        weights: m.weights,
-        bias: m.bias,
+        linear: train_logistic(examples, targets, dim, cfg),
     }
 }
 
@@ -124,15 +112,16 @@ mod tests {
         }
         let head = train_head("small", &xs, &ys, f.config().dim(), &TrainConfig::default());
         for e in easy {
-            assert!(head.predict(&f.featurize(e, None)) > 0.8, "{e}");
+            assert!(head.linear.predict(&f.featurize(e, None)) > 0.8, "{e}");
         }
         for h in hard {
-            assert!(head.predict(&f.featurize(h, None)) < 0.2, "{h}");
+            assert!(head.linear.predict(&f.featurize(h, None)) < 0.2, "{h}");
         }
         // Unseen prompts follow the words they share with the training data.
         assert!(
-            head.predict(&f.featurize("prove this rigorous theorem", None))
-                < head.predict(&f.featurize("say hello please", None))
+            head.linear
+                .predict(&f.featurize("prove this rigorous theorem", None))
+                < head.linear.predict(&f.featurize("say hello please", None))
         );
     }
 
@@ -152,6 +141,6 @@ mod tests {
     #[test]
     fn empty_data_gives_a_neutral_head() {
         let head = train_head("m", &[], &[], 8, &TrainConfig::default());
-        assert!((head.predict(&Features::default()) - 0.5).abs() < 1e-6);
+        assert!((head.linear.predict(&Features::default()) - 0.5).abs() < 1e-6);
     }
 }

@@ -371,7 +371,7 @@ impl Router {
                 .zip(&self.head_index)
                 .map(|(c, idx)| CandidateScore {
                     model: c.model.clone(),
-                    score: idx.and_then(|i| heads.get(i)).map(|h| h.predict(&x)),
+                    score: idx.and_then(|i| heads.get(i)).map(|h| h.linear.predict(&x)),
                 })
                 .collect()
         };
@@ -393,7 +393,7 @@ impl Router {
 mod tests {
     use super::*;
     use crate::features::FeatureConfig;
-    use crate::model::Head;
+    use crate::model::{Head, LinearModel};
 
     /// A classifier whose heads score by hand-set weights on one word each.
     fn toy() -> Router {
@@ -407,8 +407,10 @@ mod tests {
         // Heads with only a bias: small 0.6, medium 0.8, fixed for every prompt.
         let head = |name: &str, p: f32| Head {
             model: name.to_owned(),
-            weights: vec![0.0; dim],
-            bias: (p / (1.0 - p)).ln(),
+            linear: LinearModel {
+                weights: vec![0.0; dim],
+                bias: (p / (1.0 - p)).ln(),
+            },
         };
         let clf = Classifier::new(cfg, vec![head("small", 0.6), head("medium", 0.8)]);
         Router::new(

@@ -2,7 +2,7 @@
 //! crate's internals move. The expected bits were recorded with the router as it was before
 //! its featurizer and trainer moved to `switchyard-textclass`; any change to the hashing,
 //! tokenisation, numeric signals or training order shows up here.
-#![allow(clippy::unwrap_used, reason = "test code")]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 use std::path::PathBuf;
 
@@ -79,7 +79,12 @@ fn features_and_training_are_unchanged() {
     let ys = [1.0, 0.0, 0.3, 0.0, 1.0];
     let head = train_head("m", &xs, &ys, cfg.dim(), &TrainConfig::default());
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for w in head.weights.iter().chain(std::iter::once(&head.bias)) {
+    for w in head
+        .linear
+        .weights
+        .iter()
+        .chain(std::iter::once(&head.linear.bias))
+    {
         h = fnv(h, u64::from(w.to_bits()));
     }
     let mut fh: u64 = 0xcbf2_9ce4_8422_2325;

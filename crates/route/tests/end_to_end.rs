@@ -1,11 +1,5 @@
 //! The crate as the gateway and the eval use it: train heads, save an artifact, load it back,
 //! build a router and decide.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
 
 use switchyard_route::{
     train_head, Artifact, Bars, Candidate, FeatureConfig, Featurizer, Policy, RouteRequest, Router,

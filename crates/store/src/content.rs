@@ -4,80 +4,17 @@
 //!
 //! The gateway decides what goes in (masked, each text cut to a size) and hands it over as a
 //! [`ContentJob`] that the telemetry writer's thread runs, so masking costs the request path
-//! nothing. This module stores and reads it, and purges it after its retention period; the
-//! request records (and every KPI over them) stay. It does not mask: what it is given is
-//! stored as it is.
+//! nothing. The writer stores it with its record (`sqlite`); this module reads it, and purges
+//! it after its retention period; the request records (and every KPI over them) stay. The
+//! types are the record's (`record`). It does not mask: what it is given is stored as it is.
 
-use rusqlite::{params, OptionalExtension, Transaction};
-use serde::{Deserialize, Serialize};
+use rusqlite::{params, OptionalExtension};
 
-use crate::{RequestRecord, SqliteStore, StoreError};
+use crate::record::RequestContent;
+use crate::{SqliteStore, StoreError};
 
 /// Makes a request's content, on the telemetry writer's thread (masking is the heavy part).
 pub type ContentJob = Box<dyn FnOnce() -> RequestContent + Send>;
-
-/// A request's conversation and answer as stored. Every text is as the gateway gave it:
-/// masked, and cut with a marker when it was longer than the configured size.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RequestContent {
-    /// The conversation as the model was sent it, oldest first.
-    pub messages: Vec<ContentMessage>,
-    /// Messages of a long conversation not stored, between the first and the last ones kept.
-    #[serde(default)]
-    pub omitted_messages: usize,
-    /// What the model answered; `None` when it did not (a refusal, an error).
-    pub answer: Option<ContentAnswer>,
-}
-
-/// One message of the conversation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ContentMessage {
-    /// `system`, `user`, `assistant`, `tool`, ...
-    pub role: String,
-    /// Its text (the text parts of a multi-part message, other parts named in brackets).
-    pub text: String,
-    /// The tool calls of an assistant message.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<ContentToolCall>,
-    /// The call a tool message answers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_call_id: Option<String>,
-}
-
-/// The model's answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ContentAnswer {
-    pub text: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<ContentToolCall>,
-    pub finish_reason: Option<String>,
-}
-
-/// A tool the model called, and with what.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ContentToolCall {
-    pub name: String,
-    /// The arguments' JSON text, as the model wrote it (masked).
-    pub arguments: String,
-}
-
-/// Inside the batch's transaction: the content of the records that carry some.
-pub(crate) fn insert(tx: &Transaction<'_>, records: &[RequestRecord]) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO request_content (request_id, started_at_ms, body) VALUES (?1, ?2, ?3)",
-    )?;
-    for r in records {
-        let Some(content) = &r.content else {
-            continue;
-        };
-        let body = serde_json::to_string(content).map_err(|source| StoreError::Json {
-            what: format!("the content of request {}", r.request_id),
-            source,
-        })?;
-        stmt.execute(params![r.request_id, r.started_at_ms, body])?;
-    }
-    Ok(())
-}
 
 /// Rows one purge transaction deletes at most, so the writer is never locked out for long.
 const PURGE_CHUNK: i64 = 5_000;
@@ -122,6 +59,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{ContentAnswer, ContentMessage, ContentToolCall, RequestRecord};
 
     fn with_content(id: &str, at: i64, content: Option<RequestContent>) -> RequestRecord {
         RequestRecord {

@@ -1,11 +1,14 @@
-//! CSV export of report rows (RFC 4180): any `Serialize` struct of scalars, options, unit
-//! enum variants and nested structs (flattened as `outer.inner` columns) becomes one line, its
-//! field names the header. It owns quoting; it must not know what the rows mean.
+//! CSV export of report rows (RFC 4180, written by the `csv` crate): any `Serialize` struct of
+//! scalars, options, unit enum variants and nested structs (flattened as `outer.inner`
+//! columns) becomes one line, its field names the header. It must not know what the rows mean.
 //!
-//! A field is quoted when it holds a comma, a double quote, CR or LF, and its quotes are
-//! doubled; lines end with CRLF. A text cell that a spreadsheet would run as a formula
-//! (starting with `=`, `+`, `-`, `@`, tab or CR) gets a leading `'` (OWASP's CSV injection
-//! advice): tenants, keys and request ids may come from clients. Numbers are written as they are.
+//! The `csv` crate quotes a field when it holds a comma, a double quote, CR or LF, doubling its
+//! quotes, and ends lines with CRLF. Its own serde support is not used for the cells: it
+//! refuses nested structs and writes floats its own way (`120.0`), where these exports name
+//! nested columns `outer.inner` and write numbers as Rust displays them (`120`). A text cell
+//! that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or CR) gets
+//! a leading `'` (OWASP's CSV injection advice): tenants, keys and request ids may come from
+//! clients. Numbers are written as they are.
 
 use std::fmt::Display;
 
@@ -23,6 +26,8 @@ pub enum CsvError {
         got: Vec<String>,
         want: Vec<String>,
     },
+    #[error("writing CSV: {0}")]
+    Write(String),
 }
 
 impl ser::Error for CsvError {
@@ -31,9 +36,17 @@ impl ser::Error for CsvError {
     }
 }
 
+impl From<csv::Error> for CsvError {
+    fn from(e: csv::Error) -> Self {
+        CsvError::Write(e.to_string())
+    }
+}
+
 /// The rows as a CSV document with a header line; empty for no rows.
 pub fn to_csv<T: Serialize>(rows: &[T]) -> Result<String, CsvError> {
-    let mut out = String::new();
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
     let mut header: Option<Vec<String>> = None;
     for (i, row) in rows.iter().enumerate() {
         let mut cells = Vec::new();
@@ -47,7 +60,7 @@ pub fn to_csv<T: Serialize>(rows: &[T]) -> Result<String, CsvError> {
         }
         match &header {
             None => {
-                write_line(&mut out, names.iter().map(|n| quote(n)));
+                out.write_record(&names)?;
                 header = Some(names);
             }
             Some(want) if *want != names => {
@@ -59,36 +72,20 @@ pub fn to_csv<T: Serialize>(rows: &[T]) -> Result<String, CsvError> {
             }
             Some(_) => {}
         }
-        write_line(&mut out, cells.into_iter().map(|(_, c)| c));
+        out.write_record(cells.iter().map(|(_, c)| c))?;
     }
-    Ok(out)
+    let bytes = out
+        .into_inner()
+        .map_err(|e| CsvError::Write(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| CsvError::Write(e.to_string()))
 }
 
-fn write_line(out: &mut String, cells: impl Iterator<Item = String>) {
-    for (i, cell) in cells.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&cell);
-    }
-    out.push_str("\r\n");
-}
-
-/// One field, quoted if RFC 4180 needs it.
-fn quote(field: &str) -> String {
-    if field.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
-    }
-}
-
-/// A text cell: defused if a spreadsheet would take it for a formula, then quoted.
+/// A text cell, defused if a spreadsheet would take it for a formula.
 fn text(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        quote(&format!("'{s}"))
+        format!("'{s}")
     } else {
-        quote(s)
+        s.to_owned()
     }
 }
 

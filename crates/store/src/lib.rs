@@ -16,8 +16,8 @@ mod record;
 pub mod routing;
 mod sqlite;
 pub mod telemetry;
+pub mod verdicts;
 
-pub use content::{ContentAnswer, ContentMessage, ContentToolCall, RequestContent};
 pub use control::{
     AppliedRow, ConfigVersion, ConfigVersionSummary, ControlRead, ControlTx, PromptRow,
     PromptSummary, StoredRollout,
@@ -26,7 +26,9 @@ pub use kpi::{
     Bucket, FeedbackStats, GroupBy, GuardTrigger, KpiFilter, KpiGroup, KpiPoint, KpiSummary,
     ModelShare, RequestFilter, StatusClass,
 };
-pub use record::{Feedback, RequestRecord};
+pub use record::{
+    ContentAnswer, ContentMessage, ContentToolCall, Feedback, RequestContent, RequestRecord,
+};
 pub use sqlite::{Served, ServedOutcome, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]

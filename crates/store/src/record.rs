@@ -1,7 +1,5 @@
 use serde::{Deserialize, Serialize};
 
-use crate::content::RequestContent;
-
 /// Everything known about one request once it is over. Every stage of the pipeline fills in
 /// its part; the record is written once, at the end, even when the client hung up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -82,4 +80,49 @@ impl Feedback {
     pub fn is_negative(&self) -> bool {
         self.score.is_some_and(|s| s < Self::NEGATIVE_BELOW)
     }
+}
+
+/// A request's conversation and answer as stored. Every text is as the gateway gave it:
+/// masked, and cut with a marker when it was longer than the configured size.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestContent {
+    /// The conversation as the model was sent it, oldest first.
+    pub messages: Vec<ContentMessage>,
+    /// Messages of a long conversation not stored, between the first and the last ones kept.
+    #[serde(default)]
+    pub omitted_messages: usize,
+    /// What the model answered; `None` when it did not (a refusal, an error).
+    pub answer: Option<ContentAnswer>,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContentMessage {
+    /// `system`, `user`, `assistant`, `tool`, ...
+    pub role: String,
+    /// Its text (the text parts of a multi-part message, other parts named in brackets).
+    pub text: String,
+    /// The tool calls of an assistant message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ContentToolCall>,
+    /// The call a tool message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// The model's answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContentAnswer {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ContentToolCall>,
+    pub finish_reason: Option<String>,
+}
+
+/// A tool the model called, and with what.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContentToolCall {
+    pub name: String,
+    /// The arguments' JSON text, as the model wrote it (masked).
+    pub arguments: String,
 }

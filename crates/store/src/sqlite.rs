@@ -1,9 +1,9 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::kpi::GuardFlags;
+use crate::verdicts::GuardFlags;
 use crate::{Feedback, RequestRecord, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` holds how many ran. Only ever
@@ -161,7 +161,7 @@ CREATE TABLE slo_state (
     saved_at_ms INTEGER NOT NULL
 );
 "#,
-    // What the guard verdicts mean ([`crate::kpi::GuardFlags`]), kept as 0/1 so KPIs over a
+    // What the guard verdicts mean ([`crate::verdicts::GuardFlags`]), kept as 0/1 so KPIs over a
     // month do not parse every row's JSON. The backfill parses every stored row once, as
     // slowly as a 30-day KPI query did (~20 s a million rows, holding the write lock, so the
     // first start after the upgrade waits): paid once. Rows a build older than this writes
@@ -171,11 +171,11 @@ CREATE TABLE slo_state (
 ALTER TABLE requests ADD COLUMN guard_triggered INTEGER;
 ALTER TABLE requests ADD COLUMN guard_spoiled INTEGER;
 UPDATE requests AS r SET guard_refused = ",
-        crate::kpi::legacy_refused_sql!(),
+        crate::verdicts::legacy_refused_sql!(),
         ", guard_triggered = ",
-        crate::kpi::legacy_triggered_sql!(),
+        crate::verdicts::legacy_triggered_sql!(),
         ", guard_spoiled = ",
-        crate::kpi::legacy_spoiled_sql!(),
+        crate::verdicts::legacy_spoiled_sql!(),
         ";"
     ),
     // What requests said and were answered (`content.rs`), when the config stores it: apart
@@ -301,7 +301,7 @@ impl SqliteStore {
                     ])?;
                 }
             }
-            crate::content::insert(&tx, records)?;
+            insert_content(&tx, records)?;
             tx.commit()?;
             Ok(())
         })
@@ -563,6 +563,24 @@ fn migrate_one(conn: &Connection, migrations: &[&str]) -> Result<bool, rusqlite:
             Ok(false)
         }
     }
+}
+
+/// Inside the batch's transaction: the content of the records that carry some.
+fn insert_content(tx: &Transaction<'_>, records: &[RequestRecord]) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO request_content (request_id, started_at_ms, body) VALUES (?1, ?2, ?3)",
+    )?;
+    for r in records {
+        let Some(content) = &r.content else {
+            continue;
+        };
+        let body = serde_json::to_string(content).map_err(|source| StoreError::Json {
+            what: format!("the content of request {}", r.request_id),
+            source,
+        })?;
+        stmt.execute(params![r.request_id, r.started_at_ms, body])?;
+    }
+    Ok(())
 }
 
 /// A database as an older build left it: only the first `n` migrations applied.

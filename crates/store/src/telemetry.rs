@@ -304,7 +304,10 @@ fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters
                 );
                 return;
             }
-            #[allow(clippy::disallowed_methods)] // a dedicated writer thread, not a runtime thread
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "a dedicated writer thread, not a runtime thread"
+            )]
             std::thread::sleep(retry_delay);
             retry_delay = (retry_delay * 2).min(Duration::from_secs(10));
         }

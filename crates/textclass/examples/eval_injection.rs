@@ -26,8 +26,7 @@
 //! 2. The L2 strength and all three thresholds (patterns alone, classifier alone, combined)
 //!    are chosen on 5-fold out-of-fold scores inside the 70%, by best F1.
 //! 3. The reported classifier is the artifact as saved (pruned) and loaded back.
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "an evaluation tool: a bad file should stop it loudly"

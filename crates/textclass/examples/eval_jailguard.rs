@@ -26,8 +26,7 @@
 //! Other options: `--data FILE`, `--model-dir DIR` (MiniLM, default `models/all-MiniLM-L6-v2`),
 //! `--artifact FILE` (repeatable: our detector artifacts to score beside it; default the
 //! full and the permissive artifact).
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "an evaluation tool: a bad file should stop it loudly"
@@ -37,6 +36,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+#[expect(dead_code, reason = "this example uses a subset of the shared helpers")]
 mod common;
 
 use common::{auc, f3, percentile, ratio, split, Counts};

@@ -10,8 +10,7 @@
 //! Prints the Markdown tables of `eval/toxicity.md`. The protocol is the injection
 //! example's: 70/30 split per source and label by the mixed hash of `id`; L2 and the three thresholds chosen
 //! on 5-fold out-of-fold scores inside the 70%; the artifact scored as saved and loaded back.
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "an evaluation tool: a bad file should stop it loudly"

@@ -21,8 +21,7 @@
 //!
 //! Options: `--data FILE` (topic JSONL), `--artifact FILE`, `--prompts N` (default 300),
 //! `--rounds N` (default 5), `--tokens N` (default 1000), `--model-dir DIR` (the tokenizer).
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::panic,
     reason = "a measuring tool: a bad file should stop it loudly"

@@ -216,6 +216,10 @@ pub const BINARY_FORMAT: &str = "switchyard-textclass-binary";
 /// The binary artifact layout this build reads and writes.
 pub const BINARY_FORMAT_VERSION: u32 = 1;
 
+/// The `params` entry holding the threshold of a layered detector's combined score
+/// (injection, toxicity, bias: rules or lexicon, noisy-OR with this classifier).
+pub const COMBINED_THRESHOLD: &str = "combined_threshold";
+
 /// A trained binary text classifier on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +293,20 @@ impl BinaryArtifact {
         Ok(a)
     }
 
+    /// A named tuning value from `params`, when it is there and finite.
+    pub fn param(&self, name: &str) -> Option<f32> {
+        self.params.get(name).copied().filter(|v| v.is_finite())
+    }
+
+    /// What a layered detector loads: the classifier, and the threshold of the combined
+    /// score (`params.combined_threshold` when it is there and finite, else the
+    /// classifier's own threshold).
+    pub fn detector_parts(&self) -> Result<(BinaryClassifier, f32), String> {
+        let classifier = self.classifier()?;
+        let threshold = self.param(COMBINED_THRESHOLD).unwrap_or(self.threshold);
+        Ok((classifier, threshold))
+    }
+
     /// The classifier this artifact describes, or what is wrong with it.
     pub fn classifier(&self) -> Result<BinaryClassifier, String> {
         self.features.validate()?;
@@ -316,7 +334,6 @@ impl BinaryArtifact {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
 
     fn sample() -> BinaryArtifact {
@@ -368,6 +385,26 @@ mod tests {
         assert_eq!(clf.model().non_zero(), 2);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(BinaryArtifact::from_json(&text).unwrap(), a);
+    }
+
+    #[test]
+    fn detector_parts_take_a_finite_combined_threshold_else_the_classifiers() {
+        let mut a = sample();
+        assert_eq!(
+            a.detector_parts().unwrap().1,
+            0.5,
+            "no param: the classifier's"
+        );
+        a.params.insert(COMBINED_THRESHOLD.to_owned(), 0.7);
+        let (clf, threshold) = a.detector_parts().unwrap();
+        assert_eq!(threshold, 0.7);
+        assert_eq!(clf.threshold(), 0.5);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            a.params.insert(COMBINED_THRESHOLD.to_owned(), bad);
+            assert_eq!(a.detector_parts().unwrap().1, 0.5, "{bad}");
+        }
+        a.weights = SparseWeights::encode(&[1.0; 3], 0.0);
+        assert!(a.detector_parts().is_err(), "an invalid classifier");
     }
 
     #[test]

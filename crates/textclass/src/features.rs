@@ -146,57 +146,11 @@ impl NgramFeaturizer {
     {
         let text = truncate(raw, self.config.max_bytes).to_lowercase();
         let mask = (self.config.buckets() - 1) as u64;
-        // Signed hashing: the top bit picks +1 or -1, so collisions cancel on average
-        // instead of piling up.
-        let slot = |h: u64| -> (u32, f32) {
-            let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
-            ((h & mask) as u32, sign)
-        };
-
         let words = words(&text);
-        let mut word_feats: Vec<(u32, f32)> = Vec::with_capacity(words.len() * 2);
-        for w in &words {
-            word_feats.push(slot(fnv1a(1, &[w.as_bytes()])));
-        }
-        for pair in words.windows(2) {
-            word_feats.push(slot(fnv1a(2, &[pair[0].as_bytes(), pair[1].as_bytes()])));
-        }
-
-        let mut char_feats: Vec<(u32, f32)> = Vec::new();
-        if self.config.char_ngram_min > 0 {
-            // Whitespace runs collapse to one space so layout does not change the n-grams.
-            let squeezed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            let bytes = squeezed.as_bytes();
-            // Byte offset of every char, plus the end: an n-gram of chars `i..i + n` is the
-            // byte range `starts[i]..starts[i + n]`, whose bytes are exactly the chars'
-            // UTF-8 encodings in order (what the hash has always consumed).
-            let starts: Vec<usize> = squeezed
-                .char_indices()
-                .map(|(b, _)| b)
-                .chain([bytes.len()])
-                .collect();
-            let chars = starts.len() - 1;
-            char_feats.reserve(chars * 3);
-            for n in self.config.char_ngram_min..=self.config.char_ngram_max {
-                if chars < n {
-                    break;
-                }
-                let seed = fnv1a(3, &[&[n as u8]]);
-                for i in 0..=chars - n {
-                    let mut h = seed;
-                    for &b in &bytes[starts[i]..starts[i + n]] {
-                        h ^= u64::from(b);
-                        h = h.wrapping_mul(FNV_PRIME);
-                    }
-                    char_feats.push(slot(h));
-                }
-            }
-        }
-
         // Each group is scaled to unit length on its own, so long texts with thousands of
         // character n-grams do not drown out the word features.
-        let words_part = normalised(word_feats);
-        let chars_part = normalised(char_feats);
+        let words_part = normalised(word_ngrams(&words, mask));
+        let chars_part = normalised(self.char_ngrams(&text, mask));
 
         let base = self.config.buckets() as u32;
         let extras: Vec<(u32, f32)> = extra(&text, &words)
@@ -205,50 +159,115 @@ impl NgramFeaturizer {
             .filter(|(_, v)| *v != 0.0)
             .map(|(i, v)| (base + i as u32, v))
             .collect();
-
-        // Both groups are sorted and each index appears once per group, so a merge gives the
-        // sorted union; where a word and a char n-gram share a bucket their two values are
-        // added (a + b == b + a exactly, so the result never depends on order). Extras sit
-        // above every bucket, in order.
-        let mut out = Features {
-            indices: Vec::with_capacity(words_part.len() + chars_part.len() + extras.len()),
-            values: Vec::with_capacity(words_part.len() + chars_part.len() + extras.len()),
-        };
-        let (mut a, mut b) = (words_part.iter().peekable(), chars_part.iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&&(ia, va)), Some(&&(ib, vb))) => {
-                    if ia == ib {
-                        a.next();
-                        b.next();
-                        (ia, va + vb)
-                    } else if ia < ib {
-                        a.next();
-                        (ia, va)
-                    } else {
-                        b.next();
-                        (ib, vb)
-                    }
-                }
-                (Some(&&p), None) => {
-                    a.next();
-                    p
-                }
-                (None, Some(&&p)) => {
-                    b.next();
-                    p
-                }
-                (None, None) => break,
-            };
-            out.indices.push(next.0);
-            out.values.push(next.1);
-        }
-        for (i, v) in extras {
-            out.indices.push(i);
-            out.values.push(v);
-        }
-        out
+        merge(&words_part, &chars_part, extras)
     }
+
+    /// The character n-grams of the configured lengths (none when they are off), hashed.
+    fn char_ngrams(&self, text: &str, mask: u64) -> Vec<(u32, f32)> {
+        let mut char_feats: Vec<(u32, f32)> = Vec::new();
+        if self.config.char_ngram_min == 0 {
+            return char_feats;
+        }
+        // Whitespace runs collapse to one space so layout does not change the n-grams.
+        let squeezed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let bytes = squeezed.as_bytes();
+        // Byte offset of every char, plus the end: an n-gram of chars `i..i + n` is the
+        // byte range `starts[i]..starts[i + n]`, whose bytes are exactly the chars'
+        // UTF-8 encodings in order (what the hash has always consumed).
+        let starts: Vec<usize> = squeezed
+            .char_indices()
+            .map(|(b, _)| b)
+            .chain([bytes.len()])
+            .collect();
+        let chars = starts.len() - 1;
+        char_feats.reserve(chars * 3);
+        for n in self.config.char_ngram_min..=self.config.char_ngram_max {
+            if chars < n {
+                break;
+            }
+            let seed = fnv1a(3, &[&[n as u8]]);
+            for i in 0..=chars - n {
+                let mut h = seed;
+                for &b in &bytes[starts[i]..starts[i + n]] {
+                    h ^= u64::from(b);
+                    h = h.wrapping_mul(FNV_PRIME);
+                }
+                char_feats.push(slot(h, mask));
+            }
+        }
+        char_feats
+    }
+}
+
+/// Signed hashing: the hash's low bits pick the bucket and its top bit +1 or -1, so
+/// collisions cancel on average instead of piling up.
+fn slot(h: u64, mask: u64) -> (u32, f32) {
+    let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
+    ((h & mask) as u32, sign)
+}
+
+/// The words and the pairs of adjacent words, hashed.
+fn word_ngrams(words: &[&str], mask: u64) -> Vec<(u32, f32)> {
+    let mut word_feats: Vec<(u32, f32)> = Vec::with_capacity(words.len() * 2);
+    for w in words {
+        word_feats.push(slot(fnv1a(1, &[w.as_bytes()]), mask));
+    }
+    for pair in words.windows(2) {
+        word_feats.push(slot(
+            fnv1a(2, &[pair[0].as_bytes(), pair[1].as_bytes()]),
+            mask,
+        ));
+    }
+    word_feats
+}
+
+/// Both groups are sorted and each index appears once per group, so a merge gives the
+/// sorted union; where a word and a char n-gram share a bucket their two values are added
+/// (a + b == b + a exactly, so the result never depends on order). Extras sit above every
+/// bucket, in order.
+fn merge(
+    words_part: &[(u32, f32)],
+    chars_part: &[(u32, f32)],
+    extras: Vec<(u32, f32)>,
+) -> Features {
+    let mut out = Features {
+        indices: Vec::with_capacity(words_part.len() + chars_part.len() + extras.len()),
+        values: Vec::with_capacity(words_part.len() + chars_part.len() + extras.len()),
+    };
+    let (mut a, mut b) = (words_part.iter().peekable(), chars_part.iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(&&(ia, va)), Some(&&(ib, vb))) => {
+                if ia == ib {
+                    a.next();
+                    b.next();
+                    (ia, va + vb)
+                } else if ia < ib {
+                    a.next();
+                    (ia, va)
+                } else {
+                    b.next();
+                    (ib, vb)
+                }
+            }
+            (Some(&&p), None) => {
+                a.next();
+                p
+            }
+            (None, Some(&&p)) => {
+                b.next();
+                p
+            }
+            (None, None) => break,
+        };
+        out.indices.push(next.0);
+        out.values.push(next.1);
+    }
+    for (i, v) in extras {
+        out.indices.push(i);
+        out.values.push(v);
+    }
+    out
 }
 
 /// The words of lower-cased text: maximal runs of alphanumeric characters.

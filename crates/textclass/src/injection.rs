@@ -27,7 +27,6 @@
 //! from a path the caller gives. It must not decide what happens to a flagged request
 //! (block, flag, strip): that is the guard policy's job.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -113,6 +112,19 @@ macro_rules! what {
 /// Weights are set by hand from what each rule means, not fitted: a weight near 1 means
 /// "almost never benign", near 0.3 means "suspicious only with other evidence".
 fn rules() -> Vec<Rule> {
+    [
+        override_rules(),
+        jailbreak_rules(),
+        exfiltration_rules(),
+        indirect_rules(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Rules that tell the model to drop what it was told, or to take new orders.
+fn override_rules() -> Vec<Rule> {
     vec![
         Rule {
             name: "ignore_previous_instructions",
@@ -150,6 +162,12 @@ fn rules() -> Vec<Rule> {
             user: 0.45,
             indirect: 0.7,
         },
+    ]
+}
+
+/// Jailbreaks: personas and modes without rules, and evading the policies.
+fn jailbreak_rules() -> Vec<Rule> {
+    vec![
         Rule {
             name: "dan_do_anything_now",
             pattern: r"\bdo anything now\b|\bdan mode\b|\b(?:you are|act as|become|as) (?:a )?dan\b|\bdan\W+(?:\w+\W+){0,4}?(?:jailbr\w*|unrestricted|no restrictions|stay in character)|\banti-?dan\b|\bstan\b.{0,40}\bstrive to avoid norms\b|\bdude\b.{0,60}\banything and everything\b",
@@ -180,6 +198,12 @@ fn rules() -> Vec<Rule> {
             user: 0.5,
             indirect: 0.7,
         },
+    ]
+}
+
+/// Asking for the prompt or secrets, and faking the conversation's structure.
+fn exfiltration_rules() -> Vec<Rule> {
+    vec![
         Rule {
             name: "prompt_exfiltration",
             pattern: r"\b(?:repeat|print|reveal|show|display|output|tell me|write (?:out|down)|list|recite|spell.?check|translate|summari[sz]e|format|convert|give me|paste|dump|leak|share)\W+(?:\w+\W+){0,4}?(?:system prompt|initial prompt|pre-?prompt|(?:your|the|above|previous|prior|all|original|hidden|secret|initial|full) (?:instructions|prompt|rules|directives|configuration|guidelines)|everything (?:above|before|so far)|(?:instructions|text|words|everything) (?:so far|above|before this|received)|(?:the|your) (?:password|access code|secret (?:key|code|word)))\b|\bwhat (?:is|are|was|were) (?:your|the (?:system|hidden|secret|initial|original|full|exact))\W+(?:\w+\W+){0,2}?(?:instructions|prompt|rules|directives|configuration|guidelines|password|access code)\b|\bwhat (?:is|was) the (?:password|access code)\W*(?:\?|$)",
@@ -210,6 +234,12 @@ fn rules() -> Vec<Rule> {
             user: 0.65,
             indirect: 0.85,
         },
+    ]
+}
+
+/// Text addressed to the model rather than the user (what a document should not say), demands, threats, claimed authority and encodings.
+fn indirect_rules() -> Vec<Rule> {
+    vec![
         Rule {
             name: "addressed_to_assistant",
             pattern: r"\b(?:in|into|to|within|throughout) your (?:answer|response|reply|output|summary|message|elucidation|explanation|codebase)\b|\byour (?:answer|response|reply|output|message)(?:'s)? (?:in|using|with|as|backward|in reverse|character)\b|\b(?:reply|respond|answer|write your (?:reply|answer|response)) (?:in reverse|backwards?|only (?:with|in|using))\b|\bif you are an? (?:ai|assistant|language model|llm|chatbot)\b|\b(?:ai|assistant|chatbot|language model)s? (?:reading|processing|summari[sz]ing) this\b",
@@ -480,7 +510,7 @@ fn longest_punctuation_run(text: &str) -> usize {
 }
 
 /// Names of the tuning values kept in the artifact's `params`.
-pub const COMBINED_THRESHOLD: &str = "combined_threshold";
+pub use crate::artifact::COMBINED_THRESHOLD;
 pub const PATTERN_THRESHOLD: &str = "pattern_threshold";
 
 /// The layered detector: tier 1 always, tier 2 when a classifier is given.
@@ -530,8 +560,7 @@ impl Detector {
     }
 
     pub fn from_artifact(a: &BinaryArtifact) -> Result<Self, DetectorError> {
-        let classifier = a.classifier().map_err(DetectorError::Invalid)?;
-        let threshold = param(&a.params, COMBINED_THRESHOLD).unwrap_or(a.threshold);
+        let (classifier, threshold) = a.detector_parts().map_err(DetectorError::Invalid)?;
         Ok(Self::new(PatternTier::new()?, Some(classifier), threshold))
     }
 
@@ -624,13 +653,8 @@ impl Detector {
     }
 }
 
-fn param(params: &BTreeMap<String, f32>, name: &str) -> Option<f32> {
-    params.get(name).copied().filter(|v| v.is_finite())
-}
-
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
     use crate::features::NgramConfig;
     use crate::linear::LinearModel;

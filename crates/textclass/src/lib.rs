@@ -3,11 +3,12 @@
 //!
 //! Owns hashed word and character n-gram features (`features`), logistic regression and its
 //! deterministic trainer (`linear`), the binary classifier with a threshold (`binary`), the
-//! versioned JSON artifacts and their weight codecs (`artifact`), and the detectors built on
-//! them: the layered prompt-injection detector (`injection`) and the toxicity detector
-//! (`toxicity`). Pure: no network, no clocks (callers time what
-//! they run), no global state; the only I/O is reading or writing an artifact at a path the
-//! caller gives. It must not know about HTTP, config files, providers or routing policy.
+//! versioned JSON artifacts and their weight codecs (`artifact`), the shared function and
+//! question word lists (`stopwords`), and the detectors built on them: the layered
+//! prompt-injection detector (`injection`) and the toxicity detector (`toxicity`). Pure: no
+//! network, no clocks (callers time what they run), no global state; the only I/O is reading
+//! or writing an artifact at a path the caller gives. It must not know about HTTP, config
+//! files, providers or routing policy.
 //!
 //! ```no_run
 //! use switchyard_textclass::injection::{Channel, Detector};
@@ -27,11 +28,12 @@ pub mod binary;
 pub mod features;
 pub mod injection;
 pub mod linear;
+pub mod stopwords;
 pub mod toxicity;
 
 pub use artifact::{
     decode_dense, encode_dense, load_json, save_json, ArtifactError, BinaryArtifact, SparseWeights,
-    TrainingData,
+    TrainingData, COMBINED_THRESHOLD,
 };
 pub use binary::{noisy_or, BinaryClassifier};
 pub use features::{

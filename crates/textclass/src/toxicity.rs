@@ -395,7 +395,7 @@ pub struct ToxicityVerdict {
 }
 
 /// Names of the tuning values kept in the artifact's `params`.
-pub const COMBINED_THRESHOLD: &str = "combined_threshold";
+pub use crate::artifact::COMBINED_THRESHOLD;
 pub const LEXICON_THRESHOLD: &str = "lexicon_threshold";
 
 #[derive(Debug, thiserror::Error)]
@@ -429,13 +429,7 @@ impl ToxicityDetector {
     }
 
     pub fn from_artifact(a: &BinaryArtifact) -> Result<Self, ToxicityError> {
-        let classifier = a.classifier().map_err(ToxicityError::Invalid)?;
-        let threshold = a
-            .params
-            .get(COMBINED_THRESHOLD)
-            .copied()
-            .filter(|t| t.is_finite())
-            .unwrap_or(a.threshold);
+        let (classifier, threshold) = a.detector_parts().map_err(ToxicityError::Invalid)?;
         Ok(Self::new(Some(classifier), threshold))
     }
 

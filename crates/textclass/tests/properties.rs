@@ -1,6 +1,5 @@
 //! Properties that must hold for any input text: untrusted bytes reach these functions from
 //! users, tool results and model output.
-#![allow(clippy::unwrap_used, reason = "test code")]
 
 use proptest::prelude::*;
 use switchyard_textclass::injection::{Channel, Detector, PatternTier};

@@ -1,7 +1,6 @@
 //! The evaluation artifacts in `eval/artifacts/` load with this build and behave as their
 //! reports say on a few plain cases: a format change that breaks them fails here, not in a
 //! gateway at start-up.
-#![allow(clippy::unwrap_used, reason = "test code")]
 
 use std::path::PathBuf;
 

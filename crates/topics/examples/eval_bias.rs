@@ -18,9 +18,8 @@
 //! 4. A "group words only" baseline trains the same classifier on just the words that differ
 //!    between the two sentences: it shows how much of the pairwise accuracy is a prior over
 //!    which group is named rather than any reading of the sentence.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     reason = "an evaluation tool: a bad file should stop it loudly"
 )]

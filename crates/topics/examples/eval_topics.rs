@@ -16,7 +16,7 @@
 //!    best balanced accuracy (mean of in-scope acceptance and out-of-scope rejection), then
 //!    every figure is measured on the held-out part at that bar. The sweep tables show the
 //!    held-out trade-off at other bars; they do not choose anything.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -108,7 +108,7 @@ impl Pattern {
 /// pattern (a quantified or essentialist claim), or a generic plural with a trait word.
 pub const PATTERN_THRESHOLD: f32 = 0.55;
 /// The artifact parameter holding the combined score's threshold.
-pub const COMBINED_THRESHOLD: &str = "combined_threshold";
+pub use switchyard_textclass::COMBINED_THRESHOLD;
 
 /// What the scan found.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,15 +158,10 @@ impl BiasDetector {
         Self::from_artifact(&BinaryArtifact::load(path)?)
     }
 
-    /// The classifier and the combined threshold (`params.combined_threshold`, else the
-    /// classifier's own) of an artifact.
+    /// The classifier and the combined threshold of an artifact
+    /// ([`BinaryArtifact::detector_parts`]).
     pub fn from_artifact(a: &BinaryArtifact) -> Result<Self, BiasError> {
-        let classifier = a.classifier().map_err(BiasError::Invalid)?;
-        let threshold = a
-            .params
-            .get(COMBINED_THRESHOLD)
-            .copied()
-            .unwrap_or(a.threshold);
+        let (classifier, threshold) = a.detector_parts().map_err(BiasError::Invalid)?;
         Ok(Self::new(Some(classifier), threshold))
     }
 
@@ -231,104 +226,7 @@ pub fn scan_patterns(text: &str) -> PatternMatch {
             continue;
         }
         let damp = if counter_speech(&ws) { 0.2 } else { 1.0 };
-        let mut fired: Vec<(Pattern, GroupKind)> = Vec::new();
-        let mut plural_groups = Vec::new();
-        let mut i = 0;
-        while i < ws.len() {
-            let Some(g) = mention(&ws, i) else {
-                i += 1;
-                continue;
-            };
-            let prev = |k: usize| i.checked_sub(k).and_then(|j| ws.get(j)).map(String::as_str);
-            let after = ws.get(i + g.len..).unwrap_or_default();
-            if g.plural {
-                plural_groups.push(g.kind);
-                let quantified = matches!(
-                    prev(1),
-                    Some("all" | "most" | "every" | "no" | "many" | "these")
-                ) || (prev(1) == Some("the")
-                    && matches!(prev(2), Some("all" | "most")))
-                    || (prev(1) == Some("of")
-                        && matches!(prev(2), Some("all" | "most"))
-                        && prev(3) != Some("one"));
-                let determined = matches!(
-                    prev(1),
-                    Some(
-                        "the"
-                            | "these"
-                            | "those"
-                            | "some"
-                            | "two"
-                            | "three"
-                            | "several"
-                            | "few"
-                            | "our"
-                            | "their"
-                            | "his"
-                            | "her"
-                            | "my"
-                            | "your"
-                    )
-                ) && !g.nominal;
-                let predicate = after
-                    .iter()
-                    .take(2)
-                    .any(|w| PREDICATES.contains(&w.as_str()));
-                if quantified
-                    && (predicate || after.first().is_some_and(|w| VERBISH.contains(&w.as_str())))
-                {
-                    fired.push((Pattern::Quantified, g.kind));
-                } else if !determined
-                    && after
-                        .first()
-                        .is_some_and(|w| PREDICATES.contains(&w.as_str()))
-                {
-                    fired.push((Pattern::GenericPlural, g.kind));
-                }
-                if matches!(prev(1), Some("typical"))
-                    || (prev(1) == Some("of") && prev(2) == Some("typical"))
-                {
-                    fired.push((Pattern::Typical, g.kind));
-                }
-            } else {
-                let article = matches!(prev(1), Some("a" | "an"));
-                let art_shift = usize::from(article);
-                let before = |k: usize| prev(k + art_shift);
-                let claim = after
-                    .first()
-                    .is_some_and(|w| SINGULAR_PREDICATES.contains(&w.as_str()));
-                if claim && matches!(prev(1), Some("every" | "each" | "any")) {
-                    fired.push((Pattern::Quantified, g.kind));
-                }
-                if article && before(1) == Some("for") {
-                    fired.push((Pattern::ForA, g.kind));
-                }
-                if before(1) == Some("typical") {
-                    fired.push((Pattern::Typical, g.kind));
-                }
-                if matches!(before(1), Some("is" | "was" | "are" | "were" | "being"))
-                    && matches!(before(2), Some("she" | "he" | "they" | "you" | "i"))
-                    && matches!(before(3), Some("because" | "since" | "as"))
-                {
-                    fired.push((Pattern::Attribution, g.kind));
-                }
-            }
-            let near = ws
-                .get(i.saturating_sub(4)..(i + g.len + 5).min(ws.len()))
-                .unwrap_or_default();
-            if near.iter().any(|w| ESSENTIALIST.contains(&w.as_str()))
-                || near.windows(2).any(|p| p[0] == "by" && p[1] == "nature")
-            {
-                fired.push((Pattern::Essentialist, g.kind));
-            }
-            i += g.len;
-        }
-        if let Some(&g) = plural_groups.first() {
-            if ws.iter().any(|w| TRAITS.contains(&w.as_str())) {
-                fired.push((Pattern::GroupTrait, g));
-            }
-        }
-        for (p, g) in fired {
+        for (p, g) in sentence_patterns(&ws) {
             m.fired.push((p, p.weight() * damp));
             m.patterns.push(p);
             m.groups.push(g);
@@ -339,6 +237,127 @@ pub fn scan_patterns(text: &str) -> PatternMatch {
     m.groups.sort();
     m.groups.dedup();
     m
+}
+
+/// The patterns one sentence's words fire, each with the group kind it is about (point 3).
+fn sentence_patterns(ws: &[String]) -> Vec<(Pattern, GroupKind)> {
+    let mut fired: Vec<(Pattern, GroupKind)> = Vec::new();
+    let mut plural_groups = Vec::new();
+    let mut i = 0;
+    while i < ws.len() {
+        let Some(g) = mention(ws, i) else {
+            i += 1;
+            continue;
+        };
+        if g.plural {
+            plural_groups.push(g.kind);
+            plural_patterns(ws, i, &g, &mut fired);
+        } else {
+            singular_patterns(ws, i, &g, &mut fired);
+        }
+        let near = ws
+            .get(i.saturating_sub(4)..(i + g.len + 5).min(ws.len()))
+            .unwrap_or_default();
+        if near.iter().any(|w| ESSENTIALIST.contains(&w.as_str()))
+            || near.windows(2).any(|p| p[0] == "by" && p[1] == "nature")
+        {
+            fired.push((Pattern::Essentialist, g.kind));
+        }
+        i += g.len;
+    }
+    if let Some(&g) = plural_groups.first() {
+        if ws.iter().any(|w| TRAITS.contains(&w.as_str())) {
+            fired.push((Pattern::GroupTrait, g));
+        }
+    }
+    fired
+}
+
+/// The word `k` places before word `i`.
+fn word_before(ws: &[String], i: usize, k: usize) -> Option<&str> {
+    i.checked_sub(k).and_then(|j| ws.get(j)).map(String::as_str)
+}
+
+/// The words after the mention `g` at word `i`.
+fn words_after<'a>(ws: &'a [String], i: usize, g: &Mention) -> &'a [String] {
+    ws.get(i + g.len..).unwrap_or_default()
+}
+
+/// Around a plural mention (`women`, `the poor`) at word `i`: a quantified or generic claim,
+/// or `typical`.
+fn plural_patterns(ws: &[String], i: usize, g: &Mention, fired: &mut Vec<(Pattern, GroupKind)>) {
+    let prev = |k: usize| word_before(ws, i, k);
+    let after = words_after(ws, i, g);
+    let quantified = matches!(
+        prev(1),
+        Some("all" | "most" | "every" | "no" | "many" | "these")
+    ) || (prev(1) == Some("the") && matches!(prev(2), Some("all" | "most")))
+        || (prev(1) == Some("of")
+            && matches!(prev(2), Some("all" | "most"))
+            && prev(3) != Some("one"));
+    let determined = matches!(
+        prev(1),
+        Some(
+            "the"
+                | "these"
+                | "those"
+                | "some"
+                | "two"
+                | "three"
+                | "several"
+                | "few"
+                | "our"
+                | "their"
+                | "his"
+                | "her"
+                | "my"
+                | "your"
+        )
+    ) && !g.nominal;
+    let predicate = after
+        .iter()
+        .take(2)
+        .any(|w| PREDICATES.contains(&w.as_str()));
+    if quantified && (predicate || after.first().is_some_and(|w| VERBISH.contains(&w.as_str()))) {
+        fired.push((Pattern::Quantified, g.kind));
+    } else if !determined
+        && after
+            .first()
+            .is_some_and(|w| PREDICATES.contains(&w.as_str()))
+    {
+        fired.push((Pattern::GenericPlural, g.kind));
+    }
+    if matches!(prev(1), Some("typical")) || (prev(1) == Some("of") && prev(2) == Some("typical")) {
+        fired.push((Pattern::Typical, g.kind));
+    }
+}
+
+/// Around a singular mention (`a woman`) at word `i`: a quantified claim, `for a`,
+/// `typical`, or attribution to membership.
+fn singular_patterns(ws: &[String], i: usize, g: &Mention, fired: &mut Vec<(Pattern, GroupKind)>) {
+    let prev = |k: usize| word_before(ws, i, k);
+    let after = words_after(ws, i, g);
+    let article = matches!(prev(1), Some("a" | "an"));
+    let art_shift = usize::from(article);
+    let before = |k: usize| prev(k + art_shift);
+    let claim = after
+        .first()
+        .is_some_and(|w| SINGULAR_PREDICATES.contains(&w.as_str()));
+    if claim && matches!(prev(1), Some("every" | "each" | "any")) {
+        fired.push((Pattern::Quantified, g.kind));
+    }
+    if article && before(1) == Some("for") {
+        fired.push((Pattern::ForA, g.kind));
+    }
+    if before(1) == Some("typical") {
+        fired.push((Pattern::Typical, g.kind));
+    }
+    if matches!(before(1), Some("is" | "was" | "are" | "were" | "being"))
+        && matches!(before(2), Some("she" | "he" | "they" | "you" | "i"))
+        && matches!(before(3), Some("because" | "since" | "as"))
+    {
+        fired.push((Pattern::Attribution, g.kind));
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,6 +1,5 @@
 //! What the evaluation examples share: the reproducible split, out-of-fold training,
 //! threshold choice, and the metrics. One copy, so every report is computed the same way.
-#![allow(dead_code, reason = "each example uses a different subset")]
 
 use std::collections::BTreeMap;
 
