@@ -18,7 +18,7 @@ use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::sqlite::{record_from_row, RECORD_COLUMNS};
-pub use crate::verdicts::{fails_answer, refuses, GuardFlags};
+pub use crate::verdicts::GuardFlags;
 use crate::verdicts::{legacy_refused_sql, legacy_spoiled_sql, legacy_triggered_sql};
 use crate::{RequestRecord, SqliteStore, StoreError};
 

@@ -1,6 +1,6 @@
-//! What a request's guard verdicts mean for the KPIs ([`GuardFlags`], [`fails_answer`],
-//! [`refuses`]): the one definition, which the telemetry writer stores as columns with each
-//! record and the KPIs (`kpi`) read, and the SQL that computes the same flags from a row's
+//! What a request's guard verdicts mean for the KPIs ([`GuardFlags`], by
+//! `switchyard_guards::Outcome`): the one definition, which the telemetry writer stores as
+//! columns with each record and the KPIs (`kpi`) read, and the SQL that computes the same flags from a row's
 //! JSON for rows written without the columns (the migration that added them, and older
 //! replicas). It sits below both the writer (`sqlite`) and the KPIs, so they share it
 //! without importing each other.
@@ -12,6 +12,8 @@
 /// [`GuardFlags::of`] (a test checks): elements of an array (members of an object, or the
 /// value itself), and a non-object has no outcome (reading a string element as JSON, as the
 /// SQL before the columns did, would fail the whole migration on a string not JSON).
+use switchyard_guards::Outcome;
+
 macro_rules! legacy_verdict_sql {
     ($outcome_is:literal) => {
         concat!(
@@ -85,23 +87,12 @@ impl GuardFlags {
         };
         for verdict in verdicts {
             // A non-string outcome is no known one, but still not `pass`.
-            let outcome = verdict.get("outcome").and_then(serde_json::Value::as_str);
-            flags.triggered |= outcome != Some("pass");
-            flags.refused |= outcome.is_some_and(refuses);
-            flags.spoiled |= outcome.is_some_and(|o| fails_answer(o) || refuses(o));
+            let name = verdict.get("outcome").and_then(serde_json::Value::as_str);
+            let outcome = name.and_then(Outcome::parse);
+            flags.triggered |= outcome != Some(Outcome::Pass);
+            flags.refused |= outcome.is_some_and(Outcome::refuses);
+            flags.spoiled |= outcome.is_some_and(Outcome::spoils);
         }
         flags
     }
-}
-
-/// A verdict outcome that failed the answer: an output guard had it regenerated and it still
-/// failed, replaced it, or stopped its stream. The one definition the KPIs, rollouts and SLOs
-/// judge answers by (the gateway's `guards::answer_failed`).
-pub fn fails_answer(outcome: &str) -> bool {
-    matches!(outcome, "failed" | "stopped" | "replaced")
-}
-
-/// A verdict outcome that refused the request (a 400, or the topic filter's polite answer).
-pub fn refuses(outcome: &str) -> bool {
-    matches!(outcome, "blocked" | "refused")
 }
