@@ -15,6 +15,6 @@ pub mod output;
 pub mod verdict;
 pub mod window;
 
-pub use output::{BiasCheck, GroundingCheck, OutputChecks, ToxicityCheck};
+pub use output::{BiasCheck, GroundingCheck, OutputCheck, OutputChecks, ToxicityCheck};
 pub use verdict::{GuardVerdict, Outcome};
 pub use window::OutputWindow;

@@ -1,19 +1,17 @@
 //! The checks a whole answer passes, and the text helpers they share with the stream's
 //! window.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use switchyard_api::{
     ChatCompletionRequest, ChatCompletionResponse, ChatMessage, MessageContent, Role,
 };
 use switchyard_control::{ComplianceGuardSpec, ContextSources, OutputAction};
-use switchyard_grounding::{Context as GroundingContext, Grounding};
+use switchyard_grounding::Grounding;
 use switchyard_textclass::toxicity::ToxicityDetector;
 use switchyard_topics::BiasDetector;
 
 use crate::verdict::{GuardVerdict, Outcome};
-use crate::window::OutputWindow;
 
 pub struct ToxicityCheck {
     pub detector: ToxicityDetector,
@@ -31,15 +29,131 @@ pub struct BiasCheck {
     pub action: OutputAction,
 }
 
-/// The output guards of a guard policy, shared with the streams they watch.
+/// One output check, as configured.
+pub enum OutputCheck {
+    Toxicity(ToxicityCheck),
+    Grounding(GroundingCheck),
+    Bias(BiasCheck),
+    Compliance(ComplianceGuardSpec),
+}
+
+impl OutputCheck {
+    /// What the check does with an answer that fails it.
+    pub fn action(&self) -> OutputAction {
+        match self {
+            OutputCheck::Toxicity(t) => t.action,
+            OutputCheck::Grounding(g) => g.action,
+            OutputCheck::Bias(b) => b.action,
+            OutputCheck::Compliance(c) => c.action,
+        }
+    }
+
+    /// Its verdict on a whole answer whose text is `text`; `None` when it has nothing to
+    /// check against (grounding without a context). Compliance may append a disclaimer.
+    fn review(
+        &self,
+        request: &ChatCompletionRequest,
+        response: &mut ChatCompletionResponse,
+        text: &str,
+    ) -> Option<GuardVerdict> {
+        let started = Instant::now();
+        let mut verdict = match self {
+            OutputCheck::Toxicity(t) => {
+                let v = t.detector.scan(text);
+                classified("toxicity", v.toxic, t.action, v.score, || {
+                    toxicity_detail(&v)
+                })
+            }
+            OutputCheck::Grounding(g) => {
+                let context = grounding_context(request, g.sources)?;
+                let v = g.scorer.check_lexical(&context, text);
+                classified("grounding", !v.supported, g.action, v.score, || {
+                    grounding_detail(&v)
+                })
+            }
+            OutputCheck::Bias(b) => {
+                let v = b.detector.scan(text);
+                classified("bias", v.biased, b.action, v.score, || bias_detail(&v))
+            }
+            OutputCheck::Compliance(c) => compliance_verdict(c, request, response),
+        };
+        verdict.ms = started.elapsed().as_secs_f64() * 1e3;
+        Some(verdict)
+    }
+}
+
+/// A classifying check's verdict: `pass`, `flagged` (found, but the action only flags) or
+/// `failed`.
+fn classified(
+    guard: &'static str,
+    found: bool,
+    action: OutputAction,
+    score: f32,
+    detail: impl FnOnce() -> String,
+) -> GuardVerdict {
+    let outcome = match (found, action) {
+        (false, _) => Outcome::Pass,
+        (true, OutputAction::Flag) => Outcome::Flagged,
+        (true, _) => Outcome::Failed,
+    };
+    let detail = if found { detail() } else { String::new() };
+    GuardVerdict::new(guard, outcome, Some(score), &detail)
+}
+
+/// The compliance rules' verdict on a whole answer, a missing disclaimer appended.
+fn compliance_verdict(
+    c: &ComplianceGuardSpec,
+    request: &ChatCompletionRequest,
+    response: &mut ChatCompletionResponse,
+) -> GuardVerdict {
+    let (problem, added) = compliance(c, request, response);
+    let failed = problem.is_some() && c.action != OutputAction::Flag;
+    let outcome = match (&problem, failed, added) {
+        (Some(_), true, _) => Outcome::Failed,
+        (Some(_), false, _) => Outcome::Flagged,
+        (None, _, true) => Outcome::Fixed,
+        (None, _, false) => Outcome::Pass,
+    };
+    let detail = problem.unwrap_or_else(|| {
+        if added {
+            "disclaimer added".to_owned()
+        } else {
+            String::new()
+        }
+    });
+    GuardVerdict::new("compliance", outcome, None, &detail)
+}
+
+/// The output guards of a guard policy, in the order they run, shared with the streams they
+/// watch.
 pub struct OutputChecks {
-    pub toxicity: Option<ToxicityCheck>,
-    pub compliance: Option<ComplianceGuardSpec>,
-    pub grounding: Option<GroundingCheck>,
-    pub bias: Option<BiasCheck>,
+    checks: Vec<OutputCheck>,
 }
 
 impl OutputChecks {
+    /// `None` when there is no check.
+    pub fn new(checks: Vec<OutputCheck>) -> Option<Self> {
+        (!checks.is_empty()).then_some(OutputChecks { checks })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &OutputCheck> {
+        self.checks.iter()
+    }
+
+    pub(crate) fn compliance(&self) -> Option<&ComplianceGuardSpec> {
+        self.checks.iter().find_map(|c| match c {
+            OutputCheck::Compliance(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn grounding(&self) -> Option<&GroundingCheck> {
+        self.checks.iter().find_map(|c| match c {
+            OutputCheck::Grounding(g) => Some(g),
+            _ => None,
+        })
+    }
+
     /// Checks a whole answer. Appends missing disclaimers in place; returns the first failure
     /// that is not only flagged, with its action. Every check's verdict is pushed.
     pub fn review(
@@ -48,104 +162,18 @@ impl OutputChecks {
         response: &mut ChatCompletionResponse,
         verdicts: &mut Vec<GuardVerdict>,
     ) -> Option<(GuardVerdict, OutputAction)> {
-        let mut failure = None;
-        let checks = self;
         let text = response.text();
-        // A classifying check's verdict: `pass`, `flagged` (found, but the action only flags)
-        // or `failed`; the first failure is returned.
-        let mut judged = |guard: &'static str,
-                          found: bool,
-                          action: OutputAction,
-                          score: f32,
-                          detail: &dyn Fn() -> String,
-                          started: Instant| {
-            let outcome = match (found, action) {
-                (false, _) => Outcome::Pass,
-                (true, OutputAction::Flag) => Outcome::Flagged,
-                (true, _) => Outcome::Failed,
+        let mut failure = None;
+        for check in &self.checks {
+            let Some(verdict) = check.review(request, response, &text) else {
+                continue;
             };
-            let verdict = GuardVerdict {
-                guard,
-                outcome,
-                score: Some(score),
-                detail: if found { detail() } else { String::new() },
-                ms: started.elapsed().as_secs_f64() * 1e3,
-                blocks: false,
-            };
-            if outcome == Outcome::Failed && failure.is_none() {
-                failure = Some((verdict.clone(), action));
-            }
-            verdicts.push(verdict);
-        };
-        if let Some(t) = &checks.toxicity {
-            let started = Instant::now();
-            let v = t.detector.scan(&text);
-            let detail = || toxicity_detail(&v);
-            judged("toxicity", v.toxic, t.action, v.score, &detail, started);
-        }
-        if let Some(g) = &checks.grounding {
-            if let Some(context) = grounding_context(request, g.sources) {
-                let started = Instant::now();
-                let v = g.scorer.check_lexical(&context, &text);
-                let detail = || grounding_detail(&v);
-                judged(
-                    "grounding",
-                    !v.supported,
-                    g.action,
-                    v.score,
-                    &detail,
-                    started,
-                );
-            }
-        }
-        if let Some(b) = &checks.bias {
-            let started = Instant::now();
-            let v = b.detector.scan(&text);
-            let detail = || bias_detail(&v);
-            judged("bias", v.biased, b.action, v.score, &detail, started);
-        }
-        if let Some(c) = &checks.compliance {
-            let started = Instant::now();
-            let (problem, added) = compliance(c, request, response);
-            let failed = problem.is_some() && c.action != OutputAction::Flag;
-            let verdict = GuardVerdict {
-                guard: "compliance",
-                outcome: match (&problem, failed, added) {
-                    (Some(_), true, _) => Outcome::Failed,
-                    (Some(_), false, _) => Outcome::Flagged,
-                    (None, _, true) => Outcome::Fixed,
-                    (None, _, false) => Outcome::Pass,
-                },
-                score: None,
-                detail: problem.unwrap_or_else(|| {
-                    if added {
-                        "disclaimer added".to_owned()
-                    } else {
-                        String::new()
-                    }
-                }),
-                ms: started.elapsed().as_secs_f64() * 1e3,
-                blocks: false,
-            };
-            if failed && failure.is_none() {
-                failure = Some((verdict.clone(), c.action));
+            if verdict.outcome == Outcome::Failed && failure.is_none() {
+                failure = Some((verdict.clone(), check.action()));
             }
             verdicts.push(verdict);
         }
         failure
-    }
-
-    /// A watcher for a streamed answer to `request`.
-    pub fn window(self: &Arc<Self>, request: &ChatCompletionRequest) -> OutputWindow {
-        let context = self.grounding.as_ref().and_then(|g| {
-            grounding_context(request, g.sources).map(|text| GroundingContext::new(&text, None))
-        });
-        OutputWindow::new(
-            Arc::clone(self),
-            context,
-            last_user_text(request),
-            json_requested(request),
-        )
     }
 }
 

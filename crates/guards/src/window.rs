@@ -5,9 +5,11 @@ use std::sync::Arc;
 use switchyard_control::OutputAction;
 use switchyard_grounding::Context as GroundingContext;
 
+use switchyard_api::ChatCompletionRequest;
+
 use crate::output::{
-    bias_detail, grounding_detail, sentence_cut, sentence_start_of_tail, toxicity_detail,
-    OutputChecks,
+    bias_detail, grounding_context, grounding_detail, json_requested, last_user_text, sentence_cut,
+    sentence_start_of_tail, toxicity_detail, OutputCheck, OutputChecks,
 };
 use crate::verdict::{GuardVerdict, Outcome};
 
@@ -32,6 +34,19 @@ pub struct OutputWindow {
 }
 
 impl OutputWindow {
+    /// A watcher for a streamed answer to `request`.
+    pub fn over(checks: &Arc<OutputChecks>, request: &ChatCompletionRequest) -> Self {
+        let context = checks.grounding().and_then(|g| {
+            grounding_context(request, g.sources).map(|text| GroundingContext::new(&text, None))
+        });
+        OutputWindow::new(
+            Arc::clone(checks),
+            context,
+            last_user_text(request),
+            json_requested(request),
+        )
+    }
+
     pub fn new(
         checks: Arc<OutputChecks>,
         context: Option<GroundingContext>,
@@ -77,7 +92,7 @@ impl OutputWindow {
         }
         let rest = std::mem::take(&mut self.pending);
         let mut out = self.release(rest)?;
-        if let Some(c) = &self.checks.compliance {
+        if let Some(c) = self.checks.compliance() {
             for (when, disclaimer) in &c.disclaimers {
                 if (when.is_match(&self.question) || when.is_match(&self.released))
                     && !self.released.contains(disclaimer.as_str())
@@ -116,58 +131,63 @@ impl OutputWindow {
         let tail_start = sentence_start_of_tail(&self.released);
         let window = format!("{}{}", &self.released[tail_start..], ready);
         let checks = Arc::clone(&self.checks);
-        if let Some(t) = &checks.toxicity {
-            let v = t.detector.scan(&window);
-            if v.toxic {
-                if let Some(stop) = self.found("toxicity", t.action, v.score, &toxicity_detail(&v))
-                {
-                    return Err(stop);
-                }
-            }
-        }
-        if let (Some(g), Some(cx)) = (&checks.grounding, self.context.take()) {
-            // Support is per sentence, so only the new sentences are scored.
-            let v = g.scorer.check_prepared(&cx, &ready, None);
-            self.context = Some(cx);
-            if !v.supported {
-                let detail = grounding_detail(&v);
-                if let Some(stop) = self.found("grounding", g.action, v.score, &detail) {
-                    return Err(stop);
-                }
-            }
-        }
-        if let Some(b) = &checks.bias {
-            let v = b.detector.scan(&window);
-            if v.biased {
-                if let Some(stop) = self.found("bias", b.action, v.score, &bias_detail(&v)) {
-                    return Err(stop);
-                }
-            }
-        }
-        if let Some(c) = &checks.compliance {
-            let total = self.released.chars().count() + ready.chars().count();
-            let problem = c
-                .forbidden
-                .iter()
-                .position(|re| re.is_match(&window))
-                .map(|i| format!("forbidden[{i}]"))
-                .or_else(|| {
-                    c.max_chars
-                        .filter(|max| total > *max)
-                        .map(|max| format!("more than {max} characters"))
-                });
-            if let Some(p) = problem {
-                if c.action != OutputAction::Flag {
-                    let stop = GuardVerdict::new("compliance", Outcome::Stopped, None, &p);
-                    self.verdicts.push(stop.clone());
-                    return Err(stop);
-                }
-                self.verdicts
-                    .push(GuardVerdict::new("compliance", Outcome::Flagged, None, &p));
+        for check in checks.iter() {
+            if let Some(stop) = self.check(check, &window, &ready) {
+                return Err(stop);
             }
         }
         self.released.push_str(&ready);
         Ok(ready)
+    }
+
+    /// One check over the window (the new text `ready` with the sentence before it): the
+    /// verdict that stops the stream, if any.
+    fn check(&mut self, check: &OutputCheck, window: &str, ready: &str) -> Option<GuardVerdict> {
+        match check {
+            OutputCheck::Toxicity(t) => {
+                let v = t.detector.scan(window);
+                v.toxic
+                    .then(|| self.found("toxicity", t.action, v.score, &toxicity_detail(&v)))?
+            }
+            OutputCheck::Grounding(g) => {
+                let cx = self.context.take()?;
+                // Support is per sentence, so only the new sentences are scored.
+                let v = g.scorer.check_prepared(&cx, ready, None);
+                self.context = Some(cx);
+                let detail = grounding_detail(&v);
+                (!v.supported).then(|| self.found("grounding", g.action, v.score, &detail))?
+            }
+            OutputCheck::Bias(b) => {
+                let v = b.detector.scan(window);
+                v.biased
+                    .then(|| self.found("bias", b.action, v.score, &bias_detail(&v)))?
+            }
+            OutputCheck::Compliance(c) => {
+                let total = self.released.chars().count() + ready.chars().count();
+                let problem = c
+                    .forbidden
+                    .iter()
+                    .position(|re| re.is_match(window))
+                    .map(|i| format!("forbidden[{i}]"))
+                    .or_else(|| {
+                        c.max_chars
+                            .filter(|max| total > *max)
+                            .map(|max| format!("more than {max} characters"))
+                    })?;
+                if c.action != OutputAction::Flag {
+                    let stop = GuardVerdict::new("compliance", Outcome::Stopped, None, &problem);
+                    self.verdicts.push(stop.clone());
+                    return Some(stop);
+                }
+                self.verdicts.push(GuardVerdict::new(
+                    "compliance",
+                    Outcome::Flagged,
+                    None,
+                    &problem,
+                ));
+                None
+            }
+        }
     }
 
     /// A check found a problem in the window: the verdict that stops the stream, or, when the

@@ -9,7 +9,7 @@ use regex::Regex;
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse};
 use switchyard_control::{ComplianceGuardSpec, OutputAction};
 use switchyard_guards::output::{json_problem, sentence_cut};
-use switchyard_guards::{GuardVerdict, Outcome, OutputChecks};
+use switchyard_guards::{GuardVerdict, Outcome, OutputCheck, OutputChecks, OutputWindow};
 
 fn request(json: serde_json::Value) -> ChatCompletionRequest {
     serde_json::from_value(json).unwrap()
@@ -26,21 +26,17 @@ fn rules(
     max_chars: Option<usize>,
     json: bool,
 ) -> Arc<OutputChecks> {
-    Arc::new(OutputChecks {
-        toxicity: None,
-        grounding: None,
-        bias: None,
-        compliance: Some(ComplianceGuardSpec {
-            action,
-            forbidden: forbidden.iter().map(|f| Regex::new(f).unwrap()).collect(),
-            disclaimers: disclaimers
-                .iter()
-                .map(|(w, d)| (Regex::new(w).unwrap(), (*d).to_owned()))
-                .collect(),
-            max_chars,
-            json,
-        }),
-    })
+    let rules = ComplianceGuardSpec {
+        action,
+        forbidden: forbidden.iter().map(|f| Regex::new(f).unwrap()).collect(),
+        disclaimers: disclaimers
+            .iter()
+            .map(|(w, d)| (Regex::new(w).unwrap(), (*d).to_owned()))
+            .collect(),
+        max_chars,
+        json,
+    };
+    Arc::new(OutputChecks::new(vec![OutputCheck::Compliance(rules)]).unwrap())
 }
 
 fn answer(text: &str) -> ChatCompletionResponse {
@@ -105,7 +101,7 @@ fn stream(
     question: &str,
     pieces: &[&str],
 ) -> (String, Option<GuardVerdict>, Vec<GuardVerdict>) {
-    let mut window = checks.window(&ask(question));
+    let mut window = OutputWindow::over(checks, &ask(question));
     let mut sent = String::new();
     for piece in pieces {
         match window.push(piece) {

@@ -273,32 +273,18 @@ impl Dispatcher {
             let mut retry_after = None;
             for attempt in 0..policy.max_attempts {
                 if attempt > 0 {
-                    if !self.retry_budget.withdraw() {
-                        tracing::debug!(model = %model.spec.name, "retry budget exhausted");
-                        break;
+                    match self
+                        .back_off(model, attempt, retry_after, deadline, &labels)
+                        .await
+                    {
+                        Backoff::Waited => {}
+                        Backoff::NextModel => break,
+                        Backoff::PastDeadline => break 'chain,
                     }
-                    let jitter = policy.backoff.delay(attempt - 1, rand::rng().random());
-                    let delay = retry_after.map_or(jitter, |ra: Duration| ra.max(jitter));
-                    if tokio::time::Instant::now() + delay >= deadline {
-                        break 'chain;
-                    }
-                    m::counter(m::RETRIES, &[("model", labels.model(&model.spec.name))])
-                        .increment(1);
-                    tokio::time::sleep(delay).await;
                 }
                 let at = now();
                 let Some((deployment, flight)) = model.pick(at, &failed) else {
-                    let mut refused = GatewayError::new(
-                        ErrorKind::UpstreamUnavailable,
-                        "upstream_unavailable",
-                        format!(
-                            "every deployment of model `{}` is failing (circuit open); retry later",
-                            model.spec.name
-                        ),
-                    );
-                    // Half-open with its probe in flight: no time is known, the default holds.
-                    refused.retry_after = model.reopens_in(at);
-                    last = Some(refused);
+                    last = Some(circuit_open(model, at));
                     continue 'chain;
                 };
                 // The record names the last model and deployment tried, so failed requests
@@ -313,39 +299,11 @@ impl Dispatcher {
                 match outcome {
                     Ok(value) => {
                         flight.succeeded();
-                        let fallback_from =
-                            (!Arc::ptr_eq(model, primary)).then(|| primary.spec.name.clone());
-                        if fallback_from.is_some() {
-                            m::counter(
-                                m::FALLBACKS,
-                                &[
-                                    ("from", labels.model(&primary.spec.name)),
-                                    ("to", labels.model(&model.spec.name)),
-                                ],
-                            )
-                            .increment(1);
-                        }
-                        return Ok((
-                            value,
-                            Served {
-                                model: model.clone(),
-                                deployment,
-                                fallback_from,
-                            },
-                        ));
+                        return Ok((value, served(model, primary, deployment, &labels)));
                     }
                     Err(e) => {
                         flight.failed(e.counts_against_deployment());
-                        m::counter(
-                            m::UPSTREAM_ERRORS,
-                            &[
-                                ("deployment", labels.deployment(&deployment.label)),
-                                ("kind", m::LabelValue::fixed(e.kind())),
-                            ],
-                        )
-                        .increment(1);
-                        tracing::warn!(deployment = %deployment.label, error = %e, "upstream attempt failed");
-                        let mapped = GatewayError::from_provider(&e, &deployment.label);
+                        let mapped = attempt_failed(&e, &deployment, &labels);
                         failed.push(deployment.clone());
                         if !e.retryable() {
                             return Err(mapped);
@@ -359,17 +317,107 @@ impl Dispatcher {
                 }
             }
         }
-        Err(last.unwrap_or_else(|| {
-            GatewayError::new(
-                ErrorKind::UpstreamTimeout,
-                "deadline_exceeded",
-                format!(
-                    "no model answered within the request deadline of {:.1}s",
-                    primary.spec.resilience.deadline.as_secs_f64()
-                ),
-            )
-        }))
+        Err(last.unwrap_or_else(|| deadline_exceeded(primary)))
     }
+
+    /// Waits before retry `attempt` of `model`: full jitter, at least the upstream's
+    /// `retry-after`, if the retry budget allows and the deadline leaves time.
+    async fn back_off(
+        &self,
+        model: &ModelRuntime,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        deadline: tokio::time::Instant,
+        labels: &m::Labels,
+    ) -> Backoff {
+        if !self.retry_budget.withdraw() {
+            tracing::debug!(model = %model.spec.name, "retry budget exhausted");
+            return Backoff::NextModel;
+        }
+        let policy = &model.spec.resilience;
+        let jitter = policy.backoff.delay(attempt - 1, rand::rng().random());
+        let delay = retry_after.map_or(jitter, |ra: Duration| ra.max(jitter));
+        if tokio::time::Instant::now() + delay >= deadline {
+            return Backoff::PastDeadline;
+        }
+        m::counter(m::RETRIES, &[("model", labels.model(&model.spec.name))]).increment(1);
+        tokio::time::sleep(delay).await;
+        Backoff::Waited
+    }
+}
+
+/// What waiting before a retry came to.
+enum Backoff {
+    Waited,
+    /// The retry budget is spent: on to the next model in the chain.
+    NextModel,
+    /// The wait would end past the request's deadline: no more attempts at all.
+    PastDeadline,
+}
+
+/// Every deployment of `model` is failing (its breakers are open).
+fn circuit_open(model: &ModelRuntime, at: Instant) -> GatewayError {
+    let mut refused = GatewayError::new(
+        ErrorKind::UpstreamUnavailable,
+        "upstream_unavailable",
+        format!(
+            "every deployment of model `{}` is failing (circuit open); retry later",
+            model.spec.name
+        ),
+    );
+    // Half-open with its probe in flight: no time is known, the default holds.
+    refused.retry_after = model.reopens_in(at);
+    refused
+}
+
+/// Who answered, a fallback counted when it was not the primary.
+fn served(
+    model: &Arc<ModelRuntime>,
+    primary: &Arc<ModelRuntime>,
+    deployment: Arc<Deployment>,
+    labels: &m::Labels,
+) -> Served {
+    let fallback_from = (!Arc::ptr_eq(model, primary)).then(|| primary.spec.name.clone());
+    if fallback_from.is_some() {
+        m::counter(
+            m::FALLBACKS,
+            &[
+                ("from", labels.model(&primary.spec.name)),
+                ("to", labels.model(&model.spec.name)),
+            ],
+        )
+        .increment(1);
+    }
+    Served {
+        model: model.clone(),
+        deployment,
+        fallback_from,
+    }
+}
+
+/// A failed attempt, counted and logged, as the client would be told.
+fn attempt_failed(e: &ProviderError, deployment: &Deployment, labels: &m::Labels) -> GatewayError {
+    m::counter(
+        m::UPSTREAM_ERRORS,
+        &[
+            ("deployment", labels.deployment(&deployment.label)),
+            ("kind", m::LabelValue::fixed(e.kind())),
+        ],
+    )
+    .increment(1);
+    tracing::warn!(deployment = %deployment.label, error = %e, "upstream attempt failed");
+    GatewayError::from_provider(e, &deployment.label)
+}
+
+fn deadline_exceeded(primary: &ModelRuntime) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamTimeout,
+        "deadline_exceeded",
+        format!(
+            "no model answered within the request deadline of {:.1}s",
+            primary.spec.resilience.deadline.as_secs_f64()
+        ),
+    )
 }
 
 fn now() -> Instant {

@@ -5,14 +5,13 @@
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse};
 use switchyard_cache::{CacheControl, HitKind};
 use switchyard_control::{CachePolicySpec, JudgeGuardSpec, OutputAction, Policy};
 use switchyard_providers::tokens;
 use switchyard_rollout::TargetKind;
 
-use super::{admit, note_served, validate_chat, ChatOutcome, Pipeline, Target};
+use super::{admit, note_served, validate_chat, Caller, ChatOutcome, Pipeline, Target};
 use crate::data_plane::cache::{cache_control, CacheFill, CacheOutcome};
 use crate::data_plane::dispatch::{ModelRuntime, Served, Started};
 use crate::data_plane::flags::{self, FlagSet};
@@ -20,7 +19,7 @@ use crate::data_plane::guards::{
     context_field_message, refusal, unmask_response, GuardStage, GuardVerdict, Masking, Outcome,
     Screen,
 };
-use crate::data_plane::keys::{worst_case, KeyState};
+use crate::data_plane::keys::worst_case;
 use crate::data_plane::live::Live;
 use crate::data_plane::record::RecordGuard;
 use crate::data_plane::routing::{header_policy, RouteRuntime};
@@ -38,14 +37,6 @@ const NO_CACHE: CachePolicySpec = CachePolicySpec {
     ttl: std::time::Duration::from_secs(1),
     allow_temperature: false,
 };
-
-/// Who is calling, worked out once per request (`Running::chat`).
-pub struct Caller<'a> {
-    pub key: Arc<KeyState>,
-    /// Who the request is for in sticky splits (flags, rollout arms): `flags::user_key`.
-    pub user: String,
-    pub headers: &'a HeaderMap,
-}
 
 /// What a chat request carries from stage to stage.
 struct ChatContext<'a> {

@@ -10,23 +10,20 @@ use serde::de::DeserializeOwned;
 use switchyard_api::{
     ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse, Model, ModelList,
 };
-use switchyard_control::{Config, ModelSpec, ProviderSpec};
-use switchyard_providers::ChatProvider;
-use switchyard_resilience::CircuitBreaker;
+use switchyard_control::{Config, ModelSpec};
 
+mod build;
 mod chat;
-
-pub use chat::Caller;
 
 use crate::data_plane::arms::RolloutSet;
 use crate::data_plane::cache::CacheStage;
-use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Served, Weighted};
+use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Served};
 use crate::data_plane::guards::GuardStage;
-use crate::data_plane::keys::{resolve_secret, KeyState, Keyring, Periods, Reservation};
+use crate::data_plane::keys::{KeyState, Keyring, Reservation};
 use crate::data_plane::record::RecordGuard;
 use crate::data_plane::routing::RouteRuntime;
 use crate::error::{ErrorKind, GatewayError};
-use switchyard_control::{CachePolicySpec, Policy};
+use switchyard_control::Policy;
 use switchyard_rollout::TargetKind;
 
 pub struct Pipeline {
@@ -73,6 +70,14 @@ pub enum BuildError {
     },
 }
 
+/// Who is calling, worked out once per request (`Running::chat`).
+pub struct Caller<'a> {
+    pub key: Arc<KeyState>,
+    /// Who the request is for in sticky splits (flags, rollout arms): `flags::user_key`.
+    pub user: String,
+    pub headers: &'a HeaderMap,
+}
+
 /// What a chat request produced, before it is framed for HTTP.
 pub enum ChatOutcome {
     Complete(switchyard_api::ChatCompletionResponse),
@@ -89,141 +94,6 @@ enum Target<'a> {
 }
 
 impl Pipeline {
-    /// `env` reads environment variables (provider API keys, key secrets); `spent` reads a
-    /// key's spend since a time from the store.
-    pub fn build(
-        config: Arc<Config>,
-        env: &dyn Fn(&str) -> Option<String>,
-        spent: &dyn Fn(&str, i64) -> u64,
-        version: &str,
-    ) -> Result<Self, BuildError> {
-        // One connection pool per connect timeout: reqwest sets that timeout per client.
-        let mut clients: HashMap<std::time::Duration, reqwest::Client> = HashMap::new();
-        let mut providers: HashMap<&str, Arc<dyn ChatProvider>> = HashMap::new();
-        for (name, spec) in &config.providers {
-            let connect_timeout = match spec {
-                ProviderSpec::OpenAi(o) => o.connect_timeout,
-                ProviderSpec::Anthropic(a) => a.connect_timeout,
-                ProviderSpec::Sim(_) => std::time::Duration::from_secs(5),
-            };
-            let http = match clients.get(&connect_timeout) {
-                Some(c) => c.clone(),
-                None => {
-                    let c = switchyard_providers::http_client(connect_timeout)?;
-                    clients.insert(connect_timeout, c.clone());
-                    c
-                }
-            };
-            providers.insert(name, switchyard_providers::build(name, spec, &http, env)?);
-        }
-        let now = tokio::time::Instant::now().into_std();
-        let mut models = HashMap::new();
-        // A deployment (provider and upstream model) used by several models is one object:
-        // one breaker, one count of calls in flight, whichever alias reached it.
-        let mut shared: HashMap<String, Arc<Deployment>> = HashMap::new();
-        for (name, spec) in &config.models {
-            let mut deployments = Vec::new();
-            for d in &spec.deployments {
-                let Some(provider) = providers.get(d.provider.as_str()) else {
-                    continue;
-                };
-                let deployment = shared
-                    .entry(d.label())
-                    .or_insert_with(|| {
-                        Arc::new(Deployment::new(
-                            d.label(),
-                            d.upstream_model.clone(),
-                            provider.clone(),
-                            CircuitBreaker::new(
-                                config
-                                    .breakers
-                                    .get(&d.provider)
-                                    .copied()
-                                    .unwrap_or_default(),
-                                now,
-                            ),
-                        ))
-                    })
-                    .clone();
-                deployments.push(Weighted {
-                    deployment,
-                    weight: d.weight,
-                });
-            }
-            models.insert(
-                name.clone(),
-                Arc::new(ModelRuntime {
-                    spec: spec.clone(),
-                    deployments,
-                }),
-            );
-        }
-        let periods = Periods::now();
-        let mut keys = HashMap::new();
-        for k in &config.keys {
-            let hash = resolve_secret(&k.id, &k.secret, env)?;
-            keys.insert(hash, Arc::new(KeyState::new(k, &periods, spent)));
-        }
-        let admin = match &config.admin {
-            Some(a) => Some(resolve_secret("admin", &a.secret, env)?),
-            None => None,
-        };
-        let mut deployments: Vec<Arc<Deployment>> = shared.into_values().collect();
-        deployments.sort_by(|a, b| a.label.cmp(&b.label));
-        let mut routes = HashMap::new();
-        for (name, spec) in &config.routes {
-            let runtime =
-                RouteRuntime::build(spec, &config.models).map_err(|source| BuildError::Route {
-                    route: name.clone(),
-                    source,
-                })?;
-            routes.insert(name.clone(), runtime);
-        }
-        let mut static_models = crate::data_plane::cache::StaticModels::default();
-        let cache = match &config.cache {
-            Some(spec) => {
-                let semantic = |p: &CachePolicySpec| p.enabled && p.semantic;
-                let semantic_used =
-                    semantic(&spec.defaults) || config.routes.values().any(|r| semantic(&r.cache));
-                Some(CacheStage::build(spec, semantic_used, &mut static_models)?)
-            }
-            None => None,
-        };
-        let guards = GuardStage::build(&config.guards, env, &mut static_models)?;
-        let mut guard_policies = HashMap::new();
-        for (name, spec) in &config.guard_policies {
-            guard_policies.insert(
-                name.clone(),
-                GuardStage::build(spec, env, &mut static_models)?,
-            );
-        }
-        let content = match &config.telemetry.content {
-            Some(spec) => Some(
-                crate::data_plane::content::ContentStage::build(spec)
-                    .map_err(BuildError::Content)?,
-            ),
-            None => None,
-        };
-        Ok(Pipeline {
-            routes,
-            cache,
-            guards,
-            guard_policies,
-            deployments,
-            content,
-            dispatcher: Dispatcher::new(
-                config.retry_budget.percent,
-                config.retry_budget.min_per_sec,
-            ),
-            labels: Arc::new(crate::metrics::Labels::new(&config)),
-            config,
-            version: version.to_owned(),
-            keyring: Keyring::new(keys, admin),
-            models,
-            created: switchyard_providers::unix_now(),
-        })
-    }
-
     /// `POST /v1/embeddings`.
     pub async fn embed(
         &self,

@@ -1,0 +1,191 @@
+//! Masking: PII and secrets in every message become placeholders (or are redacted, hashed
+//! or refused, per kind) before anything else reads the request; pseudonymised values are
+//! put back into the answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use switchyard_api::{ChatCompletionRequest, ChatMessage, MessageContent, Role};
+use switchyard_control::PiiGuardSpec;
+use switchyard_guards::output::CONTEXT_NAME;
+use switchyard_guards::{GuardVerdict, Outcome};
+use switchyard_pii::{MaskSession, Masker, Restorations, Scanner, ScannerConfig};
+
+use super::errors::refusal;
+use crate::error::GatewayError;
+
+pub struct PiiGuard {
+    masker: Masker,
+    salt: Vec<u8>,
+}
+
+/// What masking left for the answer.
+pub struct Masking {
+    pub restorations: Restorations,
+}
+
+impl PiiGuard {
+    /// `env` reads the hash salt's environment variable.
+    pub fn build(
+        p: &PiiGuardSpec,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, switchyard_pii::PiiError> {
+        let scanner = Scanner::new(ScannerConfig::only(p.kinds.iter().copied()))?;
+        // Hashes are comparable across restarts only with a configured salt; without one
+        // each process draws its own, so they are at least not guessable.
+        let salt = p
+            .hash_salt_env
+            .as_deref()
+            .and_then(env)
+            .map(String::into_bytes)
+            .unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
+        Ok(PiiGuard {
+            masker: Masker::new(Arc::new(scanner), p.policy.clone()),
+            salt,
+        })
+    }
+
+    /// Masks `request` in place. `Err` when a finding's action is `block`.
+    pub fn mask(
+        &self,
+        request: &mut ChatCompletionRequest,
+        verdicts: &mut Vec<GuardVerdict>,
+    ) -> Result<Option<Masking>, GatewayError> {
+        let pii = self;
+        let started = Instant::now();
+        let mut session = pii.masker.session(&pii.salt);
+        let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
+        let mut blocked = false;
+        let mut flagged_only = true;
+        for message in &mut request.messages {
+            mask_message(&mut session, message, &mut |m| {
+                blocked |= m.blocked;
+                for f in &m.findings {
+                    *counts.entry(f.kind.label()).or_default() += 1;
+                    flagged_only &= f.action == switchyard_pii::Action::Allow;
+                }
+            });
+        }
+        let detail = counts
+            .iter()
+            .map(|(k, n)| format!("{k}:{n}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let outcome = if blocked {
+            Outcome::Blocked
+        } else if counts.is_empty() {
+            Outcome::Pass
+        } else if flagged_only {
+            Outcome::Flagged
+        } else {
+            Outcome::Masked
+        };
+        let verdict = GuardVerdict {
+            guard: "pii",
+            outcome,
+            score: None,
+            detail,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+            blocks: blocked,
+        };
+        if blocked {
+            let e = refusal(&verdict);
+            verdicts.push(verdict);
+            return Err(e);
+        }
+        verdicts.push(verdict);
+        let restorations = session.restorations();
+        Ok((!restorations.is_empty()).then_some(Masking { restorations }))
+    }
+}
+
+/// Moves the request's `context` extension field (a string, or an array of strings or of
+/// objects with `text` or `content`) into a system message named `context`, after the
+/// leading system messages, so the model reads it, the cache keys on it, masking covers it,
+/// and no provider is sent a field it does not know. `Err` when the field has another shape.
+pub fn context_field_message(request: &mut ChatCompletionRequest) -> Result<(), GatewayError> {
+    let Some(value) = request.extra.remove("context") else {
+        return Ok(());
+    };
+    let piece = |v: &serde_json::Value| -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => o
+                .get("text")
+                .or_else(|| o.get("content"))
+                .and_then(|t| t.as_str())
+                .map(str::to_owned),
+            _ => None,
+        }
+    };
+    let texts: Option<Vec<String>> = match &value {
+        serde_json::Value::Array(items) => items.iter().map(piece).collect(),
+        serde_json::Value::String(_) => piece(&value).map(|t| vec![t]),
+        _ => None,
+    };
+    let Some(texts) = texts else {
+        return Err(GatewayError::invalid(
+            Some("context"),
+            "`context` must be a string, or an array of strings or of objects with `text`",
+        ));
+    };
+    let mut message = ChatMessage::new(Role::System, texts.join("\n\n"));
+    message.name = Some(CONTEXT_NAME.to_owned());
+    let at = request
+        .messages
+        .iter()
+        .take_while(|m| matches!(m.role, Role::System | Role::Developer))
+        .count();
+    request.messages.insert(at, message);
+    Ok(())
+}
+
+/// Masks every text a message carries: content (string or text parts) and tool-call
+/// arguments.
+fn mask_message(
+    session: &mut MaskSession<'_>,
+    message: &mut ChatMessage,
+    seen: &mut dyn FnMut(&switchyard_pii::Masked),
+) {
+    let mut apply = |text: &mut String| {
+        let m = session.mask(text);
+        seen(&m);
+        if !m.findings.is_empty() {
+            *text = m.text;
+        }
+    };
+    match &mut message.content {
+        Some(MessageContent::Text(t)) => apply(t),
+        Some(MessageContent::Parts(parts)) => {
+            for p in parts {
+                if let Some(t) = &mut p.text {
+                    apply(t);
+                }
+            }
+        }
+        None => {}
+    }
+    for call in message.tool_calls.iter_mut().flatten() {
+        apply(&mut call.function.arguments);
+    }
+}
+
+/// Puts pseudonymised values back into a whole answer.
+pub fn unmask_response(r: &mut switchyard_api::ChatCompletionResponse, m: &Masking) {
+    for c in &mut r.choices {
+        match &mut c.message.content {
+            Some(MessageContent::Text(t)) => *t = m.restorations.unmask(t),
+            Some(MessageContent::Parts(parts)) => {
+                for p in parts {
+                    if let Some(t) = &mut p.text {
+                        *t = m.restorations.unmask(t);
+                    }
+                }
+            }
+            None => {}
+        }
+        for call in c.message.tool_calls.iter_mut().flatten() {
+            call.function.arguments = m.restorations.unmask(&call.function.arguments);
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Building a pipeline from a validated config: providers, models and their deployments,
+//! keys, routes, the cache, guard policies, content capture, each in its own step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_control::{CachePolicySpec, Config, ProviderSpec};
+use switchyard_providers::ChatProvider;
+use switchyard_resilience::CircuitBreaker;
+
+use super::{BuildError, Pipeline};
+use crate::data_plane::cache::{CacheStage, StaticModels};
+use crate::data_plane::content::ContentStage;
+use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Weighted};
+use crate::data_plane::guards::GuardStage;
+use crate::data_plane::keys::{resolve_secret, KeyState, Keyring, Periods};
+use crate::data_plane::routing::RouteRuntime;
+
+/// What reads environment variables (provider API keys, key secrets, the PII salt).
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Pipeline {
+    /// `env` reads environment variables (provider API keys, key secrets); `spent` reads a
+    /// key's spend since a time from the store.
+    pub fn build(
+        config: Arc<Config>,
+        env: Env<'_>,
+        spent: &dyn Fn(&str, i64) -> u64,
+        version: &str,
+    ) -> Result<Self, BuildError> {
+        let providers = providers(&config, env)?;
+        let (models, deployments) = models(&config, &providers);
+        let keyring = keyring(&config, env, spent)?;
+        let routes = routes(&config)?;
+        let mut static_models = StaticModels::default();
+        let cache = cache(&config, &mut static_models)?;
+        let guards = GuardStage::build(&config.guards, env, &mut static_models)?;
+        let mut guard_policies = HashMap::new();
+        for (name, spec) in &config.guard_policies {
+            let stage = GuardStage::build(spec, env, &mut static_models)?;
+            guard_policies.insert(name.clone(), stage);
+        }
+        let content = match &config.telemetry.content {
+            Some(spec) => Some(ContentStage::build(spec).map_err(BuildError::Content)?),
+            None => None,
+        };
+        Ok(Pipeline {
+            routes,
+            cache,
+            guards,
+            guard_policies,
+            deployments,
+            content,
+            dispatcher: Dispatcher::new(
+                config.retry_budget.percent,
+                config.retry_budget.min_per_sec,
+            ),
+            labels: Arc::new(crate::metrics::Labels::new(&config)),
+            config,
+            version: version.to_owned(),
+            keyring,
+            models,
+            created: switchyard_providers::unix_now(),
+        })
+    }
+}
+
+/// Every configured provider, on one connection pool per connect timeout (reqwest sets that
+/// timeout per client).
+fn providers(
+    config: &Config,
+    env: Env<'_>,
+) -> Result<HashMap<String, Arc<dyn ChatProvider>>, BuildError> {
+    let mut clients: HashMap<Duration, reqwest::Client> = HashMap::new();
+    let mut providers = HashMap::new();
+    for (name, spec) in &config.providers {
+        let connect_timeout = match spec {
+            ProviderSpec::OpenAi(o) => o.connect_timeout,
+            ProviderSpec::Anthropic(a) => a.connect_timeout,
+            ProviderSpec::Sim(_) => Duration::from_secs(5),
+        };
+        let http = match clients.get(&connect_timeout) {
+            Some(c) => c.clone(),
+            None => {
+                let c = switchyard_providers::http_client(connect_timeout)?;
+                clients.insert(connect_timeout, c.clone());
+                c
+            }
+        };
+        let provider = switchyard_providers::build(name, spec, &http, env)?;
+        providers.insert(name.clone(), provider);
+    }
+    Ok(providers)
+}
+
+/// Every model with its deployments, and every distinct deployment once, by label. A
+/// deployment (provider and upstream model) used by several models is one object: one
+/// breaker, one count of calls in flight, whichever alias reached it.
+fn models(
+    config: &Config,
+    providers: &HashMap<String, Arc<dyn ChatProvider>>,
+) -> (HashMap<String, Arc<ModelRuntime>>, Vec<Arc<Deployment>>) {
+    let now = tokio::time::Instant::now().into_std();
+    let mut models = HashMap::new();
+    let mut shared: HashMap<String, Arc<Deployment>> = HashMap::new();
+    for (name, spec) in &config.models {
+        let mut deployments = Vec::new();
+        for d in &spec.deployments {
+            let Some(provider) = providers.get(d.provider.as_str()) else {
+                continue;
+            };
+            let deployment = shared
+                .entry(d.label())
+                .or_insert_with(|| {
+                    let breaker = config
+                        .breakers
+                        .get(&d.provider)
+                        .copied()
+                        .unwrap_or_default();
+                    Arc::new(Deployment::new(
+                        d.label(),
+                        d.upstream_model.clone(),
+                        provider.clone(),
+                        CircuitBreaker::new(breaker, now),
+                    ))
+                })
+                .clone();
+            deployments.push(Weighted {
+                deployment,
+                weight: d.weight,
+            });
+        }
+        let runtime = ModelRuntime {
+            spec: spec.clone(),
+            deployments,
+        };
+        models.insert(name.clone(), Arc::new(runtime));
+    }
+    let mut deployments: Vec<Arc<Deployment>> = shared.into_values().collect();
+    deployments.sort_by(|a, b| a.label.cmp(&b.label));
+    (models, deployments)
+}
+
+/// The keys by the hash of their secret, and the admin key's; what each key spent in its
+/// budget periods so far is read back from the store (`spent`).
+fn keyring(
+    config: &Config,
+    env: Env<'_>,
+    spent: &dyn Fn(&str, i64) -> u64,
+) -> Result<Keyring, BuildError> {
+    let periods = Periods::now();
+    let mut keys = HashMap::new();
+    for k in &config.keys {
+        let hash = resolve_secret(&k.id, &k.secret, env)?;
+        keys.insert(hash, Arc::new(KeyState::new(k, &periods, spent)));
+    }
+    let admin = match &config.admin {
+        Some(a) => Some(resolve_secret("admin", &a.secret, env)?),
+        None => None,
+    };
+    Ok(Keyring::new(keys, admin))
+}
+
+fn routes(config: &Config) -> Result<HashMap<String, RouteRuntime>, BuildError> {
+    let mut routes = HashMap::new();
+    for (name, spec) in &config.routes {
+        let runtime =
+            RouteRuntime::build(spec, &config.models).map_err(|source| BuildError::Route {
+                route: name.clone(),
+                source,
+            })?;
+        routes.insert(name.clone(), runtime);
+    }
+    Ok(routes)
+}
+
+/// The cache, with the static embedding model loaded only when some policy is semantic.
+fn cache(config: &Config, models: &mut StaticModels) -> Result<Option<CacheStage>, BuildError> {
+    let Some(spec) = &config.cache else {
+        return Ok(None);
+    };
+    let semantic = |p: &CachePolicySpec| p.enabled && p.semantic;
+    let semantic_used =
+        semantic(&spec.defaults) || config.routes.values().any(|r| semantic(&r.cache));
+    Ok(Some(CacheStage::build(spec, semantic_used, models)?))
+}
