@@ -186,8 +186,10 @@ const SPIN: Duration = Duration::from_micros(150);
 fn wait_until(due: std::time::Instant) {
     let now = std::time::Instant::now();
     if due > now + SPIN {
-        // This thread runs no async tasks, so blocking it is the point.
-        #[allow(clippy::disallowed_methods)]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "this thread runs no async tasks, so blocking it is the point"
+        )]
         std::thread::sleep(due - now - SPIN);
     }
     while std::time::Instant::now() < due {

@@ -294,17 +294,26 @@ fn key(labels: &[(&'static str, LabelValue)]) -> Vec<metrics::Label> {
 }
 
 /// The counter `name` with these labels.
-#[allow(clippy::disallowed_macros)] // the one place label values are checked
+#[expect(
+    clippy::disallowed_macros,
+    reason = "the one place label values are checked"
+)]
 pub fn counter(name: &'static str, labels: &[(&'static str, LabelValue)]) -> metrics::Counter {
     metrics::counter!(name, key(labels))
 }
 
-#[allow(clippy::disallowed_macros)] // the one place label values are checked
+#[expect(
+    clippy::disallowed_macros,
+    reason = "the one place label values are checked"
+)]
 pub fn gauge(name: &'static str, labels: &[(&'static str, LabelValue)]) -> metrics::Gauge {
     metrics::gauge!(name, key(labels))
 }
 
-#[allow(clippy::disallowed_macros)] // the one place label values are checked
+#[expect(
+    clippy::disallowed_macros,
+    reason = "the one place label values are checked"
+)]
 pub fn histogram(name: &'static str, labels: &[(&'static str, LabelValue)]) -> metrics::Histogram {
     metrics::histogram!(name, key(labels))
 }

@@ -327,7 +327,10 @@ mod tests {
         let app = router(Arc::new(sim), names);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        #[allow(clippy::disallowed_methods)] // the server dies with the test runtime
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the server dies with the test runtime"
+        )]
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{addr}/v1")
     }

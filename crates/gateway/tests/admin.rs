@@ -2,13 +2,7 @@
 //! audit chain verified and its tampering detected, 20 swaps under steady load with zero
 //! failed requests, and a restart that keeps the version applied through the API.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::disallowed_methods, reason = "test code")]
 
 mod common;
 

@@ -3,13 +3,7 @@
 //! body with junk after its JSON is refused; every 429 and 503 says when to come back
 //! (`retry-after`).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 mod common;
 

@@ -5,13 +5,7 @@
 //! only, `content = "none"` stores nothing, and the purge deletes content past its retention
 //! while the records stay.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 

@@ -3,13 +3,7 @@
 //! (admin reads) and what it never opens (admin changes, `/v1/`), and signing out. The pages
 //! themselves are driven in a real browser by `crates/switchyard/tests/dashboard.rs`.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 mod common;
 

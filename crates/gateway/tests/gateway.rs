@@ -1,13 +1,7 @@
 //! The gateway over real HTTP, against the built-in simulator: the API surface, errors,
 //! limits, streaming, records and shutdown.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::disallowed_methods, reason = "test code")]
 
 mod common;
 

@@ -3,13 +3,7 @@
 //! between chunks, and from the cache for another user), secrets are refused, and an
 //! injection is refused while the provider call it overlapped is cancelled.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::disallowed_methods, reason = "test code")]
 
 mod common;
 

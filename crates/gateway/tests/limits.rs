@@ -2,13 +2,7 @@
 //! request's worst case, settled with the truth), the output cap the provider is held to,
 //! and OpenAI's `x-ratelimit-*` headers on answers and on the gateway's own 429s.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 

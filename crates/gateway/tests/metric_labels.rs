@@ -7,13 +7,7 @@
 //!
 //! The semantic tier needs the static embedding model (`scripts/fetch-models.sh`).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 

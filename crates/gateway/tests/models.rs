@@ -2,14 +2,6 @@
 //! may use, named as a request's `model` names it; 404 in OpenAI's shape for anything else,
 //! including names with `/` and `:` in them.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
-
 mod common;
 
 use common::{start, KEY};

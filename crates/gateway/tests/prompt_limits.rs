@@ -3,13 +3,7 @@
 //! them only with a caller's values is refused on that request, naming the prompt and the
 //! limit, in OpenAI's error shape.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 mod common;
 

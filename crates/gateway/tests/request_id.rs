@@ -1,13 +1,7 @@
 //! Every answer names its request: `x-request-id` (which the OpenAI SDKs read into
 //! `request_id`) and `x-switchyard-request-id`, the same id, which is also the record's.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 

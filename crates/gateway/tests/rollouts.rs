@@ -4,9 +4,8 @@
 //! rolled back (its label never moves). Each test prints the timeline it saw and writes it to
 //! `target/tmp/rollout-timelines/ID.txt`.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::disallowed_methods,
     reason = "test code"

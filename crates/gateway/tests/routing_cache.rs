@@ -6,13 +6,7 @@
 //! The semantic tier needs the static embedding model (`scripts/fetch-models.sh`, which
 //! `scripts/test.sh` runs first).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 mod common;
 

@@ -3,13 +3,7 @@
 //! the gateway before the signal gets its whole answer, and every request the gateway recorded
 //! was answered.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::disallowed_methods, reason = "test code")]
 
 mod common;
 

@@ -2,14 +2,6 @@
 //! on the caller's errors, streams that break before their first byte, disconnects reaching
 //! the upstream, balancing around a failing deployment, secrets and passthrough.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
-
 mod common;
 
 use std::time::Duration;

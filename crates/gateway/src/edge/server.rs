@@ -117,7 +117,10 @@ impl Server {
         // Histogram samples wait in the recorder until upkeep folds them into buckets; without
         // it, memory grows with every request between two scrapes.
         let prometheus = state.prometheus.clone();
-        #[allow(clippy::disallowed_methods)] // aborted below; it holds no state worth finishing
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "aborted below; it holds no state worth finishing"
+        )]
         let upkeep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
