@@ -20,6 +20,6 @@ pub use calibrate::{recalibrate, Calibration, CalibrationConfig, Outcome, Policy
 pub use features::{FeatureConfig, Features, Featurizer};
 pub use model::{train_head, Classifier, Head, TrainConfig};
 pub use policy::{
-    BadPolicy, Bars, Candidate, CandidateScore, Decision, Policy, RouteError, RouteRequest, Router,
-    Rule, RuleMatch,
+    BadPolicy, Bars, Candidate, CandidateScore, Chosen, Decision, Policy, RouteError, RouteRequest,
+    Router, Rule, RuleMatch,
 };

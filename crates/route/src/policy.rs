@@ -222,12 +222,24 @@ pub struct CandidateScore {
     pub score: Option<f32>,
 }
 
+/// Which of the router's own targets a decision chose: an index into the candidates or the
+/// rules it was built with, so a caller that resolved those once (to its model handles)
+/// looks the choice up without a name, and cannot miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chosen {
+    Candidate(usize),
+    Rule(usize),
+}
+
 /// Why the router chose what it chose.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub policy: Policy,
     pub bar: f32,
     pub model: String,
+    /// The same choice as `model`, by position.
+    #[serde(skip)]
+    pub chosen: Chosen,
     /// The rule that decided, if one did.
     pub rule: Option<String>,
     pub scores: Vec<CandidateScore>,
@@ -342,11 +354,12 @@ impl Router {
     /// [`Router::decide`] with bars other than the trained ones (recalibrated from feedback).
     pub fn decide_with_bars(&self, req: &RouteRequest<'_>, policy: Policy, bars: Bars) -> Decision {
         let bar = bars.bar(policy);
-        if let Some(rule) = self.rules.iter().find(|r| r.matches(req)) {
+        if let Some((i, rule)) = self.rules.iter().enumerate().find(|(_, r)| r.matches(req)) {
             return Decision {
                 policy,
                 bar,
                 model: rule.model.clone(),
+                chosen: Chosen::Rule(i),
                 rule: Some(rule.name.clone()),
                 scores: Vec::new(),
             };
@@ -383,6 +396,7 @@ impl Router {
             policy,
             bar,
             model: self.candidates[chosen].model.clone(),
+            chosen: Chosen::Candidate(chosen),
             rule: None,
             scores,
         }

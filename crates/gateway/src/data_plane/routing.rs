@@ -5,12 +5,16 @@
 //! `x-switchyard-route-policy` header, the key's `route_policy`, the route's default. The
 //! decision itself (rules, then classifier and bar) is `switchyard_route::Router`'s.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 use switchyard_api::{ChatCompletionRequest, Role};
 use switchyard_control::{ModelSpec, Policy, Price, RouteSpec};
-use switchyard_route::{Bars, Classifier, Decision, RouteError, RouteRequest, Router};
+use switchyard_route::{Bars, Chosen, Classifier, Decision, RouteError, RouteRequest, Router};
 
+use crate::data_plane::dispatch::ModelRuntime;
 use crate::error::GatewayError;
 
 pub const ROUTE_POLICY: &str = "x-switchyard-route-policy";
@@ -83,6 +87,52 @@ impl RouteRuntime {
     /// Takes effect on the next request.
     pub fn set_bars(&self, bars: Bars) {
         self.bars.store(std::sync::Arc::new(bars));
+    }
+}
+
+/// A route of a pipeline: its runtime, and the models its decisions can name (candidates
+/// and rule targets, in the router's order), resolved once when the pipeline is built, so a
+/// decision is a model without a lookup that could miss.
+pub struct Route {
+    pub runtime: RouteRuntime,
+    candidates: Vec<Arc<ModelRuntime>>,
+    rule_targets: Vec<Arc<ModelRuntime>>,
+}
+
+impl Route {
+    /// `Err` names a candidate or rule target that is not among `models` (config validation
+    /// refuses such a route, so this does not happen to a validated config).
+    pub fn resolve(
+        runtime: RouteRuntime,
+        models: &HashMap<String, Arc<ModelRuntime>>,
+    ) -> Result<Self, String> {
+        let resolve = |name: &String| models.get(name).cloned().ok_or_else(|| name.clone());
+        let candidates = runtime
+            .spec
+            .candidates
+            .iter()
+            .map(|c| resolve(&c.model))
+            .collect::<Result<_, _>>()?;
+        let rule_targets = runtime
+            .spec
+            .rules
+            .iter()
+            .map(|r| resolve(&r.model))
+            .collect::<Result<_, _>>()?;
+        Ok(Route {
+            runtime,
+            candidates,
+            rule_targets,
+        })
+    }
+
+    /// The model a decision of this route chose. The router was built from the same
+    /// candidates and rules, in the same order, so the position is always in range.
+    pub fn target(&self, chosen: Chosen) -> &Arc<ModelRuntime> {
+        match chosen {
+            Chosen::Candidate(i) => &self.candidates[i],
+            Chosen::Rule(i) => &self.rule_targets[i],
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::data_plane::content::ContentStage;
 use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Weighted};
 use crate::data_plane::guards::GuardStage;
 use crate::data_plane::keys::{resolve_secret, KeyState, Keyring, Periods};
-use crate::data_plane::routing::RouteRuntime;
+use crate::data_plane::routing::{Route, RouteRuntime};
 
 /// What reads environment variables (provider API keys, key secrets, the PII salt).
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -32,7 +32,7 @@ impl Pipeline {
         let providers = providers(&config, env)?;
         let (models, deployments) = models(&config, &providers);
         let keyring = keyring(&config, env, spent)?;
-        let routes = routes(&config)?;
+        let routes = routes(&config, &models)?;
         let mut static_models = StaticModels::default();
         let cache = cache(&config, &mut static_models)?;
         let guards = GuardStage::build(&config.guards, env, &mut static_models)?;
@@ -162,7 +162,11 @@ fn keyring(
     Ok(Keyring::new(keys, admin))
 }
 
-fn routes(config: &Config) -> Result<HashMap<String, RouteRuntime>, BuildError> {
+/// Every route, with the models its decisions name resolved.
+fn routes(
+    config: &Config,
+    models: &HashMap<String, Arc<ModelRuntime>>,
+) -> Result<HashMap<String, Route>, BuildError> {
     let mut routes = HashMap::new();
     for (name, spec) in &config.routes {
         let runtime =
@@ -170,7 +174,11 @@ fn routes(config: &Config) -> Result<HashMap<String, RouteRuntime>, BuildError> 
                 route: name.clone(),
                 source,
             })?;
-        routes.insert(name.clone(), runtime);
+        let route = Route::resolve(runtime, models).map_err(|model| BuildError::RouteTarget {
+            route: name.clone(),
+            model,
+        })?;
+        routes.insert(name.clone(), route);
     }
     Ok(routes)
 }

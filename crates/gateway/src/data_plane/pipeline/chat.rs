@@ -22,7 +22,7 @@ use crate::data_plane::guards::{
 use crate::data_plane::keys::worst_case;
 use crate::data_plane::live::Live;
 use crate::data_plane::record::RecordGuard;
-use crate::data_plane::routing::{header_policy, RouteRuntime};
+use crate::data_plane::routing::{header_policy, Route};
 use crate::data_plane::stream::{gateway_chunk, StreamAnswer};
 use crate::error::{ErrorKind, GatewayError};
 
@@ -118,9 +118,9 @@ impl Pipeline {
         let scope = match &target {
             Target::Model(m) => m.spec.name.clone(),
             Target::Route { route, policy } => {
-                record.set_route(route.spec.name.clone());
-                record.set_baseline_price(route.baseline_price);
-                format!("{}:{policy}", route.spec.name)
+                record.set_route(route.runtime.spec.name.clone());
+                record.set_baseline_price(route.runtime.baseline_price);
+                format!("{}:{policy}", route.runtime.spec.name)
             }
         };
         let guards = self.guards_for(&caller, &target, &live.flags);
@@ -229,7 +229,7 @@ impl Pipeline {
             return Ok(Continue(()));
         };
         let mut policy = match &cx.target {
-            Target::Route { route, .. } => route.spec.cache,
+            Target::Route { route, .. } => route.runtime.spec.cache,
             Target::Model(_) => self.config.cache.as_ref().map_or(NO_CACHE, |c| c.defaults),
         };
         if cx.live.flags.is_off(flags::SEMANTIC_CACHE, &cx.caller.user) {
@@ -269,7 +269,7 @@ impl Pipeline {
         let model = match &cx.target {
             Target::Model(m) => m.clone(),
             Target::Route { route, policy } => {
-                self.decide(record, route, *policy, &cx.request, &cx.caller.key.id)?
+                self.decide(record, route, *policy, &cx.request, &cx.caller.key.id)
             }
         };
         let user = &cx.caller.user;
@@ -297,17 +297,17 @@ impl Pipeline {
         Ok(self.chain(&chosen))
     }
 
-    /// The router's decision for a route, counted and recorded.
+    /// The router's decision for a route, counted and recorded, as the model it chose.
     fn decide(
         &self,
         record: &mut RecordGuard,
-        route: &RouteRuntime,
+        route: &Route,
         policy: Policy,
         request: &ChatCompletionRequest,
         key_id: &str,
-    ) -> Result<Arc<ModelRuntime>, GatewayError> {
+    ) -> Arc<ModelRuntime> {
         use crate::metrics::{self as m, LabelValue};
-        let decision = route.decide(request, key_id, policy);
+        let decision = route.runtime.decide(request, key_id, policy);
         let by = if decision.rule.is_some() {
             "rule"
         } else {
@@ -316,7 +316,7 @@ impl Pipeline {
         m::counter(
             m::ROUTE_DECISIONS,
             &[
-                ("route", self.labels.route(&route.spec.name)),
+                ("route", self.labels.route(&route.runtime.spec.name)),
                 ("policy", LabelValue::policy(policy)),
                 ("model", self.labels.model(&decision.model)),
                 ("by", LabelValue::fixed(by)),
@@ -327,16 +327,7 @@ impl Pipeline {
             decision.header_value(),
             serde_json::to_string(&decision).ok(),
         );
-        self.models.get(&decision.model).cloned().ok_or_else(|| {
-            GatewayError::new(
-                ErrorKind::Internal,
-                "route_target_missing",
-                format!(
-                    "route `{}` chose `{}`, which is not a model",
-                    route.spec.name, decision.model
-                ),
-            )
-        })
+        route.target(decision.chosen).clone()
     }
 
     /// The provider call, with the screen running alongside: when the call fails and the
@@ -625,7 +616,7 @@ impl Pipeline {
             }
         }
         let route_policy = match target {
-            Target::Route { route, .. } => route.spec.guard_policy.as_deref(),
+            Target::Route { route, .. } => route.runtime.spec.guard_policy.as_deref(),
             Target::Model(_) => None,
         };
         caller
@@ -675,7 +666,7 @@ impl Pipeline {
             None => header_policy(caller.headers)?
                 .or(key.route_policy)
                 .or_else(flagged)
-                .unwrap_or(route.spec.default_policy),
+                .unwrap_or(route.runtime.spec.default_policy),
         };
         Ok(Target::Route { route, policy })
     }

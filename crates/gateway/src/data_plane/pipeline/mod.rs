@@ -21,7 +21,7 @@ use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Served};
 use crate::data_plane::guards::GuardStage;
 use crate::data_plane::keys::{KeyState, Keyring, Reservation};
 use crate::data_plane::record::RecordGuard;
-use crate::data_plane::routing::RouteRuntime;
+use crate::data_plane::routing::{Route, RouteRuntime};
 use crate::error::{ErrorKind, GatewayError};
 use switchyard_control::Policy;
 use switchyard_rollout::TargetKind;
@@ -32,7 +32,7 @@ pub struct Pipeline {
     pub version: String,
     keyring: Keyring,
     models: HashMap<String, Arc<ModelRuntime>>,
-    routes: HashMap<String, RouteRuntime>,
+    routes: HashMap<String, Route>,
     cache: Option<CacheStage>,
     /// `[guards]`, and each `[guard_policies.NAME]`.
     guards: GuardStage,
@@ -63,6 +63,8 @@ pub enum BuildError {
     Store(switchyard_store::StoreError),
     #[error("telemetry.content: {0}")]
     Content(switchyard_pii::PiiError),
+    #[error("routes.{route}: `{model}` is not a model")]
+    RouteTarget { route: String, model: String },
     #[error("routes.{route}: {source}")]
     Route {
         route: String,
@@ -87,10 +89,7 @@ pub enum ChatOutcome {
 /// What a chat request's `model` names.
 enum Target<'a> {
     Model(Arc<ModelRuntime>),
-    Route {
-        route: &'a RouteRuntime,
-        policy: Policy,
-    },
+    Route { route: &'a Route, policy: Policy },
 }
 
 impl Pipeline {
@@ -202,11 +201,11 @@ impl Pipeline {
 
     /// The route named `name`, for `switchyard route explain`.
     pub fn route(&self, name: &str) -> Option<&RouteRuntime> {
-        self.routes.get(name)
+        self.routes.get(name).map(|r| &r.runtime)
     }
 
     pub fn routes(&self) -> impl Iterator<Item = (&String, &RouteRuntime)> {
-        self.routes.iter()
+        self.routes.iter().map(|(name, r)| (name, &r.runtime))
     }
 
     /// The configured route alias a request's `model` names (as [`Self::target_for`] reads
@@ -241,11 +240,12 @@ impl Pipeline {
         let roots: Vec<&str> = match target {
             Target::Model(m) => vec![m.spec.name.as_str()],
             Target::Route { route, .. } => route
+                .runtime
                 .spec
                 .candidates
                 .iter()
                 .map(|c| c.model.as_str())
-                .chain(route.spec.rules.iter().map(|r| r.model.as_str()))
+                .chain(route.runtime.spec.rules.iter().map(|r| r.model.as_str()))
                 .collect(),
         };
         let mut out: Vec<Arc<ModelRuntime>> = Vec::new();
