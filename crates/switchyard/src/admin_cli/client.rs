@@ -316,7 +316,10 @@ mod tests {
     async fn serve(app: axum::Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        #[expect(clippy::disallowed_methods, reason = "test server: ends with the test's runtime")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test server: ends with the test's runtime"
+        )]
         tokio::spawn(async move { axum::serve(listener, app).await });
         url
     }
