@@ -14,6 +14,7 @@
 pub mod builtin;
 mod diag;
 mod locate;
+mod name;
 pub mod prompt;
 pub mod raw;
 mod secret;
@@ -24,7 +25,7 @@ mod validate;
 pub use diag::{ConfigError, Diagnostic};
 pub use prompt::{
     BodyError, MessageTemplate, PromptCall, PromptCallError, PromptParams, PromptRef,
-    PromptRefError, PromptTemplate, RenderError, RenderLimits, Rendered, Selector, VariableSpec,
+    PromptRefError, PromptTemplate, RenderError, Rendered, Selector, VariableSpec,
 };
 pub use secret::{hash_key, Secret};
 pub use spec::*;

@@ -23,6 +23,7 @@ use switchyard_api::{ChatCompletionRequest, ChatMessage, ResponseFormat, Role, S
 
 use crate::diag::{located, syntax_error};
 use crate::locate::key_segment;
+pub use crate::spec::RenderLimits;
 use crate::{ConfigError, Diagnostic};
 
 /// The version of the stored body [`PromptTemplate::to_json`] writes.
@@ -249,7 +250,7 @@ impl PromptTemplate {
 /// Prompt names: letters, digits, `-`, `_` and `.`; the model-name rule without `:`, which
 /// would read as a second `prompt:` prefix.
 fn valid_prompt_name(name: &str) -> bool {
-    crate::validate::valid_name(name) && !name.contains(':')
+    crate::name::valid_name(name) && !name.contains(':')
 }
 
 /// A name a template can use as a plain variable: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -289,7 +290,7 @@ fn validate(raw: RawPrompt, c: &mut Issues) -> PromptTemplate {
     if let Some(model) = &raw.model {
         if model.starts_with(MODEL_PREFIX) {
             c.err("model", "a prompt's default model cannot be another prompt");
-        } else if !crate::validate::valid_name(model) {
+        } else if !crate::name::valid_name(model) {
             c.err("model", format!("`{model}` is not a model or route name"));
         }
     }
@@ -498,30 +499,6 @@ fn template_error(e: &minijinja::Error) -> String {
     match e.detail() {
         Some(detail) => format!("{}: {detail}", e.kind()),
         None => e.kind().to_string(),
-    }
-}
-
-/// How far one render of a prompt may go (`[prompts]` in the config). A template is code: a
-/// loop over a range, nested loops or a string repeated can make it render for minutes and
-/// hundreds of megabytes. Both limits cover the whole prompt, every message together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RenderLimits {
-    /// Most bytes the rendered messages may hold together.
-    pub max_bytes: usize,
-    /// Most template instructions one render may run (minijinja's fuel: about one per
-    /// expression, filter or loop step).
-    pub fuel: u64,
-}
-
-impl Default for RenderLimits {
-    /// 4 MiB, the most a client may send in a body (`server.max_body_bytes`' default), and a
-    /// million instructions: tens of milliseconds, hundreds of times what a prompt that loops
-    /// over a few dozen items needs.
-    fn default() -> Self {
-        RenderLimits {
-            max_bytes: 4 * 1024 * 1024,
-            fuel: 1_000_000,
-        }
     }
 }
 

@@ -76,7 +76,7 @@ pub struct RawPrompts {
 
 impl Default for RawPrompts {
     fn default() -> Self {
-        let limits = crate::prompt::RenderLimits::default();
+        let limits = crate::spec::RenderLimits::default();
         RawPrompts {
             max_rendered_bytes: limits.max_bytes as u64,
             fuel: limits.fuel,

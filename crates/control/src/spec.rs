@@ -34,7 +34,7 @@ pub struct Config {
     pub alerts: AlertsSpec,
     pub limits: LimitsSpec,
     /// `[prompts]`: the limits of one render of a stored prompt.
-    pub prompts: crate::prompt::RenderLimits,
+    pub prompts: RenderLimits,
     /// Warnings about one field each, with its file and line (an upstream URL on a
     /// link-local address); [`Config::warnings`] gives them with the rest.
     pub located_warnings: Vec<crate::Diagnostic>,
@@ -552,6 +552,30 @@ impl Config {
             .map(|k| &k.secret)
             .chain(self.admin.iter().map(|a| &a.secret))
             .any(|s| matches!(s, KeySecret::Sha256(h) if published.contains(h)))
+    }
+}
+
+/// How far one render of a prompt may go (`[prompts]` in the config). A template is code: a
+/// loop over a range, nested loops or a string repeated can make it render for minutes and
+/// hundreds of megabytes. Both limits cover the whole prompt, every message together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderLimits {
+    /// Most bytes the rendered messages may hold together.
+    pub max_bytes: usize,
+    /// Most template instructions one render may run (minijinja's fuel: about one per
+    /// expression, filter or loop step).
+    pub fuel: u64,
+}
+
+impl Default for RenderLimits {
+    /// 4 MiB, the most a client may send in a body (`server.max_body_bytes`' default), and a
+    /// million instructions: tens of milliseconds, hundreds of times what a prompt that loops
+    /// over a few dozen items needs.
+    fn default() -> Self {
+        RenderLimits {
+            max_bytes: 4 * 1024 * 1024,
+            fuel: 1_000_000,
+        }
     }
 }
 

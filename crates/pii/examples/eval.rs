@@ -16,11 +16,7 @@
 //!    rows flagged per kind.
 //! 5. Latency of scan + mask for ~100-char and ~4 KB texts, p50, p90 and p99 over 20 rounds.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "an offline evaluation tool"
-)]
+#![expect(clippy::unwrap_used, reason = "an offline evaluation tool")]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

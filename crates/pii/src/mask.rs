@@ -413,7 +413,6 @@ impl StreamUnmasker {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use crate::config::ScannerConfig;

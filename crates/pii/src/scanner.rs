@@ -103,7 +103,6 @@ pub fn resolve_overlaps(mut candidates: Vec<Span>) -> Vec<Span> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
 

@@ -170,7 +170,6 @@ pub fn shannon_entropy(token: &str) -> f64 {
 mod tests {
     use super::*;
 
-    #[allow(clippy::unwrap_used, reason = "test code")]
     fn rules(text: &str) -> Vec<(&'static str, String)> {
         let secrets = Secrets::new(SecretOptions::default()).unwrap();
         let mut out = Vec::new();

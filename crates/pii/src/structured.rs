@@ -639,7 +639,6 @@ pub fn ssn_valid(digits: &str) -> bool {
 mod tests {
     use super::*;
 
-    #[allow(clippy::unwrap_used, reason = "test code")]
     fn found(text: &str, detect: fn(&Structured, &str, &mut Vec<Span>)) -> Vec<String> {
         let structured = Structured::new(40).unwrap();
         let mut out = Vec::new();

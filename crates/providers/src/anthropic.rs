@@ -23,8 +23,8 @@ use serde_json::Value;
 use switchyard_api::{
     finish_reason, ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage,
     Choice, ChunkChoice, ContentPart, Delta, EmbeddingsRequest, EmbeddingsResponse, Extra,
-    FunctionCall, FunctionCallDelta, MessageContent, ResponseFormat, Role, ToolCall, ToolCallDelta,
-    ToolChoice, ToolChoiceMode, Usage,
+    FunctionCall, FunctionCallDelta, MessageContent, ResponseFormat, Role, Tool, ToolCall,
+    ToolCallDelta, ToolChoice, ToolChoiceMode, Usage,
 };
 use switchyard_control::{AnthropicSpec, Secret};
 
@@ -362,9 +362,39 @@ fn to_anthropic(
     let stream = req.is_stream();
     let parallel_off = req.extra.get("parallel_tool_calls") == Some(&Value::Bool(false));
 
+    let (mut system, turns) = conversation(req.messages)?;
+    if let Some(instruction) = req.response_format.as_ref().and_then(json_instruction) {
+        system.push(instruction);
+    }
+
+    let tools = tool_definitions(req.tools);
+    // A tool choice without tools is meaningless and Anthropic rejects it.
+    let tool_choice = if tools.is_empty() {
+        None
+    } else {
+        tool_choice(req.tool_choice, parallel_off)
+    };
+
+    Ok(MessagesRequest {
+        model: req.model,
+        max_tokens,
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        messages: turns,
+        stop_sequences,
+        temperature: req.temperature.map(|t| t.clamp(0.0, 1.0)),
+        top_p: req.top_p,
+        tools,
+        tool_choice,
+        metadata: req.user.map(|user_id| Metadata { user_id }),
+        stream,
+    })
+}
+
+/// The system prompt's parts and the alternating turns, from OpenAI's messages.
+fn conversation(messages: Vec<ChatMessage>) -> Result<(Vec<String>, Vec<Message>), ProviderError> {
     let mut system = Vec::new();
     let mut turns: Vec<Message> = Vec::new();
-    for (i, message) in req.messages.into_iter().enumerate() {
+    for (i, message) in messages.into_iter().enumerate() {
         let at = |e: ProviderError| e.within(&format!("messages[{i}]"));
         match message.role {
             Role::System | Role::Developer => {
@@ -405,12 +435,11 @@ fn to_anthropic(
         turn.content
             .sort_by_key(|b| !matches!(b, Block::ToolResult { .. }));
     }
-    if let Some(instruction) = req.response_format.as_ref().and_then(json_instruction) {
-        system.push(instruction);
-    }
+    Ok((system, turns))
+}
 
-    let tools: Vec<ToolDef> = req
-        .tools
+fn tool_definitions(tools: Option<Vec<Tool>>) -> Vec<ToolDef> {
+    tools
         .unwrap_or_default()
         .into_iter()
         .map(|t| ToolDef {
@@ -421,44 +450,29 @@ fn to_anthropic(
                 .parameters
                 .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
         })
-        .collect();
-    // A tool choice without tools is meaningless and Anthropic rejects it.
-    let tool_choice = if tools.is_empty() {
-        None
-    } else {
-        let off = parallel_off;
-        match req.tool_choice {
-            None if off => Some(AnthropicToolChoice::Auto {
-                disable_parallel_tool_use: true,
-            }),
-            None => None,
-            Some(ToolChoice::Mode(ToolChoiceMode::Auto)) => Some(AnthropicToolChoice::Auto {
-                disable_parallel_tool_use: off,
-            }),
-            Some(ToolChoice::Mode(ToolChoiceMode::Required)) => Some(AnthropicToolChoice::Any {
-                disable_parallel_tool_use: off,
-            }),
-            Some(ToolChoice::Mode(ToolChoiceMode::None)) => Some(AnthropicToolChoice::None),
-            Some(ToolChoice::Named(named)) => Some(AnthropicToolChoice::Tool {
-                name: named.function.name,
-                disable_parallel_tool_use: off,
-            }),
-        }
-    };
+        .collect()
+}
 
-    Ok(MessagesRequest {
-        model: req.model,
-        max_tokens,
-        system: (!system.is_empty()).then(|| system.join("\n\n")),
-        messages: turns,
-        stop_sequences,
-        temperature: req.temperature.map(|t| t.clamp(0.0, 1.0)),
-        top_p: req.top_p,
-        tools,
-        tool_choice,
-        metadata: req.user.map(|user_id| Metadata { user_id }),
-        stream,
-    })
+/// OpenAI's tool choice (and `parallel_tool_calls: false`) in Anthropic's terms.
+fn tool_choice(choice: Option<ToolChoice>, parallel_off: bool) -> Option<AnthropicToolChoice> {
+    let off = parallel_off;
+    match choice {
+        None if off => Some(AnthropicToolChoice::Auto {
+            disable_parallel_tool_use: true,
+        }),
+        None => None,
+        Some(ToolChoice::Mode(ToolChoiceMode::Auto)) => Some(AnthropicToolChoice::Auto {
+            disable_parallel_tool_use: off,
+        }),
+        Some(ToolChoice::Mode(ToolChoiceMode::Required)) => Some(AnthropicToolChoice::Any {
+            disable_parallel_tool_use: off,
+        }),
+        Some(ToolChoice::Mode(ToolChoiceMode::None)) => Some(AnthropicToolChoice::None),
+        Some(ToolChoice::Named(named)) => Some(AnthropicToolChoice::Tool {
+            name: named.function.name,
+            disable_parallel_tool_use: off,
+        }),
+    }
 }
 
 /// Appends a turn, merging it into the previous one when the speaker is the same: Anthropic

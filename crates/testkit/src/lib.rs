@@ -17,4 +17,5 @@ mod server;
 mod wire;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Reply, ToolCallReply, DEFAULT_TEXT};
-pub use server::{FakeUpstream, Flavor, RecordedRequest};
+pub use server::{FakeUpstream, RecordedRequest};
+pub use wire::Flavor;

@@ -18,16 +18,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::behavior::{Behavior, Reply};
-use crate::wire::{self, Frame};
-
-/// Which API the fake upstream imitates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    /// `POST /v1/chat/completions` and `POST /v1/embeddings`; base URL ends in `/v1`.
-    OpenAi,
-    /// `POST /v1/messages`; base URL is the bare origin.
-    Anthropic,
-}
+use crate::wire::{self, Flavor, Frame};
 
 /// One request as the fake upstream received it.
 #[derive(Debug, Clone)]
@@ -87,7 +78,7 @@ impl FakeUpstream {
             next_id: AtomicU64::new(1),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        #[allow(
+        #[expect(
             clippy::disallowed_methods,
             reason = "test server: aborted when the handle drops, and ends with the test runtime"
         )]

@@ -5,7 +5,15 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::behavior::{Ending, FakeUsage, Reply};
-use crate::server::Flavor;
+
+/// Which API the fake upstream imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `POST /v1/chat/completions` and `POST /v1/embeddings`; base URL ends in `/v1`.
+    OpenAi,
+    /// `POST /v1/messages`; base URL is the bare origin.
+    Anthropic,
+}
 
 /// `created` in every OpenAI answer: fixed, so recorded answers compare equal.
 const CREATED: i64 = 1_700_000_000;
@@ -199,124 +207,136 @@ pub(crate) fn chat_stream(
     id: u64,
     include_usage: bool,
 ) -> Vec<Frame> {
-    let mut f = Frames {
+    let f = Frames {
         frames: Vec::new(),
         first_content: None,
     };
     match flavor {
-        Flavor::OpenAi => {
-            let chunk = |delta: Value, finish: Value| {
-                data(&json!({
-                    "id": format!("chatcmpl-fake-{id}"), "object": "chat.completion.chunk",
-                    "created": CREATED, "model": model, "system_fingerprint": "fp_fake",
-                    "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-                }))
-            };
+        Flavor::OpenAi => openai_stream(f, reply, model, id, include_usage),
+        Flavor::Anthropic => anthropic_stream(f, reply, model, id),
+    }
+}
+
+fn openai_stream(
+    mut f: Frames,
+    reply: &Reply,
+    model: &str,
+    id: u64,
+    include_usage: bool,
+) -> Vec<Frame> {
+    let flavor = Flavor::OpenAi;
+    let chunk = |delta: Value, finish: Value| {
+        data(&json!({
+            "id": format!("chatcmpl-fake-{id}"), "object": "chat.completion.chunk",
+            "created": CREATED, "model": model, "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        }))
+    };
+    f.push(chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        Value::Null,
+    ));
+    for piece in &reply.pieces {
+        f.content(chunk(json!({"content": piece}), Value::Null));
+    }
+    let mut finish = "stop";
+    if let Some(call) = &reply.tool_call {
+        finish = "tool_calls";
+        f.content(chunk(
+            json!({"tool_calls": [{"index": 0, "id": tool_id(flavor, reply), "type": "function",
+                "function": {"name": call.name, "arguments": ""}}]}),
+            Value::Null,
+        ));
+        let (a, b) = halves(&call.arguments.to_string());
+        for part in [a, b] {
             f.push(chunk(
-                json!({"role": "assistant", "content": "", "refusal": null}),
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
                 Value::Null,
             ));
-            for piece in &reply.pieces {
-                f.content(chunk(json!({"content": piece}), Value::Null));
-            }
-            let mut finish = "stop";
-            if let Some(call) = &reply.tool_call {
-                finish = "tool_calls";
-                f.content(chunk(
-                    json!({"tool_calls": [{"index": 0, "id": tool_id(flavor, reply), "type": "function",
-                        "function": {"name": call.name, "arguments": ""}}]}),
-                    Value::Null,
-                ));
-                let (a, b) = halves(&call.arguments.to_string());
-                for part in [a, b] {
-                    f.push(chunk(
-                        json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
-                        Value::Null,
-                    ));
-                }
-            }
-            f.push(chunk(json!({}), json!(finish)));
-            if let (true, Some(u)) = (include_usage, reply.usage) {
-                f.push(data(&json!({
-                    "id": format!("chatcmpl-fake-{id}"), "object": "chat.completion.chunk",
-                    "created": CREATED, "model": model, "system_fingerprint": "fp_fake",
-                    "choices": [], "usage": openai_usage(u),
-                })));
-            }
-            f.finish(
-                reply.ending,
-                "data: [DONE]\n\n".into(),
-                "data: {\"id\": \"chatcmpl-fake\", \"choices\": [oops\n\n".into(),
-            )
-        }
-        Flavor::Anthropic => {
-            let mut message = json!({
-                "id": format!("msg_fake_{id}"), "type": "message", "role": "assistant",
-                "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            });
-            if let Some(u) = reply.usage {
-                message["usage"] = json!({"input_tokens": u.prompt_tokens, "output_tokens": 1});
-            }
-            f.push(event(
-                "message_start",
-                &json!({"type": "message_start", "message": message}),
-            ));
-            let mut index = 0;
-            if !reply.pieces.is_empty() {
-                f.push(event(
-                    "content_block_start",
-                    &json!({"type": "content_block_start", "index": index,
-                        "content_block": {"type": "text", "text": ""}}),
-                ));
-                f.push(event("ping", &json!({"type": "ping"})));
-                for piece in &reply.pieces {
-                    f.content(event(
-                        "content_block_delta",
-                        &json!({"type": "content_block_delta", "index": index,
-                            "delta": {"type": "text_delta", "text": piece}}),
-                    ));
-                }
-                f.push(event(
-                    "content_block_stop",
-                    &json!({"type": "content_block_stop", "index": index}),
-                ));
-                index += 1;
-            }
-            let mut stop = "end_turn";
-            if let Some(call) = &reply.tool_call {
-                stop = "tool_use";
-                f.content(event(
-                    "content_block_start",
-                    &json!({"type": "content_block_start", "index": index,
-                        "content_block": {"type": "tool_use", "id": tool_id(flavor, reply),
-                            "name": call.name, "input": {}}}),
-                ));
-                let (a, b) = halves(&call.arguments.to_string());
-                for part in [String::new(), a, b] {
-                    f.push(event(
-                        "content_block_delta",
-                        &json!({"type": "content_block_delta", "index": index,
-                            "delta": {"type": "input_json_delta", "partial_json": part}}),
-                    ));
-                }
-                f.push(event(
-                    "content_block_stop",
-                    &json!({"type": "content_block_stop", "index": index}),
-                ));
-            }
-            let mut delta = json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}});
-            if let Some(u) = reply.usage {
-                delta["usage"] = json!({"output_tokens": u.completion_tokens});
-            }
-            f.push(event("message_delta", &delta));
-            f.finish(
-                reply.ending,
-                event("message_stop", &json!({"type": "message_stop"})),
-                "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", oops\n\n"
-                    .into(),
-            )
         }
     }
+    f.push(chunk(json!({}), json!(finish)));
+    if let (true, Some(u)) = (include_usage, reply.usage) {
+        f.push(data(&json!({
+            "id": format!("chatcmpl-fake-{id}"), "object": "chat.completion.chunk",
+            "created": CREATED, "model": model, "system_fingerprint": "fp_fake",
+            "choices": [], "usage": openai_usage(u),
+        })));
+    }
+    f.finish(
+        reply.ending,
+        "data: [DONE]\n\n".into(),
+        "data: {\"id\": \"chatcmpl-fake\", \"choices\": [oops\n\n".into(),
+    )
+}
+
+fn anthropic_stream(mut f: Frames, reply: &Reply, model: &str, id: u64) -> Vec<Frame> {
+    let flavor = Flavor::Anthropic;
+    let mut message = json!({
+        "id": format!("msg_fake_{id}"), "type": "message", "role": "assistant",
+        "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+    });
+    if let Some(u) = reply.usage {
+        message["usage"] = json!({"input_tokens": u.prompt_tokens, "output_tokens": 1});
+    }
+    f.push(event(
+        "message_start",
+        &json!({"type": "message_start", "message": message}),
+    ));
+    let mut index = 0;
+    if !reply.pieces.is_empty() {
+        f.push(event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "text", "text": ""}}),
+        ));
+        f.push(event("ping", &json!({"type": "ping"})));
+        for piece in &reply.pieces {
+            f.content(event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "text_delta", "text": piece}}),
+            ));
+        }
+        f.push(event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": index}),
+        ));
+        index += 1;
+    }
+    let mut stop = "end_turn";
+    if let Some(call) = &reply.tool_call {
+        stop = "tool_use";
+        f.content(event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "tool_use", "id": tool_id(flavor, reply),
+                    "name": call.name, "input": {}}}),
+        ));
+        let (a, b) = halves(&call.arguments.to_string());
+        for part in [String::new(), a, b] {
+            f.push(event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": part}}),
+            ));
+        }
+        f.push(event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": index}),
+        ));
+    }
+    let mut delta =
+        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}});
+    if let Some(u) = reply.usage {
+        delta["usage"] = json!({"output_tokens": u.completion_tokens});
+    }
+    f.push(event("message_delta", &delta));
+    f.finish(
+        reply.ending,
+        event("message_stop", &json!({"type": "message_stop"})),
+        "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", oops\n\n".into(),
+    )
 }
 
 /// An error body in the flavor's shape, with the error type the real API uses for `status`.

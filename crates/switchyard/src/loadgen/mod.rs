@@ -21,6 +21,7 @@
 //!    `x-switchyard-request-id`; that call is not part of the request's latency.
 //! 5. Sending stops at `--duration`; requests in flight finish, then the summary prints.
 
+mod args;
 mod plan;
 mod send;
 mod summary;
@@ -31,77 +32,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::Args as ClapArgs;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use plan::{
-    due_offset, parse_duration, parse_mix, parse_share, scheduled_count, Mix, Planner, Workload,
-    WORKLOAD,
-};
+use args::{usage, Failure, Shape, MAX_RATE};
+pub use args::{Args, EXIT_CODES};
+use plan::{due_offset, scheduled_count, Planner, Workload, WORKLOAD};
 use send::{Outcome, Target};
 use summary::Summary;
-
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  the run completed (whatever the requests' outcomes: errors are counted, not fatal)
-  1  the gateway refused the key
-  2  usage error
-  3  the gateway could not be reached (its /healthz probe failed)";
-
-/// A generator sending more than this measures itself more than the gateway.
-const MAX_RATE: f64 = 100_000.0;
-
-#[derive(ClapArgs)]
-pub struct Args {
-    /// The gateway's base URL.
-    #[arg(long, env = "SWITCHYARD_URL", default_value = "http://127.0.0.1:8080")]
-    target: String,
-    /// A virtual key of the gateway [default: the demo's key].
-    #[arg(long, env = "SWITCHYARD_KEY", hide_env_values = true)]
-    key: Option<String>,
-    /// The model (or route) every request asks for.
-    #[arg(long, default_value = "auto")]
-    model: String,
-    /// How long to send: 90s, 2m, 500ms, 1h (a bare number is seconds).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    duration: Duration,
-    /// Open loop: requests per second, on a fixed schedule [default: 5, half the demo key's
-    /// 600 requests a minute].
-    #[arg(long, conflicts_with = "concurrency")]
-    rate: Option<f64>,
-    /// Closed loop: this many workers, each sending as soon as its last request finished.
-    #[arg(long)]
-    concurrency: Option<usize>,
-    /// Rate mode: requests outstanding at most; one due beyond it is dropped and counted.
-    #[arg(long, default_value_t = 256)]
-    max_inflight: usize,
-    /// Weights of the kinds of request (simple, hard, pii, injection, repeat, paraphrase).
-    #[arg(
-        long,
-        default_value = "simple=40,hard=15,pii=10,injection=5,repeat=20,paraphrase=10",
-        value_parser = parse_mix
-    )]
-    mix: Mix,
-    /// How many users the requests come from (the `user` field: sticky rollouts and flags).
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
-    users: u32,
-    /// Share of requests that stream (time to first token is measured on them).
-    #[arg(long, default_value_t = 0.3, value_parser = parse_share)]
-    stream_share: f64,
-    /// Share of answered requests that get feedback (`POST /v1/feedback`).
-    #[arg(long, default_value_t = 0.3, value_parser = parse_share)]
-    feedback_share: f64,
-    /// Seed of the plan (kinds, prompts, users, streaming, feedback) [default: random,
-    /// printed in the summary].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Print the summary as JSON, without the progress bar.
-    #[arg(long)]
-    json: bool,
-}
 
 /// Runs a load; prints the error, if any, on stderr and returns the exit code.
 pub fn run(args: Args) -> ExitCode {
@@ -114,18 +54,6 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     })
-}
-
-struct Failure {
-    code: u8,
-    message: String,
-}
-
-fn usage(message: impl Into<String>) -> Failure {
-    Failure {
-        code: 2,
-        message: message.into(),
-    }
 }
 
 async fn run_async(args: Args) -> Result<(), Failure> {
@@ -190,12 +118,6 @@ async fn run_async(args: Args) -> Result<(), Failure> {
         print!("{}", summary.table());
     }
     Ok(())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Shape {
-    Rate(f64),
-    Concurrency(usize),
 }
 
 /// Open loop: requests due every `1 / rate` seconds until `duration`, in-flight capped.

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use super::args::{usage, Args, Failure};
 use super::plan::Planned;
-use super::{usage, Args, Failure};
 
 /// A request's time limit; the demo's slowest model answers well within it.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

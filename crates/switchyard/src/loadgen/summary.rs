@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::args::{Args, Shape};
 use super::send::{Class, Outcome};
-use super::{Args, Shape};
 
 /// The value at quantile `q` (0 to 1) of `sorted` by the nearest-rank method: the smallest
 /// value with at least `q` of the samples at or below it.

@@ -1,0 +1,109 @@
+//! `[server]`, `[storage]` and `[telemetry]`: how the process listens, where it keeps its data
+//! and what it logs and stores.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::checker::Checker;
+use crate::raw::{RawServer, RawStorage, RawTelemetry};
+use crate::spec::{ContentSpec, LogFormat, ServerSpec, StorageSpec, TelemetrySpec};
+
+pub(super) fn server(c: &mut Checker, s: &RawServer) -> ServerSpec {
+    let listen = match s.listen.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            c.err(
+                "server.listen",
+                format!(
+                    "`{}` is not an address with a port, e.g. \"127.0.0.1:8080\"",
+                    s.listen
+                ),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }
+    };
+    c.ensure(
+        s.max_body_bytes > 0,
+        "server.max_body_bytes",
+        "must be greater than 0",
+    );
+    ServerSpec {
+        listen,
+        max_body_bytes: usize::try_from(s.max_body_bytes).unwrap_or(usize::MAX),
+        shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+        demo: s.demo,
+    }
+}
+
+pub(super) fn storage(c: &mut Checker, s: &RawStorage) -> StorageSpec {
+    c.ensure(
+        !s.data_dir.trim().is_empty(),
+        "storage.data_dir",
+        "must not be empty",
+    );
+    StorageSpec {
+        data_dir: PathBuf::from(&s.data_dir),
+    }
+}
+
+pub(super) fn telemetry(c: &mut Checker, t: &RawTelemetry) -> TelemetrySpec {
+    c.ensure(
+        t.queue_capacity > 0,
+        "telemetry.queue_capacity",
+        "must be greater than 0",
+    );
+    c.ensure(
+        t.batch_size > 0,
+        "telemetry.batch_size",
+        "must be greater than 0",
+    );
+    c.ensure(
+        t.flush_interval_ms > 0,
+        "telemetry.flush_interval_ms",
+        "must be greater than 0",
+    );
+    let log_format = match t.log_format.as_str() {
+        "json" => LogFormat::Json,
+        "text" => LogFormat::Text,
+        other => {
+            c.err(
+                "telemetry.log_format",
+                format!("`{other}` is not one of \"json\", \"text\""),
+            );
+            LogFormat::Json
+        }
+    };
+    let stores_content = c.one_of(
+        "telemetry.content".to_owned(),
+        &t.content,
+        &[("none", false), ("masked", true)],
+        false,
+    );
+    let (bytes, days) = (
+        ContentSpec::MAX_BYTES_RANGE,
+        ContentSpec::RETENTION_DAYS_RANGE,
+    );
+    c.ensure(
+        bytes.contains(&t.content_max_bytes),
+        "telemetry.content_max_bytes",
+        format!("must be between {} and {}", bytes.start(), bytes.end()),
+    );
+    c.ensure(
+        days.contains(&t.content_retention_days),
+        "telemetry.content_retention_days",
+        format!("must be between {} and {}", days.start(), days.end()),
+    );
+    TelemetrySpec {
+        queue_capacity: t.queue_capacity,
+        batch_size: t.batch_size,
+        flush_interval: Duration::from_millis(t.flush_interval_ms),
+        log_format,
+        log_level: t.log_level.clone(),
+        access_log: t.access_log,
+        content: stores_content.then(|| ContentSpec {
+            max_bytes: usize::try_from(t.content_max_bytes).unwrap_or(usize::MAX),
+        }),
+        content_retention: Duration::from_secs(u64::from(t.content_retention_days) * 86_400),
+    }
+}

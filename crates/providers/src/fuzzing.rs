@@ -1,0 +1,32 @@
+//! Entry points for fuzz targets and property tests: untrusted upstream bytes in, chunks out,
+//! through the same parsing the adapters use. Each piece is delivered as one network read, so
+//! callers can split a body anywhere.
+
+use bytes::Bytes;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+
+use crate::{ChunkStream, ProviderError};
+
+fn events(
+    pieces: Vec<Vec<u8>>,
+) -> impl futures::Stream<Item = Result<eventsource_stream::Event, ProviderError>> + Send + 'static
+{
+    futures::stream::iter(
+        pieces
+            .into_iter()
+            .map(|p| Ok::<Bytes, std::convert::Infallible>(Bytes::from(p))),
+    )
+    .eventsource()
+    .map(|e| e.map_err(|e| ProviderError::Decode(e.to_string())))
+}
+
+/// An OpenAI-compatible SSE body as the OpenAI adapter reads it.
+pub fn openai_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
+    crate::openai::chunk_stream(events(pieces))
+}
+
+/// An Anthropic Messages SSE body as the Anthropic adapter translates it.
+pub fn anthropic_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
+    crate::anthropic::chunk_stream(events(pieces), 0)
+}
