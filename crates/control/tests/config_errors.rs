@@ -1,12 +1,6 @@
 //! Config files in, diagnostics out: each names the file, the line and the field.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::panic, reason = "test code")]
 
 use switchyard_control::{parse, ConfigError, ModelAccess, ProviderSpec};
 

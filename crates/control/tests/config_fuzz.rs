@@ -1,13 +1,5 @@
 //! Arbitrary text into the config loader: it answers with diagnostics, never a panic.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
-
 use proptest::prelude::*;
 
 const DEMO: &str = include_str!("../../../examples/demo.toml");

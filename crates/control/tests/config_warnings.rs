@@ -1,12 +1,6 @@
 //! Valid configs that are probably a mistake: warnings, each with its file, line and field.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 use switchyard_control::parse;
 

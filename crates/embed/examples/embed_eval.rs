@@ -13,12 +13,7 @@
 //!
 //! The pairs are `semantic_cache/semantic_cache.dev.jsonl` of the shared data folder
 //! (`SWITCHYARD_DATA_DIR`, default `../shared/data`; `switchyard_testkit::data`), or FILE.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "a measuring tool"
-)]
+#![expect(clippy::unwrap_used, reason = "a measuring tool")]
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

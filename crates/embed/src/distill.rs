@@ -152,12 +152,6 @@ pub fn distill(
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        reason = "test code"
-    )]
     use super::*;
 
     #[test]

@@ -159,12 +159,6 @@ impl Pca {
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        reason = "test code"
-    )]
     use super::*;
 
     #[test]

@@ -133,12 +133,6 @@ impl FastWordPiece {
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        reason = "test code"
-    )]
     use super::*;
 
     fn tiny() -> (Tokenizer, FastWordPiece) {

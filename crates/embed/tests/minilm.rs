@@ -1,12 +1,7 @@
 //! MiniLM and the distilled static model on the real files. They come from
 //! `scripts/fetch-models.sh`, which `scripts/test.sh` runs first; without them these tests
 //! fail and say so.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![expect(clippy::panic, reason = "test code")]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

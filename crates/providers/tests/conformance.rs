@@ -8,7 +8,7 @@
 //! and case (test names read `openai::streamed_text`, `anthropic::client_disconnect`, ...).
 
 // Helpers outside `#[test]` functions fail tests the same way the tests themselves do.
-#![allow(clippy::expect_used, clippy::panic, reason = "test code")]
+#![expect(clippy::expect_used, clippy::panic, reason = "test code")]
 
 use std::sync::Arc;
 use std::time::Duration;

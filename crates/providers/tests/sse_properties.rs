@@ -1,12 +1,7 @@
 //! Upstream SSE bodies are untrusted bytes: whatever arrives, parsing yields chunks or errors,
 //! never a panic, and how the bytes are split into network reads never changes the result.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, reason = "test code")]
 
 use futures::StreamExt;
 use proptest::prelude::*;

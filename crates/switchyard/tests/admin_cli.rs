@@ -2,13 +2,7 @@
 //! diffed, listed and rolled back, prompts pushed and labelled, flags set and deleted, the
 //! audit log listed and verified (and its tampering found), and the exit codes scripts rely on.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 

@@ -1,13 +1,7 @@
 //! `switchyard config check` on a valid config that is probably a mistake: it passes (exit 0)
 //! and says what looks wrong, with the file, line and field.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 

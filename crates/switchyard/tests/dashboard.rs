@@ -10,12 +10,7 @@
 //! `.ci/run` installs them). Without them the test fails, saying so, unless
 //! `SWITCHYARD_SKIP_BROWSER_TESTS=1` is set.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 

@@ -1,12 +1,7 @@
 //! `switchyard loadgen` against the real binary's embedded demo: the summary it prints agrees
 //! with what the gateway recorded.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 

@@ -2,13 +2,7 @@
 //! request's id (the one its answer carries), whatever the log level; and a shutdown whose store
 //! stopped taking records says how many were written and how many lost, never that all were.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 

@@ -2,14 +2,6 @@
 //! OpenAI Python SDK (tests/sdk/), then stopped with SIGTERM: it must exit cleanly with every
 //! request recorded.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::disallowed_methods,
-    reason = "test code"
-)]
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

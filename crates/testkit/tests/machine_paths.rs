@@ -1,13 +1,6 @@
 //! No file of the project names a folder of one particular machine: data, scratch files and
 //! models are found through `switchyard_testkit::data` or relative to the repository.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
-
 use std::process::Command;
 
 use switchyard_testkit::data::repo_root;

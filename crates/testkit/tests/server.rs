@@ -1,6 +1,6 @@
 //! The fake upstream over real HTTP: scripting, recording, and the wire shapes it answers in.
 
-#![allow(clippy::expect_used, reason = "test code")]
+#![expect(clippy::expect_used, reason = "test code")]
 
 use serde_json::{json, Value};
 use switchyard_testkit::{Behavior, FakeUpstream, Flavor, Reply};
