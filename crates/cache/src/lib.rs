@@ -6,9 +6,9 @@
 //!
 //! It owns keys, the index, the guard, the policy helpers and the replay of a cached answer as
 //! a stream. The entries themselves live behind the `Entries` trait (`entries`): in this
-//! process by default (`InProcessEntries`), shared by replicas with another implementation. It must not do I/O, read clocks (time is passed in) or embed text itself:
-//! embeddings come through the `Embedder` trait, implemented by the gateway over
-//! `switchyard-embed`.
+//! process by default (`InProcessEntries`), shared by replicas with another implementation.
+//! It must not do I/O, read clocks (time is passed in) or embed text itself: embeddings come
+//! through the `Embedder` trait, implemented by the gateway over `switchyard-embed`.
 //!
 //! The gateway's call sequence:
 //! ```text
