@@ -5,9 +5,10 @@
 //! `key`; with a rule-based guard against false hits), under one byte budget with LRU eviction and per-route TTL.
 //!
 //! It owns keys, the index, the guard, the policy helpers and the replay of a cached answer as
-//! a stream. It must not do I/O, read clocks (time is passed in) or embed text itself:
-//! embeddings come through the `Embedder` trait, implemented by the gateway over
-//! `switchyard-embed`.
+//! a stream. The entries themselves live behind the `Entries` trait (`entries`): in this
+//! process by default (`InProcessEntries`), shared by replicas with another implementation.
+//! It must not do I/O, read clocks (time is passed in) or embed text itself: embeddings come
+//! through the `Embedder` trait, implemented by the gateway over `switchyard-embed`.
 //!
 //! The gateway's call sequence:
 //! ```text
@@ -26,6 +27,7 @@
 //! does not use it, so this crate does not compile it. `Hit::question` and
 //! `guard::signals` are what it needs from here.
 
+pub mod entries;
 pub mod guard;
 pub mod index;
 pub mod key;
@@ -33,13 +35,12 @@ pub mod policy;
 pub mod replay;
 pub mod store;
 
+pub use entries::{Entries, InProcessEntries, Scope, Stats};
 pub use guard::{check_texts, GuardReason};
 pub use key::{ExactKey, Shape, NOT_SHAPING};
 pub use policy::{request_cacheable, response_cacheable, CacheControl, NotCacheable, RoutePolicy};
 pub use replay::{replay_chunks, word_pieces};
-pub use store::{
-    Cache, CacheConfig, Hit, HitKind, InsertError, Lookup, Miss, Prepared, Scope, Stats,
-};
+pub use store::{Cache, CacheConfig, Hit, HitKind, InsertError, Lookup, Miss, Prepared};
 
 /// Turns text into a vector. Implementations need not normalise; the cache does.
 pub trait Embedder: Send + Sync {

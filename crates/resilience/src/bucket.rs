@@ -9,12 +9,21 @@ use std::time::{Duration, Instant};
 ///    impossible.
 /// 3. `settle` corrects an estimate once the real amount is known; the level may go below
 ///    zero, and the debt delays later requests.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TokenBucket {
     capacity: f64,
     refill_per_sec: f64,
     level: f64,
     last: Instant,
+}
+
+/// One limit as OpenAI's `x-ratelimit-*` headers state it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Until the limit is back to its full allowance.
+    pub reset: Duration,
 }
 
 impl TokenBucket {
@@ -58,6 +67,16 @@ impl TokenBucket {
     /// The most the bucket holds: the per-minute limit.
     pub fn capacity(&self) -> f64 {
         self.capacity
+    }
+
+    /// The bucket as OpenAI's `x-ratelimit-*` headers state a limit.
+    pub fn window(&mut self, now: Instant) -> Window {
+        let level = self.level(now);
+        Window {
+            limit: self.capacity as u32,
+            remaining: level.clamp(0.0, self.capacity) as u32,
+            reset: self.until_full(now),
+        }
     }
 
     /// How long until the bucket is full again, if nothing more is taken.

@@ -11,7 +11,7 @@
 ///    many requests run at once.
 /// 5. When the period changes (the caller passes the period's key, e.g. 20261126 or 202611),
 ///    spend starts again at zero; reservations made before the change settle against nothing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendBudget {
     limit_nanos: u64,
     period: u32,

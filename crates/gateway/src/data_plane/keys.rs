@@ -2,14 +2,16 @@
 //! minute, dollars per day and month).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use chrono::{Datelike, TimeZone, Utc};
+use axum::http::HeaderMap;
+use futures::FutureExt;
 use switchyard_control::{hash_key, KeySecret, KeySpec, ModelAccess, Price};
-use switchyard_resilience::{SpendBudget, TokenBucket};
 
+pub use crate::data_plane::counters::{
+    openai_duration, Counters, Periods, RateLimits, Reservation, Window,
+};
+use crate::data_plane::counters::{InProcessCounters, Limit, Refusal};
 use crate::error::{ErrorKind, GatewayError};
 
 pub struct KeyState {
@@ -18,67 +20,9 @@ pub struct KeyState {
     pub models: ModelAccess,
     pub route_policy: Option<switchyard_control::Policy>,
     pub guard_policy: Option<String>,
-    limits: Mutex<Limits>,
+    /// Its limits' counts, in this process or shared by the replicas.
+    counters: Box<dyn Counters>,
     limits_output: bool,
-}
-
-struct Limits {
-    rpm: Option<TokenBucket>,
-    tpm: Option<TokenBucket>,
-    daily: Option<SpendBudget>,
-    monthly: Option<SpendBudget>,
-}
-
-/// The UTC calendar periods budgets are counted in, as keys (20261126, 202611) with their
-/// start times and the time the current day and month end.
-#[derive(Debug, Clone, Copy)]
-pub struct Periods {
-    pub day: u32,
-    pub month: u32,
-    pub day_start_ms: i64,
-    pub month_start_ms: i64,
-    pub until_next_day: Duration,
-    pub until_next_month: Duration,
-}
-
-impl Periods {
-    pub fn now() -> Self {
-        Self::at(Utc::now())
-    }
-
-    pub fn at(now: chrono::DateTime<Utc>) -> Self {
-        let day_start = Utc
-            .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
-            .single()
-            .unwrap_or(now);
-        let month_start = Utc
-            .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-            .single()
-            .unwrap_or(now);
-        let next_month = if now.month() == 12 {
-            Utc.with_ymd_and_hms(now.year() + 1, 1, 1, 0, 0, 0)
-        } else {
-            Utc.with_ymd_and_hms(now.year(), now.month() + 1, 1, 0, 0, 0)
-        }
-        .single()
-        .unwrap_or(now);
-        let until = |t: chrono::DateTime<Utc>| (t - now).to_std().unwrap_or_default();
-        Periods {
-            day: now.year() as u32 * 10_000 + now.month() * 100 + now.day(),
-            month: now.year() as u32 * 100 + now.month(),
-            day_start_ms: day_start.timestamp_millis(),
-            month_start_ms: month_start.timestamp_millis(),
-            until_next_day: until(day_start + chrono::Duration::days(1)),
-            until_next_month: until(next_month),
-        }
-    }
-}
-
-/// What admission reserves for a request: the most it can use on any model it may reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reservation {
-    pub tokens: u32,
-    pub cost_nanos: u64,
 }
 
 /// The worst case of a request, reserved at admission and settled with the truth after:
@@ -115,87 +59,6 @@ pub fn worst_case(
     }
 }
 
-/// One limit of a key as OpenAI's `x-ratelimit-*` headers state it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Window {
-    pub limit: u32,
-    pub remaining: u32,
-    /// Until the limit is back to its full allowance.
-    pub reset: Duration,
-}
-
-impl Window {
-    fn of(bucket: &mut TokenBucket, now: Instant) -> Window {
-        let level = bucket.level(now);
-        Window {
-            limit: bucket.capacity() as u32,
-            remaining: level.clamp(0.0, bucket.capacity()) as u32,
-            reset: bucket.until_full(now),
-        }
-    }
-}
-
-/// A key's rate limits right after a request was admitted (or refused), for the answer's
-/// `x-ratelimit-*` headers; empty for a key without `rpm` and `tpm`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RateLimits {
-    pub requests: Option<Window>,
-    pub tokens: Option<Window>,
-}
-
-impl RateLimits {
-    fn of(l: &mut Limits, now: Instant) -> RateLimits {
-        RateLimits {
-            requests: l.rpm.as_mut().map(|b| Window::of(b, now)),
-            tokens: l.tpm.as_mut().map(|b| Window::of(b, now)),
-        }
-    }
-
-    /// OpenAI's headers: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
-    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
-        let mut out = Vec::new();
-        for (what, window) in [("requests", self.requests), ("tokens", self.tokens)] {
-            let Some(w) = window else { continue };
-            for (name, value) in [
-                ("limit", w.limit.to_string()),
-                ("remaining", w.remaining.to_string()),
-                ("reset", openai_duration(w.reset)),
-            ] {
-                let name = HeaderName::try_from(format!("x-ratelimit-{name}-{what}"));
-                if let (Ok(n), Ok(v)) = (name, HeaderValue::try_from(value)) {
-                    out.push((n, v));
-                }
-            }
-        }
-        out
-    }
-}
-
-/// A duration as OpenAI writes its resets (Go's format, to the millisecond, rounded up):
-/// `20ms`, `1s`, `8.64s`, `6m0s`, `1h2m3.5s`.
-pub fn openai_duration(d: Duration) -> String {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    if ms == 0 {
-        return "0s".to_owned();
-    }
-    if ms < 1_000 {
-        return format!("{ms}ms");
-    }
-    let (secs, frac) = (ms / 1_000, ms % 1_000);
-    let (h, m, s) = (secs / 3_600, secs % 3_600 / 60, secs % 60);
-    let mut seconds = s.to_string();
-    if frac > 0 {
-        let digits = format!("{frac:03}");
-        seconds.push('.');
-        seconds.push_str(digits.trim_end_matches('0'));
-    }
-    match (h, m) {
-        (0, 0) => format!("{seconds}s"),
-        (0, m) => format!("{m}m{seconds}s"),
-        (h, m) => format!("{h}h{m}m{seconds}s"),
-    }
-}
-
 /// A request the key's limits refused, with the limits' state for the answer's headers.
 #[derive(Debug)]
 pub struct Refused {
@@ -206,40 +69,27 @@ pub struct Refused {
 /// What a request reserved at admission, to be replaced by what it really used.
 pub struct Admission {
     key: Arc<KeyState>,
-    estimate_tokens: u32,
-    estimate_nanos: u64,
+    reserved: Reservation,
     /// The key's rate limits right after this request was admitted.
     pub limits: RateLimits,
 }
 
 impl Admission {
     pub fn settle(self, tokens: u32, cost_nanos: u64) {
-        let now = now();
-        let periods = Periods::now();
-        let Ok(mut l) = self.key.limits.lock() else {
-            return;
-        };
-        if let Some(b) = &mut l.tpm {
-            b.settle(f64::from(self.estimate_tokens), f64::from(tokens), now);
-        }
-        if let Some(b) = &mut l.daily {
-            b.settle(self.estimate_nanos, cost_nanos, periods.day);
-        }
-        if let Some(b) = &mut l.monthly {
-            b.settle(self.estimate_nanos, cost_nanos, periods.month);
-        }
+        let used = Reservation { tokens, cost_nanos };
+        self.key.counters.settle(self.reserved, used);
     }
 }
 
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 impl KeyState {
-    /// `spent` gives what the key already spent since a time (from the store), so budgets
-    /// survive restarts.
+    /// A key whose limits count in this process. `spent` gives what the key already spent
+    /// since a time (from the store), so budgets survive restarts.
     pub fn new(spec: &KeySpec, periods: &Periods, spent: &dyn Fn(&str, i64) -> u64) -> Self {
-        let now = now();
+        Self::with_counters(spec, Box::new(InProcessCounters::new(spec, periods, spent)))
+    }
+
+    /// A key whose limits count in `counters` (shared by replicas, for one).
+    pub fn with_counters(spec: &KeySpec, counters: Box<dyn Counters>) -> Self {
         KeyState {
             id: spec.id.clone(),
             tenant: spec.tenant.clone(),
@@ -249,16 +99,7 @@ impl KeyState {
             limits_output: spec.tpm.is_some()
                 || spec.budget_daily_nanos.is_some()
                 || spec.budget_monthly_nanos.is_some(),
-            limits: Mutex::new(Limits {
-                rpm: spec.rpm.map(|l| TokenBucket::per_minute(l, now)),
-                tpm: spec.tpm.map(|l| TokenBucket::per_minute(l, now)),
-                daily: spec.budget_daily_nanos.map(|l| {
-                    SpendBudget::new(l, periods.day, spent(&spec.id, periods.day_start_ms))
-                }),
-                monthly: spec.budget_monthly_nanos.map(|l| {
-                    SpendBudget::new(l, periods.month, spent(&spec.id, periods.month_start_ms))
-                }),
-            }),
+            counters,
         }
     }
 
@@ -270,43 +111,64 @@ impl KeyState {
 
     /// Admits a request reserving `reservation` (its worst case, [`worst_case`]), or says
     /// which limit stops it and when to retry. Every limit of the key (rpm, tpm, daily and
-    /// monthly spend) is checked and reserved in one step under one lock, and nothing is
-    /// taken when any of them refuses.
+    /// monthly spend) is checked and reserved in one step ([`Counters::reserve`]), and
+    /// nothing is taken when any of them refuses.
+    pub async fn reserve(
+        self: &Arc<Self>,
+        reservation: Reservation,
+    ) -> Result<Admission, Box<Refused>> {
+        let reserved = self.counters.reserve(reservation).await;
+        self.admission(reservation, reserved)
+    }
+
+    /// [`KeyState::reserve`] for callers that cannot await yet: it serves counters that
+    /// answer at once (the in-process ones), and refuses as unavailable counters that would
+    /// have to wait (a shared store). The pipeline's admission moves to `reserve` before
+    /// any such counters are configured.
     pub fn admit(self: &Arc<Self>, reservation: Reservation) -> Result<Admission, Box<Refused>> {
-        let mut l = self.limits.lock().map_err(|_| {
-            Box::new(Refused {
-                error: GatewayError::new(
-                    ErrorKind::Internal,
-                    "internal_error",
-                    "key limits unavailable",
-                ),
-                limits: RateLimits::default(),
-            })
-        })?;
-        let now = now();
-        match self.admit_locked(&mut l, reservation.tokens, reservation.cost_nanos, now) {
-            Ok(()) => Ok(Admission {
+        let reserved = self
+            .counters
+            .reserve(reservation)
+            .now_or_never()
+            .unwrap_or(Err(Refusal::Unavailable));
+        self.admission(reservation, reserved)
+    }
+
+    fn admission(
+        self: &Arc<Self>,
+        reservation: Reservation,
+        reserved: Result<RateLimits, Refusal>,
+    ) -> Result<Admission, Box<Refused>> {
+        match reserved {
+            Ok(limits) => Ok(Admission {
                 key: self.clone(),
-                estimate_tokens: reservation.tokens,
-                estimate_nanos: reservation.cost_nanos,
-                limits: RateLimits::of(&mut l, now),
+                reserved: reservation,
+                limits,
             }),
-            Err(error) => Err(Box::new(Refused {
-                error,
-                limits: RateLimits::of(&mut l, now),
-            })),
+            Err(refusal) => Err(Box::new(self.refused(refusal))),
         }
     }
 
-    fn admit_locked(
-        &self,
-        l: &mut Limits,
-        tokens: u32,
-        cost_nanos: u64,
-        now: Instant,
-    ) -> Result<(), GatewayError> {
-        let periods = Periods::now();
-        let limited = |what: &str, after: Duration| {
+    /// A refusal as the client reads it: which limit, and when to retry.
+    fn refused(&self, refusal: Refusal) -> Refused {
+        let (limit, after, limits) = match refusal {
+            Refusal::Limited {
+                limit,
+                retry_after,
+                limits,
+            } => (limit, retry_after, limits),
+            Refusal::Unavailable => {
+                return Refused {
+                    error: GatewayError::new(
+                        ErrorKind::Internal,
+                        "internal_error",
+                        "key limits unavailable",
+                    ),
+                    limits: RateLimits::default(),
+                }
+            }
+        };
+        let limited = |what: &str| {
             GatewayError::new(
                 ErrorKind::RateLimited,
                 "rate_limit_exceeded",
@@ -316,54 +178,24 @@ impl KeyState {
                     after.as_secs_f64()
                 ),
             )
-            .with_retry_after(after)
         };
-        if let Some(b) = &mut l.rpm {
-            b.try_take(1.0, now)
-                .map_err(|after| limited("requests per minute", after))?;
-        }
-        if let Some(b) = &mut l.tpm {
-            if let Err(after) = b.try_take(f64::from(tokens), now) {
-                if let Some(r) = &mut l.rpm {
-                    r.settle(1.0, 0.0, now);
-                }
-                return Err(limited("tokens per minute", after));
-            }
-        }
-        let over_budget = |period: &str, after: Duration| {
+        let over_budget = |period: &str| {
             GatewayError::new(
                 ErrorKind::BudgetExceeded,
                 "budget_exceeded",
                 format!("the {period} spend budget of key `{}` is used up", self.id),
             )
-            .with_retry_after(after)
         };
-        let mut refusal = None;
-        if let Some(b) = &mut l.daily {
-            if b.admit(cost_nanos, periods.day).is_err() {
-                refusal = Some(over_budget("daily", periods.until_next_day));
-            }
+        let error = match limit {
+            Limit::RequestsPerMinute => limited("requests per minute"),
+            Limit::TokensPerMinute => limited("tokens per minute"),
+            Limit::DailyBudget => over_budget("daily"),
+            Limit::MonthlyBudget => over_budget("monthly"),
+        };
+        Refused {
+            error: error.with_retry_after(after),
+            limits,
         }
-        if refusal.is_none() {
-            if let Some(b) = &mut l.monthly {
-                if b.admit(cost_nanos, periods.month).is_err() {
-                    if let Some(d) = &mut l.daily {
-                        d.settle(cost_nanos, 0, periods.day);
-                    }
-                    refusal = Some(over_budget("monthly", periods.until_next_month));
-                }
-            }
-        }
-        if let Some(e) = refusal {
-            if let Some(r) = &mut l.rpm {
-                r.settle(1.0, 0.0, now);
-            }
-            if let Some(t) = &mut l.tpm {
-                t.settle(f64::from(tokens), 0.0, now);
-            }
-            return Err(e);
-        }
-        Ok(())
     }
 }
 
@@ -494,6 +326,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::time::Duration;
 
     fn r(tokens: u32, cost_nanos: u64) -> Reservation {
         Reservation { tokens, cost_nanos }
@@ -567,6 +400,138 @@ mod tests {
         assert_eq!(refused.limits.requests.unwrap().remaining, 9);
     }
 
+    /// Counters that refuse with a given limit, or answer only after a wait, and note what
+    /// they are asked to settle: what another implementation of the seam could do.
+    struct Scripted {
+        refuse: Option<Limit>,
+        wait: bool,
+        settled: Settled,
+    }
+
+    type Settled = Arc<std::sync::Mutex<Vec<(Reservation, Reservation)>>>;
+
+    #[async_trait::async_trait]
+    impl Counters for Scripted {
+        async fn reserve(&self, _: Reservation) -> Result<RateLimits, Refusal> {
+            if self.wait {
+                tokio::task::yield_now().await;
+            }
+            match self.refuse {
+                Some(limit) => Err(Refusal::Limited {
+                    limit,
+                    retry_after: Duration::from_secs(7),
+                    limits: RateLimits::default(),
+                }),
+                None => Ok(RateLimits::default()),
+            }
+        }
+
+        fn settle(&self, reserved: Reservation, used: Reservation) {
+            self.settled.lock().unwrap().push((reserved, used));
+        }
+    }
+
+    fn scripted(refuse: Option<Limit>, wait: bool) -> (Arc<KeyState>, Settled) {
+        let settled = Settled::default();
+        let counters = Scripted {
+            refuse,
+            wait,
+            settled: settled.clone(),
+        };
+        let key = KeyState::with_counters(&spec(None, Some(1), None), Box::new(counters));
+        (Arc::new(key), settled)
+    }
+
+    #[tokio::test]
+    async fn any_counters_refuse_in_the_clients_words_and_settle_what_was_reserved() {
+        for (limit, status, text) in [
+            (
+                Limit::RequestsPerMinute,
+                429,
+                "rate limit reached for key `k`: requests per minute; retry in 7.0s",
+            ),
+            (
+                Limit::TokensPerMinute,
+                429,
+                "rate limit reached for key `k`: tokens per minute; retry in 7.0s",
+            ),
+            (
+                Limit::DailyBudget,
+                429,
+                "the daily spend budget of key `k` is used up",
+            ),
+            (
+                Limit::MonthlyBudget,
+                429,
+                "the monthly spend budget of key `k` is used up",
+            ),
+        ] {
+            let e = scripted(Some(limit), true)
+                .0
+                .reserve(r(1, 1))
+                .await
+                .err()
+                .unwrap()
+                .error;
+            assert_eq!(e.status(), status);
+            assert_eq!(e.message, text);
+            assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
+        }
+        let (k, settled) = scripted(None, true);
+        k.reserve(r(40, 9)).await.unwrap().settle(12, 3);
+        assert_eq!(*settled.lock().unwrap(), [(r(40, 9), r(12, 3))]);
+    }
+
+    #[tokio::test]
+    async fn admitting_without_awaiting_refuses_counters_that_must_wait() {
+        let refused = scripted(None, true).0.admit(r(1, 1)).err().unwrap();
+        assert_eq!(refused.error.status(), 500);
+        assert_eq!(refused.error.message, "key limits unavailable");
+        assert!(scripted(None, false).0.admit(r(1, 1)).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_process_reserves_refuses_and_settles_through_the_seam() {
+        let periods = Periods::now();
+        let asked = std::cell::Cell::new(0);
+        let spent = |_: &str, since: i64| {
+            asked.set(asked.get() + 1);
+            assert_eq!(
+                since, periods.day_start_ms,
+                "only the day's budget is asked"
+            );
+            900
+        };
+        let c: Box<dyn Counters> = Box::new(InProcessCounters::new(
+            &spec(Some(2), Some(100), Some(1_000)),
+            &periods,
+            &spent,
+        ));
+        assert_eq!(asked.get(), 1);
+        let limits = c.reserve(r(80, 50)).await.unwrap();
+        assert_eq!(limits.requests.map(|w| w.remaining), Some(1));
+        assert_eq!(limits.tokens.map(|w| w.remaining), Some(20));
+        // Tokens refuse: 80 of 100 are reserved; nothing else is taken.
+        let Err(Refusal::Limited {
+            limit,
+            retry_after,
+            limits,
+        }) = c.reserve(r(30, 1)).await
+        else {
+            panic!("tokens per minute refuse");
+        };
+        assert_eq!(limit, Limit::TokensPerMinute);
+        assert_eq!(retry_after, Duration::from_secs(6));
+        assert_eq!(limits.requests.map(|w| w.remaining), Some(1));
+        // Settled at 10 tokens and 100 nano-USD: the day has 1,000 of 1,000 spent.
+        c.settle(r(80, 50), r(10, 100));
+        let Err(Refusal::Limited { limit, limits, .. }) = c.reserve(r(1, 1)).await else {
+            panic!("the day's budget refuses");
+        };
+        assert_eq!(limit, Limit::DailyBudget);
+        assert_eq!(limits.tokens.map(|w| w.remaining), Some(90));
+    }
+
     #[test]
     fn budget_counts_spend_already_stored() {
         let spent = |already: u64| {
@@ -628,27 +593,6 @@ mod tests {
         assert!(k.limits_output());
     }
 
-    #[test]
-    fn durations_as_openai_writes_them() {
-        for (ms, text) in [
-            (0, "0s"),
-            (20, "20ms"),
-            (999, "999ms"),
-            (1_000, "1s"),
-            (8_640, "8.64s"),
-            (60_000, "1m0s"),
-            (360_000, "6m0s"),
-            (3_723_500, "1h2m3.5s"),
-        ] {
-            assert_eq!(openai_duration(Duration::from_millis(ms)), text);
-        }
-        assert_eq!(
-            openai_duration(Duration::from_micros(1)),
-            "1ms",
-            "rounded up"
-        );
-    }
-
     fn price(input: u64, output: u64) -> Price {
         Price {
             input_nanos_per_mtok: input,
@@ -707,15 +651,6 @@ mod tests {
             prop_assert!(p.cost_nanos(u64::from(prompt_used), u64::from(output_used)) <= w.cost_nanos);
             prop_assert!(prompt_used + output_used <= w.tokens);
         }
-    }
-
-    #[test]
-    fn periods_roll_at_utc_midnight_and_month_end() {
-        let t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap();
-        let p = Periods::at(t);
-        assert_eq!((p.day, p.month), (20261231, 202612));
-        assert_eq!(p.until_next_day, Duration::from_secs(3600));
-        assert_eq!(p.until_next_month, Duration::from_secs(3600));
     }
 
     #[test]

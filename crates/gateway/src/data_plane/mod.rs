@@ -1,9 +1,10 @@
 //! The data plane: everything a request passes through, from its key to its record.
 //!
 //! [`pipeline::Pipeline`] is one config version made runnable; a request runs its stages in
-//! order (authenticate and admit with [`keys`], render a stored prompt with [`prompts`], mask
-//! and screen with [`guards`], look up the [`cache`], decide with [`routing`], [`dispatch`] to
-//! providers with retries, breakers and fallbacks, stream the answer with [`stream`]), and
+//! order (authenticate and admit with [`keys`], whose limits count in [`counters`], render a
+//! stored prompt with [`prompts`], mask and screen with [`guards`], look up the [`cache`],
+//! decide with [`routing`], [`dispatch`] to providers with retries, breakers and fallbacks,
+//! stream the answer with [`stream`]), and
 //! [`record`] writes one record per request whatever happens. What the control plane decided
 //! reaches it as [`running::Running`]; what requests did goes back through
 //! [`record::OutcomeSink`].
@@ -11,6 +12,7 @@
 pub mod arms;
 pub mod cache;
 pub mod content;
+pub mod counters;
 pub mod dispatch;
 pub mod flags;
 pub mod guards;
