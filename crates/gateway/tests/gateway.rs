@@ -8,6 +8,7 @@ mod common;
 use common::{start, user, KEY};
 use futures::StreamExt;
 use serde_json::{json, Value};
+use switchyard_store::FeedbackStore;
 
 const SIM: &str = r#"
 [providers.sim]

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use switchyard_store::{
-    Bucket, Feedback, GroupBy, KpiFilter, RequestFilter, RequestRecord, SqliteStore, StatusClass,
-    StoreError,
+    Bucket, Feedback, FeedbackStore, GroupBy, KpiFilter, KpiStore, RecordStore, RequestFilter,
+    RequestRecord, SqliteStore, StatusClass, StoreError,
 };
 
 const HOUR_MS: i64 = 3_600_000;

@@ -19,9 +19,19 @@ pub type ContentJob = Box<dyn FnOnce() -> RequestContent + Send>;
 /// Rows one purge transaction deletes at most, so the writer is never locked out for long.
 const PURGE_CHUNK: i64 = 5_000;
 
-impl SqliteStore {
+/// What requests said and were answered, kept apart from their records. Written with the
+/// records ([`crate::RecordStore::write_batch`]); every method blocks.
+pub trait ContentStore {
     /// The stored content of a request, if any was stored and not purged yet.
-    pub fn request_content(&self, request_id: &str) -> Result<Option<RequestContent>, StoreError> {
+    fn request_content(&self, request_id: &str) -> Result<Option<RequestContent>, StoreError>;
+
+    /// Deletes the content of requests started before `before_ms`, a chunk per transaction;
+    /// returns how many requests lost theirs. Their records stay.
+    fn purge_content(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+impl ContentStore for SqliteStore {
+    fn request_content(&self, request_id: &str) -> Result<Option<RequestContent>, StoreError> {
         let body: Option<String> = self.with(|conn| {
             conn.prepare_cached("SELECT body FROM request_content WHERE request_id = ?1 LIMIT 1")?
                 .query_row(params![request_id], |row| row.get(0))
@@ -36,9 +46,7 @@ impl SqliteStore {
         .transpose()
     }
 
-    /// Deletes the content of requests started before `before_ms`, a chunk per transaction;
-    /// returns how many requests lost theirs. Their records stay.
-    pub fn purge_content(&self, before_ms: i64) -> Result<u64, StoreError> {
+    fn purge_content(&self, before_ms: i64) -> Result<u64, StoreError> {
         let mut purged = 0;
         loop {
             let n = self.with(|conn| {
@@ -60,6 +68,7 @@ impl SqliteStore {
 mod tests {
     use super::*;
     use crate::record::{ContentAnswer, ContentMessage, ContentToolCall, RequestRecord};
+    use crate::RecordStore;
 
     fn with_content(id: &str, at: i64, content: Option<RequestContent>) -> RequestRecord {
         RequestRecord {

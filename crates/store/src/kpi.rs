@@ -414,6 +414,58 @@ fn per(num: u64, den: u64) -> Option<u64> {
     })
 }
 
+/// The business reports over the stored requests and feedback. Every method blocks (see
+/// [`crate::Store`] for why the seams are sync) and covers started times in `[from_ms, to_ms)`.
+pub trait KpiStore {
+    /// The KPIs of the requests started in `[from_ms, to_ms)` that match `filter`.
+    fn kpi_summary(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &KpiFilter,
+    ) -> Result<KpiSummary, StoreError>;
+
+    /// The KPIs per tenant, key, model, route (see [`ROUTE_SQL`]) or UTC time bucket,
+    /// ordered by the group's key (null first).
+    fn kpi_groups(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        by: GroupBy,
+        filter: &KpiFilter,
+    ) -> Result<Vec<KpiGroup>, StoreError>;
+
+    /// A time series for charts: one point per UTC bucket from the one holding `from_ms` up
+    /// to `to_ms`, empty buckets as zeros (sparse when that would be more than 10 000 points).
+    fn kpi_trend(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        bucket: Bucket,
+        filter: &KpiFilter,
+    ) -> Result<Vec<KpiPoint>, StoreError>;
+
+    /// Guard verdicts other than `pass`, per UTC bucket, guard and outcome.
+    fn guard_triggers(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        bucket: Bucket,
+        filter: &KpiFilter,
+    ) -> Result<Vec<GuardTrigger>, StoreError>;
+
+    /// Requests and cost per answering model, most requests first.
+    fn model_mix(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &KpiFilter,
+    ) -> Result<Vec<ModelShare>, StoreError>;
+
+    /// The dashboard's request list: the newest requests matching `filter`, newest first.
+    fn recent_requests(&self, filter: &RequestFilter) -> Result<Vec<RequestRecord>, StoreError>;
+}
+
 impl SqliteStore {
     /// Sums per group (`key_sql`, and `bucket_sql` for time buckets), ordered by key, with
     /// their latency percentiles ([`Self::latency_percentiles`]).
@@ -532,25 +584,6 @@ impl SqliteStore {
         })
     }
 
-    /// The KPIs of the requests started in `[from_ms, to_ms)` that match `filter`.
-    pub fn kpi_summary(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-        filter: &KpiFilter,
-    ) -> Result<KpiSummary, StoreError> {
-        let groups = self.aggregate(from_ms, to_ms, filter, "0", None)?;
-        let groups = self.with_feedback(groups, from_ms, to_ms, filter, "0")?;
-        Ok(groups.into_iter().next().map_or_else(
-            || KpiSummary {
-                from_ms,
-                to_ms,
-                ..KpiSummary::default()
-            },
-            |g| g.kpi,
-        ))
-    }
-
     /// `groups` with the feedback on their requests (grouped by the same `key_sql`), from the
     /// requests' own tenant, whenever it was given.
     fn with_feedback(
@@ -597,10 +630,28 @@ impl SqliteStore {
         }
         Ok(groups)
     }
+}
 
-    /// The KPIs per tenant, key, model, route (see [`ROUTE_SQL`]) or UTC time bucket,
-    /// ordered by the group's key (null first).
-    pub fn kpi_groups(
+impl KpiStore for SqliteStore {
+    fn kpi_summary(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &KpiFilter,
+    ) -> Result<KpiSummary, StoreError> {
+        let groups = self.aggregate(from_ms, to_ms, filter, "0", None)?;
+        let groups = self.with_feedback(groups, from_ms, to_ms, filter, "0")?;
+        Ok(groups.into_iter().next().map_or_else(
+            || KpiSummary {
+                from_ms,
+                to_ms,
+                ..KpiSummary::default()
+            },
+            |g| g.kpi,
+        ))
+    }
+
+    fn kpi_groups(
         &self,
         from_ms: i64,
         to_ms: i64,
@@ -613,9 +664,7 @@ impl SqliteStore {
         self.with_feedback(groups, from_ms, to_ms, filter, &key_sql)
     }
 
-    /// A time series for charts: one point per UTC bucket from the one holding `from_ms` up
-    /// to `to_ms`, empty buckets as zeros (sparse when that would be more than 10 000 points).
-    pub fn kpi_trend(
+    fn kpi_trend(
         &self,
         from_ms: i64,
         to_ms: i64,
@@ -640,8 +689,7 @@ impl SqliteStore {
         Ok(fill_buckets(found, from_ms, to_ms, bucket))
     }
 
-    /// Guard verdicts other than `pass`, per UTC bucket, guard and outcome.
-    pub fn guard_triggers(
+    fn guard_triggers(
         &self,
         from_ms: i64,
         to_ms: i64,
@@ -672,8 +720,7 @@ impl SqliteStore {
         })
     }
 
-    /// Requests and cost per answering model, most requests first.
-    pub fn model_mix(
+    fn model_mix(
         &self,
         from_ms: i64,
         to_ms: i64,
@@ -704,11 +751,7 @@ impl SqliteStore {
         Ok(mix)
     }
 
-    /// The dashboard's request list: the newest requests matching `filter`, newest first.
-    pub fn recent_requests(
-        &self,
-        filter: &RequestFilter,
-    ) -> Result<Vec<RequestRecord>, StoreError> {
+    fn recent_requests(&self, filter: &RequestFilter) -> Result<Vec<RequestRecord>, StoreError> {
         let mut w = Where::new();
         if let Some(before) = filter.before_ms {
             w.and("r.started_at_ms < ?", before);
@@ -785,7 +828,7 @@ fn fill_buckets(found: Vec<KpiPoint>, from_ms: i64, to_ms: i64, bucket: Bucket) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Feedback;
+    use crate::{Feedback, FeedbackStore, RecordStore};
 
     /// Midnight UTC, 2024-10-04.
     const D: i64 = 20_000 * DAY_MS;

@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::StoreError;
+
 /// Everything known about one request once it is over. Every stage of the pipeline fills in
 /// its part; the record is written once, at the end, even when the client hung up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -125,4 +127,72 @@ pub struct ContentToolCall {
     pub name: String,
     /// The arguments' JSON text, as the model wrote it (masked).
     pub arguments: String,
+}
+
+/// Which requests [`RecordStore::served_outcomes`] reads: those a model served, that rendered a
+/// prompt version (`name@N`), or that ran on a config version (its 12-digit short id).
+#[derive(Debug, Clone, Copy)]
+pub enum Served<'a> {
+    Model(&'a str),
+    Prompt(&'a str),
+    ConfigVersion(&'a str),
+}
+
+/// What a rollout's analysis reads of a past request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedOutcome {
+    pub status: u16,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub stream: bool,
+    /// The verdicts' JSON, as recorded.
+    pub guards: Option<String>,
+}
+
+/// The request records every replica writes and reads back. Every method blocks (see
+/// [`crate::Store`] for why the seams are sync).
+pub trait RecordStore {
+    /// Writes records in one transaction, with what their guard verdicts mean
+    /// ([`crate::verdicts::GuardFlags`], kept beside each record so reports need not parse
+    /// the verdicts' JSON) and their content, when they carry some ([`crate::content`]).
+    fn write_batch(&self, records: &[RequestRecord]) -> Result<(), StoreError>;
+
+    /// Nano-dollars a key has spent since a time (for budgets after a restart).
+    fn spend_since(&self, key_id: &str, since_ms: i64) -> Result<u64, StoreError>;
+
+    /// The most recent records, newest first.
+    fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError>;
+
+    /// Chat requests a provider answered (no cache hits, no guard refusals) between `from_ms`
+    /// and `to_ms`, newest first: the reference window of a blue-green rollout, whose baseline
+    /// serves nothing once it has switched.
+    fn served_outcomes(
+        &self,
+        served: Served<'_>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ServedOutcome>, StoreError>;
+
+    /// The record of one request, once it is written.
+    fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StoreError>;
+
+    /// How many records are stored.
+    fn count(&self) -> Result<u64, StoreError>;
+
+    /// Whether the store accepts a write now (for `/readyz`).
+    fn check_writable(&self) -> Result<(), StoreError>;
+}
+
+/// Clients' feedback on answers. Every method blocks.
+pub trait FeedbackStore {
+    /// Stores one piece of feedback; durable when this returns. Returns whether it is the
+    /// first negative score ([`Feedback::is_negative`]) the request got from its tenant: the
+    /// one that spoils the request's quality, so a caller acting on it acts once however often
+    /// the client sends or changes its verdict. The check and the insert are one transaction,
+    /// so two negatives sent at once (to any replica) cannot both be first.
+    fn add_feedback(&self, f: &Feedback) -> Result<bool, StoreError>;
+
+    /// Feedback given on a request, oldest first.
+    fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>, StoreError>;
 }

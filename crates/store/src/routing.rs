@@ -41,30 +41,33 @@ pub struct CalibrationRow {
 /// `requested_model` is the alias itself or the alias with a policy suffix.
 const ALIAS_MATCH: &str = "(r.requested_model = ?1 OR r.requested_model LIKE ?1 || ':%')";
 
-impl SqliteStore {
+/// What route recalibration reads and keeps. Every method blocks (see [`crate::Store`] for
+/// why the seams are sync).
+pub trait CalibrationStore {
     /// Routed requests on `route` since a time that got a feedback score from their own tenant.
-    pub fn routed_feedback(
+    fn routed_feedback(
         &self,
         route: &str,
         since_ms: i64,
-    ) -> Result<Vec<RoutedFeedback>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT r.route, AVG(f.score) FROM requests r \
-                 JOIN feedback f ON f.request_id = r.request_id AND f.tenant = r.tenant \
-                 WHERE r.route IS NOT NULL AND f.score IS NOT NULL AND r.started_at_ms >= ?2 AND {ALIAS_MATCH} \
-                 GROUP BY r.request_id, r.route"
-            ))?;
-            let rows = stmt.query_map(params![route, since_ms], |row| {
-                Ok(RoutedFeedback {
-                    decision: row.get(0)?,
-                    score: row.get(1)?,
-                })
-            })?;
-            rows.collect()
-        })
-    }
+    ) -> Result<Vec<RoutedFeedback>, StoreError>;
 
+    /// Every chat request on `route` since a time, with its mean feedback score if any.
+    fn route_rows(&self, route: &str, since_ms: i64) -> Result<Vec<RouteRow>, StoreError>;
+
+    fn add_calibration(&self, c: &CalibrationRow) -> Result<(), StoreError>;
+
+    /// The latest recalibrations of `route`, newest first.
+    fn calibrations(&self, route: &str, limit: usize) -> Result<Vec<CalibrationRow>, StoreError>;
+
+    /// The newest recalibration of `route`, if any.
+    fn latest_calibration(&self, route: &str) -> Result<Option<CalibrationRow>, StoreError> {
+        Ok(self.calibrations(route, 1)?.into_iter().next())
+    }
+}
+
+/// [`CalibrationStore::route_rows`] and [`CalibrationStore::calibrations`] are inherent too,
+/// because the `switchyard` crate's router report calls them on a concrete store.
+impl SqliteStore {
     /// Every chat request on `route` since a time, with its mean feedback score if any.
     pub fn route_rows(&self, route: &str, since_ms: i64) -> Result<Vec<RouteRow>, StoreError> {
         self.with(|conn| {
@@ -86,24 +89,6 @@ impl SqliteStore {
                 })
             })?;
             rows.collect()
-        })
-    }
-
-    pub fn add_calibration(&self, c: &CalibrationRow) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.prepare_cached(
-                "INSERT INTO router_calibration (route, at_ms, base_cheap, base_balanced, cheap, balanced, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                c.route,
-                c.at_ms,
-                c.base.0,
-                c.base.1,
-                c.bars.0,
-                c.bars.1,
-                c.report
-            ])
-            .map(|_| ())
         })
     }
 
@@ -130,17 +115,62 @@ impl SqliteStore {
             rows.collect()
         })
     }
+}
 
-    /// The newest recalibration of `route`, if any.
-    pub fn latest_calibration(&self, route: &str) -> Result<Option<CalibrationRow>, StoreError> {
-        Ok(self.calibrations(route, 1)?.into_iter().next())
+impl CalibrationStore for SqliteStore {
+    fn routed_feedback(
+        &self,
+        route: &str,
+        since_ms: i64,
+    ) -> Result<Vec<RoutedFeedback>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT r.route, AVG(f.score) FROM requests r \
+                 JOIN feedback f ON f.request_id = r.request_id AND f.tenant = r.tenant \
+                 WHERE r.route IS NOT NULL AND f.score IS NOT NULL AND r.started_at_ms >= ?2 AND {ALIAS_MATCH} \
+                 GROUP BY r.request_id, r.route"
+            ))?;
+            let rows = stmt.query_map(params![route, since_ms], |row| {
+                Ok(RoutedFeedback {
+                    decision: row.get(0)?,
+                    score: row.get(1)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn route_rows(&self, route: &str, since_ms: i64) -> Result<Vec<RouteRow>, StoreError> {
+        SqliteStore::route_rows(self, route, since_ms)
+    }
+
+    fn add_calibration(&self, c: &CalibrationRow) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO router_calibration (route, at_ms, base_cheap, base_balanced, cheap, balanced, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                c.route,
+                c.at_ms,
+                c.base.0,
+                c.base.1,
+                c.bars.0,
+                c.bars.1,
+                c.report
+            ])
+            .map(|_| ())
+        })
+    }
+
+    fn calibrations(&self, route: &str, limit: usize) -> Result<Vec<CalibrationRow>, StoreError> {
+        SqliteStore::calibrations(self, route, limit)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Feedback, RequestRecord};
+    use crate::{Feedback, FeedbackStore, RecordStore, RequestRecord};
 
     #[test]
     fn feedback_joins_routed_requests_of_the_same_tenant() {

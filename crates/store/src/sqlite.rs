@@ -3,8 +3,9 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use crate::record::{FeedbackStore, RecordStore, Served, ServedOutcome};
 use crate::verdicts::GuardFlags;
-use crate::{Feedback, RequestRecord, StoreError};
+use crate::{Feedback, RequestRecord, SloStore, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` holds how many ran. Only ever
 /// append: stored data must stay readable.
@@ -191,26 +192,6 @@ CREATE INDEX request_content_started ON request_content (started_at_ms);
 "#,
 ];
 
-/// Which requests [`SqliteStore::served_outcomes`] reads: those a model served, that rendered a
-/// prompt version (`name@N`), or that ran on a config version (its 12-digit short id).
-#[derive(Debug, Clone, Copy)]
-pub enum Served<'a> {
-    Model(&'a str),
-    Prompt(&'a str),
-    ConfigVersion(&'a str),
-}
-
-/// What a rollout's analysis reads of a past request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServedOutcome {
-    pub status: u16,
-    pub latency_ms: f64,
-    pub ttft_ms: Option<f64>,
-    pub stream: bool,
-    /// The verdicts' JSON, as recorded.
-    pub guards: Option<String>,
-}
-
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
 /// telemetry writer opens its own.
 pub struct SqliteStore {
@@ -255,10 +236,21 @@ impl SqliteStore {
         f(&mut conn)
     }
 
-    /// Writes records in one transaction, with what their guard verdicts mean
-    /// ([`GuardFlags`]): the telemetry writer's thread parses the JSON, not the request path;
-    /// and their content, when they carry some ([`crate::content`]).
-    pub fn write_batch(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
+    /// The most recent records, newest first ([`RecordStore::recent`]). Inherent too, because
+    /// the `switchyard` crate's tests call it on a concrete store.
+    pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM requests r ORDER BY r.started_at_ms DESC, r.rowid DESC LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map(params![limit as i64], record_from_row)?;
+            rows.collect()
+        })
+    }
+}
+
+impl RecordStore for SqliteStore {
+    fn write_batch(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
         self.with_conn(|conn| {
             let tx = conn.transaction()?;
             {
@@ -307,8 +299,7 @@ impl SqliteStore {
         })
     }
 
-    /// Nano-dollars a key has spent since a time (for budgets after a restart).
-    pub fn spend_since(&self, key_id: &str, since_ms: i64) -> Result<u64, StoreError> {
+    fn spend_since(&self, key_id: &str, since_ms: i64) -> Result<u64, StoreError> {
         self.with(|conn| {
             conn.query_row(
                 "SELECT COALESCE(SUM(cost_nanos), 0) FROM requests WHERE key_id = ?1 AND started_at_ms >= ?2",
@@ -319,21 +310,11 @@ impl SqliteStore {
         })
     }
 
-    /// The most recent records, newest first.
-    pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM requests r ORDER BY r.started_at_ms DESC, r.rowid DESC LIMIT ?1"
-            ))?;
-            let rows = stmt.query_map(params![limit as i64], record_from_row)?;
-            rows.collect()
-        })
+    fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+        SqliteStore::recent(self, limit)
     }
 
-    /// Chat requests a provider answered (no cache hits, no guard refusals) between `from_ms`
-    /// and `to_ms`, newest first: the reference window of a blue-green rollout, whose baseline
-    /// serves nothing once it has switched.
-    pub fn served_outcomes(
+    fn served_outcomes(
         &self,
         served: Served<'_>,
         from_ms: i64,
@@ -370,32 +351,30 @@ impl SqliteStore {
         })
     }
 
-    /// Saves the SLO runtime's state (one JSON document, replaced each time).
-    pub fn save_slo_state(&self, body: &str, at_ms: i64) -> Result<(), StoreError> {
+    fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StoreError> {
         self.with(|conn| {
-            conn.execute(
-                "INSERT INTO slo_state (id, body, saved_at_ms) VALUES (1, ?1, ?2) \
-                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, saved_at_ms = excluded.saved_at_ms",
-                params![body, at_ms],
-            )
-            .map(|_| ())
+            conn.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM requests r WHERE r.request_id = ?1 LIMIT 1"
+            ))?
+            .query_row(params![request_id], record_from_row)
+            .optional()
         })
     }
 
-    /// The SLO runtime's saved state, if any.
-    pub fn slo_state(&self) -> Result<Option<String>, StoreError> {
+    fn count(&self) -> Result<u64, StoreError> {
         self.with(|conn| {
-            conn.query_row("SELECT body FROM slo_state WHERE id = 1", [], |r| r.get(0))
-                .optional()
+            conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get::<_, i64>(0))
         })
+        .map(|v| u64::try_from(v).unwrap_or(0))
     }
 
-    /// Stores one piece of feedback; durable when this returns. Returns whether it is the
-    /// first negative score ([`Feedback::is_negative`]) the request got from its tenant: the
-    /// one that spoils the request's quality, so a caller acting on it acts once however often
-    /// the client sends or changes its verdict. The check and the insert are one transaction,
-    /// so two negatives sent at once cannot both be first.
-    pub fn add_feedback(&self, f: &Feedback) -> Result<bool, StoreError> {
+    fn check_writable(&self) -> Result<(), StoreError> {
+        self.with(|conn| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"))
+    }
+}
+
+impl FeedbackStore for SqliteStore {
+    fn add_feedback(&self, f: &Feedback) -> Result<bool, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let first_negative = f.is_negative()
@@ -415,19 +394,7 @@ impl SqliteStore {
         })
     }
 
-    /// The record of one request, once it is written.
-    pub fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        self.with(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM requests r WHERE r.request_id = ?1 LIMIT 1"
-            ))?
-            .query_row(params![request_id], record_from_row)
-            .optional()
-        })
-    }
-
-    /// Feedback given on a request, oldest first.
-    pub fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>, StoreError> {
+    fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT request_id, key_id, tenant, created_at_ms, score, outcome, comment FROM feedback WHERE request_id = ?1 ORDER BY rowid",
@@ -446,17 +413,25 @@ impl SqliteStore {
             rows.collect()
         })
     }
+}
 
-    pub fn count(&self) -> Result<u64, StoreError> {
+impl SloStore for SqliteStore {
+    fn save_slo_state(&self, body: &str, at_ms: i64) -> Result<(), StoreError> {
         self.with(|conn| {
-            conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get::<_, i64>(0))
+            conn.execute(
+                "INSERT INTO slo_state (id, body, saved_at_ms) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, saved_at_ms = excluded.saved_at_ms",
+                params![body, at_ms],
+            )
+            .map(|_| ())
         })
-        .map(|v| u64::try_from(v).unwrap_or(0))
     }
 
-    /// Whether the database accepts a write lock now (for `/readyz`).
-    pub fn check_writable(&self) -> Result<(), StoreError> {
-        self.with(|conn| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"))
+    fn slo_state(&self) -> Result<Option<String>, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT body FROM slo_state WHERE id = 1", [], |r| r.get(0))
+                .optional()
+        })
     }
 }
 

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::content::ContentJob;
-use crate::{RequestRecord, SqliteStore};
+use crate::{RecordStore, RequestRecord};
 
 enum Msg {
     Record(Box<RequestRecord>, Option<ContentJob>),
@@ -177,7 +177,12 @@ pub struct WriterSettings {
 }
 
 impl TelemetryWriter {
-    pub fn start(store: SqliteStore, settings: WriterSettings) -> std::io::Result<Self> {
+    /// Starts the writer thread over `store`: a connection of its own (on SQLite, readers
+    /// then never wait for its batches), of which it needs only the records' part.
+    pub fn start(
+        store: Box<dyn RecordStore + Send>,
+        settings: WriterSettings,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(settings.queue_capacity);
         let counters = Arc::new(Counters {
             healthy: AtomicBool::new(true),
@@ -186,7 +191,7 @@ impl TelemetryWriter {
         let thread_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("telemetry-writer".into())
-            .spawn(move || run(store, rx, settings, &thread_counters))?;
+            .spawn(move || run(&*store, rx, settings, &thread_counters))?;
         Ok(TelemetryWriter {
             sender: TelemetrySender { tx, counters },
             thread: Some(thread),
@@ -237,7 +242,7 @@ fn gather(flush_interval: Duration, counters: &Counters) {
 }
 
 /// Runs until closed; the queue (`rx`) is dropped on return, so later sends fail and count.
-fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters: &Counters) {
+fn run(store: &dyn RecordStore, rx: Receiver<Msg>, settings: WriterSettings, counters: &Counters) {
     let mut pending: Vec<RequestRecord> = Vec::new();
     let mut closing = false;
     // Set when the close marker is seen: the last moment a failing write is retried.
@@ -317,12 +322,13 @@ fn run(store: SqliteStore, rx: Receiver<Msg>, settings: WriterSettings, counters
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ContentStore, SqliteStore};
 
     #[test]
     fn close_flushes_everything_queued() {
         let dir = tempfile::tempdir().unwrap();
         let writer = TelemetryWriter::start(
-            SqliteStore::open_in(dir.path()).unwrap(),
+            Box::new(SqliteStore::open_in(dir.path()).unwrap()),
             WriterSettings {
                 queue_capacity: 10_000,
                 batch_size: 64,
@@ -364,7 +370,7 @@ mod tests {
         let blocker = rusqlite::Connection::open(dir.path().join("switchyard.db")).unwrap();
         blocker.execute_batch("BEGIN EXCLUSIVE;").unwrap();
         let writer = TelemetryWriter::start(
-            store,
+            Box::new(store),
             WriterSettings {
                 queue_capacity: 4,
                 batch_size: 1,
@@ -399,7 +405,7 @@ mod tests {
             )
             .unwrap();
         let writer = TelemetryWriter::start(
-            store,
+            Box::new(store),
             WriterSettings {
                 queue_capacity: 100,
                 batch_size: 10,
@@ -441,7 +447,7 @@ mod tests {
             flush_interval: Duration::from_millis(flush_ms),
             close_retry: Duration::from_secs(10),
         };
-        TelemetryWriter::start(SqliteStore::open_in(dir).unwrap(), settings).unwrap()
+        TelemetryWriter::start(Box::new(SqliteStore::open_in(dir).unwrap()), settings).unwrap()
     }
 
     #[test]

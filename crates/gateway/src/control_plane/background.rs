@@ -1,9 +1,10 @@
-//! The control plane's loops: route recalibration, control generation polling, SLO
+//! The control plane's loops: route recalibration, control changes, SLO
 //! evaluation, the rollout controller and content retention. Started with the server,
 //! aborted at shutdown ([`Background::stop`], which saves the SLO state last).
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use switchyard_control::Config;
 use switchyard_store::StoreError;
 
@@ -37,7 +38,7 @@ impl Background {
             task.abort();
         }
         let control = self.control;
-        let _ = tokio::task::spawn_blocking(move || control.slos.save(&control.store)).await;
+        let _ = tokio::task::spawn_blocking(move || control.slos.save(&*control.store)).await;
     }
 }
 
@@ -65,7 +66,11 @@ fn recalibration_loop(
             let pipeline = state.running.pipeline.load_full();
             let store = state.store.clone();
             let step = tokio::task::spawn_blocking(move || {
-                super::calibrate::run_once(&pipeline, &store, chrono::Utc::now().timestamp_millis())
+                super::calibrate::run_once(
+                    &pipeline,
+                    &*store,
+                    chrono::Utc::now().timestamp_millis(),
+                )
             })
             .await;
             if let Ok(Err(e)) = step {
@@ -76,8 +81,9 @@ fn recalibration_loop(
     Some(task)
 }
 
-/// Polls the store's control generation every second, so a flag flipped on another
-/// replica (or by a CLI writing the same store) takes effect here too.
+/// Reads flags and prompts again at each wake-up of the change feed (`changes.rs`: every
+/// second today), so a flag flipped on another replica (or by a CLI writing the same store)
+/// takes effect here too.
 fn control_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
     let state = control.clone();
     #[expect(
@@ -85,9 +91,8 @@ fn control_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
         reason = "aborted at shutdown; it holds no state of its own"
     )]
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tick.tick().await;
+        let mut wakeups = state.changes.wakeups();
+        while wakeups.next().await.is_some() {
             let s = state.clone();
             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.refresh_control()).await {
                 tracing::warn!(error = %e, "reading flags and prompts failed; keeping the ones in force");
@@ -119,7 +124,7 @@ fn slo_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
             let s = state.clone();
             let events = tokio::task::spawn_blocking(move || {
                 let events = s.slos.evaluate(chrono::Utc::now().timestamp());
-                if let Err(e) = s.slos.save(&s.store) {
+                if let Err(e) = s.slos.save(&*s.store) {
                     tracing::warn!(error = %e, "saving the SLO state failed; will retry");
                 }
                 events
@@ -154,7 +159,7 @@ fn rollout_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
             let s = state.clone();
             let step = tokio::task::spawn_blocking(move || {
                 let now = chrono::Utc::now().timestamp_millis();
-                let made = super::rollouts::step(&s.store, &stats, now)?;
+                let made = super::rollouts::step(&*s.store, &stats, now)?;
                 if !made.is_empty() {
                     s.refresh_control()?;
                 }

@@ -8,14 +8,14 @@
 use serde_json::Value;
 use switchyard_route::{recalibrate, Bars, Calibration, Outcome, Policy};
 use switchyard_store::routing::CalibrationRow;
-use switchyard_store::{SqliteStore, StoreError};
+use switchyard_store::{Store, StoreError};
 
 use crate::data_plane::pipeline::Pipeline;
 use crate::data_plane::routing::RouteRuntime;
 
 /// Applies each route's latest stored calibration if it was anchored at the bars the route
 /// has now (a retrained artifact or new config bars start afresh).
-pub fn restore(pipeline: &Pipeline, store: &SqliteStore) -> Result<(), StoreError> {
+pub fn restore(pipeline: &Pipeline, store: &dyn Store) -> Result<(), StoreError> {
     for (name, route) in pipeline.routes() {
         if route.spec.recalibrate.is_none() {
             continue;
@@ -36,7 +36,7 @@ pub fn restore(pipeline: &Pipeline, store: &SqliteStore) -> Result<(), StoreErro
 /// One recalibration step for every route that has it on; returns the routes whose bars moved.
 pub fn run_once(
     pipeline: &Pipeline,
-    store: &SqliteStore,
+    store: &dyn Store,
     now_ms: i64,
 ) -> Result<Vec<(String, Calibration)>, StoreError> {
     let mut moved = Vec::new();

@@ -2,12 +2,13 @@
 //!
 //! Config [`versions`] (apply, roll back), [`rollouts`] (canaries, the controller that
 //! promotes or rolls back), [`slos`] (error budgets and the alerts that act), route
-//! [`calibrate`]ion from feedback, [`feedback`] itself, content [`retention`], and the
-//! [`background`] loops that run them. It publishes what runs now into the data plane's
+//! [`calibrate`]ion from feedback, [`feedback`] itself, content [`retention`], the
+//! [`changes`] it hears of, and the [`background`] loops that run them. It publishes what runs now into the data plane's
 //! [`Running`] and hears outcomes through the data plane's `OutcomeSink` (the SLOs).
 
 pub mod background;
 pub mod calibrate;
+pub mod changes;
 pub mod feedback;
 pub mod retention;
 pub mod rollouts;
@@ -19,11 +20,12 @@ use std::sync::Arc;
 
 use switchyard_control::Config;
 use switchyard_store::telemetry::{TelemetrySender, TelemetryWriter, WriterSettings};
-use switchyard_store::{SqliteStore, StoreError};
+use switchyard_store::{SqliteStore, Store, StoreError};
 
 use crate::data_plane::live::Live;
 use crate::data_plane::pipeline::{BuildError, Pipeline};
 use crate::data_plane::Running;
+use changes::{ChangeFeed, PolledGeneration};
 use versions::{Env, Launch};
 
 /// How long a shutdown keeps retrying a store that fails to take the last records.
@@ -36,7 +38,9 @@ pub struct ControlPlane {
     pub running: Running,
     /// Where requests' records go.
     pub telemetry: TelemetrySender,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
+    /// Where it hears that the control state moved (here or on another replica).
+    pub changes: Box<dyn ChangeFeed>,
     /// What the process was started with: every version it builds gets the same overrides.
     pub launch: Launch,
     pub(crate) env: Env,
@@ -73,8 +77,8 @@ impl ControlPlane {
     ) -> Result<(Self, TelemetryWriter, Arc<Config>), OpenError> {
         // The data folder comes from the launch text: where the versions are kept.
         let first = Arc::new(launch.config_of(&launch.text, &launch.origin)?);
-        let store = Arc::new(SqliteStore::open_in(&first.storage.data_dir)?);
-        let (text, origin, record) = versions::choose_at_start(&launch, &store)?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in(&first.storage.data_dir)?);
+        let (text, origin, record) = versions::choose_at_start(&launch, &*store)?;
         let config = if text == launch.text {
             first
         } else {
@@ -85,18 +89,22 @@ impl ControlPlane {
             tracing::warn!("config: {warning}");
         }
         let version = versions::version_id(&text);
-        let pipeline = build_pipeline(&store, &env, config.clone(), &version)?;
+        let pipeline = build_pipeline(&*store, &env, config.clone(), &version)?;
         let now_ms = chrono::Utc::now().timestamp_millis();
         if record {
-            versions::record_start(&store, &text, now_ms)?;
+            versions::record_start(&*store, &text, now_ms)?;
         }
         // One recalibration step on the feedback that came since the last run.
-        calibrate::run_once(&pipeline, &store, now_ms)?;
-        let generation = store.control_generation()?;
-        let live = Live::load(&store, Arc::default())?;
-        let slos = Arc::new(slos::SloRuntime::load(&store, &config.slos)?);
+        calibrate::run_once(&pipeline, &*store, now_ms)?;
+        let changes = Box::new(PolledGeneration::new(
+            store.clone(),
+            PolledGeneration::EVERY,
+        ));
+        let generation = changes.generation()?;
+        let live = Live::load(&*store, Arc::default())?;
+        let slos = Arc::new(slos::SloRuntime::load(&*store, &config.slos)?);
         let writer = TelemetryWriter::start(
-            SqliteStore::open_in(&config.storage.data_dir)?,
+            Box::new(SqliteStore::open_in(&config.storage.data_dir)?),
             WriterSettings {
                 queue_capacity: config.telemetry.queue_capacity,
                 batch_size: config.telemetry.batch_size,
@@ -109,6 +117,7 @@ impl ControlPlane {
             running: Running::new(pipeline, live, slos.clone()),
             telemetry: writer.sender(),
             store,
+            changes,
             launch,
             env,
             applying: tokio::sync::Mutex::new(()),
@@ -121,23 +130,23 @@ impl ControlPlane {
         rollouts::restore_config(&control)?;
         {
             let live = control.running.live.load();
-            rollouts::restore_references(&control.store, &live.stats, &live.prompts)?;
+            rollouts::restore_references(&*control.store, &live.stats, &live.prompts)?;
         }
         control.refresh_control()?;
         Ok((control, writer, config))
     }
 
-    /// Reads flags and prompts again when the store's control generation moved (another
-    /// replica, or an admin change here); returns whether they were reloaded.
+    /// Reads flags and prompts again when the control generation moved (another replica,
+    /// or an admin change here); returns whether they were reloaded.
     pub fn refresh_control(&self) -> Result<bool, StoreError> {
-        let generation = self.store.control_generation()?;
+        let generation = self.changes.generation()?;
         if generation == self.control_generation.load(Ordering::Acquire) {
             return Ok(false);
         }
         let stats = self.running.live.load().stats.clone();
         self.running
             .live
-            .store(Arc::new(Live::load(&self.store, stats)?));
+            .store(Arc::new(Live::load(&*self.store, stats)?));
         self.control_generation.store(generation, Ordering::Release);
         Ok(true)
     }
@@ -149,12 +158,12 @@ impl ControlPlane {
         config: Arc<Config>,
         version: &str,
     ) -> Result<Pipeline, BuildError> {
-        build_pipeline(&self.store, &self.env, config, version)
+        build_pipeline(&*self.store, &self.env, config, version)
     }
 }
 
 fn build_pipeline(
-    store: &SqliteStore,
+    store: &dyn Store,
     env: &Env,
     config: Arc<Config>,
     version: &str,

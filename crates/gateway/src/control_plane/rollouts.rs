@@ -28,7 +28,7 @@
 use std::sync::Arc;
 
 use switchyard_rollout::{ArmStats, AuditEvent, Rollout, RolloutKind, TargetKind, Transition};
-use switchyard_store::{SqliteStore, StoreError};
+use switchyard_store::{Store, StoreError, Transact};
 
 use crate::data_plane::arms::{outcome_of, RolloutStats, Windows};
 use crate::data_plane::running::ConfigCandidate;
@@ -36,7 +36,7 @@ use crate::data_plane::running::ConfigCandidate;
 /// One controller pass: ticks every rollout in force; see the module documentation.
 /// Returns the rollouts that moved, as they are now.
 pub fn step(
-    store: &SqliteStore,
+    store: &dyn Store,
     stats: &RolloutStats,
     now_ms: i64,
 ) -> Result<Vec<Rollout>, StoreError> {
@@ -83,7 +83,7 @@ pub fn stays_active(rollout: &Rollout) -> bool {
 /// Stores a rollout after `transitions`, with their audit entries and a promoted prompt's
 /// label move, in one transaction.
 pub fn save(
-    store: &SqliteStore,
+    store: &dyn Store,
     rollout: &Rollout,
     transitions: &[Transition],
     actor: &str,
@@ -158,7 +158,7 @@ const REFERENCE_REQUESTS: usize = 5_000;
 /// served in the hour (or step duration) before the switch, as the analysis sees them.
 /// `prompt_version` is the version the baseline label named then (`name@N`).
 pub fn reference_window(
-    store: &SqliteStore,
+    store: &dyn Store,
     rollout: &Rollout,
     prompt_version: Option<&str>,
 ) -> Result<ArmStats, StoreError> {
@@ -185,7 +185,7 @@ pub fn reference_window(
 
 /// At start-up: reads the reference windows of the blue-green rollouts in force again.
 pub fn restore_references(
-    store: &SqliteStore,
+    store: &dyn Store,
     stats: &RolloutStats,
     prompts: &crate::data_plane::prompts::PromptSet,
 ) -> Result<(), StoreError> {
@@ -243,7 +243,7 @@ pub fn restore_config(state: &crate::control_plane::ControlPlane) -> Result<(), 
         if let Some(why) = problem {
             let now = chrono::Utc::now().timestamp_millis();
             if let Ok(t) = rollout.abort(u64::try_from(now).unwrap_or(0), &why) {
-                save(&state.store, &rollout, &[t], "system", now)?;
+                save(&*state.store, &rollout, &[t], "system", now)?;
             }
         }
     }

@@ -15,7 +15,7 @@
 //!    `POST /v1/feedback`): the request's quality event turns from good to bad in the minute
 //!    (or hour) it was counted in, in the SLOs that counted it (`Ledger::regrade`); its other
 //!    objectives do not move. Once per request: the store says whether this is the first
-//!    negative score from the request's tenant (`SqliteStore::add_feedback`), so feedback sent
+//!    negative score from the request's tenant (`FeedbackStore::add_feedback`), so feedback sent
 //!    again, or changed from positive to negative, counts once. A negative verdict stays: a
 //!    later positive one does not turn the request good again, as the KPIs' successful
 //!    interaction (`kpi::SUCCESS_SQL`) stays failed; the budget an SLO spent is not refunded by
@@ -32,7 +32,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use switchyard_slo::{AlertEngine, AlertEvent, Ledger, Objective, Sli, SloSpec, SloStatus};
-use switchyard_store::{RequestRecord, SqliteStore, StoreError};
+use switchyard_store::{RequestRecord, Store, StoreError};
 
 use crate::data_plane::guards::Outcome;
 use crate::data_plane::record::OutcomeSink;
@@ -150,7 +150,7 @@ const HISTORY_POINTS: usize = 288;
 
 impl SloRuntime {
     /// The runtime for `specs`, continuing the saved state when there is one.
-    pub fn load(store: &SqliteStore, specs: &[SloSpec]) -> Result<Self, StoreError> {
+    pub fn load(store: &dyn Store, specs: &[SloSpec]) -> Result<Self, StoreError> {
         let saved = store
             .slo_state()?
             .and_then(|body| match serde_json::from_str::<Saved>(&body) {
@@ -276,7 +276,7 @@ impl SloRuntime {
     }
 
     /// Saves the whole state (point 2).
-    pub fn save(&self, store: &SqliteStore) -> Result<(), StoreError> {
+    pub fn save(&self, store: &dyn Store) -> Result<(), StoreError> {
         let body = match self.state.lock() {
             Ok(s) => serde_json::to_string(&s.saved).map_err(|e| StoreError::Json {
                 what: "the SLO state".to_owned(),
@@ -452,7 +452,7 @@ async fn gate_rollouts(
         if on_page == switchyard_control::OnPage::Pause {
             t.reason = format!("{} ({reason})", t.reason);
         }
-        match crate::control_plane::rollouts::save(&state.store, &r, &[t], "slo", now) {
+        match crate::control_plane::rollouts::save(&*state.store, &r, &[t], "slo", now) {
             Ok(()) => crate::control_plane::rollouts::settle_config(state, &r).await,
             Err(e) => tracing::warn!(error = %e, rollout = r.id(), "gating the rollout failed"),
         }
@@ -465,6 +465,7 @@ async fn gate_rollouts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_store::SqliteStore;
 
     fn runtime(dir: &tempfile::TempDir) -> SloRuntime {
         let store = SqliteStore::open_in(dir.path()).unwrap();

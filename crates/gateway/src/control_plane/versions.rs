@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use switchyard_control::{Config, ConfigError};
 use switchyard_rollout::{diff_lines, AuditEntry, AuditEvent};
-use switchyard_store::{ConfigVersion, StoreError};
+use switchyard_store::{ConfigVersion, Store, StoreError, Transact};
 
 use crate::control_plane::ControlPlane;
 use crate::data_plane::pipeline::{BuildError, Pipeline};
@@ -106,7 +106,7 @@ pub struct Applied {
 /// Which version to run at start-up (rule 2), as (text, origin, whether to record it as applied).
 pub fn choose_at_start(
     launch: &Launch,
-    store: &switchyard_store::SqliteStore,
+    store: &dyn Store,
 ) -> Result<(String, String, bool), StoreError> {
     let id = version_id(&launch.text);
     let known = store.config_version(&id)?.is_some();
@@ -129,11 +129,7 @@ pub fn choose_at_start(
 }
 
 /// Records the start-up version as applied (a new file, or the first start).
-pub fn record_start(
-    store: &switchyard_store::SqliteStore,
-    text: &str,
-    now_ms: i64,
-) -> Result<AuditEntry, StoreError> {
+pub fn record_start(store: &dyn Store, text: &str, now_ms: i64) -> Result<AuditEntry, StoreError> {
     let current = store.current_config()?;
     let version = ConfigVersion::new(
         text,
@@ -155,7 +151,7 @@ pub fn record_start(
 /// Stores the version (if new), marks it applied and appends its audit entry, in one
 /// transaction: an applied version never lacks its audit entry.
 fn record_applied(
-    store: &switchyard_store::SqliteStore,
+    store: &dyn Store,
     version: &ConfigVersion,
     change: &Change<'_>,
     diff: &str,
@@ -282,7 +278,7 @@ pub async fn apply(
         change.message,
         now_ms,
     );
-    let entry = record_applied(&state.store, &version, change, &diff, now_ms)?;
+    let entry = record_applied(&*state.store, &version, change, &diff, now_ms)?;
     state.slos.set_specs(&pipeline.config.slos);
     state.running.pipeline.store(Arc::new(pipeline));
     use crate::metrics::{self as m, LabelValue};

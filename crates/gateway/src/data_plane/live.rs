@@ -2,7 +2,7 @@
 //! rollouts, read from the store together and swapped whole when its control generation
 //! moves, so a request sees one consistent state.
 
-use switchyard_store::{SqliteStore, StoreError};
+use switchyard_store::{Store, StoreError};
 
 use crate::data_plane::arms::{RolloutSet, SharedStats};
 use crate::data_plane::flags::FlagSet;
@@ -17,7 +17,7 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn load(store: &SqliteStore, stats: SharedStats) -> Result<Self, StoreError> {
+    pub fn load(store: &dyn Store, stats: SharedStats) -> Result<Self, StoreError> {
         Ok(Live {
             flags: FlagSet::new(store.flags()?),
             prompts: PromptSet::load(store)?,

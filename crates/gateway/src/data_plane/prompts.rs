@@ -16,7 +16,7 @@ use switchyard_api::ChatCompletionRequest;
 use switchyard_control::prompt::{
     PromptCall, PromptRef, PromptTemplate, RenderError, RenderLimits, Selector,
 };
-use switchyard_store::{SqliteStore, StoreError};
+use switchyard_store::{Store, StoreError};
 
 use crate::data_plane::arms::{RolloutSet, Taken};
 use crate::error::{ErrorKind, GatewayError};
@@ -37,7 +37,7 @@ pub struct PromptSet {
 impl PromptSet {
     /// Reads every prompt from the store. A stored body this build cannot read (written by a
     /// newer one) is left out with a warning rather than failing every other prompt.
-    pub fn load(store: &SqliteStore) -> Result<Self, StoreError> {
+    pub fn load(store: &dyn Store) -> Result<Self, StoreError> {
         let mut by_name = HashMap::new();
         for summary in store.prompt_names()? {
             let mut prompt = Prompt {

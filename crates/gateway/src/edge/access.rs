@@ -150,13 +150,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub(crate) async fn admin_read<T: Send + 'static>(
     app: &AppState,
     headers: &HeaderMap,
-    read: impl FnOnce(&switchyard_store::SqliteStore) -> Result<T, switchyard_store::StoreError>
+    read: impl FnOnce(&dyn switchyard_store::Store) -> Result<T, switchyard_store::StoreError>
         + Send
         + 'static,
 ) -> Result<T, GatewayError> {
-    crate::edge::access::authenticate_read(app, headers)?;
+    crate::edge::access::authenticate_read(app, headers).await?;
     let store = app.control.store.clone();
-    blocking(move || read(&store)).await
+    blocking(move || read(&*store)).await
 }
 
 pub(crate) fn not_found(code: &'static str, message: String) -> GatewayError {
@@ -203,12 +203,17 @@ pub(crate) fn audit_event(
 
 /// Authenticates a read of the admin API: the admin key in a header, or else a dashboard
 /// session. A request that presents a key is judged by the key alone.
-pub fn authenticate_read(app: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> {
-    let pipeline = app.control.running.pipeline.load();
+pub async fn authenticate_read(app: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> {
+    let pipeline = app.control.running.pipeline.load_full();
     if !Keyring::presents_key(headers) {
         if let Some(token) = session_token(headers) {
             let admin = pipeline.keyring().admin_hash();
-            if app.dashboard.check(token, admin, Instant::now()).is_some() {
+            let session = app
+                .dashboard
+                .check(token, admin)
+                .await
+                .map_err(store_error)?;
+            if session.is_some() {
                 return Ok(());
             }
         }

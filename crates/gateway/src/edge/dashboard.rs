@@ -4,8 +4,9 @@
 //! Signing in trades the admin key for a session cookie (`HttpOnly`, `SameSite=Strict`, 12 h),
 //! and the admin API's read endpoints (`GET`) accept that cookie as they accept the key. Every
 //! change (`POST`, `PUT`, `DELETE`) still needs the key itself in a header, so a page on another
-//! site can never make a signed-in browser change anything. Sessions live in this process:
-//! a restart, a sign-out or a new admin key ends them.
+//! site can never make a signed-in browser change anything. Sessions live behind
+//! `sessions::SessionStore`, today in this process: a restart, a sign-out or a new admin key
+//! ends them.
 //!
 //! `SWITCHYARD_DASHBOARD_DIR` serves the assets from that folder instead, read on every
 //! request, for working on the pages without rebuilding.
@@ -14,7 +15,6 @@
 //! [`throttle_key_checks`] to the sign-in and to `/admin/v1/` requests that carry a key).
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -176,8 +176,13 @@ fn not_found(name: &str) -> GatewayError {
 /// page's own check is not a failed request in the browser's console.
 async fn session(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Json<serde_json::Value> {
     let admin = app.control.running.pipeline.load().keyring().admin_hash();
-    let left =
-        session_token(&headers).and_then(|token| app.dashboard.check(token, admin, Instant::now()));
+    let left = match session_token(&headers) {
+        Some(token) => app.dashboard.check(token, admin).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the dashboard session; answering signed out");
+            None
+        }),
+        None => None,
+    };
     Json(serde_json::json!({
         "signed_in": left.is_some(),
         "expires_in_secs": left.map(|d| d.as_secs()),
@@ -208,7 +213,11 @@ async fn login(
         .keyring()
         .admit_admin_key(Some(&sign_in.key))
         .inspect_err(|_| tracing::warn!("dashboard sign-in refused: not the admin key"))?;
-    let token = app.dashboard.open(admin, Instant::now());
+    let token = app
+        .dashboard
+        .open(admin)
+        .await
+        .map_err(crate::edge::access::store_error)?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_TTL.as_secs(),
@@ -229,7 +238,10 @@ async fn login(
 /// `POST /dashboard/logout`: ends the session and clears its cookie.
 async fn logout(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Some(token) = session_token(&headers) {
-        app.dashboard.close(token);
+        // The cookie is cleared either way; a session the store failed to end expires.
+        if let Err(e) = app.dashboard.close(token).await {
+            tracing::warn!(error = %e, "cannot end the dashboard session");
+        }
     }
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     (

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use switchyard_store::{Bucket, GroupBy, KpiFilter, RequestFilter};
+use switchyard_store::{Bucket, GroupBy, KpiFilter, RequestFilter, Store};
 
 use crate::edge::state::AppState;
 use crate::error::GatewayError;
@@ -95,7 +95,6 @@ fn rows<T: Serialize>(range: &Range, rows: Vec<T>) -> Result<Response, GatewayEr
     Ok(Json(serde_json::json!({"from_ms": from_ms, "to_ms": to_ms, "rows": rows})).into_response())
 }
 
-type Store = switchyard_store::SqliteStore;
 type StoreResult<T> = Result<T, switchyard_store::StoreError>;
 
 /// One report: the admin authenticated, `report` run on the store off the async threads
@@ -104,7 +103,7 @@ async fn report<T: Serialize + Send + 'static>(
     app: &AppState,
     headers: &HeaderMap,
     range: &Range,
-    report: impl FnOnce(&Store, i64, i64, &KpiFilter) -> StoreResult<Vec<T>> + Send + 'static,
+    report: impl FnOnce(&dyn Store, i64, i64, &KpiFilter) -> StoreResult<Vec<T>> + Send + 'static,
 ) -> Result<Response, GatewayError> {
     let ((from, to), filter) = (range.span(), range.filter());
     let found =
@@ -207,7 +206,7 @@ async fn slos(
     headers: HeaderMap,
     AdminQuery(query): AdminQuery<SlosQuery>,
 ) -> Result<Json<SlosView>, GatewayError> {
-    crate::edge::access::authenticate_read(&app, &headers)?;
+    crate::edge::access::authenticate_read(&app, &headers).await?;
     let now = chrono::Utc::now().timestamp();
     let history = match query.history_hours {
         Some(h) if h == 0 || h > MAX_HISTORY_HOURS => {

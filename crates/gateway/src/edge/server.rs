@@ -75,7 +75,7 @@ impl Server {
         let state = Arc::new(AppState {
             control: Arc::new(control),
             prometheus: m::handle(),
-            dashboard: crate::edge::sessions::Sessions::default(),
+            dashboard: Box::new(crate::edge::sessions::MemorySessions::default()),
             sign_in: crate::edge::sessions::SignInThrottle::default(),
         });
         Ok(Server {

@@ -1,5 +1,7 @@
-//! Dashboard sessions and the throttle on wrong admin keys: bounded tables in memory, pure of
-//! HTTP handlers (the edge's `access` uses them).
+//! Dashboard sessions and the throttle on wrong admin keys, pure of HTTP handlers (the edge's
+//! `access` and `dashboard` use them). Sessions are kept behind [`SessionStore`], so that
+//! replicas behind one load balancer can share them; today's [`MemorySessions`] is a bounded
+//! table in this process, as is the throttle.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
+use switchyard_store::StoreError;
 
 pub const SESSION_COOKIE: &str = "switchyard_dashboard";
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(12 * 3_600);
@@ -20,9 +23,34 @@ const FAILURES_PER_MINUTE: u32 = 10;
 /// Addresses whose failures are remembered; beyond it the least throttled is forgotten.
 const MAX_CLIENTS: usize = 4_096;
 
-/// Sessions by the SHA-256 of their token, each bound to the admin key it was opened with.
+/// Where dashboard sessions are kept. A session is bound to the admin key it was opened with
+/// (its SHA-256, `admin`) and lasts [`SESSION_TTL`]. An implementation keeps only the digest
+/// of a token ([`digest`]), never the token, and reads its own clock: with several replicas
+/// the one that checks a session need not be the one that opened it.
+///
+/// Async, unlike the store's traits: the edge calls it on its async threads for every
+/// dashboard request, and a shared implementation does I/O.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync {
+    /// A new session for the admin whose key hashes to `admin`; returns its token.
+    async fn open(&self, admin: [u8; 32]) -> Result<String, StoreError>;
+
+    /// How long the session has left, when `token` names one that is live and was opened with
+    /// the admin key in force now (`admin`; `None` when no admin key is configured).
+    async fn check(
+        &self,
+        token: &str,
+        admin: Option<[u8; 32]>,
+    ) -> Result<Option<Duration>, StoreError>;
+
+    /// Ends the session `token` names, if any.
+    async fn close(&self, token: &str) -> Result<(), StoreError>;
+}
+
+/// Sessions in this process, by the SHA-256 of their token: at most [`MAX_SESSIONS`], the
+/// oldest ended first. A restart signs every browser out.
 #[derive(Default)]
-pub struct Sessions {
+pub struct MemorySessions {
     open: Mutex<HashMap<[u8; 32], Session>>,
 }
 
@@ -32,9 +60,29 @@ struct Session {
     expires: Instant,
 }
 
-impl Sessions {
-    /// A new session for the admin whose key hashes to `admin`; returns its token.
-    pub(crate) fn open(&self, admin: [u8; 32], now: Instant) -> String {
+#[async_trait::async_trait]
+impl SessionStore for MemorySessions {
+    async fn open(&self, admin: [u8; 32]) -> Result<String, StoreError> {
+        Ok(self.open_at(admin, Instant::now()))
+    }
+
+    async fn check(
+        &self,
+        token: &str,
+        admin: Option<[u8; 32]>,
+    ) -> Result<Option<Duration>, StoreError> {
+        Ok(self.check_at(token, admin, Instant::now()))
+    }
+
+    async fn close(&self, token: &str) -> Result<(), StoreError> {
+        self.remove(token);
+        Ok(())
+    }
+}
+
+impl MemorySessions {
+    /// [`SessionStore::open`] at `now`.
+    fn open_at(&self, admin: [u8; 32], now: Instant) -> String {
         let token = hex::encode(rand::random::<[u8; 32]>());
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.retain(|_, s| s.expires > now);
@@ -53,28 +101,24 @@ impl Sessions {
         token
     }
 
-    /// How long the session has left, when `token` names one that is live and was opened with
-    /// the admin key in force now.
-    pub(crate) fn check(
-        &self,
-        token: &str,
-        admin: Option<[u8; 32]>,
-        now: Instant,
-    ) -> Option<Duration> {
+    /// [`SessionStore::check`] at `now`.
+    fn check_at(&self, token: &str, admin: Option<[u8; 32]>, now: Instant) -> Option<Duration> {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let session = open.get(&digest(token))?;
         (Some(session.admin) == admin && session.expires > now)
             .then(|| session.expires.saturating_duration_since(now))
     }
 
-    pub(crate) fn close(&self, token: &str) {
+    fn remove(&self, token: &str) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.remove(&digest(token));
     }
 }
 
 /// Failed key checks per client address, so a wrong key cannot be tried hundreds of times a
-/// second.
+/// second. It stays in this process, not behind a trait like the sessions: it counts what one
+/// replica sees, and a guesser spread over N replicas gets N buckets, a bound that still
+/// holds; sharing it would put a store round trip in front of every key check.
 ///
 /// 1. Each address has a bucket of [`FAILURES_PER_MINUTE`] wrong keys, refilled at that rate.
 ///    A right key never touches it, and only an address that failed is remembered.
@@ -180,34 +224,45 @@ mod tests {
 
     #[test]
     fn a_session_lasts_its_ttl_for_its_admin_key_only() {
-        let sessions = Sessions::default();
+        let sessions = MemorySessions::default();
         let t0 = Instant::now();
         let (admin, other) = ([1; 32], [2; 32]);
-        let token = sessions.open(admin, t0);
+        let token = sessions.open_at(admin, t0);
         assert_eq!(token.len(), 64);
-        assert!(sessions.check(&token, Some(admin), t0).is_some());
-        assert!(sessions.check(&token, Some(other), t0).is_none());
-        assert!(sessions.check(&token, None, t0).is_none());
-        assert!(sessions.check("forged", Some(admin), t0).is_none());
+        assert!(sessions.check_at(&token, Some(admin), t0).is_some());
+        assert!(sessions.check_at(&token, Some(other), t0).is_none());
+        assert!(sessions.check_at(&token, None, t0).is_none());
+        assert!(sessions.check_at("forged", Some(admin), t0).is_none());
         let late = t0 + SESSION_TTL + Duration::from_secs(1);
-        assert!(sessions.check(&token, Some(admin), late).is_none());
-        sessions.close(&token);
-        assert!(sessions.check(&token, Some(admin), t0).is_none());
+        assert!(sessions.check_at(&token, Some(admin), late).is_none());
+        sessions.remove(&token);
+        assert!(sessions.check_at(&token, Some(admin), t0).is_none());
     }
 
     #[test]
     fn sign_ins_beyond_the_cap_end_the_oldest_session() {
-        let sessions = Sessions::default();
+        let sessions = MemorySessions::default();
         let t0 = Instant::now();
-        let first = sessions.open([1; 32], t0);
+        let first = sessions.open_at([1; 32], t0);
         for i in 1..MAX_SESSIONS {
-            sessions.open([1; 32], t0 + Duration::from_millis(i as u64));
+            sessions.open_at([1; 32], t0 + Duration::from_millis(i as u64));
         }
-        assert!(sessions.check(&first, Some([1; 32]), t0).is_some());
-        let newest = sessions.open([1; 32], t0 + Duration::from_secs(5));
-        assert!(sessions.check(&first, Some([1; 32]), t0).is_none());
-        assert!(sessions.check(&newest, Some([1; 32]), t0).is_some());
+        assert!(sessions.check_at(&first, Some([1; 32]), t0).is_some());
+        let newest = sessions.open_at([1; 32], t0 + Duration::from_secs(5));
+        assert!(sessions.check_at(&first, Some([1; 32]), t0).is_none());
+        assert!(sessions.check_at(&newest, Some([1; 32]), t0).is_some());
         assert_eq!(sessions.open.lock().unwrap().len(), MAX_SESSIONS);
+    }
+
+    #[tokio::test]
+    async fn a_session_opened_through_the_trait_is_checked_and_closed_through_it() {
+        let sessions: Box<dyn SessionStore> = Box::new(MemorySessions::default());
+        let token = sessions.open([1; 32]).await.unwrap();
+        let left = sessions.check(&token, Some([1; 32])).await.unwrap();
+        assert!(left.is_some_and(|d| d <= SESSION_TTL));
+        assert_eq!(sessions.check(&token, Some([2; 32])).await.unwrap(), None);
+        sessions.close(&token).await.unwrap();
+        assert_eq!(sessions.check(&token, Some([1; 32])).await.unwrap(), None);
     }
 
     #[test]

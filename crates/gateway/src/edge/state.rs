@@ -12,7 +12,7 @@ pub struct AppState {
     pub control: Arc<ControlPlane>,
     pub(crate) prometheus: PrometheusHandle,
     /// Signed-in dashboard browsers.
-    pub dashboard: crate::edge::sessions::Sessions,
+    pub dashboard: Box<dyn crate::edge::sessions::SessionStore>,
     /// Wrong admin keys per client address.
     pub sign_in: crate::edge::sessions::SignInThrottle,
 }

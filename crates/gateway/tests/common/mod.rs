@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use switchyard_gateway::control_plane::versions::{Env, Launch};
 use switchyard_gateway::Server;
-use switchyard_store::SqliteStore;
+use switchyard_store::{RecordStore, SqliteStore};
 
 pub const KEY: &str = "sk-test-key";
 

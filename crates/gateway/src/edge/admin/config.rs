@@ -82,7 +82,7 @@ pub(super) async fn current_config(
     headers: HeaderMap,
 ) -> Reply<VersionView> {
     let running = app.control.running.pipeline.load_full();
-    crate::edge::access::authenticate_read(&app, &headers)?;
+    crate::edge::access::authenticate_read(&app, &headers).await?;
     let store = app.control.store.clone();
     let id = running.version.clone();
     let version = blocking(move || store.config_version(&id)).await?;
@@ -209,7 +209,7 @@ pub(super) async fn config_history(
     AdminQuery(paging): AdminQuery<Paging>,
 ) -> Reply<HistoryView> {
     let running = app.control.running.pipeline.load_full();
-    crate::edge::access::authenticate_read(&app, &headers)?;
+    crate::edge::access::authenticate_read(&app, &headers).await?;
     let store = app.control.store.clone();
     let limit = paging.limit.clamp(1, 1000);
     let (versions, applied) =

@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use switchyard_store::Transact;
 
 use crate::edge::access::*;
 use crate::edge::state::AppState;

@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use switchyard_store::Transact;
 
 use crate::edge::access::*;
 use crate::edge::state::AppState;
@@ -191,7 +192,7 @@ pub(super) async fn prompt_show(
     AdminPath(name): AdminPath<String>,
     headers: HeaderMap,
 ) -> Reply<PromptView> {
-    crate::edge::access::authenticate_read(&app, &headers)?;
+    crate::edge::access::authenticate_read(&app, &headers).await?;
     let store = app.control.store.clone();
     let n = name.clone();
     let (rows, summary) = blocking(move || {

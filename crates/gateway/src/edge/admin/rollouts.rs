@@ -232,7 +232,7 @@ pub(super) async fn rollout_start(
         );
         let (store, r) = (app.control.store.clone(), rollout.clone());
         let reference = blocking(move || {
-            crate::control_plane::rollouts::reference_window(&store, &r, version.as_deref())
+            crate::control_plane::rollouts::reference_window(&*store, &r, version.as_deref())
         })
         .await?;
         app.control
@@ -243,7 +243,7 @@ pub(super) async fn rollout_start(
             .set_reference(rollout.id(), reference);
     }
     let (store, who, saved) = (app.control.store.clone(), actor(&headers), rollout.clone());
-    blocking(move || crate::control_plane::rollouts::save(&store, &saved, &[start], &who, now))
+    blocking(move || crate::control_plane::rollouts::save(&*store, &saved, &[start], &who, now))
         .await?;
     let state = app.clone();
     blocking(move || state.control.refresh_control()).await?;
@@ -348,7 +348,7 @@ pub(super) async fn rollout_act(
     }
     let (store, who, saved) = (app.control.store.clone(), actor(&headers), rollout.clone());
     blocking(move || {
-        crate::control_plane::rollouts::save(&store, &saved, &[transition], &who, now)
+        crate::control_plane::rollouts::save(&*store, &saved, &[transition], &who, now)
     })
     .await?;
     let state = app.clone();

@@ -1,137 +1,29 @@
-//! The control plane's durable state: applied config versions, the hash-chained audit log,
-//! prompt templates with their versions and labels, feature flags, rollouts, and the counter
-//! replicas poll to notice that any of these changed.
-//!
-//! It owns how these are kept: config versions are content-addressed (the id is the SHA-256
-//! of the TOML text) and never overwritten; every version, prompt version and audit entry
-//! stays readable forever; audit entries are sealed ([`AuditEntry::seal`]) inside the write
-//! transaction that reads the previous one, so several processes appending to one file still
-//! build one valid chain. Several changes and their audit entry commit together through
-//! [`SqliteStore::transact`]. It stores what `switchyard-rollout` defines ([`Flag`],
-//! [`Rollout`], [`AuditEvent`]) as that crate serialises it, and prompt bodies as opaque JSON.
-//! It must not speak HTTP, parse or validate configs, render templates or evaluate flags:
-//! callers validate, the store keeps.
+//! The control state in SQLite: [`ControlRead`] and [`ControlTx`] hold the SQL, and
+//! [`SqliteStore`] runs them on its connection, each read under its lock and each change in
+//! one immediate transaction (`BEGIN IMMEDIATE`, so audit appends from several processes on
+//! one file are ordered by SQLite's write lock).
 
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use switchyard_rollout::{
-    verify, verify_after, AuditEntry, AuditEvent, ChainError, ChainFault, Flag, Head, Rollout,
-};
+use serde::Serialize;
+use switchyard_rollout::{AuditEntry, AuditEvent, Flag, Rollout};
 
+use super::{
+    AppliedRow, ConfigVersion, ConfigVersionSummary, ControlReader, ControlStore, ControlWork,
+    ControlWriter, PromptRow, PromptSummary, StoredRollout, Transact, CONFIG_APPLY, MIN_PREFIX,
+};
 use crate::{SqliteStore, StoreError};
 
-/// The shortest id prefix [`SqliteStore::config_version`] resolves.
-pub const MIN_PREFIX: usize = 6;
-/// The audit action [`SqliteStore::apply_config_version`] records.
-pub const CONFIG_APPLY: &str = "config.apply";
-/// How many audit entries a verification reads at a time.
-const VERIFY_PAGE: usize = 1_000;
-
-/// One config snapshot, immutable once stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigVersion {
-    /// Lowercase hex SHA-256 of `source` ([`ConfigVersion::id_of`]).
-    pub id: String,
-    pub parent: Option<String>,
-    pub author: String,
-    pub message: String,
-    pub created_at_ms: i64,
-    /// The TOML text, exactly as applied.
-    pub source: String,
-}
-
-impl ConfigVersion {
-    /// A version of `source`, its id computed.
-    pub fn new(
-        source: impl Into<String>,
-        parent: Option<String>,
-        author: impl Into<String>,
-        message: impl Into<String>,
-        created_at_ms: i64,
-    ) -> ConfigVersion {
-        let source = source.into();
-        ConfigVersion {
-            id: ConfigVersion::id_of(&source),
-            parent,
-            author: author.into(),
-            message: message.into(),
-            created_at_ms,
-            source,
-        }
-    }
-
-    /// The id of a config text: lowercase hex SHA-256 of its bytes.
-    pub fn id_of(source: &str) -> String {
-        hex::encode(Sha256::digest(source.as_bytes()))
-    }
-}
-
-/// A config version without its text, for listings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigVersionSummary {
-    pub id: String,
-    pub parent: Option<String>,
-    pub author: String,
-    pub message: String,
-    pub created_at_ms: i64,
-    /// When it was last applied, if ever.
-    pub last_applied_at_ms: Option<i64>,
-}
-
-/// One application of a config version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppliedRow {
-    pub seq: u64,
-    pub version_id: String,
-    pub at_ms: i64,
-    pub actor: String,
-    pub reason: String,
-}
-
-/// One version of a prompt template.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PromptRow {
-    pub name: String,
-    /// 1 for the first push, then one more each time the body changes.
-    pub version: u32,
-    /// JSON, opaque to the store (system and user parts, variables, model, parameters).
-    pub body: String,
-    pub author: String,
-    pub message: String,
-    pub created_at_ms: i64,
-}
-
-/// A prompt's latest version and where its labels point.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PromptSummary {
-    pub name: String,
-    pub latest_version: u32,
-    /// Label (`production`, `staging`, `canary`, ...) to version.
-    pub labels: BTreeMap<String, u32>,
-}
-
-/// A stored rollout with its bookkeeping.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StoredRollout {
-    pub rollout: Rollout,
-    /// Whether the gateway should drive it (false once finished or set aside).
-    pub active: bool,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
 /// Reads of the control plane's state, on the store's connection or inside a
-/// [`ControlTx`] ([`ControlTx::read`]).
+/// [`ControlTx`] ([`ControlWriter::read`]).
 pub struct ControlRead<'a> {
     conn: &'a Connection,
 }
 
 /// One immediate (write-locked) transaction over the control tables: every write in it, and
 /// the audit entries appended with [`ControlTx::append_audit`], commit together or not at all.
-/// Made by [`SqliteStore::transact`].
+/// Made by [`ControlStore::transact_dyn`] on a [`SqliteStore`].
 pub struct ControlTx<'c> {
     tx: rusqlite::Transaction<'c>,
 }
@@ -263,9 +155,52 @@ impl ControlRead<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// A config version by its id, or by a unique prefix of at least [`MIN_PREFIX`] hex
-    /// digits (any case). `None` when nothing matches or a shorter prefix is not a whole id.
-    pub fn config_version(&self, id_or_prefix: &str) -> Result<Option<ConfigVersion>, StoreError> {
+    fn prompt_versions_limit(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<PromptRow>, StoreError> {
+        self.all(
+            &format!(
+                "SELECT {PROMPT_COLUMNS} FROM prompt_versions WHERE name = ?1 \
+                 ORDER BY version DESC LIMIT ?2"
+            ),
+            params![name, limit_param(limit)],
+            prompt_row,
+        )
+    }
+
+    fn flags_where(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Flag>, StoreError> {
+        let rows: Vec<(String, String)> = self.all(
+            &format!("SELECT key, body FROM flags {filter} ORDER BY key"),
+            params,
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        rows.iter()
+            .map(|(key, body)| from_json(body, || format!("stored flag `{key}`")))
+            .collect()
+    }
+
+    fn rollouts_where(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<StoredRollout>, StoreError> {
+        let rows = self.all(
+            &format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts {filter} ORDER BY created_at_ms, id"),
+            params,
+            raw_rollout_row,
+        )?;
+        rows.into_iter().map(RawRollout::parse).collect()
+    }
+}
+
+impl ControlReader for ControlRead<'_> {
+    fn config_version(&self, id_or_prefix: &str) -> Result<Option<ConfigVersion>, StoreError> {
         let by_id = format!("SELECT {CONFIG_COLUMNS} FROM config_versions WHERE id = ?1");
         let key = id_or_prefix.trim().to_ascii_lowercase();
         let exact = self.one(&by_id, params![key], config_row)?;
@@ -290,8 +225,7 @@ impl ControlRead<'_> {
         }
     }
 
-    /// Stored config versions, newest first, without their text.
-    pub fn config_versions(&self, limit: usize) -> Result<Vec<ConfigVersionSummary>, StoreError> {
+    fn config_versions(&self, limit: usize) -> Result<Vec<ConfigVersionSummary>, StoreError> {
         self.all(
             "SELECT v.id, v.parent, v.author, v.message, v.created_at_ms, \
              (SELECT MAX(a.at_ms) FROM config_applied a WHERE a.version_id = v.id) \
@@ -310,8 +244,7 @@ impl ControlRead<'_> {
         )
     }
 
-    /// Applications of config versions, newest first.
-    pub fn applied_history(&self, limit: usize) -> Result<Vec<AppliedRow>, StoreError> {
+    fn applied_history(&self, limit: usize) -> Result<Vec<AppliedRow>, StoreError> {
         self.all(
             "SELECT seq, version_id, at_ms, actor, reason FROM config_applied \
              ORDER BY seq DESC LIMIT ?1",
@@ -328,8 +261,7 @@ impl ControlRead<'_> {
         )
     }
 
-    /// The config version applied last.
-    pub fn current_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
+    fn current_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
         self.one(
             "SELECT v.id, v.parent, v.author, v.message, v.created_at_ms, v.source \
              FROM config_applied a JOIN config_versions v ON v.id = a.version_id \
@@ -339,8 +271,7 @@ impl ControlRead<'_> {
         )
     }
 
-    /// The version to roll back to: the last applied one that is not the current one.
-    pub fn previous_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
+    fn previous_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
         self.one(
             "SELECT v.id, v.parent, v.author, v.message, v.created_at_ms, v.source \
              FROM config_applied a JOIN config_versions v ON v.id = a.version_id \
@@ -352,12 +283,7 @@ impl ControlRead<'_> {
         )
     }
 
-    /// Audit entries with `seq` above `after_seq`, oldest first.
-    pub fn audit_entries(
-        &self,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
+    fn audit_entries(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
         self.all(
             &format!("SELECT {AUDIT_READ} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
@@ -366,8 +292,7 @@ impl ControlRead<'_> {
         )
     }
 
-    /// The newest `limit` audit entries, newest first.
-    pub fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         self.all(
             &format!("SELECT {AUDIT_READ} FROM audit ORDER BY seq DESC LIMIT ?1"),
             params![limit_param(limit)],
@@ -375,8 +300,7 @@ impl ControlRead<'_> {
         )
     }
 
-    /// The last audit entry.
-    pub fn audit_last(&self) -> Result<Option<AuditEntry>, StoreError> {
+    fn audit_last(&self) -> Result<Option<AuditEntry>, StoreError> {
         self.one(
             &format!("SELECT {AUDIT_READ} FROM audit ORDER BY seq DESC LIMIT 1"),
             [],
@@ -384,7 +308,7 @@ impl ControlRead<'_> {
         )
     }
 
-    pub fn prompt(&self, name: &str, version: u32) -> Result<Option<PromptRow>, StoreError> {
+    fn prompt(&self, name: &str, version: u32) -> Result<Option<PromptRow>, StoreError> {
         self.one(
             &format!(
                 "SELECT {PROMPT_COLUMNS} FROM prompt_versions WHERE name = ?1 AND version = ?2"
@@ -394,12 +318,7 @@ impl ControlRead<'_> {
         )
     }
 
-    /// The version a label points at.
-    pub fn prompt_by_label(
-        &self,
-        name: &str,
-        label: &str,
-    ) -> Result<Option<PromptRow>, StoreError> {
+    fn prompt_by_label(&self, name: &str, label: &str) -> Result<Option<PromptRow>, StoreError> {
         self.one(
             "SELECT p.name, p.version, p.body, p.author, p.message, p.created_at_ms \
              FROM prompt_labels l JOIN prompt_versions p \
@@ -410,32 +329,15 @@ impl ControlRead<'_> {
         )
     }
 
-    pub fn latest_prompt(&self, name: &str) -> Result<Option<PromptRow>, StoreError> {
+    fn latest_prompt(&self, name: &str) -> Result<Option<PromptRow>, StoreError> {
         Ok(self.prompt_versions_limit(name, 1)?.pop())
     }
 
-    /// Every version of a prompt, newest first.
-    pub fn prompt_versions(&self, name: &str) -> Result<Vec<PromptRow>, StoreError> {
+    fn prompt_versions(&self, name: &str) -> Result<Vec<PromptRow>, StoreError> {
         self.prompt_versions_limit(name, usize::MAX)
     }
 
-    fn prompt_versions_limit(
-        &self,
-        name: &str,
-        limit: usize,
-    ) -> Result<Vec<PromptRow>, StoreError> {
-        self.all(
-            &format!(
-                "SELECT {PROMPT_COLUMNS} FROM prompt_versions WHERE name = ?1 \
-                 ORDER BY version DESC LIMIT ?2"
-            ),
-            params![name, limit_param(limit)],
-            prompt_row,
-        )
-    }
-
-    /// Every prompt by name, with its latest version and labels.
-    pub fn prompt_names(&self) -> Result<Vec<PromptSummary>, StoreError> {
+    fn prompt_names(&self) -> Result<Vec<PromptSummary>, StoreError> {
         let latest: Vec<(String, u32)> = self.all(
             "SELECT name, MAX(version) FROM prompt_versions GROUP BY name",
             [],
@@ -464,55 +366,23 @@ impl ControlRead<'_> {
         Ok(out.into_values().collect())
     }
 
-    pub fn flag(&self, key: &str) -> Result<Option<Flag>, StoreError> {
+    fn flag(&self, key: &str) -> Result<Option<Flag>, StoreError> {
         Ok(self.flags_where("WHERE key = ?1", params![key])?.pop())
     }
 
-    /// Every flag, by key.
-    pub fn flags(&self) -> Result<Vec<Flag>, StoreError> {
+    fn flags(&self) -> Result<Vec<Flag>, StoreError> {
         self.flags_where("", [])
     }
 
-    fn flags_where(
-        &self,
-        filter: &str,
-        params: impl rusqlite::Params,
-    ) -> Result<Vec<Flag>, StoreError> {
-        let rows: Vec<(String, String)> = self.all(
-            &format!("SELECT key, body FROM flags {filter} ORDER BY key"),
-            params,
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        rows.iter()
-            .map(|(key, body)| from_json(body, || format!("stored flag `{key}`")))
-            .collect()
-    }
-
-    pub fn rollout(&self, id: &str) -> Result<Option<StoredRollout>, StoreError> {
+    fn rollout(&self, id: &str) -> Result<Option<StoredRollout>, StoreError> {
         Ok(self.rollouts_where("WHERE id = ?1", params![id])?.pop())
     }
 
-    /// Rollouts, oldest first; only the active ones if `active_only`.
-    pub fn rollouts(&self, active_only: bool) -> Result<Vec<StoredRollout>, StoreError> {
+    fn rollouts(&self, active_only: bool) -> Result<Vec<StoredRollout>, StoreError> {
         self.rollouts_where("WHERE active = 1 OR ?1 = 0", params![active_only])
     }
 
-    fn rollouts_where(
-        &self,
-        filter: &str,
-        params: impl rusqlite::Params,
-    ) -> Result<Vec<StoredRollout>, StoreError> {
-        let rows = self.all(
-            &format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts {filter} ORDER BY created_at_ms, id"),
-            params,
-            raw_rollout_row,
-        )?;
-        rows.into_iter().map(RawRollout::parse).collect()
-    }
-
-    /// A counter that every change to what the gateway serves bumps: applied config, flags,
-    /// prompt versions and labels, rollouts. Replicas poll it and reload when it moves.
-    pub fn control_generation(&self) -> Result<u64, StoreError> {
+    fn control_generation(&self) -> Result<u64, StoreError> {
         let g: Option<i64> = self.one(
             "SELECT generation FROM control_generation WHERE id = 1",
             [],
@@ -524,7 +394,7 @@ impl ControlRead<'_> {
 
 impl ControlTx<'_> {
     /// Reads that see this transaction's writes.
-    pub fn read(&self) -> ControlRead<'_> {
+    fn reader(&self) -> ControlRead<'_> {
         ControlRead { conn: &self.tx }
     }
 
@@ -540,11 +410,15 @@ impl ControlTx<'_> {
         )?;
         Ok(())
     }
+}
 
-    /// Seals `event` after the last entry and appends it. The transaction holds the write
-    /// lock, so no other writer can append between the read and the insert.
-    pub fn append_audit(&self, event: AuditEvent) -> Result<AuditEntry, StoreError> {
-        let last = self.read().audit_last()?;
+impl ControlWriter for ControlTx<'_> {
+    fn read(&self) -> Box<dyn ControlReader + '_> {
+        Box::new(self.reader())
+    }
+
+    fn append_audit(&self, event: AuditEvent) -> Result<AuditEntry, StoreError> {
+        let last = self.reader().audit_last()?;
         let e = AuditEntry::seal(last.as_ref(), event);
         let ev = &e.event;
         self.exec(
@@ -566,9 +440,7 @@ impl ControlTx<'_> {
         Ok(e)
     }
 
-    /// Stores a version unless one with its id exists (then false: ids are content hashes,
-    /// so it is the same text). The id must be the hash of the text.
-    pub fn put_config_version(&self, v: &ConfigVersion) -> Result<bool, StoreError> {
+    fn put_config_version(&self, v: &ConfigVersion) -> Result<bool, StoreError> {
         let hash = ConfigVersion::id_of(&v.source);
         if v.id != hash {
             return Err(StoreError::NotContentAddressed {
@@ -593,8 +465,7 @@ impl ControlTx<'_> {
         Ok(inserted == 1)
     }
 
-    /// Records that the stored version `id` (a whole id) was applied; returns the row's `seq`.
-    pub fn mark_applied(
+    fn mark_applied(
         &self,
         id: &str,
         at_ms: i64,
@@ -618,9 +489,7 @@ impl ControlTx<'_> {
         Ok(u64::try_from(seq).unwrap_or(0))
     }
 
-    /// Stores a new version of a prompt and returns its number, or returns the latest
-    /// version's number when its body is the same JSON value (whitespace and key order aside).
-    pub fn push_prompt(
+    fn push_prompt(
         &self,
         name: &str,
         body_json: &str,
@@ -629,7 +498,7 @@ impl ControlTx<'_> {
         at_ms: i64,
     ) -> Result<u32, StoreError> {
         let body: serde_json::Value = from_json(body_json, || format!("prompt `{name}`'s body"))?;
-        let latest = self.read().latest_prompt(name)?;
+        let latest = self.reader().latest_prompt(name)?;
         if let Some(latest) = &latest {
             if serde_json::from_str::<serde_json::Value>(&latest.body).ok() == Some(body) {
                 return Ok(latest.version);
@@ -646,21 +515,20 @@ impl ControlTx<'_> {
         Ok(version)
     }
 
-    /// Points `label` at an existing version; returns the version it pointed at before.
-    pub fn set_prompt_label(
+    fn set_prompt_label(
         &self,
         name: &str,
         label: &str,
         version: u32,
         at_ms: i64,
     ) -> Result<Option<u32>, StoreError> {
-        if self.read().prompt(name, version)?.is_none() {
+        if self.reader().prompt(name, version)?.is_none() {
             return Err(StoreError::NoSuchPromptVersion {
                 name: name.to_string(),
                 version,
             });
         }
-        let previous: Option<u32> = self.read().one(
+        let previous: Option<u32> = self.reader().one(
             "SELECT version FROM prompt_labels WHERE name = ?1 AND label = ?2",
             params![name, label],
             |r| r.get(0),
@@ -675,10 +543,8 @@ impl ControlTx<'_> {
         Ok(previous)
     }
 
-    /// Stores a flag under its key; returns the flag it replaced. The caller validates it
-    /// ([`Flag::problems`]).
-    pub fn put_flag(&self, flag: &Flag, at_ms: i64) -> Result<Option<Flag>, StoreError> {
-        let previous = self.read().flag(&flag.key)?;
+    fn put_flag(&self, flag: &Flag, at_ms: i64) -> Result<Option<Flag>, StoreError> {
+        let previous = self.reader().flag(&flag.key)?;
         let body = to_json(flag, || format!("flag `{}`", flag.key))?;
         self.exec(
             "INSERT INTO flags (key, body, updated_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (key) \
@@ -689,9 +555,8 @@ impl ControlTx<'_> {
         Ok(previous)
     }
 
-    /// Deletes a flag; returns it, or `None` (and changes nothing) when there was none.
-    pub fn delete_flag(&self, key: &str) -> Result<Option<Flag>, StoreError> {
-        let previous = self.read().flag(key)?;
+    fn delete_flag(&self, key: &str) -> Result<Option<Flag>, StoreError> {
+        let previous = self.reader().flag(key)?;
         if previous.is_some() {
             self.exec("DELETE FROM flags WHERE key = ?1", params![key])?;
             self.bump_generation()?;
@@ -699,13 +564,7 @@ impl ControlTx<'_> {
         Ok(previous)
     }
 
-    /// Stores a rollout under its id ([`Rollout::id`]), keeping its first `created_at_ms`.
-    pub fn put_rollout(
-        &self,
-        rollout: &Rollout,
-        active: bool,
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn put_rollout(&self, rollout: &Rollout, active: bool, at_ms: i64) -> Result<(), StoreError> {
         let body = to_json(rollout, || format!("rollout `{}`", rollout.id()))?;
         self.exec(
             &format!(
@@ -719,48 +578,10 @@ impl ControlTx<'_> {
     }
 }
 
+/// Single changes, each in a transaction of its own: for tools and tests. The gateway changes
+/// through [`Transact::transact`], so that its audit entry commits with the change.
 impl SqliteStore {
-    /// Runs `f` in one immediate transaction (it waits for the write lock, up to the busy
-    /// timeout), committing if `f` returns `Ok` and rolling everything back otherwise. `f`
-    /// works through its [`ControlTx`] only: calling this store's methods from inside it would
-    /// wait forever for the connection it holds.
-    ///
-    /// A flag flip and its audit entry, together:
-    ///
-    /// ```no_run
-    /// # use switchyard_store::{SqliteStore, StoreError};
-    /// use switchyard_rollout::{diff_lines, AuditEvent, Flag};
-    ///
-    /// fn flip(store: &SqliteStore, flag: &Flag, now_ms: i64) -> Result<(), StoreError> {
-    ///     let json = |f: &Flag| serde_json::to_string_pretty(f).unwrap_or_default();
-    ///     store.transact(|c| {
-    ///         let before = c.put_flag(flag, now_ms)?;
-    ///         c.append_audit(AuditEvent {
-    ///             at_ms: now_ms as u64,
-    ///             actor: "ops@example".into(),
-    ///             action: "flag.set".into(),
-    ///             target: format!("flag:{}", flag.key),
-    ///             reason: "launch".into(),
-    ///             diff: diff_lines(&before.as_ref().map(json).unwrap_or_default(), &json(flag)),
-    ///         })
-    ///     })?;
-    ///     Ok(())
-    /// }
-    /// ```
-    pub fn transact<T>(
-        &self,
-        f: impl FnOnce(&ControlTx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.with_conn(|conn| {
-            let c = ControlTx {
-                tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
-            };
-            let out = f(&c)?;
-            c.tx.commit()?;
-            Ok(out)
-        })
-    }
-
+    /// Runs reads on the connection, under its lock.
     fn read<T>(
         &self,
         f: impl FnOnce(ControlRead<'_>) -> Result<T, StoreError>,
@@ -768,24 +589,12 @@ impl SqliteStore {
         self.with_conn(|conn| f(ControlRead { conn }))
     }
 
-    // Config versions.
-
-    /// See [`ControlTx::put_config_version`].
+    /// See [`ControlWriter::put_config_version`].
     pub fn put_config_version(&self, v: &ConfigVersion) -> Result<bool, StoreError> {
         self.transact(|c| c.put_config_version(v))
     }
 
-    /// See [`ControlRead::config_version`].
-    pub fn config_version(&self, id_or_prefix: &str) -> Result<Option<ConfigVersion>, StoreError> {
-        self.read(|r| r.config_version(id_or_prefix))
-    }
-
-    /// See [`ControlRead::config_versions`].
-    pub fn config_versions(&self, limit: usize) -> Result<Vec<ConfigVersionSummary>, StoreError> {
-        self.read(|r| r.config_versions(limit))
-    }
-
-    /// See [`ControlTx::mark_applied`].
+    /// See [`ControlWriter::mark_applied`].
     pub fn mark_applied(
         &self,
         id: &str,
@@ -794,21 +603,6 @@ impl SqliteStore {
         reason: &str,
     ) -> Result<u64, StoreError> {
         self.transact(|c| c.mark_applied(id, at_ms, actor, reason))
-    }
-
-    /// See [`ControlRead::applied_history`].
-    pub fn applied_history(&self, limit: usize) -> Result<Vec<AppliedRow>, StoreError> {
-        self.read(|r| r.applied_history(limit))
-    }
-
-    /// See [`ControlRead::current_config`].
-    pub fn current_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
-        self.read(|r| r.current_config())
-    }
-
-    /// See [`ControlRead::previous_config`].
-    pub fn previous_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
-        self.read(|r| r.previous_config())
     }
 
     /// Stores `v` if new, records it applied and appends its `config.apply` audit entry
@@ -835,98 +629,12 @@ impl SqliteStore {
         })
     }
 
-    // The audit log.
-
-    /// See [`ControlTx::append_audit`].
+    /// See [`ControlWriter::append_audit`].
     pub fn append_audit(&self, event: AuditEvent) -> Result<AuditEntry, StoreError> {
         self.transact(|c| c.append_audit(event))
     }
 
-    /// See [`ControlRead::audit_entries`].
-    pub fn audit_entries(
-        &self,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        self.read(|r| r.audit_entries(after_seq, limit))
-    }
-
-    /// The newest `limit` audit entries, newest first (the dashboard's trail).
-    pub fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        self.read(|r| r.audit_latest(limit))
-    }
-
-    /// The last entry's `seq` and hash: keep it somewhere else to detect a cut-off tail
-    /// later ([`Self::verify_audit_with_head`]).
-    pub fn audit_head(&self) -> Result<Option<Head>, StoreError> {
-        Ok(self.read(|r| r.audit_last())?.map(|e| e.head()))
-    }
-
-    /// Checks the whole log a page at a time: `Ok(Ok(n))` when its `n` entries form a valid
-    /// chain, `Ok(Err(_))` where it breaks (an edited or deleted entry). A cut-off tail
-    /// passes; see [`Self::verify_audit_with_head`].
-    pub fn verify_audit(&self) -> Result<Result<u64, ChainError>, StoreError> {
-        self.verify_pages(None, VERIFY_PAGE)
-    }
-
-    /// [`Self::verify_audit`], and the log still holds the `head` known from elsewhere.
-    pub fn verify_audit_with_head(
-        &self,
-        head: &Head,
-    ) -> Result<Result<u64, ChainError>, StoreError> {
-        self.verify_pages(Some(head), VERIFY_PAGE)
-    }
-
-    fn verify_pages(
-        &self,
-        head: Option<&Head>,
-        page: usize,
-    ) -> Result<Result<u64, ChainError>, StoreError> {
-        let mut anchor: Option<AuditEntry> = None;
-        let mut checked = 0u64;
-        loop {
-            let after = anchor.as_ref().map_or(0, |a| a.seq);
-            let mut entries = self.audit_entries(after, page)?;
-            let linked = match &anchor {
-                None => verify(&entries),
-                Some(a) => verify_after(a, &entries),
-            };
-            if let Err(e) = linked {
-                return Ok(Err(e));
-            }
-            if let Some(h) = head {
-                if let Some(e) = entries.iter().find(|e| e.seq == h.seq) {
-                    if e.hash != h.hash {
-                        return Ok(Err(ChainError {
-                            seq: h.seq,
-                            what: ChainFault::NotTheHead,
-                        }));
-                    }
-                }
-            }
-            checked += entries.len() as u64;
-            match entries.pop() {
-                Some(last) => anchor = Some(last),
-                None => break,
-            }
-        }
-        // The chain is valid, so its seqs run 1, 2, ..., checked: the head is in it, and was
-        // compared above, if and only if its seq is at most `checked`.
-        match head {
-            Some(h) if h.seq > checked => Ok(Err(ChainError {
-                seq: h.seq,
-                what: ChainFault::Truncated {
-                    last: checked,
-                    head_seq: h.seq,
-                },
-            })),
-            _ => Ok(Ok(checked)),
-        }
-    }
-
-    // Prompts.
-
-    /// See [`ControlTx::push_prompt`].
+    /// See [`ControlWriter::push_prompt`].
     pub fn push_prompt(
         &self,
         name: &str,
@@ -938,33 +646,7 @@ impl SqliteStore {
         self.transact(|c| c.push_prompt(name, body_json, author, message, at_ms))
     }
 
-    pub fn prompt(&self, name: &str, version: u32) -> Result<Option<PromptRow>, StoreError> {
-        self.read(|r| r.prompt(name, version))
-    }
-
-    pub fn prompt_by_label(
-        &self,
-        name: &str,
-        label: &str,
-    ) -> Result<Option<PromptRow>, StoreError> {
-        self.read(|r| r.prompt_by_label(name, label))
-    }
-
-    pub fn latest_prompt(&self, name: &str) -> Result<Option<PromptRow>, StoreError> {
-        self.read(|r| r.latest_prompt(name))
-    }
-
-    /// See [`ControlRead::prompt_versions`].
-    pub fn prompt_versions(&self, name: &str) -> Result<Vec<PromptRow>, StoreError> {
-        self.read(|r| r.prompt_versions(name))
-    }
-
-    /// See [`ControlRead::prompt_names`].
-    pub fn prompt_names(&self) -> Result<Vec<PromptSummary>, StoreError> {
-        self.read(|r| r.prompt_names())
-    }
-
-    /// See [`ControlTx::set_prompt_label`].
+    /// See [`ControlWriter::set_prompt_label`].
     pub fn set_prompt_label(
         &self,
         name: &str,
@@ -975,30 +657,17 @@ impl SqliteStore {
         self.transact(|c| c.set_prompt_label(name, label, version, at_ms))
     }
 
-    // Flags.
-
-    /// See [`ControlTx::put_flag`].
+    /// See [`ControlWriter::put_flag`].
     pub fn put_flag(&self, flag: &Flag, at_ms: i64) -> Result<Option<Flag>, StoreError> {
         self.transact(|c| c.put_flag(flag, at_ms))
     }
 
-    pub fn flag(&self, key: &str) -> Result<Option<Flag>, StoreError> {
-        self.read(|r| r.flag(key))
-    }
-
-    /// Every flag, by key.
-    pub fn flags(&self) -> Result<Vec<Flag>, StoreError> {
-        self.read(|r| r.flags())
-    }
-
-    /// See [`ControlTx::delete_flag`].
+    /// See [`ControlWriter::delete_flag`].
     pub fn delete_flag(&self, key: &str) -> Result<Option<Flag>, StoreError> {
         self.transact(|c| c.delete_flag(key))
     }
 
-    // Rollouts.
-
-    /// See [`ControlTx::put_rollout`].
+    /// See [`ControlWriter::put_rollout`].
     pub fn put_rollout(
         &self,
         rollout: &Rollout,
@@ -1007,19 +676,93 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         self.transact(|c| c.put_rollout(rollout, active, at_ms))
     }
+}
 
-    pub fn rollout(&self, id: &str) -> Result<Option<StoredRollout>, StoreError> {
+impl ControlReader for SqliteStore {
+    fn config_version(&self, id_or_prefix: &str) -> Result<Option<ConfigVersion>, StoreError> {
+        self.read(|r| r.config_version(id_or_prefix))
+    }
+
+    fn config_versions(&self, limit: usize) -> Result<Vec<ConfigVersionSummary>, StoreError> {
+        self.read(|r| r.config_versions(limit))
+    }
+
+    fn applied_history(&self, limit: usize) -> Result<Vec<AppliedRow>, StoreError> {
+        self.read(|r| r.applied_history(limit))
+    }
+
+    fn current_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
+        self.read(|r| r.current_config())
+    }
+
+    fn previous_config(&self) -> Result<Option<ConfigVersion>, StoreError> {
+        self.read(|r| r.previous_config())
+    }
+
+    fn audit_entries(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|r| r.audit_entries(after_seq, limit))
+    }
+
+    fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|r| r.audit_latest(limit))
+    }
+
+    fn audit_last(&self) -> Result<Option<AuditEntry>, StoreError> {
+        self.read(|r| r.audit_last())
+    }
+
+    fn prompt(&self, name: &str, version: u32) -> Result<Option<PromptRow>, StoreError> {
+        self.read(|r| r.prompt(name, version))
+    }
+
+    fn prompt_by_label(&self, name: &str, label: &str) -> Result<Option<PromptRow>, StoreError> {
+        self.read(|r| r.prompt_by_label(name, label))
+    }
+
+    fn latest_prompt(&self, name: &str) -> Result<Option<PromptRow>, StoreError> {
+        self.read(|r| r.latest_prompt(name))
+    }
+
+    fn prompt_versions(&self, name: &str) -> Result<Vec<PromptRow>, StoreError> {
+        self.read(|r| r.prompt_versions(name))
+    }
+
+    fn prompt_names(&self) -> Result<Vec<PromptSummary>, StoreError> {
+        self.read(|r| r.prompt_names())
+    }
+
+    fn flag(&self, key: &str) -> Result<Option<Flag>, StoreError> {
+        self.read(|r| r.flag(key))
+    }
+
+    fn flags(&self) -> Result<Vec<Flag>, StoreError> {
+        self.read(|r| r.flags())
+    }
+
+    fn rollout(&self, id: &str) -> Result<Option<StoredRollout>, StoreError> {
         self.read(|r| r.rollout(id))
     }
 
-    /// See [`ControlRead::rollouts`].
-    pub fn rollouts(&self, active_only: bool) -> Result<Vec<StoredRollout>, StoreError> {
+    fn rollouts(&self, active_only: bool) -> Result<Vec<StoredRollout>, StoreError> {
         self.read(|r| r.rollouts(active_only))
     }
 
-    /// See [`ControlRead::control_generation`].
-    pub fn control_generation(&self) -> Result<u64, StoreError> {
+    fn control_generation(&self) -> Result<u64, StoreError> {
         self.read(|r| r.control_generation())
+    }
+}
+
+impl ControlStore for SqliteStore {
+    /// An immediate transaction: it waits for the write lock up to the busy timeout.
+    fn transact_dyn(&self, work: ControlWork<'_>) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            let c = ControlTx {
+                tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+            };
+            work(&c)?;
+            c.tx.commit()?;
+            Ok(())
+        })
     }
 }
 
@@ -1031,6 +774,10 @@ mod tests {
     use switchyard_rollout::{FlagKind, RolloutSpec, TargetKind, TargetRef};
 
     use super::*;
+    use switchyard_rollout::{ChainError, ChainFault};
+
+    use crate::control::verify_pages;
+    use crate::RecordStore;
 
     fn open(dir: &Path) -> SqliteStore {
         SqliteStore::open_in(dir).unwrap()
@@ -1311,7 +1058,7 @@ mod tests {
         assert_eq!(page, [3, 4, 5]);
         // Small pages check the links across page boundaries too.
         for size in [1, 2, 3, 7, 100] {
-            assert_eq!(store.verify_pages(Some(&head), size).unwrap(), Ok(7));
+            assert_eq!(verify_pages(&store, Some(&head), size).unwrap(), Ok(7));
         }
         let fault = |r: Result<u64, ChainError>| r.map_err(|e| (e.seq, e.what));
 
@@ -1324,7 +1071,7 @@ mod tests {
             .unwrap();
         for size in [1, 2, 3, 100] {
             assert_eq!(
-                fault(store.verify_pages(None, size).unwrap()),
+                fault(verify_pages(&store, None, size).unwrap()),
                 Err((2, ChainFault::Edited))
             );
         }
@@ -1347,7 +1094,7 @@ mod tests {
         db.execute("DELETE FROM audit WHERE seq = 3", []).unwrap();
         for size in [1, 2, 3, 100] {
             assert_eq!(
-                fault(store.verify_pages(None, size).unwrap()),
+                fault(verify_pages(&store, None, size).unwrap()),
                 Err((4, ChainFault::Missing { expected: 3 }))
             );
         }
