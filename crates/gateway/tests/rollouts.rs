@@ -572,7 +572,7 @@ async fn a_firing_page_pauses_the_rollouts_in_force_and_reaches_the_webhook() {
         short_secs: 300,
         short_burn: 30.0,
     };
-    switchyard_gateway::control_plane::slos::act(
+    switchyard_gateway::control_plane::alerts::act(
         &gw.state.control,
         &[page],
         &reqwest::Client::new(),

@@ -17,10 +17,13 @@
 pub mod content;
 pub mod control;
 pub mod csv;
+mod error;
 pub mod kpi;
 mod record;
 pub mod routing;
+mod slo;
 mod sqlite;
+mod store;
 pub mod telemetry;
 pub mod verdicts;
 
@@ -40,70 +43,6 @@ pub use record::{
 pub use routing::CalibrationStore;
 pub use sqlite::SqliteStore;
 
-/// Everything a replica keeps in the store, as one trait object (`Arc<dyn Store>`): every
-/// area's trait.
-///
-/// The methods are synchronous, and block on I/O: callers run them off the async threads
-/// (`spawn_blocking`, or a thread of their own such as the telemetry writer's). So the
-/// embedded SQLite implementation, one connection behind a mutex, pays no future or
-/// allocation per call; and a PostgreSQL implementation can use the synchronous `postgres`
-/// client (or block on an async pool inside). A transaction that spans
-/// areas (a change and its audit entry) is one method call ([`Transact::transact`]), never a
-/// sequence of calls that another replica could interleave.
-pub trait Store:
-    RecordStore
-    + ContentStore
-    + FeedbackStore
-    + KpiStore
-    + CalibrationStore
-    + SloStore
-    + ControlStore
-    + Send
-    + Sync
-{
-}
-
-impl Store for SqliteStore {}
-
-/// The SLO runtime's state, one JSON document replaced each time. Every method blocks.
-pub trait SloStore {
-    /// Saves the SLO runtime's state (one JSON document, replaced each time).
-    fn save_slo_state(&self, body: &str, at_ms: i64) -> Result<(), StoreError>;
-
-    /// The SLO runtime's saved state, if any.
-    fn slo_state(&self) -> Result<Option<String>, StoreError>;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot create the data folder {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("SQLite error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("the store lock was poisoned by a panic")]
-    Poisoned,
-    #[error("config version prefix `{prefix}` is ambiguous: it starts {}", .matches.join(", "))]
-    AmbiguousPrefix {
-        prefix: String,
-        /// Some of the ids it starts (at most 10).
-        matches: Vec<String>,
-    },
-    #[error("no config version `{0}` is stored")]
-    NoSuchConfigVersion(String),
-    #[error("config version id `{id}` is not the SHA-256 of its text ({hash})")]
-    NotContentAddressed { id: String, hash: String },
-    #[error("prompt `{name}` has no version {version}")]
-    NoSuchPromptVersion { name: String, version: u32 },
-    /// A [`ControlStore::transact_dyn`] that returned `Ok` without running its work: a broken
-    /// implementation.
-    #[error("the store committed a transaction without running its work")]
-    WorkNotRun,
-    #[error("{what} is not valid JSON for it: {source}")]
-    Json {
-        what: String,
-        source: serde_json::Error,
-    },
-}
+pub use error::StoreError;
+pub use slo::SloStore;
+pub use store::Store;

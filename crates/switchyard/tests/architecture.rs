@@ -31,7 +31,12 @@ const MAX_FILE_CODE_LINES: usize = 1_000;
 
 /// Crates (folders from the workspace root) not checked yet because they are being
 /// restructured. Empty it when they are done.
-const NOT_YET_CHECKED: &[&str] = &["crates/gateway"];
+const NOT_YET_CHECKED: &[&str] = &[];
+
+/// Crates that are tools, not production code: evaluation reports and the benchmark
+/// runner. Their long `main`-like functions are scripts read top to bottom; they are held to
+/// every rule but the length of functions.
+const TOOLS: &[&str] = &["eval", "bench"];
 
 /// A layering rule: files under this prefix (under `src/`) may not import files under these.
 type Rule = (&'static str, &'static [&'static str]);
@@ -40,11 +45,16 @@ type Rule = (&'static str, &'static [&'static str]);
 /// the prefixes under `src/` that files there may not import (re-exports count).
 #[rustfmt::skip]
 const LAYERS: &[(&str, &[Rule])] = &[
-    // For example, a gateway split into a data plane, a control plane and an HTTP edge:
-    // ("crates/gateway", &[
-    //     ("data_plane/", &["control_plane/", "edge/"]),
-    //     ("control_plane/", &["edge/"]),
-    // ]),
+    // The gateway's three parts, one direction (docs/ARCHITECTURE.md): the edge calls the
+    // other two, the control plane reaches the data plane, the data plane neither; the
+    // ground beneath them (errors, metrics, tasks) none of the three.
+    ("crates/gateway", &[
+        ("data_plane/", &["control_plane/", "edge/"]),
+        ("control_plane/", &["edge/"]),
+        ("error.rs", &["data_plane/", "control_plane/", "edge/"]),
+        ("metrics.rs", &["data_plane/", "control_plane/", "edge/"]),
+        ("tasks.rs", &["data_plane/", "control_plane/", "edge/"]),
+    ]),
 ];
 
 fn checked_crates() -> Result<Vec<Crate>, String> {
@@ -82,6 +92,9 @@ fn production_files(krate: &Crate) -> Vec<(&String, &source::Source)> {
 
 fn long_functions(krate: &Crate) -> Vec<String> {
     let mut found = Vec::new();
+    if TOOLS.contains(&krate.dir.as_str()) {
+        return found;
+    }
     for (file, source) in production_files(krate) {
         for f in size::functions(&source.ast) {
             if f.lines > MAX_FN_LINES {

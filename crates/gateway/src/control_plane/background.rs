@@ -8,7 +8,7 @@ use futures::StreamExt;
 use switchyard_control::Config;
 use switchyard_store::StoreError;
 
-use super::ControlPlane;
+use super::state::ControlPlane;
 
 /// The loops of a running control plane.
 pub struct Background {
@@ -131,7 +131,7 @@ fn slo_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
             })
             .await
             .unwrap_or_default();
-            super::slos::act(&state, &events, &client).await;
+            super::alerts::act(&state, &events, &client).await;
         }
     })
 }

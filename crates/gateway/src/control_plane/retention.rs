@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use switchyard_store::StoreError;
 
-use super::ControlPlane;
+use super::state::ControlPlane;
 
 /// How often stored content past its retention is deleted.
 pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);

@@ -192,7 +192,12 @@ impl SloRuntime {
     /// The first negative feedback from `tenant` on a request counted lately (point 4), at
     /// `now` (unix seconds): `Some` with the request when it was there (and whether its
     /// quality turned bad), `None` when the store must be asked.
-    fn dislike_recent(&self, request_id: &str, tenant: &str, now: i64) -> Option<Turned> {
+    pub(super) fn dislike_recent(
+        &self,
+        request_id: &str,
+        tenant: &str,
+        now: i64,
+    ) -> Option<Turned> {
         let mut s = self.state.lock().ok()?;
         let c = s
             .recent
@@ -202,7 +207,7 @@ impl SloRuntime {
 
     /// The same for a request found in the store (`Some`), or not there yet (`None`): then it
     /// may have been counted since it was looked for, else it takes the verdict when it ends.
-    fn dislike_stored(
+    pub(super) fn dislike_stored(
         &self,
         request_id: &str,
         tenant: &str,
@@ -343,123 +348,6 @@ fn turn(s: &mut State, c: Counted, tenant: &str, now: i64) -> Turned {
         &disliked,
     );
     Some(c)
-}
-
-/// The first negative feedback from `tenant` on `request_id` (point 4; the store said it is
-/// the first): turns the request's quality bad in the SLOs and counts it in the quality
-/// metrics.
-pub async fn dislike(state: &crate::control_plane::ControlPlane, request_id: &str, tenant: &str) {
-    let now = chrono::Utc::now().timestamp();
-    let turned = match state.slos.dislike_recent(request_id, tenant, now) {
-        Some(turned) => turned,
-        None => {
-            let store = state.store.clone();
-            let id = request_id.to_owned();
-            let found = crate::tasks::spawn_blocking(move || store.request(&id)).await;
-            let record = match found {
-                Ok(Ok(record)) => record,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "reading the request for its feedback failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let pipeline = state.running.pipeline.load();
-            let stored = record.map(|r| {
-                let route = r
-                    .requested_model
-                    .as_deref()
-                    .and_then(|m| pipeline.route_alias(m));
-                let outcomes = crate::data_plane::guards::stored_outcomes(r.guards.as_deref());
-                Counted::of(&r, route, &outcomes)
-            });
-            state.slos.dislike_stored(request_id, tenant, stored, now)
-        }
-    };
-    if let Some(c) = turned {
-        let labels = state.running.pipeline.load().labels().clone();
-        crate::metrics::quality_bad(&labels, &c.model, c.route.as_deref());
-    }
-}
-
-/// What the gateway does with alert state changes (point 2): each is POSTed to
-/// `[alerts].webhook` (one attempt, bounded by its timeout; a failure is logged), and a page
-/// that starts firing pauses or aborts every rollout in force (`[alerts].on_page`), audited as
-/// the actor `slo`.
-pub async fn act(
-    state: &crate::control_plane::ControlPlane,
-    events: &[AlertEvent],
-    client: &reqwest::Client,
-) {
-    use switchyard_control::OnPage;
-    let alerts = state.running.pipeline.load().config.alerts.clone();
-    for e in events {
-        match e.severity {
-            switchyard_slo::Severity::Page => {
-                tracing::error!(slo = %e.slo, rule = %e.rule, from = ?e.from, to = ?e.to, long_burn = e.long_burn, "SLO alert")
-            }
-            switchyard_slo::Severity::Ticket => {
-                tracing::warn!(slo = %e.slo, rule = %e.rule, from = ?e.from, to = ?e.to, long_burn = e.long_burn, "SLO alert")
-            }
-        }
-        if let Some(url) = &alerts.webhook {
-            let sent = client
-                .post(url)
-                .timeout(alerts.timeout)
-                .json(e)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status);
-            if let Err(err) = sent {
-                tracing::warn!(error = %err, slo = %e.slo, "the alert webhook failed");
-            }
-        }
-        let fires = e.to == switchyard_slo::AlertState::Firing
-            && e.severity == switchyard_slo::Severity::Page;
-        if fires && alerts.on_page != OnPage::Nothing {
-            let reason = format!(
-                "SLO `{}` paged: {} burning {:.1}x over {} s",
-                e.slo, e.rule, e.long_burn, e.long_secs
-            );
-            gate_rollouts(state, alerts.on_page, &reason).await;
-        }
-    }
-}
-
-/// Pauses or aborts every rollout that is running (or paused, for an abort).
-async fn gate_rollouts(
-    state: &crate::control_plane::ControlPlane,
-    on_page: switchyard_control::OnPage,
-    reason: &str,
-) {
-    use switchyard_rollout::State;
-    let _one = state.rolling.lock().await;
-    let Ok(active) = state.store.rollouts(true) else {
-        return;
-    };
-    let now = chrono::Utc::now().timestamp_millis();
-    let at = u64::try_from(now).unwrap_or(0);
-    for stored in active {
-        let mut r = stored.rollout;
-        let t = match (on_page, r.state()) {
-            (switchyard_control::OnPage::Pause, State::Running { .. }) => r.pause(at),
-            (switchyard_control::OnPage::Abort, State::Running { .. } | State::Paused { .. }) => {
-                r.abort(at, reason)
-            }
-            _ => continue,
-        };
-        let Ok(mut t) = t else { continue };
-        if on_page == switchyard_control::OnPage::Pause {
-            t.reason = format!("{} ({reason})", t.reason);
-        }
-        match crate::control_plane::rollouts::save(&*state.store, &r, &[t], "slo", now) {
-            Ok(()) => crate::control_plane::rollouts::settle_config(state, &r).await,
-            Err(e) => tracing::warn!(error = %e, rollout = r.id(), "gating the rollout failed"),
-        }
-    }
-    if let Err(e) = state.refresh_control() {
-        tracing::warn!(error = %e, "reading the rollouts again failed");
-    }
 }
 
 #[cfg(test)]

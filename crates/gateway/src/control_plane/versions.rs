@@ -16,49 +16,14 @@
 
 use std::sync::Arc;
 
-use switchyard_control::{Config, ConfigError};
+use switchyard_control::ConfigError;
 use switchyard_rollout::{diff_lines, AuditEntry, AuditEvent};
 use switchyard_store::{ConfigVersion, Store, StoreError, Transact};
 
-use crate::control_plane::ControlPlane;
+pub use super::launch::{Env, Launch};
+use super::state::ControlPlane;
 use crate::data_plane::pipeline::{BuildError, Pipeline};
 use crate::data_plane::running::short_version;
-
-/// Environment lookups (secrets), kept for every version the process builds.
-pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
-/// What the gateway was started with: the config text (its first version) and the launch's
-/// own overrides, applied to every version it builds.
-#[derive(Clone)]
-pub struct Launch {
-    pub text: String,
-    /// Names the text in diagnostics (a file path).
-    pub origin: String,
-    pub adjust: Arc<dyn Fn(&mut Config) + Send + Sync>,
-}
-
-impl Launch {
-    /// A launch with no overrides.
-    pub fn new(text: impl Into<String>, origin: impl Into<String>) -> Self {
-        Launch {
-            text: text.into(),
-            origin: origin.into(),
-            adjust: Arc::new(|_| {}),
-        }
-    }
-
-    pub fn with_adjust(mut self, adjust: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
-        self.adjust = Arc::new(adjust);
-        self
-    }
-
-    /// Parses, validates and adjusts a version's text.
-    pub fn config_of(&self, text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let mut config = switchyard_control::parse(text, origin)?;
-        (self.adjust)(&mut config);
-        Ok(config)
-    }
-}
 
 /// The id of a config text (its SHA-256).
 pub fn version_id(text: &str) -> String {

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use futures::FutureExt;
 use switchyard_control::{hash_key, KeySecret, KeySpec, ModelAccess, Price};
 
 pub use crate::data_plane::counters::{
@@ -118,19 +117,6 @@ impl KeyState {
         reservation: Reservation,
     ) -> Result<Admission, Box<Refused>> {
         let reserved = self.counters.reserve(reservation).await;
-        self.admission(reservation, reserved)
-    }
-
-    /// [`KeyState::reserve`] for callers that cannot await yet: it serves counters that
-    /// answer at once (the in-process ones), and refuses as unavailable counters that would
-    /// have to wait (a shared store). The pipeline's admission moves to `reserve` before
-    /// any such counters are configured.
-    pub fn admit(self: &Arc<Self>, reservation: Reservation) -> Result<Admission, Box<Refused>> {
-        let reserved = self
-            .counters
-            .reserve(reservation)
-            .now_or_never()
-            .unwrap_or(Err(Refusal::Unavailable));
         self.admission(reservation, reserved)
     }
 
@@ -354,9 +340,9 @@ mod tests {
             &Periods::now(),
             &|_, _| 0,
         ));
-        k.admit(r(1, 0)).unwrap().settle(1, 0);
-        k.admit(r(1, 0)).unwrap().settle(1, 0);
-        let refused = k.admit(r(1, 0)).err().unwrap();
+        k.reserve(r(1, 0)).await.unwrap().settle(1, 0);
+        k.reserve(r(1, 0)).await.unwrap().settle(1, 0);
+        let refused = k.reserve(r(1, 0)).await.err().unwrap();
         let e = &refused.error;
         assert_eq!(e.status(), 429);
         assert_eq!(e.code, Some("rate_limit_exceeded"));
@@ -368,7 +354,7 @@ mod tests {
             (2, 0, Duration::from_secs(60))
         );
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert!(k.admit(r(1, 0)).is_ok());
+        assert!(k.reserve(r(1, 0)).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -380,7 +366,7 @@ mod tests {
             &|_, _| 1_000,
         ));
         for _ in 0..3 {
-            let refused = k.admit(r(40, 5)).err().unwrap();
+            let refused = k.reserve(r(40, 5)).await.err().unwrap();
             assert_eq!(refused.error.code, Some("budget_exceeded"));
             // Nothing was taken from rpm or tpm.
             let (requests, tokens) = (
@@ -395,8 +381,8 @@ mod tests {
             &Periods::now(),
             &|_, _| 0,
         ));
-        k.admit(r(100, 0)).unwrap();
-        let refused = k.admit(r(50, 0)).err().unwrap();
+        k.reserve(r(100, 0)).await.unwrap();
+        let refused = k.reserve(r(50, 0)).await.err().unwrap();
         assert_eq!(refused.limits.requests.unwrap().remaining, 9);
     }
 
@@ -482,14 +468,6 @@ mod tests {
         assert_eq!(*settled.lock().unwrap(), [(r(40, 9), r(12, 3))]);
     }
 
-    #[tokio::test]
-    async fn admitting_without_awaiting_refuses_counters_that_must_wait() {
-        let refused = scripted(None, true).0.admit(r(1, 1)).err().unwrap();
-        assert_eq!(refused.error.status(), 500);
-        assert_eq!(refused.error.message, "key limits unavailable");
-        assert!(scripted(None, false).0.admit(r(1, 1)).is_ok());
-    }
-
     #[tokio::test(start_paused = true)]
     async fn in_process_reserves_refuses_and_settles_through_the_seam() {
         let periods = Periods::now();
@@ -532,8 +510,8 @@ mod tests {
         assert_eq!(limits.tokens.map(|w| w.remaining), Some(90));
     }
 
-    #[test]
-    fn budget_counts_spend_already_stored() {
+    #[tokio::test]
+    async fn budget_counts_spend_already_stored() {
         let spent = |already: u64| {
             Arc::new(KeyState::new(
                 &spec(None, None, Some(1_000)),
@@ -541,13 +519,13 @@ mod tests {
                 &move |_, _| already,
             ))
         };
-        let e = spent(1_000).admit(r(1, 20)).err().unwrap().error;
+        let e = spent(1_000).reserve(r(1, 20)).await.err().unwrap().error;
         assert_eq!(e.code, Some("budget_exceeded"));
         // While something is left, a request is admitted whole, however large its worst case.
         let k = spent(990);
-        assert!(k.admit(r(1, 5_000)).is_ok());
+        assert!(k.reserve(r(1, 5_000)).await.is_ok());
         assert!(
-            k.admit(r(1, 1)).is_err(),
+            k.reserve(r(1, 1)).await.is_err(),
             "the first reservation took the rest"
         );
     }
@@ -559,7 +537,7 @@ mod tests {
             &Periods::now(),
             &|_, _| 0,
         ));
-        let a = k.admit(r(600, 0)).unwrap();
+        let a = k.reserve(r(600, 0)).await.unwrap();
         let requests = a.limits.requests.unwrap();
         let tokens = a.limits.tokens.unwrap();
         assert_eq!((requests.limit, requests.remaining), (60, 59));
@@ -589,7 +567,13 @@ mod tests {
             &Periods::now(),
             &|_, _| 0,
         ));
-        assert!(k.admit(r(1, 0)).unwrap().limits.headers().is_empty());
+        assert!(k
+            .reserve(r(1, 0))
+            .await
+            .unwrap()
+            .limits
+            .headers()
+            .is_empty());
         assert!(k.limits_output());
     }
 

@@ -556,7 +556,7 @@ async fn feedback(
             })?;
         // The request's quality turns bad in the SLOs and metrics, once (`slos.rs`, 4.).
         if first_negative {
-            crate::control_plane::slos::dislike(&app.control, &request_id, &tenant).await;
+            crate::control_plane::alerts::dislike(&app.control, &request_id, &tenant).await;
         }
         // A rollout's arm that answered the request is judged on its feedback too.
         if let Some(score) = score {

@@ -67,7 +67,7 @@ impl Pipeline {
     ) -> Result<ChatOutcome, GatewayError> {
         let mut cx = self.context(record, caller, request, live).await?;
         self.mask(record, &mut cx)?;
-        self.admit_worst_case(record, &mut cx)?;
+        self.admit_worst_case(record, &mut cx).await?;
         if let Break(answer) = self.screen_first(record, &mut cx).await? {
             return Ok(answer);
         }
@@ -157,7 +157,7 @@ impl Pipeline {
     /// fallback or a rollout may land on any). For a key whose limits count tokens or money,
     /// a request without an output cap gets the one reserved for, so the provider cannot
     /// produce more; it is set before the cache, whose key then covers it.
-    fn admit_worst_case(
+    async fn admit_worst_case(
         &self,
         record: &mut RecordGuard,
         cx: &mut ChatContext<'_>,
@@ -187,7 +187,7 @@ impl Pipeline {
             default_cap,
             answers,
         );
-        admit(record, &cx.caller.key, reservation)
+        admit(record, &cx.caller.key, reservation).await
     }
 
     /// Starts the classifying input guards; with `screen = "first"` waits for their verdict

@@ -111,7 +111,7 @@ impl Pipeline {
             tokens: u32::try_from(bound).unwrap_or(u32::MAX),
             cost_nanos: model.spec.price.cost_nanos(bound, 0),
         };
-        admit(record, &key, reservation)?;
+        admit(record, &key, reservation).await?;
         let chain = self.chain(&model);
         let (mut response, served) = self
             .dispatcher
@@ -293,12 +293,12 @@ fn model_not_found(name: &str) -> GatewayError {
 
 /// Reserves `reservation` against the key's limits; the limits' state goes to the record for
 /// the answer's `x-ratelimit-*` headers, admitted or not.
-fn admit(
+async fn admit(
     record: &mut RecordGuard,
     key: &Arc<KeyState>,
     reservation: Reservation,
 ) -> Result<(), GatewayError> {
-    match key.admit(reservation) {
+    match key.reserve(reservation).await {
         Ok(admission) => {
             record.set_admission(admission);
             Ok(())

@@ -1,0 +1,102 @@
+//! Opening the control plane at start-up: the store, the config version to run, its
+//! pipeline, and what was in force before (rollouts, SLO state, route bars).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use switchyard_control::Config;
+use switchyard_store::telemetry::{TelemetryWriter, WriterSettings};
+use switchyard_store::{SqliteStore, Store, StoreError};
+
+use super::changes::{ChangeFeed, PolledGeneration};
+use super::launch::{Env, Launch};
+use super::state::{build_pipeline, ControlPlane};
+use super::{calibrate, rollouts, slos, versions};
+use crate::data_plane::live::Live;
+use crate::data_plane::pipeline::BuildError;
+use crate::data_plane::Running;
+
+/// How long a shutdown keeps retrying a store that fails to take the last records.
+const CLOSE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Config(#[from] switchyard_control::ConfigError),
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    #[error("cannot start the telemetry writer: {0}")]
+    Telemetry(std::io::Error),
+}
+
+impl ControlPlane {
+    /// Opens the store, chooses the config version to run (`versions::choose_at_start`),
+    /// builds its pipeline, and restores what was in force (rollouts, SLO state, route
+    /// bars). Returns the records' writer, to be closed last, and the config in force.
+    pub fn open(
+        launch: Launch,
+        env: Env,
+    ) -> Result<(Self, TelemetryWriter, Arc<Config>), OpenError> {
+        // The data folder comes from the launch text: where the versions are kept.
+        let first = Arc::new(launch.config_of(&launch.text, &launch.origin)?);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in(&first.storage.data_dir)?);
+        let (text, origin, record) = versions::choose_at_start(&launch, &*store)?;
+        let config = if text == launch.text {
+            first
+        } else {
+            Arc::new(launch.config_of(&text, &origin)?)
+        };
+        // What `switchyard config check` prints as warnings, in the log at start-up.
+        for warning in config.warnings() {
+            tracing::warn!("config: {warning}");
+        }
+        let version = versions::version_id(&text);
+        let pipeline = build_pipeline(&*store, &env, config.clone(), &version)?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if record {
+            versions::record_start(&*store, &text, now_ms)?;
+        }
+        // One recalibration step on the feedback that came since the last run.
+        calibrate::run_once(&pipeline, &*store, now_ms)?;
+        let changes = Box::new(PolledGeneration::new(
+            store.clone(),
+            PolledGeneration::EVERY,
+        ));
+        let generation = changes.generation()?;
+        let live = Live::load(&*store, Arc::default())?;
+        let slos = Arc::new(slos::SloRuntime::load(&*store, &config.slos)?);
+        let writer = TelemetryWriter::start(
+            Box::new(SqliteStore::open_in(&config.storage.data_dir)?),
+            WriterSettings {
+                queue_capacity: config.telemetry.queue_capacity,
+                batch_size: config.telemetry.batch_size,
+                flush_interval: config.telemetry.flush_interval,
+                close_retry: CLOSE_RETRY,
+            },
+        )
+        .map_err(OpenError::Telemetry)?;
+        let control = ControlPlane {
+            running: Running::new(pipeline, live, slos.clone()),
+            telemetry: writer.sender(),
+            store,
+            changes,
+            launch,
+            env,
+            applying: tokio::sync::Mutex::new(()),
+            rolling: tokio::sync::Mutex::new(()),
+            slos,
+            control_generation: AtomicU64::new(generation),
+        };
+        // A config rollout in force gets its candidate pipeline back (or is aborted); a
+        // blue-green one its reference window.
+        rollouts::restore_config(&control)?;
+        {
+            let live = control.running.live.load();
+            rollouts::restore_references(&*control.store, &live.stats, &live.prompts)?;
+        }
+        control.refresh_control()?;
+        Ok((control, writer, config))
+    }
+}

@@ -1,0 +1,79 @@
+//! The control plane of one replica, as a value: the store every change goes through, what
+//! runs now, and the locks that keep changes one at a time. `start` opens it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use switchyard_control::Config;
+use switchyard_store::telemetry::TelemetrySender;
+use switchyard_store::{Store, StoreError};
+
+use super::changes::ChangeFeed;
+use super::launch::{Env, Launch};
+use super::{calibrate, slos};
+use crate::data_plane::live::Live;
+use crate::data_plane::pipeline::{BuildError, Pipeline};
+use crate::data_plane::Running;
+
+/// The control plane of one replica: the store every change goes through, what runs now,
+/// and the locks that keep changes one at a time.
+pub struct ControlPlane {
+    /// What runs now: published here, read by every request.
+    pub running: Running,
+    /// Where requests' records go.
+    pub telemetry: TelemetrySender,
+    pub store: Arc<dyn Store>,
+    /// Where it hears that the control state moved (here or on another replica).
+    pub changes: Box<dyn ChangeFeed>,
+    /// What the process was started with: every version it builds gets the same overrides.
+    pub launch: Launch,
+    pub(crate) env: Env,
+    /// Held while a config version is applied, so changes happen one at a time.
+    pub applying: tokio::sync::Mutex<()>,
+    /// Held while a rollout changes (the controller's tick, an admin action), so no change
+    /// overwrites another.
+    pub rolling: tokio::sync::Mutex<()>,
+    /// The SLOs and their alerts; requests report to them as the data plane's outcome sink.
+    pub slos: Arc<slos::SloRuntime>,
+    /// The control generation `running.live` was read at.
+    pub(super) control_generation: AtomicU64,
+}
+
+impl ControlPlane {
+    /// Reads flags and prompts again when the control generation moved (another replica,
+    /// or an admin change here); returns whether they were reloaded.
+    pub fn refresh_control(&self) -> Result<bool, StoreError> {
+        let generation = self.changes.generation()?;
+        if generation == self.control_generation.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let stats = self.running.live.load().stats.clone();
+        self.running
+            .live
+            .store(Arc::new(Live::load(&*self.store, stats)?));
+        self.control_generation.store(generation, Ordering::Release);
+        Ok(true)
+    }
+
+    /// Builds the pipeline of a config version, with what was learnt before (route bars) and
+    /// what was spent (budgets) restored from the store: the one path for start-up and apply.
+    pub fn build_pipeline(
+        &self,
+        config: Arc<Config>,
+        version: &str,
+    ) -> Result<Pipeline, BuildError> {
+        build_pipeline(&*self.store, &self.env, config, version)
+    }
+}
+
+pub(super) fn build_pipeline(
+    store: &dyn Store,
+    env: &Env,
+    config: Arc<Config>,
+    version: &str,
+) -> Result<Pipeline, BuildError> {
+    let spent = |key: &str, since: i64| store.spend_since(key, since).unwrap_or(0);
+    let pipeline = Pipeline::build(config, env.as_ref(), &spent, version)?;
+    calibrate::restore(&pipeline, store).map_err(BuildError::Store)?;
+    Ok(pipeline)
+}
