@@ -371,6 +371,51 @@ async fn manual_pause_promote_and_conflicts() {
     assert_eq!(list["rollouts"].as_array().unwrap().len(), 1);
 }
 
+#[tokio::test]
+async fn a_version_without_a_model_under_rollout_is_refused_and_requests_keep_their_arms() {
+    let gw = start(&config(HEALTHY)).await;
+    start_rollout(
+        &gw,
+        json!({"id": "keep-cand", "kind": "model", "baseline": "base", "candidate": "cand"}),
+    )
+    .await;
+    let (_, running) = gw.admin(Method::GET, "/admin/v1/config", None).await;
+    let source = running["source"].as_str().unwrap();
+    let without_cand = source.replacen(
+        "[models.cand]\ndeployments = [{ provider = \"sim\", upstream_model = \"cand\" }]\nresilience = { max_attempts = 1 }\n",
+        "",
+        1,
+    );
+    assert_ne!(without_cand, source, "the test's config changed shape");
+    let (status, r) = gw
+        .admin(
+            Method::POST,
+            "/admin/v1/config",
+            Some(json!({"source": without_cand, "message": "drop cand"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{r}");
+    assert_eq!(r["error"]["code"], "rollout_in_force");
+    let (_, still) = gw.admin(Method::GET, "/admin/v1/config", None).await;
+    assert_eq!(still["id"], running["id"]);
+    // Every user is still answered, whichever arm they take.
+    // A version without `cand` that starts anyway (a new file at start-up, or another
+    // replica's apply): the candidate's arm is served by the baseline, never failed.
+    let block = "[models.cand]\ndeployments = [{ provider = \"sim\", upstream_model = \"cand\" }]\nresilience = { max_attempts = 1 }\n";
+    let restarted = config(HEALTHY).replacen(block, "", 1);
+    assert_ne!(
+        restarted,
+        config(HEALTHY),
+        "the test's config changed shape"
+    );
+    let gw = gw.restart(&restarted).await;
+    for n in 0..20 {
+        let body = json!({"model": "base", "messages": user("hi"), "user": format!("user-{n}")});
+        let answer = gw.chat(body).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+}
+
 /// Stages a candidate config: the running text with `base` served by the simulator's `cand`.
 async fn stage_candidate(gw: &TestGateway) -> String {
     let (_, running) = gw.admin(Method::GET, "/admin/v1/config", None).await;

@@ -40,6 +40,11 @@ pub enum ApplyError {
     NeedsRestart { field: &'static str },
     #[error("no config version {0}")]
     NoSuchVersion(String),
+    #[error(
+        "rollout `{rollout}` in force sends requests to model `{model}`, which this version \
+         does not have; finish or abort the rollout first"
+    )]
+    RolloutTarget { rollout: String, model: String },
     #[error("there is no earlier applied version to roll back to")]
     NothingToRollBack,
     #[error("storage: {0}")]
@@ -202,6 +207,17 @@ fn build_checked(
     if config.storage.data_dir != running.config.storage.data_dir {
         return Err(ApplyError::NeedsRestart {
             field: "storage.data_dir",
+        });
+    }
+    // A model rollout's arms must stay servable: no request may find its model missing.
+    let live = state.running.live.load();
+    if let Some((rollout, model)) = live
+        .rollouts
+        .missing_model(|m| config.models.contains_key(m))
+    {
+        return Err(ApplyError::RolloutTarget {
+            rollout: rollout.to_owned(),
+            model: model.to_owned(),
         });
     }
     Ok(state.build_pipeline(Arc::new(config), id)?)

@@ -154,6 +154,17 @@ impl RolloutSet {
             .map(|r| r.candidate().id.as_str())
     }
 
+    /// The first model a model rollout in force names (as baseline or candidate) that
+    /// `has_model` says a config lacks, with the rollout's id: a config version without it
+    /// cannot be applied while the rollout is in force.
+    pub fn missing_model(&self, has_model: impl Fn(&str) -> bool) -> Option<(&str, &str)> {
+        self.rollouts
+            .iter()
+            .filter(|r| r.candidate().kind == TargetKind::Model)
+            .flat_map(|r| [r.baseline(), r.candidate()].map(move |t| (r.id(), t.id.as_str())))
+            .find(|(_, model)| !has_model(model))
+    }
+
     /// The rollout in force over `baseline` (of `kind`), and the arm `user` takes.
     pub fn take(&self, kind: TargetKind, baseline: &str, user: &str) -> Option<Taken> {
         let r = self

@@ -44,7 +44,7 @@ pub struct RecordGuard {
     slos: Option<Arc<dyn OutcomeSink>>,
     /// The configured route alias the request named (the `route` label, the SLOs' scope).
     route: Option<String>,
-    /// The request's span (`server::request_span`): the record may be finished where it is
+    /// The request's span (`edge::server::request_span`): the record may be finished where it is
     /// not entered (a stream dropped by a client that hung up), and logs there still name it.
     span: tracing::Span,
     /// The prompt and answer to store with the record (`[telemetry] content = "masked"`).

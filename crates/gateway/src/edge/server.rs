@@ -554,7 +554,7 @@ async fn feedback(
                 tracing::error!(error = %e, "storing feedback failed");
                 GatewayError::store_unavailable("feedback could not be stored; retry")
             })?;
-        // The request's quality turns bad in the SLOs and metrics, once (`slos.rs`, 4.).
+        // The request's quality turns bad in the SLOs and metrics, once (`control_plane/slos.rs`, 4.).
         if first_negative {
             crate::control_plane::alerts::dislike(&app.control, &request_id, &tenant).await;
         }

@@ -74,7 +74,7 @@ impl Pipeline {
         if let Break(answer) = self.look_up_cache(record, &mut cx).await? {
             return Ok(answer);
         }
-        let chain = self.choose_model(record, &cx)?;
+        let chain = self.choose_model(record, &cx);
         let (started, served) = match self.call(record, &mut cx, &chain).await? {
             Continue(called) => called,
             Break(answer) => return Ok(answer),
@@ -265,7 +265,7 @@ impl Pipeline {
         &self,
         record: &mut RecordGuard,
         cx: &ChatContext<'_>,
-    ) -> Result<Vec<Arc<ModelRuntime>>, GatewayError> {
+    ) -> Vec<Arc<ModelRuntime>> {
         let model = match &cx.target {
             Target::Model(m) => m.clone(),
             Target::Route { route, policy } => {
@@ -273,28 +273,22 @@ impl Pipeline {
             }
         };
         let user = &cx.caller.user;
-        let Some(taken) = cx
-            .live
-            .rollouts
-            .take(TargetKind::Model, &model.spec.name, user)
-        else {
-            return Ok(self.chain(&model));
+        let rollouts = &cx.live.rollouts;
+        let Some(taken) = rollouts.take(TargetKind::Model, &model.spec.name, user) else {
+            return self.chain(&model);
         };
         let chosen = match &taken.candidate {
-            Some(c) => self.models.get(c).cloned().ok_or_else(|| {
-                GatewayError::new(
-                    ErrorKind::Internal,
-                    "rollout_target_missing",
-                    format!(
-                        "rollout `{}` sends to `{c}`, which is not a model",
-                        taken.rollout
-                    ),
-                )
-            })?,
             None => model,
+            Some(candidate) => match self.models.get(candidate) {
+                Some(c) => c.clone(),
+                // A config without the candidate is refused while the rollout is in force
+                // (`versions::ApplyError::RolloutTarget`); one applied elsewhere in the
+                // meantime serves the baseline, outside the arm, rather than fail.
+                None => return self.chain(&model),
+            },
         };
         record.take_arm(taken, cx.live.stats.clone());
-        Ok(self.chain(&chosen))
+        self.chain(&chosen)
     }
 
     /// The router's decision for a route, counted and recorded, as the model it chose.

@@ -42,6 +42,9 @@ impl From<ApplyError> for GatewayError {
             ApplyError::NoSuchVersion(_) => {
                 GatewayError::new(ErrorKind::NotFound, "no_such_version", e.to_string())
             }
+            ApplyError::RolloutTarget { .. } => {
+                GatewayError::new(ErrorKind::InvalidRequest, "rollout_in_force", e.to_string())
+            }
             ApplyError::NothingToRollBack => GatewayError::new(
                 ErrorKind::InvalidRequest,
                 "nothing_to_roll_back",
