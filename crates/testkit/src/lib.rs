@@ -7,6 +7,8 @@
 //! ([`FakeUpstream::wait_for_disconnects`]). The wire bodies are written out as JSON by hand,
 //! not with Switchyard's own types, so a test cannot pass because both sides share a mistake.
 //!
+//! [`servers`] starts throwaway PostgreSQL and Redis servers for the tests of a fleet.
+//!
 //! [`data`] finds the shared evaluation data for the evaluations and tests that read it.
 //!
 //! This crate is for tests only: it must never be a dependency of production code.
@@ -14,6 +16,7 @@
 mod behavior;
 pub mod data;
 mod server;
+pub mod servers;
 mod wire;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Reply, ToolCallReply, DEFAULT_TEXT};
