@@ -27,7 +27,7 @@ pub use prompt::{
     BodyError, MessageTemplate, PromptCall, PromptCallError, PromptParams, PromptRef,
     PromptRefError, PromptTemplate, RenderError, Rendered, Selector, VariableSpec,
 };
-pub use secret::{hash_key, Secret};
+pub use secret::{hash_key, Secret, SecretUrl};
 pub use spec::*;
 
 use std::path::Path;

@@ -14,6 +14,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub storage: RawStorage,
     #[serde(default)]
+    pub redis: Option<RawRedis>,
+    #[serde(default)]
     pub telemetry: RawTelemetry,
     #[serde(default)]
     pub resilience: RawResilience,
@@ -579,12 +581,37 @@ impl Default for RawServer {
 #[serde(deny_unknown_fields, default)]
 pub struct RawStorage {
     pub data_dir: String,
+    /// `postgres://…`: every table in PostgreSQL instead of SQLite in `data_dir`.
+    pub url: Option<String>,
+    /// On PostgreSQL: how much of `data_dir` the records waiting for an unreachable
+    /// database may take.
+    pub spool_max_mb: u64,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
         RawStorage {
             data_dir: "switchyard-data".to_owned(),
+            url: None,
+            spool_max_mb: 1024,
+        }
+    }
+}
+
+/// `[redis]`: the counters and cache a fleet of replicas shares.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRedis {
+    pub url: String,
+    /// `per_replica` or `refuse`: what keys' limits do while Redis cannot be reached.
+    pub on_failure: String,
+}
+
+impl Default for RawRedis {
+    fn default() -> Self {
+        RawRedis {
+            url: String::new(),
+            on_failure: "per_replica".to_owned(),
         }
     }
 }

@@ -29,6 +29,76 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A connection URL that may carry a password (`postgres://USER:PASSWORD@HOST/DB`,
+/// `redis://:PASSWORD@HOST`). `Debug` and `Display` print it with the password as `*****`,
+/// so it can name the server in a log line or an error without giving the password away.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl {
+    url: String,
+    shown: String,
+}
+
+impl SecretUrl {
+    /// A PostgreSQL URL (`[storage] url`, `SWITCHYARD_STORAGE_URL`).
+    pub fn postgres(value: &str) -> Result<SecretUrl, String> {
+        SecretUrl::parse(value, &["postgres", "postgresql"])
+    }
+
+    /// A Redis URL (`[redis] url`, `SWITCHYARD_REDIS_URL`).
+    pub fn redis(value: &str) -> Result<SecretUrl, String> {
+        SecretUrl::parse(value, &["redis", "rediss"])
+    }
+
+    fn parse(value: &str, schemes: &[&str]) -> Result<SecretUrl, String> {
+        let expected = || {
+            schemes
+                .iter()
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        // The error never quotes the value: it may hold the password.
+        let mut url = url::Url::parse(value.trim())
+            .map_err(|e| format!("is not a URL ({e}); expected {}…", expected()))?;
+        if !schemes.contains(&url.scheme()) {
+            return Err(format!(
+                "has the scheme `{}`; expected {}…",
+                url.scheme(),
+                expected()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("names no host".to_owned());
+        }
+        let original = url.to_string();
+        if url.password().is_some() {
+            // Only fails for URLs that cannot have a password, which these have.
+            let _ = url.set_password(Some("*****"));
+        }
+        Ok(SecretUrl {
+            url: original,
+            shown: url.to_string(),
+        })
+    }
+
+    /// The only way to the password: call it where the connection is made.
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
 /// The SHA-256 of a virtual key, the form keys are stored and looked up in.
 pub fn hash_key(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
@@ -43,5 +113,41 @@ mod tests {
         let s = Secret::new("sk-live-123");
         assert_eq!(format!("{s:?} {s}"), "***** *****");
         assert_eq!(s.expose(), "sk-live-123");
+    }
+
+    #[test]
+    fn a_url_prints_without_its_password() {
+        let u = SecretUrl::postgres("postgres://app:hunter2@db.internal:5432/switchyard").unwrap();
+        assert_eq!(
+            format!("{u} {u:?}"),
+            "postgres://app:*****@db.internal:5432/switchyard \
+             postgres://app:*****@db.internal:5432/switchyard"
+        );
+        assert_eq!(
+            u.expose(),
+            "postgres://app:hunter2@db.internal:5432/switchyard"
+        );
+        let r = SecretUrl::redis("redis://:s3cret@cache:6379/0").unwrap();
+        assert_eq!(r.to_string(), "redis://:*****@cache:6379/0");
+        assert_eq!(
+            SecretUrl::redis("redis://cache:6379").unwrap().to_string(),
+            "redis://cache:6379"
+        );
+    }
+
+    #[test]
+    fn a_wrong_url_is_refused_without_quoting_it() {
+        for (value, want) in [
+            ("mysql://u:hunter2@db/x", "has the scheme `mysql`; expected postgres:// or postgresql://…"),
+            ("hunter2", "is not a URL (relative URL without a base); expected postgres:// or postgresql://…"),
+        ] {
+            let e = SecretUrl::postgres(value).unwrap_err();
+            assert_eq!(e, want);
+            assert!(!e.contains("hunter2"));
+        }
+        assert_eq!(
+            SecretUrl::redis("postgres://db/x").unwrap_err(),
+            "has the scheme `postgres`; expected redis:// or rediss://…"
+        );
     }
 }

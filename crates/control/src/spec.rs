@@ -13,6 +13,8 @@ pub use switchyard_route::{Artifact, Bars, CalibrationConfig, Candidate, Policy,
 pub struct Config {
     pub server: ServerSpec,
     pub storage: StorageSpec,
+    /// `[redis]`; `None`: counters and cache in this process.
+    pub redis: Option<RedisSpec>,
     pub telemetry: TelemetrySpec,
     pub retry_budget: RetryBudgetSpec,
     pub providers: BTreeMap<String, ProviderSpec>,
@@ -257,7 +259,32 @@ pub struct ServerSpec {
 
 #[derive(Debug, Clone)]
 pub struct StorageSpec {
+    /// The embedded SQLite store's folder (also where a PostgreSQL replica keeps its spool
+    /// of records while the database is unreachable).
     pub data_dir: PathBuf,
+    /// `[storage] url` (or `SWITCHYARD_STORAGE_URL`): every table in this PostgreSQL
+    /// database; `None` for SQLite in `data_dir`.
+    pub postgres: Option<crate::SecretUrl>,
+    /// On PostgreSQL, the most bytes of records waiting on disk (in `data_dir/spool`) for an
+    /// unreachable database.
+    pub spool_max_bytes: u64,
+}
+
+/// `[redis]` (or `SWITCHYARD_REDIS_URL`): the limits' counters and the cache, shared by
+/// every replica through this Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSpec {
+    pub url: crate::SecretUrl,
+    pub on_failure: RedisFailure,
+}
+
+/// What keys' limits do while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFailure {
+    /// Each replica enforces its share, the limit divided by the replicas last seen.
+    PerReplica,
+    /// Requests of keys with limits are refused until Redis answers again.
+    Refuse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -595,3 +595,44 @@ fn request_content_is_off_by_default_and_its_settings_are_checked() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn a_fleet_names_its_postgresql_and_redis_and_their_passwords_stay_out_of_errors() {
+    let cfg = parse(GOOD, "good.toml").unwrap();
+    assert_eq!(cfg.storage.postgres, None, "SQLite by default");
+    assert_eq!(cfg.redis, None, "in-process counters by default");
+
+    let fleet = GOOD.replace(
+        "[server]",
+        "[storage]\nurl = \"postgres://app:hunter2@db:5432/switchyard\"\n\n\
+         [redis]\nurl = \"redis://:hunter2@cache:6379\"\non_failure = \"refuse\"\n\n[server]",
+    );
+    let cfg = parse(&fleet, "good.toml").unwrap();
+    let postgres = cfg.storage.postgres.as_ref().unwrap();
+    assert_eq!(
+        postgres.expose(),
+        "postgres://app:hunter2@db:5432/switchyard"
+    );
+    let redis = cfg.redis.as_ref().unwrap();
+    assert_eq!(redis.on_failure, switchyard_control::RedisFailure::Refuse);
+    assert!(
+        !format!("{cfg:?}").contains("hunter2"),
+        "Debug of the config shows no password"
+    );
+
+    let bad = GOOD.replace(
+        "[server]",
+        "[storage]\nurl = \"mysql://app:hunter2@db/x\"\n\n\
+         [redis]\nurl = \"\"\non_failure = \"open\"\n\n[server]",
+    );
+    let errs = errors(&bad);
+    assert_eq!(
+        errs,
+        [
+            "bad.toml:3:7: `storage.url`: has the scheme `mysql`; expected postgres:// or postgresql://…",
+            "bad.toml:6:7: `redis.url`: is not a URL (relative URL without a base); expected redis:// or rediss://…",
+            "bad.toml:7:14: `redis.on_failure`: `open` is not one of `per_replica`, `refuse`",
+        ],
+        "{errs:#?}"
+    );
+}

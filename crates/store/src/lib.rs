@@ -22,6 +22,7 @@ pub mod kpi;
 mod record;
 pub mod routing;
 mod slo;
+pub mod spool;
 mod sqlite;
 mod store;
 pub mod telemetry;

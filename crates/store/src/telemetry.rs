@@ -20,13 +20,17 @@
 //!    the thread falls behind (more than half the queue waiting) it skips content, and
 //!    counts it (`content_shed()`), rather than let the queue fill and drop records.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{
+    sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError,
+};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::content::ContentJob;
+use crate::spool::Spool;
 use crate::{RecordStore, RequestRecord};
 
 enum Msg {
@@ -61,6 +65,8 @@ struct Counters {
     lost_at_shutdown: AtomicU64,
     written: AtomicU64,
     content_shed: AtomicU64,
+    /// Records in the spool, waiting for the store.
+    spooled: AtomicUsize,
     healthy: AtomicBool,
     /// Set by `close`: the writer stops gathering and writes what is queued.
     closing: AtomicBool,
@@ -160,6 +166,11 @@ impl TelemetrySender {
     pub fn healthy(&self) -> bool {
         self.counters.healthy.load(Ordering::Relaxed)
     }
+
+    /// Records in the spool, accepted and waiting for the store.
+    pub fn spooled(&self) -> usize {
+        self.counters.spooled.load(Ordering::Relaxed)
+    }
 }
 
 pub struct TelemetryWriter {
@@ -167,13 +178,24 @@ pub struct TelemetryWriter {
     thread: Option<JoinHandle<()>>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WriterSettings {
     pub queue_capacity: usize,
     pub batch_size: usize,
     pub flush_interval: Duration,
-    /// How long a closing writer keeps retrying a store that fails before giving up.
+    /// How long a closing writer keeps retrying a store that fails before giving up (on the
+    /// records that the spool, if any, has no room for).
     pub close_retry: Duration,
+    /// Where records wait on disk while the store refuses them; `None` keeps them in memory,
+    /// in the queue, only.
+    pub spool: Option<SpoolSettings>,
+}
+
+/// The spool of a writer ([`crate::spool`]).
+#[derive(Debug, Clone)]
+pub struct SpoolSettings {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
 }
 
 impl TelemetryWriter {
@@ -184,14 +206,19 @@ impl TelemetryWriter {
         settings: WriterSettings,
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(settings.queue_capacity);
+        let spool = match &settings.spool {
+            Some(s) => Some(Spool::open(&s.dir, s.max_bytes)?),
+            None => None,
+        };
         let counters = Arc::new(Counters {
             healthy: AtomicBool::new(true),
+            spooled: AtomicUsize::new(spool.as_ref().map_or(0, Spool::records)),
             ..Counters::default()
         });
         let thread_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("telemetry-writer".into())
-            .spawn(move || run(&*store, rx, settings, &thread_counters))?;
+            .spawn(move || run(&*store, rx, settings, &thread_counters, spool))?;
         Ok(TelemetryWriter {
             sender: TelemetrySender { tx, counters },
             thread: Some(thread),
@@ -242,25 +269,43 @@ fn gather(flush_interval: Duration, counters: &Counters) {
 }
 
 /// Runs until closed; the queue (`rx`) is dropped on return, so later sends fail and count.
-fn run(store: &dyn RecordStore, rx: Receiver<Msg>, settings: WriterSettings, counters: &Counters) {
+fn run(
+    store: &dyn RecordStore,
+    rx: Receiver<Msg>,
+    settings: WriterSettings,
+    counters: &Counters,
+    mut spool: Option<Spool>,
+) {
     let mut pending: Vec<RequestRecord> = Vec::new();
     let mut closing = false;
     // Set when the close marker is seen: the last moment a failing write is retried.
-    let mut give_up_at: Option<std::time::Instant> = None;
+    let mut give_up_at: Option<Instant> = None;
     let mut retry_delay = Duration::from_millis(100);
+    // After a failed write: when to try the store again. Until then records go to the spool.
+    let mut next_try: Option<Instant> = None;
     loop {
         if closing && give_up_at.is_none() {
-            give_up_at = Some(std::time::Instant::now() + settings.close_retry);
+            give_up_at = Some(Instant::now() + settings.close_retry);
         }
         if pending.is_empty() && !closing {
-            match rx.recv() {
-                Ok(Msg::Record(r, content)) => {
-                    pending.push(ready(r, content, &settings, counters));
+            // Spooled records wait for the store: wake to try it even when no record comes.
+            let waiting = spool.as_ref().is_some_and(|s| !s.is_empty());
+            let got = if waiting {
+                match rx.recv_timeout(retry_delay) {
+                    Ok(msg) => Some(msg),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => Some(Msg::Close),
                 }
-                Ok(Msg::Close) | Err(_) => closing = true,
-            }
-            if !closing {
-                gather(settings.flush_interval, counters);
+            } else {
+                Some(rx.recv().unwrap_or(Msg::Close))
+            };
+            match got {
+                Some(Msg::Record(r, content)) => {
+                    pending.push(ready(r, content, &settings, counters));
+                    gather(settings.flush_interval, counters);
+                }
+                Some(Msg::Close) => closing = true,
+                None => {}
             }
         }
         // Take everything waiting; the close marker, once seen, means nothing follows it.
@@ -273,14 +318,22 @@ fn run(store: &dyn RecordStore, rx: Receiver<Msg>, settings: WriterSettings, cou
                 Err(TryRecvError::Empty) => break,
             }
         }
-        if pending.is_empty() {
+        let mut failed = next_try.is_some_and(|at| Instant::now() < at);
+        // The spool's records are older than the queue's: they go first.
+        if !failed {
+            if let Some(spool) = spool.as_mut() {
+                failed = replay(spool, store, counters).is_err();
+            }
+        }
+        if pending.is_empty() && (closing || failed) {
             if closing {
                 return;
             }
+            next_try = Some(Instant::now() + retry_delay);
+            retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
             continue;
         }
-        let mut failed = false;
-        while !pending.is_empty() {
+        while !failed && !pending.is_empty() {
             let n = pending.len().min(settings.batch_size);
             match store.write_batch(&pending[..n]) {
                 Ok(()) => {
@@ -289,32 +342,94 @@ fn run(store: &dyn RecordStore, rx: Receiver<Msg>, settings: WriterSettings, cou
                     counters.written.fetch_add(n as u64, Ordering::Relaxed);
                     counters.healthy.store(true, Ordering::Relaxed);
                     retry_delay = Duration::from_millis(100);
+                    next_try = None;
                 }
                 Err(e) => {
                     counters.healthy.store(false, Ordering::Relaxed);
                     tracing::error!(error = %e, records = pending.len(), "telemetry write failed; will retry");
                     failed = true;
-                    break;
                 }
             }
         }
-        if failed {
-            let out_of_time =
-                give_up_at.is_some_and(|at| std::time::Instant::now() + retry_delay > at);
-            if closing && out_of_time {
-                // Counted as lost by `close`: they are still in `depth`.
-                tracing::error!(
-                    records = pending.len(),
-                    "giving up on telemetry records at shutdown"
-                );
-                return;
+        if !failed {
+            continue;
+        }
+        if next_try.is_none_or(|at| Instant::now() >= at) {
+            next_try = Some(Instant::now() + retry_delay);
+            retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
+        }
+        if let Some(spool) = spool.as_mut() {
+            if spool_pending(spool, &mut pending, counters) {
+                if closing {
+                    return;
+                }
+                continue;
             }
-            #[expect(
-                clippy::disallowed_methods,
-                reason = "a dedicated writer thread, not a runtime thread"
-            )]
-            std::thread::sleep(retry_delay);
-            retry_delay = (retry_delay * 2).min(Duration::from_secs(10));
+        }
+        let out_of_time = give_up_at.is_some_and(|at| Instant::now() + retry_delay > at);
+        if closing && out_of_time {
+            // Counted as lost by `close`: they are still in `depth`.
+            tracing::error!(
+                records = pending.len(),
+                "giving up on telemetry records at shutdown"
+            );
+            return;
+        }
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a dedicated writer thread, not a runtime thread"
+        )]
+        std::thread::sleep(retry_delay);
+    }
+}
+
+/// The longest wait between two tries of a failing store.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// Writes the spool to the store, oldest segment first, until it is empty or the store fails.
+fn replay(spool: &mut Spool, store: &dyn RecordStore, counters: &Counters) -> Result<(), ()> {
+    while !spool.is_empty() {
+        match spool.replay_one(store) {
+            Ok(n) => {
+                counters.spooled.fetch_sub(n, Ordering::Relaxed);
+                counters.written.fetch_add(n as u64, Ordering::Relaxed);
+                counters.healthy.store(true, Ordering::Relaxed);
+                // What a segment held beyond the lines read (a line cut short) is gone.
+                counters.spooled.store(spool.records(), Ordering::Relaxed);
+                if spool.is_empty() {
+                    tracing::info!("the spooled request records are written");
+                }
+            }
+            Err(e) => {
+                counters.healthy.store(false, Ordering::Relaxed);
+                tracing::warn!(error = %e, records = spool.records(), "request records stay spooled; will retry");
+                return Err(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves `pending` to the spool; false (keeping them) when it has no room or cannot be written.
+fn spool_pending(spool: &mut Spool, pending: &mut Vec<RequestRecord>, counters: &Counters) -> bool {
+    match spool.append(pending) {
+        Ok(true) => {
+            counters.depth.fetch_sub(pending.len(), Ordering::Relaxed);
+            counters.spooled.store(spool.records(), Ordering::Relaxed);
+            pending.clear();
+            true
+        }
+        Ok(false) => {
+            tracing::error!(
+                records = pending.len(),
+                spooled = spool.records(),
+                "the spool is full; request records wait in memory"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot write to the spool; request records wait in memory");
+            false
         }
     }
 }
@@ -334,6 +449,7 @@ mod tests {
                 batch_size: 64,
                 flush_interval: Duration::from_secs(3600),
                 close_retry: Duration::from_secs(10),
+                spool: None,
             },
         )
         .unwrap();
@@ -376,6 +492,7 @@ mod tests {
                 batch_size: 1,
                 flush_interval: Duration::from_millis(1),
                 close_retry: Duration::from_secs(10),
+                spool: None,
             },
         )
         .unwrap();
@@ -411,6 +528,7 @@ mod tests {
                 batch_size: 10,
                 flush_interval: Duration::from_millis(1),
                 close_retry: Duration::ZERO,
+                spool: None,
             },
         )
         .unwrap();
@@ -439,6 +557,111 @@ mod tests {
         assert_eq!(sender.lost().shutdown, 31);
     }
 
+    fn refuse_writes(dir: &std::path::Path) {
+        rusqlite::Connection::open(dir.join("switchyard.db"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON requests BEGIN SELECT RAISE(ABORT, 'database down'); END;",
+            )
+            .unwrap();
+    }
+
+    fn spooled_writer(dir: &std::path::Path) -> TelemetryWriter {
+        TelemetryWriter::start(
+            Box::new(SqliteStore::open_in(dir).unwrap()),
+            WriterSettings {
+                queue_capacity: 16,
+                batch_size: 8,
+                flush_interval: Duration::from_millis(1),
+                close_retry: Duration::ZERO,
+                spool: Some(SpoolSettings {
+                    dir: dir.join("spool"),
+                    max_bytes: 16 << 20,
+                }),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_store_that_is_down_loses_nothing_the_spool_has_room_for() {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open_in(dir.path()).unwrap();
+        refuse_writes(dir.path());
+        let writer = spooled_writer(dir.path());
+        let sender = writer.sender();
+        // Far more than the queue holds: the writer moves them to the disk as they come.
+        let mut accepted = 0;
+        for i in 0..500 {
+            let record = RequestRecord {
+                request_id: format!("r{i}"),
+                endpoint: "chat".into(),
+                ..RequestRecord::default()
+            };
+            while !sender.record(record.clone()) {
+                std::thread::yield_now();
+            }
+            accepted += 1;
+        }
+        // (A send refused by the full queue is retried above, so `queue_full` counts tries.)
+        let closed = writer.close();
+        assert_eq!(closed.lost.shutdown, 0, "{closed}");
+        assert_eq!(closed.written, 0);
+        assert_eq!(sender.spooled(), accepted);
+
+        // The database is back; the next start writes what waited, oldest first.
+        rusqlite::Connection::open(dir.path().join("switchyard.db"))
+            .unwrap()
+            .execute_batch("DROP TRIGGER refuse;")
+            .unwrap();
+        let writer = spooled_writer(dir.path());
+        let closed = writer.close();
+        assert_eq!(closed.written, 500);
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        assert_eq!(store.count().unwrap(), 500);
+        let mut ids: Vec<String> = store
+            .recent(500)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 500, "each record once");
+    }
+
+    #[test]
+    fn spooled_records_are_written_when_the_store_returns_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open_in(dir.path()).unwrap();
+        refuse_writes(dir.path());
+        let writer = spooled_writer(dir.path());
+        let sender = writer.sender();
+        for i in 0..40 {
+            let record = RequestRecord {
+                request_id: format!("r{i}"),
+                ..RequestRecord::default()
+            };
+            while !sender.record(record.clone()) {
+                std::thread::yield_now();
+            }
+        }
+        while sender.spooled() + (sender.written() as usize) < 40 || sender.healthy() {
+            std::thread::yield_now();
+        }
+        rusqlite::Connection::open(dir.path().join("switchyard.db"))
+            .unwrap()
+            .execute_batch("DROP TRIGGER refuse;")
+            .unwrap();
+        // No new record comes: the writer retries the store on its own.
+        while sender.written() < 40 {
+            std::thread::yield_now();
+        }
+        assert_eq!(sender.spooled(), 0);
+        assert!(sender.healthy());
+        assert_eq!(writer.close().lost.shutdown, 0);
+    }
+
     /// A writer on a new store in `dir`, in batches of 64.
     fn writer_in(dir: &std::path::Path, queue_capacity: usize, flush_ms: u64) -> TelemetryWriter {
         let settings = WriterSettings {
@@ -446,6 +669,7 @@ mod tests {
             batch_size: 64,
             flush_interval: Duration::from_millis(flush_ms),
             close_retry: Duration::from_secs(10),
+            spool: None,
         };
         TelemetryWriter::start(Box::new(SqliteStore::open_in(dir).unwrap()), settings).unwrap()
     }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use switchyard_control::{Config, LogFormat, ProviderSpec, DEMO_ADMIN_KEY, DEMO_KEY};
+use switchyard_control::{
+    Config, LogFormat, ProviderSpec, RedisFailure, RedisSpec, SecretUrl, DEMO_ADMIN_KEY, DEMO_KEY,
+};
 
 /// mimalloc: the gateway allocates many small, short-lived buffers per request (JSON, headers,
 /// records), where glibc's allocator showed up as a fifth of the CPU profile.
@@ -481,11 +483,27 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
         None => (DEMO_CONFIG.to_owned(), DEMO_ORIGIN.to_owned()),
     };
     let demo = config_path.is_none();
+    let postgres = url_from_env(STORAGE_URL_ENV, SecretUrl::postgres)?;
+    let redis = url_from_env(REDIS_URL_ENV, SecretUrl::redis)?;
     // The launch's own overrides, applied to every config version this process runs.
     let launch = switchyard_gateway::control_plane::versions::Launch::new(text, origin)
         .with_adjust(move |c| {
             if let Some(addr) = listen {
                 c.server.listen = addr;
+            }
+            if let Some(url) = &postgres {
+                c.storage.postgres = Some(url.clone());
+            }
+            if let Some(url) = &redis {
+                match &mut c.redis {
+                    Some(spec) => spec.url = url.clone(),
+                    None => {
+                        c.redis = Some(RedisSpec {
+                            url: url.clone(),
+                            on_failure: RedisFailure::PerReplica,
+                        })
+                    }
+                }
             }
             if demo {
                 semantic_off_without_models(c);
@@ -504,7 +522,10 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
         );
     }
     let _log_guard = init_logging(config.telemetry.log_format, &config.telemetry.log_level);
-    let data_dir = config.storage.data_dir.clone();
+    let data = match &config.storage.postgres {
+        Some(url) => url.to_string(),
+        None => config.storage.data_dir.display().to_string(),
+    };
     let rt = runtime()?;
     rt.block_on(async move {
         let env: switchyard_gateway::control_plane::versions::Env = Arc::new(|k: &str| std::env::var(k).ok());
@@ -519,7 +540,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
             println!("  models:          small, medium, frontier, flaky (falls back to medium)");
             println!("  routes:          auto (auto:cheap, auto:balanced, auto:best): the router picks small or frontier");
             println!("  guards:          PII pseudonymised, injections blocked, answers checked for toxicity, grounding, bias and compliance");
-            println!("  data:            {}", data_dir.display());
+            println!("  data:            {data}");
         } else {
             println!("Switchyard listening on http://{addr}");
         }
@@ -539,6 +560,25 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The environment variables that name a replica's shared PostgreSQL and Redis, over the
+/// config file's `[storage] url` and `[redis] url`.
+const STORAGE_URL_ENV: &str = "SWITCHYARD_STORAGE_URL";
+const REDIS_URL_ENV: &str = "SWITCHYARD_REDIS_URL";
+
+/// The URL in `var`, when it is set and not empty; an error naming the variable (and not its
+/// value, which may hold a password) when it is not a URL of the right kind.
+fn url_from_env(
+    var: &str,
+    parse: fn(&str) -> Result<SecretUrl, String>,
+) -> anyhow::Result<Option<SecretUrl>> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => parse(&value)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{var} {e}")),
+        _ => Ok(None),
+    }
 }
 
 /// The demo runs from a fresh checkout: without the embedding model it still starts, with the

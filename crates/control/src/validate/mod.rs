@@ -26,6 +26,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
     let mut c = Checker::default();
     let server = server::server(&mut c, &raw.server);
     let storage = server::storage(&mut c, &raw.storage);
+    let redis = server::redis(&mut c, raw.redis.as_ref());
     let telemetry = server::telemetry(&mut c, &raw.telemetry);
     let retry_budget = resilience::top_level(&mut c, &raw.resilience);
     let (providers, breakers) = providers::providers(&mut c, &raw);
@@ -52,6 +53,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
         prompts,
         server,
         storage,
+        redis,
         telemetry,
         retry_budget,
         providers,

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::checker::Checker;
-use crate::raw::{RawServer, RawStorage, RawTelemetry};
-use crate::spec::{ContentSpec, LogFormat, ServerSpec, StorageSpec, TelemetrySpec};
+use crate::raw::{RawRedis, RawServer, RawStorage, RawTelemetry};
+use crate::spec::{
+    ContentSpec, LogFormat, RedisFailure, RedisSpec, ServerSpec, StorageSpec, TelemetrySpec,
+};
+use crate::SecretUrl;
 
 pub(super) fn server(c: &mut Checker, s: &RawServer) -> ServerSpec {
     let listen = match s.listen.parse::<SocketAddr>() {
@@ -42,9 +45,43 @@ pub(super) fn storage(c: &mut Checker, s: &RawStorage) -> StorageSpec {
         "storage.data_dir",
         "must not be empty",
     );
+    let postgres = s.url.as_deref().and_then(|url| {
+        SecretUrl::postgres(url)
+            .map_err(|e| c.err("storage.url", e))
+            .ok()
+    });
+    c.ensure(
+        s.spool_max_mb > 0 && s.spool_max_mb <= 1 << 20,
+        "storage.spool_max_mb",
+        "must be between 1 and 1048576",
+    );
     StorageSpec {
         data_dir: PathBuf::from(&s.data_dir),
+        postgres,
+        spool_max_bytes: s.spool_max_mb.saturating_mul(1 << 20),
     }
+}
+
+pub(super) fn redis(c: &mut Checker, r: Option<&RawRedis>) -> Option<RedisSpec> {
+    let r = r?;
+    let url = SecretUrl::redis(&r.url)
+        .map_err(|e| c.err("redis.url", e))
+        .ok();
+    let on_failure = match r.on_failure.as_str() {
+        "per_replica" => RedisFailure::PerReplica,
+        "refuse" => RedisFailure::Refuse,
+        other => {
+            c.err(
+                "redis.on_failure",
+                format!("`{other}` is not one of `per_replica`, `refuse`"),
+            );
+            return None;
+        }
+    };
+    Some(RedisSpec {
+        url: url?,
+        on_failure,
+    })
 }
 
 pub(super) fn telemetry(c: &mut Checker, t: &RawTelemetry) -> TelemetrySpec {

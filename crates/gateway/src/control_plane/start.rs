@@ -74,6 +74,7 @@ impl ControlPlane {
                 batch_size: config.telemetry.batch_size,
                 flush_interval: config.telemetry.flush_interval,
                 close_retry: CLOSE_RETRY,
+                spool: None,
             },
         )
         .map_err(OpenError::Telemetry)?;
