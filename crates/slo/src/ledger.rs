@@ -182,6 +182,34 @@ impl Ledger {
         changed
     }
 
+    /// Adds another ledger's events (another replica's): the fleet's view of an SLO is the sum
+    /// of its replicas' ledgers. An SLO counts the other's events only when the other ledger
+    /// has it with the same history meaning (scope, objective, window: a replica still on
+    /// an older config version is left out of the SLOs it judges differently).
+    pub fn merge(&mut self, other: &Ledger) {
+        for (name, book) in &mut self.books {
+            let Some(theirs) = other.books.get(name) else {
+                continue;
+            };
+            if !book.compatible(&theirs.spec) {
+                continue;
+            }
+            book.all.merge(&theirs.all);
+            for (version, series) in &theirs.by_version {
+                match book.by_version.get_mut(version) {
+                    Some(mine) => mine.merge(series),
+                    None => {
+                        book.by_version.insert(version.clone(), series.clone());
+                    }
+                }
+            }
+            if let (Some(mine), Some(values)) = (&mut book.values, &theirs.values) {
+                // Both made by this crate with the same accuracy: merging cannot fail.
+                let _ = mine.merge(values);
+            }
+        }
+    }
+
     /// Moves every series' clock to `now` (drops what aged out, and versions left empty).
     pub fn advance(&mut self, now: i64) {
         for book in self.books.values_mut() {
@@ -276,6 +304,60 @@ mod tests {
         let values = l.values("small-latency").unwrap().window(59, 300);
         assert_eq!(values.count(), 2);
         assert!(l.values("avail").is_none());
+    }
+
+    #[test]
+    fn replicas_ledgers_merge_into_the_fleets_counts_values_and_versions() {
+        // Three replicas, each with its share of the same minute's traffic.
+        let mut replicas: Vec<Ledger> = (0..3).map(|_| Ledger::new(&specs())).collect();
+        for i in 0..30 {
+            let latency = if i % 10 == 0 { 1500.0 } else { 200.0 };
+            let version = if i < 15 { "v1" } else { "v2" };
+            replicas[i % 3].observe(i as i64, None, "small", version, &ok(latency));
+        }
+        let mut fleet = Ledger::new(&specs());
+        for r in &replicas {
+            fleet.merge(r);
+        }
+        let lat = fleet.series("small-latency").unwrap().window_counts(59, 60);
+        assert_eq!(
+            lat,
+            Counts {
+                good: 27,
+                total: 30
+            }
+        );
+        let v2 = fleet
+            .version_series("small-latency", "v2")
+            .unwrap()
+            .window_counts(59, 60);
+        assert_eq!(v2.total, 15);
+        let values = fleet.values("small-latency").unwrap().window(59, 300);
+        assert_eq!(values.count(), 30);
+        assert_eq!(values.max(), Some(1500.0));
+        // The same merged into one replica's own copy gives the same fleet.
+        let mut again = replicas[0].clone();
+        again.merge(&replicas[1]);
+        again.merge(&replicas[2]);
+        assert_eq!(
+            again.series("avail").unwrap().window_counts(59, 60),
+            fleet.series("avail").unwrap().window_counts(59, 60)
+        );
+    }
+
+    #[test]
+    fn a_replica_judging_an_slo_differently_is_left_out_of_it() {
+        let mut mine = Ledger::new(&specs());
+        mine.observe(0, None, "small", "v1", &ok(1500.0));
+        let mut older = specs();
+        older[1].objective = Objective::Latency { threshold_ms: 2000 };
+        let mut theirs = Ledger::new(&older);
+        theirs.observe(0, None, "small", "v1", &ok(1500.0));
+        mine.merge(&theirs);
+        let lat = mine.series("small-latency").unwrap().window_counts(59, 60);
+        assert_eq!(lat, Counts { good: 0, total: 1 }, "only its own event");
+        let avail = mine.series("avail").unwrap().window_counts(59, 60);
+        assert_eq!(avail.total, 2, "the SLO both judge alike counts both");
     }
 
     #[test]

@@ -358,6 +358,34 @@ impl SketchSeries {
         }
     }
 
+    /// Adds another series' values (another replica's), bucket by bucket. A series of
+    /// another bucket size is added at its buckets' starts; one whose sketches have another
+    /// accuracy cannot be merged (every sketch here is made by `Sketch::new`, so two of this
+    /// crate's series always can).
+    pub fn merge(&mut self, other: &SketchSeries) -> Result<(), SketchError> {
+        for (at, sketch) in &other.buckets {
+            let start = at.div_euclid(self.step_secs) * self.step_secs;
+            match self.buckets.binary_search_by_key(&start, |b| b.0) {
+                Ok(i) => {
+                    if let Some(b) = self.buckets.get_mut(i) {
+                        b.1.merge(sketch)?;
+                    }
+                }
+                Err(i) => {
+                    let mut mine = Sketch::new();
+                    mine.merge(sketch)?;
+                    self.buckets.insert(i, (start, mine));
+                }
+            }
+        }
+        let newest = self.buckets.back().map_or(0, |b| b.0);
+        let cut = newest - self.retention_secs + self.step_secs;
+        while self.buckets.front().is_some_and(|b| b.0 < cut) {
+            self.buckets.pop_front();
+        }
+        Ok(())
+    }
+
     /// All values of the buckets whose start is in `[floor(now) - w + step, floor(now)]`,
     /// merged into one sketch.
     pub fn window(&self, now: i64, window_secs: i64) -> Sketch {
