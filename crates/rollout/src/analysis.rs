@@ -9,8 +9,10 @@ use crate::stats::{binomial_upper_tail, difference_lower_bound, exact_bounds, qu
 /// it with [`ArmStats::record`] and [`ArmStats::record_feedback`] and starts a new one when a
 /// transition opens a new window ([`crate::Transition::starts_window`]).
 ///
-/// Latencies are kept as samples (milliseconds): the p95 tests need them. For a window too
-/// large to keep whole, a uniform reservoir sample of it preserves the quantiles.
+/// Latencies are kept as samples (milliseconds): the p95 tests need them. A window of more
+/// than [`MAX_SAMPLES`] keeps a uniform reservoir sample of them, which preserves the
+/// quantiles and bounds the memory a busy rollout takes. Replicas' windows add up with
+/// [`ArmStats::merge`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArmStats {
     pub requests: u64,
@@ -23,6 +25,63 @@ pub struct ArmStats {
     pub latency_ms: Vec<u32>,
     /// Time to first token of streamed requests, in milliseconds.
     pub ttft_ms: Vec<u32>,
+    /// Latencies seen, of which `latency_ms` is a sample once there are more than
+    /// [`MAX_SAMPLES`] (0 in windows saved before the cap: then the samples are all there were).
+    #[serde(default)]
+    pub latency_seen: u64,
+    /// Times to first token seen, as `latency_seen`.
+    #[serde(default)]
+    pub ttft_seen: u64,
+}
+
+/// The most latency samples (and, apart, times to first token) an arm keeps: enough for a
+/// p95 test at the confidence the analysis uses, and a few tens of KB however long the window.
+pub const MAX_SAMPLES: usize = 4_096;
+
+/// Keeps `value` in a reservoir of `samples` from a stream of which it is the `seen`-th
+/// (Algorithm R, with the slot chosen by a hash of `seen`, so replays are deterministic).
+fn keep(samples: &mut Vec<u32>, seen: u64, value: u32) {
+    if samples.len() < MAX_SAMPLES {
+        samples.push(value);
+        return;
+    }
+    let slot = splitmix(seen) % seen;
+    if let Some(s) = usize::try_from(slot).ok().and_then(|i| samples.get_mut(i)) {
+        *s = value;
+    }
+}
+
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Two reservoirs as one of the union of their streams: each contributes samples in
+/// proportion to how many values it stands for.
+fn merge_samples(mine: &mut Vec<u32>, my_seen: u64, theirs: &[u32], their_seen: u64) {
+    if mine.len() + theirs.len() <= MAX_SAMPLES {
+        mine.extend_from_slice(theirs);
+        return;
+    }
+    let my_seen = my_seen.max(mine.len() as u64);
+    let their_seen = their_seen.max(theirs.len() as u64);
+    let share = MAX_SAMPLES as f64 * my_seen as f64 / (my_seen + their_seen) as f64;
+    let from_mine = (share.round() as usize).min(mine.len());
+    let from_theirs = (MAX_SAMPLES - from_mine).min(theirs.len());
+    let mut merged = spread(mine, from_mine);
+    merged.extend(spread(theirs, from_theirs));
+    *mine = merged;
+}
+
+/// `n` of `samples`, evenly spaced (a reservoir is in no order, so any even spacing is a
+/// uniform subsample).
+fn spread(samples: &[u32], n: usize) -> Vec<u32> {
+    if n >= samples.len() {
+        return samples.to_vec();
+    }
+    (0..n).map(|i| samples[i * samples.len() / n]).collect()
 }
 
 /// One finished request, as the analysis sees it.
@@ -39,8 +98,42 @@ impl ArmStats {
         self.requests += 1;
         self.errors += u64::from(outcome.error);
         self.guard_violations += u64::from(outcome.guard_violation);
-        self.latency_ms.extend(outcome.latency_ms);
-        self.ttft_ms.extend(outcome.ttft_ms);
+        if let Some(ms) = outcome.latency_ms {
+            self.latency_seen = self.latency_seen.max(self.latency_ms.len() as u64) + 1;
+            keep(&mut self.latency_ms, self.latency_seen, ms);
+        }
+        if let Some(ms) = outcome.ttft_ms {
+            self.ttft_seen = self.ttft_seen.max(self.ttft_ms.len() as u64) + 1;
+            keep(&mut self.ttft_ms, self.ttft_seen, ms);
+        }
+    }
+
+    /// Adds another window of the same arm (another replica's): counts and feedback add up,
+    /// and the latency samples become a sample of both.
+    pub fn merge(&mut self, other: &ArmStats) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.guard_violations += other.guard_violations;
+        self.feedback_count += other.feedback_count;
+        self.feedback_sum += other.feedback_sum;
+        let latency_seen = self.latency_seen.max(self.latency_ms.len() as u64)
+            + other.latency_seen.max(other.latency_ms.len() as u64);
+        let ttft_seen = self.ttft_seen.max(self.ttft_ms.len() as u64)
+            + other.ttft_seen.max(other.ttft_ms.len() as u64);
+        merge_samples(
+            &mut self.latency_ms,
+            self.latency_seen,
+            &other.latency_ms,
+            other.latency_seen,
+        );
+        merge_samples(
+            &mut self.ttft_ms,
+            self.ttft_seen,
+            &other.ttft_ms,
+            other.ttft_seen,
+        );
+        self.latency_seen = latency_seen;
+        self.ttft_seen = ttft_seen;
     }
 
     /// Adds one feedback score, clamped into `[0, 1]`; a NaN is ignored.
@@ -455,6 +548,44 @@ pub(crate) mod tests {
     fn arm_helper_counts_what_it_says() {
         let a = arm(100, 20, 100, 50);
         assert_eq!((a.requests, a.errors, a.latency_ms.len()), (100, 20, 100));
+    }
+
+    #[test]
+    fn a_long_window_keeps_a_bounded_sample_with_its_quantiles() {
+        // 100,000 latencies of 0..1000 ms, uniformly: the p95 of the sample stays near 950.
+        let mut a = ArmStats::default();
+        for i in 0..100_000u32 {
+            a.record(&Outcome {
+                latency_ms: Some((i * 7919) % 1000),
+                ..Outcome::default()
+            });
+        }
+        assert_eq!(a.latency_ms.len(), MAX_SAMPLES);
+        assert_eq!(a.latency_seen, 100_000);
+        let p95 = quantile(&a.latency_ms, 0.95).unwrap();
+        assert!((930..970).contains(&p95), "{p95}");
+    }
+
+    #[test]
+    fn replicas_windows_merge_into_the_fleets() {
+        // Three replicas: two fast and busy, one slow and quiet.
+        let fast = arm(30_000, 30, 100, 50);
+        let slow = arm(3_000, 300, 1_000, 50);
+        let mut fleet = ArmStats::default();
+        for r in [&fast, &fast, &slow] {
+            fleet.merge(r);
+        }
+        assert_eq!((fleet.requests, fleet.errors), (63_000, 360));
+        assert_eq!(fleet.latency_seen, 63_000);
+        assert_eq!(fleet.latency_ms.len(), MAX_SAMPLES);
+        // About 3,000 of 63,000 are slow: the sample has the same share, within a point.
+        let slow_share = fleet.latency_ms.iter().filter(|&&ms| ms >= 1_000).count() as f64
+            / fleet.latency_ms.len() as f64;
+        assert!((slow_share - 3.0 / 63.0).abs() < 0.01, "{slow_share}");
+        // Small windows are kept whole.
+        let mut small = arm(10, 0, 5, 1);
+        small.merge(&arm(20, 0, 7, 1));
+        assert_eq!(small.latency_ms.len(), 30);
     }
 
     #[test]
