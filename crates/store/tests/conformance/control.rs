@@ -237,8 +237,10 @@ fn concurrent_changes_from_two_stores_form_one_chain(b: &Backend) {
                 for i in 0..per_thread {
                     store
                         .transact(|c| {
+                            // The entry first: no row written yet orders the two.
+                            let entry = c.append_audit(event(i, &format!("t{t}")))?;
                             c.put_flag(&flag(&format!("t{t}-{i}"), true), i as i64)?;
-                            c.append_audit(event(i, &format!("t{t}")))
+                            Ok(entry)
                         })
                         .unwrap();
                 }
