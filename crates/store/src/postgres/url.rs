@@ -95,8 +95,8 @@ fn redact_pairs(text: &str, sep: char) -> String {
     out
 }
 
-/// `text` (a driver's message) with `password` hidden wherever it appears, as given and
-/// percent-decoded.
+/// `text` (a driver's message) with `password` (as the driver decoded it from the URL)
+/// hidden wherever it appears.
 pub(crate) fn scrub(text: &str, password: Option<&str>) -> String {
     match password.filter(|p| !p.is_empty()) {
         Some(p) => text.replace(p, HIDDEN),
