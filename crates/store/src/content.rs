@@ -8,10 +8,9 @@
 //! it after its retention period; the request records (and every KPI over them) stay. The
 //! types are the record's (`record`). It does not mask: what it is given is stored as it is.
 
-use rusqlite::{params, OptionalExtension};
-
 use crate::record::RequestContent;
-use crate::{SqliteStore, StoreError};
+use crate::sql::SqlReads;
+use crate::StoreError;
 
 /// Makes a request's content, on the telemetry writer's thread (masking is the heavy part).
 pub type ContentJob = Box<dyn FnOnce() -> RequestContent + Send>;
@@ -30,12 +29,14 @@ pub trait ContentStore {
     fn purge_content(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
-impl ContentStore for SqliteStore {
+impl<S: SqlReads> ContentStore for S {
     fn request_content(&self, request_id: &str) -> Result<Option<RequestContent>, StoreError> {
-        let body: Option<String> = self.with(|conn| {
-            conn.prepare_cached("SELECT body FROM request_content WHERE request_id = ?1 LIMIT 1")?
-                .query_row(params![request_id], |row| row.get(0))
-                .optional()
+        let body = self.exec(|e| {
+            e.one(
+                "SELECT body FROM request_content WHERE request_id = ?1 LIMIT 1",
+                &[request_id.into()],
+                |row| row.string(0),
+            )
         })?;
         body.map(|b| {
             serde_json::from_str(&b).map_err(|source| StoreError::Json {
@@ -49,15 +50,15 @@ impl ContentStore for SqliteStore {
     fn purge_content(&self, before_ms: i64) -> Result<u64, StoreError> {
         let mut purged = 0;
         loop {
-            let n = self.with(|conn| {
-                conn.prepare_cached(
+            let n = self.exec(|e| {
+                e.execute(
                     "DELETE FROM request_content WHERE rowid IN (SELECT rowid FROM request_content \
                      WHERE started_at_ms < ?1 LIMIT ?2)",
-                )?
-                .execute(params![before_ms, PURGE_CHUNK])
+                    &[before_ms.into(), PURGE_CHUNK.into()],
+                )
             })?;
-            purged += n as u64;
-            if (n as i64) < PURGE_CHUNK {
+            purged += n;
+            if n < PURGE_CHUNK as u64 {
                 return Ok(purged);
             }
         }
@@ -67,83 +68,8 @@ impl ContentStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{ContentAnswer, ContentMessage, ContentToolCall, RequestRecord};
-    use crate::RecordStore;
-
-    fn with_content(id: &str, at: i64, content: Option<RequestContent>) -> RequestRecord {
-        RequestRecord {
-            request_id: id.into(),
-            started_at_ms: at,
-            endpoint: "chat".into(),
-            status: 200,
-            content: content.map(Box::new),
-            ..RequestRecord::default()
-        }
-    }
-
-    fn conversation(text: &str) -> RequestContent {
-        RequestContent {
-            messages: vec![
-                ContentMessage {
-                    role: "system".into(),
-                    text: "Be brief.".into(),
-                    ..ContentMessage::default()
-                },
-                ContentMessage {
-                    role: "user".into(),
-                    text: text.into(),
-                    ..ContentMessage::default()
-                },
-            ],
-            omitted_messages: 0,
-            answer: Some(ContentAnswer {
-                text: "Done.".into(),
-                tool_calls: vec![ContentToolCall {
-                    name: "send".into(),
-                    arguments: r#"{"to":"<EMAIL_1>"}"#.into(),
-                }],
-                finish_reason: Some("tool_calls".into()),
-            }),
-        }
-    }
-
-    #[test]
-    fn content_is_written_with_its_record_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        store
-            .write_batch(&[
-                with_content("a", 1, Some(conversation("mail <EMAIL_1>"))),
-                with_content("b", 2, None),
-            ])
-            .unwrap();
-        assert_eq!(
-            store.request_content("a").unwrap(),
-            Some(conversation("mail <EMAIL_1>"))
-        );
-        assert_eq!(store.request_content("b").unwrap(), None);
-        // The record itself reads as before, without its content.
-        assert_eq!(
-            store.request("a").unwrap().unwrap(),
-            with_content("a", 1, None)
-        );
-    }
-
-    #[test]
-    fn the_purge_deletes_old_content_and_keeps_the_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        let records: Vec<RequestRecord> = (0..12_000)
-            .map(|i| with_content(&format!("r{i}"), i, Some(conversation("hi"))))
-            .collect();
-        store.write_batch(&records).unwrap();
-        // More than one chunk goes.
-        assert_eq!(store.purge_content(11_000).unwrap(), 11_000);
-        assert_eq!(store.request_content("r10999").unwrap(), None);
-        assert!(store.request_content("r11000").unwrap().is_some());
-        assert_eq!(store.purge_content(11_000).unwrap(), 0);
-        assert_eq!(store.count().unwrap(), 12_000);
-    }
+    use crate::record::{ContentMessage, RequestRecord};
+    use crate::{RecordStore, SqliteStore};
 
     #[test]
     fn a_store_from_before_content_upgrades_and_keeps_its_records() {
@@ -162,12 +88,20 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.request("old").unwrap().unwrap().cost_nanos, 7);
         assert_eq!(store.request_content("old").unwrap(), None);
-        store
-            .write_batch(&[with_content("new", 6, Some(conversation("x")))])
-            .unwrap();
-        assert_eq!(
-            store.request_content("new").unwrap(),
-            Some(conversation("x"))
-        );
+        let said = RequestContent {
+            messages: vec![ContentMessage {
+                role: "user".into(),
+                text: "x".into(),
+                ..ContentMessage::default()
+            }],
+            ..RequestContent::default()
+        };
+        let new = RequestRecord {
+            request_id: "new".into(),
+            content: Some(Box::new(said.clone())),
+            ..RequestRecord::default()
+        };
+        store.write_batch(&[new]).unwrap();
+        assert_eq!(store.request_content("new").unwrap(), Some(said));
     }
 }

@@ -9,6 +9,29 @@ pub enum StoreError {
     },
     #[error("SQLite error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// An error of a statement on PostgreSQL (the server's own message; it never holds the
+    /// connection URL).
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// PostgreSQL could not be reached or refused the connection. `url` has its password
+    /// replaced, and so has `reason`.
+    #[error("cannot connect to PostgreSQL at {url}: {reason}")]
+    PostgresConnect { url: String, reason: String },
+    /// The database is reachable but does not take writes.
+    #[error("the store does not take writes: {0}")]
+    NotWritable(String),
+    /// Every pooled connection stayed busy for the whole wait.
+    #[error("no PostgreSQL connection came free within {waited_ms} ms ({size} in use)")]
+    PoolBusy { size: usize, waited_ms: u64 },
+    /// A statement ran while another's rows were being read on the same connection (a bug).
+    #[error("a statement ran inside another's row loop on one connection")]
+    Reentrant,
+    /// The blocking task running store work panicked or was cancelled.
+    #[error("the storage task did not finish")]
+    Interrupted,
+    /// A column the store always fills was NULL (written behind the store's back).
+    #[error("column {0} of a stored row is NULL")]
+    Null(usize),
     #[error("the store lock was poisoned by a panic")]
     Poisoned,
     #[error("config version prefix `{prefix}` is ambiguous: it starts {}", .matches.join(", "))]

@@ -11,16 +11,29 @@
 //! and the tenant (one tenant cannot score another's requests), whenever it was given. Time
 //! buckets are UTC. It must not write, read clocks (the caller passes the range) or know
 //! HTTP: the gateway's admin API exposes these results, as JSON or through [`crate::csv`].
+//!
+//! The SQL is one text for SQLite and PostgreSQL ([`crate::sql`]); the few fragments that
+//! differ (JSON, time formatting, `MAX` of two values, the legacy guard fallback) are asked of
+//! the dialect. Sums, counts and the latencies are read from the database; percentiles, rates,
+//! per-request means and the filled trend are computed here, once for both.
 
 use std::collections::HashMap;
 
-use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::sqlite::{record_from_row, RECORD_COLUMNS};
+use crate::requests::{record_from, RECORD_COLUMNS};
+use crate::sql::{Dialect, Exec, Param, SqlReads, SqlRow};
 pub use crate::verdicts::GuardFlags;
 use crate::verdicts::{legacy_refused_sql, legacy_spoiled_sql, legacy_triggered_sql};
-use crate::{RequestRecord, SqliteStore, StoreError};
+use crate::{RequestRecord, StoreError};
+
+/// Feedback from the request's tenant that keeps it from being a success, over `requests r`.
+macro_rules! spoiled_by_feedback_sql {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.request_id \
+        AND f.tenant = r.tenant AND (f.score < 0.5 OR f.outcome = 'escalated'))"
+    };
+}
 
 /// A successful interaction, over `requests r`: answered (2xx); no guard failed, stopped,
 /// replaced, blocked or refused it; and no feedback from its tenant scored it below 0.5
@@ -28,19 +41,42 @@ use crate::{RequestRecord, SqliteStore, StoreError};
 /// or a guard's own `error`, does not spoil it (when an erroring guard refuses, the request
 /// is a 4xx).
 /// Which verdicts spoil it is [`GuardFlags::spoiled`], read from the `guard_spoiled` column.
+/// (SQLite's; [`success_sql`] gives each database's.)
 pub const SUCCESS_SQL: &str = concat!(
     "(r.status BETWEEN 200 AND 299 AND NOT COALESCE(r.guard_spoiled, ",
     legacy_spoiled_sql!(),
-    ") AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.request_id \
-        AND f.tenant = r.tenant AND (f.score < 0.5 OR f.outcome = 'escalated')))"
+    ") AND ",
+    spoiled_by_feedback_sql!(),
+    ")"
 );
+
+/// [`SUCCESS_SQL`] on PostgreSQL, whose rows all have their guard flags.
+const PG_SUCCESS_SQL: &str = concat!(
+    "(r.status BETWEEN 200 AND 299 AND NOT r.guard_spoiled AND ",
+    spoiled_by_feedback_sql!(),
+    ")"
+);
+
+fn success_sql(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => SUCCESS_SQL,
+        Dialect::Postgres => PG_SUCCESS_SQL,
+    }
+}
 
 /// What one request saved, in nano-dollars: its baseline (the answer's cost on the route's
 /// most expensive model; equal to the cost for a request no route chose, and for a failed one)
 /// minus what it cost, never below 0. A cache hit's saving is the cache's (its cost is 0 but
 /// for side calls such as a judge), any other's the router's. As the gateway's
-/// `*_saved_nanos_total` metrics count it.
+/// `*_saved_nanos_total` metrics count it. (SQLite's; PostgreSQL's `MAX` of two is `GREATEST`.)
 pub const SAVED_SQL: &str = "MAX(r.baseline_cost_nanos - r.cost_nanos, 0)";
+
+fn saved_sql(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => SAVED_SQL,
+        Dialect::Postgres => "GREATEST(r.baseline_cost_nanos - r.cost_nanos, 0)",
+    }
+}
 
 /// A cache hit, over `requests r`.
 const HIT_SQL: &str = "(COALESCE(r.cache, '') IN ('hit-exact', 'hit-semantic'))";
@@ -62,11 +98,96 @@ pub const ROUTE_SQL: &str = "(CASE WHEN r.route IS NOT NULL \
         THEN substr(r.requested_model, 1, instr(r.requested_model, ':') - 1) \
         ELSE r.requested_model END END)";
 
-/// A guard refused the request: [`GuardFlags::refused`].
-const REFUSED_SQL: &str = concat!("COALESCE(r.guard_refused, ", legacy_refused_sql!(), ")");
+/// [`ROUTE_SQL`] on PostgreSQL: `split_part` gives the whole text when it has no `:`.
+const PG_ROUTE_SQL: &str = "(CASE WHEN r.route IS NOT NULL \
+    OR (COALESCE(r.cache, '') IN ('hit-exact', 'hit-semantic') \
+        AND r.requested_model IS DISTINCT FROM r.model) \
+    THEN split_part(r.requested_model, ':', 1) END)";
+
+fn route_sql(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => ROUTE_SQL,
+        Dialect::Postgres => PG_ROUTE_SQL,
+    }
+}
+
+/// A guard refused the request: [`GuardFlags::refused`]. PostgreSQL's rows all have the flag.
+fn refused_sql(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => concat!("COALESCE(r.guard_refused, ", legacy_refused_sql!(), ")"),
+        Dialect::Postgres => "r.guard_refused",
+    }
+}
 
 /// A guard triggered on the request: [`GuardFlags::triggered`].
-const TRIGGERED_SQL: &str = concat!("COALESCE(r.guard_triggered, ", legacy_triggered_sql!(), ")");
+fn triggered_sql(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => concat!("COALESCE(r.guard_triggered, ", legacy_triggered_sql!(), ")"),
+        Dialect::Postgres => "r.guard_triggered",
+    }
+}
+
+/// The request may have a verdict other than `pass` (its flag is not known to be false): a
+/// row whose verdicts all passed is skipped without reading its JSON.
+fn maybe_triggered_sql(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "r.guard_triggered IS NOT 0",
+        Dialect::Postgres => "r.guard_triggered",
+    }
+}
+
+/// A row source `g` of the request's verdicts, one `g.value` each: SQLite reads the JSON
+/// text; PostgreSQL reads the array the writer stored beside it (`guard_verdicts`, the same
+/// elements as [`GuardFlags::of`] reads).
+fn verdicts_sql(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g",
+        Dialect::Postgres => "jsonb_array_elements(r.guard_verdicts) g",
+    }
+}
+
+/// A verdict's `field` (`guard`, `outcome`), as text, from [`verdicts_sql`]'s `g` (a number
+/// where the gateway writes text reads as its digits, on both databases).
+fn verdict_sql(d: Dialect, field: &str) -> String {
+    match d {
+        Dialect::Sqlite => format!("CAST(json_extract(g.value, '$.{field}') AS TEXT)"),
+        // Ordered bytewise, as SQLite orders text.
+        Dialect::Postgres => format!("((g.value ->> '{field}') COLLATE \"C\")"),
+    }
+}
+
+/// `a` is not `b`, NULL being a value.
+fn is_not(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "IS NOT",
+        Dialect::Postgres => "IS DISTINCT FROM",
+    }
+}
+
+/// A UTC time of `seconds` since the epoch as text: a day, an hour or a minute.
+fn utc_text_sql(d: Dialect, seconds: &str, unit: Bucket) -> String {
+    let (sqlite, postgres) = match unit {
+        Bucket::Day => ("%Y-%m-%d", "YYYY-MM-DD"),
+        Bucket::Hour => ("%Y-%m-%dT%H:00Z", "YYYY-MM-DD\"T\"HH24\":00Z\""),
+        _ => ("%Y-%m-%dT%H:%MZ", "YYYY-MM-DD\"T\"HH24:MI\"Z\""),
+    };
+    match d {
+        Dialect::Sqlite => format!("strftime('{sqlite}', {seconds}, 'unixepoch')"),
+        Dialect::Postgres => {
+            format!("to_char(to_timestamp({seconds}) AT TIME ZONE 'UTC', '{postgres}')")
+        }
+    }
+}
+
+/// How many rows of the group `condition` holds for.
+fn count_if(condition: &str) -> String {
+    format!("COUNT(*) FILTER (WHERE {condition})")
+}
+
+/// An integer sum as a 64-bit integer (PostgreSQL sums `BIGINT`s as `NUMERIC`).
+fn sum(expr: &str) -> String {
+    format!("CAST(SUM({expr}) AS BIGINT)")
+}
 
 /// Feedback from the request's tenant marked it escalated to a human.
 const ESCALATED_SQL: &str = "EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.request_id \
@@ -124,7 +245,7 @@ impl Bucket {
     }
 }
 
-/// How [`SqliteStore::kpi_groups`] groups requests.
+/// How [`KpiStore::kpi_groups`] groups requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
@@ -143,19 +264,17 @@ pub enum GroupBy {
 
 impl GroupBy {
     /// The group's key over `requests r`: a name, or the bucket's UTC start as ISO 8601.
-    fn key_sql(self) -> String {
+    fn key_sql(self, d: Dialect) -> String {
         match self {
             GroupBy::Tenant => "r.tenant".to_owned(),
             GroupBy::Key => "r.key_id".to_owned(),
             GroupBy::Model => "r.model".to_owned(),
-            GroupBy::Route => ROUTE_SQL.to_owned(),
-            GroupBy::Day => "strftime('%Y-%m-%d', r.started_at_ms / 1000, 'unixepoch')".to_owned(),
-            GroupBy::Hour => {
-                "strftime('%Y-%m-%dT%H:00Z', r.started_at_ms / 1000, 'unixepoch')".to_owned()
-            }
+            GroupBy::Route => route_sql(d).to_owned(),
+            GroupBy::Day => utc_text_sql(d, "r.started_at_ms / 1000", Bucket::Day),
+            GroupBy::Hour => utc_text_sql(d, "r.started_at_ms / 1000", Bucket::Hour),
             GroupBy::FifteenMinutes | GroupBy::FiveMinutes | GroupBy::Minute => {
                 let start = self.bucket().map(Bucket::start_sql).unwrap_or_default();
-                format!("strftime('%Y-%m-%dT%H:%MZ', {start} / 1000, 'unixepoch')")
+                utc_text_sql(d, &format!("{start} / 1000"), Bucket::Minute)
             }
         }
     }
@@ -190,7 +309,7 @@ pub struct FeedbackStats {
     pub task_completion_rate: Option<f64>,
 }
 
-/// The KPIs of a time range: [`SqliteStore::kpi_summary`].
+/// The KPIs of a time range: [`KpiStore::kpi_summary`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KpiSummary {
     pub from_ms: i64,
@@ -241,7 +360,7 @@ pub struct KpiSummary {
     pub completion_tokens: u64,
 }
 
-/// One group of [`SqliteStore::kpi_groups`]: its key and its KPIs (flattened in JSON and CSV).
+/// One group of [`KpiStore::kpi_groups`]: its key and its KPIs (flattened in JSON and CSV).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KpiGroup {
     /// The tenant, key, model or route (null: none, e.g. a request refused before a model
@@ -254,7 +373,7 @@ pub struct KpiGroup {
     pub kpi: KpiSummary,
 }
 
-/// One point of [`SqliteStore::kpi_trend`].
+/// One point of [`KpiStore::kpi_trend`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KpiPoint {
     /// The bucket's start, in ms (UTC).
@@ -269,7 +388,7 @@ pub struct KpiPoint {
     pub guard_triggers: u64,
 }
 
-/// Verdicts of one guard with one outcome in one bucket: [`SqliteStore::guard_triggers`].
+/// Verdicts of one guard with one outcome in one bucket: [`KpiStore::guard_triggers`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardTrigger {
     pub bucket_ms: i64,
@@ -278,7 +397,7 @@ pub struct GuardTrigger {
     pub count: u64,
 }
 
-/// One model's part of the traffic: [`SqliteStore::model_mix`].
+/// One model's part of the traffic: [`KpiStore::model_mix`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelShare {
     /// The model that answered; null when none did.
@@ -310,7 +429,7 @@ impl StatusClass {
     }
 }
 
-/// Which requests [`SqliteStore::recent_requests`] lists. Every field set must match.
+/// Which requests [`KpiStore::recent_requests`] lists. Every field set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RequestFilter {
@@ -334,47 +453,60 @@ pub struct RequestFilter {
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 
-/// A `WHERE` clause over `requests r` with its parameters, built from what is set, so SQLite
-/// can use the `(tenant | key_id | model, started_at_ms)` indexes.
-struct Where {
+/// A `WHERE` clause over `requests r` with its parameters, built from what is set, so the
+/// database can use the `(tenant | key_id | model, started_at_ms)` indexes.
+struct Where<'a> {
+    d: Dialect,
     sql: String,
-    params: Vec<Value>,
+    params: Vec<Param<'a>>,
 }
 
-impl Where {
-    fn new() -> Self {
+impl<'a> Where<'a> {
+    fn new(d: Dialect) -> Self {
         Where {
-            sql: "1".to_owned(),
+            d,
+            sql: "TRUE".to_owned(),
             params: Vec::new(),
         }
     }
 
-    /// Adds `clause`, in which `?` is the next parameter.
-    fn and(&mut self, clause: &str, value: impl Into<Value>) {
-        let n = self.params.len() + 1;
-        self.sql.push_str(" AND ");
-        self.sql.push_str(&clause.replace('?', &format!("?{n}")));
-        self.params.push(value.into());
+    /// The placeholder of a new parameter, `value`.
+    fn param(&mut self, value: Param<'a>) -> String {
+        self.params.push(value);
+        format!("?{}", self.params.len())
     }
 
-    fn and_eq(&mut self, expr: &str, value: &Option<String>) {
+    /// Adds `clause`, in which `?` is the next parameter.
+    fn and(&mut self, clause: &str, value: Param<'a>) {
+        let placeholder = self.param(value);
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&clause.replace('?', &placeholder));
+    }
+
+    fn and_eq(&mut self, expr: &str, value: &'a Option<String>) {
         if let Some(v) = value {
-            self.and(&format!("{expr} = ?"), v.clone());
+            self.and(&format!("{expr} = ?"), v.into());
         }
     }
 
-    fn scope(&mut self, filter: &KpiFilter) {
-        self.and_eq("r.tenant", &filter.tenant);
-        self.and_eq("r.key_id", &filter.key_id);
-        self.and_eq("r.model", &filter.model);
-        self.and_eq(ROUTE_SQL, &filter.route);
+    fn scope(
+        &mut self,
+        tenant: &'a Option<String>,
+        key_id: &'a Option<String>,
+        model: &'a Option<String>,
+        route: &'a Option<String>,
+    ) {
+        self.and_eq("r.tenant", tenant);
+        self.and_eq("r.key_id", key_id);
+        self.and_eq("r.model", model);
+        self.and_eq(route_sql(self.d), route);
     }
 
-    fn range(from_ms: i64, to_ms: i64, filter: &KpiFilter) -> Self {
-        let mut w = Where::new();
-        w.and("r.started_at_ms >= ?", from_ms);
-        w.and("r.started_at_ms < ?", to_ms);
-        w.scope(filter);
+    fn range(d: Dialect, from_ms: i64, to_ms: i64, filter: &'a KpiFilter) -> Self {
+        let mut w = Where::new(d);
+        w.and("r.started_at_ms >= ?", from_ms.into());
+        w.and("r.started_at_ms < ?", to_ms.into());
+        w.scope(&filter.tenant, &filter.key_id, &filter.model, &filter.route);
         w
     }
 }
@@ -396,10 +528,6 @@ fn nearest_rank(values: &mut [f64], pct: usize) -> Option<f64> {
     let rank = (values.len() * pct).div_ceil(100).max(1);
     let (_, v, _) = values.select_nth_unstable_by(rank - 1, f64::total_cmp);
     Some(*v)
-}
-
-fn count(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 fn ratio(num: u64, den: u64) -> Option<f64> {
@@ -466,181 +594,200 @@ pub trait KpiStore {
     fn recent_requests(&self, filter: &RequestFilter) -> Result<Vec<RequestRecord>, StoreError>;
 }
 
-impl SqliteStore {
-    /// Sums per group (`key_sql`, and `bucket_sql` for time buckets), ordered by key, with
-    /// their latency percentiles ([`Self::latency_percentiles`]).
-    fn aggregate(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-        filter: &KpiFilter,
-        key_sql: &str,
-        bucket_sql: Option<&str>,
-    ) -> Result<Vec<KpiGroup>, StoreError> {
-        let w = Where::range(from_ms, to_ms, filter);
-        let bucket_sql = bucket_sql.unwrap_or("NULL");
-        let sql = format!(
-            "WITH b AS (SELECT {key_sql} AS k, {bucket_sql} AS bucket, r.status AS status, \
-                r.latency_ms AS latency_ms, r.prompt_tokens AS tin, r.completion_tokens AS tout, \
-                r.cost_nanos AS cost, r.baseline_cost_nanos AS baseline, {HIT_SQL} AS hit, \
-                (COALESCE(r.cache, '') = 'hit-semantic') AS semantic, \
-                (COALESCE(r.cache, '') IN ('hit-exact', 'hit-semantic', 'miss')) AS lookup, \
-                {SAVED_SQL} AS saved, {SUCCESS_SQL} AS ok, {REFUSED_SQL} AS refused, \
-                {TRIGGERED_SQL} AS triggered, {ESCALATED_SQL} AS escalated \
-                FROM requests r WHERE {where_sql}) \
-             SELECT CAST(k AS TEXT), MIN(bucket), COUNT(*), SUM(status BETWEEN 200 AND 299), SUM(ok), \
-                SUM(status >= 500), SUM(status BETWEEN 400 AND 499), SUM(refused), SUM(triggered), \
-                SUM(escalated AND status BETWEEN 200 AND 299), SUM(cost), SUM(baseline), \
-                SUM(CASE WHEN hit THEN saved ELSE 0 END), SUM(CASE WHEN hit THEN 0 ELSE saved END), \
-                SUM(hit), SUM(lookup), SUM(tin), SUM(tout), AVG(latency_ms), SUM(semantic) \
-             FROM b GROUP BY k ORDER BY k",
-            where_sql = w.sql
-        );
-        let mut groups: Vec<KpiGroup> = self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(w.params.iter()), |row| {
-                let c = |i: usize| row.get::<_, i64>(i).map(count);
-                let (requests, answered, successful) = (c(2)?, c(3)?, c(4)?);
-                let (cost_nanos, escalated) = (c(10)?, c(9)?);
-                let (saved_by_cache_nanos, saved_by_routing_nanos) = (c(12)?, c(13)?);
-                let (cache_hits, cache_lookups) = (c(14)?, c(15)?);
-                let escalation_rate = ratio(escalated, answered);
-                Ok(KpiGroup {
-                    key: row.get(0)?,
-                    bucket_ms: row.get(1)?,
-                    kpi: KpiSummary {
-                        from_ms,
-                        to_ms,
-                        requests,
-                        answered,
-                        successful,
-                        errors: c(5)?,
-                        client_errors: c(6)?,
-                        guard_refusals: c(7)?,
-                        guard_triggers: c(8)?,
-                        cost_nanos,
-                        cost_per_request_nanos: per(cost_nanos, requests),
-                        cost_per_success_nanos: per(cost_nanos, successful),
-                        baseline_cost_nanos: c(11)?,
-                        saved_total_nanos: saved_by_cache_nanos + saved_by_routing_nanos,
-                        saved_by_cache_nanos,
-                        saved_by_routing_nanos,
-                        cache_hits,
-                        cache_semantic_hits: c(19)?,
-                        cache_lookups,
-                        cache_hit_rate: ratio(cache_hits, cache_lookups),
-                        escalated,
-                        escalation_rate,
-                        automation_rate: escalation_rate.map(|e| 1.0 - e),
-                        feedback: FeedbackStats::default(),
-                        latency_mean_ms: row.get(18)?,
-                        latency_p50_ms: None,
-                        latency_p95_ms: None,
-                        prompt_tokens: c(16)?,
-                        completion_tokens: c(17)?,
-                    },
-                })
-            })?;
-            rows.collect()
-        })?;
-        let mut latencies = self.latencies(&w, key_sql)?;
-        for g in &mut groups {
-            let mut values = match &g.key {
-                Some(k) => latencies.keyed.remove(k.as_str()),
-                None => Some(std::mem::take(&mut latencies.unkeyed)),
-            }
-            .unwrap_or_default();
-            g.kpi.latency_p50_ms = nearest_rank(&mut values, 50);
-            g.kpi.latency_p95_ms = nearest_rank(&mut values, 95);
+/// Sums per group (`key_sql`, and `bucket_sql` for time buckets), ordered by key, with their
+/// latency percentiles ([`latencies`]).
+fn aggregate(
+    e: &dyn Exec,
+    from_ms: i64,
+    to_ms: i64,
+    filter: &KpiFilter,
+    key_sql: &str,
+    bucket_sql: Option<&str>,
+) -> Result<Vec<KpiGroup>, StoreError> {
+    let d = e.dialect();
+    let w = Where::range(d, from_ms, to_ms, filter);
+    let bucket_sql = bucket_sql.unwrap_or("CAST(NULL AS BIGINT)");
+    // The key's text is not named `k`: `ORDER BY k` is the key itself (a bucket orders as a
+    // number), on both databases.
+    let sql = format!(
+        "WITH b AS (SELECT {key_sql} AS k, {bucket_sql} AS bucket, r.status AS status, \
+            r.latency_ms AS latency_ms, r.prompt_tokens AS tin, r.completion_tokens AS tout, \
+            r.cost_nanos AS cost, r.baseline_cost_nanos AS baseline, {HIT_SQL} AS hit, \
+            (COALESCE(r.cache, '') = 'hit-semantic') AS semantic, \
+            (COALESCE(r.cache, '') IN ('hit-exact', 'hit-semantic', 'miss')) AS lookup, \
+            {saved} AS saved, {success} AS ok, {refused} AS refused, \
+            {triggered} AS triggered, {ESCALATED_SQL} AS escalated \
+            FROM requests r WHERE {where_sql}) \
+         SELECT CAST(k AS TEXT) AS key_text, MIN(bucket), COUNT(*), {answered}, {ok}, {errors}, \
+            {client_errors}, {refusals}, {triggers}, {escalations}, {cost}, {baseline}, \
+            {saved_by_cache}, {saved_by_routing}, {hits}, {lookups}, {tin}, {tout}, \
+            AVG(latency_ms), {semantic} \
+         FROM b GROUP BY k ORDER BY k NULLS FIRST",
+        saved = saved_sql(d),
+        success = success_sql(d),
+        refused = refused_sql(d),
+        triggered = triggered_sql(d),
+        where_sql = w.sql,
+        answered = count_if("status BETWEEN 200 AND 299"),
+        ok = count_if("ok"),
+        errors = count_if("status >= 500"),
+        client_errors = count_if("status BETWEEN 400 AND 499"),
+        refusals = count_if("refused"),
+        triggers = count_if("triggered"),
+        escalations = count_if("escalated AND status BETWEEN 200 AND 299"),
+        cost = sum("cost"),
+        baseline = sum("baseline"),
+        saved_by_cache = sum("CASE WHEN hit THEN saved ELSE 0 END"),
+        saved_by_routing = sum("CASE WHEN hit THEN 0 ELSE saved END"),
+        hits = count_if("hit"),
+        lookups = count_if("lookup"),
+        tin = sum("tin"),
+        tout = sum("tout"),
+        semantic = count_if("semantic"),
+    );
+    let mut groups = e.all(&sql, &w.params, |row| group_from(row, from_ms, to_ms))?;
+    let mut latencies = latencies(e, &w, key_sql)?;
+    for g in &mut groups {
+        let mut values = match &g.key {
+            Some(k) => latencies.keyed.remove(k.as_str()),
+            None => Some(std::mem::take(&mut latencies.unkeyed)),
         }
-        Ok(groups)
+        .unwrap_or_default();
+        g.kpi.latency_p50_ms = nearest_rank(&mut values, 50);
+        g.kpi.latency_p95_ms = nearest_rank(&mut values, 95);
     }
-
-    /// Every covered request's latency, by group (`key_sql`). Percentiles are computed from
-    /// these in Rust: exact, and selecting is O(n) where SQL would sort.
-    fn latencies(&self, w: &Where, key_sql: &str) -> Result<Latencies, StoreError> {
-        let sql = format!(
-            "SELECT CAST({key_sql} AS TEXT), r.latency_ms FROM requests r WHERE {}",
-            w.sql
-        );
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(w.params.iter()))?;
-            let mut out = Latencies::default();
-            while let Some(row) = rows.next()? {
-                let ms: f64 = row.get(1)?;
-                // Borrowed, so a key is copied once per group, not once per request.
-                match row.get_ref(0)?.as_str_or_null()? {
-                    None => out.unkeyed.push(ms),
-                    Some(k) => match out.keyed.get_mut(k) {
-                        Some(v) => v.push(ms),
-                        None => {
-                            out.keyed.insert(k.to_owned(), vec![ms]);
-                        }
-                    },
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    /// `groups` with the feedback on their requests (grouped by the same `key_sql`), from the
-    /// requests' own tenant, whenever it was given.
-    fn with_feedback(
-        &self,
-        mut groups: Vec<KpiGroup>,
-        from_ms: i64,
-        to_ms: i64,
-        filter: &KpiFilter,
-        key_sql: &str,
-    ) -> Result<Vec<KpiGroup>, StoreError> {
-        let w = Where::range(from_ms, to_ms, filter);
-        let sql = format!(
-            "SELECT CAST({key_sql} AS TEXT) AS k, COUNT(*), AVG(f.score), SUM(f.score >= 0.5), \
-                SUM(f.score < 0.5), SUM(f.outcome IS NOT NULL), SUM(f.outcome = 'resolved'), \
-                SUM(f.outcome = 'escalated') \
-             FROM feedback f JOIN requests r ON f.request_id = r.request_id AND f.tenant = r.tenant \
-             WHERE {where_sql} GROUP BY k",
-            where_sql = w.sql
-        );
-        let mut by_key: HashMap<Option<String>, FeedbackStats> = self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(w.params.iter()), |row| {
-                // Sums over no non-null value are null.
-                let c = |i: usize| row.get::<_, Option<i64>>(i).map(|v| count(v.unwrap_or(0)));
-                let (with_outcome, resolved) = (c(5)?, c(6)?);
-                let stats = FeedbackStats {
-                    count: c(1)?,
-                    mean_score: row.get(2)?,
-                    positive: c(3)?,
-                    negative: c(4)?,
-                    with_outcome,
-                    resolved,
-                    escalated: c(7)?,
-                    task_completion_rate: ratio(resolved, with_outcome),
-                };
-                Ok((row.get(0)?, stats))
-            })?;
-            rows.collect()
-        })?;
-        for g in &mut groups {
-            if let Some(stats) = by_key.remove(&g.key) {
-                g.kpi.feedback = stats;
-            }
-        }
-        Ok(groups)
-    }
+    Ok(groups)
 }
 
-impl KpiStore for SqliteStore {
+/// A group of [`aggregate`]'s query, without its percentiles and feedback.
+fn group_from(row: &dyn SqlRow, from_ms: i64, to_ms: i64) -> Result<KpiGroup, StoreError> {
+    let c = |i: usize| row.u64(i);
+    let (requests, answered, successful) = (c(2)?, c(3)?, c(4)?);
+    let (cost_nanos, escalated) = (c(10)?, c(9)?);
+    let (saved_by_cache_nanos, saved_by_routing_nanos) = (c(12)?, c(13)?);
+    let (cache_hits, cache_lookups) = (c(14)?, c(15)?);
+    let escalation_rate = ratio(escalated, answered);
+    Ok(KpiGroup {
+        key: row.opt_string(0)?,
+        bucket_ms: row.opt_i64(1)?,
+        kpi: KpiSummary {
+            from_ms,
+            to_ms,
+            requests,
+            answered,
+            successful,
+            errors: c(5)?,
+            client_errors: c(6)?,
+            guard_refusals: c(7)?,
+            guard_triggers: c(8)?,
+            cost_nanos,
+            cost_per_request_nanos: per(cost_nanos, requests),
+            cost_per_success_nanos: per(cost_nanos, successful),
+            baseline_cost_nanos: c(11)?,
+            saved_total_nanos: saved_by_cache_nanos + saved_by_routing_nanos,
+            saved_by_cache_nanos,
+            saved_by_routing_nanos,
+            cache_hits,
+            cache_semantic_hits: c(19)?,
+            cache_lookups,
+            cache_hit_rate: ratio(cache_hits, cache_lookups),
+            escalated,
+            escalation_rate,
+            automation_rate: escalation_rate.map(|e| 1.0 - e),
+            feedback: FeedbackStats::default(),
+            latency_mean_ms: row.opt_f64(18)?,
+            latency_p50_ms: None,
+            latency_p95_ms: None,
+            prompt_tokens: c(16)?,
+            completion_tokens: c(17)?,
+        },
+    })
+}
+
+/// Every covered request's latency, by group (`key_sql`). Percentiles are computed from these
+/// in Rust: exact, and selecting is O(n) where SQL would sort.
+fn latencies(e: &dyn Exec, w: &Where<'_>, key_sql: &str) -> Result<Latencies, StoreError> {
+    let sql = format!(
+        "SELECT CAST({key_sql} AS TEXT), r.latency_ms FROM requests r WHERE {}",
+        w.sql
+    );
+    let mut out = Latencies::default();
+    e.each(&sql, &w.params, &mut |row| {
+        let ms = row.f64(1)?;
+        // Borrowed, so a key is copied once per group, not once per request.
+        match row.opt_str(0)? {
+            None => out.unkeyed.push(ms),
+            Some(k) => match out.keyed.get_mut(k) {
+                Some(v) => v.push(ms),
+                None => {
+                    out.keyed.insert(k.to_owned(), vec![ms]);
+                }
+            },
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `groups` with the feedback on their requests (grouped by the same `key_sql`), from the
+/// requests' own tenant, whenever it was given.
+fn with_feedback(
+    e: &dyn Exec,
+    mut groups: Vec<KpiGroup>,
+    from_ms: i64,
+    to_ms: i64,
+    filter: &KpiFilter,
+    key_sql: &str,
+) -> Result<Vec<KpiGroup>, StoreError> {
+    let w = Where::range(e.dialect(), from_ms, to_ms, filter);
+    let sql = format!(
+        "SELECT CAST({key_sql} AS TEXT) AS k, COUNT(*), AVG(f.score), {positive}, {negative}, \
+            {with_outcome}, {resolved}, {escalated} \
+         FROM feedback f JOIN requests r ON f.request_id = r.request_id AND f.tenant = r.tenant \
+         WHERE {where_sql} GROUP BY k",
+        positive = count_if("f.score >= 0.5"),
+        negative = count_if("f.score < 0.5"),
+        with_outcome = count_if("f.outcome IS NOT NULL"),
+        resolved = count_if("f.outcome = 'resolved'"),
+        escalated = count_if("f.outcome = 'escalated'"),
+        where_sql = w.sql
+    );
+    let stats = e.all(&sql, &w.params, |row| {
+        let c = |i: usize| row.u64(i);
+        let (with_outcome, resolved) = (c(5)?, c(6)?);
+        let stats = FeedbackStats {
+            count: c(1)?,
+            mean_score: row.opt_f64(2)?,
+            positive: c(3)?,
+            negative: c(4)?,
+            with_outcome,
+            resolved,
+            escalated: c(7)?,
+            task_completion_rate: ratio(resolved, with_outcome),
+        };
+        Ok((row.opt_string(0)?, stats))
+    })?;
+    let mut by_key: HashMap<Option<String>, FeedbackStats> = stats.into_iter().collect();
+    for g in &mut groups {
+        if let Some(stats) = by_key.remove(&g.key) {
+            g.kpi.feedback = stats;
+        }
+    }
+    Ok(groups)
+}
+
+/// The KPIs of every store that runs the shared SQL, each report on one connection.
+impl<S: SqlReads> KpiStore for S {
     fn kpi_summary(
         &self,
         from_ms: i64,
         to_ms: i64,
         filter: &KpiFilter,
     ) -> Result<KpiSummary, StoreError> {
-        let groups = self.aggregate(from_ms, to_ms, filter, "0", None)?;
-        let groups = self.with_feedback(groups, from_ms, to_ms, filter, "0")?;
+        let groups = self.exec(|e| {
+            let groups = aggregate(e, from_ms, to_ms, filter, "0", None)?;
+            with_feedback(e, groups, from_ms, to_ms, filter, "0")
+        })?;
         Ok(groups.into_iter().next().map_or_else(
             || KpiSummary {
                 from_ms,
@@ -659,9 +806,11 @@ impl KpiStore for SqliteStore {
         filter: &KpiFilter,
     ) -> Result<Vec<KpiGroup>, StoreError> {
         let bucket = by.bucket().map(Bucket::start_sql);
-        let key_sql = by.key_sql();
-        let groups = self.aggregate(from_ms, to_ms, filter, &key_sql, bucket.as_deref())?;
-        self.with_feedback(groups, from_ms, to_ms, filter, &key_sql)
+        self.exec(|e| {
+            let key_sql = by.key_sql(e.dialect());
+            let groups = aggregate(e, from_ms, to_ms, filter, &key_sql, bucket.as_deref())?;
+            with_feedback(e, groups, from_ms, to_ms, filter, &key_sql)
+        })
     }
 
     fn kpi_trend(
@@ -673,7 +822,7 @@ impl KpiStore for SqliteStore {
     ) -> Result<Vec<KpiPoint>, StoreError> {
         let start = bucket.start_sql();
         let found: Vec<KpiPoint> = self
-            .aggregate(from_ms, to_ms, filter, &start, Some(&start))?
+            .exec(|e| aggregate(e, from_ms, to_ms, filter, &start, Some(&start)))?
             .into_iter()
             .map(|KpiGroup { bucket_ms, kpi, .. }| KpiPoint {
                 bucket_ms: bucket_ms.unwrap_or(0),
@@ -696,27 +845,31 @@ impl KpiStore for SqliteStore {
         bucket: Bucket,
         filter: &KpiFilter,
     ) -> Result<Vec<GuardTrigger>, StoreError> {
-        let w = Where::range(from_ms, to_ms, filter);
-        let sql = format!(
-            "SELECT {start} AS bucket, json_extract(g.value, '$.guard') AS guard, \
-                json_extract(g.value, '$.outcome') AS outcome, COUNT(*) \
-             FROM requests r, json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
-             WHERE {where_sql} AND r.guard_triggered IS NOT 0 AND outcome IS NOT 'pass' \
-             GROUP BY bucket, guard, outcome ORDER BY bucket, guard, outcome",
-            start = bucket.start_sql(),
-            where_sql = w.sql
-        );
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(w.params.iter()), |row| {
+        self.exec(|e| {
+            let d = e.dialect();
+            let w = Where::range(d, from_ms, to_ms, filter);
+            let outcome = verdict_sql(d, "outcome");
+            let sql = format!(
+                "SELECT {start} AS bucket, {guard} AS guard, {outcome} AS outcome, COUNT(*) \
+                 FROM requests r, {verdicts} \
+                 WHERE {where_sql} AND {maybe} AND {outcome} {is_not} 'pass' \
+                 GROUP BY bucket, guard, outcome \
+                 ORDER BY bucket, guard NULLS FIRST, outcome NULLS FIRST",
+                start = bucket.start_sql(),
+                guard = verdict_sql(d, "guard"),
+                verdicts = verdicts_sql(d),
+                where_sql = w.sql,
+                maybe = maybe_triggered_sql(d),
+                is_not = is_not(d),
+            );
+            e.all(&sql, &w.params, |row| {
                 Ok(GuardTrigger {
-                    bucket_ms: row.get(0)?,
-                    guard: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    outcome: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                    count: count(row.get(3)?),
+                    bucket_ms: row.i64(0)?,
+                    guard: row.opt_string(1)?.unwrap_or_default(),
+                    outcome: row.opt_string(2)?.unwrap_or_default(),
+                    count: row.u64(3)?,
                 })
-            })?;
-            rows.collect()
+            })
         })
     }
 
@@ -726,23 +879,22 @@ impl KpiStore for SqliteStore {
         to_ms: i64,
         filter: &KpiFilter,
     ) -> Result<Vec<ModelShare>, StoreError> {
-        let w = Where::range(from_ms, to_ms, filter);
-        let sql = format!(
-            "SELECT r.model, COUNT(*) AS n, SUM(r.cost_nanos) FROM requests r WHERE {} \
-             GROUP BY r.model ORDER BY n DESC, r.model",
-            w.sql
-        );
-        let mut mix = self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(w.params.iter()), |row| {
+        let mut mix = self.exec(|e| {
+            let w = Where::range(e.dialect(), from_ms, to_ms, filter);
+            let sql = format!(
+                "SELECT r.model, COUNT(*) AS n, {cost} FROM requests r WHERE {where_sql} \
+                 GROUP BY r.model ORDER BY n DESC, r.model NULLS FIRST",
+                cost = sum("r.cost_nanos"),
+                where_sql = w.sql
+            );
+            e.all(&sql, &w.params, |row| {
                 Ok(ModelShare {
-                    model: row.get(0)?,
-                    requests: count(row.get(1)?),
+                    model: row.opt_string(0)?,
+                    requests: row.u64(1)?,
                     share: 0.0,
-                    cost_nanos: count(row.get(2)?),
+                    cost_nanos: row.u64(2)?,
                 })
-            })?;
-            rows.collect::<Result<Vec<_>, _>>()
+            })
         })?;
         let total: u64 = mix.iter().map(|m| m.requests).sum();
         for m in &mut mix {
@@ -752,47 +904,44 @@ impl KpiStore for SqliteStore {
     }
 
     fn recent_requests(&self, filter: &RequestFilter) -> Result<Vec<RequestRecord>, StoreError> {
-        let mut w = Where::new();
-        if let Some(before) = filter.before_ms {
-            w.and("r.started_at_ms < ?", before);
-        }
-        if let Some(class) = filter.status_class {
-            let (lo, hi) = class.range();
-            w.and("r.status >= ?", lo);
-            w.and("r.status <= ?", hi);
-        }
-        w.scope(&KpiFilter {
-            tenant: filter.tenant.clone(),
-            key_id: filter.key_id.clone(),
-            model: filter.model.clone(),
-            route: filter.route.clone(),
-        });
-        match filter.cache.as_deref() {
-            Some("hit") => w.sql.push_str(&format!(" AND {HIT_SQL}")),
-            _ => w.and_eq("r.cache", &filter.cache),
-        }
-        if let Some(outcome) = &filter.guard_outcome {
-            // A row whose verdicts all passed has no other outcome: skip its JSON.
-            if outcome != "pass" {
-                w.sql.push_str(" AND r.guard_triggered IS NOT 0");
+        self.exec(|e| {
+            let d = e.dialect();
+            let mut w = Where::new(d);
+            if let Some(before) = filter.before_ms {
+                w.and("r.started_at_ms < ?", before.into());
             }
-            w.and(
-                "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.guards) THEN r.guards END) g \
-                 WHERE json_extract(g.value, '$.outcome') = ?)",
-                outcome.clone(),
+            if let Some(class) = filter.status_class {
+                let (lo, hi) = class.range();
+                w.and("r.status >= ?", lo.into());
+                w.and("r.status <= ?", hi.into());
+            }
+            w.scope(&filter.tenant, &filter.key_id, &filter.model, &filter.route);
+            match filter.cache.as_deref() {
+                Some("hit") => w.sql.push_str(&format!(" AND {HIT_SQL}")),
+                _ => w.and_eq("r.cache", &filter.cache),
+            }
+            if let Some(outcome) = &filter.guard_outcome {
+                // A row whose verdicts all passed has no other outcome: skip its JSON.
+                if outcome != "pass" {
+                    w.sql.push_str(&format!(" AND {}", maybe_triggered_sql(d)));
+                }
+                w.and(
+                    &format!(
+                        "EXISTS (SELECT 1 FROM {} WHERE {} = ?)",
+                        verdicts_sql(d),
+                        verdict_sql(d, "outcome")
+                    ),
+                    outcome.as_str().into(),
+                );
+            }
+            let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+            let limit = w.param(crate::sql::limit(limit));
+            let sql = format!(
+                "SELECT {RECORD_COLUMNS} FROM requests r WHERE {} \
+                 ORDER BY r.started_at_ms DESC, r.rowid DESC LIMIT {limit}",
+                w.sql
             );
-        }
-        let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM requests r WHERE {} \
-             ORDER BY r.started_at_ms DESC, r.rowid DESC LIMIT {limit}",
-            w.sql
-        );
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows =
-                stmt.query_map(rusqlite::params_from_iter(w.params.iter()), record_from_row)?;
-            rows.collect()
+            e.all(&sql, &w.params, record_from)
         })
     }
 }
@@ -828,722 +977,9 @@ fn fill_buckets(found: Vec<KpiPoint>, from_ms: i64, to_ms: i64, bucket: Bucket) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Feedback, FeedbackStore, RecordStore};
+    use crate::{FeedbackStore, RecordStore, SqliteStore};
 
-    /// Midnight UTC, 2024-10-04.
-    const D: i64 = 20_000 * DAY_MS;
-
-    struct Row {
-        id: &'static str,
-        at: i64,
-        tenant: &'static str,
-        key: &'static str,
-        requested: &'static str,
-        model: Option<&'static str>,
-        routed: bool,
-        cache: Option<&'static str>,
-        status: u16,
-        guards: Option<&'static str>,
-        cost: u64,
-        baseline: u64,
-        latency: f64,
-    }
-
-    const BASE: Row = Row {
-        id: "",
-        at: D,
-        tenant: "t1",
-        key: "k1",
-        requested: "small",
-        model: Some("small"),
-        routed: false,
-        cache: None,
-        status: 200,
-        guards: None,
-        cost: 0,
-        baseline: 0,
-        latency: 0.0,
-    };
-
-    fn record(r: Row) -> RequestRecord {
-        RequestRecord {
-            request_id: r.id.into(),
-            started_at_ms: r.at,
-            endpoint: "chat".into(),
-            tenant: Some(r.tenant.into()),
-            key_id: Some(r.key.into()),
-            requested_model: Some(r.requested.into()),
-            model: r.model.map(Into::into),
-            deployment: match (r.cache, r.guards) {
-                (Some(c), _) if c.starts_with("hit") => Some("cache".into()),
-                (_, Some(g)) if g.contains("\"refused\"") => Some("guard".into()),
-                _ => r.model.map(|m| format!("sim/{m}")),
-            },
-            status: r.status,
-            latency_ms: r.latency,
-            prompt_tokens: 10,
-            completion_tokens: 5,
-            cost_nanos: r.cost,
-            baseline_cost_nanos: r.baseline,
-            route: r.routed.then(|| {
-                r#"{"policy":"balanced","bar":0.7,"model":"small","rule":null,"scores":[]}"#.into()
-            }),
-            cache: r.cache.map(Into::into),
-            guards: r.guards.map(Into::into),
-            ..RequestRecord::default()
-        }
-    }
-
-    fn feedback(id: &str, tenant: &str, score: Option<f64>, outcome: Option<&str>) -> Feedback {
-        Feedback {
-            request_id: id.into(),
-            key_id: "k".into(),
-            tenant: tenant.into(),
-            created_at_ms: D + 20 * DAY_MS,
-            score,
-            outcome: outcome.map(Into::into),
-            comment: None,
-        }
-    }
-
-    /// Nine requests in `[D - 1 day, D + 1 day)`, two of them the evening before midnight,
-    /// and one later.
-    fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        let rows = [
-            // Routed to the cheap model: saves 900 by routing.
-            Row {
-                id: "ok1",
-                at: D - 2_000,
-                requested: "auto",
-                routed: true,
-                cache: Some("miss"),
-                guards: Some(r#"[{"guard":"pii","outcome":"pass","detail":"","ms":0.1}]"#),
-                cost: 100,
-                baseline: 1_000,
-                latency: 10.0,
-                ..BASE
-            },
-            // A cache hit on the route (answered before the router): saves 500 by the cache.
-            Row {
-                id: "hit1",
-                at: D - 1_000,
-                requested: "auto:cheap",
-                model: Some("big"),
-                cache: Some("hit-exact"),
-                baseline: 500,
-                latency: 1.0,
-                ..BASE
-            },
-            // Answered, but with the safe answer in place of the model's: no success.
-            Row {
-                id: "replaced",
-                at: D + 1_000,
-                key: "k2",
-                requested: "big",
-                model: Some("big"),
-                cache: Some("miss"),
-                guards: Some(
-                    r#"[{"guard":"pii","outcome":"masked","detail":"EMAIL:1","ms":0.1},{"guard":"toxicity","outcome":"replaced","score":0.9,"detail":"","ms":2}]"#,
-                ),
-                cost: 300,
-                baseline: 300,
-                latency: 20.0,
-                ..BASE
-            },
-            // Thumbs down: no success.
-            Row {
-                id: "thumbsdown",
-                at: D + 2_000,
-                cache: Some("bypass"),
-                cost: 50,
-                baseline: 50,
-                latency: 30.0,
-                ..BASE
-            },
-            // Escalated to a human (though scored well): no success.
-            Row {
-                id: "escalated",
-                at: D + 3_000,
-                tenant: "t2",
-                key: "k3",
-                cost: 70,
-                baseline: 70,
-                latency: 40.0,
-                ..BASE
-            },
-            // A provider error; its guards are not JSON, which reads as no verdict.
-            Row {
-                id: "err",
-                at: D + 4_000,
-                tenant: "t2",
-                key: "k3",
-                requested: "big",
-                model: Some("big"),
-                status: 502,
-                guards: Some("not json"),
-                latency: 50.0,
-                ..BASE
-            },
-            // Blocked by the injection screen.
-            Row {
-                id: "blocked",
-                at: D + 5_000,
-                tenant: "t2",
-                key: "k3",
-                model: None,
-                status: 400,
-                guards: Some(
-                    r#"[{"guard":"injection","outcome":"blocked","score":0.99,"detail":"","ms":1}]"#,
-                ),
-                latency: 2.0,
-                ..BASE
-            },
-            // The topic filter's polite refusal, a 200.
-            Row {
-                id: "polite",
-                at: D + 6_000,
-                model: None,
-                guards: Some(
-                    r#"[{"guard":"topics","outcome":"refused","detail":"denied","ms":1}]"#,
-                ),
-                latency: 5.0,
-                ..BASE
-            },
-            // Flagged only, resolved and scored well: a success.
-            Row {
-                id: "ok2",
-                at: D + 7_000,
-                key: "k2",
-                cache: Some("miss"),
-                guards: Some(
-                    r#"[{"guard":"toxicity","outcome":"flagged","score":0.6,"detail":"","ms":2}]"#,
-                ),
-                cost: 80,
-                baseline: 80,
-                latency: 15.0,
-                ..BASE
-            },
-            // Outside the range.
-            Row {
-                id: "later",
-                at: D + 10 * DAY_MS,
-                cost: 1_000_000,
-                baseline: 1_000_000,
-                latency: 1_000.0,
-                ..BASE
-            },
-        ];
-        store.write_batch(&rows.map(record)).unwrap();
-        for f in [
-            feedback("thumbsdown", "t1", Some(0.0), None),
-            feedback("escalated", "t2", Some(1.0), Some("escalated")),
-            feedback("ok2", "t1", Some(0.9), Some("resolved")),
-            // Another tenant cannot score t1's request.
-            feedback("ok2", "t2", Some(0.0), Some("escalated")),
-        ] {
-            store.add_feedback(&f).unwrap();
-        }
-        (dir, store)
-    }
-
-    const FROM: i64 = D - DAY_MS;
-    const TO: i64 = D + DAY_MS;
-
-    fn all() -> KpiFilter {
-        KpiFilter::default()
-    }
-
-    #[test]
-    fn semantic_hits_are_counted_apart_among_the_hits() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        let rows = [
-            Row {
-                id: "exact",
-                cache: Some("hit-exact"),
-                ..BASE
-            },
-            Row {
-                id: "semantic",
-                cache: Some("hit-semantic"),
-                ..BASE
-            },
-            Row {
-                id: "miss",
-                cache: Some("miss"),
-                ..BASE
-            },
-        ];
-        store.write_batch(&rows.map(record)).unwrap();
-        let s = store.kpi_summary(FROM, TO, &all()).unwrap();
-        assert_eq!(
-            (s.cache_hits, s.cache_semantic_hits, s.cache_lookups),
-            (2, 1, 3)
-        );
-    }
-
-    #[test]
-    fn the_summary_counts_successes_costs_savings_and_rates_exactly() {
-        let (_dir, store) = store();
-        let s = store.kpi_summary(FROM, TO, &all()).unwrap();
-        let feedback = FeedbackStats {
-            count: 3,
-            mean_score: s.feedback.mean_score,
-            positive: 2,
-            negative: 1,
-            with_outcome: 2,
-            resolved: 1,
-            escalated: 1,
-            task_completion_rate: Some(0.5),
-        };
-        assert!((s.feedback.mean_score.unwrap() - 1.9 / 3.0).abs() < 1e-12);
-        assert_eq!(
-            s,
-            KpiSummary {
-                from_ms: FROM,
-                to_ms: TO,
-                requests: 9,
-                answered: 7,
-                // ok1, hit1, ok2; not replaced, thumbsdown, escalated, polite.
-                successful: 3,
-                errors: 1,
-                client_errors: 1,
-                guard_refusals: 2,
-                guard_triggers: 4,
-                cost_nanos: 600,
-                // 600 / 9 = 66.7, rounded.
-                cost_per_request_nanos: Some(67),
-                cost_per_success_nanos: Some(200),
-                baseline_cost_nanos: 2_000,
-                saved_total_nanos: 1_400,
-                saved_by_cache_nanos: 500,
-                saved_by_routing_nanos: 900,
-                cache_hits: 1,
-                cache_semantic_hits: 0,
-                cache_lookups: 4,
-                cache_hit_rate: Some(0.25),
-                escalated: 1,
-                escalation_rate: Some(1.0 / 7.0),
-                automation_rate: Some(1.0 - 1.0 / 7.0),
-                feedback,
-                latency_mean_ms: Some(173.0 / 9.0),
-                // Sorted: 1 2 5 10 15 20 30 40 50; ranks 5 and 9.
-                latency_p50_ms: Some(15.0),
-                latency_p95_ms: Some(50.0),
-                prompt_tokens: 90,
-                completion_tokens: 45,
-            }
-        );
-    }
-
-    #[test]
-    fn filters_narrow_the_summary_and_an_empty_range_has_no_ratios() {
-        let (_dir, store) = store();
-        let on_route = KpiFilter {
-            route: Some("auto".into()),
-            ..all()
-        };
-        let s = store.kpi_summary(FROM, TO, &on_route).unwrap();
-        assert_eq!(
-            (
-                s.requests,
-                s.successful,
-                s.saved_by_cache_nanos,
-                s.saved_by_routing_nanos
-            ),
-            (2, 2, 500, 900)
-        );
-        let t2 = KpiFilter {
-            tenant: Some("t2".into()),
-            ..all()
-        };
-        let s = store.kpi_summary(FROM, TO, &t2).unwrap();
-        assert_eq!(
-            (
-                s.requests,
-                s.answered,
-                s.escalated,
-                s.automation_rate,
-                s.feedback.count
-            ),
-            (3, 1, 1, Some(0.0), 1)
-        );
-        assert_eq!(s.cost_per_success_nanos, None, "no success in t2");
-        let k2_big = KpiFilter {
-            key_id: Some("k2".into()),
-            model: Some("big".into()),
-            ..all()
-        };
-        assert_eq!(store.kpi_summary(FROM, TO, &k2_big).unwrap().requests, 1);
-
-        let empty = store.kpi_summary(0, 1, &all()).unwrap();
-        assert_eq!(
-            empty,
-            KpiSummary {
-                from_ms: 0,
-                to_ms: 1,
-                ..KpiSummary::default()
-            }
-        );
-    }
-
-    #[test]
-    fn groups_by_day_split_at_utc_midnight() {
-        let (_dir, store) = store();
-        let days = store.kpi_groups(FROM, TO, GroupBy::Day, &all()).unwrap();
-        assert_eq!(days.len(), 2);
-        let before = &days[0];
-        assert_eq!(
-            (before.key.as_deref(), before.bucket_ms),
-            (Some("2024-10-03"), Some(D - DAY_MS))
-        );
-        let k = &before.kpi;
-        assert_eq!(
-            (
-                k.requests,
-                k.successful,
-                k.errors,
-                k.cost_nanos,
-                k.baseline_cost_nanos,
-                k.saved_by_cache_nanos,
-                k.saved_by_routing_nanos,
-                k.cost_per_success_nanos,
-                k.latency_mean_ms,
-                k.latency_p95_ms,
-                k.feedback.count,
-            ),
-            (
-                2,
-                2,
-                0,
-                100,
-                1_500,
-                500,
-                900,
-                Some(50),
-                Some(5.5),
-                Some(10.0),
-                0
-            )
-        );
-        let after = &days[1];
-        assert_eq!(
-            (after.key.as_deref(), after.bucket_ms, after.kpi.requests),
-            (Some("2024-10-04"), Some(D), 7)
-        );
-        // Every piece of feedback is on a request of the second day.
-        assert_eq!(
-            (after.kpi.feedback.count, after.kpi.feedback.resolved),
-            (3, 1)
-        );
-
-        let hours = store.kpi_groups(FROM, TO, GroupBy::Hour, &all()).unwrap();
-        assert_eq!(
-            hours
-                .iter()
-                .map(|g| (g.key.as_deref().unwrap_or(""), g.kpi.requests))
-                .collect::<Vec<_>>(),
-            [("2024-10-03T23:00Z", 2), ("2024-10-04T00:00Z", 7)]
-        );
-    }
-
-    #[test]
-    fn groups_by_tenant_key_model_and_route() {
-        let (_dir, store) = store();
-        let keys = |by| {
-            store
-                .kpi_groups(FROM, TO, by, &all())
-                .unwrap()
-                .into_iter()
-                .map(|g| (g.key, g.kpi.requests, g.kpi.cost_nanos))
-                .collect::<Vec<_>>()
-        };
-        let s = |v: &str| Some(v.to_owned());
-        assert_eq!(keys(GroupBy::Tenant), [(s("t1"), 6, 530), (s("t2"), 3, 70)]);
-        assert_eq!(
-            keys(GroupBy::Key),
-            [(s("k1"), 4, 150), (s("k2"), 2, 380), (s("k3"), 3, 70)]
-        );
-        assert_eq!(
-            keys(GroupBy::Model),
-            [(None, 2, 0), (s("big"), 3, 300), (s("small"), 4, 300)]
-        );
-        // The routed miss and the hit on `auto:cheap` count under `auto`; the rest under none.
-        assert_eq!(keys(GroupBy::Route), [(None, 7, 500), (s("auto"), 2, 100)]);
-        let tenants = store.kpi_groups(FROM, TO, GroupBy::Tenant, &all()).unwrap();
-        let feedback = |i: usize| {
-            let k = &tenants[i].kpi;
-            (k.feedback.count, k.escalated, k.automation_rate)
-        };
-        // t1: thumbs down and resolved (t2's word on ok2 does not count); t2: escalated.
-        assert_eq!(feedback(0), (2, 0, Some(1.0)));
-        assert_eq!(feedback(1), (1, 1, Some(0.0)));
-    }
-
-    #[test]
-    fn the_trend_has_a_point_per_bucket_with_empty_ones_as_zeros() {
-        let (_dir, store) = store();
-        let points = store
-            .kpi_trend(D - 2 * HOUR_MS, D + HOUR_MS, Bucket::Hour, &all())
-            .unwrap();
-        assert_eq!(
-            points,
-            [
-                KpiPoint {
-                    bucket_ms: D - 2 * HOUR_MS,
-                    ..KpiPoint::default()
-                },
-                KpiPoint {
-                    bucket_ms: D - HOUR_MS,
-                    requests: 2,
-                    errors: 0,
-                    cost_nanos: 100,
-                    saved_nanos: 1_400,
-                    latency_p95_ms: Some(10.0),
-                    cache_hits: 1,
-                    guard_triggers: 0,
-                },
-                KpiPoint {
-                    bucket_ms: D,
-                    requests: 7,
-                    errors: 1,
-                    cost_nanos: 500,
-                    saved_nanos: 0,
-                    // Sorted: 2 5 15 20 30 40 50; rank 7.
-                    latency_p95_ms: Some(50.0),
-                    cache_hits: 0,
-                    // replaced (and masked), blocked, polite, flagged.
-                    guard_triggers: 4,
-                },
-            ]
-        );
-        // The whole of time: too many buckets to fill, so only the ones with requests.
-        let sparse = store
-            .kpi_trend(i64::MIN, i64::MAX, Bucket::Hour, &all())
-            .unwrap();
-        assert_eq!(
-            sparse.iter().map(|p| p.bucket_ms).collect::<Vec<_>>(),
-            [D - HOUR_MS, D, D + 10 * DAY_MS]
-        );
-        let days = store.kpi_trend(FROM, TO, Bucket::Day, &all()).unwrap();
-        assert_eq!(days.iter().map(|p| p.requests).collect::<Vec<_>>(), [2, 7]);
-    }
-
-    #[test]
-    fn minute_buckets_split_an_hour_into_points() {
-        let (_dir, store) = store();
-        let requests = |bucket: Bucket, from: i64, to: i64| {
-            store
-                .kpi_trend(from, to, bucket, &all())
-                .unwrap()
-                .iter()
-                .map(|p| (p.bucket_ms, p.requests))
-                .collect::<Vec<_>>()
-        };
-        const M: i64 = MINUTE_MS;
-        // The two requests of the evening before are in its last minute, the rest in the
-        // first minute of the day; every other minute is a zero.
-        assert_eq!(
-            requests(Bucket::Minute, D - 3 * M, D + 2 * M),
-            [
-                (D - 3 * M, 0),
-                (D - 2 * M, 0),
-                (D - M, 2),
-                (D, 7),
-                (D + M, 0)
-            ]
-        );
-        // An hour is 60 points, not one.
-        assert_eq!(requests(Bucket::Minute, D - HOUR_MS, D).len(), 60);
-        assert_eq!(
-            requests(Bucket::FiveMinutes, D - 10 * M, D + 10 * M),
-            [(D - 10 * M, 0), (D - 5 * M, 2), (D, 7), (D + 5 * M, 0)]
-        );
-        assert_eq!(requests(Bucket::FifteenMinutes, FROM, TO).len(), 2 * 96);
-        let groups = store
-            .kpi_groups(FROM, TO, GroupBy::Minute, &all())
-            .unwrap()
-            .into_iter()
-            .map(|g| (g.key.unwrap_or_default(), g.bucket_ms, g.kpi.requests))
-            .collect::<Vec<_>>();
-        assert_eq!(
-            groups,
-            [
-                ("2024-10-03T23:59Z".to_owned(), Some(D - M), 2),
-                ("2024-10-04T00:00Z".to_owned(), Some(D), 7)
-            ]
-        );
-        let quarter = store
-            .kpi_groups(FROM, TO, GroupBy::FifteenMinutes, &all())
-            .unwrap();
-        assert_eq!(
-            quarter[0].key.as_deref(),
-            Some("2024-10-03T23:45Z"),
-            "{quarter:?}"
-        );
-        let guards = store
-            .guard_triggers(FROM, TO, Bucket::Minute, &all())
-            .unwrap();
-        assert!(guards.iter().all(|g| g.bucket_ms == D), "{guards:?}");
-        // As the admin API's query string names them.
-        for (name, bucket) in [
-            ("minute", Bucket::Minute),
-            ("5min", Bucket::FiveMinutes),
-            ("15min", Bucket::FifteenMinutes),
-            ("hour", Bucket::Hour),
-        ] {
-            assert_eq!(
-                serde_json::from_value::<Bucket>(serde_json::json!(name)).unwrap(),
-                bucket
-            );
-        }
-        assert_eq!(
-            serde_json::from_value::<GroupBy>(serde_json::json!("5min")).unwrap(),
-            GroupBy::FiveMinutes
-        );
-    }
-
-    #[test]
-    fn guard_triggers_count_every_verdict_but_pass() {
-        let (_dir, store) = store();
-        let got = store.guard_triggers(FROM, TO, Bucket::Day, &all()).unwrap();
-        let t = |guard: &str, outcome: &str| GuardTrigger {
-            bucket_ms: D,
-            guard: guard.into(),
-            outcome: outcome.into(),
-            count: 1,
-        };
-        assert_eq!(
-            got,
-            [
-                t("injection", "blocked"),
-                t("pii", "masked"),
-                t("topics", "refused"),
-                t("toxicity", "flagged"),
-                t("toxicity", "replaced"),
-            ]
-        );
-        let t1 = KpiFilter {
-            tenant: Some("t1".into()),
-            ..all()
-        };
-        assert_eq!(
-            store
-                .guard_triggers(FROM, TO, Bucket::Day, &t1)
-                .unwrap()
-                .len(),
-            4
-        );
-    }
-
-    #[test]
-    fn the_model_mix_shares_requests_and_cost() {
-        let (_dir, store) = store();
-        let mix = store.model_mix(FROM, TO, &all()).unwrap();
-        let m = |model: Option<&str>, requests: u64, cost_nanos: u64| ModelShare {
-            model: model.map(Into::into),
-            requests,
-            share: requests as f64 / 9.0,
-            cost_nanos,
-        };
-        assert_eq!(
-            mix,
-            [
-                m(Some("small"), 4, 300),
-                m(Some("big"), 3, 300),
-                m(None, 2, 0)
-            ]
-        );
-    }
-
-    #[test]
-    fn the_request_list_filters_and_pages() {
-        let (_dir, store) = store();
-        let ids = |f: RequestFilter| {
-            store
-                .recent_requests(&f)
-                .unwrap()
-                .into_iter()
-                .map(|r| r.request_id)
-                .collect::<Vec<_>>()
-        };
-        let f = RequestFilter::default;
-        assert_eq!(
-            ids(RequestFilter {
-                limit: Some(2),
-                ..f()
-            }),
-            ["later", "ok2"]
-        );
-        assert_eq!(
-            ids(RequestFilter {
-                before_ms: Some(D),
-                ..f()
-            }),
-            ["hit1", "ok1"]
-        );
-        assert_eq!(
-            ids(RequestFilter {
-                status_class: Some(StatusClass::ServerError),
-                ..f()
-            }),
-            ["err"]
-        );
-        assert_eq!(
-            ids(RequestFilter {
-                cache: Some("hit".into()),
-                ..f()
-            }),
-            ["hit1"]
-        );
-        assert_eq!(
-            ids(RequestFilter {
-                cache: Some("miss".into()),
-                key_id: Some("k2".into()),
-                ..f()
-            }),
-            ["ok2", "replaced"]
-        );
-        assert_eq!(
-            ids(RequestFilter {
-                guard_outcome: Some("blocked".into()),
-                ..f()
-            }),
-            ["blocked"]
-        );
-        assert_eq!(
-            ids(RequestFilter {
-                status_class: Some(StatusClass::Success),
-                tenant: Some("t1".into()),
-                model: Some("small".into()),
-                before_ms: Some(D + 10 * DAY_MS),
-                ..f()
-            }),
-            ["ok2", "thumbsdown", "ok1"]
-        );
-        assert_eq!(
-            ids(RequestFilter {
-                route: Some("auto".into()),
-                ..f()
-            }),
-            ["hit1", "ok1"]
-        );
-        let first = store.recent_requests(&f()).unwrap();
-        assert_eq!(first.len(), 10);
-        assert_eq!(
-            first[0],
-            record(Row {
-                id: "later",
-                at: D + 10 * DAY_MS,
-                cost: 1_000_000,
-                baseline: 1_000_000,
-                latency: 1_000.0,
-                ..BASE
-            })
-        );
-    }
+    const DAY_MS: i64 = 86_400_000;
 
     #[test]
     fn filters_read_from_json_and_refuse_unknown_fields() {
@@ -1570,37 +1006,6 @@ mod tests {
     }
 
     #[test]
-    fn a_request_refused_before_anything_was_known_still_counts() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        let bare = RequestRecord {
-            request_id: "bare".into(),
-            started_at_ms: D,
-            endpoint: "chat".into(),
-            status: 401,
-            latency_ms: 0.5,
-            ..RequestRecord::default()
-        };
-        store.write_batch(&[bare]).unwrap();
-        let s = store.kpi_summary(FROM, TO, &all()).unwrap();
-        assert_eq!(
-            (
-                s.requests,
-                s.client_errors,
-                s.guard_refusals,
-                s.cache_lookups
-            ),
-            (1, 1, 0, 0)
-        );
-        assert_eq!((s.cache_hit_rate, s.automation_rate), (None, None));
-        let groups = store.kpi_groups(FROM, TO, GroupBy::Route, &all()).unwrap();
-        assert_eq!(
-            (groups[0].key.as_deref(), groups[0].kpi.requests),
-            (None, 1)
-        );
-    }
-
-    #[test]
     fn nearest_rank_picks_the_value_at_rank_ceil_p_n() {
         assert_eq!(nearest_rank(&mut [], 50), None);
         assert_eq!(nearest_rank(&mut [3.0], 95), Some(3.0));
@@ -1611,71 +1016,6 @@ mod tests {
         assert_eq!(nearest_rank(&mut v, 95), Some(19.0));
         assert_eq!(nearest_rank(&mut v, 50), Some(10.0));
         assert_eq!(nearest_rank(&mut v, 100), Some(20.0));
-    }
-
-    #[test]
-    fn percentiles_are_exact_nearest_rank() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        // 1..=100 ms in a shuffled order, and one request alone in the next hour.
-        let mut rows: Vec<RequestRecord> = (0..100)
-            .map(|i| {
-                record(Row {
-                    id: "p",
-                    at: D + i,
-                    latency: ((i * 37) % 100 + 1) as f64,
-                    ..BASE
-                })
-            })
-            .collect();
-        rows.push(record(Row {
-            id: "alone",
-            at: D + HOUR_MS,
-            latency: 7.5,
-            ..BASE
-        }));
-        store.write_batch(&rows).unwrap();
-        let s = store.kpi_summary(D, D + HOUR_MS, &all()).unwrap();
-        assert_eq!(
-            (s.latency_p50_ms, s.latency_p95_ms),
-            (Some(50.0), Some(95.0))
-        );
-        let alone = store.kpi_summary(D + HOUR_MS, TO, &all()).unwrap();
-        assert_eq!(
-            (alone.latency_p50_ms, alone.latency_p95_ms),
-            (Some(7.5), Some(7.5))
-        );
-    }
-
-    #[test]
-    fn every_report_exports_as_csv() {
-        let (_dir, store) = store();
-        let summary = crate::csv::to_csv(&[store.kpi_summary(FROM, TO, &all()).unwrap()]).unwrap();
-        let header = summary.lines().next().unwrap();
-        assert!(
-            header.starts_with("from_ms,to_ms,requests,answered,successful,"),
-            "{header}"
-        );
-        assert!(
-            header.contains(",feedback.count,feedback.mean_score,"),
-            "{header}"
-        );
-        let groups = store.kpi_groups(FROM, TO, GroupBy::Day, &all()).unwrap();
-        let csv = crate::csv::to_csv(&groups).unwrap();
-        let mut lines = csv.lines();
-        assert!(lines
-            .next()
-            .unwrap()
-            .starts_with("key,bucket_ms,from_ms,to_ms,requests,answered,successful,"));
-        assert!(lines
-            .next()
-            .unwrap()
-            .starts_with("2024-10-03,1727913600000,1727913600000,1728086400000,2,2,2,"));
-        crate::csv::to_csv(&store.kpi_trend(FROM, TO, Bucket::Day, &all()).unwrap()).unwrap();
-        crate::csv::to_csv(&store.guard_triggers(FROM, TO, Bucket::Day, &all()).unwrap()).unwrap();
-        crate::csv::to_csv(&store.model_mix(FROM, TO, &all()).unwrap()).unwrap();
-        let list = store.recent_requests(&RequestFilter::default()).unwrap();
-        assert_eq!(crate::csv::to_csv(&list).unwrap().lines().count(), 11);
     }
 
     /// The guard expressions as the SQL computed them before the flag columns (commit fffb30a).
@@ -1716,14 +1056,13 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn the_flags_written_are_what_the_old_sql_computed() {
+    /// `(deployment, guards)`: every outcome the gateway writes, and what it never should.
+    fn guard_fixtures() -> Vec<(Option<&'static str>, Option<String>)> {
         let v = |guard: &str, outcome: &str| {
             format!(r#"{{"guard":"{guard}","outcome":"{outcome}","detail":"","ms":0.1}}"#)
         };
         let one = |guard: &str, outcome: &str| Some(format!("[{}]", v(guard, outcome)));
-        // (deployment, guards): every outcome the gateway writes, and what it never should.
-        let fixtures: Vec<(Option<&str>, Option<String>)> = vec![
+        vec![
             (Some("sim/small"), one("pii", "pass")),
             (Some("sim/small"), one("pii", "masked")),
             (Some("sim/small"), one("pii", "flagged")),
@@ -1772,20 +1111,38 @@ mod tests {
                 Some("sim/small"),
                 Some(r#"{"a":{"outcome":"blocked"}}"#.into()),
             ),
-        ];
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        let records: Vec<RequestRecord> = fixtures
-            .iter()
+        ]
+    }
+
+    /// A record per fixture, ten minutes apart from midnight UTC on day 0, on a route every
+    /// other one, refused ones (no deployment, or the guard's) as 400s.
+    fn fixture_records() -> Vec<RequestRecord> {
+        guard_fixtures()
+            .into_iter()
             .enumerate()
             .map(|(i, (deployment, guards))| RequestRecord {
                 request_id: i.to_string(),
+                started_at_ms: i as i64 * 600_000,
+                endpoint: "chat".into(),
+                tenant: Some("t".into()),
+                requested_model: Some("auto".into()),
+                model: deployment.map(|_| "small".into()),
+                route: (i % 2 == 0).then(|| "{}".into()),
                 deployment: deployment.map(Into::into),
-                guards: guards.clone(),
+                status: if deployment.is_some() { 200 } else { 400 },
+                latency_ms: i as f64,
+                guards,
                 ..RequestRecord::default()
             })
-            .collect();
-        store.write_batch(&records).unwrap();
+            .collect()
+    }
+
+    #[test]
+    fn the_flags_written_are_what_the_old_sql_computed() {
+        let fixtures = guard_fixtures();
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        store.write_batch(&fixture_records()).unwrap();
         let views = flag_views(&store);
         assert_eq!(views.len(), fixtures.len());
         for ((id, columns, old, legacy), fixture) in views.into_iter().zip(&fixtures) {
@@ -1804,18 +1161,19 @@ mod tests {
         );
     }
 
-    /// Every report [`store`]'s fixture feeds the dashboard.
+    /// Every report the dashboard reads of [`fixture_records`].
     fn reports(store: &SqliteStore) -> String {
         let only = |outcome: &str| RequestFilter {
             guard_outcome: Some(outcome.into()),
             ..RequestFilter::default()
         };
+        let all = KpiFilter::default();
         format!(
             "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
-            store.kpi_summary(FROM, TO, &all()).unwrap(),
-            store.kpi_groups(FROM, TO, GroupBy::Route, &all()).unwrap(),
-            store.kpi_trend(FROM, TO, Bucket::Hour, &all()).unwrap(),
-            store.guard_triggers(FROM, TO, Bucket::Day, &all()).unwrap(),
+            store.kpi_summary(0, DAY_MS, &all).unwrap(),
+            store.kpi_groups(0, DAY_MS, GroupBy::Route, &all).unwrap(),
+            store.kpi_trend(0, DAY_MS, Bucket::Hour, &all).unwrap(),
+            store.guard_triggers(0, DAY_MS, Bucket::Hour, &all).unwrap(),
             store.recent_requests(&only("blocked")).unwrap(),
             store.recent_requests(&only("pass")).unwrap(),
         )
@@ -1823,7 +1181,18 @@ mod tests {
 
     #[test]
     fn rows_from_before_the_flag_columns_or_from_an_older_replica_count_the_same() {
-        let (dir, store) = store();
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        store.write_batch(&fixture_records()).unwrap();
+        for id in ["0", "1"] {
+            let f = crate::Feedback {
+                request_id: id.into(),
+                tenant: "t".into(),
+                score: Some(0.0),
+                ..crate::Feedback::default()
+            };
+            store.add_feedback(&f).unwrap();
+        }
         let expected = reports(&store);
         let path = dir.path().join("old.db");
         let columns = RECORD_COLUMNS.replace("r.", "");
@@ -1840,7 +1209,7 @@ mod tests {
         }
         let upgraded = SqliteStore::open(&path).unwrap();
         let views = flag_views(&upgraded);
-        assert_eq!(views.len(), 10);
+        assert_eq!(views.len(), guard_fixtures().len());
         for (id, columns, old, _) in views {
             assert_eq!(columns, old.map(Some), "backfilled row {id}");
         }

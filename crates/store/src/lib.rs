@@ -10,19 +10,25 @@
 //!
 //! What the replicas of one deployment share is behind traits, one per area, so another
 //! database can keep it: [`RecordStore`], [`ContentStore`], [`FeedbackStore`], [`KpiStore`],
-//! [`CalibrationStore`], [`SloStore`] and the control state's [`ControlStore`] (with
-//! [`ControlReader`], and [`ControlWriter`] inside a transaction). [`Store`] is all of them;
-//! [`SqliteStore`] implements every one.
+//! [`CalibrationStore`], [`SloStore`], the control state's [`ControlStore`] (with
+//! [`ControlReader`], and [`ControlWriter`] inside a transaction) and the dashboard's
+//! [`SessionRecords`]. [`Store`] is all of them. [`SqliteStore`] (embedded, the default) and
+//! [`PostgresStore`] (shared by several replicas) implement every one, with one SQL text for
+//! both (the private `sql` module says how).
 
 pub mod content;
 pub mod control;
 pub mod csv;
 mod error;
 pub mod kpi;
+mod postgres;
 mod record;
+mod requests;
 pub mod routing;
+pub mod sessions;
 mod slo;
 pub mod spool;
+mod sql;
 mod sqlite;
 mod store;
 pub mod telemetry;
@@ -37,11 +43,13 @@ pub use kpi::{
     Bucket, FeedbackStats, GroupBy, GuardTrigger, KpiFilter, KpiGroup, KpiPoint, KpiStore,
     KpiSummary, ModelShare, RequestFilter, StatusClass,
 };
+pub use postgres::PostgresStore;
 pub use record::{
     ContentAnswer, ContentMessage, ContentToolCall, Feedback, FeedbackStore, RecordStore,
     RequestContent, RequestRecord, Served, ServedOutcome,
 };
 pub use routing::CalibrationStore;
+pub use sessions::{SessionRecords, StoredSession};
 pub use sqlite::SqliteStore;
 
 pub use error::StoreError;

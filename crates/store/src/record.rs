@@ -196,3 +196,14 @@ pub trait FeedbackStore {
     /// Feedback given on a request, oldest first.
     fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>, StoreError>;
 }
+
+/// The JSON kept of a record's content ([`crate::content`]).
+pub(crate) fn content_json(
+    r: &RequestRecord,
+    content: &RequestContent,
+) -> Result<String, StoreError> {
+    serde_json::to_string(content).map_err(|source| StoreError::Json {
+        what: format!("the content of request {}", r.request_id),
+        source,
+    })
+}

@@ -1,8 +1,7 @@
 //! What the router's recalibration and `switchyard router report` read and write: routed
 //! requests with their feedback, and the history of recalibrated bars.
 
-use rusqlite::params;
-
+use crate::sql::{limit, Dialect, SqlReads};
 use crate::{SqliteStore, StoreError};
 
 /// A routed request that got a feedback score (the mean, when it got several).
@@ -38,8 +37,14 @@ pub struct CalibrationRow {
     pub report: String,
 }
 
-/// `requested_model` is the alias itself or the alias with a policy suffix.
-const ALIAS_MATCH: &str = "(r.requested_model = ?1 OR r.requested_model LIKE ?1 || ':%')";
+/// `requested_model` is the alias itself or the alias with a policy suffix. SQLite's `LIKE`
+/// ignores the case of ASCII letters; PostgreSQL's `ILIKE` is the same match.
+fn alias_match(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "(r.requested_model = ?1 OR r.requested_model LIKE ?1 || ':%')",
+        Dialect::Postgres => "(r.requested_model = ?1 OR r.requested_model ILIKE ?1 || ':%')",
+    }
+}
 
 /// What route recalibration reads and keeps. Every method blocks (see [`crate::Store`] for
 /// why the seams are sync).
@@ -70,26 +75,7 @@ pub trait CalibrationStore {
 impl SqliteStore {
     /// Every chat request on `route` since a time, with its mean feedback score if any.
     pub fn route_rows(&self, route: &str, since_ms: i64) -> Result<Vec<RouteRow>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT r.requested_model, r.model, r.route, r.cache, r.status, r.cost_nanos, r.baseline_cost_nanos, \
-                 (SELECT AVG(f.score) FROM feedback f WHERE f.request_id = r.request_id AND f.tenant = r.tenant) \
-                 FROM requests r WHERE r.endpoint = 'chat' AND r.started_at_ms >= ?2 AND {ALIAS_MATCH}"
-            ))?;
-            let rows = stmt.query_map(params![route, since_ms], |row| {
-                Ok(RouteRow {
-                    requested_model: row.get(0)?,
-                    model: row.get(1)?,
-                    decision: row.get(2)?,
-                    cache: row.get(3)?,
-                    status: row.get(4)?,
-                    cost_nanos: u64::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
-                    baseline_cost_nanos: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
-                    feedback: row.get(7)?,
-                })
-            })?;
-            rows.collect()
-        })
+        CalibrationStore::route_rows(self, route, since_ms)
     }
 
     /// The latest recalibrations of `route`, newest first.
@@ -98,145 +84,104 @@ impl SqliteStore {
         route: &str,
         limit: usize,
     ) -> Result<Vec<CalibrationRow>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT route, at_ms, base_cheap, base_balanced, cheap, balanced, report FROM router_calibration \
-                 WHERE route = ?1 ORDER BY at_ms DESC, rowid DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![route, limit as i64], |row| {
-                Ok(CalibrationRow {
-                    route: row.get(0)?,
-                    at_ms: row.get(1)?,
-                    base: (row.get(2)?, row.get(3)?),
-                    bars: (row.get(4)?, row.get(5)?),
-                    report: row.get(6)?,
-                })
-            })?;
-            rows.collect()
-        })
+        CalibrationStore::calibrations(self, route, limit)
     }
 }
 
-impl CalibrationStore for SqliteStore {
+impl<S: SqlReads> CalibrationStore for S {
     fn routed_feedback(
         &self,
         route: &str,
         since_ms: i64,
     ) -> Result<Vec<RoutedFeedback>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT r.route, AVG(f.score) FROM requests r \
-                 JOIN feedback f ON f.request_id = r.request_id AND f.tenant = r.tenant \
-                 WHERE r.route IS NOT NULL AND f.score IS NOT NULL AND r.started_at_ms >= ?2 AND {ALIAS_MATCH} \
-                 GROUP BY r.request_id, r.route"
-            ))?;
-            let rows = stmt.query_map(params![route, since_ms], |row| {
-                Ok(RoutedFeedback {
-                    decision: row.get(0)?,
-                    score: row.get(1)?,
-                })
-            })?;
-            rows.collect()
+        self.exec(|e| {
+            e.all(
+                &format!(
+                    "SELECT r.route, AVG(f.score) FROM requests r \
+                     JOIN feedback f ON f.request_id = r.request_id AND f.tenant = r.tenant \
+                     WHERE r.route IS NOT NULL AND f.score IS NOT NULL AND r.started_at_ms >= ?2 \
+                     AND {} GROUP BY r.request_id, r.route",
+                    alias_match(e.dialect())
+                ),
+                &[route.into(), since_ms.into()],
+                |row| {
+                    Ok(RoutedFeedback {
+                        decision: row.string(0)?,
+                        score: row.f64(1)?,
+                    })
+                },
+            )
         })
     }
 
     fn route_rows(&self, route: &str, since_ms: i64) -> Result<Vec<RouteRow>, StoreError> {
-        SqliteStore::route_rows(self, route, since_ms)
-    }
-
-    fn add_calibration(&self, c: &CalibrationRow) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.prepare_cached(
-                "INSERT INTO router_calibration (route, at_ms, base_cheap, base_balanced, cheap, balanced, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                c.route,
-                c.at_ms,
-                c.base.0,
-                c.base.1,
-                c.bars.0,
-                c.bars.1,
-                c.report
-            ])
-            .map(|_| ())
+        self.exec(|e| {
+            e.all(
+                &format!(
+                    "SELECT r.requested_model, r.model, r.route, r.cache, r.status, r.cost_nanos, \
+                     r.baseline_cost_nanos, (SELECT AVG(f.score) FROM feedback f \
+                     WHERE f.request_id = r.request_id AND f.tenant = r.tenant) \
+                     FROM requests r WHERE r.endpoint = 'chat' AND r.started_at_ms >= ?2 AND {}",
+                    alias_match(e.dialect())
+                ),
+                &[route.into(), since_ms.into()],
+                |row| {
+                    Ok(RouteRow {
+                        requested_model: row.string(0)?,
+                        model: row.opt_string(1)?,
+                        decision: row.opt_string(2)?,
+                        cache: row.opt_string(3)?,
+                        status: u16::try_from(row.i64(4)?).unwrap_or(0),
+                        cost_nanos: row.u64(5)?,
+                        baseline_cost_nanos: row.u64(6)?,
+                        feedback: row.opt_f64(7)?,
+                    })
+                },
+            )
         })
     }
 
-    fn calibrations(&self, route: &str, limit: usize) -> Result<Vec<CalibrationRow>, StoreError> {
-        SqliteStore::calibrations(self, route, limit)
+    fn add_calibration(&self, c: &CalibrationRow) -> Result<(), StoreError> {
+        self.exec(|e| {
+            e.execute(
+                "INSERT INTO router_calibration (route, at_ms, base_cheap, base_balanced, cheap, \
+                 balanced, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &[
+                    (&c.route).into(),
+                    c.at_ms.into(),
+                    f64::from(c.base.0).into(),
+                    f64::from(c.base.1).into(),
+                    f64::from(c.bars.0).into(),
+                    f64::from(c.bars.1).into(),
+                    (&c.report).into(),
+                ],
+            )
+        })?;
+        Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Feedback, FeedbackStore, RecordStore, RequestRecord};
-
-    #[test]
-    fn feedback_joins_routed_requests_of_the_same_tenant() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        let rec = |id: &str, model: &str, tenant: &str| RequestRecord {
-            request_id: id.into(),
-            started_at_ms: 1_000,
-            endpoint: "chat".into(),
-            tenant: Some(tenant.into()),
-            requested_model: Some(model.into()),
-            route: Some(format!("{{\"id\": \"{id}\"}}")),
-            status: 200,
-            ..RequestRecord::default()
-        };
-        store
-            .write_batch(&[
-                rec("a", "auto", "t1"),
-                rec("b", "auto:cheap", "t1"),
-                rec("c", "autopilot", "t1"),
-                rec("d", "auto", "t2"),
-            ])
-            .unwrap();
-        let fb = |id: &str, tenant: &str, score: f64| Feedback {
-            request_id: id.into(),
-            key_id: "k".into(),
-            tenant: tenant.into(),
-            created_at_ms: 2_000,
-            score: Some(score),
-            ..Feedback::default()
-        };
-        for f in [
-            fb("a", "t1", 1.0),
-            fb("a", "t1", 0.5),
-            fb("b", "t1", 0.0),
-            fb("c", "t1", 1.0),
-            fb("d", "t1", 1.0), // another tenant's request: ignored
-        ] {
-            store.add_feedback(&f).unwrap();
-        }
-        let mut got: Vec<(String, f64)> = store
-            .routed_feedback("auto", 0)
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.decision, r.score))
-            .collect();
-        got.sort_by(|x, y| x.0.cmp(&y.0));
-        assert_eq!(
-            got,
-            vec![
-                ("{\"id\": \"a\"}".to_owned(), 0.75),
-                ("{\"id\": \"b\"}".to_owned(), 0.0)
-            ]
-        );
-        assert_eq!(store.route_rows("auto", 0).unwrap().len(), 3);
-        assert!(store.routed_feedback("auto", 5_000).unwrap().is_empty());
-
-        let row = CalibrationRow {
-            route: "auto".into(),
-            at_ms: 3,
-            base: (0.7, 0.8),
-            bars: (0.7, 0.81),
-            report: "{}".into(),
-        };
-        store.add_calibration(&row).unwrap();
-        assert_eq!(store.latest_calibration("auto").unwrap(), Some(row));
-        assert_eq!(store.latest_calibration("other").unwrap(), None);
+    fn calibrations(
+        &self,
+        route: &str,
+        limit_to: usize,
+    ) -> Result<Vec<CalibrationRow>, StoreError> {
+        self.exec(|e| {
+            e.all(
+                "SELECT route, at_ms, base_cheap, base_balanced, cheap, balanced, report \
+                 FROM router_calibration WHERE route = ?1 ORDER BY at_ms DESC, rowid DESC LIMIT ?2",
+                &[route.into(), limit(limit_to)],
+                |row| {
+                    // Bars are `f32`; stored as the database's doubles, they read back exactly.
+                    let bar = |i: usize| row.f64(i).map(|v| v as f32);
+                    Ok(CalibrationRow {
+                        route: row.string(0)?,
+                        at_ms: row.i64(1)?,
+                        base: (bar(2)?, bar(3)?),
+                        bars: (bar(4)?, bar(5)?),
+                        report: row.string(6)?,
+                    })
+                },
+            )
+        })
     }
 }

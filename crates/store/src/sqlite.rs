@@ -1,11 +1,13 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{params, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 
-use crate::record::{FeedbackStore, RecordStore, Served, ServedOutcome};
+use crate::record::{content_json, RecordStore};
+use crate::sql::{Dialect, Exec, Lock, Param, SqlReads, SqlRow, SqlStore};
 use crate::verdicts::GuardFlags;
-use crate::{Feedback, RequestRecord, SloStore, StoreError};
+use crate::{RequestRecord, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` holds how many ran. Only ever
 /// append: stored data must stay readable.
@@ -190,6 +192,15 @@ CREATE TABLE request_content (
 CREATE INDEX request_content_request ON request_content (request_id);
 CREATE INDEX request_content_started ON request_content (started_at_ms);
 "#,
+    // Dashboard sessions (`sessions.rs`), so that replicas on one file share them.
+    r#"
+CREATE TABLE dashboard_sessions (
+    token         BLOB PRIMARY KEY NOT NULL,
+    admin         BLOB NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+CREATE INDEX dashboard_sessions_expires ON dashboard_sessions (expires_at_ms);
+"#,
 ];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the
@@ -220,6 +231,7 @@ impl SqliteStore {
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
@@ -227,8 +239,8 @@ impl SqliteStore {
         self.with_conn(|conn| Ok(f(conn)?))
     }
 
-    /// [`Self::with`] for work that fails with more than SQLite errors.
-    pub(crate) fn with_conn<T>(
+    /// Runs `f` on the connection, under its lock.
+    fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -239,18 +251,33 @@ impl SqliteStore {
     /// The most recent records, newest first ([`RecordStore::recent`]). Inherent too, because
     /// the `switchyard` crate's tests call it on a concrete store.
     pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM requests r ORDER BY r.started_at_ms DESC, r.rowid DESC LIMIT ?1"
-            ))?;
-            let rows = stmt.query_map(params![limit as i64], record_from_row)?;
-            rows.collect()
-        })
+        RecordStore::recent(self, limit)
     }
 }
 
-impl RecordStore for SqliteStore {
-    fn write_batch(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
+impl SqlReads for SqliteStore {
+    fn exec<T>(&self, f: impl FnOnce(&dyn Exec) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.with_conn(|conn| f(&*conn))
+    }
+}
+
+impl SqlStore for SqliteStore {
+    /// An immediate transaction: it takes SQLite's one write lock (every [`Lock`] at once),
+    /// waiting for it up to the busy timeout.
+    fn transaction<T>(
+        &self,
+        _lock: Lock<'_>,
+        f: impl FnOnce(&dyn Exec) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let made = f(&*tx)?;
+            tx.commit()?;
+            Ok(made)
+        })
+    }
+
+    fn write_records(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
         self.with_conn(|conn| {
             let tx = conn.transaction()?;
             {
@@ -299,177 +326,76 @@ impl RecordStore for SqliteStore {
         })
     }
 
-    fn spend_since(&self, key_id: &str, since_ms: i64) -> Result<u64, StoreError> {
-        self.with(|conn| {
-            conn.query_row(
-                "SELECT COALESCE(SUM(cost_nanos), 0) FROM requests WHERE key_id = ?1 AND started_at_ms >= ?2",
-                params![key_id, since_ms],
-                |row| row.get::<_, i64>(0),
-            )
-            .map(|v| u64::try_from(v).unwrap_or(0))
-        })
+    fn writable(&self) -> Result<(), StoreError> {
+        self.with_conn(|conn| Ok(conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?))
+    }
+}
+
+impl Exec for Connection {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
     }
 
-    fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
-        SqliteStore::recent(self, limit)
-    }
-
-    fn served_outcomes(
+    fn each(
         &self,
-        served: Served<'_>,
-        from_ms: i64,
-        to_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<ServedOutcome>, StoreError> {
-        let column = match served {
-            Served::Model(_) => "model",
-            Served::Prompt(_) => "prompt",
-            Served::ConfigVersion(_) => "config_version",
-        };
-        let value = match served {
-            Served::Model(v) | Served::Prompt(v) | Served::ConfigVersion(v) => v,
-        };
-        // `column` is one of three literals above, never input.
-        let sql = format!(
-            "SELECT status, latency_ms, ttft_ms, stream, guards FROM requests \
-             WHERE endpoint = 'chat' AND {column} = ?1 AND started_at_ms >= ?2 \
-             AND started_at_ms < ?3 AND COALESCE(deployment, '') NOT IN ('cache', 'guard') \
-             ORDER BY started_at_ms DESC LIMIT ?4"
-        );
-        self.with(|conn| {
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params![value, from_ms, to_ms, limit as i64], |row| {
-                Ok(ServedOutcome {
-                    status: row.get(0)?,
-                    latency_ms: row.get(1)?,
-                    ttft_ms: row.get(2)?,
-                    stream: row.get(3)?,
-                    guards: row.get(4)?,
-                })
-            })?;
-            rows.collect()
-        })
+        sql: &str,
+        params: &[Param<'_>],
+        row: &mut dyn FnMut(&dyn SqlRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.prepare_cached(sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        while let Some(r) = rows.next()? {
+            row(r)?;
+        }
+        Ok(())
     }
 
-    fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        self.with(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM requests r WHERE r.request_id = ?1 LIMIT 1"
-            ))?
-            .query_row(params![request_id], record_from_row)
-            .optional()
-        })
-    }
-
-    fn count(&self) -> Result<u64, StoreError> {
-        self.with(|conn| {
-            conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get::<_, i64>(0))
-        })
-        .map(|v| u64::try_from(v).unwrap_or(0))
-    }
-
-    fn check_writable(&self) -> Result<(), StoreError> {
-        self.with(|conn| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"))
+    fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let changed = self
+            .prepare_cached(sql)?
+            .execute(rusqlite::params_from_iter(params))?;
+        Ok(changed as u64)
     }
 }
 
-impl FeedbackStore for SqliteStore {
-    fn add_feedback(&self, f: &Feedback) -> Result<bool, StoreError> {
-        self.with(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let first_negative = f.is_negative()
-                && !tx
-                    .prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM feedback WHERE request_id = ?1 AND tenant = ?2 AND score < ?3)",
-                    )?
-                    .query_row(params![f.request_id, f.tenant, Feedback::NEGATIVE_BELOW], |r| {
-                        r.get::<_, bool>(0)
-                    })?;
-            tx.prepare_cached(
-                "INSERT INTO feedback (request_id, key_id, tenant, created_at_ms, score, outcome, comment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![f.request_id, f.key_id, f.tenant, f.created_at_ms, f.score, f.outcome, f.comment])?;
-            tx.commit()?;
-            Ok(first_negative)
-        })
-    }
-
-    fn feedback_for(&self, request_id: &str) -> Result<Vec<Feedback>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT request_id, key_id, tenant, created_at_ms, score, outcome, comment FROM feedback WHERE request_id = ?1 ORDER BY rowid",
-            )?;
-            let rows = stmt.query_map(params![request_id], |row| {
-                Ok(Feedback {
-                    request_id: row.get(0)?,
-                    key_id: row.get(1)?,
-                    tenant: row.get(2)?,
-                    created_at_ms: row.get(3)?,
-                    score: row.get(4)?,
-                    outcome: row.get(5)?,
-                    comment: row.get(6)?,
-                })
-            })?;
-            rows.collect()
-        })
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Param::Int(v) => v.to_sql(),
+            Param::Float(v) => v.to_sql(),
+            Param::Text(v) => v.to_sql(),
+            Param::Bool(v) => v.to_sql(),
+            Param::Bytes(v) => v.to_sql(),
+        }
     }
 }
 
-impl SloStore for SqliteStore {
-    fn save_slo_state(&self, body: &str, at_ms: i64) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                "INSERT INTO slo_state (id, body, saved_at_ms) VALUES (1, ?1, ?2) \
-                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, saved_at_ms = excluded.saved_at_ms",
-                params![body, at_ms],
-            )
-            .map(|_| ())
-        })
+impl SqlRow for rusqlite::Row<'_> {
+    fn opt_i64(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
     }
 
-    fn slo_state(&self) -> Result<Option<String>, StoreError> {
-        self.with(|conn| {
-            conn.query_row("SELECT body FROM slo_state WHERE id = 1", [], |r| r.get(0))
-                .optional()
-        })
+    fn opt_f64(&self, i: usize) -> Result<Option<f64>, StoreError> {
+        Ok(self.get(i)?)
     }
-}
 
-/// Every column of a [`RequestRecord`], in [`record_from_row`]'s order, of `requests r`.
-pub(crate) const RECORD_COLUMNS: &str = "r.request_id, r.started_at_ms, r.endpoint, r.tenant, r.key_id, r.requested_model, r.model, r.deployment, r.attempts, r.fallback_from, r.stream, r.status, r.error_kind, r.latency_ms, r.ttft_ms, r.prompt_tokens, r.completion_tokens, r.usage_counted, r.cost_nanos, r.route, r.cache, r.guards, r.config_version, r.baseline_cost_nanos, r.cache_similarity, r.prompt, r.rollout";
+    fn opt_str(&self, i: usize) -> Result<Option<&str>, StoreError> {
+        Ok(self
+            .get_ref(i)?
+            .as_str_or_null()
+            .map_err(rusqlite::Error::from)?)
+    }
 
-/// A record from a row selected with [`RECORD_COLUMNS`].
-pub(crate) fn record_from_row(row: &rusqlite::Row<'_>) -> Result<RequestRecord, rusqlite::Error> {
-    Ok(RequestRecord {
-        request_id: row.get(0)?,
-        started_at_ms: row.get(1)?,
-        endpoint: row.get(2)?,
-        tenant: row.get(3)?,
-        key_id: row.get(4)?,
-        requested_model: row.get(5)?,
-        model: row.get(6)?,
-        deployment: row.get(7)?,
-        attempts: row.get(8)?,
-        fallback_from: row.get(9)?,
-        stream: row.get(10)?,
-        status: row.get(11)?,
-        error_kind: row.get(12)?,
-        latency_ms: row.get(13)?,
-        ttft_ms: row.get(14)?,
-        prompt_tokens: row.get(15)?,
-        completion_tokens: row.get(16)?,
-        usage_counted: row.get(17)?,
-        cost_nanos: u64::try_from(row.get::<_, i64>(18)?).unwrap_or(0),
-        route: row.get(19)?,
-        cache: row.get(20)?,
-        guards: row.get(21)?,
-        config_version: row.get(22)?,
-        baseline_cost_nanos: u64::try_from(row.get::<_, i64>(23)?).unwrap_or(0),
-        cache_similarity: row.get(24)?,
-        prompt: row.get(25)?,
-        rollout: row.get(26)?,
-        content: None,
-    })
+    fn opt_bool(&self, i: usize) -> Result<Option<bool>, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn opt_bytes(&self, i: usize) -> Result<Option<&[u8]>, StoreError> {
+        Ok(self
+            .get_ref(i)?
+            .as_blob_or_null()
+            .map_err(rusqlite::Error::from)?)
+    }
 }
 
 /// Switches to WAL mode. On a new file that another process is opening too, the switch can
@@ -549,11 +475,11 @@ fn insert_content(tx: &Transaction<'_>, records: &[RequestRecord]) -> Result<(),
         let Some(content) = &r.content else {
             continue;
         };
-        let body = serde_json::to_string(content).map_err(|source| StoreError::Json {
-            what: format!("the content of request {}", r.request_id),
-            source,
-        })?;
-        stmt.execute(params![r.request_id, r.started_at_ms, body])?;
+        stmt.execute(params![
+            r.request_id,
+            r.started_at_ms,
+            content_json(r, content)?
+        ])?;
     }
     Ok(())
 }
@@ -569,66 +495,6 @@ pub(crate) fn open_old_schema(path: &Path, n: usize) -> Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rec(id: &str, key: &str, at: i64, cost: u64) -> RequestRecord {
-        RequestRecord {
-            request_id: id.into(),
-            started_at_ms: at,
-            endpoint: "chat".into(),
-            key_id: Some(key.into()),
-            status: 200,
-            cost_nanos: cost,
-            ..RequestRecord::default()
-        }
-    }
-
-    #[test]
-    fn only_the_first_negative_from_the_tenant_is_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        let f = |tenant: &str, score: Option<f64>| Feedback {
-            request_id: "r".into(),
-            tenant: tenant.into(),
-            score,
-            ..Feedback::default()
-        };
-        assert!(!store.add_feedback(&f("t", Some(0.9))).unwrap());
-        assert!(!store.add_feedback(&f("t", None)).unwrap());
-        // Another tenant's word is its own (the caller checks whose request it is).
-        assert!(store.add_feedback(&f("other", Some(0.0))).unwrap());
-        assert!(store.add_feedback(&f("t", Some(0.2))).unwrap());
-        assert!(!store.add_feedback(&f("t", Some(0.0))).unwrap());
-        assert!(!store.add_feedback(&f("t", Some(1.0))).unwrap());
-        assert_eq!(store.feedback_for("r").unwrap().len(), 6);
-        assert!(store.request("r").unwrap().is_none());
-        store.write_batch(&[rec("r", "k", 5, 0)]).unwrap();
-        assert_eq!(store.request("r").unwrap(), Some(rec("r", "k", 5, 0)));
-    }
-
-    #[test]
-    fn writes_reads_and_sums_spend() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in(dir.path()).unwrap();
-        store
-            .write_batch(&[
-                rec("a", "k1", 100, 5),
-                rec("b", "k1", 200, 7),
-                rec("c", "k2", 300, 11),
-            ])
-            .unwrap();
-        assert_eq!(store.spend_since("k1", 150).unwrap(), 7);
-        assert_eq!(store.spend_since("k1", 0).unwrap(), 12);
-        let recent = store.recent(2).unwrap();
-        assert_eq!(
-            recent
-                .iter()
-                .map(|r| r.request_id.as_str())
-                .collect::<Vec<_>>(),
-            ["c", "b"]
-        );
-        assert_eq!(recent[0], rec("c", "k2", 300, 11));
-        store.check_writable().unwrap();
-    }
 
     #[test]
     fn processes_opening_a_new_file_at_once_migrate_it_once() {
@@ -656,7 +522,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         SqliteStore::open_in(dir.path())
             .unwrap()
-            .write_batch(&[rec("a", "k", 1, 1)])
+            .write_batch(&[RequestRecord::default()])
             .unwrap();
         let store = SqliteStore::open_in(dir.path()).unwrap();
         assert_eq!(store.count().unwrap(), 1);

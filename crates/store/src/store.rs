@@ -3,8 +3,10 @@
 use crate::content::ContentStore;
 use crate::control::ControlStore;
 use crate::kpi::KpiStore;
+use crate::postgres::PostgresStore;
 use crate::record::{FeedbackStore, RecordStore};
 use crate::routing::CalibrationStore;
+use crate::sessions::SessionRecords;
 use crate::slo::SloStore;
 use crate::sqlite::SqliteStore;
 
@@ -14,8 +16,8 @@ use crate::sqlite::SqliteStore;
 /// The methods are synchronous, and block on I/O: callers run them off the async threads
 /// (`spawn_blocking`, or a thread of their own such as the telemetry writer's). So the
 /// embedded SQLite implementation, one connection behind a mutex, pays no future or
-/// allocation per call; and a PostgreSQL implementation can use the synchronous `postgres`
-/// client (or block on an async pool inside). A transaction that spans
+/// allocation per call; and the PostgreSQL one uses the synchronous `postgres` client over a
+/// small pool of connections. A transaction that spans
 /// areas (a change and its audit entry) is one method call ([`Transact::transact`]), never a
 /// sequence of calls that another replica could interleave.
 pub trait Store:
@@ -26,9 +28,12 @@ pub trait Store:
     + CalibrationStore
     + SloStore
     + ControlStore
+    + SessionRecords
     + Send
     + Sync
 {
 }
 
 impl Store for SqliteStore {}
+
+impl Store for PostgresStore {}

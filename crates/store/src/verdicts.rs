@@ -74,13 +74,27 @@ pub struct GuardFlags {
 impl GuardFlags {
     /// The flags of a record with this deployment and guard verdicts' JSON.
     pub fn of(deployment: Option<&str>, guards: Option<&str>) -> Self {
-        let parsed = guards.and_then(|g| serde_json::from_str::<serde_json::Value>(g).ok());
-        let verdicts: Vec<&serde_json::Value> = match &parsed {
-            None => Vec::new(),
-            Some(serde_json::Value::Array(items)) => items.iter().collect(),
-            Some(serde_json::Value::Object(members)) => members.values().collect(),
-            Some(value) => vec![value],
-        };
+        let parsed = parse(guards);
+        Self::of_verdicts(deployment, &elements(parsed.as_ref()))
+    }
+
+    /// The flags and the verdicts themselves, parsed once: what the PostgreSQL writer stores
+    /// beside the JSON text (a JSON array of [`GuardFlags::of`]'s elements; `None` when the
+    /// text is null or not JSON), so its reports read the verdicts without parsing text.
+    pub(crate) fn with_verdicts(
+        deployment: Option<&str>,
+        guards: Option<&str>,
+    ) -> (Self, Option<serde_json::Value>) {
+        let parsed = parse(guards);
+        let verdicts = elements(parsed.as_ref());
+        let flags = Self::of_verdicts(deployment, &verdicts);
+        let array = parsed
+            .is_some()
+            .then(|| serde_json::Value::Array(verdicts.into_iter().cloned().collect()));
+        (flags, array)
+    }
+
+    fn of_verdicts(deployment: Option<&str>, verdicts: &[&serde_json::Value]) -> Self {
         let mut flags = GuardFlags {
             refused: deployment == Some("guard"),
             ..GuardFlags::default()
@@ -94,5 +108,66 @@ impl GuardFlags {
             flags.spoiled |= outcome.is_some_and(Outcome::spoils);
         }
         flags
+    }
+}
+
+/// The verdicts' JSON, when it is JSON.
+fn parse(guards: Option<&str>) -> Option<serde_json::Value> {
+    guards.and_then(|g| serde_json::from_str::<serde_json::Value>(g).ok())
+}
+
+/// The verdicts in parsed JSON: the elements of an array, the values of an object's members,
+/// or the value itself (as SQLite's `json_each` reads them).
+fn elements(parsed: Option<&serde_json::Value>) -> Vec<&serde_json::Value> {
+    match parsed {
+        None => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items.iter().collect(),
+        Some(serde_json::Value::Object(members)) => members.values().collect(),
+        Some(value) => vec![value],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdicts_beside_the_flags_are_the_elements_the_flags_read() {
+        let (flags, verdicts) = GuardFlags::with_verdicts(
+            None,
+            Some(r#"[{"guard":"pii","outcome":"pass"},{"guard":"x","outcome":"blocked"}]"#),
+        );
+        assert_eq!(
+            flags,
+            GuardFlags::of(
+                None,
+                Some(r#"[{"guard":"pii","outcome":"pass"},{"guard":"x","outcome":"blocked"}]"#)
+            )
+        );
+        assert!(flags.refused && flags.triggered && flags.spoiled);
+        assert_eq!(
+            verdicts,
+            Some(serde_json::json!([
+                {"guard":"pii","outcome":"pass"},
+                {"guard":"x","outcome":"blocked"}
+            ]))
+        );
+        let members = GuardFlags::with_verdicts(None, Some(r#"{"a":{"outcome":"pass"}}"#)).1;
+        assert_eq!(members, Some(serde_json::json!([{"outcome":"pass"}])));
+        assert_eq!(
+            GuardFlags::with_verdicts(None, Some("null")).1,
+            Some(serde_json::json!([null]))
+        );
+        assert_eq!(GuardFlags::with_verdicts(None, Some("not json")).1, None);
+        assert_eq!(
+            GuardFlags::with_verdicts(Some("guard"), None),
+            (
+                GuardFlags {
+                    refused: true,
+                    ..GuardFlags::default()
+                },
+                None
+            )
+        );
     }
 }

@@ -1,17 +1,18 @@
 //! Dashboard sessions and the throttle on wrong admin keys, pure of HTTP handlers (the edge's
 //! `access` and `dashboard` use them). Sessions are kept behind [`SessionStore`], so that
-//! replicas behind one load balancer can share them; today's [`MemorySessions`] is a bounded
-//! table in this process, as is the throttle.
+//! replicas behind one load balancer can share them: [`MemorySessions`] is a bounded table in
+//! this process, [`StoredSessions`] the same table in the store every replica shares. The
+//! throttle stays in this process.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
-use switchyard_store::StoreError;
+use switchyard_store::{Store, StoreError};
 
 pub const SESSION_COOKIE: &str = "switchyard_dashboard";
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(12 * 3_600);
@@ -83,7 +84,7 @@ impl SessionStore for MemorySessions {
 impl MemorySessions {
     /// [`SessionStore::open`] at `now`.
     fn open_at(&self, admin: [u8; 32], now: Instant) -> String {
-        let token = hex::encode(rand::random::<[u8; 32]>());
+        let token = new_token();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.retain(|_, s| s.expires > now);
         if open.len() >= MAX_SESSIONS {
@@ -113,6 +114,92 @@ impl MemorySessions {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.remove(&digest(token));
     }
+}
+
+/// Sessions in the store ([`switchyard_store::SessionRecords`]), so that every replica on one
+/// database knows every session: a browser behind a load balancer stays signed in wherever
+/// its requests land, and a restart signs no one out. At most [`MAX_SESSIONS`] are kept, those
+/// that expire first ended first, as [`MemorySessions`] does; replicas opening sessions at once
+/// keep the bound too (the store opens each in a locked transaction). Times are the wall
+/// clock's, which replicas share, and the store's calls run off the async threads.
+pub struct StoredSessions {
+    store: Arc<dyn Store>,
+}
+
+impl StoredSessions {
+    pub fn new(store: Arc<dyn Store>) -> StoredSessions {
+        StoredSessions { store }
+    }
+
+    /// Runs `work` on the store off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        crate::tasks::spawn_blocking(move || work(&*store))
+            .await
+            .map_err(|_| StoreError::Interrupted)?
+    }
+
+    /// [`SessionStore::open`] at `now_ms`.
+    async fn open_at(&self, admin: [u8; 32], now_ms: i64) -> Result<String, StoreError> {
+        let token = new_token();
+        let key = digest(&token);
+        let ttl = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+        let expires = now_ms.saturating_add(ttl);
+        self.blocking(move |s| s.open_session(&key, &admin, now_ms, expires, MAX_SESSIONS))
+            .await?;
+        Ok(token)
+    }
+
+    /// [`SessionStore::check`] at `now_ms`.
+    async fn check_at(
+        &self,
+        token: &str,
+        admin: Option<[u8; 32]>,
+        now_ms: i64,
+    ) -> Result<Option<Duration>, StoreError> {
+        let Some(admin) = admin else {
+            return Ok(None);
+        };
+        let key = digest(token);
+        let session = self.blocking(move |s| s.session(&key, now_ms)).await?;
+        Ok(session
+            .filter(|s| s.admin == admin)
+            .map(|s| Duration::from_millis(u64::try_from(s.expires_at_ms - now_ms).unwrap_or(0))))
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for StoredSessions {
+    async fn open(&self, admin: [u8; 32]) -> Result<String, StoreError> {
+        self.open_at(admin, wall_ms()).await
+    }
+
+    async fn check(
+        &self,
+        token: &str,
+        admin: Option<[u8; 32]>,
+    ) -> Result<Option<Duration>, StoreError> {
+        self.check_at(token, admin, wall_ms()).await
+    }
+
+    async fn close(&self, token: &str) -> Result<(), StoreError> {
+        let key = digest(token);
+        self.blocking(move |s| s.close_session(&key)).await?;
+        Ok(())
+    }
+}
+
+/// A new session token: 32 random bytes as hex.
+fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// The wall clock in Unix ms (a session opened on one replica is checked on another).
+fn wall_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Failed key checks per client address, so a wrong key cannot be tried hundreds of times a
@@ -254,15 +341,96 @@ mod tests {
         assert_eq!(sessions.open.lock().unwrap().len(), MAX_SESSIONS);
     }
 
-    #[tokio::test]
-    async fn a_session_opened_through_the_trait_is_checked_and_closed_through_it() {
-        let sessions: Box<dyn SessionStore> = Box::new(MemorySessions::default());
+    /// A session opened through the trait is checked and closed through it.
+    async fn through_the_trait(sessions: Box<dyn SessionStore>) {
         let token = sessions.open([1; 32]).await.unwrap();
         let left = sessions.check(&token, Some([1; 32])).await.unwrap();
         assert!(left.is_some_and(|d| d <= SESSION_TTL));
         assert_eq!(sessions.check(&token, Some([2; 32])).await.unwrap(), None);
         sessions.close(&token).await.unwrap();
         assert_eq!(sessions.check(&token, Some([1; 32])).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_session_opened_through_the_trait_is_checked_and_closed_through_it() {
+        through_the_trait(Box::new(MemorySessions::default())).await;
+    }
+
+    fn stored(dir: &tempfile::TempDir) -> StoredSessions {
+        let store = switchyard_store::SqliteStore::open_in(dir.path()).unwrap();
+        StoredSessions::new(Arc::new(store))
+    }
+
+    #[tokio::test]
+    async fn a_stored_session_lasts_its_ttl_for_its_admin_key_and_every_replica_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (stored(&dir), stored(&dir));
+        let (admin, other) = ([1; 32], [2; 32]);
+        let t0 = 1_700_000_000_000;
+        let token = one.open_at(admin, t0).await.unwrap();
+        assert_eq!(token.len(), 64);
+        let left = two.check_at(&token, Some(admin), t0 + 1_000).await.unwrap();
+        assert_eq!(left, Some(SESSION_TTL - Duration::from_secs(1)));
+        assert_eq!(two.check_at(&token, Some(other), t0).await.unwrap(), None);
+        assert_eq!(two.check_at(&token, None, t0).await.unwrap(), None);
+        assert_eq!(two.check_at("forged", Some(admin), t0).await.unwrap(), None);
+        let ttl = i64::try_from(SESSION_TTL.as_millis()).unwrap();
+        assert_eq!(
+            two.check_at(&token, Some(admin), t0 + ttl).await.unwrap(),
+            None
+        );
+        two.close(&token).await.unwrap();
+        assert_eq!(one.check_at(&token, Some(admin), t0).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn stored_sign_ins_beyond_the_cap_end_the_oldest_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = stored(&dir);
+        let t0 = 1_700_000_000_000;
+        let first = sessions.open_at([1; 32], t0).await.unwrap();
+        for i in 1..MAX_SESSIONS {
+            sessions.open_at([1; 32], t0 + i as i64).await.unwrap();
+        }
+        let check = |token: String| {
+            let sessions = &sessions;
+            async move { sessions.check_at(&token, Some([1; 32]), t0).await.unwrap() }
+        };
+        assert!(check(first.clone()).await.is_some());
+        let newest = sessions.open_at([1; 32], t0 + 5_000).await.unwrap();
+        assert!(check(first).await.is_none());
+        assert!(check(newest).await.is_some());
+        assert_eq!(sessions.store.session_count().unwrap(), MAX_SESSIONS as u64);
+    }
+
+    #[tokio::test]
+    async fn a_stored_session_opened_through_the_trait_is_checked_and_closed_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        through_the_trait(Box::new(stored(&dir))).await;
+    }
+
+    #[tokio::test]
+    async fn stored_sessions_are_shared_through_postgresql() {
+        let pg = match switchyard_testkit::servers::PostgresServer::start() {
+            Ok(pg) => pg,
+            Err(e) => return e.skip("stored_sessions_are_shared_through_postgresql"),
+        };
+        let url = pg.url();
+        let connect = |url: String| async move {
+            let store = crate::tasks::spawn_blocking(move || {
+                switchyard_store::PostgresStore::connect(&url)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            StoredSessions::new(Arc::new(store))
+        };
+        let (one, two) = (connect(url.clone()).await, connect(url).await);
+        let token = one.open([7; 32]).await.unwrap();
+        let left = two.check(&token, Some([7; 32])).await.unwrap();
+        assert!(left.is_some_and(|d| d <= SESSION_TTL && d > SESSION_TTL / 2));
+        two.close(&token).await.unwrap();
+        assert_eq!(one.check(&token, Some([7; 32])).await.unwrap(), None);
     }
 
     #[test]

@@ -15,8 +15,9 @@
 //! What every replica shares is behind three traits, so another database can keep it:
 //! [`ControlReader`] (the reads, the same inside a transaction and out), [`ControlWriter`]
 //! (the writes, only inside a transaction) and [`ControlStore`] (the reads, the transaction,
-//! and the audit chain's verification, written once over the reads). The embedded
-//! implementation is SQLite ([`ControlRead`], [`ControlTx`] and [`crate::SqliteStore`]).
+//! and the audit chain's verification, written once over the reads). Their SQL is one text
+//! for SQLite and PostgreSQL ([`ControlRead`], [`ControlTx`]), run by [`crate::SqliteStore`]
+//! and [`crate::PostgresStore`].
 
 use std::collections::BTreeMap;
 
@@ -28,13 +29,14 @@ use switchyard_rollout::{
 
 use crate::StoreError;
 
+mod sql;
 mod sqlite;
 
-pub use sqlite::{ControlRead, ControlTx};
+pub use sql::{ControlRead, ControlTx};
 
 /// The shortest id prefix [`ControlReader::config_version`] resolves.
 pub const MIN_PREFIX: usize = 6;
-/// The audit action [`crate::SqliteStore::apply_config_version`] records.
+/// The audit action [`ControlStore::apply_config_version`] records.
 pub const CONFIG_APPLY: &str = "config.apply";
 /// How many audit entries a verification reads at a time.
 const VERIFY_PAGE: usize = 1_000;
@@ -283,6 +285,30 @@ pub trait ControlStore: ControlReader {
     fn verify_audit_with_head(&self, head: &Head) -> Result<Result<u64, ChainError>, StoreError> {
         verify_pages(self, Some(head), VERIFY_PAGE)
     }
+
+    /// Stores `v` if new, records it applied and appends its `config.apply` audit entry
+    /// (target `config:<id>`, the caller's `diff`), all in one transaction.
+    fn apply_config_version(
+        &self,
+        v: &ConfigVersion,
+        actor: &str,
+        reason: &str,
+        at_ms: i64,
+        diff: &str,
+    ) -> Result<AuditEntry, StoreError> {
+        self.transact(|c| {
+            c.put_config_version(v)?;
+            c.mark_applied(&v.id, at_ms, actor, reason)?;
+            c.append_audit(AuditEvent {
+                at_ms: u64::try_from(at_ms).unwrap_or(0),
+                actor: actor.to_string(),
+                action: CONFIG_APPLY.to_string(),
+                target: format!("config:{}", v.id),
+                reason: reason.to_string(),
+                diff: diff.to_string(),
+            })
+        })
+    }
 }
 
 /// [`ControlStore::transact_dyn`] returning what the work made, for every control store
@@ -379,67 +405,68 @@ fn verify_pages(
 
 #[cfg(test)]
 mod tests {
-    use switchyard_rollout::{Flag, FlagKind};
+    use switchyard_rollout::{AuditEvent, ChainError, ChainFault};
 
-    use crate::{SqliteStore, Store, StoreError, Transact};
+    use crate::{SqliteStore, Store, Transact};
 
-    fn flag(key: &str) -> Flag {
-        Flag {
-            key: key.into(),
-            kind: FlagKind::Boolean { on: true },
-            enabled: true,
-        }
-    }
-
+    /// The verification reads pages; a fault is found wherever it falls among them (the
+    /// conformance suite checks the same faults on every store through the public reads).
     #[test]
-    fn a_transaction_through_a_trait_object_returns_its_work_or_leaves_nothing() {
+    fn faults_are_found_across_page_boundaries() {
         let dir = tempfile::tempdir().unwrap();
         let store: Box<dyn Store> = Box::new(SqliteStore::open_in(dir.path()).unwrap());
-        let before = store.control_generation().unwrap();
-
-        let made = store
-            .transact(|c| {
-                c.put_flag(&flag("a"), 1)?;
-                assert_eq!(c.read().flags()?.len(), 1, "reads see the transaction");
-                Ok("made")
-            })
-            .unwrap();
-        assert_eq!(made, "made");
-        assert_eq!(store.control_generation().unwrap(), before + 1);
-
-        let failed: Result<(), StoreError> = store.transact(|c| {
-            c.put_flag(&flag("b"), 2)?;
-            Err(StoreError::NoSuchConfigVersion("x".into()))
-        });
-        assert!(matches!(failed, Err(StoreError::NoSuchConfigVersion(_))));
-        let keys: Vec<String> = store.flags().unwrap().into_iter().map(|f| f.key).collect();
-        assert_eq!(keys, ["a"]);
-        assert_eq!(store.control_generation().unwrap(), before + 1);
-    }
-
-    #[test]
-    fn the_audit_chain_is_verified_over_the_reads_of_any_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Box<dyn Store> = Box::new(SqliteStore::open_in(dir.path()).unwrap());
-        assert_eq!(store.audit_head().unwrap(), None);
-        assert_eq!(store.verify_audit().unwrap(), Ok(0));
-        for i in 0..3u64 {
+        for i in 0..7u64 {
             store
                 .transact(|c| {
-                    c.append_audit(switchyard_rollout::AuditEvent {
-                        at_ms: i,
+                    c.append_audit(AuditEvent {
+                        at_ms: 1_000 + i,
                         actor: "ana".into(),
                         action: "flag.set".into(),
                         target: format!("flag:f{i}"),
-                        reason: String::new(),
+                        reason: format!("step {i}"),
                         diff: String::new(),
                     })
                 })
                 .unwrap();
         }
         let head = store.audit_head().unwrap().unwrap();
-        assert_eq!(head.seq, 3);
-        assert_eq!(super::verify_pages(&*store, Some(&head), 2).unwrap(), Ok(3));
-        assert_eq!(store.verify_audit_with_head(&head).unwrap(), Ok(3));
+        for size in [1, 2, 3, 7, 100] {
+            assert_eq!(
+                super::verify_pages(&*store, Some(&head), size).unwrap(),
+                Ok(7)
+            );
+        }
+        let db = rusqlite::Connection::open(dir.path().join("switchyard.db")).unwrap();
+        db.execute_batch(
+            "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; \
+             UPDATE audit SET reason = 'x' WHERE seq = 2;",
+        )
+        .unwrap();
+        let fault = |r: Result<u64, ChainError>| r.map_err(|e| (e.seq, e.what));
+        for size in [1, 2, 3, 100] {
+            assert_eq!(
+                fault(super::verify_pages(&*store, None, size).unwrap()),
+                Err((2, ChainFault::Edited))
+            );
+        }
+        db.execute_batch("UPDATE audit SET reason = 'step 1' WHERE seq = 2")
+            .unwrap();
+        // Changing a value's type is an edit too, not a read error (SQLite keeps any type).
+        db.execute_batch("UPDATE audit SET at_ms = 'soon' WHERE seq = 5")
+            .unwrap();
+        assert_eq!(
+            fault(store.verify_audit().unwrap()),
+            Err((5, ChainFault::Edited))
+        );
+        db.execute_batch(
+            "UPDATE audit SET at_ms = 1004 WHERE seq = 5; DELETE FROM audit WHERE seq = 3",
+        )
+        .unwrap();
+        for size in [1, 2, 3, 100] {
+            assert_eq!(
+                fault(super::verify_pages(&*store, None, size).unwrap()),
+                Err((4, ChainFault::Missing { expected: 3 }))
+            );
+        }
     }
 }
