@@ -67,6 +67,8 @@ struct Counters {
     content_shed: AtomicU64,
     /// Records in the spool, waiting for the store.
     spooled: AtomicUsize,
+    /// A spool is configured and its last append (if any) was taken.
+    spool_open: AtomicBool,
     healthy: AtomicBool,
     /// Set by `close`: the writer stops gathering and writes what is queued.
     closing: AtomicBool,
@@ -171,6 +173,12 @@ impl TelemetrySender {
     pub fn spooled(&self) -> usize {
         self.counters.spooled.load(Ordering::Relaxed)
     }
+
+    /// Whether records the store refuses can go to the spool: one is configured, and it took
+    /// the last records offered to it (it was neither full nor failing).
+    pub fn spool_open(&self) -> bool {
+        self.counters.spool_open.load(Ordering::Relaxed)
+    }
 }
 
 pub struct TelemetryWriter {
@@ -213,6 +221,7 @@ impl TelemetryWriter {
         let counters = Arc::new(Counters {
             healthy: AtomicBool::new(true),
             spooled: AtomicUsize::new(spool.as_ref().map_or(0, Spool::records)),
+            spool_open: AtomicBool::new(spool.is_some()),
             ..Counters::default()
         });
         let thread_counters = counters.clone();
@@ -416,10 +425,12 @@ fn spool_pending(spool: &mut Spool, pending: &mut Vec<RequestRecord>, counters: 
         Ok(true) => {
             counters.depth.fetch_sub(pending.len(), Ordering::Relaxed);
             counters.spooled.store(spool.records(), Ordering::Relaxed);
+            counters.spool_open.store(true, Ordering::Relaxed);
             pending.clear();
             true
         }
         Ok(false) => {
+            counters.spool_open.store(false, Ordering::Relaxed);
             tracing::error!(
                 records = pending.len(),
                 spooled = spool.records(),
@@ -428,6 +439,7 @@ fn spool_pending(spool: &mut Spool, pending: &mut Vec<RequestRecord>, counters: 
             false
         }
         Err(e) => {
+            counters.spool_open.store(false, Ordering::Relaxed);
             tracing::error!(error = %e, "cannot write to the spool; request records wait in memory");
             false
         }

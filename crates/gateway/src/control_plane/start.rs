@@ -5,8 +5,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use switchyard_control::Config;
-use switchyard_store::telemetry::{TelemetryWriter, WriterSettings};
-use switchyard_store::{SqliteStore, Store, StoreError};
+use switchyard_store::telemetry::{SpoolSettings, TelemetryWriter, WriterSettings};
+use switchyard_store::{PostgresStore, RecordStore, SqliteStore, Store, StoreError};
 
 use super::changes::{ChangeFeed, PolledGeneration};
 use super::launch::{Env, Launch};
@@ -15,6 +15,9 @@ use super::{calibrate, rollouts, slos, versions};
 use crate::data_plane::live::Live;
 use crate::data_plane::pipeline::BuildError;
 use crate::data_plane::Running;
+
+/// The records' writer's connections to PostgreSQL: it writes one batch at a time.
+const WRITER_CONNECTIONS: usize = 1;
 
 /// How long a shutdown keeps retrying a store that fails to take the last records.
 const CLOSE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -31,17 +34,56 @@ pub enum OpenError {
     Telemetry(std::io::Error),
 }
 
+/// The store, the records' writer's own handle on it, and the writer's spool.
+type Opened = (
+    Arc<dyn Store>,
+    Box<dyn RecordStore + Send>,
+    Option<SpoolSettings>,
+);
+
+/// The store a config names, and the records' writer's own handle on it (a connection of its
+/// own, so readers never wait for its batches): SQLite in `data_dir`, or PostgreSQL with the
+/// spool in `data_dir` for when it is unreachable.
+fn open_store(config: &Config) -> Result<Opened, OpenError> {
+    let storage = &config.storage;
+    Ok(match &storage.postgres {
+        None => (
+            Arc::new(SqliteStore::open_in(&storage.data_dir)?),
+            Box::new(SqliteStore::open_in(&storage.data_dir)?),
+            None,
+        ),
+        Some(url) => {
+            let store = PostgresStore::connect(url.expose())?;
+            tracing::info!(database = %url, "storage: PostgreSQL");
+            (
+                Arc::new(store),
+                Box::new(PostgresStore::connect_with(
+                    url.expose(),
+                    WRITER_CONNECTIONS,
+                )?),
+                Some(SpoolSettings {
+                    dir: storage.data_dir.join("spool"),
+                    max_bytes: storage.spool_max_bytes,
+                }),
+            )
+        }
+    })
+}
+
 impl ControlPlane {
     /// Opens the store, chooses the config version to run (`versions::choose_at_start`),
     /// builds its pipeline, and restores what was in force (rollouts, SLO state, route
     /// bars). Returns the records' writer, to be closed last, and the config in force.
+    ///
+    /// Blocks on the store: call it off the async threads (PostgreSQL's client refuses to
+    /// run on them).
     pub fn open(
         launch: Launch,
         env: Env,
     ) -> Result<(Self, TelemetryWriter, Arc<Config>), OpenError> {
         // The data folder comes from the launch text: where the versions are kept.
         let first = Arc::new(launch.config_of(&launch.text, &launch.origin)?);
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in(&first.storage.data_dir)?);
+        let (store, writer_store, spool) = open_store(&first)?;
         let (text, origin, record) = versions::choose_at_start(&launch, &*store)?;
         let config = if text == launch.text {
             first
@@ -68,13 +110,13 @@ impl ControlPlane {
         let live = Live::load(&*store, Arc::default())?;
         let slos = Arc::new(slos::SloRuntime::load(&*store, &config.slos)?);
         let writer = TelemetryWriter::start(
-            Box::new(SqliteStore::open_in(&config.storage.data_dir)?),
+            writer_store,
             WriterSettings {
                 queue_capacity: config.telemetry.queue_capacity,
                 batch_size: config.telemetry.batch_size,
                 flush_interval: config.telemetry.flush_interval,
                 close_retry: CLOSE_RETRY,
-                spool: None,
+                spool,
             },
         )
         .map_err(OpenError::Telemetry)?;

@@ -45,6 +45,8 @@ const GUARD: HeaderName = HeaderName::from_static("x-switchyard-guard");
 pub enum StartError {
     #[error(transparent)]
     Open(#[from] OpenError),
+    #[error("start-up panicked")]
+    Panicked,
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -65,7 +67,21 @@ impl Server {
     /// its pipeline) and binds the listener. `env` reads environment variables (secrets);
     /// pass `|k| std::env::var(k).ok()` outside tests.
     pub async fn bind(launch: Launch, env: Env) -> Result<Self, StartError> {
-        let (control, writer, config) = ControlPlane::open(launch, env)?;
+        // Off the async threads: the store blocks (and PostgreSQL's client refuses to run on
+        // them).
+        let (control, writer, config) =
+            tokio::task::spawn_blocking(move || ControlPlane::open(launch, env))
+                .await
+                .map_err(|_| StartError::Panicked)??;
+        let dashboard: Box<dyn crate::edge::sessions::SessionStore> =
+            if config.storage.postgres.is_some() {
+                // Behind a load balancer a browser's next request may reach another replica.
+                Box::new(crate::edge::sessions::StoredSessions::new(
+                    control.store.clone(),
+                ))
+            } else {
+                Box::new(crate::edge::sessions::MemorySessions::default())
+            };
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -75,7 +91,7 @@ impl Server {
         let state = Arc::new(AppState {
             control: Arc::new(control),
             prometheus: m::handle(),
-            dashboard: Box::new(crate::edge::sessions::MemorySessions::default()),
+            dashboard,
             sign_in: crate::edge::sessions::SignInThrottle::default(),
         });
         Ok(Server {
@@ -622,8 +638,17 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         )
             .into_response()
     };
+    let telemetry = &app.control.telemetry;
     match writable {
-        Ok(Ok(())) if app.control.telemetry.healthy() => "ready".into_response(),
+        Ok(Ok(())) if telemetry.healthy() => "ready".into_response(),
+        // The store is unreachable, but records wait on disk: requests go on, and the body
+        // says so for whoever looks.
+        _ if telemetry.spool_open() => format!(
+            "ready, degraded: the store cannot be written; {} request records wait in the spool \
+             and are written when it returns",
+            telemetry.spooled()
+        )
+        .into_response(),
         Ok(Ok(())) => not_ready("not ready: the last telemetry write failed".to_owned()),
         Ok(Err(e)) => not_ready(format!("not ready: the store is not writable: {e}")),
         Err(_) => not_ready("not ready".to_owned()),

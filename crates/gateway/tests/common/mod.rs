@@ -41,14 +41,26 @@ pub async fn start_with_env(config: &str, vars: &[(&str, &str)]) -> TestGateway 
 
 /// As [`start_with_env`], on an existing data folder (a restart).
 pub async fn start_in(config: &str, dir: tempfile::TempDir, vars: &[(&str, &str)]) -> TestGateway {
+    start_adjusted(config, dir, vars, |_| {}).await
+}
+
+/// As [`start_in`], with the launch's own overrides (as the binary's environment variables
+/// make them: a fleet's PostgreSQL and Redis).
+pub async fn start_adjusted(
+    config: &str,
+    dir: tempfile::TempDir,
+    vars: &[(&str, &str)],
+    adjust: impl Fn(&mut switchyard_control::Config) + Send + Sync + 'static,
+) -> TestGateway {
     let hash = hex_sha256(KEY);
     let text = format!(
         "{}\n[storage]\ndata_dir = {:?}\n",
         config.replace("{KEY}", &hash),
         dir.path().display().to_string()
     );
-    let launch = Launch::new(text, "test.toml").with_adjust(|c| {
+    let launch = Launch::new(text, "test.toml").with_adjust(move |c| {
         c.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        adjust(c);
     });
     let vars: Vec<(String, String)> = vars
         .iter()
