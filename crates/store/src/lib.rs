@@ -20,6 +20,7 @@ pub mod content;
 pub mod control;
 pub mod csv;
 mod error;
+mod fleet;
 pub mod kpi;
 mod postgres;
 mod record;
@@ -39,6 +40,7 @@ pub use control::{
     AppliedRow, ConfigVersion, ConfigVersionSummary, ControlRead, ControlReader, ControlStore,
     ControlTx, ControlWork, ControlWriter, PromptRow, PromptSummary, StoredRollout, Transact,
 };
+pub use fleet::{FleetStore, ReplicaState};
 pub use kpi::{
     Bucket, FeedbackStats, GroupBy, GuardTrigger, KpiFilter, KpiGroup, KpiPoint, KpiStore,
     KpiSummary, ModelShare, RequestFilter, StatusClass,

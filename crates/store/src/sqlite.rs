@@ -201,6 +201,22 @@ CREATE TABLE dashboard_sessions (
 );
 CREATE INDEX dashboard_sessions_expires ON dashboard_sessions (expires_at_ms);
 "#,
+    // What each replica publishes for the fleet's judgement, and leases (`fleet.rs`).
+    r#"
+CREATE TABLE replica_states (
+    area        TEXT NOT NULL,
+    replica     TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    saved_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (area, replica)
+);
+CREATE INDEX replica_states_saved ON replica_states (saved_at_ms);
+CREATE TABLE leases (
+    name          TEXT PRIMARY KEY NOT NULL,
+    holder        TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the

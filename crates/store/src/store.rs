@@ -2,6 +2,7 @@
 
 use crate::content::ContentStore;
 use crate::control::ControlStore;
+use crate::fleet::FleetStore;
 use crate::kpi::KpiStore;
 use crate::postgres::PostgresStore;
 use crate::record::{FeedbackStore, RecordStore};
@@ -29,6 +30,7 @@ pub trait Store:
     + SloStore
     + ControlStore
     + SessionRecords
+    + FleetStore
     + Send
     + Sync
 {

@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "control", include_str!("migrations/0003_control.sql")),
     (4, "slo", include_str!("migrations/0004_slo.sql")),
     (5, "sessions", include_str!("migrations/0005_sessions.sql")),
+    (6, "fleet", include_str!("migrations/0006_fleet.sql")),
 ];
 
 /// Applies the migrations not yet applied (1. to 3. above); returns how many this call did.

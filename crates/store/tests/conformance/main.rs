@@ -18,6 +18,7 @@ use switchyard_store::{ConfigVersion, PostgresStore, SqliteStore, Store, StoreEr
 use switchyard_testkit::servers::PostgresServer;
 
 mod control;
+mod fleet;
 mod kpi;
 mod postgres_only;
 mod records;
