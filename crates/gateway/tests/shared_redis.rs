@@ -1,0 +1,421 @@
+//! The state replicas share through Redis, over the real types against a real Redis
+//! (`switchyard_testkit::servers::RedisServer`): two links to one server stand for two
+//! replicas. Limits and budgets (`RedisCounters`), Redis stopped and started again, the
+//! cache's shared tier and the change feed.
+
+#![expect(clippy::unwrap_used, reason = "test code")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_control::{hash_key, KeySecret, KeySpec, ModelAccess};
+use switchyard_gateway::data_plane::counters::{
+    Admitted, Counters, Limit, Periods, Refusal, Reservation, Ticket,
+};
+use switchyard_gateway::data_plane::shared::{
+    names::Names, RedisCounters, RedisSettings, Shared, SharedCounters, WhenDown,
+};
+use switchyard_store::{RecordStore, RequestRecord, SqliteStore, Store};
+use switchyard_testkit::servers::RedisServer;
+
+/// Long enough for anything here that waits on a signal; never a measured wait.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn redis(test: &str) -> Option<RedisServer> {
+    match RedisServer::start() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            e.skip(test);
+            None
+        }
+    }
+}
+
+fn settings(when_down: WhenDown) -> RedisSettings {
+    RedisSettings {
+        when_down,
+        // Outages are noticed and recoveries found quickly.
+        heartbeat: Duration::from_millis(100),
+        ..RedisSettings::default()
+    }
+}
+
+fn spec(rpm: Option<u32>, tpm: Option<u32>, daily: Option<u64>, monthly: Option<u64>) -> KeySpec {
+    KeySpec {
+        id: "k".into(),
+        tenant: "t".into(),
+        secret: KeySecret::Sha256(hash_key("s")),
+        models: ModelAccess::All,
+        rpm,
+        tpm,
+        budget_daily_nanos: daily,
+        budget_monthly_nanos: monthly,
+        route_policy: None,
+        guard_policy: None,
+    }
+}
+
+fn r(tokens: u32, cost_nanos: u64) -> Reservation {
+    Reservation { tokens, cost_nanos }
+}
+
+/// A store in a temporary folder, with `spent` nano-USD already recorded for key `k` today.
+fn store(spent: u64) -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in(dir.path()).unwrap();
+    if spent > 0 {
+        let record = RequestRecord {
+            request_id: "earlier".into(),
+            started_at_ms: chrono::Utc::now().timestamp_millis(),
+            endpoint: "chat".into(),
+            key_id: Some("k".into()),
+            status: 200,
+            cost_nanos: spent,
+            ..RequestRecord::default()
+        };
+        store.write_batch(&[record]).unwrap();
+    }
+    (dir, Arc::new(store))
+}
+
+/// One replica's shared counters.
+async fn replica(
+    redis: &RedisServer,
+    store: &Arc<dyn Store>,
+    when_down: WhenDown,
+) -> SharedCounters {
+    let shared = Shared::connect(&redis.url(), settings(when_down))
+        .await
+        .unwrap();
+    SharedCounters::new(&shared, store.clone())
+}
+
+/// Two replicas that fall back to their share when Redis is down.
+async fn two_replicas(
+    redis: &RedisServer,
+    store: &Arc<dyn Store>,
+) -> (SharedCounters, SharedCounters) {
+    (
+        replica(redis, store, WhenDown::PerReplica).await,
+        replica(redis, store, WhenDown::PerReplica).await,
+    )
+}
+
+/// Runs `n` reservations of `each` at once, alternating between the counters; returns the
+/// answers in order.
+async fn reserve_all(
+    counters: &[Arc<RedisCounters>],
+    n: usize,
+    each: Reservation,
+) -> Vec<Result<Admitted, Refusal>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let c = counters[i % counters.len()].clone();
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "joined below: in parallel on purpose"
+            )]
+            tokio::spawn(async move { c.reserve(each).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+fn admitted(answers: &[Result<Admitted, Refusal>]) -> usize {
+    answers.iter().filter(|a| a.is_ok()).count()
+}
+
+/// A raw connection to look at what the fleet wrote.
+async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn field(redis: &RedisServer, key: &str, field: &str) -> Option<String> {
+    redis::cmd("HGET")
+        .arg(key)
+        .arg(field)
+        .query_async(&mut raw(redis).await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_admit_exactly_the_rpm_between_them() {
+    let Some(redis) = redis("two_replicas_admit_exactly_the_rpm_between_them") else {
+        return;
+    };
+    let (_dir, store) = store(0);
+    let (a, b) = two_replicas(&redis, &store).await;
+    let key = spec(Some(10), None, None, None);
+    let both = [Arc::new(a.counters(&key)), Arc::new(b.counters(&key))];
+    let answers = reserve_all(&both, 40, r(1, 0)).await;
+    assert_eq!(admitted(&answers), 10, "{answers:?}");
+    for refused in answers.iter().filter_map(|a| a.as_ref().err()) {
+        let Refusal::Limited {
+            limit,
+            retry_after,
+            limits,
+        } = refused
+        else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(*limit, Limit::RequestsPerMinute);
+        // One request refills in 6 s; a little of it has passed on Redis's clock.
+        assert!(*retry_after <= Duration::from_secs(6), "{retry_after:?}");
+        assert!(*retry_after > Duration::from_secs(5), "{retry_after:?}");
+        let w = limits.requests.unwrap();
+        assert_eq!((w.limit, w.remaining), (10, 0));
+    }
+    // The headers of an admission state the fleet's count: one replica sees the other's.
+    let fresh = spec(Some(60), None, None, None);
+    let mut fresh = fresh.clone();
+    fresh.id = "other".into();
+    let (ka, kb) = (a.counters(&fresh), b.counters(&fresh));
+    assert_eq!(
+        ka.reserve(r(1, 0))
+            .await
+            .unwrap()
+            .limits
+            .requests
+            .unwrap()
+            .remaining,
+        59
+    );
+    let w = kb.reserve(r(1, 0)).await.unwrap().limits.requests.unwrap();
+    assert_eq!((w.limit, w.remaining), (60, 58));
+    assert!(
+        w.reset > Duration::from_millis(1_900) && w.reset <= Duration::from_secs(2),
+        "{w:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_per_minute_are_shared_and_settled() {
+    let Some(redis) = redis("tokens_per_minute_are_shared_and_settled") else {
+        return;
+    };
+    let (_dir, store) = store(0);
+    let (a, b) = two_replicas(&redis, &store).await;
+    let key = spec(None, Some(1_000), None, None);
+    let both = [Arc::new(a.counters(&key)), Arc::new(b.counters(&key))];
+    let answers = reserve_all(&both, 8, r(300, 0)).await;
+    assert_eq!(admitted(&answers), 3, "{answers:?}");
+    let refused = answers.iter().find_map(|a| a.as_ref().err()).unwrap();
+    let Refusal::Limited { limit, limits, .. } = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(*limit, Limit::TokensPerMinute);
+    // 100 left, and what refilled since (16.7 a second).
+    let left = limits.tokens.unwrap().remaining;
+    assert!((100..150).contains(&left), "{left}");
+    // Each used 100 of its 300: 600 come back, on whichever replica settles.
+    for c in [&both[0], &both[0], &both[1]] {
+        c.settle(Ticket::default(), r(300, 0), r(100, 0));
+    }
+    a.flush().await;
+    b.flush().await;
+    let after = both[1].reserve(r(600, 0)).await.unwrap();
+    let left = after.limits.tokens.unwrap().remaining;
+    assert!((100..150).contains(&left), "{left}");
+    assert!(both[0].reserve(r(300, 0)).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_split_over_two_replicas_overshoots_by_at_most_one_worst_case() {
+    let Some(redis) =
+        redis("a_budget_split_over_two_replicas_overshoots_by_at_most_one_worst_case")
+    else {
+        return;
+    };
+    let (_dir, store) = store(0);
+    let (a, b) = two_replicas(&redis, &store).await;
+    const LIMIT: u64 = 1_000;
+    const WORST: u64 = 100;
+    let key = spec(None, None, Some(LIMIT), None);
+    let both = [Arc::new(a.counters(&key)), Arc::new(b.counters(&key))];
+    // 64 requests at once, each settling (at 60 to 100 nano-USD) as soon as it is admitted,
+    // so reservations and settlements interleave across the replicas.
+    let tasks: Vec<_> = (0..64u64)
+        .map(|i| {
+            let c = both[(i % 2) as usize].clone();
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "joined below: in parallel on purpose"
+            )]
+            tokio::spawn(async move {
+                let admitted = c.reserve(r(1, WORST)).await.ok()?;
+                tokio::task::yield_now().await;
+                let cost = WORST - (i % 5) * 10;
+                c.settle(admitted.ticket, r(1, WORST), r(1, cost));
+                Some(cost)
+            })
+        })
+        .collect();
+    let mut spent = 0;
+    let mut served = 0;
+    for t in tasks {
+        if let Some(cost) = t.await.unwrap() {
+            spent += cost;
+            served += 1;
+        }
+    }
+    a.flush().await;
+    b.flush().await;
+    assert!(served >= LIMIT / WORST, "{served} served");
+    assert!(spent <= LIMIT + WORST, "spent {spent} of {LIMIT}");
+    let names = Names::new("switchyard");
+    let stored: u64 = field(&redis, &names.limits("k"), "day_spent")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(stored, spent, "Redis holds what the requests cost");
+    assert_eq!(
+        field(&redis, &names.limits("k"), "day_reserved")
+            .await
+            .as_deref(),
+        Some("0"),
+        "every reservation was settled"
+    );
+    let over = both[0].reserve(r(1, 1)).await;
+    assert_eq!(spent >= LIMIT, over.is_err(), "{over:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_is_seeded_from_the_store_once_when_two_replicas_seed_together() {
+    let Some(redis) = redis("spend_is_seeded_from_the_store_once_when_two_replicas_seed_together")
+    else {
+        return;
+    };
+    let (_dir, store) = store(600);
+    let (a, b) = two_replicas(&redis, &store).await;
+    let key = spec(None, None, Some(1_000), Some(10_000));
+    let both = [Arc::new(a.counters(&key)), Arc::new(b.counters(&key))];
+    // Both find nothing in Redis and seed at once; 600 counted once leaves room for 4.
+    let answers = reserve_all(&both, 8, r(1, 100)).await;
+    assert_eq!(admitted(&answers), 4, "{answers:?}");
+    let refused = answers.iter().find_map(|a| a.as_ref().err()).unwrap();
+    let Refusal::Limited {
+        limit, retry_after, ..
+    } = refused
+    else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(*limit, Limit::DailyBudget);
+    let until_midnight = Periods::now().until_next_day;
+    assert!(
+        *retry_after <= until_midnight + Duration::from_secs(1)
+            && *retry_after + Duration::from_secs(5) >= until_midnight,
+        "{retry_after:?} against {until_midnight:?}"
+    );
+    let names = Names::new("switchyard");
+    let k = names.limits("k");
+    assert_eq!(field(&redis, &k, "day_spent").await.as_deref(), Some("600"));
+    assert_eq!(
+        field(&redis, &k, "month_spent").await.as_deref(),
+        Some("600")
+    );
+    assert_eq!(
+        field(&redis, &k, "day_reserved").await.as_deref(),
+        Some("400")
+    );
+
+    // Redis loses everything: the next reservation seeds again from the store.
+    drop(answers);
+    let mut redis = redis;
+    redis.stop();
+    redis.start_again().unwrap();
+    // The link notices and comes back (a request may be answered by this replica's share
+    // meanwhile); then the spend is Redis's again, rebuilt from the store.
+    a.shared().beat().await;
+    tokio::time::timeout(DEADLINE, a.shared().until_up())
+        .await
+        .unwrap();
+    tokio::time::timeout(DEADLINE, async {
+        while !a.shared().link().up || field(&redis, &k, "day").await.is_none() {
+            let _ = both[0].reserve(r(1, 0)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(field(&redis, &k, "day_spent").await.as_deref(), Some("600"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_stopped_each_replica_admits_its_share_or_refuses_then_shares_again() {
+    let Some(mut redis) =
+        redis("with_redis_stopped_each_replica_admits_its_share_or_refuses_then_shares_again")
+    else {
+        return;
+    };
+    switchyard_gateway::metrics::handle();
+    let (_dir, store) = store(0);
+    let a = replica(&redis, &store, WhenDown::PerReplica).await;
+    let b = replica(&redis, &store, WhenDown::PerReplica).await;
+    let closed = replica(&redis, &store, WhenDown::Refuse).await;
+    a.shared().beat().await;
+    assert_eq!(a.shared().replicas(), 3, "every link writes its heartbeat");
+    let key = spec(Some(12), None, Some(1_000_000), None);
+    let (ka, kb, kc) = (
+        Arc::new(a.counters(&key)),
+        Arc::new(b.counters(&key)),
+        Arc::new(closed.counters(&key)),
+    );
+    // Before the outage Redis has stated the budget (nothing spent yet).
+    ka.reserve(r(1, 10)).await.unwrap();
+
+    redis.stop();
+    // 12 a minute over 3 replicas: this one admits 4 (a fresh share of its own), and tells
+    // the client when one fits again on its own count.
+    let answers = reserve_all(std::slice::from_ref(&ka), 10, r(1, 0)).await;
+    assert_eq!(admitted(&answers), 4, "{answers:?}");
+    let link = a.shared().link();
+    assert!(!link.up);
+    assert_eq!(
+        link.outage, 1,
+        "one outage, however many requests noticed it"
+    );
+    let refused = answers.iter().find_map(|a| a.as_ref().err()).unwrap();
+    assert!(matches!(
+        refused,
+        Refusal::Limited {
+            limit: Limit::RequestsPerMinute,
+            ..
+        }
+    ));
+    // Fail closed: every request of a key with limits is refused, retryable.
+    match kc.reserve(r(1, 0)).await {
+        Err(Refusal::SharedUnavailable { retry_after }) => {
+            assert_eq!(retry_after, Duration::from_millis(100));
+        }
+        other => panic!("{other:?}"),
+    }
+    let rendered = switchyard_gateway::metrics::handle().render();
+    assert!(
+        rendered.contains("switchyard_redis_outages_total"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("switchyard_redis_fallback_total{mode=\"refused\"}"));
+
+    redis.start_again().unwrap();
+    for link in [&a, &b, &closed] {
+        tokio::time::timeout(DEADLINE, link.shared().until_up())
+            .await
+            .expect("the heartbeat finds Redis back");
+    }
+    // Shared again (Redis came back empty: a full minute's 12 between the replicas).
+    let answers = reserve_all(&[ka.clone(), kb.clone(), kc.clone()], 30, r(1, 0)).await;
+    assert_eq!(admitted(&answers), 12, "{answers:?}");
+    assert!(answers
+        .iter()
+        .all(|a| a.as_ref().map_or(true, |a| a.ticket == Ticket::default())));
+}
