@@ -90,6 +90,14 @@ async fn replica(
     SharedCounters::new(&shared, store.clone())
 }
 
+/// Until `shared` answers again after Redis restarted. A link that was idle through the
+/// restart learns of it only from its next command (which fails, and reconnects): one
+/// heartbeat now makes that command this one, not a test's request.
+async fn back(shared: &Shared) {
+    shared.beat().await;
+    shared.until_up().await;
+}
+
 /// Two replicas that fall back to their share when Redis is down.
 async fn two_replicas(
     redis: &RedisServer,
@@ -333,21 +341,21 @@ async fn spend_is_seeded_from_the_store_once_when_two_replicas_seed_together() {
     let mut redis = redis;
     redis.stop();
     redis.start_again().unwrap();
-    // The link notices and comes back (a request may be answered by this replica's share
-    // meanwhile); then the spend is Redis's again, rebuilt from the store.
-    a.shared().beat().await;
-    tokio::time::timeout(DEADLINE, a.shared().until_up())
+    tokio::time::timeout(DEADLINE, back(a.shared()))
         .await
         .unwrap();
-    tokio::time::timeout(DEADLINE, async {
-        while !a.shared().link().up || field(&redis, &k, "day").await.is_none() {
-            let _ = both[0].reserve(r(1, 0)).await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap();
+    assert_eq!(
+        field(&redis, &k, "day").await,
+        None,
+        "Redis came back empty"
+    );
+    let again = both[0].reserve(r(1, 100)).await.unwrap();
+    assert_eq!(again.ticket, Ticket::default(), "counted in Redis");
     assert_eq!(field(&redis, &k, "day_spent").await.as_deref(), Some("600"));
+    assert_eq!(
+        field(&redis, &k, "day_reserved").await.as_deref(),
+        Some("100")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,7 +416,7 @@ async fn with_redis_stopped_each_replica_admits_its_share_or_refuses_then_shares
 
     redis.start_again().unwrap();
     for link in [&a, &b, &closed] {
-        tokio::time::timeout(DEADLINE, link.shared().until_up())
+        tokio::time::timeout(DEADLINE, back(link.shared()))
             .await
             .expect("the heartbeat finds Redis back");
     }
@@ -418,4 +426,245 @@ async fn with_redis_stopped_each_replica_admits_its_share_or_refuses_then_shares
     assert!(answers
         .iter()
         .all(|a| a.as_ref().map_or(true, |a| a.ticket == Ticket::default())));
+}
+
+mod cache {
+    use super::*;
+    use serde_json::json;
+    use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse};
+    use switchyard_cache::{CacheControl, Entries, ExactKey, NewEntry, Scope, Shape};
+    use switchyard_control::{CachePolicySpec, CacheSpec};
+    use switchyard_gateway::data_plane::cache::{CacheOutcome, CacheStage, Looked, StaticModels};
+    use switchyard_gateway::data_plane::shared::SharedCache;
+
+    const TTL: Duration = Duration::from_millis(600);
+
+    fn policy() -> CachePolicySpec {
+        CachePolicySpec {
+            enabled: true,
+            semantic: false,
+            threshold: 0.9,
+            ttl: TTL,
+            allow_temperature: false,
+        }
+    }
+
+    /// One replica's cache stage over its shared tier (exact tier only: no model files).
+    async fn replica(redis: &RedisServer) -> (CacheStage, Arc<SharedCache>) {
+        let shared = Shared::connect(&redis.url(), settings(WhenDown::PerReplica))
+            .await
+            .unwrap();
+        let tier = SharedCache::new(&shared, 1 << 20);
+        let spec = CacheSpec {
+            max_bytes: 1 << 20,
+            embedder: "unused".into(),
+            top_k: 4,
+            defaults: policy(),
+        };
+        let stage =
+            CacheStage::build_shared(&spec, false, &mut StaticModels::default(), tier.clone())
+                .unwrap();
+        (stage, tier)
+    }
+
+    fn request(text: &str) -> ChatCompletionRequest {
+        serde_json::from_value(json!({
+            "model": "m",
+            "temperature": 0,
+            "messages": [{"role": "user", "content": text}]
+        }))
+        .unwrap()
+    }
+
+    fn answer(text: &str) -> ChatCompletionResponse {
+        serde_json::from_value(json!({
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop"
+            }],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        }))
+        .unwrap()
+    }
+
+    async fn look(stage: &CacheStage, tenant: &str, req: &ChatCompletionRequest) -> CacheOutcome {
+        match stage.lookup(tenant, "m", &policy(), CacheControl::Normal, req) {
+            Looked::Done(outcome) => outcome,
+            Looked::Ask(shared) => shared.finish().await,
+        }
+    }
+
+    fn hit_text(outcome: &CacheOutcome) -> Option<String> {
+        match outcome {
+            CacheOutcome::Hit { response, .. } => {
+                Some(response.choices[0].message.text().to_string())
+            }
+            CacheOutcome::Miss { .. } => None,
+        }
+    }
+
+    async fn exists(redis: &RedisServer) -> usize {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("switchyard:v1:cache:*")
+            .query_async(&mut raw(redis).await)
+            .await
+            .unwrap();
+        keys.len()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exact_entry_stored_on_one_replica_is_a_hit_on_another_for_its_tenant_only() {
+        let Some(redis) =
+            redis("an_exact_entry_stored_on_one_replica_is_a_hit_on_another_for_its_tenant_only")
+        else {
+            return;
+        };
+        let (a, _ta) = replica(&redis).await;
+        let (b, _tb) = replica(&redis).await;
+        let req = request("what is the capital of France?");
+        let CacheOutcome::Miss {
+            fill: Some(fill), ..
+        } = look(&a, "acme", &req).await
+        else {
+            panic!("a first lookup misses and may be stored");
+        };
+        fill.store(&req, answer("Paris"));
+        // Written in the background: wait for it in Redis, then look for its TTL.
+        tokio::time::timeout(DEADLINE, async {
+            while exists(&redis).await == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("switchyard:v1:cache:*")
+            .query_async(&mut raw(&redis).await)
+            .await
+            .unwrap();
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&keys[0])
+            .query_async(&mut raw(&redis).await)
+            .await
+            .unwrap();
+        assert!(pttl > 0 && pttl <= 600, "{pttl}");
+
+        assert_eq!(
+            hit_text(&look(&b, "acme", &req).await).as_deref(),
+            Some("Paris")
+        );
+        // Another tenant asking the same, on either replica, gets nothing of acme's.
+        assert_eq!(hit_text(&look(&b, "globex", &req).await), None);
+        assert_eq!(hit_text(&look(&a, "globex", &req).await), None);
+
+        // Expired in Redis: gone there and here (B kept it no longer than Redis had left).
+        tokio::time::timeout(DEADLINE, async {
+            while exists(&redis).await > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(hit_text(&look(&b, "acme", &req).await), None);
+        let (c, _tc) = replica(&redis).await;
+        assert_eq!(hit_text(&look(&c, "acme", &req).await), None);
+    }
+
+    fn semantic_entry(answer: &str, v: Vec<f32>) -> NewEntry {
+        NewEntry {
+            response: Arc::from(answer.as_bytes()),
+            question: Arc::from("a question"),
+            embedding: Some(v),
+            expires: std::time::Instant::now() + Duration::from_secs(60),
+        }
+    }
+
+    fn scope(tenant: &str) -> Scope {
+        Scope {
+            tenant: tenant.into(),
+            route: "auto".into(),
+            shape: Shape([1; 32]),
+        }
+    }
+
+    /// Waits until `tier` has received `n` entries from other replicas.
+    async fn received(tier: &SharedCache, n: u64) {
+        let mut rx = tier.received();
+        tokio::time::timeout(DEADLINE, rx.wait_for(|got| *got >= n))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn subscribed(tier: &SharedCache, n: u64) {
+        let mut rx = tier.subscriptions();
+        tokio::time::timeout(DEADLINE, rx.wait_for(|got| *got >= n))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_semantic_entry_reaches_the_other_replicas_index_and_again_after_redis_restarts() {
+        let Some(mut redis) = redis(
+            "a_semantic_entry_reaches_the_other_replicas_index_and_again_after_redis_restarts",
+        ) else {
+            return;
+        };
+        switchyard_gateway::metrics::handle();
+        let (_a, ta) = replica(&redis).await;
+        let (b, tb) = replica(&redis).await;
+        subscribed(&tb, 1).await;
+        let v = vec![0.6, 0.8];
+        let key = ExactKey([4; 32]);
+        ta.write(
+            &scope("acme"),
+            key,
+            &semantic_entry("{}", v.clone()),
+            TTL * 100,
+        );
+        received(&tb, 1).await;
+        let near = tb.local().nearest(&scope("acme"), &v, 1).unwrap();
+        assert_eq!(near[0].key, key);
+        assert!(near[0].similarity > 0.99);
+        assert_eq!(tb.local().nearest(&scope("globex"), &v, 1), None);
+        // A's own entry is not added to A again (it stores its own).
+        assert_eq!(*ta.received().borrow(), 0);
+
+        // Redis stops: lookups go on locally, the tier is bypassed after the first failure.
+        redis.stop();
+        let req = request("never asked before");
+        assert_eq!(hit_text(&look(&b, "acme", &req).await), None);
+        assert_eq!(hit_text(&look(&b, "acme", &req).await), None);
+        let rendered = switchyard_gateway::metrics::handle().render();
+        assert!(
+            rendered.contains("switchyard_cache_shared_total{outcome=\"bypassed\"}"),
+            "{rendered}"
+        );
+
+        // Back: subscribed again, and entries flow again.
+        redis.start_again().unwrap();
+        subscribed(&tb, 2).await;
+        tokio::time::timeout(DEADLINE, ta_up(&ta)).await.unwrap();
+        let key2 = ExactKey([5; 32]);
+        ta.write(
+            &scope("acme"),
+            key2,
+            &semantic_entry("{}", vec![0.8, 0.6]),
+            TTL * 100,
+        );
+        received(&tb, 2).await;
+        let near = tb.local().nearest(&scope("acme"), &[0.8, 0.6], 1).unwrap();
+        assert_eq!(near[0].key, key2);
+    }
+
+    /// Until A's link answers again (its writes are skipped while it is down).
+    async fn ta_up(tier: &SharedCache) {
+        back(tier.shared()).await;
+    }
 }
