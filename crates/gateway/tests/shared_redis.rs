@@ -668,3 +668,62 @@ mod cache {
         back(tier.shared()).await;
     }
 }
+
+mod feed {
+    use super::*;
+    use futures::StreamExt;
+    use switchyard_gateway::control_plane::changes::{ChangeFeed, RedisFeed};
+    use switchyard_rollout::{Flag, FlagKind};
+    use switchyard_store::Transact;
+
+    /// No poll within a test: every wake-up after the first comes from Redis.
+    const NEVER: Duration = Duration::from_secs(3_600);
+
+    async fn next(wakeups: &mut futures::stream::BoxStream<'static, ()>) {
+        tokio::time::timeout(DEADLINE, wakeups.next())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_feed_wakes_on_another_replicas_change_and_again_after_redis_restarts() {
+        let Some(mut redis) =
+            redis("the_feed_wakes_on_another_replicas_change_and_again_after_redis_restarts")
+        else {
+            return;
+        };
+        let (_dir, store) = store(0);
+        let url = redis.url();
+        let link = || Shared::connect(&url, settings(WhenDown::PerReplica));
+        let (a, b) = (link().await.unwrap(), link().await.unwrap());
+        let (feed_a, feed_b) = (
+            RedisFeed::new(store.clone(), &a, NEVER),
+            RedisFeed::new(store.clone(), &b, NEVER),
+        );
+        let mut wakeups = feed_b.wakeups();
+        // The poll's first tick, and the subscription made: B listens.
+        next(&mut wakeups).await;
+        next(&mut wakeups).await;
+
+        // A commits a change and announces it: B wakes and reads the new generation.
+        let before = feed_b.generation().unwrap();
+        let flag = Flag {
+            key: "f".into(),
+            kind: FlagKind::Boolean { on: true },
+            enabled: true,
+        };
+        store.transact(|c| c.put_flag(&flag, 1)).unwrap();
+        feed_a.announce();
+        next(&mut wakeups).await;
+        assert_eq!(feed_b.generation().unwrap(), before + 1);
+        // Redis restarts: B subscribes again (and wakes, to read what it may have missed),
+        // then hears A again.
+        redis.stop();
+        redis.start_again().unwrap();
+        next(&mut wakeups).await;
+        back(&a).await;
+        feed_a.announce();
+        next(&mut wakeups).await;
+    }
+}

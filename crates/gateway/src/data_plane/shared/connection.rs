@@ -157,7 +157,7 @@ pub struct Shared {
     client: redis::Client,
     conn: ConnectionManager,
     pub(super) settings: RedisSettings,
-    pub(super) names: Names,
+    pub(crate) names: Names,
     pub(super) scripts: Scripts,
     /// This replica's id in the heartbeats and in what it publishes.
     replica: String,
@@ -217,7 +217,7 @@ impl Shared {
     }
 
     /// The connection, for one command or script (a cheap clone of a shared handle).
-    pub(super) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
 
@@ -266,7 +266,7 @@ impl Shared {
 
     /// Redis failed `component` (counters, cache, heartbeat): the link is down. Warns and
     /// counts once per outage; returns the outage's number.
-    pub(super) fn mark_down(&self, component: &'static str, e: &redis::RedisError) -> u64 {
+    pub(crate) fn mark_down(&self, component: &'static str, e: &redis::RedisError) -> u64 {
         // The closure runs under the channel's lock: exactly one caller turns the link down.
         let mut outage = 0;
         let turned = self.link.send_if_modified(|l| {
