@@ -72,6 +72,7 @@ pub fn handle() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_shared();
     describe_counter!(
         ROLLOUT_TRANSITIONS,
         "Rollout state changes, by rollout and the state entered (rolled_back is the one to alert on)."
@@ -159,6 +160,15 @@ fn describe() {
         Unit::Seconds,
         "Time each guard took on a request."
     );
+    describe_counter!(
+        ROUTING_SAVED,
+        "Cost of routed answers on the route's most expensive candidate minus their cost, in nano-dollars."
+    );
+}
+
+/// The state a fleet shares through Redis (`data_plane::shared`).
+fn describe_shared() {
+    use metrics::{describe_counter, describe_gauge};
     describe_gauge!(
         REDIS_UP,
         "1 while the shared Redis answers, 0 during an outage (limits per replica or refused, cache local)."
@@ -182,10 +192,6 @@ fn describe() {
     describe_counter!(
         CACHE_SHARED,
         "The cache's shared tier: exact lookups (hit, miss, bypassed while Redis is down), entries written or dropped, entries received from other replicas."
-    );
-    describe_counter!(
-        ROUTING_SAVED,
-        "Cost of routed answers on the route's most expensive candidate minus their cost, in nano-dollars."
     );
 }
 

@@ -167,6 +167,16 @@ impl Raw {
 }
 
 impl RedisCounters {
+    /// Whether the key has any limit: a key without one costs Redis nothing (its spend is in
+    /// the store, where a budget added later is seeded from).
+    fn limited(&self) -> bool {
+        let s = &self.spec;
+        s.rpm.is_some()
+            || s.tpm.is_some()
+            || s.budget_daily_nanos.is_some()
+            || s.budget_monthly_nanos.is_some()
+    }
+
     /// Points 1 and 2: the script, seeding first when it asks.
     async fn reserve_in_redis(&self, r: Reservation) -> Result<Result<Admitted, Refusal>, Failed> {
         let mut conn = self.fleet.shared.conn();
@@ -339,6 +349,8 @@ impl RedisCounters {
             month = month.or(read.1);
         }
         let share = share_of(&self.spec, replicas);
+        // Asked with the day's start for the daily budget and the month's for the monthly;
+        // on the 1st both are the same instant, and so are both spends.
         let spent = |_: &str, since: i64| {
             let whole = if since == periods.day_start_ms {
                 day
@@ -370,6 +382,9 @@ impl RedisCounters {
 #[async_trait]
 impl Counters for RedisCounters {
     async fn reserve(&self, reservation: Reservation) -> Result<Admitted, Refusal> {
+        if !self.limited() {
+            return Ok(Admitted::default());
+        }
         let shared = &self.fleet.shared;
         let link = shared.link();
         if !link.up {
@@ -395,6 +410,9 @@ impl Counters for RedisCounters {
     }
 
     fn settle(&self, ticket: Ticket, reserved: Reservation, used: Reservation) {
+        if !self.limited() {
+            return;
+        }
         let freed = if ticket == IN_REDIS {
             reserved
         } else {
