@@ -298,6 +298,38 @@ async fn a_budget_split_over_two_replicas_overshoots_by_at_most_one_worst_case()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_dropped_while_redis_answers_is_given_back() {
+    let Some(redis) = redis("a_reservation_dropped_while_redis_answers_is_given_back") else {
+        return;
+    };
+    let (_dir, store) = store(0);
+    let a = replica(&redis, &store, WhenDown::PerReplica).await;
+    let key = a.counters(&spec(None, None, Some(1_000), None));
+    let k = Names::new("switchyard").limits("k");
+    let mut dropped = Box::pin(key.reserve(r(1, 1_000)));
+    assert!(futures::poll!(&mut dropped).is_pending());
+    // Redis takes the reservation while the request waits for the answer...
+    tokio::time::timeout(DEADLINE, async {
+        while field(&redis, &k, "day_reserved").await.as_deref() != Some("1000") {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    // ...and the client hangs up before the request reads it.
+    drop(dropped);
+    tokio::time::timeout(DEADLINE, async {
+        while field(&redis, &k, "day_reserved").await.as_deref() != Some("0") {
+            a.flush().await;
+        }
+    })
+    .await
+    .unwrap();
+    // The whole budget is there for the next request.
+    assert!(key.reserve(r(1, 1_000)).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spend_is_seeded_from_the_store_once_when_two_replicas_seed_together() {
     let Some(redis) = redis("spend_is_seeded_from_the_store_once_when_two_replicas_seed_together")
     else {

@@ -22,6 +22,9 @@
 //!    outage ([`Ticket`]). A request admitted during an outage settles in those counters
 //!    while the outage lasts, and its cost also goes to Redis as spend (nothing reserved
 //!    there to free), so the fleet's budgets learn of it when Redis is back.
+//! 5. A reservation runs in a task of its own, and its answer is settled as unused if it is
+//!    dropped before the request takes it: a request dropped while Redis answers (a client
+//!    hanging up during admission) leaves nothing reserved.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,13 +73,13 @@ impl SharedCounters {
 
     /// The counters of the key `spec`.
     pub fn counters(&self, spec: &KeySpec) -> RedisCounters {
-        RedisCounters {
+        RedisCounters(Arc::new(Key {
             name: self.shared.names.limits(&spec.id).into(),
             fleet: self.clone(),
             spec: spec.clone(),
             seen: Mutex::new(Seen::default()),
             fallback: Mutex::new(None),
-        }
+        }))
     }
 
     /// Waits until every settlement made before the call has reached Redis (or, while Redis
@@ -91,7 +94,10 @@ impl SharedCounters {
 }
 
 /// One key's limits, shared through Redis.
-pub struct RedisCounters {
+pub struct RedisCounters(Arc<Key>);
+
+/// A key's counters; shared with the task a reservation runs in.
+struct Key {
     fleet: SharedCounters,
     /// The key's limits hash.
     name: Arc<str>,
@@ -166,7 +172,7 @@ impl Raw {
     }
 }
 
-impl RedisCounters {
+impl Key {
     /// Whether the key has any limit: a key without one costs Redis nothing (its spend is in
     /// the store, where a budget added later is seeded from).
     fn limited(&self) -> bool {
@@ -381,10 +387,42 @@ impl RedisCounters {
 
 #[async_trait]
 impl Counters for RedisCounters {
+    /// The step runs in a task of its own, and its answer comes back as an [`Answer`] that
+    /// gives the reservation back if it is dropped untaken: a request dropped while Redis
+    /// answers (a client hanging up) would otherwise leave what the script took reserved with
+    /// nobody to settle it.
     async fn reserve(&self, reservation: Reservation) -> Result<Admitted, Refusal> {
-        if !self.limited() {
+        if !self.0.limited() {
             return Ok(Admitted::default());
         }
+        let (key, (tx, rx)) = (self.0.clone(), oneshot::channel());
+        let step = async move {
+            let answer = key.reserve(reservation).await;
+            // Refused by a dropped request: the answer drops here, and gives back.
+            let _ = tx.send(Answer {
+                key,
+                reservation,
+                answer: Some(answer),
+            });
+        };
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "one script's round trip (or a store read); it must finish to settle what it took"
+        )]
+        tokio::spawn(tracing::Instrument::instrument(
+            step,
+            tracing::Span::current(),
+        ));
+        rx.await.map_or(Err(Refusal::Unavailable), Answer::take)
+    }
+
+    fn settle(&self, ticket: Ticket, reserved: Reservation, used: Reservation) {
+        self.0.settle(ticket, reserved, used);
+    }
+}
+
+impl Key {
+    async fn reserve(&self, reservation: Reservation) -> Result<Admitted, Refusal> {
         let shared = &self.fleet.shared;
         let link = shared.link();
         if !link.up {
@@ -437,6 +475,32 @@ impl Counters for RedisCounters {
             reserved: freed,
             used,
         });
+    }
+}
+
+/// A reservation's answer on its way to the request. Dropped without being taken (the
+/// request is gone), an admission is settled as a request that used nothing.
+struct Answer {
+    key: Arc<Key>,
+    reservation: Reservation,
+    answer: Option<Result<Admitted, Refusal>>,
+}
+
+impl Answer {
+    fn take(mut self) -> Result<Admitted, Refusal> {
+        self.answer.take().unwrap_or(Err(Refusal::Unavailable))
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(Ok(admitted)) = self.answer.take() {
+            let nothing = Reservation {
+                tokens: 0,
+                cost_nanos: 0,
+            };
+            self.key.settle(admitted.ticket, self.reservation, nothing);
+        }
     }
 }
 

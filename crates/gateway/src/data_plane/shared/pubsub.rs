@@ -93,6 +93,7 @@ async fn listen(shared: &Weak<Shared>, channel: &str, to: &mpsc::Sender<Heard>) 
             Err(mpsc::error::TrySendError::Closed(_)) => return Listened::Closed,
         }
     }
-    tracing::warn!(channel, "lost the subscription to Redis; subscribing again");
+    // The link warns once per outage; this is one of its consequences.
+    tracing::debug!(channel, "lost the subscription to Redis; subscribing again");
     Listened::Lost
 }
