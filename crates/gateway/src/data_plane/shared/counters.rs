@@ -22,9 +22,9 @@
 //!    outage ([`Ticket`]). A request admitted during an outage settles in those counters
 //!    while the outage lasts, and its cost also goes to Redis as spend (nothing reserved
 //!    there to free), so the fleet's budgets learn of it when Redis is back.
-//! 5. A reservation runs in a task of its own, and its answer is settled as unused if it is
-//!    dropped before the request takes it: a request dropped while Redis answers (a client
-//!    hanging up during admission) leaves nothing reserved.
+//! 5. A request dropped while its reservation is under way (a client hanging up during
+//!    admission) hands the rest of it to a task, which settles what it took as unused: no
+//!    reservation is left with nobody to settle it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -387,33 +387,25 @@ impl Key {
 
 #[async_trait]
 impl Counters for RedisCounters {
-    /// The step runs in a task of its own, and its answer comes back as an [`Answer`] that
-    /// gives the reservation back if it is dropped untaken: a request dropped while Redis
-    /// answers (a client hanging up) would otherwise leave what the script took reserved with
-    /// nobody to settle it.
+    /// The step runs here, held by an [`InFlight`]: a request dropped while Redis answers
+    /// (a client hanging up) hands the rest of the step to a task that settles what the
+    /// script took, which would otherwise stay reserved with nobody to settle it.
     async fn reserve(&self, reservation: Reservation) -> Result<Admitted, Refusal> {
         if !self.0.limited() {
             return Ok(Admitted::default());
         }
-        let (key, (tx, rx)) = (self.0.clone(), oneshot::channel());
-        let step = async move {
-            let answer = key.reserve(reservation).await;
-            // Refused by a dropped request: the answer drops here, and gives back.
-            let _ = tx.send(Answer {
-                key,
-                reservation,
-                answer: Some(answer),
-            });
+        let key = self.0.clone();
+        let mut in_flight = InFlight {
+            step: Some(Box::pin(async move { key.reserve(reservation).await })),
+            key: self.0.clone(),
+            reservation,
         };
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "one script's round trip (or a store read); it must finish to settle what it took"
-        )]
-        tokio::spawn(tracing::Instrument::instrument(
-            step,
-            tracing::Span::current(),
-        ));
-        rx.await.map_or(Err(Refusal::Unavailable), Answer::take)
+        let answer = match in_flight.step.as_mut() {
+            Some(step) => step.await,
+            None => Err(Refusal::Unavailable),
+        };
+        in_flight.step = None;
+        answer
     }
 
     fn settle(&self, ticket: Ticket, reserved: Reservation, used: Reservation) {
@@ -478,29 +470,34 @@ impl Key {
     }
 }
 
-/// A reservation's answer on its way to the request. Dropped without being taken (the
-/// request is gone), an admission is settled as a request that used nothing.
-struct Answer {
+/// A reservation being made for a request (point 5).
+struct InFlight {
+    step: Option<futures::future::BoxFuture<'static, Result<Admitted, Refusal>>>,
     key: Arc<Key>,
     reservation: Reservation,
-    answer: Option<Result<Admitted, Refusal>>,
 }
 
-impl Answer {
-    fn take(mut self) -> Result<Admitted, Refusal> {
-        self.answer.take().unwrap_or(Err(Refusal::Unavailable))
-    }
-}
-
-impl Drop for Answer {
+impl Drop for InFlight {
+    /// Dropped unfinished: the script may have run, or may yet. The rest of the step runs in
+    /// a task, and what it took is settled as a request that used nothing.
     fn drop(&mut self) {
-        if let Some(Ok(admitted)) = self.answer.take() {
-            let nothing = Reservation {
-                tokens: 0,
-                cost_nanos: 0,
-            };
-            self.key.settle(admitted.ticket, self.reservation, nothing);
-        }
+        let Some(step) = self.step.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(key = %self.key.spec.id, "a reservation dropped outside the runtime stays taken");
+            return;
+        };
+        let (key, reserved) = (self.key.clone(), self.reservation);
+        let nothing = Reservation {
+            tokens: 0,
+            cost_nanos: 0,
+        };
+        runtime.spawn(async move {
+            if let Ok(admitted) = step.await {
+                key.settle(admitted.ticket, reserved, nothing);
+            }
+        });
     }
 }
 
