@@ -393,4 +393,24 @@ mod tests {
             "<unparsable redis url>"
         );
     }
+
+    #[tokio::test]
+    async fn a_link_and_its_errors_never_show_the_password() {
+        // Nothing listens on port 1: the link starts down, and says so without the password.
+        let shared = Shared::connect(
+            "redis://app:hunter2@127.0.0.1:1/0",
+            RedisSettings::default(),
+        )
+        .await
+        .unwrap();
+        assert!(!shared.link().up);
+        let shown = format!("{shared:?} {}", shared.url());
+        assert!(shown.contains("redis://app:***@127.0.0.1:1/0"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let e = Shared::connect("rediss+bogus://app:hunter2@host", RedisSettings::default())
+            .await
+            .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
+    }
 }
