@@ -176,9 +176,10 @@ async fn two_replicas_admit_exactly_the_rpm_between_them() {
             panic!("{refused:?}");
         };
         assert_eq!(*limit, Limit::RequestsPerMinute);
-        // One request refills in 6 s; a little of it has passed on Redis's clock.
+        // One request refills in 6 s; a little of it has passed on Redis's clock (the bounds
+        // leave room for a slow machine, not a measurement).
         assert!(*retry_after <= Duration::from_secs(6), "{retry_after:?}");
-        assert!(*retry_after > Duration::from_secs(5), "{retry_after:?}");
+        assert!(*retry_after > Duration::from_secs(3), "{retry_after:?}");
         let w = limits.requests.unwrap();
         assert_eq!((w.limit, w.remaining), (10, 0));
     }
@@ -200,7 +201,7 @@ async fn two_replicas_admit_exactly_the_rpm_between_them() {
     let w = kb.reserve(r(1, 0)).await.unwrap().limits.requests.unwrap();
     assert_eq!((w.limit, w.remaining), (60, 58));
     assert!(
-        w.reset > Duration::from_millis(1_900) && w.reset <= Duration::from_secs(2),
+        w.reset > Duration::from_secs(1) && w.reset <= Duration::from_secs(2),
         "{w:?}"
     );
 }
