@@ -95,6 +95,34 @@ pub trait Entries: Send + Sync + Debug {
     fn stats(&self) -> Stats;
 }
 
+/// Entries shared behind an `Arc`: the cache reads them, and their owner (a replica's shared
+/// tier) adds the entries other replicas store.
+impl<E: Entries + ?Sized> Entries for Arc<E> {
+    fn get(&self, scope: &Scope, key: &ExactKey, now: Instant) -> Option<Stored> {
+        (**self).get(scope, key, now)
+    }
+
+    fn put(&self, scope: &Scope, key: ExactKey, entry: NewEntry) -> Result<(), PutError> {
+        (**self).put(scope, key, entry)
+    }
+
+    fn evict(&self, scope: &Scope, key: &ExactKey, why: Removal) {
+        (**self).evict(scope, key, why)
+    }
+
+    fn nearest(&self, scope: &Scope, v: &[f32], k: usize) -> Option<Vec<Candidate>> {
+        (**self).nearest(scope, v, k)
+    }
+
+    fn purge_expired(&self, now: Instant) -> usize {
+        (**self).purge_expired(now)
+    }
+
+    fn stats(&self) -> Stats {
+        (**self).stats()
+    }
+}
+
 /// An answer to store.
 #[derive(Debug)]
 pub struct NewEntry {

@@ -35,7 +35,7 @@ pub mod policy;
 pub mod replay;
 pub mod store;
 
-pub use entries::{Entries, InProcessEntries, Scope, Stats};
+pub use entries::{Entries, InProcessEntries, NewEntry, Scope, Stats};
 pub use guard::{check_texts, GuardReason};
 pub use key::{ExactKey, Shape, NOT_SHAPING};
 pub use policy::{request_cacheable, response_cacheable, CacheControl, NotCacheable, RoutePolicy};

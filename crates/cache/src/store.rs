@@ -309,6 +309,26 @@ impl Cache {
         control: CacheControl,
         now: Instant,
     ) -> Result<(), InsertError> {
+        let entry = self.new_entry(req, prepared, embedding, response, policy, control, now)?;
+        self.put(&prepared.scope, prepared.key, entry)
+    }
+
+    /// The entry [`Cache::insert`] would store, made but not stored: for a caller that also
+    /// hands it to other replicas before storing it with [`Cache::put`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each argument is a separate decision of the caller"
+    )]
+    pub fn new_entry(
+        &self,
+        req: &ChatCompletionRequest,
+        prepared: &Prepared,
+        embedding: Option<Vec<f32>>,
+        response: ChatCompletionResponse,
+        policy: &RoutePolicy,
+        control: CacheControl,
+        now: Instant,
+    ) -> Result<NewEntry, InsertError> {
         if !control.may_store() {
             return Err(NotCacheable::Bypass.into());
         }
@@ -321,13 +341,18 @@ impl Cache {
             normalise(&mut v);
             v
         });
-        let entry = NewEntry {
+        Ok(NewEntry {
             response: json,
             question: Arc::from(prepared.question.as_str()),
             embedding,
             expires: now + policy.ttl,
-        };
-        Ok(self.entries.put(&prepared.scope, prepared.key, entry)?)
+        })
+    }
+
+    /// Stores an entry in its slot: one from [`Cache::new_entry`], or one another replica
+    /// made (its response JSON written by this cache's `new_entry` there).
+    pub fn put(&self, scope: &Scope, key: ExactKey, entry: NewEntry) -> Result<(), InsertError> {
+        Ok(self.entries.put(scope, key, entry)?)
     }
 
     /// An entry's response, parsed from its JSON outside the lock. JSON this cache wrote

@@ -40,6 +40,12 @@ pub const ROLLOUT_TRANSITIONS: &str = "switchyard_rollout_transitions_total";
 pub const CONFIG_APPLIED: &str = "switchyard_config_applied_total";
 pub const QUALITY_ANSWERS: &str = "switchyard_quality_answers_total";
 pub const QUALITY_BAD: &str = "switchyard_quality_bad_total";
+pub const REDIS_UP: &str = "switchyard_redis_up";
+pub const REDIS_OUTAGES: &str = "switchyard_redis_outages_total";
+pub const REDIS_FALLBACK: &str = "switchyard_redis_fallback_total";
+pub const REPLICAS: &str = "switchyard_replicas";
+pub const SETTLEMENTS_DROPPED: &str = "switchyard_redis_settlements_dropped_total";
+pub const CACHE_SHARED: &str = "switchyard_cache_shared_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -66,6 +72,7 @@ pub fn handle() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_shared();
     describe_counter!(
         ROLLOUT_TRANSITIONS,
         "Rollout state changes, by rollout and the state entered (rolled_back is the one to alert on)."
@@ -156,6 +163,35 @@ fn describe() {
     describe_counter!(
         ROUTING_SAVED,
         "Cost of routed answers on the route's most expensive candidate minus their cost, in nano-dollars."
+    );
+}
+
+/// The state a fleet shares through Redis (`data_plane::shared`).
+fn describe_shared() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!(
+        REDIS_UP,
+        "1 while the shared Redis answers, 0 during an outage (limits per replica or refused, cache local)."
+    );
+    describe_counter!(
+        REDIS_OUTAGES,
+        "Times the shared Redis became unreachable, by the part that noticed (counters, cache, heartbeat)."
+    );
+    describe_counter!(
+        REDIS_FALLBACK,
+        "Admissions decided without Redis during an outage, by mode (per_replica, refused)."
+    );
+    describe_gauge!(
+        REPLICAS,
+        "Replicas alive at the last heartbeat; limits are divided by it during a Redis outage."
+    );
+    describe_counter!(
+        SETTLEMENTS_DROPPED,
+        "Settlements dropped because their queue to Redis was full (their reservations stay taken)."
+    );
+    describe_counter!(
+        CACHE_SHARED,
+        "The cache's shared tier: exact lookups (hit, miss, bypassed while Redis is down), entries written or dropped, entries received from other replicas."
     );
 }
 

@@ -112,7 +112,7 @@ async fn gate_rollouts(state: &ControlPlane, on_page: switchyard_control::OnPage
             Err(e) => tracing::warn!(error = %e, rollout = r.id(), "gating the rollout failed"),
         }
     }
-    if let Err(e) = state.refresh_control() {
+    if let Err(e) = state.changed() {
         tracing::warn!(error = %e, "reading the rollouts again failed");
     }
 }

@@ -161,7 +161,7 @@ fn rollout_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
                 let now = chrono::Utc::now().timestamp_millis();
                 let made = super::rollouts::step(&*s.store, &stats, now)?;
                 if !made.is_empty() {
-                    s.refresh_control()?;
+                    s.changed()?;
                 }
                 Ok::<_, StoreError>(made)
             })

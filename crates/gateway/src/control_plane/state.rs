@@ -55,6 +55,13 @@ impl ControlPlane {
         Ok(true)
     }
 
+    /// A change committed here (a flag, a prompt or its label, a rollout's step): tells the
+    /// other replicas at once ([`ChangeFeed::announce`]) and reloads flags and prompts here.
+    pub fn changed(&self) -> Result<bool, StoreError> {
+        self.changes.announce();
+        self.refresh_control()
+    }
+
     /// Builds the pipeline of a config version, with what was learnt before (route bars) and
     /// what was spent (budgets) restored from the store: the one path for start-up and apply.
     pub fn build_pipeline(

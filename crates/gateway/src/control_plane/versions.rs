@@ -262,6 +262,8 @@ pub async fn apply(
     let entry = record_applied(&*state.store, &version, change, &diff, now_ms)?;
     state.slos.set_specs(&pipeline.config.slos);
     state.running.pipeline.store(Arc::new(pipeline));
+    // Committed: the other replicas hear of it at once (their control loops read the store).
+    state.changes.announce();
     use crate::metrics::{self as m, LabelValue};
     m::counter(
         m::CONFIG_APPLIED,

@@ -12,6 +12,10 @@
 //!    A hit is always an answer to a request of the same kind.
 //! 4. A miss returns a [`CacheFill`] carrying the keys and the embedding already computed, so
 //!    storing the answer later costs no second embedding.
+//! 5. With a shared tier (a fleet's Redis, `shared::cache`), an exact miss here is asked of
+//!    Redis before the semantic tier: [`CacheStage::lookup`] hands back a [`SharedLookup`] to
+//!    await (the only await of the stage, and only with a shared tier), and a stored answer is
+//!    also written there. Without one, the lookup is what it always was: synchronous.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use switchyard_cache::{
 use switchyard_control::{CachePolicySpec, CacheSpec};
 use switchyard_embed::StaticEmbedder;
 
+use crate::data_plane::shared::cache::SharedCache;
 use crate::error::GatewayError;
 
 pub const CACHE_CONTROL: &str = "x-switchyard-cache-control";
@@ -33,6 +38,8 @@ pub const CACHE_CONTROL: &str = "x-switchyard-cache-control";
 pub struct CacheStage {
     cache: Arc<Cache>,
     embedder: Option<Arc<StaticModel>>,
+    /// The fleet's shared tier, whose local entries `cache` holds.
+    shared: Option<Arc<SharedCache>>,
 }
 
 /// The static models a pipeline loaded, one per folder, shared by the cache and the guards.
@@ -78,6 +85,48 @@ pub enum CacheOutcome {
     },
 }
 
+/// What [`CacheStage::lookup`] found, or the shared tier still to ask.
+pub enum Looked<'a> {
+    Done(CacheOutcome),
+    /// A miss here, with a shared tier to ask before the semantic search.
+    Ask(SharedLookup<'a>),
+}
+
+/// The rest of a lookup once the shared tier has been asked (point 5).
+pub struct SharedLookup<'a> {
+    stage: &'a CacheStage,
+    tier: &'a SharedCache,
+    pending: Pending,
+}
+
+impl SharedLookup<'_> {
+    /// Asks Redis for the exact entry (a hit is kept here and served), then searches here.
+    pub async fn finish(self) -> CacheOutcome {
+        let SharedLookup {
+            stage,
+            tier,
+            pending,
+        } = self;
+        let p = &pending.prepared;
+        if tier.fetch(&p.scope, &p.key, now()).await {
+            if let Some(hit) = stage.cache.lookup_exact(p, now()) {
+                return CacheOutcome::Hit {
+                    response: hit.response,
+                    kind: hit.kind,
+                };
+            }
+        }
+        stage.semantic(pending, now())
+    }
+}
+
+/// A lookup past its exact tier: what the semantic tier and the fill need.
+struct Pending {
+    prepared: Prepared,
+    policy: RoutePolicy,
+    control: CacheControl,
+}
+
 /// Everything needed to store the answer to a missed request (boxed: it rides along with
 /// every outcome and stream, and is large).
 pub struct CacheFill(Box<Fill>);
@@ -88,22 +137,31 @@ struct Fill {
     embedding: Option<Vec<f32>>,
     policy: RoutePolicy,
     control: CacheControl,
+    shared: Option<Arc<SharedCache>>,
 }
 
 impl CacheFill {
-    /// Stores `response` as the answer to `request`. Refusals (unfinished answers, entries
-    /// larger than the cache) are normal and only counted.
+    /// Stores `response` as the answer to `request` (and, with a shared tier, hands it to
+    /// the other replicas). Refusals (unfinished answers, entries larger than the cache) are
+    /// normal and only counted.
     pub fn store(self, request: &ChatCompletionRequest, response: ChatCompletionResponse) {
         let f = *self.0;
-        let stored = f.cache.insert(
+        let p = &f.prepared;
+        let entry = f.cache.new_entry(
             request,
-            &f.prepared,
+            p,
             f.embedding,
             response,
             &f.policy,
             f.control,
             now(),
         );
+        let stored = entry.and_then(|entry| {
+            if let Some(tier) = &f.shared {
+                tier.write(&p.scope, p.key, &entry, f.policy.ttl);
+            }
+            f.cache.put(&p.scope, p.key, entry)
+        });
         let outcome = if stored.is_ok() { "stored" } else { "refused" };
         use crate::metrics::{self as m, LabelValue};
         m::counter(m::CACHE_STORES, &[("outcome", LabelValue::fixed(outcome))]).increment(1);
@@ -132,7 +190,22 @@ impl CacheStage {
                 top_k: spec.top_k,
             })),
             embedder,
+            shared: None,
         })
+    }
+
+    /// [`CacheStage::build`] over a fleet's shared tier: its entries are the tier's local
+    /// ones (under the tier's byte budget), and lookups and stores go through it.
+    pub fn build_shared(
+        spec: &CacheSpec,
+        semantic_used: bool,
+        load: &mut StaticModels,
+        tier: Arc<SharedCache>,
+    ) -> Result<Self, EmbedderMissing> {
+        let mut stage = Self::build(spec, semantic_used, load)?;
+        stage.cache = Arc::new(Cache::with_entries(spec.top_k, Box::new(tier.local())));
+        stage.shared = Some(tier);
+        Ok(stage)
     }
 
     pub fn stats(&self) -> switchyard_cache::Stats {
@@ -143,7 +216,8 @@ impl CacheStage {
         self.cache.purge_expired(now())
     }
 
-    /// Looks `request` up in `scope_route` for `tenant` under `policy`.
+    /// Looks `request` up in `scope_route` for `tenant` under `policy`: done here, or (with a
+    /// shared tier, after an exact miss here) a [`SharedLookup`] to finish.
     pub fn lookup(
         &self,
         tenant: &str,
@@ -151,14 +225,14 @@ impl CacheStage {
         policy: &CachePolicySpec,
         control: CacheControl,
         request: &ChatCompletionRequest,
-    ) -> CacheOutcome {
+    ) -> Looked<'_> {
         let bypass = CacheOutcome::Miss {
             label: "bypass",
             best_similarity: None,
             fill: None,
         };
         if !policy.enabled || control == CacheControl::Bypass {
-            return bypass;
+            return Looked::Done(bypass);
         }
         let route_policy = RoutePolicy {
             threshold: policy.threshold,
@@ -168,20 +242,42 @@ impl CacheStage {
             guard: true,
         };
         if switchyard_cache::request_cacheable(request, &route_policy).is_err() {
-            return bypass;
+            return Looked::Done(bypass);
         }
         let prepared = Prepared::new(tenant, scope_route, request);
         let now = now();
-        let mut best_similarity = None;
-        let mut embedding = None;
         if control.may_lookup() {
             if let Some(hit) = self.cache.lookup_exact(&prepared, now) {
-                return CacheOutcome::Hit {
+                return Looked::Done(CacheOutcome::Hit {
                     response: hit.response,
                     kind: hit.kind,
-                };
+                });
             }
         }
+        let pending = Pending {
+            prepared,
+            policy: route_policy,
+            control,
+        };
+        match &self.shared {
+            Some(tier) if control.may_lookup() => Looked::Ask(SharedLookup {
+                stage: self,
+                tier,
+                pending,
+            }),
+            _ => Looked::Done(self.semantic(pending, now)),
+        }
+    }
+
+    /// The semantic tier (point 3), then the miss with its fill.
+    fn semantic(&self, pending: Pending, now: Instant) -> CacheOutcome {
+        let Pending {
+            prepared,
+            policy: route_policy,
+            control,
+        } = pending;
+        let mut best_similarity = None;
+        let mut embedding = None;
         if let (true, Some(embedder)) = (route_policy.semantic, &self.embedder) {
             let v = prepared.embed(embedder.as_ref());
             if control.may_lookup() {
@@ -220,6 +316,7 @@ impl CacheStage {
                 embedding,
                 policy: route_policy,
                 control,
+                shared: self.shared.clone(),
             }))),
         }
     }

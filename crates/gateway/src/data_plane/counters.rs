@@ -7,8 +7,10 @@
 //!    (`keys::worst_case`). Every limit of the key is checked and taken in one atomic step, or
 //!    none is (`switchyard_resilience::KeyLimits`); the answer states the rate limits as they
 //!    stand after the step, for the `x-ratelimit-*` headers, admitted or refused.
-//! 2. When the request ends, the record calls [`Counters::settle`] with what was reserved and
-//!    what was really used.
+//! 2. When the request ends, the record calls [`Counters::settle`] with the admission's
+//!    [`Ticket`], what was reserved and what was really used. The ticket says where the
+//!    reservation was counted, for an implementation that counts in more than one place (the
+//!    shared counters, or this replica's own share of the limits while they are unreachable).
 //!
 //! Why `reserve` is async and `settle` is not:
 //! - A shared implementation must check and take every replica's count in one step, so
@@ -37,12 +39,26 @@ pub trait Counters: Send + Sync {
     /// Reserves `reservation` (and one request) on every limit of the key in one step, or
     /// takes nothing and says which limit refused. Either way with the rate limits as they
     /// stand after the step.
-    async fn reserve(&self, reservation: Reservation) -> Result<RateLimits, Refusal>;
+    async fn reserve(&self, reservation: Reservation) -> Result<Admitted, Refusal>;
 
-    /// Replaces what a request `reserved` with what it `used` (tokens and cost). Must not
-    /// block or wait: it runs where the request's record is written, also on `Drop`.
-    fn settle(&self, reserved: Reservation, used: Reservation);
+    /// Replaces what a request `reserved` with what it `used` (tokens and cost), where its
+    /// admission's `ticket` says it was counted. Must not block or wait: it runs where the
+    /// request's record is written, also on `Drop`.
+    fn settle(&self, ticket: Ticket, reserved: Reservation, used: Reservation);
 }
+
+/// What [`Counters::reserve`] took: the rate limits after it (for the headers) and the ticket
+/// its settlement hands back.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Admitted {
+    pub limits: RateLimits,
+    pub ticket: Ticket,
+}
+
+/// Where a reservation was counted, as its [`Counters`] implementation numbers the places;
+/// opaque to everyone else. [`InProcessCounters`] has one place, `Ticket::default()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ticket(pub u64);
 
 /// What admission reserves for a request: the most it can use on any model it may reach.
 /// Settling uses the same shape for what it really used.
@@ -72,6 +88,9 @@ pub enum Refusal {
     },
     /// The counters cannot answer (their lock was poisoned by a panic).
     Unavailable,
+    /// The shared counters cannot be reached and the key's limits are set to refuse then
+    /// (fail closed); worth a retry after `retry_after`.
+    SharedUnavailable { retry_after: Duration },
 }
 
 /// A key's rate limits right after a request was admitted (or refused), for the answer's
@@ -219,7 +238,7 @@ impl InProcessCounters {
     }
 
     /// The whole step under the lock; `reserve` only wraps it.
-    fn reserve_now(&self, reservation: Reservation) -> Result<RateLimits, Refusal> {
+    fn reserve_now(&self, reservation: Reservation) -> Result<Admitted, Refusal> {
         let mut l = self.limits.lock().map_err(|_| Refusal::Unavailable)?;
         let now = now();
         let periods = Periods::now();
@@ -231,7 +250,12 @@ impl InProcessCounters {
         );
         let limits = RateLimits::of(&mut l, now);
         let (limit, retry_after) = match taken {
-            Ok(()) => return Ok(limits),
+            Ok(()) => {
+                return Ok(Admitted {
+                    limits,
+                    ticket: Ticket::default(),
+                })
+            }
             Err(Exceeded::Requests(after)) => (Limit::RequestsPerMinute, after),
             Err(Exceeded::Tokens(after)) => (Limit::TokensPerMinute, after),
             Err(Exceeded::Daily) => (Limit::DailyBudget, periods.until_next_day),
@@ -247,11 +271,11 @@ impl InProcessCounters {
 
 #[async_trait]
 impl Counters for InProcessCounters {
-    async fn reserve(&self, reservation: Reservation) -> Result<RateLimits, Refusal> {
+    async fn reserve(&self, reservation: Reservation) -> Result<Admitted, Refusal> {
         self.reserve_now(reservation)
     }
 
-    fn settle(&self, reserved: Reservation, used: Reservation) {
+    fn settle(&self, _: Ticket, reserved: Reservation, used: Reservation) {
         let now = now();
         let periods = Periods::now();
         // A poisoned lock refused every admission already; nothing is left to settle.

@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use switchyard_control::{hash_key, KeySecret, KeySpec, ModelAccess, Price};
 
 pub use crate::data_plane::counters::{
-    openai_duration, Counters, Periods, RateLimits, Reservation, Window,
+    openai_duration, Admitted, Counters, Periods, RateLimits, Reservation, Ticket, Window,
 };
 use crate::data_plane::counters::{InProcessCounters, Limit, Refusal};
 use crate::error::{ErrorKind, GatewayError};
@@ -69,6 +69,7 @@ pub struct Refused {
 pub struct Admission {
     key: Arc<KeyState>,
     reserved: Reservation,
+    ticket: Ticket,
     /// The key's rate limits right after this request was admitted.
     pub limits: RateLimits,
 }
@@ -76,7 +77,7 @@ pub struct Admission {
 impl Admission {
     pub fn settle(self, tokens: u32, cost_nanos: u64) {
         let used = Reservation { tokens, cost_nanos };
-        self.key.counters.settle(self.reserved, used);
+        self.key.counters.settle(self.ticket, self.reserved, used);
     }
 }
 
@@ -123,12 +124,13 @@ impl KeyState {
     fn admission(
         self: &Arc<Self>,
         reservation: Reservation,
-        reserved: Result<RateLimits, Refusal>,
+        reserved: Result<Admitted, Refusal>,
     ) -> Result<Admission, Box<Refused>> {
         match reserved {
-            Ok(limits) => Ok(Admission {
+            Ok(Admitted { limits, ticket }) => Ok(Admission {
                 key: self.clone(),
                 reserved: reservation,
+                ticket,
                 limits,
             }),
             Err(refusal) => Err(Box::new(self.refused(refusal))),
@@ -152,6 +154,19 @@ impl KeyState {
                     ),
                     limits: RateLimits::default(),
                 }
+            }
+            Refusal::SharedUnavailable { retry_after } => {
+                let message = format!(
+                    "the limits of key `{}` cannot be checked now (their shared counters are \
+                     unreachable); retry in {:.1}s",
+                    self.id,
+                    retry_after.as_secs_f64()
+                );
+                return Refused {
+                    error: GatewayError::new(ErrorKind::Unavailable, "limits_unavailable", message)
+                        .with_retry_after(retry_after),
+                    limits: RateLimits::default(),
+                };
             }
         };
         let limited = |what: &str| {
@@ -398,7 +413,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Counters for Scripted {
-        async fn reserve(&self, _: Reservation) -> Result<RateLimits, Refusal> {
+        async fn reserve(&self, _: Reservation) -> Result<Admitted, Refusal> {
             if self.wait {
                 tokio::task::yield_now().await;
             }
@@ -408,11 +423,11 @@ mod tests {
                     retry_after: Duration::from_secs(7),
                     limits: RateLimits::default(),
                 }),
-                None => Ok(RateLimits::default()),
+                None => Ok(Admitted::default()),
             }
         }
 
-        fn settle(&self, reserved: Reservation, used: Reservation) {
+        fn settle(&self, _: Ticket, reserved: Reservation, used: Reservation) {
             self.settled.lock().unwrap().push((reserved, used));
         }
     }
@@ -486,7 +501,7 @@ mod tests {
             &spent,
         ));
         assert_eq!(asked.get(), 1);
-        let limits = c.reserve(r(80, 50)).await.unwrap();
+        let limits = c.reserve(r(80, 50)).await.unwrap().limits;
         assert_eq!(limits.requests.map(|w| w.remaining), Some(1));
         assert_eq!(limits.tokens.map(|w| w.remaining), Some(20));
         // Tokens refuse: 80 of 100 are reserved; nothing else is taken.
@@ -502,7 +517,7 @@ mod tests {
         assert_eq!(retry_after, Duration::from_secs(6));
         assert_eq!(limits.requests.map(|w| w.remaining), Some(1));
         // Settled at 10 tokens and 100 nano-USD: the day has 1,000 of 1,000 spent.
-        c.settle(r(80, 50), r(10, 100));
+        c.settle(Ticket::default(), r(80, 50), r(10, 100));
         let Err(Refusal::Limited { limit, limits, .. }) = c.reserve(r(1, 1)).await else {
             panic!("the day's budget refuses");
         };

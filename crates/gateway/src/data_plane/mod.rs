@@ -7,7 +7,8 @@
 //! stream the answer with [`stream`]), and
 //! [`record`] writes one record per request whatever happens. What the control plane decided
 //! reaches it as [`running::Running`]; what requests did goes back through
-//! [`record::OutcomeSink`].
+//! [`record::OutcomeSink`]. A fleet of replicas shares its limits and cache through Redis
+//! ([`shared`]).
 
 pub mod arms;
 pub mod cache;
@@ -23,6 +24,7 @@ pub mod prompts;
 pub mod record;
 pub mod routing;
 pub mod running;
+pub mod shared;
 pub mod stream;
 
 pub use record::OutcomeSink;

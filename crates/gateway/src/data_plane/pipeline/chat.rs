@@ -12,7 +12,7 @@ use switchyard_providers::tokens;
 use switchyard_rollout::TargetKind;
 
 use super::{admit, note_served, validate_chat, Caller, ChatOutcome, Pipeline, Target};
-use crate::data_plane::cache::{cache_control, CacheFill, CacheOutcome};
+use crate::data_plane::cache::{cache_control, CacheFill, CacheOutcome, Looked};
 use crate::data_plane::dispatch::{ModelRuntime, Served, Started};
 use crate::data_plane::flags::{self, FlagSet};
 use crate::data_plane::guards::{
@@ -236,7 +236,12 @@ impl Pipeline {
             policy.semantic = false;
         }
         let tenant = &cx.caller.key.tenant;
-        match cache.lookup(tenant, &cx.scope, &policy, cx.cache_control, &cx.request) {
+        let outcome = match cache.lookup(tenant, &cx.scope, &policy, cx.cache_control, &cx.request)
+        {
+            Looked::Done(outcome) => outcome,
+            Looked::Ask(shared) => shared.finish().await,
+        };
+        match outcome {
             CacheOutcome::Hit { response, kind } => {
                 if let Some(screen) = cx.screen.take() {
                     if let Break(answer) = self.settle(record, cx, screen).await? {

@@ -102,7 +102,7 @@ pub(super) async fn change_flag(
         ));
     }
     let state = app.clone();
-    blocking(move || state.control.refresh_control()).await?;
+    blocking(move || state.control.changed()).await?;
     Ok(FlagChange {
         flag,
         previous,

@@ -149,7 +149,7 @@ pub(super) async fn prompt_push(
     })
     .await?;
     let state = app.clone();
-    blocking(move || state.control.refresh_control()).await?;
+    blocking(move || state.control.changed()).await?;
     Ok(Json(Pushed {
         name,
         version,
@@ -288,7 +288,7 @@ pub(super) async fn prompt_label(
     })
     .await?;
     let state = app.clone();
-    blocking(move || state.control.refresh_control()).await?;
+    blocking(move || state.control.changed()).await?;
     Ok(Json(Labelled {
         name,
         label,

@@ -246,7 +246,7 @@ pub(super) async fn rollout_start(
     blocking(move || crate::control_plane::rollouts::save(&*store, &saved, &[start], &who, now))
         .await?;
     let state = app.clone();
-    blocking(move || state.control.refresh_control()).await?;
+    blocking(move || state.control.changed()).await?;
     let store = app.control.store.clone();
     let stored = blocking(move || store.rollout(&id))
         .await?
@@ -352,7 +352,7 @@ pub(super) async fn rollout_act(
     })
     .await?;
     let state = app.clone();
-    blocking(move || state.control.refresh_control()).await?;
+    blocking(move || state.control.changed()).await?;
     crate::control_plane::rollouts::settle_config(&app.control, &rollout).await;
     let store = app.control.store.clone();
     let stored = blocking(move || store.rollout(&id))

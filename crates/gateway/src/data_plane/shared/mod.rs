@@ -1,0 +1,18 @@
+//! The state a fleet of replicas shares through Redis: a key's limits ([`RedisCounters`]),
+//! the cache's shared tier ([`SharedCache`]), and the link they are made from ([`Shared`]: the connection, the
+//! settings, whether Redis answers, how many replicas are alive). The control plane's change
+//! feed subscribes through the same link. The names of every key and channel and the Lua
+//! scripts are in [`names`], the one place the fleet's shared format is written down.
+//!
+//! The embedded default uses none of this: `InProcessCounters` and the cache's
+//! `InProcessEntries` count and keep in the process.
+
+pub mod cache;
+pub mod connection;
+pub mod counters;
+pub mod names;
+pub mod pubsub;
+
+pub use cache::SharedCache;
+pub use connection::{Link, RedisSettings, RedisUrl, Shared, SharedError, WhenDown};
+pub use counters::{RedisCounters, SharedCounters};
