@@ -193,7 +193,11 @@ async fn versions_apply_diff_roll_back_and_are_audited() {
         .iter()
         .any(|r| r.config_version.as_deref() == Some(short(&second_id).as_str())));
 
-    // Any edit of the log is found.
+    // Any edit of the log is found (shown on SQLite's file; the store's conformance suite
+    // shows it on PostgreSQL).
+    if gw.postgres.is_some() {
+        return;
+    }
     let db = rusqlite::Connection::open(gw.dir.path().join("switchyard.db")).unwrap();
     // The store refuses edits through SQL triggers; someone editing the file drops them first.
     db.execute_batch(

@@ -37,7 +37,10 @@ fn the_kubernetes_example_is_consistent_and_its_config_validates() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("[redis]"), "{text}");
     let filled = text
-        .replace("REPLACE-WITH-THE-SHA-256-OF-YOUR-ADMIN-KEY", &"a".repeat(64))
+        .replace(
+            "REPLACE-WITH-THE-SHA-256-OF-YOUR-ADMIN-KEY",
+            &"a".repeat(64),
+        )
         .replace("REPLACE-WITH-THE-SHA-256-OF-A-KEY", &"b".repeat(64));
     let config = switchyard_control::parse(&filled, "deploy/kubernetes/switchyard.yaml")
         .unwrap_or_else(|e| panic!("{e}"));

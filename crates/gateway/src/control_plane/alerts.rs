@@ -2,6 +2,8 @@
 //! ([`dislike`]), and alert events acted on ([`act`]: logged, sent to the webhook, rollouts
 //! paused or aborted on a page).
 
+use std::sync::Arc;
+
 use switchyard_slo::AlertEvent;
 
 use super::rollouts;
@@ -49,7 +51,7 @@ pub async fn dislike(state: &ControlPlane, request_id: &str, tenant: &str) {
 /// `[alerts].webhook` (one attempt, bounded by its timeout; a failure is logged), and a page
 /// that starts firing pauses or aborts every rollout in force (`[alerts].on_page`), audited as
 /// the actor `slo`.
-pub async fn act(state: &ControlPlane, events: &[AlertEvent], client: &reqwest::Client) {
+pub async fn act(state: &Arc<ControlPlane>, events: &[AlertEvent], client: &reqwest::Client) {
     use switchyard_control::OnPage;
     let alerts = state.running.pipeline.load().config.alerts.clone();
     for e in events {
@@ -86,33 +88,50 @@ pub async fn act(state: &ControlPlane, events: &[AlertEvent], client: &reqwest::
 }
 
 /// Pauses or aborts every rollout that is running (or paused, for an abort).
-async fn gate_rollouts(state: &ControlPlane, on_page: switchyard_control::OnPage, reason: &str) {
+async fn gate_rollouts(
+    state: &Arc<ControlPlane>,
+    on_page: switchyard_control::OnPage,
+    reason: &str,
+) {
     use switchyard_rollout::State;
     let _one = state.rolling.lock().await;
-    let Ok(active) = state.store.rollouts(true) else {
-        return;
-    };
-    let now = chrono::Utc::now().timestamp_millis();
-    let at = u64::try_from(now).unwrap_or(0);
-    for stored in active {
-        let mut r = stored.rollout;
-        let t = match (on_page, r.state()) {
-            (switchyard_control::OnPage::Pause, State::Running { .. }) => r.pause(at),
-            (switchyard_control::OnPage::Abort, State::Running { .. } | State::Paused { .. }) => {
-                r.abort(at, reason)
+    let (control, reason) = (state.clone(), reason.to_owned());
+    // The store's part off the async threads: read the rollouts, save each one gated.
+    let gated = crate::tasks::spawn_blocking(move || {
+        let active = control.store.rollouts(true)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let at = u64::try_from(now).unwrap_or(0);
+        let mut gated = Vec::new();
+        for stored in active {
+            let mut r = stored.rollout;
+            let t = match (on_page, r.state()) {
+                (switchyard_control::OnPage::Pause, State::Running { .. }) => r.pause(at),
+                (
+                    switchyard_control::OnPage::Abort,
+                    State::Running { .. } | State::Paused { .. },
+                ) => r.abort(at, &reason),
+                _ => continue,
+            };
+            let Ok(mut t) = t else { continue };
+            if on_page == switchyard_control::OnPage::Pause {
+                t.reason = format!("{} ({reason})", t.reason);
             }
-            _ => continue,
-        };
-        let Ok(mut t) = t else { continue };
-        if on_page == switchyard_control::OnPage::Pause {
-            t.reason = format!("{} ({reason})", t.reason);
+            match rollouts::save(&*control.store, &r, &[t], "slo", now) {
+                Ok(()) => gated.push(r),
+                Err(e) => tracing::warn!(error = %e, rollout = r.id(), "gating the rollout failed"),
+            }
         }
-        match rollouts::save(&*state.store, &r, &[t], "slo", now) {
-            Ok(()) => rollouts::settle_config(state, &r).await,
-            Err(e) => tracing::warn!(error = %e, rollout = r.id(), "gating the rollout failed"),
+        control.changed()?;
+        Ok::<_, switchyard_store::StoreError>(gated)
+    })
+    .await;
+    match gated {
+        Ok(Ok(gated)) => {
+            for r in gated {
+                rollouts::settle_config(state, &r).await;
+            }
         }
-    }
-    if let Err(e) = state.changed() {
-        tracing::warn!(error = %e, "reading the rollouts again failed");
+        Ok(Err(e)) => tracing::warn!(error = %e, "gating the rollouts failed"),
+        Err(_) => tracing::warn!("gating the rollouts stopped (its task panicked)"),
     }
 }

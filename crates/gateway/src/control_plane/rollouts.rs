@@ -252,36 +252,30 @@ pub fn restore_config(state: &crate::control_plane::ControlPlane) -> Result<(), 
 
 /// What a config rollout's state asks of the running gateway, after a transition: apply the
 /// candidate (promoted), drop its pipeline (rolled back or aborted), or nothing.
-pub async fn settle_config(state: &crate::control_plane::ControlPlane, rollout: &Rollout) {
+pub async fn settle_config(state: &Arc<crate::control_plane::ControlPlane>, rollout: &Rollout) {
+    use crate::control_plane::versions::{apply, ApplyError, Change};
     use switchyard_rollout::State;
     if rollout.candidate().kind != TargetKind::Config {
         return;
     }
     match rollout.state() {
         State::Promoted => {
-            let reason = format!("promoted by rollout {}", rollout.id());
-            let source = state
-                .store
-                .config_version(&rollout.candidate().id)
+            let (store, id) = (state.store.clone(), rollout.candidate().id.clone());
+            let source = crate::tasks::spawn_blocking(move || store.config_version(&id))
+                .await
                 .ok()
+                .and_then(Result::ok)
                 .flatten()
                 .map(|v| v.source);
+            let change = Change {
+                actor: "rollout".to_owned(),
+                message: String::new(),
+                action: "config.apply",
+                reason: format!("promoted by rollout {}", rollout.id()),
+            };
             let applied = match source {
-                Some(text) => crate::control_plane::versions::apply(
-                    state,
-                    &text,
-                    &crate::control_plane::versions::Change {
-                        actor: "rollout",
-                        message: "",
-                        action: "config.apply",
-                        reason: &reason,
-                    },
-                )
-                .await
-                .map(|_| ()),
-                None => Err(crate::control_plane::versions::ApplyError::NoSuchVersion(
-                    rollout.candidate().id.clone(),
-                )),
+                Some(text) => apply(state, &text, &change).await.map(|_| ()),
+                None => Err(ApplyError::NoSuchVersion(rollout.candidate().id.clone())),
             };
             if let Err(e) = applied {
                 tracing::error!(rollout = rollout.id(), error = %e, "applying the promoted config version failed; the baseline keeps running");

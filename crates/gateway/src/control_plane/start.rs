@@ -4,16 +4,17 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use switchyard_control::Config;
+use switchyard_control::{Config, RedisFailure};
 use switchyard_store::telemetry::{SpoolSettings, TelemetryWriter, WriterSettings};
 use switchyard_store::{PostgresStore, RecordStore, SqliteStore, Store, StoreError};
 
-use super::changes::{ChangeFeed, PolledGeneration};
+use super::changes::{ChangeFeed, PolledGeneration, RedisFeed};
 use super::launch::{Env, Launch};
 use super::state::{build_pipeline, ControlPlane};
 use super::{calibrate, rollouts, slos, versions};
 use crate::data_plane::live::Live;
 use crate::data_plane::pipeline::BuildError;
+use crate::data_plane::shared::{RedisSettings, Shared, SharedCounters, SharedState, WhenDown};
 use crate::data_plane::Running;
 
 /// The records' writer's connections to PostgreSQL: it writes one batch at a time.
@@ -32,6 +33,8 @@ pub enum OpenError {
     Build(#[from] BuildError),
     #[error("cannot start the telemetry writer: {0}")]
     Telemetry(std::io::Error),
+    #[error("redis: {0}")]
+    Redis(crate::data_plane::shared::SharedError),
 }
 
 /// The store, the records' writer's own handle on it, and the writer's spool.
@@ -71,15 +74,41 @@ fn open_store(config: &Config) -> Result<Opened, OpenError> {
 }
 
 impl ControlPlane {
+    /// The link to the fleet's Redis that `launch`'s config names (`[redis]`, or
+    /// `SWITCHYARD_REDIS_URL` through the launch's overrides); `None` without one. A Redis
+    /// that is down at start gives a link that is down and comes up on its own.
+    pub async fn connect_shared(launch: &Launch) -> Result<Option<Arc<Shared>>, OpenError> {
+        let config = launch.config_of(&launch.text, &launch.origin)?;
+        let Some(redis) = &config.redis else {
+            return Ok(None);
+        };
+        let settings = RedisSettings {
+            when_down: match redis.on_failure {
+                RedisFailure::PerReplica => WhenDown::PerReplica,
+                RedisFailure::Refuse => WhenDown::Refuse,
+            },
+            ..RedisSettings::default()
+        };
+        let link = Shared::connect(redis.url.expose(), settings)
+            .await
+            .map_err(OpenError::Redis)?;
+        tracing::info!(redis = %redis.url, "limits and cache shared through Redis");
+        Ok(Some(link))
+    }
+
     /// Opens the store, chooses the config version to run (`versions::choose_at_start`),
     /// builds its pipeline, and restores what was in force (rollouts, SLO state, route
     /// bars). Returns the records' writer, to be closed last, and the config in force.
     ///
     /// Blocks on the store: call it off the async threads (PostgreSQL's client refuses to
     /// run on them).
+    ///
+    /// `link` is the fleet's Redis (made by [`ControlPlane::connect_shared`] from the launch
+    /// config, on the async side), when the config has one.
     pub fn open(
         launch: Launch,
         env: Env,
+        link: Option<Arc<Shared>>,
     ) -> Result<(Self, TelemetryWriter, Arc<Config>), OpenError> {
         // The data folder comes from the launch text: where the versions are kept.
         let first = Arc::new(launch.config_of(&launch.text, &launch.origin)?);
@@ -95,17 +124,28 @@ impl ControlPlane {
             tracing::warn!("config: {warning}");
         }
         let version = versions::version_id(&text);
-        let pipeline = build_pipeline(&*store, &env, config.clone(), &version)?;
+        let shared = link.map(|link| SharedState {
+            counters: SharedCounters::new(&link, store.clone()),
+            link,
+        });
+        let pipeline = build_pipeline(&*store, &env, config.clone(), &version, shared.as_ref())?;
         let now_ms = chrono::Utc::now().timestamp_millis();
         if record {
             versions::record_start(&*store, &text, now_ms)?;
         }
         // One recalibration step on the feedback that came since the last run.
         calibrate::run_once(&pipeline, &*store, now_ms)?;
-        let changes = Box::new(PolledGeneration::new(
-            store.clone(),
-            PolledGeneration::EVERY,
-        ));
+        let changes: Box<dyn ChangeFeed> = match &shared {
+            Some(s) => Box::new(RedisFeed::new(
+                store.clone(),
+                &s.link,
+                PolledGeneration::EVERY,
+            )),
+            None => Box::new(PolledGeneration::new(
+                store.clone(),
+                PolledGeneration::EVERY,
+            )),
+        };
         let generation = changes.generation()?;
         let live = Live::load(&*store, Arc::default())?;
         let slos = Arc::new(slos::SloRuntime::load(&*store, &config.slos)?);
@@ -131,6 +171,7 @@ impl ControlPlane {
             rolling: tokio::sync::Mutex::new(()),
             slos,
             control_generation: AtomicU64::new(generation),
+            shared,
         };
         // A config rollout in force gets its candidate pipeline back (or is aborted); a
         // blue-green one its reference window.

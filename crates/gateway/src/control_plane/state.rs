@@ -13,6 +13,8 @@ use super::launch::{Env, Launch};
 use super::{calibrate, slos};
 use crate::data_plane::live::Live;
 use crate::data_plane::pipeline::{BuildError, Pipeline};
+use crate::data_plane::running::short_version;
+use crate::data_plane::shared::SharedState;
 use crate::data_plane::Running;
 
 /// The control plane of one replica: the store every change goes through, what runs now,
@@ -37,6 +39,8 @@ pub struct ControlPlane {
     pub slos: Arc<slos::SloRuntime>,
     /// The control generation `running.live` was read at.
     pub(super) control_generation: AtomicU64,
+    /// The fleet's Redis, when the config has one: every pipeline's keys and cache use it.
+    pub(crate) shared: Option<SharedState>,
 }
 
 impl ControlPlane {
@@ -51,8 +55,51 @@ impl ControlPlane {
         self.running
             .live
             .store(Arc::new(Live::load(&*self.store, stats)?));
+        self.follow_config()?;
         self.control_generation.store(generation, Ordering::Release);
         Ok(true)
+    }
+
+    /// Runs the config version applied last, when another replica applied it (or rolled
+    /// back): the fleet runs one version. A version this replica cannot build (a secret its
+    /// environment lacks) is logged and the running one kept. A change applied here is
+    /// already running, or is being applied (`applying` is held): nothing to do.
+    fn follow_config(&self) -> Result<(), StoreError> {
+        let Ok(_one) = self.applying.try_lock() else {
+            return Ok(());
+        };
+        let Some(current) = self.store.current_config()? else {
+            return Ok(());
+        };
+        let running = self.running.pipeline.load_full();
+        if current.id == running.version {
+            return Ok(());
+        }
+        let origin = format!("config version {}", short_version(&current.id));
+        let built = self
+            .launch
+            .config_of(&current.source, &origin)
+            .map_err(|e| e.to_string())
+            .and_then(|config| {
+                self.build_pipeline(Arc::new(config), &current.id)
+                    .map_err(|e| e.to_string())
+            });
+        match built {
+            Ok(pipeline) => {
+                self.slos.set_specs(&pipeline.config.slos);
+                self.running.pipeline.store(Arc::new(pipeline));
+                tracing::info!(
+                    version = short_version(&current.id),
+                    "running the config version another replica applied"
+                );
+            }
+            Err(e) => tracing::error!(
+                version = short_version(&current.id),
+                error = %e,
+                "cannot run the config version another replica applied; keeping this one"
+            ),
+        }
+        Ok(())
     }
 
     /// A change committed here (a flag, a prompt or its label, a rollout's step): tells the
@@ -69,7 +116,13 @@ impl ControlPlane {
         config: Arc<Config>,
         version: &str,
     ) -> Result<Pipeline, BuildError> {
-        build_pipeline(&*self.store, &self.env, config, version)
+        build_pipeline(
+            &*self.store,
+            &self.env,
+            config,
+            version,
+            self.shared.as_ref(),
+        )
     }
 }
 
@@ -78,9 +131,10 @@ pub(super) fn build_pipeline(
     env: &Env,
     config: Arc<Config>,
     version: &str,
+    shared: Option<&SharedState>,
 ) -> Result<Pipeline, BuildError> {
     let spent = |key: &str, since: i64| store.spend_since(key, since).unwrap_or(0);
-    let pipeline = Pipeline::build(config, env.as_ref(), &spent, version)?;
+    let pipeline = Pipeline::build(config, env.as_ref(), &spent, version, shared)?;
     calibrate::restore(&pipeline, store).map_err(BuildError::Store)?;
     Ok(pipeline)
 }

@@ -49,15 +49,30 @@ pub enum ApplyError {
     NothingToRollBack,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    #[error("the change stopped before it finished (its task panicked); nothing was swapped")]
+    Interrupted,
 }
 
 /// Who asks for a change, and why.
-pub struct Change<'a> {
-    pub actor: &'a str,
-    pub message: &'a str,
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub actor: String,
+    pub message: String,
     /// `config.apply` or `config.rollback`.
     pub action: &'static str,
-    pub reason: &'a str,
+    pub reason: String,
+}
+
+/// Runs a change's blocking part (the store, building a pipeline) on the blocking pool: the
+/// store blocks, and PostgreSQL's client refuses to run on the async threads.
+async fn off_thread<T: Send + 'static>(
+    state: &Arc<ControlPlane>,
+    work: impl FnOnce(&ControlPlane) -> Result<T, ApplyError> + Send + 'static,
+) -> Result<T, ApplyError> {
+    let state = state.clone();
+    crate::tasks::spawn_blocking(move || work(&state))
+        .await
+        .map_err(|_| ApplyError::Interrupted)?
 }
 
 /// What [`apply`] did.
@@ -110,10 +125,10 @@ pub fn record_start(store: &dyn Store, text: &str, now_ms: i64) -> Result<AuditE
     );
     let diff = diff_lines(current.as_ref().map_or("", |c| c.source.as_str()), text);
     let change = Change {
-        actor: "startup",
-        message: "",
+        actor: "startup".to_owned(),
+        message: String::new(),
         action: "config.apply",
-        reason: "start-up",
+        reason: "start-up".to_owned(),
     };
     record_applied(store, &version, &change, &diff, now_ms)
 }
@@ -123,16 +138,16 @@ pub fn record_start(store: &dyn Store, text: &str, now_ms: i64) -> Result<AuditE
 fn record_applied(
     store: &dyn Store,
     version: &ConfigVersion,
-    change: &Change<'_>,
+    change: &Change,
     diff: &str,
     now_ms: i64,
 ) -> Result<AuditEntry, StoreError> {
     store.transact(|c| {
         c.put_config_version(version)?;
-        c.mark_applied(&version.id, now_ms, change.actor, change.reason)?;
+        c.mark_applied(&version.id, now_ms, &change.actor, &change.reason)?;
         c.append_audit(AuditEvent {
             at_ms: u64::try_from(now_ms).unwrap_or(0),
-            actor: change.actor.to_owned(),
+            actor: change.actor.clone(),
             action: change.action.to_owned(),
             target: format!("config:{}", short_version(&version.id)),
             reason: change.reason.to_owned(),
@@ -144,9 +159,18 @@ fn record_applied(
 /// Validates and builds a config text, then stores it as a version without applying it: the
 /// candidate of a config rollout (`config.stage` in the audit log).
 pub async fn stage(
+    state: &Arc<ControlPlane>,
+    text: &str,
+    change: &Change,
+) -> Result<(String, Arc<Pipeline>), ApplyError> {
+    let (text, change) = (text.to_owned(), change.clone());
+    off_thread(state, move |state| stage_now(state, &text, &change)).await
+}
+
+fn stage_now(
     state: &ControlPlane,
     text: &str,
-    change: &Change<'_>,
+    change: &Change,
 ) -> Result<(String, Arc<Pipeline>), ApplyError> {
     let running = state.running.pipeline.load_full();
     let id = version_id(text);
@@ -155,8 +179,8 @@ pub async fn stage(
     let version = ConfigVersion::new(
         text,
         Some(running.version.clone()),
-        change.actor,
-        change.message,
+        &change.actor,
+        &change.message,
         now_ms,
     );
     let old_text = state
@@ -169,10 +193,10 @@ pub async fn stage(
         c.put_config_version(&version)?;
         c.append_audit(AuditEvent {
             at_ms: u64::try_from(now_ms).unwrap_or(0),
-            actor: change.actor.to_owned(),
+            actor: change.actor.clone(),
             action: "config.stage".to_owned(),
             target: format!("config:{}", short_version(&id)),
-            reason: change.reason.to_owned(),
+            reason: change.reason.clone(),
             diff: diff.clone(),
         })
     })?;
@@ -225,12 +249,18 @@ fn build_checked(
 
 /// Applies a config text: see the module documentation.
 pub async fn apply(
-    state: &ControlPlane,
+    state: &Arc<ControlPlane>,
     text: &str,
-    change: &Change<'_>,
+    change: &Change,
 ) -> Result<Applied, ApplyError> {
     // One change at a time: two applies racing would each diff against the same parent.
     let _one = state.applying.lock().await;
+    let (text, change) = (text.to_owned(), change.clone());
+    off_thread(state, move |state| apply_now(state, &text, &change)).await
+}
+
+/// [`apply`]'s work, holding `applying`.
+fn apply_now(state: &ControlPlane, text: &str, change: &Change) -> Result<Applied, ApplyError> {
     let running = state.running.pipeline.load_full();
     let id = version_id(text);
     let parent = running.version.clone();
@@ -255,8 +285,8 @@ pub async fn apply(
     let version = ConfigVersion::new(
         text,
         Some(parent.clone()),
-        change.actor,
-        change.message,
+        &change.actor,
+        &change.message,
         now_ms,
     );
     let entry = record_applied(&*state.store, &version, change, &diff, now_ms)?;
@@ -273,7 +303,7 @@ pub async fn apply(
     tracing::info!(
         version = short_version(&id),
         parent = short_version(&parent),
-        actor = change.actor,
+        actor = %change.actor,
         action = change.action,
         "config version applied"
     );
@@ -289,41 +319,40 @@ pub async fn apply(
 
 /// Applies a stored version again: `to`, or the version applied before the running one.
 pub async fn rollback(
-    state: &ControlPlane,
+    state: &Arc<ControlPlane>,
     to: Option<&str>,
     actor: &str,
     reason: &str,
 ) -> Result<Applied, ApplyError> {
-    let running = state.running.pipeline.load_full().version.clone();
-    let target = match to {
-        Some(id) => state
-            .store
-            .config_version(id)?
-            .ok_or_else(|| ApplyError::NoSuchVersion(id.to_owned()))?,
-        None => {
-            let previous = state
+    let to = to.map(str::to_owned);
+    let target = off_thread(state, move |state| {
+        let running = state.running.pipeline.load_full().version.clone();
+        Ok(match to {
+            Some(id) => state
                 .store
-                .applied_history(64)?
-                .into_iter()
-                .map(|row| row.version_id)
-                .find(|v| *v != running)
-                .ok_or(ApplyError::NothingToRollBack)?;
-            state
-                .store
-                .config_version(&previous)?
-                .ok_or(ApplyError::NoSuchVersion(previous))?
-        }
+                .config_version(&id)?
+                .ok_or(ApplyError::NoSuchVersion(id))?,
+            None => {
+                let previous = state
+                    .store
+                    .applied_history(64)?
+                    .into_iter()
+                    .map(|row| row.version_id)
+                    .find(|v| *v != running)
+                    .ok_or(ApplyError::NothingToRollBack)?;
+                state
+                    .store
+                    .config_version(&previous)?
+                    .ok_or(ApplyError::NoSuchVersion(previous))?
+            }
+        })
+    })
+    .await?;
+    let change = Change {
+        actor: actor.to_owned(),
+        message: format!("rollback to {}", short_version(&target.id)),
+        action: "config.rollback",
+        reason: reason.to_owned(),
     };
-    let message = format!("rollback to {}", short_version(&target.id));
-    apply(
-        state,
-        &target.source,
-        &Change {
-            actor,
-            message: &message,
-            action: "config.rollback",
-            reason,
-        },
-    )
-    .await
+    apply(state, &target.source, &change).await
 }

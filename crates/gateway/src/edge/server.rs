@@ -67,10 +67,11 @@ impl Server {
     /// its pipeline) and binds the listener. `env` reads environment variables (secrets);
     /// pass `|k| std::env::var(k).ok()` outside tests.
     pub async fn bind(launch: Launch, env: Env) -> Result<Self, StartError> {
+        let link = ControlPlane::connect_shared(&launch).await?;
         // Off the async threads: the store blocks (and PostgreSQL's client refuses to run on
         // them).
         let (control, writer, config) =
-            tokio::task::spawn_blocking(move || ControlPlane::open(launch, env))
+            tokio::task::spawn_blocking(move || ControlPlane::open(launch, env, link))
                 .await
                 .map_err(|_| StartError::Panicked)??;
         let dashboard: Box<dyn crate::edge::sessions::SessionStore> =

@@ -19,6 +19,8 @@ use switchyard_store::{RecordStore, SqliteStore};
 pub const KEY: &str = "sk-test-key";
 
 pub struct TestGateway {
+    /// Under `SWITCHYARD_TEST_POSTGRES=1`, the PostgreSQL server of the gateway's store.
+    pub postgres: Option<std::sync::Arc<switchyard_testkit::servers::PostgresServer>>,
     pub addr: SocketAddr,
     /// The running gateway's state, for tests that drive a loop's step by hand.
     pub state: std::sync::Arc<switchyard_gateway::edge::state::AppState>,
@@ -28,7 +30,8 @@ pub struct TestGateway {
     task: Option<tokio::task::JoinHandle<std::io::Result<switchyard_store::telemetry::Closed>>>,
 }
 
-/// The config text with its storage pointed at a fresh temp folder and a test key added.
+/// The config text with its storage pointed at a fresh temp folder (a launch override) and
+/// a test key added.
 /// `{KEY}` in the text stands for the test key's hash.
 pub async fn start(config: &str) -> TestGateway {
     start_with_env(config, &[]).await
@@ -45,21 +48,32 @@ pub async fn start_in(config: &str, dir: tempfile::TempDir, vars: &[(&str, &str)
 }
 
 /// As [`start_in`], with the launch's own overrides (as the binary's environment variables
-/// make them: a fleet's PostgreSQL and Redis).
+/// make them: a fleet's PostgreSQL and Redis). The data folder is one of them too, so that
+/// replicas started from the same config run the same config text (one version), as a
+/// fleet's replicas do.
 pub async fn start_adjusted(
     config: &str,
     dir: tempfile::TempDir,
     vars: &[(&str, &str)],
     adjust: impl Fn(&mut switchyard_control::Config) + Send + Sync + 'static,
 ) -> TestGateway {
-    let hash = hex_sha256(KEY);
-    let text = format!(
-        "{}\n[storage]\ndata_dir = {:?}\n",
-        config.replace("{KEY}", &hash),
-        dir.path().display().to_string()
-    );
+    let text = config.replace("{KEY}", &hex_sha256(KEY));
+    let data_dir = dir.path().to_path_buf();
+    // Every test's gateway on a PostgreSQL server of its own instead of SQLite: the whole
+    // suite run on the fleet's store (`SWITCHYARD_TEST_POSTGRES=1 cargo test -p
+    // switchyard-gateway`). A restart on the same folder reuses the folder's server.
+    let postgres = std::env::var("SWITCHYARD_TEST_POSTGRES")
+        .is_ok_and(|v| v == "1")
+        .then(|| postgres_for(dir.path()));
+    let url = postgres
+        .as_ref()
+        .map(|p| switchyard_control::SecretUrl::postgres(&p.url()).expect("a PostgreSQL URL"));
     let launch = Launch::new(text, "test.toml").with_adjust(move |c| {
         c.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        c.storage.data_dir = data_dir.clone();
+        if let Some(url) = &url {
+            c.storage.postgres = Some(url.clone());
+        }
         adjust(c);
     });
     let vars: Vec<(String, String)> = vars
@@ -82,6 +96,7 @@ pub async fn start_adjusted(
         let _ = rx.await;
     }));
     TestGateway {
+        postgres,
         addr,
         state,
         http: reqwest::Client::new(),
@@ -89,6 +104,28 @@ pub async fn start_adjusted(
         stop: Some(stop),
         task: Some(task),
     }
+}
+
+/// The PostgreSQL server of the data folder `dir`: started on first use, kept for the
+/// process (the folder's restarts find the same database).
+fn postgres_for(
+    dir: &std::path::Path,
+) -> std::sync::Arc<switchyard_testkit::servers::PostgresServer> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static SERVERS: OnceLock<
+        Mutex<HashMap<std::path::PathBuf, Arc<switchyard_testkit::servers::PostgresServer>>>,
+    > = OnceLock::new();
+    let mut servers = SERVERS.get_or_init(Default::default).lock().unwrap();
+    servers
+        .entry(dir.to_path_buf())
+        .or_insert_with(|| {
+            Arc::new(
+                switchyard_testkit::servers::PostgresServer::start()
+                    .unwrap_or_else(|e| panic!("SWITCHYARD_TEST_POSTGRES=1: {e}")),
+            )
+        })
+        .clone()
 }
 
 /// The static embedding model's folder, for configs whose cache has a semantic tier
@@ -169,19 +206,29 @@ impl TestGateway {
 
     /// How many records the store holds now (the gateway may still be running).
     pub fn records_written(&self) -> u64 {
-        SqliteStore::open_in(self.dir.path())
-            .and_then(|s| s.count())
-            .unwrap_or(0)
+        self.with_store(|s| s.count().unwrap_or(0))
     }
 
     /// Every record written, oldest first (call after `stop`).
     pub fn records(&self) -> Vec<switchyard_store::RequestRecord> {
-        let mut r = SqliteStore::open_in(self.dir.path())
-            .unwrap()
-            .recent(10_000)
-            .unwrap();
+        let mut r = self.with_store(|s| s.recent(10_000).unwrap());
         r.reverse();
         r
+    }
+
+    /// Runs `f` on a store of its own on the gateway's database, on a thread of its own
+    /// (PostgreSQL's client refuses the async threads).
+    fn with_store<T: Send>(&self, f: impl FnOnce(&dyn RecordStore) -> T + Send) -> T {
+        let url = self.postgres.as_ref().map(|p| p.url());
+        let dir = self.dir.path();
+        std::thread::scope(|s| {
+            s.spawn(move || match url {
+                Some(url) => f(&switchyard_store::PostgresStore::connect(&url).unwrap()),
+                None => f(&SqliteStore::open_in(dir).unwrap()),
+            })
+            .join()
+            .unwrap()
+        })
     }
 }
 

@@ -16,25 +16,28 @@ use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Weighted
 use crate::data_plane::guards::GuardStage;
 use crate::data_plane::keys::{resolve_secret, KeyState, Keyring, Periods};
 use crate::data_plane::routing::{Route, RouteRuntime};
+use crate::data_plane::shared::{SharedCache, SharedState};
 
 /// What reads environment variables (provider API keys, key secrets, the PII salt).
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl Pipeline {
     /// `env` reads environment variables (provider API keys, key secrets); `spent` reads a
-    /// key's spend since a time from the store.
+    /// key's spend since a time from the store; `shared` is the fleet's Redis, when the
+    /// config has one (keys' limits and the cache are then shared through it).
     pub fn build(
         config: Arc<Config>,
         env: Env<'_>,
         spent: &dyn Fn(&str, i64) -> u64,
         version: &str,
+        shared: Option<&SharedState>,
     ) -> Result<Self, BuildError> {
         let providers = providers(&config, env)?;
         let (models, deployments) = models(&config, &providers);
-        let keyring = keyring(&config, env, spent)?;
+        let keyring = keyring(&config, env, spent, shared)?;
         let routes = routes(&config, &models)?;
         let mut static_models = StaticModels::default();
-        let cache = cache(&config, &mut static_models)?;
+        let cache = cache(&config, &mut static_models, shared)?;
         let guards = GuardStage::build(&config.guards, env, &mut static_models)?;
         let mut guard_policies = HashMap::new();
         for (name, spec) in &config.guard_policies {
@@ -142,18 +145,24 @@ fn models(
     (models, deployments)
 }
 
-/// The keys by the hash of their secret, and the admin key's; what each key spent in its
-/// budget periods so far is read back from the store (`spent`).
+/// The keys by the hash of their secret, and the admin key's. A key counts in this process,
+/// from what it spent in its budget periods so far (read back from the store, `spent`), or
+/// in the fleet's Redis (which seeds itself from the store).
 fn keyring(
     config: &Config,
     env: Env<'_>,
     spent: &dyn Fn(&str, i64) -> u64,
+    shared: Option<&SharedState>,
 ) -> Result<Keyring, BuildError> {
     let periods = Periods::now();
     let mut keys = HashMap::new();
     for k in &config.keys {
         let hash = resolve_secret(&k.id, &k.secret, env)?;
-        keys.insert(hash, Arc::new(KeyState::new(k, &periods, spent)));
+        let state = match shared {
+            Some(s) => KeyState::with_counters(k, Box::new(s.counters.counters(k))),
+            None => KeyState::new(k, &periods, spent),
+        };
+        keys.insert(hash, Arc::new(state));
     }
     let admin = match &config.admin {
         Some(a) => Some(resolve_secret("admin", &a.secret, env)?),
@@ -183,13 +192,24 @@ fn routes(
     Ok(routes)
 }
 
-/// The cache, with the static embedding model loaded only when some policy is semantic.
-fn cache(config: &Config, models: &mut StaticModels) -> Result<Option<CacheStage>, BuildError> {
+/// The cache, with the static embedding model loaded only when some policy is semantic; in
+/// a fleet, over the shared tier.
+fn cache(
+    config: &Config,
+    models: &mut StaticModels,
+    shared: Option<&SharedState>,
+) -> Result<Option<CacheStage>, BuildError> {
     let Some(spec) = &config.cache else {
         return Ok(None);
     };
     let semantic = |p: &CachePolicySpec| p.enabled && p.semantic;
     let semantic_used =
         semantic(&spec.defaults) || config.routes.values().any(|r| semantic(&r.cache));
-    Ok(Some(CacheStage::build(spec, semantic_used, models)?))
+    Ok(Some(match shared {
+        Some(s) => {
+            let tier = SharedCache::new(&s.link, spec.max_bytes);
+            CacheStage::build_shared(spec, semantic_used, models, tier)?
+        }
+        None => CacheStage::build(spec, semantic_used, models)?,
+    }))
 }

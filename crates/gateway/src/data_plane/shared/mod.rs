@@ -16,3 +16,11 @@ pub mod pubsub;
 pub use cache::SharedCache;
 pub use connection::{Link, RedisSettings, RedisUrl, Shared, SharedError, WhenDown};
 pub use counters::{RedisCounters, SharedCounters};
+
+/// What a replica's pipelines take from the fleet's Redis: the link, and the counters made
+/// over it (one set per link, so that every pipeline a replica builds, one per config
+/// version, settles through the same queue).
+pub struct SharedState {
+    pub link: std::sync::Arc<Shared>,
+    pub counters: SharedCounters,
+}

@@ -51,6 +51,9 @@ impl From<ApplyError> for GatewayError {
                 e.to_string(),
             ),
             ApplyError::Store(s) => store_error(s),
+            ApplyError::Interrupted => {
+                GatewayError::new(ErrorKind::Internal, "internal_error", e.to_string())
+            }
         }
     }
 }
@@ -117,10 +120,10 @@ pub(super) async fn apply_config(
     let body: ApplyBody = admit(&app, &headers, body)?;
     let who = actor(&headers);
     let change = Change {
-        actor: &who,
-        message: &body.message,
+        actor: who.clone(),
+        message: body.message.clone(),
         action: "config.apply",
-        reason: &body.reason,
+        reason: body.reason.clone(),
     };
     if body.stage {
         let (version, _) = versions::stage(&app.control, &body.source, &change)

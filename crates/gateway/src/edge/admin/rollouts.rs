@@ -58,7 +58,7 @@ fn view(app: &AppState, stored: switchyard_store::StoredRollout) -> RolloutView 
 }
 
 /// The rollout's targets, checked against the running config and the stored prompts.
-fn targets(
+async fn targets(
     app: &AppState,
     body: &StartBody,
 ) -> Result<(switchyard_rollout::TargetRef, switchyard_rollout::TargetRef), GatewayError> {
@@ -128,10 +128,10 @@ fn targets(
                     ),
                 ));
             }
-            let candidate = app
-                .control
-                .store
-                .config_version(&body.candidate)
+            let (store, wanted) = (app.control.store.clone(), body.candidate.clone());
+            let candidate = crate::tasks::spawn_blocking(move || store.config_version(&wanted))
+                .await
+                .map_err(|_| internal("the storage task failed"))?
                 .map_err(|e| store_error(e).with_param("candidate"))?
                 .ok_or_else(|| {
                     bad(format!(
@@ -162,7 +162,7 @@ pub(super) async fn rollout_start(
     body: Result<Bytes, BytesRejection>,
 ) -> Reply<RolloutView> {
     let body: StartBody = admit(&app, &headers, body)?;
-    let (baseline, candidate) = targets(&app, &body)?;
+    let (baseline, candidate) = targets(&app, &body).await?;
     let id = body
         .id
         .clone()
@@ -207,10 +207,13 @@ pub(super) async fn rollout_start(
             Some(Arc::new(crate::data_plane::running::ConfigCandidate {
                 rollout: id.clone(),
                 baseline: rollout.baseline().id.clone(),
-                pipeline: Arc::new(versions::build_version(
-                    &app.control,
-                    &rollout.candidate().id,
-                )?),
+                pipeline: {
+                    let (control, id) = (app.control.clone(), rollout.candidate().id.clone());
+                    crate::tasks::spawn_blocking(move || versions::build_version(&control, &id))
+                        .await
+                        .map_err(|_| internal("building the candidate stopped"))??
+                        .into()
+                },
             }))
         }
         _ => None,
