@@ -340,3 +340,187 @@ async fn a_config_applied_on_one_replica_runs_on_the_others() {
         .await;
     }
 }
+
+/// Base (healthy) and cand (a fifth of its answers fail) on the simulator, for a canary.
+fn canary_config() -> String {
+    format!(
+        r#"
+{}
+[providers.sim]
+kind = "sim"
+[providers.sim.models.base]
+ttft_ms = {{ p50 = 1 }}
+output_tokens = {{ p50 = 4 }}
+[providers.sim.models.cand]
+ttft_ms = {{ p50 = 1 }}
+output_tokens = {{ p50 = 4 }}
+error_rate = 0.2
+[models.base]
+deployments = [{{ provider = "sim", upstream_model = "base" }}]
+resilience = {{ max_attempts = 1 }}
+[models.cand]
+deployments = [{{ provider = "sim", upstream_model = "cand" }}]
+resilience = {{ max_attempts = 1 }}
+[[keys]]
+id = "test"
+secret_sha256 = "{{KEY}}"
+"#,
+        common::admin_section()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_is_judged_on_every_replicas_traffic_and_rolled_back_once() {
+    let Some(fleet) = fleet(
+        "a_canary_is_judged_on_every_replicas_traffic_and_rolled_back_once",
+        &canary_config(),
+    )
+    .await
+    else {
+        return;
+    };
+    // The analysis' minimum of candidate requests: each replica serves about a third of
+    // them, so only a judge that adds the replicas' windows up reaches it early.
+    let min_samples = 20;
+    let (status, started) = fleet.replicas[0]
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/rollouts",
+            Some(json!({
+                "id": "cand-fleet", "kind": "model", "baseline": "base", "candidate": "cand",
+                "spec": {
+                    "steps": [2000, 5000, 10000],
+                    "min_step_duration_ms": 0,
+                    "min_step_requests": min_samples,
+                    "analysis": {"min_samples": min_samples},
+                },
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{started}");
+    let state = || async {
+        let (_, r) = fleet.replicas[2]
+            .admin(reqwest::Method::GET, "/admin/v1/rollouts/cand-fleet", None)
+            .await;
+        r["rollout"]["state"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Rounds of 30 requests per replica (about 6 on the candidate's 20% share each), then a
+    // pause for the replicas to publish and the judge to look: the fleet reaches the minimum
+    // in a few rounds, each replica alone in about seven.
+    let mut sent = 0;
+    // Which replica served each request.
+    let mut served_by = std::collections::HashMap::new();
+    for _round in 0..20 {
+        let sends = (0..90).map(|i| {
+            let n = sent + i;
+            let replica = n % 3;
+            let send = fleet.replicas[replica]
+                .chat(json!({"model": "base", "user": format!("user-{n}"), "messages": user("hi")}))
+                .send();
+            async move { (replica, send.await) }
+        });
+        for (replica, r) in futures::future::join_all(sends).await {
+            let r = r.unwrap();
+            served_by.insert(common::request_id(&r), replica);
+            let _ = r.bytes().await;
+        }
+        sent += 90;
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && state().await == "running" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if state().await != "running" {
+            break;
+        }
+    }
+    assert_eq!(state().await, "rolled_back");
+    let (_, r) = fleet.replicas[2]
+        .admin(reqwest::Method::GET, "/admin/v1/rollouts/cand-fleet", None)
+        .await;
+
+    // Judged on the union: the judgement counted more candidate requests than any replica
+    // served in all.
+    let reason = r["rollout"]["timeline"][1]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let judged: usize = reason
+        .split_once("s with ")
+        .and_then(|(_, rest)| rest.split_once(" candidate"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{reason}"));
+    let listed = || async {
+        let (_, listed) = fleet.replicas[1]
+            .admin(reqwest::Method::GET, "/admin/v1/requests?limit=1000", None)
+            .await;
+        listed["requests"].as_array().unwrap().clone()
+    };
+    eventually(
+        Duration::from_secs(10),
+        "every record is written",
+        || async { listed().await.len() == sent },
+    )
+    .await;
+    let mut per_replica = [0usize; 3];
+    for r in listed().await {
+        if r["rollout"] == "cand-fleet:candidate" {
+            per_replica[served_by[r["request_id"].as_str().unwrap()]] += 1;
+        }
+    }
+    println!("judged on {judged} candidate requests; each replica served {per_replica:?}");
+    assert!(judged >= min_samples, "{reason}");
+    assert!(
+        per_replica.iter().all(|&n| n < judged),
+        "a replica served as many candidate requests as were judged: {per_replica:?}, {reason}"
+    );
+    // Rolled back once, by one replica, whoever started it.
+    let (_, audit) = fleet.replicas[1]
+        .admin(reqwest::Method::GET, "/admin/v1/audit", None)
+        .await;
+    let rollbacks = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "rollout.rolled_back")
+        .count();
+    assert_eq!(rollbacks, 1, "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_replica_reports_the_fleets_slo_counts() {
+    let config = format!(
+        "{}\n[[slos]]\nname = \"availability\"\nobjective = \"availability\"\ntarget = 0.99\n",
+        admin_fast_config()
+    );
+    let Some(fleet) = fleet("every_replica_reports_the_fleets_slo_counts", &config).await else {
+        return;
+    };
+    for (i, replica) in fleet.replicas.iter().enumerate() {
+        for _ in 0..=i {
+            let r = replica
+                .chat(json!({"model": "fast", "messages": user("hi")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    // 1 + 2 + 3 requests: every replica's view counts all six, once each replica has
+    // published its ledger (every 5 s).
+    for replica in &fleet.replicas {
+        eventually(
+            Duration::from_secs(20),
+            "the SLO counts every replica's requests",
+            || async {
+                let (_, view) = replica
+                    .admin(reqwest::Method::GET, "/admin/v1/slos", None)
+                    .await;
+                view["slos"][0]["budget"]["total"] == 6
+            },
+        )
+        .await;
+    }
+}

@@ -32,13 +32,24 @@ impl Background {
         }
     }
 
-    /// Aborts the loops, then saves the SLO state (the SLO loop saves it only every 30 s).
+    /// Aborts the loops, then saves the SLO state (the SLO loop saves it only every 30 s); in
+    /// a fleet, publishes this replica's last counts and gives the judge's lease up.
     pub async fn stop(self) {
         for task in &self.tasks {
             task.abort();
         }
         let control = self.control;
-        let _ = tokio::task::spawn_blocking(move || control.slos.save(&*control.store)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(fleet) = &control.fleet {
+                let now = chrono::Utc::now().timestamp_millis();
+                if let Err(e) = control.slos.publish(&*control.store, &fleet.replica, now) {
+                    tracing::warn!(error = %e, "publishing the last SLO counts failed");
+                }
+                fleet.release(&*control.store);
+            }
+            control.slos.save(&*control.store)
+        })
+        .await;
     }
 }
 
@@ -102,7 +113,8 @@ fn control_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
 }
 
 /// Evaluates the SLOs' alerts every 30 s, acts on each change (`slos::act`: log, webhook,
-/// rollouts paused or aborted on a page) and saves the state (`slos.rs`, 2.).
+/// rollouts paused or aborted on a page) and saves the state (`slos.rs`, 2.). In a fleet,
+/// every 5 s: this replica's ledger published, and the judge evaluates everyone's.
 fn slo_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
     let state = control.clone();
     #[expect(
@@ -118,26 +130,62 @@ fn slo_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
                 return;
             }
         };
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        let every = match state.fleet {
+            Some(_) => FLEET_SLO_EVERY,
+            None => std::time::Duration::from_secs(30),
+        };
+        let mut tick = tokio::time::interval(every);
+        // Whether this replica judged at the last tick: one that takes over reads the alert
+        // engine the last judge saved.
+        let mut judged = false;
         loop {
             tick.tick().await;
             let s = state.clone();
-            let events = tokio::task::spawn_blocking(move || {
-                let events = s.slos.evaluate(chrono::Utc::now().timestamp());
-                if let Err(e) = s.slos.save(&*s.store) {
-                    tracing::warn!(error = %e, "saving the SLO state failed; will retry");
+            let was_judge = judged;
+            let evaluated = tokio::task::spawn_blocking(move || {
+                let now = chrono::Utc::now();
+                let Some(fleet) = &s.fleet else {
+                    let events = s.slos.evaluate(now.timestamp());
+                    if let Err(e) = s.slos.save(&*s.store) {
+                        tracing::warn!(error = %e, "saving the SLO state failed; will retry");
+                    }
+                    return (events, false);
+                };
+                let now_ms = now.timestamp_millis();
+                if let Err(e) = s.slos.publish(&*s.store, &fleet.replica, now_ms) {
+                    tracing::warn!(error = %e, "publishing the SLO counts failed; will retry");
                 }
-                events
+                if !fleet.judges(&*s.store, now_ms).now {
+                    return (Vec::new(), false);
+                }
+                match s.slos.evaluate_fleet(&*s.store, now.timestamp(), !was_judge) {
+                    Ok(events) => (events, true),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "evaluating the fleet's SLOs failed; will retry");
+                        (Vec::new(), false)
+                    }
+                }
             })
-            .await
-            .unwrap_or_default();
+            .await;
+            let events = match evaluated {
+                Ok((events, judging)) => {
+                    judged = judging;
+                    events
+                }
+                Err(_) => Vec::new(),
+            };
             super::alerts::act(&state, &events, &client).await;
         }
     })
 }
 
+/// How often a replica of a fleet publishes its SLO counts (and the judge evaluates them):
+/// the delay a fast-burn alert can add to its own window.
+const FLEET_SLO_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The rollout controller (`rollouts::step`): on every outcome a rollout's arm reports,
-/// and every second.
+/// and every second. In a fleet, every second: this replica's windows published, and the
+/// judge's step on everyone's (`fleet.rs`).
 fn rollout_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
     let state = control.clone();
     #[expect(
@@ -148,18 +196,35 @@ fn rollout_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             let stats = state.running.live.load().stats.clone();
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stats.wake.notified() => {}
-            }
-            if state.running.live.load().rollouts.is_empty() {
-                continue;
+            match &state.fleet {
+                Some(_) => {
+                    tick.tick().await;
+                }
+                None => {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        () = stats.wake.notified() => {}
+                    }
+                    if state.running.live.load().rollouts.is_empty() {
+                        continue;
+                    }
+                }
             }
             let _one = state.rolling.lock().await;
             let s = state.clone();
             let step = tokio::task::spawn_blocking(move || {
                 let now = chrono::Utc::now().timestamp_millis();
-                let made = super::rollouts::step(&*s.store, &stats, now)?;
+                let made = match &s.fleet {
+                    None => super::rollouts::step(&*s.store, &stats, now)?,
+                    Some(fleet) => {
+                        super::rollouts::publish_windows(&*s.store, &fleet.replica, &stats, now)?;
+                        if !fleet.judges(&*s.store, now).now {
+                            return Ok(Vec::new());
+                        }
+                        let prompts = &s.running.live.load().prompts;
+                        super::rollouts::step_fleet(&*s.store, &stats, prompts, now)?
+                    }
+                };
                 if !made.is_empty() {
                     s.changed()?;
                 }

@@ -3,7 +3,8 @@
 //! Config [`versions`] (apply, roll back), [`rollouts`] (canaries, the controller that
 //! promotes or rolls back), [`slos`] (error budgets and the alerts that act), route
 //! [`calibrate`]ion from feedback, [`feedback`] itself, content [`retention`], the
-//! [`changes`] it hears of, and the [`background`] loops that run them. [`state`] is the `ControlPlane` itself; [`start`]
+//! [`changes`] it hears of, the [`fleet`]'s judgement when replicas share a store, and the
+//! [`background`] loops that run them. [`state`] is the `ControlPlane` itself; [`start`]
 //! opens it. It publishes what runs now into the data plane's
 //! [`Running`] and hears outcomes through the data plane's `OutcomeSink` (the SLOs).
 
@@ -12,6 +13,7 @@ pub mod background;
 pub mod calibrate;
 pub mod changes;
 pub mod feedback;
+pub mod fleet;
 pub mod launch;
 pub mod retention;
 pub mod rollouts;

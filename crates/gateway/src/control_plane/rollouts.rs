@@ -22,8 +22,10 @@
 //!    the baseline's requests to the candidate until the config names the candidate itself
 //!    and the rollout is archived. A rollback sends everyone back at once and is logged as a
 //!    warning.
-//! 5. Windows are this process's memory: with several replicas each judges its own traffic
-//!    (a shared store of windows is future work), and a restart opens new windows.
+//! 5. Windows are this process's memory, and a restart opens new windows. In a fleet (on
+//!    PostgreSQL) each replica publishes its windows every second and one replica, the judge,
+//!    ticks every rollout on all of them added up ([`step_fleet`], `fleet.rs`): a canary is
+//!    judged on the whole fleet's traffic and rolled back once.
 
 use std::sync::Arc;
 
@@ -40,15 +42,61 @@ pub fn step(
     stats: &RolloutStats,
     now_ms: i64,
 ) -> Result<Vec<Rollout>, StoreError> {
+    step_with(store, stats, now_ms, |rollout| {
+        let windows = stats.windows(rollout.id());
+        let reference = match rollout.spec().kind {
+            RolloutKind::BlueGreen => stats.reference(rollout.id()).unwrap_or_default(),
+            RolloutKind::Canary => windows.baseline.clone(),
+        };
+        Ok((windows, reference))
+    })
+}
+
+/// One step of the controller as the fleet's judge (`fleet.rs`): each rollout judged on every
+/// replica's windows of its running step, added up. A blue-green rollout's reference window
+/// is read from the store when this replica has none (another replica started it).
+pub fn step_fleet(
+    store: &dyn Store,
+    stats: &RolloutStats,
+    prompts: &crate::data_plane::prompts::PromptSet,
+    now_ms: i64,
+) -> Result<Vec<Rollout>, StoreError> {
+    let made = step_with(store, stats, now_ms, |rollout| {
+        let windows = fleet_windows(store, rollout)?;
+        let reference = match rollout.spec().kind {
+            RolloutKind::BlueGreen => match stats.reference(rollout.id()) {
+                Some(r) => r,
+                None => {
+                    let version = prompt_version_of(prompts, rollout);
+                    let r = reference_window(store, rollout, version.as_deref())?;
+                    stats.set_reference(rollout.id(), r.clone());
+                    r
+                }
+            },
+            RolloutKind::Canary => windows.baseline.clone(),
+        };
+        Ok((windows, reference))
+    })?;
+    // A finished rollout's windows are of no more use to anyone.
+    for rollout in made.iter().filter(|r| r.state().is_finished()) {
+        store.forget_replica_states(Some(&super::fleet::rollout_area(rollout.id())), i64::MAX)?;
+    }
+    Ok(made)
+}
+
+/// The controller's step over the windows `judged` gives each rollout (its windows, and the
+/// baseline the candidate is held to).
+fn step_with(
+    store: &dyn Store,
+    stats: &RolloutStats,
+    now_ms: i64,
+    judged: impl Fn(&Rollout) -> Result<(Windows, ArmStats), StoreError>,
+) -> Result<Vec<Rollout>, StoreError> {
     let mut made = Vec::new();
     for stored in store.rollouts(true)? {
         let mut rollout = stored.rollout;
-        let windows = stats.windows(rollout.id());
+        let (windows, baseline) = judged(&rollout)?;
         let now = u64::try_from(now_ms).unwrap_or(0);
-        let baseline = match rollout.spec().kind {
-            RolloutKind::BlueGreen => stats.reference(rollout.id()).unwrap_or_default(),
-            RolloutKind::Canary => windows.baseline,
-        };
         let transitions = rollout.tick(now, &windows.candidate, &baseline);
         if transitions.is_empty() {
             continue;
@@ -60,6 +108,62 @@ pub fn step(
         made.push(rollout);
     }
     Ok(made)
+}
+
+/// In a fleet: aligns this replica's windows with the steps the store says are running, and
+/// publishes them for the judge (`fleet.rs`, 1.).
+pub fn publish_windows(
+    store: &dyn Store,
+    replica: &str,
+    stats: &RolloutStats,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let active = store.rollouts(true)?;
+    let ids: Vec<&str> = active.iter().map(|s| s.rollout.id()).collect();
+    stats.retain(&ids);
+    for stored in &active {
+        let rollout = &stored.rollout;
+        let switchyard_rollout::State::Running { since_ms, .. } = rollout.state() else {
+            continue;
+        };
+        stats.align(rollout.id(), *since_ms);
+        let body =
+            serde_json::to_string(&stats.windows(rollout.id())).map_err(|e| StoreError::Json {
+                what: "a rollout's windows".to_owned(),
+                source: e,
+            })?;
+        store.save_replica_state(
+            &super::fleet::rollout_area(rollout.id()),
+            replica,
+            &body,
+            now_ms,
+        )?;
+    }
+    Ok(())
+}
+
+/// Every replica's published windows of `rollout`'s running step, added up; empty when it is
+/// not running.
+fn fleet_windows(store: &dyn Store, rollout: &Rollout) -> Result<Windows, StoreError> {
+    let switchyard_rollout::State::Running { since_ms, .. } = rollout.state() else {
+        return Ok(Windows::default());
+    };
+    let mut total = Windows {
+        since_ms: Some(*since_ms),
+        ..Windows::default()
+    };
+    for state in store.replica_states(&super::fleet::rollout_area(rollout.id()), 0)? {
+        match serde_json::from_str::<Windows>(&state.body) {
+            Ok(w) if w.since_ms == Some(*since_ms) => total.merge(&w),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                replica = %state.replica,
+                error = %e,
+                "a replica's rollout windows cannot be read; judging without them"
+            ),
+        }
+    }
+    Ok(total)
 }
 
 /// A state's name for audit actions and metric labels: `running`, `rolled_back`, ...

@@ -61,6 +61,10 @@ const PENDING: usize = 1_024;
 
 pub struct SloRuntime {
     state: Mutex<State>,
+    /// In a fleet (`fleet.rs`): this replica's ledger counts its own requests from its start,
+    /// and is published; the judge adds everyone's up. The saved state then holds the
+    /// judge's alert engine only.
+    fleet: bool,
 }
 
 /// A counted request, as late feedback finds it again.
@@ -149,25 +153,13 @@ const RECENT_ALERTS: usize = 50;
 const HISTORY_POINTS: usize = 288;
 
 impl SloRuntime {
-    /// The runtime for `specs`, continuing the saved state when there is one.
-    pub fn load(store: &dyn Store, specs: &[SloSpec]) -> Result<Self, StoreError> {
-        let saved = store
-            .slo_state()?
-            .and_then(|body| match serde_json::from_str::<Saved>(&body) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the saved SLO state cannot be read; starting afresh");
-                    None
-                }
-            });
-        let mut saved = match saved {
-            Some(s) => s,
-            None => Saved {
-                ledger: Ledger::new(specs),
-                engine: AlertEngine::new(switchyard_slo::default_rules())
-                    .unwrap_or_else(|_| unreachable!("the default rules are valid")),
-            },
-        };
+    /// The runtime for `specs`, continuing the saved state when there is one. In a `fleet`,
+    /// only the alert engine continues: the history is the replicas' published ledgers.
+    pub fn load(store: &dyn Store, specs: &[SloSpec], fleet: bool) -> Result<Self, StoreError> {
+        let mut saved = saved_state(store, specs)?;
+        if fleet {
+            saved.ledger = Ledger::new(specs);
+        }
         saved.ledger.set_specs(specs);
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         saved.engine.retain_slos(&names);
@@ -177,7 +169,77 @@ impl SloRuntime {
                 recent: Bounded::new(RECENT),
                 pending: Bounded::new(PENDING),
             }),
+            fleet,
         })
+    }
+
+    /// Whether this runtime is one replica's share of a fleet's.
+    pub fn in_fleet(&self) -> bool {
+        self.fleet
+    }
+
+    /// In a fleet: publishes this replica's ledger (`fleet.rs`, 1.). Blocks.
+    pub fn publish(&self, store: &dyn Store, replica: &str, now_ms: i64) -> Result<(), StoreError> {
+        let body = match self.state.lock() {
+            Ok(s) => to_json(&s.saved.ledger, "an SLO ledger")?,
+            Err(_) => return Ok(()),
+        };
+        store.save_replica_state(super::fleet::SLO_AREA, replica, &body, now_ms)
+    }
+
+    /// As the fleet's judge: evaluates every SLO's alerts at `now` (unix seconds) on every
+    /// replica's ledger added up, and saves the alert engine; returns the state changes.
+    /// `took_over`: the engine another judge kept is read first. Blocks.
+    pub fn evaluate_fleet(
+        &self,
+        store: &dyn Store,
+        now: i64,
+        took_over: bool,
+    ) -> Result<Vec<AlertEvent>, StoreError> {
+        let Ok(mut guard) = self.state.lock() else {
+            return Ok(Vec::new());
+        };
+        let specs: Vec<SloSpec> = guard.saved.ledger.specs().cloned().collect();
+        if took_over {
+            guard.saved.engine = saved_state(store, &specs)?.engine;
+        }
+        let merged = fleet_ledger(store, &specs, now)?;
+        let s = &mut guard.saved;
+        let mut events = Vec::new();
+        for (spec, series) in merged.iter() {
+            events.extend(s.engine.evaluate(now, spec, series));
+        }
+        let saved = Saved {
+            ledger: Ledger::new(&specs),
+            engine: s.engine.clone(),
+        };
+        store.save_slo_state(&to_json(&saved, "the SLO state")?, now.saturating_mul(1000))?;
+        // What no SLO window reaches any more is of no use.
+        let longest = specs.iter().map(|s| s.window_secs).max().unwrap_or(0);
+        store.forget_replica_states(
+            Some(super::fleet::SLO_AREA),
+            now.saturating_sub(longest).saturating_mul(1000),
+        )?;
+        Ok(events)
+    }
+
+    /// The fleet's SLO status: every replica's ledger added up, with the judge's alerts.
+    /// Blocks.
+    pub fn fleet_status(
+        &self,
+        store: &dyn Store,
+        now: i64,
+        history_secs: Option<i64>,
+    ) -> Result<(Vec<SloStatus>, Vec<AlertEvent>), StoreError> {
+        let specs: Vec<SloSpec> = match self.state.lock() {
+            Ok(s) => s.saved.ledger.specs().cloned().collect(),
+            Err(_) => return Ok((Vec::new(), Vec::new())),
+        };
+        let saved = Saved {
+            ledger: fleet_ledger(store, &specs, now)?,
+            engine: saved_state(store, &specs)?.engine,
+        };
+        Ok(status_of(&saved, now, history_secs))
     }
 
     /// A new config version's SLOs.
@@ -253,44 +315,93 @@ impl SloRuntime {
         let Ok(guard) = self.state.lock() else {
             return (Vec::new(), Vec::new());
         };
-        let s = &guard.saved;
-        let statuses = s
-            .ledger
-            .iter()
-            .map(|(spec, series)| {
-                let mut status = switchyard_slo::status(now, spec, series, &s.engine);
-                // Percentiles of the last hour, for the latency and TTFT objectives.
-                if let Some(sketch) = s.ledger.values(&spec.name).map(|v| v.window(now, 3600)) {
-                    if !sketch.is_empty() {
-                        status = status.with_percentiles(&sketch);
-                    }
-                }
-                status.history = history_secs
-                    .map(|span| switchyard_slo::history(spec, series, now, span, HISTORY_POINTS));
-                status
-            })
-            .collect();
-        let alerts = s
-            .engine
-            .history()
-            .rev()
-            .take(RECENT_ALERTS)
-            .cloned()
-            .collect();
-        (statuses, alerts)
+        status_of(&guard.saved, now, history_secs)
     }
 
-    /// Saves the whole state (point 2).
+    /// Saves the whole state (point 2). In a fleet the judge saves the alert engine
+    /// ([`Self::evaluate_fleet`]) and each replica publishes its ledger ([`Self::publish`]).
     pub fn save(&self, store: &dyn Store) -> Result<(), StoreError> {
+        if self.fleet {
+            return Ok(());
+        }
         let body = match self.state.lock() {
-            Ok(s) => serde_json::to_string(&s.saved).map_err(|e| StoreError::Json {
-                what: "the SLO state".to_owned(),
-                source: e,
-            })?,
+            Ok(s) => to_json(&s.saved, "the SLO state")?,
             Err(_) => return Ok(()),
         };
         store.save_slo_state(&body, chrono::Utc::now().timestamp_millis())
     }
+}
+
+/// Every SLO's status in `s` at `now`, and the most recent alert events (newest first).
+fn status_of(s: &Saved, now: i64, history_secs: Option<i64>) -> (Vec<SloStatus>, Vec<AlertEvent>) {
+    let statuses = s
+        .ledger
+        .iter()
+        .map(|(spec, series)| {
+            let mut status = switchyard_slo::status(now, spec, series, &s.engine);
+            // Percentiles of the last hour, for the latency and TTFT objectives.
+            if let Some(sketch) = s.ledger.values(&spec.name).map(|v| v.window(now, 3600)) {
+                if !sketch.is_empty() {
+                    status = status.with_percentiles(&sketch);
+                }
+            }
+            status.history = history_secs
+                .map(|span| switchyard_slo::history(spec, series, now, span, HISTORY_POINTS));
+            status
+        })
+        .collect();
+    let alerts = s
+        .engine
+        .history()
+        .rev()
+        .take(RECENT_ALERTS)
+        .cloned()
+        .collect();
+    (statuses, alerts)
+}
+
+/// The saved state, or a new one for `specs`.
+fn saved_state(store: &dyn Store, specs: &[SloSpec]) -> Result<Saved, StoreError> {
+    let saved = store
+        .slo_state()?
+        .and_then(|body| match serde_json::from_str::<Saved>(&body) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "the saved SLO state cannot be read; starting afresh");
+                None
+            }
+        });
+    Ok(saved.unwrap_or_else(|| Saved {
+        ledger: Ledger::new(specs),
+        engine: AlertEngine::new(switchyard_slo::default_rules())
+            .unwrap_or_else(|_| unreachable!("the default rules are valid")),
+    }))
+}
+
+/// Every replica's published ledger within the longest SLO window of `now`, added up.
+fn fleet_ledger(store: &dyn Store, specs: &[SloSpec], now: i64) -> Result<Ledger, StoreError> {
+    let longest = specs.iter().map(|s| s.window_secs).max().unwrap_or(0);
+    let since_ms = now.saturating_sub(longest).saturating_mul(1000);
+    let mut merged = Ledger::new(specs);
+    for state in store.replica_states(super::fleet::SLO_AREA, since_ms)? {
+        match serde_json::from_str::<Ledger>(&state.body) {
+            Ok(ledger) => merged.merge(&ledger),
+            Err(e) => tracing::warn!(
+                replica = %state.replica,
+                error = %e,
+                "a replica's SLO ledger cannot be read; judging without it"
+            ),
+        }
+    }
+    merged.advance(now);
+    Ok(merged)
+}
+
+fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Json {
+        what: what.to_owned(),
+        source: e,
+    })
 }
 
 /// A request whose quality turned bad, for the metrics; `None` when it did not (another
@@ -361,7 +472,7 @@ mod tests {
             SloSpec::new("quality", Objective::Quality, 0.9),
             SloSpec::new("availability", Objective::Availability, 0.9),
         ];
-        SloRuntime::load(&store, &specs).unwrap()
+        SloRuntime::load(&store, &specs, false).unwrap()
     }
 
     fn answered(id: &str, at_secs: i64) -> RequestRecord {

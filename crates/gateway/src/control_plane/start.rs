@@ -9,6 +9,7 @@ use switchyard_store::telemetry::{SpoolSettings, TelemetryWriter, WriterSettings
 use switchyard_store::{PostgresStore, RecordStore, SqliteStore, Store, StoreError};
 
 use super::changes::{ChangeFeed, PolledGeneration, RedisFeed};
+use super::fleet::Fleet;
 use super::launch::{Env, Launch};
 use super::state::{build_pipeline, ControlPlane};
 use super::{calibrate, rollouts, slos, versions};
@@ -147,8 +148,20 @@ impl ControlPlane {
             )),
         };
         let generation = changes.generation()?;
+        // Replicas share rollout and SLO judgement when they share the store.
+        let fleet = config.storage.postgres.is_some().then(|| {
+            let replica = match &shared {
+                Some(s) => s.link.replica().to_owned(),
+                None => uuid::Uuid::new_v4().simple().to_string(),
+            };
+            Fleet::new(replica)
+        });
         let live = Live::load(&*store, Arc::default())?;
-        let slos = Arc::new(slos::SloRuntime::load(&*store, &config.slos)?);
+        let slos = Arc::new(slos::SloRuntime::load(
+            &*store,
+            &config.slos,
+            fleet.is_some(),
+        )?);
         let writer = TelemetryWriter::start(
             writer_store,
             WriterSettings {
@@ -171,6 +184,7 @@ impl ControlPlane {
             rolling: tokio::sync::Mutex::new(()),
             slos,
             control_generation: AtomicU64::new(generation),
+            fleet,
             shared,
         };
         // A config rollout in force gets its candidate pipeline back (or is aborted); a

@@ -41,6 +41,8 @@ pub struct ControlPlane {
     pub(super) control_generation: AtomicU64,
     /// The fleet's Redis, when the config has one: every pipeline's keys and cache use it.
     pub(crate) shared: Option<SharedState>,
+    /// The fleet's judgement, when replicas share the store (PostgreSQL).
+    pub fleet: Option<super::fleet::Fleet>,
 }
 
 impl ControlPlane {

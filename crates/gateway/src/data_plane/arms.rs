@@ -12,10 +12,23 @@ use switchyard_store::StoredRollout;
 /// How many recent requests keep their arm for feedback.
 const FEEDBACK_MEMORY: usize = 100_000;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Windows {
     pub baseline: ArmStats,
     pub candidate: ArmStats,
+    /// When the step these windows count was opened (`State::Running { since_ms }`), in a
+    /// fleet: replicas' windows of the same step add up, others do not. `None` until a
+    /// replica aligns its windows with the stored rollout ([`RolloutStats::align`]).
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+}
+
+impl Windows {
+    /// Adds another replica's windows of the same step.
+    pub fn merge(&mut self, other: &Windows) {
+        self.baseline.merge(&other.baseline);
+        self.candidate.merge(&other.candidate);
+    }
 }
 
 /// The arm (rollout id, arm) of recent requests by request id, and their order for eviction.
@@ -95,6 +108,28 @@ impl RolloutStats {
 
     pub fn reference(&self, rollout: &str) -> Option<ArmStats> {
         self.references.lock().ok()?.get(rollout).cloned()
+    }
+
+    /// Starts `rollout`'s windows afresh when they count another step than the one opened
+    /// at `since_ms` (in a fleet, the judging replica moved the rollout on): a replica's
+    /// windows always count the step the store says is running.
+    pub fn align(&self, rollout: &str, since_ms: u64) {
+        if let Ok(mut w) = self.windows.lock() {
+            let windows = w.entry(rollout.to_owned()).or_default();
+            if windows.since_ms != Some(since_ms) {
+                *windows = Windows {
+                    since_ms: Some(since_ms),
+                    ..Windows::default()
+                };
+            }
+        }
+    }
+
+    /// Forgets the windows of rollouts no longer in force.
+    pub fn retain(&self, in_force: &[&str]) {
+        if let Ok(mut w) = self.windows.lock() {
+            w.retain(|id, _| in_force.contains(&id.as_str()));
+        }
     }
 
     /// Opens a new window (a step started, or a paused step resumed).
