@@ -277,6 +277,38 @@ fn gather(flush_interval: Duration, counters: &Counters) {
     }
 }
 
+/// When to try a failing store again: after 100 ms, doubling up to [`MAX_RETRY_DELAY`].
+struct Retry {
+    delay: Duration,
+    /// `None` while the store answers.
+    next: Option<Instant>,
+}
+
+impl Retry {
+    const FIRST: Duration = Duration::from_millis(100);
+
+    fn due(&self) -> bool {
+        self.next.is_none_or(|at| Instant::now() >= at)
+    }
+
+    fn failed(&mut self) {
+        self.next = Some(Instant::now() + self.delay);
+        self.delay = (self.delay * 2).min(MAX_RETRY_DELAY);
+    }
+
+    fn succeeded(&mut self) {
+        self.delay = Retry::FIRST;
+        self.next = None;
+    }
+
+    /// How long until the next try.
+    fn wait(&self) -> Duration {
+        self.next.map_or(Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        })
+    }
+}
+
 /// Runs until closed; the queue (`rx`) is dropped on return, so later sends fail and count.
 fn run(
     store: &dyn RecordStore,
@@ -289,9 +321,11 @@ fn run(
     let mut closing = false;
     // Set when the close marker is seen: the last moment a failing write is retried.
     let mut give_up_at: Option<Instant> = None;
-    let mut retry_delay = Duration::from_millis(100);
-    // After a failed write: when to try the store again. Until then records go to the spool.
-    let mut next_try: Option<Instant> = None;
+    // While the store fails, records go to the spool until it is time to try it again.
+    let mut retry = Retry {
+        delay: Retry::FIRST,
+        next: None,
+    };
     loop {
         if closing && give_up_at.is_none() {
             give_up_at = Some(Instant::now() + settings.close_retry);
@@ -299,73 +333,34 @@ fn run(
         if pending.is_empty() && !closing {
             // Spooled records wait for the store: wake to try it even when no record comes.
             let waiting = spool.as_ref().is_some_and(|s| !s.is_empty());
-            let got = if waiting {
-                match rx.recv_timeout(retry_delay) {
-                    Ok(msg) => Some(msg),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => Some(Msg::Close),
-                }
-            } else {
-                Some(rx.recv().unwrap_or(Msg::Close))
-            };
-            match got {
-                Some(Msg::Record(r, content)) => {
-                    pending.push(ready(r, content, &settings, counters));
-                    gather(settings.flush_interval, counters);
-                }
-                Some(Msg::Close) => closing = true,
-                None => {}
-            }
+            let patience = waiting.then(|| retry.wait().max(Duration::from_millis(10)));
+            closing = wait_for_records(&rx, &mut pending, patience, &settings, counters);
         }
-        // Take everything waiting; the close marker, once seen, means nothing follows it.
-        while !closing {
-            match rx.try_recv() {
-                Ok(Msg::Record(r, content)) => {
-                    pending.push(ready(r, content, &settings, counters));
-                }
-                Ok(Msg::Close) | Err(TryRecvError::Disconnected) => closing = true,
-                Err(TryRecvError::Empty) => break,
-            }
-        }
-        let mut failed = next_try.is_some_and(|at| Instant::now() < at);
+        closing |= take_waiting(&rx, &mut pending, closing, &settings, counters);
+        let mut failed = !retry.due();
         // The spool's records are older than the queue's: they go first.
-        if !failed {
-            if let Some(spool) = spool.as_mut() {
-                failed = replay(spool, store, counters).is_err();
-            }
-        }
-        if pending.is_empty() && (closing || failed) {
-            if closing {
-                return;
-            }
-            next_try = Some(Instant::now() + retry_delay);
-            retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
-            continue;
-        }
-        while !failed && !pending.is_empty() {
-            let n = pending.len().min(settings.batch_size);
-            match store.write_batch(&pending[..n]) {
-                Ok(()) => {
-                    pending.drain(..n);
-                    counters.depth.fetch_sub(n, Ordering::Relaxed);
-                    counters.written.fetch_add(n as u64, Ordering::Relaxed);
-                    counters.healthy.store(true, Ordering::Relaxed);
-                    retry_delay = Duration::from_millis(100);
-                    next_try = None;
-                }
-                Err(e) => {
-                    counters.healthy.store(false, Ordering::Relaxed);
-                    tracing::error!(error = %e, records = pending.len(), "telemetry write failed; will retry");
+        if let (false, Some(spool)) = (failed, spool.as_mut()) {
+            match replay(spool, store, counters) {
+                Ok(0) => {}
+                Ok(_) => retry.succeeded(),
+                Err(()) => {
+                    retry.failed();
                     failed = true;
                 }
             }
         }
-        if !failed {
+        if pending.is_empty() {
+            if closing {
+                return;
+            }
             continue;
         }
-        if next_try.is_none_or(|at| Instant::now() >= at) {
-            next_try = Some(Instant::now() + retry_delay);
-            retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
+        if !failed {
+            if write_pending(store, &mut pending, settings.batch_size, counters) {
+                retry.succeeded();
+                continue;
+            }
+            retry.failed();
         }
         if let Some(spool) = spool.as_mut() {
             if spool_pending(spool, &mut pending, counters) {
@@ -375,7 +370,7 @@ fn run(
                 continue;
             }
         }
-        let out_of_time = give_up_at.is_some_and(|at| Instant::now() + retry_delay > at);
+        let out_of_time = give_up_at.is_some_and(|at| Instant::now() + retry.wait() > at);
         if closing && out_of_time {
             // Counted as lost by `close`: they are still in `depth`.
             tracing::error!(
@@ -388,18 +383,96 @@ fn run(
             clippy::disallowed_methods,
             reason = "a dedicated writer thread, not a runtime thread"
         )]
-        std::thread::sleep(retry_delay);
+        std::thread::sleep(retry.wait());
     }
+}
+
+/// Blocks until a record arrives (then gathers more for `flush_interval`), or `patience`
+/// passes; returns whether the queue was closed.
+fn wait_for_records(
+    rx: &Receiver<Msg>,
+    pending: &mut Vec<RequestRecord>,
+    patience: Option<Duration>,
+    settings: &WriterSettings,
+    counters: &Counters,
+) -> bool {
+    let got = match patience {
+        Some(patience) => match rx.recv_timeout(patience) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Msg::Close),
+        },
+        None => Some(rx.recv().unwrap_or(Msg::Close)),
+    };
+    match got {
+        Some(Msg::Record(r, content)) => {
+            pending.push(ready(r, content, settings, counters));
+            gather(settings.flush_interval, counters);
+            false
+        }
+        Some(Msg::Close) => true,
+        None => false,
+    }
+}
+
+/// Takes every record waiting; the close marker, once seen, means nothing follows it.
+/// Returns whether it was seen.
+fn take_waiting(
+    rx: &Receiver<Msg>,
+    pending: &mut Vec<RequestRecord>,
+    closing: bool,
+    settings: &WriterSettings,
+    counters: &Counters,
+) -> bool {
+    if closing {
+        return true;
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(Msg::Record(r, content)) => pending.push(ready(r, content, settings, counters)),
+            Ok(Msg::Close) | Err(TryRecvError::Disconnected) => return true,
+            Err(TryRecvError::Empty) => return false,
+        }
+    }
+}
+
+/// Writes `pending` in batches; false (keeping what is left) when the store fails.
+fn write_pending(
+    store: &dyn RecordStore,
+    pending: &mut Vec<RequestRecord>,
+    batch_size: usize,
+    counters: &Counters,
+) -> bool {
+    while !pending.is_empty() {
+        let n = pending.len().min(batch_size);
+        match store.write_batch(&pending[..n]) {
+            Ok(()) => {
+                pending.drain(..n);
+                counters.depth.fetch_sub(n, Ordering::Relaxed);
+                counters.written.fetch_add(n as u64, Ordering::Relaxed);
+                counters.healthy.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.healthy.store(false, Ordering::Relaxed);
+                tracing::error!(error = %e, records = pending.len(), "telemetry write failed; will retry");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// The longest wait between two tries of a failing store.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
-/// Writes the spool to the store, oldest segment first, until it is empty or the store fails.
-fn replay(spool: &mut Spool, store: &dyn RecordStore, counters: &Counters) -> Result<(), ()> {
+/// Writes the spool to the store, oldest segment first, until it is empty or the store fails;
+/// returns how many records were written.
+fn replay(spool: &mut Spool, store: &dyn RecordStore, counters: &Counters) -> Result<usize, ()> {
+    let mut written = 0;
     while !spool.is_empty() {
         match spool.replay_one(store) {
             Ok(n) => {
+                written += n;
                 counters.spooled.fetch_sub(n, Ordering::Relaxed);
                 counters.written.fetch_add(n as u64, Ordering::Relaxed);
                 counters.healthy.store(true, Ordering::Relaxed);
@@ -416,7 +489,7 @@ fn replay(spool: &mut Spool, store: &dyn RecordStore, counters: &Counters) -> Re
             }
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Moves `pending` to the spool; false (keeping them) when it has no room or cannot be written.
