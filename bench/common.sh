@@ -118,3 +118,34 @@ release_binaries() {
     SWITCHYARD=$TARGET_DIR/release/switchyard
     BENCH=$TARGET_DIR/release/switchyard-bench
 }
+
+# PostgreSQL and Redis for a replica of a fleet (FLEET=1), throwaway, in $work, on the load's
+# CPU (pin_load), like the upstream. PostgreSQL keeps its defaults (fsync on). Sets PG_URL and
+# REDIS_URL; what it starts is stopped by the caller's cleanup (`started`, `stops`).
+start_fleet_services() {
+    local bin pg_port redis_port run=() try
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    pg_port=$(free_port)
+    redis_port=$(free_port)
+    mkdir -p "$work/pg"
+    if [[ $(id -u) == 0 ]]; then
+        # PostgreSQL refuses to run as root: the distribution's postgres user runs it.
+        chown postgres "$work/pg"
+        chmod 755 "$work"
+        run=(runuser -u postgres --)
+    fi
+    "${run[@]}" "$bin/initdb" -D "$work/pg" -U postgres --auth=trust >/dev/null
+    "${pin_load[@]}" "${run[@]}" "$bin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w \
+        -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $work/pg" start >/dev/null
+    stops+=("${run[*]} $bin/pg_ctl -D $work/pg -m immediate -w stop")
+    "${run[@]}" "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres switchyard
+    "${pin_load[@]}" redis-server --bind 127.0.0.1 --port "$redis_port" --save "" \
+        --appendonly no >"$work/redis.log" 2>&1 &
+    started+=("$!")
+    for try in $(seq 1 100); do
+        redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    PG_URL="postgres://postgres@127.0.0.1:$pg_port/switchyard"
+    REDIS_URL="redis://127.0.0.1:$redis_port"
+}

@@ -33,6 +33,9 @@
 #   WEBHOOK_MS=N                 with GUARDS=1, add a webhook guard that answers after N ms
 #                                (a remote classifier; a small Python server on the load CPU)
 #   UPSTREAM_TTFT_MS=N           the simulated model's time to first token (default 0)
+#   FLEET=1                      also run the plain gateway as a replica of a fleet: its store in
+#                                PostgreSQL and its limits' counters in Redis (both started here,
+#                                on the load CPU), as target `switchyard-fleet`
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -63,13 +66,19 @@ WORKLOAD=${WORKLOAD:-same}
 SCREEN_FIRST=${SCREEN_FIRST:-0}
 WEBHOOK_MS=${WEBHOOK_MS:-}
 UPSTREAM_TTFT_MS=${UPSTREAM_TTFT_MS:-0}
+FLEET=${FLEET:-0}
 
 release_binaries
 
 work=$(mktemp -d)
 started=()
+# Commands that stop what runs as a daemon (PostgreSQL).
+stops=()
 cleanup() {
-    local pid
+    local pid stop
+    for stop in "${stops[@]}"; do
+        $stop >/dev/null 2>&1 || true
+    done
     for pid in "${started[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -150,8 +159,25 @@ if [[ $GUARDS == 1 ]]; then
         start_guarded switchyard-guarded-first "$work/first.toml"
     fi
 fi
+if [[ $FLEET == 1 ]]; then
+    start_fleet_services
+    FLEET_PORT=$(free_port)
+    sed -e "s|$work/data|$work/data-fleet|" "$work/gateway.toml" >"$work/fleet.toml"
+    SWITCHYARD_STORAGE_URL=$PG_URL SWITCHYARD_REDIS_URL=$REDIS_URL "${pin_gateway[@]}" \
+        "$SWITCHYARD" serve --config "$work/fleet.toml" --listen "127.0.0.1:$FLEET_PORT" \
+        >"$work/fleet.log" 2>&1 &
+    FLEET_PID=$!
+    started+=("$FLEET_PID")
+    wait_ready fleet "$FLEET_PID" "http://127.0.0.1:$FLEET_PORT/healthz"
+    targets+=(--target "switchyard-fleet=http://127.0.0.1:$FLEET_PORT/v1")
+    pids+=(--gateway-pid "switchyard-fleet=$FLEET_PID")
+fi
 if [[ $ROUTED == 1 ]]; then
     targets+=(--target "switchyard-auto=http://127.0.0.1:$GATEWAY_PORT/v1" --target-model "switchyard-auto=auto")
+    if [[ $FLEET == 1 ]]; then
+        # The same route with its cache's shared tier in Redis.
+        targets+=(--target "switchyard-fleet-auto=http://127.0.0.1:$FLEET_PORT/v1" --target-model "switchyard-fleet-auto=auto")
+    fi
 fi
 for t in $EXTRA_TARGETS; do
     targets+=(--target "$t")
@@ -160,7 +186,7 @@ done
 # Raise the open-loop client's file limit: each request in flight can hold a connection.
 ulimit -n 65536 2>/dev/null || true
 
-note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $ROUTED == 1 ]] && echo 'ROUTED=1 ')$( [[ $GUARDS == 1 ]] && echo 'GUARDS=1 ')$( [[ $SCREEN_FIRST == 1 ]] && echo 'SCREEN_FIRST=1 ')$( [[ -n $WEBHOOK_MS ]] && echo "WEBHOOK_MS=$WEBHOOK_MS ")$( [[ $UPSTREAM_TTFT_MS != 0 ]] && echo "UPSTREAM_TTFT_MS=$UPSTREAM_TTFT_MS ")$( [[ $WORKLOAD != same ]] && echo "WORKLOAD=$WORKLOAD ")bench/run.sh\` (upstream: \`switchyard sim\` with a model of time to first token ${UPSTREAM_TTFT_MS} ms on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
+note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $ROUTED == 1 ]] && echo 'ROUTED=1 ')$( [[ $GUARDS == 1 ]] && echo 'GUARDS=1 ')$( [[ $SCREEN_FIRST == 1 ]] && echo 'SCREEN_FIRST=1 ')$( [[ -n $WEBHOOK_MS ]] && echo "WEBHOOK_MS=$WEBHOOK_MS ")$( [[ $UPSTREAM_TTFT_MS != 0 ]] && echo "UPSTREAM_TTFT_MS=$UPSTREAM_TTFT_MS ")$( [[ $WORKLOAD != same ]] && echo "WORKLOAD=$WORKLOAD ")$( [[ $FLEET == 1 ]] && echo 'FLEET=1 ')bench/run.sh\` (upstream: \`switchyard sim\` with a model of time to first token ${UPSTREAM_TTFT_MS} ms on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
 
 # shellcheck disable=SC2086 # BENCH_ARGS is meant to split into flags.
 SWITCHYARD_BENCH_KEY=$KEY "${pin_load[@]}" "$BENCH" \

@@ -39,14 +39,28 @@ pub struct SecretUrl {
 }
 
 impl SecretUrl {
-    /// A PostgreSQL URL (`[storage] url`, `SWITCHYARD_STORAGE_URL`).
+    /// A PostgreSQL URL (`[storage] url`, `SWITCHYARD_STORAGE_URL`). Plain TCP only: this
+    /// build has no TLS to PostgreSQL, so an `sslmode` that requires it is refused here
+    /// rather than failing at the first connection.
     pub fn postgres(value: &str) -> Result<SecretUrl, String> {
-        SecretUrl::parse(value, &["postgres", "postgresql"])
+        let url = SecretUrl::parse(value, &["postgres", "postgresql"])?;
+        let parsed = url::Url::parse(&url.url).map_err(|e| e.to_string())?;
+        if let Some((_, mode)) = parsed.query_pairs().find(|(k, _)| k == "sslmode") {
+            if matches!(mode.as_ref(), "require" | "verify-ca" | "verify-full") {
+                return Err(format!(
+                    "asks for sslmode={mode}, but TLS to PostgreSQL is not supported yet; \
+                     reach it over a private network (or a TLS tunnel) with sslmode=disable"
+                ));
+            }
+        }
+        Ok(url)
     }
 
-    /// A Redis URL (`[redis] url`, `SWITCHYARD_REDIS_URL`).
+    /// A Redis URL (`[redis] url`, `SWITCHYARD_REDIS_URL`). Plain TCP only: this build has
+    /// no TLS to Redis, so `rediss://` is refused here rather than failing at the first
+    /// connection.
     pub fn redis(value: &str) -> Result<SecretUrl, String> {
-        SecretUrl::parse(value, &["redis", "rediss"])
+        SecretUrl::parse(value, &["redis"])
     }
 
     fn parse(value: &str, schemes: &[&str]) -> Result<SecretUrl, String> {
@@ -145,9 +159,13 @@ mod tests {
             assert_eq!(e, want);
             assert!(!e.contains("hunter2"));
         }
+        assert!(SecretUrl::postgres("postgres://u:p@db/x?sslmode=require")
+            .unwrap_err()
+            .starts_with("asks for sslmode=require, but TLS to PostgreSQL is not supported yet"));
+        assert!(SecretUrl::postgres("postgres://u:p@db/x?sslmode=disable").is_ok());
         assert_eq!(
             SecretUrl::redis("postgres://db/x").unwrap_err(),
-            "has the scheme `postgres`; expected redis:// or rediss://…"
+            "has the scheme `postgres`; expected redis://…"
         );
     }
 }

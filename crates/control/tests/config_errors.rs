@@ -630,7 +630,7 @@ fn a_fleet_names_its_postgresql_and_redis_and_their_passwords_stay_out_of_errors
         errs,
         [
             "bad.toml:3:7: `storage.url`: has the scheme `mysql`; expected postgres:// or postgresql://…",
-            "bad.toml:6:7: `redis.url`: is not a URL (relative URL without a base); expected redis:// or rediss://…",
+            "bad.toml:6:7: `redis.url`: is not a URL (relative URL without a base); expected redis://…",
             "bad.toml:7:14: `redis.on_failure`: `open` is not one of `per_replica`, `refuse`",
         ],
         "{errs:#?}"
