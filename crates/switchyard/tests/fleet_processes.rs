@@ -489,6 +489,47 @@ async fn a_replica_killed_under_load_fails_none_of_the_others_requests_and_loses
     assert!(lost.len() <= in_window);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_with_reservations_in_flight_leaves_none_of_the_budget_held() {
+    let test = "a_replica_killed_with_reservations_in_flight_leaves_none_of_the_budget_held";
+    let Some((postgres, redis)) = servers(test, None) else {
+        return;
+    };
+    let mut replicas = three(&fleet_config(), &postgres, &redis);
+    // Five slow requests on A reserve their worst case, about 1 cent each: the key's whole
+    // 5-cent day, held while they run.
+    let mut slow = Vec::new();
+    for i in 0..5 {
+        let sent = replicas[0]
+            .chat(BUDGETED, json!({"model": "slow", "messages": [{"role": "user", "content": format!("slow {i}")}]}))
+            .send();
+        #[expect(clippy::disallowed_methods, reason = "joined below; they fail with A")]
+        slow.push(tokio::spawn(sent));
+    }
+    let probe = |r: &Replica| {
+        let sent = r.chat(BUDGETED, ask("probe")).send();
+        async move { sent.await.unwrap().status().as_u16() }
+    };
+    eventually(
+        Duration::from_secs(15),
+        "A's reservations hold the whole budget",
+        || async { probe(&replicas[1]).await == 429 },
+    )
+    .await;
+    replicas[0].kill();
+    for s in slow {
+        assert!(s.await.unwrap().is_err(), "A died before answering");
+    }
+    // Nothing was spent but the probes: once A's heartbeat has expired, what it held is
+    // given back and the others admit the key's requests again.
+    eventually(
+        Duration::from_secs(30),
+        "the budget A held is given back",
+        || async { probe(&replicas[1]).await == 200 && probe(&replicas[2]).await == 200 },
+    )
+    .await;
+}
+
 /// `n` requests of the `LIMITED` key (rpm = 30) sent at once to `replica`: how many were
 /// admitted; every other one must be a 429.
 async fn limited_burst(replica: &Replica, n: usize) -> usize {
