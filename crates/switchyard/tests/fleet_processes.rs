@@ -687,3 +687,52 @@ async fn the_embedded_demo_started_from_the_environment_is_a_replica_and_never_p
         assert!(!shown.contains(password), "{password} shown: {shown}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_replica_on_the_same_data_folder_refuses_to_start_and_a_restart_after_sigkill_does(
+) {
+    let test = "a_second_replica_on_the_same_data_folder_refuses_to_start_and_a_restart_after_sigkill_does";
+    let Some((postgres, redis)) = servers(test, None) else {
+        return;
+    };
+    // Two demos started from one folder would share its spool of records waiting for
+    // PostgreSQL, and truncate and delete each other's segments.
+    let folder = tempfile::tempdir().unwrap();
+    let demo = |cwd: &std::path::Path| {
+        let mut command = common::switchyard();
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(cwd)
+            .env("SWITCHYARD_STORAGE_URL", postgres.url())
+            .env("SWITCHYARD_REDIS_URL", redis.url())
+            .env_remove("RUST_LOG");
+        command
+    };
+    let (first, _) = common::spawn_with_banner(&mut demo(folder.path()), 1);
+    let first = common::Server::adopt(first);
+    let mut second = common::Server::adopt(
+        demo(folder.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut exit = None;
+    eventually(Duration::from_secs(30), "the second replica exits", || {
+        exit = exit.or_else(|| second.try_wait());
+        std::future::ready(exit.is_some())
+    })
+    .await;
+    assert!(!exit.unwrap().success());
+    let said = second.stderr_text();
+    assert!(
+        said.contains("switchyard-data") && said.contains("data folder of its own"),
+        "{said}"
+    );
+
+    // The lock dies with its process: a replica killed and started again on its folder runs.
+    first.kill();
+    let (again, banner) = common::spawn_with_banner(&mut demo(folder.path()), 1);
+    common::stop(again);
+    assert!(banner[0].contains("listening on"), "{banner:?}");
+}
