@@ -474,7 +474,7 @@ async fn a_replica_killed_under_load_fails_none_of_the_others_requests_and_loses
         .min()
         .map(|at| killed_at.saturating_duration_since(*at));
     eprintln!(
-        "A answered {} (200), {} reached PostgreSQL, {} lost (the oldest answered {oldest:?} \
+        "A answered {} requests with 200, {} of their records reached PostgreSQL, {} lost (the oldest answered {oldest:?} \
          before the kill); {in_window} answered in the last {window:?}",
         a_ok.len(),
         a_ok.len() - lost.len(),
