@@ -10,20 +10,26 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{admin_fast_config, user, TestGateway};
+use common::{admin_fast_config, user, TestGateway, LONG_ANSWERS};
 use serde_json::{json, Value};
 use switchyard_control::{RedisFailure, RedisSpec, SecretUrl};
+use switchyard_testkit::eventually;
 use switchyard_testkit::servers::{PostgresServer, RedisServer};
 
 struct Fleet {
     replicas: Vec<TestGateway>,
-    _postgres: PostgresServer,
-    _redis: RedisServer,
+    postgres: PostgresServer,
+    redis: RedisServer,
 }
 
 /// Three replicas of `config` sharing a new PostgreSQL and Redis; `None` (skipped) when they
 /// cannot be started.
 async fn fleet(test: &str, config: &str) -> Option<Fleet> {
+    fleet_when_down(test, config, RedisFailure::PerReplica).await
+}
+
+/// As [`fleet`], with what limits do while Redis is down.
+async fn fleet_when_down(test: &str, config: &str, on_failure: RedisFailure) -> Option<Fleet> {
     let postgres = match PostgresServer::start() {
         Ok(p) => p,
         Err(e) => {
@@ -47,7 +53,7 @@ async fn fleet(test: &str, config: &str) -> Option<Fleet> {
                 c.storage.postgres = Some(pg.clone());
                 c.redis = Some(RedisSpec {
                     url: rd.clone(),
-                    on_failure: RedisFailure::PerReplica,
+                    on_failure,
                 });
             })
             .await,
@@ -55,23 +61,9 @@ async fn fleet(test: &str, config: &str) -> Option<Fleet> {
     }
     Some(Fleet {
         replicas,
-        _postgres: postgres,
-        _redis: redis,
+        postgres,
+        redis,
     })
-}
-
-/// Waits for `done` (checked every 20 ms), failing after `limit`: for what another replica
-/// does in the background.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < until, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn with_key_line(config: &str, line: &str) -> String {
@@ -339,6 +331,221 @@ async fn a_config_applied_on_one_replica_runs_on_the_others() {
         )
         .await;
     }
+}
+
+/// Every request record the fleet's PostgreSQL holds (read on a thread of its own: the
+/// PostgreSQL client refuses the async threads).
+async fn stored_records(postgres: &PostgresServer) -> Vec<switchyard_store::RequestRecord> {
+    let url = postgres.url();
+    tokio::task::spawn_blocking(move || {
+        use switchyard_store::RecordStore;
+        switchyard_store::PostgresStore::connect(&url)
+            .unwrap()
+            .recent(10_000)
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_requests_over_three_replicas_overshoot_a_budget_by_at_most_one_worst_case() {
+    let Some(mut fleet) = fleet(
+        "sixty_four_requests_over_three_replicas_overshoot_a_budget_by_at_most_one_worst_case",
+        LONG_ANSWERS,
+    )
+    .await
+    else {
+        return;
+    };
+    let bodies = common::long_stories(64);
+    let sends = bodies.iter().enumerate().map(|(i, b)| {
+        let replica = &fleet.replicas[i % 3];
+        async move {
+            let r = replica.chat(b.clone()).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<&String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 429)
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(ok + refused.len(), 64, "{answers:?}");
+    assert!(
+        refused.iter().all(|t| t.contains("budget_exceeded")),
+        "{refused:?}"
+    );
+    // Every replica's records written before they are counted.
+    for replica in &mut fleet.replicas {
+        replica.stop().await;
+    }
+
+    // The worst case the gateway reserves for each request (`keys::worst_case`): its prompt
+    // at the gateway's upper bound, its output at the model's 1,000 tokens (the cap a key
+    // with a budget holds the provider to).
+    let price = switchyard_control::Price {
+        input_nanos_per_mtok: 1_000_000_000,
+        output_nanos_per_mtok: 10_000_000_000,
+    };
+    let worst = bodies
+        .iter()
+        .map(|b| {
+            let mut request: switchyard_api::ChatCompletionRequest =
+                serde_json::from_value(b.clone()).unwrap();
+            request.max_completion_tokens = Some(1_000);
+            let prompt = switchyard_providers::tokens::prompt_bound(&request);
+            switchyard_gateway::data_plane::keys::worst_case(
+                prompt,
+                Some(1_000),
+                [(price, Some(1_000))],
+                1_000,
+                1,
+            )
+            .cost_nanos
+        })
+        .max()
+        .unwrap();
+    let records = stored_records(&fleet.postgres).await;
+    assert_eq!(records.len(), 64, "every request is recorded once");
+    let spent: u64 = records.iter().map(|r| r.cost_nanos).sum();
+    let budget = 1_000_000_000 / 20;
+    // The budget was contested: more requests came than it pays for, and it was used.
+    assert!(ok >= 1 && !refused.is_empty(), "{ok} served");
+    assert!(
+        spent + worst > budget,
+        "spent {spent} of {budget}: a further request would have fit"
+    );
+    assert!(
+        spent <= budget + worst,
+        "spent {spent} nano-USD against a budget of {budget} and one worst case of {worst}"
+    );
+    // Replicas stopped gracefully have settled everything in Redis: it counts what the
+    // records say, and nothing stays reserved.
+    let limits =
+        switchyard_gateway::data_plane::shared::names::Names::new("switchyard").limits("test");
+    let mut redis = redis::Client::open(fleet.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let (day_spent, day_reserved): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+        .arg(&limits)
+        .arg("day_spent")
+        .arg("day_reserved")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!((day_spent, day_reserved), (Some(spent), Some(0)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_on_failure_refuse_a_keyed_request_gets_503_while_redis_is_down() {
+    let config = with_key_line(&admin_fast_config(), "rpm = 1000");
+    let Some(mut fleet) = fleet_when_down(
+        "with_on_failure_refuse_a_keyed_request_gets_503_while_redis_is_down",
+        &config,
+        RedisFailure::Refuse,
+    )
+    .await
+    else {
+        return;
+    };
+    let ask = |replica: &TestGateway| {
+        replica
+            .chat(json!({"model": "fast", "messages": user("hi")}))
+            .send()
+    };
+    assert_eq!(ask(&fleet.replicas[0]).await.unwrap().status(), 200);
+
+    fleet.redis.stop();
+    let r = ask(&fleet.replicas[1]).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1, "{retry_after}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "limits_unavailable", "{body}");
+    assert!(
+        !body.to_string().contains(&fleet.redis.url()),
+        "the answer names no Redis: {body}"
+    );
+
+    fleet.redis.start_again().unwrap();
+    for replica in &fleet.replicas {
+        eventually(
+            Duration::from_secs(10),
+            "the replica's heartbeat finds Redis back",
+            || async { ask(replica).await.unwrap().status() == 200 },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dashboard_session_opened_on_one_replica_is_accepted_by_another() {
+    let Some(fleet) = fleet(
+        "a_dashboard_session_opened_on_one_replica_is_accepted_by_another",
+        &admin_fast_config(),
+    )
+    .await
+    else {
+        return;
+    };
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (a, b) = (&fleet.replicas[0], &fleet.replicas[1]);
+    let r = browser
+        .post(a.url("/dashboard/login"))
+        .json(&json!({"key": common::ADMIN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let with_cookie = |replica: &TestGateway, path: &str| {
+        browser
+            .get(replica.url(path))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let session: Value = with_cookie(b, "/dashboard/session")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["signed_in"], true, "{session}");
+    let r = with_cookie(b, "/admin/v1/kpis/summary?hours=1")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Signing out on B ends the session on A too.
+    let r = browser
+        .post(b.url("/dashboard/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = with_cookie(a, "/admin/v1/kpis/summary?hours=1")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 /// Base (healthy) and cand (a fifth of its answers fail) on the simulator, for a canary.

@@ -6,47 +6,16 @@
 
 mod common;
 
-use common::{start, start_with_env, user, TestGateway};
+use common::{start, start_with_env, user, TestGateway, LONG_ANSWERS};
 use serde_json::{json, Value};
 use switchyard_testkit::{FakeUpstream, Flavor, Reply};
-
-/// A simulated model whose answers are long (2,000 tokens) and slow to start (500 ms), so
-/// that 64 requests are all in flight before the first one settles. 10 USD per million
-/// output tokens, at most 1,000 output tokens an answer: one answer costs at most 1 cent.
-const LONG_ANSWERS: &str = r#"
-[providers.sim]
-kind = "sim"
-seed = 3
-[providers.sim.models.long]
-ttft_ms = { p50 = 500 }
-tokens_per_second = { p50 = 1000000 }
-output_tokens = { p50 = 2000 }
-
-[models.big]
-deployments = [{ provider = "sim", upstream_model = "long" }]
-price = { input_per_mtok = 1.0, output_per_mtok = 10.0 }
-max_output_tokens = 1000
-
-[[keys]]
-id = "test"
-secret_sha256 = "{KEY}"
-budget_usd_daily = 0.05
-"#;
 
 const NANOS_PER_USD: u64 = 1_000_000_000;
 
 #[tokio::test]
 async fn a_daily_budget_holds_under_64_concurrent_requests() {
     let mut gw = start(LONG_ANSWERS).await;
-    let bodies: Vec<Value> = (0..64)
-        .map(|i| {
-            json!({
-                "model": "big",
-                "messages": user(&format!("Tell me a long story about ship number {i}.")),
-                "stream": i % 2 == 0,
-            })
-        })
-        .collect();
+    let bodies = common::long_stories(64);
     let sends = bodies.iter().map(|b| async {
         let r = gw.chat(b.clone()).send().await.unwrap();
         let status = r.status().as_u16();

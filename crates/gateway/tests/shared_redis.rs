@@ -475,6 +475,99 @@ async fn with_redis_stopped_each_replica_admits_its_share_or_refuses_then_shares
         .all(|a| a.as_ref().map_or(true, |a| a.ticket == Ticket::default())));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_replicas_reservations_are_given_back_and_never_freed_twice() {
+    let Some(redis) = redis("a_dead_replicas_reservations_are_given_back_and_never_freed_twice")
+    else {
+        return;
+    };
+    let (_dir, store) = store(0);
+    // A beats once, at connect, and counts as alive for 300 ms: then it is as a replica
+    // killed with its reservations taken.
+    let dying = RedisSettings {
+        heartbeat: Duration::from_secs(3_600),
+        replica_ttl: Duration::from_millis(300),
+        ..settings(WhenDown::PerReplica)
+    };
+    let a = SharedCounters::new(
+        &Shared::connect(&redis.url(), dying).await.unwrap(),
+        store.clone(),
+    );
+    let b = replica(&redis, &store, WhenDown::PerReplica).await;
+    let key = spec(None, None, Some(1_000), Some(10_000));
+    let (ka, kb) = (a.counters(&key), b.counters(&key));
+    let k = Names::new("switchyard").limits("k");
+    let today = Periods::now().day;
+    let held_by_a = format!("day_held:{}", a.shared().replica());
+
+    // A holds the day's whole budget while its request runs.
+    let taken = ka.reserve(r(1, 1_000)).await.unwrap();
+    assert_eq!(
+        field(&redis, &k, &held_by_a).await,
+        Some(format!("{today}:1000"))
+    );
+    let refused = kb.reserve(r(1, 100)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Refusal::Limited {
+                limit: Limit::DailyBudget,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+
+    // Once A's heartbeat has expired, B's next reservation gives back what A held.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let admitted = loop {
+        if let Ok(a) = kb.reserve(r(1, 100)).await {
+            break a;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "A's holding stays");
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(
+        field(&redis, &k, "day_reserved").await.as_deref(),
+        Some("100")
+    );
+    assert_eq!(
+        field(&redis, &k, "month_reserved").await.as_deref(),
+        Some("100")
+    );
+    assert_eq!(field(&redis, &k, &held_by_a).await, None);
+
+    // A was only cut off, and settles late: its cost counts, and it frees nothing of what B
+    // holds.
+    ka.settle(taken.ticket, r(1, 1_000), r(1, 700));
+    a.flush().await;
+    assert_eq!(field(&redis, &k, "day_spent").await.as_deref(), Some("700"));
+    assert_eq!(
+        field(&redis, &k, "day_reserved").await.as_deref(),
+        Some("100")
+    );
+    kb.settle(admitted.ticket, r(1, 100), r(1, 60));
+    b.flush().await;
+    assert_eq!(field(&redis, &k, "day_spent").await.as_deref(), Some("760"));
+    assert_eq!(
+        field(&redis, &k, "day_reserved").await.as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        field(&redis, &k, "month_reserved").await.as_deref(),
+        Some("0")
+    );
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(&k)
+        .query_async(&mut raw(&redis).await)
+        .await
+        .unwrap();
+    assert!(
+        fields.iter().all(|f| !f.contains("_held:")),
+        "nothing held once everything is settled: {fields:?}"
+    );
+}
+
 mod cache {
     use super::*;
     use serde_json::json;

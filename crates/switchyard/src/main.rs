@@ -521,6 +521,12 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
             config.server.listen
         );
     }
+    // On PostgreSQL the data folder holds this replica's spool of records waiting for the
+    // database: two processes sharing it would truncate and delete each other's segments.
+    let _data_lock = match &config.storage.postgres {
+        Some(_) => Some(lock_data_folder(&config.storage.data_dir)?),
+        None => None,
+    };
     let _log_guard = init_logging(config.telemetry.log_format, &config.telemetry.log_level);
     let data = match &config.storage.postgres {
         Some(url) => url.to_string(),
@@ -579,6 +585,39 @@ fn url_from_env(
             .map_err(|e| anyhow::anyhow!("{var} {e}")),
         _ => Ok(None),
     }
+}
+
+/// Takes this process's lock on its data folder (`replica.lock` in it, `flock`), held until
+/// the process exits or is killed: the kernel lets go of it then, so a replica started again
+/// after a crash takes it at once (and writes what its spool kept).
+#[cfg(unix)]
+fn lock_data_folder(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use rustix::fs::{flock, FlockOperation};
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+    let path = dir.join("replica.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => bail!(
+            "another switchyard process is using the data folder {} (on PostgreSQL it holds a \
+             replica's spool of records waiting for the database): each replica needs a data \
+             folder of its own; start this one from another folder, or set [storage] data_dir",
+            dir.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+/// Without `flock`, replicas must be given data folders of their own by hand.
+#[cfg(not(unix))]
+fn lock_data_folder(_dir: &std::path::Path) -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// The demo runs from a fresh checkout: without the embedding model it still starts, with the

@@ -11,14 +11,18 @@
 //!
 //! [`data`] finds the shared evaluation data for the evaluations and tests that read it.
 //!
+//! [`eventually`] waits, with a deadline, for what a server does in the background.
+//!
 //! This crate is for tests only: it must never be a dependency of production code.
 
 mod behavior;
 pub mod data;
 mod server;
 pub mod servers;
+mod wait;
 mod wire;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use server::{FakeUpstream, RecordedRequest};
+pub use wait::eventually;
 pub use wire::Flavor;

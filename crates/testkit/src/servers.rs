@@ -245,9 +245,11 @@ fn run(mut command: Command) -> Result<(), String> {
     }
 }
 
-/// A Redis server of its own: no persistence, on 127.0.0.1.
+/// A Redis server of its own: no persistence, on 127.0.0.1; with a password
+/// ([`RedisServer::start_with_password`]) it refuses clients that do not give it.
 pub struct RedisServer {
     port: u16,
+    password: Option<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -255,6 +257,17 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a new, empty server.
     pub fn start() -> Result<RedisServer, Unavailable> {
+        RedisServer::start_inner(None)
+    }
+
+    /// Starts a new, empty server that requires `password` (`requirepass`): a client that
+    /// sends a password to a server without one is refused, so a URL with a password needs
+    /// this server.
+    pub fn start_with_password(password: &str) -> Result<RedisServer, Unavailable> {
+        RedisServer::start_inner(Some(password.to_owned()))
+    }
+
+    fn start_inner(password: Option<String>) -> Result<RedisServer, Unavailable> {
         let dir = tempfile::Builder::new()
             .prefix("switchyard-redis-")
             .tempdir()
@@ -268,6 +281,7 @@ impl RedisServer {
         };
         let mut server = RedisServer {
             port: free_port().map_err(unavailable)?,
+            password,
             dir,
             child: None,
         };
@@ -275,9 +289,12 @@ impl RedisServer {
         Ok(server)
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT` with a password.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -295,11 +312,16 @@ impl RedisServer {
     /// Starts the stopped server again on the same port, empty.
     pub fn start_again(&mut self) -> Result<(), String> {
         self.stop();
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(self.dir.path())
+            .arg(self.dir.path());
+        if let Some(p) = &self.password {
+            command.arg("--requirepass").arg(p);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -339,6 +361,34 @@ mod tests {
         assert!(TcpStream::connect(("127.0.0.1", redis.port())).is_err());
         redis.start_again().unwrap();
         assert_eq!(&ping(redis.port()), b"+PONG\r\n");
+    }
+
+    #[test]
+    fn a_redis_server_with_a_password_answers_only_who_gives_it() {
+        let mut redis = match RedisServer::start_with_password("hunter2") {
+            Ok(r) => r,
+            Err(e) => return e.skip("a_redis_server_with_a_password_answers_only_who_gives_it"),
+        };
+        assert_eq!(
+            redis.url(),
+            format!("redis://:hunter2@127.0.0.1:{}", redis.port())
+        );
+        let ask = |port: u16, commands: &[u8]| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(commands).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        assert!(ask(redis.port(), b"PING\r\n").starts_with("-NOAUTH"));
+        assert_eq!(
+            ask(redis.port(), b"AUTH hunter2\r\nPING\r\n"),
+            "+OK\r\n+PONG\r\n"
+        );
+        // Started again, it asks for the same password.
+        redis.start_again().unwrap();
+        assert!(ask(redis.port(), b"PING\r\n").starts_with("-NOAUTH"));
     }
 
     #[test]

@@ -301,6 +301,43 @@ impl TestGateway {
     }
 }
 
+/// A simulated model whose answers are long (2,000 tokens) and slow to start (500 ms), so
+/// that 64 requests are all in flight before the first one settles. 10 USD per million
+/// output tokens, at most 1,000 output tokens an answer: one answer costs at most 1 cent, and
+/// the test key's daily budget is 5 cents.
+pub const LONG_ANSWERS: &str = r#"
+[providers.sim]
+kind = "sim"
+seed = 3
+[providers.sim.models.long]
+ttft_ms = { p50 = 500 }
+tokens_per_second = { p50 = 1000000 }
+output_tokens = { p50 = 2000 }
+
+[models.big]
+deployments = [{ provider = "sim", upstream_model = "long" }]
+price = { input_per_mtok = 1.0, output_per_mtok = 10.0 }
+max_output_tokens = 1000
+
+[[keys]]
+id = "test"
+secret_sha256 = "{KEY}"
+budget_usd_daily = 0.05
+"#;
+
+/// `n` requests for [`LONG_ANSWERS`]' model, every other one streamed.
+pub fn long_stories(n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "model": "big",
+                "messages": user(&format!("Tell me a long story about ship number {i}.")),
+                "stream": i % 2 == 0,
+            })
+        })
+        .collect()
+}
+
 /// The `x-switchyard-request-id` of an answer, for feedback on it.
 pub fn request_id(r: &reqwest::Response) -> String {
     r.headers()["x-switchyard-request-id"]

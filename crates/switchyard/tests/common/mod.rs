@@ -61,6 +61,28 @@ impl Server {
             stop(child);
         }
     }
+
+    /// Its exit status, once it has exited (without waiting).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.as_mut()?.try_wait().unwrap()
+    }
+
+    /// What it wrote to its stderr (piped), read to the end: call it once it has exited.
+    pub fn stderr_text(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(stderr) = self.0.as_mut().and_then(|c| c.stderr.as_mut()) {
+            std::io::Read::read_to_string(stderr, &mut text).unwrap();
+        }
+        text
+    }
+
+    /// Kills it as a crash would (SIGKILL: nothing flushed), and waits until it is gone.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.0.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
 }
 
 impl Drop for Server {

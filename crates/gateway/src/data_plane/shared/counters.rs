@@ -5,7 +5,9 @@
 //!    day's and month's budgets in one step on Redis's clock, with the semantics of
 //!    `switchyard_resilience::KeyLimits` (all or none; the same refusals, `retry_after` and
 //!    `x-ratelimit-*` state). N replicas admit the configured rate, not N times it, and the
-//!    fleet's spend passes a budget by at most one request's worst case.
+//!    fleet's spend passes a budget by at most one request's worst case. A budget's
+//!    reservations are held in this replica's name: when it dies with requests in flight,
+//!    the others give them back once its heartbeat expires (the script's numbered comment).
 //! 2. A budget Redis holds nothing of (first use, Redis restarted empty, the key idle for two
 //!    days) is seeded first with what the store says the key spent this day and month
 //!    (`RecordStore::spend_since`, as `InProcessCounters` at a pipeline's build), by a script
@@ -212,12 +214,14 @@ impl Key {
             .scripts
             .reserve
             .key(&*self.name)
+            .key(self.fleet.shared.names.replicas())
             .arg(opt(spec.rpm.map(u64::from)))
             .arg(opt(spec.tpm.map(u64::from)))
             .arg(opt(spec.budget_daily_nanos))
             .arg(opt(spec.budget_monthly_nanos))
             .arg(r.tokens)
             .arg(clamp_i64(r.cost_nanos))
+            .arg(self.fleet.shared.replica())
             .invoke_async(conn)
             .await?;
         let raw = Raw::parse(&values).ok_or_else(|| malformed("reserve"))?;
@@ -601,7 +605,8 @@ async fn send_batch(shared: &Shared, batch: &[Settlement]) -> Result<(), redis::
             .arg(s.reserved.tokens)
             .arg(s.used.tokens)
             .arg(clamp_i64(s.reserved.cost_nanos))
-            .arg(clamp_i64(s.used.cost_nanos));
+            .arg(clamp_i64(s.used.cost_nanos))
+            .arg(shared.replica());
         async move { call.invoke_async::<i64>(&mut conn).await }
     });
     for done in futures::future::join_all(calls).await {

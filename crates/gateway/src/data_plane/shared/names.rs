@@ -6,8 +6,10 @@
 //! - `PREFIX:v1:limits:KEY_ID`: a hash per virtual key: its rpm and tpm buckets
 //!   (`rpm_level`, `rpm_at`, `tpm_level`, `tpm_at`; the time in microseconds of Redis's clock)
 //!   and its budgets (`day` = 20261126, `day_spent`, `day_reserved`, `month` = 202611,
-//!   `month_spent`, `month_reserved`, nano-USD). Kept for two days after its last change: a
-//!   key idle that long is rebuilt from the store, which holds every request's cost.
+//!   `month_spent`, `month_reserved`, nano-USD), and what each replica holds of the
+//!   reservations (`day_held:REPLICA`, `month_held:REPLICA` = `PERIOD:NANOS`, see [`RESERVE`]).
+//!   Kept for two days after its last change: a key idle that long is rebuilt from the store,
+//!   which holds every request's cost.
 //! - `PREFIX:v1:replicas`: a sorted set of replica ids scored by when their heartbeat expires.
 //! - `PREFIX:v1:cache:HEX`: one exact cache entry, `HEX` the SHA-256 of its scope (tenant,
 //!   route, shape) and exact key, expiring with the entry (`PX`).
@@ -159,12 +161,44 @@ local function budget(period, stored, spent, reserved)
   if tonumber(stored) ~= period then return 0, 0 end
   return tonumber(spent) or 0, tonumber(reserved) or 0
 end
+
+-- What one replica holds of a budget's reservations: the field `day_held:REPLICA` (or
+-- `month_held:`) = `PERIOD:NANOS`; 0 when it holds nothing of `period`.
+local function held_field(which, replica) return which .. '_held:' .. replica end
+local function parse_held(value, period)
+  if not value then return 0 end
+  local p, nanos = string.match(value, '^(%d+):(%d+)$')
+  if tonumber(p) ~= period then return 0 end
+  return tonumber(nanos)
+end
+local function set_held(k, which, replica, period, nanos)
+  if nanos > 0 then
+    redis.call('HSET', k, held_field(which, replica), int(period) .. ':' .. int(nanos))
+  else
+    redis.call('HDEL', k, held_field(which, replica))
+  end
+end
 ";
 
 /// Checks and takes every limit of a key in one step (`switchyard_resilience::KeyLimits`:
 /// rpm, then tpm, then the day's and the month's budget; a refusal takes nothing).
 ///
-/// KEYS[1] the key's limits; ARGV rpm, tpm, daily, monthly ('' for none), tokens, cost.
+/// A budget's reservations are held in the name of the replica that made them, so that a
+/// replica that dies with requests in flight (SIGKILL, a crash, a host lost) does not keep
+/// them reserved until the day or month ends:
+/// 1. a reservation adds its cost to `day_reserved` and to what this replica holds
+///    (`day_held:REPLICA`); a settlement frees what the replica still holds of it, at most;
+/// 2. every reservation first gives back what replicas whose heartbeat has expired
+///    (`HEARTBEAT`, `RedisSettings::replica_ttl`) hold of the key, and drops holdings of an
+///    earlier period; the fleet's budget is free again within a heartbeat's lifetime of a
+///    replica's death;
+/// 3. a replica cut off from Redis for longer than that loses its holdings the same way,
+///    and its settlements later free nothing (point 1): nothing is freed twice. What the
+///    requests it had in flight cost is then counted in the store only, so the fleet may
+///    pass the budget by what those requests cost.
+///
+/// KEYS[1] the key's limits, KEYS[2] the replicas' heartbeats; ARGV rpm, tpm, daily, monthly
+/// ('' for none), tokens, cost, this replica's id.
 /// Reply: outcome (0 admitted, 1 refused, 2 seed first), which (refused: 1 rpm, 2 tpm, 3 day,
 /// 4 month; seed: 1 the day, 2 the month, 3 both), retry after (µs), rpm remaining and reset
 /// (µs; -1 without rpm), tpm remaining and reset, the day, its spent + reserved (-1 unknown),
@@ -172,16 +206,40 @@ end
 pub const RESERVE: &str = r"
 local us = clock()
 local p = periods(us)
-local k = KEYS[1]
+local k, alive = KEYS[1], KEYS[2]
 local rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2])
 local daily, monthly = tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokens, cost = tonumber(ARGV[5]), tonumber(ARGV[6])
+local replica = ARGV[7]
 local h = redis.call('HMGET', k, 'rpm_level', 'rpm_at', 'tpm_level', 'tpm_at',
   'day', 'day_spent', 'day_reserved', 'month', 'month_spent', 'month_reserved')
 local r_level = rpm and refill(tonumber(h[1]), tonumber(h[2]), rpm, us)
 local t_level = tpm and refill(tonumber(h[3]), tonumber(h[4]), tpm, us)
 local d_spent, d_res = budget(p.day, h[5], h[6], h[7])
 local m_spent, m_res = budget(p.month, h[8], h[9], h[10])
+
+-- Point 2: the holdings of dead replicas given back, those of earlier periods dropped.
+local given = {day = 0, month = 0}
+local fields = (daily or monthly) and redis.call('HGETALL', k) or {}
+for i = 1, #fields, 2 do
+  local which, holder = string.match(fields[i], '^(%a+)_held:(.+)$')
+  if which == 'day' or which == 'month' then
+    local nanos = parse_held(fields[i + 1], p[which])
+    local expires = nanos > 0 and tonumber(redis.call('ZSCORE', alive, holder))
+    if nanos == 0 or not expires or expires <= p.ms then
+      redis.call('HDEL', k, fields[i])
+      given[which] = given[which] + nanos
+    end
+  end
+end
+if d_res and given.day > 0 then
+  d_res = math.max(0, d_res - given.day)
+  redis.call('HSET', k, 'day_reserved', int(d_res))
+end
+if m_res and given.month > 0 then
+  m_res = math.max(0, m_res - given.month)
+  redis.call('HSET', k, 'month_reserved', int(m_res))
+end
 
 local function reply(outcome, which, retry)
   local rr, rreset, tr, treset = -1, 0, -1, 0
@@ -219,14 +277,19 @@ if tpm then
   t_level = t_level - tokens
   redis.call('HSET', k, 'tpm_level', num(t_level), 'tpm_at', int(us))
 end
+-- Point 1: reserved, and held in this replica's name.
 if daily then
   d_res = d_res + cost
   redis.call('HSET', k, 'day', p.day, 'day_spent', int(d_spent), 'day_reserved', int(d_res))
+  local mine = parse_held(redis.call('HGET', k, held_field('day', replica)), p.day)
+  set_held(k, 'day', replica, p.day, mine + cost)
 end
 if monthly then
   m_res = m_res + cost
   redis.call('HSET', k, 'month', p.month, 'month_spent', int(m_spent),
     'month_reserved', int(m_res))
+  local mine = parse_held(redis.call('HGET', k, held_field('month', replica)), p.month)
+  set_held(k, 'month', replica, p.month, mine + cost)
 end
 redis.call('PEXPIRE', k, KEEP_MS)
 return reply(0, 0, 0)
@@ -234,11 +297,12 @@ return reply(0, 0, 0)
 
 /// Replaces a reservation with what the request used: the tpm bucket gets back what it
 /// reserved and pays what it used (a debt below zero delays later requests); each budget
-/// Redis holds frees the reservation and adds the cost. A budget Redis holds nothing of is left
-/// alone: the store has the request's cost, and the next reservation seeds from it.
+/// Redis holds frees the reservation (at most what this replica still holds of it: see
+/// [`RESERVE`]) and adds the cost. A budget Redis holds nothing of is left alone: the store
+/// has the request's cost, and the next reservation seeds from it.
 ///
 /// KEYS[1] the key's limits; ARGV tpm ('' for none), reserved tokens, used tokens, reserved
-/// cost, used cost.
+/// cost, used cost, the id of the replica that reserved.
 pub const SETTLE: &str = r"
 local us = clock()
 local p = periods(us)
@@ -246,6 +310,7 @@ local k = KEYS[1]
 local tpm = tonumber(ARGV[1])
 local rt, ut = tonumber(ARGV[2]), tonumber(ARGV[3])
 local rc, uc = tonumber(ARGV[4]), tonumber(ARGV[5])
+local replica = ARGV[6]
 local h = redis.call('HMGET', k, 'tpm_level', 'tpm_at',
   'day', 'day_spent', 'day_reserved', 'month', 'month_spent', 'month_reserved')
 if tpm then
@@ -255,8 +320,11 @@ end
 local function settle(field, period, stored, spent, reserved)
   local s, r = budget(period, stored, spent, reserved)
   if not s then return end
+  local mine = parse_held(redis.call('HGET', k, held_field(field, replica)), period)
+  local freed = math.min(rc, mine)
+  set_held(k, field, replica, period, mine - freed)
   redis.call('HSET', k, field, period, field .. '_spent', int(s + uc),
-    field .. '_reserved', int(math.max(0, r - rc)))
+    field .. '_reserved', int(math.max(0, r - freed)))
 end
 settle('day', p.day, h[3], h[4], h[5])
 settle('month', p.month, h[6], h[7], h[8])
