@@ -95,12 +95,27 @@ impl Lost {
 pub struct Closed {
     pub written: u64,
     pub lost: Lost,
+    /// Records left in the spool (the store still refused them): written at the next start
+    /// on the same data folder.
+    pub spooled: u64,
 }
 
 impl std::fmt::Display for Closed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.spooled > 0 {
+            write!(
+                f,
+                "{} request records wait in the spool for the next start; ",
+                self.spooled
+            )?;
+        }
         if self.lost.total() == 0 {
-            return write!(f, "all {} request records were written", self.written);
+            let other = if self.spooled > 0 { "other " } else { "" };
+            return write!(
+                f,
+                "all {} {other}request records were written",
+                self.written
+            );
         }
         write!(
             f,
@@ -259,6 +274,7 @@ impl TelemetryWriter {
         Closed {
             written: self.sender.written(),
             lost: self.sender.lost(),
+            spooled: self.sender.spooled() as u64,
         }
     }
 }
@@ -337,7 +353,9 @@ fn run(
             closing = wait_for_records(&rx, &mut pending, patience, &settings, counters);
         }
         closing |= take_waiting(&rx, &mut pending, closing, &settings, counters);
-        let mut failed = !retry.due();
+        // At close the store is tried once more whatever the backoff says: it may be back,
+        // and what the spool holds is better written now than left for the next start.
+        let mut failed = !retry.due() && !closing;
         // The spool's records are older than the queue's: they go first.
         if let (false, Some(spool)) = (failed, spool.as_mut()) {
             match replay(spool, store, counters) {
@@ -551,7 +569,8 @@ mod tests {
             closed,
             Closed {
                 written: 1000,
-                lost: Lost::default()
+                lost: Lost::default(),
+                spooled: 0,
             }
         );
         assert_eq!(closed.to_string(), "all 1000 request records were written");
@@ -629,7 +648,8 @@ mod tests {
                 lost: Lost {
                     queue_full: 0,
                     shutdown: 30
-                }
+                },
+                spooled: 0,
             }
         );
         let said = closed.to_string();
@@ -745,6 +765,38 @@ mod tests {
         assert_eq!(sender.spooled(), 0);
         assert!(sender.healthy());
         assert_eq!(writer.close().lost.shutdown, 0);
+    }
+
+    #[test]
+    fn a_close_tries_the_store_again_for_the_spool_whatever_the_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open_in(dir.path()).unwrap();
+        refuse_writes(dir.path());
+        let writer = spooled_writer(dir.path());
+        let sender = writer.sender();
+        for i in 0..40 {
+            let record = RequestRecord {
+                request_id: format!("r{i}"),
+                ..RequestRecord::default()
+            };
+            while !sender.record(record.clone()) {
+                std::thread::yield_now();
+            }
+        }
+        // Several failures in: the next try is up to seconds away.
+        while sender.spooled() < 40 {
+            std::thread::yield_now();
+        }
+        rusqlite::Connection::open(dir.path().join("switchyard.db"))
+            .unwrap()
+            .execute_batch("DROP TRIGGER refuse;")
+            .unwrap();
+        let closed = writer.close();
+        assert_eq!((closed.written, closed.spooled), (40, 0), "{closed}");
+        assert_eq!(
+            SqliteStore::open_in(dir.path()).unwrap().count().unwrap(),
+            40
+        );
     }
 
     /// A writer on a new store in `dir`, in batches of 64.

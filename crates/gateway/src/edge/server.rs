@@ -199,6 +199,7 @@ impl Server {
             .unwrap_or_else(|_| Closed {
                 written: telemetry.written(),
                 lost: telemetry.lost(),
+                spooled: telemetry.spooled() as u64,
             });
         count_lost_records(&telemetry);
         Ok(closed)

@@ -112,20 +112,24 @@ fn postgres_for(
     dir: &std::path::Path,
 ) -> std::sync::Arc<switchyard_testkit::servers::PostgresServer> {
     use std::collections::HashMap;
+    use std::sync::Weak;
     use std::sync::{Arc, Mutex, OnceLock};
+    // Weak: the server stops when the last gateway on the folder is dropped (a restart holds
+    // the old gateway, and so the server, until the new one has it).
     static SERVERS: OnceLock<
-        Mutex<HashMap<std::path::PathBuf, Arc<switchyard_testkit::servers::PostgresServer>>>,
+        Mutex<HashMap<std::path::PathBuf, Weak<switchyard_testkit::servers::PostgresServer>>>,
     > = OnceLock::new();
     let mut servers = SERVERS.get_or_init(Default::default).lock().unwrap();
-    servers
-        .entry(dir.to_path_buf())
-        .or_insert_with(|| {
-            Arc::new(
-                switchyard_testkit::servers::PostgresServer::start()
-                    .unwrap_or_else(|e| panic!("SWITCHYARD_TEST_POSTGRES=1: {e}")),
-            )
-        })
-        .clone()
+    servers.retain(|_, server| server.strong_count() > 0);
+    if let Some(server) = servers.get(dir).and_then(Weak::upgrade) {
+        return server;
+    }
+    let server = Arc::new(
+        switchyard_testkit::servers::PostgresServer::start()
+            .unwrap_or_else(|e| panic!("SWITCHYARD_TEST_POSTGRES=1: {e}")),
+    );
+    servers.insert(dir.to_path_buf(), Arc::downgrade(&server));
+    server
 }
 
 /// The static embedding model's folder, for configs whose cache has a semantic tier
@@ -201,6 +205,8 @@ impl TestGateway {
     /// Stops this gateway and starts `config` on the same data folder.
     pub async fn restart(mut self, config: &str) -> TestGateway {
         self.stop().await;
+        // Kept until the new gateway holds it (`postgres_for`).
+        let _postgres = self.postgres.clone();
         start_in(config, self.dir, &[]).await
     }
 
