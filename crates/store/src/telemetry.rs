@@ -671,6 +671,26 @@ mod tests {
             .unwrap();
     }
 
+    fn allow_writes(dir: &std::path::Path) {
+        rusqlite::Connection::open(dir.join("switchyard.db"))
+            .unwrap()
+            .execute_batch("DROP TRIGGER refuse;")
+            .unwrap();
+    }
+
+    /// Records `r0`.. `rN-1`, each sent again while the queue is full.
+    fn send_all(sender: &TelemetrySender, n: usize) {
+        for i in 0..n {
+            let record = RequestRecord {
+                request_id: format!("r{i}"),
+                ..RequestRecord::default()
+            };
+            while !sender.record(record.clone()) {
+                std::thread::yield_now();
+            }
+        }
+    }
+
     fn spooled_writer(dir: &std::path::Path) -> TelemetryWriter {
         TelemetryWriter::start(
             Box::new(SqliteStore::open_in(dir).unwrap()),
@@ -715,10 +735,7 @@ mod tests {
         assert_eq!(sender.spooled(), accepted);
 
         // The database is back; the next start writes what waited, oldest first.
-        rusqlite::Connection::open(dir.path().join("switchyard.db"))
-            .unwrap()
-            .execute_batch("DROP TRIGGER refuse;")
-            .unwrap();
+        allow_writes(dir.path());
         let writer = spooled_writer(dir.path());
         let closed = writer.close();
         assert_eq!(closed.written, 500);
@@ -742,22 +759,11 @@ mod tests {
         refuse_writes(dir.path());
         let writer = spooled_writer(dir.path());
         let sender = writer.sender();
-        for i in 0..40 {
-            let record = RequestRecord {
-                request_id: format!("r{i}"),
-                ..RequestRecord::default()
-            };
-            while !sender.record(record.clone()) {
-                std::thread::yield_now();
-            }
-        }
+        send_all(&sender, 40);
         while sender.spooled() + (sender.written() as usize) < 40 || sender.healthy() {
             std::thread::yield_now();
         }
-        rusqlite::Connection::open(dir.path().join("switchyard.db"))
-            .unwrap()
-            .execute_batch("DROP TRIGGER refuse;")
-            .unwrap();
+        allow_writes(dir.path());
         // No new record comes: the writer retries the store on its own.
         while sender.written() < 40 {
             std::thread::yield_now();
@@ -774,23 +780,12 @@ mod tests {
         refuse_writes(dir.path());
         let writer = spooled_writer(dir.path());
         let sender = writer.sender();
-        for i in 0..40 {
-            let record = RequestRecord {
-                request_id: format!("r{i}"),
-                ..RequestRecord::default()
-            };
-            while !sender.record(record.clone()) {
-                std::thread::yield_now();
-            }
-        }
+        send_all(&sender, 40);
         // Several failures in: the next try is up to seconds away.
         while sender.spooled() < 40 {
             std::thread::yield_now();
         }
-        rusqlite::Connection::open(dir.path().join("switchyard.db"))
-            .unwrap()
-            .execute_batch("DROP TRIGGER refuse;")
-            .unwrap();
+        allow_writes(dir.path());
         let closed = writer.close();
         assert_eq!((closed.written, closed.spooled), (40, 0), "{closed}");
         assert_eq!(
