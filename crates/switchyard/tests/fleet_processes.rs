@@ -682,7 +682,7 @@ async fn the_embedded_demo_started_from_the_environment_is_a_replica_and_never_p
         d.stop();
         shown.push_str(&d.printed());
     }
-    assert!(shown.contains("redis://:***@127.0.0.1"), "{shown}");
+    assert!(shown.contains("redis://:*****@127.0.0.1"), "{shown}");
     for password in [REDIS_PASSWORD, PG_PASSWORD] {
         assert!(!shown.contains(password), "{password} shown: {shown}");
     }

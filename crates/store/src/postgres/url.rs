@@ -1,12 +1,12 @@
 //! A PostgreSQL connection string as it may be shown: in errors, logs and `Debug` output the
-//! password is `***`, whether it is in the URL's user part (`postgres://u:PASSWORD@h/db`), in
+//! password is `*****`, whether it is in the URL's user part (`postgres://u:PASSWORD@h/db`), in
 //! a `password=` query parameter, or in the `key=value` form (`password=PASSWORD`). Text that
 //! comes from elsewhere (a driver's error message) is scrubbed of the password too.
 
 /// What stands in for a password.
-const HIDDEN: &str = "***";
+const HIDDEN: &str = "*****";
 
-/// `conninfo` (a URL or `key=value` pairs) with every password replaced by `***`. When in
+/// `conninfo` (a URL or `key=value` pairs) with every password replaced by `*****`. When in
 /// doubt it hides more than the password, never less.
 pub(crate) fn redact(conninfo: &str) -> String {
     let trimmed = conninfo.trim_start();
@@ -113,27 +113,30 @@ mod tests {
         let cases = [
             (
                 "postgres://ana:s3cret@db.example:5432/switchyard",
-                "postgres://ana:***@db.example:5432/switchyard",
+                "postgres://ana:*****@db.example:5432/switchyard",
             ),
             (
                 "postgresql://ana:p%40ss@host/db?sslmode=disable",
-                "postgresql://ana:***@host/db?sslmode=disable",
+                "postgresql://ana:*****@host/db?sslmode=disable",
             ),
             // An unescaped `@` in the password: hidden with it.
-            ("postgres://ana:p@ss@host/db", "postgres://ana:***@host/db"),
+            (
+                "postgres://ana:p@ss@host/db",
+                "postgres://ana:*****@host/db",
+            ),
             (
                 "postgres://ana@host/db?password=s3cret&application_name=x",
-                "postgres://ana@host/db?password=***&application_name=x",
+                "postgres://ana@host/db?password=*****&application_name=x",
             ),
             (
                 "host=db user=ana password=s3cret dbname=x",
-                "host=db user=ana password=*** dbname=x",
+                "host=db user=ana password=***** dbname=x",
             ),
             (
                 "host=db password = 'se cr\\'et' dbname=x",
-                "host=db password = *** dbname=x",
+                "host=db password = ***** dbname=x",
             ),
-            ("PASSWORD=s3cret", "PASSWORD=***"),
+            ("PASSWORD=s3cret", "PASSWORD=*****"),
             // No password: unchanged.
             (
                 "postgres://postgres@127.0.0.1:5432/switchyard",
@@ -150,7 +153,7 @@ mod tests {
     fn a_message_is_scrubbed_of_the_password() {
         assert_eq!(
             scrub("authentication failed for s3cret", Some("s3cret")),
-            "authentication failed for ***"
+            "authentication failed for *****"
         );
         assert_eq!(scrub("no password here", None), "no password here");
         assert_eq!(scrub("kept", Some("")), "kept");

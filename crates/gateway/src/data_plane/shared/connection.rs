@@ -73,7 +73,7 @@ impl Default for RedisSettings {
     }
 }
 
-/// A Redis URL that prints without its password (`redis://user:***@host:6379/0`), in logs,
+/// A Redis URL that prints without its password (`redis://user:*****@host:6379/0`), in logs,
 /// errors and `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
@@ -99,10 +99,10 @@ impl RedisUrl {
         decoded.filter(|p| !p.is_empty())
     }
 
-    /// `text` with this URL's password replaced by `***`.
+    /// `text` with this URL's password replaced by `*****`.
     pub fn scrub(&self, text: &str) -> String {
         match self.password() {
-            Some(p) => text.replace(&p, "***"),
+            Some(p) => text.replace(&p, "*****"),
             None => text.to_owned(),
         }
     }
@@ -115,10 +115,10 @@ fn redact(url: &str) -> String {
         return "<unparsable redis url>".to_owned();
     };
     if parsed.password().is_some() {
-        let _ = parsed.set_password(Some("***"));
+        let _ = parsed.set_password(Some("*****"));
     }
     if parsed.query().is_some() {
-        parsed.set_query(Some("***"));
+        parsed.set_query(Some("*****"));
     }
     parsed.to_string()
 }
@@ -380,9 +380,9 @@ mod tests {
     #[test]
     fn urls_print_without_their_password() {
         let u = RedisUrl::new("redis://user:s3cr%40t@example.invalid:6380/2");
-        assert_eq!(u.to_string(), "redis://user:***@example.invalid:6380/2");
+        assert_eq!(u.to_string(), "redis://user:*****@example.invalid:6380/2");
         assert!(!format!("{u:?}").contains("s3cr"));
-        assert_eq!(u.scrub("auth s3cr@t failed"), "auth *** failed");
+        assert_eq!(u.scrub("auth s3cr@t failed"), "auth ***** failed");
         let plain = RedisUrl::new("redis://127.0.0.1:6379");
         assert_eq!(plain.to_string(), "redis://127.0.0.1:6379");
         assert_eq!(plain.scrub("nothing to hide"), "nothing to hide");
@@ -405,7 +405,7 @@ mod tests {
         .unwrap();
         assert!(!shared.link().up);
         let shown = format!("{shared:?} {}", shared.url());
-        assert!(shown.contains("redis://app:***@127.0.0.1:1/0"), "{shown}");
+        assert!(shown.contains("redis://app:*****@127.0.0.1:1/0"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
         let e = Shared::connect("rediss+bogus://app:hunter2@host", RedisSettings::default())
             .await
