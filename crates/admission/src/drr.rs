@@ -214,13 +214,7 @@ mod tests {
     }
 
     fn waiting(seq: u64, tenant: &str, tokens: u64, at: Instant) -> Waiting {
-        let ticket = Ticket {
-            id: TicketId(seq),
-            class: Class::Standard,
-            tenant: tenant.to_owned(),
-            tokens,
-            enqueued_at: at,
-        };
+        let ticket = Ticket::new(TicketId(seq), Class::Standard, tenant, tokens, at);
         Waiting { ticket, seq }
     }
 

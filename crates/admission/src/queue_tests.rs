@@ -11,13 +11,7 @@ fn config(max_concurrent: u32) -> QueueConfig {
 }
 
 fn ticket(id: u64, class: Class, tenant: &str, tokens: u64, at: Instant) -> Ticket {
-    Ticket {
-        id: TicketId(id),
-        class,
-        tenant: tenant.to_owned(),
-        tokens,
-        enqueued_at: at,
-    }
+    Ticket::new(TicketId(id), class, tenant, tokens, at)
 }
 
 fn ids(tickets: &[Ticket]) -> Vec<u64> {

@@ -21,6 +21,24 @@ pub struct Ticket {
     pub enqueued_at: Instant,
 }
 
+impl Ticket {
+    pub fn new(
+        id: TicketId,
+        class: Class,
+        tenant: impl Into<String>,
+        tokens: u64,
+        enqueued_at: Instant,
+    ) -> Self {
+        Ticket {
+            id,
+            class,
+            tenant: tenant.into(),
+            tokens,
+            enqueued_at,
+        }
+    }
+}
+
 /// A call the queue cannot honour: the caller's bookkeeping disagrees with the queue's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
