@@ -127,6 +127,21 @@ pub struct RawSlo {
     /// Only requests a model answered (default: all).
     #[serde(default)]
     pub model: Option<String>,
+    /// What the gateway does while one of this SLO's page alerts fires.
+    #[serde(default)]
+    pub on_page: Option<RawSloActions>,
+}
+
+/// `[slos.on_page]`: actions in force while a page of the SLO fires, undone when it resolves.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSloActions {
+    /// A priority class: requests of it and every lower class are shed.
+    #[serde(default)]
+    pub shed: Option<String>,
+    /// Route alias to the router policy it uses meanwhile (`cheap`, `balanced`, `best`, a bar).
+    #[serde(default)]
+    pub route_policy: BTreeMap<String, String>,
 }
 
 fn default_slo_window_days() -> u32 {

@@ -33,6 +33,8 @@ pub struct Config {
     pub admin: Option<AdminSpec>,
     /// `[[slos]]`, validated.
     pub slos: Vec<switchyard_slo::SloSpec>,
+    /// Each SLO's `[slos.on_page]` actions, by SLO name (SLOs without actions are absent).
+    pub slo_actions: BTreeMap<String, SloActions>,
     pub alerts: AlertsSpec,
     pub limits: LimitsSpec,
     /// `[prompts]`: the limits of one render of a stored prompt.
@@ -40,6 +42,16 @@ pub struct Config {
     /// Warnings about one field each, with its file and line (an upstream URL on a
     /// link-local address); [`Config::warnings`] gives them with the rest.
     pub located_warnings: Vec<crate::Diagnostic>,
+}
+
+/// What the gateway does while a page alert of an SLO fires (`[slos.on_page]`); undone when
+/// every page of the SLO has resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SloActions {
+    /// Requests of this class and every lower one are shed (503 `overloaded`).
+    pub shed: Option<switchyard_admission::Class>,
+    /// Route alias to the router policy its requests use when the caller names none.
+    pub route_policy: BTreeMap<String, String>,
 }
 
 /// `[limits]`: how keys' limits are enforced.

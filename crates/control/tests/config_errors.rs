@@ -404,9 +404,14 @@ name = "fast"
 objective = "uptime"
 target = 1.5
 model = "nope"
+[slos.on_page]
+shed = "bulk"
+route_policy = { nowhere = "cheap" }
 "#;
     let errs = errors(&format!("{GOOD}{slos}"));
     for needle in [
+        "`slos[1].on_page.shed`: unknown priority class \"bulk\"",
+        "`slos[1].on_page.route_policy.nowhere`: no route `nowhere`",
         "`slos[0].threshold_ms`: a `latency` SLO needs threshold_ms",
         "`slos[1].objective`: `uptime` is not one of",
         "`slos[1].target`",
@@ -422,6 +427,16 @@ model = "nope"
     .unwrap();
     assert_eq!(ok.slos.len(), 1);
     assert_eq!(ok.slos[0].window_secs, 30 * 86_400);
+    assert!(ok.slo_actions.is_empty());
+    let acting = parse(
+        &format!("{GOOD}\n[[slos]]\nname = \"up\"\nobjective = \"availability\"\ntarget = 0.99\n[slos.on_page]\nshed = \"Standard\"\n"),
+        "ok.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        acting.slo_actions["up"].shed,
+        Some(switchyard_admission::Class::Standard)
+    );
 }
 
 /// The 1-based line of the first line of `text` holding `needle`.

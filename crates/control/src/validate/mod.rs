@@ -38,7 +38,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
     let cache = cache.filter(|c| c.defaults.enabled || routes.values().any(|r| r.cache.enabled));
     let keys = keys::keys(&mut c, &raw);
     let admin = keys::admin(&mut c, raw.admin.as_ref());
-    let slos = slos::slos(&mut c, &raw.slos, &raw.models, &raw.routes);
+    let (slos, slo_actions) = slos::slos(&mut c, &raw.slos, &raw.models, &raw.routes);
     let alerts = slos::alerts(&mut c, &raw.alerts);
     let prompts = prompts::render_limits(&mut c, &raw.prompts);
     let limits = keys::limits(&mut c, &raw.limits);
@@ -48,6 +48,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
     let config = Config {
         located_warnings: Vec::new(),
         slos,
+        slo_actions,
         alerts,
         limits,
         prompts,

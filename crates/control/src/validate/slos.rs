@@ -5,20 +5,25 @@ use std::time::Duration;
 
 use super::checker::Checker;
 use super::values::http_url;
-use crate::raw::{RawAlerts, RawModel, RawRoute, RawSlo};
-use crate::spec::{AlertsSpec, OnPage};
+use crate::raw::{RawAlerts, RawModel, RawRoute, RawSlo, RawSloActions};
+use crate::spec::{AlertsSpec, OnPage, SloActions};
 
-/// `[[slos]]` into the SLO crate's specs; every problem with its `slos[i].field` path.
+/// `[[slos]]` into the SLO crate's specs, and each SLO's `on_page` actions by name; every
+/// problem with its `slos[i].field` path.
 pub(super) fn slos(
     c: &mut Checker,
     raw: &[RawSlo],
     models: &BTreeMap<String, RawModel>,
     routes: &BTreeMap<String, RawRoute>,
-) -> Vec<switchyard_slo::SloSpec> {
+) -> (Vec<switchyard_slo::SloSpec>, BTreeMap<String, SloActions>) {
     use switchyard_slo::{Objective, Scope, SloSpec, SpecError};
     let mut out: Vec<SloSpec> = Vec::new();
+    let mut actions = BTreeMap::new();
     for (i, s) in raw.iter().enumerate() {
         let at = format!("slos[{i}]");
+        if let Some(on_page) = &s.on_page {
+            actions.insert(s.name.clone(), slo_actions(c, &at, on_page, routes));
+        }
         let threshold = |c: &mut Checker| match s.threshold_ms {
             Some(t) => t,
             None => {
@@ -86,7 +91,38 @@ pub(super) fn slos(
         );
         out.push(spec);
     }
-    out
+    (out, actions)
+}
+
+/// `slos[i].on_page`: a class to shed and route policies to move to.
+fn slo_actions(
+    c: &mut Checker,
+    at: &str,
+    raw: &RawSloActions,
+    routes: &BTreeMap<String, RawRoute>,
+) -> SloActions {
+    let shed = raw.shed.as_deref().and_then(|v| match v.parse() {
+        Ok(class) => Some(class),
+        Err(e) => {
+            c.err(format!("{at}.on_page.shed"), format!("{e}"));
+            None
+        }
+    });
+    for (route, policy) in &raw.route_policy {
+        let path = format!("{at}.on_page.route_policy.{route}");
+        c.ensure(
+            routes.contains_key(route),
+            path.clone(),
+            format!("no route `{route}` is declared under [routes]"),
+        );
+        if let Err(e) = policy.parse::<switchyard_route::Policy>() {
+            c.err(path, e.to_string());
+        }
+    }
+    SloActions {
+        shed,
+        route_policy: raw.route_policy.clone(),
+    }
 }
 
 pub(super) fn alerts(c: &mut Checker, a: &RawAlerts) -> AlertsSpec {

@@ -149,6 +149,7 @@ fn slo_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
                     if let Err(e) = s.slos.save(&*s.store) {
                         tracing::warn!(error = %e, "saving the SLO state failed; will retry");
                     }
+                    page_actions(&s);
                     return (events, false);
                 };
                 let now_ms = now.timestamp_millis();
@@ -159,7 +160,10 @@ fn slo_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
                     return (Vec::new(), false);
                 }
                 match s.slos.evaluate_fleet(&*s.store, now.timestamp(), !was_judge) {
-                    Ok(events) => (events, true),
+                    Ok(events) => {
+                        page_actions(&s);
+                        (events, true)
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "evaluating the fleet's SLOs failed; will retry");
                         (Vec::new(), false)
@@ -177,6 +181,13 @@ fn slo_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
             super::alerts::act(&state, &events, &client).await;
         }
     })
+}
+
+/// Puts the SLOs' page actions in force, or ends them (`slo_actions.rs`). Blocks.
+fn page_actions(state: &Arc<ControlPlane>) {
+    if let Err(e) = super::slo_actions::reconcile(state) {
+        tracing::warn!(error = %e, "the SLOs' page actions could not be applied; will retry");
+    }
 }
 
 /// How often a replica of a fleet publishes its SLO counts (and the judge evaluates them):

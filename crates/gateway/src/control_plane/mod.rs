@@ -1,7 +1,8 @@
 //! The control plane: what changes what the data plane runs, and judges how it went.
 //!
 //! Config [`versions`] (apply, roll back), [`rollouts`] (canaries, the controller that
-//! promotes or rolls back), [`slos`] (error budgets and the alerts that act), route
+//! promotes or rolls back), [`slos`] (error budgets and the alerts that act, with the
+//! [`slo_actions`] a page puts in force), route
 //! [`calibrate`]ion from feedback, [`feedback`] itself, content [`retention`], the
 //! [`changes`] it hears of, the [`fleet`]'s judgement when replicas share a store, and the
 //! [`background`] loops that run them. [`state`] is the `ControlPlane` itself; [`start`]
@@ -17,6 +18,7 @@ pub mod fleet;
 pub mod launch;
 pub mod retention;
 pub mod rollouts;
+pub mod slo_actions;
 pub mod slos;
 pub mod start;
 pub mod state;

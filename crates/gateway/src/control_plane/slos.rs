@@ -27,13 +27,14 @@
 //!    counts the requests it served: feedback on another's request finds it only in the store,
 //!    and turns an event this replica never counted only if it matches one it did.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use switchyard_slo::{AlertEngine, AlertEvent, Ledger, Objective, Sli, SloSpec, SloStatus};
 use switchyard_store::{RequestRecord, Store, StoreError};
 
+use super::slo_actions::Held;
 use crate::data_plane::guards::Outcome;
 use crate::data_plane::record::OutcomeSink;
 
@@ -42,6 +43,9 @@ use crate::data_plane::record::OutcomeSink;
 struct Saved {
     ledger: Ledger,
     engine: AlertEngine,
+    /// The flags the SLOs' page actions hold (`slo_actions.rs`), by key.
+    #[serde(default)]
+    held: BTreeMap<String, Held>,
 }
 
 /// Saved state, and what late feedback needs of requests in memory (point 4; not saved: the
@@ -201,7 +205,9 @@ impl SloRuntime {
         };
         let specs: Vec<SloSpec> = guard.saved.ledger.specs().cloned().collect();
         if took_over {
-            guard.saved.engine = saved_state(store, &specs)?.engine;
+            let kept = saved_state(store, &specs)?;
+            guard.saved.engine = kept.engine;
+            guard.saved.held = kept.held;
         }
         let merged = fleet_ledger(store, &specs, now)?;
         let s = &mut guard.saved;
@@ -209,11 +215,7 @@ impl SloRuntime {
         for (spec, series) in merged.iter() {
             events.extend(s.engine.evaluate(now, spec, series));
         }
-        let saved = Saved {
-            ledger: Ledger::new(&specs),
-            engine: s.engine.clone(),
-        };
-        store.save_slo_state(&to_json(&saved, "the SLO state")?, now.saturating_mul(1000))?;
+        store.save_slo_state(&judged(s, &specs)?, now.saturating_mul(1000))?;
         // What no SLO window reaches any more is of no use.
         let longest = specs.iter().map(|s| s.window_secs).max().unwrap_or(0);
         store.forget_replica_states(
@@ -235,9 +237,11 @@ impl SloRuntime {
             Ok(s) => s.saved.ledger.specs().cloned().collect(),
             Err(_) => return Ok((Vec::new(), Vec::new())),
         };
+        let kept = saved_state(store, &specs)?;
         let saved = Saved {
             ledger: fleet_ledger(store, &specs, now)?,
-            engine: saved_state(store, &specs)?.engine,
+            engine: kept.engine,
+            held: kept.held,
         };
         Ok(status_of(&saved, now, history_secs))
     }
@@ -309,6 +313,64 @@ impl SloRuntime {
         events
     }
 
+    /// The SLOs one of whose page rules fires now.
+    pub fn paging(&self) -> BTreeSet<String> {
+        let Ok(guard) = self.state.lock() else {
+            return BTreeSet::new();
+        };
+        let engine = &guard.saved.engine;
+        let pages: Vec<&str> = engine
+            .rules()
+            .iter()
+            .filter(|r| r.severity == switchyard_slo::Severity::Page)
+            .map(|r| r.name.as_str())
+            .collect();
+        guard
+            .saved
+            .ledger
+            .specs()
+            .filter(|spec| {
+                pages.iter().any(|rule| {
+                    engine
+                        .status(&spec.name, rule)
+                        .is_some_and(|st| st.state == switchyard_slo::AlertState::Firing)
+                })
+            })
+            .map(|spec| spec.name.clone())
+            .collect()
+    }
+
+    /// The flags the SLOs' page actions hold.
+    pub fn held_flags(&self) -> BTreeMap<String, Held> {
+        self.state
+            .lock()
+            .map(|s| s.saved.held.clone())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the flags the SLOs' page actions hold; [`Self::save_all`] keeps them.
+    pub fn set_held_flags(&self, held: BTreeMap<String, Held>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.saved.held = held;
+        }
+    }
+
+    /// Saves what the evaluating replica keeps: the whole state, or in a fleet the judge's
+    /// alert engine and held flags. Blocks.
+    pub fn save_all(&self, store: &dyn Store) -> Result<(), StoreError> {
+        if !self.fleet {
+            return self.save(store);
+        }
+        let body = match self.state.lock() {
+            Ok(s) => {
+                let specs: Vec<SloSpec> = s.saved.ledger.specs().cloned().collect();
+                judged(&s.saved, &specs)?
+            }
+            Err(_) => return Ok(()),
+        };
+        store.save_slo_state(&body, chrono::Utc::now().timestamp_millis())
+    }
+
     /// Every SLO's status at `now`, and the most recent alert events (newest first); with
     /// `history_secs`, each SLO's points over that span before `now` for charts.
     pub fn status(&self, now: i64, history_secs: Option<i64>) -> (Vec<SloStatus>, Vec<AlertEvent>) {
@@ -330,6 +392,17 @@ impl SloRuntime {
         };
         store.save_slo_state(&body, chrono::Utc::now().timestamp_millis())
     }
+}
+
+/// What a fleet's judge saves: its alert engine and held flags, with an empty ledger (the
+/// history is the replicas' published ledgers).
+fn judged(s: &Saved, specs: &[SloSpec]) -> Result<String, StoreError> {
+    let saved = Saved {
+        ledger: Ledger::new(specs),
+        engine: s.engine.clone(),
+        held: s.held.clone(),
+    };
+    to_json(&saved, "the SLO state")
 }
 
 /// Every SLO's status in `s` at `now`, and the most recent alert events (newest first).
@@ -375,6 +448,7 @@ fn saved_state(store: &dyn Store, specs: &[SloSpec]) -> Result<Saved, StoreError
         ledger: Ledger::new(specs),
         engine: AlertEngine::new(switchyard_slo::default_rules())
             .unwrap_or_else(|_| unreachable!("the default rules are valid")),
+        held: BTreeMap::new(),
     }))
 }
 

@@ -13,7 +13,10 @@
 //! - `guards.policy`: a variant flag whose variant names the guard policy to use
 //!   (`default` for `[guards]`, or a `[guard_policies.NAME]`), over the key's and the route's;
 //! - `routes.NAME.policy`: a variant flag whose variant is the router policy (`cheap`,
-//!   `balanced`, `best` or a bar such as `0.8`) when the caller gave none.
+//!   `balanced`, `best` or a bar such as `0.8`) when the caller gave none;
+//! - `admission.shed`: a variant flag whose variant names a priority class: requests of it
+//!   and every lower class are shed (503 `overloaded`). An SLO's page sets it
+//!   (`[slos.on_page] shed`), and an operator may.
 
 use std::collections::HashMap;
 
@@ -24,6 +27,7 @@ use switchyard_rollout::{evaluate, Flag, FlagKind, FlagValue};
 pub const CACHE: &str = "cache";
 pub const SEMANTIC_CACHE: &str = "cache.semantic";
 pub const GUARD_POLICY: &str = "guards.policy";
+pub const SHED: &str = "admission.shed";
 /// The header that names the user for sticky flags and rollouts (else the request's `user`,
 /// else the key).
 pub const USER_HEADER: &str = "x-switchyard-user";
@@ -63,6 +67,12 @@ impl FlagSet {
             _ => None,
         }
     }
+}
+
+/// A flag as the audit trail's diffs show it (empty for none).
+pub fn audit_json(flag: Option<&Flag>) -> String {
+    flag.and_then(|f| serde_json::to_string_pretty(f).ok())
+        .unwrap_or_default()
 }
 
 /// Who the request is for, for sticky splits: the `x-switchyard-user` header, else the
@@ -124,10 +134,19 @@ pub fn problems(flag: &Flag, routes: &[&str], guard_policies: &[&str]) -> Vec<St
                 ));
             }
         }
+    } else if key == SHED {
+        if !is_variant {
+            out.push(format!("`{key}` is a variant flag naming a priority class"));
+        }
+        for v in &variants {
+            if let Err(e) = v.parse::<switchyard_admission::Class>() {
+                out.push(format!("variant `{v}`: {e}"));
+            }
+        }
     } else {
         out.push(format!(
             "no stage reads `{key}`; the gateway reads `{CACHE}`, `{SEMANTIC_CACHE}`, \
-             `{GUARD_POLICY}` and `routes.NAME.policy`"
+             `{GUARD_POLICY}`, `{SHED}` and `routes.NAME.policy`"
         ));
     }
     out
@@ -172,6 +191,12 @@ mod tests {
         let bad = flag(&route_policy("auto"), variants(&["fastest"]));
         assert_eq!(problems(&bad, &["auto"], &[]).len(), 1);
         assert_eq!(problems(&route, &["other"], &[]).len(), 1);
+        assert!(problems(&flag(SHED, variants(&["batch"])), &[], &[]).is_empty());
+        assert_eq!(
+            problems(&flag(SHED, variants(&["bulk"])), &[], &[]).len(),
+            1
+        );
+        assert_eq!(problems(&flag(SHED, off), &[], &[]).len(), 1);
     }
 
     #[test]

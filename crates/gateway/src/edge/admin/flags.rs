@@ -49,11 +49,6 @@ pub(super) struct FlagChange {
     audit_seq: u64,
 }
 
-fn flag_json(flag: Option<&switchyard_rollout::Flag>) -> String {
-    flag.and_then(|f| serde_json::to_string_pretty(f).ok())
-        .unwrap_or_default()
-}
-
 /// Sets (`Some`) or deletes (`None`) a flag with its audit entry in one transaction, then
 /// makes this replica read the flags again at once; returns the flag it replaced.
 pub(super) async fn change_flag(
@@ -87,8 +82,8 @@ pub(super) async fn change_flag(
                 return Ok((None, 0));
             }
             event.diff = switchyard_rollout::diff_lines(
-                &flag_json(previous.as_ref()),
-                &flag_json(f.as_ref()),
+                &crate::data_plane::flags::audit_json(previous.as_ref()),
+                &crate::data_plane::flags::audit_json(f.as_ref()),
             );
             Ok((previous, c.append_audit(event)?.seq))
         })
