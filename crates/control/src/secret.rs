@@ -89,6 +89,21 @@ impl SecretUrl {
             // Only fails for URLs that cannot have a password, which these have.
             let _ = url.set_password(Some("*****"));
         }
+        // A password can ride in the query too (`?password=`, `?pass=`).
+        if url.query_pairs().any(|(k, _)| is_password_key(&k)) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if is_password_key(&k) {
+                        "*****".to_owned()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
         Ok(SecretUrl {
             url: original,
             shown: url.to_string(),
@@ -99,6 +114,36 @@ impl SecretUrl {
     pub fn expose(&self) -> &str {
         &self.url
     }
+
+    /// `text` (a client library's error, which may quote the URL or the password) with every
+    /// password this URL carries replaced by `*****`.
+    pub fn scrub(&self, text: &str) -> String {
+        let Ok(parsed) = url::Url::parse(&self.url) else {
+            return text.to_owned();
+        };
+        let decode = |p: &str| {
+            url::form_urlencoded::parse(format!("p={p}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        let mut secrets: Vec<String> = parsed.password().and_then(decode).into_iter().collect();
+        secrets.extend(
+            parsed
+                .query_pairs()
+                .filter(|(k, _)| is_password_key(k))
+                .map(|(_, v)| v.into_owned()),
+        );
+        let mut out = text.replace(&self.url, &self.shown);
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            out = out.replace(secret.as_str(), "*****");
+        }
+        out
+    }
+}
+
+/// A query key that names a password.
+fn is_password_key(key: &str) -> bool {
+    key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("pass")
 }
 
 impl fmt::Debug for SecretUrl {
@@ -141,8 +186,16 @@ mod tests {
             u.expose(),
             "postgres://app:hunter2@db.internal:5432/switchyard"
         );
-        let r = SecretUrl::redis("redis://:s3cret@cache:6379/0").unwrap();
+        let r = SecretUrl::redis("redis://:s3cr%40t@cache:6379/0").unwrap();
         assert_eq!(r.to_string(), "redis://:*****@cache:6379/0");
+        assert_eq!(r.scrub("auth s3cr@t failed"), "auth ***** failed");
+        let q =
+            SecretUrl::postgres("postgres://app@db/x?password=hunter2&sslmode=disable").unwrap();
+        assert_eq!(
+            q.to_string(),
+            "postgres://app@db/x?password=*****&sslmode=disable"
+        );
+        assert_eq!(q.scrub("bad password hunter2"), "bad password *****");
         assert_eq!(
             SecretUrl::redis("redis://cache:6379").unwrap().to_string(),
             "redis://cache:6379"

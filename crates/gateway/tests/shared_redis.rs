@@ -84,7 +84,7 @@ async fn replica(
     store: &Arc<dyn Store>,
     when_down: WhenDown,
 ) -> SharedCounters {
-    let shared = Shared::connect(&redis.url(), settings(when_down))
+    let shared = Shared::connect(&redis_url(&redis.url()), settings(when_down))
         .await
         .unwrap();
     SharedCounters::new(&shared, store.clone())
@@ -490,7 +490,9 @@ async fn a_dead_replicas_reservations_are_given_back_and_never_freed_twice() {
         ..settings(WhenDown::PerReplica)
     };
     let a = SharedCounters::new(
-        &Shared::connect(&redis.url(), dying).await.unwrap(),
+        &Shared::connect(&redis_url(&redis.url()), dying)
+            .await
+            .unwrap(),
         store.clone(),
     );
     let b = replica(&redis, &store, WhenDown::PerReplica).await;
@@ -591,7 +593,7 @@ mod cache {
 
     /// One replica's cache stage over its shared tier (exact tier only: no model files).
     async fn replica(redis: &RedisServer) -> (CacheStage, Arc<SharedCache>) {
-        let shared = Shared::connect(&redis.url(), settings(WhenDown::PerReplica))
+        let shared = Shared::connect(&redis_url(&redis.url()), settings(WhenDown::PerReplica))
             .await
             .unwrap();
         let tier = SharedCache::new(&shared, 1 << 20);
@@ -834,7 +836,7 @@ mod feed {
             return;
         };
         let (_dir, store) = store(0);
-        let url = redis.url();
+        let url = redis_url(&redis.url());
         let link = || Shared::connect(&url, settings(WhenDown::PerReplica));
         let (a, b) = (link().await.unwrap(), link().await.unwrap());
         let (feed_a, feed_b) = (
@@ -866,4 +868,9 @@ mod feed {
         feed_a.announce();
         next(&mut wakeups).await;
     }
+}
+
+/// A Redis URL as the config gives it.
+fn redis_url(url: &str) -> switchyard_control::SecretUrl {
+    switchyard_control::SecretUrl::redis(url).unwrap()
 }

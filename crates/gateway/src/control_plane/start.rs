@@ -90,7 +90,7 @@ impl ControlPlane {
             },
             ..RedisSettings::default()
         };
-        let link = Shared::connect(redis.url.expose(), settings)
+        let link = Shared::connect(&redis.url, settings)
             .await
             .map_err(OpenError::Redis)?;
         tracing::info!(redis = %redis.url, "limits and cache shared through Redis");

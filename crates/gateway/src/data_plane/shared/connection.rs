@@ -22,6 +22,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use switchyard_control::SecretUrl;
 use tokio::sync::watch;
 
 use super::names::{Names, Scripts};
@@ -73,73 +74,11 @@ impl Default for RedisSettings {
     }
 }
 
-/// A Redis URL that prints without its password (`redis://user:*****@host:6379/0`), in logs,
-/// errors and `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl {
-    url: String,
-    shown: String,
-}
-
-impl RedisUrl {
-    pub fn new(url: &str) -> Self {
-        RedisUrl {
-            url: url.to_owned(),
-            shown: redact(url),
-        }
-    }
-
-    /// The password, to scrub it from any text that might carry it.
-    fn password(&self) -> Option<String> {
-        let parsed = url::Url::parse(&self.url).ok()?;
-        let password = parsed.password()?;
-        let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned());
-        decoded.filter(|p| !p.is_empty())
-    }
-
-    /// `text` with this URL's password replaced by `*****`.
-    pub fn scrub(&self, text: &str) -> String {
-        match self.password() {
-            Some(p) => text.replace(&p, "*****"),
-            None => text.to_owned(),
-        }
-    }
-}
-
-/// The URL with its password (and any query, which can carry one) replaced; a text that does
-/// not parse as a URL is not shown at all.
-fn redact(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return "<unparsable redis url>".to_owned();
-    };
-    if parsed.password().is_some() {
-        let _ = parsed.set_password(Some("*****"));
-    }
-    if parsed.query().is_some() {
-        parsed.set_query(Some("*****"));
-    }
-    parsed.to_string()
-}
-
-impl fmt::Display for RedisUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.shown)
-    }
-}
-
-impl fmt::Debug for RedisUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RedisUrl({})", self.shown)
-    }
-}
-
 /// Why the shared state could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
     #[error("redis url {url}: {reason}")]
-    Url { url: RedisUrl, reason: String },
+    Url { url: SecretUrl, reason: String },
 }
 
 /// Whether Redis answers now, and how many outages there have been (each outage's fallback
@@ -153,7 +92,7 @@ pub struct Link {
 /// The link to Redis one replica holds; `Arc`-shared by the counters, the cache tier and the
 /// change feed made from it. Dropping the last holder stops its heartbeat.
 pub struct Shared {
-    url: RedisUrl,
+    url: SecretUrl,
     client: redis::Client,
     conn: ConnectionManager,
     pub(super) settings: RedisSettings,
@@ -181,13 +120,15 @@ impl Shared {
     /// Connects to `url` and starts the heartbeat (call it inside the runtime). Only a URL
     /// that cannot be used is an error: a Redis that does not answer yet makes a link that
     /// starts down and comes up when it does.
-    pub async fn connect(url: &str, settings: RedisSettings) -> Result<Arc<Shared>, SharedError> {
-        let shown = RedisUrl::new(url);
+    pub async fn connect(
+        url: &SecretUrl,
+        settings: RedisSettings,
+    ) -> Result<Arc<Shared>, SharedError> {
         let bad = |e: redis::RedisError| SharedError::Url {
-            url: shown.clone(),
-            reason: shown.scrub(&e.to_string()),
+            url: url.clone(),
+            reason: url.scrub(&e.to_string()),
         };
-        let client = redis::Client::open(url).map_err(bad)?;
+        let client = redis::Client::open(url.expose()).map_err(bad)?;
         // No retries inside the manager: an outage is noticed at once and handled here (the
         // heartbeat retries every `heartbeat`), rather than every command waiting out a
         // series of reconnection attempts.
@@ -205,7 +146,7 @@ impl Shared {
             scripts: Scripts::new(),
             _heartbeat: heartbeat_loop(weak.clone(), settings.heartbeat),
             settings,
-            url: shown,
+            url: url.clone(),
             client,
             conn,
             replica: uuid::Uuid::new_v4().simple().to_string(),
@@ -234,7 +175,7 @@ impl Shared {
         &self.settings
     }
 
-    pub fn url(&self) -> &RedisUrl {
+    pub fn url(&self) -> &SecretUrl {
         &self.url
     }
 
@@ -377,37 +318,20 @@ fn heartbeat_loop(shared: Weak<Shared>, every: Duration) -> AbortOnDrop {
 mod tests {
     use super::*;
 
-    #[test]
-    fn urls_print_without_their_password() {
-        let u = RedisUrl::new("redis://user:s3cr%40t@example.invalid:6380/2");
-        assert_eq!(u.to_string(), "redis://user:*****@example.invalid:6380/2");
-        assert!(!format!("{u:?}").contains("s3cr"));
-        assert_eq!(u.scrub("auth s3cr@t failed"), "auth ***** failed");
-        let plain = RedisUrl::new("redis://127.0.0.1:6379");
-        assert_eq!(plain.to_string(), "redis://127.0.0.1:6379");
-        assert_eq!(plain.scrub("nothing to hide"), "nothing to hide");
-        let query = RedisUrl::new("redis+unix:///run/redis.sock?pass=hunter2");
-        assert!(!query.to_string().contains("hunter2"), "{query}");
-        assert_eq!(
-            RedisUrl::new("not a url :pw@").to_string(),
-            "<unparsable redis url>"
-        );
-    }
-
     #[tokio::test]
     async fn a_link_and_its_errors_never_show_the_password() {
         // Nothing listens on port 1: the link starts down, and says so without the password.
-        let shared = Shared::connect(
-            "redis://app:hunter2@127.0.0.1:1/0",
-            RedisSettings::default(),
-        )
-        .await
-        .unwrap();
+        let url = SecretUrl::redis("redis://app:hunter2@127.0.0.1:1/0").unwrap();
+        let shared = Shared::connect(&url, RedisSettings::default())
+            .await
+            .unwrap();
         assert!(!shared.link().up);
         let shown = format!("{shared:?} {}", shared.url());
         assert!(shown.contains("redis://app:*****@127.0.0.1:1/0"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        let e = Shared::connect("rediss+bogus://app:hunter2@host", RedisSettings::default())
+        // A URL the client library refuses (a database index that is no number).
+        let url = SecretUrl::redis("redis://app:hunter2@host/zero").unwrap();
+        let e = Shared::connect(&url, RedisSettings::default())
             .await
             .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
