@@ -12,8 +12,9 @@
 //!    holds the line: a replica whose lease was taken over records nothing.
 //! 3. A retryable failure puts the line back `pending` with a time before which it is not
 //!    claimed ([`BatchStore::retry_line`]), its backoff.
-//! 4. Cancelling turns the pending lines `cancelled`; expiry turns pending and abandoned
-//!    lines `expired`. When no line is pending or running the batch is finalised, once: the
+//! 4. Cancelling turns the pending lines `cancelled`, and so does closing a cancelling
+//!    batch's lines put back since or abandoned; expiry turns pending and abandoned lines
+//!    `expired`. When no line is pending or running the batch is finalised, once: the
 //!    transaction that stores its files checks, under the batch's lock, that its status is
 //!    still the one finalisation started from.
 //!
@@ -208,9 +209,11 @@ pub trait BatchStore {
     /// Cancels the tenant's batch at `now_s` (4. above).
     fn cancel_batch(&self, tenant: &str, id: &str, now_s: i64) -> Result<Cancel, StoreError>;
 
-    /// Expires an `in_progress` batch's pending lines, and its running lines whose lease
-    /// expired at `now_ms`, counting them failed (4. above); returns how many.
-    fn expire_lines(&self, batch_id: &str, now_ms: i64) -> Result<u64, StoreError>;
+    /// Closes the pending lines of a batch that is ending, and its running lines whose lease
+    /// expired at `now_ms` (4. above): an `in_progress` batch's (the caller found its window
+    /// past) are `expired` and counted failed, a `cancelling` batch's (a line given back or
+    /// put back for a retry after the cancel) `cancelled`. Returns how many.
+    fn close_lines(&self, batch_id: &str, now_ms: i64) -> Result<u64, StoreError>;
 
     /// How many of the batch's lines are pending or running.
     fn open_lines(&self, batch_id: &str) -> Result<u64, StoreError>;
@@ -637,19 +640,30 @@ impl<S: SqlStore> BatchStore for S {
         })
     }
 
-    fn expire_lines(&self, batch_id: &str, now_ms: i64) -> Result<u64, StoreError> {
+    fn close_lines(&self, batch_id: &str, now_ms: i64) -> Result<u64, StoreError> {
         self.transaction(Lock::Batch(batch_id), |e| {
+            let status = e.one(
+                "SELECT status FROM batches WHERE id = ?1",
+                &[batch_id.into()],
+                |r| r.string(0),
+            )?;
+            let (to, counted) = match status.as_deref() {
+                Some("in_progress") => (LINE_EXPIRED, true),
+                Some("cancelling") => (LINE_CANCELLED, false),
+                _ => return Ok(0),
+            };
             let n = e.execute(
-                "UPDATE batch_lines SET status = 'expired', lease_owner = NULL, \
-                 lease_until_ms = NULL WHERE batch_id = ?1 AND (status = 'pending' \
-                 OR (status = 'running' AND lease_until_ms <= ?2)) \
-                 AND EXISTS (SELECT 1 FROM batches WHERE id = ?1 AND status = 'in_progress')",
-                &[batch_id.into(), now_ms.into()],
+                "UPDATE batch_lines SET status = ?3, lease_owner = NULL, lease_until_ms = NULL \
+                 WHERE batch_id = ?1 AND (status = 'pending' \
+                 OR (status = 'running' AND lease_until_ms <= ?2))",
+                &[batch_id.into(), now_ms.into(), to.into()],
             )?;
-            e.execute(
-                "UPDATE batches SET failed = failed + ?2 WHERE id = ?1",
-                &[batch_id.into(), int(n).into()],
-            )?;
+            if counted {
+                e.execute(
+                    "UPDATE batches SET failed = failed + ?2 WHERE id = ?1",
+                    &[batch_id.into(), int(n).into()],
+                )?;
+            }
             Ok(n)
         })
     }

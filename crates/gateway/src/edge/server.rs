@@ -303,6 +303,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         // A wildcard: a name may hold `/` (sent as is or as %2F) and `:` (`auto:cheap`).
         .route("/v1/models/{*model}", get(model))
         .route("/v1/feedback", post(feedback))
+        .merge(crate::edge::batches::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
@@ -400,7 +401,7 @@ fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-fn body_error(rejection: BytesRejection) -> GatewayError {
+pub(crate) fn body_error(rejection: BytesRejection) -> GatewayError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         GatewayError::new(
             ErrorKind::PayloadTooLarge,

@@ -228,9 +228,9 @@ fn a_retried_line_waits_for_its_time(b: &Backend) {
 }
 
 fn cancelling_stops_pending_lines_and_finishes_once(b: &Backend) {
-    running_batch(b, "b", 3);
+    running_batch(b, "b", 4);
     let store = b.store();
-    store.claim_lines("b", "r1", 0, 1_000, 1).unwrap();
+    store.claim_lines("b", "r1", 0, 1_000, 2).unwrap();
     assert_eq!(store.cancel_batch("u", "b", 7).unwrap(), Cancel::NotFound);
     let Cancel::Cancelling(got) = store.cancel_batch("t", "b", 7).unwrap() else {
         panic!("cancelling");
@@ -248,19 +248,26 @@ fn cancelling_stops_pending_lines_and_finishes_once(b: &Backend) {
     );
     assert_eq!(
         store.open_lines("b").unwrap(),
-        1,
-        "the running line finishes"
+        2,
+        "the running lines finish"
     );
     assert!(store
         .finish_line("b", 1, "r1", false, "{\"ok\":1}")
         .unwrap());
+    // Line 2 failed retryably after the cancel: put back, then closed as cancelled.
+    assert!(store.retry_line("b", 2, "r1", 0).unwrap());
+    assert_eq!(store.close_lines("b", 0).unwrap(), 1);
+    assert_eq!(store.open_lines("b").unwrap(), 0);
     let statuses: Vec<String> = store
         .line_results("b")
         .unwrap()
         .into_iter()
         .map(|r| r.status)
         .collect();
-    assert_eq!(statuses, [LINE_DONE, LINE_CANCELLED, LINE_CANCELLED]);
+    assert_eq!(
+        statuses,
+        [LINE_DONE, LINE_CANCELLED, LINE_CANCELLED, LINE_CANCELLED]
+    );
     let out = ProducedFile {
         file: file("out", "t", "batch_output", 9),
         content: b"{\"ok\":1}\n".to_vec(),
@@ -300,8 +307,8 @@ fn expiry_fails_the_open_lines_and_finalising_happens_once(b: &Backend) {
         .finish_line("b", 1, "r1", false, "{\"ok\":1}")
         .unwrap());
     // Line 2 is held until 1 000: still running at 500, abandoned at 1 000.
-    assert_eq!(store.expire_lines("b", 500).unwrap(), 1);
-    assert_eq!(store.expire_lines("b", 1_000).unwrap(), 1);
+    assert_eq!(store.close_lines("b", 500).unwrap(), 1);
+    assert_eq!(store.close_lines("b", 1_000).unwrap(), 1);
     let statuses: Vec<String> = store
         .line_results("b")
         .unwrap()
