@@ -261,7 +261,7 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let request = body
-        .map_err(crate::edge::server::body_error)
+        .map_err(crate::edge::access::body_error)
         .and_then(|body| crate::data_plane::pipeline::parse_json(&body));
     let result = match request {
         Ok(request) => api::create(&app.control, &owner, request).await,
