@@ -674,3 +674,107 @@ async fn a_second_gateway_takes_over_a_line_whose_lease_expired() {
     assert_eq!(output[1]["custom_id"], "c2");
     drop(worker);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_past_its_window_expires_with_its_lines_not_run_in_the_error_file() {
+    if std::env::var("SWITCHYARD_TEST_POSTGRES").is_ok_and(|v| v == "1") {
+        // The window is moved with SQLite's own client; the store's part of expiry runs on
+        // both databases in the store's conformance tests.
+        eprintln!("skipped under SWITCHYARD_TEST_POSTGRES=1: it edits the SQLite file");
+        return;
+    }
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    // The first gateway takes the batch but runs no line.
+    let mut api = common::start(&config(&up, "concurrency = 0")).await;
+    let id = {
+        let client = Client { gw: &api, key: KEY };
+        let file = client.upload(&lines(3)).await;
+        let created: Value = client
+            .create(file["id"].as_str().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
+        created["id"].as_str().unwrap().to_owned()
+    };
+    api.stop().await;
+    // Line 1 was answered (by a replica that is gone), then 24 hours passed: the window is
+    // moved into the past behind the store's back.
+    let db = api.dir.path().to_path_buf();
+    let batch_id = id.clone();
+    std::thread::spawn(move || {
+        let store = switchyard_store::SqliteStore::open_in(&db).unwrap();
+        assert!(store.start_batch(&batch_id, 1).unwrap());
+        let claimed = store.claim_lines(&batch_id, "gone", 0, 1_000, 1).unwrap();
+        assert_eq!(claimed[0].line, 1);
+        let answered = json!({"id": "batch_req_1", "custom_id": "c1", "response": {"status_code": 200, "request_id": "r1", "body": {}}, "error": null});
+        assert!(store.finish_line(&batch_id, 1, "gone", false, &answered.to_string()).unwrap());
+        let raw = rusqlite::Connection::open(db.join("switchyard.db")).unwrap();
+        raw.execute("UPDATE batches SET expires_at = 1 WHERE id = ?1", [&batch_id]).unwrap();
+    })
+    .join()
+    .unwrap();
+    let gw = api.restart(&config(&up, "concurrency = 2")).await;
+    let client = Client { gw: &gw, key: KEY };
+    let done = client.until(&id, "expired").await;
+    assert!(done["expired_at"].as_i64().is_some());
+    assert_eq!(counts(&done), (3, 1, 2));
+    let output = client
+        .content(done["output_file_id"].as_str().unwrap())
+        .await;
+    assert_eq!(output.len(), 1);
+    assert_eq!(output[0]["custom_id"], "c1");
+    let errors = client
+        .content(done["error_file_id"].as_str().unwrap())
+        .await;
+    let expired: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|l| {
+            assert_eq!(l["response"], Value::Null);
+            (
+                l["custom_id"].as_str().unwrap(),
+                l["error"]["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(expired, [("c2", "batch_expired"), ("c3", "batch_expired")]);
+    assert!(up.requests().is_empty(), "no line ran after the window");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embeddings_batch_runs_through_the_embeddings_pipeline() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let gw = common::start(&config(&up, "concurrency = 2")).await;
+    let client = Client { gw: &gw, key: KEY };
+    let text = (1..=2)
+        .map(|i| {
+            json!({"custom_id": format!("e{i}"), "method": "POST", "url": "/v1/embeddings",
+                   "body": {"model": "m", "input": format!("text {i}")}})
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let file = client.upload(&text).await;
+    let r = client
+        .post(
+            "/v1/batches",
+            json!({"input_file_id": file["id"], "endpoint": "/v1/embeddings", "completion_window": "24h"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["endpoint"], "/v1/embeddings");
+    let done = client
+        .until(created["id"].as_str().unwrap(), "completed")
+        .await;
+    assert_eq!(counts(&done), (2, 2, 0));
+    let output = client
+        .content(done["output_file_id"].as_str().unwrap())
+        .await;
+    for (l, id) in output.iter().zip(["e1", "e2"]) {
+        assert_eq!(l["custom_id"], id);
+        assert_eq!(l["response"]["body"]["object"], "list");
+        assert!(l["response"]["body"]["data"][0]["embedding"].is_array());
+    }
+    assert!(up.requests().iter().all(|r| r.path == "/v1/embeddings"));
+}
