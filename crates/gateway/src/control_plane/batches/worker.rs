@@ -154,6 +154,7 @@ async fn step(
                 } else {
                     Vec::new()
                 };
+                // Nothing left to claim: finalised once no line is open (here or elsewhere).
                 if claimed.is_empty() {
                     let moved =
                         blocking(control, move |s| s.begin_finalizing(&id, now / 1000)).await?;
