@@ -1,5 +1,5 @@
 //! The Batch API (OpenAI's `/v1/files` and `/v1/batches`): what each endpoint does, over the
-//! store's [`BatchStore`]; [`worker`] runs the batches' lines.
+//! store's `BatchStore`; [`worker`] runs the batches' lines.
 //!
 //! Files and batches belong to the tenant of the key that made them: another tenant's are
 //! "not found", as OpenAI answers for another organisation's. An input file is checked when

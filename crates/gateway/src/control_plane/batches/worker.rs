@@ -8,7 +8,7 @@
 //!    (`switchyard_store::batches`, 1.). Another replica claims other lines; a line whose
 //!    replica died is claimed again once its lease expired. So a line runs at least once: one
 //!    in flight at a crash may run twice.
-//! 3. A line runs in this process through [`Running::chat_as`] (or [`Pipeline::embed_as`]),
+//! 3. A line runs in this process through `Running::chat_as` (or `Pipeline::embed_as`),
 //!    the entry points of the HTTP handlers, as the key that created the batch, with
 //!    `x-switchyard-priority: batch`: keys, budgets, guards, routing, cache and the record as
 //!    any request, its cost at the batch price (`RecordGuard::set_batch_price`).
