@@ -1,4 +1,5 @@
 //! OpenAI-compatible wire types: chat completions (plain and streamed), embeddings, models,
+//! the Batch API's files and batches (`batch`, with its input file parser),
 //! the error body, and SSE framing.
 //!
 //! This crate owns the shape of bytes on the wire and nothing else: serde types and pure
@@ -7,6 +8,7 @@
 //! reaches an OpenAI-compatible upstream unchanged.
 
 pub mod assemble;
+pub mod batch;
 pub mod chat;
 pub mod embeddings;
 pub mod error;

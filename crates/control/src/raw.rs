@@ -48,6 +48,46 @@ pub struct RawConfig {
     /// `[prompts]`: how far rendering a stored prompt may go.
     #[serde(default)]
     pub prompts: RawPrompts,
+    /// `[batch]`: the Batch API's limits and its worker.
+    #[serde(default)]
+    pub batch: RawBatch,
+}
+
+/// `[batch]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBatch {
+    /// The largest file `POST /v1/files` takes, in MiB.
+    pub max_file_mb: u64,
+    /// The most requests one input file may hold.
+    pub max_lines: u64,
+    /// Lines this replica runs at once; 0: it runs none (it still serves the API).
+    pub concurrency: u32,
+    /// How long a claimed line stays this replica's before another may take it.
+    pub lease_secs: u64,
+    /// Attempts of a line whose failure is retryable (429, 5xx) before it is failed.
+    pub max_attempts: u32,
+    /// The first retry's wait; doubled for each next one.
+    pub retry_backoff_ms: u64,
+    /// The share of the price batch lines do not pay (OpenAI's: half).
+    pub price_discount: f64,
+    /// Files and ended batches are deleted this many days after they were made.
+    pub retention_days: u32,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        RawBatch {
+            max_file_mb: 100,
+            max_lines: 50_000,
+            concurrency: 8,
+            lease_secs: 600,
+            max_attempts: 3,
+            retry_backoff_ms: 1_000,
+            price_discount: 0.5,
+            retention_days: 30,
+        }
+    }
 }
 
 /// `[limits]`.

@@ -39,6 +39,8 @@ pub struct Config {
     pub limits: LimitsSpec,
     /// `[prompts]`: the limits of one render of a stored prompt.
     pub prompts: RenderLimits,
+    /// `[batch]`: the Batch API's limits and its worker.
+    pub batch: BatchSpec,
     /// Warnings about one field each, with its file and line (an upstream URL on a
     /// link-local address); [`Config::warnings`] gives them with the rest.
     pub located_warnings: Vec<crate::Diagnostic>,
@@ -61,6 +63,29 @@ pub struct LimitsSpec {
     /// from a key whose limits count tokens or money (admission reserves it, the provider is
     /// asked to stay within it).
     pub default_max_output_tokens: u32,
+}
+
+/// `[batch]`: the Batch API's limits and its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpec {
+    pub max_file_bytes: u64,
+    pub max_lines: usize,
+    /// Lines this replica runs at once; 0: none.
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+    /// What a batch line pays of its price, in millionths (500 000 for a discount of 0.5).
+    pub pay_ppm: u64,
+    pub retention: Duration,
+}
+
+impl BatchSpec {
+    /// `cost` at the batch price.
+    pub fn discounted(&self, cost_nanos: u64) -> u64 {
+        let paid = u128::from(cost_nanos) * u128::from(self.pay_ppm) / 1_000_000;
+        u64::try_from(paid).unwrap_or(u64::MAX)
+    }
 }
 
 /// `[alerts]`: where SLO alert changes go, and what a firing page does to rollouts.

@@ -651,3 +651,33 @@ fn a_fleet_names_its_postgresql_and_redis_and_their_passwords_stay_out_of_errors
         "{errs:#?}"
     );
 }
+
+#[test]
+fn the_batch_section_has_defaults_and_bounds() {
+    let cfg = parse(GOOD, "good.toml").unwrap();
+    assert_eq!(cfg.batch.max_file_bytes, 100 << 20);
+    assert_eq!(cfg.batch.max_lines, 50_000);
+    assert_eq!(cfg.batch.concurrency, 8);
+    assert_eq!(cfg.batch.pay_ppm, 500_000, "OpenAI's half price");
+    assert_eq!(cfg.batch.discounted(1_000), 500);
+    let free = parse(
+        &format!("{GOOD}\n[batch]\nprice_discount = 1.0\nconcurrency = 0\n"),
+        "good.toml",
+    )
+    .unwrap();
+    assert_eq!((free.batch.pay_ppm, free.batch.concurrency), (0, 0));
+    let errs = errors(&format!(
+        "{GOOD}\n[batch]\nmax_file_mb = 0\nprice_discount = 1.5\nlease_secs = 0\nmax_attempts = 0\n"
+    ));
+    for field in [
+        "batch.max_file_mb",
+        "batch.price_discount",
+        "batch.lease_secs",
+        "batch.max_attempts",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.contains(&format!("`{field}`"))),
+            "{field}: {errs:#?}"
+        );
+    }
+}

@@ -12,10 +12,12 @@
 //! database can keep it: [`RecordStore`], [`ContentStore`], [`FeedbackStore`], [`KpiStore`],
 //! [`CalibrationStore`], [`SloStore`], the control state's [`ControlStore`] (with
 //! [`ControlReader`], and [`ControlWriter`] inside a transaction) and the dashboard's
-//! [`SessionRecords`]. [`Store`] is all of them. [`SqliteStore`] (embedded, the default) and
+//! [`SessionRecords`], and the Batch API's files, batches and lines ([`BatchStore`]).
+//! [`Store`] is all of them. [`SqliteStore`] (embedded, the default) and
 //! [`PostgresStore`] (shared by several replicas) implement every one, with one SQL text for
 //! both (the private `sql` module says how).
 
+pub mod batches;
 pub mod content;
 pub mod control;
 pub mod csv;
@@ -35,6 +37,7 @@ mod store;
 pub mod telemetry;
 pub mod verdicts;
 
+pub use batches::BatchStore;
 pub use content::ContentStore;
 pub use control::{
     AppliedRow, ConfigVersion, ConfigVersionSummary, ControlRead, ControlReader, ControlStore,

@@ -216,6 +216,8 @@ pub enum Lock<'a> {
     Feedback(&'a str),
     /// The dashboard sessions: their bound holds when replicas open sessions at once.
     Sessions,
+    /// One batch of the Batch API: its lines' claims, ends and its finalisation.
+    Batch(&'a str),
 }
 
 /// A store that writes through the shared SQL, and the writes each database does its own way.

@@ -217,6 +217,65 @@ CREATE TABLE leases (
     expires_at_ms INTEGER NOT NULL
 );
 "#,
+    // The Batch API (`batches.rs`): files, batches and their lines. (Another branch appends
+    // the admission queues' migration before this one when both are merged.)
+    r#"
+CREATE TABLE batch_files (
+    id         TEXT PRIMARY KEY NOT NULL,
+    tenant     TEXT NOT NULL,
+    filename   TEXT NOT NULL,
+    purpose    TEXT NOT NULL,
+    bytes      INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_at INTEGER,
+    content    BLOB NOT NULL
+);
+CREATE INDEX batch_files_tenant ON batch_files (tenant, created_ms);
+CREATE INDEX batch_files_expires ON batch_files (expires_at);
+CREATE TABLE batches (
+    id                TEXT PRIMARY KEY NOT NULL,
+    tenant            TEXT NOT NULL,
+    key_id            TEXT NOT NULL,
+    key_hash          TEXT NOT NULL,
+    endpoint          TEXT NOT NULL,
+    input_file_id     TEXT NOT NULL,
+    completion_window TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    errors            TEXT,
+    metadata          TEXT,
+    output_file_id    TEXT,
+    error_file_id     TEXT,
+    created_ms        INTEGER NOT NULL,
+    in_progress_at    INTEGER,
+    expires_at        INTEGER NOT NULL,
+    finalizing_at     INTEGER,
+    completed_at      INTEGER,
+    failed_at         INTEGER,
+    expired_at        INTEGER,
+    cancelling_at     INTEGER,
+    cancelled_at      INTEGER,
+    total             INTEGER NOT NULL,
+    completed         INTEGER NOT NULL,
+    failed            INTEGER NOT NULL
+);
+CREATE INDEX batches_tenant ON batches (tenant, created_ms);
+CREATE INDEX batches_status ON batches (status, created_ms);
+CREATE TABLE batch_lines (
+    batch_id       TEXT NOT NULL,
+    line           INTEGER NOT NULL,
+    custom_id      TEXT NOT NULL,
+    body           TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    attempts       INTEGER NOT NULL,
+    not_before_ms  INTEGER NOT NULL,
+    lease_owner    TEXT,
+    lease_until_ms INTEGER,
+    result         TEXT,
+    PRIMARY KEY (batch_id, line)
+);
+CREATE INDEX batch_lines_status ON batch_lines (batch_id, status);
+CREATE INDEX batch_lines_owner ON batch_lines (lease_owner);
+"#,
 ];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the

@@ -1,5 +1,6 @@
 //! The store a replica shares, as one trait object: every part's trait together.
 
+use crate::batches::BatchStore;
 use crate::content::ContentStore;
 use crate::control::ControlStore;
 use crate::fleet::FleetStore;
@@ -31,6 +32,7 @@ pub trait Store:
     + ControlStore
     + SessionRecords
     + FleetStore
+    + BatchStore
     + Send
     + Sync
 {

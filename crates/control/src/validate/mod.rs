@@ -3,6 +3,7 @@
 //! One file per section of the config; [`validate`] runs them in the order below, which is
 //! the order problems of the same place and warnings are reported in.
 
+mod batch;
 mod cache;
 mod checker;
 mod guards;
@@ -42,6 +43,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
     let alerts = slos::alerts(&mut c, &raw.alerts);
     let prompts = prompts::render_limits(&mut c, &raw.prompts);
     let limits = keys::limits(&mut c, &raw.limits);
+    let batch = batch::batch(&mut c, &raw.batch);
     if !c.issues.is_empty() {
         return Err(c.issues);
     }
@@ -52,6 +54,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
         alerts,
         limits,
         prompts,
+        batch,
         server,
         storage,
         redis,

@@ -1,5 +1,5 @@
 //! The control plane's loops: route recalibration, control changes, SLO
-//! evaluation, the rollout controller and content retention. Started with the server,
+//! evaluation, the rollout controller, content retention and the Batch API's worker. Started with the server,
 //! aborted at shutdown ([`Background::stop`], which saves the SLO state last).
 
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use super::state::ControlPlane;
 pub struct Background {
     control: Arc<ControlPlane>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The name the batch worker claims lines under, when it runs.
+    batch_owner: Option<String>,
 }
 
 impl Background {
@@ -26,20 +28,34 @@ impl Background {
             super::retention::purge_loop(control.clone()),
         ];
         tasks.extend(recalibration_loop(control, config));
+        // `[batch] concurrency = 0`: this replica serves the Batch API but runs no lines.
+        let batch_owner = (config.batch.concurrency > 0).then(|| {
+            let owner = super::batches::worker::owner_name(control);
+            tasks.push(super::batches::worker::start(control, owner.clone()));
+            owner
+        });
         Background {
             control: control.clone(),
             tasks,
+            batch_owner,
         }
     }
 
     /// Aborts the loops, then saves the SLO state (the SLO loop saves it only every 30 s); in
-    /// a fleet, publishes this replica's last counts and gives the judge's lease up.
+    /// a fleet, publishes this replica's last counts and gives the judge's lease up. The batch
+    /// lines this replica held go back to the queue.
     pub async fn stop(self) {
-        for task in &self.tasks {
+        for task in self.tasks {
             task.abort();
+            // Its lines in flight are dropped before they are given back.
+            let _ = task.await;
         }
         let control = self.control;
+        let batch_owner = self.batch_owner;
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(owner) = &batch_owner {
+                super::batches::worker::release(&*control.store, owner);
+            }
             if let Some(fleet) = &control.fleet {
                 let now = chrono::Utc::now().timestamp_millis();
                 if let Err(e) = control.slos.publish(&*control.store, &fleet.replica, now) {

@@ -251,13 +251,24 @@ impl Keyring {
                 "the admin key is not accepted on /v1/; use a virtual key",
             ));
         }
-        self.keys.get(&hash).cloned().ok_or_else(|| {
+        self.by_hash(&hash)
+    }
+
+    /// The key whose secret has SHA-256 `hash`: a Batch API line runs as the key that created
+    /// its batch, checked again against the keys in force (a key removed since is refused).
+    pub fn by_hash(&self, hash: &[u8; 32]) -> Result<Arc<KeyState>, GatewayError> {
+        self.keys.get(hash).cloned().ok_or_else(|| {
             GatewayError::new(
                 ErrorKind::Unauthorized,
                 "invalid_api_key",
                 "the API key is not valid",
             )
         })
+    }
+
+    /// The SHA-256 of the key a request presents, as the config holds keys.
+    pub fn presented_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
+        presented_key(headers).map(hash_key)
     }
 }
 

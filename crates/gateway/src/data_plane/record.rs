@@ -27,6 +27,8 @@ pub struct RecordGuard {
     from_cache: bool,
     /// Cost of calls made for the request besides the answer (an LLM judge's), in nano-USD.
     extra_cost: u64,
+    /// A Batch API line: its cost is at the batch price.
+    batch_price: Option<switchyard_control::BatchSpec>,
     /// `x-switchyard-route`, when a router decided.
     route_header: Option<String>,
     /// `x-switchyard-guard`, when any guard ran.
@@ -97,6 +99,7 @@ impl RecordGuard {
             baseline_price: None,
             from_cache: false,
             extra_cost: 0,
+            batch_price: None,
             route_header: None,
             guard_header: None,
             guard_metrics: Vec::new(),
@@ -231,6 +234,12 @@ impl RecordGuard {
     }
 
     /// Adds the cost of a side call (a judge) to the request's.
+    /// A Batch API line: its cost (and the baseline savings are counted against) at the
+    /// batch price of `[batch] price_discount`.
+    pub fn set_batch_price(&mut self, batch: switchyard_control::BatchSpec) {
+        self.batch_price = Some(batch);
+    }
+
     pub fn add_cost(&mut self, nanos: u64) {
         self.extra_cost = self.extra_cost.saturating_add(nanos);
     }
@@ -333,11 +342,14 @@ impl RecordGuard {
         r.latency_ms = latency_ms;
         let (prompt, completion) = (u64::from(r.prompt_tokens), u64::from(r.completion_tokens));
         let fresh_cost = self.price.cost_nanos(prompt, completion);
-        r.cost_nanos = if self.from_cache { 0 } else { fresh_cost } + self.extra_cost;
+        let paid = |nanos: u64| self.batch_price.map_or(nanos, |b| b.discounted(nanos));
+        r.cost_nanos = paid(if self.from_cache { 0 } else { fresh_cost } + self.extra_cost);
         // Only answers count towards savings: a failed request saved nothing.
         r.baseline_cost_nanos = if (200..300).contains(&status) {
-            self.baseline_price
-                .map_or(fresh_cost, |p| p.cost_nanos(prompt, completion))
+            paid(
+                self.baseline_price
+                    .map_or(fresh_cost, |p| p.cost_nanos(prompt, completion)),
+            )
         } else {
             r.cost_nanos
         };

@@ -77,10 +77,23 @@ impl Running {
         headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<ChatOutcome, GatewayError> {
+        self.chat_as(running, record, None, headers, body).await
+    }
+
+    /// [`Self::chat`] as the key the request presents, or (a Batch API line) as the key
+    /// whose secret has SHA-256 `key_hash`.
+    pub async fn chat_as(
+        &self,
+        running: Arc<Pipeline>,
+        record: &mut RecordGuard,
+        key_hash: Option<&[u8; 32]>,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<ChatOutcome, GatewayError> {
         let live = self.live.load_full();
         record.count_for(self.outcomes.clone());
         // Authentication answers before parsing does: a bad key is a 401 whatever the body.
-        let key = running.authenticate(headers);
+        let key = running.authenticate_as(key_hash, headers);
         let request: Result<ChatCompletionRequest, GatewayError> = parse_json(body);
         let key_id = key.as_ref().map_or("", |k| k.id.as_str());
         let user_field = request.as_ref().ok().and_then(|r| r.user.as_deref());
@@ -90,7 +103,7 @@ impl Running {
         let key = if Arc::ptr_eq(&pipeline, &running) {
             key?
         } else {
-            pipeline.authenticate(headers)?
+            pipeline.authenticate_as(key_hash, headers)?
         };
         record.set_key(&key);
         let caller = Caller { key, user, headers };

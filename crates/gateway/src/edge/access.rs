@@ -258,3 +258,16 @@ pub(crate) type Reply<T> = Result<Json<T>, GatewayError>;
 pub(crate) fn default_limit() -> usize {
     50
 }
+
+/// A body that could not be read: 413 past `server.max_body_bytes`, else a 400.
+pub(crate) fn body_error(rejection: BytesRejection) -> GatewayError {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            "request_too_large",
+            "the request body is larger than this gateway accepts (server.max_body_bytes)",
+        )
+    } else {
+        GatewayError::invalid(None, format!("cannot read the request body: {rejection}"))
+    }
+}

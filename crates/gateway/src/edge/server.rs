@@ -28,6 +28,7 @@ use crate::control_plane::{ControlPlane, OpenError};
 use crate::data_plane::pipeline::{ChatOutcome, Pipeline};
 use crate::data_plane::record::{RecordGuard, MAX_REQUEST_ID};
 use crate::data_plane::stream::sse_body;
+use crate::edge::access::body_error;
 use crate::edge::state::AppState;
 use crate::error::{ErrorKind, GatewayError};
 use crate::metrics as m;
@@ -303,6 +304,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         // A wildcard: a name may hold `/` (sent as is or as %2F) and `:` (`auto:cheap`).
         .route("/v1/models/{*model}", get(model))
         .route("/v1/feedback", post(feedback))
+        .merge(crate::edge::batches::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
@@ -398,18 +400,6 @@ fn request_id(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(MAX_REQUEST_ID).collect())
         .unwrap_or_default()
-}
-
-fn body_error(rejection: BytesRejection) -> GatewayError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        GatewayError::new(
-            ErrorKind::PayloadTooLarge,
-            "request_too_large",
-            "the request body is larger than this gateway accepts (server.max_body_bytes)",
-        )
-    } else {
-        GatewayError::invalid(None, format!("cannot read the request body: {rejection}"))
-    }
 }
 
 fn fail(record: RecordGuard, e: GatewayError) -> Response {

@@ -45,6 +45,8 @@ const SESSIONS_LOCK: i64 = 0x5357_5944_0000_0003;
 /// The first key of a request's feedback lock; the second is a hash of the request id. The
 /// two-key locks are apart from the one-key ones.
 const FEEDBACK_LOCK_CLASS: i32 = 0x5357_5944;
+/// The first key of a batch's lock (the second, a hash of the batch id).
+const BATCH_LOCK_CLASS: i32 = 0x5357_5945;
 
 /// Every table in one PostgreSQL database, behind a small pool of connections. Cheap to
 /// share (`Arc`); each call takes a connection for its length.
@@ -149,6 +151,10 @@ impl SqlStore for PostgresStore {
                 Lock::Feedback(request_id) => tx.execute(
                     "SELECT pg_advisory_xact_lock($1, $2)",
                     &[&FEEDBACK_LOCK_CLASS, &key_hash(request_id)],
+                )?,
+                Lock::Batch(batch_id) => tx.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)",
+                    &[&BATCH_LOCK_CLASS, &key_hash(batch_id)],
                 )?,
             };
             let made = f(&PgExec::new(&mut tx, &mut conn.statements))?;

@@ -17,6 +17,7 @@ use switchyard_rollout::{AuditEntry, AuditEvent, Flag, Rollout};
 use switchyard_store::{ConfigVersion, PostgresStore, SqliteStore, Store, StoreError, Transact};
 use switchyard_testkit::servers::PostgresServer;
 
+mod batches;
 mod control;
 mod fleet;
 mod kpi;

@@ -100,7 +100,19 @@ impl Pipeline {
         headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<EmbeddingsResponse, GatewayError> {
-        let key = self.keyring.authenticate(headers)?;
+        self.embed_as(record, None, headers, body).await
+    }
+
+    /// [`Self::embed`] as the key the request presents, or (a Batch API line) as the key
+    /// whose secret has SHA-256 `key_hash`.
+    pub async fn embed_as(
+        &self,
+        record: &mut RecordGuard,
+        key_hash: Option<&[u8; 32]>,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<EmbeddingsResponse, GatewayError> {
+        let key = self.authenticate_as(key_hash, headers)?;
         record.set_key(&key);
         let request: EmbeddingsRequest = parse_json(body)?;
         record.set_request(&request.model, false);
@@ -131,6 +143,18 @@ impl Pipeline {
     /// The key a request presents (for endpoints outside the model pipeline).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<KeyState>, GatewayError> {
         self.keyring.authenticate(headers)
+    }
+
+    /// The key a request presents, or the key whose secret has SHA-256 `key_hash`.
+    pub fn authenticate_as(
+        &self,
+        key_hash: Option<&[u8; 32]>,
+        headers: &HeaderMap,
+    ) -> Result<Arc<KeyState>, GatewayError> {
+        match key_hash {
+            Some(hash) => self.keyring.by_hash(hash),
+            None => self.keyring.authenticate(headers),
+        }
     }
 
     /// The keys, for the dashboard's sign-in.
