@@ -355,6 +355,49 @@ pub struct OpenAiSpec {
     pub api_key_env: Option<String>,
     pub headers: Vec<(String, String)>,
     pub connect_timeout: Duration,
+    /// The self-hosted engine behind it, when named: its load is read for routing, and the
+    /// request's priority passed on where the engine takes one.
+    pub engine: Option<EngineSpec>,
+}
+
+/// A self-hosted engine's metrics, read every `poll`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSpec {
+    pub kind: EngineKind,
+    /// Prometheus text format; by default the base URL's origin with `/metrics`.
+    pub metrics_url: String,
+    pub poll: Duration,
+}
+
+/// The self-hosted engines whose metrics the gateway reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    Vllm,
+    LlamaCpp,
+    Tgi,
+    Sglang,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 4] = [
+        EngineKind::Vllm,
+        EngineKind::LlamaCpp,
+        EngineKind::Tgi,
+        EngineKind::Sglang,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Vllm => "vllm",
+            EngineKind::LlamaCpp => "llamacpp",
+            EngineKind::Tgi => "tgi",
+            EngineKind::Sglang => "sglang",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -387,6 +430,9 @@ pub struct SimModelSpec {
     pub echo: bool,
     pub rules: Vec<SimRule>,
     pub embedding_dims: usize,
+    /// A continuous-batching engine: when set, its queue, prefill and batch decide the timing
+    /// (`ttft_ms` and `tokens_per_second` are not drawn).
+    pub engine: Option<switchyard_engine::Params>,
 }
 
 #[derive(Debug, Clone)]

@@ -312,6 +312,7 @@ mod tests {
             echo: false,
             rules: Vec::new(),
             embedding_dims: 32,
+            engine: None,
         }
     }
 
