@@ -369,36 +369,7 @@ pub struct EngineSpec {
     pub poll: Duration,
 }
 
-/// The self-hosted engines whose metrics the gateway reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EngineKind {
-    Vllm,
-    LlamaCpp,
-    Tgi,
-    Sglang,
-}
-
-impl EngineKind {
-    pub const ALL: [EngineKind; 4] = [
-        EngineKind::Vllm,
-        EngineKind::LlamaCpp,
-        EngineKind::Tgi,
-        EngineKind::Sglang,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EngineKind::Vllm => "vllm",
-            EngineKind::LlamaCpp => "llamacpp",
-            EngineKind::Tgi => "tgi",
-            EngineKind::Sglang => "sglang",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-}
+pub use switchyard_engine::EngineKind;
 
 #[derive(Debug, Clone)]
 pub struct AnthropicSpec {

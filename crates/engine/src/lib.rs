@@ -5,8 +5,13 @@
 //! it, so the gateway's engine-aware routing is tested against the behaviour it reacts to.
 //!
 //! [`Scheduler`] is pure (who runs, who waits; no time, no locks). [`Engine`] drives it in
-//! `tokio::time`, so tests pause the clock and every duration is exact. It must not do I/O.
+//! `tokio::time`, so tests pause the clock and every duration is exact.
+//!
+//! The other direction too: [`read`] turns a real engine's Prometheus metrics
+//! ([`exposition`]) into its load, for the gateway's engine-aware routing. It must not do I/O.
 
+pub mod exposition;
+mod reading;
 mod scheduler;
 #[cfg(test)]
 mod tests;
@@ -16,6 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+pub use reading::{read, EngineKind, MissingGauge, Reading};
 pub use scheduler::{Scheduler, SeqId};
 
 /// How an engine spends its time and memory.
