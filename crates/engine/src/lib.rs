@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub use reading::{read, EngineKind, MissingGauge, Reading};
-pub use scheduler::{Scheduler, SeqId};
+pub use scheduler::{Load, Scheduler, SeqId};
 
 /// How an engine spends its time and memory.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,26 +54,6 @@ impl Params {
             self.decode_per_sequence
                 .saturating_mul(batch.saturating_sub(1)),
         )
-    }
-}
-
-/// What an engine reports about itself: what vLLM's `/metrics` calls
-/// `num_requests_waiting`, `num_requests_running` and `kv_cache_usage_perc`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Load {
-    pub waiting: u32,
-    pub running: u32,
-    pub kv_used_tokens: u64,
-    pub kv_capacity_tokens: u64,
-}
-
-impl Load {
-    /// KV-cache use, 0 to 1.
-    pub fn kv_usage(&self) -> f64 {
-        if self.kv_capacity_tokens == 0 {
-            return 0.0;
-        }
-        self.kv_used_tokens as f64 / self.kv_capacity_tokens as f64
     }
 }
 

@@ -10,8 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::Load;
-
 /// A sequence's place in an engine: unique per engine, increasing with arrival.
 pub type SeqId = u64;
 
@@ -90,5 +88,25 @@ impl Scheduler {
             started.push(id);
         }
         started
+    }
+}
+
+/// What an engine reports about itself: what vLLM's `/metrics` calls
+/// `num_requests_waiting`, `num_requests_running` and `kv_cache_usage_perc`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Load {
+    pub waiting: u32,
+    pub running: u32,
+    pub kv_used_tokens: u64,
+    pub kv_capacity_tokens: u64,
+}
+
+impl Load {
+    /// KV-cache use, 0 to 1.
+    pub fn kv_usage(&self) -> f64 {
+        if self.kv_capacity_tokens == 0 {
+            return 0.0;
+        }
+        self.kv_used_tokens as f64 / self.kv_capacity_tokens as f64
     }
 }
