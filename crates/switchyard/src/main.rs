@@ -680,7 +680,8 @@ fn sim(
             "Switchyard simulator listening on http://{addr}/v1 with models: {}",
             models.join(", ")
         );
-        let app = switchyard_gateway::upstream_server::router(sim, models);
+        let app = switchyard_gateway::upstream_server::router(sim.clone(), models);
+        let app = switchyard_gateway::upstream_server::with_engine_metrics(app, sim);
         use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);

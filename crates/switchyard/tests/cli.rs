@@ -211,7 +211,13 @@ async fn the_simulator_serves_alone() {
         .collect();
     assert_eq!(
         ids,
-        ["sim-flaky", "sim-frontier", "sim-local", "sim-medium", "sim-small"]
+        [
+            "sim-flaky",
+            "sim-frontier",
+            "sim-local",
+            "sim-medium",
+            "sim-small"
+        ]
     );
     let reply: serde_json::Value = http
         .post(format!("{base}/chat/completions"))

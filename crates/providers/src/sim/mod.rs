@@ -48,6 +48,9 @@ use text::StableHasher;
 /// timeout is what fires.
 const HANG: Duration = Duration::from_secs(3600);
 
+/// One of an engine's numbers, as a metric value.
+type Gauge = fn(&Load) -> f64;
+
 pub struct SimProvider {
     name: String,
     models: HashMap<String, SimModel>,
@@ -155,6 +158,48 @@ impl SimProvider {
     /// What `model`'s engine holds now; `None` for a model without an engine.
     pub fn engine_load(&self, model: &str) -> Option<Load> {
         self.models.get(model)?.engine.as_ref().map(|e| e.load())
+    }
+
+    /// Its engines' load as vLLM's `/metrics` shows it (one series per model with an engine,
+    /// labelled `model_name`), so a gateway can route to `switchyard sim` as to a vLLM
+    /// server; `None` when no model has an engine.
+    pub fn vllm_metrics(&self) -> Option<String> {
+        use std::fmt::Write;
+        let mut engines: Vec<(&String, Load)> = self
+            .models
+            .iter()
+            .filter_map(|(name, m)| Some((name, m.engine.as_ref()?.load())))
+            .collect();
+        if engines.is_empty() {
+            return None;
+        }
+        engines.sort_by(|a, b| a.0.cmp(b.0));
+        let mut text = String::new();
+        let gauges: [(&str, &str, Gauge); 3] = [
+            (
+                "vllm:num_requests_running",
+                "Number of requests in model execution batches.",
+                |l| f64::from(l.running),
+            ),
+            (
+                "vllm:num_requests_waiting",
+                "Number of requests waiting to be processed.",
+                |l| f64::from(l.waiting),
+            ),
+            (
+                "vllm:kv_cache_usage_perc",
+                "KV-cache usage. 1 means 100 percent usage.",
+                Load::kv_usage,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (model, load) in &engines {
+                // Model names are config keys: no quote or backslash to escape.
+                let _ = writeln!(text, "{name}{{model_name=\"{model}\"}} {:?}", value(load));
+            }
+        }
+        Some(text)
     }
 
     fn model(&self, model: &str) -> Result<&SimModel, ProviderError> {
