@@ -711,6 +711,9 @@ pub struct RawOpenAi {
     pub metrics_url: Option<String>,
     #[serde(default)]
     pub metrics_poll_ms: Option<u64>,
+    /// vLLM runs with `--scheduling-policy priority`: send the class as `priority`.
+    #[serde(default)]
+    pub priority_scheduling: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

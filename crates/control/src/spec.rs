@@ -367,6 +367,9 @@ pub struct EngineSpec {
     /// Prometheus text format; by default the base URL's origin with `/metrics`.
     pub metrics_url: String,
     pub poll: Duration,
+    /// vLLM runs with `--scheduling-policy priority`: the request's class goes as `priority`.
+    /// (Without that flag vLLM refuses any request whose priority is not 0.)
+    pub priority_scheduling: bool,
 }
 
 pub use switchyard_engine::EngineKind;

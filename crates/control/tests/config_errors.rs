@@ -642,7 +642,7 @@ fn engines_are_read_with_their_defaults_and_checked() {
     let good = GOOD
         .replace(
             "breaker = { open_secs = 1 }",
-            "breaker = { open_secs = 1 }\nengine = \"vllm\"",
+            "breaker = { open_secs = 1 }\nengine = \"vllm\"\npriority_scheduling = true",
         )
         .replace(
             "reply = \"Paris.\"",
@@ -656,6 +656,7 @@ fn engines_are_read_with_their_defaults_and_checked() {
     assert_eq!(engine.kind, switchyard_control::EngineKind::Vllm);
     assert_eq!(engine.metrics_url, "http://127.0.0.1:9/metrics");
     assert_eq!(engine.poll.as_millis(), 250);
+    assert!(engine.priority_scheduling);
     let ProviderSpec::Sim(s) = &cfg.providers["sim"] else {
         panic!("sim expected");
     };
@@ -668,11 +669,11 @@ fn engines_are_read_with_their_defaults_and_checked() {
     let bad = GOOD
         .replace(
             "breaker = { open_secs = 1 }",
-            "breaker = { open_secs = 1 }\nengine = \"vlm\"\nmetrics_poll_ms = 5",
+            "breaker = { open_secs = 1 }\nengine = \"tgi\"\nmetrics_poll_ms = 5\npriority_scheduling = true",
         )
         .replace(
             "[models.small]",
-            "[providers.plain]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmetrics_url = \"http://127.0.0.1:9/metrics\"\n[models.small]",
+            "[providers.plain]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmetrics_url = \"http://127.0.0.1:9/metrics\"\n[providers.typo]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nengine = \"vlm\"\n[models.small]",
         )
         .replace(
             "reply = \"Paris.\"",
@@ -681,9 +682,10 @@ fn engines_are_read_with_their_defaults_and_checked() {
     let errs = errors(&bad);
     let line = |field: &str| 1 + bad.lines().position(|l| l.starts_with(field)).unwrap();
     for (line, text) in [
-        (line("engine = \"vlm\""), "`providers.upstream.engine`: `vlm` is not one of \"vllm\", \"llamacpp\", \"tgi\", \"sglang\""),
+        (line("priority_scheduling"), "`providers.upstream.priority_scheduling`: only vLLM takes a request priority"),
         (line("metrics_poll_ms"), "`providers.upstream.metrics_poll_ms`: must be between 50 and 60000"),
         (line("metrics_url"), "`providers.plain.metrics_url`: only read with `engine`"),
+        (line("engine = \"vlm\""), "`providers.typo.engine`: `vlm` is not one of \"vllm\", \"llamacpp\", \"tgi\", \"sglang\""),
         (line("slots = 0"), "`providers.sim.models.sim-small.engine.slots`: must be between 1 and 4096"),
         (line("decode_ms = -1"), "`providers.sim.models.sim-small.engine.decode_ms`: must be a number of milliseconds >= 0"),
     ] {
@@ -692,5 +694,5 @@ fn engines_are_read_with_their_defaults_and_checked() {
             "{line} {text}: {errs:#?}"
         );
     }
-    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert_eq!(errs.len(), 6, "{errs:#?}");
 }

@@ -30,8 +30,10 @@ pub struct OpenAiProvider {
     /// of a request ever shows it.
     headers: HeaderMap,
     http: reqwest::Client,
-    /// The self-hosted engine behind it: vLLM is told the request's priority.
-    engine: Option<EngineKind>,
+    /// What becomes of the body's `priority`: `None`, sent as the client wrote it; for vLLM,
+    /// `Some(true)` set from the class (it schedules by priority), `Some(false)` removed (it
+    /// refuses any but 0 without priority scheduling).
+    priority_from_class: Option<bool>,
 }
 
 impl OpenAiProvider {
@@ -51,7 +53,11 @@ impl OpenAiProvider {
             embeddings_url: http::endpoint(&base, "/embeddings")?,
             headers,
             http,
-            engine: spec.engine.as_ref().map(|e| e.kind),
+            priority_from_class: spec
+                .engine
+                .as_ref()
+                .filter(|e| e.kind == EngineKind::Vllm)
+                .map(|e| e.priority_scheduling),
         })
     }
 }
@@ -69,8 +75,8 @@ impl ChatProvider for OpenAiProvider {
     ) -> Result<ChatReply, ProviderError> {
         let streaming = request.is_stream();
         let mut body = upstream_request(request);
-        if self.engine == Some(EngineKind::Vllm) {
-            with_priority(&mut body, options.class);
+        if let Some(from_class) = self.priority_from_class {
+            with_priority(&mut body, options.class.filter(|_| from_class));
         }
         let response = http::post_json(&self.http, &self.chat_url, &self.headers, &body).await?;
         if streaming {

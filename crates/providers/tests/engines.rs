@@ -19,7 +19,16 @@ use switchyard_control::{EngineKind, EngineSpec, OpenAiSpec, ProviderSpec};
 use switchyard_providers::{CallOptions, ChatProvider, ChatReply};
 use switchyard_testkit::{EngineFlavor, FakeEngine, ENGINE_MODEL};
 
+/// The OpenAI adapter on `fake`, its engine named `kind`; vLLM with priority scheduling.
 fn provider(fake: &FakeEngine, kind: EngineKind) -> Arc<dyn ChatProvider> {
+    provider_with(fake, kind, kind == EngineKind::Vllm)
+}
+
+fn provider_with(
+    fake: &FakeEngine,
+    kind: EngineKind,
+    priority_scheduling: bool,
+) -> Arc<dyn ChatProvider> {
     let spec = ProviderSpec::OpenAi(OpenAiSpec {
         base_url: fake.base_url(),
         api_key_env: None,
@@ -29,6 +38,7 @@ fn provider(fake: &FakeEngine, kind: EngineKind) -> Arc<dyn ChatProvider> {
             kind,
             metrics_url: fake.metrics_url(),
             poll: Duration::from_millis(250),
+            priority_scheduling,
         }),
     });
     let http = switchyard_providers::http_client(Duration::from_secs(2)).expect("client");
@@ -76,6 +86,19 @@ async fn vllm_receives_the_class_as_its_priority_and_nothing_the_caller_made_up(
     call(&p, json!({"priority": -5}), None).await;
     let want = [json!(3), json!(3), json!(0), Value::Null];
     assert_eq!(priorities(&fake), want);
+}
+
+/// Without `--scheduling-policy priority` vLLM refuses a priority other than 0: none is sent,
+/// not even the caller's.
+#[tokio::test]
+async fn vllm_without_priority_scheduling_gets_no_priority() {
+    let fake = FakeEngine::start(EngineFlavor::Vllm, FakeEngine::params(4))
+        .await
+        .expect("fake");
+    let p = provider_with(&fake, EngineKind::Vllm, false);
+    call(&p, json!({}), Some(Class::Batch)).await;
+    call(&p, json!({"priority": 5}), Some(Class::Critical)).await;
+    assert_eq!(priorities(&fake), [Value::Null, Value::Null]);
 }
 
 #[tokio::test]

@@ -106,6 +106,7 @@ fn engine(c: &mut Checker, path: &str, o: &RawOpenAi, base_url: &str) -> Option<
         for (field, given) in [
             ("metrics_url", o.metrics_url.is_some()),
             ("metrics_poll_ms", o.metrics_poll_ms.is_some()),
+            ("priority_scheduling", o.priority_scheduling.is_some()),
         ] {
             c.ensure(
                 !given,
@@ -120,6 +121,12 @@ fn engine(c: &mut Checker, path: &str, o: &RawOpenAi, base_url: &str) -> Option<
         kind.is_some(),
         format!("{path}.engine"),
         format!("`{name}` is not one of \"vllm\", \"llamacpp\", \"tgi\", \"sglang\""),
+    );
+    let priority_scheduling = o.priority_scheduling.unwrap_or(false);
+    c.ensure(
+        !priority_scheduling || kind.is_none_or(|k| k == EngineKind::Vllm),
+        format!("{path}.priority_scheduling"),
+        "only vLLM takes a request priority (`engine = \"vllm\"`)",
     );
     let poll_ms = o.metrics_poll_ms.unwrap_or(DEFAULT_POLL_MS);
     c.ensure(
@@ -139,6 +146,7 @@ fn engine(c: &mut Checker, path: &str, o: &RawOpenAi, base_url: &str) -> Option<
         kind: kind?,
         metrics_url,
         poll: Duration::from_millis(poll_ms),
+        priority_scheduling,
     })
 }
 
