@@ -758,6 +758,17 @@ pub struct RawOpenAi {
     pub headers: BTreeMap<String, String>,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// `vllm`, `llamacpp`, `tgi` or `sglang`: the self-hosted engine behind the URL.
+    #[serde(default)]
+    pub engine: Option<String>,
+    /// Where the engine's Prometheus metrics are; by default the base URL's origin + `/metrics`.
+    #[serde(default)]
+    pub metrics_url: Option<String>,
+    #[serde(default)]
+    pub metrics_poll_ms: Option<u64>,
+    /// vLLM runs with `--scheduling-policy priority`: send the class as `priority`.
+    #[serde(default)]
+    pub priority_scheduling: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -835,6 +846,32 @@ pub struct RawSimModel {
     pub rules: Vec<RawSimRule>,
     #[serde(default = "default_embedding_dims")]
     pub embedding_dims: usize,
+    #[serde(default)]
+    pub engine: Option<RawSimEngine>,
+}
+
+/// A simulated continuous-batching engine (`[providers.NAME.models.MODEL.engine]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimEngine {
+    pub slots: u32,
+    #[serde(default = "default_kv_tokens")]
+    pub kv_tokens: u64,
+    #[serde(default)]
+    pub prefill_ms: f64,
+    #[serde(default)]
+    pub prefill_ms_per_1k_tokens: f64,
+    #[serde(default = "default_decode_ms")]
+    pub decode_ms: f64,
+    #[serde(default)]
+    pub decode_ms_per_sequence: f64,
+}
+
+fn default_kv_tokens() -> u64 {
+    65_536
+}
+fn default_decode_ms() -> f64 {
+    10.0
 }
 
 fn default_ttft() -> RawDist {

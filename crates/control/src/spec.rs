@@ -392,7 +392,24 @@ pub struct OpenAiSpec {
     pub api_key_env: Option<String>,
     pub headers: Vec<(String, String)>,
     pub connect_timeout: Duration,
+    /// The self-hosted engine behind it, when named: its load is read for routing, and the
+    /// request's priority passed on where the engine takes one.
+    pub engine: Option<EngineSpec>,
 }
+
+/// A self-hosted engine's metrics, read every `poll`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSpec {
+    pub kind: EngineKind,
+    /// Prometheus text format; by default the base URL's origin with `/metrics`.
+    pub metrics_url: String,
+    pub poll: Duration,
+    /// vLLM runs with `--scheduling-policy priority`: the request's class goes as `priority`.
+    /// (Without that flag vLLM refuses any request whose priority is not 0.)
+    pub priority_scheduling: bool,
+}
+
+pub use switchyard_engine::EngineKind;
 
 #[derive(Debug, Clone)]
 pub struct AnthropicSpec {
@@ -424,6 +441,9 @@ pub struct SimModelSpec {
     pub echo: bool,
     pub rules: Vec<SimRule>,
     pub embedding_dims: usize,
+    /// A continuous-batching engine: when set, its queue, prefill and batch decide the timing
+    /// (`ttft_ms` and `tokens_per_second` are not drawn).
+    pub engine: Option<switchyard_engine::Params>,
 }
 
 #[derive(Debug, Clone)]

@@ -680,4 +680,61 @@ fn the_batch_section_has_defaults_and_bounds() {
             "{field}: {errs:#?}"
         );
     }
+fn engines_are_read_with_their_defaults_and_checked() {
+    let good = GOOD
+        .replace(
+            "breaker = { open_secs = 1 }",
+            "breaker = { open_secs = 1 }\nengine = \"vllm\"\npriority_scheduling = true",
+        )
+        .replace(
+            "reply = \"Paris.\"",
+            "reply = \"Paris.\"\n[providers.sim.models.sim-small.engine]\nslots = 4\nprefill_ms_per_1k_tokens = 40\ndecode_ms = 12\ndecode_ms_per_sequence = 2",
+        );
+    let cfg = parse(&good, "good.toml").unwrap();
+    let ProviderSpec::OpenAi(o) = &cfg.providers["upstream"] else {
+        panic!("openai expected");
+    };
+    let engine = o.engine.as_ref().unwrap();
+    assert_eq!(engine.kind, switchyard_control::EngineKind::Vllm);
+    assert_eq!(engine.metrics_url, "http://127.0.0.1:9/metrics");
+    assert_eq!(engine.poll.as_millis(), 250);
+    assert!(engine.priority_scheduling);
+    let ProviderSpec::Sim(s) = &cfg.providers["sim"] else {
+        panic!("sim expected");
+    };
+    let params = s.models["sim-small"].engine.unwrap();
+    assert_eq!(params.slots, 4);
+    assert_eq!(params.kv_tokens, 65_536);
+    assert_eq!(params.prefill(1000).as_millis(), 40);
+    assert_eq!(params.step(3).as_millis(), 16);
+
+    let bad = GOOD
+        .replace(
+            "breaker = { open_secs = 1 }",
+            "breaker = { open_secs = 1 }\nengine = \"tgi\"\nmetrics_poll_ms = 5\npriority_scheduling = true",
+        )
+        .replace(
+            "[models.small]",
+            "[providers.plain]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmetrics_url = \"http://127.0.0.1:9/metrics\"\n[providers.typo]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nengine = \"vlm\"\n[models.small]",
+        )
+        .replace(
+            "reply = \"Paris.\"",
+            "reply = \"Paris.\"\n[providers.sim.models.sim-small.engine]\nslots = 0\ndecode_ms = -1",
+        );
+    let errs = errors(&bad);
+    let line = |field: &str| 1 + bad.lines().position(|l| l.starts_with(field)).unwrap();
+    for (line, text) in [
+        (line("priority_scheduling"), "`providers.upstream.priority_scheduling`: only vLLM takes a request priority"),
+        (line("metrics_poll_ms"), "`providers.upstream.metrics_poll_ms`: must be between 50 and 60000"),
+        (line("metrics_url"), "`providers.plain.metrics_url`: only read with `engine`"),
+        (line("engine = \"vlm\""), "`providers.typo.engine`: `vlm` is not one of \"vllm\", \"llamacpp\", \"tgi\", \"sglang\""),
+        (line("slots = 0"), "`providers.sim.models.sim-small.engine.slots`: must be between 1 and 4096"),
+        (line("decode_ms = -1"), "`providers.sim.models.sim-small.engine.decode_ms`: must be a number of milliseconds >= 0"),
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(&format!("bad.toml:{line}:")) && e.contains(text)),
+            "{line} {text}: {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), 6, "{errs:#?}");
 }

@@ -46,6 +46,9 @@ pub const REDIS_FALLBACK: &str = "switchyard_redis_fallback_total";
 pub const REPLICAS: &str = "switchyard_replicas";
 pub const SETTLEMENTS_DROPPED: &str = "switchyard_redis_settlements_dropped_total";
 pub const CACHE_SHARED: &str = "switchyard_cache_shared_total";
+pub const ENGINE_REQUESTS: &str = "switchyard_engine_requests";
+pub const ENGINE_KV_USAGE: &str = "switchyard_engine_kv_usage";
+pub const ENGINE_UP: &str = "switchyard_engine_metrics_up";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -73,6 +76,7 @@ pub fn handle() -> PrometheusHandle {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_shared();
+    describe_engines();
     describe_counter!(
         ROLLOUT_TRANSITIONS,
         "Rollout state changes, by rollout and the state entered (rolled_back is the one to alert on)."
@@ -163,6 +167,23 @@ fn describe() {
     describe_counter!(
         ROUTING_SAVED,
         "Cost of routed answers on the route's most expensive candidate minus their cost, in nano-dollars."
+    );
+}
+
+/// Self-hosted engines' load as the gateway last read it (`data_plane::engines`).
+fn describe_engines() {
+    use metrics::describe_gauge;
+    describe_gauge!(
+        ENGINE_REQUESTS,
+        "Requests the engine behind a deployment reported, by state (waiting, running); NaN while its metrics cannot be read."
+    );
+    describe_gauge!(
+        ENGINE_KV_USAGE,
+        "KV-cache use (0 to 1) the engine behind a deployment reported."
+    );
+    describe_gauge!(
+        ENGINE_UP,
+        "1 while the engine behind a deployment answers its metrics (the pick uses its load), 0 when not (the pick falls back to calls in flight)."
     );
 }
 

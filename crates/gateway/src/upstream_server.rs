@@ -1,5 +1,6 @@
 //! Serves any [`ChatProvider`] as an OpenAI-compatible upstream: `POST /v1/chat/completions`
-//! (JSON or SSE), `POST /v1/embeddings`, `GET /v1/models`.
+//! (JSON or SSE), `POST /v1/embeddings`, `GET /v1/models`; for a simulator whose models run
+//! on engines, `GET /metrics` as vLLM serves it ([`with_engine_metrics`]).
 //!
 //! This is what `switchyard sim` runs, and the baseline upstream of the gateway benchmark, so
 //! it stays lean: no middleware, no per-request logging, no allocation beyond parsing and
@@ -23,6 +24,7 @@ use serde::Serialize;
 use switchyard_api::{
     sse, ChatCompletionRequest, EmbeddingsRequest, ErrorBody, ErrorObject, Model, ModelList,
 };
+use switchyard_providers::sim::SimProvider;
 use switchyard_providers::{ChatProvider, ChatReply, ChunkStream, ProviderError};
 
 /// Requests up to this size are read: a whole long-context conversation fits.
@@ -92,6 +94,27 @@ pub fn router(provider: Arc<dyn ChatProvider>, models: Vec<String>) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Adds `GET /metrics` with `sim`'s engines' load in vLLM's format, when it has engines: a
+/// gateway whose `openai` provider names `engine = "vllm"` then routes to it by its load.
+pub fn with_engine_metrics(app: Router, sim: Arc<SimProvider>) -> Router {
+    if sim.vllm_metrics().is_none() {
+        return app;
+    }
+    let metrics = move || {
+        let text = sim.vllm_metrics().unwrap_or_default();
+        async move {
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+        }
+    };
+    app.route("/metrics", get(metrics))
 }
 
 async fn chat(
@@ -312,6 +335,7 @@ mod tests {
             echo: false,
             rules: Vec::new(),
             embedding_dims: 32,
+            engine: None,
         }
     }
 
@@ -322,9 +346,14 @@ mod tests {
         let mut models = BTreeMap::new();
         models.insert("fast".to_owned(), model());
         models.insert("limited".to_owned(), limited);
-        let sim = SimProvider::new("sim", &SimSpec { seed: 7, models });
+        serve(models).await
+    }
+
+    /// Serves a simulator of `models` as `switchyard sim` does.
+    async fn serve(models: BTreeMap<String, SimModelSpec>) -> String {
+        let sim = Arc::new(SimProvider::new("sim", &SimSpec { seed: 7, models }));
         let names = sim.model_names();
-        let app = router(Arc::new(sim), names);
+        let app = with_engine_metrics(router(sim.clone(), names), sim);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         #[expect(
@@ -399,6 +428,49 @@ mod tests {
         let last = chunks.last().unwrap();
         assert!(last.choices.is_empty());
         assert_eq!(last.usage.as_ref().unwrap().completion_tokens, 30);
+    }
+
+    #[tokio::test]
+    async fn a_simulator_with_engines_serves_their_load_as_vllm_does() {
+        let mut local = model();
+        local.engine = Some(switchyard_engine::Params {
+            slots: 1,
+            kv_tokens: 1000,
+            prefill_base: Duration::ZERO,
+            prefill_per_token: Duration::ZERO,
+            decode_base: Duration::from_secs(1),
+            decode_per_sequence: Duration::ZERO,
+        });
+        let mut models = BTreeMap::new();
+        models.insert("local".to_owned(), local);
+        let base = serve(models).await;
+        let origin = base.trim_end_matches("/v1");
+        let http = reqwest::Client::new();
+        let read = || async {
+            let text = http.get(format!("{origin}/metrics")).send().await.unwrap();
+            let text = text.text().await.unwrap();
+            switchyard_engine::read(switchyard_engine::EngineKind::Vllm, &text).unwrap()
+        };
+        assert_eq!((read().await.waiting, read().await.running), (0, 0));
+        // A stream holds its slot while it decodes (a second a token); another waits.
+        let body = json!({"model": "local", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        let mut first = http
+            .post(format!("{base}/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        first.chunk().await.unwrap();
+        let reading = read().await;
+        assert_eq!((reading.waiting, reading.running), (0, 1));
+        assert!(reading.kv_usage.is_some_and(|kv| kv > 0.0));
+        drop(first);
+
+        // Without engines there is no such page.
+        let plain = start().await;
+        let origin = plain.trim_end_matches("/v1");
+        let r = http.get(format!("{origin}/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 404);
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ use switchyard_api::{
 use switchyard_control::{AnthropicSpec, Secret};
 
 use crate::http;
-use crate::{unix_now, ChatProvider, ChatReply, ChunkStream, ProviderError};
+use crate::{unix_now, CallOptions, ChatProvider, ChatReply, ChunkStream, ProviderError};
 
 pub struct AnthropicProvider {
     messages_url: reqwest::Url,
@@ -71,7 +71,11 @@ impl ChatProvider for AnthropicProvider {
         "anthropic"
     }
 
-    async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatReply, ProviderError> {
+    async fn chat_with(
+        &self,
+        request: ChatCompletionRequest,
+        _options: CallOptions,
+    ) -> Result<ChatReply, ProviderError> {
         let streaming = request.is_stream();
         let body = to_anthropic(request, self.default_max_tokens)?;
         let response =

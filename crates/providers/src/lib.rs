@@ -19,4 +19,4 @@ pub mod tokens;
 
 pub use build::{build, http_client, BuildError, SecretSource};
 pub use error::{parse_retry_after, ProviderError};
-pub use provider::{unix_now, ChatProvider, ChatReply, ChunkStream};
+pub use provider::{engine_priority, unix_now, CallOptions, ChatProvider, ChatReply, ChunkStream};

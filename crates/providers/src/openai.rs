@@ -12,13 +12,16 @@ use async_trait::async_trait;
 use eventsource_stream::Event;
 use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
+use switchyard_admission::Class;
 use switchyard_api::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, EmbeddingsRequest,
     EmbeddingsResponse, StreamOptions,
 };
-use switchyard_control::{OpenAiSpec, Secret};
+use switchyard_control::{EngineKind, OpenAiSpec, Secret};
 
-use crate::{http, ChatProvider, ChatReply, ChunkStream, ProviderError};
+use crate::{
+    engine_priority, http, CallOptions, ChatProvider, ChatReply, ChunkStream, ProviderError,
+};
 
 pub struct OpenAiProvider {
     chat_url: reqwest::Url,
@@ -27,6 +30,10 @@ pub struct OpenAiProvider {
     /// of a request ever shows it.
     headers: HeaderMap,
     http: reqwest::Client,
+    /// What becomes of the body's `priority`: `None`, sent as the client wrote it; for vLLM,
+    /// `Some(true)` set from the class (it schedules by priority), `Some(false)` removed (it
+    /// refuses any but 0 without priority scheduling).
+    priority_from_class: Option<bool>,
 }
 
 impl OpenAiProvider {
@@ -46,6 +53,11 @@ impl OpenAiProvider {
             embeddings_url: http::endpoint(&base, "/embeddings")?,
             headers,
             http,
+            priority_from_class: spec
+                .engine
+                .as_ref()
+                .filter(|e| e.kind == EngineKind::Vllm)
+                .map(|e| e.priority_scheduling),
         })
     }
 }
@@ -56,9 +68,16 @@ impl ChatProvider for OpenAiProvider {
         "openai"
     }
 
-    async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatReply, ProviderError> {
+    async fn chat_with(
+        &self,
+        request: ChatCompletionRequest,
+        options: CallOptions,
+    ) -> Result<ChatReply, ProviderError> {
         let streaming = request.is_stream();
-        let body = upstream_request(request);
+        let mut body = upstream_request(request);
+        if let Some(from_class) = self.priority_from_class {
+            with_priority(&mut body, options.class.filter(|_| from_class));
+        }
         let response = http::post_json(&self.http, &self.chat_url, &self.headers, &body).await?;
         if streaming {
             Ok(ChatReply::Stream(chunk_stream(http::sse_events(
@@ -87,6 +106,17 @@ fn upstream_request(mut request: ChatCompletionRequest) -> ChatCompletionRequest
             .include_usage = Some(true);
     }
     request
+}
+
+/// vLLM schedules by the body's `priority` (lower first). The gateway's class decides it, so
+/// a caller cannot jump the engine's queue by writing its own: a client's value is replaced,
+/// or removed when the call has no class.
+fn with_priority(body: &mut ChatCompletionRequest, class: Option<Class>) {
+    body.extra.remove("priority");
+    if let Some(class) = class {
+        body.extra
+            .insert("priority".to_owned(), engine_priority(class).into());
+    }
 }
 
 /// What one SSE event of an OpenAI stream means.
@@ -319,6 +349,39 @@ mod tests {
     }
 
     #[test]
+    fn vllm_priority_comes_from_the_class_never_from_the_caller() {
+        let cases = [
+            (
+                json!({"model": "m", "messages": []}),
+                Some(Class::Batch),
+                json!(3),
+            ),
+            (
+                json!({"model": "m", "messages": []}),
+                Some(Class::Critical),
+                json!(0),
+            ),
+            (
+                json!({"model": "m", "messages": [], "priority": -100}),
+                Some(Class::Interactive),
+                json!(1),
+            ),
+            (
+                json!({"model": "m", "messages": [], "priority": -100}),
+                None,
+                Value::Null,
+            ),
+            (json!({"model": "m", "messages": []}), None, Value::Null),
+        ];
+        for (input, class, expected) in cases {
+            let mut req: ChatCompletionRequest = serde_json::from_value(input).unwrap();
+            with_priority(&mut req, class);
+            let body = serde_json::to_value(req).unwrap();
+            assert_eq!(body["priority"], expected, "{class:?}");
+        }
+    }
+
+    #[test]
     fn upstream_request_forces_stream_usage_and_keeps_the_rest() {
         let cases = [
             (
@@ -349,6 +412,7 @@ mod tests {
             api_key_env: None,
             headers,
             connect_timeout: std::time::Duration::from_secs(1),
+            engine: None,
         };
         let http = reqwest::Client::new();
         let p = OpenAiProvider::new(&spec("http://h/v1/", vec![]), None, http.clone()).unwrap();

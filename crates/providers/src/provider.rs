@@ -9,6 +9,8 @@ use switchyard_api::{
     EmbeddingsResponse,
 };
 
+use switchyard_admission::Class;
+
 use crate::error::ProviderError;
 
 /// Chunks of a streamed completion. The last chunk carries `usage` when the upstream reports
@@ -37,9 +39,40 @@ pub trait ChatProvider: Send + Sync + 'static {
 
     /// One attempt. `request.stream` decides the shape of the reply. The future is cancel-safe:
     /// dropping it (or the stream it returned) abandons the upstream call.
-    async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatReply, ProviderError>;
+    async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatReply, ProviderError> {
+        self.chat_with(request, CallOptions::default()).await
+    }
+
+    /// One attempt, with what the gateway knows about the call beyond its body (adapters
+    /// that have no use for it ignore it).
+    async fn chat_with(
+        &self,
+        request: ChatCompletionRequest,
+        options: CallOptions,
+    ) -> Result<ChatReply, ProviderError>;
 
     async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError>;
+}
+
+/// What the gateway knows about one call that its body does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// The request's priority class. An engine that schedules by priority (vLLM, the
+    /// simulator's engine) is told it as its own number ([`engine_priority`]); `None` sends
+    /// none.
+    pub class: Option<Class>,
+}
+
+/// A class as vLLM's `priority` (lower runs first; a request without one is 0): critical 0,
+/// interactive 1, standard 2, batch 3, so unclassified traffic from other clients of the same
+/// server ranks with critical, never behind the gateway's batch work.
+pub fn engine_priority(class: Class) -> i64 {
+    match class {
+        Class::Critical => 0,
+        Class::Interactive => 1,
+        Class::Standard => 2,
+        Class::Batch => 3,
+    }
 }
 
 /// Seconds since the Unix epoch, for `created` fields.

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, EmbeddingsRequest};
 use switchyard_control::{AnthropicSpec, OpenAiSpec, ProviderSpec};
-use switchyard_providers::{ChatProvider, ChatReply, ChunkStream, ProviderError};
+use switchyard_providers::{CallOptions, ChatProvider, ChatReply, ChunkStream, ProviderError};
 use switchyard_testkit::{Behavior, Ending, FakeUpstream, Flavor, RecordedRequest, Reply};
 
 use std::collections::VecDeque;
@@ -64,6 +64,7 @@ impl Adapter {
                 api_key_env: Some(KEY_VAR.to_owned()),
                 headers,
                 connect_timeout: Duration::from_secs(2),
+                engine: None,
             }),
             Adapter::Anthropic => ProviderSpec::Anthropic(AnthropicSpec {
                 base_url: base_url.to_owned(),
@@ -159,6 +160,7 @@ impl ScriptedSim {
             echo: false,
             rules: Vec::new(),
             embedding_dims: 16,
+            engine: None,
         };
         match behavior {
             Behavior::Reply(r) => {
@@ -199,7 +201,11 @@ impl ChatProvider for ScriptedSim {
         "sim"
     }
 
-    async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatReply, ProviderError> {
+    async fn chat_with(
+        &self,
+        request: ChatCompletionRequest,
+        _options: CallOptions,
+    ) -> Result<ChatReply, ProviderError> {
         self.next().chat(request).await
     }
 

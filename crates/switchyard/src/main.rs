@@ -543,7 +543,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
             println!("  OpenAI base URL: http://{addr}/v1");
             println!("  demo key:        {DEMO_KEY}");
             println!("  admin key:       {DEMO_ADMIN_KEY}");
-            println!("  models:          small, medium, frontier, flaky (falls back to medium)");
+            println!("  models:          small, medium, frontier, flaky (falls back to medium), local (a self-hosted engine with 4 slots)");
             println!("  routes:          auto (auto:cheap, auto:balanced, auto:best): the router picks small or frontier");
             println!("  guards:          PII pseudonymised, injections blocked, answers checked for toxicity, grounding, bias and compliance");
             println!("  data:            {data}");
@@ -680,7 +680,8 @@ fn sim(
             "Switchyard simulator listening on http://{addr}/v1 with models: {}",
             models.join(", ")
         );
-        let app = switchyard_gateway::upstream_server::router(sim, models);
+        let app = switchyard_gateway::upstream_server::router(sim.clone(), models);
+        let app = switchyard_gateway::upstream_server::with_engine_metrics(app, sim);
         use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);

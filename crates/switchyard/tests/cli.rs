@@ -180,6 +180,18 @@ async fn the_embedded_demo_answers_with_its_published_key() {
         "The capital of France is Paris."
     );
 
+    // The self-hosted model on its simulated engine answers like the others.
+    let local = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("sk-switchyard-demo")
+        .json(&serde_json::json!({"model": "local", "max_tokens": 5, "messages": [{"role": "user", "content": "Hello"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(local.status(), 200);
+    let local: serde_json::Value = local.json().await.unwrap();
+    assert_eq!(local["usage"]["completion_tokens"], 5, "{local}");
+
     server.stop();
     assert!(cwd.path().join("switchyard-data/switchyard.db").exists());
 }
@@ -211,7 +223,13 @@ async fn the_simulator_serves_alone() {
         .collect();
     assert_eq!(
         ids,
-        ["sim-flaky", "sim-frontier", "sim-medium", "sim-small"]
+        [
+            "sim-flaky",
+            "sim-frontier",
+            "sim-local",
+            "sim-medium",
+            "sim-small"
+        ]
     );
     let reply: serde_json::Value = http
         .post(format!("{base}/chat/completions"))

@@ -74,6 +74,8 @@ fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
         "1",
         "--feedback-share",
         "0",
+        "--priority",
+        "interactive=1,batch=1",
     ]);
     let p = &paced["overall"];
     let paced_requests = p["requests"].as_u64().unwrap();
@@ -85,6 +87,25 @@ fn loadgen_fills_the_demo_and_its_summary_matches_the_records() {
     assert_eq!(p["streams"], p["requests"], "{paced:#}");
     assert!(p["ttft_ms_p50"].as_f64().unwrap() > 0.0, "{paced:#}");
     assert_eq!(paced["mode"], "rate");
+    // Each request went as one of the two classes, each class summarised on its own.
+    let classes = paced["priorities"].as_array().unwrap();
+    let names: Vec<&str> = classes.iter().filter_map(|c| c["kind"].as_str()).collect();
+    assert!(
+        names.iter().all(|n| ["interactive", "batch"].contains(n)),
+        "{paced:#}"
+    );
+    let by_class: u64 = classes
+        .iter()
+        .map(|c| c["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(by_class, paced_requests, "{paced:#}");
+    assert!(classes
+        .iter()
+        .all(|c| c["shed"] == 0 && c.get("ttft_ms_p99").is_some()));
+    assert!(
+        summary.get("priorities").is_none(),
+        "no mix, no lines per class"
+    );
 
     // Stopped gracefully, the gateway has written a record of every request, and every
     // feedback the summary counts.
@@ -131,11 +152,13 @@ fn loadgen_exits_3_when_the_target_is_unreachable_and_2_on_a_bad_mix() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the gateway"));
 
-    for mix in ["simple=1,nonsense", "simple=1,nonsense=2"] {
-        let out = switchyard()
-            .args(["loadgen", "--mix", mix])
-            .output()
-            .unwrap();
+    for (flag, mix) in [
+        ("--mix", "simple=1,nonsense"),
+        ("--mix", "simple=1,nonsense=2"),
+        ("--priority", "urgent=1"),
+        ("--priority", "batch=0"),
+    ] {
+        let out = switchyard().args(["loadgen", flag, mix]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{mix}");
     }
     let out = switchyard()

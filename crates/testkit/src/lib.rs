@@ -7,6 +7,10 @@
 //! ([`FakeUpstream::wait_for_disconnects`]). The wire bodies are written out as JSON by hand,
 //! not with Switchyard's own types, so a test cannot pass because both sides share a mistake.
 //!
+//! [`FakeEngine`] is a self-hosted engine (vLLM, llama.cpp, TGI, SGLang): an OpenAI-compatible
+//! server on the continuous-batching model of `switchyard-engine`, serving its own load on
+//! `/metrics` in that engine's format.
+//!
 //! [`servers`] starts throwaway PostgreSQL and Redis servers for the tests of a fleet.
 //!
 //! [`data`] finds the shared evaluation data for the evaluations and tests that read it.
@@ -17,12 +21,14 @@
 
 mod behavior;
 pub mod data;
+mod engine;
 mod server;
 pub mod servers;
 mod wait;
 mod wire;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Reply, ToolCallReply, DEFAULT_TEXT};
+pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
 pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;
 pub use wire::Flavor;

@@ -11,10 +11,10 @@ use super::resilience::breaker_policy;
 use super::values::{env_name, http_url};
 use crate::locate::key_segment;
 use crate::name::{valid_name, NAME_RULE};
-use crate::raw::{RawConfig, RawDist, RawProvider, RawSimModel};
+use crate::raw::{RawConfig, RawDist, RawOpenAi, RawProvider, RawSimEngine, RawSimModel};
 use crate::spec::{
-    AnthropicSpec, Distribution, OpenAiSpec, ProviderSpec, SimModelSpec, SimRule, SimRuleAction,
-    SimSpec,
+    AnthropicSpec, Distribution, EngineKind, EngineSpec, OpenAiSpec, ProviderSpec, SimModelSpec,
+    SimRule, SimRuleAction, SimSpec,
 };
 
 /// Every provider by name, and its breaker policy (its own fields over the top level's).
@@ -50,11 +50,14 @@ fn provider(c: &mut Checker, path: &str, p: &RawProvider) -> Option<ProviderSpec
     match p {
         RawProvider::Openai(o) => {
             env_name(c, &format!("{path}.api_key_env"), &o.api_key_env);
+            let base_url = http_url(c, &format!("{path}.base_url"), &o.base_url);
+            let engine = engine(c, path, o, &base_url);
             Some(ProviderSpec::OpenAi(OpenAiSpec {
-                base_url: http_url(c, &format!("{path}.base_url"), &o.base_url),
+                base_url,
                 api_key_env: o.api_key_env.clone(),
                 headers: o.headers.clone().into_iter().collect(),
                 connect_timeout: Duration::from_millis(o.connect_timeout_ms),
+                engine,
             }))
         }
         RawProvider::Anthropic(a) => {
@@ -89,6 +92,100 @@ fn provider(c: &mut Checker, path: &str, p: &RawProvider) -> Option<ProviderSpec
                 models,
             }))
         }
+    }
+}
+
+/// How often an engine's metrics may be read: no faster than every 50 ms (each read costs the
+/// engine a scrape), no slower than every minute (older load is no guide).
+const POLL_MS: std::ops::RangeInclusive<u64> = 50..=60_000;
+const DEFAULT_POLL_MS: u64 = 250;
+
+/// An `openai` provider's `engine`, `metrics_url` and `metrics_poll_ms`.
+fn engine(c: &mut Checker, path: &str, o: &RawOpenAi, base_url: &str) -> Option<EngineSpec> {
+    let Some(name) = &o.engine else {
+        for (field, given) in [
+            ("metrics_url", o.metrics_url.is_some()),
+            ("metrics_poll_ms", o.metrics_poll_ms.is_some()),
+            ("priority_scheduling", o.priority_scheduling.is_some()),
+        ] {
+            c.ensure(
+                !given,
+                format!("{path}.{field}"),
+                "only read with `engine` (vllm, llamacpp, tgi or sglang): name the engine",
+            );
+        }
+        return None;
+    };
+    let kind = EngineKind::parse(name);
+    c.ensure(
+        kind.is_some(),
+        format!("{path}.engine"),
+        format!("`{name}` is not one of \"vllm\", \"llamacpp\", \"tgi\", \"sglang\""),
+    );
+    let priority_scheduling = o.priority_scheduling.unwrap_or(false);
+    c.ensure(
+        !priority_scheduling || kind.is_none_or(|k| k == EngineKind::Vllm),
+        format!("{path}.priority_scheduling"),
+        "only vLLM takes a request priority (`engine = \"vllm\"`)",
+    );
+    let poll_ms = o.metrics_poll_ms.unwrap_or(DEFAULT_POLL_MS);
+    c.ensure(
+        POLL_MS.contains(&poll_ms),
+        format!("{path}.metrics_poll_ms"),
+        format!("must be between {} and {}", POLL_MS.start(), POLL_MS.end()),
+    );
+    let metrics_url = match &o.metrics_url {
+        Some(url) => http_url(c, &format!("{path}.metrics_url"), url),
+        None => match url::Url::parse(base_url) {
+            Ok(u) => format!("{}/metrics", u.origin().ascii_serialization()),
+            // The base URL's own error is reported already.
+            Err(_) => String::new(),
+        },
+    };
+    Some(EngineSpec {
+        kind: kind?,
+        metrics_url,
+        poll: Duration::from_millis(poll_ms),
+        priority_scheduling,
+    })
+}
+
+/// A simulated engine: positive slots and KV budget, finite non-negative times.
+fn sim_engine(c: &mut Checker, path: &str, e: &RawSimEngine) -> switchyard_engine::Params {
+    c.ensure(
+        (1..=4096).contains(&e.slots),
+        format!("{path}.slots"),
+        "must be between 1 and 4096",
+    );
+    c.ensure(
+        e.kv_tokens > 0,
+        format!("{path}.kv_tokens"),
+        "must be greater than 0",
+    );
+    let mut ms = |field: &str, v: f64, per: f64| {
+        let ok = v.is_finite() && (0.0..=3_600_000.0).contains(&v);
+        c.ensure(
+            ok,
+            format!("{path}.{field}"),
+            "must be a number of milliseconds >= 0",
+        );
+        if ok {
+            Duration::from_secs_f64(v / per / 1000.0)
+        } else {
+            Duration::ZERO
+        }
+    };
+    switchyard_engine::Params {
+        slots: e.slots,
+        kv_tokens: e.kv_tokens,
+        prefill_base: ms("prefill_ms", e.prefill_ms, 1.0),
+        prefill_per_token: ms(
+            "prefill_ms_per_1k_tokens",
+            e.prefill_ms_per_1k_tokens,
+            1000.0,
+        ),
+        decode_base: ms("decode_ms", e.decode_ms, 1.0),
+        decode_per_sequence: ms("decode_ms_per_sequence", e.decode_ms_per_sequence, 1.0),
     }
 }
 
@@ -174,6 +271,10 @@ fn sim_model(c: &mut Checker, path: &str, m: &RawSimModel) -> SimModelSpec {
         echo: m.echo,
         rules,
         embedding_dims: m.embedding_dims,
+        engine: m
+            .engine
+            .as_ref()
+            .map(|e| sim_engine(c, &format!("{path}.engine"), e)),
     }
 }
 

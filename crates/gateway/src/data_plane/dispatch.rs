@@ -3,7 +3,8 @@
 //! 1. The chain is the requested model followed by its configured fallbacks.
 //! 2. For each model in the chain, up to `max_attempts` attempts. Each attempt picks a
 //!    deployment by weighted power of two choices among those whose circuit breaker admits a
-//!    call (preferring ones that have not yet failed this request), and is bounded by `attempt_timeout` and by what is left of the overall `deadline`.
+//!    call (preferring ones that have not yet failed this request; among self-hosted
+//!    engines with fresh metrics, the least loaded: `engines.rs`), and is bounded by `attempt_timeout` and by what is left of the overall `deadline`.
 //!    For streams an attempt succeeds only once the first chunk has arrived, so a stream that
 //!    breaks before its first byte is retried like any other failure.
 //! 3. A retryable failure (connect, timeout, 408/409/429/5xx) backs off with full jitter
@@ -24,9 +25,10 @@ use rand::Rng;
 use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse};
 use switchyard_control::ModelSpec;
 use switchyard_providers::{ChatProvider, ChatReply, ChunkStream, ProviderError};
-use switchyard_resilience::{pick_p2c, BreakerState, CircuitBreaker, Load};
+use switchyard_resilience::{pick_p2c, BreakerState, CircuitBreaker};
 use tower::retry::budget::{Budget, TpsBudget};
 
+use crate::data_plane::engines::{p2c_loads, Candidate, EngineWatch};
 use crate::data_plane::record::RecordGuard;
 use crate::error::{ErrorKind, GatewayError};
 use crate::metrics as m;
@@ -38,6 +40,8 @@ pub struct Deployment {
     pub provider: Arc<dyn ChatProvider>,
     outstanding: AtomicU32,
     breaker: Mutex<CircuitBreaker>,
+    /// The self-hosted engine behind it, whose load the pick reads (`engines.rs`).
+    engine: Option<Arc<EngineWatch>>,
 }
 
 impl Deployment {
@@ -53,7 +57,17 @@ impl Deployment {
             provider,
             outstanding: AtomicU32::new(0),
             breaker: Mutex::new(breaker),
+            engine: None,
         }
+    }
+
+    pub fn with_engine(mut self, engine: Option<Arc<EngineWatch>>) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    pub fn engine(&self) -> Option<&EngineWatch> {
+        self.engine.as_deref()
     }
 
     pub fn breaker_state(&self) -> BreakerState {
@@ -87,6 +101,9 @@ impl Deployment {
             .unwrap_or(false);
         admitted.then(|| {
             self.outstanding.fetch_add(1, Ordering::Relaxed);
+            if let Some(engine) = &self.engine {
+                engine.sent();
+            }
             InFlight {
                 deployment: self.clone(),
                 outcome_known: false,
@@ -173,13 +190,16 @@ impl ModelRuntime {
         }
         let mut rng = rand::rng();
         while !eligible.is_empty() {
-            let loads: Vec<Load> = eligible
+            // The least loaded engines when they are known, else the calls in flight.
+            let candidates: Vec<Candidate<'_>> = eligible
                 .iter()
-                .map(|d| Load {
+                .map(|d| Candidate {
                     weight: d.weight,
                     outstanding: d.deployment.outstanding(),
+                    engine: d.deployment.engine(),
                 })
                 .collect();
+            let loads = p2c_loads(&candidates, at);
             let i = pick_p2c(&loads, rng.random(), rng.random())?;
             if let Some(flight) = eligible[i].deployment.try_acquire(at) {
                 return Some((eligible[i].deployment.clone(), flight));

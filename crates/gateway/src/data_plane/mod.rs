@@ -3,7 +3,8 @@
 //! [`pipeline::Pipeline`] is one config version made runnable; a request runs its stages in
 //! order (authenticate and admit with [`keys`], whose limits count in [`counters`], render a
 //! stored prompt with [`prompts`], mask and screen with [`guards`], look up the [`cache`],
-//! decide with [`routing`], [`dispatch`] to providers with retries, breakers and fallbacks,
+//! decide with [`routing`], [`dispatch`] to providers with retries, breakers and fallbacks
+//! (self-hosted replicas by their engines' load, [`engines`]),
 //! stream the answer with [`stream`]), and
 //! [`record`] writes one record per request whatever happens. What the control plane decided
 //! reaches it as [`running::Running`]; what requests did goes back through
@@ -15,6 +16,7 @@ pub mod cache;
 pub mod content;
 pub mod counters;
 pub mod dispatch;
+pub mod engines;
 pub mod flags;
 pub mod guards;
 pub mod keys;

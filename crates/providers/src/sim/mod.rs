@@ -7,6 +7,11 @@
 //! sequence seeded by (seed, model), so a 10% error rate fails about one call in ten and a
 //! retry of the same request may succeed. Waits use `tokio::time`, so tests pause the clock.
 //!
+//! A model with an `engine` runs on a continuous-batching engine ([`switchyard_engine`]):
+//! its calls share the engine's slots and KV cache, wait in its queue (by the call's class,
+//! else the body's `priority`, as vLLM), and take its prefill and decode times instead of the
+//! drawn ones. [`SimProvider::engine_load`] tells what the engine holds.
+//!
 //! It must not do I/O, and a zero-latency model must cost no timer: it is the baseline
 //! upstream of the gateway benchmark.
 
@@ -20,6 +25,7 @@ mod text;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,15 +37,19 @@ use switchyard_api::{
     EmbeddingsUsage,
 };
 use switchyard_control::{SimModelSpec, SimSpec};
+use switchyard_engine::{Ask, Engine, Load};
 use tokio::time::Instant;
 
-use crate::{tokens, ChatProvider, ChatReply, ProviderError};
-use reply::{Meta, Pace};
+use crate::{engine_priority, tokens, CallOptions, ChatProvider, ChatReply, ProviderError};
+use reply::{Meta, Pace, Timing};
 use text::StableHasher;
 
 /// How long a simulated timeout hangs: far beyond any attempt timeout, so the gateway's own
 /// timeout is what fires.
 const HANG: Duration = Duration::from_secs(3600);
+
+/// One of an engine's numbers, as a metric value.
+type Gauge = fn(&Load) -> f64;
 
 pub struct SimProvider {
     name: String,
@@ -53,6 +63,7 @@ struct SimModel {
     /// Calls so far. Call `n` draws from an RNG seeded by (seed, n): the same sequence as one
     /// shared RNG advanced per call, without a lock on the hot path.
     calls: AtomicU64,
+    engine: Option<Arc<Engine>>,
 }
 
 /// What one call drew, in a fixed order so the sequence never depends on the configuration.
@@ -121,6 +132,7 @@ impl SimProvider {
                     spec: m.clone(),
                     seed,
                     calls: AtomicU64::new(0),
+                    engine: m.engine.map(Engine::new),
                 };
                 (model.clone(), sim)
             })
@@ -143,6 +155,53 @@ impl SimProvider {
         &self.name
     }
 
+    /// What `model`'s engine holds now; `None` for a model without an engine.
+    pub fn engine_load(&self, model: &str) -> Option<Load> {
+        self.models.get(model)?.engine.as_ref().map(|e| e.load())
+    }
+
+    /// Its engines' load as vLLM's `/metrics` shows it (one series per model with an engine,
+    /// labelled `model_name`), so a gateway can route to `switchyard sim` as to a vLLM
+    /// server; `None` when no model has an engine.
+    pub fn vllm_metrics(&self) -> Option<String> {
+        use std::fmt::Write;
+        let mut engines: Vec<(&String, Load)> = self
+            .models
+            .iter()
+            .filter_map(|(name, m)| Some((name, m.engine.as_ref()?.load())))
+            .collect();
+        if engines.is_empty() {
+            return None;
+        }
+        engines.sort_by(|a, b| a.0.cmp(b.0));
+        let mut text = String::new();
+        let gauges: [(&str, &str, Gauge); 3] = [
+            (
+                "vllm:num_requests_running",
+                "Number of requests in model execution batches.",
+                |l| f64::from(l.running),
+            ),
+            (
+                "vllm:num_requests_waiting",
+                "Number of requests waiting to be processed.",
+                |l| f64::from(l.waiting),
+            ),
+            (
+                "vllm:kv_cache_usage_perc",
+                "KV-cache usage. 1 means 100 percent usage.",
+                Load::kv_usage,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (model, load) in &engines {
+                // Model names are config keys: no quote or backslash to escape.
+                let _ = writeln!(text, "{name}{{model_name=\"{model}\"}} {:?}", value(load));
+            }
+        }
+        Some(text)
+    }
+
     fn model(&self, model: &str) -> Result<&SimModel, ProviderError> {
         self.models.get(model).ok_or_else(|| ProviderError::Status {
             status: 404,
@@ -158,7 +217,11 @@ impl ChatProvider for SimProvider {
         "sim"
     }
 
-    async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatReply, ProviderError> {
+    async fn chat_with(
+        &self,
+        request: ChatCompletionRequest,
+        options: CallOptions,
+    ) -> Result<ChatReply, ProviderError> {
         let start = Instant::now();
         let model = self.model(&request.model)?;
         plan::validate(&request)?;
@@ -207,10 +270,29 @@ impl ChatProvider for SimProvider {
             created: crate::unix_now(),
             model: request.model,
         };
+        let timing = match &model.engine {
+            Some(engine) => Timing::Engine {
+                engine: engine.clone(),
+                ask: Ask {
+                    prompt_tokens: plan.prompt_tokens,
+                    output_tokens: plan.completion_tokens(),
+                    priority: options
+                        .class
+                        .map(engine_priority)
+                        .or_else(|| request.extra.get("priority").and_then(|p| p.as_i64())),
+                },
+            },
+            None => Timing::Drawn(pace),
+        };
         if request.stream.unwrap_or(false) {
-            return Ok(ChatReply::Stream(reply::stream(plan, meta, pace)));
+            return Ok(ChatReply::Stream(reply::stream(plan, meta, timing)));
         }
-        reply::wait_until(pace.all_ready(plan.pieces().len())).await;
+        match timing {
+            Timing::Drawn(pace) => reply::wait_until(pace.all_ready(plan.pieces().len())).await,
+            Timing::Engine { engine, ask } => {
+                reply::run_engine(&engine, ask, plan.pieces().len()).await?;
+            }
+        }
         Ok(ChatReply::Complete(reply::complete(plan, meta)))
     }
 

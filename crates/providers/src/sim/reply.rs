@@ -3,6 +3,7 @@
 //! Every wait is an absolute deadline from the moment the request arrived, so a slow consumer
 //! or a coarse timer never adds drift, and a wait already over costs no timer at all.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream;
@@ -10,10 +11,11 @@ use switchyard_api::{
     ChatCompletionChunk, ChatCompletionResponse, ChatMessage, Choice, ChunkChoice, Delta, Extra,
     FunctionCall, FunctionCallDelta, MessageContent, Role, ToolCall, ToolCallDelta, Usage,
 };
+use switchyard_engine::{Ask, Engine, EngineError, Slot};
 use tokio::time::Instant;
 
 use super::plan::{Output, Plan};
-use crate::ChunkStream;
+use crate::{ChunkStream, ProviderError};
 
 /// Chunks closer together than this are merged: a 2,000 tokens/s model would otherwise arm a
 /// timer every half millisecond, which costs more than the data it carries.
@@ -58,6 +60,67 @@ impl Pace {
 
     fn at(&self, offset: Duration) -> Instant {
         self.start.checked_add(offset).unwrap_or(self.start)
+    }
+}
+
+/// How a call's tokens are timed: by its own draw, or by a continuous-batching engine
+/// (queue, prefill, then decode at the pace of the running batch).
+pub(crate) enum Timing {
+    Drawn(Pace),
+    Engine { engine: Arc<Engine>, ask: Ask },
+}
+
+impl Timing {
+    /// Seconds per token when nothing else runs.
+    fn interval(&self) -> f64 {
+        match self {
+            Timing::Drawn(pace) => pace.interval,
+            Timing::Engine { engine, .. } => engine.params().step(1).as_secs_f64(),
+        }
+    }
+}
+
+/// The engine's refusal as an upstream's (vLLM answers 400 to a request it can never hold).
+pub(crate) fn engine_error(e: EngineError) -> ProviderError {
+    let status = match e {
+        EngineError::TooLarge { .. } => 400,
+        EngineError::Poisoned => 500,
+    };
+    ProviderError::Status {
+        status,
+        message: e.to_string(),
+        retry_after: None,
+    }
+}
+
+/// Runs a whole answer of `tokens` tokens through the engine: waits for a slot, prefills,
+/// decodes in groups of `group` tokens, and frees the slot.
+pub(crate) async fn run_engine(
+    engine: &Arc<Engine>,
+    ask: Ask,
+    tokens: usize,
+) -> Result<(), ProviderError> {
+    let group = group_size(engine.params().step(1).as_secs_f64(), tokens);
+    let slot = engine.admit(ask).await.map_err(engine_error)?;
+    slot.prefill().await;
+    let mut left = tokens.saturating_sub(1);
+    while left > 0 {
+        let n = left.min(group);
+        slot.decode(u32::try_from(n).unwrap_or(u32::MAX)).await;
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Tokens per chunk for a pace of `interval` seconds per token: chunks at least
+/// [`MIN_CHUNK_INTERVAL`] apart.
+fn group_size(interval: f64, tokens: usize) -> usize {
+    if interval <= 0.0 {
+        tokens.max(1)
+    } else {
+        // The epsilon keeps float noise from turning an exact 5 into 6.
+        let per = (MIN_CHUNK_INTERVAL.as_secs_f64() / interval - 1e-9).ceil();
+        (per as usize).clamp(1, tokens.max(1))
     }
 }
 
@@ -131,7 +194,9 @@ pub(crate) fn complete(plan: Plan, meta: Meta) -> ChatCompletionResponse {
 struct StreamState {
     plan: Plan,
     meta: Meta,
-    pace: Pace,
+    timing: Timing,
+    /// The engine's slot while the answer is decoded; freed after its last token.
+    slot: Option<Slot>,
     /// Tokens per chunk.
     group: usize,
     /// Chunks in all (at least one, which carries the role and the finish reason).
@@ -140,6 +205,25 @@ struct StreamState {
 }
 
 impl StreamState {
+    /// Waits until chunk `i`'s first token is ready.
+    async fn ready(&mut self, i: usize) -> Result<(), ProviderError> {
+        match &self.timing {
+            Timing::Drawn(pace) => wait_until(pace.token_ready(i * self.group)).await,
+            Timing::Engine { engine, ask } => match &self.slot {
+                None => {
+                    let slot = engine.admit(*ask).await.map_err(engine_error)?;
+                    slot.prefill().await;
+                    self.slot = Some(slot);
+                }
+                Some(slot) => {
+                    let group = u32::try_from(self.group).unwrap_or(u32::MAX);
+                    slot.decode(group).await;
+                }
+            },
+        }
+        Ok(())
+    }
+
     fn chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Usage>) -> ChatCompletionChunk {
         ChatCompletionChunk {
             id: self.meta.id.clone(),
@@ -194,20 +278,15 @@ impl StreamState {
 /// The chunks of `plan`, each sent when its first token is ready; then a usage-only chunk
 /// (`choices: []`), always, since the gateway needs usage and strips it for clients that did
 /// not ask.
-pub(crate) fn stream(plan: Plan, meta: Meta, pace: Pace) -> ChunkStream {
+pub(crate) fn stream(plan: Plan, meta: Meta, timing: Timing) -> ChunkStream {
     let tokens = plan.pieces().len();
-    let group = if pace.interval <= 0.0 {
-        tokens.max(1)
-    } else {
-        // The epsilon keeps float noise from turning an exact 5 into 6.
-        let per = (MIN_CHUNK_INTERVAL.as_secs_f64() / pace.interval - 1e-9).ceil();
-        (per as usize).clamp(1, tokens.max(1))
-    };
+    let group = group_size(timing.interval(), tokens);
     let state = StreamState {
         chunks: tokens.div_ceil(group).max(1),
         plan,
         meta,
-        pace,
+        timing,
+        slot: None,
         group,
         next: 0,
     };
@@ -215,8 +294,15 @@ pub(crate) fn stream(plan: Plan, meta: Meta, pace: Pace) -> ChunkStream {
         let i = st.next;
         st.next += 1;
         if i < st.chunks {
-            wait_until(st.pace.token_ready(i * st.group)).await;
+            if let Err(e) = st.ready(i).await {
+                // Nothing follows an error.
+                st.next = st.chunks + 1;
+                return Some((Err(e), st));
+            }
             let chunk = st.content_chunk(i);
+            if i + 1 == st.chunks {
+                st.slot = None;
+            }
             Some((Ok(chunk), st))
         } else if i == st.chunks {
             let usage = Usage::new(st.plan.prompt_tokens, st.plan.completion_tokens());

@@ -1,4 +1,8 @@
 //! Behaviour of the simulated provider through its public trait, in paused tokio time.
+#![expect(
+    clippy::disallowed_methods,
+    reason = "test tasks end within each test, in paused time"
+)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,6 +37,7 @@ fn fast() -> SimModelSpec {
         echo: false,
         rules: Vec::new(),
         embedding_dims: 64,
+        engine: None,
     }
 }
 
@@ -598,4 +603,104 @@ async fn embeddings_base64_round_trip_and_dimensions() {
         status(embed(json!({"model": "nope"})).await.unwrap_err()),
         404
     );
+}
+
+/// A model on a one-slot engine: 10 ms prefill, 20 ms a token, 5-token answers.
+fn on_engine(slots: u32) -> SimProvider {
+    let mut m = fast();
+    m.output_tokens = Distribution::fixed(5.0);
+    m.engine = Some(switchyard_engine::Params {
+        slots,
+        kv_tokens: 10_000,
+        prefill_base: Duration::from_millis(10),
+        prefill_per_token: Duration::ZERO,
+        decode_base: Duration::from_millis(20),
+        decode_per_sequence: Duration::from_millis(5),
+    });
+    one(m)
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_an_engine_a_queued_stream_gets_its_first_token_later() {
+    let p = std::sync::Arc::new(on_engine(1));
+    let second = tokio::spawn({
+        let p = p.clone();
+        async move {
+            tokio::task::yield_now().await;
+            chunks(&p, ask("second")).await
+        }
+    });
+    let first = chunks(&p, ask("first")).await;
+    let second = second.await.unwrap();
+    // Alone: prefill, then four more tokens.
+    assert_eq!(first[0].0, Duration::from_millis(10));
+    assert_eq!(first.last().unwrap().0, Duration::from_millis(90));
+    // Queued behind the first: its whole answer, then its own prefill.
+    assert_eq!(second[0].0, Duration::from_millis(100));
+    assert_eq!(streamed_text(&second).split_whitespace().count(), 5);
+    assert_eq!(p.engine_load("m").unwrap().running, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_an_engine_tokens_slow_as_the_batch_grows() {
+    let p = std::sync::Arc::new(on_engine(2));
+    let other = tokio::spawn({
+        let p = p.clone();
+        async move { chunks(&p, ask("other")).await }
+    });
+    let mine = chunks(&p, ask("mine")).await;
+    other.await.unwrap();
+    // Two in the batch: 25 ms a token instead of 20.
+    assert_eq!(mine.last().unwrap().0, Duration::from_millis(10 + 4 * 25));
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_an_engine_the_class_orders_the_queue() {
+    use switchyard_admission::Class;
+    let p = std::sync::Arc::new(on_engine(1));
+    let mut busy = ask("busy");
+    busy.stream = Some(true);
+    let ChatReply::Stream(mut holding) = p.chat(busy).await.unwrap() else {
+        panic!("expected a stream");
+    };
+    holding.next().await.unwrap().unwrap();
+    let done = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut calls = Vec::new();
+    for (name, class) in [
+        ("batch", Some(Class::Batch)),
+        ("unclassified", None),
+        ("critical", Some(Class::Critical)),
+        ("interactive", Some(Class::Interactive)),
+    ] {
+        let (p, done) = (p.clone(), done.clone());
+        calls.push(tokio::spawn(async move {
+            let options = crate::CallOptions { class };
+            p.chat_with(ask(name), options).await.unwrap();
+            done.lock().unwrap().push(name);
+        }));
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(p.engine_load("m").unwrap().waiting, 4);
+    while holding.next().await.is_some() {}
+    for c in calls {
+        c.await.unwrap();
+    }
+    // Without a class the body's priority (here none: 0) counts, as vLLM's does.
+    let order = done.lock().unwrap().clone();
+    assert_eq!(order, ["unclassified", "critical", "interactive", "batch"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_an_engine_a_request_larger_than_its_kv_cache_is_refused() {
+    let mut m = fast();
+    m.engine = Some(switchyard_engine::Params {
+        slots: 1,
+        kv_tokens: 10,
+        prefill_base: Duration::ZERO,
+        prefill_per_token: Duration::ZERO,
+        decode_base: Duration::from_millis(1),
+        decode_per_sequence: Duration::ZERO,
+    });
+    let err = one(m).chat(ask("hello")).await.unwrap_err();
+    assert_eq!(status(err), 400);
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
-use super::plan::{parse_duration, parse_mix, parse_share, Mix};
+use super::plan::{parse_duration, parse_mix, parse_priorities, parse_share, Mix, PriorityMix};
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -48,6 +48,11 @@ pub struct Args {
         value_parser = parse_mix
     )]
     pub(super) mix: Mix,
+    /// Shares of the priority classes sent as `x-switchyard-priority` (critical, interactive,
+    /// standard, batch), e.g. `interactive=70,batch=30`; the summary then has a line per
+    /// class [default: no header].
+    #[arg(long, value_parser = parse_priorities)]
+    pub(super) priority: Option<PriorityMix>,
     /// How many users the requests come from (the `user` field: sticky rollouts and flags).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub(super) users: u32,

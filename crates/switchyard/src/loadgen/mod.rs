@@ -86,6 +86,7 @@ async fn run_async(args: Args) -> Result<(), Failure> {
         users: args.users,
         stream_share: args.stream_share,
         feedback_share: args.feedback_share,
+        priorities: args.priority.clone(),
     };
     let progress = Progress::new(!args.json && std::io::stdout().is_terminal(), args.duration);
     let started = Instant::now();
@@ -142,7 +143,7 @@ async fn open_loop(
         }
         progress.tick(start, &target);
         if inflight.len() >= max_inflight {
-            outcomes.push(Outcome::dropped(plan.kind));
+            outcomes.push(Outcome::dropped(&plan));
             continue;
         }
         let target = Arc::clone(&target);

@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use switchyard_admission::{Class as Priority, ParseClassError};
 
 /// The built-in workload: one request a line.
 pub(super) const WORKLOAD: &str = include_str!("../../loadgen/workload.jsonl");
@@ -140,6 +141,25 @@ impl Workload {
     }
 }
 
+/// Shares of the priority classes, cumulative to 1: `interactive=70,batch=30`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct PriorityMix(pub(super) Vec<(Priority, f64)>);
+
+pub(super) fn parse_priorities(s: &str) -> Result<PriorityMix, String> {
+    let weights = parse_mix(s)?.0;
+    let total: f64 = weights.iter().map(|(_, w)| w).sum();
+    let mut cumulative = 0.0;
+    let mut out = Vec::new();
+    for (name, weight) in weights {
+        let class: Priority = name.parse().map_err(|e: ParseClassError| e.to_string())?;
+        if weight > 0.0 {
+            cumulative += weight / total;
+            out.push((class, cumulative));
+        }
+    }
+    Ok(PriorityMix(out))
+}
+
 /// Kinds whose answers the cache may serve: they are asked at temperature 0.
 pub(super) fn cacheable(kind: &str) -> bool {
     matches!(kind, "repeat" | "paraphrase")
@@ -153,6 +173,8 @@ pub(super) struct Planned {
     pub(super) body: Value,
     pub(super) stream: bool,
     pub(super) feedback: bool,
+    /// Sent as `x-switchyard-priority`.
+    pub(super) priority: Option<Priority>,
 }
 
 pub(super) struct Planner {
@@ -162,6 +184,7 @@ pub(super) struct Planner {
     pub(super) users: u32,
     pub(super) stream_share: f64,
     pub(super) feedback_share: f64,
+    pub(super) priorities: Option<PriorityMix>,
 }
 
 impl Planner {
@@ -173,6 +196,18 @@ impl Planner {
         let user = self.rng.random_range(0..self.users);
         let stream = self.rng.random_bool(self.stream_share);
         let feedback = self.rng.random_bool(self.feedback_share);
+        // Drawn only with a mix, so a seed plans the same requests as before without one.
+        let priority = match &self.priorities {
+            Some(PriorityMix(shares)) => {
+                let r = self.rng.random::<f64>();
+                shares
+                    .iter()
+                    .find(|(_, c)| r < *c)
+                    .or(shares.last())
+                    .map(|(p, _)| *p)
+            }
+            None => None,
+        };
         let mut body = json!({
             "model": model,
             "messages": [{"role": "user", "content": prompt}],
@@ -191,6 +226,7 @@ impl Planner {
             body,
             stream,
             feedback,
+            priority,
         }
     }
 }
@@ -276,6 +312,7 @@ mod tests {
             users: 3,
             stream_share: 0.5,
             feedback_share: 0.0,
+            priorities: None,
         };
         let (mut a, mut b) = (planner(7), planner(7));
         let plans: Vec<Planned> = (0..400).map(|_| a.next("auto")).collect();
@@ -294,6 +331,40 @@ mod tests {
             .filter_map(|p| p.body["user"].as_str())
             .collect();
         assert_eq!(users.len(), 3);
+    }
+
+    #[test]
+    fn priorities_parse_and_are_drawn_by_their_shares() {
+        let mix = parse_priorities("interactive=3, batch=1,critical=0").unwrap();
+        assert_eq!(
+            mix,
+            PriorityMix(vec![(Priority::Interactive, 0.75), (Priority::Batch, 1.0)])
+        );
+        for bad in ["interactive", "urgent=1", "batch=0", "batch=1,batch=2"] {
+            assert!(parse_priorities(bad).is_err(), "{bad}");
+        }
+        let workload = Workload::parse(WORKLOAD).unwrap();
+        let planner = |priorities| Planner {
+            rng: StdRng::seed_from_u64(3),
+            mix: parse_mix("simple=1").unwrap().resolve(&workload).unwrap(),
+            workload: Workload::parse(WORKLOAD).unwrap(),
+            users: 3,
+            stream_share: 0.5,
+            feedback_share: 0.5,
+            priorities,
+        };
+        let mut with = planner(Some(mix));
+        let plans: Vec<Planned> = (0..400).map(|_| with.next("m")).collect();
+        let batch = plans
+            .iter()
+            .filter(|p| p.priority == Some(Priority::Batch))
+            .count();
+        assert!((60..140).contains(&batch), "{batch}");
+        assert!(plans.iter().all(|p| p.priority.is_some()));
+        // Without a mix nothing is drawn for it: the first plan is the same as ever.
+        let first = planner(None).next("m");
+        assert_eq!(first.priority, None);
+        assert_eq!(first.body, planner(None).next("m").body);
     }
 
     #[test]

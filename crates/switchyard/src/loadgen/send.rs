@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::args::{usage, Args, Failure};
 use super::plan::Planned;
+use switchyard_admission::Class as Priority;
 
 /// A request's time limit; the demo's slowest model answers well within it.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,6 +27,8 @@ pub(super) enum Class {
     ClientError,
     RateLimited,
     ServerError,
+    /// 503 `overloaded`: the gateway shed it (its deployment's queue was full or too slow).
+    Shed,
     /// No answer: connection refused or reset, a timeout, a broken stream.
     Network,
     /// Rate mode: due while `--max-inflight` were outstanding; never sent.
@@ -43,12 +46,15 @@ pub(super) struct Outcome {
     pub(super) cache: Option<String>,
     pub(super) model: Option<String>,
     pub(super) feedback: Option<bool>,
+    /// The class asked for with `x-switchyard-priority`.
+    pub(super) priority: Option<Priority>,
 }
 
 impl Outcome {
-    pub(super) fn dropped(kind: usize) -> Self {
+    pub(super) fn dropped(plan: &Planned) -> Self {
         Outcome {
-            kind,
+            kind: plan.kind,
+            priority: plan.priority,
             class: Class::Dropped,
             stream: false,
             latency: Duration::ZERO,
@@ -161,7 +167,7 @@ impl Target {
         let mut outcome = Outcome {
             class: Class::Network,
             stream: plan.stream,
-            ..Outcome::dropped(plan.kind)
+            ..Outcome::dropped(&plan)
         };
         let answer = self.exchange(&plan, origin, &mut outcome).await;
         outcome.latency = origin.elapsed();
@@ -184,14 +190,15 @@ impl Target {
         origin: Instant,
         outcome: &mut Outcome,
     ) -> Option<String> {
-        let mut response = self
+        let mut request = self
             .http
             .post(self.url("v1/chat/completions"))
             .bearer_auth(&self.key)
-            .json(&plan.body)
-            .send()
-            .await
-            .ok()?;
+            .json(&plan.body);
+        if let Some(priority) = plan.priority {
+            request = request.header("x-switchyard-priority", priority.as_str());
+        }
+        let mut response = request.send().await.ok()?;
         let header = |name: &str| {
             response
                 .headers()
@@ -292,18 +299,23 @@ pub(super) fn classify(status: StatusCode, body: &[u8]) -> Class {
         200..=299 => Class::Ok,
         429 => Class::RateLimited,
         400..=499 => {
-            let code = serde_json::from_slice::<Value>(body)
-                .ok()
-                .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
-            if code.as_deref() == Some("content_policy_violation") {
+            if error_code(body).as_deref() == Some("content_policy_violation") {
                 Class::Refused
             } else {
                 Class::ClientError
             }
         }
+        503 if error_code(body).as_deref() == Some("overloaded") => Class::Shed,
         500..=599 => Class::ServerError,
         _ => Class::ClientError,
     }
+}
+
+/// The OpenAI error body's `code`.
+fn error_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
 }
 
 /// The feedback a user would give, by a fixed rule: a refusal is a thumbs down and escalated;
@@ -351,6 +363,12 @@ mod tests {
             Class::RateLimited
         );
         assert_eq!(classify(StatusCode::BAD_GATEWAY, b""), Class::ServerError);
+        let shed = br#"{"error": {"code": "overloaded", "type": "server_error"}}"#;
+        assert_eq!(classify(StatusCode::SERVICE_UNAVAILABLE, shed), Class::Shed);
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, b"{}"),
+            Class::ServerError
+        );
         assert_eq!(classify(StatusCode::OK, b""), Class::Ok);
         assert_eq!(
             verdict("injection", Class::Refused, None),

@@ -1,4 +1,5 @@
-//! The summary: per kind and overall, requests by outcome, cache hits, latency percentiles,
+//! The summary: per kind, per priority class (with `--priority`) and overall, requests by
+//! outcome (503 `overloaded` sheds apart), cache hits, latency percentiles,
 //! time to first token, achieved rate, models served and feedback; as a table or JSON.
 
 use std::collections::BTreeMap;
@@ -8,6 +9,7 @@ use serde::Serialize;
 
 use super::args::{Args, Shape};
 use super::send::{Class, Outcome};
+use switchyard_admission::Class as Priority;
 
 /// The value at quantile `q` (0 to 1) of `sorted` by the nearest-rank method: the smallest
 /// value with at least `q` of the samples at or below it.
@@ -38,6 +40,8 @@ pub(super) struct KindSummary {
     pub(super) client_errors: u64,
     pub(super) rate_limited: u64,
     pub(super) server_errors: u64,
+    /// 503 `overloaded`: shed by the gateway.
+    pub(super) shed: u64,
     /// No answer: connection errors, timeouts, broken streams.
     pub(super) network_errors: u64,
     pub(super) dropped: u64,
@@ -47,6 +51,8 @@ pub(super) struct KindSummary {
     /// Milliseconds, of answered requests (ok), from the due time in rate mode.
     pub(super) latency_ms: Latency,
     pub(super) ttft_ms_p50: Option<f64>,
+    pub(super) ttft_ms_p95: Option<f64>,
+    pub(super) ttft_ms_p99: Option<f64>,
     /// Requests sent per second of the run.
     pub(super) rate: f64,
     pub(super) models: BTreeMap<String, u64>,
@@ -55,6 +61,11 @@ pub(super) struct KindSummary {
 }
 
 impl KindSummary {
+    /// Sent and not answered, sheds and guard refusals apart.
+    pub(super) fn errors(&self) -> u64 {
+        self.client_errors + self.rate_limited + self.server_errors + self.network_errors
+    }
+
     /// `window`: how long requests were being sent (the run's duration), for the rate.
     pub(super) fn of<'a>(
         kind: &str,
@@ -79,6 +90,7 @@ impl KindSummary {
                 Class::ClientError => s.client_errors += 1,
                 Class::RateLimited => s.rate_limited += 1,
                 Class::ServerError => s.server_errors += 1,
+                Class::Shed => s.shed += 1,
                 Class::Network | Class::Dropped => s.network_errors += 1,
             }
             if let Some(cache) = &o.cache {
@@ -110,6 +122,8 @@ impl KindSummary {
             p99: round(percentile(&latencies, 0.99)),
         };
         s.ttft_ms_p50 = round(percentile(&ttfts, 0.50));
+        s.ttft_ms_p95 = round(percentile(&ttfts, 0.95));
+        s.ttft_ms_p99 = round(percentile(&ttfts, 0.99));
         s.rate = (s.requests as f64 / window.as_secs_f64().max(1e-9) * 100.0).round() / 100.0;
         s
     }
@@ -126,6 +140,9 @@ pub(super) struct Summary {
     pub(super) elapsed_s: f64,
     pub(super) seed: u64,
     pub(super) kinds: Vec<KindSummary>,
+    /// Per priority class sent (`kind` names the class), with `--priority`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) priorities: Vec<KindSummary>,
     pub(super) overall: KindSummary,
 }
 
@@ -146,6 +163,14 @@ impl Summary {
                 KindSummary::of(name, outcomes.iter().filter(|o| o.kind == i), args.duration)
             })
             .collect();
+        let priorities = Priority::DESCENDING
+            .into_iter()
+            .filter(|p| outcomes.iter().any(|o| o.priority == Some(*p)))
+            .map(|p| {
+                let of_class = outcomes.iter().filter(|o| o.priority == Some(p));
+                KindSummary::of(p.as_str(), of_class, args.duration)
+            })
+            .collect();
         let (mode, rate, concurrency) = match shape {
             Shape::Rate(r) => ("rate", Some(r), None),
             Shape::Concurrency(n) => ("concurrency", None, Some(n)),
@@ -160,6 +185,7 @@ impl Summary {
             elapsed_s: (elapsed.as_secs_f64() * 100.0).round() / 100.0,
             seed,
             kinds,
+            priorities,
             overall: KindSummary::of("all", outcomes.iter(), args.duration),
         }
     }
@@ -181,7 +207,7 @@ impl Summary {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<11} {:>6} {:>6} {:>7} {:>4} {:>4} {:>4} {:>4} {:>6} {:>7} {:>7} {:>7} {:>9} {:>6}",
+            "{:<11} {:>6} {:>6} {:>7} {:>4} {:>4} {:>4} {:>4} {:>4} {:>6} {:>7} {:>7} {:>7} {:>9} {:>6}",
             "kind",
             "sent",
             "ok",
@@ -189,6 +215,7 @@ impl Summary {
             "4xx",
             "429",
             "5xx",
+            "shed",
             "net",
             "cached",
             "p50 ms",
@@ -200,7 +227,7 @@ impl Summary {
         for k in self.kinds.iter().chain(std::iter::once(&self.overall)) {
             let _ = writeln!(
                 out,
-                "{:<11} {:>6} {:>6} {:>7} {:>4} {:>4} {:>4} {:>4} {:>6} {:>7} {:>7} {:>7} {:>9} {:>6.2}",
+                "{:<11} {:>6} {:>6} {:>7} {:>4} {:>4} {:>4} {:>4} {:>4} {:>6} {:>7} {:>7} {:>7} {:>9} {:>6.2}",
                 k.kind,
                 k.requests,
                 k.ok,
@@ -208,6 +235,7 @@ impl Summary {
                 k.client_errors,
                 k.rate_limited,
                 k.server_errors,
+                k.shed,
                 k.network_errors,
                 k.cache_hits,
                 ms(k.latency_ms.p50),
@@ -216,6 +244,41 @@ impl Summary {
                 ms(k.ttft_ms_p50),
                 k.rate
             );
+        }
+        if !self.priorities.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "{:<11} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9}",
+                "priority",
+                "sent",
+                "ok",
+                "errors",
+                "shed",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "ttft p50",
+                "ttft p95",
+                "ttft p99"
+            );
+            for p in &self.priorities {
+                let _ = writeln!(
+                    out,
+                    "{:<11} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9}",
+                    p.kind,
+                    p.requests,
+                    p.ok,
+                    p.errors(),
+                    p.shed,
+                    ms(p.latency_ms.p50),
+                    ms(p.latency_ms.p95),
+                    ms(p.latency_ms.p99),
+                    ms(p.ttft_ms_p50),
+                    ms(p.ttft_ms_p95),
+                    ms(p.ttft_ms_p99)
+                );
+            }
         }
         let _ = writeln!(out);
         let models: Vec<String> = self
@@ -274,6 +337,7 @@ mod tests {
             cache: cache.map(str::to_owned),
             model: Some("small".into()),
             feedback: Some(true),
+            priority: None,
         };
         let mut outcomes = vec![
             ok(10, None),
@@ -286,14 +350,88 @@ mod tests {
             feedback: None,
             ..ok(1, None)
         });
-        outcomes.push(Outcome::dropped(0));
+        for class in [Class::Dropped, Class::Shed] {
+            outcomes.push(Outcome {
+                class,
+                model: None,
+                feedback: None,
+                ..ok(0, None)
+            });
+        }
         let s = KindSummary::of("simple", outcomes.iter(), Duration::from_secs(2));
-        assert_eq!((s.requests, s.ok, s.refused, s.dropped), (4, 3, 1, 1));
+        assert_eq!((s.requests, s.ok, s.refused, s.dropped), (5, 3, 1, 1));
+        assert_eq!((s.shed, s.errors()), (1, 0));
         assert_eq!((s.cache_hits, s.cache_hits_semantic), (2, 1));
         assert_eq!(s.latency_ms.p50, Some(20.0));
         assert_eq!(s.latency_ms.p99, Some(30.0));
         assert_eq!(s.models["small"], 3);
         assert_eq!(s.feedback_sent, 3);
-        assert_eq!(s.rate, 2.0);
+        assert_eq!(s.rate, 2.5);
+    }
+
+    #[test]
+    fn with_priorities_each_class_gets_its_line() {
+        let one = |priority, class, ttft_ms| Outcome {
+            kind: 0,
+            class,
+            stream: true,
+            latency: Duration::from_millis(100),
+            ttft: Some(Duration::from_millis(ttft_ms)),
+            cache: None,
+            model: None,
+            feedback: None,
+            priority: Some(priority),
+        };
+        let outcomes = vec![
+            one(Priority::Batch, Class::Shed, 0),
+            one(Priority::Interactive, Class::Ok, 10),
+            one(Priority::Batch, Class::Ok, 40),
+            one(Priority::Interactive, Class::Ok, 20),
+            one(Priority::Batch, Class::ServerError, 0),
+        ];
+        let args = <crate::Cli as clap::Parser>::try_parse_from([
+            "switchyard",
+            "loadgen",
+            "--priority",
+            "interactive=1,batch=1",
+        ]);
+        let Ok(crate::Cli {
+            command: Some(crate::Command::Loadgen(args)),
+            ..
+        }) = args
+        else {
+            panic!("loadgen arguments");
+        };
+        let s = Summary::build(
+            &args,
+            Shape::Rate(1.0),
+            1,
+            Duration::ZERO,
+            &["k".into()],
+            &outcomes,
+        );
+        let lines: Vec<(&str, u64, u64, u64, Option<f64>)> = s
+            .priorities
+            .iter()
+            .map(|p| {
+                (
+                    p.kind.as_str(),
+                    p.requests,
+                    p.shed,
+                    p.errors(),
+                    p.ttft_ms_p99,
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("interactive", 2, 0, 0, Some(20.0)),
+                ("batch", 3, 1, 1, Some(40.0))
+            ]
+        );
+        let table = s.table();
+        assert!(table.contains("priority"), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("batch")), "{table}");
     }
 }

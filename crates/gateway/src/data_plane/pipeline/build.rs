@@ -13,6 +13,7 @@ use super::{BuildError, Pipeline};
 use crate::data_plane::cache::{CacheStage, StaticModels};
 use crate::data_plane::content::ContentStage;
 use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Weighted};
+use crate::data_plane::engines::Engines;
 use crate::data_plane::guards::GuardStage;
 use crate::data_plane::keys::{resolve_secret, KeyState, Keyring, Periods};
 use crate::data_plane::routing::{Route, RouteRuntime};
@@ -33,7 +34,9 @@ impl Pipeline {
         shared: Option<&SharedState>,
     ) -> Result<Self, BuildError> {
         let providers = providers(&config, env)?;
-        let (models, deployments) = models(&config, &providers);
+        let labels = Arc::new(crate::metrics::Labels::new(&config));
+        let engines = Engines::start(&config, &labels)?;
+        let (models, deployments) = models(&config, &providers, &engines);
         let keyring = keyring(&config, env, spent, shared)?;
         let routes = routes(&config, &models)?;
         let mut static_models = StaticModels::default();
@@ -59,7 +62,8 @@ impl Pipeline {
                 config.retry_budget.percent,
                 config.retry_budget.min_per_sec,
             ),
-            labels: Arc::new(crate::metrics::Labels::new(&config)),
+            labels,
+            _engines: engines,
             config,
             version: version.to_owned(),
             keyring,
@@ -103,6 +107,7 @@ fn providers(
 fn models(
     config: &Config,
     providers: &HashMap<String, Arc<dyn ChatProvider>>,
+    engines: &Engines,
 ) -> (HashMap<String, Arc<ModelRuntime>>, Vec<Arc<Deployment>>) {
     let now = tokio::time::Instant::now().into_std();
     let mut models = HashMap::new();
@@ -121,12 +126,15 @@ fn models(
                         .get(&d.provider)
                         .copied()
                         .unwrap_or_default();
-                    Arc::new(Deployment::new(
-                        d.label(),
-                        d.upstream_model.clone(),
-                        provider.clone(),
-                        CircuitBreaker::new(breaker, now),
-                    ))
+                    Arc::new(
+                        Deployment::new(
+                            d.label(),
+                            d.upstream_model.clone(),
+                            provider.clone(),
+                            CircuitBreaker::new(breaker, now),
+                        )
+                        .with_engine(engines.watch(&d.provider)),
+                    )
                 })
                 .clone();
             deployments.push(Weighted {

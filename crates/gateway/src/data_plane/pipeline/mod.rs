@@ -45,6 +45,8 @@ pub struct Pipeline {
     created: i64,
     /// The config's names, the only values metric labels take.
     labels: Arc<crate::metrics::Labels>,
+    /// Self-hosted engines' load, read while this pipeline lives.
+    _engines: crate::data_plane::engines::Engines,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ pub mod names;
 pub mod pubsub;
 
 pub use cache::SharedCache;
-pub use connection::{Link, RedisSettings, Shared, SharedError, WhenDown};
+pub use connection::{AbortOnDrop, Link, RedisSettings, Shared, SharedError, WhenDown};
 pub use counters::{RedisCounters, SharedCounters};
 
 /// What a replica's pipelines take from the fleet's Redis: the link, and the counters made
