@@ -680,6 +680,9 @@ fn the_batch_section_has_defaults_and_bounds() {
             "{field}: {errs:#?}"
         );
     }
+}
+
+#[test]
 fn engines_are_read_with_their_defaults_and_checked() {
     let good = GOOD
         .replace(
