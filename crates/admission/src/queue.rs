@@ -13,7 +13,10 @@
 //! 5. `expire` sheds the tickets that waited past their class's `max_wait`.
 //! 6. When critical or interactive work waits and batch tickets hold capacity, the batch
 //!    holder admitted last is named for preemption; the caller cancels it and `requeue`s it,
-//!    ahead of newer batch work.
+//!    ahead of newer batch work. A holder `pin`ned (its first byte went to the client) is
+//!    never named.
+//! 7. A waiting ticket whose request went away is `withdraw`n; what it blocked may then be
+//!    admitted.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -43,6 +46,8 @@ struct Holder {
     offered: u64,
     /// When it was admitted, to preempt the last one first.
     admitted: u64,
+    /// Its answer has begun: it is not preempted any more.
+    pinned: bool,
 }
 
 /// The admission queue of one deployment (see the module's steps).
@@ -171,9 +176,33 @@ impl Queue {
         }
         self.holders
             .values()
-            .filter(|holder| holder.ticket.class == Class::Batch)
+            .filter(|holder| holder.ticket.class == Class::Batch && !holder.pinned)
             .max_by_key(|holder| holder.admitted)
             .map(|holder| &holder.ticket)
+    }
+
+    /// Step 6: the holder `id` may no longer be preempted (its answer has begun).
+    pub fn pin(&mut self, id: TicketId) -> Result<(), AdmissionError> {
+        let holder = self
+            .holders
+            .get_mut(&id)
+            .ok_or(AdmissionError::NotHeld(id))?;
+        holder.pinned = true;
+        Ok(())
+    }
+
+    /// Step 7: removes the waiting ticket `id` (its request went away). Returns whether it
+    /// waited, and the tickets admitted now that it no longer blocks them.
+    pub fn withdraw(&mut self, id: TicketId) -> (bool, Vec<Ticket>) {
+        if !self.waiting_ids.remove(&id) {
+            return (false, Vec::new());
+        }
+        for class in Class::ASCENDING {
+            if self.waiting[class].remove(id).is_some() {
+                break;
+            }
+        }
+        (true, self.drain())
     }
 
     /// Tickets of `class` waiting.
@@ -235,6 +264,7 @@ impl Queue {
             ticket,
             offered,
             admitted,
+            pinned: false,
         };
         self.holders.insert(holder.ticket.id, holder);
     }

@@ -46,6 +46,12 @@ pub const REDIS_FALLBACK: &str = "switchyard_redis_fallback_total";
 pub const REPLICAS: &str = "switchyard_replicas";
 pub const SETTLEMENTS_DROPPED: &str = "switchyard_redis_settlements_dropped_total";
 pub const CACHE_SHARED: &str = "switchyard_cache_shared_total";
+pub const ADMISSION_DEPTH: &str = "switchyard_queue_depth";
+pub const QUEUE_WAIT: &str = "switchyard_queue_wait_seconds";
+pub const SATURATION: &str = "switchyard_saturation";
+pub const ADMISSION_SHED: &str = "switchyard_shed_total";
+pub const PREEMPTIONS: &str = "switchyard_preemptions_total";
+pub const DESIRED_REPLICAS: &str = "switchyard_desired_replicas";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -73,6 +79,7 @@ pub fn handle() -> PrometheusHandle {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_shared();
+    describe_admission();
     describe_counter!(
         ROLLOUT_TRANSITIONS,
         "Rollout state changes, by rollout and the state entered (rolled_back is the one to alert on)."
@@ -163,6 +170,36 @@ fn describe() {
     describe_counter!(
         ROUTING_SAVED,
         "Cost of routed answers on the route's most expensive candidate minus their cost, in nano-dollars."
+    );
+}
+
+/// The admission queues' metrics: what an autoscaler reads (docs/scaling.md).
+fn describe_admission() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(
+        ADMISSION_DEPTH,
+        "Requests waiting for a deployment's capacity, by deployment and priority class."
+    );
+    describe_histogram!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "Time requests waited for a deployment's capacity before running, by deployment and class."
+    );
+    describe_gauge!(
+        SATURATION,
+        "Requests (or tokens) in flight over a deployment's capacity."
+    );
+    describe_counter!(
+        ADMISSION_SHED,
+        "Requests refused with 503 overloaded (queue full or waited too long), by deployment and class."
+    );
+    describe_counter!(
+        PREEMPTIONS,
+        "Batch requests whose upstream call was cancelled for urgent work and queued again, by deployment and class."
+    );
+    describe_gauge!(
+        DESIRED_REPLICAS,
+        "Deployments a model needs for its target utilisation, as Kubernetes' HPA computes it: ceil(replicas × utilisation ÷ target)."
     );
 }
 

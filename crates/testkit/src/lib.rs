@@ -22,7 +22,7 @@ pub mod servers;
 mod wait;
 mod wire;
 
-pub use behavior::{Behavior, Ending, FakeUsage, Reply, ToolCallReply, DEFAULT_TEXT};
+pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;
 pub use wire::Flavor;

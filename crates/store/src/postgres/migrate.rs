@@ -5,7 +5,8 @@
 //!    connection, so of several replicas starting at once one migrates and the others wait.
 //! 2. Holding it, it creates `schema_migrations` if missing and reads which versions are
 //!    applied; each missing one runs in a transaction of its own that also records it, so a
-//!    migration is applied exactly once, or not at all when it fails.
+//!    migration is applied exactly once, or not at all when it fails, and is on disk when
+//!    its commit returns (`synchronous_commit = on` for it, whatever the server's setting).
 //! 3. It lets the lock go (and on an error drops the connection, which lets it go too). A
 //!    database migrated by a newer build (versions this one does not know) is left alone.
 //!
@@ -26,6 +27,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "slo", include_str!("migrations/0004_slo.sql")),
     (5, "sessions", include_str!("migrations/0005_sessions.sql")),
     (6, "fleet", include_str!("migrations/0006_fleet.sql")),
+    (
+        7,
+        "admission",
+        include_str!("migrations/0007_admission.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet applied (1. to 3. above); returns how many this call did.
@@ -57,6 +63,9 @@ fn apply_missing(client: &mut Client) -> Result<usize, StoreError> {
             continue;
         }
         let mut tx = client.transaction()?;
+        // Durable before anything relies on it, whatever the server's `synchronous_commit`:
+        // a schema change lost in a crash would fail every write of this process after it.
+        tx.batch_execute("SET LOCAL synchronous_commit = on")?;
         tx.batch_execute(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",

@@ -121,12 +121,16 @@ fn models(
                         .get(&d.provider)
                         .copied()
                         .unwrap_or_default();
-                    Arc::new(Deployment::new(
+                    let deployment = Deployment::new(
                         d.label(),
                         d.upstream_model.clone(),
                         provider.clone(),
                         CircuitBreaker::new(breaker, now),
-                    ))
+                    );
+                    Arc::new(match d.capacity {
+                        Some(capacity) => deployment.with_capacity(queue_config(config, capacity)),
+                        None => deployment,
+                    })
                 })
                 .clone();
             deployments.push(Weighted {
@@ -143,6 +147,17 @@ fn models(
     let mut deployments: Vec<Arc<Deployment>> = shared.into_values().collect();
     deployments.sort_by(|a, b| a.label.cmp(&b.label));
     (models, deployments)
+}
+
+/// A deployment's admission queue: its capacity, each class's limits from `[admission]`,
+/// the admission crate's defaults for the rest.
+fn queue_config(
+    config: &Config,
+    capacity: switchyard_control::Capacity,
+) -> switchyard_admission::QueueConfig {
+    let mut queue = switchyard_admission::QueueConfig::new(capacity);
+    queue.classes = config.admission.classes.clone();
+    queue
 }
 
 /// The keys by the hash of their secret, and the admin key's. A key counts in this process,
