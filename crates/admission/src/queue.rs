@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::class::{Class, PerClass};
-use crate::config::QueueConfig;
+use crate::config::{Capacity, QueueConfig};
 use crate::drr::{ClassQueue, Waiting};
 use crate::rate::ReleaseRate;
 use crate::ticket::{AdmissionError, Ticket, TicketId};
@@ -114,6 +114,14 @@ impl Queue {
             .filter(|waiting| *waiting >= class)
             .any(|waiting| !self.waiting[waiting].is_empty());
         !higher_waits && self.fits(tokens)
+    }
+
+    /// A new capacity (a replica's share as the fleet grows or shrinks). Holders beyond a
+    /// smaller one keep running; nothing is admitted until they fit. Returns the tickets a
+    /// larger one admits now.
+    pub fn set_capacity(&mut self, capacity: Capacity) -> Vec<Ticket> {
+        self.config.capacity = capacity;
+        self.drain()
     }
 
     /// Step 3: a holder is done. Returns the tickets admitted in its place, in order.

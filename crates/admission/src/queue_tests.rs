@@ -298,3 +298,28 @@ fn a_withdrawn_ticket_leaves_the_queue_and_unblocks_what_it_held_back() {
     assert_eq!(queue.withdraw(TicketId(1)), (false, Vec::new()));
     assert!(queue.holds(TicketId(1)));
 }
+
+#[test]
+fn a_changed_capacity_admits_what_now_fits_and_never_evicts_holders() {
+    let now = Instant::now();
+    let mut queue = Queue::new(config(2));
+    let _ = queue.offer(ticket(1, Class::Standard, "a", 1, now));
+    let _ = queue.offer(ticket(2, Class::Standard, "a", 1, now));
+    let _ = queue.offer(ticket(3, Class::Standard, "a", 1, now));
+    let _ = queue.offer(ticket(4, Class::Standard, "a", 1, now));
+    assert_eq!(queue.depth(Class::Standard), 2);
+    let one = Capacity {
+        max_concurrent: Some(1),
+        max_tokens_in_flight: None,
+    };
+    assert!(queue.set_capacity(one).is_empty());
+    assert_eq!(queue.in_flight(), 2, "holders keep running");
+    assert!(queue.release(TicketId(1), now).unwrap().is_empty());
+    assert_eq!(ids(&queue.release(TicketId(2), now).unwrap()), [3]);
+    let three = Capacity {
+        max_concurrent: Some(3),
+        max_tokens_in_flight: None,
+    };
+    assert_eq!(ids(&queue.set_capacity(three)), [4]);
+    assert_eq!(queue.in_flight(), 2);
+}

@@ -276,7 +276,7 @@ async fn a_full_queue_sheds_the_lowest_class_with_retry_after_and_never_interact
             "switchyard_shed_total",
             &[("deployment", "shed/m"), ("class", "interactive")]
         ),
-        None
+        Some(0.0)
     );
     gw.stop().await;
     let records = gw.records();

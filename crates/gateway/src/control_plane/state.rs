@@ -46,6 +46,12 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// The replicas alive as this one's last Redis heartbeat counted them (1 without Redis):
+    /// what each replica's share of a deployment's capacity is divided by.
+    pub fn live_replicas(&self) -> u32 {
+        self.shared.as_ref().map_or(1, |s| s.link.replicas())
+    }
+
     /// Reads flags and prompts again when the control generation moved (another replica,
     /// or an admin change here); returns whether they were reloaded.
     pub fn refresh_control(&self) -> Result<bool, StoreError> {

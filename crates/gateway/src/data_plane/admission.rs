@@ -18,13 +18,18 @@
 //!    is put back in the queue and its run's cancellation token fired; its dispatch sees the
 //!    cancellation, waits for its turn again and calls again with a new token. A slot whose
 //!    answer has begun is pinned: never preempted.
+//! 6. In a fleet on Redis each replica admits `ceil(capacity ÷ live replicas)` (the replicas
+//!    its heartbeats count), so the fleet together sends the deployment about its capacity,
+//!    not that times the replicas; the share follows the count at each request.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use switchyard_admission::{Class, Offer, Queue, QueueConfig, Ticket, TicketId};
+use switchyard_admission::{
+    Capacity, Class, Offer, PerClass, Queue, QueueConfig, Ticket, TicketId,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -60,23 +65,78 @@ struct State {
     entries: HashMap<TicketId, Entry>,
 }
 
+/// Counts the fleet's live replicas.
+pub type Replicas = Arc<dyn Fn() -> u32 + Send + Sync>;
+
+/// Step 6: the capacity configured, and the replica count its share was last set for.
+struct Fleet {
+    whole: Capacity,
+    replicas: Replicas,
+    applied: AtomicU32,
+}
+
 /// One deployment's admission (the module's steps).
 pub struct Gate {
     label: String,
+    fleet: Option<Fleet>,
     state: Mutex<State>,
     next_id: AtomicU64,
+    /// Its metric series, registered once (their labels are the config's names).
+    series: OnceLock<Series>,
+}
+
+/// A gate's series of `switchyard_queue_depth`, `_queue_wait_seconds`, `_shed_total`,
+/// `_preemptions_total` (per class) and `_saturation`.
+struct Series {
+    depth: PerClass<metrics::Gauge>,
+    wait: PerClass<metrics::Histogram>,
+    shed: PerClass<metrics::Counter>,
+    preempted: PerClass<metrics::Counter>,
+    saturation: metrics::Gauge,
+}
+
+impl Series {
+    fn new(deployment: &str, labels: &Labels) -> Self {
+        let of = |class: Class| {
+            [
+                ("deployment", labels.deployment(deployment)),
+                ("class", LabelValue::fixed(class.as_str())),
+            ]
+        };
+        Series {
+            depth: PerClass::from_fn(|class| m::gauge(m::ADMISSION_DEPTH, &of(class))),
+            wait: PerClass::from_fn(|class| m::histogram(m::QUEUE_WAIT, &of(class))),
+            shed: PerClass::from_fn(|class| m::counter(m::ADMISSION_SHED, &of(class))),
+            preempted: PerClass::from_fn(|class| m::counter(m::PREEMPTIONS, &of(class))),
+            saturation: m::gauge(
+                m::SATURATION,
+                &[("deployment", labels.deployment(deployment))],
+            ),
+        }
+    }
 }
 
 impl Gate {
-    pub fn new(label: String, config: QueueConfig) -> Self {
+    pub fn new(label: String, config: QueueConfig, replicas: Option<Replicas>) -> Self {
+        let fleet = replicas.map(|replicas| Fleet {
+            whole: config.capacity,
+            replicas,
+            applied: AtomicU32::new(1),
+        });
         Gate {
             label,
+            fleet,
             state: Mutex::new(State {
                 queue: Queue::new(config),
                 entries: HashMap::new(),
             }),
             next_id: AtomicU64::new(1),
+            series: OnceLock::new(),
         }
+    }
+
+    fn series(&self, labels: &Labels) -> &Series {
+        self.series.get_or_init(|| Series::new(&self.label, labels))
     }
 
     pub fn label(&self) -> &str {
@@ -107,6 +167,7 @@ impl Gate {
         let ticket = Ticket::new(id, ask.class, ask.tenant.clone(), ask.tokens, now());
         let offer = {
             let mut state = self.lock();
+            self.follow_fleet(&mut state);
             let offer = state.queue.offer(ticket);
             if matches!(offer, Ok(Offer::Admitted | Offer::Queued { .. })) {
                 let run = CancellationToken::new();
@@ -158,6 +219,18 @@ impl Gate {
         Ok(slot)
     }
 
+    /// Step 6: this replica's share of the capacity, for the replicas alive now.
+    fn follow_fleet(&self, state: &mut State) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let alive = (fleet.replicas)().max(1);
+        if fleet.applied.swap(alive, Ordering::Relaxed) != alive {
+            let admitted = state.queue.set_capacity(fleet.whole.share(alive));
+            self.admitted(state, &admitted);
+        }
+    }
+
     /// Tells the tickets the queue admitted.
     fn admitted(&self, state: &mut State, tickets: &[Ticket]) {
         for ticket in tickets {
@@ -177,7 +250,7 @@ impl Gate {
     }
 
     fn count_shed(&self, class: Class, labels: &Labels) {
-        m::counter(m::ADMISSION_SHED, &self.class_labels(class, labels)).increment(1);
+        self.series(labels).shed[class].increment(1);
     }
 
     /// Step 5: preempts the batch holders the queue names while urgent work waits.
@@ -191,7 +264,7 @@ impl Gate {
                 entry.run.cancel();
                 entry.run = CancellationToken::new();
                 let class = entry.class;
-                m::counter(m::PREEMPTIONS, &self.class_labels(class, labels)).increment(1);
+                self.series(labels).preempted[class].increment(1);
             }
             self.admitted(state, &admitted);
         }
@@ -220,28 +293,17 @@ impl Gate {
         self.publish(&state, labels);
     }
 
-    fn class_labels(&self, class: Class, labels: &Labels) -> [(&'static str, LabelValue); 2] {
-        [
-            ("deployment", labels.deployment(&self.label)),
-            ("class", LabelValue::fixed(class.as_str())),
-        ]
-    }
-
     fn observe_wait(&self, class: Class, waited: Duration, labels: &Labels) {
-        m::histogram(m::QUEUE_WAIT, &self.class_labels(class, labels)).record(waited.as_secs_f64());
+        self.series(labels).wait[class].record(waited.as_secs_f64());
     }
 
     /// The queue's depth per class and saturation, as the gauges say them.
     fn publish(&self, state: &State, labels: &Labels) {
+        let series = self.series(labels);
         for class in Class::ASCENDING {
-            m::gauge(m::ADMISSION_DEPTH, &self.class_labels(class, labels))
-                .set(state.queue.depth(class) as f64);
+            series.depth[class].set(state.queue.depth(class) as f64);
         }
-        m::gauge(
-            m::SATURATION,
-            &[("deployment", labels.deployment(&self.label))],
-        )
-        .set(load(&state.queue).saturation);
+        series.saturation.set(load(&state.queue).saturation);
     }
 
     /// What the deployment holds and queues, over its capacity.
@@ -327,9 +389,10 @@ impl Slot {
         state.entries.get(&self.id).map(|e| e.run.clone())
     }
 
-    /// The answer has begun: from now on the slot is not preempted.
-    pub fn pin(&self) {
-        let _ = self.gate.lock().queue.pin(self.id);
+    /// The answer is in hand: from now on the slot is not preempted. False when it no
+    /// longer holds capacity (it was preempted just before).
+    pub fn pin(&self) -> bool {
+        self.gate.lock().queue.pin(self.id).is_ok()
     }
 
     /// After a preemption: waits for the queue to admit the request again.

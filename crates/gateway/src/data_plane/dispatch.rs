@@ -71,8 +71,13 @@ impl Deployment {
     }
 
     /// A deployment of finite capacity: chat requests beyond it wait in its queue.
-    pub fn with_capacity(mut self, config: switchyard_admission::QueueConfig) -> Self {
-        self.gate = Some(Arc::new(Gate::new(self.label.clone(), config)));
+    /// In a fleet, `replicas` counts the live replicas: each admits its share.
+    pub fn with_capacity(
+        mut self,
+        config: switchyard_admission::QueueConfig,
+        replicas: Option<crate::data_plane::admission::Replicas>,
+    ) -> Self {
+        self.gate = Some(Arc::new(Gate::new(self.label.clone(), config, replicas)));
         self
     }
 
@@ -267,9 +272,13 @@ impl Dispatcher {
         chain: &[Arc<ModelRuntime>],
         request: &ChatCompletionRequest,
     ) -> Result<(Started, Served), GatewayError> {
-        let ask = record.ask();
+        // Only a chain with a deployment of finite capacity asks for any.
+        let limited = chain
+            .iter()
+            .any(|m| m.deployments.iter().any(|d| d.deployment.gate().is_some()));
+        let ask = limited.then(|| record.ask());
         let (started, mut served) = self
-            .run_with(record, chain, Some(&ask), |deployment: &Deployment| {
+            .run_with(record, chain, ask.as_ref(), |deployment: &Deployment| {
                 let mut attempt = request.clone();
                 attempt.model.clone_from(&deployment.upstream_model);
                 let provider = deployment.provider.clone();
@@ -376,9 +385,6 @@ impl Dispatcher {
                     Ok(value) => {
                         flight.succeeded();
                         let mut served = served(model, primary, deployment, &labels);
-                        if let Some(slot) = &slot {
-                            slot.pin();
-                        }
                         served.slot = slot;
                         return Ok((value, served));
                     }
@@ -465,7 +471,13 @@ where
             }
         };
         match tokio::time::timeout(limit, preemptible).await {
-            Ok(Some(result)) => return Ok((result, slot)),
+            // The answer is in hand: pinned, unless it was preempted in the meantime (then it
+            // is dropped, which cancels a stream, and runs again: nothing reached the client).
+            Ok(Some(Ok(value))) if slot.as_ref().is_none_or(Slot::pin) => {
+                return Ok((Ok(value), slot))
+            }
+            Ok(Some(Ok(_))) => wait_again(record, slot.as_mut(), deadline).await?,
+            Ok(Some(Err(e))) => return Ok((Err(e), slot)),
             Ok(None) => {
                 // The call was dropped, which cancels it upstream; its cost is unknown here.
                 tracing::info!("a batch request was preempted; it waits for its turn again");

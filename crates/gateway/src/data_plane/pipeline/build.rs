@@ -33,7 +33,7 @@ impl Pipeline {
         shared: Option<&SharedState>,
     ) -> Result<Self, BuildError> {
         let providers = providers(&config, env)?;
-        let (models, deployments) = models(&config, &providers);
+        let (models, deployments) = models(&config, &providers, shared);
         let keyring = keyring(&config, env, spent, shared)?;
         let routes = routes(&config, &models)?;
         let mut static_models = StaticModels::default();
@@ -103,8 +103,14 @@ fn providers(
 fn models(
     config: &Config,
     providers: &HashMap<String, Arc<dyn ChatProvider>>,
+    shared: Option<&SharedState>,
 ) -> (HashMap<String, Arc<ModelRuntime>>, Vec<Arc<Deployment>>) {
     let now = tokio::time::Instant::now().into_std();
+    // In a fleet on Redis, each replica admits its share of a deployment's capacity.
+    let replicas = shared.map(|s| {
+        let link = s.link.clone();
+        Arc::new(move || link.replicas()) as crate::data_plane::admission::Replicas
+    });
     let mut models = HashMap::new();
     let mut shared: HashMap<String, Arc<Deployment>> = HashMap::new();
     for (name, spec) in &config.models {
@@ -128,7 +134,8 @@ fn models(
                         CircuitBreaker::new(breaker, now),
                     );
                     Arc::new(match d.capacity {
-                        Some(capacity) => deployment.with_capacity(queue_config(config, capacity)),
+                        Some(capacity) => deployment
+                            .with_capacity(queue_config(config, capacity), replicas.clone()),
                         None => deployment,
                     })
                 })

@@ -189,11 +189,10 @@ impl Pipeline {
                 .min()
                 .unwrap_or(default_cap)
         });
-        record.set_capacity_tokens(
-            u64::from(tokens::prompt_bound(request)).saturating_add(u64::from(output)),
-        );
+        let prompt = tokens::prompt_bound(request);
+        record.set_capacity_tokens(u64::from(prompt).saturating_add(u64::from(output)));
         let reservation = worst_case(
-            tokens::prompt_bound(request),
+            prompt,
             request.output_cap(),
             reachable
                 .iter()
