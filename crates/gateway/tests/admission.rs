@@ -502,3 +502,26 @@ async fn metrics_say_depth_saturation_and_desired_replicas_with_config_labels_on
             >= 2.0
     );
 }
+
+#[tokio::test]
+async fn a_request_waiting_past_its_class_limit_is_shed_though_nothing_is_released() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let extra = "[admission.classes.standard]\nmax_wait_ms = 50\n";
+    let gw = start(&config(&up, "expire", "max_concurrent = 1", extra)).await;
+    let (gate, holder) = hold(&gw, &up, Some("interactive")).await;
+    // The holder never ends while this waits: only the waiter's own timer can shed it.
+    let expired = tokio::time::timeout(PATIENCE, send(&gw, KEY, Some("standard"), ask("late")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(expired.status(), 503);
+    assert_eq!(header(&expired, "x-switchyard-priority"), "standard");
+    let waited: u64 = header(&expired, "x-switchyard-queue-ms").parse().unwrap();
+    assert!(waited >= 50, "{waited}");
+    let body: Value = expired.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    queued(&gw, "expire/m", "standard", 0).await;
+    gate.open();
+    ok(holder).await;
+    assert_eq!(order(&up), ["H"]);
+}
