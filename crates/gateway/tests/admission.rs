@@ -525,3 +525,34 @@ async fn a_request_waiting_past_its_class_limit_is_shed_though_nothing_is_releas
     ok(holder).await;
     assert_eq!(order(&up), ["H"]);
 }
+
+#[tokio::test]
+async fn a_config_applied_while_requests_hold_capacity_keeps_counting_it_once() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let text = config(&up, "swap", "max_concurrent = 1", &common::admin_section());
+    let gw = start(&text).await;
+    let (gate, holder) = hold(&gw, &up, Some("standard")).await;
+    // A new version (a price changed), built and swapped in while the holder runs.
+    let (_, current) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/config", None)
+        .await;
+    let next = current["source"].as_str().unwrap().replace(
+        "[[keys]]\nid = \"a\"",
+        "[models.m.price]\ninput_per_mtok = 1.0\n\n[[keys]]\nid = \"a\"",
+    );
+    let (status, applied) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/config",
+            Some(json!({"source": next, "message": "a price"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{applied}");
+    // On the new version the deployment's capacity is still held by the old one's request.
+    let waiter = send(&gw, KEY, Some("standard"), ask("W"));
+    queued(&gw, "swap/m", "standard", 1).await;
+    gate.open();
+    ok(holder).await;
+    ok(waiter).await;
+    assert_eq!(order(&up), ["H", "W"]);
+}

@@ -78,6 +78,8 @@ struct Fleet {
 /// One deployment's admission (the module's steps).
 pub struct Gate {
     label: String,
+    /// The settings it was made with (its queue's capacity may be a fleet share of them).
+    settings: QueueConfig,
     fleet: Option<Fleet>,
     state: Mutex<State>,
     next_id: AtomicU64,
@@ -125,6 +127,7 @@ impl Gate {
         });
         Gate {
             label,
+            settings: config.clone(),
             fleet,
             state: Mutex::new(State {
                 queue: Queue::new(config),
@@ -309,6 +312,31 @@ impl Gate {
     /// What the deployment holds and queues, over its capacity.
     pub fn load(&self) -> Load {
         load(&self.lock().queue)
+    }
+}
+
+/// The gates of this process's pipelines, by deployment. A pipeline built while another
+/// runs (a config applied, a config rollout's candidate beside its baseline) takes the gate of
+/// a deployment still in use with the same settings, so its capacity is counted once however
+/// many pipelines send to it; a deployment whose settings changed gets a new gate.
+#[derive(Default)]
+pub struct Gates(Mutex<HashMap<String, std::sync::Weak<Gate>>>);
+
+impl Gates {
+    pub fn gate(&self, label: &str, config: QueueConfig, replicas: Option<Replicas>) -> Arc<Gate> {
+        let mut gates = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gates.retain(|_, gate| gate.strong_count() > 0);
+        if let Some(gate) = gates.get(label).and_then(std::sync::Weak::upgrade) {
+            if gate.settings == config && gate.fleet.is_some() == replicas.is_some() {
+                return gate;
+            }
+        }
+        let gate = Arc::new(Gate::new(label.to_owned(), config, replicas));
+        gates.insert(label.to_owned(), Arc::downgrade(&gate));
+        gate
     }
 }
 
@@ -501,6 +529,30 @@ mod tests {
         assert_eq!(refused.status(), axum::http::StatusCode::BAD_REQUEST);
         assert_eq!(refused.param.as_deref(), Some(PRIORITY));
         assert!(refused.message.contains("urgent"), "{}", refused.message);
+    }
+
+    #[test]
+    fn pipelines_share_a_deployments_gate_while_its_settings_hold() {
+        let gates = Gates::default();
+        let settings = |max| {
+            QueueConfig::new(Capacity {
+                max_concurrent: Some(max),
+                max_tokens_in_flight: None,
+            })
+        };
+        let first = gates.gate("p/m", settings(2), None);
+        let again = gates.gate("p/m", settings(2), None);
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = gates.gate("q/m", settings(2), None);
+        assert!(!Arc::ptr_eq(&first, &other));
+        let changed = gates.gate("p/m", settings(3), None);
+        assert!(!Arc::ptr_eq(&first, &changed));
+        // Once no pipeline or request holds a gate, the next one is new.
+        let weak = Arc::downgrade(&changed);
+        drop((first, again, changed));
+        assert!(weak.upgrade().is_none());
+        let fresh = gates.gate("p/m", settings(2), None);
+        assert_eq!(fresh.load().saturation, 0.0);
     }
 
     #[test]

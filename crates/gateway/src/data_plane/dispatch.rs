@@ -70,14 +70,9 @@ impl Deployment {
         }
     }
 
-    /// A deployment of finite capacity: chat requests beyond it wait in its queue.
-    /// In a fleet, `replicas` counts the live replicas: each admits its share.
-    pub fn with_capacity(
-        mut self,
-        config: switchyard_admission::QueueConfig,
-        replicas: Option<crate::data_plane::admission::Replicas>,
-    ) -> Self {
-        self.gate = Some(Arc::new(Gate::new(self.label.clone(), config, replicas)));
+    /// A deployment of finite capacity: chat requests beyond it wait in `gate`'s queue.
+    pub fn with_gate(mut self, gate: Arc<Gate>) -> Self {
+        self.gate = Some(gate);
         self
     }
 

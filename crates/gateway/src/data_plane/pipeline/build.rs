@@ -10,6 +10,7 @@ use switchyard_providers::ChatProvider;
 use switchyard_resilience::CircuitBreaker;
 
 use super::{BuildError, Pipeline};
+use crate::data_plane::admission::Gates;
 use crate::data_plane::cache::{CacheStage, StaticModels};
 use crate::data_plane::content::ContentStage;
 use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Weighted};
@@ -31,9 +32,10 @@ impl Pipeline {
         spent: &dyn Fn(&str, i64) -> u64,
         version: &str,
         shared: Option<&SharedState>,
+        gates: &Gates,
     ) -> Result<Self, BuildError> {
         let providers = providers(&config, env)?;
-        let (models, deployments) = models(&config, &providers, shared);
+        let (models, deployments) = models(&config, &providers, shared, gates);
         let keyring = keyring(&config, env, spent, shared)?;
         let routes = routes(&config, &models)?;
         let mut static_models = StaticModels::default();
@@ -104,6 +106,7 @@ fn models(
     config: &Config,
     providers: &HashMap<String, Arc<dyn ChatProvider>>,
     shared: Option<&SharedState>,
+    gates: &Gates,
 ) -> (HashMap<String, Arc<ModelRuntime>>, Vec<Arc<Deployment>>) {
     let now = tokio::time::Instant::now().into_std();
     // In a fleet on Redis, each replica admits its share of a deployment's capacity.
@@ -134,8 +137,11 @@ fn models(
                         CircuitBreaker::new(breaker, now),
                     );
                     Arc::new(match d.capacity {
-                        Some(capacity) => deployment
-                            .with_capacity(queue_config(config, capacity), replicas.clone()),
+                        Some(capacity) => deployment.with_gate(gates.gate(
+                            &d.label(),
+                            queue_config(config, capacity),
+                            replicas.clone(),
+                        )),
                         None => deployment,
                     })
                 })

@@ -559,7 +559,15 @@ model = "ruled"
             "t.toml",
         )
         .unwrap();
-        let p = Pipeline::build(Arc::new(config), &|_| None, &|_, _| 0, "v", None).unwrap();
+        let p = Pipeline::build(
+            Arc::new(config),
+            &|_| None,
+            &|_, _| 0,
+            "v",
+            None,
+            &Default::default(),
+        )
+        .unwrap();
         let names = |target: &Target<'_>| {
             let mut n: Vec<String> = p
                 .reachable(target, &RolloutSet::default())
