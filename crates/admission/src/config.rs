@@ -11,6 +11,21 @@ pub struct Capacity {
     pub max_tokens_in_flight: Option<u64>,
 }
 
+impl Capacity {
+    /// One replica's share when `replicas` replicas send to the same deployment: each limit
+    /// divided among them, rounded up (so the fleet together may pass it by less than one
+    /// request or token per replica), never below 1.
+    pub fn share(self, replicas: u32) -> Capacity {
+        let n = replicas.max(1);
+        Capacity {
+            max_concurrent: self.max_concurrent.map(|max| max.div_ceil(n).max(1)),
+            max_tokens_in_flight: self
+                .max_tokens_in_flight
+                .map(|max| max.div_ceil(u64::from(n)).max(1)),
+        }
+    }
+}
+
 /// The limits of one class's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClassLimits {
@@ -71,5 +86,33 @@ fn limits(max_wait_secs: u64, max_queue: usize) -> ClassLimits {
     ClassLimits {
         max_wait: Duration::from_secs(max_wait_secs),
         max_queue,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replicas_share_is_the_capacity_divided_rounded_up() {
+        let whole = Capacity {
+            max_concurrent: Some(16),
+            max_tokens_in_flight: Some(100_000),
+        };
+        assert_eq!(whole.share(1), whole);
+        assert_eq!(whole.share(0), whole);
+        assert_eq!(
+            whole.share(3),
+            Capacity {
+                max_concurrent: Some(6),
+                max_tokens_in_flight: Some(33_334),
+            }
+        );
+        let small = Capacity {
+            max_concurrent: Some(2),
+            max_tokens_in_flight: None,
+        };
+        assert_eq!(small.share(5).max_concurrent, Some(1));
+        assert_eq!(small.share(5).max_tokens_in_flight, None);
     }
 }

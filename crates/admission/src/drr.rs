@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::config::QueueConfig;
-use crate::ticket::Ticket;
+use crate::ticket::{Ticket, TicketId};
 
 /// A waiting ticket and the order it was offered in (for "newest").
 #[derive(Debug, Clone)]
@@ -151,6 +151,18 @@ impl ClassQueue {
             })
             .max_by_key(|(seq, _, _)| *seq)
             .map(|(_, tenant, index)| (tenant.clone(), index))?;
+        let waiting = self.tenants.get_mut(&tenant)?.tickets.remove(index)?;
+        self.len -= 1;
+        self.leave_if_done(&tenant);
+        Some(waiting.ticket)
+    }
+
+    /// Removes the ticket `id` wherever it waits (its request went away).
+    pub fn remove(&mut self, id: TicketId) -> Option<Ticket> {
+        let (tenant, index) = self.tenants.iter().find_map(|(tenant, queue)| {
+            let index = queue.tickets.iter().position(|w| w.ticket.id == id)?;
+            Some((tenant.clone(), index))
+        })?;
         let waiting = self.tenants.get_mut(&tenant)?.tickets.remove(index)?;
         self.len -= 1;
         self.leave_if_done(&tenant);

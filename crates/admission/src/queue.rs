@@ -13,13 +13,16 @@
 //! 5. `expire` sheds the tickets that waited past their class's `max_wait`.
 //! 6. When critical or interactive work waits and batch tickets hold capacity, the batch
 //!    holder admitted last is named for preemption; the caller cancels it and `requeue`s it,
-//!    ahead of newer batch work.
+//!    ahead of newer batch work. A holder `pin`ned (its first byte went to the client) is
+//!    never named.
+//! 7. A waiting ticket whose request went away is `withdraw`n; what it blocked may then be
+//!    admitted.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::class::{Class, PerClass};
-use crate::config::QueueConfig;
+use crate::config::{Capacity, QueueConfig};
 use crate::drr::{ClassQueue, Waiting};
 use crate::rate::ReleaseRate;
 use crate::ticket::{AdmissionError, Ticket, TicketId};
@@ -43,6 +46,8 @@ struct Holder {
     offered: u64,
     /// When it was admitted, to preempt the last one first.
     admitted: u64,
+    /// Its answer has begun: it is not preempted any more.
+    pinned: bool,
 }
 
 /// The admission queue of one deployment (see the module's steps).
@@ -111,6 +116,14 @@ impl Queue {
         !higher_waits && self.fits(tokens)
     }
 
+    /// A new capacity (a replica's share as the fleet grows or shrinks). Holders beyond a
+    /// smaller one keep running; nothing is admitted until they fit. Returns the tickets a
+    /// larger one admits now.
+    pub fn set_capacity(&mut self, capacity: Capacity) -> Vec<Ticket> {
+        self.config.capacity = capacity;
+        self.drain()
+    }
+
     /// Step 3: a holder is done. Returns the tickets admitted in its place, in order.
     pub fn release(&mut self, id: TicketId, now: Instant) -> Result<Vec<Ticket>, AdmissionError> {
         self.unhold(id)?;
@@ -171,9 +184,33 @@ impl Queue {
         }
         self.holders
             .values()
-            .filter(|holder| holder.ticket.class == Class::Batch)
+            .filter(|holder| holder.ticket.class == Class::Batch && !holder.pinned)
             .max_by_key(|holder| holder.admitted)
             .map(|holder| &holder.ticket)
+    }
+
+    /// Step 6: the holder `id` may no longer be preempted (its answer has begun).
+    pub fn pin(&mut self, id: TicketId) -> Result<(), AdmissionError> {
+        let holder = self
+            .holders
+            .get_mut(&id)
+            .ok_or(AdmissionError::NotHeld(id))?;
+        holder.pinned = true;
+        Ok(())
+    }
+
+    /// Step 7: removes the waiting ticket `id` (its request went away). Returns whether it
+    /// waited, and the tickets admitted now that it no longer blocks them.
+    pub fn withdraw(&mut self, id: TicketId) -> (bool, Vec<Ticket>) {
+        if !self.waiting_ids.remove(&id) {
+            return (false, Vec::new());
+        }
+        for class in Class::ASCENDING {
+            if self.waiting[class].remove(id).is_some() {
+                break;
+            }
+        }
+        (true, self.drain())
     }
 
     /// Tickets of `class` waiting.
@@ -235,6 +272,7 @@ impl Queue {
             ticket,
             offered,
             admitted,
+            pinned: false,
         };
         self.holders.insert(holder.ticket.id, holder);
     }

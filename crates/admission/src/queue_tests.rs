@@ -252,3 +252,74 @@ fn retry_after_counts_the_queue_ahead_at_the_observed_release_rate() {
     // Batch work does not delay a critical request.
     assert_eq!(queue.retry_after(Class::Critical), Duration::from_secs(4));
 }
+
+#[test]
+fn a_pinned_batch_holder_is_not_preempted() {
+    let now = Instant::now();
+    let mut queue = Queue::new(config(2));
+    let _ = queue.offer(ticket(1, Class::Batch, "a", 1, now));
+    let _ = queue.offer(ticket(2, Class::Batch, "a", 1, now));
+    queue.pin(TicketId(2)).unwrap();
+    let _ = queue.offer(ticket(3, Class::Interactive, "a", 1, now));
+    // The holder admitted last is pinned: the one before it is named.
+    assert_eq!(
+        queue.preemption_candidate().map(|t| t.id),
+        Some(TicketId(1))
+    );
+    queue.pin(TicketId(1)).unwrap();
+    assert_eq!(queue.preemption_candidate(), None);
+    assert_eq!(
+        queue.pin(TicketId(3)),
+        Err(AdmissionError::NotHeld(TicketId(3)))
+    );
+}
+
+#[test]
+fn a_withdrawn_ticket_leaves_the_queue_and_unblocks_what_it_held_back() {
+    let now = Instant::now();
+    let mut queue = Queue::new(QueueConfig::new(Capacity {
+        max_concurrent: Some(2),
+        max_tokens_in_flight: Some(100),
+    }));
+    assert_eq!(
+        queue.offer(ticket(1, Class::Batch, "a", 60, now)),
+        Ok(Offer::Admitted)
+    );
+    // 2 does not fit beside 1; 3 would, but waits behind 2 (its class first).
+    let _ = queue.offer(ticket(2, Class::Standard, "a", 60, now));
+    let _ = queue.offer(ticket(3, Class::Standard, "b", 10, now));
+    assert_eq!(queue.depth(Class::Standard), 2);
+    let (waited, admitted) = queue.withdraw(TicketId(2));
+    assert!(waited);
+    assert_eq!(ids(&admitted), [3]);
+    assert_eq!(queue.depth(Class::Standard), 0);
+    assert_eq!(queue.withdraw(TicketId(2)), (false, Vec::new()));
+    // A holder is not withdrawn.
+    assert_eq!(queue.withdraw(TicketId(1)), (false, Vec::new()));
+    assert!(queue.holds(TicketId(1)));
+}
+
+#[test]
+fn a_changed_capacity_admits_what_now_fits_and_never_evicts_holders() {
+    let now = Instant::now();
+    let mut queue = Queue::new(config(2));
+    let _ = queue.offer(ticket(1, Class::Standard, "a", 1, now));
+    let _ = queue.offer(ticket(2, Class::Standard, "a", 1, now));
+    let _ = queue.offer(ticket(3, Class::Standard, "a", 1, now));
+    let _ = queue.offer(ticket(4, Class::Standard, "a", 1, now));
+    assert_eq!(queue.depth(Class::Standard), 2);
+    let one = Capacity {
+        max_concurrent: Some(1),
+        max_tokens_in_flight: None,
+    };
+    assert!(queue.set_capacity(one).is_empty());
+    assert_eq!(queue.in_flight(), 2, "holders keep running");
+    assert!(queue.release(TicketId(1), now).unwrap().is_empty());
+    assert_eq!(ids(&queue.release(TicketId(2), now).unwrap()), [3]);
+    let three = Capacity {
+        max_concurrent: Some(3),
+        max_tokens_in_flight: None,
+    };
+    assert_eq!(ids(&queue.set_capacity(three)), [4]);
+    assert_eq!(queue.in_flight(), 2);
+}

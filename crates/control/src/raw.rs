@@ -51,6 +51,9 @@ pub struct RawConfig {
     /// `[batch]`: the Batch API's limits and its worker.
     #[serde(default)]
     pub batch: RawBatch,
+    /// `[admission]`: the queues of deployments with a `capacity`, and the autoscaling target.
+    #[serde(default)]
+    pub admission: RawAdmission,
 }
 
 /// `[batch]`.
@@ -88,6 +91,38 @@ impl Default for RawBatch {
             retention_days: 30,
         }
     }
+}
+
+/// `[admission]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdmission {
+    /// The utilisation (in flight and queued over capacity) `switchyard_desired_replicas`
+    /// aims at, as a Kubernetes HPA's target.
+    pub target_utilization: f64,
+    /// `[admission.classes.NAME]`: the queue limits of a priority class.
+    pub classes: BTreeMap<String, RawClassLimits>,
+}
+
+impl Default for RawAdmission {
+    fn default() -> Self {
+        RawAdmission {
+            target_utilization: 0.8,
+            classes: BTreeMap::new(),
+        }
+    }
+}
+
+/// One class's queue limits; a field not given keeps the class's default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClassLimits {
+    /// A request of the class waiting longer for capacity is shed.
+    #[serde(default)]
+    pub max_wait_ms: Option<u64>,
+    /// The most requests of the class waiting for one deployment.
+    #[serde(default)]
+    pub max_queue: Option<usize>,
 }
 
 /// `[limits]`.
@@ -953,6 +988,14 @@ pub struct RawModel {
     /// The most output tokens the model produces in one answer (its provider's limit).
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
+    /// `wait` or `fallback`: when every deployment's capacity is taken, wait in the queue or
+    /// go to the first model of `fallbacks` with free capacity.
+    #[serde(default = "default_on_saturation")]
+    pub on_saturation: String,
+}
+
+fn default_on_saturation() -> String {
+    "wait".to_owned()
 }
 
 fn default_context_tokens() -> u32 {
@@ -970,6 +1013,20 @@ pub struct RawDeployment {
     pub upstream_model: Option<String>,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// What the deployment serves at once; beyond it requests wait in its queue.
+    #[serde(default)]
+    pub capacity: Option<RawCapacity>,
+}
+
+/// A deployment's capacity: concurrent requests and/or tokens in flight.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapacity {
+    #[serde(default)]
+    pub max_concurrent: Option<u32>,
+    /// Prompt and output tokens (each request's estimate) of the requests being served.
+    #[serde(default)]
+    pub max_tokens_in_flight: Option<u64>,
 }
 
 fn default_weight() -> u32 {
@@ -1012,6 +1069,12 @@ pub struct RawKey {
     /// A `[guard_policies.NAME]` for this key's requests (over the route's and `[guards]`).
     #[serde(default)]
     pub guard_policy: Option<String>,
+    /// The priority class of this key's requests without `x-switchyard-priority`.
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// The highest class this key's requests may ask for; higher ones are lowered to it.
+    #[serde(default)]
+    pub max_priority: Option<String>,
 }
 
 fn all_models() -> Vec<String> {

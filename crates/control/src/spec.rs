@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use regex::Regex;
+pub use switchyard_admission::{Capacity, Class, ClassLimits, PerClass};
 pub use switchyard_resilience::{Backoff, BreakerPolicy};
 pub use switchyard_route::{Artifact, Bars, CalibrationConfig, Candidate, Policy, Rule};
 
@@ -41,6 +42,8 @@ pub struct Config {
     pub prompts: RenderLimits,
     /// `[batch]`: the Batch API's limits and its worker.
     pub batch: BatchSpec,
+    /// `[admission]`: class queue limits and the autoscaling target.
+    pub admission: AdmissionSpec,
     /// Warnings about one field each, with its file and line (an upstream URL on a
     /// link-local address); [`Config::warnings`] gives them with the rest.
     pub located_warnings: Vec<crate::Diagnostic>,
@@ -54,6 +57,34 @@ pub struct SloActions {
     pub shed: Option<switchyard_admission::Class>,
     /// Route alias to the router policy its requests use when the caller names none.
     pub route_policy: BTreeMap<String, String>,
+}
+
+/// `[admission]`: how deployments with a `capacity` queue requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmissionSpec {
+    /// Each class's maximum wait and room (the admission crate's defaults where not set).
+    pub classes: PerClass<ClassLimits>,
+    /// The utilisation `switchyard_desired_replicas` aims at, in (0, 1].
+    pub target_utilization: f64,
+}
+
+impl Default for AdmissionSpec {
+    fn default() -> Self {
+        AdmissionSpec {
+            classes: switchyard_admission::QueueConfig::new(Capacity::default()).classes,
+            target_utilization: 0.8,
+        }
+    }
+}
+
+/// What a request does when every deployment of its model is at capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnSaturation {
+    /// Wait in the queue of a deployment of the model.
+    #[default]
+    Wait,
+    /// Go to the first model of the fallback chain with free capacity (wait when none has).
+    Fallback,
 }
 
 /// `[limits]`: how keys' limits are enforced.
@@ -539,6 +570,7 @@ pub struct ModelSpec {
     pub resilience: ResilienceSpec,
     /// The most output tokens one answer of the model can hold, when configured.
     pub max_output_tokens: Option<u32>,
+    pub on_saturation: OnSaturation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -546,6 +578,8 @@ pub struct DeploymentSpec {
     pub provider: String,
     pub upstream_model: String,
     pub weight: u32,
+    /// `None`: unlimited, no queue.
+    pub capacity: Option<Capacity>,
 }
 
 impl DeploymentSpec {
@@ -587,6 +621,32 @@ pub struct KeySpec {
     /// The route policy when the caller names none (else the route's default).
     pub route_policy: Option<Policy>,
     pub guard_policy: Option<String>,
+    pub priority: KeyPriority,
+}
+
+/// A key's priority classes: the one its requests get without `x-switchyard-priority`, and
+/// the highest they may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPriority {
+    pub default: Class,
+    pub max: Class,
+}
+
+impl Default for KeyPriority {
+    /// Interactive, and no higher: `critical` is given by config, never taken.
+    fn default() -> Self {
+        KeyPriority {
+            default: Class::Interactive,
+            max: Class::Interactive,
+        }
+    }
+}
+
+impl KeyPriority {
+    /// The class of a request that asked for `asked` (`None`: no header).
+    pub fn effective(&self, asked: Option<Class>) -> Class {
+        asked.unwrap_or(self.default).clamp_to(self.max)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

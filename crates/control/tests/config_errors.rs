@@ -741,3 +741,82 @@ fn engines_are_read_with_their_defaults_and_checked() {
     }
     assert_eq!(errs.len(), 6, "{errs:#?}");
 }
+
+#[test]
+fn capacity_priorities_and_admission_validate_and_their_mistakes_name_line_and_field() {
+    let good = GOOD
+        .replace(
+            "deployments = [{ provider = \"sim\", upstream_model = \"sim-small\" }]",
+            "deployments = [{ provider = \"sim\", upstream_model = \"sim-small\", capacity = { max_concurrent = 4, max_tokens_in_flight = 64000 } }]\non_saturation = \"fallback\"",
+        )
+        .replace(
+            "budget_usd_daily = 2.5",
+            "budget_usd_daily = 2.5\npriority = \"batch\"\nmax_priority = \"standard\"",
+        )
+        + "\n[admission]\ntarget_utilization = 0.7\n[admission.classes.batch]\nmax_wait_ms = 5000\nmax_queue = 3\n";
+    let cfg = parse(&good, "good.toml").unwrap();
+    let small = &cfg.models["small"];
+    assert_eq!(
+        small.deployments[0].capacity,
+        Some(switchyard_control::Capacity {
+            max_concurrent: Some(4),
+            max_tokens_in_flight: Some(64_000)
+        })
+    );
+    assert_eq!(
+        small.on_saturation,
+        switchyard_control::OnSaturation::Fallback
+    );
+    assert_eq!(cfg.models["big"].deployments[0].capacity, None);
+    use switchyard_control::Class;
+    assert_eq!(cfg.keys[0].priority.default, Class::Batch);
+    assert_eq!(cfg.keys[0].priority.max, Class::Standard);
+    assert_eq!(
+        cfg.keys[0].priority.effective(Some(Class::Critical)),
+        Class::Standard
+    );
+    assert_eq!(cfg.keys[0].priority.effective(None), Class::Batch);
+    assert_eq!(cfg.admission.target_utilization, 0.7);
+    let batch = cfg.admission.classes[Class::Batch];
+    assert_eq!(batch.max_wait, std::time::Duration::from_millis(5000));
+    assert_eq!(batch.max_queue, 3);
+    // Classes not named keep the admission crate's defaults.
+    assert_eq!(
+        cfg.admission.classes[Class::Interactive],
+        switchyard_admission::QueueConfig::new(Default::default()).classes[Class::Interactive]
+    );
+
+    let bad = good
+        .replace("max_concurrent = 4", "max_concurrent = 0")
+        .replace("\"fallback\"", "\"hurry\"")
+        .replace("priority = \"batch\"", "priority = \"urgent\"")
+        .replace("max_priority = \"standard\"", "max_priority = \"batch\"")
+        .replace("target_utilization = 0.7", "target_utilization = 1.5")
+        .replace("[admission.classes.batch]", "[admission.classes.bulk]");
+    let errs = errors(&bad);
+    for (line, field) in [
+        (22, "models.small.deployments[0].capacity.max_concurrent"),
+        (23, "models.small.on_saturation"),
+        (36, "keys[0].priority"),
+        (40, "admission.target_utilization"),
+        (41, "admission.classes.bulk"),
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(&format!("bad.toml:{line}:"))
+                    && e.contains(&format!("`{field}`"))),
+            "{line} {field}: {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    // A default above the maximum is refused.
+    let above = good
+        .replace("\npriority = \"batch\"", "\npriority = \"standard\"")
+        .replace("max_priority = \"standard\"", "max_priority = \"batch\"");
+    let errs = errors(&above);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`keys[0].priority`") && e.contains("above")),
+        "{errs:#?}"
+    );
+}

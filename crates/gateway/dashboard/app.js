@@ -768,11 +768,16 @@
         models: `/admin/v1/kpis/models?${qs({ hours })}`,
         routes: `/admin/v1/kpis/groups?${qs({ hours, by: 'route' })}`,
         buckets: `/admin/v1/kpis/groups?${qs({ hours, by: bucketFor(hours) })}`,
+        classes: `/admin/v1/kpis/groups?${qs({ hours, by: 'priority' })}`,
       };
     },
     render(root, data, { hours }) {
       const s = data.summary || {};
       const models = (data.models && data.models.rows) || [];
+      // Highest class first; requests without one (embeddings, refused early) last.
+      const classOrder = ['critical', 'interactive', 'standard', 'batch'];
+      const rank = (k) => (classOrder.indexOf(k) < 0 ? classOrder.length : classOrder.indexOf(k));
+      const classes = ((data.classes && data.classes.rows) || []).slice().sort((a, b) => rank(a.key) - rank(b.key));
       const routes = ((data.routes && data.routes.rows) || []).slice().sort((a, b) => (b.cost_nanos || 0) - (a.cost_nanos || 0));
       const step = bucketMs(hours);
       const groups = data.buckets || { rows: [] };
@@ -820,6 +825,18 @@
               <td class="num">${esc(pct(r.cache_hit_rate))}</td>
               <td class="num">${esc(ms(r.latency_p95_ms))}</td></tr>`),
             emptyOr(data.routes, 'No routed requests in this time range yet.'))}
+        </section>
+        <section class="card" style="margin-bottom:14px"><h2>Priority classes <span class="hint">waiting for capacity, shed and preempted</span></h2>
+          ${table('classes', ['Class', ['Requests', 'num'], ['p50 latency', 'num'], ['p95 latency', 'num'], ['Mean queue wait', 'num'], ['Shed', 'num'], ['Preempted', 'num']],
+            classes.map((c) => `<tr>
+              <td>${c.key === null || c.key === undefined ? '<span class="muted">none (embeddings, refused early)</span>' : esc(c.key)}</td>
+              <td class="num">${esc(num(c.requests))}</td>
+              <td class="num">${esc(ms(c.latency_p50_ms))}</td>
+              <td class="num">${esc(ms(c.latency_p95_ms))}</td>
+              <td class="num">${esc(ms(c.queue_wait_mean_ms))}</td>
+              <td class="num">${esc(num(c.shed))}</td>
+              <td class="num">${esc(num(c.preemptions))}</td></tr>`),
+            emptyOr(data.classes, 'No requests in this time range yet.'))}
         </section>
         <section class="grid g2">
           <div class="card"><h2>Cache hit rate over time</h2><div data-slot="hit-rate"></div></div>

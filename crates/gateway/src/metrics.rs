@@ -49,6 +49,12 @@ pub const CACHE_SHARED: &str = "switchyard_cache_shared_total";
 pub const ENGINE_REQUESTS: &str = "switchyard_engine_requests";
 pub const ENGINE_KV_USAGE: &str = "switchyard_engine_kv_usage";
 pub const ENGINE_UP: &str = "switchyard_engine_metrics_up";
+pub const ADMISSION_DEPTH: &str = "switchyard_queue_depth";
+pub const QUEUE_WAIT: &str = "switchyard_queue_wait_seconds";
+pub const SATURATION: &str = "switchyard_saturation";
+pub const ADMISSION_SHED: &str = "switchyard_shed_total";
+pub const PREEMPTIONS: &str = "switchyard_preemptions_total";
+pub const DESIRED_REPLICAS: &str = "switchyard_desired_replicas";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -77,6 +83,7 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_shared();
     describe_engines();
+    describe_admission();
     describe_counter!(
         ROLLOUT_TRANSITIONS,
         "Rollout state changes, by rollout and the state entered (rolled_back is the one to alert on)."
@@ -184,6 +191,36 @@ fn describe_engines() {
     describe_gauge!(
         ENGINE_UP,
         "1 while the engine behind a deployment answers its metrics (the pick uses its load), 0 when not (the pick falls back to calls in flight)."
+    );
+}
+
+/// The admission queues' metrics: what an autoscaler reads (docs/scaling.md).
+fn describe_admission() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(
+        ADMISSION_DEPTH,
+        "Requests waiting for a deployment's capacity, by deployment and priority class."
+    );
+    describe_histogram!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "Time requests waited for a deployment's capacity before running, by deployment and class."
+    );
+    describe_gauge!(
+        SATURATION,
+        "Requests (or tokens) in flight over a deployment's capacity."
+    );
+    describe_counter!(
+        ADMISSION_SHED,
+        "Requests refused with 503 overloaded (queue full or waited too long), by deployment and class."
+    );
+    describe_counter!(
+        PREEMPTIONS,
+        "Batch requests whose upstream call was cancelled for urgent work and queued again, by deployment and class."
+    );
+    describe_gauge!(
+        DESIRED_REPLICAS,
+        "Deployments a model needs for its target utilisation, as Kubernetes' HPA computes it: ceil(replicas × utilisation ÷ target)."
     );
 }
 

@@ -177,3 +177,31 @@ async fn other_engines_are_read_in_their_own_formats() {
         assert_eq!(idle.requests().len(), 8, "{kind}");
     }
 }
+
+#[tokio::test]
+async fn the_requests_class_reaches_vllm_as_its_priority() {
+    let engine = FakeEngine::start(EngineFlavor::Vllm, FakeEngine::params(4))
+        .await
+        .unwrap();
+    let text = config(&[("vp", "vllm", &engine)]).replace(
+        "metrics_poll_ms = 50\n",
+        "metrics_poll_ms = 50\npriority_scheduling = true\n",
+    );
+    let gw = start(&text).await;
+    for class in [None, Some("batch"), Some("standard"), Some("critical")] {
+        let body = json!({"model": "m", "messages": user("hi"), "max_tokens": 2, "priority": -100});
+        let mut r = gw.chat(body);
+        if let Some(c) = class {
+            r = r.header("x-switchyard-priority", c);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let sent: Vec<_> = engine
+        .requests()
+        .iter()
+        .map(|b| b["priority"].as_i64())
+        .collect();
+    // interactive 1, batch 3, standard 2; `critical` is above the key's maximum (interactive).
+    assert_eq!(sent, [Some(1), Some(3), Some(2), Some(1)]);
+}

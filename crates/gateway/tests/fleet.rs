@@ -733,3 +733,59 @@ async fn every_replica_reports_the_fleets_slo_counts() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_replica_admits_its_share_of_a_deployments_capacity() {
+    use switchyard_testkit::{Behavior, FakeUpstream, Flavor, Gate, Reply};
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let config = format!(
+        "[providers.share]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[models.m]\ndeployments = [{{ provider = \"share\", capacity = {{ max_concurrent = 3 }} }}]\n\n[[keys]]\nid = \"k\"\nsecret_sha256 = \"{{KEY}}\"\n",
+        up.base_url()
+    );
+    let Some(fleet) = fleet(
+        "each_replica_admits_its_share_of_a_deployments_capacity",
+        &config,
+    )
+    .await
+    else {
+        return;
+    };
+    let first = &fleet.replicas[0];
+    eventually(
+        Duration::from_secs(30),
+        "three replicas counted",
+        || async { first.state.control.live_replicas() == 3 },
+    )
+    .await;
+    let gate = Gate::new();
+    up.push(Behavior::Gated {
+        gate: gate.clone(),
+        then: Box::new(Reply::text("held").into()),
+    });
+    let ask = |replica: &TestGateway| {
+        replica
+            .chat(json!({"model": "m", "messages": user("hi")}))
+            .send()
+    };
+    let held = ask(first);
+    let waits = ask(first);
+    let (held, waits, depth) = tokio::join!(held, waits, async {
+        // Three replicas: this one's share of 3 is 1, so its second request waits.
+        eventually(Duration::from_secs(30), "a request waiting", || async {
+            first.metrics().await.lines().any(|l| {
+                l.starts_with("switchyard_queue_depth{")
+                    && l.contains("deployment=\"share/m\"")
+                    && l.contains("class=\"interactive\"")
+                    && l.ends_with(" 1")
+            })
+        })
+        .await;
+        // Another replica's share is its own.
+        let other = ask(&fleet.replicas[1]).await.unwrap();
+        assert_eq!(other.status(), 200);
+        gate.open();
+    });
+    let () = depth;
+    assert_eq!(held.unwrap().status(), 200);
+    assert_eq!(waits.unwrap().status(), 200);
+}

@@ -52,6 +52,7 @@ fn spec(rpm: Option<u32>, tpm: Option<u32>, daily: Option<u64>, monthly: Option<
         budget_monthly_nanos: monthly,
         route_policy: None,
         guard_policy: None,
+        priority: Default::default(),
     }
 }
 

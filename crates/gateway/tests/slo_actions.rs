@@ -1,6 +1,6 @@
 //! SLOs that act: while a page alert fires, the SLO's `[slos.on_page]` actions are in force as
-//! flags set by the actor `slo` (audited), and when the page resolves they are undone, giving
-//! back the flag an operator had set before. The SLO clock is driven by hand: the test
+//! flags set by the actor `slo` (audited; batch work is shed meanwhile), and when the page
+//! resolves they are undone, giving back the flag an operator had set before. The SLO clock is driven by hand: the test
 //! evaluates at chosen instants, as the SLO loop would every 30 s.
 
 #![expect(clippy::unwrap_used, reason = "test code")]
@@ -139,6 +139,23 @@ async fn a_page_sheds_batch_and_moves_the_route_then_resolving_gives_back_the_op
     );
     let set = flags(&gw).await;
     assert_eq!(variant(flag(&set, "admission.shed").unwrap()), "batch");
+    // Batch work is shed at once; interactive work goes on.
+    let shed = gw
+        .chat(json!({"model": "small", "messages": user("hi")}))
+        .header("x-switchyard-priority", "batch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.headers()["retry-after"], "30");
+    let body: Value = shed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    let served = gw
+        .chat(json!({"model": "small", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
     assert_eq!(variant(flag(&set, "routes.auto.policy").unwrap()), "cheap");
     let (_, audit) = gw.admin(Method::GET, "/admin/v1/audit", None).await;
     let by_slo: Vec<&Value> = audit["entries"]
@@ -169,6 +186,13 @@ async fn a_page_sheds_batch_and_moves_the_route_then_resolving_gives_back_the_op
     assert!(control.slos.paging().is_empty());
     let back = flags(&gw).await;
     assert!(flag(&back, "admission.shed").is_none(), "{back}");
+    let batch = gw
+        .chat(json!({"model": "small", "messages": user("hi")}))
+        .header("x-switchyard-priority", "batch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 200);
     assert_eq!(variant(flag(&back, "routes.auto.policy").unwrap()), "best");
     assert_eq!(
         gw.audit_actions().await,

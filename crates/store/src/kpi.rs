@@ -253,6 +253,9 @@ pub enum GroupBy {
     Key,
     Model,
     Route,
+    /// The priority class (`critical`, `interactive`, `standard`, `batch`; null for requests
+    /// without one: embeddings, and those refused before it was known).
+    Priority,
     Day,
     Hour,
     #[serde(rename = "15min")]
@@ -270,6 +273,7 @@ impl GroupBy {
             GroupBy::Key => "r.key_id".to_owned(),
             GroupBy::Model => "r.model".to_owned(),
             GroupBy::Route => route_sql(d).to_owned(),
+            GroupBy::Priority => "r.priority".to_owned(),
             GroupBy::Day => utc_text_sql(d, "r.started_at_ms / 1000", Bucket::Day),
             GroupBy::Hour => utc_text_sql(d, "r.started_at_ms / 1000", Bucket::Hour),
             GroupBy::FifteenMinutes | GroupBy::FiveMinutes | GroupBy::Minute => {
@@ -358,6 +362,14 @@ pub struct KpiSummary {
     pub latency_p95_ms: Option<f64>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Refused with 503 `overloaded`: a deployment's queue had no room, or the request waited
+    /// past its class's limit.
+    pub shed: u64,
+    /// Upstream calls cancelled to give their capacity to urgent work (and run again).
+    pub preemptions: u64,
+    /// The mean time requests with a priority class waited for a deployment's capacity
+    /// (those that did not wait count as 0); null without such requests.
+    pub queue_wait_mean_ms: Option<f64>,
 }
 
 /// One group of [`KpiStore::kpi_groups`]: its key and its KPIs (flattened in JSON and CSV).
@@ -616,12 +628,16 @@ fn aggregate(
             (COALESCE(r.cache, '') = 'hit-semantic') AS semantic, \
             (COALESCE(r.cache, '') IN ('hit-exact', 'hit-semantic', 'miss')) AS lookup, \
             {saved} AS saved, {success} AS ok, {refused} AS refused, \
-            {triggered} AS triggered, {ESCALATED_SQL} AS escalated \
+            {triggered} AS triggered, {ESCALATED_SQL} AS escalated, \
+            (r.status = 503 AND COALESCE(r.error_kind, '') = 'overloaded') AS shed, \
+            COALESCE(r.preemptions, 0) AS preemptions, \
+            CASE WHEN r.priority IS NULL THEN NULL ELSE COALESCE(r.queue_ms, 0) END AS queue_ms \
             FROM requests r WHERE {where_sql}) \
          SELECT CAST(k AS TEXT) AS key_text, MIN(bucket), COUNT(*), {answered}, {ok}, {errors}, \
             {client_errors}, {refusals}, {triggers}, {escalations}, {cost}, {baseline}, \
             {saved_by_cache}, {saved_by_routing}, {hits}, {lookups}, {tin}, {tout}, \
-            AVG(latency_ms), {semantic} \
+            AVG(latency_ms), {semantic}, {shed}, {preemptions}, \
+            AVG(CAST(queue_ms AS DOUBLE PRECISION)) \
          FROM b GROUP BY k ORDER BY k NULLS FIRST",
         saved = saved_sql(d),
         success = success_sql(d),
@@ -644,6 +660,8 @@ fn aggregate(
         tin = sum("tin"),
         tout = sum("tout"),
         semantic = count_if("semantic"),
+        shed = count_if("shed"),
+        preemptions = sum("preemptions"),
     );
     let mut groups = e.all(&sql, &w.params, |row| group_from(row, from_ms, to_ms))?;
     let mut latencies = latencies(e, &w, key_sql)?;
@@ -700,6 +718,9 @@ fn group_from(row: &dyn SqlRow, from_ms: i64, to_ms: i64) -> Result<KpiGroup, St
             latency_p95_ms: None,
             prompt_tokens: c(16)?,
             completion_tokens: c(17)?,
+            shed: c(20)?,
+            preemptions: c(21)?,
+            queue_wait_mean_ms: row.opt_f64(22)?,
         },
     })
 }
@@ -1195,7 +1216,10 @@ mod tests {
         }
         let expected = reports(&store);
         let path = dir.path().join("old.db");
-        let columns = RECORD_COLUMNS.replace("r.", "");
+        // The columns that build had: none of the admission columns added after it.
+        let columns = RECORD_COLUMNS
+            .replace("r.", "")
+            .replace(", priority, queue_ms, preemptions", "");
         {
             // As the build before the flag columns left it, with the same rows.
             let old = crate::sqlite::open_old_schema(&path, 8);

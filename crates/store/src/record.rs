@@ -48,6 +48,17 @@ pub struct RequestRecord {
     pub prompt: Option<String>,
     /// The rollout that chose this request's arm, `id:baseline` or `id:candidate`.
     pub rollout: Option<String>,
+    /// The priority class it ran at (`critical`, `interactive`, `standard`, `batch`); `None`
+    /// for requests that have none (embeddings, those refused before it was known).
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// Milliseconds it waited for a deployment's capacity, every wait added.
+    #[serde(default)]
+    pub queue_ms: u64,
+    /// Times its upstream call was cancelled to give its capacity to urgent work (and it was
+    /// queued again).
+    #[serde(default)]
+    pub preemptions: u32,
     /// What the request said and was answered, when the config stores it: written to its own
     /// table with the record ([`crate::content`]), read with [`SqliteStore::request_content`];
     /// not part of the record's JSON or CSV, and `None` in records read back.

@@ -6,7 +6,7 @@ use crate::sql::{limit, Lock, SqlRow, SqlStore};
 use crate::StoreError;
 
 /// Every column of a [`RequestRecord`], in [`record_from`]'s order, of `requests r`.
-pub(crate) const RECORD_COLUMNS: &str = "r.request_id, r.started_at_ms, r.endpoint, r.tenant, r.key_id, r.requested_model, r.model, r.deployment, r.attempts, r.fallback_from, r.stream, r.status, r.error_kind, r.latency_ms, r.ttft_ms, r.prompt_tokens, r.completion_tokens, r.usage_counted, r.cost_nanos, r.route, r.cache, r.guards, r.config_version, r.baseline_cost_nanos, r.cache_similarity, r.prompt, r.rollout";
+pub(crate) const RECORD_COLUMNS: &str = "r.request_id, r.started_at_ms, r.endpoint, r.tenant, r.key_id, r.requested_model, r.model, r.deployment, r.attempts, r.fallback_from, r.stream, r.status, r.error_kind, r.latency_ms, r.ttft_ms, r.prompt_tokens, r.completion_tokens, r.usage_counted, r.cost_nanos, r.route, r.cache, r.guards, r.config_version, r.baseline_cost_nanos, r.cache_similarity, r.prompt, r.rollout, r.priority, r.queue_ms, r.preemptions";
 
 /// A record from a row selected with [`RECORD_COLUMNS`].
 pub(crate) fn record_from(row: &dyn SqlRow) -> Result<RequestRecord, StoreError> {
@@ -38,6 +38,14 @@ pub(crate) fn record_from(row: &dyn SqlRow) -> Result<RequestRecord, StoreError>
         cache_similarity: row.opt_f64(24)?,
         prompt: row.opt_string(25)?,
         rollout: row.opt_string(26)?,
+        priority: row.opt_string(27)?,
+        // Rows written before the columns were added read as never queued.
+        queue_ms: row
+            .opt_i64(28)?
+            .map_or(0, |n| u64::try_from(n).unwrap_or(0)),
+        preemptions: row
+            .opt_i64(29)?
+            .map_or(0, |n| u32::try_from(n).unwrap_or(0)),
         content: None,
     })
 }

@@ -217,8 +217,14 @@ CREATE TABLE leases (
     expires_at_ms INTEGER NOT NULL
 );
 "#,
-    // The Batch API (`batches.rs`): files, batches and their lines. (Another branch appends
-    // the admission queues' migration before this one when both are merged.)
+    // Priority classes and admission queues: the class a request ran at, how long it waited
+    // for a deployment's capacity, how often it was preempted.
+    r#"
+ALTER TABLE requests ADD COLUMN priority TEXT;
+ALTER TABLE requests ADD COLUMN queue_ms INTEGER;
+ALTER TABLE requests ADD COLUMN preemptions INTEGER;
+"#,
+    // The Batch API (`batches.rs`): files, batches and their lines.
     r#"
 CREATE TABLE batch_files (
     id         TEXT PRIMARY KEY NOT NULL,
@@ -357,7 +363,7 @@ impl SqlStore for SqliteStore {
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO requests (request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity, prompt, rollout, guard_refused, guard_triggered, guard_spoiled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+                    "INSERT INTO requests (request_id, started_at_ms, endpoint, tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity, prompt, rollout, guard_refused, guard_triggered, guard_spoiled, priority, queue_ms, preemptions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
                 )?;
                 for r in records {
                     let flags = GuardFlags::of(r.deployment.as_deref(), r.guards.as_deref());
@@ -392,6 +398,9 @@ impl SqlStore for SqliteStore {
                         flags.refused,
                         flags.triggered,
                         flags.spoiled,
+                        r.priority,
+                        i64::try_from(r.queue_ms).unwrap_or(i64::MAX),
+                        r.preemptions,
                     ])?;
                 }
             }

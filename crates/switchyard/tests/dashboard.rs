@@ -44,7 +44,13 @@ const PAGES: &[(&str, &[(&str, usize)])] = &[
             ("table.data.alerts", 1),
         ],
     ),
-    ("routing", &[("svg.chart:not([data-series='0'])", 2)]),
+    (
+        "routing",
+        &[
+            ("svg.chart:not([data-series='0'])", 2),
+            ("table.data.classes tbody tr:not(.empty)", 1),
+        ],
+    ),
     (
         "guards",
         &[

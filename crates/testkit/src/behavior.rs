@@ -1,6 +1,9 @@
 //! What the fake upstream does with the next request: the script tests write.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use serde_json::Value;
 
@@ -22,6 +25,37 @@ pub enum Behavior {
     Hang,
     /// A redirect (`status` 301, 302, 307 or 308) to `location`, with an empty body.
     Redirect { status: u16, location: String },
+    /// Holds the request until `gate` opens, then plays `then`. Dropping the connection while
+    /// held counts as a disconnect.
+    Gated { gate: Gate, then: Box<Behavior> },
+}
+
+/// What a test opens to let held upstream calls go on ([`Behavior::Gated`],
+/// [`Reply::held_after_first`]). Clones share one gate; once open it stays open.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<Semaphore>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate(Arc::new(Semaphore::new(0)))
+    }
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate::default()
+    }
+
+    /// Lets everything held by this gate go on, now and later.
+    pub fn open(&self) {
+        self.0.close();
+    }
+
+    /// Waits until the gate is open.
+    pub async fn passed(&self) {
+        // No permit is ever added: `acquire` ends only when the semaphore is closed.
+        let _ = self.0.acquire().await;
+    }
 }
 
 impl Behavior {
@@ -61,6 +95,8 @@ pub struct Reply {
     /// Pause between two frames of a stream (real time, `tokio::time::sleep`).
     pub delay: Duration,
     pub ending: Ending,
+    /// Once the first frame is sent, the rest waits for this gate to open.
+    pub hold: Option<Gate>,
 }
 
 /// The text answered when nothing was queued.
@@ -94,6 +130,7 @@ impl Reply {
             }),
             delay: Duration::ZERO,
             ending: Ending::Complete,
+            hold: None,
         }
     }
 
@@ -115,6 +152,12 @@ impl Reply {
 
     pub fn with_delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Sends the first frame (a stream's first chunk), then holds the rest until `gate` opens.
+    pub fn held_after_first(mut self, gate: &Gate) -> Self {
+        self.hold = Some(gate.clone());
         self
     }
 

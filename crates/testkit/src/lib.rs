@@ -27,7 +27,7 @@ pub mod servers;
 mod wait;
 mod wire;
 
-pub use behavior::{Behavior, Ending, FakeUsage, Reply, ToolCallReply, DEFAULT_TEXT};
+pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
 pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::behavior::{Behavior, Reply};
+use crate::behavior::{Behavior, Gate, Reply};
 use crate::wire::{self, Flavor, Frame};
 
 /// One request as the fake upstream received it.
@@ -215,6 +215,11 @@ async fn handle(
     let behavior = lock(&shared.script)
         .pop_front()
         .unwrap_or_else(|| Behavior::Reply(Reply::default()));
+    play(&shared, behavior, route, &body).await
+}
+
+/// Plays one behavior (and, for a gated one, what it holds once the gate opens).
+async fn play(shared: &Arc<Shared>, behavior: Behavior, route: Route, body: &Value) -> Response {
     match behavior {
         Behavior::Status {
             status,
@@ -236,9 +241,18 @@ async fn handle(
             };
             std::future::pending::<Response>().await
         }
+        Behavior::Gated { gate, then } => {
+            let mut guard = DisconnectGuard {
+                shared: shared.clone(),
+                armed: true,
+            };
+            gate.passed().await;
+            guard.disarm();
+            Box::pin(play(shared, *then, route, body)).await
+        }
         Behavior::Reply(reply) => match route {
-            Route::Embeddings => axum::Json(wire::embeddings_body(&body)).into_response(),
-            Route::Chat => chat(&shared, &reply, &body),
+            Route::Embeddings => axum::Json(wire::embeddings_body(body)).into_response(),
+            Route::Chat => chat(shared, &reply, body),
         },
     }
 }
@@ -278,7 +292,7 @@ fn chat(shared: &Arc<Shared>, reply: &Reply, request: &Value) -> Response {
             "application/json",
         )
     };
-    let body = paced(frames, reply.delay, shared.clone());
+    let body = paced(frames, reply.delay, reply.hold.clone(), shared.clone());
     let mut response = Response::new(body);
     response
         .headers_mut()
@@ -294,17 +308,19 @@ fn chat(shared: &Arc<Shared>, reply: &Reply, request: &Value) -> Response {
 /// The frames as a body, `delay` apart. The body stream holds an armed [`DisconnectGuard`]:
 /// if hyper drops it before the last frame (the client went away), that is a disconnect. An
 /// `Abort` frame yields an error, which makes hyper cut the connection.
-fn paced(frames: Vec<Frame>, delay: Duration, shared: Arc<Shared>) -> Body {
+fn paced(frames: Vec<Frame>, delay: Duration, hold: Option<Gate>, shared: Arc<Shared>) -> Body {
     struct State {
         frames: std::vec::IntoIter<Frame>,
         first: bool,
         delay: Duration,
+        hold: Option<Gate>,
         guard: DisconnectGuard,
     }
     let state = State {
         frames: frames.into_iter(),
         first: true,
         delay,
+        hold,
         guard: DisconnectGuard {
             shared,
             armed: true,
@@ -316,6 +332,11 @@ fn paced(frames: Vec<Frame>, delay: Duration, shared: Arc<Shared>) -> Body {
         // frame has not abandoned anything.
         if frame.is_some() && !st.first && !st.delay.is_zero() {
             tokio::time::sleep(st.delay).await;
+        }
+        if !st.first {
+            if let Some(gate) = st.hold.take() {
+                gate.passed().await;
+            }
         }
         st.first = false;
         if matches!(frame, Some(Frame::Abort)) {

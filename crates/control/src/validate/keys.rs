@@ -7,7 +7,7 @@ use switchyard_route::Policy;
 use super::checker::Checker;
 use super::values::{env_name, usd_to_nanos};
 use crate::raw::{RawAdmin, RawConfig, RawKey, RawLimits};
-use crate::spec::{AdminSpec, KeySecret, KeySpec, LimitsSpec, ModelAccess};
+use crate::spec::{AdminSpec, Class, KeyPriority, KeySecret, KeySpec, LimitsSpec, ModelAccess};
 
 /// Every key, each id and each hashed secret used once.
 pub(super) fn keys(c: &mut Checker, raw: &RawConfig) -> Vec<KeySpec> {
@@ -90,7 +90,9 @@ fn key(
             format!("no guard policy `{gp}` is declared under [guard_policies]"),
         );
     }
+    let priority = key_priority(c, path, k);
     secret.map(|secret| KeySpec {
+        priority,
         id: k.id.clone(),
         tenant: k.tenant.clone().unwrap_or_else(|| k.id.clone()),
         secret,
@@ -102,6 +104,29 @@ fn key(
         route_policy,
         guard_policy: k.guard_policy.clone(),
     })
+}
+
+/// A key's default and maximum class. Without a maximum, the key may ask for up to its
+/// default or `interactive`, whichever is higher; a default above the maximum is an error.
+fn key_priority(c: &mut Checker, path: &str, k: &RawKey) -> KeyPriority {
+    let mut class = |field: &str, value: Option<&str>| {
+        value.and_then(|v| {
+            v.parse::<Class>()
+                .map_err(|e| c.err(format!("{path}.{field}"), e.to_string()))
+                .ok()
+        })
+    };
+    let asked = class("priority", k.priority.as_deref());
+    let max = class("max_priority", k.max_priority.as_deref());
+    let unreadable = asked.is_none() != k.priority.is_none();
+    let default = asked.unwrap_or(Class::Interactive);
+    let max = max.unwrap_or(default.max(Class::Interactive));
+    c.ensure(
+        unreadable || default <= max,
+        format!("{path}.priority"),
+        format!("`{default}` is above the key's `max_priority` (`{max}`)"),
+    );
+    KeyPriority { default, max }
 }
 
 pub(super) fn admin(c: &mut Checker, admin: Option<&RawAdmin>) -> Option<AdminSpec> {

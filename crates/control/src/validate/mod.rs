@@ -3,6 +3,7 @@
 //! One file per section of the config; [`validate`] runs them in the order below, which is
 //! the order problems of the same place and warnings are reported in.
 
+mod admission;
 mod batch;
 mod cache;
 mod checker;
@@ -44,11 +45,13 @@ pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
     let prompts = prompts::render_limits(&mut c, &raw.prompts);
     let limits = keys::limits(&mut c, &raw.limits);
     let batch = batch::batch(&mut c, &raw.batch);
+    let admission = admission::admission(&mut c, &raw.admission);
     if !c.issues.is_empty() {
         return Err(c.issues);
     }
     let config = Config {
         located_warnings: Vec::new(),
+        admission,
         slos,
         slo_actions,
         alerts,

@@ -7,8 +7,9 @@ use super::resilience::resilience;
 use super::values::usd_to_nanos;
 use crate::locate::key_segment;
 use crate::name::{valid_name, NAME_RULE};
+use crate::raw::RawCapacity;
 use crate::raw::{RawConfig, RawModel, RawResilience};
-use crate::spec::{DeploymentSpec, ModelSpec, Price, ProviderSpec};
+use crate::spec::{Capacity, DeploymentSpec, ModelSpec, OnSaturation, Price, ProviderSpec};
 
 pub(super) fn models(
     c: &mut Checker,
@@ -24,7 +25,55 @@ pub(super) fn models(
             model(c, &path, name, m, raw, providers, &raw.resilience),
         );
     }
+    one_capacity_per_deployment(c, &models);
     models
+}
+
+/// Models that share an upstream share its deployment (its breaker, load and queue), so they
+/// must agree on its capacity.
+fn one_capacity_per_deployment(c: &mut Checker, models: &BTreeMap<String, ModelSpec>) {
+    let mut seen: BTreeMap<String, (String, Option<Capacity>)> = BTreeMap::new();
+    for (name, model) in models {
+        for (i, d) in model.deployments.iter().enumerate() {
+            let label = d.label();
+            match seen.get(&label) {
+                Some((first, capacity)) if *capacity != d.capacity => c.err(
+                    format!("models.{}.deployments[{i}].capacity", key_segment(name)),
+                    format!(
+                        "`{label}` is also a deployment of model `{first}` with another capacity; models sharing an upstream share its capacity, so give it the same one"
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    seen.insert(label, (name.clone(), d.capacity));
+                }
+            }
+        }
+    }
+}
+
+/// A deployment's capacity: at least one limit, each greater than 0.
+fn capacity(c: &mut Checker, path: &str, raw: Option<&RawCapacity>) -> Option<Capacity> {
+    let raw = raw?;
+    c.ensure(
+        raw.max_concurrent.is_some() || raw.max_tokens_in_flight.is_some(),
+        path,
+        "give `max_concurrent`, `max_tokens_in_flight` or both (omit `capacity` for no limit)",
+    );
+    c.ensure(
+        raw.max_concurrent != Some(0),
+        format!("{path}.max_concurrent"),
+        "must be greater than 0 (omit it for no limit)",
+    );
+    c.ensure(
+        raw.max_tokens_in_flight != Some(0),
+        format!("{path}.max_tokens_in_flight"),
+        "must be greater than 0 (omit it for no limit)",
+    );
+    Some(Capacity {
+        max_concurrent: raw.max_concurrent,
+        max_tokens_in_flight: raw.max_tokens_in_flight,
+    })
 }
 
 fn model(
@@ -94,7 +143,26 @@ fn model(
         global,
         m.resilience.as_ref().unwrap_or(&RawResilience::default()),
     );
+    let on_saturation = match m.on_saturation.as_str() {
+        "wait" => OnSaturation::Wait,
+        "fallback" => {
+            c.ensure(
+                !m.fallbacks.is_empty(),
+                format!("{path}.on_saturation"),
+                "`fallback` needs a model under `fallbacks` to go to",
+            );
+            OnSaturation::Fallback
+        }
+        other => {
+            c.err(
+                format!("{path}.on_saturation"),
+                format!("`{other}` is not one of `wait`, `fallback`"),
+            );
+            OnSaturation::Wait
+        }
+    };
     ModelSpec {
+        on_saturation,
         name: name.to_owned(),
         deployments,
         price,
@@ -147,6 +215,7 @@ fn deployments(
             provider: d.provider.clone(),
             upstream_model,
             weight: d.weight,
+            capacity: capacity(c, &format!("{dpath}.capacity"), d.capacity.as_ref()),
         });
     }
     c.ensure(

@@ -124,6 +124,7 @@ mod tests {
             budget_monthly_nanos: None,
             route_policy: None,
             guard_policy: None,
+            priority: Default::default(),
         };
         KeyState::new(&spec, &crate::data_plane::keys::Periods::now(), &|_, _| 0)
     }

@@ -13,6 +13,7 @@ use super::fleet::Fleet;
 use super::launch::{Env, Launch};
 use super::state::{build_pipeline, ControlPlane};
 use super::{calibrate, rollouts, slos, versions};
+use crate::data_plane::admission::Gates;
 use crate::data_plane::live::Live;
 use crate::data_plane::pipeline::BuildError;
 use crate::data_plane::shared::{RedisSettings, Shared, SharedCounters, SharedState, WhenDown};
@@ -129,7 +130,15 @@ impl ControlPlane {
             counters: SharedCounters::new(&link, store.clone()),
             link,
         });
-        let pipeline = build_pipeline(&*store, &env, config.clone(), &version, shared.as_ref())?;
+        let gates = Arc::new(Gates::default());
+        let pipeline = build_pipeline(
+            &*store,
+            &env,
+            config.clone(),
+            &version,
+            shared.as_ref(),
+            &gates,
+        )?;
         let now_ms = chrono::Utc::now().timestamp_millis();
         if record {
             versions::record_start(&*store, &text, now_ms)?;
@@ -186,6 +195,7 @@ impl ControlPlane {
             control_generation: AtomicU64::new(generation),
             fleet,
             shared,
+            gates,
         };
         // A config rollout in force gets its candidate pipeline back (or is aborted); a
         // blue-green one its reference window.

@@ -11,6 +11,7 @@ use switchyard_store::{Store, StoreError};
 use super::changes::ChangeFeed;
 use super::launch::{Env, Launch};
 use super::{calibrate, slos};
+use crate::data_plane::admission::Gates;
 use crate::data_plane::live::Live;
 use crate::data_plane::pipeline::{BuildError, Pipeline};
 use crate::data_plane::running::short_version;
@@ -41,11 +42,19 @@ pub struct ControlPlane {
     pub(super) control_generation: AtomicU64,
     /// The fleet's Redis, when the config has one: every pipeline's keys and cache use it.
     pub(crate) shared: Option<SharedState>,
+    /// The admission gates every pipeline's deployments of finite capacity share.
+    pub(crate) gates: Arc<Gates>,
     /// The fleet's judgement, when replicas share the store (PostgreSQL).
     pub fleet: Option<super::fleet::Fleet>,
 }
 
 impl ControlPlane {
+    /// The replicas alive as this one's last Redis heartbeat counted them (1 without Redis):
+    /// what each replica's share of a deployment's capacity is divided by.
+    pub fn live_replicas(&self) -> u32 {
+        self.shared.as_ref().map_or(1, |s| s.link.replicas())
+    }
+
     /// Reads flags and prompts again when the control generation moved (another replica,
     /// or an admin change here); returns whether they were reloaded.
     pub fn refresh_control(&self) -> Result<bool, StoreError> {
@@ -124,6 +133,7 @@ impl ControlPlane {
             config,
             version,
             self.shared.as_ref(),
+            &self.gates,
         )
     }
 }
@@ -134,9 +144,10 @@ pub(super) fn build_pipeline(
     config: Arc<Config>,
     version: &str,
     shared: Option<&SharedState>,
+    gates: &Gates,
 ) -> Result<Pipeline, BuildError> {
     let spent = |key: &str, since: i64| store.spend_since(key, since).unwrap_or(0);
-    let pipeline = Pipeline::build(config, env.as_ref(), &spent, version, shared)?;
+    let pipeline = Pipeline::build(config, env.as_ref(), &spent, version, shared, gates)?;
     calibrate::restore(&pipeline, store).map_err(BuildError::Store)?;
     Ok(pipeline)
 }

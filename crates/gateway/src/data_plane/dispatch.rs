@@ -14,6 +14,16 @@
 //!    model in the chain is tried.
 //! 5. Nothing is retried once the first byte has gone to the client: dispatch ends when the
 //!    first chunk is in hand.
+//! 6. A chat attempt at a deployment with a `capacity` first takes a slot of it
+//!    (`admission::Gate`): it may wait in the deployment's queue (that time does not count
+//!    against the deadline: each class's `max_wait` bounds it) or be shed (503 `overloaded`,
+//!    not retried). The slot is held while the call runs, and for a stream until it ends.
+//! 7. While the call runs, a batch-class slot may be preempted: the call is cancelled and
+//!    the request waits for its turn again, then calls again (no attempt is spent). Once
+//!    the answer is in hand (a stream's first chunk) the slot is pinned: never preempted.
+//! 8. A model with `on_saturation = "fallback"` whose deployments are all at capacity sends
+//!    the request to the first model of its chain with free capacity, if any, instead of
+//!    waiting.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,11 +33,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use rand::Rng;
 use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse};
-use switchyard_control::ModelSpec;
+use switchyard_control::{ModelSpec, OnSaturation};
 use switchyard_providers::{ChatProvider, ChatReply, ChunkStream, ProviderError};
 use switchyard_resilience::{pick_p2c, BreakerState, CircuitBreaker};
 use tower::retry::budget::{Budget, TpsBudget};
 
+use crate::data_plane::admission::{Ask, Gate, Slot};
 use crate::data_plane::engines::{p2c_loads, Candidate, EngineWatch};
 use crate::data_plane::record::RecordGuard;
 use crate::error::{ErrorKind, GatewayError};
@@ -42,6 +53,8 @@ pub struct Deployment {
     breaker: Mutex<CircuitBreaker>,
     /// The self-hosted engine behind it, whose load the pick reads (`engines.rs`).
     engine: Option<Arc<EngineWatch>>,
+    /// Its admission queue, when it declares a `capacity`.
+    gate: Option<Arc<Gate>>,
 }
 
 impl Deployment {
@@ -58,6 +71,7 @@ impl Deployment {
             outstanding: AtomicU32::new(0),
             breaker: Mutex::new(breaker),
             engine: None,
+            gate: None,
         }
     }
 
@@ -68,6 +82,16 @@ impl Deployment {
 
     pub fn engine(&self) -> Option<&EngineWatch> {
         self.engine.as_deref()
+    }
+
+    /// A deployment of finite capacity: chat requests beyond it wait in `gate`'s queue.
+    pub fn with_gate(mut self, gate: Arc<Gate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    pub fn gate(&self) -> Option<&Arc<Gate>> {
+        self.gate.as_ref()
     }
 
     pub fn breaker_state(&self) -> BreakerState {
@@ -174,6 +198,22 @@ impl ModelRuntime {
             .min()
     }
 
+    /// Whether every deployment of the model able to take a call is at capacity for `ask`
+    /// (step 8); a deployment without capacity never is.
+    fn saturated(&self, ask: &Ask, at: Instant) -> bool {
+        let mut open = self
+            .deployments
+            .iter()
+            .filter(|d| d.weight > 0 && d.deployment.available(at))
+            .peekable();
+        open.peek().is_some()
+            && open.all(|d| {
+                d.deployment
+                    .gate()
+                    .is_some_and(|gate| !gate.admits_now(ask.class, ask.tokens))
+            })
+    }
+
     /// A deployment whose breaker admits a call, chosen by weighted power of two choices.
     /// Deployments that already failed this request are avoided while others are available.
     fn pick(&self, at: Instant, failed: &[Arc<Deployment>]) -> Option<(Arc<Deployment>, InFlight)> {
@@ -216,6 +256,9 @@ pub struct Served {
     pub model: Arc<ModelRuntime>,
     pub deployment: Arc<Deployment>,
     pub fallback_from: Option<String>,
+    /// The capacity the answer holds: a stream's, until it ends (`None` for a deployment
+    /// without capacity, and for a whole answer, which gave it back when it arrived).
+    pub slot: Option<Slot>,
 }
 
 pub enum Started {
@@ -244,24 +287,39 @@ impl Dispatcher {
         chain: &[Arc<ModelRuntime>],
         request: &ChatCompletionRequest,
     ) -> Result<(Started, Served), GatewayError> {
-        self.run(record, chain, |deployment: &Deployment| {
-            let mut attempt = request.clone();
-            attempt.model.clone_from(&deployment.upstream_model);
-            let provider = deployment.provider.clone();
-            async move {
-                match provider.chat(attempt).await? {
-                    ChatReply::Complete(r) => Ok(Started::Complete(r)),
-                    ChatReply::Stream(mut rest) => match rest.next().await {
-                        Some(Ok(first)) => Ok(Started::Stream { first, rest }),
-                        Some(Err(e)) => Err(e),
-                        None => Err(ProviderError::Stream(
-                            "the stream ended before its first chunk".into(),
-                        )),
-                    },
+        // Only a chain with a deployment of finite capacity asks for any.
+        let limited = chain
+            .iter()
+            .any(|m| m.deployments.iter().any(|d| d.deployment.gate().is_some()));
+        let ask = limited.then(|| record.ask());
+        // The class reaches engines that schedule by it (vLLM's `priority`).
+        let options = switchyard_providers::CallOptions {
+            class: Some(record.priority()),
+        };
+        let (started, mut served) = self
+            .run_with(record, chain, ask.as_ref(), |deployment: &Deployment| {
+                let mut attempt = request.clone();
+                attempt.model.clone_from(&deployment.upstream_model);
+                let provider = deployment.provider.clone();
+                async move {
+                    match provider.chat_with(attempt, options).await? {
+                        ChatReply::Complete(r) => Ok(Started::Complete(r)),
+                        ChatReply::Stream(mut rest) => match rest.next().await {
+                            Some(Ok(first)) => Ok(Started::Stream { first, rest }),
+                            Some(Err(e)) => Err(e),
+                            None => Err(ProviderError::Stream(
+                                "the stream ended before its first chunk".into(),
+                            )),
+                        },
+                    }
                 }
-            }
-        })
-        .await
+            })
+            .await?;
+        if matches!(started, Started::Complete(_)) {
+            // The upstream is done with a whole answer: its capacity is free again.
+            served.slot = None;
+        }
+        Ok((started, served))
     }
 
     /// Runs `call` against the chain with retries, breakers and fallbacks (see the module
@@ -276,6 +334,22 @@ impl Dispatcher {
         F: Fn(&Deployment) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
+        self.run_with(record, chain, None, call).await
+    }
+
+    /// [`Self::run`], taking a slot of each deployment with a capacity for `ask` (steps 6
+    /// to 8; `None`: capacity is not asked for).
+    async fn run_with<T, F, Fut>(
+        &self,
+        record: &mut RecordGuard,
+        chain: &[Arc<ModelRuntime>],
+        ask: Option<&Ask>,
+        call: F,
+    ) -> Result<(T, Served), GatewayError>
+    where
+        F: Fn(&Deployment) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
         let Some(primary) = chain.first() else {
             return Err(GatewayError::new(
                 ErrorKind::Internal,
@@ -283,12 +357,13 @@ impl Dispatcher {
                 "empty model chain",
             ));
         };
-        let deadline = tokio::time::Instant::now() + primary.spec.resilience.deadline;
+        let mut deadline = tokio::time::Instant::now() + primary.spec.resilience.deadline;
         let labels = record.labels().clone();
         self.retry_budget.deposit();
         let mut last: Option<GatewayError> = None;
         let mut failed: Vec<Arc<Deployment>> = Vec::new();
-        'chain: for model in chain {
+        let start = ask.map_or(0, |ask| first_with_capacity(chain, ask));
+        'chain: for model in &chain[start..] {
             let policy = &model.spec.resilience;
             let mut retry_after = None;
             for attempt in 0..policy.max_attempts {
@@ -310,16 +385,27 @@ impl Dispatcher {
                 // The record names the last model and deployment tried, so failed requests
                 // count against the model that failed them.
                 record.attempt(&model.spec.name, &deployment.label);
-                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let limit = policy.attempt_timeout.min(remaining);
-                let outcome = match tokio::time::timeout(limit, call(&deployment)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(ProviderError::Timeout),
+                let slot = match (ask, deployment.gate()) {
+                    (Some(ask), Some(gate)) => {
+                        let from = tokio::time::Instant::now();
+                        let acquired = gate.acquire(ask, &labels).await;
+                        record.add_queue_wait(from.elapsed());
+                        deadline += from.elapsed();
+                        Some(acquired?)
+                    }
+                    _ => None,
                 };
+                let (outcome, slot) =
+                    call_admitted(record, slot, policy.attempt_timeout, &mut deadline, || {
+                        call(&deployment)
+                    })
+                    .await?;
                 match outcome {
                     Ok(value) => {
                         flight.succeeded();
-                        return Ok((value, served(model, primary, deployment, &labels)));
+                        let mut served = served(model, primary, deployment, &labels);
+                        served.slot = slot;
+                        return Ok((value, served));
                     }
                     Err(e) => {
                         flight.failed(e.counts_against_deployment());
@@ -364,6 +450,95 @@ impl Dispatcher {
         tokio::time::sleep(delay).await;
         Backoff::Waited
     }
+}
+
+/// One attempt's call, bounded by the attempt timeout and the deadline, and run again each
+/// time its slot is preempted (step 7). Gives back the call's result and the slot it holds;
+/// an error only when the request was shed while waiting for its turn again.
+async fn call_admitted<T, Fut>(
+    record: &mut RecordGuard,
+    mut slot: Option<Slot>,
+    attempt_timeout: Duration,
+    deadline: &mut tokio::time::Instant,
+    call: impl Fn() -> Fut,
+) -> Result<(Result<T, ProviderError>, Option<Slot>), GatewayError>
+where
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    loop {
+        let run = match &slot {
+            Some(held) => match held.run() {
+                Some(token) => Some(token),
+                // Preempted before the call began: wait for the turn again.
+                None => {
+                    wait_again(record, slot.as_mut(), deadline).await?;
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let limit = attempt_timeout.min(remaining);
+        let preemptible = async {
+            match run {
+                Some(token) => tokio::select! {
+                    biased;
+                    () = token.cancelled() => None,
+                    result = call() => Some(result),
+                },
+                None => Some(call().await),
+            }
+        };
+        match tokio::time::timeout(limit, preemptible).await {
+            // The answer is in hand: pinned, unless it was preempted in the meantime (then it
+            // is dropped, which cancels a stream, and runs again: nothing reached the client).
+            Ok(Some(Ok(value))) if slot.as_ref().is_none_or(Slot::pin) => {
+                return Ok((Ok(value), slot))
+            }
+            Ok(Some(Ok(_))) => wait_again(record, slot.as_mut(), deadline).await?,
+            Ok(Some(Err(e))) => return Ok((Err(e), slot)),
+            Ok(None) => {
+                // The call was dropped, which cancels it upstream; its cost is unknown here.
+                tracing::info!("a batch request was preempted; it waits for its turn again");
+                wait_again(record, slot.as_mut(), deadline).await?;
+            }
+            Err(_) => return Ok((Err(ProviderError::Timeout), slot)),
+        }
+    }
+}
+
+/// Counts a preemption and waits in the queue again; the wait does not count against the
+/// deadline.
+async fn wait_again(
+    record: &mut RecordGuard,
+    slot: Option<&mut Slot>,
+    deadline: &mut tokio::time::Instant,
+) -> Result<(), GatewayError> {
+    let Some(slot) = slot else {
+        return Ok(());
+    };
+    record.add_preemption();
+    let from = tokio::time::Instant::now();
+    let waited = slot.wait_again().await;
+    record.add_queue_wait(from.elapsed());
+    *deadline += from.elapsed();
+    waited
+}
+
+/// Step 8: where in the chain a request starts. The primary, unless it falls back on
+/// saturation, every deployment of it is at capacity and a later model has room.
+fn first_with_capacity(chain: &[Arc<ModelRuntime>], ask: &Ask) -> usize {
+    let Some(primary) = chain.first() else {
+        return 0;
+    };
+    let at = now();
+    if primary.spec.on_saturation != OnSaturation::Fallback || !primary.saturated(ask, at) {
+        return 0;
+    }
+    chain
+        .iter()
+        .position(|model| !model.saturated(ask, at))
+        .unwrap_or(0)
 }
 
 /// What waiting before a retry came to.
@@ -412,6 +587,7 @@ fn served(
         model: model.clone(),
         deployment,
         fallback_from,
+        slot: None,
     }
 }
 

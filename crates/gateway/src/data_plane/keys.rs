@@ -19,6 +19,8 @@ pub struct KeyState {
     pub models: ModelAccess,
     pub route_policy: Option<switchyard_control::Policy>,
     pub guard_policy: Option<String>,
+    /// The priority class of its requests without a header, and the highest they may take.
+    pub priority: switchyard_control::KeyPriority,
     /// Its limits' counts, in this process or shared by the replicas.
     counters: Box<dyn Counters>,
     limits_output: bool,
@@ -96,6 +98,7 @@ impl KeyState {
             models: spec.models.clone(),
             route_policy: spec.route_policy,
             guard_policy: spec.guard_policy.clone(),
+            priority: spec.priority,
             limits_output: spec.tpm.is_some()
                 || spec.budget_daily_nanos.is_some()
                 || spec.budget_monthly_nanos.is_some(),
@@ -356,6 +359,7 @@ mod tests {
             budget_monthly_nanos: None,
             route_policy: None,
             guard_policy: None,
+            priority: Default::default(),
         }
     }
 

@@ -4,13 +4,15 @@
 //! order (authenticate and admit with [`keys`], whose limits count in [`counters`], render a
 //! stored prompt with [`prompts`], mask and screen with [`guards`], look up the [`cache`],
 //! decide with [`routing`], [`dispatch`] to providers with retries, breakers and fallbacks
-//! (self-hosted replicas by their engines' load, [`engines`]),
+//! (self-hosted replicas by their engines' load, [`engines`]), waiting for a deployment's
+//! capacity in [`admission`],
 //! stream the answer with [`stream`]), and
 //! [`record`] writes one record per request whatever happens. What the control plane decided
 //! reaches it as [`running::Running`]; what requests did goes back through
 //! [`record::OutcomeSink`]. A fleet of replicas shares its limits and cache through Redis
 //! ([`shared`]).
 
+pub mod admission;
 pub mod arms;
 pub mod cache;
 pub mod content;

@@ -9,6 +9,9 @@ use switchyard_control::Price;
 use switchyard_store::telemetry::TelemetrySender;
 use switchyard_store::RequestRecord;
 
+use switchyard_admission::Class;
+
+use crate::data_plane::admission::Ask;
 use crate::data_plane::guards::Outcome;
 use crate::data_plane::keys::{Admission, KeyState, RateLimits};
 use crate::metrics::{self as m, LabelValue, Labels};
@@ -55,6 +58,10 @@ pub struct RecordGuard {
     endpoint: &'static str,
     /// The names of the config the request runs on: what its metric labels may say.
     labels: Arc<Labels>,
+    /// The request's priority class (the header's, else its key's, within the key's maximum).
+    priority: Class,
+    /// What it holds of a deployment's capacity while it runs: its prompt and output estimate.
+    capacity_tokens: u64,
 }
 
 /// Where a finished request's outcome goes besides its record: the control plane's SLOs
@@ -112,7 +119,46 @@ impl RecordGuard {
             content: None,
             endpoint,
             labels,
+            priority: Class::default(),
+            capacity_tokens: 0,
         }
+    }
+
+    /// The request's priority class, from now on in its record and `x-switchyard-priority`.
+    pub fn set_priority(&mut self, class: Class) {
+        self.priority = class;
+        self.record.priority = Some(class.as_str().to_owned());
+    }
+
+    /// The priority class (`interactive` until [`Self::set_priority`]); for a provider that
+    /// takes one (vLLM's `priority`), read it where dispatch builds the call.
+    pub fn priority(&self) -> Class {
+        self.priority
+    }
+
+    /// The tokens the request holds of a capacity while it runs (prompt and output bound).
+    pub fn set_capacity_tokens(&mut self, tokens: u64) {
+        self.capacity_tokens = tokens;
+    }
+
+    /// What the request asks of a deployment with a `capacity`.
+    pub fn ask(&self) -> Ask {
+        Ask {
+            class: self.priority,
+            tenant: self.record.tenant.clone().unwrap_or_default(),
+            tokens: self.capacity_tokens,
+        }
+    }
+
+    /// Time spent waiting for a deployment's capacity.
+    pub fn add_queue_wait(&mut self, waited: std::time::Duration) {
+        let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        self.record.queue_ms = self.record.queue_ms.saturating_add(ms);
+    }
+
+    /// Its upstream call was cancelled for urgent work; it waits for its turn again.
+    pub fn add_preemption(&mut self) {
+        self.record.preemptions += 1;
     }
 
     pub fn labels(&self) -> &Arc<Labels> {

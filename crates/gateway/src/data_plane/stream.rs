@@ -14,6 +14,7 @@ use switchyard_api::{
 };
 use switchyard_providers::{tokens, ChunkStream, ProviderError};
 
+use crate::data_plane::admission::Slot;
 use crate::data_plane::cache::CacheFill;
 use crate::data_plane::guards::{GuardVerdict, Masking, OutputWindow};
 use crate::data_plane::record::RecordGuard;
@@ -37,6 +38,9 @@ struct State {
     window: Option<OutputWindow>,
     verdicts: Vec<GuardVerdict>,
     finished: bool,
+    /// The deployment's capacity the stream holds, given back when the body is dropped: at
+    /// its end, or when the client hangs up.
+    _slot: Option<Slot>,
 }
 
 /// A started stream and what its body needs besides the record.
@@ -54,6 +58,8 @@ pub struct StreamAnswer {
     pub window: Option<OutputWindow>,
     /// The input guards' verdicts, to which the window's are added in the record.
     pub verdicts: Vec<GuardVerdict>,
+    /// The deployment's capacity it holds until the stream ends.
+    pub slot: Option<Slot>,
 }
 
 pub fn sse_body(
@@ -70,6 +76,7 @@ pub fn sse_body(
         masking,
         window,
         verdicts,
+        slot,
     } = answer;
     let content = record
         .content_max_bytes()
@@ -92,6 +99,7 @@ pub fn sse_body(
         window,
         verdicts,
         finished: false,
+        _slot: slot,
     };
     futures::stream::unfold(state, |mut s| async move {
         loop {

@@ -115,8 +115,9 @@ async fn report<T: Serialize + Send + 'static>(
 /// `GET /admin/v1/kpis/REPORT`:
 /// - `summary`: cost per request and per successful interaction, savings from routing and the
 ///   cache, automation and escalation, feedback, latency;
-/// - `groups?by=tenant|key|model|route|day|hour|15min|5min|minute`: spend and savings by
-///   group;
+/// - `groups?by=tenant|key|model|route|priority|day|hour|15min|5min|minute`: spend and
+///   savings by group (by priority: each class's requests, latency, queue wait, shed and
+///   preemptions);
 /// - `trend?bucket=minute|5min|15min|hour|day`: a time series for charts;
 /// - `guards?bucket=minute|5min|15min|hour|day`: guard triggers by guard and outcome;
 /// - `models`: the model mix.

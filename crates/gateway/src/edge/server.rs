@@ -41,6 +41,8 @@ const FALLBACK_FROM: HeaderName = HeaderName::from_static("x-switchyard-fallback
 const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
 const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
 const GUARD: HeaderName = HeaderName::from_static("x-switchyard-guard");
+const QUEUE_MS: HeaderName = HeaderName::from_static("x-switchyard-queue-ms");
+const PRIORITY: HeaderName = HeaderName::from_static(crate::data_plane::admission::PRIORITY);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -407,13 +409,29 @@ fn fail(record: RecordGuard, e: GatewayError) -> Response {
     let guard = record
         .guard_header()
         .and_then(|g| HeaderValue::from_str(g).ok());
-    let rate_limits = record.rate_limit_headers();
+    let mut headers = record.rate_limit_headers();
+    headers.extend(admission_headers(&record));
     record.finish(e.status().as_u16(), Some(e.label()));
     let mut response = e.into_response();
     if let Some(g) = guard {
         response.headers_mut().insert(GUARD, g);
     }
-    with_headers(response, rate_limits)
+    with_headers(response, headers)
+}
+
+/// How long the request waited for capacity (0 when it did not), and the class it ran at
+/// when it has one: on every answer, refusals too.
+fn admission_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
+    let record = guard.record_ref();
+    let mut out = vec![(QUEUE_MS, HeaderValue::from(record.queue_ms))];
+    if let Some(class) = record
+        .priority
+        .as_deref()
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
+        out.push((PRIORITY, class));
+    }
+    out
 }
 
 /// Headers that say who answered and how, taken from the record before it is finished.
@@ -444,6 +462,7 @@ fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
     add(CACHE, record.cache.clone().unwrap_or_default());
     add(GUARD, guard.guard_header().unwrap_or_default().to_owned());
     out.extend(guard.rate_limit_headers());
+    out.extend(admission_headers(guard));
     out
 }
 
@@ -654,6 +673,7 @@ async fn prometheus_metrics(State(app): State<Arc<AppState>>) -> Response {
         m::gauge(m::BREAKER_STATE, &deployment).set(d.breaker_state().gauge());
         m::gauge(m::INFLIGHT, &deployment).set(f64::from(d.outstanding()));
     }
+    pipeline.publish_desired_replicas();
     m::gauge(m::QUEUE_DEPTH, &[]).set(app.control.telemetry.queue_depth() as f64);
     if let Some(cache) = pipeline.cache() {
         let stats = cache.stats();

@@ -14,13 +14,14 @@ const INSERT_RECORDS: &str = "INSERT INTO requests (request_id, started_at_ms, e
     tenant, key_id, requested_model, model, deployment, attempts, fallback_from, stream, \
     status, error_kind, latency_ms, ttft_ms, prompt_tokens, completion_tokens, usage_counted, \
     cost_nanos, route, cache, guards, config_version, baseline_cost_nanos, cache_similarity, \
-    prompt, rollout, guard_refused, guard_triggered, guard_spoiled, guard_verdicts) \
+    prompt, rollout, guard_refused, guard_triggered, guard_spoiled, guard_verdicts, priority, \
+    queue_ms, preemptions) \
     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
     $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::boolean[], \
     $12::bigint[], $13::text[], $14::float8[], $15::float8[], $16::bigint[], $17::bigint[], \
     $18::boolean[], $19::bigint[], $20::text[], $21::text[], $22::text[], $23::text[], \
     $24::bigint[], $25::float8[], $26::text[], $27::text[], $28::boolean[], $29::boolean[], \
-    $30::boolean[], $31::jsonb[])";
+    $30::boolean[], $31::jsonb[], $32::text[], $33::bigint[], $34::bigint[])";
 
 const INSERT_CONTENT: &str = "INSERT INTO request_content (request_id, started_at_ms, body) \
     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[])";
@@ -59,6 +60,9 @@ struct Columns<'a> {
     guard_triggered: Vec<bool>,
     guard_spoiled: Vec<bool>,
     guard_verdicts: Vec<Option<serde_json::Value>>,
+    priority: Vec<Option<&'a str>>,
+    queue_ms: Vec<i64>,
+    preemptions: Vec<i64>,
 }
 
 impl<'a> Columns<'a> {
@@ -98,6 +102,10 @@ impl<'a> Columns<'a> {
         self.guard_triggered.push(flags.triggered);
         self.guard_spoiled.push(flags.spoiled);
         self.guard_verdicts.push(verdicts);
+        self.priority.push(r.priority.as_deref());
+        self.queue_ms
+            .push(i64::try_from(r.queue_ms).unwrap_or(i64::MAX));
+        self.preemptions.push(i64::from(r.preemptions));
     }
 }
 
@@ -149,6 +157,9 @@ pub(crate) fn insert(
             &c.guard_triggered,
             &c.guard_spoiled,
             &c.guard_verdicts,
+            &c.priority,
+            &c.queue_ms,
+            &c.preemptions,
         ],
     )?;
     let mut ids = Vec::new();

@@ -22,6 +22,7 @@ conformance!(
     a_request_refused_before_anything_was_known_still_counts,
     percentiles_are_exact_nearest_rank,
     every_report_exports_as_csv,
+    groups_by_priority_count_waits_sheds_and_preemptions,
 );
 
 const MINUTE_MS: i64 = 60_000;
@@ -325,6 +326,9 @@ fn the_summary_counts_successes_costs_savings_and_rates_exactly(b: &Backend) {
             latency_p95_ms: Some(50.0),
             prompt_tokens: 90,
             completion_tokens: 45,
+            shed: 0,
+            preemptions: 0,
+            queue_wait_mean_ms: None,
         }
     );
 }
@@ -826,4 +830,60 @@ fn every_report_exports_as_csv(b: &Backend) {
     to_csv(&store.model_mix(FROM, TO, &all()).unwrap()).unwrap();
     let list = store.recent_requests(&RequestFilter::default()).unwrap();
     assert_eq!(to_csv(&list).unwrap().lines().count(), 11);
+}
+
+fn groups_by_priority_count_waits_sheds_and_preemptions(b: &Backend) {
+    let store = b.store();
+    let rec = |id: &str, priority: Option<&str>, status: u16, queue_ms: u64, preemptions: u32| {
+        RequestRecord {
+            request_id: id.into(),
+            started_at_ms: D + 1_000,
+            endpoint: "chat".into(),
+            status,
+            error_kind: (status == 503).then(|| "overloaded".into()),
+            latency_ms: 10.0,
+            priority: priority.map(Into::into),
+            queue_ms,
+            preemptions,
+            ..RequestRecord::default()
+        }
+    };
+    store
+        .write_batch(&[
+            rec("i1", Some("interactive"), 200, 0, 0),
+            rec("i2", Some("interactive"), 200, 30, 0),
+            rec("b1", Some("batch"), 200, 1_000, 2),
+            rec("b2", Some("batch"), 503, 500, 0),
+            rec("e1", None, 200, 0, 0),
+        ])
+        .unwrap();
+    let groups = store
+        .kpi_groups(D, D + DAY_MS, GroupBy::Priority, &KpiFilter::default())
+        .unwrap();
+    let seen: Vec<_> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.key.clone(),
+                g.kpi.requests,
+                g.kpi.shed,
+                g.kpi.preemptions,
+                g.kpi.queue_wait_mean_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (None, 1, 0, 0, None),
+            (Some("batch".into()), 2, 1, 2, Some(750.0)),
+            (Some("interactive".into()), 2, 0, 0, Some(15.0)),
+        ]
+    );
+    let all = store
+        .kpi_summary(D, D + DAY_MS, &KpiFilter::default())
+        .unwrap();
+    assert_eq!((all.shed, all.preemptions), (1, 2));
+    // Over the requests with a class: (0 + 30 + 1000 + 500) / 4.
+    assert_eq!(all.queue_wait_mean_ms, Some(382.5));
 }

@@ -63,16 +63,15 @@ fn replicas_starting_at_once_on_an_empty_database_migrate_it_once() {
             .collect()
     });
     let (rows, distinct, highest) = migrations(&url);
-    // Versions may skip a number (one merged from another branch later), never repeat.
-    assert_eq!(rows, distinct, "each migration once");
-    assert!(rows >= 5 && highest >= rows);
+    assert_eq!((rows, distinct), (highest, highest), "each migration once");
+    assert!(highest >= 5);
     // Every replica works on the one schema, and connecting again applies nothing.
     for (i, store) in stores.iter().enumerate() {
         store.write_batch(&[record(&format!("r{i}"))]).unwrap();
     }
     assert_eq!(stores[0].count().unwrap(), replicas as u64);
     PostgresStore::connect(&url).unwrap();
-    assert_eq!(migrations(&url), (rows, distinct, highest));
+    assert_eq!(migrations(&url), (highest, highest, highest));
 }
 
 #[test]

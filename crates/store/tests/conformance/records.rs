@@ -241,6 +241,9 @@ fn every_column_of_a_record_reads_back(b: &Backend) {
         cache_similarity: Some(0.875),
         prompt: Some("qa@3".into()),
         rollout: Some("r1:candidate".into()),
+        priority: Some("batch".into()),
+        queue_ms: 1_500,
+        preemptions: 2,
         content: None,
     };
     let bare = RequestRecord {

@@ -43,9 +43,6 @@ use crate::control_plane::state::ControlPlane;
 use crate::data_plane::pipeline::ChatOutcome;
 use crate::error::GatewayError;
 
-/// The header that puts a request in a priority class.
-pub const PRIORITY: HeaderName = HeaderName::from_static("x-switchyard-priority");
-
 /// How often the worker looks for work when none of its lines ended.
 const TICK: Duration = Duration::from_millis(250);
 /// Open batches looked at per tick (the oldest first).
@@ -340,7 +337,10 @@ async fn answer(
 ) -> Result<serde_json::Value, GatewayError> {
     let key_hash = key_hash(&batch.key_hash);
     let mut headers = HeaderMap::new();
-    headers.insert(PRIORITY, HeaderValue::from_static("batch"));
+    headers.insert(
+        HeaderName::from_static(crate::data_plane::admission::PRIORITY),
+        HeaderValue::from_static(switchyard_admission::Class::Batch.as_str()),
+    );
     let body = Bytes::from(line.body.clone());
     let running = &control.running;
     let chat = batch.endpoint == "/v1/chat/completions";

@@ -10,6 +10,7 @@ use switchyard_providers::ChatProvider;
 use switchyard_resilience::CircuitBreaker;
 
 use super::{BuildError, Pipeline};
+use crate::data_plane::admission::Gates;
 use crate::data_plane::cache::{CacheStage, StaticModels};
 use crate::data_plane::content::ContentStage;
 use crate::data_plane::dispatch::{Deployment, Dispatcher, ModelRuntime, Weighted};
@@ -32,11 +33,12 @@ impl Pipeline {
         spent: &dyn Fn(&str, i64) -> u64,
         version: &str,
         shared: Option<&SharedState>,
+        gates: &Gates,
     ) -> Result<Self, BuildError> {
         let providers = providers(&config, env)?;
         let labels = Arc::new(crate::metrics::Labels::new(&config));
         let engines = Engines::start(&config, &labels)?;
-        let (models, deployments) = models(&config, &providers, &engines);
+        let (models, deployments) = models(&config, &providers, &engines, shared, gates);
         let keyring = keyring(&config, env, spent, shared)?;
         let routes = routes(&config, &models)?;
         let mut static_models = StaticModels::default();
@@ -108,8 +110,15 @@ fn models(
     config: &Config,
     providers: &HashMap<String, Arc<dyn ChatProvider>>,
     engines: &Engines,
+    shared: Option<&SharedState>,
+    gates: &Gates,
 ) -> (HashMap<String, Arc<ModelRuntime>>, Vec<Arc<Deployment>>) {
     let now = tokio::time::Instant::now().into_std();
+    // In a fleet on Redis, each replica admits its share of a deployment's capacity.
+    let replicas = shared.map(|s| {
+        let link = s.link.clone();
+        Arc::new(move || link.replicas()) as crate::data_plane::admission::Replicas
+    });
     let mut models = HashMap::new();
     let mut shared: HashMap<String, Arc<Deployment>> = HashMap::new();
     for (name, spec) in &config.models {
@@ -126,15 +135,21 @@ fn models(
                         .get(&d.provider)
                         .copied()
                         .unwrap_or_default();
-                    Arc::new(
-                        Deployment::new(
-                            d.label(),
-                            d.upstream_model.clone(),
-                            provider.clone(),
-                            CircuitBreaker::new(breaker, now),
-                        )
-                        .with_engine(engines.watch(&d.provider)),
+                    let deployment = Deployment::new(
+                        d.label(),
+                        d.upstream_model.clone(),
+                        provider.clone(),
+                        CircuitBreaker::new(breaker, now),
                     )
+                    .with_engine(engines.watch(&d.provider));
+                    Arc::new(match d.capacity {
+                        Some(capacity) => deployment.with_gate(gates.gate(
+                            &d.label(),
+                            queue_config(config, capacity),
+                            replicas.clone(),
+                        )),
+                        None => deployment,
+                    })
                 })
                 .clone();
             deployments.push(Weighted {
@@ -151,6 +166,17 @@ fn models(
     let mut deployments: Vec<Arc<Deployment>> = shared.into_values().collect();
     deployments.sort_by(|a, b| a.label.cmp(&b.label));
     (models, deployments)
+}
+
+/// A deployment's admission queue: its capacity, each class's limits from `[admission]`,
+/// the admission crate's defaults for the rest.
+fn queue_config(
+    config: &Config,
+    capacity: switchyard_control::Capacity,
+) -> switchyard_admission::QueueConfig {
+    let mut queue = switchyard_admission::QueueConfig::new(capacity);
+    queue.classes = config.admission.classes.clone();
+    queue
 }
 
 /// The keys by the hash of their secret, and the admin key's. A key counts in this process,

@@ -12,6 +12,7 @@ use switchyard_providers::tokens;
 use switchyard_rollout::TargetKind;
 
 use super::{admit, note_served, validate_chat, Caller, ChatOutcome, Pipeline, Target};
+use crate::data_plane::admission::{class_of, shed_by_flag};
 use crate::data_plane::cache::{cache_control, CacheFill, CacheOutcome, Looked};
 use crate::data_plane::dispatch::{ModelRuntime, Served, Started};
 use crate::data_plane::flags::{self, FlagSet};
@@ -91,6 +92,16 @@ impl Pipeline {
         mut request: ChatCompletionRequest,
         live: &'a Live,
     ) -> Result<ChatContext<'a>, GatewayError> {
+        let class = class_of(caller.headers, &caller.key.priority)?;
+        record.set_priority(class);
+        // An SLO's page (or an operator) may shed the lowest classes for a while.
+        let shed = live
+            .flags
+            .variant(flags::SHED, &caller.user)
+            .and_then(|v| v.parse::<switchyard_admission::Class>().ok());
+        if let Some(shed) = shed.filter(|shed| class <= *shed) {
+            return Err(shed_by_flag(class, shed));
+        }
         // A stored prompt renders into the request before anything else reads it.
         let rendered = live
             .prompts
@@ -178,8 +189,19 @@ impl Pipeline {
         } else {
             1 + cx.guards.regenerations()
         };
+        // What it holds of a deployment's capacity: the prompt's bound and the output cap (or
+        // the least of the reachable models' maximum output).
+        let output = request.output_cap().unwrap_or_else(|| {
+            reachable
+                .iter()
+                .map(|m| m.spec.max_output_tokens.unwrap_or(default_cap))
+                .min()
+                .unwrap_or(default_cap)
+        });
+        let prompt = tokens::prompt_bound(request);
+        record.set_capacity_tokens(u64::from(prompt).saturating_add(u64::from(output)));
         let reservation = worst_case(
-            tokens::prompt_bound(request),
+            prompt,
             request.output_cap(),
             reachable
                 .iter()
@@ -363,7 +385,7 @@ impl Pipeline {
         mut cx: ChatContext<'_>,
         chain: &[Arc<ModelRuntime>],
         started: Started,
-        served: Served,
+        mut served: Served,
     ) -> Result<ChatOutcome, GatewayError> {
         note_served(record, &served);
         let idle_timeout = served.model.spec.resilience.stream_idle_timeout;
@@ -390,6 +412,7 @@ impl Pipeline {
                 fill: cx.fill,
                 masking: cx.masking,
                 verdicts: cx.verdicts,
+                slot: served.slot.take(),
             }))),
         }
     }
@@ -601,6 +624,7 @@ impl Pipeline {
             // A cached answer passed the output guards when it was stored.
             window: None,
             verdicts: Vec::new(),
+            slot: None,
         }))
     }
 

@@ -220,6 +220,29 @@ impl Pipeline {
         self.deployments.iter()
     }
 
+    /// `switchyard_desired_replicas` of each model with deployments of finite capacity, as
+    /// their load stands now (`admission::desired_replicas`).
+    pub fn publish_desired_replicas(&self) {
+        let target = self.config.admission.target_utilization;
+        for (name, model) in &self.models {
+            let loads: Vec<f64> = model
+                .deployments
+                .iter()
+                .filter_map(|d| d.deployment.gate())
+                .map(|gate| gate.load().utilization)
+                .collect();
+            if loads.is_empty() {
+                continue;
+            }
+            let desired = crate::data_plane::admission::desired_replicas(&loads, target);
+            crate::metrics::gauge(
+                crate::metrics::DESIRED_REPLICAS,
+                &[("model", self.labels().model(name))],
+            )
+            .set(desired as f64);
+        }
+    }
+
     /// The cache stage, for metrics and upkeep.
     pub fn cache(&self) -> Option<&CacheStage> {
         self.cache.as_ref()
@@ -562,7 +585,15 @@ model = "ruled"
             "t.toml",
         )
         .unwrap();
-        let p = Pipeline::build(Arc::new(config), &|_| None, &|_, _| 0, "v", None).unwrap();
+        let p = Pipeline::build(
+            Arc::new(config),
+            &|_| None,
+            &|_, _| 0,
+            "v",
+            None,
+            &Default::default(),
+        )
+        .unwrap();
         let names = |target: &Target<'_>| {
             let mut n: Vec<String> = p
                 .reachable(target, &RolloutSet::default())
