@@ -141,12 +141,16 @@ impl ScriptedSim {
     }
 
     fn next(&self) -> Arc<dyn ChatProvider> {
-        let behavior = self
+        let mut behavior = self
             .script
             .lock()
             .expect("script")
             .pop_front()
             .unwrap_or_else(|| Reply::default().into());
+        // The simulator has no wire to hold: a gated behaviour plays what follows the gate.
+        while let Behavior::Gated { then, .. } = behavior {
+            behavior = *then;
+        }
         let mut m = SimModelSpec {
             ttft_ms: Distribution::fixed(0.0),
             tokens_per_second: Distribution::fixed(1e6),
@@ -185,6 +189,7 @@ impl ScriptedSim {
                 m.error_status = status;
             }
             Behavior::Hang => m.timeout_rate = 1.0,
+            Behavior::Gated { .. } => unreachable!("unwrapped above"),
         }
         let models = [("sim-fake", m.clone()), ("embed-fake", m)]
             .into_iter()

@@ -202,6 +202,11 @@ pub trait BatchStore {
         not_before_ms: i64,
     ) -> Result<bool, StoreError>;
 
+    /// Extends to `until_ms` the lease of every line `owner` still holds (a line waiting for
+    /// capacity, or slow to answer, stays its holder's while the holder lives); returns how
+    /// many.
+    fn renew_lines(&self, owner: &str, until_ms: i64) -> Result<u64, StoreError>;
+
     /// Puts every line `owner` holds back to `pending` (a clean shutdown: another replica,
     /// or this one restarted, takes them at once); returns how many.
     fn release_lines(&self, owner: &str) -> Result<u64, StoreError>;
@@ -604,6 +609,18 @@ impl<S: SqlStore> BatchStore for S {
             )
         })?;
         Ok(n > 0)
+    }
+
+    fn renew_lines(&self, owner: &str, until_ms: i64) -> Result<u64, StoreError> {
+        // One statement: a claim that found the lease expired first has made the line
+        // another's, and this leaves it alone.
+        self.exec(|e| {
+            e.execute(
+                "UPDATE batch_lines SET lease_until_ms = ?2 \
+                 WHERE lease_owner = ?1 AND status = 'running'",
+                &[owner.into(), until_ms.into()],
+            )
+        })
     }
 
     fn release_lines(&self, owner: &str) -> Result<u64, StoreError> {

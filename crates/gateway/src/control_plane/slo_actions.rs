@@ -21,21 +21,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use switchyard_control::SloActions;
 use switchyard_rollout::{AuditEvent, Flag, FlagKind, WeightedVariant};
 use switchyard_store::{StoreError, Transact};
 
+use super::slos::Held;
 use super::state::ControlPlane;
 use crate::data_plane::flags;
-
-/// A flag the SLOs set, what it replaced, and the SLOs that want it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Held {
-    pub set: Flag,
-    pub previous: Option<Flag>,
-    pub slos: BTreeSet<String>,
-}
 
 /// One change [`plan`] asks for.
 #[derive(Debug, Clone, PartialEq)]

@@ -34,9 +34,17 @@ use serde::{Deserialize, Serialize};
 use switchyard_slo::{AlertEngine, AlertEvent, Ledger, Objective, Sli, SloSpec, SloStatus};
 use switchyard_store::{RequestRecord, Store, StoreError};
 
-use super::slo_actions::Held;
 use crate::data_plane::guards::Outcome;
 use crate::data_plane::record::OutcomeSink;
+
+/// A flag the SLOs' page actions set (`slo_actions.rs`), what it replaced, and the SLOs that
+/// want it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    pub set: switchyard_rollout::Flag,
+    pub previous: Option<switchyard_rollout::Flag>,
+    pub slos: BTreeSet<String>,
+}
 
 /// What is saved: the ledger and the alert engine, as their own serde.
 #[derive(Serialize, Deserialize)]

@@ -164,6 +164,24 @@ fn a_line_has_one_holder_until_its_lease_expires(b: &Backend) {
         [(1, 2), (2, 2)]
     );
     assert_eq!(store.open_lines("b").unwrap(), 3);
+    // r2 lives on and renews what it holds: its lines stay its own past the first lease.
+    assert_eq!(other.renew_lines("r2", 20_000).unwrap(), 3);
+    assert_eq!(
+        store.renew_lines("r1", 20_000).unwrap(),
+        0,
+        "r1 holds nothing now"
+    );
+    assert!(store
+        .claim_lines("b", "r1", 19_999, 1_000, 5)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .claim_lines("b", "r1", 20_000, 1_000, 5)
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 fn an_end_is_recorded_only_by_the_holder_and_counted(b: &Backend) {

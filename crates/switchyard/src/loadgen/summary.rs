@@ -192,7 +192,6 @@ impl Summary {
 
     pub(super) fn table(&self) -> String {
         use std::fmt::Write;
-        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
         let mut out = String::new();
         let load = match (self.rate, self.concurrency) {
             (Some(r), _) => format!("{r} requests/s"),
@@ -245,41 +244,7 @@ impl Summary {
                 k.rate
             );
         }
-        if !self.priorities.is_empty() {
-            let _ = writeln!(out);
-            let _ = writeln!(
-                out,
-                "{:<11} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9}",
-                "priority",
-                "sent",
-                "ok",
-                "errors",
-                "shed",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "ttft p50",
-                "ttft p95",
-                "ttft p99"
-            );
-            for p in &self.priorities {
-                let _ = writeln!(
-                    out,
-                    "{:<11} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9}",
-                    p.kind,
-                    p.requests,
-                    p.ok,
-                    p.errors(),
-                    p.shed,
-                    ms(p.latency_ms.p50),
-                    ms(p.latency_ms.p95),
-                    ms(p.latency_ms.p99),
-                    ms(p.ttft_ms_p50),
-                    ms(p.ttft_ms_p95),
-                    ms(p.ttft_ms_p99)
-                );
-            }
-        }
+        self.priority_table(&mut out);
         let _ = writeln!(out);
         let models: Vec<String> = self
             .overall
@@ -307,6 +272,52 @@ impl Summary {
         }
         out
     }
+
+    /// The block per priority class, with `--priority`.
+    fn priority_table(&self, out: &mut String) {
+        use std::fmt::Write;
+        if self.priorities.is_empty() {
+            return;
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<11} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9}",
+            "priority",
+            "sent",
+            "ok",
+            "errors",
+            "shed",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "ttft p50",
+            "ttft p95",
+            "ttft p99"
+        );
+        for p in &self.priorities {
+            let _ = writeln!(
+                out,
+                "{:<11} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9}",
+                p.kind,
+                p.requests,
+                p.ok,
+                p.errors(),
+                p.shed,
+                ms(p.latency_ms.p50),
+                ms(p.latency_ms.p95),
+                ms(p.latency_ms.p99),
+                ms(p.ttft_ms_p50),
+                ms(p.ttft_ms_p95),
+                ms(p.ttft_ms_p99)
+            );
+        }
+    }
+}
+
+/// Milliseconds as the table shows them: whole, or `-` for none.
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"))
 }
 
 #[cfg(test)]

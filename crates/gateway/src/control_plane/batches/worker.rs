@@ -5,8 +5,9 @@
 //!    `validating` batch (its file already checked at creation) starts: `in_progress`.
 //! 2. Of an `in_progress` batch it claims as many lines as it has free slots
 //!    (`[batch] concurrency`) with a lease of `[batch] lease_secs` in this replica's name
-//!    (`switchyard_store::batches`, 1.). Another replica claims other lines; a line whose
-//!    replica died is claimed again once its lease expired. So a line runs at least once: one
+//!    (`switchyard_store::batches`, 1.), renewed every third of a lease while it lives (a line
+//!    may wait for capacity at batch priority for hours). Another replica claims other lines;
+//!    a line whose replica died is claimed again once its lease expired. So a line runs at least once: one
 //!    in flight at a crash may run twice.
 //! 3. A line runs in this process through `Running::chat_as` (or `Pipeline::embed_as`),
 //!    the entry points of the HTTP handlers, as the key that created the batch, with
@@ -71,6 +72,7 @@ pub fn start(control: &Arc<ControlPlane>, owner: String) -> tokio::task::JoinHan
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purged = tokio::time::Instant::now();
+        let mut renewed = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -80,6 +82,10 @@ pub fn start(control: &Arc<ControlPlane>, owner: String) -> tokio::task::JoinHan
             if purged.elapsed() >= PURGE_EVERY {
                 purged = tokio::time::Instant::now();
                 purge(&control, spec).await;
+            }
+            if renewed.elapsed() >= spec.lease / 3 {
+                renewed = tokio::time::Instant::now();
+                renew(&control, &owner, spec).await;
             }
             if let Err(e) = step(&control, &owner, spec, &mut running).await {
                 tracing::warn!(error = %e, "the batch worker's step failed; will retry");
@@ -108,6 +114,16 @@ async fn blocking<T: Send + 'static>(
     crate::tasks::spawn_blocking(move || f(&*store))
         .await
         .unwrap_or(Err(StoreError::Interrupted))
+}
+
+/// Extends the lease of every line this replica holds (2. above): a line waiting in a
+/// deployment's queue at batch priority can wait far longer than one lease.
+async fn renew(control: &Arc<ControlPlane>, owner: &str, spec: BatchSpec) {
+    let until = now_ms().saturating_add(i64::try_from(spec.lease.as_millis()).unwrap_or(i64::MAX));
+    let owner = owner.to_owned();
+    if let Err(e) = blocking(control, move |s| s.renew_lines(&owner, until)).await {
+        tracing::warn!(error = %e, "renewing this replica's batch leases failed; will retry");
+    }
 }
 
 async fn purge(control: &Arc<ControlPlane>, spec: BatchSpec) {
