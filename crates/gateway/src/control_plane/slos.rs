@@ -638,6 +638,45 @@ mod tests {
     }
 
     #[test]
+    fn the_flags_page_actions_hold_survive_a_restart_and_a_new_judge() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        let specs = [SloSpec::new("availability", Objective::Availability, 0.9)];
+        let flag = switchyard_rollout::Flag {
+            key: "admission.shed".into(),
+            kind: switchyard_rollout::FlagKind::Boolean { on: true },
+            enabled: true,
+        };
+        let held = BTreeMap::from([(
+            flag.key.clone(),
+            Held {
+                set: flag,
+                previous: None,
+                slos: BTreeSet::from(["availability".to_owned()]),
+            },
+        )]);
+        // Alone: saved with the rest of the state, read back at the next start.
+        let alone = SloRuntime::load(&store, &specs, false).unwrap();
+        alone.set_held_flags(held.clone());
+        alone.save_all(&store).unwrap();
+        let restarted = SloRuntime::load(&store, &specs, false).unwrap();
+        assert_eq!(restarted.held_flags(), held);
+        // In a fleet: the judge saves them beside its alert engine, and a replica that takes
+        // the judge's place reads them before it acts.
+        let judge = SloRuntime::load(&store, &specs, true).unwrap();
+        judge.set_held_flags(BTreeMap::new());
+        judge.save_all(&store).unwrap();
+        let next = SloRuntime::load(&store, &specs, true).unwrap();
+        next.set_held_flags(held.clone());
+        next.save_all(&store).unwrap();
+        let taking_over = SloRuntime::load(&store, &specs, true).unwrap();
+        taking_over.set_held_flags(BTreeMap::new());
+        taking_over.evaluate_fleet(&store, 1_000, true).unwrap();
+        assert_eq!(taking_over.held_flags(), held);
+        assert!(taking_over.paging().is_empty());
+    }
+
+    #[test]
     fn bounded_forgets_the_oldest() {
         let mut b = Bounded::new(2);
         for k in ["a", "b", "c"] {
