@@ -81,6 +81,15 @@ impl Client<'_> {
     }
 
     async fn upload_as(&self, purpose: &str, content: Vec<u8>) -> reqwest::Response {
+        self.upload_request()
+            .body(form(purpose, &content))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v1/files` with its headers, for a body of the test's making.
+    fn upload_request(&self) -> reqwest::RequestBuilder {
         self.gw
             .http
             .post(self.gw.url("/v1/files"))
@@ -89,10 +98,6 @@ impl Client<'_> {
                 "content-type",
                 format!("multipart/form-data; boundary={BOUNDARY}"),
             )
-            .body(form(purpose, &content))
-            .send()
-            .await
-            .unwrap()
     }
 
     async fn create(&self, file_id: &str) -> reqwest::Response {
@@ -529,14 +534,8 @@ async fn an_oversized_file_is_refused_in_openais_error_shape() {
         .chunks(64 * 1024)
         .map(|c| Ok(c.to_vec()))
         .collect();
-    let r = gw
-        .http
-        .post(gw.url("/v1/files"))
-        .bearer_auth(KEY)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
+    let r = client
+        .upload_request()
         .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
         .send()
         .await
@@ -550,6 +549,55 @@ async fn an_oversized_file_is_refused_in_openais_error_shape() {
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["param"], "purpose");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_four_files_are_held_at_once_and_the_next_waits_its_turn() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let gw = common::start(&config(&up, "")).await;
+    let client = Client { gw: &gw, key: KEY };
+    let turns = &gw.state.file_transfers;
+    let all = switchyard_gateway::edge::batches::FILE_TRANSFERS;
+    assert_eq!(turns.available_permits(), all);
+    // Four uploads whose bodies stop half-way hold every turn.
+    let whole = form("batch", lines(3).as_bytes());
+    let (head, tail) = whole.split_at(whole.len() / 2);
+    let mut senders = Vec::new();
+    let mut pending = Vec::new();
+    for _ in 0..all {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        tx.send(Ok(head.to_vec())).await.unwrap();
+        let chunks = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        let body = reqwest::Body::wrap_stream(chunks);
+        let request = client.upload_request().body(body).send();
+        #[expect(clippy::disallowed_methods, reason = "each upload is awaited below")]
+        pending.push(tokio::spawn(request));
+        senders.push(tx);
+    }
+    switchyard_testkit::eventually(
+        std::time::Duration::from_secs(20),
+        "four uploads hold every turn",
+        || std::future::ready(turns.available_permits() == 0),
+    )
+    .await;
+    // A fifth, whole, waits for a turn, which one of the four gives back when it ends.
+    let fifth = client.upload_raw(lines(2).into_bytes());
+    let first = senders.remove(0);
+    let finish = async move {
+        first.send(Ok(tail.to_vec())).await.unwrap();
+        drop(first);
+    };
+    let (r, ()) = tokio::join!(fifth, finish);
+    assert_eq!(r.status(), 200);
+    for tx in senders {
+        tx.send(Ok(tail.to_vec())).await.unwrap();
+    }
+    for p in pending {
+        assert_eq!(p.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(turns.available_permits(), all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

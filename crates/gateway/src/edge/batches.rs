@@ -2,6 +2,9 @@
 //! `/v1` route (the [`Owner`] extractor), the multipart upload read as a stream and refused
 //! past `[batch] max_file_mb` without holding more than that, query strings and paths read
 //! with OpenAI-shaped rejections; what each endpoint does is `control_plane::batches`'.
+//! A file is held whole in memory while it is uploaded, parsed into a batch or read back, so
+//! at most [`FILE_TRANSFERS`] of those run at once: the others wait their turn holding
+//! nothing but their connection, and many callers cannot make the gateway hold many files.
 
 use std::sync::Arc;
 
@@ -21,6 +24,24 @@ use crate::data_plane::keys::Keyring;
 use crate::edge::access::{AdminPath, AdminQuery};
 use crate::edge::state::AppState;
 use crate::error::{ErrorKind, GatewayError};
+
+/// File uploads, batch creations and file downloads in progress at once.
+pub const FILE_TRANSFERS: usize = 4;
+
+/// Waits for a turn to hold a whole file in memory.
+async fn transfer_turn(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, GatewayError> {
+    app.file_transfers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| {
+            GatewayError::new(
+                ErrorKind::Unavailable,
+                "shutting_down",
+                "the gateway is shutting down",
+            )
+        })
+}
 
 /// Room for the multipart framing and the other fields around the file.
 const FORM_OVERHEAD: u64 = 64 * 1024;
@@ -203,6 +224,10 @@ async fn upload(
         .config
         .batch
         .max_file_bytes;
+    let _turn = match transfer_turn(&app).await {
+        Ok(turn) => turn,
+        Err(e) => return e.into_response(),
+    };
     let result = match read_form(&headers, body, max).await {
         Ok((name, bytes, purpose)) => {
             api::upload(&app.control, &owner, name, &purpose, bytes).await
@@ -237,12 +262,27 @@ async fn file_content(
     owner: Owner,
     AdminPath(id): AdminPath<String>,
 ) -> Response {
+    let turn = match transfer_turn(&app).await {
+        Ok(turn) => turn,
+        Err(e) => return e.into_response(),
+    };
     match api::file_content(&app.control, &owner.tenant, &id).await {
-        Ok(bytes) => (
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            Bytes::from(bytes),
-        )
-            .into_response(),
+        Ok(bytes) => {
+            use futures::StreamExt;
+            // The turn ends when the body has been sent (or the client went away).
+            let sent = futures::stream::once(std::future::ready(
+                Ok::<_, std::convert::Infallible>(Bytes::from(bytes)),
+            ))
+            .map(move |chunk| {
+                let _held = &turn;
+                chunk
+            });
+            (
+                [(header::CONTENT_TYPE, "application/octet-stream")],
+                Body::from_stream(sent),
+            )
+                .into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -264,7 +304,10 @@ async fn create(
         .map_err(crate::edge::access::body_error)
         .and_then(|body| crate::data_plane::pipeline::parse_json(&body));
     let result = match request {
-        Ok(request) => api::create(&app.control, &owner, request).await,
+        Ok(request) => match transfer_turn(&app).await {
+            Ok(_turn) => api::create(&app.control, &owner, request).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     json(result)

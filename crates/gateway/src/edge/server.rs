@@ -97,6 +97,9 @@ impl Server {
             prometheus: m::handle(),
             dashboard,
             sign_in: crate::edge::sessions::SignInThrottle::default(),
+            file_transfers: Arc::new(tokio::sync::Semaphore::new(
+                crate::edge::batches::FILE_TRANSFERS,
+            )),
         });
         Ok(Server {
             listener,

@@ -15,4 +15,6 @@ pub struct AppState {
     pub dashboard: Box<dyn crate::edge::sessions::SessionStore>,
     /// Wrong admin keys per client address.
     pub sign_in: crate::edge::sessions::SignInThrottle,
+    /// Batch API files held in memory at once (`edge::batches`).
+    pub file_transfers: Arc<tokio::sync::Semaphore>,
 }
