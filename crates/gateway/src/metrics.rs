@@ -55,6 +55,8 @@ pub const SATURATION: &str = "switchyard_saturation";
 pub const ADMISSION_SHED: &str = "switchyard_shed_total";
 pub const PREEMPTIONS: &str = "switchyard_preemptions_total";
 pub const DESIRED_REPLICAS: &str = "switchyard_desired_replicas";
+pub const BATCH_BACKLOG: &str = "switchyard_batch_backlog_lines";
+pub const BATCH_RUNNING: &str = "switchyard_batch_running_lines";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -197,6 +199,14 @@ fn describe_engines() {
 /// The admission queues' metrics: what an autoscaler reads (docs/scaling.md).
 fn describe_admission() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(
+        BATCH_BACKLOG,
+        "Lines of the open Batch API batches (the oldest 100) not ended yet, the fleet's: every replica reads the same store."
+    );
+    describe_gauge!(
+        BATCH_RUNNING,
+        "Batch API lines this replica runs now (at most [batch] concurrency)."
+    );
     describe_gauge!(
         ADMISSION_DEPTH,
         "Requests waiting for a deployment's capacity, by deployment and priority class."

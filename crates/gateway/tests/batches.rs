@@ -205,6 +205,14 @@ async fn a_batch_runs_every_line_and_writes_openais_output_file() {
 
     let done = client.until(id, "completed").await;
     assert_eq!(counts(&done), (3, 3, 0));
+    // The backlog an autoscaler reads (process-wide: other tests' batches count too).
+    let metrics = gw.metrics().await;
+    for series in [
+        "switchyard_batch_backlog_lines ",
+        "switchyard_batch_running_lines ",
+    ] {
+        assert!(metrics.contains(series), "{series}");
+    }
     for field in ["in_progress_at", "finalizing_at", "completed_at"] {
         assert!(done[field].as_i64().is_some(), "{field} is set: {done}");
     }

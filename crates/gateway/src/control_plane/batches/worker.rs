@@ -116,6 +116,24 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or(Err(StoreError::Interrupted))
 }
 
+/// The backlog an autoscaler of batch work reads: the lines of the open batches not ended
+/// yet, and the lines this replica runs.
+fn publish_backlog(open: &[StoredBatch], running: usize) {
+    use crate::metrics as m;
+    let backlog: u64 = open
+        .iter()
+        .filter(|b| {
+            matches!(
+                BatchStatus::parse(&b.status),
+                Some(BatchStatus::Validating | BatchStatus::InProgress)
+            )
+        })
+        .map(|b| b.total.saturating_sub(b.completed + b.failed))
+        .sum();
+    m::gauge(m::BATCH_BACKLOG, &[]).set(backlog as f64);
+    m::gauge(m::BATCH_RUNNING, &[]).set(running as f64);
+}
+
 /// Extends the lease of every line this replica holds (2. above): a line waiting in a
 /// deployment's queue at batch priority can wait far longer than one lease.
 async fn renew(control: &Arc<ControlPlane>, owner: &str, spec: BatchSpec) {
@@ -144,6 +162,7 @@ async fn step(
     running: &mut JoinSet<()>,
 ) -> Result<(), StoreError> {
     let open = blocking(control, |s| s.open_batches(OPEN_BATCHES)).await?;
+    publish_backlog(&open, running.len());
     for batch in open {
         let now = now_ms();
         let id = batch.id.clone();
