@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use switchyard_api::{ChatCompletionRequest, EmbeddingsRequest};
-use switchyard_gateway::pipeline::parse_json;
+use switchyard_gateway::data_plane::pipeline::parse_json;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = parse_json::<ChatCompletionRequest>(data) {
