@@ -335,6 +335,18 @@ async fn interactive_work_preempts_a_batch_holder_which_runs_again_afterwards() 
         .find(|r| r.priority.as_deref() == Some("interactive"))
         .unwrap();
     assert_eq!(urgent.preemptions, 0);
+    // The cancelled call is charged its prompt, as the gateway counts it, on top of the
+    // answer's usage (the same for both requests: one-letter prompts, the fake's usage).
+    let messages: Vec<switchyard_api::ChatMessage> =
+        serde_json::from_value(ask("B")["messages"].clone()).unwrap();
+    let prompt = switchyard_providers::tokens::count_messages(&messages);
+    assert!(prompt > 0);
+    assert_eq!(
+        batch.prompt_tokens,
+        urgent.prompt_tokens + prompt,
+        "{batch:?}"
+    );
+    assert!(batch.usage_counted, "{batch:?}");
 }
 
 #[tokio::test]

@@ -296,7 +296,7 @@ impl Dispatcher {
         let options = switchyard_providers::CallOptions {
             class: Some(record.priority()),
         };
-        let (started, mut served) = self
+        let result = self
             .run_with(record, chain, ask.as_ref(), |deployment: &Deployment| {
                 let mut attempt = request.clone();
                 attempt.model.clone_from(&deployment.upstream_model);
@@ -314,7 +314,14 @@ impl Dispatcher {
                     }
                 }
             })
-            .await?;
+            .await;
+        // Preempted calls cost their prompts, whether the request was answered or not.
+        if record.cancelled_calls() > 0 {
+            record.charge_cancelled_calls(switchyard_providers::tokens::count_messages(
+                &request.messages,
+            ));
+        }
+        let (started, mut served) = result?;
         if matches!(started, Started::Complete(_)) {
             // The upstream is done with a whole answer: its capacity is free again.
             served.slot = None;
@@ -495,11 +502,15 @@ where
             Ok(Some(Ok(value))) if slot.as_ref().is_none_or(Slot::pin) => {
                 return Ok((Ok(value), slot))
             }
-            Ok(Some(Ok(_))) => wait_again(record, slot.as_mut(), deadline).await?,
+            Ok(Some(Ok(_))) => {
+                record.add_cancelled_call();
+                wait_again(record, slot.as_mut(), deadline).await?;
+            }
             Ok(Some(Err(e))) => return Ok((Err(e), slot)),
             Ok(None) => {
-                // The call was dropped, which cancels it upstream; its cost is unknown here.
+                // The call was dropped, which cancels it upstream; it is charged its prompt.
                 tracing::info!("a batch request was preempted; it waits for its turn again");
+                record.add_cancelled_call();
                 wait_again(record, slot.as_mut(), deadline).await?;
             }
             Err(_) => return Ok((Err(ProviderError::Timeout), slot)),

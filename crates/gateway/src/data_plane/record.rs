@@ -30,6 +30,9 @@ pub struct RecordGuard {
     from_cache: bool,
     /// Cost of calls made for the request besides the answer (an LLM judge's), in nano-USD.
     extra_cost: u64,
+    /// Upstream calls cancelled by a preemption, and the prompt tokens charged for them.
+    cancelled_calls: u32,
+    cancelled_prompt_tokens: u32,
     /// A Batch API line: its cost is at the batch price.
     batch_price: Option<switchyard_control::BatchSpec>,
     /// `x-switchyard-route`, when a router decided.
@@ -106,6 +109,8 @@ impl RecordGuard {
             baseline_price: None,
             from_cache: false,
             extra_cost: 0,
+            cancelled_calls: 0,
+            cancelled_prompt_tokens: 0,
             batch_price: None,
             route_header: None,
             guard_header: None,
@@ -159,6 +164,22 @@ impl RecordGuard {
     /// Its upstream call was cancelled for urgent work; it waits for its turn again.
     pub fn add_preemption(&mut self) {
         self.record.preemptions += 1;
+    }
+
+    /// A preemption cancelled an upstream call already sent (not one still waiting to start).
+    pub fn add_cancelled_call(&mut self) {
+        self.cancelled_calls += 1;
+    }
+
+    pub fn cancelled_calls(&self) -> u32 {
+        self.cancelled_calls
+    }
+
+    /// What the cancelled calls are charged: each its prompt's tokens (`prompt_tokens`, as the
+    /// gateway counts them), the prefill the upstream did. What an upstream generated before
+    /// the cancel is not known: it reports usage only with an answer.
+    pub fn charge_cancelled_calls(&mut self, prompt_tokens: u32) {
+        self.cancelled_prompt_tokens = self.cancelled_calls.saturating_mul(prompt_tokens);
     }
 
     pub fn labels(&self) -> &Arc<Labels> {
@@ -386,6 +407,10 @@ impl RecordGuard {
         r.status = status;
         r.error_kind = error_kind.map(str::to_owned);
         r.latency_ms = latency_ms;
+        if self.cancelled_prompt_tokens > 0 {
+            r.prompt_tokens = r.prompt_tokens.saturating_add(self.cancelled_prompt_tokens);
+            r.usage_counted = true;
+        }
         let (prompt, completion) = (u64::from(r.prompt_tokens), u64::from(r.completion_tokens));
         let fresh_cost = self.price.cost_nanos(prompt, completion);
         let paid = |nanos: u64| self.batch_price.map_or(nanos, |b| b.discounted(nanos));
