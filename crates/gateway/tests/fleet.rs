@@ -734,23 +734,19 @@ async fn every_replica_reports_the_fleets_slo_counts() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn each_replica_admits_its_share_of_a_deployments_capacity() {
-    use switchyard_testkit::{Behavior, FakeUpstream, Flavor, Gate, Reply};
-    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
-    let config = format!(
+/// A model whose one deployment has a capacity of 3, on the fake upstream `up`.
+fn shared_capacity_config(up: &switchyard_testkit::FakeUpstream) -> String {
+    format!(
         "[providers.share]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[models.m]\ndeployments = [{{ provider = \"share\", capacity = {{ max_concurrent = 3 }} }}]\n\n[[keys]]\nid = \"k\"\nsecret_sha256 = \"{{KEY}}\"\n",
         up.base_url()
-    );
-    let Some(fleet) = fleet(
-        "each_replica_admits_its_share_of_a_deployments_capacity",
-        &config,
     )
-    .await
-    else {
-        return;
-    };
-    let first = &fleet.replicas[0];
+}
+
+/// Once three replicas are counted, each admits a third of the capacity of 3: the first
+/// replica's second request waits while another replica's is served.
+async fn each_admits_a_third(replicas: &[TestGateway], up: &switchyard_testkit::FakeUpstream) {
+    use switchyard_testkit::{Behavior, Gate, Reply};
+    let first = &replicas[0];
     eventually(
         Duration::from_secs(30),
         "three replicas counted",
@@ -781,11 +777,53 @@ async fn each_replica_admits_its_share_of_a_deployments_capacity() {
         })
         .await;
         // Another replica's share is its own.
-        let other = ask(&fleet.replicas[1]).await.unwrap();
+        let other = ask(&replicas[1]).await.unwrap();
         assert_eq!(other.status(), 200);
         gate.open();
     });
     let () = depth;
     assert_eq!(held.unwrap().status(), 200);
     assert_eq!(waits.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_replica_admits_its_share_of_a_deployments_capacity() {
+    let up = switchyard_testkit::FakeUpstream::start(switchyard_testkit::Flavor::OpenAi)
+        .await
+        .unwrap();
+    let Some(fleet) = fleet(
+        "each_replica_admits_its_share_of_a_deployments_capacity",
+        &shared_capacity_config(&up),
+    )
+    .await
+    else {
+        return;
+    };
+    each_admits_a_third(&fleet.replicas, &up).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_redis_the_replicas_are_counted_through_postgresql_for_the_share() {
+    let up = switchyard_testkit::FakeUpstream::start(switchyard_testkit::Flavor::OpenAi)
+        .await
+        .unwrap();
+    let postgres = match PostgresServer::start() {
+        Ok(p) => p,
+        Err(e) => {
+            e.skip("without_redis_the_replicas_are_counted_through_postgresql_for_the_share");
+            return;
+        }
+    };
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let pg = SecretUrl::postgres(&postgres.url()).unwrap();
+        let config = shared_capacity_config(&up);
+        replicas.push(
+            common::start_adjusted(&config, tempfile::tempdir().unwrap(), &[], move |c| {
+                c.storage.postgres = Some(pg.clone());
+            })
+            .await,
+        );
+    }
+    each_admits_a_third(&replicas, &up).await;
 }

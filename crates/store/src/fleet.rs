@@ -37,6 +37,10 @@ pub trait FleetStore {
     /// Every replica's state of `area` saved at `since_ms` or later, by replica name.
     fn replica_states(&self, area: &str, since_ms: i64) -> Result<Vec<ReplicaState>, StoreError>;
 
+    /// How many replicas saved a state of `area` at `since_ms` or later: the replicas alive,
+    /// for an area every replica saves on a timer.
+    fn count_replica_states(&self, area: &str, since_ms: i64) -> Result<u64, StoreError>;
+
     /// Deletes the states of `area` (every area when `None`) saved before `before_ms`;
     /// returns how many.
     fn forget_replica_states(&self, area: Option<&str>, before_ms: i64) -> Result<u64, StoreError>;
@@ -90,6 +94,17 @@ impl<S: SqlReads> FleetStore for S {
                 },
             )
         })
+    }
+
+    fn count_replica_states(&self, area: &str, since_ms: i64) -> Result<u64, StoreError> {
+        let n = self.exec(|e| {
+            e.one(
+                "SELECT COUNT(*) FROM replica_states WHERE area = ?1 AND saved_at_ms >= ?2",
+                &[area.into(), since_ms.into()],
+                |r| r.u64(0),
+            )
+        })?;
+        Ok(n.unwrap_or(0))
     }
 
     fn forget_replica_states(&self, area: Option<&str>, before_ms: i64) -> Result<u64, StoreError> {

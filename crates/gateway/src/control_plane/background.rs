@@ -172,6 +172,7 @@ fn slo_loop(control: &Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
                 if let Err(e) = s.slos.publish(&*s.store, &fleet.replica, now_ms) {
                     tracing::warn!(error = %e, "publishing the SLO counts failed; will retry");
                 }
+                fleet.count_live(&*s.store, now_ms);
                 if !fleet.judges(&*s.store, now_ms).now {
                     return (Vec::new(), false);
                 }

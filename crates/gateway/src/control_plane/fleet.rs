@@ -19,7 +19,8 @@
 //! Without `[storage] url` a gateway is one process, judges alone and keeps its state as it
 //! always has: none of this runs.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 
 use switchyard_store::Store;
 
@@ -35,7 +36,13 @@ pub struct Fleet {
     /// restarted replica is a new one, and its predecessor's state ages out).
     pub replica: String,
     judging: AtomicBool,
+    /// The replicas that published their SLO counts lately ([`Fleet::count_live`]): what a
+    /// fleet without Redis divides a deployment's capacity by.
+    live: Arc<AtomicU32>,
 }
+
+/// A replica that published within this long is alive: three of its 5 s publications.
+const LIVE_WITHIN_MS: i64 = 15_000;
 
 /// What [`Fleet::judges`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +58,34 @@ impl Fleet {
         Fleet {
             replica,
             judging: AtomicBool::new(false),
+            live: Arc::new(AtomicU32::new(1)),
         }
+    }
+
+    /// Counts the replicas that published their SLO counts within [`LIVE_WITHIN_MS`] of
+    /// `now_ms` (every replica does every 5 s); this one is counted even when its own
+    /// publication failed. Blocks on the store; a failure keeps the last count.
+    pub fn count_live(&self, store: &dyn Store, now_ms: i64) {
+        match store.count_replica_states(SLO_AREA, now_ms - LIVE_WITHIN_MS) {
+            Ok(n) => {
+                let n = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+                self.live.store(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot count the live replicas; keeping the last count")
+            }
+        }
+    }
+
+    /// The replicas alive at the last count (at least 1).
+    pub fn live(&self) -> u32 {
+        self.live.load(Ordering::Relaxed).max(1)
+    }
+
+    /// The live count as an admission gate reads it, at each request.
+    pub fn live_counter(&self) -> crate::data_plane::admission::Replicas {
+        let live = self.live.clone();
+        Arc::new(move || live.load(Ordering::Relaxed).max(1))
     }
 
     /// Takes or renews the judge's lease at `now_ms`. Blocks on the store. A store that

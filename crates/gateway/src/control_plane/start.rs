@@ -130,7 +130,7 @@ impl ControlPlane {
             counters: SharedCounters::new(&link, store.clone()),
             link,
         });
-        let gates = Arc::new(Gates::default());
+        let (fleet, gates) = fleet_and_gates(&config, shared.as_ref());
         let pipeline = build_pipeline(
             &*store,
             &env,
@@ -157,14 +157,6 @@ impl ControlPlane {
             )),
         };
         let generation = changes.generation()?;
-        // Replicas share rollout and SLO judgement when they share the store.
-        let fleet = config.storage.postgres.is_some().then(|| {
-            let replica = match &shared {
-                Some(s) => s.link.replica().to_owned(),
-                None => uuid::Uuid::new_v4().simple().to_string(),
-            };
-            Fleet::new(replica)
-        });
         let live = Live::load(&*store, Arc::default())?;
         let slos = Arc::new(slos::SloRuntime::load(
             &*store,
@@ -207,4 +199,21 @@ impl ControlPlane {
         control.refresh_control()?;
         Ok((control, writer, config))
     }
+}
+
+/// The fleet's judgement, when replicas share the store (PostgreSQL), and the admission gates,
+/// which count the fleet's live replicas through it when no Redis link does.
+fn fleet_and_gates(config: &Config, shared: Option<&SharedState>) -> (Option<Fleet>, Arc<Gates>) {
+    let fleet = config.storage.postgres.is_some().then(|| {
+        let replica = match shared {
+            Some(s) => s.link.replica().to_owned(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        Fleet::new(replica)
+    });
+    let gates = Arc::new(match (shared, &fleet) {
+        (None, Some(fleet)) => Gates::counting(fleet.live_counter()),
+        _ => Gates::default(),
+    });
+    (fleet, gates)
 }

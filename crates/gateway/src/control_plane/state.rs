@@ -49,10 +49,15 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// The replicas alive as this one's last Redis heartbeat counted them (1 without Redis):
-    /// what each replica's share of a deployment's capacity is divided by.
+    /// The replicas alive: as this one's last Redis heartbeat counted them, else (a fleet on
+    /// PostgreSQL alone) as the replicas' SLO publications do, else 1. What each replica's
+    /// share of a deployment's capacity is divided by.
     pub fn live_replicas(&self) -> u32 {
-        self.shared.as_ref().map_or(1, |s| s.link.replicas())
+        match (&self.shared, &self.fleet) {
+            (Some(s), _) => s.link.replicas(),
+            (None, Some(fleet)) => fleet.live(),
+            (None, None) => 1,
+        }
     }
 
     /// Reads flags and prompts again when the control generation moved (another replica,

@@ -320,12 +320,30 @@ impl Gate {
 /// a deployment still in use with the same settings, so its capacity is counted once however
 /// many pipelines send to it; a deployment whose settings changed gets a new gate.
 #[derive(Default)]
-pub struct Gates(Mutex<HashMap<String, std::sync::Weak<Gate>>>);
+pub struct Gates {
+    by_label: Mutex<HashMap<String, std::sync::Weak<Gate>>>,
+    /// The fleet's live replicas when no Redis link counts them (PostgreSQL alone).
+    replicas: Option<Replicas>,
+}
 
 impl Gates {
+    /// Gates of a fleet whose live replicas `replicas` counts, for deployments whose
+    /// pipeline has no Redis link to count them.
+    pub fn counting(replicas: Replicas) -> Self {
+        Gates {
+            by_label: Mutex::default(),
+            replicas: Some(replicas),
+        }
+    }
+
+    /// The fleet's own count of its live replicas, if it has one besides Redis's.
+    pub fn replicas(&self) -> Option<Replicas> {
+        self.replicas.clone()
+    }
+
     pub fn gate(&self, label: &str, config: QueueConfig, replicas: Option<Replicas>) -> Arc<Gate> {
         let mut gates = self
-            .0
+            .by_label
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         gates.retain(|_, gate| gate.strong_count() > 0);

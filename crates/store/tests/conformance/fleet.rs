@@ -33,6 +33,10 @@ fn each_replica_keeps_its_latest_state_and_every_store_reads_them_all(b: &Backen
     let recent = other.replica_states("slo", 1_600).unwrap();
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0].replica, "a");
+    // The replicas alive: those that saved lately, each once.
+    assert_eq!(other.count_replica_states("slo", 0).unwrap(), 2);
+    assert_eq!(other.count_replica_states("slo", 1_600).unwrap(), 1);
+    assert_eq!(other.count_replica_states("rollout:r2", 0).unwrap(), 0);
 }
 
 fn old_states_are_forgotten(b: &Backend) {

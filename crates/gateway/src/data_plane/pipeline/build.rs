@@ -114,11 +114,14 @@ fn models(
     gates: &Gates,
 ) -> (HashMap<String, Arc<ModelRuntime>>, Vec<Arc<Deployment>>) {
     let now = tokio::time::Instant::now().into_std();
-    // In a fleet on Redis, each replica admits its share of a deployment's capacity.
-    let replicas = shared.map(|s| {
-        let link = s.link.clone();
-        Arc::new(move || link.replicas()) as crate::data_plane::admission::Replicas
-    });
+    // In a fleet, each replica admits its share of a deployment's capacity: the replicas
+    // counted by Redis's heartbeats, else by their publications to PostgreSQL.
+    let replicas = shared
+        .map(|s| {
+            let link = s.link.clone();
+            Arc::new(move || link.replicas()) as crate::data_plane::admission::Replicas
+        })
+        .or_else(|| gates.replicas());
     let mut models = HashMap::new();
     let mut shared: HashMap<String, Arc<Deployment>> = HashMap::new();
     for (name, spec) in &config.models {
