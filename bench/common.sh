@@ -1,6 +1,50 @@
 # Shared by bench/run.sh and bench/soak.sh: ports, readiness, and the configs of the simulated
 # upstream and of the gateway under test. Sourced, not run.
 
+# A throwaway folder, $work, and what the script starts in it: every pid added to `started`
+# is stopped, and every command added to `stops` run (daemons such as PostgreSQL), on exit.
+begin_work() {
+    work=$(mktemp -d)
+    started=()
+    stops=()
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+cleanup() {
+    local pid stop
+    for stop in "${stops[@]}"; do
+        $stop >/dev/null 2>&1 || true
+    done
+    for pid in "${started[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${started[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+
+# The gateway alone on GATEWAY_CPU, the upstream and load generator on LOAD_CPU, so the
+# gateway's numbers do not depend on what else the scheduler put beside it: sets the command
+# prefixes pin_gateway and pin_load (empty, with a warning, without 2 CPUs or taskset).
+pin_cpus() {
+    pin_gateway=()
+    pin_load=()
+    if [[ $(nproc --all) -ge 2 ]] && command -v taskset >/dev/null; then
+        pin_gateway=(taskset -c "$GATEWAY_CPU")
+        pin_load=(taskset -c "$LOAD_CPU")
+    else
+        echo "warning: fewer than 2 CPUs or no taskset: running unpinned" >&2
+    fi
+}
+
+# A throwaway key named after $1: sets KEY and KEY_SHA256 (the config stores only the hash).
+new_key() {
+    KEY="sk-$1-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    KEY_SHA256=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

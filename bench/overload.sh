@@ -34,32 +34,12 @@ LOAD_CPU=${LOAD_CPU:-1}
 
 release_binaries
 
-work=$(mktemp -d)
-started=()
-cleanup() {
-    local pid
-    for pid in "${started[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${started[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-pin_gateway=()
-pin_load=()
-if [[ $(nproc --all) -ge 2 ]] && command -v taskset >/dev/null; then
-    pin_gateway=(taskset -c "$GATEWAY_CPU")
-    pin_load=(taskset -c "$LOAD_CPU")
-fi
+begin_work
+pin_cpus
 
 SIM_PORT=$(free_port)
 GATEWAY_PORT=$(free_port)
-KEY="sk-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-KEY_SHA256=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
+new_key bench
 
 cat >"$work/sim.toml" <<EOF
 [providers.sim]

@@ -70,36 +70,8 @@ FLEET=${FLEET:-0}
 
 release_binaries
 
-work=$(mktemp -d)
-started=()
-# Commands that stop what runs as a daemon (PostgreSQL).
-stops=()
-cleanup() {
-    local pid stop
-    for stop in "${stops[@]}"; do
-        $stop >/dev/null 2>&1 || true
-    done
-    for pid in "${started[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${started[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# The gateway alone on one core, the upstream and load generator on the other, so the
-# gateway's numbers do not depend on what else the scheduler put beside it.
-pin_gateway=()
-pin_load=()
-if [[ $(nproc --all) -ge 2 ]] && command -v taskset >/dev/null; then
-    pin_gateway=(taskset -c "$GATEWAY_CPU")
-    pin_load=(taskset -c "$LOAD_CPU")
-else
-    echo "warning: fewer than 2 CPUs or no taskset: running unpinned" >&2
-fi
+begin_work
+pin_cpus
 
 SIM_PORT=${SIM_PORT:-$(free_port)}
 GATEWAY_PORT=${GATEWAY_PORT:-$(free_port)}

@@ -27,27 +27,11 @@ LOAD_CPU=${LOAD_CPU:-1}
     || { echo "error: the semantic cache needs scripts/fetch-models.sh first" >&2; exit 1; }
 release_binaries
 
-work=$(mktemp -d)
-started=()
-cleanup() {
-    local pid
-    for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${started[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-pin_gateway=()
-pin_load=()
-if [[ $(nproc --all) -ge 2 ]] && command -v taskset >/dev/null; then
-    pin_gateway=(taskset -c "$GATEWAY_CPU")
-    pin_load=(taskset -c "$LOAD_CPU")
-fi
+begin_work
+pin_cpus
 SIM_PORT=$(free_port)
 GATEWAY_PORT=$(free_port)
-KEY="sk-soak-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-KEY_SHA256=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
+new_key soak
 
 sim_config 0 24 >"$work/sim.toml"
 { gateway_config "$GATEWAY_PORT" "$work/data" warn "$SIM_PORT" "$CACHE_MB" "$KEY_SHA256" soak

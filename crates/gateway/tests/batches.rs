@@ -100,6 +100,13 @@ impl Client<'_> {
             )
     }
 
+    /// A batch of the uploaded `file`, created (its JSON).
+    async fn created(&self, file: &Value) -> Value {
+        let r = self.create(file["id"].as_str().unwrap()).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     async fn create(&self, file_id: &str) -> reqwest::Response {
         self.post(
             "/v1/batches",
@@ -149,6 +156,11 @@ impl Client<'_> {
     }
 
     /// A file's lines, as JSON.
+    /// The lines of a batch's output or error file (`field`: `output_file_id`, `error_file_id`).
+    async fn file_of(&self, batch: &Value, field: &str) -> Vec<Value> {
+        self.content(batch[field].as_str().unwrap()).await
+    }
+
     async fn content(&self, id: &str) -> Vec<Value> {
         let r = self.get(&format!("/v1/files/{id}/content")).await;
         assert_eq!(r.status(), 200);
@@ -159,6 +171,14 @@ impl Client<'_> {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
+}
+
+/// The `custom_id` of every line of a batch file, in order.
+fn custom_ids(lines: &[Value]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(|l| l["custom_id"].as_str().unwrap())
+        .collect()
 }
 
 fn counts(batch: &Value) -> (u64, u64, u64) {
@@ -217,14 +237,8 @@ async fn a_batch_runs_every_line_and_writes_openais_output_file() {
         assert!(done[field].as_i64().is_some(), "{field} is set: {done}");
     }
     assert_eq!(done["error_file_id"], Value::Null);
-    let output = client
-        .content(done["output_file_id"].as_str().unwrap())
-        .await;
-    let ids: Vec<&str> = output
-        .iter()
-        .map(|l| l["custom_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["c1", "c2", "c3"]);
+    let output = client.file_of(&done, "output_file_id").await;
+    assert_eq!(custom_ids(&output), ["c1", "c2", "c3"]);
     for l in &output {
         assert!(l["id"].as_str().unwrap().starts_with("batch_req_"));
         assert_eq!(l["error"], Value::Null);
@@ -302,29 +316,20 @@ async fn failed_lines_are_retried_when_retryable_then_written_to_the_error_file(
     let gw = common::start(&config(&up, "concurrency = 1\nmax_attempts = 3")).await;
     let client = Client { gw: &gw, key: KEY };
     let file = client.upload(&lines(3)).await;
-    let created: Value = client
-        .create(file["id"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created = client.created(&file).await;
     let done = client
         .until(created["id"].as_str().unwrap(), "completed")
         .await;
     assert_eq!(counts(&done), (3, 1, 2));
     assert_eq!(up.requests().len(), 7);
-    let output = client
-        .content(done["output_file_id"].as_str().unwrap())
-        .await;
+    let output = client.file_of(&done, "output_file_id").await;
     assert_eq!(output.len(), 1);
     assert_eq!(output[0]["custom_id"], "c2");
     assert_eq!(
         output[0]["response"]["body"]["choices"][0]["message"]["content"],
         "third time lucky"
     );
-    let errors = client
-        .content(done["error_file_id"].as_str().unwrap())
-        .await;
+    let errors = client.file_of(&done, "error_file_id").await;
     let seen: Vec<(&str, u64)> = errors
         .iter()
         .map(|l| {
@@ -425,12 +430,7 @@ async fn cancelling_runs_no_new_line_and_keeps_the_lines_done() {
     let gw = common::start(&text).await;
     let client = Client { gw: &gw, key: KEY };
     let file = client.upload(&lines(3)).await;
-    let created: Value = client
-        .create(file["id"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created = client.created(&file).await;
     let id = created["id"].as_str().unwrap();
     eventually(WAIT, "line 2 reaches the upstream", || async {
         up.requests().len() == 2
@@ -451,9 +451,7 @@ async fn cancelling_runs_no_new_line_and_keeps_the_lines_done() {
         2,
         "line 3 never ran, line 2 was not retried"
     );
-    let output = client
-        .content(done["output_file_id"].as_str().unwrap())
-        .await;
+    let output = client.file_of(&done, "output_file_id").await;
     assert_eq!(output.len(), 1);
     assert_eq!(output[0]["custom_id"], "c1");
     // An ended batch cannot be cancelled.
@@ -619,12 +617,7 @@ async fn a_gateway_restarted_mid_batch_finishes_it() {
     let (file_id, id) = {
         let client = Client { gw: &gw, key: KEY };
         let file = client.upload(&lines(3)).await;
-        let created: Value = client
-            .create(file["id"].as_str().unwrap())
-            .await
-            .json()
-            .await
-            .unwrap();
+        let created = client.created(&file).await;
         (
             file["id"].as_str().unwrap().to_owned(),
             created["id"].as_str().unwrap().to_owned(),
@@ -640,14 +633,8 @@ async fn a_gateway_restarted_mid_batch_finishes_it() {
     let done = client.until(&id, "completed").await;
     assert_eq!(counts(&done), (3, 3, 0));
     assert_eq!(done["input_file_id"], file_id);
-    let output = client
-        .content(done["output_file_id"].as_str().unwrap())
-        .await;
-    let ids: Vec<&str> = output
-        .iter()
-        .map(|l| l["custom_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["c1", "c2", "c3"]);
+    let output = client.file_of(&done, "output_file_id").await;
+    assert_eq!(custom_ids(&output), ["c1", "c2", "c3"]);
     assert_eq!(
         up.requests().len(),
         4,
@@ -680,12 +667,7 @@ async fn a_second_gateway_takes_over_a_line_whose_lease_expired() {
     let api = on_postgres("concurrency = 0").await;
     let client = Client { gw: &api, key: KEY };
     let file = client.upload(&lines(2)).await;
-    let created: Value = client
-        .create(file["id"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created = client.created(&file).await;
     let id = created["id"].as_str().unwrap().to_owned();
     // Two replicas that are not these gateways: one died holding line 1 (its lease ran out
     // long ago), one is alive holding line 2.
@@ -722,9 +704,7 @@ async fn a_second_gateway_takes_over_a_line_whose_lease_expired() {
     .unwrap();
     let done = client.until(&id, "completed").await;
     assert_eq!(counts(&done), (2, 2, 0));
-    let output = client
-        .content(done["output_file_id"].as_str().unwrap())
-        .await;
+    let output = client.file_of(&done, "output_file_id").await;
     assert_eq!(output[0]["custom_id"], "c1");
     assert_eq!(output[0]["response"]["status_code"], 200);
     assert_eq!(output[1]["custom_id"], "c2");
@@ -745,12 +725,7 @@ async fn a_batch_past_its_window_expires_with_its_lines_not_run_in_the_error_fil
     let id = {
         let client = Client { gw: &api, key: KEY };
         let file = client.upload(&lines(3)).await;
-        let created: Value = client
-            .create(file["id"].as_str().unwrap())
-            .await
-            .json()
-            .await
-            .unwrap();
+        let created = client.created(&file).await;
         created["id"].as_str().unwrap().to_owned()
     };
     api.stop().await;
@@ -775,14 +750,10 @@ async fn a_batch_past_its_window_expires_with_its_lines_not_run_in_the_error_fil
     let done = client.until(&id, "expired").await;
     assert!(done["expired_at"].as_i64().is_some());
     assert_eq!(counts(&done), (3, 1, 2));
-    let output = client
-        .content(done["output_file_id"].as_str().unwrap())
-        .await;
+    let output = client.file_of(&done, "output_file_id").await;
     assert_eq!(output.len(), 1);
     assert_eq!(output[0]["custom_id"], "c1");
-    let errors = client
-        .content(done["error_file_id"].as_str().unwrap())
-        .await;
+    let errors = client.file_of(&done, "error_file_id").await;
     let expired: Vec<(&str, &str)> = errors
         .iter()
         .map(|l| {
@@ -824,9 +795,7 @@ async fn an_embeddings_batch_runs_through_the_embeddings_pipeline() {
         .until(created["id"].as_str().unwrap(), "completed")
         .await;
     assert_eq!(counts(&done), (2, 2, 0));
-    let output = client
-        .content(done["output_file_id"].as_str().unwrap())
-        .await;
+    let output = client.file_of(&done, "output_file_id").await;
     for (l, id) in output.iter().zip(["e1", "e2"]) {
         assert_eq!(l["custom_id"], id);
         assert_eq!(l["response"]["body"]["object"], "list");

@@ -327,6 +327,20 @@ fn select_batch(e: &dyn Exec, tenant: &str, id: &str) -> Result<Option<StoredBat
 }
 
 /// The `created_ms` of the tenant's row `id` in `table`: a page's cursor.
+/// Where a page listed after the row `after` starts: that row's (created_ms, id), the top
+/// without one; `None` when `after` names no row of the tenant (an empty page).
+fn page_start<'a>(
+    e: &dyn Exec,
+    table: &str,
+    tenant: &str,
+    after: Option<&'a str>,
+) -> Result<Option<(i64, &'a str)>, StoreError> {
+    match after {
+        Some(id) => Ok(cursor(e, table, tenant, id)?.map(|at| (at, id))),
+        None => Ok(Some((i64::MAX, ""))),
+    }
+}
+
 fn cursor(e: &dyn Exec, table: &str, tenant: &str, id: &str) -> Result<Option<i64>, StoreError> {
     e.one(
         &format!("SELECT created_ms FROM {table} WHERE tenant = ?1 AND id = ?2"),
@@ -368,12 +382,8 @@ impl<S: SqlStore> BatchStore for S {
         n: usize,
     ) -> Result<Vec<StoredFile>, StoreError> {
         self.exec(|e| {
-            let (at, id) = match after {
-                Some(id) => match cursor(e, "batch_files", tenant, id)? {
-                    Some(at) => (at, id),
-                    None => return Ok(Vec::new()),
-                },
-                None => (i64::MAX, ""),
+            let Some((at, id)) = page_start(e, "batch_files", tenant, after)? else {
+                return Ok(Vec::new());
             };
             e.all(
                 &format!(
@@ -466,12 +476,8 @@ impl<S: SqlStore> BatchStore for S {
         n: usize,
     ) -> Result<Vec<StoredBatch>, StoreError> {
         self.exec(|e| {
-            let (at, id) = match after {
-                Some(id) => match cursor(e, "batches", tenant, id)? {
-                    Some(at) => (at, id),
-                    None => return Ok(Vec::new()),
-                },
-                None => (i64::MAX, ""),
+            let Some((at, id)) = page_start(e, "batches", tenant, after)? else {
+                return Ok(Vec::new());
             };
             e.all(
                 &format!(

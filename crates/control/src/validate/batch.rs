@@ -7,47 +7,22 @@ use crate::raw::RawBatch;
 use crate::spec::BatchSpec;
 
 pub(super) fn batch(c: &mut Checker, b: &RawBatch) -> BatchSpec {
-    c.ensure(
-        (1..=2048).contains(&b.max_file_mb),
-        "batch.max_file_mb",
-        "must be between 1 and 2048",
-    );
-    c.ensure(
-        (1..=1_000_000).contains(&b.max_lines),
-        "batch.max_lines",
-        "must be between 1 and 1000000",
-    );
+    c.within(b.max_file_mb, 1..=2048, "batch.max_file_mb");
+    c.within(b.max_lines, 1..=1_000_000, "batch.max_lines");
     c.ensure(
         b.concurrency <= 1024,
         "batch.concurrency",
         "must be at most 1024",
     );
-    c.ensure(
-        (1..=86_400).contains(&b.lease_secs),
-        "batch.lease_secs",
-        "must be between 1 and 86400",
-    );
-    c.ensure(
-        (1..=10).contains(&b.max_attempts),
-        "batch.max_attempts",
-        "must be between 1 and 10",
-    );
+    c.within(b.lease_secs, 1..=86_400, "batch.lease_secs");
+    c.within(b.max_attempts, 1..=10, "batch.max_attempts");
     c.ensure(
         b.retry_backoff_ms <= 600_000,
         "batch.retry_backoff_ms",
         "must be at most 600000",
     );
-    c.ensure(
-        (0.0..=1.0).contains(&b.price_discount),
-        "batch.price_discount",
-        "must be between 0 and 1",
-    );
-    c.ensure(
-        (1..=3650).contains(&b.retention_days),
-        "batch.retention_days",
-        "must be between 1 and 3650",
-    );
-    let discount = if (0.0..=1.0).contains(&b.price_discount) {
+    c.within(b.retention_days, 1..=3650, "batch.retention_days");
+    let discount = if c.within(b.price_discount, 0.0..=1.0, "batch.price_discount") {
         b.price_discount
     } else {
         0.0

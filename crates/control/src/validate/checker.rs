@@ -31,6 +31,22 @@ impl Checker {
         ok
     }
 
+    /// Checks that `value` lies in `range`, recording "must be between A and B" at `path`
+    /// when it does not.
+    pub(super) fn within<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+        path: impl Into<String>,
+    ) -> bool {
+        let ok = range.contains(&value);
+        if !ok {
+            let message = format!("must be between {} and {}", range.start(), range.end());
+            self.err(path, message);
+        }
+        ok
+    }
+
     /// The option `value` names, or `fallback` after recording which names are allowed.
     pub(super) fn one_of<T: Copy>(
         &mut self,

@@ -129,11 +129,7 @@ fn engine(c: &mut Checker, path: &str, o: &RawOpenAi, base_url: &str) -> Option<
         "only vLLM takes a request priority (`engine = \"vllm\"`)",
     );
     let poll_ms = o.metrics_poll_ms.unwrap_or(DEFAULT_POLL_MS);
-    c.ensure(
-        POLL_MS.contains(&poll_ms),
-        format!("{path}.metrics_poll_ms"),
-        format!("must be between {} and {}", POLL_MS.start(), POLL_MS.end()),
-    );
+    c.within(poll_ms, POLL_MS, format!("{path}.metrics_poll_ms"));
     let metrics_url = match &o.metrics_url {
         Some(url) => http_url(c, &format!("{path}.metrics_url"), url),
         None => match url::Url::parse(base_url) {
@@ -152,11 +148,7 @@ fn engine(c: &mut Checker, path: &str, o: &RawOpenAi, base_url: &str) -> Option<
 
 /// A simulated engine: positive slots and KV budget, finite non-negative times.
 fn sim_engine(c: &mut Checker, path: &str, e: &RawSimEngine) -> switchyard_engine::Params {
-    c.ensure(
-        (1..=4096).contains(&e.slots),
-        format!("{path}.slots"),
-        "must be between 1 and 4096",
-    );
+    c.within(e.slots, 1..=4096, format!("{path}.slots"));
     c.ensure(
         e.kv_tokens > 0,
         format!("{path}.kv_tokens"),
