@@ -4,6 +4,7 @@
 //! It is a measuring tool, not part of the gateway: nothing here ships in the binary.
 
 mod data;
+mod knn;
 mod router;
 
 use std::path::PathBuf;
@@ -34,6 +35,15 @@ enum Command {
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts"))]
         artifacts: PathBuf,
     },
+    /// Experiment (issue 16): nearest-neighbour routing estimates over static embeddings,
+    /// beside per-category and length baselines, on the router's split.
+    Knn {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The static embedding model's folder.
+        #[arg(long, default_value = "models/minilm-static-256")]
+        model: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -49,5 +59,11 @@ fn main() -> Result<()> {
             out,
             artifacts,
         }),
+        Command::Knn { data_dir, model } => knn::run(
+            &switchyard_testkit::data::require_or_exit(
+                data_dir.unwrap_or_else(|| switchyard_testkit::data::path("routing")),
+            ),
+            &model,
+        ),
     }
 }

@@ -171,7 +171,7 @@ fn out_of_fold(set: &Set<'_>, y: &[f32], dim: usize, cfg: &TrainConfig) -> Vec<f
     pred
 }
 
-fn score(r: &Row, model: &str) -> f64 {
+pub(crate) fn score(r: &Row, model: &str) -> f64 {
     r.scores.get(model).copied().unwrap_or(0.0)
 }
 
@@ -508,14 +508,18 @@ fn sources_of(rows: &[Row]) -> Vec<String> {
     s
 }
 
-fn curve_inputs(idx: &[usize], rows: &[&Row], p_weak_ok: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+pub(crate) fn curve_inputs(
+    idx: &[usize],
+    rows: &[&Row],
+    p_weak_ok: &[f32],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let w = idx.iter().map(|&i| score(rows[i], WEAK)).collect();
     let s = idx.iter().map(|&i| score(rows[i], STRONG)).collect();
     let need = idx.iter().map(|&i| 1.0 - f64::from(p_weak_ok[i])).collect();
     (w, s, need)
 }
 
-fn mean(v: &[f64]) -> f64 {
+pub(crate) fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 

@@ -1,0 +1,177 @@
+//! Experiment for issue 16: how well do nearest neighbours over static embeddings estimate
+//! "the weak model is enough", against per-category and prompt-length baselines, on the same
+//! 70/30 split as the router's report. Prints APGR per benchmark; writes nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Result;
+use switchyard_embed::StaticEmbedder;
+use switchyard_route::metrics;
+
+use crate::data::{self, Row};
+use crate::router::{curve_inputs, score, STRONG, WEAK};
+
+fn weak_ok(r: &Row) -> f32 {
+    f32::from(u8::from(score(r, WEAK) >= score(r, STRONG)))
+}
+
+fn apgr_per_source(rows: &[&Row], p: &[f32]) -> Vec<(String, f64)> {
+    let mut sources: Vec<String> = rows.iter().map(|r| r.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    sources
+        .into_iter()
+        .map(|s| {
+            let idx: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].source == s).collect();
+            let (w, st, need) = curve_inputs(&idx, rows, p);
+            (s, metrics::apgr(&metrics::routing_curve(&w, &st, &need)))
+        })
+        .collect()
+}
+
+fn show(name: &str, rows: &[&Row], p: &[f32]) {
+    let parts: Vec<String> = apgr_per_source(rows, p)
+        .into_iter()
+        .map(|(s, a)| format!("{s} {a:.3}"))
+        .collect();
+    println!("{name:<40} {}", parts.join("  "));
+}
+
+fn normalise(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+pub fn run(data_dir: &Path, model: &Path) -> Result<()> {
+    let rows = data::load(&data_dir.join("routellm.dev.jsonl"))?;
+    let (train, eval) = data::split(rows);
+    let embedder = StaticEmbedder::load(model)?;
+    let embed = |rows: &[Row]| -> Result<Vec<Vec<f32>>> {
+        rows.iter()
+            .map(|r| {
+                let mut v = embedder.embed(&r.prompt)?;
+                normalise(&mut v);
+                Ok(v)
+            })
+            .collect()
+    };
+    let (te, ee) = (embed(&train)?, embed(&eval)?);
+    let y: Vec<f32> = train.iter().map(weak_ok).collect();
+    let base_rate: f32 = y.iter().sum::<f32>() / y.len() as f32;
+    let eval_refs: Vec<&Row> = eval.iter().collect();
+
+    // Baseline: the category's rate in train (known category: an upper reference).
+    let mut by_cat: HashMap<String, (f32, f32)> = HashMap::new();
+    for (r, &l) in train.iter().zip(&y) {
+        let e = by_cat
+            .entry(r.category.clone().unwrap_or_default())
+            .or_default();
+        e.0 += l;
+        e.1 += 1.0;
+    }
+    let prior = 5.0;
+    let cat_p: Vec<f32> = eval
+        .iter()
+        .map(|r| {
+            let (s, n) = by_cat
+                .get(&r.category.clone().unwrap_or_default())
+                .copied()
+                .unwrap_or_default();
+            (s + prior * base_rate) / (n + prior)
+        })
+        .collect();
+    show("per-category table (category given)", &eval_refs, &cat_p);
+    // Baseline: shorter prompts are easier.
+    let len_p: Vec<f32> = eval.iter().map(|r| -(r.prompt.len() as f32)).collect();
+    show("prompt length (shorter -> weak)", &eval_refs, &len_p);
+
+    // Similarities of each eval row to every train row.
+    let sims: Vec<Vec<f32>> = ee
+        .iter()
+        .map(|q| {
+            te.iter()
+                .map(|t| q.iter().zip(t).map(|(a, b)| a * b).sum())
+                .collect()
+        })
+        .collect();
+    for k in [10usize, 25, 50, 100, 200] {
+        for temp in [0.0f32, 0.05, 0.1] {
+            let p: Vec<f32> = sims
+                .iter()
+                .map(|s| {
+                    let mut idx: Vec<usize> = (0..s.len()).collect();
+                    idx.select_nth_unstable_by(k.min(s.len() - 1), |&a, &b| s[b].total_cmp(&s[a]));
+                    let top = &idx[..k.min(s.len())];
+                    let (mut num, mut den) = (prior * base_rate, prior);
+                    for &i in top {
+                        let w = if temp == 0.0 {
+                            1.0
+                        } else {
+                            (s[i] / temp).exp()
+                        };
+                        num += w * y[i];
+                        den += w;
+                    }
+                    num / den
+                })
+                .collect();
+            show(&format!("kNN k={k} temp={temp}"), &eval_refs, &p);
+        }
+    }
+    // kNN (k=50, temp 0.05) combined with prompt length, each standardised.
+    let knn50: Vec<f32> = sims
+        .iter()
+        .map(|s| {
+            let mut idx: Vec<usize> = (0..s.len()).collect();
+            idx.select_nth_unstable_by(50, |&a, &b| s[b].total_cmp(&s[a]));
+            let (mut num, mut den) = (prior * base_rate, prior);
+            for &i in &idx[..50] {
+                let w = (s[i] / 0.05).exp();
+                num += w * y[i];
+                den += w;
+            }
+            num / den
+        })
+        .collect();
+    let z = |v: &[f32]| -> Vec<f32> {
+        let m = v.iter().sum::<f32>() / v.len() as f32;
+        let sd = (v.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / v.len() as f32).sqrt();
+        v.iter().map(|x| (x - m) / sd.max(1e-6)).collect()
+    };
+    let log_len: Vec<f32> = eval
+        .iter()
+        .map(|r| -((r.prompt.len() as f32).ln()))
+        .collect();
+    let (zk, zl) = (z(&knn50), z(&log_len));
+    for alpha in [0.25f32, 0.5, 1.0, 2.0] {
+        let p: Vec<f32> = zk.iter().zip(&zl).map(|(a, b)| a + alpha * b).collect();
+        show(&format!("kNN50 + {alpha} x log length"), &eval_refs, &p);
+    }
+    // Neighbours' categories as a prior: the category rate of the nearest train rows.
+    for k in [10usize, 50] {
+        let p: Vec<f32> = sims
+            .iter()
+            .map(|s| {
+                let mut idx: Vec<usize> = (0..s.len()).collect();
+                idx.select_nth_unstable_by(k, |&a, &b| s[b].total_cmp(&s[a]));
+                let top = &idx[..k];
+                let rates: f32 = top
+                    .iter()
+                    .map(|&i| {
+                        let (sum, n) = by_cat
+                            .get(&train[i].category.clone().unwrap_or_default())
+                            .copied()
+                            .unwrap_or_default();
+                        (sum + prior * base_rate) / (n + prior)
+                    })
+                    .sum();
+                rates / k as f32
+            })
+            .collect();
+        show(&format!("neighbours' category rates k={k}"), &eval_refs, &p);
+    }
+    Ok(())
+}
