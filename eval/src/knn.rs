@@ -150,6 +150,29 @@ pub fn run(data_dir: &Path, model: &Path) -> Result<()> {
         let p: Vec<f32> = zk.iter().zip(&zl).map(|(a, b)| a + alpha * b).collect();
         show(&format!("kNN50 + {alpha} x log length"), &eval_refs, &p);
     }
+    // Length weighted by how GSM8K-like the neighbourhood is (the share of the 50 nearest
+    // train rows from each source), with no source given at run time.
+    let gsm_share: Vec<f32> = sims
+        .iter()
+        .map(|s| {
+            let mut idx: Vec<usize> = (0..s.len()).collect();
+            idx.select_nth_unstable_by(50, |&a, &b| s[b].total_cmp(&s[a]));
+            idx[..50]
+                .iter()
+                .filter(|&&i| train[i].source == "routellm_gsm8k")
+                .count() as f32
+                / 50.0
+        })
+        .collect();
+    for alpha in [1.0f32, 2.0, 4.0] {
+        let p: Vec<f32> = zk
+            .iter()
+            .zip(&zl)
+            .zip(&gsm_share)
+            .map(|((a, b), g)| a + alpha * g * b)
+            .collect();
+        show(&format!("kNN50 + {alpha} x gsm-share x log length"), &eval_refs, &p);
+    }
     // Neighbours' categories as a prior: the category rate of the nearest train rows.
     for k in [10usize, 50] {
         let p: Vec<f32> = sims
