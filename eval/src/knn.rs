@@ -49,7 +49,23 @@ pub fn run(data_dir: &Path, model: &Path) -> Result<()> {
     let rows = data::load(&data_dir.join("routellm.dev.jsonl"))?;
     let (train, eval) = data::split(rows);
     let embedder = StaticEmbedder::load(model)?;
+    // SWITCHYARD_KNN_MINILM=1: the full MiniLM instead (about 15-20 ms a prompt on this CPU).
+    let minilm = match std::env::var("SWITCHYARD_KNN_MINILM") {
+        Ok(v) if v == "1" => Some(switchyard_embed::MiniLm::load("models/all-MiniLM-L6-v2")?),
+        _ => None,
+    };
     let embed = |rows: &[Row]| -> Result<Vec<Vec<f32>>> {
+        if let Some(m) = &minilm {
+            let mut out = Vec::new();
+            for chunk in rows.chunks(32) {
+                let texts: Vec<&str> = chunk.iter().map(|r| r.prompt.as_str()).collect();
+                for mut v in m.embed(&texts)? {
+                    normalise(&mut v);
+                    out.push(v);
+                }
+            }
+            return Ok(out);
+        }
         rows.iter()
             .map(|r| {
                 let mut v = embedder.embed(&r.prompt)?;
@@ -171,7 +187,11 @@ pub fn run(data_dir: &Path, model: &Path) -> Result<()> {
             .zip(&gsm_share)
             .map(|((a, b), g)| a + alpha * g * b)
             .collect();
-        show(&format!("kNN50 + {alpha} x gsm-share x log length"), &eval_refs, &p);
+        show(
+            &format!("kNN50 + {alpha} x gsm-share x log length"),
+            &eval_refs,
+            &p,
+        );
     }
     // Neighbours' categories as a prior: the category rate of the nearest train rows.
     for k in [10usize, 50] {
