@@ -218,3 +218,122 @@ pub fn run(data_dir: &Path, model: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The kNN + neighbourhood-weighted length score of each query against a base of labelled
+/// rows: `sims[q][b]` similarities, `y[b]` labels, `gsm[b]` whether a base row is GSM8K.
+pub fn stacked(
+    sims: &[Vec<f32>],
+    y: &[f32],
+    gsm: &[bool],
+    log_len: &[f32],
+    (k, temp, alpha): (usize, f32, f32),
+    base_rate: f32,
+) -> Vec<f32> {
+    let prior = 5.0;
+    let mut knn = Vec::with_capacity(sims.len());
+    let mut share = Vec::with_capacity(sims.len());
+    for s in sims {
+        let mut idx: Vec<usize> = (0..s.len()).collect();
+        let k = k.min(s.len() - 1);
+        idx.select_nth_unstable_by(k, |&a, &b| s[b].total_cmp(&s[a]));
+        let (mut num, mut den) = (prior * base_rate, prior);
+        for &i in &idx[..k] {
+            let w = (s[i] / temp).exp();
+            num += w * y[i];
+            den += w;
+        }
+        knn.push(num / den);
+        share.push(idx[..k].iter().filter(|&&i| gsm[i]).count() as f32 / k as f32);
+    }
+    let z = |v: &[f32]| -> Vec<f32> {
+        let m = v.iter().sum::<f32>() / v.len() as f32;
+        let sd = (v.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / v.len() as f32).sqrt();
+        v.iter().map(|x| (x - m) / sd.max(1e-6)).collect()
+    };
+    let (zk, zl) = (z(&knn), z(log_len));
+    (0..sims.len())
+        .map(|i| zk[i] + alpha * share[i] * zl[i])
+        .collect()
+}
+
+/// Chooses (k, temp, alpha) by 5-fold out-of-fold mean APGR (GSM8K and MMLU) inside the
+/// train part, then scores the evaluation part once with the whole train part as the base.
+pub fn out_of_fold(data_dir: &Path, model: &Path) -> Result<()> {
+    let rows = data::load(&data_dir.join("routellm.dev.jsonl"))?;
+    let (train, eval) = data::split(rows);
+    let embedder = StaticEmbedder::load(model)?;
+    let embed = |rows: &[Row]| -> Result<Vec<Vec<f32>>> {
+        rows.iter()
+            .map(|r| {
+                let mut v = embedder.embed(&r.prompt)?;
+                normalise(&mut v);
+                Ok(v)
+            })
+            .collect()
+    };
+    let (te, ee) = (embed(&train)?, embed(&eval)?);
+    let y: Vec<f32> = train.iter().map(weak_ok).collect();
+    let gsm: Vec<bool> = train.iter().map(|r| r.source == "routellm_gsm8k").collect();
+    let base_rate = y.iter().sum::<f32>() / y.len() as f32;
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let fold = |i: usize| i % 5;
+    let grid: Vec<(usize, f32, f32)> = [10usize, 25, 50, 100]
+        .into_iter()
+        .flat_map(|k| [0.05f32, 0.1].into_iter().map(move |t| (k, t)))
+        .flat_map(|(k, t)| {
+            [0.0f32, 1.0, 2.0, 4.0, 8.0]
+                .into_iter()
+                .map(move |a| (k, t, a))
+        })
+        .collect();
+    let train_refs: Vec<&Row> = train.iter().collect();
+    let mut best: Option<(f64, (usize, f32, f32))> = None;
+    for &params in &grid {
+        let mut oof = vec![0.0f32; train.len()];
+        for f in 0..5 {
+            let base: Vec<usize> = (0..train.len()).filter(|&i| fold(i) != f).collect();
+            let held: Vec<usize> = (0..train.len()).filter(|&i| fold(i) == f).collect();
+            let sims: Vec<Vec<f32>> = held
+                .iter()
+                .map(|&q| base.iter().map(|&b| dot(&te[q], &te[b])).collect())
+                .collect();
+            let yb: Vec<f32> = base.iter().map(|&b| y[b]).collect();
+            let gb: Vec<bool> = base.iter().map(|&b| gsm[b]).collect();
+            let ll: Vec<f32> = held
+                .iter()
+                .map(|&q| -((train[q].prompt.len() as f32).ln()))
+                .collect();
+            let p = stacked(&sims, &yb, &gb, &ll, params, base_rate);
+            for (j, &q) in held.iter().enumerate() {
+                oof[q] = p[j];
+            }
+        }
+        let scores = apgr_per_source(&train_refs, &oof);
+        let mean = scores
+            .iter()
+            .filter(|(s, _)| s != "routellm_mtbench")
+            .map(|(_, a)| a)
+            .sum::<f64>()
+            / 2.0;
+        println!("oof {params:?}: {scores:?} mean {mean:.3}");
+        if best.as_ref().is_none_or(|b| mean > b.0) {
+            best = Some((mean, params));
+        }
+    }
+    let Some((oof_mean, params)) = best else {
+        anyhow::bail!("empty grid");
+    };
+    let sims: Vec<Vec<f32>> = ee
+        .iter()
+        .map(|q| te.iter().map(|t| dot(q, t)).collect())
+        .collect();
+    let ll: Vec<f32> = eval
+        .iter()
+        .map(|r| -((r.prompt.len() as f32).ln()))
+        .collect();
+    let p = stacked(&sims, &y, &gsm, &ll, params, base_rate);
+    let eval_refs: Vec<&Row> = eval.iter().collect();
+    println!("chosen {params:?} (oof mean {oof_mean:.3})");
+    show("stacked, chosen out of fold", &eval_refs, &p);
+    Ok(())
+}

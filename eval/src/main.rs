@@ -43,6 +43,9 @@ enum Command {
         /// The static embedding model's folder.
         #[arg(long, default_value = "models/minilm-static-256")]
         model: PathBuf,
+        /// Choose the stacked estimate's settings out of fold and score the eval part once.
+        #[arg(long)]
+        oof: bool,
     },
 }
 
@@ -59,11 +62,19 @@ fn main() -> Result<()> {
             out,
             artifacts,
         }),
-        Command::Knn { data_dir, model } => knn::run(
-            &switchyard_testkit::data::require_or_exit(
+        Command::Knn {
+            data_dir,
+            model,
+            oof,
+        } => {
+            let dir = switchyard_testkit::data::require_or_exit(
                 data_dir.unwrap_or_else(|| switchyard_testkit::data::path("routing")),
-            ),
-            &model,
-        ),
+            );
+            if oof {
+                knn::out_of_fold(&dir, &model)
+            } else {
+                knn::run(&dir, &model)
+            }
+        }
     }
 }
