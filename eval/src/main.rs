@@ -4,7 +4,7 @@
 //! It is a measuring tool, not part of the gateway: nothing here ships in the binary.
 
 mod data;
-mod knn;
+mod neighbour_router;
 mod router;
 
 use std::path::PathBuf;
@@ -34,18 +34,9 @@ enum Command {
         /// Where the trained artifacts go.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts"))]
         artifacts: PathBuf,
-    },
-    /// Experiment (issue 16): nearest-neighbour routing estimates over static embeddings,
-    /// beside per-category and length baselines, on the router's split.
-    Knn {
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
         /// The static embedding model's folder.
         #[arg(long, default_value = "models/minilm-static-256")]
-        model: PathBuf,
-        /// Choose the stacked estimate's settings out of fold and score the eval part once.
-        #[arg(long)]
-        oof: bool,
+        embedder: PathBuf,
     },
 }
 
@@ -55,26 +46,14 @@ fn main() -> Result<()> {
             data_dir,
             out,
             artifacts,
+            embedder,
         } => router::run(&router::Args {
+            embedder,
             data_dir: switchyard_testkit::data::require_or_exit(
                 data_dir.unwrap_or_else(|| switchyard_testkit::data::path("routing")),
             ),
             out,
             artifacts,
         }),
-        Command::Knn {
-            data_dir,
-            model,
-            oof,
-        } => {
-            let dir = switchyard_testkit::data::require_or_exit(
-                data_dir.unwrap_or_else(|| switchyard_testkit::data::path("routing")),
-            );
-            if oof {
-                knn::out_of_fold(&dir, &model)
-            } else {
-                knn::run(&dir, &model)
-            }
-        }
     }
 }
