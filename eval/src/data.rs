@@ -15,6 +15,9 @@ pub struct Row {
     pub id: String,
     pub source: String,
     pub prompt: String,
+    /// The benchmark's own category (an MMLU subject), where the file gives one.
+    #[serde(default)]
+    pub category: Option<String>,
     pub scores: BTreeMap<String, f64>,
     #[serde(default)]
     pub meta: serde_json::Value,

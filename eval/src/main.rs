@@ -4,6 +4,7 @@
 //! It is a measuring tool, not part of the gateway: nothing here ships in the binary.
 
 mod data;
+mod neighbour_router;
 mod router;
 
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ enum Command {
         /// Where the trained artifacts go.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts"))]
         artifacts: PathBuf,
+        /// The static embedding model's folder.
+        #[arg(long, default_value = "models/minilm-static-256")]
+        embedder: PathBuf,
     },
 }
 
@@ -42,7 +46,9 @@ fn main() -> Result<()> {
             data_dir,
             out,
             artifacts,
+            embedder,
         } => router::run(&router::Args {
+            embedder,
             data_dir: switchyard_testkit::data::require_or_exit(
                 data_dir.unwrap_or_else(|| switchyard_testkit::data::path("routing")),
             ),

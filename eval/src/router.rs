@@ -84,6 +84,8 @@ pub const ALPACA_TIERS: [Price; 4] = [
 
 pub struct Args {
     pub data_dir: PathBuf,
+    /// The static embedding model's folder (the neighbour router's embeddings).
+    pub embedder: PathBuf,
     pub out: PathBuf,
     pub artifacts: PathBuf,
 }
@@ -125,6 +127,7 @@ pub fn run(args: &Args) -> Result<()> {
     std::fs::create_dir_all(&args.artifacts)
         .with_context(|| format!("creating {}", args.artifacts.display()))?;
     routellm(args, &mut md)?;
+    crate::neighbour_router::run(args, &mut md, &args.embedder)?;
     alpaca(args, &mut md)?;
     std::fs::write(&args.out, &md).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{md}");
@@ -171,7 +174,7 @@ fn out_of_fold(set: &Set<'_>, y: &[f32], dim: usize, cfg: &TrainConfig) -> Vec<f
     pred
 }
 
-fn score(r: &Row, model: &str) -> f64 {
+pub(crate) fn score(r: &Row, model: &str) -> f64 {
     r.scores.get(model).copied().unwrap_or(0.0)
 }
 
@@ -180,11 +183,11 @@ fn call_cost(p: &Price, prompt_chars: f64, output_chars: f64) -> f64 {
     (prompt_chars / 4.0 * p.input + output_chars / 4.0 * p.output) / 1e6
 }
 
-fn pct(x: f64) -> String {
+pub(crate) fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
-fn opt_pct(x: Option<f64>) -> String {
+pub(crate) fn opt_pct(x: Option<f64>) -> String {
     x.map_or_else(|| "never".to_owned(), pct)
 }
 
@@ -272,7 +275,7 @@ fn routellm(args: &Args, md: &mut String) -> Result<()> {
             Candidate::new("gpt-4-1106", 2),
         ],
         vec![Rule::regex("code-fence", r"```", "gpt-4-1106")?],
-        loaded.classifier(),
+        switchyard_route::Estimator::Linear(loaded.classifier()),
         loaded.bars,
     )?;
 
@@ -508,14 +511,18 @@ fn sources_of(rows: &[Row]) -> Vec<String> {
     s
 }
 
-fn curve_inputs(idx: &[usize], rows: &[&Row], p_weak_ok: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+pub(crate) fn curve_inputs(
+    idx: &[usize],
+    rows: &[&Row],
+    p_weak_ok: &[f32],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let w = idx.iter().map(|&i| score(rows[i], WEAK)).collect();
     let s = idx.iter().map(|&i| score(rows[i], STRONG)).collect();
     let need = idx.iter().map(|&i| 1.0 - f64::from(p_weak_ok[i])).collect();
     (w, s, need)
 }
 
-fn mean(v: &[f64]) -> f64 {
+pub(crate) fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
@@ -528,7 +535,7 @@ fn at_share(c: &[CurvePoint], share: f64) -> f64 {
 }
 
 /// The lowest bar (weak is kept when `p >= bar`) whose routing reaches `target` quality.
-fn lowest_bar(p: &[f32], weak: &[f64], strong: &[f64], target: f64) -> f32 {
+pub(crate) fn lowest_bar(p: &[f32], weak: &[f64], strong: &[f64], target: f64) -> f32 {
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
     let n = p.len().max(1) as f64;
@@ -643,7 +650,7 @@ fn alpaca(args: &Args, md: &mut String) -> Result<()> {
             .map(|(i, t)| Candidate::new(t.model, i as u32 + 1))
             .collect(),
         Vec::new(),
-        loaded.classifier(),
+        switchyard_route::Estimator::Linear(loaded.classifier()),
         loaded.bars,
     )?;
 

@@ -63,10 +63,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// `(name, JSON)` of every built-in router artifact.
-pub const ROUTERS: &[(&str, &str)] = &[(
-    "routellm-mixtral-gpt4.v1",
-    include_str!("../../../eval/artifacts/routellm-mixtral-gpt4.v1.json"),
-)];
+pub const ROUTERS: &[(&str, &str)] = &[
+    (
+        "routellm-neighbours.v1",
+        include_str!("../../../eval/artifacts/routellm-neighbours.v1.json"),
+    ),
+    (
+        "routellm-mixtral-gpt4.v1",
+        include_str!("../../../eval/artifacts/routellm-mixtral-gpt4.v1.json"),
+    ),
+];
 
 /// Loads `builtin:NAME` from the binary, anything else as a file path. The error is a
 /// sentence for a config diagnostic.
@@ -97,7 +103,13 @@ mod tests {
     fn every_builtin_router_loads_with_heads() {
         for (name, _) in ROUTERS {
             let a = load_router(&format!("builtin:{name}")).unwrap();
-            assert!(!a.heads.is_empty(), "{name}");
+            let estimator = a.estimator().unwrap();
+            assert!(
+                estimator
+                    .head_position("mistralai/Mixtral-8x7B-Instruct-v0.1")
+                    .is_some(),
+                "{name}"
+            );
         }
         assert!(load_router("builtin:nope")
             .unwrap_err()

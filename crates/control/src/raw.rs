@@ -514,6 +514,10 @@ pub struct RawRoute {
     /// A router artifact: a file path, or `builtin:NAME` for one shipped in the binary.
     #[serde(default)]
     pub router: Option<String>,
+    /// Folder of the static embedding model a neighbour router embeds prompts with (the one
+    /// it was built with); default `models/minilm-static-256`, as for the cache.
+    #[serde(default = "default_embedder")]
+    pub embedder: String,
     /// `cheap`, `balanced`, `best` or a number in [0, 1]; `balanced` when unset.
     #[serde(default)]
     pub default_policy: Option<String>,

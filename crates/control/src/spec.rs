@@ -8,7 +8,7 @@ use std::time::Duration;
 use regex::Regex;
 pub use switchyard_admission::{Capacity, Class, ClassLimits, PerClass};
 pub use switchyard_resilience::{Backoff, BreakerPolicy};
-pub use switchyard_route::{Artifact, Bars, CalibrationConfig, Candidate, Policy, Rule};
+pub use switchyard_route::{Artifact, Bars, CalibrationConfig, Candidate, Evidence, Policy, Rule};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -272,6 +272,8 @@ pub struct RouteSpec {
     /// Cheapest first, each with its model's quality tier.
     pub candidates: Vec<Candidate>,
     pub router: Option<RouterSpec>,
+    /// Folder of the static embedding model the router's neighbour estimate needs.
+    pub embedder: PathBuf,
     pub default_policy: Policy,
     /// The bars behind `cheap` and `balanced`: the config's override, else the artifact's.
     pub bars: Bars,
@@ -296,6 +298,8 @@ pub struct RecalibrateSpec {
 pub struct RouterSpec {
     pub source: String,
     pub artifact: std::sync::Arc<Artifact>,
+    /// What scores the candidates, decoded from the artifact once.
+    pub estimator: switchyard_route::Estimator,
 }
 
 #[derive(Debug, Clone)]

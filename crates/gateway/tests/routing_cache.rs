@@ -218,6 +218,72 @@ async fn the_router_sends_simple_prompts_small_and_hard_ones_large() {
     assert!(first.baseline_cost_nanos > first.cost_nanos, "{first:?}");
 }
 
+/// The error a gateway with `config` (the `{KEY}` template) stops at, starting.
+async fn start_error(config: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[storage]\ndata_dir = {:?}\n",
+        config.replace("{KEY}", &common::hex_sha256(KEY)),
+        dir.path().display().to_string()
+    );
+    let launch = switchyard_gateway::control_plane::versions::Launch::new(text, "test.toml");
+    // `err().unwrap()`: starting without the model files it needs must fail.
+    switchyard_gateway::Server::bind(launch, std::sync::Arc::new(|_: &str| None))
+        .await
+        .err()
+        .unwrap()
+        .to_string()
+}
+
+/// The neighbour router (the demo's): the prompt's static embedding against RouteLLM's
+/// labelled prompts. Its decision and its reasons reach the header and the record; a route
+/// whose model folder is missing does not start, naming the route and the folder.
+#[tokio::test]
+async fn the_neighbour_router_decides_from_similar_labelled_prompts() {
+    let neighbours = config().replace(
+        "router = \"builtin:routellm-mixtral-gpt4.v1\"",
+        &format!(
+            "router = \"builtin:routellm-neighbours.v1\"\nembedder = \"{}\"",
+            common::static_embedder()
+        ),
+    );
+    let mut gw = start(&neighbours).await;
+    let a = ask(&gw, KEY, chat("auto", SIMPLE), &[]).await;
+    assert!(a.model.starts_with("small;"), "{} / {}", a.model, a.route);
+    let a = ask(&gw, KEY, chat("auto", HARD), &[]).await;
+    assert!(
+        a.model.starts_with("frontier;"),
+        "{} / {}",
+        a.model,
+        a.route
+    );
+    // `cheap` has a lower bar: the same hard prompt goes to the small model.
+    let a = ask(&gw, KEY, chat("auto:cheap", HARD), &[]).await;
+    assert!(a.model.starts_with("small;"), "{} / {}", a.model, a.route);
+    gw.stop().await;
+    let records = gw.records();
+    let decision: Value = serde_json::from_str(records[0].route.as_deref().unwrap()).unwrap();
+    let evidence = &decision["evidence"][0];
+    assert_eq!(evidence["model"], "mistralai/Mixtral-8x7B-Instruct-v0.1");
+    assert_eq!(evidence["prompt_chars"], SIMPLE.chars().count());
+    assert!(
+        evidence["length_term"].as_f64().unwrap() > 0.0,
+        "{evidence}"
+    );
+    assert!(
+        evidence["kinds"][0][0].as_str().unwrap().contains("(MMLU)"),
+        "{evidence}"
+    );
+
+    let missing = neighbours.replace(
+        &format!("embedder = \"{}\"", common::static_embedder()),
+        "embedder = \"/nonexistent/static-model\"",
+    );
+    let err = start_error(&missing).await;
+    assert!(err.contains("auto"), "{err}");
+    assert!(err.contains("/nonexistent/static-model"), "{err}");
+}
+
 #[tokio::test]
 async fn repeated_questions_are_served_from_the_cache_plain_and_streamed() {
     let mut gw = start(&config()).await;
@@ -401,18 +467,7 @@ async fn without_the_model_files_only_a_config_that_needs_them_fails_and_says_ho
         ),
         "/nonexistent/minilm-static-256",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "{}\n[storage]\ndata_dir = {:?}\n",
-        missing.replace("{KEY}", &common::hex_sha256(KEY)),
-        dir.path().display().to_string()
-    );
-    let launch = switchyard_gateway::control_plane::versions::Launch::new(text, "test.toml");
-    let err =
-        match switchyard_gateway::Server::bind(launch, std::sync::Arc::new(|_: &str| None)).await {
-            Ok(_) => panic!("started without the embedding model"),
-            Err(e) => e.to_string(),
-        };
+    let err = start_error(&missing).await;
     assert!(err.contains("cache.embedder"), "{err}");
     assert!(err.contains("scripts/fetch-models.sh"), "{err}");
     assert!(err.contains("/nonexistent/minilm-static-256"), "{err}");

@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use switchyard_textclass::{decode_dense as decode, encode_dense as encode, load_json, save_json};
 pub use switchyard_textclass::{ArtifactError, TrainingData};
 
+use crate::estimator::Estimator;
 use crate::features::FeatureConfig;
 use crate::model::{Classifier, Head, LinearModel, TrainConfig};
+use crate::neighbours::{Neighbours, StoredNeighbours};
 use crate::policy::Bars;
 
 /// The `format` field every artifact carries.
@@ -41,7 +43,11 @@ pub struct Artifact {
     pub features: FeatureConfig,
     pub train: TrainConfig,
     pub bars: Bars,
+    /// Linear heads over text features (empty when `neighbours` scores instead).
     pub heads: Vec<StoredHead>,
+    /// The neighbour estimate over static embeddings; when present it scores every head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbours: Option<StoredNeighbours>,
 }
 
 impl Artifact {
@@ -70,6 +76,32 @@ impl Artifact {
             train,
             bars,
             heads,
+            neighbours: None,
+        }
+    }
+
+    /// An artifact scored by the neighbour estimate.
+    pub fn from_neighbours(trained_on: TrainingData, bars: Bars, neighbours: &Neighbours) -> Self {
+        Self {
+            format: FORMAT.to_owned(),
+            format_version: FORMAT_VERSION,
+            trained_on,
+            features: FeatureConfig::default(),
+            train: TrainConfig::default(),
+            bars,
+            heads: Vec::new(),
+            neighbours: Some(neighbours.stored().clone()),
+        }
+    }
+
+    /// What scores this artifact's heads. `Err` only for a neighbour part that was not
+    /// validated by [`Artifact::load`] (an artifact built in memory or parsed directly).
+    pub fn estimator(&self) -> Result<Estimator, String> {
+        match &self.neighbours {
+            Some(n) => Neighbours::new(n.clone())
+                .map(|n| Estimator::Neighbours(std::sync::Arc::new(n)))
+                .map_err(|e| e.to_string()),
+            None => Ok(Estimator::Linear(self.classifier())),
         }
     }
 
@@ -91,6 +123,9 @@ impl Artifact {
 
     fn validate(&self) -> Result<(), String> {
         self.features.ngrams().validate()?;
+        if let Some(n) = &self.neighbours {
+            Neighbours::new(n.clone()).map_err(|e| e.to_string())?;
+        }
         let dim = self.features.dim();
         for h in &self.heads {
             let w = decode(&h.weights)

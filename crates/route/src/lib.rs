@@ -10,15 +10,20 @@
 
 pub mod artifact;
 pub mod calibrate;
+pub mod estimator;
 pub mod features;
 pub mod metrics;
 pub mod model;
+pub mod neighbours;
+pub mod neighbours_fit;
 pub mod policy;
 
 pub use artifact::{Artifact, ArtifactError, TrainingData, FORMAT_VERSION};
 pub use calibrate::{recalibrate, Calibration, CalibrationConfig, Outcome, PolicyCalibration};
+pub use estimator::{Estimates, Estimator};
 pub use features::{FeatureConfig, Features, Featurizer};
 pub use model::{train_head, Classifier, Head, TrainConfig};
+pub use neighbours::{Evidence, Neighbours, StoredNeighbours};
 pub use policy::{
     BadPolicy, Bars, Candidate, CandidateScore, Chosen, Decision, Policy, RouteError, RouteRequest,
     Router, Rule, RuleMatch,

@@ -16,7 +16,8 @@ use std::str::FromStr;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::model::Classifier;
+use crate::estimator::Estimator;
+use crate::neighbours::Evidence;
 
 /// A model the router may choose, listed cheapest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,6 +244,9 @@ pub struct Decision {
     /// The rule that decided, if one did.
     pub rule: Option<String>,
     pub scores: Vec<CandidateScore>,
+    /// What moved each head's estimate (neighbour estimators only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
 }
 
 impl Decision {
@@ -282,6 +286,8 @@ pub enum RouteError {
         "candidate {model:?} has no classifier head {head:?}; only the last candidate may lack one"
     )]
     MissingHead { model: String, head: String },
+    #[error("the router's neighbour estimate needs its static embedding model: {0}")]
+    Embedder(String),
     #[error("rule {rule:?}: bad regex")]
     BadRegex {
         rule: String,
@@ -297,17 +303,17 @@ pub struct Router {
     /// For each candidate, the index of its head in the classifier (None: fallback only).
     head_index: Vec<Option<usize>>,
     rules: Vec<Rule>,
-    classifier: Classifier,
+    estimator: Estimator,
     bars: Bars,
 }
 
 impl Router {
     /// `candidates` are cheapest first. Every candidate but the last needs a head in
-    /// `classifier`, since a candidate that cannot be scored could never be chosen.
+    /// `estimator`, since a candidate that cannot be scored could never be chosen.
     pub fn new(
         candidates: Vec<Candidate>,
         rules: Vec<Rule>,
-        classifier: Classifier,
+        estimator: Estimator,
         bars: Bars,
     ) -> Result<Self, RouteError> {
         if candidates.is_empty() {
@@ -316,10 +322,7 @@ impl Router {
         let last = candidates.len() - 1;
         let mut head_index = Vec::with_capacity(candidates.len());
         for (i, c) in candidates.iter().enumerate() {
-            let idx = classifier
-                .heads()
-                .iter()
-                .position(|h| h.model == c.head_name());
+            let idx = estimator.head_position(c.head_name());
             if idx.is_none() && i != last {
                 return Err(RouteError::MissingHead {
                     model: c.model.clone(),
@@ -332,9 +335,13 @@ impl Router {
             candidates,
             head_index,
             rules,
-            classifier,
+            estimator,
             bars,
         })
+    }
+
+    pub fn estimator(&self) -> &Estimator {
+        &self.estimator
     }
 
     pub fn candidates(&self) -> &[Candidate] {
@@ -362,8 +369,10 @@ impl Router {
                 chosen: Chosen::Rule(i),
                 rule: Some(rule.name.clone()),
                 scores: Vec::new(),
+                evidence: Vec::new(),
             };
         }
+        let mut evidence = Vec::new();
         let scores: Vec<CandidateScore> = if policy == Policy::Best {
             // `best` never needs the classifier: skip the work, report no scores.
             self.candidates
@@ -374,19 +383,18 @@ impl Router {
                 })
                 .collect()
         } else {
-            let x = self
-                .classifier
-                .featurizer()
-                .featurize(req.prompt, req.dense);
-            let heads = self.classifier.heads();
-            self.candidates
+            let estimates = self.estimator.estimate(req.prompt, req.dense);
+            let scores = self
+                .candidates
                 .iter()
                 .zip(&self.head_index)
                 .map(|(c, idx)| CandidateScore {
                     model: c.model.clone(),
-                    score: idx.and_then(|i| heads.get(i)).map(|h| h.linear.predict(&x)),
+                    score: idx.and_then(|i| estimates.probabilities.get(i).copied()),
                 })
-                .collect()
+                .collect();
+            evidence = estimates.evidence;
+            scores
         };
         let chosen = scores
             .iter()
@@ -399,6 +407,7 @@ impl Router {
             chosen: Chosen::Candidate(chosen),
             rule: None,
             scores,
+            evidence,
         }
     }
 }
@@ -407,7 +416,7 @@ impl Router {
 mod tests {
     use super::*;
     use crate::features::FeatureConfig;
-    use crate::model::{Head, LinearModel};
+    use crate::model::{Classifier, Head, LinearModel};
 
     /// A classifier whose heads score by hand-set weights on one word each.
     fn toy() -> Router {
@@ -438,7 +447,7 @@ mod tests {
                 Rule::key("vip", "key-vip", "medium"),
                 Rule::metadata("team", "team", "research", "large"),
             ],
-            clf,
+            Estimator::Linear(clf),
             Bars {
                 cheap: 0.5,
                 balanced: 0.7,
@@ -526,14 +535,19 @@ mod tests {
     fn construction_is_validated() {
         let clf = Classifier::new(FeatureConfig::default(), Vec::new());
         assert!(matches!(
-            Router::new(Vec::new(), Vec::new(), clf.clone(), Bars::default()),
+            Router::new(
+                Vec::new(),
+                Vec::new(),
+                Estimator::Linear(clf.clone()),
+                Bars::default()
+            ),
             Err(RouteError::NoCandidates)
         ));
         assert!(matches!(
             Router::new(
                 vec![Candidate::new("a", 1), Candidate::new("b", 2)],
                 Vec::new(),
-                clf,
+                Estimator::Linear(clf),
                 Bars::default()
             ),
             Err(RouteError::MissingHead { .. })

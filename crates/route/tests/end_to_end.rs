@@ -61,7 +61,7 @@ fn trained_artifact_routes_easy_prompts_to_the_small_model() {
     let router = Router::new(
         vec![Candidate::new("small", 1), Candidate::new("large", 2)],
         vec![Rule::key("pinned", "key-research", "large")],
-        loaded.classifier(),
+        switchyard_route::Estimator::Linear(loaded.classifier()),
         loaded.bars,
     )
     .unwrap();

@@ -342,12 +342,19 @@ fn route_explain(
     key: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let config = load_config(config_path)?;
+    let mut config = load_config(config_path)?;
+    if config_path.is_none() {
+        demo_without_models(&mut config);
+    }
     let spec = config.routes.get(route_name).with_context(|| {
         let names: Vec<&String> = config.routes.keys().collect();
         format!("no route `{route_name}` in the config (routes: {names:?})")
     })?;
-    let route = switchyard_gateway::data_plane::routing::RouteRuntime::build(spec, &config.models)?;
+    let route = switchyard_gateway::data_plane::routing::RouteRuntime::build(
+        spec,
+        &config.models,
+        &mut switchyard_gateway::data_plane::cache::StaticModels::default(),
+    )?;
     let policy = match policy {
         Some(p) => p.parse::<switchyard_control::Policy>()?,
         None => spec.default_policy,
@@ -392,9 +399,63 @@ fn route_explain(
             }
         }
     }
+    for e in &decision.evidence {
+        let model = spec
+            .candidates
+            .iter()
+            .find(|c| c.head.as_deref().unwrap_or(&c.model) == e.model)
+            .map_or(e.model.as_str(), |c| c.model.as_str());
+        println!("why {model} scores {:.3}:", e.probability);
+        for line in why(e, model) {
+            println!("  - {line}");
+        }
+    }
     println!("chosen:   {}", decision.model);
     println!("decided in {:.0} µs", took.as_secs_f64() * 1e6);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The neighbour estimate's parts in words: what the closest labelled prompts are, how the
+/// model did on them, and what the prompt's length did.
+fn why(e: &switchyard_control::Evidence, model: &str) -> Vec<String> {
+    let moved = |term: f32| match term {
+        t if t > 0.05 => format!("raises the estimate ({t:+.2})"),
+        t if t < -0.05 => format!("lowers the estimate ({t:+.2})"),
+        t => format!("leaves it about where it was ({t:+.2})"),
+    };
+    let kinds: Vec<String> = e
+        .kinds
+        .iter()
+        .take(2)
+        .map(|(kind, share)| format!("{kind} {:.0}%", share * 100.0))
+        .collect();
+    vec![
+        format!(
+            "the most similar labelled prompts are {} (closest similarity {:.2})",
+            kinds.join(", "),
+            e.closest_similarity
+        ),
+        format!(
+            "on them {model} answered as well as the strongest model {:.0}% of the time: {}",
+            e.neighbour_rate * 100.0,
+            moved(e.neighbour_term)
+        ),
+        format!(
+            "their subjects' overall rate is {:.0}%: {}",
+            e.category_rate * 100.0,
+            moved(e.category_term)
+        ),
+        format!(
+            "the prompt has {} characters ({} than the labelled prompts usually are): {}",
+            e.prompt_chars,
+            if e.length_term >= 0.0 {
+                "shorter"
+            } else {
+                "longer"
+            },
+            moved(e.length_term)
+        ),
+    ]
 }
 
 fn models_distill(from: &std::path::Path, out: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -506,7 +567,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
                 }
             }
             if demo {
-                semantic_off_without_models(c);
+                demo_without_models(c);
             }
         });
     let config = launch.config_of(&launch.text, &launch.origin)?;
@@ -621,23 +682,50 @@ fn lock_data_folder(_dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// The demo runs from a fresh checkout: without the embedding model it still starts, with the
-/// exact cache only, and says how to get the semantic tier. (A real config that asks for the
-/// semantic tier fails to start instead, with the same instructions.)
-fn semantic_off_without_models(config: &mut Config) {
-    let Some(cache) = &mut config.cache else {
-        return;
-    };
-    if cache.embedder.join("model.safetensors").is_file() {
-        return;
+/// exact cache only and the n-gram router in place of the neighbour router, and says how to get
+/// both. (A real config that needs the model fails to start instead, with the same
+/// instructions.)
+fn demo_without_models(config: &mut Config) {
+    let missing = |dir: &std::path::Path| !dir.join("model.safetensors").is_file();
+    if let Some(cache) = &mut config.cache {
+        if missing(&cache.embedder) {
+            eprintln!(
+                "note: no static embedding model in {}; the semantic cache is off until you run \
+                 scripts/fetch-models.sh (exact-match caching works without it)",
+                cache.embedder.display()
+            );
+            cache.defaults.semantic = false;
+            for route in config.routes.values_mut() {
+                route.cache.semantic = false;
+            }
+        }
     }
-    eprintln!(
-        "note: no static embedding model in {}; the semantic cache is off until you run \
-         scripts/fetch-models.sh (exact-match caching and routing work without it)",
-        cache.embedder.display()
-    );
-    cache.defaults.semantic = false;
-    for route in config.routes.values_mut() {
-        route.cache.semantic = false;
+    for (name, route) in &mut config.routes {
+        let needs_model = route
+            .router
+            .as_ref()
+            .is_some_and(|r| r.estimator.neighbours().is_some());
+        if !needs_model || !missing(&route.embedder) {
+            continue;
+        }
+        let fallback = "builtin:routellm-mixtral-gpt4.v1";
+        let Ok(artifact) = switchyard_control::builtin::load_router(fallback) else {
+            continue;
+        };
+        let Ok(estimator) = artifact.estimator() else {
+            continue;
+        };
+        eprintln!(
+            "note: no static embedding model in {}; route `{name}` uses the n-gram router \
+             ({fallback}) until you run scripts/fetch-models.sh",
+            route.embedder.display()
+        );
+        route.bars = artifact.bars;
+        route.router = Some(switchyard_control::RouterSpec {
+            source: fallback.to_owned(),
+            artifact: std::sync::Arc::new(artifact),
+            estimator,
+        });
     }
 }
 

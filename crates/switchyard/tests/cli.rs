@@ -275,6 +275,21 @@ fn route_explain_shows_the_demo_routers_decision() {
     let text = run(&["route", "explain", "Please review this code: fn main() {}"]);
     assert!(text.contains("rule:     `code-review` matched"), "{text}");
     assert!(text.contains("chosen:   medium"), "{text}");
+    // From the repository root the demo finds the static model (scripts/fetch-models.sh) and
+    // routes with the neighbour estimate, whose reasons are printed in words.
+    let out = switchyard()
+        .current_dir(repo_file(""))
+        .args(["route", "explain", "Translate 'good morning' into Spanish."])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("chosen:   small"), "{text}");
+    assert!(text.contains("why small scores"), "{text}");
+    assert!(
+        text.contains("the most similar labelled prompts are"),
+        "{text}"
+    );
+    assert!(text.contains("characters (shorter than"), "{text}");
     let out = switchyard()
         .args(["route", "explain", "--route", "nope", "hi"])
         .output()

@@ -81,6 +81,7 @@ fn route(
         name: name.to_owned(),
         candidates,
         router,
+        embedder: std::path::PathBuf::from(&r.embedder),
         default_policy,
         bars,
         rules,
@@ -125,9 +126,13 @@ fn candidates(
 fn router(c: &mut Checker, path: &str, r: &RawRoute) -> Option<RouterSpec> {
     r.router.as_deref().and_then(|source| {
         crate::builtin::load_router(source)
-            .map(|artifact| RouterSpec {
-                source: source.to_owned(),
-                artifact: std::sync::Arc::new(artifact),
+            .and_then(|artifact| {
+                let estimator = artifact.estimator()?;
+                Ok(RouterSpec {
+                    source: source.to_owned(),
+                    artifact: std::sync::Arc::new(artifact),
+                    estimator,
+                })
             })
             .map_err(|e| c.err(format!("{path}.router"), e))
             .ok()
@@ -228,11 +233,14 @@ fn check_heads(
 ) {
     // Building the router checks that every candidate but the last has a head to score it.
     if candidates.len() == r.candidates.len() {
-        let classifier = router
-            .map(|r| r.artifact.classifier())
-            .unwrap_or_else(|| switchyard_route::Classifier::new(Default::default(), Vec::new()));
+        let estimator = router.map(|r| r.estimator.clone()).unwrap_or_else(|| {
+            switchyard_route::Estimator::Linear(switchyard_route::Classifier::new(
+                Default::default(),
+                Vec::new(),
+            ))
+        });
         if let Err(e) =
-            switchyard_route::Router::new(candidates.to_vec(), Vec::new(), classifier, bars)
+            switchyard_route::Router::new(candidates.to_vec(), Vec::new(), estimator, bars)
         {
             let at = r
                 .candidates
@@ -240,7 +248,10 @@ fn check_heads(
                 .position(|cand| matches!(&e, switchyard_route::RouteError::MissingHead { model, .. } if model == &cand.model))
                 .map_or_else(|| format!("{path}.candidates"), |i| format!("{path}.candidates[{i}].head"));
             let heads: Vec<String> = router
-                .map(|r| r.artifact.heads.iter().map(|h| h.model.clone()).collect())
+                .map(|r| match r.estimator.neighbours() {
+                    Some(n) => n.head_names().map(str::to_owned).collect(),
+                    None => r.artifact.heads.iter().map(|h| h.model.clone()).collect(),
+                })
                 .unwrap_or_default();
             let hint = if router.is_none() {
                 "; set `router` to a trained artifact, or route with rules only by listing one candidate".to_owned()

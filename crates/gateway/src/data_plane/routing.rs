@@ -11,9 +11,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 use switchyard_api::{ChatCompletionRequest, Role};
+use switchyard_cache::Embedder as _;
 use switchyard_control::{ModelSpec, Policy, Price, RouteSpec};
-use switchyard_route::{Bars, Chosen, Classifier, Decision, RouteError, RouteRequest, Router};
+use switchyard_route::{
+    Bars, Chosen, Classifier, Decision, Estimator, RouteError, RouteRequest, Router,
+};
 
+use crate::data_plane::cache::{StaticModel, StaticModels};
 use crate::data_plane::dispatch::ModelRuntime;
 use crate::error::GatewayError;
 
@@ -27,21 +31,38 @@ pub struct RouteRuntime {
     /// The price of the route's most expensive candidate: what the traffic would cost without
     /// routing, the baseline savings are counted against.
     pub baseline_price: Price,
+    /// The static model a neighbour router embeds prompts with (`None` for other routers).
+    embedder: Option<Arc<StaticModel>>,
 }
 
 impl RouteRuntime {
+    /// `static_models` gives the route's embedding model when its router needs one, checked
+    /// against the fingerprint the router was built with.
     pub fn build(
         spec: &RouteSpec,
         models: &std::collections::BTreeMap<String, ModelSpec>,
+        static_models: &mut StaticModels,
     ) -> Result<Self, RouteError> {
-        let classifier = spec.router.as_ref().map_or_else(
-            || Classifier::new(Default::default(), Vec::new()),
-            |r| r.artifact.classifier(),
+        let estimator = spec.router.as_ref().map_or_else(
+            || Estimator::Linear(Classifier::new(Default::default(), Vec::new())),
+            |r| r.estimator.clone(),
         );
+        let embedder = match estimator.neighbours() {
+            Some(neighbours) => {
+                let model = static_models.get(&spec.embedder).map_err(|e| {
+                    RouteError::Embedder(format!("{}: {e}", spec.embedder.display()))
+                })?;
+                neighbours
+                    .check_embedder(|text| model.embed(text))
+                    .map_err(RouteError::Embedder)?;
+                Some(model)
+            }
+            None => None,
+        };
         let router = Router::new(
             spec.candidates.clone(),
             spec.rules.clone(),
-            classifier,
+            estimator,
             spec.bars,
         )?;
         let baseline_price = spec
@@ -56,6 +77,7 @@ impl RouteRuntime {
             router,
             bars: ArcSwap::from_pointee(spec.bars),
             baseline_price,
+            embedder,
         })
     }
 
@@ -68,12 +90,15 @@ impl RouteRuntime {
     ) -> Decision {
         let prompt = routed_prompt(request);
         let metadata = request_metadata(request);
+        // Only a neighbour router has an embedder, and it only needs the vector when a
+        // classifier runs at all; a rule match or `best` wastes these few microseconds.
+        let dense = self.embedder.as_ref().map(|m| m.embed(&prompt));
         self.router.decide_with_bars(
             &RouteRequest {
                 prompt: &prompt,
                 key: Some(key_id),
                 metadata: &metadata,
-                dense: None,
+                dense: dense.as_deref(),
             },
             policy,
             self.bars(),

@@ -40,8 +40,8 @@ impl Pipeline {
         let engines = Engines::start(&config, &labels)?;
         let (models, deployments) = models(&config, &providers, &engines, shared, gates);
         let keyring = keyring(&config, env, spent, shared)?;
-        let routes = routes(&config, &models)?;
         let mut static_models = StaticModels::default();
+        let routes = routes(&config, &models, &mut static_models)?;
         let cache = cache(&config, &mut static_models, shared)?;
         let guards = GuardStage::build(&config.guards, env, &mut static_models)?;
         let mut guard_policies = HashMap::new();
@@ -212,13 +212,16 @@ fn keyring(
 fn routes(
     config: &Config,
     models: &HashMap<String, Arc<ModelRuntime>>,
+    static_models: &mut StaticModels,
 ) -> Result<HashMap<String, Route>, BuildError> {
     let mut routes = HashMap::new();
     for (name, spec) in &config.routes {
         let runtime =
-            RouteRuntime::build(spec, &config.models).map_err(|source| BuildError::Route {
-                route: name.clone(),
-                source,
+            RouteRuntime::build(spec, &config.models, static_models).map_err(|source| {
+                BuildError::Route {
+                    route: name.clone(),
+                    source,
+                }
             })?;
         let route = Route::resolve(runtime, models).map_err(|model| BuildError::RouteTarget {
             route: name.clone(),
