@@ -31,6 +31,7 @@ pub mod entries;
 pub mod guard;
 pub mod index;
 pub mod key;
+pub mod pair;
 pub mod policy;
 pub mod replay;
 pub mod store;

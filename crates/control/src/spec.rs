@@ -306,6 +306,8 @@ pub struct CacheSpec {
     pub top_k: usize,
     /// What models and routes without their own settings use.
     pub defaults: CachePolicySpec,
+    /// `pair_check = true`: MiniLM's folder, loaded to check each semantic candidate.
+    pub pair_check: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -577,7 +577,7 @@ mod cache {
     use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse};
     use switchyard_cache::{CacheControl, Entries, ExactKey, NewEntry, Scope, Shape};
     use switchyard_control::{CachePolicySpec, CacheSpec};
-    use switchyard_gateway::data_plane::cache::{CacheOutcome, CacheStage, Looked, StaticModels};
+    use switchyard_gateway::data_plane::cache::{CacheOutcome, CacheStage, StaticModels};
     use switchyard_gateway::data_plane::shared::SharedCache;
 
     const TTL: Duration = Duration::from_millis(600);
@@ -603,6 +603,7 @@ mod cache {
             embedder: "unused".into(),
             top_k: 4,
             defaults: policy(),
+            pair_check: None,
         };
         let stage =
             CacheStage::build_shared(&spec, false, &mut StaticModels::default(), tier.clone())
@@ -636,10 +637,10 @@ mod cache {
     }
 
     async fn look(stage: &CacheStage, tenant: &str, req: &ChatCompletionRequest) -> CacheOutcome {
-        match stage.lookup(tenant, "m", &policy(), CacheControl::Normal, req) {
-            Looked::Done(outcome) => outcome,
-            Looked::Ask(shared) => shared.finish().await,
-        }
+        stage
+            .lookup(tenant, "m", &policy(), CacheControl::Normal, req)
+            .finish()
+            .await
     }
 
     fn hit_text(outcome: &CacheOutcome) -> Option<String> {

@@ -15,6 +15,11 @@ pub(super) fn cache_spec(c: &mut Checker, rc: &RawCache) -> CacheSpec {
         "cache.embedder",
         "must name the folder of the static embedding model",
     );
+    c.ensure(
+        !rc.pair_check || !rc.minilm.trim().is_empty(),
+        "cache.minilm",
+        "must name the folder of MiniLM when pair_check is on",
+    );
     let defaults = CachePolicySpec {
         enabled: rc.enabled,
         semantic: rc.semantic,
@@ -28,6 +33,7 @@ pub(super) fn cache_spec(c: &mut Checker, rc: &RawCache) -> CacheSpec {
         embedder: PathBuf::from(&rc.embedder),
         top_k: rc.top_k,
         defaults,
+        pair_check: rc.pair_check.then(|| PathBuf::from(&rc.minilm)),
     }
 }
 
