@@ -212,7 +212,7 @@ impl PendingCheck {
         } = self;
         let query = miss.0.prepared.question.clone();
         let cached = hit.question.clone();
-        let verdict = tokio::task::spawn_blocking(move || {
+        let verdict = crate::tasks::spawn_blocking(move || {
             checker.check(&query, &cached, similarity, notches)
         })
         .await
@@ -592,4 +592,71 @@ pub fn cache_control(headers: &HeaderMap) -> Result<CacheControl, GatewayError> 
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage() -> CacheStage {
+        let spec = CacheSpec {
+            max_bytes: 1 << 20,
+            embedder: "unused".into(),
+            top_k: 4,
+            defaults: CachePolicySpec {
+                enabled: true,
+                semantic: false,
+                threshold: 0.9,
+                ttl: std::time::Duration::from_secs(60),
+                allow_temperature: false,
+            },
+            pair_check: None,
+        };
+        CacheStage::build(&spec, false, &mut StaticModels::default()).unwrap()
+    }
+
+    fn scope(tenant: &str) -> Scope {
+        Scope {
+            tenant: tenant.to_owned(),
+            route: "r".to_owned(),
+            shape: switchyard_cache::Shape([0; 32]),
+        }
+    }
+
+    #[test]
+    fn a_dislike_tightens_only_the_tenants_own_hit_and_at_most_three_notches() {
+        let s = stage();
+        for i in 0..5 {
+            s.served(&format!("req-{i}"), (scope("acme"), ExactKey([i; 32])));
+        }
+        // Another tenant cannot act on acme's hit; an unknown id does nothing.
+        assert!(!s.disliked("globex", "req-0"));
+        assert!(!s.disliked("acme", "req-unknown"));
+        assert_eq!(s.notches(&scope("acme")), 0);
+        for i in 0..5 {
+            assert!(s.disliked("acme", &format!("req-{i}")));
+        }
+        assert_eq!(s.notches(&scope("acme")), MAX_NOTCHES);
+        // Each hit counts once.
+        assert!(!s.disliked("acme", "req-0"));
+    }
+
+    #[test]
+    fn remembered_hits_and_tightened_scopes_stay_bounded() {
+        let s = stage();
+        for i in 0..SERVED_HITS + 10 {
+            s.served(
+                &format!("req-{i}"),
+                (scope(&format!("t{i}")), ExactKey([0; 32])),
+            );
+        }
+        // The oldest were forgotten.
+        assert!(!s.disliked("t0", "req-0"));
+        for i in 10..SERVED_HITS + 10 {
+            assert!(s.disliked(&format!("t{i}"), &format!("req-{i}")));
+        }
+        let f = s.feedback.lock().unwrap();
+        assert_eq!(f.served.len(), 0);
+        assert!(f.notches.len() <= TIGHTENED_SCOPES);
+    }
 }
