@@ -22,7 +22,8 @@
 //!
 //! Pure: the caller computes the token vectors (the gateway with `switchyard-embed`'s
 //! `MiniLm::tokens`) and passes them in; the model comes from a JSON artifact
-//! (`eval/artifacts/cache-pair-check.v1.json`).
+//! (`eval/artifacts/cache-pair-check.v1.json`, built into the binary by `switchyard-control`
+//! as `builtin:cache-pair-check.v1`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,10 +36,6 @@ use crate::guard::{self, Features};
 pub const FORMAT: &str = "switchyard-cache-pair-check";
 /// The artifact's `version`: bump when a feature changes meaning.
 pub const FORMAT_VERSION: u64 = 1;
-
-/// The shipped artifact, trained by `cargo run --release -p switchyard-cache --example eval --
-/// shared --write`.
-pub const BUILTIN: &str = include_str!("../../../eval/artifacts/cache-pair-check.v1.json");
 
 /// The features, in the order of the model's weights.
 pub const FEATURE_NAMES: &[&str] = &[
@@ -141,11 +138,6 @@ impl PairCheck {
             threshold: 0.5,
             candidate_threshold: 0.0,
         }
-    }
-
-    /// The artifact this build ships (`eval/artifacts/cache-pair-check.v1.json`).
-    pub fn builtin() -> Result<PairCheck, PairCheckError> {
-        PairCheck::from_json(BUILTIN)
     }
 
     pub fn load(path: impl AsRef<Path>) -> Result<PairCheck, PairCheckError> {

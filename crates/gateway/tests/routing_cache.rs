@@ -541,7 +541,7 @@ async fn a_semantic_hit_keeps_the_shape_of_the_answer() {
     );
 }
 
-/// MiniLM's folder, for configs with `pair_check = true` (`scripts/fetch-models.sh`).
+/// MiniLM's folder, for configs with a `pair_check` (`scripts/fetch-models.sh`).
 fn minilm() -> &'static str {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
     assert!(
@@ -559,7 +559,7 @@ async fn pair_checked(up: &switchyard_testkit::FakeUpstream, threshold: f32) -> 
     let cache = cache_and_key().replace(
         "threshold = 0.85",
         &format!(
-            "threshold = {threshold}\npair_check = true\nminilm = \"{}\"",
+            "threshold = {threshold}\npair_check = \"builtin:cache-pair-check.v1\"\nminilm = \"{}\"",
             minilm()
         ),
     );

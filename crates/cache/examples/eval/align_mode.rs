@@ -339,8 +339,14 @@ struct Row {
 }
 
 /// Logistic regression with L2 over standardised features: (mean, scale, weights, bias).
-fn fit(x: &[[f32; N_FEATURES]], y: &[bool], l2: f64) -> (Vec<f32>, Vec<f32>, Vec<f32>, f32) {
+fn fit(
+    x: &[[f32; N_FEATURES]],
+    y: &[bool],
+    weight: &[f64],
+    l2: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, f32) {
     let n = x.len().max(1) as f64;
+    let total: f64 = weight.iter().sum::<f64>().max(1e-9);
     let mut mean = [0f64; N_FEATURES];
     let mut var = [0f64; N_FEATURES];
     for r in x {
@@ -369,13 +375,13 @@ fn fit(x: &[[f32; N_FEATURES]], y: &[bool], l2: f64) -> (Vec<f32>, Vec<f32>, Vec
     for _ in 0..3000 {
         let mut gw = [0f64; N_FEATURES];
         let mut gb = 0f64;
-        for (r, t) in z.iter().zip(y) {
+        for ((r, t), k) in z.iter().zip(y).zip(weight) {
             let s: f64 = b + r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>();
-            let e = 1.0 / (1.0 + (-s).exp()) - f64::from(u8::from(*t));
+            let e = (1.0 / (1.0 + (-s).exp()) - f64::from(u8::from(*t))) * k / total;
             for i in 0..N_FEATURES {
-                gw[i] += e * r[i] / n;
+                gw[i] += e * r[i];
             }
-            gb += e / n;
+            gb += e;
         }
         for i in 0..N_FEATURES {
             w[i] -= 0.5 * (gw[i] + l2 * w[i]);
@@ -604,10 +610,27 @@ pub(crate) fn shared_main(models: &Path, data: &str, args: &[String]) {
     // Out-of-fold probabilities on the tune half.
     let l2 = 1e-3;
     let scored_only = std::env::var("SCORED_ONLY").is_ok();
+    let balanced = std::env::var("BALANCED").is_ok();
     let train = |rows: &[&Row]| {
         let x: Vec<[f32; N_FEATURES]> = rows.iter().map(|r| r.x).collect();
         let y: Vec<bool> = rows.iter().map(|r| r.dup).collect();
-        with_model(&base, fit(&x, &y, l2))
+        // Optionally each source weighs the same in total, so the largest one with the most
+        // duplicates (qqp, gptcache_mock's all duplicates) does not set the model alone.
+        let mut per: HashMap<&str, f64> = HashMap::new();
+        for r in rows {
+            *per.entry(r.source.as_str()).or_default() += 1.0;
+        }
+        let wts: Vec<f64> = rows
+            .iter()
+            .map(|r| {
+                if balanced {
+                    1.0 / per[r.source.as_str()]
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        with_model(&base, fit(&x, &y, &wts, l2))
     };
     for f in 0..5 {
         let tr: Vec<&Row> = rows

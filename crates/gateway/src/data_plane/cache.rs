@@ -16,7 +16,7 @@
 //!    Redis before the semantic tier: [`CacheStage::lookup`] hands back a [`SharedLookup`] to
 //!    await, and a stored answer is also written there. Without one (and without the pair
 //!    check), the lookup is what it always was: synchronous.
-//! 6. With `[cache] pair_check = true`, the one semantic candidate the static search found
+//! 6. With `[cache] pair_check` set, the one semantic candidate the static search found
 //!    (guard off, the best candidate only) is checked before it is served
 //!    (`switchyard_cache::pair`): MiniLM's token vectors of both questions (one forward pass
 //!    of two texts, ~15-25 ms on a quiet core in a release build, on a blocking thread),
@@ -70,7 +70,7 @@ pub struct CacheStage {
 
 /// The pair check with the MiniLM it runs on.
 pub struct PairChecker {
-    check: PairCheck,
+    check: Arc<PairCheck>,
     minilm: MiniLm,
 }
 
@@ -330,10 +330,8 @@ impl CacheFill {
 pub enum EmbedderMissing {
     #[error("cache.embedder: {0}")]
     Static(#[from] switchyard_embed::EmbedError),
-    #[error("cache.minilm (pair_check = true): {0}")]
+    #[error("cache.minilm (for pair_check): {0}")]
     MiniLm(switchyard_embed::EmbedError),
-    #[error("cache.pair_check: {0}")]
-    Artifact(#[from] switchyard_cache::pair::PairCheckError),
 }
 
 impl CacheStage {
@@ -349,9 +347,9 @@ impl CacheStage {
             None
         };
         let checker = match (&spec.pair_check, semantic_used) {
-            (Some(dir), true) => Some(Arc::new(PairChecker {
-                check: PairCheck::builtin()?,
-                minilm: MiniLm::load(dir).map_err(EmbedderMissing::MiniLm)?,
+            (Some(p), true) => Some(Arc::new(PairChecker {
+                check: Arc::clone(&p.check),
+                minilm: MiniLm::load(&p.minilm).map_err(EmbedderMissing::MiniLm)?,
             })),
             _ => None,
         };
