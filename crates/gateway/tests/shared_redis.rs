@@ -807,6 +807,51 @@ mod cache {
         assert_eq!(near[0].key, key2);
     }
 
+    /// A thumbs down removes an entry on the replica that served it; the others' copies and
+    /// the exact entry in Redis go too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_removed_entry_leaves_redis_and_the_other_replicas() {
+        let Some(redis) = redis("a_removed_entry_leaves_redis_and_the_other_replicas") else {
+            return;
+        };
+        let (_a, ta) = replica(&redis).await;
+        let (_b, tb) = replica(&redis).await;
+        subscribed(&tb, 1).await;
+        let v = vec![0.6, 0.8];
+        let key = ExactKey([6; 32]);
+        ta.write(
+            &scope("acme"),
+            key,
+            &semantic_entry("{}", v.clone()),
+            TTL * 100,
+        );
+        received(&tb, 1).await;
+        assert_eq!(exists(&redis).await, 1);
+        assert!(tb.local().nearest(&scope("acme"), &v, 1).is_some());
+
+        ta.remove(&scope("acme"), key);
+        received(&tb, 2).await;
+        assert!(
+            tb.local()
+                .nearest(&scope("acme"), &v, 1)
+                .is_none_or(|found| found.is_empty()),
+            "B's copy is gone"
+        );
+        // Deleted in the same round trip that published the removal.
+        assert_eq!(exists(&redis).await, 0);
+        // A removal of another tenant's slot touches nothing of acme's.
+        ta.write(
+            &scope("acme"),
+            key,
+            &semantic_entry("{}", v.clone()),
+            TTL * 100,
+        );
+        received(&tb, 3).await;
+        ta.remove(&scope("globex"), key);
+        received(&tb, 4).await;
+        assert!(tb.local().nearest(&scope("acme"), &v, 1).is_some());
+    }
+
     /// Until A's link answers again (its writes are skipped while it is down).
     async fn ta_up(tier: &SharedCache) {
         back(tier.shared()).await;

@@ -26,8 +26,9 @@
 //!    [`SERVED_HITS`]). A negative score on it (`POST /v1/feedback`, thumbs down) removes the
 //!    entry and tightens its scope one notch: +[`NOTCH`] on the similarity threshold and on
 //!    the pair check's probability threshold, at most [`MAX_NOTCHES`] notches, for as long as
-//!    this process runs (at most [`TIGHTENED_SCOPES`] scopes). In a fleet it is the replica
-//!    that served the hit which removes its copy; others keep theirs until they expire.
+//!    this process runs (at most [`TIGHTENED_SCOPES`] scopes). In a fleet the replica that
+//!    served the hit removes the entry from Redis and tells the others to remove theirs
+//!    (`shared::cache`, 5.); the tightening stays with that replica.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -466,6 +467,9 @@ impl CacheStage {
             return false;
         };
         self.cache.remove(&scope, &key);
+        if let Some(tier) = &self.shared {
+            tier.remove(&scope, key);
+        }
         if !f.notches.contains_key(&scope) && f.notches.len() >= TIGHTENED_SCOPES {
             // Full: forget the least tightened scope to make room.
             if let Some(k) = f
