@@ -753,6 +753,26 @@ mod cache {
             .unwrap();
     }
 
+    /// Replicas A (its tier) and B over `redis`; A's semantic entry `key` with vector `v` for
+    /// acme, received by B.
+    async fn sharing(
+        redis: &RedisServer,
+        key: ExactKey,
+        v: &[f32],
+    ) -> (Arc<SharedCache>, (CacheStage, Arc<SharedCache>)) {
+        let (_a, ta) = replica(redis).await;
+        let (b, tb) = replica(redis).await;
+        subscribed(&tb, 1).await;
+        ta.write(
+            &scope("acme"),
+            key,
+            &semantic_entry("{}", v.to_vec()),
+            TTL * 100,
+        );
+        received(&tb, 1).await;
+        (ta, (b, tb))
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_semantic_entry_reaches_the_other_replicas_index_and_again_after_redis_restarts() {
         let Some(mut redis) = redis(
@@ -761,18 +781,9 @@ mod cache {
             return;
         };
         switchyard_gateway::metrics::handle();
-        let (_a, ta) = replica(&redis).await;
-        let (b, tb) = replica(&redis).await;
-        subscribed(&tb, 1).await;
         let v = vec![0.6, 0.8];
         let key = ExactKey([4; 32]);
-        ta.write(
-            &scope("acme"),
-            key,
-            &semantic_entry("{}", v.clone()),
-            TTL * 100,
-        );
-        received(&tb, 1).await;
+        let (ta, (b, tb)) = sharing(&redis, key, &v).await;
         let near = tb.local().nearest(&scope("acme"), &v, 1).unwrap();
         assert_eq!(near[0].key, key);
         assert!(near[0].similarity > 0.99);
@@ -814,18 +825,9 @@ mod cache {
         let Some(redis) = redis("a_removed_entry_leaves_redis_and_the_other_replicas") else {
             return;
         };
-        let (_a, ta) = replica(&redis).await;
-        let (_b, tb) = replica(&redis).await;
-        subscribed(&tb, 1).await;
         let v = vec![0.6, 0.8];
         let key = ExactKey([6; 32]);
-        ta.write(
-            &scope("acme"),
-            key,
-            &semantic_entry("{}", v.clone()),
-            TTL * 100,
-        );
-        received(&tb, 1).await;
+        let (ta, (_b, tb)) = sharing(&redis, key, &v).await;
         assert_eq!(exists(&redis).await, 1);
         assert!(tb.local().nearest(&scope("acme"), &v, 1).is_some());
 
