@@ -158,6 +158,8 @@ pub enum Removal {
     Expired,
     /// Its JSON no longer parses (this cache wrote it, so never expected); not counted.
     Unreadable,
+    /// A user disliked the answer it served (thumbs down); not counted.
+    Disliked,
 }
 
 #[derive(Debug)]

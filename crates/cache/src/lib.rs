@@ -22,15 +22,16 @@
 //! (Keep the embedding from the lookup to avoid computing it twice: `lookup_exact`,
 //! `Prepared::embed`, `lookup_semantic` are the same steps, separately callable.)
 //!
-//! The pair verifier for semantic hits, which the precision goal needs (`eval/cache.md`), is
-//! evaluation code and lives with the evaluation (`examples/eval/verify.rs`): the gateway
-//! does not use it, so this crate does not compile it. `Hit::question` and
-//! `guard::signals` are what it needs from here.
+//! A semantic hit can be checked before it is served: `pair::PairCheck` (MiniLM token
+//! alignment and a trained model, `eval/cache.md`), given the token vectors by the caller;
+//! `Hit::question` and `Hit::key` are what it and the feedback that removes an entry need.
+//! The older pair verifier (`examples/eval/verify.rs`) is evaluation code only.
 
 pub mod entries;
 pub mod guard;
 pub mod index;
 pub mod key;
+pub mod pair;
 pub mod policy;
 pub mod replay;
 pub mod store;

@@ -128,6 +128,9 @@ pub struct Hit {
     /// message, whitespace-normalised), so the caller can check a semantic hit against it
     /// before serving it (the evaluation's verifier, `examples/eval/verify.rs`).
     pub question: Arc<str>,
+    /// The entry's slot in its scope, so the caller can remove it later
+    /// ([`Cache::remove`], when a user dislikes the answer).
+    pub key: ExactKey,
 }
 
 /// Why a lookup served nothing.
@@ -233,6 +236,7 @@ impl Cache {
             kind: HitKind::Exact,
             response,
             question: stored.question,
+            key: prepared.key,
         })
     }
 
@@ -285,6 +289,7 @@ impl Cache {
                 },
                 response,
                 question: stored.question,
+                key: c.key,
             })
         });
         match hit {
@@ -371,6 +376,12 @@ impl Cache {
                 None
             }
         }
+    }
+
+    /// Removes the entry in the slot (a user disliked what it served); nothing when it is
+    /// already gone.
+    pub fn remove(&self, scope: &Scope, key: &ExactKey) {
+        self.entries.evict(scope, key, Removal::Disliked);
     }
 
     /// Removes every expired entry; call it now and then (e.g. once a minute).

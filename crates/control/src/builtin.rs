@@ -20,6 +20,26 @@ pub const TOXICITY_DETECTORS: &[(&str, &str)] = &[(
     include_str!("../../../eval/artifacts/toxicity.v1.json"),
 )];
 
+/// `(name, JSON)` of every built-in semantic-cache pair check (`eval/cache.md`).
+pub const PAIR_CHECKS: &[(&str, &str)] = &[(
+    "cache-pair-check.v1",
+    include_str!("../../../eval/artifacts/cache-pair-check.v1.json"),
+)];
+
+/// Loads `builtin:NAME` (one of [`PAIR_CHECKS`]) or a path as the cache's pair check.
+pub fn load_pair_check(source: &str) -> Result<switchyard_cache::pair::PairCheck, String> {
+    match source.strip_prefix("builtin:") {
+        Some(name) => {
+            let text = find(PAIR_CHECKS, name, "pair check")?;
+            switchyard_cache::pair::PairCheck::from_json(text)
+                .map_err(|e| format!("built-in pair check `{name}` does not parse: {e}"))
+        }
+        None => {
+            switchyard_cache::pair::PairCheck::load(Path::new(source)).map_err(|e| error_chain(&e))
+        }
+    }
+}
+
 /// Loads `builtin:NAME` (one of `builtins`) or a path as a text-classifier artifact.
 pub fn load_classifier(
     source: &str,

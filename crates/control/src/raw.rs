@@ -617,6 +617,11 @@ pub struct RawCache {
     pub ttl_secs: u64,
     /// Also cache requests with temperature above zero (or unset).
     pub allow_temperature: bool,
+    /// Check the semantic candidate with this pair check (`builtin:cache-pair-check.v1` or
+    /// an artifact's path: MiniLM token alignment and a trained model) before serving it.
+    pub pair_check: Option<String>,
+    /// Folder of MiniLM, loaded when `pair_check` is on.
+    pub minilm: String,
 }
 
 impl Default for RawCache {
@@ -630,6 +635,8 @@ impl Default for RawCache {
             threshold: 0.90,
             ttl_secs: 3600,
             allow_temperature: false,
+            pair_check: None,
+            minilm: "models/all-MiniLM-L6-v2".to_owned(),
         }
     }
 }

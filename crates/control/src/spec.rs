@@ -310,6 +310,18 @@ pub struct CacheSpec {
     pub top_k: usize,
     /// What models and routes without their own settings use.
     pub defaults: CachePolicySpec,
+    /// `pair_check`: the check each semantic candidate passes before it is served.
+    pub pair_check: Option<PairCheckSpec>,
+}
+
+/// `[cache] pair_check` with the MiniLM it runs on.
+#[derive(Debug, Clone)]
+pub struct PairCheckSpec {
+    /// What the config named (`builtin:NAME` or a path).
+    pub source: String,
+    pub check: std::sync::Arc<switchyard_cache::pair::PairCheck>,
+    /// MiniLM's folder (`[cache] minilm`).
+    pub minilm: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -820,3 +820,36 @@ fn capacity_priorities_and_admission_validate_and_their_mistakes_name_line_and_f
         "{errs:#?}"
     );
 }
+
+#[test]
+fn the_cache_pair_check_is_a_builtin_or_a_file_and_names_its_mistakes() {
+    let errs = errors(&format!(
+        "{GOOD}\n[cache]\npair_check = \"builtin:nope\"\nminilm = \"\"\n"
+    ));
+    assert!(
+        has_in(&errs, "`cache.pair_check`: no built-in pair check `nope`"),
+        "{errs:#?}"
+    );
+    assert!(has_in(&errs, "`cache.minilm`"), "{errs:#?}");
+    let errs = errors(&format!(
+        "{GOOD}\n[cache]\npair_check = \"/nonexistent/check.json\"\n"
+    ));
+    assert!(
+        has_in(&errs, "`cache.pair_check`: reading /nonexistent/check.json"),
+        "{errs:#?}"
+    );
+    let ok = parse(
+        &format!("{GOOD}\n[cache]\npair_check = \"builtin:cache-pair-check.v1\"\n"),
+        "ok.toml",
+    )
+    .unwrap();
+    let p = ok.cache.unwrap().pair_check.unwrap();
+    assert_eq!(
+        p.minilm,
+        std::path::PathBuf::from("models/all-MiniLM-L6-v2")
+    );
+    assert!(p.check.threshold > 0.5, "{}", p.check.threshold);
+    // Off unless named.
+    let ok = parse(&format!("{GOOD}\n[cache]\n"), "ok.toml").unwrap();
+    assert!(ok.cache.unwrap().pair_check.is_none());
+}

@@ -20,7 +20,7 @@ mod wordpiece;
 
 pub use distill::{distill, distill_table, sif_weights, DistillOptions, DistillReport};
 pub use error::EmbedError;
-pub use minilm::MiniLm;
+pub use minilm::{MiniLm, TokenVectors};
 pub use pca::{symmetric_eigen, Pca};
 pub use static_model::StaticEmbedder;
 

@@ -23,6 +23,17 @@ pub(crate) const MAX_TOKENS: usize = 256;
 /// is about 50 MB of attention scores) without costing speed.
 const CHUNK: usize = 32;
 
+/// One text's contextual token vectors ([`MiniLm::tokens`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenVectors {
+    /// WordPiece ids of the text's tokens, in order, without `[CLS]` and `[SEP]`.
+    pub ids: Vec<u32>,
+    /// One unit-length vector per id.
+    pub tokens: Vec<Vec<f32>>,
+    /// The text's unit-length sentence vector, as [`MiniLm::embed`] gives it.
+    pub pooled: Vec<f32>,
+}
+
 /// all-MiniLM-L6-v2 on the CPU. Loading takes ~0.2 s and ~100 MB; share one instance.
 pub struct MiniLm {
     model: BertModel,
@@ -123,15 +134,7 @@ impl MiniLm {
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(CHUNK) {
-            let encodings = self
-                .tokenizer
-                .encode_batch(chunk.to_vec(), true)
-                .map_err(EmbedError::tokenizer)?;
-            let ids: Vec<Vec<u32>> = encodings.iter().map(|e| e.get_ids().to_vec()).collect();
-            let mask: Vec<Vec<u32>> = encodings
-                .iter()
-                .map(|e| e.get_attention_mask().to_vec())
-                .collect();
+            let (ids, mask) = self.encode(chunk)?;
             for mut v in self.pooled(&ids, &mask)? {
                 l2_normalize(&mut v);
                 out.push(v);
@@ -147,13 +150,81 @@ impl MiniLm {
             .ok_or_else(|| EmbedError::Inconsistent("no vector for one input".to_owned()))
     }
 
-    /// Mean-pooled, *unnormalised* outputs for sequences of token ids that the caller built
-    /// (with any special tokens it wants). All sequences must have the same length; `mask`
-    /// marks real tokens with 1. Distillation uses it to embed vocabulary tokens one by one.
-    pub fn pooled(&self, ids: &[Vec<u32>], mask: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// Each text's contextual token vectors, before pooling: what a token-alignment check
+    /// (BERTScore-style) compares, where the pooled vector has averaged the one differing
+    /// entity away. `[CLS]` and `[SEP]` are left out of `tokens`; `pooled` is the text's
+    /// vector exactly as [`MiniLm::embed`] gives it. Costs one forward pass, like `embed`.
+    pub fn tokens(&self, texts: &[&str]) -> Result<Vec<TokenVectors>, EmbedError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(CHUNK) {
+            let (ids, mask) = self.encode(chunk)?;
+            let hidden = self.hidden(&ids, &mask)?;
+            for ((row, ids), mask) in hidden.iter().zip(&ids).zip(&mask) {
+                let real = mask.iter().filter(|m| **m == 1).count();
+                let mut pooled = vec![0f32; self.dim];
+                for v in &row[..real] {
+                    for (p, x) in pooled.iter_mut().zip(v) {
+                        *p += x;
+                    }
+                }
+                l2_normalize(&mut pooled);
+                // Positions 1..real-1: the text's own tokens, between [CLS] and [SEP].
+                let inner = 1..real.saturating_sub(1).max(1);
+                let tokens = row[inner.clone()]
+                    .iter()
+                    .map(|v| {
+                        let mut v = v.clone();
+                        l2_normalize(&mut v);
+                        v
+                    })
+                    .collect();
+                out.push(TokenVectors {
+                    ids: ids[inner].to_vec(),
+                    tokens,
+                    pooled,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Token ids and attention masks of `texts`, padded to the longest.
+    #[expect(clippy::type_complexity, reason = "two parallel rows per text")]
+    fn encode(&self, texts: &[&str]) -> Result<(Vec<Vec<u32>>, Vec<Vec<u32>>), EmbedError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(EmbedError::tokenizer)?;
+        let ids = encodings.iter().map(|e| e.get_ids().to_vec()).collect();
+        let mask = encodings
+            .iter()
+            .map(|e| e.get_attention_mask().to_vec())
+            .collect();
+        Ok((ids, mask))
+    }
+
+    /// The last layer's outputs, one row per position of each sequence (padding included).
+    fn hidden(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<u32>],
+    ) -> Result<Vec<Vec<Vec<f32>>>, EmbedError> {
+        match self.forward(ids, mask)? {
+            Some((hidden, _)) => Ok(hidden.to_vec3::<f32>()?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The forward pass over sequences the caller built: the last layer's outputs and the
+    /// attention mask as tensors; `None` for no sequences.
+    fn forward(
+        &self,
+        ids: &[Vec<u32>],
+        mask: &[Vec<u32>],
+    ) -> Result<Option<(Tensor, Tensor)>, EmbedError> {
         let n = ids.len();
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let len = ids[0].len();
         if ids.iter().chain(mask).any(|s| s.len() != len) || mask.len() != n {
@@ -169,6 +240,16 @@ impl MiniLm {
         let hidden = self
             .model
             .forward(&input_ids, &token_types, Some(&attention))?;
+        Ok(Some((hidden, attention)))
+    }
+
+    /// Mean-pooled, *unnormalised* outputs for sequences of token ids that the caller built
+    /// (with any special tokens it wants). All sequences must have the same length; `mask`
+    /// marks real tokens with 1. Distillation uses it to embed vocabulary tokens one by one.
+    pub fn pooled(&self, ids: &[Vec<u32>], mask: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let Some((hidden, attention)) = self.forward(ids, mask)? else {
+            return Ok(Vec::new());
+        };
         // Mean over real tokens only: padded positions get weight 0, so a text's vector is the
         // same whatever else shares its batch.
         let weights = attention.to_dtype(DType::F32)?.unsqueeze(2)?;

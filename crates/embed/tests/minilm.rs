@@ -181,3 +181,24 @@ fn the_fast_tokenizer_agrees_with_the_full_one() {
         );
     }
 }
+
+/// The token vectors' pooled vector is the sentence vector `embed` gives, and there is one
+/// unit-length vector per token between `[CLS]` and `[SEP]`, whatever shares the batch.
+#[test]
+fn token_vectors_pool_to_the_sentence_vector() {
+    let m = minilm();
+    let tv = m.tokens(&SENTENCES).unwrap();
+    let pooled = m.embed(&SENTENCES).unwrap();
+    for ((t, p), text) in tv.iter().zip(&pooled).zip(SENTENCES) {
+        assert!(cosine(&t.pooled, p) > 0.9999, "{text}");
+        let ids = m.tokenizer().encode(text, false).unwrap();
+        assert_eq!(t.ids, ids.get_ids(), "{text}");
+        assert_eq!(t.tokens.len(), t.ids.len());
+        for v in &t.tokens {
+            let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "{text}: norm {norm}");
+        }
+    }
+    let alone = m.tokens(&[SENTENCES[0]]).unwrap();
+    assert!(cosine(&alone[0].tokens[2], &tv[0].tokens[2]) > 0.9999);
+}

@@ -156,7 +156,7 @@ fn describe() {
     );
     describe_counter!(
         CACHE_GUARDED,
-        "Semantic candidates the false-hit guard refused, by reason."
+        "Semantic candidates the false-hit guard or the pair check refused, by reason."
     );
     describe_gauge!(CACHE_ENTRIES, "Entries in the response cache.");
     describe_gauge!(CACHE_BYTES, "Bytes held by the response cache.");

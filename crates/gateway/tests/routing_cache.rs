@@ -13,6 +13,7 @@ mod common;
 use common::{start, user, TestGateway, KEY};
 use futures::StreamExt;
 use serde_json::{json, Value};
+use switchyard_testkit::{FakeUpstream, Flavor};
 
 const OTHER_KEY: &str = "sk-test-other-tenant";
 
@@ -495,7 +496,7 @@ async fn cached_upstream(up: &switchyard_testkit::FakeUpstream) -> TestGateway {
 /// the same shape still hits.
 #[tokio::test]
 async fn a_semantic_hit_keeps_the_shape_of_the_answer() {
-    use switchyard_testkit::{FakeUpstream, Flavor, Reply};
+    use switchyard_testkit::Reply;
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     let gw = cached_upstream(&up).await;
     let body_of = |text: &str, shape: Value| {
@@ -592,5 +593,98 @@ async fn a_semantic_hit_keeps_the_shape_of_the_answer() {
         up.requests().len(),
         6,
         "every miss went upstream, every hit did not"
+    );
+}
+
+/// MiniLM's folder, for configs with a `pair_check` (`scripts/fetch-models.sh`).
+fn minilm() -> &'static str {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
+    assert!(
+        std::path::Path::new(dir)
+            .join("model.safetensors")
+            .is_file(),
+        "MiniLM is missing at {dir}: run scripts/fetch-models.sh"
+    );
+    dir
+}
+
+/// A gateway with one model `m` on a fake upstream, the semantic cache at `threshold` and the
+/// pair check on.
+async fn pair_checked(up: &switchyard_testkit::FakeUpstream, threshold: f32) -> TestGateway {
+    let cache = cache_and_key().replace(
+        "threshold = 0.85",
+        &format!(
+            "threshold = {threshold}\npair_check = \"builtin:cache-pair-check.v1\"\nminilm = \"{}\"",
+            minilm()
+        ),
+    );
+    start(&format!("{}\n{cache}", common::openai_model(up))).await
+}
+
+/// With the pair check, a paraphrase is served; the same question with its subjects swapped,
+/// or its conversion reversed, is not, though the static model puts them at ~1.0.
+#[tokio::test]
+async fn the_pair_check_serves_paraphrases_and_refuses_swapped_roles() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let mut gw = pair_checked(&up, 0.85).await;
+    let ask_m = |text: &'static str| {
+        let gw = &gw;
+        async move { ask(gw, KEY, chat("m", text), &[]).await.cache }
+    };
+    assert_eq!(ask_m("How do I reset my password?").await, "miss");
+    assert_eq!(ask_m("How can I reset my password?").await, "hit-semantic");
+    assert_eq!(ask_m("Is Python faster than Java?").await, "miss");
+    assert_eq!(ask_m("Is Java faster than Python?").await, "miss");
+    assert_eq!(ask_m("How do I convert dollars to euros?").await, "miss");
+    assert_eq!(ask_m("How do I convert euros to dollars?").await, "miss");
+    gw.stop().await;
+    let records = gw.records();
+    // The swapped questions were candidates (the static model cannot tell them apart): the
+    // pair check, not the threshold, refused them.
+    for r in [&records[3], &records[5]] {
+        assert_eq!(r.cache.as_deref(), Some("miss"));
+        assert!(r.cache_similarity.unwrap() >= 0.85, "{r:?}");
+    }
+}
+
+/// A thumbs down on a semantic hit removes the entry it came from and raises its scope's
+/// threshold a notch: a question as close as the disliked one is then refused.
+#[tokio::test]
+async fn a_thumbs_down_on_a_semantic_hit_removes_it_and_tightens_the_scope() {
+    let (cached, paraphrase) = (
+        "How do I reset my password?",
+        "How can I reset my password?",
+    );
+    // The threshold sits just under the pair's similarity, so one notch (0.02) lifts it above.
+    let model = switchyard_embed::StaticEmbedder::load(common::static_embedder()).unwrap();
+    let v: Vec<Vec<f32>> = [cached, paraphrase]
+        .iter()
+        .map(|t| {
+            let mut v = model.embed(t).unwrap();
+            switchyard_cache::index::normalise(&mut v);
+            v
+        })
+        .collect();
+    let similarity = switchyard_cache::index::dot(&v[0], &v[1]);
+    let threshold = ((similarity - 0.01) * 1000.0).floor() / 1000.0;
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let mut gw = pair_checked(&up, threshold).await;
+
+    assert_eq!(outcome(&gw, KEY, "m", cached).await, "miss");
+    let r = gw.chat(chat("m", paraphrase)).send().await.unwrap();
+    assert_eq!(header(&r, "x-switchyard-cache"), "hit-semantic");
+    let hit = common::request_id(&r);
+    gw.feedback(json!({"request_id": hit, "thumbs": "down"}))
+        .await;
+
+    // The entry is gone: the same question misses (and is stored again).
+    assert_eq!(outcome(&gw, KEY, "m", cached).await, "miss");
+    // As close as before, but the scope now needs one notch more.
+    assert_eq!(outcome(&gw, KEY, "m", paraphrase).await, "miss");
+    gw.stop().await;
+    let last = gw.records().pop().unwrap();
+    assert!(
+        last.cache_similarity.unwrap() >= f64::from(threshold),
+        "{last:?}"
     );
 }

@@ -577,7 +577,7 @@ mod cache {
     use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse};
     use switchyard_cache::{CacheControl, Entries, ExactKey, NewEntry, Scope, Shape};
     use switchyard_control::{CachePolicySpec, CacheSpec};
-    use switchyard_gateway::data_plane::cache::{CacheOutcome, CacheStage, Looked, StaticModels};
+    use switchyard_gateway::data_plane::cache::{CacheOutcome, CacheStage, StaticModels};
     use switchyard_gateway::data_plane::shared::SharedCache;
 
     const TTL: Duration = Duration::from_millis(600);
@@ -603,6 +603,7 @@ mod cache {
             embedder: "unused".into(),
             top_k: 4,
             defaults: policy(),
+            pair_check: None,
         };
         let stage =
             CacheStage::build_shared(&spec, false, &mut StaticModels::default(), tier.clone())
@@ -636,10 +637,10 @@ mod cache {
     }
 
     async fn look(stage: &CacheStage, tenant: &str, req: &ChatCompletionRequest) -> CacheOutcome {
-        match stage.lookup(tenant, "m", &policy(), CacheControl::Normal, req) {
-            Looked::Done(outcome) => outcome,
-            Looked::Ask(shared) => shared.finish().await,
-        }
+        stage
+            .lookup(tenant, "m", &policy(), CacheControl::Normal, req)
+            .finish()
+            .await
     }
 
     fn hit_text(outcome: &CacheOutcome) -> Option<String> {
@@ -752,6 +753,26 @@ mod cache {
             .unwrap();
     }
 
+    /// Replicas A (its tier) and B over `redis`; A's semantic entry `key` with vector `v` for
+    /// acme, received by B.
+    async fn sharing(
+        redis: &RedisServer,
+        key: ExactKey,
+        v: &[f32],
+    ) -> (Arc<SharedCache>, (CacheStage, Arc<SharedCache>)) {
+        let (_a, ta) = replica(redis).await;
+        let (b, tb) = replica(redis).await;
+        subscribed(&tb, 1).await;
+        ta.write(
+            &scope("acme"),
+            key,
+            &semantic_entry("{}", v.to_vec()),
+            TTL * 100,
+        );
+        received(&tb, 1).await;
+        (ta, (b, tb))
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_semantic_entry_reaches_the_other_replicas_index_and_again_after_redis_restarts() {
         let Some(mut redis) = redis(
@@ -760,18 +781,9 @@ mod cache {
             return;
         };
         switchyard_gateway::metrics::handle();
-        let (_a, ta) = replica(&redis).await;
-        let (b, tb) = replica(&redis).await;
-        subscribed(&tb, 1).await;
         let v = vec![0.6, 0.8];
         let key = ExactKey([4; 32]);
-        ta.write(
-            &scope("acme"),
-            key,
-            &semantic_entry("{}", v.clone()),
-            TTL * 100,
-        );
-        received(&tb, 1).await;
+        let (ta, (b, tb)) = sharing(&redis, key, &v).await;
         let near = tb.local().nearest(&scope("acme"), &v, 1).unwrap();
         assert_eq!(near[0].key, key);
         assert!(near[0].similarity > 0.99);
@@ -804,6 +816,42 @@ mod cache {
         received(&tb, 2).await;
         let near = tb.local().nearest(&scope("acme"), &[0.8, 0.6], 1).unwrap();
         assert_eq!(near[0].key, key2);
+    }
+
+    /// A thumbs down removes an entry on the replica that served it; the others' copies and
+    /// the exact entry in Redis go too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_removed_entry_leaves_redis_and_the_other_replicas() {
+        let Some(redis) = redis("a_removed_entry_leaves_redis_and_the_other_replicas") else {
+            return;
+        };
+        let v = vec![0.6, 0.8];
+        let key = ExactKey([6; 32]);
+        let (ta, (_b, tb)) = sharing(&redis, key, &v).await;
+        assert_eq!(exists(&redis).await, 1);
+        assert!(tb.local().nearest(&scope("acme"), &v, 1).is_some());
+
+        ta.remove(&scope("acme"), key);
+        received(&tb, 2).await;
+        assert!(
+            tb.local()
+                .nearest(&scope("acme"), &v, 1)
+                .is_none_or(|found| found.is_empty()),
+            "B's copy is gone"
+        );
+        // Deleted in the same round trip that published the removal.
+        assert_eq!(exists(&redis).await, 0);
+        // A removal of another tenant's slot touches nothing of acme's.
+        ta.write(
+            &scope("acme"),
+            key,
+            &semantic_entry("{}", v.clone()),
+            TTL * 100,
+        );
+        received(&tb, 3).await;
+        ta.remove(&scope("globex"), key);
+        received(&tb, 4).await;
+        assert!(tb.local().nearest(&scope("acme"), &v, 1).is_some());
     }
 
     /// Until A's link answers again (its writes are skipped while it is down).

@@ -47,6 +47,7 @@ use switchyard_cache::{
 };
 use verify_mode::verify_main;
 
+mod align_mode;
 mod shared;
 mod verify;
 mod verify_mode;
@@ -181,6 +182,10 @@ fn main() {
         .to_string_lossy()
         .into_owned();
 
+    if mode == "shared" {
+        align_mode::shared_main(&models, &data, &args);
+        return;
+    }
     if mode == "vectors" || mode == "verify" {
         verify_main(&mode, &models, &data, &args);
         return;

@@ -17,6 +17,26 @@ pub(crate) struct Pair {
     pub(crate) text_a: String,
     pub(crate) text_b: String,
     pub(crate) label: u8,
+    #[serde(default)]
+    pub(crate) meta: Meta,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct Meta {
+    #[serde(default)]
+    pub(crate) component: String,
+}
+
+impl Pair {
+    /// The connected component of the question graph the pair belongs to (the data's
+    /// `meta.component`), or its id when the file has none.
+    pub(crate) fn component(&self) -> String {
+        if self.meta.component.is_empty() {
+            self.id.clone()
+        } else {
+            self.meta.component.clone()
+        }
+    }
 }
 
 pub(crate) fn fnv(s: &str) -> u64 {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::checker::Checker;
 use crate::raw::RawCache;
-use crate::spec::{CachePolicySpec, CacheSpec};
+use crate::spec::{CachePolicySpec, CacheSpec, PairCheckSpec};
 
 pub(super) fn cache_spec(c: &mut Checker, rc: &RawCache) -> CacheSpec {
     c.ensure(rc.max_mb > 0, "cache.max_mb", "must be greater than 0");
@@ -15,6 +15,21 @@ pub(super) fn cache_spec(c: &mut Checker, rc: &RawCache) -> CacheSpec {
         "cache.embedder",
         "must name the folder of the static embedding model",
     );
+    let pair_check = rc.pair_check.as_ref().and_then(|source| {
+        c.ensure(
+            !rc.minilm.trim().is_empty(),
+            "cache.minilm",
+            "must name the folder of MiniLM when pair_check is set",
+        );
+        let check = crate::builtin::load_pair_check(source)
+            .map_err(|e| c.err("cache.pair_check", e))
+            .ok()?;
+        Some(PairCheckSpec {
+            source: source.clone(),
+            check: std::sync::Arc::new(check),
+            minilm: PathBuf::from(&rc.minilm),
+        })
+    });
     let defaults = CachePolicySpec {
         enabled: rc.enabled,
         semantic: rc.semantic,
@@ -28,6 +43,7 @@ pub(super) fn cache_spec(c: &mut Checker, rc: &RawCache) -> CacheSpec {
         embedder: PathBuf::from(&rc.embedder),
         top_k: rc.top_k,
         defaults,
+        pair_check,
     }
 }
 

@@ -570,6 +570,7 @@ async fn feedback(
         let request_id = entry.request_id.clone();
         let tenant = entry.tenant.clone();
         let score = entry.score;
+        let negative = entry.is_negative();
         // Feedback is rare and must be durable when we say so: written now, not queued.
         let first_negative = spawn_blocking(move || store.add_feedback(&entry))
             .await
@@ -587,6 +588,13 @@ async fn feedback(
         // The request's quality turns bad in the SLOs and metrics, once (`control_plane/slos.rs`, 4.).
         if first_negative {
             crate::control_plane::alerts::dislike(&app.control, &request_id, &tenant).await;
+        }
+        // A disliked semantic hit leaves the cache, and its scope gets stricter
+        // (`data_plane/cache.rs`, 7.).
+        if negative {
+            if let Some(cache) = app.control.running.pipeline.load().cache() {
+                cache.disliked(&tenant, &request_id);
+            }
         }
         // A rollout's arm that answered the request is judged on its feedback too.
         if let Some(score) = score {

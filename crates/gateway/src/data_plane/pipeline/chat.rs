@@ -13,7 +13,7 @@ use switchyard_rollout::TargetKind;
 
 use super::{admit, note_served, validate_chat, Caller, ChatOutcome, Pipeline, Target};
 use crate::data_plane::admission::{class_of, shed_by_flag};
-use crate::data_plane::cache::{cache_control, CacheFill, CacheOutcome, Looked};
+use crate::data_plane::cache::{cache_control, CacheFill, CacheOutcome};
 use crate::data_plane::dispatch::{ModelRuntime, Served, Started};
 use crate::data_plane::flags::{self, FlagSet};
 use crate::data_plane::guards::{
@@ -258,13 +258,19 @@ impl Pipeline {
             policy.semantic = false;
         }
         let tenant = &cx.caller.key.tenant;
-        let outcome = match cache.lookup(tenant, &cx.scope, &policy, cx.cache_control, &cx.request)
-        {
-            Looked::Done(outcome) => outcome,
-            Looked::Ask(shared) => shared.finish().await,
-        };
+        let outcome = cache
+            .lookup(tenant, &cx.scope, &policy, cx.cache_control, &cx.request)
+            .finish()
+            .await;
         match outcome {
-            CacheOutcome::Hit { response, kind } => {
+            CacheOutcome::Hit {
+                response,
+                kind,
+                slot,
+            } => {
+                if let Some(slot) = slot {
+                    cache.served(record.request_id(), slot);
+                }
                 if let Some(screen) = cx.screen.take() {
                     if let Break(answer) = self.settle(record, cx, screen).await? {
                         return Ok(Break(answer));

@@ -12,7 +12,10 @@
 //!    replicas publish to its own entries, with their embedding: a semantic entry stored by
 //!    one replica is found by the others' semantic search as soon as it arrives. The byte
 //!    budget holds on every replica, since every entry lives in its `InProcessEntries`.
-//! 5. While Redis is unreachable (`connection.rs`) the shared tier is bypassed: lookups stay
+//! 5. A removed entry (a user disliked the semantic hit it served, `data_plane/cache.rs`, 7.)
+//!    is deleted from Redis and the removal published ([`REMOVED`]): every replica removes its
+//!    copy when it hears it.
+//! 6. While Redis is unreachable (`connection.rs`) the shared tier is bypassed: lookups stay
 //!    local, nothing is written, a failure says so once (`warn!`) and
 //!    `switchyard_cache_shared_total{outcome="bypassed"}` counts the lookups it skipped.
 //!    Entries published meanwhile are lost to the replicas that missed them; the exact ones
@@ -21,6 +24,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use switchyard_cache::entries::Removal;
 use switchyard_cache::{Entries, ExactKey, InProcessEntries, NewEntry, Scope, Shape};
 use tokio::sync::{mpsc, watch};
 
@@ -30,6 +34,9 @@ use crate::metrics::{self as m, LabelValue};
 
 /// The format of what the tier writes and publishes; a replica ignores other formats.
 const FORMAT: u8 = 1;
+/// The first byte of a published removal (a replica that predates it ignores it as another
+/// format): the publishing replica, the scope and the exact key, as in [`Published`].
+const REMOVED: u8 = 2;
 
 /// Messages from other replicas waiting to be added here.
 const HEARD_QUEUE: usize = 1_024;
@@ -38,10 +45,20 @@ const HEARD_QUEUE: usize = 1_024;
 pub struct SharedCache {
     shared: Arc<Shared>,
     local: Arc<InProcessEntries>,
-    writes: mpsc::Sender<Write>,
+    writes: mpsc::Sender<Job>,
     subscriptions: watch::Receiver<u64>,
     received: watch::Receiver<u64>,
     _tasks: [AbortOnDrop; 3],
+}
+
+/// What the writer does next.
+enum Job {
+    Write(Write),
+    /// Delete the slot's entry from Redis and tell the other replicas to remove theirs.
+    Remove {
+        scope: Scope,
+        key: ExactKey,
+    },
 }
 
 /// An entry to write to Redis (and to publish, with an embedding).
@@ -105,7 +122,7 @@ impl SharedCache {
         self.subscriptions.clone()
     }
 
-    /// How many entries of other replicas were added here.
+    /// How many entries (and removals, point 5) of other replicas were applied here.
     pub fn received(&self) -> watch::Receiver<u64> {
         self.received.clone()
     }
@@ -163,7 +180,23 @@ impl SharedCache {
             embedding: entry.embedding.clone(),
             ttl,
         };
-        if self.writes.try_send(write).is_err() {
+        if self.writes.try_send(Job::Write(write)).is_err() {
+            count("dropped");
+        }
+    }
+
+    /// Point 5: queues the removal of the slot's entry from Redis and from the other
+    /// replicas (this replica's own copy is the caller's to remove). Never waits; skipped
+    /// while Redis is unreachable or the queue is full.
+    pub fn remove(&self, scope: &Scope, key: ExactKey) {
+        if !self.shared.link().up {
+            return;
+        }
+        let job = Job::Remove {
+            scope: scope.clone(),
+            key,
+        };
+        if self.writes.try_send(job).is_err() {
             count("dropped");
         }
     }
@@ -176,10 +209,30 @@ fn count(outcome: &'static str) {
 /// Point 2, the writer: each entry `SET` with its TTL and, with an embedding, published, in
 /// one round trip. A failure marks the link down and drops the entry: it stays in this
 /// replica.
-async fn write_loop(shared: std::sync::Weak<Shared>, mut queued: mpsc::Receiver<Write>) {
-    while let Some(w) = queued.recv().await {
+async fn write_loop(shared: std::sync::Weak<Shared>, mut queued: mpsc::Receiver<Job>) {
+    while let Some(job) = queued.recv().await {
         let Some(link) = shared.upgrade() else {
             return;
+        };
+        let w = match job {
+            Job::Write(w) => w,
+            Job::Remove { scope, key } => {
+                let mut pipe = redis::pipe();
+                pipe.cmd("DEL")
+                    .arg(link.names.cache_entry(&scope, &key))
+                    .ignore();
+                pipe.cmd("PUBLISH")
+                    .arg(link.names.cache_channel())
+                    .arg(encode_removal(link.replica(), &scope, &key))
+                    .ignore();
+                match pipe.query_async::<()>(&mut link.conn()).await {
+                    Ok(()) => count("removed"),
+                    Err(e) => {
+                        link.mark_down("cache", &e);
+                    }
+                }
+                continue;
+            }
         };
         let ttl_ms = u64::try_from(w.ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut pipe = redis::pipe();
@@ -232,6 +285,13 @@ impl Adopting {
     }
 
     fn adopt(&self, bytes: &[u8]) {
+        if let Some((replica, scope, key)) = decode_removal(bytes) {
+            if replica != self.replica {
+                self.local.evict(&scope, &key, Removal::Disliked);
+                self.adopted.send_modify(|n| *n += 1);
+            }
+            return;
+        }
         let Some(p) = Received::decode(bytes) else {
             return;
         };
@@ -268,6 +328,38 @@ fn decode_value(bytes: &[u8]) -> Option<(String, Vec<u8>)> {
     (r.byte()? == FORMAT).then_some(())?;
     let question = r.text()?;
     Some((question, r.0.to_vec()))
+}
+
+/// A removal as published: [`REMOVED`], the publishing replica, the scope (tenant, route,
+/// shape), the exact key.
+fn encode_removal(replica: &str, scope: &Scope, key: &ExactKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    out.push(REMOVED);
+    for text in [replica, &scope.tenant, &scope.route] {
+        put_bytes(&mut out, text.as_bytes());
+    }
+    out.extend_from_slice(&scope.shape.0);
+    out.extend_from_slice(&key.0);
+    out
+}
+
+/// `None` for anything but a whole removal.
+fn decode_removal(bytes: &[u8]) -> Option<(String, Scope, ExactKey)> {
+    let mut r = Reader(bytes);
+    (r.byte()? == REMOVED).then_some(())?;
+    let (replica, tenant, route) = (r.text()?, r.text()?, r.text()?);
+    let shape = Shape(r.array()?);
+    let key = ExactKey(r.array()?);
+    r.0.is_empty().then_some(())?;
+    Some((
+        replica,
+        Scope {
+            tenant,
+            route,
+            shape,
+        },
+        key,
+    ))
 }
 
 /// A semantic entry as published: the format, the publishing replica, the scope (tenant,
@@ -409,7 +501,7 @@ mod tests {
             got,
             Received {
                 replica: "r1".into(),
-                scope,
+                scope: scope.clone(),
                 key,
                 ttl_ms: 60_000,
                 question: "what is 2+2?".into(),
@@ -425,6 +517,18 @@ mod tests {
         let mut other = bytes.clone();
         other[0] = FORMAT + 1;
         assert_eq!(Received::decode(&other), None);
+
+        let removal = encode_removal("r1", &scope, &key);
+        assert_eq!(
+            decode_removal(&removal),
+            Some(("r1".to_owned(), scope.clone(), key))
+        );
+        for cut in 0..removal.len() {
+            assert_eq!(decode_removal(&removal[..cut]), None, "cut at {cut}");
+        }
+        // A removal is not an entry, nor an entry a removal.
+        assert_eq!(Received::decode(&removal), None);
+        assert_eq!(decode_removal(&bytes), None);
 
         let value = encode_value("q", b"{}");
         assert_eq!(decode_value(&value), Some(("q".to_owned(), b"{}".to_vec())));
