@@ -87,6 +87,7 @@ mod tests {
             id: id.to_owned(),
             source: source.to_owned(),
             prompt: String::new(),
+            category: None,
             scores: BTreeMap::new(),
             meta: serde_json::Value::Null,
         }
