@@ -47,13 +47,16 @@ fn main() -> Result<()> {
             out,
             artifacts,
             embedder,
-        } => router::run(&router::Args {
-            embedder,
-            data_dir: switchyard_testkit::data::require_or_exit(
-                data_dir.unwrap_or_else(|| switchyard_testkit::data::path("routing")),
-            ),
-            out,
-            artifacts,
-        }),
+        } => router::run(
+            &router::Args {
+                embedder,
+                data_dir: switchyard_testkit::data::require_or_exit(
+                    data_dir.unwrap_or_else(|| switchyard_testkit::data::path("routing")),
+                ),
+                out,
+                artifacts,
+            },
+            &[neighbour_router::run],
+        ),
     }
 }

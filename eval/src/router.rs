@@ -103,7 +103,11 @@ fn features() -> FeatureConfig {
     }
 }
 
-pub fn run(args: &Args) -> Result<()> {
+/// A report section written after the RouteLLM one (the neighbour router's), given by the
+/// caller so this module does not depend on it.
+pub type Section = fn(&Args, &mut String) -> Result<()>;
+
+pub fn run(args: &Args, after_routellm: &[Section]) -> Result<()> {
     let mut md = String::new();
     writeln!(md, "# Router evaluation\n")?;
     writeln!(
@@ -127,7 +131,9 @@ pub fn run(args: &Args) -> Result<()> {
     std::fs::create_dir_all(&args.artifacts)
         .with_context(|| format!("creating {}", args.artifacts.display()))?;
     routellm(args, &mut md)?;
-    crate::neighbour_router::run(args, &mut md, &args.embedder)?;
+    for section in after_routellm {
+        section(args, &mut md)?;
+    }
     alpaca(args, &mut md)?;
     std::fs::write(&args.out, &md).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{md}");

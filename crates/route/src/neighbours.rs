@@ -11,7 +11,8 @@
 //!
 //! `score = z(logit kNN rate) + category_weight z(logit category rate)
 //!          + (length_weight + sum over sources of share x source_length_weight) z(shortness)`,
-//! then a logistic calibration turns the score into the probability the policy's bar compares.
+//! then a logistic calibration (a slope, and an intercept per kind of prompt) turns the score
+//! into the probability the policy's bar compares.
 //!
 //! The base is stored as unit vectors quantised to `i8` (a row of the static embedding model's
 //! width); a decision is one integer dot product per row and a partial sort. Pure: the caller
@@ -40,10 +41,9 @@ pub struct NeighbourSettings {
     /// Closest-neighbour similarities `[low, high]`: at or below `low` the neighbours are not
     /// like the prompt at all and their two terms count for nothing, from `high` fully, in
     /// between in proportion. A greeting is like no labelled benchmark prompt; its estimate
-    /// then rests on what holds for every prompt (length). `[0, 0]` (the trainer's choice):
-    /// always trusted. Measured with the training rows' 1st and 10th percentiles of closest
-    /// similarity, it lifted greetings but moved short translations and rewrites the other
-    /// way and cost the named policies 10-20 points of savings (eval/router.md), so it is off.
+    /// then rests on what holds for every prompt (length, the kind's intercept). The trainer
+    /// sets the training rows' own 1st and 10th percentiles of closest similarity; `[0, 0]`
+    /// trusts the neighbours always.
     #[serde(default)]
     pub familiarity: [f32; 2],
 }
@@ -98,8 +98,10 @@ pub struct NeighbourHead {
     pub base_rate: f32,
     pub knn: Standardise,
     pub category: Standardise,
-    /// `[a, b]`: `P = sigmoid(a x score + b)`.
-    pub calibration: [f32; 2],
+    /// `[a, b_1, ..., b_S]`: `P = sigmoid(a x score + sum over sources of share x b)`, an
+    /// intercept per source weighted by the neighbours' share from it, so that one bar means
+    /// the same chance for a math word problem as for a multiple-choice question.
+    pub calibration: Vec<f32>,
 }
 
 /// The static model the base was embedded with, and a fingerprint to check the configured one
@@ -297,9 +299,11 @@ impl Neighbours {
             let l = switchyard_textclass::decode_dense(&h.labels)
                 .filter(|l| l.len() == rows)
                 .ok_or(NeighbourError::Encoding("a head's labels"))?;
-            if h.calibration.iter().any(|v| !v.is_finite()) {
+            if h.calibration.len() != stored.sources.len() + 1
+                || h.calibration.iter().any(|v| !v.is_finite())
+            {
                 return Err(NeighbourError::Invalid(format!(
-                    "head {:?}: a non-finite calibration",
+                    "head {:?}: the calibration needs a slope and one finite intercept per source",
                     h.model
                 )));
             }
@@ -461,9 +465,24 @@ impl Neighbours {
         )
     }
 
-    /// Head `h`'s probability for a score.
-    pub fn calibrated(&self, h: usize, score: f32) -> f32 {
-        let [a, b] = self.stored.heads[h].calibration;
+    /// Head `h`'s probability for a score, its intercepts weighted by the neighbours'
+    /// `shares` (no neighbours: their mean).
+    pub fn calibrated(&self, h: usize, score: f32, shares: &[f32]) -> f32 {
+        let (a, intercepts) = self.stored.heads[h]
+            .calibration
+            .split_first()
+            .unwrap_or((&1.0, &[]));
+        let total: f32 = shares.iter().sum();
+        let b = if total > 0.0 {
+            intercepts
+                .iter()
+                .zip(shares)
+                .map(|(b, s)| b * s)
+                .sum::<f32>()
+                / total
+        } else {
+            intercepts.iter().sum::<f32>() / intercepts.len().max(1) as f32
+        };
         sigmoid(a * score + b)
     }
 
@@ -489,7 +508,7 @@ impl Neighbours {
         kinds.sort_by(|x, y| y.1.total_cmp(&x.1));
         Evidence {
             model: self.stored.heads[h].model.clone(),
-            probability: self.calibrated(h, score),
+            probability: self.calibrated(h, score, &shares),
             neighbour_rate: knn,
             neighbour_term: knn_term,
             category_rate: category,
@@ -501,58 +520,6 @@ impl Neighbours {
             kinds,
         }
     }
-}
-
-/// Fits `P = sigmoid(a x + b)` to labels in `[0, 1]` by Newton's method with a halving line
-/// search (Platt scaling), so the fit never steps to a worse likelihood.
-pub fn platt(scores: &[f32], labels: &[f32]) -> [f32; 2] {
-    let loss = |a: f64, b: f64| -> f64 {
-        scores
-            .iter()
-            .zip(labels)
-            .map(|(&x, &y)| {
-                let z = a * f64::from(x) + b;
-                // log(1 + e^z) - y z, computed without overflow.
-                z.max(0.0) + (-z.abs()).exp().ln_1p() - f64::from(y) * z
-            })
-            .sum()
-    };
-    let (mut a, mut b) = (1.0f64, 0.0f64);
-    let mut current = loss(a, b);
-    for _ in 0..100 {
-        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
-        for (&x, &y) in scores.iter().zip(labels) {
-            let (x, y) = (f64::from(x), f64::from(y));
-            let p = 1.0 / (1.0 + (-(a * x + b)).exp());
-            let w = p * (1.0 - p);
-            ga += (p - y) * x;
-            gb += p - y;
-            haa += w * x * x;
-            hab += w * x;
-            hbb += w;
-        }
-        let det = haa * hbb - hab * hab;
-        if det.abs() < 1e-12 {
-            break;
-        }
-        let da = (hbb * ga - hab * gb) / det;
-        let db = (haa * gb - hab * ga) / det;
-        let mut step = 1.0;
-        let mut improved = false;
-        while step > 1e-6 {
-            let (na, nb) = (a - step * da, b - step * db);
-            let l = loss(na, nb);
-            if l.is_finite() && l <= current {
-                (a, b, current, improved) = (na, nb, l, true);
-                break;
-            }
-            step /= 2.0;
-        }
-        if !improved || (step * (da.abs() + db.abs())) < 1e-9 {
-            break;
-        }
-    }
-    [a as f32, b as f32]
 }
 
 #[cfg(test)]

@@ -429,9 +429,17 @@ fn why(e: &switchyard_control::Evidence, model: &str) -> Vec<String> {
         .take(2)
         .map(|(kind, share)| format!("{kind} {:.0}%", share * 100.0))
         .collect();
+    let trust = match e.trust {
+        t if t >= 1.0 => String::new(),
+        t if t <= 0.0 => ": none is much like this prompt, so they count for nothing".to_owned(),
+        t => format!(
+            ": not very like this prompt, so they count {:.0}%",
+            t * 100.0
+        ),
+    };
     vec![
         format!(
-            "the most similar labelled prompts are {} (closest similarity {:.2})",
+            "the most similar labelled prompts are {} (closest similarity {:.2}){trust}",
             kinds.join(", "),
             e.closest_similarity
         ),

@@ -128,17 +128,6 @@ fn shorter_prompts_score_higher_when_length_is_weighted() {
 }
 
 #[test]
-fn platt_recovers_a_logistic_relation() {
-    let scores: Vec<f32> = (-50..=50).map(|i| i as f32 / 10.0).collect();
-    let labels: Vec<f32> = scores
-        .iter()
-        .map(|s| 1.0 / (1.0 + (-(2.0 * s - 1.0)).exp()))
-        .collect();
-    let [a, b] = platt(&scores, &labels);
-    assert!((a - 2.0).abs() < 0.01 && (b + 1.0).abs() < 0.01, "{a} {b}");
-}
-
-#[test]
 fn quantised_vectors_keep_their_similarities() {
     let a = unit(&[0.3, -0.2, 0.9, 0.1]);
     let b = unit(&[0.25, -0.1, 0.95, 0.0]);
@@ -156,7 +145,11 @@ fn quantised_vectors_keep_their_similarities() {
 #[test]
 fn neighbours_unlike_the_prompt_count_for_nothing() {
     let mut stored = toy_fit().stored().clone();
-    assert_eq!(stored.settings.familiarity, [0.0, 0.0], "off unless set");
+    let [low, high] = stored.settings.familiarity;
+    assert!(
+        low > 0.5 && high >= low,
+        "the training rows' own similarities: {low} {high}"
+    );
     stored.settings.familiarity = [0.6, 0.9];
     let n = Neighbours::new(stored).unwrap();
     // Orthogonal to both clusters: the closest similarity is far below what training saw.
