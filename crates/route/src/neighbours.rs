@@ -164,7 +164,11 @@ pub enum NeighbourError {
 pub struct Neighbours {
     stored: StoredNeighbours,
     dim: usize,
-    vectors: Vec<i8>,
+    /// The stored `i8` components widened to `i16` once at load: a multiply-add of `i16`
+    /// pairs into `i32` is one vector instruction on every x86-64 (SSE2's `pmaddwd`), where
+    /// `i8` needs widening first on the baseline target. Twice the memory (about 3 MB for
+    /// the shipped base) for several times faster decisions.
+    vectors: Vec<i16>,
     row_sources: Vec<u8>,
     row_categories: Vec<u16>,
     labels: Vec<Vec<f32>>,
@@ -190,6 +194,25 @@ pub struct Evidence {
     pub trust: f32,
     /// Share of the neighbours from each source, largest first, as (description, share).
     pub kinds: Vec<(String, f32)>,
+}
+
+/// `sum a_i b_i` in 16 independent lanes, a shape the compiler turns into vector
+/// multiply-adds; the tail (a width not divisible by 16) is summed plainly.
+fn dot(a: &[i16], b: &[i16]) -> i32 {
+    let mut lanes = [0i32; 16];
+    let (a16, b16) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: i32 = a16
+        .remainder()
+        .iter()
+        .zip(b16.remainder())
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum();
+    for (ca, cb) in a16.zip(b16) {
+        for ((lane, x), y) in lanes.iter_mut().zip(ca).zip(cb) {
+            *lane += i32::from(*x) * i32::from(*y);
+        }
+    }
+    lanes.iter().sum::<i32>() + tail
 }
 
 /// Shortness of a prompt, the length feature: `-ln(chars)`.
@@ -255,9 +278,9 @@ pub struct Nearest {
 impl Neighbours {
     pub fn new(stored: StoredNeighbours) -> Result<Self, NeighbourError> {
         let dim = stored.embedder.dim;
-        let vectors: Vec<i8> = decode_bytes(&stored.vectors, "vectors")?
+        let vectors: Vec<i16> = decode_bytes(&stored.vectors, "vectors")?
             .into_iter()
-            .map(|b| i8::from_le_bytes([b]))
+            .map(|b| i16::from(i8::from_le_bytes([b])))
             .collect();
         if dim == 0 || !vectors.len().is_multiple_of(dim) {
             return Err(NeighbourError::Encoding("vectors"));
@@ -371,21 +394,14 @@ impl Neighbours {
     /// The `k` nearest base rows to the unit vector `query`, skipping rows `skip` rejects
     /// (training uses it to leave a fold out).
     pub fn nearest(&self, query: &[f32], skip: impl Fn(usize) -> bool) -> Nearest {
-        let q = quantise(query);
+        let q: Vec<i16> = quantise(query).into_iter().map(i16::from).collect();
         let scale = 1.0 / (127.0 * 127.0);
         let mut sims: Vec<(usize, f32)> = self
             .vectors
             .chunks_exact(self.dim)
             .enumerate()
             .filter(|(i, _)| !skip(*i))
-            .map(|(i, row)| {
-                let dot: i32 = row
-                    .iter()
-                    .zip(&q)
-                    .map(|(a, b)| i32::from(*a) * i32::from(*b))
-                    .sum();
-                (i, dot as f32 * scale)
-            })
+            .map(|(i, row)| (i, dot(row, &q) as f32 * scale))
             .collect();
         let k = self.stored.settings.k.min(sims.len());
         if k < sims.len() {

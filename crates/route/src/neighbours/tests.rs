@@ -163,3 +163,17 @@ fn neighbours_unlike_the_prompt_count_for_nothing() {
     assert_eq!(familiar.trust, 1.0);
     assert!(familiar.neighbour_term > 0.0);
 }
+
+#[test]
+fn the_lane_dot_product_matches_the_plain_one() {
+    for width in [0usize, 5, 16, 37, 256] {
+        let a: Vec<i16> = (0..width).map(|i| (i as i16 * 7) % 127 - 63).collect();
+        let b: Vec<i16> = (0..width).map(|i| (i as i16 * 13) % 127 - 60).collect();
+        let plain: i32 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| i32::from(*x) * i32::from(*y))
+            .sum();
+        assert_eq!(dot(&a, &b), plain, "width {width}");
+    }
+}
