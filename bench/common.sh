@@ -117,7 +117,8 @@ price = { input_per_mtok = 5.0, output_per_mtok = 15.0 }
 
 [routes.auto]
 candidates = [{ model = "fast", head = "mistralai/Mixtral-8x7B-Instruct-v0.1" }, { model = "fast-large" }]
-router = "builtin:routellm-mixtral-gpt4.v1"
+router = "builtin:routellm-neighbours.v1"
+embedder = "$PWD/models/minilm-static-256"
 cache = { enabled = true }
 
 [cache]
