@@ -19,6 +19,10 @@ const FILES: &str = "model.safetensors and tokenizer.json (made by `switchyard m
 /// Tokens looked at per input; Model2Vec's default. Pooling is linear, so this only bounds the
 /// work a pathological input can cause.
 const MAX_TOKENS: usize = 512;
+/// Bytes of text the reference tokenizer reads at most: room for `MAX_TOKENS` of the longest
+/// tokens and the spaces between them.
+const REFERENCE_MAX_BYTES: usize = MAX_TOKENS * 128;
+
 /// Name of the table inside `model.safetensors` (Model2Vec's name, so its tools can read it).
 const TENSOR: &str = "embeddings";
 
@@ -166,6 +170,9 @@ impl StaticEmbedder {
     /// [`StaticEmbedder::token_ids`] through the full `tokenizers` pipeline only: the
     /// reference the ASCII fast path is tested against.
     pub fn token_ids_reference(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        // Only the first 512 tokens count, and a WordPiece token is at most 100 characters:
+        // cutting the text first bounds the work a huge prompt (a caller's) costs here.
+        let text = &text[..text.floor_char_boundary(REFERENCE_MAX_BYTES)];
         let enc = self
             .tokenizer
             .encode_fast(text, false)
@@ -208,6 +215,19 @@ impl StaticEmbedder {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_reference_tokenizer_reads_a_bounded_prefix() {
+        // Two-byte characters and spaces far past the bound: the ids are those of the prefix.
+        let m = tiny();
+        let huge = "é cat ".repeat(50_000);
+        let cut = &huge[..huge.floor_char_boundary(REFERENCE_MAX_BYTES)];
+        assert_eq!(
+            m.token_ids_reference(&huge).unwrap(),
+            m.token_ids_reference(cut).unwrap()
+        );
+    }
+
     use super::*;
     use tokenizers::models::wordlevel::WordLevel;
     use tokenizers::pre_tokenizers::whitespace::Whitespace;
