@@ -285,8 +285,45 @@ impl RedisServer {
             dir,
             child: None,
         };
-        server.start_again().map_err(unavailable)?;
-        Ok(server)
+        // A port free when picked can be taken by another test's server before this one
+        // binds it; then the port answers, but not from this server. Ask which folder the
+        // answering server uses, and pick another port if it is not ours.
+        for _ in 0..5 {
+            server.start_again().map_err(unavailable)?;
+            if server.answers_from_its_folder() {
+                return Ok(server);
+            }
+            server.stop();
+            server.port = free_port().map_err(unavailable)?;
+        }
+        Err(unavailable(
+            "every port tried was taken by another server".to_owned(),
+        ))
+    }
+
+    /// Whether the server answering on the port is this one (`CONFIG GET dir` names its
+    /// temporary folder).
+    fn answers_from_its_folder(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let mut commands = String::new();
+        if let Some(p) = &self.password {
+            commands.push_str(&format!("AUTH {p}\r\n"));
+        }
+        commands.push_str("CONFIG GET dir\r\n");
+        let mut reply = String::new();
+        let asked = s.write_all(commands.as_bytes()).is_ok()
+            && s.shutdown(std::net::Shutdown::Write).is_ok()
+            && s.read_to_string(&mut reply).is_ok();
+        let name = self
+            .dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        asked && !name.is_empty() && reply.contains(&name)
     }
 
     /// `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT` with a password.
