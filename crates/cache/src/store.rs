@@ -126,7 +126,7 @@ pub struct Hit {
     pub response: Arc<ChatCompletionResponse>,
     /// The cached entry's question (`Prepared::question` when it was stored: the last user
     /// message, whitespace-normalised), so the caller can check a semantic hit against it
-    /// before serving it (the evaluation's verifier, `examples/eval/verify.rs`).
+    /// before serving it (the gateway's pair check, [`crate::pair::PairCheck`]).
     pub question: Arc<str>,
     /// The entry's slot in its scope, so the caller can remove it later
     /// ([`Cache::remove`], when a user dislikes the answer).

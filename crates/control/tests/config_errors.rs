@@ -237,7 +237,11 @@ fn route_and_cache_mistakes_are_located() {
             "prompt_regex = \"(unclosed\"",
         )
         .replace("threshold = 0.95", "threshold = 1.5")
-        .replace("ttl_secs = 60", "ttl_secs = 0");
+        .replace("ttl_secs = 60", "ttl_secs = 0")
+        .replace(
+            "default_policy = \"cheapest\"",
+            "default_policy = \"cheapest\"\nembedder = \" \"",
+        );
     let errs = errors(&bad);
     let has = |prefix: &str| errs.iter().any(|e| e.contains(prefix));
     assert!(
@@ -254,6 +258,10 @@ fn route_and_cache_mistakes_are_located() {
     );
     assert!(has("`routes.auto.cache.threshold`"), "{errs:#?}");
     assert!(has("`cache.ttl_secs`: must be greater than 0"), "{errs:#?}");
+    assert!(
+        has("`routes.auto.embedder`: must name the folder of the static embedding model"),
+        "{errs:#?}"
+    );
     // Every one has a line.
     assert!(
         errs.iter().all(|e| e.starts_with("bad.toml:")

@@ -58,6 +58,11 @@ fn route(
     }
     let candidates = candidates(c, path, r, models);
     let router = router(c, path, r);
+    c.ensure(
+        !r.embedder.trim().is_empty(),
+        format!("{path}.embedder"),
+        "must name the folder of the static embedding model",
+    );
     let default_policy = match r.default_policy.as_deref() {
         None => Policy::Balanced,
         Some(p) => p.parse().unwrap_or_else(|e: switchyard_route::BadPolicy| {
