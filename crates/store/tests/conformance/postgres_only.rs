@@ -133,8 +133,14 @@ fn the_password_never_shows_in_errors_logs_or_debug() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
-    let store =
-        tracing::subscriber::with_default(subscriber, || PostgresStore::connect(&url)).unwrap();
+    // Tracing caches per call site whether anyone listens; another test connecting first on
+    // a thread without a subscriber can leave "nobody" cached. Rebuilding the cache while this
+    // subscriber is in place makes its events reach it whatever ran before.
+    let store = tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        PostgresStore::connect(&url)
+    })
+    .unwrap();
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logged.contains("PostgreSQL store ready"), "{logged}");
     assert!(logged.contains("postgres:*****@127.0.0.1"), "{logged}");
