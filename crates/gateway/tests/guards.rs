@@ -488,6 +488,67 @@ async fn webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
     (url, seen)
 }
 
+/// The fields a provider receives besides the messages carry people's data too: `user` (often
+/// an e-mail address), `safety_identifier`, `metadata`'s values and the tools' descriptions.
+#[tokio::test]
+async fn pii_outside_the_messages_is_masked_too() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let mut gw = start(&config(&up, PII)).await;
+    up.push(Reply::text("done"));
+    let r = send(
+        &gw,
+        json!({
+            "model": "m",
+            "messages": user("Book the usual table."),
+            "user": "carol@example.com",
+            "safety_identifier": "dave@example.org",
+            "metadata": {"customer": "erin@example.net", "tier": "gold"},
+            "tools": [{"type": "function", "function": {
+                "name": "book",
+                "description": "Books a table; confirmations go to frank@example.com.",
+                "parameters": {"type": "object", "properties": {
+                    "phone": {"type": "string", "description": "Call +44 20 7946 0958 if full."},
+                    "description": {"type": "string"}
+                }}
+            }}]
+        }),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "x-switchyard-guard"),
+        "pii=masked(EMAIL:4,PHONE:1)"
+    );
+    let sent = up.last_request().unwrap().body;
+    let text = sent.to_string();
+    for value in [
+        "carol@example.com",
+        "dave@example.org",
+        "erin@example.net",
+        "frank@example.com",
+        "7946",
+    ] {
+        assert!(
+            !text.contains(value),
+            "{value} reached the provider: {text}"
+        );
+    }
+    assert!(
+        sent["user"].as_str().unwrap().starts_with("<EMAIL_"),
+        "{sent}"
+    );
+    // What the caller's code relies on stays: names, keys, values without PII.
+    assert_eq!(sent["metadata"]["tier"], "gold");
+    assert_eq!(sent["tools"][0]["function"]["name"], "book");
+    let properties = &sent["tools"][0]["function"]["parameters"]["properties"];
+    assert_eq!(properties["description"]["type"], "string");
+    assert!(properties["phone"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("<PHONE_1>"));
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_webhook_guard_judges_the_masked_request_and_can_refuse_it() {
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();

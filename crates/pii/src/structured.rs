@@ -276,7 +276,12 @@ impl Structured {
     }
 
     /// Card numbers: 13-19 digits (12 for Maestro with a card word nearby), one kind of
-    /// separator at most, a known issuer prefix and a valid Luhn checksum.
+    /// separator at most, and a valid Luhn checksum. A known issuer prefix raises the
+    /// confidence; an unknown one does not exclude the number, since networks keep adding
+    /// ranges (Mir, RuPay, Verve, Troy...) and a card that leaks because its prefix is new is
+    /// the worst failure. Without a card word or card-style groups of four, such a number is
+    /// kept only just above the default threshold, where a stricter `min_confidence` for
+    /// `CREDIT_CARD` drops it.
     pub(crate) fn cards(&self, text: &str, out: &mut Vec<Span>) {
         for found in self.card.find_iter(text) {
             let (start, end) = (found.start(), found.end());
@@ -294,20 +299,21 @@ impl Structured {
                 .filter(u8::is_ascii_digit)
                 .map(|b| b - b'0')
                 .collect();
-            let Some(issuer) = card_issuer(&digits) else {
-                continue;
-            };
             if !luhn_valid(&digits) {
                 continue;
             }
+            let issuer = card_issuer(&digits);
             let context = contains_word(&before(text, start, self.context_window), CARD_CONTEXT);
-            if digits.len() == 12 && !context {
+            if digits.len() < 13 && !(context && issuer == Some("maestro")) {
                 continue;
             }
-            let confidence = if context || issuer != "maestro" {
-                0.95
-            } else {
-                0.8
+            let confidence = match issuer {
+                Some(_) if context => 0.95,
+                Some("maestro") => 0.8,
+                Some(_) => 0.95,
+                None if context => 0.9,
+                None if grouped_in_fours(candidate) => 0.75,
+                None => 0.55,
             };
             out.push(Span::new(
                 start,
@@ -470,6 +476,17 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
         })
         .sum();
     !digits.is_empty() && sum.is_multiple_of(10)
+}
+
+/// Whether a number is written in groups of four digits (the last may be shorter), as card
+/// numbers are printed: `1234 5678 9012 3456`.
+fn grouped_in_fours(candidate: &str) -> bool {
+    let groups: Vec<&str> = candidate.split([' ', '-']).collect();
+    groups.len() >= 3
+        && groups
+            .iter()
+            .enumerate()
+            .all(|(i, g)| g.len() == 4 || (i + 1 == groups.len() && (1..=4).contains(&g.len())))
 }
 
 /// The issuer network for a card number by its prefix (IIN) and length, if known.
@@ -698,7 +715,7 @@ mod tests {
     }
 
     #[test]
-    fn cards_need_luhn_and_a_known_prefix() {
+    fn cards_need_luhn_whatever_the_issuer() {
         assert_eq!(
             found("card 4111 1111 1111 1111", Structured::cards),
             ["4111 1111 1111 1111"]
@@ -715,9 +732,22 @@ mod tests {
             found("card 4111 1111 1111 1112", Structured::cards).is_empty(),
             "Luhn-invalid"
         );
+        // An issuer range the table does not know (Mir's 2200-2204) is still a card.
+        assert_eq!(
+            found("my card 2200 1234 5678 9019", Structured::cards),
+            ["2200 1234 5678 9019"]
+        );
+        assert_eq!(
+            found("id 1234567812345670", Structured::cards),
+            ["1234567812345670"]
+        );
         assert!(
-            found("id 1234567812345670", Structured::cards).is_empty(),
-            "unknown IIN"
+            found("id 1234567812345671", Structured::cards).is_empty(),
+            "Luhn-invalid without a known issuer"
+        );
+        assert!(
+            found("order 123456789012", Structured::cards).is_empty(),
+            "12 digits are a card only for Maestro with a card word"
         );
         assert!(
             found("4111-1111 1111-1111", Structured::cards).is_empty(),

@@ -45,50 +45,25 @@ impl PiiGuard {
         })
     }
 
-    /// Masks `request` in place. `Err` when a finding's action is `block`.
+    /// Masks `request` in place: every message, and the fields a provider also reads (see
+    /// [`mask_fields`]). `Err` when a finding's action is `block`.
     pub fn mask(
         &self,
         request: &mut ChatCompletionRequest,
         verdicts: &mut Vec<GuardVerdict>,
     ) -> Result<Option<Masking>, GatewayError> {
-        let pii = self;
         let started = Instant::now();
-        let mut session = pii.masker.session(&pii.salt);
-        let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
-        let mut blocked = false;
-        let mut flagged_only = true;
-        for message in &mut request.messages {
-            mask_message(&mut session, message, &mut |m| {
-                blocked |= m.blocked;
-                for f in &m.findings {
-                    *counts.entry(f.kind.label()).or_default() += 1;
-                    flagged_only &= f.action == switchyard_pii::Action::Allow;
-                }
-            });
+        let mut session = self.masker.session(&self.salt);
+        let mut tally = Tally::default();
+        {
+            let mut apply = |text: &mut String| tally.apply(&mut session, text);
+            for message in &mut request.messages {
+                mask_message(message, &mut apply);
+            }
+            mask_fields(request, &mut apply);
         }
-        let detail = counts
-            .iter()
-            .map(|(k, n)| format!("{k}:{n}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let outcome = if blocked {
-            Outcome::Blocked
-        } else if counts.is_empty() {
-            Outcome::Pass
-        } else if flagged_only {
-            Outcome::Flagged
-        } else {
-            Outcome::Masked
-        };
-        let verdict = GuardVerdict {
-            guard: "pii",
-            outcome,
-            score: None,
-            detail,
-            ms: started.elapsed().as_secs_f64() * 1e3,
-            blocks: blocked,
-        };
-        if blocked {
+        let verdict = tally.verdict(started);
+        if verdict.blocks {
             let e = refusal(&verdict);
             verdicts.push(verdict);
             return Err(e);
@@ -96,6 +71,65 @@ impl PiiGuard {
         verdicts.push(verdict);
         let restorations = session.restorations();
         Ok((!restorations.is_empty()).then_some(Masking { restorations }))
+    }
+}
+
+/// What masking found across a request's texts.
+struct Tally {
+    counts: std::collections::BTreeMap<&'static str, usize>,
+    blocked: bool,
+    /// Every finding's action was `allow`: the guard flagged, changed nothing.
+    allowed_only: bool,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            counts: Default::default(),
+            blocked: false,
+            allowed_only: true,
+        }
+    }
+}
+
+impl Tally {
+    /// Masks one text in place and counts what was found.
+    fn apply(&mut self, session: &mut MaskSession<'_>, text: &mut String) {
+        let m = session.mask(text);
+        self.blocked |= m.blocked;
+        for f in &m.findings {
+            *self.counts.entry(f.kind.label()).or_default() += 1;
+            self.allowed_only &= f.action == switchyard_pii::Action::Allow;
+        }
+        if !m.findings.is_empty() {
+            *text = m.text;
+        }
+    }
+
+    fn verdict(self, started: Instant) -> GuardVerdict {
+        let detail = self
+            .counts
+            .iter()
+            .map(|(k, n)| format!("{k}:{n}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let outcome = if self.blocked {
+            Outcome::Blocked
+        } else if self.counts.is_empty() {
+            Outcome::Pass
+        } else if self.allowed_only {
+            Outcome::Flagged
+        } else {
+            Outcome::Masked
+        };
+        GuardVerdict {
+            guard: "pii",
+            outcome,
+            score: None,
+            detail,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+            blocks: self.blocked,
+        }
     }
 }
 
@@ -142,18 +176,7 @@ pub fn context_field_message(request: &mut ChatCompletionRequest) -> Result<(), 
 
 /// Masks every text a message carries: content (string or text parts) and tool-call
 /// arguments.
-fn mask_message(
-    session: &mut MaskSession<'_>,
-    message: &mut ChatMessage,
-    seen: &mut dyn FnMut(&switchyard_pii::Masked),
-) {
-    let mut apply = |text: &mut String| {
-        let m = session.mask(text);
-        seen(&m);
-        if !m.findings.is_empty() {
-            *text = m.text;
-        }
-    };
+fn mask_message(message: &mut ChatMessage, apply: &mut dyn FnMut(&mut String)) {
     match &mut message.content {
         Some(MessageContent::Text(t)) => apply(t),
         Some(MessageContent::Parts(parts)) => {
@@ -167,6 +190,66 @@ fn mask_message(
     }
     for call in message.tool_calls.iter_mut().flatten() {
         apply(&mut call.function.arguments);
+    }
+}
+
+/// How deep a tool's parameter schema is searched for descriptions: schemas nest a few
+/// levels; a caller's pathological nesting must not cost unbounded work.
+const MAX_SCHEMA_DEPTH: usize = 16;
+
+/// Masks the request's fields outside the messages that a provider also receives and that
+/// carry people's data in practice: `user` and `safety_identifier` (often an e-mail address),
+/// `metadata`'s string values, and the tools' descriptions (the function's and those in its
+/// parameter schema). Names, keys and enum values stay: they are the contract with the
+/// caller's code, and an answer's tool call must still name the function.
+fn mask_fields(request: &mut ChatCompletionRequest, apply: &mut dyn FnMut(&mut String)) {
+    if let Some(user) = &mut request.user {
+        apply(user);
+    }
+    if let Some(serde_json::Value::String(id)) = request.extra.get_mut("safety_identifier") {
+        apply(id);
+    }
+    if let Some(serde_json::Value::Object(metadata)) = request.extra.get_mut("metadata") {
+        for value in metadata.values_mut() {
+            if let serde_json::Value::String(v) = value {
+                apply(v);
+            }
+        }
+    }
+    for tool in request.tools.iter_mut().flatten() {
+        if let Some(d) = &mut tool.function.description {
+            apply(d);
+        }
+        if let Some(schema) = &mut tool.function.parameters {
+            mask_descriptions(schema, MAX_SCHEMA_DEPTH, apply);
+        }
+    }
+}
+
+/// Masks every string under a `description` key of a JSON schema.
+fn mask_descriptions(
+    schema: &mut serde_json::Value,
+    depth: usize,
+    apply: &mut dyn FnMut(&mut String),
+) {
+    let Some(depth) = depth.checked_sub(1) else {
+        return;
+    };
+    match schema {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    serde_json::Value::String(text) if key == "description" => apply(text),
+                    _ => mask_descriptions(value, depth, apply),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                mask_descriptions(item, depth, apply);
+            }
+        }
+        _ => {}
     }
 }
 
