@@ -10,11 +10,14 @@
 //! `eval/artifacts/injection.v1.json`), `--exclude SOURCE` (repeatable: the source trains
 //! nothing but is still scored), `--extra-benign` (add benign prompts from other permissively
 //! licensed sets under `shared/data`, scored apart), `--class-weights` (also search 1-3 copies
-//! of each malicious row), `--permissive` (the shipped artifact: its path, the restricted
-//! sources excluded, `--extra-benign`, `--class-weights`; give `--artifact` after it to write
-//! elsewhere), `--quick` (skip leave-one-source-out and latency), `--dump FILE` (with
-//! `--train`: out-of-fold scores of the train rows, for error analysis). Prints the Markdown
-//! tables of `eval/injection.md`.
+//! of each malicious row), `--documents` (retrieved documents: HaluEval QA contexts as benign
+//! tool results, with the BIPIA train payloads placed inside them as malicious ones; scored
+//! apart), `--dense DIR` (append a static embedding model's vector to the n-grams; the
+//! artifact then needs that model to load), `--permissive` (the shipped artifact: its path,
+//! the restricted sources excluded, `--extra-benign`, `--documents`, `--class-weights`; give
+//! `--artifact` after it to write elsewhere), `--quick` (skip leave-one-source-out and
+//! latency), `--dump FILE` (with `--train`: out-of-fold scores of the train rows, for error
+//! analysis). Prints the Markdown tables of `eval/injection.md`.
 //!
 //! ```text
 //! cargo run --release -p switchyard-textclass --example eval_injection -- --train --permissive
@@ -23,8 +26,10 @@
 //! How the numbers are kept honest:
 //! 1. Rows are split 70/30 within each source and label by a mixed hash of `id`
 //!    (`switchyard_textclass::id_hash`: no seed, stable under reordering). The 30% is only ever scored.
-//! 2. The L2 strength and all three thresholds (patterns alone, classifier alone, combined)
-//!    are chosen on 5-fold out-of-fold scores inside the 70%, by best F1.
+//! 2. The L2 strength, the class weight and the three thresholds are chosen on 5-fold
+//!    out-of-fold scores inside the 70% of the injection file's rows: the classifier's and
+//!    the combined threshold are the lowest that flag at most `OOF_FPR_CAP` of its benign
+//!    train rows (the goal bounds false positives), the pattern tier's by best F1.
 //! 3. The reported classifier is the artifact as saved (pruned) and loaded back.
 #![expect(
     clippy::expect_used,
@@ -38,14 +43,17 @@ use std::path::PathBuf;
 
 mod common;
 
-use common::{auc, best_f1_threshold, f3, four_kb, latency, out_of_fold, ratio, split, Counts};
+use common::{
+    auc, best_f1_threshold, f3, four_kb, latency, lowest_threshold_within, out_of_fold_weighted,
+    ratio, read_jsonl, repeated, split, Counts,
+};
 use serde::Deserialize;
 use switchyard_textclass::injection::{
     Channel, Detector, PatternTier, COMBINED_THRESHOLD, PATTERN_THRESHOLD,
 };
 use switchyard_textclass::{
-    train_logistic, BinaryArtifact, Features, NgramConfig, NgramFeaturizer, TrainConfig,
-    TrainingData,
+    train_logistic, BinaryArtifact, BinaryClassifier, DenseFeatures, DenseSpec, Features,
+    LinearModel, NgramConfig, TrainConfig, TrainingData,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,7 +73,7 @@ impl Row {
 
     /// BIPIA payloads only mean harm inside retrieved content, so they arrive as data.
     fn channel(&self) -> Channel {
-        if self.source.starts_with("bipia") {
+        if self.source.starts_with("bipia") || self.source.starts_with("doc_") {
             Channel::Indirect
         } else {
             Channel::User
@@ -79,7 +87,52 @@ const MALICIOUS_COPIES: &str = "malicious_copies";
 /// Whether training also searches a class weight (1, 2 or 3 copies of each malicious row).
 static CLASS_WEIGHTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The static embedding appended to the n-grams (`--dense DIR`), set once in `main`.
+static DENSE: std::sync::OnceLock<(String, usize, DenseFeatures)> = std::sync::OnceLock::new();
+
+/// The featuriser training and the leave-one-out runs use: the n-grams, then the static
+/// embedding when `--dense` gave one, exactly as the loaded detector featurises.
+fn featurizer() -> BinaryClassifier {
+    let clf = BinaryClassifier::new(features(), LinearModel::default(), 0.5);
+    match DENSE.get() {
+        Some((_, _, d)) => clf.with_dense(d.clone()),
+        None => clf,
+    }
+}
+
+/// The weight vector's length: buckets, then the dense values.
+fn layout_dim() -> usize {
+    features().buckets() + DENSE.get().map_or(0, |(_, dim, _)| *dim)
+}
+
+/// Loads a static embedding model as dense features.
+fn load_dense(dir: &std::path::Path) -> (String, usize, DenseFeatures) {
+    let model = switchyard_embed::StaticEmbedder::load(dir)
+        .unwrap_or_else(|e| panic!("loading the static model {}: {e}", dir.display()));
+    let dim = model.dim();
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("static")
+        .to_owned();
+    let f: DenseFeatures = std::sync::Arc::new(move |t: &str| model.embed(t).unwrap_or_default());
+    (name, dim, f)
+}
+
 const L2_GRID: [f32; 3] = [1e-5, 1e-4, 1e-3];
+/// The share of the injection file's benign train rows the shipped thresholds may flag out
+/// of fold: the goal is 5% on held-out rows, and sources the model never trained on
+/// (safe-guard's task prompts) are flagged more often than the out-of-fold rows.
+const OOF_FPR_CAP: f64 = 0.02;
+
+/// The lowest threshold flagging at most `cap` of the benign rows, and the recall there.
+fn capped_fpr_threshold(scores: &[f32], labels: &[bool], cap: f64) -> (f32, f64) {
+    let benign: Vec<bool> = labels.iter().map(|l| !l).collect();
+    let t = lowest_threshold_within(scores, &benign, cap);
+    let pred: Vec<bool> = scores.iter().map(|&s| s >= t).collect();
+    (t, Counts::of(&pred, labels).recall())
+}
+
 /// The artifact's size budget; pruning grows until the file fits.
 const MAX_ARTIFACT_BYTES: usize = 1_800_000;
 
@@ -99,6 +152,7 @@ fn main() {
     let mut train_mode = false;
     let mut quick = false;
     let mut extra = false;
+    let mut documents = false;
     let mut dump: Option<PathBuf> = None;
     let mut excluded: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -112,9 +166,16 @@ fn main() {
                 artifact = manifest.join("../../eval/artifacts/injection-permissive.v1.json");
                 excluded.extend(RESTRICTED.iter().map(|s| (*s).to_owned()));
                 extra = true;
+                documents = true;
                 CLASS_WEIGHTS.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             "--extra-benign" => extra = true,
+            "--dense" => {
+                let dir: PathBuf = args.next().expect("--dense DIR").into();
+                let _ = DENSE.set(load_dense(&dir));
+            }
+            "--documents" => documents = true,
+
             "--exclude" => excluded.push(args.next().expect("--exclude SOURCE")),
             "--data" => data = args.next().expect("--data FILE").into(),
             "--artifact" => artifact = args.next().expect("--artifact FILE").into(),
@@ -143,6 +204,20 @@ fn main() {
         train.extend(tr);
         extra_test = te;
     }
+    // Retrieved documents (HaluEval QA contexts, MIT): benign as tool results, and hosts for
+    // the BIPIA payloads of the train part; their held-out 30% hosts the held-out payloads.
+    let mut doc_test = Vec::new();
+    if documents {
+        let root = data.parent().and_then(|p| p.parent()).expect("shared/data");
+        let (tr, te) = host_documents(root);
+        let payloads: Vec<Row> = train
+            .iter()
+            .filter(|r| r.source.starts_with("bipia") && r.malicious())
+            .cloned()
+            .collect();
+        train.extend(documents_with_payloads(&tr, &payloads));
+        doc_test = te;
+    }
     eprintln!("{} train rows, {} held-out rows", train.len(), test.len());
 
     let mut md = String::new();
@@ -153,12 +228,16 @@ fn main() {
         a.save(&artifact).expect("writing the artifact");
         eprintln!("wrote {}", artifact.display());
     }
-    let detector = Detector::load(&artifact).expect("loading the artifact");
     let loaded = BinaryArtifact::load(&artifact).expect("loading the artifact");
+    let detector = Detector::from_artifact_with(&loaded, DENSE.get().map(|d| d.2.clone()))
+        .expect("loading the artifact (an artifact with dense features needs --dense)");
     let size = std::fs::metadata(&artifact).map(|m| m.len()).unwrap_or(0);
     evaluate(&detector, &loaded, size, &train, &test, quick, &mut md);
     if !extra_test.is_empty() {
         extra_table(&detector, &extra_test, &mut md);
+    }
+    if !doc_test.is_empty() {
+        documents_table(&detector, &doc_test, &test, &mut md);
     }
     if let Some(path) = dump {
         dump_scores(&detector, &train, &oof, &unseen, &path);
@@ -189,15 +268,7 @@ const EXTRA_CAP: usize = 300;
 /// prompts with scary words (CC-BY-4.0, hard negatives). Split like the main file; returns
 /// (train part capped at [`EXTRA_CAP`] per source, held-out part capped likewise).
 fn extra_benign(root: &std::path::Path) -> (Vec<Row>, Vec<Row>) {
-    let read = |rel: &str| -> Vec<serde_json::Value> {
-        let p = root.join(rel);
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).expect("a JSONL row"))
-            .collect()
-    };
+    let read = |rel: &str| read_jsonl(&root.join(rel));
     let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
     let benign = |v: &serde_json::Value, source: String, field: &str, hard: bool| Row {
         id: s(v, "id"),
@@ -223,6 +294,17 @@ fn extra_benign(root: &std::path::Path) -> (Vec<Row>, Vec<Row>) {
             rows.push(benign(&v, "extra_clinc150".to_owned(), "text", false));
         }
     }
+    // HaluEval's general questions (MIT): user requests to ChatGPT from Alpaca-style sets.
+    for v in read("hallucination/hallucination.dev.jsonl") {
+        if v["source"] == "halueval_general" {
+            rows.push(benign(
+                &v,
+                "extra_halueval_general".to_owned(),
+                "question",
+                false,
+            ));
+        }
+    }
     for v in read("harmful_requests/harmful_requests.dev.jsonl") {
         if v["source"] == "xstest" && v["label"] == 0 {
             rows.push(benign(&v, "extra_xstest_safe".to_owned(), "text", true));
@@ -241,6 +323,132 @@ fn extra_benign(root: &std::path::Path) -> (Vec<Row>, Vec<Row>) {
             .collect()
     };
     (cap(train), cap(test))
+}
+
+/// Retrieved documents: the distinct contexts of HaluEval QA (MIT; Wikipedia paragraphs),
+/// split 70/30 by id hash like every other set. Benign as tool results.
+fn host_documents(root: &std::path::Path) -> (Vec<Row>, Vec<Row>) {
+    let mut seen = std::collections::BTreeSet::new();
+    let rows: Vec<Row> = read_jsonl(&root.join("hallucination/hallucination.dev.jsonl"))
+        .into_iter()
+        .filter(|v| v["source"] == "halueval_qa")
+        .filter_map(|v| {
+            let text = v["context"].as_str()?.trim().to_owned();
+            (!text.is_empty() && seen.insert(text.clone())).then(|| Row {
+                id: v["id"].as_str().unwrap_or_default().to_owned(),
+                source: "doc_halueval".to_owned(),
+                text,
+                label: 0,
+                hard_negative: false,
+            })
+        })
+        .collect();
+    split(rows, |r| &r.source, |r| r.label, |r| &r.id)
+}
+
+/// Where a payload goes inside a host document.
+#[derive(Clone, Copy)]
+enum Place {
+    Start,
+    Middle,
+    End,
+}
+
+/// `payload` inside `host` at `place`, on a sentence boundary when there is one near it.
+fn embed_payload(host: &str, payload: &str, place: Place) -> String {
+    let cut = match place {
+        Place::Start => 0,
+        Place::End => host.len(),
+        Place::Middle => {
+            let mid = host.len() / 2;
+            host[mid..]
+                .find(". ")
+                .map(|k| mid + k + 2)
+                .or_else(|| (mid..host.len()).find(|&k| host.is_char_boundary(k)))
+                .unwrap_or(host.len())
+        }
+    };
+    format!("{} {} {}", &host[..cut], payload.trim(), &host[cut..])
+        .trim()
+        .to_owned()
+}
+
+/// Each BIPIA payload of the train part inside three train host documents (start, middle,
+/// end; hosts picked by hash), as malicious tool results. The copies keep the payload's id,
+/// so they share its out-of-fold fold and cannot leak it across folds. Returns the hosts as
+/// benign rows too.
+fn documents_with_payloads(hosts: &[Row], payloads: &[Row]) -> Vec<Row> {
+    let mut out: Vec<Row> = hosts.to_vec();
+    if hosts.is_empty() {
+        return out;
+    }
+    for p in payloads {
+        for (j, place) in [Place::Start, Place::Middle, Place::End]
+            .into_iter()
+            .enumerate()
+        {
+            let h = (switchyard_textclass::id_hash(&format!("{}#{j}", p.id)) % hosts.len() as u64)
+                as usize;
+            out.push(Row {
+                id: p.id.clone(),
+                source: "doc_bipia".to_owned(),
+                text: embed_payload(&hosts[h].text, &p.text, place),
+                label: 1,
+                hard_negative: false,
+            });
+        }
+    }
+    out
+}
+
+/// Held-out retrieved documents: false positives as tool results, and the held-out BIPIA
+/// payloads placed inside held-out hosts.
+fn documents_table(d: &Detector, hosts: &[Row], test: &[Row], md: &mut String) {
+    let flagged = hosts
+        .iter()
+        .filter(|r| d.scan(&r.text, Channel::Indirect).injection)
+        .count();
+    let _ = writeln!(
+        md,
+        "\n### Retrieved documents (held-out 30% of HaluEval QA's distinct contexts, as tool results)\n\n\
+         {} documents: {} flagged (FPR {}).\n",
+        hosts.len(),
+        flagged,
+        f3(ratio(flagged, hosts.len()))
+    );
+    let _ = writeln!(
+        md,
+        "| set | payloads | placed in documents | recall at start | recall in the middle | recall at end | recall, all placements |\n|---|---|---|---|---|---|---|"
+    );
+    for src in ["bipia_code", "bipia_text"] {
+        let b: Vec<&Row> = test.iter().filter(|r| r.source == src).collect();
+        if b.is_empty() || hosts.is_empty() {
+            continue;
+        }
+        let mut hits = [0usize; 3];
+        for (k, r) in b.iter().enumerate() {
+            for (j, place) in [Place::Start, Place::Middle, Place::End]
+                .into_iter()
+                .enumerate()
+            {
+                let host = &hosts[(k * 3 + j) % hosts.len()].text;
+                hits[j] += usize::from(
+                    d.scan(&embed_payload(host, &r.text, place), Channel::Indirect)
+                        .injection,
+                );
+            }
+        }
+        let n = b.len();
+        let _ = writeln!(
+            md,
+            "| {src} | {n} | {} | {} | {} | {} | {} |",
+            3 * n,
+            f3(ratio(hits[0], n)),
+            f3(ratio(hits[1], n)),
+            f3(ratio(hits[2], n)),
+            f3(ratio(hits.iter().sum(), 3 * n))
+        );
+    }
 }
 
 /// False positives on the held-out part of the extra benign sets.
@@ -302,16 +510,25 @@ fn targets(rows: &[&Row]) -> Vec<f32> {
 
 fn train_artifact(train: &[Row], md: &mut String) -> (BinaryArtifact, Vec<f32>) {
     let cfg = features();
-    let f = NgramFeaturizer::new(cfg.clone());
+    let f = featurizer();
     let rows: Vec<&Row> = train.iter().collect();
-    let xs0: Vec<Features> = rows.iter().map(|r| f.featurize(&r.text)).collect();
+    let xs0: Vec<Features> = rows.iter().map(|r| f.features(&r.text)).collect();
     let labels: Vec<bool> = rows.iter().map(|r| r.malicious()).collect();
-    let dim = cfg.buckets();
+    let dim = layout_dim();
     let tier = PatternTier::new().expect("built-in rules compile");
     let pat: Vec<f32> = rows
         .iter()
         .map(|r| tier.scan(&r.text, r.channel()).score)
         .collect();
+    // Thresholds and the grid are judged on the injection file's train rows: not the documents
+    // built around payloads (easier, they would move the thresholds) and not the extra benign
+    // prompts (easy too: with them the false-positive cap would be loose for the benign
+    // sources that look like attacks).
+    let orig: Vec<usize> = (0..rows.len())
+        .filter(|&i| !rows[i].source.starts_with("doc_") && !rows[i].source.starts_with("extra_"))
+        .collect();
+    let sub = |v: &[f32]| -> Vec<f32> { orig.iter().map(|&i| v[i]).collect() };
+    let lab_o: Vec<bool> = orig.iter().map(|&i| labels[i]).collect();
     let noisy = |oof: &[f32]| -> Vec<f32> {
         pat.iter()
             .zip(oof)
@@ -334,28 +551,25 @@ fn train_artifact(train: &[Row], md: &mut String) -> (BinaryArtifact, Vec<f32>) 
     );
     let _ = writeln!(
         md,
-        "| malicious copies | L2 | OOF ROC-AUC classifier | OOF best F1 classifier | OOF best F1 combined |\n|---|---|---|---|---|"
+        "| malicious copies | L2 | OOF ROC-AUC classifier | OOF best F1 classifier | OOF recall combined at ≤ {:.0}% benign flagged |\n|---|---|---|---|---|",
+        OOF_FPR_CAP * 100.0
     );
+    let ys0: Vec<f32> = rows.iter().map(|r| f32::from(r.label)).collect();
+    let ids0: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let copies =
+        |dup: usize| -> Vec<usize> { labels.iter().map(|&l| if l { dup } else { 1 }).collect() };
     for &dup in dups {
-        let idx: Vec<usize> = (0..rows.len())
-            .flat_map(|i| std::iter::repeat_n(i, if labels[i] { dup } else { 1 }))
-            .collect();
-        let xs: Vec<Features> = idx.iter().map(|&i| xs0[i].clone()).collect();
-        let ys: Vec<f32> = idx.iter().map(|&i| f32::from(rows[i].label)).collect();
-        let ids: Vec<&str> = idx.iter().map(|&i| rows[i].id.as_str()).collect();
         for l2 in L2_GRID {
             let tc = TrainConfig {
                 l2,
                 ..TrainConfig::default()
             };
-            let dup_oof = out_of_fold(&ids, &xs, &ys, dim, &tc);
-            let mut oof = vec![0.0f32; rows.len()];
-            for (k, &i) in idx.iter().enumerate().rev() {
-                oof[i] = dup_oof[k];
-            }
-            let a = auc(&oof, &labels);
-            let (_, f1) = best_f1_threshold(&oof, &labels);
-            let (_, fc) = best_f1_threshold(&noisy(&oof), &labels);
+            let oof = out_of_fold_weighted(&ids0, &xs0, &ys0, &copies(dup), dim, &tc);
+            // Judged on the rows of the data sets (the documents built around payloads
+            // are easier and would move the thresholds).
+            let a = auc(&sub(&oof), &lab_o);
+            let (_, f1) = best_f1_threshold(&sub(&oof), &lab_o);
+            let (_, fc) = capped_fpr_threshold(&sub(&noisy(&oof)), &lab_o, OOF_FPR_CAP);
             let _ = writeln!(md, "| {dup} | {l2:e} | {a:.4} | {f1:.4} | {fc:.4} |");
             if best.as_ref().is_none_or(|b| fc > b.0) {
                 best = Some((fc, dup, tc, oof));
@@ -364,21 +578,22 @@ fn train_artifact(train: &[Row], md: &mut String) -> (BinaryArtifact, Vec<f32>) 
     }
     let (_, dup, tc, oof) = best.expect("a grid point");
     let comb = noisy(&oof);
-    let (t_clf, f_clf) = best_f1_threshold(&oof, &labels);
-    let (t_pat, f_pat) = best_f1_threshold(&pat, &labels);
-    let (t_comb, f_comb) = best_f1_threshold(&comb, &labels);
+    let (t_clf, f_clf) = capped_fpr_threshold(&sub(&oof), &lab_o, OOF_FPR_CAP);
+    let (t_pat, f_pat) = best_f1_threshold(&sub(&pat), &lab_o);
+    let (t_comb, f_comb) = capped_fpr_threshold(&sub(&comb), &lab_o, OOF_FPR_CAP);
     let _ = writeln!(
         md,
-        "\nChosen: {dup} cop{} of each malicious row, L2 {:e}; thresholds by best out-of-fold F1: patterns {t_pat:.3} (F1 {f_pat:.3}), \
-         classifier {t_clf:.3} (F1 {f_clf:.3}), combined {t_comb:.3} (F1 {f_comb:.3}).\n",
+        "\nChosen: {dup} cop{} of each malicious row, L2 {:e}; thresholds on the data sets' train rows (not the \
+         documents built around payloads): patterns by best out-of-fold F1 {t_pat:.3} (F1 {f_pat:.3}); classifier \
+         {t_clf:.3} and combined {t_comb:.3}, each the lowest whose out-of-fold scores flag at most {:.0}% of the \
+         injection file's benign train rows (out-of-fold recall {f_clf:.3} and {f_comb:.3}).\n",
         if dup == 1 { "y" } else { "ies" },
-        tc.l2
+        tc.l2,
+        OOF_FPR_CAP * 100.0
     );
-    let idx: Vec<usize> = (0..rows.len())
-        .flat_map(|i| std::iter::repeat_n(i, if labels[i] { dup } else { 1 }))
-        .collect();
+    let idx = repeated(&copies(dup));
     let xs: Vec<Features> = idx.iter().map(|&i| xs0[i].clone()).collect();
-    let ys: Vec<f32> = idx.iter().map(|&i| f32::from(rows[i].label)).collect();
+    let ys: Vec<f32> = idx.iter().map(|&i| ys0[i]).collect();
     let model = train_logistic(&xs, &ys, dim, &tc);
     let mut sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
     sources.sort_unstable();
@@ -388,7 +603,9 @@ fn train_artifact(train: &[Row], md: &mut String) -> (BinaryArtifact, Vec<f32>) 
     let (note, licence) = if restricted.is_empty() && cc_by {
         (
             "All sources are Apache-2.0, MIT or CC-BY (extra benign prompts: AlpacaEval and \
-             RouteLLM Apache-2.0, CLINC150 CC-BY-3.0, XSTest CC-BY-4.0)."
+             RouteLLM Apache-2.0, HaluEval general questions MIT, CLINC150 CC-BY-3.0, XSTest \
+             CC-BY-4.0; retrieved documents: HaluEval QA contexts, MIT, alone as benign tool \
+             results and with each BIPIA train payload placed inside three of them)."
                 .to_owned(),
             "permissive sources only: Apache-2.0, MIT, CC-BY-3.0, CC-BY-4.0".to_owned(),
         )
@@ -430,6 +647,11 @@ fn train_artifact(train: &[Row], md: &mut String) -> (BinaryArtifact, Vec<f32>) 
         );
         a.params.insert(COMBINED_THRESHOLD.to_owned(), t_comb);
         a.params.insert(PATTERN_THRESHOLD.to_owned(), t_pat);
+
+        a.dense = DENSE.get().map(|(name, dim, _)| DenseSpec {
+            embedder: name.clone(),
+            dim: *dim,
+        });
         if dup > 1 {
             // Informational: the class weight used (the detector does not read it).
             a.params.insert(MALICIOUS_COPIES.to_owned(), dup as f32);
@@ -789,8 +1011,10 @@ fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mu
         md,
         "| source | label | held-out rows | classifier flags, source in training | source left out |\n|---|---|---|---|---|"
     );
-    let f = NgramFeaturizer::new(a.features.clone());
-    let full = a.classifier().expect("a valid artifact");
+    let f = featurizer();
+    let full = Detector::from_artifact_with(a, DENSE.get().map(|d| d.2.clone()))
+        .expect("a valid artifact");
+    let full = full.classifier().expect("a classifier").clone();
     let mut by_source: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for r in train {
         let e = by_source.entry(r.source.as_str()).or_default();
@@ -806,8 +1030,8 @@ fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mu
         .map_or(1, |&c| c as usize)
         .max(1);
     for (src, (m, b)) in by_source {
-        // Extra benign sets are scored apart (their held-out part is not in `test`).
-        if (m > 0 && b > 0) || src.starts_with("extra_") {
+        // Extra benign sets and documents are scored apart (their held-out part is not in `test`).
+        if (m > 0 && b > 0) || src.starts_with("extra_") || src.starts_with("doc_") {
             continue;
         }
         let keep: Vec<&Row> = train
@@ -815,8 +1039,8 @@ fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mu
             .filter(|r| r.source != src)
             .flat_map(|r| std::iter::repeat_n(r, if r.malicious() { dup } else { 1 }))
             .collect();
-        let xs: Vec<Features> = keep.iter().map(|r| f.featurize(&r.text)).collect();
-        let model = train_logistic(&xs, &targets(&keep), a.features.buckets(), &a.train);
+        let xs: Vec<Features> = keep.iter().map(|r| f.features(&r.text)).collect();
+        let model = train_logistic(&xs, &targets(&keep), layout_dim(), &a.train);
         let held: Vec<&Row> = test.iter().filter(|r| r.source == src).collect();
         let with = held
             .iter()
@@ -824,7 +1048,7 @@ fn leave_one_source_out(a: &BinaryArtifact, train: &[Row], test: &[Row], md: &mu
             .count();
         let without = held
             .iter()
-            .filter(|r| model.predict(&f.featurize(&r.text)) >= a.threshold)
+            .filter(|r| model.predict(&f.features(&r.text)) >= a.threshold)
             .count();
         let _ = writeln!(
             md,

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::binary::BinaryClassifier;
+use crate::binary::{BinaryClassifier, DenseFeatures};
 use crate::features::NgramConfig;
 use crate::linear::{LinearModel, TrainConfig};
 
@@ -237,8 +237,23 @@ pub struct BinaryArtifact {
     /// example the threshold of a combined score), so one file is one reproducible detector.
     #[serde(default)]
     pub params: BTreeMap<String, f32>,
+    /// Dense features after the hashed buckets, when the classifier was trained with them;
+    /// whoever loads the artifact must supply them (see [`BinaryClassifier::with_dense`]).
+    /// Absent in files without them, so those read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense: Option<DenseSpec>,
     pub bias: f32,
     pub weights: SparseWeights,
+}
+
+/// Which dense features an artifact's weights after the buckets expect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseSpec {
+    /// The static embedding model, by its folder name under `models/` (e.g. `minilm-static-256`).
+    pub embedder: String,
+    /// How many values it gives (the embedding's width).
+    pub dim: usize,
 }
 
 impl BinaryArtifact {
@@ -261,6 +276,7 @@ impl BinaryArtifact {
             train,
             threshold,
             params: BTreeMap::new(),
+            dense: None,
             bias: model.bias,
             weights: SparseWeights::encode(&model.weights, prune),
         }
@@ -302,7 +318,28 @@ impl BinaryArtifact {
     /// score (`params.combined_threshold` when it is there and finite, else the
     /// classifier's own threshold).
     pub fn detector_parts(&self) -> Result<(BinaryClassifier, f32), String> {
-        let classifier = self.classifier()?;
+        self.detector_parts_with(None)
+    }
+
+    /// [`BinaryArtifact::detector_parts`] with the dense features the artifact was trained
+    /// with (its `dense` field). An artifact that names dense features refuses to load
+    /// without them: scoring without them would silently move every score.
+    pub fn detector_parts_with(
+        &self,
+        dense: Option<DenseFeatures>,
+    ) -> Result<(BinaryClassifier, f32), String> {
+        let mut classifier = self.classifier()?;
+        match (&self.dense, dense) {
+            (None, _) => {}
+            (Some(_), Some(d)) => classifier = classifier.with_dense(d),
+            (Some(spec), None) => {
+                return Err(format!(
+                    "trained with dense features from the static embedding model {:?}: \
+                     load it with that model",
+                    spec.embedder
+                ))
+            }
+        }
         let threshold = self.param(COMBINED_THRESHOLD).unwrap_or(self.threshold);
         Ok((classifier, threshold))
     }
@@ -311,11 +348,15 @@ impl BinaryArtifact {
     pub fn classifier(&self) -> Result<BinaryClassifier, String> {
         self.features.validate()?;
         let weights = self.weights.decode()?;
-        if weights.len() != self.features.buckets() {
+        let dense = self.dense.as_ref().map_or(0, |d| d.dim);
+        if dense > 4096 {
+            return Err(format!("dense width {dense} above 4096"));
+        }
+        if weights.len() != self.features.buckets() + dense {
             return Err(format!(
                 "{} weights, the feature config needs {}",
                 weights.len(),
-                self.features.buckets()
+                self.features.buckets() + dense
             ));
         }
         if !self.bias.is_finite() || !self.threshold.is_finite() {
@@ -405,6 +446,30 @@ mod tests {
         }
         a.weights = SparseWeights::encode(&[1.0; 3], 0.0);
         assert!(a.detector_parts().is_err(), "an invalid classifier");
+    }
+
+    #[test]
+    fn dense_features_widen_the_layout_and_must_be_supplied() {
+        let mut a = sample();
+        let mut weights = a.weights.decode().unwrap();
+        weights.extend([0.0, 2.0]);
+        a.weights = SparseWeights::encode(&weights, 0.0);
+        assert!(a.classifier().is_err(), "no dense spec: wrong length");
+        a.dense = Some(DenseSpec {
+            embedder: "minilm-static-256".to_owned(),
+            dim: 2,
+        });
+        assert!(a.classifier().is_ok());
+        let err = a.detector_parts().unwrap_err();
+        assert!(err.contains("minilm-static-256"), "{err}");
+        let dense: DenseFeatures = std::sync::Arc::new(|_: &str| vec![0.0, 1.0]);
+        let (clf, _) = a.detector_parts_with(Some(dense)).unwrap();
+        assert!(clf.has_dense());
+        // Written only when present, so files without dense features stay as they were.
+        let text = serde_json::to_string(&sample()).unwrap();
+        assert!(!text.contains("dense"));
+        let text = serde_json::to_string(&a).unwrap();
+        assert_eq!(BinaryArtifact::from_json(&text).unwrap(), a);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use base64::Engine as _;
 use regex::Regex;
 
 use crate::artifact::{ArtifactError, BinaryArtifact};
-use crate::binary::{noisy_or, BinaryClassifier};
+use crate::binary::{noisy_or, BinaryClassifier, DenseFeatures};
 use crate::features::truncate;
 
 /// Where a text came from, which changes how much some rules weigh.
@@ -560,7 +560,18 @@ impl Detector {
     }
 
     pub fn from_artifact(a: &BinaryArtifact) -> Result<Self, DetectorError> {
-        let (classifier, threshold) = a.detector_parts().map_err(DetectorError::Invalid)?;
+        Self::from_artifact_with(a, None)
+    }
+
+    /// [`Detector::from_artifact`] with the dense features an artifact with a `dense` field
+    /// needs (the static embedding it names); fails without them.
+    pub fn from_artifact_with(
+        a: &BinaryArtifact,
+        dense: Option<DenseFeatures>,
+    ) -> Result<Self, DetectorError> {
+        let (classifier, threshold) = a
+            .detector_parts_with(dense)
+            .map_err(DetectorError::Invalid)?;
         Ok(Self::new(PatternTier::new()?, Some(classifier), threshold))
     }
 

@@ -32,10 +32,10 @@ pub mod stopwords;
 pub mod toxicity;
 
 pub use artifact::{
-    decode_dense, encode_dense, load_json, save_json, ArtifactError, BinaryArtifact, SparseWeights,
-    TrainingData, COMBINED_THRESHOLD,
+    decode_dense, encode_dense, load_json, save_json, ArtifactError, BinaryArtifact, DenseSpec,
+    SparseWeights, TrainingData, COMBINED_THRESHOLD,
 };
-pub use binary::{noisy_or, BinaryClassifier};
+pub use binary::{noisy_or, BinaryClassifier, DenseFeatures};
 pub use features::{
     fnv1a, fnv1a_str, id_hash, truncate, words, Features, NgramConfig, NgramFeaturizer,
 };

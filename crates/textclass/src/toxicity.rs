@@ -19,7 +19,7 @@
 use std::path::Path;
 
 use crate::artifact::{ArtifactError, BinaryArtifact};
-use crate::binary::{noisy_or, BinaryClassifier};
+use crate::binary::{noisy_or, BinaryClassifier, DenseFeatures};
 
 /// A lexicon category and its weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -383,6 +383,80 @@ fn squeeze_runs(w: &str, max: usize) -> String {
     out
 }
 
+/// `text` with every masking placeholder of the PII guard replaced by one space: `<KIND_N>`
+/// (pseudonyms), `[KIND]` (redactions) and `<KIND:hex>` (hashes), where KIND is upper-case
+/// ASCII letters and underscores. Anything else in angle or square brackets is left alone.
+/// Borrows when there is nothing to take out (the common case).
+pub fn strip_placeholders(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let close = match bytes[i] {
+            b'<' => b'>',
+            b'[' => b']',
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        match placeholder_len(&bytes[i..], close) {
+            Some(len) => {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                // `i` and `i + len` sit on ASCII bytes, so both are char boundaries.
+                o.push_str(&text[copied..i]);
+                o.push(' ');
+                i += len;
+                copied = i;
+            }
+            None => i += 1,
+        }
+    }
+    match out {
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// The byte length of a placeholder at the start of `b` (which opens with `<` or `[`), if
+/// there is one: the kind, then for `<`: `_` digits or `:` hex digits; then `close`.
+fn placeholder_len(b: &[u8], close: u8) -> Option<usize> {
+    // The longest kind label is 14 bytes (`STREET_ADDRESS`); 24 leaves room for new kinds.
+    let kind = b[1..]
+        .iter()
+        .take(25)
+        .take_while(|c| c.is_ascii_uppercase() || **c == b'_')
+        .count();
+    // At least two letters before a pseudonym's trailing `_` (`<A_1>` is not a label).
+    let letters = kind - usize::from(kind > 0 && b[kind] == b'_');
+    if letters < 2 || kind > 24 || !b[1].is_ascii_uppercase() {
+        return None;
+    }
+    let mut at = 1 + kind;
+    if close == b'>' {
+        // A pseudonym's `_N` is taken by the kind's `_` run: the label ends in `_`, digits follow.
+        let suffix = match (b[at - 1], b.get(at)) {
+            (b'_', Some(c)) if c.is_ascii_digit() => {
+                b[at..].iter().take_while(|c| c.is_ascii_digit()).count()
+            }
+            (_, Some(b':')) => {
+                at += 1;
+                b[at..].iter().take_while(|c| c.is_ascii_hexdigit()).count()
+            }
+            _ => 0,
+        };
+        if suffix == 0 || suffix > 16 {
+            return None;
+        }
+        at += suffix;
+    }
+    (b.get(at) == Some(&close)).then_some(at + 1)
+}
+
 /// The detector's answer for one text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToxicityVerdict {
@@ -429,7 +503,18 @@ impl ToxicityDetector {
     }
 
     pub fn from_artifact(a: &BinaryArtifact) -> Result<Self, ToxicityError> {
-        let (classifier, threshold) = a.detector_parts().map_err(ToxicityError::Invalid)?;
+        Self::from_artifact_with(a, None)
+    }
+
+    /// [`ToxicityDetector::from_artifact`] with the dense features an artifact with a
+    /// `dense` field needs (the static embedding it names); fails without them.
+    pub fn from_artifact_with(
+        a: &BinaryArtifact,
+        dense: Option<DenseFeatures>,
+    ) -> Result<Self, ToxicityError> {
+        let (classifier, threshold) = a
+            .detector_parts_with(dense)
+            .map_err(ToxicityError::Invalid)?;
         Ok(Self::new(Some(classifier), threshold))
     }
 
@@ -450,7 +535,12 @@ impl ToxicityDetector {
         self.classifier.as_ref()
     }
 
+    /// Scan one text. Masking placeholders (`<PERSON_1>`, `[EMAIL]`, `<PHONE:1a2b3c4d>`) are
+    /// taken out first ([`strip_placeholders`]): they stand for a value the model never saw,
+    /// and their upper-case, bracketed shape is nothing like the training text.
     pub fn scan(&self, text: &str) -> ToxicityVerdict {
+        let stripped = strip_placeholders(text);
+        let text = stripped.as_ref();
         let lm = self.lexicon.scan(text);
         let cs = self.classifier.as_ref().map(|c| c.score(text));
         let score = noisy_or([lm.score, cs.unwrap_or(0.0)]);
@@ -528,20 +618,86 @@ mod tests {
     }
 
     #[test]
-    fn detector_combines_tiers() {
+    fn strips_every_placeholder_shape_and_nothing_else() {
+        assert_eq!(
+            strip_placeholders("thanks <PERSON_1>, mail [EMAIL] or <PHONE:1a2b3c4d>!"),
+            "thanks  , mail   or  !"
+        );
+        assert_eq!(strip_placeholders("<STREET_ADDRESS_12>"), " ");
+        for keep in [
+            "a <b> tag",
+            "[1] see note",
+            "<PERSON>",
+            "<PERSON_>",
+            "[Email]",
+            "x < y and Z_1 > w",
+            "<A_1>",
+            "<PHONE:xyz>",
+            "plain text",
+            "[EMAIL",
+        ] {
+            assert_eq!(strip_placeholders(keep), keep, "{keep:?}");
+        }
+        assert!(matches!(
+            strip_placeholders("nothing here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn a_placeholder_never_counts_toward_toxicity() {
+        // A classifier that reads every bucket as toxic evidence: only text in the n-grams
+        // can move the score, so a placeholder that reached them would raise it.
+        let d = ToxicityDetector::new(Some(toy_classifier(vec![0.5; 256], -1.0)), 0.5);
+        for (masked, plain) in [
+            ("Sure, <PERSON_1> can join.", "Sure,   can join."),
+            ("[EMAIL]", " "),
+            ("Call <PHONE_2> at <LOCATION_1>", "Call   at  "),
+        ] {
+            assert_eq!(d.scan(masked), d.scan(plain), "{masked:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stripping_is_the_same_as_never_having_the_placeholder(
+            before in "[a-z <\\[\\]_:>A-Z0-9]{0,30}",
+            after in "[a-z <\\[\\]_:>A-Z0-9]{0,30}",
+            kind in "[A-Z][A-Z_]{1,12}[A-Z]",
+            n in 1u32..200,
+            shape in 0u8..3,
+        ) {
+            let placeholder = match shape {
+                0 => format!("<{kind}_{n}>"),
+                1 => format!("[{kind}]"),
+                _ => format!("<{kind}:{n:08x}>"),
+            };
+            // Separated by spaces, as the masker's replacement sits between words.
+            let masked = format!("{before} {placeholder} {after}");
+            let stripped = strip_placeholders(&masked);
+            proptest::prop_assert!(!stripped.contains(&placeholder));
+            let again = strip_placeholders(&stripped).into_owned();
+            proptest::prop_assert_eq!(again.as_str(), stripped.as_ref(), "idempotent");
+            let lexicon_only = ToxicityDetector::new(None, 0.5);
+            proptest::prop_assert_eq!(
+                lexicon_only.scan(&masked),
+                lexicon_only.scan(&format!("{before}   {after}"))
+            );
+        }
+    }
+
+    /// A classifier over 2^8 buckets with the given weights, threshold 0.5.
+    fn toy_classifier(weights: Vec<f32>, bias: f32) -> BinaryClassifier {
         let cfg = NgramConfig {
             buckets_log2: 8,
             ..NgramConfig::default()
         };
-        let clf = BinaryClassifier::new(
-            cfg,
-            LinearModel {
-                weights: vec![],
-                bias: -2.0,
-            },
-            0.5,
-        );
-        let d = ToxicityDetector::new(Some(clf), 0.5);
+        BinaryClassifier::new(cfg, LinearModel { weights, bias }, 0.5)
+    }
+
+    #[test]
+    fn detector_combines_tiers() {
+        let d = ToxicityDetector::new(Some(toy_classifier(vec![], -2.0)), 0.5);
         let v = d.scan("you idiot");
         assert!(v.toxic && v.categories == [Insult], "{v:?}");
         let v = d.scan("have a lovely day");

@@ -88,4 +88,9 @@ fn toxicity_artifact_loads_and_decides() {
     assert!(v.categories.contains(&Category::Profanity));
     let v = d.scan("Thanks for the recipe, I added a dash of paprika and it was lovely.");
     assert!(!v.toxic, "{v:?}");
+    // An answer about pseudonymised people scores as the same answer without them.
+    let masked = d.scan("sure, <PERSON_1> can meet <PERSON_2> at [LOCATION] on friday.");
+    let plain = d.scan("sure,   can meet   at   on friday.");
+    assert_eq!(masked.score, plain.score);
+    assert!(!masked.toxic, "{masked:?}");
 }

@@ -8,6 +8,18 @@ use switchyard_textclass::{id_hash, train_logistic, Features, TrainConfig};
 pub const TRAIN_SHARE: f64 = 0.7;
 pub const FOLDS: u64 = 5;
 
+/// Every row of a JSONL file; stops the evaluation loudly on a missing file or a bad row.
+pub fn read_jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("a row of {}: {e}", path.display()))
+        })
+        .collect()
+}
+
 /// Per source and label, rows ordered by the mixed hash of their id ([`id_hash`]); the first
 /// 70% train. No seed, stable when the file is reordered, and each source keeps its label mix
 /// in both parts.
@@ -62,6 +74,37 @@ pub fn out_of_fold(
     out
 }
 
+/// Row indices with row `i` repeated `copies[i]` times: a class or source weight by copies.
+pub fn repeated(copies: &[usize]) -> Vec<usize> {
+    copies
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &c)| std::iter::repeat_n(i, c))
+        .collect()
+}
+
+/// [`out_of_fold`] with row `i` counted `copies[i]` times in training. The copies share the
+/// row's id, hence its fold, so each distinct row gets one score.
+pub fn out_of_fold_weighted(
+    ids: &[&str],
+    xs: &[Features],
+    ys: &[f32],
+    copies: &[usize],
+    dim: usize,
+    cfg: &TrainConfig,
+) -> Vec<f32> {
+    let idx = repeated(copies);
+    let rx: Vec<Features> = idx.iter().map(|&i| xs[i].clone()).collect();
+    let ry: Vec<f32> = idx.iter().map(|&i| ys[i]).collect();
+    let rid: Vec<&str> = idx.iter().map(|&i| ids[i]).collect();
+    let scores = out_of_fold(&rid, &rx, &ry, dim, cfg);
+    let mut out = vec![0.0f32; ids.len()];
+    for (k, &i) in idx.iter().enumerate() {
+        out[i] = scores[k];
+    }
+    out
+}
+
 /// The threshold (one of the scores) with the best F1, ties to the higher threshold.
 pub fn best_f1_threshold(scores: &[f32], labels: &[bool]) -> (f32, f64) {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
@@ -83,6 +126,29 @@ pub fn best_f1_threshold(scores: &[f32], labels: &[bool]) -> (f32, f64) {
         if f1 > best.1 {
             best = (scores[i], f1);
         }
+    }
+    best
+}
+
+/// The lowest threshold (one of the scores: the most recall) at which at most `cap` of the
+/// rows marked `capped` score at or above it (the benign rows whose false positives a goal
+/// bounds); 1.0 when even the highest score breaks the cap.
+pub fn lowest_threshold_within(scores: &[f32], capped: &[bool], cap: f64) -> f32 {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let n = capped.iter().filter(|c| **c).count().max(1) as f64;
+    let (mut flagged, mut best, mut k) = (0.0, 1.0f32, 0);
+    while k < idx.len() {
+        let t = scores[idx[k]];
+        // Every row with this score is flagged together.
+        while k < idx.len() && scores[idx[k]] == t {
+            flagged += f64::from(u8::from(capped[idx[k]]));
+            k += 1;
+        }
+        if flagged / n > cap {
+            break;
+        }
+        best = t;
     }
     best
 }
