@@ -8,7 +8,9 @@
 //! Options: `--data FILE` (default: `hallucination/hallucination.dev.jsonl` of the shared
 //! data folder, `SWITCHYARD_DATA_DIR` or `../shared/data`; `switchyard_testkit::data`),
 //! `--artifact FILE` (default `eval/artifacts/grounding.v1.json`),
-//! `--models DIR` (holding `minilm-static-256` and `all-MiniLM-L6-v2`), `--no-write`.
+//! `--models DIR` (holding `minilm-static-256` and `all-MiniLM-L6-v2`), `--no-write`,
+//! `--show NAME` (to stderr: the scores and features of evaluation answers framed by the
+//! template NAME, or with `missed` the hallucinated HaluEval answers the shipped head passes).
 //!
 //! Protocol: rows are grouped by `meta.group` (one HaluEval question's right and hallucinated
 //! answers, one FaithBench source passage's summaries), and per source the groups ordered by
@@ -380,7 +382,8 @@ fn main() {
         }
     };
 
-    // `--show NAME`: the scores and features of the answers framed by one template.
+    // `--show NAME`: the scores and features of the answers framed by one template, or of
+    // the hallucinated answers the shipped lexical head passes (`missed`).
     if let Some(name) = opt("--show") {
         let (g, t) = shipped(LEXICAL);
         let missed = name == "missed";
