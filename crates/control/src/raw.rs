@@ -314,9 +314,10 @@ pub struct RawGroundingGuard {
     /// `flag` (default), `retry` or `block`.
     #[serde(default = "default_flag_action")]
     pub action: String,
-    /// An answer whose weakest sentence's support is below this fails.
-    #[serde(default = "default_grounding_threshold")]
-    pub threshold: f32,
+    /// An answer whose weakest sentence's support is below this fails (default: the
+    /// artifact's measured threshold, `eval/hallucination.md`).
+    #[serde(default)]
+    pub threshold: Option<f32>,
     /// Where the context is: `field` (the request's `context` extension field), `tools`
     /// (tool results in the conversation), `system` (system messages).
     #[serde(default = "default_context_sources")]
@@ -325,9 +326,6 @@ pub struct RawGroundingGuard {
 
 fn default_flag_action() -> String {
     "flag".to_owned()
-}
-fn default_grounding_threshold() -> f32 {
-    0.5
 }
 fn default_context_sources() -> Vec<String> {
     vec!["field".to_owned(), "tools".to_owned()]

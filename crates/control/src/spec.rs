@@ -180,7 +180,8 @@ pub struct ContextSources {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroundingGuardSpec {
     pub action: OutputAction,
-    pub threshold: f32,
+    /// `None`: the artifact's own threshold.
+    pub threshold: Option<f32>,
     pub context: ContextSources,
 }
 

@@ -390,6 +390,8 @@ threshold = -1.0
     let g = ok.guards.grounding.unwrap();
     assert_eq!(g.action, switchyard_control::OutputAction::Flag);
     assert!(g.context.field && g.context.tools && !g.context.system);
+    // The artifact's measured threshold unless one is configured.
+    assert_eq!(g.threshold, None);
     assert_eq!(
         ok.guards.bias.unwrap().action,
         switchyard_control::OutputAction::Flag

@@ -701,6 +701,19 @@ async fn an_ungrounded_answer_is_retried_then_replaced() {
         "I can't answer that from the documents."
     );
 
+    // A right answer written as a sentence that restates the question passes: the
+    // question's words ("Marin", "1933" are in no document) count as support.
+    up.push(Reply::text(
+        "Based on the documents, the Marin bridge begun in 1933 was designed by Joseph Strauss.",
+    ));
+    let r = send(
+        &gw,
+        json!({"model": "m", "context": BRIDGE, "messages": user("Who designed the Marin bridge begun in 1933?")}),
+    )
+    .await;
+    let guard = header(&r, "x-switchyard-guard");
+    assert!(guard.starts_with("grounding=pass("), "{guard}");
+
     // No context, nothing to check; a context of the wrong shape is the caller's error.
     up.push(Reply::text("Anything at all, 1234."));
     let r = send(&gw, json!({"model": "m", "messages": user("Hi")})).await;

@@ -19,7 +19,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let g = Grounding::embedded()?;
 //! let context = "The Golden Gate Bridge opened in 1937. It spans 1,280 metres.";
-//! let verdict = g.check_lexical(context, "The bridge opened in 1952.");
+//! let verdict = g.check_lexical(context, "When did it open?", "The bridge opened in 1952.");
 //! assert!(!verdict.supported);
 //! assert_eq!(verdict.sentences[0].unsupported_terms, ["1952"]);
 //! # Ok(())
@@ -39,7 +39,8 @@ use switchyard_textclass::{sigmoid, ArtifactError, TrainingData};
 
 pub use split::{segments, sentences, Kind, Segment};
 pub use support::{
-    cosine, Context, EmbedFn, SentenceFeatures, EMBEDDING_FEATURES, FEATURE_NAMES, N_FEATURES,
+    cosine, Context, EmbedFn, SentenceFeatures, EMBEDDING_FEATURES, FEATURE_NAMES, LENGTH_FEATURE,
+    N_FEATURES,
 };
 
 /// The artifact built into the binary: `eval/artifacts/grounding.v1.json`.
@@ -236,25 +237,27 @@ impl Grounding {
         self.threshold.unwrap_or(self.lexical.threshold)
     }
 
-    /// Score `answer` against `context`, with embeddings from `embed` (called once per
-    /// context sentence and once per answer sentence). Without an embedding head in the
-    /// artifact this is [`Grounding::check_lexical`].
+    /// Score `answer` to `question` against `context`, with embeddings from `embed` (called
+    /// once per context sentence and once per answer sentence). The question's words count as
+    /// support (pass `""` when there is none). Without an embedding head in the artifact this
+    /// is [`Grounding::check_lexical`].
     pub fn check(
         &self,
         context: &str,
+        question: &str,
         answer: &str,
         embed: &dyn Fn(&str) -> Vec<f32>,
     ) -> GroundingVerdict {
         if self.embedding_head.is_none() {
-            return self.check_lexical(context, answer);
+            return self.check_lexical(context, question, answer);
         }
-        let cx = Context::new(context, Some(embed));
+        let cx = Context::new(context, Some(embed)).with_question(question);
         self.check_prepared(&cx, answer, Some(embed))
     }
 
     /// Score without embeddings (the lexical head).
-    pub fn check_lexical(&self, context: &str, answer: &str) -> GroundingVerdict {
-        let cx = Context::new(context, None);
+    pub fn check_lexical(&self, context: &str, question: &str, answer: &str) -> GroundingVerdict {
+        let cx = Context::new(context, None).with_question(question);
         self.check_prepared(&cx, answer, None)
     }
 
@@ -365,17 +368,69 @@ mod tests {
 
     #[test]
     fn unsupported_number_is_detected() {
-        let v = g().check_lexical(CONTEXT, "The bridge opened in 1952.");
+        let v = g().check_lexical(CONTEXT, "", "The bridge opened in 1952.");
         assert!(!v.supported, "{v:?}");
         assert_eq!(v.sentences[0].unsupported_terms, ["1952"]);
     }
 
     #[test]
+    fn right_answers_written_as_sentences_pass() {
+        let g = g();
+        let question = "Who designed the Golden Gate Bridge?";
+        for answer in [
+            "Joseph Strauss",
+            "The answer is Joseph Strauss.",
+            "Based on the context, it was Joseph Strauss.",
+            "Joseph Strauss is the answer to that.",
+            "The Golden Gate Bridge was designed by Joseph Strauss.",
+            "I think it was Joseph Strauss.",
+        ] {
+            let v = g.check_lexical(CONTEXT, question, answer);
+            assert!(v.supported, "{answer:?}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn a_fabricated_name_or_number_is_flagged() {
+        let g = g();
+        let question = "Who designed the Golden Gate Bridge?";
+        for answer in [
+            "The answer is Frank Lloyd Wright.",
+            "The Golden Gate Bridge was designed by Joseph Strauss in 1911.",
+            "Based on the context, it was designed by Gustave Eiffel.",
+        ] {
+            let v = g.check_lexical(CONTEXT, question, answer);
+            assert!(!v.supported, "{answer:?}: {v:?}");
+        }
+        let v = g.check_lexical(CONTEXT, question, "The answer is Frank Lloyd Wright.");
+        assert!(v.sentences[0]
+            .unsupported_terms
+            .contains(&"wright".to_owned()));
+    }
+
+    #[test]
+    fn question_words_do_not_count_against_an_answer() {
+        let g = g();
+        // "Marin" and "1933" are only in the question.
+        let question = "Which Marin County bridge, begun in 1933, did Joseph Strauss design?";
+        let answer = "The Marin County bridge Joseph Strauss designed, begun in 1933, is the \
+                      Golden Gate Bridge.";
+        let with = g.check_lexical(CONTEXT, question, answer);
+        let without = g.check_lexical(CONTEXT, "", answer);
+        assert!(with.supported, "{with:?}");
+        assert!(with.score > without.score);
+        assert!(with.sentences[0].unsupported_terms.is_empty());
+        assert!(without.sentences[0]
+            .unsupported_terms
+            .contains(&"1933".to_owned()));
+    }
+
+    #[test]
     fn paraphrase_is_supported() {
-        // At the gateway's recommended threshold (0.5); the artifact's own (best F1 on
-        // HaluEval, 0.75) is stricter than reordered paraphrases bear.
-        let v = g().with_threshold(0.5).check_lexical(
+        // At the artifact's threshold (the gateway's default).
+        let v = g().check_lexical(
             CONTEXT,
+            "",
             "Designed by Joseph Strauss, the Golden Gate Bridge opened in 1937. Its main span \
              is 1,280 metres.",
         );
@@ -386,8 +441,8 @@ mod tests {
     #[test]
     fn invented_name_lowers_support() {
         let g = g();
-        let good = g.check_lexical(CONTEXT, "It was designed by Joseph Strauss.");
-        let bad = g.check_lexical(CONTEXT, "It was designed by Frank Lloyd Wright.");
+        let good = g.check_lexical(CONTEXT, "", "It was designed by Joseph Strauss.");
+        let bad = g.check_lexical(CONTEXT, "", "It was designed by Frank Lloyd Wright.");
         assert!(bad.score < good.score);
         assert!(!bad.supported);
     }
@@ -396,6 +451,7 @@ mod tests {
     fn weakest_sentence_decides() {
         let v = g().check_lexical(
             CONTEXT,
+            "",
             "The bridge opened in 1937. It cost 900 million dollars and was painted by Monet.",
         );
         assert!(v.sentences[0].support > v.sentences[1].support);
@@ -406,9 +462,9 @@ mod tests {
     #[test]
     fn embedding_head_is_used_with_a_function() {
         let embed = |s: &str| vec![s.len() as f32, 1.0];
-        let v = g().check(CONTEXT, "It opened in 1937.", &embed);
+        let v = g().check(CONTEXT, "", "It opened in 1937.", &embed);
         assert_eq!(v.head, STATIC);
-        let empty = g().check(CONTEXT, "", &embed);
+        let empty = g().check(CONTEXT, "", "", &embed);
         assert_eq!(empty.score, 1.0);
         assert!(empty.supported);
     }

@@ -67,9 +67,48 @@ const NO_CLAIM: &[&str] = &[
     "n't",
 ];
 
+/// Words an answer uses to talk about the exchange itself rather than the world ("the answer
+/// is ...", "based on the context ...", "the passage says ..."): framing, not a claim the
+/// context has to hold. Compared lower case, before stemming.
+const FRAMING: &[&str] = &[
+    "answer",
+    "answers",
+    "answered",
+    "question",
+    "questions",
+    "asked",
+    "context",
+    "passage",
+    "passages",
+    "article",
+    "document",
+    "documents",
+    "text",
+    "excerpt",
+    "paragraph",
+    "source",
+    "sources",
+    "according",
+    "based",
+    "provided",
+    "mentioned",
+    "mentions",
+    "stated",
+    "says",
+    "summary",
+    "summarizes",
+    "summarises",
+    "information",
+    "correct",
+    "response",
+];
+
 /// `lower` carries no claim of its own: not a content word.
 fn is_stopword(lower: &str) -> bool {
-    is_function_word(lower) || QUESTION_WORDS.contains(&lower) || NO_CLAIM.contains(&lower)
+    is_function_word(lower)
+        || QUESTION_WORDS.contains(&lower)
+        || NO_CLAIM.contains(&lower)
+        || FRAMING.contains(&lower)
 }
 
 /// Negation words: a sentence that says one of these while its best context match does not
@@ -109,6 +148,8 @@ const NEGATIONS: &[&str] = &[
 pub struct Terms {
     /// Stems of content words, in order (repeats kept).
     pub content: Vec<String>,
+    /// The same words lower-cased but not stemmed, for [`rarity`].
+    pub surface: Vec<String>,
     /// Normalised numbers (digits, one optional decimal point).
     pub numbers: Vec<String>,
     /// Names: stems of capitalised words that do not open the sentence, and acronyms.
@@ -233,8 +274,32 @@ pub fn terms(sentence: &str) -> Terms {
             t.entities.push(s.clone());
         }
         t.content.push(s);
+        t.surface.push(lower);
     }
     t
+}
+
+/// Common English words in frequency order (`common_words.txt`).
+const COMMON_WORDS: &str = include_str!("common_words.txt");
+
+/// How rare a lower-case word is, in `[0, 1]`: 0 for the most common English word, rising
+/// with the logarithm of its frequency rank, 1 for a word outside the ~11,000 listed. An
+/// answer word the context does not hold is weak evidence of invention when it is common
+/// ("say", "likely", "known") and strong when it is rare ("astronaut").
+pub fn rarity(lower: &str) -> f32 {
+    static RANKS: std::sync::OnceLock<std::collections::HashMap<&'static str, u32>> =
+        std::sync::OnceLock::new();
+    let ranks = RANKS.get_or_init(|| {
+        COMMON_WORDS
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .zip(0u32..)
+            .collect()
+    });
+    match ranks.get(lower) {
+        Some(&r) => ((r as f32).ln_1p() / (ranks.len() as f32).ln_1p()).clamp(0.0, 1.0),
+        None => 1.0,
+    }
 }
 
 #[cfg(test)]
@@ -270,5 +335,20 @@ mod tests {
         assert!(t.negated);
         assert!(t.content.contains(&"song".to_owned()));
         assert!(!t.content.contains(&"about".to_owned()));
+        assert_eq!(t.content.len(), t.surface.len());
+    }
+
+    #[test]
+    fn rarity_follows_frequency() {
+        assert_eq!(rarity("the"), 0.0);
+        assert!(rarity("say") < rarity("musician"));
+        assert!(rarity("musician") < 1.0);
+        assert_eq!(rarity("qwxzv"), 1.0);
+    }
+
+    #[test]
+    fn framing_words_are_no_claim() {
+        let t = terms("Based on the context, the answer is Nixon.");
+        assert_eq!(t.content, ["nixon"]);
     }
 }

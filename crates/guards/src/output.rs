@@ -66,7 +66,10 @@ impl OutputCheck {
             }
             OutputCheck::Grounding(g) => {
                 let context = grounding_context(request, g.sources)?;
-                let v = g.scorer.check_lexical(&context, text);
+                // The question's words count as support: an answer may restate it.
+                let v = g
+                    .scorer
+                    .check_lexical(&context, &last_user_text(request), text);
                 classified("grounding", !v.supported, g.action, v.score, || {
                     grounding_detail(&v)
                 })

@@ -36,13 +36,15 @@ pub struct OutputWindow {
 impl OutputWindow {
     /// A watcher for a streamed answer to `request`.
     pub fn over(checks: &Arc<OutputChecks>, request: &ChatCompletionRequest) -> Self {
+        let question = last_user_text(request);
         let context = checks.grounding().and_then(|g| {
-            grounding_context(request, g.sources).map(|text| GroundingContext::new(&text, None))
+            grounding_context(request, g.sources)
+                .map(|text| GroundingContext::new(&text, None).with_question(&question))
         });
         OutputWindow::new(
             Arc::clone(checks),
             context,
-            last_user_text(request),
+            question,
             json_requested(request),
         )
     }

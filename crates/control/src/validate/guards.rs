@@ -317,7 +317,7 @@ fn judge(
 fn grounding(c: &mut Checker, at: &str, r: &RawGroundingGuard) -> GroundingGuardSpec {
     let action = output_action(c, &format!("{at}.grounding.action"), &r.action);
     c.ensure(
-        (0.0..=1.0).contains(&r.threshold),
+        r.threshold.is_none_or(|t| (0.0..=1.0).contains(&t)),
         format!("{at}.grounding.threshold"),
         "must be between 0 and 1",
     );

@@ -26,10 +26,14 @@ pub fn build_checks(spec: &GuardsSpec) -> Result<Option<Arc<OutputChecks>>, Guar
         }));
     }
     if let Some(g) = &spec.grounding {
+        // The lexical head: it needs no model, and the static head measured no better
+        // (eval/hallucination.md). Its threshold is the artifact's unless configured.
+        let scorer = Grounding::embedded()?;
         checks.push(OutputCheck::Grounding(GroundingCheck {
-            // The lexical head: it needs no model, and the static head measured no better
-            // (eval/hallucination.md).
-            scorer: Grounding::embedded()?.with_threshold(g.threshold),
+            scorer: match g.threshold {
+                Some(t) => scorer.with_threshold(t),
+                None => scorer,
+            },
             action: g.action,
             sources: g.context,
         }));
