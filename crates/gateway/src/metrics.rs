@@ -36,6 +36,7 @@ pub const ROUTE_DECISIONS: &str = "switchyard_route_decisions_total";
 pub const ROUTING_SAVED: &str = "switchyard_routing_saved_nanousd_total";
 pub const GUARD_VERDICTS: &str = "switchyard_guard_verdicts_total";
 pub const GUARD_DURATION: &str = "switchyard_guard_duration_seconds";
+pub const HARMFUL_REQUESTS: &str = "switchyard_harmful_requests_total";
 pub const ROLLOUT_TRANSITIONS: &str = "switchyard_rollout_transitions_total";
 pub const CONFIG_APPLIED: &str = "switchyard_config_applied_total";
 pub const QUALITY_ANSWERS: &str = "switchyard_quality_answers_total";
@@ -167,6 +168,10 @@ fn describe() {
     describe_counter!(
         GUARD_VERDICTS,
         "Guard verdicts by guard and outcome (pass, masked, flagged, blocked, failed, fixed, stopped, replaced, error)."
+    );
+    describe_counter!(
+        HARMFUL_REQUESTS,
+        "Requests the harmful-request guard scored harmful, by risk area and outcome (blocked, flagged, or pass for an area it does not act on)."
     );
     describe_histogram!(
         GUARD_DURATION,

@@ -17,6 +17,10 @@ pub enum GuardBuildError {
     TopicsEmbedder(switchyard_embed::EmbedError),
     #[error("guards.topics: {0}")]
     Topics(#[from] switchyard_topics::TopicError),
+    #[error("guards.harmful.artifact: {0}")]
+    Harmful(#[from] switchyard_textclass::harmful::HarmfulError),
+    #[error("guards.harmful.embedder: {0}")]
+    HarmfulEmbedder(switchyard_embed::EmbedError),
     #[error("guards.grounding: {0}")]
     Grounding(#[from] switchyard_grounding::GroundingError),
 }
