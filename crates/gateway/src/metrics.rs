@@ -169,10 +169,7 @@ fn describe() {
         GUARD_VERDICTS,
         "Guard verdicts by guard and outcome (pass, masked, flagged, blocked, failed, fixed, stopped, replaced, error)."
     );
-    describe_counter!(
-        HARMFUL_REQUESTS,
-        "Requests the harmful-request guard scored harmful, by risk area and outcome (blocked, flagged, or pass for an area it does not act on)."
-    );
+    describe_counter!(HARMFUL_REQUESTS, "Harmful requests by area and outcome.");
     describe_histogram!(
         GUARD_DURATION,
         Unit::Seconds,

@@ -1,13 +1,14 @@
 //! The harmful-request guard through the gateway over real HTTP, against a fake upstream: a
 //! harmful request is refused in OpenAI's error shape with its risk area in the header, the
 //! record and `/metrics`, while a safe prompt with a violent homonym passes; categories the
-//! guard does not act on pass with their area on record; flag mode lets requests through.
+//! guard does not act on pass with their area on record; flag mode lets requests through; a
+//! classifier trained on another embedding model does not start.
 
 #![expect(clippy::unwrap_used, reason = "test code")]
 
 mod common;
 
-use common::{start, static_embedder, user, TestGateway};
+use common::{start, start_error, static_embedder, user, TestGateway};
 use serde_json::{json, Value};
 use switchyard_testkit::{FakeUpstream, Flavor, Reply};
 
@@ -143,4 +144,35 @@ async fn other_categories_pass_on_record_and_flag_mode_lets_requests_through() {
     assert_eq!(r.status(), 200);
     assert!(guard_header(&r).starts_with("harmful=flagged("));
     assert_eq!(up.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_classifier_for_another_embedding_model_does_not_start() {
+    use switchyard_textclass::harmful::Head;
+    use switchyard_textclass::{LinearModel, SparseWeights};
+    let mut a = switchyard_control::builtin::load_harmful("builtin:harmful.v1").unwrap();
+    // A consistent artifact whose static model gave 3-dimensional vectors.
+    let zeros = LinearModel {
+        weights: vec![0.0; 3],
+        bias: 0.0,
+    };
+    a.ngrams = None;
+    a.dense_dim = 3;
+    a.harmful = Head::new("harmful", &zeros, 0.0);
+    for h in &mut a.categories {
+        h.weights = SparseWeights::encode(&zeros.weights, 0.0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.json");
+    a.save(&path).unwrap();
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let err = start_error(&config(
+        &up,
+        &format!("artifact = {:?}\n", path.display().to_string()),
+    ))
+    .await;
+    assert!(
+        err.contains("guards.harmful.embedder: the model gives 256-dimensional vectors, the classifier was trained on 3"),
+        "{err}"
+    );
 }

@@ -21,6 +21,11 @@ pub enum GuardBuildError {
     Harmful(#[from] switchyard_textclass::harmful::HarmfulError),
     #[error("guards.harmful.embedder: {0}")]
     HarmfulEmbedder(switchyard_embed::EmbedError),
+    #[error(
+        "guards.harmful.embedder: the model gives {found}-dimensional vectors, the classifier \
+         was trained on {expected}"
+    )]
+    HarmfulDimension { found: usize, expected: usize },
     #[error("guards.grounding: {0}")]
     Grounding(#[from] switchyard_grounding::GroundingError),
 }

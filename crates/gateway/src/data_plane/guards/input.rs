@@ -178,11 +178,17 @@ impl HarmfulGuard {
         }
         // Validation refused the MiniLM kind; `None` needs no model.
         let embedder = match classifier.embedding() {
-            Embedding::Static => Some(
-                models
+            Embedding::Static => {
+                let model = models
                     .get(&h.embedder)
-                    .map_err(GuardBuildError::HarmfulEmbedder)?,
-            ),
+                    .map_err(GuardBuildError::HarmfulEmbedder)?;
+                // Another model's vectors would fail every request (closed: refuse them all).
+                let (found, expected) = (model.0.dim(), classifier.layout().dense_dim);
+                if found != expected {
+                    return Err(GuardBuildError::HarmfulDimension { found, expected });
+                }
+                Some(model)
+            }
             Embedding::None | Embedding::Minilm => None,
         };
         Ok(HarmfulGuard {
