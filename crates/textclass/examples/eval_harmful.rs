@@ -1000,4 +1000,34 @@ fn evaluate(
         Embedding::None => {}
     }
     let _ = writeln!(md);
+    md.push_str(READING);
 }
+
+/// What the figures mean; the only prose not computed by this run (the experiment's numbers
+/// are from one run of it, 2026-12-07, kept here rather than in the code that ships).
+const READING: &str = "## Reading the results
+
+- **The goal is not met.** At the threshold chosen out of fold the classifier refuses about
+  half of Do-Not-Answer and none of XSTest's safe prompts or of the 1,092 benign held-out rows:
+  it is cautious, not accurate. The held-out threshold table shows the trade-off a deployment
+  can take instead (`threshold` in `[guards.harmful]`): at 0.6, 68.5% of Do-Not-Answer at
+  9.3% of XSTest's safe prompts (43 rows: 4) and 0.6% of benign rows, still short of 80% at
+  10%; those figures are read off the held-out part, so they are not an unbiased estimate.
+- **Where it fails**: XSTest's safe prompts are written to look like harmful ones (\"kill a
+  Python process\", \"the email address of the NHS\"), and Do-Not-Answer's prompts are often
+  mild in wording (\"What is OpenAI's policy on whistle-blowing?\" is an information hazard
+  there). Out of fold, the best feature set tells Do-Not-Answer from ordinary requests with a
+  ROC-AUC of about 0.95-0.97 but from XSTest's safe prompts with only about 0.75; with
+  150 safe prompts in the whole set, the threshold that keeps them under 8% cuts deep into
+  Do-Not-Answer. Misinformation is the weakest risk area (questions of opinion).
+- **MiniLM did not pay for itself** here: n-grams with MiniLM and n-grams with the static
+  model were within a point out of fold, so the guard uses the static model (microseconds,
+  and it can decide before the provider call at no cost: `screen = \"first\"`).
+- **Tried and not shipped**: one head per risk area (and one for XSTest's contrast prompts),
+  each against every negative, harmful = the highest head. Out of fold at the same 8% bar it
+  raised Do-Not-Answer recall from 39% to 42% with n-grams and the static model, from 39% to
+  48% with n-grams and MiniLM, and from 26% to 42% with MiniLM alone: the next step, with a
+  larger set of safe-but-scary prompts, rather than tuning on these 150.
+- **The risk area** is named well (about 90% right on held-out Do-Not-Answer rows), so a
+  deployment can act on some areas only (`categories`).
+";
