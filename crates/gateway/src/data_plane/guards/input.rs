@@ -1,6 +1,6 @@
 //! The classifying input guards (injection, topics, harmful requests, a team's webhook): they
-//! only read the request, so they run alongside the provider call as one screen. Built from config as a
-//! list, in the order their verdicts are recorded.
+//! only read the request, so they run alongside the provider call as one screen. Built from
+//! config as a list, in the order their verdicts are recorded.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -7,8 +7,8 @@
 //!    answer, so a value never reaches another request.
 //! 2. Classifying guards only read the request, so they run alongside the provider call
 //!    ([`GuardStage::alongside`]): the injection screen, the topic filter and the
-//!    harmful-request classifier start on blocking threads
-//!    when the call starts, the webhook when it is first polled; if one refuses, the call is
+//!    harmful-request classifier start on blocking threads when the call starts, the webhook
+//!    when it is first polled; if one refuses, the call is
 //!    dropped (which cancels it upstream) and the refusal returned: an error, or for the topic
 //!    filter its polite answer ([`GuardStage::refusal_answer`]). Nothing from the provider
 //!    reaches the client before the screen has passed: a call that answers first waits for it.
