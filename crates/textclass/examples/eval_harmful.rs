@@ -765,7 +765,8 @@ fn train_artifact(
             v.name()
         ),
         rows: train.len(),
-        licence: "Apache-2.0, with attribution to XSTest (CC-BY-4.0) and CLINC150 (CC-BY-3.0)"
+        licence: "Apache-2.0 and MIT sources, with attribution to XSTest (CC-BY-4.0) and \
+                  CLINC150 (CC-BY-3.0)"
             .to_owned(),
     };
     for prune in [
@@ -789,10 +790,14 @@ fn train_artifact(
         };
         let bytes = serde_json::to_string(&artifact).map_or(usize::MAX, |t| t.len());
         if bytes <= MAX_ARTIFACT_BYTES {
+            let pruned = if prune == 0.0 {
+                "no weight pruned".to_owned()
+            } else {
+                format!("weights below {prune} in magnitude pruned")
+            };
             let _ = writeln!(
                 md,
-                "Artifact: {bytes} bytes; weights below {prune} in magnitude pruned to fit \
-                 {MAX_ARTIFACT_BYTES} bytes.\n"
+                "Artifact: {bytes} bytes of at most {MAX_ARTIFACT_BYTES} ({pruned}).\n"
             );
             return artifact;
         }
