@@ -20,6 +20,28 @@ pub const TOXICITY_DETECTORS: &[(&str, &str)] = &[(
     include_str!("../../../eval/artifacts/toxicity.v1.json"),
 )];
 
+/// `(name, JSON)` of every built-in harmful-request classifier (`eval/harmful.md`).
+pub const HARMFUL_CLASSIFIERS: &[(&str, &str)] = &[(
+    "harmful.v1",
+    include_str!("../../../eval/artifacts/harmful.v1.json"),
+)];
+
+/// Loads `builtin:NAME` (one of [`HARMFUL_CLASSIFIERS`]) or a path as the harmful-request
+/// classifier.
+pub fn load_harmful(
+    source: &str,
+) -> Result<switchyard_textclass::harmful::HarmfulArtifact, String> {
+    use switchyard_textclass::harmful::HarmfulArtifact;
+    match source.strip_prefix("builtin:") {
+        Some(name) => {
+            let text = find(HARMFUL_CLASSIFIERS, name, "harmful-request classifier")?;
+            HarmfulArtifact::from_json(text)
+                .map_err(|e| format!("built-in classifier `{name}` does not parse: {e}"))
+        }
+        None => HarmfulArtifact::load(Path::new(source)).map_err(|e| error_chain(&e)),
+    }
+}
+
 /// `(name, JSON)` of every built-in semantic-cache pair check (`eval/cache.md`).
 pub const PAIR_CHECKS: &[(&str, &str)] = &[(
     "cache-pair-check.v1",
@@ -143,5 +165,11 @@ mod tests {
         for (name, _) in TOXICITY_DETECTORS {
             load_classifier(&format!("builtin:{name}"), TOXICITY_DETECTORS).unwrap();
         }
+        for (name, _) in HARMFUL_CLASSIFIERS {
+            load_harmful(&format!("builtin:{name}")).unwrap();
+        }
+        assert!(load_harmful("builtin:nope")
+            .unwrap_err()
+            .contains("built in:"));
     }
 }

@@ -252,6 +252,38 @@ pub struct RawGuards {
     pub grounding: Option<RawGroundingGuard>,
     #[serde(default)]
     pub bias: Option<RawBiasGuard>,
+    #[serde(default)]
+    pub harmful: Option<RawHarmfulGuard>,
+}
+
+/// `[guards.harmful]`: requests a model should not answer (Do-Not-Answer's risk areas),
+/// classified with the other input screens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHarmfulGuard {
+    /// `block` (default) or `flag`.
+    #[serde(default = "default_injection_action")]
+    pub action: String,
+    /// Score at or above which a request is harmful; default: the artifact's.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    /// `builtin:NAME` or a path to a trained classifier artifact.
+    #[serde(default = "default_harmful_artifact")]
+    pub artifact: String,
+    /// The risk areas the action applies to; default: all. A harmful request of another area
+    /// passes, its area and score recorded.
+    #[serde(default)]
+    pub categories: Option<Vec<String>>,
+    /// Folder of the static embedding model the artifact was trained with.
+    #[serde(default = "default_embedder")]
+    pub embedder: String,
+    /// `closed` (default: a guard that fails blocks the request) or `open`.
+    #[serde(default = "default_on_error")]
+    pub on_error: String,
+}
+
+fn default_harmful_artifact() -> String {
+    "builtin:harmful.v1".to_owned()
 }
 
 /// `[guards.topics]`: what the service will talk about, judged alongside the model call.

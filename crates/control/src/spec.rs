@@ -152,6 +152,31 @@ pub struct GuardsSpec {
     pub topics: Option<TopicsGuardSpec>,
     pub grounding: Option<GroundingGuardSpec>,
     pub bias: Option<BiasGuardSpec>,
+    pub harmful: Option<HarmfulGuardSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HarmfulGuardSpec {
+    /// Block the request (else only flag it in the record and header).
+    pub block: bool,
+    pub threshold: Option<f32>,
+    /// Where the artifact came from, and the artifact.
+    pub source: String,
+    pub artifact: std::sync::Arc<switchyard_textclass::harmful::HarmfulArtifact>,
+    /// The risk areas the action applies to (names from
+    /// `switchyard_textclass::harmful::CATEGORIES`).
+    pub categories: std::collections::BTreeSet<&'static str>,
+    /// Folder of the static embedding model, when the artifact uses it.
+    pub embedder: PathBuf,
+    /// A guard that errors lets the request through (else refuses it).
+    pub fail_open: bool,
+}
+
+impl HarmfulGuardSpec {
+    /// Whether the classifier embeds requests with the static model in `embedder`.
+    pub fn needs_static_model(&self) -> bool {
+        self.artifact.embedding == switchyard_textclass::harmful::Embedding::Static
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -863,3 +863,52 @@ fn the_cache_pair_check_is_a_builtin_or_a_file_and_names_its_mistakes() {
     let ok = parse(&format!("{GOOD}\n[cache]\n"), "ok.toml").unwrap();
     assert!(ok.cache.unwrap().pair_check.is_none());
 }
+
+#[test]
+fn harmful_guard_mistakes_name_file_line_and_field() {
+    let guards = "\n[guards.harmful]\naction = \"refuse\"\nthreshold = 1.5\ncategories = [\"malicious_uses\", \"weather\"]\non_error = \"maybe\"\n";
+    let text = format!("{GOOD}{guards}");
+    let errs = errors(&text);
+    for (field, needle, message) in [
+        (
+            "action",
+            "action = \"refuse\"",
+            "`refuse` is not one of \"block\", \"flag\"",
+        ),
+        ("threshold", "threshold = 1.5", "must be between 0 and 1"),
+        (
+            "categories[1]",
+            "categories = [",
+            "unknown category `weather`; categories: information_hazard, malicious_uses",
+        ),
+        ("on_error", "on_error = \"maybe\"", ""),
+    ] {
+        let at = format!("bad.toml:{}:", line_of(&text, needle));
+        let path = format!("`guards.harmful.{field}`: {message}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(&at) && e.contains(&path)),
+            "{at} {path}: {errs:#?}"
+        );
+    }
+    let errs = errors(&format!(
+        "{GOOD}\n[guards.harmful]\nartifact = \"builtin:nope\"\n"
+    ));
+    assert!(
+        has_in(
+            &errs,
+            "`guards.harmful.artifact`: no built-in harmful-request classifier `nope`"
+        ),
+        "{errs:#?}"
+    );
+    let errs = errors(&format!("{GOOD}\n[guards.harmful]\ncategories = []\n"));
+    assert!(
+        has_in(&errs, "`guards.harmful.categories`: must name"),
+        "{errs:#?}"
+    );
+
+    let ok = parse(&format!("{GOOD}\n[guards.harmful]\n"), "ok.toml").unwrap();
+    let h = ok.guards.harmful.unwrap();
+    assert!(h.block && !h.fail_open && h.threshold.is_none());
+    assert_eq!(h.categories.len(), 5, "every category by default");
+    assert_eq!(h.source, "builtin:harmful.v1");
+}

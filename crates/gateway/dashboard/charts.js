@@ -24,7 +24,7 @@
     small: '#10b981', medium: '#f59e0b', frontier: '#2563eb', flaky: '#ec4899', cache: '#06b6d4',
     pii: '#2563eb', secrets: '#0ea5e9', injection: '#ef4444', toxicity: '#f97316',
     grounding: '#8b5cf6', bias: '#ec4899', compliance: '#84cc16', topic: '#14b8a6',
-    schema: '#a16207', length: '#64748b',
+    schema: '#a16207', length: '#64748b', harmful: '#b91c1c',
     blocked: '#dc2626', refused: '#991b1b', stopped: '#f97316', masked: '#2563eb',
     flagged: '#f59e0b', fixed: '#10b981', replaced: '#8b5cf6', retried: '#06b6d4',
     error: '#64748b',

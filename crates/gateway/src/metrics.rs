@@ -36,6 +36,7 @@ pub const ROUTE_DECISIONS: &str = "switchyard_route_decisions_total";
 pub const ROUTING_SAVED: &str = "switchyard_routing_saved_nanousd_total";
 pub const GUARD_VERDICTS: &str = "switchyard_guard_verdicts_total";
 pub const GUARD_DURATION: &str = "switchyard_guard_duration_seconds";
+pub const HARMFUL_REQUESTS: &str = "switchyard_harmful_requests_total";
 pub const ROLLOUT_TRANSITIONS: &str = "switchyard_rollout_transitions_total";
 pub const CONFIG_APPLIED: &str = "switchyard_config_applied_total";
 pub const QUALITY_ANSWERS: &str = "switchyard_quality_answers_total";
@@ -168,6 +169,7 @@ fn describe() {
         GUARD_VERDICTS,
         "Guard verdicts by guard and outcome (pass, masked, flagged, blocked, failed, fixed, stopped, replaced, error)."
     );
+    describe_counter!(HARMFUL_REQUESTS, "Harmful requests by area and outcome.");
     describe_histogram!(
         GUARD_DURATION,
         Unit::Seconds,

@@ -222,23 +222,6 @@ async fn the_router_sends_simple_prompts_small_and_hard_ones_large() {
     assert!(first.baseline_cost_nanos > first.cost_nanos, "{first:?}");
 }
 
-/// The error a gateway with `config` (the `{KEY}` template) stops at, starting.
-async fn start_error(config: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "{}\n[storage]\ndata_dir = {:?}\n",
-        config.replace("{KEY}", &common::hex_sha256(KEY)),
-        dir.path().display().to_string()
-    );
-    let launch = switchyard_gateway::control_plane::versions::Launch::new(text, "test.toml");
-    // `err().unwrap()`: starting without the model files it needs must fail.
-    switchyard_gateway::Server::bind(launch, std::sync::Arc::new(|_: &str| None))
-        .await
-        .err()
-        .unwrap()
-        .to_string()
-}
-
 /// The neighbour router (the demo's): the prompt's static embedding against RouteLLM's
 /// labelled prompts. Its decision and its reasons reach the header and the record; a route
 /// whose model folder is missing does not start, naming the route and the folder.
@@ -285,7 +268,7 @@ async fn the_neighbour_router_decides_from_similar_labelled_prompts() {
         &format!("embedder = \"{}\"", common::static_embedder()),
         "embedder = \"/nonexistent/static-model\"",
     );
-    let err = start_error(&missing).await;
+    let err = common::start_error(&missing).await;
     assert!(err.contains("auto"), "{err}");
     assert!(err.contains("/nonexistent/static-model"), "{err}");
 }
@@ -473,7 +456,7 @@ async fn without_the_model_files_only_a_config_that_needs_them_fails_and_says_ho
         ),
         "/nonexistent/minilm-static-256",
     );
-    let err = start_error(&missing).await;
+    let err = common::start_error(&missing).await;
     assert!(err.contains("cache.embedder"), "{err}");
     assert!(err.contains("scripts/fetch-models.sh"), "{err}");
     assert!(err.contains("/nonexistent/minilm-static-256"), "{err}");

@@ -690,8 +690,8 @@ fn lock_data_folder(_dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// The demo runs from a fresh checkout: without the embedding model it still starts, with the
-/// exact cache only and the n-gram router in place of the neighbour router, and says how to get
-/// both. (A real config that needs the model fails to start instead, with the same
+/// exact cache only, the n-gram router in place of the neighbour router and no harmful-request
+/// guard, and says how to get them. (A real config that needs the model fails to start instead, with the same
 /// instructions.)
 fn demo_without_models(config: &mut Config) {
     let missing = |dir: &std::path::Path| !dir.join("model.safetensors").is_file();
@@ -706,6 +706,16 @@ fn demo_without_models(config: &mut Config) {
             for route in config.routes.values_mut() {
                 route.cache.semantic = false;
             }
+        }
+    }
+    if let Some(h) = &config.guards.harmful {
+        if h.needs_static_model() && missing(&h.embedder) {
+            eprintln!(
+                "note: no static embedding model in {}; the harmful-request guard is off until \
+                 you run scripts/fetch-models.sh",
+                h.embedder.display()
+            );
+            config.guards.harmful = None;
         }
     }
     for (name, route) in &mut config.routes {

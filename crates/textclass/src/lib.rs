@@ -5,7 +5,8 @@
 //! deterministic trainer (`linear`), the binary classifier with a threshold (`binary`), the
 //! versioned JSON artifacts and their weight codecs (`artifact`), the shared function and
 //! question word lists (`stopwords`), and the detectors built on them: the layered
-//! prompt-injection detector (`injection`) and the toxicity detector (`toxicity`). Pure: no
+//! prompt-injection detector (`injection`), the toxicity detector (`toxicity`) and the
+//! harmful-request classifier with its risk-area heads (`harmful`). Pure: no
 //! network, no clocks (callers time what they run), no global state; the only I/O is reading
 //! or writing an artifact at a path the caller gives. It must not know about HTTP, config
 //! files, providers or routing policy.
@@ -26,6 +27,7 @@
 pub mod artifact;
 pub mod binary;
 pub mod features;
+pub mod harmful;
 pub mod injection;
 pub mod linear;
 pub mod stopwords;

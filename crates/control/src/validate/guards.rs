@@ -11,13 +11,14 @@ use super::values::{env_name, http_url};
 use crate::locate::key_segment;
 use crate::name::{valid_name, NAME_RULE};
 use crate::raw::{
-    RawBiasGuard, RawComplianceGuard, RawConfig, RawGroundingGuard, RawGuards, RawInjectionGuard,
-    RawJudgeGuard, RawModel, RawPiiGuard, RawTopicsGuard, RawToxicityGuard, RawWebhookGuard,
+    RawBiasGuard, RawComplianceGuard, RawConfig, RawGroundingGuard, RawGuards, RawHarmfulGuard,
+    RawInjectionGuard, RawJudgeGuard, RawModel, RawPiiGuard, RawTopicsGuard, RawToxicityGuard,
+    RawWebhookGuard,
 };
 use crate::spec::{
     BiasGuardSpec, ComplianceGuardSpec, ContextSources, GroundingGuardSpec, GuardsSpec,
-    InjectionGuardSpec, JudgeGuardSpec, OutputAction, OutputPolicySpec, PiiGuardSpec,
-    TopicsGuardSpec, ToxicityGuardSpec, WebhookGuardSpec, DEFAULT_JUDGE_TEMPLATE,
+    HarmfulGuardSpec, InjectionGuardSpec, JudgeGuardSpec, OutputAction, OutputPolicySpec,
+    PiiGuardSpec, TopicsGuardSpec, ToxicityGuardSpec, WebhookGuardSpec, DEFAULT_JUDGE_TEMPLATE,
 };
 
 /// `[guards]`, the default stage, and each named policy of `[guard_policies]`.
@@ -113,6 +114,7 @@ fn guards(
     let topics = g.topics.as_ref().map(|t| topics_guard(c, at, t));
     let grounding = g.grounding.as_ref().map(|r| grounding(c, at, r));
     let bias = g.bias.as_ref().map(|b| bias(c, at, b));
+    let harmful = g.harmful.as_ref().and_then(|h| harmful(c, at, h));
     GuardsSpec {
         screen_first,
         pii,
@@ -124,12 +126,99 @@ fn guards(
         topics,
         grounding,
         bias,
+        harmful,
         output: OutputPolicySpec {
             retries: g.output.retries,
             corrective_note: g.output.corrective_note,
             safe_answer: g.output.safe_answer.clone(),
         },
     }
+}
+
+/// A classifying input screen's `action` (`block` or `flag`), `on_error` and optional
+/// `threshold` (a probability) under `section`: whether it blocks, and whether it fails open.
+fn screen_settings(
+    c: &mut Checker,
+    section: &str,
+    action: &str,
+    on_error: &str,
+    threshold: Option<f32>,
+) -> (bool, bool) {
+    let block = c.one_of(
+        format!("{section}.action"),
+        action,
+        &[("block", true), ("flag", false)],
+        true,
+    );
+    let fail_open = c.fail_open(format!("{section}.on_error"), on_error);
+    if let Some(t) = threshold {
+        c.within(t, 0.0..=1.0, format!("{section}.threshold"));
+    }
+    (block, fail_open)
+}
+
+fn harmful(c: &mut Checker, at: &str, h: &RawHarmfulGuard) -> Option<HarmfulGuardSpec> {
+    use switchyard_textclass::harmful::{category, Embedding, CATEGORIES};
+    let (block, fail_open) = screen_settings(
+        c,
+        &format!("{at}.harmful"),
+        &h.action,
+        &h.on_error,
+        h.threshold,
+    );
+    let categories = match &h.categories {
+        None => CATEGORIES.into_iter().collect(),
+        Some(list) => {
+            c.ensure(
+                !list.is_empty(),
+                format!("{at}.harmful.categories"),
+                "must name at least one category (remove the guard to turn it off)",
+            );
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, name)| {
+                    let found = category(name);
+                    if found.is_none() {
+                        c.err(
+                            format!("{at}.harmful.categories[{i}]"),
+                            format!(
+                                "unknown category `{name}`; categories: {}",
+                                CATEGORIES.join(", ")
+                            ),
+                        );
+                    }
+                    found
+                })
+                .collect()
+        }
+    };
+    let artifact = crate::builtin::load_harmful(&h.artifact)
+        .map_err(|e| c.err(format!("{at}.harmful.artifact"), e))
+        .ok()?;
+    match artifact.embedding {
+        Embedding::Minilm => c.err(
+            format!("{at}.harmful.artifact"),
+            "this classifier needs MiniLM embeddings; the gateway's guard embeds with the \
+             static model only (`embedding` \"static\" or \"none\")",
+        ),
+        Embedding::Static => {
+            c.ensure(
+                !h.embedder.trim().is_empty(),
+                format!("{at}.harmful.embedder"),
+                "must name the static model's folder",
+            );
+        }
+        Embedding::None => {}
+    }
+    Some(HarmfulGuardSpec {
+        block,
+        threshold: h.threshold,
+        source: h.artifact.clone(),
+        artifact: std::sync::Arc::new(artifact),
+        categories,
+        embedder: PathBuf::from(&h.embedder),
+        fail_open,
+    })
 }
 
 /// What an output guard does with a failing answer.
@@ -172,20 +261,13 @@ fn pii(c: &mut Checker, at: &str, p: &RawPiiGuard) -> PiiGuardSpec {
 }
 
 fn injection(c: &mut Checker, at: &str, i: &RawInjectionGuard) -> Option<InjectionGuardSpec> {
-    let block = c.one_of(
-        format!("{at}.injection.action"),
+    let (block, fail_open) = screen_settings(
+        c,
+        &format!("{at}.injection"),
         &i.action,
-        &[("block", true), ("flag", false)],
-        true,
+        &i.on_error,
+        i.threshold,
     );
-    let fail_open = c.fail_open(format!("{at}.injection.on_error"), &i.on_error);
-    if let Some(t) = i.threshold {
-        c.ensure(
-            (0.0..=1.0).contains(&t),
-            format!("{at}.injection.threshold"),
-            "must be between 0 and 1",
-        );
-    }
     let artifact =
         crate::builtin::load_classifier(&i.artifact, crate::builtin::INJECTION_DETECTORS)
             .map_err(|e| c.err(format!("{at}.injection.artifact"), e))

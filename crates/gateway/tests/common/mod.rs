@@ -381,3 +381,21 @@ pub fn sse_content(text: &str) -> (String, bool) {
     }
     (content, saw_usage)
 }
+
+/// The error a gateway with `config` (the `{KEY}` template) stops at, starting (it must not
+/// start).
+pub async fn start_error(config: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[storage]\ndata_dir = {:?}\n",
+        config.replace("{KEY}", &hex_sha256(KEY)),
+        dir.path().display().to_string()
+    );
+    let launch = Launch::new(text, "test.toml");
+    // `err().unwrap()`: the caller's config must not start.
+    Server::bind(launch, std::sync::Arc::new(|_: &str| None))
+        .await
+        .err()
+        .unwrap()
+        .to_string()
+}

@@ -17,6 +17,15 @@ pub enum GuardBuildError {
     TopicsEmbedder(switchyard_embed::EmbedError),
     #[error("guards.topics: {0}")]
     Topics(#[from] switchyard_topics::TopicError),
+    #[error("guards.harmful.artifact: {0}")]
+    Harmful(#[from] switchyard_textclass::harmful::HarmfulError),
+    #[error("guards.harmful.embedder: {0}")]
+    HarmfulEmbedder(switchyard_embed::EmbedError),
+    #[error(
+        "guards.harmful.embedder: the model gives {found}-dimensional vectors, the classifier \
+         was trained on {expected}"
+    )]
+    HarmfulDimension { found: usize, expected: usize },
     #[error("guards.grounding: {0}")]
     Grounding(#[from] switchyard_grounding::GroundingError),
 }

@@ -1,20 +1,21 @@
-//! The classifying input guards (injection, topics, a team's webhook): they only read the
-//! request, so they run alongside the provider call as one screen. Built from config as a
-//! list, in the order their verdicts are recorded.
+//! The classifying input guards (injection, topics, harmful requests, a team's webhook): they
+//! only read the request, so they run alongside the provider call as one screen. Built from
+//! config as a list, in the order their verdicts are recorded.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use switchyard_api::{ChatCompletionRequest, Role};
-use switchyard_control::{InjectionGuardSpec, TopicsGuardSpec, WebhookGuardSpec};
+use switchyard_control::{HarmfulGuardSpec, InjectionGuardSpec, TopicsGuardSpec, WebhookGuardSpec};
 use switchyard_guards::output::last_user_text;
 use switchyard_guards::{GuardVerdict, Outcome};
+use switchyard_textclass::harmful::{Embedding, HarmfulClassifier, HarmfulVerdict};
 use switchyard_textclass::injection::{Channel, Detector};
 use switchyard_topics::{Reason, TopicFilter};
 
 use super::errors::GuardBuildError;
-use crate::data_plane::cache::StaticModels;
+use crate::data_plane::cache::{StaticModel, StaticModels};
 
 /// One classifying guard's verdict, on its way.
 pub type OneScreen = std::pin::Pin<Box<dyn Future<Output = GuardVerdict> + Send>>;
@@ -23,6 +24,7 @@ pub type OneScreen = std::pin::Pin<Box<dyn Future<Output = GuardVerdict> + Send>
 pub enum InputScreen {
     Injection(Arc<InjectionGuard>),
     Topics(Arc<TopicsGuard>),
+    Harmful(Arc<HarmfulGuard>),
     Webhook(Arc<WebhookGuard>),
 }
 
@@ -39,6 +41,16 @@ impl InputScreen {
         models: &mut StaticModels,
     ) -> Result<Self, GuardBuildError> {
         Ok(InputScreen::Topics(Arc::new(TopicsGuard::build(
+            spec, models,
+        )?)))
+    }
+
+    /// `models` loads the static embedding model the classifier needs (shared with the cache).
+    pub fn harmful(
+        spec: &HarmfulGuardSpec,
+        models: &mut StaticModels,
+    ) -> Result<Self, GuardBuildError> {
+        Ok(InputScreen::Harmful(Arc::new(HarmfulGuard::build(
             spec, models,
         )?)))
     }
@@ -82,6 +94,23 @@ impl InputScreen {
                 Box::pin(
                     async move { handle.await.unwrap_or_else(|_| failed("topics", fail_open)) },
                 )
+            }
+            InputScreen::Harmful(guard) => {
+                let guard = guard.clone();
+                let fail_open = guard.fail_open;
+                let texts: Vec<String> = request
+                    .messages
+                    .iter()
+                    .filter(|m| m.role == Role::User)
+                    .map(|m| m.text())
+                    .filter(|t| !t.trim().is_empty())
+                    .collect();
+                let handle = crate::tasks::spawn_blocking(move || harmful_verdict(&guard, &texts));
+                Box::pin(async move {
+                    handle
+                        .await
+                        .unwrap_or_else(|_| failed("harmful", fail_open))
+                })
             }
             InputScreen::Webhook(hook) => {
                 let hook = hook.clone();
@@ -129,6 +158,55 @@ impl InjectionGuard {
             scan_tool_results: i.scan_tool_results,
             fail_open: i.fail_open,
         })
+    }
+}
+
+/// The harmful-request classifier with the static model it embeds requests with.
+pub struct HarmfulGuard {
+    classifier: HarmfulClassifier,
+    embedder: Option<Arc<StaticModel>>,
+    block: bool,
+    categories: std::collections::BTreeSet<&'static str>,
+    fail_open: bool,
+}
+
+impl HarmfulGuard {
+    fn build(h: &HarmfulGuardSpec, models: &mut StaticModels) -> Result<Self, GuardBuildError> {
+        let mut classifier = h.artifact.classifier()?;
+        if let Some(t) = h.threshold {
+            classifier = classifier.with_threshold(t);
+        }
+        // Validation refused the MiniLM kind; `None` needs no model.
+        let embedder = match classifier.embedding() {
+            Embedding::Static => {
+                let model = models
+                    .get(&h.embedder)
+                    .map_err(GuardBuildError::HarmfulEmbedder)?;
+                // Another model's vectors would fail every request (closed: refuse them all).
+                let (found, expected) = (model.0.dim(), classifier.layout().dense_dim);
+                if found != expected {
+                    return Err(GuardBuildError::HarmfulDimension { found, expected });
+                }
+                Some(model)
+            }
+            Embedding::None | Embedding::Minilm => None,
+        };
+        Ok(HarmfulGuard {
+            classifier,
+            embedder,
+            block: h.block,
+            categories: h.categories.clone(),
+            fail_open: h.fail_open,
+        })
+    }
+
+    /// The classifier's verdict on one text; `None` when the embedding does not fit it.
+    fn classify(&self, text: &str) -> Option<HarmfulVerdict> {
+        let dense = match &self.embedder {
+            Some(m) => switchyard_cache::Embedder::embed(m.as_ref(), text),
+            None => Vec::new(),
+        };
+        self.classifier.classify(text, &dense)
     }
 }
 
@@ -240,6 +318,63 @@ fn topics_verdict(guard: &TopicsGuard, text: &str) -> GuardVerdict {
         },
         ms: started.elapsed().as_secs_f64() * 1e3,
         blocks: !v.allowed && guard.refuse,
+    }
+}
+
+/// The worst of the user messages decides: a harmful request cannot hide behind a later,
+/// harmless turn ("answer the question above").
+fn harmful_verdict(guard: &HarmfulGuard, texts: &[String]) -> GuardVerdict {
+    let started = Instant::now();
+    let mut worst: Option<HarmfulVerdict> = None;
+    for text in texts {
+        let Some(v) = guard.classify(text) else {
+            return failed("harmful", guard.fail_open);
+        };
+        if worst.as_ref().is_none_or(|w| v.score > w.score) {
+            worst = Some(v);
+        }
+    }
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let Some(v) = worst else {
+        return GuardVerdict {
+            guard: "harmful",
+            outcome: Outcome::Pass,
+            score: None,
+            detail: String::new(),
+            ms,
+            blocks: false,
+        };
+    };
+    // Harmful in an area the guard does not act on: passed, with its area on record.
+    let acts = v.harmful && guard.categories.contains(v.category);
+    let outcome = match (acts, guard.block) {
+        (false, _) => Outcome::Pass,
+        (true, true) => Outcome::Blocked,
+        (true, false) => Outcome::Flagged,
+    };
+    if v.harmful {
+        use crate::metrics::{self as m, LabelValue};
+        m::counter(
+            m::HARMFUL_REQUESTS,
+            &[
+                ("category", LabelValue::fixed(v.category)),
+                ("outcome", LabelValue::fixed(outcome.as_str())),
+            ],
+        )
+        .increment(1);
+    }
+    GuardVerdict {
+        guard: "harmful",
+        outcome,
+        score: Some(v.score),
+        // The nearest risk area, named for every scored request; a harmful one says so.
+        detail: if v.harmful {
+            format!("{} {:.2} >= {:.2}", v.category, v.score, v.threshold)
+        } else {
+            v.category.to_owned()
+        },
+        ms,
+        blocks: acts && guard.block,
     }
 }
 

@@ -6,8 +6,9 @@
 //!    into the answer (whole, or chunk by chunk for a stream). The cache stores the masked
 //!    answer, so a value never reaches another request.
 //! 2. Classifying guards only read the request, so they run alongside the provider call
-//!    ([`GuardStage::alongside`]): the injection screen and the topic filter start on blocking threads
-//!    when the call starts, the webhook when it is first polled; if one refuses, the call is
+//!    ([`GuardStage::alongside`]): the injection screen, the topic filter and the
+//!    harmful-request classifier start on blocking threads when the call starts, the webhook
+//!    when it is first polled; if one refuses, the call is
 //!    dropped (which cancels it upstream) and the refusal returned: an error, or for the topic
 //!    filter its polite answer ([`GuardStage::refusal_answer`]). Nothing from the provider
 //!    reaches the client before the screen has passed: a call that answers first waits for it.
@@ -79,6 +80,9 @@ impl GuardStage {
         let checks = output::build_checks(spec)?;
         if let Some(t) = &spec.topics {
             screens.push(InputScreen::topics(t, models)?);
+        }
+        if let Some(h) = &spec.harmful {
+            screens.push(InputScreen::harmful(h, models)?);
         }
         if let Some(w) = &spec.webhook {
             screens.push(InputScreen::webhook(w)?);
