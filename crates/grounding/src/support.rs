@@ -156,45 +156,17 @@ impl Context {
         let t: Terms = terms::terms(sentence);
         let mut v = [0.0f32; N_FEATURES];
         let n_content = t.content.len();
-        // Recalls weigh each distinct word by its rarity (`terms::rarity`, floored): a rare
-        // word the context lacks says more than a common one.
-        let mut per_sentence: HashMap<u32, f32> = HashMap::new();
-        let mut seen: HashSet<&str> = HashSet::new();
-        // Distinct stems; their weight; the weight held by the context or the question; the
-        // weight of the words the answer adds beyond the question; of these, the context's.
-        let mut distinct = 0usize;
-        let mut unsupported = 0usize;
-        let (mut total, mut supported, mut new, mut new_found) = (0.0f32, 0.0, 0.0, 0.0);
-        // How rare the unsupported words are: their sum and the largest.
-        let (mut rarity_sum, mut rarity_max) = (0.0f32, 0.0f32);
-        for (w, lower) in t.content.iter().zip(&t.surface) {
-            if !seen.insert(w.as_str()) {
-                continue;
-            }
-            distinct += 1;
-            let r = terms::rarity(lower).min(terms::rarity(w));
-            let weight = r.max(MIN_WEIGHT);
-            total += weight;
-            let in_question = self.question.contains(w);
-            let posting = self.postings.get(w);
-            if posting.is_some() || in_question {
-                supported += weight;
-            } else {
-                unsupported += 1;
-                rarity_sum += r;
-                rarity_max = rarity_max.max(r);
-            }
-            if in_question {
-                continue;
-            }
-            new += weight;
-            if let Some(list) = posting {
-                new_found += weight;
-                for &s in list {
-                    *per_sentence.entry(s).or_default() += weight;
-                }
-            }
-        }
+        let WordSupport {
+            distinct,
+            unsupported,
+            total,
+            supported,
+            new,
+            new_found,
+            rarity_sum,
+            rarity_max,
+            per_sentence,
+        } = self.word_support(&t);
         let (best_sentence, best_weight) = per_sentence
             .iter()
             .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
@@ -272,7 +244,62 @@ impl Context {
     }
 }
 
+/// The support of an answer sentence's distinct content words.
+#[derive(Default)]
+struct WordSupport {
+    distinct: usize,
+    unsupported: usize,
+    /// Their rarity weight; the weight held by the context or the question.
+    total: f32,
+    supported: f32,
+    /// The weight of the words the answer adds beyond the question; of these, the context's.
+    new: f32,
+    new_found: f32,
+    /// How rare the unsupported words are: their sum and the largest.
+    rarity_sum: f32,
+    rarity_max: f32,
+    /// The weight of the new words each context sentence holds.
+    per_sentence: HashMap<u32, f32>,
+}
+
 impl Context {
+    /// How the answer sentence's distinct content words are supported. Recalls weigh each
+    /// distinct word by its rarity (`terms::rarity`, floored): a rare word the context lacks
+    /// says more than a common one.
+    fn word_support(&self, t: &Terms) -> WordSupport {
+        let mut out = WordSupport::default();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (w, lower) in t.content.iter().zip(&t.surface) {
+            if !seen.insert(w.as_str()) {
+                continue;
+            }
+            out.distinct += 1;
+            let r = terms::rarity(lower).min(terms::rarity(w));
+            let weight = r.max(MIN_WEIGHT);
+            out.total += weight;
+            let in_question = self.question.contains(w);
+            let posting = self.postings.get(w);
+            if posting.is_some() || in_question {
+                out.supported += weight;
+            } else {
+                out.unsupported += 1;
+                out.rarity_sum += r;
+                out.rarity_max = out.rarity_max.max(r);
+            }
+            if in_question {
+                continue;
+            }
+            out.new += weight;
+            if let Some(list) = posting {
+                out.new_found += weight;
+                for &s in list {
+                    *out.per_sentence.entry(s).or_default() += weight;
+                }
+            }
+        }
+        out
+    }
+
     /// The largest share of the sentence's names and numbers that one context sentence holds
     /// (1 with fewer than two): facts from different sentences recombined ("X won the prize
     /// in 1943" where 1943 belongs to another event) hold their anchors apart.
