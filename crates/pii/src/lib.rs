@@ -54,7 +54,7 @@ pub use mask::{
     Action, Finding, MaskPolicy, MaskSession, Masked, Masker, Restorations, StreamUnmasker,
 };
 pub use recogniser::context::{sigmoid, ContextModel, FEATURE_BITS};
-pub use scanner::{resolve_overlaps, Candidate, Scanner};
+pub use scanner::{resolve_overlaps, resolve_overlaps_by_confidence, Candidate, Scanner};
 pub use secrets::shannon_entropy;
 pub use structured::{iban_checksum_valid, luhn_valid, ssn_valid};
 

@@ -1,14 +1,15 @@
 //! `--train`: fits the context model (`eval/artifacts/pii-context.v1.json`).
 //!
-//! 1. Candidates come from the scanner without a model (the rules plus every capitalised run
-//!    and every line of a multi-line address, as person, address and place).
+//! 1. Candidates come from the scanner without a model (the rules plus every capitalised run,
+//!    every number and name before a number, and every line of a multi-line address).
 //! 2. Positives: candidates on the tune half of `pii.dev.jsonl` that match a gold span of
 //!    their kind (overlap, IoU >= 0.5). Negatives: the other candidates there, and every
 //!    candidate on the TRAIN part of the benign sets (split by SHA-256 of `id`).
 //! 3. Five folds (by row) give out-of-fold probabilities; the per-kind thresholds are chosen
 //!    on them: the highest overall F2 on the tune half (all targeted kinds, micro, after
-//!    overlap resolution as the scanner does it) with at most `BENIGN_BUDGET` of the benign
-//!    TRAIN rows getting anything masked.
+//!    overlap resolution as the scanner does it with a model: by confidence alone) with at
+//!    most `BENIGN_BUDGET` of the TRAIN rows of each benign set (topic, prompt injection)
+//!    getting anything masked.
 //! 4. The final model is fitted on all of it. The held-out half and the benign EVAL part are
 //!    never read here.
 
@@ -16,14 +17,18 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 use switchyard_pii::{
-    resolve_overlaps, sigmoid, ContextModel, EntityKind, Scanner, ScannerConfig, Span, FEATURE_BITS,
+    resolve_overlaps_by_confidence, sigmoid, ContextModel, EntityKind, Scanner, ScannerConfig,
+    Span, FEATURE_BITS,
 };
 
 use crate::{benign_rows, iou, is_benign_train, is_tune, map_label, Counts, PiiRow};
 
-/// Share of benign TRAIN rows allowed to get anything masked, below the 2% so the
-/// unseen part has room.
+/// Share of each benign set's TRAIN rows allowed to get anything masked, below the issue's
+/// 2% so the unseen part has room.
 const BENIGN_BUDGET: f64 = 0.012;
+/// And of each benign set's TRAIN rows alone (the prompt-injection set's benign rows, full of
+/// role-play characters and public figures, are the harder one).
+const SET_BUDGET: f64 = 0.018;
 const FOLDS: usize = 5;
 /// AdaGrad settings, chosen by out-of-fold F2 among a handful (rates 0.02-0.2, 6-40 epochs,
 /// L2 1e-6-1e-4: all within 0.80-0.82).
@@ -39,6 +44,8 @@ const NAME_KINDS: [EntityKind; 3] = [
 struct Row {
     text: String,
     fold: usize,
+    /// Which benign set (index) a benign row is from.
+    set: usize,
     /// None for benign rows.
     gold: Option<Vec<(EntityKind, usize, usize)>>,
     /// Findings of the structured kinds (not scored), as the scanner keeps them.
@@ -79,15 +86,12 @@ pub fn train(data: &std::path::Path, rows: &[PiiRow], out: &std::path::Path) {
     }
     let benign = benign_rows(data);
     let mut benign_train = 0;
-    for (_, row) in benign.iter().filter(|(_, r)| is_benign_train(&r.id)) {
+    let sets: Vec<&str> = benign.iter().map(|(set, _)| set.as_str()).collect();
+    for (set, row) in benign.iter().filter(|(_, r)| is_benign_train(&r.id)) {
         benign_train += 1;
-        data_rows.push(make_row(
-            &scanner,
-            &config,
-            &row.text,
-            fold_of(&row.id),
-            None,
-        ));
+        let mut made = make_row(&scanner, &config, &row.text, fold_of(&row.id), None);
+        made.set = sets.iter().position(|s| s == set).unwrap_or(0);
+        data_rows.push(made);
     }
     let positives: usize = data_rows
         .iter()
@@ -155,11 +159,12 @@ pub fn train(data: &std::path::Path, rows: &[PiiRow], out: &std::path::Path) {
         }
     }
     eprintln!(
-        "out-of-fold: overall F2 {:.3} (P {:.3} R {:.3}), benign train rows masked {:.2}%, thresholds P {} A {} L {}",
+        "out-of-fold: overall F2 {:.3} (P {:.3} R {:.3}), benign train rows masked {:.2}% (worst set {:.2}%), thresholds P {} A {} L {}",
         best.0.f_beta(2.0),
         best.0.precision(),
         best.0.recall(),
         100.0 * best.1,
+        100.0 * best.2,
         thresholds[0],
         thresholds[1],
         thresholds[2]
@@ -167,10 +172,11 @@ pub fn train(data: &std::path::Path, rows: &[PiiRow], out: &std::path::Path) {
     let weights = fit(data_rows.iter());
     let model = ContextModel {
         trained_on: format!(
-            "switchyard eval: pii.dev.jsonl tune half (SHA-256(id)[0] even, {} rows) for positives and negatives, and the TRAIN part (SHA-256(id)[1] even) of topic.dev.jsonl and the benign rows of prompt_injection.dev.jsonl ({benign_train} rows) for negatives; {FOLDS}-fold out-of-fold F2 {:.3} and {:.2}% benign train rows masked at these thresholds",
+            "switchyard eval: pii.dev.jsonl tune half (SHA-256(id)[0] even, {} rows) for positives and negatives, and the TRAIN part (SHA-256(id)[1] even) of topic.dev.jsonl and the benign rows of prompt_injection.dev.jsonl ({benign_train} rows) for negatives; {FOLDS}-fold out-of-fold F2 {:.3}, {:.2}% of benign train rows masked (at most {:.2}% of a set's) at these thresholds",
             data_rows.len() - benign_train,
             best.0.f_beta(2.0),
-            100.0 * best.1
+            100.0 * best.1,
+            100.0 * best.2
         ),
         feature_bits: FEATURE_BITS,
         weights: weights.iter().map(|w| (w * 1e4).round() / 1e4).collect(),
@@ -207,6 +213,7 @@ fn make_row(
     Row {
         text: text.to_string(),
         fold,
+        set: 0,
         gold,
         fixed,
         scored,
@@ -249,13 +256,13 @@ fn fit<'a>(rows: impl Iterator<Item = &'a Row>) -> Vec<f32> {
     weights
 }
 
-/// (overall counts on the tune rows, share of benign rows with any finding) when the scored
-/// candidates at or above their kind's threshold join the structured findings and overlaps
-/// are resolved as the scanner does.
-fn operating_point(rows: &[Row], oof: &[Vec<f32>], thresholds: &[f32; 3]) -> (Counts, f64) {
+/// (overall counts on the tune rows, share of benign rows with any finding, the highest such
+/// share among the benign sets) when the scored candidates at or above their kind's threshold join the
+/// structured findings and overlaps are resolved as the scanner does.
+fn operating_point(rows: &[Row], oof: &[Vec<f32>], thresholds: &[f32; 3]) -> (Counts, f64, f64) {
     let mut counts = Counts::default();
-    let mut benign = 0usize;
-    let mut benign_flagged = 0usize;
+    // (rows, rows with any finding) per benign set.
+    let mut benign: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
     for (row, probs) in rows.iter().zip(oof) {
         let mut spans = row.fixed.clone();
         for ((span, _, _), p) in row.scored.iter().zip(probs) {
@@ -266,13 +273,12 @@ fn operating_point(rows: &[Row], oof: &[Vec<f32>], thresholds: &[f32; 3]) -> (Co
                 spans.push(span);
             }
         }
-        let found = resolve_overlaps(spans);
+        let found = resolve_overlaps_by_confidence(spans);
         match &row.gold {
             None => {
-                benign += 1;
-                if !found.is_empty() {
-                    benign_flagged += 1;
-                }
+                let entry = benign.entry(row.set).or_default();
+                entry.0 += 1;
+                entry.1 += usize::from(!found.is_empty());
             }
             Some(gold) => {
                 let mut by_kind: BTreeMap<EntityKind, (Vec<(usize, usize)>, Vec<(usize, usize)>)> =
@@ -295,7 +301,14 @@ fn operating_point(rows: &[Row], oof: &[Vec<f32>], thresholds: &[f32; 3]) -> (Co
             }
         }
     }
-    (counts, crate::ratio(benign_flagged, benign))
+    let worst = benign
+        .values()
+        .map(|(rows, flagged)| crate::ratio(*flagged, *rows))
+        .fold(0.0, f64::max);
+    let (rows, flagged) = benign
+        .values()
+        .fold((0, 0), |(r, f), (rows, flagged)| (r + rows, f + flagged));
+    (counts, crate::ratio(flagged, rows), worst)
 }
 
 fn shifted(p: f32, threshold: f32) -> f32 {
@@ -303,9 +316,10 @@ fn shifted(p: f32, threshold: f32) -> f32 {
     sigmoid(logit(p.clamp(1e-6, 1.0 - 1e-6)) - logit(threshold))
 }
 
-/// Within the benign budget, higher F2 wins; outside it, fewer benign rows masked.
-fn better(a: &(Counts, f64), b: &(Counts, f64)) -> bool {
-    match (a.1 <= BENIGN_BUDGET, b.1 <= BENIGN_BUDGET) {
+/// Within the benign budgets, higher F2 wins; outside them, fewer benign rows masked.
+fn better(a: &(Counts, f64, f64), b: &(Counts, f64, f64)) -> bool {
+    let within = |p: &(Counts, f64, f64)| p.1 <= BENIGN_BUDGET && p.2 <= SET_BUDGET;
+    match (within(a), within(b)) {
         (true, true) => a.0.f_beta(2.0) > b.0.f_beta(2.0),
         (true, false) => true,
         (false, true) => false,

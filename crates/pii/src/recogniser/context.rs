@@ -322,6 +322,19 @@ impl Recogniser {
         both(out, k, b"l2", &l2);
         out.push(hash(&[k, b"l21", &l2, &l1]));
         both(out, k, b"r1", &r1);
+        // Conjunctions the linear model cannot make itself.
+        out.push(hash(&[k, b"l1r1", &l1, &r1]));
+        out.push(hash(&[k, b"l1shape", &l1, &shape]));
+        out.push(hash(&[k, b"r1shape", &r1, &shape]));
+        let first_flags = span_tokens[0].flags.to_le_bytes();
+        out.push(hash(&[k, b"l1flags", &l1, &first_flags]));
+        out.push(hash(&[k, b"rule_l1", span.rule.as_bytes(), &l1]));
+        out.push(hash(&[
+            k,
+            b"rule_line",
+            span.rule.as_bytes(),
+            &[u8::from(line_before), u8::from(line_after)],
+        ]));
         both(out, k, b"r2", &r2);
         out.push(hash(&[k, b"r12", &r1, &r2]));
         for d in 3..=6 {
