@@ -70,7 +70,7 @@ impl Scanner {
     /// Every finding in `text`, sorted by start, none overlapping (see [`resolve_overlaps`]).
     pub fn scan(&self, text: &str) -> Vec<Span> {
         let mut spans: Vec<Span> = self
-            .candidates(text)
+            .find(text, false)
             .into_iter()
             .map(|candidate| candidate.span)
             .collect();
@@ -87,6 +87,10 @@ impl Scanner {
     /// resolution; names, addresses and places with their context features (and, with a
     /// context model, its confidence).
     pub fn candidates(&self, text: &str) -> Vec<Candidate> {
+        self.find(text, true)
+    }
+
+    fn find(&self, text: &str, keep_features: bool) -> Vec<Candidate> {
         let on = |kind: EntityKind| self.config.kinds.contains(&kind);
         let mut candidates = Vec::new();
         if on(EntityKind::Email) {
@@ -118,7 +122,7 @@ impl Scanner {
             || on(EntityKind::Location)
         {
             self.recogniser
-                .candidates(text, &on, &candidates, self.model.as_deref())
+                .candidates(text, &on, &candidates, self.model.as_deref(), keep_features)
         } else {
             Vec::new()
         };

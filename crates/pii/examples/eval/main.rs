@@ -661,6 +661,16 @@ fn latency(scanner: &Arc<Scanner>, rows: &[PiiRow]) {
         MaskPolicy::default(),
     );
     let masker = Masker::new(Arc::clone(scanner), MaskPolicy::default());
+    let rules_only = Masker::new(
+        Arc::new(
+            Scanner::new(ScannerConfig {
+                context_model: false,
+                ..ScannerConfig::default()
+            })
+            .unwrap(),
+        ),
+        MaskPolicy::default(),
+    );
     let short: Vec<&str> = rows
         .iter()
         .map(|r| r.text.as_str())
@@ -686,6 +696,11 @@ fn latency(scanner: &Arc<Scanner>, rows: &[PiiRow]) {
     let runs = [
         ("short (80-120 B), all kinds", &masker, &short),
         ("long (~4 KB), all kinds", &masker, &long),
+        (
+            "long (~4 KB), all kinds, rules only (no context model)",
+            &rules_only,
+            &long,
+        ),
         (
             "short (80-120 B), structured kinds only",
             &structured,

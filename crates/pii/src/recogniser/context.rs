@@ -167,14 +167,17 @@ impl TextContext {
 
 /// FNV-1a over the parts, with a separator so ("ab", "c") and ("a", "bc") differ.
 fn hash(parts: &[&[u8]]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for part in parts {
-        for byte in part.iter().chain(std::iter::once(&0x1f)) {
-            h ^= u32::from(*byte);
-            h = h.wrapping_mul(0x0100_0193);
-        }
+    parts.iter().fold(FNV_OFFSET, |h, part| fnv(h, part)) & FEATURE_MASK
+}
+
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+fn fnv(mut h: u32, part: &[u8]) -> u32 {
+    for byte in part {
+        h = (h ^ u32::from(*byte)).wrapping_mul(FNV_PRIME);
     }
-    h & FEATURE_MASK
+    (h ^ 0x1f).wrapping_mul(FNV_PRIME)
 }
 
 /// A feature for this kind and the same feature for every kind (the kinds share evidence:

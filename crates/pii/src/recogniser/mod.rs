@@ -82,29 +82,39 @@ impl Recogniser {
     /// Every candidate in `text` with its context features. With a model, a candidate's
     /// confidence is the model's; without one, the rule's (and the extra candidates that only
     /// the model can judge, rule `capitalised` and `address_line`, get 0.3).
+    ///
+    /// Features are kept only with `keep_features` (scanning needs just the confidence).
     pub(crate) fn candidates(
         &self,
         text: &str,
         kinds: &dyn Fn(EntityKind) -> bool,
         structured: &[Span],
         model: Option<&ContextModel>,
+        keep_features: bool,
     ) -> Vec<(Span, Vec<u32>)> {
         let tokens = self.tokens(text);
         let mut spans = Vec::new();
         self.detect_tokens(text, &tokens, kinds, &mut spans);
         let context = TextContext::new(&tokens, structured);
+        let mut features = Vec::with_capacity(128);
         let mut result = Vec::with_capacity(spans.len());
         for mut span in spans {
             let first = tokens.partition_point(|t| t.end <= span.start);
             let after = tokens.partition_point(|t| t.start < span.end);
-            let mut features = Vec::new();
-            if first < after {
+            features.clear();
+            // Without a model, features are only for a caller that keeps them.
+            if first < after && (model.is_some() || keep_features) {
                 self.features(&tokens, first, after - 1, &span, &context, &mut features);
             }
             if let Some(model) = model {
                 span.confidence = model.confidence(span.kind, &features);
             }
-            result.push((span, features));
+            let kept = if keep_features {
+                features.clone()
+            } else {
+                Vec::new()
+            };
+            result.push((span, kept));
         }
         result
     }
