@@ -41,8 +41,10 @@ const NAME_KINDS: [EntityKind; 3] = [
     EntityKind::Location,
 ];
 
+/// A span's (start, end) in bytes.
+type Range = (usize, usize);
+
 struct Row {
-    text: String,
     fold: usize,
     /// Which benign set (index) a benign row is from.
     set: usize,
@@ -118,8 +120,6 @@ pub fn train(data: &std::path::Path, rows: &[PiiRow], out: &std::path::Path) {
                 .any(|c| c.kind == *k && iou((*s, *e), (c.start, c.end)) >= 0.5);
             if found {
                 entry.1 += 1;
-            } else if std::env::var_os("PII_CEILING").is_some() {
-                eprintln!("uncovered {k}: {:?}", &row.text[*s..*e]);
             }
         }
     }
@@ -211,7 +211,6 @@ fn make_row(
         }
     }
     Row {
-        text: text.to_string(),
         fold,
         set: 0,
         gold,
@@ -281,8 +280,7 @@ fn operating_point(rows: &[Row], oof: &[Vec<f32>], thresholds: &[f32; 3]) -> (Co
                 entry.1 += usize::from(!found.is_empty());
             }
             Some(gold) => {
-                let mut by_kind: BTreeMap<EntityKind, (Vec<(usize, usize)>, Vec<(usize, usize)>)> =
-                    BTreeMap::new();
+                let mut by_kind: BTreeMap<EntityKind, (Vec<Range>, Vec<Range>)> = BTreeMap::new();
                 for (k, s, e) in gold {
                     by_kind.entry(*k).or_default().0.push((*s, *e));
                 }
