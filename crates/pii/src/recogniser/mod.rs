@@ -5,6 +5,7 @@
 
 mod addresses;
 pub(crate) mod context;
+mod features;
 mod lexicon;
 mod persons;
 mod places;
