@@ -19,6 +19,10 @@ pub struct ScannerConfig {
     /// How far (bytes) before a candidate to look for context words ("call", "SSN", "born").
     pub context_window: usize,
     pub secrets: SecretOptions,
+    /// Score name, address and place candidates with the built-in context model
+    /// (`eval/artifacts/pii-context.v1.json`, measured in `eval/pii.md`); off, the rules'
+    /// own confidences decide.
+    pub context_model: bool,
 }
 
 impl Default for ScannerConfig {
@@ -29,6 +33,7 @@ impl Default for ScannerConfig {
             min_confidence_by_kind: BTreeMap::new(),
             context_window: 32,
             secrets: SecretOptions::default(),
+            context_model: true,
         }
     }
 }

@@ -11,8 +11,9 @@
 //! request pipeline. A [`Scanner`] is built once from a [`ScannerConfig`] (regexes and word
 //! lists compiled then) and shared; a [`MaskSession`] lives for one request.
 //!
-//! The name, address and location recogniser is rules and word lists, not a trained model;
-//! `eval/pii.md` measures how far that goes.
+//! Names, addresses and places: rules and word lists propose candidates, and a small trained
+//! context model (logistic regression over hashed context features, `recogniser/context.rs`)
+//! decides which are someone's personal data; `eval/pii.md` measures how far that goes.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -25,8 +26,8 @@
 //!
 //! // Once per request: every message through the same session.
 //! let mut session = masker.session(b"tenant salt");
-//! let masked = session.mask("I'm Ana, write to ana@example.com");
-//! assert_eq!(masked.text, "I'm <PERSON_1>, write to <EMAIL_1>");
+//! let masked = session.mask("My name is Ana Lee, write to ana@example.com");
+//! assert_eq!(masked.text, "My name is <PERSON_1>, write to <EMAIL_1>");
 //! assert!(!masked.blocked);
 //!
 //! // The answer, as it streams back:
@@ -34,7 +35,7 @@
 //! let mut answer = unmasker.push("Sent to <EMA");
 //! answer += &unmasker.push("IL_1>, <PERSON_1>.");
 //! answer += &unmasker.finish();
-//! assert_eq!(answer, "Sent to ana@example.com, Ana.");
+//! assert_eq!(answer, "Sent to ana@example.com, Ana Lee.");
 //! # Ok::<(), switchyard_pii::PiiError>(())
 //! ```
 
@@ -52,7 +53,8 @@ pub use kind::{EntityKind, Span};
 pub use mask::{
     Action, Finding, MaskPolicy, MaskSession, Masked, Masker, Restorations, StreamUnmasker,
 };
-pub use scanner::{resolve_overlaps, Scanner};
+pub use recogniser::context::{sigmoid, ContextModel, FEATURE_BITS};
+pub use scanner::{resolve_overlaps, resolve_overlaps_by_confidence, Candidate, Scanner};
 pub use secrets::shannon_entropy;
 pub use structured::{iban_checksum_valid, luhn_valid, ssn_valid};
 
@@ -63,4 +65,6 @@ pub enum PiiError {
     InvalidConfig(Vec<String>),
     #[error("a built-in pattern failed to compile: {0}")]
     Pattern(String),
+    #[error("PII context model: {0}")]
+    Model(String),
 }

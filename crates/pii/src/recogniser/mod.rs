@@ -4,6 +4,8 @@
 //! misses names it has no cue for (see `eval/pii.md` for how often).
 
 mod addresses;
+pub(crate) mod context;
+mod features;
 mod lexicon;
 mod persons;
 mod places;
@@ -16,6 +18,7 @@ use regex::Regex;
 
 use crate::kind::{EntityKind, Span};
 use crate::PiiError;
+use context::{ContextModel, TextContext};
 use lexicon::{flag, lexicon, Fnv, PlaceIndex, PLACES, STREET_ENDINGS, SURNAME_ENDINGS};
 use tokens::{tokenize, Shape, Token};
 
@@ -77,12 +80,59 @@ impl Recogniser {
         })
     }
 
+    /// Every candidate in `text` with its context features. With a model, a candidate's
+    /// confidence is the model's; without one, the rule's (and the extra candidates that only
+    /// the model can judge, rule `capitalised` and `address_line`, get 0.3).
+    ///
+    /// Features are kept only with `keep_features` (scanning needs just the confidence).
+    pub(crate) fn candidates(
+        &self,
+        text: &str,
+        kinds: &dyn Fn(EntityKind) -> bool,
+        structured: &[Span],
+        model: Option<&ContextModel>,
+        keep_features: bool,
+    ) -> Vec<(Span, Vec<u32>)> {
+        let tokens = self.tokens(text);
+        let mut spans = Vec::new();
+        self.detect_tokens(text, &tokens, kinds, &mut spans);
+        let context = TextContext::new(&tokens, structured);
+        let mut features = Vec::with_capacity(128);
+        let mut result = Vec::with_capacity(spans.len());
+        for mut span in spans {
+            let first = tokens.partition_point(|t| t.end <= span.start);
+            let after = tokens.partition_point(|t| t.start < span.end);
+            features.clear();
+            // Without a model, features are only for a caller that keeps them.
+            if first < after && (model.is_some() || keep_features) {
+                self.features(&tokens, first, after - 1, &span, &context, &mut features);
+            }
+            if let Some(model) = model {
+                span.confidence = model.confidence(span.kind, &features);
+            }
+            let kept = if keep_features {
+                features.clone()
+            } else {
+                Vec::new()
+            };
+            result.push((span, kept));
+        }
+        result
+    }
+
+    /// The rules' findings alone, with the rules' confidences.
+    #[cfg(test)]
     pub(crate) fn detect(
         &self,
         text: &str,
         kinds: &dyn Fn(EntityKind) -> bool,
         out: &mut Vec<Span>,
     ) {
+        let tokens = self.tokens(text);
+        self.detect_tokens(text, &tokens, kinds, out);
+    }
+
+    fn tokens<'t>(&self, text: &'t str) -> Vec<Token<'t>> {
         let mut tokens = tokenize(text);
         for token in tokens.iter_mut().filter(|t| t.shape != Shape::Number) {
             token.flags = self.lexicon.get(token.lower.as_ref()).copied().unwrap_or(0);
@@ -101,8 +151,19 @@ impl Recogniser {
                 }
             }
         }
+        tokens
+    }
+
+    fn detect_tokens(
+        &self,
+        text: &str,
+        tokens: &[Token<'_>],
+        kinds: &dyn Fn(EntityKind) -> bool,
+        out: &mut Vec<Span>,
+    ) {
         if kinds(EntityKind::StreetAddress) {
-            self.addresses(&tokens, out);
+            let first_address = out.len();
+            self.addresses(tokens, out);
             for found in self.postal.find_iter(text) {
                 let military = found.as_str().contains("PO ");
                 let po_box = found.as_str().contains("Box");
@@ -116,12 +177,188 @@ impl Recogniser {
                     ));
                 }
             }
+            self.address_extensions(tokens, first_address, out);
+            self.address_lines(tokens, first_address, kinds, out);
+            self.numbered_names(tokens, out);
         }
         if kinds(EntityKind::Location) {
-            self.locations(&tokens, out);
+            self.locations(tokens, out);
         }
         if kinds(EntityKind::Person) {
-            self.persons(&tokens, out);
+            self.persons(tokens, out);
+        }
+        self.capitalised_runs(tokens, kinds, out);
+    }
+
+    /// Every maximal run of capitalised name-like words, as a person and as a place: only
+    /// the context model can tell which (if either) it is.
+    fn capitalised_runs(
+        &self,
+        tokens: &[Token<'_>],
+        kinds: &dyn Fn(EntityKind) -> bool,
+        out: &mut Vec<Span>,
+    ) {
+        let mut i = 0;
+        while i < tokens.len() {
+            let continues = i > 0 && tokens[i - 1].capitalised();
+            if tokens[i].capitalised() && !continues {
+                if let Some((first, last)) = self.name_run(tokens, i, false, 4) {
+                    // Also without its first word: "Contact Maria Gonzalez", "Senator Ann Lee".
+                    let variants = if last > first { 2 } else { 1 };
+                    for start in [first, first + 1].into_iter().take(variants) {
+                        for kind in [EntityKind::Person, EntityKind::Location] {
+                            if kinds(kind) {
+                                out.push(Span::new(
+                                    tokens[start].start,
+                                    tokens[last].end,
+                                    kind,
+                                    0.3,
+                                    "capitalised",
+                                ));
+                            }
+                        }
+                    }
+                    i = last + 1;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Every number, and every run of up to three words (the first capitalised) just before
+    /// a number on the same line ("Dunajska 56", "Luite tee 87"), as an address or a part of
+    /// one: house numbers, postcodes and streets without a street-type word. Only the
+    /// context model can tell them from prices and years.
+    fn numbered_names(&self, tokens: &[Token<'_>], out: &mut Vec<Span>) {
+        for (i, token) in tokens.iter().enumerate() {
+            if token.shape != Shape::Number || token.text.len() < 2 {
+                continue;
+            }
+            out.push(Span::new(
+                token.start,
+                token.end,
+                EntityKind::StreetAddress,
+                0.3,
+                "number",
+            ));
+            for words in 1..=3 {
+                let Some(first) = i.checked_sub(words) else {
+                    break;
+                };
+                if tokens[first..i].iter().any(|t| t.shape != Shape::Word) {
+                    break;
+                }
+                if tokens[first].capitalised() {
+                    out.push(Span::new(
+                        tokens[first].start,
+                        token.end,
+                        EntityKind::StreetAddress,
+                        0.3,
+                        "name+number",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// An address candidate continued over what usually follows it: ", City, Country", a
+    /// postcode, the next short lines of a letter block (up to four lines, sixteen tokens).
+    fn address_extensions(&self, tokens: &[Token<'_>], from: usize, out: &mut Vec<Span>) {
+        let ends: Vec<(usize, usize)> = out[from..]
+            .iter()
+            .filter(|s| s.kind == EntityKind::StreetAddress)
+            .map(|s| (s.start, s.end))
+            .collect();
+        for (start, end) in ends {
+            let mut last = tokens.partition_point(|t| t.start < end);
+            if last == 0 {
+                continue;
+            }
+            last -= 1;
+            let mut good_end = last;
+            let mut lines = 0;
+            let mut k = last + 1;
+            while k < tokens.len() && k <= last + 16 {
+                let t = &tokens[k];
+                match t.shape {
+                    Shape::Newline => {
+                        if tokens.get(k + 1).is_none_or(|n| n.shape == Shape::Newline) {
+                            break;
+                        }
+                        lines += 1;
+                        if lines > 4 {
+                            break;
+                        }
+                    }
+                    Shape::Number => good_end = k,
+                    Shape::Word if t.capitalised() || t.has(flag::UNIT) => good_end = k,
+                    Shape::Punct if matches!(t.text, "," | "." | ">" | "?" | "*" | "-") => {}
+                    _ => break,
+                }
+                k += 1;
+            }
+            if good_end > last {
+                out.push(Span::new(
+                    start,
+                    tokens[good_end].end,
+                    EntityKind::StreetAddress,
+                    0.3,
+                    "address_extended",
+                ));
+            }
+        }
+    }
+
+    /// An address written over several lines is also proposed line by line (without the
+    /// bullets or quote marks a line starts with), as an address part and as a place: a
+    /// letter block's lines are separate fields.
+    fn address_lines(
+        &self,
+        tokens: &[Token<'_>],
+        from: usize,
+        kinds: &dyn Fn(EntityKind) -> bool,
+        out: &mut Vec<Span>,
+    ) {
+        let multi_line: Vec<(usize, usize)> = out[from..]
+            .iter()
+            .filter(|s| s.kind == EntityKind::StreetAddress)
+            .map(|s| (s.start, s.end))
+            .collect();
+        for (start, end) in multi_line {
+            let first = tokens.partition_point(|t| t.end <= start);
+            let after = tokens.partition_point(|t| t.start < end);
+            let inside = &tokens[first..after];
+            if !inside.iter().any(|t| t.shape == Shape::Newline) {
+                continue;
+            }
+            for line in inside.split(|t| t.shape == Shape::Newline) {
+                let line: Vec<&Token<'_>> = line
+                    .iter()
+                    .skip_while(|t| t.shape == Shape::Punct)
+                    .collect();
+                let (Some(a), Some(b)) = (line.first(), line.last()) else {
+                    continue;
+                };
+                let mut pieces = vec![(*a, *b)];
+                // A number opening or closing the line is often a field of its own (house
+                // number, postcode): "Mongolia 34161".
+                if line.len() > 1 {
+                    if a.shape == Shape::Number {
+                        pieces.push((line[1], *b));
+                    }
+                    if b.shape == Shape::Number {
+                        pieces.push((*a, line[line.len() - 2]));
+                    }
+                }
+                for (a, b) in pieces {
+                    for kind in [EntityKind::StreetAddress, EntityKind::Location] {
+                        if kinds(kind) {
+                            out.push(Span::new(a.start, b.end, kind, 0.3, "address_line"));
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -34,6 +34,11 @@ impl Recogniser {
                     i += 2;
                     continue;
                 }
+                // "Ruth R Montez": a middle initial without its full stop.
+                if words_taken > 0 && tokens.get(i + 1).is_some_and(Token::capitalised) {
+                    i += 1;
+                    continue;
+                }
                 break;
             }
             // "van de Noort": particles count when a capitalised word follows them.

@@ -4,6 +4,7 @@
 //! cargo run --release -p switchyard-pii --example eval              # the shared data folder
 //! cargo run --release -p switchyard-pii --example eval -- --data DIR  # another folder
 //! cargo run --release -p switchyard-pii --example eval -- --errors PERSON   # tune half only
+//! cargo run --release -p switchyard-pii --example eval -- --train eval/artifacts/pii-context.v1.json
 //! ```
 //!
 //! 1. `pii/pii.dev.jsonl` is split by SHA-256 of each row's `id` into a tune half and a
@@ -12,11 +13,14 @@
 //! 2. Gold labels are mapped to the scanner's kinds; labels the scanner does not target are
 //!    listed and left out of recall (predictions on them still count as false positives).
 //! 3. Spans match exactly, or by overlap (intersection over union >= 0.5), one to one.
-//! 4. Benign text (`topic/*.jsonl`, benign rows of `prompt_injection/`) gives the share of
-//!    rows flagged per kind.
+//! 4. Benign text (`topic/*.jsonl`, benign rows of `prompt_injection/`) is split by SHA-256 of
+//!    `id` into a TRAIN part (negatives for the context model, `--train`) and an EVAL part,
+//!    which gives the share of rows flagged per kind.
 //! 5. Latency of scan + mask for ~100-char and ~4 KB texts, p50, p90 and p99 over 20 rounds.
 
 #![expect(clippy::unwrap_used, reason = "an offline evaluation tool")]
+
+mod train;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +48,8 @@ struct GoldSpan {
 
 #[derive(Deserialize)]
 struct TextRow {
+    #[serde(default)]
+    id: String,
     source: String,
     text: String,
     #[serde(default)]
@@ -78,18 +84,21 @@ const STRUCTURED: [EntityKind; 6] = [
 struct Args {
     data: PathBuf,
     errors: Option<String>,
+    train: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
     let mut data = None;
     let mut errors = None;
+    let mut train = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--data" => data = args.next().map(PathBuf::from),
             "--errors" => errors = args.next(),
+            "--train" => train = args.next().map(PathBuf::from),
             other => {
-                eprintln!("unknown argument {other}; usage: eval [--data DIR] [--errors KIND]");
+                eprintln!("unknown argument {other}; usage: eval [--data DIR] [--errors KIND] [--train OUT.json]");
                 std::process::exit(2);
             }
         }
@@ -98,7 +107,11 @@ fn parse_args() -> Args {
     // repository root.
     let data = switchyard_testkit::data::dir(data.as_deref());
     switchyard_testkit::data::require_or_exit(data.join("pii/pii.dev.jsonl"));
-    Args { data, errors }
+    Args {
+        data,
+        errors,
+        train,
+    }
 }
 
 fn fail(message: &str) -> ! {
@@ -124,6 +137,12 @@ fn char_to_byte(text: &str, char_index: usize) -> usize {
 
 fn is_tune(id: &str) -> bool {
     Sha256::digest(id.as_bytes())[0] % 2 == 0
+}
+
+/// Benign rows whose id hashes even (second byte) train the context model; the others are
+/// only scored.
+fn is_benign_train(id: &str) -> bool {
+    Sha256::digest(id.as_bytes())[1] % 2 == 0
 }
 
 #[derive(Default, Clone, Copy)]
@@ -216,6 +235,8 @@ struct Evaluated {
     /// DOB predictions against DATE_TIME gold: (split) -> (predicted, overlapping a DATE_TIME)
     dob: BTreeMap<&'static str, (usize, usize)>,
     rows: BTreeMap<&'static str, usize>,
+    /// Held-out rows per source.
+    source_rows: BTreeMap<String, usize>,
     /// (split, kind) -> [gold chars, gold chars masked by any finding, predicted chars,
     /// predicted chars inside any gold span]
     coverage: BTreeMap<(&'static str, EntityKind), [usize; 4]>,
@@ -230,6 +251,7 @@ fn evaluate(scanner: &Scanner, rows: &[PiiRow], errors: Option<EntityKind>) -> E
         by_source: BTreeMap::new(),
         dob: BTreeMap::new(),
         rows: BTreeMap::new(),
+        source_rows: BTreeMap::new(),
         by_rule: BTreeMap::new(),
         coverage: BTreeMap::new(),
         untargeted: BTreeMap::new(),
@@ -237,6 +259,9 @@ fn evaluate(scanner: &Scanner, rows: &[PiiRow], errors: Option<EntityKind>) -> E
     for row in rows {
         let split = if is_tune(&row.id) { "tune" } else { "held-out" };
         *result.rows.entry(split).or_default() += 1;
+        if split == "held-out" {
+            *result.source_rows.entry(row.source.clone()).or_default() += 1;
+        }
         let predicted = scanner.scan(&row.text);
         let gold: Vec<(String, usize, usize)> = row
             .spans
@@ -367,6 +392,11 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 fn main() {
     let args = parse_args();
+    if let Some(out) = &args.train {
+        let rows: Vec<PiiRow> = read_jsonl(&args.data.join("pii/pii.dev.jsonl"));
+        train::train(&args.data, &rows, out);
+        return;
+    }
     let scanner = Arc::new(Scanner::new(ScannerConfig::default()).unwrap());
     let errors = args.errors.as_deref().map(|label| {
         EntityKind::from_label(label).unwrap_or_else(|| fail(&format!("unknown kind {label}")))
@@ -386,6 +416,7 @@ fn main() {
         println!("| kind | gold | predicted | exact P | exact R | exact F1 | overlap P | overlap R | overlap F1 | overlap F2 |");
         println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut structured = (Counts::default(), Counts::default());
+        let mut overall = (Counts::default(), Counts::default());
         for kind in EntityKind::ALL {
             let Some((exact, overlap)) = result.by_kind.get(&(split, kind)) else {
                 continue;
@@ -397,9 +428,12 @@ fn main() {
                 structured.0.add(*exact);
                 structured.1.add(*overlap);
             }
+            overall.0.add(*exact);
+            overall.1.add(*overlap);
             print_row(kind.label(), exact, overlap);
         }
         print_row("structured (micro)", &structured.0, &structured.1);
+        print_row("**overall (micro, every kind)**", &overall.0, &overall.1);
         let (dob_predicted, dob_on_dates) = result.dob.get(split).copied().unwrap_or_default();
         println!(
             "\nDATE_OF_BIRTH: {dob_predicted} predicted, {dob_on_dates} of them on a gold DATE_TIME span (the data has no date-of-birth label)."
@@ -419,19 +453,31 @@ fn main() {
             ratio(*inside, *predicted)
         );
     }
-    println!("\n### Overlap F1 per source (held-out half)\n");
-    println!("| source | kind | gold | P | R | F1 |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("\n### Overlap F1 and F2 per source (held-out half)\n");
+    println!("| source | rows | kind | gold | P | R | F1 | F2 |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    let mut per_source: BTreeMap<&str, Counts> = BTreeMap::new();
+    let print_source = |source: &str, kind: &str, counts: &Counts| {
+        println!(
+            "| {source} | {} | {kind} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            result.source_rows.get(source).copied().unwrap_or(0),
+            counts.tp + counts.fn_,
+            counts.precision(),
+            counts.recall(),
+            counts.f_beta(1.0),
+            counts.f_beta(2.0)
+        );
+    };
     for ((split, source, kind), counts) in &result.by_source {
-        if *split == "held-out" && counts.tp + counts.fn_ > 0 {
-            println!(
-                "| {source} | {kind} | {} | {:.3} | {:.3} | {:.3} |",
-                counts.tp + counts.fn_,
-                counts.precision(),
-                counts.recall(),
-                counts.f_beta(1.0)
-            );
+        if *split == "held-out" && *kind != EntityKind::DateOfBirth {
+            per_source.entry(source.as_str()).or_default().add(*counts);
+            if counts.tp + counts.fn_ > 0 {
+                print_source(source, kind.label(), counts);
+            }
         }
+    }
+    for (source, counts) in &per_source {
+        print_source(source, "**overall**", counts);
     }
     println!("\n### Precision by rule (tune half, overlap matching)\n");
     println!("| kind | rule | right | wrong | precision |");
@@ -467,7 +513,8 @@ fn print_row(name: &str, exact: &Counts, overlap: &Counts) {
     );
 }
 
-fn benign(scanner: &Scanner, data: &Path) {
+/// The benign sets: every row of `topic/*.jsonl` and the label-0 rows of `prompt_injection/`.
+fn benign_sets(data: &Path) -> Vec<(String, Vec<TextRow>)> {
     let mut sets: Vec<(String, Vec<TextRow>)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir(data.join("topic")) {
         let mut paths: Vec<PathBuf> = entries
@@ -495,9 +542,43 @@ fn benign(scanner: &Scanner, data: &Path) {
             switchyard_testkit::data::shown(&injection_path)
         );
     }
+    sets
+}
+
+/// Every benign row with its set's name.
+fn benign_rows(data: &Path) -> Vec<(String, TextRow)> {
+    benign_sets(data)
+        .into_iter()
+        .flat_map(|(set, rows)| rows.into_iter().map(move |row| (set.clone(), row)))
+        .collect()
+}
+
+fn benign(scanner: &Scanner, data: &Path) {
+    let mut sets: Vec<(String, Vec<TextRow>)> = benign_sets(data)
+        .into_iter()
+        .map(|(set, rows)| {
+            (
+                set,
+                rows.into_iter()
+                    .filter(|row| !is_benign_train(&row.id))
+                    .collect(),
+            )
+        })
+        .collect();
+    let all: Vec<TextRow> = sets
+        .iter()
+        .flat_map(|(_, rows)| rows.iter())
+        .map(|row| TextRow {
+            id: row.id.clone(),
+            source: "(all)".to_string(),
+            text: row.text.clone(),
+            label: row.label.clone(),
+        })
+        .collect();
+    sets.insert(0, ("every benign set".to_string(), all));
 
     println!("\n## False positives on benign text\n");
-    println!("Share of rows with at least one finding of the kind (none of these rows should hold real PII; a few do, see caveats).\n");
+    println!("EVAL part only (SHA-256(id)[1] odd; the TRAIN part trained the context model). Share of rows with at least one finding of the kind (none of these rows should hold real PII; a few do, see caveats).\n");
     let kinds: Vec<EntityKind> = EntityKind::ALL.to_vec();
     print!("| set | source | rows | any |");
     for kind in &kinds {
@@ -580,6 +661,16 @@ fn latency(scanner: &Arc<Scanner>, rows: &[PiiRow]) {
         MaskPolicy::default(),
     );
     let masker = Masker::new(Arc::clone(scanner), MaskPolicy::default());
+    let rules_only = Masker::new(
+        Arc::new(
+            Scanner::new(ScannerConfig {
+                context_model: false,
+                ..ScannerConfig::default()
+            })
+            .unwrap(),
+        ),
+        MaskPolicy::default(),
+    );
     let short: Vec<&str> = rows
         .iter()
         .map(|r| r.text.as_str())
@@ -605,6 +696,11 @@ fn latency(scanner: &Arc<Scanner>, rows: &[PiiRow]) {
     let runs = [
         ("short (80-120 B), all kinds", &masker, &short),
         ("long (~4 KB), all kinds", &masker, &long),
+        (
+            "long (~4 KB), all kinds, rules only (no context model)",
+            &rules_only,
+            &long,
+        ),
         (
             "short (80-120 B), structured kinds only",
             &structured,
