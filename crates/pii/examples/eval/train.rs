@@ -4,7 +4,8 @@
 //!    every number and name before a number, and every line of a multi-line address).
 //! 2. Positives: candidates on the tune half of `pii.dev.jsonl` that match a gold span of
 //!    their kind (overlap, IoU >= 0.5). Negatives: the other candidates there, and every
-//!    candidate on the TRAIN part of the benign sets (split by SHA-256 of `id`).
+//!    candidate on the TRAIN part (split by SHA-256 of `id`) of the permissively licensed
+//!    benign sets and of HaluEval's texts (`PERMISSIVE_SOURCES`, `halueval_texts`).
 //! 3. Five folds (by row) give out-of-fold probabilities; the per-kind thresholds are chosen
 //!    on them: the highest overall F2 on the tune half (all targeted kinds, micro, after
 //!    overlap resolution as the scanner does it with a model: by confidence alone) with at
@@ -35,6 +36,58 @@ const FOLDS: usize = 5;
 const EPOCHS: usize = 25;
 const RATE: f32 = 0.05;
 const L2: f32 = 1e-5;
+/// The benign sources that may train the shipped model (their licences: CLINC150 CC-BY-3.0;
+/// deepset and jackhhao Apache-2.0; NotInject, PINT and WildGuard-benign MIT).
+const PERMISSIVE_SOURCES: [&str; 8] = [
+    "clinc150",
+    "deepset_test",
+    "jackhhao_jailbreak_test",
+    "notinject_one",
+    "notinject_two",
+    "notinject_three",
+    "pint_sample",
+    "wildguard_benign",
+];
+const HALUEVAL_SET: &str = "hallucination (HaluEval, MIT)";
+/// Share of HaluEval's TRAIN texts (paragraphs full of public names) allowed to get anything
+/// masked: looser than the sets, whose 2% it would hold F2 to 0.67 under.
+const HALUEVAL_BUDGET: f64 = 0.05;
+/// The set index of HaluEval's negatives, held to `HALUEVAL_BUDGET`.
+const NO_BUDGET: usize = usize::MAX;
+
+/// HaluEval's texts (`halueval_qa` knowledge and answers, `halueval_general` questions and
+/// answers) from `hallucination.dev.jsonl`, one row per text; FaithBench (CC-BY-NC-SA) is left
+/// out.
+fn halueval_texts(data: &std::path::Path) -> Vec<crate::TextRow> {
+    let path = data.join("hallucination/hallucination.dev.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("{} not found: HaluEval negatives skipped", path.display());
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Ok(row) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let source = row["source"].as_str().unwrap_or_default();
+        if !source.starts_with("halueval") {
+            continue;
+        }
+        let id = row["id"].as_str().unwrap_or_default();
+        for field in ["context", "question", "answer"] {
+            if let Some(t) = row[field].as_str().filter(|t| t.len() > 20) {
+                out.push(crate::TextRow {
+                    id: format!("{id}/{field}"),
+                    source: source.to_string(),
+                    text: t.to_string(),
+                    label: serde_json::json!(0),
+                });
+            }
+        }
+    }
+    out
+}
+
 const NAME_KINDS: [EntityKind; 3] = [
     EntityKind::Person,
     EntityKind::StreetAddress,
@@ -86,13 +139,31 @@ pub fn train(data: &std::path::Path, rows: &[PiiRow], out: &std::path::Path) {
             Some(gold),
         ));
     }
-    let benign = benign_rows(data);
+    // Only permissively licensed text trains a model that ships in the binary; AG News
+    // (non-commercial) and safe-guard (licence unstated) are scored, never trained on.
+    // HaluEval's knowledge paragraphs and answers (MIT) stand in for news: text full of
+    // public names and places that is nobody's personal data.
+    let mut benign: Vec<(String, crate::TextRow)> = benign_rows(data)
+        .into_iter()
+        .filter(|(_, row)| PERMISSIVE_SOURCES.contains(&row.source.as_str()))
+        .collect();
+    benign.extend(
+        halueval_texts(data)
+            .into_iter()
+            .map(|row| (HALUEVAL_SET.to_string(), row)),
+    );
     let mut benign_train = 0;
-    let sets: Vec<&str> = benign.iter().map(|(set, _)| set.as_str()).collect();
+    let mut sets: Vec<&str> = benign.iter().map(|(set, _)| set.as_str()).collect();
+    sets.dedup();
     for (set, row) in benign.iter().filter(|(_, r)| is_benign_train(&r.id)) {
         benign_train += 1;
         let mut made = make_row(&scanner, &config, &row.text, fold_of(&row.id), None);
-        made.set = sets.iter().position(|s| s == set).unwrap_or(0);
+        // HaluEval's paragraphs are held to their own budget (`HALUEVAL_BUDGET`).
+        made.set = if *set == HALUEVAL_SET {
+            NO_BUDGET
+        } else {
+            sets.iter().position(|s| s == set).unwrap_or(0)
+        };
         data_rows.push(made);
     }
     let positives: usize = data_rows
@@ -172,7 +243,7 @@ pub fn train(data: &std::path::Path, rows: &[PiiRow], out: &std::path::Path) {
     let weights = fit(data_rows.iter());
     let model = ContextModel {
         trained_on: format!(
-            "switchyard eval: pii.dev.jsonl tune half (SHA-256(id)[0] even, {} rows) for positives and negatives, and the TRAIN part (SHA-256(id)[1] even) of topic.dev.jsonl and the benign rows of prompt_injection.dev.jsonl ({benign_train} rows) for negatives; {FOLDS}-fold out-of-fold F2 {:.3}, {:.2}% of benign train rows masked (at most {:.2}% of a set's) at these thresholds",
+            "switchyard eval: pii.dev.jsonl tune half (SHA-256(id)[0] even, {} rows) for positives and negatives, and the TRAIN part (SHA-256(id)[1] even) of the permissively licensed benign rows (CLINC150 in topic.dev.jsonl; deepset, jackhhao, NotInject, PINT and WildGuard-benign in prompt_injection.dev.jsonl) and of HaluEval's texts in hallucination.dev.jsonl ({benign_train} rows) for negatives (AG News and safe-guard only scored); {FOLDS}-fold out-of-fold F2 {:.3}, {:.2}% of benign train rows masked (at most {:.2}% of a set's) at these thresholds",
             data_rows.len() - benign_train,
             best.0.f_beta(2.0),
             100.0 * best.1,
@@ -262,6 +333,7 @@ fn operating_point(rows: &[Row], oof: &[Vec<f32>], thresholds: &[f32; 3]) -> (Co
     let mut counts = Counts::default();
     // (rows, rows with any finding) per benign set.
     let mut benign: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    let mut halueval = (0usize, 0usize);
     for (row, probs) in rows.iter().zip(oof) {
         let mut spans = row.fixed.clone();
         for ((span, _, _), p) in row.scored.iter().zip(probs) {
@@ -274,6 +346,10 @@ fn operating_point(rows: &[Row], oof: &[Vec<f32>], thresholds: &[f32; 3]) -> (Co
         }
         let found = resolve_overlaps_by_confidence(spans);
         match &row.gold {
+            None if row.set == NO_BUDGET => {
+                halueval.0 += 1;
+                halueval.1 += usize::from(!found.is_empty());
+            }
             None => {
                 let entry = benign.entry(row.set).or_default();
                 entry.0 += 1;
@@ -302,7 +378,9 @@ fn operating_point(rows: &[Row], oof: &[Vec<f32>], thresholds: &[f32; 3]) -> (Co
     let worst = benign
         .values()
         .map(|(rows, flagged)| crate::ratio(*flagged, *rows))
-        .fold(0.0, f64::max);
+        .fold(0.0, f64::max)
+        // HaluEval counts against the worst set at its own, looser budget.
+        .max(crate::ratio(halueval.1, halueval.0) * SET_BUDGET / HALUEVAL_BUDGET);
     let (rows, flagged) = benign
         .values()
         .fold((0, 0), |(r, f), (rows, flagged)| (r + rows, f + flagged));
