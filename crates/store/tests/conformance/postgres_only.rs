@@ -128,19 +128,29 @@ fn the_password_never_shows_in_errors_logs_or_debug() {
         pg.port()
     );
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    // Tracing caches per call site whether anyone listens; another test connecting first on
-    // a thread without a subscriber can leave "nobody" cached. Rebuilding the cache while this
-    // subscriber is in place makes its events reach it whatever ran before.
-    let store = tracing::subscriber::with_default(subscriber, || {
-        tracing::callsite::rebuild_interest_cache();
-        PostgresStore::connect(&url)
-    })
-    .unwrap();
+    // Tracing caches per call site, globally, whether anyone listens, and the tests of this
+    // binary run on parallel threads that connect without a subscriber: under load a connect
+    // here has logged nothing (once in CI, once in a full local run). Each connect logs the ready line,
+    // so connecting again, with the cache rebuilt under this subscriber, tells a lost event
+    // from a line that is never written.
+    let mut store = None;
+    for _ in 0..3 {
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        let connected = tracing::subscriber::with_default(subscriber, || {
+            tracing::callsite::rebuild_interest_cache();
+            PostgresStore::connect(&url)
+        })
+        .unwrap();
+        store = Some(connected);
+        if String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("PostgreSQL store ready") {
+            break;
+        }
+    }
+    let store = store.unwrap();
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logged.contains("PostgreSQL store ready"), "{logged}");
     assert!(logged.contains("postgres:*****@127.0.0.1"), "{logged}");
