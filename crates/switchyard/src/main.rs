@@ -614,7 +614,7 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
             println!("  admin key:       {DEMO_ADMIN_KEY}");
             println!("  models:          small, medium, frontier, flaky (falls back to medium), local (a self-hosted engine with 4 slots)");
             println!("  routes:          auto (auto:cheap, auto:balanced, auto:best): the router picks small or frontier");
-            println!("  guards:          PII pseudonymised, injections blocked, answers checked for toxicity, grounding and compliance");
+            println!("  guards:          PII pseudonymised, injections and harmful requests refused, answers checked for toxicity, grounding and compliance");
             println!("  data:            {data}");
         } else {
             println!("Switchyard listening on http://{addr}");
