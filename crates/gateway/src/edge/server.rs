@@ -90,8 +90,6 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        // Load the tokenizer now, not on the first request whose upstream reports no usage.
-        std::thread::spawn(switchyard_providers::tokens::warm_up);
         let state = Arc::new(AppState {
             control: Arc::new(control),
             prometheus: m::handle(),
