@@ -6,6 +6,7 @@ pub mod admin;
 pub mod batches;
 pub mod dashboard;
 pub mod kpis;
+pub mod responses;
 pub mod server;
 pub mod sessions;
 pub mod state;

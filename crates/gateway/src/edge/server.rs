@@ -309,6 +309,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         // A wildcard: a name may hold `/` (sent as is or as %2F) and `:` (`auto:cheap`).
         .route("/v1/models/{*model}", get(model))
         .route("/v1/feedback", post(feedback))
+        .merge(crate::edge::responses::routes())
         .merge(crate::edge::batches::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -407,7 +408,7 @@ fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-fn fail(record: RecordGuard, e: GatewayError) -> Response {
+pub(crate) fn fail(record: RecordGuard, e: GatewayError) -> Response {
     // A refusal says which guard refused, as an answer would.
     let guard = record
         .guard_header()
@@ -438,7 +439,7 @@ fn admission_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
 }
 
 /// Headers that say who answered and how, taken from the record before it is finished.
-fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
+pub(crate) fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
     let record = guard.record_ref();
     let mut out = Vec::with_capacity(5);
     let mut add = |name: HeaderName, value: String| {
@@ -469,14 +470,17 @@ fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
     out
 }
 
-fn with_headers(mut response: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
+pub(crate) fn with_headers(
+    mut response: Response,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> Response {
     response.headers_mut().extend(headers);
     response
 }
 
 /// What every model endpoint starts with: the pipeline this request keeps to its end, and
 /// its record.
-fn begin(
+pub(crate) fn begin(
     app: &AppState,
     headers: &HeaderMap,
     endpoint: &'static str,
@@ -488,7 +492,7 @@ fn begin(
 }
 
 /// A whole JSON answer: headers from the record, then the record finished as a success.
-fn answer_json<T: serde::Serialize>(record: RecordGuard, value: T) -> Response {
+pub(crate) fn answer_json<T: serde::Serialize>(record: RecordGuard, value: T) -> Response {
     let headers = served_headers(&record);
     record.finish(200, None);
     with_headers(Json(value).into_response(), headers)
@@ -506,8 +510,22 @@ async fn chat_completions(
     };
     let running = &app.control.running;
     let outcome = running.chat(pipeline, &mut record, &headers, &body).await;
+    escalate(&app, &headers, &record).await;
+    match outcome {
+        Ok(ChatOutcome::Complete(response)) => answer_json(record, response),
+        Ok(ChatOutcome::Stream(answer)) => {
+            let served = served_headers(&record);
+            let model = record.record_ref().model.clone().unwrap_or_default();
+            event_stream(sse_body(*answer, record, model), served)
+        }
+        Err(e) => fail(record, e),
+    }
+}
+
+/// An escalation the client asked for in a header, stored with the request's record.
+pub(crate) async fn escalate(app: &AppState, headers: &HeaderMap, record: &RecordGuard) {
     if let Some(escalation) =
-        crate::control_plane::feedback::escalation_from_header(&headers, record.record_ref())
+        crate::control_plane::feedback::escalation_from_header(headers, record.record_ref())
     {
         let store = app.control.store.clone();
         // Rare, and the client asked for it: stored before the answer, like feedback.
@@ -516,24 +534,22 @@ async fn chat_completions(
             tracing::warn!("storing the escalation from the header failed");
         }
     }
-    match outcome {
-        Ok(ChatOutcome::Complete(response)) => answer_json(record, response),
-        Ok(ChatOutcome::Stream(answer)) => {
-            let served = served_headers(&record);
-            let model = record.record_ref().model.clone().unwrap_or_default();
-            let body = Body::from_stream(sse_body(*answer, record, model));
-            let response = (
-                [
-                    (header::CONTENT_TYPE, "text/event-stream"),
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                body,
-            )
-                .into_response();
-            with_headers(response, served)
-        }
-        Err(e) => fail(record, e),
-    }
+}
+
+/// A streamed answer: server-sent events, with the headers saying who served it.
+pub(crate) fn event_stream(
+    body: impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+    served: Vec<(HeaderName, HeaderValue)>,
+) -> Response {
+    let response = (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response();
+    with_headers(response, served)
 }
 
 async fn embeddings(
@@ -706,7 +722,7 @@ async fn not_found() -> Response {
     GatewayError::new(
         ErrorKind::NotFound,
         "unknown_url",
-        "no such endpoint; this gateway serves /v1/chat/completions, /v1/embeddings and /v1/models",
+        "no such endpoint; this gateway serves /v1/chat/completions, /v1/responses, /v1/embeddings and /v1/models",
     )
     .into_response()
 }
