@@ -210,7 +210,7 @@ async fn a_stream_sends_the_responses_events_in_order_and_is_stored() {
         .iter()
         .filter(|k| **k == "response.output_text.delta")
         .count();
-    assert!(deltas >= 2, "{kinds:?}");
+    assert!(deltas >= 1, "{kinds:?}");
     let mut expected = vec![
         "response.created",
         "response.in_progress",
@@ -548,7 +548,7 @@ async fn bad_input_is_a_400_naming_the_param() {
         ),
         (
             json!({"model": "small", "input": "hi", "text": {"format": {"type": "yaml"}}}),
-            "text.format",
+            "text.format.type",
         ),
         (
             json!({"model": "small", "input": "hi", "store": "yes"}),

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod answer;
 pub mod batches;
 pub mod dashboard;
 pub mod kpis;

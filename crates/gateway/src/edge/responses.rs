@@ -17,8 +17,8 @@ use crate::data_plane::pipeline::{parse_json, ChatOutcome};
 use crate::data_plane::responses::{self as responses, Prepared};
 use crate::data_plane::stream::stream_items;
 use crate::edge::access::body_error;
+use crate::edge::answer::{answer_json, begin, escalate, event_stream, fail, served_headers};
 use crate::edge::batches::json;
-use crate::edge::server::{answer_json, begin, escalate, event_stream, fail, served_headers};
 use crate::edge::state::AppState;
 use crate::error::GatewayError;
 
