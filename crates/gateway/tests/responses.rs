@@ -4,7 +4,7 @@
 //! the provider receives it), stored responses read and deleted per tenant, and bad input
 //! answered in OpenAI's error shape with the `param` at fault.
 
-#![expect(clippy::unwrap_used, reason = "test code")]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test code")]
 
 mod common;
 
