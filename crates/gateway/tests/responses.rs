@@ -593,3 +593,64 @@ async fn bad_input_is_a_400_naming_the_param() {
     let (status, e) = error_of(r).await;
     assert_eq!((status, e["error"]["param"].clone()), (400, Value::Null));
 }
+
+#[tokio::test]
+async fn masking_and_the_cache_apply_as_to_chat() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Reply::text("I wrote to <EMAIL_1> today."));
+    up.push(Reply::text("Done."));
+    let config = format!(
+        "{}\n[guards.pii]\n\n[cache]\nsemantic = false\n\n[[keys]]\nid = \"k\"\nsecret_sha256 = \"{{KEY}}\"\n",
+        common::openai_model(&up)
+    );
+    let gw = start(&config).await;
+    let ask = json!({"model": "m", "temperature": 0, "stream": true,
+                     "input": "Write to alice@example.com please."});
+    let r = create(&gw, KEY, ask.clone()).await;
+    assert!(r.headers()["x-switchyard-guard"]
+        .to_str()
+        .unwrap()
+        .contains("pii=masked"));
+    assert_eq!(r.headers()["x-switchyard-cache"], "miss");
+    let events = events(&r.text().await.unwrap());
+    let done = &events.last().unwrap().1["response"];
+    // The provider saw a placeholder; the client, and the stored response, the value.
+    let sent = up.last_request().unwrap().body.to_string();
+    assert!(
+        sent.contains("<EMAIL_1>") && !sent.contains("alice@"),
+        "{sent}"
+    );
+    assert_eq!(
+        done["output"][0]["content"][0]["text"],
+        "I wrote to alice@example.com today."
+    );
+    let id = done["id"].as_str().unwrap();
+    let stored = ok(get(&gw, KEY, id).await).await;
+    assert_eq!(stored["output"], done["output"]);
+    // The same question again, whole this time: the cache answers, the provider is not asked.
+    let mut again = ask.clone();
+    again["stream"] = false.into();
+    let r = create(&gw, KEY, again).await;
+    assert_eq!(r.headers()["x-switchyard-cache"], "hit-exact");
+    let body = ok(r).await;
+    assert_eq!(
+        body["output"][0]["content"][0]["text"],
+        "I wrote to alice@example.com today."
+    );
+    assert_ne!(body["id"], done["id"]);
+    assert_eq!(up.requests().len(), 1);
+    // Continuing: the earlier turns reach the provider masked again.
+    ok(create(
+        &gw,
+        KEY,
+        json!({"model": "m", "previous_response_id": id, "input": "Thanks."}),
+    )
+    .await)
+    .await;
+    let sent = up.last_request().unwrap().body.to_string();
+    assert!(
+        sent.contains("<EMAIL_1>") && !sent.contains("alice@"),
+        "{sent}"
+    );
+    assert!(sent.contains("Thanks."), "{sent}");
+}
