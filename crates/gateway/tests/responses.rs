@@ -654,3 +654,26 @@ async fn masking_and_the_cache_apply_as_to_chat() {
     );
     assert!(sent.contains("Thanks."), "{sent}");
 }
+
+#[tokio::test]
+async fn stored_responses_go_after_their_retention() {
+    let config = sim_config().replace(
+        "max_stored_kb = 16\n",
+        "max_stored_kb = 16\nretention_days = 2\n",
+    );
+    let gw = start(&config).await;
+    let body = ok(create(&gw, KEY, json!({"model": "small", "input": "hi"})).await).await;
+    let id = body["id"].as_str().unwrap().to_owned();
+    let made_ms = body["created_at"].as_i64().unwrap() * 1000;
+    let state = gw.state.control.clone();
+    let purged = tokio::task::spawn_blocking(move || {
+        use switchyard_gateway::control_plane::retention::purge_responses_once;
+        let kept = purge_responses_once(&state, made_ms + 2 * 86_400_000).unwrap();
+        let gone = purge_responses_once(&state, made_ms + 2 * 86_400_000 + 1).unwrap();
+        (kept, gone)
+    })
+    .await
+    .unwrap();
+    assert_eq!(purged, (0, 1));
+    assert_eq!(error_of(get(&gw, KEY, &id).await).await.0, 404);
+}
