@@ -11,7 +11,9 @@
 //!    whole response; a stream that broke ends with `response.failed` instead
 //!    ([`ResponseStream::fail`]).
 //!
-//! Every event carries its `sequence_number`. Only the first choice is followed (the
+//! Nothing is said of an item after its `output_item.done`: should an upstream interleave
+//! (a tool call's arguments after other output), the late arguments reach the final
+//! response only. Every event carries its `sequence_number`. Only the first choice is followed (the
 //! Responses API has one output). A stream with no output at all still gets its (empty)
 //! message, as OpenAI's always has one.
 
@@ -122,11 +124,15 @@ impl ResponseStream {
                     {
                         arguments.push_str(delta);
                     }
-                    let e = self.event(
-                        "response.function_call_arguments.delta",
-                        json!({"item_id": self.id_of(index), "output_index": index, "delta": delta}),
-                    );
-                    out.push(e);
+                    // A piece of a call whose item is closed already (an upstream that
+                    // interleaves) goes into the final response only.
+                    if self.open == Some(Open::Call(index)) {
+                        let e = self.event(
+                            "response.function_call_arguments.delta",
+                            json!({"item_id": self.id_of(index), "output_index": index, "delta": delta}),
+                        );
+                        out.push(e);
+                    }
                 }
             }
             if choice.finish_reason.is_some() {
