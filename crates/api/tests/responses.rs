@@ -12,49 +12,51 @@ use serde_json::{json, Value};
 use switchyard_api::responses::{to_chat, CreateResponse, Item, ResponseObject, ResponseStream};
 use switchyard_api::{ChatCompletionChunk, Role};
 
-/// Words that steer a value into the parser's branches.
-fn word() -> impl Strategy<Value = String> {
+/// One of `words` (which steer a value into the parser's branches), or any text `other`
+/// matches.
+fn one_of(words: &'static [&'static str], other: &'static str) -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("message".to_owned()),
-        Just("function_call".to_owned()),
-        Just("function_call_output".to_owned()),
-        Just("reasoning".to_owned()),
-        Just("input_text".to_owned()),
-        Just("output_text".to_owned()),
-        Just("input_image".to_owned()),
-        Just("user".to_owned()),
-        Just("assistant".to_owned()),
-        Just("c1".to_owned()),
-        "[a-z_]{0,8}",
+        proptest::sample::select(words).prop_map(str::to_owned),
+        other
     ]
 }
 
-fn key() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("type".to_owned()),
-        Just("role".to_owned()),
-        Just("content".to_owned()),
-        Just("text".to_owned()),
-        Just("call_id".to_owned()),
-        Just("name".to_owned()),
-        Just("arguments".to_owned()),
-        Just("output".to_owned()),
-        Just("image_url".to_owned()),
-        "[a-z]{1,4}",
-    ]
-}
+const WORDS: &[&str] = &[
+    "message",
+    "function_call",
+    "function_call_output",
+    "reasoning",
+    "input_text",
+    "output_text",
+    "input_image",
+    "user",
+    "assistant",
+    "c1",
+];
+
+const KEYS: &[&str] = &[
+    "type",
+    "role",
+    "content",
+    "text",
+    "call_id",
+    "name",
+    "arguments",
+    "output",
+    "image_url",
+];
 
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i32>().prop_map(Value::from),
-        word().prop_map(Value::from),
+        one_of(WORDS, "[a-z_]{0,8}").prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            proptest::collection::btree_map(key(), inner, 0..6)
+            proptest::collection::btree_map(one_of(KEYS, "[a-z]{1,4}"), inner, 0..6)
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
