@@ -10,7 +10,7 @@ mod common;
 
 use common::{start, start_with_env, KEY};
 use serde_json::{json, Value};
-use switchyard_testkit::{FakeUpstream, Flavor, Reply};
+use switchyard_testkit::{Ending, FakeUpstream, Flavor, Reply};
 
 const OTHER_KEY: &str = "sk-other-tenant";
 const SLOW_KEY: &str = "sk-one-a-minute";
@@ -676,4 +676,33 @@ async fn stored_responses_go_after_their_retention() {
     .unwrap();
     assert_eq!(purged, (0, 1));
     assert_eq!(error_of(get(&gw, KEY, &id).await).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_stream_the_upstream_breaks_ends_with_response_failed() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Reply::text("one two three four").ending(Ending::Abort));
+    let config = format!(
+        "{}resilience = {{ max_attempts = 1 }}\n\n[[keys]]\nid = \"k\"\nsecret_sha256 = \"{{KEY}}\"\n",
+        common::openai_model(&up)
+    );
+    let mut gw = start(&config).await;
+    let r = create(
+        &gw,
+        KEY,
+        json!({"model": "m", "input": "count", "stream": true}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let events = events(&r.text().await.unwrap());
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "response.failed", "{:?}", names(&events));
+    assert_eq!(data["response"]["status"], "failed");
+    assert_eq!(data["response"]["error"]["code"], "upstream_stream_error");
+    assert!(names(&events).contains(&"response.output_text.delta"));
+    // Stored as it ended, as OpenAI keeps failed responses.
+    let id = data["response"]["id"].as_str().unwrap();
+    assert_eq!(ok(get(&gw, KEY, id).await).await["status"], "failed");
+    gw.stop().await;
+    assert_eq!(gw.records()[0].status, 502);
 }
