@@ -38,8 +38,13 @@ pub fn to_chat(request: &CreateResponse, earlier: Vec<Item>) -> Result<Turn, Inv
     }
     messages.extend(chat_messages(&context));
     let stream = request.is_stream();
+    // Chat completions refuse `tool_choice` and `parallel_tool_calls` (and an empty list)
+    // without tools, where the Responses API takes them: they go only with tools.
+    let tools = tools(request.tools.as_deref())?.filter(|t| !t.is_empty());
+    let tool_choice = request.tool_choice.as_ref().map(tool_choice).transpose()?;
+    let tool_choice = tool_choice.filter(|_| tools.is_some());
     let mut extra = Extra::new();
-    if let Some(parallel) = request.parallel_tool_calls {
+    if let Some(parallel) = request.parallel_tool_calls.filter(|_| tools.is_some()) {
         extra.insert("parallel_tool_calls".into(), parallel.into());
     }
     if let Some(effort) = request.reasoning.as_ref().and_then(|r| r.effort.clone()) {
@@ -63,8 +68,8 @@ pub fn to_chat(request: &CreateResponse, earlier: Vec<Item>) -> Result<Turn, Inv
             include_usage: Some(true),
             extra: Extra::new(),
         }),
-        tools: tools(request.tools.as_deref())?,
-        tool_choice: request.tool_choice.as_ref().map(tool_choice).transpose()?,
+        tools,
+        tool_choice,
         response_format: request
             .text
             .as_ref()
@@ -625,6 +630,26 @@ mod tests {
         );
         // The reasoning item is left out.
         assert_eq!(t.context.len(), 7);
+    }
+
+    #[test]
+    fn tool_settings_go_only_with_tools() {
+        let t = turn(json!({"model": "m", "input": "x", "tools": [],
+                            "tool_choice": "auto", "parallel_tool_calls": false}))
+        .unwrap();
+        let chat = serde_json::to_value(&t.chat).unwrap();
+        assert_eq!(
+            chat,
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        );
+        let t = turn(
+            json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}],
+                            "tool_choice": "none", "parallel_tool_calls": false}),
+        )
+        .unwrap();
+        let chat = serde_json::to_value(&t.chat).unwrap();
+        assert_eq!(chat["tool_choice"], "none");
+        assert_eq!(chat["parallel_tool_calls"], false);
     }
 
     #[test]
