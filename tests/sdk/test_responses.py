@@ -124,6 +124,9 @@ def test_previous_response_id_continues_the_conversation(client):
     )
     assert second.output_text == "Paris."
     assert second.previous_response_id == first.id
+    items = client.responses.input_items.list(second.id, order="asc")
+    texts = [item.content[0].text for item in items.data]
+    assert texts == ["Remember the number 7.", first.output_text, "What is the capital of France?"]
 
 
 class City(pydantic.BaseModel):

@@ -407,6 +407,26 @@ async fn previous_response_id_sends_the_conversation_to_the_provider() {
             {"role": "user", "content": "What is my name?"}
         ])
     );
+    // The conversation it was made from, newest first, a page at a time.
+    let items = |query: &str| {
+        let url = gw.url(&format!(
+            "/v1/responses/{}/input_items{query}",
+            second["id"].as_str().unwrap()
+        ));
+        gw.http.get(url).bearer_auth(KEY).send()
+    };
+    let page = ok(items("?limit=2").await.unwrap()).await;
+    assert_eq!(page["object"], "list");
+    assert_eq!(page["has_more"], true);
+    assert_eq!(page["data"][0]["content"][0]["text"], "What is my name?");
+    assert_eq!(page["data"][1]["role"], "assistant");
+    assert_eq!(page["data"][1]["content"][0]["text"], "Hello Ada.");
+    let last_id = page["last_id"].as_str().unwrap();
+    let rest = ok(items(&format!("?limit=2&after={last_id}")).await.unwrap()).await;
+    assert_eq!(rest["data"][0]["content"][0]["text"], "My name is Ada.");
+    assert_eq!(rest["has_more"], false);
+    let (status, e) = error_of(items("?limit=500").await.unwrap()).await;
+    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("limit")));
 }
 
 #[tokio::test]

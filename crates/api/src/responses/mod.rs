@@ -3,7 +3,7 @@
 //! serves it: [`input`] turns a request (with the conversation a `previous_response_id`
 //! names) into a [`ChatCompletionRequest`](crate::ChatCompletionRequest), [`output`] a chat
 //! answer into a [`ResponseObject`], [`events`] a chat stream into the Responses stream's
-//! events, in their order.
+//! events, in their order; [`items`] pages through a stored conversation.
 //!
 //! A conversation is kept as a list of [`Item`]s (messages, function calls and their
 //! outputs) in one normal form: what a client sends is read into it with every mistake named
@@ -12,6 +12,7 @@
 
 pub mod events;
 pub mod input;
+pub mod items;
 pub mod output;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use serde_json::Value;
 
 pub use events::{Event, ResponseStream};
 pub use input::{conversation, to_chat, Turn};
+pub use items::{ItemList, ItemsQuery};
 pub use output::from_chat;
 
 /// A request the Responses API cannot serve as sent: which field, and why.

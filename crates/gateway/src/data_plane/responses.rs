@@ -160,6 +160,20 @@ pub async fn get(
     serde_json::from_str(&stored.body).map_err(internal)
 }
 
+/// `GET /v1/responses/{id}/input_items`: a page of the conversation the tenant's stored
+/// response was made from.
+pub async fn input_items(
+    store: &Arc<dyn Store>,
+    tenant: &str,
+    id: &str,
+    query: &api::ItemsQuery,
+) -> Result<api::ItemList, GatewayError> {
+    let stored = read(store, tenant, id).await?;
+    let context: Vec<Item> = serde_json::from_str(&stored.context).map_err(internal)?;
+    api::items::page(id, &context, query)
+        .map_err(|e| GatewayError::invalid(Some(e.param.as_str()), e.message))
+}
+
 /// `DELETE /v1/responses/{id}`: the tenant's stored response deleted.
 pub async fn delete(
     store: &Arc<dyn Store>,

@@ -1,6 +1,7 @@
 //! The Responses API over HTTP (`POST /v1/responses`, `GET` and `DELETE
-//! /v1/responses/{id}`): framing only; `data_plane::responses` reads, translates and keeps
-//! responses, and the request runs the chat pipeline (`Running::chat_read`).
+//! /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`): framing only;
+//! `data_plane::responses` reads, translates and keeps responses, and the request runs the
+//! chat pipeline (`Running::chat_read`).
 
 use std::sync::Arc;
 
@@ -11,22 +12,28 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use switchyard_api::responses::{from_chat, CreateResponse, ResponseStream};
+use switchyard_api::responses::{from_chat, CreateResponse, ItemsQuery, ResponseStream};
 
 use crate::data_plane::pipeline::{parse_json, ChatOutcome};
 use crate::data_plane::responses::{self as responses, Prepared};
 use crate::data_plane::stream::stream_items;
-use crate::edge::access::body_error;
+use crate::edge::access::{body_error, AdminQuery};
 use crate::edge::answer::{answer_json, begin, escalate, event_stream, fail, served_headers};
 use crate::edge::batches::json;
 use crate::edge::state::AppState;
 use crate::error::GatewayError;
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/responses", post(create)).route(
-        "/v1/responses/{id}",
-        axum::routing::get(read).delete(delete),
-    )
+    Router::new()
+        .route("/v1/responses", post(create))
+        .route(
+            "/v1/responses/{id}",
+            axum::routing::get(read).delete(delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            axum::routing::get(input_items),
+        )
 }
 
 /// `POST /v1/responses`. Whatever goes wrong before the pipeline (the body, the stored
@@ -110,6 +117,21 @@ async fn read(
 ) -> Response {
     match owned(&app, &headers, id) {
         Ok((tenant, id)) => json(responses::get(&app.control.store, &tenant, &id).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /v1/responses/{id}/input_items`: a page of the conversation it was made from.
+async fn input_items(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    AdminQuery(query): AdminQuery<ItemsQuery>,
+) -> Response {
+    match owned(&app, &headers, id) {
+        Ok((tenant, id)) => {
+            json(responses::input_items(&app.control.store, &tenant, &id, &query).await)
+        }
         Err(e) => e.into_response(),
     }
 }
