@@ -74,8 +74,7 @@ pub async fn prepare(
         }
         None => Vec::new(),
     };
-    let turn = api::to_chat(request, earlier)
-        .map_err(|e| GatewayError::invalid(Some(e.param.as_str()), e.message))?;
+    let turn = api::to_chat(request, earlier).map_err(invalid)?;
     let created = chrono::Utc::now().timestamp();
     let pending = ResponseObject::pending(new_id(), created, request);
     let keep = if request.stores() {
@@ -170,8 +169,7 @@ pub async fn input_items(
 ) -> Result<api::ItemList, GatewayError> {
     let stored = read(store, tenant, id).await?;
     let context: Vec<Item> = serde_json::from_str(&stored.context).map_err(internal)?;
-    api::items::page(id, &context, query)
-        .map_err(|e| GatewayError::invalid(Some(e.param.as_str()), e.message))
+    api::items::page(id, &context, query).map_err(invalid)
 }
 
 /// `DELETE /v1/responses/{id}`: the tenant's stored response deleted.
@@ -212,6 +210,11 @@ async fn read(
             unavailable()
         })?
         .ok_or_else(|| not_found(id))
+}
+
+/// A request the translation refused, as the 400 naming its field.
+fn invalid(e: api::Invalid) -> GatewayError {
+    GatewayError::invalid(Some(e.param.as_str()), e.message)
 }
 
 fn not_found(id: &str) -> GatewayError {
