@@ -185,6 +185,15 @@ async fn a_text_response_is_answered_stored_and_read_back() {
     // Read back as it was answered.
     let stored = ok(get(&gw, KEY, id).await).await;
     assert_eq!(stored, body);
+    // Counted as the Responses endpoint's.
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("switchyard_requests_total{")
+                && l.contains("endpoint=\"responses\"")),
+        "{metrics}"
+    );
     gw.stop().await;
     let records = gw.records();
     assert_eq!(records.len(), 1);
