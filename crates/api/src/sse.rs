@@ -1,4 +1,5 @@
-//! Server-sent events framing as OpenAI uses it: `data: <json>\n\n`, ended by `data: [DONE]`.
+//! Server-sent events framing as OpenAI uses it: `data: <json>\n\n`, ended by `data: [DONE]`
+//! (chat), or named events (`event: <type>` before the data line, the Responses API).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
@@ -8,8 +9,25 @@ pub const DONE: &[u8] = b"data: [DONE]\n\n";
 /// One `data:` event holding `value` as JSON. JSON never contains a raw newline, so one
 /// `data:` line is always enough.
 pub fn data_event<T: Serialize>(value: &T) -> Result<Bytes, serde_json::Error> {
+    framed(None, value)
+}
+
+/// One named event (`event: <name>` then its `data:` line), as the Responses API streams
+/// them.
+pub fn named_event<T: Serialize>(name: &str, value: &T) -> Result<Bytes, serde_json::Error> {
+    framed(Some(name), value)
+}
+
+fn framed<T: Serialize>(name: Option<&str>, value: &T) -> Result<Bytes, serde_json::Error> {
     let mut buf = BytesMut::with_capacity(256).writer();
-    std::io::Write::write_all(&mut buf, b"data: ").map_err(serde_json::Error::io)?;
+    let mut write = |bytes: &[u8]| std::io::Write::write_all(&mut buf, bytes);
+    if let Some(name) = name {
+        write(b"event: ")
+            .and_then(|()| write(name.as_bytes()))
+            .and_then(|()| write(b"\n"))
+            .map_err(serde_json::Error::io)?;
+    }
+    write(b"data: ").map_err(serde_json::Error::io)?;
     serde_json::to_writer(&mut buf, value)?;
     std::io::Write::write_all(&mut buf, b"\n\n").map_err(serde_json::Error::io)?;
     Ok(buf.into_inner().freeze())
@@ -23,5 +41,11 @@ mod tests {
     fn frames_one_data_line() {
         let b = data_event(&serde_json::json!({"a": "x\ny"})).unwrap();
         assert_eq!(&b[..], b"data: {\"a\":\"x\\ny\"}\n\n");
+    }
+
+    #[test]
+    fn named_events_have_their_name_line() {
+        let b = named_event("response.created", &serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(&b[..], b"event: response.created\ndata: {\"a\":1}\n\n");
     }
 }

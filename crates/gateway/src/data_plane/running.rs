@@ -90,11 +90,24 @@ impl Running {
         headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<ChatOutcome, GatewayError> {
+        self.chat_read(running, record, key_hash, headers, parse_json(body))
+            .await
+    }
+
+    /// [`Self::chat_as`] for a request already read from its body (or the error reading it
+    /// gave): a Responses API request, translated.
+    pub async fn chat_read(
+        &self,
+        running: Arc<Pipeline>,
+        record: &mut RecordGuard,
+        key_hash: Option<&[u8; 32]>,
+        headers: &HeaderMap,
+        request: Result<ChatCompletionRequest, GatewayError>,
+    ) -> Result<ChatOutcome, GatewayError> {
         let live = self.live.load_full();
         record.count_for(self.outcomes.clone());
         // Authentication answers before parsing does: a bad key is a 401 whatever the body.
         let key = running.authenticate_as(key_hash, headers);
-        let request: Result<ChatCompletionRequest, GatewayError> = parse_json(body);
         let key_id = key.as_ref().map_or("", |k| k.id.as_str());
         let user_field = request.as_ref().ok().and_then(|r| r.user.as_deref());
         let user = user_key_of(headers, user_field, key_id);

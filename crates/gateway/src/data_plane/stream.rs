@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use switchyard_api::{
     sse, ChatCompletionChunk, ChatCompletionRequest, ChunkAssembler, ErrorBody, ErrorObject, Usage,
@@ -62,11 +62,43 @@ pub struct StreamAnswer {
     pub slot: Option<Slot>,
 }
 
+/// What a chat stream sends, in order: chunks, then the end, or an error in OpenAI's shape
+/// (the upstream broke). A chunk stopped by an output guard is the last chunk before the end.
+#[derive(Debug)]
+pub enum StreamItem {
+    Chunk(Box<ChatCompletionChunk>),
+    Failed(ErrorBody),
+    Done,
+}
+
+impl StreamItem {
+    /// As chat completions' SSE frames it.
+    fn frame(&self) -> Bytes {
+        match self {
+            StreamItem::Chunk(chunk) => sse::data_event(chunk).unwrap_or_default(),
+            StreamItem::Failed(body) => sse::data_event(body).unwrap_or_default(),
+            StreamItem::Done => Bytes::from_static(sse::DONE),
+        }
+    }
+}
+
+/// The chat completions stream's SSE body.
 pub fn sse_body(
     answer: StreamAnswer,
     record: RecordGuard,
     model: String,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    stream_items(answer, record, model).map(|item| Ok(item.frame()))
+}
+
+/// A started chat stream as what it sends ([`StreamItem`]), every stage's work done on the
+/// way (the record, usage, the cache, the output guards' window, values put back): framed
+/// by [`sse_body`] for chat completions, or by the Responses API's events.
+pub fn stream_items(
+    answer: StreamAnswer,
+    record: RecordGuard,
+    model: String,
+) -> impl Stream<Item = StreamItem> + Send {
     let StreamAnswer {
         first,
         rest,
@@ -116,17 +148,18 @@ pub fn sse_body(
                     )))),
                 },
             };
-            let bytes = match next {
+            let items = match next {
                 Some(Ok(chunk)) => match s.on_chunk(chunk) {
-                    Some(b) => b,
+                    Some(items) => items,
                     None => continue,
                 },
-                Some(Err(e)) => s.on_error(&e),
+                Some(Err(e)) => vec![s.on_error(&e)],
                 None => s.on_end(),
             };
-            return Some((Ok(bytes), s));
+            return Some((futures::stream::iter(items), s));
         }
     })
+    .flatten()
 }
 
 impl State {
@@ -134,9 +167,9 @@ impl State {
         self.record.as_mut()
     }
 
-    /// The bytes to send for a chunk, or `None` to send nothing (a usage chunk the client did
+    /// What to send for a chunk, or `None` to send nothing (a usage chunk the client did
     /// not ask for).
-    fn on_chunk(&mut self, mut chunk: ChatCompletionChunk) -> Option<Bytes> {
+    fn on_chunk(&mut self, mut chunk: ChatCompletionChunk) -> Option<Vec<StreamItem>> {
         if let Some((_, assembler)) = &mut self.fill {
             assembler.push(&chunk);
         }
@@ -200,13 +233,13 @@ impl State {
             r.apply(&mut chunk);
         }
         chunk.model.clone_from(&self.model);
-        sse::data_event(&chunk).ok()
+        Some(vec![StreamItem::Chunk(Box::new(chunk))])
     }
 
     /// An output guard stopped the answer: a final chunk with finish reason `content_filter`
     /// (what OpenAI's clients expect of filtered output), then the end of the stream. The
     /// upstream stream is dropped with the state, which cancels it; nothing is cached.
-    fn stop(&mut self, chunk: &ChatCompletionChunk, stop: &GuardVerdict) -> Bytes {
+    fn stop(&mut self, chunk: &ChatCompletionChunk, stop: &GuardVerdict) -> Vec<StreamItem> {
         self.finished = true;
         self.fill = None;
         let mut last = gateway_chunk(
@@ -225,12 +258,7 @@ impl State {
             let kind = format!("{}_guard_stopped", stop.guard);
             r.finish(200, Some(&kind));
         }
-        let mut out = BytesMut::new();
-        if let Ok(b) = sse::data_event(&last) {
-            out.extend_from_slice(&b);
-        }
-        out.extend_from_slice(sse::DONE);
-        out.freeze()
+        vec![StreamItem::Chunk(Box::new(last)), StreamItem::Done]
     }
 
     /// The input guards' verdicts and the window's, into the record.
@@ -244,7 +272,7 @@ impl State {
         }
     }
 
-    fn on_error(&mut self, e: &ProviderError) -> Bytes {
+    fn on_error(&mut self, e: &ProviderError) -> StreamItem {
         self.finished = true;
         let body = ErrorBody {
             error: ErrorObject {
@@ -258,10 +286,10 @@ impl State {
         if let Some(r) = self.record.take() {
             r.finish(502, Some("upstream_stream_error"));
         }
-        sse::data_event(&body).unwrap_or_default()
+        StreamItem::Failed(body)
     }
 
-    fn on_end(&mut self) -> Bytes {
+    fn on_end(&mut self) -> Vec<StreamItem> {
         // A stream that ended without a finish reason still owes its held-back text.
         if let Some(window) = &mut self.window {
             let tail = window.finish();
@@ -283,12 +311,9 @@ impl State {
                     if let Some(r) = &mut self.restore {
                         r.apply(&mut chunk);
                     }
-                    let mut out = BytesMut::new();
-                    if let Ok(b) = sse::data_event(&chunk) {
-                        out.extend_from_slice(&b);
-                    }
-                    out.extend_from_slice(&self.on_end());
-                    return out.freeze();
+                    let mut out = vec![StreamItem::Chunk(Box::new(chunk))];
+                    out.extend(self.on_end());
+                    return out;
                 }
                 Ok(_) => {}
             }
@@ -301,25 +326,21 @@ impl State {
             response.usage = Some(usage.clone());
             fill.store(&self.request, response);
         }
-        let mut out = BytesMut::new();
+        let mut out = Vec::with_capacity(3);
         if self.request.wants_stream_usage() {
             let mut chunk = gateway_chunk(&self.model, Vec::new());
             chunk.usage = Some(usage);
-            if let Ok(b) = sse::data_event(&chunk) {
-                out.extend_from_slice(&b);
-            }
+            out.push(StreamItem::Chunk(Box::new(chunk)));
         }
         self.record_verdicts();
         if let Some(tail) = self.restore.as_mut().and_then(|r| r.leftover(&self.model)) {
-            if let Ok(b) = sse::data_event(&tail) {
-                out.extend_from_slice(&b);
-            }
+            out.push(StreamItem::Chunk(Box::new(tail)));
         }
-        out.extend_from_slice(sse::DONE);
+        out.push(StreamItem::Done);
         if let Some(r) = self.record.take() {
             r.finish(200, None);
         }
-        out.freeze()
+        out
     }
 
     /// Puts the final usage in the record, counting tokens when the upstream gave none, and
