@@ -53,9 +53,10 @@ pub struct Keep {
     max_bytes: usize,
 }
 
-/// A new response id, with OpenAI's prefix.
+/// A new response id, with OpenAI's prefix; time-ordered (UUID v7), so the stored
+/// responses' key takes each insert at its end.
 pub fn new_id() -> String {
-    format!("resp_{}", uuid::Uuid::new_v4().simple())
+    format!("resp_{}", uuid::Uuid::now_v7().simple())
 }
 
 /// 1. above: the stored conversation read for `tenant`, the request translated.
