@@ -1,4 +1,5 @@
 //! OpenAI-compatible wire types: chat completions (plain and streamed), embeddings, models,
+//! Anthropic's Messages API and its translation to and from chat completions (`anthropic`),
 //! the Batch API's files and batches (`batch`, with its input file parser),
 //! the error body, and SSE framing.
 //!
@@ -7,6 +8,7 @@
 //! unknown fields in an `extra` map, so a field a client sends that we do not model still
 //! reaches an OpenAI-compatible upstream unchanged.
 
+pub mod anthropic;
 pub mod assemble;
 pub mod batch;
 pub mod chat;

@@ -90,11 +90,25 @@ impl Running {
         headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<ChatOutcome, GatewayError> {
+        self.chat_parsed(running, record, key_hash, headers, parse_json(body))
+            .await
+    }
+
+    /// [`Self::chat_as`] with the body already read as a chat request, or the error reading
+    /// it gave (answered only after authentication): how the Messages endpoint's translated
+    /// requests enter the same stages.
+    pub async fn chat_parsed(
+        &self,
+        running: Arc<Pipeline>,
+        record: &mut RecordGuard,
+        key_hash: Option<&[u8; 32]>,
+        headers: &HeaderMap,
+        request: Result<ChatCompletionRequest, GatewayError>,
+    ) -> Result<ChatOutcome, GatewayError> {
         let live = self.live.load_full();
         record.count_for(self.outcomes.clone());
         // Authentication answers before parsing does: a bad key is a 401 whatever the body.
         let key = running.authenticate_as(key_hash, headers);
-        let request: Result<ChatCompletionRequest, GatewayError> = parse_json(body);
         let key_id = key.as_ref().map_or("", |k| k.id.as_str());
         let user_field = request.as_ref().ok().and_then(|r| r.user.as_deref());
         let user = user_key_of(headers, user_field, key_id);

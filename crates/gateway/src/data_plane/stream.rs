@@ -1,5 +1,7 @@
-//! Framing a provider's chunk stream as the client's SSE body, while counting what the record
-//! needs: time to first token, usage (from the upstream, or counted), how it ended.
+//! Turning a provider's chunk stream into what the client is sent, while counting what the
+//! record needs: time to first token, usage (from the upstream, or counted), how it ended.
+//! [`frames`] says it as [`Frame`]s; [`sse_body`] frames them as OpenAI's SSE, the edge's
+//! Messages endpoint as Anthropic's events.
 //!
 //! The record guard lives inside the body stream: if the client hangs up, the body is dropped,
 //! the upstream stream with it (cancelling the call), and the guard writes a 499 record.
@@ -62,11 +64,62 @@ pub struct StreamAnswer {
     pub slot: Option<Slot>,
 }
 
+/// What a chat stream says, before it is framed for the client's API.
+#[derive(Debug)]
+pub enum Frame {
+    /// A chunk with choices.
+    Chunk(ChatCompletionChunk),
+    /// The usage of the whole stream (`choices: []`), once, just before [`Frame::Done`]:
+    /// OpenAI's clients are sent it only when they asked (`stream_options.include_usage`).
+    Usage(ChatCompletionChunk),
+    /// The upstream's stream failed, with the message for the client; nothing follows.
+    Failed(String),
+    /// The stream is over: it ended, or an output guard stopped it.
+    Done,
+}
+
+/// The stream as OpenAI's SSE body.
 pub fn sse_body(
     answer: StreamAnswer,
     record: RecordGuard,
     model: String,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    let with_usage = answer.request.wants_stream_usage();
+    frames(answer, record, model).map(move |frames| Ok(openai_sse(&frames, with_usage)))
+}
+
+fn openai_sse(frames: &[Frame], with_usage: bool) -> Bytes {
+    let mut out = BytesMut::new();
+    for frame in frames {
+        let bytes = match frame {
+            Frame::Chunk(chunk) => sse::data_event(chunk).ok(),
+            Frame::Usage(chunk) if with_usage => sse::data_event(chunk).ok(),
+            Frame::Usage(_) => None,
+            Frame::Failed(message) => sse::data_event(&ErrorBody {
+                error: ErrorObject {
+                    message: message.clone(),
+                    kind: "server_error".to_owned(),
+                    param: None,
+                    code: Some("upstream_stream_error".to_owned()),
+                },
+            })
+            .ok(),
+            Frame::Done => Some(Bytes::from_static(sse::DONE)),
+        };
+        if let Some(b) = bytes {
+            out.extend_from_slice(&b);
+        }
+    }
+    out.freeze()
+}
+
+/// The stream as frames, each item what one step produced (never empty). The record is
+/// finished when the stream ends, or written as a 499 when the stream is dropped first.
+pub fn frames(
+    answer: StreamAnswer,
+    record: RecordGuard,
+    model: String,
+) -> impl Stream<Item = Vec<Frame>> + Send {
     let StreamAnswer {
         first,
         rest,
@@ -116,15 +169,15 @@ pub fn sse_body(
                     )))),
                 },
             };
-            let bytes = match next {
-                Some(Ok(chunk)) => match s.on_chunk(chunk) {
-                    Some(b) => b,
-                    None => continue,
-                },
+            let frames = match next {
+                Some(Ok(chunk)) => s.on_chunk(chunk),
                 Some(Err(e)) => s.on_error(&e),
                 None => s.on_end(),
             };
-            return Some((Ok(bytes), s));
+            if frames.is_empty() {
+                continue;
+            }
+            return Some((frames, s));
         }
     })
 }
@@ -134,9 +187,8 @@ impl State {
         self.record.as_mut()
     }
 
-    /// The bytes to send for a chunk, or `None` to send nothing (a usage chunk the client did
-    /// not ask for).
-    fn on_chunk(&mut self, mut chunk: ChatCompletionChunk) -> Option<Bytes> {
+    /// What to send for a chunk: nothing for a usage chunk (sent at the end, once).
+    fn on_chunk(&mut self, mut chunk: ChatCompletionChunk) -> Vec<Frame> {
         if let Some((_, assembler)) = &mut self.fill {
             assembler.push(&chunk);
         }
@@ -169,8 +221,8 @@ impl State {
             }
         }
         if chunk.choices.is_empty() {
-            // A usage-only chunk: sent at the end, once, if the client asked for usage.
-            return None;
+            // A usage-only chunk: sent at the end, once.
+            return Vec::new();
         }
         // Output guards hold back what they have not checked yet.
         if let Some(window) = &mut self.window {
@@ -190,7 +242,7 @@ impl State {
                         c.delta.content = Some(o);
                     }
                     Ok(_) => {}
-                    Err(stop) => return Some(self.stop(&chunk, &stop)),
+                    Err(stop) => return self.stop(&chunk, &stop),
                 }
             }
         }
@@ -200,13 +252,13 @@ impl State {
             r.apply(&mut chunk);
         }
         chunk.model.clone_from(&self.model);
-        sse::data_event(&chunk).ok()
+        vec![Frame::Chunk(chunk)]
     }
 
     /// An output guard stopped the answer: a final chunk with finish reason `content_filter`
     /// (what OpenAI's clients expect of filtered output), then the end of the stream. The
     /// upstream stream is dropped with the state, which cancels it; nothing is cached.
-    fn stop(&mut self, chunk: &ChatCompletionChunk, stop: &GuardVerdict) -> Bytes {
+    fn stop(&mut self, chunk: &ChatCompletionChunk, stop: &GuardVerdict) -> Vec<Frame> {
         self.finished = true;
         self.fill = None;
         let mut last = gateway_chunk(
@@ -225,12 +277,7 @@ impl State {
             let kind = format!("{}_guard_stopped", stop.guard);
             r.finish(200, Some(&kind));
         }
-        let mut out = BytesMut::new();
-        if let Ok(b) = sse::data_event(&last) {
-            out.extend_from_slice(&b);
-        }
-        out.extend_from_slice(sse::DONE);
-        out.freeze()
+        vec![Frame::Chunk(last), Frame::Done]
     }
 
     /// The input guards' verdicts and the window's, into the record.
@@ -244,24 +291,18 @@ impl State {
         }
     }
 
-    fn on_error(&mut self, e: &ProviderError) -> Bytes {
+    fn on_error(&mut self, e: &ProviderError) -> Vec<Frame> {
         self.finished = true;
-        let body = ErrorBody {
-            error: ErrorObject {
-                message: format!("the model provider's stream failed: {e}"),
-                kind: "server_error".to_owned(),
-                param: None,
-                code: Some("upstream_stream_error".to_owned()),
-            },
-        };
         self.settle_usage();
         if let Some(r) = self.record.take() {
             r.finish(502, Some("upstream_stream_error"));
         }
-        sse::data_event(&body).unwrap_or_default()
+        vec![Frame::Failed(format!(
+            "the model provider's stream failed: {e}"
+        ))]
     }
 
-    fn on_end(&mut self) -> Bytes {
+    fn on_end(&mut self) -> Vec<Frame> {
         // A stream that ended without a finish reason still owes its held-back text.
         if let Some(window) = &mut self.window {
             let tail = window.finish();
@@ -283,12 +324,9 @@ impl State {
                     if let Some(r) = &mut self.restore {
                         r.apply(&mut chunk);
                     }
-                    let mut out = BytesMut::new();
-                    if let Ok(b) = sse::data_event(&chunk) {
-                        out.extend_from_slice(&b);
-                    }
-                    out.extend_from_slice(&self.on_end());
-                    return out.freeze();
+                    let mut out = vec![Frame::Chunk(chunk)];
+                    out.extend(self.on_end());
+                    return out;
                 }
                 Ok(_) => {}
             }
@@ -301,25 +339,18 @@ impl State {
             response.usage = Some(usage.clone());
             fill.store(&self.request, response);
         }
-        let mut out = BytesMut::new();
-        if self.request.wants_stream_usage() {
-            let mut chunk = gateway_chunk(&self.model, Vec::new());
-            chunk.usage = Some(usage);
-            if let Ok(b) = sse::data_event(&chunk) {
-                out.extend_from_slice(&b);
-            }
-        }
+        let mut usage_chunk = gateway_chunk(&self.model, Vec::new());
+        usage_chunk.usage = Some(usage);
+        let mut out = vec![Frame::Usage(usage_chunk)];
         self.record_verdicts();
         if let Some(tail) = self.restore.as_mut().and_then(|r| r.leftover(&self.model)) {
-            if let Ok(b) = sse::data_event(&tail) {
-                out.extend_from_slice(&b);
-            }
+            out.push(Frame::Chunk(tail));
         }
-        out.extend_from_slice(sse::DONE);
+        out.push(Frame::Done);
         if let Some(r) = self.record.take() {
             r.finish(200, None);
         }
-        out.freeze()
+        out
     }
 
     /// Puts the final usage in the record, counting tokens when the upstream gave none, and
@@ -447,6 +478,7 @@ fn choice(
         delta,
         finish_reason: finish_reason.map(str::to_owned),
         logprobs: None,
+        stop_reason: None,
     }
 }
 

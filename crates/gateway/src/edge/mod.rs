@@ -3,9 +3,11 @@
 
 pub mod access;
 pub mod admin;
+pub mod answer;
 pub mod batches;
 pub mod dashboard;
 pub mod kpis;
+pub mod messages;
 pub mod server;
 pub mod sessions;
 pub mod state;

@@ -25,24 +25,17 @@ use tower_http::trace::TraceLayer;
 use crate::control_plane::background::Background;
 use crate::control_plane::versions::{Env, Launch};
 use crate::control_plane::{ControlPlane, OpenError};
-use crate::data_plane::pipeline::{ChatOutcome, Pipeline};
-use crate::data_plane::record::{RecordGuard, MAX_REQUEST_ID};
+use crate::data_plane::pipeline::ChatOutcome;
+use crate::data_plane::record::MAX_REQUEST_ID;
 use crate::data_plane::stream::sse_body;
 use crate::edge::access::body_error;
+use crate::edge::answer::{
+    answer_json, begin, escalate, fail, served_headers, stream_response, REQUEST_ID,
+};
 use crate::edge::state::AppState;
 use crate::error::{ErrorKind, GatewayError};
 use crate::metrics as m;
 use crate::tasks::spawn_blocking;
-
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
-const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
-const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
-const FALLBACK_FROM: HeaderName = HeaderName::from_static("x-switchyard-fallback-from");
-const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
-const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
-const GUARD: HeaderName = HeaderName::from_static("x-switchyard-guard");
-const QUEUE_MS: HeaderName = HeaderName::from_static("x-switchyard-queue-ms");
-const PRIORITY: HeaderName = HeaderName::from_static(crate::data_plane::admission::PRIORITY);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -309,6 +302,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         // A wildcard: a name may hold `/` (sent as is or as %2F) and `:` (`auto:cheap`).
         .route("/v1/models/{*model}", get(model))
         .route("/v1/feedback", post(feedback))
+        .merge(crate::edge::messages::routes())
         .merge(crate::edge::batches::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -399,101 +393,6 @@ fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
     )
 }
 
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(MAX_REQUEST_ID).collect())
-        .unwrap_or_default()
-}
-
-fn fail(record: RecordGuard, e: GatewayError) -> Response {
-    // A refusal says which guard refused, as an answer would.
-    let guard = record
-        .guard_header()
-        .and_then(|g| HeaderValue::from_str(g).ok());
-    let mut headers = record.rate_limit_headers();
-    headers.extend(admission_headers(&record));
-    record.finish(e.status().as_u16(), Some(e.label()));
-    let mut response = e.into_response();
-    if let Some(g) = guard {
-        response.headers_mut().insert(GUARD, g);
-    }
-    with_headers(response, headers)
-}
-
-/// How long the request waited for capacity (0 when it did not), and the class it ran at
-/// when it has one: on every answer, refusals too.
-fn admission_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
-    let record = guard.record_ref();
-    let mut out = vec![(QUEUE_MS, HeaderValue::from(record.queue_ms))];
-    if let Some(class) = record
-        .priority
-        .as_deref()
-        .and_then(|p| HeaderValue::from_str(p).ok())
-    {
-        out.push((PRIORITY, class));
-    }
-    out
-}
-
-/// Headers that say who answered and how, taken from the record before it is finished.
-fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
-    let record = guard.record_ref();
-    let mut out = Vec::with_capacity(5);
-    let mut add = |name: HeaderName, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            if !v.is_empty() {
-                out.push((name, v));
-            }
-        }
-    };
-    add(
-        MODEL,
-        format!(
-            "{}; deployment={}",
-            record.model.as_deref().unwrap_or(""),
-            record.deployment.as_deref().unwrap_or("")
-        ),
-    );
-    add(ATTEMPTS, record.attempts.to_string());
-    add(
-        FALLBACK_FROM,
-        record.fallback_from.clone().unwrap_or_default(),
-    );
-    add(ROUTE, guard.route_header().unwrap_or_default().to_owned());
-    add(CACHE, record.cache.clone().unwrap_or_default());
-    add(GUARD, guard.guard_header().unwrap_or_default().to_owned());
-    out.extend(guard.rate_limit_headers());
-    out.extend(admission_headers(guard));
-    out
-}
-
-fn with_headers(mut response: Response, headers: Vec<(HeaderName, HeaderValue)>) -> Response {
-    response.headers_mut().extend(headers);
-    response
-}
-
-/// What every model endpoint starts with: the pipeline this request keeps to its end, and
-/// its record.
-fn begin(
-    app: &AppState,
-    headers: &HeaderMap,
-    endpoint: &'static str,
-) -> (Arc<Pipeline>, RecordGuard) {
-    let control = &app.control;
-    control
-        .running
-        .begin(control.telemetry.clone(), request_id(headers), endpoint)
-}
-
-/// A whole JSON answer: headers from the record, then the record finished as a success.
-fn answer_json<T: serde::Serialize>(record: RecordGuard, value: T) -> Response {
-    let headers = served_headers(&record);
-    record.finish(200, None);
-    with_headers(Json(value).into_response(), headers)
-}
-
 async fn chat_completions(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -506,31 +405,14 @@ async fn chat_completions(
     };
     let running = &app.control.running;
     let outcome = running.chat(pipeline, &mut record, &headers, &body).await;
-    if let Some(escalation) =
-        crate::control_plane::feedback::escalation_from_header(&headers, record.record_ref())
-    {
-        let store = app.control.store.clone();
-        // Rare, and the client asked for it: stored before the answer, like feedback.
-        let stored = spawn_blocking(move || store.add_feedback(&escalation)).await;
-        if !matches!(stored, Ok(Ok(_))) {
-            tracing::warn!("storing the escalation from the header failed");
-        }
-    }
+    escalate(&app, &headers, &record).await;
     match outcome {
         Ok(ChatOutcome::Complete(response)) => answer_json(record, response),
         Ok(ChatOutcome::Stream(answer)) => {
             let served = served_headers(&record);
             let model = record.record_ref().model.clone().unwrap_or_default();
             let body = Body::from_stream(sse_body(*answer, record, model));
-            let response = (
-                [
-                    (header::CONTENT_TYPE, "text/event-stream"),
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                body,
-            )
-                .into_response();
-            with_headers(response, served)
+            stream_response(body, served)
         }
         Err(e) => fail(record, e),
     }
@@ -706,7 +588,8 @@ async fn not_found() -> Response {
     GatewayError::new(
         ErrorKind::NotFound,
         "unknown_url",
-        "no such endpoint; this gateway serves /v1/chat/completions, /v1/embeddings and /v1/models",
+        "no such endpoint; this gateway serves /v1/chat/completions, /v1/messages, \
+         /v1/embeddings and /v1/models",
     )
     .into_response()
 }

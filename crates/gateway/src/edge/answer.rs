@@ -1,0 +1,158 @@
+//! What every model endpoint's answer carries, whatever API it speaks: the request's
+//! pipeline and record (`begin`), the headers saying who answered and how
+//! (`served_headers`), and a failure in the client's error shape (`fail_as`), the record
+//! finished with each.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::data_plane::pipeline::Pipeline;
+use crate::data_plane::record::{RecordGuard, MAX_REQUEST_ID};
+use crate::edge::state::AppState;
+use crate::error::{GatewayError, Shape};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
+const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+const FALLBACK_FROM: HeaderName = HeaderName::from_static("x-switchyard-fallback-from");
+const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
+const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
+const GUARD: HeaderName = HeaderName::from_static("x-switchyard-guard");
+const QUEUE_MS: HeaderName = HeaderName::from_static("x-switchyard-queue-ms");
+const PRIORITY: HeaderName = HeaderName::from_static(crate::data_plane::admission::PRIORITY);
+
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(MAX_REQUEST_ID).collect())
+        .unwrap_or_default()
+}
+
+/// A failed request in OpenAI's shape: [`fail_as`].
+pub(crate) fn fail(record: RecordGuard, e: GatewayError) -> Response {
+    fail_as(record, e, Shape::OpenAi)
+}
+
+/// A failed request in the client's error shape, with the record finished as that failure.
+pub(crate) fn fail_as(record: RecordGuard, e: GatewayError, shape: Shape) -> Response {
+    // A refusal says which guard refused, as an answer would.
+    let guard = record
+        .guard_header()
+        .and_then(|g| HeaderValue::from_str(g).ok());
+    let mut headers = record.rate_limit_headers();
+    headers.extend(admission_headers(&record));
+    record.finish(e.status().as_u16(), Some(e.label()));
+    let mut response = e.into_response_as(shape);
+    if let Some(g) = guard {
+        response.headers_mut().insert(GUARD, g);
+    }
+    with_headers(response, headers)
+}
+
+/// How long the request waited for capacity (0 when it did not), and the class it ran at
+/// when it has one: on every answer, refusals too.
+fn admission_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
+    let record = guard.record_ref();
+    let mut out = vec![(QUEUE_MS, HeaderValue::from(record.queue_ms))];
+    if let Some(class) = record
+        .priority
+        .as_deref()
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
+        out.push((PRIORITY, class));
+    }
+    out
+}
+
+/// Headers that say who answered and how, taken from the record before it is finished.
+pub(crate) fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
+    let record = guard.record_ref();
+    let mut out = Vec::with_capacity(5);
+    let mut add = |name: HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            if !v.is_empty() {
+                out.push((name, v));
+            }
+        }
+    };
+    add(
+        MODEL,
+        format!(
+            "{}; deployment={}",
+            record.model.as_deref().unwrap_or(""),
+            record.deployment.as_deref().unwrap_or("")
+        ),
+    );
+    add(ATTEMPTS, record.attempts.to_string());
+    add(
+        FALLBACK_FROM,
+        record.fallback_from.clone().unwrap_or_default(),
+    );
+    add(ROUTE, guard.route_header().unwrap_or_default().to_owned());
+    add(CACHE, record.cache.clone().unwrap_or_default());
+    add(GUARD, guard.guard_header().unwrap_or_default().to_owned());
+    out.extend(guard.rate_limit_headers());
+    out.extend(admission_headers(guard));
+    out
+}
+
+pub(crate) fn with_headers(
+    mut response: Response,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> Response {
+    response.headers_mut().extend(headers);
+    response
+}
+
+/// What every model endpoint starts with: the pipeline this request keeps to its end, and
+/// its record.
+pub(crate) fn begin(
+    app: &AppState,
+    headers: &HeaderMap,
+    endpoint: &'static str,
+) -> (Arc<Pipeline>, RecordGuard) {
+    let control = &app.control;
+    control
+        .running
+        .begin(control.telemetry.clone(), request_id(headers), endpoint)
+}
+
+/// A whole JSON answer: headers from the record, then the record finished as a success.
+pub(crate) fn answer_json<T: serde::Serialize>(record: RecordGuard, value: T) -> Response {
+    let headers = served_headers(&record);
+    record.finish(200, None);
+    with_headers(Json(value).into_response(), headers)
+}
+
+/// A streamed answer: the event stream's headers and those saying who answered.
+pub(crate) fn stream_response(body: Body, served: Vec<(HeaderName, HeaderValue)>) -> Response {
+    let response = (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response();
+    with_headers(response, served)
+}
+
+/// Stores the escalation a chat request's header asks for, before the answer.
+pub(crate) async fn escalate(app: &AppState, headers: &HeaderMap, record: &RecordGuard) {
+    let Some(escalation) =
+        crate::control_plane::feedback::escalation_from_header(headers, record.record_ref())
+    else {
+        return;
+    };
+    let store = app.control.store.clone();
+    // Rare, and the client asked for it: stored before the answer, like feedback.
+    let stored = crate::tasks::spawn_blocking(move || store.add_feedback(&escalation)).await;
+    if !matches!(stored, Ok(Ok(_))) {
+        tracing::warn!("storing the escalation from the header failed");
+    }
+}
