@@ -39,9 +39,10 @@ def test_create(client):
         max_tokens=100,
         system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
         messages=[{"role": "user", "content": "What is the capital of France?"}],
-        temperature=0.2,
-        top_p=0.9,
         metadata={"user_id": "user-42"},
+        # This SDK version no longer takes sampling parameters; older ones (and Claude Code)
+        # send them, so they are sent as extra fields.
+        extra_body={"temperature": 0.2, "top_p": 0.9, "top_k": 40},
     )
     assert raw.headers["x-switchyard-model"].startswith("small;")
     message = raw.parse()
@@ -126,10 +127,17 @@ def test_tools(client):
         messages=[
             {"role": "user", "content": "What's the weather in Lisbon?"},
             {"role": "assistant", "content": message.content},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "21C"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": call.id, "content": "21C"},
+                    {"type": "text", "text": "Thanks, summarise that."},
+                ],
+            },
         ],
     )
-    assert answer.content[0].type == "text"
+    assert answer.stop_reason == "end_turn"
+    assert answer.content[0].type == "text" and answer.content[0].text
 
 
 def test_tools_streamed(client):
