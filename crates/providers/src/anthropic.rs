@@ -516,6 +516,85 @@ mod tests {
         }
     }
 
+    /// The two stream directions agree: chunks written as Messages events by the gateway's
+    /// `/v1/messages` (`inbound::EventWriter`) and read back by this provider amount to the
+    /// same answer: text, tool calls, finish reason, stop sequence and usage.
+    #[test]
+    fn streams_survive_the_round_trip() {
+        use switchyard_api::anthropic::inbound::EventWriter;
+        use switchyard_api::ChunkAssembler;
+        let chunk = |delta: Value, finish: Value, stop: Value| -> ChatCompletionChunk {
+            serde_json::from_value(json!({"id": "msg_1", "created": 7, "model": "claude",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "stop_reason": stop}]}))
+            .unwrap()
+        };
+        let streams = [
+            vec![
+                chunk(
+                    json!({"role": "assistant", "content": ""}),
+                    Value::Null,
+                    Value::Null,
+                ),
+                chunk(json!({"content": "Hel"}), Value::Null, Value::Null),
+                chunk(json!({"content": "lo"}), Value::Null, Value::Null),
+                chunk(json!({}), json!("stop"), json!("END")),
+            ],
+            vec![
+                chunk(
+                    json!({"role": "assistant", "content": "Let me look."}),
+                    Value::Null,
+                    Value::Null,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "id": "t1", "type": "function",
+                    "function": {"name": "f", "arguments": "{\"a\":"}}]}),
+                    Value::Null,
+                    Value::Null,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
+                    Value::Null,
+                    Value::Null,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 1, "id": "t2", "type": "function",
+                    "function": {"name": "g", "arguments": "{}"}}]}),
+                    Value::Null,
+                    Value::Null,
+                ),
+                chunk(json!({}), json!("tool_calls"), Value::Null),
+            ],
+        ];
+        for chunks in streams {
+            let usage = switchyard_api::Usage::new(12, 5);
+            let mut expected = ChunkAssembler::new();
+            let mut writer = EventWriter::new();
+            let mut events = Vec::new();
+            for c in &chunks {
+                expected.push(c);
+                events.extend(writer.chunk(c));
+            }
+            writer.usage(usage.clone());
+            events.extend(writer.finish());
+            let mut translator = Translator::new(7);
+            let mut got = ChunkAssembler::new();
+            for event in &events {
+                let sse = Event {
+                    event: event.name().to_owned(),
+                    data: serde_json::to_string(event).unwrap(),
+                    ..Event::default()
+                };
+                for c in translator.on_sse(&sse).unwrap() {
+                    got.push(&c);
+                }
+            }
+            assert!(translator.on_eof().unwrap().is_empty());
+            let mut expected = expected.finish();
+            expected.usage = Some(usage);
+            assert_eq!(got.finish(), expected, "for {events:?}");
+        }
+    }
+
     #[tokio::test]
     async fn stream_over_sse_bytes() {
         let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n\

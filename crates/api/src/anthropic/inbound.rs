@@ -9,7 +9,9 @@
 //!   `parallel_tool_calls: false`; `metadata.user_id` is `user`; `top_k`, which chat
 //!   completions lack, travels as an extra field (an Anthropic upstream takes it back, an
 //!   OpenAI-compatible one is sent it as it is).
-//! - A tool result marked `is_error` says so in its text: chat completions have no flag.
+//! - A tool result marked `is_error` says so in its text: chat completions have no flag. Its
+//!   images (a tool that read a picture) follow in the user message, since a tool message
+//!   holds only text.
 //! - A stream always asks for usage (`stream_options.include_usage`): `message_delta` carries
 //!   it.
 
@@ -102,7 +104,8 @@ fn user_messages(content: Content) -> Result<Vec<ChatMessage>, TranslateError> {
                 content,
                 is_error,
             } => {
-                let mut text = tool_result_text(content).map_err(at)?;
+                let (mut text, images) = tool_result_parts(content).map_err(at)?;
+                parts.extend(images);
                 if is_error == Some(true) {
                     text = format!("Error: {text}");
                 }
@@ -127,27 +130,30 @@ fn user_messages(content: Content) -> Result<Vec<ChatMessage>, TranslateError> {
     Ok(out)
 }
 
-/// A tool result's content as the text of a tool message (which takes only text).
-fn tool_result_text(content: Option<Content>) -> Result<String, TranslateError> {
-    match content {
-        None => Ok(String::new()),
-        Some(Content::Text(text)) => Ok(text),
-        Some(Content::Blocks(blocks)) => {
-            let mut texts = Vec::new();
-            for (k, block) in blocks.into_iter().enumerate() {
-                match block {
-                    Block::Text { text } => texts.push(text),
-                    _ => {
-                        return Err(TranslateError::new(
-                            &format!("content[{k}].type"),
-                            "a tool result can hold only text blocks here",
-                        ))
-                    }
-                }
+/// A tool result's content: the text of its tool message, and its images as parts.
+fn tool_result_parts(
+    content: Option<Content>,
+) -> Result<(String, Vec<ContentPart>), TranslateError> {
+    let blocks = match content {
+        None => return Ok((String::new(), Vec::new())),
+        Some(Content::Text(text)) => return Ok((text, Vec::new())),
+        Some(Content::Blocks(blocks)) => blocks,
+    };
+    let mut texts = Vec::new();
+    let mut images = Vec::new();
+    for (k, block) in blocks.into_iter().enumerate() {
+        match block {
+            Block::Text { text } => texts.push(text),
+            Block::Image { source } => images.push(image_part(source)),
+            Block::ToolUse { .. } | Block::ToolResult { .. } => {
+                return Err(TranslateError::new(
+                    &format!("content[{k}].type"),
+                    "a tool result holds only text and image blocks",
+                ))
             }
-            Ok(texts.join("\n"))
         }
     }
+    Ok((texts.join("\n"), images))
 }
 
 fn assistant_message(content: Content) -> Result<ChatMessage, TranslateError> {
@@ -562,6 +568,9 @@ mod tests {
                         {"role": "user", "content": [
                             {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "18C"}]},
                             {"type": "tool_result", "tool_use_id": "t2", "content": "down", "is_error": true},
+                            {"type": "tool_result", "tool_use_id": "t3", "content": [
+                                {"type": "text", "text": "a cat"},
+                                {"type": "image", "source": {"type": "url", "url": "https://x.test/c.png"}}]},
                             {"type": "text", "text": "Thanks"}]}]}),
                 json!({"model": "m", "max_tokens": 9,
                     "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
@@ -574,7 +583,10 @@ mod tests {
                             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
                         {"role": "tool", "content": "18C", "tool_call_id": "t1"},
                         {"role": "tool", "content": "Error: down", "tool_call_id": "t2"},
-                        {"role": "user", "content": "Thanks"}]}),
+                        {"role": "tool", "content": "a cat", "tool_call_id": "t3"},
+                        {"role": "user", "content": [
+                            {"type": "image_url", "image_url": {"url": "https://x.test/c.png"}},
+                            {"type": "text", "text": "Thanks"}]}]}),
             ),
             // `any` is required; a tool choice without tools is dropped.
             (
@@ -609,7 +621,7 @@ mod tests {
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": [
                     {"type": "tool_result", "tool_use_id": "t", "content": [
-                        {"type": "image", "source": {"type": "url", "url": "u"}}]}]}]}),
+                        {"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]}]}),
                 "messages[0].content[0].content[0].type",
             ),
         ];

@@ -455,3 +455,80 @@ pub fn stop_reason_of(finish: &str, stop_sequence: Option<&str>) -> &'static str
         _ => "end_turn",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The two directions agree: a Messages request in the form the provider writes (blocks,
+    /// a string system prompt, tool results as text) read as a chat request and written back
+    /// is the same request.
+    #[test]
+    fn messages_requests_survive_the_round_trip() {
+        let cases = [
+            json!({"model": "m", "max_tokens": 10, "system": "Be brief.",
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+                   "stop_sequences": ["END", "STOP"], "temperature": 0.5, "top_p": 0.9, "top_k": 7,
+                   "metadata": {"user_id": "u-1"}, "stream": true}),
+            json!({"model": "m", "max_tokens": 10,
+                   "tools": [{"name": "get_weather", "description": "Weather",
+                              "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+                   "tool_choice": {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true},
+                   "messages": [
+                       {"role": "user", "content": [
+                           {"type": "text", "text": "What is this, and the weather?"},
+                           {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}},
+                           {"type": "image", "source": {"type": "url", "url": "https://x.test/a.jpg"}}]},
+                       {"role": "assistant", "content": [
+                           {"type": "text", "text": "Looking."},
+                           {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}}]},
+                       {"role": "user", "content": [
+                           {"type": "tool_result", "tool_use_id": "t1", "content": "18C"},
+                           {"type": "text", "text": "Thanks"}]}]}),
+            json!({"model": "m", "max_tokens": 1, "tools": [{"name": "f", "input_schema": {}}],
+                   "tool_choice": {"type": "any"},
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}),
+            json!({"model": "m", "max_tokens": 1, "tools": [{"name": "f", "input_schema": {}}],
+                   "tool_choice": {"type": "none"},
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}),
+        ];
+        for case in cases {
+            let request: MessagesRequest = serde_json::from_value(case.clone()).unwrap();
+            let chat = inbound::to_chat_request(request).unwrap();
+            let back = outbound::to_messages(chat, 4096).unwrap();
+            assert_eq!(serde_json::to_value(back).unwrap(), case);
+        }
+    }
+
+    /// And answers: a Messages answer read as a chat completion and written back is the same
+    /// answer (text, tool calls, stop reasons, usage with cache reads).
+    #[test]
+    fn messages_answers_survive_the_round_trip() {
+        let cases = [
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "c",
+                   "content": [{"type": "text", "text": "Hello"}],
+                   "stop_reason": "end_turn", "stop_sequence": null,
+                   "usage": {"input_tokens": 10, "output_tokens": 3, "cache_read_input_tokens": 4}}),
+            json!({"id": "msg_2", "type": "message", "role": "assistant", "model": "c",
+                   "content": [{"type": "text", "text": "Let me see."},
+                               {"type": "tool_use", "id": "t", "name": "f", "input": {"a": [1, 2]}}],
+                   "stop_reason": "tool_use", "stop_sequence": null,
+                   "usage": {"input_tokens": 1, "output_tokens": 2}}),
+            json!({"id": "msg_3", "type": "message", "role": "assistant", "model": "c",
+                   "content": [{"type": "text", "text": "one"}],
+                   "stop_reason": "stop_sequence", "stop_sequence": "END",
+                   "usage": {"input_tokens": 1, "output_tokens": 1}}),
+            json!({"id": "msg_4", "type": "message", "role": "assistant", "model": "c",
+                   "content": [{"type": "text", "text": "cut"}],
+                   "stop_reason": "max_tokens", "stop_sequence": null,
+                   "usage": {"input_tokens": 1, "output_tokens": 1}}),
+        ];
+        for case in cases {
+            let answer: MessagesResponse = serde_json::from_value(case.clone()).unwrap();
+            let chat = outbound::to_chat_response(answer, 1);
+            let back = inbound::to_messages_response(chat);
+            assert_eq!(serde_json::to_value(back).unwrap(), case);
+        }
+    }
+}
