@@ -56,7 +56,11 @@ rpm = 1
 {extra}
 "#,
         limited = hex_sha256(LIMITED),
-        claude = if extra.is_empty() { "" } else { ", \"claude\"" },
+        claude = if extra.contains("[models.claude]") {
+            ", \"claude\""
+        } else {
+            ""
+        },
     )
 }
 
@@ -414,6 +418,7 @@ base_url = "{}"
 api_key_env = "CLAUDE_KEY"
 [models.claude]
 deployments = [{{ provider = "claude", upstream_model = "claude-x" }}]
+[guards.pii]
 "#,
         up.base_url()
     );
@@ -422,7 +427,7 @@ deployments = [{{ provider = "claude", upstream_model = "claude-x" }}]
         &gw,
         json!({"model": "claude", "max_tokens": 64, "system": "be nice", "top_k": 3,
                "stop_sequences": ["END"],
-               "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+               "messages": [{"role": "user", "content": [{"type": "text", "text": "hi, I am eve@example.com"}]}]}),
     )
     .await
     .json()
@@ -438,6 +443,14 @@ deployments = [{{ provider = "claude", upstream_model = "claude-x" }}]
     assert_eq!(seen.body["top_k"], 3);
     assert_eq!(seen.body["stop_sequences"], json!(["END"]));
     assert_eq!(seen.header("x-api-key"), Some("sk-ant-secret"));
+    // The guards ran: the address was masked before it left.
+    let sent = seen.body["messages"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        sent.starts_with("hi, I am ") && !sent.contains("eve@example.com"),
+        "{sent}"
+    );
 
     let text = message(
         &gw,
@@ -457,4 +470,32 @@ deployments = [{{ provider = "claude", upstream_model = "claude-x" }}]
     let delta = &events[events.len() - 2].1;
     assert_eq!(delta["usage"]["input_tokens"], 9);
     assert_eq!(delta["usage"]["output_tokens"], 2);
+}
+
+#[tokio::test]
+async fn the_cache_answers_a_repeated_message_whole_and_streamed() {
+    let gw = start(&config("[cache]\nsemantic = false\n")).await;
+    let ask = |stream: bool| {
+        json!({"model": "small", "max_tokens": 50, "temperature": 0, "stream": stream,
+               "messages": [{"role": "user", "content": "How many moons does Jupiter have?"}]})
+    };
+    let first = message(&gw, ask(false)).await;
+    assert_eq!(first.headers()["x-switchyard-cache"], "miss");
+    let first: Value = first.json().await.unwrap();
+    let second = message(&gw, ask(false)).await;
+    assert_eq!(second.headers()["x-switchyard-cache"], "hit-exact");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["content"], first["content"]);
+    assert_eq!(second["stop_reason"], first["stop_reason"]);
+
+    // Replayed from the cache as Anthropic's events.
+    let r = message(&gw, ask(true)).await;
+    assert_eq!(r.headers()["x-switchyard-cache"], "hit-exact");
+    let events = events(&r.text().await.unwrap());
+    let text: String = events
+        .iter()
+        .filter_map(|(_, e)| e["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, first["content"][0]["text"].as_str().unwrap());
+    assert_eq!(events.last().unwrap().0, "message_stop");
 }
