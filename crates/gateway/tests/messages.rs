@@ -9,9 +9,18 @@ mod common;
 
 use common::{hex_sha256, start, start_with_env, KEY};
 use serde_json::{json, Value};
-use switchyard_testkit::{FakeUpstream, Flavor, Reply};
+use switchyard_testkit::{Ending, FakeUpstream, Flavor, Reply};
 
 const LIMITED: &str = "sk-limited";
+
+/// `, "name"` for each `[models.name]` of `extra`: the test key may use them.
+fn models_in(extra: &str) -> String {
+    extra
+        .lines()
+        .filter_map(|l| l.strip_prefix("[models.")?.strip_suffix(']'))
+        .map(|m| format!(", \"{m}\""))
+        .collect()
+}
 
 fn config(extra: &str) -> String {
     format!(
@@ -46,7 +55,7 @@ resilience = {{ max_attempts = 1 }}
 id = "test"
 tenant = "acme"
 secret_sha256 = "{{KEY}}"
-models = ["small", "broken"{claude}]
+models = ["small", "broken"{added}]
 
 [[keys]]
 id = "limited"
@@ -56,11 +65,7 @@ rpm = 1
 {extra}
 "#,
         limited = hex_sha256(LIMITED),
-        claude = if extra.contains("[models.claude]") {
-            ", \"claude\""
-        } else {
-            ""
-        },
+        added = models_in(extra),
     )
 }
 
@@ -372,6 +377,14 @@ async fn keys_come_as_x_api_key_or_bearer_and_errors_are_anthropic_shaped() {
         ),
         (
             Some(KEY),
+            json!({"model": "small", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "document", "source": {"type": "text", "data": "x"}}]}]}),
+            400,
+            "invalid_request_error",
+            "`messages[0].content`: unknown variant `document`",
+        ),
+        (
+            Some(KEY),
             json!({"model": "small", "max_tokens": 5, "messages": []}),
             400,
             "invalid_request_error",
@@ -498,4 +511,30 @@ async fn the_cache_answers_a_repeated_message_whole_and_streamed() {
         .collect();
     assert_eq!(text, first["content"][0]["text"].as_str().unwrap());
     assert_eq!(events.last().unwrap().0, "message_stop");
+}
+
+#[tokio::test]
+async fn a_stream_broken_after_the_first_byte_ends_with_an_error_event() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Reply::text("one two three four").ending(Ending::Abort));
+    let extra = format!(
+        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.up]\ndeployments = [{{ provider = \"up\" }}]\n",
+        up.base_url()
+    );
+    let mut gw = start(&config(&extra)).await;
+    let r = message(
+        &gw,
+        json!({"model": "up", "max_tokens": 50, "stream": true,
+               "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let events = events(&r.text().await.unwrap());
+    assert_eq!(events[0].0, "message_start");
+    let (name, last) = events.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(last["error"]["type"], "api_error", "{last}");
+    assert!(events.iter().all(|(n, _)| n != "message_stop"));
+    gw.stop().await;
+    assert_eq!(gw.records()[0].status, 502);
 }

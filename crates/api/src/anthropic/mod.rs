@@ -126,11 +126,25 @@ pub struct Message {
 }
 
 /// A message's content: a string, or blocks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Blocks(Vec<Block>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    /// A string is text; anything else must be blocks. (serde's untagged enums would answer a
+    /// bad block with "did not match any variant"; this says what is wrong with it, such as
+    /// a block type the gateway does not take.)
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(text) => Ok(Content::Text(text)),
+            other => serde_json::from_value(other)
+                .map(Content::Blocks)
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -460,6 +474,19 @@ pub fn stop_reason_of(finish: &str, stop_sequence: Option<&str>) -> &'static str
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_block_the_gateway_does_not_take_is_named() {
+        let err = serde_json::from_value::<Message>(json!({"role": "user", "content": [
+            {"type": "text", "text": "a"}, {"type": "document", "source": {}}]}))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `document`"),
+            "{err}"
+        );
+        let ok: Message = serde_json::from_value(json!({"role": "user", "content": "hi"})).unwrap();
+        assert_eq!(ok.content, Content::Text("hi".into()));
+    }
 
     /// The two directions agree: a Messages request in the form the provider writes (blocks,
     /// a string system prompt, tool results as text) read as a chat request and written back
