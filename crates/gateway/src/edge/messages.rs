@@ -28,6 +28,7 @@ use crate::edge::access::body_error;
 use crate::edge::answer::{answer_json, begin, escalate, fail_as, served_headers, stream_response};
 use crate::edge::state::AppState;
 use crate::error::{GatewayError, Shape};
+use crate::tasks::spawn_blocking;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -132,22 +133,34 @@ async fn count_tokens(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let counted = (|| {
+    let request = (|| {
         let pipeline = app.control.running.pipeline.load();
         // Authentication answers before parsing does, as on every model endpoint.
         pipeline.authenticate(&headers)?;
         let request = read_request(&body.map_err(body_error)?, false)?;
         pipeline.model(&headers, &request.model)?;
-        let tools = request.tools.as_ref().map_or(0, |t| {
-            switchyard_providers::tokens::count_text(&serde_json::to_string(t).unwrap_or_default())
-        });
-        let messages = switchyard_providers::tokens::count_messages(&request.messages);
-        Ok::<_, GatewayError>(TokenCount {
-            input_tokens: messages.saturating_add(tools),
-        })
+        Ok::<_, GatewayError>(request)
     })();
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return e.into_response_as(Shape::Anthropic),
+    };
+    // A long conversation takes milliseconds to count: off the async threads.
+    let counted = spawn_blocking(move || {
+        use switchyard_providers::tokens::{count_messages, count_text};
+        let tools = request.tools.as_ref().map_or(0, |t| {
+            count_text(&serde_json::to_string(t).unwrap_or_default())
+        });
+        count_messages(&request.messages).saturating_add(tools)
+    })
+    .await;
     match counted {
-        Ok(count) => Json(count).into_response(),
-        Err(e) => e.into_response_as(Shape::Anthropic),
+        Ok(input_tokens) => Json(TokenCount { input_tokens }).into_response(),
+        Err(_) => GatewayError::new(
+            crate::error::ErrorKind::Internal,
+            "internal_error",
+            "the tokens could not be counted",
+        )
+        .into_response_as(Shape::Anthropic),
     }
 }
