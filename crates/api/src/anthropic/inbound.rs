@@ -664,6 +664,15 @@ mod tests {
                     "content": [{"type": "text", "text": "cut"}], "stop_reason": "max_tokens",
                     "stop_sequence": null, "usage": {"input_tokens": 0, "output_tokens": 0}}),
             ),
+            // An output guard stopped the answer.
+            (
+                json!({"id": "c5", "created": 1, "model": "small", "choices": [{"index": 0,
+                    "message": {"role": "assistant", "content": "I can"}, "finish_reason": "content_filter"}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}),
+                json!({"id": "c5", "type": "message", "role": "assistant", "model": "small",
+                    "content": [{"type": "text", "text": "I can"}], "stop_reason": "refusal",
+                    "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 2}}),
+            ),
             // A stop sequence the upstream names (vLLM's, the simulator's `stop_reason`).
             (
                 json!({"id": "c4", "created": 1, "model": "small", "choices": [{"index": 0,
