@@ -109,18 +109,6 @@ base_url = "http://127.0.0.1:$4/v1"
 deployments = [{ provider = "upstream" }]
 price = { input_per_mtok = 0.15, output_per_mtok = 0.60 }
 
-# The route \`auto\` (ROUTED=1): the router decides between two models on the same upstream,
-# and only this route uses the cache, so \`fast\` stays the plain path.
-[models.fast-large]
-deployments = [{ provider = "upstream", upstream_model = "fast" }]
-price = { input_per_mtok = 5.0, output_per_mtok = 15.0 }
-
-[routes.auto]
-candidates = [{ model = "fast", head = "mistralai/Mixtral-8x7B-Instruct-v0.1" }, { model = "fast-large" }]
-router = "builtin:routellm-neighbours.v1"
-embedder = "$PWD/models/minilm-static-256"
-cache = { enabled = true }
-
 [cache]
 enabled = false
 embedder = "$PWD/models/minilm-static-256"
@@ -134,6 +122,23 @@ rpm = 100000000
 tpm = 1000000000
 budget_usd_daily = 1000000
 budget_usd_monthly = 10000000
+EOF
+}
+
+# The route \`auto\` (ROUTED=1), to append to a gateway config: the router decides between
+# two models on the same upstream, and only this route uses the cache, so \`fast\` stays the
+# plain path. Apart, so a plain gateway's memory is not the router's and its embedder's.
+routed_config() {
+    cat <<EOF
+[models.fast-large]
+deployments = [{ provider = "upstream", upstream_model = "fast" }]
+price = { input_per_mtok = 5.0, output_per_mtok = 15.0 }
+
+[routes.auto]
+candidates = [{ model = "fast", head = "mistralai/Mixtral-8x7B-Instruct-v0.1" }, { model = "fast-large" }]
+router = "builtin:routellm-neighbours.v1"
+embedder = "$PWD/models/minilm-static-256"
+cache = { enabled = true }
 EOF
 }
 
@@ -162,6 +167,38 @@ release_binaries() {
     fi
     SWITCHYARD=$TARGET_DIR/release/switchyard
     BENCH=$TARGET_DIR/release/switchyard-bench
+    MOCK_UPSTREAM=$TARGET_DIR/release/switchyard-mock-upstream
+}
+
+# nginx as a plain reverse proxy to 127.0.0.1:$2 on 127.0.0.1:$1, one worker, keep-alive to
+# the upstream, no buffering (streams pass chunk by chunk), no access log: the floor a proxy is
+# judged against. Run in the foreground by the caller (`nginx -p "$work/nginx" -c nginx.conf`).
+nginx_config() {
+    cat <<EOF
+daemon off;
+worker_processes 1;
+pid nginx.pid;
+error_log stderr warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    upstream model { server 127.0.0.1:$2; keepalive 256; }
+    server {
+        listen 127.0.0.1:$1;
+        location / {
+            proxy_pass http://model;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+EOF
 }
 
 # PostgreSQL and Redis for a replica of a fleet (FLEET=1), throwaway, in $work, on the load's

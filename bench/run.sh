@@ -32,7 +32,15 @@
 #                                call starts), as target `switchyard-guarded-first`
 #   WEBHOOK_MS=N                 with GUARDS=1, add a webhook guard that answers after N ms
 #                                (a remote classifier; a small Python server on the load CPU)
-#   UPSTREAM_TTFT_MS=N           the simulated model's time to first token (default 0)
+#   UPSTREAM                     mock (default): `switchyard-mock-upstream`, a fixed answer
+#                                at next to no cost, so the load CPU is not what limits the
+#                                floor | sim: `switchyard sim`, a simulated model
+#   UPSTREAM_TTFT_MS=N           the simulated model's time to first token (default 0; not 0
+#                                implies UPSTREAM=sim)
+#   NGINX=0                      leave out nginx, the floor (default: on when nginx is
+#                                installed): a plain reverse proxy, one worker on the gateway's
+#                                CPU, target `nginx`; every row's `of floor` is its req/s as a
+#                                share of nginx's in the same scenario
 #   FLEET=1                      also run the plain gateway as a replica of a fleet: its store in
 #                                PostgreSQL and its limits' counters in Redis (both started here,
 #                                on the load CPU), as target `switchyard-fleet`
@@ -67,6 +75,13 @@ SCREEN_FIRST=${SCREEN_FIRST:-0}
 WEBHOOK_MS=${WEBHOOK_MS:-}
 UPSTREAM_TTFT_MS=${UPSTREAM_TTFT_MS:-0}
 FLEET=${FLEET:-0}
+UPSTREAM=${UPSTREAM:-mock}
+[[ $UPSTREAM_TTFT_MS == 0 ]] || UPSTREAM=sim
+NGINX=${NGINX:-1}
+if [[ $NGINX == 1 ]] && ! command -v nginx >/dev/null; then
+    echo "warning: nginx is not installed: no floor in this run (apt-get install nginx-light)" >&2
+    NGINX=0
+fi
 
 release_binaries
 
@@ -81,15 +96,38 @@ GATEWAY_PORT=${GATEWAY_PORT:-$(free_port)}
 KEY=${BENCH_KEY:-"sk-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"}
 KEY_SHA256=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
 
-sim_config "$UPSTREAM_TTFT_MS" 8 >"$work/sim.toml"
+if [[ $UPSTREAM == sim ]]; then
+    sim_config "$UPSTREAM_TTFT_MS" 8 >"$work/sim.toml"
+    upstream=("$SWITCHYARD" sim --listen "127.0.0.1:$SIM_PORT" --config "$work/sim.toml")
+else
+    upstream=("$MOCK_UPSTREAM" --listen "127.0.0.1:$SIM_PORT" --tokens 8)
+fi
 
 gateway_config "$GATEWAY_PORT" "$work/data" "$LOG_LEVEL" "$SIM_PORT" 16 "$KEY_SHA256" bench >"$work/gateway.toml"
+if [[ $ROUTED == 1 ]]; then
+    { echo; routed_config; } >>"$work/gateway.toml"
+fi
 
-"${pin_load[@]}" "$SWITCHYARD" sim --listen "127.0.0.1:$SIM_PORT" --config "$work/sim.toml" \
-    >"$work/sim.log" 2>&1 &
+"${pin_load[@]}" "${upstream[@]}" >"$work/sim.log" 2>&1 &
 SIM_PID=$!
 started+=("$SIM_PID")
 wait_ready sim "$SIM_PID" "http://127.0.0.1:$SIM_PORT/healthz" "http://127.0.0.1:$SIM_PORT/v1/models"
+
+targets=()
+pids=()
+if [[ $NGINX == 1 ]]; then
+    NGINX_PORT=$(free_port)
+    mkdir -p "$work/nginx/tmp"
+    nginx_config "$NGINX_PORT" "$SIM_PORT" >"$work/nginx/nginx.conf"
+    "${pin_gateway[@]}" nginx -p "$work/nginx" -c nginx.conf -e stderr >"$work/nginx.log" 2>&1 &
+    NGINX_PID=$!
+    started+=("$NGINX_PID")
+    wait_ready nginx "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT/v1/models"
+    # The worker serves; the master only watches it.
+    NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -n 1)
+    targets+=(--target "nginx=http://127.0.0.1:$NGINX_PORT/v1")
+    pids+=(--gateway-pid "nginx=$NGINX_WORKER")
+fi
 
 "${pin_gateway[@]}" "$SWITCHYARD" serve --config "$work/gateway.toml" \
     --listen "127.0.0.1:$GATEWAY_PORT" >"$work/gateway.log" 2>&1 &
@@ -97,8 +135,8 @@ GATEWAY_PID=$!
 started+=("$GATEWAY_PID")
 wait_ready gateway "$GATEWAY_PID" "http://127.0.0.1:$GATEWAY_PORT/healthz"
 
-targets=(--target "switchyard=http://127.0.0.1:$GATEWAY_PORT/v1")
-pids=(--gateway-pid "switchyard=$GATEWAY_PID")
+targets+=(--target "switchyard=http://127.0.0.1:$GATEWAY_PORT/v1")
+pids+=(--gateway-pid "switchyard=$GATEWAY_PID")
 
 if [[ $GUARDS == 1 ]]; then
     GUARDED_PORT=$(free_port)
@@ -158,7 +196,7 @@ done
 # Raise the open-loop client's file limit: each request in flight can hold a connection.
 ulimit -n 65536 2>/dev/null || true
 
-note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $ROUTED == 1 ]] && echo 'ROUTED=1 ')$( [[ $GUARDS == 1 ]] && echo 'GUARDS=1 ')$( [[ $SCREEN_FIRST == 1 ]] && echo 'SCREEN_FIRST=1 ')$( [[ -n $WEBHOOK_MS ]] && echo "WEBHOOK_MS=$WEBHOOK_MS ")$( [[ $UPSTREAM_TTFT_MS != 0 ]] && echo "UPSTREAM_TTFT_MS=$UPSTREAM_TTFT_MS ")$( [[ $WORKLOAD != same ]] && echo "WORKLOAD=$WORKLOAD ")$( [[ $FLEET == 1 ]] && echo 'FLEET=1 ')bench/run.sh\` (upstream: \`switchyard sim\` with a model of time to first token ${UPSTREAM_TTFT_MS} ms on CPU $LOAD_CPU; gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
+note="Reproduce: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $ROUTED == 1 ]] && echo 'ROUTED=1 ')$( [[ $GUARDS == 1 ]] && echo 'GUARDS=1 ')$( [[ $SCREEN_FIRST == 1 ]] && echo 'SCREEN_FIRST=1 ')$( [[ -n $WEBHOOK_MS ]] && echo "WEBHOOK_MS=$WEBHOOK_MS ")$( [[ $UPSTREAM_TTFT_MS != 0 ]] && echo "UPSTREAM_TTFT_MS=$UPSTREAM_TTFT_MS ")$( [[ $WORKLOAD != same ]] && echo "WORKLOAD=$WORKLOAD ")$( [[ $FLEET == 1 ]] && echo 'FLEET=1 ')$( [[ $UPSTREAM == sim && $UPSTREAM_TTFT_MS == 0 ]] && echo 'UPSTREAM=sim ')$( [[ $NGINX == 0 ]] && echo 'NGINX=0 ')bench/run.sh\` (upstream: $( [[ $UPSTREAM == sim ]] && echo "\`switchyard sim\` with a model of time to first token ${UPSTREAM_TTFT_MS} ms" || echo "\`switchyard-mock-upstream\`, 8 tokens") on CPU $LOAD_CPU;$( [[ $NGINX == 1 ]] && echo " nginx $(nginx -v 2>&1 | sed 's|.*/||'), one worker, on CPU $GATEWAY_CPU;") gateway: \`switchyard serve\`, log level $LOG_LEVEL, on CPU $GATEWAY_CPU; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes'))."
 
 # shellcheck disable=SC2086 # BENCH_ARGS is meant to split into flags.
 SWITCHYARD_BENCH_KEY=$KEY "${pin_load[@]}" "$BENCH" \
@@ -172,6 +210,7 @@ SWITCHYARD_BENCH_KEY=$KEY "${pin_load[@]}" "$BENCH" \
     --stream both \
     --out "$OUT" --json "$TARGET_DIR/bench-results.json" \
     --note "$note" \
+    $( [[ $NGINX == 1 ]] && echo --floor nginx ) \
     $BENCH_ARGS
 
 if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then

@@ -35,7 +35,7 @@ new_key soak
 
 sim_config 0 24 >"$work/sim.toml"
 { gateway_config "$GATEWAY_PORT" "$work/data" warn "$SIM_PORT" "$CACHE_MB" "$KEY_SHA256" soak
-  echo; guard_policy_config; } >"$work/gateway.toml"
+  echo; routed_config; echo; guard_policy_config; } >"$work/gateway.toml"
 
 "${pin_load[@]}" "$SWITCHYARD" sim --listen "127.0.0.1:$SIM_PORT" --config "$work/sim.toml" \
     >"$work/sim.log" 2>&1 &

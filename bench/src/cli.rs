@@ -45,6 +45,11 @@ pub struct Args {
     #[arg(long = "target-model", value_name = "NAME=MODEL")]
     pub target_models: Vec<String>,
 
+    /// The target every other's throughput is given as a share of (`nginx` as a plain
+    /// reverse proxy: the floor a proxy in Rust is judged against).
+    #[arg(long, value_name = "NAME")]
+    pub floor: Option<String>,
+
     /// Measured seconds per scenario and endpoint.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
@@ -216,6 +221,9 @@ impl Args {
                 model: self.model.clone(),
                 pid: None,
             });
+        }
+        if let Some(floor) = &self.floor {
+            find(&mut targets, floor, "--floor")?;
         }
         for kv in &self.target_keys {
             let (name, key) = split_named(kv).context("--target-key takes NAME=KEY")?;

@@ -131,6 +131,18 @@ async fn run(args: &Args, plan: Plan, threads: usize) -> Result<()> {
             eprintln!("{}", progress(&row));
             rows.push(row);
         }
+        if let Some(floor) = &args.floor {
+            let scenario_rows = rows.len() - endpoints.len();
+            let floor_row = rows[scenario_rows..]
+                .iter()
+                .find(|r| &r.endpoint == floor)
+                .cloned();
+            if let Some(floor_row) = floor_row {
+                for row in rows[scenario_rows..].iter_mut().filter(|r| !r.baseline) {
+                    row.compare_with_floor(&floor_row);
+                }
+            }
+        }
     }
 
     println!("\n{}", report::text_table(&rows));

@@ -79,6 +79,8 @@ pub struct Row {
     pub added_us: Option<Added>,
     /// On the whole response, streaming only (equal to `added_us` otherwise).
     pub added_total_us: Option<Added>,
+    /// Throughput as a share of the `--floor` target's in the same scenario.
+    pub of_floor: Option<f64>,
     pub errors: u64,
     pub error_kinds: BTreeMap<String, u64>,
     pub dropped: u64,
@@ -118,6 +120,7 @@ impl Row {
             },
             added_us: None,
             added_total_us: None,
+            of_floor: None,
             errors: rec.error_count(),
             error_kinds: rec.errors.clone(),
             dropped: rec.dropped,
@@ -143,6 +146,10 @@ impl Row {
         self.added_total_us = Added::between(self.total_us.as_ref(), baseline.total_us.as_ref());
     }
 
+    pub fn compare_with_floor(&mut self, floor: &Row) {
+        self.of_floor = (floor.rps > 0.0).then(|| self.rps / floor.rps);
+    }
+
     fn cells(&self) -> Vec<String> {
         let h = self.headline();
         let pick = |f: fn(&Summary) -> u64| h.map_or_else(dash, |s| ms(f(s)));
@@ -165,6 +172,8 @@ impl Row {
             self.label.clone(),
             self.endpoint.clone(),
             format!("{:.0}", self.rps),
+            self.of_floor
+                .map_or_else(dash, |f| format!("{:.0}%", f * 100.0)),
             pick(|s| s.p50),
             pick(|s| s.p90),
             pick(|s| s.p99),
@@ -183,10 +192,11 @@ impl Row {
     }
 }
 
-const HEADERS: [&str; 16] = [
+const HEADERS: [&str; 17] = [
     "scenario",
     "endpoint",
     "req/s",
+    "of floor",
     "p50",
     "p90",
     "p99",

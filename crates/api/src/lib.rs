@@ -1,4 +1,5 @@
-//! OpenAI-compatible wire types: chat completions (plain and streamed), embeddings, models,
+//! OpenAI-compatible wire types: chat completions (plain and streamed), the Responses API
+//! and its translation to and from chat (`responses`), embeddings, models,
 //! Anthropic's Messages API and its translation to and from chat completions (`anthropic`),
 //! the Batch API's files and batches (`batch`, with its input file parser),
 //! the error body, and SSE framing.
@@ -16,6 +17,7 @@ pub mod embeddings;
 pub mod error;
 pub mod feedback;
 pub mod models;
+pub mod responses;
 pub mod sse;
 
 pub use assemble::ChunkAssembler;

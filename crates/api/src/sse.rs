@@ -1,5 +1,6 @@
-//! Server-sent events framing: OpenAI's (`data: <json>\n\n`, ended by `data: [DONE]`) and
-//! Anthropic's (each event named: `event: <type>\ndata: <json>\n\n`).
+//! Server-sent events framing: OpenAI chat's (`data: <json>\n\n`, ended by `data: [DONE]`), and
+//! named events (`event: <type>` before the data line) as the Responses API and Anthropic's
+//! Messages API stream them.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
@@ -9,23 +10,28 @@ pub const DONE: &[u8] = b"data: [DONE]\n\n";
 /// One `data:` event holding `value` as JSON. JSON never contains a raw newline, so one
 /// `data:` line is always enough.
 pub fn data_event<T: Serialize>(value: &T) -> Result<Bytes, serde_json::Error> {
+    framed(None, value)
+}
+
+/// One named event (`event: <name>` then its `data:` line), as the Responses API and
+/// Anthropic stream them (Anthropic's SDKs skip events without a name).
+pub fn named_event<T: Serialize>(name: &str, value: &T) -> Result<Bytes, serde_json::Error> {
+    framed(Some(name), value)
+}
+
+fn framed<T: Serialize>(name: Option<&str>, value: &T) -> Result<Bytes, serde_json::Error> {
     let mut buf = BytesMut::with_capacity(256).writer();
-    std::io::Write::write_all(&mut buf, b"data: ").map_err(serde_json::Error::io)?;
+    let mut write = |bytes: &[u8]| std::io::Write::write_all(&mut buf, bytes);
+    if let Some(name) = name {
+        write(b"event: ")
+            .and_then(|()| write(name.as_bytes()))
+            .and_then(|()| write(b"\n"))
+            .map_err(serde_json::Error::io)?;
+    }
+    write(b"data: ").map_err(serde_json::Error::io)?;
     serde_json::to_writer(&mut buf, value)?;
     std::io::Write::write_all(&mut buf, b"\n\n").map_err(serde_json::Error::io)?;
     Ok(buf.into_inner().freeze())
-}
-
-/// One event named `name` holding `value` as JSON, as Anthropic frames its streams (its SDKs
-/// skip events without a name).
-pub fn named_event<T: Serialize>(name: &str, value: &T) -> Result<Bytes, serde_json::Error> {
-    let data = data_event(value)?;
-    let mut buf = BytesMut::with_capacity(data.len() + name.len() + 8);
-    buf.put_slice(b"event: ");
-    buf.put_slice(name.as_bytes());
-    buf.put_u8(b'\n');
-    buf.put_slice(&data);
-    Ok(buf.freeze())
 }
 
 #[cfg(test)]
@@ -36,7 +42,11 @@ mod tests {
     fn frames_one_data_line() {
         let b = data_event(&serde_json::json!({"a": "x\ny"})).unwrap();
         assert_eq!(&b[..], b"data: {\"a\":\"x\\ny\"}\n\n");
-        let b = named_event("ping", &serde_json::json!({"type": "ping"})).unwrap();
-        assert_eq!(&b[..], b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
+    }
+
+    #[test]
+    fn named_events_have_their_name_line() {
+        let b = named_event("response.created", &serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(&b[..], b"event: response.created\ndata: {\"a\":1}\n\n");
     }
 }

@@ -51,6 +51,9 @@ pub struct RawConfig {
     /// `[batch]`: the Batch API's limits and its worker.
     #[serde(default)]
     pub batch: RawBatch,
+    /// `[responses]`: what the Responses API keeps of a stored response, and for how long.
+    #[serde(default)]
+    pub responses: RawResponses,
     /// `[admission]`: the queues of deployments with a `capacity`, and the autoscaling target.
     #[serde(default)]
     pub admission: RawAdmission,
@@ -88,6 +91,26 @@ impl Default for RawBatch {
             max_attempts: 3,
             retry_backoff_ms: 1_000,
             price_discount: 0.5,
+            retention_days: 30,
+        }
+    }
+}
+
+/// `[responses]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawResponses {
+    /// The most a stored response may take (its conversation and its output), in KiB. A
+    /// request whose conversation is already larger is refused when it asks to be stored.
+    pub max_stored_kb: u64,
+    /// Stored responses are deleted this many days after they were made.
+    pub retention_days: u32,
+}
+
+impl Default for RawResponses {
+    fn default() -> Self {
+        RawResponses {
+            max_stored_kb: 1024,
             retention_days: 30,
         }
     }

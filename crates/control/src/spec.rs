@@ -42,6 +42,8 @@ pub struct Config {
     pub prompts: RenderLimits,
     /// `[batch]`: the Batch API's limits and its worker.
     pub batch: BatchSpec,
+    /// `[responses]`: stored responses' bound and retention.
+    pub responses: ResponsesSpec,
     /// `[admission]`: class queue limits and the autoscaling target.
     pub admission: AdmissionSpec,
     /// Warnings about one field each, with its file and line (an upstream URL on a
@@ -117,6 +119,14 @@ impl BatchSpec {
         let paid = u128::from(cost_nanos) * u128::from(self.pay_ppm) / 1_000_000;
         u64::try_from(paid).unwrap_or(u64::MAX)
     }
+}
+
+/// `[responses]`: what the Responses API keeps of a stored response, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsesSpec {
+    /// The most bytes a stored response takes (conversation and output, as JSON).
+    pub max_stored_bytes: usize,
+    pub retention: Duration,
 }
 
 /// `[alerts]`: where SLO alert changes go, and what a firing page does to rollouts.

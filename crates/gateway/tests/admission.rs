@@ -289,6 +289,8 @@ async fn a_full_queue_sheds_the_lowest_class_with_retry_after_and_never_interact
 
 #[tokio::test]
 async fn interactive_work_preempts_a_batch_holder_which_runs_again_afterwards() {
+    // Exact counts from the first: the test compares the gateway's count with its own.
+    switchyard_providers::tokens::warm_up();
     let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
     let mut gw = start(&config(&up, "pre", "max_concurrent = 1", "")).await;
     up.push(Behavior::Hang);

@@ -24,21 +24,7 @@ fn models_in(extra: &str) -> String {
 
 fn config(extra: &str) -> String {
     format!(
-        r#"
-[providers.sim]
-kind = "sim"
-seed = 1
-[providers.sim.models.fast]
-ttft_ms = {{ p50 = 0 }}
-tokens_per_second = {{ p50 = 100000 }}
-output_tokens = {{ p50 = 12 }}
-[[providers.sim.models.fast.rules]]
-pattern = "(?i)capital of france"
-reply = "Paris."
-[[providers.sim.models.fast.rules]]
-pattern = "(?i)weather"
-tool_call = "get_weather"
-[providers.sim.models.broken]
+        r#"{sim}[providers.sim.models.broken]
 error_rate = 1.0
 error_status = 503
 
@@ -64,6 +50,7 @@ models = ["small"]
 rpm = 1
 {extra}
 "#,
+        sim = common::SIM_FAST,
         limited = hex_sha256(LIMITED),
         added = models_in(extra),
     )

@@ -9,7 +9,7 @@
 //! types are the record's (`record`). It does not mask: what it is given is stored as it is.
 
 use crate::record::RequestContent;
-use crate::sql::SqlReads;
+use crate::sql::{delete_in_chunks, SqlReads};
 use crate::StoreError;
 
 /// Makes a request's content, on the telemetry writer's thread (masking is the heavy part).
@@ -48,20 +48,13 @@ impl<S: SqlReads> ContentStore for S {
     }
 
     fn purge_content(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut purged = 0;
-        loop {
-            let n = self.exec(|e| {
-                e.execute(
-                    "DELETE FROM request_content WHERE rowid IN (SELECT rowid FROM request_content \
-                     WHERE started_at_ms < ?1 LIMIT ?2)",
-                    &[before_ms.into(), PURGE_CHUNK.into()],
-                )
-            })?;
-            purged += n;
-            if n < PURGE_CHUNK as u64 {
-                return Ok(purged);
-            }
-        }
+        delete_in_chunks(
+            self,
+            "DELETE FROM request_content WHERE rowid IN (SELECT rowid FROM request_content \
+             WHERE started_at_ms < ?1 LIMIT ?2)",
+            before_ms,
+            PURGE_CHUNK,
+        )
     }
 }
 

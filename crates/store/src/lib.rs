@@ -12,7 +12,8 @@
 //! database can keep it: [`RecordStore`], [`ContentStore`], [`FeedbackStore`], [`KpiStore`],
 //! [`CalibrationStore`], [`SloStore`], the control state's [`ControlStore`] (with
 //! [`ControlReader`], and [`ControlWriter`] inside a transaction) and the dashboard's
-//! [`SessionRecords`], and the Batch API's files, batches and lines ([`BatchStore`]).
+//! [`SessionRecords`], the Batch API's files, batches and lines ([`BatchStore`]), and the Responses API's
+//! stored responses ([`ResponseStore`]).
 //! [`Store`] is all of them. [`SqliteStore`] (embedded, the default) and
 //! [`PostgresStore`] (shared by several replicas) implement every one, with one SQL text for
 //! both (the private `sql` module says how).
@@ -27,6 +28,7 @@ pub mod kpi;
 mod postgres;
 mod record;
 mod requests;
+pub mod responses;
 pub mod routing;
 pub mod sessions;
 mod slo;
@@ -53,6 +55,7 @@ pub use record::{
     ContentAnswer, ContentMessage, ContentToolCall, Feedback, FeedbackStore, RecordStore,
     RequestContent, RequestRecord, Served, ServedOutcome,
 };
+pub use responses::{ResponseStore, StoredResponse};
 pub use routing::CalibrationStore;
 pub use sessions::{SessionRecords, StoredSession};
 pub use sqlite::SqliteStore;

@@ -206,6 +206,25 @@ pub trait SqlReads {
     fn exec<T>(&self, f: impl FnOnce(&dyn Exec) -> Result<T, StoreError>) -> Result<T, StoreError>;
 }
 
+/// Runs `delete` (a statement deleting at most `?2` rows from before `?1`) until a run
+/// deletes fewer than `chunk`; returns how many rows went. Each run is a statement of its
+/// own, so writers are never locked out for long.
+pub fn delete_in_chunks<S: SqlReads + ?Sized>(
+    store: &S,
+    delete: &str,
+    before_ms: i64,
+    chunk: i64,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    loop {
+        let n = store.exec(|e| e.execute(delete, &[before_ms.into(), chunk.into()]))?;
+        deleted += n;
+        if n < u64::try_from(chunk).unwrap_or(0) {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// What several writers must not interleave, held by a write transaction for its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lock<'a> {

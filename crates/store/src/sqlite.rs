@@ -282,6 +282,17 @@ CREATE TABLE batch_lines (
 CREATE INDEX batch_lines_status ON batch_lines (batch_id, status);
 CREATE INDEX batch_lines_owner ON batch_lines (lease_owner);
 "#,
+    // The Responses API's stored responses (`responses.rs`).
+    r#"
+CREATE TABLE responses (
+    id         TEXT PRIMARY KEY NOT NULL,
+    tenant     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    context    TEXT NOT NULL
+);
+CREATE INDEX responses_created ON responses (created_ms);
+"#,
 ];
 
 /// The embedded store: one SQLite file in WAL mode. Each `SqliteStore` is one connection; the

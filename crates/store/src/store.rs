@@ -7,6 +7,7 @@ use crate::fleet::FleetStore;
 use crate::kpi::KpiStore;
 use crate::postgres::PostgresStore;
 use crate::record::{FeedbackStore, RecordStore};
+use crate::responses::ResponseStore;
 use crate::routing::CalibrationStore;
 use crate::sessions::SessionRecords;
 use crate::slo::SloStore;
@@ -33,6 +34,7 @@ pub trait Store:
     + SessionRecords
     + FleetStore
     + BatchStore
+    + ResponseStore
     + Send
     + Sync
 {

@@ -530,7 +530,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// request; the returned guard flushes what is queued when it is dropped at exit. Under
 /// extreme pressure lines are dropped rather than blocking (tracing-appender's lossy mode).
 fn init_logging(format: LogFormat, level: &str) -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // 8,192 lines in flight: the default 128,000 is 4 MB of queue allocated at start, for a
+    // gateway whose access log is off by default and whose other lines are rare.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(8_192)
+        .finish(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},tower_http=warn")));
     let builder = tracing_subscriber::fmt()

@@ -13,6 +13,7 @@ mod models;
 mod prompts;
 mod providers;
 mod resilience;
+mod responses;
 mod routes;
 mod server;
 mod slos;
@@ -45,6 +46,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
     let prompts = prompts::render_limits(&mut c, &raw.prompts);
     let limits = keys::limits(&mut c, &raw.limits);
     let batch = batch::batch(&mut c, &raw.batch);
+    let responses = responses::responses(&mut c, &raw.responses);
     let admission = admission::admission(&mut c, &raw.admission);
     if !c.issues.is_empty() {
         return Err(c.issues);
@@ -58,6 +60,7 @@ pub(crate) fn validate(raw: RawConfig) -> Result<(Config, Issues), Issues> {
         limits,
         prompts,
         batch,
+        responses,
         server,
         storage,
         redis,

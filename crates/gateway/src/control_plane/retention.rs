@@ -1,5 +1,6 @@
-//! Content retention: stored prompts and answers (`[telemetry] content`) are deleted once
-//! they are older than `content_retention`.
+//! Retention: stored prompts and answers (`[telemetry] content`) are deleted once they are
+//! older than `content_retention`, and the Responses API's stored responses once they are
+//! older than `[responses] retention_days`.
 
 use std::sync::Arc;
 
@@ -24,7 +25,15 @@ pub fn purge_once(state: &ControlPlane, now_ms: i64) -> Result<u64, StoreError> 
     state.store.purge_content(now_ms.saturating_sub(keep_ms))
 }
 
-/// Runs [`purge_once`] at start and every [`PURGE_EVERY`].
+/// Deletes stored responses older than the running config's retention; returns how many.
+/// Blocks on the store: call it off the async threads.
+pub fn purge_responses_once(state: &ControlPlane, now_ms: i64) -> Result<u64, StoreError> {
+    let retention = state.running.pipeline.load().config.responses.retention;
+    let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    state.store.purge_responses(now_ms.saturating_sub(keep_ms))
+}
+
+/// Runs [`purge_once`] and [`purge_responses_once`] at start and every [`PURGE_EVERY`].
 pub fn purge_loop(state: Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
     #[expect(
         clippy::disallowed_methods,
@@ -36,7 +45,13 @@ pub fn purge_loop(state: Arc<ControlPlane>) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             let s = state.clone();
             let purged = tokio::task::spawn_blocking(move || {
-                purge_once(&s, chrono::Utc::now().timestamp_millis())
+                let now = chrono::Utc::now().timestamp_millis();
+                match purge_responses_once(&s, now) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(responses = n, "deleted stored responses past their retention"),
+                    Err(e) => tracing::warn!(error = %e, "deleting old stored responses failed; will retry"),
+                }
+                purge_once(&s, now)
             })
             .await;
             match purged {

@@ -26,6 +26,7 @@ pub mod live;
 pub mod pipeline;
 pub mod prompts;
 pub mod record;
+pub mod responses;
 pub mod routing;
 pub mod running;
 pub mod shared;

@@ -90,14 +90,14 @@ impl Running {
         headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<ChatOutcome, GatewayError> {
-        self.chat_parsed(running, record, key_hash, headers, parse_json(body))
+        self.chat_read(running, record, key_hash, headers, parse_json(body))
             .await
     }
 
-    /// [`Self::chat_as`] with the body already read as a chat request, or the error reading
-    /// it gave (answered only after authentication): how the Messages endpoint's translated
-    /// requests enter the same stages.
-    pub async fn chat_parsed(
+    /// [`Self::chat_as`] for a request already read from its body as a chat request, or the
+    /// error reading it gave (answered only after authentication): how a Responses API or
+    /// Messages API request, translated, enters the same stages.
+    pub async fn chat_read(
         &self,
         running: Arc<Pipeline>,
         record: &mut RecordGuard,

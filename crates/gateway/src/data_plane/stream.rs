@@ -1,7 +1,8 @@
 //! Turning a provider's chunk stream into what the client is sent, while counting what the
 //! record needs: time to first token, usage (from the upstream, or counted), how it ended.
-//! [`frames`] says it as [`Frame`]s; [`sse_body`] frames them as OpenAI's SSE, the edge's
-//! Messages endpoint as Anthropic's events.
+//! [`stream_items`] says it as [`StreamItem`]s, framed by [`sse_body`] as chat completions'
+//! SSE, by `data_plane::responses` as the Responses API's events and by `edge::messages` as
+//! Anthropic's Messages events.
 //!
 //! The record guard lives inside the body stream: if the client hangs up, the body is dropped,
 //! the upstream stream with it (cancelling the call), and the guard writes a 499 record.
@@ -9,7 +10,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use switchyard_api::{
     sse, ChatCompletionChunk, ChatCompletionRequest, ChunkAssembler, ErrorBody, ErrorObject, Usage,
@@ -64,62 +65,43 @@ pub struct StreamAnswer {
     pub slot: Option<Slot>,
 }
 
-/// What a chat stream says, before it is framed for the client's API.
+/// What a chat stream sends, in order: chunks, then the end, or an error in OpenAI's shape
+/// (the upstream broke). A chunk stopped by an output guard is the last chunk before the end.
 #[derive(Debug)]
-pub enum Frame {
-    /// A chunk with choices.
-    Chunk(ChatCompletionChunk),
-    /// The usage of the whole stream (`choices: []`), once, just before [`Frame::Done`]:
-    /// OpenAI's clients are sent it only when they asked (`stream_options.include_usage`).
-    Usage(ChatCompletionChunk),
-    /// The upstream's stream failed, with the message for the client; nothing follows.
-    Failed(String),
-    /// The stream is over: it ended, or an output guard stopped it.
+pub enum StreamItem {
+    Chunk(Box<ChatCompletionChunk>),
+    Failed(ErrorBody),
     Done,
 }
 
-/// The stream as OpenAI's SSE body.
+impl StreamItem {
+    /// As chat completions' SSE frames it.
+    fn frame(&self) -> Bytes {
+        match self {
+            StreamItem::Chunk(chunk) => sse::data_event(chunk).unwrap_or_default(),
+            StreamItem::Failed(body) => sse::data_event(body).unwrap_or_default(),
+            StreamItem::Done => Bytes::from_static(sse::DONE),
+        }
+    }
+}
+
+/// The chat completions stream's SSE body.
 pub fn sse_body(
     answer: StreamAnswer,
     record: RecordGuard,
     model: String,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
-    let with_usage = answer.request.wants_stream_usage();
-    frames(answer, record, model).map(move |frames| Ok(openai_sse(&frames, with_usage)))
+    stream_items(answer, record, model).map(|item| Ok(item.frame()))
 }
 
-fn openai_sse(frames: &[Frame], with_usage: bool) -> Bytes {
-    let mut out = BytesMut::new();
-    for frame in frames {
-        let bytes = match frame {
-            Frame::Chunk(chunk) => sse::data_event(chunk).ok(),
-            Frame::Usage(chunk) if with_usage => sse::data_event(chunk).ok(),
-            Frame::Usage(_) => None,
-            Frame::Failed(message) => sse::data_event(&ErrorBody {
-                error: ErrorObject {
-                    message: message.clone(),
-                    kind: "server_error".to_owned(),
-                    param: None,
-                    code: Some("upstream_stream_error".to_owned()),
-                },
-            })
-            .ok(),
-            Frame::Done => Some(Bytes::from_static(sse::DONE)),
-        };
-        if let Some(b) = bytes {
-            out.extend_from_slice(&b);
-        }
-    }
-    out.freeze()
-}
-
-/// The stream as frames, each item what one step produced (never empty). The record is
-/// finished when the stream ends, or written as a 499 when the stream is dropped first.
-pub fn frames(
+/// A started chat stream as what it sends ([`StreamItem`]), every stage's work done on the
+/// way (the record, usage, the cache, the output guards' window, values put back): framed
+/// by [`sse_body`] for chat completions, or as the Responses API's or Messages API's events.
+pub fn stream_items(
     answer: StreamAnswer,
     record: RecordGuard,
     model: String,
-) -> impl Stream<Item = Vec<Frame>> + Send {
+) -> impl Stream<Item = StreamItem> + Send {
     let StreamAnswer {
         first,
         rest,
@@ -169,17 +151,18 @@ pub fn frames(
                     )))),
                 },
             };
-            let frames = match next {
-                Some(Ok(chunk)) => s.on_chunk(chunk),
-                Some(Err(e)) => s.on_error(&e),
+            let items = match next {
+                Some(Ok(chunk)) => match s.on_chunk(chunk) {
+                    Some(items) => items,
+                    None => continue,
+                },
+                Some(Err(e)) => vec![s.on_error(&e)],
                 None => s.on_end(),
             };
-            if frames.is_empty() {
-                continue;
-            }
-            return Some((frames, s));
+            return Some((futures::stream::iter(items), s));
         }
     })
+    .flatten()
 }
 
 impl State {
@@ -187,8 +170,9 @@ impl State {
         self.record.as_mut()
     }
 
-    /// What to send for a chunk: nothing for a usage chunk (sent at the end, once).
-    fn on_chunk(&mut self, mut chunk: ChatCompletionChunk) -> Vec<Frame> {
+    /// What to send for a chunk, or `None` to send nothing (a usage chunk the client did
+    /// not ask for).
+    fn on_chunk(&mut self, mut chunk: ChatCompletionChunk) -> Option<Vec<StreamItem>> {
         if let Some((_, assembler)) = &mut self.fill {
             assembler.push(&chunk);
         }
@@ -221,8 +205,8 @@ impl State {
             }
         }
         if chunk.choices.is_empty() {
-            // A usage-only chunk: sent at the end, once.
-            return Vec::new();
+            // A usage-only chunk: sent at the end, once, if the client asked for usage.
+            return None;
         }
         // Output guards hold back what they have not checked yet.
         if let Some(window) = &mut self.window {
@@ -242,7 +226,7 @@ impl State {
                         c.delta.content = Some(o);
                     }
                     Ok(_) => {}
-                    Err(stop) => return self.stop(&chunk, &stop),
+                    Err(stop) => return Some(self.stop(&chunk, &stop)),
                 }
             }
         }
@@ -252,13 +236,13 @@ impl State {
             r.apply(&mut chunk);
         }
         chunk.model.clone_from(&self.model);
-        vec![Frame::Chunk(chunk)]
+        Some(vec![StreamItem::Chunk(Box::new(chunk))])
     }
 
     /// An output guard stopped the answer: a final chunk with finish reason `content_filter`
     /// (what OpenAI's clients expect of filtered output), then the end of the stream. The
     /// upstream stream is dropped with the state, which cancels it; nothing is cached.
-    fn stop(&mut self, chunk: &ChatCompletionChunk, stop: &GuardVerdict) -> Vec<Frame> {
+    fn stop(&mut self, chunk: &ChatCompletionChunk, stop: &GuardVerdict) -> Vec<StreamItem> {
         self.finished = true;
         self.fill = None;
         let mut last = gateway_chunk(
@@ -277,7 +261,7 @@ impl State {
             let kind = format!("{}_guard_stopped", stop.guard);
             r.finish(200, Some(&kind));
         }
-        vec![Frame::Chunk(last), Frame::Done]
+        vec![StreamItem::Chunk(Box::new(last)), StreamItem::Done]
     }
 
     /// The input guards' verdicts and the window's, into the record.
@@ -291,18 +275,24 @@ impl State {
         }
     }
 
-    fn on_error(&mut self, e: &ProviderError) -> Vec<Frame> {
+    fn on_error(&mut self, e: &ProviderError) -> StreamItem {
         self.finished = true;
+        let body = ErrorBody {
+            error: ErrorObject {
+                message: format!("the model provider's stream failed: {e}"),
+                kind: "server_error".to_owned(),
+                param: None,
+                code: Some("upstream_stream_error".to_owned()),
+            },
+        };
         self.settle_usage();
         if let Some(r) = self.record.take() {
             r.finish(502, Some("upstream_stream_error"));
         }
-        vec![Frame::Failed(format!(
-            "the model provider's stream failed: {e}"
-        ))]
+        StreamItem::Failed(body)
     }
 
-    fn on_end(&mut self) -> Vec<Frame> {
+    fn on_end(&mut self) -> Vec<StreamItem> {
         // A stream that ended without a finish reason still owes its held-back text.
         if let Some(window) = &mut self.window {
             let tail = window.finish();
@@ -324,7 +314,7 @@ impl State {
                     if let Some(r) = &mut self.restore {
                         r.apply(&mut chunk);
                     }
-                    let mut out = vec![Frame::Chunk(chunk)];
+                    let mut out = vec![StreamItem::Chunk(Box::new(chunk))];
                     out.extend(self.on_end());
                     return out;
                 }
@@ -339,14 +329,17 @@ impl State {
             response.usage = Some(usage.clone());
             fill.store(&self.request, response);
         }
-        let mut usage_chunk = gateway_chunk(&self.model, Vec::new());
-        usage_chunk.usage = Some(usage);
-        let mut out = vec![Frame::Usage(usage_chunk)];
+        let mut out = Vec::with_capacity(3);
+        if self.request.wants_stream_usage() {
+            let mut chunk = gateway_chunk(&self.model, Vec::new());
+            chunk.usage = Some(usage);
+            out.push(StreamItem::Chunk(Box::new(chunk)));
+        }
         self.record_verdicts();
         if let Some(tail) = self.restore.as_mut().and_then(|r| r.leftover(&self.model)) {
-            out.push(Frame::Chunk(tail));
+            out.push(StreamItem::Chunk(Box::new(tail)));
         }
-        out.push(Frame::Done);
+        out.push(StreamItem::Done);
         if let Some(r) = self.record.take() {
             r.finish(200, None);
         }

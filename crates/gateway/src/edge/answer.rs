@@ -1,7 +1,7 @@
-//! What every model endpoint's answer carries, whatever API it speaks: the request's
-//! pipeline and record (`begin`), the headers saying who answered and how
-//! (`served_headers`), and a failure in the client's error shape (`fail_as`), the record
-//! finished with each.
+//! Framing what the pipeline answers as HTTP, the same for every model endpoint (chat
+//! completions, the Responses API, Anthropic's Messages API, embeddings): a request's start
+//! ([`begin`]: its pipeline and record), a whole answer, a stream of server-sent events, an
+//! error in the client's API shape ([`fail_as`]), and the headers that say who served it.
 
 use std::sync::Arc;
 
@@ -9,11 +9,13 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
 
 use crate::data_plane::pipeline::Pipeline;
 use crate::data_plane::record::{RecordGuard, MAX_REQUEST_ID};
 use crate::edge::state::AppState;
 use crate::error::{GatewayError, Shape};
+use crate::tasks::spawn_blocking;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
 const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
@@ -25,7 +27,7 @@ const GUARD: HeaderName = HeaderName::from_static("x-switchyard-guard");
 const QUEUE_MS: HeaderName = HeaderName::from_static("x-switchyard-queue-ms");
 const PRIORITY: HeaderName = HeaderName::from_static(crate::data_plane::admission::PRIORITY);
 
-pub(crate) fn request_id(headers: &HeaderMap) -> String {
+pub fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -129,30 +131,32 @@ pub(crate) fn answer_json<T: serde::Serialize>(record: RecordGuard, value: T) ->
     with_headers(Json(value).into_response(), headers)
 }
 
-/// A streamed answer: the event stream's headers and those saying who answered.
-pub(crate) fn stream_response(body: Body, served: Vec<(HeaderName, HeaderValue)>) -> Response {
+/// An escalation the client asked for in a header, stored with the request's record.
+pub(crate) async fn escalate(app: &AppState, headers: &HeaderMap, record: &RecordGuard) {
+    if let Some(escalation) =
+        crate::control_plane::feedback::escalation_from_header(headers, record.record_ref())
+    {
+        let store = app.control.store.clone();
+        // Rare, and the client asked for it: stored before the answer, like feedback.
+        let stored = spawn_blocking(move || store.add_feedback(&escalation)).await;
+        if !matches!(stored, Ok(Ok(_))) {
+            tracing::warn!("storing the escalation from the header failed");
+        }
+    }
+}
+
+/// A streamed answer: server-sent events, with the headers saying who served it.
+pub(crate) fn event_stream(
+    body: impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+    served: Vec<(HeaderName, HeaderValue)>,
+) -> Response {
     let response = (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body,
+        Body::from_stream(body),
     )
         .into_response();
     with_headers(response, served)
-}
-
-/// Stores the escalation a chat request's header asks for, before the answer.
-pub(crate) async fn escalate(app: &AppState, headers: &HeaderMap, record: &RecordGuard) {
-    let Some(escalation) =
-        crate::control_plane::feedback::escalation_from_header(headers, record.record_ref())
-    else {
-        return;
-    };
-    let store = app.control.store.clone();
-    // Rare, and the client asked for it: stored before the answer, like feedback.
-    let stored = crate::tasks::spawn_blocking(move || store.add_feedback(&escalation)).await;
-    if !matches!(stored, Ok(Ok(_))) {
-        tracing::warn!("storing the escalation from the header failed");
-    }
 }

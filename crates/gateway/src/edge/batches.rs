@@ -84,7 +84,8 @@ impl axum::extract::FromRequestParts<Arc<AppState>> for Owner {
     }
 }
 
-fn json<T: serde::Serialize>(result: Result<T, GatewayError>) -> Response {
+/// A JSON answer, or the error's.
+pub(crate) fn json<T: serde::Serialize>(result: Result<T, GatewayError>) -> Response {
     match result {
         Ok(value) => Json(value).into_response(),
         Err(e) => e.into_response(),

@@ -1,15 +1,14 @@
 //! Anthropic's Messages API: `POST /v1/messages` and `POST /v1/messages/count_tokens`, so
 //! Anthropic's SDKs and Claude Code can use the gateway unchanged. A Messages request is read
 //! and translated to a chat request at the door (`switchyard_api::anthropic::inbound`), then
-//! runs every stage a chat completion runs (`Running::chat_parsed`: keys, limits, budgets,
+//! runs every stage a chat completion runs (`Running::chat_read`: keys, limits, budgets,
 //! guards, routing, cache, rollouts, records, SLOs) on whichever provider serves the model;
-//! the answer, or the stream's frames, are written back as Messages, and errors in Anthropic's
+//! the answer, or the stream's items, are written back as Messages, and errors in Anthropic's
 //! shape. The key comes as `x-api-key` (Anthropic's SDKs) or `Authorization: Bearer`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -23,9 +22,9 @@ use switchyard_api::{sse, ChatCompletionRequest};
 
 use crate::data_plane::pipeline::{parse_json, ChatOutcome};
 use crate::data_plane::record::RecordGuard;
-use crate::data_plane::stream::{frames, Frame, StreamAnswer};
+use crate::data_plane::stream::{stream_items, StreamAnswer, StreamItem};
 use crate::edge::access::body_error;
-use crate::edge::answer::{answer_json, begin, escalate, fail_as, served_headers, stream_response};
+use crate::edge::answer::{answer_json, begin, escalate, event_stream, fail_as, served_headers};
 use crate::edge::state::AppState;
 use crate::error::{GatewayError, Shape};
 use crate::tasks::spawn_blocking;
@@ -49,7 +48,7 @@ async fn messages(
     let request = read_request(&body, true);
     let running = &app.control.running;
     let outcome = running
-        .chat_parsed(pipeline, &mut record, None, &headers, request)
+        .chat_read(pipeline, &mut record, None, &headers, request)
         .await;
     escalate(&app, &headers, &record).await;
     match outcome {
@@ -59,8 +58,7 @@ async fn messages(
         Ok(ChatOutcome::Stream(answer)) => {
             let served = served_headers(&record);
             let model = record.record_ref().model.clone().unwrap_or_default();
-            let body = Body::from_stream(event_body(*answer, record, model));
-            stream_response(body, served)
+            event_stream(event_body(*answer, record, model), served)
         }
         Err(e) => fail_as(record, e, Shape::Anthropic),
     }
@@ -83,40 +81,37 @@ fn read_request(
         .map_err(|e| GatewayError::invalid(e.param.as_deref(), e.message))
 }
 
-/// The stream's frames as Messages events (`inbound::EventWriter`). A failure mid-stream is
-/// Anthropic's `error` event, after which nothing follows.
+/// The chat stream's items as Messages events (`inbound::EventWriter`; the usage chunk, which
+/// the translated request always asks for, is kept for `message_delta`). A failure mid-stream
+/// is Anthropic's `error` event, after which nothing follows.
 fn event_body(
     answer: StreamAnswer,
     record: RecordGuard,
     model: String,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let mut writer = inbound::EventWriter::new();
-    frames(answer, record, model).map(move |frames| {
-        let mut out = BytesMut::new();
-        for frame in frames {
-            let events = match frame {
-                Frame::Chunk(chunk) => writer.chunk(&chunk),
-                Frame::Usage(chunk) => {
-                    if let Some(usage) = chunk.usage {
-                        writer.usage(usage);
-                    }
-                    Vec::new()
-                }
-                Frame::Failed(message) => {
-                    let body = ErrorBody::new("api_error", message);
+    stream_items(answer, record, model)
+        .map(move |item| {
+            let mut out = BytesMut::new();
+            let events = match item {
+                StreamItem::Chunk(chunk) => writer.chunk(&chunk),
+                StreamItem::Failed(failed) => {
+                    let body = ErrorBody::new("api_error", failed.error.message);
                     if let Ok(b) = sse::named_event("error", &body) {
                         out.extend_from_slice(&b);
                     }
                     Vec::new()
                 }
-                Frame::Done => writer.finish(),
+                StreamItem::Done => writer.finish(),
             };
             for event in &events {
                 write_event(&mut out, event);
             }
-        }
-        Ok(out.freeze())
-    })
+            out.freeze()
+        })
+        // A chunk that makes no event (the usage chunk) sends nothing.
+        .filter(|bytes| std::future::ready(!bytes.is_empty()))
+        .map(Ok)
 }
 
 fn write_event(out: &mut BytesMut, event: &StreamEvent) {

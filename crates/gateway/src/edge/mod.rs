@@ -8,6 +8,7 @@ pub mod batches;
 pub mod dashboard;
 pub mod kpis;
 pub mod messages;
+pub mod responses;
 pub mod server;
 pub mod sessions;
 pub mod state;

@@ -30,7 +30,7 @@ use crate::data_plane::record::MAX_REQUEST_ID;
 use crate::data_plane::stream::sse_body;
 use crate::edge::access::body_error;
 use crate::edge::answer::{
-    answer_json, begin, escalate, fail, served_headers, stream_response, REQUEST_ID,
+    answer_json, begin, escalate, event_stream, fail, served_headers, REQUEST_ID,
 };
 use crate::edge::state::AppState;
 use crate::error::{ErrorKind, GatewayError};
@@ -83,8 +83,6 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        // Load the tokenizer now, not on the first request whose upstream reports no usage.
-        std::thread::spawn(switchyard_providers::tokens::warm_up);
         let state = Arc::new(AppState {
             control: Arc::new(control),
             prometheus: m::handle(),
@@ -303,6 +301,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/models/{*model}", get(model))
         .route("/v1/feedback", post(feedback))
         .merge(crate::edge::messages::routes())
+        .merge(crate::edge::responses::routes())
         .merge(crate::edge::batches::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -369,8 +368,11 @@ fn acceptable_id(id: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// A time-ordered id (UUID v7: milliseconds, then 74 random bits). Every record's id goes
+/// into an index; random v4 ids put each insert on a different page of it, which made the
+/// records' writer a third of the gateway's CPU (bench/RESULTS.md, issue 18).
 fn fresh_id() -> HeaderValue {
-    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+    HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unidentified"))
 }
 
@@ -411,8 +413,7 @@ async fn chat_completions(
         Ok(ChatOutcome::Stream(answer)) => {
             let served = served_headers(&record);
             let model = record.record_ref().model.clone().unwrap_or_default();
-            let body = Body::from_stream(sse_body(*answer, record, model));
-            stream_response(body, served)
+            event_stream(sse_body(*answer, record, model), served)
         }
         Err(e) => fail(record, e),
     }
@@ -588,8 +589,8 @@ async fn not_found() -> Response {
     GatewayError::new(
         ErrorKind::NotFound,
         "unknown_url",
-        "no such endpoint; this gateway serves /v1/chat/completions, /v1/messages, \
-         /v1/embeddings and /v1/models",
+        "no such endpoint; this gateway serves /v1/chat/completions, /v1/responses, \
+         /v1/messages, /v1/embeddings and /v1/models",
     )
     .into_response()
 }

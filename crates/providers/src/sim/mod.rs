@@ -123,6 +123,7 @@ impl SimModel {
 
 impl SimProvider {
     pub fn new(name: &str, spec: &SimSpec) -> Self {
+        tokens::preload();
         let models = spec
             .models
             .iter()
@@ -324,6 +325,8 @@ impl ChatProvider for SimProvider {
             }
         };
         let texts = request.input.texts();
+        // A simulated model's usage is exact, as a real one's: wait for the tokenizer.
+        tokens::warm_up();
         let mut prompt_tokens: u32 = 0;
         let mut data = Vec::with_capacity(texts.len());
         for (index, text) in texts.iter().enumerate() {

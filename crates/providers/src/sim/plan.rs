@@ -149,6 +149,9 @@ pub(crate) fn plan(
         (Output::ToolCall { .. }, false) => finish_reason::TOOL_CALLS,
         (Output::Text(_), false) => finish_reason::STOP,
     };
+    // A simulated model's usage is exact, as a real one's: wait for the tokenizer (loading
+    // since the provider was made, so only a request at start-up waits).
+    tokens::warm_up();
     Ok(Plan {
         output,
         finish_reason,

@@ -33,6 +33,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0007_admission.sql"),
     ),
     (8, "batches", include_str!("migrations/0008_batches.sql")),
+    (
+        9,
+        "responses",
+        include_str!("migrations/0009_responses.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet applied (1. to 3. above); returns how many this call did.

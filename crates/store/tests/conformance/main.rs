@@ -23,6 +23,7 @@ mod fleet;
 mod kpi;
 mod postgres_only;
 mod records;
+mod responses;
 mod sessions;
 
 /// `sqlite::NAME` and `postgres::NAME` tests running the area's function `NAME(&Backend)`.

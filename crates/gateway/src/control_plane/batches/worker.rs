@@ -310,7 +310,8 @@ async fn run_line(
     owner: &str,
     spec: BatchSpec,
 ) {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    // Time-ordered, as the edge's request ids (`fresh_id`): records index it.
+    let request_id = uuid::Uuid::now_v7().to_string();
     let outcome = answer(control, batch, &line, &request_id, spec).await;
     let (failed, status, body) = match outcome {
         Ok(body) => (false, 200, body),
