@@ -136,6 +136,15 @@ fn classify_event(event: &Event) -> Step {
     if data == "[DONE]" {
         return Step::Done;
     }
+    // The common case, parsed once into the chunk: a stream is mostly these, and going
+    // through a `Value` first cost 4% of a streamed request's instructions (issue 18).
+    if event.event != "error" {
+        if let Ok(chunk) = serde_json::from_str::<ChatCompletionChunk>(data) {
+            if chunk.extra.get("error").is_none_or(serde_json::Value::is_null) {
+                return Step::Chunk(Box::new(chunk));
+            }
+        }
+    }
     let value: serde_json::Value = match serde_json::from_str(data) {
         Ok(v) => v,
         Err(e) => return Step::Fail(http::decode_error("a stream chunk", e, data.as_bytes())),
