@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command. Creates .venv with the OpenAI Python SDK and pytest (for the SDK
+# The project's test command. Creates .venv with the OpenAI and Anthropic Python SDKs and pytest (for the SDK
 # conformance test) when it is missing, then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ cargo test --workspace --no-run "$@"
 [ -x target/debug/switchyard ] || cargo build -p switchyard
 SWITCHYARD_BIN=target/debug/switchyard scripts/fetch-models.sh
 
-if ! .venv/bin/python -c "import openai, pytest, yaml" 2>/dev/null; then
+if ! .venv/bin/python -c "import anthropic, openai, pytest, yaml" 2>/dev/null; then
   echo "==> creating .venv with the test requirements (tests/sdk/requirements.txt)"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt

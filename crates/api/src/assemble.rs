@@ -15,6 +15,7 @@ struct PartialChoice {
     content: String,
     tool_calls: BTreeMap<u32, ToolCall>,
     finish_reason: Option<String>,
+    stop_reason: Option<serde_json::Value>,
 }
 
 /// Feed it every chunk of one stream in order, then call [`ChunkAssembler::finish`].
@@ -83,6 +84,9 @@ impl ChunkAssembler {
             if c.finish_reason.is_some() {
                 p.finish_reason.clone_from(&c.finish_reason);
             }
+            if c.stop_reason.is_some() {
+                p.stop_reason.clone_from(&c.stop_reason);
+            }
         }
     }
 
@@ -105,6 +109,7 @@ impl ChunkAssembler {
                     },
                     finish_reason: p.finish_reason,
                     logprobs: None,
+                    stop_reason: p.stop_reason,
                 }
             })
             .collect();

@@ -303,6 +303,16 @@ pub struct Choice {
     pub finish_reason: Option<String>,
     #[serde(default)]
     pub logprobs: Option<Value>,
+    /// What ended the answer when a stop sequence did: the sequence (vLLM's field, which it
+    /// also sets to a stop token's id). The simulator and the `anthropic` provider set it too,
+    /// so the Messages API can say `stop_sequence`; OpenAI has no such field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<Value>,
+}
+
+/// The stop sequence a choice's `stop_reason` names, if it names one.
+pub fn stop_sequence_of(stop_reason: Option<&Value>) -> Option<&str> {
+    stop_reason.and_then(Value::as_str)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -348,6 +358,9 @@ pub struct ChunkChoice {
     pub finish_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Value>,
+    /// As [`Choice::stop_reason`], on the chunk that finishes the choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -455,6 +468,7 @@ mod tests {
                 },
                 finish_reason: None,
                 logprobs: None,
+                stop_reason: None,
             }],
             usage: None,
             system_fingerprint: None,

@@ -1,5 +1,6 @@
 //! OpenAI-compatible wire types: chat completions (plain and streamed), the Responses API
 //! and its translation to and from chat (`responses`), embeddings, models,
+//! Anthropic's Messages API and its translation to and from chat completions (`anthropic`),
 //! the Batch API's files and batches (`batch`, with its input file parser),
 //! the error body, and SSE framing.
 //!
@@ -8,6 +9,7 @@
 //! unknown fields in an `extra` map, so a field a client sends that we do not model still
 //! reaches an OpenAI-compatible upstream unchanged.
 
+pub mod anthropic;
 pub mod assemble;
 pub mod batch;
 pub mod chat;

@@ -1,5 +1,6 @@
-//! Server-sent events framing as OpenAI uses it: `data: <json>\n\n`, ended by `data: [DONE]`
-//! (chat), or named events (`event: <type>` before the data line, the Responses API).
+//! Server-sent events framing: OpenAI chat's (`data: <json>\n\n`, ended by `data: [DONE]`), and
+//! named events (`event: <type>` before the data line) as the Responses API and Anthropic's
+//! Messages API stream them.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
@@ -12,8 +13,8 @@ pub fn data_event<T: Serialize>(value: &T) -> Result<Bytes, serde_json::Error> {
     framed(None, value)
 }
 
-/// One named event (`event: <name>` then its `data:` line), as the Responses API streams
-/// them.
+/// One named event (`event: <name>` then its `data:` line), as the Responses API and
+/// Anthropic stream them (Anthropic's SDKs skip events without a name).
 pub fn named_event<T: Serialize>(name: &str, value: &T) -> Result<Bytes, serde_json::Error> {
     framed(Some(name), value)
 }

@@ -50,6 +50,7 @@ pub fn replay_chunks(
             delta,
             finish_reason: finish,
             logprobs: None,
+            stop_reason: None,
         }])
     };
     let mut out = Vec::new();
@@ -93,7 +94,11 @@ pub fn replay_chunks(
                 None,
             ));
         }
-        out.push(one(c.index, Delta::default(), c.finish_reason.clone()));
+        let mut last = one(c.index, Delta::default(), c.finish_reason.clone());
+        for choice in &mut last.choices {
+            choice.stop_reason.clone_from(&c.stop_reason);
+        }
+        out.push(last);
     }
     if include_usage {
         let mut u = chunk(Vec::new());

@@ -60,6 +60,7 @@ fn resp(text: &str) -> ChatCompletionResponse {
             message: ChatMessage::new(Role::Assistant, text),
             finish_reason: Some("stop".into()),
             logprobs: None,
+            stop_reason: None,
         }],
         usage: Some(Usage::new(10, 5)),
         system_fingerprint: None,

@@ -1,5 +1,5 @@
 //! The one error type that becomes an HTTP response, and the one place that turns it into
-//! OpenAI's error shape.
+//! OpenAI's error shape, or Anthropic's for the Messages endpoint ([`Shape`]).
 
 use std::time::Duration;
 
@@ -69,6 +69,22 @@ impl ErrorKind {
             | ErrorKind::UpstreamTimeout
             | ErrorKind::Unavailable
             | ErrorKind::Internal => "server_error",
+        }
+    }
+
+    /// Anthropic's `error.type`.
+    fn anthropic_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed => "invalid_request_error",
+            ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::Forbidden => "permission_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::RateLimited | ErrorKind::BudgetExceeded => "rate_limit_error",
+            ErrorKind::UpstreamUnavailable | ErrorKind::Unavailable => "overloaded_error",
+            ErrorKind::UpstreamFailed | ErrorKind::UpstreamTimeout | ErrorKind::Internal => {
+                "api_error"
+            }
         }
     }
 
@@ -207,16 +223,35 @@ impl GatewayError {
     }
 }
 
-/// When a 429 or 503 knows no better time: the SDKs retry at once on an answer without
-/// `retry-after`, which only adds load to whatever is failing.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Which API's error body an answer takes: the client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
+    /// `{"type": "error", "error": {"type", "message"}}`; the status codes stay the gateway's
+    /// (an overloaded upstream is a 503, not Anthropic's own 529).
+    Anthropic,
+}
 
-impl IntoResponse for GatewayError {
-    /// Every 429 and 503 carries `retry-after` (the error's own time, else
-    /// [`DEFAULT_RETRY_AFTER`]), so no error can forget it.
-    fn into_response(self) -> Response {
+impl GatewayError {
+    /// The body in Anthropic's shape. It has no `param`: the field is named in the message
+    /// when the message does not already name it.
+    pub fn anthropic_body(&self) -> switchyard_api::anthropic::ErrorBody {
+        let message = match &self.param {
+            Some(p) if !self.message.contains(p.as_str()) => format!("{p}: {}", self.message),
+            _ => self.message.clone(),
+        };
+        switchyard_api::anthropic::ErrorBody::new(self.kind.anthropic_type(), message)
+    }
+
+    /// The response in the client's shape. Every 429 and 503 carries `retry-after` (the
+    /// error's own time, else [`DEFAULT_RETRY_AFTER`]), so no error can forget it.
+    pub fn into_response_as(self, shape: Shape) -> Response {
         let status = self.status();
-        let mut response = (status, axum::Json(self.body())).into_response();
+        let mut response = match shape {
+            Shape::OpenAi => (status, axum::Json(self.body())).into_response(),
+            Shape::Anthropic => (status, axum::Json(self.anthropic_body())).into_response(),
+        };
         let must_say_when = matches!(
             status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
@@ -230,6 +265,17 @@ impl IntoResponse for GatewayError {
                 .insert(header::RETRY_AFTER, retry_after_value(after));
         }
         response
+    }
+}
+
+/// When a 429 or 503 knows no better time: the SDKs retry at once on an answer without
+/// `retry-after`, which only adds load to whatever is failing.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl IntoResponse for GatewayError {
+    /// In OpenAI's shape: [`GatewayError::into_response_as`].
+    fn into_response(self) -> Response {
+        self.into_response_as(Shape::OpenAi)
     }
 }
 
@@ -273,6 +319,22 @@ mod tests {
             !auth.message.contains("sk-live"),
             "upstream auth bodies are not passed on"
         );
+    }
+
+    #[test]
+    fn anthropic_shapes() {
+        let e = GatewayError::invalid(Some("max_tokens"), "field required");
+        assert_eq!(
+            serde_json::to_value(e.anthropic_body()).unwrap(),
+            serde_json::json!({"type": "error", "error": {"type": "invalid_request_error",
+                "message": "max_tokens: field required"}})
+        );
+        let e = GatewayError::new(ErrorKind::Unauthorized, "invalid_api_key", "bad key");
+        assert_eq!(e.anthropic_body().error.kind, "authentication_error");
+        let r = GatewayError::new(ErrorKind::UpstreamUnavailable, "upstream_rate_limited", "x")
+            .into_response_as(Shape::Anthropic);
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
     }
 
     #[test]

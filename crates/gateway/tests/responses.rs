@@ -17,21 +17,7 @@ const SLOW_KEY: &str = "sk-one-a-minute";
 
 fn sim_config() -> String {
     format!(
-        r#"
-[providers.sim]
-kind = "sim"
-seed = 1
-[providers.sim.models.fast]
-ttft_ms = {{ p50 = 0 }}
-tokens_per_second = {{ p50 = 100000 }}
-output_tokens = {{ p50 = 12 }}
-[[providers.sim.models.fast.rules]]
-pattern = "(?i)capital of france"
-reply = "Paris."
-[[providers.sim.models.fast.rules]]
-pattern = "(?i)weather"
-tool_call = "get_weather"
-
+        r#"{sim}
 [models.small]
 deployments = [{{ provider = "sim", upstream_model = "fast" }}]
 
@@ -55,7 +41,8 @@ secret_sha256 = "{}"
 rpm = 1
 "#,
         common::hex_sha256(OTHER_KEY),
-        common::hex_sha256(SLOW_KEY)
+        common::hex_sha256(SLOW_KEY),
+        sim = common::SIM_FAST,
     )
 }
 

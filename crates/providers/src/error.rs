@@ -28,6 +28,16 @@ pub enum ProviderError {
     },
 }
 
+/// A request the Messages API cannot express (`switchyard_api::anthropic::outbound`).
+impl From<switchyard_api::anthropic::TranslateError> for ProviderError {
+    fn from(e: switchyard_api::anthropic::TranslateError) -> Self {
+        ProviderError::Unsupported {
+            message: e.message,
+            param: e.param,
+        }
+    }
+}
+
 impl ProviderError {
     pub fn unsupported(param: Option<&str>, message: impl Into<String>) -> Self {
         ProviderError::Unsupported {

@@ -140,7 +140,11 @@ fn classify_event(event: &Event) -> Step {
     // through a `Value` first cost 4% of a streamed request's instructions (issue 18).
     if event.event != "error" {
         if let Ok(chunk) = serde_json::from_str::<ChatCompletionChunk>(data) {
-            if chunk.extra.get("error").is_none_or(serde_json::Value::is_null) {
+            if chunk
+                .extra
+                .get("error")
+                .is_none_or(serde_json::Value::is_null)
+            {
                 return Step::Chunk(Box::new(chunk));
             }
         }

@@ -100,7 +100,7 @@ impl<S: SqlStore> RecordStore for S {
         // `column` is one of three literals above, never input.
         let sql = format!(
             "SELECT status, latency_ms, ttft_ms, stream, guards FROM requests \
-             WHERE endpoint = 'chat' AND {column} = ?1 AND started_at_ms >= ?2 \
+             WHERE endpoint IN ('chat', 'messages') AND {column} = ?1 AND started_at_ms >= ?2 \
              AND started_at_ms < ?3 AND COALESCE(deployment, '') NOT IN ('cache', 'guard') \
              ORDER BY started_at_ms DESC LIMIT ?4"
         );

@@ -121,7 +121,7 @@ impl<S: SqlReads> CalibrationStore for S {
                     "SELECT r.requested_model, r.model, r.route, r.cache, r.status, r.cost_nanos, \
                      r.baseline_cost_nanos, (SELECT AVG(f.score) FROM feedback f \
                      WHERE f.request_id = r.request_id AND f.tenant = r.tenant) \
-                     FROM requests r WHERE r.endpoint = 'chat' AND r.started_at_ms >= ?2 AND {}",
+                     FROM requests r WHERE r.endpoint IN ('chat', 'messages') AND r.started_at_ms >= ?2 AND {}",
                     alias_match(e.dialect())
                 ),
                 &[route.into(), since_ms.into()],

@@ -1,6 +1,6 @@
 //! Black-box: the real `switchyard` binary, started on 127.0.0.1:0, driven by the official
-//! OpenAI Python SDK (tests/sdk/), then stopped with SIGTERM: it must exit cleanly with every
-//! request recorded.
+//! OpenAI and Anthropic Python SDKs (tests/sdk/), then stopped with SIGTERM: it must exit
+//! cleanly with every request recorded.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -36,13 +36,13 @@ impl Drop for Gateway {
 fn openai_python_sdk_against_the_binary() {
     let py = python();
     let has_sdk = Command::new(&py)
-        .args(["-c", "import openai, pytest"])
+        .args(["-c", "import anthropic, openai, pytest"])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
     assert!(
         has_sdk,
-        "{} lacks the openai SDK or pytest: run scripts/test.sh (it makes .venv) or `pip install -r tests/sdk/requirements.txt`",
+        "{} lacks the openai or anthropic SDK or pytest: run scripts/test.sh (it makes .venv) or `pip install -r tests/sdk/requirements.txt`",
         py.display()
     );
 
@@ -84,7 +84,7 @@ fn openai_python_sdk_against_the_binary() {
         .unwrap();
     assert!(
         status.success(),
-        "the OpenAI SDK conformance tests failed (output above)"
+        "the SDK conformance tests failed (output above)"
     );
 
     let pid = gateway.0.id().to_string();
@@ -106,4 +106,10 @@ fn openai_python_sdk_against_the_binary() {
     assert!(records
         .iter()
         .any(|r| r.status == 502 && r.model.as_deref() == Some("broken")));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.endpoint == "messages" && r.stream && r.status == 200),
+        "the Anthropic SDK's requests are recorded as `messages`"
+    );
 }

@@ -77,6 +77,7 @@ pub(crate) fn resp(text: &str) -> ChatCompletionResponse {
             message: ChatMessage::new(Role::Assistant, text),
             finish_reason: Some("stop".into()),
             logprobs: None,
+            stop_reason: None,
         }],
         usage: None,
         system_fingerprint: None,

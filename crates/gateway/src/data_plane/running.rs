@@ -94,8 +94,9 @@ impl Running {
             .await
     }
 
-    /// [`Self::chat_as`] for a request already read from its body (or the error reading it
-    /// gave): a Responses API request, translated.
+    /// [`Self::chat_as`] for a request already read from its body as a chat request, or the
+    /// error reading it gave (answered only after authentication): how a Responses API or
+    /// Messages API request, translated, enters the same stages.
     pub async fn chat_read(
         &self,
         running: Arc<Pipeline>,

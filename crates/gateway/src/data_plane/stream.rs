@@ -1,5 +1,8 @@
-//! Framing a provider's chunk stream as the client's SSE body, while counting what the record
-//! needs: time to first token, usage (from the upstream, or counted), how it ended.
+//! Turning a provider's chunk stream into what the client is sent, while counting what the
+//! record needs: time to first token, usage (from the upstream, or counted), how it ended.
+//! [`stream_items`] says it as [`StreamItem`]s, framed by [`sse_body`] as chat completions'
+//! SSE, by `data_plane::responses` as the Responses API's events and by `edge::messages` as
+//! Anthropic's Messages events.
 //!
 //! The record guard lives inside the body stream: if the client hangs up, the body is dropped,
 //! the upstream stream with it (cancelling the call), and the guard writes a 499 record.
@@ -93,7 +96,7 @@ pub fn sse_body(
 
 /// A started chat stream as what it sends ([`StreamItem`]), every stage's work done on the
 /// way (the record, usage, the cache, the output guards' window, values put back): framed
-/// by [`sse_body`] for chat completions, or by the Responses API's events.
+/// by [`sse_body`] for chat completions, or as the Responses API's or Messages API's events.
 pub fn stream_items(
     answer: StreamAnswer,
     record: RecordGuard,
@@ -468,6 +471,7 @@ fn choice(
         delta,
         finish_reason: finish_reason.map(str::to_owned),
         logprobs: None,
+        stop_reason: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Framing what the pipeline answers as HTTP, the same for every model endpoint (chat
-//! completions, the Responses API, embeddings): a request's start ([`begin`]: its pipeline
-//! and record), a whole answer, a stream of server-sent events, an error, and the headers
-//! that say who served it.
+//! completions, the Responses API, Anthropic's Messages API, embeddings): a request's start
+//! ([`begin`]: its pipeline and record), a whole answer, a stream of server-sent events, an
+//! error in the client's API shape ([`fail_as`]), and the headers that say who served it.
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use bytes::Bytes;
 use crate::data_plane::pipeline::Pipeline;
 use crate::data_plane::record::{RecordGuard, MAX_REQUEST_ID};
 use crate::edge::state::AppState;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Shape};
 use crate::tasks::spawn_blocking;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
@@ -35,7 +35,13 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// A failed request in OpenAI's shape: [`fail_as`].
 pub(crate) fn fail(record: RecordGuard, e: GatewayError) -> Response {
+    fail_as(record, e, Shape::OpenAi)
+}
+
+/// A failed request in the client's error shape, with the record finished as that failure.
+pub(crate) fn fail_as(record: RecordGuard, e: GatewayError, shape: Shape) -> Response {
     // A refusal says which guard refused, as an answer would.
     let guard = record
         .guard_header()
@@ -43,7 +49,7 @@ pub(crate) fn fail(record: RecordGuard, e: GatewayError) -> Response {
     let mut headers = record.rate_limit_headers();
     headers.extend(admission_headers(&record));
     record.finish(e.status().as_u16(), Some(e.label()));
-    let mut response = e.into_response();
+    let mut response = e.into_response_as(shape);
     if let Some(g) = guard {
         response.headers_mut().insert(GUARD, g);
     }

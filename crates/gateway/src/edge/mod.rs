@@ -7,6 +7,7 @@ pub mod answer;
 pub mod batches;
 pub mod dashboard;
 pub mod kpis;
+pub mod messages;
 pub mod responses;
 pub mod server;
 pub mod sessions;

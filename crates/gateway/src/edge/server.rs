@@ -300,6 +300,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         // A wildcard: a name may hold `/` (sent as is or as %2F) and `:` (`auto:cheap`).
         .route("/v1/models/{*model}", get(model))
         .route("/v1/feedback", post(feedback))
+        .merge(crate::edge::messages::routes())
         .merge(crate::edge::responses::routes())
         .merge(crate::edge::batches::routes())
         .route("/healthz", get(healthz))
@@ -588,7 +589,8 @@ async fn not_found() -> Response {
     GatewayError::new(
         ErrorKind::NotFound,
         "unknown_url",
-        "no such endpoint; this gateway serves /v1/chat/completions, /v1/responses, /v1/embeddings and /v1/models",
+        "no such endpoint; this gateway serves /v1/chat/completions, /v1/responses, \
+         /v1/messages, /v1/embeddings and /v1/models",
     )
     .into_response()
 }

@@ -307,6 +307,25 @@ impl TestGateway {
     }
 }
 
+/// The simulator's `fast` model: instant, 12 tokens an answer, "Paris." to the capital of
+/// France, and a `get_weather` call to any question about the weather. The base of the tests
+/// of the APIs translated to chat (Responses, Messages).
+pub const SIM_FAST: &str = r#"
+[providers.sim]
+kind = "sim"
+seed = 1
+[providers.sim.models.fast]
+ttft_ms = { p50 = 0 }
+tokens_per_second = { p50 = 100000 }
+output_tokens = { p50 = 12 }
+[[providers.sim.models.fast.rules]]
+pattern = "(?i)capital of france"
+reply = "Paris."
+[[providers.sim.models.fast.rules]]
+pattern = "(?i)weather"
+tool_call = "get_weather"
+"#;
+
 /// A simulated model whose answers are long (2,000 tokens) and slow to start (500 ms), so
 /// that 64 requests are all in flight before the first one settles. 10 USD per million
 /// output tokens, at most 1,000 output tokens an answer: one answer costs at most 1 cent, and

@@ -24,6 +24,8 @@ const JSON_PIECE_CHARS: usize = 4;
 pub(crate) struct Plan {
     pub(crate) output: Output,
     pub(crate) finish_reason: &'static str,
+    /// The stop sequence that cut the text, reported as the choice's `stop_reason`.
+    pub(crate) stop_sequence: Option<String>,
     pub(crate) prompt_tokens: u32,
 }
 
@@ -129,7 +131,7 @@ pub(crate) fn plan(
                     arguments,
                 },
                 clamped,
-                false,
+                None,
             )
         }
         Decision::Generated => {
@@ -142,7 +144,7 @@ pub(crate) fn plan(
         Decision::Json(t) => clamp_text(Pieces::runs(t, JSON_PIECE_CHARS), cap, &stops),
         Decision::Text(t) => clamp_text(Pieces::words(t), cap, &stops),
     };
-    let finish_reason = match (&output, clamped && !stopped) {
+    let finish_reason = match (&output, clamped && stopped.is_none()) {
         (_, true) => finish_reason::LENGTH,
         (Output::ToolCall { .. }, false) => finish_reason::TOOL_CALLS,
         (Output::Text(_), false) => finish_reason::STOP,
@@ -153,17 +155,22 @@ pub(crate) fn plan(
     Ok(Plan {
         output,
         finish_reason,
+        stop_sequence: stopped,
         prompt_tokens: tokens::count_messages(&req.messages),
     })
 }
 
-fn clamp_text(mut pieces: Pieces, cap: usize, stops: &[String]) -> (Output, bool, bool) {
+fn clamp_text(mut pieces: Pieces, cap: usize, stops: &[String]) -> (Output, bool, Option<String>) {
     let clamped = pieces.truncate(cap);
     text_output(pieces, clamped, stops)
 }
 
-/// Text output after stop sequences: (output, clamped, stopped).
-fn text_output(mut pieces: Pieces, clamped: bool, stops: &[String]) -> (Output, bool, bool) {
+/// Text output after stop sequences: (output, clamped, the stop sequence that cut it).
+fn text_output(
+    mut pieces: Pieces,
+    clamped: bool,
+    stops: &[String],
+) -> (Output, bool, Option<String>) {
     let stopped = pieces.stop_at(stops);
     (Output::Text(pieces), clamped, stopped)
 }

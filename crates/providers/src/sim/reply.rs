@@ -184,6 +184,7 @@ pub(crate) fn complete(plan: Plan, meta: Meta) -> ChatCompletionResponse {
             message,
             finish_reason: Some(plan.finish_reason.to_owned()),
             logprobs: None,
+            stop_reason: plan.stop_sequence.clone().map(serde_json::Value::String),
         }],
         usage: Some(usage),
         system_fingerprint: None,
@@ -270,6 +271,12 @@ impl StreamState {
             delta,
             finish_reason: last.then(|| self.plan.finish_reason.to_owned()),
             logprobs: None,
+            stop_reason: self
+                .plan
+                .stop_sequence
+                .clone()
+                .filter(|_| last)
+                .map(serde_json::Value::String),
         };
         self.chunk(vec![choice], None)
     }

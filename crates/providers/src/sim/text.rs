@@ -127,22 +127,20 @@ impl Pieces {
     }
 
     /// Cuts the text where the first stop sequence starts, as OpenAI does (the stop sequence
-    /// itself is not returned); true when one was found.
-    pub(crate) fn stop_at(&mut self, stops: &[String]) -> bool {
-        let Some(cut) = stops
+    /// itself is not returned); the sequence, when one was found.
+    pub(crate) fn stop_at(&mut self, stops: &[String]) -> Option<String> {
+        let (cut, stop) = stops
             .iter()
             .filter(|s| !s.is_empty())
-            .filter_map(|s| self.text.find(s.as_str()))
-            .min()
-        else {
-            return false;
-        };
+            .filter_map(|s| Some((self.text.find(s.as_str())?, s)))
+            .min_by_key(|(at, _)| *at)?;
+        let stop = stop.clone();
         self.ends.retain(|&e| e < cut);
         if cut > self.ends.last().copied().unwrap_or(0) {
             self.ends.push(cut);
         }
         self.text.truncate(cut);
-        true
+        Some(stop)
     }
 
     fn push_word(&mut self, word: &str) {
@@ -283,10 +281,13 @@ mod tests {
         assert!(p.truncate(3));
         assert_eq!(p.text(), "one two three");
         assert!(!p.truncate(3));
-        assert!(p.stop_at(&["hre".to_owned(), "wo".to_owned()]));
+        assert_eq!(
+            p.stop_at(&["hre".to_owned(), "wo".to_owned()]).as_deref(),
+            Some("wo")
+        );
         assert_eq!(p.text(), "one t");
         assert_eq!(all(&p), vec!["one", " t"]);
-        assert!(!p.stop_at(&["zzz".to_owned(), String::new()]));
+        assert_eq!(p.stop_at(&["zzz".to_owned(), String::new()]), None);
     }
 
     #[test]

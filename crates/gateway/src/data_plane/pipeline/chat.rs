@@ -598,6 +598,7 @@ impl Pipeline {
                 message: switchyard_api::ChatMessage::new(switchyard_api::Role::Assistant, text),
                 finish_reason: Some(switchyard_api::finish_reason::STOP.to_owned()),
                 logprobs: None,
+                stop_reason: None,
             }],
             usage: Some(switchyard_api::Usage::default()),
             system_fingerprint: None,
