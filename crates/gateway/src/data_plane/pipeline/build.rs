@@ -217,10 +217,10 @@ fn routes(
     let mut routes = HashMap::new();
     for (name, spec) in &config.routes {
         let runtime =
-            RouteRuntime::build(spec, &config.models, static_models).map_err(|source| {
+            RouteRuntime::build(spec, &config.models, static_models).map_err(|problem| {
                 BuildError::Route {
                     route: name.clone(),
-                    source,
+                    problem,
                 }
             })?;
         let route = Route::resolve(runtime, models).map_err(|model| BuildError::RouteTarget {

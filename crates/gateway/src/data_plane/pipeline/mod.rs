@@ -67,10 +67,12 @@ pub enum BuildError {
     Content(switchyard_pii::PiiError),
     #[error("routes.{route}: `{model}` is not a model")]
     RouteTarget { route: String, model: String },
-    #[error("routes.{route}: {source}")]
+    /// The route's error is part of this message and not its `source`: a start-up error is
+    /// printed with its chain, which printed the route's error twice more.
+    #[error("routes.{route}: {problem}")]
     Route {
         route: String,
-        source: switchyard_route::RouteError,
+        problem: switchyard_route::RouteError,
     },
 }
 
