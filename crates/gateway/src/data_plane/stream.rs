@@ -205,6 +205,11 @@ impl State {
             // A usage-only chunk: sent at the end, once, if the client asked for usage.
             return None;
         }
+        let sent: Vec<Option<String>> = chunk
+            .choices
+            .iter()
+            .map(|c| c.delta.content.clone())
+            .collect();
         // Output guards hold back what they have not checked yet.
         if let Some(window) = &mut self.window {
             for c in chunk.choices.iter_mut().filter(|c| c.index == 0) {
@@ -231,6 +236,13 @@ impl State {
         // the values back.
         if let Some(r) = &mut self.restore {
             r.apply(&mut chunk);
+        }
+        // A chunk whose text was held back or rewritten loses its logprobs: they described
+        // the tokens as the model sent them.
+        for (c, sent) in chunk.choices.iter_mut().zip(sent) {
+            if c.delta.content != sent {
+                c.logprobs = None;
+            }
         }
         chunk.model.clone_from(&self.model);
         Some(vec![StreamItem::Chunk(Box::new(chunk))])
