@@ -154,6 +154,44 @@ def test_parameters_pass(client):
     assert completion.usage.completion_tokens <= 8
 
 
+def test_n_choices_whole_and_streamed(client):
+    # The simulator answers one choice per call: the gateway fans out and merges.
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    one = client.chat.completions.create(model="small", messages=question)
+    completion = client.chat.completions.create(model="small", messages=question, n=3)
+    assert [c.index for c in completion.choices] == [0, 1, 2]
+    assert all(c.message.content == "Paris." for c in completion.choices)
+    assert all(c.finish_reason == "stop" for c in completion.choices)
+    # Usage counts every choice, the prompt of each call included.
+    assert completion.usage.completion_tokens == 3 * one.usage.completion_tokens
+    assert completion.usage.prompt_tokens == 3 * one.usage.prompt_tokens
+
+    stream = client.chat.completions.create(
+        model="small", messages=question, n=2, stream=True, stream_options={"include_usage": True}
+    )
+    texts = {}
+    usage = []
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+        if chunk.usage is not None:
+            usage.append(chunk.usage)
+    assert texts == {0: "Paris.", 1: "Paris."}
+    assert len(usage) == 1 and usage[0].completion_tokens == 2 * one.usage.completion_tokens
+
+
+def test_logprobs_the_provider_cannot_return_are_refused(client):
+    # The simulator returns no logprobs: a clear 400 naming the field, not a silent answer.
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model="small", messages=[{"role": "user", "content": "x"}], logprobs=True, top_logprobs=2
+        )
+    assert e.value.param == "logprobs"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="small", messages=[{"role": "user", "content": "x"}], top_logprobs=2)
+    assert e.value.param == "top_logprobs"
+
+
 def test_models_and_embeddings(client):
     ids = sorted(m.id for m in client.models.list())
     assert ids == ["broken", "small"]
@@ -192,7 +230,7 @@ def test_model_not_allowed_is_permission_denied(client):
 
 def test_invalid_request_is_bad_request(client):
     with pytest.raises(openai.BadRequestError) as e:
-        client.chat.completions.create(model="small", messages=[{"role": "user", "content": "x"}], n=2)
+        client.chat.completions.create(model="small", messages=[{"role": "user", "content": "x"}], n=9)
     assert e.value.param == "n"
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="small", messages=[])
