@@ -180,15 +180,21 @@ def test_n_choices_whole_and_streamed(client):
     assert len(usage) == 1 and usage[0].completion_tokens == 2 * one.usage.completion_tokens
 
 
-def test_logprobs_the_provider_cannot_return_are_refused(client):
-    # The simulator returns no logprobs: a clear 400 naming the field, not a silent answer.
+def test_logprobs_whole_and_streamed(client):
+    # The simulator makes up plausible logprobs; the gateway returns them as the provider sent them.
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    completion = client.chat.completions.create(model="small", messages=question, logprobs=True, top_logprobs=2)
+    content = completion.choices[0].logprobs.content
+    assert "".join(t.token for t in content) == "Paris."
+    for t in content:
+        assert t.logprob <= 0
+        assert len(t.top_logprobs) == 2 and t.top_logprobs[0].token == t.token
+    stream = client.chat.completions.create(model="small", messages=question, logprobs=True, stream=True)
+    tokens = [t.token for chunk in stream for c in chunk.choices if c.logprobs for t in c.logprobs.content]
+    assert "".join(tokens) == "Paris."
+    # Malformed: a clear 400 naming the field.
     with pytest.raises(openai.BadRequestError) as e:
-        client.chat.completions.create(
-            model="small", messages=[{"role": "user", "content": "x"}], logprobs=True, top_logprobs=2
-        )
-    assert e.value.param == "logprobs"
-    with pytest.raises(openai.BadRequestError) as e:
-        client.chat.completions.create(model="small", messages=[{"role": "user", "content": "x"}], top_logprobs=2)
+        client.chat.completions.create(model="small", messages=question, top_logprobs=2)
     assert e.value.param == "top_logprobs"
 
 

@@ -315,3 +315,41 @@ async fn a_request_with_n_is_counted_once_in_the_metrics() {
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(line.ends_with(" 1"), "{line}");
 }
+
+#[tokio::test]
+async fn a_choice_whose_text_the_gateway_rewrites_loses_its_logprobs() {
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let gw = gateway(&up, "[guards.pii]\n", "").await;
+    let ask = json!({"model": "m", "logprobs": true,
+                     "messages": user("Write to alice@example.com please.")});
+    // Values put back: the logprobs described the placeholder, not what the client reads.
+    up.push(Reply::text("I wrote to <EMAIL_1> today."));
+    let (status, body) = send(&gw, ask.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let choice = &body["choices"][0];
+    assert_eq!(
+        choice["message"]["content"],
+        "I wrote to alice@example.com today."
+    );
+    assert_eq!(choice["logprobs"], Value::Null);
+    // Nothing put back: the provider's logprobs, unchanged.
+    up.push(Reply::text("Done, nothing to add."));
+    let (_, body) = send(&gw, ask.clone()).await;
+    assert_eq!(
+        body["choices"][0]["logprobs"]["content"][0]["token"],
+        "Done, "
+    );
+    // Streamed: the chunks whose text was held back or rewritten carry none; the others do.
+    up.push(Reply::pieces(["Sent ", "to <EMA", "IL_1>", " now."]));
+    let mut streamed = ask;
+    streamed["stream"] = json!(true);
+    let events = events(&gw, streamed).await;
+    let with: Vec<&str> = events
+        .iter()
+        .flat_map(|e| e["choices"].as_array().unwrap())
+        .filter(|c| c["logprobs"].is_object())
+        .map(|c| c["delta"]["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(with, ["Sent ", " now."], "{events:?}");
+    assert_eq!(texts_by_index(&events), ["Sent to alice@example.com now."]);
+}
