@@ -6,8 +6,11 @@
 //! - `response_format` (`json_object`, `json_schema`) becomes an instruction in `system`
 //!   asking for JSON; Anthropic has no constrained decoding, so the answer is not guaranteed
 //!   to parse or to match the schema.
-//! - `n > 1` is refused ([`ProviderError::Unsupported`]); `seed`, `logprobs`, penalties and
-//!   other OpenAI-only fields are dropped, since Anthropic rejects fields it does not know.
+//! - `n > 1` is refused ([`ProviderError::Unsupported`]): the gateway fans such a request
+//!   out into calls of one choice, since this provider has no `native_choices`. `logprobs`
+//!   never reaches it (the gateway refuses them for a provider without them); `seed`,
+//!   penalties and other OpenAI-only fields are dropped, since Anthropic rejects fields it
+//!   does not know.
 //! - `temperature` above 1 (OpenAI allows up to 2) is clamped to Anthropic's maximum of 1.
 //! - Thinking blocks in answers are skipped.
 
