@@ -220,15 +220,41 @@ async fn the_output_guards_judge_every_choice() {
     for c in body["choices"].as_array().unwrap() {
         assert_eq!(c["message"]["content"], "Withheld.", "{body}");
     }
-    // A guarded stream would watch one choice only: refused before any spend.
-    let (status, body) = send(
+    // Streamed: each choice has its window; the toxic one stops the stream before any of
+    // its text is sent, while the clean one's text flows.
+    up.push(Reply::text("A kind answer. It goes on kindly."));
+    up.push(Reply::text(TOXIC));
+    let stopped = events(
         &gw,
         json!({"model": "m", "messages": user("hi"), "n": 2, "stream": true}),
     )
     .await;
-    assert_eq!(status, 400);
-    assert_eq!(body["error"]["param"], "n");
-    assert_eq!(up.requests().len(), 2);
+    let sent = texts_by_index(&stopped).concat();
+    assert!(!sent.contains("idiot"), "{stopped:?}");
+    let finishes: Vec<&str> = stopped
+        .iter()
+        .flat_map(|e| e["choices"].as_array().unwrap())
+        .filter_map(|c| c["finish_reason"].as_str())
+        .collect();
+    assert_eq!(finishes.last(), Some(&"content_filter"), "{stopped:?}");
+    // Two clean choices pass whole, each released by its own window.
+    up.push(Reply::text("First kind answer. Still kind."));
+    up.push(Reply::text("Second kind answer. Also kind."));
+    let clean = events(
+        &gw,
+        json!({"model": "m", "messages": user("hello"), "n": 2, "stream": true}),
+    )
+    .await;
+    let mut texts = texts_by_index(&clean);
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            "First kind answer. Still kind.",
+            "Second kind answer. Also kind."
+        ]
+    );
+    assert_eq!(up.requests().len(), 6);
 }
 
 #[tokio::test]

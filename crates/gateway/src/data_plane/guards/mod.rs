@@ -98,11 +98,6 @@ impl GuardStage {
     }
 
     /// A watcher for a streamed answer, when output guards are on.
-    /// Whether streamed answers get an output window (`stream_window` is `Some`).
-    pub fn watches_streams(&self) -> bool {
-        self.checks.is_some()
-    }
-
     pub fn stream_window(&self, request: &ChatCompletionRequest) -> Option<OutputWindow> {
         self.checks.as_ref().map(|c| OutputWindow::over(c, request))
     }

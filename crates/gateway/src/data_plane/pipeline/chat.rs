@@ -135,14 +135,6 @@ impl Pipeline {
             }
         };
         let guards = self.guards_for(&caller, &target, &live.flags);
-        if request.choices() > 1 && request.is_stream() && guards.watches_streams() {
-            // The stream's output window watches one choice; unwatched choices must not pass.
-            return Err(GatewayError::invalid(
-                Some("n"),
-                "this request's output guards check streamed answers of one choice: send n > 1 \
-                 without `stream`, or one choice per request",
-            ));
-        }
         Ok(ChatContext {
             caller,
             live,
@@ -424,7 +416,9 @@ impl Pipeline {
             Started::Stream { first, rest } => Ok(ChatOutcome::Stream(Box::new(StreamAnswer {
                 first,
                 rest,
-                window: cx.guards.stream_window(&cx.request),
+                windows: (0..cx.request.choices())
+                    .filter_map(|_| cx.guards.stream_window(&cx.request))
+                    .collect(),
                 request: Box::new(cx.request),
                 idle_timeout,
                 fill: cx.fill,
@@ -642,7 +636,7 @@ impl Pipeline {
             fill: None,
             masking,
             // A cached answer passed the output guards when it was stored.
-            window: None,
+            windows: Vec::new(),
             verdicts: Vec::new(),
             slot: None,
         }))
