@@ -13,7 +13,9 @@
 //!    as for any failed attempt.
 //! 4. Streams are merged as they come: each chunk's choice gets its call's index and the
 //!    first chunk's id, the calls' usage chunks are held back and summed into one usage
-//!    chunk after the last call ends.
+//!    chunk after the last call ends. The attempt has started once any call's first chunk is
+//!    in hand: a call that breaks after that is the stream's error event, as for one call.
+//!    (Every call has answered by then, whole or with its stream's headers.)
 
 use futures::stream::{self, SelectAll, StreamExt};
 use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Usage};
