@@ -154,6 +154,50 @@ def test_parameters_pass(client):
     assert completion.usage.completion_tokens <= 8
 
 
+def test_n_choices_whole_and_streamed(client):
+    # The simulator answers one choice per call: the gateway fans out and merges.
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    one = client.chat.completions.create(model="small", messages=question)
+    completion = client.chat.completions.create(model="small", messages=question, n=3)
+    assert [c.index for c in completion.choices] == [0, 1, 2]
+    assert all(c.message.content == "Paris." for c in completion.choices)
+    assert all(c.finish_reason == "stop" for c in completion.choices)
+    # Usage counts every choice, the prompt of each call included.
+    assert completion.usage.completion_tokens == 3 * one.usage.completion_tokens
+    assert completion.usage.prompt_tokens == 3 * one.usage.prompt_tokens
+
+    stream = client.chat.completions.create(
+        model="small", messages=question, n=2, stream=True, stream_options={"include_usage": True}
+    )
+    texts = {}
+    usage = []
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+        if chunk.usage is not None:
+            usage.append(chunk.usage)
+    assert texts == {0: "Paris.", 1: "Paris."}
+    assert len(usage) == 1 and usage[0].completion_tokens == 2 * one.usage.completion_tokens
+
+
+def test_logprobs_whole_and_streamed(client):
+    # The simulator makes up plausible logprobs; the gateway returns them as the provider sent them.
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    completion = client.chat.completions.create(model="small", messages=question, logprobs=True, top_logprobs=2)
+    content = completion.choices[0].logprobs.content
+    assert "".join(t.token for t in content) == "Paris."
+    for t in content:
+        assert t.logprob <= 0
+        assert len(t.top_logprobs) == 2 and t.top_logprobs[0].token == t.token
+    stream = client.chat.completions.create(model="small", messages=question, logprobs=True, stream=True)
+    tokens = [t.token for chunk in stream for c in chunk.choices if c.logprobs for t in c.logprobs.content]
+    assert "".join(tokens) == "Paris."
+    # Malformed: a clear 400 naming the field.
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="small", messages=question, top_logprobs=2)
+    assert e.value.param == "top_logprobs"
+
+
 def test_models_and_embeddings(client):
     ids = sorted(m.id for m in client.models.list())
     assert ids == ["broken", "small"]
@@ -192,7 +236,7 @@ def test_model_not_allowed_is_permission_denied(client):
 
 def test_invalid_request_is_bad_request(client):
     with pytest.raises(openai.BadRequestError) as e:
-        client.chat.completions.create(model="small", messages=[{"role": "user", "content": "x"}], n=2)
+        client.chat.completions.create(model="small", messages=[{"role": "user", "content": "x"}], n=9)
     assert e.value.param == "n"
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="small", messages=[])

@@ -52,6 +52,18 @@ impl ChatCompletionRequest {
         self.max_completion_tokens.or(self.max_tokens)
     }
 
+    /// How many choices the caller asked for (`n`; 1 when absent).
+    pub fn choices(&self) -> u32 {
+        self.n.unwrap_or(1).max(1)
+    }
+
+    /// Whether the caller asked for token log probabilities: `logprobs: true`, or a
+    /// `top_logprobs` (both kept in `extra`, passed through as sent).
+    pub fn wants_logprobs(&self) -> bool {
+        self.extra.get("logprobs") == Some(&Value::Bool(true))
+            || self.extra.get("top_logprobs").is_some_and(|v| !v.is_null())
+    }
+
     pub fn wants_stream_usage(&self) -> bool {
         self.stream_options
             .as_ref()

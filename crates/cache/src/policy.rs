@@ -73,6 +73,10 @@ impl CacheControl {
 pub enum NotCacheable {
     #[error("temperature above zero and the route does not allow caching it")]
     Temperature,
+    /// Log probabilities describe one sampling, and a cached answer is replayed as a stream
+    /// in pieces they no longer match: such requests are neither served nor stored.
+    #[error("the request asks for logprobs")]
+    Logprobs,
     #[error("the caller sent cache-control: bypass")]
     Bypass,
     #[error("the response has no choices")]
@@ -90,6 +94,9 @@ pub fn request_cacheable(
     let t = req.temperature.unwrap_or(1.0);
     if t > 0.0 && !policy.allow_temperature {
         return Err(NotCacheable::Temperature);
+    }
+    if req.wants_logprobs() {
+        return Err(NotCacheable::Logprobs);
     }
     Ok(())
 }

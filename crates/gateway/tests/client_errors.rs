@@ -229,7 +229,7 @@ async fn every_client_error_names_its_field_or_says_null() {
         ),
         (
             "n",
-            chat(json!({"model": "small", "messages": hi(), "n": 2})),
+            chat(json!({"model": "small", "messages": hi(), "n": 9})),
             400,
             Some("n"),
         ),

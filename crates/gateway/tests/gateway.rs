@@ -257,7 +257,7 @@ async fn bad_requests_get_openai_errors() {
         (400, Some("messages[0].role"))
     );
     let (s, e) = error_of(
-        gw.chat(json!({"model": "small", "messages": user("hi"), "n": 3}))
+        gw.chat(json!({"model": "small", "messages": user("hi"), "n": 9}))
             .send()
             .await
             .unwrap(),

@@ -68,6 +68,15 @@ impl ChatProvider for OpenAiProvider {
         "openai"
     }
 
+    /// `n`, `logprobs` and `top_logprobs` are OpenAI's own fields: passed through as sent.
+    fn native_choices(&self) -> bool {
+        true
+    }
+
+    fn logprobs(&self) -> bool {
+        true
+    }
+
     async fn chat_with(
         &self,
         request: ChatCompletionRequest,

@@ -37,6 +37,18 @@ pub trait ChatProvider: Send + Sync + 'static {
     /// `openai`, `anthropic` or `sim`.
     fn kind(&self) -> &'static str;
 
+    /// Whether one call returns `n > 1` choices. The gateway fans a request out into `n`
+    /// calls of one choice each to a provider that cannot.
+    fn native_choices(&self) -> bool {
+        false
+    }
+
+    /// Whether the provider returns `logprobs` (and `top_logprobs`). The gateway refuses a
+    /// request asking for them of one that cannot, rather than answer without them.
+    fn logprobs(&self) -> bool {
+        false
+    }
+
     /// One attempt. `request.stream` decides the shape of the reply. The future is cancel-safe:
     /// dropping it (or the stream it returned) abandons the upstream call.
     async fn chat(&self, request: ChatCompletionRequest) -> Result<ChatReply, ProviderError> {

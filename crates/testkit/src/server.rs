@@ -279,16 +279,18 @@ fn chat(shared: &Arc<Shared>, reply: &Reply, request: &Value) -> Response {
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
     let model = request.get("model").and_then(Value::as_str).unwrap_or("");
     let streaming = request.get("stream") == Some(&Value::Bool(true));
+    let ask = wire::Ask::of(request);
     let (frames, content_type) = if streaming {
-        let include_usage =
-            request.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
         (
-            wire::chat_stream(shared.flavor, reply, model, id, include_usage),
+            wire::chat_stream(shared.flavor, reply, model, id, &ask),
             "text/event-stream",
         )
     } else {
         (
-            wire::chat_body_frames(shared.flavor, reply, model, id),
+            wire::chat_body_frames(
+                reply,
+                &wire::chat_body(shared.flavor, reply, model, id, &ask),
+            ),
             "application/json",
         )
     };

@@ -44,6 +44,59 @@ fn halves(text: &str) -> (String, String) {
     (text[..mid].to_owned(), text[mid..].to_owned())
 }
 
+/// What a request asked of its answer's shape, which the OpenAI fake honours as the real API
+/// does: the usage chunk of a stream, `n` choices (each the same reply, counted in usage)
+/// and `logprobs` (one made-up entry per piece of text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ask {
+    pub include_usage: bool,
+    pub n: u32,
+    pub logprobs: bool,
+}
+
+impl Ask {
+    pub(crate) fn of(request: &Value) -> Ask {
+        Ask {
+            include_usage: request.pointer("/stream_options/include_usage")
+                == Some(&Value::Bool(true)),
+            n: request
+                .get("n")
+                .and_then(Value::as_u64)
+                .map_or(1, |n| n.clamp(1, 128) as u32),
+            logprobs: request.get("logprobs") == Some(&Value::Bool(true)),
+        }
+    }
+
+    #[cfg(test)]
+    fn usage(include_usage: bool) -> Ask {
+        Ask {
+            include_usage,
+            n: 1,
+            logprobs: false,
+        }
+    }
+
+    /// The `logprobs` of a choice made of `pieces`, or null when not asked for.
+    fn logprobs_of<'a>(&self, pieces: impl IntoIterator<Item = &'a String>) -> Value {
+        if !self.logprobs {
+            return Value::Null;
+        }
+        let content: Vec<Value> = pieces
+            .into_iter()
+            .map(|p| json!({"token": p, "logprob": -0.25, "bytes": p.as_bytes(), "top_logprobs": []}))
+            .collect();
+        json!({"content": content, "refusal": null})
+    }
+
+    /// Usage for all `n` choices: the prompt once, each choice's completion.
+    fn usage_of(&self, u: FakeUsage) -> Value {
+        openai_usage(FakeUsage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens * self.n,
+        })
+    }
+}
+
 fn openai_usage(u: FakeUsage) -> Value {
     json!({
         "prompt_tokens": u.prompt_tokens,
@@ -57,7 +110,7 @@ fn anthropic_usage(u: FakeUsage) -> Value {
 }
 
 /// A whole (non-streamed) chat answer.
-pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64) -> Value {
+pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64, ask: &Ask) -> Value {
     let text = reply.joined();
     match flavor {
         Flavor::OpenAi => {
@@ -79,11 +132,13 @@ pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64) -> 
                 "object": "chat.completion",
                 "created": CREATED,
                 "model": model,
-                "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+                "choices": (0..ask.n).map(|i| json!({"index": i, "message": message,
+                    "logprobs": ask.logprobs_of(&reply.pieces), "finish_reason": finish}))
+                    .collect::<Vec<_>>(),
                 "system_fingerprint": "fp_fake",
             });
             if let Some(u) = reply.usage {
-                body["usage"] = openai_usage(u);
+                body["usage"] = ask.usage_of(u);
             }
             body
         }
@@ -117,9 +172,9 @@ pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64) -> 
     }
 }
 
-/// A whole answer's bytes, broken as its ending says.
-pub(crate) fn chat_body_frames(flavor: Flavor, reply: &Reply, model: &str, id: u64) -> Vec<Frame> {
-    let text = chat_body(flavor, reply, model, id).to_string();
+/// A whole answer's bytes (`body`, from [`chat_body`]), broken as the reply's ending says.
+pub(crate) fn chat_body_frames(reply: &Reply, body: &Value) -> Vec<Frame> {
+    let text = body.to_string();
     let (head, _) = halves(&text);
     match reply.ending {
         Ending::Complete | Ending::NoTerminator => vec![Frame::Bytes(Bytes::from(text))],
@@ -205,39 +260,46 @@ pub(crate) fn chat_stream(
     reply: &Reply,
     model: &str,
     id: u64,
-    include_usage: bool,
+    ask: &Ask,
 ) -> Vec<Frame> {
     let f = Frames {
         frames: Vec::new(),
         first_content: None,
     };
     match flavor {
-        Flavor::OpenAi => openai_stream(f, reply, model, id, include_usage),
+        Flavor::OpenAi => openai_stream(f, reply, model, id, ask),
         Flavor::Anthropic => anthropic_stream(f, reply, model, id),
     }
 }
 
-fn openai_stream(
-    mut f: Frames,
-    reply: &Reply,
-    model: &str,
-    id: u64,
-    include_usage: bool,
-) -> Vec<Frame> {
+fn openai_stream(mut f: Frames, reply: &Reply, model: &str, id: u64, ask: &Ask) -> Vec<Frame> {
     let flavor = Flavor::OpenAi;
-    let chunk = |delta: Value, finish: Value| {
+    let choice_chunk = |index: u32, delta: Value, finish: Value, logprobs: Value| {
         data(&json!({
             "id": format!("chatcmpl-fake-{id}"), "object": "chat.completion.chunk",
             "created": CREATED, "model": model, "system_fingerprint": "fp_fake",
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+            "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
         }))
     };
-    f.push(chunk(
-        json!({"role": "assistant", "content": "", "refusal": null}),
-        Value::Null,
-    ));
+    let chunk = |delta: Value, finish: Value| choice_chunk(0, delta, finish, Value::Null);
+    for i in 0..ask.n {
+        f.push(choice_chunk(
+            i,
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            Value::Null,
+            Value::Null,
+        ));
+    }
     for piece in &reply.pieces {
-        f.content(chunk(json!({"content": piece}), Value::Null));
+        for i in 0..ask.n {
+            let logprobs = ask.logprobs_of([piece]);
+            f.content(choice_chunk(
+                i,
+                json!({"content": piece}),
+                Value::Null,
+                logprobs,
+            ));
+        }
     }
     let mut finish = "stop";
     if let Some(call) = &reply.tool_call {
@@ -255,12 +317,14 @@ fn openai_stream(
             ));
         }
     }
-    f.push(chunk(json!({}), json!(finish)));
-    if let (true, Some(u)) = (include_usage, reply.usage) {
+    for i in 0..ask.n {
+        f.push(choice_chunk(i, json!({}), json!(finish), Value::Null));
+    }
+    if let (true, Some(u)) = (ask.include_usage, reply.usage) {
         f.push(data(&json!({
             "id": format!("chatcmpl-fake-{id}"), "object": "chat.completion.chunk",
             "created": CREATED, "model": model, "system_fingerprint": "fp_fake",
-            "choices": [], "usage": openai_usage(u),
+            "choices": [], "usage": ask.usage_of(u),
         })));
     }
     f.finish(
@@ -408,24 +472,42 @@ mod tests {
     #[test]
     fn openai_stream_ends_with_usage_then_done_only_when_asked() {
         let reply = Reply::text("a b");
-        let with = text(&chat_stream(Flavor::OpenAi, &reply, "m", 1, true));
+        let with = text(&chat_stream(
+            Flavor::OpenAi,
+            &reply,
+            "m",
+            1,
+            &Ask::usage(true),
+        ));
         assert!(
             with.ends_with("\"total_tokens\":14}}\n\ndata: [DONE]\n\n"),
             "{with}"
         );
-        let without = text(&chat_stream(Flavor::OpenAi, &reply, "m", 1, false));
+        let without = text(&chat_stream(
+            Flavor::OpenAi,
+            &reply,
+            "m",
+            1,
+            &Ask::usage(false),
+        ));
         assert!(!without.contains("usage"));
     }
 
     #[test]
     fn breaks_come_after_the_first_content() {
         let reply = Reply::text("a b").ending(Ending::Abort);
-        let frames = chat_stream(Flavor::OpenAi, &reply, "m", 1, true);
+        let frames = chat_stream(Flavor::OpenAi, &reply, "m", 1, &Ask::usage(true));
         assert_eq!(frames.len(), 3);
         assert!(text(&frames).contains("\"content\":\"a \""));
         assert!(matches!(frames[2], Frame::Abort));
         let reply = Reply::text("a b").ending(Ending::Malformed);
-        let s = text(&chat_stream(Flavor::Anthropic, &reply, "m", 1, true));
+        let s = text(&chat_stream(
+            Flavor::Anthropic,
+            &reply,
+            "m",
+            1,
+            &Ask::usage(true),
+        ));
         let bad = s.find("oops").unwrap();
         assert!(s.find("\"a \"").unwrap() < bad && bad < s.find("\"b\"").unwrap());
         assert!(s.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
@@ -434,20 +516,38 @@ mod tests {
     #[test]
     fn truncations_end_the_body_without_a_finish() {
         let reply = Reply::text("a b c").ending(Ending::Truncated);
-        let s = text(&chat_stream(Flavor::OpenAi, &reply, "m", 1, true));
+        let s = text(&chat_stream(
+            Flavor::OpenAi,
+            &reply,
+            "m",
+            1,
+            &Ask::usage(true),
+        ));
         assert!(s.contains("\"a \"") && !s.contains("\"b \""), "{s}");
         assert!(
             !s.contains("finish_reason\":\"stop") && !s.contains("[DONE]"),
             "{s}"
         );
         let reply = Reply::text("a b c").ending(Ending::CutMidEvent);
-        let s = text(&chat_stream(Flavor::OpenAi, &reply, "m", 1, true));
+        let s = text(&chat_stream(
+            Flavor::OpenAi,
+            &reply,
+            "m",
+            1,
+            &Ask::usage(true),
+        ));
         assert!(
             s.ends_with(|c: char| c != '\n') && s.matches("data: ").count() == 3,
             "{s}"
         );
         let reply = Reply::text("a b c").ending(Ending::CutAtStart);
-        let s = text(&chat_stream(Flavor::Anthropic, &reply, "m", 1, true));
+        let s = text(&chat_stream(
+            Flavor::Anthropic,
+            &reply,
+            "m",
+            1,
+            &Ask::usage(true),
+        ));
         assert!(
             s.starts_with("event: message_start") && !s.contains("\n\n"),
             "{s}"

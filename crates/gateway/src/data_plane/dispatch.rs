@@ -24,6 +24,9 @@
 //! 8. A model with `on_saturation = "fallback"` whose deployments are all at capacity sends
 //!    the request to the first model of its chain with free capacity, if any, instead of
 //!    waiting.
+//! 9. An attempt for `n > 1` choices at a provider that returns one per call is `n` calls
+//!    at once, merged (`choices.rs`); one failing fails the attempt. `logprobs` asked of a
+//!    provider that cannot return them is refused there, not retried.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -39,6 +42,7 @@ use switchyard_resilience::{pick_p2c, BreakerState, CircuitBreaker};
 use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::data_plane::admission::{Ask, Gate, Slot};
+use crate::data_plane::choices;
 use crate::data_plane::engines::{p2c_loads, Candidate, EngineWatch};
 use crate::data_plane::record::RecordGuard;
 use crate::error::{ErrorKind, GatewayError};
@@ -302,7 +306,7 @@ impl Dispatcher {
                 attempt.model.clone_from(&deployment.upstream_model);
                 let provider = deployment.provider.clone();
                 async move {
-                    match provider.chat_with(attempt, options).await? {
+                    match choices::call(provider.as_ref(), attempt, options).await? {
                         ChatReply::Complete(r) => Ok(Started::Complete(r)),
                         ChatReply::Stream(mut rest) => match rest.next().await {
                             Some(Ok(first)) => Ok(Started::Stream { first, rest }),

@@ -3,7 +3,7 @@
 //! [`pipeline::Pipeline`] is one config version made runnable; a request runs its stages in
 //! order (authenticate and admit with [`keys`], whose limits count in [`counters`], render a
 //! stored prompt with [`prompts`], mask and screen with [`guards`], look up the [`cache`],
-//! decide with [`routing`], [`dispatch`] to providers with retries, breakers and fallbacks
+//! decide with [`routing`], [`dispatch`] to providers (fanning out `n > 1`, [`choices`]) with retries, breakers and fallbacks
 //! (self-hosted replicas by their engines' load, [`engines`]), waiting for a deployment's
 //! capacity in [`admission`],
 //! stream the answer with [`stream`]), and
@@ -15,6 +15,7 @@
 pub mod admission;
 pub mod arms;
 pub mod cache;
+pub mod choices;
 pub mod content;
 pub mod counters;
 pub mod dispatch;

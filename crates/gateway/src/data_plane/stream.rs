@@ -38,7 +38,8 @@ struct State {
     restore: Option<Restore>,
     /// The answer as the model wrote it, when the request's content is stored.
     content: Option<crate::data_plane::content::StreamCapture>,
-    window: Option<OutputWindow>,
+    /// The output guards' window over each choice, by index (none without output guards).
+    windows: Vec<OutputWindow>,
     verdicts: Vec<GuardVerdict>,
     finished: bool,
     /// The deployment's capacity the stream holds, given back when the body is dropped: at
@@ -57,8 +58,8 @@ pub struct StreamAnswer {
     pub fill: Option<CacheFill>,
     /// Set when pseudonymised values are to be put back into the streamed answer.
     pub masking: Option<Masking>,
-    /// Output guards watching the text, when configured.
-    pub window: Option<OutputWindow>,
+    /// Output guards watching the text, one window per choice (`n`), when configured.
+    pub windows: Vec<OutputWindow>,
     /// The input guards' verdicts, to which the window's are added in the record.
     pub verdicts: Vec<GuardVerdict>,
     /// The deployment's capacity it holds until the stream ends.
@@ -109,7 +110,7 @@ pub fn stream_items(
         idle_timeout,
         fill,
         masking,
-        window,
+        windows,
         verdicts,
         slot,
     } = answer;
@@ -131,7 +132,7 @@ pub fn stream_items(
             restorations: m.restorations,
             live: Default::default(),
         }),
-        window,
+        windows,
         verdicts,
         finished: false,
         _slot: slot,
@@ -204,13 +205,27 @@ impl State {
                 }
             }
         }
+        // A choice no output window watches (one the request did not ask for) is never sent.
+        if !self.windows.is_empty() {
+            let watched = self.windows.len();
+            chunk.choices.retain(|c| (c.index as usize) < watched);
+        }
         if chunk.choices.is_empty() {
             // A usage-only chunk: sent at the end, once, if the client asked for usage.
             return None;
         }
-        // Output guards hold back what they have not checked yet.
-        if let Some(window) = &mut self.window {
-            for c in chunk.choices.iter_mut().filter(|c| c.index == 0) {
+        let sent: Vec<Option<String>> = chunk
+            .choices
+            .iter()
+            .map(|c| c.delta.content.clone())
+            .collect();
+        // Output guards hold back what they have not checked yet, in every choice.
+        if !self.windows.is_empty() {
+            for c in chunk.choices.iter_mut() {
+                let index = c.index;
+                let Some(window) = self.windows.get_mut(index as usize) else {
+                    continue;
+                };
                 let mut out = match c.delta.content.as_deref() {
                     Some(t) => window.push(t),
                     None => Ok(String::new()),
@@ -226,7 +241,7 @@ impl State {
                         c.delta.content = Some(o);
                     }
                     Ok(_) => {}
-                    Err(stop) => return Some(self.stop(&chunk, &stop)),
+                    Err(stop) => return Some(self.stop(&chunk, index, &stop)),
                 }
             }
         }
@@ -235,6 +250,13 @@ impl State {
         if let Some(r) = &mut self.restore {
             r.apply(&mut chunk);
         }
+        // A chunk whose text was held back or rewritten loses its logprobs: they described
+        // the tokens as the model sent them.
+        for (c, sent) in chunk.choices.iter_mut().zip(sent) {
+            if c.delta.content != sent {
+                c.logprobs = None;
+            }
+        }
         chunk.model.clone_from(&self.model);
         Some(vec![StreamItem::Chunk(Box::new(chunk))])
     }
@@ -242,13 +264,18 @@ impl State {
     /// An output guard stopped the answer: a final chunk with finish reason `content_filter`
     /// (what OpenAI's clients expect of filtered output), then the end of the stream. The
     /// upstream stream is dropped with the state, which cancels it; nothing is cached.
-    fn stop(&mut self, chunk: &ChatCompletionChunk, stop: &GuardVerdict) -> Vec<StreamItem> {
+    fn stop(
+        &mut self,
+        chunk: &ChatCompletionChunk,
+        index: u32,
+        stop: &GuardVerdict,
+    ) -> Vec<StreamItem> {
         self.finished = true;
         self.fill = None;
         let mut last = gateway_chunk(
             &self.model,
             vec![choice(
-                0,
+                index,
                 switchyard_api::Delta::default(),
                 Some(switchyard_api::finish_reason::CONTENT_FILTER),
             )],
@@ -267,7 +294,7 @@ impl State {
     /// The input guards' verdicts and the window's, into the record.
     fn record_verdicts(&mut self) {
         let mut all = std::mem::take(&mut self.verdicts);
-        if let Some(w) = &mut self.window {
+        for w in &mut self.windows {
             all.append(&mut w.verdicts);
         }
         if let Some(r) = self.record.as_mut() {
@@ -293,34 +320,41 @@ impl State {
     }
 
     fn on_end(&mut self) -> Vec<StreamItem> {
-        // A stream that ended without a finish reason still owes its held-back text.
-        if let Some(window) = &mut self.window {
-            let tail = window.finish();
+        // A choice that ended without a finish reason still owes its held-back text.
+        let mut out = Vec::new();
+        for index in 0..self.windows.len() {
+            let tail = self.windows[index].finish();
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
             let model = self.model.clone();
             let tail_chunk = |text: String| {
                 let delta = switchyard_api::Delta {
                     content: Some(text),
                     ..Default::default()
                 };
-                gateway_chunk(&model, vec![choice(0, delta, None)])
+                gateway_chunk(&model, vec![choice(index, delta, None)])
             };
             match tail {
                 Err(stop) => {
                     let last = tail_chunk(String::new());
-                    return self.stop(&last, &stop);
+                    out.extend(self.stop(&last, index, &stop));
+                    return out;
                 }
                 Ok(text) if !text.is_empty() => {
                     let mut chunk = tail_chunk(text);
                     if let Some(r) = &mut self.restore {
                         r.apply(&mut chunk);
                     }
-                    let mut out = vec![StreamItem::Chunk(Box::new(chunk))];
-                    out.extend(self.on_end());
-                    return out;
+                    out.push(StreamItem::Chunk(Box::new(chunk)));
                 }
                 Ok(_) => {}
             }
         }
+        out.extend(self.end_cleanly());
+        out
+    }
+
+    /// The end of a stream nothing stopped: usage, the cache, the record.
+    fn end_cleanly(&mut self) -> Vec<StreamItem> {
         self.finished = true;
         let usage = self.settle_usage();
         if let Some((fill, assembler)) = self.fill.take() {

@@ -16,6 +16,7 @@
 //! upstream of the gateway benchmark.
 
 mod embed;
+mod logprobs;
 mod plan;
 mod reply;
 mod schema;
@@ -218,6 +219,11 @@ impl ChatProvider for SimProvider {
         "sim"
     }
 
+    /// Made up (`logprobs.rs`), so clients that read them can be tried.
+    fn logprobs(&self) -> bool {
+        true
+    }
+
     async fn chat_with(
         &self,
         request: ChatCompletionRequest,
@@ -266,10 +272,15 @@ impl ChatProvider for SimProvider {
             Ok(p) => p,
             Err(e) => return failed(e).await,
         };
+        let top_logprobs = request.extra.get("top_logprobs").and_then(|t| t.as_u64());
+        let logprobs = request
+            .wants_logprobs()
+            .then(|| top_logprobs.map_or(0, |t| t.min(20) as u32));
         let meta = Meta {
             id: format!("chatcmpl-sim-{:016x}", draw.id),
             created: crate::unix_now(),
             model: request.model,
+            logprobs,
         };
         let timing = match &model.engine {
             Some(engine) => Timing::Engine {

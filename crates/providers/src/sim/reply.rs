@@ -31,6 +31,8 @@ pub(crate) struct Meta {
     pub(crate) id: String,
     pub(crate) created: i64,
     pub(crate) model: String,
+    /// `Some(top_logprobs)` when the request asked for `logprobs`.
+    pub(crate) logprobs: Option<u32>,
 }
 
 /// The timing drawn for one call.
@@ -173,6 +175,9 @@ fn assistant(output: Output) -> ChatMessage {
 
 pub(crate) fn complete(plan: Plan, meta: Meta) -> ChatCompletionResponse {
     let usage = Usage::new(plan.prompt_tokens, plan.completion_tokens());
+    let logprobs = meta
+        .logprobs
+        .map(|top| super::logprobs::of(&plan, 0, usize::MAX, top));
     let message = assistant(plan.output);
     ChatCompletionResponse {
         id: meta.id,
@@ -183,7 +188,7 @@ pub(crate) fn complete(plan: Plan, meta: Meta) -> ChatCompletionResponse {
             index: 0,
             message,
             finish_reason: Some(plan.finish_reason.to_owned()),
-            logprobs: None,
+            logprobs,
             stop_reason: plan.stop_sequence.clone().map(serde_json::Value::String),
         }],
         usage: Some(usage),
@@ -270,7 +275,9 @@ impl StreamState {
             index: 0,
             delta,
             finish_reason: last.then(|| self.plan.finish_reason.to_owned()),
-            logprobs: None,
+            logprobs: self.meta.logprobs.map(|top| {
+                super::logprobs::of(&self.plan, i * self.group, (i + 1) * self.group, top)
+            }),
             stop_reason: self
                 .plan
                 .stop_sequence

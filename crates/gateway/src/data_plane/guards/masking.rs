@@ -255,6 +255,12 @@ fn mask_descriptions(
 
 /// Puts pseudonymised values back into a whole answer.
 pub fn unmask_response(r: &mut switchyard_api::ChatCompletionResponse, m: &Masking) {
+    let before: Vec<String> = r.choices.iter().map(|c| c.message.text()).collect();
+    unmask_choices(r, m);
+    forget_rewritten_logprobs(r, &before);
+}
+
+fn unmask_choices(r: &mut switchyard_api::ChatCompletionResponse, m: &Masking) {
     for c in &mut r.choices {
         match &mut c.message.content {
             Some(MessageContent::Text(t)) => *t = m.restorations.unmask(t),
@@ -269,6 +275,20 @@ pub fn unmask_response(r: &mut switchyard_api::ChatCompletionResponse, m: &Maski
         }
         for call in c.message.tool_calls.iter_mut().flatten() {
             call.function.arguments = m.restorations.unmask(&call.function.arguments);
+        }
+    }
+}
+
+/// A choice whose text the gateway rewrote (a disclaimer added, values put back) loses its
+/// `logprobs`: they described tokens the client no longer gets as sent. `before` holds each
+/// choice's text before the rewrite, in order.
+pub fn forget_rewritten_logprobs(
+    response: &mut switchyard_api::ChatCompletionResponse,
+    before: &[String],
+) {
+    for (c, before) in response.choices.iter_mut().zip(before) {
+        if c.logprobs.is_some() && c.message.text() != *before {
+            c.logprobs = None;
         }
     }
 }

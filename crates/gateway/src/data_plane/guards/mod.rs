@@ -151,7 +151,30 @@ impl GuardStage {
         response: &mut switchyard_api::ChatCompletionResponse,
         verdicts: &mut Vec<GuardVerdict>,
     ) -> Option<(GuardVerdict, OutputAction)> {
-        self.checks.as_ref()?.review(request, response, verdicts)
+        let checks = self.checks.as_ref()?;
+        if response.choices.len() <= 1 {
+            let before = [response.text()];
+            let failure = checks.review(request, response, verdicts);
+            masking::forget_rewritten_logprobs(response, &before);
+            return failure;
+        }
+        // The checks read one choice; with `n > 1` every choice is an answer the client
+        // reads, so each is judged alone (and gets its own disclaimer). The first failure
+        // fails the answer: it is regenerated or replaced whole.
+        let mut failure = None;
+        let choices = std::mem::take(&mut response.choices);
+        for choice in choices {
+            let before = choice.message.text();
+            let mut one = switchyard_api::ChatCompletionResponse {
+                choices: vec![choice],
+                ..response.clone()
+            };
+            let failed = checks.review(request, &mut one, verdicts);
+            failure = failure.or(failed);
+            masking::forget_rewritten_logprobs(&mut one, &[before]);
+            response.choices.append(&mut one.choices);
+        }
+        failure
     }
 
     /// The request to regenerate with: the original, plus a system note saying what the last
@@ -186,6 +209,8 @@ impl GuardStage {
             c.message.content = Some(MessageContent::Text(self.output.safe_answer.clone()));
             c.message.tool_calls = None;
             c.finish_reason = Some(switchyard_api::finish_reason::STOP.to_owned());
+            // They described the model's tokens, which the client no longer gets.
+            c.logprobs = None;
         }
     }
 

@@ -184,11 +184,14 @@ impl Pipeline {
                 .unwrap_or(default_cap);
             request.max_completion_tokens = Some(cap);
         }
-        let answers = if request.is_stream() {
+        // Every choice of `n` is a completion paid for (a fan-out pays the prompt each time
+        // too), and each regeneration asks for all `n` again.
+        let attempts = if request.is_stream() {
             1
         } else {
             1 + cx.guards.regenerations()
         };
+        let answers = attempts.saturating_mul(request.choices());
         // What it holds of a deployment's capacity: the prompt's bound and the output cap (or
         // the least of the reachable models' maximum output).
         let output = request.output_cap().unwrap_or_else(|| {
@@ -199,7 +202,8 @@ impl Pipeline {
                 .unwrap_or(default_cap)
         });
         let prompt = tokens::prompt_bound(request);
-        record.set_capacity_tokens(u64::from(prompt).saturating_add(u64::from(output)));
+        let outputs = u64::from(output).saturating_mul(u64::from(request.choices()));
+        record.set_capacity_tokens(u64::from(prompt).saturating_add(outputs));
         let reservation = worst_case(
             prompt,
             request.output_cap(),
@@ -412,7 +416,9 @@ impl Pipeline {
             Started::Stream { first, rest } => Ok(ChatOutcome::Stream(Box::new(StreamAnswer {
                 first,
                 rest,
-                window: cx.guards.stream_window(&cx.request),
+                windows: (0..cx.request.choices())
+                    .filter_map(|_| cx.guards.stream_window(&cx.request))
+                    .collect(),
                 request: Box::new(cx.request),
                 idle_timeout,
                 fill: cx.fill,
@@ -494,7 +500,9 @@ impl Pipeline {
         verdicts: &mut Vec<GuardVerdict>,
     ) -> Result<Option<(GuardVerdict, OutputAction)>, GatewayError> {
         let started = std::time::Instant::now();
-        let prompt = guards.judge_prompt(judge, request, &response.text())?;
+        // Every choice is an answer the client reads: the judge reads them all.
+        let texts: Vec<String> = response.choices.iter().map(|c| c.message.text()).collect();
+        let prompt = guards.judge_prompt(judge, request, &texts.join("\n\n"))?;
         let Some(model) = self.models.get(&judge.model).cloned() else {
             return Ok(None);
         };
@@ -629,7 +637,7 @@ impl Pipeline {
             fill: None,
             masking,
             // A cached answer passed the output guards when it was stored.
-            window: None,
+            windows: Vec::new(),
             verdicts: Vec::new(),
             slot: None,
         }))

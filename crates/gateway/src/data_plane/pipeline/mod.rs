@@ -432,6 +432,41 @@ pub(crate) fn param_of(
     (!param.is_empty()).then_some(param)
 }
 
+/// The most choices (`n`) one request may ask for: each is a completion paid for, admitted
+/// and (for providers that return one choice per call) a call of its own.
+pub const MAX_CHOICES: u32 = 8;
+
+/// The most `top_logprobs` OpenAI accepts.
+const MAX_TOP_LOGPROBS: u64 = 20;
+
+/// `logprobs` is a boolean; `top_logprobs` an integer from 0 to 20, only with `logprobs: true`
+/// (OpenAI's rules, checked here so every provider's caller gets the same 400).
+fn validate_logprobs(r: &ChatCompletionRequest) -> Result<(), GatewayError> {
+    let logprobs = r.extra.get("logprobs").filter(|v| !v.is_null());
+    if logprobs.is_some_and(|v| !v.is_boolean()) {
+        return Err(GatewayError::invalid(
+            Some("logprobs"),
+            "`logprobs` must be true or false",
+        ));
+    }
+    let Some(top) = r.extra.get("top_logprobs").filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    if top.as_u64().is_none_or(|t| t > MAX_TOP_LOGPROBS) {
+        return Err(GatewayError::invalid(
+            Some("top_logprobs"),
+            format!("`top_logprobs` must be an integer from 0 to {MAX_TOP_LOGPROBS}"),
+        ));
+    }
+    if logprobs != Some(&serde_json::Value::Bool(true)) {
+        return Err(GatewayError::invalid(
+            Some("top_logprobs"),
+            "`top_logprobs` requires `logprobs: true`",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_chat(r: &ChatCompletionRequest) -> Result<(), GatewayError> {
     if r.model.trim().is_empty() {
         return Err(GatewayError::invalid(
@@ -446,15 +481,14 @@ fn validate_chat(r: &ChatCompletionRequest) -> Result<(), GatewayError> {
         ));
     }
     if let Some(n) = r.n {
-        if n != 1 {
+        if !(1..=MAX_CHOICES).contains(&n) {
             return Err(GatewayError::invalid(
                 Some("n"),
-                format!(
-                    "only n=1 is supported (got n={n}); send separate requests for more choices"
-                ),
+                format!("`n` must be between 1 and {MAX_CHOICES} (got {n})"),
             ));
         }
     }
+    validate_logprobs(r)?;
     if let Some(t) = r.temperature {
         if !(0.0..=2.0).contains(&t) {
             return Err(GatewayError::invalid(
@@ -615,7 +649,7 @@ model = "ruled"
     }
 
     #[test]
-    fn refuses_n_above_one_and_out_of_range_sampling() {
+    fn refuses_n_out_of_range_bad_logprobs_and_out_of_range_sampling() {
         let req = |extra: &str| {
             parse_json::<ChatCompletionRequest>(
                 format!(
@@ -626,7 +660,7 @@ model = "ruled"
             .unwrap()
         };
         assert_eq!(
-            validate_chat(&req(r#", "n": 2"#))
+            validate_chat(&req(r#", "n": 9"#))
                 .unwrap_err()
                 .param
                 .as_deref(),
@@ -640,5 +674,24 @@ model = "ruled"
             Some("temperature")
         );
         assert!(validate_chat(&req(r#", "n": 1"#)).is_ok());
+        assert!(validate_chat(&req(r#", "n": 8"#)).is_ok());
+        assert_eq!(
+            validate_chat(&req(r#", "n": 0"#))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("n")
+        );
+        let param = |extra: &str| validate_chat(&req(extra)).unwrap_err().param;
+        assert_eq!(param(r#", "logprobs": 1"#).as_deref(), Some("logprobs"));
+        assert_eq!(
+            param(r#", "logprobs": true, "top_logprobs": 21"#).as_deref(),
+            Some("top_logprobs")
+        );
+        assert_eq!(
+            param(r#", "top_logprobs": 2"#).as_deref(),
+            Some("top_logprobs")
+        );
+        assert!(validate_chat(&req(r#", "logprobs": true, "top_logprobs": 2"#)).is_ok());
     }
 }
