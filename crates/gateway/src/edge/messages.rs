@@ -142,7 +142,10 @@ async fn count_tokens(
     };
     // A long conversation takes milliseconds to count: off the async threads.
     let counted = spawn_blocking(move || {
-        use switchyard_providers::tokens::{count_messages, count_text};
+        use switchyard_providers::tokens::{count_messages, count_text, warm_up};
+        // Counting is this endpoint's whole answer: wait for the tokenizer (loaded on first
+        // need, not at start) rather than answer the estimate.
+        warm_up();
         let tools = request.tools.as_ref().map_or(0, |t| {
             count_text(&serde_json::to_string(t).unwrap_or_default())
         });
