@@ -14,32 +14,8 @@ use serde_json::{json, Value};
 use switchyard_testkit::{FakeUpstream, Flavor, Reply};
 
 fn config(up: &FakeUpstream, telemetry: &str, guards: &str) -> String {
-    format!(
-        r#"
-{}
-[telemetry]
-{telemetry}
-
-[providers.up]
-kind = "openai"
-base_url = "{}"
-
-[models.m]
-deployments = [{{ provider = "up" }}]
-resilience = {{ max_attempts = 1 }}
-
-[cache]
-semantic = false
-
-{guards}
-
-[[keys]]
-id = "test"
-secret_sha256 = "{{KEY}}"
-"#,
-        admin_section(),
-        up.base_url()
-    )
+    let before = format!("{}\n[telemetry]\n{telemetry}\n", admin_section());
+    common::guarded_config(up, &before, guards)
 }
 
 const MASKED: &str = "content = \"masked\"";

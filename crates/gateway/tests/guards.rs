@@ -14,27 +14,7 @@ use serde_json::{json, Value};
 use switchyard_testkit::{Behavior, FakeUpstream, Flavor, Reply};
 
 fn config(up: &FakeUpstream, guards: &str) -> String {
-    format!(
-        r#"
-[providers.up]
-kind = "openai"
-base_url = "{}"
-
-[models.m]
-deployments = [{{ provider = "up" }}]
-resilience = {{ max_attempts = 1 }}
-
-[cache]
-semantic = false
-
-{guards}
-
-[[keys]]
-id = "test"
-secret_sha256 = "{{KEY}}"
-"#,
-        up.base_url()
-    )
+    common::guarded_config(up, "", guards)
 }
 
 const PII: &str = "[guards.pii]\nactions = { SECRET = \"block\" }\n";

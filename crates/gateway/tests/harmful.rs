@@ -13,33 +13,11 @@ use serde_json::{json, Value};
 use switchyard_testkit::{FakeUpstream, Flavor, Reply};
 
 fn config(up: &FakeUpstream, harmful: &str) -> String {
-    format!(
-        r#"
-[providers.up]
-kind = "openai"
-base_url = "{}"
-
-[models.m]
-deployments = [{{ provider = "up" }}]
-resilience = {{ max_attempts = 1 }}
-
-[cache]
-semantic = false
-
-[guards]
-screen = "first"
-
-[guards.harmful]
-embedder = "{}"
-{harmful}
-
-[[keys]]
-id = "test"
-secret_sha256 = "{{KEY}}"
-"#,
-        up.base_url(),
+    let guards = format!(
+        "[guards]\nscreen = \"first\"\n\n[guards.harmful]\nembedder = \"{}\"\n{harmful}\n",
         static_embedder()
-    )
+    );
+    common::guarded_config(up, "", &guards)
 }
 
 /// Written for these tests, not rows of the data (`crates/textclass/tests/shipped_artifacts.rs`

@@ -246,6 +246,33 @@ pub fn admin_section() -> String {
     format!("[admin]\nsecret_sha256 = \"{}\"\n", hex_sha256(ADMIN))
 }
 
+/// One model `m` on the fake upstream `up` (one attempt, no semantic cache), the guards given
+/// and the test key, after `before` (an admin or telemetry section): what the guard tests run on.
+pub fn guarded_config(up: &switchyard_testkit::FakeUpstream, before: &str, guards: &str) -> String {
+    format!(
+        r#"
+{before}
+[providers.up]
+kind = "openai"
+base_url = "{}"
+
+[models.m]
+deployments = [{{ provider = "up" }}]
+resilience = {{ max_attempts = 1 }}
+
+[cache]
+semantic = false
+
+{guards}
+
+[[keys]]
+id = "test"
+secret_sha256 = "{{KEY}}"
+"#,
+        up.base_url()
+    )
+}
+
 /// An admin key, one simulated model `fast` (1 ms to the first token, 4 tokens) and the test
 /// key: what the admin API's tests run on.
 pub fn admin_fast_config() -> String {
