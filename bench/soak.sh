@@ -5,10 +5,15 @@
 #
 #   bench/soak.sh                       10 minutes at 32 connections, appends to bench/RESULTS.md
 #   DURATION=120 bench/soak.sh          a shorter run
+#   DEMO=1 DURATION=60 CONCURRENCY=64 bench/soak.sh
+#                                       the embedded demo's own config (examples/demo.toml: its
+#                                       simulated models, router, cache, guards, SLOs), with a
+#                                       bench key added: issue 18's "demo under 160 MiB"
 #
 # Environment: DURATION (seconds, default 600), CONCURRENCY (default 32), SAMPLE_SECS (default
 # 10), CACHE_MB (the cache's byte budget, default 64), OUT (markdown file to append to),
-# SKIP_BUILD=1 (use the release binaries already built), GATEWAY_CPU and LOAD_CPU (0 and 1).
+# SKIP_BUILD=1 (use the release binaries already built), GATEWAY_CPU and LOAD_CPU (0 and 1),
+# DEMO=1 (the demo's config instead of the simulator upstream and the bench's policy).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,6 +24,7 @@ DURATION=${DURATION:-600}
 CONCURRENCY=${CONCURRENCY:-32}
 SAMPLE_SECS=${SAMPLE_SECS:-10}
 CACHE_MB=${CACHE_MB:-64}
+DEMO=${DEMO:-0}
 OUT=${OUT:-bench/RESULTS.md}
 GATEWAY_CPU=${GATEWAY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -34,14 +40,23 @@ GATEWAY_PORT=$(free_port)
 new_key soak
 
 sim_config 0 24 >"$work/sim.toml"
-{ gateway_config "$GATEWAY_PORT" "$work/data" warn "$SIM_PORT" "$CACHE_MB" "$KEY_SHA256" soak
-  echo; routed_config; echo; guard_policy_config; } >"$work/gateway.toml"
+if [[ $DEMO == 1 ]]; then
+    # The demo as shipped, its data in $work and a key that no limit or budget refuses.
+    CACHE_MB=$(awk -F' *= *' '/^max_mb/ {print $2; exit}' examples/demo.toml)
+    { sed "s|^data_dir = .*|data_dir = \"$work/data\"|" examples/demo.toml
+      printf '\n[[keys]]\nid = "soak"\ntenant = "bench"\nsecret_sha256 = "%s"\n' "$KEY_SHA256"
+    } >"$work/gateway.toml"
+else
+    { gateway_config "$GATEWAY_PORT" "$work/data" warn "$SIM_PORT" "$CACHE_MB" "$KEY_SHA256" soak
+      echo; routed_config; echo; guard_policy_config; } >"$work/gateway.toml"
+fi
 
 "${pin_load[@]}" "$SWITCHYARD" sim --listen "127.0.0.1:$SIM_PORT" --config "$work/sim.toml" \
     >"$work/sim.log" 2>&1 &
 started+=("$!")
 wait_ready sim "$!" "http://127.0.0.1:$SIM_PORT/v1/models"
-"${pin_gateway[@]}" "$SWITCHYARD" serve --config "$work/gateway.toml" >"$work/gateway.log" 2>&1 &
+"${pin_gateway[@]}" "$SWITCHYARD" serve --config "$work/gateway.toml" \
+    --listen "127.0.0.1:$GATEWAY_PORT" >"$work/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 started+=("$GATEWAY_PID")
 wait_ready gateway "$GATEWAY_PID" "http://127.0.0.1:$GATEWAY_PORT/healthz"
@@ -81,7 +96,7 @@ report() {
     echo
     echo "## Soak, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "Reproduce: \`$( [[ $DURATION != 600 ]] && echo "DURATION=$DURATION ")bench/soak.sh\` (commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes')): the gateway on CPU $GATEWAY_CPU with the route \`auto\` (router, exact and semantic cache of $CACHE_MB MB), PII, injection, toxicity and compliance guards, limits and budgets, every request recorded; \`switchyard-bench --workload unique --stream on\` at $CONCURRENCY connections on CPU $LOAD_CPU, a new question every request; $requests requests in all."
+    echo "Reproduce: \`$( [[ $DEMO == 1 ]] && echo "DEMO=1 ")$( [[ $DURATION != 600 ]] && echo "DURATION=$DURATION ")$( [[ $CONCURRENCY != 32 ]] && echo "CONCURRENCY=$CONCURRENCY ")bench/soak.sh\` (commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo ' plus local changes')): the gateway on CPU $GATEWAY_CPU $( [[ $DEMO == 1 ]] && echo "running the embedded demo's config (\`examples/demo.toml\`: simulated models, " || echo "with ")the route \`auto\` (router, exact and semantic cache of $CACHE_MB MB), PII, injection, toxicity and compliance guards, limits and budgets, every request recorded; \`switchyard-bench --workload unique --stream on\` at $CONCURRENCY connections on CPU $LOAD_CPU, a new question every request; $requests requests in all."
     echo
     echo "| seconds | RSS MiB | of it anonymous | of it mapped files | cache MiB | cache entries |"
     echo "|---|---|---|---|---|---|"

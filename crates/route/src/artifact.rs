@@ -90,7 +90,7 @@ impl Artifact {
             train: TrainConfig::default(),
             bars,
             heads: Vec::new(),
-            neighbours: Some(neighbours.stored().clone()),
+            neighbours: Some(neighbours.stored()),
         }
     }
 

@@ -338,6 +338,14 @@ impl Neighbours {
             }
             labels.push(l);
         }
+        // Scoring reads only the decoded rows: the base64 text would be a second copy of the
+        // base (megabytes) for as long as the router runs. `stored` encodes it again.
+        let stored = StoredNeighbours {
+            vectors: String::new(),
+            row_sources: String::new(),
+            row_categories: String::new(),
+            ..stored
+        };
         Ok(Self {
             dim,
             vectors,
@@ -348,8 +356,21 @@ impl Neighbours {
         })
     }
 
-    pub fn stored(&self) -> &StoredNeighbours {
-        &self.stored
+    /// The estimator as stored in an artifact (its rows encoded again: the same text it was
+    /// read from).
+    pub fn stored(&self) -> StoredNeighbours {
+        let vectors: Vec<i8> = self
+            .vectors
+            .iter()
+            // Widened from `i8` in `new`: always in range.
+            .map(|&v| i8::try_from(v).unwrap_or_default())
+            .collect();
+        StoredNeighbours {
+            vectors: encode_i8(&vectors),
+            row_sources: encode_u8(&self.row_sources),
+            row_categories: encode_u16(&self.row_categories),
+            ..self.stored.clone()
+        }
     }
 
     pub fn dim(&self) -> usize {

@@ -76,11 +76,10 @@ fn open_store(config: &Config) -> Result<Opened, OpenError> {
 }
 
 impl ControlPlane {
-    /// The link to the fleet's Redis that `launch`'s config names (`[redis]`, or
+    /// The link to the fleet's Redis that the launch config names (`[redis]`, or
     /// `SWITCHYARD_REDIS_URL` through the launch's overrides); `None` without one. A Redis
     /// that is down at start gives a link that is down and comes up on its own.
-    pub async fn connect_shared(launch: &Launch) -> Result<Option<Arc<Shared>>, OpenError> {
-        let config = launch.config_of(&launch.text, &launch.origin)?;
+    pub async fn connect_shared(config: &Config) -> Result<Option<Arc<Shared>>, OpenError> {
         let Some(redis) = &config.redis else {
             return Ok(None);
         };
@@ -105,15 +104,18 @@ impl ControlPlane {
     /// Blocks on the store: call it off the async threads (PostgreSQL's client refuses to
     /// run on them).
     ///
-    /// `link` is the fleet's Redis (made by [`ControlPlane::connect_shared`] from the launch
-    /// config, on the async side), when the config has one.
+    /// `first` is the launch text's config, parsed once by the caller ([`Launch::config_of`]):
+    /// a parsed config holds every guard's and router's model, so each parse kept alive is
+    /// megabytes of resident memory. `link` is the fleet's Redis (made by
+    /// [`ControlPlane::connect_shared`] from `first`, on the async side), when the config has
+    /// one.
     pub fn open(
         launch: Launch,
         env: Env,
+        first: Arc<Config>,
         link: Option<Arc<Shared>>,
     ) -> Result<(Self, TelemetryWriter, Arc<Config>), OpenError> {
         // The data folder comes from the launch text: where the versions are kept.
-        let first = Arc::new(launch.config_of(&launch.text, &launch.origin)?);
         let (store, writer_store, spool) = open_store(&first)?;
         let (text, origin, record) = versions::choose_at_start(&launch, &*store)?;
         let config = if text == launch.text {

@@ -63,11 +63,16 @@ impl Server {
     /// its pipeline) and binds the listener. `env` reads environment variables (secrets);
     /// pass `|k| std::env::var(k).ok()` outside tests.
     pub async fn bind(launch: Launch, env: Env) -> Result<Self, StartError> {
-        let link = ControlPlane::connect_shared(&launch).await?;
+        let first = Arc::new(
+            launch
+                .config_of(&launch.text, &launch.origin)
+                .map_err(OpenError::from)?,
+        );
+        let link = ControlPlane::connect_shared(&first).await?;
         // Off the async threads: the store blocks (and PostgreSQL's client refuses to run on
         // them).
         let (control, writer, config) =
-            tokio::task::spawn_blocking(move || ControlPlane::open(launch, env, link))
+            tokio::task::spawn_blocking(move || ControlPlane::open(launch, env, first, link))
                 .await
                 .map_err(|_| StartError::Panicked)??;
         let dashboard: Box<dyn crate::edge::sessions::SessionStore> =

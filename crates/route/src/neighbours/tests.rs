@@ -80,11 +80,13 @@ fn fit_separates_the_clusters_and_estimates_new_prompts() {
 
 #[test]
 fn stored_form_round_trips_and_is_checked() {
-    let stored = toy_fit().stored().clone();
+    let stored = toy_fit().stored();
     let json = serde_json::to_string(&stored).unwrap();
     let back: StoredNeighbours = serde_json::from_str(&json).unwrap();
     let n = Neighbours::new(back.clone()).unwrap();
     assert_eq!(n.rows(), 40);
+    // The loaded estimator keeps only the decoded rows and encodes the same text again.
+    assert_eq!(n.stored(), back);
     let mut bad = back.clone();
     bad.vectors = "%%%".into();
     assert_eq!(
@@ -117,7 +119,7 @@ fn embedder_fingerprint_is_checked() {
 
 #[test]
 fn shorter_prompts_score_higher_when_length_is_weighted() {
-    let mut stored = toy_fit().stored().clone();
+    let mut stored = toy_fit().stored();
     stored.settings.length_weight = 1.0;
     let n = Neighbours::new(stored).unwrap();
     let q = [0.5, 0.5, 0.0, 0.0];
@@ -144,7 +146,7 @@ fn quantised_vectors_keep_their_similarities() {
 
 #[test]
 fn neighbours_unlike_the_prompt_count_for_nothing() {
-    let mut stored = toy_fit().stored().clone();
+    let mut stored = toy_fit().stored();
     let [low, high] = stored.settings.familiarity;
     assert!(
         low > 0.5 && high >= low,
