@@ -24,6 +24,7 @@ pub mod data;
 mod engine;
 mod server;
 pub mod servers;
+pub mod sigv4;
 mod wait;
 mod wire;
 
