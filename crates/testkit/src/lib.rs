@@ -1,5 +1,7 @@
-//! Test infrastructure for Switchyard: a scriptable fake upstream that speaks the OpenAI or
-//! the Anthropic wire format over real HTTP on `127.0.0.1:0`.
+//! Test infrastructure for Switchyard: a scriptable fake upstream that speaks the OpenAI, the
+//! Anthropic or AWS Bedrock's Converse wire format over real HTTP on `127.0.0.1:0` (Bedrock's
+//! checking every request's SigV4 signature with [`sigv4`], an independent verifier held to
+//! AWS's reference vectors).
 //!
 //! Tests queue [`Behavior`]s (answer, stream with pacing, error status, malformed chunk,
 //! missing usage, hang, abort mid-stream), then assert on what the server received
@@ -27,9 +29,13 @@ pub mod servers;
 pub mod sigv4;
 mod wait;
 mod wire;
+mod wire_bedrock;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
 pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;
 pub use wire::Flavor;
+pub use wire_bedrock::{
+    exception_frame, frame, FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_REGION, FAKE_AWS_SECRET_ACCESS_KEY,
+};

@@ -1,5 +1,6 @@
 //! The fake upstream's bytes: OpenAI and Anthropic bodies and event streams, written as the
-//! real APIs write them (field order and all), from a [`Reply`].
+//! real APIs write them (field order and all), from a [`Reply`]; Bedrock's are in
+//! `wire_bedrock.rs`.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -13,6 +14,9 @@ pub enum Flavor {
     OpenAi,
     /// `POST /v1/messages`; base URL is the bare origin.
     Anthropic,
+    /// AWS Bedrock's `POST /model/{modelId}/converse` and `/converse-stream`, every request's
+    /// SigV4 signature checked; base URL is the bare origin.
+    Bedrock,
 }
 
 /// `created` in every OpenAI answer: fixed, so recorded answers compare equal.
@@ -26,17 +30,18 @@ pub(crate) enum Frame {
     Abort,
 }
 
-fn tool_id(flavor: Flavor, reply: &Reply) -> String {
+pub(crate) fn tool_id(flavor: Flavor, reply: &Reply) -> String {
     let given = reply.tool_call.as_ref().and_then(|t| t.id.clone());
     given.unwrap_or_else(|| match flavor {
         Flavor::OpenAi => "call_fake_1".into(),
         Flavor::Anthropic => "toolu_fake_1".into(),
+        Flavor::Bedrock => "tooluse_fake_1".into(),
     })
 }
 
 /// The arguments' JSON text in two halves (split on a char boundary), to exercise
 /// reassembly.
-fn halves(text: &str) -> (String, String) {
+pub(crate) fn halves(text: &str) -> (String, String) {
     let mut mid = text.len() / 2;
     while !text.is_char_boundary(mid) {
         mid += 1;
@@ -169,6 +174,7 @@ pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64, ask
             }
             body
         }
+        Flavor::Bedrock => crate::wire_bedrock::converse_body(reply),
     }
 }
 
@@ -186,17 +192,17 @@ pub(crate) fn chat_body_frames(reply: &Reply, body: &Value) -> Vec<Frame> {
 }
 
 /// Collects a stream's frames and where "after the first content" is.
-struct Frames {
+pub(crate) struct Frames {
     frames: Vec<Frame>,
     first_content: Option<usize>,
 }
 
 impl Frames {
-    fn push(&mut self, bytes: String) {
-        self.frames.push(Frame::Bytes(Bytes::from(bytes)));
+    pub(crate) fn push(&mut self, bytes: impl Into<Bytes>) {
+        self.frames.push(Frame::Bytes(bytes.into()));
     }
 
-    fn content(&mut self, bytes: String) {
+    pub(crate) fn content(&mut self, bytes: impl Into<Bytes>) {
         self.push(bytes);
         if self.first_content.is_none() {
             self.first_content = Some(self.frames.len());
@@ -205,14 +211,18 @@ impl Frames {
 
     /// Applies the ending: the terminator (if `Complete`), or the break after the first
     /// content.
-    fn finish(mut self, ending: Ending, terminator: String, malformed: String) -> Vec<Frame> {
+    pub(crate) fn finish(
+        mut self,
+        ending: Ending,
+        terminator: impl Into<Bytes>,
+        malformed: impl Into<Bytes>,
+    ) -> Vec<Frame> {
         let cut = self.first_content.unwrap_or(1).min(self.frames.len());
         match ending {
             Ending::Complete => self.push(terminator),
             Ending::NoTerminator => {}
             Ending::Malformed => {
-                self.frames
-                    .insert(cut, Frame::Bytes(Bytes::from(malformed)));
+                self.frames.insert(cut, Frame::Bytes(malformed.into()));
                 self.push(terminator);
             }
             Ending::Abort => {
@@ -234,13 +244,14 @@ impl Frames {
     }
 }
 
-/// The first half of a frame's bytes (split on a char boundary): an event cut off mid-line.
+/// The first half of a frame's bytes (split on a char boundary when it is text): an event
+/// cut off mid-line, or a binary frame cut off inside.
 fn half_frame(frame: &Frame) -> Option<Frame> {
     match frame {
-        Frame::Bytes(b) => {
-            let (head, _) = halves(&String::from_utf8_lossy(b));
-            Some(Frame::Bytes(Bytes::from(head)))
-        }
+        Frame::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(text) => Some(Frame::Bytes(Bytes::from(halves(text).0))),
+            Err(_) => Some(Frame::Bytes(b.slice(..b.len() / 2))),
+        },
         Frame::Abort => None,
     }
 }
@@ -269,6 +280,15 @@ pub(crate) fn chat_stream(
     match flavor {
         Flavor::OpenAi => openai_stream(f, reply, model, id, ask),
         Flavor::Anthropic => anthropic_stream(f, reply, model, id),
+        Flavor::Bedrock => crate::wire_bedrock::converse_stream(f, reply),
+    }
+}
+
+/// The `content-type` of a streamed answer.
+pub(crate) fn stream_content_type(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::OpenAi | Flavor::Anthropic => "text/event-stream",
+        Flavor::Bedrock => "application/vnd.amazon.eventstream",
     }
 }
 
@@ -329,8 +349,8 @@ fn openai_stream(mut f: Frames, reply: &Reply, model: &str, id: u64, ask: &Ask) 
     }
     f.finish(
         reply.ending,
-        "data: [DONE]\n\n".into(),
-        "data: {\"id\": \"chatcmpl-fake\", \"choices\": [oops\n\n".into(),
+        "data: [DONE]\n\n",
+        "data: {\"id\": \"chatcmpl-fake\", \"choices\": [oops\n\n",
     )
 }
 
@@ -399,7 +419,7 @@ fn anthropic_stream(mut f: Frames, reply: &Reply, model: &str, id: u64) -> Vec<F
     f.finish(
         reply.ending,
         event("message_stop", &json!({"type": "message_stop"})),
-        "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", oops\n\n".into(),
+        "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", oops\n\n",
     )
 }
 
@@ -428,6 +448,8 @@ pub(crate) fn error_body(flavor: Flavor, status: u16, message: &str) -> Value {
             };
             json!({"type": "error", "error": {"type": kind, "message": message}})
         }
+        // The error's type goes in the `x-amzn-ErrorType` header (`wire_bedrock::error_type`).
+        Flavor::Bedrock => json!({"message": message}),
     }
 }
 
