@@ -1,0 +1,401 @@
+//! ConverseStream's answer: binary event stream frames (decoded by AWS's
+//! `aws-smithy-eventstream`, which checks both CRCs) read as chat chunks.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::pin::Pin;
+
+use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use switchyard_api::bedrock::{
+    error_status, finish_reason_of, ContentBlockStart, ConverseUsage, StreamEvent, JSON_TOOL,
+};
+use switchyard_api::{
+    finish_reason, ChatCompletionChunk, ChunkChoice, Delta, Extra, FunctionCallDelta, Role,
+    ToolCallDelta,
+};
+
+use crate::{http, ChunkStream, ProviderError};
+
+/// AWS's limit on one event stream message; a frame claiming more is not buffered for.
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// One decoded frame: its `:message-type` and the name and payload that go with it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Frame {
+    Event {
+        event_type: String,
+        payload: Bytes,
+    },
+    /// An `exception` (`:exception-type`) or `error` (`:error-code`) message.
+    Exception {
+        kind: String,
+        message: String,
+    },
+}
+
+fn frame_of(message: &aws_smithy_types::event_stream::Message) -> Result<Frame, ProviderError> {
+    let header = |name: &str| {
+        message
+            .headers()
+            .iter()
+            .find(|h| h.name().as_str() == name)
+            .and_then(|h| h.value().as_string().ok())
+            .map(|s| s.as_str().to_owned())
+    };
+    let payload = message.payload().clone();
+    let message_of = |payload: &Bytes| {
+        serde_json::from_slice::<serde_json::Value>(payload)
+            .ok()
+            .map(|v| http::error_message(&v))
+            .unwrap_or_else(|| http::snippet(payload))
+    };
+    match header(":message-type").as_deref() {
+        Some("event") => Ok(Frame::Event {
+            event_type: header(":event-type").unwrap_or_default(),
+            payload,
+        }),
+        Some("exception") => Ok(Frame::Exception {
+            kind: header(":exception-type").unwrap_or_default(),
+            message: message_of(&payload),
+        }),
+        Some("error") => Ok(Frame::Exception {
+            kind: header(":error-code").unwrap_or_default(),
+            message: header(":error-message").unwrap_or_default(),
+        }),
+        other => Err(ProviderError::Decode(format!(
+            "an event stream frame of message type {other:?}"
+        ))),
+    }
+}
+
+/// The frames of a response body. A frame whose CRC is wrong (or that is otherwise
+/// malformed) is a decode error; a body that ends inside a frame is a stream error, like a
+/// broken connection.
+pub(crate) fn frames<S>(bytes: S) -> impl Stream<Item = Result<Frame, ProviderError>> + Send
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+{
+    struct State<S> {
+        bytes: Pin<Box<S>>,
+        buffer: BytesMut,
+        decoder: MessageFrameDecoder,
+        /// Bytes of the current, unfinished frame received (the decoder keeps the prelude
+        /// it has read apart from the buffer).
+        in_frame: usize,
+        ended: bool,
+    }
+    let state = State {
+        bytes: Box::pin(bytes),
+        buffer: BytesMut::new(),
+        decoder: MessageFrameDecoder::new(),
+        in_frame: 0,
+        ended: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.ended {
+            return None;
+        }
+        loop {
+            match st.decoder.decode_frame(&mut st.buffer) {
+                Ok(DecodedFrame::Complete(message)) => {
+                    st.in_frame = st.buffer.len();
+                    let frame = frame_of(&message);
+                    st.ended = frame.is_err();
+                    return Some((frame, st));
+                }
+                Ok(DecodedFrame::Incomplete) => {}
+                Err(e) => {
+                    st.ended = true;
+                    let e = ProviderError::Decode(format!("an event stream frame is corrupt: {e}"));
+                    return Some((Err(e), st));
+                }
+            }
+            if st.in_frame > MAX_FRAME {
+                st.ended = true;
+                let e = ProviderError::Decode("an event stream frame is over 16 MiB".into());
+                return Some((Err(e), st));
+            }
+            match st.bytes.next().await {
+                Some(Ok(chunk)) => {
+                    st.in_frame += chunk.len();
+                    st.buffer.extend_from_slice(&chunk);
+                }
+                Some(Err(e)) => {
+                    st.ended = true;
+                    return Some((Err(http::stream_transport_error(&e)), st));
+                }
+                None if st.in_frame > 0 => {
+                    st.ended = true;
+                    let e = ProviderError::Stream(
+                        "the upstream ended the stream inside an event frame".into(),
+                    );
+                    return Some((Err(e), st));
+                }
+                None => return None,
+            }
+        }
+    })
+}
+
+/// An exception frame as the error it names: its status says whether to retry (a throttle
+/// is a retryable 429, a validation error a 400 that is not).
+fn exception(kind: &str, message: String) -> ProviderError {
+    ProviderError::Status {
+        status: error_status(kind).unwrap_or(500),
+        message: if kind.is_empty() {
+            message
+        } else {
+            format!("{kind}: {message}")
+        },
+        retry_after: None,
+    }
+}
+
+/// Translates one ConverseStream into OpenAI chunks:
+/// 1. `messageStart` gives the first chunk (role).
+/// 2. Text deltas become content deltas; a `toolUse` block gets the next OpenAI tool call
+///    index, announced with its id and name, then fed by its input deltas. With structured
+///    output, the forced [`JSON_TOOL`]'s input is content instead.
+/// 3. `messageStop` gives the stop reason (the finish chunk).
+/// 4. `metadata` gives the usage and ends the stream with a usage-only chunk
+///    (`choices: []`). EOF after step 3 is accepted as if `metadata` came without usage.
+#[derive(Debug)]
+pub(crate) struct Translator {
+    id: String,
+    model: String,
+    created: i64,
+    structured: bool,
+    usage: Option<ConverseUsage>,
+    /// Converse block index → OpenAI tool call index.
+    tool_index: BTreeMap<u32, u32>,
+    /// Blocks of the forced JSON tool, whose input is the answer's content.
+    json_blocks: BTreeSet<u32>,
+    started: bool,
+    finish_sent: bool,
+    done: bool,
+}
+
+impl Translator {
+    pub(crate) fn new(id: String, model: String, created: i64, structured: bool) -> Self {
+        Translator {
+            id,
+            model,
+            created,
+            structured,
+            usage: None,
+            tool_index: BTreeMap::new(),
+            json_blocks: BTreeSet::new(),
+            started: false,
+            finish_sent: false,
+            done: false,
+        }
+    }
+
+    fn chunk(&self, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
+        ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish.map(str::to_owned),
+                logprobs: None,
+                stop_reason: None,
+            }],
+            usage: None,
+            system_fingerprint: None,
+            extra: Extra::new(),
+        }
+    }
+
+    fn text(&self, text: String) -> ChatCompletionChunk {
+        let delta = Delta {
+            content: Some(text),
+            ..Delta::default()
+        };
+        self.chunk(delta, None)
+    }
+
+    fn tool_delta(&self, delta: ToolCallDelta) -> ChatCompletionChunk {
+        let delta = Delta {
+            tool_calls: Some(vec![delta]),
+            ..Delta::default()
+        };
+        self.chunk(delta, None)
+    }
+
+    /// The closing chunks: a finish chunk if none was sent, then usage if any was reported.
+    fn close(&mut self, out: &mut Vec<ChatCompletionChunk>) {
+        self.done = true;
+        if !self.finish_sent {
+            self.finish_sent = true;
+            out.push(self.chunk(Delta::default(), Some(finish_reason::STOP)));
+        }
+        if let Some(usage) = self.usage.as_ref().and_then(ConverseUsage::to_openai) {
+            let mut chunk = self.chunk(Delta::default(), None);
+            chunk.choices.clear();
+            chunk.usage = Some(usage);
+            out.push(chunk);
+        }
+    }
+
+    fn block_start(&mut self, start: ContentBlockStart) -> Option<ChatCompletionChunk> {
+        let tool = start.start.tool_use?;
+        if self.structured && tool.name == JSON_TOOL {
+            self.json_blocks.insert(start.content_block_index);
+            return None;
+        }
+        let openai_index = self.tool_index.len() as u32;
+        self.tool_index
+            .insert(start.content_block_index, openai_index);
+        Some(self.tool_delta(ToolCallDelta {
+            index: openai_index,
+            id: Some(tool.tool_use_id),
+            kind: Some("function".into()),
+            function: Some(FunctionCallDelta {
+                name: Some(tool.name),
+                arguments: Some(String::new()),
+            }),
+        }))
+    }
+
+    fn on_event(&mut self, event: StreamEvent) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
+        let mut out = Vec::new();
+        match event {
+            StreamEvent::MessageStart(_) => {
+                self.started = true;
+                let delta = Delta {
+                    role: Some(Role::Assistant),
+                    content: Some(String::new()),
+                    ..Delta::default()
+                };
+                out.push(self.chunk(delta, None));
+            }
+            StreamEvent::ContentBlockStart(start) => out.extend(self.block_start(start)),
+            StreamEvent::ContentBlockDelta(d) => {
+                let index = d.content_block_index;
+                if let Some(text) = d.delta.text.filter(|t| !t.is_empty()) {
+                    out.push(self.text(text));
+                }
+                if let Some(input) = d.delta.tool_use.map(|t| t.input).filter(|i| !i.is_empty()) {
+                    if self.json_blocks.contains(&index) {
+                        out.push(self.text(input));
+                    } else {
+                        let openai_index =
+                            self.tool_index.get(&index).copied().ok_or_else(|| {
+                                ProviderError::Decode(format!(
+                                    "tool input for block {index}, which is not a toolUse block"
+                                ))
+                            })?;
+                        out.push(self.tool_delta(ToolCallDelta {
+                            index: openai_index,
+                            id: None,
+                            kind: None,
+                            function: Some(FunctionCallDelta {
+                                name: None,
+                                arguments: Some(input),
+                            }),
+                        }));
+                    }
+                }
+            }
+            StreamEvent::MessageStop(stop) => {
+                if !self.finish_sent {
+                    self.finish_sent = true;
+                    let reason = if self.structured && !self.json_blocks.is_empty() {
+                        finish_reason::STOP
+                    } else {
+                        finish_reason_of(&stop.stop_reason)
+                    };
+                    out.push(self.chunk(Delta::default(), Some(reason)));
+                }
+            }
+            StreamEvent::Metadata(metadata) => {
+                self.usage = metadata.usage;
+                self.close(&mut out);
+            }
+            StreamEvent::ContentBlockStop(_) | StreamEvent::Unknown => {}
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn on_frame(
+        &mut self,
+        frame: Frame,
+    ) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
+        match frame {
+            Frame::Event {
+                event_type,
+                payload,
+            } => {
+                let event = StreamEvent::parse(&event_type, &payload).map_err(|e| {
+                    http::decode_error(&format!("a {event_type} event"), e, &payload)
+                })?;
+                self.on_event(event)
+            }
+            Frame::Exception { kind, message } => Err(exception(&kind, message)),
+        }
+    }
+
+    /// The body ended without `metadata`.
+    pub(crate) fn on_eof(&mut self) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        if self.finish_sent {
+            let mut out = Vec::new();
+            self.close(&mut out);
+            return Ok(out);
+        }
+        Err(ProviderError::Stream(if self.started {
+            "the upstream ended the stream before the message was complete".into()
+        } else {
+            "the upstream ended the stream before any event".into()
+        }))
+    }
+}
+
+/// Runs the translator over the frames of a response. An error item ends the stream; the
+/// stream owns the response, so dropping it closes the upstream connection.
+pub(crate) fn chunk_stream<S>(frames: S, translator: Translator) -> ChunkStream
+where
+    S: Stream<Item = Result<Frame, ProviderError>> + Send + 'static,
+{
+    struct State<S> {
+        frames: Pin<Box<S>>,
+        translator: Translator,
+        pending: VecDeque<ChatCompletionChunk>,
+        failed: bool,
+    }
+    let state = State {
+        frames: Box::pin(frames),
+        translator,
+        pending: VecDeque::new(),
+        failed: false,
+    };
+    Box::pin(futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(chunk) = st.pending.pop_front() {
+                return Some((Ok(chunk), st));
+            }
+            if st.failed || st.translator.done {
+                return None;
+            }
+            let result = match st.frames.next().await {
+                None => st.translator.on_eof(),
+                Some(Ok(frame)) => st.translator.on_frame(frame),
+                Some(Err(e)) => Err(e),
+            };
+            match result {
+                Ok(chunks) => st.pending.extend(chunks),
+                Err(e) => {
+                    st.failed = true;
+                    return Some((Err(e), st));
+                }
+            }
+        }
+    }))
+}
