@@ -13,6 +13,9 @@
 //! server on the continuous-batching model of `switchyard-engine`, serving its own load on
 //! `/metrics` in that engine's format.
 //!
+//! [`FakeImds`] is an EC2 instance metadata service (IMDSv2) handing out a role's temporary
+//! credentials, for the `bedrock` provider's credentials chain.
+//!
 //! [`servers`] starts throwaway PostgreSQL and Redis servers for the tests of a fleet.
 //!
 //! [`data`] finds the shared evaluation data for the evaluations and tests that read it.
@@ -24,6 +27,7 @@
 mod behavior;
 pub mod data;
 mod engine;
+mod imds;
 mod server;
 pub mod servers;
 pub mod sigv4;
@@ -33,6 +37,7 @@ mod wire_bedrock;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
+pub use imds::{FakeImds, ImdsAnswer};
 pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;
 pub use wire::Flavor;

@@ -1,0 +1,144 @@
+//! A fake EC2 instance metadata service (IMDSv2) handing out an instance role's temporary
+//! credentials, as AWS's does: a session token for `PUT /latest/api/token` (with
+//! `x-aws-ec2-metadata-token-ttl-seconds`), then, with that token in
+//! `x-aws-ec2-metadata-token`, the role's name and its credentials. Each credentials request
+//! takes the next scripted answer; a request without a valid token is refused with 401, as
+//! IMDSv2 refuses IMDSv1-style calls.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::sigv4::AwsKey;
+
+const ROLE: &str = "switchyard-test-role";
+const TOKEN: &str = "imds-session-token-1";
+
+/// What the next credentials request gets.
+#[derive(Debug, Clone)]
+pub enum ImdsAnswer {
+    /// The key (its session token set) valid until `expires`.
+    Credentials { key: AwsKey, expires: DateTime<Utc> },
+    /// An error status.
+    Fail(u16),
+}
+
+#[derive(Default)]
+struct Shared {
+    script: Mutex<VecDeque<ImdsAnswer>>,
+    credential_requests: AtomicUsize,
+    token_requests: AtomicUsize,
+}
+
+/// A running fake IMDS; stops when dropped.
+pub struct FakeImds {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl FakeImds {
+    pub async fn start() -> std::io::Result<FakeImds> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test server: aborted when the handle drops, and ends with the test runtime"
+        )]
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeImds { addr, shared, task })
+    }
+
+    /// What `AWS_EC2_METADATA_SERVICE_ENDPOINT` is set to.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues the answer to a credentials request (first in, first out). With an empty
+    /// queue, a credentials request gets 404.
+    pub fn push(&self, answer: ImdsAnswer) {
+        self.shared
+            .script
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(answer);
+    }
+
+    /// How many times the role's credentials were asked for.
+    pub fn credential_requests(&self) -> usize {
+        self.shared.credential_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many session tokens were asked for.
+    pub fn token_requests(&self) -> usize {
+        self.shared.token_requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeImds {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let roles = "/latest/meta-data/iam/security-credentials/";
+    if uri.path() == "/latest/api/token" {
+        if method != Method::PUT || header("x-aws-ec2-metadata-token-ttl-seconds").is_none() {
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+        shared.token_requests.fetch_add(1, Ordering::SeqCst);
+        return TOKEN.into_response();
+    }
+    if method != Method::GET || header("x-aws-ec2-metadata-token") != Some(TOKEN) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if uri.path() == roles {
+        return ROLE.into_response();
+    }
+    if uri.path() != format!("{roles}{ROLE}") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    shared.credential_requests.fetch_add(1, Ordering::SeqCst);
+    let next = shared
+        .script
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop_front();
+    match next {
+        Some(ImdsAnswer::Credentials { key, expires }) => axum::Json(json!({
+            "Code": "Success",
+            "LastUpdated": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "Type": "AWS-HMAC",
+            "AccessKeyId": key.access_key_id,
+            "SecretAccessKey": key.secret_access_key,
+            "Token": key.session_token,
+            "Expiration": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }))
+        .into_response(),
+        Some(ImdsAnswer::Fail(status)) => StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
