@@ -399,3 +399,163 @@ where
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use switchyard_testkit::{exception_frame, frame};
+
+    fn event(event_type: &str, payload: Value) -> Bytes {
+        frame(
+            &[
+                (":event-type", event_type),
+                (":content-type", "application/json"),
+                (":message-type", "event"),
+            ],
+            payload.to_string().as_bytes(),
+        )
+    }
+
+    /// Runs `body` (cut into `piece`-byte chunks) through the frame decoder and translator;
+    /// each item is a chunk as JSON or `{"err": kind}`.
+    async fn run(body: Vec<u8>, piece: usize, structured: bool) -> Vec<Value> {
+        let chunks: Vec<Result<Bytes, reqwest::Error>> = body
+            .chunks(piece)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let translator = Translator::new("id".into(), "m".into(), 7, structured);
+        chunk_stream(frames(futures::stream::iter(chunks)), translator)
+            .map(|item| match item {
+                Ok(c) => serde_json::to_value(c).unwrap(),
+                Err(e) => json!({"err": e.kind(), "retryable": e.retryable()}),
+            })
+            .collect()
+            .await
+    }
+
+    fn chunk(delta: Value, finish: Value) -> Value {
+        json!({"id": "id", "object": "chat.completion.chunk", "created": 7, "model": "m",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    }
+
+    fn body(frames: &[Bytes]) -> Vec<u8> {
+        frames.iter().flat_map(|f| f.to_vec()).collect()
+    }
+
+    fn start() -> Bytes {
+        event("messageStart", json!({"role": "assistant", "p": "pad"}))
+    }
+
+    fn text(t: &str) -> Bytes {
+        event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": t}}),
+        )
+    }
+
+    #[tokio::test]
+    async fn frames_split_anywhere_read_the_same() {
+        let frames = body(&[
+            start(),
+            text("Hel"),
+            text("lo"),
+            event("contentBlockStop", json!({"contentBlockIndex": 0})),
+            event("messageStop", json!({"stopReason": "max_tokens"})),
+            event("somethingNew", json!({})),
+            event(
+                "metadata",
+                json!({"usage": {"inputTokens": 3, "outputTokens": 2,
+                "totalTokens": 5, "cacheWriteInputTokens": 4}, "metrics": {"latencyMs": 1}}),
+            ),
+        ]);
+        let expected = json!([
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            chunk(json!({"content": "Hel"}), Value::Null),
+            chunk(json!({"content": "lo"}), Value::Null),
+            chunk(json!({}), json!("length")),
+            {"id": "id", "object": "chat.completion.chunk", "created": 7, "model": "m",
+             "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}},
+        ]);
+        for piece in [1, 7, frames.len()] {
+            assert_eq!(
+                Value::Array(run(frames.clone(), piece, false).await),
+                expected,
+                "{piece}"
+            );
+        }
+    }
+
+    /// A throttle mid-stream is a retryable 429; a validation error is not retryable.
+    #[tokio::test]
+    async fn exception_frames_are_errors_with_their_status() {
+        for (kind, retryable) in [
+            ("throttlingException", true),
+            ("validationException", false),
+        ] {
+            let items = run(
+                body(&[start(), text("a"), exception_frame(kind, "no")]),
+                5,
+                false,
+            )
+            .await;
+            assert_eq!(items.len(), 3, "{items:?}");
+            let status = if retryable {
+                "rate_limited"
+            } else {
+                "upstream_4xx"
+            };
+            assert_eq!(items[2], json!({"err": status, "retryable": retryable}));
+        }
+    }
+
+    #[tokio::test]
+    async fn corrupt_and_cut_frames() {
+        let mut bad = text("b").to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let items = run([body(&[start()]), bad].concat(), 64, false).await;
+        assert_eq!(items[1], json!({"err": "decode", "retryable": false}));
+        let cut = body(&[start(), text("a")]);
+        let items = run(cut[..cut.len() - 3].to_vec(), 64, false).await;
+        assert_eq!(items[1], json!({"err": "stream", "retryable": true}));
+        assert_eq!(items.len(), 2);
+        let items = run(Vec::new(), 1, false).await;
+        assert_eq!(items, [json!({"err": "stream", "retryable": true})]);
+    }
+
+    /// With structured output, the forced tool's input arrives as content and the answer
+    /// finishes with `stop`; another tool's call is a tool call.
+    #[tokio::test]
+    async fn structured_output_streams_as_content() {
+        let frames = body(&[
+            start(),
+            event(
+                "contentBlockStart",
+                json!({"contentBlockIndex": 0, "start": {"toolUse":
+                {"toolUseId": "t", "name": JSON_TOOL}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"toolUse":
+                {"input": "{\"a\":"}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"toolUse":
+                {"input": "1}"}}}),
+            ),
+            event("messageStop", json!({"stopReason": "tool_use"})),
+        ]);
+        let items = run(frames, 100, true).await;
+        assert_eq!(
+            Value::Array(items),
+            json!([
+                chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+                chunk(json!({"content": "{\"a\":"}), Value::Null),
+                chunk(json!({"content": "1}"}), Value::Null),
+                chunk(json!({}), json!("stop")),
+            ])
+        );
+    }
+}
