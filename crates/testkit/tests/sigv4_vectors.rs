@@ -2,7 +2,7 @@
 //! canonical request, the string to sign and the signature it computes are AWS's, the signed
 //! request verifies, and a change to any signed part of it does not.
 
-#![expect(clippy::expect_used, clippy::panic, reason = "test code")]
+#![expect(clippy::expect_used, reason = "test code")]
 
 use switchyard_testkit::sigv4::{self, Authorization, RawRequest, Vector};
 
