@@ -27,6 +27,7 @@
 mod behavior;
 pub mod data;
 mod engine;
+mod frames;
 mod imds;
 mod server;
 pub mod servers;

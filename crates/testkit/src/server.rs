@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::behavior::{Behavior, Gate, Reply};
+use crate::frames::{self, Frame};
 use crate::sigv4::{AwsKey, Received};
-use crate::wire::{self, Flavor, Frame};
+use crate::wire::{self, Flavor};
 use crate::wire_bedrock::{self, Call};
 
 /// One request as the fake upstream received it.
@@ -353,7 +354,7 @@ fn chat(shared: &Arc<Shared>, reply: &Reply, request: &Value, call: Option<Call>
         )
     } else {
         (
-            wire::chat_body_frames(
+            frames::chat_body_frames(
                 reply,
                 &wire::chat_body(shared.flavor, reply, model, id, &ask),
             ),

@@ -2,10 +2,10 @@
 //! real APIs write them (field order and all), from a [`Reply`]; Bedrock's are in
 //! `wire_bedrock.rs`.
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::behavior::{Ending, FakeUsage, Reply};
+use crate::behavior::{FakeUsage, Reply};
+use crate::frames::{halves, Frame, Frames};
 
 /// Which API the fake upstream imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,31 +22,13 @@ pub enum Flavor {
 /// `created` in every OpenAI answer: fixed, so recorded answers compare equal.
 const CREATED: i64 = 1_700_000_000;
 
-/// One piece of a streamed body.
-#[derive(Debug, Clone)]
-pub(crate) enum Frame {
-    Bytes(Bytes),
-    /// Break the connection here.
-    Abort,
-}
-
-pub(crate) fn tool_id(flavor: Flavor, reply: &Reply) -> String {
+fn tool_id(flavor: Flavor, reply: &Reply) -> String {
     let given = reply.tool_call.as_ref().and_then(|t| t.id.clone());
     given.unwrap_or_else(|| match flavor {
         Flavor::OpenAi => "call_fake_1".into(),
         Flavor::Anthropic => "toolu_fake_1".into(),
-        Flavor::Bedrock => "tooluse_fake_1".into(),
+        Flavor::Bedrock => crate::wire_bedrock::TOOL_ID.into(),
     })
-}
-
-/// The arguments' JSON text in two halves (split on a char boundary), to exercise
-/// reassembly.
-pub(crate) fn halves(text: &str) -> (String, String) {
-    let mut mid = text.len() / 2;
-    while !text.is_char_boundary(mid) {
-        mid += 1;
-    }
-    (text[..mid].to_owned(), text[mid..].to_owned())
 }
 
 /// What a request asked of its answer's shape, which the OpenAI fake honours as the real API
@@ -178,84 +160,6 @@ pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64, ask
     }
 }
 
-/// A whole answer's bytes (`body`, from [`chat_body`]), broken as the reply's ending says.
-pub(crate) fn chat_body_frames(reply: &Reply, body: &Value) -> Vec<Frame> {
-    let text = body.to_string();
-    let (head, _) = halves(&text);
-    match reply.ending {
-        Ending::Complete | Ending::NoTerminator => vec![Frame::Bytes(Bytes::from(text))],
-        Ending::Malformed | Ending::Truncated | Ending::CutMidEvent | Ending::CutAtStart => {
-            vec![Frame::Bytes(Bytes::from(head))]
-        }
-        Ending::Abort => vec![Frame::Bytes(Bytes::from(head)), Frame::Abort],
-    }
-}
-
-/// Collects a stream's frames and where "after the first content" is.
-pub(crate) struct Frames {
-    frames: Vec<Frame>,
-    first_content: Option<usize>,
-}
-
-impl Frames {
-    pub(crate) fn push(&mut self, bytes: impl Into<Bytes>) {
-        self.frames.push(Frame::Bytes(bytes.into()));
-    }
-
-    pub(crate) fn content(&mut self, bytes: impl Into<Bytes>) {
-        self.push(bytes);
-        if self.first_content.is_none() {
-            self.first_content = Some(self.frames.len());
-        }
-    }
-
-    /// Applies the ending: the terminator (if `Complete`), or the break after the first
-    /// content.
-    pub(crate) fn finish(
-        mut self,
-        ending: Ending,
-        terminator: impl Into<Bytes>,
-        malformed: impl Into<Bytes>,
-    ) -> Vec<Frame> {
-        let cut = self.first_content.unwrap_or(1).min(self.frames.len());
-        match ending {
-            Ending::Complete => self.push(terminator),
-            Ending::NoTerminator => {}
-            Ending::Malformed => {
-                self.frames.insert(cut, Frame::Bytes(malformed.into()));
-                self.push(terminator);
-            }
-            Ending::Abort => {
-                self.frames.truncate(cut);
-                self.frames.push(Frame::Abort);
-            }
-            Ending::Truncated => self.frames.truncate(cut),
-            Ending::CutMidEvent => {
-                let next = self.frames.get(cut).and_then(half_frame);
-                self.frames.truncate(cut);
-                self.frames.extend(next);
-            }
-            Ending::CutAtStart => {
-                let first = self.frames.first().and_then(half_frame);
-                self.frames = first.into_iter().collect();
-            }
-        }
-        self.frames
-    }
-}
-
-/// The first half of a frame's bytes (split on a char boundary when it is text): an event
-/// cut off mid-line, or a binary frame cut off inside.
-fn half_frame(frame: &Frame) -> Option<Frame> {
-    match frame {
-        Frame::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(text) => Some(Frame::Bytes(Bytes::from(halves(text).0))),
-            Err(_) => Some(Frame::Bytes(b.slice(..b.len() / 2))),
-        },
-        Frame::Abort => None,
-    }
-}
-
 fn data(value: &Value) -> String {
     format!("data: {value}\n\n")
 }
@@ -273,10 +177,7 @@ pub(crate) fn chat_stream(
     id: u64,
     ask: &Ask,
 ) -> Vec<Frame> {
-    let f = Frames {
-        frames: Vec::new(),
-        first_content: None,
-    };
+    let f = Frames::new();
     match flavor {
         Flavor::OpenAi => openai_stream(f, reply, model, id, ask),
         Flavor::Anthropic => anthropic_stream(f, reply, model, id),
@@ -480,6 +381,7 @@ pub(crate) fn embeddings_body(request: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::behavior::Ending;
 
     fn text(frames: &[Frame]) -> String {
         frames

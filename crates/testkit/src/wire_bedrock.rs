@@ -7,8 +7,16 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{json, Value};
 
 use crate::behavior::Reply;
+use crate::frames::{halves, Frame, Frames};
 use crate::sigv4::{self, AwsKey, Received, Rejection};
-use crate::wire::{halves, tool_id, Flavor, Frame, Frames};
+
+/// The id of a tool call the script gave none.
+pub(crate) const TOOL_ID: &str = "tooluse_fake_1";
+
+fn tool_id(reply: &Reply) -> String {
+    let given = reply.tool_call.as_ref().and_then(|t| t.id.clone());
+    given.unwrap_or_else(|| TOOL_ID.to_owned())
+}
 
 /// The region the fake Bedrock is in: requests must be signed for it (and service `bedrock`).
 pub const FAKE_AWS_REGION: &str = "us-west-2";
@@ -110,10 +118,8 @@ pub(crate) fn converse_body(reply: &Reply) -> Value {
     let mut stop = "end_turn";
     if let Some(call) = &reply.tool_call {
         stop = "tool_use";
-        content.push(
-            json!({"toolUse": {"toolUseId": tool_id(Flavor::Bedrock, reply),
-            "name": call.name, "input": call.arguments}}),
-        );
+        content.push(json!({"toolUse": {"toolUseId": tool_id(reply),
+            "name": call.name, "input": call.arguments}}));
     }
     let mut body = json!({
         "output": {"message": {"role": "assistant", "content": content}},
@@ -199,7 +205,7 @@ pub(crate) fn converse_stream(mut f: Frames, reply: &Reply) -> Vec<Frame> {
         f.content(event(
             "contentBlockStart",
             json!({"contentBlockIndex": index, "start": {"toolUse": {
-                "toolUseId": tool_id(Flavor::Bedrock, reply), "name": call.name}}}),
+                "toolUseId": tool_id(reply), "name": call.name}}}),
         ));
         let (a, b) = halves(&call.arguments.to_string());
         for part in [a, b] {

@@ -21,7 +21,7 @@ use switchyard_api::{ChatCompletionRequest, EmbeddingsRequest, EmbeddingsRespons
 use switchyard_control::BedrockSpec;
 
 use crate::http;
-use crate::{unix_now, CallOptions, ChatProvider, ChatReply, ProviderError, SecretSource};
+use crate::{unix_now, CallOptions, ChatProvider, ChatReply, ProviderError};
 use credentials::CredentialCache;
 
 /// The signing name of Bedrock's runtime API.
@@ -42,7 +42,7 @@ impl BedrockProvider {
     /// config gives none, and the credentials chain's variables.
     pub fn new(
         spec: &BedrockSpec,
-        env: SecretSource<'_>,
+        env: &dyn Fn(&str) -> Option<String>,
         http: reqwest::Client,
     ) -> Result<Self, String> {
         let region = spec
