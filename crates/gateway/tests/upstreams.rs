@@ -9,19 +9,19 @@ use std::time::Duration;
 use common::{start, start_with_env, user, TestGateway};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use switchyard_testkit::{Behavior, Ending, FakeUpstream, Flavor, Reply};
+use switchyard_testkit::{
+    Behavior, Ending, FakeUpstream, Flavor, Reply, FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_REGION,
+    FAKE_AWS_SECRET_ACCESS_KEY,
+};
 
 fn config(upstreams: &[(&str, &FakeUpstream)], models: &str) -> String {
     let mut text = String::new();
     for (name, up) in upstreams {
-        let kind = match up.flavor() {
-            Flavor::OpenAi => "openai",
-            Flavor::Anthropic => "anthropic",
-        };
-        let key = if kind == "anthropic" {
-            "api_key_env = \"ANTHROPIC_TEST_KEY\"\n"
-        } else {
-            "api_key_env = \"UPSTREAM_TEST_KEY\"\nheaders = { \"x-team\" = \"blue\" }\nbreaker = { consecutive_failures = 3, open_secs = 60 }\n"
+        let (kind, key) = match up.flavor() {
+            Flavor::OpenAi => ("openai", "api_key_env = \"UPSTREAM_TEST_KEY\"\nheaders = { \"x-team\" = \"blue\" }\nbreaker = { consecutive_failures = 3, open_secs = 60 }\n".to_owned()),
+            Flavor::Anthropic => ("anthropic", "api_key_env = \"ANTHROPIC_TEST_KEY\"\n".to_owned()),
+            // Credentials from the environment (`ENV`), as AWS's SDKs look first.
+            Flavor::Bedrock => ("bedrock", format!("region = \"{FAKE_AWS_REGION}\"\n")),
         };
         text.push_str(&format!(
             "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n{key}\n",
@@ -36,6 +36,8 @@ fn config(upstreams: &[(&str, &FakeUpstream)], models: &str) -> String {
 const ENV: &[(&str, &str)] = &[
     ("UPSTREAM_TEST_KEY", "sk-upstream-secret"),
     ("ANTHROPIC_TEST_KEY", "sk-ant-secret"),
+    ("AWS_ACCESS_KEY_ID", FAKE_AWS_ACCESS_KEY_ID),
+    ("AWS_SECRET_ACCESS_KEY", FAKE_AWS_SECRET_ACCESS_KEY),
 ];
 
 async fn gateway(upstreams: &[(&str, &FakeUpstream)], models: &str) -> TestGateway {
@@ -208,7 +210,7 @@ async fn a_stream_broken_after_the_first_byte_ends_with_an_error_event() {
 /// record an upstream error; and the cut answer is not cached.
 #[tokio::test]
 async fn a_truncated_stream_is_an_error_and_is_not_cached() {
-    for flavor in [Flavor::OpenAi, Flavor::Anthropic] {
+    for flavor in [Flavor::OpenAi, Flavor::Anthropic, Flavor::Bedrock] {
         for ending in [Ending::Truncated, Ending::CutMidEvent] {
             let up = FakeUpstream::start(flavor).await.unwrap();
             up.push(Reply::text("one two three four").ending(ending));
@@ -399,6 +401,63 @@ async fn anthropic_upstream_through_the_gateway() {
         text.contains("streamed ") && text.contains("\"prompt_tokens\":9"),
         "{text}"
     );
+}
+
+/// A Bedrock model through the gateway: the request signed (the fake checks it), translated
+/// (system prompt, the model id in the path), the answer whole and streamed with its usage,
+/// and no AWS secret in the answer, the records or `/metrics`.
+#[tokio::test]
+async fn bedrock_upstream_through_the_gateway() {
+    let up = FakeUpstream::start(Flavor::Bedrock).await.unwrap();
+    up.push(Reply::text("Bonjour from Bedrock").with_usage(11, 4));
+    up.push(Reply::text("streamed Bedrock").with_usage(9, 2));
+    let mut gw = gateway(
+        &[("aws", &up)],
+        "[models.b]\ndeployments = [{ provider = \"aws\", upstream_model = \"us.amazon.nova-pro-v1:0\" }]\n",
+    )
+    .await;
+    let body: Value = gw
+        .chat(json!({"model": "b", "messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Bonjour from Bedrock"
+    );
+    assert_eq!(body["usage"]["prompt_tokens"], 11);
+    let seen = up.last_request().unwrap();
+    assert_eq!(seen.path, "/model/us.amazon.nova-pro-v1%3A0/converse");
+    assert_eq!(seen.body["system"], json!([{"text": "be nice"}]));
+    let text = gw
+        .chat(json!({"model": "b", "messages": user("hi"), "stream": true, "stream_options": {"include_usage": true}}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("streamed ")
+            && text.contains("\"prompt_tokens\":9")
+            && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+    let metrics = gw.metrics().await;
+    gw.stop().await;
+    let records = gw.records();
+    assert_eq!(records.len(), 2);
+    // The usage Bedrock reported, not the gateway's own count.
+    let usage: Vec<(u32, u32, bool)> = records
+        .iter()
+        .map(|r| (r.prompt_tokens, r.completion_tokens, r.usage_counted))
+        .collect();
+    assert_eq!(usage, [(11, 4, false), (9, 2, false)]);
+    let everything = format!("{body}{text}{metrics}{records:?}");
+    assert!(!everything.contains(FAKE_AWS_SECRET_ACCESS_KEY));
 }
 
 #[tokio::test]
