@@ -17,6 +17,7 @@ pub mod openai;
 mod provider;
 pub mod sim;
 pub mod tokens;
+mod translate;
 
 pub use build::{build, http_client, BuildError, SecretSource};
 pub use error::{parse_retry_after, ProviderError};

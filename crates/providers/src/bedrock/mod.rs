@@ -20,7 +20,7 @@ use switchyard_api::bedrock::{outbound, ConverseResponse};
 use switchyard_api::{ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse};
 use switchyard_control::BedrockSpec;
 
-use crate::http;
+use crate::{http, translate};
 use crate::{unix_now, CallOptions, ChatProvider, ChatReply, ProviderError};
 use credentials::CredentialCache;
 
@@ -178,7 +178,9 @@ impl ChatProvider for BedrockProvider {
         if streaming {
             let translator = stream::Translator::new(id, model, created, converse.structured);
             let frames = stream::frames(response.bytes_stream());
-            Ok(ChatReply::Stream(stream::chunk_stream(frames, translator)))
+            Ok(ChatReply::Stream(translate::chunk_stream(
+                frames, translator,
+            )))
         } else {
             let reply: ConverseResponse = http::read_json(response).await?;
             Ok(ChatReply::Complete(outbound::to_chat_response(

@@ -1,7 +1,7 @@
 //! ConverseStream's answer: binary event stream frames (decoded by AWS's
 //! `aws-smithy-eventstream`, which checks both CRCs) read as chat chunks.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::pin::Pin;
 
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
@@ -10,12 +10,10 @@ use futures::{Stream, StreamExt};
 use switchyard_api::bedrock::{
     error_status, finish_reason_of, ContentBlockStart, ConverseUsage, StreamEvent, JSON_TOOL,
 };
-use switchyard_api::{
-    finish_reason, ChatCompletionChunk, ChunkChoice, Delta, Extra, FunctionCallDelta, Role,
-    ToolCallDelta,
-};
+use switchyard_api::{finish_reason, ChatCompletionChunk};
 
-use crate::{http, ChunkStream, ProviderError};
+use crate::translate::{OneChoice, Translate};
+use crate::{http, ProviderError};
 
 /// AWS's limit on one event stream message; a frame claiming more is not buffered for.
 const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -152,7 +150,7 @@ fn exception(kind: &str, message: String) -> ProviderError {
     }
 }
 
-/// Translates one ConverseStream into OpenAI chunks:
+/// Translates one ConverseStream into OpenAI chunks (the bookkeeping is [`OneChoice`]'s):
 /// 1. `messageStart` gives the first chunk (role).
 /// 2. Text deltas become content deltas; a `toolUse` block gets the next OpenAI tool call
 ///    index, announced with its id and name, then fed by its input deltas. With structured
@@ -162,83 +160,18 @@ fn exception(kind: &str, message: String) -> ProviderError {
 ///    (`choices: []`). EOF after step 3 is accepted as if `metadata` came without usage.
 #[derive(Debug)]
 pub(crate) struct Translator {
-    id: String,
-    model: String,
-    created: i64,
+    choice: OneChoice,
     structured: bool,
-    usage: Option<ConverseUsage>,
-    /// Converse block index → OpenAI tool call index.
-    tool_index: BTreeMap<u32, u32>,
     /// Blocks of the forced JSON tool, whose input is the answer's content.
     json_blocks: BTreeSet<u32>,
-    started: bool,
-    finish_sent: bool,
-    done: bool,
 }
 
 impl Translator {
     pub(crate) fn new(id: String, model: String, created: i64, structured: bool) -> Self {
         Translator {
-            id,
-            model,
-            created,
+            choice: OneChoice::new(id, model, created),
             structured,
-            usage: None,
-            tool_index: BTreeMap::new(),
             json_blocks: BTreeSet::new(),
-            started: false,
-            finish_sent: false,
-            done: false,
-        }
-    }
-
-    fn chunk(&self, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish.map(str::to_owned),
-                logprobs: None,
-                stop_reason: None,
-            }],
-            usage: None,
-            system_fingerprint: None,
-            extra: Extra::new(),
-        }
-    }
-
-    fn text(&self, text: String) -> ChatCompletionChunk {
-        let delta = Delta {
-            content: Some(text),
-            ..Delta::default()
-        };
-        self.chunk(delta, None)
-    }
-
-    fn tool_delta(&self, delta: ToolCallDelta) -> ChatCompletionChunk {
-        let delta = Delta {
-            tool_calls: Some(vec![delta]),
-            ..Delta::default()
-        };
-        self.chunk(delta, None)
-    }
-
-    /// The closing chunks: a finish chunk if none was sent, then usage if any was reported.
-    fn close(&mut self, out: &mut Vec<ChatCompletionChunk>) {
-        self.done = true;
-        if !self.finish_sent {
-            self.finish_sent = true;
-            out.push(self.chunk(Delta::default(), Some(finish_reason::STOP)));
-        }
-        if let Some(usage) = self.usage.as_ref().and_then(ConverseUsage::to_openai) {
-            let mut chunk = self.chunk(Delta::default(), None);
-            chunk.choices.clear();
-            chunk.usage = Some(usage);
-            out.push(chunk);
         }
     }
 
@@ -248,84 +181,53 @@ impl Translator {
             self.json_blocks.insert(start.content_block_index);
             return None;
         }
-        let openai_index = self.tool_index.len() as u32;
-        self.tool_index
-            .insert(start.content_block_index, openai_index);
-        Some(self.tool_delta(ToolCallDelta {
-            index: openai_index,
-            id: Some(tool.tool_use_id),
-            kind: Some("function".into()),
-            function: Some(FunctionCallDelta {
-                name: Some(tool.name),
-                arguments: Some(String::new()),
-            }),
-        }))
+        Some(
+            self.choice
+                .tool_start(start.content_block_index, tool.tool_use_id, tool.name),
+        )
     }
 
-    fn on_event(&mut self, event: StreamEvent) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
+    fn on_converse(
+        &mut self,
+        event: StreamEvent,
+    ) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
         let mut out = Vec::new();
         match event {
-            StreamEvent::MessageStart(_) => {
-                self.started = true;
-                let delta = Delta {
-                    role: Some(Role::Assistant),
-                    content: Some(String::new()),
-                    ..Delta::default()
-                };
-                out.push(self.chunk(delta, None));
-            }
+            StreamEvent::MessageStart(_) => out.push(self.choice.role()),
             StreamEvent::ContentBlockStart(start) => out.extend(self.block_start(start)),
             StreamEvent::ContentBlockDelta(d) => {
                 let index = d.content_block_index;
-                if let Some(text) = d.delta.text.filter(|t| !t.is_empty()) {
-                    out.push(self.text(text));
-                }
-                if let Some(input) = d.delta.tool_use.map(|t| t.input).filter(|i| !i.is_empty()) {
+                out.extend(d.delta.text.and_then(|t| self.choice.text(t)));
+                if let Some(input) = d.delta.tool_use.map(|t| t.input) {
                     if self.json_blocks.contains(&index) {
-                        out.push(self.text(input));
+                        out.extend(self.choice.text(input));
                     } else {
-                        let openai_index =
-                            self.tool_index.get(&index).copied().ok_or_else(|| {
-                                ProviderError::Decode(format!(
-                                    "tool input for block {index}, which is not a toolUse block"
-                                ))
-                            })?;
-                        out.push(self.tool_delta(ToolCallDelta {
-                            index: openai_index,
-                            id: None,
-                            kind: None,
-                            function: Some(FunctionCallDelta {
-                                name: None,
-                                arguments: Some(input),
-                            }),
-                        }));
+                        out.extend(self.choice.tool_arguments(index, input)?);
                     }
                 }
             }
             StreamEvent::MessageStop(stop) => {
-                if !self.finish_sent {
-                    self.finish_sent = true;
-                    let reason = if self.structured && !self.json_blocks.is_empty() {
-                        finish_reason::STOP
-                    } else {
-                        finish_reason_of(&stop.stop_reason)
-                    };
-                    out.push(self.chunk(Delta::default(), Some(reason)));
-                }
+                let reason = if self.json_blocks.is_empty() {
+                    finish_reason_of(&stop.stop_reason)
+                } else {
+                    finish_reason::STOP
+                };
+                out.extend(self.choice.finish(reason));
             }
             StreamEvent::Metadata(metadata) => {
-                self.usage = metadata.usage;
-                self.close(&mut out);
+                let usage = metadata.usage.as_ref().and_then(ConverseUsage::to_openai);
+                out.extend(self.choice.close(usage));
             }
             StreamEvent::ContentBlockStop(_) | StreamEvent::Unknown => {}
         }
         Ok(out)
     }
+}
 
-    pub(crate) fn on_frame(
-        &mut self,
-        frame: Frame,
-    ) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
+impl Translate for Translator {
+    type Event = Frame;
+
+    fn on_event(&mut self, frame: Frame) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
         match frame {
             Frame::Event {
                 event_type,
@@ -334,70 +236,20 @@ impl Translator {
                 let event = StreamEvent::parse(&event_type, &payload).map_err(|e| {
                     http::decode_error(&format!("a {event_type} event"), e, &payload)
                 })?;
-                self.on_event(event)
+                self.on_converse(event)
             }
             Frame::Exception { kind, message } => Err(exception(&kind, message)),
         }
     }
 
     /// The body ended without `metadata`.
-    pub(crate) fn on_eof(&mut self) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
-        if self.done {
-            return Ok(Vec::new());
-        }
-        if self.finish_sent {
-            let mut out = Vec::new();
-            self.close(&mut out);
-            return Ok(out);
-        }
-        Err(ProviderError::Stream(if self.started {
-            "the upstream ended the stream before the message was complete".into()
-        } else {
-            "the upstream ended the stream before any event".into()
-        }))
+    fn on_eof(&mut self) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
+        self.choice.eof(None)
     }
-}
 
-/// Runs the translator over the frames of a response. An error item ends the stream; the
-/// stream owns the response, so dropping it closes the upstream connection.
-pub(crate) fn chunk_stream<S>(frames: S, translator: Translator) -> ChunkStream
-where
-    S: Stream<Item = Result<Frame, ProviderError>> + Send + 'static,
-{
-    struct State<S> {
-        frames: Pin<Box<S>>,
-        translator: Translator,
-        pending: VecDeque<ChatCompletionChunk>,
-        failed: bool,
+    fn done(&self) -> bool {
+        self.choice.done()
     }
-    let state = State {
-        frames: Box::pin(frames),
-        translator,
-        pending: VecDeque::new(),
-        failed: false,
-    };
-    Box::pin(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(chunk) = st.pending.pop_front() {
-                return Some((Ok(chunk), st));
-            }
-            if st.failed || st.translator.done {
-                return None;
-            }
-            let result = match st.frames.next().await {
-                None => st.translator.on_eof(),
-                Some(Ok(frame)) => st.translator.on_frame(frame),
-                Some(Err(e)) => Err(e),
-            };
-            match result {
-                Ok(chunks) => st.pending.extend(chunks),
-                Err(e) => {
-                    st.failed = true;
-                    return Some((Err(e), st));
-                }
-            }
-        }
-    }))
 }
 
 #[cfg(test)]
@@ -425,7 +277,7 @@ mod tests {
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
         let translator = Translator::new("id".into(), "m".into(), 7, structured);
-        chunk_stream(frames(futures::stream::iter(chunks)), translator)
+        crate::translate::chunk_stream(frames(futures::stream::iter(chunks)), translator)
             .map(|item| match item {
                 Ok(c) => serde_json::to_value(c).unwrap(),
                 Err(e) => json!({"err": e.kind(), "retryable": e.retryable()}),
