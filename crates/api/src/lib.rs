@@ -15,6 +15,7 @@ pub mod assemble;
 pub mod batch;
 pub mod bedrock;
 pub mod chat;
+mod conversation;
 pub mod embeddings;
 pub mod error;
 pub mod feedback;

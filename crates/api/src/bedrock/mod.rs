@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::anthropic::AnthropicUsage;
+/// `user` or `assistant`, as Anthropic's.
+pub use crate::anthropic::Speaker;
 use crate::chat::{finish_reason, Usage};
 
 /// The tool that stands in for `response_format`: Converse has no JSON-schema mode, so the
@@ -40,13 +42,6 @@ pub struct ConverseRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SystemBlock {
     pub text: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Speaker {
-    User,
-    Assistant,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

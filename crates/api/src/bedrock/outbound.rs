@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{
     finish_reason_of, Block, ConverseRequest, ConverseResponse, Empty, ImageBlock, ImageSource,
-    InferenceConfig, InputSchema, Message, NamedTool, Speaker, SystemBlock,
+    InferenceConfig, InputSchema, Message, NamedTool, SystemBlock,
     ToolChoice as ConverseToolChoice, ToolConfig, ToolEntry, ToolResult, ToolResultContent,
     ToolSpec, ToolUse, JSON_TOOL,
 };
@@ -24,6 +24,7 @@ use crate::chat::{
     finish_reason, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice, ContentPart,
     FunctionCall, MessageContent, ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolChoiceMode,
 };
+use crate::conversation::{conversation, data_url, image_url, tool_uses, TurnBlocks};
 use crate::Extra;
 
 fn unsupported(param: &str, message: impl Into<String>) -> TranslateError {
@@ -51,7 +52,11 @@ pub fn to_converse(req: ChatCompletionRequest) -> Result<Converse, TranslateErro
         top_p: req.top_p,
         stop_sequences: req.stop_sequences(),
     };
-    let (system, messages) = conversation(req.messages)?;
+    let (system, turns) = conversation::<ConverseBlocks>(req.messages)?;
+    let messages: Vec<Message> = turns
+        .into_iter()
+        .map(|(role, content)| Message { role, content })
+        .collect();
     let has_tool_blocks = messages
         .iter()
         .flat_map(|m| &m.content)
@@ -158,166 +163,82 @@ fn tool_config(
     })
 }
 
-/// The system prompt's parts and the alternating turns, from OpenAI's messages.
-fn conversation(messages: Vec<ChatMessage>) -> Result<(Vec<String>, Vec<Message>), TranslateError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Message> = Vec::new();
-    for (i, message) in messages.into_iter().enumerate() {
-        let at = |e: TranslateError| e.within(&format!("messages[{i}]"));
-        match message.role {
-            Role::System | Role::Developer => {
-                let text = message.text();
-                if !text.is_empty() {
-                    system.push(text);
-                }
-            }
-            Role::User => push_turn(&mut turns, Speaker::User, user_blocks(message).map_err(at)?),
-            Role::Assistant => push_turn(
-                &mut turns,
-                Speaker::Assistant,
-                assistant_blocks(message).map_err(at)?,
-            ),
-            Role::Tool => {
-                let tool_use_id = message.tool_call_id.clone().ok_or_else(|| {
-                    at(unsupported(
-                        "tool_call_id",
-                        "a tool message has no tool_call_id",
-                    ))
-                })?;
-                let text = message.text();
-                // Bedrock rejects a blank text block; an empty result is an empty object.
-                let content = if text.is_empty() {
-                    ToolResultContent::Json(Value::Object(Extra::new()))
-                } else {
-                    ToolResultContent::Text(text)
-                };
-                let block = Block::ToolResult(ToolResult {
-                    tool_use_id,
-                    content: vec![content],
-                });
-                push_turn(&mut turns, Speaker::User, vec![block]);
-            }
-            Role::Function => {
-                return Err(at(unsupported(
-                    "role",
-                    "the legacy `function` role is not supported by bedrock; use tools",
-                )))
-            }
-        }
-    }
-    for turn in &mut turns {
-        // The results of tool calls come before anything else the user says.
-        turn.content
-            .sort_by_key(|b| !matches!(b, Block::ToolResult(_)));
-    }
-    Ok((system, turns))
-}
+/// How Converse writes a message's blocks.
+struct ConverseBlocks;
 
-/// Appends a turn, merged into the previous one when the speaker is the same: Converse
-/// requires user and assistant turns to alternate. Empty turns are dropped.
-fn push_turn(turns: &mut Vec<Message>, role: Speaker, blocks: Vec<Block>) {
-    if blocks.is_empty() {
-        return;
-    }
-    match turns.last_mut() {
-        Some(last) if last.role == role => last.content.extend(blocks),
-        _ => turns.push(Message {
-            role,
-            content: blocks,
-        }),
-    }
-}
+impl TurnBlocks for ConverseBlocks {
+    type Block = Block;
+    const API: &'static str = "bedrock";
 
-fn text_block(text: String) -> Option<Block> {
-    // Bedrock rejects blank text blocks.
-    (!text.trim().is_empty()).then_some(Block::Text(text))
-}
-
-fn user_blocks(message: ChatMessage) -> Result<Vec<Block>, TranslateError> {
-    match message.content {
-        None => Ok(Vec::new()),
-        Some(MessageContent::Text(text)) => Ok(text_block(text).into_iter().collect()),
-        Some(MessageContent::Parts(parts)) => {
-            let mut blocks = Vec::new();
-            for (j, part) in parts.into_iter().enumerate() {
-                let at = |e: TranslateError| e.within(&format!("content[{j}]"));
-                match part.kind.as_str() {
-                    "text" => blocks.extend(text_block(part.text.unwrap_or_default())),
-                    "image_url" => blocks.push(image_block(&part).map_err(at)?),
-                    other => {
-                        return Err(at(unsupported(
-                            "type",
-                            format!("content parts of type `{other}` are not supported by bedrock"),
-                        )))
-                    }
-                }
-            }
-            Ok(blocks)
-        }
+    fn text(text: String) -> Option<Block> {
+        // Bedrock rejects blank text blocks.
+        (!text.trim().is_empty()).then_some(Block::Text(text))
     }
-}
 
-/// An `image_url` part, which must be a base64 `data:` URL of a format Converse takes.
-fn image_block(part: &ContentPart) -> Result<Block, TranslateError> {
-    let url = part
-        .extra
-        .get("image_url")
-        .and_then(|v| v.get("url").or(Some(v)))
-        .and_then(Value::as_str)
-        .ok_or_else(|| unsupported("image_url", "an image_url part has no url"))?;
-    let Some(rest) = url.strip_prefix("data:") else {
-        return Err(unsupported(
-            "image_url",
-            "bedrock takes images as bytes and fetches no URLs: send the image as a base64 \
-             data: URL",
-        ));
-    };
-    let (media_type, data) = rest
-        .split_once(";base64,")
-        .ok_or_else(|| unsupported("image_url", "image data URLs must be base64-encoded"))?;
-    let format = match media_type.to_ascii_lowercase().as_str() {
-        "image/png" => "png",
-        "image/jpeg" | "image/jpg" => "jpeg",
-        "image/gif" => "gif",
-        "image/webp" => "webp",
-        other => {
+    /// An `image_url` part, which must be a base64 `data:` URL of a format Converse takes.
+    fn image(part: &ContentPart) -> Result<Block, TranslateError> {
+        let Some(data_url) = data_url(image_url(part)?) else {
             return Err(unsupported(
                 "image_url",
-                format!("bedrock takes png, jpeg, gif and webp images, not `{other}`"),
-            ))
-        }
-    };
-    Ok(Block::Image(ImageBlock {
-        format: format.to_owned(),
-        source: ImageSource {
-            bytes: data.to_owned(),
-        },
-    }))
-}
-
-fn assistant_blocks(message: ChatMessage) -> Result<Vec<Block>, TranslateError> {
-    let mut blocks: Vec<Block> = match message.content {
-        None => Vec::new(),
-        Some(MessageContent::Text(text)) => text_block(text).into_iter().collect(),
-        Some(MessageContent::Parts(_)) => text_block(message_text(&message.content))
-            .into_iter()
-            .collect(),
-    };
-    for (k, call) in message
-        .tool_calls
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        let input =
-            parse_arguments(&call).map_err(|e| e.within(&format!("tool_calls[{k}].function")))?;
-        blocks.push(Block::ToolUse(ToolUse {
-            tool_use_id: call.id,
-            name: call.function.name,
-            input,
-        }));
+                "bedrock takes images as bytes and fetches no URLs: send the image as a base64 \
+                 data: URL",
+            ));
+        };
+        let (media_type, data) = data_url?;
+        let format = match media_type.to_ascii_lowercase().as_str() {
+            "image/png" => "png",
+            "image/jpeg" | "image/jpg" => "jpeg",
+            "image/gif" => "gif",
+            "image/webp" => "webp",
+            other => {
+                return Err(unsupported(
+                    "image_url",
+                    format!("bedrock takes png, jpeg, gif and webp images, not `{other}`"),
+                ))
+            }
+        };
+        Ok(Block::Image(ImageBlock {
+            format: format.to_owned(),
+            source: ImageSource {
+                bytes: data.to_owned(),
+            },
+        }))
     }
-    Ok(blocks)
+
+    fn assistant(message: ChatMessage) -> Result<Vec<Block>, TranslateError> {
+        let mut blocks: Vec<Block> = match message.content {
+            None => Vec::new(),
+            Some(MessageContent::Text(text)) => Self::text(text).into_iter().collect(),
+            Some(MessageContent::Parts(_)) => Self::text(message_text(&message.content))
+                .into_iter()
+                .collect(),
+        };
+        for (tool_use_id, name, input) in tool_uses(message.tool_calls)? {
+            blocks.push(Block::ToolUse(ToolUse {
+                tool_use_id,
+                name,
+                input,
+            }));
+        }
+        Ok(blocks)
+    }
+
+    fn tool_result(tool_use_id: String, text: String) -> Block {
+        // Bedrock rejects a blank text block; an empty result is an empty object.
+        let content = if text.is_empty() {
+            ToolResultContent::Json(Value::Object(Extra::new()))
+        } else {
+            ToolResultContent::Text(text)
+        };
+        Block::ToolResult(ToolResult {
+            tool_use_id,
+            content: vec![content],
+        })
+    }
+
+    fn is_tool_result(block: &Block) -> bool {
+        matches!(block, Block::ToolResult(_))
+    }
 }
 
 /// The text of an assistant's parts, refusals included: a refusal is part of what it said.
@@ -337,25 +258,6 @@ fn message_text(content: &Option<MessageContent>) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Tool call arguments as the object Converse wants; models often send `""` for a tool
-/// without parameters.
-fn parse_arguments(call: &ToolCall) -> Result<Value, TranslateError> {
-    let text = call.function.arguments.trim();
-    if text.is_empty() {
-        return Ok(Value::Object(Extra::new()));
-    }
-    match serde_json::from_str::<Value>(text) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(unsupported(
-            "arguments",
-            format!(
-                "the arguments of tool call `{}` are not a JSON object",
-                call.id
-            ),
-        )),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
