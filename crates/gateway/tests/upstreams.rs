@@ -363,77 +363,33 @@ async fn missing_usage_is_counted_by_the_gateway() {
     );
 }
 
-#[tokio::test]
-async fn anthropic_upstream_through_the_gateway() {
-    let up = FakeUpstream::start(Flavor::Anthropic).await.unwrap();
-    up.push(Reply::text("Bonjour from Claude").with_usage(11, 4));
-    up.push(Reply::text("streamed Claude").with_usage(9, 2));
-    let gw = gateway(
-        &[("claude", &up)],
-        "[models.c]\ndeployments = [{ provider = \"claude\", upstream_model = \"claude-x\" }]\n",
-    )
-    .await;
-    let body: Value = gw
-        .chat(json!({"model": "c", "messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}]}))
+/// A model on an upstream of another API (Anthropic, Bedrock) through the gateway, asked
+/// with a system prompt and then streamed: what the upstream got, the answer whole and
+/// streamed with the usage it reported, and the records; the calls and what the gateway
+/// said go back for the flavor's own checks.
+async fn through_the_gateway(up: &FakeUpstream, upstream_model: &str) -> (Value, String, String) {
+    up.push(Reply::text("Bonjour from upstream").with_usage(11, 4));
+    up.push(Reply::text("streamed upstream").with_usage(9, 2));
+    let models = format!(
+        "[models.c]\ndeployments = [{{ provider = \"up\", upstream_model = \"{upstream_model}\" }}]\n"
+    );
+    let mut gw = gateway(&[("up", up)], &models).await;
+    let system =
+        json!([{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}]);
+    let r = gw
+        .chat(json!({"model": "c", "messages": system}))
         .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
+    let body: Value = r.unwrap().json().await.unwrap();
     assert_eq!(
         body["choices"][0]["message"]["content"],
-        "Bonjour from Claude"
+        "Bonjour from upstream"
     );
     assert_eq!(body["usage"]["prompt_tokens"], 11);
-    let seen = up.last_request().unwrap();
-    assert_eq!(seen.body["system"], "be nice");
-    assert_eq!(seen.header("x-api-key"), Some("sk-ant-secret"));
+    let streamed = json!({"model": "c", "messages": user("hi"), "stream": true,
+        "stream_options": {"include_usage": true}});
     let text = gw
-        .chat(json!({"model": "c", "messages": user("hi"), "stream": true, "stream_options": {"include_usage": true}}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains("streamed ") && text.contains("\"prompt_tokens\":9"),
-        "{text}"
-    );
-}
-
-/// A Bedrock model through the gateway: the request signed (the fake checks it), translated
-/// (system prompt, the model id in the path), the answer whole and streamed with its usage,
-/// and no AWS secret in the answer, the records or `/metrics`.
-#[tokio::test]
-async fn bedrock_upstream_through_the_gateway() {
-    let up = FakeUpstream::start(Flavor::Bedrock).await.unwrap();
-    up.push(Reply::text("Bonjour from Bedrock").with_usage(11, 4));
-    up.push(Reply::text("streamed Bedrock").with_usage(9, 2));
-    let mut gw = gateway(
-        &[("aws", &up)],
-        "[models.b]\ndeployments = [{ provider = \"aws\", upstream_model = \"us.amazon.nova-pro-v1:0\" }]\n",
-    )
-    .await;
-    let body: Value = gw
-        .chat(json!({"model": "b", "messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        body["choices"][0]["message"]["content"],
-        "Bonjour from Bedrock"
-    );
-    assert_eq!(body["usage"]["prompt_tokens"], 11);
-    let seen = up.last_request().unwrap();
-    assert_eq!(seen.path, "/model/us.amazon.nova-pro-v1%3A0/converse");
-    assert_eq!(seen.body["system"], json!([{"text": "be nice"}]));
-    let text = gw
-        .chat(json!({"model": "b", "messages": user("hi"), "stream": true, "stream_options": {"include_usage": true}}))
+        .chat(streamed)
         .send()
         .await
         .unwrap()
@@ -448,15 +404,35 @@ async fn bedrock_upstream_through_the_gateway() {
     );
     let metrics = gw.metrics().await;
     gw.stop().await;
+    // The usage the upstream reported, not the gateway's own count.
     let records = gw.records();
-    assert_eq!(records.len(), 2);
-    // The usage Bedrock reported, not the gateway's own count.
     let usage: Vec<(u32, u32, bool)> = records
         .iter()
         .map(|r| (r.prompt_tokens, r.completion_tokens, r.usage_counted))
         .collect();
     assert_eq!(usage, [(11, 4, false), (9, 2, false)]);
-    let everything = format!("{body}{text}{metrics}{records:?}");
+    (body, text, format!("{metrics}{records:?}"))
+}
+
+#[tokio::test]
+async fn anthropic_upstream_through_the_gateway() {
+    let up = FakeUpstream::start(Flavor::Anthropic).await.unwrap();
+    through_the_gateway(&up, "claude-x").await;
+    let seen = &up.requests()[0];
+    assert_eq!(seen.body["system"], "be nice");
+    assert_eq!(seen.header("x-api-key"), Some("sk-ant-secret"));
+}
+
+/// Bedrock: the requests signed (the fake checks each), the model id escaped in the path, and
+/// no AWS secret in the answers, the records or `/metrics`.
+#[tokio::test]
+async fn bedrock_upstream_through_the_gateway() {
+    let up = FakeUpstream::start(Flavor::Bedrock).await.unwrap();
+    let (body, text, rest) = through_the_gateway(&up, "us.amazon.nova-pro-v1:0").await;
+    let seen = &up.requests()[0];
+    assert_eq!(seen.path, "/model/us.amazon.nova-pro-v1%3A0/converse");
+    assert_eq!(seen.body["system"], json!([{"text": "be nice"}]));
+    let everything = format!("{body}{text}{rest}");
     assert!(!everything.contains(FAKE_AWS_SECRET_ACCESS_KEY));
 }
 

@@ -53,13 +53,7 @@ impl FakeImds {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "test server: aborted when the handle drops, and ends with the test runtime"
-        )]
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = crate::server::serve(listener, app);
         Ok(FakeImds { addr, shared, task })
     }
 

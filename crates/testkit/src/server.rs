@@ -84,15 +84,7 @@ impl FakeUpstream {
             aws_keys: Mutex::new(wire_bedrock::default_keys()),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "test server: aborted when the handle drops, and ends with the test runtime"
-        )]
-        let task = tokio::spawn(async move {
-            // An accept error ends the server; the test then fails on connecting, which says
-            // more than a panic here would.
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = serve(listener, app);
         Ok(FakeUpstream { addr, shared, task })
     }
 
@@ -155,6 +147,19 @@ impl FakeUpstream {
             notified.await;
         }
     }
+}
+
+/// Serves `app` on `listener` in a task, which the test server's handle aborts when dropped.
+pub(crate) fn serve(listener: TcpListener, app: Router) -> JoinHandle<()> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test server: aborted when the handle drops, and ends with the test runtime"
+    )]
+    tokio::spawn(async move {
+        // An accept error ends the server; the test then fails on connecting, which says
+        // more than a panic here would.
+        let _ = axum::serve(listener, app).await;
+    })
 }
 
 impl Drop for FakeUpstream {
