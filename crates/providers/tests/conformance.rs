@@ -841,3 +841,36 @@ async fn anthropic_request_is_translated_on_the_wire() {
     assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
     assert!(body.get("stream").is_none());
 }
+
+/// Bedrock gets a Converse request: the system prompt lifted out, the tools as
+/// `toolConfig.tools[].toolSpec`, the model only in the (escaped) path, and a signature the
+/// fake recomputed and accepted.
+#[tokio::test]
+async fn bedrock_request_is_translated_on_the_wire() {
+    let h = Harness::start(Adapter::Bedrock).await;
+    h.complete().await;
+    let r = h.last_request();
+    assert_eq!(r.path, "/model/anthropic.claude-fake-v1%3A0/converse");
+    assert_eq!(
+        r.body["messages"],
+        json!([{"role": "user", "content": [{"text": "What's the weather in Paris?"}]}])
+    );
+    let spec = &r.body["toolConfig"]["tools"][0]["toolSpec"];
+    assert_eq!(spec["name"], "get_weather");
+    assert_eq!(
+        spec["inputSchema"]["json"]["required"],
+        json!(["city", "unit"])
+    );
+    let signed = r.header("authorization").expect("signed");
+    assert!(
+        signed.contains(&format!(
+            "/{}/bedrock/aws4_request",
+            switchyard_testkit::FAKE_AWS_REGION
+        )),
+        "{signed}"
+    );
+    assert!(
+        signed.contains("x-extra"),
+        "configured headers are signed: {signed}"
+    );
+}
