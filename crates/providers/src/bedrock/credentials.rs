@@ -7,8 +7,8 @@
 //!    `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` under `169.254.170.2`, with
 //!    `AWS_CONTAINER_AUTHORIZATION_TOKEN`), as ECS and EKS Pod Identity serve them;
 //! 4. the instance's role through IMDSv2 (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, else
-//!    `http://169.254.169.254`): a session token by `PUT /latest/api/token`, then the role's
-//!    name and its credentials.
+//!    `http://169.254.169.254`; off with `AWS_EC2_METADATA_DISABLED=true`): a session token
+//!    by `PUT /latest/api/token`, then the role's name and its credentials.
 //!
 //! The last two give temporary credentials, kept by [`CredentialCache`]:
 //! 1. a request takes the credentials held if they expire more than [`REFRESH_MARGIN`] from
@@ -160,6 +160,14 @@ pub(crate) fn resolve(
             token: nonempty("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Secret::new),
         });
     }
+    if nonempty("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Err(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a \
+                    profile, or a container endpoint (AWS_EC2_METADATA_DISABLED turns the \
+                    instance role off)"
+                .to_owned(),
+        );
+    }
     let endpoint = nonempty("AWS_EC2_METADATA_SERVICE_ENDPOINT")
         .unwrap_or_else(|| "http://169.254.169.254".to_owned());
     Ok(Source::Imds {
@@ -273,7 +281,10 @@ impl Source {
             Source::Container { url, token } => {
                 let mut request = http.get(url.clone());
                 if let Some(token) = token {
-                    request = request.header("authorization", token.expose());
+                    let mut value = reqwest::header::HeaderValue::from_str(token.expose())
+                        .map_err(|_| failure(name, "the authorization token cannot be sent"))?;
+                    value.set_sensitive(true);
+                    request = request.header(reqwest::header::AUTHORIZATION, value);
                 }
                 let body = fetch(request, name, "GET credentials").await?;
                 served_credentials(&body, name)
@@ -467,6 +478,8 @@ mod tests {
         assert!(matches!(&s, Source::Imds { endpoint } if endpoint == "http://127.0.0.1:9"));
         let s = source(&[], None).unwrap();
         assert!(matches!(&s, Source::Imds { endpoint } if endpoint == "http://169.254.169.254"));
+        let err = source(&[("AWS_EC2_METADATA_DISABLED", "true")], None).unwrap_err();
+        assert!(err.contains("no AWS credentials"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
