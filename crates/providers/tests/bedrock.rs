@@ -16,8 +16,8 @@ use switchyard_control::{BedrockSpec, ProviderSpec};
 use switchyard_providers::{ChatProvider, ChatReply, ProviderError};
 use switchyard_testkit::sigv4::AwsKey;
 use switchyard_testkit::{
-    FakeImds, FakeUpstream, Flavor, ImdsAnswer, Reply, FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_REGION,
-    FAKE_AWS_SECRET_ACCESS_KEY,
+    FakeImds, FakeUpstream, Flavor, ImdsAnswer, Reply, CONTAINER_TOKEN, FAKE_AWS_ACCESS_KEY_ID,
+    FAKE_AWS_REGION, FAKE_AWS_SECRET_ACCESS_KEY,
 };
 
 const MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
@@ -328,4 +328,37 @@ async fn a_failed_refresh_fails_only_the_requests_that_needed_it() {
         .expect("the held credentials still sign");
     assert_eq!(signed_with(&fake), "ASIASOON");
     assert_eq!(imds.credential_requests(), 3);
+}
+
+/// ECS and EKS Pod Identity: the container endpoint, with its authorization token.
+#[tokio::test]
+async fn credentials_from_the_container_endpoint() {
+    let fake = FakeUpstream::start(Flavor::Bedrock).await.expect("fake");
+    let endpoint = FakeImds::start().await.expect("endpoint");
+    let creds = temporary("ASIACONTAINER", 60);
+    allow(&fake, &creds);
+    endpoint.push(creds);
+    let url = endpoint.container_url();
+    let env = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", url.as_str()),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", CONTAINER_TOKEN),
+    ];
+    let provider = build(spec(&fake.base_url()), &env).expect("builds");
+    ask(provider.as_ref(), MODEL).await.expect("answer");
+    assert_eq!(signed_with(&fake), "ASIACONTAINER");
+    assert_eq!(endpoint.credential_requests(), 1);
+    // A wrong token is refused by the endpoint: the request fails, naming where.
+    let env = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", url.as_str()),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong"),
+    ];
+    let provider = build(spec(&fake.base_url()), &env).expect("builds");
+    let err = ask(provider.as_ref(), MODEL)
+        .await
+        .expect_err("no credentials");
+    assert!(
+        err.to_string().contains("container credentials endpoint"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("401"), "{err}");
 }

@@ -3,7 +3,9 @@
 //! `x-aws-ec2-metadata-token-ttl-seconds`), then, with that token in
 //! `x-aws-ec2-metadata-token`, the role's name and its credentials. Each credentials request
 //! takes the next scripted answer; a request without a valid token is refused with 401, as
-//! IMDSv2 refuses IMDSv1-style calls.
+//! IMDSv2 refuses IMDSv1-style calls. It also serves the container credentials endpoint
+//! (ECS, EKS Pod Identity) at [`FakeImds::container_url`], whose `Authorization` must be
+//! [`CONTAINER_TOKEN`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -23,6 +25,9 @@ use crate::sigv4::AwsKey;
 
 const ROLE: &str = "switchyard-test-role";
 const TOKEN: &str = "imds-session-token-1";
+/// What the container endpoint wants in `Authorization` (`AWS_CONTAINER_AUTHORIZATION_TOKEN`).
+pub const CONTAINER_TOKEN: &str = "container-authorization-token";
+const CONTAINER_PATH: &str = "/v2/credentials/switchyard-test";
 
 /// What the next credentials request gets.
 #[derive(Debug, Clone)]
@@ -60,6 +65,11 @@ impl FakeImds {
     /// What `AWS_EC2_METADATA_SERVICE_ENDPOINT` is set to.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// What `AWS_CONTAINER_CREDENTIALS_FULL_URI` is set to.
+    pub fn container_url(&self) -> String {
+        format!("http://{}{CONTAINER_PATH}", self.addr)
     }
 
     /// Queues the answer to a credentials request (first in, first out). With an empty
@@ -104,13 +114,19 @@ async fn handle(
         shared.token_requests.fetch_add(1, Ordering::SeqCst);
         return TOKEN.into_response();
     }
-    if method != Method::GET || header("x-aws-ec2-metadata-token") != Some(TOKEN) {
+    let container = uri.path() == CONTAINER_PATH;
+    let authorized = if container {
+        header("authorization") == Some(CONTAINER_TOKEN)
+    } else {
+        header("x-aws-ec2-metadata-token") == Some(TOKEN)
+    };
+    if method != Method::GET || !authorized {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     if uri.path() == roles {
         return ROLE.into_response();
     }
-    if uri.path() != format!("{roles}{ROLE}") {
+    if !container && uri.path() != format!("{roles}{ROLE}") {
         return StatusCode::NOT_FOUND.into_response();
     }
     shared.credential_requests.fetch_add(1, Ordering::SeqCst);

@@ -38,7 +38,7 @@ mod wire_bedrock;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
-pub use imds::{FakeImds, ImdsAnswer};
+pub use imds::{FakeImds, ImdsAnswer, CONTAINER_TOKEN};
 pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;
 pub use wire::Flavor;
