@@ -367,6 +367,10 @@ async fn missing_usage_is_counted_by_the_gateway() {
 /// with a system prompt and then streamed: what the upstream got, the answer whole and
 /// streamed with the usage it reported, and the records; the calls and what the gateway
 /// said go back for the flavor's own checks.
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helper: fails its test as the tests do"
+)]
 async fn through_the_gateway(up: &FakeUpstream, upstream_model: &str) -> (Value, String, String) {
     up.push(Reply::text("Bonjour from upstream").with_usage(11, 4));
     up.push(Reply::text("streamed upstream").with_usage(9, 2));
