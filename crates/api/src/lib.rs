@@ -1,6 +1,7 @@
 //! OpenAI-compatible wire types: chat completions (plain and streamed), the Responses API
 //! and its translation to and from chat (`responses`), embeddings, models,
 //! Anthropic's Messages API and its translation to and from chat completions (`anthropic`),
+//! AWS Bedrock's Converse API and the translation of chat completions to it (`bedrock`),
 //! the Batch API's files and batches (`batch`, with its input file parser),
 //! the error body, and SSE framing.
 //!
@@ -12,7 +13,9 @@
 pub mod anthropic;
 pub mod assemble;
 pub mod batch;
+pub mod bedrock;
 pub mod chat;
+mod conversation;
 pub mod embeddings;
 pub mod error;
 pub mod feedback;

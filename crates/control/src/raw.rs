@@ -841,6 +841,7 @@ pub struct RawBreaker {
 pub enum RawProvider {
     Openai(RawOpenAi),
     Anthropic(RawAnthropic),
+    Bedrock(RawBedrock),
     Sim(RawSim),
 }
 
@@ -888,6 +889,29 @@ pub struct RawAnthropic {
     pub connect_timeout_ms: u64,
     #[serde(default = "default_max_tokens")]
     pub default_max_tokens: u32,
+}
+
+/// `kind = "bedrock"`: AWS Bedrock's Converse API, signed with SigV4.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBedrock {
+    /// This provider's circuit breakers (one per deployment); fields given override `[resilience.breaker]`.
+    #[serde(default)]
+    pub breaker: RawBreaker,
+    /// The AWS region; by default `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// By default `https://bedrock-runtime.{region}.amazonaws.com` (a VPC endpoint, a proxy
+    /// or a test server otherwise).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The shared credentials file's profile when `AWS_PROFILE` is not set.
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
 }
 
 fn default_connect_timeout_ms() -> u64 {

@@ -455,6 +455,7 @@ pub struct RetryBudgetSpec {
 pub enum ProviderSpec {
     OpenAi(OpenAiSpec),
     Anthropic(AnthropicSpec),
+    Bedrock(BedrockSpec),
     Sim(SimSpec),
 }
 
@@ -463,6 +464,7 @@ impl ProviderSpec {
         match self {
             ProviderSpec::OpenAi(_) => "openai",
             ProviderSpec::Anthropic(_) => "anthropic",
+            ProviderSpec::Bedrock(_) => "bedrock",
             ProviderSpec::Sim(_) => "sim",
         }
     }
@@ -502,6 +504,20 @@ pub struct AnthropicSpec {
     pub headers: Vec<(String, String)>,
     pub connect_timeout: Duration,
     pub default_max_tokens: u32,
+}
+
+/// AWS Bedrock's Converse API. Credentials are not configured here: they come from the
+/// environment, the shared credentials file, the container endpoint or the instance's role,
+/// in the order AWS's SDKs look.
+#[derive(Debug, Clone)]
+pub struct BedrockSpec {
+    /// `None`: `AWS_REGION`, else `AWS_DEFAULT_REGION`, read when the provider is built.
+    pub region: Option<String>,
+    /// `None`: `https://bedrock-runtime.{region}.amazonaws.com`.
+    pub base_url: Option<String>,
+    pub profile: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub connect_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -520,7 +520,7 @@ ttl_secs = 0
         (
             "opneai",
             "providers.upstream.kind",
-            "`opneai` is not one of \"openai\", \"anthropic\", \"sim\"",
+            "`opneai` is not one of \"openai\", \"anthropic\", \"bedrock\", \"sim\"",
         ),
         ("fallbacks", "models.small.fallbacks[0]", "no model `nope`"),
         (

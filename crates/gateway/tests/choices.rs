@@ -10,7 +10,10 @@ mod common;
 
 use common::{start_with_env, user, TestGateway};
 use serde_json::{json, Value};
-use switchyard_testkit::{FakeUpstream, Flavor, Reply};
+use switchyard_testkit::{
+    FakeUpstream, Flavor, Reply, FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_REGION,
+    FAKE_AWS_SECRET_ACCESS_KEY,
+};
 
 /// A gateway with model `m` on `up` (OpenAI or Anthropic), the exact cache on, `extra`
 /// (guards) in the config and `key_limits` on the key.
@@ -19,12 +22,13 @@ async fn gateway(up: &FakeUpstream, extra: &str, key_limits: &str) -> TestGatewa
 }
 
 async fn gateway_for(up: &FakeUpstream, model: &str, extra: &str, key: &str) -> TestGateway {
-    let kind = match up.flavor() {
-        Flavor::OpenAi => "openai",
-        Flavor::Anthropic => "anthropic",
+    let (kind, credentials) = match up.flavor() {
+        Flavor::OpenAi => ("openai", "api_key_env = \"CHOICES_TEST_KEY\"".to_owned()),
+        Flavor::Anthropic => ("anthropic", "api_key_env = \"CHOICES_TEST_KEY\"".to_owned()),
+        Flavor::Bedrock => ("bedrock", format!("region = \"{FAKE_AWS_REGION}\"")),
     };
     let provider = format!(
-        "[providers.up]\nkind = \"{kind}\"\nbase_url = \"{}\"\napi_key_env = \"CHOICES_TEST_KEY\"\n",
+        "[providers.up]\nkind = \"{kind}\"\nbase_url = \"{}\"\n{credentials}\n",
         up.base_url()
     );
     let model = format!(
@@ -32,7 +36,12 @@ async fn gateway_for(up: &FakeUpstream, model: &str, extra: &str, key: &str) -> 
     );
     let keys = format!("[[keys]]\nid = \"test\"\nsecret_sha256 = \"{{KEY}}\"\n{key}\n");
     let config = format!("{provider}\n{model}\n[cache]\nsemantic = false\n\n{extra}\n\n{keys}");
-    start_with_env(&config, &[("CHOICES_TEST_KEY", "sk-test")]).await
+    let env = [
+        ("CHOICES_TEST_KEY", "sk-test"),
+        ("AWS_ACCESS_KEY_ID", FAKE_AWS_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", FAKE_AWS_SECRET_ACCESS_KEY),
+    ];
+    start_with_env(&config, &env).await
 }
 
 async fn send(gw: &TestGateway, body: Value) -> (u16, Value) {

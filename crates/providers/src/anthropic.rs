@@ -3,12 +3,9 @@
 //! `/v1/messages` endpoint, is `switchyard_api::anthropic::outbound` (what does not carry
 //! over is listed there); a request it cannot express is [`ProviderError::Unsupported`].
 
-use std::collections::BTreeMap;
-use std::pin::Pin;
-
 use async_trait::async_trait;
 use eventsource_stream::Event;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use switchyard_api::anthropic::{
@@ -16,12 +13,12 @@ use switchyard_api::anthropic::{
     ResponseBlock, StreamEvent,
 };
 use switchyard_api::{
-    finish_reason, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta,
-    EmbeddingsRequest, EmbeddingsResponse, Extra, FunctionCallDelta, Role, ToolCallDelta,
+    ChatCompletionChunk, ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse,
 };
 use switchyard_control::{AnthropicSpec, Secret};
 
 use crate::http;
+use crate::translate::{self, OneChoice, Translate};
 use crate::{unix_now, CallOptions, ChatProvider, ChatReply, ChunkStream, ProviderError};
 
 pub struct AnthropicProvider {
@@ -99,7 +96,8 @@ impl ChatProvider for AnthropicProvider {
 // ---------------------------------------------------------------------------------------------
 // Anthropic stream events → OpenAI chunks.
 
-/// Translates one Anthropic event stream into OpenAI chunks:
+/// Translates one Anthropic event stream into OpenAI chunks (the bookkeeping is
+/// [`OneChoice`]'s):
 /// 1. `message_start` gives the id, model and input tokens, and the first chunk (role).
 /// 2. Text blocks become content deltas; each `tool_use` block gets the next OpenAI tool call
 ///    index, announced with its id and name, then fed by its `input_json_delta`s.
@@ -108,157 +106,60 @@ impl ChatProvider for AnthropicProvider {
 ///    when `include_usage` is set. EOF after step 3 is accepted as if `message_stop` came.
 #[derive(Debug)]
 struct Translator {
-    id: String,
-    model: String,
-    created: i64,
+    choice: OneChoice,
     usage: AnthropicUsage,
-    /// Anthropic block index → OpenAI tool call index.
-    tool_index: BTreeMap<u32, u32>,
-    started: bool,
-    finish_sent: bool,
-    done: bool,
 }
 
 impl Translator {
     fn new(created: i64) -> Self {
         Translator {
-            id: String::new(),
-            model: String::new(),
-            created,
+            choice: OneChoice::new(String::new(), String::new(), created),
             usage: AnthropicUsage::default(),
-            tool_index: BTreeMap::new(),
-            started: false,
-            finish_sent: false,
-            done: false,
         }
-    }
-
-    fn chunk(&self, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish.map(str::to_owned),
-                logprobs: None,
-                stop_reason: None,
-            }],
-            usage: None,
-            system_fingerprint: None,
-            extra: Extra::new(),
-        }
-    }
-
-    fn text(&self, text: String) -> ChatCompletionChunk {
-        self.chunk(
-            Delta {
-                content: Some(text),
-                ..Delta::default()
-            },
-            None,
-        )
-    }
-
-    fn tool_delta(&self, delta: ToolCallDelta) -> ChatCompletionChunk {
-        self.chunk(
-            Delta {
-                tool_calls: Some(vec![delta]),
-                ..Delta::default()
-            },
-            None,
-        )
     }
 
     /// The finish chunk; a stop sequence that ended the answer goes in its `stop_reason`.
-    fn finish(&mut self, delta: Option<&MessageDeltaBody>) -> ChatCompletionChunk {
-        self.finish_sent = true;
-        let stop_reason = delta.and_then(|d| d.stop_reason.as_deref());
-        let reason = stop_reason.map_or(finish_reason::STOP, finish_reason_of);
-        let mut chunk = self.chunk(Delta::default(), Some(reason));
-        if stop_reason == Some("stop_sequence") {
-            if let (Some(choice), Some(stop)) = (
-                chunk.choices.first_mut(),
-                delta.and_then(|d| d.stop_sequence.clone()),
-            ) {
+    fn finish(&mut self, delta: &MessageDeltaBody) -> Option<ChatCompletionChunk> {
+        let stop_reason = delta.stop_reason.as_deref()?;
+        let mut chunk = self.choice.finish(finish_reason_of(stop_reason))?;
+        if stop_reason == "stop_sequence" {
+            if let (Some(choice), Some(stop)) =
+                (chunk.choices.first_mut(), delta.stop_sequence.clone())
+            {
                 choice.stop_reason = Some(Value::String(stop));
             }
         }
-        chunk
+        Some(chunk)
     }
 
-    /// The closing chunks: a finish chunk if none was sent, then usage if any was reported.
-    fn close(&mut self, out: &mut Vec<ChatCompletionChunk>) {
-        self.done = true;
-        if !self.finish_sent {
-            out.push(self.finish(None));
-        }
-        if let Some(usage) = self.usage.to_openai() {
-            let mut chunk = self.chunk(Delta::default(), None);
-            chunk.choices.clear();
-            chunk.usage = Some(usage);
-            out.push(chunk);
-        }
-    }
-
-    fn on_event(&mut self, event: StreamEvent) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
+    fn on_message(
+        &mut self,
+        event: StreamEvent,
+    ) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
         let mut out = Vec::new();
         match event {
             StreamEvent::MessageStart { message } => {
-                self.started = true;
-                self.id = message.id;
-                self.model = message.model;
+                self.choice.id = message.id;
+                self.choice.model = message.model;
                 if let Some(usage) = &message.usage {
                     self.usage.update(usage);
                 }
-                out.push(self.chunk(
-                    Delta {
-                        role: Some(Role::Assistant),
-                        content: Some(String::new()),
-                        ..Delta::default()
-                    },
-                    None,
-                ));
+                out.push(self.choice.role());
             }
             StreamEvent::ContentBlockStart {
                 index,
                 content_block,
             } => match content_block {
-                ResponseBlock::Text { text } if !text.is_empty() => out.push(self.text(text)),
+                ResponseBlock::Text { text } => out.extend(self.choice.text(text)),
                 ResponseBlock::ToolUse { id, name, .. } => {
-                    let openai_index = self.tool_index.len() as u32;
-                    self.tool_index.insert(index, openai_index);
-                    out.push(self.tool_delta(ToolCallDelta {
-                        index: openai_index,
-                        id: Some(id),
-                        kind: Some("function".into()),
-                        function: Some(FunctionCallDelta {
-                            name: Some(name),
-                            arguments: Some(String::new()),
-                        }),
-                    }));
+                    out.push(self.choice.tool_start(index, id, name));
                 }
-                _ => {}
+                ResponseBlock::Other => {}
             },
             StreamEvent::ContentBlockDelta { index, delta } => match delta {
-                BlockDelta::TextDelta { text } if !text.is_empty() => out.push(self.text(text)),
-                BlockDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
-                    let openai_index = self.tool_index.get(&index).copied().ok_or_else(|| {
-                        ProviderError::Decode(format!(
-                            "input_json_delta for block {index}, which is not a tool_use block"
-                        ))
-                    })?;
-                    out.push(self.tool_delta(ToolCallDelta {
-                        index: openai_index,
-                        id: None,
-                        kind: None,
-                        function: Some(FunctionCallDelta {
-                            name: None,
-                            arguments: Some(partial_json),
-                        }),
-                    }));
+                BlockDelta::TextDelta { text } => out.extend(self.choice.text(text)),
+                BlockDelta::InputJsonDelta { partial_json } => {
+                    out.extend(self.choice.tool_arguments(index, partial_json)?);
                 }
                 _ => {}
             },
@@ -266,11 +167,9 @@ impl Translator {
                 if let Some(usage) = &usage {
                     self.usage.update(usage);
                 }
-                if !self.finish_sent && delta.stop_reason.is_some() {
-                    out.push(self.finish(Some(&delta)));
-                }
+                out.extend(self.finish(&delta));
             }
-            StreamEvent::MessageStop {} => self.close(&mut out),
+            StreamEvent::MessageStop {} => out.extend(self.choice.close(self.usage.to_openai())),
             StreamEvent::Error { error } => {
                 return Err(ProviderError::Stream(http::error_message(&error)));
             }
@@ -279,79 +178,45 @@ impl Translator {
         Ok(out)
     }
 
-    /// The body ended without `message_stop`.
-    fn on_eof(&mut self) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
-        if self.done {
-            return Ok(Vec::new());
-        }
-        if self.finish_sent {
-            let mut out = Vec::new();
-            self.close(&mut out);
-            return Ok(out);
-        }
-        Err(ProviderError::Stream(if self.started {
-            "the upstream ended the stream before the message was complete".into()
-        } else {
-            "the upstream ended the stream before any event".into()
-        }))
-    }
-
     fn on_sse(&mut self, event: &Event) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
         if event.data.trim().is_empty() {
             return Ok(Vec::new());
         }
         let parsed: StreamEvent = serde_json::from_str(&event.data)
             .map_err(|e| http::decode_error("a stream event", e, event.data.as_bytes()))?;
-        self.on_event(parsed)
+        self.on_message(parsed)
     }
 }
 
-/// Runs the translator over the SSE events of a response. An error item ends the stream; the
-/// stream owns the response, so dropping it closes the upstream connection.
+impl Translate for Translator {
+    type Event = Event;
+
+    fn on_event(&mut self, event: Event) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
+        self.on_sse(&event)
+    }
+
+    /// The body ended without `message_stop`.
+    fn on_eof(&mut self) -> Result<Vec<ChatCompletionChunk>, ProviderError> {
+        self.choice.eof(self.usage.to_openai())
+    }
+
+    fn done(&self) -> bool {
+        self.choice.done()
+    }
+}
+
+/// The chunks of a response's SSE events.
 pub(crate) fn chunk_stream<S>(events: S, created: i64) -> ChunkStream
 where
     S: Stream<Item = Result<Event, ProviderError>> + Send + 'static,
 {
-    struct State<S> {
-        events: Pin<Box<S>>,
-        translator: Translator,
-        pending: std::collections::VecDeque<ChatCompletionChunk>,
-        failed: bool,
-    }
-
-    let state = State {
-        events: Box::pin(events),
-        translator: Translator::new(created),
-        pending: Default::default(),
-        failed: false,
-    };
-    Box::pin(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(chunk) = st.pending.pop_front() {
-                return Some((Ok(chunk), st));
-            }
-            if st.failed || st.translator.done {
-                return None;
-            }
-            let result = match st.events.next().await {
-                None => st.translator.on_eof(),
-                Some(Ok(event)) => st.translator.on_sse(&event),
-                Some(Err(e)) => Err(e),
-            };
-            match result {
-                Ok(chunks) => st.pending.extend(chunks),
-                Err(e) => {
-                    st.failed = true;
-                    return Some((Err(e), st));
-                }
-            }
-        }
-    }))
+    translate::chunk_stream(events, Translator::new(created))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
     use serde_json::json;
 
     /// Feeds events (then EOF if `eof`) to a translator; each output is a chunk as JSON or

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use switchyard_control::{ProviderSpec, Secret};
 
 use crate::provider::ChatProvider;
-use crate::{anthropic, openai, sim};
+use crate::{anthropic, bedrock, openai, sim};
 
-/// Resolves a provider's secret: the value of the environment variable its config names.
+/// Resolves a provider's secret: the value of the environment variable its config names (and,
+/// for `bedrock`, the AWS variables of its region and credentials chain).
 pub type SecretSource<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,14 @@ pub fn build(
                     message,
                 },
             )?,
+        ),
+        ProviderSpec::Bedrock(b) => Arc::new(
+            bedrock::BedrockProvider::new(b, secrets, http.clone()).map_err(|message| {
+                BuildError::Invalid {
+                    provider: name.to_owned(),
+                    message,
+                }
+            })?,
         ),
         ProviderSpec::Sim(s) => Arc::new(sim::SimProvider::new(name, s)),
     })

@@ -101,13 +101,15 @@ impl ProviderError {
     }
 
     /// Builds a `Status` error from an upstream error response, taking the message from an
-    /// OpenAI- or Anthropic-shaped error body when there is one.
+    /// OpenAI- or Anthropic-shaped error body (`error.message`), or an AWS-shaped one
+    /// (`message`, `Message`), when there is one.
     pub fn from_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
         let message = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
             .and_then(|v| {
-                v.pointer("/error/message")
-                    .and_then(|m| m.as_str())
+                ["/error/message", "/message", "/Message"]
+                    .iter()
+                    .find_map(|p| v.pointer(p).and_then(|m| m.as_str()))
                     .map(str::to_owned)
             })
             .unwrap_or_else(|| {
@@ -181,6 +183,11 @@ mod tests {
             None,
         );
         assert_eq!(e.to_string(), "the upstream answered 400: bad thing");
+        let e = ProviderError::from_response(429, br#"{"message":"Too many requests"}"#, None);
+        assert_eq!(
+            e.to_string(),
+            "the upstream answered 429: Too many requests"
+        );
         let e = ProviderError::from_response(502, b"<html>gateway</html>", None);
         assert_eq!(
             e.to_string(),

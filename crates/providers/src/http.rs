@@ -63,13 +63,15 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
     headers: &HeaderMap,
     body: &T,
 ) -> Result<reqwest::Response, ProviderError> {
-    let response = http
-        .post(url.clone())
-        .headers(headers.clone())
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| transport_error(&e))?;
+    send(http.post(url.clone()).headers(headers.clone()).json(body)).await
+}
+
+/// Sends a request and returns the response if its status is 2xx; any other status becomes
+/// [`ProviderError::Status`] with the upstream's message and `retry-after`.
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ProviderError> {
+    let response = request.send().await.map_err(|e| transport_error(&e))?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -131,7 +133,7 @@ pub(crate) fn transport_error(e: &reqwest::Error) -> ProviderError {
 }
 
 /// Classifies a failure while a stream's body is flowing.
-fn stream_transport_error(e: &reqwest::Error) -> ProviderError {
+pub(crate) fn stream_transport_error(e: &reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout
     } else {

@@ -1,5 +1,5 @@
-//! Model providers behind one trait: OpenAI-compatible servers, Anthropic's Messages API, and
-//! the built-in simulator.
+//! Model providers behind one trait: OpenAI-compatible servers, Anthropic's Messages API, AWS
+//! Bedrock's Converse API, and the built-in simulator.
 //!
 //! A provider takes an OpenAI-shaped request whose `model` is already the upstream model name
 //! and answers in OpenAI shapes, whole or as a stream of chunks. Adapters translate wire
@@ -7,6 +7,7 @@
 //! time out a whole request or account: that is the gateway's job, done once for all of them.
 
 pub mod anthropic;
+pub mod bedrock;
 mod build;
 mod error;
 #[doc(hidden)]
@@ -16,6 +17,7 @@ pub mod openai;
 mod provider;
 pub mod sim;
 pub mod tokens;
+mod translate;
 
 pub use build::{build, http_client, BuildError, SecretSource};
 pub use error::{parse_retry_after, ProviderError};

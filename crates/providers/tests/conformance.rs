@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, EmbeddingsRequest};
-use switchyard_control::{AnthropicSpec, OpenAiSpec, ProviderSpec};
+use switchyard_control::{AnthropicSpec, BedrockSpec, OpenAiSpec, ProviderSpec};
 use switchyard_providers::{CallOptions, ChatProvider, ChatReply, ChunkStream, ProviderError};
 use switchyard_testkit::{Behavior, Ending, FakeUpstream, Flavor, RecordedRequest, Reply};
 
@@ -33,6 +33,9 @@ const PATIENCE: Duration = Duration::from_secs(10);
 enum Adapter {
     OpenAi,
     Anthropic,
+    /// AWS Bedrock's Converse API, against a fake that checks every request's SigV4
+    /// signature (credentials from the environment the build reads).
+    Bedrock,
     /// The built-in simulator, scripted through its config (see [`ScriptedSim`]).
     Sim,
 }
@@ -42,6 +45,7 @@ impl Adapter {
         match self {
             Adapter::OpenAi => Flavor::OpenAi,
             Adapter::Anthropic => Flavor::Anthropic,
+            Adapter::Bedrock => Flavor::Bedrock,
             // The simulator has no upstream: its harness starts a fake that is never called.
             Adapter::Sim => Flavor::OpenAi,
         }
@@ -51,6 +55,8 @@ impl Adapter {
         match self {
             Adapter::OpenAi => "gpt-fake",
             Adapter::Anthropic => "claude-fake",
+            // A versioned id: its `:` must be escaped in the path.
+            Adapter::Bedrock => "anthropic.claude-fake-v1:0",
             Adapter::Sim => "sim-fake",
         }
     }
@@ -74,9 +80,23 @@ impl Adapter {
                 connect_timeout: Duration::from_secs(2),
                 default_max_tokens: 321,
             }),
+            Adapter::Bedrock => ProviderSpec::Bedrock(BedrockSpec {
+                region: Some(switchyard_testkit::FAKE_AWS_REGION.to_owned()),
+                base_url: Some(base_url.to_owned()),
+                profile: None,
+                headers,
+                connect_timeout: Duration::from_secs(2),
+            }),
             Adapter::Sim => return Arc::new(ScriptedSim::new(http.clone())),
         };
-        let secrets = |var: &str| (var == KEY_VAR).then(|| KEY.to_owned());
+        let secrets = |var: &str| match var {
+            KEY_VAR => Some(KEY.to_owned()),
+            "AWS_ACCESS_KEY_ID" => Some(switchyard_testkit::FAKE_AWS_ACCESS_KEY_ID.to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => {
+                Some(switchyard_testkit::FAKE_AWS_SECRET_ACCESS_KEY.to_owned())
+            }
+            _ => None,
+        };
         switchyard_providers::build("under-test", &spec, http, &secrets).expect("provider builds")
     }
 
@@ -89,7 +109,9 @@ impl Adapter {
     fn check_request(self, r: &RecordedRequest, streaming: bool) {
         assert_eq!(r.method, "POST");
         assert_eq!(r.header("x-extra"), Some("yes"));
-        assert_eq!(r.body["model"], self.model());
+        if !matches!(self, Adapter::Bedrock) {
+            assert_eq!(r.body["model"], self.model());
+        }
         match self {
             Adapter::OpenAi => {
                 assert_eq!(r.path, "/v1/chat/completions");
@@ -111,6 +133,27 @@ impl Adapter {
                 if streaming {
                     assert_eq!(r.body["stream"], true);
                 }
+            }
+            Adapter::Bedrock => {
+                let op = if streaming {
+                    "converse-stream"
+                } else {
+                    "converse"
+                };
+                assert_eq!(r.path, format!("/model/anthropic.claude-fake-v1%3A0/{op}"));
+                // The fake has already checked the signature; this is whose it is.
+                let auth = r.header("authorization").expect("signed");
+                assert!(
+                    auth.starts_with(&format!(
+                        "AWS4-HMAC-SHA256 Credential={}/",
+                        switchyard_testkit::FAKE_AWS_ACCESS_KEY_ID
+                    )),
+                    "{auth}"
+                );
+                assert!(!auth.contains(switchyard_testkit::FAKE_AWS_SECRET_ACCESS_KEY));
+                assert_eq!(r.header("x-amz-security-token"), None);
+                assert_eq!(r.body["system"], json!([{"text": "You are terse."}]));
+                assert!(r.body.get("model").is_none() && r.body.get("stream").is_none());
             }
             // No upstream: `Harness::check_upstream` never gets here.
             Adapter::Sim => {}
@@ -681,7 +724,7 @@ mod cases {
         drop(listener);
         let base = match h.adapter.flavor() {
             Flavor::OpenAi => format!("http://{addr}/v1"),
-            Flavor::Anthropic => format!("http://{addr}"),
+            Flavor::Anthropic | Flavor::Bedrock => format!("http://{addr}"),
         };
         let provider = h.adapter.provider(&base, &client());
         let err = provider.chat(h.request(false)).await.expect_err("refused");
@@ -754,6 +797,7 @@ macro_rules! suite {
 
 suite!(openai, Adapter::OpenAi);
 suite!(anthropic, Adapter::Anthropic);
+suite!(bedrock, Adapter::Bedrock);
 suite!(sim, Adapter::Sim);
 
 /// OpenAI-compatible upstreams get the request as the client sent it, unknown fields included.
@@ -796,4 +840,37 @@ async fn anthropic_request_is_translated_on_the_wire() {
     assert_eq!(body["tools"][0]["name"], "get_weather");
     assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
     assert!(body.get("stream").is_none());
+}
+
+/// Bedrock gets a Converse request: the system prompt lifted out, the tools as
+/// `toolConfig.tools[].toolSpec`, the model only in the (escaped) path, and a signature the
+/// fake recomputed and accepted.
+#[tokio::test]
+async fn bedrock_request_is_translated_on_the_wire() {
+    let h = Harness::start(Adapter::Bedrock).await;
+    h.complete().await;
+    let r = h.last_request();
+    assert_eq!(r.path, "/model/anthropic.claude-fake-v1%3A0/converse");
+    assert_eq!(
+        r.body["messages"],
+        json!([{"role": "user", "content": [{"text": "What's the weather in Paris?"}]}])
+    );
+    let spec = &r.body["toolConfig"]["tools"][0]["toolSpec"];
+    assert_eq!(spec["name"], "get_weather");
+    assert_eq!(
+        spec["inputSchema"]["json"]["required"],
+        json!(["city", "unit"])
+    );
+    let signed = r.header("authorization").expect("signed");
+    assert!(
+        signed.contains(&format!(
+            "/{}/bedrock/aws4_request",
+            switchyard_testkit::FAKE_AWS_REGION
+        )),
+        "{signed}"
+    );
+    assert!(
+        signed.contains("x-extra"),
+        "configured headers are signed: {signed}"
+    );
 }

@@ -1,5 +1,7 @@
-//! Test infrastructure for Switchyard: a scriptable fake upstream that speaks the OpenAI or
-//! the Anthropic wire format over real HTTP on `127.0.0.1:0`.
+//! Test infrastructure for Switchyard: a scriptable fake upstream that speaks the OpenAI, the
+//! Anthropic or AWS Bedrock's Converse wire format over real HTTP on `127.0.0.1:0` (Bedrock's
+//! checking every request's SigV4 signature with [`sigv4`], an independent verifier held to
+//! AWS's reference vectors).
 //!
 //! Tests queue [`Behavior`]s (answer, stream with pacing, error status, malformed chunk,
 //! missing usage, hang, abort mid-stream), then assert on what the server received
@@ -10,6 +12,9 @@
 //! [`FakeEngine`] is a self-hosted engine (vLLM, llama.cpp, TGI, SGLang): an OpenAI-compatible
 //! server on the continuous-batching model of `switchyard-engine`, serving its own load on
 //! `/metrics` in that engine's format.
+//!
+//! [`FakeImds`] is an EC2 instance metadata service (IMDSv2) handing out a role's temporary
+//! credentials, for the `bedrock` provider's credentials chain.
 //!
 //! [`servers`] starts throwaway PostgreSQL and Redis servers for the tests of a fleet.
 //!
@@ -22,13 +27,21 @@
 mod behavior;
 pub mod data;
 mod engine;
+mod frames;
+mod imds;
 mod server;
 pub mod servers;
+pub mod sigv4;
 mod wait;
 mod wire;
+mod wire_bedrock;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
+pub use imds::{FakeImds, ImdsAnswer, CONTAINER_TOKEN};
 pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;
 pub use wire::Flavor;
+pub use wire_bedrock::{
+    exception_frame, frame, FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_REGION, FAKE_AWS_SECRET_ACCESS_KEY,
+};

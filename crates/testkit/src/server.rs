@@ -18,7 +18,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::behavior::{Behavior, Gate, Reply};
-use crate::wire::{self, Flavor, Frame};
+use crate::frames::{self, Frame};
+use crate::sigv4::{AwsKey, Received};
+use crate::wire::{self, Flavor};
+use crate::wire_bedrock::{self, Call};
 
 /// One request as the fake upstream received it.
 #[derive(Debug, Clone)]
@@ -48,6 +51,8 @@ struct Shared {
     disconnects: AtomicUsize,
     disconnected: Notify,
     next_id: AtomicU64,
+    /// The credentials a Bedrock fake accepts.
+    aws_keys: Mutex<Vec<AwsKey>>,
 }
 
 /// Test code only ever holds these locks for a push or a copy, so a poisoned lock (a test
@@ -76,17 +81,10 @@ impl FakeUpstream {
             disconnects: AtomicUsize::new(0),
             disconnected: Notify::new(),
             next_id: AtomicU64::new(1),
+            aws_keys: Mutex::new(wire_bedrock::default_keys()),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "test server: aborted when the handle drops, and ends with the test runtime"
-        )]
-        let task = tokio::spawn(async move {
-            // An accept error ends the server; the test then fails on connecting, which says
-            // more than a panic here would.
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = serve(listener, app);
         Ok(FakeUpstream { addr, shared, task })
     }
 
@@ -99,12 +97,19 @@ impl FakeUpstream {
     }
 
     /// The base URL a provider is configured with: `http://127.0.0.1:PORT/v1` for OpenAI,
-    /// `http://127.0.0.1:PORT` for Anthropic (whose adapter appends `/v1/messages`).
+    /// `http://127.0.0.1:PORT` for Anthropic (whose adapter appends `/v1/messages`) and
+    /// Bedrock (`/model/{id}/converse`).
     pub fn base_url(&self) -> String {
         match self.shared.flavor {
             Flavor::OpenAi => format!("http://{}/v1", self.addr),
-            Flavor::Anthropic => format!("http://{}", self.addr),
+            Flavor::Anthropic | Flavor::Bedrock => format!("http://{}", self.addr),
         }
+    }
+
+    /// Lets a Bedrock fake accept requests signed with `key` too (temporary credentials from
+    /// an instance role, a rotated key).
+    pub fn allow_aws_key(&self, key: AwsKey) {
+        lock(&self.shared.aws_keys).push(key);
     }
 
     /// Queues how the next request is answered (first in, first out).
@@ -144,6 +149,19 @@ impl FakeUpstream {
     }
 }
 
+/// Serves `app` on `listener` in a task, which the test server's handle aborts when dropped.
+pub(crate) fn serve(listener: TcpListener, app: Router) -> JoinHandle<()> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test server: aborted when the handle drops, and ends with the test runtime"
+    )]
+    tokio::spawn(async move {
+        // An accept error ends the server; the test then fails on connecting, which says
+        // more than a panic here would.
+        let _ = axum::serve(listener, app).await;
+    })
+}
+
 impl Drop for FakeUpstream {
     fn drop(&mut self) {
         self.task.abort();
@@ -177,29 +195,46 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    raw: Bytes,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let body: Value = serde_json::from_slice(&raw)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     lock(&shared.requests).push(RecordedRequest {
         method: method.to_string(),
         path: uri.path().to_owned(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: headers.clone(),
         body: body.clone(),
     });
+    if shared.flavor == Flavor::Bedrock {
+        let received = Received {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query().unwrap_or(""),
+            headers: &headers,
+            body: &raw,
+        };
+        let keys = lock(&shared.aws_keys).clone();
+        if let Err(rejection) = wire_bedrock::check_signature(&received, &keys) {
+            return bedrock_error(403, rejection.error_type, None, &rejection.message);
+        }
+    }
 
     let route = match (shared.flavor, method == Method::POST, uri.path()) {
-        (Flavor::OpenAi, true, "/v1/chat/completions") => Route::Chat,
+        (Flavor::OpenAi, true, "/v1/chat/completions") => Route::Chat(None),
         (Flavor::OpenAi, true, "/v1/embeddings") => Route::Embeddings,
-        (Flavor::Anthropic, true, "/v1/messages") => Route::Chat,
+        (Flavor::Anthropic, true, "/v1/messages") => Route::Chat(None),
+        (Flavor::Bedrock, true, path) if wire_bedrock::route(path).is_some() => {
+            Route::Chat(wire_bedrock::route(path))
+        }
         _ => {
             return error(
                 shared.flavor,
@@ -252,17 +287,26 @@ async fn play(shared: &Arc<Shared>, behavior: Behavior, route: Route, body: &Val
         }
         Behavior::Reply(reply) => match route {
             Route::Embeddings => axum::Json(wire::embeddings_body(body)).into_response(),
-            Route::Chat => chat(shared, &reply, body),
+            Route::Chat(call) => chat(shared, &reply, body, call),
         },
     }
 }
 
 enum Route {
-    Chat,
+    /// A chat call; Bedrock's path says the model and whether to stream (others' bodies do).
+    Chat(Option<Call>),
     Embeddings,
 }
 
 fn error(flavor: Flavor, status: u16, retry_after: Option<&str>, message: &str) -> Response {
+    if flavor == Flavor::Bedrock {
+        return bedrock_error(
+            status,
+            wire_bedrock::error_type(status),
+            retry_after,
+            message,
+        );
+    }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (
         status,
@@ -275,19 +319,47 @@ fn error(flavor: Flavor, status: u16, retry_after: Option<&str>, message: &str) 
     response
 }
 
-fn chat(shared: &Arc<Shared>, reply: &Reply, request: &Value) -> Response {
+/// Bedrock's error shape: `{"message"}`, the type in `x-amzn-ErrorType`.
+fn bedrock_error(
+    status: u16,
+    error_type: &str,
+    retry_after: Option<&str>,
+    message: &str,
+) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        axum::Json(wire::error_body(Flavor::Bedrock, status.as_u16(), message)),
+    )
+        .into_response();
+    let kind = format!("{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/");
+    if let Ok(value) = HeaderValue::from_str(&kind) {
+        response.headers_mut().insert("x-amzn-errortype", value);
+    }
+    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+fn chat(shared: &Arc<Shared>, reply: &Reply, request: &Value, call: Option<Call>) -> Response {
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-    let model = request.get("model").and_then(Value::as_str).unwrap_or("");
-    let streaming = request.get("stream") == Some(&Value::Bool(true));
+    let (model, streaming) = match &call {
+        Some(call) => (call.model.as_str(), call.stream),
+        None => (
+            request.get("model").and_then(Value::as_str).unwrap_or(""),
+            request.get("stream") == Some(&Value::Bool(true)),
+        ),
+    };
     let ask = wire::Ask::of(request);
     let (frames, content_type) = if streaming {
         (
             wire::chat_stream(shared.flavor, reply, model, id, &ask),
-            "text/event-stream",
+            wire::stream_content_type(shared.flavor),
         )
     } else {
         (
-            wire::chat_body_frames(
+            frames::chat_body_frames(
                 reply,
                 &wire::chat_body(shared.flavor, reply, model, id, &ask),
             ),

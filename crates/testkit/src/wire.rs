@@ -1,10 +1,11 @@
 //! The fake upstream's bytes: OpenAI and Anthropic bodies and event streams, written as the
-//! real APIs write them (field order and all), from a [`Reply`].
+//! real APIs write them (field order and all), from a [`Reply`]; Bedrock's are in
+//! `wire_bedrock.rs`.
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::behavior::{Ending, FakeUsage, Reply};
+use crate::behavior::{FakeUsage, Reply};
+use crate::frames::{halves, Frame, Frames};
 
 /// Which API the fake upstream imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,35 +14,21 @@ pub enum Flavor {
     OpenAi,
     /// `POST /v1/messages`; base URL is the bare origin.
     Anthropic,
+    /// AWS Bedrock's `POST /model/{modelId}/converse` and `/converse-stream`, every request's
+    /// SigV4 signature checked; base URL is the bare origin.
+    Bedrock,
 }
 
 /// `created` in every OpenAI answer: fixed, so recorded answers compare equal.
 const CREATED: i64 = 1_700_000_000;
-
-/// One piece of a streamed body.
-#[derive(Debug, Clone)]
-pub(crate) enum Frame {
-    Bytes(Bytes),
-    /// Break the connection here.
-    Abort,
-}
 
 fn tool_id(flavor: Flavor, reply: &Reply) -> String {
     let given = reply.tool_call.as_ref().and_then(|t| t.id.clone());
     given.unwrap_or_else(|| match flavor {
         Flavor::OpenAi => "call_fake_1".into(),
         Flavor::Anthropic => "toolu_fake_1".into(),
+        Flavor::Bedrock => crate::wire_bedrock::TOOL_ID.into(),
     })
-}
-
-/// The arguments' JSON text in two halves (split on a char boundary), to exercise
-/// reassembly.
-fn halves(text: &str) -> (String, String) {
-    let mut mid = text.len() / 2;
-    while !text.is_char_boundary(mid) {
-        mid += 1;
-    }
-    (text[..mid].to_owned(), text[mid..].to_owned())
 }
 
 /// What a request asked of its answer's shape, which the OpenAI fake honours as the real API
@@ -169,79 +156,7 @@ pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64, ask
             }
             body
         }
-    }
-}
-
-/// A whole answer's bytes (`body`, from [`chat_body`]), broken as the reply's ending says.
-pub(crate) fn chat_body_frames(reply: &Reply, body: &Value) -> Vec<Frame> {
-    let text = body.to_string();
-    let (head, _) = halves(&text);
-    match reply.ending {
-        Ending::Complete | Ending::NoTerminator => vec![Frame::Bytes(Bytes::from(text))],
-        Ending::Malformed | Ending::Truncated | Ending::CutMidEvent | Ending::CutAtStart => {
-            vec![Frame::Bytes(Bytes::from(head))]
-        }
-        Ending::Abort => vec![Frame::Bytes(Bytes::from(head)), Frame::Abort],
-    }
-}
-
-/// Collects a stream's frames and where "after the first content" is.
-struct Frames {
-    frames: Vec<Frame>,
-    first_content: Option<usize>,
-}
-
-impl Frames {
-    fn push(&mut self, bytes: String) {
-        self.frames.push(Frame::Bytes(Bytes::from(bytes)));
-    }
-
-    fn content(&mut self, bytes: String) {
-        self.push(bytes);
-        if self.first_content.is_none() {
-            self.first_content = Some(self.frames.len());
-        }
-    }
-
-    /// Applies the ending: the terminator (if `Complete`), or the break after the first
-    /// content.
-    fn finish(mut self, ending: Ending, terminator: String, malformed: String) -> Vec<Frame> {
-        let cut = self.first_content.unwrap_or(1).min(self.frames.len());
-        match ending {
-            Ending::Complete => self.push(terminator),
-            Ending::NoTerminator => {}
-            Ending::Malformed => {
-                self.frames
-                    .insert(cut, Frame::Bytes(Bytes::from(malformed)));
-                self.push(terminator);
-            }
-            Ending::Abort => {
-                self.frames.truncate(cut);
-                self.frames.push(Frame::Abort);
-            }
-            Ending::Truncated => self.frames.truncate(cut),
-            Ending::CutMidEvent => {
-                let next = self.frames.get(cut).and_then(half_frame);
-                self.frames.truncate(cut);
-                self.frames.extend(next);
-            }
-            Ending::CutAtStart => {
-                let first = self.frames.first().and_then(half_frame);
-                self.frames = first.into_iter().collect();
-            }
-        }
-        self.frames
-    }
-}
-
-/// The first half of a frame's bytes (split on a char boundary): an event cut off mid-line.
-fn half_frame(frame: &Frame) -> Option<Frame> {
-    match frame {
-        Frame::Bytes(b) => {
-            let (head, _) = halves(&String::from_utf8_lossy(b));
-            Some(Frame::Bytes(Bytes::from(head)))
-        }
-        Frame::Abort => None,
+        Flavor::Bedrock => crate::wire_bedrock::converse_body(reply),
     }
 }
 
@@ -262,13 +177,19 @@ pub(crate) fn chat_stream(
     id: u64,
     ask: &Ask,
 ) -> Vec<Frame> {
-    let f = Frames {
-        frames: Vec::new(),
-        first_content: None,
-    };
+    let f = Frames::new();
     match flavor {
         Flavor::OpenAi => openai_stream(f, reply, model, id, ask),
         Flavor::Anthropic => anthropic_stream(f, reply, model, id),
+        Flavor::Bedrock => crate::wire_bedrock::converse_stream(f, reply),
+    }
+}
+
+/// The `content-type` of a streamed answer.
+pub(crate) fn stream_content_type(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::OpenAi | Flavor::Anthropic => "text/event-stream",
+        Flavor::Bedrock => "application/vnd.amazon.eventstream",
     }
 }
 
@@ -329,8 +250,8 @@ fn openai_stream(mut f: Frames, reply: &Reply, model: &str, id: u64, ask: &Ask) 
     }
     f.finish(
         reply.ending,
-        "data: [DONE]\n\n".into(),
-        "data: {\"id\": \"chatcmpl-fake\", \"choices\": [oops\n\n".into(),
+        "data: [DONE]\n\n",
+        "data: {\"id\": \"chatcmpl-fake\", \"choices\": [oops\n\n",
     )
 }
 
@@ -399,7 +320,7 @@ fn anthropic_stream(mut f: Frames, reply: &Reply, model: &str, id: u64) -> Vec<F
     f.finish(
         reply.ending,
         event("message_stop", &json!({"type": "message_stop"})),
-        "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", oops\n\n".into(),
+        "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", oops\n\n",
     )
 }
 
@@ -428,6 +349,8 @@ pub(crate) fn error_body(flavor: Flavor, status: u16, message: &str) -> Value {
             };
             json!({"type": "error", "error": {"type": kind, "message": message}})
         }
+        // The error's type goes in the `x-amzn-ErrorType` header (`wire_bedrock::error_type`).
+        Flavor::Bedrock => json!({"message": message}),
     }
 }
 
@@ -458,6 +381,7 @@ pub(crate) fn embeddings_body(request: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::behavior::Ending;
 
     fn text(frames: &[Frame]) -> String {
         frames

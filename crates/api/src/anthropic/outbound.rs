@@ -12,13 +12,14 @@ use serde_json::Value;
 
 use super::{
     finish_reason_of, AnthropicUsage, Block, Content, ImageSource, Message, MessagesRequest,
-    MessagesResponse, Metadata, ResponseBlock, Speaker, System, ToolChoice as MessagesToolChoice,
-    ToolDef, TranslateError,
+    MessagesResponse, Metadata, ResponseBlock, System, ToolChoice as MessagesToolChoice, ToolDef,
+    TranslateError,
 };
 use crate::chat::{
     ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice, ContentPart, FunctionCall,
     MessageContent, ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolChoiceMode,
 };
+use crate::conversation::{conversation, data_url, image_url, tool_uses, TurnBlocks};
 use crate::Extra;
 
 /// A request Anthropic cannot take, about the request field `param` (relative to the message
@@ -50,7 +51,7 @@ pub fn to_messages(
         .and_then(Value::as_u64)
         .and_then(|k| u32::try_from(k).ok());
 
-    let (mut system, turns) = conversation(req.messages)?;
+    let (mut system, turns) = conversation::<Messages>(req.messages)?;
     if let Some(instruction) = req.response_format.as_ref().and_then(json_instruction) {
         system.push(instruction);
     }
@@ -87,56 +88,77 @@ pub fn to_messages(
     })
 }
 
-/// A turn of the conversation being built: who speaks, and their blocks.
-type Turn = (Speaker, Vec<Block>);
+/// How the Messages API writes a message's blocks.
+struct Messages;
 
-/// The system prompt's parts and the alternating turns, from OpenAI's messages.
-fn conversation(messages: Vec<ChatMessage>) -> Result<(Vec<String>, Vec<Turn>), TranslateError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::new();
-    for (i, message) in messages.into_iter().enumerate() {
-        let at = |e: TranslateError| e.within(&format!("messages[{i}]"));
-        match message.role {
-            Role::System | Role::Developer => {
-                let text = message.text();
-                if !text.is_empty() {
-                    system.push(text);
+impl TurnBlocks for Messages {
+    type Block = Block;
+    const API: &'static str = "anthropic";
+
+    fn text(text: String) -> Option<Block> {
+        // Anthropic rejects empty text blocks.
+        (!text.is_empty()).then_some(Block::Text { text })
+    }
+
+    /// An `image_url` part: a `data:` URL becomes an inline base64 image, any other URL a URL
+    /// source that Anthropic fetches itself.
+    fn image(part: &ContentPart) -> Result<Block, TranslateError> {
+        let url = image_url(part)?;
+        let source = match data_url(url).transpose()? {
+            Some((media_type, data)) => ImageSource::Base64 {
+                media_type: media_type.to_owned(),
+                data: data.to_owned(),
+            },
+            None => ImageSource::Url {
+                url: url.to_owned(),
+            },
+        };
+        Ok(Block::Image { source })
+    }
+
+    fn assistant(message: ChatMessage) -> Result<Vec<Block>, TranslateError> {
+        let mut blocks = Vec::new();
+        match message.content {
+            None => {}
+            Some(MessageContent::Text(text)) => blocks.extend(Self::text(text)),
+            Some(MessageContent::Parts(parts)) => {
+                for (j, part) in parts.into_iter().enumerate() {
+                    // A refusal the model gave earlier is part of what it said.
+                    let text = match part.kind.as_str() {
+                        "text" => part.text,
+                        "refusal" => part
+                            .extra
+                            .get("refusal")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        other => {
+                            return Err(unsupported(
+                                &format!("content[{j}].type"),
+                                format!("assistant content parts of type `{other}` are not supported by anthropic"),
+                            ))
+                        }
+                    };
+                    blocks.extend(Self::text(text.unwrap_or_default()));
                 }
             }
-            Role::User => push_turn(&mut turns, Speaker::User, user_blocks(message).map_err(at)?),
-            Role::Assistant => push_turn(
-                &mut turns,
-                Speaker::Assistant,
-                assistant_blocks(message).map_err(at)?,
-            ),
-            Role::Tool => {
-                let tool_use_id = message.tool_call_id.clone().ok_or_else(|| {
-                    at(unsupported(
-                        "tool_call_id",
-                        "a tool message has no tool_call_id",
-                    ))
-                })?;
-                let text = message.text();
-                let block = Block::ToolResult {
-                    tool_use_id,
-                    content: (!text.is_empty()).then_some(Content::Text(text)),
-                    is_error: None,
-                };
-                push_turn(&mut turns, Speaker::User, vec![block]);
-            }
-            Role::Function => {
-                return Err(at(unsupported(
-                    "role",
-                    "the legacy `function` role is not supported by anthropic; use tools",
-                )))
-            }
+        }
+        for (id, name, input) in tool_uses(message.tool_calls)? {
+            blocks.push(Block::ToolUse { id, name, input });
+        }
+        Ok(blocks)
+    }
+
+    fn tool_result(tool_use_id: String, text: String) -> Block {
+        Block::ToolResult {
+            tool_use_id,
+            content: (!text.is_empty()).then_some(Content::Text(text)),
+            is_error: None,
         }
     }
-    for (_, blocks) in &mut turns {
-        // Anthropic wants the answers to tool calls before anything else the user says.
-        blocks.sort_by_key(|b| !matches!(b, Block::ToolResult { .. }));
+
+    fn is_tool_result(block: &Block) -> bool {
+        matches!(block, Block::ToolResult { .. })
     }
-    Ok((system, turns))
 }
 
 fn tool_definitions(tools: Option<Vec<Tool>>) -> Vec<ToolDef> {
@@ -173,138 +195,6 @@ fn tool_choice(choice: Option<ToolChoice>, parallel_off: bool) -> Option<Message
             name: named.function.name,
             disable_parallel_tool_use: off,
         }),
-    }
-}
-
-/// Appends a turn, merging it into the previous one when the speaker is the same: Anthropic
-/// requires user and assistant turns to alternate. Empty turns are dropped (Anthropic rejects
-/// them).
-fn push_turn(turns: &mut Vec<Turn>, role: Speaker, blocks: Vec<Block>) {
-    if blocks.is_empty() {
-        return;
-    }
-    match turns.last_mut() {
-        Some((speaker, content)) if *speaker == role => content.extend(blocks),
-        _ => turns.push((role, blocks)),
-    }
-}
-
-fn text_block(text: String) -> Option<Block> {
-    // Anthropic rejects empty text blocks.
-    (!text.is_empty()).then_some(Block::Text { text })
-}
-
-fn user_blocks(message: ChatMessage) -> Result<Vec<Block>, TranslateError> {
-    match message.content {
-        None => Ok(Vec::new()),
-        Some(MessageContent::Text(text)) => Ok(text_block(text).into_iter().collect()),
-        Some(MessageContent::Parts(parts)) => {
-            let mut blocks = Vec::new();
-            for (j, part) in parts.into_iter().enumerate() {
-                let at = |e: TranslateError| e.within(&format!("content[{j}]"));
-                match part.kind.as_str() {
-                    "text" => blocks.extend(text_block(part.text.unwrap_or_default())),
-                    "image_url" => blocks.push(image_block(&part).map_err(at)?),
-                    other => {
-                        return Err(at(unsupported(
-                            "type",
-                            format!(
-                                "content parts of type `{other}` are not supported by anthropic"
-                            ),
-                        )))
-                    }
-                }
-            }
-            Ok(blocks)
-        }
-    }
-}
-
-/// An `image_url` part: a `data:` URL becomes an inline base64 image, any other URL a URL
-/// source that Anthropic fetches itself.
-fn image_block(part: &ContentPart) -> Result<Block, TranslateError> {
-    let url = part
-        .extra
-        .get("image_url")
-        .and_then(|v| v.get("url").or(Some(v)))
-        .and_then(Value::as_str)
-        .ok_or_else(|| unsupported("image_url", "an image_url part has no url"))?;
-    let source = match url.strip_prefix("data:") {
-        Some(rest) => {
-            let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
-                unsupported("image_url", "image data URLs must be base64-encoded")
-            })?;
-            ImageSource::Base64 {
-                media_type: media_type.to_owned(),
-                data: data.to_owned(),
-            }
-        }
-        None => ImageSource::Url {
-            url: url.to_owned(),
-        },
-    };
-    Ok(Block::Image { source })
-}
-
-fn assistant_blocks(message: ChatMessage) -> Result<Vec<Block>, TranslateError> {
-    let mut blocks = Vec::new();
-    match message.content {
-        None => {}
-        Some(MessageContent::Text(text)) => blocks.extend(text_block(text)),
-        Some(MessageContent::Parts(parts)) => {
-            for (j, part) in parts.into_iter().enumerate() {
-                // A refusal the model gave earlier is part of what it said.
-                let text = match part.kind.as_str() {
-                    "text" => part.text,
-                    "refusal" => part
-                        .extra
-                        .get("refusal")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    other => {
-                        return Err(unsupported(
-                            &format!("content[{j}].type"),
-                            format!("assistant content parts of type `{other}` are not supported by anthropic"),
-                        ))
-                    }
-                };
-                blocks.extend(text_block(text.unwrap_or_default()));
-            }
-        }
-    }
-    for (k, call) in message
-        .tool_calls
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        let input =
-            parse_arguments(&call).map_err(|e| e.within(&format!("tool_calls[{k}].function")))?;
-        blocks.push(Block::ToolUse {
-            id: call.id,
-            name: call.function.name,
-            input,
-        });
-    }
-    Ok(blocks)
-}
-
-/// Tool call arguments as the object Anthropic wants; models often send `""` for a tool
-/// without parameters.
-fn parse_arguments(call: &ToolCall) -> Result<Value, TranslateError> {
-    let text = call.function.arguments.trim();
-    if text.is_empty() {
-        return Ok(Value::Object(Extra::new()));
-    }
-    match serde_json::from_str::<Value>(text) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(unsupported(
-            "arguments",
-            format!(
-                "the arguments of tool call `{}` are not a JSON object",
-                call.id
-            ),
-        )),
     }
 }
 

@@ -13,8 +13,8 @@ use crate::locate::key_segment;
 use crate::name::{valid_name, NAME_RULE};
 use crate::raw::{RawConfig, RawDist, RawOpenAi, RawProvider, RawSimEngine, RawSimModel};
 use crate::spec::{
-    AnthropicSpec, Distribution, EngineKind, EngineSpec, OpenAiSpec, ProviderSpec, SimModelSpec,
-    SimRule, SimRuleAction, SimSpec,
+    AnthropicSpec, BedrockSpec, Distribution, EngineKind, EngineSpec, OpenAiSpec, ProviderSpec,
+    SimModelSpec, SimRule, SimRuleAction, SimSpec,
 };
 
 /// Every provider by name, and its breaker policy (its own fields over the top level's).
@@ -33,6 +33,7 @@ pub(super) fn providers(
         let own = match p {
             RawProvider::Openai(o) => &o.breaker,
             RawProvider::Anthropic(a) => &a.breaker,
+            RawProvider::Bedrock(b) => &b.breaker,
             RawProvider::Sim(s) => &s.breaker,
         };
         breakers.insert(
@@ -74,6 +75,28 @@ fn provider(c: &mut Checker, path: &str, p: &RawProvider) -> Option<ProviderSpec
                 headers: a.headers.clone().into_iter().collect(),
                 connect_timeout: Duration::from_millis(a.connect_timeout_ms),
                 default_max_tokens: a.default_max_tokens,
+            }))
+        }
+        RawProvider::Bedrock(b) => {
+            if let Some(region) = &b.region {
+                c.ensure(
+                    !region.is_empty()
+                        && region
+                            .bytes()
+                            .all(|x| x.is_ascii_alphanumeric() || x == b'-'),
+                    format!("{path}.region"),
+                    "an AWS region such as \"us-east-1\"",
+                );
+            }
+            Some(ProviderSpec::Bedrock(BedrockSpec {
+                region: b.region.clone(),
+                base_url: b
+                    .base_url
+                    .as_ref()
+                    .map(|u| http_url(c, &format!("{path}.base_url"), u)),
+                profile: b.profile.clone(),
+                headers: b.headers.clone().into_iter().collect(),
+                connect_timeout: Duration::from_millis(b.connect_timeout_ms),
             }))
         }
         RawProvider::Sim(s) => {

@@ -87,6 +87,7 @@ fn providers(
         let connect_timeout = match spec {
             ProviderSpec::OpenAi(o) => o.connect_timeout,
             ProviderSpec::Anthropic(a) => a.connect_timeout,
+            ProviderSpec::Bedrock(b) => b.connect_timeout,
             ProviderSpec::Sim(_) => Duration::from_secs(5),
         };
         let http = match clients.get(&connect_timeout) {
