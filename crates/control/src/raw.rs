@@ -6,6 +6,9 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+mod cloud;
+pub use cloud::{RawAzure, RawGemini, RawVertex};
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -842,6 +845,9 @@ pub enum RawProvider {
     Openai(RawOpenAi),
     Anthropic(RawAnthropic),
     Sim(RawSim),
+    Azure(RawAzure),
+    Gemini(RawGemini),
+    Vertex(RawVertex),
 }
 
 #[derive(Debug, Deserialize)]

@@ -456,6 +456,9 @@ pub enum ProviderSpec {
     OpenAi(OpenAiSpec),
     Anthropic(AnthropicSpec),
     Sim(SimSpec),
+    Azure(crate::AzureSpec),
+    Gemini(crate::GeminiSpec),
+    Vertex(crate::VertexSpec),
 }
 
 impl ProviderSpec {
@@ -464,6 +467,9 @@ impl ProviderSpec {
             ProviderSpec::OpenAi(_) => "openai",
             ProviderSpec::Anthropic(_) => "anthropic",
             ProviderSpec::Sim(_) => "sim",
+            ProviderSpec::Azure(_) => "azure",
+            ProviderSpec::Gemini(_) => "gemini",
+            ProviderSpec::Vertex(_) => "vertex",
         }
     }
 }

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use switchyard_control::{ProviderSpec, Secret};
+use switchyard_control::{AzureAuth, ProviderSpec, Secret};
 
 use crate::provider::ChatProvider;
+use crate::azure::{self, AzureCredential};
 use crate::{anthropic, openai, sim};
 
 /// Resolves a provider's secret: the value of the environment variable its config names.
@@ -55,7 +56,41 @@ pub fn build(
             )?,
         ),
         ProviderSpec::Sim(s) => Arc::new(sim::SimProvider::new(name, s)),
+        ProviderSpec::Azure(a) => {
+            let credential = match &a.auth {
+                AzureAuth::ApiKey { api_key_env } => {
+                    AzureCredential::ApiKey(required(name, secrets, api_key_env)?)
+                }
+                AzureAuth::Entra(c) => {
+                    AzureCredential::ClientSecret(required(name, secrets, &c.client_secret_env)?)
+                }
+            };
+            Arc::new(
+                azure::AzureProvider::new(a, credential, http.clone())
+                    .map_err(|message| invalid(name, message))?,
+            )
+        }
+        ProviderSpec::Gemini(_) | ProviderSpec::Vertex(_) => {
+            return Err(invalid(name, "not built yet".to_owned()))
+        }
     })
+}
+
+fn invalid(provider: &str, message: String) -> BuildError {
+    BuildError::Invalid {
+        provider: provider.to_owned(),
+        message,
+    }
+}
+
+/// The secret in the environment variable `var`, which must be set.
+fn required(provider: &str, secrets: SecretSource<'_>, var: &str) -> Result<Secret, BuildError> {
+    secrets(var)
+        .map(Secret::new)
+        .ok_or_else(|| BuildError::MissingSecret {
+            provider: provider.to_owned(),
+            var: var.to_owned(),
+        })
 }
 
 /// The HTTP client all HTTP providers (and the gateway's other outbound calls: webhooks)

@@ -7,11 +7,13 @@
 //! time out a whole request or account: that is the gateway's job, done once for all of them.
 
 pub mod anthropic;
+pub mod azure;
 mod build;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+mod oauth;
 pub mod openai;
 mod provider;
 pub mod sim;

@@ -1,5 +1,7 @@
-//! Test infrastructure for Switchyard: a scriptable fake upstream that speaks the OpenAI or
-//! the Anthropic wire format over real HTTP on `127.0.0.1:0`.
+//! Test infrastructure for Switchyard: a scriptable fake upstream that speaks the OpenAI,
+//! Anthropic, Azure OpenAI, Gemini or Vertex AI wire format over real HTTP on `127.0.0.1:0`,
+//! checking credentials as the cloud APIs do (API keys; bearer tokens from its own OAuth
+//! token endpoint, RS256 JWT assertions verified).
 //!
 //! Tests queue [`Behavior`]s (answer, stream with pacing, error status, malformed chunk,
 //! missing usage, hang, abort mid-stream), then assert on what the server received
@@ -22,13 +24,16 @@
 mod behavior;
 pub mod data;
 mod engine;
+mod oauth;
 mod server;
 pub mod servers;
 mod wait;
 mod wire;
+mod wire_gemini;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
 pub use server::{FakeUpstream, RecordedRequest};
+pub use oauth::{service_account_key_file, FAKE_SERVICE_ACCOUNT};
 pub use wait::eventually;
 pub use wire::Flavor;

@@ -13,6 +13,19 @@ pub enum Flavor {
     OpenAi,
     /// `POST /v1/messages`; base URL is the bare origin.
     Anthropic,
+    /// Azure OpenAI: OpenAI's bodies at
+    /// `POST /openai/deployments/{deployment}/chat/completions?api-version=…` (and
+    /// `…/embeddings`), with the `api-key` header or a bearer token from `/token`; base URL
+    /// (the endpoint) is the bare origin.
+    Azure,
+    /// Google's Gemini API: `POST /v1beta/models/{model}:generateContent` and
+    /// `:streamGenerateContent?alt=sse`, key in `x-goog-api-key`; base URL is the bare origin.
+    Gemini,
+    /// Vertex AI: Gemini models at `POST /v1/projects/{p}/locations/{l}/publishers/google/
+    /// models/{model}:generateContent` (`:streamGenerateContent?alt=sse`), Anthropic models at
+    /// `…/publishers/anthropic/models/{model}:rawPredict` (`:streamRawPredict`), with a bearer
+    /// token from `/token`; base URL is the bare origin.
+    Vertex,
 }
 
 /// `created` in every OpenAI answer: fixed, so recorded answers compare equal.
@@ -29,8 +42,8 @@ pub(crate) enum Frame {
 fn tool_id(flavor: Flavor, reply: &Reply) -> String {
     let given = reply.tool_call.as_ref().and_then(|t| t.id.clone());
     given.unwrap_or_else(|| match flavor {
-        Flavor::OpenAi => "call_fake_1".into(),
         Flavor::Anthropic => "toolu_fake_1".into(),
+        _ => "call_fake_1".into(),
     })
 }
 
@@ -113,7 +126,8 @@ fn anthropic_usage(u: FakeUsage) -> Value {
 pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64, ask: &Ask) -> Value {
     let text = reply.joined();
     match flavor {
-        Flavor::OpenAi => {
+        Flavor::Gemini | Flavor::Vertex => crate::wire_gemini::chat_body(reply, model, id),
+        Flavor::OpenAi | Flavor::Azure => {
             let mut message = json!({"role": "assistant", "content": text, "refusal": null});
             let mut finish = "stop";
             if let Some(call) = &reply.tool_call {
@@ -186,17 +200,24 @@ pub(crate) fn chat_body_frames(reply: &Reply, body: &Value) -> Vec<Frame> {
 }
 
 /// Collects a stream's frames and where "after the first content" is.
-struct Frames {
+pub(crate) struct Frames {
     frames: Vec<Frame>,
     first_content: Option<usize>,
 }
 
 impl Frames {
-    fn push(&mut self, bytes: String) {
+    pub(crate) fn new() -> Self {
+        Frames {
+            frames: Vec::new(),
+            first_content: None,
+        }
+    }
+
+    pub(crate) fn push(&mut self, bytes: String) {
         self.frames.push(Frame::Bytes(Bytes::from(bytes)));
     }
 
-    fn content(&mut self, bytes: String) {
+    pub(crate) fn content(&mut self, bytes: String) {
         self.push(bytes);
         if self.first_content.is_none() {
             self.first_content = Some(self.frames.len());
@@ -205,7 +226,7 @@ impl Frames {
 
     /// Applies the ending: the terminator (if `Complete`), or the break after the first
     /// content.
-    fn finish(mut self, ending: Ending, terminator: String, malformed: String) -> Vec<Frame> {
+    pub(crate) fn finish(mut self, ending: Ending, terminator: String, malformed: String) -> Vec<Frame> {
         let cut = self.first_content.unwrap_or(1).min(self.frames.len());
         match ending {
             Ending::Complete => self.push(terminator),
@@ -262,13 +283,11 @@ pub(crate) fn chat_stream(
     id: u64,
     ask: &Ask,
 ) -> Vec<Frame> {
-    let f = Frames {
-        frames: Vec::new(),
-        first_content: None,
-    };
+    let f = Frames::new();
     match flavor {
-        Flavor::OpenAi => openai_stream(f, reply, model, id, ask),
+        Flavor::OpenAi | Flavor::Azure => openai_stream(f, reply, model, id, ask),
         Flavor::Anthropic => anthropic_stream(f, reply, model, id),
+        Flavor::Gemini | Flavor::Vertex => crate::wire_gemini::chat_stream(reply, model, id),
     }
 }
 
@@ -406,7 +425,8 @@ fn anthropic_stream(mut f: Frames, reply: &Reply, model: &str, id: u64) -> Vec<F
 /// An error body in the flavor's shape, with the error type the real API uses for `status`.
 pub(crate) fn error_body(flavor: Flavor, status: u16, message: &str) -> Value {
     match flavor {
-        Flavor::OpenAi => {
+        Flavor::Gemini | Flavor::Vertex => crate::wire_gemini::error_body(status, message, None),
+        Flavor::OpenAi | Flavor::Azure => {
             let kind = match status {
                 400 | 404 | 422 => "invalid_request_error",
                 401 | 403 => "authentication_error",

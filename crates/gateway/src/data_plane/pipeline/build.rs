@@ -87,6 +87,9 @@ fn providers(
         let connect_timeout = match spec {
             ProviderSpec::OpenAi(o) => o.connect_timeout,
             ProviderSpec::Anthropic(a) => a.connect_timeout,
+            ProviderSpec::Azure(a) => a.connect_timeout,
+            ProviderSpec::Gemini(g) => g.connect_timeout,
+            ProviderSpec::Vertex(v) => v.connect_timeout,
             ProviderSpec::Sim(_) => Duration::from_secs(5),
         };
         let http = match clients.get(&connect_timeout) {
