@@ -16,6 +16,7 @@ pub mod chat;
 pub mod embeddings;
 pub mod error;
 pub mod feedback;
+pub mod gemini;
 pub mod models;
 pub mod responses;
 pub mod sse;
