@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use switchyard_control::{AzureAuth, ProviderSpec, Secret};
 
-use crate::provider::ChatProvider;
 use crate::azure::{self, AzureCredential};
-use crate::{anthropic, openai, sim};
+use crate::provider::ChatProvider;
+use crate::{anthropic, gemini, openai, sim, vertex};
+
+/// Where Google's tools look for a service account key file when none is configured.
+const CREDENTIALS_VAR: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 
 /// Resolves a provider's secret: the value of the environment variable its config names.
 pub type SecretSource<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -70,8 +73,29 @@ pub fn build(
                     .map_err(|message| invalid(name, message))?,
             )
         }
-        ProviderSpec::Gemini(_) | ProviderSpec::Vertex(_) => {
-            return Err(invalid(name, "not built yet".to_owned()))
+        ProviderSpec::Gemini(g) => Arc::new(
+            gemini::GeminiProvider::new(g, secret(&g.api_key_env)?, http.clone())
+                .map_err(|message| invalid(name, message))?,
+        ),
+        ProviderSpec::Vertex(v) => {
+            let path = match &v.credentials_file {
+                Some(path) => path.clone(),
+                None => required(name, secrets, CREDENTIALS_VAR)?
+                    .expose()
+                    .to_owned(),
+            };
+            // The key file is read once, here: a rotated key takes a config reload.
+            let key_file = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    name,
+                    format!("cannot read the credentials file `{path}`: {e}"),
+                )
+            })?;
+            Arc::new(
+                vertex::VertexProvider::new(v, &key_file, http.clone()).map_err(|message| {
+                    invalid(name, format!("credentials file `{path}`: {message}"))
+                })?,
+            )
         }
     })
 }

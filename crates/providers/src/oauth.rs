@@ -160,7 +160,12 @@ async fn exchange(
         .form(form)
         .send()
         .await
-        .map_err(|e| auth_error(format!("the token endpoint {url}: {}", http::transport_error(&e))))?;
+        .map_err(|e| {
+            auth_error(format!(
+                "the token endpoint {url}: {}",
+                http::transport_error(&e)
+            ))
+        })?;
     let status = response.status();
     let body = response.bytes().await.unwrap_or_default();
     if !status.is_success() {
@@ -378,7 +383,14 @@ mod tests {
         }
     }
 
-    fn cache(answers: Vec<Option<u64>>, open: bool) -> (Arc<TokenCache>, Arc<AtomicUsize>, Arc<tokio::sync::Semaphore>) {
+    fn cache(
+        answers: Vec<Option<u64>>,
+        open: bool,
+    ) -> (
+        Arc<TokenCache>,
+        Arc<AtomicUsize>,
+        Arc<tokio::sync::Semaphore>,
+    ) {
         let calls = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(tokio::sync::Semaphore::new(if open { 1000 } else { 0 }));
         let grantor = Scripted {
@@ -386,7 +398,11 @@ mod tests {
             calls: calls.clone(),
             gate: gate.clone(),
         };
-        (TokenCache::new(grantor, reqwest::Client::new()), calls, gate)
+        (
+            TokenCache::new(grantor, reqwest::Client::new()),
+            calls,
+            gate,
+        )
     }
 
     fn text(v: HeaderValue) -> String {
@@ -438,7 +454,10 @@ mod tests {
         gate.add_permits(1);
         for w in waiters {
             let e = w.await.unwrap().unwrap_err();
-            assert!(matches!(e, ProviderError::Status { status: 502, .. }), "{e:?}");
+            assert!(
+                matches!(e, ProviderError::Status { status: 502, .. }),
+                "{e:?}"
+            );
             assert!(e.retryable());
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -460,7 +479,10 @@ mod tests {
         ];
         for text in cases {
             let err = ServiceAccount::from_key_file(text).err().unwrap();
-            assert!(!err.contains("SECRET") && !err.contains("U0VDUkVU"), "{err}");
+            assert!(
+                !err.contains("SECRET") && !err.contains("U0VDUkVU"),
+                "{err}"
+            );
         }
     }
 }

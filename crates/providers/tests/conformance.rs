@@ -208,7 +208,11 @@ impl Adapter {
                 assert!(r.body.get("model").is_none());
             }
             Adapter::VertexAnthropic => {
-                let method = if streaming { "streamRawPredict" } else { "rawPredict" };
+                let method = if streaming {
+                    "streamRawPredict"
+                } else {
+                    "rawPredict"
+                };
                 assert_eq!(
                     r.path,
                     format!("{VERTEX_MODELS}/anthropic/models/{}:{method}", self.model())
@@ -795,7 +799,9 @@ mod cases {
             .timeout(Duration::from_millis(200))
             .build()
             .expect("client");
-        let provider = h.adapter.provider(&h.fake.base_url(), &h.fake.token_url(), &http);
+        let provider = h
+            .adapter
+            .provider(&h.fake.base_url(), &h.fake.token_url(), &http);
         let err = provider
             .chat(h.request(false))
             .await
@@ -815,9 +821,9 @@ mod cases {
         let addr = listener.local_addr().expect("addr");
         drop(listener);
         // Tokens still come from the fake: the refused connection is the API's.
-        let provider = h
-            .adapter
-            .provider(&h.adapter.dead_base(addr), &h.fake.token_url(), &client());
+        let provider =
+            h.adapter
+                .provider(&h.adapter.dead_base(addr), &h.fake.token_url(), &client());
         let err = provider.chat(h.request(false)).await.expect_err("refused");
         assert!(matches!(err, ProviderError::Connect(_)), "{err:?}");
         assert!(err.retryable());
@@ -958,7 +964,8 @@ async fn azure_entra_token_is_granted_once_and_refusals_are_502() {
         .await
         .expect("fake upstream starts");
     refused.require_client(CLIENT_ID, "another secret", AZURE_COGNITIVE_SCOPE);
-    let provider = Adapter::AzureEntra.provider(&refused.base_url(), &refused.token_url(), &client());
+    let provider =
+        Adapter::AzureEntra.provider(&refused.base_url(), &refused.token_url(), &client());
     let err = provider.chat(h.request(false)).await.expect_err("refused");
     let (status, message, _) = status_of(&err);
     assert_eq!(status, 502);

@@ -33,7 +33,7 @@ mod wire_gemini;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
-pub use server::{FakeUpstream, RecordedRequest};
 pub use oauth::{service_account_key_file, FAKE_SERVICE_ACCOUNT};
+pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;
 pub use wire::Flavor;

@@ -208,7 +208,10 @@ async fn handle(
 ) -> Response {
     let post = method == Method::POST;
     if post && uri.path() == "/token" && matches!(shared.flavor, Flavor::Azure | Flavor::Vertex) {
-        let token_url = format!("http://{}/token", header_text(&headers, "host").unwrap_or(""));
+        let token_url = format!(
+            "http://{}/token",
+            header_text(&headers, "host").unwrap_or("")
+        );
         let form = String::from_utf8_lossy(&body);
         return match lock(&shared.authority).grant(&token_url, &form) {
             Ok(grant) => axum::Json(grant).into_response(),
@@ -273,13 +276,18 @@ fn refusal(
         Flavor::OpenAi | Flavor::Anthropic => None,
         Flavor::Azure => {
             let version = query.is_some_and(|q| {
-                q.split('&')
-                    .any(|p| p.strip_prefix("api-version=").is_some_and(|v| !v.is_empty()))
+                q.split('&').any(|p| {
+                    p.strip_prefix("api-version=")
+                        .is_some_and(|v| !v.is_empty())
+                })
             });
             if !version {
                 Some((404, "Resource not found"))
             } else if !(bearer || authority.key_ok(header_text(headers, "api-key"))) {
-                Some((401, "Access denied due to invalid subscription key or wrong API endpoint."))
+                Some((
+                    401,
+                    "Access denied due to invalid subscription key or wrong API endpoint.",
+                ))
             } else {
                 None
             }
@@ -331,9 +339,8 @@ impl Call {
             },
             Flavor::Anthropic => (path == "/v1/messages").then(|| plain(Route::Chat, flavor)),
             Flavor::Azure => {
-                let (deployment, operation) = path
-                    .strip_prefix("/openai/deployments/")?
-                    .split_once('/')?;
+                let (deployment, operation) =
+                    path.strip_prefix("/openai/deployments/")?.split_once('/')?;
                 let route = match operation {
                     "chat/completions" => Route::Chat,
                     "embeddings" => Route::Embeddings,
@@ -471,10 +478,7 @@ fn chat(shared: &Arc<Shared>, reply: &Reply, call: &Call, request: &Value) -> Re
         )
     } else {
         (
-            wire::chat_body_frames(
-                reply,
-                &wire::chat_body(flavor, reply, model, id, &ask),
-            ),
+            wire::chat_body_frames(reply, &wire::chat_body(flavor, reply, model, id, &ask)),
             "application/json",
         )
     };

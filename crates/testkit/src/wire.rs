@@ -226,7 +226,12 @@ impl Frames {
 
     /// Applies the ending: the terminator (if `Complete`), or the break after the first
     /// content.
-    pub(crate) fn finish(mut self, ending: Ending, terminator: String, malformed: String) -> Vec<Frame> {
+    pub(crate) fn finish(
+        mut self,
+        ending: Ending,
+        terminator: String,
+        malformed: String,
+    ) -> Vec<Frame> {
         let cut = self.first_content.unwrap_or(1).min(self.frames.len());
         match ending {
             Ending::Complete => self.push(terminator),

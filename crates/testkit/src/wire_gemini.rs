@@ -16,7 +16,13 @@ fn usage(u: FakeUsage) -> Value {
 }
 
 /// One answer object: `parts` of candidate 0, its finish reason if any, usage if any.
-fn answer(parts: Vec<Value>, finish: Option<&str>, usage: Option<Value>, model: &str, id: u64) -> Value {
+fn answer(
+    parts: Vec<Value>,
+    finish: Option<&str>,
+    usage: Option<Value>,
+    model: &str,
+    id: u64,
+) -> Value {
     let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
     if let Some(finish) = finish {
         candidate["finishReason"] = json!(finish);
@@ -68,7 +74,13 @@ pub(crate) fn chat_stream(reply: &Reply, model: &str, id: u64) -> Vec<Frame> {
         )));
     }
     if let Some(part) = call_part(reply) {
-        f.content(data(answer(vec![part], None, prompt_only.clone(), model, id)));
+        f.content(data(answer(
+            vec![part],
+            None,
+            prompt_only.clone(),
+            model,
+            id,
+        )));
     }
     f.push(data(answer(
         vec![json!({"text": ""})],

@@ -212,8 +212,8 @@ pub struct UsageMetadata {
 pub fn finish_reason_of(reason: &str, called: bool) -> &'static str {
     match reason {
         "MAX_TOKENS" => finish_reason::LENGTH,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-        | "IMAGE_SAFETY" | "LANGUAGE" => finish_reason::CONTENT_FILTER,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
+        | "LANGUAGE" => finish_reason::CONTENT_FILTER,
         _ if called => finish_reason::TOOL_CALLS,
         _ => finish_reason::STOP,
     }

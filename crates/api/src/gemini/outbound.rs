@@ -26,9 +26,8 @@ use super::{
     TranslateError,
 };
 use crate::chat::{
-    finish_reason, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice,
-    ContentPart, FunctionCall, MessageContent, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
-    ToolChoiceMode,
+    finish_reason, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice, ContentPart,
+    FunctionCall, MessageContent, ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolChoiceMode,
 };
 use crate::Extra;
 
@@ -77,7 +76,10 @@ pub fn to_gemini(req: ChatCompletionRequest) -> Result<GenerateContentRequest, T
     })
 }
 
-fn structured_output(mut config: GenerationConfig, format: Option<&ResponseFormat>) -> GenerationConfig {
+fn structured_output(
+    mut config: GenerationConfig,
+    format: Option<&ResponseFormat>,
+) -> GenerationConfig {
     match format {
         None | Some(ResponseFormat::Text) => {}
         Some(ResponseFormat::JsonObject) => {
@@ -247,18 +249,23 @@ fn model_parts(
                         .get("refusal")
                         .and_then(Value::as_str)
                         .map(str::to_owned),
-                    other => {
-                        return Err(unsupported(
-                            &format!("content[{j}].type"),
-                            format!("assistant content parts of type `{other}` are not supported by gemini"),
-                        ))
-                    }
+                    other => return Err(unsupported(
+                        &format!("content[{j}].type"),
+                        format!(
+                            "assistant content parts of type `{other}` are not supported by gemini"
+                        ),
+                    )),
                 };
                 parts.extend(text_part(text.unwrap_or_default()));
             }
         }
     }
-    for (k, call) in message.tool_calls.unwrap_or_default().into_iter().enumerate() {
+    for (k, call) in message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         let args = arguments(&call).map_err(|e| e.within(&format!("tool_calls[{k}].function")))?;
         called.insert(call.id.clone(), call.function.name.clone());
         parts.push(Part {
@@ -283,7 +290,10 @@ fn arguments(call: &ToolCall) -> Result<Value, TranslateError> {
         Ok(v @ Value::Object(_)) => Ok(v),
         _ => Err(unsupported(
             "arguments",
-            format!("the arguments of tool call `{}` are not a JSON object", call.id),
+            format!(
+                "the arguments of tool call `{}` are not a JSON object",
+                call.id
+            ),
         )),
     }
 }

@@ -18,7 +18,11 @@ pub(super) fn azure(c: &mut Checker, path: &str, a: &RawAzure) -> Option<AzureSp
         "must name an Azure OpenAI API version, e.g. \"2024-10-21\"",
     );
     env_name(c, &format!("{path}.api_key_env"), &a.api_key_env);
-    env_name(c, &format!("{path}.client_secret_env"), &a.client_secret_env);
+    env_name(
+        c,
+        &format!("{path}.client_secret_env"),
+        &a.client_secret_env,
+    );
     let entra = a.tenant_id.is_some() || a.client_id.is_some() || a.client_secret_env.is_some();
     let auth = match (&a.api_key_env, entra) {
         (Some(var), false) => AzureAuth::ApiKey {
@@ -65,7 +69,10 @@ pub(super) fn azure(c: &mut Checker, path: &str, a: &RawAzure) -> Option<AzureSp
         }
     };
     if a.api_key_env.is_some() {
-        for (field, given) in [("token_url", a.token_url.is_some()), ("scope", a.scope.is_some())] {
+        for (field, given) in [
+            ("token_url", a.token_url.is_some()),
+            ("scope", a.scope.is_some()),
+        ] {
             c.ensure(
                 !given,
                 format!("{path}.{field}"),

@@ -134,9 +134,7 @@ fn check_response(input: Value, expected: Value) {
 #[test]
 fn responses() {
     let message = |content: Value| json!({"role": "assistant", "content": content});
-    let choice = |index: u32, message: Value, finish: &str| {
-        json!({"index": index, "message": message, "logprobs": null, "finish_reason": finish})
-    };
+    let choice = |index: u32, message: Value, finish: &str| json!({"index": index, "message": message, "logprobs": null, "finish_reason": finish});
     let answer = |choices: Value, usage: Value| {
         let mut v = json!({"id": "r1", "object": "chat.completion", "created": 7,
             "model": "gemini-2.5-flash", "choices": choices});
@@ -194,8 +192,10 @@ fn responses() {
                     {"content": {"parts": [{"text": "b"}]}, "finishReason": "SAFETY", "index": 1}],
                    "modelVersion": "gemini-2.5-flash", "responseId": "r1"}),
             answer(
-                json!([choice(0, message(json!("a")), "length"),
-                       choice(1, message(json!("b")), "content_filter")]),
+                json!([
+                    choice(0, message(json!("a")), "length"),
+                    choice(1, message(json!("b")), "content_filter")
+                ]),
                 Value::Null,
             ),
         ),
@@ -222,8 +222,17 @@ fn tool_call_ids_are_stable_and_given_ids_kept() {
         name: "weather".into(),
         args: json!({"city": city}),
     };
-    assert_eq!(tool_call_id(&call(None, "Paris"), 0, 0), tool_call_id(&call(None, "Paris"), 0, 0));
-    assert_ne!(tool_call_id(&call(None, "Paris"), 0, 0), tool_call_id(&call(None, "Paris"), 0, 1));
-    assert_ne!(tool_call_id(&call(None, "Paris"), 0, 0), tool_call_id(&call(None, "Rome"), 0, 0));
+    assert_eq!(
+        tool_call_id(&call(None, "Paris"), 0, 0),
+        tool_call_id(&call(None, "Paris"), 0, 0)
+    );
+    assert_ne!(
+        tool_call_id(&call(None, "Paris"), 0, 0),
+        tool_call_id(&call(None, "Paris"), 0, 1)
+    );
+    assert_ne!(
+        tool_call_id(&call(None, "Paris"), 0, 0),
+        tool_call_id(&call(None, "Rome"), 0, 0)
+    );
     assert_eq!(tool_call_id(&call(Some("fc_1"), "Paris"), 0, 0), "fc_1");
 }
