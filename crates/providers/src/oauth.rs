@@ -425,16 +425,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_refresh_however_many_wait() {
         let (cache, calls, gate) = cache(vec![Some(3600)], false);
-        let waiters: Vec<_> = (0..20)
-            .map(|_| {
-                let cache = cache.clone();
-                tokio::spawn(async move { cache.bearer().await })
-            })
-            .collect();
-        tokio::task::yield_now().await;
-        gate.add_permits(1);
-        for w in waiters {
-            assert_eq!(text(w.await.unwrap().unwrap()), "Bearer tok-0");
+        let waiters = futures::future::join_all((0..20).map(|_| cache.bearer()));
+        let open = async {
+            tokio::task::yield_now().await;
+            gate.add_permits(1);
+        };
+        let (results, ()) = tokio::join!(waiters, open);
+        for r in results {
+            assert_eq!(text(r.unwrap()), "Bearer tok-0");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -444,16 +442,14 @@ mod tests {
         // No token yet: the failure goes to the callers waiting on that refresh, as a
         // retryable 502 without credentials; the next caller tries again.
         let (cache, calls, gate) = cache(vec![None, Some(3600), None], false);
-        let waiters: Vec<_> = (0..5)
-            .map(|_| {
-                let cache = cache.clone();
-                tokio::spawn(async move { cache.bearer().await })
-            })
-            .collect();
-        tokio::task::yield_now().await;
-        gate.add_permits(1);
-        for w in waiters {
-            let e = w.await.unwrap().unwrap_err();
+        let waiters = futures::future::join_all((0..5).map(|_| cache.bearer()));
+        let open = async {
+            tokio::task::yield_now().await;
+            gate.add_permits(1);
+        };
+        let (results, ()) = tokio::join!(waiters, open);
+        for r in results {
+            let e = r.unwrap_err();
             assert!(
                 matches!(e, ProviderError::Status { status: 502, .. }),
                 "{e:?}"
