@@ -7,7 +7,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 mod cloud;
+mod common;
 pub use cloud::{RawAzure, RawGemini, RawVertex};
+pub use common::RawBreaker;
+use common::{default_connect_timeout_ms, default_max_tokens};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -826,16 +829,6 @@ pub struct RawResilience {
     pub breaker: RawBreaker,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBreaker {
-    pub consecutive_failures: Option<u32>,
-    pub failure_rate: Option<f64>,
-    pub min_requests: Option<u32>,
-    pub window_secs: Option<u64>,
-    pub open_secs: Option<u64>,
-}
-
 /// Tagged by its `kind` field (`kind = "sim"`), as `shape` reads a table given to an enum.
 /// (Not serde's `tag = "kind"`: serde buffers an internally tagged enum's fields, which loses
 /// their places and stops at the first mistake among them.)
@@ -896,9 +889,6 @@ pub struct RawAnthropic {
     pub default_max_tokens: u32,
 }
 
-fn default_connect_timeout_ms() -> u64 {
-    5_000
-}
 fn default_anthropic_url() -> String {
     "https://api.anthropic.com".to_owned()
 }
@@ -907,9 +897,6 @@ fn default_anthropic_key_env() -> Option<String> {
 }
 fn default_anthropic_version() -> String {
     "2023-06-01".to_owned()
-}
-fn default_max_tokens() -> u32 {
-    4096
 }
 
 #[derive(Debug, Deserialize)]

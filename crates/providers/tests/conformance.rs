@@ -22,7 +22,8 @@ use switchyard_control::{
 };
 use switchyard_providers::{CallOptions, ChatProvider, ChatReply, ChunkStream, ProviderError};
 use switchyard_testkit::{
-    service_account_key_file, Behavior, Ending, FakeUpstream, Flavor, RecordedRequest, Reply,
+    foreign_service_account_key_file, service_account_key_file, Behavior, Ending, FakeUpstream,
+    Flavor, RecordedRequest, Reply,
 };
 
 use std::collections::VecDeque;
@@ -973,4 +974,78 @@ async fn azure_entra_token_is_granted_once_and_refusals_are_502() {
     assert!(!message.contains(KEY) && !format!("{err:?}").contains(KEY));
     assert!(err.retryable());
     assert!(refused.requests().is_empty());
+}
+
+/// Vertex's token comes from a JWT assertion the fake token endpoint verifies (RS256 by the
+/// account's key, its claims) and is reused while valid; the key file may be named by
+/// `GOOGLE_APPLICATION_CREDENTIALS`. A key that is not the account's is refused there: the
+/// call fails as a retryable 502 that quotes no key, and nothing reaches the API.
+#[tokio::test]
+async fn vertex_token_comes_from_a_verified_assertion_and_a_foreign_key_is_refused() {
+    let h = Harness::start(Adapter::Vertex).await;
+    h.complete().await;
+    drain(h.stream().await).await;
+    assert_eq!(h.fake.tokens_granted(), 1);
+    let requests = h.fake.requests();
+    assert_eq!(
+        requests[0].header("authorization"),
+        requests[1].header("authorization")
+    );
+
+    let refused = FakeUpstream::start(Flavor::Vertex)
+        .await
+        .expect("fake upstream starts");
+    let key_file = tempfile::NamedTempFile::new().expect("key file");
+    let foreign = foreign_service_account_key_file(&refused.token_url());
+    std::fs::write(key_file.path(), &foreign).expect("key written");
+    let spec = ProviderSpec::Vertex(VertexSpec {
+        base_url: refused.base_url(),
+        project: "conformance".to_owned(),
+        location: "us-central1".to_owned(),
+        credentials_file: None,
+        anthropic_version: "vertex-2023-10-16".to_owned(),
+        default_max_tokens: 321,
+        headers: Vec::new(),
+        connect_timeout: Duration::from_secs(2),
+    });
+    let path = key_file.path().display().to_string();
+    let secrets = |var: &str| (var == "GOOGLE_APPLICATION_CREDENTIALS").then(|| path.clone());
+    let provider =
+        switchyard_providers::build("vertex", &spec, &client(), &secrets).expect("builds");
+    let err = provider.chat(h.request(false)).await.expect_err("refused");
+    let (status, message, _) = status_of(&err);
+    assert_eq!(status, 502);
+    assert!(message.contains("invalid_grant"), "{message}");
+    let key: Value = serde_json::from_str(&foreign).expect("key file JSON");
+    let pem = key["private_key"].as_str().expect("key");
+    let key_line = pem.lines().nth(1).expect("a line of the key");
+    assert!(!format!("{err:?}").contains(key_line));
+    assert!(err.retryable());
+    assert!(refused.requests().is_empty());
+
+    // No key file configured and none in the environment: the build says which variable.
+    let err = switchyard_providers::build("vertex", &spec, &client(), &|_| None)
+        .err()
+        .expect("no credentials");
+    assert!(
+        err.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{err}"
+    );
+}
+
+/// Gemini gets a `generateContent` request: roles, tools as function declarations, the
+/// system prompt as `systemInstruction`, nothing of OpenAI's own.
+#[tokio::test]
+async fn gemini_request_is_translated_on_the_wire() {
+    let h = Harness::start(Adapter::Gemini).await;
+    h.complete().await;
+    let body = h.last_request().body;
+    assert_eq!(
+        body["contents"],
+        json!([{"role": "user", "parts": [{"text": "What's the weather in Paris?"}]}])
+    );
+    let declaration = &body["tools"][0]["functionDeclarations"][0];
+    assert_eq!(declaration["name"], "get_weather");
+    assert_eq!(declaration["parametersJsonSchema"]["type"], "object");
+    assert!(body.get("stream").is_none() && body.get("messages").is_none());
 }

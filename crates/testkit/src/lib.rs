@@ -24,6 +24,7 @@
 mod behavior;
 pub mod data;
 mod engine;
+mod frames;
 mod oauth;
 mod server;
 pub mod servers;
@@ -33,7 +34,7 @@ mod wire_gemini;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
-pub use oauth::{service_account_key_file, FAKE_SERVICE_ACCOUNT};
+pub use oauth::{foreign_service_account_key_file, service_account_key_file, FAKE_SERVICE_ACCOUNT};
 pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;
 pub use wire::Flavor;

@@ -14,15 +14,27 @@ const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platfo
 /// A key made for tests only (see `keys/README.md`).
 const TEST_ONLY_PRIVATE_KEY: &str = include_str!("../keys/test-only-service-account.pem");
 const TEST_ONLY_PUBLIC_KEY: &str = include_str!("../keys/test-only-service-account.pub.pem");
+/// Another test-only key, not the account's.
+const TEST_ONLY_FOREIGN_KEY: &str = include_str!("../keys/test-only-foreign-key.pem");
 
 /// A service account key file, in Google's layout, for [`FAKE_SERVICE_ACCOUNT`] with the
 /// test-only key, whose tokens come from `token_uri`.
 pub fn service_account_key_file(token_uri: &str) -> String {
+    key_file(token_uri, TEST_ONLY_PRIVATE_KEY)
+}
+
+/// As [`service_account_key_file`], but holding a key that is not the account's: its
+/// assertions must be refused.
+pub fn foreign_service_account_key_file(token_uri: &str) -> String {
+    key_file(token_uri, TEST_ONLY_FOREIGN_KEY)
+}
+
+fn key_file(token_uri: &str, private_key: &str) -> String {
     json!({
         "type": "service_account",
         "project_id": "switchyard-test",
         "private_key_id": "test-only-key-1",
-        "private_key": TEST_ONLY_PRIVATE_KEY,
+        "private_key": private_key,
         "client_email": FAKE_SERVICE_ACCOUNT,
         "client_id": "1",
         "token_uri": token_uri,

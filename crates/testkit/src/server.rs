@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::behavior::{Behavior, Gate, Reply};
+use crate::frames::Frame;
 use crate::oauth::Authority;
-use crate::wire::{self, Flavor, Frame};
+use crate::wire::{self, Flavor};
 
 /// One request as the fake upstream received it.
 #[derive(Debug, Clone)]

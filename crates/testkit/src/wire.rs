@@ -5,6 +5,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::behavior::{Ending, FakeUsage, Reply};
+use crate::frames::{halves, Frame, Frames};
 
 /// Which API the fake upstream imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,30 +32,12 @@ pub enum Flavor {
 /// `created` in every OpenAI answer: fixed, so recorded answers compare equal.
 const CREATED: i64 = 1_700_000_000;
 
-/// One piece of a streamed body.
-#[derive(Debug, Clone)]
-pub(crate) enum Frame {
-    Bytes(Bytes),
-    /// Break the connection here.
-    Abort,
-}
-
 fn tool_id(flavor: Flavor, reply: &Reply) -> String {
     let given = reply.tool_call.as_ref().and_then(|t| t.id.clone());
     given.unwrap_or_else(|| match flavor {
         Flavor::Anthropic => "toolu_fake_1".into(),
         _ => "call_fake_1".into(),
     })
-}
-
-/// The arguments' JSON text in two halves (split on a char boundary), to exercise
-/// reassembly.
-fn halves(text: &str) -> (String, String) {
-    let mut mid = text.len() / 2;
-    while !text.is_char_boundary(mid) {
-        mid += 1;
-    }
-    (text[..mid].to_owned(), text[mid..].to_owned())
 }
 
 /// What a request asked of its answer's shape, which the OpenAI fake honours as the real API
@@ -196,78 +179,6 @@ pub(crate) fn chat_body_frames(reply: &Reply, body: &Value) -> Vec<Frame> {
             vec![Frame::Bytes(Bytes::from(head))]
         }
         Ending::Abort => vec![Frame::Bytes(Bytes::from(head)), Frame::Abort],
-    }
-}
-
-/// Collects a stream's frames and where "after the first content" is.
-pub(crate) struct Frames {
-    frames: Vec<Frame>,
-    first_content: Option<usize>,
-}
-
-impl Frames {
-    pub(crate) fn new() -> Self {
-        Frames {
-            frames: Vec::new(),
-            first_content: None,
-        }
-    }
-
-    pub(crate) fn push(&mut self, bytes: String) {
-        self.frames.push(Frame::Bytes(Bytes::from(bytes)));
-    }
-
-    pub(crate) fn content(&mut self, bytes: String) {
-        self.push(bytes);
-        if self.first_content.is_none() {
-            self.first_content = Some(self.frames.len());
-        }
-    }
-
-    /// Applies the ending: the terminator (if `Complete`), or the break after the first
-    /// content.
-    pub(crate) fn finish(
-        mut self,
-        ending: Ending,
-        terminator: String,
-        malformed: String,
-    ) -> Vec<Frame> {
-        let cut = self.first_content.unwrap_or(1).min(self.frames.len());
-        match ending {
-            Ending::Complete => self.push(terminator),
-            Ending::NoTerminator => {}
-            Ending::Malformed => {
-                self.frames
-                    .insert(cut, Frame::Bytes(Bytes::from(malformed)));
-                self.push(terminator);
-            }
-            Ending::Abort => {
-                self.frames.truncate(cut);
-                self.frames.push(Frame::Abort);
-            }
-            Ending::Truncated => self.frames.truncate(cut),
-            Ending::CutMidEvent => {
-                let next = self.frames.get(cut).and_then(half_frame);
-                self.frames.truncate(cut);
-                self.frames.extend(next);
-            }
-            Ending::CutAtStart => {
-                let first = self.frames.first().and_then(half_frame);
-                self.frames = first.into_iter().collect();
-            }
-        }
-        self.frames
-    }
-}
-
-/// The first half of a frame's bytes (split on a char boundary): an event cut off mid-line.
-fn half_frame(frame: &Frame) -> Option<Frame> {
-    match frame {
-        Frame::Bytes(b) => {
-            let (head, _) = halves(&String::from_utf8_lossy(b));
-            Some(Frame::Bytes(Bytes::from(head)))
-        }
-        Frame::Abort => None,
     }
 }
 

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::behavior::{FakeUsage, Reply};
-use crate::wire::{Frame, Frames};
+use crate::frames::{Frame, Frames};
 
 fn usage(u: FakeUsage) -> Value {
     json!({

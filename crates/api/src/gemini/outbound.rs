@@ -249,12 +249,14 @@ fn model_parts(
                         .get("refusal")
                         .and_then(Value::as_str)
                         .map(str::to_owned),
-                    other => return Err(unsupported(
-                        &format!("content[{j}].type"),
-                        format!(
+                    other => {
+                        return Err(unsupported(
+                            &format!("content[{j}].type"),
+                            format!(
                             "assistant content parts of type `{other}` are not supported by gemini"
                         ),
-                    )),
+                        ))
+                    }
                 };
                 parts.extend(text_part(text.unwrap_or_default()));
             }

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use super::{default_connect_timeout_ms, default_max_tokens, RawBreaker};
+use super::common::{default_connect_timeout_ms, default_max_tokens, RawBreaker};
 
 /// Azure OpenAI: deployment URLs under `endpoint`, `api-version`, and either an API key or
 /// an Entra ID application (client credentials).
