@@ -19,10 +19,7 @@ async fn gateway(up: &FakeUpstream, extra: &str, key_limits: &str) -> TestGatewa
 }
 
 async fn gateway_for(up: &FakeUpstream, model: &str, extra: &str, key: &str) -> TestGateway {
-    let kind = match up.flavor() {
-        Flavor::OpenAi => "openai",
-        Flavor::Anthropic => "anthropic",
-    };
+    let kind = up.flavor().kind();
     let provider = format!(
         "[providers.up]\nkind = \"{kind}\"\nbase_url = \"{}\"\napi_key_env = \"CHOICES_TEST_KEY\"\n",
         up.base_url()

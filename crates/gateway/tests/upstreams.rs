@@ -14,10 +14,7 @@ use switchyard_testkit::{Behavior, Ending, FakeUpstream, Flavor, Reply};
 fn config(upstreams: &[(&str, &FakeUpstream)], models: &str) -> String {
     let mut text = String::new();
     for (name, up) in upstreams {
-        let kind = match up.flavor() {
-            Flavor::OpenAi => "openai",
-            Flavor::Anthropic => "anthropic",
-        };
+        let kind = up.flavor().kind();
         let key = if kind == "anthropic" {
             "api_key_env = \"ANTHROPIC_TEST_KEY\"\n"
         } else {

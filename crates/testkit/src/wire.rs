@@ -29,6 +29,19 @@ pub enum Flavor {
     Vertex,
 }
 
+impl Flavor {
+    /// The provider `kind` of a gateway config that speaks this flavor.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Flavor::OpenAi => "openai",
+            Flavor::Anthropic => "anthropic",
+            Flavor::Azure => "azure",
+            Flavor::Gemini => "gemini",
+            Flavor::Vertex => "vertex",
+        }
+    }
+}
+
 /// `created` in every OpenAI answer: fixed, so recorded answers compare equal.
 const CREATED: i64 = 1_700_000_000;
 
