@@ -133,7 +133,10 @@ async fn every_cloud_kind_answers_whole_and_streamed_without_showing_a_credentia
         let body = r.text().await.unwrap();
         let (text, usage) = sse_content(&body);
         assert_eq!(text, "Streamed four.", "{model}");
-        assert!(!usage && body.ends_with("data: [DONE]\n\n"), "{model}: {body}");
+        assert!(
+            !usage && body.ends_with("data: [DONE]\n\n"),
+            "{model}: {body}"
+        );
     }
     // One token per provider, reused.
     assert_eq!(c.azure.tokens_granted(), 1);
