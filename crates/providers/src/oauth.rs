@@ -167,7 +167,9 @@ async fn exchange(
             ))
         })?;
     let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
+    // A token answer is a few kilobytes: the cap keeps a misbehaving endpoint from making
+    // the gateway buffer more.
+    let body = http::read_capped(response).await;
     if !status.is_success() {
         // OAuth's error body: `error` is a fixed code; its description may quote the request,
         // so only the code is repeated.

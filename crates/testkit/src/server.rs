@@ -105,7 +105,7 @@ impl FakeUpstream {
     }
 
     /// The base URL a provider is configured with: `http://127.0.0.1:PORT/v1` for OpenAI,
-    /// `http://127.0.0.1:PORT` for Anthropic (whose adapter appends `/v1/messages`).
+    /// `http://127.0.0.1:PORT` for the others (whose adapters append their API's paths).
     pub fn base_url(&self) -> String {
         match self.shared.flavor {
             Flavor::OpenAi => format!("http://{}/v1", self.addr),
