@@ -152,6 +152,24 @@ async fn every_cloud_kind_answers_whole_and_streamed_without_showing_a_credentia
             .unwrap();
     assert_eq!(r.status(), 200);
 
+    // An image Gemini would have to fetch is the caller's 400, naming the field, and nothing
+    // goes upstream.
+    let before = c.gemini.requests().len();
+    let image = json!([{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]);
+    let r =
+        c.gw.chat(json!({"model": "gem", "messages": image}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["error"]["param"], "messages[0].content[0].image_url.url",
+        "{body}"
+    );
+    assert_eq!(c.gemini.requests().len(), before);
+
     let metrics = c.gw.metrics().await;
     c.gw.stop().await;
     let records = format!("{:?}", c.gw.records());

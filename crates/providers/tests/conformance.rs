@@ -5,7 +5,11 @@
 //! Layout: `Adapter` says how to build an adapter and what its upstream must have received;
 //! `Harness` is one adapter wired to its own fake upstream; `mod cases` holds the cases, each
 //! an `async fn(Harness)`; `suite!` turns the case list into one `#[tokio::test]` per adapter
-//! and case (test names read `openai::streamed_text`, `anthropic::client_disconnect`, ...).
+//! and case (test names read `openai::streamed_text`, `anthropic::client_disconnect`,
+//! `vertex_anthropic::rate_limited`, ...). The cloud kinds' fakes check credentials as the
+//! services do: Azure's `api-version` and `api-key` (or a bearer token its `/token` granted for
+//! the client credentials), Gemini's `x-goog-api-key`, Vertex's bearer token granted for a JWT
+//! assertion whose RS256 signature the fake verifies against the test-only key.
 
 // Helpers outside `#[test]` functions fail tests the same way the tests themselves do.
 #![expect(clippy::expect_used, clippy::panic, reason = "test code")]
