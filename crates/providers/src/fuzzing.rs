@@ -30,3 +30,8 @@ pub fn openai_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
 pub fn anthropic_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
     crate::anthropic::chunk_stream(events(pieces), 0)
 }
+
+/// A Gemini `streamGenerateContent?alt=sse` body as the Gemini (and Vertex) adapter reads it.
+pub fn gemini_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
+    crate::gemini::chunk_stream(events(pieces), "gemini".to_owned(), 0)
+}

@@ -307,7 +307,7 @@ impl Translator {
 
 /// Runs the translator over the SSE events of a response. An error item ends the stream; the
 /// stream owns the response, so dropping it closes the upstream connection.
-fn chunk_stream<S>(events: S, model: String, created: i64) -> ChunkStream
+pub(crate) fn chunk_stream<S>(events: S, model: String, created: i64) -> ChunkStream
 where
     S: Stream<Item = Result<Event, ProviderError>> + Send + 'static,
 {
