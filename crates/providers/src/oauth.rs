@@ -46,27 +46,25 @@ struct Held {
     expires_at: Instant,
 }
 
-#[derive(Default)]
-struct State {
-    held: Option<Held>,
-    /// How the last refresh failed, if it did.
-    failed: Option<ProviderError>,
-}
-
 /// The access token of one provider, shared by all its requests:
-/// 1. A token is used until its refresh time, [`REFRESH_MARGIN`] before it expires.
-/// 2. After that the first request to need it refreshes it while holding the lock; the
-///    requests that arrive meanwhile wait on the lock (one refresh in flight however many
-///    wait) and then use what it got.
+/// 1. A token is used until its refresh time, [`REFRESH_MARGIN`] before it expires; reading
+///    it never waits.
+/// 2. After that, the first request to need it takes the refresh lock and refreshes it
+///    (one refresh in flight, however many requests wait). Requests that come meanwhile go on
+///    with the old token while it has not expired; without one they wait on the lock and
+///    then use what the refresh got.
 /// 3. A failed refresh fails only requests that cannot do without it: while the old token has
-///    not expired yet, requests go on with it; once it has, the refresh's error (a 502-class
-///    upstream auth error) goes to the requests that were waiting on that refresh, and the next
-///    request to come tries again.
-///    A request dropped during a refresh cancels it; the next waiter starts one.
+///    not expired, requests go on with it; once it has, the refresh's error (a retryable 502,
+///    upstream authentication) goes to the requests that waited on that refresh, and the next
+///    request to come tries again. A request dropped during a refresh cancels it; the next
+///    one to need a token starts another.
 pub(crate) struct TokenCache {
     grantor: Box<dyn Grantor>,
     http: reqwest::Client,
-    state: Mutex<State>,
+    /// The token in use. Never held across an await.
+    held: std::sync::Mutex<Option<Held>>,
+    /// Held by the refresh in flight; how the last refresh failed, if it did.
+    refresh: Mutex<Option<ProviderError>>,
     /// Refreshes finished, read before waiting for the lock: one that finished meanwhile is
     /// the refresh this request waited on.
     refreshes: AtomicU64,
@@ -77,24 +75,49 @@ impl TokenCache {
         Arc::new(TokenCache {
             grantor: Box::new(grantor),
             http,
-            state: Mutex::new(State::default()),
+            held: std::sync::Mutex::new(None),
+            refresh: Mutex::new(None),
             refreshes: AtomicU64::new(0),
         })
+    }
+
+    /// The token in use: fresh (before its refresh time), and still valid (before expiry).
+    fn current(&self) -> (Option<HeaderValue>, Option<HeaderValue>) {
+        let now = Instant::now();
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let fresh = held.as_ref().filter(|h| now < h.refresh_at);
+        let valid = held.as_ref().filter(|h| now < h.expires_at);
+        (
+            fresh.map(|h| h.bearer.clone()),
+            valid.map(|h| h.bearer.clone()),
+        )
     }
 
     /// The `Authorization: Bearer …` value to send now.
     pub(crate) async fn bearer(&self) -> Result<HeaderValue, ProviderError> {
         let seen = self.refreshes.load(Ordering::Acquire);
-        let mut state = self.state.lock().await;
-        let now = Instant::now();
-        if let Some(held) = state.held.as_ref().filter(|h| now < h.refresh_at) {
-            return Ok(held.bearer.clone());
+        let (fresh, valid) = self.current();
+        if let Some(bearer) = fresh {
+            return Ok(bearer);
         }
-        let usable = state.held.as_ref().filter(|h| now < h.expires_at).cloned();
-        if let Some(e) = &state.failed {
+        let mut failed = match (valid, self.refresh.try_lock()) {
+            (_, Ok(lock)) => lock,
+            (Some(old), Err(_)) => return Ok(old),
+            (None, Err(_)) => self.refresh.lock().await,
+        };
+        // The refresh this request waited for may have got one.
+        let (fresh, valid) = self.current();
+        if let Some(bearer) = fresh {
+            return Ok(bearer);
+        }
+        if let Some(e) = failed.as_ref() {
             // A refresh that failed while this request waited: its answer is this request's.
             if self.refreshes.load(Ordering::Acquire) != seen {
-                return usable.map(|h| h.bearer).ok_or_else(|| e.clone());
+                return valid.ok_or_else(|| e.clone());
             }
         }
         let result = self
@@ -105,14 +128,18 @@ impl TokenCache {
         self.refreshes.fetch_add(1, Ordering::Release);
         match result {
             Ok(held) => {
-                state.failed = None;
-                state.held = Some(held.clone());
-                Ok(held.bearer)
+                *failed = None;
+                let bearer = held.bearer.clone();
+                *self
+                    .held
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(held);
+                Ok(bearer)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not refresh an upstream access token");
-                state.failed = Some(e.clone());
-                usable.map(|h| h.bearer).ok_or(e)
+                *failed = Some(e.clone());
+                valid.ok_or(e)
             }
         }
     }
@@ -421,6 +448,29 @@ mod tests {
         // Five minutes before expiry (the old token still valid), a new one is fetched.
         tokio::time::advance(Duration::from_secs(100)).await;
         assert_eq!(text(cache.bearer().await.unwrap()), "Bearer tok-1");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_go_on_with_the_old_token_while_it_is_refreshed() {
+        let (cache, calls, gate) = cache(vec![Some(3600), Some(3600)], false);
+        gate.add_permits(1);
+        assert_eq!(text(cache.bearer().await.unwrap()), "Bearer tok-0");
+        tokio::time::advance(Duration::from_secs(3400)).await;
+        // The first request refreshes (held at the gate); the second does not wait for it.
+        let refreshing = cache.bearer();
+        let meanwhile = async {
+            tokio::task::yield_now().await;
+            let old = cache.bearer().await;
+            gate.add_permits(1);
+            old
+        };
+        let both = async { tokio::join!(refreshing, meanwhile) };
+        let (refreshed, old) = tokio::time::timeout(Duration::from_secs(5), both)
+            .await
+            .expect("the second request did not wait for the refresh");
+        assert_eq!(text(old.unwrap()), "Bearer tok-0");
+        assert_eq!(text(refreshed.unwrap()), "Bearer tok-1");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
