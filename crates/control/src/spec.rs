@@ -457,6 +457,9 @@ pub enum ProviderSpec {
     Anthropic(AnthropicSpec),
     Bedrock(BedrockSpec),
     Sim(SimSpec),
+    Azure(crate::AzureSpec),
+    Gemini(crate::GeminiSpec),
+    Vertex(crate::VertexSpec),
 }
 
 impl ProviderSpec {
@@ -466,6 +469,9 @@ impl ProviderSpec {
             ProviderSpec::Anthropic(_) => "anthropic",
             ProviderSpec::Bedrock(_) => "bedrock",
             ProviderSpec::Sim(_) => "sim",
+            ProviderSpec::Azure(_) => "azure",
+            ProviderSpec::Gemini(_) => "gemini",
+            ProviderSpec::Vertex(_) => "vertex",
         }
     }
 }
