@@ -8,7 +8,9 @@
 #   REQUESTS  requests counted, after 100 uncounted warm-up ones (default 400)
 #   STREAM    true or false (default false)
 # The gateway runs `gateway_config` of bench/common.sh (keys, limits, budgets, records; no
-# guards) in front of `switchyard sim`; 16 clients send the same small chat completion.
+# guards; with GUARDS=1 also the demo's guard policy, `guard_policy_config`) in front of
+# `switchyard sim`; 16 clients send the same small chat completion. KEEP=DIR keeps the
+# callgrind profile there, for `callgrind_annotate`.
 # Counting covers the whole process during the counted requests, background work included
 # (the records' writer; the SLO and control loops' ticks), so compare runs of equal REQUESTS
 # and repeat: a run that caught a periodic task reads high.
@@ -22,7 +24,8 @@ key=sk-bench-instructions
 sha=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
 sim_port=$(free_port); gateway_port=$(free_port)
 sim_config 0 8 >"$work/sim.toml"
-gateway_config "$gateway_port" "$work/data" info "$sim_port" 16 "$sha" bench >"$work/gateway.toml"
+{ gateway_config "$gateway_port" "$work/data" info "$sim_port" 16 "$sha" bench
+  if [[ ${GUARDS:-0} == 1 ]]; then echo; guard_policy_config; fi; } >"$work/gateway.toml"
 "$bin" sim --listen "127.0.0.1:$sim_port" --config "$work/sim.toml" >"$work/sim.log" 2>&1 &
 sim=$!
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
@@ -46,4 +49,5 @@ statuses=$(send "$n")
 callgrind_control -i off "$gateway" >/dev/null
 callgrind_control -d "$gateway" >/dev/null
 total=$(callgrind_annotate "$work/callgrind.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-echo "$(basename "$bin") stream=$stream: $((total / n)) instructions per request ($n requests; statuses: $statuses)"
+if [[ -n ${KEEP:-} ]]; then cp "$work/callgrind.out.1" "$KEEP/"; fi
+echo "$(basename "$bin") stream=$stream guards=${GUARDS:-0}: $((total / n)) instructions per request ($n requests; statuses: $statuses)"

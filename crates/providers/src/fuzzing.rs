@@ -36,6 +36,28 @@ pub fn gemini_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
     crate::gemini::chunk_stream(events(pieces), "gemini".to_owned(), 0)
 }
 
+/// A Bedrock ConverseStream body (AWS event-stream binary frames, each with two CRCs) as the
+/// Bedrock adapter decodes and translates it; the first byte says whether the answer was
+/// asked for as structured output (a forced tool turned back into content).
+pub fn bedrock_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
+    let structured = pieces
+        .first()
+        .and_then(|p| p.first())
+        .is_some_and(|b| b & 1 == 1);
+    let bytes = futures::stream::iter(
+        pieces
+            .into_iter()
+            .map(|p| Ok::<Bytes, reqwest::Error>(Bytes::from(p))),
+    );
+    let translator = crate::bedrock::stream::Translator::new(
+        "bedrock-fuzz".to_owned(),
+        "model".to_owned(),
+        0,
+        structured,
+    );
+    crate::translate::chunk_stream(crate::bedrock::stream::frames(bytes), translator)
+}
+
 /// A fuzz target's input read by `parse` to its end: the first byte chooses where the rest is
 /// split into two network reads. Chunks or errors, never a panic.
 pub fn drain_split(data: &[u8], parse: fn(Vec<Vec<u8>>) -> ChunkStream) {

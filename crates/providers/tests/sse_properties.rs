@@ -5,7 +5,9 @@
 
 use futures::StreamExt;
 use proptest::prelude::*;
-use switchyard_providers::fuzzing::{anthropic_stream, gemini_stream, openai_stream};
+use switchyard_providers::fuzzing::{
+    anthropic_stream, bedrock_stream, gemini_stream, openai_stream,
+};
 
 const OPENAI_BODY: &str = concat!(
     "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
@@ -121,7 +123,9 @@ proptest! {
     fn arbitrary_bytes_never_panic(pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8)) {
         drain(openai_stream(pieces.clone()));
         drain(anthropic_stream(pieces.clone()));
-        drain(gemini_stream(pieces));
+        drain(gemini_stream(pieces.clone()));
+        // Bedrock's frames are binary (length prelude, CRCs): random bytes are corrupt frames.
+        drain(bedrock_stream(pieces));
     }
 
     #[test]

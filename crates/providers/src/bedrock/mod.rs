@@ -10,7 +10,7 @@
 
 mod credentials;
 mod sign;
-mod stream;
+pub(crate) mod stream;
 
 use std::time::SystemTime;
 
