@@ -950,7 +950,8 @@ fn otlp_export_is_off_by_default_and_its_mistakes_name_line_and_field() {
         );
     }
     assert!(
-        errs.iter().any(|e| e.starts_with("bad.toml:8:") && e.contains("headers")),
+        errs.iter()
+            .any(|e| e.starts_with("bad.toml:8:") && e.contains("headers")),
         "header values are refused in the file: {errs:#?}"
     );
 }

@@ -61,11 +61,13 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
     http: &reqwest::Client,
     url: &reqwest::Url,
     headers: &HeaderMap,
+    trace: &HeaderMap,
     body: &T,
 ) -> Result<reqwest::Response, ProviderError> {
     let response = http
         .post(url.clone())
         .headers(headers.clone())
+        .headers(trace.clone())
         .json(body)
         .send()
         .await

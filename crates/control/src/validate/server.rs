@@ -161,7 +161,11 @@ fn otlp(c: &mut Checker, o: &RawOtlp) -> OtlpSpec {
     c.ensure(
         timeouts.contains(&o.timeout_ms),
         "telemetry.otlp.timeout_ms",
-        format!("must be between {} and {}", timeouts.start(), timeouts.end()),
+        format!(
+            "must be between {} and {}",
+            timeouts.start(),
+            timeouts.end()
+        ),
     );
     c.ensure(
         queues.contains(&o.queue_size),

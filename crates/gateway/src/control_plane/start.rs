@@ -37,6 +37,8 @@ pub enum OpenError {
     Telemetry(std::io::Error),
     #[error("redis: {0}")]
     Redis(crate::data_plane::shared::SharedError),
+    #[error("{0}")]
+    Otlp(#[from] crate::otel::OtlpError),
 }
 
 /// The store, the records' writer's own handle on it, and the writer's spool.
@@ -174,8 +176,10 @@ impl ControlPlane {
             },
         )
         .map_err(OpenError::Telemetry)?;
+        let (traces, tracer) = start_traces(&config, &env)?.unzip();
         let control = ControlPlane {
-            running: Running::new(pipeline, live, slos.clone()),
+            running: Running::new(pipeline, live, slos.clone(), tracer),
+            traces,
             telemetry: writer.sender(),
             store,
             changes,
@@ -199,6 +203,29 @@ impl ControlPlane {
         control.refresh_control()?;
         Ok((control, writer, config))
     }
+}
+
+/// OTLP export of traces, when `[telemetry.otlp]` or the environment asks for it. It sends on
+/// the runtime this is called from (`open` runs on its blocking pool); without one (a command
+/// that serves nothing) there is nothing to trace.
+fn start_traces(
+    config: &Config,
+    env: &Env,
+) -> Result<Option<(crate::otel::Export, opentelemetry_sdk::trace::SdkTracer)>, OpenError> {
+    let Some(settings) = crate::otel::Settings::resolve(config.telemetry.otlp.as_ref(), &**env)?
+    else {
+        return Ok(None);
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Ok(None);
+    };
+    tracing::info!(
+        endpoint = %settings.endpoint,
+        headers = settings.header_count(),
+        sampling_ratio = settings.sampling_ratio,
+        "traces exported over OTLP"
+    );
+    Ok(Some(crate::otel::Export::start(settings, runtime)?))
 }
 
 /// The fleet's judgement, when replicas share the store (PostgreSQL), and the admission gates,

@@ -3,7 +3,9 @@
 //! stream is dropped mid-way. Usage accounting (limits, spend) settles in the same place.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+use opentelemetry_sdk::trace::SdkTracer;
 
 use switchyard_control::Price;
 use switchyard_store::telemetry::TelemetrySender;
@@ -14,6 +16,7 @@ use switchyard_admission::Class;
 use crate::data_plane::admission::Ask;
 use crate::data_plane::guards::Outcome;
 use crate::data_plane::keys::{Admission, KeyState, RateLimits};
+use crate::data_plane::trace::{Attempt, AttemptInfo, RequestTrace};
 use crate::metrics::{self as m, LabelValue, Labels};
 
 pub struct RecordGuard {
@@ -65,6 +68,8 @@ pub struct RecordGuard {
     priority: Class,
     /// What it holds of a deployment's capacity while it runs: its prompt and output estimate.
     capacity_tokens: u64,
+    /// Its trace, when traces are exported (`trace.rs`); `None` costs nothing.
+    trace: Option<Box<RequestTrace>>,
 }
 
 /// Where a finished request's outcome goes besides its record: the control plane's SLOs
@@ -126,7 +131,68 @@ impl RecordGuard {
             labels,
             priority: Class::default(),
             capacity_tokens: 0,
+            trace: None,
         }
+    }
+
+    /// Starts the request's trace on `tracer`, under the caller's `traceparent` if valid.
+    pub fn start_trace(&mut self, tracer: &SdkTracer, headers: &axum::http::HeaderMap) {
+        self.trace = Some(Box::new(RequestTrace::start(
+            tracer,
+            headers,
+            self.endpoint,
+        )));
+    }
+
+    /// When a stage starts, if the request is traced (`None`: not traced, nothing to time).
+    pub fn stage_clock(&self) -> Option<SystemTime> {
+        self.trace.as_ref().map(|_| SystemTime::now())
+    }
+
+    /// A finished stage's span, from `since` ([`Self::stage_clock`]) to now; `attributes` is
+    /// called only when the request is traced.
+    pub fn trace_stage(
+        &self,
+        name: &'static str,
+        since: Option<SystemTime>,
+        attributes: impl FnOnce() -> Vec<opentelemetry::KeyValue>,
+    ) {
+        if let (Some(trace), Some(since)) = (&self.trace, since) {
+            trace.stage(name, since, attributes());
+        }
+    }
+
+    /// The request's parameters, into its span.
+    pub fn trace_request(&mut self, request: &switchyard_api::ChatCompletionRequest) {
+        if let Some(t) = &mut self.trace {
+            t.request(request);
+        }
+    }
+
+    /// A whole answer's id and finish reasons, into its span.
+    pub fn trace_answer(&mut self, response: &switchyard_api::ChatCompletionResponse) {
+        if let Some(t) = &mut self.trace {
+            t.answer(response);
+        }
+    }
+
+    /// A streamed chunk's id and finish reasons, into its span.
+    pub fn trace_chunk(&mut self, chunk: &switchyard_api::ChatCompletionChunk) {
+        if let Some(t) = &mut self.trace {
+            t.chunk(chunk);
+        }
+    }
+
+    /// The kind of provider that answered.
+    pub fn trace_provider(&mut self, kind: &'static str) {
+        if let Some(t) = &mut self.trace {
+            t.provider(kind);
+        }
+    }
+
+    /// An upstream attempt's span, started now, when the request is traced.
+    pub fn trace_attempt<'a>(&self, info: impl FnOnce() -> AttemptInfo<'a>) -> Option<Attempt> {
+        self.trace.as_ref().map(|t| t.attempt(&info()))
     }
 
     /// The request's priority class, from now on in its record and `x-switchyard-priority`.
@@ -458,6 +524,9 @@ impl RecordGuard {
         }
         if self.access_log {
             access_log(r);
+        }
+        if let Some(trace) = self.trace.take() {
+            trace.end(&self.record, self.route_header.as_deref());
         }
         let record = std::mem::take(&mut self.record);
         match self.content.take() {

@@ -131,7 +131,7 @@ impl Pipeline {
         let chain = self.chain(&model);
         let (mut response, served) = self
             .dispatcher
-            .run(record, &chain, |deployment: &Deployment| {
+            .run(record, &chain, |deployment: &Deployment, _trace| {
                 let mut attempt = request.clone();
                 attempt.model.clone_from(&deployment.upstream_model);
                 let provider = deployment.provider.clone();
@@ -364,6 +364,7 @@ async fn admit(
 /// Who answered, and at what price.
 fn note_served(record: &mut RecordGuard, served: &Served) {
     record.set_price(served.model.spec.price);
+    record.trace_provider(served.deployment.provider.kind());
     record.set_served(
         &served.model.spec.name,
         &served.deployment.label,
