@@ -384,9 +384,18 @@ async fn messages_and_embeddings_get_the_same_request_span() {
         attr(embed, "gen_ai.operation.name").as_deref(),
         Some("embeddings")
     );
-    assert!(spans.iter().any(|s| s.name.starts_with("embeddings ")
-        && s.kind == SpanKind::Client as i32
-        && s.parent_span_id == embed.span_id));
+    let attempt = of_kind(&spans, SpanKind::Client)
+        .into_iter()
+        .find(|s| s.name.starts_with("embeddings ") && s.parent_span_id == embed.span_id)
+        .unwrap();
+    // The embeddings call carried the attempt's span on too.
+    let sent = up.last_request().unwrap();
+    assert!(sent.path.ends_with("/embeddings"), "{}", sent.path);
+    let traceparent = sent.header("traceparent").unwrap();
+    assert!(
+        traceparent.contains(&hex(&attempt.span_id)),
+        "{traceparent}"
+    );
 }
 
 #[tokio::test]

@@ -110,11 +110,19 @@ impl ChatProvider for OpenAiProvider {
     }
 
     async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
+        self.embed_with(request, CallOptions::default()).await
+    }
+
+    async fn embed_with(
+        &self,
+        request: EmbeddingsRequest,
+        options: CallOptions,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         let response = http::post_json(
             &self.http,
             &self.embeddings_url,
             &self.headers,
-            &HeaderMap::new(),
+            &options.trace,
             &request,
         )
         .await?;

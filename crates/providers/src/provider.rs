@@ -65,6 +65,16 @@ pub trait ChatProvider: Send + Sync + 'static {
 
     async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError>;
 
+    /// One embeddings call, with what the gateway knows beyond its body (the trace's
+    /// headers; adapters that have no use for it ignore it).
+    async fn embed_with(
+        &self,
+        request: EmbeddingsRequest,
+        _options: CallOptions,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        self.embed(request).await
+    }
+
     /// The host and port its calls go to (`server.address` in a trace); `None` for a
     /// provider in this process.
     fn server(&self) -> Option<(String, u16)> {

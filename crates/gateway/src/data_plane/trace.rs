@@ -170,12 +170,15 @@ impl RequestTrace {
 
     /// Ends the request's span with what its record says.
     pub fn end(mut self, r: &RequestRecord, route_header: Option<&str>) {
-        let requested = r.requested_model.as_deref().unwrap_or_default();
         let span = self.cx.span();
-        span.update_name(Cow::Owned(format!("{} {requested}", self.operation)));
         let mut a = std::mem::take(&mut self.attributes);
         a.push(KeyValue::new("gen_ai.operation.name", self.operation));
-        a.push(KeyValue::new("gen_ai.request.model", requested.to_owned()));
+        // A request refused before its body was read names no model: the span keeps its
+        // operation's name.
+        if let Some(requested) = r.requested_model.as_deref().filter(|m| !m.is_empty()) {
+            span.update_name(Cow::Owned(format!("{} {requested}", self.operation)));
+            a.push(KeyValue::new("gen_ai.request.model", requested.to_owned()));
+        }
         if let Some(model) = &r.model {
             a.push(KeyValue::new("gen_ai.response.model", model.clone()));
         }
