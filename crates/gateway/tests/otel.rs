@@ -641,3 +641,39 @@ fn dropped_spans(metrics: &str) -> u64 {
         .find_map(|l| l.strip_prefix("switchyard_otlp_spans_dropped_total "))
         .map_or(0, |v| v.trim().parse().unwrap())
 }
+
+#[tokio::test]
+async fn the_config_shown_holds_no_header_value_and_a_change_of_export_needs_a_restart() {
+    let (_receiver, url) = Receiver::start().await;
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    let before = format!(
+        "{}{}headers_env = \"VENDOR_HEADERS\"\n\n",
+        common::admin_section(),
+        otlp(&url)
+    );
+    let vars = [("VENDOR_HEADERS", "x-vendor-key=sk-otel-secret-2")];
+    let mut gw = start_with_env(&config_on(&up, &before, ""), &vars).await;
+    let (status, shown) = gw
+        .admin(reqwest::Method::GET, "/admin/v1/config", None)
+        .await;
+    assert_eq!(status, 200);
+    let source = shown["source"].as_str().unwrap().to_owned();
+    assert!(source.contains("headers_env = \"VENDOR_HEADERS\""));
+    assert!(!shown.to_string().contains("sk-otel-secret"));
+
+    let changed = source.replace(&url, "http://127.0.0.1:9");
+    let (status, err) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/config",
+            Some(json!({"source": changed, "message": "move the collector"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("telemetry.otlp") && message.contains("restart"),
+        "{message}"
+    );
+    gw.stop().await;
+}
