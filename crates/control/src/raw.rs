@@ -811,6 +811,8 @@ pub struct RawOtlp {
     pub timeout_ms: u64,
     /// Spans waiting for export at most; more are dropped and counted.
     pub queue_size: usize,
+    /// Also export the GenAI metrics (`gen_ai.client.token.usage`, ...) over OTLP.
+    pub metrics: bool,
 }
 
 impl Default for RawOtlp {
@@ -822,6 +824,7 @@ impl Default for RawOtlp {
             sampling_ratio: 1.0,
             timeout_ms: 10_000,
             queue_size: 2_048,
+            metrics: false,
         }
     }
 }

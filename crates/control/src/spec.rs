@@ -442,6 +442,8 @@ pub struct OtlpSpec {
     pub sampling_ratio: f64,
     pub timeout: Duration,
     pub queue_size: usize,
+    /// Export the GenAI metrics too.
+    pub metrics: bool,
 }
 
 impl OtlpSpec {

@@ -920,9 +920,10 @@ fn otlp_export_is_off_by_default_and_its_mistakes_name_line_and_field() {
     let on = GOOD.replace(
         "[server]",
         "[telemetry.otlp]\nendpoint = \"http://collector:4318/\"\nheaders_env = \"VENDOR_HEADERS\"\n\
-         sampling_ratio = 0.25\n\n[server]",
+         sampling_ratio = 0.25\nmetrics = true\n\n[server]",
     );
     let otlp = parse(&on, "good.toml").unwrap().telemetry.otlp.unwrap();
+    assert!(otlp.metrics);
     assert_eq!(otlp.endpoint.as_deref(), Some("http://collector:4318"));
     assert_eq!(otlp.headers_env.as_deref(), Some("VENDOR_HEADERS"));
     assert_eq!(otlp.sampling_ratio, 0.25);

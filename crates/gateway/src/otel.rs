@@ -19,10 +19,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, Span, SpanData,
     SpanExporter, SpanProcessor,
@@ -39,9 +41,14 @@ pub const TRACES_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 pub const HEADERS_VAR: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 pub const TRACES_HEADERS_VAR: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
 pub const SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
+/// The metrics endpoint itself, used as it is (with `metrics = true`).
+pub const METRICS_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 /// Where OTLP/HTTP goes when export is configured with no endpoint (the OTLP default).
 const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
 const TRACES_PATH: &str = "/v1/traces";
+const METRICS_PATH: &str = "/v1/metrics";
+/// How often the GenAI metrics are exported (and at shutdown).
+const METRICS_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
@@ -59,6 +66,8 @@ pub enum OtlpError {
 pub struct Settings {
     /// The traces endpoint (`.../v1/traces`).
     pub endpoint: String,
+    /// The metrics endpoint (`.../v1/metrics`), when the GenAI metrics are exported.
+    pub metrics_endpoint: Option<String>,
     /// Secret values: this type has no `Debug`.
     headers: HashMap<String, String>,
     pub service_name: String,
@@ -75,17 +84,24 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<Settings>, OtlpError> {
         let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let endpoint = match (
-            spec.and_then(|s| s.endpoint.as_deref()),
-            var(TRACES_ENDPOINT_VAR),
-        ) {
-            (Some(base), _) => traces_url(base),
-            (None, Some(url)) => checked(TRACES_ENDPOINT_VAR, url)?,
-            (None, None) => match (var(ENDPOINT_VAR), spec) {
-                (Some(base), _) => traces_url(&checked(ENDPOINT_VAR, base)?),
-                (None, Some(_)) => traces_url(DEFAULT_ENDPOINT),
-                (None, None) => return Ok(None),
-            },
+        // The collector's base URL: the file's, else the variable's, else the default when
+        // the file asks for export.
+        let base = match (spec.and_then(|s| s.endpoint.clone()), var(ENDPOINT_VAR)) {
+            (Some(base), _) => Some(base),
+            (None, Some(base)) => Some(checked(ENDPOINT_VAR, base)?),
+            (None, None) => spec.map(|_| DEFAULT_ENDPOINT.to_owned()),
+        };
+        let from_file = spec.and_then(|s| s.endpoint.as_ref()).is_some();
+        let endpoint = match (var(TRACES_ENDPOINT_VAR), &base) {
+            (Some(url), _) if !from_file => checked(TRACES_ENDPOINT_VAR, url)?,
+            (_, Some(base)) => signal_url(base, TRACES_PATH),
+            (Some(url), None) => checked(TRACES_ENDPOINT_VAR, url)?,
+            (None, None) => return Ok(None),
+        };
+        let metrics_endpoint = match (spec.is_some_and(|s| s.metrics), var(METRICS_ENDPOINT_VAR)) {
+            (false, _) => None,
+            (true, Some(url)) if !from_file => Some(checked(METRICS_ENDPOINT_VAR, url)?),
+            (true, _) => base.as_deref().map(|b| signal_url(b, METRICS_PATH)),
         };
         let mut headers = HashMap::new();
         for name in [HEADERS_VAR, TRACES_HEADERS_VAR] {
@@ -103,6 +119,7 @@ impl Settings {
             .unwrap_or_else(|| "switchyard".to_owned());
         Ok(Some(Settings {
             endpoint,
+            metrics_endpoint,
             headers,
             service_name,
             sampling_ratio: spec.map_or(1.0, |s| s.sampling_ratio),
@@ -125,14 +142,16 @@ fn checked(from: &'static str, value: String) -> Result<String, OtlpError> {
     }
 }
 
-/// A base URL as the traces endpoint, as the OTLP exporter spec says for the base variable.
-fn traces_url(base: &str) -> String {
+/// A base URL as a signal's endpoint (`path`: `/v1/traces`, `/v1/metrics`), as the OTLP
+/// exporter spec says for the base variable; a URL already ending in a signal's path is the
+/// collector's base plus that path.
+fn signal_url(base: &str, path: &str) -> String {
     let base = base.trim().trim_end_matches('/');
-    if base.ends_with(TRACES_PATH) {
-        base.to_owned()
-    } else {
-        format!("{base}{TRACES_PATH}")
-    }
+    let base = [TRACES_PATH, METRICS_PATH]
+        .iter()
+        .find_map(|p| base.strip_suffix(p))
+        .unwrap_or(base);
+    format!("{base}{path}")
 }
 
 /// `name=value,name2=value2` (values percent-decoded), the form of `OTEL_EXPORTER_OTLP_HEADERS`.
@@ -182,6 +201,14 @@ fn percent_decode(text: &str) -> Option<String> {
 /// shut down there, blocking: shut it down off the async threads first.
 pub struct Export {
     provider: SdkTracerProvider,
+    meters: Option<SdkMeterProvider>,
+}
+
+/// What [`Export::start`] gives the request path.
+pub struct Started {
+    pub export: Export,
+    pub tracer: SdkTracer,
+    pub gen_ai: Option<Arc<GenAiMetrics>>,
 }
 
 impl Export {
@@ -190,17 +217,18 @@ impl Export {
     pub fn start(
         settings: Settings,
         runtime: tokio::runtime::Handle,
-    ) -> Result<(Export, SdkTracer), OtlpError> {
+    ) -> Result<Started, OtlpError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
             .map_err(|e| OtlpError::Build(e.to_string()))?;
+        let sender = Arc::new(Sender { http, runtime });
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_http_client(Sender { http, runtime })
+            .with_shared_http_client(sender.clone())
             .with_endpoint(settings.endpoint.clone())
             .with_timeout(settings.timeout)
-            .with_headers(settings.headers)
+            .with_headers(settings.headers.clone())
             .build()
             .map_err(|e| OtlpError::Build(e.to_string()))?;
         let queued = Arc::new(AtomicUsize::new(0));
@@ -220,7 +248,7 @@ impl Export {
             capacity: settings.queue_size,
         };
         let resource = Resource::builder()
-            .with_service_name(settings.service_name)
+            .with_service_name(settings.service_name.clone())
             .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
             .build();
         let provider = SdkTracerProvider::builder()
@@ -228,10 +256,19 @@ impl Export {
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
                 settings.sampling_ratio,
             ))))
-            .with_resource(resource)
+            .with_resource(resource.clone())
             .build();
         let tracer = provider.tracer("switchyard");
-        Ok((Export { provider }, tracer))
+        let meters = match &settings.metrics_endpoint {
+            Some(endpoint) => Some(meter_provider(&settings, endpoint, sender, resource)?),
+            None => None,
+        };
+        let gen_ai = meters.as_ref().map(|m| Arc::new(GenAiMetrics::new(m)));
+        Ok(Started {
+            export: Export { provider, meters },
+            tracer,
+            gen_ai,
+        })
     }
 
     /// Exports what is queued and stops, waiting at most `within`. Blocks: call it off the
@@ -240,6 +277,114 @@ impl Export {
         if let Err(e) = self.provider.shutdown_with_timeout(within) {
             tracing::warn!(error = %e, "OTLP export: spans still queued at shutdown were lost");
         }
+        if let Some(meters) = &self.meters {
+            if let Err(e) = meters.shutdown_with_timeout(within) {
+                tracing::warn!(error = %e, "OTLP export: the last GenAI metrics were not sent");
+            }
+        }
+    }
+}
+
+/// The GenAI metrics' provider: cumulative OTLP/HTTP on the same client and headers, read
+/// every [`METRICS_INTERVAL`] (and at shutdown) by the SDK's periodic reader, on its thread.
+fn meter_provider(
+    settings: &Settings,
+    endpoint: &str,
+    sender: Arc<Sender>,
+    resource: Resource,
+) -> Result<SdkMeterProvider, OtlpError> {
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_shared_http_client(sender)
+        .with_endpoint(endpoint.to_owned())
+        .with_timeout(settings.timeout)
+        .with_headers(settings.headers.clone())
+        .build()
+        .map_err(|e| OtlpError::Build(e.to_string()))?;
+    let reader = PeriodicReader::builder(exporter)
+        .with_interval(METRICS_INTERVAL)
+        .build();
+    Ok(SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource)
+        .build())
+}
+
+/// The GenAI semantic conventions' metrics, recorded once per request when it ends
+/// (`RecordGuard`). Model names come bounded by the config's names (`metrics::Labels`).
+pub struct GenAiMetrics {
+    tokens: Histogram<u64>,
+    duration: Histogram<f64>,
+    first_token: Histogram<f64>,
+}
+
+/// One request, as the GenAI metrics see it.
+pub struct GenAiSample<'a> {
+    pub operation: &'static str,
+    pub provider: Option<&'static str>,
+    pub requested: &'a str,
+    pub response: Option<&'a str>,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    pub seconds: f64,
+    pub first_token_seconds: Option<f64>,
+    pub error: Option<&'a str>,
+}
+
+impl GenAiMetrics {
+    fn new(meters: &SdkMeterProvider) -> Self {
+        use opentelemetry::metrics::MeterProvider as _;
+        let meter = meters.meter("switchyard");
+        // The conventions' advised bucket boundaries.
+        let token_buckets = (0..14).map(|i| 4f64.powi(i)).collect();
+        let second_buckets: Vec<f64> = (0..14).map(|i| 0.01 * 2f64.powi(i)).collect();
+        GenAiMetrics {
+            tokens: meter
+                .u64_histogram("gen_ai.client.token.usage")
+                .with_unit("{token}")
+                .with_description("Tokens used per request, by gen_ai.token.type.")
+                .with_boundaries(token_buckets)
+                .build(),
+            duration: meter
+                .f64_histogram("gen_ai.client.operation.duration")
+                .with_unit("s")
+                .with_description("Request duration, the whole answer or stream.")
+                .with_boundaries(second_buckets.clone())
+                .build(),
+            first_token: meter
+                .f64_histogram("gen_ai.server.time_to_first_token")
+                .with_unit("s")
+                .with_description("Time to the first token of a streamed answer.")
+                .with_boundaries(second_buckets)
+                .build(),
+        }
+    }
+
+    pub fn record(&self, s: &GenAiSample<'_>) {
+        let mut attributes = vec![
+            KeyValue::new("gen_ai.operation.name", s.operation),
+            KeyValue::new("gen_ai.request.model", s.requested.to_owned()),
+        ];
+        if let Some(provider) = s.provider {
+            attributes.push(KeyValue::new("gen_ai.provider.name", provider));
+        }
+        if let Some(model) = s.response {
+            attributes.push(KeyValue::new("gen_ai.response.model", model.to_owned()));
+        }
+        if let Some(first) = s.first_token_seconds {
+            self.first_token.record(first, &attributes);
+        }
+        if s.input_tokens > 0 || s.output_tokens > 0 {
+            for (kind, tokens) in [("input", s.input_tokens), ("output", s.output_tokens)] {
+                let mut a = attributes.clone();
+                a.push(KeyValue::new("gen_ai.token.type", kind));
+                self.tokens.record(u64::from(tokens), &a);
+            }
+        }
+        if let Some(error) = s.error {
+            attributes.push(KeyValue::new("error.type", error.to_owned()));
+        }
+        self.duration.record(s.seconds, &attributes);
     }
 }
 
@@ -388,6 +533,32 @@ mod tests {
             s.endpoint, "https://vendor.example/otlp/traces",
             "used as it is"
         );
+    }
+
+    #[test]
+    fn metrics_go_beside_traces_when_asked() {
+        let spec = |metrics| OtlpSpec {
+            endpoint: Some("http://collector:4318".to_owned()),
+            headers_env: None,
+            service_name: None,
+            sampling_ratio: 1.0,
+            timeout: Duration::from_secs(1),
+            queue_size: 64,
+            metrics,
+        };
+        let none = |_: &str| None;
+        let on = Settings::resolve(Some(&spec(true)), &none)
+            .unwrap()
+            .unwrap();
+        assert_eq!(on.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(
+            on.metrics_endpoint.as_deref(),
+            Some("http://collector:4318/v1/metrics")
+        );
+        let off = Settings::resolve(Some(&spec(false)), &none)
+            .unwrap()
+            .unwrap();
+        assert_eq!(off.metrics_endpoint, None);
     }
 
     #[test]

@@ -13,8 +13,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use common::{guarded_config, start, start_with_env, user, KEY};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, Metric};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
 use prost::Message;
 use serde_json::json;
@@ -25,6 +27,7 @@ use switchyard_testkit::{Behavior, FakeUpstream, Flavor, Reply};
 #[derive(Default)]
 struct Received {
     exports: Vec<(HeaderMap, String, Vec<Span>)>,
+    metrics: Vec<Metric>,
 }
 
 #[derive(Clone, Default)]
@@ -36,6 +39,7 @@ impl Receiver {
         let receiver = Receiver::default();
         let app = axum::Router::new()
             .route("/v1/traces", axum::routing::post(receive))
+            .route("/v1/metrics", axum::routing::post(receive_metrics))
             .with_state(receiver.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -80,6 +84,17 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         received.exports.push((headers.clone(), service, spans));
     }
     // An empty ExportTraceServiceResponse: full success.
+    Vec::new()
+}
+
+async fn receive_metrics(State(r): State<Receiver>, body: Bytes) -> Vec<u8> {
+    let request = ExportMetricsServiceRequest::decode(body).unwrap();
+    let metrics = request
+        .resource_metrics
+        .into_iter()
+        .flat_map(|r| r.scope_metrics)
+        .flat_map(|s| s.metrics);
+    r.0.lock().unwrap().metrics.extend(metrics);
     Vec::new()
 }
 
@@ -525,12 +540,7 @@ async fn a_collector_that_is_down_fails_no_request() {
     up.push(Reply::text("still here"));
     let config = config_on(&up, &format!("{}timeout_ms = 500\n", otlp(&url)), "");
     let mut gw = start(&config).await;
-    let r = gw
-        .chat(json!({"model": "m", "messages": user("hi")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let r = hi(&gw).await;
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "still here");
     // Shutdown tries to flush and gives up within its bound; the records are all written.
@@ -562,6 +572,17 @@ async fn off_exports_nothing_and_sends_no_traceparent_upstream() {
     let sent = up.last_request().unwrap();
     assert_eq!(sent.header("traceparent"), None, "not forwarded, not made");
     assert_eq!(sent.header("tracestate"), None);
+}
+
+/// "hi" to model `m`, answered.
+async fn hi(gw: &common::TestGateway) -> reqwest::Response {
+    let r = gw
+        .chat(json!({"model": "m", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -676,4 +697,54 @@ async fn the_config_shown_holds_no_header_value_and_a_change_of_export_needs_a_r
         "{message}"
     );
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_genai_metrics_are_exported_when_asked() {
+    let (receiver, url) = Receiver::start().await;
+    let up = FakeUpstream::start(Flavor::OpenAi).await.unwrap();
+    up.push(Reply::text("Hi.").with_usage(11, 5));
+    let otlp = format!("{}metrics = true\n", otlp(&url));
+    let mut gw = start(&config_on(&up, &otlp, "")).await;
+    hi(&gw).await;
+    // Shutdown sends the last reading.
+    gw.stop().await;
+
+    let metrics = receiver.0.lock().unwrap().metrics.clone();
+    let named = |name: &str| {
+        metrics
+            .iter()
+            .filter(|m| m.name == name)
+            .collect::<Vec<_>>()
+    };
+    let tokens = named("gen_ai.client.token.usage");
+    assert!(
+        !tokens.is_empty(),
+        "{:?}",
+        metrics.iter().map(|m| &m.name).collect::<Vec<_>>()
+    );
+    let mut sums = Vec::new();
+    for metric in tokens {
+        let Some(Data::Histogram(h)) = &metric.data else {
+            panic!("a histogram: {metric:?}");
+        };
+        for point in &h.data_points {
+            let attr = |key: &str| {
+                point
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key == key)
+                    .and_then(|kv| text(kv.value.as_ref()?.value.as_ref()?))
+            };
+            assert_eq!(attr("gen_ai.request.model").as_deref(), Some("m"));
+            assert_eq!(attr("gen_ai.provider.name").as_deref(), Some("openai"));
+            sums.push((attr("gen_ai.token.type").unwrap(), point.sum.unwrap()));
+        }
+    }
+    sums.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        sums,
+        [("input".to_owned(), 11.0), ("output".to_owned(), 5.0)]
+    );
+    assert!(!named("gen_ai.client.operation.duration").is_empty());
 }

@@ -179,5 +179,6 @@ fn otlp(c: &mut Checker, o: &RawOtlp) -> OtlpSpec {
         sampling_ratio: o.sampling_ratio.clamp(0.0, 1.0),
         timeout: Duration::from_millis(o.timeout_ms),
         queue_size: o.queue_size,
+        metrics: o.metrics,
     }
 }

@@ -176,9 +176,13 @@ impl ControlPlane {
             },
         )
         .map_err(OpenError::Telemetry)?;
-        let (traces, tracer) = start_traces(&config, &env)?.unzip();
+        let started = start_traces(&config, &env)?;
+        let (traces, tracer, gen_ai) = match started {
+            Some(s) => (Some(s.export), Some(s.tracer), s.gen_ai),
+            None => (None, None, None),
+        };
         let control = ControlPlane {
-            running: Running::new(pipeline, live, slos.clone(), tracer),
+            running: Running::new(pipeline, live, slos.clone(), tracer, gen_ai),
             traces,
             telemetry: writer.sender(),
             store,
@@ -208,10 +212,7 @@ impl ControlPlane {
 /// OTLP export of traces, when `[telemetry.otlp]` or the environment asks for it. It sends on
 /// the runtime this is called from (`open` runs on its blocking pool); without one (a command
 /// that serves nothing) there is nothing to trace.
-fn start_traces(
-    config: &Config,
-    env: &Env,
-) -> Result<Option<(crate::otel::Export, opentelemetry_sdk::trace::SdkTracer)>, OpenError> {
+fn start_traces(config: &Config, env: &Env) -> Result<Option<crate::otel::Started>, OpenError> {
     let Some(settings) = crate::otel::Settings::resolve(config.telemetry.otlp.as_ref(), &**env)?
     else {
         return Ok(None);
@@ -221,6 +222,7 @@ fn start_traces(
     };
     tracing::info!(
         endpoint = %settings.endpoint,
+        metrics = settings.metrics_endpoint.as_deref().unwrap_or("off"),
         headers = settings.header_count(),
         sampling_ratio = settings.sampling_ratio,
         "traces exported over OTLP"

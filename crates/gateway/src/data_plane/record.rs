@@ -18,6 +18,7 @@ use crate::data_plane::guards::Outcome;
 use crate::data_plane::keys::{Admission, KeyState, RateLimits};
 use crate::data_plane::trace::{Attempt, AttemptInfo, RequestTrace};
 use crate::metrics::{self as m, LabelValue, Labels};
+use crate::otel::{GenAiMetrics, GenAiSample};
 
 pub struct RecordGuard {
     record: RequestRecord,
@@ -70,6 +71,8 @@ pub struct RecordGuard {
     capacity_tokens: u64,
     /// Its trace, when traces are exported (`trace.rs`); `None` costs nothing.
     trace: Option<Box<RequestTrace>>,
+    /// The GenAI metrics over OTLP, when exported.
+    gen_ai: Option<Arc<GenAiMetrics>>,
 }
 
 /// Where a finished request's outcome goes besides its record: the control plane's SLOs
@@ -132,11 +135,18 @@ impl RecordGuard {
             priority: Class::default(),
             capacity_tokens: 0,
             trace: None,
+            gen_ai: None,
         }
     }
 
     /// Starts the request's trace on `tracer`, under the caller's `traceparent` if valid.
-    pub fn start_trace(&mut self, tracer: &SdkTracer, headers: &axum::http::HeaderMap) {
+    pub fn start_trace(
+        &mut self,
+        tracer: &SdkTracer,
+        headers: &axum::http::HeaderMap,
+        gen_ai: Option<Arc<GenAiMetrics>>,
+    ) {
+        self.gen_ai = gen_ai;
         self.trace = Some(Box::new(RequestTrace::start(
             tracer,
             headers,
@@ -526,6 +536,9 @@ impl RecordGuard {
             access_log(r);
         }
         if let Some(trace) = self.trace.take() {
+            if let Some(gen_ai) = &self.gen_ai {
+                record_gen_ai(gen_ai, &self.labels, &self.record, &trace);
+            }
             trace.end(&self.record, self.route_header.as_deref());
         }
         let record = std::mem::take(&mut self.record);
@@ -547,6 +560,23 @@ impl Drop for RecordGuard {
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// The GenAI metrics of a finished request, its model names bounded like `/metrics`' labels.
+fn record_gen_ai(gen_ai: &GenAiMetrics, labels: &Labels, r: &RequestRecord, trace: &RequestTrace) {
+    let requested = labels.target(r.requested_model.as_deref().unwrap_or_default());
+    let response = r.model.as_deref().map(|m| labels.model(m));
+    gen_ai.record(&GenAiSample {
+        operation: trace.operation(),
+        provider: trace.provider_name(),
+        requested: requested.as_str(),
+        response: response.as_ref().map(LabelValue::as_str),
+        input_tokens: r.prompt_tokens,
+        output_tokens: r.completion_tokens,
+        seconds: r.latency_ms / 1e3,
+        first_token_seconds: r.ttft_ms.filter(|_| r.stream).map(|ms| ms / 1e3),
+        error: r.error_kind.as_deref().filter(|_| r.status >= 400),
+    });
 }
 
 /// One structured line per request under the `switchyard::access` target, when

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::otel::GenAiMetrics;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::http::HeaderMap;
 use bytes::Bytes;
@@ -30,6 +31,8 @@ pub struct Running {
     /// Where requests start their traces, when traces are exported (`crate::otel`); set
     /// once at start, for the process.
     tracer: Option<SdkTracer>,
+    /// The GenAI metrics over OTLP, when asked for (`[telemetry.otlp] metrics`).
+    gen_ai: Option<Arc<GenAiMetrics>>,
 }
 
 impl Running {
@@ -38,6 +41,7 @@ impl Running {
         live: Live,
         outcomes: Arc<dyn OutcomeSink>,
         tracer: Option<SdkTracer>,
+        gen_ai: Option<Arc<GenAiMetrics>>,
     ) -> Self {
         Running {
             pipeline: ArcSwap::from_pointee(pipeline),
@@ -45,6 +49,7 @@ impl Running {
             live: ArcSwap::from_pointee(live),
             outcomes,
             tracer,
+            gen_ai,
         }
     }
 }
@@ -77,7 +82,7 @@ impl Running {
         );
         record.runs_on(short_version(&pipeline.version), pipeline.labels().clone());
         if let Some(tracer) = &self.tracer {
-            record.start_trace(tracer, headers);
+            record.start_trace(tracer, headers, self.gen_ai.clone());
         }
         (pipeline, record)
     }

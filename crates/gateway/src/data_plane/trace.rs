@@ -127,6 +127,15 @@ impl RequestTrace {
         self.provider = Some(kind);
     }
 
+    pub fn provider_name(&self) -> Option<&'static str> {
+        self.provider
+    }
+
+    /// `gen_ai.operation.name`.
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
     /// A finished stage as a child span from `since` to now.
     pub fn stage(&self, name: &'static str, since: SystemTime, attributes: Vec<KeyValue>) {
         let mut span = self
