@@ -77,6 +77,10 @@ impl ChatProvider for OpenAiProvider {
         true
     }
 
+    fn server(&self) -> Option<(String, u16)> {
+        crate::provider::server_of(&self.chat_url)
+    }
+
     async fn chat_with(
         &self,
         request: ChatCompletionRequest,
@@ -87,7 +91,14 @@ impl ChatProvider for OpenAiProvider {
         if let Some(from_class) = self.priority_from_class {
             with_priority(&mut body, options.class.filter(|_| from_class));
         }
-        let response = http::post_json(&self.http, &self.chat_url, &self.headers, &body).await?;
+        let response = http::post_json(
+            &self.http,
+            &self.chat_url,
+            &self.headers,
+            &options.trace,
+            &body,
+        )
+        .await?;
         if streaming {
             Ok(ChatReply::Stream(chunk_stream(http::sse_events(
                 response.bytes_stream(),
@@ -99,8 +110,22 @@ impl ChatProvider for OpenAiProvider {
     }
 
     async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
-        let response =
-            http::post_json(&self.http, &self.embeddings_url, &self.headers, &request).await?;
+        self.embed_with(request, CallOptions::default()).await
+    }
+
+    async fn embed_with(
+        &self,
+        request: EmbeddingsRequest,
+        options: CallOptions,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        let response = http::post_json(
+            &self.http,
+            &self.embeddings_url,
+            &self.headers,
+            &options.trace,
+            &request,
+        )
+        .await?;
         http::read_json(response).await
     }
 }
