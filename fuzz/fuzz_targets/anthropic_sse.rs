@@ -2,17 +2,7 @@
 //! never a panic.
 #![no_main]
 
-use futures::StreamExt;
 use libfuzzer_sys::fuzz_target;
+use switchyard_providers::fuzzing::{drain_split, anthropic_stream};
 
-fuzz_target!(|data: &[u8]| {
-    // The first byte chooses where the body is split into two network reads.
-    let Some((&cut, body)) = data.split_first() else { return };
-    let at = usize::from(cut) % (body.len() + 1);
-    let pieces = vec![body[..at].to_vec(), body[at..].to_vec()];
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else { return };
-    rt.block_on(async {
-        let mut stream = switchyard_providers::fuzzing::anthropic_stream(pieces);
-        while stream.next().await.is_some() {}
-    });
-});
+fuzz_target!(|data: &[u8]| drain_split(data, anthropic_stream));

@@ -1,8 +1,11 @@
 //! Reading a chat conversation for the APIs that lift the system prompt out of it and take
-//! tool results in the user's turn (Anthropic's Messages, Bedrock's Converse): what their
-//! translations (`anthropic::outbound`, `bedrock::outbound`) share, so that a message is read
-//! one way whichever of them it is sent to. Each error names the field within the message;
-//! the caller adds which message.
+//! tool results in the user's turn (Anthropic's Messages, Bedrock's Converse, Gemini): what
+//! their translations (`anthropic::outbound`, `bedrock::outbound`, `gemini::outbound`) share,
+//! so that a message is read one way whichever of them it is sent to. Each error names the
+//! field within the message; the caller adds which message. Gemini builds its turns itself
+//! (its tool results are matched to their call by name, not id) and shares the readers of
+//! parts: [`user_blocks`], [`assistant_texts`], [`image_url`], [`data_url`],
+//! [`tool_arguments`].
 
 use serde_json::Value;
 
@@ -89,7 +92,7 @@ pub(crate) fn conversation<T: TurnBlocks>(
 
 /// A user message's blocks: its text (`text` makes a block, or none) and images (`image`),
 /// any other kind of part refused naming it.
-fn user_blocks<B>(
+pub(crate) fn user_blocks<B>(
     message: ChatMessage,
     api: &str,
     text: impl Fn(String) -> Option<B>,
@@ -115,6 +118,35 @@ fn user_blocks<B>(
             }
             Ok(blocks)
         }
+    }
+}
+
+/// An assistant message's texts, one per part (a refusal the model gave earlier is part of
+/// what it said); a part of any other kind is refused, naming it.
+pub(crate) fn assistant_texts(
+    content: Option<MessageContent>,
+    api: &str,
+) -> Result<Vec<String>, TranslateError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(MessageContent::Text(text)) => Ok(vec![text]),
+        Some(MessageContent::Parts(parts)) => parts
+            .into_iter()
+            .enumerate()
+            .map(|(j, part)| match part.kind.as_str() {
+                "text" => Ok(part.text.unwrap_or_default()),
+                "refusal" => Ok(part
+                    .extra
+                    .get("refusal")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()),
+                other => Err(TranslateError::new(
+                    &format!("content[{j}].type"),
+                    format!("assistant content parts of type `{other}` are not supported by {api}"),
+                )),
+            })
+            .collect(),
     }
 }
 
@@ -150,9 +182,9 @@ pub(crate) fn tool_uses(
     Ok(uses)
 }
 
-/// Tool call arguments as the JSON object both APIs want; models often send `""` for a tool
+/// Tool call arguments as the JSON object these APIs want; models often send `""` for a tool
 /// without parameters.
-fn tool_arguments(call: &ToolCall) -> Result<Value, TranslateError> {
+pub(crate) fn tool_arguments(call: &ToolCall) -> Result<Value, TranslateError> {
     let text = call.function.arguments.trim();
     if text.is_empty() {
         return Ok(Value::Object(Extra::new()));

@@ -19,6 +19,7 @@ mod conversation;
 pub mod embeddings;
 pub mod error;
 pub mod feedback;
+pub mod gemini;
 pub mod models;
 pub mod responses;
 pub mod sse;

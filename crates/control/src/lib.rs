@@ -12,6 +12,7 @@
 //! This crate does no network I/O and starts nothing; reading the file is its only I/O.
 
 pub mod builtin;
+mod cloud;
 mod diag;
 mod locate;
 mod name;
@@ -22,6 +23,7 @@ mod shape;
 mod spec;
 mod validate;
 
+pub use cloud::*;
 pub use diag::{ConfigError, Diagnostic};
 pub use prompt::{
     BodyError, MessageTemplate, PromptCall, PromptCallError, PromptParams, PromptRef,

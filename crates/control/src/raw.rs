@@ -6,6 +6,12 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+mod cloud;
+mod common;
+pub use cloud::{RawAzure, RawBedrock, RawGemini, RawVertex};
+pub use common::RawBreaker;
+use common::{default_connect_timeout_ms, default_max_tokens};
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -864,16 +870,6 @@ pub struct RawResilience {
     pub breaker: RawBreaker,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBreaker {
-    pub consecutive_failures: Option<u32>,
-    pub failure_rate: Option<f64>,
-    pub min_requests: Option<u32>,
-    pub window_secs: Option<u64>,
-    pub open_secs: Option<u64>,
-}
-
 /// Tagged by its `kind` field (`kind = "sim"`), as `shape` reads a table given to an enum.
 /// (Not serde's `tag = "kind"`: serde buffers an internally tagged enum's fields, which loses
 /// their places and stops at the first mistake among them.)
@@ -884,6 +880,9 @@ pub enum RawProvider {
     Anthropic(RawAnthropic),
     Bedrock(RawBedrock),
     Sim(RawSim),
+    Azure(RawAzure),
+    Gemini(RawGemini),
+    Vertex(RawVertex),
 }
 
 #[derive(Debug, Deserialize)]
@@ -932,32 +931,6 @@ pub struct RawAnthropic {
     pub default_max_tokens: u32,
 }
 
-/// `kind = "bedrock"`: AWS Bedrock's Converse API, signed with SigV4.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBedrock {
-    /// This provider's circuit breakers (one per deployment); fields given override `[resilience.breaker]`.
-    #[serde(default)]
-    pub breaker: RawBreaker,
-    /// The AWS region; by default `AWS_REGION`, else `AWS_DEFAULT_REGION`.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// By default `https://bedrock-runtime.{region}.amazonaws.com` (a VPC endpoint, a proxy
-    /// or a test server otherwise).
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// The shared credentials file's profile when `AWS_PROFILE` is not set.
-    #[serde(default)]
-    pub profile: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    5_000
-}
 fn default_anthropic_url() -> String {
     "https://api.anthropic.com".to_owned()
 }
@@ -966,9 +939,6 @@ fn default_anthropic_key_env() -> Option<String> {
 }
 fn default_anthropic_version() -> String {
     "2023-06-01".to_owned()
-}
-fn default_max_tokens() -> u32 {
-    4096
 }
 
 #[derive(Debug, Deserialize)]

@@ -481,6 +481,9 @@ pub enum ProviderSpec {
     Anthropic(AnthropicSpec),
     Bedrock(BedrockSpec),
     Sim(SimSpec),
+    Azure(crate::AzureSpec),
+    Gemini(crate::GeminiSpec),
+    Vertex(crate::VertexSpec),
 }
 
 impl ProviderSpec {
@@ -490,6 +493,9 @@ impl ProviderSpec {
             ProviderSpec::Anthropic(_) => "anthropic",
             ProviderSpec::Bedrock(_) => "bedrock",
             ProviderSpec::Sim(_) => "sim",
+            ProviderSpec::Azure(_) => "azure",
+            ProviderSpec::Gemini(_) => "gemini",
+            ProviderSpec::Vertex(_) => "vertex",
         }
     }
 }

@@ -22,10 +22,10 @@ async fn gateway(up: &FakeUpstream, extra: &str, key_limits: &str) -> TestGatewa
 }
 
 async fn gateway_for(up: &FakeUpstream, model: &str, extra: &str, key: &str) -> TestGateway {
-    let (kind, credentials) = match up.flavor() {
-        Flavor::OpenAi => ("openai", "api_key_env = \"CHOICES_TEST_KEY\"".to_owned()),
-        Flavor::Anthropic => ("anthropic", "api_key_env = \"CHOICES_TEST_KEY\"".to_owned()),
-        Flavor::Bedrock => ("bedrock", format!("region = \"{FAKE_AWS_REGION}\"")),
+    let kind = up.flavor().kind();
+    let credentials = match up.flavor() {
+        Flavor::Bedrock => format!("region = \"{FAKE_AWS_REGION}\""),
+        _ => "api_key_env = \"CHOICES_TEST_KEY\"".to_owned(),
     };
     let provider = format!(
         "[providers.up]\nkind = \"{kind}\"\nbase_url = \"{}\"\n{credentials}\n",

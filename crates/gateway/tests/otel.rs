@@ -21,8 +21,8 @@ use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
 use prost::Message;
 use serde_json::json;
 use switchyard_testkit::{
-    Behavior, FakeUpstream, Flavor, Reply, FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_REGION,
-    FAKE_AWS_SECRET_ACCESS_KEY,
+    service_account_key_file, Behavior, FakeUpstream, Flavor, Reply, FAKE_AWS_ACCESS_KEY_ID,
+    FAKE_AWS_REGION, FAKE_AWS_SECRET_ACCESS_KEY,
 };
 
 /// What the receiver was sent: each export's headers and spans, with the resource's
@@ -354,66 +354,132 @@ async fn a_streamed_request_ends_its_span_with_usage_and_each_attempt_is_a_span(
     assert!(sent[1].contains(&hex(&retried.span_id)), "{sent:?}");
 }
 
-/// Model `m` on a provider of `up`'s kind, and the environment its credentials come from.
-fn provider_config(up: &FakeUpstream, before: &str) -> String {
-    let (kind, credentials) = match up.flavor() {
-        Flavor::OpenAi => ("openai", "api_key_env = \"OTEL_TEST_KEY\"".to_owned()),
-        Flavor::Anthropic => ("anthropic", "api_key_env = \"OTEL_TEST_KEY\"".to_owned()),
-        Flavor::Bedrock => ("bedrock", format!("region = \"{FAKE_AWS_REGION}\"")),
+/// Model `m` on a provider of `up`'s kind as `upstream_model`, its credentials from `ENV`
+/// (Vertex's from the service account key file `key_file`).
+fn provider_config(
+    up: &FakeUpstream,
+    before: &str,
+    upstream_model: &str,
+    key_file: &str,
+) -> String {
+    let base = up.base_url();
+    let provider = match up.flavor() {
+        Flavor::OpenAi | Flavor::Anthropic | Flavor::Gemini => {
+            format!("base_url = \"{base}\"\napi_key_env = \"OTEL_TEST_KEY\"")
+        }
+        Flavor::Bedrock => format!("base_url = \"{base}\"\nregion = \"{FAKE_AWS_REGION}\""),
+        Flavor::Azure => format!(
+            "endpoint = \"{base}\"\napi_version = \"2024-10-21\"\napi_key_env = \"OTEL_TEST_KEY\""
+        ),
+        Flavor::Vertex => format!(
+            "base_url = \"{base}\"\nproject = \"p\"\nlocation = \"us-east5\"\ncredentials_file = \"{key_file}\""
+        ),
     };
     format!(
-        "{before}[providers.up]\nkind = \"{kind}\"\nbase_url = \"{}\"\n{credentials}\n\n\
-         [models.m]\ndeployments = [{{ provider = \"up\" }}]\n\n\
+        "{before}[providers.up]\nkind = \"{}\"\n{provider}\n\n\
+         [models.m]\ndeployments = [{{ provider = \"up\", upstream_model = \"{upstream_model}\" }}]\n\n\
          [[keys]]\nid = \"test\"\nsecret_sha256 = \"{{KEY}}\"\n",
-        up.base_url()
+        up.flavor().kind()
     )
+}
+
+const ENV: &[(&str, &str)] = &[
+    ("OTEL_TEST_KEY", "sk-upstream"),
+    ("AWS_ACCESS_KEY_ID", FAKE_AWS_ACCESS_KEY_ID),
+    ("AWS_SECRET_ACCESS_KEY", FAKE_AWS_SECRET_ACCESS_KEY),
+];
+
+/// Each call `up` was sent carried its own attempt span, one of `attempts`, in the caller's
+/// trace.
+fn sent_the_attempts(up: &FakeUpstream, attempts: &[&Span], case: &str) {
+    let mut told: Vec<String> = up
+        .requests()
+        .iter()
+        .map(|sent| {
+            assert_eq!(sent.header("tracestate"), Some("vendor=abc"), "{case}");
+            sent.header("traceparent").unwrap_or("none").to_owned()
+        })
+        .collect();
+    let mut want: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("00-{TRACE_ID}-{}-01", hex(&a.span_id)))
+        .collect();
+    told.sort();
+    want.sort();
+    assert_eq!(told, want, "{case}");
 }
 
 #[tokio::test]
 async fn every_http_provider_sends_the_attempts_traceparent_and_names_its_server() {
-    let env = [
-        ("OTEL_TEST_KEY", "sk-upstream"),
-        ("AWS_ACCESS_KEY_ID", FAKE_AWS_ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", FAKE_AWS_SECRET_ACCESS_KEY),
-    ];
-    for flavor in [Flavor::OpenAi, Flavor::Anthropic, Flavor::Bedrock] {
+    for (flavor, upstream_model) in [
+        (Flavor::OpenAi, "gpt-4o"),
+        (Flavor::Anthropic, "claude-sonnet-4-5"),
+        (Flavor::Bedrock, "anthropic.claude-3-haiku-20240307-v1:0"),
+        (Flavor::Azure, "gpt-4o"),
+        (Flavor::Gemini, "gemini-2.5-flash"),
+        (Flavor::Vertex, "gemini-2.5-pro"),
+        (Flavor::Vertex, "claude-sonnet-4-5@20250929"),
+    ] {
+        let case = format!("{flavor:?} {upstream_model}");
         let (receiver, url) = Receiver::start().await;
         let up = FakeUpstream::start(flavor).await.unwrap();
         up.push(Reply::text("Hi there.").with_usage(4, 2));
-        let mut gw = start_with_env(&provider_config(&up, &otlp(&url)), &env).await;
-        let r = gw
-            .chat(json!({"model": "m", "messages": user("hello")}))
-            .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
-            .header("tracestate", "vendor=abc")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{flavor:?}: {}", r.text().await.unwrap());
+        // Azure's and Gemini's fakes check it (the others ignore it).
+        up.require_api_key(ENV[0].1);
+        let key_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(key_file.path(), service_account_key_file(&up.token_url())).unwrap();
+        let path = key_file.path().display().to_string();
+        let config = provider_config(&up, &otlp(&url), upstream_model, &path);
+        let mut gw = start_with_env(&config, ENV).await;
+        let traced = |path: &str, body: serde_json::Value| {
+            reqwest::Client::new()
+                .post(gw.url(path))
+                .bearer_auth(KEY)
+                .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+                .header("tracestate", "vendor=abc")
+                .json(&body)
+                .send()
+        };
+        let r = traced(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": user("hello")}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200, "{case}: {}", r.text().await.unwrap());
+        // Azure serves embeddings too, through the openai adapter's code.
+        let embeds = flavor == Flavor::Azure;
+        if embeds {
+            let r = traced("/v1/embeddings", json!({"model": "m", "input": "hello"}))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{case}: {}", r.text().await.unwrap());
+        }
         gw.stop().await;
 
         let spans = receiver.spans();
         let attempts = of_kind(&spans, SpanKind::Client);
-        assert_eq!(attempts.len(), 1, "{flavor:?}: {:#?}", names(&spans));
-        let attempt = attempts[0];
         assert_eq!(
-            attr(attempt, "server.address").as_deref(),
-            Some("127.0.0.1"),
-            "{flavor:?}"
+            attempts.len(),
+            1 + usize::from(embeds),
+            "{case}: {:#?}",
+            names(&spans)
         );
-        assert_eq!(
-            attr(attempt, "server.port"),
-            Some(up.addr().port().to_string()),
-            "{flavor:?}"
-        );
-        // Bedrock's fake checked the signature too: the trace's headers, unsigned, break
-        // nothing.
-        let sent = up.last_request().unwrap();
-        assert_eq!(
-            sent.header("traceparent"),
-            Some(format!("00-{TRACE_ID}-{}-01", hex(&attempt.span_id)).as_str()),
-            "{flavor:?}"
-        );
-        assert_eq!(sent.header("tracestate"), Some("vendor=abc"), "{flavor:?}");
+        for attempt in &attempts {
+            assert_eq!(
+                attr(attempt, "server.address").as_deref(),
+                Some("127.0.0.1"),
+                "{case}"
+            );
+            assert_eq!(
+                attr(attempt, "server.port"),
+                Some(up.addr().port().to_string()),
+                "{case}"
+            );
+        }
+        // The fakes checked each call's credentials too (Bedrock's, its SigV4 signature: the
+        // trace's headers, unsigned, break nothing).
+        sent_the_attempts(&up, &attempts, &case);
     }
 }
 

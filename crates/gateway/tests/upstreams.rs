@@ -17,11 +17,12 @@ use switchyard_testkit::{
 fn config(upstreams: &[(&str, &FakeUpstream)], models: &str) -> String {
     let mut text = String::new();
     for (name, up) in upstreams {
-        let (kind, key) = match up.flavor() {
-            Flavor::OpenAi => ("openai", "api_key_env = \"UPSTREAM_TEST_KEY\"\nheaders = { \"x-team\" = \"blue\" }\nbreaker = { consecutive_failures = 3, open_secs = 60 }\n".to_owned()),
-            Flavor::Anthropic => ("anthropic", "api_key_env = \"ANTHROPIC_TEST_KEY\"\n".to_owned()),
+        let kind = up.flavor().kind();
+        let key = match up.flavor() {
+            Flavor::Anthropic => "api_key_env = \"ANTHROPIC_TEST_KEY\"\n".to_owned(),
             // Credentials from the environment (`ENV`), as AWS's SDKs look first.
-            Flavor::Bedrock => ("bedrock", format!("region = \"{FAKE_AWS_REGION}\"\n")),
+            Flavor::Bedrock => format!("region = \"{FAKE_AWS_REGION}\"\n"),
+            _ => "api_key_env = \"UPSTREAM_TEST_KEY\"\nheaders = { \"x-team\" = \"blue\" }\nbreaker = { consecutive_failures = 3, open_secs = 60 }\n".to_owned(),
         };
         text.push_str(&format!(
             "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{}\"\n{key}\n",

@@ -12,9 +12,7 @@ use switchyard_api::anthropic::{
     finish_reason_of, outbound, AnthropicUsage, BlockDelta, MessageDeltaBody, MessagesResponse,
     ResponseBlock, StreamEvent,
 };
-use switchyard_api::{
-    ChatCompletionChunk, ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse,
-};
+use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest};
 use switchyard_control::{AnthropicSpec, Secret};
 
 use crate::http;
@@ -90,16 +88,6 @@ impl ChatProvider for AnthropicProvider {
                 unix_now(),
             )))
         }
-    }
-
-    async fn embed(
-        &self,
-        _request: EmbeddingsRequest,
-    ) -> Result<EmbeddingsResponse, ProviderError> {
-        Err(ProviderError::unsupported(
-            Some("model"),
-            "anthropic has no embeddings API",
-        ))
     }
 }
 
@@ -229,32 +217,9 @@ mod tests {
     use futures::StreamExt;
     use serde_json::json;
 
-    /// Feeds events (then EOF if `eof`) to a translator; each output is a chunk as JSON or
-    /// `{"err": kind}`, after which nothing more is fed.
+    /// Feeds events (then EOF if `eof`) to a translator ([`translate::feed_sse`]).
     fn check_stream(events: Value, eof: bool, expected: Value) {
-        let mut t = Translator::new(7);
-        let mut out = Vec::new();
-        let mut failed = false;
-        for e in events.as_array().unwrap() {
-            let event = Event {
-                data: e.to_string(),
-                ..Event::default()
-            };
-            match t.on_sse(&event) {
-                Ok(chunks) => out.extend(chunks.iter().map(|c| serde_json::to_value(c).unwrap())),
-                Err(e) => {
-                    out.push(json!({"err": e.kind()}));
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        if eof && !failed {
-            match t.on_eof() {
-                Ok(chunks) => out.extend(chunks.iter().map(|c| serde_json::to_value(c).unwrap())),
-                Err(e) => out.push(json!({"err": e.kind()})),
-            }
-        }
+        let out = translate::feed_sse(Translator::new(7), &events, eof);
         assert_eq!(Value::Array(out), expected, "for {events}");
     }
 

@@ -109,11 +109,13 @@ impl ProviderError {
     }
 
     /// Builds a `Status` error from an upstream error response, taking the message from an
-    /// OpenAI- or Anthropic-shaped error body (`error.message`), or an AWS-shaped one
-    /// (`message`, `Message`), when there is one.
+    /// OpenAI-, Anthropic- or Google-shaped error body (`error.message`) or an AWS-shaped one
+    /// (`message`, `Message`) when there is one, and the wait from Google's `RetryInfo` when no
+    /// `retry-after` header gave one.
     pub fn from_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {
-        let message = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
+        let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
+        let retry_after = retry_after.or_else(|| parsed.as_ref().and_then(google_retry_delay));
+        let message = parsed
             .and_then(|v| {
                 ["/error/message", "/message", "/Message"]
                     .iter()
@@ -130,6 +132,21 @@ impl ProviderError {
             retry_after,
         }
     }
+}
+
+/// The wait of a Google error body (`error.details[]` holding a `google.rpc.RetryInfo`,
+/// `retryDelay` like `"30s"` or `"1.5s"`), capped as a `retry-after` header is.
+fn google_retry_delay(body: &serde_json::Value) -> Option<Duration> {
+    body.pointer("/error/details")?
+        .as_array()?
+        .iter()
+        .filter(|d| {
+            d.get("@type")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t.ends_with("google.rpc.RetryInfo"))
+        })
+        .find_map(|d| d.get("retryDelay")?.as_str()?.strip_suffix('s'))
+        .and_then(|secs| parse_retry_after(Some(secs)))
 }
 
 /// Parses a `retry-after` header given in seconds (the HTTP-date form is rare from LLM APIs
@@ -202,6 +219,19 @@ mod tests {
             "the upstream answered 502: <html>gateway</html>"
         );
         assert_eq!(parse_retry_after(Some("2")), Some(Duration::from_secs(2)));
+        // Google's shape: the wait in RetryInfo; a header wins over it.
+        let google = br#"{"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure"},
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.5s"}]}}"#;
+        let e = ProviderError::from_response(429, google, None);
+        assert_eq!(e.to_string(), "the upstream answered 429: Quota exceeded");
+        let wait = |e: ProviderError| match e {
+            ProviderError::Status { retry_after, .. } => retry_after,
+            _ => None,
+        };
+        assert_eq!(wait(e), Some(Duration::from_millis(1500)));
+        let e = ProviderError::from_response(429, google, Some(Duration::from_secs(9)));
+        assert_eq!(wait(e), Some(Duration::from_secs(9)));
         assert_eq!(parse_retry_after(Some("Wed, 21 Oct")), None);
     }
 }

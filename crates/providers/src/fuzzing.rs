@@ -30,3 +30,25 @@ pub fn openai_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
 pub fn anthropic_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
     crate::anthropic::chunk_stream(events(pieces), 0)
 }
+
+/// A Gemini `streamGenerateContent?alt=sse` body as the Gemini (and Vertex) adapter reads it.
+pub fn gemini_stream(pieces: Vec<Vec<u8>>) -> ChunkStream {
+    crate::gemini::chunk_stream(events(pieces), "gemini".to_owned(), 0)
+}
+
+/// A fuzz target's input read by `parse` to its end: the first byte chooses where the rest is
+/// split into two network reads. Chunks or errors, never a panic.
+pub fn drain_split(data: &[u8], parse: fn(Vec<Vec<u8>>) -> ChunkStream) {
+    let Some((&cut, body)) = data.split_first() else {
+        return;
+    };
+    let at = usize::from(cut) % (body.len() + 1);
+    let pieces = vec![body[..at].to_vec(), body[at..].to_vec()];
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
+    rt.block_on(async {
+        let mut stream = parse(pieces);
+        while stream.next().await.is_some() {}
+    });
+}

@@ -116,7 +116,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
 
 /// Up to [`MAX_ERROR_BODY`] bytes of an error response; a body that breaks off is kept as
 /// far as it came, since the status already says what failed.
-async fn read_capped(response: reqwest::Response) -> Vec<u8> {
+pub(crate) async fn read_capped(response: reqwest::Response) -> Vec<u8> {
     let mut body = Vec::new();
     let mut chunks = response.bytes_stream();
     while let Some(Ok(chunk)) = chunks.next().await {

@@ -86,27 +86,18 @@ impl ChatProvider for OpenAiProvider {
         request: ChatCompletionRequest,
         options: CallOptions,
     ) -> Result<ChatReply, ProviderError> {
-        let streaming = request.is_stream();
         let mut body = upstream_request(request);
         if let Some(from_class) = self.priority_from_class {
             with_priority(&mut body, options.class.filter(|_| from_class));
         }
-        let response = http::post_json(
+        send_chat(
             &self.http,
             &self.chat_url,
             &self.headers,
             &options.trace,
             &body,
         )
-        .await?;
-        if streaming {
-            Ok(ChatReply::Stream(chunk_stream(http::sse_events(
-                response.bytes_stream(),
-            ))))
-        } else {
-            let reply: ChatCompletionResponse = http::read_json(response).await?;
-            Ok(ChatReply::Complete(reply))
-        }
+        .await
     }
 
     async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
@@ -118,21 +109,54 @@ impl ChatProvider for OpenAiProvider {
         request: EmbeddingsRequest,
         options: CallOptions,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let response = http::post_json(
+        send_embeddings(
             &self.http,
             &self.embeddings_url,
             &self.headers,
             &options.trace,
             &request,
         )
-        .await?;
-        http::read_json(response).await
+        .await
     }
+}
+
+/// One chat call to an OpenAI-shaped endpoint, `body` made by [`upstream_request`]: the answer
+/// whole, or its stream read as chunks. Every adapter of an API that speaks OpenAI's shapes
+/// (Azure OpenAI's too) calls through here. `trace` is the call's trace headers
+/// ([`CallOptions::trace`]).
+pub(crate) async fn send_chat(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    headers: &HeaderMap,
+    trace: &HeaderMap,
+    body: &ChatCompletionRequest,
+) -> Result<ChatReply, ProviderError> {
+    let response = http::post_json(http, url, headers, trace, body).await?;
+    if body.is_stream() {
+        Ok(ChatReply::Stream(chunk_stream(http::sse_events(
+            response.bytes_stream(),
+        ))))
+    } else {
+        let reply: ChatCompletionResponse = http::read_json(response).await?;
+        Ok(ChatReply::Complete(reply))
+    }
+}
+
+/// One embeddings call to an OpenAI-shaped endpoint.
+pub(crate) async fn send_embeddings(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    headers: &HeaderMap,
+    trace: &HeaderMap,
+    request: &EmbeddingsRequest,
+) -> Result<EmbeddingsResponse, ProviderError> {
+    let response = http::post_json(http, url, headers, trace, request).await?;
+    http::read_json(response).await
 }
 
 /// The body sent upstream. A streamed request always asks for usage, whatever the client
 /// said, because the gateway accounts every call; other `stream_options` fields are kept.
-fn upstream_request(mut request: ChatCompletionRequest) -> ChatCompletionRequest {
+pub(crate) fn upstream_request(mut request: ChatCompletionRequest) -> ChatCompletionRequest {
     if request.is_stream() {
         request
             .stream_options

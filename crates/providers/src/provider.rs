@@ -34,7 +34,8 @@ impl std::fmt::Debug for ChatReply {
 
 #[async_trait]
 pub trait ChatProvider: Send + Sync + 'static {
-    /// `openai`, `anthropic` or `sim`.
+    /// The config's `kind`: `openai`, `anthropic`, `bedrock`, `azure`, `gemini`, `vertex` or
+    /// `sim`.
     fn kind(&self) -> &'static str;
 
     /// Whether one call returns `n > 1` choices. The gateway fans a request out into `n`
@@ -63,7 +64,17 @@ pub trait ChatProvider: Send + Sync + 'static {
         options: CallOptions,
     ) -> Result<ChatReply, ProviderError>;
 
-    async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError>;
+    /// Embeddings, for the kinds whose API serves them; the others refuse (400 naming
+    /// `model`), which is this default.
+    async fn embed(
+        &self,
+        _request: EmbeddingsRequest,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        Err(ProviderError::unsupported(
+            Some("model"),
+            format!("the {} provider does not serve embeddings", self.kind()),
+        ))
+    }
 
     /// One embeddings call, with what the gateway knows beyond its body (the trace's
     /// headers; adapters that have no use for it ignore it).

@@ -1,7 +1,9 @@
 //! What the adapters that translate another API's event stream into chat chunks (`anthropic`,
-//! `bedrock`) share: one choice's chunks in OpenAI's shape with the stream's bookkeeping
-//! ([`OneChoice`]: tool call indices, whether the finish was sent, whether it ended), and the
-//! loop that runs a [`Translate`] over the upstream's events ([`chunk_stream`]).
+//! `bedrock`, `gemini`) share: one choice's chunks in OpenAI's shape with the stream's
+//! bookkeeping ([`OneChoice`]: tool call indices, whether the finish was sent, whether it
+//! ended), and the loop that runs a [`Translate`] over the upstream's events
+//! ([`chunk_stream`]). Gemini answers several candidates in one stream, so it keeps its own
+//! per-candidate bookkeeping and uses only the loop.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
@@ -51,22 +53,15 @@ impl OneChoice {
     }
 
     pub(crate) fn chunk(&self, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish.map(str::to_owned),
-                logprobs: None,
-                stop_reason: None,
-            }],
-            usage: None,
-            system_fingerprint: None,
-            extra: Extra::new(),
-        }
+        let mut chunk = usage_chunk(&self.id, &self.model, self.created, None);
+        chunk.choices.push(ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason: finish.map(str::to_owned),
+            logprobs: None,
+            stop_reason: None,
+        });
+        chunk
     }
 
     pub(crate) fn role(&mut self) -> ChatCompletionChunk {
@@ -156,10 +151,12 @@ impl OneChoice {
         let mut out: Vec<ChatCompletionChunk> =
             self.finish(finish_reason::STOP).into_iter().collect();
         if let Some(usage) = usage {
-            let mut chunk = self.chunk(Delta::default(), None);
-            chunk.choices.clear();
-            chunk.usage = Some(usage);
-            out.push(chunk);
+            out.push(usage_chunk(
+                &self.id,
+                &self.model,
+                self.created,
+                Some(usage),
+            ));
         }
         out
     }
@@ -180,6 +177,26 @@ impl OneChoice {
         } else {
             "the upstream ended the stream before any event".into()
         }))
+    }
+}
+
+/// A chunk without choices: the usage-only chunk (`choices: []`) that ends a stream, as OpenAI
+/// sends with `include_usage`, or the frame a choice is pushed into.
+pub(crate) fn usage_chunk(
+    id: &str,
+    model: &str,
+    created: i64,
+    usage: Option<Usage>,
+) -> ChatCompletionChunk {
+    ChatCompletionChunk {
+        id: id.to_owned(),
+        object: "chat.completion.chunk".into(),
+        created,
+        model: model.to_owned(),
+        choices: Vec::new(),
+        usage,
+        system_fingerprint: None,
+        extra: Extra::new(),
     }
 }
 
@@ -232,4 +249,46 @@ where
             }
         }
     }))
+}
+
+/// Feeds SSE events, one a JSON value of `events` as its data (then the body's end if
+/// `eof`), to `translator`: each output is a chunk as JSON or `{"err": kind}`, after which
+/// nothing more is fed. For the translators' tests.
+#[cfg(test)]
+pub(crate) fn feed_sse<T>(
+    mut translator: T,
+    events: &serde_json::Value,
+    eof: bool,
+) -> Vec<serde_json::Value>
+where
+    T: Translate<Event = eventsource_stream::Event>,
+{
+    let as_json = |chunks: Vec<ChatCompletionChunk>| {
+        chunks
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let error = |e: ProviderError| serde_json::json!({"err": e.kind()});
+    let mut out = Vec::new();
+    for e in events.as_array().unwrap() {
+        let event = eventsource_stream::Event {
+            data: e.to_string(),
+            ..eventsource_stream::Event::default()
+        };
+        match translator.on_event(event) {
+            Ok(chunks) => out.extend(as_json(chunks)),
+            Err(e) => {
+                out.push(error(e));
+                return out;
+            }
+        }
+    }
+    if eof {
+        match translator.on_eof() {
+            Ok(chunks) => out.extend(as_json(chunks)),
+            Err(e) => out.push(error(e)),
+        }
+    }
+    out
 }

@@ -5,7 +5,11 @@
 //! Layout: `Adapter` says how to build an adapter and what its upstream must have received;
 //! `Harness` is one adapter wired to its own fake upstream; `mod cases` holds the cases, each
 //! an `async fn(Harness)`; `suite!` turns the case list into one `#[tokio::test]` per adapter
-//! and case (test names read `openai::streamed_text`, `anthropic::client_disconnect`, ...).
+//! and case (test names read `openai::streamed_text`, `anthropic::client_disconnect`,
+//! `vertex_anthropic::rate_limited`, ...). The cloud kinds' fakes check credentials as the
+//! services do: Azure's `api-version` and `api-key` (or a bearer token its `/token` granted for
+//! the client credentials), Gemini's `x-goog-api-key`, Vertex's bearer token granted for a JWT
+//! assertion whose RS256 signature the fake verifies against the test-only key.
 
 // Helpers outside `#[test]` functions fail tests the same way the tests themselves do.
 #![expect(clippy::expect_used, clippy::panic, reason = "test code")]
@@ -16,9 +20,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, EmbeddingsRequest};
-use switchyard_control::{AnthropicSpec, BedrockSpec, OpenAiSpec, ProviderSpec};
+use switchyard_control::{
+    AnthropicSpec, AzureAuth, AzureSpec, BedrockSpec, ClientCredentials, GeminiSpec, OpenAiSpec,
+    ProviderSpec, VertexSpec, AZURE_COGNITIVE_SCOPE,
+};
 use switchyard_providers::{CallOptions, ChatProvider, ChatReply, ChunkStream, ProviderError};
-use switchyard_testkit::{Behavior, Ending, FakeUpstream, Flavor, RecordedRequest, Reply};
+use switchyard_testkit::{
+    foreign_service_account_key_file, service_account_key_file, Behavior, Ending, FakeUpstream,
+    Flavor, RecordedRequest, Reply,
+};
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -38,7 +48,19 @@ enum Adapter {
     Bedrock,
     /// The built-in simulator, scripted through its config (see [`ScriptedSim`]).
     Sim,
+    /// Azure OpenAI with an API key, and with an Entra ID token.
+    Azure,
+    AzureEntra,
+    Gemini,
+    /// Vertex AI: a Gemini model, and an Anthropic model.
+    Vertex,
+    VertexAnthropic,
 }
+
+/// The Entra ID application of `Adapter::AzureEntra` (its secret is [`KEY`]).
+const CLIENT_ID: &str = "conformance-client";
+const AZURE_API_VERSION: &str = "2024-10-21";
+const VERTEX_MODELS: &str = "/v1/projects/conformance/locations/us-central1/publishers";
 
 impl Adapter {
     fn flavor(self) -> Flavor {
@@ -48,23 +70,70 @@ impl Adapter {
             Adapter::Bedrock => Flavor::Bedrock,
             // The simulator has no upstream: its harness starts a fake that is never called.
             Adapter::Sim => Flavor::OpenAi,
+            Adapter::Azure | Adapter::AzureEntra => Flavor::Azure,
+            Adapter::Gemini => Flavor::Gemini,
+            Adapter::Vertex | Adapter::VertexAnthropic => Flavor::Vertex,
         }
     }
 
     fn model(self) -> &'static str {
         match self {
-            Adapter::OpenAi => "gpt-fake",
-            Adapter::Anthropic => "claude-fake",
+            Adapter::OpenAi | Adapter::Azure | Adapter::AzureEntra => "gpt-fake",
+            Adapter::Anthropic | Adapter::VertexAnthropic => "claude-fake",
             // A versioned id: its `:` must be escaped in the path.
             Adapter::Bedrock => "anthropic.claude-fake-v1:0",
             Adapter::Sim => "sim-fake",
+            Adapter::Gemini | Adapter::Vertex => "gemini-fake",
         }
     }
 
-    /// Builds the adapter the way the gateway does, through `switchyard_providers::build`.
-    fn provider(self, base_url: &str, http: &reqwest::Client) -> Arc<dyn ChatProvider> {
+    /// Builds the adapter the way the gateway does, through `switchyard_providers::build`;
+    /// OAuth tokens come from `token_url`.
+    fn provider(
+        self,
+        base_url: &str,
+        token_url: &str,
+        http: &reqwest::Client,
+    ) -> Arc<dyn ChatProvider> {
         let headers = vec![("x-extra".to_owned(), "yes".to_owned())];
+        // The service account key file a Vertex provider reads when it is built.
+        let key_file = tempfile::NamedTempFile::new().expect("key file");
+        std::fs::write(key_file.path(), service_account_key_file(token_url)).expect("key written");
+        let connect_timeout = Duration::from_secs(2);
         let spec = match self {
+            Adapter::Azure | Adapter::AzureEntra => ProviderSpec::Azure(AzureSpec {
+                endpoint: base_url.to_owned(),
+                api_version: AZURE_API_VERSION.to_owned(),
+                auth: match self {
+                    Adapter::Azure => AzureAuth::ApiKey {
+                        api_key_env: KEY_VAR.to_owned(),
+                    },
+                    _ => AzureAuth::Entra(ClientCredentials {
+                        token_url: token_url.to_owned(),
+                        client_id: CLIENT_ID.to_owned(),
+                        client_secret_env: KEY_VAR.to_owned(),
+                        scope: AZURE_COGNITIVE_SCOPE.to_owned(),
+                    }),
+                },
+                headers,
+                connect_timeout,
+            }),
+            Adapter::Gemini => ProviderSpec::Gemini(GeminiSpec {
+                base_url: base_url.to_owned(),
+                api_key_env: Some(KEY_VAR.to_owned()),
+                headers,
+                connect_timeout,
+            }),
+            Adapter::Vertex | Adapter::VertexAnthropic => ProviderSpec::Vertex(VertexSpec {
+                base_url: base_url.to_owned(),
+                project: "conformance".to_owned(),
+                location: "us-central1".to_owned(),
+                credentials_file: Some(key_file.path().display().to_string()),
+                anthropic_version: "vertex-2023-10-16".to_owned(),
+                default_max_tokens: 321,
+                headers,
+                connect_timeout,
+            }),
             Adapter::OpenAi => ProviderSpec::OpenAi(OpenAiSpec {
                 base_url: base_url.to_owned(),
                 api_key_env: Some(KEY_VAR.to_owned()),
@@ -101,7 +170,18 @@ impl Adapter {
     }
 
     fn supports_embeddings(self) -> bool {
-        matches!(self, Adapter::OpenAi | Adapter::Sim)
+        matches!(
+            self,
+            Adapter::OpenAi | Adapter::Sim | Adapter::Azure | Adapter::AzureEntra
+        )
+    }
+
+    /// The root a connection is refused at, for an upstream listening on `addr` no more.
+    fn dead_base(self, addr: std::net::SocketAddr) -> String {
+        match self.flavor() {
+            Flavor::OpenAi => format!("http://{addr}/v1"),
+            _ => format!("http://{addr}"),
+        }
     }
 
     /// What the upstream must have received for a chat call: path, credentials, headers, the
@@ -109,11 +189,67 @@ impl Adapter {
     fn check_request(self, r: &RecordedRequest, streaming: bool) {
         assert_eq!(r.method, "POST");
         assert_eq!(r.header("x-extra"), Some("yes"));
-        if !matches!(self, Adapter::Bedrock) {
-            assert_eq!(r.body["model"], self.model());
-        }
         match self {
+            Adapter::Azure | Adapter::AzureEntra => {
+                let operation = format!("/openai/deployments/{}/chat/completions", self.model());
+                assert_eq!(r.path, operation);
+                assert_eq!(
+                    r.query.as_deref(),
+                    Some(format!("api-version={AZURE_API_VERSION}").as_str())
+                );
+                if matches!(self, Adapter::Azure) {
+                    assert_eq!(r.header("api-key"), Some(KEY));
+                    assert_eq!(r.header("authorization"), None);
+                } else {
+                    let bearer = r.header("authorization").expect("a bearer token");
+                    assert!(bearer.starts_with("Bearer fake-access-token-"), "{bearer}");
+                    assert_eq!(r.header("api-key"), None);
+                }
+                if streaming {
+                    assert_eq!(r.body["stream_options"]["include_usage"], true);
+                }
+            }
+            Adapter::Gemini | Adapter::Vertex => {
+                let root = match self {
+                    Adapter::Gemini => "/v1beta/models".to_owned(),
+                    _ => format!("{VERTEX_MODELS}/google/models"),
+                };
+                let (method, query) = match streaming {
+                    true => ("streamGenerateContent", Some("alt=sse")),
+                    false => ("generateContent", None),
+                };
+                assert_eq!(r.path, format!("{root}/{}:{method}", self.model()));
+                assert_eq!(r.query.as_deref(), query);
+                if matches!(self, Adapter::Gemini) {
+                    assert_eq!(r.header("x-goog-api-key"), Some(KEY));
+                } else {
+                    let bearer = r.header("authorization").expect("a bearer token");
+                    assert!(bearer.starts_with("Bearer fake-access-token-"), "{bearer}");
+                }
+                assert_eq!(
+                    r.body["systemInstruction"],
+                    json!({"parts": [{"text": "You are terse."}]})
+                );
+                assert!(r.body.get("model").is_none());
+            }
+            Adapter::VertexAnthropic => {
+                let method = if streaming {
+                    "streamRawPredict"
+                } else {
+                    "rawPredict"
+                };
+                assert_eq!(
+                    r.path,
+                    format!("{VERTEX_MODELS}/anthropic/models/{}:{method}", self.model())
+                );
+                assert!(r.header("authorization").is_some());
+                assert_eq!(r.body["anthropic_version"], "vertex-2023-10-16");
+                assert!(r.body.get("model").is_none());
+                assert_eq!(r.body["max_tokens"], 321);
+                assert_eq!(r.body["system"], "You are terse.");
+            }
             Adapter::OpenAi => {
+                assert_eq!(r.body["model"], self.model());
                 assert_eq!(r.path, "/v1/chat/completions");
                 assert_eq!(
                     r.header("authorization"),
@@ -125,6 +261,7 @@ impl Adapter {
                 }
             }
             Adapter::Anthropic => {
+                assert_eq!(r.body["model"], self.model());
                 assert_eq!(r.path, "/v1/messages");
                 assert_eq!(r.header("x-api-key"), Some(KEY));
                 assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
@@ -283,12 +420,17 @@ impl Harness {
         let fake = FakeUpstream::start(adapter.flavor())
             .await
             .expect("fake upstream starts");
+        fake.require_api_key(KEY);
+        fake.require_client(CLIENT_ID, KEY, AZURE_COGNITIVE_SCOPE);
         let (provider, sim) = match adapter {
             Adapter::Sim => {
                 let sim = ScriptedSim::new(client());
                 (Arc::new(sim.clone()) as Arc<dyn ChatProvider>, Some(sim))
             }
-            _ => (adapter.provider(&fake.base_url(), &client()), None),
+            _ => (
+                adapter.provider(&fake.base_url(), &fake.token_url(), &client()),
+                None,
+            ),
         };
         Harness {
             adapter,
@@ -703,7 +845,9 @@ mod cases {
             .timeout(Duration::from_millis(200))
             .build()
             .expect("client");
-        let provider = h.adapter.provider(&h.fake.base_url(), &http);
+        let provider = h
+            .adapter
+            .provider(&h.fake.base_url(), &h.fake.token_url(), &http);
         let err = provider
             .chat(h.request(false))
             .await
@@ -722,11 +866,10 @@ mod cases {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
-        let base = match h.adapter.flavor() {
-            Flavor::OpenAi => format!("http://{addr}/v1"),
-            Flavor::Anthropic | Flavor::Bedrock => format!("http://{addr}"),
-        };
-        let provider = h.adapter.provider(&base, &client());
+        // Tokens still come from the fake: the refused connection is the API's.
+        let provider =
+            h.adapter
+                .provider(&h.adapter.dead_base(addr), &h.fake.token_url(), &client());
         let err = provider.chat(h.request(false)).await.expect_err("refused");
         assert!(matches!(err, ProviderError::Connect(_)), "{err:?}");
         assert!(err.retryable());
@@ -799,6 +942,11 @@ suite!(openai, Adapter::OpenAi);
 suite!(anthropic, Adapter::Anthropic);
 suite!(bedrock, Adapter::Bedrock);
 suite!(sim, Adapter::Sim);
+suite!(azure, Adapter::Azure);
+suite!(azure_entra, Adapter::AzureEntra);
+suite!(gemini, Adapter::Gemini);
+suite!(vertex, Adapter::Vertex);
+suite!(vertex_anthropic, Adapter::VertexAnthropic);
 
 /// OpenAI-compatible upstreams get the request as the client sent it, unknown fields included.
 #[tokio::test]
@@ -873,4 +1021,110 @@ async fn bedrock_request_is_translated_on_the_wire() {
         signed.contains("x-extra"),
         "configured headers are signed: {signed}"
     );
+}
+
+/// An Entra ID token is fetched once, from the client credentials, and reused while valid;
+/// a token endpoint that refuses the credentials fails the call as a retryable 502 that
+/// names no secret, and nothing reaches the API.
+#[tokio::test]
+async fn azure_entra_token_is_granted_once_and_refusals_are_502() {
+    let h = Harness::start(Adapter::AzureEntra).await;
+    h.complete().await;
+    drain(h.stream().await).await;
+    assert_eq!(h.fake.tokens_granted(), 1);
+    let bearers: Vec<_> = h
+        .fake
+        .requests()
+        .iter()
+        .map(|r| r.header("authorization").map(str::to_owned))
+        .collect();
+    assert_eq!(bearers[0], bearers[1]);
+
+    let refused = FakeUpstream::start(Flavor::Azure)
+        .await
+        .expect("fake upstream starts");
+    refused.require_client(CLIENT_ID, "another secret", AZURE_COGNITIVE_SCOPE);
+    let provider =
+        Adapter::AzureEntra.provider(&refused.base_url(), &refused.token_url(), &client());
+    let err = provider.chat(h.request(false)).await.expect_err("refused");
+    let (status, message, _) = status_of(&err);
+    assert_eq!(status, 502);
+    assert!(message.contains("invalid_client"), "{message}");
+    assert!(!message.contains(KEY) && !format!("{err:?}").contains(KEY));
+    assert!(err.retryable());
+    assert!(refused.requests().is_empty());
+}
+
+/// Vertex's token comes from a JWT assertion the fake token endpoint verifies (RS256 by the
+/// account's key, its claims) and is reused while valid; the key file may be named by
+/// `GOOGLE_APPLICATION_CREDENTIALS`. A key that is not the account's is refused there: the
+/// call fails as a retryable 502 that quotes no key, and nothing reaches the API.
+#[tokio::test]
+async fn vertex_token_comes_from_a_verified_assertion_and_a_foreign_key_is_refused() {
+    let h = Harness::start(Adapter::Vertex).await;
+    h.complete().await;
+    drain(h.stream().await).await;
+    assert_eq!(h.fake.tokens_granted(), 1);
+    let requests = h.fake.requests();
+    assert_eq!(
+        requests[0].header("authorization"),
+        requests[1].header("authorization")
+    );
+
+    let refused = FakeUpstream::start(Flavor::Vertex)
+        .await
+        .expect("fake upstream starts");
+    let key_file = tempfile::NamedTempFile::new().expect("key file");
+    let foreign = foreign_service_account_key_file(&refused.token_url());
+    std::fs::write(key_file.path(), &foreign).expect("key written");
+    let spec = ProviderSpec::Vertex(VertexSpec {
+        base_url: refused.base_url(),
+        project: "conformance".to_owned(),
+        location: "us-central1".to_owned(),
+        credentials_file: None,
+        anthropic_version: "vertex-2023-10-16".to_owned(),
+        default_max_tokens: 321,
+        headers: Vec::new(),
+        connect_timeout: Duration::from_secs(2),
+    });
+    let path = key_file.path().display().to_string();
+    let secrets = |var: &str| (var == "GOOGLE_APPLICATION_CREDENTIALS").then(|| path.clone());
+    let provider =
+        switchyard_providers::build("vertex", &spec, &client(), &secrets).expect("builds");
+    let err = provider.chat(h.request(false)).await.expect_err("refused");
+    let (status, message, _) = status_of(&err);
+    assert_eq!(status, 502);
+    assert!(message.contains("invalid_grant"), "{message}");
+    let key: Value = serde_json::from_str(&foreign).expect("key file JSON");
+    let pem = key["private_key"].as_str().expect("key");
+    let key_line = pem.lines().nth(1).expect("a line of the key");
+    assert!(!format!("{err:?}").contains(key_line));
+    assert!(err.retryable());
+    assert!(refused.requests().is_empty());
+
+    // No key file configured and none in the environment: the build says which variable.
+    let err = switchyard_providers::build("vertex", &spec, &client(), &|_| None)
+        .err()
+        .expect("no credentials");
+    assert!(
+        err.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{err}"
+    );
+}
+
+/// Gemini gets a `generateContent` request: roles, tools as function declarations, the
+/// system prompt as `systemInstruction`, nothing of OpenAI's own.
+#[tokio::test]
+async fn gemini_request_is_translated_on_the_wire() {
+    let h = Harness::start(Adapter::Gemini).await;
+    h.complete().await;
+    let body = h.last_request().body;
+    assert_eq!(
+        body["contents"],
+        json!([{"role": "user", "parts": [{"text": "What's the weather in Paris?"}]}])
+    );
+    let declaration = &body["tools"][0]["functionDeclarations"][0];
+    assert_eq!(declaration["name"], "get_weather");
+    assert_eq!(declaration["parametersJsonSchema"]["type"], "object");
+    assert!(body.get("stream").is_none() && body.get("messages").is_none());
 }

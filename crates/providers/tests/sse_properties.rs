@@ -5,7 +5,7 @@
 
 use futures::StreamExt;
 use proptest::prelude::*;
-use switchyard_providers::fuzzing::{anthropic_stream, openai_stream};
+use switchyard_providers::fuzzing::{anthropic_stream, gemini_stream, openai_stream};
 
 const OPENAI_BODY: &str = concat!(
     "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
@@ -24,6 +24,12 @@ const ANTHROPIC_BODY: &str = concat!(
     "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
     "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":4}}\n\n",
     "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+);
+
+const GEMINI_BODY: &str = concat!(
+    "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Gr\u{fc}\u{df} \"}],\"role\":\"model\"},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":5},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"r1\"}\r\n\r\n",
+    "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{\"a\":1}}}],\"role\":\"model\"},\"index\":0}],\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"r1\"}\r\n\r\n",
+    "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"\"}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}],\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"r1\",\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":3,\"totalTokenCount\":8}}\r\n\r\n",
 );
 
 fn split(body: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
@@ -67,6 +73,12 @@ fn the_reference_bodies_parse() {
         chunks.iter().all(|c| !c.starts_with("error")),
         "{chunks:#?}"
     );
+    let chunks = drain(gemini_stream(vec![GEMINI_BODY.as_bytes().to_vec()]));
+    assert_eq!(chunks.len(), 5, "{chunks:#?}");
+    assert!(
+        chunks.iter().all(|c| !c.starts_with("error")),
+        "{chunks:#?}"
+    );
 }
 
 proptest! {
@@ -77,6 +89,7 @@ proptest! {
         for (body, parse) in [
             (OPENAI_BODY, openai_stream as fn(Vec<Vec<u8>>) -> switchyard_providers::ChunkStream),
             (ANTHROPIC_BODY, anthropic_stream),
+            (GEMINI_BODY, gemini_stream),
         ] {
             let whole = drain(parse(vec![body.as_bytes().to_vec()]));
             let pieces = drain(parse(split(body.as_bytes(), &cuts)));
@@ -86,12 +99,15 @@ proptest! {
 
     /// A body cut short anywhere ends in an error item unless the cut comes after the event
     /// that finishes the answer (OpenAI: the `finish_reason` chunk; Anthropic: the
-    /// `message_delta` with its `stop_reason`): a truncated answer never looks complete.
+    /// `message_delta` with its `stop_reason`; Gemini: the event with its `finishReason`): a
+    /// truncated answer never looks complete.
     #[test]
     fn a_body_cut_before_the_finish_ends_in_an_error(cut in 0usize..4096) {
         for (body, finish, parse) in [
             (OPENAI_BODY, "\"finish_reason\":\"stop\"}]}\n\n", openai_stream as fn(Vec<Vec<u8>>) -> switchyard_providers::ChunkStream),
             (ANTHROPIC_BODY, "\"usage\":{\"output_tokens\":4}}\n\n", anthropic_stream),
+            // Gemini has no terminator: the event with the finish reason is the end.
+            (GEMINI_BODY, "\"totalTokenCount\":8}}\r\n\r\n", gemini_stream),
         ] {
             let finished_at = body.find(finish).unwrap() + finish.len();
             let at = cut % (body.len() + 1);
@@ -104,18 +120,20 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8)) {
         drain(openai_stream(pieces.clone()));
-        drain(anthropic_stream(pieces));
+        drain(anthropic_stream(pieces.clone()));
+        drain(gemini_stream(pieces));
     }
 
     #[test]
     fn mangled_real_bodies_never_panic(cut in 0usize..2000, junk in "[a-z{}\":,\\[\\] \n]{0,20}") {
-        for body in [OPENAI_BODY, ANTHROPIC_BODY] {
+        for body in [OPENAI_BODY, ANTHROPIC_BODY, GEMINI_BODY] {
             let at = cut % body.len();
             let mut mangled = body.as_bytes()[..at].to_vec();
             mangled.extend_from_slice(junk.as_bytes());
             mangled.extend_from_slice(&body.as_bytes()[at..]);
             drain(openai_stream(vec![mangled.clone()]));
-            drain(anthropic_stream(vec![mangled]));
+            drain(anthropic_stream(vec![mangled.clone()]));
+            drain(gemini_stream(vec![mangled]));
         }
     }
 }

@@ -1,7 +1,9 @@
-//! Test infrastructure for Switchyard: a scriptable fake upstream that speaks the OpenAI, the
-//! Anthropic or AWS Bedrock's Converse wire format over real HTTP on `127.0.0.1:0` (Bedrock's
-//! checking every request's SigV4 signature with [`sigv4`], an independent verifier held to
-//! AWS's reference vectors).
+//! Test infrastructure for Switchyard: a scriptable fake upstream that speaks the OpenAI,
+//! Anthropic, AWS Bedrock's Converse, Azure OpenAI, Gemini or Vertex AI wire format over real
+//! HTTP on `127.0.0.1:0`, checking credentials as the cloud APIs do: Bedrock's every request's
+//! SigV4 signature with [`sigv4`], an independent verifier held to AWS's reference vectors;
+//! the others API keys, or bearer tokens from its own OAuth token endpoint (RS256 JWT
+//! assertions verified).
 //!
 //! Tests queue [`Behavior`]s (answer, stream with pacing, error status, malformed chunk,
 //! missing usage, hang, abort mid-stream), then assert on what the server received
@@ -29,16 +31,19 @@ pub mod data;
 mod engine;
 mod frames;
 mod imds;
+mod oauth;
 mod server;
 pub mod servers;
 pub mod sigv4;
 mod wait;
 mod wire;
 mod wire_bedrock;
+mod wire_gemini;
 
 pub use behavior::{Behavior, Ending, FakeUsage, Gate, Reply, ToolCallReply, DEFAULT_TEXT};
 pub use engine::{EngineFlavor, FakeEngine, Hold, ENGINE_MODEL};
 pub use imds::{FakeImds, ImdsAnswer, CONTAINER_TOKEN};
+pub use oauth::{foreign_service_account_key_file, service_account_key_file, FAKE_SERVICE_ACCOUNT};
 pub use server::{FakeUpstream, RecordedRequest};
 pub use wait::eventually;
 pub use wire::Flavor;

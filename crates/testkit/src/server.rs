@@ -19,15 +19,18 @@ use tokio::task::JoinHandle;
 
 use crate::behavior::{Behavior, Gate, Reply};
 use crate::frames::{self, Frame};
+use crate::oauth::Authority;
 use crate::sigv4::{AwsKey, Received};
 use crate::wire::{self, Flavor};
-use crate::wire_bedrock::{self, Call};
+use crate::wire_bedrock;
 
 /// One request as the fake upstream received it.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
     pub method: String,
     pub path: String,
+    /// The query string, if any (`api-version=…`, `alt=sse`).
+    pub query: Option<String>,
     /// Names lowercased, in arrival order.
     pub headers: Vec<(String, String)>,
     /// The JSON body, or the raw text as a JSON string when it was not JSON.
@@ -53,6 +56,8 @@ struct Shared {
     next_id: AtomicU64,
     /// The credentials a Bedrock fake accepts.
     aws_keys: Mutex<Vec<AwsKey>>,
+    /// The API key and OAuth clients the Azure, Gemini and Vertex fakes accept.
+    authority: Mutex<Authority>,
 }
 
 /// Test code only ever holds these locks for a push or a copy, so a poisoned lock (a test
@@ -82,6 +87,7 @@ impl FakeUpstream {
             disconnected: Notify::new(),
             next_id: AtomicU64::new(1),
             aws_keys: Mutex::new(wire_bedrock::default_keys()),
+            authority: Mutex::default(),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let task = serve(listener, app);
@@ -97,12 +103,16 @@ impl FakeUpstream {
     }
 
     /// The base URL a provider is configured with: `http://127.0.0.1:PORT/v1` for OpenAI,
-    /// `http://127.0.0.1:PORT` for Anthropic (whose adapter appends `/v1/messages`) and
-    /// Bedrock (`/model/{id}/converse`).
+    /// `http://127.0.0.1:PORT` for the others (whose adapters append their API's paths:
+    /// Anthropic's `/v1/messages`, Bedrock's `/model/{id}/converse`, …).
     pub fn base_url(&self) -> String {
         match self.shared.flavor {
             Flavor::OpenAi => format!("http://{}/v1", self.addr),
-            Flavor::Anthropic | Flavor::Bedrock => format!("http://{}", self.addr),
+            Flavor::Anthropic
+            | Flavor::Bedrock
+            | Flavor::Azure
+            | Flavor::Gemini
+            | Flavor::Vertex => format!("http://{}", self.addr),
         }
     }
 
@@ -110,6 +120,28 @@ impl FakeUpstream {
     /// an instance role, a rotated key).
     pub fn allow_aws_key(&self, key: AwsKey) {
         lock(&self.shared.aws_keys).push(key);
+    }
+
+    /// The OAuth token endpoint (Azure and Vertex flavors): `http://127.0.0.1:PORT/token`.
+    pub fn token_url(&self) -> String {
+        format!("http://{}/token", self.addr)
+    }
+
+    /// The API key the Azure (`api-key`) and Gemini (`x-goog-api-key`) flavors take.
+    pub fn require_api_key(&self, key: &str) {
+        lock(&self.shared.authority).api_key = Some(key.to_owned());
+    }
+
+    /// The application whose client credentials `/token` takes, for `scope`.
+    pub fn require_client(&self, client_id: &str, client_secret: &str, scope: &str) {
+        let mut authority = lock(&self.shared.authority);
+        authority.client = Some((client_id.to_owned(), client_secret.to_owned()));
+        authority.scope = Some(scope.to_owned());
+    }
+
+    /// How many tokens `/token` has granted.
+    pub fn tokens_granted(&self) -> usize {
+        lock(&self.shared.authority).granted.len()
     }
 
     /// Queues how the next request is answered (first in, first out).
@@ -197,9 +229,21 @@ async fn handle(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
+    let post = method == Method::POST;
+    if post && uri.path() == "/token" && matches!(shared.flavor, Flavor::Azure | Flavor::Vertex) {
+        let token_url = format!(
+            "http://{}/token",
+            header_text(&headers, "host").unwrap_or("")
+        );
+        let form = String::from_utf8_lossy(&raw);
+        return match lock(&shared.authority).grant(&token_url, &form) {
+            Ok(grant) => axum::Json(grant).into_response(),
+            Err(refusal) => (StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response(),
+        };
+    }
     let body: Value = serde_json::from_slice(&raw)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
-    let headers: Vec<(String, String)> = headers
+    let recorded_headers: Vec<(String, String)> = headers
         .iter()
         .map(|(n, v)| {
             (
@@ -211,7 +255,8 @@ async fn handle(
     lock(&shared.requests).push(RecordedRequest {
         method: method.to_string(),
         path: uri.path().to_owned(),
-        headers: headers.clone(),
+        query: uri.query().map(str::to_owned),
+        headers: recorded_headers.clone(),
         body: body.clone(),
     });
     if shared.flavor == Flavor::Bedrock {
@@ -219,7 +264,7 @@ async fn handle(
             method: method.as_str(),
             path: uri.path(),
             query: uri.query().unwrap_or(""),
-            headers: &headers,
+            headers: &recorded_headers,
             body: &raw,
         };
         let keys = lock(&shared.aws_keys).clone();
@@ -228,33 +273,173 @@ async fn handle(
         }
     }
 
-    let route = match (shared.flavor, method == Method::POST, uri.path()) {
-        (Flavor::OpenAi, true, "/v1/chat/completions") => Route::Chat(None),
-        (Flavor::OpenAi, true, "/v1/embeddings") => Route::Embeddings,
-        (Flavor::Anthropic, true, "/v1/messages") => Route::Chat(None),
-        (Flavor::Bedrock, true, path) if wire_bedrock::route(path).is_some() => {
-            Route::Chat(wire_bedrock::route(path))
-        }
-        _ => {
-            return error(
-                shared.flavor,
-                404,
-                None,
-                "no such route on the fake upstream",
-            )
-        }
+    let Some(call) = Call::of(shared.flavor, post, uri.path(), uri.query()) else {
+        return error(
+            shared.flavor,
+            404,
+            None,
+            "no such route on the fake upstream",
+        );
     };
     if !body.is_object() {
         return error(shared.flavor, 400, None, "the body is not a JSON object");
     }
+    if let Some((status, message)) = refusal(&shared, &call, &headers, uri.query(), &body) {
+        return error(shared.flavor, status, None, message);
+    }
     let behavior = lock(&shared.script)
         .pop_front()
         .unwrap_or_else(|| Behavior::Reply(Reply::default()));
-    play(&shared, behavior, route, &body).await
+    play(&shared, behavior, &call, &body).await
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What the real service refuses before looking at the request: Azure without `api-version`
+/// or credentials, Gemini without its key, Vertex without a granted token, Anthropic on
+/// Vertex without `anthropic_version` or with a `model` in the body.
+fn refusal(
+    shared: &Shared,
+    call: &Call,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Value,
+) -> Option<(u16, &'static str)> {
+    let authority = lock(&shared.authority);
+    let bearer = authority.bearer_ok(header_text(headers, "authorization"));
+    match shared.flavor {
+        // Bedrock's signature is checked before the route, as AWS does.
+        Flavor::OpenAi | Flavor::Anthropic | Flavor::Bedrock => None,
+        Flavor::Azure => {
+            let version = query.is_some_and(|q| {
+                q.split('&').any(|p| {
+                    p.strip_prefix("api-version=")
+                        .is_some_and(|v| !v.is_empty())
+                })
+            });
+            if !version {
+                Some((404, "Resource not found"))
+            } else if !(bearer || authority.key_ok(header_text(headers, "api-key"))) {
+                Some((
+                    401,
+                    "Access denied due to invalid subscription key or wrong API endpoint.",
+                ))
+            } else {
+                None
+            }
+        }
+        Flavor::Gemini => (!authority.key_ok(header_text(headers, "x-goog-api-key")))
+            .then_some((400, "API key not valid. Please pass a valid API key.")),
+        Flavor::Vertex if !bearer => Some((401, "Request had invalid authentication credentials.")),
+        Flavor::Vertex if call.wire == Flavor::Anthropic => {
+            if body.get("anthropic_version") != Some(&Value::from("vertex-2023-10-16")) {
+                Some((400, "anthropic_version: vertex-2023-10-16 is required"))
+            } else if body.get("model").is_some() {
+                Some((400, "model: Extra inputs are not permitted"))
+            } else {
+                None
+            }
+        }
+        Flavor::Vertex => None,
+    }
+}
+
+/// What a request asks for, read from its route.
+struct Call {
+    route: Route,
+    /// Whose bodies answer it.
+    wire: Flavor,
+    /// The model named by the path, where the API puts it there.
+    model: Option<String>,
+    /// Streamed or not, where the path says.
+    stream: Option<bool>,
+}
+
+impl Call {
+    fn of(flavor: Flavor, post: bool, path: &str, query: Option<&str>) -> Option<Call> {
+        if !post {
+            return None;
+        }
+        let plain = |route, wire| Call {
+            route,
+            wire,
+            model: None,
+            stream: None,
+        };
+        let sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
+        match flavor {
+            Flavor::OpenAi => match path {
+                "/v1/chat/completions" => Some(plain(Route::Chat, flavor)),
+                "/v1/embeddings" => Some(plain(Route::Embeddings, flavor)),
+                _ => None,
+            },
+            Flavor::Anthropic => (path == "/v1/messages").then(|| plain(Route::Chat, flavor)),
+            Flavor::Bedrock => {
+                let bedrock = wire_bedrock::route(path)?;
+                Some(Call {
+                    model: Some(bedrock.model),
+                    stream: Some(bedrock.stream),
+                    ..plain(Route::Chat, flavor)
+                })
+            }
+            Flavor::Azure => {
+                let (deployment, operation) =
+                    path.strip_prefix("/openai/deployments/")?.split_once('/')?;
+                let route = match operation {
+                    "chat/completions" => Route::Chat,
+                    "embeddings" => Route::Embeddings,
+                    _ => return None,
+                };
+                Some(Call {
+                    model: Some(deployment.to_owned()),
+                    ..plain(route, flavor)
+                })
+            }
+            Flavor::Gemini => {
+                let (model, method) = path.strip_prefix("/v1beta/models/")?.split_once(':')?;
+                gemini_call(model, method, sse, Flavor::Gemini)
+            }
+            Flavor::Vertex => {
+                let segments: Vec<&str> = path.strip_prefix("/v1/projects/")?.split('/').collect();
+                let [_project, "locations", _location, "publishers", publisher, "models", rest] =
+                    segments[..]
+                else {
+                    return None;
+                };
+                let (model, method) = rest.split_once(':')?;
+                match (publisher, method) {
+                    ("google", _) => gemini_call(model, method, sse, Flavor::Vertex),
+                    ("anthropic", "rawPredict" | "streamRawPredict") => Some(Call {
+                        model: Some(model.to_owned()),
+                        stream: Some(method == "streamRawPredict"),
+                        ..plain(Route::Chat, Flavor::Anthropic)
+                    }),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// `generateContent`, or `streamGenerateContent` with `alt=sse` (the fake speaks only SSE).
+fn gemini_call(model: &str, method: &str, sse: bool, wire: Flavor) -> Option<Call> {
+    let stream = match method {
+        "generateContent" => false,
+        "streamGenerateContent" if sse => true,
+        _ => return None,
+    };
+    Some(Call {
+        route: Route::Chat,
+        wire,
+        model: Some(model.to_owned()),
+        stream: Some(stream),
+    })
 }
 
 /// Plays one behavior (and, for a gated one, what it holds once the gate opens).
-async fn play(shared: &Arc<Shared>, behavior: Behavior, route: Route, body: &Value) -> Response {
+async fn play(shared: &Arc<Shared>, behavior: Behavior, call: &Call, body: &Value) -> Response {
     match behavior {
         Behavior::Status {
             status,
@@ -283,18 +468,23 @@ async fn play(shared: &Arc<Shared>, behavior: Behavior, route: Route, body: &Val
             };
             gate.passed().await;
             guard.disarm();
-            Box::pin(play(shared, *then, route, body)).await
+            Box::pin(play(shared, *then, call, body)).await
         }
-        Behavior::Reply(reply) => match route {
-            Route::Embeddings => axum::Json(wire::embeddings_body(body)).into_response(),
-            Route::Chat(call) => chat(shared, &reply, body, call),
+        Behavior::Reply(reply) => match call.route {
+            Route::Embeddings => {
+                let mut body = body.clone();
+                if let Some(model) = &call.model {
+                    body["model"] = Value::from(model.as_str());
+                }
+                axum::Json(wire::embeddings_body(&body)).into_response()
+            }
+            Route::Chat => chat(shared, &reply, call, body),
         },
     }
 }
 
 enum Route {
-    /// A chat call; Bedrock's path says the model and whether to stream (others' bodies do).
-    Chat(Option<Call>),
+    Chat,
     Embeddings,
 }
 
@@ -308,6 +498,11 @@ fn error(flavor: Flavor, status: u16, retry_after: Option<&str>, message: &str) 
         );
     }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if matches!(flavor, Flavor::Gemini | Flavor::Vertex) {
+        // Google says how long to wait in the body's `RetryInfo`, never in a header.
+        let body = crate::wire_gemini::error_body(status.as_u16(), message, retry_after);
+        return (status, axum::Json(body)).into_response();
+    }
     let mut response = (
         status,
         axum::Json(wire::error_body(flavor, status.as_u16(), message)),
@@ -342,27 +537,25 @@ fn bedrock_error(
     response
 }
 
-fn chat(shared: &Arc<Shared>, reply: &Reply, request: &Value, call: Option<Call>) -> Response {
+fn chat(shared: &Arc<Shared>, reply: &Reply, call: &Call, request: &Value) -> Response {
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-    let (model, streaming) = match &call {
-        Some(call) => (call.model.as_str(), call.stream),
-        None => (
-            request.get("model").and_then(Value::as_str).unwrap_or(""),
-            request.get("stream") == Some(&Value::Bool(true)),
-        ),
+    let model = match &call.model {
+        Some(model) => model.as_str(),
+        None => request.get("model").and_then(Value::as_str).unwrap_or(""),
     };
+    let streaming = call
+        .stream
+        .unwrap_or(request.get("stream") == Some(&Value::Bool(true)));
+    let flavor = call.wire;
     let ask = wire::Ask::of(request);
     let (frames, content_type) = if streaming {
         (
-            wire::chat_stream(shared.flavor, reply, model, id, &ask),
-            wire::stream_content_type(shared.flavor),
+            wire::chat_stream(flavor, reply, model, id, &ask),
+            wire::stream_content_type(flavor),
         )
     } else {
         (
-            frames::chat_body_frames(
-                reply,
-                &wire::chat_body(shared.flavor, reply, model, id, &ask),
-            ),
+            frames::chat_body_frames(reply, &wire::chat_body(flavor, reply, model, id, &ask)),
             "application/json",
         )
     };

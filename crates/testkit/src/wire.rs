@@ -1,6 +1,6 @@
-//! The fake upstream's bytes: OpenAI and Anthropic bodies and event streams, written as the
-//! real APIs write them (field order and all), from a [`Reply`]; Bedrock's are in
-//! `wire_bedrock.rs`.
+//! The fake upstream's bytes: OpenAI (and Azure's) and Anthropic bodies and event streams,
+//! written as the real APIs write them (field order and all), from a [`Reply`]; Bedrock's are
+//! in `wire_bedrock.rs`, Gemini's (and Vertex's) in `wire_gemini.rs`.
 
 use serde_json::{json, Value};
 
@@ -17,6 +17,33 @@ pub enum Flavor {
     /// AWS Bedrock's `POST /model/{modelId}/converse` and `/converse-stream`, every request's
     /// SigV4 signature checked; base URL is the bare origin.
     Bedrock,
+    /// Azure OpenAI: OpenAI's bodies at
+    /// `POST /openai/deployments/{deployment}/chat/completions?api-version=…` (and
+    /// `…/embeddings`), with the `api-key` header or a bearer token from `/token`; base URL
+    /// (the endpoint) is the bare origin.
+    Azure,
+    /// Google's Gemini API: `POST /v1beta/models/{model}:generateContent` and
+    /// `:streamGenerateContent?alt=sse`, key in `x-goog-api-key`; base URL is the bare origin.
+    Gemini,
+    /// Vertex AI: Gemini models at `POST /v1/projects/{p}/locations/{l}/publishers/google/
+    /// models/{model}:generateContent` (`:streamGenerateContent?alt=sse`), Anthropic models at
+    /// `…/publishers/anthropic/models/{model}:rawPredict` (`:streamRawPredict`), with a bearer
+    /// token from `/token`; base URL is the bare origin.
+    Vertex,
+}
+
+impl Flavor {
+    /// The provider `kind` of a gateway config that speaks this flavor.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Flavor::OpenAi => "openai",
+            Flavor::Anthropic => "anthropic",
+            Flavor::Bedrock => "bedrock",
+            Flavor::Azure => "azure",
+            Flavor::Gemini => "gemini",
+            Flavor::Vertex => "vertex",
+        }
+    }
 }
 
 /// `created` in every OpenAI answer: fixed, so recorded answers compare equal.
@@ -25,9 +52,9 @@ const CREATED: i64 = 1_700_000_000;
 fn tool_id(flavor: Flavor, reply: &Reply) -> String {
     let given = reply.tool_call.as_ref().and_then(|t| t.id.clone());
     given.unwrap_or_else(|| match flavor {
-        Flavor::OpenAi => "call_fake_1".into(),
         Flavor::Anthropic => "toolu_fake_1".into(),
         Flavor::Bedrock => crate::wire_bedrock::TOOL_ID.into(),
+        Flavor::OpenAi | Flavor::Azure | Flavor::Gemini | Flavor::Vertex => "call_fake_1".into(),
     })
 }
 
@@ -100,7 +127,8 @@ fn anthropic_usage(u: FakeUsage) -> Value {
 pub(crate) fn chat_body(flavor: Flavor, reply: &Reply, model: &str, id: u64, ask: &Ask) -> Value {
     let text = reply.joined();
     match flavor {
-        Flavor::OpenAi => {
+        Flavor::Gemini | Flavor::Vertex => crate::wire_gemini::chat_body(reply, model, id),
+        Flavor::OpenAi | Flavor::Azure => {
             let mut message = json!({"role": "assistant", "content": text, "refusal": null});
             let mut finish = "stop";
             if let Some(call) = &reply.tool_call {
@@ -179,16 +207,19 @@ pub(crate) fn chat_stream(
 ) -> Vec<Frame> {
     let f = Frames::new();
     match flavor {
-        Flavor::OpenAi => openai_stream(f, reply, model, id, ask),
+        Flavor::OpenAi | Flavor::Azure => openai_stream(f, reply, model, id, ask),
         Flavor::Anthropic => anthropic_stream(f, reply, model, id),
         Flavor::Bedrock => crate::wire_bedrock::converse_stream(f, reply),
+        Flavor::Gemini | Flavor::Vertex => crate::wire_gemini::chat_stream(reply, model, id),
     }
 }
 
 /// The `content-type` of a streamed answer.
 pub(crate) fn stream_content_type(flavor: Flavor) -> &'static str {
     match flavor {
-        Flavor::OpenAi | Flavor::Anthropic => "text/event-stream",
+        Flavor::OpenAi | Flavor::Anthropic | Flavor::Azure | Flavor::Gemini | Flavor::Vertex => {
+            "text/event-stream"
+        }
         Flavor::Bedrock => "application/vnd.amazon.eventstream",
     }
 }
@@ -327,7 +358,8 @@ fn anthropic_stream(mut f: Frames, reply: &Reply, model: &str, id: u64) -> Vec<F
 /// An error body in the flavor's shape, with the error type the real API uses for `status`.
 pub(crate) fn error_body(flavor: Flavor, status: u16, message: &str) -> Value {
     match flavor {
-        Flavor::OpenAi => {
+        Flavor::Gemini | Flavor::Vertex => crate::wire_gemini::error_body(status, message, None),
+        Flavor::OpenAi | Flavor::Azure => {
             let kind = match status {
                 400 | 404 | 422 => "invalid_request_error",
                 401 | 403 => "authentication_error",

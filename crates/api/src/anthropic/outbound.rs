@@ -19,7 +19,9 @@ use crate::chat::{
     ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice, ContentPart, FunctionCall,
     MessageContent, ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolChoiceMode,
 };
-use crate::conversation::{conversation, data_url, image_url, tool_uses, TurnBlocks};
+use crate::conversation::{
+    assistant_texts, conversation, data_url, image_url, tool_uses, TurnBlocks,
+};
 use crate::Extra;
 
 /// A request Anthropic cannot take, about the request field `param` (relative to the message
@@ -117,31 +119,10 @@ impl TurnBlocks for Messages {
     }
 
     fn assistant(message: ChatMessage) -> Result<Vec<Block>, TranslateError> {
-        let mut blocks = Vec::new();
-        match message.content {
-            None => {}
-            Some(MessageContent::Text(text)) => blocks.extend(Self::text(text)),
-            Some(MessageContent::Parts(parts)) => {
-                for (j, part) in parts.into_iter().enumerate() {
-                    // A refusal the model gave earlier is part of what it said.
-                    let text = match part.kind.as_str() {
-                        "text" => part.text,
-                        "refusal" => part
-                            .extra
-                            .get("refusal")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
-                        other => {
-                            return Err(unsupported(
-                                &format!("content[{j}].type"),
-                                format!("assistant content parts of type `{other}` are not supported by anthropic"),
-                            ))
-                        }
-                    };
-                    blocks.extend(Self::text(text.unwrap_or_default()));
-                }
-            }
-        }
+        let mut blocks: Vec<Block> = assistant_texts(message.content, "anthropic")?
+            .into_iter()
+            .filter_map(Self::text)
+            .collect();
         for (id, name, input) in tool_uses(message.tool_calls)? {
             blocks.push(Block::ToolUse { id, name, input });
         }

@@ -7,6 +7,7 @@ mod admission;
 mod batch;
 mod cache;
 mod checker;
+mod cloud;
 mod guards;
 mod keys;
 mod models;

@@ -7,6 +7,7 @@ use regex::Regex;
 use switchyard_resilience::BreakerPolicy;
 
 use super::checker::Checker;
+use super::cloud;
 use super::resilience::breaker_policy;
 use super::values::{env_name, http_url};
 use crate::locate::key_segment;
@@ -35,6 +36,9 @@ pub(super) fn providers(
             RawProvider::Anthropic(a) => &a.breaker,
             RawProvider::Bedrock(b) => &b.breaker,
             RawProvider::Sim(s) => &s.breaker,
+            RawProvider::Azure(a) => &a.breaker,
+            RawProvider::Gemini(g) => &g.breaker,
+            RawProvider::Vertex(v) => &v.breaker,
         };
         breakers.insert(
             name.clone(),
@@ -49,6 +53,9 @@ pub(super) fn providers(
 
 fn provider(c: &mut Checker, path: &str, p: &RawProvider) -> Option<ProviderSpec> {
     match p {
+        RawProvider::Azure(a) => cloud::azure(c, path, a).map(ProviderSpec::Azure),
+        RawProvider::Gemini(g) => Some(ProviderSpec::Gemini(cloud::gemini(c, path, g))),
+        RawProvider::Vertex(v) => Some(ProviderSpec::Vertex(cloud::vertex(c, path, v))),
         RawProvider::Openai(o) => {
             env_name(c, &format!("{path}.api_key_env"), &o.api_key_env);
             let base_url = http_url(c, &format!("{path}.base_url"), &o.base_url);

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use switchyard_api::bedrock::{outbound, ConverseResponse};
-use switchyard_api::{ChatCompletionRequest, EmbeddingsRequest, EmbeddingsResponse};
+use switchyard_api::ChatCompletionRequest;
 use switchyard_control::BedrockSpec;
 
 use crate::{http, translate};
@@ -198,15 +198,5 @@ impl ChatProvider for BedrockProvider {
                 converse.structured,
             )))
         }
-    }
-
-    async fn embed(
-        &self,
-        _request: EmbeddingsRequest,
-    ) -> Result<EmbeddingsResponse, ProviderError> {
-        Err(ProviderError::unsupported(
-            Some("model"),
-            "bedrock's Converse API has no embeddings",
-        ))
     }
 }

@@ -88,6 +88,9 @@ fn providers(
             ProviderSpec::OpenAi(o) => o.connect_timeout,
             ProviderSpec::Anthropic(a) => a.connect_timeout,
             ProviderSpec::Bedrock(b) => b.connect_timeout,
+            ProviderSpec::Azure(a) => a.connect_timeout,
+            ProviderSpec::Gemini(g) => g.connect_timeout,
+            ProviderSpec::Vertex(v) => v.connect_timeout,
             ProviderSpec::Sim(_) => Duration::from_secs(5),
         };
         let http = match clients.get(&connect_timeout) {
