@@ -793,6 +793,46 @@ pub struct RawTelemetry {
     pub content_retention_days: u32,
     /// The most bytes of each stored text (a message, a tool call's arguments, the answer).
     pub content_max_bytes: u64,
+    /// `[telemetry.otlp]`: OTLP export of traces; off when absent (and no
+    /// `OTEL_EXPORTER_OTLP_*ENDPOINT` variable is set).
+    pub otlp: Option<RawOtlp>,
+}
+
+/// `[telemetry.otlp]`: where traces go. Header values are never written here: the config's
+/// text is stored with each version and shown by the admin API, and headers carry vendors' API
+/// keys, so they come from environment variables (`headers_env`, `OTEL_EXPORTER_OTLP_HEADERS`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOtlp {
+    /// The collector's base URL (as `OTEL_EXPORTER_OTLP_ENDPOINT`: `/v1/traces` is added);
+    /// empty: from the environment.
+    pub endpoint: String,
+    /// An environment variable holding headers as `name=value,name2=value2`.
+    pub headers_env: Option<String>,
+    /// `service.name`; empty: `OTEL_SERVICE_NAME`, else `switchyard`.
+    pub service_name: String,
+    /// The share of traces started here that are kept (a parent's decision is followed).
+    pub sampling_ratio: f64,
+    /// One export's time limit, retries included.
+    pub timeout_ms: u64,
+    /// Spans waiting for export at most; more are dropped and counted.
+    pub queue_size: usize,
+    /// Also export the GenAI metrics (`gen_ai.client.token.usage`, ...) over OTLP.
+    pub metrics: bool,
+}
+
+impl Default for RawOtlp {
+    fn default() -> Self {
+        RawOtlp {
+            endpoint: String::new(),
+            headers_env: None,
+            service_name: String::new(),
+            sampling_ratio: 1.0,
+            timeout_ms: 10_000,
+            queue_size: 2_048,
+            metrics: false,
+        }
+    }
 }
 
 impl Default for RawTelemetry {
@@ -807,6 +847,7 @@ impl Default for RawTelemetry {
             content: "none".to_owned(),
             content_retention_days: 7,
             content_max_bytes: 16_384,
+            otlp: None,
         }
     }
 }

@@ -427,6 +427,30 @@ pub struct TelemetrySpec {
     /// How long stored content is kept. It applies whatever `content` is now, so content
     /// stored before a switch to `"none"` goes too.
     pub content_retention: Duration,
+    /// `[telemetry.otlp]`, when present (the environment may turn export on without it).
+    pub otlp: Option<OtlpSpec>,
+}
+
+/// `[telemetry.otlp]`, checked. What the environment adds (`OTEL_*`) is read at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpSpec {
+    /// The collector's base URL, without a trailing `/`; `None`: from the environment.
+    pub endpoint: Option<String>,
+    /// The environment variable holding headers (`name=value,...`), never their values.
+    pub headers_env: Option<String>,
+    pub service_name: Option<String>,
+    pub sampling_ratio: f64,
+    pub timeout: Duration,
+    pub queue_size: usize,
+    /// Export the GenAI metrics too.
+    pub metrics: bool,
+}
+
+impl OtlpSpec {
+    /// The bounds of `queue_size`: a few requests' spans, and about 100 MB of them.
+    pub const QUEUE_RANGE: std::ops::RangeInclusive<usize> = 64..=1_000_000;
+    /// The bounds of `timeout_ms`: 100 ms, and a minute.
+    pub const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=60_000;
 }
 
 /// How request content is stored (`[telemetry] content = "masked"`).

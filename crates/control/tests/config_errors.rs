@@ -912,3 +912,47 @@ fn harmful_guard_mistakes_name_file_line_and_field() {
     assert_eq!(h.categories.len(), 5, "every category by default");
     assert_eq!(h.source, "builtin:harmful.v1");
 }
+
+#[test]
+fn otlp_export_is_off_by_default_and_its_mistakes_name_line_and_field() {
+    let cfg = parse(GOOD, "good.toml").unwrap();
+    assert_eq!(cfg.telemetry.otlp, None, "no [telemetry.otlp]: off");
+    let on = GOOD.replace(
+        "[server]",
+        "[telemetry.otlp]\nendpoint = \"http://collector:4318/\"\nheaders_env = \"VENDOR_HEADERS\"\n\
+         sampling_ratio = 0.25\nmetrics = true\n\n[server]",
+    );
+    let otlp = parse(&on, "good.toml").unwrap().telemetry.otlp.unwrap();
+    assert!(otlp.metrics);
+    assert_eq!(otlp.endpoint.as_deref(), Some("http://collector:4318"));
+    assert_eq!(otlp.headers_env.as_deref(), Some("VENDOR_HEADERS"));
+    assert_eq!(otlp.sampling_ratio, 0.25);
+    assert_eq!(otlp.service_name, None, "from OTEL_SERVICE_NAME at start");
+    assert_eq!(otlp.timeout.as_millis(), 10_000);
+
+    let bad = GOOD.replace(
+        "[server]",
+        "[telemetry.otlp]\nendpoint = \"collector:4318\"\nheaders_env = \"x-api-key=abc\"\n\
+         sampling_ratio = 2.0\ntimeout_ms = 0\nqueue_size = 1\nheaders = \"k=v\"\n\n[server]",
+    );
+    let errs = errors(&bad);
+    assert_eq!(errs.len(), 6, "{errs:#?}");
+    for (line, field) in [
+        (3, "telemetry.otlp.endpoint"),
+        (4, "telemetry.otlp.headers_env"),
+        (5, "telemetry.otlp.sampling_ratio"),
+        (6, "telemetry.otlp.timeout_ms"),
+        (7, "telemetry.otlp.queue_size"),
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(&format!("bad.toml:{line}:")) && e.contains(field)),
+            "{field} at line {line}: {errs:#?}"
+        );
+    }
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("bad.toml:8:") && e.contains("headers")),
+        "header values are refused in the file: {errs:#?}"
+    );
+}

@@ -12,7 +12,8 @@
 //!   frames what the other two answer and owns no decision of its own.
 //!
 //! Beneath all three: [`error`] (every failure in the client's API shape, made a response in
-//! exactly one place) and [`metrics`] (the names and the bounded label values). This crate
+//! exactly one place), [`metrics`] (the names and the bounded label values) and [`otel`] (OTLP
+//! export of traces, off the request path). This crate
 //! owns no algorithm that can live in a pure crate: breakers, backoff and limits come from
 //! `switchyard-resilience`, guard models from their own crates.
 
@@ -21,6 +22,7 @@ pub mod data_plane;
 pub mod edge;
 pub mod error;
 pub mod metrics;
+pub mod otel;
 pub mod tasks;
 pub mod upstream_server;
 

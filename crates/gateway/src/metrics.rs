@@ -58,6 +58,8 @@ pub const PREEMPTIONS: &str = "switchyard_preemptions_total";
 pub const DESIRED_REPLICAS: &str = "switchyard_desired_replicas";
 pub const BATCH_BACKLOG: &str = "switchyard_batch_backlog_lines";
 pub const BATCH_RUNNING: &str = "switchyard_batch_running_lines";
+pub const SPANS_DROPPED: &str = "switchyard_otlp_spans_dropped_total";
+pub const SPAN_EXPORTS: &str = "switchyard_otlp_exports_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -82,11 +84,25 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The OTLP export's own health (`otel.rs`).
+fn describe_traces() {
+    use metrics::describe_counter;
+    describe_counter!(
+        SPANS_DROPPED,
+        "Trace spans dropped because the OTLP export queue was full."
+    );
+    describe_counter!(
+        SPAN_EXPORTS,
+        "OTLP trace exports (batches of spans), by outcome (ok, error)."
+    );
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_shared();
     describe_engines();
     describe_admission();
+    describe_traces();
     describe_counter!(
         ROLLOUT_TRANSITIONS,
         "Rollout state changes, by rollout and the state entered (rolled_back is the one to alert on)."

@@ -59,15 +59,25 @@ impl ChatProvider for AnthropicProvider {
         "anthropic"
     }
 
+    fn server(&self) -> Option<(String, u16)> {
+        crate::provider::server_of(&self.messages_url)
+    }
+
     async fn chat_with(
         &self,
         request: ChatCompletionRequest,
-        _options: CallOptions,
+        options: CallOptions,
     ) -> Result<ChatReply, ProviderError> {
         let streaming = request.is_stream();
         let body = outbound::to_messages(request, self.default_max_tokens)?;
-        let response =
-            http::post_json(&self.http, &self.messages_url, &self.headers, &body).await?;
+        let response = http::post_json(
+            &self.http,
+            &self.messages_url,
+            &self.headers,
+            &options.trace,
+            &body,
+        )
+        .await?;
         if streaming {
             let events = http::sse_events(response.bytes_stream());
             Ok(ChatReply::Stream(chunk_stream(events, unix_now())))

@@ -104,20 +104,33 @@ impl ChatProvider for AzureProvider {
         true
     }
 
+    fn server(&self) -> Option<(String, u16)> {
+        crate::provider::server_of(&self.deployments)
+    }
+
     async fn chat_with(
         &self,
         request: ChatCompletionRequest,
-        _options: CallOptions,
+        options: CallOptions,
     ) -> Result<ChatReply, ProviderError> {
         let url = self.url(&request.model, &["chat", "completions"])?;
         let headers = self.headers().await?;
-        send_chat(&self.http, &url, &headers, &upstream_request(request)).await
+        let body = upstream_request(request);
+        send_chat(&self.http, &url, &headers, &options.trace, &body).await
     }
 
     async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
+        self.embed_with(request, CallOptions::default()).await
+    }
+
+    async fn embed_with(
+        &self,
+        request: EmbeddingsRequest,
+        options: CallOptions,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         let url = self.url(&request.model, &["embeddings"])?;
         let headers = self.headers().await?;
-        send_embeddings(&self.http, &url, &headers, &request).await
+        send_embeddings(&self.http, &url, &headers, &options.trace, &request).await
     }
 }
 

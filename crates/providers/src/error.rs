@@ -86,6 +86,14 @@ impl ProviderError {
     }
 
     /// A short stable label for metrics and records.
+    /// The upstream's HTTP status, when it answered with an error status.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ProviderError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderError::Connect(_) => "connect",

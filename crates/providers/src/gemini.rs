@@ -65,12 +65,23 @@ impl ChatProvider for GeminiProvider {
         true
     }
 
+    fn server(&self) -> Option<(String, u16)> {
+        crate::provider::server_of(&self.models)
+    }
+
     async fn chat_with(
         &self,
         request: ChatCompletionRequest,
-        _options: CallOptions,
+        options: CallOptions,
     ) -> Result<ChatReply, ProviderError> {
-        generate(&self.http, &self.models, &self.headers, request).await
+        generate(
+            &self.http,
+            &self.models,
+            &self.headers,
+            &options.trace,
+            request,
+        )
+        .await
     }
 }
 
@@ -88,11 +99,13 @@ pub(crate) fn model_url(
 }
 
 /// One Gemini call: `request` translated, sent to `{models}/{model}:generateContent` (or
-/// `:streamGenerateContent?alt=sse` when streamed), the answer read back as chat.
+/// `:streamGenerateContent?alt=sse` when streamed), the answer read back as chat. `trace` is
+/// the call's trace headers ([`CallOptions::trace`]).
 pub(crate) async fn generate(
     http: &reqwest::Client,
     models: &reqwest::Url,
     headers: &HeaderMap,
+    trace: &HeaderMap,
     request: ChatCompletionRequest,
 ) -> Result<ChatReply, ProviderError> {
     let streaming = request.is_stream();
@@ -101,12 +114,12 @@ pub(crate) async fn generate(
     if streaming {
         let mut url = model_url(models, &model, "streamGenerateContent")?;
         url.query_pairs_mut().append_pair("alt", "sse");
-        let response = http::post_json(http, &url, headers, &body).await?;
+        let response = http::post_json(http, &url, headers, trace, &body).await?;
         let events = http::sse_events(response.bytes_stream());
         Ok(ChatReply::Stream(chunk_stream(events, model, unix_now())))
     } else {
         let url = model_url(models, &model, "generateContent")?;
-        let response = http::post_json(http, &url, headers, &body).await?;
+        let response = http::post_json(http, &url, headers, trace, &body).await?;
         let reply: GenerateContentResponse = http::read_json(response).await?;
         Ok(ChatReply::Complete(outbound::to_chat_response(
             reply,

@@ -61,9 +61,16 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
     http: &reqwest::Client,
     url: &reqwest::Url,
     headers: &HeaderMap,
+    trace: &HeaderMap,
     body: &T,
 ) -> Result<reqwest::Response, ProviderError> {
-    send(http.post(url.clone()).headers(headers.clone()).json(body)).await
+    send(
+        http.post(url.clone())
+            .headers(headers.clone())
+            .headers(trace.clone())
+            .json(body),
+    )
+    .await
 }
 
 /// Sends a request and returns the response if its status is 2xx; any other status becomes

@@ -77,6 +77,10 @@ impl ChatProvider for OpenAiProvider {
         true
     }
 
+    fn server(&self) -> Option<(String, u16)> {
+        crate::provider::server_of(&self.chat_url)
+    }
+
     async fn chat_with(
         &self,
         request: ChatCompletionRequest,
@@ -86,24 +90,48 @@ impl ChatProvider for OpenAiProvider {
         if let Some(from_class) = self.priority_from_class {
             with_priority(&mut body, options.class.filter(|_| from_class));
         }
-        send_chat(&self.http, &self.chat_url, &self.headers, &body).await
+        send_chat(
+            &self.http,
+            &self.chat_url,
+            &self.headers,
+            &options.trace,
+            &body,
+        )
+        .await
     }
 
     async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
-        send_embeddings(&self.http, &self.embeddings_url, &self.headers, &request).await
+        self.embed_with(request, CallOptions::default()).await
+    }
+
+    async fn embed_with(
+        &self,
+        request: EmbeddingsRequest,
+        options: CallOptions,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        send_embeddings(
+            &self.http,
+            &self.embeddings_url,
+            &self.headers,
+            &options.trace,
+            &request,
+        )
+        .await
     }
 }
 
 /// One chat call to an OpenAI-shaped endpoint, `body` made by [`upstream_request`]: the answer
 /// whole, or its stream read as chunks. Every adapter of an API that speaks OpenAI's shapes
-/// (Azure OpenAI's too) calls through here.
+/// (Azure OpenAI's too) calls through here. `trace` is the call's trace headers
+/// ([`CallOptions::trace`]).
 pub(crate) async fn send_chat(
     http: &reqwest::Client,
     url: &reqwest::Url,
     headers: &HeaderMap,
+    trace: &HeaderMap,
     body: &ChatCompletionRequest,
 ) -> Result<ChatReply, ProviderError> {
-    let response = http::post_json(http, url, headers, body).await?;
+    let response = http::post_json(http, url, headers, trace, body).await?;
     if body.is_stream() {
         Ok(ChatReply::Stream(chunk_stream(http::sse_events(
             response.bytes_stream(),
@@ -119,9 +147,10 @@ pub(crate) async fn send_embeddings(
     http: &reqwest::Client,
     url: &reqwest::Url,
     headers: &HeaderMap,
+    trace: &HeaderMap,
     request: &EmbeddingsRequest,
 ) -> Result<EmbeddingsResponse, ProviderError> {
-    let response = http::post_json(http, url, headers, request).await?;
+    let response = http::post_json(http, url, headers, trace, request).await?;
     http::read_json(response).await
 }
 

@@ -75,15 +75,39 @@ pub trait ChatProvider: Send + Sync + 'static {
             format!("the {} provider does not serve embeddings", self.kind()),
         ))
     }
+
+    /// One embeddings call, with what the gateway knows beyond its body (the trace's
+    /// headers; adapters that have no use for it ignore it).
+    async fn embed_with(
+        &self,
+        request: EmbeddingsRequest,
+        _options: CallOptions,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        self.embed(request).await
+    }
+
+    /// The host and port its calls go to (`server.address` in a trace); `None` for a
+    /// provider in this process.
+    fn server(&self) -> Option<(String, u16)> {
+        None
+    }
 }
 
 /// What the gateway knows about one call that its body does not say.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallOptions {
     /// The request's priority class. An engine that schedules by priority (vLLM, the
     /// simulator's engine) is told it as its own number ([`engine_priority`]); `None` sends
     /// none.
     pub class: Option<Class>,
+    /// Headers naming the call's trace (`traceparent`, `tracestate`), sent with it by the
+    /// adapters that call over HTTP; empty when the request is not traced.
+    pub trace: reqwest::header::HeaderMap,
+}
+
+/// A URL's host and port (the scheme's default when it names none).
+pub(crate) fn server_of(url: &reqwest::Url) -> Option<(String, u16)> {
+    Some((url.host_str()?.to_owned(), url.port_or_known_default()?))
 }
 
 /// A class as vLLM's `priority` (lower runs first; a request without one is 0): critical 0,

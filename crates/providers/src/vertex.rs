@@ -65,6 +65,7 @@ impl VertexProvider {
         &self,
         request: ChatCompletionRequest,
         headers: &HeaderMap,
+        trace: &HeaderMap,
     ) -> Result<ChatReply, ProviderError> {
         let streaming = request.is_stream();
         let model = request.model.clone();
@@ -84,7 +85,7 @@ impl VertexProvider {
             "rawPredict"
         };
         let url = model_url(&self.anthropic, &model, method)?;
-        let response = http::post_json(&self.http, &url, headers, &body).await?;
+        let response = http::post_json(&self.http, &url, headers, trace, &body).await?;
         if streaming {
             let events = http::sse_events(response.bytes_stream());
             Ok(ChatReply::Stream(anthropic::chunk_stream(
@@ -112,10 +113,15 @@ impl ChatProvider for VertexProvider {
         "vertex"
     }
 
+    /// Both publishers' models are on the one host.
+    fn server(&self) -> Option<(String, u16)> {
+        crate::provider::server_of(&self.google)
+    }
+
     async fn chat_with(
         &self,
         request: ChatCompletionRequest,
-        _options: CallOptions,
+        options: CallOptions,
     ) -> Result<ChatReply, ProviderError> {
         // Refused before any token is fetched: Anthropic's models give one choice.
         if is_anthropic(&request.model) && request.n.is_some_and(|n| n > 1) {
@@ -126,9 +132,9 @@ impl ChatProvider for VertexProvider {
         }
         let headers = self.headers().await?;
         if is_anthropic(&request.model) {
-            self.anthropic_call(request, &headers).await
+            self.anthropic_call(request, &headers, &options.trace).await
         } else {
-            generate(&self.http, &self.google, &headers, request).await
+            generate(&self.http, &self.google, &headers, &options.trace, request).await
         }
     }
 }

@@ -62,7 +62,15 @@ async fn finish(reply: ChatReply) {
 
 /// One call to the end, with `extra` in the body and the gateway's `class`.
 async fn call(p: &Arc<dyn ChatProvider>, extra: Value, class: Option<Class>) {
-    let reply = p.chat_with(request(extra), CallOptions { class }).await;
+    let reply = p
+        .chat_with(
+            request(extra),
+            CallOptions {
+                class,
+                ..Default::default()
+            },
+        )
+        .await;
     finish(reply.expect("answer")).await;
 }
 
@@ -126,7 +134,10 @@ async fn the_vllm_fake_runs_the_higher_class_first() {
     for (n, class) in [(1, Class::Batch), (2, Class::Critical)] {
         let (p, done) = (p.clone(), done.clone());
         calls.push(tokio::spawn(async move {
-            let options = CallOptions { class: Some(class) };
+            let options = CallOptions {
+                class: Some(class),
+                ..Default::default()
+            };
             finish(
                 p.chat_with(request(json!({})), options)
                     .await

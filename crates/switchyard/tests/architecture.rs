@@ -53,6 +53,7 @@ const LAYERS: &[(&str, &[Rule])] = &[
         ("control_plane/", &["edge/"]),
         ("error.rs", &["data_plane/", "control_plane/", "edge/"]),
         ("metrics.rs", &["data_plane/", "control_plane/", "edge/"]),
+        ("otel.rs", &["data_plane/", "control_plane/", "edge/"]),
         ("tasks.rs", &["data_plane/", "control_plane/", "edge/"]),
     ]),
 ];

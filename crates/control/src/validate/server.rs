@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::checker::Checker;
-use crate::raw::{RawRedis, RawServer, RawStorage, RawTelemetry};
+use super::values::{env_name, http_url};
+use crate::raw::{RawOtlp, RawRedis, RawServer, RawStorage, RawTelemetry};
 use crate::spec::{
-    ContentSpec, LogFormat, RedisFailure, RedisSpec, ServerSpec, StorageSpec, TelemetrySpec,
+    ContentSpec, LogFormat, OtlpSpec, RedisFailure, RedisSpec, ServerSpec, StorageSpec,
+    TelemetrySpec,
 };
 use crate::SecretUrl;
 
@@ -142,5 +144,41 @@ pub(super) fn telemetry(c: &mut Checker, t: &RawTelemetry) -> TelemetrySpec {
             max_bytes: usize::try_from(t.content_max_bytes).unwrap_or(usize::MAX),
         }),
         content_retention: Duration::from_secs(u64::from(t.content_retention_days) * 86_400),
+        otlp: t.otlp.as_ref().map(|o| otlp(c, o)),
+    }
+}
+
+fn otlp(c: &mut Checker, o: &RawOtlp) -> OtlpSpec {
+    let endpoint =
+        (!o.endpoint.is_empty()).then(|| http_url(c, "telemetry.otlp.endpoint", &o.endpoint));
+    env_name(c, "telemetry.otlp.headers_env", &o.headers_env);
+    c.ensure(
+        (0.0..=1.0).contains(&o.sampling_ratio),
+        "telemetry.otlp.sampling_ratio",
+        "must be between 0 and 1",
+    );
+    let (timeouts, queues) = (OtlpSpec::TIMEOUT_MS_RANGE, OtlpSpec::QUEUE_RANGE);
+    c.ensure(
+        timeouts.contains(&o.timeout_ms),
+        "telemetry.otlp.timeout_ms",
+        format!(
+            "must be between {} and {}",
+            timeouts.start(),
+            timeouts.end()
+        ),
+    );
+    c.ensure(
+        queues.contains(&o.queue_size),
+        "telemetry.otlp.queue_size",
+        format!("must be between {} and {}", queues.start(), queues.end()),
+    );
+    OtlpSpec {
+        endpoint,
+        headers_env: o.headers_env.clone(),
+        service_name: (!o.service_name.is_empty()).then(|| o.service_name.clone()),
+        sampling_ratio: o.sampling_ratio.clamp(0.0, 1.0),
+        timeout: Duration::from_millis(o.timeout_ms),
+        queue_size: o.queue_size,
+        metrics: o.metrics,
     }
 }

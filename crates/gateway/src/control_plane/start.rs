@@ -37,6 +37,8 @@ pub enum OpenError {
     Telemetry(std::io::Error),
     #[error("redis: {0}")]
     Redis(crate::data_plane::shared::SharedError),
+    #[error("{0}")]
+    Otlp(#[from] crate::otel::OtlpError),
 }
 
 /// The store, the records' writer's own handle on it, and the writer's spool.
@@ -176,8 +178,14 @@ impl ControlPlane {
             },
         )
         .map_err(OpenError::Telemetry)?;
+        let started = start_traces(&config, &env)?;
+        let (traces, tracer, gen_ai) = match started {
+            Some(s) => (Some(s.export), Some(s.tracer), s.gen_ai),
+            None => (None, None, None),
+        };
         let control = ControlPlane {
-            running: Running::new(pipeline, live, slos.clone()),
+            running: Running::new(pipeline, live, slos.clone(), tracer, gen_ai),
+            traces,
             telemetry: writer.sender(),
             store,
             changes,
@@ -201,6 +209,27 @@ impl ControlPlane {
         control.refresh_control()?;
         Ok((control, writer, config))
     }
+}
+
+/// OTLP export of traces, when `[telemetry.otlp]` or the environment asks for it. It sends on
+/// the runtime this is called from (`open` runs on its blocking pool); without one (a command
+/// that serves nothing) there is nothing to trace.
+fn start_traces(config: &Config, env: &Env) -> Result<Option<crate::otel::Started>, OpenError> {
+    let Some(settings) = crate::otel::Settings::resolve(config.telemetry.otlp.as_ref(), &**env)?
+    else {
+        return Ok(None);
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Ok(None);
+    };
+    tracing::info!(
+        endpoint = %settings.endpoint,
+        metrics = settings.metrics_endpoint.as_deref().unwrap_or("off"),
+        headers = settings.header_count(),
+        sampling_ratio = settings.sampling_ratio,
+        "traces exported over OTLP"
+    );
+    Ok(Some(crate::otel::Export::start(settings, runtime)?))
 }
 
 /// The fleet's judgement, when replicas share the store (PostgreSQL), and the admission gates,

@@ -46,6 +46,8 @@ pub struct ControlPlane {
     pub(crate) gates: Arc<Gates>,
     /// The fleet's judgement, when replicas share the store (PostgreSQL).
     pub fleet: Option<super::fleet::Fleet>,
+    /// OTLP export of traces, when configured; flushed at shutdown (`Server::run`).
+    pub traces: Option<crate::otel::Export>,
 }
 
 impl ControlPlane {

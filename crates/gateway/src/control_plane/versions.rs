@@ -233,6 +233,12 @@ fn build_checked(
             field: "storage.data_dir",
         });
     }
+    // Trace export starts with the process (`otel.rs`).
+    if config.telemetry.otlp != running.config.telemetry.otlp {
+        return Err(ApplyError::NeedsRestart {
+            field: "telemetry.otlp",
+        });
+    }
     // A model rollout's arms must stay servable: no request may find its model missing.
     let live = state.running.live.load();
     if let Some((rollout, model)) = live

@@ -43,7 +43,7 @@ pub async fn call(
         return provider.chat_with(request, options).await;
     }
     request.n = None;
-    let calls = (0..n).map(|_| provider.chat_with(request.clone(), options));
+    let calls = (0..n).map(|_| provider.chat_with(request.clone(), options.clone()));
     let replies = futures::future::try_join_all(calls).await?;
     let mut whole = Vec::new();
     let mut streams = Vec::new();

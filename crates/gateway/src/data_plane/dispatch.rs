@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use http::HeaderMap;
 use rand::Rng;
 use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse};
 use switchyard_control::{ModelSpec, OnSaturation};
@@ -45,6 +46,7 @@ use crate::data_plane::admission::{Ask, Gate, Slot};
 use crate::data_plane::choices;
 use crate::data_plane::engines::{p2c_loads, Candidate, EngineWatch};
 use crate::data_plane::record::RecordGuard;
+use crate::data_plane::trace::{Attempt, AttemptInfo};
 use crate::error::{ErrorKind, GatewayError};
 use crate::metrics as m;
 
@@ -297,27 +299,31 @@ impl Dispatcher {
             .any(|m| m.deployments.iter().any(|d| d.deployment.gate().is_some()));
         let ask = limited.then(|| record.ask());
         // The class reaches engines that schedule by it (vLLM's `priority`).
-        let options = switchyard_providers::CallOptions {
-            class: Some(record.priority()),
-        };
+        let class = Some(record.priority());
         let result = self
-            .run_with(record, chain, ask.as_ref(), |deployment: &Deployment| {
-                let mut attempt = request.clone();
-                attempt.model.clone_from(&deployment.upstream_model);
-                let provider = deployment.provider.clone();
-                async move {
-                    match choices::call(provider.as_ref(), attempt, options).await? {
-                        ChatReply::Complete(r) => Ok(Started::Complete(r)),
-                        ChatReply::Stream(mut rest) => match rest.next().await {
-                            Some(Ok(first)) => Ok(Started::Stream { first, rest }),
-                            Some(Err(e)) => Err(e),
-                            None => Err(ProviderError::Stream(
-                                "the stream ended before its first chunk".into(),
-                            )),
-                        },
+            .run_with(
+                record,
+                chain,
+                ask.as_ref(),
+                |deployment: &Deployment, trace| {
+                    let mut attempt = request.clone();
+                    attempt.model.clone_from(&deployment.upstream_model);
+                    let provider = deployment.provider.clone();
+                    let options = switchyard_providers::CallOptions { class, trace };
+                    async move {
+                        match choices::call(provider.as_ref(), attempt, options).await? {
+                            ChatReply::Complete(r) => Ok(Started::Complete(r)),
+                            ChatReply::Stream(mut rest) => match rest.next().await {
+                                Some(Ok(first)) => Ok(Started::Stream { first, rest }),
+                                Some(Err(e)) => Err(e),
+                                None => Err(ProviderError::Stream(
+                                    "the stream ended before its first chunk".into(),
+                                )),
+                            },
+                        }
                     }
-                }
-            })
+                },
+            )
             .await;
         // Preempted calls cost their prompts, whether the request was answered or not.
         if record.cancelled_calls() > 0 {
@@ -334,7 +340,8 @@ impl Dispatcher {
     }
 
     /// Runs `call` against the chain with retries, breakers and fallbacks (see the module
-    /// comment). Attempts are counted in the record as they happen.
+    /// comment). Attempts are counted in the record as they happen. `call` is given the
+    /// headers naming the attempt's trace (empty when the request is not traced).
     pub async fn run<T, F, Fut>(
         &self,
         record: &mut RecordGuard,
@@ -342,7 +349,7 @@ impl Dispatcher {
         call: F,
     ) -> Result<(T, Served), GatewayError>
     where
-        F: Fn(&Deployment) -> Fut,
+        F: Fn(&Deployment, HeaderMap) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         self.run_with(record, chain, None, call).await
@@ -358,7 +365,7 @@ impl Dispatcher {
         call: F,
     ) -> Result<(T, Served), GatewayError>
     where
-        F: Fn(&Deployment) -> Fut,
+        F: Fn(&Deployment, HeaderMap) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let Some(primary) = chain.first() else {
@@ -374,6 +381,7 @@ impl Dispatcher {
         let mut last: Option<GatewayError> = None;
         let mut failed: Vec<Arc<Deployment>> = Vec::new();
         let start = ask.map_or(0, |ask| first_with_capacity(chain, ask));
+        let mut tries = 0u32;
         'chain: for model in &chain[start..] {
             let policy = &model.spec.resilience;
             let mut retry_after = None;
@@ -396,6 +404,9 @@ impl Dispatcher {
                 // The record names the last model and deployment tried, so failed requests
                 // count against the model that failed them.
                 record.attempt(&model.spec.name, &deployment.label);
+                tries += 1;
+                let span = record.trace_attempt(|| attempt_info(model, &deployment, tries));
+                let trace = span.as_ref().map(Attempt::headers).unwrap_or_default();
                 let slot = match (ask, deployment.gate()) {
                     (Some(ask), Some(gate)) => {
                         let from = tokio::time::Instant::now();
@@ -408,9 +419,15 @@ impl Dispatcher {
                 };
                 let (outcome, slot) =
                     call_admitted(record, slot, policy.attempt_timeout, &mut deadline, || {
-                        call(&deployment)
+                        call(&deployment, trace.clone())
                     })
                     .await?;
+                if let Some(span) = span {
+                    match &outcome {
+                        Ok(_) => span.end(Some(200), None),
+                        Err(e) => span.end(e.status(), Some(e.kind())),
+                    }
+                }
                 match outcome {
                     Ok(value) => {
                         flight.succeeded();
@@ -578,6 +595,22 @@ fn circuit_open(model: &ModelRuntime, at: Instant) -> GatewayError {
     // Half-open with its probe in flight: no time is known, the default holds.
     refused.retry_after = model.reopens_in(at);
     refused
+}
+
+/// What an attempt's span says of it.
+fn attempt_info<'a>(
+    model: &'a ModelRuntime,
+    deployment: &'a Deployment,
+    number: u32,
+) -> AttemptInfo<'a> {
+    AttemptInfo {
+        model: &model.spec.name,
+        upstream_model: &deployment.upstream_model,
+        deployment: &deployment.label,
+        provider: deployment.provider.kind(),
+        server: deployment.provider.server(),
+        number,
+    }
 }
 
 /// Who answered, a fallback counted when it was not the primary.

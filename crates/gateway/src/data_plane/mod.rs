@@ -32,6 +32,7 @@ pub mod routing;
 pub mod running;
 pub mod shared;
 pub mod stream;
+pub mod trace;
 
 pub use record::OutcomeSink;
 pub use running::Running;

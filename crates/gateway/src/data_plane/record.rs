@@ -3,7 +3,9 @@
 //! stream is dropped mid-way. Usage accounting (limits, spend) settles in the same place.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+use opentelemetry_sdk::trace::SdkTracer;
 
 use switchyard_control::Price;
 use switchyard_store::telemetry::TelemetrySender;
@@ -14,7 +16,9 @@ use switchyard_admission::Class;
 use crate::data_plane::admission::Ask;
 use crate::data_plane::guards::Outcome;
 use crate::data_plane::keys::{Admission, KeyState, RateLimits};
+use crate::data_plane::trace::{Attempt, AttemptInfo, RequestTrace};
 use crate::metrics::{self as m, LabelValue, Labels};
+use crate::otel::{GenAiMetrics, GenAiSample};
 
 pub struct RecordGuard {
     record: RequestRecord,
@@ -65,6 +69,10 @@ pub struct RecordGuard {
     priority: Class,
     /// What it holds of a deployment's capacity while it runs: its prompt and output estimate.
     capacity_tokens: u64,
+    /// Its trace, when traces are exported (`trace.rs`); `None` costs nothing.
+    trace: Option<Box<RequestTrace>>,
+    /// The GenAI metrics over OTLP, when exported.
+    gen_ai: Option<Arc<GenAiMetrics>>,
 }
 
 /// Where a finished request's outcome goes besides its record: the control plane's SLOs
@@ -126,7 +134,75 @@ impl RecordGuard {
             labels,
             priority: Class::default(),
             capacity_tokens: 0,
+            trace: None,
+            gen_ai: None,
         }
+    }
+
+    /// Starts the request's trace on `tracer`, under the caller's `traceparent` if valid.
+    pub fn start_trace(
+        &mut self,
+        tracer: &SdkTracer,
+        headers: &axum::http::HeaderMap,
+        gen_ai: Option<Arc<GenAiMetrics>>,
+    ) {
+        self.gen_ai = gen_ai;
+        self.trace = Some(Box::new(RequestTrace::start(
+            tracer,
+            headers,
+            self.endpoint,
+        )));
+    }
+
+    /// When a stage starts, if the request is traced (`None`: not traced, nothing to time).
+    pub fn stage_clock(&self) -> Option<SystemTime> {
+        self.trace.as_ref().map(|_| SystemTime::now())
+    }
+
+    /// A finished stage's span, from `since` ([`Self::stage_clock`]) to now; `attributes` is
+    /// called only when the request is traced.
+    pub fn trace_stage(
+        &self,
+        name: &'static str,
+        since: Option<SystemTime>,
+        attributes: impl FnOnce() -> Vec<opentelemetry::KeyValue>,
+    ) {
+        if let (Some(trace), Some(since)) = (&self.trace, since) {
+            trace.stage(name, since, attributes());
+        }
+    }
+
+    /// The request's parameters, into its span.
+    pub fn trace_request(&mut self, request: &switchyard_api::ChatCompletionRequest) {
+        if let Some(t) = &mut self.trace {
+            t.request(request);
+        }
+    }
+
+    /// A whole answer's id and finish reasons, into its span.
+    pub fn trace_answer(&mut self, response: &switchyard_api::ChatCompletionResponse) {
+        if let Some(t) = &mut self.trace {
+            t.answer(response);
+        }
+    }
+
+    /// A streamed chunk's id and finish reasons, into its span.
+    pub fn trace_chunk(&mut self, chunk: &switchyard_api::ChatCompletionChunk) {
+        if let Some(t) = &mut self.trace {
+            t.chunk(chunk);
+        }
+    }
+
+    /// The kind of provider that answered.
+    pub fn trace_provider(&mut self, kind: &'static str) {
+        if let Some(t) = &mut self.trace {
+            t.provider(kind);
+        }
+    }
+
+    /// An upstream attempt's span, started now, when the request is traced.
+    pub fn trace_attempt<'a>(&self, info: impl FnOnce() -> AttemptInfo<'a>) -> Option<Attempt> {
+        self.trace.as_ref().map(|t| t.attempt(&info()))
     }
 
     /// The request's priority class, from now on in its record and `x-switchyard-priority`.
@@ -459,6 +535,12 @@ impl RecordGuard {
         if self.access_log {
             access_log(r);
         }
+        if let Some(trace) = self.trace.take() {
+            if let Some(gen_ai) = &self.gen_ai {
+                record_gen_ai(gen_ai, &self.labels, &self.record, &trace);
+            }
+            trace.end(&self.record, self.route_header.as_deref());
+        }
         let record = std::mem::take(&mut self.record);
         match self.content.take() {
             // Masked for storage on the writer's thread, not here.
@@ -478,6 +560,23 @@ impl Drop for RecordGuard {
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// The GenAI metrics of a finished request, its model names bounded like `/metrics`' labels.
+fn record_gen_ai(gen_ai: &GenAiMetrics, labels: &Labels, r: &RequestRecord, trace: &RequestTrace) {
+    let requested = labels.target(r.requested_model.as_deref().unwrap_or_default());
+    let response = r.model.as_deref().map(|m| labels.model(m));
+    gen_ai.record(&GenAiSample {
+        operation: trace.operation(),
+        provider: trace.provider_name(),
+        requested: requested.as_str(),
+        response: response.as_ref().map(LabelValue::as_str),
+        input_tokens: r.prompt_tokens,
+        output_tokens: r.completion_tokens,
+        seconds: r.latency_ms / 1e3,
+        first_token_seconds: r.ttft_ms.filter(|_| r.stream).map(|ms| ms / 1e3),
+        error: r.error_kind.as_deref().filter(|_| r.status >= 400),
+    });
 }
 
 /// One structured line per request under the `switchyard::access` target, when

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use crate::otel::GenAiMetrics;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::http::HeaderMap;
 use bytes::Bytes;
+use opentelemetry_sdk::trace::SdkTracer;
 use switchyard_api::ChatCompletionRequest;
 use switchyard_rollout::TargetKind;
 use switchyard_store::telemetry::TelemetrySender;
@@ -26,15 +28,28 @@ pub struct Running {
     pub live: ArcSwap<Live>,
     /// Where chat requests report their outcome when they end (the SLOs).
     outcomes: Arc<dyn OutcomeSink>,
+    /// Where requests start their traces, when traces are exported (`crate::otel`); set
+    /// once at start, for the process.
+    tracer: Option<SdkTracer>,
+    /// The GenAI metrics over OTLP, when asked for (`[telemetry.otlp] metrics`).
+    gen_ai: Option<Arc<GenAiMetrics>>,
 }
 
 impl Running {
-    pub fn new(pipeline: Pipeline, live: Live, outcomes: Arc<dyn OutcomeSink>) -> Self {
+    pub fn new(
+        pipeline: Pipeline,
+        live: Live,
+        outcomes: Arc<dyn OutcomeSink>,
+        tracer: Option<SdkTracer>,
+        gen_ai: Option<Arc<GenAiMetrics>>,
+    ) -> Self {
         Running {
             pipeline: ArcSwap::from_pointee(pipeline),
             candidate: ArcSwapOption::empty(),
             live: ArcSwap::from_pointee(live),
             outcomes,
+            tracer,
+            gen_ai,
         }
     }
 }
@@ -48,12 +63,14 @@ pub struct ConfigCandidate {
 }
 
 impl Running {
-    /// The pipeline a request starts on, and its record (which names that config version).
+    /// The pipeline a request starts on, and its record (which names that config version),
+    /// with its trace when traces are exported (a child of `headers`' `traceparent`).
     pub fn begin(
         &self,
         telemetry: TelemetrySender,
         request_id: String,
         endpoint: &'static str,
+        headers: &HeaderMap,
     ) -> (Arc<Pipeline>, RecordGuard) {
         let pipeline = self.pipeline.load_full();
         let mut record = RecordGuard::new(
@@ -64,6 +81,9 @@ impl Running {
             pipeline.labels().clone(),
         );
         record.runs_on(short_version(&pipeline.version), pipeline.labels().clone());
+        if let Some(tracer) = &self.tracer {
+            record.start_trace(tracer, headers, self.gen_ai.clone());
+        }
         (pipeline, record)
     }
 

@@ -174,6 +174,9 @@ impl State {
     /// What to send for a chunk, or `None` to send nothing (a usage chunk the client did
     /// not ask for).
     fn on_chunk(&mut self, mut chunk: ChatCompletionChunk) -> Option<Vec<StreamItem>> {
+        if let Some(r) = self.record.as_mut() {
+            r.trace_chunk(&chunk);
+        }
         if let Some((_, assembler)) = &mut self.fill {
             assembler.push(&chunk);
         }

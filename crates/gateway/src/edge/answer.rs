@@ -119,9 +119,12 @@ pub(crate) fn begin(
     endpoint: &'static str,
 ) -> (Arc<Pipeline>, RecordGuard) {
     let control = &app.control;
-    control
-        .running
-        .begin(control.telemetry.clone(), request_id(headers), endpoint)
+    control.running.begin(
+        control.telemetry.clone(),
+        request_id(headers),
+        endpoint,
+        headers,
+    )
 }
 
 /// A whole JSON answer: headers from the record, then the record finished as a success.

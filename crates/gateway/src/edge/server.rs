@@ -194,6 +194,15 @@ impl Server {
         }
         upkeep.abort();
         background.stop().await;
+        // The spans of requests now finished, exported within a bound (the export thread
+        // waits on this runtime's tasks, so it is waited for off the async threads).
+        let control = state.control.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(traces) = &control.traces {
+                traces.shutdown(TRACES_FLUSH);
+            }
+        })
+        .await;
         let telemetry = state.control.telemetry.clone();
         drop(state);
         let closed = tokio::task::spawn_blocking(move || writer.close())
@@ -207,6 +216,9 @@ impl Server {
         Ok(closed)
     }
 }
+
+/// How long shutdown waits for the spans still queued to be exported.
+const TRACES_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// After the shutdown signal, how long a connection may stay open for a request already on
 /// its way (bounded by `shutdown_grace`): an idle keep-alive connection closed at once races

@@ -154,10 +154,14 @@ impl ChatProvider for BedrockProvider {
         "bedrock"
     }
 
+    fn server(&self) -> Option<(String, u16)> {
+        crate::provider::server_of(&reqwest::Url::parse(&self.base).ok()?)
+    }
+
     async fn chat_with(
         &self,
         request: ChatCompletionRequest,
-        _options: CallOptions,
+        options: CallOptions,
     ) -> Result<ChatReply, ProviderError> {
         let streaming = request.is_stream();
         let model = request.model.clone();
@@ -167,7 +171,10 @@ impl ChatProvider for BedrockProvider {
         })?;
         let url = self.url(&model, streaming)?;
         let headers = self.signed_headers(&url, &body, streaming).await?;
-        let response = http::send(self.http.post(url).headers(headers).body(body)).await?;
+        // The trace's headers go unsigned, as AWS's signer leaves its own `x-amzn-trace-id`:
+        // a proxy on the way may rewrite them, and that must not break the signature.
+        let request = self.http.post(url).headers(headers).headers(options.trace);
+        let response = http::send(request.body(body)).await?;
         let created = unix_now();
         // Converse answers have no id: AWS's request id stands in.
         let id = response

@@ -674,7 +674,10 @@ async fn on_an_engine_the_class_orders_the_queue() {
     ] {
         let (p, done) = (p.clone(), done.clone());
         calls.push(tokio::spawn(async move {
-            let options = crate::CallOptions { class };
+            let options = crate::CallOptions {
+                class,
+                ..Default::default()
+            };
             p.chat_with(ask(name), options).await.unwrap();
             done.lock().unwrap().push(name);
         }));

@@ -381,8 +381,12 @@ async fn answer(
     let running = &control.running;
     let chat = batch.endpoint == "/v1/chat/completions";
     let endpoint = if chat { "chat" } else { "embeddings" };
-    let (pipeline, mut record) =
-        running.begin(control.telemetry.clone(), request_id.to_owned(), endpoint);
+    let (pipeline, mut record) = running.begin(
+        control.telemetry.clone(),
+        request_id.to_owned(),
+        endpoint,
+        &headers,
+    );
     record.set_batch_price(spec);
     let answered = match key_hash {
         None => Err(GatewayError::new(

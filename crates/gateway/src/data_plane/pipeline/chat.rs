@@ -5,6 +5,7 @@
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse};
 use switchyard_cache::{CacheControl, HitKind};
 use switchyard_control::{CachePolicySpec, JudgeGuardSpec, OutputAction, Policy};
@@ -25,6 +26,7 @@ use crate::data_plane::live::Live;
 use crate::data_plane::record::RecordGuard;
 use crate::data_plane::routing::{header_policy, Route};
 use crate::data_plane::stream::{gateway_chunk, StreamAnswer};
+use crate::data_plane::trace::strings;
 use crate::error::{ErrorKind, GatewayError};
 
 /// A stage's result: go on (with what the stage found), or answer now.
@@ -53,6 +55,8 @@ struct ChatContext<'a> {
     masking: Option<Masking>,
     /// The classifying input guards, running until the call needs their verdict.
     screen: Option<Screen>,
+    /// When the screen started, when the request is traced.
+    screen_since: Option<std::time::SystemTime>,
     /// Where a cache miss's answer is stored.
     fill: Option<CacheFill>,
 }
@@ -120,6 +124,7 @@ impl Pipeline {
         }
         validate_chat(&request)?;
         record.set_request(&request.model, request.is_stream());
+        record.trace_request(&request);
         let cache_control = if live.flags.is_off(flags::CACHE, &caller.user) {
             CacheControl::Bypass
         } else {
@@ -146,6 +151,7 @@ impl Pipeline {
             verdicts: Vec::new(),
             masking: None,
             screen: None,
+            screen_since: None,
             fill: None,
         })
     }
@@ -155,8 +161,14 @@ impl Pipeline {
     /// is what is stored, refused or not.
     fn mask(&self, record: &mut RecordGuard, cx: &mut ChatContext<'_>) -> Result<(), GatewayError> {
         context_field_message(&mut cx.request)?;
+        let since = record.stage_clock();
         let masked = cx.guards.mask(&mut cx.request, &mut cx.verdicts);
         record.set_guards(&cx.verdicts);
+        if !cx.verdicts.is_empty() {
+            record.trace_stage("switchyard.guard.mask", since, || {
+                guard_attributes(&cx.verdicts)
+            });
+        }
         if let Some(content) = &self.content {
             record.capture_content(content.capture(&cx.request));
         }
@@ -220,6 +232,7 @@ impl Pipeline {
     /// before anything is spent.
     async fn screen_first(&self, record: &mut RecordGuard, cx: &mut ChatContext<'_>) -> Stage {
         cx.screen = cx.guards.screen(&cx.request);
+        cx.screen_since = cx.screen.as_ref().and_then(|_| record.stage_clock());
         if !cx.guards.screens_first() {
             return Ok(Continue(()));
         }
@@ -237,8 +250,10 @@ impl Pipeline {
         cx: &mut ChatContext<'_>,
         screen: Screen,
     ) -> Stage {
+        let before = cx.verdicts.len();
         cx.verdicts.extend(cx.guards.settle(screen).await);
         record.set_guards(&cx.verdicts);
+        trace_screen(record, cx, before);
         if let Some(text) = cx.guards.refusal_answer(&cx.verdicts) {
             return Ok(Break(self.answer_from_guard(record, &cx.request, text)));
         }
@@ -262,6 +277,7 @@ impl Pipeline {
             policy.semantic = false;
         }
         let tenant = &cx.caller.key.tenant;
+        let since = record.stage_clock();
         let outcome = cache
             .lookup(tenant, &cx.scope, &policy, cx.cache_control, &cx.request)
             .finish()
@@ -272,6 +288,7 @@ impl Pipeline {
                 kind,
                 slot,
             } => {
+                record.trace_stage("switchyard.cache.lookup", since, || cache_attributes(kind));
                 if let Some(slot) = slot {
                     cache.served(record.request_id(), slot);
                 }
@@ -290,6 +307,13 @@ impl Pipeline {
                 fill,
             } => {
                 record.set_cache_miss(label, best_similarity);
+                record.trace_stage("switchyard.cache.lookup", since, || {
+                    let mut a = vec![KeyValue::new("switchyard.cache.outcome", label)];
+                    if let Some(s) = best_similarity {
+                        a.push(KeyValue::new("switchyard.cache.similarity", f64::from(s)));
+                    }
+                    a
+                });
                 cx.fill = fill;
                 Ok(Continue(()))
             }
@@ -338,6 +362,7 @@ impl Pipeline {
         key_id: &str,
     ) -> Arc<ModelRuntime> {
         use crate::metrics::{self as m, LabelValue};
+        let since = record.stage_clock();
         let decision = route.runtime.decide(request, key_id, policy);
         let by = if decision.rule.is_some() {
             "rule"
@@ -358,6 +383,14 @@ impl Pipeline {
             decision.header_value(),
             serde_json::to_string(&decision).ok(),
         );
+        record.trace_stage("switchyard.route", since, || {
+            vec![
+                KeyValue::new("switchyard.route.name", route.runtime.spec.name.clone()),
+                KeyValue::new("switchyard.route.policy", policy.to_string()),
+                KeyValue::new("switchyard.route.model", decision.model.clone()),
+                KeyValue::new("switchyard.route.by", by),
+            ]
+        });
         route.target(decision.chosen).clone()
     }
 
@@ -372,8 +405,10 @@ impl Pipeline {
         let call = self.dispatcher.chat(record, chain, &cx.request);
         let result = match cx.screen.take() {
             Some(screen) => {
+                let before = cx.verdicts.len();
                 let (result, screened) = cx.guards.alongside(call, screen).await;
                 cx.verdicts.extend(screened);
+                trace_screen(record, cx, before);
                 result
             }
             None => call.await,
@@ -442,6 +477,8 @@ impl Pipeline {
         let guards = cx.guards;
         let mut retries = guards.output_policy().retries;
         loop {
+            let since = record.stage_clock();
+            let before = cx.verdicts.len();
             let mut failure = guards.review(&cx.request, &mut response, &mut cx.verdicts);
             if failure.is_none() {
                 if let Some(judge) = guards.judge() {
@@ -459,6 +496,11 @@ impl Pipeline {
             }
             // What the model wrote: the last attempt, before any safe answer.
             record.capture_answer(&response);
+            if cx.verdicts.len() > before {
+                record.trace_stage("switchyard.guard.output", since, || {
+                    guard_attributes(&cx.verdicts[before..])
+                });
+            }
             let Some((failed, action)) = failure else {
                 record.set_guards(&cx.verdicts);
                 return Ok((response, true));
@@ -579,6 +621,7 @@ impl Pipeline {
         record.set_cache_hit(kind);
         record.set_served(&response.model, "cache", None);
         record.set_usage(usage.prompt_tokens, usage.completion_tokens, false);
+        record.trace_answer(&response);
         // As cached: with placeholders, not this request's values.
         record.capture_answer(&response);
         if let Some(m) = &masking {
@@ -728,12 +771,54 @@ fn complete(
         ));
     }
     let usage = response.usage.clone().unwrap_or_default();
+    record.trace_answer(&response);
     if add {
         record.add_usage(usage.prompt_tokens, usage.completion_tokens, counted);
     } else {
         record.set_usage(usage.prompt_tokens, usage.completion_tokens, counted);
     }
     response
+}
+
+/// The screen's span, from its start to its verdicts (those after `before`).
+fn trace_screen(record: &RecordGuard, cx: &ChatContext<'_>, before: usize) {
+    if cx.verdicts.len() > before {
+        record.trace_stage("switchyard.guard.screen", cx.screen_since, || {
+            guard_attributes(&cx.verdicts[before..])
+        });
+    }
+}
+
+/// A guard stage's verdicts as span attributes: which guards, and what each found.
+fn guard_attributes(verdicts: &[GuardVerdict]) -> Vec<KeyValue> {
+    vec![
+        strings(
+            "switchyard.guard.names",
+            verdicts.iter().map(|v| v.guard.to_owned()).collect(),
+        ),
+        strings(
+            "switchyard.guard.outcomes",
+            verdicts
+                .iter()
+                .map(|v| v.outcome.as_str().to_owned())
+                .collect(),
+        ),
+        KeyValue::new(
+            "switchyard.guard.blocked",
+            verdicts.iter().any(|v| v.blocks),
+        ),
+    ]
+}
+
+/// A cache hit as span attributes.
+fn cache_attributes(kind: HitKind) -> Vec<KeyValue> {
+    match kind {
+        HitKind::Exact => vec![KeyValue::new("switchyard.cache.outcome", "hit-exact")],
+        HitKind::Semantic { similarity } => vec![
+            KeyValue::new("switchyard.cache.outcome", "hit-semantic"),
+            KeyValue::new("switchyard.cache.similarity", f64::from(similarity)),
+        ],
+    }
 }
 
 fn response_text(response: &ChatCompletionResponse) -> String {

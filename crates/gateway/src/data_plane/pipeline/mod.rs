@@ -131,11 +131,12 @@ impl Pipeline {
         let chain = self.chain(&model);
         let (mut response, served) = self
             .dispatcher
-            .run(record, &chain, |deployment: &Deployment| {
+            .run(record, &chain, |deployment: &Deployment, trace| {
                 let mut attempt = request.clone();
                 attempt.model.clone_from(&deployment.upstream_model);
                 let provider = deployment.provider.clone();
-                async move { provider.embed(attempt).await }
+                let options = switchyard_providers::CallOptions { class: None, trace };
+                async move { provider.embed_with(attempt, options).await }
             })
             .await?;
         note_served(record, &served);
@@ -364,6 +365,7 @@ async fn admit(
 /// Who answered, and at what price.
 fn note_served(record: &mut RecordGuard, served: &Served) {
     record.set_price(served.model.spec.price);
+    record.trace_provider(served.deployment.provider.kind());
     record.set_served(
         &served.model.spec.name,
         &served.deployment.label,
