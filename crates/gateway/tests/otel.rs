@@ -411,14 +411,23 @@ fn sent_the_attempts(up: &FakeUpstream, attempts: &[&Span], case: &str) {
 
 #[tokio::test]
 async fn every_http_provider_sends_the_attempts_traceparent_and_names_its_server() {
-    for (flavor, upstream_model) in [
-        (Flavor::OpenAi, "gpt-4o"),
-        (Flavor::Anthropic, "claude-sonnet-4-5"),
-        (Flavor::Bedrock, "anthropic.claude-3-haiku-20240307-v1:0"),
-        (Flavor::Azure, "gpt-4o"),
-        (Flavor::Gemini, "gemini-2.5-flash"),
-        (Flavor::Vertex, "gemini-2.5-pro"),
-        (Flavor::Vertex, "claude-sonnet-4-5@20250929"),
+    // The provider as the GenAI semantic conventions name the service behind it.
+    for (flavor, upstream_model, system) in [
+        (Flavor::OpenAi, "gpt-4o", "openai"),
+        (Flavor::Anthropic, "claude-sonnet-4-5", "anthropic"),
+        (
+            Flavor::Bedrock,
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "aws.bedrock",
+        ),
+        (Flavor::Azure, "gpt-4o", "azure.ai.openai"),
+        (Flavor::Gemini, "gemini-2.5-flash", "gcp.gemini"),
+        (Flavor::Vertex, "gemini-2.5-pro", "gcp.vertex_ai"),
+        (
+            Flavor::Vertex,
+            "claude-sonnet-4-5@20250929",
+            "gcp.vertex_ai",
+        ),
     ] {
         let case = format!("{flavor:?} {upstream_model}");
         let (receiver, url) = Receiver::start().await;
@@ -465,6 +474,13 @@ async fn every_http_provider_sends_the_attempts_traceparent_and_names_its_server
             "{case}: {:#?}",
             names(&spans)
         );
+        for span in attempts.iter().chain([&request_span(&spans, "chat m")]) {
+            assert_eq!(
+                attr(span, "gen_ai.provider.name").as_deref(),
+                Some(system),
+                "{case}"
+            );
+        }
         for attempt in &attempts {
             assert_eq!(
                 attr(attempt, "server.address").as_deref(),

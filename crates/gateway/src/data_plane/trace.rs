@@ -122,9 +122,10 @@ impl RequestTrace {
         self.finish_reasons.truncate(128);
     }
 
-    /// The provider kind that answered (`gen_ai.provider.name`).
+    /// The provider kind that answered (`gen_ai.provider.name`, as [`gen_ai_provider`]
+    /// spells it).
     pub fn provider(&mut self, kind: &'static str) {
-        self.provider = Some(kind);
+        self.provider = Some(gen_ai_provider(kind));
     }
 
     pub fn provider_name(&self) -> Option<&'static str> {
@@ -153,7 +154,7 @@ impl RequestTrace {
         let mut attributes = vec![
             KeyValue::new("gen_ai.operation.name", self.operation),
             KeyValue::new("gen_ai.request.model", attempt.upstream_model.to_owned()),
-            KeyValue::new("gen_ai.provider.name", attempt.provider),
+            KeyValue::new("gen_ai.provider.name", gen_ai_provider(attempt.provider)),
             KeyValue::new("switchyard.model", attempt.model.to_owned()),
             KeyValue::new("switchyard.deployment", attempt.deployment.to_owned()),
             KeyValue::new("switchyard.attempt", i64::from(attempt.number)),
@@ -301,5 +302,19 @@ impl Attempt {
             self.0.set_status(Status::error(kind));
         }
         self.0.end();
+    }
+}
+
+/// A provider kind as the GenAI semantic conventions name the system behind it
+/// (`gen_ai.provider.name`), so a tracing backend's GenAI views group Switchyard's spans with
+/// other clients' calls to the same service; kinds with no such name (the simulator) keep
+/// their own.
+pub fn gen_ai_provider(kind: &'static str) -> &'static str {
+    match kind {
+        "bedrock" => "aws.bedrock",
+        "azure" => "azure.ai.openai",
+        "gemini" => "gcp.gemini",
+        "vertex" => "gcp.vertex_ai",
+        other => other,
     }
 }
