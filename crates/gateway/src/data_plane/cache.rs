@@ -200,7 +200,7 @@ pub struct PendingCheck {
 }
 
 impl PendingCheck {
-    /// Runs the check on a blocking thread (MiniLM takes milliseconds of CPU); served when it
+    /// Runs the check on the model pool (MiniLM takes milliseconds of CPU); served when it
     /// passes, otherwise the miss with its fill.
     pub async fn finish(self) -> CacheOutcome {
         let PendingCheck {
@@ -213,11 +213,10 @@ impl PendingCheck {
         } = self;
         let query = miss.0.prepared.question.clone();
         let cached = hit.question.clone();
-        let verdict = crate::tasks::spawn_blocking(move || {
-            checker.check(&query, &cached, similarity, notches)
-        })
-        .await
-        .unwrap_or(Err(Refusal::Guard("minilm_failed")));
+        let verdict =
+            crate::tasks::classify(move || checker.check(&query, &cached, similarity, notches))
+                .await
+                .unwrap_or(Err(Refusal::Guard("minilm_failed")));
         match verdict {
             Ok(()) => CacheOutcome::Hit {
                 response: hit.response,

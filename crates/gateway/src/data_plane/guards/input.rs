@@ -59,7 +59,7 @@ impl InputScreen {
         Ok(InputScreen::Webhook(Arc::new(WebhookGuard::build(spec)?)))
     }
 
-    /// Starts the guard on `request`: the classifiers at once on a blocking thread, the
+    /// Starts the guard on `request`: the classifiers at once on the model pool, the
     /// webhook when the screen is first polled.
     pub fn start(&self, request: &ChatCompletionRequest) -> OneScreen {
         match self {
@@ -78,8 +78,7 @@ impl InputScreen {
                     })
                     .filter(|(_, t)| !t.is_empty())
                     .collect();
-                let handle =
-                    crate::tasks::spawn_blocking(move || injection_verdict(&guard, &texts));
+                let handle = crate::tasks::classify(move || injection_verdict(&guard, &texts));
                 Box::pin(async move {
                     handle
                         .await
@@ -90,7 +89,7 @@ impl InputScreen {
                 let guard = guard.clone();
                 let fail_open = guard.fail_open;
                 let text = last_user_text(request);
-                let handle = crate::tasks::spawn_blocking(move || topics_verdict(&guard, &text));
+                let handle = crate::tasks::classify(move || topics_verdict(&guard, &text));
                 Box::pin(
                     async move { handle.await.unwrap_or_else(|_| failed("topics", fail_open)) },
                 )
@@ -105,7 +104,7 @@ impl InputScreen {
                     .map(|m| m.text())
                     .filter(|t| !t.trim().is_empty())
                     .collect();
-                let handle = crate::tasks::spawn_blocking(move || harmful_verdict(&guard, &texts));
+                let handle = crate::tasks::classify(move || harmful_verdict(&guard, &texts));
                 Box::pin(async move {
                     handle
                         .await
