@@ -3,8 +3,8 @@
 //! `/v1/messages` endpoint, is `switchyard_api::anthropic::outbound` (what does not carry
 //! over is listed there); a request it cannot express is [`ProviderError::Unsupported`].
 
+use crate::sse::Event;
 use async_trait::async_trait;
-use eventsource_stream::Event;
 use futures::Stream;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;

@@ -3,22 +3,18 @@
 //! callers can split a body anywhere.
 
 use bytes::Bytes;
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 
 use crate::{ChunkStream, ProviderError};
 
 fn events(
     pieces: Vec<Vec<u8>>,
-) -> impl futures::Stream<Item = Result<eventsource_stream::Event, ProviderError>> + Send + 'static
-{
-    futures::stream::iter(
+) -> impl futures::Stream<Item = Result<crate::sse::Event, ProviderError>> + Send + 'static {
+    crate::sse::events(futures::stream::iter(
         pieces
             .into_iter()
-            .map(|p| Ok::<Bytes, std::convert::Infallible>(Bytes::from(p))),
-    )
-    .eventsource()
-    .map(|e| e.map_err(|e| ProviderError::Decode(e.to_string())))
+            .map(|p| Ok::<Bytes, ProviderError>(Bytes::from(p))),
+    ))
 }
 
 /// An OpenAI-compatible SSE body as the OpenAI adapter reads it.

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::sse::Event;
 use async_trait::async_trait;
-use eventsource_stream::Event;
 use futures::Stream;
 use reqwest::header::{HeaderMap, HeaderName};
 use serde_json::Value;

@@ -3,12 +3,12 @@
 use std::error::Error as _;
 
 use bytes::Bytes;
-use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::sse::{self, Event};
 use crate::{parse_retry_after, ProviderError};
 
 /// The most of an error body that is read: enough for any real error message, and a
@@ -195,15 +195,7 @@ pub(crate) fn sse_events<S>(
 where
     S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
 {
-    bytes.eventsource().map(|item| {
-        item.map_err(|e| match e {
-            EventStreamError::Transport(e) => stream_transport_error(&e),
-            EventStreamError::Utf8(e) => {
-                ProviderError::Decode(format!("the event stream is not UTF-8: {e}"))
-            }
-            EventStreamError::Parser(e) => {
-                ProviderError::Decode(format!("the event stream is malformed: {e}"))
-            }
-        })
-    })
+    sse::events(Box::pin(
+        bytes.map(|read| read.map_err(|e| stream_transport_error(&e))),
+    ))
 }

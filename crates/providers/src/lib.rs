@@ -20,6 +20,7 @@ mod oauth;
 pub mod openai;
 mod provider;
 pub mod sim;
+mod sse;
 pub mod tokens;
 mod translate;
 pub mod vertex;

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 
+use crate::sse::Event;
 use async_trait::async_trait;
-use eventsource_stream::Event;
 use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use switchyard_admission::Class;

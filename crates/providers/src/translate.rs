@@ -261,7 +261,7 @@ pub(crate) fn feed_sse<T>(
     eof: bool,
 ) -> Vec<serde_json::Value>
 where
-    T: Translate<Event = eventsource_stream::Event>,
+    T: Translate<Event = crate::sse::Event>,
 {
     let as_json = |chunks: Vec<ChatCompletionChunk>| {
         chunks
@@ -272,9 +272,9 @@ where
     let error = |e: ProviderError| serde_json::json!({"err": e.kind()});
     let mut out = Vec::new();
     for e in events.as_array().unwrap() {
-        let event = eventsource_stream::Event {
+        let event = crate::sse::Event {
             data: e.to_string(),
-            ..eventsource_stream::Event::default()
+            ..crate::sse::Event::default()
         };
         match translator.on_event(event) {
             Ok(chunks) => out.extend(as_json(chunks)),
