@@ -111,18 +111,29 @@ impl RateLimits {
 
     /// OpenAI's headers: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
     pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
-        let mut out = Vec::new();
-        for (what, window) in [("requests", self.requests), ("tokens", self.tokens)] {
+        // Static names and integer values: these go on every answer of a limited key, and
+        // building the names with `format!` and parsing them was 4% of a request (issue 18).
+        const NAMES: [[HeaderName; 3]; 2] = [
+            [
+                HeaderName::from_static("x-ratelimit-limit-requests"),
+                HeaderName::from_static("x-ratelimit-remaining-requests"),
+                HeaderName::from_static("x-ratelimit-reset-requests"),
+            ],
+            [
+                HeaderName::from_static("x-ratelimit-limit-tokens"),
+                HeaderName::from_static("x-ratelimit-remaining-tokens"),
+                HeaderName::from_static("x-ratelimit-reset-tokens"),
+            ],
+        ];
+        let mut out = Vec::with_capacity(6);
+        for ([limit, remaining, reset], window) in
+            NAMES.into_iter().zip([self.requests, self.tokens])
+        {
             let Some(w) = window else { continue };
-            for (name, value) in [
-                ("limit", w.limit.to_string()),
-                ("remaining", w.remaining.to_string()),
-                ("reset", openai_duration(w.reset)),
-            ] {
-                let name = HeaderName::try_from(format!("x-ratelimit-{name}-{what}"));
-                if let (Ok(n), Ok(v)) = (name, HeaderValue::try_from(value)) {
-                    out.push((n, v));
-                }
+            out.push((limit, HeaderValue::from(w.limit)));
+            out.push((remaining, HeaderValue::from(w.remaining)));
+            if let Ok(v) = HeaderValue::try_from(openai_duration(w.reset)) {
+                out.push((reset, v));
             }
         }
         out

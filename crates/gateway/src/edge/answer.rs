@@ -71,33 +71,32 @@ fn admission_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
     out
 }
 
-/// Headers that say who answered and how, taken from the record before it is finished.
+/// Headers that say who answered and how, taken from the record before it is finished. On
+/// every answer, so no header is built for an empty value and none goes through `format!`
+/// where a number converts directly (issue 18).
 pub(crate) fn served_headers(guard: &RecordGuard) -> Vec<(HeaderName, HeaderValue)> {
     let record = guard.record_ref();
-    let mut out = Vec::with_capacity(5);
-    let mut add = |name: HeaderName, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            if !v.is_empty() {
+    let mut out = Vec::with_capacity(16);
+    let mut add = |name: HeaderName, value: &str| {
+        if !value.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(value) {
                 out.push((name, v));
             }
         }
     };
-    add(
-        MODEL,
-        format!(
-            "{}; deployment={}",
-            record.model.as_deref().unwrap_or(""),
-            record.deployment.as_deref().unwrap_or("")
-        ),
-    );
-    add(ATTEMPTS, record.attempts.to_string());
+    let mut model = String::with_capacity(64);
+    model.push_str(record.model.as_deref().unwrap_or_default());
+    model.push_str("; deployment=");
+    model.push_str(record.deployment.as_deref().unwrap_or_default());
+    add(MODEL, &model);
     add(
         FALLBACK_FROM,
-        record.fallback_from.clone().unwrap_or_default(),
+        record.fallback_from.as_deref().unwrap_or_default(),
     );
-    add(ROUTE, guard.route_header().unwrap_or_default().to_owned());
-    add(CACHE, record.cache.clone().unwrap_or_default());
-    add(GUARD, guard.guard_header().unwrap_or_default().to_owned());
+    add(ROUTE, guard.route_header().unwrap_or_default());
+    add(CACHE, record.cache.as_deref().unwrap_or_default());
+    add(GUARD, guard.guard_header().unwrap_or_default());
+    out.push((ATTEMPTS, HeaderValue::from(record.attempts)));
     out.extend(guard.rate_limit_headers());
     out.extend(admission_headers(guard));
     out
