@@ -9,8 +9,10 @@
 #   STREAM    true or false (default false)
 # The gateway runs `gateway_config` of bench/common.sh (keys, limits, budgets, records; no
 # guards; with GUARDS=1 also the demo's guard policy, `guard_policy_config`) in front of
-# `switchyard sim`; 16 clients send the same small chat completion. KEEP=DIR keeps the
-# callgrind profile there, for `callgrind_annotate`.
+# `switchyard-mock-upstream` (bench/run.sh's upstream; UPSTREAM=sim for `switchyard sim`, what
+# the figures before issue 18's SSE decoder were counted against: its stream comes in other
+# reads); 16 clients send the same small chat completion, each on a new connection. KEEP=DIR
+# keeps the callgrind profile there, for `callgrind_annotate`.
 # Counting covers the whole process during the counted requests, background work included
 # (the records' writer; the SLO and control loops' ticks), so compare runs of equal REQUESTS
 # and repeat: a run that caught a periodic task reads high.
@@ -26,7 +28,11 @@ sim_port=$(free_port); gateway_port=$(free_port)
 sim_config 0 8 >"$work/sim.toml"
 { gateway_config "$gateway_port" "$work/data" info "$sim_port" 16 "$sha" bench
   if [[ ${GUARDS:-0} == 1 ]]; then echo; guard_policy_config; fi; } >"$work/gateway.toml"
-"$bin" sim --listen "127.0.0.1:$sim_port" --config "$work/sim.toml" >"$work/sim.log" 2>&1 &
+if [[ ${UPSTREAM:-mock} == sim ]]; then
+    "$bin" sim --listen "127.0.0.1:$sim_port" --config "$work/sim.toml" >"$work/sim.log" 2>&1 &
+else
+    "$(dirname "$bin")/switchyard-mock-upstream" --listen "127.0.0.1:$sim_port" --tokens 8 >"$work/sim.log" 2>&1 &
+fi
 sim=$!
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
     "$bin" serve --config "$work/gateway.toml" --listen "127.0.0.1:$gateway_port" \

@@ -605,13 +605,11 @@ fn serve(config_path: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Re
         Some(url) => url.to_string(),
         None => config.storage.data_dir.display().to_string(),
     };
-    // The server parses its own copy; this one, with every guard's and router's model in
-    // it, would otherwise stay resident for the whole run (issue 18).
-    drop(config);
     let rt = runtime()?;
     rt.block_on(async move {
         let env: switchyard_gateway::control_plane::versions::Env = Arc::new(|k: &str| std::env::var(k).ok());
-        let server = switchyard_gateway::Server::bind(launch, env).await?;
+        // The config parsed above goes to the server: parsed once (issue 18).
+        let server = switchyard_gateway::Server::bind_parsed(launch, config, env).await?;
         let addr = server.local_addr()?;
         let stop = shutdown_signal()?;
         if demo {

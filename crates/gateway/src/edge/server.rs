@@ -63,11 +63,17 @@ impl Server {
     /// its pipeline) and binds the listener. `env` reads environment variables (secrets);
     /// pass `|k| std::env::var(k).ok()` outside tests.
     pub async fn bind(launch: Launch, env: Env) -> Result<Self, StartError> {
-        let first = Arc::new(
-            launch
-                .config_of(&launch.text, &launch.origin)
-                .map_err(OpenError::from)?,
-        );
+        let first = launch
+            .config_of(&launch.text, &launch.origin)
+            .map_err(OpenError::from)?;
+        Self::bind_parsed(launch, first, env).await
+    }
+
+    /// [`Server::bind`] with the launch config already parsed (`launch.config_of`), for a
+    /// caller that checked it first: a parse holds every guard's and router's model, so a
+    /// second one costs start-up time and a peak of memory (issue 18).
+    pub async fn bind_parsed(launch: Launch, first: Config, env: Env) -> Result<Self, StartError> {
+        let first = Arc::new(first);
         let link = ControlPlane::connect_shared(&first).await?;
         // Off the async threads: the store blocks (and PostgreSQL's client refuses to run on
         // them).
