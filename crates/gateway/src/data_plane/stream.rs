@@ -117,7 +117,10 @@ pub fn stream_items(
     let content = record
         .content_max_bytes()
         .map(crate::data_plane::content::StreamCapture::new);
-    let state = State {
+    // Boxed: `unfold` moves its state into each chunk's future and back out, and the state
+    // (the record among it) is large; moving a pointer instead was 4.5% of a streamed
+    // request's instructions (issue 18).
+    let state = Box::new(State {
         first: Some(first),
         content,
         rest,
@@ -136,7 +139,7 @@ pub fn stream_items(
         verdicts,
         finished: false,
         _slot: slot,
-    };
+    });
     futures::stream::unfold(state, |mut s| async move {
         loop {
             if s.finished {
