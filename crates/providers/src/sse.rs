@@ -353,9 +353,9 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        // Without a byte-order mark: eventsource-stream 0.2.3 slices a stream that starts
-        // with one inside the mark's three bytes and panics (`a_bom_split_over_reads_is_dropped`
-        // covers ours).
+        // Never starting with a byte-order mark: eventsource-stream 0.2.3 slices a stream
+        // that starts with one inside the mark's three bytes and panics
+        // (`a_bom_split_over_reads_is_dropped` covers ours).
         fn decodes_as_eventsource_stream_does(
             lines in proptest::collection::vec((line(), 0usize..3), 0..24),
             cuts in proptest::collection::vec(0usize..512, 0..8),
@@ -367,6 +367,8 @@ mod tests {
             }
             // A CR as the very last byte waits for a possible LF in eventsource-stream.
             body.push(b'\n');
+            // A first line may start with U+FEFF: see above.
+            proptest::prop_assume!(!body.starts_with(BOM));
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (body.len() + 1)).collect();
             cuts.sort_unstable();
             let mut reads = Vec::new();
