@@ -428,7 +428,7 @@ struct Handles {
 
 /// foldhash, not SipHash: the ids are the code's and the config's names, nothing a caller
 /// chooses, and hashing them was a third of a cached lookup.
-type Cache<H> = RwLock<HashMap<String, H, foldhash::fast::RandomState>>;
+type Cache<H> = RwLock<HashMap<Vec<u8>, H, foldhash::fast::RandomState>>;
 
 static HANDLES: LazyLock<Handles> = LazyLock::new(|| {
     // The recorder first: a handle made before it exists would count nowhere, for good.
@@ -447,14 +447,12 @@ fn cached<H: Clone>(
     labels: &[(&'static str, LabelValue)],
     register: impl FnOnce() -> H,
 ) -> H {
-    let mut id = String::with_capacity(96);
-    id.push_str(name);
-    for (label, value) in labels {
-        // Neither separator can occur in a metric or label name.
-        id.push('\u{1f}');
-        id.push_str(label);
-        id.push('=');
-        id.push_str(value.as_str());
+    // The name, each label and each value, each followed by 0xFF: a byte no UTF-8 text
+    // holds, so two label sets never make the same id, whatever a config's names contain.
+    let mut id = Vec::with_capacity(96);
+    for part in std::iter::once(name).chain(labels.iter().flat_map(|(l, v)| [*l, v.as_str()])) {
+        id.extend_from_slice(part.as_bytes());
+        id.push(0xFF);
     }
     if let Some(handle) = cache.read().ok().and_then(|map| map.get(&id).cloned()) {
         return handle;
@@ -495,4 +493,45 @@ pub fn histogram(name: &'static str, labels: &[(&'static str, LabelValue)]) -> m
     cached(&HANDLES.histograms, name, labels, || {
         metrics::histogram!(name, key(labels))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_of(rendered: &str, series: &str) -> Option<String> {
+        rendered
+            .lines()
+            .find(|l| l.starts_with(series))
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn a_kept_handle_counts_in_its_own_series() {
+        const NAME: &str = "switchyard_test_kept_handles_total";
+        // Values a join without an unambiguous separator would confuse.
+        let sets = [
+            [
+                ("a", LabelValue::fixed("x")),
+                ("b", LabelValue::fixed("y=z")),
+            ],
+            [
+                ("a", LabelValue::fixed("x=b")),
+                ("b", LabelValue::fixed("z")),
+            ],
+        ];
+        for _ in 0..3 {
+            counter(NAME, &sets[0]).increment(1);
+        }
+        counter(NAME, &sets[1]).increment(5);
+        let rendered = handle().render();
+        assert_eq!(
+            line_of(&rendered, &format!("{NAME}{{a=\"x\",b=\"y=z\"}}")).as_deref(),
+            Some(format!("{NAME}{{a=\"x\",b=\"y=z\"}} 3").as_str())
+        );
+        assert_eq!(
+            line_of(&rendered, &format!("{NAME}{{a=\"x=b\",b=\"z\"}}")).as_deref(),
+            Some(format!("{NAME}{{a=\"x=b\",b=\"z\"}} 5").as_str())
+        );
+    }
 }
