@@ -108,8 +108,9 @@ proptest! {
         for (body, finish, parse) in [
             (OPENAI_BODY, "\"finish_reason\":\"stop\"}]}\n\n", openai_stream as fn(Vec<Vec<u8>>) -> switchyard_providers::ChunkStream),
             (ANTHROPIC_BODY, "\"usage\":{\"output_tokens\":4}}\n\n", anthropic_stream),
-            // Gemini has no terminator: the event with the finish reason is the end.
-            (GEMINI_BODY, "\"totalTokenCount\":8}}\r\n\r\n", gemini_stream),
+            // Gemini has no terminator: the event with the finish reason is the end. A CR
+            // alone ends a line (WHATWG), so the blank line's CR completes that event.
+            (GEMINI_BODY, "\"totalTokenCount\":8}}\r\n\r", gemini_stream),
         ] {
             let finished_at = body.find(finish).unwrap() + finish.len();
             let at = cut % (body.len() + 1);
