@@ -450,8 +450,12 @@ fn cached<H: Clone>(
     // The name, each label and each value, each followed by 0xFF: a byte no UTF-8 text
     // holds, so two label sets never make the same id, whatever a config's names contain.
     let mut id = Vec::with_capacity(96);
-    for part in std::iter::once(name).chain(labels.iter().flat_map(|(l, v)| [*l, v.as_str()])) {
-        id.extend_from_slice(part.as_bytes());
+    id.extend_from_slice(name.as_bytes());
+    id.push(0xFF);
+    for (label, value) in labels {
+        id.extend_from_slice(label.as_bytes());
+        id.push(0xFF);
+        id.extend_from_slice(value.as_str().as_bytes());
         id.push(0xFF);
     }
     if let Some(handle) = cache.read().ok().and_then(|map| map.get(&id).cloned()) {
