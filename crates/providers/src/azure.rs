@@ -119,10 +119,6 @@ impl ChatProvider for AzureProvider {
         send_chat(&self.http, &url, &headers, &options.trace, &body).await
     }
 
-    async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
-        self.embed_with(request, CallOptions::default()).await
-    }
-
     async fn embed_with(
         &self,
         request: EmbeddingsRequest,

@@ -100,10 +100,6 @@ impl ChatProvider for OpenAiProvider {
         .await
     }
 
-    async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
-        self.embed_with(request, CallOptions::default()).await
-    }
-
     async fn embed_with(
         &self,
         request: EmbeddingsRequest,

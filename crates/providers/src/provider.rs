@@ -64,26 +64,24 @@ pub trait ChatProvider: Send + Sync + 'static {
         options: CallOptions,
     ) -> Result<ChatReply, ProviderError>;
 
-    /// Embeddings, for the kinds whose API serves them; the others refuse (400 naming
-    /// `model`), which is this default.
-    async fn embed(
+    /// Embeddings: [`ChatProvider::embed_with`] with no call options, as `chat` is
+    /// `chat_with`.
+    async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
+        self.embed_with(request, CallOptions::default()).await
+    }
+
+    /// One embeddings call, with what the gateway knows beyond its body (the trace's
+    /// headers; adapters that have no use for it ignore it). For the kinds whose API serves
+    /// embeddings; the others refuse (400 naming `model`), which is this default.
+    async fn embed_with(
         &self,
         _request: EmbeddingsRequest,
+        _options: CallOptions,
     ) -> Result<EmbeddingsResponse, ProviderError> {
         Err(ProviderError::unsupported(
             Some("model"),
             format!("the {} provider does not serve embeddings", self.kind()),
         ))
-    }
-
-    /// One embeddings call, with what the gateway knows beyond its body (the trace's
-    /// headers; adapters that have no use for it ignore it).
-    async fn embed_with(
-        &self,
-        request: EmbeddingsRequest,
-        _options: CallOptions,
-    ) -> Result<EmbeddingsResponse, ProviderError> {
-        self.embed(request).await
     }
 
     /// The host and port its calls go to (`server.address` in a trace); `None` for a

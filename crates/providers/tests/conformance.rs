@@ -394,11 +394,12 @@ impl ChatProvider for ScriptedSim {
         self.next().chat(request).await
     }
 
-    async fn embed(
+    async fn embed_with(
         &self,
         request: EmbeddingsRequest,
+        options: CallOptions,
     ) -> Result<switchyard_api::EmbeddingsResponse, ProviderError> {
-        self.next().embed(request).await
+        self.next().embed_with(request, options).await
     }
 }
 

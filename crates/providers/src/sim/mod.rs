@@ -308,7 +308,11 @@ impl ChatProvider for SimProvider {
         Ok(ChatReply::Complete(reply::complete(plan, meta)))
     }
 
-    async fn embed(&self, request: EmbeddingsRequest) -> Result<EmbeddingsResponse, ProviderError> {
+    async fn embed_with(
+        &self,
+        request: EmbeddingsRequest,
+        _options: CallOptions,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         let model = self.model(&request.model)?;
         let dims = model.spec.embedding_dims;
         let bad = |message: String| ProviderError::Status {
