@@ -410,11 +410,15 @@ fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let path = request.uri().path();
+    // Written with Display, not Debug: the text log's Debug of a `str` escapes it char by
+    // char. Nothing here needs it to keep a log line one line: the id is checked or made
+    // here (`acceptable_id`), and a method or a path that reached a handler holds no control
+    // character (http's parsers refuse them).
     tracing::error_span!(
         "request",
-        request_id = id,
+        request_id = %id,
         method = %request.method(),
-        path = path.get(..200).unwrap_or(path),
+        path = %path.get(..200).unwrap_or(path),
     )
 }
 
