@@ -138,8 +138,8 @@ pub(crate) fn begin(
 pub(crate) fn answer_json<T: serde::Serialize>(record: RecordGuard, value: T) -> Response {
     let headers = served_headers(&record);
     record.finish(200, None);
-    // Serialized into a `Vec`, not through axum's `Json` (a `BytesMut` writer, several times
-    // the cost for serde_json's many small writes); the body takes the vector as it is.
+    // Serialized into a `Vec`, not through axum's `Json` (a `BytesMut` writer, dearer for
+    // serde_json's many small writes, as in `sse::framed`); the body takes the vector as is.
     let response = match serde_json::to_vec(&value) {
         Ok(body) => {
             let mut response = Response::new(Body::from(body));
